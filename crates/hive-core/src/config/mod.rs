@@ -1,0 +1,161 @@
+//! The one typed, validated configuration of a Hive process.
+//!
+//! Loaded once at start from the environment, an optional TOML file (`HIVE_CONFIG`) and
+//! `NAME_FILE` variables for every secret; never read again afterwards (no handler reads the
+//! environment). An invalid value stops the process with a message naming the variable and the
+//! rule; `hive config check` runs the same validation.
+
+mod load;
+mod report;
+
+use ipnet::IpNet;
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+pub use load::{ConfigError, EnvSource};
+pub use report::{ReportLine, ValueSource};
+
+/// Development (the default) or production (`HIVE_ENV=production`): production refuses
+/// generated, short or default-looking secrets and a plain-http `AUTH_URL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Which header names the client when the socket peer is a trusted proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientIpSource {
+    /// `X-Real-IP`, set by the proxy.
+    RealIp,
+    /// The left-most `X-Forwarded-For` entry.
+    XffFirst,
+    /// The right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+    XffLast,
+}
+
+/// Where the database is.
+#[derive(Clone)]
+pub enum DatabaseUrl {
+    /// A SQLite file (the embedded default: `<data dir>/hive.db`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL; secret because it may hold a password.
+    Postgres(SecretString),
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(_) => f.write_str("Postgres(<redacted>)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: DatabaseUrl,
+    /// `HIVE_DB_MAX_CONNECTIONS` (default 10, 1..=200).
+    pub max_connections: u32,
+    /// `HIVE_AUTO_MIGRATE` (default true): `hive serve` applies pending migrations itself.
+    pub auto_migrate: bool,
+}
+
+/// Secrets as supplied by the operator; missing ones are generated (development) or refused
+/// (production) by [`crate::secrets`].
+#[derive(Debug, Clone, Default)]
+pub struct SuppliedSecrets {
+    /// `AUTH_SECRET` / `AUTH_SECRET_FILE`.
+    pub auth_secret: Option<SecretString>,
+    /// `ENCRYPTION_KEY` / `ENCRYPTION_KEY_FILE` (64 hex characters).
+    pub encryption_key: Option<SecretString>,
+    /// `HIVE_SETUP_TOKEN` / `HIVE_SETUP_TOKEN_FILE`.
+    pub setup_token: Option<SecretString>,
+    /// `HIVE_INTERNAL_TOKEN` / `HIVE_INTERNAL_TOKEN_FILE`.
+    pub internal_token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `HIVE_LISTEN` (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// `HIVE_BODY_LIMIT_BYTES` (default 1 MiB, 1 KiB..=64 MiB).
+    pub body_limit_bytes: usize,
+    /// `HIVE_REQUEST_TIMEOUT_SECONDS` (default 30, 1..=600): time to produce response headers.
+    pub request_timeout: Duration,
+    /// `HIVE_TRUSTED_PROXIES`: comma-separated IPs and CIDRs (default none).
+    pub trusted_proxies: Vec<IpNet>,
+    /// `HIVE_CLIENT_IP_SOURCE` (default `xff_last`); used only for trusted peers.
+    pub client_ip_source: ClientIpSource,
+    /// `HIVE_SHUTDOWN_GRACE_SECONDS` (default 30, 0..=3600).
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `LOG_LEVEL` (default `info`): a level or `target=level` directives.
+    pub level: String,
+    /// `LOG_FORMAT` (default `json`).
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// `HIVE_JOBS_TICK_SECONDS` (default 60, 1..=3600): how often the leader looks for due jobs.
+    pub tick: Duration,
+    /// `HIVE_JOB_HISTORY_RETENTION_DAYS` (default 30, 1..=3650).
+    pub history_retention_days: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `HIVE_ENV`.
+    pub environment: Environment,
+    /// `HIVE_DATA_DIR` (default `./hive-data`).
+    pub data_dir: PathBuf,
+    /// `AUTH_URL`: the canonical public URL; its origin is the only CORS origin. Default
+    /// `http://<HIVE_LISTEN>` in development; required (and https) in production.
+    pub auth_url: Url,
+    /// `HIVE_ALLOW_INSECURE_HTTP` (default false): lets production run on a plain-http `AUTH_URL`.
+    pub allow_insecure_http: bool,
+    /// `DATABASE_URL` (default SQLite at `<data dir>/hive.db`).
+    pub database: DatabaseConfig,
+    /// `REDIS_URL` (redis:// or rediss://), used by shared state.
+    pub redis_url: Option<SecretString>,
+    pub secrets: SuppliedSecrets,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    /// `HEALTH_CHECK_DEEP` (default false): `/api/health` also checks the database.
+    pub health_check_deep: bool,
+    pub jobs: JobsConfig,
+    /// Non-fatal findings (unknown `HIVE_*` variables, weak development secrets).
+    pub warnings: Vec<String>,
+    /// Every known variable, how it was set and its display value (secrets masked).
+    pub report: Vec<ReportLine>,
+}
+
+impl Config {
+    /// Loads and validates the configuration from `env` (and the files it names).
+    pub fn load(env: &EnvSource) -> Result<Self, ConfigError> {
+        load::load(env)
+    }
+
+    /// The origin of `AUTH_URL` (`scheme://host[:port]`), the one allowed CORS origin.
+    pub fn public_origin(&self) -> String {
+        self.auth_url.origin().ascii_serialization()
+    }
+
+    /// Whether Hive is reached over https (decides `Secure` cookies and HSTS).
+    pub fn served_over_https(&self) -> bool {
+        self.auth_url.scheme() == "https"
+    }
+}

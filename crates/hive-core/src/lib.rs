@@ -1,0 +1,5 @@
+//! Hive's services, without HTTP: configuration, secrets bootstrap, storage, background jobs,
+//! and (in later issues) identity, agents, the A2A gateway, federation, workflows, billing and
+//! audit. The server crate adapts these to HTTP; the CLI drives them from the command line.
+
+pub mod config;

@@ -1,0 +1,155 @@
+//! The one error shape of the REST API:
+//! `{"error":{"code":"snake_case_code","message":"human text","requestId":"…"}}`.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// Machine-readable error codes with the HTTP status each one is answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    BadRequest,
+    ValidationFailed,
+    Unauthenticated,
+    Forbidden,
+    CorsOriginDenied,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited,
+    Internal,
+    ServiceUnavailable,
+    RequestTimeout,
+}
+
+impl ErrorCode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::ValidationFailed => "validation_failed",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::CorsOriginDenied => "cors_origin_denied",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RateLimited => "rate_limited",
+            Self::Internal => "internal_error",
+            Self::ServiceUnavailable => "service_unavailable",
+            Self::RequestTimeout => "request_timeout",
+        }
+    }
+
+    pub const fn status(self) -> u16 {
+        match self {
+            Self::BadRequest | Self::ValidationFailed => 400,
+            Self::Unauthenticated => 401,
+            Self::Forbidden | Self::CorsOriginDenied => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Conflict => 409,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::RateLimited => 429,
+            Self::Internal => 500,
+            Self::ServiceUnavailable | Self::RequestTimeout => 503,
+        }
+    }
+
+    /// The code for a bare status produced outside a handler (router, body limit, timeout).
+    pub const fn for_status(status: u16) -> Self {
+        match status {
+            401 => Self::Unauthenticated,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            405 => Self::MethodNotAllowed,
+            409 => Self::Conflict,
+            413 => Self::PayloadTooLarge,
+            415 => Self::UnsupportedMediaType,
+            429 => Self::RateLimited,
+            503 => Self::ServiceUnavailable,
+            500..=599 => Self::Internal,
+            _ => Self::BadRequest,
+        }
+    }
+
+    /// A fixed, safe message for this code; handlers may give a more precise one.
+    pub const fn default_message(self) -> &'static str {
+        match self {
+            Self::BadRequest => "The request is malformed.",
+            Self::ValidationFailed => "The request failed validation.",
+            Self::Unauthenticated => "Authentication is required.",
+            Self::Forbidden => "You may not do this.",
+            Self::CorsOriginDenied => "This origin may not call the API.",
+            Self::NotFound => "Nothing is here.",
+            Self::MethodNotAllowed => "This method is not allowed here.",
+            Self::Conflict => "The request conflicts with the current state.",
+            Self::PayloadTooLarge => "The request body is too large.",
+            Self::UnsupportedMediaType => "The request body must be application/json.",
+            Self::RateLimited => "Too many requests; retry later.",
+            Self::Internal => "Internal error.",
+            Self::ServiceUnavailable => "The service is unavailable; retry later.",
+            Self::RequestTimeout => "The request took too long.",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_is_camel_case_and_omits_missing_request_id() {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: ErrorCode::NotFound.as_str().into(),
+                message: "x".into(),
+                request_id: Some("r1".into()),
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"error":{"code":"not_found","message":"x","requestId":"r1"}}"#
+        );
+        let bare = ErrorDetail {
+            request_id: None,
+            ..body.error
+        };
+        assert_eq!(
+            serde_json::to_string(&bare).unwrap(),
+            r#"{"code":"not_found","message":"x"}"#
+        );
+    }
+
+    #[test]
+    fn bare_statuses_map_to_their_codes() {
+        for code in [
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::RateLimited,
+            ErrorCode::ServiceUnavailable,
+        ] {
+            assert_eq!(ErrorCode::for_status(code.status()), code);
+        }
+        assert_eq!(ErrorCode::for_status(500), ErrorCode::Internal);
+    }
+}

@@ -1,0 +1,9 @@
+use serde::{Deserialize, Serialize};
+
+/// The body of `GET /api/health`: `{"ok":true}`, or `{"ok":false}` (503) when a deep check
+/// fails. It never says why: the detail is for authenticated operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthResponse {
+    pub ok: bool,
+}

@@ -1,0 +1,93 @@
+//! The Hive store: repository traits, the rows they return and [`StoreError`].
+//!
+//! One implementation per database lives in its own crate (`hive-store-sqlite`,
+//! `hive-store-postgres`), each with its own migrations folder. Both run the same conformance
+//! suite ([`conformance`]), so a behaviour that holds on one holds on the other.
+
+pub mod conformance;
+mod error;
+mod jobs;
+mod page;
+
+use async_trait::async_trait;
+
+pub use error::StoreError;
+pub use jobs::{JobOutcome, JobRun, JobRunRepo, NewJobRun};
+pub use page::{Cursor, Page, PageRequest, MAX_PAGE_SIZE};
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// How the database schema relates to the migrations this binary carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaState {
+    /// Every migration of the binary is applied and nothing else.
+    UpToDate { version: i64 },
+    /// Migrations of the binary are not applied yet (`hive migrate` applies them).
+    Behind { current: Option<i64>, pending: Vec<i64> },
+    /// The database holds migrations this binary does not know: it was migrated by a newer
+    /// Hive. Starting would risk writing rows the newer schema does not expect.
+    Newer { current: i64, unknown: Vec<i64> },
+}
+
+/// What `migrate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub applied: Vec<i64>,
+    pub version: i64,
+}
+
+/// The whole store: one handle, shared by every service.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    fn backend(&self) -> Backend;
+
+    /// A cheap round trip to the database (deep health check).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Compares the applied migrations with the ones this binary carries.
+    async fn schema_state(&self) -> Result<SchemaState, StoreError>;
+
+    /// Applies pending migrations. Refuses ([`StoreError::SchemaNewer`]) on a newer schema and
+    /// fails on a migration whose checksum changed.
+    async fn migrate(&self) -> Result<MigrationReport, StoreError>;
+
+    /// History of background job runs.
+    fn job_runs(&self) -> &dyn JobRunRepo;
+
+    /// A lease on the named cluster-wide leadership (one holder among all replicas).
+    async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;
+
+    /// Closes the pools; in-flight queries finish, new ones fail.
+    async fn close(&self);
+}
+
+/// Leadership among replicas for singleton work (schedules, retention, watchdogs).
+///
+/// PostgreSQL holds a session advisory lock on a dedicated connection: the lock dies with the
+/// connection, so a crashed leader is replaced as soon as PostgreSQL notices. SQLite is one
+/// process by construction (the store holds an exclusive lock on the database file's lock file),
+/// so it is always the leader.
+#[async_trait]
+pub trait LeaderLease: Send + Sync + std::fmt::Debug {
+    /// Becomes or stays the leader. `Ok(true)` means this holder is the leader now; `Ok(false)`
+    /// that another holder is. An error means leadership is unknown and must be treated as lost.
+    async fn try_acquire(&mut self) -> Result<bool, StoreError>;
+
+    /// Gives leadership up (also done when the lease is dropped, at the latest when its
+    /// connection closes).
+    async fn release(&mut self) -> Result<(), StoreError>;
+}
