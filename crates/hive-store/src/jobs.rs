@@ -33,7 +33,9 @@ impl JobOutcome {
             "running" => Ok(Self::Running),
             "succeeded" => Ok(Self::Succeeded),
             "failed" => Ok(Self::Failed),
-            other => Err(StoreError::Backend(format!("unknown job outcome {other:?}"))),
+            other => Err(StoreError::Backend(format!(
+                "unknown job outcome {other:?}"
+            ))),
         }
     }
 }
@@ -68,7 +70,7 @@ pub trait JobRunRepo: Send + Sync {
 
     /// Runs, newest start first (ties broken by id), optionally of one job only.
     async fn list(&self, job: Option<&str>, page: &PageRequest)
-        -> Result<Page<JobRun>, StoreError>;
+    -> Result<Page<JobRun>, StoreError>;
 
     /// Deletes runs that ended before `before`; returns how many were deleted.
     async fn prune_finished_before(&self, before: OffsetDateTime) -> Result<u64, StoreError>;

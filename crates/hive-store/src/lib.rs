@@ -13,7 +13,35 @@ use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use jobs::{JobOutcome, JobRun, JobRunRepo, NewJobRun};
-pub use page::{Cursor, Page, PageRequest, MAX_PAGE_SIZE};
+pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
+
+/// Compares the versions applied to a database with the versions a binary carries.
+pub fn schema_state(applied: &[i64], known: &[i64]) -> SchemaState {
+    let current = applied.iter().copied().max();
+    let unknown: Vec<i64> = applied
+        .iter()
+        .copied()
+        .filter(|v| !known.contains(v))
+        .collect();
+    if let (Some(current), false) = (current, unknown.is_empty()) {
+        return SchemaState::Newer { current, unknown };
+    }
+    let pending: Vec<i64> = known
+        .iter()
+        .copied()
+        .filter(|v| !applied.contains(v))
+        .collect();
+    match (pending.is_empty(), current) {
+        (true, Some(version)) => SchemaState::UpToDate { version },
+        _ => SchemaState::Behind { current, pending },
+    }
+}
+
+/// Stored times keep microseconds (what PostgreSQL keeps); both backends truncate the same way.
+pub fn truncate_to_micros(at: time::OffsetDateTime) -> time::OffsetDateTime {
+    let micros = at.nanosecond() / 1_000 * 1_000;
+    at.replace_nanosecond(micros).unwrap_or(at)
+}
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +65,10 @@ pub enum SchemaState {
     /// Every migration of the binary is applied and nothing else.
     UpToDate { version: i64 },
     /// Migrations of the binary are not applied yet (`hive migrate` applies them).
-    Behind { current: Option<i64>, pending: Vec<i64> },
+    Behind {
+        current: Option<i64>,
+        pending: Vec<i64>,
+    },
     /// The database holds migrations this binary does not know: it was migrated by a newer
     /// Hive. Starting would risk writing rows the newer schema does not expect.
     Newer { current: i64, unknown: Vec<i64> },
@@ -73,6 +104,40 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Closes the pools; in-flight queries finish, new ones fail.
     async fn close(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_states() {
+        assert_eq!(
+            schema_state(&[], &[1, 2]),
+            SchemaState::Behind {
+                current: None,
+                pending: vec![1, 2]
+            }
+        );
+        assert_eq!(
+            schema_state(&[1], &[1, 2]),
+            SchemaState::Behind {
+                current: Some(1),
+                pending: vec![2]
+            }
+        );
+        assert_eq!(
+            schema_state(&[1, 2], &[1, 2]),
+            SchemaState::UpToDate { version: 2 }
+        );
+        assert_eq!(
+            schema_state(&[1, 2, 3], &[1, 2]),
+            SchemaState::Newer {
+                current: 3,
+                unknown: vec![3]
+            }
+        );
+    }
 }
 
 /// Leadership among replicas for singleton work (schedules, retention, watchdogs).

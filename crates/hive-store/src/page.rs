@@ -45,6 +45,25 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// Builds a page from rows fetched with `limit + 1`: the extra row only says that another
+    /// page exists, so the last page never comes back empty.
+    pub fn from_overfetch(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_cursor = if more {
+            rows.last().map(|row| cursor_of(row).encode())
+        } else {
+            None
+        };
+        Self {
+            items: rows,
+            next_cursor,
+        }
+    }
+}
+
 /// The position of a row in a `(time DESC, id DESC)` ordering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
