@@ -1,1 +1,175 @@
-fn main() {}
+//! `hive`: the one binary of Hive.
+
+mod logging;
+
+use clap::{Parser, Subcommand};
+use hive_core::config::{Config, EnvSource};
+use hive_core::{Hive, secrets, storage};
+use hive_proto::SystemClock;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Parser)]
+#[command(
+    name = "hive",
+    version,
+    about = "Hive: runs, connects and guards AI agents"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server (SQLite in HIVE_DATA_DIR unless DATABASE_URL names PostgreSQL).
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate the configuration, print what was found (secrets masked) and exit non-zero on
+    /// the first invalid value.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&EnvSource::from_process()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("hive: invalid configuration: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Config {
+            action: ConfigAction::Check,
+        } => config_check(&config),
+        Command::Serve => run(serve(config)),
+        Command::Migrate => run(migrate(config)),
+    }
+}
+
+fn run(work: impl Future<Output = Result<(), String>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("hive: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("hive: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_check(config: &Config) -> ExitCode {
+    match secrets::inspect(config) {
+        Ok(status) => {
+            println!("{}", hive_core::config::render_check(config, &status));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("hive: invalid configuration: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    logging::init(&config.log)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let listen = config.http.listen;
+    let hive = Arc::new(
+        Hive::open(config, Arc::new(SystemClock))
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        address = %local,
+        node_id = %hive.node_id,
+        database = hive.store.backend().as_str(),
+        "Hive is listening"
+    );
+    eprintln!(
+        "Hive is listening on http://{local} (public URL {})",
+        hive.config.auth_url
+    );
+    if let Some(link) = hive.setup_link() {
+        eprintln!("Create the first admin (one-time link): {link}");
+    }
+
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    hive.start_jobs(&tracker, shutdown.clone());
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+    let state = hive_server::AppState::new(Arc::clone(&hive), shutdown.clone());
+    let served = hive_server::serve(state, listener).await;
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    hive.close().await;
+    tracing::info!("Hive stopped");
+    served.map_err(|e| e.to_string())
+}
+
+/// SIGTERM (orchestrators) or SIGINT (Ctrl-C) starts the graceful shutdown.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
+    shutdown.cancel();
+}
+
+async fn migrate(config: Config) -> Result<(), String> {
+    let store = storage::open(&config).await.map_err(|e| e.to_string())?;
+    let outcome = storage::ensure_schema(store.as_ref(), true).await;
+    store.close().await;
+    match outcome.map_err(|e| e.to_string())? {
+        storage::SchemaOutcome::AlreadyCurrent { version } => {
+            println!("the database is up to date (schema version {version})");
+        }
+        storage::SchemaOutcome::Migrated { applied, version } => {
+            println!("applied migrations {applied:?}; schema version {version}");
+        }
+    }
+    Ok(())
+}

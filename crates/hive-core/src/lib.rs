@@ -3,3 +3,9 @@
 //! audit. The server crate adapts these to HTTP; the CLI drives them from the command line.
 
 pub mod config;
+pub mod jobs;
+pub mod runtime;
+pub mod secrets;
+pub mod storage;
+
+pub use runtime::{Hive, StartError};

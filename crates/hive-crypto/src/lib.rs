@@ -1,1 +1,63 @@
-//! placeholder
+//! Hive's cryptography. Now: randomness from the OS, SHA-256 and constant-time comparison.
+//! Later: the vault (AEAD and keyring), password hashing, JWT, TOTP and HMAC signatures.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The operating system's random generator failed (it essentially never does; when it does,
+/// nothing that needs a secret may go on).
+#[derive(Debug, thiserror::Error)]
+#[error("the operating system's random generator failed: {0}")]
+pub struct RandomError(String);
+
+/// `N` bytes from the OS CSPRNG.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], RandomError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| RandomError(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// 32 random bytes (256 bits) as 64 lowercase hex characters.
+pub fn random_token_hex() -> Result<String, RandomError> {
+    Ok(hex::encode(random_bytes::<32>()?))
+}
+
+/// Equality that takes the same time wherever the inputs differ (lengths are not secret).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_256_bit_hex_and_distinct() {
+        let a = random_token_hex().unwrap();
+        let b = random_token_hex().unwrap();
+        assert_eq!(a.len(), 64);
+        assert!(a.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"same", b"same"));
+        assert!(!constant_time_eq(b"same", b"samf"));
+        assert!(!constant_time_eq(b"same", b"same-but-longer"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn sha256_known_answer() {
+        // FIPS 180-2 example: SHA-256("abc").
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

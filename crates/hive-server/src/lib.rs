@@ -1,1 +1,18 @@
-//! placeholder
+//! The Hive HTTP server: the request pipeline, the routers and the handlers that adapt
+//! `hive-core` services to HTTP.
+//!
+//! The pipeline runs, outermost first: sensitive-header redaction → request id → access log
+//! span → error rendering → catch panic → timeout → body rules (limit, content type) →
+//! client IP → CORS → security headers → (rate limit, authentication, authorization: later
+//! issues) → handler.
+
+pub mod error;
+mod pipeline;
+mod routes;
+mod serve;
+pub mod state;
+
+pub use error::ApiError;
+pub use pipeline::{ClientIp, RequestId};
+pub use serve::{ServeError, router, router_with, serve, serve_app};
+pub use state::AppState;

@@ -106,6 +106,23 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn close(&self);
 }
 
+/// Leadership among replicas for singleton work (schedules, retention, watchdogs).
+///
+/// PostgreSQL holds a session advisory lock on a dedicated connection: the lock dies with the
+/// connection, so a crashed leader is replaced as soon as PostgreSQL notices. SQLite is one
+/// process by construction (the store holds an exclusive lock on the database file's lock file),
+/// so it is always the leader.
+#[async_trait]
+pub trait LeaderLease: Send + Sync + std::fmt::Debug {
+    /// Becomes or stays the leader. `Ok(true)` means this holder is the leader now; `Ok(false)`
+    /// that another holder is. An error means leadership is unknown and must be treated as lost.
+    async fn try_acquire(&mut self) -> Result<bool, StoreError>;
+
+    /// Gives leadership up (also done when the lease is dropped, at the latest when its
+    /// connection closes).
+    async fn release(&mut self) -> Result<(), StoreError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,21 +155,4 @@ mod tests {
             }
         );
     }
-}
-
-/// Leadership among replicas for singleton work (schedules, retention, watchdogs).
-///
-/// PostgreSQL holds a session advisory lock on a dedicated connection: the lock dies with the
-/// connection, so a crashed leader is replaced as soon as PostgreSQL notices. SQLite is one
-/// process by construction (the store holds an exclusive lock on the database file's lock file),
-/// so it is always the leader.
-#[async_trait]
-pub trait LeaderLease: Send + Sync + std::fmt::Debug {
-    /// Becomes or stays the leader. `Ok(true)` means this holder is the leader now; `Ok(false)`
-    /// that another holder is. An error means leadership is unknown and must be treated as lost.
-    async fn try_acquire(&mut self) -> Result<bool, StoreError>;
-
-    /// Gives leadership up (also done when the lease is dropped, at the latest when its
-    /// connection closes).
-    async fn release(&mut self) -> Result<(), StoreError>;
 }

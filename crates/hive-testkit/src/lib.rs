@@ -1,1 +1,210 @@
-//! placeholder
+//! Real Hive servers for tests: bound to 127.0.0.1:0, on SQLite in a temporary directory or on a
+//! scratch PostgreSQL database, with a manual clock and a typed client.
+//!
+//! Every test that can should run on each of [`backends()`]: SQLite always, PostgreSQL when
+//! `HIVE_TEST_DATABASE_URL` is set (CI sets it).
+
+// A test kit reports a broken test environment by panicking, like an assertion would.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod client;
+
+pub use client::{TestClient, error_body};
+
+use axum::Router;
+use hive_core::Hive;
+use hive_core::config::{Config, EnvSource};
+use hive_proto::ManualClock;
+use hive_server::{AppState, ServeError};
+use hive_store_postgres::test_support::ScratchDatabase;
+use std::sync::Arc;
+use tempfile::TempDir;
+use time::macros::datetime;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The variable that points the tests at a PostgreSQL server (a database it may create
+/// databases in).
+pub const TEST_DATABASE_URL: &str = "HIVE_TEST_DATABASE_URL";
+/// The variable that points the tests at a Redis server.
+pub const TEST_REDIS_URL: &str = "HIVE_TEST_REDIS_URL";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBackend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends this run can test: SQLite always, PostgreSQL when configured.
+pub fn backends() -> Vec<TestBackend> {
+    let mut all = vec![TestBackend::Sqlite];
+    if postgres_admin_url().is_some() {
+        all.push(TestBackend::Postgres);
+    }
+    all
+}
+
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var(TEST_DATABASE_URL)
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+/// A fresh database for one test on the configured PostgreSQL server, dropped afterwards.
+pub async fn scratch_postgres() -> ScratchDatabase {
+    let admin = postgres_admin_url().expect("HIVE_TEST_DATABASE_URL is not set");
+    hive_store_postgres::test_support::scratch_database(&admin).await
+}
+
+/// Where a test server keeps its state: a temporary data directory, and for PostgreSQL a
+/// scratch database. Reusable across restarts of a server within one test.
+pub struct TestEnvironment {
+    pub backend: TestBackend,
+    pub data_dir: TempDir,
+    pub database: Option<ScratchDatabase>,
+}
+
+impl TestEnvironment {
+    pub async fn new(backend: TestBackend) -> Self {
+        let database = match backend {
+            TestBackend::Sqlite => None,
+            TestBackend::Postgres => Some(scratch_postgres().await),
+        };
+        Self {
+            backend,
+            data_dir: tempfile::tempdir().expect("temporary data directory"),
+            database,
+        }
+    }
+
+    /// The variables a server in this environment starts with (before the test's own).
+    pub fn base_vars(&self) -> Vec<(String, String)> {
+        let mut vars = vec![
+            (
+                "HIVE_DATA_DIR".to_owned(),
+                self.data_dir.path().display().to_string(),
+            ),
+            ("LOG_LEVEL".to_owned(), "warn".to_owned()),
+        ];
+        if let Some(db) = &self.database {
+            vars.push(("DATABASE_URL".to_owned(), db.url().to_owned()));
+        }
+        vars
+    }
+}
+
+/// Builds a [`TestServer`].
+pub struct TestServerBuilder {
+    backend: TestBackend,
+    vars: Vec<(String, String)>,
+    extra_routes: Router<AppState>,
+}
+
+impl TestServerBuilder {
+    /// Adds a configuration variable (as if set in the environment).
+    pub fn var(mut self, name: &str, value: &str) -> Self {
+        self.vars.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Routes merged into the application, behind the whole pipeline.
+    pub fn routes(mut self, routes: Router<AppState>) -> Self {
+        self.extra_routes = self.extra_routes.merge(routes);
+        self
+    }
+
+    pub async fn start(self) -> TestServer {
+        let env = TestEnvironment::new(self.backend).await;
+        TestServer::start_in(env, self.vars, self.extra_routes).await
+    }
+}
+
+/// A running Hive on a loopback port.
+pub struct TestServer {
+    pub base_url: String,
+    pub hive: Arc<Hive>,
+    pub clock: Arc<ManualClock>,
+    pub client: TestClient,
+    pub shutdown: CancellationToken,
+    tracker: TaskTracker,
+    server: JoinHandle<Result<(), ServeError>>,
+    environment: TestEnvironment,
+}
+
+impl TestServer {
+    pub fn builder(backend: TestBackend) -> TestServerBuilder {
+        TestServerBuilder {
+            backend,
+            vars: Vec::new(),
+            extra_routes: Router::new(),
+        }
+    }
+
+    /// A server with the default test configuration.
+    pub async fn start(backend: TestBackend) -> Self {
+        Self::builder(backend).start().await
+    }
+
+    /// Starts a server in an existing environment (to test restarts).
+    pub async fn start_in(
+        environment: TestEnvironment,
+        vars: Vec<(String, String)>,
+        extra_routes: Router<AppState>,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let address = listener.local_addr().expect("local address");
+        let base_url = format!("http://{address}");
+        let mut all = environment.base_vars();
+        all.push(("HIVE_LISTEN".to_owned(), address.to_string()));
+        all.push(("AUTH_URL".to_owned(), base_url.clone()));
+        all.extend(vars);
+        let config = Config::load(&EnvSource::from_pairs(all)).expect("valid test configuration");
+        let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
+        let hive = Arc::new(
+            Hive::open(config, clock.clone())
+                .await
+                .expect("Hive opens in the test environment"),
+        );
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        hive.start_jobs(&tracker, shutdown.clone());
+        let state = AppState::new(Arc::clone(&hive), shutdown.clone());
+        let app = hive_server::router_with(state.clone(), extra_routes);
+        let server = tokio::spawn(hive_server::serve_app(state, app, listener));
+        Self {
+            client: TestClient::new(&base_url),
+            base_url,
+            hive,
+            clock,
+            shutdown,
+            tracker,
+            server,
+            environment,
+        }
+    }
+
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Starts the graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Shuts down as `hive serve` does and returns how serving ended and the environment (to
+    /// start again on the same data).
+    pub async fn stop(self) -> (Result<(), ServeError>, TestEnvironment) {
+        self.shutdown.cancel();
+        let served = self.server.await.expect("server task");
+        self.tracker.close();
+        self.tracker.wait().await;
+        self.hive.close().await;
+        (served, self.environment)
+    }
+}

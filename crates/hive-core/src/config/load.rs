@@ -1,6 +1,18 @@
-//! Placeholder: the loader is being written.
-use super::Config;
+//! Reading and validating the configuration.
+
+use super::report::{ReportLine, ValueSource, display_value};
+use super::spec::{self, VarSpec};
+use super::{
+    ClientIpSource, Config, DatabaseConfig, DatabaseUrl, Environment, HttpConfig, JobsConfig,
+    LogConfig, LogFormat, SuppliedSecrets,
+};
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
 
 /// The variables a process was started with (a snapshot; tests build their own).
 #[derive(Debug, Clone, Default)]
@@ -9,6 +21,7 @@ pub struct EnvSource {
 }
 
 impl EnvSource {
+    /// The process environment; variables that are not valid Unicode are left out.
     pub fn from_process() -> Self {
         Self {
             vars: std::env::vars_os()
@@ -17,24 +30,557 @@ impl EnvSource {
         }
     }
 
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+    /// Later pairs win over earlier ones with the same name.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         Self {
-            vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
         }
     }
 
+    /// A variable's value; an empty value counts as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str)
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.vars.keys().map(String::as_str)
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+/// An invalid configuration: which variable, and the rule it breaks. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}: {rule}")]
 pub struct ConfigError {
     pub variable: String,
     pub rule: String,
 }
 
-pub(super) fn load(_env: &EnvSource) -> Result<Config, ConfigError> {
-    Err(ConfigError { variable: "HIVE".into(), rule: "not yet".into() })
+fn invalid(variable: &str, rule: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable: variable.to_owned(),
+        rule: rule.into(),
+    }
+}
+
+/// Where the values come from, in order of precedence: environment, `NAME_FILE`, the TOML file.
+struct Sources<'a> {
+    env: &'a EnvSource,
+    toml: BTreeMap<String, String>,
+    report: Vec<ReportLine>,
+}
+
+impl Sources<'_> {
+    /// The raw value of a variable and where it came from; records it for the report.
+    fn raw(&mut self, spec: &'static VarSpec) -> Result<Option<String>, ConfigError> {
+        let found = self.lookup(spec)?;
+        let (value, source) = match &found {
+            Some((value, source)) => (display_value(spec, value), *source),
+            None => (spec.default.to_owned(), ValueSource::Default),
+        };
+        self.report.push(ReportLine {
+            name: spec.name,
+            value,
+            source,
+        });
+        Ok(found.map(|(value, _)| value))
+    }
+
+    fn lookup(&self, spec: &VarSpec) -> Result<Option<(String, ValueSource)>, ConfigError> {
+        let file_name = format!("{}_FILE", spec.name);
+        let direct = self.env.get(spec.name);
+        let from_file = spec.secret.then(|| self.env.get(&file_name)).flatten();
+        match (direct, from_file) {
+            (Some(_), Some(_)) => Err(invalid(
+                spec.name,
+                format!("set either {} or {file_name}, not both", spec.name),
+            )),
+            (Some(value), None) => Ok(Some((value.to_owned(), ValueSource::Environment))),
+            (None, Some(path)) => Ok(Some((
+                read_secret_file(&file_name, path)?,
+                ValueSource::File,
+            ))),
+            (None, None) => {
+                if let Some(value) = self.toml.get(spec.name) {
+                    return Ok(Some((value.clone(), ValueSource::ConfigFile)));
+                }
+                match spec.secret.then(|| self.toml.get(&file_name)).flatten() {
+                    Some(path) => Ok(Some((
+                        read_secret_file(&file_name, path)?,
+                        ValueSource::File,
+                    ))),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    fn value(&mut self, name: &str) -> Result<Option<String>, ConfigError> {
+        let spec = spec::find(name).ok_or_else(|| invalid(name, "not a known variable"))?;
+        self.raw(spec)
+    }
+
+    fn secret(&mut self, name: &str) -> Result<Option<SecretString>, ConfigError> {
+        Ok(self.value(name)?.map(SecretString::from))
+    }
+
+    fn parsed<T>(
+        &mut self,
+        name: &str,
+        default: T,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        match self.value(name)? {
+            None => Ok(default),
+            Some(raw) => parse(raw.trim())
+                .ok_or_else(|| invalid(name, spec::find(name).map_or("invalid value", |s| s.rule))),
+        }
+    }
+
+    fn boolean(&mut self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        self.parsed(name, default, |raw| {
+            match raw.to_ascii_lowercase().as_str() {
+                "true" | "1" => Some(true),
+                "false" | "0" => Some(false),
+                _ => None,
+            }
+        })
+    }
+
+    fn integer(
+        &mut self,
+        name: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        self.parsed(name, default, |raw| {
+            raw.parse::<u64>().ok().filter(|n| (min..=max).contains(n))
+        })
+    }
+
+    fn seconds(
+        &mut self,
+        name: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.integer(name, default, min, max)
+            .map(Duration::from_secs)
+    }
+}
+
+/// A secret read from a file: one trailing newline (what editors and `echo` add) is dropped.
+fn read_secret_file(variable: &str, path: &str) -> Result<String, ConfigError> {
+    let content = std::fs::read_to_string(path)
+        .map_err(|e| invalid(variable, format!("cannot read {path}: {}", e.kind())))?;
+    let trimmed = content
+        .strip_suffix('\n')
+        .map(|s| s.strip_suffix('\r').unwrap_or(s))
+        .unwrap_or(&content);
+    Ok(trimmed.to_owned())
+}
+
+/// Reads the TOML file named by `HIVE_CONFIG`: a flat table of variable names.
+fn read_toml(path: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid("HIVE_CONFIG", format!("cannot read {path}: {}", e.kind())))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        invalid(
+            "HIVE_CONFIG",
+            format!("{path} is not valid TOML: {}", e.message()),
+        )
+    })?;
+    let mut values = BTreeMap::new();
+    let mut holds_secret = false;
+    for (key, value) in table {
+        if !spec::is_known(&key) || spec::KNOWN_OTHER_NAMES.contains(&key.as_str()) {
+            return Err(invalid("HIVE_CONFIG", format!("{path}: unknown key {key}")));
+        }
+        holds_secret |= spec::find(&key).is_some_and(|s| s.secret);
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => {
+                return Err(invalid(
+                    "HIVE_CONFIG",
+                    format!("{path}: {key} must be a string, integer or boolean"),
+                ));
+            }
+        };
+        values.insert(key, text);
+    }
+    if holds_secret {
+        refuse_shared_file("HIVE_CONFIG", Path::new(path))?;
+    }
+    Ok(values)
+}
+
+/// A file holding secrets must not be readable by group or others.
+fn refuse_shared_file(variable: &str, path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| {
+            invalid(
+                variable,
+                format!("cannot read {}: {}", path.display(), e.kind()),
+            )
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(invalid(
+            variable,
+            format!(
+                "{} holds secrets but is accessible to other users (mode {:o}); run chmod 600 {}",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
+    let toml = match env.get("HIVE_CONFIG") {
+        Some(path) => read_toml(path)?,
+        None => BTreeMap::new(),
+    };
+    let mut src = Sources {
+        env,
+        toml,
+        report: Vec::new(),
+    };
+    let mut warnings = unknown_variable_warnings(env);
+
+    let environment = src.parsed("HIVE_ENV", Environment::Development, |raw| match raw {
+        "development" => Some(Environment::Development),
+        "production" => Some(Environment::Production),
+        _ => None,
+    })?;
+    let production = environment == Environment::Production;
+    let data_dir = PathBuf::from(
+        src.value("HIVE_DATA_DIR")?
+            .unwrap_or_else(|| "./hive-data".into()),
+    );
+    let listen = src.parsed(
+        "HIVE_LISTEN",
+        SocketAddr::from(([127, 0, 0, 1], 8080)),
+        |raw| raw.parse().ok(),
+    )?;
+    let allow_insecure_http = src.boolean("HIVE_ALLOW_INSECURE_HTTP", false)?;
+    let auth_url = parse_auth_url(
+        src.value("AUTH_URL")?,
+        listen,
+        production,
+        allow_insecure_http,
+    )?;
+
+    let database_url = match src.value("DATABASE_URL")? {
+        None => DatabaseUrl::Sqlite(data_dir.join("hive.db")),
+        Some(raw) => parse_database_url(&raw)?,
+    };
+    let database = DatabaseConfig {
+        url: database_url,
+        max_connections: u32::try_from(src.integer("HIVE_DB_MAX_CONNECTIONS", 10, 1, 200)?)
+            .unwrap_or(10),
+        auto_migrate: src.boolean("HIVE_AUTO_MIGRATE", true)?,
+    };
+    let redis_url = src.secret("REDIS_URL")?;
+    if let Some(url) = &redis_url {
+        let raw = url.expose_secret();
+        if !(raw.starts_with("redis://") || raw.starts_with("rediss://"))
+            || Url::parse(raw).is_err()
+        {
+            return Err(invalid("REDIS_URL", "must be a redis:// or rediss:// URL"));
+        }
+    }
+
+    let secrets = SuppliedSecrets {
+        auth_secret: src.secret("AUTH_SECRET")?,
+        encryption_key: src.secret("ENCRYPTION_KEY")?,
+        setup_token: src.secret("HIVE_SETUP_TOKEN")?,
+        internal_token: src.secret("HIVE_INTERNAL_TOKEN")?,
+    };
+    check_secrets(&secrets, production, &mut warnings)?;
+
+    let http = HttpConfig {
+        listen,
+        body_limit_bytes: usize::try_from(src.integer(
+            "HIVE_BODY_LIMIT_BYTES",
+            1024 * 1024,
+            1024,
+            64 * 1024 * 1024,
+        )?)
+        .unwrap_or(1024 * 1024),
+        request_timeout: src.seconds("HIVE_REQUEST_TIMEOUT_SECONDS", 30, 1, 600)?,
+        trusted_proxies: src.parsed("HIVE_TRUSTED_PROXIES", Vec::new(), parse_networks)?,
+        client_ip_source: src.parsed("HIVE_CLIENT_IP_SOURCE", ClientIpSource::XffLast, |raw| {
+            match raw {
+                "real_ip" => Some(ClientIpSource::RealIp),
+                "xff_first" => Some(ClientIpSource::XffFirst),
+                "xff_last" => Some(ClientIpSource::XffLast),
+                _ => None,
+            }
+        })?,
+        shutdown_grace: src.seconds("HIVE_SHUTDOWN_GRACE_SECONDS", 30, 0, 3600)?,
+    };
+    let log = LogConfig {
+        level: src.parsed("LOG_LEVEL", "info".to_owned(), |raw| {
+            is_log_filter(raw).then(|| raw.to_owned())
+        })?,
+        format: src.parsed("LOG_FORMAT", LogFormat::Json, |raw| match raw {
+            "json" => Some(LogFormat::Json),
+            "pretty" => Some(LogFormat::Pretty),
+            _ => None,
+        })?,
+    };
+    let health_check_deep = src.boolean("HEALTH_CHECK_DEEP", false)?;
+    let jobs = JobsConfig {
+        tick: src.seconds("HIVE_JOBS_TICK_SECONDS", 60, 1, 3600)?,
+        history_prune_interval: src.seconds(
+            "HIVE_JOB_HISTORY_PRUNE_INTERVAL_SECONDS",
+            3600,
+            1,
+            86_400,
+        )?,
+        history_retention_days: u32::try_from(src.integer(
+            "HIVE_JOB_HISTORY_RETENTION_DAYS",
+            30,
+            1,
+            3650,
+        )?)
+        .unwrap_or(30),
+    };
+
+    Ok(Config {
+        environment,
+        data_dir,
+        auth_url,
+        allow_insecure_http,
+        database,
+        redis_url,
+        secrets,
+        http,
+        log,
+        health_check_deep,
+        jobs,
+        warnings,
+        report: src.report,
+    })
+}
+
+fn unknown_variable_warnings(env: &EnvSource) -> Vec<String> {
+    env.names()
+        .filter(|name| name.starts_with("HIVE_") && !spec::is_known(name))
+        .map(|name| match spec::suggestion(name) {
+            Some(known) => format!("unknown variable {name} (a typo?) — did you mean {known}?"),
+            None => format!("unknown variable {name} (a typo?)"),
+        })
+        .collect()
+}
+
+fn parse_auth_url(
+    raw: Option<String>,
+    listen: SocketAddr,
+    production: bool,
+    allow_insecure_http: bool,
+) -> Result<Url, ConfigError> {
+    let rule = "an absolute http(s) URL without credentials, query or fragment";
+    let Some(raw) = raw else {
+        if production {
+            return Err(invalid(
+                "AUTH_URL",
+                "required in production (the public https URL)",
+            ));
+        }
+        return Url::parse(&format!("http://{}", local_authority(listen)))
+            .map_err(|_| invalid("AUTH_URL", rule));
+    };
+    let url = Url::parse(raw.trim()).map_err(|_| invalid("AUTH_URL", rule))?;
+    let plain = match url.scheme() {
+        "https" => false,
+        "http" => true,
+        _ => return Err(invalid("AUTH_URL", rule)),
+    };
+    if url.host().is_none()
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(invalid("AUTH_URL", rule));
+    }
+    if production && plain && !allow_insecure_http {
+        return Err(invalid(
+            "AUTH_URL",
+            "must be https in production (set HIVE_ALLOW_INSECURE_HTTP=true to allow http)",
+        ));
+    }
+    Ok(url)
+}
+
+/// The address people reach a local listener at (an unspecified address is not reachable).
+fn local_authority(listen: SocketAddr) -> String {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => format!("127.0.0.1:{}", listen.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => format!("[::1]:{}", listen.port()),
+        _ => listen.to_string(),
+    }
+}
+
+fn parse_database_url(raw: &str) -> Result<DatabaseUrl, ConfigError> {
+    let raw = raw.trim();
+    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        if Url::parse(raw).is_err() {
+            return Err(invalid("DATABASE_URL", "not a valid PostgreSQL URL"));
+        }
+        return Ok(DatabaseUrl::Postgres(SecretString::from(raw.to_owned())));
+    }
+    let path = raw
+        .strip_prefix("sqlite://")
+        .or_else(|| raw.strip_prefix("sqlite:"))
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            invalid(
+                "DATABASE_URL",
+                "must be postgres://…, postgresql://… or sqlite:<path>",
+            )
+        })?;
+    Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+}
+
+fn parse_networks(raw: &str) -> Option<Vec<IpNet>> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .ok()
+                .or_else(|| item.parse::<IpAddr>().ok().map(IpNet::from))
+        })
+        .collect()
+}
+
+fn is_level(raw: &str) -> bool {
+    matches!(
+        raw.to_ascii_lowercase().as_str(),
+        "trace" | "debug" | "info" | "warn" | "error" | "off"
+    )
+}
+
+/// `level` or `target=level` directives, comma-separated.
+fn is_log_filter(raw: &str) -> bool {
+    raw.split(',')
+        .all(|directive| match directive.trim().split_once('=') {
+            None => is_level(directive.trim()),
+            Some((target, level)) => {
+                !target.is_empty()
+                    && target
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'))
+                    && is_level(level)
+            }
+        })
+}
+
+/// Why a secret looks weak or like a placeholder, if it does.
+pub(crate) fn weakness(secret: &str) -> Option<&'static str> {
+    const PLACEHOLDERS: &[&str] = &[
+        "change",
+        "replace",
+        "example",
+        "default",
+        "secret",
+        "password",
+        "placeholder",
+        "sample",
+        "dummy",
+        "test",
+        "your",
+        "xxx",
+        "todo",
+    ];
+    let lower = secret.to_ascii_lowercase();
+    if PLACEHOLDERS.iter().any(|word| lower.contains(word)) {
+        return Some("looks like a placeholder");
+    }
+    let mut distinct: Vec<char> = secret.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 10 {
+        return Some("has too few distinct characters");
+    }
+    let chars: Vec<char> = secret.chars().collect();
+    let periodic = (1..=16).any(|period| {
+        chars.len() > period && (period..chars.len()).all(|i| chars[i] == chars[i - period])
+    });
+    if periodic {
+        return Some("repeats a short pattern");
+    }
+    None
+}
+
+fn check_secrets(
+    secrets: &SuppliedSecrets,
+    production: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    if let Some(key) = &secrets.encryption_key {
+        let key = key.expose_secret();
+        if key.len() != 64 || !key.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(invalid(
+                "ENCRYPTION_KEY",
+                "must be exactly 64 hexadecimal characters (32 bytes), e.g. from `openssl rand -hex 32`",
+            ));
+        }
+    }
+    let named = [
+        ("AUTH_SECRET", &secrets.auth_secret),
+        ("ENCRYPTION_KEY", &secrets.encryption_key),
+        ("HIVE_SETUP_TOKEN", &secrets.setup_token),
+        ("HIVE_INTERNAL_TOKEN", &secrets.internal_token),
+    ];
+    for (name, value) in named {
+        let Some(value) = value else { continue };
+        let value = value.expose_secret();
+        if value.chars().count() < 32 {
+            return Err(invalid(name, "must be at least 32 characters"));
+        }
+        if let Some(why) = weakness(value) {
+            if production {
+                return Err(invalid(
+                    name,
+                    format!("{why}; production needs a random value (e.g. `openssl rand -hex 32`)"),
+                ));
+            }
+            warnings.push(format!("{name} {why}; it would be refused in production"));
+        }
+    }
+    if production {
+        for (name, value) in [
+            ("AUTH_SECRET", &secrets.auth_secret),
+            ("ENCRYPTION_KEY", &secrets.encryption_key),
+        ] {
+            if value.is_none() {
+                return Err(invalid(
+                    name,
+                    format!(
+                        "required in production (generated secrets are refused); set {name} or {name}_FILE"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@
 
 mod load;
 mod report;
+pub mod spec;
 
 use ipnet::IpNet;
 use secrecy::SecretString;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use url::Url;
 
 pub use load::{ConfigError, EnvSource};
-pub use report::{ReportLine, ValueSource};
+pub use report::{ReportLine, ValueSource, render_check};
 
 /// Development (the default) or production (`HIVE_ENV=production`): production refuses
 /// generated, short or default-looking secrets and a plain-http `AUTH_URL`.
@@ -112,6 +113,8 @@ pub struct LogConfig {
 pub struct JobsConfig {
     /// `HIVE_JOBS_TICK_SECONDS` (default 60, 1..=3600): how often the leader looks for due jobs.
     pub tick: Duration,
+    /// `HIVE_JOB_HISTORY_PRUNE_INTERVAL_SECONDS` (default 3600, 1..=86400).
+    pub history_prune_interval: Duration,
     /// `HIVE_JOB_HISTORY_RETENTION_DAYS` (default 30, 1..=3650).
     pub history_retention_days: u32,
 }

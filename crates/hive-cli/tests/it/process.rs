@@ -1,0 +1,160 @@
+//! Starting `hive` as a child process and watching what it prints.
+
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn hive_command(dir: &Path, vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hive"));
+    command
+        .current_dir(dir)
+        // Nothing from the test's environment leaks into the process under test.
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command
+}
+
+/// Runs `hive <args>` to its end.
+pub async fn run_to_exit(
+    dir: &Path,
+    args: &[&str],
+    vars: &[(&str, &str)],
+) -> (ExitStatus, String, String) {
+    let output = tokio::time::timeout(START_TIMEOUT, hive_command(dir, vars).args(args).output())
+        .await
+        .expect("hive exits")
+        .expect("hive runs");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A running `hive serve`.
+pub struct HiveProcess {
+    child: Child,
+    pub base_url: String,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+fn collect(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    into: Arc<Mutex<String>>,
+    lines: watch::Sender<u64>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = reader.next_line().await {
+            let mut text = into.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+            lines.send_modify(|n| *n += 1);
+        }
+    })
+}
+
+impl HiveProcess {
+    /// Starts `hive serve` on a free loopback port and waits until it says where it listens.
+    pub async fn start(dir: &Path, vars: &[(&str, &str)]) -> Self {
+        let mut all = vec![("HIVE_LISTEN", "127.0.0.1:0")];
+        all.extend_from_slice(vars);
+        let mut child = hive_command(dir, &all)
+            .arg("serve")
+            .spawn()
+            .expect("spawn hive");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, mut rx) = watch::channel(0);
+        let readers = vec![
+            collect(child.stdout.take().unwrap(), stdout.clone(), tx.clone()),
+            collect(child.stderr.take().unwrap(), stderr.clone(), tx),
+        ];
+        let find = async {
+            loop {
+                if let Some(url) = listening_url(&stderr.lock().unwrap()) {
+                    return url;
+                }
+                if rx.changed().await.is_err() {
+                    panic!("hive exited before listening:\n{}", stderr.lock().unwrap());
+                }
+            }
+        };
+        let base_url = tokio::time::timeout(START_TIMEOUT, find)
+            .await
+            .unwrap_or_else(|_| panic!("hive did not start:\n{}", stderr.lock().unwrap()));
+        Self {
+            child,
+            base_url,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM, as an orchestrator does.
+    pub async fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait(&mut self) -> ExitStatus {
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("hive exits")
+            .unwrap()
+    }
+
+    /// SIGTERM, then the exit status and everything it printed.
+    pub async fn stop(mut self) -> (ExitStatus, String, String) {
+        self.terminate().await;
+        let status = self.wait().await;
+        // The pipes close at exit; the readers end once they have read everything.
+        for reader in self.readers.drain(..) {
+            reader.await.unwrap();
+        }
+        (status, self.stdout(), self.stderr())
+    }
+}
+
+fn listening_url(stderr: &str) -> Option<String> {
+    let rest = stderr.split("Hive is listening on ").nth(1)?;
+    Some(rest.split_whitespace().next()?.to_owned())
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}

@@ -1,0 +1,246 @@
+use crate::process::{HiveProcess, client, run_to_exit};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn setup_token(stderr: &str) -> String {
+    let rest = stderr
+        .split("/setup#token=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no setup link in:\n{stderr}"));
+    rest.split_whitespace().next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn zero_config_start_creates_the_data_dir_and_a_restart_keeps_the_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let hive = HiveProcess::start(dir.path(), &[]).await;
+
+    let data = dir.path().join("hive-data");
+    let secrets = data.join("secrets.json");
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&secrets), 0o600);
+    assert!(
+        data.join("hive.db").is_file(),
+        "SQLite lives in the data dir"
+    );
+    let health = client()
+        .get(format!("{}/api/health", hive.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), r#"{"ok":true}"#);
+    let first_secrets = std::fs::read(&secrets).unwrap();
+    let first_token = setup_token(&hive.stderr());
+    assert_eq!(first_token.len(), 64);
+
+    let (status, _, stderr) = hive.stop().await;
+    assert!(status.success(), "SIGTERM exits 0: {status:?}\n{stderr}");
+
+    let again = HiveProcess::start(dir.path(), &[]).await;
+    assert_eq!(
+        std::fs::read(&secrets).unwrap(),
+        first_secrets,
+        "secrets are reused"
+    );
+    assert_eq!(setup_token(&again.stderr()), first_token);
+    let (status, _, _) = again.stop().await;
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn a_corrupt_secrets_file_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hive-data");
+    std::fs::create_dir(&data).unwrap();
+    let secrets = data.join("secrets.json");
+    std::fs::write(&secrets, r#"{"version":1,"authSecret":"#).unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let (status, _, stderr) =
+        run_to_exit(dir.path(), &["serve"], &[("HIVE_LISTEN", "127.0.0.1:0")]).await;
+    assert!(!status.success());
+    assert!(stderr.contains("corrupt"), "{stderr}");
+    assert!(stderr.contains("secrets.json"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_secrets_file_readable_by_others_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, _, _) = HiveProcess::start(dir.path(), &[]).await.stop().await;
+    assert!(status.success());
+    let secrets = dir.path().join("hive-data/secrets.json");
+    let before = std::fs::read_to_string(&secrets).unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let (status, stdout, stderr) =
+        run_to_exit(dir.path(), &["serve"], &[("HIVE_LISTEN", "127.0.0.1:0")]).await;
+    assert!(!status.success());
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    // Refused, not silently fixed, and no secret is echoed.
+    assert_eq!(mode(&secrets), 0o644);
+    let parsed: serde_json::Value = serde_json::from_str(&before).unwrap();
+    let auth_secret = parsed["authSecret"].as_str().unwrap();
+    assert!(!stderr.contains(auth_secret) && !stdout.contains(auth_secret));
+}
+
+const STRONG_KEY: &str = "8f3a1c9e5b7d2046f1e8a3c5b9d7e2f40a6c8e1b3d5f7092a4c6e8b0d2f41357";
+const STRONG_SECRET: &str = "Zq8vN3kW1xR7tY5uB2mC9pL4sD6fG0hJ";
+
+#[tokio::test]
+async fn production_refuses_weak_or_missing_secrets_and_plain_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let weak = "changeme-changeme-changeme-changeme";
+    let periodic_key = "ab".repeat(32);
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![("AUTH_SECRET", weak), ("ENCRYPTION_KEY", STRONG_KEY)],
+            "AUTH_SECRET",
+        ),
+        (
+            vec![("AUTH_SECRET", "short"), ("ENCRYPTION_KEY", STRONG_KEY)],
+            "AUTH_SECRET",
+        ),
+        (vec![("ENCRYPTION_KEY", STRONG_KEY)], "AUTH_SECRET"),
+        (
+            vec![
+                ("AUTH_SECRET", STRONG_SECRET),
+                ("ENCRYPTION_KEY", &periodic_key),
+            ],
+            "ENCRYPTION_KEY",
+        ),
+    ];
+    for (vars, named) in cases {
+        let mut all = vec![
+            ("HIVE_ENV", "production"),
+            ("AUTH_URL", "https://hive.example.com"),
+            ("HIVE_LISTEN", "127.0.0.1:0"),
+        ];
+        all.extend(vars.iter().copied());
+        let (status, stdout, stderr) = run_to_exit(dir.path(), &["serve"], &all).await;
+        assert!(!status.success(), "{vars:?}");
+        assert!(stderr.contains(named), "{vars:?}: {stderr}");
+        for (_, value) in &vars {
+            assert!(
+                !stderr.contains(value) && !stdout.contains(value),
+                "a secret was echoed"
+            );
+        }
+    }
+    assert!(
+        !dir.path().join("hive-data/secrets.json").exists(),
+        "production generates nothing"
+    );
+
+    let plain = [
+        ("HIVE_ENV", "production"),
+        ("AUTH_URL", "http://hive.example.com"),
+        ("AUTH_SECRET", STRONG_SECRET),
+        ("ENCRYPTION_KEY", STRONG_KEY),
+        ("HIVE_LISTEN", "127.0.0.1:0"),
+    ];
+    let (status, _, stderr) = run_to_exit(dir.path(), &["serve"], &plain).await;
+    assert!(!status.success());
+    assert!(stderr.contains("AUTH_URL"), "{stderr}");
+
+    let mut allowed = plain.to_vec();
+    allowed.push(("HIVE_ALLOW_INSECURE_HTTP", "true"));
+    let hive = HiveProcess::start(dir.path(), &allowed).await;
+    assert!(
+        !hive.stderr().contains("/setup#token="),
+        "production prints no generated token"
+    );
+    let (status, _, _) = hive.stop().await;
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn access_logs_are_json_lines_without_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let hive =
+        HiveProcess::start(dir.path(), &[("LOG_FORMAT", "json"), ("LOG_LEVEL", "info")]).await;
+    let bearer = "hive_TopSecretBearerValue0123456789";
+    let cookie = "hive_session=TopSecretCookieValue0123456789";
+    let response = client()
+        .get(format!(
+            "{}/api/health?token=TopSecretQueryValue",
+            hive.base_url
+        ))
+        .header("authorization", format!("Bearer {bearer}"))
+        .header("cookie", cookie)
+        .header("x-request-id", "log-check-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, stdout, stderr) = hive.stop().await;
+    assert!(status.success());
+
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let access = lines
+        .iter()
+        .find(|line| line["span"]["request_id"] == "log-check-1")
+        .unwrap_or_else(|| panic!("no access log line for the request:\n{stdout}"));
+    assert_eq!(access["status"], 200);
+    assert_eq!(access["span"]["path"], "/api/health");
+    assert_eq!(access["span"]["client_ip"], "127.0.0.1");
+    for output in [&stdout, &stderr] {
+        assert!(
+            !output.contains("TopSecret"),
+            "a credential reached the logs:\n{output}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_second_process_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = HiveProcess::start(dir.path(), &[]).await;
+    let (status, _, stderr) =
+        run_to_exit(dir.path(), &["serve"], &[("HIVE_LISTEN", "127.0.0.1:0")]).await;
+    assert!(!status.success());
+    assert!(
+        stderr.contains("in use by another Hive process"),
+        "{stderr}"
+    );
+    assert!(first.stop().await.0.success());
+}
+
+#[tokio::test]
+async fn migrate_applies_once_and_a_newer_schema_stops_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, stdout, stderr) = run_to_exit(dir.path(), &["migrate"], &[]).await;
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("applied migrations"), "{stdout}");
+    let (status, stdout, _) = run_to_exit(dir.path(), &["migrate"], &[]).await;
+    assert!(status.success());
+    assert!(stdout.contains("up to date"), "{stdout}");
+
+    // A newer Hive migrated this database: this binary must not write to it.
+    let db = dir.path().join("hive-data/hive.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990101000000, 'from the future', 1, x'00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    for args in [&["serve"][..], &["migrate"][..]] {
+        let (status, _, stderr) =
+            run_to_exit(dir.path(), args, &[("HIVE_LISTEN", "127.0.0.1:0")]).await;
+        assert!(!status.success(), "{args:?}");
+        assert!(stderr.contains("newer"), "{args:?}: {stderr}");
+    }
+}

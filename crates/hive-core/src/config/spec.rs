@@ -1,0 +1,218 @@
+//! The one table of configuration variables: the loader, the report, the unknown-name check and
+//! `docs/configuration.md` all follow it.
+
+/// A configuration variable.
+#[derive(Debug, Clone, Copy)]
+pub struct VarSpec {
+    pub name: &'static str,
+    /// The default as shown to people (`-` when there is none).
+    pub default: &'static str,
+    /// A secret: masked in every output, also accepted as `NAME_FILE`.
+    pub secret: bool,
+    /// What the value must be.
+    pub rule: &'static str,
+}
+
+const fn var(name: &'static str, default: &'static str, rule: &'static str) -> VarSpec {
+    VarSpec {
+        name,
+        default,
+        secret: false,
+        rule,
+    }
+}
+
+const fn secret(name: &'static str, default: &'static str, rule: &'static str) -> VarSpec {
+    VarSpec {
+        name,
+        default,
+        secret: true,
+        rule,
+    }
+}
+
+pub const VARIABLES: &[VarSpec] = &[
+    var("HIVE_ENV", "development", "development or production"),
+    var("HIVE_DATA_DIR", "./hive-data", "a directory path"),
+    var(
+        "HIVE_LISTEN",
+        "127.0.0.1:8080",
+        "an IP address and port, e.g. 0.0.0.0:8080",
+    ),
+    var(
+        "AUTH_URL",
+        "http://<HIVE_LISTEN>",
+        "an absolute http(s) URL without credentials, query or fragment; required and https in production",
+    ),
+    var("HIVE_ALLOW_INSECURE_HTTP", "false", "true or false"),
+    secret(
+        "DATABASE_URL",
+        "SQLite at <HIVE_DATA_DIR>/hive.db",
+        "postgres://…, postgresql://… or sqlite:<path>",
+    ),
+    var("HIVE_DB_MAX_CONNECTIONS", "10", "an integer from 1 to 200"),
+    var("HIVE_AUTO_MIGRATE", "true", "true or false"),
+    secret("REDIS_URL", "-", "redis://… or rediss://…"),
+    secret(
+        "AUTH_SECRET",
+        "generated (development)",
+        "at least 32 characters; in production required and not default-looking",
+    ),
+    secret(
+        "ENCRYPTION_KEY",
+        "generated (development)",
+        "exactly 64 hexadecimal characters (32 bytes); in production required",
+    ),
+    secret(
+        "HIVE_SETUP_TOKEN",
+        "generated (development)",
+        "at least 32 characters",
+    ),
+    secret("HIVE_INTERNAL_TOKEN", "-", "at least 32 characters"),
+    var(
+        "HIVE_BODY_LIMIT_BYTES",
+        "1048576",
+        "an integer from 1024 to 67108864",
+    ),
+    var(
+        "HIVE_REQUEST_TIMEOUT_SECONDS",
+        "30",
+        "an integer from 1 to 600",
+    ),
+    var(
+        "HIVE_TRUSTED_PROXIES",
+        "-",
+        "comma-separated IP addresses or CIDR ranges",
+    ),
+    var(
+        "HIVE_CLIENT_IP_SOURCE",
+        "xff_last",
+        "real_ip, xff_first or xff_last",
+    ),
+    var(
+        "HIVE_SHUTDOWN_GRACE_SECONDS",
+        "30",
+        "an integer from 0 to 3600",
+    ),
+    var(
+        "LOG_LEVEL",
+        "info",
+        "trace, debug, info, warn, error, off, or comma-separated target=level directives",
+    ),
+    var("LOG_FORMAT", "json", "json or pretty"),
+    var("HEALTH_CHECK_DEEP", "false", "true or false"),
+    var("HIVE_JOBS_TICK_SECONDS", "60", "an integer from 1 to 3600"),
+    var(
+        "HIVE_JOB_HISTORY_PRUNE_INTERVAL_SECONDS",
+        "3600",
+        "an integer from 1 to 86400",
+    ),
+    var(
+        "HIVE_JOB_HISTORY_RETENTION_DAYS",
+        "30",
+        "an integer from 1 to 3650",
+    ),
+];
+
+/// `HIVE_*` names that are not configuration but are known (not reported as typos).
+pub const KNOWN_OTHER_NAMES: &[&str] = &[
+    "HIVE_CONFIG",
+    "HIVE_TEST_DATABASE_URL",
+    "HIVE_TEST_REDIS_URL",
+];
+
+pub fn find(name: &str) -> Option<&'static VarSpec> {
+    VARIABLES.iter().find(|spec| spec.name == name)
+}
+
+/// Whether `name` is a variable, a `NAME_FILE` of a secret, or another known name.
+pub fn is_known(name: &str) -> bool {
+    find(name).is_some()
+        || KNOWN_OTHER_NAMES.contains(&name)
+        || name
+            .strip_suffix("_FILE")
+            .and_then(find)
+            .is_some_and(|spec| spec.secret)
+}
+
+/// The closest known name within two edits, to suggest for a typo.
+pub fn suggestion(unknown: &str) -> Option<&'static str> {
+    VARIABLES
+        .iter()
+        .map(|spec| spec.name)
+        .chain(KNOWN_OTHER_NAMES.iter().copied())
+        .map(|name| (edit_distance(unknown, name), name))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The table of `docs/configuration.md`, generated from [`VARIABLES`] (a test keeps the file
+/// in step).
+pub fn markdown_table() -> String {
+    let mut out =
+        String::from("| variable | default | rule | secret (`_FILE`) |\n|---|---|---|---|\n");
+    for spec in VARIABLES {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            spec.name,
+            if spec.default == "-" {
+                "—".to_owned()
+            } else {
+                format!("`{}`", spec.default)
+            },
+            spec.rule,
+            if spec.secret { "yes" } else { "" }
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        assert_eq!(suggestion("HIVE_LISTN"), Some("HIVE_LISTEN"));
+        assert_eq!(suggestion("HIVE_DATADIR"), Some("HIVE_DATA_DIR"));
+        assert_eq!(suggestion("HIVE_SOMETHING_ELSE_ENTIRELY"), None);
+    }
+
+    #[test]
+    fn file_variants_exist_only_for_secrets() {
+        assert!(is_known("AUTH_SECRET_FILE"));
+        assert!(is_known("DATABASE_URL_FILE"));
+        assert!(!is_known("HIVE_LISTEN_FILE"));
+        assert!(is_known("HIVE_TEST_DATABASE_URL"));
+    }
+
+    #[test]
+    fn the_documentation_table_is_current() {
+        let doc = include_str!("../../../../docs/configuration.md");
+        let table = markdown_table();
+        assert!(
+            doc.contains(&table),
+            "docs/configuration.md is out of date; its table must read:\n{table}"
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! The background job runner: periodic work that must run on exactly one replica.
+//!
+//! Every tick each replica asks the store for the cluster-wide leader lease (a PostgreSQL
+//! advisory lock; SQLite is always leader). Only the leader looks for due jobs. Whether a job is
+//! due is decided from the run history in the database, not from memory, so a replica that takes
+//! over from a dead leader neither repeats a job that just ran nor forgets one that is late.
+
+use async_trait::async_trait;
+use hive_proto::SharedClock;
+use hive_store::{JobOutcome, LeaderLease, NewJobRun, PageRequest, Store};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The name of the lease every replica competes for.
+pub const LEADER_LEASE: &str = "hive-jobs-leader";
+
+/// What a job gets to do its work.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub store: Arc<dyn Store>,
+    pub clock: SharedClock,
+}
+
+/// One kind of periodic work.
+#[async_trait]
+pub trait Job: Send + Sync {
+    /// A stable name, recorded with every run.
+    fn name(&self) -> &'static str;
+    /// The time between the starts of two runs.
+    fn every(&self) -> Duration;
+    /// Does the work; returns a short, secret-free note for the run history.
+    async fn run(&self, ctx: &JobContext) -> Result<String, String>;
+}
+
+pub struct JobRunner {
+    ctx: JobContext,
+    node_id: String,
+    tick: Duration,
+    jobs: Vec<Arc<dyn Job>>,
+}
+
+/// A handle on a running job runner.
+#[derive(Debug, Clone)]
+pub struct JobRunnerHandle {
+    leader: watch::Receiver<bool>,
+}
+
+impl JobRunnerHandle {
+    /// Whether this replica holds the leader lease now.
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    /// Waits until leadership equals `leader` (or the runner has stopped).
+    pub async fn wait_for_leadership(&mut self, leader: bool) {
+        let _ = self.leader.wait_for(|now| *now == leader).await;
+    }
+}
+
+impl JobRunner {
+    pub fn new(ctx: JobContext, node_id: String, tick: Duration) -> Self {
+        Self {
+            ctx,
+            node_id,
+            tick,
+            jobs: Vec::new(),
+        }
+    }
+
+    pub fn with_job(mut self, job: Arc<dyn Job>) -> Self {
+        self.jobs.push(job);
+        self
+    }
+
+    /// Starts the loop on `tracker`; it ends (interrupting a running job) when `cancel` fires.
+    pub fn spawn(self, tracker: &TaskTracker, cancel: CancellationToken) -> JobRunnerHandle {
+        let (leader_tx, leader_rx) = watch::channel(false);
+        tracker.spawn(self.run_loop(cancel, leader_tx));
+        JobRunnerHandle { leader: leader_rx }
+    }
+
+    async fn run_loop(self, cancel: CancellationToken, leader_tx: watch::Sender<bool>) {
+        let mut lease: Option<Box<dyn LeaderLease>> = None;
+        let mut ticks = tokio::time::interval(self.tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = ticks.tick() => {}
+            }
+            let leader = self.check_leadership(&mut lease).await;
+            leader_tx.send_if_modified(|was| {
+                if *was != leader {
+                    tracing::info!(node_id = %self.node_id, leader, "job leadership changed");
+                    *was = leader;
+                    true
+                } else {
+                    false
+                }
+            });
+            if !leader {
+                continue;
+            }
+            for job in &self.jobs {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                if self.is_due(job.as_ref()).await {
+                    self.run_one(job.as_ref(), &cancel).await;
+                }
+            }
+        }
+        if let Some(mut lease) = lease
+            && let Err(error) = lease.release().await
+        {
+            tracing::warn!(%error, "releasing the leader lease failed; it ends with its connection");
+        }
+        leader_tx.send_replace(false);
+    }
+
+    async fn check_leadership(&self, lease: &mut Option<Box<dyn LeaderLease>>) -> bool {
+        if lease.is_none() {
+            match self.ctx.store.leader_lease(LEADER_LEASE).await {
+                Ok(new) => *lease = Some(new),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot open the leader lease; not leading");
+                    return false;
+                }
+            }
+        }
+        let Some(held) = lease.as_mut() else {
+            return false;
+        };
+        match held.try_acquire().await {
+            Ok(leader) => leader,
+            Err(error) => {
+                // Leadership is unknown: treat it as lost and start over with a new lease.
+                tracing::warn!(%error, "leader lease check failed; not leading");
+                *lease = None;
+                false
+            }
+        }
+    }
+
+    async fn is_due(&self, job: &dyn Job) -> bool {
+        let Ok(page) = PageRequest::first(1) else {
+            return false;
+        };
+        match self
+            .ctx
+            .store
+            .job_runs()
+            .list(Some(job.name()), &page)
+            .await
+        {
+            Ok(last) => match last.items.first() {
+                None => true,
+                Some(run) => {
+                    let every =
+                        time::Duration::try_from(job.every()).unwrap_or(time::Duration::MAX);
+                    run.started_at + every <= self.ctx.clock.now()
+                }
+            },
+            Err(error) => {
+                tracing::warn!(job = job.name(), %error, "cannot read the job history; skipping");
+                false
+            }
+        }
+    }
+
+    async fn run_one(&self, job: &dyn Job, cancel: &CancellationToken) {
+        let runs = self.ctx.store.job_runs();
+        let started = NewJobRun {
+            job: job.name().to_owned(),
+            node_id: self.node_id.clone(),
+            started_at: self.ctx.clock.now(),
+        };
+        let id = match runs.start(started).await {
+            Ok(id) => id,
+            Err(error) => {
+                tracing::warn!(job = job.name(), %error, "cannot record the job start; skipping");
+                return;
+            }
+        };
+        let result = tokio::select! {
+            result = job.run(&self.ctx) => result,
+            () = cancel.cancelled() => Err("interrupted by shutdown".to_owned()),
+        };
+        let (outcome, detail) = match &result {
+            Ok(detail) => (JobOutcome::Succeeded, detail.as_str()),
+            Err(detail) => (JobOutcome::Failed, detail.as_str()),
+        };
+        match &result {
+            Ok(_) => tracing::info!(job = job.name(), detail, "job succeeded"),
+            Err(_) => tracing::warn!(job = job.name(), detail, "job failed"),
+        }
+        if let Err(error) = runs
+            .finish(id, self.ctx.clock.now(), outcome, Some(detail))
+            .await
+        {
+            tracing::warn!(job = job.name(), %error, "cannot record the job end");
+        }
+    }
+}
+
+/// Deletes job history older than the retention period.
+pub struct PruneJobHistory {
+    pub retention: Duration,
+    pub every: Duration,
+}
+
+#[async_trait]
+impl Job for PruneJobHistory {
+    fn name(&self) -> &'static str {
+        "prune-job-history"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn run(&self, ctx: &JobContext) -> Result<String, String> {
+        let retention = time::Duration::try_from(self.retention).map_err(|e| e.to_string())?;
+        let pruned = ctx
+            .store
+            .job_runs()
+            .prune_finished_before(ctx.clock.now() - retention)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!("pruned {pruned} runs"))
+    }
+}

@@ -1,0 +1,102 @@
+//! One running Hive: its configuration, secrets, store and clock, opened in order.
+
+use crate::config::Config;
+use crate::jobs::{JobContext, JobRunner, JobRunnerHandle, PruneJobHistory};
+use crate::secrets::{self, RuntimeSecrets, SecretsError};
+use crate::storage::{self, SchemaError, SchemaOutcome};
+use hive_proto::SharedClock;
+use hive_store::{Store, StoreError};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Schema(#[from] SchemaError),
+    #[error("the secrets step stopped unexpectedly")]
+    Interrupted,
+}
+
+/// The services of one Hive process, shared by the HTTP server, the CLI and the job runner.
+#[derive(Debug)]
+pub struct Hive {
+    pub config: Arc<Config>,
+    pub secrets: Arc<RuntimeSecrets>,
+    pub store: Arc<dyn Store>,
+    pub clock: SharedClock,
+    /// A random id for this process, recorded with the jobs it runs.
+    pub node_id: String,
+    /// What the start did with the database schema.
+    pub schema: SchemaOutcome,
+}
+
+impl Hive {
+    /// Resolves the secrets (generating missing ones in development), opens the store and
+    /// brings its schema up to date (or refuses a newer one).
+    pub async fn open(config: Config, clock: SharedClock) -> Result<Self, StartError> {
+        let config = Arc::new(config);
+        let for_secrets = Arc::clone(&config);
+        // File I/O and fsync: off the executor.
+        let secrets = tokio::task::spawn_blocking(move || secrets::resolve(&for_secrets))
+            .await
+            .map_err(|_| StartError::Interrupted)??;
+        let store = storage::open(&config).await?;
+        let schema =
+            match storage::ensure_schema(store.as_ref(), config.database.auto_migrate).await {
+                Ok(schema) => schema,
+                Err(error) => {
+                    store.close().await;
+                    return Err(error.into());
+                }
+            };
+        Ok(Self {
+            config,
+            secrets: Arc::new(secrets),
+            store,
+            clock,
+            node_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            schema,
+        })
+    }
+
+    /// Starts the singleton background jobs (they run only while this replica leads).
+    pub fn start_jobs(&self, tracker: &TaskTracker, cancel: CancellationToken) -> JobRunnerHandle {
+        let jobs = &self.config.jobs;
+        let ctx = JobContext {
+            store: Arc::clone(&self.store),
+            clock: Arc::clone(&self.clock),
+        };
+        JobRunner::new(ctx, self.node_id.clone(), jobs.tick)
+            .with_job(Arc::new(PruneJobHistory {
+                retention: std::time::Duration::from_secs(
+                    u64::from(jobs.history_retention_days) * 86_400,
+                ),
+                every: jobs.history_prune_interval,
+            }))
+            .spawn(tracker, cancel)
+    }
+
+    /// The link a person opens to create the first admin, when the token was generated here
+    /// (an operator-supplied token is theirs to know and is never printed). The token rides in
+    /// the fragment, which browsers never send to a server or put in a `Referer`.
+    pub fn setup_link(&self) -> Option<String> {
+        use secrecy::ExposeSecret;
+        let token = self.secrets.setup_token.as_ref()?;
+        let generated = self.secrets.generated.contains(&"HIVE_SETUP_TOKEN")
+            || self.secrets.from_file.contains(&"HIVE_SETUP_TOKEN");
+        generated.then(|| {
+            let base = self.config.auth_url.as_str().trim_end_matches('/');
+            format!("{base}/setup#token={}", token.expose_secret())
+        })
+    }
+
+    /// Closes the store; call after the server and the jobs have stopped.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}

@@ -1,0 +1,297 @@
+//! The secrets a process runs with: supplied by the operator, or (in development only)
+//! generated once into `<data dir>/secrets.json` and reused on every later start.
+
+use crate::config::{Config, Environment};
+use crate::storage::create_private_dir;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+const FILE_NAME: &str = "secrets.json";
+const FILE_VERSION: u32 = 1;
+
+/// The 32-byte master key. Zeroed on drop; never printed.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct EncryptionKey([u8; 32]);
+
+impl EncryptionKey {
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn from_hex(hex_key: &str) -> Option<Self> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(hex_key, &mut bytes).ok()?;
+        Some(Self(bytes))
+    }
+}
+
+impl std::fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EncryptionKey(<redacted>)")
+    }
+}
+
+/// The secrets in force.
+#[derive(Debug)]
+pub struct RuntimeSecrets {
+    pub auth_secret: SecretString,
+    pub encryption_key: EncryptionKey,
+    pub setup_token: Option<SecretString>,
+    pub internal_token: Option<SecretString>,
+    /// Names generated on this start.
+    pub generated: Vec<&'static str>,
+    /// Names taken from the generated-secrets file (generated on an earlier start).
+    pub from_file: Vec<&'static str>,
+}
+
+/// Why the secrets could not be settled. Never holds a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error(
+        "{path} is accessible to other users (mode {mode:o}); run chmod 600 {path} (and consider the secrets in it exposed)"
+    )]
+    Exposed { path: String, mode: u32 },
+    #[error(
+        "{path} is corrupt: {what} — restore it from a backup, or move it away to generate new secrets (values encrypted with the old key will be unreadable)"
+    )]
+    Corrupt { path: String, what: String },
+    #[error(
+        "{variable}: required in production (generated secrets are refused); set {variable} or {variable}_FILE"
+    )]
+    Missing { variable: &'static str },
+    #[error("cannot {action} {path}: {error}")]
+    Io {
+        action: &'static str,
+        path: String,
+        error: std::io::Error,
+    },
+    #[error("{0}")]
+    Random(#[from] hive_crypto::RandomError),
+}
+
+/// The file's shape. Values are checked after parsing; unknown fields are refused.
+#[derive(Serialize, Deserialize, Default, Zeroize, ZeroizeOnDrop)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SecretsFile {
+    #[zeroize(skip)]
+    version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    auth_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    encryption_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    setup_token: Option<String>,
+}
+
+pub fn secrets_file_path(config: &Config) -> PathBuf {
+    config.data_dir.join(FILE_NAME)
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SecretsError {
+    let path = path.display().to_string();
+    move |error| SecretsError::Io {
+        action,
+        path,
+        error,
+    }
+}
+
+/// Reads and checks the generated-secrets file, if there is one.
+fn read_file(path: &Path) -> Result<Option<SecretsFile>, SecretsError> {
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error("read", path)(e)),
+    };
+    let shown = path.display().to_string();
+    let corrupt = |what: &str| SecretsError::Corrupt {
+        path: shown.clone(),
+        what: what.to_owned(),
+    };
+    if !metadata.file_type().is_file() {
+        return Err(corrupt("it is not a regular file"));
+    }
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(SecretsError::Exposed { path: shown, mode });
+    }
+    let mut text = std::fs::read_to_string(path).map_err(io_error("read", path))?;
+    let parsed = serde_json::from_str::<SecretsFile>(&text);
+    text.zeroize();
+    // serde's message may quote a value: say only where it failed.
+    let file = parsed.map_err(|e| {
+        corrupt(&format!(
+            "not valid JSON for this file (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if file.version != FILE_VERSION {
+        return Err(corrupt(&format!("unknown version {}", file.version)));
+    }
+    if file.auth_secret.as_ref().is_some_and(|s| s.len() < 32) {
+        return Err(corrupt("authSecret is shorter than 32 characters"));
+    }
+    if file.setup_token.as_ref().is_some_and(|s| s.len() < 32) {
+        return Err(corrupt("setupToken is shorter than 32 characters"));
+    }
+    if file
+        .encryption_key
+        .as_deref()
+        .is_some_and(|k| EncryptionKey::from_hex(k).is_none())
+    {
+        return Err(corrupt("encryptionKey is not 64 hexadecimal characters"));
+    }
+    Ok(Some(file))
+}
+
+/// Writes the file atomically with mode 0600: a crash leaves the old file or the new one.
+fn write_file(path: &Path, file: &SecretsFile) -> Result<(), SecretsError> {
+    let mut json = serde_json::to_vec_pretty(file).map_err(|e| SecretsError::Corrupt {
+        path: path.display().to_string(),
+        what: e.to_string(),
+    })?;
+    let temporary = path.with_extension("json.tmp");
+    let _ = std::fs::remove_file(&temporary);
+    let written = (|| {
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        out.write_all(&json)?;
+        out.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    json.zeroize();
+    written.map_err(io_error("write", path))
+}
+
+/// Settles the secrets for this start. Blocking (file I/O): call off the async executor.
+pub fn resolve(config: &Config) -> Result<RuntimeSecrets, SecretsError> {
+    create_private_dir(&config.data_dir).map_err(io_error("create", &config.data_dir))?;
+    let supplied = &config.secrets;
+    if config.environment == Environment::Production {
+        // Nothing is generated or read from the file: every secret comes from the operator.
+        let auth_secret = supplied.auth_secret.clone().ok_or(SecretsError::Missing {
+            variable: "AUTH_SECRET",
+        })?;
+        let encryption_key = supplied
+            .encryption_key
+            .as_ref()
+            .and_then(|k| EncryptionKey::from_hex(k.expose_secret()))
+            .ok_or(SecretsError::Missing {
+                variable: "ENCRYPTION_KEY",
+            })?;
+        return Ok(RuntimeSecrets {
+            auth_secret,
+            encryption_key,
+            setup_token: supplied.setup_token.clone(),
+            internal_token: supplied.internal_token.clone(),
+            generated: Vec::new(),
+            from_file: Vec::new(),
+        });
+    }
+
+    let path = secrets_file_path(config);
+    let existing = read_file(&path)?;
+    let mut file = existing.unwrap_or_else(|| {
+        let mut fresh = SecretsFile::default();
+        fresh.version = FILE_VERSION;
+        fresh
+    });
+    let mut generated = Vec::new();
+    let mut from_file = Vec::new();
+
+    let mut settle = |name: &'static str,
+                      supplied: Option<&SecretString>,
+                      stored: &mut Option<String>|
+     -> Result<SecretString, SecretsError> {
+        if let Some(value) = supplied {
+            return Ok(value.clone());
+        }
+        match stored {
+            Some(value) => {
+                from_file.push(name);
+                Ok(SecretString::from(value.clone()))
+            }
+            None => {
+                let value = hive_crypto::random_token_hex()?;
+                *stored = Some(value.clone());
+                generated.push(name);
+                Ok(SecretString::from(value))
+            }
+        }
+    };
+    let auth_secret = settle(
+        "AUTH_SECRET",
+        supplied.auth_secret.as_ref(),
+        &mut file.auth_secret,
+    )?;
+    let key_hex = settle(
+        "ENCRYPTION_KEY",
+        supplied.encryption_key.as_ref(),
+        &mut file.encryption_key,
+    )?;
+    let setup_token = settle(
+        "HIVE_SETUP_TOKEN",
+        supplied.setup_token.as_ref(),
+        &mut file.setup_token,
+    )?;
+    let encryption_key =
+        EncryptionKey::from_hex(key_hex.expose_secret()).ok_or_else(|| SecretsError::Corrupt {
+            path: path.display().to_string(),
+            what: "encryptionKey is not 64 hexadecimal characters".into(),
+        })?;
+    if !generated.is_empty() {
+        write_file(&path, &file)?;
+    }
+    Ok(RuntimeSecrets {
+        auth_secret,
+        encryption_key,
+        setup_token: Some(setup_token),
+        internal_token: supplied.internal_token.clone(),
+        generated,
+        from_file,
+    })
+}
+
+/// A read-only summary for `hive config check`; creates nothing.
+pub fn inspect(config: &Config) -> Result<String, SecretsError> {
+    let path = secrets_file_path(config);
+    if config.environment == Environment::Production {
+        return Ok(
+            "Secrets: production — all supplied by the operator; nothing is generated".into(),
+        );
+    }
+    match read_file(&path)? {
+        None => Ok(format!(
+            "Secrets file: {} does not exist yet; missing secrets are generated there on first start",
+            path.display()
+        )),
+        Some(file) => {
+            let held: Vec<&str> = [
+                ("AUTH_SECRET", file.auth_secret.is_some()),
+                ("ENCRYPTION_KEY", file.encryption_key.is_some()),
+                ("HIVE_SETUP_TOKEN", file.setup_token.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(name, held)| held.then_some(name))
+            .collect();
+            Ok(format!(
+                "Secrets file: {} (mode 0600, valid) holds generated {}",
+                path.display(),
+                held.join(", ")
+            ))
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The HTTP pipeline and the health route, over real HTTP on loopback, on every backend.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod health;
+mod pipeline;
+mod shutdown;
