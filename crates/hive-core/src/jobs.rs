@@ -10,6 +10,7 @@ use hive_proto::SharedClock;
 use hive_store::{JobOutcome, LeaderLease, NewJobRun, PageRequest, Store};
 use std::sync::Arc;
 use std::time::Duration;
+use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -108,7 +109,7 @@ impl JobRunner {
                 if cancel.is_cancelled() {
                     break;
                 }
-                if self.is_due(job.as_ref()).await {
+                if self.is_job_due(job.as_ref()).await {
                     self.run_one(job.as_ref(), &cancel).await;
                 }
             }
@@ -145,7 +146,7 @@ impl JobRunner {
         }
     }
 
-    async fn is_due(&self, job: &dyn Job) -> bool {
+    async fn is_job_due(&self, job: &dyn Job) -> bool {
         let Ok(page) = PageRequest::first(1) else {
             return false;
         };
@@ -156,14 +157,11 @@ impl JobRunner {
             .list(Some(job.name()), &page)
             .await
         {
-            Ok(last) => match last.items.first() {
-                None => true,
-                Some(run) => {
-                    let every =
-                        time::Duration::try_from(job.every()).unwrap_or(time::Duration::MAX);
-                    run.started_at + every <= self.ctx.clock.now()
-                }
-            },
+            Ok(last) => is_due(
+                last.items.first().map(|run| run.started_at),
+                job.every(),
+                self.ctx.clock.now(),
+            ),
             Err(error) => {
                 tracing::warn!(job = job.name(), %error, "cannot read the job history; skipping");
                 false
@@ -206,6 +204,17 @@ impl JobRunner {
     }
 }
 
+/// A job is due when it never ran, or when its last start is at least one period ago.
+fn is_due(last_start: Option<OffsetDateTime>, every: Duration, now: OffsetDateTime) -> bool {
+    match last_start {
+        None => true,
+        Some(started) => {
+            let every = time::Duration::try_from(every).unwrap_or(time::Duration::MAX);
+            started.checked_add(every).is_some_and(|due| due <= now)
+        }
+    }
+}
+
 /// Deletes job history older than the retention period.
 pub struct PruneJobHistory {
     pub retention: Duration,
@@ -231,5 +240,98 @@ impl Job for PruneJobHistory {
             .await
             .map_err(|e| e.to_string())?;
         Ok(format!("pruned {pruned} runs"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hive_proto::ManualClock;
+    use hive_store_sqlite::SqliteStore;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use time::macros::datetime;
+    use tokio::sync::Notify;
+
+    #[test]
+    fn due_after_one_period() {
+        let now = datetime!(2026-01-01 12:00 UTC);
+        let hour = Duration::from_secs(3600);
+        assert!(is_due(None, hour, now));
+        assert!(!is_due(Some(now - time::Duration::minutes(59)), hour, now));
+        assert!(is_due(Some(now - time::Duration::minutes(60)), hour, now));
+        assert!(!is_due(Some(now), Duration::MAX, now));
+    }
+
+    struct Counting {
+        runs: AtomicUsize,
+        ran: Notify,
+        fail: bool,
+    }
+
+    #[async_trait]
+    impl Job for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        fn every(&self) -> Duration {
+            Duration::from_secs(3600)
+        }
+        async fn run(&self, _ctx: &JobContext) -> Result<String, String> {
+            let n = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+            self.ran.notify_one();
+            if self.fail {
+                Err(format!("failure {n}"))
+            } else {
+                Ok(format!("run {n}"))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_when_due_by_the_clock_and_records_each_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("db"), 2).await.unwrap());
+        store.migrate().await.unwrap();
+        let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
+        let job = Arc::new(Counting {
+            runs: AtomicUsize::new(0),
+            ran: Notify::new(),
+            fail: true,
+        });
+        let ctx = JobContext {
+            store: store.clone(),
+            clock: clock.clone(),
+        };
+        let tracker = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        let mut handle = JobRunner::new(ctx, "node-1".into(), Duration::from_millis(5))
+            .with_job(job.clone())
+            .spawn(&tracker, cancel.clone());
+        handle.wait_for_leadership(true).await;
+
+        job.ran.notified().await;
+        clock.advance(time::Duration::hours(1));
+        job.ran.notified().await;
+        cancel.cancel();
+        tracker.close();
+        tracker.wait().await;
+        assert!(!handle.is_leader(), "leadership ends with the runner");
+
+        let runs = store
+            .job_runs()
+            .list(Some("counting"), &PageRequest::first(10).unwrap())
+            .await
+            .unwrap()
+            .items;
+        // Two clock periods, two runs: the ticks in between found nothing due.
+        assert_eq!(job.runs.load(Ordering::SeqCst), 2);
+        assert_eq!(runs.len(), 2);
+        assert!(
+            runs.iter()
+                .all(|r| r.node_id == "node-1" && r.outcome == JobOutcome::Failed)
+        );
+        assert_eq!(runs[0].detail.as_deref(), Some("failure 2"));
+        assert_eq!(runs[1].started_at, datetime!(2026-01-01 00:00 UTC));
     }
 }

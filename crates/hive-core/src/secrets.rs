@@ -295,3 +295,150 @@ pub fn inspect(config: &Config) -> Result<String, SecretsError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EnvSource;
+
+    fn config_in(dir: &Path, extra: &[(&str, &str)]) -> Config {
+        let data = dir.join("data").display().to_string();
+        let mut pairs = vec![("HIVE_DATA_DIR", data.as_str())];
+        pairs.extend_from_slice(extra);
+        Config::load(&EnvSource::from_pairs(pairs.iter().copied())).unwrap()
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn development_generates_once_and_reuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path(), &[]);
+        let first = resolve(&config).unwrap();
+        assert_eq!(
+            first.generated,
+            vec!["AUTH_SECRET", "ENCRYPTION_KEY", "HIVE_SETUP_TOKEN"]
+        );
+        let path = secrets_file_path(&config);
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&config.data_dir), 0o700);
+
+        let second = resolve(&config).unwrap();
+        assert!(second.generated.is_empty());
+        assert_eq!(second.from_file.len(), 3);
+        assert_eq!(
+            first.auth_secret.expose_secret(),
+            second.auth_secret.expose_secret()
+        );
+        assert_eq!(
+            first.encryption_key.expose(),
+            second.encryption_key.expose()
+        );
+        assert_eq!(
+            first.setup_token.as_ref().unwrap().expose_secret(),
+            second.setup_token.as_ref().unwrap().expose_secret()
+        );
+        assert_ne!(first.encryption_key.expose(), &[0u8; 32]);
+    }
+
+    #[test]
+    fn supplied_secrets_win_and_are_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "Zq8vN3kW1xR7tY5uB2mC9pL4sD6fG0hJ";
+        let config = config_in(dir.path(), &[("AUTH_SECRET", secret)]);
+        let resolved = resolve(&config).unwrap();
+        assert_eq!(resolved.auth_secret.expose_secret(), secret);
+        assert!(!resolved.generated.contains(&"AUTH_SECRET"));
+        let text = std::fs::read_to_string(secrets_file_path(&config)).unwrap();
+        assert!(!text.contains(secret));
+        assert!(!text.contains("authSecret"));
+    }
+
+    #[test]
+    fn a_file_readable_by_others_is_refused_not_fixed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path(), &[]);
+        resolve(&config).unwrap();
+        let path = secrets_file_path(&config);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let error = resolve(&config).unwrap_err();
+        assert!(
+            matches!(error, SecretsError::Exposed { mode: 0o640, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("chmod 600"));
+        assert_eq!(mode(&path), 0o640);
+        assert!(inspect(&config).is_err(), "config check refuses it too");
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_without_echoing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path(), &[]);
+        std::fs::create_dir_all(&config.data_dir).unwrap();
+        let path = secrets_file_path(&config);
+        let cases = [
+            "{not json".to_owned(),
+            r#"{"version":1,"authSecret":"TooShortButSecretish"}"#.to_owned(),
+            format!(r#"{{"version":1,"encryptionKey":"{}"}}"#, "z".repeat(64)),
+            r#"{"version":2}"#.to_owned(),
+            r#"{"version":1,"extra":"SomethingSecretLooking0123456789"}"#.to_owned(),
+        ];
+        for content in cases {
+            std::fs::write(&path, &content).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let error = resolve(&config).unwrap_err();
+            let text = error.to_string();
+            assert!(
+                matches!(error, SecretsError::Corrupt { .. }),
+                "{content}: {text}"
+            );
+            assert!(text.contains("corrupt"));
+            assert!(
+                !text.contains("Secretish") && !text.contains("SomethingSecret"),
+                "{text}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                content,
+                "left as it was"
+            );
+        }
+    }
+
+    #[test]
+    fn production_generates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "8f3a1c9e5b7d2046f1e8a3c5b9d7e2f40a6c8e1b3d5f7092a4c6e8b0d2f41357";
+        let config = config_in(
+            dir.path(),
+            &[
+                ("HIVE_ENV", "production"),
+                ("AUTH_URL", "https://hive.example.com"),
+                ("AUTH_SECRET", "Zq8vN3kW1xR7tY5uB2mC9pL4sD6fG0hJ"),
+                ("ENCRYPTION_KEY", key),
+            ],
+        );
+        let resolved = resolve(&config).unwrap();
+        assert!(resolved.generated.is_empty() && resolved.from_file.is_empty());
+        assert!(resolved.setup_token.is_none());
+        assert_eq!(hex::encode(resolved.encryption_key.expose()), key);
+        assert!(!secrets_file_path(&config).exists());
+    }
+
+    #[test]
+    fn inspect_creates_nothing_and_debug_hides_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path(), &[]);
+        assert!(inspect(&config).unwrap().contains("does not exist yet"));
+        assert!(!config.data_dir.exists());
+        let resolved = resolve(&config).unwrap();
+        let debug = format!("{resolved:?}");
+        assert!(debug.contains("EncryptionKey(<redacted>)"));
+        assert!(!debug.contains(&hex::encode(resolved.encryption_key.expose())));
+        assert!(!debug.contains(resolved.auth_secret.expose_secret()));
+        assert!(inspect(&config).unwrap().contains("holds generated"));
+    }
+}

@@ -584,3 +584,281 @@ fn check_secrets(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const KEY: &str = "8f3a1c9e5b7d2046f1e8a3c5b9d7e2f40a6c8e1b3d5f7092a4c6e8b0d2f41357";
+    const SECRET: &str = "Zq8vN3kW1xR7tY5uB2mC9pL4sD6fG0hJ";
+
+    fn load_pairs(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        load(&EnvSource::from_pairs(pairs.iter().copied()))
+    }
+
+    fn production(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut pairs = vec![
+            ("HIVE_ENV", "production"),
+            ("AUTH_URL", "https://hive.example.com"),
+            ("AUTH_SECRET", SECRET),
+            ("ENCRYPTION_KEY", KEY),
+        ];
+        pairs.extend_from_slice(extra);
+        load_pairs(&pairs)
+    }
+
+    fn file_with(dir: &Path, name: &str, content: &str, mode: u32) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let config = load_pairs(&[]).unwrap();
+        assert_eq!(config.environment, Environment::Development);
+        assert_eq!(config.data_dir, PathBuf::from("./hive-data"));
+        assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.auth_url.as_str(), "http://127.0.0.1:8080/");
+        assert!(
+            matches!(&config.database.url, DatabaseUrl::Sqlite(p) if p == Path::new("./hive-data/hive.db"))
+        );
+        assert_eq!(config.http.body_limit_bytes, 1024 * 1024);
+        assert_eq!(config.http.client_ip_source, ClientIpSource::XffLast);
+        assert_eq!(config.http.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert!(!config.health_check_deep);
+        assert!(config.http.trusted_proxies.is_empty());
+        assert!(config.warnings.is_empty());
+    }
+
+    #[test]
+    fn environment_wins_over_file_variable_over_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = file_with(dir.path(), "auth", &format!("{SECRET}\n"), 0o600);
+        let toml = file_with(
+            dir.path(),
+            "hive.toml",
+            "HIVE_LISTEN = \"127.0.0.1:7000\"\nHIVE_BODY_LIMIT_BYTES = 4096\nHEALTH_CHECK_DEEP = true\n",
+            0o644,
+        );
+        let config = load_pairs(&[
+            ("HIVE_CONFIG", &toml),
+            ("HIVE_LISTEN", "127.0.0.1:9000"),
+            ("AUTH_SECRET_FILE", &secret_file),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.http.listen.to_string(),
+            "127.0.0.1:9000",
+            "env wins over TOML"
+        );
+        assert_eq!(
+            config.http.body_limit_bytes, 4096,
+            "TOML wins over the default"
+        );
+        assert!(config.health_check_deep);
+        assert_eq!(
+            config.secrets.auth_secret.as_ref().unwrap().expose_secret(),
+            SECRET,
+            "one trailing newline is dropped"
+        );
+        let sources: BTreeMap<&str, ValueSource> =
+            config.report.iter().map(|l| (l.name, l.source)).collect();
+        assert_eq!(sources["HIVE_LISTEN"], ValueSource::Environment);
+        assert_eq!(sources["HIVE_BODY_LIMIT_BYTES"], ValueSource::ConfigFile);
+        assert_eq!(sources["AUTH_SECRET"], ValueSource::File);
+        assert_eq!(sources["LOG_LEVEL"], ValueSource::Default);
+    }
+
+    #[test]
+    fn a_secret_set_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = file_with(dir.path(), "auth", SECRET, 0o600);
+        let error =
+            load_pairs(&[("AUTH_SECRET", SECRET), ("AUTH_SECRET_FILE", &file)]).unwrap_err();
+        assert_eq!(error.variable, "AUTH_SECRET");
+        assert!(error.rule.contains("not both"));
+        let missing = load_pairs(&[("AUTH_SECRET_FILE", "/nonexistent/auth")]).unwrap_err();
+        assert_eq!(missing.variable, "AUTH_SECRET_FILE");
+    }
+
+    #[test]
+    fn a_toml_file_holding_secrets_must_be_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("AUTH_SECRET = \"{SECRET}\"\n");
+        let shared = file_with(dir.path(), "shared.toml", &text, 0o644);
+        let error = load_pairs(&[("HIVE_CONFIG", &shared)]).unwrap_err();
+        assert_eq!(error.variable, "HIVE_CONFIG");
+        assert!(error.rule.contains("chmod 600"), "{error}");
+        assert!(!error.to_string().contains(SECRET));
+        let private = file_with(dir.path(), "private.toml", &text, 0o600);
+        assert!(load_pairs(&[("HIVE_CONFIG", &private)]).is_ok());
+        let unknown = file_with(dir.path(), "unknown.toml", "HIVE_LISTN = \"x\"\n", 0o600);
+        assert!(
+            load_pairs(&[("HIVE_CONFIG", &unknown)])
+                .unwrap_err()
+                .rule
+                .contains("unknown key")
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable_and_the_rule() {
+        for (name, value) in [
+            ("HIVE_ENV", "staging"),
+            ("HIVE_LISTEN", "localhost"),
+            ("HIVE_BODY_LIMIT_BYTES", "100"),
+            ("HIVE_REQUEST_TIMEOUT_SECONDS", "0"),
+            ("HIVE_SHUTDOWN_GRACE_SECONDS", "-1"),
+            ("HIVE_TRUSTED_PROXIES", "10.0.0.0/8, nonsense"),
+            ("HIVE_CLIENT_IP_SOURCE", "auto"),
+            ("HEALTH_CHECK_DEEP", "yes"),
+            ("LOG_LEVEL", "loud"),
+            ("LOG_LEVEL", "hive=verbose"),
+            ("LOG_FORMAT", "xml"),
+            ("DATABASE_URL", "mysql://db/hive"),
+            ("REDIS_URL", "http://cache"),
+            ("AUTH_URL", "ftp://hive.example.com"),
+            ("AUTH_URL", "https://user:pw@hive.example.com"),
+            ("AUTH_URL", "https://hive.example.com/?q=1"),
+            ("ENCRYPTION_KEY", "abc"),
+            ("ENCRYPTION_KEY", &"g".repeat(64)),
+            ("AUTH_SECRET", "too-short"),
+            ("HIVE_INTERNAL_TOKEN", "too-short"),
+        ] {
+            let error = load_pairs(&[(name, value)]).unwrap_err();
+            assert_eq!(error.variable, name, "{name}={value}: {error}");
+            assert!(!error.rule.is_empty());
+            assert!(
+                !error.to_string().contains(value) || value.len() < 8,
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn good_values_parse() {
+        let config = load_pairs(&[
+            ("HIVE_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1 ,::1"),
+            ("HIVE_CLIENT_IP_SOURCE", "real_ip"),
+            ("LOG_LEVEL", "info,hive_server=debug,sqlx::query=warn"),
+            ("DATABASE_URL", "sqlite:/var/lib/hive/hive.db"),
+            ("REDIS_URL", "rediss://:pw@cache:6380/0"),
+            ("HIVE_LISTEN", "0.0.0.0:9000"),
+        ])
+        .unwrap();
+        assert_eq!(config.http.trusted_proxies.len(), 3);
+        assert_eq!(config.http.client_ip_source, ClientIpSource::RealIp);
+        assert!(
+            matches!(&config.database.url, DatabaseUrl::Sqlite(p) if p == Path::new("/var/lib/hive/hive.db"))
+        );
+        assert_eq!(
+            config.auth_url.as_str(),
+            "http://127.0.0.1:9000/",
+            "unspecified → loopback"
+        );
+        let pg = load_pairs(&[("DATABASE_URL", "postgresql://hive:pw@db/hive")]).unwrap();
+        assert!(matches!(pg.database.url, DatabaseUrl::Postgres(_)));
+    }
+
+    #[test]
+    fn production_refuses_weak_generated_or_missing_secrets() {
+        assert!(production(&[]).is_ok());
+        for weak in [
+            "changeme-changeme-changeme-changeme-1",
+            "my-super-secret-value-0123456789abcdef",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "abcdefghijabcdefghijabcdefghijabcdefghij",
+        ] {
+            let error = production(&[("HIVE_INTERNAL_TOKEN", weak)]).unwrap_err();
+            assert_eq!(error.variable, "HIVE_INTERNAL_TOKEN", "{weak}");
+            assert!(!error.to_string().contains(weak));
+            // The same value is only a warning in development.
+            let dev = load_pairs(&[("HIVE_INTERNAL_TOKEN", weak)]).unwrap();
+            assert!(
+                dev.warnings
+                    .iter()
+                    .any(|w| w.contains("HIVE_INTERNAL_TOKEN"))
+            );
+        }
+        let periodic_key = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            production(&[("ENCRYPTION_KEY", &periodic_key)])
+                .unwrap_err()
+                .variable,
+            "ENCRYPTION_KEY"
+        );
+        let pairs = [
+            ("HIVE_ENV", "production"),
+            ("AUTH_URL", "https://hive.example.com"),
+            ("ENCRYPTION_KEY", KEY),
+        ];
+        assert_eq!(load_pairs(&pairs).unwrap_err().variable, "AUTH_SECRET");
+    }
+
+    #[test]
+    fn production_needs_https_unless_told_otherwise() {
+        let plain = production(&[("AUTH_URL", "http://hive.internal")]).unwrap_err();
+        assert_eq!(plain.variable, "AUTH_URL");
+        assert!(
+            production(&[
+                ("AUTH_URL", "http://hive.internal"),
+                ("HIVE_ALLOW_INSECURE_HTTP", "true")
+            ])
+            .is_ok()
+        );
+        let missing = load_pairs(&[
+            ("HIVE_ENV", "production"),
+            ("AUTH_SECRET", SECRET),
+            ("ENCRYPTION_KEY", KEY),
+        ])
+        .unwrap_err();
+        assert_eq!(missing.variable, "AUTH_URL");
+    }
+
+    #[test]
+    fn unknown_hive_variables_are_reported_with_a_suggestion() {
+        let config = load_pairs(&[
+            ("HIVE_LISTN", "x"),
+            ("HIVE_TEST_DATABASE_URL", "y"),
+            ("OTHER", "z"),
+        ])
+        .unwrap();
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        assert!(config.warnings[0].contains("HIVE_LISTN"));
+        assert!(config.warnings[0].contains("did you mean HIVE_LISTEN"));
+    }
+
+    #[test]
+    fn the_report_never_shows_a_secret() {
+        let config = load_pairs(&[
+            ("AUTH_SECRET", SECRET),
+            ("ENCRYPTION_KEY", KEY),
+            (
+                "DATABASE_URL",
+                "postgres://hive:DbPassw0rdValue@db:5432/hive",
+            ),
+            ("REDIS_URL", "redis://:RedisPassw0rd@cache:6379"),
+        ])
+        .unwrap();
+        let text = super::super::render_check(&config, "Secrets file: none");
+        for secret in [SECRET, KEY, "DbPassw0rdValue", "RedisPassw0rd"] {
+            assert!(!text.contains(secret), "{secret} in:\n{text}");
+            assert!(!format!("{config:?}").contains(secret), "{secret} in Debug");
+        }
+        assert!(text.contains("<set, 32 chars>"), "{text}");
+        assert!(text.contains("postgres://hive:****@db:5432/hive"), "{text}");
+    }
+
+    #[test]
+    fn weakness_rules() {
+        assert_eq!(weakness(KEY), None);
+        assert_eq!(weakness(SECRET), None);
+        assert!(weakness("x1x1x1x1x1x1x1x1x1x1x1x1x1x1x1x1").is_some());
+        assert!(weakness("Your-Token-Goes-Here-0123456789").is_some());
+        assert!(weakness("1111111122222222333333334444444455").is_some());
+    }
+}
