@@ -4,8 +4,8 @@ use hive_store::{
     Cursor, JobOutcome, JobRun, JobRunRepo, NewJobRun, Page, PageRequest, StoreError,
     truncate_to_micros,
 };
-use sqlx::Row;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::{PgPool, PgRow, Postgres};
+use sqlx::{QueryBuilder, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -82,20 +82,30 @@ impl JobRunRepo for PgJobRuns {
         job: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<JobRun>, StoreError> {
-        let after = page.after();
-        let rows = sqlx::query(
-            "SELECT id, job, node_id, started_at, finished_at, outcome, detail FROM job_runs \
-             WHERE ($1::text IS NULL OR job = $1) \
-               AND ($2::timestamptz IS NULL OR (started_at, id) < ($2, $3::uuid)) \
-             ORDER BY started_at DESC, id DESC LIMIT $4",
-        )
-        .bind(job)
-        .bind(after.map(|c| c.at))
-        .bind(after.map(|c| c.id))
-        .bind(i64::from(page.limit()) + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?;
+        // Only the conditions in use, so the planner can walk one of the two indexes.
+        let mut query = QueryBuilder::<Postgres>::new(
+            "SELECT id, job, node_id, started_at, finished_at, outcome, detail \
+             FROM job_runs WHERE true",
+        );
+        if let Some(job) = job {
+            query.push(" AND job = ").push_bind(job);
+        }
+        if let Some(after) = page.after() {
+            query
+                .push(" AND (started_at, id) < (")
+                .push_bind(truncate_to_micros(after.at))
+                .push(", ")
+                .push_bind(after.id)
+                .push(")");
+        }
+        query
+            .push(" ORDER BY started_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(page.limit()) + 1);
+        let rows = query
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
         let items = rows.iter().map(to_run).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_overfetch(items, page.limit(), |run| Cursor {
             at: run.started_at,
@@ -105,7 +115,7 @@ impl JobRunRepo for PgJobRuns {
 
     async fn prune_finished_before(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         sqlx::query("DELETE FROM job_runs WHERE finished_at IS NOT NULL AND finished_at < $1")
-            .bind(before)
+            .bind(truncate_to_micros(before))
             .execute(&self.pool)
             .await
             .map(|done| done.rows_affected())

@@ -1,7 +1,7 @@
 //! Leadership through a session advisory lock on a dedicated connection: the lock lives exactly
 //! as long as the connection, so a leader that dies (or loses its network) frees it.
 
-use crate::map_error;
+use crate::{map_error, within_connect_timeout};
 use async_trait::async_trait;
 use hive_store::{LeaderLease, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -23,14 +23,15 @@ impl std::fmt::Debug for AdvisoryLease {
     }
 }
 
-/// A stable 64-bit lock key for a lease name (FNV-1a).
+/// A stable 64-bit lock key for a lease name: FNV-1a over a Hive prefix and the name, read
+/// big-endian so every replica, whatever its platform, computes the same key.
 fn lock_key(name: &str) -> i64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in b"hive:lease:".iter().chain(name.as_bytes()) {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    i64::from_ne_bytes(hash.to_ne_bytes())
+    i64::from_be_bytes(hash.to_be_bytes())
 }
 
 impl AdvisoryLease {
@@ -44,15 +45,16 @@ impl AdvisoryLease {
     }
 
     async fn step(&mut self) -> Result<bool, StoreError> {
-        if self.connection.is_none() {
-            self.held = false;
-            self.connection = Some(self.options.connect().await.map_err(map_error)?);
-        }
-        let Some(connection) = self.connection.as_mut() else {
-            return Ok(false);
+        let connection = match &mut self.connection {
+            Some(connection) => connection,
+            None => {
+                self.held = false;
+                let fresh = within_connect_timeout(self.options.connect()).await?;
+                self.connection.insert(fresh)
+            }
         };
         if self.held {
-            // Still leader as long as the session holding the lock is alive.
+            // Still the leader as long as the session holding the lock is alive.
             sqlx::query("SELECT 1")
                 .execute(&mut *connection)
                 .await
@@ -73,7 +75,9 @@ impl LeaderLease for AdvisoryLease {
     async fn try_acquire(&mut self) -> Result<bool, StoreError> {
         let outcome = self.step().await;
         if outcome.is_err() {
-            // Whatever happened to the session, the lock may be gone with it.
+            // The lock lives and dies with its session: with the session in doubt, so is the
+            // lock. Drop the connection (closing it frees the lock if it still exists); the
+            // next call connects afresh and competes again.
             self.connection = None;
             self.held = false;
         }
@@ -81,12 +85,23 @@ impl LeaderLease for AdvisoryLease {
     }
 
     async fn release(&mut self) -> Result<(), StoreError> {
-        self.held = false;
-        match self.connection.take() {
-            // Closing the session frees every lock it holds.
-            Some(connection) => connection.close().await.map_err(map_error),
-            None => Ok(()),
-        }
+        let held = std::mem::replace(&mut self.held, false);
+        let Some(mut connection) = self.connection.take() else {
+            return Ok(());
+        };
+        let unlocked = if held {
+            sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
+                .bind(self.key)
+                .fetch_one(&mut connection)
+                .await
+                .map(|_| ())
+                .map_err(map_error)
+        } else {
+            Ok(())
+        };
+        // Closing the session frees the lock even if the unlock failed.
+        let closed = connection.close().await.map_err(map_error);
+        unlocked.and(closed)
     }
 }
 
@@ -94,9 +109,13 @@ impl LeaderLease for AdvisoryLease {
 mod tests {
     use super::lock_key;
 
+    const KNOWN_JOBS_KEY: i64 = 5_739_244_129_324_905_487;
+
     #[test]
     fn lock_keys_are_stable_and_distinct() {
         assert_eq!(lock_key("hive-jobs-leader"), lock_key("hive-jobs-leader"));
         assert_ne!(lock_key("a"), lock_key("b"));
+        // Pinned: replicas of different versions and platforms must agree on the key.
+        assert_eq!(lock_key("jobs"), KNOWN_JOBS_KEY);
     }
 }

@@ -1,4 +1,7 @@
 //! The PostgreSQL implementation of the Hive store: the scaled shape, shared by every replica.
+//!
+//! One pool per process; leadership through session advisory locks on dedicated connections
+//! ([`Store::leader_lease`]); migrations serialised among replicas by sqlx's migration lock.
 
 mod jobs;
 mod lease;
@@ -6,11 +9,14 @@ mod lease;
 pub mod test_support;
 
 use async_trait::async_trait;
+use hive_store::sqlx_support;
 use hive_store::{
     Backend, JobRunRepo, LeaderLease, MigrationReport, SchemaState, Store, StoreError,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
+use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -32,19 +38,25 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects a pool of up to `max_connections` to `url`. Errors never repeat the URL.
+    /// Connects a pool of up to `max_connections` to `url`, giving up after 5 seconds. Errors
+    /// never repeat the URL or its password.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|_| {
                 StoreError::Unavailable("DATABASE_URL is not a valid PostgreSQL URL".into())
             })?
             .application_name("hive");
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_with(options.clone())
-            .await
-            .map_err(map_error)?;
+        // One direct connection first: the pool would retry until its timeout and report only
+        // that, where this reports why (refused, credentials, no such database).
+        let probe = within_connect_timeout(options.connect()).await?;
+        let _ = probe.close().await;
+        let pool = within_connect_timeout(
+            PgPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(CONNECT_TIMEOUT)
+                .connect_with(options.clone()),
+        )
+        .await?;
         Ok(Self {
             jobs: jobs::PgJobRuns { pool: pool.clone() },
             pool,
@@ -52,36 +64,39 @@ impl PostgresStore {
         })
     }
 
+    /// The pool, for tests and tools that inspect the database directly.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 }
 
-/// Maps a driver error without SQL text, values or the connection string.
-pub(crate) fn map_error(error: sqlx::Error) -> StoreError {
-    match error {
-        sqlx::Error::PoolClosed => StoreError::Unavailable("the database pool is closed".into()),
-        sqlx::Error::PoolTimedOut => {
-            StoreError::Unavailable("timed out waiting for a database connection".into())
-        }
-        sqlx::Error::Io(e) => StoreError::Unavailable(format!("database I/O error: {e}")),
-        sqlx::Error::Tls(_) => StoreError::Unavailable("database TLS error".into()),
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict("a row with this key exists".into())
-        }
-        sqlx::Error::Database(db) => {
-            StoreError::Backend(format!("postgres error {}", db.code().unwrap_or_default()))
-        }
-        sqlx::Error::Migrate(e) => StoreError::Migration(e.to_string()),
-        sqlx::Error::Configuration(_) => {
-            StoreError::Unavailable("invalid database configuration".into())
-        }
-        _ => StoreError::Backend("unexpected postgres error".into()),
+/// sqlx has no connect timeout of its own for PostgreSQL; a silent network must not hang a start.
+pub(crate) async fn within_connect_timeout<T>(
+    connecting: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Ok(done) => done.map_err(map_error),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "no connection to the database within {} seconds",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
     }
 }
 
-fn known_versions() -> Vec<i64> {
-    MIGRATOR.iter().map(|m| m.version).collect()
+/// SQLSTATEs that mean the database cannot serve now, by class or code.
+fn is_unavailable_code(code: &str) -> Option<&'static str> {
+    match code.get(..2)? {
+        "08" => Some("the connection to the database failed"),
+        "28" => Some("the database refused the credentials"),
+        "53" => Some("the database is out of resources"),
+        "57" if code.starts_with("57P") => Some("the database is shutting down or restarting"),
+        "3D" => Some("the database does not exist"),
+        _ => None,
+    }
+}
+
+pub(crate) fn map_error(error: sqlx::Error) -> StoreError {
+    sqlx_support::map_error(error, is_unavailable_code)
 }
 
 #[async_trait]
@@ -99,42 +114,35 @@ impl Store for PostgresStore {
     }
 
     async fn schema_state(&self) -> Result<SchemaState, StoreError> {
+        // The migrator creates its table in the first schema of the search path.
         let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
             .fetch_one(&self.pool)
             .await
             .map_err(map_error)?;
         let applied: Vec<i64> = if exists {
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_error)?
+            sqlx::query_scalar(
+                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?
         } else {
             Vec::new()
         };
-        Ok(hive_store::schema_state(&applied, &known_versions()))
+        Ok(sqlx_support::schema_state(&applied, &MIGRATOR))
     }
 
     async fn migrate(&self) -> Result<MigrationReport, StoreError> {
-        let version = known_versions().into_iter().max().unwrap_or(0);
-        let pending = match self.schema_state().await? {
-            SchemaState::Newer { current, unknown } => {
-                return Err(StoreError::SchemaNewer { current, unknown });
-            }
-            SchemaState::UpToDate { .. } => Vec::new(),
-            SchemaState::Behind { pending, .. } => pending,
-        };
-        if !pending.is_empty() {
-            // sqlx holds an advisory lock while migrating, so concurrent replicas take turns;
-            // a replica that waited finds nothing left to apply.
-            MIGRATOR
-                .run(&self.pool)
-                .await
-                .map_err(|e| StoreError::Migration(e.to_string()))?;
-        }
-        Ok(MigrationReport {
-            applied: pending,
-            version,
-        })
+        let state = self.schema_state().await?;
+        // sqlx holds an advisory lock while migrating, so concurrent replicas take turns; one
+        // that waited finds the migrations applied and skips them.
+        sqlx_support::migrate(
+            state,
+            &MIGRATOR,
+            MIGRATOR.run(&self.pool),
+            is_unavailable_code,
+        )
+        .await
     }
 
     fn job_runs(&self) -> &dyn JobRunRepo {
@@ -150,5 +158,20 @@ impl Store for PostgresStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_unavailable_code;
+
+    #[test]
+    fn unavailable_codes() {
+        for code in ["08006", "08001", "53300", "57P01", "28P01", "3D000"] {
+            assert!(is_unavailable_code(code).is_some(), "{code}");
+        }
+        for code in ["23505", "23514", "42P01", "57014", "XX000", ""] {
+            assert!(is_unavailable_code(code).is_none(), "{code}");
+        }
     }
 }

@@ -3,8 +3,8 @@ use async_trait::async_trait;
 use hive_store::{
     Cursor, JobOutcome, JobRun, JobRunRepo, NewJobRun, Page, PageRequest, StoreError,
 };
-use sqlx::Row;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::sqlite::{Sqlite, SqlitePool, SqliteRow};
+use sqlx::{QueryBuilder, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -13,9 +13,9 @@ pub(crate) struct SqliteJobRuns {
     pub reader: SqlitePool,
 }
 
-/// Times are stored as unix microseconds.
+/// Times are stored as unix microseconds, truncated towards the past (also before 1970).
 fn to_micros(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+    i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000)).unwrap_or(i64::MAX)
 }
 
 fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
@@ -28,7 +28,7 @@ fn to_run(row: &SqliteRow) -> Result<JobRun, StoreError> {
     let outcome: String = row.try_get("outcome").map_err(map_error)?;
     let finished: Option<i64> = row.try_get("finished_at").map_err(map_error)?;
     Ok(JobRun {
-        id: Uuid::parse_str(&id)
+        id: Uuid::try_parse(&id)
             .map_err(|_| StoreError::Backend("a stored id is not a uuid".into()))?,
         job: row.try_get("job").map_err(map_error)?,
         node_id: row.try_get("node_id").map_err(map_error)?,
@@ -44,9 +44,10 @@ impl JobRunRepo for SqliteJobRuns {
     async fn start(&self, run: NewJobRun) -> Result<Uuid, StoreError> {
         let id = Uuid::now_v7();
         sqlx::query(
-            "INSERT INTO job_runs (id, job, node_id, started_at, outcome) VALUES (?, ?, ?, ?, 'running')",
+            "INSERT INTO job_runs (id, job, node_id, started_at, outcome) \
+             VALUES (?, ?, ?, ?, 'running')",
         )
-        .bind(id.to_string())
+        .bind(id.hyphenated().to_string())
         .bind(&run.job)
         .bind(&run.node_id)
         .bind(to_micros(run.started_at))
@@ -68,6 +69,8 @@ impl JobRunRepo for SqliteJobRuns {
                 "a finished run needs an outcome".into(),
             ));
         }
+        let id = id.hyphenated().to_string();
+        // IMMEDIATE takes the write lock up front, so the check and the update see one state.
         let mut tx = self
             .writer
             .begin_with("BEGIN IMMEDIATE")
@@ -75,7 +78,7 @@ impl JobRunRepo for SqliteJobRuns {
             .map_err(map_error)?;
         let current: Option<String> =
             sqlx::query_scalar("SELECT outcome FROM job_runs WHERE id = ?")
-                .bind(id.to_string())
+                .bind(&id)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_error)?;
@@ -88,7 +91,7 @@ impl JobRunRepo for SqliteJobRuns {
             .bind(to_micros(finished_at))
             .bind(outcome.as_str())
             .bind(detail)
-            .bind(id.to_string())
+            .bind(&id)
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
@@ -100,20 +103,30 @@ impl JobRunRepo for SqliteJobRuns {
         job: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<JobRun>, StoreError> {
-        let after = page.after();
-        let rows = sqlx::query(
-            "SELECT id, job, node_id, started_at, finished_at, outcome, detail FROM job_runs \
-             WHERE (?1 IS NULL OR job = ?1) \
-               AND (?2 IS NULL OR started_at < ?2 OR (started_at = ?2 AND id < ?3)) \
-             ORDER BY started_at DESC, id DESC LIMIT ?4",
-        )
-        .bind(job)
-        .bind(after.map(|c| to_micros(c.at)))
-        .bind(after.map(|c| c.id.to_string()))
-        .bind(i64::from(page.limit()) + 1)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_error)?;
+        // Only the conditions in use, so the planner can walk one of the two indexes.
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT id, job, node_id, started_at, finished_at, outcome, detail \
+             FROM job_runs WHERE 1 = 1",
+        );
+        if let Some(job) = job {
+            query.push(" AND job = ").push_bind(job);
+        }
+        if let Some(after) = page.after() {
+            query
+                .push(" AND (started_at, id) < (")
+                .push_bind(to_micros(after.at))
+                .push(", ")
+                .push_bind(after.id.hyphenated().to_string())
+                .push(")");
+        }
+        query
+            .push(" ORDER BY started_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(page.limit()) + 1);
+        let rows = query
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_error)?;
         let items = rows.iter().map(to_run).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_overfetch(items, page.limit(), |run| Cursor {
             at: run.started_at,
@@ -128,5 +141,22 @@ impl JobRunRepo for SqliteJobRuns {
             .await
             .map(|done| done.rows_affected())
             .map_err(map_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn micros_truncate_towards_the_past() {
+        let before_epoch = datetime!(1969-12-31 23:59:59.999999999 UTC);
+        assert_eq!(to_micros(before_epoch), -1);
+        let after = datetime!(2026-03-01 12:00:00.123456789 UTC);
+        assert_eq!(
+            from_micros(to_micros(after)).ok(),
+            Some(datetime!(2026-03-01 12:00:00.123456 UTC))
+        );
     }
 }

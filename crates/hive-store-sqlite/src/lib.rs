@@ -1,13 +1,15 @@
 //! The SQLite implementation of the Hive store: the embedded default.
 //!
 //! One writer (a single-connection pool whose write transactions begin `IMMEDIATE`, so writers
-//! queue instead of failing half-way), a pool of readers, WAL, foreign keys, a busy timeout and
-//! `synchronous=FULL` so that a killed process loses no acknowledged write. An exclusive lock on
-//! `<database>.lock` keeps a second process off the same database.
+//! queue instead of failing half-way), a pool of read-only readers, WAL, foreign keys, a busy
+//! timeout and `synchronous=FULL` so that a killed process loses no acknowledged write. An
+//! exclusive lock on `<database>.lock` keeps a second process off the same database, which is
+//! also why this store is always the leader.
 
 mod jobs;
 
 use async_trait::async_trait;
+use hive_store::sqlx_support;
 use hive_store::{
     Backend, JobRunRepo, LeaderLease, MigrationReport, SchemaState, Store, StoreError,
 };
@@ -16,7 +18,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -38,26 +40,31 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` with up to `max_readers` readers.
-    pub async fn open(path: &Path, max_readers: u32) -> Result<Self, StoreError> {
+    /// Opens the database at `path` (created if missing) with one writer and up to
+    /// `max_connections` readers. [`StoreError::Locked`] when another process has it open.
+    pub async fn open(path: &Path, max_connections: u32) -> Result<Self, StoreError> {
         let lock = take_lock(path)?;
-        let options = SqliteConnectOptions::new()
+        let common = SqliteConnectOptions::new()
             .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            .synchronous(SqliteSynchronous::Full);
+            .busy_timeout(BUSY_TIMEOUT);
+        // WAL is a property of the file: the writer sets it before any reader connects.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options.clone())
+            .connect_with(
+                common
+                    .clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full),
+            )
             .await
             .map_err(map_error)?;
         let reader = SqlitePoolOptions::new()
-            .max_connections(max_readers.max(1))
+            .max_connections(max_connections.max(1))
             .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options.read_only(true))
+            .connect_with(common.read_only(true))
             .await
             .map_err(map_error)?;
         Ok(Self {
@@ -71,21 +78,31 @@ impl SqliteStore {
         })
     }
 
-    /// The writer pool, for tests that inspect the database directly.
+    /// The writer pool, for tests and tools that inspect the database directly.
     pub fn writer_pool(&self) -> &SqlitePool {
         &self.writer
     }
+
+    /// The reader pool (read-only connections).
+    pub fn reader_pool(&self) -> &SqlitePool {
+        &self.reader
+    }
+}
+
+/// `<database>.lock`, next to the database.
+fn lock_path(path: &Path) -> PathBuf {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    PathBuf::from(lock_path)
 }
 
 fn take_lock(path: &Path) -> Result<File, StoreError> {
-    let mut lock_path = path.as_os_str().to_owned();
-    lock_path.push(".lock");
-    let lock_path = Path::new(&lock_path);
+    let lock_path = lock_path(path);
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(lock_path)
+        .open(&lock_path)
         .map_err(|e| {
             StoreError::Unavailable(format!("cannot open {}: {e}", lock_path.display()))
         })?;
@@ -102,37 +119,20 @@ fn take_lock(path: &Path) -> Result<File, StoreError> {
     }
 }
 
-/// Maps a driver error without SQL text or values.
+/// SQLite result codes that mean the database cannot serve now (the primary code is the low
+/// byte of the extended one).
+fn is_unavailable_code(code: &str) -> Option<&'static str> {
+    match code.parse::<i64>().ok()? & 0xff {
+        5 | 6 => Some("the database is busy"),
+        10 => Some("disk I/O error"),
+        13 => Some("the disk is full"),
+        14 => Some("cannot open the database file"),
+        _ => None,
+    }
+}
+
 pub(crate) fn map_error(error: sqlx::Error) -> StoreError {
-    match error {
-        sqlx::Error::PoolClosed => StoreError::Unavailable("the database pool is closed".into()),
-        sqlx::Error::PoolTimedOut => {
-            StoreError::Unavailable("timed out waiting for a database connection".into())
-        }
-        sqlx::Error::Io(e) => StoreError::Unavailable(format!("database I/O error: {e}")),
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict("a row with this key exists".into())
-        }
-        sqlx::Error::Database(db) => {
-            StoreError::Backend(format!("sqlite error {}", db.code().unwrap_or_default()))
-        }
-        sqlx::Error::Migrate(e) => StoreError::Migration(e.to_string()),
-        other => StoreError::Backend(format!("sqlite: {}", error_kind(&other))),
-    }
-}
-
-fn error_kind(error: &sqlx::Error) -> &'static str {
-    match error {
-        sqlx::Error::Configuration(_) => "invalid configuration",
-        sqlx::Error::RowNotFound => "row not found",
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => "cannot decode a value",
-        sqlx::Error::Protocol(_) => "protocol error",
-        _ => "unexpected error",
-    }
-}
-
-fn known_versions() -> Vec<i64> {
-    MIGRATOR.iter().map(|m| m.version).collect()
+    sqlx_support::map_error(error, is_unavailable_code)
 }
 
 #[async_trait]
@@ -150,39 +150,35 @@ impl Store for SqliteStore {
     }
 
     async fn schema_state(&self) -> Result<SchemaState, StoreError> {
-        let exists: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        // The writer: a reader may not see a table created moments ago by a migration.
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
         )
         .fetch_one(&self.writer)
         .await
         .map_err(map_error)?;
-        let applied: Vec<i64> = if exists == 0 {
-            Vec::new()
+        let applied: Vec<i64> = if exists {
+            sqlx::query_scalar(
+                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+            )
+            .fetch_all(&self.writer)
+            .await
+            .map_err(map_error)?
         } else {
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
-                .fetch_all(&self.writer)
-                .await
-                .map_err(map_error)?
+            Vec::new()
         };
-        Ok(hive_store::schema_state(&applied, &known_versions()))
+        Ok(sqlx_support::schema_state(&applied, &MIGRATOR))
     }
 
     async fn migrate(&self) -> Result<MigrationReport, StoreError> {
-        let before = match self.schema_state().await? {
-            SchemaState::Newer { current, unknown } => {
-                return Err(StoreError::SchemaNewer { current, unknown });
-            }
-            SchemaState::UpToDate { .. } => return up_to_date_report(),
-            SchemaState::Behind { pending, .. } => pending,
-        };
-        MIGRATOR
-            .run(&self.writer)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
-        Ok(MigrationReport {
-            applied: before,
-            version: known_versions().into_iter().max().unwrap_or(0),
-        })
+        let state = self.schema_state().await?;
+        sqlx_support::migrate(
+            state,
+            &MIGRATOR,
+            MIGRATOR.run(&self.writer),
+            is_unavailable_code,
+        )
+        .await
     }
 
     fn job_runs(&self) -> &dyn JobRunRepo {
@@ -199,13 +195,6 @@ impl Store for SqliteStore {
     }
 }
 
-fn up_to_date_report() -> Result<MigrationReport, StoreError> {
-    Ok(MigrationReport {
-        applied: Vec::new(),
-        version: known_versions().into_iter().max().unwrap_or(0),
-    })
-}
-
 /// The lock file makes this process the only one on the database, hence always the leader.
 #[derive(Debug)]
 struct SoleProcessLease;
@@ -218,5 +207,28 @@ impl LeaderLease for SoleProcessLease {
 
     async fn release(&mut self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_codes() {
+        for code in ["5", "517", "6", "10", "266", "13", "14"] {
+            assert!(is_unavailable_code(code).is_some(), "{code}");
+        }
+        for code in ["1", "19", "275", "2067", "", "XX000"] {
+            assert!(is_unavailable_code(code).is_none(), "{code}");
+        }
+    }
+
+    #[test]
+    fn the_lock_file_sits_next_to_the_database() {
+        assert_eq!(
+            lock_path(Path::new("/data/hive.db")),
+            Path::new("/data/hive.db.lock")
+        );
     }
 }

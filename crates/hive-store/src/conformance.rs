@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::{
-    JobOutcome, JobRun, NewJobRun, PageRequest, SchemaState, Store, StoreError, truncate_to_micros,
+    Backend, JobOutcome, JobRun, NewJobRun, PageRequest, SchemaState, Store, StoreError,
+    truncate_to_micros,
 };
 use async_trait::async_trait;
 use std::collections::HashSet;
@@ -14,7 +15,7 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-/// A fresh, migrated database for one check, and the means to open it a second time.
+/// A fresh, migrated database for one check, and the means to reach it a second time.
 #[async_trait]
 pub trait Harness: Sized + Send + Sync {
     /// `None` when the backend is not available in this run (the check is skipped).
@@ -22,29 +23,49 @@ pub trait Harness: Sized + Send + Sync {
     fn store(&self) -> Arc<dyn Store>;
     /// Another handle on the same database, as a second replica would open it.
     async fn open_again(&self) -> Result<Arc<dyn Store>, StoreError>;
+    /// Records an applied migration this binary does not carry, as a newer Hive would have.
+    async fn record_unknown_migration(&self, version: i64);
 }
 
-/// Expands to one `#[tokio::test]` per check, for the harness type given.
+/// Expands to one `#[tokio::test]` per check, each on a fresh [`Harness`] of the type given:
+/// `hive_store::conformance_suite!(MyHarness);` in a backend's `tests/conformance.rs`.
 #[macro_export]
 macro_rules! conformance_suite {
     ($harness:ty) => {
-        $crate::conformance_suite!(@tests $harness;
+        $crate::conformance_suite!(@store $harness;
             migrate_is_idempotent,
             ping_fails_after_close,
             job_runs_round_trip,
             job_runs_page_newest_first_without_gaps,
             job_runs_filter_by_job,
             finishing_is_checked,
+            oversized_values_are_refused,
             prune_deletes_only_old_finished_runs,
+        );
+        $crate::conformance_suite!(@harness $harness;
+            a_newer_schema_is_refused,
             leadership_is_exclusive,
         );
     };
-    (@tests $harness:ty; $($check:ident),+ $(,)?) => {
+    (@store $harness:ty; $($check:ident),+ $(,)?) => {
         $(
             #[tokio::test]
             async fn $check() {
                 let Some(harness) = <$harness as $crate::conformance::Harness>::fresh().await else {
-                    eprintln!("skipped: backend not configured");
+                    eprintln!("skipped {}: backend not configured", stringify!($check));
+                    return;
+                };
+                let store = $crate::conformance::Harness::store(&harness);
+                $crate::conformance::$check(&*store).await;
+            }
+        )+
+    };
+    (@harness $harness:ty; $($check:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let Some(harness) = <$harness as $crate::conformance::Harness>::fresh().await else {
+                    eprintln!("skipped {}: backend not configured", stringify!($check));
                     return;
                 };
                 $crate::conformance::$check(&harness).await;
@@ -53,7 +74,8 @@ macro_rules! conformance_suite {
     };
 }
 
-const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00.123456 UTC);
+/// Carries nanoseconds on purpose: stores keep microseconds and must truncate, not round.
+const T0: OffsetDateTime = datetime!(2026-03-01 12:00:00.123456789 UTC);
 
 fn new_run(job: &str, at: OffsetDateTime) -> NewJobRun {
     NewJobRun {
@@ -63,14 +85,17 @@ fn new_run(job: &str, at: OffsetDateTime) -> NewJobRun {
     }
 }
 
-pub async fn migrate_is_idempotent(h: &impl Harness) {
-    let store = h.store();
+fn first(limit: u32) -> PageRequest {
+    PageRequest::first(limit).unwrap()
+}
+
+pub async fn migrate_is_idempotent(store: &dyn Store) {
     let state = store.schema_state().await.unwrap();
     let SchemaState::UpToDate { version } = state else {
         panic!("a fresh harness is migrated: {state:?}");
     };
     let again = store.migrate().await.unwrap();
-    assert!(again.applied.is_empty());
+    assert!(again.applied.is_empty(), "{again:?}");
     assert_eq!(again.version, version);
     assert_eq!(
         store.schema_state().await.unwrap(),
@@ -78,19 +103,23 @@ pub async fn migrate_is_idempotent(h: &impl Harness) {
     );
 }
 
-pub async fn ping_fails_after_close(h: &impl Harness) {
-    let store = h.store();
+pub async fn ping_fails_after_close(store: &dyn Store) {
     store.ping().await.unwrap();
     store.close().await;
-    assert!(matches!(
-        store.ping().await,
-        Err(StoreError::Unavailable(_))
-    ));
+    let after = store.ping().await;
+    assert!(
+        matches!(after, Err(StoreError::Unavailable(_))),
+        "{after:?}"
+    );
+    let write = store.job_runs().start(new_run("late", T0)).await;
+    assert!(
+        matches!(write, Err(StoreError::Unavailable(_))),
+        "{write:?}"
+    );
 }
 
-pub async fn job_runs_round_trip(h: &impl Harness) {
-    let runs = h.store();
-    let runs = runs.job_runs();
+pub async fn job_runs_round_trip(store: &dyn Store) {
+    let runs = store.job_runs();
     let id = runs.start(new_run("prune", T0)).await.unwrap();
     runs.finish(
         id,
@@ -100,27 +129,38 @@ pub async fn job_runs_round_trip(h: &impl Harness) {
     )
     .await
     .unwrap();
-    let page = runs
-        .list(None, &PageRequest::first(10).unwrap())
-        .await
-        .unwrap();
+    // Before 1970 truncation must still go towards the past.
+    let early_at = datetime!(1969-12-31 23:59:59.999999999 UTC);
+    let early = runs.start(new_run("early", early_at)).await.unwrap();
+
+    let page = runs.list(None, &first(10)).await.unwrap();
     assert_eq!(
         page.items,
-        vec![JobRun {
-            id,
-            job: "prune".into(),
-            node_id: "node-a".into(),
-            started_at: truncate_to_micros(T0),
-            finished_at: Some(truncate_to_micros(T0 + Duration::seconds(2))),
-            outcome: JobOutcome::Succeeded,
-            detail: Some("pruned 3 runs".into()),
-        }]
+        vec![
+            JobRun {
+                id,
+                job: "prune".into(),
+                node_id: "node-a".into(),
+                started_at: truncate_to_micros(T0),
+                finished_at: Some(truncate_to_micros(T0 + Duration::seconds(2))),
+                outcome: JobOutcome::Succeeded,
+                detail: Some("pruned 3 runs".into()),
+            },
+            JobRun {
+                id: early,
+                job: "early".into(),
+                node_id: "node-a".into(),
+                started_at: datetime!(1969-12-31 23:59:59.999999 UTC),
+                finished_at: None,
+                outcome: JobOutcome::Running,
+                detail: None,
+            },
+        ]
     );
     assert_eq!(page.next_cursor, None);
 }
 
-pub async fn job_runs_page_newest_first_without_gaps(h: &impl Harness) {
-    let store = h.store();
+pub async fn job_runs_page_newest_first_without_gaps(store: &dyn Store) {
     let runs = store.job_runs();
     let mut started = Vec::new();
     for i in 0..23 {
@@ -145,38 +185,46 @@ pub async fn job_runs_page_newest_first_without_gaps(h: &impl Harness) {
     }
     assert_eq!(seen, started, "every run once, newest first, ties by id");
 
-    let exact = runs
-        .list(None, &PageRequest::first(23).unwrap())
-        .await
-        .unwrap();
+    let exact = runs.list(None, &first(23)).await.unwrap();
     assert_eq!(exact.items.len(), 23);
     assert_eq!(exact.next_cursor, None, "no empty last page");
 }
 
-pub async fn job_runs_filter_by_job(h: &impl Harness) {
-    let store = h.store();
+pub async fn job_runs_filter_by_job(store: &dyn Store) {
     let runs = store.job_runs();
-    for i in 0..4 {
+    let mut a_ids = Vec::new();
+    for i in 0..7 {
         let job = if i % 2 == 0 { "a" } else { "b" };
-        runs.start(new_run(job, T0 + Duration::seconds(i)))
+        let id = runs
+            .start(new_run(job, T0 + Duration::seconds(i)))
             .await
             .unwrap();
+        if job == "a" {
+            a_ids.push(id);
+        }
     }
-    let only_a = runs
-        .list(Some("a"), &PageRequest::first(10).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(only_a.items.len(), 2);
-    assert!(only_a.items.iter().all(|r| r.job == "a"));
-    let none = runs
-        .list(Some("c"), &PageRequest::first(10).unwrap())
-        .await
-        .unwrap();
+    a_ids.reverse();
+
+    // Paging within one job follows the same cursor rules.
+    let page_one = runs.list(Some("a"), &first(3)).await.unwrap();
+    assert!(page_one.items.iter().all(|r| r.job == "a"));
+    let next = PageRequest::new(3, page_one.next_cursor.as_deref()).unwrap();
+    let page_two = runs.list(Some("a"), &next).await.unwrap();
+    assert_eq!(page_two.next_cursor, None);
+    let ids: Vec<Uuid> = page_one
+        .items
+        .iter()
+        .chain(&page_two.items)
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, a_ids);
+
+    let none = runs.list(Some("c"), &first(10)).await.unwrap();
     assert!(none.items.is_empty());
+    assert_eq!(none.next_cursor, None);
 }
 
-pub async fn finishing_is_checked(h: &impl Harness) {
-    let store = h.store();
+pub async fn finishing_is_checked(store: &dyn Store) {
     let runs = store.job_runs();
     let unknown = runs
         .finish(Uuid::now_v7(), T0, JobOutcome::Failed, None)
@@ -185,25 +233,51 @@ pub async fn finishing_is_checked(h: &impl Harness) {
 
     let id = runs.start(new_run("x", T0)).await.unwrap();
     let still_running = runs.finish(id, T0, JobOutcome::Running, None).await;
-    assert!(matches!(still_running, Err(StoreError::Conflict(_))));
+    assert!(
+        matches!(still_running, Err(StoreError::Conflict(_))),
+        "{still_running:?}"
+    );
     runs.finish(id, T0, JobOutcome::Failed, Some("boom"))
         .await
         .unwrap();
     let twice = runs.finish(id, T0, JobOutcome::Succeeded, None).await;
     assert!(matches!(twice, Err(StoreError::Conflict(_))), "{twice:?}");
-    let listed = runs
-        .list(None, &PageRequest::first(1).unwrap())
-        .await
-        .unwrap();
+    let listed = runs.list(None, &first(1)).await.unwrap();
     assert_eq!(
         listed.items[0].outcome,
         JobOutcome::Failed,
         "the first end stands"
     );
+    assert_eq!(listed.items[0].detail.as_deref(), Some("boom"));
 }
 
-pub async fn prune_deletes_only_old_finished_runs(h: &impl Harness) {
-    let store = h.store();
+pub async fn oversized_values_are_refused(store: &dyn Store) {
+    let runs = store.job_runs();
+    let long_job = runs.start(new_run(&"j".repeat(101), T0)).await;
+    assert!(
+        matches!(long_job, Err(StoreError::Invalid(_))),
+        "{long_job:?}"
+    );
+    let empty_job = runs.start(new_run("", T0)).await;
+    assert!(
+        matches!(empty_job, Err(StoreError::Invalid(_))),
+        "{empty_job:?}"
+    );
+
+    let id = runs.start(new_run(&"j".repeat(100), T0)).await.unwrap();
+    let long_detail = runs
+        .finish(id, T0, JobOutcome::Failed, Some(&"d".repeat(1001)))
+        .await;
+    assert!(
+        matches!(long_detail, Err(StoreError::Invalid(_))),
+        "{long_detail:?}"
+    );
+    runs.finish(id, T0, JobOutcome::Failed, Some(&"d".repeat(1000)))
+        .await
+        .unwrap();
+}
+
+pub async fn prune_deletes_only_old_finished_runs(store: &dyn Store) {
     let runs = store.job_runs();
     let old = runs.start(new_run("p", T0)).await.unwrap();
     runs.finish(old, T0 + Duration::seconds(1), JobOutcome::Succeeded, None)
@@ -217,6 +291,11 @@ pub async fn prune_deletes_only_old_finished_runs(h: &impl Harness) {
     runs.finish(recent, T0 + Duration::days(2), JobOutcome::Succeeded, None)
         .await
         .unwrap();
+    // Ended exactly at the bound: not before it, so kept.
+    let at_bound = runs.start(new_run("p", T0)).await.unwrap();
+    runs.finish(at_bound, T0 + Duration::days(1), JobOutcome::Failed, None)
+        .await
+        .unwrap();
 
     let pruned = runs
         .prune_finished_before(T0 + Duration::days(1))
@@ -224,14 +303,35 @@ pub async fn prune_deletes_only_old_finished_runs(h: &impl Harness) {
         .unwrap();
     assert_eq!(pruned, 1);
     let left: HashSet<Uuid> = runs
-        .list(None, &PageRequest::first(10).unwrap())
+        .list(None, &first(10))
         .await
         .unwrap()
         .items
         .iter()
         .map(|r| r.id)
         .collect();
-    assert_eq!(left, HashSet::from([old_running, recent]));
+    assert_eq!(left, HashSet::from([old_running, recent, at_bound]));
+}
+
+pub async fn a_newer_schema_is_refused(h: &impl Harness) {
+    let store = h.store();
+    let SchemaState::UpToDate { version } = store.schema_state().await.unwrap() else {
+        panic!("a fresh harness is migrated");
+    };
+    let future = version + 1_000;
+    h.record_unknown_migration(future).await;
+    assert_eq!(
+        store.schema_state().await.unwrap(),
+        SchemaState::Newer {
+            current: future,
+            unknown: vec![future]
+        }
+    );
+    let refused = store.migrate().await;
+    assert!(
+        matches!(&refused, Err(StoreError::SchemaNewer { current, .. }) if *current == future),
+        "{refused:?}"
+    );
 }
 
 pub async fn leadership_is_exclusive(h: &impl Harness) {
@@ -240,13 +340,20 @@ pub async fn leadership_is_exclusive(h: &impl Harness) {
     assert!(first.try_acquire().await.unwrap());
     assert!(first.try_acquire().await.unwrap(), "a leader stays leader");
 
-    let other = match h.open_again().await {
-        // SQLite: one process per database, so there is no one to compete with.
-        Err(StoreError::Locked(_)) => return,
-        other => other.unwrap(),
-    };
+    if store.backend() == Backend::Sqlite {
+        // One process per database (the lock file), so there is no one to compete with.
+        let second = h.open_again().await;
+        assert!(matches!(second, Err(StoreError::Locked(_))), "{second:?}");
+        let mut same_name = store.leader_lease("jobs").await.unwrap();
+        assert!(same_name.try_acquire().await.unwrap());
+        first.release().await.unwrap();
+        return;
+    }
+
+    let other = h.open_again().await.unwrap();
     let mut second = other.leader_lease("jobs").await.unwrap();
     assert!(!second.try_acquire().await.unwrap(), "one leader at a time");
+    assert!(!second.try_acquire().await.unwrap(), "still one leader");
     let mut unrelated = other.leader_lease("another-purpose").await.unwrap();
     assert!(
         unrelated.try_acquire().await.unwrap(),
@@ -257,6 +364,10 @@ pub async fn leadership_is_exclusive(h: &impl Harness) {
     assert!(
         second.try_acquire().await.unwrap(),
         "released leadership passes on"
+    );
+    assert!(
+        !first.try_acquire().await.unwrap(),
+        "the new leader holds it"
     );
     drop(second);
     // A dropped holder frees the lease (its connection closes); someone else gets it soon.
@@ -279,5 +390,8 @@ pub async fn leadership_is_exclusive(h: &impl Harness) {
     let wins = futures_util::future::join_all(leases.iter_mut().map(|l| l.try_acquire())).await;
     let winners = wins.into_iter().filter(|w| *w.as_ref().unwrap()).count();
     assert_eq!(winners, 1);
+    for lease in &mut leases {
+        lease.release().await.unwrap();
+    }
     other.close().await;
 }

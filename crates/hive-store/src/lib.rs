@@ -8,6 +8,8 @@ pub mod conformance;
 mod error;
 mod jobs;
 mod page;
+#[cfg(feature = "sqlx")]
+pub mod sqlx_support;
 
 use async_trait::async_trait;
 

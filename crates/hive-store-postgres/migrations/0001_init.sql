@@ -6,9 +6,12 @@ CREATE TABLE job_runs (
     started_at  timestamptz NOT NULL,
     finished_at timestamptz NULL,
     outcome     text        NOT NULL CHECK (outcome IN ('running', 'succeeded', 'failed')),
-    detail      text        NULL CHECK (detail IS NULL OR length(detail) <= 1000)
+    detail      text        NULL CHECK (detail IS NULL OR length(detail) <= 1000),
+    -- A run has an end time exactly when it has ended.
+    CHECK ((outcome = 'running') = (finished_at IS NULL))
 );
 
 CREATE INDEX job_runs_newest ON job_runs (started_at DESC, id DESC);
 CREATE INDEX job_runs_by_job_newest ON job_runs (job, started_at DESC, id DESC);
+-- For retention (prune_finished_before).
 CREATE INDEX job_runs_finished ON job_runs (finished_at) WHERE finished_at IS NOT NULL;
