@@ -363,6 +363,17 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         .unwrap_or(30),
     };
 
+    // Defaults derived from other values are shown as they came out.
+    for line in &mut src.report {
+        match (line.name, line.source, &database.url) {
+            ("AUTH_URL", ValueSource::Default, _) => line.value = auth_url.to_string(),
+            ("DATABASE_URL", ValueSource::Default, DatabaseUrl::Sqlite(path)) => {
+                line.value = format!("sqlite:{}", path.display());
+            }
+            _ => {}
+        }
+    }
+
     Ok(Config {
         environment,
         data_dir,
