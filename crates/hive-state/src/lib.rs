@@ -1,6 +1,19 @@
-//! Shared state that replicas must agree on: the rate limiter, the replay cache, the event bus
-//! and the A2A task store, each behind one trait with an in-process backend (the embedded
-//! default) and a Redis backend (the scaled shape).
+//! Shared state that replicas must agree on, each behind one trait with an in-process backend
+//! (the embedded default) and a Redis backend (the scaled shape): the rate limiter and the
+//! replay cache (the event bus and the A2A task store follow).
 //!
-//! The backends arrive with the shared-state issue; the crate exists now so that the layering
-//! of the workspace is fixed from the start.
+//! Every Redis key starts with a configurable prefix (`HIVE_REDIS_KEY_PREFIX`, default `hive`),
+//! so that several deployments — or several test runs — can share one Redis.
+
+mod error;
+pub mod limiter;
+mod redis_client;
+pub mod replay;
+
+pub use error::StateError;
+pub use limiter::{
+    Decision, LimiterCounters, MemoryLimiter, OutageMode, Policies, Policy, Quota, RateLimiter,
+    RedisLimiter, ResilientLimiter, Scope,
+};
+pub use redis_client::RedisClient;
+pub use replay::{MemoryReplayCache, RedisReplayCache, ReplayCache};

@@ -1,0 +1,10 @@
+/// Errors of the shared state. Messages never hold keys' secrets or connection strings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// The shared store (Redis) did not answer in time or refused.
+    #[error("shared state unavailable: {0}")]
+    Unavailable(String),
+    /// An in-memory structure reached its bound; refusing is safer than forgetting.
+    #[error("shared state full: {0}")]
+    Full(&'static str),
+}

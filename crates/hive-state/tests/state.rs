@@ -1,0 +1,257 @@
+//! The same behaviour from every backend: memory always, Redis when `HIVE_TEST_REDIS_URL` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use hive_proto::{ManualClock, SharedClock};
+use hive_state::{
+    MemoryLimiter, MemoryReplayCache, OutageMode, Policies, Policy, Quota, RateLimiter,
+    RedisClient, RedisLimiter, RedisReplayCache, ReplayCache, ResilientLimiter, StateError,
+};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use time::macros::datetime;
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)))
+}
+
+/// A client on the test Redis with a prefix of its own, so tests never share keys.
+fn redis() -> Option<RedisClient> {
+    let url = std::env::var("HIVE_TEST_REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())?;
+    let prefix = format!("hive-test-{}", uuid::Uuid::new_v4().simple());
+    Some(RedisClient::new(&url, &prefix).unwrap())
+}
+
+fn limiters() -> Vec<(&'static str, Arc<dyn RateLimiter>)> {
+    let mut all: Vec<(&'static str, Arc<dyn RateLimiter>)> =
+        vec![("memory", Arc::new(MemoryLimiter::new(clock(), 10_000)))];
+    if let Some(redis) = redis() {
+        all.push(("redis", Arc::new(RedisLimiter::new(redis))));
+    }
+    all
+}
+
+fn replay_caches() -> Vec<(&'static str, Arc<dyn ReplayCache>)> {
+    let mut all: Vec<(&'static str, Arc<dyn ReplayCache>)> =
+        vec![("memory", Arc::new(MemoryReplayCache::new(clock(), 10_000)))];
+    if let Some(redis) = redis() {
+        all.push(("redis", Arc::new(RedisReplayCache::new(redis))));
+    }
+    all
+}
+
+fn policy(name: &'static str, limit: u32, period: Duration) -> Policy {
+    let mut policy = Policies::default().get("api").unwrap().clone();
+    policy.name = name;
+    policy.quota = Quota { limit, period };
+    policy
+}
+
+#[tokio::test]
+async fn a_burst_passes_then_the_limit_holds_with_a_retry_time() {
+    // An hour-long window: the test never comes near crossing it.
+    let policy = policy("api", 5, Duration::from_secs(3600));
+    for (backend, limiter) in limiters() {
+        for expected in (0..5).rev() {
+            let decision = limiter.check(&policy, "10.0.0.1").await.unwrap();
+            assert!(decision.allowed, "{backend}");
+            assert_eq!(decision.remaining, expected, "{backend}");
+            assert_eq!(decision.limit, 5);
+        }
+        let refused = limiter.check(&policy, "10.0.0.1").await.unwrap();
+        assert!(!refused.allowed, "{backend}");
+        assert_eq!(refused.remaining, 0);
+        let retry = refused.retry_after.as_secs_f64();
+        assert!(
+            (700.0..=720.0).contains(&retry),
+            "{backend}: one interval, got {retry}"
+        );
+        // Another key and another policy are counted apart.
+        assert!(
+            limiter.check(&policy, "10.0.0.2").await.unwrap().allowed,
+            "{backend}"
+        );
+        let other = self::policy("health", 5, Duration::from_secs(3600));
+        assert!(
+            limiter.check(&other, "10.0.0.1").await.unwrap().allowed,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_requests_never_exceed_the_limit() {
+    let policy = policy("api", 10, Duration::from_secs(3600));
+    for (backend, limiter) in limiters() {
+        let checks = (0..50).map(|_| {
+            let limiter = limiter.clone();
+            let policy = policy.clone();
+            tokio::spawn(async move { limiter.check(&policy, "racer").await.unwrap().allowed })
+        });
+        let allowed = futures_util::future::join_all(checks)
+            .await
+            .into_iter()
+            .filter(|r| *r.as_ref().unwrap())
+            .count();
+        assert_eq!(allowed, 10, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn the_memory_limiter_refills_with_the_clock_and_prunes_idle_keys() {
+    let clock = clock();
+    let limiter = MemoryLimiter::new(clock.clone() as SharedClock, 1_000_000);
+    let policy = policy("api", 2, Duration::from_secs(60));
+    assert!(limiter.check(&policy, "k").await.unwrap().allowed);
+    assert!(limiter.check(&policy, "k").await.unwrap().allowed);
+    assert!(!limiter.check(&policy, "k").await.unwrap().allowed);
+    clock.advance(time::Duration::seconds(30));
+    assert!(
+        limiter.check(&policy, "k").await.unwrap().allowed,
+        "one interval refills one"
+    );
+
+    for i in 0..10_000 {
+        limiter.check(&policy, &format!("flood-{i}")).await.unwrap();
+    }
+    assert_eq!(limiter.len(), 10_001);
+    clock.advance(time::Duration::seconds(61));
+    assert!(limiter.is_empty(), "keys idle for a whole period are gone");
+}
+
+#[tokio::test]
+async fn a_full_memory_limiter_refuses_new_keys_instead_of_forgetting() {
+    let limiter = MemoryLimiter::new(clock(), 16);
+    let policy = policy("api", 2, Duration::from_secs(60));
+    let mut refused = 0;
+    for i in 0..100 {
+        match limiter.check(&policy, &format!("k{i}")).await {
+            Ok(decision) => assert!(decision.allowed),
+            Err(StateError::Full(_)) => refused += 1,
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(
+        refused > 0 && limiter.len() <= 16,
+        "bounded: {} keys",
+        limiter.len()
+    );
+}
+
+#[tokio::test]
+async fn of_a_hundred_concurrent_replays_exactly_one_succeeds() {
+    for (backend, cache) in replay_caches() {
+        let attempts = (0..100).map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.consume("jti-1", Duration::from_secs(300)).await })
+        });
+        let firsts = futures_util::future::join_all(attempts)
+            .await
+            .into_iter()
+            .filter(|r| *r.as_ref().unwrap().as_ref().unwrap())
+            .count();
+        assert_eq!(firsts, 1, "{backend}");
+        assert!(
+            cache
+                .consume("jti-2", Duration::from_secs(300))
+                .await
+                .unwrap(),
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_memory_replay_cache_forgets_after_the_ttl_and_is_bounded() {
+    let clock = clock();
+    let cache = MemoryReplayCache::new(clock.clone() as SharedClock, 3);
+    let ttl = Duration::from_secs(60);
+    assert!(cache.consume("a", ttl).await.unwrap());
+    assert!(!cache.consume("a", ttl).await.unwrap());
+    assert!(cache.consume("b", ttl).await.unwrap());
+    assert!(cache.consume("c", ttl).await.unwrap());
+    assert_eq!(
+        cache.consume("d", ttl).await,
+        Err(StateError::Full("replay cache"))
+    );
+    clock.advance(time::Duration::seconds(61));
+    assert!(
+        cache.consume("a", ttl).await.unwrap(),
+        "remembered only for the TTL"
+    );
+    assert!(
+        cache.consume("d", ttl).await.unwrap(),
+        "expired keys make room"
+    );
+}
+
+#[tokio::test]
+async fn redis_keys_carry_the_prefix_and_the_ttl() {
+    let Some(redis) = redis() else {
+        eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
+        return;
+    };
+    let cache = RedisReplayCache::new(redis.clone());
+    assert!(
+        cache
+            .consume("step-7", Duration::from_secs(90))
+            .await
+            .unwrap()
+    );
+    let key = redis.key(&["replay", "step-7"]);
+    assert!(key.starts_with("hive-test-"));
+    let ttl: i64 = redis
+        .run(async |c| redis::cmd("PTTL").arg(&key).query_async(c).await)
+        .await
+        .unwrap();
+    assert!((80_000..=90_000).contains(&ttl), "{ttl}");
+}
+
+/// A Redis that is not there: a port nothing listens on.
+fn unreachable_redis() -> RedisClient {
+    RedisClient::new("redis://127.0.0.1:1", "hive-test-down").unwrap()
+}
+
+#[tokio::test]
+async fn when_redis_is_down_auth_policies_keep_limiting_per_node() {
+    let local = Arc::new(MemoryLimiter::new(clock(), 1_000));
+    let limiter = ResilientLimiter::new(Arc::new(RedisLimiter::new(unreachable_redis())), local);
+    let policies = Policies::default()
+        .with_limits("login=2/15m,health=1/1m")
+        .unwrap()
+        .with_fail_open("health")
+        .unwrap();
+    let login = policies.get("login").unwrap();
+    assert!(limiter.check(login, "ip").await.unwrap().allowed);
+    assert!(limiter.check(login, "ip").await.unwrap().allowed);
+    assert!(
+        !limiter.check(login, "ip").await.unwrap().allowed,
+        "still limiting"
+    );
+    assert!(limiter.is_degraded());
+
+    let health = policies.get("health").unwrap();
+    assert_eq!(health.outage, OutageMode::FailOpen);
+    for _ in 0..3 {
+        assert!(
+            limiter.check(health, "ip").await.unwrap().allowed,
+            "chosen fail-open"
+        );
+    }
+    let counters = &limiter.counters;
+    assert_eq!(counters.local_fallback_decisions.load(Ordering::Relaxed), 3);
+    assert_eq!(counters.fail_open_decisions.load(Ordering::Relaxed), 3);
+    assert_eq!(counters.shared_failures.load(Ordering::Relaxed), 6);
+}
+
+#[tokio::test]
+async fn when_redis_is_down_replay_checks_fail_closed() {
+    let cache = RedisReplayCache::new(unreachable_redis());
+    let outcome = cache.consume("jti", Duration::from_secs(60)).await;
+    assert!(
+        matches!(outcome, Err(StateError::Unavailable(_))),
+        "{outcome:?}"
+    );
+}
