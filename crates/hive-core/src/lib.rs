@@ -6,6 +6,7 @@ pub mod config;
 pub mod jobs;
 pub mod runtime;
 pub mod secrets;
+pub mod shared_state;
 pub mod storage;
 
 pub use runtime::{Hive, StartError};

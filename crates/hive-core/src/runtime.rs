@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::jobs::{JobContext, JobRunner, JobRunnerHandle, PruneJobHistory};
 use crate::secrets::{self, RuntimeSecrets, SecretsError};
+use crate::shared_state::SharedState;
 use crate::storage::{self, SchemaError, SchemaOutcome};
 use hive_proto::SharedClock;
 use hive_store::{Store, StoreError};
@@ -18,6 +19,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Schema(#[from] SchemaError),
+    #[error("{0}")]
+    State(#[from] hive_state::StateError),
     #[error("the secrets step stopped unexpectedly")]
     Interrupted,
 }
@@ -29,6 +32,8 @@ pub struct Hive {
     pub secrets: Arc<RuntimeSecrets>,
     pub store: Arc<dyn Store>,
     pub clock: SharedClock,
+    /// Rate limiter and replay cache, in memory or on Redis.
+    pub state: SharedState,
     /// A random id for this process, recorded with the jobs it runs.
     pub node_id: String,
     /// What the start did with the database schema.
@@ -45,6 +50,7 @@ impl Hive {
         let secrets = tokio::task::spawn_blocking(move || secrets::resolve(&for_secrets))
             .await
             .map_err(|_| StartError::Interrupted)??;
+        let state = SharedState::build(&config, &clock)?;
         let store = storage::open(&config).await?;
         let schema =
             match storage::ensure_schema(store.as_ref(), config.database.auto_migrate).await {
@@ -59,6 +65,7 @@ impl Hive {
             secrets: Arc::new(secrets),
             store,
             clock,
+            state,
             node_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
             schema,
         })

@@ -3,7 +3,7 @@
 //!
 //! The pipeline runs, outermost first: sensitive-header redaction → request id → access log
 //! span → error rendering → catch panic → timeout → body rules (limit, content type) →
-//! client IP → CORS → security headers → (rate limit, authentication, authorization: later
+//! client IP → CORS → security headers → rate limit → (authentication, authorization: later
 //! issues) → handler.
 
 pub mod error;

@@ -37,7 +37,8 @@ pub enum TestBackend {
     Postgres,
 }
 
-/// The backends this run can test: SQLite always, PostgreSQL when configured.
+/// The backends this run can test: SQLite with in-memory state always; PostgreSQL (with Redis
+/// when `HIVE_TEST_REDIS_URL` is set) when configured.
 pub fn backends() -> Vec<TestBackend> {
     let mut all = vec![TestBackend::Sqlite];
     if postgres_admin_url().is_some() {
@@ -52,6 +53,11 @@ pub fn postgres_admin_url() -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The Redis server tests may use, if configured.
+pub fn redis_url() -> Option<String> {
+    std::env::var(TEST_REDIS_URL).ok().filter(|v| !v.is_empty())
+}
+
 /// A fresh database for one test on the configured PostgreSQL server, dropped afterwards.
 pub async fn scratch_postgres() -> ScratchDatabase {
     let admin = postgres_admin_url().expect("HIVE_TEST_DATABASE_URL is not set");
@@ -64,6 +70,8 @@ pub struct TestEnvironment {
     pub backend: TestBackend,
     pub data_dir: TempDir,
     pub database: Option<ScratchDatabase>,
+    /// The Redis key prefix of this environment (scaled shape only).
+    pub redis_prefix: String,
 }
 
 impl TestEnvironment {
@@ -76,6 +84,7 @@ impl TestEnvironment {
             backend,
             data_dir: tempfile::tempdir().expect("temporary data directory"),
             database,
+            redis_prefix: format!("hive-test-{}", uuid::Uuid::new_v4().simple()),
         }
     }
 
@@ -90,6 +99,14 @@ impl TestEnvironment {
         ];
         if let Some(db) = &self.database {
             vars.push(("DATABASE_URL".to_owned(), db.url().to_owned()));
+            // The scaled shape: PostgreSQL with Redis, under a key prefix of this environment.
+            if let Some(redis) = redis_url() {
+                vars.push(("REDIS_URL".to_owned(), redis));
+                vars.push((
+                    "HIVE_REDIS_KEY_PREFIX".to_owned(),
+                    self.redis_prefix.clone(),
+                ));
+            }
         }
         vars
     }

@@ -134,6 +134,10 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// `REDIS_URL` (redis:// or rediss://), used by shared state.
     pub redis_url: Option<SecretString>,
+    /// `HIVE_REDIS_KEY_PREFIX` (default `hive`): the first part of every Redis key.
+    pub redis_key_prefix: String,
+    /// The rate-limit policies: defaults, `HIVE_RATE_LIMITS`, `HIVE_RATE_LIMIT_FAIL_OPEN`.
+    pub rate_limits: hive_state::Policies,
     pub secrets: SuppliedSecrets,
     pub http: HttpConfig,
     pub log: LogConfig,

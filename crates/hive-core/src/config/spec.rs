@@ -53,6 +53,21 @@ pub const VARIABLES: &[VarSpec] = &[
     var("HIVE_DB_MAX_CONNECTIONS", "10", "an integer from 1 to 200"),
     var("HIVE_AUTO_MIGRATE", "true", "true or false"),
     secret("REDIS_URL", "-", "redis://… or rediss://…"),
+    var(
+        "HIVE_REDIS_KEY_PREFIX",
+        "hive",
+        "1 to 64 characters of A-Z a-z 0-9 _ - : (several deployments can share one Redis)",
+    ),
+    var(
+        "HIVE_RATE_LIMITS",
+        "-",
+        "overrides of the rate-limit policies: comma-separated name=COUNT/PERIOD, periods in s, m, h or d (e.g. login=10/15m,api=600/1m)",
+    ),
+    var(
+        "HIVE_RATE_LIMIT_FAIL_OPEN",
+        "-",
+        "comma-separated policies (never authentication ones) that let requests through unmetered while Redis is unreachable",
+    ),
     secret(
         "AUTH_SECRET",
         "generated (development)",

@@ -3,6 +3,7 @@
 mod body;
 mod client_ip;
 mod cors;
+mod rate_limit;
 mod render;
 mod request_id;
 mod security_headers;
@@ -87,6 +88,7 @@ pub(crate) fn apply(routes: Router, state: &AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), client_ip::resolve))
         .layer(from_fn_with_state(state.clone(), cors::apply))
         .layer(from_fn_with_state(state.clone(), security_headers::apply))
+        .layer(from_fn_with_state(state.clone(), rate_limit::apply))
         // Our limit above is the only one; axum's own default would cut at 2 MiB.
         .layer(DefaultBodyLimit::disable());
     routes.layer(stack)

@@ -3,4 +3,5 @@
 
 mod health;
 mod pipeline;
+mod rate_limit;
 mod shutdown;

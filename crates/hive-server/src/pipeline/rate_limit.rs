@@ -1,0 +1,110 @@
+//! Rate limiting in the pipeline: the policy a request falls under, counted by client IP or
+//! principal, answered `429` with `Retry-After` when over; every counted answer carries
+//! `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
+
+use super::ClientIp;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hive_proto::ErrorCode;
+use hive_state::{Decision, Policy, Scope};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::time::Duration;
+
+const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// The policy of a path, for the policies that cover whole areas; routes with their own
+/// (login, setup…) add them as route layers.
+fn area_policy(path: &str) -> Option<&'static str> {
+    if path == "/api/health" {
+        Some("health")
+    } else if path.starts_with("/api/v1/") {
+        Some("api")
+    } else {
+        None
+    }
+}
+
+pub async fn apply(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let policy = area_policy(request.uri().path())
+        .and_then(|name| state.hive.state.policies.get(name))
+        .cloned();
+    match policy {
+        Some(policy) => enforce(&state, &policy, request, next).await,
+        None => next.run(request).await,
+    }
+}
+
+/// Counts the request under `policy` and lets it through or refuses it.
+pub(crate) async fn enforce(
+    state: &AppState,
+    policy: &Policy,
+    request: Request,
+    next: Next,
+) -> Response {
+    let ip = request
+        .extensions()
+        .get::<ClientIp>()
+        .map_or_else(|| "unknown".to_owned(), |ClientIp(ip)| ip.to_string());
+    // No principal exists before authentication; principal-scoped policies count the address.
+    let key = match policy.scope {
+        Scope::ClientIp => ip,
+        Scope::Principal => format!("ip:{ip}"),
+    };
+    match state.hive.state.limiter.check(policy, &key).await {
+        Ok(decision) if decision.allowed => {
+            let mut response = next.run(request).await;
+            describe(response.headers_mut(), &decision);
+            response
+        }
+        Ok(decision) => {
+            tracing::warn!(policy = policy.name, "rate limited");
+            let mut response = ApiError::of(ErrorCode::RateLimited)
+                .with_retry_after(whole_seconds(decision.retry_after))
+                .into_response();
+            describe(response.headers_mut(), &decision);
+            response
+        }
+        Err(error) => {
+            // Only reachable when even the per-node limiter cannot decide (its table is full).
+            tracing::error!(policy = policy.name, %error, "rate limiter cannot decide; refusing");
+            ApiError::of(ErrorCode::ServiceUnavailable)
+                .with_retry_after(1)
+                .into_response()
+        }
+    }
+}
+
+fn describe(headers: &mut HeaderMap, decision: &Decision) {
+    headers.insert(LIMIT, HeaderValue::from(decision.limit));
+    headers.insert(REMAINING, HeaderValue::from(decision.remaining));
+    headers.insert(
+        RESET,
+        HeaderValue::from(whole_seconds(decision.reset_after)),
+    );
+}
+
+/// Rounded up, and at least 1 for a wait: "retry in 0 s" would invite a hot loop.
+fn whole_seconds(wait: Duration) -> u64 {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    seconds.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn areas_and_rounding() {
+        assert_eq!(area_policy("/api/health"), Some("health"));
+        assert_eq!(area_policy("/api/v1/agents"), Some("api"));
+        assert_eq!(area_policy("/.well-known/agent-card.json"), None);
+        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(whole_seconds(Duration::from_secs(3)), 3);
+    }
+}
