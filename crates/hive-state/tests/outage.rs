@@ -1,0 +1,146 @@
+//! A real Redis killed mid-run and started again: nothing panics, authentication limits keep
+//! limiting per node, replay checks fail closed, and everything recovers on its own.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use hive_proto::ManualClock;
+use hive_state::{
+    MemoryLimiter, Policies, RateLimiter, RedisClient, RedisLimiter, RedisReplayCache, ReplayCache,
+    ResilientLimiter, StateError,
+};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use time::macros::datetime;
+
+struct OwnRedis {
+    port: u16,
+    child: Child,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (it is wherever HIVE_TEST_REDIS_URL is set)");
+        Self { port, child }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `ready` until it holds (Redis starting, or reconnecting), under a deadline.
+async fn eventually(what: &str, mut ready: impl AsyncFnMut() -> bool) {
+    let waiting = async {
+        while !ready().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not happen within 20 s"));
+}
+
+#[tokio::test]
+async fn redis_killed_and_restarted() {
+    if std::env::var("HIVE_TEST_REDIS_URL").map_or(true, |v| v.is_empty()) {
+        eprintln!(
+            "skipped: HIVE_TEST_REDIS_URL is not set (this test starts its own redis-server)"
+        );
+        return;
+    }
+    let port = free_port();
+    let mut redis = OwnRedis::start(port);
+    let client =
+        RedisClient::new(&format!("redis://127.0.0.1:{}", redis.port), "hive-outage").unwrap();
+    let local = Arc::new(MemoryLimiter::new(
+        Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC))),
+        10_000,
+    ));
+    let limiter = ResilientLimiter::new(Arc::new(RedisLimiter::new(client.clone())), local);
+    let replay = RedisReplayCache::new(client);
+    let policies = Policies::default().with_limits("login=3/15m").unwrap();
+    let (login, api) = (policies.get("login").unwrap(), policies.get("api").unwrap());
+
+    eventually("redis answering", async || {
+        limiter.check(api, "probe").await.is_ok() && !limiter.is_degraded()
+    })
+    .await;
+    assert!(limiter.check(login, "ip").await.unwrap().allowed);
+    assert!(
+        replay
+            .consume("before", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+
+    redis.kill();
+    // Authentication keeps limiting, per node: a fresh local count of 3, then refusals.
+    let mut allowed = 0;
+    for _ in 0..5 {
+        if limiter.check(login, "ip").await.unwrap().allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 3, "the per-node limiter took over");
+    assert!(limiter.is_degraded());
+    let refused = replay.consume("during", Duration::from_secs(60)).await;
+    assert!(
+        matches!(refused, Err(StateError::Unavailable(_))),
+        "fail closed: {refused:?}"
+    );
+
+    let _restarted = OwnRedis::start(port);
+    eventually("recovery", async || {
+        limiter.check(api, "probe").await.is_ok() && !limiter.is_degraded()
+    })
+    .await;
+    assert!(
+        replay
+            .consume("after", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !replay
+            .consume("after", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    let counters = &limiter.counters;
+    assert!(
+        counters
+            .local_fallback_decisions
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 5
+    );
+}
