@@ -50,7 +50,8 @@ impl Hive {
         let secrets = tokio::task::spawn_blocking(move || secrets::resolve(&for_secrets))
             .await
             .map_err(|_| StartError::Interrupted)??;
-        let state = SharedState::build(&config, &clock)?;
+        let node_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let state = SharedState::build(&config, &clock, &node_id)?;
         let store = storage::open(&config).await?;
         let schema =
             match storage::ensure_schema(store.as_ref(), config.database.auto_migrate).await {
@@ -66,7 +67,7 @@ impl Hive {
             store,
             clock,
             state,
-            node_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            node_id,
             schema,
         })
     }
@@ -104,6 +105,7 @@ impl Hive {
 
     /// Closes the store; call after the server and the jobs have stopped.
     pub async fn close(&self) {
+        self.state.bus.close();
         self.store.close().await;
     }
 }

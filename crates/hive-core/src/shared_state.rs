@@ -1,10 +1,11 @@
-//! The shared state of this process: in memory (embedded default) or on Redis (`REDIS_URL`).
+//! The shared state of this process — rate limiter, replay cache, event bus — in memory
+//! (embedded default) or on Redis (`REDIS_URL`).
 
 use crate::config::Config;
 use hive_proto::SharedClock;
 use hive_state::{
-    LimiterCounters, MemoryLimiter, MemoryReplayCache, Policies, RateLimiter, RedisClient,
-    RedisLimiter, RedisReplayCache, ReplayCache, ResilientLimiter, StateError,
+    EventBus, LimiterCounters, MemoryLimiter, MemoryReplayCache, Policies, RateLimiter,
+    RedisClient, RedisLimiter, RedisReplayCache, ReplayCache, ResilientLimiter, StateError,
 };
 use secrecy::ExposeSecret;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ const MAX_REPLAY_KEYS: usize = 1_000_000;
 pub struct SharedState {
     pub limiter: Arc<dyn RateLimiter>,
     pub replay: Arc<dyn ReplayCache>,
+    pub bus: Arc<EventBus>,
     pub policies: Policies,
     /// How often the limiter degraded (scaled shape only).
     pub limiter_counters: Option<Arc<LimiterCounters>>,
@@ -27,13 +29,19 @@ pub struct SharedState {
 impl SharedState {
     /// Builds the backends; Redis is connected lazily, so a start while Redis is down succeeds
     /// and degrades (limits per node, replay checks refused) until Redis answers.
-    pub fn build(config: &Config, clock: &SharedClock) -> Result<Self, StateError> {
+    pub fn build(config: &Config, clock: &SharedClock, node_id: &str) -> Result<Self, StateError> {
+        let signing_key = config
+            .secrets
+            .bus_hmac_secret
+            .as_ref()
+            .map(|s| s.expose_secret().as_bytes().to_vec());
         let local = Arc::new(MemoryLimiter::new(Arc::clone(clock), MAX_LIMITER_KEYS));
         let policies = config.rate_limits.clone();
         let Some(url) = &config.redis_url else {
             return Ok(Self {
                 limiter: local,
                 replay: Arc::new(MemoryReplayCache::new(Arc::clone(clock), MAX_REPLAY_KEYS)),
+                bus: Arc::new(EventBus::memory(node_id, signing_key.as_deref())),
                 policies,
                 limiter_counters: None,
                 backend: "memory",
@@ -44,7 +52,8 @@ impl SharedState {
         Ok(Self {
             limiter_counters: Some(Arc::clone(&limiter.counters)),
             limiter: Arc::new(limiter),
-            replay: Arc::new(RedisReplayCache::new(redis)),
+            replay: Arc::new(RedisReplayCache::new(redis.clone())),
+            bus: Arc::new(EventBus::redis(redis, node_id, signing_key.as_deref())),
             policies,
             backend: "redis",
         })

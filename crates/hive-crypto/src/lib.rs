@@ -31,6 +31,32 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// HMAC-SHA256 of `data` under `key`, as lowercase hex.
+pub fn hmac_sha256_hex(key: &[u8], data: &[u8]) -> String {
+    use hmac::Mac;
+    // HMAC takes keys of any length; this constructor cannot fail.
+    let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(data);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Whether `signature_hex` is the HMAC-SHA256 of `data` under `key`, compared in constant time.
+pub fn verify_hmac_sha256_hex(key: &[u8], data: &[u8], signature_hex: &str) -> bool {
+    use hmac::Mac;
+    let Ok(signature) = hex::decode(signature_hex) else {
+        return false;
+    };
+    let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
+        return false;
+    };
+    mac.update(data);
+    mac.verify_slice(&signature).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,6 +76,26 @@ mod tests {
         assert!(!constant_time_eq(b"same", b"samf"));
         assert!(!constant_time_eq(b"same", b"same-but-longer"));
         assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn hmac_sha256_rfc4231_vectors() {
+        // Test case 1: key 0x0b × 20, data "Hi There".
+        let expected = "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7";
+        assert_eq!(hmac_sha256_hex(&[0x0b; 20], b"Hi There"), expected);
+        assert!(verify_hmac_sha256_hex(&[0x0b; 20], b"Hi There", expected));
+        // Test case 2: key "Jefe", data "what do ya want for nothing?".
+        let expected = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+        assert_eq!(
+            hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
+            expected
+        );
+        assert!(!verify_hmac_sha256_hex(
+            b"Jefe",
+            b"what do ya want for nothing!",
+            expected
+        ));
+        assert!(!verify_hmac_sha256_hex(b"Jefe", b"x", "not hex"));
     }
 
     #[test]

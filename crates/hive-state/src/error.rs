@@ -4,6 +4,9 @@ pub enum StateError {
     /// The shared store (Redis) did not answer in time or refused.
     #[error("shared state unavailable: {0}")]
     Unavailable(String),
+    /// A value was refused before it reached the shared store.
+    #[error("invalid: {0}")]
+    Invalid(String),
     /// An in-memory structure reached its bound; refusing is safer than forgetting.
     #[error("shared state full: {0}")]
     Full(&'static str),

@@ -5,11 +5,13 @@
 //! Every Redis key starts with a configurable prefix (`HIVE_REDIS_KEY_PREFIX`, default `hive`),
 //! so that several deployments — or several test runs — can share one Redis.
 
+pub mod bus;
 mod error;
 pub mod limiter;
 mod redis_client;
 pub mod replay;
 
+pub use bus::{BusCounters, BusEvent, Channel, Envelope, EventBus, MeshMeta};
 pub use error::StateError;
 pub use limiter::{
     Decision, LimiterCounters, MemoryLimiter, OutageMode, Policies, Policy, Quota, RateLimiter,

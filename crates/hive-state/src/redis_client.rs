@@ -10,6 +10,7 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
 pub struct RedisClient {
+    client: redis::Client,
     connection: ConnectionManager,
     prefix: String,
 }
@@ -33,9 +34,10 @@ impl RedisClient {
             .set_response_timeout(Some(CALL_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| StateError::Unavailable(format!("redis: {:?}", e.kind())))?;
         Ok(Self {
+            client,
             connection,
             prefix: prefix.trim_end_matches(':').to_owned(),
         })
@@ -49,6 +51,18 @@ impl RedisClient {
             key.push_str(part);
         }
         key
+    }
+
+    /// A dedicated subscriber connection (pub/sub needs its own), within the call timeout.
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, StateError> {
+        match tokio::time::timeout(CALL_TIMEOUT, self.client.get_async_pubsub()).await {
+            Ok(Ok(pubsub)) => Ok(pubsub),
+            Ok(Err(error)) => Err(StateError::Unavailable(format!(
+                "redis: {:?}",
+                error.kind()
+            ))),
+            Err(_) => Err(StateError::Unavailable("redis: timed out".into())),
+        }
     }
 
     /// Runs one command or script invocation with the call timeout.

@@ -330,6 +330,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         encryption_key: src.secret("ENCRYPTION_KEY")?,
         setup_token: src.secret("HIVE_SETUP_TOKEN")?,
         internal_token: src.secret("HIVE_INTERNAL_TOKEN")?,
+        bus_hmac_secret: src.secret("MESH_BUS_HMAC_SECRET")?,
     };
     check_secrets(&secrets, production, &mut warnings)?;
 
@@ -582,6 +583,7 @@ fn check_secrets(
         ("ENCRYPTION_KEY", &secrets.encryption_key),
         ("HIVE_SETUP_TOKEN", &secrets.setup_token),
         ("HIVE_INTERNAL_TOKEN", &secrets.internal_token),
+        ("MESH_BUS_HMAC_SECRET", &secrets.bus_hmac_secret),
     ];
     for (name, value) in named {
         let Some(value) = value else { continue };

@@ -58,6 +58,11 @@ pub const VARIABLES: &[VarSpec] = &[
         "hive",
         "1 to 64 characters of A-Z a-z 0-9 _ - : (several deployments can share one Redis)",
     ),
+    secret(
+        "MESH_BUS_HMAC_SECRET",
+        "-",
+        "at least 32 characters; signs every event bus message (meshSig) and makes subscribers drop unsigned or forged ones",
+    ),
     var(
         "HIVE_RATE_LIMITS",
         "-",
