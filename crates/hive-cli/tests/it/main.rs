@@ -4,4 +4,5 @@
 mod config_check;
 mod leader;
 mod process;
+mod replicas;
 mod serve;
