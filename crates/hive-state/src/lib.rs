@@ -10,6 +10,8 @@ mod error;
 pub mod limiter;
 mod redis_client;
 pub mod replay;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 pub use bus::{BusCounters, BusEvent, Channel, Envelope, EventBus, MeshMeta};
 pub use error::StateError;

@@ -3,60 +3,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use hive_proto::ManualClock;
+use hive_state::test_support::OwnRedis;
 use hive_state::{
     MemoryLimiter, Policies, RateLimiter, RedisClient, RedisLimiter, RedisReplayCache, ReplayCache,
     ResilientLimiter, StateError,
 };
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use time::macros::datetime;
-
-struct OwnRedis {
-    port: u16,
-    child: Child,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (it is wherever HIVE_TEST_REDIS_URL is set)");
-        Self { port, child }
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Polls `ready` until it holds (Redis starting, or reconnecting), under a deadline.
 async fn eventually(what: &str, mut ready: impl AsyncFnMut() -> bool) {
@@ -78,10 +32,8 @@ async fn redis_killed_and_restarted() {
         );
         return;
     }
-    let port = free_port();
-    let mut redis = OwnRedis::start(port);
-    let client =
-        RedisClient::new(&format!("redis://127.0.0.1:{}", redis.port), "hive-outage").unwrap();
+    let mut redis = OwnRedis::start();
+    let client = RedisClient::new(&redis.url(), "hive-outage").unwrap();
     let local = Arc::new(MemoryLimiter::new(
         Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC))),
         10_000,
@@ -119,7 +71,7 @@ async fn redis_killed_and_restarted() {
         "fail closed: {refused:?}"
     );
 
-    let _restarted = OwnRedis::start(port);
+    let _restarted = OwnRedis::start_on(redis.port);
     eventually("recovery", async || {
         limiter.check(api, "probe").await.is_ok() && !limiter.is_degraded()
     })

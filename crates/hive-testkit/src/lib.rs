@@ -10,6 +10,7 @@
 mod client;
 
 pub use client::{TestClient, error_body};
+pub use hive_state::test_support::OwnRedis;
 
 use axum::Router;
 use hive_core::Hive;

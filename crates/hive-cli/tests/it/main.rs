@@ -3,6 +3,7 @@
 
 mod config_check;
 mod leader;
+mod outage;
 mod process;
 mod replicas;
 mod serve;

@@ -1,0 +1,87 @@
+//! Redis killed under a running `hive serve` and started again.
+
+use crate::process::{HiveProcess, client};
+use hive_testkit::OwnRedis;
+use std::time::Duration;
+
+async fn remaining(base: &str) -> (u16, String) {
+    let response = client()
+        .get(format!("{base}/api/health"))
+        .send()
+        .await
+        .unwrap();
+    let remaining = response
+        .headers()
+        .get("ratelimit-remaining")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (response.status().as_u16(), remaining)
+}
+
+#[tokio::test]
+async fn a_redis_outage_degrades_to_per_node_limits_and_recovers_on_its_own() {
+    if hive_testkit::redis_url().is_none() {
+        eprintln!(
+            "skipped: HIVE_TEST_REDIS_URL is not set (this test starts its own redis-server)"
+        );
+        return;
+    }
+    let mut redis = OwnRedis::start();
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let hive = HiveProcess::start(
+        dir.path(),
+        &[
+            ("REDIS_URL", url.as_str()),
+            ("HIVE_RATE_LIMITS", "health=50/1h"),
+            ("LOG_FORMAT", "json"),
+            ("LOG_LEVEL", "info"),
+        ],
+    )
+    .await;
+    let base = hive.base_url.clone();
+    assert_eq!(
+        remaining(&base).await,
+        (200, "49".into()),
+        "counted in Redis"
+    );
+    assert_eq!(remaining(&base).await, (200, "48".into()));
+
+    redis.kill();
+    // No 500s: the per-node limiter answers, with a count of its own.
+    for expected in ["49", "48", "47"] {
+        assert_eq!(
+            remaining(&base).await,
+            (200, expected.into()),
+            "per-node fallback"
+        );
+    }
+
+    let _restarted = OwnRedis::start_on(redis.port);
+    // Back on the shared count within seconds. This Redis kept nothing on disk, so its count
+    // starts afresh at 49 — a number the per-node count (now at 47 and falling) never shows.
+    let recovered = async {
+        loop {
+            let (status, left) = remaining(&base).await;
+            assert_eq!(status, 200);
+            if left == "49" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), recovered)
+        .await
+        .expect("the shared limiter is used again after Redis returns");
+
+    let (status, stdout, _) = hive.stop().await;
+    assert!(status.success());
+    assert!(
+        stdout.contains("shared rate limiter unreachable"),
+        "the outage is logged"
+    );
+    assert!(
+        stdout.contains("shared rate limiter reachable again"),
+        "so is the recovery"
+    );
+}
