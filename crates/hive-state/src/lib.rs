@@ -10,6 +10,7 @@ mod error;
 pub mod limiter;
 mod redis_client;
 pub mod replay;
+pub mod tasks;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
@@ -21,3 +22,4 @@ pub use limiter::{
 };
 pub use redis_client::RedisClient;
 pub use replay::{MemoryReplayCache, RedisReplayCache, ReplayCache};
+pub use tasks::{MemoryTaskStore, RedisTaskStore, TaskRecord, TaskStore};

@@ -1,0 +1,329 @@
+//! The A2A task store: tasks kept as documents with their owner, agent, context id and status
+//! time, so that a caller's tasks can be listed newest status first with keyset paging, and
+//! forgotten after `A2A_TASK_TTL_SECONDS`. In memory or on Redis (the database backend comes
+//! with the A2A gateway).
+
+use crate::{RedisClient, StateError};
+use async_trait::async_trait;
+use hive_proto::SharedClock;
+use hive_store::{Cursor, Page, PageRequest};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// One task. `document` is the A2A task as the gateway serves it; the store does not read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskRecord {
+    pub id: Uuid,
+    /// The principal the task belongs to; no one else may read it.
+    pub owner: String,
+    pub agent_id: String,
+    pub context_id: String,
+    /// When the status last changed (the order of listings).
+    #[serde(with = "time::serde::rfc3339")]
+    pub status_time: OffsetDateTime,
+    pub document: serde_json::Value,
+}
+
+#[async_trait]
+pub trait TaskStore: Send + Sync + std::fmt::Debug {
+    /// Creates or replaces a task for `ttl`. Refused ([`StateError::Invalid`]) if the id belongs
+    /// to another owner.
+    async fn put(&self, task: &TaskRecord, ttl: Duration) -> Result<(), StateError>;
+
+    /// The task if it exists and belongs to `owner` (another owner's task is "not found").
+    async fn get(&self, owner: &str, id: Uuid) -> Result<Option<TaskRecord>, StateError>;
+
+    /// `owner`'s tasks, newest status first (ties by id, descending).
+    async fn list(&self, owner: &str, page: &PageRequest) -> Result<Page<TaskRecord>, StateError>;
+}
+
+fn micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+fn cursor_of(task: &TaskRecord) -> Cursor {
+    Cursor {
+        at: task.status_time,
+        id: task.id,
+    }
+}
+
+fn not_yours() -> StateError {
+    StateError::Invalid("this task id belongs to another owner".into())
+}
+
+/// The position of a task in its owner's index: ordered as `(status time, id)`.
+type Position = (i64, Uuid);
+
+#[derive(Debug, Default)]
+struct MemoryTasks {
+    tasks: HashMap<Uuid, (TaskRecord, OffsetDateTime)>,
+    by_owner: HashMap<String, BTreeSet<Position>>,
+}
+
+impl MemoryTasks {
+    fn remove(&mut self, id: Uuid) {
+        if let Some((task, _)) = self.tasks.remove(&id)
+            && let Some(index) = self.by_owner.get_mut(&task.owner)
+        {
+            index.remove(&(micros(task.status_time), id));
+            if index.is_empty() {
+                self.by_owner.remove(&task.owner);
+            }
+        }
+    }
+
+    fn prune(&mut self, now: OffsetDateTime) {
+        let expired: Vec<Uuid> = self
+            .tasks
+            .iter()
+            .filter(|(_, (_, expires))| *expires <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.remove(id);
+        }
+    }
+}
+
+/// Tasks in this process, bounded in number; expired ones are pruned when room is needed and
+/// never returned.
+#[derive(Debug)]
+pub struct MemoryTaskStore {
+    clock: SharedClock,
+    max_tasks: usize,
+    inner: Mutex<MemoryTasks>,
+}
+
+impl MemoryTaskStore {
+    pub fn new(clock: SharedClock, max_tasks: usize) -> Self {
+        Self {
+            clock,
+            max_tasks: max_tasks.max(1),
+            inner: Mutex::new(MemoryTasks::default()),
+        }
+    }
+}
+
+#[async_trait]
+impl TaskStore for MemoryTaskStore {
+    async fn put(&self, task: &TaskRecord, ttl: Duration) -> Result<(), StateError> {
+        let now = self.clock.now();
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        match inner.tasks.get(&task.id) {
+            Some((existing, expires)) if *expires > now && existing.owner != task.owner => {
+                return Err(not_yours());
+            }
+            Some(_) => inner.remove(task.id),
+            None if inner.tasks.len() >= self.max_tasks => {
+                inner.prune(now);
+                if inner.tasks.len() >= self.max_tasks {
+                    return Err(StateError::Full("task store"));
+                }
+            }
+            None => {}
+        }
+        let expires =
+            now.saturating_add(time::Duration::try_from(ttl).unwrap_or(time::Duration::MAX));
+        inner
+            .by_owner
+            .entry(task.owner.clone())
+            .or_default()
+            .insert((micros(task.status_time), task.id));
+        inner.tasks.insert(task.id, (task.clone(), expires));
+        Ok(())
+    }
+
+    async fn get(&self, owner: &str, id: Uuid) -> Result<Option<TaskRecord>, StateError> {
+        let now = self.clock.now();
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(inner
+            .tasks
+            .get(&id)
+            .filter(|(task, expires)| *expires > now && task.owner == owner)
+            .map(|(task, _)| task.clone()))
+    }
+
+    async fn list(&self, owner: &str, page: &PageRequest) -> Result<Page<TaskRecord>, StateError> {
+        let now = self.clock.now();
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(index) = inner.by_owner.get(owner) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        };
+        let upper = page.after().map(|c| (micros(c.at), c.id));
+        let rows: Vec<TaskRecord> = index
+            .iter()
+            .rev()
+            .filter(|position| upper.is_none_or(|bound| **position < bound))
+            .filter_map(|(_, id)| inner.tasks.get(id))
+            .filter(|(_, expires)| *expires > now)
+            .map(|(task, _)| task.clone())
+            .take(usize::try_from(page.limit()).unwrap_or(usize::MAX) + 1)
+            .collect();
+        Ok(Page::from_overfetch(rows, page.limit(), cursor_of))
+    }
+}
+
+/// Replaces a task and its place in the owner's index atomically; refuses another owner's id.
+/// The index is a sorted set of `<status micros, zero-padded>:<id>` members, all of score 0, so
+/// its lexical order is the listing order and a cursor is an exact bound.
+const PUT_SCRIPT: &str = r"
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[2] then return 0 end
+local old = redis.call('HGET', KEYS[1], 'member')
+if old then redis.call('ZREM', KEYS[2], old) end
+redis.call('HSET', KEYS[1], 'record', ARGV[1], 'owner', ARGV[2], 'member', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], 0, ARGV[3])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+return 1
+";
+
+#[derive(Debug, Clone)]
+pub struct RedisTaskStore {
+    redis: RedisClient,
+    put: redis::Script,
+}
+
+impl RedisTaskStore {
+    pub fn new(redis: RedisClient) -> Self {
+        Self {
+            redis,
+            put: redis::Script::new(PUT_SCRIPT),
+        }
+    }
+
+    fn task_key(&self, id: Uuid) -> String {
+        self.redis.key(&["task", &id.to_string()])
+    }
+
+    fn owner_key(&self, owner: &str) -> String {
+        self.redis.key(&["tasks", "owner", owner])
+    }
+}
+
+/// Micros are non-negative for any status time after 1970; padding keeps the lexical order.
+fn member(task_micros: i64, id: Uuid) -> String {
+    format!("{:020}:{}", task_micros.max(0), id)
+}
+
+fn decode(raw: &str) -> Result<TaskRecord, StateError> {
+    serde_json::from_str(raw)
+        .map_err(|_| StateError::Invalid("a stored task does not parse".into()))
+}
+
+#[async_trait]
+impl TaskStore for RedisTaskStore {
+    async fn put(&self, task: &TaskRecord, ttl: Duration) -> Result<(), StateError> {
+        let record = serde_json::to_string(task)
+            .map_err(|_| StateError::Invalid("the task does not serialise".into()))?;
+        let (task_key, owner_key) = (self.task_key(task.id), self.owner_key(&task.owner));
+        let position = member(micros(task.status_time), task.id);
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let script = &self.put;
+        let stored: i64 = self
+            .redis
+            .run(async |c| {
+                script
+                    .key(&task_key)
+                    .key(&owner_key)
+                    .arg(&record)
+                    .arg(&task.owner)
+                    .arg(&position)
+                    .arg(millis)
+                    .invoke_async(c)
+                    .await
+            })
+            .await?;
+        if stored == 1 {
+            Ok(())
+        } else {
+            Err(not_yours())
+        }
+    }
+
+    async fn get(&self, owner: &str, id: Uuid) -> Result<Option<TaskRecord>, StateError> {
+        let key = self.task_key(id);
+        let raw: Option<String> = self
+            .redis
+            .run(async |c| {
+                redis::cmd("HGET")
+                    .arg(&key)
+                    .arg("record")
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        match raw {
+            Some(raw) => Ok(Some(decode(&raw)?).filter(|task| task.owner == owner)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list(&self, owner: &str, page: &PageRequest) -> Result<Page<TaskRecord>, StateError> {
+        let owner_key = self.owner_key(owner);
+        let upper = page.after().map_or_else(
+            || "+".to_owned(),
+            |c| format!("({}", member(micros(c.at), c.id)),
+        );
+        let mut rows = Vec::new();
+        let mut bound = upper;
+        let want = usize::try_from(page.limit()).unwrap_or(usize::MAX) + 1;
+        // Members whose task expired are skipped (and removed); fetch until the page is full.
+        while rows.len() < want {
+            let batch = want - rows.len();
+            let members: Vec<String> = self
+                .redis
+                .run(async |c| {
+                    redis::cmd("ZREVRANGEBYLEX")
+                        .arg(&owner_key)
+                        .arg(&bound)
+                        .arg("-")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(batch)
+                        .query_async(c)
+                        .await
+                })
+                .await?;
+            let Some(last) = members.last() else { break };
+            bound = format!("({last}");
+            let exhausted = members.len() < batch;
+            for position in members {
+                let Some(id) = position
+                    .split_once(':')
+                    .and_then(|(_, id)| Uuid::parse_str(id).ok())
+                else {
+                    continue;
+                };
+                match self.get(owner, id).await? {
+                    Some(task) => rows.push(task),
+                    None => {
+                        let _: i64 = self
+                            .redis
+                            .run(async |c| {
+                                redis::cmd("ZREM")
+                                    .arg(&owner_key)
+                                    .arg(&position)
+                                    .query_async(c)
+                                    .await
+                            })
+                            .await?;
+                    }
+                }
+            }
+            if exhausted {
+                break;
+            }
+        }
+        Ok(Page::from_overfetch(rows, page.limit(), cursor_of))
+    }
+}

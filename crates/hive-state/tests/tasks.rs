@@ -1,0 +1,178 @@
+//! The task store on every backend: memory always, Redis when `HIVE_TEST_REDIS_URL` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use hive_proto::{ManualClock, SharedClock};
+use hive_state::{MemoryTaskStore, RedisClient, RedisTaskStore, StateError, TaskRecord, TaskStore};
+use hive_store::PageRequest;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use time::macros::datetime;
+use uuid::Uuid;
+
+const T0: OffsetDateTime = datetime!(2026-05-01 10:00:00.250 UTC);
+const TTL: Duration = Duration::from_secs(3600);
+
+fn stores() -> Vec<(&'static str, Arc<dyn TaskStore>)> {
+    let clock: SharedClock = Arc::new(ManualClock::new(T0));
+    let mut all: Vec<(&'static str, Arc<dyn TaskStore>)> =
+        vec![("memory", Arc::new(MemoryTaskStore::new(clock, 10_000)))];
+    if let Some(url) = std::env::var("HIVE_TEST_REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        let prefix = format!("hive-test-{}", Uuid::new_v4().simple());
+        all.push((
+            "redis",
+            Arc::new(RedisTaskStore::new(
+                RedisClient::new(&url, &prefix).unwrap(),
+            )),
+        ));
+    }
+    all
+}
+
+fn task(owner: &str, at: OffsetDateTime) -> TaskRecord {
+    TaskRecord {
+        id: Uuid::now_v7(),
+        owner: owner.into(),
+        agent_id: "agent-1".into(),
+        context_id: "ctx-1".into(),
+        status_time: at,
+        document: serde_json::json!({"status": {"state": "TASK_STATE_WORKING"}}),
+    }
+}
+
+#[tokio::test]
+async fn tasks_are_only_their_owners() {
+    for (backend, store) in stores() {
+        let mine = task("alice", T0);
+        store.put(&mine, TTL).await.unwrap();
+        assert_eq!(
+            store.get("alice", mine.id).await.unwrap(),
+            Some(mine.clone()),
+            "{backend}"
+        );
+        assert_eq!(
+            store.get("mallory", mine.id).await.unwrap(),
+            None,
+            "{backend}"
+        );
+        let mut stolen = mine.clone();
+        stolen.owner = "mallory".into();
+        assert!(
+            matches!(store.put(&stolen, TTL).await, Err(StateError::Invalid(_))),
+            "{backend}"
+        );
+        assert_eq!(
+            store.get("alice", mine.id).await.unwrap(),
+            Some(mine.clone()),
+            "unchanged"
+        );
+        let listed = store
+            .list("mallory", &PageRequest::first(10).unwrap())
+            .await
+            .unwrap();
+        assert!(listed.items.is_empty(), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn listing_is_newest_status_first_with_keyset_pages() {
+    for (backend, store) in stores() {
+        let mut expected = Vec::new();
+        for i in 0..10 {
+            // Pairs share a status time: ties are ordered by id, descending.
+            let t = task("alice", T0 + time::Duration::seconds(i / 2));
+            store.put(&t, TTL).await.unwrap();
+            expected.push(t);
+        }
+        store.put(&task("bob", T0), TTL).await.unwrap();
+        expected.sort_by(|a, b| (b.status_time, b.id).cmp(&(a.status_time, a.id)));
+
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = store
+                .list("alice", &PageRequest::new(3, cursor.as_deref()).unwrap())
+                .await
+                .unwrap();
+            seen.extend(page.items);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "{backend}");
+
+        // A status change moves the task to the front, once.
+        let mut moved = expected[9].clone();
+        moved.status_time = T0 + time::Duration::minutes(5);
+        store.put(&moved, TTL).await.unwrap();
+        let first = store
+            .list("alice", &PageRequest::first(20).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(first.items.len(), 10, "{backend}");
+        assert_eq!(first.items[0], moved, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn memory_tasks_expire_with_the_clock_and_are_bounded() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let store = MemoryTaskStore::new(clock.clone() as SharedClock, 2);
+    let (a, b) = (task("alice", T0), task("alice", T0));
+    store.put(&a, Duration::from_secs(60)).await.unwrap();
+    store.put(&b, Duration::from_secs(120)).await.unwrap();
+    assert!(matches!(
+        store.put(&task("alice", T0), TTL).await,
+        Err(StateError::Full(_))
+    ));
+    clock.advance(time::Duration::seconds(61));
+    assert_eq!(store.get("alice", a.id).await.unwrap(), None, "expired");
+    let listed = store
+        .list("alice", &PageRequest::first(10).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(listed.items, vec![b.clone()]);
+    store.put(&task("alice", T0), TTL).await.unwrap();
+}
+
+#[tokio::test]
+async fn redis_tasks_carry_their_ttl() {
+    let Some(url) = std::env::var("HIVE_TEST_REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
+        return;
+    };
+    let prefix = format!("hive-test-{}", Uuid::new_v4().simple());
+    let redis = RedisClient::new(&url, &prefix).unwrap();
+    let store = RedisTaskStore::new(redis.clone());
+    let t = task("alice", T0);
+    store.put(&t, Duration::from_secs(90)).await.unwrap();
+    let key = redis.key(&["task", &t.id.to_string()]);
+    let ttl: i64 = redis
+        .run(async |c| redis::cmd("PTTL").arg(&key).query_async(c).await)
+        .await
+        .unwrap();
+    assert!((80_000..=90_000).contains(&ttl), "{ttl}");
+    // A task whose record expired is skipped and its index entry removed.
+    let _: i64 = redis
+        .run(async |c| redis::cmd("DEL").arg(&key).query_async(c).await)
+        .await
+        .unwrap();
+    let listed = store
+        .list("alice", &PageRequest::first(10).unwrap())
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty());
+    let index = redis.key(&["tasks", "owner", "alice"]);
+    let left: i64 = redis
+        .run(async |c| redis::cmd("ZCARD").arg(&index).query_async(c).await)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
