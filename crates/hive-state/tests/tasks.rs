@@ -88,7 +88,7 @@ async fn listing_is_newest_status_first_with_keyset_pages() {
             expected.push(t);
         }
         store.put(&task("bob", T0), TTL).await.unwrap();
-        expected.sort_by(|a, b| (b.status_time, b.id).cmp(&(a.status_time, a.id)));
+        expected.sort_by_key(|t| std::cmp::Reverse((t.status_time, t.id)));
 
         let mut seen = Vec::new();
         let mut cursor: Option<String> = None;
