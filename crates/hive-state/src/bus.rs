@@ -5,13 +5,12 @@
 //! `{channel, payload, meshMeta}`. Subscribers drop (and count) what fails its signature or
 //! does not parse as a valid event — both backends receive through the same checks.
 
+use crate::redis_client::Subscription;
 use crate::{RedisClient, StateError};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -281,9 +280,18 @@ impl EventBus {
         let inner = Self::inner(producer, &redis.key(&[]), signing_key);
         let (subscribed_tx, subscribed) = watch::channel(false);
         let stop = CancellationToken::new();
-        tokio::spawn(run_subscriber(
-            redis.clone(),
-            Arc::clone(&inner),
+        let channels = Channel::ALL
+            .into_iter()
+            .map(|c| inner.channel_name(c))
+            .collect();
+        let receiver = Arc::clone(&inner);
+        tokio::spawn(redis.clone().subscribe_forever(
+            Subscription {
+                what: "event bus",
+                channels,
+                patterns: Vec::new(),
+            },
+            move |channel, payload| receiver.receive(channel, payload),
             subscribed_tx,
             stop.clone(),
         ));
@@ -362,62 +370,6 @@ impl EventBus {
 impl Drop for EventBus {
     fn drop(&mut self) {
         self.stop.cancel();
-    }
-}
-
-async fn run_subscriber(
-    redis: RedisClient,
-    inner: Arc<Inner>,
-    subscribed: watch::Sender<bool>,
-    stop: CancellationToken,
-) {
-    let channels: Vec<String> = Channel::ALL
-        .into_iter()
-        .map(|c| inner.channel_name(c))
-        .collect();
-    let mut failing = false;
-    while !stop.is_cancelled() {
-        let attempt = async {
-            let mut pubsub = redis.pubsub().await?;
-            for channel in &channels {
-                pubsub
-                    .subscribe(channel)
-                    .await
-                    .map_err(|e| StateError::Unavailable(format!("redis: {:?}", e.kind())))?;
-            }
-            Ok::<_, StateError>(pubsub)
-        };
-        match attempt.await {
-            Ok(pubsub) => {
-                if failing {
-                    tracing::info!("event bus subscription restored");
-                }
-                subscribed.send_replace(true);
-                let mut messages = pubsub.into_on_message();
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        message = messages.next() => match message {
-                            Some(message) => inner.receive(message.get_channel_name(), message.get_payload_bytes()),
-                            None => break,
-                        },
-                    }
-                }
-                subscribed.send_replace(false);
-                tracing::error!("event bus subscription lost; reconnecting");
-                failing = true;
-            }
-            Err(error) => {
-                if !failing {
-                    tracing::error!(%error, "event bus cannot subscribe; retrying");
-                    failing = true;
-                }
-            }
-        }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_millis(250)) => {}
-        }
     }
 }
 

@@ -10,6 +10,7 @@ mod error;
 pub mod limiter;
 mod redis_client;
 pub mod replay;
+pub mod task_events;
 pub mod tasks;
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -22,4 +23,5 @@ pub use limiter::{
 };
 pub use redis_client::RedisClient;
 pub use replay::{MemoryReplayCache, RedisReplayCache, ReplayCache};
+pub use task_events::{TaskEvent, TaskEvents};
 pub use tasks::{MemoryTaskStore, RedisTaskStore, TaskRecord, TaskStore};

@@ -81,3 +81,75 @@ impl RedisClient {
         }
     }
 }
+
+/// What a long-lived subscriber listens to.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscription {
+    /// For logs: which feature the subscription serves.
+    pub what: &'static str,
+    pub channels: Vec<String>,
+    pub patterns: Vec<String>,
+}
+
+impl RedisClient {
+    /// Receives messages on `subscription` until `stop`, reconnecting after any failure;
+    /// `subscribed` says whether messages are flowing now. A lost subscription and its return
+    /// are logged once each, not on every retry.
+    pub(crate) async fn subscribe_forever(
+        self,
+        subscription: Subscription,
+        mut deliver: impl FnMut(&str, &[u8]) + Send,
+        subscribed: tokio::sync::watch::Sender<bool>,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        use futures_util::StreamExt;
+        let what = subscription.what;
+        let mut failing = false;
+        while !stop.is_cancelled() {
+            let attempt = async {
+                let unavailable = |e: redis::RedisError| {
+                    StateError::Unavailable(format!("redis: {:?}", e.kind()))
+                };
+                let mut pubsub = self.pubsub().await?;
+                for channel in &subscription.channels {
+                    pubsub.subscribe(channel).await.map_err(unavailable)?;
+                }
+                for pattern in &subscription.patterns {
+                    pubsub.psubscribe(pattern).await.map_err(unavailable)?;
+                }
+                Ok::<_, StateError>(pubsub)
+            };
+            match attempt.await {
+                Ok(pubsub) => {
+                    if failing {
+                        tracing::info!(what, "subscription restored");
+                    }
+                    subscribed.send_replace(true);
+                    let mut messages = pubsub.into_on_message();
+                    loop {
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            message = messages.next() => match message {
+                                Some(message) => deliver(message.get_channel_name(), message.get_payload_bytes()),
+                                None => break,
+                            },
+                        }
+                    }
+                    subscribed.send_replace(false);
+                    tracing::error!(what, "subscription lost; reconnecting");
+                    failing = true;
+                }
+                Err(error) => {
+                    if !failing {
+                        tracing::error!(what, %error, "cannot subscribe; retrying");
+                        failing = true;
+                    }
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+    }
+}

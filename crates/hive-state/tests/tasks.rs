@@ -176,3 +176,76 @@ async fn redis_tasks_carry_their_ttl() {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+fn event(task_id: Uuid, seq: u64) -> hive_state::TaskEvent {
+    hive_state::TaskEvent {
+        task_id,
+        seq,
+        event: serde_json::json!({"statusUpdate": {"seq": seq}}),
+    }
+}
+
+async fn receive_all(
+    mut receiver: tokio::sync::broadcast::Receiver<hive_state::TaskEvent>,
+    count: u64,
+) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    while seqs.len() < usize::try_from(count).unwrap() {
+        let next = tokio::time::timeout(Duration::from_secs(10), receiver.recv())
+            .await
+            .expect("events arrive")
+            .unwrap();
+        seqs.push(next.seq);
+    }
+    seqs
+}
+
+#[tokio::test]
+async fn every_subscriber_sees_a_tasks_events_in_order_in_memory() {
+    let events = hive_state::TaskEvents::memory();
+    let (task, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let receivers: Vec<_> = (0..3).map(|_| events.subscribe(task)).collect();
+    let mut unrelated = events.subscribe(other);
+    for seq in 1..=100 {
+        events.publish(event(task, seq)).await.unwrap();
+    }
+    for receiver in receivers {
+        assert_eq!(
+            receive_all(receiver, 100).await,
+            (1..=100).collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        unrelated.try_recv().is_err(),
+        "other tasks' subscribers get nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_tasks_events_reach_subscribers_on_another_replica_in_order() {
+    let Some(url) = std::env::var("HIVE_TEST_REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
+        return;
+    };
+    let prefix = format!("hive-test-{}", Uuid::new_v4().simple());
+    let replica_a = hive_state::TaskEvents::redis(RedisClient::new(&url, &prefix).unwrap());
+    let replica_b = hive_state::TaskEvents::redis(RedisClient::new(&url, &prefix).unwrap());
+    replica_a.ready().await;
+    replica_b.ready().await;
+    let task = Uuid::now_v7();
+    let on_a = replica_a.subscribe(task);
+    let on_b = [replica_b.subscribe(task), replica_b.subscribe(task)];
+    for seq in 1..=100 {
+        replica_a.publish(event(task, seq)).await.unwrap();
+    }
+    let expected: Vec<u64> = (1..=100).collect();
+    assert_eq!(receive_all(on_a, 100).await, expected);
+    for receiver in on_b {
+        assert_eq!(receive_all(receiver, 100).await, expected);
+    }
+    replica_a.close();
+    replica_b.close();
+}

@@ -1,0 +1,154 @@
+//! The fan-out of a task's events: every subscriber of a task, on any replica, receives its
+//! events in the order they were published. In memory a broadcast channel per task; on Redis one
+//! pattern subscription per process (`<prefix>:task-events:*`) dispatching to the local
+//! subscribers of each task. Redis keeps the order of one publisher's messages, and one task's
+//! events are published by the replica running it. Each event carries its sequence number, so a
+//! subscriber that fell behind can tell.
+
+use crate::redis_client::Subscription;
+use crate::{RedisClient, StateError};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Events one subscriber may fall behind by before it is told it lagged.
+const CAPACITY: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskEvent {
+    pub task_id: Uuid,
+    /// 1, 2, 3… per task, set by the publisher.
+    pub seq: u64,
+    /// The A2A stream event; opaque here.
+    pub event: serde_json::Value,
+}
+
+#[derive(Default)]
+struct Subscribers {
+    by_task: Mutex<HashMap<Uuid, broadcast::Sender<TaskEvent>>>,
+}
+
+impl Subscribers {
+    fn subscribe(&self, task_id: Uuid) -> broadcast::Receiver<TaskEvent> {
+        let mut by_task = self.by_task.lock().unwrap_or_else(PoisonError::into_inner);
+        by_task
+            .entry(task_id)
+            .or_insert_with(|| broadcast::channel(CAPACITY).0)
+            .subscribe()
+    }
+
+    fn deliver(&self, event: TaskEvent) {
+        let mut by_task = self.by_task.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = by_task.get(&event.task_id) {
+            let task_id = event.task_id;
+            // A task nobody listens to any more is forgotten.
+            if sender.send(event).is_err() {
+                by_task.remove(&task_id);
+            }
+        }
+    }
+}
+
+enum Transport {
+    Memory,
+    Redis(Box<RedisClient>),
+}
+
+pub struct TaskEvents {
+    subscribers: Arc<Subscribers>,
+    transport: Transport,
+    subscribed: watch::Receiver<bool>,
+    stop: CancellationToken,
+}
+
+impl std::fmt::Debug for TaskEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TaskEvents")
+    }
+}
+
+impl TaskEvents {
+    pub fn memory() -> Self {
+        Self {
+            subscribers: Arc::default(),
+            transport: Transport::Memory,
+            subscribed: watch::channel(true).1,
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// Starts this process's pattern subscription; it reconnects by itself until [`Self::close`].
+    pub fn redis(redis: RedisClient) -> Self {
+        let subscribers: Arc<Subscribers> = Arc::default();
+        let (subscribed_tx, subscribed) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let local = Arc::clone(&subscribers);
+        tokio::spawn(redis.clone().subscribe_forever(
+            Subscription {
+                what: "task events",
+                channels: Vec::new(),
+                patterns: vec![redis.key(&["task-events", "*"])],
+            },
+            move |_channel, payload| match serde_json::from_slice::<TaskEvent>(payload) {
+                Ok(event) => local.deliver(event),
+                Err(_) => tracing::warn!("dropped a malformed task event"),
+            },
+            subscribed_tx,
+            stop.clone(),
+        ));
+        Self {
+            subscribers,
+            transport: Transport::Redis(Box::new(redis)),
+            subscribed,
+            stop,
+        }
+    }
+
+    /// Waits until events from other replicas flow in (immediately in memory).
+    pub async fn ready(&self) {
+        let mut subscribed = self.subscribed.clone();
+        let _ = subscribed.wait_for(|ready| *ready).await;
+    }
+
+    pub fn subscribe(&self, task_id: Uuid) -> broadcast::Receiver<TaskEvent> {
+        self.subscribers.subscribe(task_id)
+    }
+
+    pub async fn publish(&self, event: TaskEvent) -> Result<(), StateError> {
+        match &self.transport {
+            Transport::Memory => {
+                self.subscribers.deliver(event);
+                Ok(())
+            }
+            Transport::Redis(redis) => {
+                let channel = redis.key(&["task-events", &event.task_id.to_string()]);
+                let raw = serde_json::to_vec(&event)
+                    .map_err(|_| StateError::Invalid("the task event does not serialise".into()))?;
+                let _receivers: i64 = redis
+                    .run(async |c| {
+                        redis::cmd("PUBLISH")
+                            .arg(&channel)
+                            .arg(&raw)
+                            .query_async(c)
+                            .await
+                    })
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn close(&self) {
+        self.stop.cancel();
+    }
+}
+
+impl Drop for TaskEvents {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
