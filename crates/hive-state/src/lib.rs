@@ -24,4 +24,4 @@ pub use limiter::{
 pub use redis_client::RedisClient;
 pub use replay::{MemoryReplayCache, RedisReplayCache, ReplayCache};
 pub use task_events::{TaskEvent, TaskEvents};
-pub use tasks::{MemoryTaskStore, RedisTaskStore, TaskRecord, TaskStore};
+pub use tasks::{DbTaskStore, MemoryTaskStore, RedisTaskStore, TaskRecord, TaskStore};

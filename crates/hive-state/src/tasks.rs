@@ -1,15 +1,14 @@
 //! The A2A task store: tasks kept as documents with their owner, agent, context id and status
 //! time, so that a caller's tasks can be listed newest status first with keyset paging, and
-//! forgotten after `A2A_TASK_TTL_SECONDS`. In memory or on Redis (the database backend comes
-//! with the A2A gateway).
+//! forgotten after `A2A_TASK_TTL_SECONDS`. In memory, on Redis, or in the database.
 
 use crate::{RedisClient, StateError};
 use async_trait::async_trait;
 use hive_proto::SharedClock;
-use hive_store::{Cursor, Page, PageRequest};
+use hive_store::{Cursor, Page, PageRequest, Store, TaskRow};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -325,5 +324,91 @@ impl TaskStore for RedisTaskStore {
             }
         }
         Ok(Page::from_overfetch(rows, page.limit(), cursor_of))
+    }
+}
+
+/// Tasks in the database (`A2A_TASK_STORE=db`): durable across restarts of every replica.
+#[derive(Debug, Clone)]
+pub struct DbTaskStore {
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+}
+
+impl DbTaskStore {
+    pub fn new(store: Arc<dyn Store>, clock: SharedClock) -> Self {
+        Self { store, clock }
+    }
+}
+
+fn from_row(row: TaskRow) -> Result<TaskRecord, StateError> {
+    Ok(TaskRecord {
+        id: row.id,
+        owner: row.owner,
+        agent_id: row.agent_id,
+        context_id: row.context_id,
+        status_time: row.status_time,
+        document: serde_json::from_str(&row.document)
+            .map_err(|_| StateError::Invalid("a stored task does not parse".into()))?,
+    })
+}
+
+fn store_error(error: hive_store::StoreError) -> StateError {
+    match error {
+        hive_store::StoreError::Invalid(why) => StateError::Invalid(why),
+        other => StateError::Unavailable(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl TaskStore for DbTaskStore {
+    async fn put(&self, task: &TaskRecord, ttl: Duration) -> Result<(), StateError> {
+        let now = self.clock.now();
+        let row = TaskRow {
+            id: task.id,
+            owner: task.owner.clone(),
+            agent_id: task.agent_id.clone(),
+            context_id: task.context_id.clone(),
+            status_time: task.status_time,
+            document: task.document.to_string(),
+            expires_at: now
+                .saturating_add(time::Duration::try_from(ttl).unwrap_or(time::Duration::MAX)),
+        };
+        match self
+            .store
+            .tasks()
+            .put(&row, now)
+            .await
+            .map_err(store_error)?
+        {
+            true => Ok(()),
+            false => Err(not_yours()),
+        }
+    }
+
+    async fn get(&self, owner: &str, id: Uuid) -> Result<Option<TaskRecord>, StateError> {
+        let row = self
+            .store
+            .tasks()
+            .get(owner, id, self.clock.now())
+            .await
+            .map_err(store_error)?;
+        row.map(from_row).transpose()
+    }
+
+    async fn list(&self, owner: &str, page: &PageRequest) -> Result<Page<TaskRecord>, StateError> {
+        let rows = self
+            .store
+            .tasks()
+            .list(owner, page, self.clock.now())
+            .await
+            .map_err(store_error)?;
+        Ok(Page {
+            items: rows
+                .items
+                .into_iter()
+                .map(from_row)
+                .collect::<Result<_, _>>()?,
+            next_cursor: rows.next_cursor,
+        })
     }
 }

@@ -13,10 +13,25 @@ use uuid::Uuid;
 const T0: OffsetDateTime = datetime!(2026-05-01 10:00:00.250 UTC);
 const TTL: Duration = Duration::from_secs(3600);
 
-fn stores() -> Vec<(&'static str, Arc<dyn TaskStore>)> {
+/// The backends, and the directory of the SQLite one (kept until the test ends).
+async fn stores() -> (Vec<(&'static str, Arc<dyn TaskStore>)>, tempfile::TempDir) {
     let clock: SharedClock = Arc::new(ManualClock::new(T0));
-    let mut all: Vec<(&'static str, Arc<dyn TaskStore>)> =
-        vec![("memory", Arc::new(MemoryTaskStore::new(clock, 10_000)))];
+    // The database backend on SQLite; the store crates' own suites cover PostgreSQL.
+    let dir = tempfile::tempdir().unwrap();
+    let db = hive_store_sqlite::SqliteStore::open(&dir.path().join("hive.db"), 2)
+        .await
+        .unwrap();
+    hive_store::Store::migrate(&db).await.unwrap();
+    let mut all: Vec<(&'static str, Arc<dyn TaskStore>)> = vec![
+        (
+            "memory",
+            Arc::new(MemoryTaskStore::new(clock.clone(), 10_000)),
+        ),
+        (
+            "db",
+            Arc::new(hive_state::DbTaskStore::new(Arc::new(db), clock)),
+        ),
+    ];
     if let Some(url) = std::env::var("HIVE_TEST_REDIS_URL")
         .ok()
         .filter(|v| !v.is_empty())
@@ -29,7 +44,7 @@ fn stores() -> Vec<(&'static str, Arc<dyn TaskStore>)> {
             )),
         ));
     }
-    all
+    (all, dir)
 }
 
 fn task(owner: &str, at: OffsetDateTime) -> TaskRecord {
@@ -45,7 +60,8 @@ fn task(owner: &str, at: OffsetDateTime) -> TaskRecord {
 
 #[tokio::test]
 async fn tasks_are_only_their_owners() {
-    for (backend, store) in stores() {
+    let (stores, _dir) = stores().await;
+    for (backend, store) in stores {
         let mine = task("alice", T0);
         store.put(&mine, TTL).await.unwrap();
         assert_eq!(
@@ -79,7 +95,8 @@ async fn tasks_are_only_their_owners() {
 
 #[tokio::test]
 async fn listing_is_newest_status_first_with_keyset_pages() {
-    for (backend, store) in stores() {
+    let (stores, _dir) = stores().await;
+    for (backend, store) in stores {
         let mut expected = Vec::new();
         for i in 0..10 {
             // Pairs share a status time: ties are ordered by id, descending.

@@ -5,13 +5,14 @@
 
 mod jobs;
 mod lease;
+mod tasks;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
 use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
-    Backend, JobRunRepo, LeaderLease, MigrationReport, SchemaState, Store, StoreError,
+    Backend, JobRunRepo, LeaderLease, MigrationReport, SchemaState, Store, StoreError, TaskRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -29,6 +30,7 @@ pub struct PostgresStore {
     /// For the dedicated leadership connections; holds the password, so never printed.
     options: PgConnectOptions,
     jobs: jobs::PgJobRuns,
+    tasks: tasks::PgTasks,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -59,6 +61,7 @@ impl PostgresStore {
         .await?;
         Ok(Self {
             jobs: jobs::PgJobRuns { pool: pool.clone() },
+            tasks: tasks::PgTasks { pool: pool.clone() },
             pool,
             options,
         })
@@ -147,6 +150,10 @@ impl Store for PostgresStore {
 
     fn job_runs(&self) -> &dyn JobRunRepo {
         &self.jobs
+    }
+
+    fn tasks(&self) -> &dyn TaskRepo {
+        &self.tasks
     }
 
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

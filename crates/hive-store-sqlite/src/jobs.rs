@@ -14,11 +14,11 @@ pub(crate) struct SqliteJobRuns {
 }
 
 /// Times are stored as unix microseconds, truncated towards the past (also before 1970).
-fn to_micros(at: OffsetDateTime) -> i64 {
+pub(crate) fn to_micros(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000)).unwrap_or(i64::MAX)
 }
 
-fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
+pub(crate) fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
         .map_err(|_| StoreError::Backend("a stored time is out of range".into()))
 }

@@ -7,11 +7,12 @@
 //! also why this store is always the leader.
 
 mod jobs;
+mod tasks;
 
 use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
-    Backend, JobRunRepo, LeaderLease, MigrationReport, SchemaState, Store, StoreError,
+    Backend, JobRunRepo, LeaderLease, MigrationReport, SchemaState, Store, StoreError, TaskRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -29,6 +30,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     jobs: jobs::SqliteJobRuns,
+    tasks: tasks::SqliteTasks,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -69,6 +71,10 @@ impl SqliteStore {
             .map_err(map_error)?;
         Ok(Self {
             jobs: jobs::SqliteJobRuns {
+                writer: writer.clone(),
+                reader: reader.clone(),
+            },
+            tasks: tasks::SqliteTasks {
                 writer: writer.clone(),
                 reader: reader.clone(),
             },
@@ -183,6 +189,10 @@ impl Store for SqliteStore {
 
     fn job_runs(&self) -> &dyn JobRunRepo {
         &self.jobs
+    }
+
+    fn tasks(&self) -> &dyn TaskRepo {
+        &self.tasks
     }
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

@@ -41,6 +41,8 @@ macro_rules! conformance_suite {
             finishing_is_checked,
             oversized_values_are_refused,
             prune_deletes_only_old_finished_runs,
+            tasks_belong_to_their_owner_and_expire,
+            tasks_page_newest_status_first,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,
@@ -394,4 +396,98 @@ pub async fn leadership_is_exclusive(h: &impl Harness) {
         lease.release().await.unwrap();
     }
     other.close().await;
+}
+
+fn task_row(owner: &str, at: OffsetDateTime) -> crate::TaskRow {
+    crate::TaskRow {
+        id: Uuid::now_v7(),
+        owner: owner.to_owned(),
+        agent_id: "agent-1".to_owned(),
+        context_id: "ctx-1".to_owned(),
+        status_time: truncate_to_micros(at),
+        document: r#"{"status":{"state":"TASK_STATE_WORKING"}}"#.to_owned(),
+        expires_at: truncate_to_micros(at + Duration::hours(1)),
+    }
+}
+
+pub async fn tasks_belong_to_their_owner_and_expire(store: &dyn Store) {
+    let tasks = store.tasks();
+    let mine = task_row("alice", T0);
+    assert!(tasks.put(&mine, T0).await.unwrap());
+    assert_eq!(
+        tasks.get("alice", mine.id, T0).await.unwrap(),
+        Some(mine.clone())
+    );
+    assert_eq!(tasks.get("mallory", mine.id, T0).await.unwrap(), None);
+
+    let mut stolen = mine.clone();
+    stolen.owner = "mallory".to_owned();
+    assert!(
+        !tasks.put(&stolen, T0).await.unwrap(),
+        "another owner's id is refused"
+    );
+    assert_eq!(
+        tasks.get("alice", mine.id, T0).await.unwrap(),
+        Some(mine.clone())
+    );
+
+    let mut updated = mine.clone();
+    updated.document = r#"{"status":{"state":"TASK_STATE_COMPLETED"}}"#.to_owned();
+    assert!(
+        tasks.put(&updated, T0).await.unwrap(),
+        "the owner replaces it"
+    );
+    assert_eq!(
+        tasks.get("alice", mine.id, T0).await.unwrap(),
+        Some(updated)
+    );
+
+    let later = T0 + Duration::hours(2);
+    assert_eq!(
+        tasks.get("alice", mine.id, later).await.unwrap(),
+        None,
+        "expired"
+    );
+    let page = PageRequest::first(10).unwrap();
+    assert!(
+        tasks
+            .list("alice", &page, later)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // An expired id is free again, for anyone.
+    assert!(tasks.put(&stolen, later).await.unwrap());
+    assert_eq!(
+        tasks
+            .prune_expired(later + Duration::hours(2))
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+pub async fn tasks_page_newest_status_first(store: &dyn Store) {
+    let tasks = store.tasks();
+    let mut expected = Vec::new();
+    for i in 0..11 {
+        let row = task_row("alice", T0 + Duration::seconds(i / 2));
+        assert!(tasks.put(&row, T0).await.unwrap());
+        expected.push(row);
+    }
+    assert!(tasks.put(&task_row("bob", T0), T0).await.unwrap());
+    expected.sort_by_key(|t| std::cmp::Reverse((t.status_time, t.id)));
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = PageRequest::new(4, cursor.as_deref()).unwrap();
+        let got = tasks.list("alice", &page, T0).await.unwrap();
+        seen.extend(got.items);
+        match got.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
 }

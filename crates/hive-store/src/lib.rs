@@ -10,12 +10,14 @@ mod jobs;
 mod page;
 #[cfg(feature = "sqlx")]
 pub mod sqlx_support;
+mod tasks;
 
 use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use jobs::{JobOutcome, JobRun, JobRunRepo, NewJobRun};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
+pub use tasks::{TaskRepo, TaskRow};
 
 /// Compares the versions applied to a database with the versions a binary carries.
 pub fn schema_state(applied: &[i64], known: &[i64]) -> SchemaState {
@@ -100,6 +102,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// History of background job runs.
     fn job_runs(&self) -> &dyn JobRunRepo;
+
+    /// A2A tasks (the `db` task store).
+    fn tasks(&self) -> &dyn TaskRepo;
 
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;

@@ -1,0 +1,44 @@
+use crate::{Page, PageRequest, StoreError};
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// An A2A task kept in the database (the `db` task store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRow {
+    pub id: Uuid,
+    pub owner: String,
+    pub agent_id: String,
+    pub context_id: String,
+    pub status_time: OffsetDateTime,
+    /// The task document as JSON text.
+    pub document: String,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Tasks by owner; expired rows are invisible and pruned by a job.
+#[async_trait]
+pub trait TaskRepo: Send + Sync {
+    /// Inserts or replaces a task. `Ok(false)` when the id is held, unexpired, by another owner
+    /// (nothing is changed then).
+    async fn put(&self, task: &TaskRow, now: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// The task if it is `owner`'s and not expired at `now`.
+    async fn get(
+        &self,
+        owner: &str,
+        id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Option<TaskRow>, StoreError>;
+
+    /// `owner`'s unexpired tasks, newest status first (ties by id, descending).
+    async fn list(
+        &self,
+        owner: &str,
+        page: &PageRequest,
+        now: OffsetDateTime,
+    ) -> Result<Page<TaskRow>, StoreError>;
+
+    /// Deletes tasks expired at `now`; returns how many.
+    async fn prune_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+}
