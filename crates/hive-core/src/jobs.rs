@@ -215,6 +215,33 @@ fn is_due(last_start: Option<OffsetDateTime>, every: Duration, now: OffsetDateTi
     }
 }
 
+/// Deletes A2A tasks whose time is up from the database (`A2A_TASK_STORE=db`; the other task
+/// stores expire by themselves).
+pub struct PruneExpiredTasks {
+    pub every: Duration,
+}
+
+#[async_trait]
+impl Job for PruneExpiredTasks {
+    fn name(&self) -> &'static str {
+        "prune-expired-tasks"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn run(&self, ctx: &JobContext) -> Result<String, String> {
+        let pruned = ctx
+            .store
+            .tasks()
+            .prune_expired(ctx.clock.now())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!("pruned {pruned} tasks"))
+    }
+}
+
 /// Deletes job history older than the retention period.
 pub struct PruneJobHistory {
     pub retention: Duration,

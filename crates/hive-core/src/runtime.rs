@@ -1,7 +1,7 @@
 //! One running Hive: its configuration, secrets, store and clock, opened in order.
 
 use crate::config::Config;
-use crate::jobs::{JobContext, JobRunner, JobRunnerHandle, PruneJobHistory};
+use crate::jobs::{JobContext, JobRunner, JobRunnerHandle, PruneExpiredTasks, PruneJobHistory};
 use crate::secrets::{self, RuntimeSecrets, SecretsError};
 use crate::shared_state::SharedState;
 use crate::storage::{self, SchemaError, SchemaOutcome};
@@ -51,7 +51,6 @@ impl Hive {
             .await
             .map_err(|_| StartError::Interrupted)??;
         let node_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let state = SharedState::build(&config, &clock, &node_id)?;
         let store = storage::open(&config).await?;
         let schema =
             match storage::ensure_schema(store.as_ref(), config.database.auto_migrate).await {
@@ -61,6 +60,13 @@ impl Hive {
                     return Err(error.into());
                 }
             };
+        let state = match SharedState::build(&config, &clock, &node_id, &store) {
+            Ok(state) => state,
+            Err(error) => {
+                store.close().await;
+                return Err(error.into());
+            }
+        };
         Ok(Self {
             config,
             secrets: Arc::new(secrets),
@@ -80,6 +86,9 @@ impl Hive {
             clock: Arc::clone(&self.clock),
         };
         JobRunner::new(ctx, self.node_id.clone(), jobs.tick)
+            .with_job(Arc::new(PruneExpiredTasks {
+                every: jobs.history_prune_interval,
+            }))
             .with_job(Arc::new(PruneJobHistory {
                 retention: std::time::Duration::from_secs(
                     u64::from(jobs.history_retention_days) * 86_400,
@@ -106,6 +115,7 @@ impl Hive {
     /// Closes the store; call after the server and the jobs have stopped.
     pub async fn close(&self) {
         self.state.bus.close();
+        self.state.task_events.close();
         self.store.close().await;
     }
 }

@@ -1,24 +1,30 @@
 //! The shared state of this process — rate limiter, replay cache, event bus — in memory
 //! (embedded default) or on Redis (`REDIS_URL`).
 
-use crate::config::Config;
+use crate::config::{Config, TaskStoreKind};
 use hive_proto::SharedClock;
 use hive_state::{
-    EventBus, LimiterCounters, MemoryLimiter, MemoryReplayCache, Policies, RateLimiter,
-    RedisClient, RedisLimiter, RedisReplayCache, ReplayCache, ResilientLimiter, StateError,
+    DbTaskStore, EventBus, LimiterCounters, MemoryLimiter, MemoryReplayCache, MemoryTaskStore,
+    Policies, RateLimiter, RedisClient, RedisLimiter, RedisReplayCache, RedisTaskStore,
+    ReplayCache, ResilientLimiter, StateError, TaskEvents, TaskStore,
 };
+use hive_store::Store;
 use secrecy::ExposeSecret;
 use std::sync::Arc;
 
 /// Bounds of the in-memory tables (a flood of distinct keys cannot grow them further).
 const MAX_LIMITER_KEYS: usize = 1_000_000;
 const MAX_REPLAY_KEYS: usize = 1_000_000;
+const MAX_TASKS: usize = 100_000;
 
 #[derive(Debug, Clone)]
 pub struct SharedState {
     pub limiter: Arc<dyn RateLimiter>,
     pub replay: Arc<dyn ReplayCache>,
     pub bus: Arc<EventBus>,
+    /// A2A tasks (`A2A_TASK_STORE`) and the fan-out of their events.
+    pub tasks: Arc<dyn TaskStore>,
+    pub task_events: Arc<TaskEvents>,
     pub policies: Policies,
     /// How often the limiter degraded (scaled shape only).
     pub limiter_counters: Option<Arc<LimiterCounters>>,
@@ -29,7 +35,12 @@ pub struct SharedState {
 impl SharedState {
     /// Builds the backends; Redis is connected lazily, so a start while Redis is down succeeds
     /// and degrades (limits per node, replay checks refused) until Redis answers.
-    pub fn build(config: &Config, clock: &SharedClock, node_id: &str) -> Result<Self, StateError> {
+    pub fn build(
+        config: &Config,
+        clock: &SharedClock,
+        node_id: &str,
+        store: &Arc<dyn Store>,
+    ) -> Result<Self, StateError> {
         let signing_key = config
             .secrets
             .bus_hmac_secret
@@ -37,8 +48,20 @@ impl SharedState {
             .map(|s| s.expose_secret().as_bytes().to_vec());
         let local = Arc::new(MemoryLimiter::new(Arc::clone(clock), MAX_LIMITER_KEYS));
         let policies = config.rate_limits.clone();
+        let database_tasks = || -> Arc<dyn TaskStore> {
+            Arc::new(DbTaskStore::new(Arc::clone(store), Arc::clone(clock)))
+        };
         let Some(url) = &config.redis_url else {
+            let tasks: Arc<dyn TaskStore> = match config.task_store {
+                TaskStoreKind::Database => database_tasks(),
+                // A Redis task store without REDIS_URL is refused by the configuration.
+                TaskStoreKind::Memory | TaskStoreKind::Redis => {
+                    Arc::new(MemoryTaskStore::new(Arc::clone(clock), MAX_TASKS))
+                }
+            };
             return Ok(Self {
+                tasks,
+                task_events: Arc::new(TaskEvents::memory()),
                 limiter: local,
                 replay: Arc::new(MemoryReplayCache::new(Arc::clone(clock), MAX_REPLAY_KEYS)),
                 bus: Arc::new(EventBus::memory(node_id, signing_key.as_deref())),
@@ -48,12 +71,23 @@ impl SharedState {
             });
         };
         let redis = RedisClient::new(url.expose_secret(), &config.redis_key_prefix)?;
+        let tasks: Arc<dyn TaskStore> = match config.task_store {
+            TaskStoreKind::Database => database_tasks(),
+            TaskStoreKind::Redis => Arc::new(RedisTaskStore::new(redis.clone())),
+            TaskStoreKind::Memory => Arc::new(MemoryTaskStore::new(Arc::clone(clock), MAX_TASKS)),
+        };
         let limiter = ResilientLimiter::new(Arc::new(RedisLimiter::new(redis.clone())), local);
         Ok(Self {
             limiter_counters: Some(Arc::clone(&limiter.counters)),
             limiter: Arc::new(limiter),
             replay: Arc::new(RedisReplayCache::new(redis.clone())),
-            bus: Arc::new(EventBus::redis(redis, node_id, signing_key.as_deref())),
+            bus: Arc::new(EventBus::redis(
+                redis.clone(),
+                node_id,
+                signing_key.as_deref(),
+            )),
+            tasks,
+            task_events: Arc::new(TaskEvents::redis(redis)),
             policies,
             backend: "redis",
         })

@@ -4,7 +4,7 @@ use super::report::{ReportLine, ValueSource, display_value};
 use super::spec::{self, VarSpec};
 use super::{
     ClientIpSource, Config, DatabaseConfig, DatabaseUrl, Environment, HttpConfig, JobsConfig,
-    LogConfig, LogFormat, SuppliedSecrets,
+    LogConfig, LogFormat, SuppliedSecrets, TaskStoreKind,
 };
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
@@ -325,6 +325,22 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
             .map_err(|rule| invalid("HIVE_RATE_LIMIT_FAIL_OPEN", rule))?;
     }
 
+    let default_task_store = if redis_url.is_some() {
+        TaskStoreKind::Redis
+    } else {
+        TaskStoreKind::Memory
+    };
+    let task_store = src.parsed("A2A_TASK_STORE", default_task_store, |raw| match raw {
+        "memory" => Some(TaskStoreKind::Memory),
+        "redis" => Some(TaskStoreKind::Redis),
+        "db" => Some(TaskStoreKind::Database),
+        _ => None,
+    })?;
+    if task_store == TaskStoreKind::Redis && redis_url.is_none() {
+        return Err(invalid("A2A_TASK_STORE", "redis needs REDIS_URL"));
+    }
+    let task_ttl = src.seconds("A2A_TASK_TTL_SECONDS", 86_400, 60, 2_592_000)?;
+
     let secrets = SuppliedSecrets {
         auth_secret: src.secret("AUTH_SECRET")?,
         encryption_key: src.secret("ENCRYPTION_KEY")?,
@@ -403,6 +419,8 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         redis_url,
         redis_key_prefix,
         rate_limits,
+        task_store,
+        task_ttl,
         secrets,
         http,
         log,
@@ -766,6 +784,9 @@ mod tests {
             ("HIVE_RATE_LIMITS", "nonsense=1/1m"),
             ("HIVE_RATE_LIMIT_FAIL_OPEN", "login"),
             ("HIVE_REDIS_KEY_PREFIX", "has space"),
+            ("A2A_TASK_STORE", "redis"),
+            ("A2A_TASK_STORE", "files"),
+            ("A2A_TASK_TTL_SECONDS", "10"),
         ] {
             let error = load_pairs(&[(name, value)]).unwrap_err();
             assert_eq!(error.variable, name, "{name}={value}: {error}");
@@ -790,6 +811,10 @@ mod tests {
             ("HIVE_RATE_LIMIT_FAIL_OPEN", "health,api"),
         ])
         .unwrap();
+        assert_eq!(config.task_store, TaskStoreKind::Redis, "redis by default with REDIS_URL");
+        let db = load_pairs(&[("A2A_TASK_STORE", "db")]).unwrap();
+        assert_eq!(db.task_store, TaskStoreKind::Database);
+        assert_eq!(load_pairs(&[]).unwrap().task_store, TaskStoreKind::Memory);
         let login = config.rate_limits.get("login").unwrap();
         assert_eq!(login.quota.limit, 10);
         assert_eq!(

@@ -121,6 +121,14 @@ pub struct JobsConfig {
     pub history_retention_days: u32,
 }
 
+/// Where A2A tasks are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStoreKind {
+    Memory,
+    Redis,
+    Database,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `HIVE_ENV`.
@@ -140,6 +148,10 @@ pub struct Config {
     pub redis_key_prefix: String,
     /// The rate-limit policies: defaults, `HIVE_RATE_LIMITS`, `HIVE_RATE_LIMIT_FAIL_OPEN`.
     pub rate_limits: hive_state::Policies,
+    /// `A2A_TASK_STORE`.
+    pub task_store: TaskStoreKind,
+    /// `A2A_TASK_TTL_SECONDS` (default 86400, 60..=2592000).
+    pub task_ttl: Duration,
     pub secrets: SuppliedSecrets,
     pub http: HttpConfig,
     pub log: LogConfig,

@@ -64,6 +64,16 @@ pub const VARIABLES: &[VarSpec] = &[
         "at least 32 characters; signs every event bus message (meshSig) and makes subscribers drop unsigned or forged ones",
     ),
     var(
+        "A2A_TASK_STORE",
+        "redis with REDIS_URL, else memory",
+        "memory, redis (needs REDIS_URL) or db (the database: tasks survive restarts)",
+    ),
+    var(
+        "A2A_TASK_TTL_SECONDS",
+        "86400",
+        "an integer from 60 to 2592000",
+    ),
+    var(
         "HIVE_RATE_LIMITS",
         "-",
         "overrides of the rate-limit policies: comma-separated name=COUNT/PERIOD, periods in s, m, h or d (e.g. login=10/15m,api=600/1m)",
