@@ -811,7 +811,11 @@ mod tests {
             ("HIVE_RATE_LIMIT_FAIL_OPEN", "health,api"),
         ])
         .unwrap();
-        assert_eq!(config.task_store, TaskStoreKind::Redis, "redis by default with REDIS_URL");
+        assert_eq!(
+            config.task_store,
+            TaskStoreKind::Redis,
+            "redis by default with REDIS_URL"
+        );
         let db = load_pairs(&[("A2A_TASK_STORE", "db")]).unwrap();
         assert_eq!(db.task_store, TaskStoreKind::Database);
         assert_eq!(load_pairs(&[]).unwrap().task_store, TaskStoreKind::Memory);
