@@ -126,6 +126,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     hive.start_jobs(&tracker, shutdown.clone());
+    hive.start_presence(&tracker, shutdown.clone());
     tokio::spawn(cancel_on_signal(shutdown.clone()));
 
     let state = hive_server::AppState::new(Arc::clone(&hive), shutdown.clone());

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod jobs;
+mod presence;
 pub mod runtime;
 pub mod secrets;
 pub mod shared_state;

@@ -190,6 +190,7 @@ impl TestServer {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         hive.start_jobs(&tracker, shutdown.clone());
+        hive.start_presence(&tracker, shutdown.clone());
         let state = AppState::new(Arc::clone(&hive), shutdown.clone());
         let app = hive_server::router_with(state.clone(), extra_routes);
         let server = tokio::spawn(hive_server::serve_app(state, app, listener));

@@ -21,6 +21,9 @@ async fn two_replicas_share_rate_limits_and_run_the_leader_job_once() {
         ("HIVE_RATE_LIMITS", "health=4/1h"),
         ("HIVE_JOBS_TICK_SECONDS", "1"),
         ("HIVE_JOB_HISTORY_PRUNE_INTERVAL_SECONDS", "1"),
+        ("MESH_BUS_HMAC_SECRET", "Zq8vN3kW1xR7tY5uB2mC9pL4sD6fG0hJ"),
+        ("LOG_FORMAT", "json"),
+        ("LOG_LEVEL", "info"),
     ];
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut vars_a = shared.to_vec();
@@ -28,6 +31,8 @@ async fn two_replicas_share_rate_limits_and_run_the_leader_job_once() {
     let mut vars_b = shared.to_vec();
     vars_b.push(("HIVE_LISTEN", "127.0.0.3:0"));
     let a = HiveProcess::start(dir_a.path(), &vars_a).await;
+    // A listens on the bus (it announced itself after subscribing) before B arrives.
+    wait_for_log(&a, "announced this replica on the event bus").await;
     let b = HiveProcess::start(dir_b.path(), &vars_b).await;
     assert!(
         a.base_url.starts_with("http://127.0.0.2:"),
@@ -85,6 +90,48 @@ async fn two_replicas_share_rate_limits_and_run_the_leader_job_once() {
     );
     pool.close().await;
 
+    // An event published on one replica reaches the other: B's arrival, then its departure,
+    // appear in A's log.
+    let b_id = node_id(&b.stdout());
+    let (status, _, _) = b.stop().await;
+    assert!(status.success());
+    let announced = async {
+        loop {
+            let log = a.stdout();
+            let seen = |kind: &str| {
+                log.lines().any(|line| {
+                    line.contains("event from another replica")
+                        && line.contains(kind)
+                        && line.contains(&b_id)
+                })
+            };
+            if seen("replica.started") && seen("replica.stopping") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), announced)
+        .await
+        .expect("B's announcements reached A over the bus");
     assert!(a.stop().await.0.success());
-    assert!(b.stop().await.0.success());
+}
+
+async fn wait_for_log(process: &HiveProcess, text: &str) {
+    let waiting = async {
+        while !process.stdout().contains(text) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .unwrap_or_else(|_| panic!("{text:?} never logged"));
+}
+
+fn node_id(stdout: &str) -> String {
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find_map(|line| line["node_id"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no node id logged:\n{stdout}"))
 }
