@@ -352,15 +352,7 @@ impl EventBus {
         match &self.transport {
             Transport::Memory => self.inner.receive(&channel_name, &raw),
             Transport::Redis(redis) => {
-                let _receivers: i64 = redis
-                    .run(async |c| {
-                        redis::cmd("PUBLISH")
-                            .arg(&channel_name)
-                            .arg(&raw)
-                            .query_async(c)
-                            .await
-                    })
-                    .await?;
+                redis.publish(&channel_name, &raw).await?;
             }
         }
         Ok(envelope)

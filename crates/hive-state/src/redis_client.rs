@@ -65,6 +65,18 @@ impl RedisClient {
         }
     }
 
+    /// `PUBLISH channel payload`; returns how many subscribers got it.
+    pub async fn publish(&self, channel: &str, payload: &[u8]) -> Result<i64, StateError> {
+        self.run(async |c| {
+            redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(payload)
+                .query_async(c)
+                .await
+        })
+        .await
+    }
+
     /// Runs one command or script invocation with the call timeout.
     pub async fn run<T: redis::FromRedisValue>(
         &self,

@@ -128,15 +128,7 @@ impl TaskEvents {
                 let channel = redis.key(&["task-events", &event.task_id.to_string()]);
                 let raw = serde_json::to_vec(&event)
                     .map_err(|_| StateError::Invalid("the task event does not serialise".into()))?;
-                let _receivers: i64 = redis
-                    .run(async |c| {
-                        redis::cmd("PUBLISH")
-                            .arg(&channel)
-                            .arg(&raw)
-                            .query_async(c)
-                            .await
-                    })
-                    .await?;
+                redis.publish(&channel, &raw).await?;
                 Ok(())
             }
         }

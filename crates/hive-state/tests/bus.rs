@@ -117,26 +117,8 @@ async fn subscribers_drop_and_count_events_whose_signature_fails() {
     let raw = serde_json::to_vec(&tampered).unwrap();
     let client = redis(&prefix);
     let channel = format!("{prefix}:agent:status");
-    let _: i64 = client
-        .run(async |c| {
-            redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg(&raw)
-                .query_async(c)
-                .await
-        })
-        .await
-        .unwrap();
-    let _: i64 = client
-        .run(async |c| {
-            redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg("{not json")
-                .query_async(c)
-                .await
-        })
-        .await
-        .unwrap();
+    client.publish(&channel, &raw).await.unwrap();
+    client.publish(&channel, b"{not json").await.unwrap();
     honest.publish(status("a2", "ready"), None).await.unwrap();
 
     // Redis keeps the order of one connection's messages: the last honest event comes last.
