@@ -125,6 +125,22 @@ async fn serve(config: Config) -> Result<(), String> {
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    if let Some(address) = hive.config.http.metrics_listen {
+        let handle = hive_server::metrics::install_recorder()?;
+        let metrics_listener = TcpListener::bind(address)
+            .await
+            .map_err(|e| format!("cannot listen on {address} (HIVE_METRICS_LISTEN): {e}"))?;
+        let local = metrics_listener.local_addr().map_err(|e| e.to_string())?;
+        eprintln!("Metrics on http://{local}/metrics");
+        let stop = shutdown.clone();
+        tracker.spawn(async move {
+            if let Err(error) =
+                hive_server::metrics::serve_metrics(metrics_listener, handle, stop).await
+            {
+                tracing::error!(%error, "the metrics listener failed");
+            }
+        });
+    }
     hive.start_jobs(&tracker, shutdown.clone());
     hive.start_presence(&tracker, shutdown.clone());
     tokio::spawn(cancel_on_signal(shutdown.clone()));

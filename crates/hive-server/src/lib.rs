@@ -7,6 +7,7 @@
 //! issues) → handler.
 
 pub mod error;
+pub mod metrics;
 mod pipeline;
 mod routes;
 mod serve;

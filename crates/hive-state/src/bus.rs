@@ -202,6 +202,8 @@ impl Inner {
             }
             _ => {
                 self.counters.malformed.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("hive_bus_events_dropped_total", "reason" => "malformed")
+                    .increment(1);
                 tracing::warn!(channel = channel_name, "dropped a malformed bus event");
                 return;
             }
@@ -215,6 +217,8 @@ impl Inner {
             };
             if !genuine {
                 self.counters.bad_signature.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("hive_bus_events_dropped_total", "reason" => "bad_signature")
+                    .increment(1);
                 tracing::warn!(
                     channel = channel_name,
                     producer = %envelope.mesh_meta.producer,

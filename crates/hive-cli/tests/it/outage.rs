@@ -36,6 +36,7 @@ async fn a_redis_outage_degrades_to_per_node_limits_and_recovers_on_its_own() {
             ("HIVE_RATE_LIMITS", "health=50/1h"),
             ("LOG_FORMAT", "json"),
             ("LOG_LEVEL", "info"),
+            ("HIVE_METRICS_LISTEN", "127.0.0.1:0"),
         ],
     )
     .await;
@@ -74,6 +75,37 @@ async fn a_redis_outage_degrades_to_per_node_limits_and_recovers_on_its_own() {
         .await
         .expect("the shared limiter is used again after Redis returns");
 
+    // The degraded decisions are counted where operators scrape them.
+    let metrics_url = hive
+        .stderr()
+        .split("Metrics on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .expect("the metrics address is printed");
+    let metrics = client()
+        .get(metrics_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let degraded = counter(
+        &metrics,
+        "hive_rate_limiter_degraded_decisions_total",
+        "mode=\"local\"",
+    );
+    assert_eq!(degraded, 3.0, "{metrics}");
+    assert!(counter(&metrics, "hive_rate_limiter_shared_failures_total", "") >= 3.0);
+    assert!(
+        counter(
+            &metrics,
+            "hive_rate_limit_decisions_total",
+            "outcome=\"allowed\""
+        ) >= 6.0
+    );
+
     let (status, stdout, _) = hive.stop().await;
     assert!(status.success());
     assert!(
@@ -84,4 +116,13 @@ async fn a_redis_outage_degrades_to_per_node_limits_and_recovers_on_its_own() {
         stdout.contains("shared rate limiter reachable again"),
         "so is the recovery"
     );
+}
+
+/// The value of the first sample of `name` whose labels contain `label`.
+fn counter(metrics: &str, name: &str, label: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(name) && line.contains(label))
+        .find_map(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} {label} in:\n{metrics}"))
 }

@@ -350,8 +350,18 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
     };
     check_secrets(&secrets, production, &mut warnings)?;
 
+    let metrics_listen = match src.value("HIVE_METRICS_LISTEN")? {
+        None => None,
+        Some(raw) => Some(raw.trim().parse::<SocketAddr>().map_err(|_| {
+            invalid(
+                "HIVE_METRICS_LISTEN",
+                "an IP address and port, e.g. 127.0.0.1:9464",
+            )
+        })?),
+    };
     let http = HttpConfig {
         listen,
+        metrics_listen,
         body_limit_bytes: usize::try_from(src.integer(
             "HIVE_BODY_LIMIT_BYTES",
             1024 * 1024,
@@ -787,6 +797,7 @@ mod tests {
             ("A2A_TASK_STORE", "redis"),
             ("A2A_TASK_STORE", "files"),
             ("A2A_TASK_TTL_SECONDS", "10"),
+            ("HIVE_METRICS_LISTEN", "everywhere"),
         ] {
             let error = load_pairs(&[(name, value)]).unwrap_err();
             assert_eq!(error.variable, name, "{name}={value}: {error}");

@@ -91,6 +91,8 @@ pub struct SuppliedSecrets {
 pub struct HttpConfig {
     /// `HIVE_LISTEN` (default `127.0.0.1:8080`).
     pub listen: SocketAddr,
+    /// `HIVE_METRICS_LISTEN`: where Prometheus metrics are served (off when unset).
+    pub metrics_listen: Option<SocketAddr>,
     /// `HIVE_BODY_LIMIT_BYTES` (default 1 MiB, 1 KiB..=64 MiB).
     pub body_limit_bytes: usize,
     /// `HIVE_REQUEST_TIMEOUT_SECONDS` (default 30, 1..=600): time to produce response headers.

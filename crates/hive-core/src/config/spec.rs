@@ -45,6 +45,11 @@ pub const VARIABLES: &[VarSpec] = &[
         "an absolute http(s) URL without credentials, query or fragment; required and https in production",
     ),
     var("HIVE_ALLOW_INSECURE_HTTP", "false", "true or false"),
+    var(
+        "HIVE_METRICS_LISTEN",
+        "- (off)",
+        "an IP address and port for Prometheus metrics at /metrics; keep it private",
+    ),
     secret(
         "DATABASE_URL",
         "SQLite at <HIVE_DATA_DIR>/hive.db",

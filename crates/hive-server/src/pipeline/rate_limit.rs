@@ -57,12 +57,14 @@ pub(crate) async fn enforce(
     };
     match state.hive.state.limiter.check(policy, &key).await {
         Ok(decision) if decision.allowed => {
+            metrics::counter!("hive_rate_limit_decisions_total", "policy" => policy.name, "outcome" => "allowed").increment(1);
             let mut response = next.run(request).await;
             describe(response.headers_mut(), &decision);
             response
         }
         Ok(decision) => {
             tracing::warn!(policy = policy.name, "rate limited");
+            metrics::counter!("hive_rate_limit_decisions_total", "policy" => policy.name, "outcome" => "limited").increment(1);
             let mut response = ApiError::of(ErrorCode::RateLimited)
                 .with_retry_after(whole_seconds(decision.retry_after))
                 .into_response();

@@ -58,6 +58,7 @@ impl RateLimiter for ResilientLimiter {
                 self.counters
                     .shared_failures
                     .fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("hive_rate_limiter_shared_failures_total").increment(1);
                 if !self.degraded.swap(true, Ordering::Relaxed) {
                     tracing::error!(%error, "shared rate limiter unreachable; policies degrade as configured");
                 }
@@ -66,6 +67,7 @@ impl RateLimiter for ResilientLimiter {
                     self.counters
                         .fail_open_decisions
                         .fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("hive_rate_limiter_degraded_decisions_total", "policy" => policy.name, "mode" => "open").increment(1);
                     return Ok(Decision {
                         allowed: true,
                         limit: policy.quota.limit,
@@ -77,6 +79,7 @@ impl RateLimiter for ResilientLimiter {
                 self.counters
                     .local_fallback_decisions
                     .fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("hive_rate_limiter_degraded_decisions_total", "policy" => policy.name, "mode" => "local").increment(1);
                 self.local.check(policy, key).await
             }
         }
