@@ -1,5 +1,8 @@
-//! Hive's cryptography. Now: randomness from the OS, SHA-256 and constant-time comparison.
-//! Later: the vault (AEAD and keyring), password hashing, JWT, TOTP and HMAC signatures.
+//! Hive's cryptography. Now: randomness from the OS, SHA-256, HMAC-SHA256, constant-time
+//! comparison and password hashing (Argon2id; bcrypt imports).
+//! Later: the vault (AEAD and keyring), JWT and TOTP.
+
+pub mod password;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
