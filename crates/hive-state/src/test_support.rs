@@ -3,6 +3,15 @@
 
 use std::process::{Child, Command, Stdio};
 
+/// The Redis of `HIVE_TEST_REDIS_URL`, if set, and a key prefix no other test uses.
+pub fn test_redis() -> Option<(String, String)> {
+    let url = std::env::var("HIVE_TEST_REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())?;
+    let prefix = format!("hive-test-{}", uuid::Uuid::new_v4().simple());
+    Some((url, prefix))
+}
+
 pub struct OwnRedis {
     pub port: u16,
     child: Child,

@@ -258,14 +258,10 @@ async fn when_redis_is_down_replay_checks_fail_closed() {
 
 #[tokio::test]
 async fn a_value_consumed_on_one_replica_is_refused_on_another() {
-    let Some(url) = std::env::var("HIVE_TEST_REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-    else {
+    let Some((url, prefix)) = hive_state::test_support::test_redis() else {
         eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
         return;
     };
-    let prefix = format!("hive-test-{}", uuid::Uuid::new_v4().simple());
     // Two replicas: two clients, two connections, one Redis and one prefix.
     let a = RedisReplayCache::new(RedisClient::new(&url, &prefix).unwrap());
     let b = RedisReplayCache::new(RedisClient::new(&url, &prefix).unwrap());

@@ -158,14 +158,10 @@ async fn memory_tasks_expire_with_the_clock_and_are_bounded() {
 
 #[tokio::test]
 async fn redis_tasks_carry_their_ttl() {
-    let Some(url) = std::env::var("HIVE_TEST_REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-    else {
+    let Some((url, prefix)) = hive_state::test_support::test_redis() else {
         eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
         return;
     };
-    let prefix = format!("hive-test-{}", Uuid::new_v4().simple());
     let redis = RedisClient::new(&url, &prefix).unwrap();
     let store = RedisTaskStore::new(redis.clone());
     let t = task("alice", T0);
@@ -240,14 +236,10 @@ async fn every_subscriber_sees_a_tasks_events_in_order_in_memory() {
 
 #[tokio::test]
 async fn a_tasks_events_reach_subscribers_on_another_replica_in_order() {
-    let Some(url) = std::env::var("HIVE_TEST_REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-    else {
+    let Some((url, prefix)) = hive_state::test_support::test_redis() else {
         eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
         return;
     };
-    let prefix = format!("hive-test-{}", Uuid::new_v4().simple());
     let replica_a = hive_state::TaskEvents::redis(RedisClient::new(&url, &prefix).unwrap());
     let replica_b = hive_state::TaskEvents::redis(RedisClient::new(&url, &prefix).unwrap());
     replica_a.ready().await;
