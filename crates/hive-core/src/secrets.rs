@@ -53,7 +53,7 @@ pub struct RuntimeSecrets {
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
     #[error(
-        "{path} is accessible to other users (mode {mode:o}); run chmod 600 {path} (and consider the secrets in it exposed)"
+        "{path} is accessible to other users (mode {mode:04o}); run chmod 600 {path} (and consider the secrets in it exposed)"
     )]
     Exposed { path: String, mode: u32 },
     #[error(
@@ -173,6 +173,10 @@ fn write_file(path: &Path, file: &SecretsFile) -> Result<(), SecretsError> {
         Ok(())
     })();
     json.zeroize();
+    if written.is_err() {
+        // Best effort: a half-written copy of the secrets must not stay behind.
+        let _ = std::fs::remove_file(&temporary);
+    }
     written.map_err(io_error("write", path))
 }
 
@@ -269,9 +273,16 @@ pub fn resolve(config: &Config) -> Result<RuntimeSecrets, SecretsError> {
 pub fn inspect(config: &Config) -> Result<String, SecretsError> {
     let path = secrets_file_path(config);
     if config.environment == Environment::Production {
-        return Ok(
-            "Secrets: production — all supplied by the operator; nothing is generated".into(),
-        );
+        let mut status =
+            "Secrets: production — all supplied by the operator; nothing is generated".to_owned();
+        // symlink_metadata: a dangling link still counts as something left behind.
+        if std::fs::symlink_metadata(&path).is_ok() {
+            status.push_str(&format!(
+                "\nSecrets file: {} is ignored in production (its generated secrets are refused)",
+                path.display()
+            ));
+        }
+        return Ok(status);
     }
     match read_file(&path)? {
         None => Ok(format!(
@@ -324,6 +335,10 @@ mod tests {
         let path = secrets_file_path(&config);
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(&config.data_dir), 0o700);
+        assert!(
+            !path.with_extension("json.tmp").exists(),
+            "renamed into place"
+        );
 
         let second = resolve(&config).unwrap();
         assert!(second.generated.is_empty());
@@ -369,6 +384,7 @@ mod tests {
             "{error}"
         );
         assert!(error.to_string().contains("chmod 600"));
+        assert!(error.to_string().contains("(mode 0640)"), "{error}");
         assert_eq!(mode(&path), 0o640);
         assert!(inspect(&config).is_err(), "config check refuses it too");
     }
@@ -426,6 +442,74 @@ mod tests {
         assert!(resolved.setup_token.is_none());
         assert_eq!(hex::encode(resolved.encryption_key.expose()), key);
         assert!(!secrets_file_path(&config).exists());
+    }
+
+    #[test]
+    fn production_refuses_the_generated_secrets_of_an_earlier_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let development = config_in(dir.path(), &[]);
+        let generated = resolve(&development).unwrap();
+        let path = secrets_file_path(&development);
+        let before = std::fs::read_to_string(&path).unwrap();
+
+        // The loader refuses first: production needs the secrets supplied.
+        let data = development.data_dir.display().to_string();
+        let error = Config::load(&EnvSource::from_pairs([
+            ("HIVE_DATA_DIR", data.as_str()),
+            ("HIVE_ENV", "production"),
+            ("AUTH_URL", "https://hive.example.com"),
+        ]))
+        .unwrap_err();
+        assert_eq!(error.variable, "AUTH_SECRET");
+        assert!(
+            error.rule.contains("generated secrets are refused"),
+            "{error}"
+        );
+
+        // And resolve refuses too, should a caller build the config some other way.
+        let mut production = development.clone();
+        production.environment = Environment::Production;
+        let error = resolve(&production).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                SecretsError::Missing {
+                    variable: "AUTH_SECRET"
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("AUTH_SECRET_FILE"));
+        assert!(
+            !error
+                .to_string()
+                .contains(generated.auth_secret.expose_secret())
+        );
+
+        // Supplied secrets are used; the file is neither read nor changed.
+        let key = "8f3a1c9e5b7d2046f1e8a3c5b9d7e2f40a6c8e1b3d5f7092a4c6e8b0d2f41357";
+        let supplied = config_in(
+            dir.path(),
+            &[
+                ("HIVE_ENV", "production"),
+                ("AUTH_URL", "https://hive.example.com"),
+                ("AUTH_SECRET", "Zq8vN3kW1xR7tY5uB2mC9pL4sD6fG0hJ"),
+                ("ENCRYPTION_KEY", key),
+            ],
+        );
+        let resolved = resolve(&supplied).unwrap();
+        assert!(resolved.from_file.is_empty() && resolved.generated.is_empty());
+        assert!(resolved.setup_token.is_none(), "no generated setup token");
+        assert_ne!(
+            resolved.encryption_key.expose(),
+            generated.encryption_key.expose()
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        assert!(
+            inspect(&supplied)
+                .unwrap()
+                .contains("ignored in production")
+        );
     }
 
     #[test]

@@ -20,7 +20,15 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], RandomError> {
     Ok(bytes)
 }
 
-/// 32 random bytes (256 bits) as 64 lowercase hex characters.
+/// `bytes` random bytes as `2 * bytes` lowercase hex characters (e.g. 14 bytes for a 112-bit
+/// recovery code). Tokens use [`random_token_hex`].
+pub fn random_hex(bytes: usize) -> Result<String, RandomError> {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer).map_err(|e| RandomError(e.to_string()))?;
+    Ok(hex::encode(buffer))
+}
+
+/// 32 random bytes (256 bits) as 64 lowercase hex characters: every token and generated secret.
 pub fn random_token_hex() -> Result<String, RandomError> {
     Ok(hex::encode(random_bytes::<32>()?))
 }
@@ -71,6 +79,25 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert!(a.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn random_bytes_fill_the_array_and_differ() {
+        let a = random_bytes::<32>().unwrap();
+        let b = random_bytes::<32>().unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, [0u8; 32], "filled, not left zero");
+        assert_eq!(random_bytes::<0>().unwrap(), [0u8; 0]);
+    }
+
+    #[test]
+    fn random_hex_has_the_asked_length() {
+        for bytes in [0, 1, 14, 32, 64] {
+            let text = random_hex(bytes).unwrap();
+            assert_eq!(text.len(), 2 * bytes);
+            assert!(text.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')));
+        }
+        assert_ne!(random_hex(16).unwrap(), random_hex(16).unwrap());
     }
 
     #[test]

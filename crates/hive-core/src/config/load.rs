@@ -83,7 +83,8 @@ impl Sources<'_> {
         let found = self.lookup(spec)?;
         let (value, source) = match &found {
             Some((value, source)) => (display_value(spec, value), *source),
-            None => (spec.default.to_owned(), ValueSource::Default),
+            None if spec.has_default() => (spec.default.to_owned(), ValueSource::Default),
+            None => (spec.default.to_owned(), ValueSource::Unset),
         };
         self.report.push(ReportLine {
             name: spec.name,
@@ -178,10 +179,29 @@ impl Sources<'_> {
     }
 }
 
+/// Reads a small text file, refusing one over `limit` bytes (a mistaken `/dev/zero` or a log
+/// file must not hang or fill memory at start).
+fn read_small_file(variable: &str, path: &str, limit: u64) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| invalid(variable, format!("cannot read {path}: {}", e.kind()));
+    let mut content = String::new();
+    std::fs::File::open(path)
+        .map_err(cannot)?
+        .take(limit + 1)
+        .read_to_string(&mut content)
+        .map_err(cannot)?;
+    if content.len() as u64 > limit {
+        return Err(invalid(
+            variable,
+            format!("{path} is larger than {limit} bytes"),
+        ));
+    }
+    Ok(content)
+}
+
 /// A secret read from a file: one trailing newline (what editors and `echo` add) is dropped.
 fn read_secret_file(variable: &str, path: &str) -> Result<String, ConfigError> {
-    let content = std::fs::read_to_string(path)
-        .map_err(|e| invalid(variable, format!("cannot read {path}: {}", e.kind())))?;
+    let content = read_small_file(variable, path, 64 * 1024)?;
     let trimmed = content
         .strip_suffix('\n')
         .map(|s| s.strip_suffix('\r').unwrap_or(s))
@@ -191,8 +211,7 @@ fn read_secret_file(variable: &str, path: &str) -> Result<String, ConfigError> {
 
 /// Reads the TOML file named by `HIVE_CONFIG`: a flat table of variable names.
 fn read_toml(path: &str) -> Result<BTreeMap<String, String>, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| invalid("HIVE_CONFIG", format!("cannot read {path}: {}", e.kind())))?;
+    let text = read_small_file("HIVE_CONFIG", path, 1024 * 1024)?;
     let table: toml::Table = toml::from_str(&text).map_err(|e| {
         invalid(
             "HIVE_CONFIG",
@@ -202,7 +221,7 @@ fn read_toml(path: &str) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut values = BTreeMap::new();
     let mut holds_secret = false;
     for (key, value) in table {
-        if !spec::is_known(&key) || spec::KNOWN_OTHER_NAMES.contains(&key.as_str()) {
+        if !spec::allowed_in_config_file(&key) {
             return Err(invalid("HIVE_CONFIG", format!("{path}: unknown key {key}")));
         }
         holds_secret |= spec::find(&key).is_some_and(|s| s.secret);
@@ -218,6 +237,16 @@ fn read_toml(path: &str) -> Result<BTreeMap<String, String>, ConfigError> {
             }
         };
         values.insert(key, text);
+    }
+    // The same rule as in the environment: one source per secret, or a reader cannot tell which.
+    if let Some(name) = values
+        .keys()
+        .find(|name| values.contains_key(&format!("{name}_FILE")))
+    {
+        return Err(invalid(
+            "HIVE_CONFIG",
+            format!("{path}: set either {name} or {name}_FILE, not both"),
+        ));
     }
     if holds_secret {
         refuse_shared_file("HIVE_CONFIG", Path::new(path))?;
@@ -241,7 +270,7 @@ fn refuse_shared_file(variable: &str, path: &Path) -> Result<(), ConfigError> {
         return Err(invalid(
             variable,
             format!(
-                "{} holds secrets but is accessible to other users (mode {:o}); run chmod 600 {}",
+                "{} holds secrets but is accessible to other users (mode {:04o}); run chmod 600 {}",
                 path.display(),
                 mode & 0o777,
                 path.display()
@@ -273,6 +302,8 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         src.value("HIVE_DATA_DIR")?
             .unwrap_or_else(|| "./hive-data".into()),
     );
+    // Read above (it names the TOML file); recorded here so `config check` shows which file.
+    src.value("HIVE_CONFIG")?;
     let listen = src.parsed(
         "HIVE_LISTEN",
         SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -415,6 +446,14 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
             ("AUTH_URL", ValueSource::Default, _) => line.value = auth_url.to_string(),
             ("DATABASE_URL", ValueSource::Default, DatabaseUrl::Sqlite(path)) => {
                 line.value = format!("sqlite:{}", path.display());
+            }
+            ("A2A_TASK_STORE", ValueSource::Default, _) => {
+                line.value = match task_store {
+                    TaskStoreKind::Memory => "memory",
+                    TaskStoreKind::Redis => "redis",
+                    TaskStoreKind::Database => "db",
+                }
+                .to_owned();
             }
             _ => {}
         }
@@ -733,6 +772,69 @@ mod tests {
         assert_eq!(sources["HIVE_BODY_LIMIT_BYTES"], ValueSource::ConfigFile);
         assert_eq!(sources["AUTH_SECRET"], ValueSource::File);
         assert_eq!(sources["LOG_LEVEL"], ValueSource::Default);
+        assert_eq!(sources["HIVE_CONFIG"], ValueSource::Environment);
+        let task_store = config.report.iter().find(|l| l.name == "A2A_TASK_STORE");
+        assert_eq!(
+            task_store.unwrap().value,
+            "memory",
+            "derived default as it came out"
+        );
+        assert_eq!(sources["REDIS_URL"], ValueSource::Unset);
+    }
+
+    #[test]
+    fn each_source_wins_over_the_next_for_the_same_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let (in_env, in_file, in_toml) = (
+            "EnvVal0123456789abcdefghijKLMNOPQRS",
+            "FileVal0123456789abcdefghijKLMNOPQR",
+            "TomlVal0123456789abcdefghijKLMNOPQR",
+        );
+        let toml = file_with(
+            dir.path(),
+            "hive.toml",
+            &format!("AUTH_SECRET = \"{in_toml}\"\n"),
+            0o600,
+        );
+        let file = file_with(dir.path(), "auth", &format!("{in_file}\r\n"), 0o600);
+        let auth = |pairs: &[(&str, &str)]| {
+            let config = load_pairs(pairs).unwrap();
+            let source = config
+                .report
+                .iter()
+                .find(|l| l.name == "AUTH_SECRET")
+                .unwrap();
+            let value = config
+                .secrets
+                .auth_secret
+                .unwrap()
+                .expose_secret()
+                .to_owned();
+            (value, source.source)
+        };
+        let with_toml = ("HIVE_CONFIG", toml.as_str());
+        assert_eq!(
+            auth(&[with_toml, ("AUTH_SECRET", in_env), ("ENCRYPTION_KEY", KEY)]),
+            (in_env.to_owned(), ValueSource::Environment)
+        );
+        assert_eq!(
+            auth(&[with_toml, ("AUTH_SECRET_FILE", &file)]),
+            (in_file.to_owned(), ValueSource::File),
+            "_FILE wins over TOML; CRLF dropped too"
+        );
+        assert_eq!(
+            auth(&[with_toml]),
+            (in_toml.to_owned(), ValueSource::ConfigFile)
+        );
+        let none = load_pairs(&[]).unwrap();
+        assert!(none.secrets.auth_secret.is_none());
+        let line = none
+            .report
+            .iter()
+            .find(|l| l.name == "AUTH_SECRET")
+            .unwrap();
+        assert_eq!(line.source, ValueSource::Default);
+        assert_eq!(line.value, "generated (development)");
     }
 
     #[test]
@@ -745,6 +847,28 @@ mod tests {
         assert!(error.rule.contains("not both"));
         let missing = load_pairs(&[("AUTH_SECRET_FILE", "/nonexistent/auth")]).unwrap_err();
         assert_eq!(missing.variable, "AUTH_SECRET_FILE");
+        // The same in the TOML file.
+        let toml = file_with(
+            dir.path(),
+            "both.toml",
+            &format!("AUTH_SECRET = \"{SECRET}\"\nAUTH_SECRET_FILE = \"{file}\"\n"),
+            0o600,
+        );
+        let error = load_pairs(&[("HIVE_CONFIG", &toml)]).unwrap_err();
+        assert_eq!(error.variable, "HIVE_CONFIG");
+        assert!(error.rule.contains("not both"), "{error}");
+        assert!(!error.to_string().contains(SECRET));
+    }
+
+    #[test]
+    fn oversized_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = file_with(dir.path(), "big", &"a".repeat(64 * 1024 + 1), 0o600);
+        let error = load_pairs(&[("AUTH_SECRET_FILE", &big)]).unwrap_err();
+        assert_eq!(error.variable, "AUTH_SECRET_FILE");
+        assert!(error.rule.contains("larger than"), "{error}");
+        let error = load_pairs(&[("AUTH_SECRET_FILE", "/dev/zero")]).unwrap_err();
+        assert_eq!(error.variable, "AUTH_SECRET_FILE");
     }
 
     #[test]
@@ -755,16 +879,30 @@ mod tests {
         let error = load_pairs(&[("HIVE_CONFIG", &shared)]).unwrap_err();
         assert_eq!(error.variable, "HIVE_CONFIG");
         assert!(error.rule.contains("chmod 600"), "{error}");
+        assert!(error.rule.contains("(mode 0644)"), "{error}");
         assert!(!error.to_string().contains(SECRET));
+        // A TOML without secrets may be shared.
+        let plain = file_with(dir.path(), "plain.toml", "LOG_FORMAT = \"pretty\"\n", 0o644);
+        assert!(load_pairs(&[("HIVE_CONFIG", &plain)]).is_ok());
         let private = file_with(dir.path(), "private.toml", &text, 0o600);
         assert!(load_pairs(&[("HIVE_CONFIG", &private)]).is_ok());
-        let unknown = file_with(dir.path(), "unknown.toml", "HIVE_LISTN = \"x\"\n", 0o600);
-        assert!(
-            load_pairs(&[("HIVE_CONFIG", &unknown)])
-                .unwrap_err()
-                .rule
-                .contains("unknown key")
+        for key in ["HIVE_LISTN = \"x\"", "HIVE_CONFIG = \"/etc/other.toml\""] {
+            let unknown = file_with(dir.path(), "unknown.toml", &format!("{key}\n"), 0o600);
+            assert!(
+                load_pairs(&[("HIVE_CONFIG", &unknown)])
+                    .unwrap_err()
+                    .rule
+                    .contains("unknown key"),
+                "{key}"
+            );
+        }
+        let float = file_with(
+            dir.path(),
+            "float.toml",
+            "HIVE_JOBS_TICK_SECONDS = 1.5\n",
+            0o600,
         );
+        assert!(load_pairs(&[("HIVE_CONFIG", &float)]).is_err());
     }
 
     #[test]
@@ -854,6 +992,7 @@ mod tests {
     fn production_refuses_weak_generated_or_missing_secrets() {
         assert!(production(&[]).is_ok());
         for weak in [
+            "changeme-changeme-changeme-changeme",
             "changeme-changeme-changeme-changeme-1",
             "my-super-secret-value-0123456789abcdef",
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
@@ -937,6 +1076,33 @@ mod tests {
         }
         assert!(text.contains("<set, 32 chars>"), "{text}");
         assert!(text.contains("postgres://hive:****@db:5432/hive"), "{text}");
+
+        // Secrets from a file and from the TOML file; a password in the query string.
+        let dir = tempfile::tempdir().unwrap();
+        let file = file_with(dir.path(), "token", SECRET, 0o600);
+        let toml = file_with(
+            dir.path(),
+            "hive.toml",
+            &format!("ENCRYPTION_KEY = \"{KEY}\"\n"),
+            0o600,
+        );
+        let config = load_pairs(&[
+            ("HIVE_CONFIG", &toml),
+            ("HIVE_INTERNAL_TOKEN_FILE", &file),
+            (
+                "DATABASE_URL",
+                "postgres://db/hive?sslmode=require&password=QueryPassw0rd",
+            ),
+            ("REDIS_URL", "rediss://cache:6380/0?pass=RedisQueryPass"),
+        ])
+        .unwrap();
+        let text = super::super::render_check(&config, "");
+        for secret in [SECRET, KEY, "QueryPassw0rd", "RedisQueryPass"] {
+            assert!(!text.contains(secret), "{secret} in:\n{text}");
+        }
+        assert!(text.contains("sslmode=require&password=****"), "{text}");
+        assert!(text.contains("(file (HIVE_INTERNAL_TOKEN_FILE))"), "{text}");
+        assert!(text.contains("<set, 64 chars>"), "{text}");
     }
 
     #[test]

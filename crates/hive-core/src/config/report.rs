@@ -7,6 +7,8 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueSource {
     Default,
+    /// Not set, and no default: the feature is off (e.g. no `REDIS_URL`).
+    Unset,
     Environment,
     /// A `NAME_FILE` variable named a file holding the value.
     File,
@@ -18,6 +20,7 @@ impl fmt::Display for ValueSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Default => "default",
+            Self::Unset => "unset",
             Self::Environment => "environment",
             Self::File => "_FILE",
             Self::ConfigFile => "HIVE_CONFIG file",
@@ -34,24 +37,55 @@ pub struct ReportLine {
     pub source: ValueSource,
 }
 
+impl ReportLine {
+    /// The source as shown: a `NAME_FILE` source names its variable.
+    pub fn source_label(&self) -> String {
+        match self.source {
+            ValueSource::File => format!("file ({}_FILE)", self.name),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// A value as it may be shown. A secret shows only that it is set and its length; a connection
 /// URL shows everything but its password.
 pub(crate) fn display_value(spec: &VarSpec, value: &str) -> String {
     if !spec.secret {
         return value.to_owned();
     }
-    let is_url = value.contains("://");
-    if is_url && let Ok(mut url) = url::Url::parse(value) {
-        if url.password().is_some() {
-            // Cannot fail for URLs that already carry a password.
-            let _ = url.set_password(Some("****"));
-        }
-        return url.to_string();
+    if value.contains("://")
+        && let Ok(url) = url::Url::parse(value)
+    {
+        return masked_url(url);
     }
     if value.starts_with("sqlite:") {
         return value.to_owned();
     }
     format!("<set, {} chars>", value.chars().count())
+}
+
+/// A connection URL with its password replaced by `****`, in the userinfo and in the query
+/// (sqlx reads `?password=`, redis-rs `?pass=`).
+fn masked_url(mut url: url::Url) -> String {
+    if url.password().is_some() {
+        // Cannot fail for URLs that already carry a password.
+        let _ = url.set_password(Some("****"));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if key.to_ascii_lowercase().contains("pass") {
+                    "****".to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 /// The text of `hive config check`.
@@ -77,7 +111,9 @@ pub fn render_check(config: &Config, secrets_status: &str) -> String {
     for line in &config.report {
         out.push_str(&format!(
             "  {:<width$}  {:<value_width$}  ({})\n",
-            line.name, line.value, line.source
+            line.name,
+            line.value,
+            line.source_label()
         ));
     }
     out.push_str(&format!("\n{secrets_status}\n"));

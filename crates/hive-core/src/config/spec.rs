@@ -5,12 +5,19 @@
 #[derive(Debug, Clone, Copy)]
 pub struct VarSpec {
     pub name: &'static str,
-    /// The default as shown to people (`-` when there is none).
+    /// The default as shown to people (starting with `-` when there is none).
     pub default: &'static str,
     /// A secret: masked in every output, also accepted as `NAME_FILE`.
     pub secret: bool,
     /// What the value must be.
     pub rule: &'static str,
+}
+
+impl VarSpec {
+    /// Whether an absent value means something other than "off" (shown as `default`, not `unset`).
+    pub fn has_default(&self) -> bool {
+        !self.default.starts_with('-')
+    }
 }
 
 const fn var(name: &'static str, default: &'static str, rule: &'static str) -> VarSpec {
@@ -34,6 +41,11 @@ const fn secret(name: &'static str, default: &'static str, rule: &'static str) -
 pub const VARIABLES: &[VarSpec] = &[
     var("HIVE_ENV", "development", "development or production"),
     var("HIVE_DATA_DIR", "./hive-data", "a directory path"),
+    var(
+        "HIVE_CONFIG",
+        "-",
+        "the path of a TOML file setting these variables by name (HIVE_CONFIG itself excluded)",
+    ),
     var(
         "HIVE_LISTEN",
         "127.0.0.1:8080",
@@ -150,11 +162,7 @@ pub const VARIABLES: &[VarSpec] = &[
 ];
 
 /// `HIVE_*` names that are not configuration but are known (not reported as typos).
-pub const KNOWN_OTHER_NAMES: &[&str] = &[
-    "HIVE_CONFIG",
-    "HIVE_TEST_DATABASE_URL",
-    "HIVE_TEST_REDIS_URL",
-];
+pub const KNOWN_OTHER_NAMES: &[&str] = &["HIVE_TEST_DATABASE_URL", "HIVE_TEST_REDIS_URL"];
 
 pub fn find(name: &str) -> Option<&'static VarSpec> {
     VARIABLES.iter().find(|spec| spec.name == name)
@@ -168,6 +176,12 @@ pub fn is_known(name: &str) -> bool {
             .strip_suffix("_FILE")
             .and_then(find)
             .is_some_and(|spec| spec.secret)
+}
+
+/// Whether `name` may be a key of the `HIVE_CONFIG` TOML file: a variable (or a secret's
+/// `NAME_FILE`), but neither a tool's name nor `HIVE_CONFIG` itself (no chains of files).
+pub fn allowed_in_config_file(name: &str) -> bool {
+    is_known(name) && !KNOWN_OTHER_NAMES.contains(&name) && name != "HIVE_CONFIG"
 }
 
 /// The closest known name within two edits, to suggest for a typo.
@@ -239,6 +253,11 @@ mod tests {
         assert!(is_known("DATABASE_URL_FILE"));
         assert!(!is_known("HIVE_LISTEN_FILE"));
         assert!(is_known("HIVE_TEST_DATABASE_URL"));
+        assert!(is_known("HIVE_CONFIG"));
+        assert!(allowed_in_config_file("AUTH_SECRET_FILE"));
+        assert!(!allowed_in_config_file("HIVE_CONFIG"));
+        assert!(!allowed_in_config_file("HIVE_TEST_REDIS_URL"));
+        assert!(!allowed_in_config_file("HIVE_LISTEN_FILE"));
     }
 
     #[test]
