@@ -1,6 +1,6 @@
 //! Shared state that replicas must agree on, each behind one trait with an in-process backend
-//! (the embedded default) and a Redis backend (the scaled shape): the rate limiter and the
-//! replay cache (the event bus and the A2A task store follow).
+//! (the embedded default) and a Redis backend (the scaled shape): the rate limiter, the replay
+//! cache, the event bus, the A2A task store (also in the database) and the fan-out of task events.
 //!
 //! Every Redis key starts with a configurable prefix (`HIVE_REDIS_KEY_PREFIX`, default `hive`),
 //! so that several deployments — or several test runs — can share one Redis.

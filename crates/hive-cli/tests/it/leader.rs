@@ -1,6 +1,6 @@
 //! Singleton jobs run on exactly one of several replicas sharing one PostgreSQL.
 
-use crate::process::HiveProcess;
+use crate::process::{HiveProcess, node_id, poll_until};
 use sqlx::Row;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -31,27 +31,11 @@ async fn runs(pool: &sqlx::PgPool) -> Vec<Run> {
 
 /// Polls the run history until `done` holds (the jobs tick every second).
 async fn wait_for_runs(pool: &sqlx::PgPool, done: impl Fn(&[Run]) -> bool) -> Vec<Run> {
-    let mut poll = tokio::time::interval(Duration::from_millis(200));
-    let waiting = async {
-        loop {
-            poll.tick().await;
-            let now = runs(pool).await;
-            if done(&now) {
-                return now;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), waiting)
-        .await
-        .expect("the jobs ran")
-}
-
-fn node_id(stdout: &str) -> String {
-    stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .find_map(|line| line["node_id"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| panic!("no node id logged:\n{stdout}"))
+    poll_until("the job runs", Duration::from_secs(60), async || {
+        let now = runs(pool).await;
+        done(&now).then_some(now)
+    })
+    .await
 }
 
 fn assert_one_at_a_time(runs: &[Run]) {

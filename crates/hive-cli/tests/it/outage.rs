@@ -1,6 +1,6 @@
 //! Redis killed under a running `hive serve` and started again.
 
-use crate::process::{HiveProcess, client};
+use crate::process::{HiveProcess, client, poll_until};
 use hive_testkit::OwnRedis;
 use std::time::Duration;
 
@@ -61,19 +61,16 @@ async fn a_redis_outage_degrades_to_per_node_limits_and_recovers_on_its_own() {
     let _restarted = OwnRedis::start_on(redis.port);
     // Back on the shared count within seconds. This Redis kept nothing on disk, so its count
     // starts afresh at 49 — a number the per-node count (now at 47 and falling) never shows.
-    let recovered = async {
-        loop {
+    poll_until(
+        "recovery to the shared count",
+        Duration::from_secs(20),
+        async || {
             let (status, left) = remaining(&base).await;
             assert_eq!(status, 200);
-            if left == "49" {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), recovered)
-        .await
-        .expect("the shared limiter is used again after Redis returns");
+            (left == "49").then_some(())
+        },
+    )
+    .await;
 
     // The degraded decisions are counted where operators scrape them.
     let metrics_url = hive

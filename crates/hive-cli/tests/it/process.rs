@@ -158,3 +158,32 @@ fn listening_url(stderr: &str) -> Option<String> {
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
+
+/// Polls `probe` every 100 ms until it gives a value (another process doing its part), and fails
+/// the test after `deadline`.
+pub async fn poll_until<T>(
+    what: &str,
+    deadline: Duration,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let waiting = async {
+        loop {
+            if let Some(value) = probe().await {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(deadline, waiting)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not happen within {deadline:?}"))
+}
+
+/// The node id a `hive serve` logged at start (JSON logs).
+pub fn node_id(stdout: &str) -> String {
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find_map(|line| line["node_id"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no node id logged:\n{stdout}"))
+}

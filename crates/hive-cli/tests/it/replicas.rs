@@ -1,6 +1,6 @@
 //! Two `hive serve` processes on different loopback addresses sharing PostgreSQL and Redis.
 
-use crate::process::{HiveProcess, client};
+use crate::process::{HiveProcess, client, node_id, poll_until};
 use std::time::Duration;
 
 #[tokio::test]
@@ -68,22 +68,15 @@ async fn two_replicas_share_rate_limits_and_run_the_leader_job_once() {
 
     // The singleton job runs on one replica only.
     let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
-    let waiting = async {
-        loop {
-            let nodes: Vec<String> =
-                sqlx::query_scalar("SELECT node_id FROM job_runs WHERE finished_at IS NOT NULL")
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
-            if nodes.len() >= 3 {
-                return nodes;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
-    let nodes = tokio::time::timeout(Duration::from_secs(60), waiting)
-        .await
-        .expect("jobs ran");
+    let nodes = poll_until("three job runs", Duration::from_secs(60), async || {
+        let nodes: Vec<String> =
+            sqlx::query_scalar("SELECT node_id FROM job_runs WHERE finished_at IS NOT NULL")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        (nodes.len() >= 3).then_some(nodes)
+    })
+    .await;
     assert!(
         nodes.iter().all(|n| *n == nodes[0]),
         "one leader: {nodes:?}"
@@ -95,8 +88,10 @@ async fn two_replicas_share_rate_limits_and_run_the_leader_job_once() {
     let b_id = node_id(&b.stdout());
     let (status, _, _) = b.stop().await;
     assert!(status.success());
-    let announced = async {
-        loop {
+    poll_until(
+        "B's announcements reaching A",
+        Duration::from_secs(20),
+        async || {
             let log = a.stdout();
             let seen = |kind: &str| {
                 log.lines().any(|line| {
@@ -105,33 +100,18 @@ async fn two_replicas_share_rate_limits_and_run_the_leader_job_once() {
                         && line.contains(&b_id)
                 })
             };
-            if seen("replica.started") && seen("replica.stopping") {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), announced)
-        .await
-        .expect("B's announcements reached A over the bus");
+            (seen("replica.started") && seen("replica.stopping")).then_some(())
+        },
+    )
+    .await;
     assert!(a.stop().await.0.success());
 }
 
 async fn wait_for_log(process: &HiveProcess, text: &str) {
-    let waiting = async {
-        while !process.stdout().contains(text) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), waiting)
-        .await
-        .unwrap_or_else(|_| panic!("{text:?} never logged"));
-}
-
-fn node_id(stdout: &str) -> String {
-    stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .find_map(|line| line["node_id"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| panic!("no node id logged:\n{stdout}"))
+    poll_until(
+        &format!("{text:?} logged"),
+        Duration::from_secs(20),
+        async || process.stdout().contains(text).then_some(()),
+    )
+    .await;
 }
