@@ -3,10 +3,13 @@
 //!
 //! JSON keys are camelCase everywhere, as in A2A.
 
+pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod health;
+pub mod identity;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use health::HealthResponse;
+pub use identity::{Role, TokenScope};

@@ -3,6 +3,7 @@
 //! One pool per process; leadership through session advisory locks on dedicated connections
 //! ([`Store::leader_lease`]); migrations serialised among replicas by sqlx's migration lock.
 
+mod identity;
 mod jobs;
 mod lease;
 mod tasks;
@@ -12,7 +13,8 @@ pub mod test_support;
 use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
-    Backend, JobRunRepo, LeaderLease, MigrationReport, SchemaState, Store, StoreError, TaskRepo,
+    ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MigrationReport, OneTimeTokenRepo,
+    SchemaState, SessionRepo, Store, StoreError, TaskRepo, UserRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -31,6 +33,7 @@ pub struct PostgresStore {
     options: PgConnectOptions,
     jobs: jobs::PgJobRuns,
     tasks: tasks::PgTasks,
+    identity: identity::PgIdentity,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -62,6 +65,7 @@ impl PostgresStore {
         Ok(Self {
             jobs: jobs::PgJobRuns { pool: pool.clone() },
             tasks: tasks::PgTasks { pool: pool.clone() },
+            identity: identity::PgIdentity { pool: pool.clone() },
             pool,
             options,
         })
@@ -154,6 +158,26 @@ impl Store for PostgresStore {
 
     fn tasks(&self) -> &dyn TaskRepo {
         &self.tasks
+    }
+
+    fn users(&self) -> &dyn UserRepo {
+        &self.identity
+    }
+
+    fn sessions(&self) -> &dyn SessionRepo {
+        &self.identity
+    }
+
+    fn api_tokens(&self) -> &dyn ApiTokenRepo {
+        &self.identity
+    }
+
+    fn one_time_tokens(&self) -> &dyn OneTimeTokenRepo {
+        &self.identity
+    }
+
+    fn audit(&self) -> &dyn AuditRepo {
+        &self.identity
     }
 
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

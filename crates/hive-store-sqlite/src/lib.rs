@@ -6,13 +6,15 @@
 //! exclusive lock on `<database>.lock` keeps a second process off the same database, which is
 //! also why this store is always the leader.
 
+mod identity;
 mod jobs;
 mod tasks;
 
 use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
-    Backend, JobRunRepo, LeaderLease, MigrationReport, SchemaState, Store, StoreError, TaskRepo,
+    ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MigrationReport, OneTimeTokenRepo,
+    SchemaState, SessionRepo, Store, StoreError, TaskRepo, UserRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -31,6 +33,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
     jobs: jobs::SqliteJobRuns,
     tasks: tasks::SqliteTasks,
+    identity: identity::SqliteIdentity,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -75,6 +78,10 @@ impl SqliteStore {
                 reader: reader.clone(),
             },
             tasks: tasks::SqliteTasks {
+                writer: writer.clone(),
+                reader: reader.clone(),
+            },
+            identity: identity::SqliteIdentity {
                 writer: writer.clone(),
                 reader: reader.clone(),
             },
@@ -193,6 +200,26 @@ impl Store for SqliteStore {
 
     fn tasks(&self) -> &dyn TaskRepo {
         &self.tasks
+    }
+
+    fn users(&self) -> &dyn UserRepo {
+        &self.identity
+    }
+
+    fn sessions(&self) -> &dyn SessionRepo {
+        &self.identity
+    }
+
+    fn api_tokens(&self) -> &dyn ApiTokenRepo {
+        &self.identity
+    }
+
+    fn one_time_tokens(&self) -> &dyn OneTimeTokenRepo {
+        &self.identity
+    }
+
+    fn audit(&self) -> &dyn AuditRepo {
+        &self.identity
     }
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

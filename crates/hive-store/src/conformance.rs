@@ -4,6 +4,9 @@
 //! This is test support: it reports a broken backend by panicking, like an assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod identity;
+pub use identity::*;
+
 use crate::{
     Backend, JobOutcome, JobRun, NewJobRun, PageRequest, SchemaState, Store, StoreError,
     truncate_to_micros,
@@ -43,6 +46,16 @@ macro_rules! conformance_suite {
             prune_deletes_only_old_finished_runs,
             tasks_belong_to_their_owner_and_expire,
             tasks_page_newest_status_first,
+            setup_has_exactly_one_winner,
+            users_round_trip_and_page,
+            the_last_admin_is_guarded,
+            role_password_and_deactivation_end_sessions,
+            login_failures_are_counted_per_day,
+            sessions_are_capped_and_pruned,
+            api_tokens_round_trip_and_revoke,
+            invitations_are_used_once,
+            password_resets_are_used_once,
+            audit_records_page_newest_first,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

@@ -6,6 +6,7 @@
 
 pub mod conformance;
 mod error;
+mod identity;
 mod jobs;
 mod page;
 #[cfg(feature = "sqlx")]
@@ -15,6 +16,11 @@ mod tasks;
 use async_trait::async_trait;
 
 pub use error::StoreError;
+pub use identity::{
+    ApiTokenRepo, ApiTokenRow, AuditOutcome, AuditRecord, AuditRepo, GuardedChange, LoginThrottle,
+    NewUser, OneTimePurpose, OneTimeTokenRepo, OneTimeTokenRow, ProfileChange, SessionRepo,
+    SessionRow, UserRepo, UserRow, role_from_text, scopes_from_text, scopes_to_text,
+};
 pub use jobs::{JobOutcome, JobRun, JobRunRepo, NewJobRun};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
 pub use tasks::{TaskRepo, TaskRow};
@@ -105,6 +111,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// A2A tasks (the `db` task store).
     fn tasks(&self) -> &dyn TaskRepo;
+
+    /// Accounts, setup state and login throttling.
+    fn users(&self) -> &dyn UserRepo;
+
+    /// Login sessions.
+    fn sessions(&self) -> &dyn SessionRepo;
+
+    /// API tokens.
+    fn api_tokens(&self) -> &dyn ApiTokenRepo;
+
+    /// Invitations and password resets.
+    fn one_time_tokens(&self) -> &dyn OneTimeTokenRepo;
+
+    /// The audit trail.
+    fn audit(&self) -> &dyn AuditRepo;
 
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;

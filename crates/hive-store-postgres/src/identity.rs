@@ -1,0 +1,814 @@
+use crate::map_error;
+use async_trait::async_trait;
+use hive_proto::Role;
+use hive_store::{
+    ApiTokenRepo, ApiTokenRow, AuditOutcome, AuditRecord, AuditRepo, Cursor, GuardedChange,
+    LoginThrottle, NewUser, OneTimePurpose, OneTimeTokenRepo, OneTimeTokenRow, Page, PageRequest,
+    ProfileChange, SessionRepo, SessionRow, StoreError, UserRepo, UserRow, role_from_text,
+    scopes_from_text, scopes_to_text, truncate_to_micros as micros,
+};
+use sqlx::postgres::{PgPool, PgRow, Postgres};
+use sqlx::{PgConnection, QueryBuilder, Row};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Users, sessions, API tokens, one-time tokens and audit records.
+pub(crate) struct PgIdentity {
+    pub pool: PgPool,
+}
+
+/// Serialises the changes guarded by the last-admin rule (a transaction-scoped advisory lock:
+/// READ COMMITTED alone would let two demotions each see the other admin).
+const ADMIN_GUARD_LOCK: i64 = 0x6869_7665_6164_6d6e;
+
+fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+{
+    row.try_get(column).map_err(map_error)
+}
+
+fn count_at(row: &PgRow, column: &str) -> Result<u32, StoreError> {
+    let raw: i32 = get(row, column)?;
+    Ok(u32::try_from(raw).unwrap_or(0))
+}
+
+const USER_COLUMNS: &str = "id, email, display_name, role, active, password_hash, created_at, \
+    updated_at, consecutive_failures, last_failure_at, failure_day, failures_today";
+
+fn to_throttle(row: &PgRow) -> Result<LoginThrottle, StoreError> {
+    Ok(LoginThrottle {
+        consecutive_failures: count_at(row, "consecutive_failures")?,
+        last_failure_at: get(row, "last_failure_at")?,
+        failure_day: get(row, "failure_day")?,
+        failures_today: count_at(row, "failures_today")?,
+    })
+}
+
+fn to_user(row: &PgRow) -> Result<UserRow, StoreError> {
+    let role: String = get(row, "role")?;
+    Ok(UserRow {
+        id: get(row, "id")?,
+        email: get(row, "email")?,
+        display_name: get(row, "display_name")?,
+        role: role_from_text(&role)?,
+        active: get(row, "active")?,
+        password_hash: get(row, "password_hash")?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        throttle: to_throttle(row)?,
+    })
+}
+
+async fn insert_user(conn: &mut PgConnection, user: &NewUser) -> Result<UserRow, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO users (id, email, display_name, role, active, password_hash, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, true, $5, $6, $6) RETURNING {USER_COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(&user.email)
+    .bind(&user.display_name)
+    .bind(user.role.as_str())
+    .bind(&user.password_hash)
+    .bind(micros(user.created_at))
+    .fetch_one(conn)
+    .await
+    .map_err(map_error)?;
+    to_user(&row)
+}
+
+async fn fetch_user(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_error)?;
+    row.as_ref().map(to_user).transpose()
+}
+
+async fn delete_sessions(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    except: Option<Uuid>,
+) -> Result<u64, StoreError> {
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2::uuid IS NULL OR id <> $2)")
+        .bind(user_id)
+        .bind(except)
+        .execute(conn)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(map_error)
+}
+
+/// The guarded role/active change: `role` or `active` set, sessions ended, in one transaction.
+async fn guarded_change(
+    pool: &PgPool,
+    id: Uuid,
+    role: Option<Role>,
+    active: Option<bool>,
+    now: OffsetDateTime,
+) -> Result<GuardedChange, StoreError> {
+    let mut tx = pool.begin().await.map_err(map_error)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(ADMIN_GUARD_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+    let Some(user) = fetch_user(&mut tx, id).await? else {
+        return Ok(GuardedChange::NotFound);
+    };
+    let new_role = role.unwrap_or(user.role);
+    let new_active = active.unwrap_or(user.active);
+    let stays_admin = new_role == Role::Admin && new_active;
+    if user.role == Role::Admin && user.active && !stays_admin {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM users WHERE role = 'admin' AND active AND id <> $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if others == 0 {
+            return Ok(GuardedChange::LastAdmin);
+        }
+    }
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET role = $1, active = $2, updated_at = $3 WHERE id = $4 \
+         RETURNING {USER_COLUMNS}"
+    )))
+    .bind(new_role.as_str())
+    .bind(new_active)
+    .bind(micros(now))
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(map_error)?;
+    if new_role != user.role || active == Some(false) {
+        delete_sessions(&mut tx, id, None).await?;
+    }
+    let changed = to_user(&row)?;
+    tx.commit().await.map_err(map_error)?;
+    Ok(GuardedChange::Changed(changed))
+}
+
+async fn store_password(
+    conn: &mut PgConnection,
+    id: Uuid,
+    password_hash: &str,
+    keep_session: Option<Uuid>,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE users SET password_hash = $1, updated_at = $2, consecutive_failures = 0, \
+         last_failure_at = NULL, failures_today = 0 WHERE id = $3",
+    )
+    .bind(password_hash)
+    .bind(micros(now))
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_error)?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    delete_sessions(&mut *conn, id, keep_session).await?;
+    // Outstanding reset links are void once the password has changed.
+    sqlx::query(
+        "UPDATE one_time_tokens SET used_at = $1 \
+         WHERE purpose = 'password_reset' AND user_id = $2 AND used_at IS NULL",
+    )
+    .bind(micros(now))
+    .bind(id)
+    .execute(conn)
+    .await
+    .map_err(map_error)?;
+    Ok(true)
+}
+
+#[async_trait]
+impl UserRepo for PgIdentity {
+    async fn setup_completed(&self) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM instance_setup)")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_error)
+    }
+
+    async fn create_first_admin(&self, user: &NewUser) -> Result<UserRow, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let done: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM instance_setup)")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        if done {
+            return Err(StoreError::Conflict("setup is already complete".into()));
+        }
+        let admin = insert_user(&mut tx, user).await?;
+        // Concurrent callers all get here; the primary key lets exactly one insert.
+        sqlx::query("INSERT INTO instance_setup (id, completed_at, admin_id) VALUES (1, $1, $2)")
+            .bind(micros(user.created_at))
+            .bind(admin.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(admin)
+    }
+
+    async fn create(&self, user: &NewUser) -> Result<UserRow, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_error)?;
+        insert_user(&mut conn, user).await
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<UserRow>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_error)?;
+        fetch_user(&mut conn, id).await
+    }
+
+    async fn find_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+        )))
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        row.as_ref().map(to_user).transpose()
+    }
+
+    async fn list(&self, page: &PageRequest) -> Result<Page<UserRow>, StoreError> {
+        let after = page.after();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users \
+             WHERE ($1::timestamptz IS NULL OR (created_at, id) < ($1, $2::uuid)) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
+        )))
+        .bind(after.map(|c| micros(c.at)))
+        .bind(after.map(|c| c.id))
+        .bind(i64::from(page.limit()) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        let items = rows.iter().map(to_user).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(items, page.limit(), |user| Cursor {
+            at: user.created_at,
+            id: user.id,
+        }))
+    }
+
+    async fn update_profile(
+        &self,
+        id: Uuid,
+        change: &ProfileChange,
+        now: OffsetDateTime,
+    ) -> Result<Option<UserRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE users SET email = coalesce($1, email), \
+             display_name = coalesce($2, display_name), updated_at = $3 WHERE id = $4 \
+             RETURNING {USER_COLUMNS}"
+        )))
+        .bind(&change.email)
+        .bind(&change.display_name)
+        .bind(micros(now))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        row.as_ref().map(to_user).transpose()
+    }
+
+    async fn set_role(
+        &self,
+        id: Uuid,
+        role: Role,
+        now: OffsetDateTime,
+    ) -> Result<GuardedChange, StoreError> {
+        guarded_change(&self.pool, id, Some(role), None, now).await
+    }
+
+    async fn set_active(
+        &self,
+        id: Uuid,
+        active: bool,
+        now: OffsetDateTime,
+    ) -> Result<GuardedChange, StoreError> {
+        guarded_change(&self.pool, id, None, Some(active), now).await
+    }
+
+    async fn set_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        keep_session: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let changed = store_password(&mut tx, id, password_hash, keep_session, now).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(changed)
+    }
+
+    async fn record_login_failure(
+        &self,
+        id: Uuid,
+        day: i64,
+        now: OffsetDateTime,
+    ) -> Result<LoginThrottle, StoreError> {
+        let row = sqlx::query(
+            "UPDATE users SET consecutive_failures = consecutive_failures + 1, \
+             last_failure_at = $1, \
+             failures_today = CASE WHEN failure_day = $2 THEN failures_today + 1 ELSE 1 END, \
+             failure_day = $2 WHERE id = $3 \
+             RETURNING consecutive_failures, last_failure_at, failure_day, failures_today",
+        )
+        .bind(micros(now))
+        .bind(day)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        row.as_ref()
+            .map(to_throttle)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn record_login_success(
+        &self,
+        id: Uuid,
+        rehash: Option<&str>,
+        _now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE users SET consecutive_failures = 0, last_failure_at = NULL, \
+             password_hash = coalesce($1, password_hash) WHERE id = $2",
+        )
+        .bind(rehash)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(map_error)
+    }
+}
+
+const SESSION_COLUMNS: &str = "id, user_id, token_hash, created_at, last_seen_at, expires_at, \
+    authenticated_at, ip, user_agent";
+
+fn to_session(row: &PgRow) -> Result<SessionRow, StoreError> {
+    Ok(SessionRow {
+        id: get(row, "id")?,
+        user_id: get(row, "user_id")?,
+        token_hash: get(row, "token_hash")?,
+        created_at: get(row, "created_at")?,
+        last_seen_at: get(row, "last_seen_at")?,
+        expires_at: get(row, "expires_at")?,
+        authenticated_at: get(row, "authenticated_at")?,
+        ip: get(row, "ip")?,
+        user_agent: get(row, "user_agent")?,
+    })
+}
+
+#[async_trait]
+impl SessionRepo for PgIdentity {
+    async fn create(&self, session: &SessionRow, max_per_user: u32) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        )))
+        .bind(session.id)
+        .bind(session.user_id)
+        .bind(&session.token_hash)
+        .bind(micros(session.created_at))
+        .bind(micros(session.last_seen_at))
+        .bind(micros(session.expires_at))
+        .bind(micros(session.authenticated_at))
+        .bind(&session.ip)
+        .bind(&session.user_agent)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        sqlx::query(
+            "DELETE FROM sessions WHERE user_id = $1 AND id NOT IN \
+             (SELECT id FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2)",
+        )
+        .bind(session.user_id)
+        .bind(i64::from(max_per_user))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn find_by_token_hash(&self, token_hash: &str) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1"
+        )))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        row.as_ref().map(to_session).transpose()
+    }
+
+    async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $1) WHERE id = $2")
+            .bind(micros(at))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(map_error)
+    }
+
+    async fn mark_authenticated(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET authenticated_at = $1, last_seen_at = $1 WHERE id = $2")
+            .bind(micros(at))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(map_error)
+    }
+
+    async fn list_for_user(&self, user_id: Uuid) -> Result<Vec<SessionRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 \
+             ORDER BY created_at DESC, id DESC"
+        )))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter().map(to_session).collect()
+    }
+
+    async fn delete(&self, id: Uuid, user_id: Option<Uuid>) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)")
+            .bind(id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected() == 1)
+            .map_err(map_error)
+    }
+
+    async fn delete_for_user(
+        &self,
+        user_id: Uuid,
+        except: Option<Uuid>,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_error)?;
+        delete_sessions(&mut conn, user_id, except).await
+    }
+
+    async fn prune_expired(
+        &self,
+        now: OffsetDateTime,
+        idle_since: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2")
+            .bind(micros(now))
+            .bind(micros(idle_since))
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(map_error)
+    }
+}
+
+const TOKEN_COLUMNS: &str =
+    "id, user_id, name, token_hash, role, scopes, created_at, expires_at, last_used_at, revoked_at";
+
+fn to_api_token(row: &PgRow) -> Result<ApiTokenRow, StoreError> {
+    let role: String = get(row, "role")?;
+    let scopes: String = get(row, "scopes")?;
+    Ok(ApiTokenRow {
+        id: get(row, "id")?,
+        user_id: get(row, "user_id")?,
+        name: get(row, "name")?,
+        token_hash: get(row, "token_hash")?,
+        role: role_from_text(&role)?,
+        scopes: scopes_from_text(&scopes)?,
+        created_at: get(row, "created_at")?,
+        expires_at: get(row, "expires_at")?,
+        last_used_at: get(row, "last_used_at")?,
+        revoked_at: get(row, "revoked_at")?,
+    })
+}
+
+#[async_trait]
+impl ApiTokenRepo for PgIdentity {
+    async fn create(&self, token: &ApiTokenRow) -> Result<(), StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO api_tokens ({TOKEN_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        )))
+        .bind(token.id)
+        .bind(token.user_id)
+        .bind(&token.name)
+        .bind(&token.token_hash)
+        .bind(token.role.as_str())
+        .bind(scopes_to_text(&token.scopes))
+        .bind(micros(token.created_at))
+        .bind(micros(token.expires_at))
+        .bind(token.last_used_at.map(micros))
+        .bind(token.revoked_at.map(micros))
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(map_error)
+    }
+
+    async fn find_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ApiTokenRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
+        )))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        row.as_ref().map(to_api_token).transpose()
+    }
+
+    async fn list_for_user(
+        &self,
+        user_id: Uuid,
+        page: &PageRequest,
+    ) -> Result<Page<ApiTokenRow>, StoreError> {
+        let after = page.after();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = $1 \
+             AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid)) \
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        )))
+        .bind(user_id)
+        .bind(after.map(|c| micros(c.at)))
+        .bind(after.map(|c| c.id))
+        .bind(i64::from(page.limit()) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        let items = rows
+            .iter()
+            .map(to_api_token)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(items, page.limit(), |token| Cursor {
+            at: token.created_at,
+            id: token.id,
+        }))
+    }
+
+    async fn revoke(
+        &self,
+        id: Uuid,
+        user_id: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 \
+             WHERE id = $2 AND revoked_at IS NULL AND ($3::uuid IS NULL OR user_id = $3)",
+        )
+        .bind(micros(now))
+        .bind(id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map(|done| done.rows_affected() == 1)
+        .map_err(map_error)
+    }
+
+    async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_tokens SET last_used_at = GREATEST(last_used_at, $1) WHERE id = $2")
+            .bind(micros(at))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(map_error)
+    }
+}
+
+const ONE_TIME_COLUMNS: &str =
+    "id, purpose, token_hash, user_id, email, role, created_by, created_at, expires_at, used_at";
+
+fn to_one_time(row: &PgRow) -> Result<OneTimeTokenRow, StoreError> {
+    let purpose: String = get(row, "purpose")?;
+    let role: Option<String> = get(row, "role")?;
+    Ok(OneTimeTokenRow {
+        id: get(row, "id")?,
+        purpose: OneTimePurpose::parse(&purpose)?,
+        token_hash: get(row, "token_hash")?,
+        user_id: get(row, "user_id")?,
+        email: get(row, "email")?,
+        role: role.as_deref().map(role_from_text).transpose()?,
+        created_by: get(row, "created_by")?,
+        created_at: get(row, "created_at")?,
+        expires_at: get(row, "expires_at")?,
+        used_at: get(row, "used_at")?,
+    })
+}
+
+/// Marks a live token of `purpose` used and returns it; `None` when there is none.
+async fn use_token(
+    conn: &mut PgConnection,
+    purpose: OneTimePurpose,
+    token_hash: &str,
+    now: OffsetDateTime,
+) -> Result<Option<OneTimeTokenRow>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE one_time_tokens SET used_at = $1 \
+         WHERE purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $1 \
+         RETURNING {ONE_TIME_COLUMNS}"
+    )))
+    .bind(micros(now))
+    .bind(purpose.as_str())
+    .bind(token_hash)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_error)?;
+    row.as_ref().map(to_one_time).transpose()
+}
+
+#[async_trait]
+impl OneTimeTokenRepo for PgIdentity {
+    async fn create(&self, token: &OneTimeTokenRow) -> Result<(), StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO one_time_tokens ({ONE_TIME_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        )))
+        .bind(token.id)
+        .bind(token.purpose.as_str())
+        .bind(&token.token_hash)
+        .bind(token.user_id)
+        .bind(&token.email)
+        .bind(token.role.map(Role::as_str))
+        .bind(token.created_by)
+        .bind(micros(token.created_at))
+        .bind(micros(token.expires_at))
+        .bind(token.used_at.map(micros))
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(map_error)
+    }
+
+    async fn find_live(
+        &self,
+        purpose: OneTimePurpose,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<OneTimeTokenRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ONE_TIME_COLUMNS} FROM one_time_tokens \
+             WHERE purpose = $1 AND token_hash = $2 AND used_at IS NULL AND expires_at > $3"
+        )))
+        .bind(purpose.as_str())
+        .bind(token_hash)
+        .bind(micros(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        row.as_ref().map(to_one_time).transpose()
+    }
+
+    async fn accept_invitation(
+        &self,
+        token_hash: &str,
+        display_name: &str,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<UserRow>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let Some(invitation) =
+            use_token(&mut tx, OneTimePurpose::Invitation, token_hash, now).await?
+        else {
+            return Ok(None);
+        };
+        let (Some(email), Some(role)) = (invitation.email, invitation.role) else {
+            return Err(StoreError::Backend(
+                "an invitation lacks its email or role".into(),
+            ));
+        };
+        let user = NewUser {
+            email,
+            display_name: display_name.to_owned(),
+            role,
+            password_hash: Some(password_hash.to_owned()),
+            created_at: now,
+        };
+        // A taken email fails here and rolls the use of the invitation back.
+        let created = insert_user(&mut tx, &user).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(Some(created))
+    }
+
+    async fn reset_password(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let Some(reset) =
+            use_token(&mut tx, OneTimePurpose::PasswordReset, token_hash, now).await?
+        else {
+            return Ok(None);
+        };
+        let Some(user_id) = reset.user_id else {
+            return Err(StoreError::Backend("a reset token lacks its user".into()));
+        };
+        if !store_password(&mut tx, user_id, password_hash, None, now).await? {
+            return Ok(None);
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(Some(user_id))
+    }
+
+    async fn prune_expired(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM one_time_tokens WHERE expires_at < $1")
+            .bind(micros(before))
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(map_error)
+    }
+}
+
+const AUDIT_COLUMNS: &str = "id, at, actor, action, target, outcome, ip, request_id, detail";
+
+fn to_audit(row: &PgRow) -> Result<AuditRecord, StoreError> {
+    let outcome: String = get(row, "outcome")?;
+    Ok(AuditRecord {
+        id: get(row, "id")?,
+        at: get(row, "at")?,
+        actor: get(row, "actor")?,
+        action: get(row, "action")?,
+        target: get(row, "target")?,
+        outcome: AuditOutcome::parse(&outcome)?,
+        ip: get(row, "ip")?,
+        request_id: get(row, "request_id")?,
+        detail: get(row, "detail")?,
+    })
+}
+
+#[async_trait]
+impl AuditRepo for PgIdentity {
+    async fn append(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        )))
+        .bind(record.id)
+        .bind(micros(record.at))
+        .bind(&record.actor)
+        .bind(&record.action)
+        .bind(&record.target)
+        .bind(record.outcome.as_str())
+        .bind(&record.ip)
+        .bind(&record.request_id)
+        .bind(&record.detail)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(map_error)
+    }
+
+    async fn list(
+        &self,
+        action: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<AuditRecord>, StoreError> {
+        let mut query = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE true"
+        ));
+        if let Some(action) = action {
+            query.push(" AND action = ").push_bind(action);
+        }
+        if let Some(after) = page.after() {
+            query
+                .push(" AND (at, id) < (")
+                .push_bind(micros(after.at))
+                .push(", ")
+                .push_bind(after.id)
+                .push(")");
+        }
+        query
+            .push(" ORDER BY at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(page.limit()) + 1);
+        let rows = query
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
+        let items = rows.iter().map(to_audit).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(items, page.limit(), |record| Cursor {
+            at: record.at,
+            id: record.id,
+        }))
+    }
+}

@@ -1,0 +1,699 @@
+//! Identity checks: accounts, the setup race, the last-admin guard, sessions, API tokens,
+//! one-time tokens and audit records.
+
+use super::{T0, first};
+use crate::{
+    ApiTokenRow, AuditOutcome, AuditRecord, GuardedChange, NewUser, OneTimePurpose,
+    OneTimeTokenRow, PageRequest, ProfileChange, SessionRow, Store, StoreError, UserRow,
+    truncate_to_micros,
+};
+use futures_util::future::join_all;
+use hive_proto::{Role, TokenScope};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+fn new_user(email: &str, role: Role) -> NewUser {
+    NewUser {
+        email: email.to_owned(),
+        display_name: format!("{email} name"),
+        role,
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned()),
+        created_at: truncate_to_micros(T0),
+    }
+}
+
+/// A 64-character stand-in for a SHA-256 hex digest.
+fn hash_of(seed: &str) -> String {
+    format!("{seed:0>64}")
+}
+
+fn session(user: &UserRow, seed: &str, at: OffsetDateTime) -> SessionRow {
+    let at = truncate_to_micros(at);
+    SessionRow {
+        id: Uuid::now_v7(),
+        user_id: user.id,
+        token_hash: hash_of(seed),
+        created_at: at,
+        last_seen_at: at,
+        expires_at: at + Duration::hours(12),
+        authenticated_at: at,
+        ip: "192.0.2.1".to_owned(),
+        user_agent: "conformance".to_owned(),
+    }
+}
+
+pub async fn setup_has_exactly_one_winner(store: &dyn Store) {
+    let users = store.users();
+    assert!(!users.setup_completed().await.unwrap());
+    let candidates: Vec<NewUser> = (0..20)
+        .map(|i| new_user(&format!("admin{i}@example.com"), Role::Admin))
+        .collect();
+    let results = join_all(candidates.iter().map(|u| users.create_first_admin(u))).await;
+    let winners: Vec<&UserRow> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for result in &results {
+        if let Err(error) = result {
+            assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
+        }
+    }
+    assert!(users.setup_completed().await.unwrap());
+    let all = users.list(&first(100)).await.unwrap();
+    assert_eq!(all.items.len(), 1, "the losers left no account behind");
+    assert_eq!(all.items[0].role, Role::Admin);
+    let again = users
+        .create_first_admin(&new_user("late@example.com", Role::Admin))
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+}
+
+pub async fn users_round_trip_and_page(store: &dyn Store) {
+    let users = store.users();
+    let alice = users
+        .create(&new_user("alice@example.com", Role::Viewer))
+        .await
+        .unwrap();
+    assert!(alice.active);
+    assert_eq!(alice.created_at, truncate_to_micros(T0));
+    assert_eq!(users.get(alice.id).await.unwrap(), Some(alice.clone()));
+    assert_eq!(
+        users.find_by_email("alice@example.com").await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        users.find_by_email("nobody@example.com").await.unwrap(),
+        None
+    );
+    let taken = users
+        .create(&new_user("alice@example.com", Role::Admin))
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+
+    let bob = users
+        .create(&new_user("bob@example.com", Role::Operator))
+        .await
+        .unwrap();
+    let renamed = users
+        .update_profile(
+            alice.id,
+            &ProfileChange {
+                display_name: Some("Alice A.".to_owned()),
+                email: None,
+            },
+            T0 + Duration::minutes(1),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(renamed.display_name, "Alice A.");
+    assert_eq!(renamed.email, "alice@example.com");
+    assert!(renamed.updated_at > alice.updated_at);
+    let clash = users
+        .update_profile(
+            alice.id,
+            &ProfileChange {
+                email: Some("bob@example.com".to_owned()),
+                display_name: None,
+            },
+            T0,
+        )
+        .await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    assert_eq!(
+        users
+            .update_profile(Uuid::now_v7(), &ProfileChange::default(), T0)
+            .await
+            .unwrap(),
+        None
+    );
+
+    for i in 0..5 {
+        users
+            .create(&new_user(&format!("u{i}@example.com"), Role::Viewer))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = PageRequest::new(3, cursor.as_deref()).unwrap();
+        let got = users.list(&page).await.unwrap();
+        seen.extend(got.items.into_iter().map(|u| u.id));
+        match got.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7);
+    assert!(seen.contains(&bob.id) && seen.contains(&alice.id));
+    let mut unique = seen.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 7, "no row twice");
+}
+
+pub async fn the_last_admin_is_guarded(store: &dyn Store) {
+    let users = store.users();
+    let a = users
+        .create(&new_user("a@example.com", Role::Admin))
+        .await
+        .unwrap();
+    let b = users
+        .create(&new_user("b@example.com", Role::Admin))
+        .await
+        .unwrap();
+    let viewer = users
+        .create(&new_user("v@example.com", Role::Viewer))
+        .await
+        .unwrap();
+    // Both admins demoted at once: one change wins, the other is refused.
+    let (first_change, second_change) = tokio::join!(
+        users.set_role(a.id, Role::Viewer, T0),
+        users.set_active(b.id, false, T0)
+    );
+    let outcomes = [first_change.unwrap(), second_change.unwrap()];
+    let changed = outcomes
+        .iter()
+        .filter(|o| matches!(o, GuardedChange::Changed(_)))
+        .count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, GuardedChange::LastAdmin))
+        .count();
+    assert_eq!((changed, refused), (1, 1), "{outcomes:?}");
+    let admins: Vec<UserRow> = users
+        .list(&first(10))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|u| u.role == Role::Admin && u.active)
+        .collect();
+    assert_eq!(admins.len(), 1);
+    let last = &admins[0];
+    assert_eq!(
+        users.set_active(last.id, false, T0).await.unwrap(),
+        GuardedChange::LastAdmin
+    );
+    assert_eq!(
+        users.set_role(last.id, Role::Operator, T0).await.unwrap(),
+        GuardedChange::LastAdmin
+    );
+    // Keeping the role is not a demotion.
+    assert!(matches!(
+        users.set_role(last.id, Role::Admin, T0).await.unwrap(),
+        GuardedChange::Changed(_)
+    ));
+    // Others change freely; an unknown id is reported.
+    let GuardedChange::Changed(raised) =
+        users.set_role(viewer.id, Role::Operator, T0).await.unwrap()
+    else {
+        panic!("a viewer can be raised");
+    };
+    assert_eq!(raised.role, Role::Operator);
+    assert_eq!(
+        users.set_active(Uuid::now_v7(), false, T0).await.unwrap(),
+        GuardedChange::NotFound
+    );
+}
+
+pub async fn role_password_and_deactivation_end_sessions(store: &dyn Store) {
+    let users = store.users();
+    let sessions = store.sessions();
+    let admin = users
+        .create(&new_user("root@example.com", Role::Admin))
+        .await
+        .unwrap();
+    let user = users
+        .create(&new_user("u@example.com", Role::Operator))
+        .await
+        .unwrap();
+    let kept = session(&user, "1", T0);
+    sessions.create(&kept, 48).await.unwrap();
+    sessions.create(&session(&user, "2", T0), 48).await.unwrap();
+    sessions
+        .create(&session(&admin, "3", T0), 48)
+        .await
+        .unwrap();
+
+    assert!(
+        users
+            .set_password(user.id, "new-hash", Some(kept.id), T0)
+            .await
+            .unwrap()
+    );
+    let left = sessions.list_for_user(user.id).await.unwrap();
+    assert_eq!(left.iter().map(|s| s.id).collect::<Vec<_>>(), vec![kept.id]);
+    assert_eq!(
+        users
+            .get(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .as_deref(),
+        Some("new-hash")
+    );
+    assert!(
+        !users
+            .set_password(Uuid::now_v7(), "x", None, T0)
+            .await
+            .unwrap()
+    );
+
+    // The same role again ends nothing; a new role ends every session.
+    users.set_role(user.id, Role::Operator, T0).await.unwrap();
+    assert_eq!(sessions.list_for_user(user.id).await.unwrap().len(), 1);
+    users.set_role(user.id, Role::Viewer, T0).await.unwrap();
+    assert!(sessions.list_for_user(user.id).await.unwrap().is_empty());
+
+    sessions.create(&session(&user, "4", T0), 48).await.unwrap();
+    let GuardedChange::Changed(off) = users.set_active(user.id, false, T0).await.unwrap() else {
+        panic!("a non-admin can be deactivated");
+    };
+    assert!(!off.active);
+    assert!(sessions.list_for_user(user.id).await.unwrap().is_empty());
+    assert_eq!(
+        sessions.list_for_user(admin.id).await.unwrap().len(),
+        1,
+        "other users keep theirs"
+    );
+}
+
+pub async fn login_failures_are_counted_per_day(store: &dyn Store) {
+    let users = store.users();
+    let user = users
+        .create(&new_user("f@example.com", Role::Viewer))
+        .await
+        .unwrap();
+    let day = 20_000;
+    let at = truncate_to_micros(T0);
+    let results = join_all((0..5).map(|_| users.record_login_failure(user.id, day, at))).await;
+    for result in &results {
+        assert!(result.is_ok(), "{result:?}");
+    }
+    let after = users.get(user.id).await.unwrap().unwrap().throttle;
+    assert_eq!(after.consecutive_failures, 5, "no lost update");
+    assert_eq!(after.failures_today, 5);
+    assert_eq!(after.failure_day, day);
+    assert_eq!(after.last_failure_at, Some(at));
+
+    let next_day = users
+        .record_login_failure(user.id, day + 1, at + Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(next_day.failures_today, 1, "a new day starts a new count");
+    assert_eq!(next_day.consecutive_failures, 6);
+
+    users
+        .record_login_success(user.id, Some("rehashed"), at)
+        .await
+        .unwrap();
+    let cleared = users.get(user.id).await.unwrap().unwrap();
+    assert_eq!(cleared.throttle.consecutive_failures, 0);
+    assert_eq!(cleared.throttle.last_failure_at, None);
+    assert_eq!(cleared.throttle.failures_today, 1, "the day's count stays");
+    assert_eq!(cleared.password_hash.as_deref(), Some("rehashed"));
+    let missing = users.record_login_failure(Uuid::now_v7(), day, at).await;
+    assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+}
+
+pub async fn sessions_are_capped_and_pruned(store: &dyn Store) {
+    let users = store.users();
+    let sessions = store.sessions();
+    let user = users
+        .create(&new_user("s@example.com", Role::Viewer))
+        .await
+        .unwrap();
+    let other = users
+        .create(&new_user("o@example.com", Role::Viewer))
+        .await
+        .unwrap();
+    let mut made = Vec::new();
+    for i in 0..4 {
+        let row = session(&user, &format!("s{i}"), T0 + Duration::seconds(i));
+        sessions.create(&row, 3).await.unwrap();
+        made.push(row);
+    }
+    let listed = sessions.list_for_user(user.id).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.id).collect::<Vec<_>>(),
+        made[1..].iter().rev().map(|s| s.id).collect::<Vec<_>>(),
+        "the oldest beyond the cap is gone, newest first"
+    );
+    assert_eq!(
+        sessions.find_by_token_hash(&hash_of("s0")).await.unwrap(),
+        None
+    );
+    let newest = &made[3];
+    assert_eq!(
+        sessions
+            .find_by_token_hash(&newest.token_hash)
+            .await
+            .unwrap(),
+        Some(newest.clone())
+    );
+    let dup = sessions.create(&session(&other, "s3", T0), 3).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+
+    let later = truncate_to_micros(T0 + Duration::minutes(10));
+    sessions.touch(newest.id, later).await.unwrap();
+    sessions.touch(newest.id, T0).await.unwrap();
+    let seen = sessions
+        .find_by_token_hash(&newest.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.last_seen_at, later, "touch never goes back");
+    sessions.mark_authenticated(newest.id, later).await.unwrap();
+    let seen = sessions
+        .find_by_token_hash(&newest.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.authenticated_at, later);
+
+    assert!(
+        !sessions.delete(newest.id, Some(other.id)).await.unwrap(),
+        "not theirs"
+    );
+    assert!(sessions.delete(newest.id, Some(user.id)).await.unwrap());
+    assert!(!sessions.delete(newest.id, None).await.unwrap());
+
+    // made[1] idles since T0+1s; made[2] is past its end at T0+13h.
+    assert_eq!(
+        sessions
+            .prune_expired(T0 + Duration::minutes(5), T0 + Duration::seconds(2))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        sessions
+            .prune_expired(T0 + Duration::hours(13), T0)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(sessions.list_for_user(user.id).await.unwrap().is_empty());
+    sessions
+        .create(&session(&user, "x1", T0), 48)
+        .await
+        .unwrap();
+    sessions
+        .create(&session(&user, "x2", T0), 48)
+        .await
+        .unwrap();
+    assert_eq!(sessions.delete_for_user(user.id, None).await.unwrap(), 2);
+}
+
+pub async fn api_tokens_round_trip_and_revoke(store: &dyn Store) {
+    let users = store.users();
+    let tokens = store.api_tokens();
+    let owner = users
+        .create(&new_user("t@example.com", Role::Operator))
+        .await
+        .unwrap();
+    let stranger = users
+        .create(&new_user("x@example.com", Role::Admin))
+        .await
+        .unwrap();
+    let mut made = Vec::new();
+    for i in 0..3 {
+        let at = truncate_to_micros(T0 + Duration::seconds(i));
+        let row = ApiTokenRow {
+            id: Uuid::now_v7(),
+            user_id: owner.id,
+            name: format!("token {i}"),
+            token_hash: hash_of(&format!("t{i}")),
+            role: Role::Viewer,
+            scopes: vec![TokenScope::Read, TokenScope::Execute],
+            created_at: at,
+            expires_at: at + Duration::days(30),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        tokens.create(&row).await.unwrap();
+        made.push(row);
+    }
+    assert_eq!(
+        tokens
+            .find_by_token_hash(&made[0].token_hash)
+            .await
+            .unwrap(),
+        Some(made[0].clone())
+    );
+    let page = tokens.list_for_user(owner.id, &first(2)).await.unwrap();
+    assert_eq!(
+        page.items.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![made[2].id, made[1].id]
+    );
+    let rest = tokens
+        .list_for_user(
+            owner.id,
+            &PageRequest::new(2, page.next_cursor.as_deref()).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert!(rest.next_cursor.is_none());
+    assert!(
+        tokens
+            .list_for_user(stranger.id, &first(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    let used = truncate_to_micros(T0 + Duration::hours(1));
+    tokens.touch(made[0].id, used).await.unwrap();
+    tokens.touch(made[0].id, T0).await.unwrap();
+    let found = tokens
+        .find_by_token_hash(&made[0].token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.last_used_at, Some(used));
+
+    assert!(
+        !tokens
+            .revoke(made[0].id, Some(stranger.id), used)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tokens
+            .revoke(made[0].id, Some(owner.id), used)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tokens.revoke(made[0].id, None, used).await.unwrap(),
+        "only once"
+    );
+    let revoked = tokens
+        .find_by_token_hash(&made[0].token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(used));
+    assert!(
+        tokens.revoke(made[1].id, None, used).await.unwrap(),
+        "an admin path"
+    );
+}
+
+fn invitation(email: &str, role: Role, by: Uuid, seed: &str) -> OneTimeTokenRow {
+    let at = truncate_to_micros(T0);
+    OneTimeTokenRow {
+        id: Uuid::now_v7(),
+        purpose: OneTimePurpose::Invitation,
+        token_hash: hash_of(seed),
+        user_id: None,
+        email: Some(email.to_owned()),
+        role: Some(role),
+        created_by: Some(by),
+        created_at: at,
+        expires_at: at + Duration::days(7),
+        used_at: None,
+    }
+}
+
+pub async fn invitations_are_used_once(store: &dyn Store) {
+    let users = store.users();
+    let one_time = store.one_time_tokens();
+    let admin = users
+        .create(&new_user("admin@example.com", Role::Admin))
+        .await
+        .unwrap();
+    let invite = invitation("new@example.com", Role::Operator, admin.id, "i1");
+    one_time.create(&invite).await.unwrap();
+    assert_eq!(
+        one_time
+            .find_live(OneTimePurpose::Invitation, &invite.token_hash, T0)
+            .await
+            .unwrap(),
+        Some(invite.clone())
+    );
+    assert_eq!(
+        one_time
+            .find_live(OneTimePurpose::PasswordReset, &invite.token_hash, T0)
+            .await
+            .unwrap(),
+        None,
+        "purposes do not mix"
+    );
+    let accepted =
+        join_all((0..10).map(|_| one_time.accept_invitation(&invite.token_hash, "New", "h", T0)))
+            .await;
+    let created: Vec<&UserRow> = accepted
+        .iter()
+        .filter_map(|r| r.as_ref().ok().and_then(Option::as_ref))
+        .collect();
+    assert_eq!(created.len(), 1, "{accepted:?}");
+    assert_eq!(created[0].email, "new@example.com");
+    assert_eq!(created[0].role, Role::Operator);
+    assert_eq!(created[0].display_name, "New");
+    assert_eq!(
+        one_time
+            .find_live(OneTimePurpose::Invitation, &invite.token_hash, T0)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // An invitation for a taken email fails and stays usable; an expired one is refused.
+    let clash = invitation("admin@example.com", Role::Viewer, admin.id, "i2");
+    one_time.create(&clash).await.unwrap();
+    let refused = one_time
+        .accept_invitation(&clash.token_hash, "Dup", "h", T0)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert!(
+        one_time
+            .find_live(OneTimePurpose::Invitation, &clash.token_hash, T0)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let late = T0 + Duration::days(8);
+    let expired = invitation("late@example.com", Role::Viewer, admin.id, "i3");
+    one_time.create(&expired).await.unwrap();
+    assert_eq!(
+        one_time
+            .accept_invitation(&expired.token_hash, "Late", "h", late)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(one_time.prune_expired(late).await.unwrap(), 3);
+}
+
+pub async fn password_resets_are_used_once(store: &dyn Store) {
+    let users = store.users();
+    let sessions = store.sessions();
+    let one_time = store.one_time_tokens();
+    let user = users
+        .create(&new_user("r@example.com", Role::Viewer))
+        .await
+        .unwrap();
+    users.record_login_failure(user.id, 1, T0).await.unwrap();
+    sessions
+        .create(&session(&user, "r1", T0), 48)
+        .await
+        .unwrap();
+    let reset = |seed: &str| OneTimeTokenRow {
+        id: Uuid::now_v7(),
+        purpose: OneTimePurpose::PasswordReset,
+        token_hash: hash_of(seed),
+        user_id: Some(user.id),
+        email: None,
+        role: None,
+        created_by: None,
+        created_at: truncate_to_micros(T0),
+        expires_at: truncate_to_micros(T0 + Duration::hours(1)),
+        used_at: None,
+    };
+    let first_link = reset("p1");
+    let second_link = reset("p2");
+    one_time.create(&first_link).await.unwrap();
+    one_time.create(&second_link).await.unwrap();
+    let results = join_all(
+        (0..10).map(|_| one_time.reset_password(&first_link.token_hash, "reset-hash", T0)),
+    )
+    .await;
+    let winners = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Some(id)) if *id == user.id))
+        .count();
+    assert_eq!(winners, 1, "{results:?}");
+    let after = users.get(user.id).await.unwrap().unwrap();
+    assert_eq!(after.password_hash.as_deref(), Some("reset-hash"));
+    assert_eq!(after.throttle.consecutive_failures, 0);
+    assert!(sessions.list_for_user(user.id).await.unwrap().is_empty());
+    assert_eq!(
+        one_time
+            .reset_password(&second_link.token_hash, "other", T0)
+            .await
+            .unwrap(),
+        None,
+        "a password change voids the other links"
+    );
+    let expired = reset("p3");
+    one_time.create(&expired).await.unwrap();
+    assert_eq!(
+        one_time
+            .reset_password(&expired.token_hash, "x", T0 + Duration::hours(2))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn audit_records_page_newest_first(store: &dyn Store) {
+    let audit = store.audit();
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let record = AuditRecord {
+            id: Uuid::now_v7(),
+            at: truncate_to_micros(T0 + Duration::seconds(i)),
+            actor: "anonymous".to_owned(),
+            action: if i % 2 == 0 {
+                "auth.login"
+            } else {
+                "auth.logout"
+            }
+            .to_owned(),
+            target: Some(format!("user:{i}")),
+            outcome: if i == 0 {
+                AuditOutcome::Failure
+            } else {
+                AuditOutcome::Success
+            },
+            ip: Some("192.0.2.7".to_owned()),
+            request_id: Some(format!("req-{i}")),
+            detail: "{}".to_owned(),
+        };
+        audit.append(&record).await.unwrap();
+        made.push(record);
+    }
+    let all = audit.list(None, &first(10)).await.unwrap();
+    assert_eq!(all.items, made.iter().rev().cloned().collect::<Vec<_>>());
+    let logins = audit.list(Some("auth.login"), &first(2)).await.unwrap();
+    assert_eq!(
+        logins.items.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![made[4].id, made[2].id]
+    );
+    let rest = audit
+        .list(
+            Some("auth.login"),
+            &PageRequest::new(2, logins.next_cursor.as_deref()).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.items, vec![made[0].clone()]);
+    assert!(rest.next_cursor.is_none());
+}

@@ -1,0 +1,402 @@
+//! Identity rows and repositories: users, sessions, API tokens, one-time tokens (invitations
+//! and password resets) and the audit trail of access decisions.
+//!
+//! Tokens are stored only as their SHA-256 (hex); the repositories never see a token itself.
+
+use crate::{Page, PageRequest, StoreError};
+use async_trait::async_trait;
+use hive_proto::{Role, TokenScope};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Per-account login throttling state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginThrottle {
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+    pub last_failure_at: Option<OffsetDateTime>,
+    /// The UTC day (days since 1970-01-01) `failures_today` counts.
+    pub failure_day: i64,
+    pub failures_today: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: Uuid,
+    /// Lower-case; unique.
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub active: bool,
+    /// A PHC string (Argon2id, or bcrypt for imported accounts); `None` for an account that
+    /// cannot log in with a password.
+    pub password_hash: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub throttle: LoginThrottle,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub password_hash: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+/// The answer to a change guarded by the last-admin rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuardedChange {
+    Changed(UserRow),
+    NotFound,
+    /// The change would leave no active admin; nothing was changed.
+    LastAdmin,
+}
+
+/// A change of profile fields; `None` keeps a field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileChange {
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+}
+
+#[async_trait]
+pub trait UserRepo: Send + Sync {
+    /// Whether the first admin has been created.
+    async fn setup_completed(&self) -> Result<bool, StoreError>;
+
+    /// Creates the first admin and closes setup in one transaction. [`StoreError::Conflict`]
+    /// when setup is already closed (of concurrent callers exactly one succeeds).
+    async fn create_first_admin(&self, user: &NewUser) -> Result<UserRow, StoreError>;
+
+    /// [`StoreError::Conflict`] when the email is taken.
+    async fn create(&self, user: &NewUser) -> Result<UserRow, StoreError>;
+
+    async fn get(&self, id: Uuid) -> Result<Option<UserRow>, StoreError>;
+
+    async fn find_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError>;
+
+    /// All users, newest first.
+    async fn list(&self, page: &PageRequest) -> Result<Page<UserRow>, StoreError>;
+
+    /// `Ok(None)` for an unknown user; [`StoreError::Conflict`] for a taken email.
+    async fn update_profile(
+        &self,
+        id: Uuid,
+        change: &ProfileChange,
+        now: OffsetDateTime,
+    ) -> Result<Option<UserRow>, StoreError>;
+
+    /// Sets the role and ends all the user's sessions, unless this would leave no active
+    /// admin (checked and applied atomically, also against concurrent changes).
+    async fn set_role(
+        &self,
+        id: Uuid,
+        role: Role,
+        now: OffsetDateTime,
+    ) -> Result<GuardedChange, StoreError>;
+
+    /// Activates or deactivates; deactivation ends all the user's sessions. Guarded like
+    /// [`UserRepo::set_role`].
+    async fn set_active(
+        &self,
+        id: Uuid,
+        active: bool,
+        now: OffsetDateTime,
+    ) -> Result<GuardedChange, StoreError>;
+
+    /// Replaces the password hash, clears the login throttle and ends every session of the
+    /// user except `keep_session`. `Ok(false)` for an unknown user.
+    async fn set_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        keep_session: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Counts a failed login atomically (the day's count restarts on a new `day`) and returns
+    /// the new state.
+    async fn record_login_failure(
+        &self,
+        id: Uuid,
+        day: i64,
+        now: OffsetDateTime,
+    ) -> Result<LoginThrottle, StoreError>;
+
+    /// Clears the consecutive failures after a successful login; stores `rehash` (a fresh hash
+    /// of the same password) when given.
+    async fn record_login_success(
+        &self,
+        id: Uuid,
+        rehash: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub token_hash: String,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    /// The absolute end.
+    pub expires_at: OffsetDateTime,
+    /// When the password was last checked in this session (login or re-authentication).
+    pub authenticated_at: OffsetDateTime,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+#[async_trait]
+pub trait SessionRepo: Send + Sync {
+    /// Stores a session; the user's oldest sessions beyond `max_per_user` are deleted in the
+    /// same transaction.
+    async fn create(&self, session: &SessionRow, max_per_user: u32) -> Result<(), StoreError>;
+
+    async fn find_by_token_hash(&self, token_hash: &str) -> Result<Option<SessionRow>, StoreError>;
+
+    async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError>;
+
+    async fn mark_authenticated(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// The user's sessions, newest first (at most the per-user cap).
+    async fn list_for_user(&self, user_id: Uuid) -> Result<Vec<SessionRow>, StoreError>;
+
+    /// Deletes one session; with `user_id`, only if it is that user's.
+    async fn delete(&self, id: Uuid, user_id: Option<Uuid>) -> Result<bool, StoreError>;
+
+    /// Deletes the user's sessions except `except`; returns how many.
+    async fn delete_for_user(&self, user_id: Uuid, except: Option<Uuid>)
+    -> Result<u64, StoreError>;
+
+    /// Deletes sessions past their absolute end or idle since before `idle_since`.
+    async fn prune_expired(
+        &self,
+        now: OffsetDateTime,
+        idle_since: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub token_hash: String,
+    pub role: Role,
+    /// Empty: every scope the role allows.
+    pub scopes: Vec<TokenScope>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+#[async_trait]
+pub trait ApiTokenRepo: Send + Sync {
+    async fn create(&self, token: &ApiTokenRow) -> Result<(), StoreError>;
+
+    async fn find_by_token_hash(&self, token_hash: &str)
+    -> Result<Option<ApiTokenRow>, StoreError>;
+
+    /// The user's tokens (revoked ones included), newest first.
+    async fn list_for_user(
+        &self,
+        user_id: Uuid,
+        page: &PageRequest,
+    ) -> Result<Page<ApiTokenRow>, StoreError>;
+
+    /// Revokes a live token; with `user_id`, only if it is that user's. `Ok(false)` when no
+    /// such live token exists.
+    async fn revoke(
+        &self,
+        id: Uuid,
+        user_id: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneTimePurpose {
+    Invitation,
+    PasswordReset,
+}
+
+impl OneTimePurpose {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Invitation => "invitation",
+            Self::PasswordReset => "password_reset",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "invitation" => Ok(Self::Invitation),
+            "password_reset" => Ok(Self::PasswordReset),
+            _ => Err(StoreError::Backend(
+                "a stored token purpose is unknown".into(),
+            )),
+        }
+    }
+}
+
+/// An invitation (email and role of the account to create) or a password reset (user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneTimeTokenRow {
+    pub id: Uuid,
+    pub purpose: OneTimePurpose,
+    pub token_hash: String,
+    pub user_id: Option<Uuid>,
+    pub email: Option<String>,
+    pub role: Option<Role>,
+    pub created_by: Option<Uuid>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+#[async_trait]
+pub trait OneTimeTokenRepo: Send + Sync {
+    async fn create(&self, token: &OneTimeTokenRow) -> Result<(), StoreError>;
+
+    /// The unused, unexpired token of this purpose.
+    async fn find_live(
+        &self,
+        purpose: OneTimePurpose,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<OneTimeTokenRow>, StoreError>;
+
+    /// Uses a live invitation and creates its account in one transaction: `Ok(None)` when
+    /// the invitation is unknown, used or expired (of concurrent callers one succeeds);
+    /// [`StoreError::Conflict`] when the email was taken meanwhile (the invitation stays
+    /// unused).
+    async fn accept_invitation(
+        &self,
+        token_hash: &str,
+        display_name: &str,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<UserRow>, StoreError>;
+
+    /// Uses a live reset token, sets the password, clears the throttle and ends every session
+    /// of the user, in one transaction. `Ok(None)` when the token is unknown, used or expired.
+    async fn reset_password(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Uuid>, StoreError>;
+
+    /// Deletes tokens that expired before `before`.
+    async fn prune_expired(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+/// How an audited action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    Success,
+    /// The caller's attempt failed (wrong password, bad token).
+    Failure,
+    /// An authenticated caller was refused.
+    Denied,
+}
+
+impl AuditOutcome {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Denied => "denied",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "success" => Ok(Self::Success),
+            "failure" => Ok(Self::Failure),
+            "denied" => Ok(Self::Denied),
+            _ => Err(StoreError::Backend(
+                "a stored audit outcome is unknown".into(),
+            )),
+        }
+    }
+}
+
+/// One audit record. `detail` is a JSON object and never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    pub at: OffsetDateTime,
+    /// `user:<id>`, `token:<id>`, `internal`, `anonymous` or `cli`.
+    pub actor: String,
+    /// Dotted name, e.g. `auth.login`.
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: AuditOutcome,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: String,
+}
+
+#[async_trait]
+pub trait AuditRepo: Send + Sync {
+    async fn append(&self, record: &AuditRecord) -> Result<(), StoreError>;
+
+    /// Records newest first; `action` filters by exact name.
+    async fn list(
+        &self,
+        action: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<AuditRecord>, StoreError>;
+}
+
+/// Scopes as stored: sorted, comma-separated names.
+pub fn scopes_to_text(scopes: &[TokenScope]) -> String {
+    let mut sorted = scopes.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn scopes_from_text(text: &str) -> Result<Vec<TokenScope>, StoreError> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|_| StoreError::Backend("a stored token scope is unknown".into()))
+        })
+        .collect()
+}
+
+pub fn role_from_text(text: &str) -> Result<Role, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Backend("a stored role is unknown".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_round_trip_sorted_and_deduplicated() {
+        let text = scopes_to_text(&[TokenScope::Write, TokenScope::Read, TokenScope::Write]);
+        assert_eq!(text, "read,write");
+        assert_eq!(
+            scopes_from_text(&text).unwrap(),
+            vec![TokenScope::Read, TokenScope::Write]
+        );
+        assert!(scopes_from_text("").unwrap().is_empty());
+        assert!(scopes_from_text("read,root").is_err());
+    }
+}
