@@ -3,6 +3,7 @@
 //! Later: the vault (AEAD and keyring), JWT and TOTP.
 
 pub mod password;
+pub mod token;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
