@@ -1,8 +1,9 @@
 //! Hive's services, without HTTP: configuration, secrets bootstrap, storage, background jobs,
-//! and (in later issues) identity, agents, the A2A gateway, federation, workflows, billing and
+//! identity and access, and (in later issues) agents, the A2A gateway, federation, workflows, billing and
 //! audit. The server crate adapts these to HTTP; the CLI drives them from the command line.
 
 pub mod config;
+pub mod identity;
 pub mod jobs;
 mod presence;
 pub mod runtime;

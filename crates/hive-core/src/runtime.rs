@@ -1,6 +1,7 @@
 //! One running Hive: its configuration, secrets, store and clock, opened in order.
 
 use crate::config::Config;
+use crate::identity::{Identity, IdentitySettings};
 use crate::jobs::{JobContext, JobRunner, JobRunnerHandle, PruneExpiredTasks, PruneJobHistory};
 use crate::secrets::{self, RuntimeSecrets, SecretsError};
 use crate::shared_state::SharedState;
@@ -21,6 +22,8 @@ pub enum StartError {
     Schema(#[from] SchemaError),
     #[error("{0}")]
     State(#[from] hive_state::StateError),
+    #[error("identity: {0}")]
+    Identity(#[from] crate::identity::IdentityError),
     #[error("the secrets step stopped unexpectedly")]
     Interrupted,
 }
@@ -34,6 +37,8 @@ pub struct Hive {
     pub clock: SharedClock,
     /// Rate limiter and replay cache, in memory or on Redis.
     pub state: SharedState,
+    /// Accounts, sessions, tokens.
+    pub identity: Arc<Identity>,
     /// A random id for this process, recorded with the jobs it runs.
     pub node_id: String,
     /// What the start did with the database schema.
@@ -67,8 +72,27 @@ impl Hive {
                 return Err(error.into());
             }
         };
+        let settings = IdentitySettings {
+            allow_public_registration: config.allow_public_registration,
+            setup_token: secrets.setup_token.clone(),
+            internal_token: secrets.internal_token.clone(),
+            base_url: config.auth_url.as_str().trim_end_matches('/').to_owned(),
+        };
+        let identity = match Identity::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            Arc::clone(&state.replay),
+            settings,
+        ) {
+            Ok(identity) => Arc::new(identity),
+            Err(error) => {
+                store.close().await;
+                return Err(error.into());
+            }
+        };
         Ok(Self {
             config,
+            identity,
             secrets: Arc::new(secrets),
             store,
             clock,

@@ -423,6 +423,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         })?,
     };
     let health_check_deep = src.boolean("HEALTH_CHECK_DEEP", false)?;
+    let allow_public_registration = src.boolean("ALLOW_PUBLIC_REGISTRATION", false)?;
     let jobs = JobsConfig {
         tick: src.seconds("HIVE_JOBS_TICK_SECONDS", 60, 1, 3600)?,
         history_prune_interval: src.seconds(
@@ -474,6 +475,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         http,
         log,
         health_check_deep,
+        allow_public_registration,
         jobs,
         warnings,
         report: src.report,

@@ -159,6 +159,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `HEALTH_CHECK_DEEP` (default false): `/api/health` also checks the database.
     pub health_check_deep: bool,
+    /// `ALLOW_PUBLIC_REGISTRATION` (default false): anyone may create a viewer account.
+    pub allow_public_registration: bool,
     pub jobs: JobsConfig,
     /// Non-fatal findings (unknown `HIVE_*` variables, weak development secrets).
     pub warnings: Vec<String>,

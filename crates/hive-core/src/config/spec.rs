@@ -148,6 +148,11 @@ pub const VARIABLES: &[VarSpec] = &[
     ),
     var("LOG_FORMAT", "json", "json or pretty"),
     var("HEALTH_CHECK_DEEP", "false", "true or false"),
+    var(
+        "ALLOW_PUBLIC_REGISTRATION",
+        "false",
+        "true or false; when true anyone may register a viewer account",
+    ),
     var("HIVE_JOBS_TICK_SECONDS", "60", "an integer from 1 to 3600"),
     var(
         "HIVE_JOB_HISTORY_PRUNE_INTERVAL_SECONDS",

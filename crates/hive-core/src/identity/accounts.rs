@@ -1,0 +1,494 @@
+//! Accounts: the first admin, registration, invitations, administration of users, password
+//! change and reset.
+
+use super::{
+    AuditEntry, Caller, Identity, IdentityError, RequestMeta, check_display_name, check_password,
+    limits, normalize_email, require_recent_authentication, user_actor,
+};
+use hive_crypto::password::Verdict;
+use hive_crypto::token::{looks_like_opaque_token, new_opaque_token, token_hash};
+use hive_proto::Role;
+use hive_store::{
+    AuditOutcome, GuardedChange, NewUser, OneTimePurpose, OneTimeTokenRow, Page, PageRequest,
+    ProfileChange, StoreError, UserRow,
+};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+/// A new account's details as the caller gave them.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub email: String,
+    pub display_name: String,
+    pub password: String,
+}
+
+/// An admin's change to an account; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct AccountUpdate {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+}
+
+/// A one-time link (invitation or reset), shown once to whoever creates it.
+#[derive(Debug, Clone)]
+pub struct InvitationLink {
+    pub id: Uuid,
+    pub url: String,
+    pub expires_at: time::OffsetDateTime,
+}
+
+impl Identity {
+    /// Whether the first admin exists.
+    pub async fn setup_completed(&self) -> Result<bool, IdentityError> {
+        Ok(self.store.users().setup_completed().await?)
+    }
+
+    /// Creates the first admin. `presented` is the setup token the caller sent; it is compared
+    /// in constant time. Refused for ever once an admin exists (of concurrent calls one wins).
+    pub async fn setup(
+        &self,
+        presented: Option<&str>,
+        account: &NewAccount,
+        meta: &RequestMeta,
+    ) -> Result<UserRow, IdentityError> {
+        let expected = self
+            .settings
+            .setup_token
+            .as_ref()
+            .map(|t| t.expose_secret().as_bytes().to_vec());
+        let token_ok = match (expected, presented) {
+            (Some(expected), Some(presented)) => {
+                hive_crypto::constant_time_eq(&expected, presented.as_bytes())
+            }
+            _ => false,
+        };
+        if !token_ok {
+            let entry = AuditEntry {
+                actor: "anonymous".to_owned(),
+                action: "setup.create_admin",
+                target: None,
+                outcome: AuditOutcome::Failure,
+                detail: serde_json::json!({ "reason": "bad_setup_token" }),
+            };
+            self.audit(entry, meta, false).await?;
+            return Err(IdentityError::InvalidCredentials);
+        }
+        self.create_first_admin(account, meta, "anonymous").await
+    }
+
+    /// The first admin, from the command line (no setup token: the CLI runs on the server).
+    pub async fn create_first_admin(
+        &self,
+        account: &NewAccount,
+        meta: &RequestMeta,
+        actor: &str,
+    ) -> Result<UserRow, IdentityError> {
+        if self.setup_completed().await? {
+            return Err(IdentityError::Conflict("setup is already complete"));
+        }
+        let new_user = self.new_user(account, Role::Admin).await?;
+        let admin = match self.store.users().create_first_admin(&new_user).await {
+            Ok(admin) => admin,
+            Err(StoreError::Conflict(_)) => {
+                return Err(IdentityError::Conflict("setup is already complete"));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let entry = AuditEntry {
+            actor: actor.to_owned(),
+            action: "setup.create_admin",
+            target: Some(user_actor(&admin)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({}),
+        };
+        self.audit(entry, meta, true).await?;
+        Ok(admin)
+    }
+
+    async fn new_user(&self, account: &NewAccount, role: Role) -> Result<NewUser, IdentityError> {
+        let email = normalize_email(&account.email)?;
+        let display_name = check_display_name(&account.display_name)?;
+        check_password(&account.password, &email)?;
+        Ok(NewUser {
+            password_hash: Some(self.hash_password(&account.password).await?),
+            email,
+            display_name,
+            role,
+            created_at: self.now(),
+        })
+    }
+
+    /// Public registration (only when `ALLOW_PUBLIC_REGISTRATION=true`): a viewer account.
+    pub async fn register(
+        &self,
+        account: &NewAccount,
+        meta: &RequestMeta,
+    ) -> Result<UserRow, IdentityError> {
+        if !self.settings.allow_public_registration {
+            return Err(IdentityError::Forbidden(
+                "public registration is disabled; ask an admin for an invitation",
+            ));
+        }
+        let new_user = self.new_user(account, Role::Viewer).await?;
+        let user = match self.store.users().create(&new_user).await {
+            Ok(user) => user,
+            Err(StoreError::Conflict(_)) => {
+                return Err(IdentityError::Conflict("an account with this email exists"));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let entry = AuditEntry {
+            actor: user_actor(&user),
+            action: "auth.register",
+            target: Some(user_actor(&user)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({ "role": "viewer" }),
+        };
+        self.audit(entry, meta, true).await?;
+        Ok(user)
+    }
+
+    pub async fn list_users(&self, page: &PageRequest) -> Result<Page<UserRow>, IdentityError> {
+        Ok(self.store.users().list(page).await?)
+    }
+
+    pub async fn get_user(&self, id: Uuid) -> Result<UserRow, IdentityError> {
+        self.store
+            .users()
+            .get(id)
+            .await?
+            .ok_or(IdentityError::NotFound)
+    }
+
+    /// An admin's change to an account: name, role, active. Nobody raises their own role; the
+    /// last active admin is neither demoted nor deactivated; a role change or deactivation
+    /// ends the user's sessions.
+    pub async fn update_user(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        update: &AccountUpdate,
+        meta: &RequestMeta,
+    ) -> Result<UserRow, IdentityError> {
+        let now = self.now();
+        let current = self.get_user(id).await?;
+        if caller.user_id() == Some(id) && update.role.is_some_and(|role| role > current.role) {
+            return Err(IdentityError::Forbidden("you cannot raise your own role"));
+        }
+        let mut user = current.clone();
+        if let Some(name) = &update.display_name {
+            let change = ProfileChange {
+                display_name: Some(check_display_name(name)?),
+                email: None,
+            };
+            user = self
+                .store
+                .users()
+                .update_profile(id, &change, now)
+                .await?
+                .ok_or(IdentityError::NotFound)?;
+        }
+        if let Some(role) = update.role {
+            user = guarded(self.store.users().set_role(id, role, now).await?)?;
+        }
+        if let Some(active) = update.active {
+            user = guarded(self.store.users().set_active(id, active, now).await?)?;
+        }
+        let entry = AuditEntry {
+            actor: caller.actor(),
+            action: "user.update",
+            target: Some(user_actor(&user)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({
+                "role": update.role.map(|r| r.as_str()),
+                "previousRole": current.role.as_str(),
+                "active": update.active,
+                "displayName": update.display_name.is_some(),
+            }),
+        };
+        self.audit(entry, meta, true).await?;
+        Ok(user)
+    }
+
+    /// Changes the caller's own email (a sensitive change: recent re-authentication).
+    pub async fn change_email(
+        &self,
+        caller: &Caller,
+        email: &str,
+        meta: &RequestMeta,
+    ) -> Result<UserRow, IdentityError> {
+        let user_id = caller.user_id().ok_or(IdentityError::Unauthenticated)?;
+        require_recent_authentication(caller, self.now())?;
+        let change = ProfileChange {
+            email: Some(normalize_email(email)?),
+            display_name: None,
+        };
+        let user = match self
+            .store
+            .users()
+            .update_profile(user_id, &change, self.now())
+            .await
+        {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(IdentityError::NotFound),
+            Err(StoreError::Conflict(_)) => {
+                return Err(IdentityError::Conflict("an account with this email exists"));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let entry = AuditEntry {
+            actor: caller.actor(),
+            action: "user.change_email",
+            target: Some(user_actor(&user)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({}),
+        };
+        self.audit(entry, meta, true).await?;
+        Ok(user)
+    }
+
+    /// Changes the caller's password: recent re-authentication and the current password are
+    /// both required; every other session of the user ends.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        current_password: &str,
+        new_password: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        let user = caller.user.as_ref().ok_or(IdentityError::Unauthenticated)?;
+        let now = self.now();
+        require_recent_authentication(caller, now)?;
+        let stored = self
+            .store
+            .users()
+            .get(user.id)
+            .await?
+            .ok_or(IdentityError::Unauthenticated)?;
+        if self
+            .verify_password(current_password, stored.password_hash.as_deref())
+            .await?
+            == Verdict::Mismatch
+        {
+            return Err(IdentityError::InvalidCredentials);
+        }
+        check_password(new_password, &stored.email)?;
+        let hash = self.hash_password(new_password).await?;
+        let keep = match caller.credential {
+            super::Credential::Session { session_id, .. } => Some(session_id),
+            _ => None,
+        };
+        self.store
+            .users()
+            .set_password(user.id, &hash, keep, now)
+            .await?;
+        let entry = AuditEntry {
+            actor: caller.actor(),
+            action: "user.change_password",
+            target: Some(user_actor(user)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({}),
+        };
+        self.audit(entry, meta, true).await
+    }
+
+    /// An invitation link for `email` with `role` (admin). Single use, expires in 7 days.
+    pub async fn invite(
+        &self,
+        caller: &Caller,
+        email: &str,
+        role: Role,
+        meta: &RequestMeta,
+    ) -> Result<InvitationLink, IdentityError> {
+        let email = normalize_email(email)?;
+        if self.store.users().find_by_email(&email).await?.is_some() {
+            return Err(IdentityError::Conflict("an account with this email exists"));
+        }
+        let row = self.one_time_row(OneTimePurpose::Invitation, limits::INVITATION_TTL);
+        let (token, mut row) = row?;
+        row.email = Some(email);
+        row.role = Some(role);
+        row.created_by = caller.user_id();
+        self.store.one_time_tokens().create(&row).await?;
+        let entry = AuditEntry {
+            actor: caller.actor(),
+            action: "user.invite",
+            target: Some(format!("invitation:{}", row.id)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({ "role": role.as_str() }),
+        };
+        self.audit(entry, meta, true).await?;
+        Ok(self.link(&row, "invite", &token))
+    }
+
+    fn one_time_row(
+        &self,
+        purpose: OneTimePurpose,
+        ttl: time::Duration,
+    ) -> Result<(String, OneTimeTokenRow), IdentityError> {
+        let token = new_opaque_token()?;
+        let now = self.now();
+        Ok((
+            token.clone(),
+            OneTimeTokenRow {
+                id: Uuid::now_v7(),
+                purpose,
+                token_hash: token_hash(&token),
+                user_id: None,
+                email: None,
+                role: None,
+                created_by: None,
+                created_at: now,
+                expires_at: now + ttl,
+                used_at: None,
+            },
+        ))
+    }
+
+    /// The token rides in the fragment: browsers never send it to a server or a `Referer`.
+    fn link(&self, row: &OneTimeTokenRow, page: &str, token: &str) -> InvitationLink {
+        InvitationLink {
+            id: row.id,
+            url: format!("{}/{page}#token={token}", self.settings.base_url),
+            expires_at: row.expires_at,
+        }
+    }
+
+    /// The email and role of a live invitation (what the accept page shows).
+    pub async fn invitation(&self, token: &str) -> Result<OneTimeTokenRow, IdentityError> {
+        if !looks_like_opaque_token(token) {
+            return Err(IdentityError::InvalidCredentials);
+        }
+        self.store
+            .one_time_tokens()
+            .find_live(OneTimePurpose::Invitation, &token_hash(token), self.now())
+            .await?
+            .ok_or(IdentityError::InvalidCredentials)
+    }
+
+    /// Creates the invited account; the invitation is used up.
+    pub async fn accept_invitation(
+        &self,
+        token: &str,
+        display_name: &str,
+        password: &str,
+        meta: &RequestMeta,
+    ) -> Result<UserRow, IdentityError> {
+        let invitation = self.invitation(token).await?;
+        let email = invitation.email.clone().unwrap_or_default();
+        let display_name = check_display_name(display_name)?;
+        check_password(password, &email)?;
+        let hash = self.hash_password(password).await?;
+        let created = match self
+            .store
+            .one_time_tokens()
+            .accept_invitation(&token_hash(token), &display_name, &hash, self.now())
+            .await
+        {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(IdentityError::InvalidCredentials),
+            Err(StoreError::Conflict(_)) => {
+                return Err(IdentityError::Conflict("an account with this email exists"));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let entry = AuditEntry {
+            actor: user_actor(&created),
+            action: "user.accept_invitation",
+            target: Some(format!("invitation:{}", invitation.id)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({ "role": created.role.as_str() }),
+        };
+        self.audit(entry, meta, true).await?;
+        Ok(created)
+    }
+
+    /// A password-reset link for a user, made by an admin (or the CLI). Single use, 1 hour.
+    pub async fn create_reset_link(
+        &self,
+        caller: &Caller,
+        user_id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<InvitationLink, IdentityError> {
+        let user = self.get_user(user_id).await?;
+        let (token, mut row) =
+            self.one_time_row(OneTimePurpose::PasswordReset, limits::RESET_TTL)?;
+        row.user_id = Some(user.id);
+        row.created_by = caller.user_id();
+        self.store.one_time_tokens().create(&row).await?;
+        let entry = AuditEntry {
+            actor: caller.actor(),
+            action: "user.reset_link",
+            target: Some(user_actor(&user)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({}),
+        };
+        self.audit(entry, meta, true).await?;
+        Ok(self.link(&row, "reset-password", &token))
+    }
+
+    /// Sets a new password with a reset token. The token is consumed in the shared replay
+    /// cache first (an unreachable cache refuses: 503) and then used up in the database, which
+    /// also ends every session of the user.
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        new_password: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        if !looks_like_opaque_token(token) {
+            return Err(IdentityError::InvalidCredentials);
+        }
+        let hash_of_token = token_hash(token);
+        let now = self.now();
+        let reset = self
+            .store
+            .one_time_tokens()
+            .find_live(OneTimePurpose::PasswordReset, &hash_of_token, now)
+            .await?
+            .ok_or(IdentityError::InvalidCredentials)?;
+        let user = self
+            .get_user(reset.user_id.ok_or(IdentityError::InvalidCredentials)?)
+            .await?;
+        check_password(new_password, &user.email)?;
+        let ttl = (reset.expires_at - now).unsigned_abs();
+        let first_use = self
+            .replay
+            .consume(&format!("reset:{hash_of_token}"), ttl)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "replay cache unavailable: refusing a password reset");
+                IdentityError::Unavailable
+            })?;
+        if !first_use {
+            return Err(IdentityError::InvalidCredentials);
+        }
+        let hash = self.hash_password(new_password).await?;
+        let user_id = self
+            .store
+            .one_time_tokens()
+            .reset_password(&hash_of_token, &hash, now)
+            .await?
+            .ok_or(IdentityError::InvalidCredentials)?;
+        let entry = AuditEntry {
+            actor: format!("user:{user_id}"),
+            action: "user.reset_password",
+            target: Some(format!("user:{user_id}")),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({}),
+        };
+        self.audit(entry, meta, true).await
+    }
+}
+
+fn guarded(change: GuardedChange) -> Result<UserRow, IdentityError> {
+    match change {
+        GuardedChange::Changed(user) => Ok(user),
+        GuardedChange::NotFound => Err(IdentityError::NotFound),
+        GuardedChange::LastAdmin => Err(IdentityError::Conflict(
+            "the last active admin cannot be demoted or deactivated",
+        )),
+    }
+}

@@ -1,0 +1,349 @@
+//! Login, sessions and re-authentication.
+
+use super::{
+    AuditEntry, Caller, Credential, Identity, IdentityError, RequestMeta, limits, normalize_email,
+    user_actor, utc_day,
+};
+use hive_crypto::password::Verdict;
+use hive_crypto::token::{looks_like_opaque_token, new_opaque_token, token_hash};
+use hive_store::{AuditOutcome, LoginThrottle, SessionRow, UserRow};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// A session just made: the token goes into the cookie once and is never stored.
+#[derive(Debug)]
+pub struct NewSession {
+    pub token: String,
+    pub session: SessionRow,
+    pub user: UserRow,
+}
+
+/// What a login attempt came to (the server answers every failure the same way).
+#[derive(Debug)]
+pub enum LoginOutcome {
+    LoggedIn(Box<NewSession>),
+    Refused,
+}
+
+/// Why an existing account may not try now.
+fn throttled(throttle: &LoginThrottle, now: OffsetDateTime) -> Option<&'static str> {
+    if throttle.failure_day == utc_day(now) && throttle.failures_today >= limits::DAILY_FAILURE_LOCK
+    {
+        return Some("locked_for_the_day");
+    }
+    let last = throttle.last_failure_at?;
+    let index = usize::try_from(throttle.consecutive_failures)
+        .unwrap_or(usize::MAX)
+        .clamp(1, limits::LOGIN_DELAYS_SECONDS.len())
+        - 1;
+    let delay = Duration::seconds(limits::LOGIN_DELAYS_SECONDS[index]);
+    (throttle.consecutive_failures > 0 && now < last + delay).then_some("delayed")
+}
+
+impl Identity {
+    /// Checks email and password and opens a session. Unknown account, wrong password, a
+    /// throttled or locked account and a deactivated one all end in [`LoginOutcome::Refused`]
+    /// after the same password-hash work.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        meta: &RequestMeta,
+    ) -> Result<LoginOutcome, IdentityError> {
+        let now = self.now();
+        let email = normalize_email(email).unwrap_or_default();
+        let user = if email.is_empty() {
+            None
+        } else {
+            self.store.users().find_by_email(&email).await?
+        };
+        let refusal = match &user {
+            None => Some("unknown_account"),
+            Some(user) if !user.active => Some("deactivated"),
+            Some(user) => throttled(&user.throttle, now),
+        };
+        // Throttled and unknown accounts verify against the dummy hash: same work, no answer.
+        let stored = match (&user, refusal) {
+            (Some(user), None) => user.password_hash.as_deref(),
+            _ => None,
+        };
+        let verdict = self.verify_password(password, stored).await?;
+        let (Some(user), None, Verdict::Match | Verdict::MatchNeedsRehash) =
+            (&user, refusal, verdict)
+        else {
+            let reason = refusal.unwrap_or("wrong_password");
+            if let (Some(user), "wrong_password") = (&user, reason) {
+                self.store
+                    .users()
+                    .record_login_failure(user.id, utc_day(now), now)
+                    .await?;
+            }
+            let entry = AuditEntry {
+                actor: "anonymous".to_owned(),
+                action: "auth.login",
+                target: user.as_ref().map(user_actor),
+                outcome: AuditOutcome::Failure,
+                detail: serde_json::json!({ "reason": reason }),
+            };
+            self.audit(entry, meta, false).await?;
+            return Ok(LoginOutcome::Refused);
+        };
+        let rehash = match verdict {
+            Verdict::MatchNeedsRehash => Some(self.hash_password(password).await?),
+            _ => None,
+        };
+        self.store
+            .users()
+            .record_login_success(user.id, rehash.as_deref(), now)
+            .await?;
+        let session = self.open_session(user, meta, now).await?;
+        let entry = AuditEntry {
+            actor: user_actor(user),
+            action: "auth.login",
+            target: Some(format!("session:{}", session.session.id)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({ "rehashed": rehash.is_some() }),
+        };
+        self.audit(entry, meta, true).await?;
+        Ok(LoginOutcome::LoggedIn(Box::new(session)))
+    }
+
+    pub(super) async fn open_session(
+        &self,
+        user: &UserRow,
+        meta: &RequestMeta,
+        now: OffsetDateTime,
+    ) -> Result<NewSession, IdentityError> {
+        let token = new_opaque_token()?;
+        let session = SessionRow {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            token_hash: token_hash(&token),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + limits::SESSION_ABSOLUTE,
+            authenticated_at: now,
+            ip: meta.ip.clone().unwrap_or_default(),
+            user_agent: meta
+                .user_agent
+                .as_deref()
+                .unwrap_or_default()
+                .chars()
+                .take(256)
+                .collect(),
+        };
+        self.store
+            .sessions()
+            .create(&session, limits::MAX_SESSIONS_PER_USER)
+            .await?;
+        Ok(NewSession {
+            token,
+            session,
+            user: user.clone(),
+        })
+    }
+
+    /// The caller behind a session cookie, or `None` when the token is unknown, expired
+    /// (absolute or idle) or its user is deactivated. Keeps the session alive.
+    pub async fn authenticate_session(&self, token: &str) -> Result<Option<Caller>, IdentityError> {
+        if !looks_like_opaque_token(token) {
+            return Ok(None);
+        }
+        let now = self.now();
+        let Some(session) = self
+            .store
+            .sessions()
+            .find_by_token_hash(&token_hash(token))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if now >= session.expires_at || now - session.last_seen_at >= limits::SESSION_IDLE {
+            self.store.sessions().delete(session.id, None).await?;
+            return Ok(None);
+        }
+        let Some(user) = self.store.users().get(session.user_id).await? else {
+            return Ok(None);
+        };
+        if !user.active {
+            return Ok(None);
+        }
+        if now - session.last_seen_at >= limits::SESSION_TOUCH_EVERY {
+            self.store.sessions().touch(session.id, now).await?;
+        }
+        Ok(Some(Caller {
+            role: user.role,
+            user: Some(user),
+            credential: Credential::Session {
+                session_id: session.id,
+                authenticated_at: session.authenticated_at,
+            },
+        }))
+    }
+
+    /// Ends the caller's session.
+    pub async fn logout(&self, caller: &Caller, meta: &RequestMeta) -> Result<(), IdentityError> {
+        let Credential::Session { session_id, .. } = caller.credential else {
+            return Err(IdentityError::Forbidden(
+                "only a session can log out; revoke a token instead",
+            ));
+        };
+        self.store.sessions().delete(session_id, None).await?;
+        let entry = AuditEntry {
+            actor: caller.actor(),
+            action: "auth.logout",
+            target: Some(format!("session:{session_id}")),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({}),
+        };
+        self.audit(entry, meta, false).await
+    }
+
+    /// The caller's own sessions, newest first.
+    pub async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<SessionRow>, IdentityError> {
+        let now = self.now();
+        let sessions = self.store.sessions().list_for_user(user_id).await?;
+        Ok(sessions
+            .into_iter()
+            .filter(|s| now < s.expires_at && now - s.last_seen_at < limits::SESSION_IDLE)
+            .collect())
+    }
+
+    /// Revokes a session: the caller's own, or anyone's for an admin. Another user's session
+    /// is [`IdentityError::NotFound`] to a non-admin.
+    pub async fn revoke_session(
+        &self,
+        caller: &Caller,
+        session_id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        let owner = if caller.is_admin() {
+            None
+        } else {
+            Some(caller.user_id().ok_or(IdentityError::NotFound)?)
+        };
+        if !self.store.sessions().delete(session_id, owner).await? {
+            return Err(IdentityError::NotFound);
+        }
+        let entry = AuditEntry {
+            actor: caller.actor(),
+            action: "auth.session.revoke",
+            target: Some(format!("session:{session_id}")),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({}),
+        };
+        self.audit(entry, meta, true).await
+    }
+
+    /// Ends every session of a user (admin).
+    pub async fn revoke_all_sessions(
+        &self,
+        caller: &Caller,
+        user_id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<u64, IdentityError> {
+        if !caller.is_admin() {
+            return Err(IdentityError::NotFound);
+        }
+        let ended = self.store.sessions().delete_for_user(user_id, None).await?;
+        let entry = AuditEntry {
+            actor: caller.actor(),
+            action: "auth.session.revoke_all",
+            target: Some(format!("user:{user_id}")),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({ "ended": ended }),
+        };
+        self.audit(entry, meta, true).await?;
+        Ok(ended)
+    }
+
+    /// Checks the caller's password again, opening the ten-minute window for sensitive
+    /// changes. Throttled like a login.
+    pub async fn reauthenticate(
+        &self,
+        caller: &Caller,
+        password: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        let (Some(user), Credential::Session { session_id, .. }) =
+            (&caller.user, &caller.credential)
+        else {
+            return Err(IdentityError::Forbidden(
+                "re-authentication needs a login session",
+            ));
+        };
+        let now = self.now();
+        let current = self
+            .store
+            .users()
+            .get(user.id)
+            .await?
+            .ok_or(IdentityError::Unauthenticated)?;
+        let refusal = throttled(&current.throttle, now);
+        let stored = refusal
+            .is_none()
+            .then_some(current.password_hash.as_deref())
+            .flatten();
+        let verdict = self.verify_password(password, stored).await?;
+        let ok = refusal.is_none() && verdict != Verdict::Mismatch;
+        if !ok && refusal.is_none() {
+            self.store
+                .users()
+                .record_login_failure(user.id, utc_day(now), now)
+                .await?;
+        }
+        let entry = AuditEntry {
+            actor: caller.actor(),
+            action: "auth.reauthenticate",
+            target: Some(format!("session:{session_id}")),
+            outcome: if ok {
+                AuditOutcome::Success
+            } else {
+                AuditOutcome::Failure
+            },
+            detail: serde_json::json!({ "reason": refusal.unwrap_or(if ok { "ok" } else { "wrong_password" }) }),
+        };
+        self.audit(entry, meta, ok).await?;
+        if !ok {
+            return Err(IdentityError::InvalidCredentials);
+        }
+        self.store
+            .sessions()
+            .mark_authenticated(*session_id, now)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn the_delay_grows_and_the_day_locks() {
+        let now = datetime!(2026-05-01 12:00 UTC);
+        let after = |failures: u32, seconds_ago: i64| LoginThrottle {
+            consecutive_failures: failures,
+            last_failure_at: Some(now - Duration::seconds(seconds_ago)),
+            failure_day: utc_day(now),
+            failures_today: failures,
+        };
+        assert_eq!(throttled(&LoginThrottle::default(), now), None);
+        assert_eq!(throttled(&after(1, 0), now), Some("delayed"));
+        assert_eq!(throttled(&after(1, 1), now), None);
+        assert_eq!(throttled(&after(2, 2), now), Some("delayed"));
+        assert_eq!(throttled(&after(2, 3), now), None);
+        assert_eq!(throttled(&after(3, 4), now), Some("delayed"));
+        assert_eq!(throttled(&after(4, 9), now), Some("delayed"));
+        assert_eq!(throttled(&after(40, 10), now), None);
+        assert_eq!(
+            throttled(&after(100, 3600), now),
+            Some("locked_for_the_day")
+        );
+        // The lock ends with the day.
+        let mut yesterday = after(100, 3600);
+        yesterday.failure_day -= 1;
+        assert_eq!(throttled(&yesterday, now), None);
+    }
+}

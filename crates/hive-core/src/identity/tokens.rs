@@ -1,0 +1,184 @@
+//! API tokens and the internal token.
+
+use super::{
+    AuditEntry, Caller, Credential, Identity, IdentityError, RequestMeta, check_display_name,
+    limits, require_recent_authentication,
+};
+use hive_crypto::token::{looks_like_api_token, new_api_token, token_hash};
+use hive_proto::{Role, TokenScope};
+use hive_store::{ApiTokenRow, AuditOutcome, Page, PageRequest};
+use secrecy::ExposeSecret;
+use time::Duration;
+use uuid::Uuid;
+
+/// A token request.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub name: String,
+    /// Defaults to the creator's role; never above it.
+    pub role: Option<Role>,
+    pub scopes: Vec<TokenScope>,
+    /// 1 to 365; default 90.
+    pub expires_in_days: Option<i64>,
+}
+
+/// A token just made: `token` is shown once and never stored.
+#[derive(Debug)]
+pub struct CreatedToken {
+    pub token: String,
+    pub row: ApiTokenRow,
+}
+
+impl Identity {
+    /// Creates an API token for the caller's own account. A sensitive change: it needs a
+    /// session re-authenticated in the last ten minutes (a token cannot mint tokens).
+    pub async fn create_token(
+        &self,
+        caller: &Caller,
+        request: &NewToken,
+        meta: &RequestMeta,
+    ) -> Result<CreatedToken, IdentityError> {
+        let user = caller.user.as_ref().ok_or(IdentityError::Forbidden(
+            "API tokens belong to a user account",
+        ))?;
+        let now = self.now();
+        require_recent_authentication(caller, now)?;
+        let name = check_display_name(&request.name)?;
+        let role = request.role.unwrap_or(caller.role);
+        if role > caller.role {
+            return Err(IdentityError::Forbidden(
+                "a token's role cannot exceed your own",
+            ));
+        }
+        let days = request
+            .expires_in_days
+            .unwrap_or(limits::DEFAULT_TOKEN_DAYS);
+        if !(1..=limits::MAX_TOKEN_DAYS).contains(&days) {
+            return Err(IdentityError::Invalid(
+                "expiresInDays must be between 1 and 365".into(),
+            ));
+        }
+        let token = new_api_token()?;
+        let row = ApiTokenRow {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            name,
+            token_hash: token_hash(&token),
+            role,
+            scopes: request.scopes.clone(),
+            created_at: now,
+            expires_at: now + Duration::days(days),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        self.store.api_tokens().create(&row).await?;
+        let entry = AuditEntry {
+            actor: caller.actor(),
+            action: "token.create",
+            target: Some(format!("token:{}", row.id)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({
+                "role": role.as_str(),
+                "scopes": hive_store::scopes_to_text(&row.scopes),
+                "expiresInDays": days,
+            }),
+        };
+        self.audit(entry, meta, true).await?;
+        Ok(CreatedToken { token, row })
+    }
+
+    /// A user's tokens, newest first.
+    pub async fn list_tokens(
+        &self,
+        user_id: Uuid,
+        page: &PageRequest,
+    ) -> Result<Page<ApiTokenRow>, IdentityError> {
+        Ok(self.store.api_tokens().list_for_user(user_id, page).await?)
+    }
+
+    /// Revokes a token: the caller's own, or anyone's for an admin (others' tokens are
+    /// [`IdentityError::NotFound`] to a non-admin).
+    pub async fn revoke_token(
+        &self,
+        caller: &Caller,
+        token_id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        let owner = if caller.is_admin() {
+            None
+        } else {
+            Some(caller.user_id().ok_or(IdentityError::NotFound)?)
+        };
+        if !self
+            .store
+            .api_tokens()
+            .revoke(token_id, owner, self.now())
+            .await?
+        {
+            return Err(IdentityError::NotFound);
+        }
+        let entry = AuditEntry {
+            actor: caller.actor(),
+            action: "token.revoke",
+            target: Some(format!("token:{token_id}")),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({}),
+        };
+        self.audit(entry, meta, true).await
+    }
+
+    /// The caller behind a bearer credential: the internal token (an operator) or a live API
+    /// token whose owner is active. Its role is min(token role, owner's current role).
+    pub async fn authenticate_bearer(
+        &self,
+        presented: &str,
+    ) -> Result<Option<Caller>, IdentityError> {
+        if let Some(internal) = &self.settings.internal_token
+            && hive_crypto::constant_time_eq(
+                internal.expose_secret().as_bytes(),
+                presented.as_bytes(),
+            )
+        {
+            return Ok(Some(Caller {
+                user: None,
+                role: Role::Operator,
+                credential: Credential::Internal,
+            }));
+        }
+        if !looks_like_api_token(presented) {
+            return Ok(None);
+        }
+        let now = self.now();
+        let Some(token) = self
+            .store
+            .api_tokens()
+            .find_by_token_hash(&token_hash(presented))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if token.revoked_at.is_some() || now >= token.expires_at {
+            return Ok(None);
+        }
+        let Some(owner) = self.store.users().get(token.user_id).await? else {
+            return Ok(None);
+        };
+        if !owner.active {
+            return Ok(None);
+        }
+        let stale = token
+            .last_used_at
+            .is_none_or(|at| now - at >= limits::SESSION_TOUCH_EVERY);
+        if stale {
+            self.store.api_tokens().touch(token.id, now).await?;
+        }
+        Ok(Some(Caller {
+            role: token.role.min(owner.role),
+            user: Some(owner),
+            credential: Credential::ApiToken {
+                token_id: token.id,
+                scopes: token.scopes,
+            },
+        }))
+    }
+}
