@@ -24,7 +24,11 @@ pub enum ErrorCode {
     BadRequest,
     ValidationFailed,
     Unauthenticated,
+    /// Login, setup token or one-time link refused (one answer for every reason).
+    InvalidCredentials,
     Forbidden,
+    /// A sensitive change needs a password check in the last 10 minutes.
+    ReauthenticationRequired,
     CorsOriginDenied,
     NotFound,
     MethodNotAllowed,
@@ -43,6 +47,8 @@ impl ErrorCode {
             Self::BadRequest => "bad_request",
             Self::ValidationFailed => "validation_failed",
             Self::Unauthenticated => "unauthenticated",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::ReauthenticationRequired => "reauthentication_required",
             Self::Forbidden => "forbidden",
             Self::CorsOriginDenied => "cors_origin_denied",
             Self::NotFound => "not_found",
@@ -60,7 +66,8 @@ impl ErrorCode {
     pub const fn status(self) -> u16 {
         match self {
             Self::BadRequest | Self::ValidationFailed => 400,
-            Self::Unauthenticated => 401,
+            Self::Unauthenticated | Self::InvalidCredentials => 401,
+            Self::ReauthenticationRequired => 403,
             Self::Forbidden | Self::CorsOriginDenied => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
@@ -96,6 +103,10 @@ impl ErrorCode {
             Self::BadRequest => "The request is malformed.",
             Self::ValidationFailed => "The request failed validation.",
             Self::Unauthenticated => "Authentication is required.",
+            Self::InvalidCredentials => "Invalid credentials.",
+            Self::ReauthenticationRequired => {
+                "Confirm your password first (POST /api/v1/auth/reauthenticate)."
+            }
             Self::Forbidden => "You may not do this.",
             Self::CorsOriginDenied => "This origin may not call the API.",
             Self::NotFound => "Nothing is here.",

@@ -3,10 +3,12 @@
 //!
 //! The pipeline runs, outermost first: sensitive-header redaction → request id → access log
 //! span → error rendering → catch panic → timeout → body rules (limit, content type) →
-//! client IP → CORS → security headers → rate limit → (authentication, authorization: later
-//! issues) → handler.
+//! client IP → CORS → security headers → rate limit → authentication → authorization (per
+//! route, from the route table) → handler.
 
+pub mod auth;
 pub mod error;
+mod json;
 pub mod metrics;
 mod pipeline;
 mod routes;
@@ -15,5 +17,6 @@ pub mod state;
 
 pub use error::ApiError;
 pub use pipeline::{ClientIp, RequestId};
+pub use routes::{RouteEntry, route_table};
 pub use serve::{ServeError, router, router_with, serve, serve_app};
 pub use state::AppState;

@@ -16,7 +16,7 @@ pub fn router(state: AppState) -> Router {
 /// The application with `extra` routes merged in, behind the same pipeline (embedders and the
 /// test kit use it).
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
-    let routes = crate::routes::routes()
+    let routes = crate::routes::routes(&state)
         .merge(extra)
         .with_state(state.clone());
     crate::pipeline::apply(routes, &state)

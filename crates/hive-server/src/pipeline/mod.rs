@@ -10,6 +10,7 @@ mod security_headers;
 mod timeout;
 
 pub use client_ip::ClientIp;
+pub(crate) use rate_limit::enforce as enforce_policy;
 pub use request_id::RequestId;
 
 use crate::state::AppState;
@@ -89,6 +90,7 @@ pub(crate) fn apply(routes: Router, state: &AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), cors::apply))
         .layer(from_fn_with_state(state.clone(), security_headers::apply))
         .layer(from_fn_with_state(state.clone(), rate_limit::apply))
+        .layer(from_fn_with_state(state.clone(), crate::auth::authenticate))
         // Our limit above is the only one; axum's own default would cut at 2 MiB.
         .layer(DefaultBodyLimit::disable());
     routes.layer(stack)

@@ -1,15 +1,231 @@
-//! The route table.
+//! The route table: every route with its access rule and its own rate-limit policy, if any.
+//!
+//! Routes exist only through [`route_table`]'s entries, so none can be added without a rule;
+//! the access-matrix test walks the same table.
 
+mod auth;
 mod health;
+mod users;
+mod views;
 
+use crate::auth::{Access, RouteRule, authorize};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
-use axum::routing::get;
-use hive_proto::ErrorCode;
+use axum::extract::{Request, State};
+use axum::handler::Handler;
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::Response;
+use axum::routing::{MethodFilter, MethodRouter, on};
+use hive_proto::{ErrorCode, Role};
+use http::Method;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/health", get(health::health))
-        .fallback(|| async { ApiError::of(ErrorCode::NotFound) })
+/// One route as the table declares it.
+#[derive(Debug, Clone)]
+pub struct RouteEntry {
+    pub method: Method,
+    pub path: &'static str,
+    pub rule: RouteRule,
+    /// A rate-limit policy of its own, on top of the area's (`api`, `health`).
+    pub rate_limit: Option<&'static str>,
+    /// The route acts on an owned object named in its path: a non-admin reaches only their
+    /// own, and another user's answers 404 (the handler's store query is scoped by owner).
+    pub owned: bool,
+}
+
+struct Route {
+    entry: RouteEntry,
+    handler: MethodRouter<AppState>,
+}
+
+fn route<H, T>(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    rate_limit: Option<&'static str>,
+    handler: H,
+) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+    Route {
+        entry: RouteEntry {
+            method,
+            path,
+            rule: RouteRule {
+                access,
+                scope: None,
+            },
+            rate_limit,
+            owned: false,
+        },
+        handler: on(filter, handler),
+    }
+}
+
+impl Route {
+    /// Marks the route as acting on an object of its caller's (see [`RouteEntry::owned`]).
+    fn owned(mut self) -> Self {
+        self.entry.owned = true;
+        self
+    }
+}
+
+const VIEWER: Access = Access::AtLeast(Role::Viewer);
+const ADMIN: Access = Access::AtLeast(Role::Admin);
+
+fn routes_declared() -> Vec<Route> {
+    use Method as M;
+    use auth as a;
+    use users as u;
+    vec![
+        route(M::GET, "/api/health", Access::Public, None, health::health),
+        // Setup and sign-in: public, each under its own limit.
+        route(
+            M::GET,
+            "/api/v1/setup/status",
+            Access::Public,
+            Some("setup"),
+            a::setup_status,
+        ),
+        route(
+            M::POST,
+            "/api/v1/setup",
+            Access::Public,
+            Some("setup"),
+            a::setup,
+        ),
+        route(
+            M::POST,
+            "/api/v1/auth/register",
+            Access::Public,
+            Some("register"),
+            a::register,
+        ),
+        route(
+            M::POST,
+            "/api/v1/auth/login",
+            Access::Public,
+            Some("login"),
+            a::login,
+        ),
+        route(
+            M::POST,
+            "/api/v1/auth/invitation",
+            Access::Public,
+            Some("register"),
+            a::show_invitation,
+        ),
+        route(
+            M::POST,
+            "/api/v1/auth/invitation/accept",
+            Access::Public,
+            Some("register"),
+            a::accept_invitation,
+        ),
+        route(
+            M::POST,
+            "/api/v1/auth/password-reset",
+            Access::Public,
+            Some("login"),
+            a::reset_password,
+        ),
+        // The caller's own account.
+        route(M::POST, "/api/v1/auth/logout", VIEWER, None, a::logout),
+        route(M::GET, "/api/v1/auth/me", VIEWER, None, a::me),
+        route(M::PATCH, "/api/v1/auth/me", VIEWER, None, a::update_me),
+        route(
+            M::POST,
+            "/api/v1/auth/reauthenticate",
+            VIEWER,
+            Some("login"),
+            a::reauthenticate,
+        ),
+        route(
+            M::POST,
+            "/api/v1/auth/password",
+            VIEWER,
+            Some("login"),
+            a::change_password,
+        ),
+        route(
+            M::GET,
+            "/api/v1/auth/sessions",
+            VIEWER,
+            None,
+            a::list_sessions,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/auth/sessions/{id}",
+            VIEWER,
+            None,
+            a::revoke_session,
+        )
+        .owned(),
+        route(M::GET, "/api/v1/tokens", VIEWER, None, a::list_tokens),
+        route(M::POST, "/api/v1/tokens", VIEWER, None, a::create_token),
+        route(
+            M::DELETE,
+            "/api/v1/tokens/{id}",
+            VIEWER,
+            None,
+            a::revoke_token,
+        )
+        .owned(),
+        // Administration.
+        route(M::GET, "/api/v1/users", ADMIN, None, u::list_users),
+        route(M::POST, "/api/v1/users/invitations", ADMIN, None, u::invite),
+        route(M::GET, "/api/v1/users/{id}", ADMIN, None, u::get_user),
+        route(M::PATCH, "/api/v1/users/{id}", ADMIN, None, u::update_user),
+        route(
+            M::POST,
+            "/api/v1/users/{id}/reset-link",
+            ADMIN,
+            None,
+            u::reset_link,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/users/{id}/sessions",
+            ADMIN,
+            None,
+            u::end_sessions,
+        ),
+        route(M::GET, "/api/v1/audit", ADMIN, None, u::audit_trail),
+    ]
+}
+
+/// Every route of the API with its rule (for the access-matrix test and the docs).
+pub fn route_table() -> Vec<RouteEntry> {
+    routes_declared().into_iter().map(|r| r.entry).collect()
+}
+
+async fn route_rate_limit(
+    State((state, policy)): State<(AppState, &'static str)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match state.hive.state.policies.get(policy).cloned() {
+        Some(policy) => crate::pipeline::enforce_policy(&state, &policy, request, next).await,
+        None => next.run(request).await,
+    }
+}
+
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
+    let mut router = Router::new();
+    for Route { entry, handler } in routes_declared() {
+        let mut handler =
+            handler.route_layer(from_fn_with_state((state.clone(), entry.rule), authorize));
+        if let Some(policy) = entry.rate_limit {
+            handler = handler.route_layer(from_fn_with_state(
+                (state.clone(), policy),
+                route_rate_limit,
+            ));
+        }
+        router = router.route(entry.path, handler);
+    }
+    router.fallback(|| async { ApiError::of(ErrorCode::NotFound) })
 }

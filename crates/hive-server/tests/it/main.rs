@@ -1,7 +1,10 @@
 //! The HTTP pipeline and the health route, over real HTTP on loopback, on every backend.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access_matrix;
 mod health;
+mod identity;
 mod pipeline;
 mod rate_limit;
 mod shutdown;
+mod support;

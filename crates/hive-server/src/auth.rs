@@ -1,0 +1,322 @@
+//! Authentication and authorization in the pipeline.
+//!
+//! `authenticate` (a pipeline layer) finds the caller of every request: a session cookie, or
+//! `Authorization: Bearer` with an API token or `HIVE_INTERNAL_TOKEN`. A cookie-authenticated
+//! write must come with `Origin` = the `AUTH_URL` origin. `authorize` (a layer on each route)
+//! enforces the route's [`Access`] rule and audits every refusal.
+
+use crate::error::ApiError;
+use crate::pipeline::{ClientIp, RequestId};
+use crate::state::AppState;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hive_core::identity::{Caller, Credential, IdentityError, RequestMeta};
+use hive_proto::{ErrorCode, Role, TokenScope};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, header};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not (setup, login, registration, health).
+    Public,
+    /// A signed-in caller with at least this role. Objects a non-admin does not own answer
+    /// 404 (enforced by the handler's store query).
+    AtLeast(Role),
+}
+
+/// The rule of one route, as the route table declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteRule {
+    pub access: Access,
+    /// The token scope the route needs; derived from the method and role when `None`.
+    pub scope: Option<TokenScope>,
+}
+
+impl RouteRule {
+    /// The scope a token needs here: `admin` for admin routes, `read` for reads, else `write`.
+    pub fn scope_for(&self, method: &Method) -> TokenScope {
+        match (self.scope, self.access) {
+            (Some(scope), _) => scope,
+            (None, Access::AtLeast(Role::Admin)) => TokenScope::Admin,
+            (None, _) if method == Method::GET || method == Method::HEAD => TokenScope::Read,
+            (None, _) => TokenScope::Write,
+        }
+    }
+}
+
+/// The cookie name: `__Host-` only over https, where browsers accept it.
+pub fn session_cookie_name(https: bool) -> &'static str {
+    if https {
+        "__Host-hive_session"
+    } else {
+        "hive_session"
+    }
+}
+
+/// The `Set-Cookie` value of a new session (or, with `None`, of its removal).
+pub fn session_cookie(https: bool, token: Option<&str>) -> HeaderValue {
+    let name = session_cookie_name(https);
+    let secure = if https { "; Secure" } else { "" };
+    let value = match token {
+        Some(token) => format!(
+            "{name}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+            hive_core::identity::limits::SESSION_ABSOLUTE.whole_seconds()
+        ),
+        None => format!("{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+    };
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn cookie_token<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The request's context for audit records and sessions.
+pub fn request_meta(parts_headers: &HeaderMap, extensions: &http::Extensions) -> RequestMeta {
+    RequestMeta {
+        ip: extensions
+            .get::<ClientIp>()
+            .map(|ClientIp(ip)| ip.to_string()),
+        request_id: extensions
+            .get::<RequestId>()
+            .map(|id| id.as_str().to_owned()),
+        user_agent: parts_headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(256).collect()),
+    }
+}
+
+/// The request's [`RequestMeta`], for handlers.
+pub struct Meta(pub RequestMeta);
+
+impl<S: Send + Sync> FromRequestParts<S> for Meta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(request_meta(&parts.headers, &parts.extensions)))
+    }
+}
+
+/// The authenticated caller, for handlers behind an [`Access::AtLeast`] rule.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .map(Self)
+            .ok_or_else(|| ApiError::of(ErrorCode::Unauthenticated))
+    }
+}
+
+fn is_write(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Pipeline layer: resolves the caller and puts it in the request's extensions.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let identity = &state.hive.identity;
+    let https = state.hive.config.served_over_https();
+    let headers = request.headers();
+    let resolved = if let Some(token) = bearer(headers) {
+        identity.authenticate_bearer(token).await
+    } else if let Some(token) = cookie_token(headers, session_cookie_name(https)) {
+        if is_write(request.method()) && !origin_allowed(headers, &state) {
+            let meta = request_meta(request.headers(), request.extensions());
+            identity
+                .audit_refusal(
+                    "anonymous".to_owned(),
+                    "auth.cookie_origin",
+                    "cross_origin_cookie_write",
+                    &meta,
+                )
+                .await;
+            return ApiError::new(
+                ErrorCode::Forbidden,
+                "a cookie-authenticated write must come from the Hive origin",
+            )
+            .into_response();
+        }
+        identity.authenticate_session(token).await
+    } else {
+        Ok(None)
+    };
+    match resolved {
+        Ok(Some(caller)) => {
+            request.extensions_mut().insert(caller);
+        }
+        Ok(None) => {}
+        Err(error) => return identity_error(error).into_response(),
+    }
+    next.run(request).await
+}
+
+fn origin_allowed(headers: &HeaderMap, state: &AppState) -> bool {
+    headers
+        .get(header::ORIGIN)
+        .is_some_and(|origin| *origin == state.pipeline.allowed_origin)
+}
+
+/// Route layer: the route's rule against the caller. Refusals are audited.
+pub async fn authorize(
+    State((state, rule)): State<(AppState, RouteRule)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Access::AtLeast(minimum) = rule.access else {
+        return next.run(request).await;
+    };
+    let caller = request.extensions().get::<Caller>();
+    let refusal = match caller {
+        None => Some(("unauthenticated", ErrorCode::Unauthenticated)),
+        Some(caller) if caller.role < minimum => Some(("role_too_low", ErrorCode::Forbidden)),
+        Some(caller) if !caller.has_scope(rule.scope_for(request.method())) => {
+            Some(("token_scope", ErrorCode::Forbidden))
+        }
+        Some(_) => None,
+    };
+    let Some((reason, code)) = refusal else {
+        return next.run(request).await;
+    };
+    let meta = request_meta(request.headers(), request.extensions());
+    let actor = caller.map_or_else(|| "anonymous".to_owned(), Caller::actor);
+    let action = format!("http.{} {}", request.method(), matched_path(&request));
+    state
+        .hive
+        .identity
+        .audit_refusal(actor, &action, reason, &meta)
+        .await;
+    let mut response = ApiError::of(code).into_response();
+    if code == ErrorCode::Unauthenticated {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"hive\""),
+        );
+    }
+    response
+}
+
+fn matched_path(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(
+            || request.uri().path().to_owned(),
+            |p| p.as_str().to_owned(),
+        )
+}
+
+/// Maps a service refusal to the API's answer.
+pub fn identity_error(error: IdentityError) -> ApiError {
+    match error {
+        IdentityError::InvalidCredentials => ApiError::of(ErrorCode::InvalidCredentials),
+        IdentityError::Unauthenticated => ApiError::of(ErrorCode::Unauthenticated),
+        IdentityError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
+        IdentityError::ReauthenticationRequired => {
+            ApiError::of(ErrorCode::ReauthenticationRequired)
+        }
+        IdentityError::NotFound => ApiError::of(ErrorCode::NotFound),
+        IdentityError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+        IdentityError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
+        IdentityError::Unavailable => {
+            ApiError::of(ErrorCode::ServiceUnavailable).with_retry_after(5)
+        }
+        IdentityError::Internal(detail) => {
+            tracing::error!(%detail, "identity: internal error");
+            ApiError::of(ErrorCode::Internal)
+        }
+    }
+}
+
+/// How the caller authenticated, as the API names it.
+pub fn credential_name(credential: &Credential) -> &'static str {
+    match credential {
+        Credential::Session { .. } => "session",
+        Credential::ApiToken { .. } => "token",
+        Credential::Internal => "internal",
+        Credential::Cli => "cli",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_follow_the_scheme() {
+        let plain = session_cookie(false, Some("abc"));
+        assert_eq!(
+            plain.to_str().unwrap(),
+            "hive_session=abc; Path=/; HttpOnly; SameSite=Lax; Max-Age=43200"
+        );
+        let secure = session_cookie(true, Some("abc"));
+        assert_eq!(
+            secure.to_str().unwrap(),
+            "__Host-hive_session=abc; Path=/; HttpOnly; SameSite=Lax; Max-Age=43200; Secure"
+        );
+        assert!(
+            session_cookie(true, None)
+                .to_str()
+                .unwrap()
+                .contains("Max-Age=0")
+        );
+    }
+
+    #[test]
+    fn credentials_are_read_from_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; hive_session=tok; b=2"),
+        );
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  hive_x "),
+        );
+        assert_eq!(cookie_token(&headers, "hive_session"), Some("tok"));
+        assert_eq!(cookie_token(&headers, "__Host-hive_session"), None);
+        assert_eq!(bearer(&headers), Some("hive_x"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&headers), None);
+    }
+
+    #[test]
+    fn scopes_follow_method_and_role() {
+        let viewer = RouteRule {
+            access: Access::AtLeast(Role::Viewer),
+            scope: None,
+        };
+        assert_eq!(viewer.scope_for(&Method::GET), TokenScope::Read);
+        assert_eq!(viewer.scope_for(&Method::POST), TokenScope::Write);
+        let admin = RouteRule {
+            access: Access::AtLeast(Role::Admin),
+            scope: None,
+        };
+        assert_eq!(admin.scope_for(&Method::GET), TokenScope::Admin);
+    }
+}

@@ -1,0 +1,375 @@
+//! Setup, login and sessions, the caller's own account, API tokens, invitations and resets.
+
+use super::views::{page_request, session_view, token_view, user_view};
+use crate::auth::{Authenticated, Meta, credential_name, identity_error, session_cookie};
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use hive_core::identity::{AccountUpdate, Credential, LoginOutcome, NewAccount, NewToken};
+use hive_proto::ErrorCode;
+use hive_proto::auth::{
+    AcceptInvitationRequest, ChangePasswordRequest, CreateTokenRequest, CreatedTokenResponse,
+    InvitationView, LoginRequest, MeResponse, NewAccountRequest, PageQuery, PageResponse,
+    PasswordRequest, ResetPasswordRequest, SetupStatus, TokenRequest, UpdateMeRequest, UserView,
+};
+use http::{HeaderMap, StatusCode, header};
+use uuid::Uuid;
+
+/// Passwords longer than this are refused before any hashing (the policy allows 128
+/// characters, at most 512 bytes).
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+fn check_password_size(password: &str) -> Result<(), ApiError> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "the password is too long",
+        ));
+    }
+    Ok(())
+}
+
+fn account(request: NewAccountRequest) -> NewAccount {
+    NewAccount {
+        email: request.email,
+        display_name: request.display_name,
+        password: request.password,
+    }
+}
+
+pub async fn setup_status(State(state): State<AppState>) -> Result<Json<SetupStatus>, ApiError> {
+    let identity = &state.hive.identity;
+    Ok(Json(SetupStatus {
+        setup_completed: identity.setup_completed().await.map_err(identity_error)?,
+        public_registration: identity.settings().allow_public_registration,
+    }))
+}
+
+/// The setup token: `Authorization: Bearer …` or `X-Hive-Setup-Token`.
+fn presented_setup_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-hive-setup-token")
+        .or_else(|| headers.get(header::AUTHORIZATION))
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map_or(v, |(_, token)| token)
+                .trim()
+        })
+}
+
+pub async fn setup(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<NewAccountRequest>,
+) -> Result<Response, ApiError> {
+    check_password_size(&request.password)?;
+    let admin = state
+        .hive
+        .identity
+        .setup(presented_setup_token(&headers), &account(request), &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok((StatusCode::CREATED, Json(user_view(&admin))).into_response())
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    JsonBody(request): JsonBody<NewAccountRequest>,
+) -> Result<Response, ApiError> {
+    check_password_size(&request.password)?;
+    let user = state
+        .hive
+        .identity
+        .register(&account(request), &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok((StatusCode::CREATED, Json(user_view(&user))).into_response())
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    JsonBody(request): JsonBody<LoginRequest>,
+) -> Result<Response, ApiError> {
+    check_password_size(&request.password)?;
+    let outcome = state
+        .hive
+        .identity
+        .login(&request.email, &request.password, &meta)
+        .await
+        .map_err(identity_error)?;
+    let LoginOutcome::LoggedIn(session) = outcome else {
+        return Err(ApiError::of(ErrorCode::InvalidCredentials));
+    };
+    let cookie = session_cookie(state.hive.config.served_over_https(), Some(&session.token));
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(user_view(&session.user)),
+    )
+        .into_response())
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+) -> Result<Response, ApiError> {
+    state
+        .hive
+        .identity
+        .logout(&caller, &meta)
+        .await
+        .map_err(identity_error)?;
+    let cookie = session_cookie(state.hive.config.served_over_https(), None);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+pub async fn me(Authenticated(caller): Authenticated) -> Json<MeResponse> {
+    Json(MeResponse {
+        user: caller.user.as_ref().map(user_view),
+        role: caller.role,
+        authenticated_by: credential_name(&caller.credential).to_owned(),
+    })
+}
+
+pub async fn update_me(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    JsonBody(request): JsonBody<UpdateMeRequest>,
+) -> Result<Json<UserView>, ApiError> {
+    let identity = &state.hive.identity;
+    let user_id = caller
+        .user_id()
+        .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "no account behind this caller"))?;
+    let mut user = None;
+    if let Some(email) = &request.email {
+        user = Some(
+            identity
+                .change_email(&caller, email, &meta)
+                .await
+                .map_err(identity_error)?,
+        );
+    }
+    if request.display_name.is_some() {
+        let update = AccountUpdate {
+            display_name: request.display_name.clone(),
+            ..AccountUpdate::default()
+        };
+        user = Some(
+            identity
+                .update_user(&caller, user_id, &update, &meta)
+                .await
+                .map_err(identity_error)?,
+        );
+    }
+    let user = match user {
+        Some(user) => user,
+        None => identity.get_user(user_id).await.map_err(identity_error)?,
+    };
+    Ok(Json(user_view(&user)))
+}
+
+pub async fn reauthenticate(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    JsonBody(request): JsonBody<PasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    check_password_size(&request.password)?;
+    state
+        .hive
+        .identity
+        .reauthenticate(&caller, &request.password, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    JsonBody(request): JsonBody<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    check_password_size(&request.current_password)?;
+    check_password_size(&request.new_password)?;
+    state
+        .hive
+        .identity
+        .change_password(
+            &caller,
+            &request.current_password,
+            &request.new_password,
+            &meta,
+        )
+        .await
+        .map_err(identity_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Response, ApiError> {
+    let user_id = caller
+        .user_id()
+        .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "no account behind this caller"))?;
+    let current = match caller.credential {
+        Credential::Session { session_id, .. } => Some(session_id),
+        _ => None,
+    };
+    let sessions = state
+        .hive
+        .identity
+        .list_sessions(user_id)
+        .await
+        .map_err(identity_error)?;
+    let items = sessions
+        .iter()
+        .map(|s| session_view(s, current == Some(s.id)))
+        .collect();
+    Ok(Json(PageResponse {
+        items,
+        next_cursor: None,
+    })
+    .into_response())
+}
+
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .hive
+        .identity
+        .revoke_session(&caller, id, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let user_id = caller
+        .user_id()
+        .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "no account behind this caller"))?;
+    let page = state
+        .hive
+        .identity
+        .list_tokens(user_id, &page_request(&query)?)
+        .await
+        .map_err(identity_error)?;
+    Ok(Json(PageResponse {
+        items: page.items.iter().map(token_view).collect(),
+        next_cursor: page.next_cursor,
+    })
+    .into_response())
+}
+
+pub async fn create_token(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    JsonBody(request): JsonBody<CreateTokenRequest>,
+) -> Result<Response, ApiError> {
+    let new = NewToken {
+        name: request.name,
+        role: request.role,
+        scopes: request.scopes,
+        expires_in_days: request.expires_in_days,
+    };
+    let created = state
+        .hive
+        .identity
+        .create_token(&caller, &new, &meta)
+        .await
+        .map_err(identity_error)?;
+    let body = CreatedTokenResponse {
+        token: created.token,
+        view: token_view(&created.row),
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .hive
+        .identity
+        .revoke_token(&caller, id, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn show_invitation(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<TokenRequest>,
+) -> Result<Json<InvitationView>, ApiError> {
+    let invitation = state
+        .hive
+        .identity
+        .invitation(&request.token)
+        .await
+        .map_err(identity_error)?;
+    match (invitation.email, invitation.role) {
+        (Some(email), Some(role)) => Ok(Json(InvitationView {
+            email,
+            role,
+            expires_at: invitation.expires_at,
+        })),
+        _ => Err(ApiError::of(ErrorCode::InvalidCredentials)),
+    }
+}
+
+pub async fn accept_invitation(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    JsonBody(request): JsonBody<AcceptInvitationRequest>,
+) -> Result<Response, ApiError> {
+    check_password_size(&request.password)?;
+    let user = state
+        .hive
+        .identity
+        .accept_invitation(
+            &request.token,
+            &request.display_name,
+            &request.password,
+            &meta,
+        )
+        .await
+        .map_err(identity_error)?;
+    Ok((StatusCode::CREATED, Json(user_view(&user))).into_response())
+}
+
+pub async fn reset_password(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    JsonBody(request): JsonBody<ResetPasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    check_password_size(&request.new_password)?;
+    state
+        .hive
+        .identity
+        .reset_password(&request.token, &request.new_password, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}

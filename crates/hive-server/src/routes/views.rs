@@ -1,0 +1,66 @@
+//! Rows of the store as the API shows them.
+
+use crate::error::ApiError;
+use hive_proto::ErrorCode;
+use hive_proto::auth::{AuditView, PageQuery, SessionView, TokenView, UserView};
+use hive_store::{ApiTokenRow, AuditRecord, PageRequest, SessionRow, UserRow};
+
+const DEFAULT_PAGE_SIZE: u32 = 50;
+
+pub fn page_request(query: &PageQuery) -> Result<PageRequest, ApiError> {
+    PageRequest::new(
+        query.limit.unwrap_or(DEFAULT_PAGE_SIZE),
+        query.cursor.as_deref(),
+    )
+    .map_err(|error| ApiError::new(ErrorCode::ValidationFailed, error.to_string()))
+}
+
+pub fn user_view(user: &UserRow) -> UserView {
+    UserView {
+        id: user.id.to_string(),
+        email: user.email.clone(),
+        display_name: user.display_name.clone(),
+        role: user.role,
+        active: user.active,
+        created_at: user.created_at,
+    }
+}
+
+pub fn session_view(session: &SessionRow, current: bool) -> SessionView {
+    SessionView {
+        id: session.id.to_string(),
+        created_at: session.created_at,
+        last_seen_at: session.last_seen_at,
+        expires_at: session.expires_at,
+        ip: session.ip.clone(),
+        user_agent: session.user_agent.clone(),
+        current,
+    }
+}
+
+pub fn token_view(token: &ApiTokenRow) -> TokenView {
+    TokenView {
+        id: token.id.to_string(),
+        name: token.name.clone(),
+        role: token.role,
+        scopes: token.scopes.clone(),
+        created_at: token.created_at,
+        expires_at: token.expires_at,
+        last_used_at: token.last_used_at,
+        revoked_at: token.revoked_at,
+    }
+}
+
+pub fn audit_view(record: &AuditRecord) -> AuditView {
+    AuditView {
+        id: record.id.to_string(),
+        at: record.at,
+        actor: record.actor.clone(),
+        action: record.action.clone(),
+        target: record.target.clone(),
+        outcome: record.outcome.as_str().to_owned(),
+        ip: record.ip.clone(),
+        request_id: record.request_id.clone(),
+        detail: serde_json::from_str(&record.detail).unwrap_or(serde_json::Value::Null),
+    }
+}

@@ -1,0 +1,259 @@
+//! Walks the whole route table as anonymous, viewer, operator, admin, a deactivated user and
+//! another user than an object's owner, and checks every answer against the route's rule. A
+//! route added without a rule cannot exist (routes come only from the table); a route whose
+//! path this test cannot fill fails it.
+
+use crate::support::*;
+use hive_server::auth::Access;
+use hive_server::route_table;
+use hive_testkit::{TestServer, backends};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// A caller of the matrix and the role it holds (`None`: no valid session).
+struct Caller {
+    name: &'static str,
+    role: Option<hive_proto::Role>,
+    browser: Option<Browser>,
+    email: Option<&'static str>,
+}
+
+/// The objects the table's paths name.
+struct Objects {
+    /// A user the admin acts on (never one of the callers).
+    target_user: String,
+    /// The owner's session and token, for the ownership checks.
+    owner_session: String,
+    owner_token: String,
+}
+
+fn fill(path: &str, id: &str) -> String {
+    path.replace("{id}", id)
+}
+
+/// The object an owned route names for the ownership check.
+fn owned_object<'a>(path: &str, objects: &'a Objects) -> &'a str {
+    match path {
+        "/api/v1/auth/sessions/{id}" => &objects.owner_session,
+        "/api/v1/tokens/{id}" => &objects.owner_token,
+        other => panic!("owned route {other} has no object in the access matrix; add one"),
+    }
+}
+
+fn role_path(path: &str, objects: &Objects) -> String {
+    if !path.contains('{') {
+        return path.to_owned();
+    }
+    if path.starts_with("/api/v1/users/") {
+        return fill(path, &objects.target_user);
+    }
+    if path == "/api/v1/auth/sessions/{id}" || path == "/api/v1/tokens/{id}" {
+        // Unknown ids: the role check passes or not before the handler looks.
+        return fill(path, &uuid::Uuid::new_v4().to_string());
+    }
+    panic!("route {path} has a parameter the access matrix cannot fill; add it");
+}
+
+async fn call(server: &TestServer, caller: &Caller, method: &Method, path: &str) -> u16 {
+    let body = (*method != Method::GET && *method != Method::DELETE).then(|| json!({}));
+    let response = match &caller.browser {
+        Some(browser) => browser.send(server, method.clone(), path, body).await,
+        None => {
+            let request = server.client.request(method.clone(), path);
+            let request = match body {
+                Some(body) => request.json(&body),
+                None => request,
+            };
+            request.send().await.unwrap()
+        }
+    };
+    response.status().as_u16()
+}
+
+/// Signs a caller in again when a route (logout) ended its session; `true` when it had to
+/// (the check itself was then a refused, audited request).
+async fn keep_signed_in(server: &TestServer, caller: &mut Caller) -> bool {
+    if let (Some(browser), Some(email), Some(_)) = (&caller.browser, caller.email, caller.role)
+        && browser.me(server).await.status() == 401
+    {
+        caller.browser = Some(login(server, email, PASSWORD).await);
+        return true;
+    }
+    false
+}
+
+#[tokio::test]
+async fn every_route_answers_every_caller_by_its_rule() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (_, viewer) = add_user(&server, &admin, "viewer@example.com", "viewer").await;
+        let (_, operator) = add_user(&server, &admin, "operator@example.com", "operator").await;
+        let (gone_user, gone) = add_user(&server, &admin, "gone@example.com", "operator").await;
+        let (target, _) = add_user(&server, &admin, "target@example.com", "viewer").await;
+        let (_, owner) = add_user(&server, &admin, "owner@example.com", "viewer").await;
+        let gone_path = format!("/api/v1/users/{}", gone_user["id"].as_str().unwrap());
+        let off = admin
+            .send(
+                &server,
+                Method::PATCH,
+                &gone_path,
+                Some(json!({ "active": false })),
+            )
+            .await;
+        assert_eq!(off.status(), 200);
+
+        // A second session of the owner's is the object; the first one acts.
+        login(&server, "owner@example.com", PASSWORD).await;
+        let owner_sessions: Value = owner
+            .send(&server, Method::GET, "/api/v1/auth/sessions", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let owner_token = create_token(&server, &owner, json!({ "name": "owned" })).await;
+        let objects = Objects {
+            target_user: target["id"].as_str().unwrap().to_owned(),
+            owner_session: owner_sessions["items"][0]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            owner_token: owner_token["id"].as_str().unwrap().to_owned(),
+        };
+
+        use hive_proto::Role;
+        let mut callers = vec![
+            Caller {
+                name: "anonymous",
+                role: None,
+                browser: None,
+                email: None,
+            },
+            Caller {
+                name: "deactivated",
+                role: None,
+                browser: Some(gone),
+                email: None,
+            },
+            Caller {
+                name: "viewer",
+                role: Some(Role::Viewer),
+                browser: Some(viewer),
+                email: Some("viewer@example.com"),
+            },
+            Caller {
+                name: "operator",
+                role: Some(Role::Operator),
+                browser: Some(operator),
+                email: Some("operator@example.com"),
+            },
+            Caller {
+                name: "admin",
+                role: Some(Role::Admin),
+                browser: Some(admin),
+                email: Some(ADMIN_EMAIL),
+            },
+        ];
+
+        let table = route_table();
+        assert!(table.len() >= 20, "the table lists the API");
+        let mut refusals = 0;
+        let mut seen = HashMap::new();
+        for entry in &table {
+            assert!(
+                seen.insert((entry.method.clone(), entry.path), ())
+                    .is_none(),
+                "{} {} twice",
+                entry.method,
+                entry.path
+            );
+            let path = role_path(entry.path, &objects);
+            for caller in &mut callers {
+                let status = call(&server, caller, &entry.method, &path).await;
+                let what = format!(
+                    "{} {} as {} on {backend:?}",
+                    entry.method, entry.path, caller.name
+                );
+                match (entry.rule.access, caller.role) {
+                    (Access::Public, _) => {
+                        assert!(status != 401 && status != 403, "{what}: {status}")
+                    }
+                    (Access::AtLeast(_), None) => assert_eq!(status, 401, "{what}"),
+                    (Access::AtLeast(minimum), Some(role)) if role < minimum => {
+                        assert_eq!(status, 403, "{what}")
+                    }
+                    (Access::AtLeast(_), Some(_)) => assert!(
+                        status != 401 && status != 403 && status < 500,
+                        "{what}: {status}"
+                    ),
+                }
+                if status == 401 || status == 403 {
+                    refusals += 1;
+                }
+                if keep_signed_in(&server, caller).await {
+                    refusals += 1;
+                }
+            }
+        }
+
+        // Ownership: another user's object is not there for a non-admin; the owner reaches it.
+        let stranger = callers
+            .iter()
+            .find(|c| c.name == "operator")
+            .unwrap()
+            .browser
+            .clone()
+            .unwrap();
+        for entry in table.iter().filter(|e| e.owned) {
+            let path = fill(entry.path, owned_object(entry.path, &objects));
+            let status = stranger
+                .send(&server, entry.method.clone(), &path, None)
+                .await
+                .status();
+            assert_eq!(
+                status, 404,
+                "{} {} by another user",
+                entry.method, entry.path
+            );
+        }
+        for entry in table.iter().filter(|e| e.owned) {
+            let path = fill(entry.path, owned_object(entry.path, &objects));
+            let status = owner
+                .send(&server, entry.method.clone(), &path, None)
+                .await
+                .status();
+            assert!(
+                status.is_success(),
+                "{} {} by its owner: {status}",
+                entry.method,
+                entry.path
+            );
+        }
+
+        // Every refusal left an audit record.
+        let mut audited = 0;
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = hive_store::PageRequest::new(100, cursor.as_deref()).unwrap();
+            let records = server.hive.store.audit().list(None, &page).await.unwrap();
+            audited += records
+                .items
+                .iter()
+                .filter(|r| {
+                    r.action.starts_with("http.") && r.outcome == hive_store::AuditOutcome::Denied
+                })
+                .count();
+            match records.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(
+            audited, refusals,
+            "one audit record per refusal on {backend:?}"
+        );
+        server.stop().await.0.unwrap();
+    }
+}

@@ -1,0 +1,827 @@
+//! Setup, login, sessions, tokens and accounts over real HTTP, on every backend.
+
+use crate::support::*;
+use hive_testkit::{TestServer, backends, error_body};
+use reqwest::Method;
+use serde_json::{Value, json};
+use time::Duration;
+
+async fn setup_request(server: &TestServer, token: Option<&str>, email: &str) -> reqwest::Response {
+    let request = server
+        .client
+        .request(Method::POST, "/api/v1/setup")
+        .json(&json!({ "email": email, "displayName": "Admin", "password": PASSWORD }));
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn setup_creates_exactly_one_admin_even_under_a_race() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        let status: Value = server
+            .client
+            .get("/api/v1/setup/status")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(status["setupCompleted"], false);
+        assert_eq!(status["publicRegistration"], false);
+
+        // Without the token, or with a wrong one: refused, nothing created.
+        let missing = setup_request(&server, None, "a@example.com").await;
+        assert_eq!(missing.status(), 401);
+        assert_eq!(error_body(missing).await.error.code, "invalid_credentials");
+        let wrong = setup_request(
+            &server,
+            Some(&SETUP_TOKEN.replace('K', "k")),
+            "a@example.com",
+        )
+        .await;
+        assert_eq!(wrong.status(), 401);
+
+        let attempts = (0..20).map(|i| {
+            let server = &server;
+            async move {
+                setup_request(server, Some(SETUP_TOKEN), &format!("admin{i}@example.com"))
+                    .await
+                    .status()
+                    .as_u16()
+            }
+        });
+        let statuses = futures_util::future::join_all(attempts).await;
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 201).count(),
+            1,
+            "{statuses:?} on {backend:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 201 || *s == 409),
+            "{statuses:?}"
+        );
+
+        let status: Value = server
+            .client
+            .get("/api/v1/setup/status")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(status["setupCompleted"], true);
+        let again = setup_request(&server, Some(SETUP_TOKEN), "late@example.com").await;
+        assert_eq!(again.status(), 409);
+        let users = server
+            .hive
+            .store
+            .users()
+            .list(&hive_store::PageRequest::first(100).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(users.items.len(), 1);
+        server.stop().await.0.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn login_sets_a_hardened_cookie_and_logout_ends_the_session() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let response = try_login(&server, ADMIN_EMAIL, PASSWORD).await;
+        assert_eq!(response.status(), 200);
+        let set_cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let attributes: Vec<&str> = set_cookie.split("; ").collect();
+        let (name, token) = attributes[0].split_once('=').unwrap();
+        assert_eq!(name, "hive_session", "plain http: no __Host- prefix");
+        assert_eq!(token.len(), 64, "256 bits in hex");
+        for wanted in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=43200"] {
+            assert!(attributes.contains(&wanted), "{set_cookie}");
+        }
+        assert!(!attributes.contains(&"Secure"));
+        // Only a hash of the token is stored.
+        let stored = server
+            .hive
+            .store
+            .sessions()
+            .find_by_token_hash(token)
+            .await
+            .unwrap();
+        assert!(stored.is_none());
+
+        let browser = Browser {
+            cookie: attributes[0].to_owned(),
+            origin: server.base_url.clone(),
+        };
+        let me: Value = browser.me(&server).await.json().await.unwrap();
+        assert_eq!(me["user"]["email"], ADMIN_EMAIL);
+        assert_eq!(me["role"], "admin");
+        assert_eq!(me["authenticatedBy"], "session");
+
+        let out = browser
+            .send(&server, Method::POST, "/api/v1/auth/logout", None)
+            .await;
+        assert_eq!(out.status(), 204);
+        assert!(
+            out.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .contains("Max-Age=0")
+        );
+        let after = browser.me(&server).await;
+        assert_eq!(after.status(), 401);
+        assert!(after.headers().contains_key("www-authenticate"));
+        server.stop().await.0.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_cross_origin_cookie_write_is_refused() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let browser = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let evil = Browser {
+            origin: "https://evil.example".to_owned(),
+            ..browser.clone()
+        };
+        let body = json!({ "email": "x@example.com", "role": "admin" });
+        let refused = evil
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/users/invitations",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(refused.status(), 403);
+        // No Origin at all is refused too.
+        let bare = server
+            .client
+            .request(Method::POST, "/api/v1/users/invitations")
+            .header("cookie", &browser.cookie)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bare.status(), 403);
+        // Reads need no Origin; the same write from the Hive origin works.
+        let read = evil
+            .send(&server, Method::GET, "/api/v1/auth/me", None)
+            .await;
+        assert_eq!(read.status(), 200);
+        let allowed = browser
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/users/invitations",
+                Some(body),
+            )
+            .await;
+        assert_eq!(allowed.status(), 201);
+        let audit = server
+            .hive
+            .store
+            .audit()
+            .list(
+                Some("auth.cookie_origin"),
+                &hive_store::PageRequest::first(10).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(audit.items.len(), 2);
+        server.stop().await.0.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sessions_end_after_30_idle_minutes_and_12_hours() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let browser = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        // Activity every 29 minutes keeps it alive...
+        for _ in 0..4 {
+            server.clock.advance(Duration::minutes(29));
+            assert_eq!(browser.me(&server).await.status(), 200);
+        }
+        // ...30 idle minutes end it.
+        server.clock.advance(Duration::minutes(30));
+        assert_eq!(browser.me(&server).await.status(), 401);
+
+        let busy = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        for _ in 0..(12 * 60 / 20 - 1) {
+            server.clock.advance(Duration::minutes(20));
+            assert_eq!(busy.me(&server).await.status(), 200);
+        }
+        // 12 hours after login, however busy.
+        server.clock.advance(Duration::minutes(20));
+        assert_eq!(busy.me(&server).await.status(), 401);
+        server.stop().await.0.unwrap();
+    }
+}
+
+/// The status and body of a failed login, without the request id.
+async fn refusal(server: &TestServer, email: &str, password: &str) -> (u16, Value) {
+    let response = try_login(server, email, password).await;
+    let status = response.status().as_u16();
+    let mut body: Value = response.json().await.unwrap();
+    body["error"].as_object_mut().unwrap().remove("requestId");
+    (status, body)
+}
+
+#[tokio::test]
+async fn login_throttles_and_locks_without_telling_accounts_apart() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let unknown = refusal(&server, "nobody@example.com", PASSWORD).await;
+        assert_eq!(unknown.0, 401);
+        assert_eq!(unknown.1["error"]["code"], "invalid_credentials");
+        let wrong = refusal(&server, ADMIN_EMAIL, "wrong password here").await;
+        assert_eq!(wrong, unknown, "wrong password = unknown user");
+
+        // Right after a failure the account waits 1 s: even the right password is refused.
+        let throttled = refusal(&server, ADMIN_EMAIL, PASSWORD).await;
+        assert_eq!(throttled, unknown, "throttled = unknown user");
+        server.clock.advance(Duration::seconds(1));
+        assert_eq!(
+            try_login(&server, ADMIN_EMAIL, PASSWORD).await.status(),
+            200
+        );
+
+        // 100 failures in a day lock the account until the day ends.
+        let admin = server
+            .hive
+            .store
+            .users()
+            .find_by_email(ADMIN_EMAIL)
+            .await
+            .unwrap()
+            .unwrap();
+        let now = hive_proto::Clock::now(server.clock.as_ref());
+        let day = now.unix_timestamp().div_euclid(86_400);
+        for _ in 0..100 {
+            server
+                .hive
+                .store
+                .users()
+                .record_login_failure(admin.id, day, now)
+                .await
+                .unwrap();
+        }
+        server.clock.advance(Duration::minutes(1));
+        let locked = refusal(&server, ADMIN_EMAIL, PASSWORD).await;
+        assert_eq!(locked, unknown, "locked = unknown user");
+        let tomorrow = (now.date() + Duration::days(1)).midnight().assume_utc();
+        server.clock.set(tomorrow);
+        assert_eq!(
+            try_login(&server, ADMIN_EMAIL, PASSWORD).await.status(),
+            200
+        );
+
+        let failures = server
+            .hive
+            .store
+            .audit()
+            .list(
+                Some("auth.login"),
+                &hive_store::PageRequest::first(100).unwrap(),
+            )
+            .await
+            .unwrap();
+        let reasons: Vec<&str> = failures
+            .items
+            .iter()
+            .filter(|r| r.outcome == hive_store::AuditOutcome::Failure)
+            .map(|r| r.detail.as_str())
+            .collect();
+        for reason in [
+            "unknown_account",
+            "wrong_password",
+            "delayed",
+            "locked_for_the_day",
+        ] {
+            assert!(
+                reasons.iter().any(|d| d.contains(reason)),
+                "{reason} audited: {reasons:?}"
+            );
+        }
+        server.stop().await.0.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn password_change_needs_a_fresh_login_and_ends_other_sessions() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let here = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let elsewhere = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let new_password = "a brand new passphrase";
+        let change = json!({ "currentPassword": PASSWORD, "newPassword": new_password });
+
+        server.clock.advance(Duration::minutes(11));
+        let stale = here
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/auth/password",
+                Some(change.clone()),
+            )
+            .await;
+        assert_eq!(stale.status(), 403);
+        assert_eq!(
+            error_body(stale).await.error.code,
+            "reauthentication_required"
+        );
+        let bad = here
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/auth/reauthenticate",
+                Some(json!({ "password": "not my password" })),
+            )
+            .await;
+        assert_eq!(bad.status(), 401);
+        server.clock.advance(Duration::seconds(1));
+        let ok = here
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/auth/reauthenticate",
+                Some(json!({ "password": PASSWORD })),
+            )
+            .await;
+        assert_eq!(ok.status(), 204);
+
+        let weak = here
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/auth/password",
+                Some(json!({ "currentPassword": PASSWORD, "newPassword": "password1234" })),
+            )
+            .await;
+        assert_eq!(weak.status(), 400);
+        let changed = here
+            .send(&server, Method::POST, "/api/v1/auth/password", Some(change))
+            .await;
+        assert_eq!(changed.status(), 204);
+        assert_eq!(here.me(&server).await.status(), 200, "this session stays");
+        assert_eq!(elsewhere.me(&server).await.status(), 401, "the others end");
+        assert_eq!(
+            try_login(&server, ADMIN_EMAIL, PASSWORD).await.status(),
+            401
+        );
+        server.clock.advance(Duration::seconds(2));
+        assert_eq!(
+            try_login(&server, ADMIN_EMAIL, new_password).await.status(),
+            200
+        );
+        server.stop().await.0.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn tokens_follow_scopes_expiry_and_their_owner() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (user, operator) = add_user(&server, &admin, "op@example.com", "operator").await;
+
+        let refused = operator
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/tokens",
+                Some(json!({ "name": "too high", "role": "admin" })),
+            )
+            .await;
+        assert_eq!(
+            refused.status(),
+            403,
+            "a token's role cannot exceed its owner's"
+        );
+        let full = create_token(
+            &server,
+            &operator,
+            json!({ "name": "ci", "expiresInDays": 30 }),
+        )
+        .await;
+        let token = full["token"].as_str().unwrap().to_owned();
+        assert!(token.starts_with("hive_") && token.len() == 48, "{token}");
+        assert_eq!(full["role"], "operator");
+        let read_only = create_token(
+            &server,
+            &operator,
+            json!({ "name": "ro", "scopes": ["read"] }),
+        )
+        .await;
+        let read_token = read_only["token"].as_str().unwrap();
+
+        let me: Value = with_bearer(&server, &token, Method::GET, "/api/v1/auth/me")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (me["role"].as_str(), me["authenticatedBy"].as_str()),
+            (Some("operator"), Some("token"))
+        );
+        // A read-only token reads but does not write.
+        assert_eq!(
+            with_bearer(&server, read_token, Method::GET, "/api/v1/tokens")
+                .await
+                .status(),
+            200
+        );
+        let write = with_bearer(
+            &server,
+            read_token,
+            Method::DELETE,
+            &format!("/api/v1/tokens/{}", full["id"].as_str().unwrap()),
+        )
+        .await;
+        assert_eq!(write.status(), 403);
+        // A token cannot mint tokens (a sensitive change needs a fresh password check).
+        let minted = server
+            .client
+            .request(Method::POST, "/api/v1/tokens")
+            .bearer_auth(&token)
+            .json(&json!({ "name": "x" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(minted.status(), 403);
+        // The listing never shows a token again.
+        let listed: Value = with_bearer(&server, &token, Method::GET, "/api/v1/tokens")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+        assert!(!listed.to_string().contains(&token));
+
+        // Demoting the owner lowers the token's role; deactivating stops it.
+        let user_path = format!("/api/v1/users/{}", user["id"].as_str().unwrap());
+        let demoted = admin
+            .send(
+                &server,
+                Method::PATCH,
+                &user_path,
+                Some(json!({ "role": "viewer" })),
+            )
+            .await;
+        assert_eq!(demoted.status(), 200);
+        let me: Value = with_bearer(&server, &token, Method::GET, "/api/v1/auth/me")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["role"], "viewer");
+        assert_eq!(
+            operator.me(&server).await.status(),
+            401,
+            "a role change ends the sessions"
+        );
+        let off = admin
+            .send(
+                &server,
+                Method::PATCH,
+                &user_path,
+                Some(json!({ "active": false })),
+            )
+            .await;
+        assert_eq!(off.status(), 200);
+        assert_eq!(
+            with_bearer(&server, &token, Method::GET, "/api/v1/auth/me")
+                .await
+                .status(),
+            401
+        );
+        let on = admin
+            .send(
+                &server,
+                Method::PATCH,
+                &user_path,
+                Some(json!({ "active": true })),
+            )
+            .await;
+        assert_eq!(on.status(), 200);
+        assert_eq!(
+            with_bearer(&server, &token, Method::GET, "/api/v1/auth/me")
+                .await
+                .status(),
+            200
+        );
+
+        // Expiry.
+        server.clock.advance(Duration::days(31));
+        assert_eq!(
+            with_bearer(&server, &token, Method::GET, "/api/v1/auth/me")
+                .await
+                .status(),
+            401
+        );
+        server.stop().await.0.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_internal_token_acts_as_an_operator() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        let me: Value = with_bearer(&server, INTERNAL_TOKEN, Method::GET, "/api/v1/auth/me")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["role"], "operator");
+        assert_eq!(me["authenticatedBy"], "internal");
+        assert_eq!(
+            with_bearer(&server, INTERNAL_TOKEN, Method::GET, "/api/v1/users")
+                .await
+                .status(),
+            403
+        );
+        assert_eq!(
+            with_bearer(
+                &server,
+                &INTERNAL_TOKEN[1..],
+                Method::GET,
+                "/api/v1/auth/me"
+            )
+            .await
+            .status(),
+            401
+        );
+        server.stop().await.0.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_last_admin_stays_and_nobody_raises_their_own_role() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        let admin_user = setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let own = format!("/api/v1/users/{}", admin_user["id"].as_str().unwrap());
+        for change in [json!({ "role": "operator" }), json!({ "active": false })] {
+            let refused = admin.send(&server, Method::PATCH, &own, Some(change)).await;
+            assert_eq!(refused.status(), 409);
+        }
+        let (viewer_user, viewer) = add_user(&server, &admin, "v@example.com", "viewer").await;
+        let viewer_path = format!("/api/v1/users/{}", viewer_user["id"].as_str().unwrap());
+        let raise = viewer
+            .send(
+                &server,
+                Method::PATCH,
+                &viewer_path,
+                Some(json!({ "role": "admin" })),
+            )
+            .await;
+        assert_eq!(raise.status(), 403, "admin routes are closed to a viewer");
+        let raise_me = viewer
+            .send(
+                &server,
+                Method::PATCH,
+                "/api/v1/auth/me",
+                Some(json!({ "role": "admin" })),
+            )
+            .await;
+        assert_eq!(
+            raise_me.status(),
+            400,
+            "role is not a field of one's own profile"
+        );
+
+        // Two admins demoting each other at once: one stays.
+        let (second_user, second) = add_user(&server, &admin, "a2@example.com", "admin").await;
+        let second_path = format!("/api/v1/users/{}", second_user["id"].as_str().unwrap());
+        let (a, b) = tokio::join!(
+            admin.send(
+                &server,
+                Method::PATCH,
+                &second_path,
+                Some(json!({ "active": false }))
+            ),
+            second.send(
+                &server,
+                Method::PATCH,
+                &own,
+                Some(json!({ "active": false }))
+            ),
+        );
+        let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409]);
+        server.stop().await.0.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn invitations_and_resets_are_single_use_links() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let invite: Value = admin
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/users/invitations",
+                Some(json!({ "email": "New@Example.com", "role": "operator" })),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let url = invite["url"].as_str().unwrap();
+        assert!(
+            url.starts_with(&format!("{}/invite#token=", server.base_url)),
+            "the token rides in the fragment: {url}"
+        );
+        let token = url.split("#token=").nth(1).unwrap();
+        let shown: Value = server
+            .client
+            .post_json("/api/v1/auth/invitation", &json!({ "token": token }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (shown["email"].as_str(), shown["role"].as_str()),
+            (Some("new@example.com"), Some("operator"))
+        );
+        let accept = json!({ "token": token, "displayName": "New", "password": PASSWORD });
+        assert_eq!(
+            server
+                .client
+                .post_json("/api/v1/auth/invitation/accept", &accept)
+                .await
+                .status(),
+            201
+        );
+        assert_eq!(
+            server
+                .client
+                .post_json("/api/v1/auth/invitation/accept", &accept)
+                .await
+                .status(),
+            401
+        );
+
+        let new_user = server
+            .hive
+            .store
+            .users()
+            .find_by_email("new@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        let link: Value = admin
+            .send(
+                &server,
+                Method::POST,
+                &format!("/api/v1/users/{}/reset-link", new_user.id),
+                None,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let reset_token = link["url"]
+            .as_str()
+            .unwrap()
+            .split("#token=")
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        let session = login(&server, "new@example.com", PASSWORD).await;
+        let reset = json!({ "token": reset_token, "newPassword": "another fine passphrase" });
+        assert_eq!(
+            server
+                .client
+                .post_json("/api/v1/auth/password-reset", &reset)
+                .await
+                .status(),
+            204
+        );
+        assert_eq!(
+            server
+                .client
+                .post_json("/api/v1/auth/password-reset", &reset)
+                .await
+                .status(),
+            401,
+            "single use"
+        );
+        assert_eq!(
+            session.me(&server).await.status(),
+            401,
+            "a reset ends the sessions"
+        );
+        assert_eq!(
+            try_login(&server, "new@example.com", "another fine passphrase")
+                .await
+                .status(),
+            200
+        );
+        server.stop().await.0.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn bodies_with_unknown_fields_or_oversized_values_are_refused() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        let unknown = server
+            .client
+            .post_json(
+                "/api/v1/auth/login",
+                &json!({ "email": "a@example.com", "password": "x", "admin": true }),
+            )
+            .await;
+        assert_eq!(unknown.status(), 400);
+        assert!(
+            error_body(unknown)
+                .await
+                .error
+                .message
+                .contains("unknown field `admin`")
+        );
+        let long_name = setup_with(&server, json!({ "email": "a@example.com", "displayName": "n".repeat(101), "password": PASSWORD })).await;
+        assert_eq!(long_name, 400);
+        let long_email = setup_with(&server, json!({ "email": format!("{}@example.com", "a".repeat(250)), "displayName": "A", "password": PASSWORD })).await;
+        assert_eq!(long_email, 400);
+        let long_password = setup_with(
+            &server,
+            json!({ "email": "a@example.com", "displayName": "A", "password": "p".repeat(129) }),
+        )
+        .await;
+        assert_eq!(long_password, 400);
+        let huge_password = try_login(&server, "a@example.com", &"p".repeat(5000)).await;
+        assert_eq!(huge_password.status(), 400);
+        assert!(
+            !server.hive.identity.setup_completed().await.unwrap(),
+            "nothing was created"
+        );
+        // Public registration is off by default.
+        let register = server
+            .client
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({ "email": "r@example.com", "displayName": "R", "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(register.status(), 403);
+        server.stop().await.0.unwrap();
+    }
+}
+
+async fn setup_with(server: &TestServer, body: Value) -> u16 {
+    server
+        .client
+        .request(Method::POST, "/api/v1/setup")
+        .bearer_auth(SETUP_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn public_registration_makes_viewers_when_enabled() {
+    let server = identity_server_with(
+        hive_testkit::TestBackend::Sqlite,
+        &[("ALLOW_PUBLIC_REGISTRATION", "true")],
+    )
+    .await;
+    let body = json!({ "email": "r@example.com", "displayName": "R", "password": PASSWORD });
+    let created = server
+        .client
+        .post_json("/api/v1/auth/register", &body)
+        .await;
+    assert_eq!(created.status(), 201);
+    let user: Value = created.json().await.unwrap();
+    assert_eq!(user["role"], "viewer");
+    assert_eq!(
+        server
+            .client
+            .post_json("/api/v1/auth/register", &body)
+            .await
+            .status(),
+        409
+    );
+    server.stop().await.0.unwrap();
+}

@@ -1,0 +1,160 @@
+//! Accounts and sessions for the identity tests, over real HTTP.
+
+use hive_testkit::{TestBackend, TestServer};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{Value, json};
+
+pub const SETUP_TOKEN: &str = "Kq7vT2mXw9Lp4Rz8Bn3Hs6Jd1Fg5Yc0A";
+pub const INTERNAL_TOKEN: &str = "Zt4Nw8Qe2Rv6Ym1Kp9Xs3Lb7Hd5Gf0Jc";
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A server with known setup and internal tokens and rate limits out of the tests' way.
+pub async fn identity_server(backend: TestBackend) -> TestServer {
+    identity_server_with(backend, &[]).await
+}
+
+pub async fn identity_server_with(backend: TestBackend, vars: &[(&str, &str)]) -> TestServer {
+    let mut builder = TestServer::builder(backend)
+        .var("HIVE_SETUP_TOKEN", SETUP_TOKEN)
+        .var("HIVE_INTERNAL_TOKEN", INTERNAL_TOKEN)
+        .var(
+            "HIVE_RATE_LIMITS",
+            "login=10000/1m,register=10000/1m,setup=10000/1m,api=100000/1m",
+        );
+    for (name, value) in vars {
+        builder = builder.var(name, value);
+    }
+    builder.start().await
+}
+
+/// A signed-in browser: its session cookie and the origin it sends writes from.
+#[derive(Debug, Clone)]
+pub struct Browser {
+    pub cookie: String,
+    pub origin: String,
+}
+
+impl Browser {
+    pub fn request(&self, server: &TestServer, method: Method, path: &str) -> RequestBuilder {
+        let mut headers = HeaderMap::new();
+        headers.insert("cookie", HeaderValue::from_str(&self.cookie).unwrap());
+        headers.insert("origin", HeaderValue::from_str(&self.origin).unwrap());
+        server.client.request(method, path).headers(headers)
+    }
+
+    pub async fn send(
+        &self,
+        server: &TestServer,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let request = self.request(server, method, path);
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        request.send().await.unwrap()
+    }
+
+    pub async fn me(&self, server: &TestServer) -> Response {
+        self.send(server, Method::GET, "/api/v1/auth/me", None)
+            .await
+    }
+}
+
+/// Creates the first admin through the API.
+pub async fn setup_admin(server: &TestServer) -> Value {
+    let response = server
+        .client
+        .request(Method::POST, "/api/v1/setup")
+        .header("x-hive-setup-token", SETUP_TOKEN)
+        .json(&json!({ "email": ADMIN_EMAIL, "displayName": "Admin", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+pub async fn try_login(server: &TestServer, email: &str, password: &str) -> Response {
+    server
+        .client
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({ "email": email, "password": password }),
+        )
+        .await
+}
+
+/// The `name=value` part of the response's session cookie.
+pub fn session_cookie(response: &Response) -> String {
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+pub async fn login(server: &TestServer, email: &str, password: &str) -> Browser {
+    let response = try_login(server, email, password).await;
+    assert_eq!(response.status(), 200, "login of {email}");
+    Browser {
+        cookie: session_cookie(&response),
+        origin: server.base_url.clone(),
+    }
+}
+
+/// Invites `email` with `role` as `admin`, accepts the invitation and signs the new user in.
+pub async fn add_user(
+    server: &TestServer,
+    admin: &Browser,
+    email: &str,
+    role: &str,
+) -> (Value, Browser) {
+    let invite = admin
+        .send(
+            server,
+            Method::POST,
+            "/api/v1/users/invitations",
+            Some(json!({ "email": email, "role": role })),
+        )
+        .await;
+    assert_eq!(invite.status(), 201);
+    let link: Value = invite.json().await.unwrap();
+    let token = link["url"]
+        .as_str()
+        .unwrap()
+        .split("#token=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let accepted = server
+        .client
+        .post_json(
+            "/api/v1/auth/invitation/accept",
+            &json!({ "token": token, "displayName": email, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(accepted.status(), 201);
+    let user: Value = accepted.json().await.unwrap();
+    (user, login(server, email, PASSWORD).await)
+}
+
+/// A token made by `browser` (whose session is fresh).
+pub async fn create_token(server: &TestServer, browser: &Browser, body: Value) -> Value {
+    let response = browser
+        .send(server, Method::POST, "/api/v1/tokens", Some(body))
+        .await;
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+pub async fn with_bearer(server: &TestServer, token: &str, method: Method, path: &str) -> Response {
+    server
+        .client
+        .request(method, path)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
