@@ -1,5 +1,6 @@
 //! `hive`: the one binary of Hive.
 
+mod admin;
 mod logging;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,21 @@ enum Command {
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,
+    /// Create the first admin.
+    Admin {
+        #[command(subcommand)]
+        action: admin::AdminAction,
+    },
+    /// List, invite and deactivate accounts.
+    User {
+        #[command(subcommand)]
+        action: admin::UserAction,
+    },
+    /// Create, list and revoke API tokens.
+    Token {
+        #[command(subcommand)]
+        action: admin::TokenAction,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -58,6 +74,15 @@ fn main() -> ExitCode {
         } => config_check(&config),
         Command::Serve => run(serve(config)),
         Command::Migrate => run(migrate(config)),
+        Command::Admin { action } => run(with_hive(config, |hive| async move {
+            admin::admin(&hive, action).await
+        })),
+        Command::User { action } => run(with_hive(config, |hive| async move {
+            admin::user(&hive, action).await
+        })),
+        Command::Token { action } => run(with_hive(config, |hive| async move {
+            admin::token(&hive, action).await
+        })),
     }
 }
 
@@ -109,6 +134,11 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    // Signal handlers are in place before anyone is told the server is up: a SIGTERM right
+    // after the listening line must shut down gracefully, not kill the process.
+    let shutdown = CancellationToken::new();
+    let signals = ShutdownSignals::register()?;
+    tokio::spawn(signals.cancel_on_signal(shutdown.clone()));
     tracing::info!(
         address = %local,
         node_id = %hive.node_id,
@@ -123,7 +153,6 @@ async fn serve(config: Config) -> Result<(), String> {
         eprintln!("Create the first admin (one-time link): {link}");
     }
 
-    let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     if let Some(address) = hive.config.http.metrics_listen {
         let handle = hive_server::metrics::install_recorder()?;
@@ -143,7 +172,6 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     hive.start_jobs(&tracker, shutdown.clone());
     hive.start_presence(&tracker, shutdown.clone());
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
 
     let state = hive_server::AppState::new(Arc::clone(&hive), shutdown.clone());
     let served = hive_server::serve(state, listener).await;
@@ -155,25 +183,49 @@ async fn serve(config: Config) -> Result<(), String> {
     served.map_err(|e| e.to_string())
 }
 
-/// SIGTERM (orchestrators) or SIGINT (Ctrl-C) starts the graceful shutdown.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
+/// SIGTERM (orchestrators) and SIGINT (Ctrl-C), registered up front.
+struct ShutdownSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn register() -> Result<Self, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| format!("cannot listen for {name}: {e}"))
+        };
+        Ok(Self {
+            terminate: listen(SignalKind::terminate(), "SIGTERM")?,
+            interrupt: listen(SignalKind::interrupt(), "SIGINT")?,
+        })
     }
-    tracing::info!("shutdown signal received");
-    shutdown.cancel();
+
+    /// Either signal starts the graceful shutdown.
+    async fn cancel_on_signal(mut self, shutdown: CancellationToken) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        tracing::info!("shutdown signal received");
+        shutdown.cancel();
+    }
+}
+
+/// Opens Hive (without serving), runs `work`, closes it.
+async fn with_hive<F, Fut>(config: Config, work: F) -> Result<(), String>
+where
+    F: FnOnce(Arc<Hive>) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let hive = Arc::new(
+        Hive::open(config, Arc::new(SystemClock))
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let outcome = work(Arc::clone(&hive)).await;
+    hive.close().await;
+    outcome
 }
 
 async fn migrate(config: Config) -> Result<(), String> {
