@@ -242,6 +242,41 @@ impl Job for PruneExpiredTasks {
     }
 }
 
+/// Deletes sessions past their end or idle limit, and invitation and reset links that
+/// expired more than a day ago (kept a day so that "expired" can still be told apart).
+pub struct PruneExpiredSessions {
+    pub every: Duration,
+}
+
+#[async_trait]
+impl Job for PruneExpiredSessions {
+    fn name(&self) -> &'static str {
+        "prune-expired-sessions"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn run(&self, ctx: &JobContext) -> Result<String, String> {
+        use crate::identity::limits::SESSION_IDLE;
+        let now = ctx.clock.now();
+        let sessions = ctx
+            .store
+            .sessions()
+            .prune_expired(now, now - SESSION_IDLE)
+            .await
+            .map_err(|e| e.to_string())?;
+        let links = ctx
+            .store
+            .one_time_tokens()
+            .prune_expired(now - time::Duration::days(1))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!("pruned {sessions} sessions and {links} links"))
+    }
+}
+
 /// Deletes job history older than the retention period.
 pub struct PruneJobHistory {
     pub retention: Duration,
@@ -360,5 +395,60 @@ mod tests {
         );
         assert_eq!(runs[0].detail.as_deref(), Some("failure 2"));
         assert_eq!(runs[1].started_at, datetime!(2026-01-01 00:00 UTC));
+    }
+
+    #[tokio::test]
+    async fn the_session_job_prunes_dead_sessions_only() {
+        use hive_proto::Role;
+        use hive_store::{NewUser, SessionRow};
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("db"), 2).await.unwrap());
+        store.migrate().await.unwrap();
+        let start = datetime!(2026-01-01 00:00 UTC);
+        let user = store
+            .users()
+            .create(&NewUser {
+                email: "a@example.com".into(),
+                display_name: "A".into(),
+                role: Role::Viewer,
+                password_hash: None,
+                created_at: start,
+            })
+            .await
+            .unwrap();
+        let session = |seed: char, seen: time::OffsetDateTime| SessionRow {
+            id: uuid::Uuid::now_v7(),
+            user_id: user.id,
+            token_hash: seed.to_string().repeat(64),
+            created_at: start,
+            last_seen_at: seen,
+            expires_at: start + time::Duration::hours(12),
+            authenticated_at: start,
+            ip: String::new(),
+            user_agent: String::new(),
+        };
+        let now = start + time::Duration::hours(1);
+        let live = session('a', now - time::Duration::minutes(5));
+        store.sessions().create(&live, 48).await.unwrap();
+        store
+            .sessions()
+            .create(&session('b', now - time::Duration::minutes(31)), 48)
+            .await
+            .unwrap();
+        let clock = Arc::new(ManualClock::new(now));
+        let ctx = JobContext {
+            store: store.clone(),
+            clock,
+        };
+        let job = PruneExpiredSessions {
+            every: Duration::from_secs(60),
+        };
+        assert_eq!(
+            job.run(&ctx).await.unwrap(),
+            "pruned 1 sessions and 0 links"
+        );
+        let left = store.sessions().list_for_user(user.id).await.unwrap();
+        assert_eq!(left, vec![live]);
     }
 }

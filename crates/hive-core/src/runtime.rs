@@ -2,7 +2,10 @@
 
 use crate::config::Config;
 use crate::identity::{Identity, IdentitySettings};
-use crate::jobs::{JobContext, JobRunner, JobRunnerHandle, PruneExpiredTasks, PruneJobHistory};
+use crate::jobs::{
+    JobContext, JobRunner, JobRunnerHandle, PruneExpiredSessions, PruneExpiredTasks,
+    PruneJobHistory,
+};
 use crate::secrets::{self, RuntimeSecrets, SecretsError};
 use crate::shared_state::SharedState;
 use crate::storage::{self, SchemaError, SchemaOutcome};
@@ -111,6 +114,9 @@ impl Hive {
         };
         JobRunner::new(ctx, self.node_id.clone(), jobs.tick)
             .with_job(Arc::new(PruneExpiredTasks {
+                every: jobs.history_prune_interval,
+            }))
+            .with_job(Arc::new(PruneExpiredSessions {
                 every: jobs.history_prune_interval,
             }))
             .with_job(Arc::new(PruneJobHistory {
