@@ -1,6 +1,7 @@
 //! The `hive` binary as operators run it: real processes, real signals, real files.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod accounts;
 mod config_check;
 mod leader;
 mod outage;

@@ -123,3 +123,110 @@ fn counter(metrics: &str, name: &str, label: &str) -> f64 {
         .find_map(|line| line.rsplit(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("no {name} {label} in:\n{metrics}"))
 }
+
+#[tokio::test]
+async fn one_time_links_fail_closed_while_redis_is_down() {
+    if hive_testkit::redis_url().is_none() {
+        eprintln!(
+            "skipped: HIVE_TEST_REDIS_URL is not set (this test starts its own redis-server)"
+        );
+        return;
+    }
+    const SETUP_TOKEN: &str = "Kq7vT2mXw9Lp4Rz8Bn3Hs6Jd1Fg5Yc0A";
+    const PASSWORD: &str = "correct horse battery staple";
+    const ORIGIN: &str = "http://hive.test";
+    let mut redis = OwnRedis::start();
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let hive = HiveProcess::start(
+        dir.path(),
+        &[
+            ("REDIS_URL", url.as_str()),
+            ("HIVE_SETUP_TOKEN", SETUP_TOKEN),
+            ("AUTH_URL", ORIGIN),
+        ],
+    )
+    .await;
+    let base = hive.base_url.clone();
+    let http = client();
+    let admin: serde_json::Value = http
+        .post(format!("{base}/api/v1/setup"))
+        .bearer_auth(SETUP_TOKEN)
+        .json(&serde_json::json!({ "email": "root@example.com", "displayName": "Root", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let login = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({ "email": "root@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let link: serde_json::Value = http
+        .post(format!(
+            "{base}/api/v1/users/{}/reset-link",
+            admin["id"].as_str().unwrap()
+        ))
+        .header("cookie", &cookie)
+        .header("origin", ORIGIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = link["url"]
+        .as_str()
+        .unwrap()
+        .split("#token=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let reset = serde_json::json!({ "token": token, "newPassword": "a second fine passphrase" });
+    let try_reset = async || {
+        http.post(format!("{base}/api/v1/auth/password-reset"))
+            .json(&reset)
+            .send()
+            .await
+            .unwrap()
+    };
+
+    redis.kill();
+    // The replay check cannot decide: refused, not waved through.
+    let refused = try_reset().await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    // Sessions keep working (they live in the database) and logins are limited per node.
+    let me = http
+        .get(format!("{base}/api/v1/auth/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+
+    let _restarted = OwnRedis::start_on(redis.port);
+    // The link was not used up by the refused attempt: it works once Redis is back.
+    poll_until(
+        "the reset to go through",
+        Duration::from_secs(20),
+        async || {
+            let status = try_reset().await.status().as_u16();
+            assert!(status == 503 || status == 204, "{status}");
+            (status == 204).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(try_reset().await.status(), 401, "and only once");
+    assert!(hive.stop().await.0.success());
+}

@@ -45,6 +45,33 @@ pub async fn run_to_exit(
     )
 }
 
+/// Runs `hive <args>` to its end with `input` on its standard input.
+pub async fn run_with_input(
+    dir: &Path,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    input: &str,
+) -> (ExitStatus, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = hive_command(dir, vars)
+        .args(args)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("hive runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = tokio::time::timeout(START_TIMEOUT, child.wait_with_output())
+        .await
+        .expect("hive exits")
+        .expect("hive runs");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// A running `hive serve`.
 pub struct HiveProcess {
     child: Child,

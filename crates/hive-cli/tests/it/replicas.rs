@@ -1,6 +1,7 @@
 //! Two `hive serve` processes on different loopback addresses sharing PostgreSQL and Redis.
 
 use crate::process::{HiveProcess, client, node_id, poll_until};
+use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test]
@@ -114,4 +115,160 @@ async fn wait_for_log(process: &HiveProcess, text: &str) {
         async || process.stdout().contains(text).then_some(()),
     )
     .await;
+}
+
+const SETUP_TOKEN: &str = "Kq7vT2mXw9Lp4Rz8Bn3Hs6Jd1Fg5Yc0A";
+const PASSWORD: &str = "correct horse battery staple";
+/// Both replicas sit behind one public URL, as behind a load balancer.
+const PUBLIC_URL: &str = "http://hive.test";
+
+#[tokio::test]
+async fn two_replicas_share_sessions_and_one_time_links() {
+    let (Some(_), Some(redis)) = (
+        hive_testkit::postgres_admin_url(),
+        hive_testkit::redis_url(),
+    ) else {
+        eprintln!("skipped: HIVE_TEST_DATABASE_URL and HIVE_TEST_REDIS_URL are both needed");
+        return;
+    };
+    let database = hive_testkit::scratch_postgres().await;
+    let prefix = format!("hive-test-{}", uuid::Uuid::new_v4().simple());
+    let shared = [
+        ("DATABASE_URL", database.url()),
+        ("REDIS_URL", redis.as_str()),
+        ("HIVE_REDIS_KEY_PREFIX", prefix.as_str()),
+        ("HIVE_SETUP_TOKEN", SETUP_TOKEN),
+        ("AUTH_URL", PUBLIC_URL),
+    ];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut vars_a = shared.to_vec();
+    vars_a.push(("HIVE_LISTEN", "127.0.0.2:0"));
+    let mut vars_b = shared.to_vec();
+    vars_b.push(("HIVE_LISTEN", "127.0.0.3:0"));
+    let a = HiveProcess::start(dir_a.path(), &vars_a).await;
+    let b = HiveProcess::start(dir_b.path(), &vars_b).await;
+    let http = client();
+
+    let admin: serde_json::Value = http
+        .post(format!("{}/api/v1/setup", a.base_url))
+        .header("x-hive-setup-token", SETUP_TOKEN)
+        .json(&json!({ "email": "root@example.com", "displayName": "Root", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let setup_on_b = http
+        .post(format!("{}/api/v1/setup", b.base_url))
+        .header("x-hive-setup-token", SETUP_TOKEN)
+        .json(
+            &json!({ "email": "other@example.com", "displayName": "Other", "password": PASSWORD }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(setup_on_b.status(), 409, "setup closed on A is closed on B");
+
+    // A session made on A works on B; a logout on B ends it on A.
+    let login = http
+        .post(format!("{}/api/v1/auth/login", a.base_url))
+        .json(&json!({ "email": "root@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let me = |base: &str| {
+        http.get(format!("{base}/api/v1/auth/me"))
+            .header("cookie", &cookie)
+            .send()
+    };
+    assert_eq!(me(&b.base_url).await.unwrap().status(), 200);
+    let write = |base: &str, path: &str| {
+        http.post(format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .header("origin", PUBLIC_URL)
+    };
+
+    // A reset link used on A is refused on B (consumed in the shared replay cache and in
+    // the database).
+    let link: serde_json::Value = write(
+        &a.base_url,
+        &format!("/api/v1/users/{}/reset-link", admin["id"].as_str().unwrap()),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let token = link["url"]
+        .as_str()
+        .unwrap()
+        .split("#token=")
+        .nth(1)
+        .unwrap();
+    let reset = json!({ "token": token, "newPassword": "a second fine passphrase" });
+    let first = http
+        .post(format!("{}/api/v1/auth/password-reset", a.base_url))
+        .json(&reset)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 204);
+    let replay = http
+        .post(format!("{}/api/v1/auth/password-reset", b.base_url))
+        .json(&reset)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 401, "a link used on A is refused on B");
+    assert_eq!(
+        me(&a.base_url).await.unwrap().status(),
+        401,
+        "the reset on A ended the session everywhere"
+    );
+
+    let login = http
+        .post(format!("{}/api/v1/auth/login", b.base_url))
+        .json(&json!({ "email": "root@example.com", "password": "a second fine passphrase" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let me_with = |base: &str| {
+        http.get(format!("{base}/api/v1/auth/me"))
+            .header("cookie", &cookie)
+            .send()
+    };
+    assert_eq!(me_with(&a.base_url).await.unwrap().status(), 200);
+    let out = http
+        .post(format!("{}/api/v1/auth/logout", b.base_url))
+        .header("cookie", &cookie)
+        .header("origin", PUBLIC_URL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    assert_eq!(
+        me_with(&a.base_url).await.unwrap().status(),
+        401,
+        "a logout on B ends the session on A"
+    );
+    assert!(a.stop().await.0.success());
+    assert!(b.stop().await.0.success());
 }

@@ -1,0 +1,147 @@
+//! `hive admin|user|token` against the data directory, then the server honouring what they made.
+
+use crate::process::{HiveProcess, client, run_to_exit, run_with_input};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+#[tokio::test]
+async fn the_account_commands_make_a_working_admin_token_and_invitation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let created = run_with_input(
+        path,
+        &[
+            "admin",
+            "create",
+            "--email",
+            "Root@Example.com",
+            "--name",
+            "Root",
+        ],
+        &[],
+        &format!("{PASSWORD}\n"),
+    )
+    .await;
+    assert!(created.0.success(), "{created:?}");
+    assert!(
+        created.1.contains("created admin root@example.com"),
+        "{}",
+        created.1
+    );
+    assert!(!created.1.contains(PASSWORD) && !created.2.contains(PASSWORD));
+
+    // Setup is closed: a second admin is refused, and so is a weak password.
+    let again = run_with_input(
+        path,
+        &["admin", "create", "--email", "b@example.com", "--name", "B"],
+        &[],
+        &format!("{PASSWORD}\n"),
+    )
+    .await;
+    assert!(!again.0.success());
+    assert!(again.2.contains("already complete"), "{}", again.2);
+
+    let token_out = run_to_exit(
+        path,
+        &[
+            "token",
+            "create",
+            "--user",
+            "root@example.com",
+            "--name",
+            "ci",
+            "--scope",
+            "read",
+        ],
+        &[],
+    )
+    .await;
+    assert!(token_out.0.success(), "{token_out:?}");
+    let token = token_out.1.trim().to_owned();
+    assert!(token.starts_with("hive_"), "{token}");
+
+    let invite = run_to_exit(
+        path,
+        &[
+            "user",
+            "invite",
+            "--email",
+            "op@example.com",
+            "--role",
+            "operator",
+        ],
+        &[],
+    )
+    .await;
+    assert!(invite.0.success(), "{invite:?}");
+    let invite_token = invite.1.trim().split("#token=").nth(1).unwrap().to_owned();
+
+    let listed = run_to_exit(path, &["token", "list", "--user", "root@example.com"], &[]).await;
+    assert!(
+        listed.1.contains("ci") && listed.1.contains("live"),
+        "{}",
+        listed.1
+    );
+    assert!(!listed.1.contains(&token), "a token is shown once");
+
+    // The server sees the same accounts.
+    let server = HiveProcess::start(path, &[]).await;
+    let http = client();
+    let me: serde_json::Value = http
+        .get(format!("{}/api/v1/auth/me", server.base_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"]["email"], "root@example.com");
+    assert_eq!(me["role"], "admin");
+    let accepted = http
+        .post(format!("{}/api/v1/auth/invitation/accept", server.base_url))
+        .json(&serde_json::json!({ "token": invite_token, "displayName": "Op", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 201);
+    assert!(server.stop().await.0.success());
+
+    let users = run_to_exit(path, &["user", "list"], &[]).await;
+    assert!(
+        users.1.contains("op@example.com") && users.1.contains("operator"),
+        "{}",
+        users.1
+    );
+    let off = run_to_exit(path, &["user", "deactivate", "op@example.com"], &[]).await;
+    assert!(off.0.success(), "{off:?}");
+    let users = run_to_exit(path, &["user", "list"], &[]).await;
+    let op_line = users
+        .1
+        .lines()
+        .find(|l| l.contains("op@example.com"))
+        .unwrap();
+    assert!(op_line.contains("false"), "{op_line}");
+
+    let token_id = listed
+        .1
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let revoked = run_to_exit(path, &["token", "revoke", &token_id], &[]).await;
+    assert!(revoked.0.success(), "{revoked:?}");
+    let server = HiveProcess::start(path, &[]).await;
+    let status = client()
+        .get(format!("{}/api/v1/auth/me", server.base_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401, "a revoked token stops working");
+    assert!(server.stop().await.0.success());
+}
