@@ -5,6 +5,7 @@
 pub mod config;
 pub mod identity;
 pub mod jobs;
+pub mod mail;
 mod presence;
 pub mod runtime;
 pub mod secrets;

@@ -25,6 +25,8 @@ pub enum StartError {
     Schema(#[from] SchemaError),
     #[error("{0}")]
     State(#[from] hive_state::StateError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
     #[error("identity: {0}")]
     Identity(#[from] crate::identity::IdentityError),
     #[error("the secrets step stopped unexpectedly")]
@@ -75,7 +77,20 @@ impl Hive {
                 return Err(error.into());
             }
         };
+        let mailer = match config
+            .smtp
+            .as_ref()
+            .map(crate::mail::Mailer::new)
+            .transpose()
+        {
+            Ok(mailer) => mailer,
+            Err(error) => {
+                store.close().await;
+                return Err(error.into());
+            }
+        };
         let settings = IdentitySettings {
+            mailer,
             allow_public_registration: config.allow_public_registration,
             setup_token: secrets.setup_token.clone(),
             internal_token: secrets.internal_token.clone(),

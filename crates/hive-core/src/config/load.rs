@@ -4,7 +4,7 @@ use super::report::{ReportLine, ValueSource, display_value};
 use super::spec::{self, VarSpec};
 use super::{
     ClientIpSource, Config, DatabaseConfig, DatabaseUrl, Environment, HttpConfig, JobsConfig,
-    LogConfig, LogFormat, SuppliedSecrets, TaskStoreKind,
+    LogConfig, LogFormat, SmtpConfig, SuppliedSecrets, TaskStoreKind,
 };
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
@@ -424,6 +424,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
     };
     let health_check_deep = src.boolean("HEALTH_CHECK_DEEP", false)?;
     let allow_public_registration = src.boolean("ALLOW_PUBLIC_REGISTRATION", false)?;
+    let smtp = parse_smtp(src.secret("SMTP_URL")?, src.value("SMTP_FROM")?, &auth_url)?;
     let jobs = JobsConfig {
         tick: src.seconds("HIVE_JOBS_TICK_SECONDS", 60, 1, 3600)?,
         history_prune_interval: src.seconds(
@@ -476,6 +477,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         log,
         health_check_deep,
         allow_public_registration,
+        smtp,
         jobs,
         warnings,
         report: src.report,
@@ -490,6 +492,61 @@ fn unknown_variable_warnings(env: &EnvSource) -> Vec<String> {
             None => format!("unknown variable {name} (a typo?)"),
         })
         .collect()
+}
+
+/// `SMTP_URL`: `smtps://` (TLS), `smtp://…?tls=required` (STARTTLS), or plain `smtp://` to a
+/// loopback relay only — credentials and reset links never cross a network in clear text.
+fn parse_smtp(
+    url: Option<SecretString>,
+    from: Option<String>,
+    auth_url: &Url,
+) -> Result<Option<SmtpConfig>, ConfigError> {
+    let rule = "smtps://[user:password@]host[:port], smtp://…?tls=required, or plain smtp:// to a loopback host";
+    let Some(url) = url else {
+        if from.is_some() {
+            return Err(invalid("SMTP_FROM", "needs SMTP_URL"));
+        }
+        return Ok(None);
+    };
+    let parsed = Url::parse(url.expose_secret()).map_err(|_| invalid("SMTP_URL", rule))?;
+    let host = parsed.host().ok_or_else(|| invalid("SMTP_URL", rule))?;
+    let tls_required = parsed
+        .query_pairs()
+        .any(|(key, value)| key == "tls" && value == "required");
+    // smtp is not a "special" scheme to the URL parser: an IP address arrives as a name.
+    let loopback = match host {
+        url::Host::Domain(name) => {
+            name == "localhost"
+                || name
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .parse::<IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    };
+    let secure = match parsed.scheme() {
+        "smtps" => true,
+        "smtp" => tls_required || loopback,
+        _ => false,
+    };
+    if !secure {
+        return Err(invalid("SMTP_URL", rule));
+    }
+    let default_from = format!("hive@{}", auth_url.host_str().unwrap_or("localhost"));
+    let from = from.unwrap_or(default_from);
+    let valid_from = from.len() <= 254
+        && from
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && !from.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !valid_from {
+        return Err(invalid(
+            "SMTP_FROM",
+            "an email address like hive@example.com",
+        ));
+    }
+    Ok(Some(SmtpConfig { url, from }))
 }
 
 fn parse_auth_url(
@@ -905,6 +962,35 @@ mod tests {
             0o600,
         );
         assert!(load_pairs(&[("HIVE_CONFIG", &float)]).is_err());
+    }
+
+    #[test]
+    fn smtp_needs_tls_unless_the_relay_is_local() {
+        for fine in [
+            "smtps://user:pw@mail.example.com:465",
+            "smtp://user:pw@mail.example.com:587?tls=required",
+            "smtp://127.0.0.1:25",
+            "smtp://localhost:2525",
+            "smtp://[::1]:25",
+        ] {
+            let config = load_pairs(&[("SMTP_URL", fine)]).unwrap();
+            let smtp = config.smtp.unwrap_or_else(|| panic!("{fine}"));
+            assert_eq!(smtp.from, "hive@127.0.0.1", "from AUTH_URL's host");
+        }
+        for refused in [
+            "smtp://user:pw@mail.example.com:587",
+            "smtp://mail.example.com?tls=opportunistic",
+            "http://mail.example.com",
+            "not a url",
+        ] {
+            let error = load_pairs(&[("SMTP_URL", refused)]).unwrap_err();
+            assert_eq!(error.variable, "SMTP_URL", "{refused}");
+            assert!(!error.to_string().contains("pw@"), "{error}");
+        }
+        let from = load_pairs(&[("SMTP_URL", "smtp://127.0.0.1"), ("SMTP_FROM", "x y@z")]);
+        assert_eq!(from.unwrap_err().variable, "SMTP_FROM");
+        let alone = load_pairs(&[("SMTP_FROM", "hive@example.com")]);
+        assert_eq!(alone.unwrap_err().variable, "SMTP_FROM");
     }
 
     #[test]

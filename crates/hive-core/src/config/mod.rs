@@ -123,6 +123,15 @@ pub struct JobsConfig {
     pub history_retention_days: u32,
 }
 
+/// The mail relay for password-reset links.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    /// `SMTP_URL`; secret because it may hold a password.
+    pub url: SecretString,
+    /// `SMTP_FROM` (default `hive@<AUTH_URL host>`).
+    pub from: String,
+}
+
 /// Where A2A tasks are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskStoreKind {
@@ -161,6 +170,8 @@ pub struct Config {
     pub health_check_deep: bool,
     /// `ALLOW_PUBLIC_REGISTRATION` (default false): anyone may create a viewer account.
     pub allow_public_registration: bool,
+    /// `SMTP_URL` and `SMTP_FROM`: password-reset mail (off when unset).
+    pub smtp: Option<SmtpConfig>,
     pub jobs: JobsConfig,
     /// Non-fatal findings (unknown `HIVE_*` variables, weak development secrets).
     pub warnings: Vec<String>,

@@ -148,6 +148,16 @@ pub const VARIABLES: &[VarSpec] = &[
     ),
     var("LOG_FORMAT", "json", "json or pretty"),
     var("HEALTH_CHECK_DEEP", "false", "true or false"),
+    secret(
+        "SMTP_URL",
+        "- (no mail)",
+        "smtps://[user:password@]host[:port], smtp://…?tls=required (STARTTLS), or plain smtp:// to a loopback relay",
+    ),
+    var(
+        "SMTP_FROM",
+        "hive@<AUTH_URL host>",
+        "the From address of Hive's mail",
+    ),
     var(
         "ALLOW_PUBLIC_REGISTRATION",
         "false",

@@ -483,6 +483,85 @@ impl Identity {
     }
 }
 
+/// One reset mail per account at most this often, whoever asks.
+const RESET_MAIL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Identity {
+    /// Someone asks for a reset link by email. The answer is the same whether the account
+    /// exists or not, and comes before any lookup: the work (and its timing) happens in the
+    /// background, and is audited.
+    pub fn request_password_reset(
+        self: &std::sync::Arc<Self>,
+        email: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        let email = normalize_email(email)?;
+        let identity = std::sync::Arc::clone(self);
+        let meta = meta.clone();
+        tokio::spawn(async move {
+            let outcome = identity.mail_reset_link(&email).await;
+            let (result, reason) = match &outcome {
+                Ok(("sent", _)) => (AuditOutcome::Success, "sent"),
+                Ok((reason, _)) => (AuditOutcome::Failure, *reason),
+                Err(_) => (AuditOutcome::Failure, "error"),
+            };
+            if let Err(error) = &outcome {
+                tracing::warn!(%error, "a reset mail was not sent");
+            }
+            let entry = AuditEntry {
+                actor: "anonymous".to_owned(),
+                action: "user.reset_requested",
+                target: outcome
+                    .ok()
+                    .and_then(|(_, user)| user)
+                    .map(|id| format!("user:{id}")),
+                outcome: result,
+                detail: serde_json::json!({ "reason": reason }),
+            };
+            let _ = identity.audit(entry, &meta, false).await;
+        });
+        Ok(())
+    }
+
+    /// Creates and mails a reset link; says what happened and to whom.
+    async fn mail_reset_link(
+        &self,
+        email: &str,
+    ) -> Result<(&'static str, Option<Uuid>), IdentityError> {
+        let Some(mailer) = &self.settings.mailer else {
+            return Ok(("no_mailer", None));
+        };
+        let user = match self.store.users().find_by_email(email).await? {
+            Some(user) if user.active => user,
+            _ => return Ok(("unknown_account", None)),
+        };
+        let first = self
+            .replay
+            .consume(&format!("reset-mail:{}", user.id), RESET_MAIL_INTERVAL)
+            .await
+            .map_err(|_| IdentityError::Unavailable)?;
+        if !first {
+            return Ok(("throttled", Some(user.id)));
+        }
+        let (token, mut row) =
+            self.one_time_row(OneTimePurpose::PasswordReset, limits::RESET_TTL)?;
+        row.user_id = Some(user.id);
+        self.store.one_time_tokens().create(&row).await?;
+        let link = self.link(&row, "reset-password", &token);
+        let body = format!(
+            "Someone asked to reset the password of your Hive account ({email}).\n\n\
+             To choose a new password, open this link within an hour:\n\n{}\n\n\
+             If it was not you, ignore this message: your password stays as it is.\n",
+            link.url
+        );
+        mailer
+            .send(email, "Reset your Hive password", body)
+            .await
+            .map_err(|e| IdentityError::Internal(e.to_string()))?;
+        Ok(("sent", Some(user.id)))
+    }
+}
+
 fn guarded(change: GuardedChange) -> Result<UserRow, IdentityError> {
     match change {
         GuardedChange::Changed(user) => Ok(user),

@@ -169,6 +169,8 @@ pub struct IdentitySettings {
     pub internal_token: Option<SecretString>,
     /// `AUTH_URL` without a trailing slash: invitation and reset links start with it.
     pub base_url: String,
+    /// Sends reset links by mail (`SMTP_URL`); without it an admin makes them.
+    pub mailer: Option<crate::mail::Mailer>,
 }
 
 /// The identity service: one per process, shared by the server and the CLI.

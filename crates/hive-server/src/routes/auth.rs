@@ -12,8 +12,9 @@ use hive_core::identity::{AccountUpdate, Credential, LoginOutcome, NewAccount, N
 use hive_proto::ErrorCode;
 use hive_proto::auth::{
     AcceptInvitationRequest, ChangePasswordRequest, CreateTokenRequest, CreatedTokenResponse,
-    InvitationView, LoginRequest, MeResponse, NewAccountRequest, PageQuery, PageResponse,
-    PasswordRequest, ResetPasswordRequest, SetupStatus, TokenRequest, UpdateMeRequest, UserView,
+    EmailRequest, InvitationView, LoginRequest, MeResponse, NewAccountRequest, PageQuery,
+    PageResponse, PasswordRequest, ResetPasswordRequest, SetupStatus, TokenRequest,
+    UpdateMeRequest, UserView,
 };
 use http::{HeaderMap, StatusCode, header};
 use uuid::Uuid;
@@ -372,4 +373,18 @@ pub async fn reset_password(
         .await
         .map_err(identity_error)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Always `202`: whether a mail goes out (an active account, `SMTP_URL` set) is not said.
+pub async fn request_password_reset(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    JsonBody(request): JsonBody<EmailRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .hive
+        .identity
+        .request_password_reset(&request.email, &meta)
+        .map_err(identity_error)?;
+    Ok(StatusCode::ACCEPTED)
 }

@@ -825,3 +825,94 @@ async fn public_registration_makes_viewers_when_enabled() {
     );
     server.stop().await.0.unwrap();
 }
+
+#[tokio::test]
+async fn reset_links_go_out_by_mail_and_the_answer_never_tells() {
+    let mut relay = crate::smtp::FakeSmtp::start().await;
+    for backend in backends() {
+        let server = identity_server_with(
+            backend,
+            &[("SMTP_URL", &relay.url), ("SMTP_FROM", "hive@example.com")],
+        )
+        .await;
+        setup_admin(&server).await;
+        let before = relay.connections();
+        let ask = async |email: &str| {
+            let body = json!({ "email": email });
+            server
+                .client
+                .post_json("/api/v1/auth/password-reset/request", &body)
+                .await
+        };
+        let unknown = ask("nobody@example.com").await;
+        let known = ask(ADMIN_EMAIL).await;
+        assert_eq!(
+            (unknown.status().as_u16(), known.status().as_u16()),
+            (202, 202)
+        );
+        let (unknown_body, known_body) =
+            (unknown.bytes().await.unwrap(), known.bytes().await.unwrap());
+        assert_eq!(unknown_body, known_body, "the same answer either way");
+
+        let message = relay.next_message().await;
+        assert!(message.contains(&format!("To: {ADMIN_EMAIL}")), "{message}");
+        assert!(message.contains("From: hive@example.com"), "{message}");
+        let token = message
+            .split("#token=")
+            .nth(1)
+            .map(|rest| rest.chars().take(64).collect::<String>())
+            .unwrap_or_else(|| panic!("no link in:\n{message}"));
+        assert_eq!(
+            relay.connections(),
+            before + 1,
+            "no mail for an unknown address"
+        );
+
+        // A second request within a minute sends nothing new; the mailed link works once.
+        assert_eq!(ask(ADMIN_EMAIL).await.status(), 202);
+        let reset = json!({ "token": token, "newPassword": "a mailed new passphrase" });
+        assert_eq!(
+            server
+                .client
+                .post_json("/api/v1/auth/password-reset", &reset)
+                .await
+                .status(),
+            204
+        );
+        assert_eq!(
+            server
+                .client
+                .post_json("/api/v1/auth/password-reset", &reset)
+                .await
+                .status(),
+            401
+        );
+        assert_eq!(
+            try_login(&server, ADMIN_EMAIL, "a mailed new passphrase")
+                .await
+                .status(),
+            200
+        );
+        let page = hive_store::PageRequest::first(10).unwrap();
+        let records = server
+            .hive
+            .store
+            .audit()
+            .list(Some("user.reset_requested"), &page)
+            .await
+            .unwrap();
+        let reasons: Vec<&str> = records.items.iter().map(|r| r.detail.as_str()).collect();
+        for reason in ["unknown_account", "sent"] {
+            assert!(
+                reasons.iter().any(|d| d.contains(reason)),
+                "{reason}: {reasons:?}"
+            );
+        }
+        assert_eq!(
+            relay.connections(),
+            before + 1,
+            "throttled: one mail a minute"
+        );
+        server.stop().await.0.unwrap();
+    }
+}

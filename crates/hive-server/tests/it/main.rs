@@ -7,4 +7,5 @@ mod identity;
 mod pipeline;
 mod rate_limit;
 mod shutdown;
+mod smtp;
 mod support;
