@@ -28,6 +28,12 @@ const RUNS: [&str; 6] = [
     "1q2w3e4r5t6y7u8i9o0p",
 ];
 
+/// The US keyboard, unshifted, row by row; each row sits half a key right of the one above.
+const KEYBOARD: [&str; 4] = ["1234567890-=", "qwertyuiop[]", "asdfghjkl;'", "zxcvbnm,./"];
+
+/// A repeated unit this short is guessable however often it repeats ("gfhjkmgfhjkm").
+const SHORT_UNIT: usize = 8;
+
 /// Why a password is refused; the message is safe to show (it never quotes the password).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasswordRejection {
@@ -107,9 +113,62 @@ fn is_guessable(candidate: &str) -> bool {
     if COMMON_STEMS.contains(candidate) || is_run(candidate) {
         return true;
     }
+    if is_walk_chain(candidate) || is_interleaved(candidate) {
+        return true;
+    }
     // A short unit, or a common stem, repeated: "abcabcabcabc", "passwordpassword".
     repeated_unit(candidate).is_some_and(|unit| {
-        unit.chars().count() <= 4 || COMMON_STEMS.contains(unit) || is_run(unit)
+        unit.chars().count() < SHORT_UNIT || COMMON_STEMS.contains(unit) || is_run(unit)
+    })
+}
+
+fn key_position(key: char) -> Option<(i32, i32)> {
+    KEYBOARD.iter().zip(0..).find_map(|(row, r)| {
+        row.chars()
+            .zip(0..)
+            .find(|(k, _)| *k == key)
+            .map(|(_, c)| (r, c))
+    })
+}
+
+/// The same key, or keys that touch on the keyboard (sideways or diagonally between rows).
+fn touching(a: char, b: char) -> bool {
+    let (Some((ra, ca)), Some((rb, cb))) = (key_position(a), key_position(b)) else {
+        return false;
+    };
+    matches!(
+        (rb - ra, cb - ca),
+        (0, -1..=1) | (-1, 0) | (-1, 1) | (1, 0) | (1, -1)
+    )
+}
+
+fn is_walk(keys: &[char]) -> bool {
+    keys.windows(2).all(|pair| touching(pair[0], pair[1]))
+}
+
+/// Whether the whole candidate is a chain of keyboard walks of 3 or more keys each:
+/// "1qaz2wsx3edc", "qwerasdfzxcv", "123456789qwe".
+fn is_walk_chain(candidate: &str) -> bool {
+    let keys: Vec<char> = candidate.chars().collect();
+    // ends[i]: keys[..i] splits into walks.
+    let mut ends = vec![false; keys.len() + 1];
+    ends[0] = true;
+    for end in 3..=keys.len() {
+        ends[end] = (0..=end - 3).any(|start| ends[start] && is_walk(&keys[start..end]));
+    }
+    keys.len() >= 3 && ends[keys.len()]
+}
+
+/// Two walks or runs taken in turns: "q1w2e3r4t5y6".
+fn is_interleaved(candidate: &str) -> bool {
+    let keys: Vec<char> = candidate.chars().collect();
+    if keys.len() < 8 {
+        return false;
+    }
+    let half = |offset: usize| -> String { keys.iter().skip(offset).step_by(2).collect() };
+    [half(0), half(1)].iter().all(|part| {
+        let part_keys: Vec<char> = part.chars().collect();
+        is_run(part) || is_walk(&part_keys)
     })
 }
 
@@ -168,6 +227,13 @@ mod tests {
             "zyxwvutsrqpo",
             "administrator1",
             "000000000000",
+            "1qaz2wsx3edc",
+            "qwerasdfzxcv",
+            "123456789qwe",
+            "zxcasdqwe123",
+            "q1w2e3r4t5y6",
+            "123456654321",
+            "gfhjkmgfhjkm",
         ] {
             assert_eq!(check(weak, EMAIL), Err(PasswordRejection::Common), "{weak}");
         }
