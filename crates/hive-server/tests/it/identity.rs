@@ -620,9 +620,18 @@ async fn the_last_admin_stays_and_nobody_raises_their_own_role() {
                 Some(json!({ "active": false }))
             ),
         );
+        // One wins; the other is refused by the guard (409), or arrives after its own
+        // deactivation has ended its session (401).
         let mut statuses = [a.status().as_u16(), b.status().as_u16()];
         statuses.sort_unstable();
-        assert_eq!(statuses, [200, 409]);
+        assert!(statuses == [200, 401] || statuses == [200, 409], "{statuses:?}");
+        let page = hive_store::PageRequest::first(10).unwrap();
+        let users = server.hive.store.users().list(&page).await.unwrap().items;
+        let active_admins = users
+            .iter()
+            .filter(|u| u.role == hive_proto::Role::Admin && u.active)
+            .count();
+        assert_eq!(active_admins, 1);
         server.stop().await.0.unwrap();
     }
 }
@@ -915,4 +924,140 @@ async fn reset_links_go_out_by_mail_and_the_answer_never_tells() {
         );
         server.stop().await.0.unwrap();
     }
+}
+
+#[tokio::test]
+async fn an_imported_bcrypt_hash_logs_in_and_is_rehashed() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        let imported = bcrypt::hash(PASSWORD, 4).unwrap();
+        let user = server
+            .hive
+            .store
+            .users()
+            .create(&hive_store::NewUser {
+                email: "old@example.com".into(),
+                display_name: "Imported".into(),
+                role: hive_proto::Role::Viewer,
+                password_hash: Some(imported.clone()),
+                created_at: hive_proto::Clock::now(server.clock.as_ref()),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            try_login(&server, "old@example.com", "not the password")
+                .await
+                .status(),
+            401
+        );
+        server.clock.advance(Duration::seconds(2));
+        assert_eq!(
+            try_login(&server, "old@example.com", PASSWORD)
+                .await
+                .status(),
+            200
+        );
+        let stored = server
+            .hive
+            .store
+            .users()
+            .get(user.id)
+            .await
+            .unwrap()
+            .unwrap();
+        let hash = stored.password_hash.unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert_ne!(hash, imported);
+        server.clock.advance(Duration::seconds(2));
+        assert_eq!(
+            try_login(&server, "old@example.com", PASSWORD)
+                .await
+                .status(),
+            200
+        );
+        server.stop().await.0.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_email_change_needs_a_recent_password_check() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let browser = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let change = json!({ "email": "new-admin@example.com" });
+        server.clock.advance(Duration::minutes(11));
+        let stale = browser
+            .send(
+                &server,
+                Method::PATCH,
+                "/api/v1/auth/me",
+                Some(change.clone()),
+            )
+            .await;
+        assert_eq!(stale.status(), 403);
+        assert_eq!(
+            error_body(stale).await.error.code,
+            "reauthentication_required"
+        );
+        let ok = browser
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/auth/reauthenticate",
+                Some(json!({ "password": PASSWORD })),
+            )
+            .await;
+        assert_eq!(ok.status(), 204);
+        let changed = browser
+            .send(&server, Method::PATCH, "/api/v1/auth/me", Some(change))
+            .await;
+        assert_eq!(changed.status(), 200);
+        let me: Value = changed.json().await.unwrap();
+        assert_eq!(me["email"], "new-admin@example.com");
+        server.stop().await.0.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn over_https_the_cookie_is_host_prefixed_and_secure() {
+    let server = identity_server_with(
+        hive_testkit::TestBackend::Sqlite,
+        &[("AUTH_URL", "https://hive.example.com")],
+    )
+    .await;
+    setup_admin(&server).await;
+    let response = try_login(&server, ADMIN_EMAIL, PASSWORD).await;
+    let set_cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        set_cookie.starts_with("__Host-hive_session="),
+        "{set_cookie}"
+    );
+    assert!(
+        set_cookie.contains("; Secure") && set_cookie.contains("; Path=/"),
+        "{set_cookie}"
+    );
+    assert!(!set_cookie.contains("Domain="), "{set_cookie}");
+    let browser = Browser {
+        cookie: session_cookie(&response),
+        origin: "https://hive.example.com".into(),
+    };
+    assert_eq!(browser.me(&server).await.status(), 200);
+    // The plain name is not read over https.
+    let plain = Browser {
+        cookie: browser.cookie.replacen("__Host-", "", 1),
+        ..browser.clone()
+    };
+    assert_eq!(plain.me(&server).await.status(), 401);
+    let out = browser
+        .send(&server, Method::POST, "/api/v1/auth/logout", None)
+        .await;
+    assert_eq!(out.status(), 204);
+    server.stop().await.0.unwrap();
 }
