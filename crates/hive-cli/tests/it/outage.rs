@@ -1,6 +1,6 @@
 //! Redis killed under a running `hive serve` and started again.
 
-use crate::process::{HiveProcess, client, poll_until};
+use crate::process::{HiveProcess, client, poll_until, session_cookie};
 use hive_testkit::OwnRedis;
 use std::time::Duration;
 
@@ -165,13 +165,7 @@ async fn one_time_links_fail_closed_while_redis_is_down() {
         .send()
         .await
         .unwrap();
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = session_cookie(&login);
     let link: serde_json::Value = http
         .post(format!(
             "{base}/api/v1/users/{}/reset-link",

@@ -182,6 +182,12 @@ fn listening_url(stderr: &str) -> Option<String> {
     Some(rest.split_whitespace().next()?.to_owned())
 }
 
+/// The `name=value` of the session cookie a login answer sets.
+pub fn session_cookie(response: &reqwest::Response) -> String {
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }

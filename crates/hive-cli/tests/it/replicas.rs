@@ -1,6 +1,6 @@
 //! Two `hive serve` processes on different loopback addresses sharing PostgreSQL and Redis.
 
-use crate::process::{HiveProcess, client, node_id, poll_until};
+use crate::process::{HiveProcess, client, node_id, poll_until, session_cookie};
 use serde_json::json;
 use std::time::Duration;
 
@@ -178,13 +178,7 @@ async fn two_replicas_share_sessions_and_one_time_links() {
         .await
         .unwrap();
     assert_eq!(login.status(), 200);
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = session_cookie(&login);
     let me = |base: &str| {
         http.get(format!("{base}/api/v1/auth/me"))
             .header("cookie", &cookie)
@@ -243,13 +237,7 @@ async fn two_replicas_share_sessions_and_one_time_links() {
         .await
         .unwrap();
     assert_eq!(login.status(), 200);
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = session_cookie(&login);
     let me_with = |base: &str| {
         http.get(format!("{base}/api/v1/auth/me"))
             .header("cookie", &cookie)

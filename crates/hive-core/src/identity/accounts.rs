@@ -132,13 +132,12 @@ impl Identity {
             ));
         }
         let new_user = self.new_user(account, Role::Viewer).await?;
-        let user = match self.store.users().create(&new_user).await {
-            Ok(user) => user,
-            Err(StoreError::Conflict(_)) => {
-                return Err(IdentityError::Conflict("an account with this email exists"));
-            }
-            Err(other) => return Err(other.into()),
-        };
+        let user = self
+            .store
+            .users()
+            .create(&new_user)
+            .await
+            .map_err(email_taken)?;
         let entry = AuditEntry {
             actor: user_actor(&user),
             action: "auth.register",
@@ -230,13 +229,10 @@ impl Identity {
             .users()
             .update_profile(user_id, &change, self.now())
             .await
+            .map_err(email_taken)?
         {
-            Ok(Some(user)) => user,
-            Ok(None) => return Err(IdentityError::NotFound),
-            Err(StoreError::Conflict(_)) => {
-                return Err(IdentityError::Conflict("an account with this email exists"));
-            }
-            Err(other) => return Err(other.into()),
+            Some(user) => user,
+            None => return Err(IdentityError::NotFound),
         };
         let entry = AuditEntry {
             actor: caller.actor(),
@@ -386,13 +382,10 @@ impl Identity {
             .one_time_tokens()
             .accept_invitation(&token_hash(token), &display_name, &hash, self.now())
             .await
+            .map_err(email_taken)?
         {
-            Ok(Some(user)) => user,
-            Ok(None) => return Err(IdentityError::InvalidCredentials),
-            Err(StoreError::Conflict(_)) => {
-                return Err(IdentityError::Conflict("an account with this email exists"));
-            }
-            Err(other) => return Err(other.into()),
+            Some(user) => user,
+            None => return Err(IdentityError::InvalidCredentials),
         };
         let entry = AuditEntry {
             actor: user_actor(&created),
@@ -559,6 +552,14 @@ impl Identity {
             .await
             .map_err(|e| IdentityError::Internal(e.to_string()))?;
         Ok(("sent", Some(user.id)))
+    }
+}
+
+/// A uniqueness conflict on an account is a taken email.
+fn email_taken(error: StoreError) -> IdentityError {
+    match error {
+        StoreError::Conflict(_) => IdentityError::Conflict("an account with this email exists"),
+        other => other.into(),
     }
 }
 

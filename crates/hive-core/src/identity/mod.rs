@@ -139,6 +139,16 @@ impl Caller {
         self.user.as_ref().map(|u| u.id)
     }
 
+    /// Whose objects the caller may act on: `None` (anyone's) for an admin, else their own.
+    /// A caller without an account owns nothing, so finds nothing.
+    pub fn owner_scope(&self) -> Result<Option<Uuid>, IdentityError> {
+        if self.is_admin() {
+            Ok(None)
+        } else {
+            self.user_id().map(Some).ok_or(IdentityError::NotFound)
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
@@ -216,41 +226,43 @@ impl Identity {
         hive_store::truncate_to_micros(self.clock.now())
     }
 
-    /// Hashes off the executor, under the semaphore.
-    async fn hash_password(&self, password: &str) -> Result<String, IdentityError> {
+    /// Runs password work off the executor, under the semaphore.
+    async fn hashing<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, IdentityError> {
         let _permit = self
             .hashing
             .acquire()
             .await
             .map_err(|_| IdentityError::Unavailable)?;
-        let password = zeroize::Zeroizing::new(password.to_owned());
-        tokio::task::spawn_blocking(move || hive_crypto::password::hash_password(&password))
+        tokio::task::spawn_blocking(work)
             .await
-            .map_err(|e| IdentityError::Internal(e.to_string()))?
             .map_err(|e| IdentityError::Internal(e.to_string()))
     }
 
-    /// Verifies off the executor, under the semaphore; `None` stored hash checks the dummy.
+    async fn hash_password(&self, password: &str) -> Result<String, IdentityError> {
+        let password = zeroize::Zeroizing::new(password.to_owned());
+        self.hashing(move || hive_crypto::password::hash_password(&password))
+            .await?
+            .map_err(|e| IdentityError::Internal(e.to_string()))
+    }
+
+    /// Verifies against `stored`, or against the dummy hash when there is none (the same work,
+    /// always a mismatch).
     async fn verify_password(
         &self,
         password: &str,
         stored: Option<&str>,
     ) -> Result<hive_crypto::password::Verdict, IdentityError> {
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|_| IdentityError::Unavailable)?;
         let password = zeroize::Zeroizing::new(password.to_owned());
         let (stored, real) = match stored {
             Some(hash) => (hash.to_owned(), true),
             None => (self.dummy_hash.clone(), false),
         };
-        let verdict = tokio::task::spawn_blocking(move || {
-            hive_crypto::password::verify_password(&password, &stored)
-        })
-        .await
-        .map_err(|e| IdentityError::Internal(e.to_string()))?;
+        let verdict = self
+            .hashing(move || hive_crypto::password::verify_password(&password, &stored))
+            .await?;
         Ok(if real {
             verdict
         } else {

@@ -217,11 +217,7 @@ impl Identity {
         session_id: Uuid,
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
-        let owner = if caller.is_admin() {
-            None
-        } else {
-            Some(caller.user_id().ok_or(IdentityError::NotFound)?)
-        };
+        let owner = caller.owner_scope()?;
         if !self.store.sessions().delete(session_id, owner).await? {
             return Err(IdentityError::NotFound);
         }

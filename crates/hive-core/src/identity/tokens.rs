@@ -104,11 +104,7 @@ impl Identity {
         token_id: Uuid,
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
-        let owner = if caller.is_admin() {
-            None
-        } else {
-            Some(caller.user_id().ok_or(IdentityError::NotFound)?)
-        };
+        let owner = caller.owner_scope()?;
         if !self
             .store
             .api_tokens()

@@ -33,6 +33,13 @@ fn check_password_size(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The caller's own account; the internal token has none.
+fn own_account(caller: &hive_core::identity::Caller) -> Result<Uuid, ApiError> {
+    caller
+        .user_id()
+        .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "no account behind this caller"))
+}
+
 fn account(request: NewAccountRequest) -> NewAccount {
     NewAccount {
         email: request.email,
@@ -147,9 +154,7 @@ pub async fn update_me(
     JsonBody(request): JsonBody<UpdateMeRequest>,
 ) -> Result<Json<UserView>, ApiError> {
     let identity = &state.hive.identity;
-    let user_id = caller
-        .user_id()
-        .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "no account behind this caller"))?;
+    let user_id = own_account(&caller)?;
     let mut user = None;
     if let Some(email) = &request.email {
         user = Some(
@@ -220,9 +225,7 @@ pub async fn list_sessions(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Result<Response, ApiError> {
-    let user_id = caller
-        .user_id()
-        .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "no account behind this caller"))?;
+    let user_id = own_account(&caller)?;
     let current = match caller.credential {
         Credential::Session { session_id, .. } => Some(session_id),
         _ => None,
@@ -264,9 +267,7 @@ pub async fn list_tokens(
     Authenticated(caller): Authenticated,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let user_id = caller
-        .user_id()
-        .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "no account behind this caller"))?;
+    let user_id = own_account(&caller)?;
     let page = state
         .hive
         .identity

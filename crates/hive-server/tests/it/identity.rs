@@ -327,39 +327,14 @@ async fn password_change_needs_a_fresh_login_and_ends_other_sessions() {
         let new_password = "a brand new passphrase";
         let change = json!({ "currentPassword": PASSWORD, "newPassword": new_password });
 
-        server.clock.advance(Duration::minutes(11));
-        let stale = here
-            .send(
-                &server,
-                Method::POST,
-                "/api/v1/auth/password",
-                Some(change.clone()),
-            )
-            .await;
-        assert_eq!(stale.status(), 403);
-        assert_eq!(
-            error_body(stale).await.error.code,
-            "reauthentication_required"
-        );
-        let bad = here
-            .send(
-                &server,
-                Method::POST,
-                "/api/v1/auth/reauthenticate",
-                Some(json!({ "password": "not my password" })),
-            )
-            .await;
-        assert_eq!(bad.status(), 401);
-        server.clock.advance(Duration::seconds(1));
-        let ok = here
-            .send(
-                &server,
-                Method::POST,
-                "/api/v1/auth/reauthenticate",
-                Some(json!({ "password": PASSWORD })),
-            )
-            .await;
-        assert_eq!(ok.status(), 204);
+        assert_needs_reauthentication(
+            &server,
+            &here,
+            Method::POST,
+            "/api/v1/auth/password",
+            change.clone(),
+        )
+        .await;
 
         let weak = here
             .send(
@@ -624,7 +599,10 @@ async fn the_last_admin_stays_and_nobody_raises_their_own_role() {
         // deactivation has ended its session (401).
         let mut statuses = [a.status().as_u16(), b.status().as_u16()];
         statuses.sort_unstable();
-        assert!(statuses == [200, 401] || statuses == [200, 409], "{statuses:?}");
+        assert!(
+            statuses == [200, 401] || statuses == [200, 409],
+            "{statuses:?}"
+        );
         let page = hive_store::PageRequest::first(10).unwrap();
         let users = server.hive.store.users().list(&page).await.unwrap().items;
         let active_admins = users
@@ -989,29 +967,14 @@ async fn an_email_change_needs_a_recent_password_check() {
         setup_admin(&server).await;
         let browser = login(&server, ADMIN_EMAIL, PASSWORD).await;
         let change = json!({ "email": "new-admin@example.com" });
-        server.clock.advance(Duration::minutes(11));
-        let stale = browser
-            .send(
-                &server,
-                Method::PATCH,
-                "/api/v1/auth/me",
-                Some(change.clone()),
-            )
-            .await;
-        assert_eq!(stale.status(), 403);
-        assert_eq!(
-            error_body(stale).await.error.code,
-            "reauthentication_required"
-        );
-        let ok = browser
-            .send(
-                &server,
-                Method::POST,
-                "/api/v1/auth/reauthenticate",
-                Some(json!({ "password": PASSWORD })),
-            )
-            .await;
-        assert_eq!(ok.status(), 204);
+        assert_needs_reauthentication(
+            &server,
+            &browser,
+            Method::PATCH,
+            "/api/v1/auth/me",
+            change.clone(),
+        )
+        .await;
         let changed = browser
             .send(&server, Method::PATCH, "/api/v1/auth/me", Some(change))
             .await;

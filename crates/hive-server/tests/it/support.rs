@@ -158,3 +158,41 @@ pub async fn with_bearer(server: &TestServer, token: &str, method: Method, path:
         .await
         .unwrap()
 }
+
+/// Ten minutes after the last password check, `method path body` is refused with
+/// `reauthentication_required`; after `POST /api/v1/auth/reauthenticate` it may go ahead.
+pub async fn assert_needs_reauthentication(
+    server: &TestServer,
+    browser: &Browser,
+    method: Method,
+    path: &str,
+    body: Value,
+) {
+    server.clock.advance(time::Duration::minutes(11));
+    let stale = browser.send(server, method, path, Some(body)).await;
+    assert_eq!(stale.status(), 403);
+    let error: Value = stale.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "reauthentication_required");
+    let wrong = json!({ "password": "not my password" });
+    let refused = browser
+        .send(
+            server,
+            Method::POST,
+            "/api/v1/auth/reauthenticate",
+            Some(wrong),
+        )
+        .await;
+    assert_eq!(refused.status(), 401);
+    // Past the delay the failure imposed on the account.
+    server.clock.advance(time::Duration::seconds(1));
+    let right = json!({ "password": PASSWORD });
+    let renewed = browser
+        .send(
+            server,
+            Method::POST,
+            "/api/v1/auth/reauthenticate",
+            Some(right),
+        )
+        .await;
+    assert_eq!(renewed.status(), 204);
+}
