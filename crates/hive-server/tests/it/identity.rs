@@ -444,6 +444,39 @@ async fn tokens_follow_scopes_expiry_and_their_owner() {
             .unwrap();
         assert_eq!(listed["items"].as_array().unwrap().len(), 2);
         assert!(!listed.to_string().contains(&token));
+        // Use is recorded: the token used above has a last-use time, the unused one none.
+        let used = |id: &Value| {
+            listed["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["id"] == *id)
+                .unwrap()["lastUsedAt"]
+                .clone()
+        };
+        assert!(used(&full["id"]).is_string(), "{listed}");
+        assert!(used(&read_only["id"]).is_string(), "read-only was used too");
+
+        // The admin ends another user's session; the user can end only their own.
+        let sessions: Value = operator
+            .send(&server, Method::GET, "/api/v1/auth/sessions", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let session_id = sessions["items"][0]["id"].as_str().unwrap().to_owned();
+        assert_eq!(sessions["items"][0]["current"], true);
+        let ended = admin
+            .send(
+                &server,
+                Method::DELETE,
+                &format!("/api/v1/auth/sessions/{session_id}"),
+                None,
+            )
+            .await;
+        assert_eq!(ended.status(), 204);
+        assert_eq!(operator.me(&server).await.status(), 401);
+        let operator = login(&server, "op@example.com", PASSWORD).await;
 
         // Demoting the owner lowers the token's role; deactivating stops it.
         let user_path = format!("/api/v1/users/{}", user["id"].as_str().unwrap());
