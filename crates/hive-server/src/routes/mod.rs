@@ -86,7 +86,7 @@ fn routes_declared() -> Vec<Route> {
     vec![
         route(M::GET, "/api/health", PUBLIC, None, health::health),
         // Setup and sign-in: public, each under its own limit.
-        route(M::GET, "/api/v1/setup/status", PUBLIC, Some("setup"), a::setup_status),
+        route(M::GET, "/api/v1/setup/status", PUBLIC, None, a::setup_status),
         route(M::POST, "/api/v1/setup", PUBLIC, Some("setup"), a::setup),
         route(M::POST, "/api/v1/auth/register", PUBLIC, Some("register"), a::register),
         route(M::POST, "/api/v1/auth/login", PUBLIC, Some("login"), a::login),
