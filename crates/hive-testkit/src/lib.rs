@@ -17,7 +17,7 @@ use hive_core::Hive;
 use hive_core::config::{Config, EnvSource};
 use hive_proto::ManualClock;
 use hive_server::{AppState, ServeError};
-use hive_store_postgres::test_support::ScratchDatabase;
+pub use hive_store_postgres::test_support::ScratchDatabase;
 use std::sync::Arc;
 use tempfile::TempDir;
 use time::macros::datetime;

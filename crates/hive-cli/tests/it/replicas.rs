@@ -4,21 +4,61 @@ use crate::process::{HiveProcess, client, node_id, poll_until, session_cookie};
 use serde_json::json;
 use std::time::Duration;
 
+/// The PostgreSQL database and Redis key space replicas of one test share.
+struct SharedServices {
+    database: hive_testkit::ScratchDatabase,
+    redis: String,
+    prefix: String,
+}
+
+impl SharedServices {
+    /// `None` (with a note) when the run has no PostgreSQL or no Redis.
+    async fn new() -> Option<Self> {
+        let (Some(_), Some(redis)) = (
+            hive_testkit::postgres_admin_url(),
+            hive_testkit::redis_url(),
+        ) else {
+            eprintln!("skipped: HIVE_TEST_DATABASE_URL and HIVE_TEST_REDIS_URL are both needed");
+            return None;
+        };
+        Some(Self {
+            database: hive_testkit::scratch_postgres().await,
+            redis,
+            prefix: format!("hive-test-{}", uuid::Uuid::new_v4().simple()),
+        })
+    }
+
+    /// A `hive serve` on `address` (a free port) with its own data directory.
+    async fn start_replica(
+        &self,
+        address: &str,
+        settings: &[(&str, &str)],
+    ) -> (HiveProcess, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let listen = format!("{address}:0");
+        let mut vars = vec![
+            ("DATABASE_URL", self.database.url()),
+            ("REDIS_URL", self.redis.as_str()),
+            ("HIVE_REDIS_KEY_PREFIX", self.prefix.as_str()),
+            ("HIVE_LISTEN", listen.as_str()),
+        ];
+        vars.extend_from_slice(settings);
+        let replica = HiveProcess::start(dir.path(), &vars).await;
+        assert!(
+            replica.base_url.starts_with(&format!("http://{address}:")),
+            "{}",
+            replica.base_url
+        );
+        (replica, dir)
+    }
+}
+
 #[tokio::test]
 async fn two_replicas_share_rate_limits_and_run_the_leader_job_once() {
-    let (Some(_), Some(redis)) = (
-        hive_testkit::postgres_admin_url(),
-        hive_testkit::redis_url(),
-    ) else {
-        eprintln!("skipped: HIVE_TEST_DATABASE_URL and HIVE_TEST_REDIS_URL are both needed");
+    let Some(services) = SharedServices::new().await else {
         return;
     };
-    let database = hive_testkit::scratch_postgres().await;
-    let prefix = format!("hive-test-{}", uuid::Uuid::new_v4().simple());
-    let shared = [
-        ("DATABASE_URL", database.url()),
-        ("REDIS_URL", redis.as_str()),
-        ("HIVE_REDIS_KEY_PREFIX", prefix.as_str()),
+    let settings = [
         ("HIVE_RATE_LIMITS", "health=4/1h"),
         ("HIVE_JOBS_TICK_SECONDS", "1"),
         ("HIVE_JOB_HISTORY_PRUNE_INTERVAL_SECONDS", "1"),
@@ -26,25 +66,10 @@ async fn two_replicas_share_rate_limits_and_run_the_leader_job_once() {
         ("LOG_FORMAT", "json"),
         ("LOG_LEVEL", "info"),
     ];
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut vars_a = shared.to_vec();
-    vars_a.push(("HIVE_LISTEN", "127.0.0.2:0"));
-    let mut vars_b = shared.to_vec();
-    vars_b.push(("HIVE_LISTEN", "127.0.0.3:0"));
-    let a = HiveProcess::start(dir_a.path(), &vars_a).await;
+    let (a, _dir_a) = services.start_replica("127.0.0.2", &settings).await;
     // A listens on the bus (it announced itself after subscribing) before B arrives.
     wait_for_log(&a, "announced this replica on the event bus").await;
-    let b = HiveProcess::start(dir_b.path(), &vars_b).await;
-    assert!(
-        a.base_url.starts_with("http://127.0.0.2:"),
-        "{}",
-        a.base_url
-    );
-    assert!(
-        b.base_url.starts_with("http://127.0.0.3:"),
-        "{}",
-        b.base_url
-    );
+    let (b, _dir_b) = services.start_replica("127.0.0.3", &settings).await;
 
     // One quota for the client, whichever replica it reaches.
     let http = client();
@@ -68,7 +93,9 @@ async fn two_replicas_share_rate_limits_and_run_the_leader_job_once() {
     assert_eq!(refused.status(), 429, "a limit consumed on B is seen on A");
 
     // The singleton job runs on one replica only.
-    let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
+    let pool = sqlx::PgPool::connect(services.database.url())
+        .await
+        .unwrap();
     let nodes = poll_until("three job runs", Duration::from_secs(60), async || {
         let nodes: Vec<String> =
             sqlx::query_scalar("SELECT node_id FROM job_runs WHERE finished_at IS NOT NULL")
@@ -124,29 +151,12 @@ const PUBLIC_URL: &str = "http://hive.test";
 
 #[tokio::test]
 async fn two_replicas_share_sessions_and_one_time_links() {
-    let (Some(_), Some(redis)) = (
-        hive_testkit::postgres_admin_url(),
-        hive_testkit::redis_url(),
-    ) else {
-        eprintln!("skipped: HIVE_TEST_DATABASE_URL and HIVE_TEST_REDIS_URL are both needed");
+    let Some(services) = SharedServices::new().await else {
         return;
     };
-    let database = hive_testkit::scratch_postgres().await;
-    let prefix = format!("hive-test-{}", uuid::Uuid::new_v4().simple());
-    let shared = [
-        ("DATABASE_URL", database.url()),
-        ("REDIS_URL", redis.as_str()),
-        ("HIVE_REDIS_KEY_PREFIX", prefix.as_str()),
-        ("HIVE_SETUP_TOKEN", SETUP_TOKEN),
-        ("AUTH_URL", PUBLIC_URL),
-    ];
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut vars_a = shared.to_vec();
-    vars_a.push(("HIVE_LISTEN", "127.0.0.2:0"));
-    let mut vars_b = shared.to_vec();
-    vars_b.push(("HIVE_LISTEN", "127.0.0.3:0"));
-    let a = HiveProcess::start(dir_a.path(), &vars_a).await;
-    let b = HiveProcess::start(dir_b.path(), &vars_b).await;
+    let settings = [("HIVE_SETUP_TOKEN", SETUP_TOKEN), ("AUTH_URL", PUBLIC_URL)];
+    let (a, _dir_a) = services.start_replica("127.0.0.2", &settings).await;
+    let (b, _dir_b) = services.start_replica("127.0.0.3", &settings).await;
     let http = client();
 
     let admin: serde_json::Value = http
