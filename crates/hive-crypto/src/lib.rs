@@ -1,9 +1,10 @@
-//! Hive's cryptography. Now: randomness from the OS, SHA-256, HMAC-SHA256, constant-time
-//! comparison and password hashing (Argon2id; bcrypt imports).
-//! Later: the vault (AEAD and keyring), JWT and TOTP.
+//! Hive's cryptography: randomness from the OS, SHA-256, HMAC-SHA256, constant-time
+//! comparison, password hashing (Argon2id; bcrypt imports), tokens, and the vault's keys and
+//! AEAD (AES-256-GCM keyring, HKDF purpose keys). Later: JWT and TOTP.
 
 pub mod password;
 pub mod token;
+pub mod vault;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
