@@ -45,11 +45,23 @@ enum Command {
         #[command(subcommand)]
         action: admin::TokenAction,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
         action: ConfigAction,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Walk the hash chain of the audit log and report the first edited, deleted or reordered
+    /// record (exit 1), or that it is intact.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -82,6 +94,11 @@ fn main() -> ExitCode {
         })),
         Command::Token { action } => run(with_hive(config, |hive| async move {
             admin::token(&hive, action).await
+        })),
+        Command::Audit {
+            action: AuditAction::Verify,
+        } => run(with_hive(config, |hive| async move {
+            verify_audit(&hive).await
         })),
     }
 }
@@ -209,6 +226,28 @@ impl ShutdownSignals {
         }
         tracing::info!("shutdown signal received");
         shutdown.cancel();
+    }
+}
+
+async fn verify_audit(hive: &Hive) -> Result<(), String> {
+    let report = hive_core::audit::verify(hive.store.as_ref(), &hive.audit_chain)
+        .await
+        .map_err(|e| e.to_string())?;
+    if report.unchained > 0 {
+        println!(
+            "{} records predate the hash chain and are not covered by it",
+            report.unchained
+        );
+    }
+    match report.first_break {
+        None => {
+            println!("audit chain intact: {} records verified", report.checked);
+            Ok(())
+        }
+        Some(first_break) => Err(format!(
+            "audit chain broken: {first_break} ({} records before it verified)",
+            report.checked
+        )),
     }
 }
 

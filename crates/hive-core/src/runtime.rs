@@ -44,6 +44,8 @@ pub struct Hive {
     pub state: SharedState,
     /// Accounts, sessions, tokens.
     pub identity: Arc<Identity>,
+    /// Keys the audit log's hash chain (for `hive audit verify`).
+    pub audit_chain: Arc<crate::audit::AuditChain>,
     /// A random id for this process, recorded with the jobs it runs.
     pub node_id: String,
     /// What the start did with the database schema.
@@ -89,8 +91,13 @@ impl Hive {
                 return Err(error.into());
             }
         };
+        let master = hive_crypto::vault::MasterKey::from_bytes(secrets.encryption_key.expose());
+        let audit_chain = Arc::new(crate::audit::AuditChain::new(
+            master.derive(hive_crypto::vault::Purpose::AuditChain),
+        ));
         let settings = IdentitySettings {
             mailer,
+            audit_chain: Arc::clone(&audit_chain),
             allow_public_registration: config.allow_public_registration,
             setup_token: secrets.setup_token.clone(),
             internal_token: secrets.internal_token.clone(),
@@ -111,6 +118,7 @@ impl Hive {
         Ok(Self {
             config,
             identity,
+            audit_chain,
             secrets: Arc::new(secrets),
             store,
             clock,

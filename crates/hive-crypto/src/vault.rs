@@ -105,6 +105,12 @@ impl MasterKey {
         Ok(Self { bytes })
     }
 
+    pub fn from_bytes(bytes: &[u8; KEY_LEN]) -> Self {
+        Self {
+            bytes: Zeroizing::new(*bytes),
+        }
+    }
+
     /// HKDF-SHA256 (no salt; the info names the purpose and a version) of this key.
     pub fn derive(&self, purpose: Purpose) -> SubKey {
         let hkdf = hkdf::Hkdf::<Sha256>::new(None, self.bytes.as_slice());

@@ -210,6 +210,8 @@ pub struct AuditView {
     pub ip: Option<String>,
     pub request_id: Option<String>,
     pub detail: serde_json::Value,
+    /// The record's place in the hash chain (`None` for records older than the chain).
+    pub seq: Option<i64>,
 }
 
 /// One page of a list.

@@ -2,10 +2,11 @@ use crate::map_error;
 use async_trait::async_trait;
 use hive_proto::Role;
 use hive_store::{
-    ApiTokenRepo, ApiTokenRow, AuditOutcome, AuditRecord, AuditRepo, Cursor, GuardedChange,
-    LoginThrottle, NewUser, OneTimePurpose, OneTimeTokenRepo, OneTimeTokenRow, Page, PageRequest,
-    ProfileChange, SessionRepo, SessionRow, StoreError, UserRepo, UserRow, role_from_text,
-    scopes_from_text, scopes_to_text, truncate_to_micros as micros,
+    ApiTokenRepo, ApiTokenRow, AuditOutcome, AuditRecord, AuditRepo, ChainHasher, ChainLink,
+    Cursor, GuardedChange, LoginThrottle, NewUser, OneTimePurpose, OneTimeTokenRepo,
+    OneTimeTokenRow, Page, PageRequest, ProfileChange, SessionRepo, SessionRow, StoreError,
+    UserRepo, UserRow, chain_link, next_link, role_from_text, scopes_from_text, scopes_to_text,
+    truncate_to_micros as micros,
 };
 use sqlx::postgres::{PgPool, PgRow, Postgres};
 use sqlx::{PgConnection, QueryBuilder, Row};
@@ -740,7 +741,11 @@ impl OneTimeTokenRepo for PgIdentity {
     }
 }
 
-const AUDIT_COLUMNS: &str = "id, at, actor, action, target, outcome, ip, request_id, detail";
+const AUDIT_COLUMNS: &str =
+    "id, at, actor, action, target, outcome, ip, request_id, detail, seq, prev_hash, hash";
+
+/// Serialises appends to the audit chain across replicas.
+const AUDIT_CHAIN_LOCK: i64 = 0x6869_7665_6175_6474;
 
 fn to_audit(row: &PgRow) -> Result<AuditRecord, StoreError> {
     let outcome: String = get(row, "outcome")?;
@@ -754,14 +759,33 @@ fn to_audit(row: &PgRow) -> Result<AuditRecord, StoreError> {
         ip: get(row, "ip")?,
         request_id: get(row, "request_id")?,
         detail: get(row, "detail")?,
+        link: chain_link(get(row, "seq")?, get(row, "prev_hash")?, get(row, "hash")?),
     })
 }
 
 #[async_trait]
 impl AuditRepo for PgIdentity {
-    async fn append(&self, record: &AuditRecord) -> Result<(), StoreError> {
+    async fn append(
+        &self,
+        record: &AuditRecord,
+        hasher: &dyn ChainHasher,
+    ) -> Result<ChainLink, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(AUDIT_CHAIN_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        let last: Option<(i64, String)> = sqlx::query_as(
+            "SELECT seq, hash FROM audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let link = next_link(last, record, hasher);
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO audit_events ({AUDIT_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         )))
         .bind(record.id)
         .bind(micros(record.at))
@@ -772,10 +796,14 @@ impl AuditRepo for PgIdentity {
         .bind(&record.ip)
         .bind(&record.request_id)
         .bind(&record.detail)
-        .execute(&self.pool)
+        .bind(link.seq)
+        .bind(&link.prev_hash)
+        .bind(&link.hash)
+        .execute(&mut *tx)
         .await
-        .map(|_| ())
-        .map_err(map_error)
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(link)
     }
 
     async fn list(
@@ -810,5 +838,29 @@ impl AuditRepo for PgIdentity {
             at: record.at,
             id: record.id,
         }))
+    }
+
+    async fn chain_after(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+        )))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter().map(to_audit).collect()
+    }
+
+    async fn count_unchained(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE seq IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 }

@@ -3,10 +3,10 @@ use crate::map_error;
 use async_trait::async_trait;
 use hive_proto::Role;
 use hive_store::{
-    ApiTokenRepo, ApiTokenRow, AuditOutcome, AuditRecord, AuditRepo, Cursor, GuardedChange,
-    LoginThrottle, NewUser, OneTimePurpose, OneTimeTokenRepo, OneTimeTokenRow, Page, PageRequest,
-    ProfileChange, SessionRepo, SessionRow, StoreError, UserRepo, UserRow, role_from_text,
-    scopes_from_text, scopes_to_text,
+    ApiTokenRepo, ApiTokenRow, AuditOutcome, AuditRecord, AuditRepo, ChainHasher, ChainLink,
+    Cursor, GuardedChange, LoginThrottle, NewUser, OneTimePurpose, OneTimeTokenRepo,
+    OneTimeTokenRow, Page, PageRequest, ProfileChange, SessionRepo, SessionRow, StoreError,
+    UserRepo, UserRow, chain_link, next_link, role_from_text, scopes_from_text, scopes_to_text,
 };
 use sqlx::sqlite::{Sqlite, SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Row, SqliteConnection, Transaction};
@@ -774,10 +774,14 @@ impl OneTimeTokenRepo for SqliteIdentity {
     }
 }
 
-const AUDIT_COLUMNS: &str = "id, at, actor, action, target, outcome, ip, request_id, detail";
+const AUDIT_COLUMNS: &str =
+    "id, at, actor, action, target, outcome, ip, request_id, detail, seq, prev_hash, hash";
 
 fn to_audit(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
     let outcome: String = row.try_get("outcome").map_err(map_error)?;
+    let seq: Option<i64> = row.try_get("seq").map_err(map_error)?;
+    let prev_hash: Option<String> = row.try_get("prev_hash").map_err(map_error)?;
+    let hash: Option<String> = row.try_get("hash").map_err(map_error)?;
     Ok(AuditRecord {
         id: uuid_at(row, "id")?,
         at: time_at(row, "at")?,
@@ -788,14 +792,28 @@ fn to_audit(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
         ip: row.try_get("ip").map_err(map_error)?,
         request_id: row.try_get("request_id").map_err(map_error)?,
         detail: row.try_get("detail").map_err(map_error)?,
+        link: chain_link(seq, prev_hash, hash),
     })
 }
 
 #[async_trait]
 impl AuditRepo for SqliteIdentity {
-    async fn append(&self, record: &AuditRecord) -> Result<(), StoreError> {
+    async fn append(
+        &self,
+        record: &AuditRecord,
+        hasher: &dyn ChainHasher,
+    ) -> Result<ChainLink, StoreError> {
+        // The single writer and IMMEDIATE make "read the last link, write the next" atomic.
+        let mut tx = begin(&self.writer).await?;
+        let last: Option<(i64, String)> = sqlx::query_as(
+            "SELECT seq, hash FROM audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let link = next_link(last, record, hasher);
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )))
         .bind(text(record.id))
         .bind(to_micros(record.at))
@@ -806,10 +824,14 @@ impl AuditRepo for SqliteIdentity {
         .bind(&record.ip)
         .bind(&record.request_id)
         .bind(&record.detail)
-        .execute(&self.writer)
+        .bind(link.seq)
+        .bind(&link.prev_hash)
+        .bind(&link.hash)
+        .execute(&mut *tx)
         .await
-        .map(|_| ())
-        .map_err(map_error)
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(link)
     }
 
     async fn list(
@@ -844,5 +866,29 @@ impl AuditRepo for SqliteIdentity {
             at: record.at,
             id: record.id,
         }))
+    }
+
+    async fn chain_after(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?"
+        )))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_error)?;
+        rows.iter().map(to_audit).collect()
+    }
+
+    async fn count_unchained(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE seq IS NULL")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 }

@@ -56,6 +56,7 @@ macro_rules! conformance_suite {
             invitations_are_used_once,
             password_resets_are_used_once,
             audit_records_page_newest_first,
+            audit_appends_form_one_chain_under_concurrency,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

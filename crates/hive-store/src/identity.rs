@@ -343,11 +343,39 @@ pub struct AuditRecord {
     pub ip: Option<String>,
     pub request_id: Option<String>,
     pub detail: String,
+    /// Where the record sits in the hash chain; set by the store on append (ignored on input).
+    /// `None` only for records written before the chain existed.
+    pub link: Option<ChainLink>,
+}
+
+/// A record's place in the audit hash chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    /// 1, 2, 3… in append order, without gaps.
+    pub seq: i64,
+    /// The hash of record `seq - 1` ([`GENESIS_HASH`] for the first).
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The `prev_hash` of the first record of the chain.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Computes a record's hash from its place in the chain (keyed: see `hive_core::audit`).
+pub trait ChainHasher: Send + Sync {
+    fn hash(&self, seq: i64, prev_hash: &str, record: &AuditRecord) -> String;
 }
 
 #[async_trait]
 pub trait AuditRepo: Send + Sync {
-    async fn append(&self, record: &AuditRecord) -> Result<(), StoreError>;
+    /// Appends `record` at the end of the chain, atomically with respect to other writers
+    /// (also on other replicas): the store picks the next `seq`, reads the last hash and asks
+    /// `hasher` for this record's. Returns the link it got.
+    async fn append(
+        &self,
+        record: &AuditRecord,
+        hasher: &dyn ChainHasher,
+    ) -> Result<ChainLink, StoreError>;
 
     /// Records newest first; `action` filters by exact name.
     async fn list(
@@ -355,6 +383,47 @@ pub trait AuditRepo: Send + Sync {
         action: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<AuditRecord>, StoreError>;
+
+    /// Chained records in chain order, from `after_seq + 1`, at most `limit` (for verification).
+    async fn chain_after(&self, after_seq: i64, limit: u32)
+    -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// How many records predate the chain (written before it existed).
+    async fn count_unchained(&self) -> Result<u64, StoreError>;
+}
+
+/// The link a record appended after `last` (seq and hash of the current end, if any) gets.
+pub fn next_link(
+    last: Option<(i64, String)>,
+    record: &AuditRecord,
+    hasher: &dyn ChainHasher,
+) -> ChainLink {
+    let (seq, prev_hash) = match last {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, GENESIS_HASH.to_owned()),
+    };
+    let hash = hasher.hash(seq, &prev_hash, record);
+    ChainLink {
+        seq,
+        prev_hash,
+        hash,
+    }
+}
+
+/// The link of a stored row: all three columns, or none (a record older than the chain).
+pub fn chain_link(
+    seq: Option<i64>,
+    prev_hash: Option<String>,
+    hash: Option<String>,
+) -> Option<ChainLink> {
+    match (seq, prev_hash, hash) {
+        (Some(seq), Some(prev_hash), Some(hash)) => Some(ChainLink {
+            seq,
+            prev_hash,
+            hash,
+        }),
+        _ => None,
+    }
 }
 
 /// Scopes as stored: sorted, comma-separated names.

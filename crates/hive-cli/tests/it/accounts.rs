@@ -145,3 +145,59 @@ async fn the_account_commands_make_a_working_admin_token_and_invitation() {
     assert_eq!(status, 401, "a revoked token stops working");
     assert!(server.stop().await.0.success());
 }
+
+#[tokio::test]
+async fn audit_verify_reports_an_intact_chain_and_finds_an_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let created = run_with_input(
+        path,
+        &[
+            "admin",
+            "create",
+            "--email",
+            "root@example.com",
+            "--name",
+            "Root",
+        ],
+        &[],
+        &format!("{PASSWORD}\n"),
+    )
+    .await;
+    assert!(created.0.success(), "{created:?}");
+    for who in ["a@example.com", "b@example.com"] {
+        let invited = run_to_exit(
+            path,
+            &["user", "invite", "--email", who, "--role", "viewer"],
+            &[],
+        )
+        .await;
+        assert!(invited.0.success(), "{invited:?}");
+    }
+    let intact = run_to_exit(path, &["audit", "verify"], &[]).await;
+    assert!(intact.0.success(), "{intact:?}");
+    assert!(
+        intact.1.contains("audit chain intact: 3 records verified"),
+        "{}",
+        intact.1
+    );
+
+    // Someone with database access rewrites history.
+    let db = path.join("hive-data/hive.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_events SET actor = 'cli-forged' WHERE seq = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let broken = run_to_exit(path, &["audit", "verify"], &[]).await;
+    assert!(!broken.0.success());
+    assert!(broken.2.contains("record 2 was altered"), "{}", broken.2);
+    assert!(
+        broken.2.contains("1 records before it verified"),
+        "{}",
+        broken.2
+    );
+}

@@ -181,6 +181,8 @@ pub struct IdentitySettings {
     pub base_url: String,
     /// Sends reset links by mail (`SMTP_URL`); without it an admin makes them.
     pub mailer: Option<crate::mail::Mailer>,
+    /// Links every audit record into the hash chain.
+    pub audit_chain: Arc<crate::audit::AuditChain>,
 }
 
 /// The identity service: one per process, shared by the server and the CLI.
@@ -288,9 +290,15 @@ impl Identity {
             ip: meta.ip.clone(),
             request_id: meta.request_id.clone(),
             detail: entry.detail.to_string(),
+            link: None,
         };
-        match self.store.audit().append(&record).await {
-            Ok(()) => Ok(()),
+        match self
+            .store
+            .audit()
+            .append(&record, self.settings.audit_chain.as_ref())
+            .await
+        {
+            Ok(_) => Ok(()),
             Err(error) if required => {
                 tracing::error!(%error, action = entry.action, "audit record not written; refusing");
                 Err(IdentityError::Unavailable)

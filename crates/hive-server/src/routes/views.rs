@@ -62,5 +62,6 @@ pub fn audit_view(record: &AuditRecord) -> AuditView {
         ip: record.ip.clone(),
         request_id: record.request_id.clone(),
         detail: serde_json::from_str(&record.detail).unwrap_or(serde_json::Value::Null),
+        seq: record.link.as_ref().map(|link| link.seq),
     }
 }
