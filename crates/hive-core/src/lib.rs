@@ -12,5 +12,6 @@ pub mod runtime;
 pub mod secrets;
 pub mod shared_state;
 pub mod storage;
+pub mod vault;
 
 pub use runtime::{Hive, StartError};

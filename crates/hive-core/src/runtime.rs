@@ -27,6 +27,8 @@ pub enum StartError {
     State(#[from] hive_state::StateError),
     #[error(transparent)]
     Mail(#[from] crate::mail::MailError),
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultOpenError),
     #[error("identity: {0}")]
     Identity(#[from] crate::identity::IdentityError),
     #[error("the secrets step stopped unexpectedly")]
@@ -44,6 +46,8 @@ pub struct Hive {
     pub state: SharedState,
     /// Accounts, sessions, tokens.
     pub identity: Arc<Identity>,
+    /// The vault's keyring.
+    pub vault: Arc<crate::vault::Vault>,
     /// Keys the audit log's hash chain (for `hive audit verify`).
     pub audit_chain: Arc<crate::audit::AuditChain>,
     /// A random id for this process, recorded with the jobs it runs.
@@ -92,6 +96,13 @@ impl Hive {
             }
         };
         let master = hive_crypto::vault::MasterKey::from_bytes(secrets.encryption_key.expose());
+        let vault = match crate::vault::Vault::open(store.as_ref(), &master, clock.now()).await {
+            Ok(vault) => Arc::new(vault),
+            Err(error) => {
+                store.close().await;
+                return Err(error.into());
+            }
+        };
         let audit_chain = Arc::new(crate::audit::AuditChain::new(
             master.derive(hive_crypto::vault::Purpose::AuditChain),
         ));
@@ -118,6 +129,7 @@ impl Hive {
         Ok(Self {
             config,
             identity,
+            vault,
             audit_chain,
             secrets: Arc::new(secrets),
             store,

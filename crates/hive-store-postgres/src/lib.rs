@@ -9,12 +9,13 @@ mod lease;
 mod tasks;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod vault;
 
 use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
     ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MigrationReport, OneTimeTokenRepo,
-    SchemaState, SessionRepo, Store, StoreError, TaskRepo, UserRepo,
+    SchemaState, SessionRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -34,6 +35,7 @@ pub struct PostgresStore {
     jobs: jobs::PgJobRuns,
     tasks: tasks::PgTasks,
     identity: identity::PgIdentity,
+    vault_keys: vault::PgVaultKeys,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -66,6 +68,7 @@ impl PostgresStore {
             jobs: jobs::PgJobRuns { pool: pool.clone() },
             tasks: tasks::PgTasks { pool: pool.clone() },
             identity: identity::PgIdentity { pool: pool.clone() },
+            vault_keys: vault::PgVaultKeys { pool: pool.clone() },
             pool,
             options,
         })
@@ -178,6 +181,10 @@ impl Store for PostgresStore {
 
     fn audit(&self) -> &dyn AuditRepo {
         &self.identity
+    }
+
+    fn vault_keys(&self) -> &dyn VaultKeyRepo {
+        &self.vault_keys
     }
 
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

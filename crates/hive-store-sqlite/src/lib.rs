@@ -9,12 +9,13 @@
 mod identity;
 mod jobs;
 mod tasks;
+mod vault;
 
 use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
     ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MigrationReport, OneTimeTokenRepo,
-    SchemaState, SessionRepo, Store, StoreError, TaskRepo, UserRepo,
+    SchemaState, SessionRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -34,6 +35,7 @@ pub struct SqliteStore {
     jobs: jobs::SqliteJobRuns,
     tasks: tasks::SqliteTasks,
     identity: identity::SqliteIdentity,
+    vault_keys: vault::SqliteVaultKeys,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -84,6 +86,9 @@ impl SqliteStore {
             identity: identity::SqliteIdentity {
                 writer: writer.clone(),
                 reader: reader.clone(),
+            },
+            vault_keys: vault::SqliteVaultKeys {
+                writer: writer.clone(),
             },
             writer,
             reader,
@@ -220,6 +225,10 @@ impl Store for SqliteStore {
 
     fn audit(&self) -> &dyn AuditRepo {
         &self.identity
+    }
+
+    fn vault_keys(&self) -> &dyn VaultKeyRepo {
+        &self.vault_keys
     }
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

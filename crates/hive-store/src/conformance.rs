@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod identity;
+mod vault;
 pub use identity::*;
+pub use vault::*;
 
 use crate::{
     Backend, JobOutcome, JobRun, NewJobRun, PageRequest, SchemaState, Store, StoreError,
@@ -57,6 +59,7 @@ macro_rules! conformance_suite {
             password_resets_are_used_once,
             audit_records_page_newest_first,
             audit_appends_form_one_chain_under_concurrency,
+            vault_keys_are_unique_by_id,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

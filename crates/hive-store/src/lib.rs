@@ -12,6 +12,7 @@ mod page;
 #[cfg(feature = "sqlx")]
 pub mod sqlx_support;
 mod tasks;
+mod vault;
 
 use async_trait::async_trait;
 
@@ -25,6 +26,7 @@ pub use identity::{
 pub use jobs::{JobOutcome, JobRun, JobRunRepo, NewJobRun};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
 pub use tasks::{TaskRepo, TaskRow};
+pub use vault::{VaultKeyRepo, VaultKeyRow};
 
 /// Compares the versions applied to a database with the versions a binary carries.
 pub fn schema_state(applied: &[i64], known: &[i64]) -> SchemaState {
@@ -127,6 +129,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// The audit trail.
     fn audit(&self) -> &dyn AuditRepo;
+
+    /// The vault's wrapped data keys.
+    fn vault_keys(&self) -> &dyn VaultKeyRepo;
 
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;

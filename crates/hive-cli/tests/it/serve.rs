@@ -244,3 +244,27 @@ async fn migrate_applies_once_and_a_newer_schema_stops_the_server() {
         assert!(stderr.contains("newer"), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_restart_with_another_encryption_key_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_key = "4f1c9a2be87d3065c1f0a9b8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4";
+    let other_key = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a29180f7e6d5c4b3a2918f7e6d5c4b3";
+    let started = HiveProcess::start(dir.path(), &[("ENCRYPTION_KEY", first_key)]).await;
+    assert!(started.stop().await.0.success());
+    let (status, _, stderr) = run_to_exit(
+        dir.path(),
+        &["serve"],
+        &[
+            ("ENCRYPTION_KEY", other_key),
+            ("HIVE_LISTEN", "127.0.0.1:0"),
+        ],
+    )
+    .await;
+    assert!(!status.success());
+    assert!(stderr.contains("ENCRYPTION_KEY does not match"), "{stderr}");
+    assert!(!stderr.contains(first_key) && !stderr.contains(other_key));
+    // The right key starts again.
+    let again = HiveProcess::start(dir.path(), &[("ENCRYPTION_KEY", first_key)]).await;
+    assert!(again.stop().await.0.success());
+}
