@@ -19,13 +19,7 @@ impl VaultKeyRepo for SqliteVaultKeys {
                 .map_err(map_error)?;
         rows.into_iter()
             .map(|(id, wrapped, created_at)| {
-                Ok(VaultKeyRow {
-                    id: u32::try_from(id).map_err(|_| {
-                        StoreError::Backend("a stored key id is out of range".into())
-                    })?,
-                    wrapped,
-                    created_at: from_micros(created_at)?,
-                })
+                VaultKeyRow::from_stored(id, wrapped, from_micros(created_at)?)
             })
             .collect()
     }

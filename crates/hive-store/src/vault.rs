@@ -12,6 +12,22 @@ pub struct VaultKeyRow {
     pub created_at: OffsetDateTime,
 }
 
+impl VaultKeyRow {
+    /// A row as a backend read it (ids are stored as signed integers).
+    pub fn from_stored(
+        id: i64,
+        wrapped: String,
+        created_at: OffsetDateTime,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: u32::try_from(id)
+                .map_err(|_| StoreError::Backend("a stored key id is out of range".into()))?,
+            wrapped,
+            created_at,
+        })
+    }
+}
+
 #[async_trait]
 pub trait VaultKeyRepo: Send + Sync {
     /// Every data key, by id.

@@ -4,31 +4,29 @@ use crate::process::{HiveProcess, client, run_to_exit, run_with_input};
 
 const PASSWORD: &str = "correct horse battery staple";
 
-#[tokio::test]
-async fn the_account_commands_make_a_working_admin_token_and_invitation() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path();
+/// `hive admin create` with the test password on standard input; its standard output.
+async fn create_admin(path: &std::path::Path, email: &str) -> String {
     let created = run_with_input(
         path,
-        &[
-            "admin",
-            "create",
-            "--email",
-            "Root@Example.com",
-            "--name",
-            "Root",
-        ],
+        &["admin", "create", "--email", email, "--name", "Root"],
         &[],
         &format!("{PASSWORD}\n"),
     )
     .await;
     assert!(created.0.success(), "{created:?}");
-    assert!(
-        created.1.contains("created admin root@example.com"),
-        "{}",
-        created.1
-    );
     assert!(!created.1.contains(PASSWORD) && !created.2.contains(PASSWORD));
+    created.1
+}
+
+#[tokio::test]
+async fn the_account_commands_make_a_working_admin_token_and_invitation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let created = create_admin(path, "Root@Example.com").await;
+    assert!(
+        created.contains("created admin root@example.com"),
+        "{created}"
+    );
 
     // Setup is closed: a second admin is refused, and so is a weak password.
     let again = run_with_input(
@@ -150,21 +148,7 @@ async fn the_account_commands_make_a_working_admin_token_and_invitation() {
 async fn audit_verify_reports_an_intact_chain_and_finds_an_edit() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
-    let created = run_with_input(
-        path,
-        &[
-            "admin",
-            "create",
-            "--email",
-            "root@example.com",
-            "--name",
-            "Root",
-        ],
-        &[],
-        &format!("{PASSWORD}\n"),
-    )
-    .await;
-    assert!(created.0.success(), "{created:?}");
+    create_admin(path, "root@example.com").await;
     for who in ["a@example.com", "b@example.com"] {
         let invited = run_to_exit(
             path,
