@@ -32,7 +32,7 @@ pub enum VaultError {
     BadMasterKey,
     /// A stored data key does not unwrap: the master key is not the one it was wrapped with.
     #[error(
-        "ENCRYPTION_KEY does not match the key this database was encrypted with (data key {0} does not unwrap)"
+        "ENCRYPTION_KEY does not match the key this database was encrypted with (data key {0} does not unwrap); every replica must use the same ENCRYPTION_KEY"
     )]
     WrongMasterKey(u32),
     #[error("no data key {0} in the keyring")]

@@ -1,6 +1,6 @@
 //! Singleton jobs run on exactly one of several replicas sharing one PostgreSQL.
 
-use crate::process::{HiveProcess, node_id, poll_until};
+use crate::process::{HiveProcess, SHARED_SECRETS, node_id, poll_until};
 use sqlx::Row;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -53,13 +53,14 @@ async fn the_leader_job_runs_once_with_two_processes_and_fails_over() {
     };
     let database = hive_testkit::scratch_postgres().await;
     let pool = sqlx::PgPool::connect(database.url()).await.unwrap();
-    let vars = [
+    let mut vars = vec![
         ("DATABASE_URL", database.url()),
         ("HIVE_JOBS_TICK_SECONDS", "1"),
         ("HIVE_JOB_HISTORY_PRUNE_INTERVAL_SECONDS", "1"),
         ("LOG_FORMAT", "json"),
         ("LOG_LEVEL", "info"),
     ];
+    vars.extend_from_slice(&SHARED_SECRETS);
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = HiveProcess::start(dir_a.path(), &vars).await;
     let b = HiveProcess::start(dir_b.path(), &vars).await;

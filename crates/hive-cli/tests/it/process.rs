@@ -11,6 +11,16 @@ use tokio::task::JoinHandle;
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The secrets every replica of one deployment shares (each replica's data directory would
+/// otherwise generate its own, and the second would refuse the database's keys).
+pub const SHARED_SECRETS: [(&str, &str); 2] = [
+    (
+        "ENCRYPTION_KEY",
+        "5a0f3c9e81d27b64a5c8f01e3d9b2a7c6e4f8d1b0a3c5e7f9d2b4a6c8e0f1d3b",
+    ),
+    ("AUTH_SECRET", "Vq3mX8rT1wZ6pK9sB4nL7dF2hJ5gC0yA"),
+];
+
 pub fn hive_command(dir: &Path, vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hive"));
     command

@@ -1,6 +1,6 @@
 //! Two `hive serve` processes on different loopback addresses sharing PostgreSQL and Redis.
 
-use crate::process::{HiveProcess, client, node_id, poll_until, session_cookie};
+use crate::process::{HiveProcess, SHARED_SECRETS, client, node_id, poll_until, session_cookie};
 use serde_json::json;
 use std::time::Duration;
 
@@ -42,6 +42,7 @@ impl SharedServices {
             ("HIVE_REDIS_KEY_PREFIX", self.prefix.as_str()),
             ("HIVE_LISTEN", listen.as_str()),
         ];
+        vars.extend_from_slice(&SHARED_SECRETS);
         vars.extend_from_slice(settings);
         let replica = HiveProcess::start(dir.path(), &vars).await;
         assert!(
