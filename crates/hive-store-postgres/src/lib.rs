@@ -6,6 +6,7 @@
 mod identity;
 mod jobs;
 mod lease;
+mod secrets;
 mod tasks;
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -15,7 +16,7 @@ use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
     ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MigrationReport, OneTimeTokenRepo,
-    SchemaState, SessionRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
+    SchemaState, SecretRepo, SessionRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -36,6 +37,7 @@ pub struct PostgresStore {
     tasks: tasks::PgTasks,
     identity: identity::PgIdentity,
     vault_keys: vault::PgVaultKeys,
+    secrets: secrets::PgSecrets,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -69,6 +71,7 @@ impl PostgresStore {
             tasks: tasks::PgTasks { pool: pool.clone() },
             identity: identity::PgIdentity { pool: pool.clone() },
             vault_keys: vault::PgVaultKeys { pool: pool.clone() },
+            secrets: secrets::PgSecrets { pool: pool.clone() },
             pool,
             options,
         })
@@ -185,6 +188,10 @@ impl Store for PostgresStore {
 
     fn vault_keys(&self) -> &dyn VaultKeyRepo {
         &self.vault_keys
+    }
+
+    fn secrets(&self) -> &dyn SecretRepo {
+        &self.secrets
     }
 
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

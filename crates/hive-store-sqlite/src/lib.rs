@@ -8,6 +8,7 @@
 
 mod identity;
 mod jobs;
+mod secrets;
 mod tasks;
 mod vault;
 
@@ -15,7 +16,7 @@ use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
     ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MigrationReport, OneTimeTokenRepo,
-    SchemaState, SessionRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
+    SchemaState, SecretRepo, SessionRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -36,6 +37,7 @@ pub struct SqliteStore {
     tasks: tasks::SqliteTasks,
     identity: identity::SqliteIdentity,
     vault_keys: vault::SqliteVaultKeys,
+    secrets: secrets::SqliteSecrets,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -89,6 +91,10 @@ impl SqliteStore {
             },
             vault_keys: vault::SqliteVaultKeys {
                 writer: writer.clone(),
+            },
+            secrets: secrets::SqliteSecrets {
+                writer: writer.clone(),
+                reader: reader.clone(),
             },
             writer,
             reader,
@@ -229,6 +235,10 @@ impl Store for SqliteStore {
 
     fn vault_keys(&self) -> &dyn VaultKeyRepo {
         &self.vault_keys
+    }
+
+    fn secrets(&self) -> &dyn SecretRepo {
+        &self.secrets
     }
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

@@ -60,6 +60,7 @@ macro_rules! conformance_suite {
             audit_records_page_newest_first,
             audit_appends_form_one_chain_under_concurrency,
             vault_keys_are_unique_by_id,
+            secrets_are_unique_per_owner_and_versioned,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

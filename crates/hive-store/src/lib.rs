@@ -9,6 +9,7 @@ mod error;
 mod identity;
 mod jobs;
 mod page;
+mod secrets;
 #[cfg(feature = "sqlx")]
 pub mod sqlx_support;
 mod tasks;
@@ -25,6 +26,7 @@ pub use identity::{
 };
 pub use jobs::{JobOutcome, JobRun, JobRunRepo, NewJobRun};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
+pub use secrets::{SecretRepo, SecretRow};
 pub use tasks::{TaskRepo, TaskRow};
 pub use vault::{VaultKeyRepo, VaultKeyRow};
 
@@ -132,6 +134,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// The vault's wrapped data keys.
     fn vault_keys(&self) -> &dyn VaultKeyRepo;
+
+    /// Secrets (values sealed by the vault).
+    fn secrets(&self) -> &dyn SecretRepo;
 
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;

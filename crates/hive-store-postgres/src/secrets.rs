@@ -1,0 +1,126 @@
+use crate::map_error;
+use async_trait::async_trait;
+use hive_store::{
+    Cursor, Page, PageRequest, SecretRepo, SecretRow, StoreError, truncate_to_micros as micros,
+};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgRow};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub(crate) struct PgSecrets {
+    pub pool: PgPool,
+}
+
+const COLUMNS: &str =
+    "id, owner_id, name, description, version, key_id, value, created_at, updated_at";
+
+fn to_secret(row: &PgRow) -> Result<SecretRow, StoreError> {
+    let key_id: i64 = row.try_get("key_id").map_err(map_error)?;
+    Ok(SecretRow {
+        id: row.try_get("id").map_err(map_error)?,
+        owner_id: row.try_get("owner_id").map_err(map_error)?,
+        name: row.try_get("name").map_err(map_error)?,
+        description: row.try_get("description").map_err(map_error)?,
+        version: row.try_get("version").map_err(map_error)?,
+        key_id: u32::try_from(key_id)
+            .map_err(|_| StoreError::Backend("a stored key id is out of range".into()))?,
+        value: row.try_get("value").map_err(map_error)?,
+        created_at: row.try_get("created_at").map_err(map_error)?,
+        updated_at: row.try_get("updated_at").map_err(map_error)?,
+    })
+}
+
+#[async_trait]
+impl SecretRepo for PgSecrets {
+    async fn create(&self, secret: &SecretRow) -> Result<(), StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO secrets ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        )))
+        .bind(secret.id)
+        .bind(secret.owner_id)
+        .bind(&secret.name)
+        .bind(&secret.description)
+        .bind(secret.version)
+        .bind(i64::from(secret.key_id))
+        .bind(&secret.value)
+        .bind(micros(secret.created_at))
+        .bind(micros(secret.updated_at))
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(map_error)
+    }
+
+    async fn get(&self, id: Uuid, owner: Option<Uuid>) -> Result<Option<SecretRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM secrets WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)"
+        )))
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        row.as_ref().map(to_secret).transpose()
+    }
+
+    async fn list(
+        &self,
+        owner: Option<Uuid>,
+        page: &PageRequest,
+    ) -> Result<Page<SecretRow>, StoreError> {
+        let after = page.after();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM secrets WHERE ($1::uuid IS NULL OR owner_id = $1) \
+             AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid)) \
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        )))
+        .bind(owner)
+        .bind(after.map(|c| micros(c.at)))
+        .bind(after.map(|c| c.id))
+        .bind(i64::from(page.limit()) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        let items = rows.iter().map(to_secret).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(items, page.limit(), |s| Cursor {
+            at: s.created_at,
+            id: s.id,
+        }))
+    }
+
+    async fn replace_value(
+        &self,
+        id: Uuid,
+        expected_version: i64,
+        description: &str,
+        key_id: u32,
+        value: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE secrets SET version = version + 1, description = $1, key_id = $2, \
+             value = $3, updated_at = $4 WHERE id = $5 AND version = $6",
+        )
+        .bind(description)
+        .bind(i64::from(key_id))
+        .bind(value)
+        .bind(micros(now))
+        .bind(id)
+        .bind(expected_version)
+        .execute(&self.pool)
+        .await
+        .map(|done| done.rows_affected() == 1)
+        .map_err(map_error)
+    }
+
+    async fn delete(&self, id: Uuid, owner: Option<Uuid>) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM secrets WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)")
+            .bind(id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected() == 1)
+            .map_err(map_error)
+    }
+}

@@ -1,0 +1,135 @@
+use crate::jobs::{from_micros, to_micros};
+use crate::map_error;
+use async_trait::async_trait;
+use hive_store::{Cursor, Page, PageRequest, SecretRepo, SecretRow, StoreError};
+use sqlx::Row;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub(crate) struct SqliteSecrets {
+    pub writer: SqlitePool,
+    pub reader: SqlitePool,
+}
+
+const COLUMNS: &str =
+    "id, owner_id, name, description, version, key_id, value, created_at, updated_at";
+
+fn uuid_at(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
+    let raw: String = row.try_get(column).map_err(map_error)?;
+    Uuid::try_parse(&raw).map_err(|_| StoreError::Backend("a stored id is not a uuid".into()))
+}
+
+fn to_secret(row: &SqliteRow) -> Result<SecretRow, StoreError> {
+    let key_id: i64 = row.try_get("key_id").map_err(map_error)?;
+    Ok(SecretRow {
+        id: uuid_at(row, "id")?,
+        owner_id: uuid_at(row, "owner_id")?,
+        name: row.try_get("name").map_err(map_error)?,
+        description: row.try_get("description").map_err(map_error)?,
+        version: row.try_get("version").map_err(map_error)?,
+        key_id: u32::try_from(key_id)
+            .map_err(|_| StoreError::Backend("a stored key id is out of range".into()))?,
+        value: row.try_get("value").map_err(map_error)?,
+        created_at: from_micros(row.try_get("created_at").map_err(map_error)?)?,
+        updated_at: from_micros(row.try_get("updated_at").map_err(map_error)?)?,
+    })
+}
+
+fn text(id: Uuid) -> String {
+    id.hyphenated().to_string()
+}
+
+#[async_trait]
+impl SecretRepo for SqliteSecrets {
+    async fn create(&self, secret: &SecretRow) -> Result<(), StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO secrets ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )))
+        .bind(text(secret.id))
+        .bind(text(secret.owner_id))
+        .bind(&secret.name)
+        .bind(&secret.description)
+        .bind(secret.version)
+        .bind(i64::from(secret.key_id))
+        .bind(&secret.value)
+        .bind(to_micros(secret.created_at))
+        .bind(to_micros(secret.updated_at))
+        .execute(&self.writer)
+        .await
+        .map(|_| ())
+        .map_err(map_error)
+    }
+
+    async fn get(&self, id: Uuid, owner: Option<Uuid>) -> Result<Option<SecretRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM secrets WHERE id = ?1 AND (?2 IS NULL OR owner_id = ?2)"
+        )))
+        .bind(text(id))
+        .bind(owner.map(text))
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_error)?;
+        row.as_ref().map(to_secret).transpose()
+    }
+
+    async fn list(
+        &self,
+        owner: Option<Uuid>,
+        page: &PageRequest,
+    ) -> Result<Page<SecretRow>, StoreError> {
+        let after = page.after();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM secrets WHERE (?1 IS NULL OR owner_id = ?1) \
+             AND (?2 IS NULL OR (created_at, id) < (?2, ?3)) \
+             ORDER BY created_at DESC, id DESC LIMIT ?4"
+        )))
+        .bind(owner.map(text))
+        .bind(after.map(|c| to_micros(c.at)))
+        .bind(after.map(|c| text(c.id)))
+        .bind(i64::from(page.limit()) + 1)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_error)?;
+        let items = rows.iter().map(to_secret).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(items, page.limit(), |s| Cursor {
+            at: s.created_at,
+            id: s.id,
+        }))
+    }
+
+    async fn replace_value(
+        &self,
+        id: Uuid,
+        expected_version: i64,
+        description: &str,
+        key_id: u32,
+        value: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE secrets SET version = version + 1, description = ?1, key_id = ?2, \
+             value = ?3, updated_at = ?4 WHERE id = ?5 AND version = ?6",
+        )
+        .bind(description)
+        .bind(i64::from(key_id))
+        .bind(value)
+        .bind(to_micros(now))
+        .bind(text(id))
+        .bind(expected_version)
+        .execute(&self.writer)
+        .await
+        .map(|done| done.rows_affected() == 1)
+        .map_err(map_error)
+    }
+
+    async fn delete(&self, id: Uuid, owner: Option<Uuid>) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM secrets WHERE id = ?1 AND (?2 IS NULL OR owner_id = ?2)")
+            .bind(text(id))
+            .bind(owner.map(text))
+            .execute(&self.writer)
+            .await
+            .map(|done| done.rows_affected() == 1)
+            .map_err(map_error)
+    }
+}

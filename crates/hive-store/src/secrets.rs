@@ -1,0 +1,55 @@
+//! Secrets as stored: metadata in clear, the value sealed by the vault.
+
+use crate::{Page, PageRequest, StoreError};
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRow {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    /// Unique per owner.
+    pub name: String,
+    pub description: String,
+    /// 1 on creation, +1 on every new value.
+    pub version: i64,
+    /// The data key the value is sealed with (for rotation and per-key counts).
+    pub key_id: u32,
+    /// The sealed value (`hive_crypto::vault::Sealed` as text), bound to (id, version).
+    pub value: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait SecretRepo: Send + Sync {
+    /// [`StoreError::Conflict`] when the owner already has a secret of this name.
+    async fn create(&self, secret: &SecretRow) -> Result<(), StoreError>;
+
+    /// The secret; with `owner`, only if it is theirs.
+    async fn get(&self, id: Uuid, owner: Option<Uuid>) -> Result<Option<SecretRow>, StoreError>;
+
+    /// Secrets newest first; with `owner`, only theirs.
+    async fn list(
+        &self,
+        owner: Option<Uuid>,
+        page: &PageRequest,
+    ) -> Result<Page<SecretRow>, StoreError>;
+
+    /// Stores a new value as version `expected_version + 1` (and the description), only if the
+    /// stored version is still `expected_version`: `Ok(false)` when someone else wrote first or
+    /// the secret is gone.
+    async fn replace_value(
+        &self,
+        id: Uuid,
+        expected_version: i64,
+        description: &str,
+        key_id: u32,
+        value: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes; with `owner`, only theirs.
+    async fn delete(&self, id: Uuid, owner: Option<Uuid>) -> Result<bool, StoreError>;
+}
