@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod mail;
 mod presence;
 pub mod runtime;
+pub mod secret_values;
 pub mod secrets;
 pub mod shared_state;
 pub mod storage;

@@ -48,6 +48,8 @@ pub struct Hive {
     pub identity: Arc<Identity>,
     /// The vault's keyring.
     pub vault: Arc<crate::vault::Vault>,
+    /// Secrets sealed by the vault.
+    pub secrets_service: Arc<crate::secret_values::SecretService>,
     /// Keys the audit log's hash chain (for `hive audit verify`).
     pub audit_chain: Arc<crate::audit::AuditChain>,
     /// A random id for this process, recorded with the jobs it runs.
@@ -126,9 +128,16 @@ impl Hive {
                 return Err(error.into());
             }
         };
+        let secrets_service = Arc::new(crate::secret_values::SecretService::new(
+            Arc::clone(&store),
+            Arc::clone(&vault),
+            Arc::clone(&clock),
+            Arc::clone(&identity),
+        ));
         Ok(Self {
             config,
             identity,
+            secrets_service,
             vault,
             audit_chain,
             secrets: Arc::new(secrets),

@@ -2,10 +2,11 @@
 //! start. A wrong `ENCRYPTION_KEY` stops the start here, with a clear message, instead of
 //! failing at the first read of a secret.
 
-use hive_crypto::vault::{Keyring, MasterKey, Purpose, VaultError, WrappedKey};
+use hive_crypto::vault::{Context, Keyring, MasterKey, Purpose, Sealed, VaultError, WrappedKey};
 use hive_store::{Store, StoreError, VaultKeyRow};
 use std::sync::{PoisonError, RwLock};
 use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultOpenError {
@@ -87,6 +88,26 @@ impl Vault {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .active_id()
+    }
+
+    /// Seals `plaintext` for `context` under the active key.
+    pub fn seal(&self, plaintext: &[u8], context: &Context<'_>) -> Result<Sealed, VaultError> {
+        self.keyring
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .seal(plaintext, context)
+    }
+
+    /// Opens a value sealed for exactly `context`.
+    pub fn unseal(
+        &self,
+        sealed: &Sealed,
+        context: &Context<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        self.keyring
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .open(sealed, context)
     }
 }
 

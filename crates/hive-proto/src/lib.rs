@@ -8,6 +8,7 @@ pub mod clock;
 pub mod error;
 pub mod health;
 pub mod identity;
+pub mod secrets;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

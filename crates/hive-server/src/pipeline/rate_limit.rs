@@ -50,10 +50,16 @@ pub(crate) async fn enforce(
         .extensions()
         .get::<ClientIp>()
         .map_or_else(|| "unknown".to_owned(), |ClientIp(ip)| ip.to_string());
-    // No principal exists before authentication; principal-scoped policies count the address.
-    let key = match policy.scope {
-        Scope::ClientIp => ip,
-        Scope::Principal => format!("ip:{ip}"),
+    // Route policies run after authentication and count a caller by principal; the area
+    // policies run before it and count the address.
+    let caller = request.extensions().get::<hive_core::identity::Caller>();
+    let key = match (policy.scope, caller) {
+        (Scope::ClientIp, _) => ip,
+        // One bucket per account, however many tokens it uses.
+        (Scope::Principal, Some(caller)) => caller
+            .user_id()
+            .map_or_else(|| caller.actor(), |id| format!("user:{id}")),
+        (Scope::Principal, None) => format!("ip:{ip}"),
     };
     match state.hive.state.limiter.check(policy, &key).await {
         Ok(decision) if decision.allowed => {

@@ -5,6 +5,7 @@
 
 mod auth;
 mod health;
+mod secrets;
 mod users;
 mod views;
 
@@ -74,6 +75,7 @@ impl Route {
 }
 
 const VIEWER: Access = Access::AtLeast(Role::Viewer);
+const OPERATOR: Access = Access::AtLeast(Role::Operator);
 const ADMIN: Access = Access::AtLeast(Role::Admin);
 
 // One line a route: the table reads as a table.
@@ -105,6 +107,12 @@ fn routes_declared() -> Vec<Route> {
         route(M::GET, "/api/v1/tokens", VIEWER, None, a::list_tokens),
         route(M::POST, "/api/v1/tokens", VIEWER, None, a::create_token),
         route(M::DELETE, "/api/v1/tokens/{id}", VIEWER, None, a::revoke_token).owned(),
+        // Secrets: operators manage their own, admins all.
+        route(M::GET, "/api/v1/secrets", OPERATOR, Some("secrets"), secrets::list),
+        route(M::POST, "/api/v1/secrets", OPERATOR, Some("secrets"), secrets::create),
+        route(M::GET, "/api/v1/secrets/{id}", OPERATOR, Some("secrets"), secrets::get).owned(),
+        route(M::PATCH, "/api/v1/secrets/{id}", OPERATOR, Some("secrets"), secrets::update).owned(),
+        route(M::DELETE, "/api/v1/secrets/{id}", OPERATOR, Some("secrets"), secrets::delete).owned(),
         // Administration.
         route(M::GET, "/api/v1/users", ADMIN, None, u::list_users),
         route(M::POST, "/api/v1/users/invitations", ADMIN, None, u::invite),

@@ -26,6 +26,7 @@ struct Objects {
     /// The owner's session and token, for the ownership checks.
     owner_session: String,
     owner_token: String,
+    owner_secret: String,
 }
 
 fn fill(path: &str, id: &str) -> String {
@@ -37,6 +38,7 @@ fn owned_object<'a>(path: &str, objects: &'a Objects) -> &'a str {
     match path {
         "/api/v1/auth/sessions/{id}" => &objects.owner_session,
         "/api/v1/tokens/{id}" => &objects.owner_token,
+        "/api/v1/secrets/{id}" => &objects.owner_secret,
         other => panic!("owned route {other} has no object in the access matrix; add one"),
     }
 }
@@ -48,15 +50,26 @@ fn role_path(path: &str, objects: &Objects) -> String {
     if path.starts_with("/api/v1/users/") {
         return fill(path, &objects.target_user);
     }
-    if path == "/api/v1/auth/sessions/{id}" || path == "/api/v1/tokens/{id}" {
+    let owned = [
+        "/api/v1/auth/sessions/{id}",
+        "/api/v1/tokens/{id}",
+        "/api/v1/secrets/{id}",
+    ];
+    if owned.contains(&path) {
         // Unknown ids: the role check passes or not before the handler looks.
         return fill(path, &uuid::Uuid::new_v4().to_string());
     }
     panic!("route {path} has a parameter the access matrix cannot fill; add it");
 }
 
+/// An empty object for methods that carry a body (enough to pass body parsing where every field
+/// is optional, and a 400 elsewhere).
+fn empty_body(method: &Method) -> Option<Value> {
+    (*method != Method::GET && *method != Method::DELETE).then(|| json!({}))
+}
+
 async fn call(server: &TestServer, caller: &Caller, method: &Method, path: &str) -> u16 {
-    let body = (*method != Method::GET && *method != Method::DELETE).then(|| json!({}));
+    let body = empty_body(method);
     let response = match &caller.browser {
         Some(browser) => browser.send(server, method.clone(), path, body).await,
         None => {
@@ -93,7 +106,7 @@ async fn every_route_answers_every_caller_by_its_rule() {
         let (_, operator) = add_user(&server, &admin, "operator@example.com", "operator").await;
         let (gone_user, gone) = add_user(&server, &admin, "gone@example.com", "operator").await;
         let (target, _) = add_user(&server, &admin, "target@example.com", "viewer").await;
-        let (_, owner) = add_user(&server, &admin, "owner@example.com", "viewer").await;
+        let (_, owner) = add_user(&server, &admin, "owner@example.com", "operator").await;
         let gone_path = format!("/api/v1/users/{}", gone_user["id"].as_str().unwrap());
         let off = admin
             .send(
@@ -114,6 +127,17 @@ async fn every_route_answers_every_caller_by_its_rule() {
             .await
             .unwrap();
         let owner_token = create_token(&server, &owner, json!({ "name": "owned" })).await;
+        let owner_secret: Value = owner
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/secrets",
+                Some(json!({ "name": "owned", "value": "s3cr3t-value" })),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
         let objects = Objects {
             target_user: target["id"].as_str().unwrap().to_owned(),
             owner_session: owner_sessions["items"][0]["id"]
@@ -121,6 +145,7 @@ async fn every_route_answers_every_caller_by_its_rule() {
                 .unwrap()
                 .to_owned(),
             owner_token: owner_token["id"].as_str().unwrap().to_owned(),
+            owner_secret: owner_secret["id"].as_str().unwrap().to_owned(),
         };
 
         use hive_proto::Role;
@@ -209,7 +234,12 @@ async fn every_route_answers_every_caller_by_its_rule() {
         for entry in table.iter().filter(|e| e.owned) {
             let path = fill(entry.path, owned_object(entry.path, &objects));
             let status = stranger
-                .send(&server, entry.method.clone(), &path, None)
+                .send(
+                    &server,
+                    entry.method.clone(),
+                    &path,
+                    empty_body(&entry.method),
+                )
                 .await
                 .status();
             assert_eq!(
@@ -221,7 +251,12 @@ async fn every_route_answers_every_caller_by_its_rule() {
         for entry in table.iter().filter(|e| e.owned) {
             let path = fill(entry.path, owned_object(entry.path, &objects));
             let status = owner
-                .send(&server, entry.method.clone(), &path, None)
+                .send(
+                    &server,
+                    entry.method.clone(),
+                    &path,
+                    empty_body(&entry.method),
+                )
                 .await
                 .status();
             assert!(

@@ -6,6 +6,7 @@ mod health;
 mod identity;
 mod pipeline;
 mod rate_limit;
+mod secrets;
 mod shutdown;
 mod smtp;
 mod support;

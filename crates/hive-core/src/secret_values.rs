@@ -1,0 +1,290 @@
+//! Secrets: named values an operator keeps for the features that need them (agent
+//! credentials, webhook secrets…). Values are sealed by the vault, bound to the secret's id and
+//! version, never returned by the API and never written to logs or audit records; features read
+//! them with [`SecretService::reveal`].
+
+use crate::identity::{AuditEntry, Caller, Identity, IdentityError, RequestMeta};
+use crate::vault::Vault;
+use hive_crypto::vault::{Context, Sealed, VaultError};
+use hive_proto::SharedClock;
+use hive_store::{AuditOutcome, Page, PageRequest, SecretRow, Store, StoreError};
+use std::sync::Arc;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_DESCRIPTION_CHARS: usize = 500;
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+const TABLE: &str = "secrets";
+
+/// A new secret as the caller gave it.
+#[derive(Clone)]
+pub struct NewSecret {
+    pub name: String,
+    pub description: String,
+    pub value: Zeroizing<String>,
+}
+
+/// A change: a new value, a new description, or both; either makes a new version.
+#[derive(Clone, Default)]
+pub struct SecretChange {
+    pub description: Option<String>,
+    pub value: Option<Zeroizing<String>>,
+}
+
+#[derive(Debug)]
+pub struct SecretService {
+    store: Arc<dyn Store>,
+    vault: Arc<Vault>,
+    clock: SharedClock,
+    identity: Arc<Identity>,
+}
+
+/// The row id a value is bound to: the secret and its version (an older version's ciphertext
+/// copied back does not open).
+fn row_id(id: Uuid, version: i64) -> String {
+    format!("{id}/v{version}")
+}
+
+fn vault_error(error: VaultError) -> IdentityError {
+    IdentityError::Internal(error.to_string())
+}
+
+fn check_name(name: &str) -> Result<String, IdentityError> {
+    let name = name.trim();
+    let valid = (1..=MAX_NAME_CHARS).contains(&name.chars().count())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err(IdentityError::Invalid(
+            "name must be 1 to 100 characters of A-Z a-z 0-9 _ - .".into(),
+        ))
+    }
+}
+
+fn check_description(description: &str) -> Result<String, IdentityError> {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS
+        || description.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(IdentityError::Invalid(
+            "description must be at most 500 characters without control characters".into(),
+        ));
+    }
+    Ok(description.to_owned())
+}
+
+fn check_value(value: &str) -> Result<(), IdentityError> {
+    if value.is_empty() || value.len() > MAX_VALUE_BYTES {
+        return Err(IdentityError::Invalid(
+            "value must be 1 byte to 64 KiB".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl SecretService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        vault: Arc<Vault>,
+        clock: SharedClock,
+        identity: Arc<Identity>,
+    ) -> Self {
+        Self {
+            store,
+            vault,
+            clock,
+            identity,
+        }
+    }
+
+    fn seal(&self, id: Uuid, version: i64, value: &[u8]) -> Result<Sealed, IdentityError> {
+        let row = row_id(id, version);
+        let context = Context {
+            table: TABLE,
+            row_id: &row,
+        };
+        self.vault.seal(value, &context).map_err(vault_error)
+    }
+
+    async fn record(
+        &self,
+        caller: &Caller,
+        action: &str,
+        secret: &SecretRow,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        let entry = AuditEntry {
+            actor: caller.actor(),
+            action,
+            target: Some(format!("secret:{}", secret.id)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({ "name": secret.name, "version": secret.version }),
+        };
+        self.identity.audit(entry, meta, true).await
+    }
+
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        new: &NewSecret,
+        meta: &RequestMeta,
+    ) -> Result<SecretRow, IdentityError> {
+        let owner_id = caller
+            .user_id()
+            .ok_or(IdentityError::Forbidden("secrets belong to a user account"))?;
+        let name = check_name(&new.name)?;
+        let description = check_description(&new.description)?;
+        check_value(&new.value)?;
+        let id = Uuid::now_v7();
+        let sealed = self.seal(id, 1, new.value.as_bytes())?;
+        let now = hive_store::truncate_to_micros(self.clock.now());
+        let row = SecretRow {
+            id,
+            owner_id,
+            name,
+            description,
+            version: 1,
+            key_id: sealed.key_id,
+            value: sealed.to_text(),
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.secrets().create(&row).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(IdentityError::Conflict(
+                    "you already have a secret with this name",
+                ));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        self.record(caller, "secret.create", &row, meta).await?;
+        Ok(row)
+    }
+
+    /// A secret the caller may see (their own; anyone's for an admin), else `NotFound`.
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<SecretRow, IdentityError> {
+        self.store
+            .secrets()
+            .get(id, caller.owner_scope()?)
+            .await?
+            .ok_or(IdentityError::NotFound)
+    }
+
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        page: &PageRequest,
+    ) -> Result<Page<SecretRow>, IdentityError> {
+        Ok(self
+            .store
+            .secrets()
+            .list(caller.owner_scope()?, page)
+            .await?)
+    }
+
+    /// A new version: the new value (or the old one, sealed again for the new version) and
+    /// description. A concurrent change wins over this one (`Conflict`).
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        change: &SecretChange,
+        meta: &RequestMeta,
+    ) -> Result<SecretRow, IdentityError> {
+        let current = self.get(caller, id).await?;
+        let description = match &change.description {
+            Some(description) => check_description(description)?,
+            None => current.description.clone(),
+        };
+        let value = match &change.value {
+            Some(value) => {
+                check_value(value)?;
+                Zeroizing::new(value.as_bytes().to_vec())
+            }
+            None => self.reveal(&current)?,
+        };
+        let version = current.version + 1;
+        let sealed = self.seal(id, version, &value)?;
+        let now = hive_store::truncate_to_micros(self.clock.now());
+        let replaced = self
+            .store
+            .secrets()
+            .replace_value(
+                id,
+                current.version,
+                &description,
+                sealed.key_id,
+                &sealed.to_text(),
+                now,
+            )
+            .await?;
+        if !replaced {
+            return Err(IdentityError::Conflict(
+                "the secret changed meanwhile; read it again",
+            ));
+        }
+        let updated = SecretRow {
+            description,
+            version,
+            key_id: sealed.key_id,
+            value: sealed.to_text(),
+            updated_at: now,
+            ..current
+        };
+        self.record(caller, "secret.update", &updated, meta).await?;
+        Ok(updated)
+    }
+
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        let current = self.get(caller, id).await?;
+        if !self
+            .store
+            .secrets()
+            .delete(id, caller.owner_scope()?)
+            .await?
+        {
+            return Err(IdentityError::NotFound);
+        }
+        self.record(caller, "secret.delete", &current, meta).await
+    }
+
+    /// The plaintext of a stored secret, for the feature that injects it. Never sent to a
+    /// client.
+    pub fn reveal(&self, secret: &SecretRow) -> Result<Zeroizing<Vec<u8>>, IdentityError> {
+        let sealed = Sealed::from_text(&secret.value).map_err(vault_error)?;
+        let row = row_id(secret.id, secret.version);
+        let context = Context {
+            table: TABLE,
+            row_id: &row,
+        };
+        self.vault.unseal(&sealed, &context).map_err(vault_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_descriptions_are_checked() {
+        assert_eq!(check_name(" openai.key-1 ").unwrap(), "openai.key-1");
+        for bad in ["", "has space", "ü", &"n".repeat(101), "a/b"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_description(&"d".repeat(501)).is_err());
+        assert!(check_description("line\u{7}").is_err());
+        assert!(check_value("").is_err());
+        assert!(check_value(&"v".repeat(MAX_VALUE_BYTES + 1)).is_err());
+        assert!(check_value("x").is_ok());
+    }
+}

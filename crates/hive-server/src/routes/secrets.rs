@@ -1,0 +1,117 @@
+//! The secrets API (operator and up; operators reach their own, admins all). Values go in,
+//! never out.
+
+use super::views::page_request;
+use crate::auth::{Authenticated, Meta, identity_error};
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use hive_core::secret_values::{NewSecret, SecretChange};
+use hive_proto::auth::{PageQuery, PageResponse};
+use hive_proto::secrets::{CreateSecretRequest, SecretView, UpdateSecretRequest};
+use hive_store::SecretRow;
+use http::StatusCode;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+fn view(secret: &SecretRow) -> SecretView {
+    SecretView {
+        id: secret.id.to_string(),
+        owner_id: secret.owner_id.to_string(),
+        name: secret.name.clone(),
+        description: secret.description.clone(),
+        version: secret.version,
+        has_value: true,
+        created_at: secret.created_at,
+        updated_at: secret.updated_at,
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<PageResponse<SecretView>>, ApiError> {
+    let page = state
+        .hive
+        .secrets_service
+        .list(&caller, &page_request(&query)?)
+        .await
+        .map_err(identity_error)?;
+    Ok(Json(PageResponse {
+        items: page.items.iter().map(view).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    JsonBody(request): JsonBody<CreateSecretRequest>,
+) -> Result<Response, ApiError> {
+    let new = NewSecret {
+        name: request.name,
+        description: request.description,
+        value: Zeroizing::new(request.value),
+    };
+    let created = state
+        .hive
+        .secrets_service
+        .create(&caller, &new, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok((StatusCode::CREATED, Json(view(&created))).into_response())
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<Json<SecretView>, ApiError> {
+    let secret = state
+        .hive
+        .secrets_service
+        .get(&caller, id)
+        .await
+        .map_err(identity_error)?;
+    Ok(Json(view(&secret)))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+    JsonBody(request): JsonBody<UpdateSecretRequest>,
+) -> Result<Json<SecretView>, ApiError> {
+    let change = SecretChange {
+        description: request.description,
+        value: request.value.map(Zeroizing::new),
+    };
+    let updated = state
+        .hive
+        .secrets_service
+        .update(&caller, id, &change, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(Json(view(&updated)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .hive
+        .secrets_service
+        .delete(&caller, id, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
