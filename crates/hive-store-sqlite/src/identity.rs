@@ -19,11 +19,11 @@ pub(crate) struct SqliteIdentity {
     pub reader: SqlitePool,
 }
 
-fn text(id: Uuid) -> String {
+pub(crate) fn text(id: Uuid) -> String {
     id.hyphenated().to_string()
 }
 
-fn uuid_at(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
+pub(crate) fn uuid_at(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
     let raw: String = row.try_get(column).map_err(map_error)?;
     Uuid::try_parse(&raw).map_err(|_| StoreError::Backend("a stored id is not a uuid".into()))
 }

@@ -1,3 +1,4 @@
+use crate::identity::{text, uuid_at};
 use crate::jobs::{from_micros, to_micros};
 use crate::map_error;
 use async_trait::async_trait;
@@ -15,11 +16,6 @@ pub(crate) struct SqliteSecrets {
 const COLUMNS: &str =
     "id, owner_id, name, description, version, key_id, value, created_at, updated_at";
 
-fn uuid_at(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError> {
-    let raw: String = row.try_get(column).map_err(map_error)?;
-    Uuid::try_parse(&raw).map_err(|_| StoreError::Backend("a stored id is not a uuid".into()))
-}
-
 fn to_secret(row: &SqliteRow) -> Result<SecretRow, StoreError> {
     let key_id: i64 = row.try_get("key_id").map_err(map_error)?;
     Ok(SecretRow {
@@ -34,10 +30,6 @@ fn to_secret(row: &SqliteRow) -> Result<SecretRow, StoreError> {
         created_at: from_micros(row.try_get("created_at").map_err(map_error)?)?,
         updated_at: from_micros(row.try_get("updated_at").map_err(map_error)?)?,
     })
-}
-
-fn text(id: Uuid) -> String {
-    id.hyphenated().to_string()
 }
 
 #[async_trait]
