@@ -14,7 +14,7 @@ pub struct SetupStatus {
 }
 
 /// `POST /api/v1/setup`, `POST /api/v1/auth/register`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewAccountRequest {
     pub email: String,
@@ -22,20 +22,20 @@ pub struct NewAccountRequest {
     pub password: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PasswordRequest {
     pub password: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
@@ -72,13 +72,13 @@ pub struct InviteRequest {
 }
 
 /// A one-time token sent in a body (never in a URL).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenRequest {
     pub token: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AcceptInvitationRequest {
     pub token: String,
@@ -93,7 +93,7 @@ pub struct EmailRequest {
     pub email: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResetPasswordRequest {
     pub token: String,
@@ -170,7 +170,7 @@ pub struct TokenView {
 }
 
 /// `POST /api/v1/tokens`: the token itself appears here once and never again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedTokenResponse {
     pub token: String,
@@ -179,7 +179,7 @@ pub struct CreatedTokenResponse {
 }
 
 /// An invitation or reset link, shown once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkResponse {
     pub id: String,
@@ -233,4 +233,134 @@ pub struct PageQuery {
     /// Filters lists that support it (the audit trail: by action).
     #[serde(default)]
     pub action: Option<String>,
+}
+
+crate::debug_redacted!(NewAccountRequest {
+    show: [email, display_name],
+    hide: [password]
+});
+crate::debug_redacted!(LoginRequest {
+    show: [email],
+    hide: [password]
+});
+crate::debug_redacted!(PasswordRequest {
+    show: [],
+    hide: [password]
+});
+crate::debug_redacted!(ChangePasswordRequest {
+    show: [],
+    hide: [current_password, new_password]
+});
+crate::debug_redacted!(TokenRequest {
+    show: [],
+    hide: [token]
+});
+crate::debug_redacted!(AcceptInvitationRequest {
+    show: [display_name],
+    hide: [token, password]
+});
+crate::debug_redacted!(ResetPasswordRequest {
+    show: [],
+    hide: [token, new_password]
+});
+crate::debug_redacted!(CreatedTokenResponse {
+    show: [view],
+    hide: [token]
+});
+crate::debug_redacted!(LinkResponse {
+    show: [id, expires_at],
+    hide: [url]
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "Secret-Value-That-Must-Not-Print";
+
+    #[test]
+    fn debug_never_shows_passwords_tokens_or_links() {
+        let shown = [
+            format!(
+                "{:?}",
+                NewAccountRequest {
+                    email: "a@example.com".into(),
+                    display_name: "A".into(),
+                    password: SECRET.into()
+                }
+            ),
+            format!(
+                "{:?}",
+                LoginRequest {
+                    email: "a@example.com".into(),
+                    password: SECRET.into()
+                }
+            ),
+            format!(
+                "{:?}",
+                PasswordRequest {
+                    password: SECRET.into()
+                }
+            ),
+            format!(
+                "{:?}",
+                ChangePasswordRequest {
+                    current_password: SECRET.into(),
+                    new_password: SECRET.into()
+                }
+            ),
+            format!(
+                "{:?}",
+                TokenRequest {
+                    token: SECRET.into()
+                }
+            ),
+            format!(
+                "{:?}",
+                AcceptInvitationRequest {
+                    token: SECRET.into(),
+                    display_name: "A".into(),
+                    password: SECRET.into()
+                }
+            ),
+            format!(
+                "{:?}",
+                ResetPasswordRequest {
+                    token: SECRET.into(),
+                    new_password: SECRET.into()
+                }
+            ),
+            format!(
+                "{:?}",
+                LinkResponse {
+                    id: "id-1".into(),
+                    url: format!("https://hive.example.com/reset#{SECRET}"),
+                    expires_at: OffsetDateTime::UNIX_EPOCH
+                }
+            ),
+            format!(
+                "{:?}",
+                crate::secrets::CreateSecretRequest {
+                    name: "n".into(),
+                    description: String::new(),
+                    value: SECRET.into()
+                }
+            ),
+        ];
+        for text in shown {
+            assert!(!text.contains(SECRET), "{text}");
+            assert!(text.contains("<redacted>"), "{text}");
+        }
+        let login = format!(
+            "{:?}",
+            LoginRequest {
+                email: "a@example.com".into(),
+                password: SECRET.into()
+            }
+        );
+        assert!(
+            login.contains("a@example.com"),
+            "non-secret fields still show"
+        );
+    }
 }

@@ -37,3 +37,12 @@ pub struct SecretView {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
+
+crate::debug_redacted!(CreateSecretRequest {
+    show: [name, description],
+    hide: [value]
+});
+crate::debug_redacted!(UpdateSecretRequest {
+    show: [description],
+    hide: [value]
+});
