@@ -400,6 +400,7 @@ mod tests {
     #[tokio::test]
     async fn the_session_job_prunes_dead_sessions_only() {
         use hive_proto::Role;
+        use hive_store::conformance::note;
         use hive_store::{NewUser, SessionRow};
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
@@ -408,13 +409,17 @@ mod tests {
         let start = datetime!(2026-01-01 00:00 UTC);
         let user = store
             .users()
-            .create(&NewUser {
-                email: "a@example.com".into(),
-                display_name: "A".into(),
-                role: Role::Viewer,
-                password_hash: None,
-                created_at: start,
-            })
+            .create(
+                &NewUser {
+                    id: uuid::Uuid::now_v7(),
+                    email: "a@example.com".into(),
+                    display_name: "A".into(),
+                    role: Role::Viewer,
+                    password_hash: None,
+                    created_at: start,
+                },
+                note("create").append(),
+            )
             .await
             .unwrap();
         let session = |seed: char, seen: time::OffsetDateTime| SessionRow {
@@ -430,10 +435,18 @@ mod tests {
         };
         let now = start + time::Duration::hours(1);
         let live = session('a', now - time::Duration::minutes(5));
-        store.sessions().create(&live, 48).await.unwrap();
         store
             .sessions()
-            .create(&session('b', now - time::Duration::minutes(31)), 48)
+            .create(&live, 48, note("login").append())
+            .await
+            .unwrap();
+        store
+            .sessions()
+            .create(
+                &session('b', now - time::Duration::minutes(31)),
+                48,
+                note("login").append(),
+            )
             .await
             .unwrap();
         let clock = Arc::new(ManualClock::new(now));

@@ -7,7 +7,7 @@ use crate::identity::{AuditEntry, Caller, Identity, IdentityError, RequestMeta};
 use crate::vault::Vault;
 use hive_crypto::vault::{Context, Sealed, VaultError};
 use hive_proto::SharedClock;
-use hive_store::{AuditOutcome, Page, PageRequest, SecretRow, Store, StoreError};
+use hive_store::{AuditOutcome, AuditRecord, Page, PageRequest, SecretRow, Store, StoreError};
 use std::sync::Arc;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -17,6 +17,15 @@ pub const MAX_DESCRIPTION_CHARS: usize = 500;
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 
 const TABLE: &str = "secrets";
+
+hive_proto::debug_redacted!(NewSecret {
+    show: [name, description],
+    hide: [value]
+});
+hive_proto::debug_redacted!(SecretChange {
+    show: [description],
+    hide: [value]
+});
 
 /// A new secret as the caller gave it.
 #[derive(Clone)]
@@ -110,13 +119,14 @@ impl SecretService {
         self.vault.seal(value, &context).map_err(vault_error)
     }
 
-    async fn record(
+    /// The record of a change to `secret` (its name and version, never its value).
+    fn record(
         &self,
         caller: &Caller,
         action: &str,
         secret: &SecretRow,
         meta: &RequestMeta,
-    ) -> Result<(), IdentityError> {
+    ) -> AuditRecord {
         let entry = AuditEntry {
             actor: caller.actor(),
             action,
@@ -124,7 +134,7 @@ impl SecretService {
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({ "name": secret.name, "version": secret.version }),
         };
-        self.identity.audit(entry, meta, true).await
+        self.identity.audit_record(entry, meta)
     }
 
     pub async fn create(
@@ -153,17 +163,19 @@ impl SecretService {
             created_at: now,
             updated_at: now,
         };
-        match self.store.secrets().create(&row).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
-                return Err(IdentityError::Conflict(
-                    "you already have a secret with this name",
-                ));
-            }
-            Err(other) => return Err(other.into()),
+        let record = self.record(caller, "secret.create", &row, meta);
+        match self
+            .store
+            .secrets()
+            .create(&row, self.identity.audited(&record))
+            .await
+        {
+            Ok(()) => Ok(row),
+            Err(StoreError::Conflict(_)) => Err(IdentityError::Conflict(
+                "you already have a secret with this name",
+            )),
+            Err(other) => Err(other.into()),
         }
-        self.record(caller, "secret.create", &row, meta).await?;
-        Ok(row)
     }
 
     /// A secret the caller may see (their own; anyone's for an admin), else `NotFound`.
@@ -211,23 +223,6 @@ impl SecretService {
         let version = current.version + 1;
         let sealed = self.seal(id, version, &value)?;
         let now = hive_store::truncate_to_micros(self.clock.now());
-        let replaced = self
-            .store
-            .secrets()
-            .replace_value(
-                id,
-                current.version,
-                &description,
-                sealed.key_id,
-                &sealed.to_text(),
-                now,
-            )
-            .await?;
-        if !replaced {
-            return Err(IdentityError::Conflict(
-                "the secret changed meanwhile; read it again",
-            ));
-        }
         let updated = SecretRow {
             description,
             version,
@@ -236,7 +231,17 @@ impl SecretService {
             updated_at: now,
             ..current
         };
-        self.record(caller, "secret.update", &updated, meta).await?;
+        let record = self.record(caller, "secret.update", &updated, meta);
+        let replaced = self
+            .store
+            .secrets()
+            .replace_value(&updated, self.identity.audited(&record))
+            .await?;
+        if !replaced {
+            return Err(IdentityError::Conflict(
+                "the secret changed meanwhile; read it again",
+            ));
+        }
         Ok(updated)
     }
 
@@ -247,15 +252,17 @@ impl SecretService {
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
         let current = self.get(caller, id).await?;
-        if !self
+        let record = self.record(caller, "secret.delete", &current, meta);
+        if self
             .store
             .secrets()
-            .delete(id, caller.owner_scope()?)
+            .delete(id, caller.owner_scope()?, self.identity.audited(&record))
             .await?
         {
-            return Err(IdentityError::NotFound);
+            Ok(())
+        } else {
+            Err(IdentityError::NotFound)
         }
-        self.record(caller, "secret.delete", &current, meta).await
     }
 
     /// The plaintext of a stored secret, for the feature that injects it. Never sent to a

@@ -2,14 +2,14 @@ use crate::map_error;
 use async_trait::async_trait;
 use hive_proto::Role;
 use hive_store::{
-    ApiTokenRepo, ApiTokenRow, AuditOutcome, AuditRecord, AuditRepo, ChainHasher, ChainLink,
-    Cursor, GuardedChange, LoginThrottle, NewUser, OneTimePurpose, OneTimeTokenRepo,
-    OneTimeTokenRow, Page, PageRequest, ProfileChange, SessionRepo, SessionRow, StoreError,
-    UserRepo, UserRow, chain_link, next_link, role_from_text, scopes_from_text, scopes_to_text,
-    truncate_to_micros as micros,
+    AccountChange, ApiTokenRepo, ApiTokenRow, AuditAppend, AuditOutcome, AuditRecord, AuditRepo,
+    ChainHasher, ChainLink, Cursor, GuardedChange, LoginThrottle, NewUser, OneTimePurpose,
+    OneTimeTokenRepo, OneTimeTokenRow, Page, PageRequest, ProfileChange, SessionRepo, SessionRow,
+    StoreError, UserRepo, UserRow, chain_link, next_link, role_from_text, scopes_from_text,
+    scopes_to_text, truncate_to_micros as micros,
 };
 use sqlx::postgres::{PgPool, PgRow, Postgres};
-use sqlx::{PgConnection, QueryBuilder, Row};
+use sqlx::{PgConnection, QueryBuilder, Row, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -66,7 +66,7 @@ async fn insert_user(conn: &mut PgConnection, user: &NewUser) -> Result<UserRow,
         "INSERT INTO users (id, email, display_name, role, active, password_hash, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, true, $5, $6, $6) RETURNING {USER_COLUMNS}"
     )))
-    .bind(Uuid::now_v7())
+    .bind(user.id)
     .bind(&user.email)
     .bind(&user.display_name)
     .bind(user.role.as_str())
@@ -103,14 +103,15 @@ async fn delete_sessions(
         .map_err(map_error)
 }
 
-/// The guarded role/active change: `role` or `active` set, sessions ended, in one transaction.
+/// An admin's change: name, role and active set, sessions ended, audited, in one transaction.
 async fn guarded_change(
     pool: &PgPool,
     id: Uuid,
-    role: Option<Role>,
-    active: Option<bool>,
+    change: &AccountChange,
     now: OffsetDateTime,
+    audit: AuditAppend<'_>,
 ) -> Result<GuardedChange, StoreError> {
+    let (role, active) = (change.role, change.active);
     let mut tx = pool.begin().await.map_err(map_error)?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(ADMIN_GUARD_LOCK)
@@ -136,11 +137,12 @@ async fn guarded_change(
         }
     }
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE users SET role = $1, active = $2, updated_at = $3 WHERE id = $4 \
-         RETURNING {USER_COLUMNS}"
+        "UPDATE users SET role = $1, active = $2, display_name = coalesce($3, display_name), \
+         updated_at = $4 WHERE id = $5 RETURNING {USER_COLUMNS}"
     )))
     .bind(new_role.as_str())
     .bind(new_active)
+    .bind(&change.display_name)
     .bind(micros(now))
     .bind(id)
     .fetch_one(&mut *tx)
@@ -150,6 +152,7 @@ async fn guarded_change(
         delete_sessions(&mut tx, id, None).await?;
     }
     let changed = to_user(&row)?;
+    append_audit(&mut tx, &audit).await?;
     tx.commit().await.map_err(map_error)?;
     Ok(GuardedChange::Changed(changed))
 }
@@ -197,7 +200,11 @@ impl UserRepo for PgIdentity {
             .map_err(map_error)
     }
 
-    async fn create_first_admin(&self, user: &NewUser) -> Result<UserRow, StoreError> {
+    async fn create_first_admin(
+        &self,
+        user: &NewUser,
+        audit: AuditAppend<'_>,
+    ) -> Result<UserRow, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         let done: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM instance_setup)")
             .fetch_one(&mut *tx)
@@ -214,13 +221,17 @@ impl UserRepo for PgIdentity {
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
+        append_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(admin)
     }
 
-    async fn create(&self, user: &NewUser) -> Result<UserRow, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(map_error)?;
-        insert_user(&mut conn, user).await
+    async fn create(&self, user: &NewUser, audit: AuditAppend<'_>) -> Result<UserRow, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let created = insert_user(&mut tx, user).await?;
+        append_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(created)
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<UserRow>, StoreError> {
@@ -264,7 +275,9 @@ impl UserRepo for PgIdentity {
         id: Uuid,
         change: &ProfileChange,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<Option<UserRow>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE users SET email = coalesce($1, email), \
              display_name = coalesce($2, display_name), updated_at = $3 WHERE id = $4 \
@@ -274,28 +287,25 @@ impl UserRepo for PgIdentity {
         .bind(&change.display_name)
         .bind(micros(now))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(map_error)?;
-        row.as_ref().map(to_user).transpose()
+        let Some(user) = row.as_ref().map(to_user).transpose()? else {
+            return Ok(None);
+        };
+        append_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(Some(user))
     }
 
-    async fn set_role(
+    async fn update_account(
         &self,
         id: Uuid,
-        role: Role,
+        change: &AccountChange,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<GuardedChange, StoreError> {
-        guarded_change(&self.pool, id, Some(role), None, now).await
-    }
-
-    async fn set_active(
-        &self,
-        id: Uuid,
-        active: bool,
-        now: OffsetDateTime,
-    ) -> Result<GuardedChange, StoreError> {
-        guarded_change(&self.pool, id, None, Some(active), now).await
+        guarded_change(&self.pool, id, change, now, audit).await
     }
 
     async fn set_password(
@@ -304,11 +314,11 @@ impl UserRepo for PgIdentity {
         password_hash: &str,
         keep_session: Option<Uuid>,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         let changed = store_password(&mut tx, id, password_hash, keep_session, now).await?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(changed)
+        commit_if(tx, changed, audit).await
     }
 
     async fn record_login_failure(
@@ -374,7 +384,12 @@ fn to_session(row: &PgRow) -> Result<SessionRow, StoreError> {
 
 #[async_trait]
 impl SessionRepo for PgIdentity {
-    async fn create(&self, session: &SessionRow, max_per_user: u32) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        session: &SessionRow,
+        max_per_user: u32,
+        audit: AuditAppend<'_>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -400,6 +415,7 @@ impl SessionRepo for PgIdentity {
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
+        append_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(map_error)
     }
 
@@ -424,14 +440,21 @@ impl SessionRepo for PgIdentity {
             .map_err(map_error)
     }
 
-    async fn mark_authenticated(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError> {
+    async fn mark_authenticated(
+        &self,
+        id: Uuid,
+        at: OffsetDateTime,
+        audit: AuditAppend<'_>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
         sqlx::query("UPDATE sessions SET authenticated_at = $1, last_seen_at = $1 WHERE id = $2")
             .bind(micros(at))
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map(|_| ())
-            .map_err(map_error)
+            .map_err(map_error)?;
+        append_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_error)
     }
 
     async fn list_for_user(&self, user_id: Uuid) -> Result<Vec<SessionRow>, StoreError> {
@@ -446,23 +469,43 @@ impl SessionRepo for PgIdentity {
         rows.iter().map(to_session).collect()
     }
 
-    async fn delete(&self, id: Uuid, user_id: Option<Uuid>) -> Result<bool, StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)")
-            .bind(id)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .map(|done| done.rows_affected() == 1)
-            .map_err(map_error)
+    async fn delete(
+        &self,
+        id: Uuid,
+        user_id: Option<Uuid>,
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let deleted = sqlx::query(
+            "DELETE FROM sessions WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)",
+        )
+        .bind(id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?
+        .rows_affected()
+            == 1;
+        match audit {
+            Some(audit) => commit_if(tx, deleted, audit).await,
+            None => {
+                tx.commit().await.map_err(map_error)?;
+                Ok(deleted)
+            }
+        }
     }
 
     async fn delete_for_user(
         &self,
         user_id: Uuid,
         except: Option<Uuid>,
+        audit: AuditAppend<'_>,
     ) -> Result<u64, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(map_error)?;
-        delete_sessions(&mut conn, user_id, except).await
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let deleted = delete_sessions(&mut tx, user_id, except).await?;
+        append_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(deleted)
     }
 
     async fn prune_expired(
@@ -502,7 +545,8 @@ fn to_api_token(row: &PgRow) -> Result<ApiTokenRow, StoreError> {
 
 #[async_trait]
 impl ApiTokenRepo for PgIdentity {
-    async fn create(&self, token: &ApiTokenRow) -> Result<(), StoreError> {
+    async fn create(&self, token: &ApiTokenRow, audit: AuditAppend<'_>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO api_tokens ({TOKEN_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
@@ -517,10 +561,11 @@ impl ApiTokenRepo for PgIdentity {
         .bind(micros(token.expires_at))
         .bind(token.last_used_at.map(micros))
         .bind(token.revoked_at.map(micros))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map(|_| ())
-        .map_err(map_error)
+        .map_err(map_error)?;
+        append_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_error)
     }
 
     async fn find_by_token_hash(
@@ -570,18 +615,22 @@ impl ApiTokenRepo for PgIdentity {
         id: Uuid,
         user_id: Option<Uuid>,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError> {
-        sqlx::query(
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let revoked = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 \
              WHERE id = $2 AND revoked_at IS NULL AND ($3::uuid IS NULL OR user_id = $3)",
         )
         .bind(micros(now))
         .bind(id)
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map(|done| done.rows_affected() == 1)
-        .map_err(map_error)
+        .map_err(map_error)?
+        .rows_affected()
+            == 1;
+        commit_if(tx, revoked, audit).await
     }
 
     async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError> {
@@ -638,7 +687,12 @@ async fn use_token(
 
 #[async_trait]
 impl OneTimeTokenRepo for PgIdentity {
-    async fn create(&self, token: &OneTimeTokenRow) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        token: &OneTimeTokenRow,
+        audit: AuditAppend<'_>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO one_time_tokens ({ONE_TIME_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
@@ -653,10 +707,11 @@ impl OneTimeTokenRepo for PgIdentity {
         .bind(micros(token.created_at))
         .bind(micros(token.expires_at))
         .bind(token.used_at.map(micros))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map(|_| ())
-        .map_err(map_error)
+        .map_err(map_error)?;
+        append_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_error)
     }
 
     async fn find_live(
@@ -681,9 +736,11 @@ impl OneTimeTokenRepo for PgIdentity {
     async fn accept_invitation(
         &self,
         token_hash: &str,
+        user_id: Uuid,
         display_name: &str,
         password_hash: &str,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<Option<UserRow>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         let Some(invitation) =
@@ -697,6 +754,7 @@ impl OneTimeTokenRepo for PgIdentity {
             ));
         };
         let user = NewUser {
+            id: user_id,
             email,
             display_name: display_name.to_owned(),
             role,
@@ -705,6 +763,7 @@ impl OneTimeTokenRepo for PgIdentity {
         };
         // A taken email fails here and rolls the use of the invitation back.
         let created = insert_user(&mut tx, &user).await?;
+        append_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(Some(created))
     }
@@ -714,6 +773,7 @@ impl OneTimeTokenRepo for PgIdentity {
         token_hash: &str,
         password_hash: &str,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<Option<Uuid>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         let Some(reset) =
@@ -727,6 +787,7 @@ impl OneTimeTokenRepo for PgIdentity {
         if !store_password(&mut tx, user_id, password_hash, None, now).await? {
             return Ok(None);
         }
+        append_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(Some(user_id))
     }
@@ -763,6 +824,66 @@ fn to_audit(row: &PgRow) -> Result<AuditRecord, StoreError> {
     })
 }
 
+/// Appends an audit record inside the caller's transaction, last in it: the chain lock is
+/// held from here to the commit, and a transaction holding it waits for nothing else, so
+/// audited changes cannot deadlock on it.
+pub(crate) async fn append_audit(
+    conn: &mut PgConnection,
+    audit: &AuditAppend<'_>,
+) -> Result<ChainLink, StoreError> {
+    let record = audit.record;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(AUDIT_CHAIN_LOCK)
+        .execute(&mut *conn)
+        .await
+        .map_err(audit_unwritable)?;
+    let last: Option<(i64, String)> = sqlx::query_as(
+        "SELECT seq, hash FROM audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(audit_unwritable)?;
+    let link = next_link(last, record, audit.hasher);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO audit_events ({AUDIT_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    )))
+    .bind(record.id)
+    .bind(micros(record.at))
+    .bind(&record.actor)
+    .bind(&record.action)
+    .bind(&record.target)
+    .bind(record.outcome.as_str())
+    .bind(&record.ip)
+    .bind(&record.request_id)
+    .bind(&record.detail)
+    .bind(link.seq)
+    .bind(&link.prev_hash)
+    .bind(&link.hash)
+    .execute(&mut *conn)
+    .await
+    .map_err(audit_unwritable)?;
+    Ok(link)
+}
+
+fn audit_unwritable(error: sqlx::Error) -> StoreError {
+    StoreError::AuditUnwritable(map_error(error).to_string())
+}
+
+/// Commits a change with its audit record when it happened (`changed`); otherwise rolls back.
+pub(crate) async fn commit_if(
+    mut tx: Transaction<'static, Postgres>,
+    changed: bool,
+    audit: AuditAppend<'_>,
+) -> Result<bool, StoreError> {
+    if !changed {
+        return Ok(false);
+    }
+    append_audit(&mut tx, &audit).await?;
+    tx.commit().await.map_err(map_error)?;
+    Ok(true)
+}
+
 #[async_trait]
 impl AuditRepo for PgIdentity {
     async fn append(
@@ -771,37 +892,7 @@ impl AuditRepo for PgIdentity {
         hasher: &dyn ChainHasher,
     ) -> Result<ChainLink, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(AUDIT_CHAIN_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        let last: Option<(i64, String)> = sqlx::query_as(
-            "SELECT seq, hash FROM audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
-        )
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        let link = next_link(last, record, hasher);
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO audit_events ({AUDIT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        )))
-        .bind(record.id)
-        .bind(micros(record.at))
-        .bind(&record.actor)
-        .bind(&record.action)
-        .bind(&record.target)
-        .bind(record.outcome.as_str())
-        .bind(&record.ip)
-        .bind(&record.request_id)
-        .bind(&record.detail)
-        .bind(link.seq)
-        .bind(&link.prev_hash)
-        .bind(&link.hash)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
+        let link = append_audit(&mut tx, &AuditAppend { record, hasher }).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(link)
     }

@@ -1,11 +1,12 @@
+use crate::identity::{append_audit, commit_if};
 use crate::map_error;
 use async_trait::async_trait;
 use hive_store::{
-    Cursor, Page, PageRequest, SecretRepo, SecretRow, StoreError, truncate_to_micros as micros,
+    AuditAppend, Cursor, Page, PageRequest, SecretRepo, SecretRow, StoreError,
+    truncate_to_micros as micros,
 };
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub(crate) struct PgSecrets {
@@ -33,7 +34,8 @@ fn to_secret(row: &PgRow) -> Result<SecretRow, StoreError> {
 
 #[async_trait]
 impl SecretRepo for PgSecrets {
-    async fn create(&self, secret: &SecretRow) -> Result<(), StoreError> {
+    async fn create(&self, secret: &SecretRow, audit: AuditAppend<'_>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO secrets ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         )))
@@ -46,10 +48,11 @@ impl SecretRepo for PgSecrets {
         .bind(&secret.value)
         .bind(micros(secret.created_at))
         .bind(micros(secret.updated_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map(|_| ())
-        .map_err(map_error)
+        .map_err(map_error)?;
+        append_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_error)
     }
 
     async fn get(&self, id: Uuid, owner: Option<Uuid>) -> Result<Option<SecretRow>, StoreError> {
@@ -91,36 +94,45 @@ impl SecretRepo for PgSecrets {
 
     async fn replace_value(
         &self,
-        id: Uuid,
-        expected_version: i64,
-        description: &str,
-        key_id: u32,
-        value: &str,
-        now: OffsetDateTime,
+        next: &SecretRow,
+        audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError> {
-        sqlx::query(
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let replaced = sqlx::query(
             "UPDATE secrets SET version = version + 1, description = $1, key_id = $2, \
              value = $3, updated_at = $4 WHERE id = $5 AND version = $6",
         )
-        .bind(description)
-        .bind(i64::from(key_id))
-        .bind(value)
-        .bind(micros(now))
-        .bind(id)
-        .bind(expected_version)
-        .execute(&self.pool)
+        .bind(&next.description)
+        .bind(i64::from(next.key_id))
+        .bind(&next.value)
+        .bind(micros(next.updated_at))
+        .bind(next.id)
+        .bind(next.version - 1)
+        .execute(&mut *tx)
         .await
-        .map(|done| done.rows_affected() == 1)
-        .map_err(map_error)
+        .map_err(map_error)?
+        .rows_affected()
+            == 1;
+        commit_if(tx, replaced, audit).await
     }
 
-    async fn delete(&self, id: Uuid, owner: Option<Uuid>) -> Result<bool, StoreError> {
-        sqlx::query("DELETE FROM secrets WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)")
-            .bind(id)
-            .bind(owner)
-            .execute(&self.pool)
-            .await
-            .map(|done| done.rows_affected() == 1)
-            .map_err(map_error)
+    async fn delete(
+        &self,
+        id: Uuid,
+        owner: Option<Uuid>,
+        audit: AuditAppend<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let deleted = sqlx::query(
+            "DELETE FROM secrets WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?
+        .rows_affected()
+            == 1;
+        commit_if(tx, deleted, audit).await
     }
 }

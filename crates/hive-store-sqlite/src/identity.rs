@@ -3,10 +3,11 @@ use crate::map_error;
 use async_trait::async_trait;
 use hive_proto::Role;
 use hive_store::{
-    ApiTokenRepo, ApiTokenRow, AuditOutcome, AuditRecord, AuditRepo, ChainHasher, ChainLink,
-    Cursor, GuardedChange, LoginThrottle, NewUser, OneTimePurpose, OneTimeTokenRepo,
-    OneTimeTokenRow, Page, PageRequest, ProfileChange, SessionRepo, SessionRow, StoreError,
-    UserRepo, UserRow, chain_link, next_link, role_from_text, scopes_from_text, scopes_to_text,
+    AccountChange, ApiTokenRepo, ApiTokenRow, AuditAppend, AuditOutcome, AuditRecord, AuditRepo,
+    ChainHasher, ChainLink, Cursor, GuardedChange, LoginThrottle, NewUser, OneTimePurpose,
+    OneTimeTokenRepo, OneTimeTokenRow, Page, PageRequest, ProfileChange, SessionRepo, SessionRow,
+    StoreError, UserRepo, UserRow, chain_link, next_link, role_from_text, scopes_from_text,
+    scopes_to_text,
 };
 use sqlx::sqlite::{Sqlite, SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Row, SqliteConnection, Transaction};
@@ -77,13 +78,13 @@ fn to_user(row: &SqliteRow) -> Result<UserRow, StoreError> {
     })
 }
 
-async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
+pub(crate) async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
     // IMMEDIATE takes the write lock up front, so checks and writes see one state.
     pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)
 }
 
 async fn insert_user(conn: &mut SqliteConnection, user: &NewUser) -> Result<UserRow, StoreError> {
-    let id = Uuid::now_v7();
+    let id = user.id;
     sqlx::query(
         "INSERT INTO users (id, email, display_name, role, active, password_hash, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?6)",
@@ -146,14 +147,15 @@ async fn delete_sessions(
         .map_err(map_error)
 }
 
-/// The guarded role/active change: `role` or `active` set, sessions ended, in one transaction.
+/// An admin's change: name, role and active set, sessions ended, audited, in one transaction.
 async fn guarded_change(
     pool: &SqlitePool,
     id: Uuid,
-    role: Option<Role>,
-    active: Option<bool>,
+    change: &AccountChange,
     now: OffsetDateTime,
+    audit: AuditAppend<'_>,
 ) -> Result<GuardedChange, StoreError> {
+    let (role, active) = (change.role, change.active);
     let mut tx = begin(pool).await?;
     let Some(user) = fetch_user(&mut tx, id).await? else {
         return Ok(GuardedChange::NotFound);
@@ -162,14 +164,18 @@ async fn guarded_change(
     if would_remove_last_admin(&mut tx, &user, stays_admin).await? {
         return Ok(GuardedChange::LastAdmin);
     }
-    sqlx::query("UPDATE users SET role = ?1, active = ?2, updated_at = ?3 WHERE id = ?4")
-        .bind(role.unwrap_or(user.role).as_str())
-        .bind(active.unwrap_or(user.active))
-        .bind(to_micros(now))
-        .bind(text(id))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
+    sqlx::query(
+        "UPDATE users SET role = ?1, active = ?2, display_name = coalesce(?3, display_name), \
+         updated_at = ?4 WHERE id = ?5",
+    )
+    .bind(role.unwrap_or(user.role).as_str())
+    .bind(active.unwrap_or(user.active))
+    .bind(&change.display_name)
+    .bind(to_micros(now))
+    .bind(text(id))
+    .execute(&mut *tx)
+    .await
+    .map_err(map_error)?;
     let ends_sessions = role.is_some_and(|r| r != user.role) || active == Some(false);
     if ends_sessions {
         delete_sessions(&mut tx, id, None).await?;
@@ -177,6 +183,7 @@ async fn guarded_change(
     let changed = fetch_user(&mut tx, id)
         .await?
         .ok_or_else(|| StoreError::Backend("a changed user vanished".into()))?;
+    append_audit(&mut tx, &audit).await?;
     tx.commit().await.map_err(map_error)?;
     Ok(GuardedChange::Changed(changed))
 }
@@ -224,7 +231,11 @@ impl UserRepo for SqliteIdentity {
             .map_err(map_error)
     }
 
-    async fn create_first_admin(&self, user: &NewUser) -> Result<UserRow, StoreError> {
+    async fn create_first_admin(
+        &self,
+        user: &NewUser,
+        audit: AuditAppend<'_>,
+    ) -> Result<UserRow, StoreError> {
         let mut tx = begin(&self.writer).await?;
         let done: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM instance_setup)")
             .fetch_one(&mut *tx)
@@ -240,13 +251,15 @@ impl UserRepo for SqliteIdentity {
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
+        append_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(admin)
     }
 
-    async fn create(&self, user: &NewUser) -> Result<UserRow, StoreError> {
+    async fn create(&self, user: &NewUser, audit: AuditAppend<'_>) -> Result<UserRow, StoreError> {
         let mut tx = begin(&self.writer).await?;
         let created = insert_user(&mut tx, user).await?;
+        append_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(created)
     }
@@ -292,6 +305,7 @@ impl UserRepo for SqliteIdentity {
         id: Uuid,
         change: &ProfileChange,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<Option<UserRow>, StoreError> {
         let mut tx = begin(&self.writer).await?;
         let done = sqlx::query(
@@ -309,26 +323,19 @@ impl UserRepo for SqliteIdentity {
             return Ok(None);
         }
         let user = fetch_user(&mut tx, id).await?;
+        append_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(user)
     }
 
-    async fn set_role(
+    async fn update_account(
         &self,
         id: Uuid,
-        role: Role,
+        change: &AccountChange,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<GuardedChange, StoreError> {
-        guarded_change(&self.writer, id, Some(role), None, now).await
-    }
-
-    async fn set_active(
-        &self,
-        id: Uuid,
-        active: bool,
-        now: OffsetDateTime,
-    ) -> Result<GuardedChange, StoreError> {
-        guarded_change(&self.writer, id, None, Some(active), now).await
+        guarded_change(&self.writer, id, change, now, audit).await
     }
 
     async fn set_password(
@@ -337,11 +344,11 @@ impl UserRepo for SqliteIdentity {
         password_hash: &str,
         keep_session: Option<Uuid>,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = begin(&self.writer).await?;
         let changed = store_password(&mut tx, id, password_hash, keep_session, now).await?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(changed)
+        commit_if(tx, changed, audit).await
     }
 
     async fn record_login_failure(
@@ -407,7 +414,12 @@ fn to_session(row: &SqliteRow) -> Result<SessionRow, StoreError> {
 
 #[async_trait]
 impl SessionRepo for SqliteIdentity {
-    async fn create(&self, session: &SessionRow, max_per_user: u32) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        session: &SessionRow,
+        max_per_user: u32,
+        audit: AuditAppend<'_>,
+    ) -> Result<(), StoreError> {
         let mut tx = begin(&self.writer).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -433,6 +445,7 @@ impl SessionRepo for SqliteIdentity {
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
+        append_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(map_error)
     }
 
@@ -457,14 +470,21 @@ impl SessionRepo for SqliteIdentity {
             .map_err(map_error)
     }
 
-    async fn mark_authenticated(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError> {
+    async fn mark_authenticated(
+        &self,
+        id: Uuid,
+        at: OffsetDateTime,
+        audit: AuditAppend<'_>,
+    ) -> Result<(), StoreError> {
+        let mut tx = begin(&self.writer).await?;
         sqlx::query("UPDATE sessions SET authenticated_at = ?1, last_seen_at = ?1 WHERE id = ?2")
             .bind(to_micros(at))
             .bind(text(id))
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await
-            .map(|_| ())
-            .map_err(map_error)
+            .map_err(map_error)?;
+        append_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_error)
     }
 
     async fn list_for_user(&self, user_id: Uuid) -> Result<Vec<SessionRow>, StoreError> {
@@ -479,23 +499,43 @@ impl SessionRepo for SqliteIdentity {
         rows.iter().map(to_session).collect()
     }
 
-    async fn delete(&self, id: Uuid, user_id: Option<Uuid>) -> Result<bool, StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)")
-            .bind(text(id))
-            .bind(user_id.map(text))
-            .execute(&self.writer)
-            .await
-            .map(|done| done.rows_affected() == 1)
-            .map_err(map_error)
+    async fn delete(
+        &self,
+        id: Uuid,
+        user_id: Option<Uuid>,
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = begin(&self.writer).await?;
+        let deleted =
+            sqlx::query("DELETE FROM sessions WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)")
+                .bind(text(id))
+                .bind(user_id.map(text))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?
+                .rows_affected()
+                == 1;
+        if !deleted {
+            return Ok(false);
+        }
+        if let Some(audit) = audit {
+            append_audit(&mut tx, &audit).await?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(true)
     }
 
     async fn delete_for_user(
         &self,
         user_id: Uuid,
         except: Option<Uuid>,
+        audit: AuditAppend<'_>,
     ) -> Result<u64, StoreError> {
-        let mut conn = self.writer.acquire().await.map_err(map_error)?;
-        delete_sessions(&mut conn, user_id, except).await
+        let mut tx = begin(&self.writer).await?;
+        let deleted = delete_sessions(&mut tx, user_id, except).await?;
+        append_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(deleted)
     }
 
     async fn prune_expired(
@@ -535,7 +575,8 @@ fn to_api_token(row: &SqliteRow) -> Result<ApiTokenRow, StoreError> {
 
 #[async_trait]
 impl ApiTokenRepo for SqliteIdentity {
-    async fn create(&self, token: &ApiTokenRow) -> Result<(), StoreError> {
+    async fn create(&self, token: &ApiTokenRow, audit: AuditAppend<'_>) -> Result<(), StoreError> {
+        let mut tx = begin(&self.writer).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO api_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )))
@@ -549,10 +590,11 @@ impl ApiTokenRepo for SqliteIdentity {
         .bind(to_micros(token.expires_at))
         .bind(token.last_used_at.map(to_micros))
         .bind(token.revoked_at.map(to_micros))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
-        .map(|_| ())
-        .map_err(map_error)
+        .map_err(map_error)?;
+        append_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_error)
     }
 
     async fn find_by_token_hash(
@@ -602,18 +644,22 @@ impl ApiTokenRepo for SqliteIdentity {
         id: Uuid,
         user_id: Option<Uuid>,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError> {
-        sqlx::query(
+        let mut tx = begin(&self.writer).await?;
+        let revoked = sqlx::query(
             "UPDATE api_tokens SET revoked_at = ?1 \
              WHERE id = ?2 AND revoked_at IS NULL AND (?3 IS NULL OR user_id = ?3)",
         )
         .bind(to_micros(now))
         .bind(text(id))
         .bind(user_id.map(text))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
-        .map(|done| done.rows_affected() == 1)
-        .map_err(map_error)
+        .map_err(map_error)?
+        .rows_affected()
+            == 1;
+        commit_if(tx, revoked, audit).await
     }
 
     async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError> {
@@ -672,7 +718,12 @@ async fn use_token(
 
 #[async_trait]
 impl OneTimeTokenRepo for SqliteIdentity {
-    async fn create(&self, token: &OneTimeTokenRow) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        token: &OneTimeTokenRow,
+        audit: AuditAppend<'_>,
+    ) -> Result<(), StoreError> {
+        let mut tx = begin(&self.writer).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO one_time_tokens ({ONE_TIME_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )))
@@ -686,10 +737,11 @@ impl OneTimeTokenRepo for SqliteIdentity {
         .bind(to_micros(token.created_at))
         .bind(to_micros(token.expires_at))
         .bind(token.used_at.map(to_micros))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
-        .map(|_| ())
-        .map_err(map_error)
+        .map_err(map_error)?;
+        append_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_error)
     }
 
     async fn find_live(
@@ -714,9 +766,11 @@ impl OneTimeTokenRepo for SqliteIdentity {
     async fn accept_invitation(
         &self,
         token_hash: &str,
+        user_id: Uuid,
         display_name: &str,
         password_hash: &str,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<Option<UserRow>, StoreError> {
         let mut tx = begin(&self.writer).await?;
         let Some(invitation) =
@@ -730,6 +784,7 @@ impl OneTimeTokenRepo for SqliteIdentity {
             ));
         };
         let user = NewUser {
+            id: user_id,
             email,
             display_name: display_name.to_owned(),
             role,
@@ -738,6 +793,7 @@ impl OneTimeTokenRepo for SqliteIdentity {
         };
         // A taken email fails here and rolls the use of the invitation back.
         let created = insert_user(&mut tx, &user).await?;
+        append_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(Some(created))
     }
@@ -747,6 +803,7 @@ impl OneTimeTokenRepo for SqliteIdentity {
         token_hash: &str,
         password_hash: &str,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<Option<Uuid>, StoreError> {
         let mut tx = begin(&self.writer).await?;
         let Some(reset) =
@@ -760,6 +817,7 @@ impl OneTimeTokenRepo for SqliteIdentity {
         if !store_password(&mut tx, user_id, password_hash, None, now).await? {
             return Ok(None);
         }
+        append_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(Some(user_id))
     }
@@ -796,6 +854,59 @@ fn to_audit(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
     })
 }
 
+/// Appends an audit record inside the caller's transaction. The transaction began
+/// `IMMEDIATE` on the single writer, so "read the last link, write the next" is atomic.
+pub(crate) async fn append_audit(
+    conn: &mut SqliteConnection,
+    audit: &AuditAppend<'_>,
+) -> Result<ChainLink, StoreError> {
+    let record = audit.record;
+    let last: Option<(i64, String)> = sqlx::query_as(
+        "SELECT seq, hash FROM audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(audit_unwritable)?;
+    let link = next_link(last, record, audit.hasher);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )))
+    .bind(text(record.id))
+    .bind(to_micros(record.at))
+    .bind(&record.actor)
+    .bind(&record.action)
+    .bind(&record.target)
+    .bind(record.outcome.as_str())
+    .bind(&record.ip)
+    .bind(&record.request_id)
+    .bind(&record.detail)
+    .bind(link.seq)
+    .bind(&link.prev_hash)
+    .bind(&link.hash)
+    .execute(&mut *conn)
+    .await
+    .map_err(audit_unwritable)?;
+    Ok(link)
+}
+
+fn audit_unwritable(error: sqlx::Error) -> StoreError {
+    StoreError::AuditUnwritable(map_error(error).to_string())
+}
+
+/// Commits a change with its audit record when it happened (`changed`); otherwise rolls back.
+pub(crate) async fn commit_if(
+    mut tx: Transaction<'static, Sqlite>,
+    changed: bool,
+    audit: AuditAppend<'_>,
+) -> Result<bool, StoreError> {
+    if !changed {
+        return Ok(false);
+    }
+    append_audit(&mut tx, &audit).await?;
+    tx.commit().await.map_err(map_error)?;
+    Ok(true)
+}
+
 #[async_trait]
 impl AuditRepo for SqliteIdentity {
     async fn append(
@@ -803,33 +914,8 @@ impl AuditRepo for SqliteIdentity {
         record: &AuditRecord,
         hasher: &dyn ChainHasher,
     ) -> Result<ChainLink, StoreError> {
-        // The single writer and IMMEDIATE make "read the last link, write the next" atomic.
         let mut tx = begin(&self.writer).await?;
-        let last: Option<(i64, String)> = sqlx::query_as(
-            "SELECT seq, hash FROM audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
-        )
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        let link = next_link(last, record, hasher);
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )))
-        .bind(text(record.id))
-        .bind(to_micros(record.at))
-        .bind(&record.actor)
-        .bind(&record.action)
-        .bind(&record.target)
-        .bind(record.outcome.as_str())
-        .bind(&record.ip)
-        .bind(&record.request_id)
-        .bind(&record.detail)
-        .bind(link.seq)
-        .bind(&link.prev_hash)
-        .bind(&link.hash)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
+        let link = append_audit(&mut tx, &AuditAppend { record, hasher }).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(link)
     }

@@ -1,11 +1,10 @@
-use crate::identity::{text, uuid_at};
+use crate::identity::{append_audit, begin, commit_if, text, uuid_at};
 use crate::jobs::{from_micros, to_micros};
 use crate::map_error;
 use async_trait::async_trait;
-use hive_store::{Cursor, Page, PageRequest, SecretRepo, SecretRow, StoreError};
+use hive_store::{AuditAppend, Cursor, Page, PageRequest, SecretRepo, SecretRow, StoreError};
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub(crate) struct SqliteSecrets {
@@ -34,7 +33,8 @@ fn to_secret(row: &SqliteRow) -> Result<SecretRow, StoreError> {
 
 #[async_trait]
 impl SecretRepo for SqliteSecrets {
-    async fn create(&self, secret: &SecretRow) -> Result<(), StoreError> {
+    async fn create(&self, secret: &SecretRow, audit: AuditAppend<'_>) -> Result<(), StoreError> {
+        let mut tx = begin(&self.writer).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO secrets ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )))
@@ -47,10 +47,11 @@ impl SecretRepo for SqliteSecrets {
         .bind(&secret.value)
         .bind(to_micros(secret.created_at))
         .bind(to_micros(secret.updated_at))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
-        .map(|_| ())
-        .map_err(map_error)
+        .map_err(map_error)?;
+        append_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_error)
     }
 
     async fn get(&self, id: Uuid, owner: Option<Uuid>) -> Result<Option<SecretRow>, StoreError> {
@@ -92,36 +93,44 @@ impl SecretRepo for SqliteSecrets {
 
     async fn replace_value(
         &self,
-        id: Uuid,
-        expected_version: i64,
-        description: &str,
-        key_id: u32,
-        value: &str,
-        now: OffsetDateTime,
+        next: &SecretRow,
+        audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError> {
-        sqlx::query(
+        let mut tx = begin(&self.writer).await?;
+        let replaced = sqlx::query(
             "UPDATE secrets SET version = version + 1, description = ?1, key_id = ?2, \
              value = ?3, updated_at = ?4 WHERE id = ?5 AND version = ?6",
         )
-        .bind(description)
-        .bind(i64::from(key_id))
-        .bind(value)
-        .bind(to_micros(now))
-        .bind(text(id))
-        .bind(expected_version)
-        .execute(&self.writer)
+        .bind(&next.description)
+        .bind(i64::from(next.key_id))
+        .bind(&next.value)
+        .bind(to_micros(next.updated_at))
+        .bind(text(next.id))
+        .bind(next.version - 1)
+        .execute(&mut *tx)
         .await
-        .map(|done| done.rows_affected() == 1)
-        .map_err(map_error)
+        .map_err(map_error)?
+        .rows_affected()
+            == 1;
+        commit_if(tx, replaced, audit).await
     }
 
-    async fn delete(&self, id: Uuid, owner: Option<Uuid>) -> Result<bool, StoreError> {
-        sqlx::query("DELETE FROM secrets WHERE id = ?1 AND (?2 IS NULL OR owner_id = ?2)")
-            .bind(text(id))
-            .bind(owner.map(text))
-            .execute(&self.writer)
-            .await
-            .map(|done| done.rows_affected() == 1)
-            .map_err(map_error)
+    async fn delete(
+        &self,
+        id: Uuid,
+        owner: Option<Uuid>,
+        audit: AuditAppend<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = begin(&self.writer).await?;
+        let deleted =
+            sqlx::query("DELETE FROM secrets WHERE id = ?1 AND (?2 IS NULL OR owner_id = ?2)")
+                .bind(text(id))
+                .bind(owner.map(text))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?
+                .rows_affected()
+                == 1;
+        commit_if(tx, deleted, audit).await
     }
 }

@@ -4,8 +4,10 @@
 //! This is test support: it reports a broken backend by panicking, like an assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audited;
 mod identity;
 mod vault;
+pub use audited::*;
 pub use identity::*;
 pub use vault::*;
 
@@ -19,6 +21,35 @@ use std::sync::Arc;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
+
+/// The audit record of a change a check makes (each one new, as record ids are unique).
+pub struct Note(pub crate::AuditRecord);
+
+/// A record for `action`, to hand to a mutating repository method as `note(..).append()` (also
+/// for other crates' tests that need rows made through the store).
+pub fn note(action: &str) -> Note {
+    Note(crate::AuditRecord {
+        id: Uuid::now_v7(),
+        at: truncate_to_micros(T0),
+        actor: "conformance".to_owned(),
+        action: action.to_owned(),
+        target: None,
+        outcome: crate::AuditOutcome::Success,
+        ip: None,
+        request_id: None,
+        detail: "{}".to_owned(),
+        link: None,
+    })
+}
+
+impl Note {
+    pub fn append(&self) -> crate::AuditAppend<'_> {
+        crate::AuditAppend {
+            record: &self.0,
+            hasher: &identity::TestHasher,
+        }
+    }
+}
 
 /// A fresh, migrated database for one check, and the means to reach it a second time.
 #[async_trait]
@@ -61,6 +92,7 @@ macro_rules! conformance_suite {
             audit_appends_form_one_chain_under_concurrency,
             vault_keys_are_unique_by_id,
             secrets_are_unique_per_owner_and_versioned,
+            a_change_whose_audit_record_fails_is_rolled_back,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

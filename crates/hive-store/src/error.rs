@@ -24,6 +24,9 @@ pub enum StoreError {
     /// The data directory is locked by another Hive process.
     #[error("{0}")]
     Locked(String),
+    /// The audit record of a change could not be written, so the change was rolled back.
+    #[error("audit record not written (the change was rolled back): {0}")]
+    AuditUnwritable(String),
     /// Anything else the database said.
     #[error("database error: {0}")]
     Backend(String),

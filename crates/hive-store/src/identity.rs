@@ -20,7 +20,7 @@ pub struct LoginThrottle {
     pub failures_today: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct UserRow {
     pub id: Uuid,
     /// Lower-case; unique.
@@ -36,8 +36,10 @@ pub struct UserRow {
     pub throttle: LoginThrottle,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct NewUser {
+    /// Chosen by the caller, so that the audit record written with the insert can name it.
+    pub id: Uuid,
     pub email: String,
     pub display_name: String,
     pub role: Role,
@@ -54,6 +56,14 @@ pub enum GuardedChange {
     LastAdmin,
 }
 
+/// An admin's change of an account; `None` keeps a field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountChange {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+}
+
 /// A change of profile fields; `None` keeps a field.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProfileChange {
@@ -68,10 +78,14 @@ pub trait UserRepo: Send + Sync {
 
     /// Creates the first admin and closes setup in one transaction. [`StoreError::Conflict`]
     /// when setup is already closed (of concurrent callers exactly one succeeds).
-    async fn create_first_admin(&self, user: &NewUser) -> Result<UserRow, StoreError>;
+    async fn create_first_admin(
+        &self,
+        user: &NewUser,
+        audit: AuditAppend<'_>,
+    ) -> Result<UserRow, StoreError>;
 
     /// [`StoreError::Conflict`] when the email is taken.
-    async fn create(&self, user: &NewUser) -> Result<UserRow, StoreError>;
+    async fn create(&self, user: &NewUser, audit: AuditAppend<'_>) -> Result<UserRow, StoreError>;
 
     async fn get(&self, id: Uuid) -> Result<Option<UserRow>, StoreError>;
 
@@ -86,24 +100,18 @@ pub trait UserRepo: Send + Sync {
         id: Uuid,
         change: &ProfileChange,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<Option<UserRow>, StoreError>;
 
-    /// Sets the role and ends all the user's sessions, unless this would leave no active
-    /// admin (checked and applied atomically, also against concurrent changes).
-    async fn set_role(
+    /// Applies an admin's change in one transaction. A role change or a deactivation ends all
+    /// the user's sessions; a change that would leave no active admin changes nothing
+    /// (checked and applied atomically, also against concurrent changes).
+    async fn update_account(
         &self,
         id: Uuid,
-        role: Role,
+        change: &AccountChange,
         now: OffsetDateTime,
-    ) -> Result<GuardedChange, StoreError>;
-
-    /// Activates or deactivates; deactivation ends all the user's sessions. Guarded like
-    /// [`UserRepo::set_role`].
-    async fn set_active(
-        &self,
-        id: Uuid,
-        active: bool,
-        now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<GuardedChange, StoreError>;
 
     /// Replaces the password hash, clears the login throttle and ends every session of the
@@ -114,6 +122,7 @@ pub trait UserRepo: Send + Sync {
         password_hash: &str,
         keep_session: Option<Uuid>,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError>;
 
     /// Counts a failed login atomically (the day's count restarts on a new `day`) and returns
@@ -135,7 +144,7 @@ pub trait UserRepo: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionRow {
     pub id: Uuid,
     pub user_id: Uuid,
@@ -154,23 +163,43 @@ pub struct SessionRow {
 pub trait SessionRepo: Send + Sync {
     /// Stores a session; the user's oldest sessions beyond `max_per_user` are deleted in the
     /// same transaction.
-    async fn create(&self, session: &SessionRow, max_per_user: u32) -> Result<(), StoreError>;
+    async fn create(
+        &self,
+        session: &SessionRow,
+        max_per_user: u32,
+        audit: AuditAppend<'_>,
+    ) -> Result<(), StoreError>;
 
     async fn find_by_token_hash(&self, token_hash: &str) -> Result<Option<SessionRow>, StoreError>;
 
     async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError>;
 
-    async fn mark_authenticated(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError>;
+    async fn mark_authenticated(
+        &self,
+        id: Uuid,
+        at: OffsetDateTime,
+        audit: AuditAppend<'_>,
+    ) -> Result<(), StoreError>;
 
     /// The user's sessions, newest first (at most the per-user cap).
     async fn list_for_user(&self, user_id: Uuid) -> Result<Vec<SessionRow>, StoreError>;
 
-    /// Deletes one session; with `user_id`, only if it is that user's.
-    async fn delete(&self, id: Uuid, user_id: Option<Uuid>) -> Result<bool, StoreError>;
+    /// Deletes one session; with `user_id`, only if it is that user's. `audit` is `None` only
+    /// for housekeeping (an expired session found at use).
+    async fn delete(
+        &self,
+        id: Uuid,
+        user_id: Option<Uuid>,
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes the user's sessions except `except`; returns how many.
-    async fn delete_for_user(&self, user_id: Uuid, except: Option<Uuid>)
-    -> Result<u64, StoreError>;
+    async fn delete_for_user(
+        &self,
+        user_id: Uuid,
+        except: Option<Uuid>,
+        audit: AuditAppend<'_>,
+    ) -> Result<u64, StoreError>;
 
     /// Deletes sessions past their absolute end or idle since before `idle_since`.
     async fn prune_expired(
@@ -180,7 +209,7 @@ pub trait SessionRepo: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiTokenRow {
     pub id: Uuid,
     pub user_id: Uuid,
@@ -197,7 +226,7 @@ pub struct ApiTokenRow {
 
 #[async_trait]
 pub trait ApiTokenRepo: Send + Sync {
-    async fn create(&self, token: &ApiTokenRow) -> Result<(), StoreError>;
+    async fn create(&self, token: &ApiTokenRow, audit: AuditAppend<'_>) -> Result<(), StoreError>;
 
     async fn find_by_token_hash(&self, token_hash: &str)
     -> Result<Option<ApiTokenRow>, StoreError>;
@@ -216,6 +245,7 @@ pub trait ApiTokenRepo: Send + Sync {
         id: Uuid,
         user_id: Option<Uuid>,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError>;
 
     async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError>;
@@ -247,7 +277,7 @@ impl OneTimePurpose {
 }
 
 /// An invitation (email and role of the account to create) or a password reset (user).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct OneTimeTokenRow {
     pub id: Uuid,
     pub purpose: OneTimePurpose,
@@ -263,7 +293,11 @@ pub struct OneTimeTokenRow {
 
 #[async_trait]
 pub trait OneTimeTokenRepo: Send + Sync {
-    async fn create(&self, token: &OneTimeTokenRow) -> Result<(), StoreError>;
+    async fn create(
+        &self,
+        token: &OneTimeTokenRow,
+        audit: AuditAppend<'_>,
+    ) -> Result<(), StoreError>;
 
     /// The unused, unexpired token of this purpose.
     async fn find_live(
@@ -277,12 +311,15 @@ pub trait OneTimeTokenRepo: Send + Sync {
     /// the invitation is unknown, used or expired (of concurrent callers one succeeds);
     /// [`StoreError::Conflict`] when the email was taken meanwhile (the invitation stays
     /// unused).
+    /// `user_id` is the new account's id (chosen by the caller, as the audit record names it).
     async fn accept_invitation(
         &self,
         token_hash: &str,
+        user_id: Uuid,
         display_name: &str,
         password_hash: &str,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<Option<UserRow>, StoreError>;
 
     /// Uses a live reset token, sets the password, clears the throttle and ends every session
@@ -292,6 +329,7 @@ pub trait OneTimeTokenRepo: Send + Sync {
         token_hash: &str,
         password_hash: &str,
         now: OffsetDateTime,
+        audit: AuditAppend<'_>,
     ) -> Result<Option<Uuid>, StoreError>;
 
     /// Deletes tokens that expired before `before`.
@@ -366,11 +404,33 @@ pub trait ChainHasher: Send + Sync {
     fn hash(&self, seq: i64, prev_hash: &str, record: &AuditRecord) -> String;
 }
 
+/// The audit record of a change, handed to the repository method that makes the change: the
+/// record is appended to the chain in the same transaction, so the change and its record are
+/// committed together or not at all. When the change does not happen (not found, a conflict,
+/// a refused guard) the record is not written either.
+///
+/// A failure to write the record rolls the change back and answers
+/// [`StoreError::AuditUnwritable`].
+#[derive(Clone, Copy)]
+pub struct AuditAppend<'a> {
+    pub record: &'a AuditRecord,
+    pub hasher: &'a dyn ChainHasher,
+}
+
+impl std::fmt::Debug for AuditAppend<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditAppend")
+            .field("record", self.record)
+            .finish_non_exhaustive()
+    }
+}
+
 #[async_trait]
 pub trait AuditRepo: Send + Sync {
     /// Appends `record` at the end of the chain, atomically with respect to other writers
     /// (also on other replicas): the store picks the next `seq`, reads the last hash and asks
-    /// `hasher` for this record's. Returns the link it got.
+    /// `hasher` for this record's. Returns the link it got. For a record of its own (a refusal,
+    /// an event that changes nothing stored); a change passes its record in an [`AuditAppend`].
     async fn append(
         &self,
         record: &AuditRecord,
@@ -469,3 +529,58 @@ mod tests {
         assert!(scopes_from_text("read,root").is_err());
     }
 }
+
+hive_proto::debug_redacted!(UserRow {
+    show: [
+        id,
+        email,
+        display_name,
+        role,
+        active,
+        created_at,
+        updated_at,
+        throttle
+    ],
+    hide: [password_hash]
+});
+
+hive_proto::debug_redacted!(NewUser {
+    show: [id, email, display_name, role, created_at],
+    hide: [password_hash]
+});
+
+hive_proto::debug_redacted!(SessionRow {
+    show: [
+        id,
+        user_id,
+        created_at,
+        last_seen_at,
+        expires_at,
+        authenticated_at,
+        ip,
+        user_agent
+    ],
+    hide: [token_hash]
+});
+
+hive_proto::debug_redacted!(ApiTokenRow {
+    show: [
+        id,
+        user_id,
+        name,
+        role,
+        scopes,
+        created_at,
+        expires_at,
+        last_used_at,
+        revoked_at
+    ],
+    hide: [token_hash]
+});
+
+hive_proto::debug_redacted!(OneTimeTokenRow {
+    show: [
+        id, purpose, user_id, email, role, created_by, created_at, expires_at, used_at
+    ],
+    hide: [token_hash]
+});

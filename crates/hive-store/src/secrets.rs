@@ -1,11 +1,11 @@
 //! Secrets as stored: metadata in clear, the value sealed by the vault.
 
-use crate::{Page, PageRequest, StoreError};
+use crate::{AuditAppend, Page, PageRequest, StoreError};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SecretRow {
     pub id: Uuid,
     pub owner_id: Uuid,
@@ -25,7 +25,7 @@ pub struct SecretRow {
 #[async_trait]
 pub trait SecretRepo: Send + Sync {
     /// [`StoreError::Conflict`] when the owner already has a secret of this name.
-    async fn create(&self, secret: &SecretRow) -> Result<(), StoreError>;
+    async fn create(&self, secret: &SecretRow, audit: AuditAppend<'_>) -> Result<(), StoreError>;
 
     /// The secret; with `owner`, only if it is theirs.
     async fn get(&self, id: Uuid, owner: Option<Uuid>) -> Result<Option<SecretRow>, StoreError>;
@@ -37,19 +37,34 @@ pub trait SecretRepo: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<SecretRow>, StoreError>;
 
-    /// Stores a new value as version `expected_version + 1` (and the description), only if the
-    /// stored version is still `expected_version`: `Ok(false)` when someone else wrote first or
-    /// the secret is gone.
+    /// Stores `next` (its description, key id, sealed value and time) as the new version, only
+    /// if the stored version is still `next.version - 1`: `Ok(false)` when someone else wrote
+    /// first or the secret is gone. Owner, name and creation time are kept as stored.
     async fn replace_value(
         &self,
-        id: Uuid,
-        expected_version: i64,
-        description: &str,
-        key_id: u32,
-        value: &str,
-        now: OffsetDateTime,
+        next: &SecretRow,
+        audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError>;
 
     /// Deletes; with `owner`, only theirs.
-    async fn delete(&self, id: Uuid, owner: Option<Uuid>) -> Result<bool, StoreError>;
+    async fn delete(
+        &self,
+        id: Uuid,
+        owner: Option<Uuid>,
+        audit: AuditAppend<'_>,
+    ) -> Result<bool, StoreError>;
 }
+
+hive_proto::debug_redacted!(SecretRow {
+    show: [
+        id,
+        owner_id,
+        name,
+        description,
+        version,
+        key_id,
+        created_at,
+        updated_at
+    ],
+    hide: [value]
+});

@@ -211,6 +211,38 @@ impl TestServer {
         format!("{}{path}", self.base_url)
     }
 
+    /// Runs SQL statements on the server's database over a connection of the test's own,
+    /// beside the server's pools: to inject a fault (a trigger that fails), or to look at
+    /// rows as an operator with database access would.
+    pub async fn execute_sql(&self, sql: &str) {
+        use sqlx::Connection;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.hive.config.database.url {
+            hive_core::config::DatabaseUrl::Sqlite(path) => {
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("a connection to the test's SQLite database");
+                sqlx::raw_sql(sql)
+                    .execute(&mut conn)
+                    .await
+                    .expect("SQL runs");
+                conn.close().await.expect("closes");
+            }
+            hive_core::config::DatabaseUrl::Postgres(url) => {
+                let url = secrecy::ExposeSecret::expose_secret(url).to_owned();
+                let mut conn = sqlx::PgConnection::connect(&url)
+                    .await
+                    .expect("a connection to the test's PostgreSQL database");
+                sqlx::raw_sql(sql)
+                    .execute(&mut conn)
+                    .await
+                    .expect("SQL runs");
+                conn.close().await.expect("closes");
+            }
+        }
+    }
+
     /// Starts the graceful shutdown without waiting for it.
     pub fn begin_shutdown(&self) {
         self.shutdown.cancel();

@@ -9,14 +9,14 @@ use hive_crypto::password::Verdict;
 use hive_crypto::token::{looks_like_opaque_token, new_opaque_token, token_hash};
 use hive_proto::Role;
 use hive_store::{
-    AuditOutcome, GuardedChange, NewUser, OneTimePurpose, OneTimeTokenRow, Page, PageRequest,
-    ProfileChange, StoreError, UserRow,
+    AccountChange, AuditOutcome, GuardedChange, NewUser, OneTimePurpose, OneTimeTokenRow, Page,
+    PageRequest, ProfileChange, StoreError, UserRow,
 };
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 /// A new account's details as the caller gave them.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewAccount {
     pub email: String,
     pub display_name: String,
@@ -32,7 +32,7 @@ pub struct AccountUpdate {
 }
 
 /// A one-time link (invitation or reset), shown once to whoever creates it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InvitationLink {
     pub id: Uuid,
     pub url: String,
@@ -89,22 +89,26 @@ impl Identity {
             return Err(IdentityError::Conflict("setup is already complete"));
         }
         let new_user = self.new_user(account, Role::Admin).await?;
-        let admin = match self.store.users().create_first_admin(&new_user).await {
-            Ok(admin) => admin,
-            Err(StoreError::Conflict(_)) => {
-                return Err(IdentityError::Conflict("setup is already complete"));
-            }
-            Err(other) => return Err(other.into()),
-        };
         let entry = AuditEntry {
             actor: actor.to_owned(),
             action: "setup.create_admin",
-            target: Some(user_actor(&admin)),
+            target: Some(format!("user:{}", new_user.id)),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        self.audit(entry, meta, true).await?;
-        Ok(admin)
+        let record = self.audit_record(entry, meta);
+        match self
+            .store
+            .users()
+            .create_first_admin(&new_user, self.audited(&record))
+            .await
+        {
+            Ok(admin) => Ok(admin),
+            Err(StoreError::Conflict(_)) => {
+                Err(IdentityError::Conflict("setup is already complete"))
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 
     async fn new_user(&self, account: &NewAccount, role: Role) -> Result<NewUser, IdentityError> {
@@ -112,6 +116,7 @@ impl Identity {
         let display_name = check_display_name(&account.display_name)?;
         check_password(&account.password, &email)?;
         Ok(NewUser {
+            id: Uuid::now_v7(),
             password_hash: Some(self.hash_password(&account.password).await?),
             email,
             display_name,
@@ -132,21 +137,19 @@ impl Identity {
             ));
         }
         let new_user = self.new_user(account, Role::Viewer).await?;
-        let user = self
-            .store
-            .users()
-            .create(&new_user)
-            .await
-            .map_err(email_taken)?;
         let entry = AuditEntry {
-            actor: user_actor(&user),
+            actor: format!("user:{}", new_user.id),
             action: "auth.register",
-            target: Some(user_actor(&user)),
+            target: Some(format!("user:{}", new_user.id)),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({ "role": "viewer" }),
         };
-        self.audit(entry, meta, true).await?;
-        Ok(user)
+        let record = self.audit_record(entry, meta);
+        self.store
+            .users()
+            .create(&new_user, self.audited(&record))
+            .await
+            .map_err(email_taken)
     }
 
     pub async fn list_users(&self, page: &PageRequest) -> Result<Page<UserRow>, IdentityError> {
@@ -176,29 +179,19 @@ impl Identity {
         if caller.user_id() == Some(id) && update.role.is_some_and(|role| role > current.role) {
             return Err(IdentityError::Forbidden("you cannot raise your own role"));
         }
-        let mut user = current.clone();
-        if let Some(name) = &update.display_name {
-            let change = ProfileChange {
-                display_name: Some(check_display_name(name)?),
-                email: None,
-            };
-            user = self
-                .store
-                .users()
-                .update_profile(id, &change, now)
-                .await?
-                .ok_or(IdentityError::NotFound)?;
-        }
-        if let Some(role) = update.role {
-            user = guarded(self.store.users().set_role(id, role, now).await?)?;
-        }
-        if let Some(active) = update.active {
-            user = guarded(self.store.users().set_active(id, active, now).await?)?;
-        }
+        let change = AccountChange {
+            display_name: update
+                .display_name
+                .as_deref()
+                .map(check_display_name)
+                .transpose()?,
+            role: update.role,
+            active: update.active,
+        };
         let entry = AuditEntry {
             actor: caller.actor(),
             action: "user.update",
-            target: Some(user_actor(&user)),
+            target: Some(user_actor(&current)),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({
                 "role": update.role.map(|r| r.as_str()),
@@ -207,42 +200,52 @@ impl Identity {
                 "displayName": update.display_name.is_some(),
             }),
         };
-        self.audit(entry, meta, true).await?;
-        Ok(user)
+        let record = self.audit_record(entry, meta);
+        let changed = self
+            .store
+            .users()
+            .update_account(id, &change, now, self.audited(&record))
+            .await?;
+        guarded(changed)
     }
 
-    /// Changes the caller's own email (a sensitive change: recent re-authentication).
-    pub async fn change_email(
+    /// Changes the caller's own profile in one step: the display name, and the email (a
+    /// sensitive change: it needs a recent re-authentication). One change, one record.
+    pub async fn update_own_profile(
         &self,
         caller: &Caller,
-        email: &str,
+        email: Option<&str>,
+        display_name: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<UserRow, IdentityError> {
         let user_id = caller.user_id().ok_or(IdentityError::Unauthenticated)?;
-        require_recent_authentication(caller, self.now())?;
+        if email.is_some() {
+            require_recent_authentication(caller, self.now())?;
+        }
         let change = ProfileChange {
-            email: Some(normalize_email(email)?),
-            display_name: None,
+            email: email.map(normalize_email).transpose()?,
+            display_name: display_name.map(check_display_name).transpose()?,
         };
-        let user = match self
-            .store
-            .users()
-            .update_profile(user_id, &change, self.now())
-            .await
-            .map_err(email_taken)?
-        {
-            Some(user) => user,
-            None => return Err(IdentityError::NotFound),
-        };
+        if change == ProfileChange::default() {
+            return self.get_user(user_id).await;
+        }
         let entry = AuditEntry {
             actor: caller.actor(),
-            action: "user.change_email",
-            target: Some(user_actor(&user)),
+            action: "user.update_profile",
+            target: Some(format!("user:{user_id}")),
             outcome: AuditOutcome::Success,
-            detail: serde_json::json!({}),
+            detail: serde_json::json!({
+                "email": change.email.is_some(),
+                "displayName": change.display_name.is_some(),
+            }),
         };
-        self.audit(entry, meta, true).await?;
-        Ok(user)
+        let record = self.audit_record(entry, meta);
+        self.store
+            .users()
+            .update_profile(user_id, &change, self.now(), self.audited(&record))
+            .await
+            .map_err(email_taken)?
+            .ok_or(IdentityError::NotFound)
     }
 
     /// Changes the caller's password: recent re-authentication and the current password are
@@ -276,10 +279,6 @@ impl Identity {
             super::Credential::Session { session_id, .. } => Some(session_id),
             _ => None,
         };
-        self.store
-            .users()
-            .set_password(user.id, &hash, keep, now)
-            .await?;
         let entry = AuditEntry {
             actor: caller.actor(),
             action: "user.change_password",
@@ -287,7 +286,17 @@ impl Identity {
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        self.audit(entry, meta, true).await
+        let record = self.audit_record(entry, meta);
+        if self
+            .store
+            .users()
+            .set_password(user.id, &hash, keep, now, self.audited(&record))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(IdentityError::Unauthenticated)
+        }
     }
 
     /// An invitation link for `email` with `role` (admin). Single use, expires in 7 days.
@@ -307,7 +316,6 @@ impl Identity {
         row.email = Some(email);
         row.role = Some(role);
         row.created_by = caller.user_id();
-        self.store.one_time_tokens().create(&row).await?;
         let entry = AuditEntry {
             actor: caller.actor(),
             action: "user.invite",
@@ -315,7 +323,11 @@ impl Identity {
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({ "role": role.as_str() }),
         };
-        self.audit(entry, meta, true).await?;
+        let record = self.audit_record(entry, meta);
+        self.store
+            .one_time_tokens()
+            .create(&row, self.audited(&record))
+            .await?;
         Ok(self.link(&row, "invite", &token))
     }
 
@@ -377,25 +389,28 @@ impl Identity {
         let display_name = check_display_name(display_name)?;
         check_password(password, &email)?;
         let hash = self.hash_password(password).await?;
-        let created = match self
-            .store
-            .one_time_tokens()
-            .accept_invitation(&token_hash(token), &display_name, &hash, self.now())
-            .await
-            .map_err(email_taken)?
-        {
-            Some(user) => user,
-            None => return Err(IdentityError::InvalidCredentials),
-        };
+        let user_id = Uuid::now_v7();
         let entry = AuditEntry {
-            actor: user_actor(&created),
+            actor: format!("user:{user_id}"),
             action: "user.accept_invitation",
             target: Some(format!("invitation:{}", invitation.id)),
             outcome: AuditOutcome::Success,
-            detail: serde_json::json!({ "role": created.role.as_str() }),
+            detail: serde_json::json!({ "role": invitation.role.map(Role::as_str) }),
         };
-        self.audit(entry, meta, true).await?;
-        Ok(created)
+        let record = self.audit_record(entry, meta);
+        self.store
+            .one_time_tokens()
+            .accept_invitation(
+                &token_hash(token),
+                user_id,
+                &display_name,
+                &hash,
+                self.now(),
+                self.audited(&record),
+            )
+            .await
+            .map_err(email_taken)?
+            .ok_or(IdentityError::InvalidCredentials)
     }
 
     /// A password-reset link for a user, made by an admin (or the CLI). Single use, 1 hour.
@@ -410,7 +425,6 @@ impl Identity {
             self.one_time_row(OneTimePurpose::PasswordReset, limits::RESET_TTL)?;
         row.user_id = Some(user.id);
         row.created_by = caller.user_id();
-        self.store.one_time_tokens().create(&row).await?;
         let entry = AuditEntry {
             actor: caller.actor(),
             action: "user.reset_link",
@@ -418,7 +432,11 @@ impl Identity {
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        self.audit(entry, meta, true).await?;
+        let record = self.audit_record(entry, meta);
+        self.store
+            .one_time_tokens()
+            .create(&row, self.audited(&record))
+            .await?;
         Ok(self.link(&row, "reset-password", &token))
     }
 
@@ -459,20 +477,20 @@ impl Identity {
             return Err(IdentityError::InvalidCredentials);
         }
         let hash = self.hash_password(new_password).await?;
-        let user_id = self
-            .store
-            .one_time_tokens()
-            .reset_password(&hash_of_token, &hash, now)
-            .await?
-            .ok_or(IdentityError::InvalidCredentials)?;
         let entry = AuditEntry {
-            actor: format!("user:{user_id}"),
+            actor: user_actor(&user),
             action: "user.reset_password",
-            target: Some(format!("user:{user_id}")),
+            target: Some(user_actor(&user)),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        self.audit(entry, meta, true).await
+        let record = self.audit_record(entry, meta);
+        self.store
+            .one_time_tokens()
+            .reset_password(&hash_of_token, &hash, now, self.audited(&record))
+            .await?
+            .map(|_| ())
+            .ok_or(IdentityError::InvalidCredentials)
     }
 }
 
@@ -492,9 +510,10 @@ impl Identity {
         let identity = std::sync::Arc::clone(self);
         let meta = meta.clone();
         tokio::spawn(async move {
-            let outcome = identity.mail_reset_link(&email).await;
+            let outcome = identity.mail_reset_link(&email, &meta).await;
             let (result, reason) = match &outcome {
-                Ok(("sent", _)) => (AuditOutcome::Success, "sent"),
+                // Recorded with the link, in the same transaction.
+                Ok(("sent", _)) => return,
                 Ok((reason, _)) => (AuditOutcome::Failure, *reason),
                 Err(_) => (AuditOutcome::Failure, "error"),
             };
@@ -516,10 +535,13 @@ impl Identity {
         Ok(())
     }
 
-    /// Creates and mails a reset link; says what happened and to whom.
+    /// Creates and mails a reset link; says what happened and to whom. A link made is
+    /// recorded with it (`user.reset_requested`, reason `link_created`); a mail that then
+    /// fails is recorded by the caller.
     async fn mail_reset_link(
         &self,
         email: &str,
+        meta: &RequestMeta,
     ) -> Result<(&'static str, Option<Uuid>), IdentityError> {
         let Some(mailer) = &self.settings.mailer else {
             return Ok(("no_mailer", None));
@@ -539,7 +561,18 @@ impl Identity {
         let (token, mut row) =
             self.one_time_row(OneTimePurpose::PasswordReset, limits::RESET_TTL)?;
         row.user_id = Some(user.id);
-        self.store.one_time_tokens().create(&row).await?;
+        let entry = AuditEntry {
+            actor: "anonymous".to_owned(),
+            action: "user.reset_requested",
+            target: Some(user_actor(&user)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({ "reason": "link_created" }),
+        };
+        let record = self.audit_record(entry, meta);
+        self.store
+            .one_time_tokens()
+            .create(&row, self.audited(&record))
+            .await?;
         let link = self.link(&row, "reset-password", &token);
         let body = format!(
             "Someone asked to reset the password of your Hive account ({email}).\n\n\
@@ -572,3 +605,13 @@ fn guarded(change: GuardedChange) -> Result<UserRow, IdentityError> {
         )),
     }
 }
+
+hive_proto::debug_redacted!(NewAccount {
+    show: [email, display_name],
+    hide: [password]
+});
+
+hive_proto::debug_redacted!(InvitationLink {
+    show: [id, expires_at],
+    hide: [url]
+});

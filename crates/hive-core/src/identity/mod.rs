@@ -14,7 +14,7 @@ pub use tokens::{CreatedToken, NewToken};
 
 use hive_proto::{Role, SharedClock, TokenScope};
 use hive_state::ReplayCache;
-use hive_store::{AuditOutcome, AuditRecord, Store, StoreError, UserRow};
+use hive_store::{AuditAppend, AuditOutcome, AuditRecord, Store, StoreError, UserRow};
 use secrecy::SecretString;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -75,6 +75,10 @@ impl From<StoreError> for IdentityError {
         match error {
             StoreError::Unavailable(detail) => {
                 tracing::warn!(%detail, "identity: database unavailable");
+                Self::Unavailable
+            }
+            StoreError::AuditUnwritable(detail) => {
+                tracing::error!(%detail, "audit record not written; the change was rolled back");
                 Self::Unavailable
             }
             StoreError::NotFound => Self::NotFound,
@@ -272,15 +276,9 @@ impl Identity {
         })
     }
 
-    /// Writes an audit record. For a mutation, an unwritable record fails the mutation
-    /// (`required`); for a refusal it is logged and the refusal stands.
-    pub async fn audit(
-        &self,
-        entry: AuditEntry<'_>,
-        meta: &RequestMeta,
-        required: bool,
-    ) -> Result<(), IdentityError> {
-        let record = AuditRecord {
+    /// The record of `entry` as made now for this request.
+    pub fn audit_record(&self, entry: AuditEntry<'_>, meta: &RequestMeta) -> AuditRecord {
+        AuditRecord {
             id: Uuid::now_v7(),
             at: self.now(),
             actor: entry.actor,
@@ -291,7 +289,30 @@ impl Identity {
             request_id: meta.request_id.clone(),
             detail: entry.detail.to_string(),
             link: None,
-        };
+        }
+    }
+
+    /// `record`, ready to be written in the transaction of the change it records: a change
+    /// and its record are committed together or not at all.
+    pub fn audited<'a>(&'a self, record: &'a AuditRecord) -> AuditAppend<'a> {
+        AuditAppend {
+            record,
+            hasher: self.settings.audit_chain.as_ref(),
+        }
+    }
+
+    /// Writes an audit record of its own: an event that changes nothing stored (a refusal, a
+    /// failed attempt). With `required`, an unwritable record fails the call; otherwise it is
+    /// logged and the call's answer stands. Changes pass their record to the store instead
+    /// (see [`Identity::audited`]).
+    pub async fn audit(
+        &self,
+        entry: AuditEntry<'_>,
+        meta: &RequestMeta,
+        required: bool,
+    ) -> Result<(), IdentityError> {
+        let action = entry.action;
+        let record = self.audit_record(entry, meta);
         match self
             .store
             .audit()
@@ -300,11 +321,11 @@ impl Identity {
         {
             Ok(_) => Ok(()),
             Err(error) if required => {
-                tracing::error!(%error, action = entry.action, "audit record not written; refusing");
+                tracing::error!(%error, action, "audit record not written; refusing");
                 Err(IdentityError::Unavailable)
             }
             Err(error) => {
-                tracing::error!(%error, action = entry.action, "audit record not written");
+                tracing::error!(%error, action, "audit record not written");
                 Ok(())
             }
         }

@@ -6,12 +6,11 @@ use super::{
 };
 use hive_crypto::password::Verdict;
 use hive_crypto::token::{looks_like_opaque_token, new_opaque_token, token_hash};
-use hive_store::{AuditOutcome, LoginThrottle, SessionRow, UserRow};
+use hive_store::{AuditOutcome, LoginThrottle, SessionRow, StoreError, UserRow};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 /// A session just made: the token goes into the cookie once and is never stored.
-#[derive(Debug)]
 pub struct NewSession {
     pub token: String,
     pub session: SessionRow,
@@ -96,23 +95,18 @@ impl Identity {
             .users()
             .record_login_success(user.id, rehash.as_deref(), now)
             .await?;
-        let session = self.open_session(user, meta, now).await?;
-        let entry = AuditEntry {
-            actor: user_actor(user),
-            action: "auth.login",
-            target: Some(format!("session:{}", session.session.id)),
-            outcome: AuditOutcome::Success,
-            detail: serde_json::json!({ "rehashed": rehash.is_some() }),
-        };
-        self.audit(entry, meta, true).await?;
+        let detail = serde_json::json!({ "rehashed": rehash.is_some() });
+        let session = self.open_session(user, meta, now, detail).await?;
         Ok(LoginOutcome::LoggedIn(Box::new(session)))
     }
 
+    /// Opens a session for `user`, recorded as a successful `auth.login` with `detail`.
     pub(super) async fn open_session(
         &self,
         user: &UserRow,
         meta: &RequestMeta,
         now: OffsetDateTime,
+        detail: serde_json::Value,
     ) -> Result<NewSession, IdentityError> {
         let token = new_opaque_token()?;
         let session = SessionRow {
@@ -132,9 +126,21 @@ impl Identity {
                 .take(256)
                 .collect(),
         };
+        let entry = AuditEntry {
+            actor: user_actor(user),
+            action: "auth.login",
+            target: Some(format!("session:{}", session.id)),
+            outcome: AuditOutcome::Success,
+            detail,
+        };
+        let record = self.audit_record(entry, meta);
         self.store
             .sessions()
-            .create(&session, limits::MAX_SESSIONS_PER_USER)
+            .create(
+                &session,
+                limits::MAX_SESSIONS_PER_USER,
+                self.audited(&record),
+            )
             .await?;
         Ok(NewSession {
             token,
@@ -159,7 +165,8 @@ impl Identity {
             return Ok(None);
         };
         if now >= session.expires_at || now - session.last_seen_at >= limits::SESSION_IDLE {
-            self.store.sessions().delete(session.id, None).await?;
+            // Housekeeping, not an action of anyone's: no record.
+            self.store.sessions().delete(session.id, None, None).await?;
             return Ok(None);
         }
         let Some(user) = self.store.users().get(session.user_id).await? else {
@@ -188,7 +195,6 @@ impl Identity {
                 "only a session can log out; revoke a token instead",
             ));
         };
-        self.store.sessions().delete(session_id, None).await?;
         let entry = AuditEntry {
             actor: caller.actor(),
             action: "auth.logout",
@@ -196,7 +202,22 @@ impl Identity {
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        self.audit(entry, meta, false).await
+        let record = self.audit_record(entry, meta);
+        let sessions = self.store.sessions();
+        match sessions
+            .delete(session_id, None, Some(self.audited(&record)))
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Ending a session is never held back for want of its record: a session that
+            // stays alive because the audit log is down would be the worse failure.
+            Err(StoreError::AuditUnwritable(detail)) => {
+                tracing::error!(%detail, "logout not audited; the session is ended anyway");
+                sessions.delete(session_id, None, None).await?;
+                Ok(())
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 
     /// The caller's own sessions, newest first.
@@ -218,9 +239,6 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
         let owner = caller.owner_scope()?;
-        if !self.store.sessions().delete(session_id, owner).await? {
-            return Err(IdentityError::NotFound);
-        }
         let entry = AuditEntry {
             actor: caller.actor(),
             action: "auth.session.revoke",
@@ -228,7 +246,17 @@ impl Identity {
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        self.audit(entry, meta, true).await
+        let record = self.audit_record(entry, meta);
+        if self
+            .store
+            .sessions()
+            .delete(session_id, owner, Some(self.audited(&record)))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(IdentityError::NotFound)
+        }
     }
 
     /// Ends every session of a user (admin).
@@ -241,16 +269,19 @@ impl Identity {
         if !caller.is_admin() {
             return Err(IdentityError::NotFound);
         }
-        let ended = self.store.sessions().delete_for_user(user_id, None).await?;
         let entry = AuditEntry {
             actor: caller.actor(),
             action: "auth.session.revoke_all",
             target: Some(format!("user:{user_id}")),
             outcome: AuditOutcome::Success,
-            detail: serde_json::json!({ "ended": ended }),
+            detail: serde_json::json!({}),
         };
-        self.audit(entry, meta, true).await?;
-        Ok(ended)
+        let record = self.audit_record(entry, meta);
+        Ok(self
+            .store
+            .sessions()
+            .delete_for_user(user_id, None, self.audited(&record))
+            .await?)
     }
 
     /// Checks the caller's password again, opening the ten-minute window for sensitive
@@ -299,13 +330,14 @@ impl Identity {
             },
             detail: serde_json::json!({ "reason": refusal.unwrap_or(if ok { "ok" } else { "wrong_password" }) }),
         };
-        self.audit(entry, meta, ok).await?;
         if !ok {
+            self.audit(entry, meta, false).await?;
             return Err(IdentityError::InvalidCredentials);
         }
+        let record = self.audit_record(entry, meta);
         self.store
             .sessions()
-            .mark_authenticated(*session_id, now)
+            .mark_authenticated(*session_id, now, self.audited(&record))
             .await?;
         Ok(())
     }
@@ -343,3 +375,8 @@ mod tests {
         assert_eq!(throttled(&yesterday, now), None);
     }
 }
+
+hive_proto::debug_redacted!(NewSession {
+    show: [session, user],
+    hide: [token]
+});

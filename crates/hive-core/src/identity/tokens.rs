@@ -23,7 +23,6 @@ pub struct NewToken {
 }
 
 /// A token just made: `token` is shown once and never stored.
-#[derive(Debug)]
 pub struct CreatedToken {
     pub token: String,
     pub row: ApiTokenRow,
@@ -71,7 +70,6 @@ impl Identity {
             last_used_at: None,
             revoked_at: None,
         };
-        self.store.api_tokens().create(&row).await?;
         let entry = AuditEntry {
             actor: caller.actor(),
             action: "token.create",
@@ -83,7 +81,11 @@ impl Identity {
                 "expiresInDays": days,
             }),
         };
-        self.audit(entry, meta, true).await?;
+        let record = self.audit_record(entry, meta);
+        self.store
+            .api_tokens()
+            .create(&row, self.audited(&record))
+            .await?;
         Ok(CreatedToken { token, row })
     }
 
@@ -105,14 +107,6 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
         let owner = caller.owner_scope()?;
-        if !self
-            .store
-            .api_tokens()
-            .revoke(token_id, owner, self.now())
-            .await?
-        {
-            return Err(IdentityError::NotFound);
-        }
         let entry = AuditEntry {
             actor: caller.actor(),
             action: "token.revoke",
@@ -120,7 +114,17 @@ impl Identity {
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        self.audit(entry, meta, true).await
+        let record = self.audit_record(entry, meta);
+        if self
+            .store
+            .api_tokens()
+            .revoke(token_id, owner, self.now(), self.audited(&record))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(IdentityError::NotFound)
+        }
     }
 
     /// The caller behind a bearer credential: the internal token (an operator) or a live API
@@ -178,3 +182,8 @@ impl Identity {
         }))
     }
 }
+
+hive_proto::debug_redacted!(CreatedToken {
+    show: [row],
+    hide: [token]
+});

@@ -8,7 +8,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use hive_core::identity::{AccountUpdate, Credential, LoginOutcome, NewAccount, NewToken};
+use hive_core::identity::{Credential, LoginOutcome, NewAccount, NewToken};
 use hive_proto::ErrorCode;
 use hive_proto::auth::{
     AcceptInvitationRequest, ChangePasswordRequest, CreateTokenRequest, CreatedTokenResponse,
@@ -153,33 +153,18 @@ pub async fn update_me(
     Authenticated(caller): Authenticated,
     JsonBody(request): JsonBody<UpdateMeRequest>,
 ) -> Result<Json<UserView>, ApiError> {
-    let identity = &state.hive.identity;
-    let user_id = own_account(&caller)?;
-    let mut user = None;
-    if let Some(email) = &request.email {
-        user = Some(
-            identity
-                .change_email(&caller, email, &meta)
-                .await
-                .map_err(identity_error)?,
-        );
-    }
-    if request.display_name.is_some() {
-        let update = AccountUpdate {
-            display_name: request.display_name.clone(),
-            ..AccountUpdate::default()
-        };
-        user = Some(
-            identity
-                .update_user(&caller, user_id, &update, &meta)
-                .await
-                .map_err(identity_error)?,
-        );
-    }
-    let user = match user {
-        Some(user) => user,
-        None => identity.get_user(user_id).await.map_err(identity_error)?,
-    };
+    own_account(&caller)?;
+    let user = state
+        .hive
+        .identity
+        .update_own_profile(
+            &caller,
+            request.email.as_deref(),
+            request.display_name.as_deref(),
+            &meta,
+        )
+        .await
+        .map_err(identity_error)?;
     Ok(Json(user_view(&user)))
 }
 

@@ -922,7 +922,7 @@ async fn reset_links_go_out_by_mail_and_the_answer_never_tells() {
             .await
             .unwrap();
         let reasons: Vec<&str> = records.items.iter().map(|r| r.detail.as_str()).collect();
-        for reason in ["unknown_account", "sent"] {
+        for reason in ["unknown_account", "link_created"] {
             assert!(
                 reasons.iter().any(|d| d.contains(reason)),
                 "{reason}: {reasons:?}"
@@ -946,13 +946,17 @@ async fn an_imported_bcrypt_hash_logs_in_and_is_rehashed() {
             .hive
             .store
             .users()
-            .create(&hive_store::NewUser {
-                email: "old@example.com".into(),
-                display_name: "Imported".into(),
-                role: hive_proto::Role::Viewer,
-                password_hash: Some(imported.clone()),
-                created_at: hive_proto::Clock::now(server.clock.as_ref()),
-            })
+            .create(
+                &hive_store::NewUser {
+                    id: uuid::Uuid::now_v7(),
+                    email: "old@example.com".into(),
+                    display_name: "Imported".into(),
+                    role: hive_proto::Role::Viewer,
+                    password_hash: Some(imported.clone()),
+                    created_at: hive_proto::Clock::now(server.clock.as_ref()),
+                },
+                hive_store::conformance::note("user.import").append(),
+            )
             .await
             .unwrap();
         assert_eq!(

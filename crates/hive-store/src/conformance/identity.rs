@@ -1,11 +1,11 @@
 //! Identity checks: accounts, the setup race, the last-admin guard, sessions, API tokens,
 //! one-time tokens and audit records.
 
-use super::{T0, first};
+use super::{T0, first, note};
 use crate::{
-    ApiTokenRow, AuditOutcome, AuditRecord, ChainHasher, GENESIS_HASH, GuardedChange, NewUser,
-    OneTimePurpose, OneTimeTokenRow, PageRequest, ProfileChange, SessionRow, Store, StoreError,
-    UserRow, truncate_to_micros,
+    AccountChange, ApiTokenRow, AuditOutcome, AuditRecord, ChainHasher, GENESIS_HASH,
+    GuardedChange, NewUser, OneTimePurpose, OneTimeTokenRow, PageRequest, ProfileChange,
+    SessionRow, Store, StoreError, UserRow, truncate_to_micros,
 };
 use futures_util::future::join_all;
 use hive_proto::{Role, TokenScope};
@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 fn new_user(email: &str, role: Role) -> NewUser {
     NewUser {
+        id: Uuid::now_v7(),
         email: email.to_owned(),
         display_name: format!("{email} name"),
         role,
@@ -48,7 +49,14 @@ pub async fn setup_has_exactly_one_winner(store: &dyn Store) {
     let candidates: Vec<NewUser> = (0..20)
         .map(|i| new_user(&format!("admin{i}@example.com"), Role::Admin))
         .collect();
-    let results = join_all(candidates.iter().map(|u| users.create_first_admin(u))).await;
+    let notes: Vec<_> = candidates.iter().map(|_| note("setup")).collect();
+    let results = join_all(
+        candidates
+            .iter()
+            .zip(&notes)
+            .map(|(u, n)| users.create_first_admin(u, n.append())),
+    )
+    .await;
     let winners: Vec<&UserRow> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     assert_eq!(winners.len(), 1, "{results:?}");
     for result in &results {
@@ -61,7 +69,10 @@ pub async fn setup_has_exactly_one_winner(store: &dyn Store) {
     assert_eq!(all.items.len(), 1, "the losers left no account behind");
     assert_eq!(all.items[0].role, Role::Admin);
     let again = users
-        .create_first_admin(&new_user("late@example.com", Role::Admin))
+        .create_first_admin(
+            &new_user("late@example.com", Role::Admin),
+            note("create_first_admin").append(),
+        )
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
 }
@@ -69,7 +80,10 @@ pub async fn setup_has_exactly_one_winner(store: &dyn Store) {
 pub async fn users_round_trip_and_page(store: &dyn Store) {
     let users = store.users();
     let alice = users
-        .create(&new_user("alice@example.com", Role::Viewer))
+        .create(
+            &new_user("alice@example.com", Role::Viewer),
+            note("create").append(),
+        )
         .await
         .unwrap();
     assert!(alice.active);
@@ -84,12 +98,18 @@ pub async fn users_round_trip_and_page(store: &dyn Store) {
         None
     );
     let taken = users
-        .create(&new_user("alice@example.com", Role::Admin))
+        .create(
+            &new_user("alice@example.com", Role::Admin),
+            note("create").append(),
+        )
         .await;
     assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
 
     let bob = users
-        .create(&new_user("bob@example.com", Role::Operator))
+        .create(
+            &new_user("bob@example.com", Role::Operator),
+            note("create").append(),
+        )
         .await
         .unwrap();
     let renamed = users
@@ -100,6 +120,7 @@ pub async fn users_round_trip_and_page(store: &dyn Store) {
                 email: None,
             },
             T0 + Duration::minutes(1),
+            note("update_profile").append(),
         )
         .await
         .unwrap()
@@ -115,12 +136,18 @@ pub async fn users_round_trip_and_page(store: &dyn Store) {
                 display_name: None,
             },
             T0,
+            note("update_profile").append(),
         )
         .await;
     assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
     assert_eq!(
         users
-            .update_profile(Uuid::now_v7(), &ProfileChange::default(), T0)
+            .update_profile(
+                Uuid::now_v7(),
+                &ProfileChange::default(),
+                T0,
+                note("update_profile").append()
+            )
             .await
             .unwrap(),
         None
@@ -128,7 +155,10 @@ pub async fn users_round_trip_and_page(store: &dyn Store) {
 
     for i in 0..5 {
         users
-            .create(&new_user(&format!("u{i}@example.com"), Role::Viewer))
+            .create(
+                &new_user(&format!("u{i}@example.com"), Role::Viewer),
+                note("create").append(),
+            )
             .await
             .unwrap();
     }
@@ -154,21 +184,39 @@ pub async fn users_round_trip_and_page(store: &dyn Store) {
 pub async fn the_last_admin_is_guarded(store: &dyn Store) {
     let users = store.users();
     let a = users
-        .create(&new_user("a@example.com", Role::Admin))
+        .create(
+            &new_user("a@example.com", Role::Admin),
+            note("create").append(),
+        )
         .await
         .unwrap();
     let b = users
-        .create(&new_user("b@example.com", Role::Admin))
+        .create(
+            &new_user("b@example.com", Role::Admin),
+            note("create").append(),
+        )
         .await
         .unwrap();
     let viewer = users
-        .create(&new_user("v@example.com", Role::Viewer))
+        .create(
+            &new_user("v@example.com", Role::Viewer),
+            note("create").append(),
+        )
         .await
         .unwrap();
     // Both admins demoted at once: one change wins, the other is refused.
+    let demote = AccountChange {
+        role: Some(Role::Viewer),
+        ..AccountChange::default()
+    };
+    let deactivate = AccountChange {
+        active: Some(false),
+        ..AccountChange::default()
+    };
+    let (first_note, second_note) = (note("demote"), note("deactivate"));
     let (first_change, second_change) = tokio::join!(
-        users.set_role(a.id, Role::Viewer, T0),
-        users.set_active(b.id, false, T0)
+        users.update_account(a.id, &demote, T0, first_note.append()),
+        users.update_account(b.id, &deactivate, T0, second_note.append())
     );
     let outcomes = [first_change.unwrap(), second_change.unwrap()];
     let changed = outcomes
@@ -191,27 +239,81 @@ pub async fn the_last_admin_is_guarded(store: &dyn Store) {
     assert_eq!(admins.len(), 1);
     let last = &admins[0];
     assert_eq!(
-        users.set_active(last.id, false, T0).await.unwrap(),
+        users
+            .update_account(
+                last.id,
+                &AccountChange {
+                    active: Some(false),
+                    ..AccountChange::default()
+                },
+                T0,
+                note("update_account").append()
+            )
+            .await
+            .unwrap(),
         GuardedChange::LastAdmin
     );
     assert_eq!(
-        users.set_role(last.id, Role::Operator, T0).await.unwrap(),
+        users
+            .update_account(
+                last.id,
+                &AccountChange {
+                    role: Some(Role::Operator),
+                    ..AccountChange::default()
+                },
+                T0,
+                note("update_account").append()
+            )
+            .await
+            .unwrap(),
         GuardedChange::LastAdmin
     );
     // Keeping the role is not a demotion.
     assert!(matches!(
-        users.set_role(last.id, Role::Admin, T0).await.unwrap(),
+        users
+            .update_account(
+                last.id,
+                &AccountChange {
+                    role: Some(Role::Admin),
+                    ..AccountChange::default()
+                },
+                T0,
+                note("update_account").append()
+            )
+            .await
+            .unwrap(),
         GuardedChange::Changed(_)
     ));
     // Others change freely; an unknown id is reported.
-    let GuardedChange::Changed(raised) =
-        users.set_role(viewer.id, Role::Operator, T0).await.unwrap()
+    let GuardedChange::Changed(raised) = users
+        .update_account(
+            viewer.id,
+            &AccountChange {
+                role: Some(Role::Operator),
+                ..AccountChange::default()
+            },
+            T0,
+            note("update_account").append(),
+        )
+        .await
+        .unwrap()
     else {
         panic!("a viewer can be raised");
     };
     assert_eq!(raised.role, Role::Operator);
     assert_eq!(
-        users.set_active(Uuid::now_v7(), false, T0).await.unwrap(),
+        users
+            .update_account(
+                Uuid::now_v7(),
+                &AccountChange {
+                    active: Some(false),
+                    ..AccountChange::default()
+                },
+                T0,
+                note("update_account").append()
+            )
+            .await
+            .unwrap(),
         GuardedChange::NotFound
     );
 }
@@ -220,24 +322,42 @@ pub async fn role_password_and_deactivation_end_sessions(store: &dyn Store) {
     let users = store.users();
     let sessions = store.sessions();
     let admin = users
-        .create(&new_user("root@example.com", Role::Admin))
+        .create(
+            &new_user("root@example.com", Role::Admin),
+            note("create").append(),
+        )
         .await
         .unwrap();
     let user = users
-        .create(&new_user("u@example.com", Role::Operator))
+        .create(
+            &new_user("u@example.com", Role::Operator),
+            note("create").append(),
+        )
         .await
         .unwrap();
     let kept = session(&user, "1", T0);
-    sessions.create(&kept, 48).await.unwrap();
-    sessions.create(&session(&user, "2", T0), 48).await.unwrap();
     sessions
-        .create(&session(&admin, "3", T0), 48)
+        .create(&kept, 48, note("create").append())
+        .await
+        .unwrap();
+    sessions
+        .create(&session(&user, "2", T0), 48, note("create").append())
+        .await
+        .unwrap();
+    sessions
+        .create(&session(&admin, "3", T0), 48, note("create").append())
         .await
         .unwrap();
 
     assert!(
         users
-            .set_password(user.id, "new-hash", Some(kept.id), T0)
+            .set_password(
+                user.id,
+                "new-hash",
+                Some(kept.id),
+                T0,
+                note("set_password").append()
+            )
             .await
             .unwrap()
     );
@@ -255,19 +375,56 @@ pub async fn role_password_and_deactivation_end_sessions(store: &dyn Store) {
     );
     assert!(
         !users
-            .set_password(Uuid::now_v7(), "x", None, T0)
+            .set_password(Uuid::now_v7(), "x", None, T0, note("set_password").append())
             .await
             .unwrap()
     );
 
     // The same role again ends nothing; a new role ends every session.
-    users.set_role(user.id, Role::Operator, T0).await.unwrap();
+    users
+        .update_account(
+            user.id,
+            &AccountChange {
+                role: Some(Role::Operator),
+                ..AccountChange::default()
+            },
+            T0,
+            note("update_account").append(),
+        )
+        .await
+        .unwrap();
     assert_eq!(sessions.list_for_user(user.id).await.unwrap().len(), 1);
-    users.set_role(user.id, Role::Viewer, T0).await.unwrap();
+    users
+        .update_account(
+            user.id,
+            &AccountChange {
+                role: Some(Role::Viewer),
+                ..AccountChange::default()
+            },
+            T0,
+            note("update_account").append(),
+        )
+        .await
+        .unwrap();
     assert!(sessions.list_for_user(user.id).await.unwrap().is_empty());
 
-    sessions.create(&session(&user, "4", T0), 48).await.unwrap();
-    let GuardedChange::Changed(off) = users.set_active(user.id, false, T0).await.unwrap() else {
+    sessions
+        .create(&session(&user, "4", T0), 48, note("create").append())
+        .await
+        .unwrap();
+    let GuardedChange::Changed(off) = users
+        .update_account(
+            user.id,
+            &AccountChange {
+                active: Some(false),
+                ..AccountChange::default()
+            },
+            T0,
+            note("update_account").append(),
+        )
+        .await
+        .unwrap()
+    else {
         panic!("a non-admin can be deactivated");
     };
     assert!(!off.active);
@@ -282,7 +439,10 @@ pub async fn role_password_and_deactivation_end_sessions(store: &dyn Store) {
 pub async fn login_failures_are_counted_per_day(store: &dyn Store) {
     let users = store.users();
     let user = users
-        .create(&new_user("f@example.com", Role::Viewer))
+        .create(
+            &new_user("f@example.com", Role::Viewer),
+            note("create").append(),
+        )
         .await
         .unwrap();
     let day = 20_000;
@@ -321,17 +481,26 @@ pub async fn sessions_are_capped_and_pruned(store: &dyn Store) {
     let users = store.users();
     let sessions = store.sessions();
     let user = users
-        .create(&new_user("s@example.com", Role::Viewer))
+        .create(
+            &new_user("s@example.com", Role::Viewer),
+            note("create").append(),
+        )
         .await
         .unwrap();
     let other = users
-        .create(&new_user("o@example.com", Role::Viewer))
+        .create(
+            &new_user("o@example.com", Role::Viewer),
+            note("create").append(),
+        )
         .await
         .unwrap();
     let mut made = Vec::new();
     for i in 0..4 {
         let row = session(&user, &format!("s{i}"), T0 + Duration::seconds(i));
-        sessions.create(&row, 3).await.unwrap();
+        sessions
+            .create(&row, 3, note("create").append())
+            .await
+            .unwrap();
         made.push(row);
     }
     let listed = sessions.list_for_user(user.id).await.unwrap();
@@ -352,7 +521,9 @@ pub async fn sessions_are_capped_and_pruned(store: &dyn Store) {
             .unwrap(),
         Some(newest.clone())
     );
-    let dup = sessions.create(&session(&other, "s3", T0), 3).await;
+    let dup = sessions
+        .create(&session(&other, "s3", T0), 3, note("create").append())
+        .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
 
     let later = truncate_to_micros(T0 + Duration::minutes(10));
@@ -364,7 +535,10 @@ pub async fn sessions_are_capped_and_pruned(store: &dyn Store) {
         .unwrap()
         .unwrap();
     assert_eq!(seen.last_seen_at, later, "touch never goes back");
-    sessions.mark_authenticated(newest.id, later).await.unwrap();
+    sessions
+        .mark_authenticated(newest.id, later, note("mark_authenticated").append())
+        .await
+        .unwrap();
     let seen = sessions
         .find_by_token_hash(&newest.token_hash)
         .await
@@ -373,11 +547,24 @@ pub async fn sessions_are_capped_and_pruned(store: &dyn Store) {
     assert_eq!(seen.authenticated_at, later);
 
     assert!(
-        !sessions.delete(newest.id, Some(other.id)).await.unwrap(),
+        !sessions
+            .delete(newest.id, Some(other.id), Some(note("delete").append()))
+            .await
+            .unwrap(),
         "not theirs"
     );
-    assert!(sessions.delete(newest.id, Some(user.id)).await.unwrap());
-    assert!(!sessions.delete(newest.id, None).await.unwrap());
+    assert!(
+        sessions
+            .delete(newest.id, Some(user.id), Some(note("delete").append()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sessions
+            .delete(newest.id, None, Some(note("delete").append()))
+            .await
+            .unwrap()
+    );
 
     // made[1] idles since T0+1s; made[2] is past its end at T0+13h.
     assert_eq!(
@@ -396,25 +583,37 @@ pub async fn sessions_are_capped_and_pruned(store: &dyn Store) {
     );
     assert!(sessions.list_for_user(user.id).await.unwrap().is_empty());
     sessions
-        .create(&session(&user, "x1", T0), 48)
+        .create(&session(&user, "x1", T0), 48, note("create").append())
         .await
         .unwrap();
     sessions
-        .create(&session(&user, "x2", T0), 48)
+        .create(&session(&user, "x2", T0), 48, note("create").append())
         .await
         .unwrap();
-    assert_eq!(sessions.delete_for_user(user.id, None).await.unwrap(), 2);
+    assert_eq!(
+        sessions
+            .delete_for_user(user.id, None, note("delete_for_user").append())
+            .await
+            .unwrap(),
+        2
+    );
 }
 
 pub async fn api_tokens_round_trip_and_revoke(store: &dyn Store) {
     let users = store.users();
     let tokens = store.api_tokens();
     let owner = users
-        .create(&new_user("t@example.com", Role::Operator))
+        .create(
+            &new_user("t@example.com", Role::Operator),
+            note("create").append(),
+        )
         .await
         .unwrap();
     let stranger = users
-        .create(&new_user("x@example.com", Role::Admin))
+        .create(
+            &new_user("x@example.com", Role::Admin),
+            note("create").append(),
+        )
         .await
         .unwrap();
     let mut made = Vec::new();
@@ -432,7 +631,7 @@ pub async fn api_tokens_round_trip_and_revoke(store: &dyn Store) {
             last_used_at: None,
             revoked_at: None,
         };
-        tokens.create(&row).await.unwrap();
+        tokens.create(&row, note("create").append()).await.unwrap();
         made.push(row);
     }
     assert_eq!(
@@ -477,18 +676,21 @@ pub async fn api_tokens_round_trip_and_revoke(store: &dyn Store) {
 
     assert!(
         !tokens
-            .revoke(made[0].id, Some(stranger.id), used)
+            .revoke(made[0].id, Some(stranger.id), used, note("revoke").append())
             .await
             .unwrap()
     );
     assert!(
         tokens
-            .revoke(made[0].id, Some(owner.id), used)
+            .revoke(made[0].id, Some(owner.id), used, note("revoke").append())
             .await
             .unwrap()
     );
     assert!(
-        !tokens.revoke(made[0].id, None, used).await.unwrap(),
+        !tokens
+            .revoke(made[0].id, None, used, note("revoke").append())
+            .await
+            .unwrap(),
         "only once"
     );
     let revoked = tokens
@@ -498,7 +700,10 @@ pub async fn api_tokens_round_trip_and_revoke(store: &dyn Store) {
         .unwrap();
     assert_eq!(revoked.revoked_at, Some(used));
     assert!(
-        tokens.revoke(made[1].id, None, used).await.unwrap(),
+        tokens
+            .revoke(made[1].id, None, used, note("revoke").append())
+            .await
+            .unwrap(),
         "an admin path"
     );
 }
@@ -523,11 +728,17 @@ pub async fn invitations_are_used_once(store: &dyn Store) {
     let users = store.users();
     let one_time = store.one_time_tokens();
     let admin = users
-        .create(&new_user("admin@example.com", Role::Admin))
+        .create(
+            &new_user("admin@example.com", Role::Admin),
+            note("create").append(),
+        )
         .await
         .unwrap();
     let invite = invitation("new@example.com", Role::Operator, admin.id, "i1");
-    one_time.create(&invite).await.unwrap();
+    one_time
+        .create(&invite, note("create").append())
+        .await
+        .unwrap();
     assert_eq!(
         one_time
             .find_live(OneTimePurpose::Invitation, &invite.token_hash, T0)
@@ -543,9 +754,18 @@ pub async fn invitations_are_used_once(store: &dyn Store) {
         None,
         "purposes do not mix"
     );
-    let accepted =
-        join_all((0..10).map(|_| one_time.accept_invitation(&invite.token_hash, "New", "h", T0)))
-            .await;
+    let notes: Vec<_> = (0..10).map(|_| note("accept")).collect();
+    let accepted = join_all(notes.iter().map(|n| {
+        one_time.accept_invitation(
+            &invite.token_hash,
+            Uuid::now_v7(),
+            "New",
+            "h",
+            T0,
+            n.append(),
+        )
+    }))
+    .await;
     let created: Vec<&UserRow> = accepted
         .iter()
         .filter_map(|r| r.as_ref().ok().and_then(Option::as_ref))
@@ -564,9 +784,19 @@ pub async fn invitations_are_used_once(store: &dyn Store) {
 
     // An invitation for a taken email fails and stays usable; an expired one is refused.
     let clash = invitation("admin@example.com", Role::Viewer, admin.id, "i2");
-    one_time.create(&clash).await.unwrap();
+    one_time
+        .create(&clash, note("create").append())
+        .await
+        .unwrap();
     let refused = one_time
-        .accept_invitation(&clash.token_hash, "Dup", "h", T0)
+        .accept_invitation(
+            &clash.token_hash,
+            Uuid::now_v7(),
+            "Dup",
+            "h",
+            T0,
+            note("accept_invitation").append(),
+        )
         .await;
     assert!(
         matches!(refused, Err(StoreError::Conflict(_))),
@@ -581,10 +811,20 @@ pub async fn invitations_are_used_once(store: &dyn Store) {
     );
     let late = T0 + Duration::days(8);
     let expired = invitation("late@example.com", Role::Viewer, admin.id, "i3");
-    one_time.create(&expired).await.unwrap();
+    one_time
+        .create(&expired, note("create").append())
+        .await
+        .unwrap();
     assert_eq!(
         one_time
-            .accept_invitation(&expired.token_hash, "Late", "h", late)
+            .accept_invitation(
+                &expired.token_hash,
+                Uuid::now_v7(),
+                "Late",
+                "h",
+                late,
+                note("accept_invitation").append()
+            )
             .await
             .unwrap(),
         None
@@ -597,12 +837,15 @@ pub async fn password_resets_are_used_once(store: &dyn Store) {
     let sessions = store.sessions();
     let one_time = store.one_time_tokens();
     let user = users
-        .create(&new_user("r@example.com", Role::Viewer))
+        .create(
+            &new_user("r@example.com", Role::Viewer),
+            note("create").append(),
+        )
         .await
         .unwrap();
     users.record_login_failure(user.id, 1, T0).await.unwrap();
     sessions
-        .create(&session(&user, "r1", T0), 48)
+        .create(&session(&user, "r1", T0), 48, note("create").append())
         .await
         .unwrap();
     let reset = |seed: &str| OneTimeTokenRow {
@@ -619,12 +862,20 @@ pub async fn password_resets_are_used_once(store: &dyn Store) {
     };
     let first_link = reset("p1");
     let second_link = reset("p2");
-    one_time.create(&first_link).await.unwrap();
-    one_time.create(&second_link).await.unwrap();
-    let results = join_all(
-        (0..10).map(|_| one_time.reset_password(&first_link.token_hash, "reset-hash", T0)),
-    )
-    .await;
+    one_time
+        .create(&first_link, note("create").append())
+        .await
+        .unwrap();
+    one_time
+        .create(&second_link, note("create").append())
+        .await
+        .unwrap();
+    let notes: Vec<_> = (0..10).map(|_| note("reset_password")).collect();
+    let results =
+        join_all(notes.iter().map(|n| {
+            one_time.reset_password(&first_link.token_hash, "reset-hash", T0, n.append())
+        }))
+        .await;
     let winners = results
         .iter()
         .filter(|r| matches!(r, Ok(Some(id)) if *id == user.id))
@@ -636,17 +887,30 @@ pub async fn password_resets_are_used_once(store: &dyn Store) {
     assert!(sessions.list_for_user(user.id).await.unwrap().is_empty());
     assert_eq!(
         one_time
-            .reset_password(&second_link.token_hash, "other", T0)
+            .reset_password(
+                &second_link.token_hash,
+                "other",
+                T0,
+                note("reset_password").append()
+            )
             .await
             .unwrap(),
         None,
         "a password change voids the other links"
     );
     let expired = reset("p3");
-    one_time.create(&expired).await.unwrap();
+    one_time
+        .create(&expired, note("create").append())
+        .await
+        .unwrap();
     assert_eq!(
         one_time
-            .reset_password(&expired.token_hash, "x", T0 + Duration::hours(2))
+            .reset_password(
+                &expired.token_hash,
+                "x",
+                T0 + Duration::hours(2),
+                note("reset_password").append()
+            )
             .await
             .unwrap(),
         None
@@ -703,7 +967,7 @@ pub async fn audit_records_page_newest_first(store: &dyn Store) {
 }
 
 /// An unkeyed stand-in for the audit chain's HMAC: enough to see what the store hashes.
-struct TestHasher;
+pub(crate) struct TestHasher;
 
 impl ChainHasher for TestHasher {
     fn hash(&self, seq: i64, prev_hash: &str, record: &AuditRecord) -> String {

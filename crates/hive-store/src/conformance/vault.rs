@@ -1,6 +1,6 @@
 //! Vault key checks.
 
-use super::T0;
+use super::{T0, note};
 use crate::{Store, StoreError, VaultKeyRow, truncate_to_micros};
 
 pub async fn vault_keys_are_unique_by_id(store: &dyn Store) {
@@ -32,6 +32,7 @@ pub async fn secrets_are_unique_per_owner_and_versioned(store: &dyn Store) {
         .await
         .unwrap();
     let owner = |email: &str| NewUser {
+        id: Uuid::now_v7(),
         email: email.to_owned(),
         display_name: email.to_owned(),
         role: Role::Operator,
@@ -40,12 +41,12 @@ pub async fn secrets_are_unique_per_owner_and_versioned(store: &dyn Store) {
     };
     let alice = store
         .users()
-        .create(&owner("alice@example.com"))
+        .create(&owner("alice@example.com"), note("create").append())
         .await
         .unwrap();
     let bob = store
         .users()
-        .create(&owner("bob@example.com"))
+        .create(&owner("bob@example.com"), note("create").append())
         .await
         .unwrap();
     let secret = |owner_id: Uuid, name: &str, seconds: i64| {
@@ -64,13 +65,21 @@ pub async fn secrets_are_unique_per_owner_and_versioned(store: &dyn Store) {
     };
     let secrets = store.secrets();
     let openai = secret(alice.id, "openai", 0);
-    secrets.create(&openai).await.unwrap();
-    let dup = secrets.create(&secret(alice.id, "openai", 1)).await;
+    secrets
+        .create(&openai, note("create").append())
+        .await
+        .unwrap();
+    let dup = secrets
+        .create(&secret(alice.id, "openai", 1), note("create").append())
+        .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     let bobs = secret(bob.id, "openai", 2);
-    secrets.create(&bobs).await.unwrap();
     secrets
-        .create(&secret(alice.id, "github", 3))
+        .create(&bobs, note("create").append())
+        .await
+        .unwrap();
+    secrets
+        .create(&secret(alice.id, "github", 3), note("create").append())
         .await
         .unwrap();
 
@@ -103,15 +112,26 @@ pub async fn secrets_are_unique_per_owner_and_versioned(store: &dyn Store) {
 
     // A new value is a new version; a writer holding an old version loses.
     let later = truncate_to_micros(T0 + time::Duration::minutes(5));
+    let version = |description: &str, value: &str| SecretRow {
+        version: 2,
+        description: description.to_owned(),
+        value: value.to_owned(),
+        updated_at: later,
+        // Kept as stored whatever the caller passes.
+        name: "renamed".to_owned(),
+        ..openai.clone()
+    };
+    let rotated = version("rotated", "sealed-2");
     assert!(
         secrets
-            .replace_value(openai.id, 1, "rotated", 1, "sealed-2", later)
+            .replace_value(&rotated, note("replace_value").append())
             .await
             .unwrap()
     );
+    let stale = version("stale", "sealed-x");
     assert!(
         !secrets
-            .replace_value(openai.id, 1, "stale", 1, "sealed-x", later)
+            .replace_value(&stale, note("replace_value").append())
             .await
             .unwrap()
     );
@@ -124,16 +144,33 @@ pub async fn secrets_are_unique_per_owner_and_versioned(store: &dyn Store) {
         ),
         (2, "sealed-2", "rotated")
     );
+    assert_eq!(updated.name, "openai");
     assert_eq!(updated.updated_at, later);
 
     assert!(
-        !secrets.delete(openai.id, Some(bob.id)).await.unwrap(),
+        !secrets
+            .delete(openai.id, Some(bob.id), note("delete").append())
+            .await
+            .unwrap(),
         "not bob's"
     );
-    assert!(secrets.delete(openai.id, Some(alice.id)).await.unwrap());
-    assert!(!secrets.delete(openai.id, None).await.unwrap());
     assert!(
-        secrets.delete(bobs.id, None).await.unwrap(),
+        secrets
+            .delete(openai.id, Some(alice.id), note("delete").append())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !secrets
+            .delete(openai.id, None, note("delete").append())
+            .await
+            .unwrap()
+    );
+    assert!(
+        secrets
+            .delete(bobs.id, None, note("delete").append())
+            .await
+            .unwrap(),
         "an admin path"
     );
 }

@@ -1,0 +1,166 @@
+//! The audit log fails closed: a change whose record cannot be written is refused (503) and
+//! leaves nothing behind. The fault is real: a trigger in the server's own database refuses
+//! every new audit row, as a full disk or a revoked grant would.
+
+use crate::support::*;
+use hive_testkit::{TestBackend, TestServer, backends};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const REFUSE_SQLITE: &str = "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events \
+     BEGIN SELECT RAISE(ABORT, 'audit device down'); END;";
+const REFUSE_POSTGRES: &str = "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql \
+     AS $$ BEGIN RAISE EXCEPTION 'audit device down'; END $$; \
+     CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events \
+     FOR EACH ROW EXECUTE FUNCTION refuse_audit();";
+const ALLOW_SQLITE: &str = "DROP TRIGGER refuse_audit;";
+const ALLOW_POSTGRES: &str = "DROP TRIGGER refuse_audit ON audit_events;";
+
+async fn break_audit(server: &TestServer, backend: TestBackend) {
+    let sql = match backend {
+        TestBackend::Sqlite => REFUSE_SQLITE,
+        TestBackend::Postgres => REFUSE_POSTGRES,
+    };
+    server.execute_sql(sql).await;
+}
+
+async fn mend_audit(server: &TestServer, backend: TestBackend) {
+    let sql = match backend {
+        TestBackend::Sqlite => ALLOW_SQLITE,
+        TestBackend::Postgres => ALLOW_POSTGRES,
+    };
+    server.execute_sql(sql).await;
+}
+
+async fn items(server: &TestServer, browser: &Browser, path: &str) -> Vec<Value> {
+    let page: Value = browser
+        .send(server, Method::GET, path, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    page["items"].as_array().unwrap().clone()
+}
+
+async fn assert_unavailable(response: reqwest::Response, what: &str) {
+    assert_eq!(response.status(), 503, "{what}");
+    assert!(response.headers().contains_key("retry-after"), "{what}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["error"]["code"], "service_unavailable",
+        "{what}: {body}"
+    );
+}
+
+#[tokio::test]
+async fn an_unwritable_audit_record_fails_the_change_and_leaves_nothing() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (alice, alice_browser) =
+            add_user(&server, &admin, "alice@example.com", "operator").await;
+        let alice_path = format!("/api/v1/users/{}", alice["id"].as_str().unwrap());
+        let users_before = items(&server, &admin, "/api/v1/users").await;
+
+        break_audit(&server, backend).await;
+        let secret = json!({ "name": "openai", "value": "sk-test-value" });
+        assert_unavailable(
+            alice_browser
+                .send(
+                    &server,
+                    Method::POST,
+                    "/api/v1/secrets",
+                    Some(secret.clone()),
+                )
+                .await,
+            "secret",
+        )
+        .await;
+        assert_unavailable(
+            admin
+                .send(
+                    &server,
+                    Method::POST,
+                    "/api/v1/users/invitations",
+                    Some(json!({ "email": "bob@example.com", "role": "viewer" })),
+                )
+                .await,
+            "invitation",
+        )
+        .await;
+        assert_unavailable(
+            admin
+                .send(
+                    &server,
+                    Method::PATCH,
+                    &alice_path,
+                    Some(json!({ "role": "viewer", "displayName": "Renamed" })),
+                )
+                .await,
+            "role change",
+        )
+        .await;
+        assert_unavailable(
+            alice_browser
+                .send(
+                    &server,
+                    Method::POST,
+                    "/api/v1/tokens",
+                    Some(json!({ "name": "ci" })),
+                )
+                .await,
+            "token",
+        )
+        .await;
+        assert_unavailable(try_login(&server, ADMIN_EMAIL, PASSWORD).await, "login").await;
+
+        mend_audit(&server, backend).await;
+        assert!(
+            items(&server, &alice_browser, "/api/v1/secrets")
+                .await
+                .is_empty()
+        );
+        assert!(
+            items(&server, &alice_browser, "/api/v1/tokens")
+                .await
+                .is_empty()
+        );
+        assert_eq!(items(&server, &admin, "/api/v1/users").await, users_before);
+        let sessions = items(&server, &alice_browser, "/api/v1/auth/sessions").await;
+        assert_eq!(
+            sessions.len(),
+            1,
+            "the role change did not end alice's session"
+        );
+        // The refused login left no session behind: only the admin's first one is there.
+        let admin_sessions = items(&server, &admin, "/api/v1/auth/sessions").await;
+        assert_eq!(admin_sessions.len(), 1);
+
+        // With the log writable again the same change goes through, and the chain holds.
+        let created = alice_browser
+            .send(&server, Method::POST, "/api/v1/secrets", Some(secret))
+            .await;
+        assert_eq!(created.status(), 201);
+        let report = hive_core::audit::verify(server.hive.store.as_ref(), &server.hive.audit_chain)
+            .await
+            .unwrap();
+        assert_eq!(report.first_break, None, "{backend:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_logout_is_not_held_back_by_the_audit_log() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        break_audit(&server, backend).await;
+        let out = admin
+            .send(&server, Method::POST, "/api/v1/auth/logout", None)
+            .await;
+        assert_eq!(out.status(), 204, "{backend:?}");
+        mend_audit(&server, backend).await;
+        assert_eq!(admin.me(&server).await.status(), 401, "the session ended");
+    }
+}
