@@ -384,7 +384,15 @@ impl Identity {
         password: &str,
         meta: &RequestMeta,
     ) -> Result<UserRow, IdentityError> {
-        let invitation = self.invitation(token).await?;
+        let invitation = match self.invitation(token).await {
+            Ok(invitation) => invitation,
+            Err(IdentityError::InvalidCredentials) => {
+                self.audit_link_refusal("user.accept_invitation", "invalid_token", meta)
+                    .await;
+                return Err(IdentityError::InvalidCredentials);
+            }
+            Err(other) => return Err(other),
+        };
         let email = invitation.email.clone().unwrap_or_default();
         let display_name = check_display_name(display_name)?;
         check_password(password, &email)?;
@@ -449,17 +457,24 @@ impl Identity {
         new_password: &str,
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
+        let refused = |reason| async move {
+            self.audit_link_refusal("user.reset_password", reason, meta)
+                .await;
+            IdentityError::InvalidCredentials
+        };
         if !looks_like_opaque_token(token) {
-            return Err(IdentityError::InvalidCredentials);
+            return Err(refused("invalid_token").await);
         }
         let hash_of_token = token_hash(token);
         let now = self.now();
-        let reset = self
+        let Some(reset) = self
             .store
             .one_time_tokens()
             .find_live(OneTimePurpose::PasswordReset, &hash_of_token, now)
             .await?
-            .ok_or(IdentityError::InvalidCredentials)?;
+        else {
+            return Err(refused("invalid_token").await);
+        };
         let user = self
             .get_user(reset.user_id.ok_or(IdentityError::InvalidCredentials)?)
             .await?;
@@ -474,7 +489,8 @@ impl Identity {
                 IdentityError::Unavailable
             })?;
         if !first_use {
-            return Err(IdentityError::InvalidCredentials);
+            // Used a moment ago, here or on another replica.
+            return Err(refused("replayed").await);
         }
         let hash = self.hash_password(new_password).await?;
         let entry = AuditEntry {
@@ -491,6 +507,21 @@ impl Identity {
             .await?
             .map(|_| ())
             .ok_or(IdentityError::InvalidCredentials)
+    }
+}
+
+impl Identity {
+    /// Records a one-time link that was refused (unknown, used, expired or replayed).
+    async fn audit_link_refusal(&self, action: &str, reason: &'static str, meta: &RequestMeta) {
+        let entry = AuditEntry {
+            actor: "anonymous".to_owned(),
+            action,
+            target: None,
+            outcome: AuditOutcome::Failure,
+            detail: serde_json::json!({ "reason": reason }),
+        };
+        // The refusal stands whether or not its record could be written.
+        let _ = self.audit(entry, meta, false).await;
     }
 }
 

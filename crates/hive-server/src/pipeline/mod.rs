@@ -10,7 +10,7 @@ mod security_headers;
 mod timeout;
 
 pub use client_ip::ClientIp;
-pub(crate) use rate_limit::enforce as enforce_policy;
+pub(crate) use rate_limit::{Refusals, enforce as enforce_policy};
 pub use request_id::RequestId;
 
 use crate::state::AppState;

@@ -34,15 +34,26 @@ pub async fn apply(State(state): State<AppState>, request: Request, next: Next) 
         .and_then(|name| state.hive.state.policies.get(name))
         .cloned();
     match policy {
-        Some(policy) => enforce(&state, &policy, request, next).await,
+        // Area limits are not audited: a flood of refusals must not become a flood of records.
+        Some(policy) => enforce(&state, &policy, Refusals::Unrecorded, request, next).await,
         None => next.run(request).await,
     }
+}
+
+/// Whether refusals under a policy are written to the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusals {
+    /// One record per caller and window: the first refusal is recorded, the rest are counted
+    /// in metrics only (the audit log stays bounded under a flood).
+    Recorded,
+    Unrecorded,
 }
 
 /// Counts the request under `policy` and lets it through or refuses it.
 pub(crate) async fn enforce(
     state: &AppState,
     policy: &Policy,
+    refusals: Refusals,
     request: Request,
     next: Next,
 ) -> Response {
@@ -54,7 +65,7 @@ pub(crate) async fn enforce(
     // policies run before it and count the address.
     let caller = request.extensions().get::<hive_core::identity::Caller>();
     let key = match (policy.scope, caller) {
-        (Scope::ClientIp, _) => ip,
+        (Scope::ClientIp, _) => ip.clone(),
         // One bucket per account, however many tokens it uses.
         (Scope::Principal, Some(caller)) => caller
             .user_id()
@@ -70,6 +81,15 @@ pub(crate) async fn enforce(
         }
         Ok(decision) => {
             tracing::warn!(policy = policy.name, "rate limited");
+            if refusals == Refusals::Recorded {
+                let meta = crate::auth::request_meta(request.headers(), request.extensions());
+                let actor = caller.map_or_else(
+                    || "anonymous".to_owned(),
+                    hive_core::identity::Caller::actor,
+                );
+                drop(request);
+                record_refusal(state, policy, &key, decision.retry_after, actor, meta).await;
+            }
             metrics::counter!("hive_rate_limit_decisions_total", "policy" => policy.name, "outcome" => "limited").increment(1);
             let mut response = ApiError::of(ErrorCode::RateLimited)
                 .with_retry_after(whole_seconds(decision.retry_after))
@@ -85,6 +105,38 @@ pub(crate) async fn enforce(
                 .into_response()
         }
     }
+}
+
+/// Writes `rate_limit.exceeded` for the first refusal of `key` under `policy` in a window.
+async fn record_refusal(
+    state: &AppState,
+    policy: &Policy,
+    key: &str,
+    window: Duration,
+    actor: String,
+    meta: hive_core::identity::RequestMeta,
+) {
+    let once = format!("rate-limit-audit:{}:{key}", policy.name);
+    // A replay cache that cannot answer records the refusal rather than hide it.
+    let first = state
+        .hive
+        .state
+        .replay
+        .consume(&once, window.max(Duration::from_secs(1)))
+        .await
+        .unwrap_or(true);
+    if !first {
+        return;
+    }
+    let entry = hive_core::identity::AuditEntry {
+        actor,
+        action: "rate_limit.exceeded",
+        target: None,
+        outcome: hive_store::AuditOutcome::Denied,
+        detail: serde_json::json!({ "policy": policy.name }),
+    };
+    // The refusal stands whether or not its record could be written.
+    let _ = state.hive.identity.audit(entry, &meta, false).await;
 }
 
 fn describe(headers: &mut HeaderMap, decision: &Decision) {

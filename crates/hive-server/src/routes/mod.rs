@@ -135,7 +135,11 @@ async fn route_rate_limit(
     next: Next,
 ) -> Response {
     match state.hive.state.policies.get(policy).cloned() {
-        Some(policy) => crate::pipeline::enforce_policy(&state, &policy, request, next).await,
+        // A route's own limit guards sign-in and secrets: its refusals are audited.
+        Some(policy) => {
+            let recorded = crate::pipeline::Refusals::Recorded;
+            crate::pipeline::enforce_policy(&state, &policy, recorded, request, next).await
+        }
         None => next.run(request).await,
     }
 }

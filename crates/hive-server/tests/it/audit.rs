@@ -164,3 +164,133 @@ async fn a_logout_is_not_held_back_by_the_audit_log() {
         assert_eq!(admin.me(&server).await.status(), 401, "the session ended");
     }
 }
+
+async fn records_of(server: &TestServer, action: &str) -> Vec<hive_store::AuditRecord> {
+    let all = server
+        .hive
+        .store
+        .audit()
+        .chain_after(0, 1_000)
+        .await
+        .unwrap();
+    all.into_iter().filter(|r| r.action == action).collect()
+}
+
+#[tokio::test]
+async fn security_refusals_are_recorded() {
+    for backend in backends() {
+        let server = identity_server_with(backend, &[("HIVE_RATE_LIMITS", "login=3/1m")]).await;
+        setup_admin(&server).await;
+
+        // A sign-in limit hit is recorded once per caller and window, not once per refusal.
+        let mut statuses = Vec::new();
+        for _ in 0..6 {
+            let response = try_login(&server, "nobody@example.com", "wrong password here").await;
+            statuses.push(response.status().as_u16());
+        }
+        assert_eq!(statuses, [401, 401, 401, 429, 429, 429], "{backend:?}");
+        let limited = records_of(&server, "rate_limit.exceeded").await;
+        assert_eq!(limited.len(), 1, "{backend:?}");
+        assert_eq!(limited[0].outcome, hive_store::AuditOutcome::Denied);
+        assert_eq!(limited[0].detail, r#"{"policy":"login"}"#);
+        assert_eq!(limited[0].ip.as_deref(), Some("127.0.0.1"));
+
+        // Once the window has passed, the next refusal is recorded again. (The embedded shape
+        // times both on the injected clock; Redis keeps its own time, which a test cannot move.)
+        if backend == TestBackend::Sqlite {
+            server.clock.advance(time::Duration::minutes(2));
+            let mut again = Vec::new();
+            for _ in 0..4 {
+                let response =
+                    try_login(&server, "nobody@example.com", "wrong password here").await;
+                again.push(response.status().as_u16());
+            }
+            assert_eq!(again, [401, 401, 401, 429]);
+            assert_eq!(records_of(&server, "rate_limit.exceeded").await.len(), 2);
+        }
+    }
+}
+
+#[tokio::test]
+async fn replayed_and_unknown_links_are_recorded() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (alice, _) = add_user(&server, &admin, "alice@example.com", "viewer").await;
+        let link: Value = admin
+            .send(
+                &server,
+                Method::POST,
+                &format!("/api/v1/users/{}/reset-link", alice["id"].as_str().unwrap()),
+                None,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let token = link["url"]
+            .as_str()
+            .unwrap()
+            .split("#token=")
+            .nth(1)
+            .unwrap()
+            .to_owned();
+
+        // Ten copies of one link at once: one reset, nine refusals, each one recorded.
+        let body = json!({ "token": token, "newPassword": "another long passphrase" });
+        let attempts = (0..10).map(|_| {
+            server
+                .client
+                .post_json("/api/v1/auth/password-reset", &body)
+        });
+        let statuses: Vec<u16> = futures_util::future::join_all(attempts)
+            .await
+            .iter()
+            .map(|r| r.status().as_u16())
+            .collect();
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 204).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 401).count(),
+            9,
+            "{statuses:?}"
+        );
+        let resets = records_of(&server, "user.reset_password").await;
+        let refused: Vec<&str> = resets
+            .iter()
+            .filter(|r| r.outcome == hive_store::AuditOutcome::Failure)
+            .map(|r| r.detail.as_str())
+            .collect();
+        assert_eq!(refused.len(), 9, "{refused:?}");
+        assert!(
+            refused
+                .iter()
+                .all(|d| d.contains("replayed") || d.contains("invalid_token")),
+            "{refused:?}"
+        );
+        assert_eq!(resets.len() - refused.len(), 1, "one reset went through");
+
+        let unknown = json!({
+            "token": "a".repeat(64),
+            "displayName": "Mallory",
+            "password": "a long enough passphrase"
+        });
+        let refused = server
+            .client
+            .post_json("/api/v1/auth/invitation/accept", &unknown)
+            .await;
+        assert_eq!(refused.status(), 401);
+        let accepts = records_of(&server, "user.accept_invitation").await;
+        assert_eq!(
+            accepts.last().map(|r| (r.outcome, r.detail.as_str())),
+            Some((
+                hive_store::AuditOutcome::Failure,
+                r#"{"reason":"invalid_token"}"#
+            ))
+        );
+    }
+}

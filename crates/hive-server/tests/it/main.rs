@@ -3,6 +3,7 @@
 
 mod access_matrix;
 mod audit;
+mod audit_coverage;
 mod health;
 mod identity;
 mod pipeline;
