@@ -7,6 +7,7 @@
 // A test kit reports a broken test environment by panicking, like an assertion would.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod capture;
 mod client;
 
 pub use client::{TestClient, error_body};
@@ -121,8 +122,15 @@ pub struct TestServerBuilder {
 }
 
 impl TestServerBuilder {
-    /// Adds a configuration variable (as if set in the environment).
+    /// Adds a configuration variable (as if set in the environment). A secret one (a token, a
+    /// key, a password) becomes a canary of the leak check.
     pub fn var(mut self, name: &str, value: &str) -> Self {
+        if ["TOKEN", "SECRET", "KEY", "PASSWORD"]
+            .iter()
+            .any(|word| name.contains(word))
+        {
+            capture::canary(value);
+        }
         self.vars.push((name.to_owned(), value.to_owned()));
         self
     }
@@ -148,7 +156,110 @@ pub struct TestServer {
     pub shutdown: CancellationToken,
     tracker: TaskTracker,
     server: JoinHandle<Result<(), ServeError>>,
+    /// Before `environment`: it reads the database while it still exists.
+    _audit_capture: AuditCapture,
     environment: TestEnvironment,
+}
+
+/// The database a test server runs on, reached over a connection of the test's own.
+#[derive(Clone)]
+enum DatabaseTarget {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseTarget {
+    fn of(config: &Config) -> Self {
+        match &config.database.url {
+            hive_core::config::DatabaseUrl::Sqlite(path) => Self::Sqlite(path.clone()),
+            hive_core::config::DatabaseUrl::Postgres(url) => {
+                Self::Postgres(secrecy::ExposeSecret::expose_secret(url).to_owned())
+            }
+        }
+    }
+
+    async fn execute(&self, sql: &str) {
+        match self {
+            Self::Sqlite(path) => {
+                let url = format!("sqlite://{}", path.display());
+                execute_on::<sqlx::SqliteConnection>(&url, sql).await;
+            }
+            Self::Postgres(url) => execute_on::<sqlx::PgConnection>(url, sql).await,
+        }
+    }
+
+    /// Every audit record, a line each (`None` when the database cannot be read).
+    async fn audit_lines(&self) -> Option<String> {
+        match self {
+            Self::Sqlite(path) => {
+                let url = format!("sqlite://{}?mode=ro", path.display());
+                audit_lines_of::<sqlx::SqliteConnection>(&url).await
+            }
+            Self::Postgres(url) => audit_lines_of::<sqlx::PgConnection>(url).await,
+        }
+    }
+}
+
+async fn execute_on<C>(url: &str, sql: &str)
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+{
+    let mut conn = C::connect(url)
+        .await
+        .expect("a connection to the test server's database");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .expect("SQL runs");
+    conn.close().await.expect("closes");
+}
+
+async fn audit_lines_of<C>(url: &str) -> Option<String>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    for<'q> <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+    for<'r> String: sqlx::Decode<'r, C::Database> + sqlx::Type<C::Database>,
+    usize: sqlx::ColumnIndex<<C::Database as sqlx::Database>::Row>,
+{
+    use sqlx::Row;
+    const QUERY: &str = "SELECT actor, action, coalesce(target, '') AS target, outcome, \
+         coalesce(ip, '') AS ip, coalesce(request_id, '') AS request_id, detail \
+         FROM audit_events";
+    let mut conn = C::connect(url).await.ok()?;
+    let rows = sqlx::query(QUERY).fetch_all(&mut conn).await.ok()?;
+    let lines = rows.iter().map(|row| {
+        let fields: Vec<String> = (0..7)
+            .map(|i| row.try_get::<String, _>(i).unwrap_or_default())
+            .collect();
+        fields.join("\t") + "\n"
+    });
+    Some(lines.collect())
+}
+
+/// Copies the server's audit records into the test capture when the server goes away, for the
+/// secret-leak check.
+struct AuditCapture(DatabaseTarget);
+
+impl Drop for AuditCapture {
+    fn drop(&mut self) {
+        let target = self.0.clone();
+        // Its own thread and runtime: a drop cannot await, and the test's runtime may be the
+        // current-thread kind, which cannot block on itself.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            if let Some(lines) = runtime.block_on(target.audit_lines()) {
+                capture::append("audit", &lines);
+            }
+        })
+        .join();
+    }
 }
 
 impl TestServer {
@@ -181,12 +292,25 @@ impl TestServer {
         all.push(("AUTH_URL".to_owned(), base_url.clone()));
         all.extend(vars);
         let config = Config::load(&EnvSource::from_pairs(all)).expect("valid test configuration");
+        capture::install_log_capture();
+        let audit_capture = AuditCapture(DatabaseTarget::of(&config));
         let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
         let hive = Arc::new(
             Hive::open(config, clock.clone())
                 .await
                 .expect("Hive opens in the test environment"),
         );
+        // The secrets the server settled on (generated ones included) are canaries too.
+        capture::canary(secrecy::ExposeSecret::expose_secret(
+            &hive.secrets.auth_secret,
+        ));
+        capture::canary(&hex_of(hive.secrets.encryption_key.expose()));
+        for token in [&hive.secrets.setup_token, &hive.secrets.internal_token]
+            .into_iter()
+            .flatten()
+        {
+            capture::canary(secrecy::ExposeSecret::expose_secret(token));
+        }
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         hive.start_jobs(&tracker, shutdown.clone());
@@ -202,6 +326,7 @@ impl TestServer {
             shutdown,
             tracker,
             server,
+            _audit_capture: audit_capture,
             environment,
         }
     }
@@ -215,32 +340,7 @@ impl TestServer {
     /// beside the server's pools: to inject a fault (a trigger that fails), or to look at
     /// rows as an operator with database access would.
     pub async fn execute_sql(&self, sql: &str) {
-        use sqlx::Connection;
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match &self.hive.config.database.url {
-            hive_core::config::DatabaseUrl::Sqlite(path) => {
-                let url = format!("sqlite://{}", path.display());
-                let mut conn = sqlx::SqliteConnection::connect(&url)
-                    .await
-                    .expect("a connection to the test's SQLite database");
-                sqlx::raw_sql(sql)
-                    .execute(&mut conn)
-                    .await
-                    .expect("SQL runs");
-                conn.close().await.expect("closes");
-            }
-            hive_core::config::DatabaseUrl::Postgres(url) => {
-                let url = secrecy::ExposeSecret::expose_secret(url).to_owned();
-                let mut conn = sqlx::PgConnection::connect(&url)
-                    .await
-                    .expect("a connection to the test's PostgreSQL database");
-                sqlx::raw_sql(sql)
-                    .execute(&mut conn)
-                    .await
-                    .expect("SQL runs");
-                conn.close().await.expect("closes");
-            }
-        }
+        DatabaseTarget::of(&self.hive.config).execute(sql).await;
     }
 
     /// Starts the graceful shutdown without waiting for it.
@@ -258,4 +358,8 @@ impl TestServer {
         self.hive.close().await;
         (served, self.environment)
     }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

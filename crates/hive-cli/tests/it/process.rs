@@ -9,6 +9,8 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use hive_testkit::capture;
+
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The secrets every replica of one deployment shares (each replica's data directory would
@@ -33,9 +35,21 @@ pub fn hive_command(dir: &Path, vars: &[(&str, &str)]) -> Command {
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     for (name, value) in vars {
+        if ["TOKEN", "SECRET", "KEY", "PASSWORD"]
+            .iter()
+            .any(|word| name.contains(word))
+        {
+            capture::canary(value);
+        }
         command.env(name, value);
     }
     command
+}
+
+/// Keeps what a `hive` process printed for the secret-leak check.
+fn keep_output(stdout: &str, stderr: &str) {
+    capture::append("process", stdout);
+    capture::append("process", stderr);
 }
 
 /// Runs `hive <args>` to its end.
@@ -48,11 +62,14 @@ pub async fn run_to_exit(
         .await
         .expect("hive exits")
         .expect("hive runs");
-    (
-        output.status,
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    finished(output)
+}
+
+fn finished(output: std::process::Output) -> (ExitStatus, String, String) {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    keep_output(&stdout, &stderr);
+    (output.status, stdout, stderr)
 }
 
 /// Runs `hive <args>` to its end with `input` on its standard input.
@@ -63,6 +80,8 @@ pub async fn run_with_input(
     input: &str,
 ) -> (ExitStatus, String, String) {
     use tokio::io::AsyncWriteExt;
+    // What a test types in (a password) must not come back out.
+    capture::canary(input.trim());
     let mut child = hive_command(dir, vars)
         .args(args)
         .stdin(Stdio::piped())
@@ -75,11 +94,7 @@ pub async fn run_with_input(
         .await
         .expect("hive exits")
         .expect("hive runs");
-    (
-        output.status,
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    finished(output)
 }
 
 /// A running `hive serve`.
@@ -99,6 +114,7 @@ fn collect(
     tokio::spawn(async move {
         let mut reader = BufReader::new(stream).lines();
         while let Ok(Some(line)) = reader.next_line().await {
+            capture::append("process", &line);
             let mut text = into.lock().unwrap();
             text.push_str(&line);
             text.push('\n');

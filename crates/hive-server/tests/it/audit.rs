@@ -64,6 +64,7 @@ async fn an_unwritable_audit_record_fails_the_change_and_leaves_nothing() {
         let users_before = items(&server, &admin, "/api/v1/users").await;
 
         break_audit(&server, backend).await;
+        hive_testkit::capture::canary("sk-test-value");
         let secret = json!({ "name": "openai", "value": "sk-test-value" });
         assert_unavailable(
             alice_browser

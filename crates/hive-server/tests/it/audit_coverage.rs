@@ -259,6 +259,7 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
                 .await
         }
         ("POST", "/api/v1/secrets") => {
+            hive_testkit::capture::canary("sk-coverage-value");
             let body = json!({ "name": "openai", "value": "sk-coverage-value" });
             let response = alice
                 .unwrap()
@@ -270,6 +271,7 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
         }
         ("PATCH", "/api/v1/secrets/{id}") => {
             let secret_path = format!("/api/v1/secrets/{}", walk.secret_id);
+            hive_testkit::capture::canary("sk-coverage-rotated");
             let body = json!({ "value": "sk-coverage-rotated" });
             alice
                 .unwrap()
@@ -343,6 +345,7 @@ async fn every_mutating_route_leaves_exactly_one_record() {
 
     for backend in backends() {
         let server = identity_server_with(backend, &[("ALLOW_PUBLIC_REGISTRATION", "true")]).await;
+        hive_testkit::capture::canary(NEW_PASSWORD);
         let mut walk = Walk::default();
         for (method, path, action) in WALK {
             let status = take(&server, &mut walk, method, path).await;

@@ -13,6 +13,7 @@ async fn create(
     name: &str,
     value: &str,
 ) -> reqwest::Response {
+    hive_testkit::capture::canary(value);
     browser
         .send(
             server,

@@ -16,6 +16,7 @@ pub async fn identity_server(backend: TestBackend) -> TestServer {
 }
 
 pub async fn identity_server_with(backend: TestBackend, vars: &[(&str, &str)]) -> TestServer {
+    hive_testkit::capture::canary(PASSWORD);
     let mut builder = TestServer::builder(backend)
         .var("HIVE_SETUP_TOKEN", SETUP_TOKEN)
         .var("HIVE_INTERNAL_TOKEN", INTERNAL_TOKEN)
@@ -92,7 +93,11 @@ pub async fn try_login(server: &TestServer, email: &str, password: &str) -> Resp
 /// The `name=value` part of the response's session cookie.
 pub fn session_cookie(response: &Response) -> String {
     let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
-    set_cookie.split(';').next().unwrap().to_owned()
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    if let Some((_, token)) = cookie.split_once('=') {
+        hive_testkit::capture::canary(token);
+    }
+    cookie
 }
 
 pub async fn login(server: &TestServer, email: &str, password: &str) -> Browser {
@@ -128,6 +133,7 @@ pub async fn add_user(
         .nth(1)
         .unwrap()
         .to_owned();
+    hive_testkit::capture::canary(&token);
     let accepted = server
         .client
         .post_json(
@@ -146,7 +152,9 @@ pub async fn create_token(server: &TestServer, browser: &Browser, body: Value) -
         .send(server, Method::POST, "/api/v1/tokens", Some(body))
         .await;
     assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
+    let created: Value = response.json().await.unwrap();
+    hive_testkit::capture::canary(created["token"].as_str().unwrap_or_default());
+    created
 }
 
 pub async fn with_bearer(server: &TestServer, token: &str, method: Method, path: &str) -> Response {
