@@ -54,11 +54,7 @@ impl Vault {
         if rows.is_empty() {
             let mut keyring = Keyring::new(&vault_key)?;
             let wrapped = keyring.generate(1)?;
-            let row = VaultKeyRow {
-                id: 1,
-                wrapped: wrapped_text(&wrapped),
-                created_at: now,
-            };
+            let row = VaultKeyRow::new(1, wrapped_text(&wrapped), now);
             match store.vault_keys().insert(&row).await {
                 Ok(()) => {
                     return Ok(Self {
