@@ -10,3 +10,4 @@ mod secrets;
 mod shutdown;
 mod smtp;
 mod support;
+mod vault_rotation;
