@@ -79,7 +79,7 @@ fn parse_scope(raw: &str) -> Result<TokenScope, String> {
         .map_err(|_| "expected read, write, execute or admin".to_owned())
 }
 
-fn cli_meta() -> RequestMeta {
+pub(crate) fn cli_meta() -> RequestMeta {
     RequestMeta {
         ip: None,
         request_id: None,
@@ -97,7 +97,7 @@ fn read_password() -> Result<String, String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
-async fn find_user(hive: &Hive, who: &str) -> Result<hive_store::UserRow, String> {
+pub(crate) async fn find_user(hive: &Hive, who: &str) -> Result<hive_store::UserRow, String> {
     let found = match Uuid::try_parse(who) {
         Ok(id) => hive.store.users().get(id).await,
         Err(_) => {

@@ -2,6 +2,7 @@
 
 mod admin;
 mod logging;
+mod vault;
 
 use clap::{Parser, Subcommand};
 use hive_core::config::{Config, EnvSource};
@@ -44,6 +45,16 @@ enum Command {
     Token {
         #[command(subcommand)]
         action: admin::TokenAction,
+    },
+    /// The vault's data keys: list, rotate, re-encrypt.
+    Keys {
+        #[command(subcommand)]
+        action: vault::KeysAction,
+    },
+    /// Secrets: import values encrypted elsewhere.
+    Secrets {
+        #[command(subcommand)]
+        action: vault::SecretsAction,
     },
     /// The audit log.
     Audit {
@@ -94,6 +105,12 @@ fn main() -> ExitCode {
         })),
         Command::Token { action } => run(with_hive(config, |hive| async move {
             admin::token(&hive, action).await
+        })),
+        Command::Keys { action } => run(with_hive(config, |hive| async move {
+            vault::keys(&hive, action).await
+        })),
+        Command::Secrets { action } => run(with_hive(config, |hive| async move {
+            vault::secrets(&hive, action).await
         })),
         Command::Audit {
             action: AuditAction::Verify,

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod config;
 pub mod identity;
 pub mod jobs;
+pub mod key_rotation;
 pub mod mail;
 mod presence;
 pub mod runtime;

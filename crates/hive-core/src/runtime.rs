@@ -6,6 +6,7 @@ use crate::jobs::{
     JobContext, JobRunner, JobRunnerHandle, PruneExpiredSessions, PruneExpiredTasks,
     PruneJobHistory,
 };
+use crate::key_rotation::{REENCRYPT_BATCH, REENCRYPT_EVERY, ReencryptSecrets};
 use crate::secrets::{self, RuntimeSecrets, SecretsError};
 use crate::shared_state::SharedState;
 use crate::storage::{self, SchemaError, SchemaOutcome};
@@ -48,6 +49,8 @@ pub struct Hive {
     pub identity: Arc<Identity>,
     /// The vault's keyring.
     pub vault: Arc<crate::vault::Vault>,
+    /// Rotation and listing of the vault's data keys.
+    pub key_admin: Arc<crate::key_rotation::KeyAdmin>,
     /// Secrets sealed by the vault.
     pub secrets_service: Arc<crate::secret_values::SecretService>,
     /// Keys the audit log's hash chain (for `hive audit verify`).
@@ -98,7 +101,14 @@ impl Hive {
             }
         };
         let master = hive_crypto::vault::MasterKey::from_bytes(secrets.encryption_key.expose());
-        let vault = match crate::vault::Vault::open(store.as_ref(), &master, clock.now()).await {
+        let vault = match crate::vault::Vault::open(
+            Arc::clone(&store),
+            &master,
+            Arc::clone(&clock),
+            crate::vault::VaultLimits::default(),
+        )
+        .await
+        {
             Ok(vault) => Arc::new(vault),
             Err(error) => {
                 store.close().await;
@@ -134,8 +144,13 @@ impl Hive {
             Arc::clone(&clock),
             Arc::clone(&identity),
         ));
+        let key_admin = Arc::new(crate::key_rotation::KeyAdmin::new(
+            Arc::clone(&vault),
+            Arc::clone(&identity),
+        ));
         Ok(Self {
             config,
+            key_admin,
             identity,
             secrets_service,
             vault,
@@ -168,6 +183,12 @@ impl Hive {
                     u64::from(jobs.history_retention_days) * 86_400,
                 ),
                 every: jobs.history_prune_interval,
+            }))
+            .with_job(Arc::new(ReencryptSecrets {
+                vault: Arc::clone(&self.vault),
+                identity: Arc::clone(&self.identity),
+                every: REENCRYPT_EVERY,
+                batch: REENCRYPT_BATCH,
             }))
             .spawn(tracker, cancel)
     }

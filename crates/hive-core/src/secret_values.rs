@@ -4,8 +4,8 @@
 //! them with [`SecretService::reveal`].
 
 use crate::identity::{AuditEntry, Caller, Identity, IdentityError, RequestMeta};
-use crate::vault::Vault;
-use hive_crypto::vault::{Context, Sealed, VaultError};
+use crate::vault::{Vault, VaultFailure};
+use hive_crypto::vault::{Context, MasterKey, Sealed};
 use hive_proto::SharedClock;
 use hive_store::{AuditOutcome, AuditRecord, Page, PageRequest, SecretRow, Store, StoreError};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 
-const TABLE: &str = "secrets";
+pub(crate) const TABLE: &str = "secrets";
 
 hive_proto::debug_redacted!(NewSecret {
     show: [name, description],
@@ -33,6 +33,16 @@ pub struct NewSecret {
     pub name: String,
     pub description: String,
     pub value: Zeroizing<String>,
+}
+
+/// A secret carried over from another system: its value in the seeds' format
+/// (`ivHex:tagHex:cipherHex`, AES-256-GCM) and the raw key it was encrypted with.
+#[derive(Clone)]
+pub struct ImportedSecret {
+    pub name: String,
+    pub description: String,
+    pub value: Zeroizing<String>,
+    pub key: Zeroizing<String>,
 }
 
 /// A change: a new value, a new description, or both; either makes a new version.
@@ -52,12 +62,15 @@ pub struct SecretService {
 
 /// The row id a value is bound to: the secret and its version (an older version's ciphertext
 /// copied back does not open).
-fn row_id(id: Uuid, version: i64) -> String {
+pub(crate) fn row_id(id: Uuid, version: i64) -> String {
     format!("{id}/v{version}")
 }
 
-fn vault_error(error: VaultError) -> IdentityError {
-    IdentityError::Internal(error.to_string())
+pub(crate) fn vault_error(error: VaultFailure) -> IdentityError {
+    match error {
+        VaultFailure::Store(store) => store.into(),
+        other => IdentityError::Internal(other.to_string()),
+    }
 }
 
 fn check_name(name: &str) -> Result<String, IdentityError> {
@@ -110,13 +123,13 @@ impl SecretService {
         }
     }
 
-    fn seal(&self, id: Uuid, version: i64, value: &[u8]) -> Result<Sealed, IdentityError> {
+    async fn seal(&self, id: Uuid, version: i64, value: &[u8]) -> Result<Sealed, IdentityError> {
         let row = row_id(id, version);
         let context = Context {
             table: TABLE,
             row_id: &row,
         };
-        self.vault.seal(value, &context).map_err(vault_error)
+        self.vault.seal(value, &context).await.map_err(vault_error)
     }
 
     /// The record of a change to `secret` (its name and version, never its value).
@@ -150,7 +163,7 @@ impl SecretService {
         let description = check_description(&new.description)?;
         check_value(&new.value)?;
         let id = Uuid::now_v7();
-        let sealed = self.seal(id, 1, new.value.as_bytes())?;
+        let sealed = self.seal(id, 1, new.value.as_bytes()).await?;
         let now = hive_store::truncate_to_micros(self.clock.now());
         let row = SecretRow {
             id,
@@ -218,10 +231,10 @@ impl SecretService {
                 check_value(value)?;
                 Zeroizing::new(value.as_bytes().to_vec())
             }
-            None => self.reveal(&current)?,
+            None => self.reveal(&current).await?,
         };
         let version = current.version + 1;
-        let sealed = self.seal(id, version, &value)?;
+        let sealed = self.seal(id, version, &value).await?;
         let now = hive_store::truncate_to_micros(self.clock.now());
         let updated = SecretRow {
             description,
@@ -267,14 +280,46 @@ impl SecretService {
 
     /// The plaintext of a stored secret, for the feature that injects it. Never sent to a
     /// client.
-    pub fn reveal(&self, secret: &SecretRow) -> Result<Zeroizing<Vec<u8>>, IdentityError> {
-        let sealed = Sealed::from_text(&secret.value).map_err(vault_error)?;
+    pub async fn reveal(&self, secret: &SecretRow) -> Result<Zeroizing<Vec<u8>>, IdentityError> {
+        let sealed =
+            Sealed::from_text(&secret.value).map_err(|e| vault_error(VaultFailure::Crypto(e)))?;
         let row = row_id(secret.id, secret.version);
         let context = Context {
             table: TABLE,
             row_id: &row,
         };
-        self.vault.unseal(&sealed, &context).map_err(vault_error)
+        self.vault
+            .unseal(&sealed, &context)
+            .await
+            .map_err(vault_error)
+    }
+
+    /// Opens a value in the seeds' format with the key given and stores it as a new secret,
+    /// sealed like any other (audited as `secret.create`). The key and the plaintext are
+    /// neither kept nor shown; a wrong key or a garbled value creates nothing, and the answer
+    /// says which of the two inputs is wrong, never their content.
+    pub async fn import(
+        &self,
+        caller: &Caller,
+        imported: &ImportedSecret,
+        meta: &RequestMeta,
+    ) -> Result<SecretRow, IdentityError> {
+        let key = MasterKey::from_hex(&imported.key).map_err(|_| {
+            IdentityError::Invalid("key must be 64 hexadecimal characters (32 bytes)".into())
+        })?;
+        let opened = hive_crypto::vault::open_imported(&key, &imported.value).map_err(|_| {
+            IdentityError::Invalid(
+                "value must be ivHex:tagHex:cipherHex and decrypt with the key given".into(),
+            )
+        })?;
+        let text = std::str::from_utf8(&opened)
+            .map_err(|_| IdentityError::Invalid("the decrypted value must be UTF-8 text".into()))?;
+        let new = NewSecret {
+            name: imported.name.clone(),
+            description: imported.description.clone(),
+            value: Zeroizing::new(text.to_owned()),
+        };
+        self.create(caller, &new, meta).await
     }
 }
 

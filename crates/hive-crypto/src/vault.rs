@@ -333,6 +333,17 @@ impl Keyring {
     /// Seals `plaintext` for `context` with the active key and a fresh random nonce.
     pub fn seal(&self, plaintext: &[u8], context: &Context<'_>) -> Result<Sealed, VaultError> {
         let key_id = self.active.ok_or(VaultError::NoActiveKey)?;
+        self.seal_with_key(key_id, plaintext, context)
+    }
+
+    /// Seals under the loaded key `key_id`, active or not: for a caller that counts encryptions
+    /// per key and reserved this one under `key_id`.
+    pub fn seal_with_key(
+        &self,
+        key_id: u32,
+        plaintext: &[u8],
+        context: &Context<'_>,
+    ) -> Result<Sealed, VaultError> {
         let cipher = self
             .keys
             .get(&key_id)

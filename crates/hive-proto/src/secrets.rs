@@ -38,6 +38,50 @@ pub struct SecretView {
     pub updated_at: OffsetDateTime,
 }
 
+/// A secret carried over from another system: `value` as `ivHex:tagHex:cipherHex` (AES-256-GCM)
+/// and the raw 32-byte `key` (64 hex) it was encrypted with. Neither is kept, logged or shown.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImportSecretRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub value: String,
+    pub key: String,
+}
+
+/// A vault data key as an admin sees it; never its material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultKeyView {
+    pub id: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// New values are sealed with this key.
+    pub active: bool,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub retired_at: Option<OffsetDateTime>,
+    /// Secrets still sealed under this key.
+    pub secrets: u64,
+    pub encryptions_reserved: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultKeysResponse {
+    pub items: Vec<VaultKeyView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotateKeyResponse {
+    /// The key new values are sealed with now.
+    pub key_id: u32,
+    pub previous_key_id: u32,
+    /// False when another replica rotated at the same moment and its key was adopted.
+    pub created: bool,
+}
+
 crate::debug_redacted!(CreateSecretRequest {
     show: [name, description],
     hide: [value]
@@ -45,4 +89,8 @@ crate::debug_redacted!(CreateSecretRequest {
 crate::debug_redacted!(UpdateSecretRequest {
     show: [description],
     hide: [value]
+});
+crate::debug_redacted!(ImportSecretRequest {
+    show: [name, description],
+    hide: [value, key]
 });

@@ -135,4 +135,60 @@ impl SecretRepo for PgSecrets {
             == 1;
         commit_if(tx, deleted, audit).await
     }
+
+    async fn list_not_under_key(
+        &self,
+        key_id: u32,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<SecretRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM secrets WHERE key_id <> $1 AND ($2::uuid IS NULL OR id > $2) \
+             ORDER BY id LIMIT $3"
+        )))
+        .bind(i64::from(key_id))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter().map(to_secret).collect()
+    }
+
+    async fn reseal(
+        &self,
+        expected: &SecretRow,
+        key_id: u32,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE secrets SET key_id = $1, value = $2 \
+             WHERE id = $3 AND version = $4 AND key_id = $5 AND value = $6",
+        )
+        .bind(i64::from(key_id))
+        .bind(value)
+        .bind(expected.id)
+        .bind(expected.version)
+        .bind(i64::from(expected.key_id))
+        .bind(&expected.value)
+        .execute(&self.pool)
+        .await
+        .map(|done| done.rows_affected() == 1)
+        .map_err(map_error)
+    }
+
+    async fn count_by_key(&self) -> Result<Vec<(u32, u64)>, StoreError> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT key_id, count(*) FROM secrets GROUP BY key_id ORDER BY key_id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_error)?;
+        rows.into_iter()
+            .map(|(key_id, count)| {
+                let key_id = u32::try_from(key_id)
+                    .map_err(|_| StoreError::Backend("a stored key id is out of range".into()))?;
+                Ok((key_id, u64::try_from(count).unwrap_or(0)))
+            })
+            .collect()
+    }
 }

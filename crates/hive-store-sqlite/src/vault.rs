@@ -1,8 +1,9 @@
 use crate::jobs::{from_micros, to_micros};
 use crate::map_error;
 use async_trait::async_trait;
-use hive_store::{StoreError, VaultKeyRepo, VaultKeyRow};
+use hive_store::{StoreError, VaultKeyRepo, VaultKeyRow, count_to_stored};
 use sqlx::sqlite::SqlitePool;
+use time::OffsetDateTime;
 
 pub(crate) struct SqliteVaultKeys {
     pub writer: SqlitePool,
@@ -12,26 +13,74 @@ pub(crate) struct SqliteVaultKeys {
 impl VaultKeyRepo for SqliteVaultKeys {
     async fn list(&self) -> Result<Vec<VaultKeyRow>, StoreError> {
         // The writer: a key another connection just stored must be seen.
-        let rows: Vec<(i64, String, i64)> =
-            sqlx::query_as("SELECT id, wrapped, created_at FROM vault_keys ORDER BY id")
-                .fetch_all(&self.writer)
-                .await
-                .map_err(map_error)?;
+        let rows: Vec<(i64, String, i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, wrapped, created_at, encryptions_reserved, retired_at \
+             FROM vault_keys ORDER BY id",
+        )
+        .fetch_all(&self.writer)
+        .await
+        .map_err(map_error)?;
         rows.into_iter()
-            .map(|(id, wrapped, created_at)| {
-                VaultKeyRow::from_stored(id, wrapped, from_micros(created_at)?)
+            .map(|(id, wrapped, created_at, reserved, retired_at)| {
+                VaultKeyRow::from_stored(
+                    id,
+                    wrapped,
+                    from_micros(created_at)?,
+                    reserved,
+                    retired_at.map(from_micros).transpose()?,
+                )
             })
             .collect()
     }
 
     async fn insert(&self, key: &VaultKeyRow) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO vault_keys (id, wrapped, created_at) VALUES (?, ?, ?)")
-            .bind(i64::from(key.id))
-            .bind(&key.wrapped)
-            .bind(to_micros(key.created_at))
-            .execute(&self.writer)
-            .await
-            .map(|_| ())
-            .map_err(map_error)
+        sqlx::query(
+            "INSERT INTO vault_keys (id, wrapped, created_at, encryptions_reserved, retired_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(i64::from(key.id))
+        .bind(&key.wrapped)
+        .bind(to_micros(key.created_at))
+        .bind(count_to_stored(key.encryptions_reserved)?)
+        .bind(key.retired_at.map(to_micros))
+        .execute(&self.writer)
+        .await
+        .map(|_| ())
+        .map_err(map_error)
+    }
+
+    async fn reserve_encryptions(
+        &self,
+        id: u32,
+        block: u64,
+        limit: u64,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE vault_keys SET encryptions_reserved = encryptions_reserved + ?1 \
+             WHERE id = ?2 AND retired_at IS NULL AND encryptions_reserved + ?1 <= ?3",
+        )
+        .bind(count_to_stored(block)?)
+        .bind(i64::from(id))
+        .bind(count_to_stored(limit)?)
+        .execute(&self.writer)
+        .await
+        .map(|done| done.rows_affected() == 1)
+        .map_err(map_error)
+    }
+
+    async fn retire_if_unused(&self, id: u32, now: OffsetDateTime) -> Result<bool, StoreError> {
+        // One statement on the single writer: no secret can take the key between the check
+        // and the mark.
+        sqlx::query(
+            "UPDATE vault_keys SET retired_at = ?1 WHERE id = ?2 AND retired_at IS NULL \
+             AND id < (SELECT max(id) FROM vault_keys) \
+             AND NOT EXISTS (SELECT 1 FROM secrets WHERE key_id = ?2)",
+        )
+        .bind(to_micros(now))
+        .bind(i64::from(id))
+        .execute(&self.writer)
+        .await
+        .map(|done| done.rows_affected() == 1)
+        .map_err(map_error)
     }
 }

@@ -93,6 +93,9 @@ macro_rules! conformance_suite {
             vault_keys_are_unique_by_id,
             secrets_are_unique_per_owner_and_versioned,
             a_change_whose_audit_record_fails_is_rolled_back,
+            vault_key_encryptions_are_reserved_up_to_a_limit,
+            vault_keys_retire_only_when_unused_and_not_newest,
+            secrets_reseal_only_unchanged_rows,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

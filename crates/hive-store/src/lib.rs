@@ -28,7 +28,7 @@ pub use jobs::{JobOutcome, JobRun, JobRunRepo, NewJobRun};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
 pub use secrets::{SecretRepo, SecretRow};
 pub use tasks::{TaskRepo, TaskRow};
-pub use vault::{VaultKeyRepo, VaultKeyRow};
+pub use vault::{VaultKeyRepo, VaultKeyRow, count_to_stored};
 
 /// Compares the versions applied to a database with the versions a binary carries.
 pub fn schema_state(applied: &[i64], known: &[i64]) -> SchemaState {

@@ -53,6 +53,28 @@ pub trait SecretRepo: Send + Sync {
         owner: Option<Uuid>,
         audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError>;
+
+    /// Up to `limit` secrets whose value is sealed under another key than `key_id`, by id,
+    /// after `after` (for re-encryption in batches).
+    async fn list_not_under_key(
+        &self,
+        key_id: u32,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<SecretRow>, StoreError>;
+
+    /// Replaces the sealed value of a secret by the same value sealed again under another key,
+    /// keeping its version and times, only if the row still holds exactly `expected` (same
+    /// version, key and sealed value): `Ok(false)` when a writer changed it meanwhile.
+    async fn reseal(
+        &self,
+        expected: &SecretRow,
+        key_id: u32,
+        value: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// How many secrets each data key seals, by key id (keys without any are left out).
+    async fn count_by_key(&self) -> Result<Vec<(u32, u64)>, StoreError>;
 }
 
 hive_proto::debug_redacted!(SecretRow {

@@ -1,4 +1,5 @@
-//! The vault's data keys, stored wrapped under the master key's vault subkey.
+//! The vault's data keys, stored wrapped under the master key's vault subkey, with how many
+//! encryptions each has had reserved.
 
 use crate::StoreError;
 use async_trait::async_trait;
@@ -10,22 +11,48 @@ pub struct VaultKeyRow {
     pub id: u32,
     pub wrapped: String,
     pub created_at: OffsetDateTime,
+    /// Encryptions handed out under this key so far (in blocks; some may go unused).
+    pub encryptions_reserved: u64,
+    /// Set once no value used the key any more; a retired key seals nothing new.
+    pub retired_at: Option<OffsetDateTime>,
 }
 
 impl VaultKeyRow {
-    /// A row as a backend read it (ids are stored as signed integers).
+    /// A new, unused key.
+    pub fn new(id: u32, wrapped: String, created_at: OffsetDateTime) -> Self {
+        Self {
+            id,
+            wrapped,
+            created_at,
+            encryptions_reserved: 0,
+            retired_at: None,
+        }
+    }
+
+    /// A row as a backend read it (ids and counts are stored as signed integers).
     pub fn from_stored(
         id: i64,
         wrapped: String,
         created_at: OffsetDateTime,
+        encryptions_reserved: i64,
+        retired_at: Option<OffsetDateTime>,
     ) -> Result<Self, StoreError> {
         Ok(Self {
             id: u32::try_from(id)
                 .map_err(|_| StoreError::Backend("a stored key id is out of range".into()))?,
             wrapped,
             created_at,
+            encryptions_reserved: u64::try_from(encryptions_reserved).map_err(|_| {
+                StoreError::Backend("a stored encryption count is out of range".into())
+            })?,
+            retired_at,
         })
     }
+}
+
+/// Counts as the databases store them (signed 64-bit).
+pub fn count_to_stored(count: u64) -> Result<i64, StoreError> {
+    i64::try_from(count).map_err(|_| StoreError::Backend("an encryption count is too large".into()))
 }
 
 #[async_trait]
@@ -36,4 +63,19 @@ pub trait VaultKeyRepo: Send + Sync {
     /// Stores a new key; [`StoreError::Conflict`] when the id is taken (another replica made it
     /// first).
     async fn insert(&self, key: &VaultKeyRow) -> Result<(), StoreError>;
+
+    /// Reserves `block` more encryptions under key `id`, atomically, unless that would take its
+    /// reservations past `limit` or the key is retired or missing: `Ok(false)` then (the caller
+    /// rotates to a new key).
+    async fn reserve_encryptions(
+        &self,
+        id: u32,
+        block: u64,
+        limit: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Marks key `id` retired at `now` if it is not the newest key and no secret uses it, in one
+    /// statement; `Ok(false)` when it is still needed or already retired. The key stays stored
+    /// (and readable): retiring only stops new seals under it.
+    async fn retire_if_unused(&self, id: u32, now: OffsetDateTime) -> Result<bool, StoreError>;
 }

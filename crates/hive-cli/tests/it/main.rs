@@ -3,6 +3,7 @@
 
 mod accounts;
 mod config_check;
+mod keys;
 mod leader;
 mod outage;
 mod process;

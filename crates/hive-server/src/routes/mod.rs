@@ -7,6 +7,7 @@ mod auth;
 mod health;
 mod secrets;
 mod users;
+mod vault;
 mod views;
 
 use crate::auth::{Access, RouteRule, authorize};
@@ -110,6 +111,7 @@ fn routes_declared() -> Vec<Route> {
         // Secrets: operators manage their own, admins all.
         route(M::GET, "/api/v1/secrets", OPERATOR, Some("secrets"), secrets::list),
         route(M::POST, "/api/v1/secrets", OPERATOR, Some("secrets"), secrets::create),
+        route(M::POST, "/api/v1/secrets/import", OPERATOR, Some("secrets"), secrets::import),
         route(M::GET, "/api/v1/secrets/{id}", OPERATOR, Some("secrets"), secrets::get).owned(),
         route(M::PATCH, "/api/v1/secrets/{id}", OPERATOR, Some("secrets"), secrets::update).owned(),
         route(M::DELETE, "/api/v1/secrets/{id}", OPERATOR, Some("secrets"), secrets::delete).owned(),
@@ -121,6 +123,8 @@ fn routes_declared() -> Vec<Route> {
         route(M::POST, "/api/v1/users/{id}/reset-link", ADMIN, None, u::reset_link),
         route(M::DELETE, "/api/v1/users/{id}/sessions", ADMIN, None, u::end_sessions),
         route(M::GET, "/api/v1/audit", ADMIN, None, u::audit_trail),
+        route(M::GET, "/api/v1/admin/vault/keys", ADMIN, None, vault::list_keys),
+        route(M::POST, "/api/v1/admin/vault/rotate", ADMIN, None, vault::rotate),
     ]
 }
 

@@ -9,9 +9,11 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use hive_core::secret_values::{NewSecret, SecretChange};
+use hive_core::secret_values::{ImportedSecret, NewSecret, SecretChange};
 use hive_proto::auth::{PageQuery, PageResponse};
-use hive_proto::secrets::{CreateSecretRequest, SecretView, UpdateSecretRequest};
+use hive_proto::secrets::{
+    CreateSecretRequest, ImportSecretRequest, SecretView, UpdateSecretRequest,
+};
 use hive_store::SecretRow;
 use http::StatusCode;
 use uuid::Uuid;
@@ -62,6 +64,28 @@ pub async fn create(
         .hive
         .secrets_service
         .create(&caller, &new, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok((StatusCode::CREATED, Json(view(&created))).into_response())
+}
+
+/// Decrypts a value in the seeds' format with the key given and stores it as a new secret.
+pub async fn import(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    JsonBody(request): JsonBody<ImportSecretRequest>,
+) -> Result<Response, ApiError> {
+    let imported = ImportedSecret {
+        name: request.name,
+        description: request.description,
+        value: Zeroizing::new(request.value),
+        key: Zeroizing::new(request.key),
+    };
+    let created = state
+        .hive
+        .secrets_service
+        .import(&caller, &imported, &meta)
         .await
         .map_err(identity_error)?;
     Ok((StatusCode::CREATED, Json(view(&created))).into_response())

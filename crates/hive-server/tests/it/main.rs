@@ -12,3 +12,4 @@ mod secrets;
 mod shutdown;
 mod smtp;
 mod support;
+mod vault_rotation;

@@ -135,14 +135,14 @@ async fn secrets_are_sealed_versioned_and_never_shown() {
             .unwrap()
             .unwrap();
         assert!(!row.value.contains(new_value) && row.value.starts_with("v1."));
-        let revealed = server.hive.secrets_service.reveal(&row).unwrap();
+        let revealed = server.hive.secrets_service.reveal(&row).await.unwrap();
         assert_eq!(revealed.as_slice(), new_value.as_bytes());
         let older = hive_store::SecretRow {
             version: 2,
             ..row.clone()
         };
         assert!(
-            server.hive.secrets_service.reveal(&older).is_err(),
+            server.hive.secrets_service.reveal(&older).await.is_err(),
             "bound to its version"
         );
         let bobs_row = server
@@ -162,7 +162,7 @@ async fn secrets_are_sealed_versioned_and_never_shown() {
             ..bobs_row
         };
         assert!(
-            server.hive.secrets_service.reveal(&moved).is_err(),
+            server.hive.secrets_service.reveal(&moved).await.is_err(),
             "bound to its row"
         );
 

@@ -273,11 +273,7 @@ pub async fn a_change_whose_audit_record_fails_is_rolled_back(store: &dyn Store)
     // Secrets.
     store
         .vault_keys()
-        .insert(&VaultKeyRow {
-            id: 1,
-            wrapped: "n.c".into(),
-            created_at: at,
-        })
+        .insert(&VaultKeyRow::new(1, "n.c".into(), at))
         .await
         .unwrap();
     let secrets = store.secrets();

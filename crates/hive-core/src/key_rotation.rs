@@ -1,0 +1,208 @@
+//! Rotation of the vault's data keys, online: an admin (or a key reaching its encryption limit)
+//! makes a new key active for all new writes, and a leader-only job re-seals the secrets still
+//! under older keys, in batches, without ever overwriting a concurrent change. Old keys stay
+//! loaded until no secret uses them; then they are marked retired (their wrapped material stays
+//! stored: a value a late replica sealed under one still opens).
+
+use crate::identity::{AuditEntry, Caller, Identity, IdentityError, RequestMeta};
+use crate::jobs::{Job, JobContext};
+use crate::secret_values::{TABLE, row_id, vault_error};
+use crate::vault::{KeyStatus, Rotation, Vault, VaultFailure};
+use async_trait::async_trait;
+use hive_crypto::vault::{Context, Sealed};
+use hive_store::{AuditOutcome, SecretRow, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Secrets re-sealed per database round trip.
+pub const REENCRYPT_BATCH: u32 = 100;
+/// How often the leader looks for secrets under an older key.
+pub const REENCRYPT_EVERY: Duration = Duration::from_secs(300);
+
+/// Key administration for admins and the CLI.
+#[derive(Debug)]
+pub struct KeyAdmin {
+    vault: Arc<Vault>,
+    identity: Arc<Identity>,
+}
+
+impl KeyAdmin {
+    pub fn new(vault: Arc<Vault>, identity: Arc<Identity>) -> Self {
+        Self { vault, identity }
+    }
+
+    fn require_admin(caller: &Caller) -> Result<(), IdentityError> {
+        if caller.is_admin() {
+            Ok(())
+        } else {
+            Err(IdentityError::Forbidden("only an admin manages vault keys"))
+        }
+    }
+
+    /// A new data key for all new writes (audited `vault.rotate`). Older values stay readable
+    /// and move to the new key with the re-encryption job.
+    pub async fn rotate(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+    ) -> Result<Rotation, IdentityError> {
+        Self::require_admin(caller)?;
+        let rotation = self.vault.rotate().await.map_err(vault_error)?;
+        let entry = AuditEntry {
+            actor: caller.actor(),
+            action: "vault.rotate",
+            target: Some(format!("vault-key:{}", rotation.active_key_id)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({
+                "keyId": rotation.active_key_id,
+                "previousKeyId": rotation.previous_key_id,
+                "created": rotation.created,
+            }),
+        };
+        self.identity.audit(entry, meta, true).await?;
+        Ok(rotation)
+    }
+
+    /// The keys with their use; never their material.
+    pub async fn keys(&self, caller: &Caller) -> Result<Vec<KeyStatus>, IdentityError> {
+        Self::require_admin(caller)?;
+        self.vault.key_statuses().await.map_err(vault_error)
+    }
+}
+
+/// What one pass of re-encryption did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReencryptReport {
+    /// The key the values were re-sealed under.
+    pub key_id: u32,
+    pub resealed: u64,
+    /// Rows a writer changed between the read and the re-seal (they carry a fresh seal).
+    pub changed_meanwhile: u64,
+    /// Rows that did not open (tampered or corrupt); left as they are, and their key kept.
+    pub unreadable: u64,
+    pub retired_keys: Vec<u32>,
+}
+
+async fn resealed(vault: &Vault, row: &SecretRow) -> Result<Sealed, VaultFailure> {
+    let sealed = Sealed::from_text(&row.value)?;
+    let bound_to = row_id(row.id, row.version);
+    let context = Context {
+        table: TABLE,
+        row_id: &bound_to,
+    };
+    let plaintext = vault.unseal(&sealed, &context).await?;
+    vault.seal(&plaintext, &context).await
+}
+
+/// Re-seals every secret not under the active key, `batch` rows at a time, each only if it is
+/// unchanged since it was read; then retires keys no secret uses any more.
+pub async fn reencrypt_secrets(
+    store: &dyn Store,
+    vault: &Vault,
+    batch: u32,
+) -> Result<ReencryptReport, VaultFailure> {
+    vault.refresh().await?;
+    let key_id = vault
+        .active_key_id()
+        .ok_or(hive_crypto::vault::VaultError::NoActiveKey)?;
+    let mut report = ReencryptReport {
+        key_id,
+        ..ReencryptReport::default()
+    };
+    let mut after = None;
+    loop {
+        let rows = store
+            .secrets()
+            .list_not_under_key(key_id, after, batch)
+            .await?;
+        for row in &rows {
+            after = Some(row.id);
+            let sealed = match resealed(vault, row).await {
+                Ok(sealed) => sealed,
+                Err(VaultFailure::Store(error)) => return Err(error.into()),
+                Err(error) => {
+                    tracing::warn!(secret_id = %row.id, %error, "a secret does not open; not re-encrypted");
+                    report.unreadable += 1;
+                    continue;
+                }
+            };
+            if store
+                .secrets()
+                .reseal(row, sealed.key_id, &sealed.to_text())
+                .await?
+            {
+                report.resealed += 1;
+            } else {
+                report.changed_meanwhile += 1;
+            }
+        }
+        if rows.len() < usize::try_from(batch).unwrap_or(usize::MAX) {
+            break;
+        }
+    }
+    report.retired_keys = vault.retire_unused_keys().await?;
+    Ok(report)
+}
+
+/// The leader's job: re-encrypts secrets under older keys, audited `vault.reencrypt` with
+/// counts when it changed anything.
+pub struct ReencryptSecrets {
+    pub vault: Arc<Vault>,
+    pub identity: Arc<Identity>,
+    pub every: Duration,
+    pub batch: u32,
+}
+
+#[async_trait]
+impl Job for ReencryptSecrets {
+    fn name(&self) -> &'static str {
+        "reencrypt-secrets"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn run(&self, ctx: &JobContext) -> Result<String, String> {
+        let report = reencrypt_secrets(ctx.store.as_ref(), &self.vault, self.batch)
+            .await
+            .map_err(|e| e.to_string())?;
+        if report.resealed > 0 || !report.retired_keys.is_empty() {
+            let entry = AuditEntry {
+                actor: format!("job:{}", self.name()),
+                action: "vault.reencrypt",
+                target: Some(format!("vault-key:{}", report.key_id)),
+                outcome: AuditOutcome::Success,
+                detail: serde_json::json!({
+                    "keyId": report.key_id,
+                    "resealed": report.resealed,
+                    "changedMeanwhile": report.changed_meanwhile,
+                    "unreadable": report.unreadable,
+                    "retiredKeys": report.retired_keys,
+                }),
+            };
+            let meta = RequestMeta {
+                ip: None,
+                request_id: None,
+                user_agent: None,
+            };
+            self.identity
+                .audit(entry, &meta, true)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let note = format!(
+            "re-sealed {} secrets under key {} ({} changed meanwhile, {} unreadable); retired keys {:?}",
+            report.resealed,
+            report.key_id,
+            report.changed_meanwhile,
+            report.unreadable,
+            report.retired_keys
+        );
+        if report.unreadable > 0 {
+            Err(note)
+        } else {
+            Ok(note)
+        }
+    }
+}

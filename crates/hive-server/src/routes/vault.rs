@@ -1,0 +1,51 @@
+//! Vault key administration (admins): rotation and the list of data keys with their use.
+
+use crate::auth::{Authenticated, Meta, identity_error};
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use hive_proto::secrets::{RotateKeyResponse, VaultKeyView, VaultKeysResponse};
+
+pub async fn list_keys(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<VaultKeysResponse>, ApiError> {
+    let keys = state
+        .hive
+        .key_admin
+        .keys(&caller)
+        .await
+        .map_err(identity_error)?;
+    Ok(Json(VaultKeysResponse {
+        items: keys
+            .into_iter()
+            .map(|key| VaultKeyView {
+                id: key.id,
+                created_at: key.created_at,
+                active: key.active,
+                retired_at: key.retired_at,
+                secrets: key.secrets,
+                encryptions_reserved: key.encryptions_reserved,
+            })
+            .collect(),
+    }))
+}
+
+pub async fn rotate(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<RotateKeyResponse>, ApiError> {
+    let rotation = state
+        .hive
+        .key_admin
+        .rotate(&caller, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(Json(RotateKeyResponse {
+        key_id: rotation.active_key_id,
+        previous_key_id: rotation.previous_key_id,
+        created: rotation.created,
+    }))
+}
