@@ -79,7 +79,7 @@ fn parse_scope(raw: &str) -> Result<TokenScope, String> {
         .map_err(|_| "expected read, write, execute or admin".to_owned())
 }
 
-fn cli_meta() -> RequestMeta {
+pub(crate) fn cli_meta() -> RequestMeta {
     RequestMeta {
         ip: None,
         request_id: None,

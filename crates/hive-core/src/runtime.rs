@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::identity::{Identity, IdentitySettings};
 use crate::jobs::{
-    JobContext, JobRunner, JobRunnerHandle, PruneExpiredSessions, PruneExpiredTasks,
+    JobContext, JobRunner, JobRunnerHandle, PruneAuditLog, PruneExpiredSessions, PruneExpiredTasks,
     PruneJobHistory,
 };
 use crate::secrets::{self, RuntimeSecrets, SecretsError};
@@ -168,6 +168,11 @@ impl Hive {
                     u64::from(jobs.history_retention_days) * 86_400,
                 ),
                 every: jobs.history_prune_interval,
+            }))
+            .with_job(Arc::new(PruneAuditLog {
+                retention_days: jobs.audit_retention_days,
+                every: jobs.history_prune_interval,
+                chain: Arc::clone(&self.audit_chain),
             }))
             .spawn(tracker, cancel)
     }

@@ -121,6 +121,7 @@ fn routes_declared() -> Vec<Route> {
         route(M::POST, "/api/v1/users/{id}/reset-link", ADMIN, None, u::reset_link),
         route(M::DELETE, "/api/v1/users/{id}/sessions", ADMIN, None, u::end_sessions),
         route(M::GET, "/api/v1/audit", ADMIN, None, u::audit_trail),
+        route(M::GET, "/api/v1/audit/export", ADMIN, None, u::audit_export),
     ]
 }
 
