@@ -614,7 +614,8 @@ mod tests {
         assert_eq!(timed.since, Some(datetime!(2026-01-01 00:00 UTC)));
         assert_eq!(timed.until, Some(datetime!(2026-01-01 23:00 UTC)));
 
-        let refused: [(fn(&mut AuditFilterQuery), &str); 9] = [
+        type Edit = fn(&mut AuditFilterQuery);
+        let refused: [(Edit, &str); 9] = [
             (|q| q.actor = Some("x".repeat(101)), "actor is longer"),
             (|q| q.actor = Some(String::new()), "actor is empty"),
             (|q| q.action = Some("a*b".into()), "only at its end"),

@@ -830,7 +830,7 @@ pub async fn audit_filters_match_and_pages_neither_skip_nor_repeat(store: &dyn S
     for filter in &filters {
         let mut newest_first: Vec<AuditRecord> =
             made.iter().filter(|r| filter.matches(r)).cloned().collect();
-        newest_first.sort_by(|a, b| (b.at, b.id).cmp(&(a.at, a.id)));
+        newest_first.sort_by_key(|r| std::cmp::Reverse((r.at, r.id)));
         for limit in [1, 4, 100] {
             assert_eq!(
                 list_all(store, filter, limit).await,
