@@ -305,7 +305,8 @@ async fn the_export_streams_linked_lines_and_is_audited() {
 #[tokio::test]
 async fn retention_cuts_the_trail_and_the_rest_still_verifies_and_exports() {
     for backend in backends() {
-        let server = identity_server(backend).await;
+        // The server's own job runner keeps everything; the test runs the job itself.
+        let server = identity_server_with(backend, &[("AUDIT_RETENTION_DAYS", "36500")]).await;
         let (admin, _, _) = varied_trail(&server).await;
         let before = export(&server, &admin, &[]).await;
         // A year after the first hour's records: they go, the later ones stay.
