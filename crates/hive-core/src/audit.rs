@@ -4,10 +4,41 @@
 //! `ENCRYPTION_KEY` can forge a consistent one.
 
 use hive_crypto::vault::SubKey;
-use hive_store::{AuditRecord, ChainHasher, GENESIS_HASH, Store, StoreError};
+use hive_proto::auth::{AuditExportLine, AuditFilterQuery};
+use hive_store::{
+    AuditCheckpoint, AuditFilter, AuditOutcome, AuditPosition, AuditRecord, ChainHasher,
+    CheckpointSigner, GENESIS_HASH, Store, StoreError, TextMatch,
+};
+use time::OffsetDateTime;
+
+/// The record of `entry`, made `at` for the request `meta` describes.
+pub fn new_record(
+    at: time::OffsetDateTime,
+    entry: crate::identity::AuditEntry<'_>,
+    meta: &crate::identity::RequestMeta,
+) -> AuditRecord {
+    AuditRecord {
+        id: uuid::Uuid::now_v7(),
+        at: hive_store::truncate_to_micros(at),
+        actor: entry.actor,
+        action: entry.action.to_owned(),
+        target: entry.target,
+        outcome: entry.outcome,
+        ip: meta.ip.clone(),
+        request_id: meta.request_id.clone(),
+        detail: entry.detail.to_string(),
+        link: None,
+    }
+}
 
 /// How many records `verify` reads at a time.
 const VERIFY_BATCH: u32 = 1_000;
+/// How many records an export reads at a time (its memory bound).
+pub const EXPORT_BATCH: u32 = 500;
+/// The longest actor and action the store keeps (and so the longest worth filtering by).
+const MAX_NAME_CHARS: usize = 100;
+/// The longest target the store keeps.
+const MAX_TARGET_CHARS: usize = 200;
 
 /// Hashes audit records with the audit-chain subkey.
 pub struct AuditChain {
@@ -24,12 +55,46 @@ impl AuditChain {
     pub fn new(key: SubKey) -> Self {
         Self { key }
     }
+
+    /// Whether `checkpoint` was signed with this key and not changed since.
+    pub fn checkpoint_is_genuine(&self, checkpoint: &AuditCheckpoint) -> bool {
+        hive_crypto::constant_time_eq(
+            self.sign_checkpoint(checkpoint).as_bytes(),
+            checkpoint.signature.as_bytes(),
+        )
+    }
+}
+
+fn length_prefixed(fields: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for field in fields {
+        out.extend_from_slice(&u64::try_from(field.len()).unwrap_or(u64::MAX).to_be_bytes());
+        out.extend_from_slice(field);
+    }
+    out
+}
+
+fn micros(at: OffsetDateTime) -> i128 {
+    at.unix_timestamp_nanos() / 1_000
+}
+
+impl CheckpointSigner for AuditChain {
+    /// Its own domain tag, so a checkpoint signature can never pass for a record hash.
+    fn sign_checkpoint(&self, checkpoint: &AuditCheckpoint) -> String {
+        self.key.hmac_sha256_hex(&length_prefixed(&[
+            b"hive/audit-checkpoint/v1",
+            &checkpoint.seq.to_be_bytes(),
+            checkpoint.hash.as_bytes(),
+            &micros(checkpoint.at).to_be_bytes(),
+            &micros(checkpoint.created_at).to_be_bytes(),
+        ]))
+    }
 }
 
 /// Every field, length-prefixed, so that no two records encode alike.
 fn canonical(seq: i64, prev_hash: &str, record: &AuditRecord) -> Vec<u8> {
-    let micros = record.at.unix_timestamp_nanos() / 1_000;
-    let fields: [&[u8]; 12] = [
+    let micros = micros(record.at);
+    length_prefixed(&[
         b"hive/audit/v1",
         &seq.to_be_bytes(),
         prev_hash.as_bytes(),
@@ -46,13 +111,7 @@ fn canonical(seq: i64, prev_hash: &str, record: &AuditRecord) -> Vec<u8> {
             .unwrap_or("\u{0}none")
             .as_bytes(),
         record.detail.as_bytes(),
-    ];
-    let mut out = Vec::new();
-    for field in fields {
-        out.extend_from_slice(&u64::try_from(field.len()).unwrap_or(u64::MAX).to_be_bytes());
-        out.extend_from_slice(field);
-    }
-    out
+    ])
 }
 
 impl ChainHasher for AuditChain {
@@ -70,6 +129,9 @@ pub enum ChainBreak {
     Missing { expected: i64, found: i64 },
     /// The record at `seq` does not follow the one before it (reordered or spliced).
     Unlinked { seq: i64 },
+    /// The newest retention checkpoint (at `seq`) is not signed with the audit key: forged
+    /// or edited, so nothing after it can be vouched for.
+    ForgedCheckpoint { seq: i64 },
 }
 
 impl std::fmt::Display for ChainBreak {
@@ -82,6 +144,12 @@ impl std::fmt::Display for ChainBreak {
             Self::Unlinked { seq } => {
                 write!(f, "record {seq} does not follow the record before it")
             }
+            Self::ForgedCheckpoint { seq } => {
+                write!(
+                    f,
+                    "the retention checkpoint at record {seq} is forged or altered"
+                )
+            }
         }
     }
 }
@@ -93,15 +161,33 @@ pub struct Verification {
     pub checked: u64,
     /// Records older than the chain, which it cannot vouch for.
     pub unchained: u64,
+    /// The seq of the retention checkpoint the walk started after (records up to it were
+    /// deleted by retention), if any.
+    pub resumed_after: Option<i64>,
     pub first_break: Option<ChainBreak>,
 }
 
-/// Walks the whole chain from its first record and stops at the first break.
+/// Walks the chain from its first record, or from just after the newest retention checkpoint
+/// (which must be genuine), and stops at the first break.
 pub async fn verify(store: &dyn Store, chain: &AuditChain) -> Result<Verification, StoreError> {
     let audit = store.audit();
     let unchained = audit.count_unchained().await?;
-    let mut expected_seq = 1;
-    let mut prev_hash = GENESIS_HASH.to_owned();
+    let (mut expected_seq, mut prev_hash, resumed_after) = match audit.latest_checkpoint().await? {
+        None => (1, GENESIS_HASH.to_owned(), None),
+        Some(checkpoint) if chain.checkpoint_is_genuine(&checkpoint) => {
+            (checkpoint.seq + 1, checkpoint.hash, Some(checkpoint.seq))
+        }
+        Some(checkpoint) => {
+            return Ok(Verification {
+                checked: 0,
+                unchained,
+                resumed_after: None,
+                first_break: Some(ChainBreak::ForgedCheckpoint {
+                    seq: checkpoint.seq,
+                }),
+            });
+        }
+    };
     let mut checked = 0;
     loop {
         let batch = audit.chain_after(expected_seq - 1, VERIFY_BATCH).await?;
@@ -131,6 +217,7 @@ pub async fn verify(store: &dyn Store, chain: &AuditChain) -> Result<Verificatio
                 return Ok(Verification {
                     checked,
                     unchained,
+                    resumed_after,
                     first_break,
                 });
             }
@@ -142,8 +229,164 @@ pub async fn verify(store: &dyn Store, chain: &AuditChain) -> Result<Verificatio
     Ok(Verification {
         checked,
         unchained,
+        resumed_after,
         first_break: None,
     })
+}
+
+/// Reads and checks the filters of a list or an export; the message says what is wrong.
+pub fn parse_filter(query: &AuditFilterQuery) -> Result<AuditFilter, String> {
+    Ok(AuditFilter {
+        actor: query
+            .actor
+            .as_deref()
+            .map(|actor| checked_text("actor", actor, MAX_NAME_CHARS).map(str::to_owned))
+            .transpose()?,
+        action: query.action.as_deref().map(parse_action).transpose()?,
+        target: query.resource.as_deref().map(parse_resource).transpose()?,
+        outcome: query
+            .outcome
+            .as_deref()
+            .map(|outcome| {
+                AuditOutcome::parse(outcome)
+                    .map_err(|_| "outcome must be success, failure or denied".to_owned())
+            })
+            .transpose()?,
+        since: query
+            .since
+            .as_deref()
+            .map(|t| parse_time("since", t))
+            .transpose()?,
+        until: query
+            .until
+            .as_deref()
+            .map(|t| parse_time("until", t))
+            .transpose()?,
+    })
+    .and_then(|filter| match (filter.since, filter.until) {
+        (Some(since), Some(until)) if since >= until => {
+            Err("since must be before until".to_owned())
+        }
+        _ => Ok(filter),
+    })
+}
+
+fn checked_text<'a>(name: &str, value: &'a str, max_chars: usize) -> Result<&'a str, String> {
+    if value.is_empty() {
+        return Err(format!("{name} is empty"));
+    }
+    if value.chars().count() > max_chars {
+        return Err(format!("{name} is longer than {max_chars} characters"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{name} contains a control character"));
+    }
+    Ok(value)
+}
+
+/// `auth.login` exactly; `auth.` or `auth.*` everything under `auth.`; `auth.login*` every
+/// action starting so.
+fn parse_action(raw: &str) -> Result<TextMatch, String> {
+    let action = checked_text("action", raw, MAX_NAME_CHARS)?;
+    let (stem, prefix) = match action.strip_suffix('*') {
+        Some(stem) => (stem, true),
+        None => (action, action.ends_with('.')),
+    };
+    if stem.contains('*') {
+        return Err("action may have a * only at its end".to_owned());
+    }
+    if stem.is_empty() {
+        return Err("action needs a prefix before the *".to_owned());
+    }
+    Ok(if prefix {
+        TextMatch::Prefix(stem.to_owned())
+    } else {
+        TextMatch::Exact(stem.to_owned())
+    })
+}
+
+/// `secret:<id>` exactly; a bare type (`secret`) every target of that type.
+fn parse_resource(raw: &str) -> Result<TextMatch, String> {
+    let resource = checked_text("resource", raw, MAX_TARGET_CHARS)?;
+    if resource.contains(':') {
+        return Ok(TextMatch::Exact(resource.to_owned()));
+    }
+    let is_type = resource.len() <= 50
+        && resource
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !is_type {
+        return Err(
+            "resource must be a target (type:id) or a type of lower-case letters, digits, _ and -"
+                .to_owned(),
+        );
+    }
+    Ok(TextMatch::Prefix(format!("{resource}:")))
+}
+
+fn parse_time(name: &str, raw: &str) -> Result<OffsetDateTime, String> {
+    if raw.len() > 64 {
+        return Err(format!("{name} is not an RFC 3339 time"));
+    }
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| format!("{name} is not an RFC 3339 time (e.g. 2026-01-31T12:00:00Z)"))
+}
+
+/// A record as one export line.
+pub fn export_line(record: &AuditRecord) -> AuditExportLine {
+    AuditExportLine {
+        id: record.id.to_string(),
+        at: record.at,
+        actor: record.actor.clone(),
+        action: record.action.clone(),
+        target: record.target.clone(),
+        outcome: record.outcome.as_str().to_owned(),
+        ip: record.ip.clone(),
+        request_id: record.request_id.clone(),
+        detail: serde_json::from_str(&record.detail).unwrap_or(serde_json::Value::Null),
+        seq: record.link.as_ref().map(|link| link.seq),
+        prev_hash: record.link.as_ref().map(|link| link.prev_hash.clone()),
+        hash: record.link.as_ref().map(|link| link.hash.clone()),
+    }
+}
+
+/// Walks the records of a filter oldest first, a batch at a time: the records older than
+/// the chain, then the chain in order.
+#[derive(Debug, Clone)]
+pub struct AuditExport {
+    filter: AuditFilter,
+    position: Option<AuditPosition>,
+}
+
+impl AuditExport {
+    pub fn new(filter: AuditFilter) -> Self {
+        Self {
+            filter,
+            position: Some(AuditPosition::START),
+        }
+    }
+
+    /// The next batch, or `None` when every record has been read.
+    pub async fn next_batch(
+        &mut self,
+        store: &dyn Store,
+    ) -> Result<Option<Vec<AuditRecord>>, StoreError> {
+        while let Some(position) = self.position {
+            let batch = store
+                .audit()
+                .oldest_first(&self.filter, &position, EXPORT_BATCH)
+                .await?;
+            self.position = match (batch.last(), position) {
+                (Some(last), _) => Some(AuditPosition::after(last)),
+                (None, AuditPosition::Unchained(_)) => Some(AuditPosition::Chained(0)),
+                (None, AuditPosition::Chained(_)) => None,
+            };
+            if !batch.is_empty() {
+                return Ok(Some(batch));
+            }
+        }
+        Ok(None)
+    }
 }
 
 #[cfg(test)]
@@ -204,6 +447,7 @@ mod tests {
             Verification {
                 checked: 5,
                 unchained: 0,
+                resumed_after: None,
                 first_break: None
             }
         );
@@ -269,5 +513,157 @@ mod tests {
             "{report:?}"
         );
         assert_eq!(report.checked, 1);
+    }
+
+    #[tokio::test]
+    async fn retention_cuts_behind_a_checkpoint_that_verify_trusts_only_when_genuine() {
+        use crate::jobs::{Job, JobContext, PruneAuditLog};
+        let chain = Arc::new(chain_with(1));
+        let (store, _dir) = store_with_records(&chain, 10).await;
+        // Records are one second apart from midnight; the cut falls on the sixth.
+        let clock = Arc::new(hive_proto::ManualClock::new(
+            datetime!(2026-01-01 00:00:05 UTC) + time::Duration::days(365),
+        ));
+        let job = PruneAuditLog {
+            retention_days: 365,
+            every: std::time::Duration::from_secs(3600),
+            chain: Arc::clone(&chain),
+        };
+        let ctx = JobContext {
+            store: store.clone(),
+            clock: clock.clone(),
+        };
+        let note = job.run(&ctx).await.unwrap();
+        assert_eq!(note, "pruned 5 audit records; checkpoint at 5");
+        let report = verify(store.as_ref(), &chain).await.unwrap();
+        assert_eq!(
+            report,
+            Verification {
+                checked: 6,
+                unchained: 0,
+                resumed_after: Some(5),
+                first_break: None
+            },
+            "records 6 to 10 and the retention record"
+        );
+        let retention = hive_store::Store::audit(store.as_ref())
+            .list(
+                &AuditFilter::action("audit.retention"),
+                &hive_store::PageRequest::first(10).unwrap(),
+            )
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(retention.len(), 1);
+        let detail: serde_json::Value = serde_json::from_str(&retention[0].detail).unwrap();
+        assert_eq!(detail["deleted"], 5);
+        assert_eq!(detail["checkpointSeq"], 5);
+        // A second run at the same time finds nothing more to delete.
+        assert_eq!(job.run(&ctx).await.unwrap(), "pruned 0 audit records");
+        assert_eq!(
+            verify(store.as_ref(), &chain).await.unwrap().first_break,
+            None
+        );
+
+        // Another key did not sign the checkpoint.
+        let other = verify(store.as_ref(), &chain_with(2)).await.unwrap();
+        assert_eq!(
+            other.first_break,
+            Some(ChainBreak::ForgedCheckpoint { seq: 5 })
+        );
+        // Moving the checkpoint to hide a deletion breaks its signature.
+        execute(&store, "DELETE FROM audit_events WHERE seq = 6").await;
+        execute(&store, "UPDATE audit_checkpoints SET seq = 6 WHERE seq = 5").await;
+        let report = verify(store.as_ref(), &chain).await.unwrap();
+        assert_eq!(
+            report.first_break,
+            Some(ChainBreak::ForgedCheckpoint { seq: 6 })
+        );
+        // Put back, the checkpoint is genuine again and the deletion shows.
+        execute(&store, "UPDATE audit_checkpoints SET seq = 5 WHERE seq = 6").await;
+        let report = verify(store.as_ref(), &chain).await.unwrap();
+        assert_eq!(
+            report.first_break,
+            Some(ChainBreak::Missing {
+                expected: 6,
+                found: 7
+            })
+        );
+        // Without its checkpoint, the cut itself is a deletion.
+        execute(&store, "DELETE FROM audit_checkpoints").await;
+        let report = verify(store.as_ref(), &chain).await.unwrap();
+        assert_eq!(
+            report.first_break,
+            Some(ChainBreak::Missing {
+                expected: 1,
+                found: 7
+            })
+        );
+    }
+
+    #[test]
+    fn filters_are_parsed_and_bad_ones_named() {
+        let query = |f: fn(&mut AuditFilterQuery)| {
+            let mut query = AuditFilterQuery::default();
+            f(&mut query);
+            parse_filter(&query)
+        };
+        assert_eq!(query(|_| {}).unwrap(), AuditFilter::all());
+        let exact = query(|q| q.action = Some("auth.login".into())).unwrap();
+        assert_eq!(exact.action, Some(TextMatch::Exact("auth.login".into())));
+        for parsed in [
+            query(|q| q.action = Some("auth.".into())),
+            query(|q| q.action = Some("auth.*".into())),
+        ] {
+            assert_eq!(
+                parsed.unwrap().action,
+                Some(TextMatch::Prefix("auth.".into()))
+            );
+        }
+        let stem = query(|q| q.action = Some("auth.login*".into())).unwrap();
+        assert_eq!(stem.action, Some(TextMatch::Prefix("auth.login".into())));
+        let typed = query(|q| q.resource = Some("secret".into())).unwrap();
+        assert_eq!(typed.target, Some(TextMatch::Prefix("secret:".into())));
+        let one = query(|q| q.resource = Some("secret:abc".into())).unwrap();
+        assert_eq!(one.target, Some(TextMatch::Exact("secret:abc".into())));
+        let timed = query(|q| {
+            q.since = Some("2026-01-01T00:00:00Z".into());
+            q.until = Some("2026-01-02T00:00:00+01:00".into());
+        })
+        .unwrap();
+        assert_eq!(timed.since, Some(datetime!(2026-01-01 00:00 UTC)));
+        assert_eq!(timed.until, Some(datetime!(2026-01-01 23:00 UTC)));
+
+        type Edit = fn(&mut AuditFilterQuery);
+        let refused: [(Edit, &str); 9] = [
+            (|q| q.actor = Some("x".repeat(101)), "actor is longer"),
+            (|q| q.actor = Some(String::new()), "actor is empty"),
+            (|q| q.action = Some("a*b".into()), "only at its end"),
+            (|q| q.action = Some("*".into()), "needs a prefix"),
+            (
+                |q| q.resource = Some("Secret Stuff".into()),
+                "resource must be",
+            ),
+            (
+                |q| q.resource = Some("secret:\u{7}".into()),
+                "control character",
+            ),
+            (|q| q.outcome = Some("ok".into()), "outcome must be"),
+            (
+                |q| q.since = Some("yesterday".into()),
+                "since is not an RFC 3339",
+            ),
+            (
+                |q| {
+                    q.since = Some("2026-01-02T00:00:00Z".into());
+                    q.until = Some("2026-01-01T00:00:00Z".into());
+                },
+                "since must be before until",
+            ),
+        ];
+        for (bad, message) in refused {
+            let error = query(bad).unwrap_err();
+            assert!(error.contains(message), "{error:?} lacks {message:?}");
+        }
     }
 }

@@ -7,7 +7,7 @@
 use crate::identity::{AuditEntry, Caller, Identity, IdentityError, RequestMeta};
 use crate::jobs::{Job, JobContext};
 use crate::secret_values::{TABLE, row_id, vault_error};
-use crate::vault::{KeyStatus, Rotation, Vault, VaultFailure};
+use crate::vault::{KeyStatus, Rotation, Rotator, Vault, VaultFailure};
 use async_trait::async_trait;
 use hive_crypto::vault::{Context, Sealed};
 use hive_store::{AuditOutcome, SecretRow, Store};
@@ -23,12 +23,11 @@ pub const REENCRYPT_EVERY: Duration = Duration::from_secs(300);
 #[derive(Debug)]
 pub struct KeyAdmin {
     vault: Arc<Vault>,
-    identity: Arc<Identity>,
 }
 
 impl KeyAdmin {
-    pub fn new(vault: Arc<Vault>, identity: Arc<Identity>) -> Self {
-        Self { vault, identity }
+    pub fn new(vault: Arc<Vault>) -> Self {
+        Self { vault }
     }
 
     fn require_admin(caller: &Caller) -> Result<(), IdentityError> {
@@ -39,7 +38,9 @@ impl KeyAdmin {
         }
     }
 
-    /// A new data key for all new writes (audited `vault.rotate`). Older values stay readable
+    /// A new data key for all new writes (audited `vault.rotate` with the key, in the same
+    /// transaction; nothing is recorded here when another replica's new key was adopted: its
+    /// record is that replica's). Older values stay readable
     /// and move to the new key with the re-encryption job.
     pub async fn rotate(
         &self,
@@ -47,19 +48,12 @@ impl KeyAdmin {
         meta: &RequestMeta,
     ) -> Result<Rotation, IdentityError> {
         Self::require_admin(caller)?;
-        let rotation = self.vault.rotate().await.map_err(vault_error)?;
-        let entry = AuditEntry {
+        let by = Rotator {
             actor: caller.actor(),
-            action: "vault.rotate",
-            target: Some(format!("vault-key:{}", rotation.active_key_id)),
-            outcome: AuditOutcome::Success,
-            detail: serde_json::json!({
-                "keyId": rotation.active_key_id,
-                "previousKeyId": rotation.previous_key_id,
-                "created": rotation.created,
-            }),
+            meta: meta.clone(),
+            reason: "requested",
         };
-        self.identity.audit(entry, meta, true).await?;
+        let rotation = self.vault.rotate(&by).await.map_err(vault_error)?;
         Ok(rotation)
     }
 

@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::identity::{Identity, IdentitySettings};
 use crate::jobs::{
-    JobContext, JobRunner, JobRunnerHandle, PruneExpiredSessions, PruneExpiredTasks,
+    JobContext, JobRunner, JobRunnerHandle, PruneAuditLog, PruneExpiredSessions, PruneExpiredTasks,
     PruneJobHistory,
 };
 use crate::key_rotation::{REENCRYPT_BATCH, REENCRYPT_EVERY, ReencryptSecrets};
@@ -144,10 +144,7 @@ impl Hive {
             Arc::clone(&clock),
             Arc::clone(&identity),
         ));
-        let key_admin = Arc::new(crate::key_rotation::KeyAdmin::new(
-            Arc::clone(&vault),
-            Arc::clone(&identity),
-        ));
+        let key_admin = Arc::new(crate::key_rotation::KeyAdmin::new(Arc::clone(&vault)));
         Ok(Self {
             config,
             key_admin,
@@ -189,6 +186,11 @@ impl Hive {
                 identity: Arc::clone(&self.identity),
                 every: REENCRYPT_EVERY,
                 batch: REENCRYPT_BATCH,
+            }))
+            .with_job(Arc::new(PruneAuditLog {
+                retention_days: jobs.audit_retention_days,
+                every: jobs.history_prune_interval,
+                chain: Arc::clone(&self.audit_chain),
             }))
             .spawn(tracker, cancel)
     }

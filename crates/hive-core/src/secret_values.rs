@@ -156,6 +156,18 @@ impl SecretService {
         new: &NewSecret,
         meta: &RequestMeta,
     ) -> Result<SecretRow, IdentityError> {
+        self.create_recorded_as(caller, new, meta, "secret.create")
+            .await
+    }
+
+    /// Creates a secret, recorded under `action` (a creation or an import).
+    async fn create_recorded_as(
+        &self,
+        caller: &Caller,
+        new: &NewSecret,
+        meta: &RequestMeta,
+        action: &str,
+    ) -> Result<SecretRow, IdentityError> {
         let owner_id = caller
             .user_id()
             .ok_or(IdentityError::Forbidden("secrets belong to a user account"))?;
@@ -176,7 +188,7 @@ impl SecretService {
             created_at: now,
             updated_at: now,
         };
-        let record = self.record(caller, "secret.create", &row, meta);
+        let record = self.record(caller, action, &row, meta);
         match self
             .store
             .secrets()
@@ -319,7 +331,8 @@ impl SecretService {
             description: imported.description.clone(),
             value: Zeroizing::new(text.to_owned()),
         };
-        self.create(caller, &new, meta).await
+        self.create_recorded_as(caller, &new, meta, "secret.import")
+            .await
     }
 }
 

@@ -2,12 +2,14 @@
 //! start. A wrong `ENCRYPTION_KEY` stops the start here, with a clear message, instead of
 //! failing at the first read of a secret.
 
+use crate::audit::AuditChain;
+use crate::identity::{AuditEntry, RequestMeta};
 use hive_crypto::vault::{
     Context, Keyring, MAX_ENCRYPTIONS_PER_KEY, MasterKey, Purpose, Sealed, SubKey, VaultError,
     WrappedKey,
 };
 use hive_proto::SharedClock;
-use hive_store::{Store, StoreError, VaultKeyRow};
+use hive_store::{AuditAppend, AuditOutcome, AuditRecord, Store, StoreError, VaultKeyRow};
 use std::collections::BTreeSet;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use time::OffsetDateTime;
@@ -100,6 +102,26 @@ pub struct KeyStatus {
     pub encryptions_reserved: u64,
 }
 
+/// Who changes the keys, and why, for the audit record.
+#[derive(Debug, Clone)]
+pub struct Rotator {
+    pub actor: String,
+    pub meta: RequestMeta,
+    /// `requested` (an admin or the CLI), `encryption_limit`, `first_start`, `unused`.
+    pub reason: &'static str,
+}
+
+impl Rotator {
+    /// Hive itself (a start, a key at its limit, the re-encryption job).
+    pub fn system(reason: &'static str) -> Self {
+        Self {
+            actor: "system".to_owned(),
+            meta: RequestMeta::default(),
+            reason,
+        }
+    }
+}
+
 /// The keyring of this process, kept in step with the keys in the database.
 #[derive(Debug)]
 pub struct Vault {
@@ -108,6 +130,9 @@ pub struct Vault {
     vault_key: SubKey,
     limits: VaultLimits,
     keyring: RwLock<Keyring>,
+    /// Links the records of key creations and retirements into the audit chain, in the same
+    /// transaction as the change.
+    chain: AuditChain,
     /// Held while an encryption is taken, so concurrent seals reserve one block, not many.
     budget: tokio::sync::Mutex<Budget>,
     next_refresh: std::sync::Mutex<OffsetDateTime>,
@@ -152,6 +177,7 @@ impl Vault {
             vault_key,
             limits,
             keyring: RwLock::new(keyring),
+            chain: AuditChain::new(master.derive(Purpose::AuditChain)),
             budget: tokio::sync::Mutex::new(Budget {
                 key_id: 0,
                 remaining: 0,
@@ -161,7 +187,13 @@ impl Vault {
         if vault.store.vault_keys().list().await?.is_empty() {
             // Another replica starting at the same moment may store its key 1 first: then
             // the refresh below loads that one.
-            vault.create_key(1).await?;
+            let record = vault.key_record(
+                &Rotator::system("first_start"),
+                "vault.key_create",
+                1,
+                serde_json::json!({ "keyId": 1 }),
+            );
+            vault.create_key(1, &record).await?;
         }
         vault.refresh().await?;
         Ok(vault)
@@ -176,11 +208,42 @@ impl Vault {
         self.ring().active_id()
     }
 
-    /// Stores a new random key `id`; `Ok(false)` when another replica stored that id first.
-    async fn create_key(&self, id: u32) -> Result<bool, VaultFailure> {
+    /// The record of a change to key `key_id` made by `by`.
+    fn key_record(
+        &self,
+        by: &Rotator,
+        action: &str,
+        key_id: u32,
+        detail: serde_json::Value,
+    ) -> AuditRecord {
+        let entry = AuditEntry {
+            actor: by.actor.clone(),
+            action,
+            target: Some(format!("vault-key:{key_id}")),
+            outcome: AuditOutcome::Success,
+            detail,
+        };
+        crate::audit::new_record(self.clock.now(), entry, &by.meta)
+    }
+
+    fn audited<'a>(&'a self, record: &'a AuditRecord) -> AuditAppend<'a> {
+        AuditAppend {
+            record,
+            hasher: &self.chain,
+        }
+    }
+
+    /// Stores a new random key `id` with its audit record; `Ok(false)` when another replica
+    /// stored that id first (its record is that replica's).
+    async fn create_key(&self, id: u32, record: &AuditRecord) -> Result<bool, VaultFailure> {
         let wrapped = Keyring::new(&self.vault_key)?.generate(id)?;
         let row = VaultKeyRow::new(id, wrapped_text(&wrapped), self.clock.now());
-        match self.store.vault_keys().insert(&row).await {
+        match self
+            .store
+            .vault_keys()
+            .insert(&row, self.audited(record))
+            .await
+        {
             Ok(()) => Ok(true),
             Err(StoreError::Conflict(_)) => Ok(false),
             Err(other) => Err(other.into()),
@@ -284,22 +347,40 @@ impl Vault {
         }
     }
 
-    /// Makes a new key active for all new writes. Of replicas rotating at the same moment, one
-    /// stores the new key and the others adopt it.
-    pub async fn rotate(&self) -> Result<Rotation, VaultFailure> {
+    /// Makes a new key active for all new writes, recorded as done `by` someone. Of replicas
+    /// rotating at the same moment, one stores the new key and the others adopt it.
+    pub async fn rotate(&self, by: &Rotator) -> Result<Rotation, VaultFailure> {
         self.refresh().await?;
         let current = self.active_key_id().ok_or(VaultError::NoActiveKey)?;
-        self.rotate_from(current).await
+        self.rotate_from_by(current, by).await
     }
 
-    /// Moves on from key `current`: to key `current + 1`, made here or by whichever replica
-    /// stored it first, or to a newer key if one exists already.
+    /// Moves on from key `current` because it reached its encryption limit (see
+    /// [`Vault::rotate_from_by`]).
     pub async fn rotate_from(&self, current: u32) -> Result<Rotation, VaultFailure> {
+        self.rotate_from_by(current, &Rotator::system("encryption_limit"))
+            .await
+    }
+
+    /// Moves on from key `current`: to key `current + 1`, made here (and recorded as
+    /// `vault.rotate` by `by`, in the same transaction) or by whichever replica stored it
+    /// first, or to a newer key if one exists already.
+    pub async fn rotate_from_by(
+        &self,
+        current: u32,
+        by: &Rotator,
+    ) -> Result<Rotation, VaultFailure> {
         self.refresh().await?;
         let mut created = false;
         if self.active_key_id().is_some_and(|active| active <= current) {
             let next = current.checked_add(1).ok_or(VaultFailure::NoKeyAvailable)?;
-            created = self.create_key(next).await?;
+            let detail = serde_json::json!({
+                "keyId": next,
+                "previousKeyId": current,
+                "reason": by.reason,
+            });
+            let record = self.key_record(by, "vault.rotate", next, detail);
+            created = self.create_key(next, &record).await?;
             self.refresh().await?;
         }
         let active_key_id = self.active_key_id().ok_or(VaultError::NoActiveKey)?;
@@ -327,10 +408,13 @@ impl Vault {
             if row.retired_at.is_some() || Some(row.id) == active {
                 continue;
             }
+            let by = Rotator::system("unused");
+            let detail = serde_json::json!({ "keyId": row.id });
+            let record = self.key_record(&by, "vault.key_retire", row.id, detail);
             if self
                 .store
                 .vault_keys()
-                .retire_if_unused(row.id, now)
+                .retire_if_unused(row.id, now, self.audited(&record))
                 .await?
             {
                 retired.push(row.id);
@@ -508,7 +592,12 @@ mod tests {
         let b = Vault::open(store.clone(), &master, shared, limits)
             .await
             .unwrap();
-        assert!(a.rotate().await.unwrap().created);
+        assert!(
+            a.rotate(&Rotator::system("requested"))
+                .await
+                .unwrap()
+                .created
+        );
         let under_two = a.seal(b"new", &ROW).await.unwrap();
         assert_eq!(under_two.key_id, 2);
         // B has not looked yet: it still seals under key 1 (readable by all, re-encrypted
@@ -517,7 +606,12 @@ mod tests {
         assert_eq!(b.unseal(&under_two, &ROW).await.unwrap().as_slice(), b"new");
         assert_eq!(b.active_key_id(), Some(2));
 
-        assert!(a.rotate().await.unwrap().created);
+        assert!(
+            a.rotate(&Rotator::system("requested"))
+                .await
+                .unwrap()
+                .created
+        );
         clock.advance(limits.refresh_every);
         assert_eq!(b.seal(b"later", &ROW).await.unwrap().key_id, 3);
     }

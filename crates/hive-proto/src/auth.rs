@@ -230,9 +230,90 @@ pub struct PageQuery {
     pub limit: Option<u32>,
     #[serde(default)]
     pub cursor: Option<String>,
-    /// Filters lists that support it (the audit trail: by action).
+}
+
+/// The filters of `GET /api/v1/audit` and `/api/v1/audit/export`; all optional, all combined.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuditFilterQuery {
+    /// Exactly this actor (`user:<id>`, `token:<id>`, `cli`, `system`…).
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// Exactly this action, or every action under a prefix ending in `.` or `*`
+    /// (`auth.` and `auth.*` both mean `auth.…`; `auth.login*` also finds `auth.login_failed`).
     #[serde(default)]
     pub action: Option<String>,
+    /// The record's target: exactly (`secret:<id>`), or a type (`secret`: every `secret:…`).
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// `success`, `failure` or `denied`.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// RFC 3339; records at or after it.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// RFC 3339; records before it.
+    #[serde(default)]
+    pub until: Option<String>,
+}
+
+/// `GET /api/v1/audit`: a page of the filtered trail, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuditListQuery {
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub actor: Option<String>,
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub resource: Option<String>,
+    #[serde(default)]
+    pub outcome: Option<String>,
+    #[serde(default)]
+    pub since: Option<String>,
+    #[serde(default)]
+    pub until: Option<String>,
+}
+
+impl AuditListQuery {
+    /// The filter part (the same fields as the export's).
+    pub fn filter(&self) -> AuditFilterQuery {
+        AuditFilterQuery {
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            resource: self.resource.clone(),
+            outcome: self.outcome.clone(),
+            since: self.since.clone(),
+            until: self.until.clone(),
+        }
+    }
+}
+
+/// One line of an audit export (JSON lines, oldest first). `seq`, `prevHash` and `hash` let
+/// another tool check that each chained line links to the one before (`prevHash` of a line is
+/// the `hash` of the line before it when nothing was filtered out); checking a hash itself
+/// needs the audit-chain key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditExportLine {
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: serde_json::Value,
+    /// `None` for records older than the chain (they come first).
+    pub seq: Option<i64>,
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
 }
 
 crate::debug_redacted!(NewAccountRequest {

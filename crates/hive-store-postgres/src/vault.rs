@@ -1,6 +1,9 @@
+use crate::identity::{append_audit, commit_if};
 use crate::map_error;
 use async_trait::async_trait;
-use hive_store::{StoreError, VaultKeyRepo, VaultKeyRow, count_to_stored, truncate_to_micros};
+use hive_store::{
+    AuditAppend, StoreError, VaultKeyRepo, VaultKeyRow, count_to_stored, truncate_to_micros,
+};
 use sqlx::postgres::PgPool;
 use time::OffsetDateTime;
 
@@ -25,7 +28,8 @@ impl VaultKeyRepo for PgVaultKeys {
             .collect()
     }
 
-    async fn insert(&self, key: &VaultKeyRow) -> Result<(), StoreError> {
+    async fn insert(&self, key: &VaultKeyRow, audit: AuditAppend<'_>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
         sqlx::query(
             "INSERT INTO vault_keys (id, wrapped, created_at, encryptions_reserved, retired_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -35,10 +39,11 @@ impl VaultKeyRepo for PgVaultKeys {
         .bind(truncate_to_micros(key.created_at))
         .bind(count_to_stored(key.encryptions_reserved)?)
         .bind(key.retired_at.map(truncate_to_micros))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map(|_| ())
-        .map_err(map_error)
+        .map_err(map_error)?;
+        append_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_error)
     }
 
     async fn reserve_encryptions(
@@ -61,7 +66,12 @@ impl VaultKeyRepo for PgVaultKeys {
         .map_err(map_error)
     }
 
-    async fn retire_if_unused(&self, id: u32, now: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn retire_if_unused(
+        &self,
+        id: u32,
+        now: OffsetDateTime,
+        audit: AuditAppend<'_>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         // FOR UPDATE conflicts with the KEY SHARE lock a secret's foreign-key check takes: it
         // waits for writers still storing a value under this key, and holds new ones off until
@@ -87,7 +97,6 @@ impl VaultKeyRepo for PgVaultKeys {
         .map_err(map_error)?
         .rows_affected()
             == 1;
-        tx.commit().await.map_err(map_error)?;
-        Ok(retired)
+        commit_if(tx, retired, audit).await
     }
 }

@@ -3,11 +3,12 @@ use crate::map_error;
 use async_trait::async_trait;
 use hive_proto::Role;
 use hive_store::{
-    AccountChange, ApiTokenRepo, ApiTokenRow, AuditAppend, AuditOutcome, AuditRecord, AuditRepo,
-    ChainHasher, ChainLink, Cursor, GuardedChange, LoginThrottle, NewUser, OneTimePurpose,
+    AccountChange, ApiTokenRepo, ApiTokenRow, AuditAppend, AuditCheckpoint, AuditFilter,
+    AuditOutcome, AuditPosition, AuditPrune, AuditRecord, AuditRepo, ChainHasher, ChainLink,
+    CheckpointSigner, Cursor, GuardedChange, LoginThrottle, NewUser, OneTimePurpose,
     OneTimeTokenRepo, OneTimeTokenRow, Page, PageRequest, ProfileChange, SessionRepo, SessionRow,
-    StoreError, UserRepo, UserRow, chain_link, next_link, role_from_text, scopes_from_text,
-    scopes_to_text,
+    StoreError, TextMatch, UserRepo, UserRow, chain_link, next_link, prunable_prefix,
+    role_from_text, scopes_from_text, scopes_to_text,
 };
 use sqlx::sqlite::{Sqlite, SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Row, SqliteConnection, Transaction};
@@ -907,6 +908,45 @@ pub(crate) async fn commit_if(
     Ok(true)
 }
 
+/// Appends `filter`'s conditions to a query that already has a `WHERE`.
+fn push_audit_filter(query: &mut QueryBuilder<Sqlite>, filter: &AuditFilter) {
+    fn push_text(query: &mut QueryBuilder<Sqlite>, column: &str, rule: &TextMatch) {
+        match rule {
+            TextMatch::Exact(value) => {
+                query
+                    .push(format!(" AND {column} = "))
+                    .push_bind(value.clone());
+            }
+            // substr, not LIKE: LIKE ignores ASCII case and treats % and _ as wildcards.
+            TextMatch::Prefix(prefix) => {
+                query
+                    .push(format!(" AND substr({column}, 1, "))
+                    .push_bind(i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX))
+                    .push(") = ")
+                    .push_bind(prefix.clone());
+            }
+        }
+    }
+    if let Some(actor) = &filter.actor {
+        query.push(" AND actor = ").push_bind(actor.clone());
+    }
+    if let Some(action) = &filter.action {
+        push_text(query, "action", action);
+    }
+    if let Some(target) = &filter.target {
+        push_text(query, "target", target);
+    }
+    if let Some(outcome) = filter.outcome {
+        query.push(" AND outcome = ").push_bind(outcome.as_str());
+    }
+    if let Some(since) = filter.since {
+        query.push(" AND at >= ").push_bind(to_micros(since));
+    }
+    if let Some(until) = filter.until {
+        query.push(" AND at < ").push_bind(to_micros(until));
+    }
+}
+
 #[async_trait]
 impl AuditRepo for SqliteIdentity {
     async fn append(
@@ -922,15 +962,13 @@ impl AuditRepo for SqliteIdentity {
 
     async fn list(
         &self,
-        action: Option<&str>,
+        filter: &AuditFilter,
         page: &PageRequest,
     ) -> Result<Page<AuditRecord>, StoreError> {
         let mut query = QueryBuilder::<Sqlite>::new(format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1 = 1"
         ));
-        if let Some(action) = action {
-            query.push(" AND action = ").push_bind(action);
-        }
+        push_audit_filter(&mut query, filter);
         if let Some(after) = page.after() {
             query
                 .push(" AND (at, id) < (")
@@ -952,6 +990,133 @@ impl AuditRepo for SqliteIdentity {
             at: record.at,
             id: record.id,
         }))
+    }
+
+    async fn oldest_first(
+        &self,
+        filter: &AuditFilter,
+        after: &AuditPosition,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut query = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1 = 1"
+        ));
+        push_audit_filter(&mut query, filter);
+        match after {
+            AuditPosition::Unchained(cursor) => {
+                query.push(" AND seq IS NULL");
+                if let Some(cursor) = cursor {
+                    query
+                        .push(" AND (at, id) > (")
+                        .push_bind(to_micros(cursor.at))
+                        .push(", ")
+                        .push_bind(text(cursor.id))
+                        .push(")");
+                }
+                query.push(" ORDER BY at, id");
+            }
+            AuditPosition::Chained(seq) => {
+                query
+                    .push(" AND seq > ")
+                    .push_bind(*seq)
+                    .push(" ORDER BY seq");
+            }
+        }
+        query.push(" LIMIT ").push_bind(i64::from(limit));
+        let rows = query
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_error)?;
+        rows.iter().map(to_audit).collect()
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError> {
+        let row = sqlx::query(
+            "SELECT seq, hash, at, created_at, signature FROM audit_checkpoints \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_error)?;
+        row.map(|row| {
+            Ok(AuditCheckpoint {
+                seq: row.try_get("seq").map_err(map_error)?,
+                hash: row.try_get("hash").map_err(map_error)?,
+                at: time_at(&row, "at")?,
+                created_at: time_at(&row, "created_at")?,
+                signature: row.try_get("signature").map_err(map_error)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn prune_before(
+        &self,
+        cut: OffsetDateTime,
+        limit: u32,
+        signer: &dyn CheckpointSigner,
+        now: OffsetDateTime,
+    ) -> Result<AuditPrune, StoreError> {
+        // IMMEDIATE holds off appends, so the chain's end cannot move while it is cut.
+        let mut tx = begin(&self.writer).await?;
+        let oldest: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT seq, hash, at FROM audit_events WHERE seq IS NOT NULL ORDER BY seq LIMIT ?",
+        )
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let oldest = oldest
+            .into_iter()
+            .map(|(seq, hash, at)| Ok((seq, hash, from_micros(at)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let prefix = prunable_prefix(oldest, cut, limit);
+        let mut pruned = AuditPrune::default();
+        if let Some((seq, hash, at)) = prefix.last().cloned() {
+            let mut checkpoint = AuditCheckpoint {
+                seq,
+                hash,
+                at,
+                created_at: hive_store::truncate_to_micros(now),
+                signature: String::new(),
+            };
+            checkpoint.signature = signer.sign_checkpoint(&checkpoint);
+            sqlx::query(
+                "INSERT INTO audit_checkpoints (seq, hash, at, created_at, signature) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(checkpoint.seq)
+            .bind(&checkpoint.hash)
+            .bind(to_micros(checkpoint.at))
+            .bind(to_micros(checkpoint.created_at))
+            .bind(&checkpoint.signature)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+            pruned.deleted += sqlx::query("DELETE FROM audit_events WHERE seq <= ?")
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?
+                .rows_affected();
+            pruned.checkpoint = Some(checkpoint);
+        }
+        let room = u64::from(limit).saturating_sub(pruned.deleted);
+        if room > 0 {
+            pruned.deleted += sqlx::query(
+                "DELETE FROM audit_events WHERE id IN \
+                 (SELECT id FROM audit_events WHERE seq IS NULL AND at < ? ORDER BY at, id LIMIT ?)",
+            )
+            .bind(to_micros(cut))
+            .bind(i64::try_from(room).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?
+            .rows_affected();
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(pruned)
     }
 
     async fn chain_after(

@@ -1,7 +1,8 @@
+use crate::identity::{append_audit, begin, commit_if};
 use crate::jobs::{from_micros, to_micros};
 use crate::map_error;
 use async_trait::async_trait;
-use hive_store::{StoreError, VaultKeyRepo, VaultKeyRow, count_to_stored};
+use hive_store::{AuditAppend, StoreError, VaultKeyRepo, VaultKeyRow, count_to_stored};
 use sqlx::sqlite::SqlitePool;
 use time::OffsetDateTime;
 
@@ -33,7 +34,8 @@ impl VaultKeyRepo for SqliteVaultKeys {
             .collect()
     }
 
-    async fn insert(&self, key: &VaultKeyRow) -> Result<(), StoreError> {
+    async fn insert(&self, key: &VaultKeyRow, audit: AuditAppend<'_>) -> Result<(), StoreError> {
+        let mut tx = begin(&self.writer).await?;
         sqlx::query(
             "INSERT INTO vault_keys (id, wrapped, created_at, encryptions_reserved, retired_at) \
              VALUES (?, ?, ?, ?, ?)",
@@ -43,10 +45,11 @@ impl VaultKeyRepo for SqliteVaultKeys {
         .bind(to_micros(key.created_at))
         .bind(count_to_stored(key.encryptions_reserved)?)
         .bind(key.retired_at.map(to_micros))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
-        .map(|_| ())
-        .map_err(map_error)
+        .map_err(map_error)?;
+        append_audit(&mut tx, &audit).await?;
+        tx.commit().await.map_err(map_error)
     }
 
     async fn reserve_encryptions(
@@ -68,19 +71,27 @@ impl VaultKeyRepo for SqliteVaultKeys {
         .map_err(map_error)
     }
 
-    async fn retire_if_unused(&self, id: u32, now: OffsetDateTime) -> Result<bool, StoreError> {
-        // One statement on the single writer: no secret can take the key between the check
-        // and the mark.
-        sqlx::query(
+    async fn retire_if_unused(
+        &self,
+        id: u32,
+        now: OffsetDateTime,
+        audit: AuditAppend<'_>,
+    ) -> Result<bool, StoreError> {
+        // One statement in an IMMEDIATE transaction on the single writer: no secret can take
+        // the key between the check and the mark.
+        let mut tx = begin(&self.writer).await?;
+        let retired = sqlx::query(
             "UPDATE vault_keys SET retired_at = ?1 WHERE id = ?2 AND retired_at IS NULL \
              AND id < (SELECT max(id) FROM vault_keys) \
              AND NOT EXISTS (SELECT 1 FROM secrets WHERE key_id = ?2)",
         )
         .bind(to_micros(now))
         .bind(i64::from(id))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
-        .map(|done| done.rows_affected() == 1)
-        .map_err(map_error)
+        .map_err(map_error)?
+        .rows_affected()
+            == 1;
+        commit_if(tx, retired, audit).await
     }
 }

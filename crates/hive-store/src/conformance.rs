@@ -90,6 +90,8 @@ macro_rules! conformance_suite {
             password_resets_are_used_once,
             audit_records_page_newest_first,
             audit_appends_form_one_chain_under_concurrency,
+            audit_filters_match_and_pages_neither_skip_nor_repeat,
+            audit_retention_cuts_the_chain_at_a_signed_checkpoint,
             vault_keys_are_unique_by_id,
             secrets_are_unique_per_owner_and_versioned,
             a_change_whose_audit_record_fails_is_rolled_back,

@@ -3,7 +3,7 @@
 //!
 //! Tokens are stored only as their SHA-256 (hex); the repositories never see a token itself.
 
-use crate::{Page, PageRequest, StoreError};
+use crate::{Cursor, Page, PageRequest, StoreError};
 use async_trait::async_trait;
 use hive_proto::{Role, TokenScope};
 use time::OffsetDateTime;
@@ -437,12 +437,39 @@ pub trait AuditRepo: Send + Sync {
         hasher: &dyn ChainHasher,
     ) -> Result<ChainLink, StoreError>;
 
-    /// Records newest first; `action` filters by exact name.
+    /// Records matching `filter`, newest first (by time, then id: records older than the
+    /// chain have no `seq`).
     async fn list(
         &self,
-        action: Option<&str>,
+        filter: &AuditFilter,
         page: &PageRequest,
     ) -> Result<Page<AuditRecord>, StoreError>;
+
+    /// Records matching `filter`, oldest first, after `after`, at most `limit` (for export):
+    /// records older than the chain by time and id, then chained records by `seq`. A position
+    /// among the unchained records yields only unchained ones; the caller moves on to
+    /// `Chained(0)` when they run out.
+    async fn oldest_first(
+        &self,
+        filter: &AuditFilter,
+        after: &AuditPosition,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// The newest retention checkpoint, if records were ever pruned.
+    async fn latest_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError>;
+
+    /// Deletes at most `limit` of the oldest records written before `cut`, in one
+    /// transaction with the checkpoint (signed by `signer`, stamped `now`) that names the
+    /// last deleted chained record. Only a prefix of the chain is deleted, and never its
+    /// newest record, so the chain stays contiguous and the next append still links to it.
+    async fn prune_before(
+        &self,
+        cut: OffsetDateTime,
+        limit: u32,
+        signer: &dyn CheckpointSigner,
+        now: OffsetDateTime,
+    ) -> Result<AuditPrune, StoreError>;
 
     /// Chained records in chain order, from `after_seq + 1`, at most `limit` (for verification).
     async fn chain_after(&self, after_seq: i64, limit: u32)
@@ -450,6 +477,134 @@ pub trait AuditRepo: Send + Sync {
 
     /// How many records predate the chain (written before it existed).
     async fn count_unchained(&self) -> Result<u64, StoreError>;
+}
+
+/// How a text column is matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextMatch {
+    Exact(String),
+    /// The value starts with this (case-sensitive).
+    Prefix(String),
+}
+
+/// Which audit records a list or export wants; `None` fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<TextMatch>,
+    /// Matches the record's `target`.
+    pub target: Option<TextMatch>,
+    pub outcome: Option<AuditOutcome>,
+    /// Records at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Records strictly before this time.
+    pub until: Option<OffsetDateTime>,
+}
+
+impl AuditFilter {
+    /// Everything.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Records of exactly this action.
+    pub fn action(name: &str) -> Self {
+        Self {
+            action: Some(TextMatch::Exact(name.to_owned())),
+            ..Self::default()
+        }
+    }
+
+    /// Whether `record` passes (the stores do the same in SQL; this serves tests and checks).
+    pub fn matches(&self, record: &AuditRecord) -> bool {
+        fn text(rule: &Option<TextMatch>, value: Option<&str>) -> bool {
+            match (rule, value) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(TextMatch::Exact(want)), Some(value)) => value == want,
+                (Some(TextMatch::Prefix(want)), Some(value)) => value.starts_with(want.as_str()),
+            }
+        }
+        self.actor.as_ref().is_none_or(|a| *a == record.actor)
+            && text(&self.action, Some(&record.action))
+            && text(&self.target, record.target.as_deref())
+            && self.outcome.is_none_or(|o| o == record.outcome)
+            && self.since.is_none_or(|t| record.at >= t)
+            && self.until.is_none_or(|t| record.at < t)
+    }
+}
+
+/// Where an oldest-first walk of the audit log stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditPosition {
+    /// Among the records older than the chain, after this one (`None`: at the very start).
+    Unchained(Option<Cursor>),
+    /// In the chain, after this `seq` (0: before its first record).
+    Chained(i64),
+}
+
+impl AuditPosition {
+    pub const START: Self = Self::Unchained(None);
+
+    /// The position just after `record`.
+    pub fn after(record: &AuditRecord) -> Self {
+        match &record.link {
+            Some(link) => Self::Chained(link.seq),
+            None => Self::Unchained(Some(Cursor {
+                at: record.at,
+                id: record.id,
+            })),
+        }
+    }
+}
+
+/// What retention leaves where it cut the chain: the place and hash of the last deleted
+/// record, signed so that a checkpoint cannot be made up or moved to hide a deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCheckpoint {
+    /// The `seq` of the last deleted record; the chain continues at `seq + 1`.
+    pub seq: i64,
+    /// That record's hash: the `prev_hash` of record `seq + 1`.
+    pub hash: String,
+    /// That record's time.
+    pub at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+    /// An HMAC over the fields above (see `hive_core::audit`).
+    pub signature: String,
+}
+
+/// Signs retention checkpoints (keyed: see `hive_core::audit`).
+pub trait CheckpointSigner: Send + Sync {
+    /// The signature of `checkpoint`'s fields other than `signature`.
+    fn sign_checkpoint(&self, checkpoint: &AuditCheckpoint) -> String;
+}
+
+/// What one retention batch did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuditPrune {
+    /// Records deleted (chained and older than the chain).
+    pub deleted: u64,
+    /// The checkpoint written, when chained records were deleted.
+    pub checkpoint: Option<AuditCheckpoint>,
+}
+
+/// Which of the oldest chained records (`(seq, hash, at)` in chain order, fetched with
+/// `limit + 1`) a retention batch may delete: those before the first at or after `cut`, at
+/// most `limit`, and never the newest record of the chain.
+pub fn prunable_prefix(
+    mut oldest: Vec<(i64, String, OffsetDateTime)>,
+    cut: OffsetDateTime,
+    limit: u32,
+) -> Vec<(i64, String, OffsetDateTime)> {
+    // Stored times have microseconds; compare as the database would.
+    let cut = crate::truncate_to_micros(cut);
+    let fetched = oldest.len();
+    let old = oldest.iter().take_while(|(_, _, at)| *at < cut).count();
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    // When every fetched record is old and no more were there, the last is the chain's end.
+    let keep_end = usize::from(old == fetched && fetched <= limit);
+    oldest.truncate(old.saturating_sub(keep_end).min(limit));
+    oldest
 }
 
 /// The link a record appended after `last` (seq and hash of the current end, if any) gets.

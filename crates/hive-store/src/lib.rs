@@ -19,10 +19,12 @@ use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use identity::{
-    AccountChange, ApiTokenRepo, ApiTokenRow, AuditAppend, AuditOutcome, AuditRecord, AuditRepo,
-    ChainHasher, ChainLink, GENESIS_HASH, GuardedChange, LoginThrottle, NewUser, OneTimePurpose,
-    OneTimeTokenRepo, OneTimeTokenRow, ProfileChange, SessionRepo, SessionRow, UserRepo, UserRow,
-    chain_link, next_link, role_from_text, scopes_from_text, scopes_to_text,
+    AccountChange, ApiTokenRepo, ApiTokenRow, AuditAppend, AuditCheckpoint, AuditFilter,
+    AuditOutcome, AuditPosition, AuditPrune, AuditRecord, AuditRepo, ChainHasher, ChainLink,
+    CheckpointSigner, GENESIS_HASH, GuardedChange, LoginThrottle, NewUser, OneTimePurpose,
+    OneTimeTokenRepo, OneTimeTokenRow, ProfileChange, SessionRepo, SessionRow, TextMatch, UserRepo,
+    UserRow, chain_link, next_link, prunable_prefix, role_from_text, scopes_from_text,
+    scopes_to_text,
 };
 pub use jobs::{JobOutcome, JobRun, JobRunRepo, NewJobRun};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};

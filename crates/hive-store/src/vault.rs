@@ -1,7 +1,7 @@
 //! The vault's data keys, stored wrapped under the master key's vault subkey, with how many
 //! encryptions each has had reserved.
 
-use crate::StoreError;
+use crate::{AuditAppend, StoreError};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
@@ -62,7 +62,8 @@ pub trait VaultKeyRepo: Send + Sync {
 
     /// Stores a new key; [`StoreError::Conflict`] when the id is taken (another replica made it
     /// first).
-    async fn insert(&self, key: &VaultKeyRow) -> Result<(), StoreError>;
+    /// The key and its audit record are committed together.
+    async fn insert(&self, key: &VaultKeyRow, audit: AuditAppend<'_>) -> Result<(), StoreError>;
 
     /// Reserves `block` more encryptions under key `id`, atomically, unless that would take its
     /// reservations past `limit` or the key is retired or missing: `Ok(false)` then (the caller
@@ -77,5 +78,11 @@ pub trait VaultKeyRepo: Send + Sync {
     /// Marks key `id` retired at `now` if it is not the newest key and no secret uses it, in one
     /// statement; `Ok(false)` when it is still needed or already retired. The key stays stored
     /// (and readable): retiring only stops new seals under it.
-    async fn retire_if_unused(&self, id: u32, now: OffsetDateTime) -> Result<bool, StoreError>;
+    /// `audit` is written with the mark, and only if the key was retired.
+    async fn retire_if_unused(
+        &self,
+        id: u32,
+        now: OffsetDateTime,
+        audit: AuditAppend<'_>,
+    ) -> Result<bool, StoreError>;
 }

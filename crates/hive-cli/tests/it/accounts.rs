@@ -161,7 +161,8 @@ async fn audit_verify_reports_an_intact_chain_and_finds_an_edit() {
     let intact = run_to_exit(path, &["audit", "verify"], &[]).await;
     assert!(intact.0.success(), "{intact:?}");
     assert!(
-        intact.1.contains("audit chain intact: 3 records verified"),
+        // The vault's first key, the admin and the two invitations.
+        intact.1.contains("audit chain intact: 4 records verified"),
         "{}",
         intact.1
     );
@@ -184,4 +185,66 @@ async fn audit_verify_reports_an_intact_chain_and_finds_an_edit() {
         "{}",
         broken.2
     );
+}
+
+#[tokio::test]
+async fn audit_export_writes_linked_json_lines_and_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    create_admin(path, "root@example.com").await;
+    let invited = run_to_exit(
+        path,
+        &[
+            "user",
+            "invite",
+            "--email",
+            "a@example.com",
+            "--role",
+            "viewer",
+        ],
+        &[],
+    )
+    .await;
+    assert!(invited.0.success(), "{invited:?}");
+
+    let exported = run_to_exit(
+        path,
+        &["audit", "export", "--since", "2000-01-01T00:00:00Z"],
+        &[],
+    )
+    .await;
+    assert!(exported.0.success(), "{exported:?}");
+    let lines: Vec<serde_json::Value> = exported
+        .1
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        4,
+        "the first key's, the admin's, the invitation's and the export's own"
+    );
+    assert_eq!(lines[0]["action"], "vault.key_create");
+    assert_eq!(lines[0]["seq"], 1);
+    for pair in lines.windows(2) {
+        assert_eq!(pair[1]["prevHash"], pair[0]["hash"]);
+        assert_eq!(
+            pair[1]["seq"].as_i64(),
+            pair[0]["seq"].as_i64().map(|s| s + 1)
+        );
+    }
+    assert_eq!(lines[3]["action"], "audit.export");
+    assert_eq!(lines[3]["actor"], "cli");
+
+    let nothing = run_to_exit(
+        path,
+        &["audit", "export", "--until", "2000-01-01T00:00:00Z"],
+        &[],
+    )
+    .await;
+    assert!(nothing.0.success(), "{nothing:?}");
+    assert_eq!(nothing.1, "");
+    let bad = run_to_exit(path, &["audit", "export", "--since", "yesterday"], &[]).await;
+    assert!(!bad.0.success());
+    assert!(bad.2.contains("since is not an RFC 3339 time"), "{}", bad.2);
 }

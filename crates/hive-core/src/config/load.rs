@@ -440,6 +440,8 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
             3650,
         )?)
         .unwrap_or(30),
+        audit_retention_days: u32::try_from(src.integer("AUDIT_RETENTION_DAYS", 365, 1, 36_500)?)
+            .unwrap_or(365),
     };
 
     // Defaults derived from other values are shown as they came out.

@@ -121,6 +121,9 @@ pub struct JobsConfig {
     pub history_prune_interval: Duration,
     /// `HIVE_JOB_HISTORY_RETENTION_DAYS` (default 30, 1..=3650).
     pub history_retention_days: u32,
+    /// `AUDIT_RETENTION_DAYS` (default 365, 1..=36500): audit records older than this are
+    /// deleted, leaving a signed checkpoint.
+    pub audit_retention_days: u32,
 }
 
 /// The mail relay for password-reset links.

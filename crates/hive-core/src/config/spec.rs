@@ -174,6 +174,11 @@ pub const VARIABLES: &[VarSpec] = &[
         "30",
         "an integer from 1 to 3650",
     ),
+    var(
+        "AUDIT_RETENTION_DAYS",
+        "365",
+        "an integer from 1 to 36500; older audit records are deleted behind a signed checkpoint",
+    ),
 ];
 
 /// `HIVE_*` names that are not configuration but are known (not reported as typos).

@@ -278,18 +278,7 @@ impl Identity {
 
     /// The record of `entry` as made now for this request.
     pub fn audit_record(&self, entry: AuditEntry<'_>, meta: &RequestMeta) -> AuditRecord {
-        AuditRecord {
-            id: Uuid::now_v7(),
-            at: self.now(),
-            actor: entry.actor,
-            action: entry.action.to_owned(),
-            target: entry.target,
-            outcome: entry.outcome,
-            ip: meta.ip.clone(),
-            request_id: meta.request_id.clone(),
-            detail: entry.detail.to_string(),
-            link: None,
-        }
+        crate::audit::new_record(self.clock.now(), entry, meta)
     }
 
     /// `record`, ready to be written in the transaction of the change it records: a change

@@ -125,6 +125,7 @@ fn routes_declared() -> Vec<Route> {
         route(M::GET, "/api/v1/audit", ADMIN, None, u::audit_trail),
         route(M::GET, "/api/v1/admin/vault/keys", ADMIN, None, vault::list_keys),
         route(M::POST, "/api/v1/admin/vault/rotate", ADMIN, None, vault::rotate),
+        route(M::GET, "/api/v1/audit/export", ADMIN, None, u::audit_export),
     ]
 }
 

@@ -6,14 +6,21 @@ use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::AppState;
 use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use hive_core::identity::{AccountUpdate, InvitationLink};
+use bytes::Bytes;
+use hive_core::audit::AuditExport;
+use hive_core::identity::{AccountUpdate, AuditEntry, InvitationLink};
 use hive_proto::ErrorCode;
 use hive_proto::auth::{
-    AuditView, InviteRequest, LinkResponse, PageQuery, PageResponse, UpdateUserRequest, UserView,
+    AuditFilterQuery, AuditListQuery, AuditView, InviteRequest, LinkResponse, PageQuery,
+    PageResponse, UpdateUserRequest, UserView,
 };
-use http::StatusCode;
+use hive_store::{AuditFilter, AuditOutcome};
+use http::{StatusCode, header};
+use std::sync::Arc;
 use uuid::Uuid;
 
 fn link_response(link: InvitationLink) -> Response {
@@ -120,25 +127,98 @@ pub async fn end_sessions(
     Ok(Json(serde_json::json!({ "ended": ended })))
 }
 
+/// A malformed query string (an unknown parameter, a limit that is not a number) as the
+/// API's error shape rather than axum's plain text.
+fn query_error(rejection: QueryRejection) -> ApiError {
+    ApiError::new(ErrorCode::ValidationFailed, rejection.body_text())
+}
+
+fn filter_from(query: &AuditFilterQuery) -> Result<AuditFilter, ApiError> {
+    hive_core::audit::parse_filter(query)
+        .map_err(|message| ApiError::new(ErrorCode::ValidationFailed, message))
+}
+
 pub async fn audit_trail(
     State(state): State<AppState>,
-    Query(query): Query<PageQuery>,
+    query: Result<Query<AuditListQuery>, QueryRejection>,
 ) -> Result<Json<PageResponse<AuditView>>, ApiError> {
-    if query.action.as_ref().is_some_and(|a| a.len() > 100) {
-        return Err(ApiError::new(
-            ErrorCode::ValidationFailed,
-            "action is too long",
-        ));
-    }
+    let Query(query) = query.map_err(query_error)?;
+    let filter = filter_from(&query.filter())?;
+    let page = page_request(&PageQuery {
+        limit: query.limit,
+        cursor: query.cursor,
+    })?;
     let page = state
         .hive
         .store
         .audit()
-        .list(query.action.as_deref(), &page_request(&query)?)
+        .list(&filter, &page)
         .await
         .map_err(|error| identity_error(error.into()))?;
     Ok(Json(PageResponse {
         items: page.items.iter().map(audit_view).collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// The filtered trail as JSON lines, oldest first, read and sent a batch at a time so that a
+/// long history never sits in memory. The export itself is audited first: no record, no export.
+pub async fn audit_export(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    query: Result<Query<AuditFilterQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(query_error)?;
+    let filter = filter_from(&query)?;
+    state
+        .hive
+        .identity
+        .audit(
+            AuditEntry {
+                actor: caller.actor(),
+                action: "audit.export",
+                target: None,
+                outcome: AuditOutcome::Success,
+                detail: serde_json::json!({ "filter": query }),
+            },
+            &meta,
+            true,
+        )
+        .await
+        .map_err(identity_error)?;
+    let store = Arc::clone(&state.hive.store);
+    let batches = futures_util::stream::unfold(
+        Some((AuditExport::new(filter), store)),
+        |walk| async move {
+            let (mut export, store) = walk?;
+            match export.next_batch(store.as_ref()).await {
+                Ok(Some(batch)) => {
+                    let mut lines = Vec::new();
+                    for record in &batch {
+                        if let Err(error) = serde_json::to_writer(
+                            &mut lines,
+                            &hive_core::audit::export_line(record),
+                        ) {
+                            tracing::error!(%error, "audit export line not written; export cut short");
+                            return Some((Err(std::io::Error::other("audit export failed")), None));
+                        }
+                        lines.push(b'\n');
+                    }
+                    Some((Ok(Bytes::from(lines)), Some((export, store))))
+                }
+                Ok(None) => None,
+                Err(error) => {
+                    // The client sees a cut-off body, never the store's message.
+                    tracing::error!(%error, "audit export read failed; export cut short");
+                    Some((Err(std::io::Error::other("audit export failed")), None))
+                }
+            }
+        },
+    );
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(batches),
+    )
+        .into_response())
 }

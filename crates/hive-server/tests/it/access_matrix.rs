@@ -272,7 +272,13 @@ async fn every_route_answers_every_caller_by_its_rule() {
         let mut cursor: Option<String> = None;
         loop {
             let page = hive_store::PageRequest::new(100, cursor.as_deref()).unwrap();
-            let records = server.hive.store.audit().list(None, &page).await.unwrap();
+            let records = server
+                .hive
+                .store
+                .audit()
+                .list(&hive_store::AuditFilter::all(), &page)
+                .await
+                .unwrap();
             audited += records
                 .items
                 .iter()

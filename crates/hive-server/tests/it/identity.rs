@@ -190,7 +190,7 @@ async fn a_cross_origin_cookie_write_is_refused() {
             .store
             .audit()
             .list(
-                Some("auth.cookie_origin"),
+                &hive_store::AuditFilter::action("auth.cookie_origin"),
                 &hive_store::PageRequest::first(10).unwrap(),
             )
             .await
@@ -291,7 +291,7 @@ async fn login_throttles_and_locks_without_telling_accounts_apart() {
             .store
             .audit()
             .list(
-                Some("auth.login"),
+                &hive_store::AuditFilter::action("auth.login"),
                 &hive_store::PageRequest::first(100).unwrap(),
             )
             .await
@@ -918,7 +918,10 @@ async fn reset_links_go_out_by_mail_and_the_answer_never_tells() {
             .hive
             .store
             .audit()
-            .list(Some("user.reset_requested"), &page)
+            .list(
+                &hive_store::AuditFilter::action("user.reset_requested"),
+                &page,
+            )
             .await
             .unwrap();
         let reasons: Vec<&str> = records.items.iter().map(|r| r.detail.as_str()).collect();

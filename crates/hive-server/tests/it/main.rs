@@ -4,6 +4,7 @@
 mod access_matrix;
 mod audit;
 mod audit_coverage;
+mod audit_trail;
 mod health;
 mod identity;
 mod pipeline;

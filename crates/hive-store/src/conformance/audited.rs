@@ -271,9 +271,18 @@ pub async fn a_change_whose_audit_record_fails_is_rolled_back(store: &dyn Store)
     assert_eq!(users.get(bob.id).await.unwrap().as_ref(), Some(&bob));
 
     // Secrets.
+    let key = VaultKeyRow::new(1, "n.c".into(), at);
+    refused(
+        store
+            .vault_keys()
+            .insert(&key, broken("key").append())
+            .await,
+        "vault key",
+    );
+    assert!(store.vault_keys().list().await.unwrap().is_empty());
     store
         .vault_keys()
-        .insert(&VaultKeyRow::new(1, "n.c".into(), at))
+        .insert(&key, note("vault.key_create").append())
         .await
         .unwrap();
     let secrets = store.secrets();
@@ -322,7 +331,7 @@ pub async fn a_change_whose_audit_record_fails_is_rolled_back(store: &dyn Store)
     );
 
     // Only the records of the changes that went through were written, each once: the
-    // session, the token, the two links and the secret.
-    let written = 5;
+    // session, the token, the two links, the vault key and the secret.
+    let written = 6;
     assert_eq!(audit_count(store).await, before + written);
 }

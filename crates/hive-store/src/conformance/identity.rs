@@ -3,9 +3,10 @@
 
 use super::{T0, first, note};
 use crate::{
-    AccountChange, ApiTokenRow, AuditOutcome, AuditRecord, ChainHasher, GENESIS_HASH,
-    GuardedChange, NewUser, OneTimePurpose, OneTimeTokenRow, PageRequest, ProfileChange,
-    SessionRow, Store, StoreError, UserRow, truncate_to_micros,
+    AccountChange, ApiTokenRow, AuditCheckpoint, AuditFilter, AuditOutcome, AuditPosition,
+    AuditRecord, ChainHasher, CheckpointSigner, GENESIS_HASH, GuardedChange, NewUser,
+    OneTimePurpose, OneTimeTokenRow, PageRequest, ProfileChange, SessionRow, Store, StoreError,
+    TextMatch, UserRow, truncate_to_micros,
 };
 use futures_util::future::join_all;
 use hive_proto::{Role, TokenScope};
@@ -948,16 +949,19 @@ pub async fn audit_records_page_newest_first(store: &dyn Store) {
             ..record
         });
     }
-    let all = audit.list(None, &first(10)).await.unwrap();
+    let all = audit.list(&AuditFilter::all(), &first(10)).await.unwrap();
     assert_eq!(all.items, made.iter().rev().cloned().collect::<Vec<_>>());
-    let logins = audit.list(Some("auth.login"), &first(2)).await.unwrap();
+    let logins = audit
+        .list(&AuditFilter::action("auth.login"), &first(2))
+        .await
+        .unwrap();
     assert_eq!(
         logins.items.iter().map(|r| r.id).collect::<Vec<_>>(),
         vec![made[4].id, made[2].id]
     );
     let rest = audit
         .list(
-            Some("auth.login"),
+            &AuditFilter::action("auth.login"),
             &PageRequest::new(2, logins.next_cursor.as_deref()).unwrap(),
         )
         .await
@@ -966,8 +970,246 @@ pub async fn audit_records_page_newest_first(store: &dyn Store) {
     assert!(rest.next_cursor.is_none());
 }
 
+/// Every page of `filter`'s records, newest first, `limit` at a time.
+async fn list_all(store: &dyn Store, filter: &AuditFilter, limit: u32) -> Vec<AuditRecord> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .audit()
+            .list(filter, &PageRequest::new(limit, cursor.as_deref()).unwrap())
+            .await
+            .unwrap();
+        assert!(page.items.len() <= limit as usize);
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return out,
+        }
+    }
+}
+
+/// Every record of `filter`, oldest first, as export walks them.
+async fn walk_oldest_first(
+    store: &dyn Store,
+    filter: &AuditFilter,
+    limit: u32,
+) -> Vec<AuditRecord> {
+    let mut out: Vec<AuditRecord> = Vec::new();
+    let mut position = AuditPosition::START;
+    loop {
+        let batch = store
+            .audit()
+            .oldest_first(filter, &position, limit)
+            .await
+            .unwrap();
+        match (batch.last(), position) {
+            (Some(last), _) => position = AuditPosition::after(last),
+            (None, AuditPosition::Unchained(_)) => position = AuditPosition::Chained(0),
+            (None, AuditPosition::Chained(_)) => return out,
+        }
+        out.extend(batch);
+    }
+}
+
+pub async fn audit_filters_match_and_pages_neither_skip_nor_repeat(store: &dyn Store) {
+    let audit = store.audit();
+    let actions = [
+        "auth.login",
+        "auth.logout",
+        "secret.create",
+        "auth.login_failed",
+    ];
+    let outcomes = [
+        AuditOutcome::Success,
+        AuditOutcome::Failure,
+        AuditOutcome::Denied,
+    ];
+    let mut made = Vec::new();
+    for i in 0..23_i64 {
+        let record = AuditRecord {
+            id: Uuid::now_v7(),
+            // Some records share a time: the id orders them.
+            at: truncate_to_micros(T0 + Duration::seconds(i / 3)),
+            actor: format!("user:{}", i % 3),
+            action: actions[(i % 4) as usize].to_owned(),
+            target: match i % 5 {
+                0 => None,
+                1 | 2 => Some(format!("secret:{}", i % 2)),
+                3 => Some("secretary:1".to_owned()),
+                _ => Some(format!("user:{i}")),
+            },
+            outcome: outcomes[(i % 3) as usize],
+            ip: None,
+            request_id: None,
+            detail: "{}".to_owned(),
+            link: None,
+        };
+        let link = audit.append(&record, &TestHasher).await.unwrap();
+        made.push(AuditRecord {
+            link: Some(link),
+            ..record
+        });
+    }
+    let filters = [
+        AuditFilter::all(),
+        AuditFilter {
+            actor: Some("user:1".to_owned()),
+            ..AuditFilter::default()
+        },
+        AuditFilter::action("auth.login"),
+        AuditFilter {
+            action: Some(TextMatch::Prefix("auth.".to_owned())),
+            ..AuditFilter::default()
+        },
+        AuditFilter {
+            target: Some(TextMatch::Exact("secret:1".to_owned())),
+            ..AuditFilter::default()
+        },
+        AuditFilter {
+            target: Some(TextMatch::Prefix("secret:".to_owned())),
+            ..AuditFilter::default()
+        },
+        AuditFilter {
+            outcome: Some(AuditOutcome::Denied),
+            ..AuditFilter::default()
+        },
+        AuditFilter {
+            since: Some(truncate_to_micros(T0 + Duration::seconds(2))),
+            until: Some(truncate_to_micros(T0 + Duration::seconds(5))),
+            ..AuditFilter::default()
+        },
+        AuditFilter {
+            actor: Some("user:0".to_owned()),
+            action: Some(TextMatch::Prefix("auth.login".to_owned())),
+            outcome: Some(AuditOutcome::Success),
+            since: Some(truncate_to_micros(T0 + Duration::seconds(1))),
+            ..AuditFilter::default()
+        },
+        AuditFilter {
+            actor: Some("nobody".to_owned()),
+            ..AuditFilter::default()
+        },
+    ];
+    for filter in &filters {
+        let mut newest_first: Vec<AuditRecord> =
+            made.iter().filter(|r| filter.matches(r)).cloned().collect();
+        newest_first.sort_by_key(|r| std::cmp::Reverse((r.at, r.id)));
+        for limit in [1, 4, 100] {
+            assert_eq!(
+                list_all(store, filter, limit).await,
+                newest_first,
+                "{filter:?} in pages of {limit}"
+            );
+        }
+        let in_chain_order: Vec<AuditRecord> =
+            made.iter().filter(|r| filter.matches(r)).cloned().collect();
+        assert_eq!(
+            walk_oldest_first(store, filter, 4).await,
+            in_chain_order,
+            "{filter:?} oldest first"
+        );
+    }
+    // The prefix filters are prefixes, not patterns.
+    let wild = AuditFilter {
+        action: Some(TextMatch::Prefix("auth_".to_owned())),
+        ..AuditFilter::default()
+    };
+    assert!(list_all(store, &wild, 10).await.is_empty());
+    let upper = AuditFilter {
+        action: Some(TextMatch::Prefix("AUTH.".to_owned())),
+        ..AuditFilter::default()
+    };
+    assert!(list_all(store, &upper, 10).await.is_empty());
+}
+
+pub async fn audit_retention_cuts_the_chain_at_a_signed_checkpoint(store: &dyn Store) {
+    let audit = store.audit();
+    let mut made = Vec::new();
+    for i in 0..10 {
+        let record = AuditRecord {
+            at: truncate_to_micros(T0 + Duration::minutes(i)),
+            ..chain_record(format!("{{\"n\":{i}}}"))
+        };
+        made.push(audit.append(&record, &TestHasher).await.unwrap());
+    }
+    assert_eq!(audit.latest_checkpoint().await.unwrap(), None);
+    let now = T0 + Duration::days(400);
+    let cut = T0 + Duration::minutes(5);
+
+    // In batches of 3: records 1-3, then 4-5 (6 is at the cut, not before it), then nothing.
+    let pruned = audit.prune_before(cut, 3, &TestHasher, now).await.unwrap();
+    assert_eq!(pruned.deleted, 3);
+    let checkpoint = pruned.checkpoint.clone().unwrap();
+    let mut expected = AuditCheckpoint {
+        seq: 3,
+        hash: made[2].hash.clone(),
+        at: truncate_to_micros(T0 + Duration::minutes(2)),
+        created_at: truncate_to_micros(now),
+        signature: String::new(),
+    };
+    expected.signature = TestHasher.sign_checkpoint(&expected);
+    assert_eq!(checkpoint, expected);
+    assert_eq!(audit.latest_checkpoint().await.unwrap(), Some(expected));
+    let pruned = audit.prune_before(cut, 3, &TestHasher, now).await.unwrap();
+    assert_eq!(pruned.deleted, 2);
+    assert_eq!(pruned.checkpoint.as_ref().map(|c| c.seq), Some(5));
+    let pruned = audit.prune_before(cut, 3, &TestHasher, now).await.unwrap();
+    assert_eq!(pruned, crate::AuditPrune::default());
+    let left = audit.chain_after(0, 100).await.unwrap();
+    assert_eq!(
+        left.first().and_then(|r| r.link.as_ref()).map(|l| l.seq),
+        Some(6)
+    );
+    assert_eq!(
+        audit
+            .latest_checkpoint()
+            .await
+            .unwrap()
+            .map(|c| (c.seq, c.hash)),
+        Some((5, made[4].hash.clone()))
+    );
+
+    // A cut after everything keeps the newest record, so the next append links to it.
+    let pruned = audit
+        .prune_before(now, 100, &TestHasher, now)
+        .await
+        .unwrap();
+    assert_eq!(pruned.deleted, 4);
+    assert_eq!(pruned.checkpoint.map(|c| c.seq), Some(9));
+    let next = audit
+        .append(&chain_record("{}".to_owned()), &TestHasher)
+        .await
+        .unwrap();
+    assert_eq!(next.seq, 11);
+    assert_eq!(next.prev_hash, made[9].hash);
+    let left = audit.chain_after(0, 100).await.unwrap();
+    assert_eq!(
+        left.iter()
+            .map(|r| r.link.as_ref().unwrap().seq)
+            .collect::<Vec<_>>(),
+        vec![10, 11]
+    );
+}
+
 /// An unkeyed stand-in for the audit chain's HMAC: enough to see what the store hashes.
 pub(crate) struct TestHasher;
+
+impl CheckpointSigner for TestHasher {
+    fn sign_checkpoint(&self, checkpoint: &AuditCheckpoint) -> String {
+        let mut digest = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(
+            &(
+                checkpoint.seq,
+                &checkpoint.hash,
+                checkpoint.at,
+                checkpoint.created_at,
+            ),
+            &mut digest,
+        );
+        format!("{:064x}", std::hash::Hasher::finish(&digest))
+    }
+}
 
 impl ChainHasher for TestHasher {
     fn hash(&self, seq: i64, prev_hash: &str, record: &AuditRecord) -> String {

@@ -13,9 +13,15 @@ pub async fn vault_keys_are_unique_by_id(store: &dyn Store) {
             truncate_to_micros(T0),
         )
     };
-    keys.insert(&key(2)).await.unwrap();
-    keys.insert(&key(1)).await.unwrap();
-    let taken = keys.insert(&key(2)).await;
+    keys.insert(&key(2), note("vault.key_create").append())
+        .await
+        .unwrap();
+    keys.insert(&key(1), note("vault.key_create").append())
+        .await
+        .unwrap();
+    let taken = keys
+        .insert(&key(2), note("vault.key_create").append())
+        .await;
     assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
     assert_eq!(keys.list().await.unwrap(), vec![key(1), key(2)]);
 }
@@ -26,7 +32,10 @@ pub async fn secrets_are_unique_per_owner_and_versioned(store: &dyn Store) {
     use uuid::Uuid;
     store
         .vault_keys()
-        .insert(&VaultKeyRow::new(1, "n.c".into(), truncate_to_micros(T0)))
+        .insert(
+            &VaultKeyRow::new(1, "n.c".into(), truncate_to_micros(T0)),
+            note("vault.key_create").append(),
+        )
         .await
         .unwrap();
     let owner = |email: &str| NewUser {
@@ -209,9 +218,12 @@ async fn an_owner(store: &dyn Store) -> uuid::Uuid {
 
 pub async fn vault_key_encryptions_are_reserved_up_to_a_limit(store: &dyn Store) {
     let keys = store.vault_keys();
-    keys.insert(&VaultKeyRow::new(1, "n.c".into(), truncate_to_micros(T0)))
-        .await
-        .unwrap();
+    keys.insert(
+        &VaultKeyRow::new(1, "n.c".into(), truncate_to_micros(T0)),
+        note("vault.key_create").append(),
+    )
+    .await
+    .unwrap();
     assert!(keys.reserve_encryptions(1, 4, 10).await.unwrap());
     assert!(keys.reserve_encryptions(1, 4, 10).await.unwrap());
     assert!(
@@ -230,9 +242,12 @@ pub async fn vault_key_encryptions_are_reserved_up_to_a_limit(store: &dyn Store)
     assert_eq!(keys.list().await.unwrap()[0].encryptions_reserved, 10);
 
     // Replicas reserving at once: each block is counted once, none lost, none past the limit.
-    keys.insert(&VaultKeyRow::new(2, "n.c".into(), truncate_to_micros(T0)))
-        .await
-        .unwrap();
+    keys.insert(
+        &VaultKeyRow::new(2, "n.c".into(), truncate_to_micros(T0)),
+        note("vault.key_create").append(),
+    )
+    .await
+    .unwrap();
     let attempts = (0..40).map(|_| keys.reserve_encryptions(2, 3, 90));
     let granted = futures_util::future::join_all(attempts)
         .await
@@ -246,9 +261,12 @@ pub async fn vault_key_encryptions_are_reserved_up_to_a_limit(store: &dyn Store)
 pub async fn vault_keys_retire_only_when_unused_and_not_newest(store: &dyn Store) {
     let keys = store.vault_keys();
     for id in [1, 2] {
-        keys.insert(&VaultKeyRow::new(id, "n.c".into(), truncate_to_micros(T0)))
-            .await
-            .unwrap();
+        keys.insert(
+            &VaultKeyRow::new(id, "n.c".into(), truncate_to_micros(T0)),
+            note("vault.key_create").append(),
+        )
+        .await
+        .unwrap();
     }
     let owner = an_owner(store).await;
     let secret = sealed_secret(owner, "old", 1);
@@ -259,11 +277,17 @@ pub async fn vault_keys_retire_only_when_unused_and_not_newest(store: &dyn Store
         .unwrap();
     let later = truncate_to_micros(T0 + time::Duration::hours(1));
     assert!(
-        !keys.retire_if_unused(1, later).await.unwrap(),
+        !keys
+            .retire_if_unused(1, later, note("vault.key_retire").append())
+            .await
+            .unwrap(),
         "a secret uses it"
     );
     assert!(
-        !keys.retire_if_unused(2, later).await.unwrap(),
+        !keys
+            .retire_if_unused(2, later, note("vault.key_retire").append())
+            .await
+            .unwrap(),
         "the newest key"
     );
     assert!(
@@ -273,9 +297,25 @@ pub async fn vault_keys_retire_only_when_unused_and_not_newest(store: &dyn Store
             .await
             .unwrap()
     );
-    assert!(keys.retire_if_unused(1, later).await.unwrap());
-    assert!(!keys.retire_if_unused(1, later).await.unwrap(), "once");
-    assert!(!keys.retire_if_unused(7, later).await.unwrap(), "no key 7");
+    assert!(
+        keys.retire_if_unused(1, later, note("vault.key_retire").append())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !keys
+            .retire_if_unused(1, later, note("vault.key_retire").append())
+            .await
+            .unwrap(),
+        "once"
+    );
+    assert!(
+        !keys
+            .retire_if_unused(7, later, note("vault.key_retire").append())
+            .await
+            .unwrap(),
+        "no key 7"
+    );
     let listed = keys.list().await.unwrap();
     assert_eq!(
         (listed[0].retired_at, listed[1].retired_at),
@@ -291,7 +331,10 @@ pub async fn secrets_reseal_only_unchanged_rows(store: &dyn Store) {
     for id in [1, 2] {
         store
             .vault_keys()
-            .insert(&VaultKeyRow::new(id, "n.c".into(), truncate_to_micros(T0)))
+            .insert(
+                &VaultKeyRow::new(id, "n.c".into(), truncate_to_micros(T0)),
+                note("vault.key_create").append(),
+            )
             .await
             .unwrap();
     }
