@@ -204,20 +204,6 @@ async fn serve(config: Config) -> Result<(), String> {
     let shutdown = CancellationToken::new();
     let signals = ShutdownSignals::register()?;
     tokio::spawn(signals.cancel_on_signal(shutdown.clone()));
-    tracing::info!(
-        address = %local,
-        node_id = %hive.node_id,
-        database = hive.store.backend().as_str(),
-        "Hive is listening"
-    );
-    eprintln!(
-        "Hive is listening on http://{local} (public URL {})",
-        hive.config.auth_url
-    );
-    if let Some(link) = hive.setup_link() {
-        eprintln!("Create the first admin (one-time link): {link}");
-    }
-
     let tracker = TaskTracker::new();
     if let Some(address) = hive.config.http.metrics_listen {
         let handle = hive_server::metrics::install_recorder()?;
@@ -237,6 +223,22 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     hive.start_jobs(&tracker, shutdown.clone());
     hive.start_presence(&tracker, shutdown.clone());
+
+    tracing::info!(
+        address = %local,
+        node_id = %hive.node_id,
+        database = hive.store.backend().as_str(),
+        "Hive is listening"
+    );
+    // The listening line comes last: whoever waits for it (an operator's script, the tests)
+    // has everything printed before it.
+    if let Some(link) = hive.setup_link() {
+        eprintln!("Create the first admin (one-time link): {link}");
+    }
+    eprintln!(
+        "Hive is listening on http://{local} (public URL {})",
+        hive.config.auth_url
+    );
 
     let state = hive_server::AppState::new(Arc::clone(&hive), shutdown.clone());
     let served = hive_server::serve(state, listener).await;
