@@ -332,9 +332,9 @@ fn parse_time(name: &str, raw: &str) -> Result<OffsetDateTime, String> {
         .map_err(|_| format!("{name} is not an RFC 3339 time (e.g. 2026-01-31T12:00:00Z)"))
 }
 
-/// A record as one export line.
-pub fn export_line(record: &AuditRecord) -> AuditExportLine {
-    AuditExportLine {
+/// A record as the API shows it.
+pub fn view(record: &AuditRecord) -> hive_proto::auth::AuditView {
+    hive_proto::auth::AuditView {
         id: record.id.to_string(),
         at: record.at,
         actor: record.actor.clone(),
@@ -345,6 +345,13 @@ pub fn export_line(record: &AuditRecord) -> AuditExportLine {
         request_id: record.request_id.clone(),
         detail: serde_json::from_str(&record.detail).unwrap_or(serde_json::Value::Null),
         seq: record.link.as_ref().map(|link| link.seq),
+    }
+}
+
+/// A record as one export line: the view and its links.
+pub fn export_line(record: &AuditRecord) -> AuditExportLine {
+    AuditExportLine {
+        record: view(record),
         prev_hash: record.link.as_ref().map(|link| link.prev_hash.clone()),
         hash: record.link.as_ref().map(|link| link.hash.clone()),
     }

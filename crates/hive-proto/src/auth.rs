@@ -300,18 +300,10 @@ impl AuditListQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditExportLine {
-    pub id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    pub actor: String,
-    pub action: String,
-    pub target: Option<String>,
-    pub outcome: String,
-    pub ip: Option<String>,
-    pub request_id: Option<String>,
-    pub detail: serde_json::Value,
-    /// `None` for records older than the chain (they come first).
-    pub seq: Option<i64>,
+    /// The record as the query shows it (`seq` is `None` for records older than the chain;
+    /// they come first).
+    #[serde(flatten)]
+    pub record: AuditView,
     pub prev_hash: Option<String>,
     pub hash: Option<String>,
 }
@@ -361,74 +353,48 @@ mod tests {
 
     #[test]
     fn debug_never_shows_passwords_tokens_or_links() {
-        let shown = [
-            format!(
-                "{:?}",
-                NewAccountRequest {
-                    email: "a@example.com".into(),
-                    display_name: "A".into(),
-                    password: SECRET.into()
-                }
-            ),
-            format!(
-                "{:?}",
-                LoginRequest {
-                    email: "a@example.com".into(),
-                    password: SECRET.into()
-                }
-            ),
-            format!(
-                "{:?}",
-                PasswordRequest {
-                    password: SECRET.into()
-                }
-            ),
-            format!(
-                "{:?}",
-                ChangePasswordRequest {
-                    current_password: SECRET.into(),
-                    new_password: SECRET.into()
-                }
-            ),
-            format!(
-                "{:?}",
-                TokenRequest {
-                    token: SECRET.into()
-                }
-            ),
-            format!(
-                "{:?}",
-                AcceptInvitationRequest {
-                    token: SECRET.into(),
-                    display_name: "A".into(),
-                    password: SECRET.into()
-                }
-            ),
-            format!(
-                "{:?}",
-                ResetPasswordRequest {
-                    token: SECRET.into(),
-                    new_password: SECRET.into()
-                }
-            ),
-            format!(
-                "{:?}",
-                LinkResponse {
-                    id: "id-1".into(),
-                    url: format!("https://hive.example.com/reset#{SECRET}"),
-                    expires_at: OffsetDateTime::UNIX_EPOCH
-                }
-            ),
-            format!(
-                "{:?}",
-                crate::secrets::CreateSecretRequest {
-                    name: "n".into(),
-                    description: String::new(),
-                    value: SECRET.into()
-                }
-            ),
+        let shown: Vec<Box<dyn std::fmt::Debug>> = vec![
+            Box::new(NewAccountRequest {
+                email: "a@example.com".into(),
+                display_name: "A".into(),
+                password: SECRET.into(),
+            }),
+            Box::new(LoginRequest {
+                email: "a@example.com".into(),
+                password: SECRET.into(),
+            }),
+            Box::new(PasswordRequest {
+                password: SECRET.into(),
+            }),
+            Box::new(ChangePasswordRequest {
+                current_password: SECRET.into(),
+                new_password: SECRET.into(),
+            }),
+            Box::new(TokenRequest {
+                token: SECRET.into(),
+            }),
+            Box::new(AcceptInvitationRequest {
+                token: SECRET.into(),
+                display_name: "A".into(),
+                password: SECRET.into(),
+            }),
+            Box::new(ResetPasswordRequest {
+                token: SECRET.into(),
+                new_password: SECRET.into(),
+            }),
+            Box::new(LinkResponse {
+                id: "id-1".into(),
+                url: format!("https://hive.example.com/reset#{SECRET}"),
+                expires_at: OffsetDateTime::UNIX_EPOCH,
+            }),
+            Box::new(crate::secrets::CreateSecretRequest {
+                name: "n".into(),
+                description: String::new(),
+                value: SECRET.into(),
+            }),
         ];
-        for text in shown {
+        for value in shown {
+            let text = format!("{value:?}");
             assert!(!text.contains(SECRET), "{text}");
             assert!(text.contains("<redacted>"), "{text}");
         }

@@ -52,16 +52,5 @@ pub fn token_view(token: &ApiTokenRow) -> TokenView {
 }
 
 pub fn audit_view(record: &AuditRecord) -> AuditView {
-    AuditView {
-        id: record.id.to_string(),
-        at: record.at,
-        actor: record.actor.clone(),
-        action: record.action.clone(),
-        target: record.target.clone(),
-        outcome: record.outcome.as_str().to_owned(),
-        ip: record.ip.clone(),
-        request_id: record.request_id.clone(),
-        detail: serde_json::from_str(&record.detail).unwrap_or(serde_json::Value::Null),
-        seq: record.link.as_ref().map(|link| link.seq),
-    }
+    hive_core::audit::view(record)
 }

@@ -230,13 +230,7 @@ async fn replayed_and_unknown_links_are_recorded() {
             .json()
             .await
             .unwrap();
-        let token = link["url"]
-            .as_str()
-            .unwrap()
-            .split("#token=")
-            .nth(1)
-            .unwrap()
-            .to_owned();
+        let token = link_token(&link);
 
         // Ten copies of one link at once: one reset, nine refusals, each one recorded.
         let body = json!({ "token": token, "newPassword": "another long passphrase" });

@@ -86,16 +86,6 @@ struct Walk {
     seen: i64,
 }
 
-fn token_of(link: &Value) -> String {
-    link["url"]
-        .as_str()
-        .unwrap()
-        .split("#token=")
-        .nth(1)
-        .unwrap()
-        .to_owned()
-}
-
 async fn records_since(server: &TestServer, seq: i64) -> Vec<AuditRecord> {
     server
         .hive
@@ -173,7 +163,7 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
                 .send(server, Method::POST, path, Some(body))
                 .await;
             let (status, link) = read(response).await;
-            walk.invitation = token_of(&link);
+            walk.invitation = link_token(&link);
             return status;
         }
         ("POST", "/api/v1/auth/invitation") => {
@@ -208,7 +198,7 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
                 .send(server, Method::POST, &link_path, None)
                 .await;
             let (status, link) = read(response).await;
-            walk.reset = token_of(&link);
+            walk.reset = link_token(&link);
             return status;
         }
         ("POST", "/api/v1/auth/password-reset") => {

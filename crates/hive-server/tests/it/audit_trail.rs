@@ -248,8 +248,8 @@ async fn the_trail_filters_pages_and_refuses_bad_filters() {
 fn assert_linked(lines: &[AuditExportLine], first_prev: &str) {
     let mut prev = first_prev.to_owned();
     let mut expected_seq = None;
-    for line in lines.iter().filter(|l| l.seq.is_some()) {
-        let seq = line.seq.unwrap();
+    for line in lines.iter().filter(|l| l.record.seq.is_some()) {
+        let seq = line.record.seq.unwrap();
         if let Some(expected) = expected_seq {
             assert_eq!(seq, expected);
         }
@@ -267,15 +267,15 @@ async fn the_export_streams_linked_lines_and_is_audited() {
         let all = every_page(&server, &admin, &[], 100).await;
         let lines = export(&server, &admin, &[]).await;
         // Oldest first from the genesis, the export's own record last.
-        assert_eq!(lines[0].seq, Some(1));
+        assert_eq!(lines[0].record.seq, Some(1));
         assert_linked(&lines, GENESIS_HASH);
         assert_eq!(lines.len(), all.len() + 1);
         let last = lines.last().unwrap();
         assert_eq!(
-            (last.action.as_str(), last.outcome.as_str()),
+            (last.record.action.as_str(), last.record.outcome.as_str()),
             ("audit.export", "success")
         );
-        assert_eq!(last.actor, admin_actor);
+        assert_eq!(last.record.actor, admin_actor);
         assert!(
             lines
                 .iter()
@@ -292,9 +292,9 @@ async fn the_export_streams_linked_lines_and_is_audited() {
         assert!(
             logins
                 .iter()
-                .all(|l| l.action == "auth.login" && l.outcome == "failure")
+                .all(|l| l.record.action == "auth.login" && l.record.outcome == "failure")
         );
-        assert!(logins.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert!(logins.windows(2).all(|w| w[0].record.seq < w[1].record.seq));
         let exports = every_page(&server, &admin, &[("action", "audit.export")], 10).await;
         assert_eq!(exports.len(), 2);
         assert_eq!(exports[0]["detail"]["filter"]["action"], "auth.login");
@@ -324,11 +324,11 @@ async fn retention_cuts_the_trail_and_the_rest_still_verifies_and_exports() {
         };
         let first_hour = before
             .iter()
-            .filter(|l| l.at < time::macros::datetime!(2026-01-01 00:30 UTC))
+            .filter(|l| l.record.at < time::macros::datetime!(2026-01-01 00:30 UTC))
             .count();
         assert!(first_hour > 0);
         let note = job.run(&ctx).await.unwrap();
-        let last_cut = before[first_hour - 1].seq.unwrap();
+        let last_cut = before[first_hour - 1].record.seq.unwrap();
         assert_eq!(
             note,
             format!("pruned {first_hour} audit records; checkpoint at {last_cut}")
@@ -341,7 +341,7 @@ async fn retention_cuts_the_trail_and_the_rest_still_verifies_and_exports() {
         assert_eq!(report.resumed_after, Some(last_cut));
         let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
         let after = export(&server, &admin, &[]).await;
-        assert_eq!(after[0].seq, Some(last_cut + 1));
+        assert_eq!(after[0].record.seq, Some(last_cut + 1));
         assert_linked(&after, before[first_hour - 1].hash.as_deref().unwrap());
         let retention = every_page(&server, &admin, &[("action", "audit.retention")], 10).await;
         assert_eq!(retention.len(), 1);

@@ -718,13 +718,7 @@ async fn invitations_and_resets_are_single_use_links() {
             .json()
             .await
             .unwrap();
-        let reset_token = link["url"]
-            .as_str()
-            .unwrap()
-            .split("#token=")
-            .nth(1)
-            .unwrap()
-            .to_owned();
+        let reset_token = link_token(&link);
         let session = login(&server, "new@example.com", PASSWORD).await;
         let reset = json!({ "token": reset_token, "newPassword": "another fine passphrase" });
         assert_eq!(

@@ -109,6 +109,18 @@ pub async fn login(server: &TestServer, email: &str, password: &str) -> Browser 
     }
 }
 
+/// The one-time token of an invitation or reset link (it rides in the `#token=` fragment),
+/// registered as a canary of the leak check.
+pub fn link_token(link: &Value) -> String {
+    let token = link["url"]
+        .as_str()
+        .and_then(|url| url.split("#token=").nth(1))
+        .expect("a link with a #token= fragment")
+        .to_owned();
+    hive_testkit::capture::canary(&token);
+    token
+}
+
 /// Invites `email` with `role` as `admin`, accepts the invitation and signs the new user in.
 pub async fn add_user(
     server: &TestServer,
@@ -126,14 +138,7 @@ pub async fn add_user(
         .await;
     assert_eq!(invite.status(), 201);
     let link: Value = invite.json().await.unwrap();
-    let token = link["url"]
-        .as_str()
-        .unwrap()
-        .split("#token=")
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    hive_testkit::capture::canary(&token);
+    let token = link_token(&link);
     let accepted = server
         .client
         .post_json(
