@@ -437,11 +437,42 @@ mod tests {
         (store, dir)
     }
 
-    async fn execute(store: &SqliteStore, sql: &str) {
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+    async fn try_execute(store: &SqliteStore, sql: &str) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
             .execute(store.writer_pool())
             .await
-            .unwrap();
+            .map(|_| ())
+    }
+
+    /// Rewrites history as someone who owns the database would: the append-only triggers go
+    /// first (Hive itself cannot get past them).
+    async fn execute(store: &SqliteStore, sql: &str) {
+        let drop_guards = "DROP TRIGGER IF EXISTS audit_events_append_only; \
+             DROP TRIGGER IF EXISTS audit_events_cut_behind_a_checkpoint; \
+             DROP TRIGGER IF EXISTS audit_checkpoints_append_only; \
+             DROP TRIGGER IF EXISTS audit_checkpoints_kept;";
+        try_execute(store, drop_guards).await.unwrap();
+        try_execute(store, sql).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_database_refuses_to_rewrite_the_log() {
+        let chain = chain_with(1);
+        let (store, _dir) = store_with_records(&chain, 3).await;
+        for statement in [
+            "UPDATE audit_events SET outcome = 'failure' WHERE seq = 2",
+            "UPDATE audit_events SET seq = 9 WHERE seq = 3",
+            "DELETE FROM audit_events WHERE seq = 3",
+            "DELETE FROM audit_events",
+        ] {
+            let refused = try_execute(&store, statement).await.unwrap_err();
+            assert!(
+                refused.to_string().contains("audit records are"),
+                "{refused}"
+            );
+        }
+        let report = verify(store.as_ref(), &chain).await.unwrap();
+        assert_eq!((report.checked, report.first_break), (3, None));
     }
 
     #[tokio::test]

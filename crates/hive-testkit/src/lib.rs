@@ -178,11 +178,11 @@ impl DatabaseTarget {
         }
     }
 
-    async fn execute(&self, sql: &str) {
+    async fn execute(&self, sql: &str) -> Result<(), String> {
         match self {
             Self::Sqlite(path) => {
                 let url = format!("sqlite://{}", path.display());
-                execute_on::<sqlx::SqliteConnection>(&url, sql).await;
+                execute_on::<sqlx::SqliteConnection>(&url, sql).await
             }
             Self::Postgres(url) => execute_on::<sqlx::PgConnection>(url, sql).await,
         }
@@ -200,7 +200,7 @@ impl DatabaseTarget {
     }
 }
 
-async fn execute_on<C>(url: &str, sql: &str)
+async fn execute_on<C>(url: &str, sql: &str) -> Result<(), String>
 where
     C: sqlx::Connection,
     for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
@@ -208,11 +208,13 @@ where
     let mut conn = C::connect(url)
         .await
         .expect("a connection to the test server's database");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+    let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
         .execute(&mut conn)
         .await
-        .expect("SQL runs");
+        .map(|_| ())
+        .map_err(|e| e.to_string());
     conn.close().await.expect("closes");
+    done
 }
 
 async fn audit_lines_of<C>(url: &str) -> Option<String>
@@ -340,7 +342,14 @@ impl TestServer {
     /// beside the server's pools: to inject a fault (a trigger that fails), or to look at
     /// rows as an operator with database access would.
     pub async fn execute_sql(&self, sql: &str) {
-        DatabaseTarget::of(&self.hive.config).execute(sql).await;
+        if let Err(error) = self.try_execute_sql(sql).await {
+            panic!("SQL refused: {error}");
+        }
+    }
+
+    /// As [`TestServer::execute_sql`], answering what the database said.
+    pub async fn try_execute_sql(&self, sql: &str) -> Result<(), String> {
+        DatabaseTarget::of(&self.hive.config).execute(sql).await
     }
 
     /// Starts the graceful shutdown without waiting for it.

@@ -172,10 +172,18 @@ async fn audit_verify_reports_an_intact_chain_and_finds_an_edit() {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.display()))
         .await
         .unwrap();
-    sqlx::query("UPDATE audit_events SET actor = 'cli-forged' WHERE seq = 2")
+    // Hive's own statements cannot; the database's owner drops the guard first.
+    let refused = sqlx::query("UPDATE audit_events SET actor = 'cli-forged' WHERE seq = 2")
         .execute(&pool)
-        .await
-        .unwrap();
+        .await;
+    assert!(refused.is_err(), "the log is append-only");
+    sqlx::raw_sql(
+        "DROP TRIGGER audit_events_append_only; \
+         UPDATE audit_events SET actor = 'cli-forged' WHERE seq = 2",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     pool.close().await;
     let broken = run_to_exit(path, &["audit", "verify"], &[]).await;
     assert!(!broken.0.success());

@@ -289,3 +289,28 @@ async fn replayed_and_unknown_links_are_recorded() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_database_refuses_to_rewrite_the_log() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        for statement in [
+            "UPDATE audit_events SET actor = 'forged'",
+            "DELETE FROM audit_events",
+        ] {
+            let refused = server.try_execute_sql(statement).await;
+            assert!(
+                refused
+                    .as_ref()
+                    .is_err_and(|e| e.contains("append-only") || e.contains("checkpoint")),
+                "{statement} on {backend:?}: {refused:?}"
+            );
+        }
+        let report = hive_core::audit::verify(server.hive.store.as_ref(), &server.hive.audit_chain)
+            .await
+            .unwrap();
+        assert_eq!(report.first_break, None);
+        assert!(report.checked >= 2, "the first key and the admin");
+    }
+}
