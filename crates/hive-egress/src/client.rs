@@ -425,23 +425,22 @@ fn classify(origin: &str, error: &reqwest::Error) -> EgressError {
     }
 }
 
-/// Whether a rustls error is somewhere in the chain (hyper-rustls wraps it in an `io::Error`,
-/// whose `source` skips the wrapped error, so look inside each `io::Error` too).
+/// Whether a rustls error is somewhere in the chain. hyper-rustls wraps it in `io::Error`s
+/// (nested), whose `source` skips the wrapped error, so step into each `io::Error` by hand.
 fn is_tls(error: &reqwest::Error) -> bool {
     use std::error::Error;
-    let mut source: Option<&(dyn Error + 'static)> = error.source();
-    while let Some(cause) = source {
+    let mut next: Option<&(dyn Error + 'static)> = error.source();
+    while let Some(cause) = next {
         if cause.is::<rustls::Error>() {
             return true;
         }
-        if let Some(io) = cause.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-        {
-            return true;
-        }
-        source = cause.source();
+        next = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => match io.get_ref() {
+                Some(inner) => Some(inner as &(dyn Error + 'static)),
+                None => None,
+            },
+            None => cause.source(),
+        };
     }
     false
 }
