@@ -208,7 +208,8 @@ impl EgressClient {
         let policy = self.policy();
         let result = async {
             let target = policy.precheck(url)?;
-            let deadline = Instant::now() + self.settings.dns_timeout;
+            // Past the DNS timeout, so that a slow lookup reads as a DNS failure, not `timeout`.
+            let deadline = Instant::now() + self.settings.dns_timeout + Duration::from_secs(1);
             let addresses = self.resolve_checked(&policy, &target, deadline).await?;
             Ok((target, addresses))
         }
@@ -320,6 +321,10 @@ impl EgressClient {
             Ok(Err(error)) => Err(EgressError::Resolve {
                 origin: target.origin.clone(),
                 detail: error.0,
+            }),
+            Ok(Ok(ips)) if ips.is_empty() => Err(EgressError::Resolve {
+                origin: target.origin.clone(),
+                detail: "the name has no address".into(),
             }),
             Ok(Ok(ips)) => Ok(policy.check_addresses(target, &ips)?),
         }

@@ -208,6 +208,8 @@ impl EgressPolicy {
         target: &Target,
         ips: &[IpAddr],
     ) -> Result<Vec<SocketAddr>, Refusal> {
+        // The client reports an empty answer as a lookup failure first; refusing here keeps an
+        // empty list from ever reading as "nothing refused".
         if ips.is_empty() {
             return Err(Refusal::new(
                 RefusalReason::PrivateRange,

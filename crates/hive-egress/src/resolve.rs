@@ -70,6 +70,7 @@ pub struct ScriptedResolver {
 #[derive(Debug, Default)]
 struct ScriptState {
     scripts: HashMap<String, Vec<Result<Vec<IpAddr>, ResolveError>>>,
+    silent: Vec<String>,
     lookups: HashMap<String, usize>,
 }
 
@@ -94,6 +95,14 @@ impl ScriptedResolver {
         self.script(name, vec![Err(ResolveError("scripted failure".into()))])
     }
 
+    /// `name` never answers (a name server that drops the query), to exercise the DNS timeout.
+    pub fn never_answer(&self, name: &str) -> &Self {
+        if let Ok(mut state) = self.state.lock() {
+            state.silent.push(name.to_owned());
+        }
+        self
+    }
+
     fn script(&self, name: &str, answers: Vec<Result<Vec<IpAddr>, ResolveError>>) -> &Self {
         if let Ok(mut state) = self.state.lock() {
             state.scripts.insert(name.to_owned(), answers);
@@ -113,10 +122,28 @@ impl ScriptedResolver {
 #[async_trait]
 impl Resolve for ScriptedResolver {
     async fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, ResolveError> {
+        match self.answer_now(name)? {
+            Some(answer) => answer,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl ScriptedResolver {
+    /// `Ok(None)`: the name is scripted to stay silent.
+    #[allow(clippy::type_complexity)]
+    fn answer_now(
+        &self,
+        name: &str,
+    ) -> Result<Option<Result<Vec<IpAddr>, ResolveError>>, ResolveError> {
         let mut state = self
             .state
             .lock()
             .map_err(|_| ResolveError("scripted resolver poisoned".into()))?;
+        if state.silent.iter().any(|silent| silent == name) {
+            *state.lookups.entry(name.to_owned()).or_insert(0) += 1;
+            return Ok(None);
+        }
         let count = {
             let count = state.lookups.entry(name.to_owned()).or_insert(0);
             *count += 1;
@@ -127,10 +154,9 @@ impl Resolve for ScriptedResolver {
             .get(name)
             .ok_or_else(|| ResolveError(format!("no scripted answer for {name}")))?;
         let index = count.saturating_sub(1).min(answers.len().saturating_sub(1));
-        answers
-            .get(index)
-            .cloned()
-            .unwrap_or_else(|| Err(ResolveError(format!("no scripted answer for {name}"))))
+        Ok(Some(answers.get(index).cloned().unwrap_or_else(|| {
+            Err(ResolveError(format!("no scripted answer for {name}")))
+        })))
     }
 }
 

@@ -590,3 +590,34 @@ async fn failures_are_not_refusals() {
     assert!(matches!(error, EgressError::Tls { .. }), "{error:?}");
     assert!(!error.to_string().contains("s3cr3t"), "{error}");
 }
+
+#[tokio::test]
+async fn dns_timeout_and_total_timeout_during_the_lookup() {
+    let resolver = Arc::new(ScriptedResolver::new());
+    resolver.never_answer("slow.test");
+    let egress = client_with("", resolver.clone(), |c| {
+        c.dns_timeout = Duration::from_millis(100);
+    });
+    let error = egress.get("http://slow.test/", &LIMITS).await.unwrap_err();
+    assert!(matches!(error, EgressError::Resolve { .. }), "{error:?}");
+    assert!(matches!(
+        egress.check("http://slow.test/").await,
+        Decision::Failed(EgressError::Resolve { .. })
+    ));
+    // When the call's own time is shorter than the DNS timeout, it is the call's timeout.
+    let patient = client_with("", resolver, |c| c.dns_timeout = Duration::from_secs(5));
+    let short = CallLimits::new(Duration::from_millis(100), 1024);
+    assert_eq!(
+        refusal(patient.get("http://slow.test/", &short).await),
+        RefusalReason::Timeout
+    );
+}
+
+#[tokio::test]
+async fn empty_answer_is_a_resolution_failure() {
+    let resolver = Arc::new(ScriptedResolver::new());
+    resolver.answer("empty.test", []);
+    let egress = client("", resolver);
+    let error = egress.get("http://empty.test/", &LIMITS).await.unwrap_err();
+    assert!(matches!(error, EgressError::Resolve { .. }), "{error:?}");
+}
