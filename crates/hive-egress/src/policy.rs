@@ -346,3 +346,68 @@ pub fn is_public(ip: IpAddr) -> bool {
 pub fn address_refusal(ip: IpAddr) -> Option<RefusalReason> {
     ranges::classify(ip).map(|blocked| blocked.reason)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_redirects_parses_the_environment_form() {
+        assert_eq!(MaxRedirects::parse("5").unwrap().get(), 5);
+        assert_eq!(MaxRedirects::parse(" 0 ").unwrap().get(), 0);
+        assert_eq!(MaxRedirects::parse("10").unwrap().get(), 10);
+        for bad in ["11", "-1", "five", "", "300"] {
+            let error = MaxRedirects::parse(bad).unwrap_err();
+            assert!(error.to_string().contains("from 0 to 10"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn names_lose_one_trailing_dot_only() {
+        assert_eq!(normalize_name("example.com."), Some("example.com"));
+        assert_eq!(normalize_name("example.com"), Some("example.com"));
+        assert_eq!(normalize_name("example.com.."), None);
+        assert_eq!(normalize_name("."), None);
+        assert_eq!(normalize_name("a..b"), None);
+        assert_eq!(normalize_name(&"a".repeat(64)), None);
+    }
+
+    #[test]
+    fn local_names() {
+        for name in ["localhost", "a.localhost", "printer.local", "db.internal"] {
+            assert_eq!(
+                local_name_reason(name),
+                Some(RefusalReason::LocalName),
+                "{name}"
+            );
+        }
+        for name in [
+            "metadata",
+            "metadata.google.internal",
+            "metadata.example.com",
+        ] {
+            assert_eq!(
+                local_name_reason(name),
+                Some(RefusalReason::Metadata),
+                "{name}"
+            );
+        }
+        for name in [
+            "localhost.example.com",
+            "local",
+            "internal.example",
+            "example.com",
+        ] {
+            assert_eq!(local_name_reason(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_rules_numbers() {
+        let config = EgressConfig::default();
+        assert_eq!(config.max_redirects.get(), 5);
+        assert_eq!(config.dns_timeout, Duration::from_secs(5));
+        assert_eq!(config.connect_timeout, Duration::from_secs(10));
+        assert!(config.allowlist.is_empty());
+    }
+}
