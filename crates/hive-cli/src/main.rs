@@ -1,6 +1,7 @@
 //! `hive`: the one binary of Hive.
 
 mod admin;
+mod egress;
 mod logging;
 mod vault;
 
@@ -55,6 +56,11 @@ enum Command {
     Secrets {
         #[command(subcommand)]
         action: vault::SecretsAction,
+    },
+    /// The egress guard: what outbound requests may reach.
+    Egress {
+        #[command(subcommand)]
+        action: egress::EgressAction,
     },
     /// The audit log.
     Audit {
@@ -138,6 +144,7 @@ fn main() -> ExitCode {
         Command::Secrets { action } => run(with_hive(config, |hive| async move {
             vault::secrets(&hive, action).await
         })),
+        Command::Egress { action } => run(async move { egress::egress(&config, action).await }),
         Command::Audit {
             action: AuditAction::Verify,
         } => run(with_hive(config, |hive| async move {

@@ -142,7 +142,16 @@ async fn run(backend: &str, store: Arc<dyn Store>) {
     ] {
         for tasks in [1, 8] {
             let name = format!("{backend}: {label}");
-            measure(&name, store.clone(), chain.clone(), owner, work, tasks, 2_000 / tasks).await;
+            measure(
+                &name,
+                store.clone(),
+                chain.clone(),
+                owner,
+                work,
+                tasks,
+                2_000 / tasks,
+            )
+            .await;
         }
     }
     let started = Instant::now();

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod egress;
 pub mod identity;
 pub mod jobs;
 pub mod key_rotation;

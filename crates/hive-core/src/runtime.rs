@@ -32,6 +32,8 @@ pub enum StartError {
     Vault(#[from] crate::vault::VaultOpenError),
     #[error("identity: {0}")]
     Identity(#[from] crate::identity::IdentityError),
+    #[error("egress: {0}")]
+    Egress(String),
     #[error("the secrets step stopped unexpectedly")]
     Interrupted,
 }
@@ -51,6 +53,8 @@ pub struct Hive {
     pub vault: Arc<crate::vault::Vault>,
     /// Rotation and listing of the vault's data keys.
     pub key_admin: Arc<crate::key_rotation::KeyAdmin>,
+    /// The one way out: the SSRF-guarded HTTP client.
+    pub egress: Arc<crate::egress::Egress>,
     /// Secrets sealed by the vault.
     pub secrets_service: Arc<crate::secret_values::SecretService>,
     /// Keys the audit log's hash chain (for `hive audit verify`).
@@ -145,8 +149,16 @@ impl Hive {
             Arc::clone(&identity),
         ));
         let key_admin = Arc::new(crate::key_rotation::KeyAdmin::new(Arc::clone(&vault)));
+        let egress = match crate::egress::Egress::new(&config, Arc::clone(&identity)) {
+            Ok(egress) => Arc::new(egress),
+            Err(error) => {
+                store.close().await;
+                return Err(StartError::Egress(error.to_string()));
+            }
+        };
         Ok(Self {
             config,
+            egress,
             key_admin,
             identity,
             secrets_service,

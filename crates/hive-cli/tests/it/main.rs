@@ -3,6 +3,7 @@
 
 mod accounts;
 mod config_check;
+mod egress;
 mod keys;
 mod leader;
 mod outage;

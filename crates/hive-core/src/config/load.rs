@@ -3,8 +3,8 @@
 use super::report::{ReportLine, ValueSource, display_value};
 use super::spec::{self, VarSpec};
 use super::{
-    ClientIpSource, Config, DatabaseConfig, DatabaseUrl, Environment, HttpConfig, JobsConfig,
-    LogConfig, LogFormat, SmtpConfig, SuppliedSecrets, TaskStoreKind,
+    ClientIpSource, Config, DatabaseConfig, DatabaseUrl, EgressSettings, Environment, HttpConfig,
+    JobsConfig, LogConfig, LogFormat, SmtpConfig, SuppliedSecrets, TaskStoreKind,
 };
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
@@ -425,6 +425,19 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
     let health_check_deep = src.boolean("HEALTH_CHECK_DEEP", false)?;
     let allow_public_registration = src.boolean("ALLOW_PUBLIC_REGISTRATION", false)?;
     let smtp = parse_smtp(src.secret("SMTP_URL")?, src.value("SMTP_FROM")?, &auth_url)?;
+    let egress = EgressSettings {
+        allowlist: match src.value("HIVE_EGRESS_FETCH_HOST_ALLOWLIST")? {
+            None => hive_egress::Allowlist::empty(),
+            Some(text) => hive_egress::Allowlist::parse(&text)
+                .map_err(|e| invalid("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", e.to_string()))?,
+        },
+        max_redirects: match src.value("HIVE_EGRESS_FETCH_MAX_REDIRECTS")? {
+            None => hive_egress::MaxRedirects::DEFAULT,
+            Some(text) => hive_egress::MaxRedirects::parse(&text).map_err(|_| {
+                invalid("HIVE_EGRESS_FETCH_MAX_REDIRECTS", "an integer from 0 to 10")
+            })?,
+        },
+    };
     let jobs = JobsConfig {
         tick: src.seconds("HIVE_JOBS_TICK_SECONDS", 60, 1, 3600)?,
         history_prune_interval: src.seconds(
@@ -464,6 +477,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
     }
 
     Ok(Config {
+        egress,
         environment,
         data_dir,
         auth_url,

@@ -143,6 +143,16 @@ pub enum TaskStoreKind {
     Database,
 }
 
+/// The operator's part of the egress rules (the admin's allowlist in the database is merged in
+/// at run time).
+#[derive(Debug, Clone)]
+pub struct EgressSettings {
+    /// `HIVE_EGRESS_FETCH_HOST_ALLOWLIST`.
+    pub allowlist: hive_egress::Allowlist,
+    /// `HIVE_EGRESS_FETCH_MAX_REDIRECTS` (default 5, at most 10).
+    pub max_redirects: hive_egress::MaxRedirects,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `HIVE_ENV`.
@@ -176,6 +186,8 @@ pub struct Config {
     /// `SMTP_URL` and `SMTP_FROM`: password-reset mail (off when unset).
     pub smtp: Option<SmtpConfig>,
     pub jobs: JobsConfig,
+    /// `HIVE_EGRESS_FETCH_*`: what outbound requests may reach.
+    pub egress: EgressSettings,
     /// Non-fatal findings (unknown `HIVE_*` variables, weak development secrets).
     pub warnings: Vec<String>,
     /// Every known variable, how it was set and its display value (secrets masked).

@@ -175,6 +175,16 @@ pub const VARIABLES: &[VarSpec] = &[
         "an integer from 1 to 3650",
     ),
     var(
+        "HIVE_EGRESS_FETCH_HOST_ALLOWLIST",
+        "- (none)",
+        "comma-separated host names, *.suffix names or IP literals, each with an optional :port, that outbound requests may reach even on private addresses; merged with the admin's list",
+    ),
+    var(
+        "HIVE_EGRESS_FETCH_MAX_REDIRECTS",
+        "5",
+        "an integer from 0 to 10: redirects an outbound GET follows, each re-checked",
+    ),
+    var(
         "AUDIT_RETENTION_DAYS",
         "365",
         "an integer from 1 to 36500; older audit records are deleted behind a signed checkpoint",
@@ -182,7 +192,11 @@ pub const VARIABLES: &[VarSpec] = &[
 ];
 
 /// `HIVE_*` names that are not configuration but are known (not reported as typos).
-pub const KNOWN_OTHER_NAMES: &[&str] = &["HIVE_TEST_DATABASE_URL", "HIVE_TEST_REDIS_URL"];
+pub const KNOWN_OTHER_NAMES: &[&str] = &[
+    "HIVE_TEST_DATABASE_URL",
+    "HIVE_TEST_REDIS_URL",
+    "HIVE_TEST_CAPTURE_DIR",
+];
 
 pub fn find(name: &str) -> Option<&'static VarSpec> {
     VARIABLES.iter().find(|spec| spec.name == name)

@@ -5,6 +5,7 @@ mod access_matrix;
 mod audit;
 mod audit_coverage;
 mod audit_trail;
+mod egress;
 mod health;
 mod identity;
 mod pipeline;

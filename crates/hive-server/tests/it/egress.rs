@@ -1,0 +1,80 @@
+//! The server's egress client: a refused outbound request is written to the audit log with
+//! its reason and the URL's origin (never its path or query) and counted.
+
+use crate::support::*;
+use hive_core::egress::Purpose;
+use hive_egress::{CallLimits, EgressError, EgressRequest};
+use hive_testkit::backends;
+use std::time::Duration;
+
+#[tokio::test]
+async fn refused_requests_are_audited_with_their_origin_only() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        let limits = CallLimits::new(Duration::from_secs(5), 64 * 1024);
+        let purpose = Purpose {
+            actor: "user:tester".to_owned(),
+            use_: "agent_card",
+            meta: Default::default(),
+        };
+        let cases = [
+            (
+                "http://169.254.169.254/latest/meta-data/iam?token=s3cr3t",
+                "metadata",
+            ),
+            (
+                "http://10.0.0.7:80/internal/admin?key=hunter2hunter2",
+                "private_range",
+            ),
+            ("http://localhost/.well-known/agent-card.json", "local_name"),
+        ];
+        for (url, reason) in cases {
+            let refused = server
+                .hive
+                .egress
+                .send(EgressRequest::get(url), &limits, &purpose)
+                .await;
+            assert!(
+                matches!(&refused, Err(EgressError::Refused(r)) if r.reason.as_str() == reason),
+                "{url}: {refused:?}"
+            );
+        }
+        let records: Vec<_> = server
+            .hive
+            .store
+            .audit()
+            .chain_after(0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.action == "egress.refused")
+            .collect();
+        let seen: Vec<(Option<&str>, &str)> = records
+            .iter()
+            .map(|r| (r.target.as_deref(), r.detail.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    Some("http://169.254.169.254:80"),
+                    r#"{"reason":"metadata","use":"agent_card"}"#
+                ),
+                (
+                    Some("http://10.0.0.7:80"),
+                    r#"{"reason":"private_range","use":"agent_card"}"#
+                ),
+                (
+                    Some("http://localhost:80"),
+                    r#"{"reason":"local_name","use":"agent_card"}"#
+                ),
+            ],
+            "{backend:?}"
+        );
+        assert!(
+            records
+                .iter()
+                .all(|r| r.actor == "user:tester" && r.outcome == hive_store::AuditOutcome::Denied)
+        );
+    }
+}
