@@ -7,6 +7,7 @@ mod identity;
 mod jobs;
 mod lease;
 mod secrets;
+mod settings;
 mod tasks;
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -16,7 +17,8 @@ use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
     ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MigrationReport, OneTimeTokenRepo,
-    SchemaState, SecretRepo, SessionRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
+    SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UserRepo,
+    VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -38,6 +40,7 @@ pub struct PostgresStore {
     identity: identity::PgIdentity,
     vault_keys: vault::PgVaultKeys,
     secrets: secrets::PgSecrets,
+    settings: settings::PgSettings,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -72,6 +75,7 @@ impl PostgresStore {
             identity: identity::PgIdentity { pool: pool.clone() },
             vault_keys: vault::PgVaultKeys { pool: pool.clone() },
             secrets: secrets::PgSecrets { pool: pool.clone() },
+            settings: settings::PgSettings { pool: pool.clone() },
             pool,
             options,
         })
@@ -192,6 +196,10 @@ impl Store for PostgresStore {
 
     fn secrets(&self) -> &dyn SecretRepo {
         &self.secrets
+    }
+
+    fn settings(&self) -> &dyn SettingsRepo {
+        &self.settings
     }
 
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

@@ -9,6 +9,7 @@
 mod identity;
 mod jobs;
 mod secrets;
+mod settings;
 mod tasks;
 mod vault;
 
@@ -16,7 +17,8 @@ use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
     ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MigrationReport, OneTimeTokenRepo,
-    SchemaState, SecretRepo, SessionRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
+    SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UserRepo,
+    VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -38,6 +40,7 @@ pub struct SqliteStore {
     identity: identity::SqliteIdentity,
     vault_keys: vault::SqliteVaultKeys,
     secrets: secrets::SqliteSecrets,
+    settings: settings::SqliteSettings,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -95,6 +98,9 @@ impl SqliteStore {
             secrets: secrets::SqliteSecrets {
                 writer: writer.clone(),
                 reader: reader.clone(),
+            },
+            settings: settings::SqliteSettings {
+                writer: writer.clone(),
             },
             writer,
             reader,
@@ -239,6 +245,10 @@ impl Store for SqliteStore {
 
     fn secrets(&self) -> &dyn SecretRepo {
         &self.secrets
+    }
+
+    fn settings(&self) -> &dyn SettingsRepo {
+        &self.settings
     }
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

@@ -6,9 +6,11 @@
 
 mod audited;
 mod identity;
+mod settings;
 mod vault;
 pub use audited::*;
 pub use identity::*;
+pub use settings::*;
 pub use vault::*;
 
 use crate::{
@@ -98,6 +100,11 @@ macro_rules! conformance_suite {
             vault_key_encryptions_are_reserved_up_to_a_limit,
             vault_keys_retire_only_when_unused_and_not_newest,
             secrets_reseal_only_unchanged_rows,
+            settings_are_created_replaced_and_listed,
+            stale_setting_writes_change_nothing,
+            setting_names_values_and_authors_are_checked,
+            concurrent_setting_writes_have_one_winner,
+            a_setting_whose_audit_record_fails_is_unchanged,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

@@ -10,6 +10,7 @@ mod identity;
 mod jobs;
 mod page;
 mod secrets;
+mod settings;
 #[cfg(feature = "sqlx")]
 pub mod sqlx_support;
 mod tasks;
@@ -29,6 +30,10 @@ pub use identity::{
 pub use jobs::{JobOutcome, JobRun, JobRunRepo, NewJobRun};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
 pub use secrets::{SecretRepo, SecretRow};
+pub use settings::{
+    PutOutcome, SETTING_NAME_MAX_CHARS, SETTING_VALUE_MAX_BYTES, SettingRow, SettingWrite,
+    SettingsRepo,
+};
 pub use tasks::{TaskRepo, TaskRow};
 pub use vault::{VaultKeyRepo, VaultKeyRow, count_to_stored};
 
@@ -139,6 +144,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Secrets (values sealed by the vault).
     fn secrets(&self) -> &dyn SecretRepo;
+
+    /// Instance settings an admin edits at run time.
+    fn settings(&self) -> &dyn SettingsRepo;
 
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;

@@ -21,14 +21,14 @@ impl ChainHasher for RefusedHasher {
     }
 }
 
-struct BrokenNote(AuditRecord);
+pub(super) struct BrokenNote(AuditRecord);
 
-fn broken(action: &str) -> BrokenNote {
+pub(super) fn broken(action: &str) -> BrokenNote {
     BrokenNote(note(action).0)
 }
 
 impl BrokenNote {
-    fn append(&self) -> AuditAppend<'_> {
+    pub(super) fn append(&self) -> AuditAppend<'_> {
         AuditAppend {
             record: &self.0,
             hasher: &RefusedHasher,
@@ -36,14 +36,14 @@ impl BrokenNote {
     }
 }
 
-fn refused<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+pub(super) fn refused<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
     assert!(
         matches!(result, Err(StoreError::AuditUnwritable(_))),
         "{what}: {result:?}"
     );
 }
 
-async fn audit_count(store: &dyn Store) -> usize {
+pub(super) async fn audit_count(store: &dyn Store) -> usize {
     store.audit().chain_after(0, 1_000).await.unwrap().len()
 }
 
