@@ -39,11 +39,35 @@ pub struct StoredAllowlist {
     pub note: Option<String>,
 }
 
-/// Reads the admin's allowlist from the database without starting anything else.
-pub async fn stored_admin_allowlist(_config: &Config) -> StoredAllowlist {
-    StoredAllowlist {
+/// Reads the admin's allowlist from the database without starting anything else (for
+/// `hive egress check`). When it cannot be read, says why and answers an empty list: the check
+/// then judges by the operator's list alone, which allows no more than the server does.
+pub async fn stored_admin_allowlist(config: &Config) -> StoredAllowlist {
+    let unread = |why: String| StoredAllowlist {
         list: Allowlist::empty(),
-        note: Some("the admin's allowlist is not stored yet; only HIVE_EGRESS_FETCH_HOST_ALLOWLIST applies".to_owned()),
+        note: Some(format!(
+            "the admin's allowlist was not read ({why}); judging by HIVE_EGRESS_FETCH_HOST_ALLOWLIST alone"
+        )),
+    };
+    if let crate::config::DatabaseUrl::Sqlite(path) = &config.database.url
+        && !path.exists()
+    {
+        // No database yet, so no admin list; and a check creates nothing.
+        return StoredAllowlist::default();
+    }
+    let store = match crate::storage::open(config).await {
+        Ok(store) => store,
+        Err(error) => return unread(error.to_string()),
+    };
+    let row = store.settings().get(crate::settings::SECURITY).await;
+    store.close().await;
+    match row {
+        Ok(None) => StoredAllowlist::default(),
+        Ok(Some(row)) => match crate::settings::allowlist_of(&row.value) {
+            Ok(list) => StoredAllowlist { list, note: None },
+            Err(error) => unread(error.to_string()),
+        },
+        Err(error) => unread(error.to_string()),
     }
 }
 

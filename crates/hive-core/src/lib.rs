@@ -13,6 +13,7 @@ mod presence;
 pub mod runtime;
 pub mod secret_values;
 pub mod secrets;
+pub mod settings;
 pub mod shared_state;
 pub mod storage;
 pub mod vault;

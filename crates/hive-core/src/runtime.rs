@@ -55,6 +55,8 @@ pub struct Hive {
     pub key_admin: Arc<crate::key_rotation::KeyAdmin>,
     /// The one way out: the SSRF-guarded HTTP client.
     pub egress: Arc<crate::egress::Egress>,
+    /// Admin-edited settings (the egress allowlist), followed across replicas.
+    pub settings: Arc<crate::settings::Settings>,
     /// Secrets sealed by the vault.
     pub secrets_service: Arc<crate::secret_values::SecretService>,
     /// Keys the audit log's hash chain (for `hive audit verify`).
@@ -156,9 +158,21 @@ impl Hive {
                 return Err(StartError::Egress(error.to_string()));
             }
         };
+        let settings = Arc::new(crate::settings::Settings::new(
+            Arc::clone(&store),
+            Arc::clone(&identity),
+            Arc::clone(&egress),
+            Arc::clone(&state.bus),
+            Arc::clone(&clock),
+        ));
+        // A stored list that cannot be read leaves the operator's list alone in force.
+        if let Err(error) = settings.reload().await {
+            tracing::warn!(%error, "the stored security settings were not applied at start");
+        }
         Ok(Self {
             config,
             egress,
+            settings,
             key_admin,
             identity,
             secrets_service,

@@ -10,6 +10,7 @@ pub mod health;
 pub mod identity;
 pub mod redact;
 pub mod secrets;
+pub mod settings;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

@@ -65,3 +65,51 @@ async fn egress_check_prints_the_decision_and_exits_by_it() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn egress_check_honours_the_admins_stored_allowlist() {
+    use crate::process::{HiveProcess, client};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let private = "http://10.9.8.7:8443/v1/models";
+    let (status, _, stderr) = run_to_exit(path, &["egress", "check", private], &[]).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(!path.join("hive-data").exists(), "a check creates nothing");
+
+    crate::accounts::create_admin(path, "root@example.com").await;
+    let made = run_to_exit(
+        path,
+        &[
+            "token",
+            "create",
+            "--user",
+            "root@example.com",
+            "--name",
+            "ops",
+        ],
+        &[],
+    )
+    .await;
+    assert!(made.0.success(), "{made:?}");
+    let token = made.1.trim().to_owned();
+    hive_testkit::capture::canary(&token);
+
+    let hive = HiveProcess::start(path, &[]).await;
+    let changed = client()
+        .put(format!("{}/api/v1/settings/security", hive.base_url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "egressHostAllowlist": ["10.9.8.7:8443"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    let (stopped, _, _) = hive.stop().await;
+    assert!(stopped.success());
+
+    let (status, stdout, stderr) = run_to_exit(path, &["egress", "check", private], &[]).await;
+    assert_eq!(status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("allowed: http://10.9.8.7:8443 -> 10.9.8.7:8443 (allowlisted)"),
+        "{stdout}"
+    );
+}

@@ -6,6 +6,7 @@
 mod auth;
 mod health;
 mod secrets;
+mod settings;
 mod users;
 mod vault;
 mod views;
@@ -123,6 +124,8 @@ fn routes_declared() -> Vec<Route> {
         route(M::POST, "/api/v1/users/{id}/reset-link", ADMIN, None, u::reset_link),
         route(M::DELETE, "/api/v1/users/{id}/sessions", ADMIN, None, u::end_sessions),
         route(M::GET, "/api/v1/audit", ADMIN, None, u::audit_trail),
+        route(M::GET, "/api/v1/settings/security", ADMIN, None, settings::get_security),
+        route(M::PUT, "/api/v1/settings/security", ADMIN, None, settings::put_security),
         route(M::GET, "/api/v1/admin/vault/keys", ADMIN, None, vault::list_keys),
         route(M::POST, "/api/v1/admin/vault/rotate", ADMIN, None, vault::rotate),
         route(M::GET, "/api/v1/audit/export", ADMIN, None, u::audit_export),

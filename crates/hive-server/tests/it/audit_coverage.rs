@@ -59,6 +59,7 @@ const WALK: &[(&str, &str, Option<&str>)] = &[
     ("DELETE", "/api/v1/secrets/{id}", Some("secret.delete")),
     ("POST", "/api/v1/secrets/import", Some("secret.import")),
     ("POST", "/api/v1/admin/vault/rotate", Some("vault.rotate")),
+    ("PUT", "/api/v1/settings/security", Some("settings.update")),
     (
         "DELETE",
         "/api/v1/auth/sessions/{id}",
@@ -293,6 +294,13 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
             alice
                 .unwrap()
                 .send(server, Method::POST, path, Some(body))
+                .await
+        }
+        ("PUT", "/api/v1/settings/security") => {
+            let body = json!({ "egressHostAllowlist": ["models.internal.example:8443"] });
+            admin
+                .unwrap()
+                .send(server, Method::PUT, path, Some(body))
                 .await
         }
         ("POST", "/api/v1/admin/vault/rotate") => {

@@ -11,6 +11,7 @@ mod identity;
 mod pipeline;
 mod rate_limit;
 mod secrets;
+mod settings;
 mod shutdown;
 mod smtp;
 mod support;

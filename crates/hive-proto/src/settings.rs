@@ -1,0 +1,25 @@
+//! Bodies of the settings API.
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /api/v1/settings/security`: what this replica applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecuritySettingsView {
+    /// The admin's allowlist, as stored (canonical form).
+    pub egress_host_allowlist: Vec<String>,
+    /// `HIVE_EGRESS_FETCH_HOST_ALLOWLIST`, merged with the list above; read-only here.
+    pub operator_egress_host_allowlist: Vec<String>,
+    /// The stored version (`null` before the first change); send it back with a change.
+    pub version: Option<i64>,
+}
+
+/// `PUT /api/v1/settings/security`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateSecuritySettings {
+    pub egress_host_allowlist: Vec<String>,
+    /// The version this change replaces (`null` or absent for the first change).
+    #[serde(default)]
+    pub version: Option<i64>,
+}
