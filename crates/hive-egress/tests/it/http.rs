@@ -621,3 +621,25 @@ async fn empty_answer_is_a_resolution_failure() {
     let error = egress.get("http://empty.test/", &LIMITS).await.unwrap_err();
     assert!(matches!(error, EgressError::Resolve { .. }), "{error:?}");
 }
+
+#[tokio::test]
+async fn certificates_are_verified() {
+    let (server, requests) = crate::support::untrusted_tls("127.0.0.1:0").await;
+    let egress = client(&allow(&server), Arc::new(ScriptedResolver::new()));
+    let error = egress
+        .get(
+            &format!("https://127.0.0.1:{}/?token=s3cr3t", server.port()),
+            &LIMITS,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, EgressError::Tls { .. }), "{error:?}");
+    assert_eq!(error.kind(), "tls");
+    assert!(!error.to_string().contains("s3cr3t"), "{error}");
+    assert_eq!(server.connections(), 1, "the handshake was tried");
+    assert_eq!(
+        requests.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no request crossed an unverified connection"
+    );
+}

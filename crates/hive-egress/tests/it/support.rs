@@ -157,3 +157,54 @@ where
     let _ = stream.write_all(&response).await;
     let _ = stream.shutdown().await;
 }
+
+/// An HTTPS server whose certificate no authority signed (`tests/data`): it counts
+/// connections and the requests that got through the handshake, which must be none.
+pub async fn untrusted_tls(bind: &str) -> (Server, Arc<AtomicUsize>) {
+    use tokio_rustls::rustls;
+    let cert = rustls::pki_types::CertificateDer::from(
+        include_bytes!("../data/self-signed-cert.der").to_vec(),
+    );
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+        include_bytes!("../data/self-signed-key.der")
+            .to_vec()
+            .into(),
+    );
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind(bind).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (counter, served) = (connections.clone(), requests.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, served) = (acceptor.clone(), served.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut buffer = [0u8; 1024];
+                if tls.read(&mut buffer).await.unwrap_or(0) > 0 {
+                    served.fetch_add(1, Ordering::SeqCst);
+                    let _ = tls
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .await;
+                }
+            });
+        }
+    });
+    let server = Server {
+        addr,
+        connections,
+        heads: Arc::new(Mutex::new(Vec::new())),
+    };
+    (server, requests)
+}

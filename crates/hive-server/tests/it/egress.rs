@@ -9,6 +9,10 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn refused_requests_are_audited_with_their_origin_only() {
+    // Counters land in this recorder: the test's task runs every send on this thread.
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _recording = metrics::set_default_local_recorder(&recorder);
     for backend in backends() {
         let server = identity_server(backend).await;
         let limits = CallLimits::new(Duration::from_secs(5), 64 * 1024);
@@ -77,4 +81,34 @@ async fn refused_requests_are_audited_with_their_origin_only() {
                 .all(|r| r.actor == "user:tester" && r.outcome == hive_store::AuditOutcome::Denied)
         );
     }
+    let refusals: Vec<(String, u64)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "hive_egress_refusals_total")
+        .map(|(key, _, _, value)| {
+            let reason = key
+                .key()
+                .labels()
+                .find(|l| l.key() == "reason")
+                .map(|l| l.value().to_owned())
+                .unwrap_or_default();
+            let count = match value {
+                metrics_util::debugging::DebugValue::Counter(n) => n,
+                other => panic!("{other:?}"),
+            };
+            (reason, count)
+        })
+        .collect();
+    let runs = u64::try_from(backends().len()).unwrap();
+    let mut refusals = refusals;
+    refusals.sort();
+    assert_eq!(
+        refusals,
+        [
+            ("local_name".to_owned(), runs),
+            ("metadata".to_owned(), runs),
+            ("private_range".to_owned(), runs)
+        ]
+    );
 }
