@@ -166,17 +166,6 @@ async fn a_logout_is_not_held_back_by_the_audit_log() {
     }
 }
 
-async fn records_of(server: &TestServer, action: &str) -> Vec<hive_store::AuditRecord> {
-    let all = server
-        .hive
-        .store
-        .audit()
-        .chain_after(0, 1_000)
-        .await
-        .unwrap();
-    all.into_iter().filter(|r| r.action == action).collect()
-}
-
 #[tokio::test]
 async fn security_refusals_are_recorded() {
     for backend in backends() {

@@ -43,16 +43,7 @@ async fn refused_requests_are_audited_with_their_origin_only() {
                 "{url}: {refused:?}"
             );
         }
-        let records: Vec<_> = server
-            .hive
-            .store
-            .audit()
-            .chain_after(0, 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|r| r.action == "egress.refused")
-            .collect();
+        let records: Vec<_> = records_of(&server, "egress.refused").await;
         let seen: Vec<(Option<&str>, &str)> = records
             .iter()
             .map(|r| (r.target.as_deref(), r.detail.as_str()))

@@ -100,16 +100,7 @@ async fn the_admin_allowlist_is_validated_versioned_audited_and_applied() {
         assert_eq!(cleared.status(), 200);
         assert!(!allowed(&server, PRIVATE).await, "removed again");
 
-        let records: Vec<_> = server
-            .hive
-            .store
-            .audit()
-            .chain_after(0, 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|r| r.action == "settings.update")
-            .collect();
+        let records: Vec<_> = records_of(&server, "settings.update").await;
         assert_eq!(records.len(), 2, "one record per change that went through");
         assert!(records[0].detail.contains("10.9.8.7:8443"));
     }

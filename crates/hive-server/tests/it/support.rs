@@ -209,3 +209,15 @@ pub async fn assert_needs_reauthentication(
         .await;
     assert_eq!(renewed.status(), 204);
 }
+
+/// The chained audit records of `action`, oldest first.
+pub async fn records_of(server: &TestServer, action: &str) -> Vec<hive_store::AuditRecord> {
+    let all = server
+        .hive
+        .store
+        .audit()
+        .chain_after(0, 1_000)
+        .await
+        .unwrap();
+    all.into_iter().filter(|r| r.action == action).collect()
+}
