@@ -82,8 +82,10 @@ fn client_config(config: &Config) -> EgressConfig {
     EgressConfig {
         allowlist: config.egress.allowlist.clone(),
         max_redirects: config.egress.max_redirects,
-        // Hive never calls itself: its own listener is refused whatever the allowlist says.
-        self_addresses: vec![config.http.listen],
+        // Hive never calls itself: its own listeners are refused whatever the allowlist says.
+        self_addresses: std::iter::once(config.http.listen)
+            .chain(config.http.metrics_listen)
+            .collect(),
         ..EgressConfig::default()
     }
 }

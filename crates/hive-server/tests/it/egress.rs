@@ -103,3 +103,40 @@ async fn refused_requests_are_audited_with_their_origin_only() {
         ]
     );
 }
+
+#[tokio::test]
+async fn hive_never_calls_its_own_listeners() {
+    let metrics = "127.0.0.1:19092";
+    let server = hive_testkit::TestServer::builder(hive_testkit::TestBackend::Sqlite)
+        .var("HIVE_METRICS_LISTEN", metrics)
+        .start()
+        .await;
+    let own = server.base_url.trim_start_matches("http://").to_owned();
+    // Allowlisted with their ports, so that only the self-connection rule stands in the way.
+    let settings = hive_core::settings::SecuritySettings {
+        egress_host_allowlist: vec![own.clone(), metrics.to_owned()],
+    };
+    let cli = hive_core::identity::Caller::cli();
+    let meta = Default::default();
+    let applied = server
+        .hive
+        .settings
+        .put_security(&cli, settings, None, &meta);
+    applied.await.unwrap();
+    for url in [
+        format!("http://{own}/api/health"),
+        format!("http://{metrics}/metrics"),
+    ] {
+        let decision = server.hive.egress.check(&url).await;
+        assert!(
+            matches!(&decision, hive_egress::Decision::Refused(r) if r.reason.as_str() == "self_connection"),
+            "{url}: {decision:?}"
+        );
+    }
+    let elsewhere = format!("http://{}/", own.replace("127.0.0.1", "127.0.0.2"));
+    let other = server.hive.egress.check(&elsewhere).await;
+    assert!(
+        matches!(&other, hive_egress::Decision::Refused(r) if r.reason.as_str() == "port"),
+        "another address on the same port is judged by the usual rules: {other:?}"
+    );
+}
