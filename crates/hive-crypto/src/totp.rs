@@ -509,6 +509,23 @@ mod tests {
     }
 
     #[test]
+    fn when_both_steps_match_the_current_one_is_returned() {
+        // Steps 37079356 and 37079357 share the code 186519 under the RFC seed (found by a
+        // search with Python's hmac module), so the caller consumes the newer step.
+        let secret = rfc_secret();
+        let step = 37_079_357_u64;
+        assert_eq!(secret.code_at((step - 1) * STEP_SECONDS), "186519");
+        assert_eq!(secret.code_at(step * STEP_SECONDS), "186519");
+        assert_eq!(secret.verify("186519", step * STEP_SECONDS), Some(step));
+        assert_eq!(secret.verify("186519", step_end(step)), Some(step));
+        assert_eq!(
+            secret.verify("186519", (step - 1) * STEP_SECONDS),
+            Some(step - 1)
+        );
+        assert_eq!(secret.verify("186519", step_end(step + 1)), None);
+    }
+
+    #[test]
     fn verify_at_the_epoch_has_no_previous_step() {
         let secret = rfc_secret();
         assert_eq!(secret.verify(&secret.code_at(0), 0), Some(0));
