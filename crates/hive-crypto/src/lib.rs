@@ -1,9 +1,10 @@
 //! Hive's cryptography: randomness from the OS, SHA-256, HMAC-SHA256, constant-time
 //! comparison, password hashing (Argon2id; bcrypt imports), tokens, and the vault's keys and
-//! AEAD (AES-256-GCM keyring, HKDF purpose keys). Later: JWT and TOTP.
+//! AEAD (AES-256-GCM keyring, HKDF purpose keys), TOTP and recovery codes. Later: JWT.
 
 pub mod password;
 pub mod token;
+pub mod totp;
 pub mod vault;
 
 use sha2::{Digest, Sha256};
