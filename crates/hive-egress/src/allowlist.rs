@@ -85,6 +85,10 @@ impl FromStr for AllowlistEntry {
     }
 }
 
+/// Top-level names that are never delegated in the public DNS, so `*.internal` cannot reach
+/// anyone else's zone.
+const PRIVATE_USE_TOP_LEVEL: [&str; 3] = ["internal", "local", "lan"];
+
 fn parse_entry(raw: &str) -> Result<AllowlistEntry, &'static str> {
     let raw = raw.trim();
     if raw.is_empty() {
@@ -97,6 +101,16 @@ fn parse_entry(raw: &str) -> Result<AllowlistEntry, &'static str> {
     let port = port.map(parse_port).transpose()?;
     let host = match host.strip_prefix("*.") {
         Some(suffix) => match parse_host(suffix)? {
+            // `*.com` would let every name under a public top-level domain reach private
+            // addresses: a suffix names a zone of at least two labels, or a private-use one.
+            Host::Domain(name)
+                if !name.trim_end_matches('.').contains('.')
+                    && !PRIVATE_USE_TOP_LEVEL.contains(&name.trim_end_matches('.')) =>
+            {
+                return Err(
+                    "a `*.suffix` needs at least two labels (`*.corp.example`, not `*.com`)",
+                );
+            }
             Host::Domain(name) => HostPattern::Suffix(name),
             Host::Ipv4(_) | Host::Ipv6(_) => return Err("`*.` goes before a name, not an address"),
         },

@@ -134,3 +134,14 @@ fn metadata_stays_refused_whatever_the_allowlist() {
     // The suffix lifts the local-name rule for other names.
     assert_eq!(reason(&p, "http://vault.internal/"), None);
 }
+
+#[test]
+fn a_suffix_names_a_zone_not_a_top_level_domain() {
+    for entry in ["*.com", "*.io.", "*.example:8443"] {
+        let refused = Allowlist::parse(entry).unwrap_err();
+        assert!(refused.problem.contains("two labels"), "{entry}: {refused}");
+    }
+    for entry in ["*.corp.example", "*.internal", "*.local:8443", "*.lan"] {
+        assert!(Allowlist::parse(entry).is_ok(), "{entry}");
+    }
+}
