@@ -6,6 +6,7 @@
 mod identity;
 mod jobs;
 mod lease;
+mod mfa;
 mod secrets;
 mod settings;
 mod tasks;
@@ -16,9 +17,9 @@ mod vault;
 use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
-    ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MigrationReport, OneTimeTokenRepo,
-    SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UserRepo,
-    VaultKeyRepo,
+    ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
+    OneTimeTokenRepo, SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store, StoreError,
+    TaskRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -41,6 +42,7 @@ pub struct PostgresStore {
     vault_keys: vault::PgVaultKeys,
     secrets: secrets::PgSecrets,
     settings: settings::PgSettings,
+    mfa: mfa::PgMfa,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -76,6 +78,7 @@ impl PostgresStore {
             vault_keys: vault::PgVaultKeys { pool: pool.clone() },
             secrets: secrets::PgSecrets { pool: pool.clone() },
             settings: settings::PgSettings { pool: pool.clone() },
+            mfa: mfa::PgMfa { pool: pool.clone() },
             pool,
             options,
         })
@@ -200,6 +203,10 @@ impl Store for PostgresStore {
 
     fn settings(&self) -> &dyn SettingsRepo {
         &self.settings
+    }
+
+    fn mfa(&self) -> &dyn MfaRepo {
+        &self.mfa
     }
 
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

@@ -8,6 +8,7 @@
 
 mod identity;
 mod jobs;
+mod mfa;
 mod secrets;
 mod settings;
 mod tasks;
@@ -16,9 +17,9 @@ mod vault;
 use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
-    ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MigrationReport, OneTimeTokenRepo,
-    SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UserRepo,
-    VaultKeyRepo,
+    ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
+    OneTimeTokenRepo, SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store, StoreError,
+    TaskRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -41,6 +42,7 @@ pub struct SqliteStore {
     vault_keys: vault::SqliteVaultKeys,
     secrets: secrets::SqliteSecrets,
     settings: settings::SqliteSettings,
+    mfa: mfa::SqliteMfa,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -100,6 +102,9 @@ impl SqliteStore {
                 reader: reader.clone(),
             },
             settings: settings::SqliteSettings {
+                writer: writer.clone(),
+            },
+            mfa: mfa::SqliteMfa {
                 writer: writer.clone(),
             },
             writer,
@@ -249,6 +254,10 @@ impl Store for SqliteStore {
 
     fn settings(&self) -> &dyn SettingsRepo {
         &self.settings
+    }
+
+    fn mfa(&self) -> &dyn MfaRepo {
+        &self.mfa
     }
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

@@ -6,10 +6,12 @@
 
 mod audited;
 mod identity;
+mod mfa;
 mod settings;
 mod vault;
 pub use audited::*;
 pub use identity::*;
+pub use mfa::*;
 pub use settings::*;
 pub use vault::*;
 
@@ -105,6 +107,14 @@ macro_rules! conformance_suite {
             setting_names_values_and_authors_are_checked,
             concurrent_setting_writes_have_one_winner,
             a_setting_whose_audit_record_fails_is_unchanged,
+            totp_credentials_round_trip,
+            only_a_pending_totp_is_enabled,
+            a_totp_step_is_used_once_under_concurrency,
+            an_older_or_equal_totp_step_is_refused,
+            totp_failures_are_counted_per_step,
+            a_recovery_code_is_used_once_under_concurrency,
+            replacing_recovery_codes_invalidates_the_old_ones,
+            an_mfa_change_whose_audit_record_fails_is_unchanged,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

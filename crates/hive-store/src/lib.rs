@@ -8,6 +8,7 @@ pub mod conformance;
 mod error;
 mod identity;
 mod jobs;
+mod mfa;
 mod page;
 mod secrets;
 mod settings;
@@ -28,6 +29,7 @@ pub use identity::{
     scopes_to_text,
 };
 pub use jobs::{JobOutcome, JobRun, JobRunRepo, NewJobRun};
+pub use mfa::{MfaRepo, TotpRow, step_from_stored, step_to_stored};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
 pub use secrets::{SecretRepo, SecretRow};
 pub use settings::{
@@ -147,6 +149,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Instance settings an admin edits at run time.
     fn settings(&self) -> &dyn SettingsRepo;
+
+    /// TOTP credentials and recovery codes.
+    fn mfa(&self) -> &dyn MfaRepo;
 
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;
