@@ -59,6 +59,23 @@ pub fn canary(value: &str) {
     }
 }
 
+/// Registers the value of a configuration variable as a canary when the configuration calls it
+/// a secret (one table decides, the one `hive config check` masks by). For a URL only its
+/// password is secret: the rest names a host, which may well be logged.
+pub fn config_variable(name: &str, value: &str) {
+    if !hive_core::config::spec::find(name).is_some_and(|spec| spec.secret) {
+        return;
+    }
+    match url::Url::parse(value) {
+        Ok(url) if url.has_host() => {
+            if let Some(password) = url.password() {
+                canary(password);
+            }
+        }
+        _ => canary(value),
+    }
+}
+
 /// Sends this process's log lines (JSON, `info` and `debug` for Hive's crates) to the capture
 /// directory. Once per process; a no-op if a test installed a subscriber of its own first.
 pub fn install_log_capture() {

@@ -35,12 +35,7 @@ pub fn hive_command(dir: &Path, vars: &[(&str, &str)]) -> Command {
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     for (name, value) in vars {
-        if ["TOKEN", "SECRET", "KEY", "PASSWORD"]
-            .iter()
-            .any(|word| name.contains(word))
-        {
-            capture::canary(value);
-        }
+        capture::config_variable(name, value);
         command.env(name, value);
     }
     command
