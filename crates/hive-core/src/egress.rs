@@ -9,7 +9,7 @@ use hive_egress::{
     EgressResponse, Refusal, Resolve,
 };
 use hive_store::AuditOutcome;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 /// Who asks to reach out, and why: for the audit record of a refusal.
 #[derive(Debug, Clone)]
@@ -17,7 +17,7 @@ pub struct Purpose {
     /// The audit actor (`user:<id>`, `system`…).
     pub actor: String,
     /// What the request is for, e.g. `agent_card`, `webhook`.
-    pub use_: &'static str,
+    pub feature: &'static str,
     pub meta: RequestMeta,
 }
 
@@ -27,8 +27,6 @@ pub struct Egress {
     client: EgressClient,
     /// `HIVE_EGRESS_FETCH_HOST_ALLOWLIST`; the admin's list is merged onto it.
     operator_allowlist: Allowlist,
-    /// The admin's list as last applied (for the settings API).
-    admin_allowlist: RwLock<Allowlist>,
     identity: Arc<Identity>,
 }
 
@@ -111,27 +109,15 @@ impl Egress {
         Self {
             client,
             operator_allowlist: config.egress.allowlist.clone(),
-            admin_allowlist: RwLock::new(Allowlist::empty()),
             identity,
         }
     }
 
     /// Applies the admin's allowlist (merged with the operator's) to every request from now on.
-    pub fn set_admin_allowlist(&self, admin: Allowlist) {
+    /// The settings service keeps what the admin's list is; this only applies it.
+    pub fn set_admin_allowlist(&self, admin: &Allowlist) {
         self.client
-            .set_allowlist(self.operator_allowlist.merged(&admin));
-        *self
-            .admin_allowlist
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = admin;
-    }
-
-    /// The admin's list in force.
-    pub fn admin_allowlist(&self) -> Allowlist {
-        self.admin_allowlist
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .set_allowlist(self.operator_allowlist.merged(admin));
     }
 
     /// The operator's list (from the environment), read-only at run time.
@@ -168,13 +154,13 @@ impl Egress {
     async fn record_refusal(&self, refusal: &Refusal, purpose: &Purpose) {
         let reason = refusal.reason.as_str();
         metrics::counter!("hive_egress_refusals_total", "reason" => reason).increment(1);
-        tracing::warn!(origin = %refusal.origin, reason, use_ = purpose.use_, "outbound request refused");
+        tracing::warn!(origin = %refusal.origin, reason, feature = purpose.feature, "outbound request refused");
         let entry = AuditEntry {
             actor: purpose.actor.clone(),
             action: "egress.refused",
             target: Some(refusal.origin.clone()),
             outcome: AuditOutcome::Denied,
-            detail: serde_json::json!({ "reason": reason, "use": purpose.use_ }),
+            detail: serde_json::json!({ "reason": reason, "feature": purpose.feature }),
         };
         // The refusal stands whether or not its record could be written.
         let _ = self.identity.audit(entry, &purpose.meta, false).await;

@@ -121,22 +121,21 @@ impl Settings {
     }
 
     fn apply(&self, state: SecurityState, allowlist: Allowlist) {
-        self.egress.set_admin_allowlist(allowlist);
+        self.egress.set_admin_allowlist(&allowlist);
         *self
             .applied
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = state;
     }
 
-    /// Reads the stored settings and applies them. A stored value that no longer parses is
-    /// not applied (the operator's list alone stays in force: fewer hosts, never more).
+    /// Reads the stored settings and applies them. A stored value that does not parse (edited
+    /// in the database by hand) is refused and the admin's list dropped: the operator's list
+    /// alone is in force until a valid change, which allows fewer hosts, never more.
     pub async fn reload(&self) -> Result<(), IdentityError> {
         let Some(row) = self.store.settings().get(SECURITY).await? else {
             return Ok(());
         };
-        if self.security().version == Some(row.version) {
-            return Ok(());
-        }
+        // No shortcut on the version: a row edited behind Hive's back keeps its version.
         let parsed = stored_security(&row.value);
         match parsed {
             Ok((settings, allowlist)) => {
@@ -150,7 +149,12 @@ impl Settings {
                 Ok(())
             }
             Err(error) => {
-                tracing::error!(%error, "stored security settings are not valid; not applied");
+                tracing::error!(%error, "stored security settings are not valid; the admin's allowlist is dropped");
+                let dropped = SecurityState {
+                    settings: SecuritySettings::default(),
+                    version: Some(row.version),
+                };
+                self.apply(dropped, Allowlist::empty());
                 Err(error)
             }
         }

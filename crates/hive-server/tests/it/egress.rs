@@ -18,7 +18,7 @@ async fn refused_requests_are_audited_with_their_origin_only() {
         let limits = CallLimits::new(Duration::from_secs(5), 64 * 1024);
         let purpose = Purpose {
             actor: "user:tester".to_owned(),
-            use_: "agent_card",
+            feature: "agent_card",
             meta: Default::default(),
         };
         let cases = [
@@ -53,15 +53,15 @@ async fn refused_requests_are_audited_with_their_origin_only() {
             [
                 (
                     Some("http://169.254.169.254:80"),
-                    r#"{"reason":"metadata","use":"agent_card"}"#
+                    r#"{"feature":"agent_card","reason":"metadata"}"#
                 ),
                 (
                     Some("http://10.0.0.7:80"),
-                    r#"{"reason":"private_range","use":"agent_card"}"#
+                    r#"{"feature":"agent_card","reason":"private_range"}"#
                 ),
                 (
                     Some("http://localhost:80"),
-                    r#"{"reason":"local_name","use":"agent_card"}"#
+                    r#"{"feature":"agent_card","reason":"local_name"}"#
                 ),
             ],
             "{backend:?}"

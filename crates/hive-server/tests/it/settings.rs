@@ -87,6 +87,36 @@ async fn the_admin_allowlist_is_validated_versioned_audited_and_applied() {
             "only that port"
         );
 
+        // A list edited into something invalid behind Hive's back is dropped, not kept.
+        server
+            .execute_sql(
+                "UPDATE settings SET value = '{\"egressHostAllowlist\":[\"x.example:0\"]}' \
+                 WHERE name = 'security'",
+            )
+            .await;
+        assert!(server.hive.settings.reload().await.is_err());
+        assert!(
+            !allowed(&server, PRIVATE).await,
+            "only the operator's list applies"
+        );
+        let shown: Value = admin
+            .send(&server, Method::GET, PATH, None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(shown["egressHostAllowlist"], json!([]), "{shown}");
+        // The stored version is kept: the next change names it and repairs the list.
+        let repair = json!({ "egressHostAllowlist": ["10.9.8.7:8443"], "version": 1 });
+        assert_eq!(
+            admin
+                .send(&server, Method::PUT, PATH, Some(repair))
+                .await
+                .status(),
+            200
+        );
+        assert!(allowed(&server, PRIVATE).await);
+
         // A writer holding the old version loses.
         let stale = json!({ "egressHostAllowlist": [], "version": null });
         let lost = admin.send(&server, Method::PUT, PATH, Some(stale)).await;
@@ -95,13 +125,13 @@ async fn the_admin_allowlist_is_validated_versioned_audited_and_applied() {
             allowed(&server, PRIVATE).await,
             "the stale write changed nothing"
         );
-        let cleared = json!({ "egressHostAllowlist": [], "version": 1 });
+        let cleared = json!({ "egressHostAllowlist": [], "version": 2 });
         let cleared = admin.send(&server, Method::PUT, PATH, Some(cleared)).await;
         assert_eq!(cleared.status(), 200);
         assert!(!allowed(&server, PRIVATE).await, "removed again");
 
         let records: Vec<_> = records_of(&server, "settings.update").await;
-        assert_eq!(records.len(), 2, "one record per change that went through");
+        assert_eq!(records.len(), 3, "one record per change that went through");
         assert!(records[0].detail.contains("10.9.8.7:8443"));
     }
 }
