@@ -162,7 +162,6 @@ impl Egress {
             outcome: AuditOutcome::Denied,
             detail: serde_json::json!({ "reason": reason, "feature": purpose.feature }),
         };
-        // The refusal stands whether or not its record could be written.
-        let _ = self.identity.audit(entry, &purpose.meta, false).await;
+        self.identity.record_refusal(entry, &purpose.meta).await;
     }
 }

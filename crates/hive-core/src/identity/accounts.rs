@@ -520,8 +520,7 @@ impl Identity {
             outcome: AuditOutcome::Failure,
             detail: serde_json::json!({ "reason": reason }),
         };
-        // The refusal stands whether or not its record could be written.
-        let _ = self.audit(entry, meta, false).await;
+        self.record_refusal(entry, meta).await;
     }
 }
 
@@ -542,11 +541,11 @@ impl Identity {
         let meta = meta.clone();
         tokio::spawn(async move {
             let outcome = identity.mail_reset_link(&email, &meta).await;
-            let (result, reason) = match &outcome {
+            let reason = match &outcome {
                 // Recorded with the link, in the same transaction.
                 Ok(("sent", _)) => return,
-                Ok((reason, _)) => (AuditOutcome::Failure, *reason),
-                Err(_) => (AuditOutcome::Failure, "error"),
+                Ok((reason, _)) => *reason,
+                Err(_) => "error",
             };
             if let Err(error) = &outcome {
                 tracing::warn!(%error, "a reset mail was not sent");
@@ -558,10 +557,10 @@ impl Identity {
                     .ok()
                     .and_then(|(_, user)| user)
                     .map(|id| format!("user:{id}")),
-                outcome: result,
+                outcome: AuditOutcome::Failure,
                 detail: serde_json::json!({ "reason": reason }),
             };
-            let _ = identity.audit(entry, &meta, false).await;
+            identity.record_refusal(entry, &meta).await;
         });
         Ok(())
     }

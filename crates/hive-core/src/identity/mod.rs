@@ -335,7 +335,13 @@ impl Identity {
             outcome: AuditOutcome::Denied,
             detail: serde_json::json!({ "reason": reason }),
         };
-        // A refusal stands whether or not its record could be written.
+        self.record_refusal(entry, meta).await;
+    }
+
+    /// Writes the record of a refusal or a failed attempt: it changes nothing stored, so it is
+    /// written on its own, and the refusal stands whether or not the record could be written
+    /// (the failure is logged by [`Identity::audit`]).
+    pub async fn record_refusal(&self, entry: AuditEntry<'_>, meta: &RequestMeta) {
         let _ = self.audit(entry, meta, false).await;
     }
 }

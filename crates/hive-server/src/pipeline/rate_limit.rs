@@ -135,8 +135,7 @@ async fn record_refusal(
         outcome: hive_store::AuditOutcome::Denied,
         detail: serde_json::json!({ "policy": policy.name }),
     };
-    // The refusal stands whether or not its record could be written.
-    let _ = state.hive.identity.audit(entry, &meta, false).await;
+    state.hive.identity.record_refusal(entry, &meta).await;
 }
 
 fn describe(headers: &mut HeaderMap, decision: &Decision) {
