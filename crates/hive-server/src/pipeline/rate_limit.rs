@@ -65,7 +65,7 @@ pub(crate) async fn enforce(
     // policies run before it and count the address.
     let caller = request.extensions().get::<hive_core::identity::Caller>();
     let key = match (policy.scope, caller) {
-        (Scope::ClientIp, _) => ip.clone(),
+        (Scope::ClientIp, _) => ip,
         // One bucket per account, however many tokens it uses.
         (Scope::Principal, Some(caller)) => caller
             .user_id()
@@ -87,7 +87,6 @@ pub(crate) async fn enforce(
                     || "anonymous".to_owned(),
                     hive_core::identity::Caller::actor,
                 );
-                drop(request);
                 record_refusal(state, policy, &key, decision.retry_after, actor, meta).await;
             }
             metrics::counter!("hive_rate_limit_decisions_total", "policy" => policy.name, "outcome" => "limited").increment(1);
