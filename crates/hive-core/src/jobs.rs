@@ -350,23 +350,18 @@ impl Job for PruneAuditLog {
         if deleted == 0 {
             return Ok("pruned 0 audit records".to_owned());
         }
-        let record = hive_store::AuditRecord {
-            id: uuid::Uuid::now_v7(),
-            at: now,
+        let entry = crate::identity::AuditEntry {
             actor: "system".to_owned(),
-            action: "audit.retention".to_owned(),
+            action: "audit.retention",
             target: None,
             outcome: hive_store::AuditOutcome::Success,
-            ip: None,
-            request_id: None,
             detail: serde_json::json!({
                 "deleted": deleted,
                 "checkpointSeq": checkpoint_seq,
                 "retentionDays": self.retention_days,
-            })
-            .to_string(),
-            link: None,
+            }),
         };
+        let record = crate::audit::new_record(now, entry, &crate::identity::RequestMeta::default());
         audit
             .append(&record, self.chain.as_ref())
             .await

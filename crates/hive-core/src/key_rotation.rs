@@ -175,11 +175,7 @@ impl Job for ReencryptSecrets {
                     "retiredKeys": report.retired_keys,
                 }),
             };
-            let meta = RequestMeta {
-                ip: None,
-                request_id: None,
-                user_agent: None,
-            };
+            let meta = RequestMeta::default();
             self.identity
                 .audit(entry, &meta, true)
                 .await

@@ -120,12 +120,8 @@ async fn egress_check_says_when_it_cannot_read_the_admins_list() {
     let dir = tempfile::tempdir().unwrap();
     // A running server holds the SQLite data directory: the check cannot open it.
     let hive = HiveProcess::start(dir.path(), &[]).await;
-    let (status, _, stderr) = run_to_exit(
-        dir.path(),
-        &["egress", "check", "http://10.9.8.7/"],
-        &[],
-    )
-    .await;
+    let (status, _, stderr) =
+        run_to_exit(dir.path(), &["egress", "check", "http://10.9.8.7/"], &[]).await;
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("the admin's allowlist was not read"),
