@@ -7,11 +7,13 @@
 mod audited;
 mod identity;
 mod mfa;
+mod oidc;
 mod settings;
 mod vault;
 pub use audited::*;
 pub use identity::*;
 pub use mfa::*;
+pub use oidc::*;
 pub use settings::*;
 pub use vault::*;
 
@@ -115,6 +117,8 @@ macro_rules! conformance_suite {
             a_recovery_code_is_used_once_under_concurrency,
             replacing_recovery_codes_invalidates_the_old_ones,
             an_mfa_change_whose_audit_record_fails_is_unchanged,
+            oidc_links_round_trip_and_stay_unique,
+            an_account_is_created_with_its_link_or_not_at_all,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

@@ -9,6 +9,7 @@ mod error;
 mod identity;
 mod jobs;
 mod mfa;
+mod oidc;
 mod page;
 mod secrets;
 mod settings;
@@ -30,6 +31,7 @@ pub use identity::{
 };
 pub use jobs::{JobOutcome, JobRun, JobRunRepo, NewJobRun};
 pub use mfa::{MfaRepo, TotpRow, step_from_stored, step_to_stored};
+pub use oidc::{OIDC_PROVIDER_MAX_CHARS, OIDC_SUBJECT_MAX_CHARS, OidcLinkRepo, OidcLinkRow};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
 pub use secrets::{SecretRepo, SecretRow};
 pub use settings::{
@@ -152,6 +154,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// TOTP credentials and recovery codes.
     fn mfa(&self) -> &dyn MfaRepo;
+
+    /// Single sign-on links (OpenID Connect provider and subject → account).
+    fn oidc_links(&self) -> &dyn OidcLinkRepo;
 
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;

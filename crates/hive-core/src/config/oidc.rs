@@ -35,9 +35,7 @@ fn provider_ids(list: &str) -> Result<Vec<String>, ConfigError> {
         if !spec::is_instance_id(id) {
             return Err(invalid(
                 "OIDC_PROVIDERS",
-                format!(
-                    "{id:?} is not a provider id: 1 to 32 of a-z 0-9, starting with a letter"
-                ),
+                format!("{id:?} is not a provider id: 1 to 32 of a-z 0-9, starting with a letter"),
             ));
         }
         if ids.iter().any(|known| known == id) {
@@ -79,7 +77,11 @@ fn refuse_stray_variables(src: &Sources<'_>, ids: &[String]) -> Result<(), Confi
     Ok(())
 }
 
-fn provider(src: &mut Sources<'_>, id: &str, production: bool) -> Result<OidcProvider, ConfigError> {
+fn provider(
+    src: &mut Sources<'_>,
+    id: &str,
+    production: bool,
+) -> Result<OidcProvider, ConfigError> {
     let name = |row: &str| format!("OIDC_{}_{row}", id.to_ascii_uppercase());
     let required = |src: &mut Sources<'_>, row: &str| -> Result<String, ConfigError> {
         src.value(&name(row))?
@@ -92,11 +94,12 @@ fn provider(src: &mut Sources<'_>, id: &str, production: bool) -> Result<OidcPro
     let issuer_url = check_issuer(&issuer_name, &issuer, production)?;
 
     let client_id = required(src, "CLIENT_ID")?;
-    if client_id.len() > 255 || client_id.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(invalid(
-            &name("CLIENT_ID"),
-            "1 to 255 visible characters",
-        ));
+    if client_id.len() > 255
+        || client_id
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(invalid(&name("CLIENT_ID"), "1 to 255 visible characters"));
     }
     let secret_name = name("CLIENT_SECRET");
     let client_secret: SecretString = src
@@ -232,9 +235,9 @@ fn role_map(variable: &str, text: &str) -> Result<Vec<(String, Role)>, ConfigErr
         .map(str::trim)
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
-            let (value, role) = pair.rsplit_once('=').ok_or_else(|| {
-                invalid(variable, format!("{pair:?} is not value=role"))
-            })?;
+            let (value, role) = pair
+                .rsplit_once('=')
+                .ok_or_else(|| invalid(variable, format!("{pair:?} is not value=role")))?;
             let value = value.trim();
             let role: Role = role.trim().parse().map_err(|_| {
                 invalid(
@@ -356,20 +359,48 @@ mod tests {
             ("OIDC_PROVIDERS", "Corp", "OIDC_PROVIDERS"),
             ("OIDC_PROVIDERS", "corp,corp", "OIDC_PROVIDERS"),
             ("OIDC_PROVIDERS", "my_corp", "OIDC_PROVIDERS"),
-            ("OIDC_CORP_ISSUER", "http://login.example.com", "OIDC_CORP_ISSUER"),
-            ("OIDC_CORP_ISSUER", "ftp://login.example.com", "OIDC_CORP_ISSUER"),
-            ("OIDC_CORP_ISSUER", "https://u:p@login.example.com", "OIDC_CORP_ISSUER"),
-            ("OIDC_CORP_ISSUER", "https://login.example.com/?x=1", "OIDC_CORP_ISSUER"),
+            (
+                "OIDC_CORP_ISSUER",
+                "http://login.example.com",
+                "OIDC_CORP_ISSUER",
+            ),
+            (
+                "OIDC_CORP_ISSUER",
+                "ftp://login.example.com",
+                "OIDC_CORP_ISSUER",
+            ),
+            (
+                "OIDC_CORP_ISSUER",
+                "https://u:p@login.example.com",
+                "OIDC_CORP_ISSUER",
+            ),
+            (
+                "OIDC_CORP_ISSUER",
+                "https://login.example.com/?x=1",
+                "OIDC_CORP_ISSUER",
+            ),
             ("OIDC_CORP_ISSUER", "login.example.com", "OIDC_CORP_ISSUER"),
             ("OIDC_CORP_CLIENT_ID", "has space", "OIDC_CORP_CLIENT_ID"),
             ("OIDC_CORP_SCOPES", "email profile", "OIDC_CORP_SCOPES"),
             ("OIDC_CORP_SCOPES", "openid e\"vil", "OIDC_CORP_SCOPES"),
             ("OIDC_CORP_ROLE_MAP", "admins=admin", "OIDC_CORP_ROLE_MAP"),
             ("OIDC_CORP_DEFAULT_ROLE", "root", "OIDC_CORP_DEFAULT_ROLE"),
-            ("OIDC_CORP_DISPLAY_NAME", &"x".repeat(101), "OIDC_CORP_DISPLAY_NAME"),
+            (
+                "OIDC_CORP_DISPLAY_NAME",
+                &"x".repeat(101),
+                "OIDC_CORP_DISPLAY_NAME",
+            ),
             ("OIDC_CORP_ROLE_MAPP", "a=admin", "OIDC_CORP_ROLE_MAPP"),
-            ("OIDC_OTHER_ISSUER", "https://other.example.com", "OIDC_OTHER_ISSUER"),
-            ("OIDC_CORP_ISSUER_FILE", "/etc/issuer", "OIDC_CORP_ISSUER_FILE"),
+            (
+                "OIDC_OTHER_ISSUER",
+                "https://other.example.com",
+                "OIDC_OTHER_ISSUER",
+            ),
+            (
+                "OIDC_CORP_ISSUER_FILE",
+                "/etc/issuer",
+                "OIDC_CORP_ISSUER_FILE",
+            ),
             ("OIDC_AUTOCREATE", "true", "OIDC_AUTOCREATE"),
         ] {
             let mut pairs = corp(&[]);
@@ -396,7 +427,11 @@ mod tests {
 
     #[test]
     fn plain_http_issuers_only_on_loopback_outside_production() {
-        for loopback in ["http://127.0.0.1:8081", "http://[::1]:9000/idp", "http://localhost:5556"] {
+        for loopback in [
+            "http://127.0.0.1:8081",
+            "http://[::1]:9000/idp",
+            "http://localhost:5556",
+        ] {
             let mut pairs = corp(&[]);
             pairs.push(("OIDC_CORP_ISSUER", loopback));
             assert!(load(&pairs).is_ok(), "{loopback}");
@@ -404,7 +439,10 @@ mod tests {
                 ("HIVE_ENV", "production"),
                 ("AUTH_URL", "https://hive.example.com"),
                 ("AUTH_SECRET", "9f8e7d6c5b4a39281706f5e4d3c2b1a0"),
-                ("ENCRYPTION_KEY", "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"),
+                (
+                    "ENCRYPTION_KEY",
+                    "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0",
+                ),
             ]);
             assert_eq!(load(&pairs).unwrap_err().variable, "OIDC_CORP_ISSUER");
         }

@@ -34,8 +34,7 @@ impl VarSpec {
     /// The name of a template row for the instance `id` (any case; upper-cased), or the row's
     /// own name for a plain row.
     pub fn name_for(&self, id: &str) -> String {
-        self.name
-            .replace(ID_PLACEHOLDER, &id.to_ascii_uppercase())
+        self.name.replace(ID_PLACEHOLDER, &id.to_ascii_uppercase())
     }
 
     /// The instance id (upper case, as in the name) when `name` is this template's variable.
