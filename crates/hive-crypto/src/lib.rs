@@ -5,6 +5,7 @@
 
 pub mod jwt;
 pub mod password;
+pub mod pkce;
 pub mod token;
 pub mod totp;
 pub mod vault;

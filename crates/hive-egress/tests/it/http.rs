@@ -344,8 +344,8 @@ async fn a_get_without_redirects_answers_the_redirect_itself() {
         &format!("{},127.0.0.1:{}", allow(&server), target.port()),
         Arc::new(ScriptedResolver::new()),
     );
-    let request = EgressRequest::get(format!("http://127.0.0.1:{}/jwks", server.port()))
-        .without_redirects();
+    let request =
+        EgressRequest::get(format!("http://127.0.0.1:{}/jwks", server.port())).without_redirects();
     let response = egress.send(request, &LIMITS).await.unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
     assert_eq!(response.redirects(), 0);
