@@ -6,6 +6,7 @@
 //! exclusive lock on `<database>.lock` keeps a second process off the same database, which is
 //! also why this store is always the leader.
 
+mod challenges;
 mod identity;
 mod jobs;
 mod mfa;
@@ -43,6 +44,7 @@ pub struct SqliteStore {
     secrets: secrets::SqliteSecrets,
     settings: settings::SqliteSettings,
     mfa: mfa::SqliteMfa,
+    challenges: challenges::SqliteChallenges,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -105,6 +107,9 @@ impl SqliteStore {
                 writer: writer.clone(),
             },
             mfa: mfa::SqliteMfa {
+                writer: writer.clone(),
+            },
+            challenges: challenges::SqliteChallenges {
                 writer: writer.clone(),
             },
             writer,
@@ -258,6 +263,10 @@ impl Store for SqliteStore {
 
     fn mfa(&self) -> &dyn MfaRepo {
         &self.mfa
+    }
+
+    fn challenges(&self) -> &dyn hive_store::ChallengeRepo {
+        &self.challenges
     }
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {
