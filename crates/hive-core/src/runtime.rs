@@ -130,6 +130,7 @@ impl Hive {
             mailer,
             audit_chain: Arc::clone(&audit_chain),
             allow_public_registration: config.allow_public_registration,
+            mfa_policy: config.mfa_required,
             setup_token: secrets.setup_token.clone(),
             internal_token: secrets.internal_token.clone(),
             base_url: config.auth_url.as_str().trim_end_matches('/').to_owned(),

@@ -3,6 +3,7 @@
 //! One pool per process; leadership through session advisory locks on dedicated connections
 //! ([`Store::leader_lease`]); migrations serialised among replicas by sqlx's migration lock.
 
+mod challenges;
 mod identity;
 mod jobs;
 mod lease;
@@ -44,6 +45,7 @@ pub struct PostgresStore {
     secrets: secrets::PgSecrets,
     settings: settings::PgSettings,
     mfa: mfa::PgMfa,
+    challenges: challenges::PgChallenges,
     oidc_links: oidc::PgOidcLinks,
 }
 
@@ -81,6 +83,7 @@ impl PostgresStore {
             secrets: secrets::PgSecrets { pool: pool.clone() },
             settings: settings::PgSettings { pool: pool.clone() },
             mfa: mfa::PgMfa { pool: pool.clone() },
+            challenges: challenges::PgChallenges { pool: pool.clone() },
             oidc_links: oidc::PgOidcLinks { pool: pool.clone() },
             pool,
             options,
@@ -210,6 +213,10 @@ impl Store for PostgresStore {
 
     fn mfa(&self) -> &dyn MfaRepo {
         &self.mfa
+    }
+
+    fn challenges(&self) -> &dyn hive_store::ChallengeRepo {
+        &self.challenges
     }
 
     fn oidc_links(&self) -> &dyn OidcLinkRepo {

@@ -6,6 +6,7 @@
 //! exclusive lock on `<database>.lock` keeps a second process off the same database, which is
 //! also why this store is always the leader.
 
+mod challenges;
 mod identity;
 mod jobs;
 mod mfa;
@@ -44,6 +45,7 @@ pub struct SqliteStore {
     secrets: secrets::SqliteSecrets,
     settings: settings::SqliteSettings,
     mfa: mfa::SqliteMfa,
+    challenges: challenges::SqliteChallenges,
     oidc_links: oidc::SqliteOidcLinks,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
@@ -107,6 +109,9 @@ impl SqliteStore {
                 writer: writer.clone(),
             },
             mfa: mfa::SqliteMfa {
+                writer: writer.clone(),
+            },
+            challenges: challenges::SqliteChallenges {
                 writer: writer.clone(),
             },
             oidc_links: oidc::SqliteOidcLinks {
@@ -264,6 +269,10 @@ impl Store for SqliteStore {
 
     fn mfa(&self) -> &dyn MfaRepo {
         &self.mfa
+    }
+
+    fn challenges(&self) -> &dyn hive_store::ChallengeRepo {
+        &self.challenges
     }
 
     fn oidc_links(&self) -> &dyn OidcLinkRepo {

@@ -5,12 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audited;
+mod challenges;
 mod identity;
 mod mfa;
 mod oidc;
 mod settings;
 mod vault;
 pub use audited::*;
+pub use challenges::*;
 pub use identity::*;
 pub use mfa::*;
 pub use oidc::*;
@@ -117,6 +119,11 @@ macro_rules! conformance_suite {
             a_recovery_code_is_used_once_under_concurrency,
             replacing_recovery_codes_invalidates_the_old_ones,
             an_mfa_change_whose_audit_record_fails_is_unchanged,
+            a_user_has_a_second_factor_only_while_totp_is_enabled,
+            sessions_record_their_second_factor,
+            a_challenge_is_taken_once_for_its_purpose,
+            a_challenge_has_one_taker_under_concurrency,
+            expired_challenges_are_pruned,
             oidc_links_round_trip_and_stay_unique,
             an_account_is_created_with_its_link_or_not_at_all,
         );

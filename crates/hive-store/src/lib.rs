@@ -4,6 +4,7 @@
 //! `hive-store-postgres`), each with its own migrations folder. Both run the same conformance
 //! suite ([`conformance`]), so a behaviour that holds on one holds on the other.
 
+mod challenges;
 pub mod conformance;
 mod error;
 mod identity;
@@ -20,6 +21,7 @@ mod vault;
 
 use async_trait::async_trait;
 
+pub use challenges::{ChallengeRepo, ChallengeRow, MAX_CHALLENGE_PAYLOAD, check_challenge};
 pub use error::StoreError;
 pub use identity::{
     AccountChange, ApiTokenRepo, ApiTokenRow, AuditAppend, AuditCheckpoint, AuditFilter,
@@ -154,6 +156,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// TOTP credentials and recovery codes.
     fn mfa(&self) -> &dyn MfaRepo;
+
+    /// Server-side state of sign-in flows (OIDC, WebAuthn).
+    fn challenges(&self) -> &dyn ChallengeRepo;
 
     /// Single sign-on links (OpenID Connect provider and subject → account).
     fn oidc_links(&self) -> &dyn OidcLinkRepo;

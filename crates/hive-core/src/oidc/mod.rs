@@ -461,12 +461,14 @@ impl Oidc {
         verifier: &str,
         purpose: &Purpose,
     ) -> Result<String, Refusal> {
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "authorization_code")
-            .append_pair("code", code)
-            .append_pair("redirect_uri", &self.redirect_uri(&config.id))
-            .append_pair("code_verifier", verifier);
         let secret = config.client_secret.expose_secret();
+        let redirect_uri = self.redirect_uri(&config.id);
+        let mut fields = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri.as_str()),
+            ("code_verifier", verifier),
+        ];
         let mut request = EgressRequest::post(metadata.token_endpoint.as_str())
             .header(
                 header::CONTENT_TYPE,
@@ -475,14 +477,20 @@ impl Oidc {
             .header(header::ACCEPT, HeaderValue::from_static("application/json"))
             .without_redirects();
         if metadata.secret_in_body {
-            form.append_pair("client_id", &config.client_id)
-                .append_pair("client_secret", secret);
+            fields.extend([
+                ("client_id", config.client_id.as_str()),
+                ("client_secret", secret),
+            ]);
         } else {
             request = request.header(header::AUTHORIZATION, basic_credentials(config)?);
         }
+        // Built before the await: the serializer is not `Send`.
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
         let response = self
             .egress
-            .send(request.body(form.finish()), &TOKEN_LIMITS, purpose)
+            .send(request.body(body), &TOKEN_LIMITS, purpose)
             .await
             .map_err(|error| {
                 tracing::warn!(kind = error.kind(), "single sign-on: token endpoint failed");

@@ -34,3 +34,11 @@ fn provider_error_codes_are_cleaned_for_the_record() {
         ("provider_error", "access_deniedscript")
     );
 }
+
+/// The server awaits these in handlers, which must be `Send`.
+#[allow(dead_code, clippy::let_underscore_future)]
+fn futures_are_send(oidc: &Oidc, meta: &RequestMeta) {
+    fn send<T: Send>(_: T) {}
+    send(oidc.start("corp", None, meta));
+    send(oidc.callback("corp", Callback::default(), meta));
+}

@@ -12,7 +12,7 @@ mod users;
 mod vault;
 mod views;
 
-use crate::auth::{Access, RouteRule, authorize};
+use crate::auth::{Access, RouteRule, Stages, authorize};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
@@ -61,6 +61,7 @@ where
             rule: RouteRule {
                 access,
                 scope: None,
+                during: Stages::default(),
             },
             rate_limit,
             owned: false,
@@ -74,6 +75,23 @@ impl Route {
     fn owned(mut self) -> Self {
         self.entry.owned = true;
         self
+    }
+
+    /// Lets a session that still has to pass its second factor call the route.
+    fn before_second_factor(mut self) -> Self {
+        self.entry.rule.during.second_factor = true;
+        self
+    }
+
+    /// Lets a session that must enroll a second factor first (the MFA policy) call the route.
+    fn before_enrollment(mut self) -> Self {
+        self.entry.rule.during.enrollment = true;
+        self
+    }
+
+    /// Both: the routes every session may call (log out, who am I).
+    fn any_stage(self) -> Self {
+        self.before_second_factor().before_enrollment()
     }
 }
 
@@ -104,10 +122,10 @@ fn routes_declared() -> Vec<Route> {
         route(M::GET, "/api/v1/auth/oidc/{provider}/start", PUBLIC, Some("login"), oidc::start),
         route(M::GET, "/api/v1/auth/oidc/{provider}/callback", PUBLIC, Some("login"), oidc::callback),
         // The caller's own account.
-        route(M::POST, "/api/v1/auth/logout", VIEWER, None, a::logout),
-        route(M::GET, "/api/v1/auth/me", VIEWER, None, a::me),
+        route(M::POST, "/api/v1/auth/logout", VIEWER, None, a::logout).any_stage(),
+        route(M::GET, "/api/v1/auth/me", VIEWER, None, a::me).any_stage(),
         route(M::PATCH, "/api/v1/auth/me", VIEWER, None, a::update_me),
-        route(M::POST, "/api/v1/auth/reauthenticate", VIEWER, Some("login"), a::reauthenticate),
+        route(M::POST, "/api/v1/auth/reauthenticate", VIEWER, Some("login"), a::reauthenticate).before_enrollment(),
         route(M::POST, "/api/v1/auth/password", VIEWER, Some("login"), a::change_password),
         route(M::GET, "/api/v1/auth/sessions", VIEWER, None, a::list_sessions),
         route(M::DELETE, "/api/v1/auth/sessions/{id}", VIEWER, None, a::revoke_session).owned(),
