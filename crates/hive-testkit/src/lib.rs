@@ -9,6 +9,7 @@
 
 pub mod capture;
 mod client;
+pub mod oidc;
 
 pub use client::{TestClient, error_body};
 pub use hive_state::test_support::OwnRedis;
