@@ -610,3 +610,28 @@ async fn an_unreachable_or_lying_provider_is_refused_at_the_start() {
     assert_eq!(records_of(&guarded, "egress.refused").await.len(), 1);
     assert_eq!(provider.jwks_fetches(), 0);
 }
+
+#[tokio::test]
+async fn sign_ins_are_rate_limited_per_client_address() {
+    let backend = hive_testkit::TestBackend::Sqlite;
+    let provider = TestProvider::start().await;
+    let server = sso_server(backend, &provider, &[("HIVE_RATE_LIMITS", "sso=3/15m")]).await;
+    for _ in 0..3 {
+        assert_eq!(server.client.get(START).await.status(), 302);
+    }
+    let limited = server.client.get(START).await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    let callback = server
+        .client
+        .get("/api/v1/auth/oidc/corp/callback?code=x&state=y")
+        .await;
+    assert_eq!(callback.status(), 429, "the callback shares the quota");
+    // Password logins keep their own.
+    assert_eq!(
+        try_login(&server, "nobody@example.com", PASSWORD)
+            .await
+            .status(),
+        401
+    );
+}

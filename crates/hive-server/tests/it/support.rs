@@ -22,7 +22,7 @@ pub async fn identity_server_with(backend: TestBackend, vars: &[(&str, &str)]) -
         .var("HIVE_INTERNAL_TOKEN", INTERNAL_TOKEN)
         .var(
             "HIVE_RATE_LIMITS",
-            "login=10000/1m,register=10000/1m,setup=10000/1m,api=100000/1m",
+            "login=10000/1m,sso=10000/1m,register=10000/1m,setup=10000/1m,api=100000/1m",
         );
     for (name, value) in vars {
         builder = builder.var(name, value);
