@@ -58,6 +58,27 @@ pub struct Misbehaviour {
     pub token_type: Option<String>,
 }
 
+impl Misbehaviour {
+    /// Tokens broken as `forgery` says.
+    pub fn forge(forgery: Forgery) -> Self {
+        Self {
+            forgery,
+            ..Self::default()
+        }
+    }
+
+    /// Tokens whose claims `pairs` replace (`Value::Null` removes one).
+    pub fn with_claims(pairs: &[(&str, Value)]) -> Self {
+        Self {
+            claims: pairs
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                .collect(),
+            ..Self::default()
+        }
+    }
+}
+
 /// The account the provider signs in as.
 #[derive(Debug, Clone)]
 pub struct TestUser {

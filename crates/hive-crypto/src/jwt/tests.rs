@@ -20,6 +20,11 @@ fn keys() -> Keys {
     }
 }
 
+/// A key set of `keys`' public halves, every algorithm accepted.
+fn set_of(keys: &[&TestKey]) -> KeySet {
+    KeySet::parse(key_set(keys).to_string().as_bytes(), &SigningAlg::ALL).unwrap()
+}
+
 fn corpus() -> Value {
     serde_json::from_str(include_str!("../../tests/data/jwt-attacks.json")).unwrap()
 }
@@ -102,11 +107,7 @@ fn expected<'a>(corpus: &'a Value) -> Expected<'a> {
 fn the_attack_corpus_is_refused_and_valid_tokens_pass() {
     let corpus = corpus();
     let keys = keys();
-    let set = KeySet::parse(
-        key_set(&[&keys.rsa, &keys.ec]).to_string().as_bytes(),
-        &SigningAlg::ALL,
-    )
-    .unwrap();
+    let set = set_of(&[&keys.rsa, &keys.ec]);
     let cases = corpus["cases"].as_array().unwrap();
     assert!(cases.len() >= 60, "the corpus lost cases");
     for case in cases {
@@ -125,11 +126,7 @@ fn the_attack_corpus_is_refused_and_valid_tokens_pass() {
 fn accepted_claims_are_returned() {
     let corpus = corpus();
     let keys = keys();
-    let set = KeySet::parse(
-        key_set(&[&keys.ec]).to_string().as_bytes(),
-        &SigningAlg::ALL,
-    )
-    .unwrap();
+    let set = set_of(&[&keys.ec]);
     let token = keys.ec.sign(&keys.ec.header(), &default_claims(&corpus));
     let claims = verify_id_token(&token, &set, &expected(&corpus)).unwrap();
     assert_eq!(claims.subject, "user-1");
@@ -153,11 +150,7 @@ fn accepted_claims_are_returned() {
 fn leeway_is_capped_at_thirty_seconds() {
     let corpus = corpus();
     let keys = keys();
-    let set = KeySet::parse(
-        key_set(&[&keys.rsa]).to_string().as_bytes(),
-        &SigningAlg::ALL,
-    )
-    .unwrap();
+    let set = set_of(&[&keys.rsa]);
     let claims = patched(default_claims(&corpus), Some(&json!({"exp": NOW - 40})));
     let token = keys.rsa.sign(&keys.rsa.header(), &claims);
     let generous = Expected {
@@ -210,11 +203,7 @@ fn a_key_set_keeps_only_usable_signature_keys() {
 fn rejections_never_repeat_the_token() {
     let keys = keys();
     let corpus = corpus();
-    let set = KeySet::parse(
-        key_set(&[&keys.rsa]).to_string().as_bytes(),
-        &SigningAlg::ALL,
-    )
-    .unwrap();
+    let set = set_of(&[&keys.rsa]);
     let claims = patched(default_claims(&corpus), Some(&json!({"nonce": "other"})));
     let token = keys.rsa.sign(&keys.rsa.header(), &claims);
     let rejection = verify_id_token(&token, &set, &expected(&corpus)).unwrap_err();

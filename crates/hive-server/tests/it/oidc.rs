@@ -209,61 +209,31 @@ async fn forged_and_mismatched_tokens_are_refused() {
         let provider = TestProvider::start().await;
         let server = sso_server(backend, &provider, &[("OIDC_AUTO_CREATE", "true")]).await;
         let now = server.clock.now().unix_timestamp();
-        let claims = |pairs: &[(&str, Value)]| -> BTreeMap<String, Value> {
-            pairs
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), v.clone()))
-                .collect()
-        };
         let cases: Vec<(&str, Misbehaviour)> = vec![
             (
                 "bad_signature",
-                Misbehaviour {
-                    forgery: Forgery::ForeignSignature,
-                    ..Default::default()
-                },
+                Misbehaviour::forge(Forgery::ForeignSignature),
             ),
-            (
-                "alg_none",
-                Misbehaviour {
-                    forgery: Forgery::AlgNone,
-                    ..Default::default()
-                },
-            ),
+            ("alg_none", Misbehaviour::forge(Forgery::AlgNone)),
             (
                 "alg_not_allowed",
-                Misbehaviour {
-                    forgery: Forgery::Hs256WithPublicKey,
-                    ..Default::default()
-                },
+                Misbehaviour::forge(Forgery::Hs256WithPublicKey),
             ),
             (
                 "wrong_issuer",
-                Misbehaviour {
-                    claims: claims(&[("iss", json!("https://evil.example.com"))]),
-                    ..Default::default()
-                },
+                Misbehaviour::with_claims(&[("iss", json!("https://evil.example.com"))]),
             ),
             (
                 "wrong_audience",
-                Misbehaviour {
-                    claims: claims(&[("aud", json!("another-client"))]),
-                    ..Default::default()
-                },
+                Misbehaviour::with_claims(&[("aud", json!("another-client"))]),
             ),
             (
                 "expired",
-                Misbehaviour {
-                    claims: claims(&[("iat", json!(now - 600)), ("exp", json!(now - 60))]),
-                    ..Default::default()
-                },
+                Misbehaviour::with_claims(&[("iat", json!(now - 600)), ("exp", json!(now - 60))]),
             ),
             (
                 "wrong_nonce",
-                Misbehaviour {
-                    claims: claims(&[("nonce", json!("a nonce of another sign-in"))]),
-                    ..Default::default()
-                },
+                Misbehaviour::with_claims(&[("nonce", json!("a nonce of another sign-in"))]),
             ),
             (
                 "token_endpoint_refused",
@@ -295,10 +265,7 @@ async fn forged_and_mismatched_tokens_are_refused() {
         // An unknown kid makes Hive fetch the keys once more, then refuse; another one within
         // the minute fetches nothing.
         server.clock.advance(Duration::seconds(61));
-        provider.misbehave(Misbehaviour {
-            forgery: Forgery::UnknownKid,
-            ..Default::default()
-        });
+        provider.misbehave(Misbehaviour::forge(Forgery::UnknownKid));
         let fetched = provider.jwks_fetches();
         let response = come_back(&leave_for_provider(&server, START).await).await;
         assert_refused(&server, response, "unknown_kid").await;
