@@ -484,3 +484,54 @@ async fn an_admin_resets_the_factors_of_a_user_who_lost_them() {
         assert_eq!(records_of(&server, "user.mfa_reset").await.len(), 2);
     }
 }
+
+#[tokio::test]
+async fn a_rotated_vault_key_moves_the_seed_and_codes_still_verify() {
+    for backend in backends() {
+        let server = mfa_server(backend, "none").await;
+        let admin = setup_admin(&server).await;
+        let first = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (secret, _) = enroll(&server, &first).await;
+        let user_id: uuid::Uuid = admin["id"].as_str().unwrap().parse().unwrap();
+        let before = server
+            .hive
+            .store
+            .mfa()
+            .totp(user_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let rotated = post(&server, &first, "/api/v1/admin/vault/rotate", json!({})).await;
+        assert_eq!(rotated.status(), 200);
+        let report = hive_core::key_rotation::reencrypt_secrets(
+            server.hive.store.as_ref(),
+            &server.hive.vault,
+            100,
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.resealed, 1, "{report:?}");
+        assert_eq!(report.retired_keys, vec![before.key_id]);
+        let after = server
+            .hive
+            .store
+            .mfa()
+            .totp(user_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(after.key_id, report.key_id);
+        assert_ne!(after.seed, before.seed);
+
+        server.clock.advance(Duration::seconds(30));
+        let session = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let verified = post(
+            &server,
+            &session,
+            "/api/v1/auth/mfa/verify",
+            json!({ "code": code_now(&server, &secret) }),
+        )
+        .await;
+        assert_eq!(verified.status(), 204);
+    }
+}
