@@ -59,6 +59,8 @@ pub struct Hive {
     pub oidc: Arc<crate::oidc::Oidc>,
     /// Admin-edited settings (the egress allowlist), followed across replicas.
     pub settings: Arc<crate::settings::Settings>,
+    /// Second factors: TOTP and recovery codes.
+    pub mfa: Arc<crate::mfa::Mfa>,
     /// Secrets sealed by the vault.
     pub secrets_service: Arc<crate::secret_values::SecretService>,
     /// Keys the audit log's hash chain (for `hive audit verify`).
@@ -153,6 +155,12 @@ impl Hive {
             Arc::clone(&clock),
             Arc::clone(&identity),
         ));
+        let mfa = Arc::new(crate::mfa::Mfa::new(
+            Arc::clone(&store),
+            Arc::clone(&vault),
+            Arc::clone(&identity),
+            Arc::clone(&clock),
+        ));
         let key_admin = Arc::new(crate::key_rotation::KeyAdmin::new(Arc::clone(&vault)));
         let egress = match crate::egress::Egress::new(&config, Arc::clone(&identity)) {
             Ok(egress) => Arc::new(egress),
@@ -186,6 +194,7 @@ impl Hive {
             settings,
             key_admin,
             identity,
+            mfa,
             secrets_service,
             vault,
             audit_chain,

@@ -602,3 +602,58 @@ async fn sign_ins_are_rate_limited_per_client_address() {
         401
     );
 }
+
+#[tokio::test]
+async fn a_single_sign_on_session_is_under_the_mfa_policy_like_a_password_one() {
+    for backend in backends() {
+        let provider = TestProvider::start().await;
+        let server = sso_server(backend, &provider, &[("HIVE_MFA_REQUIRED", "admins")]).await;
+        setup_admin(&server).await;
+        // A password session of the admin must enroll…
+        let password = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        assert_eq!(
+            me(&server, &password).await["sessionStage"],
+            "enrollment_required"
+        );
+
+        // The admin signs in by SSO (linked by verified email): the policy sends the session
+        // to enrollment, as it does the password session.
+        provider.set_user(TestUser::new("sub-admin", ADMIN_EMAIL));
+        let (sso_admin, _) = sign_in(&server).await;
+        let shown = me(&server, &sso_admin).await;
+        assert_eq!(shown["role"], "admin");
+        assert_eq!(shown["sessionStage"], "enrollment_required");
+        let users = sso_admin
+            .send(&server, Method::GET, "/api/v1/users", None)
+            .await;
+        assert_eq!(users.status(), 403);
+        let body: Value = users.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "mfa_enrollment_required");
+
+        // A viewer is not covered: verified at once.
+        let server = sso_server(
+            backend,
+            &provider,
+            &[
+                ("HIVE_MFA_REQUIRED", "admins"),
+                ("OIDC_AUTO_CREATE", "true"),
+            ],
+        )
+        .await;
+        provider.set_user(TestUser::new("sub-viewer", "viewer@example.com"));
+        let (viewer, _) = sign_in(&server).await;
+        assert_eq!(me(&server, &viewer).await["sessionStage"], "verified");
+        // Under HIVE_MFA_REQUIRED=all the same sign-in must enroll first.
+        let strict = sso_server(
+            backend,
+            &provider,
+            &[("HIVE_MFA_REQUIRED", "all"), ("OIDC_AUTO_CREATE", "true")],
+        )
+        .await;
+        let (must_enroll, _) = sign_in(&strict).await;
+        assert_eq!(
+            me(&strict, &must_enroll).await["sessionStage"],
+            "enrollment_required"
+        );
+    }
+}

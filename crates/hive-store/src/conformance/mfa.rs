@@ -423,3 +423,81 @@ pub async fn a_user_has_a_second_factor_only_while_totp_is_enabled(store: &dyn S
         .unwrap();
     assert!(!has_factor().await);
 }
+
+pub async fn a_vault_key_sealing_a_totp_seed_is_not_retired(store: &dyn Store) {
+    let user = user_with_key(store).await;
+    let keys = store.vault_keys();
+    keys.insert(
+        &VaultKeyRow::new(2, "n.c".into(), truncate_to_micros(T0)),
+        note("vault.key_create").append(),
+    )
+    .await
+    .unwrap();
+    store
+        .mfa()
+        .start_totp(&pending(user, "seed"), note("mfa.totp_start").append())
+        .await
+        .unwrap();
+    let later = truncate_to_micros(T0 + Duration::hours(1));
+    assert!(
+        !keys
+            .retire_if_unused(1, later, note("vault.key_retire").append())
+            .await
+            .unwrap(),
+        "a seed is sealed with it"
+    );
+    store
+        .mfa()
+        .remove_totp(user, note("mfa.totp_remove").append())
+        .await
+        .unwrap();
+    assert!(
+        keys.retire_if_unused(1, later, note("vault.key_retire").append())
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn totp_seeds_are_resealed_only_when_unchanged(store: &dyn Store) {
+    let user = user_with_key(store).await;
+    store
+        .vault_keys()
+        .insert(
+            &VaultKeyRow::new(2, "n.c".into(), truncate_to_micros(T0)),
+            note("vault.key_create").append(),
+        )
+        .await
+        .unwrap();
+    let mfa = store.mfa();
+    mfa.start_totp(&pending(user, "seed"), note("mfa.totp_start").append())
+        .await
+        .unwrap();
+    let listed = mfa.totp_not_under_key(2, None, 10).await.unwrap();
+    let row = listed.iter().find(|r| r.user_id == user).unwrap().clone();
+    assert!(
+        mfa.totp_not_under_key(1, None, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.user_id != user),
+        "already under key 1"
+    );
+    assert!(
+        mfa.totp_not_under_key(2, Some(user), 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.user_id > user),
+        "after the cursor"
+    );
+    // Re-enrolled meanwhile: the seed the job read is gone, nothing is overwritten.
+    mfa.start_totp(&pending(user, "newer"), note("mfa.totp_start").append())
+        .await
+        .unwrap();
+    assert!(!mfa.reseal_totp(&row, 2, "resealed").await.unwrap());
+    assert_eq!(mfa.totp(user).await.unwrap().unwrap().seed, "newer");
+    let current = mfa.totp(user).await.unwrap().unwrap();
+    assert!(mfa.reseal_totp(&current, 2, "resealed").await.unwrap());
+    let stored = mfa.totp(user).await.unwrap().unwrap();
+    assert_eq!((stored.seed.as_str(), stored.key_id), ("resealed", 2));
+}
