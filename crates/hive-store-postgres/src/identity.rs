@@ -90,7 +90,7 @@ async fn fetch_user(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>
     row.as_ref().map(to_user).transpose()
 }
 
-async fn delete_sessions(
+pub(crate) async fn delete_sessions(
     conn: &mut PgConnection,
     user_id: Uuid,
     except: Option<Uuid>,

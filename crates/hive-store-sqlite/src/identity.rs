@@ -134,7 +134,7 @@ async fn would_remove_last_admin(
     Ok(others == 0)
 }
 
-async fn delete_sessions(
+pub(crate) async fn delete_sessions(
     conn: &mut SqliteConnection,
     user_id: Uuid,
     except: Option<Uuid>,

@@ -9,6 +9,7 @@
 mod identity;
 mod jobs;
 mod mfa;
+mod passkeys;
 mod secrets;
 mod settings;
 mod tasks;
@@ -18,8 +19,8 @@ use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
     ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
-    OneTimeTokenRepo, SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store, StoreError,
-    TaskRepo, UserRepo, VaultKeyRepo,
+    OneTimeTokenRepo, PasskeyRepo, SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store,
+    StoreError, TaskRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -43,6 +44,7 @@ pub struct SqliteStore {
     secrets: secrets::SqliteSecrets,
     settings: settings::SqliteSettings,
     mfa: mfa::SqliteMfa,
+    passkeys: passkeys::SqlitePasskeys,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -106,6 +108,10 @@ impl SqliteStore {
             },
             mfa: mfa::SqliteMfa {
                 writer: writer.clone(),
+            },
+            passkeys: passkeys::SqlitePasskeys {
+                writer: writer.clone(),
+                reader: reader.clone(),
             },
             writer,
             reader,
@@ -258,6 +264,10 @@ impl Store for SqliteStore {
 
     fn mfa(&self) -> &dyn MfaRepo {
         &self.mfa
+    }
+
+    fn passkeys(&self) -> &dyn PasskeyRepo {
+        &self.passkeys
     }
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

@@ -7,11 +7,13 @@
 mod audited;
 mod identity;
 mod mfa;
+mod passkeys;
 mod settings;
 mod vault;
 pub use audited::*;
 pub use identity::*;
 pub use mfa::*;
+pub use passkeys::*;
 pub use settings::*;
 pub use vault::*;
 
@@ -115,6 +117,14 @@ macro_rules! conformance_suite {
             a_recovery_code_is_used_once_under_concurrency,
             replacing_recovery_codes_invalidates_the_old_ones,
             an_mfa_change_whose_audit_record_fails_is_unchanged,
+            passkeys_round_trip,
+            passkeys_are_capped_per_user_under_concurrency,
+            a_credential_id_belongs_to_one_passkey,
+            passkey_values_are_checked_by_the_schema,
+            passkey_changes_end_the_other_sessions,
+            a_passkey_counter_only_moves_forward,
+            all_passkeys_of_a_user_are_removed_at_once,
+            a_passkey_change_whose_audit_record_fails_is_unchanged,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

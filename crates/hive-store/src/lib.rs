@@ -10,6 +10,7 @@ mod identity;
 mod jobs;
 mod mfa;
 mod page;
+mod passkeys;
 mod secrets;
 mod settings;
 #[cfg(feature = "sqlx")]
@@ -31,6 +32,10 @@ pub use identity::{
 pub use jobs::{JobOutcome, JobRun, JobRunRepo, NewJobRun};
 pub use mfa::{MfaRepo, TotpRow, step_from_stored, step_to_stored};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
+pub use passkeys::{
+    PASSKEY_CREDENTIAL_ID_MAX_CHARS, PASSKEY_DOCUMENT_MAX_BYTES, PASSKEY_NAME_MAX_CHARS,
+    PasskeyAdded, PasskeyRepo, PasskeyRow, PasskeyUse, sign_count_from_stored,
+};
 pub use secrets::{SecretRepo, SecretRow};
 pub use settings::{
     PutOutcome, SETTING_NAME_MAX_CHARS, SETTING_VALUE_MAX_BYTES, SettingRow, SettingWrite,
@@ -152,6 +157,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// TOTP credentials and recovery codes.
     fn mfa(&self) -> &dyn MfaRepo;
+
+    /// Passkeys (WebAuthn credentials).
+    fn passkeys(&self) -> &dyn PasskeyRepo;
 
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;

@@ -9,6 +9,7 @@
 
 pub mod capture;
 mod client;
+pub mod passkey;
 
 pub use client::{TestClient, error_body};
 pub use hive_state::test_support::OwnRedis;
