@@ -429,6 +429,169 @@ fn head(out: &mut Vec<u8>, major: u8, argument: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use webauthn_rs::prelude::{
+        PublicKeyCredential, RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
+        WebauthnError,
+    };
+
+    const ORIGIN: &str = "http://localhost:8080";
+
+    fn relying_party() -> Webauthn {
+        let origin = Url::parse(ORIGIN).unwrap();
+        WebauthnBuilder::new("localhost", &origin)
+            .unwrap()
+            .build()
+            .unwrap()
+    }
+
+    /// The `publicKey` member of the options a verifier made.
+    macro_rules! public_key {
+        ($options:expr) => {
+            serde_json::to_value(&$options).unwrap()["publicKey"].clone()
+        };
+    }
+
+    /// Registers a passkey with `authenticator` and answers it as the verifier stores it.
+    fn registered(
+        webauthn: &Webauthn,
+        authenticator: &mut SoftAuthenticator,
+        user: Uuid,
+    ) -> webauthn_rs::prelude::Passkey {
+        let (options, state) = webauthn
+            .start_passkey_registration(user, "alice", "Alice", None)
+            .unwrap();
+        let answer = authenticator.register(&public_key!(options)).unwrap();
+        let answer: RegisterPublicKeyCredential = serde_json::from_value(answer).unwrap();
+        webauthn
+            .finish_passkey_registration(&answer, &state)
+            .unwrap()
+    }
+
+    fn login(
+        webauthn: &Webauthn,
+        authenticator: &mut SoftAuthenticator,
+        passkey: &webauthn_rs::prelude::Passkey,
+        tweaks: &Tweaks,
+    ) -> Result<webauthn_rs::prelude::AuthenticationResult, WebauthnError> {
+        let (options, state) = webauthn.start_discoverable_authentication().unwrap();
+        let answer = authenticator
+            .assert_with(&public_key!(options), tweaks)
+            .unwrap();
+        let answer: PublicKeyCredential = serde_json::from_value(answer).unwrap();
+        webauthn.finish_discoverable_authentication_v2(&answer, state, passkey)
+    }
+
+    #[test]
+    fn a_real_verifier_accepts_what_it_makes() {
+        let webauthn = relying_party();
+        for attestation in [Attestation::None, Attestation::PackedSelf] {
+            let mut authenticator = SoftAuthenticator::new(ORIGIN).with_attestation(attestation);
+            let user = Uuid::new_v4();
+            let mut passkey = registered(&webauthn, &mut authenticator, user);
+            assert_eq!(
+                passkey.cred_id().as_slice(),
+                authenticator.credentials[0].id
+            );
+
+            // A discoverable login names the user and counts up.
+            let (options, state) = webauthn.start_discoverable_authentication().unwrap();
+            let answer = authenticator.assert(&public_key!(options)).unwrap();
+            let answer: PublicKeyCredential = serde_json::from_value(answer).unwrap();
+            let (named, credential_id) = webauthn
+                .identify_discoverable_authentication(&answer)
+                .unwrap();
+            assert_eq!(named, user);
+            assert_eq!(credential_id, passkey.cred_id().as_slice());
+            let result = webauthn
+                .finish_discoverable_authentication_v2(&answer, state, &passkey)
+                .unwrap();
+            assert!(result.user_verified());
+            assert_eq!(result.counter(), 1);
+            passkey.update_credential(&result);
+
+            // An assertion for a known user's credentials.
+            let (options, state) = webauthn
+                .start_passkey_authentication(std::slice::from_ref(&passkey))
+                .unwrap();
+            let answer = authenticator.assert(&public_key!(options)).unwrap();
+            let answer: PublicKeyCredential = serde_json::from_value(answer).unwrap();
+            let result = webauthn
+                .finish_passkey_authentication(&answer, &state)
+                .unwrap();
+            assert_eq!(result.counter(), 2);
+        }
+    }
+
+    #[test]
+    fn each_tweak_is_refused_by_a_real_verifier() {
+        let webauthn = relying_party();
+        let mut authenticator = SoftAuthenticator::new(ORIGIN);
+        let passkey = registered(&webauthn, &mut authenticator, Uuid::new_v4());
+        let cases = [
+            (
+                Tweaks {
+                    origin: Some("http://evil.localhost:8080".into()),
+                    ..Tweaks::default()
+                },
+                WebauthnError::InvalidRPOrigin,
+            ),
+            (
+                Tweaks {
+                    rp_id: Some("evil.example".into()),
+                    ..Tweaks::default()
+                },
+                WebauthnError::InvalidRPIDHash,
+            ),
+            (
+                Tweaks {
+                    challenge: Some(URL_SAFE_NO_PAD.encode([7u8; 32])),
+                    ..Tweaks::default()
+                },
+                WebauthnError::MismatchedChallenge,
+            ),
+            (
+                Tweaks {
+                    skip_user_verification: true,
+                    ..Tweaks::default()
+                },
+                WebauthnError::UserNotVerified,
+            ),
+            (
+                Tweaks {
+                    tamper_signature: true,
+                    ..Tweaks::default()
+                },
+                WebauthnError::AuthenticationFailure,
+            ),
+        ];
+        for (tweaks, expected) in cases {
+            let refused = login(&webauthn, &mut authenticator, &passkey, &tweaks).unwrap_err();
+            assert_eq!(
+                std::mem::discriminant(&refused),
+                std::mem::discriminant(&expected),
+                "{tweaks:?}: {refused:?}"
+            );
+        }
+        // The counter must move forward.
+        login(&webauthn, &mut authenticator, &passkey, &Tweaks::default()).unwrap();
+    }
+
+    #[test]
+    fn excluded_credentials_are_not_made_again() {
+        let webauthn = relying_party();
+        let mut authenticator = SoftAuthenticator::new(ORIGIN);
+        let user = Uuid::new_v4();
+        let passkey = registered(&webauthn, &mut authenticator, user);
+        let (options, _) = webauthn
+            .start_passkey_registration(
+                user,
+                "alice",
+                "Alice",
+                Some(vec![passkey.cred_id().clone()]),
+            )
+            .unwrap();
+        assert!(authenticator.register(&public_key!(options)).is_err());
+    }
 
     #[test]
     fn cbor_heads_use_the_shortest_form() {

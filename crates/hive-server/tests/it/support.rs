@@ -105,7 +105,7 @@ pub async fn login(server: &TestServer, email: &str, password: &str) -> Browser 
     assert_eq!(response.status(), 200, "login of {email}");
     Browser {
         cookie: session_cookie(&response),
-        origin: server.base_url.clone(),
+        origin: server.origin.clone(),
     }
 }
 
