@@ -1,6 +1,6 @@
 //! Accounts and sessions for the identity tests, over real HTTP.
 
-use hive_testkit::{TestBackend, TestServer};
+use hive_testkit::{TestBackend, TestServer, TestServerBuilder};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
@@ -16,6 +16,11 @@ pub async fn identity_server(backend: TestBackend) -> TestServer {
 }
 
 pub async fn identity_server_with(backend: TestBackend, vars: &[(&str, &str)]) -> TestServer {
+    identity_builder(backend, vars).start().await
+}
+
+/// The builder of [`identity_server_with`], for tests that change more than variables.
+pub fn identity_builder(backend: TestBackend, vars: &[(&str, &str)]) -> TestServerBuilder {
     hive_testkit::capture::canary(PASSWORD);
     let mut builder = TestServer::builder(backend)
         .var("HIVE_SETUP_TOKEN", SETUP_TOKEN)
@@ -27,7 +32,7 @@ pub async fn identity_server_with(backend: TestBackend, vars: &[(&str, &str)]) -
     for (name, value) in vars {
         builder = builder.var(name, value);
     }
-    builder.start().await
+    builder
 }
 
 /// A signed-in browser: its session cookie and the origin it sends writes from.
