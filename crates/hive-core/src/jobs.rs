@@ -242,8 +242,9 @@ impl Job for PruneExpiredTasks {
     }
 }
 
-/// Deletes sessions past their end or idle limit, and invitation and reset links that
-/// expired more than a day ago (kept a day so that "expired" can still be told apart).
+/// Deletes sessions past their end or idle limit, sign-in flow state past its end, and
+/// invitation and reset links that expired more than a day ago (kept a day so that "expired"
+/// can still be told apart).
 pub struct PruneExpiredSessions {
     pub every: Duration,
 }
@@ -273,7 +274,15 @@ impl Job for PruneExpiredSessions {
             .prune_expired(now - time::Duration::days(1))
             .await
             .map_err(|e| e.to_string())?;
-        Ok(format!("pruned {sessions} sessions and {links} links"))
+        let flows = ctx
+            .store
+            .challenges()
+            .prune(now)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "pruned {sessions} sessions, {links} links and {flows} sign-in flows"
+        ))
     }
 }
 
@@ -498,6 +507,7 @@ mod tests {
             last_seen_at: seen,
             expires_at: start + time::Duration::hours(12),
             authenticated_at: start,
+            second_factor_at: None,
             ip: String::new(),
             user_agent: String::new(),
         };
@@ -527,7 +537,7 @@ mod tests {
         };
         assert_eq!(
             job.run(&ctx).await.unwrap(),
-            "pruned 1 sessions and 0 links"
+            "pruned 1 sessions, 0 links and 0 sign-in flows"
         );
         let left = store.sessions().list_for_user(user.id).await.unwrap();
         assert_eq!(left, vec![live]);

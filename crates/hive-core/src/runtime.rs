@@ -49,6 +49,8 @@ pub struct Hive {
     pub state: SharedState,
     /// Accounts, sessions, tokens.
     pub identity: Arc<Identity>,
+    /// Passkeys (WebAuthn) of accounts, with `AUTH_URL` as the relying party.
+    pub passkeys: Arc<crate::identity::Passkeys>,
     /// The vault's keyring.
     pub vault: Arc<crate::vault::Vault>,
     /// Rotation and listing of the vault's data keys.
@@ -128,6 +130,7 @@ impl Hive {
             mailer,
             audit_chain: Arc::clone(&audit_chain),
             allow_public_registration: config.allow_public_registration,
+            mfa_policy: config.mfa_required,
             setup_token: secrets.setup_token.clone(),
             internal_token: secrets.internal_token.clone(),
             base_url: config.auth_url.as_str().trim_end_matches('/').to_owned(),
@@ -149,6 +152,10 @@ impl Hive {
             Arc::clone(&vault),
             Arc::clone(&clock),
             Arc::clone(&identity),
+        ));
+        let passkeys = Arc::new(crate::identity::Passkeys::new(
+            Arc::clone(&identity),
+            &config.auth_url,
         ));
         let key_admin = Arc::new(crate::key_rotation::KeyAdmin::new(Arc::clone(&vault)));
         let egress = match crate::egress::Egress::new(&config, Arc::clone(&identity)) {
@@ -175,6 +182,7 @@ impl Hive {
             settings,
             key_admin,
             identity,
+            passkeys,
             secrets_service,
             vault,
             audit_chain,

@@ -120,6 +120,8 @@ pub struct UserView {
     pub display_name: String,
     pub role: Role,
     pub active: bool,
+    /// Whether a second factor (TOTP or a passkey) is enabled.
+    pub mfa_enabled: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -134,6 +136,9 @@ pub struct MeResponse {
     pub role: Role,
     /// `session`, `token` or `internal`.
     pub authenticated_by: String,
+    /// For a session: `verified`, `second_factor_required` or `enrollment_required`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_stage: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

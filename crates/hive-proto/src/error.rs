@@ -29,6 +29,10 @@ pub enum ErrorCode {
     Forbidden,
     /// A sensitive change needs a password check in the last 10 minutes.
     ReauthenticationRequired,
+    /// The session has passed the password step only: verify the second factor first.
+    SecondFactorRequired,
+    /// The MFA policy requires a second factor the user has not enrolled yet.
+    MfaEnrollmentRequired,
     CorsOriginDenied,
     NotFound,
     MethodNotAllowed,
@@ -49,6 +53,8 @@ impl ErrorCode {
             Self::Unauthenticated => "unauthenticated",
             Self::InvalidCredentials => "invalid_credentials",
             Self::ReauthenticationRequired => "reauthentication_required",
+            Self::SecondFactorRequired => "second_factor_required",
+            Self::MfaEnrollmentRequired => "mfa_enrollment_required",
             Self::Forbidden => "forbidden",
             Self::CorsOriginDenied => "cors_origin_denied",
             Self::NotFound => "not_found",
@@ -66,8 +72,8 @@ impl ErrorCode {
     pub const fn status(self) -> u16 {
         match self {
             Self::BadRequest | Self::ValidationFailed => 400,
-            Self::Unauthenticated | Self::InvalidCredentials => 401,
-            Self::ReauthenticationRequired => 403,
+            Self::Unauthenticated | Self::InvalidCredentials | Self::SecondFactorRequired => 401,
+            Self::ReauthenticationRequired | Self::MfaEnrollmentRequired => 403,
             Self::Forbidden | Self::CorsOriginDenied => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
@@ -106,6 +112,12 @@ impl ErrorCode {
             Self::InvalidCredentials => "Invalid credentials.",
             Self::ReauthenticationRequired => {
                 "Confirm your password first (POST /api/v1/auth/reauthenticate)."
+            }
+            Self::SecondFactorRequired => {
+                "Verify your second factor first (POST /api/v1/auth/mfa/verify)."
+            }
+            Self::MfaEnrollmentRequired => {
+                "Set up a second factor first (POST /api/v1/auth/mfa/totp or a passkey)."
             }
             Self::Forbidden => "You may not do this.",
             Self::CorsOriginDenied => "This origin may not call the API.",

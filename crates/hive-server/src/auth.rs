@@ -11,7 +11,7 @@ use crate::state::AppState;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hive_core::identity::{Caller, Credential, IdentityError, RequestMeta};
+use hive_core::identity::{Caller, Credential, IdentityError, RequestMeta, SessionStage};
 use hive_proto::{ErrorCode, Role, TokenScope};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, header};
@@ -32,6 +32,26 @@ pub struct RouteRule {
     pub access: Access,
     /// The token scope the route needs; derived from the method and role when `None`.
     pub scope: Option<TokenScope>,
+    /// Session stages short of verified that may call the route too (verifying the second
+    /// factor, enrolling one, logging out). Empty for every other route.
+    pub during: Stages,
+}
+
+/// A set of [`SessionStage`]s short of verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stages {
+    pub second_factor: bool,
+    pub enrollment: bool,
+}
+
+impl Stages {
+    pub fn allows(self, stage: SessionStage) -> bool {
+        match stage {
+            SessionStage::Verified => true,
+            SessionStage::SecondFactorRequired => self.second_factor,
+            SessionStage::EnrollmentRequired => self.enrollment,
+        }
+    }
 }
 
 impl RouteRule {
@@ -194,6 +214,13 @@ pub async fn authorize(
     let caller = request.extensions().get::<Caller>();
     let refusal = match caller {
         None => Some(("unauthenticated", ErrorCode::Unauthenticated)),
+        // A session short of its second factor reaches only the routes that lead there.
+        Some(caller) if !rule.during.allows(caller.stage()) => Some(match caller.stage() {
+            SessionStage::EnrollmentRequired => {
+                ("mfa_enrollment_required", ErrorCode::MfaEnrollmentRequired)
+            }
+            _ => ("second_factor_required", ErrorCode::SecondFactorRequired),
+        }),
         Some(caller) if caller.role < minimum => Some(("role_too_low", ErrorCode::Forbidden)),
         Some(caller) if !caller.has_scope(rule.scope_for(request.method())) => {
             Some(("token_scope", ErrorCode::Forbidden))
@@ -310,12 +337,14 @@ mod tests {
         let viewer = RouteRule {
             access: Access::AtLeast(Role::Viewer),
             scope: None,
+            during: Stages::default(),
         };
         assert_eq!(viewer.scope_for(&Method::GET), TokenScope::Read);
         assert_eq!(viewer.scope_for(&Method::POST), TokenScope::Write);
         let admin = RouteRule {
             access: Access::AtLeast(Role::Admin),
             scope: None,
+            during: Stages::default(),
         };
         assert_eq!(admin.scope_for(&Method::GET), TokenScope::Admin);
     }

@@ -35,8 +35,22 @@ fn count_at(row: &PgRow, column: &str) -> Result<u32, StoreError> {
     Ok(u32::try_from(raw).unwrap_or(0))
 }
 
-const USER_COLUMNS: &str = "id, email, display_name, role, active, password_hash, created_at, \
-    updated_at, consecutive_failures, last_failure_at, failure_day, failures_today";
+/// Whether the user has a second factor: an enabled TOTP credential or a passkey.
+/// A macro, not a constant, so that the column list can be one literal.
+macro_rules! second_factor_sql {
+    () => {
+        "(EXISTS (SELECT 1 FROM totp_credentials WHERE totp_credentials.user_id = users.id \
+         AND totp_credentials.enabled_at IS NOT NULL) \
+         OR EXISTS (SELECT 1 FROM passkeys WHERE passkeys.user_id = users.id))"
+    };
+}
+
+const USER_COLUMNS: &str = concat!(
+    "id, email, display_name, role, active, password_hash, created_at, updated_at, \
+     consecutive_failures, last_failure_at, failure_day, failures_today, ",
+    second_factor_sql!(),
+    " AS second_factor"
+);
 
 fn to_throttle(row: &PgRow) -> Result<LoginThrottle, StoreError> {
     Ok(LoginThrottle {
@@ -59,6 +73,7 @@ fn to_user(row: &PgRow) -> Result<UserRow, StoreError> {
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
         throttle: to_throttle(row)?,
+        second_factor: row.try_get("second_factor").map_err(map_error)?,
     })
 }
 
@@ -367,7 +382,7 @@ impl UserRepo for PgIdentity {
 }
 
 const SESSION_COLUMNS: &str = "id, user_id, token_hash, created_at, last_seen_at, expires_at, \
-    authenticated_at, ip, user_agent";
+    authenticated_at, ip, user_agent, second_factor_at";
 
 fn to_session(row: &PgRow) -> Result<SessionRow, StoreError> {
     Ok(SessionRow {
@@ -378,6 +393,7 @@ fn to_session(row: &PgRow) -> Result<SessionRow, StoreError> {
         last_seen_at: get(row, "last_seen_at")?,
         expires_at: get(row, "expires_at")?,
         authenticated_at: get(row, "authenticated_at")?,
+        second_factor_at: get(row, "second_factor_at")?,
         ip: get(row, "ip")?,
         user_agent: get(row, "user_agent")?,
     })
@@ -393,7 +409,7 @@ impl SessionRepo for PgIdentity {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         )))
         .bind(session.id)
         .bind(session.user_id)
@@ -404,6 +420,7 @@ impl SessionRepo for PgIdentity {
         .bind(micros(session.authenticated_at))
         .bind(&session.ip)
         .bind(&session.user_agent)
+        .bind(session.second_factor_at.map(micros))
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
@@ -456,6 +473,27 @@ impl SessionRepo for PgIdentity {
             .map_err(map_error)?;
         append_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(map_error)
+    }
+
+    async fn mark_second_factor(
+        &self,
+        id: Uuid,
+        at: OffsetDateTime,
+        audit: AuditAppend<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let changed = sqlx::query(
+            "UPDATE sessions SET second_factor_at = $1, \
+             last_seen_at = greatest(last_seen_at, $1) WHERE id = $2",
+        )
+        .bind(micros(at))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?
+        .rows_affected()
+            == 1;
+        commit_if(tx, changed, audit).await
     }
 
     async fn list_for_user(&self, user_id: Uuid) -> Result<Vec<SessionRow>, StoreError> {

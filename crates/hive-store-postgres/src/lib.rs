@@ -3,6 +3,7 @@
 //! One pool per process; leadership through session advisory locks on dedicated connections
 //! ([`Store::leader_lease`]); migrations serialised among replicas by sqlx's migration lock.
 
+mod challenges;
 mod identity;
 mod jobs;
 mod lease;
@@ -45,6 +46,7 @@ pub struct PostgresStore {
     settings: settings::PgSettings,
     mfa: mfa::PgMfa,
     passkeys: passkeys::PgPasskeys,
+    challenges: challenges::PgChallenges,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -82,6 +84,7 @@ impl PostgresStore {
             settings: settings::PgSettings { pool: pool.clone() },
             mfa: mfa::PgMfa { pool: pool.clone() },
             passkeys: passkeys::PgPasskeys { pool: pool.clone() },
+            challenges: challenges::PgChallenges { pool: pool.clone() },
             pool,
             options,
         })
@@ -214,6 +217,10 @@ impl Store for PostgresStore {
 
     fn passkeys(&self) -> &dyn PasskeyRepo {
         &self.passkeys
+    }
+
+    fn challenges(&self) -> &dyn hive_store::ChallengeRepo {
+        &self.challenges
     }
 
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

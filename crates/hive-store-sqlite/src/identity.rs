@@ -52,8 +52,22 @@ fn count_at(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
     Ok(u32::try_from(raw).unwrap_or(u32::MAX))
 }
 
-const USER_COLUMNS: &str = "id, email, display_name, role, active, password_hash, created_at, \
-    updated_at, consecutive_failures, last_failure_at, failure_day, failures_today";
+/// Whether the user has a second factor: an enabled TOTP credential or a passkey.
+/// A macro, not a constant, so that the column list can be one literal.
+macro_rules! second_factor_sql {
+    () => {
+        "(EXISTS (SELECT 1 FROM totp_credentials WHERE totp_credentials.user_id = users.id \
+         AND totp_credentials.enabled_at IS NOT NULL) \
+         OR EXISTS (SELECT 1 FROM passkeys WHERE passkeys.user_id = users.id))"
+    };
+}
+
+const USER_COLUMNS: &str = concat!(
+    "id, email, display_name, role, active, password_hash, created_at, updated_at, \
+     consecutive_failures, last_failure_at, failure_day, failures_today, ",
+    second_factor_sql!(),
+    " AS second_factor"
+);
 
 fn to_throttle(row: &SqliteRow) -> Result<LoginThrottle, StoreError> {
     Ok(LoginThrottle {
@@ -76,6 +90,7 @@ fn to_user(row: &SqliteRow) -> Result<UserRow, StoreError> {
         created_at: time_at(row, "created_at")?,
         updated_at: time_at(row, "updated_at")?,
         throttle: to_throttle(row)?,
+        second_factor: row.try_get("second_factor").map_err(map_error)?,
     })
 }
 
@@ -397,7 +412,7 @@ impl UserRepo for SqliteIdentity {
 }
 
 const SESSION_COLUMNS: &str = "id, user_id, token_hash, created_at, last_seen_at, expires_at, \
-    authenticated_at, ip, user_agent";
+    authenticated_at, ip, user_agent, second_factor_at";
 
 fn to_session(row: &SqliteRow) -> Result<SessionRow, StoreError> {
     Ok(SessionRow {
@@ -408,6 +423,7 @@ fn to_session(row: &SqliteRow) -> Result<SessionRow, StoreError> {
         last_seen_at: time_at(row, "last_seen_at")?,
         expires_at: time_at(row, "expires_at")?,
         authenticated_at: time_at(row, "authenticated_at")?,
+        second_factor_at: optional_time_at(row, "second_factor_at")?,
         ip: row.try_get("ip").map_err(map_error)?,
         user_agent: row.try_get("user_agent").map_err(map_error)?,
     })
@@ -423,7 +439,7 @@ impl SessionRepo for SqliteIdentity {
     ) -> Result<(), StoreError> {
         let mut tx = begin(&self.writer).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )))
         .bind(text(session.id))
         .bind(text(session.user_id))
@@ -434,6 +450,7 @@ impl SessionRepo for SqliteIdentity {
         .bind(to_micros(session.authenticated_at))
         .bind(&session.ip)
         .bind(&session.user_agent)
+        .bind(session.second_factor_at.map(to_micros))
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
@@ -486,6 +503,27 @@ impl SessionRepo for SqliteIdentity {
             .map_err(map_error)?;
         append_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(map_error)
+    }
+
+    async fn mark_second_factor(
+        &self,
+        id: Uuid,
+        at: OffsetDateTime,
+        audit: AuditAppend<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = begin(&self.writer).await?;
+        let changed = sqlx::query(
+            "UPDATE sessions SET second_factor_at = ?1, last_seen_at = max(last_seen_at, ?1) \
+             WHERE id = ?2",
+        )
+        .bind(to_micros(at))
+        .bind(text(id))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?
+        .rows_affected()
+            == 1;
+        commit_if(tx, changed, audit).await
     }
 
     async fn list_for_user(&self, user_id: Uuid) -> Result<Vec<SessionRow>, StoreError> {

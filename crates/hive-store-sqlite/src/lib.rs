@@ -6,6 +6,7 @@
 //! exclusive lock on `<database>.lock` keeps a second process off the same database, which is
 //! also why this store is always the leader.
 
+mod challenges;
 mod identity;
 mod jobs;
 mod mfa;
@@ -45,6 +46,7 @@ pub struct SqliteStore {
     settings: settings::SqliteSettings,
     mfa: mfa::SqliteMfa,
     passkeys: passkeys::SqlitePasskeys,
+    challenges: challenges::SqliteChallenges,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -112,6 +114,9 @@ impl SqliteStore {
             passkeys: passkeys::SqlitePasskeys {
                 writer: writer.clone(),
                 reader: reader.clone(),
+            },
+            challenges: challenges::SqliteChallenges {
+                writer: writer.clone(),
             },
             writer,
             reader,
@@ -268,6 +273,10 @@ impl Store for SqliteStore {
 
     fn passkeys(&self) -> &dyn PasskeyRepo {
         &self.passkeys
+    }
+
+    fn challenges(&self) -> &dyn hive_store::ChallengeRepo {
+        &self.challenges
     }
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

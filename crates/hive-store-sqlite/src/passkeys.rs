@@ -98,6 +98,13 @@ impl PasskeyRepo for SqlitePasskeys {
         .await
         .map_err(map_error)?;
         let sessions_ended = delete_sessions(&mut tx, row.user_id, keep_session).await?;
+        sqlx::query("UPDATE sessions SET second_factor_at = ?1 WHERE id = ?2 AND user_id = ?3")
+            .bind(to_micros(row.created_at))
+            .bind(keep_session.map(text))
+            .bind(text(row.user_id))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
         append_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(PasskeyAdded::Added { sessions_ended })

@@ -5,12 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audited;
+mod challenges;
 mod identity;
 mod mfa;
 mod passkeys;
 mod settings;
 mod vault;
 pub use audited::*;
+pub use challenges::*;
 pub use identity::*;
 pub use mfa::*;
 pub use passkeys::*;
@@ -125,6 +127,11 @@ macro_rules! conformance_suite {
             a_passkey_counter_only_moves_forward,
             all_passkeys_of_a_user_are_removed_at_once,
             a_passkey_change_whose_audit_record_fails_is_unchanged,
+            a_user_has_a_second_factor_only_while_totp_is_enabled,
+            sessions_record_their_second_factor,
+            a_challenge_is_taken_once_for_its_purpose,
+            a_challenge_has_one_taker_under_concurrency,
+            expired_challenges_are_pruned,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

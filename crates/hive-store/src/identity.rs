@@ -34,6 +34,9 @@ pub struct UserRow {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub throttle: LoginThrottle,
+    /// Whether the user has a second factor enabled (TOTP or a passkey); read with the row,
+    /// never written through it.
+    pub second_factor: bool,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -155,6 +158,9 @@ pub struct SessionRow {
     pub expires_at: OffsetDateTime,
     /// When the password was last checked in this session (login or re-authentication).
     pub authenticated_at: OffsetDateTime,
+    /// When a second factor was verified in this session; `None` until then (a session of a
+    /// user without one never gets it).
+    pub second_factor_at: Option<OffsetDateTime>,
     pub ip: String,
     pub user_agent: String,
 }
@@ -180,6 +186,14 @@ pub trait SessionRepo: Send + Sync {
         at: OffsetDateTime,
         audit: AuditAppend<'_>,
     ) -> Result<(), StoreError>;
+
+    /// Records that a second factor was verified in the session. `Ok(false)` when it is gone.
+    async fn mark_second_factor(
+        &self,
+        id: Uuid,
+        at: OffsetDateTime,
+        audit: AuditAppend<'_>,
+    ) -> Result<bool, StoreError>;
 
     /// The user's sessions, newest first (at most the per-user cap).
     async fn list_for_user(&self, user_id: Uuid) -> Result<Vec<SessionRow>, StoreError>;
@@ -694,7 +708,8 @@ hive_proto::debug_redacted!(UserRow {
         active,
         created_at,
         updated_at,
-        throttle
+        throttle,
+        second_factor
     ],
     hide: [password_hash]
 });
@@ -712,6 +727,7 @@ hive_proto::debug_redacted!(SessionRow {
         last_seen_at,
         expires_at,
         authenticated_at,
+        second_factor_at,
         ip,
         user_agent
     ],

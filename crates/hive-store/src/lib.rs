@@ -4,6 +4,7 @@
 //! `hive-store-postgres`), each with its own migrations folder. Both run the same conformance
 //! suite ([`conformance`]), so a behaviour that holds on one holds on the other.
 
+mod challenges;
 pub mod conformance;
 mod error;
 mod identity;
@@ -20,6 +21,7 @@ mod vault;
 
 use async_trait::async_trait;
 
+pub use challenges::{ChallengeRepo, ChallengeRow, MAX_CHALLENGE_PAYLOAD, check_challenge};
 pub use error::StoreError;
 pub use identity::{
     AccountChange, ApiTokenRepo, ApiTokenRow, AuditAppend, AuditCheckpoint, AuditFilter,
@@ -160,6 +162,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Passkeys (WebAuthn credentials).
     fn passkeys(&self) -> &dyn PasskeyRepo;
+    /// Server-side state of sign-in flows (OIDC, WebAuthn).
+    fn challenges(&self) -> &dyn ChallengeRepo;
 
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;

@@ -70,9 +70,10 @@ pub trait PasskeyRepo: Send + Sync {
 
     /// Stores a new passkey (`last_used_at` is stored empty) unless the user has
     /// `max_per_user` already (counted and inserted atomically, also against concurrent adds),
-    /// and ends every session of the user except `keep_session`, in one transaction with
-    /// `audit`. [`StoreError::Conflict`] when the credential id is registered already (to
-    /// anyone).
+    /// ends every session of the user except `keep_session` and marks `keep_session` (the
+    /// registering one: the new passkey was just verified in it) as having passed its second
+    /// factor at the passkey's `created_at`, in one transaction with `audit`.
+    /// [`StoreError::Conflict`] when the credential id is registered already (to anyone).
     async fn add(
         &self,
         row: &PasskeyRow,

@@ -99,6 +99,9 @@ impl TestEnvironment {
                 self.data_dir.path().display().to_string(),
             ),
             ("LOG_LEVEL".to_owned(), "warn".to_owned()),
+            // Tests of other features sign in with a password alone; the MFA tests set the
+            // policy they test (the default, `admins`, is tested there too).
+            ("HIVE_MFA_REQUIRED".to_owned(), "none".to_owned()),
         ];
         if let Some(db) = &self.database {
             vars.push(("DATABASE_URL".to_owned(), db.url().to_owned()));

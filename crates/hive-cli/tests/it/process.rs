@@ -30,6 +30,8 @@ pub fn hive_command(dir: &Path, vars: &[(&str, &str)]) -> Command {
         // Nothing from the test's environment leaks into the process under test.
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // These tests sign in with a password alone (`vars` may set another policy).
+        .env("HIVE_MFA_REQUIRED", "none")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

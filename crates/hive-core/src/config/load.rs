@@ -6,6 +6,7 @@ use super::{
     ClientIpSource, Config, DatabaseConfig, DatabaseUrl, EgressSettings, Environment, HttpConfig,
     JobsConfig, LogConfig, LogFormat, SmtpConfig, SuppliedSecrets, TaskStoreKind,
 };
+use crate::identity::MfaPolicy;
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -424,6 +425,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
     };
     let health_check_deep = src.boolean("HEALTH_CHECK_DEEP", false)?;
     let allow_public_registration = src.boolean("ALLOW_PUBLIC_REGISTRATION", false)?;
+    let mfa_required = src.parsed("HIVE_MFA_REQUIRED", MfaPolicy::Admins, MfaPolicy::parse)?;
     let smtp = parse_smtp(src.secret("SMTP_URL")?, src.value("SMTP_FROM")?, &auth_url)?;
     let egress = EgressSettings {
         allowlist: match src.value("HIVE_EGRESS_FETCH_HOST_ALLOWLIST")? {
@@ -493,6 +495,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         log,
         health_check_deep,
         allow_public_registration,
+        mfa_required,
         smtp,
         jobs,
         warnings,

@@ -183,6 +183,8 @@ pub struct Config {
     pub health_check_deep: bool,
     /// `ALLOW_PUBLIC_REGISTRATION` (default false): anyone may create a viewer account.
     pub allow_public_registration: bool,
+    /// `HIVE_MFA_REQUIRED` (default `admins`): who must have a second factor.
+    pub mfa_required: crate::identity::MfaPolicy,
     /// `SMTP_URL` and `SMTP_FROM`: password-reset mail (off when unset).
     pub smtp: Option<SmtpConfig>,
     pub jobs: JobsConfig,

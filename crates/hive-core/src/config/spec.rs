@@ -163,6 +163,11 @@ pub const VARIABLES: &[VarSpec] = &[
         "false",
         "true or false; when true anyone may register a viewer account",
     ),
+    var(
+        "HIVE_MFA_REQUIRED",
+        "admins",
+        "admins, all or none: who must have a second factor before using a session",
+    ),
     var("HIVE_JOBS_TICK_SECONDS", "60", "an integer from 1 to 3600"),
     var(
         "HIVE_JOB_HISTORY_PRUNE_INTERVAL_SECONDS",

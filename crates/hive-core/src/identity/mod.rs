@@ -4,12 +4,14 @@
 //! No HTTP here: the server adapts these calls, the CLI calls them directly.
 
 mod accounts;
+mod passkeys;
 pub mod password_policy;
 mod sessions;
 mod tokens;
 
 pub use accounts::{AccountUpdate, InvitationLink, NewAccount};
-pub use sessions::{LoginOutcome, NewSession};
+pub use passkeys::{CEREMONY_TTL, CeremonyStart, MAX_PASSKEYS_PER_USER, Passkeys, relying_party};
+pub use sessions::{LoginMethod, LoginOutcome, NewSession};
 pub use tokens::{CreatedToken, NewToken};
 
 use hive_proto::{Role, SharedClock, TokenScope};
@@ -101,12 +103,82 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
 }
 
+/// Who must have a second factor before a session may be used (`HIVE_MFA_REQUIRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaPolicy {
+    /// Admins only (the default).
+    Admins,
+    All,
+    None,
+}
+
+impl MfaPolicy {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "admins" => Some(Self::Admins),
+            "all" => Some(Self::All),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Admins => "admins",
+            Self::All => "all",
+            Self::None => "none",
+        }
+    }
+
+    /// Whether a user of `role` must have a second factor.
+    pub fn requires(self, role: Role) -> bool {
+        match self {
+            Self::Admins => role == Role::Admin,
+            Self::All => true,
+            Self::None => false,
+        }
+    }
+}
+
+/// How far a session has come. Only a verified session reaches the API; the others may call
+/// the few routes that lead to verification (and log out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionStage {
+    Verified,
+    /// The password was checked; the user's second factor has not been, in this session.
+    SecondFactorRequired,
+    /// The policy requires a second factor the user does not have: enrollment first.
+    EnrollmentRequired,
+}
+
+impl SessionStage {
+    /// Where a session stands: a user with a second factor must verify it in each session; a
+    /// user under the policy without one must enroll; anyone else is verified at login.
+    pub fn of(user: &UserRow, session: &hive_store::SessionRow, policy: MfaPolicy) -> Self {
+        match (user.second_factor, session.second_factor_at) {
+            (true, Some(_)) => Self::Verified,
+            (true, None) => Self::SecondFactorRequired,
+            (false, _) if policy.requires(user.role) => Self::EnrollmentRequired,
+            (false, _) => Self::Verified,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::SecondFactorRequired => "second_factor_required",
+            Self::EnrollmentRequired => "enrollment_required",
+        }
+    }
+}
+
 /// How a caller proved who they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
     Session {
         session_id: Uuid,
         authenticated_at: OffsetDateTime,
+        stage: SessionStage,
     },
     ApiToken {
         token_id: Uuid,
@@ -153,6 +225,14 @@ impl Caller {
         }
     }
 
+    /// The stage of a session caller; tokens, the internal token and the CLI are verified.
+    pub fn stage(&self) -> SessionStage {
+        match self.credential {
+            Credential::Session { stage, .. } => stage,
+            _ => SessionStage::Verified,
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
@@ -179,6 +259,8 @@ impl Caller {
 #[derive(Debug, Clone)]
 pub struct IdentitySettings {
     pub allow_public_registration: bool,
+    /// `HIVE_MFA_REQUIRED`.
+    pub mfa_policy: MfaPolicy,
     pub setup_token: Option<SecretString>,
     pub internal_token: Option<SecretString>,
     /// `AUTH_URL` without a trailing slash: invitation and reset links start with it.
@@ -450,6 +532,7 @@ mod tests {
             credential: Credential::Session {
                 session_id: Uuid::nil(),
                 authenticated_at: now - Duration::minutes(minutes),
+                stage: SessionStage::Verified,
             },
         };
         assert!(require_recent_authentication(&session(9), now).is_ok());

@@ -10,8 +10,8 @@
 //! factors at once.
 
 use super::{
-    AuditEntry, Caller, Credential, Identity, IdentityError, LoginMethod, NewSession,
-    RequestMeta, SessionStage, require_recent_authentication, user_actor,
+    AuditEntry, Caller, Credential, Identity, IdentityError, LoginMethod, NewSession, RequestMeta,
+    SessionStage, require_recent_authentication, user_actor,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -36,8 +36,6 @@ pub const CEREMONY_TTL: Duration = Duration::minutes(5);
 pub const MAX_PASSKEYS_PER_USER: u32 = 10;
 /// What authenticators show as the relying party's name.
 const RP_NAME: &str = "Hive";
-/// Ceremony state larger than this is refused by the challenge store.
-const MAX_CEREMONY_BYTES: usize = 16 * 1024;
 
 const PURPOSE_REGISTER: &str = "passkey.register";
 const PURPOSE_SECOND_FACTOR: &str = "passkey.mfa";
@@ -45,7 +43,7 @@ const PURPOSE_LOGIN: &str = "passkey.login";
 
 /// A started ceremony: what the browser passes to `navigator.credentials.create()` or
 /// `.get()`, and the id the answer must come back with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CeremonyStart {
     /// 64 hex characters; a bearer handle for this ceremony only (sent in bodies, never URLs).
     pub ceremony_id: String,
@@ -136,7 +134,12 @@ impl Passkeys {
     /// The caller's own passkeys, oldest first.
     pub async fn list(&self, caller: &Caller) -> Result<Vec<PasskeyRow>, IdentityError> {
         let user = account(caller)?;
-        Ok(self.identity.store.passkeys().list_for_user(user.id).await?)
+        Ok(self
+            .identity
+            .store
+            .passkeys()
+            .list_for_user(user.id)
+            .await?)
     }
 
     /// Starts registering a passkey for the caller: a fully verified session, or one that must
@@ -144,11 +147,15 @@ impl Passkeys {
     pub async fn start_registration(
         &self,
         caller: &Caller,
-        meta: &RequestMeta,
     ) -> Result<CeremonyStart, IdentityError> {
         let webauthn = self.webauthn()?;
         let (user, session_id, _) = self.registering_session(caller)?;
-        let existing = self.identity.store.passkeys().list_for_user(user.id).await?;
+        let existing = self
+            .identity
+            .store
+            .passkeys()
+            .list_for_user(user.id)
+            .await?;
         if existing.len() >= MAX_PASSKEYS_PER_USER as usize {
             return Err(too_many());
         }
@@ -169,9 +176,14 @@ impl Passkeys {
             selection.insert("residentKey".into(), "preferred".into());
             selection.insert("requireResidentKey".into(), false.into());
         }
-        let _ = meta;
-        self.begin(PURPOSE_REGISTER, Some(user.id), Some(session_id), &state, options)
-            .await
+        self.begin(
+            PURPOSE_REGISTER,
+            Some(user.id),
+            Some(session_id),
+            &state,
+            options,
+        )
+        .await
     }
 
     /// Verifies the browser's answer and stores the passkey, ending the user's other sessions
@@ -301,7 +313,12 @@ impl Passkeys {
             .identity
             .store
             .passkeys()
-            .remove(user.id, id, Some(session_id), self.identity.audited(&record))
+            .remove(
+                user.id,
+                id,
+                Some(session_id),
+                self.identity.audited(&record),
+            )
             .await?
         {
             Ok(())
@@ -318,7 +335,12 @@ impl Passkeys {
     ) -> Result<CeremonyStart, IdentityError> {
         let webauthn = self.webauthn()?;
         let (user, session_id) = self.verifying_session(caller)?;
-        let rows = self.identity.store.passkeys().list_for_user(user.id).await?;
+        let rows = self
+            .identity
+            .store
+            .passkeys()
+            .list_for_user(user.id)
+            .await?;
         let passkeys = rows
             .iter()
             .map(|row| parse_passkey(row))
@@ -353,7 +375,12 @@ impl Passkeys {
         let (user, session_id) = self.verifying_session(caller)?;
         let refuse = |reason: Refusal| self.refuse_second_factor(caller, reason, meta);
         let pending: Pending<PasskeyAuthentication> = match self
-            .take(PURPOSE_SECOND_FACTOR, ceremony_id, user.id, Some(session_id))
+            .take(
+                PURPOSE_SECOND_FACTOR,
+                ceremony_id,
+                user.id,
+                Some(session_id),
+            )
             .await?
         {
             Ok(pending) => pending,
@@ -427,14 +454,16 @@ impl Passkeys {
             return Err(refuse("deactivated", Some(row.user_id)).await);
         };
         let mut passkey = parse_passkey(&row)?;
-        let result =
-            match webauthn.finish_discoverable_authentication_v2(&answer, pending.state, &passkey)
-            {
-                Ok(result) => result,
-                Err(error) => {
-                    return Err(refuse(verification_refusal(&error), Some(user.id)).await);
-                }
-            };
+        let result = match webauthn.finish_discoverable_authentication_v2(
+            &answer,
+            pending.state,
+            &passkey,
+        ) {
+            Ok(result) => result,
+            Err(error) => {
+                return Err(refuse(verification_refusal(&error), Some(user.id)).await);
+            }
+        };
         // The verifier asked for user verification; a login stands on nothing less.
         if !result.user_verified() {
             return Err(refuse("user_not_verified", Some(user.id)).await);
@@ -484,7 +513,7 @@ impl Passkeys {
     ) -> Result<CeremonyStart, IdentityError> {
         let payload = serde_json::to_string(&Pending { session_id, state })
             .map_err(|error| IdentityError::Internal(error.to_string()))?;
-        if payload.len() > MAX_CEREMONY_BYTES {
+        if payload.len() > hive_store::MAX_CHALLENGE_PAYLOAD {
             return Err(IdentityError::Internal(
                 "a passkey ceremony state is too large".into(),
             ));
@@ -559,8 +588,9 @@ impl Passkeys {
         let Some(row) = taken else {
             return Ok(None);
         };
-        let pending = serde_json::from_str(&row.payload)
-            .map_err(|_| IdentityError::Internal("a stored passkey ceremony is unreadable".into()))?;
+        let pending = serde_json::from_str(&row.payload).map_err(|_| {
+            IdentityError::Internal("a stored passkey ceremony is unreadable".into())
+        })?;
         Ok(Some((row, pending)))
     }
 
@@ -788,7 +818,13 @@ mod tests {
     fn names_are_checked() {
         assert_eq!(passkey_name(None).unwrap(), "Passkey");
         assert_eq!(passkey_name(Some("  YubiKey 5 ")).unwrap(), "YubiKey 5");
-        assert_eq!(passkey_name(Some(&"ü".repeat(100))).unwrap().chars().count(), 100);
+        assert_eq!(
+            passkey_name(Some(&"ü".repeat(100)))
+                .unwrap()
+                .chars()
+                .count(),
+            100
+        );
         for bad in ["", "   ", "a\nb", &"x".repeat(101)] {
             assert!(passkey_name(Some(bad)).is_err(), "{bad:?}");
         }

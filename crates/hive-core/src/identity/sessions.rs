@@ -1,8 +1,8 @@
 //! Login, sessions and re-authentication.
 
 use super::{
-    AuditEntry, Caller, Credential, Identity, IdentityError, RequestMeta, limits, normalize_email,
-    user_actor, utc_day,
+    AuditEntry, Caller, Credential, Identity, IdentityError, RequestMeta, SessionStage, limits,
+    normalize_email, user_actor, utc_day,
 };
 use hive_crypto::password::Verdict;
 use hive_crypto::token::{looks_like_opaque_token, new_opaque_token, token_hash};
@@ -15,6 +15,34 @@ pub struct NewSession {
     pub token: String,
     pub session: SessionRow,
     pub user: UserRow,
+}
+
+/// How a session was opened, as its `auth.login` record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginMethod {
+    Password {
+        rehashed: bool,
+    },
+    /// OpenID Connect through the named provider.
+    Oidc {
+        provider: String,
+    },
+    /// A user-verified passkey: possession and verification in one, so both factors.
+    Passkey,
+}
+
+impl LoginMethod {
+    fn detail(&self) -> serde_json::Value {
+        match self {
+            Self::Password { rehashed } => {
+                serde_json::json!({ "method": "password", "rehashed": rehashed })
+            }
+            Self::Oidc { provider } => {
+                serde_json::json!({ "method": "oidc", "provider": provider })
+            }
+            Self::Passkey => serde_json::json!({ "method": "passkey" }),
+        }
+    }
 }
 
 /// What a login attempt came to (the server answers every failure the same way).
@@ -95,19 +123,24 @@ impl Identity {
             .users()
             .record_login_success(user.id, rehash.as_deref(), now)
             .await?;
-        let detail = serde_json::json!({ "rehashed": rehash.is_some() });
-        let session = self.open_session(user, meta, now, detail).await?;
+        let method = LoginMethod::Password {
+            rehashed: rehash.is_some(),
+        };
+        let session = self.start_session(user, method, meta).await?;
         Ok(LoginOutcome::LoggedIn(Box::new(session)))
     }
 
-    /// Opens a session for `user`, recorded as a successful `auth.login` with `detail`.
-    pub(super) async fn open_session(
+    /// Opens a session for `user`, who has just proved who they are by `method`, recorded as a
+    /// successful `auth.login`. Only a passkey login starts with its second factor verified;
+    /// any other session of a user with a second factor must verify it before use.
+    pub async fn start_session(
         &self,
         user: &UserRow,
+        method: LoginMethod,
         meta: &RequestMeta,
-        now: OffsetDateTime,
-        detail: serde_json::Value,
     ) -> Result<NewSession, IdentityError> {
+        let now = self.now();
+        let detail = method.detail();
         let token = new_opaque_token()?;
         let session = SessionRow {
             id: Uuid::now_v7(),
@@ -117,6 +150,7 @@ impl Identity {
             last_seen_at: now,
             expires_at: now + limits::SESSION_ABSOLUTE,
             authenticated_at: now,
+            second_factor_at: (method == LoginMethod::Passkey).then_some(now),
             ip: meta.ip.clone().unwrap_or_default(),
             user_agent: meta
                 .user_agent
@@ -178,14 +212,49 @@ impl Identity {
         if now - session.last_seen_at >= limits::SESSION_TOUCH_EVERY {
             self.store.sessions().touch(session.id, now).await?;
         }
+        let stage = SessionStage::of(&user, &session, self.settings.mfa_policy);
         Ok(Some(Caller {
             role: user.role,
             user: Some(user),
             credential: Credential::Session {
                 session_id: session.id,
                 authenticated_at: session.authenticated_at,
+                stage,
             },
         }))
+    }
+
+    /// Marks the caller's session as having passed its second factor (`factor`: `totp`,
+    /// `recovery_code`, `passkey`), after the caller checked it. Audited `auth.mfa.verify`.
+    pub async fn complete_second_factor(
+        &self,
+        caller: &Caller,
+        factor: &'static str,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        let Credential::Session { session_id, .. } = caller.credential else {
+            return Err(IdentityError::Forbidden(
+                "a second factor is verified in a login session",
+            ));
+        };
+        let entry = AuditEntry {
+            actor: caller.actor(),
+            action: "auth.mfa.verify",
+            target: Some(format!("session:{session_id}")),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({ "factor": factor }),
+        };
+        let record = self.audit_record(entry, meta);
+        let marked = self
+            .store
+            .sessions()
+            .mark_second_factor(session_id, self.now(), self.audited(&record))
+            .await?;
+        if marked {
+            Ok(())
+        } else {
+            Err(IdentityError::Unauthenticated)
+        }
     }
 
     /// Ends the caller's session.

@@ -144,6 +144,10 @@ pub async fn me(Authenticated(caller): Authenticated) -> Json<MeResponse> {
         user: caller.user.as_ref().map(user_view),
         role: caller.role,
         authenticated_by: credential_name(&caller.credential).to_owned(),
+        session_stage: match caller.credential {
+            Credential::Session { stage, .. } => Some(stage.as_str().to_owned()),
+            _ => None,
+        },
     })
 }
 

@@ -5,13 +5,14 @@
 
 mod auth;
 mod health;
+mod passkeys;
 mod secrets;
 mod settings;
 mod users;
 mod vault;
 mod views;
 
-use crate::auth::{Access, RouteRule, authorize};
+use crate::auth::{Access, RouteRule, Stages, authorize};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
@@ -60,6 +61,7 @@ where
             rule: RouteRule {
                 access,
                 scope: None,
+                during: Stages::default(),
             },
             rate_limit,
             owned: false,
@@ -74,6 +76,23 @@ impl Route {
         self.entry.owned = true;
         self
     }
+
+    /// Lets a session that still has to pass its second factor call the route.
+    fn before_second_factor(mut self) -> Self {
+        self.entry.rule.during.second_factor = true;
+        self
+    }
+
+    /// Lets a session that must enroll a second factor first (the MFA policy) call the route.
+    fn before_enrollment(mut self) -> Self {
+        self.entry.rule.during.enrollment = true;
+        self
+    }
+
+    /// Both: the routes every session may call (log out, who am I).
+    fn any_stage(self) -> Self {
+        self.before_second_factor().before_enrollment()
+    }
 }
 
 const VIEWER: Access = Access::AtLeast(Role::Viewer);
@@ -85,6 +104,7 @@ const ADMIN: Access = Access::AtLeast(Role::Admin);
 fn routes_declared() -> Vec<Route> {
     use Method as M;
     use auth as a;
+    use passkeys as pk;
     use users as u;
     const PUBLIC: Access = Access::Public;
     vec![
@@ -99,16 +119,28 @@ fn routes_declared() -> Vec<Route> {
         route(M::POST, "/api/v1/auth/password-reset", PUBLIC, Some("login"), a::reset_password),
         route(M::POST, "/api/v1/auth/password-reset/request", PUBLIC, Some("login"), a::request_password_reset),
         // The caller's own account.
-        route(M::POST, "/api/v1/auth/logout", VIEWER, None, a::logout),
-        route(M::GET, "/api/v1/auth/me", VIEWER, None, a::me),
+        route(M::POST, "/api/v1/auth/logout", VIEWER, None, a::logout).any_stage(),
+        route(M::GET, "/api/v1/auth/me", VIEWER, None, a::me).any_stage(),
         route(M::PATCH, "/api/v1/auth/me", VIEWER, None, a::update_me),
-        route(M::POST, "/api/v1/auth/reauthenticate", VIEWER, Some("login"), a::reauthenticate),
+        route(M::POST, "/api/v1/auth/reauthenticate", VIEWER, Some("login"), a::reauthenticate).before_enrollment(),
         route(M::POST, "/api/v1/auth/password", VIEWER, Some("login"), a::change_password),
         route(M::GET, "/api/v1/auth/sessions", VIEWER, None, a::list_sessions),
         route(M::DELETE, "/api/v1/auth/sessions/{id}", VIEWER, None, a::revoke_session).owned(),
         route(M::GET, "/api/v1/tokens", VIEWER, None, a::list_tokens),
         route(M::POST, "/api/v1/tokens", VIEWER, None, a::create_token),
         route(M::DELETE, "/api/v1/tokens/{id}", VIEWER, None, a::revoke_token).owned(),
+        // Passkeys: the caller's own; a session that must enroll a second factor may register
+        // one, a session waiting for its second factor may verify it with one.
+        route(M::GET, "/api/v1/auth/passkeys", VIEWER, None, pk::list),
+        route(M::POST, "/api/v1/auth/passkeys/register/start", VIEWER, None, pk::register_start).before_enrollment(),
+        route(M::POST, "/api/v1/auth/passkeys/register/finish", VIEWER, None, pk::register_finish).before_enrollment(),
+        route(M::PATCH, "/api/v1/auth/passkeys/{id}", VIEWER, None, pk::rename).owned(),
+        route(M::DELETE, "/api/v1/auth/passkeys/{id}", VIEWER, None, pk::delete).owned(),
+        route(M::POST, "/api/v1/auth/mfa/passkey/start", VIEWER, None, pk::second_factor_start).before_second_factor(),
+        route(M::POST, "/api/v1/auth/mfa/passkey/finish", VIEWER, Some("login"), pk::second_factor_finish).before_second_factor(),
+        // Passwordless login: the finish is an attempt, counted like a password login.
+        route(M::POST, "/api/v1/auth/passkey-login/start", PUBLIC, None, pk::login_start),
+        route(M::POST, "/api/v1/auth/passkey-login/finish", PUBLIC, Some("login"), pk::login_finish),
         // Secrets: operators manage their own, admins all.
         route(M::GET, "/api/v1/secrets", OPERATOR, Some("secrets"), secrets::list),
         route(M::POST, "/api/v1/secrets", OPERATOR, Some("secrets"), secrets::create),

@@ -150,9 +150,7 @@ pub async fn second_factor_finish(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn login_start(
-    State(state): State<AppState>,
-) -> Result<Json<PasskeyCeremony>, ApiError> {
+pub async fn login_start(State(state): State<AppState>) -> Result<Json<PasskeyCeremony>, ApiError> {
     let start = state
         .hive
         .passkeys

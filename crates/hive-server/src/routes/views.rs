@@ -22,6 +22,7 @@ pub fn user_view(user: &UserRow) -> UserView {
         display_name: user.display_name.clone(),
         role: user.role,
         active: user.active,
+        mfa_enabled: user.second_factor,
         created_at: user.created_at,
     }
 }

@@ -401,7 +401,8 @@ async fn take_passkey_route(server: &TestServer, walk: &mut Walk, method: &str, 
         ("POST", "/api/v1/auth/passkeys/register/finish") => {
             let (id, options) = walk.ceremony.take().unwrap();
             let device = walk.authenticator.as_mut().unwrap();
-            let body = json!({ "ceremonyId": id, "credential": device.register(&options).unwrap() });
+            let body =
+                json!({ "ceremonyId": id, "credential": device.register(&options).unwrap() });
             let alice = walk.alice.clone().unwrap();
             let response = alice.send(server, Method::POST, path, Some(body)).await;
             let (status, view) = read(response).await;
@@ -412,12 +413,24 @@ async fn take_passkey_route(server: &TestServer, walk: &mut Walk, method: &str, 
             let passkey_path = format!("/api/v1/auth/passkeys/{}", walk.passkey_id);
             let body = json!({ "name": "Phone" });
             let alice = walk.alice.clone().unwrap();
-            (alice.send(server, Method::PATCH, &passkey_path, Some(body)).await, false)
+            (
+                alice
+                    .send(server, Method::PATCH, &passkey_path, Some(body))
+                    .await,
+                false,
+            )
         }
-        ("POST", "/api/v1/auth/passkey-login/start") => {
-            (server.client.request(Method::POST, path).send().await.unwrap(), true)
-        }
-        ("POST", "/api/v1/auth/passkey-login/finish") | ("POST", "/api/v1/auth/mfa/passkey/finish") => {
+        ("POST", "/api/v1/auth/passkey-login/start") => (
+            server
+                .client
+                .request(Method::POST, path)
+                .send()
+                .await
+                .unwrap(),
+            true,
+        ),
+        ("POST", "/api/v1/auth/passkey-login/finish")
+        | ("POST", "/api/v1/auth/mfa/passkey/finish") => {
             let (id, options) = walk.ceremony.take().unwrap();
             let device = walk.authenticator.as_mut().unwrap();
             let body = json!({ "ceremonyId": id, "credential": device.assert(&options).unwrap() });
@@ -439,7 +452,12 @@ async fn take_passkey_route(server: &TestServer, walk: &mut Walk, method: &str, 
         ("DELETE", "/api/v1/auth/passkeys/{id}") => {
             let passkey_path = format!("/api/v1/auth/passkeys/{}", walk.passkey_id);
             let verified = walk.pending.clone().unwrap();
-            (verified.send(server, Method::DELETE, &passkey_path, None).await, false)
+            (
+                verified
+                    .send(server, Method::DELETE, &passkey_path, None)
+                    .await,
+                false,
+            )
         }
         (method, path) => panic!("{method} {path}: no passkey case in the audit coverage walk"),
     };

@@ -67,7 +67,12 @@ async fn ceremony(response: Response) -> Ceremony {
 }
 
 async fn start_registration(server: &TestServer, browser: &Browser) -> Ceremony {
-    ceremony(browser.send(server, Method::POST, REGISTER_START, None).await).await
+    ceremony(
+        browser
+            .send(server, Method::POST, REGISTER_START, None)
+            .await,
+    )
+    .await
 }
 
 async fn finish_registration(
@@ -80,19 +85,6 @@ async fn finish_registration(
     browser
         .send(server, Method::POST, REGISTER_FINISH, Some(body))
         .await
-}
-
-/// Registers a passkey of `authenticator` for `browser`'s user and answers its view.
-async fn register(
-    server: &TestServer,
-    browser: &Browser,
-    authenticator: &mut SoftAuthenticator,
-) -> Value {
-    let ceremony = start_registration(server, browser).await;
-    let credential = authenticator.register(&ceremony.public_key).unwrap();
-    let response = finish_registration(server, browser, &ceremony, credential).await;
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
 }
 
 async fn start_login(server: &TestServer) -> Ceremony {
@@ -167,12 +159,18 @@ async fn a_registered_passkey_signs_in_without_a_password() {
 
         let ceremony = start_registration(server, &f.alice).await;
         let options = &ceremony.public_key;
-        assert_eq!(options["rp"]["id"], "localhost", "the RP ID is AUTH_URL's host");
+        assert_eq!(
+            options["rp"]["id"], "localhost",
+            "the RP ID is AUTH_URL's host"
+        );
         assert_eq!(
             options["authenticatorSelection"]["userVerification"],
             "required"
         );
-        assert_eq!(options["authenticatorSelection"]["residentKey"], "preferred");
+        assert_eq!(
+            options["authenticatorSelection"]["residentKey"],
+            "preferred"
+        );
         assert!(
             options["excludeCredentials"]
                 .as_array()
@@ -203,7 +201,10 @@ async fn a_registered_passkey_signs_in_without_a_password() {
         assert_eq!(user["email"], ALICE);
         // A user-verified passkey is both factors: the session reaches everything.
         assert_eq!(status_of(server, &browser, PASSKEYS).await, 200);
-        assert_eq!(status_of(server, &browser, "/api/v1/auth/sessions").await, 200);
+        assert_eq!(
+            status_of(server, &browser, "/api/v1/auth/sessions").await,
+            200
+        );
         let logins = records_of(server, "auth.login").await;
         let last = logins.last().unwrap();
         assert_eq!(last.outcome, AuditOutcome::Success);
@@ -260,15 +261,18 @@ async fn a_passkey_is_the_second_factor_of_a_password_session() {
         let f = fixture(backend).await;
         let server = &f.server;
         let mut alices = SoftAuthenticator::new(&server.origin);
-        register(server, &f.alice, &mut alices).await;
+        register_passkey(server, &f.alice, &mut alices).await;
         let mut bobs = SoftAuthenticator::new(&server.origin);
-        register(server, &f.bob, &mut bobs).await;
+        register_passkey(server, &f.bob, &mut bobs).await;
 
         // A password login of a user with a passkey has one factor: nothing else answers.
         let pending = login(server, ALICE, PASSWORD).await;
         let refused = pending.send(server, Method::GET, PASSKEYS, None).await;
         assert_eq!(refused.status(), 401);
-        assert_eq!(error_body(refused).await.error.code, "second_factor_required");
+        assert_eq!(
+            error_body(refused).await.error.code,
+            "second_factor_required"
+        );
 
         // Bob's passkey cannot verify alice's session, even forced past the allow list.
         let ceremony = ceremony(pending.send(server, Method::POST, MFA_START, None).await).await;
@@ -281,7 +285,9 @@ async fn a_passkey_is_the_second_factor_of_a_password_session() {
         };
         let credential = bobs.assert_with(&ceremony.public_key, &forced).unwrap();
         let body = json!({ "ceremonyId": ceremony.id, "credential": credential });
-        let response = pending.send(server, Method::POST, MFA_FINISH, Some(body)).await;
+        let response = pending
+            .send(server, Method::POST, MFA_FINISH, Some(body))
+            .await;
         assert_eq!(response.status(), 401);
         assert_eq!(error_body(response).await.error.code, "invalid_credentials");
         assert_eq!(
@@ -293,7 +299,9 @@ async fn a_passkey_is_the_second_factor_of_a_password_session() {
         let ceremony = ceremony_of(server, &pending, MFA_START).await;
         let credential = alices.assert(&ceremony.public_key).unwrap();
         let body = json!({ "ceremonyId": ceremony.id, "credential": credential });
-        let verified = pending.send(server, Method::POST, MFA_FINISH, Some(body.clone())).await;
+        let verified = pending
+            .send(server, Method::POST, MFA_FINISH, Some(body.clone()))
+            .await;
         assert_eq!(verified.status(), 204, "{backend:?}");
         assert_eq!(status_of(server, &pending, PASSKEYS).await, 200);
         let records = records_of(server, "auth.mfa.verify").await;
@@ -302,7 +310,9 @@ async fn a_passkey_is_the_second_factor_of_a_password_session() {
         assert!(success.detail.contains("passkey"), "{}", success.detail);
 
         // The same answer again: the session is verified, and the ceremony is gone anyway.
-        let replay = pending.send(server, Method::POST, MFA_FINISH, Some(body)).await;
+        let replay = pending
+            .send(server, Method::POST, MFA_FINISH, Some(body))
+            .await;
         assert!(replay.status().is_client_error(), "{}", replay.status());
 
         // A second session of the same user verifies on its own.
@@ -322,7 +332,7 @@ async fn every_bad_login_answer_is_one_uniform_refusal() {
         let f = fixture(backend).await;
         let server = &f.server;
         let mut authenticator = SoftAuthenticator::new(&server.origin);
-        register(server, &f.alice, &mut authenticator).await;
+        register_passkey(server, &f.alice, &mut authenticator).await;
         // A counted use, so that the stored counter is above 0.
         let first = passkey_login(server, &mut authenticator, &Tweaks::default()).await;
         assert_eq!(first.status(), 200);
@@ -379,7 +389,11 @@ async fn every_bad_login_answer_is_one_uniform_refusal() {
         ];
         let mut expected = Vec::new();
         for (tweaks, reason) in &tweaked {
-            refuse(passkey_login(server, &mut authenticator, tweaks).await, reason).await;
+            refuse(
+                passkey_login(server, &mut authenticator, tweaks).await,
+                reason,
+            )
+            .await;
             expected.push(*reason);
         }
 
@@ -388,7 +402,11 @@ async fn every_bad_login_answer_is_one_uniform_refusal() {
         let credential = authenticator.assert(&ceremony.public_key).unwrap();
         let answered = finish_login(server, &ceremony.id, credential.clone()).await;
         assert_eq!(answered.status(), 200);
-        refuse(finish_login(server, &ceremony.id, credential.clone()).await, "replay").await;
+        refuse(
+            finish_login(server, &ceremony.id, credential.clone()).await,
+            "replay",
+        )
+        .await;
         expected.push("unknown_ceremony");
         let unknown = "0".repeat(64);
         refuse(finish_login(server, &unknown, credential).await, "unknown").await;
@@ -396,7 +414,11 @@ async fn every_bad_login_answer_is_one_uniform_refusal() {
         let other = start_login(server).await;
         let stale = start_login(server).await;
         let credential = authenticator.assert(&stale.public_key).unwrap();
-        refuse(finish_login(server, &other.id, credential).await, "challenge").await;
+        refuse(
+            finish_login(server, &other.id, credential).await,
+            "challenge",
+        )
+        .await;
         expected.push("wrong_challenge");
         // An expired ceremony.
         let late = start_login(server).await;
@@ -425,7 +447,12 @@ async fn every_bad_login_answer_is_one_uniform_refusal() {
         let alice_path = format!("/api/v1/users/{}", f.alice_id);
         let off = f
             .admin
-            .send(server, Method::PATCH, &alice_path, Some(json!({ "active": false })))
+            .send(
+                server,
+                Method::PATCH,
+                &alice_path,
+                Some(json!({ "active": false })),
+            )
             .await;
         assert_eq!(off.status(), 200);
         refuse(
@@ -477,7 +504,7 @@ async fn a_ceremony_belongs_to_the_session_that_started_it() {
                 .iter()
                 .all(|r| r.outcome == AuditOutcome::Failure)
         );
-        register(server, &f.alice, &mut authenticator).await;
+        register_passkey(server, &f.alice, &mut authenticator).await;
 
         // Second factor: a ceremony of one pending session is no use to another.
         let first = login(server, ALICE, PASSWORD).await;
@@ -485,11 +512,19 @@ async fn a_ceremony_belongs_to_the_session_that_started_it() {
         let ceremony = ceremony_of(server, &first, MFA_START).await;
         let credential = authenticator.assert(&ceremony.public_key).unwrap();
         let body = json!({ "ceremonyId": ceremony.id, "credential": credential });
-        let response = second.send(server, Method::POST, MFA_FINISH, Some(body.clone())).await;
+        let response = second
+            .send(server, Method::POST, MFA_FINISH, Some(body.clone()))
+            .await;
         assert_eq!(response.status(), 401);
         assert_eq!(status_of(server, &second, PASSKEYS).await, 401);
-        let response = first.send(server, Method::POST, MFA_FINISH, Some(body)).await;
-        assert_eq!(response.status(), 401, "used up by the other session's attempt");
+        let response = first
+            .send(server, Method::POST, MFA_FINISH, Some(body))
+            .await;
+        assert_eq!(
+            response.status(),
+            401,
+            "used up by the other session's attempt"
+        );
         assert_eq!(
             failure_reasons(server, "auth.mfa.verify").await,
             vec!["another_sessions_ceremony", "unknown_ceremony"]
@@ -498,7 +533,9 @@ async fn a_ceremony_belongs_to_the_session_that_started_it() {
         let login_ceremony = start_login(server).await;
         let credential = authenticator.assert(&login_ceremony.public_key).unwrap();
         let body = json!({ "ceremonyId": login_ceremony.id, "credential": credential });
-        let response = first.send(server, Method::POST, MFA_FINISH, Some(body)).await;
+        let response = first
+            .send(server, Method::POST, MFA_FINISH, Some(body))
+            .await;
         assert_eq!(response.status(), 401);
         server_done(f).await;
     }
@@ -510,7 +547,7 @@ async fn removing_a_passkey_needs_a_fresh_check_and_ends_the_other_sessions() {
         let f = fixture(backend).await;
         let server = &f.server;
         let mut authenticator = SoftAuthenticator::new(&server.origin);
-        let view = register(server, &f.alice, &mut authenticator).await;
+        let view = register_passkey(server, &f.alice, &mut authenticator).await;
         let path = format!("{PASSKEYS}/{}", view["id"].as_str().unwrap());
         let other = browser_of(
             server,
@@ -522,14 +559,24 @@ async fn removing_a_passkey_needs_a_fresh_check_and_ends_the_other_sessions() {
         assert_eq!(bobs.status(), 404);
         let renamed = f
             .bob
-            .send(server, Method::PATCH, &path, Some(json!({ "name": "mine" })))
+            .send(
+                server,
+                Method::PATCH,
+                &path,
+                Some(json!({ "name": "mine" })),
+            )
             .await;
         assert_eq!(renamed.status(), 404);
 
         // Renaming is no MFA change; removing is, and needs a password check in 10 minutes.
         let renamed = f
             .alice
-            .send(server, Method::PATCH, &path, Some(json!({ "name": "Work laptop" })))
+            .send(
+                server,
+                Method::PATCH,
+                &path,
+                Some(json!({ "name": "Work laptop" })),
+            )
             .await;
         assert_eq!(renamed.status(), 200);
         let renamed: Value = renamed.json().await.unwrap();
@@ -537,7 +584,11 @@ async fn removing_a_passkey_needs_a_fresh_check_and_ends_the_other_sessions() {
         assert_needs_reauthentication(server, &f.alice, Method::DELETE, &path, json!({})).await;
         let removed = f.alice.send(server, Method::DELETE, &path, None).await;
         assert_eq!(removed.status(), 204, "{backend:?}");
-        assert_eq!(other.me(server).await.status(), 401, "the other session ended");
+        assert_eq!(
+            other.me(server).await.status(),
+            401,
+            "the other session ended"
+        );
         assert_eq!(f.alice.me(server).await.status(), 200);
         let listed: Value = f
             .alice
@@ -580,16 +631,21 @@ async fn registration_is_a_sensitive_change_and_capped() {
     server.clock.advance(Duration::minutes(7));
     let late = finish_registration(server, &f.alice, &ceremony, credential).await;
     assert_eq!(late.status(), 403);
-    assert_eq!(error_body(late).await.error.code, "reauthentication_required");
-    assert_needs_reauthentication(server, &f.alice, Method::POST, REGISTER_START, json!({}))
-        .await;
+    assert_eq!(
+        error_body(late).await.error.code,
+        "reauthentication_required"
+    );
+    assert_needs_reauthentication(server, &f.alice, Method::POST, REGISTER_START, json!({})).await;
 
     // Ten passkeys at most.
     for _ in 0..10 {
         let mut device = SoftAuthenticator::new(&server.origin);
-        register(server, &f.alice, &mut device).await;
+        register_passkey(server, &f.alice, &mut device).await;
     }
-    let full = f.alice.send(server, Method::POST, REGISTER_START, None).await;
+    let full = f
+        .alice
+        .send(server, Method::POST, REGISTER_START, None)
+        .await;
     assert_eq!(full.status(), 409);
     server_done(f).await;
 }
@@ -599,7 +655,9 @@ async fn passkeys_need_a_domain_name_in_auth_url() {
     let server = identity_server(TestBackend::Sqlite).await;
     setup_admin(&server).await;
     let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
-    let refused = admin.send(&server, Method::POST, REGISTER_START, None).await;
+    let refused = admin
+        .send(&server, Method::POST, REGISTER_START, None)
+        .await;
     assert_eq!(refused.status(), 409);
     let message = error_body(refused).await.error.message;
     assert!(message.contains("domain name"), "{message}");
@@ -611,4 +669,46 @@ async fn passkeys_need_a_domain_name_in_auth_url() {
         .unwrap();
     assert_eq!(login_start.status(), 409);
     server.stop().await.0.unwrap();
+}
+
+#[tokio::test]
+async fn a_user_under_the_mfa_policy_may_enroll_a_passkey_instead_of_totp() {
+    for backend in backends() {
+        let server = identity_builder(backend, &[("HIVE_MFA_REQUIRED", "admins")])
+            .public_host("localhost")
+            .start()
+            .await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let refused = admin.send(&server, Method::GET, PASSKEYS, None).await;
+        assert_eq!(refused.status(), 403);
+        assert_eq!(
+            error_body(refused).await.error.code,
+            "mfa_enrollment_required"
+        );
+
+        let mut authenticator = SoftAuthenticator::new(&server.origin);
+        register_passkey(&server, &admin, &mut authenticator).await;
+        assert_eq!(
+            status_of(&server, &admin, PASSKEYS).await,
+            200,
+            "{backend:?}"
+        );
+        assert_eq!(status_of(&server, &admin, "/api/v1/users").await, 200);
+        let verified = records_of(&server, "auth.mfa.verify").await;
+        assert_eq!(verified.len(), 1);
+        assert!(
+            verified[0].detail.contains("passkey"),
+            "{}",
+            verified[0].detail
+        );
+
+        // From now on a password login needs the passkey too; a passkey login needs nothing else.
+        let pending = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        assert_eq!(status_of(&server, &pending, PASSKEYS).await, 401);
+        let signed_in = passkey_login(&server, &mut authenticator, &Tweaks::default()).await;
+        let browser = browser_of(&server, &signed_in);
+        assert_eq!(status_of(&server, &browser, "/api/v1/users").await, 200);
+        server.stop().await.0.unwrap();
+    }
 }

@@ -226,3 +226,36 @@ pub async fn records_of(server: &TestServer, action: &str) -> Vec<hive_store::Au
         .unwrap();
     all.into_iter().filter(|r| r.action == action).collect()
 }
+
+/// Registers a passkey of `authenticator` for `browser`'s user (whose session is fresh) and
+/// answers its view.
+pub async fn register_passkey(
+    server: &TestServer,
+    browser: &Browser,
+    authenticator: &mut hive_testkit::passkey::SoftAuthenticator,
+) -> Value {
+    let start = browser
+        .send(
+            server,
+            Method::POST,
+            "/api/v1/auth/passkeys/register/start",
+            None,
+        )
+        .await;
+    assert_eq!(start.status(), 200);
+    let ceremony: Value = start.json().await.unwrap();
+    let id = ceremony["ceremonyId"].as_str().unwrap();
+    hive_testkit::capture::canary(id);
+    let credential = authenticator.register(&ceremony["publicKey"]).unwrap();
+    let body = json!({ "ceremonyId": id, "credential": credential, "name": "Laptop" });
+    let finish = browser
+        .send(
+            server,
+            Method::POST,
+            "/api/v1/auth/passkeys/register/finish",
+            Some(body),
+        )
+        .await;
+    assert_eq!(finish.status(), 201);
+    finish.json().await.unwrap()
+}

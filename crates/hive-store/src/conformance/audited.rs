@@ -125,6 +125,7 @@ pub async fn a_change_whose_audit_record_fails_is_rolled_back(store: &dyn Store)
         last_seen_at: at,
         expires_at: at + Duration::hours(12),
         authenticated_at: at,
+        second_factor_at: None,
         ip: String::new(),
         user_agent: String::new(),
     };

@@ -39,6 +39,7 @@ pub(super) fn session(user: &UserRow, seed: &str, at: OffsetDateTime) -> Session
         last_seen_at: at,
         expires_at: at + Duration::hours(12),
         authenticated_at: at,
+        second_factor_at: None,
         ip: "192.0.2.1".to_owned(),
         user_agent: "conformance".to_owned(),
     }
@@ -1275,4 +1276,60 @@ pub async fn audit_appends_form_one_chain_under_concurrency(store: &dyn Store) {
         prev = link.hash;
     }
     assert_eq!(audit.count_unchained().await.unwrap(), 0);
+}
+
+pub async fn sessions_record_their_second_factor(store: &dyn Store) {
+    let user = store
+        .users()
+        .create(
+            &new_user("mfa-session@example.com", Role::Admin),
+            note("create").append(),
+        )
+        .await
+        .unwrap();
+    let sessions = store.sessions();
+    let first = session(&user, "m1", T0);
+    let second = session(&user, "m2", T0);
+    for row in [&first, &second] {
+        sessions
+            .create(row, 48, note("create").append())
+            .await
+            .unwrap();
+    }
+    let at = truncate_to_micros(T0 + Duration::seconds(30));
+    let refused = sessions
+        .mark_second_factor(first.id, at, super::broken("auth.mfa.verify").append())
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::AuditUnwritable(_))),
+        "{refused:?}"
+    );
+    let found = |hash: String| async move {
+        sessions
+            .find_by_token_hash(&hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .second_factor_at
+    };
+    assert_eq!(found(first.token_hash.clone()).await, None, "rolled back");
+    assert!(
+        sessions
+            .mark_second_factor(first.id, at, note("auth.mfa.verify").append())
+            .await
+            .unwrap()
+    );
+    assert_eq!(found(first.token_hash.clone()).await, Some(at));
+    assert_eq!(
+        found(second.token_hash.clone()).await,
+        None,
+        "each session verifies on its own"
+    );
+    assert!(
+        !sessions
+            .mark_second_factor(Uuid::now_v7(), at, note("auth.mfa.verify").append())
+            .await
+            .unwrap(),
+        "no such session"
+    );
 }

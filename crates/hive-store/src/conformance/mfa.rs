@@ -394,3 +394,32 @@ pub async fn an_mfa_change_whose_audit_record_fails_is_unchanged(store: &dyn Sto
         "the old set is still there and the code unused"
     );
 }
+
+pub async fn a_user_has_a_second_factor_only_while_totp_is_enabled(store: &dyn Store) {
+    let user = user_with_key(store).await;
+    let mfa = store.mfa();
+    let has_factor = async || {
+        let by_id = store.users().get(user).await.unwrap().unwrap();
+        let by_email = store
+            .users()
+            .find_by_email(&by_id.email)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_id.second_factor, by_email.second_factor);
+        by_id.second_factor
+    };
+    assert!(!has_factor().await);
+    mfa.start_totp(&pending(user, "seed"), note("mfa.totp_start").append())
+        .await
+        .unwrap();
+    assert!(!has_factor().await, "a pending credential is no factor yet");
+    mfa.enable_totp(user, STEP, T0, note("mfa.totp_enable").append())
+        .await
+        .unwrap();
+    assert!(has_factor().await);
+    mfa.remove_totp(user, note("mfa.totp_remove").append())
+        .await
+        .unwrap();
+    assert!(!has_factor().await);
+}

@@ -77,6 +77,16 @@ pub async fn passkeys_round_trip(store: &dyn Store) {
     let passkeys = store.passkeys();
     assert!(passkeys.list_for_user(user.id).await.unwrap().is_empty());
     let audited = audit_count(store).await;
+    let second_factor = async || {
+        store
+            .users()
+            .get(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .second_factor
+    };
+    assert!(!second_factor().await);
 
     // Stored with microseconds and never used, whatever the row says.
     let first = PasskeyRow {
@@ -84,6 +94,7 @@ pub async fn passkeys_round_trip(store: &dyn Store) {
         ..passkey(&user, &fresh_credential_id())
     };
     add(store, &first).await;
+    assert!(second_factor().await, "a passkey is a second factor");
     let second = PasskeyRow {
         created_at: T0 + Duration::minutes(1),
         name: "Phone".to_owned(),
@@ -164,8 +175,19 @@ pub async fn passkeys_round_trip(store: &dyn Store) {
         "gone"
     );
     assert_eq!(passkeys.list_for_user(user.id).await.unwrap().len(), 1);
+    assert!(second_factor().await, "one is left");
     // One record per change (the other user's creation included); refusals write nothing.
     assert_eq!(audit_count(store).await, audited + 5);
+    passkeys
+        .remove(
+            user.id,
+            second.id,
+            None,
+            note("auth.passkey.delete").append(),
+        )
+        .await
+        .unwrap();
+    assert!(!second_factor().await, "none is left");
 }
 
 pub async fn passkeys_are_capped_per_user_under_concurrency(store: &dyn Store) {
@@ -346,6 +368,12 @@ pub async fn passkey_changes_end_the_other_sessions(store: &dyn Store) {
         .map(|s| s.id)
         .collect();
     assert_eq!(left, vec![current], "the registering session stays");
+    let kept = sessions.list_for_user(user.id).await.unwrap();
+    assert_eq!(
+        kept[0].second_factor_at,
+        Some(truncate_to_micros(row.created_at)),
+        "verified by the passkey it registered"
+    );
     assert_eq!(sessions.list_for_user(bystander.id).await.unwrap().len(), 1);
 
     open("c4", &user).await;
