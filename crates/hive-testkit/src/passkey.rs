@@ -342,7 +342,7 @@ fn cose_key(key: &EcdsaKeyPair) -> Result<Vec<u8>, String> {
 
 fn text(value: &Value, path: &[&str]) -> Result<String, String> {
     path.iter()
-        .fold(Some(value), |v, key| v.and_then(|v| v.get(key)))
+        .try_fold(value, |v, key| v.get(key))
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| format!("the options have no {}", path.join(".")))

@@ -343,7 +343,7 @@ impl Passkeys {
             .await?;
         let passkeys = rows
             .iter()
-            .map(|row| parse_passkey(row))
+            .map(parse_passkey)
             .collect::<Result<Vec<_>, _>>()?;
         if passkeys.is_empty() {
             return Err(IdentityError::Conflict("the account has no passkey"));
@@ -657,20 +657,35 @@ impl Passkeys {
         })
     }
 
+    /// Writes the failure record of a refused answer (nothing was changed).
+    async fn record_failure(
+        &self,
+        actor: String,
+        action: &'static str,
+        target: Option<String>,
+        detail: serde_json::Value,
+        meta: &RequestMeta,
+    ) {
+        let outcome = AuditOutcome::Failure;
+        let entry = AuditEntry {
+            actor,
+            action,
+            target,
+            outcome,
+            detail,
+        };
+        self.identity.record_refusal(entry, meta).await;
+    }
+
     async fn refuse_registration(
         &self,
         caller: &Caller,
         reason: Refusal,
         meta: &RequestMeta,
     ) -> IdentityError {
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "auth.passkey.register",
-            target: None,
-            outcome: AuditOutcome::Failure,
-            detail: serde_json::json!({ "reason": reason }),
-        };
-        self.identity.record_refusal(entry, meta).await;
+        let detail = serde_json::json!({ "reason": reason });
+        self.record_failure(caller.actor(), "auth.passkey.register", None, detail, meta)
+            .await;
         IdentityError::Invalid(
             "the passkey could not be verified; start the registration again".into(),
         )
@@ -682,31 +697,24 @@ impl Passkeys {
         reason: Refusal,
         meta: &RequestMeta,
     ) -> IdentityError {
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "auth.mfa.verify",
-            target: session_target(caller),
-            outcome: AuditOutcome::Failure,
-            detail: serde_json::json!({ "factor": "passkey", "reason": reason }),
-        };
-        self.identity.record_refusal(entry, meta).await;
+        let detail = serde_json::json!({ "factor": "passkey", "reason": reason });
+        let target = session_target(caller);
+        self.record_failure(caller.actor(), "auth.mfa.verify", target, detail, meta)
+            .await;
         IdentityError::InvalidCredentials
     }
 
+    /// Every refused login answers the same; the record says why and, when known, whose.
     async fn refuse_login(
         &self,
         reason: Refusal,
         user: Option<Uuid>,
         meta: &RequestMeta,
     ) -> IdentityError {
-        let entry = AuditEntry {
-            actor: "anonymous".to_owned(),
-            action: "auth.login",
-            target: user.map(|id| format!("user:{id}")),
-            outcome: AuditOutcome::Failure,
-            detail: serde_json::json!({ "method": "passkey", "reason": reason }),
-        };
-        self.identity.record_refusal(entry, meta).await;
+        let detail = serde_json::json!({ "method": "passkey", "reason": reason });
+        let target = user.map(|id| format!("user:{id}"));
+        self.record_failure("anonymous".to_owned(), "auth.login", target, detail, meta)
+            .await;
         IdentityError::InvalidCredentials
     }
 }
