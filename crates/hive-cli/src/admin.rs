@@ -42,6 +42,16 @@ pub enum UserAction {
     Deactivate { user: String },
     /// Print a single-use password-reset link (valid 1 hour).
     ResetLink { user: String },
+    /// Second factors of an account.
+    #[command(subcommand)]
+    Mfa(MfaAction),
+}
+
+#[derive(Subcommand)]
+pub enum MfaAction {
+    /// Remove the TOTP and the recovery codes of a user who lost them (by email or id) and end
+    /// their sessions: the next login enrolls again if the MFA policy requires it.
+    Reset { user: String },
 }
 
 #[derive(Subcommand)]
@@ -174,6 +184,14 @@ pub async fn user(hive: &Hive, action: UserAction) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             println!("{}", link.url);
             eprintln!("single use; expires {}", link.expires_at);
+        }
+        UserAction::Mfa(MfaAction::Reset { user }) => {
+            let target = find_user(hive, &user).await?;
+            hive.mfa
+                .reset(&cli, target.id, &cli_meta())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("reset the second factors of {}", target.email);
         }
     }
     Ok(())

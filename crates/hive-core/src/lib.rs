@@ -9,6 +9,7 @@ pub mod identity;
 pub mod jobs;
 pub mod key_rotation;
 pub mod mail;
+pub mod mfa;
 mod presence;
 pub mod runtime;
 pub mod secret_values;

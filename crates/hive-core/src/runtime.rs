@@ -59,6 +59,8 @@ pub struct Hive {
     pub egress: Arc<crate::egress::Egress>,
     /// Admin-edited settings (the egress allowlist), followed across replicas.
     pub settings: Arc<crate::settings::Settings>,
+    /// Second factors: TOTP and recovery codes.
+    pub mfa: Arc<crate::mfa::Mfa>,
     /// Secrets sealed by the vault.
     pub secrets_service: Arc<crate::secret_values::SecretService>,
     /// Keys the audit log's hash chain (for `hive audit verify`).
@@ -157,6 +159,12 @@ impl Hive {
             Arc::clone(&identity),
             &config.auth_url,
         ));
+        let mfa = Arc::new(crate::mfa::Mfa::new(
+            Arc::clone(&store),
+            Arc::clone(&vault),
+            Arc::clone(&identity),
+            Arc::clone(&clock),
+        ));
         let key_admin = Arc::new(crate::key_rotation::KeyAdmin::new(Arc::clone(&vault)));
         let egress = match crate::egress::Egress::new(&config, Arc::clone(&identity)) {
             Ok(egress) => Arc::new(egress),
@@ -183,6 +191,7 @@ impl Hive {
             key_admin,
             identity,
             passkeys,
+            mfa,
             secrets_service,
             vault,
             audit_chain,

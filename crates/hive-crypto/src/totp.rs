@@ -39,10 +39,11 @@ pub const DIGITS: usize = 6;
 
 /// Recovery codes issued at a time.
 pub const RECOVERY_CODE_COUNT: usize = 10;
-/// Random bytes in one recovery code: 120 bits (at least 112 required).
-pub const RECOVERY_CODE_BYTES: usize = 15;
-/// Base32 characters in one recovery code (120 bits / 5 bits a character).
-const RECOVERY_CODE_CHARS: usize = RECOVERY_CODE_BYTES * 8 / 5;
+/// Random bytes in one recovery code: 256 bits, like every token of Hive (DESIGN.md); the
+/// security rules' floor for recovery codes is 112.
+pub const RECOVERY_CODE_BYTES: usize = 32;
+/// Base32 characters in one recovery code (5 bits a character, the last one partly filled).
+const RECOVERY_CODE_CHARS: usize = (RECOVERY_CODE_BYTES * 8).div_ceil(5);
 /// Characters between two dashes.
 const RECOVERY_GROUP: usize = 4;
 /// Length of a formatted recovery code, dashes included: `XXXX-XXXX-XXXX-XXXX-XXXX-XXXX`.
@@ -52,7 +53,7 @@ pub const RECOVERY_CODE_LEN: usize = RECOVERY_CODE_CHARS + RECOVERY_CODE_CHARS /
 // fill whole base32 characters.
 const _: () = assert!(SECRET_LEN * 8 == 160 && MIN_SECRET_LEN * 8 >= 160);
 const _: () =
-    assert!(RECOVERY_CODE_BYTES * 8 >= 112 && (RECOVERY_CODE_BYTES * 8).is_multiple_of(5));
+    assert!(RECOVERY_CODE_BYTES * 8 >= 256 && RECOVERY_CODE_CHARS.is_multiple_of(RECOVERY_GROUP));
 
 #[derive(Debug, thiserror::Error)]
 pub enum TotpError {
@@ -310,8 +311,8 @@ fn dynamic_truncation(digest: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(chunk) & 0x7fff_ffff)
 }
 
-/// A recovery code, shown once: 120 random bits as 24 base32 characters in groups of four,
-/// `XXXX-XXXX-XXXX-XXXX-XXXX-XXXX`. Zeroized on drop; `Debug` never shows it.
+/// A recovery code, shown once: 256 random bits as 52 base32 characters in 13 groups of four,
+/// `XXXX-XXXX-…-XXXX`. Zeroized on drop; `Debug` never shows it.
 pub struct RecoveryCode {
     text: Zeroizing<String>,
 }
@@ -355,7 +356,7 @@ pub fn new_recovery_codes() -> Result<Vec<RecoveryCode>, RandomError> {
 }
 
 /// The stored form of a recovery code: SHA-256 hex of the code with case, dashes and
-/// whitespace ignored (a 120-bit random code needs no slow hash).
+/// whitespace ignored (a 256-bit random code needs no slow hash).
 pub fn recovery_code_hash(code: &str) -> String {
     sha256_hex(normalise_recovery_code(code).as_bytes())
 }
@@ -711,8 +712,8 @@ mod tests {
     }
 
     #[test]
-    fn recovery_codes_have_120_bits_and_the_human_shape() {
-        assert_eq!(RECOVERY_CODE_LEN, 29);
+    fn recovery_codes_have_256_bits_and_the_human_shape() {
+        assert_eq!(RECOVERY_CODE_LEN, 64);
         let codes = new_recovery_codes().unwrap();
         assert_eq!(codes.len(), RECOVERY_CODE_COUNT);
         assert_eq!(codes.len(), 10);
@@ -724,10 +725,10 @@ mod tests {
                 let text = code.as_str();
                 assert_eq!(text.len(), RECOVERY_CODE_LEN, "{text}");
                 let groups: Vec<&str> = text.split('-').collect();
-                assert_eq!(groups.len(), 6, "{text}");
+                assert_eq!(groups.len(), 13, "{text}");
                 assert!(groups.iter().all(|g| g.len() == 4), "{text}");
                 assert!(looks_like_recovery_code(text), "{text}");
-                // Every character carries 5 bits: the code decodes back to 15 random bytes.
+                // The code decodes back to its 32 random bytes.
                 let bytes = BASE32_NOPAD
                     .decode(text.replace('-', "").as_bytes())
                     .unwrap();
@@ -737,8 +738,8 @@ mod tests {
                 }
             }
         }
-        // 2,400 characters: each of the 32 symbols appears (about 75 times each); a missing one
-        // has odds below 1e-31 for a uniform generator.
+        // 5,200 characters: each of the 32 symbols appears (about 160 times each); a missing one
+        // has odds far below 1e-31 for a uniform generator.
         assert_eq!(symbols.len(), 32, "{symbols:?}");
         assert!(symbols.values().all(|&n| n >= 20), "{symbols:?}");
     }

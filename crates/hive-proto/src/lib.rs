@@ -8,6 +8,7 @@ pub mod clock;
 pub mod error;
 pub mod health;
 pub mod identity;
+pub mod mfa;
 pub mod passkeys;
 pub mod redact;
 pub mod secrets;

@@ -256,3 +256,94 @@ async fn audit_export_writes_linked_json_lines_and_is_audited() {
     assert!(!bad.0.success());
     assert!(bad.2.contains("since is not an RFC 3339 time"), "{}", bad.2);
 }
+
+/// Signs in over HTTP; the session cookie and the session's stage.
+async fn sign_in(base_url: &str, email: &str) -> (String, String) {
+    let http = client();
+    let login = http
+        .post(format!("{base_url}/api/v1/auth/login"))
+        .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    hive_testkit::capture::canary(cookie.split_once('=').unwrap().1);
+    let me: serde_json::Value = http
+        .get(format!("{base_url}/api/v1/auth/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (cookie, me["sessionStage"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn an_admin_who_lost_the_second_factor_is_reset_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    create_admin(path, "root@example.com").await;
+    // The default policy: admins need a second factor.
+    const ORIGIN: &str = "http://hive.test";
+    let policy = [("HIVE_MFA_REQUIRED", "admins"), ("AUTH_URL", ORIGIN)];
+    let server = HiveProcess::start(path, &policy).await;
+    let base = server.base_url.clone();
+    let (cookie, stage) = sign_in(&base, "root@example.com").await;
+    assert_eq!(stage, "enrollment_required");
+    let http = client();
+    let post = |path: &str, body: serde_json::Value| {
+        http.post(format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .header("origin", ORIGIN)
+            .json(&body)
+            .send()
+    };
+    let enrollment: serde_json::Value = post("/api/v1/auth/mfa/totp", serde_json::json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret_text = enrollment["secret"].as_str().unwrap();
+    hive_testkit::capture::canary(secret_text);
+    let secret = hive_crypto::totp::TotpSecret::from_base32(secret_text).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let confirmed = post(
+        "/api/v1/auth/mfa/totp/confirm",
+        serde_json::json!({ "code": secret.code_at(now) }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(confirmed.status(), 200);
+    let (_, stage) = sign_in(&base, "root@example.com").await;
+    assert_eq!(stage, "second_factor_required");
+    assert!(server.stop().await.0.success());
+
+    // The authenticator is lost: the operator resets the factors on the server's machine.
+    let reset = run_to_exit(path, &["user", "mfa", "reset", "root@example.com"], &[]).await;
+    assert!(reset.0.success(), "{reset:?}");
+    assert!(
+        reset
+            .1
+            .contains("reset the second factors of root@example.com")
+    );
+    let missing = run_to_exit(path, &["user", "mfa", "reset", "nobody@example.com"], &[]).await;
+    assert!(!missing.0.success());
+
+    let server = HiveProcess::start(path, &policy).await;
+    let (_, stage) = sign_in(&server.base_url, "root@example.com").await;
+    assert_eq!(stage, "enrollment_required", "enrolls again");
+    assert!(server.stop().await.0.success());
+}

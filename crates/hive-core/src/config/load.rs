@@ -807,6 +807,7 @@ mod tests {
         assert_eq!(config.http.body_limit_bytes, 1024 * 1024);
         assert_eq!(config.http.client_ip_source, ClientIpSource::XffLast);
         assert_eq!(config.http.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(config.mfa_required, MfaPolicy::Admins);
         assert_eq!(config.log.format, LogFormat::Json);
         assert!(!config.health_check_deep);
         assert!(config.http.trusted_proxies.is_empty());
@@ -1022,6 +1023,7 @@ mod tests {
             ("HIVE_SHUTDOWN_GRACE_SECONDS", "-1"),
             ("HIVE_TRUSTED_PROXIES", "10.0.0.0/8, nonsense"),
             ("HIVE_CLIENT_IP_SOURCE", "auto"),
+            ("HIVE_MFA_REQUIRED", "some"),
             ("HEALTH_CHECK_DEEP", "yes"),
             ("LOG_LEVEL", "loud"),
             ("LOG_LEVEL", "hive=verbose"),

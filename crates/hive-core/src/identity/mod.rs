@@ -65,6 +65,9 @@ pub enum IdentityError {
     Conflict(&'static str),
     #[error("{0}")]
     Invalid(String),
+    /// Too many wrong second-factor codes: none is looked at for `retry_after` seconds.
+    #[error("too many wrong codes; try again in {retry_after} s")]
+    Locked { retry_after: u64 },
     /// A dependency (database, shared state) cannot decide now; nothing was granted.
     #[error("temporarily unavailable")]
     Unavailable,
@@ -485,7 +488,7 @@ fn utc_day(at: OffsetDateTime) -> i64 {
 
 /// Whether a sensitive change may go ahead: a session whose password was checked in the last
 /// ten minutes, or the CLI. API tokens and the internal token never qualify.
-fn require_recent_authentication(
+pub(crate) fn require_recent_authentication(
     caller: &Caller,
     now: OffsetDateTime,
 ) -> Result<(), IdentityError> {

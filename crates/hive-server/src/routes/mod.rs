@@ -5,6 +5,7 @@
 
 mod auth;
 mod health;
+mod mfa;
 mod passkeys;
 mod secrets;
 mod settings;
@@ -124,6 +125,13 @@ fn routes_declared() -> Vec<Route> {
         route(M::PATCH, "/api/v1/auth/me", VIEWER, None, a::update_me),
         route(M::POST, "/api/v1/auth/reauthenticate", VIEWER, Some("login"), a::reauthenticate).before_enrollment(),
         route(M::POST, "/api/v1/auth/password", VIEWER, Some("login"), a::change_password),
+        // Second factors: verification and enrollment are open to sessions short of them.
+        route(M::GET, "/api/v1/auth/mfa", VIEWER, None, mfa::status).any_stage(),
+        route(M::POST, "/api/v1/auth/mfa/verify", VIEWER, Some("login"), mfa::verify).before_second_factor(),
+        route(M::POST, "/api/v1/auth/mfa/totp", VIEWER, None, mfa::start_totp).before_enrollment(),
+        route(M::POST, "/api/v1/auth/mfa/totp/confirm", VIEWER, Some("login"), mfa::confirm_totp).before_enrollment(),
+        route(M::POST, "/api/v1/auth/mfa/totp/disable", VIEWER, Some("login"), mfa::disable_totp),
+        route(M::POST, "/api/v1/auth/mfa/recovery-codes", VIEWER, None, mfa::regenerate_recovery_codes),
         route(M::GET, "/api/v1/auth/sessions", VIEWER, None, a::list_sessions),
         route(M::DELETE, "/api/v1/auth/sessions/{id}", VIEWER, None, a::revoke_session).owned(),
         route(M::GET, "/api/v1/tokens", VIEWER, None, a::list_tokens),
@@ -155,6 +163,7 @@ fn routes_declared() -> Vec<Route> {
         route(M::PATCH, "/api/v1/users/{id}", ADMIN, None, u::update_user),
         route(M::POST, "/api/v1/users/{id}/reset-link", ADMIN, None, u::reset_link),
         route(M::DELETE, "/api/v1/users/{id}/sessions", ADMIN, None, u::end_sessions),
+        route(M::DELETE, "/api/v1/users/{id}/mfa", ADMIN, None, mfa::reset_user),
         route(M::GET, "/api/v1/audit", ADMIN, None, u::audit_trail),
         route(M::GET, "/api/v1/settings/security", ADMIN, None, settings::get_security),
         route(M::PUT, "/api/v1/settings/security", ADMIN, None, settings::put_security),

@@ -8,6 +8,7 @@ mod audit_trail;
 mod egress;
 mod health;
 mod identity;
+mod mfa;
 mod passkeys;
 mod pipeline;
 mod rate_limit;

@@ -423,3 +423,37 @@ pub async fn a_user_has_a_second_factor_only_while_totp_is_enabled(store: &dyn S
         .unwrap();
     assert!(!has_factor().await);
 }
+
+pub async fn a_vault_key_sealing_a_totp_seed_is_not_retired(store: &dyn Store) {
+    let user = user_with_key(store).await;
+    let keys = store.vault_keys();
+    keys.insert(
+        &VaultKeyRow::new(2, "n.c".into(), truncate_to_micros(T0)),
+        note("vault.key_create").append(),
+    )
+    .await
+    .unwrap();
+    store
+        .mfa()
+        .start_totp(&pending(user, "seed"), note("mfa.totp_start").append())
+        .await
+        .unwrap();
+    let later = truncate_to_micros(T0 + Duration::hours(1));
+    assert!(
+        !keys
+            .retire_if_unused(1, later, note("vault.key_retire").append())
+            .await
+            .unwrap(),
+        "a seed is sealed with it"
+    );
+    store
+        .mfa()
+        .remove_totp(user, note("mfa.totp_remove").append())
+        .await
+        .unwrap();
+    assert!(
+        keys.retire_if_unused(1, later, note("vault.key_retire").append())
+            .await
+            .unwrap()
+    );
+}

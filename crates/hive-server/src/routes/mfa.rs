@@ -1,0 +1,154 @@
+//! Second factors: the caller's TOTP and recovery codes, the verification of a session, and an
+//! admin's reset of a user's factors.
+
+use crate::auth::{Authenticated, Meta, identity_error};
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use hive_core::mfa::RecoveryCode;
+use hive_proto::mfa::{
+    MfaCodeRequest, MfaStatusView, RecoveryCodesView, TotpEnrollmentView, TotpStartRequest,
+};
+use http::StatusCode;
+use uuid::Uuid;
+
+/// Longer input is refused before any lookup (a recovery code has 64 characters).
+const MAX_CODE_BYTES: usize = 128;
+
+fn check_code_size(code: &str) -> Result<(), ApiError> {
+    if code.len() > MAX_CODE_BYTES {
+        return Err(ApiError::new(
+            hive_proto::ErrorCode::ValidationFailed,
+            "a code has 6 digits (or, for a recovery code, 64 characters)",
+        ));
+    }
+    Ok(())
+}
+
+fn codes_view(codes: &[RecoveryCode]) -> RecoveryCodesView {
+    RecoveryCodesView {
+        recovery_codes: codes.iter().map(|c| c.as_str().to_owned()).collect(),
+    }
+}
+
+pub async fn status(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<MfaStatusView>, ApiError> {
+    let status = state
+        .hive
+        .mfa
+        .status(&caller)
+        .await
+        .map_err(identity_error)?;
+    Ok(Json(MfaStatusView {
+        totp: status.totp.as_str().to_owned(),
+        recovery_codes_left: status.recovery_codes_left,
+        required: status.required,
+        session_stage: status.stage.as_str().to_owned(),
+    }))
+}
+
+pub async fn verify(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    JsonBody(request): JsonBody<MfaCodeRequest>,
+) -> Result<StatusCode, ApiError> {
+    check_code_size(&request.code)?;
+    state
+        .hive
+        .mfa
+        .verify(&caller, &request.code, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn start_totp(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    JsonBody(request): JsonBody<TotpStartRequest>,
+) -> Result<(StatusCode, Json<TotpEnrollmentView>), ApiError> {
+    if let Some(code) = &request.code {
+        check_code_size(code)?;
+    }
+    let enrollment = state
+        .hive
+        .mfa
+        .start_totp(&caller, request.code.as_deref(), &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TotpEnrollmentView {
+            secret: enrollment.secret.to_string(),
+            otpauth_uri: enrollment.otpauth_uri.to_string(),
+            qr_svg: enrollment.qr_svg.to_string(),
+        }),
+    ))
+}
+
+pub async fn confirm_totp(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    JsonBody(request): JsonBody<MfaCodeRequest>,
+) -> Result<Json<RecoveryCodesView>, ApiError> {
+    check_code_size(&request.code)?;
+    let codes = state
+        .hive
+        .mfa
+        .confirm_totp(&caller, &request.code, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(Json(codes_view(&codes)))
+}
+
+pub async fn disable_totp(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    JsonBody(request): JsonBody<MfaCodeRequest>,
+) -> Result<StatusCode, ApiError> {
+    check_code_size(&request.code)?;
+    state
+        .hive
+        .mfa
+        .disable_totp(&caller, &request.code, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn regenerate_recovery_codes(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<RecoveryCodesView>, ApiError> {
+    let codes = state
+        .hive
+        .mfa
+        .regenerate_recovery_codes(&caller, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(Json(codes_view(&codes)))
+}
+
+pub async fn reset_user(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .hive
+        .mfa
+        .reset(&caller, id, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
