@@ -88,8 +88,8 @@ async fn resealed(vault: &Vault, row: &SecretRow) -> Result<Sealed, VaultFailure
     vault.seal(&plaintext, &context).await
 }
 
-/// Re-seals every secret not under the active key, `batch` rows at a time, each only if it is
-/// unchanged since it was read; then retires keys no secret uses any more.
+/// Re-seals every secret and TOTP seed not under the active key, `batch` rows at a time, each
+/// only if it is unchanged since it was read; then retires keys nothing uses any more.
 pub async fn reencrypt_secrets(
     store: &dyn Store,
     vault: &Vault,
@@ -134,8 +134,58 @@ pub async fn reencrypt_secrets(
             break;
         }
     }
+    reencrypt_totp_seeds(store, vault, batch, &mut report).await?;
     report.retired_keys = vault.retire_unused_keys().await?;
     Ok(report)
+}
+
+/// The same for TOTP seeds (sealed for their user's row), counted in the same report.
+async fn reencrypt_totp_seeds(
+    store: &dyn Store,
+    vault: &Vault,
+    batch: u32,
+    report: &mut ReencryptReport,
+) -> Result<(), VaultFailure> {
+    let mut after = None;
+    loop {
+        let rows = store
+            .mfa()
+            .totp_not_under_key(report.key_id, after, batch)
+            .await?;
+        for row in &rows {
+            after = Some(row.user_id);
+            let bound_to = row.user_id.to_string();
+            let context = Context {
+                table: crate::mfa::TOTP_TABLE,
+                row_id: &bound_to,
+            };
+            let opened = match Sealed::from_text(&row.seed) {
+                Ok(sealed) => vault.unseal(&sealed, &context).await,
+                Err(error) => Err(error.into()),
+            };
+            let sealed = match opened {
+                Ok(seed) => vault.seal(&seed, &context).await?,
+                Err(VaultFailure::Store(error)) => return Err(error.into()),
+                Err(error) => {
+                    tracing::warn!(user_id = %row.user_id, %error, "a TOTP seed does not open; not re-encrypted");
+                    report.unreadable += 1;
+                    continue;
+                }
+            };
+            if store
+                .mfa()
+                .reseal_totp(row, sealed.key_id, &sealed.to_text())
+                .await?
+            {
+                report.resealed += 1;
+            } else {
+                report.changed_meanwhile += 1;
+            }
+        }
+        if rows.len() < usize::try_from(batch).unwrap_or(usize::MAX) {
+            return Ok(());
+        }
+    }
 }
 
 /// The leader's job: re-encrypts secrets under older keys, audited `vault.reencrypt` with

@@ -270,6 +270,7 @@ pub fn identity_error(error: IdentityError) -> ApiError {
         IdentityError::NotFound => ApiError::of(ErrorCode::NotFound),
         IdentityError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
         IdentityError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
+        IdentityError::EnrollmentRequired => ApiError::of(ErrorCode::MfaEnrollmentRequired),
         IdentityError::Locked { retry_after } => ApiError::new(
             ErrorCode::RateLimited,
             "too many wrong codes; wait for the next one",

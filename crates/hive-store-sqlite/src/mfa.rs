@@ -202,4 +202,44 @@ impl MfaRepo for SqliteMfa {
         .map_err(map_error)?;
         Ok(u32::try_from(left).unwrap_or(u32::MAX))
     }
+
+    async fn totp_not_under_key(
+        &self,
+        key_id: u32,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<TotpRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TOTP_COLUMNS} FROM totp_credentials \
+             WHERE key_id != ?1 AND (?2 IS NULL OR user_id > ?2) ORDER BY user_id LIMIT ?3"
+        )))
+        .bind(i64::from(key_id))
+        .bind(after.map(text))
+        .bind(i64::from(limit))
+        .fetch_all(&self.writer)
+        .await
+        .map_err(map_error)?;
+        rows.iter().map(to_totp).collect()
+    }
+
+    async fn reseal_totp(
+        &self,
+        expected: &TotpRow,
+        key_id: u32,
+        seed: &str,
+    ) -> Result<bool, StoreError> {
+        sqlx::query(
+            "UPDATE totp_credentials SET key_id = ?1, seed = ?2 \
+             WHERE user_id = ?3 AND key_id = ?4 AND seed = ?5",
+        )
+        .bind(i64::from(key_id))
+        .bind(seed)
+        .bind(text(expected.user_id))
+        .bind(i64::from(expected.key_id))
+        .bind(&expected.seed)
+        .execute(&self.writer)
+        .await
+        .map(|done| done.rows_affected() == 1)
+        .map_err(map_error)
+    }
 }

@@ -129,6 +129,7 @@ macro_rules! conformance_suite {
             a_passkey_change_whose_audit_record_fails_is_unchanged,
             a_user_has_a_second_factor_only_while_totp_is_enabled,
             a_vault_key_sealing_a_totp_seed_is_not_retired,
+            totp_seeds_are_resealed_only_when_unchanged,
             sessions_record_their_second_factor,
             a_challenge_is_taken_once_for_its_purpose,
             a_challenge_has_one_taker_under_concurrency,

@@ -92,6 +92,25 @@ pub trait MfaRepo: Send + Sync {
 
     /// How many of the user's codes are still unused.
     async fn recovery_codes_left(&self, user_id: Uuid) -> Result<u32, StoreError>;
+
+    /// Up to `limit` credentials whose seed is sealed under another key than `key_id`, by user
+    /// id, after `after` (for re-encryption in batches).
+    async fn totp_not_under_key(
+        &self,
+        key_id: u32,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<TotpRow>, StoreError>;
+
+    /// Replaces the sealed seed by the same seed sealed again under `key_id`, only if the row
+    /// still holds exactly `expected`'s seed: `Ok(false)` when it was re-enrolled meanwhile.
+    /// Not audited: the re-encryption job records its pass.
+    async fn reseal_totp(
+        &self,
+        expected: &TotpRow,
+        key_id: u32,
+        seed: &str,
+    ) -> Result<bool, StoreError>;
 }
 
 /// A step as the databases store it (signed 64 bits).

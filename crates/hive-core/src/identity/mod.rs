@@ -65,6 +65,9 @@ pub enum IdentityError {
     Conflict(&'static str),
     #[error("{0}")]
     Invalid(String),
+    /// `HIVE_MFA_REQUIRED` covers the user, who has no second factor yet.
+    #[error("set up a second factor first: the MFA policy requires one")]
+    EnrollmentRequired,
     /// Too many wrong second-factor codes: none is looked at for `retry_after` seconds.
     #[error("too many wrong codes; try again in {retry_after} s")]
     Locked { retry_after: u64 },

@@ -2,7 +2,7 @@
 
 use super::{
     AuditEntry, Caller, Credential, Identity, IdentityError, RequestMeta, check_display_name,
-    limits, require_recent_authentication,
+    limits, require_recent_authentication, user_actor,
 };
 use hive_crypto::token::{looks_like_api_token, new_api_token, token_hash};
 use hive_proto::{Role, TokenScope};
@@ -165,6 +165,18 @@ impl Identity {
         };
         if !owner.active {
             return Ok(None);
+        }
+        // The policy's "nothing before enrollment" holds for the user's tokens too.
+        if self.settings.mfa_policy.requires(owner.role) && !owner.second_factor {
+            let entry = AuditEntry {
+                actor: format!("token:{}", token.id),
+                action: "auth.token",
+                target: Some(user_actor(&owner)),
+                outcome: AuditOutcome::Denied,
+                detail: serde_json::json!({ "reason": "mfa_enrollment_required" }),
+            };
+            self.record_refusal(entry, &RequestMeta::default()).await;
+            return Err(IdentityError::EnrollmentRequired);
         }
         let stale = token
             .last_used_at

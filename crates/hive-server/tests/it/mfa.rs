@@ -486,3 +486,82 @@ async fn an_admin_resets_the_factors_of_a_user_who_lost_them() {
         assert_eq!(records_of(&server, "user.mfa_reset").await.len(), 2);
     }
 }
+
+#[tokio::test]
+async fn a_rotated_vault_key_moves_the_seed_and_codes_still_verify() {
+    for backend in backends() {
+        let server = mfa_server(backend, "none").await;
+        let admin = setup_admin(&server).await;
+        let first = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (secret, _) = enroll(&server, &first).await;
+        let user_id: uuid::Uuid = admin["id"].as_str().unwrap().parse().unwrap();
+        let before = server
+            .hive
+            .store
+            .mfa()
+            .totp(user_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let rotated = post(&server, &first, "/api/v1/admin/vault/rotate", json!({})).await;
+        assert_eq!(rotated.status(), 200);
+        let report = hive_core::key_rotation::reencrypt_secrets(
+            server.hive.store.as_ref(),
+            &server.hive.vault,
+            100,
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.resealed, 1, "{report:?}");
+        assert_eq!(report.retired_keys, vec![before.key_id]);
+        let after = server
+            .hive
+            .store
+            .mfa()
+            .totp(user_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(after.key_id, report.key_id);
+        assert_ne!(after.seed, before.seed);
+
+        server.clock.advance(Duration::seconds(30));
+        let session = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let verified = post(
+            &server,
+            &session,
+            "/api/v1/auth/mfa/verify",
+            json!({ "code": code_now(&server, &secret) }),
+        )
+        .await;
+        assert_eq!(verified.status(), 204);
+    }
+}
+
+#[tokio::test]
+async fn a_token_of_a_user_who_must_enroll_is_refused_until_they_do() {
+    let server = mfa_server(hive_testkit::TestBackend::Sqlite, "admins").await;
+    let admin = setup_admin(&server).await;
+    let browser = login(&server, ADMIN_EMAIL, PASSWORD).await;
+    let refused = post(&server, &browser, "/api/v1/tokens", json!({ "name": "ci" })).await;
+    assert_eq!(refused.status(), 403, "no token before enrollment");
+    enroll(&server, &browser).await;
+    let token = create_token(&server, &browser, json!({ "name": "ci" })).await;
+    let token = token["token"].as_str().unwrap();
+    let works = with_bearer(&server, token, Method::GET, "/api/v1/users").await;
+    assert_eq!(works.status(), 200);
+
+    // The factors are reset (the CLI, here in-process): the policy applies to the token again.
+    let user_id = admin["id"].as_str().unwrap().parse().unwrap();
+    let meta = hive_core::identity::RequestMeta::default();
+    let cli = hive_core::identity::Caller::cli();
+    server.hive.mfa.reset(&cli, user_id, &meta).await.unwrap();
+    let blocked = with_bearer(&server, token, Method::GET, "/api/v1/users").await;
+    assert_eq!(blocked.status(), 403);
+    assert_eq!(
+        error_body(blocked).await.error.code,
+        "mfa_enrollment_required"
+    );
+    let records = records_of(&server, "auth.token").await;
+    assert_eq!(records.len(), 1);
+}

@@ -457,3 +457,47 @@ pub async fn a_vault_key_sealing_a_totp_seed_is_not_retired(store: &dyn Store) {
             .unwrap()
     );
 }
+
+pub async fn totp_seeds_are_resealed_only_when_unchanged(store: &dyn Store) {
+    let user = user_with_key(store).await;
+    store
+        .vault_keys()
+        .insert(
+            &VaultKeyRow::new(2, "n.c".into(), truncate_to_micros(T0)),
+            note("vault.key_create").append(),
+        )
+        .await
+        .unwrap();
+    let mfa = store.mfa();
+    mfa.start_totp(&pending(user, "seed"), note("mfa.totp_start").append())
+        .await
+        .unwrap();
+    let listed = mfa.totp_not_under_key(2, None, 10).await.unwrap();
+    let row = listed.iter().find(|r| r.user_id == user).unwrap().clone();
+    assert!(
+        mfa.totp_not_under_key(1, None, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.user_id != user),
+        "already under key 1"
+    );
+    assert!(
+        mfa.totp_not_under_key(2, Some(user), 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.user_id > user),
+        "after the cursor"
+    );
+    // Re-enrolled meanwhile: the seed the job read is gone, nothing is overwritten.
+    mfa.start_totp(&pending(user, "newer"), note("mfa.totp_start").append())
+        .await
+        .unwrap();
+    assert!(!mfa.reseal_totp(&row, 2, "resealed").await.unwrap());
+    assert_eq!(mfa.totp(user).await.unwrap().unwrap().seed, "newer");
+    let current = mfa.totp(user).await.unwrap().unwrap();
+    assert!(mfa.reseal_totp(&current, 2, "resealed").await.unwrap());
+    let stored = mfa.totp(user).await.unwrap().unwrap();
+    assert_eq!((stored.seed.as_str(), stored.key_id), ("resealed", 2));
+}
