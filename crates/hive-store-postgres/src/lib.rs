@@ -8,6 +8,7 @@ mod identity;
 mod jobs;
 mod lease;
 mod mfa;
+mod passkeys;
 mod secrets;
 mod settings;
 mod tasks;
@@ -19,8 +20,8 @@ use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
     ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
-    OneTimeTokenRepo, SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store, StoreError,
-    TaskRepo, UserRepo, VaultKeyRepo,
+    OneTimeTokenRepo, PasskeyRepo, SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store,
+    StoreError, TaskRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -44,6 +45,7 @@ pub struct PostgresStore {
     secrets: secrets::PgSecrets,
     settings: settings::PgSettings,
     mfa: mfa::PgMfa,
+    passkeys: passkeys::PgPasskeys,
     challenges: challenges::PgChallenges,
 }
 
@@ -81,6 +83,7 @@ impl PostgresStore {
             secrets: secrets::PgSecrets { pool: pool.clone() },
             settings: settings::PgSettings { pool: pool.clone() },
             mfa: mfa::PgMfa { pool: pool.clone() },
+            passkeys: passkeys::PgPasskeys { pool: pool.clone() },
             challenges: challenges::PgChallenges { pool: pool.clone() },
             pool,
             options,
@@ -210,6 +213,10 @@ impl Store for PostgresStore {
 
     fn mfa(&self) -> &dyn MfaRepo {
         &self.mfa
+    }
+
+    fn passkeys(&self) -> &dyn PasskeyRepo {
+        &self.passkeys
     }
 
     fn challenges(&self) -> &dyn hive_store::ChallengeRepo {

@@ -10,6 +10,7 @@ mod challenges;
 mod identity;
 mod jobs;
 mod mfa;
+mod passkeys;
 mod secrets;
 mod settings;
 mod tasks;
@@ -19,8 +20,8 @@ use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
     ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
-    OneTimeTokenRepo, SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store, StoreError,
-    TaskRepo, UserRepo, VaultKeyRepo,
+    OneTimeTokenRepo, PasskeyRepo, SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store,
+    StoreError, TaskRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -44,6 +45,7 @@ pub struct SqliteStore {
     secrets: secrets::SqliteSecrets,
     settings: settings::SqliteSettings,
     mfa: mfa::SqliteMfa,
+    passkeys: passkeys::SqlitePasskeys,
     challenges: challenges::SqliteChallenges,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
@@ -108,6 +110,10 @@ impl SqliteStore {
             },
             mfa: mfa::SqliteMfa {
                 writer: writer.clone(),
+            },
+            passkeys: passkeys::SqlitePasskeys {
+                writer: writer.clone(),
+                reader: reader.clone(),
             },
             challenges: challenges::SqliteChallenges {
                 writer: writer.clone(),
@@ -263,6 +269,10 @@ impl Store for SqliteStore {
 
     fn mfa(&self) -> &dyn MfaRepo {
         &self.mfa
+    }
+
+    fn passkeys(&self) -> &dyn PasskeyRepo {
+        &self.passkeys
     }
 
     fn challenges(&self) -> &dyn hive_store::ChallengeRepo {

@@ -11,6 +11,7 @@ mod identity;
 mod jobs;
 mod mfa;
 mod page;
+mod passkeys;
 mod secrets;
 mod settings;
 #[cfg(feature = "sqlx")]
@@ -33,6 +34,10 @@ pub use identity::{
 pub use jobs::{JobOutcome, JobRun, JobRunRepo, NewJobRun};
 pub use mfa::{MfaRepo, TotpRow, step_from_stored, step_to_stored};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
+pub use passkeys::{
+    PASSKEY_CREDENTIAL_ID_MAX_CHARS, PASSKEY_DOCUMENT_MAX_BYTES, PASSKEY_NAME_MAX_CHARS,
+    PasskeyAdded, PasskeyRepo, PasskeyRow, PasskeyUse, sign_count_from_stored,
+};
 pub use secrets::{SecretRepo, SecretRow};
 pub use settings::{
     PutOutcome, SETTING_NAME_MAX_CHARS, SETTING_VALUE_MAX_BYTES, SettingRow, SettingWrite,
@@ -155,6 +160,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// TOTP credentials and recovery codes.
     fn mfa(&self) -> &dyn MfaRepo;
 
+    /// Passkeys (WebAuthn credentials).
+    fn passkeys(&self) -> &dyn PasskeyRepo;
     /// Server-side state of sign-in flows (OIDC, WebAuthn).
     fn challenges(&self) -> &dyn ChallengeRepo;
 
