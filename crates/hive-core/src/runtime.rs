@@ -49,6 +49,8 @@ pub struct Hive {
     pub state: SharedState,
     /// Accounts, sessions, tokens.
     pub identity: Arc<Identity>,
+    /// Passkeys (WebAuthn) of accounts, with `AUTH_URL` as the relying party.
+    pub passkeys: Arc<crate::identity::Passkeys>,
     /// The vault's keyring.
     pub vault: Arc<crate::vault::Vault>,
     /// Rotation and listing of the vault's data keys.
@@ -155,6 +157,10 @@ impl Hive {
             Arc::clone(&clock),
             Arc::clone(&identity),
         ));
+        let passkeys = Arc::new(crate::identity::Passkeys::new(
+            Arc::clone(&identity),
+            &config.auth_url,
+        ));
         let mfa = Arc::new(crate::mfa::Mfa::new(
             Arc::clone(&store),
             Arc::clone(&vault),
@@ -194,6 +200,7 @@ impl Hive {
             settings,
             key_admin,
             identity,
+            passkeys,
             mfa,
             secrets_service,
             vault,

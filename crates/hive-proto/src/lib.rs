@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod identity;
 pub mod mfa;
+pub mod passkeys;
 pub mod redact;
 pub mod secrets;
 pub mod settings;

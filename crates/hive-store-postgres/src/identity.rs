@@ -35,12 +35,13 @@ fn count_at(row: &PgRow, column: &str) -> Result<u32, StoreError> {
     Ok(u32::try_from(raw).unwrap_or(0))
 }
 
-/// Whether the user has a second factor: an enabled TOTP credential (or, with passkeys, any).
+/// Whether the user has a second factor: an enabled TOTP credential or a passkey.
 /// A macro, not a constant, so that the column list can be one literal.
 macro_rules! second_factor_sql {
     () => {
-        "EXISTS (SELECT 1 FROM totp_credentials WHERE totp_credentials.user_id = users.id \
-         AND totp_credentials.enabled_at IS NOT NULL)"
+        "(EXISTS (SELECT 1 FROM totp_credentials WHERE totp_credentials.user_id = users.id \
+         AND totp_credentials.enabled_at IS NOT NULL) \
+         OR EXISTS (SELECT 1 FROM passkeys WHERE passkeys.user_id = users.id))"
     };
 }
 
@@ -107,7 +108,7 @@ async fn fetch_user(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>
     row.as_ref().map(to_user).transpose()
 }
 
-async fn delete_sessions(
+pub(crate) async fn delete_sessions(
     conn: &mut PgConnection,
     user_id: Uuid,
     except: Option<Uuid>,

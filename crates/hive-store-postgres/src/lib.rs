@@ -9,6 +9,7 @@ mod jobs;
 mod lease;
 mod mfa;
 mod oidc;
+mod passkeys;
 mod secrets;
 mod settings;
 mod tasks;
@@ -20,8 +21,8 @@ use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
     ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
-    OidcLinkRepo, OneTimeTokenRepo, SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store,
-    StoreError, TaskRepo, UserRepo, VaultKeyRepo,
+    OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, SchemaState, SecretRepo, SessionRepo,
+    SettingsRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -45,6 +46,7 @@ pub struct PostgresStore {
     secrets: secrets::PgSecrets,
     settings: settings::PgSettings,
     mfa: mfa::PgMfa,
+    passkeys: passkeys::PgPasskeys,
     challenges: challenges::PgChallenges,
     oidc_links: oidc::PgOidcLinks,
 }
@@ -83,6 +85,7 @@ impl PostgresStore {
             secrets: secrets::PgSecrets { pool: pool.clone() },
             settings: settings::PgSettings { pool: pool.clone() },
             mfa: mfa::PgMfa { pool: pool.clone() },
+            passkeys: passkeys::PgPasskeys { pool: pool.clone() },
             challenges: challenges::PgChallenges { pool: pool.clone() },
             oidc_links: oidc::PgOidcLinks { pool: pool.clone() },
             pool,
@@ -213,6 +216,10 @@ impl Store for PostgresStore {
 
     fn mfa(&self) -> &dyn MfaRepo {
         &self.mfa
+    }
+
+    fn passkeys(&self) -> &dyn PasskeyRepo {
+        &self.passkeys
     }
 
     fn challenges(&self) -> &dyn hive_store::ChallengeRepo {

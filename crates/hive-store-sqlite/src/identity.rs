@@ -52,12 +52,13 @@ fn count_at(row: &SqliteRow, column: &str) -> Result<u32, StoreError> {
     Ok(u32::try_from(raw).unwrap_or(u32::MAX))
 }
 
-/// Whether the user has a second factor: an enabled TOTP credential (or, with passkeys, any).
+/// Whether the user has a second factor: an enabled TOTP credential or a passkey.
 /// A macro, not a constant, so that the column list can be one literal.
 macro_rules! second_factor_sql {
     () => {
-        "EXISTS (SELECT 1 FROM totp_credentials WHERE totp_credentials.user_id = users.id \
-         AND totp_credentials.enabled_at IS NOT NULL)"
+        "(EXISTS (SELECT 1 FROM totp_credentials WHERE totp_credentials.user_id = users.id \
+         AND totp_credentials.enabled_at IS NOT NULL) \
+         OR EXISTS (SELECT 1 FROM passkeys WHERE passkeys.user_id = users.id))"
     };
 }
 
@@ -151,7 +152,7 @@ async fn would_remove_last_admin(
     Ok(others == 0)
 }
 
-async fn delete_sessions(
+pub(crate) async fn delete_sessions(
     conn: &mut SqliteConnection,
     user_id: Uuid,
     except: Option<Uuid>,

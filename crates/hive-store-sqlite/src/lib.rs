@@ -11,6 +11,7 @@ mod identity;
 mod jobs;
 mod mfa;
 mod oidc;
+mod passkeys;
 mod secrets;
 mod settings;
 mod tasks;
@@ -20,8 +21,8 @@ use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
     ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
-    OidcLinkRepo, OneTimeTokenRepo, SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store,
-    StoreError, TaskRepo, UserRepo, VaultKeyRepo,
+    OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, SchemaState, SecretRepo, SessionRepo,
+    SettingsRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -45,6 +46,7 @@ pub struct SqliteStore {
     secrets: secrets::SqliteSecrets,
     settings: settings::SqliteSettings,
     mfa: mfa::SqliteMfa,
+    passkeys: passkeys::SqlitePasskeys,
     challenges: challenges::SqliteChallenges,
     oidc_links: oidc::SqliteOidcLinks,
     /// Held for the store's whole life; the OS releases it when the process ends.
@@ -110,6 +112,10 @@ impl SqliteStore {
             },
             mfa: mfa::SqliteMfa {
                 writer: writer.clone(),
+            },
+            passkeys: passkeys::SqlitePasskeys {
+                writer: writer.clone(),
+                reader: reader.clone(),
             },
             challenges: challenges::SqliteChallenges {
                 writer: writer.clone(),
@@ -269,6 +275,10 @@ impl Store for SqliteStore {
 
     fn mfa(&self) -> &dyn MfaRepo {
         &self.mfa
+    }
+
+    fn passkeys(&self) -> &dyn PasskeyRepo {
+        &self.passkeys
     }
 
     fn challenges(&self) -> &dyn hive_store::ChallengeRepo {

@@ -9,6 +9,7 @@ mod challenges;
 mod identity;
 mod mfa;
 mod oidc;
+mod passkeys;
 mod settings;
 mod vault;
 pub use audited::*;
@@ -16,6 +17,7 @@ pub use challenges::*;
 pub use identity::*;
 pub use mfa::*;
 pub use oidc::*;
+pub use passkeys::*;
 pub use settings::*;
 pub use vault::*;
 
@@ -119,6 +121,14 @@ macro_rules! conformance_suite {
             a_recovery_code_is_used_once_under_concurrency,
             replacing_recovery_codes_invalidates_the_old_ones,
             an_mfa_change_whose_audit_record_fails_is_unchanged,
+            passkeys_round_trip,
+            passkeys_are_capped_per_user_under_concurrency,
+            a_credential_id_belongs_to_one_passkey,
+            passkey_values_are_checked_by_the_schema,
+            passkey_changes_end_the_other_sessions,
+            a_passkey_counter_only_moves_forward,
+            all_passkeys_of_a_user_are_removed_at_once,
+            a_passkey_change_whose_audit_record_fails_is_unchanged,
             a_user_has_a_second_factor_only_while_totp_is_enabled,
             a_vault_key_sealing_a_totp_seed_is_not_retired,
             totp_seeds_are_resealed_only_when_unchanged,

@@ -12,6 +12,7 @@ mod jobs;
 mod mfa;
 mod oidc;
 mod page;
+mod passkeys;
 mod secrets;
 mod settings;
 #[cfg(feature = "sqlx")]
@@ -35,6 +36,10 @@ pub use jobs::{JobOutcome, JobRun, JobRunRepo, NewJobRun};
 pub use mfa::{MfaRepo, TotpRow, step_from_stored, step_to_stored};
 pub use oidc::{OIDC_PROVIDER_MAX_CHARS, OIDC_SUBJECT_MAX_CHARS, OidcLinkRepo, OidcLinkRow};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
+pub use passkeys::{
+    PASSKEY_CREDENTIAL_ID_MAX_CHARS, PASSKEY_DOCUMENT_MAX_BYTES, PASSKEY_NAME_MAX_CHARS,
+    PasskeyAdded, PasskeyRepo, PasskeyRow, PasskeyUse, sign_count_from_stored,
+};
 pub use secrets::{SecretRepo, SecretRow};
 pub use settings::{
     PutOutcome, SETTING_NAME_MAX_CHARS, SETTING_VALUE_MAX_BYTES, SettingRow, SettingWrite,
@@ -157,6 +162,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// TOTP credentials and recovery codes.
     fn mfa(&self) -> &dyn MfaRepo;
 
+    /// Passkeys (WebAuthn credentials).
+    fn passkeys(&self) -> &dyn PasskeyRepo;
     /// Server-side state of sign-in flows (OIDC, WebAuthn).
     fn challenges(&self) -> &dyn ChallengeRepo;
 

@@ -10,6 +10,7 @@
 pub mod capture;
 mod client;
 pub mod oidc;
+pub mod passkey;
 
 pub use client::{TestClient, error_body};
 pub use hive_state::test_support::OwnRedis;
@@ -123,6 +124,7 @@ pub struct TestServerBuilder {
     backend: TestBackend,
     vars: Vec<(String, String)>,
     extra_routes: Router<AppState>,
+    public_host: Option<String>,
 }
 
 impl TestServerBuilder {
@@ -140,15 +142,33 @@ impl TestServerBuilder {
         self
     }
 
+    /// Names the server by `host` in its `AUTH_URL` (`http://<host>:<port>`) instead of by
+    /// 127.0.0.1; the tests still connect to 127.0.0.1. WebAuthn needs a domain name, so
+    /// passkey tests use `localhost`.
+    pub fn public_host(mut self, host: &str) -> Self {
+        self.public_host = Some(host.to_owned());
+        self
+    }
+
     pub async fn start(self) -> TestServer {
         let env = TestEnvironment::new(self.backend).await;
-        TestServer::start_in(env, self.vars, self.extra_routes).await
+        TestServer::start_as(
+            env,
+            self.vars,
+            self.extra_routes,
+            self.public_host.as_deref(),
+        )
+        .await
     }
 }
 
 /// A running Hive on a loopback port.
 pub struct TestServer {
+    /// Where the tests connect: `http://127.0.0.1:<port>`.
     pub base_url: String,
+    /// The origin of the server's `AUTH_URL`, which browsers send writes from (the same as
+    /// `base_url` unless the builder named a [`TestServerBuilder::public_host`]).
+    pub origin: String,
     pub hive: Arc<Hive>,
     pub clock: Arc<ManualClock>,
     pub client: TestClient,
@@ -269,6 +289,7 @@ impl TestServer {
             backend,
             vars: Vec::new(),
             extra_routes: Router::new(),
+            public_host: None,
         }
     }
 
@@ -283,14 +304,28 @@ impl TestServer {
         vars: Vec<(String, String)>,
         extra_routes: Router<AppState>,
     ) -> Self {
+        Self::start_as(environment, vars, extra_routes, None).await
+    }
+
+    /// [`TestServer::start_in`] with the server named `public_host` in its `AUTH_URL`.
+    pub async fn start_as(
+        environment: TestEnvironment,
+        vars: Vec<(String, String)>,
+        extra_routes: Router<AppState>,
+        public_host: Option<&str>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let address = listener.local_addr().expect("local address");
         let base_url = format!("http://{address}");
+        let origin = match public_host {
+            Some(host) => format!("http://{host}:{}", address.port()),
+            None => base_url.clone(),
+        };
         let mut all = environment.base_vars();
         all.push(("HIVE_LISTEN".to_owned(), address.to_string()));
-        all.push(("AUTH_URL".to_owned(), base_url.clone()));
+        all.push(("AUTH_URL".to_owned(), origin.clone()));
         all.extend(vars);
         let config = Config::load(&EnvSource::from_pairs(all)).expect("valid test configuration");
         capture::install_log_capture();
@@ -322,6 +357,7 @@ impl TestServer {
         Self {
             client: TestClient::new(&base_url),
             base_url,
+            origin,
             hive,
             clock,
             shutdown,

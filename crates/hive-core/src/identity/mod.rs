@@ -4,11 +4,13 @@
 //! No HTTP here: the server adapts these calls, the CLI calls them directly.
 
 mod accounts;
+mod passkeys;
 pub mod password_policy;
 mod sessions;
 mod tokens;
 
 pub use accounts::{AccountUpdate, InvitationLink, NewAccount};
+pub use passkeys::{CEREMONY_TTL, CeremonyStart, MAX_PASSKEYS_PER_USER, Passkeys, relying_party};
 pub use sessions::{LoginMethod, LoginOutcome, NewSession};
 pub use tokens::{CreatedToken, NewToken};
 

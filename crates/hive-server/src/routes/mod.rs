@@ -7,6 +7,7 @@ mod auth;
 mod health;
 mod mfa;
 mod oidc;
+mod passkeys;
 mod secrets;
 mod settings;
 mod users;
@@ -105,6 +106,7 @@ const ADMIN: Access = Access::AtLeast(Role::Admin);
 fn routes_declared() -> Vec<Route> {
     use Method as M;
     use auth as a;
+    use passkeys as pk;
     use users as u;
     const PUBLIC: Access = Access::Public;
     vec![
@@ -140,6 +142,18 @@ fn routes_declared() -> Vec<Route> {
         route(M::GET, "/api/v1/tokens", VIEWER, None, a::list_tokens),
         route(M::POST, "/api/v1/tokens", VIEWER, None, a::create_token),
         route(M::DELETE, "/api/v1/tokens/{id}", VIEWER, None, a::revoke_token).owned(),
+        // Passkeys: the caller's own; a session that must enroll a second factor may register
+        // one, a session waiting for its second factor may verify it with one.
+        route(M::GET, "/api/v1/auth/passkeys", VIEWER, None, pk::list),
+        route(M::POST, "/api/v1/auth/passkeys/register/start", VIEWER, None, pk::register_start).before_enrollment(),
+        route(M::POST, "/api/v1/auth/passkeys/register/finish", VIEWER, None, pk::register_finish).before_enrollment(),
+        route(M::PATCH, "/api/v1/auth/passkeys/{id}", VIEWER, None, pk::rename).owned(),
+        route(M::DELETE, "/api/v1/auth/passkeys/{id}", VIEWER, None, pk::delete).owned(),
+        route(M::POST, "/api/v1/auth/mfa/passkey/start", VIEWER, None, pk::second_factor_start).before_second_factor(),
+        route(M::POST, "/api/v1/auth/mfa/passkey/finish", VIEWER, Some("login"), pk::second_factor_finish).before_second_factor(),
+        // Passwordless login: the finish is an attempt, counted like a password login.
+        route(M::POST, "/api/v1/auth/passkey-login/start", PUBLIC, None, pk::login_start),
+        route(M::POST, "/api/v1/auth/passkey-login/finish", PUBLIC, Some("login"), pk::login_finish),
         // Secrets: operators manage their own, admins all.
         route(M::GET, "/api/v1/secrets", OPERATOR, Some("secrets"), secrets::list),
         route(M::POST, "/api/v1/secrets", OPERATOR, Some("secrets"), secrets::create),

@@ -27,6 +27,7 @@ struct Objects {
     owner_session: String,
     owner_token: String,
     owner_secret: String,
+    owner_passkey: String,
 }
 
 fn fill(path: &str, id: &str) -> String {
@@ -39,6 +40,7 @@ fn owned_object<'a>(path: &str, objects: &'a Objects) -> &'a str {
         "/api/v1/auth/sessions/{id}" => &objects.owner_session,
         "/api/v1/tokens/{id}" => &objects.owner_token,
         "/api/v1/secrets/{id}" => &objects.owner_secret,
+        "/api/v1/auth/passkeys/{id}" => &objects.owner_passkey,
         other => panic!("owned route {other} has no object in the access matrix; add one"),
     }
 }
@@ -58,6 +60,7 @@ fn role_path(path: &str, objects: &Objects) -> String {
         "/api/v1/auth/sessions/{id}",
         "/api/v1/tokens/{id}",
         "/api/v1/secrets/{id}",
+        "/api/v1/auth/passkeys/{id}",
     ];
     if owned.contains(&path) {
         // Unknown ids: the role check passes or not before the handler looks.
@@ -70,6 +73,14 @@ fn role_path(path: &str, objects: &Objects) -> String {
 /// is optional, and a 400 elsewhere).
 fn empty_body(method: &Method) -> Option<Value> {
     (*method != Method::GET && *method != Method::DELETE).then(|| json!({}))
+}
+
+/// The body of a change to an owned object: what it needs to reach the ownership check.
+fn owned_body(method: &Method, path: &str) -> Option<Value> {
+    match (method, path) {
+        (&Method::PATCH, "/api/v1/auth/passkeys/{id}") => Some(json!({ "name": "Renamed" })),
+        _ => empty_body(method),
+    }
 }
 
 async fn call(server: &TestServer, caller: &Caller, method: &Method, path: &str) -> u16 {
@@ -103,7 +114,11 @@ async fn keep_signed_in(server: &TestServer, caller: &mut Caller) -> bool {
 #[tokio::test]
 async fn every_route_answers_every_caller_by_its_rule() {
     for backend in backends() {
-        let server = identity_server(backend).await;
+        // Named by a domain in AUTH_URL, so that passkeys work.
+        let server = identity_builder(backend, &[])
+            .public_host("localhost")
+            .start()
+            .await;
         setup_admin(&server).await;
         let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
         let (_, viewer) = add_user(&server, &admin, "viewer@example.com", "viewer").await;
@@ -122,6 +137,8 @@ async fn every_route_answers_every_caller_by_its_rule() {
             .await;
         assert_eq!(off.status(), 200);
 
+        let mut device = hive_testkit::passkey::SoftAuthenticator::new(&server.origin);
+        let owner_passkey = register_passkey(&server, &owner, &mut device).await;
         // A second session of the owner's is the object; the first one acts.
         login(&server, "owner@example.com", PASSWORD).await;
         let owner_sessions: Value = owner
@@ -150,6 +167,7 @@ async fn every_route_answers_every_caller_by_its_rule() {
                 .to_owned(),
             owner_token: owner_token["id"].as_str().unwrap().to_owned(),
             owner_secret: owner_secret["id"].as_str().unwrap().to_owned(),
+            owner_passkey: owner_passkey["id"].as_str().unwrap().to_owned(),
         };
 
         use hive_proto::Role;
@@ -242,7 +260,7 @@ async fn every_route_answers_every_caller_by_its_rule() {
                     &server,
                     entry.method.clone(),
                     &path,
-                    empty_body(&entry.method),
+                    owned_body(&entry.method, entry.path),
                 )
                 .await
                 .status();
@@ -259,7 +277,7 @@ async fn every_route_answers_every_caller_by_its_rule() {
                     &server,
                     entry.method.clone(),
                     &path,
-                    empty_body(&entry.method),
+                    owned_body(&entry.method, entry.path),
                 )
                 .await
                 .status();

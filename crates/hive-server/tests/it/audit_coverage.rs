@@ -5,6 +5,7 @@
 use crate::support::*;
 use hive_server::route_table;
 use hive_store::{AuditOutcome, AuditRecord};
+use hive_testkit::passkey::SoftAuthenticator;
 use hive_testkit::{TestServer, backends};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
@@ -104,6 +105,31 @@ const WALK: &[(&str, &str, &[&str])] = &[
         &["auth.session.revoke_all"],
     ),
     ("POST", "/api/v1/auth/logout", &["auth.logout"]),
+    ("POST", "/api/v1/auth/passkeys/register/start", &[]),
+    (
+        "POST",
+        "/api/v1/auth/passkeys/register/finish",
+        // The user's other sessions end in the same transaction, under this one record.
+        &["auth.passkey.register"],
+    ),
+    (
+        "PATCH",
+        "/api/v1/auth/passkeys/{id}",
+        &["auth.passkey.rename"],
+    ),
+    ("POST", "/api/v1/auth/passkey-login/start", &[]),
+    ("POST", "/api/v1/auth/passkey-login/finish", &["auth.login"]),
+    ("POST", "/api/v1/auth/mfa/passkey/start", &[]),
+    (
+        "POST",
+        "/api/v1/auth/mfa/passkey/finish",
+        &["auth.mfa.verify"],
+    ),
+    (
+        "DELETE",
+        "/api/v1/auth/passkeys/{id}",
+        &["auth.passkey.delete"],
+    ),
 ];
 
 /// What the walk has made so far.
@@ -118,6 +144,12 @@ struct Walk {
     secret_id: String,
     totp: Option<hive_crypto::totp::TotpSecret>,
     recovery_codes: Vec<String>,
+    /// Alice's passkey device, its passkey and the ceremony in progress.
+    authenticator: Option<SoftAuthenticator>,
+    passkey_id: String,
+    ceremony: Option<(String, Value)>,
+    /// The session whose second factor the walk verifies.
+    pending: Option<Browser>,
     /// The last chain position already looked at.
     seen: i64,
 }
@@ -202,7 +234,7 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
             let response = try_login(server, ADMIN_EMAIL, PASSWORD).await;
             walk.admin = Some(Browser {
                 cookie: session_cookie(&response),
-                origin: server.base_url.clone(),
+                origin: server.origin.clone(),
             });
             response
         }
@@ -438,11 +470,98 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
         ("POST", "/api/v1/auth/logout") => {
             admin.unwrap().send(server, Method::POST, path, None).await
         }
+        (method, path) if path.contains("passkey") => {
+            return take_passkey_route(server, walk, method, path).await;
+        }
         (method, path) => panic!(
             "{method} {path} changes state but the audit coverage walk has no case for it; add one"
         ),
     };
     response.status().as_u16()
+}
+
+/// The passkey routes, taken last: alice (whose sessions the admin ended) signs in again,
+/// registers a passkey, renames it, signs in with it, verifies a password session with it and
+/// removes it.
+async fn take_passkey_route(server: &TestServer, walk: &mut Walk, method: &str, path: &str) -> u16 {
+    let (response, ceremony) = match (method, path) {
+        ("POST", "/api/v1/auth/passkeys/register/start") => {
+            let alice = login(server, "alice@example.org", PASSWORD).await;
+            walk.alice = Some(alice.clone());
+            walk.authenticator = Some(SoftAuthenticator::new(&server.origin));
+            skip_preparations(server, walk).await;
+            (alice.send(server, Method::POST, path, None).await, true)
+        }
+        ("POST", "/api/v1/auth/passkeys/register/finish") => {
+            let (id, options) = walk.ceremony.take().unwrap();
+            let device = walk.authenticator.as_mut().unwrap();
+            let body =
+                json!({ "ceremonyId": id, "credential": device.register(&options).unwrap() });
+            let alice = walk.alice.clone().unwrap();
+            let response = alice.send(server, Method::POST, path, Some(body)).await;
+            let (status, view) = read(response).await;
+            walk.passkey_id = view["id"].as_str().unwrap_or_default().to_owned();
+            return status;
+        }
+        ("PATCH", "/api/v1/auth/passkeys/{id}") => {
+            let passkey_path = format!("/api/v1/auth/passkeys/{}", walk.passkey_id);
+            let body = json!({ "name": "Phone" });
+            let alice = walk.alice.clone().unwrap();
+            (
+                alice
+                    .send(server, Method::PATCH, &passkey_path, Some(body))
+                    .await,
+                false,
+            )
+        }
+        ("POST", "/api/v1/auth/passkey-login/start") => (
+            server
+                .client
+                .request(Method::POST, path)
+                .send()
+                .await
+                .unwrap(),
+            true,
+        ),
+        ("POST", "/api/v1/auth/passkey-login/finish")
+        | ("POST", "/api/v1/auth/mfa/passkey/finish") => {
+            let (id, options) = walk.ceremony.take().unwrap();
+            let device = walk.authenticator.as_mut().unwrap();
+            let body = json!({ "ceremonyId": id, "credential": device.assert(&options).unwrap() });
+            let response = match &walk.pending {
+                Some(pending) => pending.send(server, Method::POST, path, Some(body)).await,
+                None => server.client.post_json(path, &body).await,
+            };
+            if path.contains("passkey-login") {
+                session_cookie(&response);
+            }
+            (response, false)
+        }
+        ("POST", "/api/v1/auth/mfa/passkey/start") => {
+            let pending = login(server, "alice@example.org", PASSWORD).await;
+            walk.pending = Some(pending.clone());
+            skip_preparations(server, walk).await;
+            (pending.send(server, Method::POST, path, None).await, true)
+        }
+        ("DELETE", "/api/v1/auth/passkeys/{id}") => {
+            let passkey_path = format!("/api/v1/auth/passkeys/{}", walk.passkey_id);
+            let verified = walk.pending.clone().unwrap();
+            (
+                verified
+                    .send(server, Method::DELETE, &passkey_path, None)
+                    .await,
+                false,
+            )
+        }
+        (method, path) => panic!("{method} {path}: no passkey case in the audit coverage walk"),
+    };
+    let (status, body) = read(response).await;
+    if ceremony {
+        let id = body["ceremonyId"].as_str().unwrap_or_default().to_owned();
+        hive_testkit::capture::canary(&id);
+        walk.ceremony = Some((id, body["publicKey"].clone()));
+    }
+    status
 }
 
 #[tokio::test]
@@ -462,7 +581,11 @@ async fn every_mutating_route_leaves_the_records_of_its_changes() {
     );
 
     for backend in backends() {
-        let server = identity_server_with(backend, &[("ALLOW_PUBLIC_REGISTRATION", "true")]).await;
+        // Named by a domain in AUTH_URL, so that passkeys work.
+        let server = identity_builder(backend, &[("ALLOW_PUBLIC_REGISTRATION", "true")])
+            .public_host("localhost")
+            .start()
+            .await;
         hive_testkit::capture::canary(NEW_PASSWORD);
         let mut walk = Walk::default();
         // What the start wrote (the vault's first key) is not the walk's.

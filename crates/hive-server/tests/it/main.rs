@@ -10,6 +10,7 @@ mod health;
 mod identity;
 mod mfa;
 mod oidc;
+mod passkeys;
 mod pipeline;
 mod rate_limit;
 mod secrets;

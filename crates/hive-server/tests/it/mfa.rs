@@ -193,6 +193,8 @@ async fn a_session_short_of_its_second_factor_reaches_no_other_route() {
         "GET /api/v1/auth/me",
         "GET /api/v1/auth/mfa",
         "POST /api/v1/auth/mfa/verify",
+        "POST /api/v1/auth/mfa/passkey/start",
+        "POST /api/v1/auth/mfa/passkey/finish",
     ];
     let id = uuid::Uuid::now_v7().to_string();
     for entry in hive_server::route_table() {

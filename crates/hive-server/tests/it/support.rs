@@ -1,6 +1,6 @@
 //! Accounts and sessions for the identity tests, over real HTTP.
 
-use hive_testkit::{TestBackend, TestServer};
+use hive_testkit::{TestBackend, TestServer, TestServerBuilder};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
@@ -16,6 +16,11 @@ pub async fn identity_server(backend: TestBackend) -> TestServer {
 }
 
 pub async fn identity_server_with(backend: TestBackend, vars: &[(&str, &str)]) -> TestServer {
+    identity_builder(backend, vars).start().await
+}
+
+/// The builder of [`identity_server_with`], for tests that change more than variables.
+pub fn identity_builder(backend: TestBackend, vars: &[(&str, &str)]) -> TestServerBuilder {
     hive_testkit::capture::canary(PASSWORD);
     let mut builder = TestServer::builder(backend)
         .var("HIVE_SETUP_TOKEN", SETUP_TOKEN)
@@ -27,7 +32,7 @@ pub async fn identity_server_with(backend: TestBackend, vars: &[(&str, &str)]) -
     for (name, value) in vars {
         builder = builder.var(name, value);
     }
-    builder.start().await
+    builder
 }
 
 /// A signed-in browser: its session cookie and the origin it sends writes from.
@@ -105,7 +110,7 @@ pub async fn login(server: &TestServer, email: &str, password: &str) -> Browser 
     assert_eq!(response.status(), 200, "login of {email}");
     Browser {
         cookie: session_cookie(&response),
-        origin: server.base_url.clone(),
+        origin: server.origin.clone(),
     }
 }
 
@@ -220,4 +225,37 @@ pub async fn records_of(server: &TestServer, action: &str) -> Vec<hive_store::Au
         .await
         .unwrap();
     all.into_iter().filter(|r| r.action == action).collect()
+}
+
+/// Registers a passkey of `authenticator` for `browser`'s user (whose session is fresh) and
+/// answers its view.
+pub async fn register_passkey(
+    server: &TestServer,
+    browser: &Browser,
+    authenticator: &mut hive_testkit::passkey::SoftAuthenticator,
+) -> Value {
+    let start = browser
+        .send(
+            server,
+            Method::POST,
+            "/api/v1/auth/passkeys/register/start",
+            None,
+        )
+        .await;
+    assert_eq!(start.status(), 200);
+    let ceremony: Value = start.json().await.unwrap();
+    let id = ceremony["ceremonyId"].as_str().unwrap();
+    hive_testkit::capture::canary(id);
+    let credential = authenticator.register(&ceremony["publicKey"]).unwrap();
+    let body = json!({ "ceremonyId": id, "credential": credential, "name": "Laptop" });
+    let finish = browser
+        .send(
+            server,
+            Method::POST,
+            "/api/v1/auth/passkeys/register/finish",
+            Some(body),
+        )
+        .await;
+    assert_eq!(finish.status(), 201);
+    finish.json().await.unwrap()
 }

@@ -29,7 +29,7 @@ fn hash_of(seed: &str) -> String {
     format!("{seed:0>64}")
 }
 
-fn session(user: &UserRow, seed: &str, at: OffsetDateTime) -> SessionRow {
+pub(super) fn session(user: &UserRow, seed: &str, at: OffsetDateTime) -> SessionRow {
     let at = truncate_to_micros(at);
     SessionRow {
         id: Uuid::now_v7(),
