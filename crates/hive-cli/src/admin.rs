@@ -49,8 +49,8 @@ pub enum UserAction {
 
 #[derive(Subcommand)]
 pub enum MfaAction {
-    /// Remove the TOTP and the recovery codes of a user who lost them (by email or id) and end
-    /// their sessions: the next login enrolls again if the MFA policy requires it.
+    /// Remove the TOTP, the passkeys and the recovery codes of a user who lost them (by email
+    /// or id) and end their sessions: the next login enrolls again if the MFA policy requires it.
     Reset { user: String },
 }
 

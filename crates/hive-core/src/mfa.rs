@@ -68,6 +68,8 @@ impl TotpState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MfaStatus {
     pub totp: TotpState,
+    /// Registered passkeys.
+    pub passkeys: u32,
     pub recovery_codes_left: u32,
     /// Whether the user's role is under `HIVE_MFA_REQUIRED`.
     pub required: bool,
@@ -128,8 +130,10 @@ impl Mfa {
             Some(row) if row.enabled_at.is_some() => TotpState::Enabled,
             Some(_) => TotpState::Pending,
         };
+        let passkeys = self.store.passkeys().list_for_user(user.id).await?.len();
         Ok(MfaStatus {
             totp,
+            passkeys: u32::try_from(passkeys).unwrap_or(u32::MAX),
             recovery_codes_left: self.store.mfa().recovery_codes_left(user.id).await?,
             required: self.identity.settings().mfa_policy.requires(user.role),
             stage: caller.stage(),
@@ -293,8 +297,8 @@ impl Mfa {
         self.replace_recovery_codes(caller, user, meta).await
     }
 
-    /// An admin's (or the CLI's) reset of a user who lost their second factors: TOTP and
-    /// recovery codes removed and every session of the user ended, so that the next login
+    /// An admin's (or the CLI's) reset of a user who lost their second factors: TOTP, passkeys
+    /// and recovery codes removed and every session of the user ended, so that the next login
     /// enrolls again.
     pub async fn reset(
         &self,
@@ -314,48 +318,41 @@ impl Mfa {
             .get(user_id)
             .await?
             .ok_or(IdentityError::NotFound)?;
-        let target = Some(format!("user:{}", user.id));
-        let record = self.identity.audit_record(
-            AuditEntry {
+        let record = |action: &'static str, detail: serde_json::Value| {
+            let entry = AuditEntry {
                 actor: caller.actor(),
-                action: "user.mfa_reset",
-                target: target.clone(),
+                action,
+                target: Some(format!("user:{}", user.id)),
                 outcome: AuditOutcome::Success,
-                detail: serde_json::json!({ "factor": "totp" }),
-            },
-            meta,
+                detail,
+            };
+            self.identity.audit_record(entry, meta)
+        };
+        let mfa = self.store.mfa();
+        let totp = record("user.mfa_reset", serde_json::json!({ "factor": "totp" }));
+        mfa.remove_totp(user.id, self.identity.audited(&totp))
+            .await?;
+        let passkeys = record(
+            "user.mfa_reset",
+            serde_json::json!({ "factor": "passkeys" }),
         );
         self.store
-            .mfa()
-            .remove_totp(user.id, self.identity.audited(&record))
+            .passkeys()
+            .remove_all(user.id, self.identity.audited(&passkeys))
             .await?;
-        let record = self.identity.audit_record(
-            AuditEntry {
-                actor: caller.actor(),
-                action: "user.mfa_reset",
-                target: target.clone(),
-                outcome: AuditOutcome::Success,
-                detail: serde_json::json!({ "factor": "recovery_codes" }),
-            },
-            meta,
+        let codes = record(
+            "user.mfa_reset",
+            serde_json::json!({ "factor": "recovery_codes" }),
         );
-        self.store
-            .mfa()
-            .replace_recovery_codes(user.id, &[], self.now(), self.identity.audited(&record))
+        mfa.replace_recovery_codes(user.id, &[], self.now(), self.identity.audited(&codes))
             .await?;
-        let record = self.identity.audit_record(
-            AuditEntry {
-                actor: caller.actor(),
-                action: "auth.session.revoke_all",
-                target,
-                outcome: AuditOutcome::Success,
-                detail: serde_json::json!({ "reason": "mfa_reset" }),
-            },
-            meta,
+        let ended = record(
+            "auth.session.revoke_all",
+            serde_json::json!({ "reason": "mfa_reset" }),
         );
         self.store
             .sessions()
-            .delete_for_user(user.id, None, self.identity.audited(&record))
+            .delete_for_user(user.id, None, self.identity.audited(&ended))
             .await?;
         Ok(())
     }

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 pub struct MfaStatusView {
     /// `none`, `pending` (enrollment not confirmed yet) or `enabled`.
     pub totp: String,
+    /// Registered passkeys.
+    pub passkeys: u32,
     pub recovery_codes_left: u32,
     /// Whether `HIVE_MFA_REQUIRED` covers the user's role.
     pub required: bool,

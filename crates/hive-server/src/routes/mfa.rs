@@ -45,6 +45,7 @@ pub async fn status(
         .map_err(identity_error)?;
     Ok(Json(MfaStatusView {
         totp: status.totp.as_str().to_owned(),
+        passkeys: status.passkeys,
         recovery_codes_left: status.recovery_codes_left,
         required: status.required,
         session_stage: status.stage.as_str().to_owned(),

@@ -458,11 +458,24 @@ async fn re_enrolling_needs_a_current_code() {
 #[tokio::test]
 async fn an_admin_resets_the_factors_of_a_user_who_lost_them() {
     for backend in backends() {
-        let server = mfa_server(backend, "none").await;
+        // Named by a host: WebAuthn needs a domain for its relying party.
+        let server = identity_builder(backend, &[("HIVE_MFA_REQUIRED", "none")])
+            .public_host("localhost")
+            .start()
+            .await;
         setup_admin(&server).await;
         let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
         let (user, browser) = add_user(&server, &admin, "op@example.com", "operator").await;
         enroll(&server, &browser).await;
+        let mut authenticator = hive_testkit::passkey::SoftAuthenticator::new(&server.origin);
+        register_passkey(&server, &browser, &mut authenticator).await;
+        let status: Value = browser
+            .send(&server, Method::GET, "/api/v1/auth/mfa", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(status["passkeys"], 1);
         let stuck = login(&server, "op@example.com", PASSWORD).await;
         assert_eq!(stage_of(&server, &stuck).await, "second_factor_required");
 
@@ -482,8 +495,21 @@ async fn an_admin_resets_the_factors_of_a_user_who_lost_them() {
             .await
             .unwrap();
         assert_eq!(status["totp"], "none");
+        assert_eq!(status["passkeys"], 0);
         assert_eq!(status["recoveryCodesLeft"], 0);
-        assert_eq!(records_of(&server, "user.mfa_reset").await.len(), 2);
+        let passkeys: Value = fresh
+            .send(&server, Method::GET, "/api/v1/auth/passkeys", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            passkeys["items"].as_array().map(Vec::len),
+            Some(0),
+            "{passkeys}"
+        );
+        // TOTP, passkeys and recovery codes.
+        assert_eq!(records_of(&server, "user.mfa_reset").await.len(), 3);
     }
 }
 
