@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod key_rotation;
 pub mod mail;
 pub mod mfa;
+pub mod oidc;
 mod presence;
 pub mod runtime;
 pub mod secret_values;

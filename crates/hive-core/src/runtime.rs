@@ -57,6 +57,8 @@ pub struct Hive {
     pub key_admin: Arc<crate::key_rotation::KeyAdmin>,
     /// The one way out: the SSRF-guarded HTTP client.
     pub egress: Arc<crate::egress::Egress>,
+    /// Single sign-on with the providers of `OIDC_PROVIDERS`.
+    pub oidc: Arc<crate::oidc::Oidc>,
     /// Admin-edited settings (the egress allowlist), followed across replicas.
     pub settings: Arc<crate::settings::Settings>,
     /// Second factors: TOTP and recovery codes.
@@ -173,6 +175,13 @@ impl Hive {
                 return Err(StartError::Egress(error.to_string()));
             }
         };
+        let oidc = Arc::new(crate::oidc::Oidc::new(
+            &config,
+            Arc::clone(&store),
+            Arc::clone(&identity),
+            Arc::clone(&egress),
+            Arc::clone(&clock),
+        ));
         let settings = Arc::new(crate::settings::Settings::new(
             Arc::clone(&store),
             Arc::clone(&identity),
@@ -187,6 +196,7 @@ impl Hive {
         Ok(Self {
             config,
             egress,
+            oidc,
             settings,
             key_admin,
             identity,

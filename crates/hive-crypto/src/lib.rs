@@ -1,8 +1,11 @@
 //! Hive's cryptography: randomness from the OS, SHA-256, HMAC-SHA256, constant-time
 //! comparison, password hashing (Argon2id; bcrypt imports), tokens, and the vault's keys and
-//! AEAD (AES-256-GCM keyring, HKDF purpose keys), TOTP and recovery codes. Later: JWT.
+//! AEAD (AES-256-GCM keyring, HKDF purpose keys), TOTP and recovery codes, and the verifier of
+//! OpenID Connect ID tokens.
 
+pub mod jwt;
 pub mod password;
+pub mod pkce;
 pub mod token;
 pub mod totp;
 pub mod vault;

@@ -47,6 +47,7 @@ pub struct EgressRequest {
     url: String,
     headers: HeaderMap,
     body: Option<Bytes>,
+    follow_redirects: bool,
 }
 
 impl EgressRequest {
@@ -56,6 +57,7 @@ impl EgressRequest {
             url: url.into(),
             headers: HeaderMap::new(),
             body: None,
+            follow_redirects: true,
         }
     }
 
@@ -80,6 +82,13 @@ impl EgressRequest {
 
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = Some(body.into());
+        self
+    }
+
+    /// Answers a redirect as it is, even for GET: for endpoints that must answer themselves
+    /// (an identity provider's discovery document and keys).
+    pub fn without_redirects(mut self) -> Self {
+        self.follow_redirects = false;
         self
     }
 }
@@ -235,6 +244,7 @@ impl EgressClient {
             url,
             mut headers,
             mut body,
+            follow_redirects,
         } = request;
         headers.remove(header::HOST);
 
@@ -256,8 +266,9 @@ impl EgressClient {
                 )
                 .await?;
 
-            let follow =
-                is_redirect(response.status()) && (method == Method::GET || method == Method::HEAD);
+            let follow = follow_redirects
+                && is_redirect(response.status())
+                && (method == Method::GET || method == Method::HEAD);
             let location = response.headers().get(header::LOCATION).cloned();
             let (true, Some(location)) = (follow, location) else {
                 return Ok(EgressResponse::new(

@@ -13,6 +13,22 @@ pub struct SetupStatus {
     pub public_registration: bool,
 }
 
+/// A single sign-on provider, as `GET /api/v1/auth/oidc/providers` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OidcProviderView {
+    pub id: String,
+    pub display_name: String,
+    /// Where a browser starts signing in (`?returnTo=/path` optional).
+    pub start_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OidcProvidersResponse {
+    pub providers: Vec<OidcProviderView>,
+}
+
 /// `POST /api/v1/setup`, `POST /api/v1/auth/register`.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

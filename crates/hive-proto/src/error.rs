@@ -26,6 +26,9 @@ pub enum ErrorCode {
     Unauthenticated,
     /// Login, setup token or one-time link refused (one answer for every reason).
     InvalidCredentials,
+    /// A single sign-on callback refused (one answer for every reason; the audit record says
+    /// which).
+    SsoFailed,
     Forbidden,
     /// A sensitive change needs a password check in the last 10 minutes.
     ReauthenticationRequired,
@@ -52,6 +55,7 @@ impl ErrorCode {
             Self::ValidationFailed => "validation_failed",
             Self::Unauthenticated => "unauthenticated",
             Self::InvalidCredentials => "invalid_credentials",
+            Self::SsoFailed => "sso_failed",
             Self::ReauthenticationRequired => "reauthentication_required",
             Self::SecondFactorRequired => "second_factor_required",
             Self::MfaEnrollmentRequired => "mfa_enrollment_required",
@@ -72,7 +76,10 @@ impl ErrorCode {
     pub const fn status(self) -> u16 {
         match self {
             Self::BadRequest | Self::ValidationFailed => 400,
-            Self::Unauthenticated | Self::InvalidCredentials | Self::SecondFactorRequired => 401,
+            Self::Unauthenticated
+            | Self::InvalidCredentials
+            | Self::SsoFailed
+            | Self::SecondFactorRequired => 401,
             Self::ReauthenticationRequired | Self::MfaEnrollmentRequired => 403,
             Self::Forbidden | Self::CorsOriginDenied => 403,
             Self::NotFound => 404,
@@ -110,6 +117,9 @@ impl ErrorCode {
             Self::ValidationFailed => "The request failed validation.",
             Self::Unauthenticated => "Authentication is required.",
             Self::InvalidCredentials => "Invalid credentials.",
+            Self::SsoFailed => {
+                "Single sign-on failed. Start again; if you have no Hive account yet, ask an admin."
+            }
             Self::ReauthenticationRequired => {
                 "Confirm your password first (POST /api/v1/auth/reauthenticate)."
             }

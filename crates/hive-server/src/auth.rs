@@ -77,19 +77,39 @@ pub fn session_cookie_name(https: bool) -> &'static str {
 
 /// The `Set-Cookie` value of a new session (or, with `None`, of its removal).
 pub fn session_cookie(https: bool, token: Option<&str>) -> HeaderValue {
-    let name = session_cookie_name(https);
-    let secure = if https { "; Secure" } else { "" };
-    let value = match token {
-        Some(token) => format!(
-            "{name}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-            hive_core::identity::limits::SESSION_ABSOLUTE.whole_seconds()
-        ),
-        None => format!("{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
-    };
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+    let max_age = hive_core::identity::limits::SESSION_ABSOLUTE.whole_seconds();
+    set_cookie(session_cookie_name(https), token, max_age, https)
 }
 
-fn cookie_token<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The cookie binding a single sign-on flow to the browser that started it: `__Host-` only
+/// over https, like the session cookie.
+pub fn oidc_flow_cookie_name(https: bool) -> &'static str {
+    if https {
+        "__Host-hive_oidc_flow"
+    } else {
+        "hive_oidc_flow"
+    }
+}
+
+/// The `Set-Cookie` value of a flow handle (10 minutes, the flow's life), or of its removal.
+pub fn oidc_flow_cookie(https: bool, handle: Option<&str>) -> HeaderValue {
+    let max_age = hive_core::oidc::FLOW_TTL.whole_seconds();
+    set_cookie(oidc_flow_cookie_name(https), handle, max_age, https)
+}
+
+/// `HttpOnly`, `SameSite=Lax` (sent on the provider's top-level redirect back, not on
+/// cross-site subrequests), `Secure` over https; no value means removal.
+fn set_cookie(name: &str, value: Option<&str>, max_age: i64, https: bool) -> HeaderValue {
+    let secure = if https { "; Secure" } else { "" };
+    let (value, max_age) = match value {
+        Some(value) => (value, max_age),
+        None => ("", 0),
+    };
+    let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+pub(crate) fn cookie_token<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -317,6 +337,14 @@ mod tests {
                 .to_str()
                 .unwrap()
                 .contains("Max-Age=0")
+        );
+        assert_eq!(
+            oidc_flow_cookie(true, Some("h")).to_str().unwrap(),
+            "__Host-hive_oidc_flow=h; Path=/; HttpOnly; SameSite=Lax; Max-Age=600; Secure"
+        );
+        assert_eq!(
+            oidc_flow_cookie(false, None).to_str().unwrap(),
+            "hive_oidc_flow=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
         );
     }
 

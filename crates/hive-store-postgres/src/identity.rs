@@ -77,7 +77,10 @@ fn to_user(row: &PgRow) -> Result<UserRow, StoreError> {
     })
 }
 
-async fn insert_user(conn: &mut PgConnection, user: &NewUser) -> Result<UserRow, StoreError> {
+pub(crate) async fn insert_user(
+    conn: &mut PgConnection,
+    user: &NewUser,
+) -> Result<UserRow, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO users (id, email, display_name, role, active, password_hash, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, true, $5, $6, $6) RETURNING {USER_COLUMNS}"

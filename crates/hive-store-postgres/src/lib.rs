@@ -8,6 +8,7 @@ mod identity;
 mod jobs;
 mod lease;
 mod mfa;
+mod oidc;
 mod passkeys;
 mod secrets;
 mod settings;
@@ -20,8 +21,8 @@ use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
     ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
-    OneTimeTokenRepo, PasskeyRepo, SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store,
-    StoreError, TaskRepo, UserRepo, VaultKeyRepo,
+    OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, SchemaState, SecretRepo, SessionRepo,
+    SettingsRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -47,6 +48,7 @@ pub struct PostgresStore {
     mfa: mfa::PgMfa,
     passkeys: passkeys::PgPasskeys,
     challenges: challenges::PgChallenges,
+    oidc_links: oidc::PgOidcLinks,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -85,6 +87,7 @@ impl PostgresStore {
             mfa: mfa::PgMfa { pool: pool.clone() },
             passkeys: passkeys::PgPasskeys { pool: pool.clone() },
             challenges: challenges::PgChallenges { pool: pool.clone() },
+            oidc_links: oidc::PgOidcLinks { pool: pool.clone() },
             pool,
             options,
         })
@@ -221,6 +224,10 @@ impl Store for PostgresStore {
 
     fn challenges(&self) -> &dyn hive_store::ChallengeRepo {
         &self.challenges
+    }
+
+    fn oidc_links(&self) -> &dyn OidcLinkRepo {
+        &self.oidc_links
     }
 
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

@@ -99,7 +99,10 @@ pub(crate) async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Sqli
     pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)
 }
 
-async fn insert_user(conn: &mut SqliteConnection, user: &NewUser) -> Result<UserRow, StoreError> {
+pub(crate) async fn insert_user(
+    conn: &mut SqliteConnection,
+    user: &NewUser,
+) -> Result<UserRow, StoreError> {
     let id = user.id;
     sqlx::query(
         "INSERT INTO users (id, email, display_name, role, active, password_hash, created_at, updated_at) \

@@ -10,6 +10,7 @@ mod challenges;
 mod identity;
 mod jobs;
 mod mfa;
+mod oidc;
 mod passkeys;
 mod secrets;
 mod settings;
@@ -20,8 +21,8 @@ use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
     ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
-    OneTimeTokenRepo, PasskeyRepo, SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store,
-    StoreError, TaskRepo, UserRepo, VaultKeyRepo,
+    OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, SchemaState, SecretRepo, SessionRepo,
+    SettingsRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -47,6 +48,7 @@ pub struct SqliteStore {
     mfa: mfa::SqliteMfa,
     passkeys: passkeys::SqlitePasskeys,
     challenges: challenges::SqliteChallenges,
+    oidc_links: oidc::SqliteOidcLinks,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -117,6 +119,10 @@ impl SqliteStore {
             },
             challenges: challenges::SqliteChallenges {
                 writer: writer.clone(),
+            },
+            oidc_links: oidc::SqliteOidcLinks {
+                writer: writer.clone(),
+                reader: reader.clone(),
             },
             writer,
             reader,
@@ -277,6 +283,10 @@ impl Store for SqliteStore {
 
     fn challenges(&self) -> &dyn hive_store::ChallengeRepo {
         &self.challenges
+    }
+
+    fn oidc_links(&self) -> &dyn OidcLinkRepo {
+        &self.oidc_links
     }
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

@@ -8,6 +8,7 @@ mod audited;
 mod challenges;
 mod identity;
 mod mfa;
+mod oidc;
 mod passkeys;
 mod settings;
 mod vault;
@@ -15,6 +16,7 @@ pub use audited::*;
 pub use challenges::*;
 pub use identity::*;
 pub use mfa::*;
+pub use oidc::*;
 pub use passkeys::*;
 pub use settings::*;
 pub use vault::*;
@@ -134,6 +136,8 @@ macro_rules! conformance_suite {
             a_challenge_is_taken_once_for_its_purpose,
             a_challenge_has_one_taker_under_concurrency,
             expired_challenges_are_pruned,
+            oidc_links_round_trip_and_stay_unique,
+            an_account_is_created_with_its_link_or_not_at_all,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

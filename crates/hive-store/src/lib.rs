@@ -10,6 +10,7 @@ mod error;
 mod identity;
 mod jobs;
 mod mfa;
+mod oidc;
 mod page;
 mod passkeys;
 mod secrets;
@@ -33,6 +34,7 @@ pub use identity::{
 };
 pub use jobs::{JobOutcome, JobRun, JobRunRepo, NewJobRun};
 pub use mfa::{MfaRepo, TotpRow, step_from_stored, step_to_stored};
+pub use oidc::{OIDC_PROVIDER_MAX_CHARS, OIDC_SUBJECT_MAX_CHARS, OidcLinkRepo, OidcLinkRow};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
 pub use passkeys::{
     PASSKEY_CREDENTIAL_ID_MAX_CHARS, PASSKEY_DOCUMENT_MAX_BYTES, PASSKEY_NAME_MAX_CHARS,
@@ -164,6 +166,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn passkeys(&self) -> &dyn PasskeyRepo;
     /// Server-side state of sign-in flows (OIDC, WebAuthn).
     fn challenges(&self) -> &dyn ChallengeRepo;
+
+    /// Single sign-on links (OpenID Connect provider and subject → account).
+    fn oidc_links(&self) -> &dyn OidcLinkRepo;
 
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;

@@ -9,6 +9,7 @@
 
 pub mod capture;
 mod client;
+pub mod oidc;
 pub mod passkey;
 
 pub use client::{TestClient, error_body};

@@ -51,7 +51,7 @@ impl EnvSource {
             .filter(|v| !v.is_empty())
     }
 
-    fn names(&self) -> impl Iterator<Item = &str> {
+    pub(super) fn names(&self) -> impl Iterator<Item = &str> {
         self.vars.keys().map(String::as_str)
     }
 }
@@ -64,7 +64,7 @@ pub struct ConfigError {
     pub rule: String,
 }
 
-fn invalid(variable: &str, rule: impl Into<String>) -> ConfigError {
+pub(super) fn invalid(variable: &str, rule: impl Into<String>) -> ConfigError {
     ConfigError {
         variable: variable.to_owned(),
         rule: rule.into(),
@@ -72,37 +72,50 @@ fn invalid(variable: &str, rule: impl Into<String>) -> ConfigError {
 }
 
 /// Where the values come from, in order of precedence: environment, `NAME_FILE`, the TOML file.
-struct Sources<'a> {
-    env: &'a EnvSource,
-    toml: BTreeMap<String, String>,
+pub(super) struct Sources<'a> {
+    pub(super) env: &'a EnvSource,
+    pub(super) toml: BTreeMap<String, String>,
     report: Vec<ReportLine>,
 }
 
 impl Sources<'_> {
     /// The raw value of a variable and where it came from; records it for the report.
     fn raw(&mut self, spec: &'static VarSpec) -> Result<Option<String>, ConfigError> {
-        let found = self.lookup(spec)?;
+        self.raw_named(spec, spec.name.to_owned())
+    }
+
+    /// As [`Sources::raw`] for the variable `name` of `spec` (an instance of a template row).
+    fn raw_named(
+        &mut self,
+        spec: &'static VarSpec,
+        name: String,
+    ) -> Result<Option<String>, ConfigError> {
+        let found = self.lookup(&name, spec.secret)?;
         let (value, source) = match &found {
             Some((value, source)) => (display_value(spec, value), *source),
             None if spec.has_default() => (spec.default.to_owned(), ValueSource::Default),
             None => (spec.default.to_owned(), ValueSource::Unset),
         };
         self.report.push(ReportLine {
-            name: spec.name,
+            name,
             value,
             source,
         });
         Ok(found.map(|(value, _)| value))
     }
 
-    fn lookup(&self, spec: &VarSpec) -> Result<Option<(String, ValueSource)>, ConfigError> {
-        let file_name = format!("{}_FILE", spec.name);
-        let direct = self.env.get(spec.name);
-        let from_file = spec.secret.then(|| self.env.get(&file_name)).flatten();
+    fn lookup(
+        &self,
+        name: &str,
+        secret: bool,
+    ) -> Result<Option<(String, ValueSource)>, ConfigError> {
+        let file_name = format!("{name}_FILE");
+        let direct = self.env.get(name);
+        let from_file = secret.then(|| self.env.get(&file_name)).flatten();
         match (direct, from_file) {
             (Some(_), Some(_)) => Err(invalid(
-                spec.name,
-                format!("set either {} or {file_name}, not both", spec.name),
+                name,
+                format!("set either {name} or {file_name}, not both"),
             )),
             (Some(value), None) => Ok(Some((value.to_owned(), ValueSource::Environment))),
             (None, Some(path)) => Ok(Some((
@@ -110,10 +123,10 @@ impl Sources<'_> {
                 ValueSource::File,
             ))),
             (None, None) => {
-                if let Some(value) = self.toml.get(spec.name) {
+                if let Some(value) = self.toml.get(name) {
                     return Ok(Some((value.clone(), ValueSource::ConfigFile)));
                 }
-                match spec.secret.then(|| self.toml.get(&file_name)).flatten() {
+                match secret.then(|| self.toml.get(&file_name)).flatten() {
                     Some(path) => Ok(Some((
                         read_secret_file(&file_name, path)?,
                         ValueSource::File,
@@ -124,12 +137,15 @@ impl Sources<'_> {
         }
     }
 
-    fn value(&mut self, name: &str) -> Result<Option<String>, ConfigError> {
+    pub(super) fn value(&mut self, name: &str) -> Result<Option<String>, ConfigError> {
         let spec = spec::find(name).ok_or_else(|| invalid(name, "not a known variable"))?;
+        if spec.is_template() {
+            return self.raw_named(spec, name.to_owned());
+        }
         self.raw(spec)
     }
 
-    fn secret(&mut self, name: &str) -> Result<Option<SecretString>, ConfigError> {
+    pub(super) fn secret(&mut self, name: &str) -> Result<Option<SecretString>, ConfigError> {
         Ok(self.value(name)?.map(SecretString::from))
     }
 
@@ -146,7 +162,7 @@ impl Sources<'_> {
         }
     }
 
-    fn boolean(&mut self, name: &str, default: bool) -> Result<bool, ConfigError> {
+    pub(super) fn boolean(&mut self, name: &str, default: bool) -> Result<bool, ConfigError> {
         self.parsed(name, default, |raw| {
             match raw.to_ascii_lowercase().as_str() {
                 "true" | "1" => Some(true),
@@ -440,6 +456,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
             })?,
         },
     };
+    let oidc = super::oidc::parse(&mut src, production)?;
     let jobs = JobsConfig {
         tick: src.seconds("HIVE_JOBS_TICK_SECONDS", 60, 1, 3600)?,
         history_prune_interval: src.seconds(
@@ -461,7 +478,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
 
     // Defaults derived from other values are shown as they came out.
     for line in &mut src.report {
-        match (line.name, line.source, &database.url) {
+        match (line.name.as_str(), line.source, &database.url) {
             ("AUTH_URL", ValueSource::Default, _) => line.value = auth_url.to_string(),
             ("DATABASE_URL", ValueSource::Default, DatabaseUrl::Sqlite(path)) => {
                 line.value = format!("sqlite:{}", path.display());
@@ -480,6 +497,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
 
     Ok(Config {
         egress,
+        oidc,
         environment,
         data_dir,
         auth_url,
@@ -845,8 +863,11 @@ mod tests {
             SECRET,
             "one trailing newline is dropped"
         );
-        let sources: BTreeMap<&str, ValueSource> =
-            config.report.iter().map(|l| (l.name, l.source)).collect();
+        let sources: BTreeMap<&str, ValueSource> = config
+            .report
+            .iter()
+            .map(|l| (l.name.as_str(), l.source))
+            .collect();
         assert_eq!(sources["HIVE_LISTEN"], ValueSource::Environment);
         assert_eq!(sources["HIVE_BODY_LIMIT_BYTES"], ValueSource::ConfigFile);
         assert_eq!(sources["AUTH_SECRET"], ValueSource::File);

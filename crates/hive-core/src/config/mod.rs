@@ -6,6 +6,7 @@
 //! rule; `hive config check` runs the same validation.
 
 mod load;
+mod oidc;
 mod report;
 pub mod spec;
 
@@ -153,6 +154,42 @@ pub struct EgressSettings {
     pub max_redirects: hive_egress::MaxRedirects,
 }
 
+/// Single sign-on: `OIDC_PROVIDERS`, `OIDC_AUTO_CREATE` and each provider's `OIDC_<ID>_*`.
+#[derive(Debug, Clone, Default)]
+pub struct OidcConfig {
+    /// `OIDC_AUTO_CREATE` (default false): a first sign-in without a linked or matching
+    /// account creates one.
+    pub auto_create: bool,
+    /// In the order of `OIDC_PROVIDERS`.
+    pub providers: Vec<OidcProvider>,
+}
+
+/// One OpenID Connect provider.
+#[derive(Debug, Clone)]
+pub struct OidcProvider {
+    /// The id of `OIDC_PROVIDERS` (lower case): in URLs, links and audit records.
+    pub id: String,
+    /// `OIDC_<ID>_DISPLAY_NAME` (default the id).
+    pub display_name: String,
+    /// `OIDC_<ID>_ISSUER` as configured (trimmed): compared exactly with the discovery
+    /// document's `issuer` and every ID token's `iss`.
+    pub issuer: String,
+    /// The same, parsed (https, or http to a loopback host outside production).
+    pub issuer_url: Url,
+    /// `OIDC_<ID>_CLIENT_ID`.
+    pub client_id: String,
+    /// `OIDC_<ID>_CLIENT_SECRET` / `_FILE`.
+    pub client_secret: SecretString,
+    /// `OIDC_<ID>_SCOPES` (default `openid email profile`; always holds `openid`).
+    pub scopes: Vec<String>,
+    /// `OIDC_<ID>_ROLE_CLAIM`: the claim the mapping reads.
+    pub role_claim: Option<String>,
+    /// `OIDC_<ID>_ROLE_MAP`: claim value → role.
+    pub role_map: Vec<(String, hive_proto::Role)>,
+    /// `OIDC_<ID>_DEFAULT_ROLE` (default viewer).
+    pub default_role: hive_proto::Role,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `HIVE_ENV`.
@@ -190,6 +227,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// `HIVE_EGRESS_FETCH_*`: what outbound requests may reach.
     pub egress: EgressSettings,
+    /// `OIDC_*`: single sign-on providers.
+    pub oidc: OidcConfig,
     /// Non-fatal findings (unknown `HIVE_*` variables, weak development secrets).
     pub warnings: Vec<String>,
     /// Every known variable, how it was set and its display value (secrets masked).

@@ -31,7 +31,8 @@ impl fmt::Display for ValueSource {
 /// One variable as found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportLine {
-    pub name: &'static str,
+    /// The variable's name (an instance's own name for a template row: `OIDC_CORP_ISSUER`).
+    pub name: String,
     /// The value for display: secrets are masked, URLs lose their password.
     pub value: String,
     pub source: ValueSource,

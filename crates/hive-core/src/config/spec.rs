@@ -1,5 +1,9 @@
 //! The one table of configuration variables: the loader, the report, the unknown-name check and
 //! `docs/configuration.md` all follow it.
+//!
+//! A row whose name holds `<ID>` is a template: one variable per configured instance (an OIDC
+//! provider), `<ID>` standing for the instance's id in upper case (`OIDC_<ID>_ISSUER` is
+//! `OIDC_CORP_ISSUER` for the provider `corp`).
 
 /// A configuration variable.
 #[derive(Debug, Clone, Copy)]
@@ -13,11 +17,44 @@ pub struct VarSpec {
     pub rule: &'static str,
 }
 
+/// What a template row's name says in place of an instance id.
+pub const ID_PLACEHOLDER: &str = "<ID>";
+
 impl VarSpec {
     /// Whether an absent value means something other than "off" (shown as `default`, not `unset`).
     pub fn has_default(&self) -> bool {
         !self.default.starts_with('-')
     }
+
+    /// Whether this row stands for one variable per instance (its name holds `<ID>`).
+    pub fn is_template(&self) -> bool {
+        self.name.contains(ID_PLACEHOLDER)
+    }
+
+    /// The name of a template row for the instance `id` (any case; upper-cased), or the row's
+    /// own name for a plain row.
+    pub fn name_for(&self, id: &str) -> String {
+        self.name.replace(ID_PLACEHOLDER, &id.to_ascii_uppercase())
+    }
+
+    /// The instance id (upper case, as in the name) when `name` is this template's variable.
+    fn instance_in<'a>(&self, name: &'a str) -> Option<&'a str> {
+        let (prefix, suffix) = self.name.split_once(ID_PLACEHOLDER)?;
+        let id = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+        is_instance_id(&id.to_ascii_lowercase())
+            .then_some(id)
+            .filter(|id| !id.chars().any(|c| c.is_ascii_lowercase()))
+    }
+}
+
+/// An instance id: 1 to 32 of `a-z 0-9`, starting with a letter (no `_`, so that a variable's
+/// name splits one way only).
+pub fn is_instance_id(id: &str) -> bool {
+    (1..=32).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 const fn var(name: &'static str, default: &'static str, rule: &'static str) -> VarSpec {
@@ -194,6 +231,56 @@ pub const VARIABLES: &[VarSpec] = &[
         "365",
         "an integer from 1 to 36500; older audit records are deleted behind a signed checkpoint",
     ),
+    var(
+        "OIDC_PROVIDERS",
+        "- (none)",
+        "comma-separated ids of OpenID Connect providers (each 1 to 32 of a-z 0-9, starting with a letter), each configured by the OIDC_<ID>_* variables, <ID> being its id in upper case",
+    ),
+    var(
+        "OIDC_AUTO_CREATE",
+        "false",
+        "true or false; when true a first single sign-on with no linked or matching account creates one, with the provider's mapped role",
+    ),
+    var(
+        "OIDC_<ID>_ISSUER",
+        "- (required)",
+        "the issuer URL, exactly as the provider's discovery document names it; https (http only for a loopback host, never in production); no credentials, query or fragment",
+    ),
+    var(
+        "OIDC_<ID>_CLIENT_ID",
+        "- (required)",
+        "the client id registered at the provider (1 to 255 visible characters)",
+    ),
+    secret(
+        "OIDC_<ID>_CLIENT_SECRET",
+        "- (required)",
+        "the client secret registered at the provider (1 to 1024 characters); sent only to the token endpoint",
+    ),
+    var(
+        "OIDC_<ID>_DISPLAY_NAME",
+        "<id>",
+        "1 to 100 characters naming the provider on the sign-in page",
+    ),
+    var(
+        "OIDC_<ID>_SCOPES",
+        "openid email profile",
+        "space-separated scopes of A-Z a-z 0-9 _ - . : /; must include openid",
+    ),
+    var(
+        "OIDC_<ID>_ROLE_CLAIM",
+        "- (none)",
+        "the ID token claim the role mapping reads: a string or an array of strings (e.g. groups)",
+    ),
+    var(
+        "OIDC_<ID>_ROLE_MAP",
+        "- (none)",
+        "comma-separated value=role pairs (viewer, operator or admin); needs OIDC_<ID>_ROLE_CLAIM; of several matching values the highest role wins",
+    ),
+    var(
+        "OIDC_<ID>_DEFAULT_ROLE",
+        "viewer",
+        "viewer, operator or admin: the role of an account created when the claim matches no pair",
+    ),
 ];
 
 /// `HIVE_*` names that are not configuration but are known (not reported as typos).
@@ -203,8 +290,28 @@ pub const KNOWN_OTHER_NAMES: &[&str] = &[
     "HIVE_TEST_CAPTURE_DIR",
 ];
 
+/// The row of `name`: a plain variable, or the template row of an instance's variable
+/// (`OIDC_CORP_ISSUER` finds `OIDC_<ID>_ISSUER`).
 pub fn find(name: &str) -> Option<&'static VarSpec> {
-    VARIABLES.iter().find(|spec| spec.name == name)
+    VARIABLES
+        .iter()
+        .find(|spec| !spec.is_template() && spec.name == name)
+        .or_else(|| find_template(name).map(|(spec, _)| spec))
+}
+
+/// The template row of an instance's variable and the instance id (lower case).
+pub fn find_template(name: &str) -> Option<(&'static VarSpec, String)> {
+    VARIABLES.iter().find_map(|spec| {
+        spec.instance_in(name)
+            .map(|id| (spec, id.to_ascii_lowercase()))
+    })
+}
+
+/// The template rows whose names start with `prefix` (e.g. `OIDC_<ID>_`).
+pub fn templates(prefix: &str) -> impl Iterator<Item = &'static VarSpec> {
+    VARIABLES
+        .iter()
+        .filter(move |spec| spec.is_template() && spec.name.starts_with(prefix))
 }
 
 /// Whether `name` is a variable, a `NAME_FILE` of a secret, or another known name.
@@ -227,6 +334,7 @@ pub fn allowed_in_config_file(name: &str) -> bool {
 pub fn suggestion(unknown: &str) -> Option<&'static str> {
     VARIABLES
         .iter()
+        .filter(|spec| !spec.is_template())
         .map(|spec| spec.name)
         .chain(KNOWN_OTHER_NAMES.iter().copied())
         .map(|name| (edit_distance(unknown, name), name))
@@ -297,6 +405,35 @@ mod tests {
         assert!(!allowed_in_config_file("HIVE_CONFIG"));
         assert!(!allowed_in_config_file("HIVE_TEST_REDIS_URL"));
         assert!(!allowed_in_config_file("HIVE_LISTEN_FILE"));
+    }
+
+    #[test]
+    fn template_rows_find_each_instance_variable() {
+        let spec = find("OIDC_CORP_ISSUER").unwrap();
+        assert_eq!(spec.name, "OIDC_<ID>_ISSUER");
+        assert_eq!(spec.name_for("corp"), "OIDC_CORP_ISSUER");
+        assert_eq!(
+            find_template("OIDC_CORP2_CLIENT_SECRET").map(|(s, id)| (s.name, id)),
+            Some(("OIDC_<ID>_CLIENT_SECRET", "corp2".to_owned()))
+        );
+        assert!(find("OIDC_CORP_CLIENT_SECRET").unwrap().secret);
+        assert!(is_known("OIDC_CORP_CLIENT_SECRET_FILE"));
+        assert!(!is_known("OIDC_CORP_ISSUER_FILE"), "not a secret");
+        for not_a_variable in [
+            "OIDC__ISSUER",
+            "OIDC_corp_ISSUER",
+            "OIDC_MY_CORP_ISSUER",
+            "OIDC_1CORP_ISSUER",
+            "OIDC_<ID>_ISSUER",
+            "OIDC_CORP_ISSUERS",
+        ] {
+            assert!(find(not_a_variable).is_none(), "{not_a_variable}");
+        }
+        // A plain row is never taken for a template's instance.
+        assert_eq!(find("OIDC_PROVIDERS").unwrap().name, "OIDC_PROVIDERS");
+        assert!(is_instance_id("corp") && is_instance_id("a1"));
+        assert!(!is_instance_id("Corp") && !is_instance_id("my-corp") && !is_instance_id(""));
+        assert!(!is_instance_id(&"a".repeat(33)));
     }
 
     #[test]

@@ -336,6 +336,23 @@ async fn post_is_never_redirected() {
 }
 
 #[tokio::test]
+async fn a_get_without_redirects_answers_the_redirect_itself() {
+    let target = trap("127.0.0.1:0").await;
+    let location = format!("http://127.0.0.1:{}/", target.port());
+    let server = serve("127.0.0.1:0", move |_| Reply::redirect(302, &location)).await;
+    let egress = client(
+        &format!("{},127.0.0.1:{}", allow(&server), target.port()),
+        Arc::new(ScriptedResolver::new()),
+    );
+    let request =
+        EgressRequest::get(format!("http://127.0.0.1:{}/jwks", server.port())).without_redirects();
+    let response = egress.send(request, &LIMITS).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(response.redirects(), 0);
+    assert_eq!(target.connections(), 0, "the Location was never visited");
+}
+
+#[tokio::test]
 async fn credentials_are_dropped_when_the_origin_changes() {
     let other = serve("127.0.0.1:0", |_| Reply::ok("other")).await;
     let to_other = format!("http://127.0.0.1:{}/landing", other.port());

@@ -6,6 +6,7 @@
 mod auth;
 mod health;
 mod mfa;
+mod oidc;
 mod passkeys;
 mod secrets;
 mod settings;
@@ -119,6 +120,10 @@ fn routes_declared() -> Vec<Route> {
         route(M::POST, "/api/v1/auth/invitation/accept", PUBLIC, Some("register"), a::accept_invitation),
         route(M::POST, "/api/v1/auth/password-reset", PUBLIC, Some("login"), a::reset_password),
         route(M::POST, "/api/v1/auth/password-reset/request", PUBLIC, Some("login"), a::request_password_reset),
+        // Single sign-on: browser navigations, under their own authentication limit.
+        route(M::GET, "/api/v1/auth/oidc/providers", PUBLIC, None, oidc::providers),
+        route(M::GET, "/api/v1/auth/oidc/{provider}/start", PUBLIC, Some("sso"), oidc::start),
+        route(M::GET, "/api/v1/auth/oidc/{provider}/callback", PUBLIC, Some("sso"), oidc::callback),
         // The caller's own account.
         route(M::POST, "/api/v1/auth/logout", VIEWER, None, a::logout).any_stage(),
         route(M::GET, "/api/v1/auth/me", VIEWER, None, a::me).any_stage(),

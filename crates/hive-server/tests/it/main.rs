@@ -9,6 +9,7 @@ mod egress;
 mod health;
 mod identity;
 mod mfa;
+mod oidc;
 mod passkeys;
 mod pipeline;
 mod rate_limit;

@@ -27,7 +27,7 @@ pub fn identity_builder(backend: TestBackend, vars: &[(&str, &str)]) -> TestServ
         .var("HIVE_INTERNAL_TOKEN", INTERNAL_TOKEN)
         .var(
             "HIVE_RATE_LIMITS",
-            "login=10000/1m,register=10000/1m,setup=10000/1m,api=100000/1m",
+            "login=10000/1m,sso=10000/1m,register=10000/1m,setup=10000/1m,api=100000/1m",
         );
     for (name, value) in vars {
         builder = builder.var(name, value);

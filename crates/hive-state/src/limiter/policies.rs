@@ -24,10 +24,18 @@ const fn policy(
 }
 
 /// The defaults. Login also has per-account rules (identity issue); these are per IP.
-pub const DEFAULTS: [Policy; 11] = [
+pub const DEFAULTS: [Policy; 12] = [
     policy(
         "login",
         5,
+        Duration::from_secs(15 * 60),
+        Scope::ClientIp,
+        true,
+    ),
+    // Single sign-on: a start and a callback per sign-in, apart from password logins.
+    policy(
+        "sso",
+        30,
         Duration::from_secs(15 * 60),
         Scope::ClientIp,
         true,
