@@ -198,20 +198,6 @@ async fn read(response: Response) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// The recovery codes in an answer, registered as canaries of the leak check.
-fn recovery_codes(body: &Value) -> Vec<String> {
-    let codes: Vec<String> = body["recoveryCodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
-    for code in &codes {
-        hive_testkit::capture::canary(code);
-    }
-    codes
-}
-
 /// Takes the mutating route `method path` once, meant to succeed, and answers the status.
 async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) -> u16 {
     let admin = walk.admin.clone();

@@ -38,6 +38,30 @@ async fn post(
     browser.send(server, Method::POST, path, Some(body)).await
 }
 
+/// `POST /api/v1/auth/mfa/verify` with `code` in `browser`'s session.
+async fn verify(
+    server: &TestServer,
+    browser: &Browser,
+    code: impl serde::Serialize,
+) -> reqwest::Response {
+    post(
+        server,
+        browser,
+        "/api/v1/auth/mfa/verify",
+        json!({ "code": code }),
+    )
+    .await
+}
+
+async fn mfa_status(server: &TestServer, browser: &Browser) -> Value {
+    browser
+        .send(server, Method::GET, "/api/v1/auth/mfa", None)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Starts and confirms TOTP in `browser`'s session: the authenticator's secret and the
 /// recovery codes shown.
 async fn enroll(server: &TestServer, browser: &Browser) -> (TotpSecret, Vec<String>) {
@@ -57,12 +81,7 @@ async fn enroll(server: &TestServer, browser: &Browser) -> (TotpSecret, Vec<Stri
     );
     let secret = TotpSecret::from_base32(secret_text).unwrap();
     // Not enabled before a valid code.
-    let status: Value = browser
-        .send(server, Method::GET, "/api/v1/auth/mfa", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status: Value = mfa_status(server, browser).await;
     assert_eq!(status["totp"], "pending");
     let wrong = other_code(&code_now(server, &secret));
     let refused = post(
@@ -81,16 +100,7 @@ async fn enroll(server: &TestServer, browser: &Browser) -> (TotpSecret, Vec<Stri
     )
     .await;
     assert_eq!(confirmed.status(), 200);
-    let body: Value = confirmed.json().await.unwrap();
-    let codes: Vec<String> = body["recoveryCodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
-    for code in &codes {
-        hive_testkit::capture::canary(code);
-    }
+    let codes = recovery_codes(&confirmed.json().await.unwrap());
     assert_eq!(codes.len(), 10);
     (secret, codes)
 }
@@ -138,13 +148,7 @@ async fn the_policy_sends_an_admin_to_enrollment_and_each_session_verifies_on_it
             );
         }
         // The code that confirmed the enrollment was used in this step: a replay.
-        let replay = post(
-            &server,
-            &second,
-            "/api/v1/auth/mfa/verify",
-            json!({ "code": code_now(&server, &secret) }),
-        )
-        .await;
+        let replay = verify(&server, &second, code_now(&server, &secret)).await;
         assert_eq!(replay.status(), 401);
         let refusals = records_of(&server, "auth.mfa.verify").await;
         assert!(
@@ -156,13 +160,7 @@ async fn the_policy_sends_an_admin_to_enrollment_and_each_session_verifies_on_it
         assert_eq!(stage_of(&server, &second).await, "second_factor_required");
 
         server.clock.advance(Duration::seconds(30));
-        let verified = post(
-            &server,
-            &second,
-            "/api/v1/auth/mfa/verify",
-            json!({ "code": code_now(&server, &secret) }),
-        )
-        .await;
+        let verified = verify(&server, &second, code_now(&server, &secret)).await;
         assert_eq!(verified.status(), 204);
         assert_eq!(stage_of(&server, &second).await, "verified");
         let users = second
@@ -266,33 +264,15 @@ async fn three_wrong_codes_lock_totp_until_the_step_ends() {
         let session = login(&server, ADMIN_EMAIL, PASSWORD).await;
         let right = code_now(&server, &secret);
         for _ in 0..3 {
-            let wrong = post(
-                &server,
-                &session,
-                "/api/v1/auth/mfa/verify",
-                json!({ "code": other_code(&right) }),
-            )
-            .await;
+            let wrong = verify(&server, &session, other_code(&right)).await;
             assert_eq!(wrong.status(), 401);
         }
-        let locked = post(
-            &server,
-            &session,
-            "/api/v1/auth/mfa/verify",
-            json!({ "code": right }),
-        )
-        .await;
+        let locked = verify(&server, &session, right).await;
         assert_eq!(locked.status(), 429);
         assert_eq!(locked.headers()["retry-after"], "25");
         assert_eq!(stage_of(&server, &session).await, "second_factor_required");
         server.clock.advance(Duration::seconds(25));
-        let next = post(
-            &server,
-            &session,
-            "/api/v1/auth/mfa/verify",
-            json!({ "code": code_now(&server, &secret) }),
-        )
-        .await;
+        let next = verify(&server, &session, code_now(&server, &secret)).await;
         assert_eq!(next.status(), 204);
     }
 }
@@ -306,13 +286,7 @@ async fn a_recovery_code_verifies_once_and_regenerating_voids_the_old_ones() {
         let (_, codes) = enroll(&server, &first).await;
 
         let second = login(&server, ADMIN_EMAIL, PASSWORD).await;
-        let used = post(
-            &server,
-            &second,
-            "/api/v1/auth/mfa/verify",
-            json!({ "code": codes[0].to_lowercase() }),
-        )
-        .await;
+        let used = verify(&server, &second, codes[0].to_lowercase()).await;
         assert_eq!(used.status(), 204);
         let records = records_of(&server, "auth.mfa.recovery_code_use").await;
         assert_eq!(records.len(), 1);
@@ -321,20 +295,9 @@ async fn a_recovery_code_verifies_once_and_regenerating_voids_the_old_ones() {
             Some(&*format!("user:{}", admin["id"].as_str().unwrap()))
         );
         let third = login(&server, ADMIN_EMAIL, PASSWORD).await;
-        let again = post(
-            &server,
-            &third,
-            "/api/v1/auth/mfa/verify",
-            json!({ "code": codes[0] }),
-        )
-        .await;
+        let again = verify(&server, &third, &codes[0]).await;
         assert_eq!(again.status(), 401, "single use");
-        let status: Value = second
-            .send(&server, Method::GET, "/api/v1/auth/mfa", None)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let status: Value = mfa_status(&server, &second).await;
         assert_eq!(status["recoveryCodesLeft"], 9);
         assert_eq!(status["totp"], "enabled");
         assert_eq!(status["required"], true);
@@ -351,21 +314,9 @@ async fn a_recovery_code_verifies_once_and_regenerating_voids_the_old_ones() {
         for code in fresh["recoveryCodes"].as_array().unwrap() {
             hive_testkit::capture::canary(code.as_str().unwrap());
         }
-        let old = post(
-            &server,
-            &third,
-            "/api/v1/auth/mfa/verify",
-            json!({ "code": codes[1] }),
-        )
-        .await;
+        let old = verify(&server, &third, &codes[1]).await;
         assert_eq!(old.status(), 401, "replaced");
-        let new = post(
-            &server,
-            &third,
-            "/api/v1/auth/mfa/verify",
-            json!({ "code": fresh["recoveryCodes"][0] }),
-        )
-        .await;
+        let new = verify(&server, &third, &fresh["recoveryCodes"][0]).await;
         assert_eq!(new.status(), 204);
     }
 }
@@ -398,12 +349,7 @@ async fn disabling_needs_a_recent_password_and_a_current_code_and_ends_other_ses
         )
         .await;
         assert_eq!(wrong.status(), 401);
-        let status: Value = first
-            .send(&server, Method::GET, "/api/v1/auth/mfa", None)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let status: Value = mfa_status(&server, &first).await;
         assert_eq!(status["totp"], "enabled", "a wrong code changes nothing");
         let disabled = post(
             &server,
@@ -440,12 +386,7 @@ async fn re_enrolling_needs_a_current_code() {
     )
     .await;
     assert_eq!(with.status(), 201);
-    let status: Value = browser
-        .send(&server, Method::GET, "/api/v1/auth/mfa", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status: Value = mfa_status(&server, &browser).await;
     assert_eq!(status["totp"], "pending", "the old credential is gone");
     let enrollment: Value = with.json().await.unwrap();
     hive_testkit::capture::canary(enrollment["secret"].as_str().unwrap());
@@ -469,12 +410,7 @@ async fn an_admin_resets_the_factors_of_a_user_who_lost_them() {
         enroll(&server, &browser).await;
         let mut authenticator = hive_testkit::passkey::SoftAuthenticator::new(&server.origin);
         register_passkey(&server, &browser, &mut authenticator).await;
-        let status: Value = browser
-            .send(&server, Method::GET, "/api/v1/auth/mfa", None)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let status: Value = mfa_status(&server, &browser).await;
         assert_eq!(status["passkeys"], 1);
         let stuck = login(&server, "op@example.com", PASSWORD).await;
         assert_eq!(stage_of(&server, &stuck).await, "second_factor_required");
@@ -488,12 +424,7 @@ async fn an_admin_resets_the_factors_of_a_user_who_lost_them() {
         assert_eq!(browser.me(&server).await.status(), 401);
         let fresh = login(&server, "op@example.com", PASSWORD).await;
         assert_eq!(stage_of(&server, &fresh).await, "verified");
-        let status: Value = fresh
-            .send(&server, Method::GET, "/api/v1/auth/mfa", None)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let status: Value = mfa_status(&server, &fresh).await;
         assert_eq!(status["totp"], "none");
         assert_eq!(status["passkeys"], 0);
         assert_eq!(status["recoveryCodesLeft"], 0);
@@ -553,13 +484,7 @@ async fn a_rotated_vault_key_moves_the_seed_and_codes_still_verify() {
 
         server.clock.advance(Duration::seconds(30));
         let session = login(&server, ADMIN_EMAIL, PASSWORD).await;
-        let verified = post(
-            &server,
-            &session,
-            "/api/v1/auth/mfa/verify",
-            json!({ "code": code_now(&server, &secret) }),
-        )
-        .await;
+        let verified = verify(&server, &session, code_now(&server, &secret)).await;
         assert_eq!(verified.status(), 204);
     }
 }

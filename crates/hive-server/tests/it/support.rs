@@ -259,3 +259,17 @@ pub async fn register_passkey(
     assert_eq!(finish.status(), 201);
     finish.json().await.unwrap()
 }
+
+/// The recovery codes in an answer, registered as canaries of the leak check.
+pub fn recovery_codes(body: &Value) -> Vec<String> {
+    let codes: Vec<String> = body["recoveryCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    for code in &codes {
+        hive_testkit::capture::canary(code);
+    }
+    codes
+}
