@@ -3,6 +3,7 @@
 //!
 //! JSON keys are camelCase everywhere, as in A2A.
 
+pub mod agents;
 pub mod auth;
 pub mod clock;
 pub mod error;

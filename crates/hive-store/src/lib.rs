@@ -4,6 +4,7 @@
 //! `hive-store-postgres`), each with its own migrations folder. Both run the same conformance
 //! suite ([`conformance`]), so a behaviour that holds on one holds on the other.
 
+mod agents;
 mod challenges;
 pub mod conformance;
 mod error;
@@ -22,6 +23,7 @@ mod vault;
 
 use async_trait::async_trait;
 
+pub use agents::{AgentLimits, AgentRepo, AgentRow, MAX_AGENT_JSON, check_agent};
 pub use challenges::{ChallengeRepo, ChallengeRow, MAX_CHALLENGE_PAYLOAD, check_challenge};
 pub use error::StoreError;
 pub use identity::{
