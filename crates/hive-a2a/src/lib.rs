@@ -1,6 +1,16 @@
-//! The Agent2Agent (A2A) protocol on its own: serde types for A2A 1.0 and 0.3, the JSON-RPC 2.0
-//! codec, SSE framing and a client. The crate depends on nothing else of Hive so that other
-//! projects can use it.
+//! The Agent2Agent (A2A) protocol on its own: serde types for A2A 1.0 ([`v1`]) and 0.3
+//! ([`v03`]) with conversions between them, the JSON-RPC 2.0 codec ([`jsonrpc`]) and
+//! Server-Sent Events framing ([`sse`]).
 //!
-//! The types arrive with the A2A gateway issue; the crate exists now so that the layering of the
-//! workspace is fixed from the start.
+//! The crate depends on no other part of Hive and contains no HTTP server or client: a server
+//! feeds request bodies and the `A2A-Version` header to [`jsonrpc`], and writes what it returns;
+//! a client encodes requests with [`jsonrpc`] and decodes responses and event streams with
+//! [`jsonrpc`] and [`sse`]. See `docs/a2a.md` for a tour.
+//!
+//! Debug output of every type is safe to log: part contents and push-notification secrets are
+//! shown only by kind and size.
+
+pub mod convert;
+mod redact;
+pub mod v03;
+pub mod v1;
