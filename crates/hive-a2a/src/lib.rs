@@ -11,6 +11,8 @@
 //! shown only by kind and size.
 
 pub mod convert;
+pub mod error;
+pub mod jsonrpc;
 mod redact;
 pub mod v03;
 pub mod v1;
