@@ -14,5 +14,6 @@ pub mod convert;
 pub mod error;
 pub mod jsonrpc;
 mod redact;
+pub mod sse;
 pub mod v03;
 pub mod v1;
