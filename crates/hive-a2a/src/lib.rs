@@ -10,6 +10,7 @@
 //! Debug output of every type is safe to log: part contents and push-notification secrets are
 //! shown only by kind and size.
 
+pub mod client;
 pub mod convert;
 pub mod error;
 pub mod jsonrpc;
