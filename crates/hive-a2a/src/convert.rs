@@ -101,7 +101,7 @@ impl From<v03::Part> for v1::Part {
             },
             v03::Part::Data(data) => Self {
                 metadata: data.metadata,
-                ..Self::data(Value::Object(data.data))
+                ..Self::data(Value::Object(data.data.0))
             },
         }
     }
@@ -128,8 +128,8 @@ impl From<v1::Part> for v03::Part {
             v1::PartContent::Url(ref url) => file(v03::FileContent::Uri(url.clone())),
             v1::PartContent::Data(ref data) => Self::Data(v03::DataPart {
                 data: match data {
-                    Value::Object(object) => object.clone(),
-                    other => serde_json::Map::from_iter([("value".to_owned(), other.clone())]),
+                    Value::Object(object) => object.clone().into(),
+                    other => v1::Metadata::from_iter([("value".to_owned(), other.clone())]),
                 },
                 metadata: part.metadata.clone(),
             }),

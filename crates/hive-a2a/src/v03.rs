@@ -153,7 +153,7 @@ impl fmt::Debug for TextPart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TextPart")
             .field("text", &Redacted::new("text", self.text.len()))
-            .field("metadata_keys", &self.metadata.as_ref().map(|m| m.len()))
+            .field("metadata", &self.metadata)
             .finish()
     }
 }
@@ -209,8 +209,8 @@ pub struct DataPart {
 impl fmt::Debug for DataPart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DataPart")
-            .field("data_keys", &self.data.len())
-            .field("metadata_keys", &self.metadata.as_ref().map(|m| m.len()))
+            .field("data", &self.data)
+            .field("metadata", &self.metadata)
             .finish()
     }
 }

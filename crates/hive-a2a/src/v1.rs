@@ -21,8 +21,43 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// A free-form JSON object (`google.protobuf.Struct`).
-pub type Metadata = serde_json::Map<String, Value>;
+/// A free-form JSON object (`google.protobuf.Struct`). It dereferences to the JSON map; its
+/// Debug output shows only the keys, since the values may be user data.
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Metadata(pub serde_json::Map<String, Value>);
+
+impl std::ops::Deref for Metadata {
+    type Target = serde_json::Map<String, Value>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Metadata {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl From<serde_json::Map<String, Value>> for Metadata {
+    fn from(map: serde_json::Map<String, Value>) -> Self {
+        Self(map)
+    }
+}
+
+impl FromIterator<(String, Value)> for Metadata {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
 
 fn is_false(value: &bool) -> bool {
     !*value
@@ -235,11 +270,10 @@ impl fmt::Debug for PartContent {
 }
 
 impl fmt::Debug for Part {
-    /// Metadata is user data too: only its number of keys is shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Part")
             .field("content", &self.content)
-            .field("metadata_keys", &self.metadata.as_ref().map(|m| m.len()))
+            .field("metadata", &self.metadata)
             .field("filename", &self.filename)
             .field("media_type", &self.media_type)
             .finish()

@@ -167,6 +167,9 @@ fn part_debug_hides_contents() {
     let debug = format!("{message:?}");
     assert!(!debug.contains("restaurants"), "{debug}");
     assert!(debug.contains("<text: 24 bytes>"), "{debug}");
+    // Metadata shows its keys, not its values.
+    assert!(!debug.contains("37.7749"), "{debug}");
+    assert!(debug.contains("geolocation"), "{debug}");
 }
 
 #[test]
