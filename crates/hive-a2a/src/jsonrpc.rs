@@ -344,8 +344,24 @@ fn invalid_params(message: impl Into<String>) -> RpcError {
     ErrorCode::InvalidParams.with_message(message)
 }
 
-fn params<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
-    serde_json::from_value(params).map_err(|error| invalid_params(error.to_string()))
+fn deserialize<T: DeserializeOwned>(value: Value, code: ErrorCode) -> Result<T, RpcError> {
+    serde_json::from_value(value).map_err(|error| code.with_message(error.to_string()))
+}
+
+fn params<T: DeserializeOwned>(value: Value) -> Result<T, RpcError> {
+    deserialize(value, ErrorCode::InvalidParams)
+}
+
+/// `value` as the 1.0 type, or as the 0.3 type converted to it; `code` if it is neither.
+fn versioned<New, Old>(version: Version, value: Value, code: ErrorCode) -> Result<New, RpcError>
+where
+    New: DeserializeOwned,
+    Old: DeserializeOwned + Into<New>,
+{
+    match version {
+        Version::V1_0 => deserialize(value, code),
+        Version::V0_3 => deserialize::<Old>(value, code).map(Into::into),
+    }
 }
 
 fn require(value: &str, field: &str) -> Result<(), RpcError> {
@@ -361,11 +377,8 @@ pub fn decode_call(method: Method, version: Version, value: Value) -> Result<Cal
     let v1 = version == Version::V1_0;
     let call = match method {
         Method::SendMessage | Method::SendStreamingMessage => {
-            let request: v1::SendMessageRequest = if v1 {
-                params(value)?
-            } else {
-                params::<v03::MessageSendParams>(value)?.into()
-            };
+            let request: v1::SendMessageRequest =
+                versioned::<_, v03::MessageSendParams>(version, value, ErrorCode::InvalidParams)?;
             request
                 .message
                 .validate()
@@ -377,49 +390,42 @@ pub fn decode_call(method: Method, version: Version, value: Value) -> Result<Cal
             }
         }
         Method::GetTask => {
-            let request: v1::GetTaskRequest = if v1 {
-                params(value)?
-            } else {
-                params::<v03::TaskQueryParams>(value)?.into()
-            };
+            let request: v1::GetTaskRequest =
+                versioned::<_, v03::TaskQueryParams>(version, value, ErrorCode::InvalidParams)?;
             require(&request.id, "id")?;
             Call::GetTask(request)
         }
         Method::ListTasks => Call::ListTasks(params(value)?),
         Method::CancelTask => {
-            let request: v1::CancelTaskRequest = if v1 {
-                params(value)?
-            } else {
-                params::<v03::TaskIdParams>(value)?.into()
-            };
+            let request: v1::CancelTaskRequest =
+                versioned::<_, v03::TaskIdParams>(version, value, ErrorCode::InvalidParams)?;
             require(&request.id, "id")?;
             Call::CancelTask(request)
         }
         Method::SubscribeToTask => {
-            let request: v1::SubscribeToTaskRequest = if v1 {
-                params(value)?
-            } else {
-                params::<v03::TaskIdParams>(value)?.into()
-            };
+            let request: v1::SubscribeToTaskRequest =
+                versioned::<_, v03::TaskIdParams>(version, value, ErrorCode::InvalidParams)?;
             require(&request.id, "id")?;
             Call::SubscribeToTask(request)
         }
         Method::CreateTaskPushNotificationConfig => {
-            let config: v1::TaskPushNotificationConfig = if v1 {
-                params(value)?
-            } else {
-                params::<v03::TaskPushNotificationConfig>(value)?.into()
-            };
+            let config: v1::TaskPushNotificationConfig =
+                versioned::<_, v03::TaskPushNotificationConfig>(
+                    version,
+                    value,
+                    ErrorCode::InvalidParams,
+                )?;
             require(&config.task_id, "taskId")?;
             require(&config.url, "url")?;
             Call::CreateTaskPushNotificationConfig(config)
         }
         Method::GetTaskPushNotificationConfig | Method::DeleteTaskPushNotificationConfig => {
-            let reference: v1::TaskPushNotificationConfigRef = if v1 {
-                params(value)?
-            } else {
-                params::<v03::TaskPushNotificationConfigParams>(value)?.into()
-            };
+            let reference: v1::TaskPushNotificationConfigRef =
+                versioned::<_, v03::TaskPushNotificationConfigParams>(
+                    version,
+                    value,
+                    ErrorCode::InvalidParams,
+                )?;
             require(&reference.task_id, if v1 { "taskId" } else { "id" })?;
             if method == Method::GetTaskPushNotificationConfig {
                 Call::GetTaskPushNotificationConfig(reference)
@@ -432,11 +438,8 @@ pub fn decode_call(method: Method, version: Version, value: Value) -> Result<Cal
             }
         }
         Method::ListTaskPushNotificationConfigs => {
-            let request: v1::ListTaskPushNotificationConfigsRequest = if v1 {
-                params(value)?
-            } else {
-                params::<v03::TaskIdParams>(value)?.into()
-            };
+            let request: v1::ListTaskPushNotificationConfigsRequest =
+                versioned::<_, v03::TaskIdParams>(version, value, ErrorCode::InvalidParams)?;
             require(&request.task_id, if v1 { "taskId" } else { "id" })?;
             Call::ListTaskPushNotificationConfigs(request)
         }
@@ -621,45 +624,44 @@ pub fn parse_response(body: &[u8], limits: &Limits) -> Result<Response, Rejectio
 /// The result of `method` as `version` wrote it, in the 1.0 model. For the streaming methods
 /// this decodes one event.
 pub fn decode_result(method: Method, version: Version, result: Value) -> Result<Outcome, RpcError> {
-    fn from<T: DeserializeOwned>(value: Value) -> Result<T, RpcError> {
-        serde_json::from_value(value)
-            .map_err(|error| ErrorCode::InvalidAgentResponse.with_message(error.to_string()))
-    }
-    let v1 = version == Version::V1_0;
     Ok(match method {
-        Method::SendMessage => Outcome::SendMessage(if v1 {
-            from(result)?
-        } else {
-            from::<v03::SendMessageResult>(result)?.into()
-        }),
-        Method::SendStreamingMessage | Method::SubscribeToTask => Outcome::Event(if v1 {
-            from(result)?
-        } else {
-            from::<v03::StreamEvent>(result)?.into()
-        }),
-        Method::GetTask | Method::CancelTask => Outcome::Task(if v1 {
-            from(result)?
-        } else {
-            from::<v03::Task>(result)?.into()
-        }),
-        Method::ListTasks => Outcome::ListTasks(from(result)?),
-        Method::CreateTaskPushNotificationConfig | Method::GetTaskPushNotificationConfig => {
-            Outcome::PushConfig(if v1 {
-                from(result)?
-            } else {
-                from::<v03::TaskPushNotificationConfig>(result)?.into()
-            })
+        Method::SendMessage => Outcome::SendMessage(versioned::<_, v03::SendMessageResult>(
+            version,
+            result,
+            ErrorCode::InvalidAgentResponse,
+        )?),
+        Method::SendStreamingMessage | Method::SubscribeToTask => {
+            Outcome::Event(versioned::<_, v03::StreamEvent>(
+                version,
+                result,
+                ErrorCode::InvalidAgentResponse,
+            )?)
         }
-        Method::ListTaskPushNotificationConfigs => Outcome::ListPushConfigs(if v1 {
-            from(result)?
-        } else {
-            from::<Vec<v03::TaskPushNotificationConfig>>(result)?.into()
-        }),
+        Method::GetTask | Method::CancelTask => Outcome::Task(versioned::<_, v03::Task>(
+            version,
+            result,
+            ErrorCode::InvalidAgentResponse,
+        )?),
+        Method::ListTasks => {
+            Outcome::ListTasks(deserialize(result, ErrorCode::InvalidAgentResponse)?)
+        }
+        Method::CreateTaskPushNotificationConfig | Method::GetTaskPushNotificationConfig => {
+            Outcome::PushConfig(versioned::<_, v03::TaskPushNotificationConfig>(
+                version,
+                result,
+                ErrorCode::InvalidAgentResponse,
+            )?)
+        }
+        Method::ListTaskPushNotificationConfigs => {
+            Outcome::ListPushConfigs(versioned::<_, Vec<v03::TaskPushNotificationConfig>>(
+                version,
+                result,
+                ErrorCode::InvalidAgentResponse,
+            )?)
+        }
         Method::DeleteTaskPushNotificationConfig => Outcome::Deleted,
-        Method::GetExtendedAgentCard => Outcome::AgentCard(Box::new(if v1 {
-            from(result)?
-        } else {
-            from::<v03::AgentCard>(result)?.into()
-        })),
+        Method::GetExtendedAgentCard => Outcome::AgentCard(Box::new(
+            versioned::<_, v03::AgentCard>(version, result, ErrorCode::InvalidAgentResponse)?,
+        )),
     })
 }
