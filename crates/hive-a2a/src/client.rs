@@ -7,7 +7,7 @@
 //! client enforces the size and depth limits while reading, checks the id echo, and converts
 //! 0.3 answers to the 1.0 model.
 
-use crate::error::RpcError;
+use crate::error::{RpcError, describe};
 use crate::jsonrpc::{self, Call, Id, Limits, Method, Outcome, Version};
 use crate::sse::{self, Decoder};
 use crate::{v1, v03};
@@ -295,13 +295,13 @@ pub fn parse_agent_card(body: &[u8], limits: &Limits) -> Result<v1::AgentCard, C
         return Err(invalid("agent card over the limits".to_owned()));
     }
     let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|error| invalid(error.to_string()))?;
+        serde_json::from_slice(body).map_err(|error| invalid(describe(&error)))?;
     if value.get("supportedInterfaces").is_some() {
-        serde_json::from_value(value).map_err(|error| invalid(error.to_string()))
+        serde_json::from_value(value).map_err(|error| invalid(describe(&error)))
     } else {
         serde_json::from_value::<v03::AgentCard>(value)
             .map(Into::into)
-            .map_err(|error| invalid(error.to_string()))
+            .map_err(|error| invalid(describe(&error)))
     }
 }
 

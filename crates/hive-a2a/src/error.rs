@@ -126,6 +126,24 @@ impl ErrorCode {
     }
 }
 
+/// At most this many bytes of a parser's message go into an error message.
+const MAX_DETAIL_BYTES: usize = 160;
+
+/// A parser's message for a peer or a log: serde quotes the offending value, which may be
+/// long or someone's data, so the text is cut short.
+pub fn describe(error: &serde_json::Error) -> String {
+    let mut text = error.to_string();
+    if text.len() > MAX_DETAIL_BYTES {
+        let mut end = MAX_DETAIL_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("JSON-RPC error {code}: {message}")]

@@ -9,7 +9,7 @@
 //! by a scan that counts brackets outside strings (so deep input never reaches the parser's
 //! recursion).
 
-use crate::error::{ErrorCode, RpcError};
+use crate::error::{ErrorCode, RpcError, describe};
 use crate::{v1, v03};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -345,7 +345,7 @@ fn invalid_params(message: impl Into<String>) -> RpcError {
 }
 
 fn deserialize<T: DeserializeOwned>(value: Value, code: ErrorCode) -> Result<T, RpcError> {
-    serde_json::from_value(value).map_err(|error| code.with_message(error.to_string()))
+    serde_json::from_value(value).map_err(|error| code.with_message(describe(&error)))
 }
 
 fn params<T: DeserializeOwned>(value: Value) -> Result<T, RpcError> {
@@ -598,7 +598,7 @@ pub fn parse_response(body: &[u8], limits: &Limits) -> Result<Response, Rejectio
     let wire: Wire = serde_json::from_value(value).map_err(|error| {
         Rejection::new(
             Id::Null,
-            ErrorCode::InvalidAgentResponse.with_message(error.to_string()),
+            ErrorCode::InvalidAgentResponse.with_message(describe(&error)),
         )
     })?;
     let invalid = |message: &str| {

@@ -596,3 +596,21 @@ fn error_responses_parse() {
         Ok(Value::Null)
     );
 }
+
+#[test]
+fn error_messages_do_not_echo_long_values() {
+    let long = "x".repeat(10_000);
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "t", "historyLength": long}});
+    let rejection = parse(request, Version::V1_0).unwrap_err();
+    assert_eq!(rejection.error.code, -32602);
+    assert!(
+        rejection.error.message.len() < 200,
+        "{}",
+        rejection.error.message
+    );
+    assert!(
+        rejection.error.message.starts_with("invalid type"),
+        "{}",
+        rejection.error.message
+    );
+}
