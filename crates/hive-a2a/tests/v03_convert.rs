@@ -465,3 +465,18 @@ mod round_trips {
         fn send_params(params in any_send_params()) { survives::<v03::MessageSendParams, v1::SendMessageRequest>(params) }
     }
 }
+
+#[test]
+fn file_parts_need_bytes_or_uri_and_tolerate_unknown_keys() {
+    let part: v03::Part = parse(
+        json!({"kind": "file", "file": {"name": "a", "uri": "https://x", "size": 3}, "extra": 1}),
+    );
+    assert!(
+        matches!(part, v03::Part::File(ref f) if f.file.content == v03::FileContent::Uri("https://x".into()))
+    );
+    assert!(
+        serde_json::from_value::<v03::Part>(json!({"kind": "file", "file": {"name": "a"}}))
+            .is_err()
+    );
+    assert!(serde_json::from_value::<v03::Part>(json!({"kind": "image", "url": "x"})).is_err());
+}
