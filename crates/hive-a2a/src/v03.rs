@@ -71,7 +71,9 @@ pub enum TaskState {
     Failed,
     Rejected,
     AuthRequired,
+    /// Also what a state this crate does not know reads as (a newer peer's).
     #[default]
+    #[serde(other)]
     Unknown,
 }
 

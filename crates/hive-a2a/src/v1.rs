@@ -66,9 +66,6 @@ fn is_false(value: &bool) -> bool {
 /// The lifecycle state of a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum TaskState {
-    #[default]
-    #[serde(rename = "TASK_STATE_UNSPECIFIED")]
-    Unspecified,
     #[serde(rename = "TASK_STATE_SUBMITTED")]
     Submitted,
     #[serde(rename = "TASK_STATE_WORKING")]
@@ -85,6 +82,10 @@ pub enum TaskState {
     Rejected,
     #[serde(rename = "TASK_STATE_AUTH_REQUIRED")]
     AuthRequired,
+    /// Also what a state this crate does not know reads as (a newer peer's).
+    #[default]
+    #[serde(rename = "TASK_STATE_UNSPECIFIED", other)]
+    Unspecified,
 }
 
 impl TaskState {
@@ -109,13 +110,14 @@ impl TaskState {
 /// Who sent a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum Role {
-    #[default]
-    #[serde(rename = "ROLE_UNSPECIFIED")]
-    Unspecified,
     #[serde(rename = "ROLE_USER")]
     User,
     #[serde(rename = "ROLE_AGENT")]
     Agent,
+    /// Also what a role this crate does not know reads as.
+    #[default]
+    #[serde(rename = "ROLE_UNSPECIFIED", other)]
+    Unspecified,
 }
 
 /// A unit of work and its outcome.

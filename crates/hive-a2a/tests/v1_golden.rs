@@ -254,3 +254,23 @@ fn state_names_are_the_proto_names() {
         ]
     );
 }
+
+#[test]
+fn unknown_enum_values_read_as_unspecified() {
+    let task: Task =
+        serde_json::from_value(json!({"id": "t", "status": {"state": "TASK_STATE_PAUSED"}}))
+            .unwrap();
+    assert_eq!(task.status.state, TaskState::Unspecified);
+    let message: Message = serde_json::from_value(
+        json!({"messageId": "m", "role": "ROLE_SYSTEM", "parts": [{"text": "x"}]}),
+    )
+    .unwrap();
+    assert_eq!(message.role, Role::Unspecified);
+    assert!(message.validate().is_err());
+    let old: hive_a2a::v03::TaskState = serde_json::from_value(json!("paused")).unwrap();
+    assert_eq!(old, hive_a2a::v03::TaskState::Unknown);
+    assert_eq!(
+        serde_json::to_value(TaskState::Unspecified).unwrap(),
+        json!("TASK_STATE_UNSPECIFIED")
+    );
+}
