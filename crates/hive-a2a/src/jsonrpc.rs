@@ -24,11 +24,23 @@ pub enum Version {
 
 impl Version {
     /// `1.0` → 1.0; missing, empty or `0.3` → 0.3; anything else → `VersionNotSupported`
-    /// (-32009). Surrounding whitespace is ignored.
+    /// (-32009). Only `Major.Minor` counts: a patch number (`1.0.1`, `0.3.0`) is ignored, as
+    /// the specification requires. Surrounding whitespace is ignored.
     pub fn from_header(value: Option<&str>) -> Result<Self, RpcError> {
-        match value.map(str::trim).unwrap_or_default() {
-            "1.0" => Ok(Self::V1_0),
-            "" | "0.3" => Ok(Self::V0_3),
+        let value = value.map(str::trim).unwrap_or_default();
+        if value.is_empty() {
+            return Ok(Self::V0_3);
+        }
+        let mut numbers = value.split('.');
+        let major_minor = (numbers.next(), numbers.next());
+        let patch_ok = match (numbers.next(), numbers.next()) {
+            (None, None) => true,
+            (Some(patch), None) => !patch.is_empty() && patch.bytes().all(|b| b.is_ascii_digit()),
+            _ => false,
+        };
+        match major_minor {
+            (Some("1"), Some("0")) if patch_ok => Ok(Self::V1_0),
+            (Some("0"), Some("3")) if patch_ok => Ok(Self::V0_3),
             _ => Err(ErrorCode::VersionNotSupported.error()),
         }
     }

@@ -36,7 +36,12 @@ fn version_from_header() {
     assert_eq!(Version::from_header(None).unwrap(), Version::V0_3);
     assert_eq!(Version::from_header(Some("")).unwrap(), Version::V0_3);
     assert_eq!(Version::from_header(Some("0.3")).unwrap(), Version::V0_3);
-    for unsupported in ["1.1", "2.0", "0.2", "1", "v1.0", "1.0.1"] {
+    // Patch numbers do not count.
+    assert_eq!(Version::from_header(Some("1.0.1")).unwrap(), Version::V1_0);
+    assert_eq!(Version::from_header(Some("0.3.0")).unwrap(), Version::V0_3);
+    for unsupported in [
+        "1.1", "2.0", "99.0", "0.2", "1", "v1.0", "1.0.", "1.0.x", "1.0.1.2", "01.0", "1.00",
+    ] {
         let error = Version::from_header(Some(unsupported)).unwrap_err();
         assert_eq!(error.code, -32009, "{unsupported}");
     }
