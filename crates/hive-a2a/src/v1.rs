@@ -1,0 +1,857 @@
+//! A2A 1.0 objects in their JSON form (ProtoJSON of `specification/a2a.proto`, tag `v1.0.1`):
+//! camelCase keys, enums as their proto names (`TASK_STATE_WORKING`), `oneof`s as exactly one
+//! present key.
+//!
+//! Conventions of this module, following proto3 semantics:
+//! - a missing string is the empty string, and an empty string is not written;
+//! - a missing list is the empty list, and an empty list is not written;
+//! - `optional` proto fields are `Option`s;
+//! - unknown keys are ignored, so newer peers can add fields;
+//! - bytes (`Part.raw`) stay in their base64 text form, so nothing is re-encoded on the way
+//!   through;
+//! - timestamps stay the RFC 3339 text the peer sent.
+//!
+//! Missing required fields are not a parse error (proto3 has no presence for them); call
+//! [`Message::validate`] and friends where the protocol requires them.
+
+use crate::redact::Redacted;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A free-form JSON object (`google.protobuf.Struct`). It dereferences to the JSON map; its
+/// Debug output shows only the keys, since the values may be user data.
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Metadata(pub serde_json::Map<String, Value>);
+
+impl std::ops::Deref for Metadata {
+    type Target = serde_json::Map<String, Value>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Metadata {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl From<serde_json::Map<String, Value>> for Metadata {
+    fn from(map: serde_json::Map<String, Value>) -> Self {
+        Self(map)
+    }
+}
+
+impl FromIterator<(String, Value)> for Metadata {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// The lifecycle state of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum TaskState {
+    #[serde(rename = "TASK_STATE_SUBMITTED")]
+    Submitted,
+    #[serde(rename = "TASK_STATE_WORKING")]
+    Working,
+    #[serde(rename = "TASK_STATE_COMPLETED")]
+    Completed,
+    #[serde(rename = "TASK_STATE_FAILED")]
+    Failed,
+    #[serde(rename = "TASK_STATE_CANCELED")]
+    Canceled,
+    #[serde(rename = "TASK_STATE_INPUT_REQUIRED")]
+    InputRequired,
+    #[serde(rename = "TASK_STATE_REJECTED")]
+    Rejected,
+    #[serde(rename = "TASK_STATE_AUTH_REQUIRED")]
+    AuthRequired,
+    /// Also what a state this crate does not know reads as (a newer peer's).
+    #[default]
+    #[serde(rename = "TASK_STATE_UNSPECIFIED", other)]
+    Unspecified,
+}
+
+impl TaskState {
+    /// Completed, failed, canceled or rejected: nothing more will happen to the task.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Canceled | Self::Rejected
+        )
+    }
+
+    /// Input or authentication required: the task waits for the client.
+    pub fn is_interrupted(self) -> bool {
+        matches!(self, Self::InputRequired | Self::AuthRequired)
+    }
+
+    fn is_unspecified(&self) -> bool {
+        *self == Self::Unspecified
+    }
+}
+
+/// Who sent a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Role {
+    #[serde(rename = "ROLE_USER")]
+    User,
+    #[serde(rename = "ROLE_AGENT")]
+    Agent,
+    /// Also what a role this crate does not know reads as.
+    #[default]
+    #[serde(rename = "ROLE_UNSPECIFIED", other)]
+    Unspecified,
+}
+
+/// A unit of work and its outcome.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub context_id: String,
+    #[serde(default)]
+    pub status: TaskStatus,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<Artifact>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Message>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+}
+
+/// A task's state, with the message that explains it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStatus {
+    #[serde(default)]
+    pub state: TaskState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Box<Message>>,
+    /// RFC 3339, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+}
+
+/// One message between a user and an agent.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    #[serde(default)]
+    pub message_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub context_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub task_id: String,
+    #[serde(default)]
+    pub role: Role,
+    #[serde(default)]
+    pub parts: Vec<Part>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reference_task_ids: Vec<String>,
+}
+
+/// What a required field is missing or wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {problem}")]
+pub struct Invalid {
+    /// The field's JSON path, e.g. `message.parts`.
+    pub field: &'static str,
+    pub problem: &'static str,
+}
+
+impl Message {
+    /// Checks the fields the protocol requires: a message id, a role and at least one part.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.message_id.is_empty() {
+            return Err(Invalid {
+                field: "message.messageId",
+                problem: "required",
+            });
+        }
+        if self.role == Role::Unspecified {
+            return Err(Invalid {
+                field: "message.role",
+                problem: "required",
+            });
+        }
+        if self.parts.is_empty() {
+            return Err(Invalid {
+                field: "message.parts",
+                problem: "at least one part is required",
+            });
+        }
+        Ok(())
+    }
+
+    /// The concatenated text parts (for agents that only read text).
+    pub fn text(&self) -> String {
+        self.parts
+            .iter()
+            .filter_map(|part| match &part.content {
+                PartContent::Text(text) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The content of a part: exactly one of text, raw bytes, a URL or JSON data.
+#[derive(Clone, PartialEq)]
+pub enum PartContent {
+    Text(String),
+    /// Base64 (standard alphabet, as ProtoJSON writes `bytes`), not decoded here.
+    Raw(String),
+    Url(String),
+    Data(Value),
+}
+
+/// A piece of a message or artifact.
+#[derive(Clone, PartialEq)]
+pub struct Part {
+    pub content: PartContent,
+    pub metadata: Option<Metadata>,
+    pub filename: String,
+    pub media_type: String,
+}
+
+impl Part {
+    /// A plain text part.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            content: PartContent::Text(text.into()),
+            metadata: None,
+            filename: String::new(),
+            media_type: String::new(),
+        }
+    }
+
+    /// A JSON data part.
+    pub fn data(data: Value) -> Self {
+        Self {
+            content: PartContent::Data(data),
+            ..Self::text("")
+        }
+    }
+}
+
+impl fmt::Debug for PartContent {
+    /// Contents are user data: only their kind and size are shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = match self {
+            Self::Text(text) => Redacted::new("text", text.len()),
+            Self::Raw(raw) => Redacted::new("raw", raw.len()),
+            Self::Url(url) => Redacted::new("url", url.len()),
+            Self::Data(data) => Redacted::new("data", data.to_string().len()),
+        };
+        redacted.fmt(f)
+    }
+}
+
+impl fmt::Debug for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Part")
+            .field("content", &self.content)
+            .field("metadata", &self.metadata)
+            .field("filename", &self.filename)
+            .field("media_type", &self.media_type)
+            .finish()
+    }
+}
+
+/// The wire form of a part, before the "exactly one content" check.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PartWire {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    raw: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    /// `Some(Value::Null)` for `"data": null`, which is a value in ProtoJSON.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    data: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metadata: Option<Metadata>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    filename: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    media_type: String,
+}
+
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+impl Serialize for Part {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut wire = PartWire {
+            text: None,
+            raw: None,
+            url: None,
+            data: None,
+            metadata: self.metadata.clone(),
+            filename: self.filename.clone(),
+            media_type: self.media_type.clone(),
+        };
+        match &self.content {
+            PartContent::Text(text) => wire.text = Some(text.clone()),
+            PartContent::Raw(raw) => wire.raw = Some(raw.clone()),
+            PartContent::Url(url) => wire.url = Some(url.clone()),
+            PartContent::Data(data) => wire.data = Some(data.clone()),
+        }
+        wire.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Part {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = PartWire::deserialize(deserializer)?;
+        let mut contents = [
+            wire.text.map(PartContent::Text),
+            wire.raw.map(PartContent::Raw),
+            wire.url.map(PartContent::Url),
+            wire.data.map(PartContent::Data),
+        ]
+        .into_iter()
+        .flatten();
+        let content = contents
+            .next()
+            .ok_or_else(|| D::Error::custom("a part needs one of text, raw, url or data"))?;
+        if contents.next().is_some() {
+            return Err(D::Error::custom(
+                "a part has exactly one of text, raw, url or data",
+            ));
+        }
+        Ok(Self {
+            content,
+            metadata: wire.metadata,
+            filename: wire.filename,
+            media_type: wire.media_type,
+        })
+    }
+}
+
+/// An output of a task.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifact {
+    #[serde(default)]
+    pub artifact_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default)]
+    pub parts: Vec<Part>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
+}
+
+/// A task's status changed.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStatusUpdateEvent {
+    #[serde(default)]
+    pub task_id: String,
+    #[serde(default)]
+    pub context_id: String,
+    #[serde(default)]
+    pub status: TaskStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+}
+
+/// An artifact was produced, or a chunk appended to one.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskArtifactUpdateEvent {
+    #[serde(default)]
+    pub task_id: String,
+    #[serde(default)]
+    pub context_id: String,
+    #[serde(default)]
+    pub artifact: Artifact,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub append: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub last_chunk: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+}
+
+/// How a push notification authenticates to the client's webhook.
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticationInfo {
+    #[serde(default)]
+    pub scheme: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub credentials: String,
+}
+
+impl fmt::Debug for AuthenticationInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthenticationInfo")
+            .field("scheme", &self.scheme)
+            .field("credentials", &Redacted::secret(&self.credentials))
+            .finish()
+    }
+}
+
+/// Where and how to send a task's updates.
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskPushNotificationConfig {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tenant: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub task_id: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<AuthenticationInfo>,
+}
+
+impl fmt::Debug for TaskPushNotificationConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskPushNotificationConfig")
+            .field("tenant", &self.tenant)
+            .field("id", &self.id)
+            .field("task_id", &self.task_id)
+            .field("url", &self.url)
+            .field("token", &Redacted::secret(&self.token))
+            .field("authentication", &self.authentication)
+            .finish()
+    }
+}
+
+// ----- requests and responses -----
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendMessageConfiguration {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_output_modes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_push_notification_config: Option<TaskPushNotificationConfig>,
+    /// Unset: the server's default; 0: no history; n: the last n messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_length: Option<i32>,
+    /// False (the default): wait until the task is terminal or interrupted.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub return_immediately: bool,
+}
+
+/// `SendMessage` and `SendStreamingMessage` params.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendMessageRequest {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tenant: String,
+    #[serde(default)]
+    pub message: Message,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<SendMessageConfiguration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+}
+
+/// The result of `SendMessage`: exactly one of a task or a direct message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SendMessageResponse {
+    Task(Task),
+    Message(Message),
+}
+
+/// One event of a stream: exactly one of the four payloads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StreamResponse {
+    Task(Task),
+    Message(Message),
+    StatusUpdate(TaskStatusUpdateEvent),
+    ArtifactUpdate(TaskArtifactUpdateEvent),
+}
+
+/// `GetTask` params.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetTaskRequest {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tenant: String,
+    #[serde(default)]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_length: Option<i32>,
+}
+
+/// `ListTasks` params.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTasksRequest {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tenant: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub context_id: String,
+    #[serde(default, skip_serializing_if = "TaskState::is_unspecified")]
+    pub status: TaskState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<i32>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub page_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_length: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_timestamp_after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_artifacts: Option<bool>,
+}
+
+/// `ListTasks` result. `nextPageToken` is empty on the last page (and always written).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTasksResponse {
+    #[serde(default)]
+    pub tasks: Vec<Task>,
+    #[serde(default)]
+    pub next_page_token: String,
+    #[serde(default)]
+    pub page_size: i32,
+    #[serde(default)]
+    pub total_size: i32,
+}
+
+/// `CancelTask` params.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelTaskRequest {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tenant: String,
+    #[serde(default)]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+}
+
+/// `SubscribeToTask` params.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscribeToTaskRequest {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tenant: String,
+    #[serde(default)]
+    pub id: String,
+}
+
+/// `GetTaskPushNotificationConfig` and `DeleteTaskPushNotificationConfig` params.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskPushNotificationConfigRef {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tenant: String,
+    #[serde(default)]
+    pub task_id: String,
+    #[serde(default)]
+    pub id: String,
+}
+
+/// `ListTaskPushNotificationConfigs` params.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTaskPushNotificationConfigsRequest {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tenant: String,
+    #[serde(default)]
+    pub task_id: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub page_size: i32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub page_token: String,
+}
+
+fn is_zero(value: &i32) -> bool {
+    *value == 0
+}
+
+/// `ListTaskPushNotificationConfigs` result.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTaskPushNotificationConfigsResponse {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<TaskPushNotificationConfig>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub next_page_token: String,
+}
+
+/// `GetExtendedAgentCard` params (the method may also be called without params).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetExtendedAgentCardRequest {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tenant: String,
+}
+
+// ----- agent card -----
+
+/// What an agent is, what it can do and how to reach it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCard {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub supported_interfaces: Vec<AgentInterface>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<AgentProvider>,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documentation_url: Option<String>,
+    #[serde(default)]
+    pub capabilities: AgentCapabilities,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub security_schemes: BTreeMap<String, SecurityScheme>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_requirements: Vec<SecurityRequirement>,
+    #[serde(default)]
+    pub default_input_modes: Vec<String>,
+    #[serde(default)]
+    pub default_output_modes: Vec<String>,
+    #[serde(default)]
+    pub skills: Vec<AgentSkill>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<AgentCardSignature>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon_url: Option<String>,
+}
+
+/// The binding named `JSONRPC` in [`AgentInterface::protocol_binding`].
+pub const BINDING_JSONRPC: &str = "JSONRPC";
+
+/// One URL at which the agent speaks one binding of one protocol version.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentInterface {
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub protocol_binding: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tenant: String,
+    #[serde(default)]
+    pub protocol_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentProvider {
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub organization: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCapabilities {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_notifications: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<AgentExtension>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended_agent_card: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentExtension {
+    #[serde(default)]
+    pub uri: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Metadata>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSkill {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_modes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_modes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_requirements: Vec<SecurityRequirement>,
+}
+
+/// A JWS (RFC 7515) over the card.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCardSignature {
+    #[serde(default)]
+    pub protected: String,
+    #[serde(default)]
+    pub signature: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<Metadata>,
+}
+
+/// Scheme name → required scopes; all of them must be satisfied.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SecurityRequirement {
+    #[serde(default)]
+    pub schemes: BTreeMap<String, StringList>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StringList {
+    #[serde(default)]
+    pub list: Vec<String>,
+}
+
+/// One way to authenticate to the agent (exactly one kind).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SecurityScheme {
+    #[serde(rename = "apiKeySecurityScheme")]
+    ApiKey(ApiKeySecurityScheme),
+    #[serde(rename = "httpAuthSecurityScheme")]
+    HttpAuth(HttpAuthSecurityScheme),
+    #[serde(rename = "oauth2SecurityScheme")]
+    OAuth2(OAuth2SecurityScheme),
+    #[serde(rename = "openIdConnectSecurityScheme")]
+    OpenIdConnect(OpenIdConnectSecurityScheme),
+    #[serde(rename = "mtlsSecurityScheme")]
+    MutualTls(MutualTlsSecurityScheme),
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeySecurityScheme {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// `query`, `header` or `cookie`.
+    #[serde(default)]
+    pub location: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpAuthSecurityScheme {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default)]
+    pub scheme: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub bearer_format: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuth2SecurityScheme {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub flows: OAuthFlows,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub oauth2_metadata_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenIdConnectSecurityScheme {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default)]
+    pub open_id_connect_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MutualTlsSecurityScheme {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// Exactly one OAuth 2.0 flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OAuthFlows {
+    AuthorizationCode(OAuthFlow),
+    ClientCredentials(OAuthFlow),
+    /// Deprecated in 1.0.
+    Implicit(OAuthFlow),
+    /// Deprecated in 1.0.
+    Password(OAuthFlow),
+    DeviceCode(OAuthFlow),
+}
+
+/// The fields of all OAuth flows; each flow uses the URLs it needs.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthFlow {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub authorization_url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub device_authorization_url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token_url: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub refresh_url: String,
+    #[serde(default)]
+    pub scopes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pkce_required: bool,
+}
