@@ -70,9 +70,9 @@ pub trait AgentRepo: Send + Sync {
     /// [`StoreError::Conflict`].
     async fn update(&self, next: &AgentRow, audit: AuditAppend<'_>) -> Result<bool, StoreError>;
 
-    /// Sets the lifecycle status and its detail; `audit` is `None` for the health watchdog's
-    /// own observations (which record their changes of state themselves). `Ok(false)` when the
-    /// agent is gone.
+    /// Sets the lifecycle status and its detail, `at` becoming `updated_at` (the version stays);
+    /// `audit` is `None` for the health watchdog's own observations (which record their changes
+    /// of state themselves). `Ok(false)` when the agent is gone.
     async fn set_status(
         &self,
         id: Uuid,

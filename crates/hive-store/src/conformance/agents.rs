@@ -203,19 +203,25 @@ pub async fn agent_names_are_unique_and_checked(store: &dyn Store) {
         );
     }
     let too_long = [
-        AgentRow {
-            description: "d".repeat(2001),
-            ..edited(&writer, "")
-        },
-        AgentRow {
-            limits: AgentLimits {
-                tokens_per_day: u64::MAX,
-                ..writer.limits
+        (
+            "a long description",
+            AgentRow {
+                description: "d".repeat(2001),
+                ..edited(&writer, "")
             },
-            ..edited(&writer, "a budget past what the databases hold")
-        },
+        ),
+        (
+            "a budget past what the databases hold",
+            AgentRow {
+                limits: AgentLimits {
+                    tokens_per_day: u64::MAX,
+                    ..writer.limits
+                },
+                ..edited(&writer, "")
+            },
+        ),
     ];
-    for next in &too_long {
+    for (what, next) in &too_long {
         let new_agent = AgentRow {
             id: Uuid::now_v7(),
             name: "refused".to_owned(),
@@ -226,11 +232,11 @@ pub async fn agent_names_are_unique_and_checked(store: &dyn Store) {
             agents
                 .create(&new_agent, note("agent.create").append())
                 .await,
-            &format!("create {new_agent:?}"),
+            &format!("create with {what}"),
         );
         invalid(
             agents.update(next, note("agent.update").append()).await,
-            &format!("update to {next:?}"),
+            &format!("update to {what}"),
         );
     }
     let long_detail = AgentRow {
