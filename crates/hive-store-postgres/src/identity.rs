@@ -528,13 +528,7 @@ impl SessionRepo for PgIdentity {
         .map_err(map_error)?
         .rows_affected()
             == 1;
-        match audit {
-            Some(audit) => commit_if(tx, deleted, audit).await,
-            None => {
-                tx.commit().await.map_err(map_error)?;
-                Ok(deleted)
-            }
-        }
+        commit_if_audited(tx, deleted, audit).await
     }
 
     async fn delete_for_user(
@@ -922,6 +916,23 @@ pub(crate) async fn commit_if(
         return Ok(false);
     }
     append_audit(&mut tx, &audit).await?;
+    tx.commit().await.map_err(map_error)?;
+    Ok(true)
+}
+
+/// [`commit_if`] for a change whose audit record is optional: without one, the change commits
+/// alone (its caller records it some other way).
+pub(crate) async fn commit_if_audited(
+    mut tx: Transaction<'static, Postgres>,
+    changed: bool,
+    audit: Option<AuditAppend<'_>>,
+) -> Result<bool, StoreError> {
+    if !changed {
+        return Ok(false);
+    }
+    if let Some(audit) = audit {
+        append_audit(&mut tx, &audit).await?;
+    }
     tx.commit().await.map_err(map_error)?;
     Ok(true)
 }

@@ -3,6 +3,7 @@
 //! One pool per process; leadership through session advisory locks on dedicated connections
 //! ([`Store::leader_lease`]); migrations serialised among replicas by sqlx's migration lock.
 
+mod agents;
 mod challenges;
 mod identity;
 mod jobs;
@@ -20,7 +21,7 @@ mod vault;
 use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
-    ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
+    AgentRepo, ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
     OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, SchemaState, SecretRepo, SessionRepo,
     SettingsRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
 };
@@ -49,6 +50,7 @@ pub struct PostgresStore {
     passkeys: passkeys::PgPasskeys,
     challenges: challenges::PgChallenges,
     oidc_links: oidc::PgOidcLinks,
+    agents: agents::PgAgents,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -88,6 +90,7 @@ impl PostgresStore {
             passkeys: passkeys::PgPasskeys { pool: pool.clone() },
             challenges: challenges::PgChallenges { pool: pool.clone() },
             oidc_links: oidc::PgOidcLinks { pool: pool.clone() },
+            agents: agents::PgAgents { pool: pool.clone() },
             pool,
             options,
         })
@@ -228,6 +231,10 @@ impl Store for PostgresStore {
 
     fn oidc_links(&self) -> &dyn OidcLinkRepo {
         &self.oidc_links
+    }
+
+    fn agents(&self) -> &dyn AgentRepo {
+        &self.agents
     }
 
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

@@ -6,6 +6,7 @@
 //! exclusive lock on `<database>.lock` keeps a second process off the same database, which is
 //! also why this store is always the leader.
 
+mod agents;
 mod challenges;
 mod identity;
 mod jobs;
@@ -20,7 +21,7 @@ mod vault;
 use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
-    ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
+    AgentRepo, ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
     OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, SchemaState, SecretRepo, SessionRepo,
     SettingsRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
 };
@@ -49,6 +50,7 @@ pub struct SqliteStore {
     passkeys: passkeys::SqlitePasskeys,
     challenges: challenges::SqliteChallenges,
     oidc_links: oidc::SqliteOidcLinks,
+    agents: agents::SqliteAgents,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -121,6 +123,10 @@ impl SqliteStore {
                 writer: writer.clone(),
             },
             oidc_links: oidc::SqliteOidcLinks {
+                writer: writer.clone(),
+                reader: reader.clone(),
+            },
+            agents: agents::SqliteAgents {
                 writer: writer.clone(),
                 reader: reader.clone(),
             },
@@ -287,6 +293,10 @@ impl Store for SqliteStore {
 
     fn oidc_links(&self) -> &dyn OidcLinkRepo {
         &self.oidc_links
+    }
+
+    fn agents(&self) -> &dyn AgentRepo {
+        &self.agents
     }
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

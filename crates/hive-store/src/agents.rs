@@ -4,6 +4,7 @@
 use crate::{AuditAppend, Page, PageRequest, StoreError};
 use async_trait::async_trait;
 use hive_proto::agents::{AgentKind, AgentStatus, AgentVisibility};
+use std::str::FromStr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -69,9 +70,9 @@ pub trait AgentRepo: Send + Sync {
     /// [`StoreError::Conflict`].
     async fn update(&self, next: &AgentRow, audit: AuditAppend<'_>) -> Result<bool, StoreError>;
 
-    /// Sets the lifecycle status and its detail; `audit` is `None` for the health watchdog's
-    /// own observations (which record their changes of state themselves). `Ok(false)` when the
-    /// agent is gone.
+    /// Sets the lifecycle status and its detail, `at` becoming `updated_at` (the version stays);
+    /// `audit` is `None` for the health watchdog's own observations (which record their changes
+    /// of state themselves). `Ok(false)` when the agent is gone.
     async fn set_status(
         &self,
         id: Uuid,
@@ -98,4 +99,32 @@ pub fn check_agent(agent: &AgentRow) -> Result<(), StoreError> {
         )));
     }
     Ok(())
+}
+
+/// A stored visibility, kind or status back; an unknown word is a corrupt row.
+pub fn agent_word_from_stored<W: FromStr>(text: &str) -> Result<W, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Backend("a stored agent word is unknown".into()))
+}
+
+/// The daily token budget as the databases store it (a signed 64-bit integer).
+pub fn tokens_per_day_to_stored(tokens: u64) -> Result<i64, StoreError> {
+    i64::try_from(tokens)
+        .map_err(|_| StoreError::Invalid("an agent's daily token budget is too large".into()))
+}
+
+/// Limits read back from the stored integers; one out of range is a corrupt row.
+pub fn limits_from_stored(
+    requests_per_minute: i64,
+    tokens_per_day: i64,
+    concurrent_tasks: i64,
+    timeout_seconds: i64,
+) -> Result<AgentLimits, StoreError> {
+    let corrupt = |_| StoreError::Backend("a stored agent limit is out of range".into());
+    Ok(AgentLimits {
+        requests_per_minute: u32::try_from(requests_per_minute).map_err(corrupt)?,
+        tokens_per_day: u64::try_from(tokens_per_day).map_err(corrupt)?,
+        concurrent_tasks: u32::try_from(concurrent_tasks).map_err(corrupt)?,
+        timeout_seconds: u32::try_from(timeout_seconds).map_err(corrupt)?,
+    })
 }

@@ -4,6 +4,7 @@
 //! This is test support: it reports a broken backend by panicking, like an assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agents;
 mod audited;
 mod challenges;
 mod identity;
@@ -12,6 +13,7 @@ mod oidc;
 mod passkeys;
 mod settings;
 mod vault;
+pub use agents::*;
 pub use audited::*;
 pub use challenges::*;
 pub use identity::*;
@@ -138,6 +140,14 @@ macro_rules! conformance_suite {
             expired_challenges_are_pruned,
             oidc_links_round_trip_and_stay_unique,
             an_account_is_created_with_its_link_or_not_at_all,
+            agents_round_trip_every_field,
+            agent_names_are_unique_and_checked,
+            agents_belong_to_their_owner,
+            agents_page_newest_first_without_gaps,
+            agent_settings_change_only_from_the_version_read,
+            agent_status_changes_apart_from_settings,
+            oversized_agent_json_is_refused,
+            an_agent_change_whose_audit_record_fails_is_rolled_back,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

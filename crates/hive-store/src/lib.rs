@@ -23,7 +23,10 @@ mod vault;
 
 use async_trait::async_trait;
 
-pub use agents::{AgentLimits, AgentRepo, AgentRow, MAX_AGENT_JSON, check_agent};
+pub use agents::{
+    AgentLimits, AgentRepo, AgentRow, MAX_AGENT_JSON, agent_word_from_stored, check_agent,
+    limits_from_stored, tokens_per_day_to_stored,
+};
 pub use challenges::{ChallengeRepo, ChallengeRow, MAX_CHALLENGE_PAYLOAD, check_challenge};
 pub use error::StoreError;
 pub use identity::{
@@ -171,6 +174,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Single sign-on links (OpenID Connect provider and subject → account).
     fn oidc_links(&self) -> &dyn OidcLinkRepo;
+
+    /// Registered agents (settings, limits and lifecycle status).
+    fn agents(&self) -> &dyn AgentRepo;
 
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;
