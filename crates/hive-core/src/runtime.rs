@@ -61,6 +61,8 @@ pub struct Hive {
     pub oidc: Arc<crate::oidc::Oidc>,
     /// Admin-edited settings (the egress allowlist), followed across replicas.
     pub settings: Arc<crate::settings::Settings>,
+    /// The agent registry.
+    pub agents: Arc<crate::agents::Agents>,
     /// Second factors: TOTP and recovery codes.
     pub mfa: Arc<crate::mfa::Mfa>,
     /// Secrets sealed by the vault.
@@ -167,6 +169,11 @@ impl Hive {
             Arc::clone(&identity),
             Arc::clone(&clock),
         ));
+        let agents = Arc::new(crate::agents::Agents::new(
+            Arc::clone(&store),
+            Arc::clone(&identity),
+            Arc::clone(&clock),
+        ));
         let key_admin = Arc::new(crate::key_rotation::KeyAdmin::new(Arc::clone(&vault)));
         let egress = match crate::egress::Egress::new(&config, Arc::clone(&identity)) {
             Ok(egress) => Arc::new(egress),
@@ -201,6 +208,7 @@ impl Hive {
             key_admin,
             identity,
             passkeys,
+            agents,
             mfa,
             secrets_service,
             vault,

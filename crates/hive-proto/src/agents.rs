@@ -73,3 +73,93 @@ word_enum!(
         Error => "error",
     }
 );
+
+/// One A2A skill an agent offers (shown in agent cards).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Skill {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// An agent's limits on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitsView {
+    pub requests_per_minute: u32,
+    /// 0: no daily token budget.
+    pub tokens_per_day: u64,
+    pub concurrent_tasks: u32,
+    pub timeout_seconds: u32,
+}
+
+/// `POST /api/v1/agents`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateAgentRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "private")]
+    pub visibility: AgentVisibility,
+    pub kind: AgentKind,
+    /// The kind's settings (credentials as secret ids only).
+    #[serde(default = "empty_object")]
+    pub runtime: serde_json::Value,
+    #[serde(default)]
+    pub skills: Option<Vec<Skill>>,
+    #[serde(default)]
+    pub limits: Option<LimitsView>,
+}
+
+fn private() -> AgentVisibility {
+    AgentVisibility::Private
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+/// `PATCH /api/v1/agents/{id}`: absent fields stay.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateAgentRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub visibility: Option<AgentVisibility>,
+    #[serde(default)]
+    pub runtime: Option<serde_json::Value>,
+    #[serde(default)]
+    pub skills: Option<Vec<Skill>>,
+    #[serde(default)]
+    pub limits: Option<LimitsView>,
+}
+
+/// An agent as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    pub id: String,
+    pub owner_id: String,
+    pub name: String,
+    pub description: String,
+    pub visibility: AgentVisibility,
+    pub kind: AgentKind,
+    pub runtime: serde_json::Value,
+    pub skills: Vec<Skill>,
+    pub limits: LimitsView,
+    pub status: AgentStatus,
+    pub status_detail: String,
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: time::OffsetDateTime,
+}

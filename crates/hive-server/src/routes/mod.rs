@@ -3,6 +3,7 @@
 //! Routes exist only through [`route_table`]'s entries, so none can be added without a rule;
 //! the access-matrix test walks the same table.
 
+mod agents;
 mod auth;
 mod health;
 mod mfa;
@@ -161,6 +162,12 @@ fn routes_declared() -> Vec<Route> {
         route(M::GET, "/api/v1/secrets/{id}", OPERATOR, Some("secrets"), secrets::get).owned(),
         route(M::PATCH, "/api/v1/secrets/{id}", OPERATOR, Some("secrets"), secrets::update).owned(),
         route(M::DELETE, "/api/v1/secrets/{id}", OPERATOR, Some("secrets"), secrets::delete).owned(),
+        // Agents: operators register and manage their own, admins all.
+        route(M::GET, "/api/v1/agents", OPERATOR, None, agents::list),
+        route(M::POST, "/api/v1/agents", OPERATOR, None, agents::create),
+        route(M::GET, "/api/v1/agents/{id}", OPERATOR, None, agents::get).owned(),
+        route(M::PATCH, "/api/v1/agents/{id}", OPERATOR, None, agents::update).owned(),
+        route(M::DELETE, "/api/v1/agents/{id}", OPERATOR, None, agents::delete).owned(),
         // Administration.
         route(M::GET, "/api/v1/users", ADMIN, None, u::list_users),
         route(M::POST, "/api/v1/users/invitations", ADMIN, None, u::invite),

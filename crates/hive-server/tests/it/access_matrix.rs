@@ -28,6 +28,7 @@ struct Objects {
     owner_token: String,
     owner_secret: String,
     owner_passkey: String,
+    owner_agent: String,
 }
 
 fn fill(path: &str, id: &str) -> String {
@@ -41,6 +42,7 @@ fn owned_object<'a>(path: &str, objects: &'a Objects) -> &'a str {
         "/api/v1/tokens/{id}" => &objects.owner_token,
         "/api/v1/secrets/{id}" => &objects.owner_secret,
         "/api/v1/auth/passkeys/{id}" => &objects.owner_passkey,
+        "/api/v1/agents/{id}" => &objects.owner_agent,
         other => panic!("owned route {other} has no object in the access matrix; add one"),
     }
 }
@@ -61,6 +63,7 @@ fn role_path(path: &str, objects: &Objects) -> String {
         "/api/v1/tokens/{id}",
         "/api/v1/secrets/{id}",
         "/api/v1/auth/passkeys/{id}",
+        "/api/v1/agents/{id}",
     ];
     if owned.contains(&path) {
         // Unknown ids: the role check passes or not before the handler looks.
@@ -79,6 +82,7 @@ fn empty_body(method: &Method) -> Option<Value> {
 fn owned_body(method: &Method, path: &str) -> Option<Value> {
     match (method, path) {
         (&Method::PATCH, "/api/v1/auth/passkeys/{id}") => Some(json!({ "name": "Renamed" })),
+        (&Method::PATCH, "/api/v1/agents/{id}") => Some(json!({ "description": "Renamed" })),
         _ => empty_body(method),
     }
 }
@@ -159,6 +163,17 @@ async fn every_route_answers_every_caller_by_its_rule() {
             .json()
             .await
             .unwrap();
+        let owner_agent: Value = owner
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/agents",
+                Some(json!({ "name": "owned", "kind": "conformance" })),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
         let objects = Objects {
             target_user: target["id"].as_str().unwrap().to_owned(),
             owner_session: owner_sessions["items"][0]["id"]
@@ -168,6 +183,7 @@ async fn every_route_answers_every_caller_by_its_rule() {
             owner_token: owner_token["id"].as_str().unwrap().to_owned(),
             owner_secret: owner_secret["id"].as_str().unwrap().to_owned(),
             owner_passkey: owner_passkey["id"].as_str().unwrap().to_owned(),
+            owner_agent: owner_agent["id"].as_str().unwrap().to_owned(),
         };
 
         use hive_proto::Role;

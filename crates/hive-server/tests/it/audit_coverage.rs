@@ -58,6 +58,9 @@ const WALK: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/v1/secrets/import", &["secret.import"]),
     ("POST", "/api/v1/admin/vault/rotate", &["vault.rotate"]),
     ("PUT", "/api/v1/settings/security", &["settings.update"]),
+    ("POST", "/api/v1/agents", &["agent.create"]),
+    ("PATCH", "/api/v1/agents/{id}", &["agent.update"]),
+    ("DELETE", "/api/v1/agents/{id}", &["agent.delete"]),
     ("POST", "/api/v1/auth/mfa/totp", &["auth.mfa.totp_start"]),
     (
         "POST",
@@ -142,6 +145,7 @@ struct Walk {
     reset: String,
     token_id: String,
     secret_id: String,
+    agent_id: String,
     totp: Option<hive_crypto::totp::TotpSecret>,
     recovery_codes: Vec<String>,
     /// Alice's passkey device, its passkey and the ceremony in progress.
@@ -368,6 +372,31 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
             admin
                 .unwrap()
                 .send(server, Method::PUT, path, Some(body))
+                .await
+        }
+        ("POST", "/api/v1/agents") => {
+            let body = json!({ "name": "coverage", "kind": "conformance" });
+            let response = alice
+                .unwrap()
+                .send(server, Method::POST, path, Some(body))
+                .await;
+            let (status, agent) = read(response).await;
+            walk.agent_id = agent["id"].as_str().unwrap().to_owned();
+            return status;
+        }
+        ("PATCH", "/api/v1/agents/{id}") => {
+            let agent_path = format!("/api/v1/agents/{}", walk.agent_id);
+            let body = json!({ "description": "covered" });
+            alice
+                .unwrap()
+                .send(server, Method::PATCH, &agent_path, Some(body))
+                .await
+        }
+        ("DELETE", "/api/v1/agents/{id}") => {
+            let agent_path = format!("/api/v1/agents/{}", walk.agent_id);
+            alice
+                .unwrap()
+                .send(server, Method::DELETE, &agent_path, None)
                 .await
         }
         ("POST", "/api/v1/auth/mfa/totp") => {

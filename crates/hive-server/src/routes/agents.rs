@@ -1,0 +1,142 @@
+//! The agent registry (operator and up; operators reach their own agents, admins all).
+
+use super::views::page_request;
+use crate::auth::{Authenticated, Meta, identity_error};
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use hive_core::agents::{AgentChange, NewAgent, skills_of};
+use hive_proto::agents::{AgentView, CreateAgentRequest, LimitsView, UpdateAgentRequest};
+use hive_proto::auth::{PageQuery, PageResponse};
+use hive_store::{AgentLimits, AgentRow};
+use http::StatusCode;
+use uuid::Uuid;
+
+fn view(agent: &AgentRow) -> AgentView {
+    AgentView {
+        id: agent.id.to_string(),
+        owner_id: agent.owner_id.to_string(),
+        name: agent.name.clone(),
+        description: agent.description.clone(),
+        visibility: agent.visibility,
+        kind: agent.kind,
+        runtime: serde_json::from_str(&agent.runtime).unwrap_or_default(),
+        skills: skills_of(agent),
+        limits: LimitsView {
+            requests_per_minute: agent.limits.requests_per_minute,
+            tokens_per_day: agent.limits.tokens_per_day,
+            concurrent_tasks: agent.limits.concurrent_tasks,
+            timeout_seconds: agent.limits.timeout_seconds,
+        },
+        status: agent.status,
+        status_detail: agent.status_detail.clone(),
+        version: agent.version,
+        created_at: agent.created_at,
+        updated_at: agent.updated_at,
+    }
+}
+
+fn limits(view: LimitsView) -> AgentLimits {
+    AgentLimits {
+        requests_per_minute: view.requests_per_minute,
+        tokens_per_day: view.tokens_per_day,
+        concurrent_tasks: view.concurrent_tasks,
+        timeout_seconds: view.timeout_seconds,
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<PageResponse<AgentView>>, ApiError> {
+    let page = state
+        .hive
+        .agents
+        .list(&caller, &page_request(&query)?)
+        .await
+        .map_err(identity_error)?;
+    Ok(Json(PageResponse {
+        items: page.items.iter().map(view).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    JsonBody(request): JsonBody<CreateAgentRequest>,
+) -> Result<(StatusCode, Json<AgentView>), ApiError> {
+    let new = NewAgent {
+        name: request.name,
+        description: request.description,
+        visibility: request.visibility,
+        kind: request.kind,
+        runtime: request.runtime,
+        skills: request.skills,
+        limits: request.limits.map(limits),
+    };
+    let agent = state
+        .hive
+        .agents
+        .create(&caller, &new, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok((StatusCode::CREATED, Json(view(&agent))))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<Json<AgentView>, ApiError> {
+    let agent = state
+        .hive
+        .agents
+        .get(&caller, id)
+        .await
+        .map_err(identity_error)?;
+    Ok(Json(view(&agent)))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+    JsonBody(request): JsonBody<UpdateAgentRequest>,
+) -> Result<Json<AgentView>, ApiError> {
+    let change = AgentChange {
+        name: request.name,
+        description: request.description,
+        visibility: request.visibility,
+        runtime: request.runtime,
+        skills: request.skills,
+        limits: request.limits.map(limits),
+    };
+    let agent = state
+        .hive
+        .agents
+        .update(&caller, id, &change, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(Json(view(&agent)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .hive
+        .agents
+        .delete(&caller, id, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
