@@ -63,6 +63,8 @@ pub struct Hive {
     pub settings: Arc<crate::settings::Settings>,
     /// The agent registry.
     pub agents: Arc<crate::agents::Agents>,
+    /// Registration of remote agents from their agent cards.
+    pub agent_import: Arc<crate::agent_import::AgentImport>,
     /// Second factors: TOTP and recovery codes.
     pub mfa: Arc<crate::mfa::Mfa>,
     /// Secrets sealed by the vault.
@@ -189,6 +191,10 @@ impl Hive {
             Arc::clone(&egress),
             Arc::clone(&clock),
         ));
+        let agent_import = Arc::new(crate::agent_import::AgentImport::new(
+            Arc::clone(&agents),
+            Arc::clone(&egress),
+        ));
         let settings = Arc::new(crate::settings::Settings::new(
             Arc::clone(&store),
             Arc::clone(&identity),
@@ -209,6 +215,7 @@ impl Hive {
             identity,
             passkeys,
             agents,
+            agent_import,
             mfa,
             secrets_service,
             vault,

@@ -163,3 +163,31 @@ pub struct AgentView {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: time::OffsetDateTime,
 }
+
+/// `POST /api/v1/agents/import`: a remote agent from its agent card.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImportAgentRequest {
+    /// The agent's base URL (the card is read from the host's well-known path) or the card's.
+    pub url: String,
+    /// `false` (the default): only preview what would be registered.
+    #[serde(default)]
+    pub create: bool,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "private")]
+    pub visibility: AgentVisibility,
+    #[serde(default)]
+    pub credential_secret_id: Option<String>,
+}
+
+/// The card read and the agent it makes: proposed (a preview) or registered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportAgentResponse {
+    pub card_url: String,
+    /// The card in the A2A 1.0 shape (a 0.3 card converted).
+    pub card: serde_json::Value,
+    /// A preview: the registration that `create: true` would make. Created: the agent.
+    pub agent: serde_json::Value,
+}

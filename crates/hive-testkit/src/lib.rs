@@ -7,6 +7,7 @@
 // A test kit reports a broken test environment by panicking, like an assertion would.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod agent_card;
 pub mod capture;
 mod client;
 pub mod oidc;

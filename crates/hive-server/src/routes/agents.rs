@@ -7,8 +7,13 @@ use crate::json::JsonBody;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use hive_core::agent_import::ImportRequest;
 use hive_core::agents::{AgentChange, NewAgent, skills_of};
-use hive_proto::agents::{AgentView, CreateAgentRequest, LimitsView, UpdateAgentRequest};
+use hive_proto::ErrorCode;
+use hive_proto::agents::{
+    AgentView, CreateAgentRequest, ImportAgentRequest, ImportAgentResponse, LimitsView,
+    UpdateAgentRequest,
+};
 use hive_proto::auth::{PageQuery, PageResponse};
 use hive_store::{AgentLimits, AgentRow};
 use http::StatusCode;
@@ -139,4 +144,57 @@ pub async fn delete(
         .await
         .map_err(identity_error)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn import(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    JsonBody(request): JsonBody<ImportAgentRequest>,
+) -> Result<(StatusCode, Json<ImportAgentResponse>), ApiError> {
+    let credential_secret_id = request
+        .credential_secret_id
+        .as_deref()
+        .map(str::parse::<Uuid>)
+        .transpose()
+        .map_err(|_| ApiError::new(ErrorCode::ValidationFailed, "credentialSecretId is no id"))?;
+    let import = ImportRequest {
+        url: request.url,
+        name: request.name,
+        visibility: request.visibility,
+        credential_secret_id,
+    };
+    let importer = &state.hive.agent_import;
+    let card =
+        |card: &hive_core::agent_import::AgentCard| serde_json::to_value(card).unwrap_or_default();
+    if request.create {
+        let (preview, agent) = importer
+            .import(&caller, &import, &meta)
+            .await
+            .map_err(identity_error)?;
+        let body = ImportAgentResponse {
+            card_url: preview.card_url,
+            card: card(&preview.card),
+            agent: serde_json::to_value(view(&agent)).unwrap_or_default(),
+        };
+        return Ok((StatusCode::CREATED, Json(body)));
+    }
+    let preview = importer
+        .preview(&caller, &import, &meta)
+        .await
+        .map_err(identity_error)?;
+    let proposed = &preview.agent;
+    let body = ImportAgentResponse {
+        card_url: preview.card_url.clone(),
+        card: card(&preview.card),
+        agent: serde_json::json!({
+            "name": proposed.name,
+            "description": proposed.description,
+            "visibility": proposed.visibility,
+            "kind": proposed.kind,
+            "runtime": proposed.runtime,
+            "skills": proposed.skills,
+        }),
+    };
+    Ok((StatusCode::OK, Json(body)))
 }

@@ -165,6 +165,7 @@ fn routes_declared() -> Vec<Route> {
         // Agents: operators register and manage their own, admins all.
         route(M::GET, "/api/v1/agents", OPERATOR, None, agents::list),
         route(M::POST, "/api/v1/agents", OPERATOR, None, agents::create),
+        route(M::POST, "/api/v1/agents/import", OPERATOR, None, agents::import),
         route(M::GET, "/api/v1/agents/{id}", OPERATOR, None, agents::get).owned(),
         route(M::PATCH, "/api/v1/agents/{id}", OPERATOR, None, agents::update).owned(),
         route(M::DELETE, "/api/v1/agents/{id}", OPERATOR, None, agents::delete).owned(),

@@ -202,3 +202,150 @@ async fn settings_are_checked_per_kind_and_credentials_are_never_inline() {
         assert_eq!(agent["visibility"], "private", "the default");
     }
 }
+
+/// A 0.3 card, as most agents in the field publish it.
+fn card_v03(rpc_url: &str) -> Value {
+    json!({
+        "protocolVersion": "0.3.0",
+        "name": "Research Bot (beta)",
+        "description": "Finds papers",
+        "url": rpc_url,
+        "preferredTransport": "JSONRPC",
+        "version": "2.1.0",
+        "capabilities": { "streaming": true },
+        "defaultInputModes": ["text/plain"],
+        "defaultOutputModes": ["text/plain"],
+        "skills": [
+            { "id": "search_papers", "name": "Search papers", "description": "By topic", "tags": ["research"] },
+            { "id": "Summarize!", "name": "Summarize", "description": "", "tags": [] }
+        ]
+    })
+}
+
+#[tokio::test]
+async fn a_remote_agent_is_imported_from_its_card_through_the_egress_guard() {
+    for backend in backends() {
+        let host =
+            hive_testkit::agent_card::CardHost::start(card_v03("http://127.0.0.1:1/rpc")).await;
+        let card_1_0 = json!({
+            "name": "Echo",
+            "description": "Says it back",
+            "version": "1",
+            "supportedInterfaces": [
+                { "url": "https://echo.example.com/a2a/v1", "protocolBinding": "JSONRPC", "protocolVersion": "1.0" },
+                { "url": "https://echo.example.com/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "0.3" }
+            ],
+            "capabilities": {},
+            "defaultInputModes": ["text/plain"],
+            "defaultOutputModes": ["text/plain"],
+            "skills": [{ "id": "echo", "name": "Echo", "description": "", "tags": [] }]
+        });
+        let host_1_0 = hive_testkit::agent_card::CardHost::start(card_1_0).await;
+        let allow = format!("{},{}", host.allowlist_entry(), host_1_0.allowlist_entry());
+        let server =
+            identity_server_with(backend, &[("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &allow)]).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (_, alice) = add_user(&server, &admin, "alice@example.com", "operator").await;
+        const IMPORT: &str = "/api/v1/agents/import";
+
+        let preview = alice
+            .send(
+                &server,
+                Method::POST,
+                IMPORT,
+                Some(json!({ "url": host.base_url })),
+            )
+            .await;
+        assert_eq!(preview.status(), 200);
+        let preview: Value = preview.json().await.unwrap();
+        assert_eq!(
+            preview["cardUrl"],
+            format!("{}/.well-known/agent-card.json", host.base_url)
+        );
+        assert_eq!(preview["card"]["name"], "Research Bot (beta)");
+        assert_eq!(preview["agent"]["name"], "research-bot-beta");
+        assert_eq!(preview["agent"]["kind"], "remote");
+        assert_eq!(preview["agent"]["runtime"]["url"], "http://127.0.0.1:1/rpc");
+        assert_eq!(preview["agent"]["runtime"]["protocolVersion"], "0.3");
+        assert_eq!(preview["agent"]["skills"][0]["id"], "search-papers");
+        assert_eq!(preview["agent"]["skills"][1]["id"], "summarize");
+        assert!(
+            items(&server, &alice).await.is_empty(),
+            "a preview registers nothing"
+        );
+
+        let created = alice
+            .send(
+                &server,
+                Method::POST,
+                IMPORT,
+                Some(json!({ "url": host_1_0.base_url, "create": true, "visibility": "public" })),
+            )
+            .await;
+        assert_eq!(created.status(), 201);
+        let created: Value = created.json().await.unwrap();
+        assert_eq!(created["agent"]["name"], "echo");
+        assert_eq!(created["agent"]["visibility"], "public");
+        assert_eq!(created["agent"]["status"], "created");
+        assert_eq!(
+            created["agent"]["runtime"]["url"], "https://echo.example.com/a2a/v1",
+            "the 1.0 interface is preferred"
+        );
+        assert_eq!(created["agent"]["runtime"]["protocolVersion"], "1.0");
+        assert_eq!(items(&server, &alice).await.len(), 1);
+        assert_eq!(host.fetches() + host_1_0.fetches(), 2);
+
+        // A host the guard does not let through is never reached, and the refusal is audited.
+        let unlisted = hive_testkit::agent_card::CardHost::start(json!({})).await;
+        let refused = alice
+            .send(
+                &server,
+                Method::POST,
+                IMPORT,
+                Some(json!({ "url": unlisted.base_url })),
+            )
+            .await;
+        assert_eq!(refused.status(), 400);
+        assert_eq!(unlisted.fetches(), 0);
+        assert_eq!(records_of(&server, "egress.refused").await.len(), 1);
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "file:///etc/passwd",
+        ] {
+            let refused = alice
+                .send(&server, Method::POST, IMPORT, Some(json!({ "url": url })))
+                .await;
+            assert_eq!(refused.status(), 400, "{url}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn what_is_not_an_agent_card_is_refused_clearly() {
+    let host = hive_testkit::agent_card::CardHost::start(json!({ "hello": "world" })).await;
+    let server = identity_server_with(
+        hive_testkit::TestBackend::Sqlite,
+        &[("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &host.allowlist_entry())],
+    )
+    .await;
+    setup_admin(&server).await;
+    let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+    let response = admin
+        .send(
+            &server,
+            Method::POST,
+            "/api/v1/agents/import",
+            Some(json!({ "url": host.base_url, "create": true })),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let error = error_body(response).await;
+    assert!(
+        error.error.message.contains("JSON-RPC interface")
+            || error.error.message.contains("agent card"),
+        "{}",
+        error.error.message
+    );
+    assert!(items(&server, &admin).await.is_empty());
+}

@@ -59,6 +59,7 @@ const WALK: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/v1/admin/vault/rotate", &["vault.rotate"]),
     ("PUT", "/api/v1/settings/security", &["settings.update"]),
     ("POST", "/api/v1/agents", &["agent.create"]),
+    ("POST", "/api/v1/agents/import", &["agent.create"]),
     ("PATCH", "/api/v1/agents/{id}", &["agent.update"]),
     ("DELETE", "/api/v1/agents/{id}", &["agent.delete"]),
     ("POST", "/api/v1/auth/mfa/totp", &["auth.mfa.totp_start"]),
@@ -146,6 +147,8 @@ struct Walk {
     token_id: String,
     secret_id: String,
     agent_id: String,
+    /// A host publishing an agent card on loopback (allowlisted for the walk's server).
+    card_host: String,
     totp: Option<hive_crypto::totp::TotpSecret>,
     recovery_codes: Vec<String>,
     /// Alice's passkey device, its passkey and the ceremony in progress.
@@ -384,6 +387,13 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
             walk.agent_id = agent["id"].as_str().unwrap().to_owned();
             return status;
         }
+        ("POST", "/api/v1/agents/import") => {
+            let body = json!({ "url": walk.card_host, "create": true });
+            alice
+                .unwrap()
+                .send(server, Method::POST, path, Some(body))
+                .await
+        }
         ("PATCH", "/api/v1/agents/{id}") => {
             let agent_path = format!("/api/v1/agents/{}", walk.agent_id);
             let body = json!({ "description": "covered" });
@@ -597,12 +607,25 @@ async fn every_mutating_route_leaves_the_records_of_its_changes() {
 
     for backend in backends() {
         // Named by a domain in AUTH_URL, so that passkeys work.
-        let server = identity_builder(backend, &[("ALLOW_PUBLIC_REGISTRATION", "true")])
+        let card = json!({
+            "name": "Imported",
+            "supportedInterfaces": [{ "url": "https://imported.example.com/a2a",
+                "protocolBinding": "JSONRPC", "protocolVersion": "1.0" }],
+        });
+        let host = hive_testkit::agent_card::CardHost::start(card).await;
+        let vars = [
+            ("ALLOW_PUBLIC_REGISTRATION", "true"),
+            ("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &host.allowlist_entry()),
+        ];
+        let server = identity_builder(backend, &vars)
             .public_host("localhost")
             .start()
             .await;
         hive_testkit::capture::canary(NEW_PASSWORD);
-        let mut walk = Walk::default();
+        let mut walk = Walk {
+            card_host: host.base_url.clone(),
+            ..Walk::default()
+        };
         // What the start wrote (the vault's first key) is not the walk's.
         skip_preparations(&server, &mut walk).await;
         for (method, path, action) in WALK {
