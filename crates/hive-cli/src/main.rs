@@ -1,6 +1,7 @@
 //! `hive`: the one binary of Hive.
 
 mod admin;
+mod agent;
 mod egress;
 mod logging;
 mod vault;
@@ -46,6 +47,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         action: admin::TokenAction,
+    },
+    /// The agent registry: list, create, import.
+    Agent {
+        #[command(subcommand)]
+        action: agent::AgentAction,
     },
     /// The vault's data keys: list, rotate, re-encrypt.
     Keys {
@@ -137,6 +143,9 @@ fn main() -> ExitCode {
         })),
         Command::Token { action } => run(with_hive(config, |hive| async move {
             admin::token(&hive, action).await
+        })),
+        Command::Agent { action } => run(with_hive(config, |hive| async move {
+            agent::agent(&hive, action).await
         })),
         Command::Keys { action } => run(with_hive(config, |hive| async move {
             vault::keys(&hive, action).await

@@ -1,0 +1,158 @@
+//! `hive agent`: the agent registry on the server's own machine, acting for an owner.
+
+use crate::admin::{cli_meta, find_user};
+use clap::Subcommand;
+use hive_core::Hive;
+use hive_core::agent_import::ImportRequest;
+use hive_core::agents::NewAgent;
+use hive_core::identity::{Caller, Credential};
+use hive_proto::agents::{AgentKind, AgentVisibility};
+use hive_store::PageRequest;
+
+#[derive(Subcommand)]
+pub enum AgentAction {
+    /// List agents, newest first.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Register an agent for an owner (email or id).
+    Create {
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        name: String,
+        /// remote, llm or conformance.
+        #[arg(long, value_parser = parse_word::<AgentKind>)]
+        kind: AgentKind,
+        /// The kind's settings as JSON (credentials only as secret ids), e.g.
+        /// '{"url":"https://agent.example.com/a2a"}'.
+        #[arg(long, default_value = "{}")]
+        runtime: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// private, federation or public.
+        #[arg(long, value_parser = parse_word::<AgentVisibility>, default_value = "private")]
+        visibility: AgentVisibility,
+    },
+    /// Read a remote agent's card (through the egress guard) and print the agent it makes;
+    /// with --create, register it for the owner.
+    Import {
+        url: String,
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_parser = parse_word::<AgentVisibility>, default_value = "private")]
+        visibility: AgentVisibility,
+        #[arg(long)]
+        create: bool,
+    },
+}
+
+fn parse_word<T: std::str::FromStr>(raw: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    raw.parse::<T>().map_err(|e| e.to_string())
+}
+
+/// The owner's account as the CLI's caller: their role, the CLI's rights to act.
+async fn acting_for(hive: &Hive, owner: &str) -> Result<Caller, String> {
+    let user = find_user(hive, owner).await?;
+    Ok(Caller {
+        role: user.role,
+        user: Some(user),
+        credential: Credential::Cli,
+    })
+}
+
+pub async fn agent(hive: &Hive, action: AgentAction) -> Result<(), String> {
+    match action {
+        AgentAction::List { limit } => {
+            let page = PageRequest::first(limit).map_err(|e| e.to_string())?;
+            let agents = hive
+                .agents
+                .list(&Caller::cli(), &page)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{:<36}  {:<11}  {:<10}  {:<8}  name",
+                "id", "kind", "visibility", "status"
+            );
+            for agent in agents.items {
+                println!(
+                    "{:<36}  {:<11}  {:<10}  {:<8}  {}",
+                    agent.id, agent.kind, agent.visibility, agent.status, agent.name
+                );
+            }
+        }
+        AgentAction::Create {
+            owner,
+            name,
+            kind,
+            runtime,
+            description,
+            visibility,
+        } => {
+            let caller = acting_for(hive, &owner).await?;
+            let runtime = serde_json::from_str(&runtime)
+                .map_err(|e| format!("--runtime is not JSON: {e}"))?;
+            let new = NewAgent {
+                name,
+                description,
+                visibility,
+                kind,
+                runtime,
+                skills: None,
+                limits: None,
+            };
+            let agent = hive
+                .agents
+                .create(&caller, &new, &cli_meta())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("created agent {} ({})", agent.name, agent.id);
+        }
+        AgentAction::Import {
+            url,
+            owner,
+            name,
+            visibility,
+            create,
+        } => {
+            let caller = acting_for(hive, &owner).await?;
+            let request = ImportRequest {
+                url,
+                name,
+                visibility,
+                credential_secret_id: None,
+            };
+            let importer = &hive.agent_import;
+            if create {
+                let (preview, agent) = importer
+                    .import(&caller, &request, &cli_meta())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "created agent {} ({}) from {}",
+                    agent.name, agent.id, preview.card_url
+                );
+            } else {
+                let preview = importer
+                    .preview(&caller, &request, &cli_meta())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let proposed = &preview.agent;
+                println!("card: {}", preview.card_url);
+                println!("name: {}", proposed.name);
+                println!("runtime: {}", proposed.runtime);
+                let skills = proposed.skills.as_deref().unwrap_or_default();
+                let ids: Vec<&str> = skills.iter().map(|s| s.id.as_str()).collect();
+                println!("skills: {}", ids.join(", "));
+                eprintln!("a preview: nothing registered (add --create)");
+            }
+        }
+    }
+    Ok(())
+}

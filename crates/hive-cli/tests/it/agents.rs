@@ -1,0 +1,96 @@
+//! `hive agent` against the data directory: registrations the server then shows.
+
+use crate::accounts::create_admin;
+use crate::process::run_to_exit;
+
+#[tokio::test]
+async fn agents_are_registered_listed_and_imported_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    create_admin(path, "root@example.com").await;
+
+    let created = run_to_exit(
+        path,
+        &[
+            "agent",
+            "create",
+            "--owner",
+            "root@example.com",
+            "--name",
+            "tck",
+            "--kind",
+            "conformance",
+        ],
+        &[],
+    )
+    .await;
+    assert!(created.0.success(), "{created:?}");
+    assert!(created.1.contains("created agent tck"), "{}", created.1);
+
+    // Credentials are never inline: refused, and nothing is printed back.
+    let inline = r#"{"url":"https://x.example/a2a","apiKey":"sk-cli-inline-never"}"#;
+    hive_testkit::capture::canary("sk-cli-inline-never");
+    let refused = run_to_exit(
+        path,
+        &[
+            "agent",
+            "create",
+            "--owner",
+            "root@example.com",
+            "--name",
+            "leaky",
+            "--kind",
+            "remote",
+            "--runtime",
+            inline,
+        ],
+        &[],
+    )
+    .await;
+    assert!(!refused.0.success());
+    assert!(!refused.2.contains("sk-cli-inline-never"), "{}", refused.2);
+
+    let card = serde_json::json!({
+        "name": "Echo Agent",
+        "supportedInterfaces": [{ "url": "https://echo.example.com/a2a/v1",
+            "protocolBinding": "JSONRPC", "protocolVersion": "1.0" }],
+        "skills": [{ "id": "echo", "name": "Echo" }],
+    });
+    let host = hive_testkit::agent_card::CardHost::start(card).await;
+    let allow = host.allowlist_entry();
+    let egress = [("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", allow.as_str())];
+    let import = [
+        "agent",
+        "import",
+        &host.base_url,
+        "--owner",
+        "root@example.com",
+    ];
+    let preview = run_to_exit(path, &import, &egress).await;
+    assert!(preview.0.success(), "{preview:?}");
+    assert!(preview.1.contains("name: echo-agent"), "{}", preview.1);
+    assert!(preview.1.contains("skills: echo"), "{}", preview.1);
+    let mut create = import.to_vec();
+    create.push("--create");
+    let imported = run_to_exit(path, &create, &egress).await;
+    assert!(imported.0.success(), "{imported:?}");
+    // Without the allowlist entry the guard refuses loopback.
+    let guarded = run_to_exit(path, &import, &[]).await;
+    assert!(!guarded.0.success());
+    assert_eq!(host.fetches(), 2);
+
+    let listed = run_to_exit(path, &["agent", "list"], &[]).await;
+    assert!(listed.0.success(), "{listed:?}");
+    let lines: Vec<&str> = listed.1.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", listed.1);
+    assert!(
+        lines[1].contains("remote") && lines[1].ends_with("echo-agent"),
+        "{}",
+        listed.1
+    );
+    assert!(
+        lines[2].contains("conformance") && lines[2].ends_with("tck"),
+        "{}",
+        listed.1
+    );
+}
