@@ -63,6 +63,8 @@ pub struct Hive {
     pub settings: Arc<crate::settings::Settings>,
     /// The agent registry.
     pub agents: Arc<crate::agents::Agents>,
+    /// Starting, stopping and watching agents.
+    pub agent_lifecycle: Arc<crate::agent_lifecycle::AgentLifecycle>,
     /// Registration of remote agents from their agent cards.
     pub agent_import: Arc<crate::agent_import::AgentImport>,
     /// Second factors: TOTP and recovery codes.
@@ -195,6 +197,14 @@ impl Hive {
             Arc::clone(&agents),
             Arc::clone(&egress),
         ));
+        let agent_lifecycle = Arc::new(crate::agent_lifecycle::AgentLifecycle::new(
+            Arc::clone(&store),
+            Arc::clone(&egress),
+            Arc::clone(&secrets_service),
+            Arc::clone(&state.bus),
+            Arc::clone(&identity),
+            Arc::clone(&clock),
+        ));
         let settings = Arc::new(crate::settings::Settings::new(
             Arc::clone(&store),
             Arc::clone(&identity),
@@ -216,6 +226,7 @@ impl Hive {
             passkeys,
             agents,
             agent_import,
+            agent_lifecycle,
             mfa,
             secrets_service,
             vault,
@@ -254,6 +265,10 @@ impl Hive {
                 identity: Arc::clone(&self.identity),
                 every: REENCRYPT_EVERY,
                 batch: REENCRYPT_BATCH,
+            }))
+            .with_job(Arc::new(crate::agent_lifecycle::AgentHealth {
+                lifecycle: Arc::clone(&self.agent_lifecycle),
+                every: crate::agent_lifecycle::HEALTH_EVERY,
             }))
             .with_job(Arc::new(PruneAuditLog {
                 retention_days: jobs.audit_retention_days,

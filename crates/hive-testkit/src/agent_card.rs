@@ -20,7 +20,12 @@ impl CardHost {
     /// Serves `card` (any JSON: a 1.0 or a 0.3 card, or garbage) at
     /// `/.well-known/agent-card.json`.
     pub async fn start(card: serde_json::Value) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_on(0, card).await
+    }
+
+    /// The same on a given port (0: any), e.g. to bring a host back where it was.
+    pub async fn start_on(port: u16, card: serde_json::Value) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         let port = listener.local_addr().expect("address").port();
         let fetches = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&fetches);
@@ -47,6 +52,10 @@ impl CardHost {
     /// The egress allowlist entry that lets Hive reach this host on loopback.
     pub fn allowlist_entry(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// How often the card was fetched.

@@ -198,3 +198,33 @@ pub async fn import(
     };
     Ok((StatusCode::OK, Json(body)))
 }
+
+pub async fn start(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<Json<AgentView>, ApiError> {
+    let agent = state
+        .hive
+        .agent_lifecycle
+        .start(&caller, id, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(Json(view(&agent)))
+}
+
+pub async fn stop(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<Json<AgentView>, ApiError> {
+    let agent = state
+        .hive
+        .agent_lifecycle
+        .stop(&caller, id, &meta)
+        .await
+        .map_err(identity_error)?;
+    Ok(Json(view(&agent)))
+}

@@ -168,6 +168,8 @@ fn routes_declared() -> Vec<Route> {
         route(M::POST, "/api/v1/agents/import", OPERATOR, None, agents::import),
         route(M::GET, "/api/v1/agents/{id}", OPERATOR, None, agents::get).owned(),
         route(M::PATCH, "/api/v1/agents/{id}", OPERATOR, None, agents::update).owned(),
+        route(M::POST, "/api/v1/agents/{id}/start", OPERATOR, None, agents::start).owned(),
+        route(M::POST, "/api/v1/agents/{id}/stop", OPERATOR, None, agents::stop).owned(),
         route(M::DELETE, "/api/v1/agents/{id}", OPERATOR, None, agents::delete).owned(),
         // Administration.
         route(M::GET, "/api/v1/users", ADMIN, None, u::list_users),

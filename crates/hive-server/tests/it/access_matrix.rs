@@ -42,7 +42,9 @@ fn owned_object<'a>(path: &str, objects: &'a Objects) -> &'a str {
         "/api/v1/tokens/{id}" => &objects.owner_token,
         "/api/v1/secrets/{id}" => &objects.owner_secret,
         "/api/v1/auth/passkeys/{id}" => &objects.owner_passkey,
-        "/api/v1/agents/{id}" => &objects.owner_agent,
+        "/api/v1/agents/{id}" | "/api/v1/agents/{id}/start" | "/api/v1/agents/{id}/stop" => {
+            &objects.owner_agent
+        }
         other => panic!("owned route {other} has no object in the access matrix; add one"),
     }
 }
@@ -64,6 +66,8 @@ fn role_path(path: &str, objects: &Objects) -> String {
         "/api/v1/secrets/{id}",
         "/api/v1/auth/passkeys/{id}",
         "/api/v1/agents/{id}",
+        "/api/v1/agents/{id}/start",
+        "/api/v1/agents/{id}/stop",
     ];
     if owned.contains(&path) {
         // Unknown ids: the role check passes or not before the handler looks.

@@ -349,3 +349,173 @@ async fn what_is_not_an_agent_card_is_refused_clearly() {
     );
     assert!(items(&server, &admin).await.is_empty());
 }
+
+/// An OpenAI-compatible endpoint that lists models to the holder of `key` only.
+async fn models_endpoint(key: &'static str) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/v1/models",
+        get(move |headers: http::HeaderMap| async move {
+            let expected = format!("Bearer {key}");
+            if headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&expected) {
+                (
+                    http::StatusCode::OK,
+                    r#"{"object":"list","data":[{"id":"llama3"}]}"#,
+                )
+            } else {
+                (http::StatusCode::UNAUTHORIZED, r#"{"error":"bad key"}"#)
+            }
+        }),
+    );
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{address}"), task)
+}
+
+async fn create_agent(server: &TestServer, browser: &Browser, body: Value) -> String {
+    let created = browser.send(server, Method::POST, AGENTS, Some(body)).await;
+    assert_eq!(created.status(), 201);
+    let agent: Value = created.json().await.unwrap();
+    agent["id"].as_str().unwrap().to_owned()
+}
+
+async fn lifecycle(server: &TestServer, browser: &Browser, id: &str, action: &str) -> Value {
+    let path = format!("{AGENTS}/{id}/{action}");
+    let response = browser.send(server, Method::POST, &path, None).await;
+    assert_eq!(response.status(), 200, "{action}");
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn agents_start_when_reachable_and_the_watchdog_follows_them() {
+    for backend in backends() {
+        let host = hive_testkit::agent_card::CardHost::start(json!({})).await;
+        let port = host.port();
+        let (llm_url, _llm) = models_endpoint("sk-llm-right-key").await;
+        let llm_port = llm_url.rsplit(':').next().unwrap().to_owned();
+        let allow = format!("{},127.0.0.1:{llm_port}", host.allowlist_entry());
+        let server =
+            identity_server_with(backend, &[("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &allow)]).await;
+        let mut events = server
+            .hive
+            .state
+            .bus
+            .subscribe(hive_state::Channel::AgentStatus);
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (_, alice) = add_user(&server, &admin, "alice@example.com", "operator").await;
+        let (_, bob) = add_user(&server, &admin, "bob@example.com", "operator").await;
+
+        let tck = create_agent(
+            &server,
+            &alice,
+            json!({ "name": "tck", "kind": "conformance" }),
+        )
+        .await;
+        let started = lifecycle(&server, &alice, &tck, "start").await;
+        assert_eq!(started["status"], "ready");
+        let stranger = bob
+            .send(
+                &server,
+                Method::POST,
+                &format!("{AGENTS}/{tck}/start"),
+                None,
+            )
+            .await;
+        assert_eq!(stranger.status(), 404);
+        let stopped = lifecycle(&server, &alice, &tck, "stop").await;
+        assert_eq!(stopped["status"], "stopped");
+        let mut seen = Vec::new();
+        while let Ok(envelope) = events.try_recv() {
+            if let hive_state::BusEvent::AgentStatus { status, .. } = envelope.payload {
+                seen.push(status);
+            }
+        }
+        assert_eq!(seen, ["starting", "ready", "stopped"]);
+        assert_eq!(records_of(&server, "agent.start").await.len(), 1);
+        assert_eq!(records_of(&server, "agent.stop").await.len(), 1);
+
+        // A remote agent is ready while its endpoint answers, in error while it does not.
+        let remote = create_agent(
+            &server,
+            &alice,
+            json!({ "name": "remote", "kind": "remote",
+                    "runtime": { "url": format!("{}/rpc", host.base_url) } }),
+        )
+        .await;
+        assert_eq!(
+            lifecycle(&server, &alice, &remote, "start").await["status"],
+            "ready"
+        );
+        drop(host);
+        let changed = server.hive.agent_lifecycle.check_health().await.unwrap();
+        assert_eq!(changed, 1);
+        let agent: Value = alice
+            .send(&server, Method::GET, &format!("{AGENTS}/{remote}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(agent["status"], "error");
+        assert!(
+            agent["statusDetail"]
+                .as_str()
+                .unwrap()
+                .starts_with("unreachable"),
+            "{agent}"
+        );
+        let mut back = None;
+        for _ in 0..100 {
+            if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                drop(listener);
+                back = Some(hive_testkit::agent_card::CardHost::start_on(port, json!({})).await);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let _back = back.expect("the port frees");
+        assert_eq!(server.hive.agent_lifecycle.check_health().await.unwrap(), 1);
+        let agent: Value = alice
+            .send(&server, Method::GET, &format!("{AGENTS}/{remote}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(agent["status"], "ready");
+        assert_eq!(records_of(&server, "agent.health").await.len(), 2);
+
+        // An LLM agent is ready when its endpoint lists models with the agent's key.
+        hive_testkit::capture::canary("sk-llm-right-key");
+        hive_testkit::capture::canary("sk-llm-wrong-key");
+        for (key, status) in [("sk-llm-wrong-key", "error"), ("sk-llm-right-key", "ready")] {
+            let secret = alice
+                .send(
+                    &server,
+                    Method::POST,
+                    "/api/v1/secrets",
+                    Some(json!({ "name": format!("key-{status}"), "value": key })),
+                )
+                .await;
+            let secret: Value = secret.json().await.unwrap();
+            let llm = create_agent(
+                &server,
+                &alice,
+                json!({ "name": format!("llm-{status}"), "kind": "llm", "runtime": {
+                    "baseUrl": format!("{llm_url}/v1"), "model": "llama3",
+                    "apiKeySecretId": secret["id"] } }),
+            )
+            .await;
+            let started = lifecycle(&server, &alice, &llm, "start").await;
+            assert_eq!(started["status"], status, "{started}");
+            if status == "error" {
+                assert_eq!(
+                    started["statusDetail"],
+                    "the endpoint refused the key (HTTP 401)"
+                );
+            }
+        }
+    }
+}

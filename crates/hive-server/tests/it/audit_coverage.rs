@@ -61,6 +61,12 @@ const WALK: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/v1/agents", &["agent.create"]),
     ("POST", "/api/v1/agents/import", &["agent.create"]),
     ("PATCH", "/api/v1/agents/{id}", &["agent.update"]),
+    (
+        "POST",
+        "/api/v1/agents/{id}/start",
+        &["agent.start", "agent.status"],
+    ),
+    ("POST", "/api/v1/agents/{id}/stop", &["agent.stop"]),
     ("DELETE", "/api/v1/agents/{id}", &["agent.delete"]),
     ("POST", "/api/v1/auth/mfa/totp", &["auth.mfa.totp_start"]),
     (
@@ -400,6 +406,13 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
             alice
                 .unwrap()
                 .send(server, Method::PATCH, &agent_path, Some(body))
+                .await
+        }
+        ("POST", "/api/v1/agents/{id}/start") | ("POST", "/api/v1/agents/{id}/stop") => {
+            let agent_path = path.replace("{id}", &walk.agent_id);
+            alice
+                .unwrap()
+                .send(server, Method::POST, &agent_path, None)
                 .await
         }
         ("DELETE", "/api/v1/agents/{id}") => {
