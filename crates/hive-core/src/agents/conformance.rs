@@ -34,6 +34,8 @@ pub const DELAYED_COMPLETE_HOLD: Duration = Duration::from_secs(2);
 
 /// The text of the agent's message when it completes a task by default.
 pub const COMPLETE_TEXT: &str = "Hello from TCK";
+/// The text of the direct reply of `tck-message-response`.
+pub const MESSAGE_TEXT: &str = "Direct message response";
 
 /// The file of `tck-artifact-file` and `tck-stream-artifact-file`.
 pub const FILE_NAME: &str = "output.txt";
@@ -233,8 +235,6 @@ impl Behaviour {
     }
 }
 
-const MESSAGE_TEXT: &str = "Direct message response";
-
 /// One thing a behaviour does after the task event.
 #[derive(Debug, Clone)]
 enum Beat {
@@ -288,12 +288,12 @@ pub fn react(message: &Message, ids: &Ids) -> Reaction {
     }
     let task = Task {
         id: ids.task_id.clone(),
+        history: vec![in_task(message, &ids.task_id, &context_id)],
         context_id,
         status: TaskStatus {
             state: TaskState::Submitted,
             ..TaskStatus::default()
         },
-        history: vec![in_task(message, &ids.task_id, "")],
         ..Task::default()
     };
     Reaction::Task(script(task, behaviour, &ids.agent_message_id))
@@ -404,15 +404,13 @@ fn remember(task: &mut Task, message: &Message) {
     }
 }
 
-/// The user's message as the task records it: with the task's ids. An empty `context_id`
-/// keeps the message's (a new task's context comes from the message or the caller).
+/// The user's message as the task records it: with the task's ids.
 fn in_task(message: &Message, task_id: &str, context_id: &str) -> Message {
-    let mut recorded = message.clone();
-    recorded.task_id = task_id.to_owned();
-    if !context_id.is_empty() {
-        recorded.context_id = context_id.to_owned();
+    Message {
+        task_id: task_id.to_owned(),
+        context_id: context_id.to_owned(),
+        ..message.clone()
     }
-    recorded
 }
 
 fn agent_message(message_id: &str, context_id: &str, task_id: &str, text: &str) -> Message {
@@ -427,13 +425,7 @@ fn agent_message(message_id: &str, context_id: &str, task_id: &str, text: &str) 
 }
 
 /// The script of a behaviour on a task (`task` is the first event as it will be sent).
-fn script(mut task: Task, behaviour: Behaviour, agent_message_id: &str) -> Script {
-    // A new task's user message gets the context id only now that it is settled.
-    for message in &mut task.history {
-        if message.context_id.is_empty() {
-            message.context_id = task.context_id.clone();
-        }
-    }
+fn script(task: Task, behaviour: Behaviour, agent_message_id: &str) -> Script {
     let task_id = task.id.clone();
     let context_id = task.context_id.clone();
     let artifact_id = format!("artifact-{}", task.artifacts.len() + 1);
