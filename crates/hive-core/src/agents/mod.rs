@@ -5,6 +5,8 @@
 //!
 //! Running agents (start, stop, the health watchdog, the A2A gateway) builds on this registry.
 
+pub mod conformance;
+
 use crate::identity::{AuditEntry, Caller, Identity, IdentityError, RequestMeta};
 use hive_proto::SharedClock;
 pub use hive_proto::agents::Skill;
