@@ -205,13 +205,8 @@ pub async fn start(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Result<Json<AgentView>, ApiError> {
-    let agent = state
-        .hive
-        .agent_lifecycle
-        .start(&caller, id, &meta)
-        .await
-        .map_err(identity_error)?;
-    Ok(Json(view(&agent)))
+    let lifecycle = &state.hive.agent_lifecycle;
+    answer(lifecycle.start(&caller, id, &meta).await)
 }
 
 pub async fn stop(
@@ -220,11 +215,15 @@ pub async fn stop(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Result<Json<AgentView>, ApiError> {
-    let agent = state
-        .hive
-        .agent_lifecycle
-        .stop(&caller, id, &meta)
-        .await
-        .map_err(identity_error)?;
-    Ok(Json(view(&agent)))
+    let lifecycle = &state.hive.agent_lifecycle;
+    answer(lifecycle.stop(&caller, id, &meta).await)
+}
+
+/// The agent as a change left it, or the refusal.
+fn answer(
+    changed: Result<AgentRow, hive_core::identity::IdentityError>,
+) -> Result<Json<AgentView>, ApiError> {
+    changed
+        .map(|agent| Json(view(&agent)))
+        .map_err(identity_error)
 }
