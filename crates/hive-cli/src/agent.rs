@@ -35,6 +35,10 @@ pub enum AgentAction {
         #[arg(long, value_parser = parse_word::<AgentVisibility>, default_value = "private")]
         visibility: AgentVisibility,
     },
+    /// Start an agent (by id or name): ready when reachable, else error with the reason.
+    Start { agent: String },
+    /// Stop an agent (by id or name).
+    Stop { agent: String },
     /// Read a remote agent's card (through the egress guard) and print the agent it makes;
     /// with --create, register it for the owner.
     Import {
@@ -67,8 +71,40 @@ async fn acting_for(hive: &Hive, owner: &str) -> Result<Caller, String> {
     })
 }
 
+/// An agent named by its id or its name.
+async fn find_agent(hive: &Hive, who: &str) -> Result<hive_store::AgentRow, String> {
+    let found = match who.parse::<uuid::Uuid>() {
+        Ok(id) => hive.store.agents().get(id, None).await,
+        Err(_) => hive.store.agents().find_by_name(who).await,
+    };
+    found
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no agent {who}"))
+}
+
 pub async fn agent(hive: &Hive, action: AgentAction) -> Result<(), String> {
     match action {
+        AgentAction::Start { agent } => {
+            let target = find_agent(hive, &agent).await?;
+            let started = hive
+                .agent_lifecycle
+                .start(&Caller::cli(), target.id, &cli_meta())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{} is {}", started.name, started.status);
+            if !started.status_detail.is_empty() {
+                println!("reason: {}", started.status_detail);
+            }
+        }
+        AgentAction::Stop { agent } => {
+            let target = find_agent(hive, &agent).await?;
+            let stopped = hive
+                .agent_lifecycle
+                .stop(&Caller::cli(), target.id, &cli_meta())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{} is {}", stopped.name, stopped.status);
+        }
         AgentAction::List { limit } => {
             let page = PageRequest::first(limit).map_err(|e| e.to_string())?;
             let agents = hive

@@ -52,7 +52,7 @@ async fn agents_are_registered_listed_and_imported_from_the_command_line() {
 
     let card = serde_json::json!({
         "name": "Echo Agent",
-        "supportedInterfaces": [{ "url": "https://echo.example.com/a2a/v1",
+        "supportedInterfaces": [{ "url": "http://127.0.0.1:1/a2a/v1",
             "protocolBinding": "JSONRPC", "protocolVersion": "1.0" }],
         "skills": [{ "id": "echo", "name": "Echo" }],
     });
@@ -78,6 +78,20 @@ async fn agents_are_registered_listed_and_imported_from_the_command_line() {
     let guarded = run_to_exit(path, &import, &[]).await;
     assert!(!guarded.0.success());
     assert_eq!(host.fetches(), 2);
+
+    let started = run_to_exit(path, &["agent", "start", "tck"], &[]).await;
+    assert!(started.0.success(), "{started:?}");
+    assert!(started.1.contains("tck is ready"), "{}", started.1);
+    // The imported agent's endpoint is on loopback, which the guard refuses (no request is
+    // made): an error with its reason.
+    let remote = run_to_exit(path, &["agent", "start", "echo-agent"], &[]).await;
+    assert!(remote.0.success(), "{remote:?}");
+    assert!(remote.1.contains("echo-agent is error"), "{}", remote.1);
+    assert!(remote.1.contains("reason: unreachable"), "{}", remote.1);
+    let stopped = run_to_exit(path, &["agent", "stop", "tck"], &[]).await;
+    assert!(stopped.1.contains("tck is stopped"), "{}", stopped.1);
+    let missing = run_to_exit(path, &["agent", "start", "nobody"], &[]).await;
+    assert!(!missing.0.success());
 
     let listed = run_to_exit(path, &["agent", "list"], &[]).await;
     assert!(listed.0.success(), "{listed:?}");
