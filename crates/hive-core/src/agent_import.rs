@@ -129,16 +129,7 @@ impl AgentImport {
 /// The card's URL: the given one when it names a `.json` document, else the host's
 /// well-known card.
 fn card_url(raw: &str) -> Result<String, IdentityError> {
-    let invalid = || IdentityError::Invalid("url must be an http or https URL".into());
-    let mut url = url::Url::parse(raw.trim()).map_err(|_| invalid())?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(invalid());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(IdentityError::Invalid(
-            "url must not hold credentials: name a secret instead".into(),
-        ));
-    }
+    let mut url = crate::agents::check_url("url", raw.trim())?;
     if !url.path().ends_with(".json") {
         url.set_path(WELL_KNOWN_CARD);
         url.set_query(None);

@@ -271,10 +271,22 @@ impl Mfa {
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
         let user = own_user(caller)?;
-        if !matches!(caller.credential, Credential::Session { .. }) {
-            return Err(IdentityError::Forbidden(
-                "a second factor is verified in a login session",
-            ));
+        match caller.credential {
+            Credential::Session {
+                stage: SessionStage::SecondFactorRequired,
+                ..
+            } => {}
+            // A verified session has nothing to verify: no code is spent on it.
+            Credential::Session { .. } => {
+                return Err(IdentityError::Conflict(
+                    "this session has no second factor to verify",
+                ));
+            }
+            _ => {
+                return Err(IdentityError::Forbidden(
+                    "a second factor is verified in a login session",
+                ));
+            }
         }
         let factor = self.check_proof(caller, user, code, meta).await?;
         self.identity

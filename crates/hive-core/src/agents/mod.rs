@@ -368,9 +368,9 @@ fn check_description(description: &str) -> Result<String, IdentityError> {
     Ok(description.to_owned())
 }
 
-/// An http(s) URL without credentials in it (the egress guard decides at call time whether
+/// An http(s) URL without credentials in it, parsed (the egress guard decides at call time whether
 /// its host may be reached).
-fn check_url(field: &str, raw: &str) -> Result<(), IdentityError> {
+pub(crate) fn check_url(field: &str, raw: &str) -> Result<url::Url, IdentityError> {
     let url = url::Url::parse(raw)
         .map_err(|_| IdentityError::Invalid(format!("{field} must be an http or https URL")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -383,7 +383,7 @@ fn check_url(field: &str, raw: &str) -> Result<(), IdentityError> {
             "{field} must not hold credentials: name a secret instead"
         )));
     }
-    Ok(())
+    Ok(url)
 }
 
 fn check_llm(settings: &LlmSettings) -> Result<(), IdentityError> {

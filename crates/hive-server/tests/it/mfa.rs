@@ -163,6 +163,13 @@ async fn the_policy_sends_an_admin_to_enrollment_and_each_session_verifies_on_it
         let verified = verify(&server, &second, code_now(&server, &secret)).await;
         assert_eq!(verified.status(), 204);
         assert_eq!(stage_of(&server, &second).await, "verified");
+        // A verified session spends no code: the next one still verifies elsewhere.
+        server.clock.advance(Duration::seconds(30));
+        let spare = verify(&server, &second, code_now(&server, &secret)).await;
+        assert_eq!(spare.status(), 409);
+        let third = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let used = verify(&server, &third, code_now(&server, &secret)).await;
+        assert_eq!(used.status(), 204, "the code was not consumed by the 409");
         let users = second
             .send(&server, Method::GET, "/api/v1/users", None)
             .await;
@@ -376,6 +383,14 @@ async fn re_enrolling_needs_a_current_code() {
     let browser = login(&server, ADMIN_EMAIL, PASSWORD).await;
     let (secret, _) = enroll(&server, &browser).await;
     server.clock.advance(Duration::seconds(30));
+    let confirmed_again = post(
+        &server,
+        &browser,
+        "/api/v1/auth/mfa/totp/confirm",
+        json!({ "code": code_now(&server, &secret) }),
+    )
+    .await;
+    assert_eq!(confirmed_again.status(), 409, "nothing pending");
     let without = post(&server, &browser, "/api/v1/auth/mfa/totp", json!({})).await;
     assert_eq!(without.status(), 400);
     let with = post(
