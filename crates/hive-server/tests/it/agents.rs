@@ -113,19 +113,52 @@ async fn operators_register_their_own_agents_and_admins_see_all() {
         assert_eq!(changed["limits"]["tokensPerDay"], 100_000);
         assert_eq!(changed["kind"], "remote");
 
+        // A rename onto a taken name changes nothing.
+        let other = create_agent(
+            &server,
+            &bob,
+            json!({ "name": "bobs", "kind": "conformance" }),
+        )
+        .await;
+        let clash = bob
+            .send(
+                &server,
+                Method::PATCH,
+                &format!("{AGENTS}/{other}"),
+                Some(json!({ "name": "research-bot" })),
+            )
+            .await;
+        assert_eq!(clash.status(), 409);
+        let kept: Value = bob
+            .send(&server, Method::GET, &format!("{AGENTS}/{other}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (kept["name"].as_str(), kept["version"].as_i64()),
+            (Some("bobs"), Some(1))
+        );
+
         let deleted = alice.send(&server, Method::DELETE, &path, None).await;
         assert_eq!(deleted.status(), 204);
         assert_eq!(
             alice.send(&server, Method::GET, &path, None).await.status(),
             404
         );
-        for action in ["agent.create", "agent.update", "agent.delete"] {
+        // Two creations, one update (the refused rename wrote nothing), one deletion.
+        for (action, count) in [
+            ("agent.create", 2),
+            ("agent.update", 1),
+            ("agent.delete", 1),
+        ] {
             let records = records_of(&server, action).await;
-            assert_eq!(records.len(), 1, "{action}");
+            assert_eq!(records.len(), count, "{action}");
             assert!(
-                !records[0].detail.contains("agents.example.com"),
-                "settings stay out of the audit log: {}",
-                records[0].detail
+                records
+                    .iter()
+                    .all(|r| !r.detail.contains("agents.example.com")),
+                "settings stay out of the audit log"
             );
         }
     }
