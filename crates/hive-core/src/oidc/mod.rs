@@ -108,8 +108,9 @@ pub struct StartedLogin {
     pub browser_handle: String,
 }
 
-/// What the provider sent the browser back with.
-#[derive(Debug, Clone, Copy, Default)]
+/// What the provider sent the browser back with. Its `Debug` hides the code, the state and
+/// the flow handle: each is a live credential until used.
+#[derive(Clone, Copy, Default)]
 pub struct Callback<'a> {
     pub code: Option<&'a str>,
     pub state: Option<&'a str>,
@@ -119,6 +120,19 @@ pub struct Callback<'a> {
     pub issuer: Option<&'a str>,
     /// The flow cookie the browser presented.
     pub browser_handle: Option<&'a str>,
+}
+
+impl std::fmt::Debug for Callback<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |value: Option<&str>| value.map(|_| "<redacted>");
+        f.debug_struct("Callback")
+            .field("code", &shown(self.code))
+            .field("state", &shown(self.state))
+            .field("error", &self.error)
+            .field("issuer", &self.issuer)
+            .field("browser_handle", &shown(self.browser_handle))
+            .finish()
+    }
 }
 
 /// A completed sign-in: the session, and the same-origin path to send the browser to.
@@ -552,10 +566,19 @@ fn same_origin_path(base_url: &str, requested: Option<&str>) -> String {
         return fallback();
     };
     match base.join(requested) {
-        Ok(url) if plain_path && url.origin() == base.origin() => match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_owned(),
-        },
+        // Checked again after the join: dot segments (`/.//host`, `/a/..//host`) normalise to
+        // a path starting with `//`, which a browser reads as another host.
+        Ok(url)
+            if plain_path
+                && url.origin() == base.origin()
+                && !url.path().starts_with("//")
+                && !url.path().contains('\\') =>
+        {
+            match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_owned(),
+            }
+        }
         _ => fallback(),
     }
 }

@@ -9,6 +9,11 @@ fn return_paths_stay_on_hive_s_origin() {
         (Some("/agents?tab=mine"), "/agents?tab=mine"),
         (Some("/a/../b"), "/b"),
         (Some("//evil.example.com/x"), "/"),
+        // Dot segments that normalise to `//host`.
+        (Some("/.//evil.example.com"), "/"),
+        (Some("/%2e//evil.example.com"), "/"),
+        (Some("/..//evil.example.com"), "/"),
+        (Some("/a/..//evil.example.com/x?y=1"), "/"),
         (Some("/\\evil.example.com"), "/"),
         (Some("https://evil.example.com/"), "/"),
         (Some("javascript:alert(1)"), "/"),

@@ -515,6 +515,8 @@ async fn return_paths_stay_on_hive_and_unknown_providers_are_not_found() {
     for (requested, landing) in [
         ("%2Fagents%3Ftab%3Dmine", "/agents?tab=mine"),
         ("%2F%2Fevil.example.com%2F", "/"),
+        ("%2F.%2F%2Fevil.example.com", "/"),
+        ("%2Fa%2F..%2F%2Fevil.example.com", "/"),
         ("https%3A%2F%2Fevil.example.com%2F", "/"),
     ] {
         let start = format!("{START}?returnTo={requested}");
