@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 /// The answer to every `…/start`: pass `publicKey` to `navigator.credentials.create()` or
 /// `.get()` and send the result back with `ceremonyId` within five minutes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PasskeyCeremony {
     /// One-time handle of this ceremony (64 hex characters).
@@ -23,7 +23,7 @@ pub struct PasskeyCeremony {
 }
 
 /// `POST /api/v1/auth/passkeys/register/finish`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FinishPasskeyRegistration {
     pub ceremony_id: String,
@@ -35,7 +35,7 @@ pub struct FinishPasskeyRegistration {
 }
 
 /// `POST /api/v1/auth/mfa/passkey/finish`, `POST /api/v1/auth/passkey-login/finish`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FinishPasskeyAssertion {
     pub ceremony_id: String,
@@ -67,3 +67,17 @@ pub struct PasskeyView {
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
 }
+
+// The ceremony id is a live one-time handle: never in a log line.
+crate::debug_redacted!(PasskeyCeremony {
+    show: [public_key, mediation],
+    hide: [ceremony_id]
+});
+crate::debug_redacted!(FinishPasskeyRegistration {
+    show: [name],
+    hide: [ceremony_id, credential]
+});
+crate::debug_redacted!(FinishPasskeyAssertion {
+    show: [],
+    hide: [ceremony_id, credential]
+});

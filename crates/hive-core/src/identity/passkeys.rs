@@ -11,15 +11,12 @@
 
 use super::{
     AuditEntry, Caller, Credential, Identity, IdentityError, LoginMethod, NewSession, RequestMeta,
-    SessionStage, require_recent_authentication, user_actor,
+    SessionStage, check_display_name, require_recent_authentication, user_actor,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hive_crypto::token::{looks_like_opaque_token, new_opaque_token, token_hash};
-use hive_store::{
-    AuditOutcome, ChallengeRow, PASSKEY_NAME_MAX_CHARS, PasskeyAdded, PasskeyRow, PasskeyUse,
-    UserRow,
-};
+use hive_store::{AuditOutcome, ChallengeRow, PasskeyAdded, PasskeyRow, PasskeyUse, UserRow};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
@@ -513,11 +510,6 @@ impl Passkeys {
     ) -> Result<CeremonyStart, IdentityError> {
         let payload = serde_json::to_string(&Pending { session_id, state })
             .map_err(|error| IdentityError::Internal(error.to_string()))?;
-        if payload.len() > hive_store::MAX_CHALLENGE_PAYLOAD {
-            return Err(IdentityError::Internal(
-                "a passkey ceremony state is too large".into(),
-            ));
-        }
         let ceremony_id = new_opaque_token()?;
         let now = self.now();
         let row = ChallengeRow {
@@ -752,19 +744,10 @@ fn too_many() -> IdentityError {
     IdentityError::Conflict("an account has at most 10 passkeys; remove one first")
 }
 
-/// A passkey's name: trimmed, 1 to 100 characters without control characters; "Passkey" when
-/// none is given.
+/// A passkey's name: a display name (trimmed, 1 to 100 characters, no control characters);
+/// "Passkey" when none is given.
 fn passkey_name(raw: Option<&str>) -> Result<String, IdentityError> {
-    let name = raw.map_or("Passkey", str::trim);
-    if name.is_empty()
-        || name.chars().count() > PASSKEY_NAME_MAX_CHARS
-        || name.chars().any(char::is_control)
-    {
-        return Err(IdentityError::Invalid(
-            "a passkey name is 1 to 100 characters without control characters".into(),
-        ));
-    }
-    Ok(name.to_owned())
+    check_display_name(raw.unwrap_or("Passkey"))
 }
 
 fn parse_passkey(row: &PasskeyRow) -> Result<Passkey, IdentityError> {
