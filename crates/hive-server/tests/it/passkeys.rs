@@ -295,7 +295,55 @@ async fn a_passkey_is_the_second_factor_of_a_password_session() {
             vec!["another_users_credential"]
         );
 
-        // Alice's own passkey does; the ceremony above is used up, so a new one.
+        // Alice's passkey with a broken signature or without user verification does not.
+        for (tweaks, reason) in [
+            (
+                Tweaks {
+                    tamper_signature: true,
+                    ..Tweaks::default()
+                },
+                "bad_signature",
+            ),
+            (
+                Tweaks {
+                    skip_user_verification: true,
+                    ..Tweaks::default()
+                },
+                "user_not_verified",
+            ),
+        ] {
+            let ceremony = ceremony_of(server, &pending, MFA_START).await;
+            let credential = alices.assert_with(&ceremony.public_key, &tweaks).unwrap();
+            let body = json!({ "ceremonyId": ceremony.id, "credential": credential });
+            let response = pending
+                .send(server, Method::POST, MFA_FINISH, Some(body))
+                .await;
+            assert_eq!(response.status(), 401, "{reason}");
+            assert_eq!(
+                failure_reasons(server, "auth.mfa.verify")
+                    .await
+                    .last()
+                    .map(String::as_str),
+                Some(reason)
+            );
+            // The refused ceremony is used up: even a good answer to it is refused.
+            let good = alices.assert(&ceremony.public_key).unwrap();
+            let body = json!({ "ceremonyId": ceremony.id, "credential": good });
+            let replayed = pending
+                .send(server, Method::POST, MFA_FINISH, Some(body))
+                .await;
+            assert_eq!(replayed.status(), 401, "{reason}");
+            assert_eq!(
+                failure_reasons(server, "auth.mfa.verify")
+                    .await
+                    .last()
+                    .map(String::as_str),
+                Some("unknown_ceremony")
+            );
+            assert_eq!(status_of(server, &pending, PASSKEYS).await, 401);
+        }
+
+        // Alice's own passkey does; the ceremonies above are used up, so a new one.
         let ceremony = ceremony_of(server, &pending, MFA_START).await;
         let credential = alices.assert(&ceremony.public_key).unwrap();
         let body = json!({ "ceremonyId": ceremony.id, "credential": credential });
