@@ -334,7 +334,7 @@ impl Mfa {
             let entry = AuditEntry {
                 actor: caller.actor(),
                 action,
-                target: Some(format!("user:{}", user.id)),
+                target: Some(crate::identity::user_actor(&user)),
                 outcome: AuditOutcome::Success,
                 detail,
             };
@@ -645,7 +645,7 @@ fn entry<'a>(
     AuditEntry {
         actor: caller.actor(),
         action,
-        target: Some(format!("user:{}", user.id)),
+        target: Some(crate::identity::user_actor(user)),
         outcome: AuditOutcome::Success,
         detail,
     }

@@ -480,7 +480,7 @@ fn check_password(password: &str, email: &str) -> Result<(), IdentityError> {
         .map_err(|rejection| IdentityError::Invalid(rejection.message().to_owned()))
 }
 
-fn user_actor(user: &UserRow) -> String {
+pub(crate) fn user_actor(user: &UserRow) -> String {
     format!("user:{}", user.id)
 }
 

@@ -102,9 +102,9 @@ impl Resolver<'_> {
 
     async fn link(&self, user: UserRow, claims: &IdClaims) -> Result<UserRow, Refusal> {
         let entry = AuditEntry {
-            actor: format!("user:{}", user.id),
+            actor: crate::identity::user_actor(&user),
             action: "auth.oidc.link",
-            target: Some(format!("user:{}", user.id)),
+            target: Some(crate::identity::user_actor(&user)),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({
                 "provider": self.provider.id,

@@ -39,7 +39,7 @@ pub const CHALLENGE_PURPOSE: &str = "oidc_login";
 /// How long a started sign-in may take.
 pub const FLOW_TTL: time::Duration = time::Duration::minutes(10);
 /// The clock difference allowed for ID token times (SECURITY-RULES: at most 30 s).
-pub const LEEWAY_SECONDS: i64 = 30;
+pub const LEEWAY_SECONDS: i64 = hive_crypto::jwt::MAX_LEEWAY_SECONDS;
 /// The token endpoint: 10 s and 64 KiB.
 const TOKEN_LIMITS: CallLimits = CallLimits::new(Duration::from_secs(10), 64 * 1024);
 /// The longest authorization code accepted from a browser.
@@ -453,12 +453,11 @@ impl Oidc {
             .identity
             .start_session(&user, method, meta)
             .await
-            .map_err(|error| match error {
-                IdentityError::Unavailable => Refusal::Unavailable,
-                other => {
-                    tracing::error!(error = %other, "single sign-on: no session opened");
-                    Refusal::Unavailable
+            .map_err(|error| {
+                if !matches!(error, IdentityError::Unavailable) {
+                    tracing::error!(%error, "single sign-on: no session opened");
                 }
+                Refusal::Unavailable
             })?;
         Ok(CompletedLogin {
             session,
