@@ -332,6 +332,17 @@ impl Agents {
     }
 }
 
+/// Whether `caller` (a local caller: session, API token or internal token) may see and call
+/// `agent`: admins (and the internal token) every agent, the owner their own, everyone else a
+/// `federation` or `public` agent. A `private` agent is its owner's and the admins' alone.
+/// Federated peers and the public tier reach only `federation` and `public` agents through
+/// their own rules.
+pub fn visible_to(caller: &Caller, agent: &AgentRow) -> bool {
+    caller.is_admin()
+        || caller.user_id() == Some(agent.owner_id)
+        || agent.visibility != AgentVisibility::Private
+}
+
 /// The skills of a stored agent (an unreadable column reads as none).
 pub fn skills_of(agent: &AgentRow) -> Vec<Skill> {
     serde_json::from_str(&agent.skills).unwrap_or_default()
