@@ -268,29 +268,41 @@ impl AgentLifecycle {
         agent: &AgentRow,
         secret_id: Option<Uuid>,
     ) -> Result<EgressRequest, String> {
-        let Some(secret_id) = secret_id else {
-            return Ok(request);
-        };
-        let missing = || "the credential secret is gone".to_owned();
-        let secret = self
-            .store
-            .secrets()
-            .get(secret_id, Some(agent.owner_id))
-            .await
-            .map_err(|_| "the credential cannot be read now".to_owned())?
-            .ok_or_else(missing)?;
-        let value = self
-            .secrets
-            .reveal(&secret)
-            .await
-            .map_err(|_| "the credential cannot be opened".to_owned())?;
-        let mut bearer = zeroize::Zeroizing::new(b"Bearer ".to_vec());
-        bearer.extend_from_slice(&value);
-        let mut header_value = HeaderValue::from_bytes(&bearer)
-            .map_err(|_| "the credential is not a valid header value".to_owned())?;
-        header_value.set_sensitive(true);
-        Ok(request.header(header::AUTHORIZATION, header_value))
+        match bearer_credential(self.store.as_ref(), &self.secrets, agent, secret_id).await? {
+            Some(value) => Ok(request.header(header::AUTHORIZATION, value)),
+            None => Ok(request),
+        }
     }
+}
+
+/// The `Authorization: Bearer …` value of the agent owner's secret `secret_id` (none without
+/// one), marked sensitive; the error (safe to show) when it cannot be had.
+pub(crate) async fn bearer_credential(
+    store: &dyn Store,
+    secrets: &SecretService,
+    agent: &AgentRow,
+    secret_id: Option<Uuid>,
+) -> Result<Option<HeaderValue>, String> {
+    let Some(secret_id) = secret_id else {
+        return Ok(None);
+    };
+    let missing = || "the credential secret is gone".to_owned();
+    let secret = store
+        .secrets()
+        .get(secret_id, Some(agent.owner_id))
+        .await
+        .map_err(|_| "the credential cannot be read now".to_owned())?
+        .ok_or_else(missing)?;
+    let value = secrets
+        .reveal(&secret)
+        .await
+        .map_err(|_| "the credential cannot be opened".to_owned())?;
+    let mut bearer = zeroize::Zeroizing::new(b"Bearer ".to_vec());
+    bearer.extend_from_slice(&value);
+    let mut header_value = HeaderValue::from_bytes(&bearer)
+        .map_err(|_| "the credential is not a valid header value".to_owned())?;
+    header_value.set_sensitive(true);
+    Ok(Some(header_value))
 }
 
 /// The leader's watchdog (`agent-health`).

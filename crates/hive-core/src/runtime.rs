@@ -65,6 +65,8 @@ pub struct Hive {
     pub agents: Arc<crate::agents::Agents>,
     /// Starting, stopping and watching agents.
     pub agent_lifecycle: Arc<crate::agent_lifecycle::AgentLifecycle>,
+    /// The A2A gateway: agent cards, JSON-RPC calls, the tasks of agents that run inside Hive.
+    pub gateway: Arc<crate::a2a::Gateway>,
     /// Registration of remote agents from their agent cards.
     pub agent_import: Arc<crate::agent_import::AgentImport>,
     /// Second factors: TOTP and recovery codes.
@@ -212,6 +214,19 @@ impl Hive {
             Arc::clone(&state.bus),
             Arc::clone(&clock),
         ));
+        let gateway = Arc::new(crate::a2a::Gateway::new(crate::a2a::GatewayParts {
+            store: Arc::clone(&store),
+            identity: Arc::clone(&identity),
+            egress: Arc::clone(&egress),
+            secrets: Arc::clone(&secrets_service),
+            limiter: Arc::clone(&state.limiter),
+            tasks: Arc::clone(&state.tasks),
+            task_events: Arc::clone(&state.task_events),
+            clock: Arc::clone(&clock),
+            task_ttl: config.task_ttl,
+            settings: config.a2a.clone(),
+            base_url: config.auth_url.as_str().to_owned(),
+        }));
         // A stored list that cannot be read leaves the operator's list alone in force.
         if let Err(error) = settings.reload().await {
             tracing::warn!(%error, "the stored security settings were not applied at start");
@@ -227,6 +242,7 @@ impl Hive {
             agents,
             agent_import,
             agent_lifecycle,
+            gateway,
             mfa,
             secrets_service,
             vault,
@@ -294,6 +310,7 @@ impl Hive {
 
     /// Closes the store; call after the server and the jobs have stopped.
     pub async fn close(&self) {
+        self.gateway.shut_down().await;
         self.state.bus.close();
         self.state.task_events.close();
         self.store.close().await;

@@ -14,6 +14,7 @@ mod pipeline;
 mod routes;
 mod serve;
 pub mod state;
+mod streams;
 
 pub use error::ApiError;
 pub use pipeline::{ClientIp, RequestId};

@@ -196,6 +196,29 @@ impl Sources<'_> {
     }
 }
 
+fn parse_a2a(src: &mut Sources<'_>) -> Result<super::A2aConfig, ConfigError> {
+    let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    Ok(super::A2aConfig {
+        min_role: src.parsed("A2A_JSONRPC_MIN_ROLE", hive_proto::Role::Viewer, |raw| {
+            raw.parse().ok()
+        })?,
+        default_agent: src
+            .value("A2A_DEFAULT_AGENT")?
+            .map(|raw| raw.trim().to_owned())
+            .filter(|name| !name.is_empty()),
+        max_body_bytes: usize::try_from(src.integer(
+            "A2A_JSONRPC_MAX_BODY_BYTES",
+            1024 * 1024,
+            1024,
+            16 * 1024 * 1024,
+        )?)
+        .unwrap_or(1024 * 1024),
+        streams_per_ip: count(src.integer("A2A_STREAMS_PER_IP", 10, 1, 10_000)?),
+        streams_per_user: count(src.integer("A2A_STREAMS_PER_USER", 5, 1, 10_000)?),
+        stream_idle: src.seconds("A2A_STREAM_IDLE_SECONDS", 300, 5, 86_400)?,
+    })
+}
+
 /// Reads a small text file, refusing one over `limit` bytes (a mistaken `/dev/zero` or a log
 /// file must not hang or fill memory at start).
 fn read_small_file(variable: &str, path: &str, limit: u64) -> Result<String, ConfigError> {
@@ -388,6 +411,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         return Err(invalid("A2A_TASK_STORE", "redis needs REDIS_URL"));
     }
     let task_ttl = src.seconds("A2A_TASK_TTL_SECONDS", 86_400, 60, 2_592_000)?;
+    let a2a = parse_a2a(&mut src)?;
 
     let secrets = SuppliedSecrets {
         auth_secret: src.secret("AUTH_SECRET")?,
@@ -508,6 +532,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         rate_limits,
         task_store,
         task_ttl,
+        a2a,
         secrets,
         http,
         log,

@@ -144,6 +144,24 @@ pub enum TaskStoreKind {
     Database,
 }
 
+/// The A2A gateway: who may call it and how much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct A2aConfig {
+    /// `A2A_JSONRPC_MIN_ROLE` (default viewer): the least role that may call the JSON-RPC
+    /// endpoints.
+    pub min_role: hive_proto::Role,
+    /// `A2A_DEFAULT_AGENT`: the agent (name or id) a message to the instance endpoint goes to
+    /// when its metadata names no skill.
+    pub default_agent: Option<String>,
+    /// `A2A_JSONRPC_MAX_BODY_BYTES` (default 1 MiB, 1 KiB..=16 MiB).
+    pub max_body_bytes: usize,
+    /// `A2A_STREAMS_PER_IP` (default 10) and `A2A_STREAMS_PER_USER` (default 5): open streams.
+    pub streams_per_ip: u32,
+    pub streams_per_user: u32,
+    /// `A2A_STREAM_IDLE_SECONDS` (default 300): a stream without an event this long is closed.
+    pub stream_idle: Duration,
+}
+
 /// The operator's part of the egress rules (the admin's allowlist in the database is merged in
 /// at run time).
 #[derive(Debug, Clone)]
@@ -213,6 +231,8 @@ pub struct Config {
     pub task_store: TaskStoreKind,
     /// `A2A_TASK_TTL_SECONDS` (default 86400, 60..=2592000).
     pub task_ttl: Duration,
+    /// `A2A_*`: the gateway's access and limits.
+    pub a2a: A2aConfig,
     pub secrets: SuppliedSecrets,
     pub http: HttpConfig,
     pub log: LogConfig,

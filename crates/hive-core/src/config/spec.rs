@@ -128,6 +128,36 @@ pub const VARIABLES: &[VarSpec] = &[
         "an integer from 60 to 2592000",
     ),
     var(
+        "A2A_JSONRPC_MIN_ROLE",
+        "viewer",
+        "viewer, operator or admin: the least role that may call the A2A JSON-RPC endpoints",
+    ),
+    var(
+        "A2A_DEFAULT_AGENT",
+        "-",
+        "an agent's name or id: where a message to the instance endpoint goes when its metadata names no skill",
+    ),
+    var(
+        "A2A_JSONRPC_MAX_BODY_BYTES",
+        "1048576",
+        "an integer from 1024 to 16777216: the largest JSON-RPC request body",
+    ),
+    var(
+        "A2A_STREAMS_PER_IP",
+        "10",
+        "an integer from 1 to 10000: open A2A streams per client IP",
+    ),
+    var(
+        "A2A_STREAMS_PER_USER",
+        "5",
+        "an integer from 1 to 10000: open A2A streams per user (or token's user)",
+    ),
+    var(
+        "A2A_STREAM_IDLE_SECONDS",
+        "300",
+        "an integer from 5 to 86400: a stream without an event this long is closed",
+    ),
+    var(
         "HIVE_RATE_LIMITS",
         "-",
         "overrides of the rate-limit policies: comma-separated name=COUNT/PERIOD, periods in s, m, h or d (e.g. login=10/15m,api=600/1m)",

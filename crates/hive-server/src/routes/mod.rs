@@ -3,6 +3,7 @@
 //! Routes exist only through [`route_table`]'s entries, so none can be added without a rule;
 //! the access-matrix test walks the same table.
 
+mod a2a;
 mod agents;
 mod auth;
 mod health;
@@ -24,7 +25,7 @@ use axum::handler::Handler;
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter, on};
-use hive_proto::{ErrorCode, Role};
+use hive_proto::{ErrorCode, Role, TokenScope};
 use http::Method;
 
 /// One route as the table declares it.
@@ -89,6 +90,12 @@ impl Route {
     /// Lets a session that must enroll a second factor first (the MFA policy) call the route.
     fn before_enrollment(mut self) -> Self {
         self.entry.rule.during.enrollment = true;
+        self
+    }
+
+    /// The token scope the route needs, instead of the one its method implies.
+    fn scope(mut self, scope: TokenScope) -> Self {
+        self.entry.rule.scope = Some(scope);
         self
     }
 
@@ -171,6 +178,15 @@ fn routes_declared() -> Vec<Route> {
         route(M::POST, "/api/v1/agents/{id}/start", OPERATOR, None, agents::start).owned(),
         route(M::POST, "/api/v1/agents/{id}/stop", OPERATOR, None, agents::stop).owned(),
         route(M::DELETE, "/api/v1/agents/{id}", OPERATOR, None, agents::delete).owned(),
+        // A2A: cards are public (what they list depends on the caller); calls need the
+        // execute scope and at least A2A_JSONRPC_MIN_ROLE (checked by the handler).
+        route(M::GET, "/.well-known/agent-card.json", PUBLIC, Some("a2a"), a2a::instance_card),
+        route(M::GET, "/api/a2a/agents/{id}/agent-card.json", PUBLIC, Some("a2a"), a2a::agent_card),
+        route(M::POST, "/api/a2a/jsonrpc", VIEWER, Some("a2a"), a2a::instance_rpc).scope(TokenScope::Execute),
+        route(M::POST, "/api/a2a/jsonrpc/", VIEWER, Some("a2a"), a2a::instance_rpc).scope(TokenScope::Execute),
+        route(M::POST, "/api/a2a/agents/{id}/jsonrpc", VIEWER, Some("a2a"), a2a::agent_rpc).scope(TokenScope::Execute),
+        route(M::POST, "/api/a2a/agents/{id}/jsonrpc/", VIEWER, Some("a2a"), a2a::agent_rpc).scope(TokenScope::Execute),
+        route(M::GET, "/api/v1/a2a/status", VIEWER, None, a2a::status),
         // Administration.
         route(M::GET, "/api/v1/users", ADMIN, None, u::list_users),
         route(M::POST, "/api/v1/users/invitations", ADMIN, None, u::invite),

@@ -69,7 +69,8 @@ fn role_path(path: &str, objects: &Objects) -> String {
         "/api/v1/agents/{id}/start",
         "/api/v1/agents/{id}/stop",
     ];
-    if owned.contains(&path) {
+    // A2A: unknown agents (the role check comes first; then 404 for every caller).
+    if owned.contains(&path) || path.starts_with("/api/a2a/agents/{id}/") {
         // Unknown ids: the role check passes or not before the handler looks.
         return fill(path, &uuid::Uuid::new_v4().to_string());
     }

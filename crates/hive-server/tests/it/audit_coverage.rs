@@ -66,6 +66,11 @@ const WALK: &[(&str, &str, &[&str])] = &[
         "/api/v1/agents/{id}/start",
         &["agent.start", "agent.status"],
     ),
+    // A call to a running agent: one record each, without contents.
+    ("POST", "/api/a2a/jsonrpc", &["a2a.call"]),
+    ("POST", "/api/a2a/jsonrpc/", &["a2a.call"]),
+    ("POST", "/api/a2a/agents/{id}/jsonrpc", &["a2a.call"]),
+    ("POST", "/api/a2a/agents/{id}/jsonrpc/", &["a2a.call"]),
     ("POST", "/api/v1/agents/{id}/stop", &["agent.stop"]),
     ("DELETE", "/api/v1/agents/{id}", &["agent.delete"]),
     ("POST", "/api/v1/auth/mfa/totp", &["auth.mfa.totp_start"]),
@@ -414,6 +419,26 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
                 .unwrap()
                 .send(server, Method::POST, &agent_path, None)
                 .await
+        }
+        ("POST", a2a) if a2a.starts_with("/api/a2a/") => {
+            let rpc_path = path.replace("{id}", &walk.agent_id);
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
+                "message": {"messageId": "tck-complete-task", "role": "ROLE_USER",
+                            "parts": [{"text": "covered"}], "metadata": {"skill": "coverage"}}}});
+            let response = alice
+                .unwrap()
+                .request(server, Method::POST, &rpc_path)
+                .header("A2A-Version", "1.0")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let (status, answer) = read(response).await;
+            assert_eq!(
+                answer["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED",
+                "{answer}"
+            );
+            return status;
         }
         ("DELETE", "/api/v1/agents/{id}") => {
             let agent_path = format!("/api/v1/agents/{}", walk.agent_id);

@@ -1,6 +1,7 @@
 //! The HTTP pipeline and the health route, over real HTTP on loopback, on every backend.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod a2a;
 mod access_matrix;
 mod agents;
 mod audit;

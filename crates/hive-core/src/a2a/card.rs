@@ -1,0 +1,137 @@
+//! Agent cards: the instance's (one skill per agent the caller may see) and each agent's.
+
+use crate::agents::skills_of;
+use hive_a2a::v1::{
+    AgentCapabilities, AgentCard, AgentInterface, AgentProvider, AgentSkill,
+    HttpAuthSecurityScheme, SecurityRequirement, SecurityScheme, StringList,
+};
+use hive_a2a::{jsonrpc::Version, v03};
+use hive_store::AgentRow;
+use std::collections::BTreeMap;
+
+/// The security scheme every card names: an API token (scope `execute`) or a session.
+const SCHEME: &str = "hiveToken";
+
+/// What a card says about where Hive is and what it supports.
+#[derive(Debug, Clone)]
+pub(crate) struct CardBase {
+    /// `AUTH_URL` without a trailing slash.
+    pub base_url: String,
+    pub push_notifications: bool,
+}
+
+fn interfaces(url: &str, version: Version) -> Vec<AgentInterface> {
+    let interface = |protocol_version: &str| AgentInterface {
+        url: url.to_owned(),
+        protocol_binding: hive_a2a::v1::BINDING_JSONRPC.to_owned(),
+        tenant: String::new(),
+        protocol_version: protocol_version.to_owned(),
+    };
+    // The caller's version first: a 0.3 card is written from the first interface.
+    match version {
+        Version::V1_0 => vec![interface("1.0"), interface(v03::PROTOCOL_VERSION)],
+        Version::V0_3 => vec![interface(v03::PROTOCOL_VERSION), interface("1.0")],
+    }
+}
+
+fn card(
+    base: &CardBase,
+    version: Version,
+    name: String,
+    description: String,
+    rpc_path: &str,
+    skills: Vec<AgentSkill>,
+) -> AgentCard {
+    let url = format!("{}{rpc_path}", base.base_url);
+    let scheme = SecurityScheme::HttpAuth(HttpAuthSecurityScheme {
+        description: "A Hive API token with the execute scope (or a signed-in session)".into(),
+        scheme: "bearer".into(),
+        bearer_format: "hive_…".into(),
+    });
+    AgentCard {
+        name,
+        description,
+        supported_interfaces: interfaces(&url, version),
+        provider: Some(AgentProvider {
+            url: base.base_url.clone(),
+            organization: "Hive".into(),
+        }),
+        version: env!("CARGO_PKG_VERSION").into(),
+        documentation_url: None,
+        capabilities: AgentCapabilities {
+            streaming: Some(true),
+            push_notifications: Some(base.push_notifications),
+            extensions: Vec::new(),
+            extended_agent_card: Some(true),
+        },
+        security_schemes: BTreeMap::from([(SCHEME.to_owned(), scheme)]),
+        security_requirements: vec![SecurityRequirement {
+            schemes: BTreeMap::from([(SCHEME.to_owned(), StringList::default())]),
+        }],
+        default_input_modes: vec!["text/plain".into(), "application/json".into()],
+        default_output_modes: vec!["text/plain".into(), "application/json".into()],
+        skills,
+        signatures: Vec::new(),
+        icon_url: None,
+    }
+}
+
+/// The instance card: one skill per agent, named by the agent's name (what a message's
+/// `metadata.skill` names to reach it).
+pub(crate) fn instance_card(base: &CardBase, version: Version, agents: &[AgentRow]) -> AgentCard {
+    let skills = agents
+        .iter()
+        .map(|agent| {
+            let mut tags: Vec<String> = skills_of(agent)
+                .into_iter()
+                .flat_map(|skill| skill.tags)
+                .collect();
+            tags.push(agent.kind.as_str().to_owned());
+            tags.sort();
+            tags.dedup();
+            AgentSkill {
+                id: agent.name.clone(),
+                name: agent.name.clone(),
+                description: if agent.description.is_empty() {
+                    format!("The {} agent {}", agent.kind, agent.name)
+                } else {
+                    agent.description.clone()
+                },
+                tags,
+                ..AgentSkill::default()
+            }
+        })
+        .collect();
+    card(
+        base,
+        version,
+        "Hive".into(),
+        "The agents of this Hive instance, one skill each: name the skill in the message's \
+         metadata (\"skill\") to reach its agent."
+            .into(),
+        "/api/a2a/jsonrpc",
+        skills,
+    )
+}
+
+/// One agent's card: its own skills, its own endpoint.
+pub(crate) fn agent_card(base: &CardBase, version: Version, agent: &AgentRow) -> AgentCard {
+    let skills = skills_of(agent)
+        .into_iter()
+        .map(|skill| AgentSkill {
+            id: skill.id,
+            name: skill.name,
+            description: skill.description,
+            tags: skill.tags,
+            ..AgentSkill::default()
+        })
+        .collect();
+    card(
+        base,
+        version,
+        agent.name.clone(),
+        agent.description.clone(),
+        &format!("/api/a2a/agents/{}/jsonrpc", agent.id),
+        skills,
+    )
+}

@@ -1,0 +1,138 @@
+//! Tasks of the agents that run inside Hive (`conformance`, `llm`): an executor per running
+//! task takes its events from the agent's [`Steps`], applies and stores each one and publishes
+//! it, and stops at a cancellation — from this process, or asked for by another replica
+//! through the task's event channel — or at shutdown.
+
+use super::book::{Entry, TaskBook, is_cancel_request};
+use crate::agents::conformance;
+use async_trait::async_trait;
+use hive_a2a::error::RpcError;
+use hive_a2a::v1::{Message, Part, Role, StreamResponse, TaskState, TaskStatus};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Where a running task's next events come from.
+#[async_trait]
+pub(crate) trait Steps: Send {
+    /// The next event, after whatever wait the agent needs; `None` when the task is done.
+    async fn next(&mut self) -> Option<Result<StreamResponse, RpcError>>;
+}
+
+/// The conformance agent's script, its pauses waited out.
+pub(crate) struct ScriptSteps {
+    steps: VecDeque<conformance::Step>,
+}
+
+impl ScriptSteps {
+    pub fn new(steps: impl IntoIterator<Item = conformance::Step>) -> Self {
+        Self {
+            steps: steps.into_iter().collect(),
+        }
+    }
+}
+
+#[async_trait]
+impl Steps for ScriptSteps {
+    async fn next(&mut self) -> Option<Result<StreamResponse, RpcError>> {
+        // Popped only after its pause: a call dropped while waiting loses nothing.
+        if let Some(pause) = self.steps.front()?.pause {
+            tokio::time::sleep(pause).await;
+        }
+        self.steps.pop_front().map(|step| Ok(step.event))
+    }
+}
+
+/// One task to run: its stored state (the first event already applied), its steps, and what
+/// it holds while it runs.
+pub(crate) struct Run {
+    pub entry: Entry,
+    pub steps: Box<dyn Steps>,
+    /// This process's claim on the task (see [`TaskBook::claim`]).
+    pub cancel: CancellationToken,
+    /// A place among the agent's concurrent tasks.
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// Runs `run` to its end: the agent's last event, a cancellation, a failure or shutdown.
+pub(crate) async fn execute(book: Arc<TaskBook>, mut run: Run, shutdown: CancellationToken) {
+    let task_id = run.entry.id;
+    let mut control = book.subscribe(task_id);
+    let ending = 'run: loop {
+        let next = {
+            let next = run.steps.next();
+            tokio::pin!(next);
+            loop {
+                tokio::select! {
+                    () = run.cancel.cancelled() => break 'run Ending::Canceled,
+                    () = shutdown.cancelled() => break 'run Ending::Failed("Hive is shutting down"),
+                    received = control.recv() => match received {
+                        Ok(event) if is_cancel_request(&event) => break 'run Ending::Canceled,
+                        // Its own events, or a lag: nothing to act on.
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => control = book.subscribe(task_id),
+                    },
+                    next = &mut next => break next,
+                }
+            }
+        };
+        match next {
+            None => break Ending::Done,
+            Some(Err(error)) => {
+                tracing::warn!(%task_id, code = error.code, "a2a: agent failed a task");
+                break Ending::Failed("the agent failed");
+            }
+            Some(Ok(event)) => {
+                if book.advance(&mut run.entry, event).await.is_err() {
+                    break Ending::Done;
+                }
+            }
+        }
+    };
+    run.entry.stored.running = false;
+    let closing = match ending {
+        Ending::Done => None,
+        Ending::Canceled => conformance::cancel(&run.entry.stored.task)
+            .ok()
+            .map(|task| conformance::status_update(&task)),
+        Ending::Failed(why) => Some(failed(&run.entry, why)),
+    };
+    let stored = match closing {
+        Some(event) => book.advance(&mut run.entry, event).await.map(|_| ()),
+        None => book.save(&run.entry).await,
+    };
+    if stored.is_err() {
+        tracing::error!(%task_id, "a2a: the end of a task was not stored");
+    }
+    book.release(task_id);
+    drop(run.permit);
+}
+
+enum Ending {
+    Done,
+    Canceled,
+    Failed(&'static str),
+}
+
+/// The event that fails the task, with an agent message saying why (never an internal detail).
+fn failed(entry: &Entry, why: &str) -> StreamResponse {
+    let task = &entry.stored.task;
+    let mut status = TaskStatus {
+        state: TaskState::Failed,
+        ..TaskStatus::default()
+    };
+    status.message = Some(Box::new(Message {
+        message_id: Uuid::new_v4().to_string(),
+        context_id: task.context_id.clone(),
+        task_id: task.id.clone(),
+        role: Role::Agent,
+        parts: vec![Part::text(why)],
+        ..Message::default()
+    }));
+    let mut failed = task.clone();
+    failed.status = status;
+    conformance::status_update(&failed)
+}

@@ -1,0 +1,569 @@
+//! `remote` agents: an upstream A2A agent called through the egress guard, in the protocol
+//! version its settings name. Hive keeps its own record of each task — its own task id, the
+//! caller's context id, the upstream ids — so that tasks stay their callers', and so that one
+//! caller's context never becomes another's upstream: the context id sent upstream is derived
+//! from the caller, the agent and the caller's context id.
+
+use super::book::{Entry, StoredTask, TaskBook, Upstream, ends_stream, shaped};
+use super::{Ctx, GatewayError, Reply, StreamItem};
+use crate::agent_lifecycle::bearer_credential;
+use crate::agents::RemoteSettings;
+use crate::egress::{Egress, Purpose};
+use hive_a2a::client::{Body, HttpRequest, HttpResponse, Transport, TransportError};
+use hive_a2a::client::{Client, ClientError, EventStream};
+use hive_a2a::error::{ErrorCode, RpcError};
+use hive_a2a::jsonrpc::{Call, Limits, Outcome, Version};
+use hive_a2a::v1::{self, SendMessageRequest};
+use hive_a2a::v1::{Message, StreamResponse, Task};
+use hive_egress::{CallLimits, EgressRequest, EgressResponse};
+use hive_store::AgentRow;
+use http::{HeaderName, HeaderValue, Method, header};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use uuid::Uuid;
+
+/// Events a stream buffers for its reader.
+const STREAM_BUFFER: usize = 64;
+
+/// The largest answer (or stream event) of an upstream agent.
+pub(crate) const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The A2A client's way out: Hive's egress guard, with the agent's credential.
+pub(crate) struct EgressTransport {
+    pub egress: Arc<Egress>,
+    pub authorization: Option<HeaderValue>,
+    pub limits: CallLimits,
+    pub purpose: Purpose,
+}
+
+pub(crate) struct EgressBody(EgressResponse);
+
+impl Body for EgressBody {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
+        self.0
+            .chunk()
+            .await
+            .map(|chunk| chunk.map(|bytes| bytes.to_vec()))
+            .map_err(|error| TransportError(error.kind().to_owned()))
+    }
+}
+
+impl Transport for EgressTransport {
+    type Body = EgressBody;
+
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse<EgressBody>, TransportError> {
+        let method = Method::from_bytes(request.method.as_bytes())
+            .map_err(|_| TransportError("bad method".into()))?;
+        let mut outgoing = EgressRequest::new(method, request.url).body(request.body);
+        for (name, value) in request.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| TransportError("bad header name".into()))?;
+            let value =
+                HeaderValue::from_str(&value).map_err(|_| TransportError("bad header".into()))?;
+            outgoing = outgoing.header(name, value);
+        }
+        if let Some(authorization) = &self.authorization {
+            outgoing = outgoing.header(header::AUTHORIZATION, authorization.clone());
+        }
+        let response = self
+            .egress
+            .send(outgoing, &self.limits, &self.purpose)
+            .await
+            .map_err(|error| TransportError(error.kind().to_owned()))?;
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(HttpResponse {
+            status: response.status().as_u16(),
+            content_type,
+            body: EgressBody(response),
+        })
+    }
+}
+
+/// The context id Hive sends upstream for a caller's context: the same caller, agent and
+/// context always give the same id, and no two callers share one.
+pub(crate) fn upstream_context(owner: &str, agent_id: Uuid, context_id: &str) -> String {
+    let digest = hive_crypto::sha256_hex(format!("{owner}\0{agent_id}\0{context_id}").as_bytes());
+    format!("hive-{}", &digest[..32])
+}
+
+/// The ids the caller knows a task by.
+#[derive(Debug, Clone)]
+pub(crate) struct CallerIds {
+    pub task_id: String,
+    pub context_id: String,
+}
+
+fn message_to_caller(message: &mut Message, ids: &CallerIds) {
+    if !message.task_id.is_empty() {
+        message.task_id.clone_from(&ids.task_id);
+    }
+    message.context_id.clone_from(&ids.context_id);
+    // Upstream task ids mean nothing to the caller.
+    message.reference_task_ids.clear();
+}
+
+/// An upstream task with the caller's ids.
+pub(crate) fn task_to_caller(mut task: Task, ids: &CallerIds) -> Task {
+    task.id.clone_from(&ids.task_id);
+    task.context_id.clone_from(&ids.context_id);
+    for message in &mut task.history {
+        message_to_caller(message, ids);
+    }
+    if let Some(message) = &mut task.status.message {
+        message_to_caller(message, ids);
+    }
+    task
+}
+
+/// An upstream stream event with the caller's ids.
+pub(crate) fn event_to_caller(event: StreamResponse, ids: &CallerIds) -> StreamResponse {
+    match event {
+        StreamResponse::Task(task) => StreamResponse::Task(task_to_caller(task, ids)),
+        StreamResponse::Message(mut message) => {
+            message_to_caller(&mut message, ids);
+            StreamResponse::Message(message)
+        }
+        StreamResponse::StatusUpdate(mut update) => {
+            update.task_id.clone_from(&ids.task_id);
+            update.context_id.clone_from(&ids.context_id);
+            if let Some(message) = &mut update.status.message {
+                message_to_caller(message, ids);
+            }
+            StreamResponse::StatusUpdate(update)
+        }
+        StreamResponse::ArtifactUpdate(mut update) => {
+            update.task_id.clone_from(&ids.task_id);
+            update.context_id.clone_from(&ids.context_id);
+            StreamResponse::ArtifactUpdate(update)
+        }
+    }
+}
+
+/// The upstream task id an event names, if any.
+pub(crate) fn upstream_task_of(event: &StreamResponse) -> Option<(&str, &str)> {
+    match event {
+        StreamResponse::Task(task) => Some((&task.id, &task.context_id)),
+        StreamResponse::StatusUpdate(update) => Some((&update.task_id, &update.context_id)),
+        StreamResponse::ArtifactUpdate(update) => Some((&update.task_id, &update.context_id)),
+        StreamResponse::Message(_) => None,
+    }
+}
+
+impl super::Gateway {
+    /// A client of the agent's upstream endpoint, with its credential, for this caller.
+    async fn remote_client(
+        &self,
+        ctx: &Ctx<'_>,
+        agent: &AgentRow,
+    ) -> Result<Client<EgressTransport>, RpcError> {
+        let settings: RemoteSettings =
+            serde_json::from_str(&agent.runtime).map_err(|_| super::internal())?;
+        let authorization = bearer_credential(
+            self.store.as_ref(),
+            &self.secrets,
+            agent,
+            settings.credential_secret_id,
+        )
+        .await
+        .map_err(|why| {
+            ErrorCode::InternalError.with_message(format!("the agent's credential: {why}"))
+        })?;
+        let version = if settings.protocol_version == "1.0" {
+            Version::V1_0
+        } else {
+            Version::V0_3
+        };
+        let timeout = Duration::from_secs(u64::from(agent.limits.timeout_seconds.max(1)));
+        let transport = EgressTransport {
+            egress: Arc::clone(&self.egress),
+            authorization,
+            limits: CallLimits::new(timeout, MAX_RESPONSE_BYTES),
+            purpose: Purpose {
+                actor: ctx.caller.actor(),
+                feature: "a2a_remote",
+                meta: ctx.meta.clone(),
+            },
+        };
+        Ok(
+            Client::new(transport, settings.url, version).with_limits(Limits {
+                max_body_bytes: usize::try_from(MAX_RESPONSE_BYTES).unwrap_or(usize::MAX),
+                ..Limits::default()
+            }),
+        )
+    }
+
+    async fn agent_of(&self, entry: &Entry) -> Result<AgentRow, RpcError> {
+        self.store
+            .agents()
+            .get(entry.agent_id, None)
+            .await
+            .map_err(|_| super::internal())?
+            .ok_or_else(|| ErrorCode::TaskNotFound.error())
+    }
+
+    pub(super) async fn send_remote(
+        &self,
+        ctx: &Ctx<'_>,
+        agent: &AgentRow,
+        send: SendMessageRequest,
+        existing: Option<Entry>,
+        streaming: bool,
+    ) -> Result<Reply, GatewayError> {
+        let answer = |error: RpcError| Ok(Reply::Unary(Box::new(Err(error))));
+        let client = match self.remote_client(ctx, agent).await {
+            Ok(client) => client,
+            Err(error) => return answer(error),
+        };
+        let history_length = send
+            .configuration
+            .as_ref()
+            .and_then(|configuration| configuration.history_length);
+        let mut outgoing = send;
+        let (id, caller_context) = match &existing {
+            Some(entry) => {
+                if entry.stored.running {
+                    return answer(
+                        ErrorCode::UnsupportedOperation
+                            .with_message("the task is still working; wait for it or cancel it"),
+                    );
+                }
+                let Some(upstream) = &entry.stored.upstream else {
+                    return answer(super::internal());
+                };
+                outgoing.message.task_id.clone_from(&upstream.task_id);
+                outgoing.message.context_id.clone_from(&upstream.context_id);
+                (entry.id, entry.stored.task.context_id.clone())
+            }
+            None => {
+                let context = if outgoing.message.context_id.is_empty() {
+                    Uuid::new_v4().to_string()
+                } else {
+                    outgoing.message.context_id.clone()
+                };
+                outgoing.message.context_id = upstream_context(&ctx.owner, agent.id, &context);
+                (Uuid::new_v4(), context)
+            }
+        };
+        // References to the caller's own tasks of this agent become upstream ids; others go.
+        let mut references = Vec::new();
+        for reference in std::mem::take(&mut outgoing.message.reference_task_ids) {
+            if let Ok(Some(entry)) = self.book.load(&ctx.owner, &reference).await
+                && entry.agent_id == agent.id
+                && let Some(upstream) = entry.stored.upstream
+            {
+                references.push(upstream.task_id);
+            }
+        }
+        outgoing.message.reference_task_ids = references;
+        // The skill named Hive's agent; upstream it would name one of the upstream's.
+        for metadata in [&mut outgoing.message.metadata, &mut outgoing.metadata]
+            .into_iter()
+            .flatten()
+        {
+            metadata.remove(super::SKILL_METADATA_KEY);
+        }
+        // Push notifications are Hive's to send, not the upstream agent's.
+        if let Some(configuration) = &mut outgoing.configuration {
+            configuration.task_push_notification_config = None;
+        }
+        let ids = CallerIds {
+            task_id: id.to_string(),
+            context_id: caller_context,
+        };
+        let permit = self.slot(agent)?;
+        let new_entry = |existing: Option<Entry>| {
+            existing.unwrap_or_else(|| Entry {
+                id,
+                owner: ctx.owner.clone(),
+                agent_id: agent.id,
+                stored: StoredTask {
+                    task: Task {
+                        id: ids.task_id.clone(),
+                        context_id: ids.context_id.clone(),
+                        ..Task::default()
+                    },
+                    seq: 0,
+                    running: false,
+                    upstream: None,
+                },
+            })
+        };
+        if streaming {
+            let upstream = match client.stream(&Call::SendStreamingMessage(outgoing)).await {
+                Ok(upstream) => upstream,
+                Err(error) => return answer(upstream_error(error)),
+            };
+            let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+            let pump = Pump {
+                book: Arc::clone(&self.book),
+                entry: new_entry(existing),
+                known: false,
+                ids,
+            };
+            tokio::spawn(pump.run(upstream, sender, permit));
+            return Ok(Reply::Stream(receiver));
+        }
+        let sent = client.call(&Call::SendMessage(outgoing)).await;
+        drop(permit);
+        let result = match sent {
+            Ok(Outcome::SendMessage(v1::SendMessageResponse::Message(mut message))) => {
+                message_to_caller(&mut message, &ids);
+                if existing.is_none() {
+                    message.task_id.clear();
+                }
+                Ok(Outcome::SendMessage(v1::SendMessageResponse::Message(
+                    message,
+                )))
+            }
+            Ok(Outcome::SendMessage(v1::SendMessageResponse::Task(task))) => {
+                let mut entry = new_entry(existing);
+                entry.stored.upstream = Some(Upstream {
+                    task_id: task.id.clone(),
+                    context_id: task.context_id.clone(),
+                });
+                let event = StreamResponse::Task(task_to_caller(task, &ids));
+                match self.book.advance(&mut entry, event).await {
+                    Ok(_) => shaped(entry.stored.task, history_length, true)
+                        .map(|task| Outcome::SendMessage(v1::SendMessageResponse::Task(task))),
+                    Err(error) => Err(error),
+                }
+            }
+            Ok(_) => Err(ErrorCode::InvalidAgentResponse.error()),
+            Err(error) => Err(upstream_error(error)),
+        };
+        Ok(Reply::Unary(Box::new(result)))
+    }
+
+    /// The task as the upstream agent has it now (stored for the next reader); the stored copy
+    /// when the agent cannot say.
+    pub(super) async fn refresh_remote(
+        &self,
+        ctx: &Ctx<'_>,
+        mut entry: Entry,
+        history_length: Option<i32>,
+    ) -> Result<Task, RpcError> {
+        let Some(upstream) = entry.stored.upstream.clone() else {
+            return Ok(entry.stored.task);
+        };
+        let agent = self.agent_of(&entry).await?;
+        let client = match self.remote_client(ctx, &agent).await {
+            Ok(client) => client,
+            Err(_) => return Ok(entry.stored.task),
+        };
+        let request = v1::GetTaskRequest {
+            id: upstream.task_id,
+            history_length,
+            ..v1::GetTaskRequest::default()
+        };
+        match client.get_task(request).await {
+            Ok(task) => {
+                let ids = ids_of(&entry);
+                let fresh = task_to_caller(task, &ids);
+                if fresh != entry.stored.task {
+                    entry.stored.task = fresh.clone();
+                    self.book.save(&entry).await?;
+                }
+                Ok(fresh)
+            }
+            Err(error) => {
+                tracing::warn!(task_id = %entry.id, error = %error, "a2a: upstream task not read");
+                Ok(entry.stored.task)
+            }
+        }
+    }
+
+    pub(super) async fn cancel_remote(
+        &self,
+        ctx: &Ctx<'_>,
+        mut entry: Entry,
+    ) -> Result<Task, RpcError> {
+        let Some(upstream) = entry.stored.upstream.clone() else {
+            return Err(super::internal());
+        };
+        let agent = self.agent_of(&entry).await?;
+        let client = self.remote_client(ctx, &agent).await?;
+        let request = v1::CancelTaskRequest {
+            id: upstream.task_id,
+            ..v1::CancelTaskRequest::default()
+        };
+        let task = client.cancel_task(request).await.map_err(upstream_error)?;
+        let task = task_to_caller(task, &ids_of(&entry));
+        let update = crate::agents::conformance::status_update(&task);
+        entry.stored.task = task;
+        self.book.advance(&mut entry, update).await?;
+        Ok(entry.stored.task)
+    }
+
+    pub(super) async fn subscribe_remote(
+        &self,
+        ctx: &Ctx<'_>,
+        entry: Entry,
+    ) -> Result<mpsc::Receiver<StreamItem>, RpcError> {
+        let Some(upstream) = entry.stored.upstream.clone() else {
+            return Err(super::internal());
+        };
+        if entry.stored.task.status.state.is_terminal() {
+            return Err(ErrorCode::UnsupportedOperation.with_message(
+                "the task is in a terminal state; there is nothing to subscribe to",
+            ));
+        }
+        let agent = self.agent_of(&entry).await?;
+        let client = self.remote_client(ctx, &agent).await?;
+        let call = Call::SubscribeToTask(v1::SubscribeToTaskRequest {
+            id: upstream.task_id,
+            ..v1::SubscribeToTaskRequest::default()
+        });
+        let stream = client.stream(&call).await.map_err(upstream_error)?;
+        let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+        let pump = Pump {
+            book: Arc::clone(&self.book),
+            ids: ids_of(&entry),
+            entry,
+            known: true,
+        };
+        let permit = self
+            .slot(&agent)
+            .map_err(|_| ErrorCode::InternalError.with_message("the agent is busy; retry later"))?;
+        tokio::spawn(pump.run(stream, sender, permit));
+        Ok(receiver)
+    }
+}
+
+fn ids_of(entry: &Entry) -> CallerIds {
+    CallerIds {
+        task_id: entry.id.to_string(),
+        context_id: entry.stored.task.context_id.clone(),
+    }
+}
+
+/// An upstream failure as the caller sees it: the agent's own A2A error as it gave it, else a
+/// summary that names no internal detail.
+fn upstream_error(error: ClientError) -> RpcError {
+    match error {
+        ClientError::Rpc(error) => error,
+        ClientError::Transport(TransportError(kind)) => ErrorCode::InternalError
+            .with_message(format!("the agent could not be reached ({kind})")),
+        ClientError::Status(status) => {
+            ErrorCode::InternalError.with_message(format!("the agent answered HTTP {status}"))
+        }
+        ClientError::InvalidResponse(_) => ErrorCode::InvalidAgentResponse.error(),
+    }
+}
+
+/// Carries an upstream stream to its caller: each event with the caller's ids, applied to
+/// Hive's record of the task (stored and published for Hive's own subscribers). It reads the
+/// upstream stream to its end even when the caller has gone, so the record stays true.
+struct Pump {
+    book: Arc<TaskBook>,
+    entry: Entry,
+    /// Whether the record exists already (a follow-up or a subscription).
+    known: bool,
+    ids: CallerIds,
+}
+
+impl Pump {
+    async fn run(
+        mut self,
+        mut upstream: EventStream<EgressBody>,
+        sender: mpsc::Sender<StreamItem>,
+        permit: OwnedSemaphorePermit,
+    ) {
+        while let Some(item) = upstream.next().await {
+            let event = match item {
+                Ok(event) => event,
+                Err(error) => {
+                    let _ = sender.send(Err(upstream_error(error))).await;
+                    break;
+                }
+            };
+            if !self.known {
+                match upstream_task_of(&event) {
+                    Some((task_id, context_id)) => {
+                        self.entry.stored.upstream = Some(Upstream {
+                            task_id: task_id.to_owned(),
+                            context_id: context_id.to_owned(),
+                        });
+                        self.entry.stored.running = true;
+                        self.known = true;
+                    }
+                    // A direct reply: no task to keep.
+                    None => {
+                        let mut event = event_to_caller(event, &self.ids);
+                        if let StreamResponse::Message(message) = &mut event {
+                            message.task_id.clear();
+                        }
+                        let _ = sender.send(Ok(event)).await;
+                        break;
+                    }
+                }
+            }
+            self.entry.stored.running = true;
+            let event = event_to_caller(event, &self.ids);
+            let done = ends_stream(&event);
+            let forwarded = self.book.advance(&mut self.entry, event).await;
+            let failed = forwarded.is_err();
+            // The caller may be gone; the record is kept up to date regardless.
+            let _ = sender.send(forwarded).await;
+            if done || failed {
+                break;
+            }
+        }
+        if self.known {
+            self.entry.stored.running = false;
+            if self.book.save(&self.entry).await.is_err() {
+                tracing::error!(task_id = %self.entry.id, "a2a: the end of a remote task was not stored");
+            }
+        }
+        drop(permit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callers_get_their_own_upstream_contexts() {
+        let agent = Uuid::new_v4();
+        let alice = upstream_context("user:a", agent, "ctx-1");
+        assert_eq!(alice, upstream_context("user:a", agent, "ctx-1"));
+        assert_ne!(alice, upstream_context("user:b", agent, "ctx-1"));
+        assert_ne!(alice, upstream_context("user:a", Uuid::new_v4(), "ctx-1"));
+        assert_ne!(alice, upstream_context("user:a", agent, "ctx-2"));
+        assert!(!alice.contains("ctx-1"));
+    }
+
+    #[test]
+    fn upstream_ids_are_replaced_by_the_callers() {
+        let ids = CallerIds {
+            task_id: "hive-task".into(),
+            context_id: "caller-ctx".into(),
+        };
+        let upstream = Task {
+            id: "up-task".into(),
+            context_id: "up-ctx".into(),
+            history: vec![Message {
+                message_id: "m".into(),
+                task_id: "up-task".into(),
+                context_id: "up-ctx".into(),
+                reference_task_ids: vec!["up-other".into()],
+                ..Message::default()
+            }],
+            ..Task::default()
+        };
+        let task = task_to_caller(upstream, &ids);
+        assert_eq!(task.id, "hive-task");
+        assert_eq!(task.context_id, "caller-ctx");
+        assert_eq!(task.history[0].task_id, "hive-task");
+        assert_eq!(task.history[0].context_id, "caller-ctx");
+        assert!(task.history[0].reference_task_ids.is_empty());
+        let text = serde_json::to_string(&task).unwrap();
+        assert!(!text.contains("up-"), "{text}");
+    }
+}

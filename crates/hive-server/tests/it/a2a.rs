@@ -1,0 +1,981 @@
+//! The A2A gateway over real HTTP, on every backend: agent cards by caller and version, every
+//! JSON-RPC method of both protocol versions against the conformance agent, streams, task
+//! isolation between callers, and who may call at all.
+
+use crate::support::*;
+use hive_a2a::sse::Decoder;
+use hive_testkit::{TestServer, backends};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const RPC: &str = "/api/a2a/jsonrpc";
+const CARD: &str = "/.well-known/agent-card.json";
+
+/// A server whose A2A limits stay out of the tests' way.
+async fn a2a_server(backend: hive_testkit::TestBackend, vars: &[(&str, &str)]) -> TestServer {
+    let mut all = vec![(
+        "HIVE_RATE_LIMITS",
+        "login=10000/1m,register=10000/1m,setup=10000/1m,api=100000/1m,a2a=100000/1m",
+    )];
+    all.extend_from_slice(vars);
+    identity_server_with(backend, &all).await
+}
+
+/// Registers and starts a conformance agent as `owner`; returns its id.
+async fn conformance_agent(
+    server: &TestServer,
+    owner: &Browser,
+    name: &str,
+    visibility: &str,
+) -> String {
+    conformance_agent_with(
+        server,
+        owner,
+        json!({ "name": name, "kind": "conformance", "visibility": visibility }),
+    )
+    .await
+}
+
+async fn conformance_agent_with(server: &TestServer, owner: &Browser, body: Value) -> String {
+    let created = owner
+        .send(server, Method::POST, "/api/v1/agents", Some(body))
+        .await;
+    assert_eq!(created.status(), 201);
+    let agent: Value = created.json().await.unwrap();
+    let id = agent["id"].as_str().unwrap().to_owned();
+    let started = owner
+        .send(
+            server,
+            Method::POST,
+            &format!("/api/v1/agents/{id}/start"),
+            None,
+        )
+        .await;
+    assert_eq!(started.status(), 200);
+    id
+}
+
+/// An API token of `browser`'s user with the execute scope.
+async fn execute_token(server: &TestServer, browser: &Browser) -> String {
+    let token = create_token(
+        server,
+        browser,
+        json!({ "name": "a2a", "scopes": ["execute"] }),
+    )
+    .await;
+    token["token"].as_str().unwrap().to_owned()
+}
+
+/// One JSON-RPC call: the HTTP status and the body.
+async fn call_at(
+    server: &TestServer,
+    path: &str,
+    token: &str,
+    version: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let mut request = server
+        .client
+        .request(Method::POST, path)
+        .bearer_auth(token)
+        .json(body);
+    if let Some(version) = version {
+        request = request.header("A2A-Version", version);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn call(server: &TestServer, token: &str, version: Option<&str>, body: &Value) -> Value {
+    let (status, body) = call_at(server, RPC, token, version, body).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn send_v1(message_id: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
+        "message": {"messageId": message_id, "role": "ROLE_USER", "parts": [{"text": "hi"}]}}})
+}
+
+fn send_v03(message_id: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": "a", "method": "message/send", "params": {
+        "message": {"kind": "message", "messageId": message_id, "role": "user",
+                    "parts": [{"kind": "text", "text": "hi"}]}}})
+}
+
+/// The events of a stream, each the `result` (or `error`) of its JSON-RPC response.
+async fn stream_events(
+    server: &TestServer,
+    path: &str,
+    token: &str,
+    version: Option<&str>,
+    body: &Value,
+) -> Vec<Value> {
+    let mut request = server
+        .client
+        .request(Method::POST, path)
+        .bearer_auth(token)
+        .header("accept", "text/event-stream")
+        .json(body);
+    if let Some(version) = version {
+        request = request.header("A2A-Version", version);
+    }
+    let mut response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let mut decoder = Decoder::new(1 << 20);
+    let mut events = Vec::new();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        for event in decoder.feed(&chunk).unwrap() {
+            let parsed: Value = serde_json::from_str(&event.data).unwrap();
+            assert_eq!(
+                parsed["id"], body["id"],
+                "every event carries the request's id"
+            );
+            events.push(if parsed.get("error").is_some() {
+                json!({"error": parsed["error"]})
+            } else {
+                parsed["result"].clone()
+            });
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn cards_list_the_agents_the_caller_may_see_in_its_version() {
+    for backend in backends() {
+        let server = a2a_server(backend, &[]).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (_, alice) = add_user(&server, &admin, "alice@example.com", "operator").await;
+        let (_, vic) = add_user(&server, &admin, "vic@example.com", "viewer").await;
+        conformance_agent(&server, &alice, "shared-bot", "federation").await;
+        let private = conformance_agent(&server, &alice, "alice-only", "private").await;
+        let public = conformance_agent(&server, &alice, "open-bot", "public").await;
+
+        let skills = |card: &Value| -> Vec<String> {
+            card["skills"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let anonymous: Value = server.client.get(CARD).await.json().await.unwrap();
+        assert_eq!(
+            skills(&anonymous),
+            ["open-bot"],
+            "anonymous: public agents only"
+        );
+        let vic_card: Value = vic
+            .send(&server, Method::GET, CARD, None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(skills(&vic_card), ["open-bot", "shared-bot"]);
+        let alice_card: Value = alice
+            .send(&server, Method::GET, CARD, None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            skills(&alice_card),
+            ["alice-only", "open-bot", "shared-bot"]
+        );
+
+        // No version header: the 0.3 shape; 1.0 on request.
+        assert_eq!(anonymous["protocolVersion"], "0.3.0");
+        assert_eq!(anonymous["preferredTransport"], "JSONRPC");
+        assert_eq!(anonymous["url"], server.url(RPC));
+        assert_eq!(anonymous["capabilities"]["streaming"], true);
+        let v1 = server
+            .client
+            .request(Method::GET, CARD)
+            .header("A2A-Version", "1.0")
+            .send()
+            .await
+            .unwrap();
+        let etag = v1.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(
+            v1.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("max-age")
+        );
+        assert!(v1.headers().contains_key("last-modified"));
+        let v1: Value = v1.json().await.unwrap();
+        assert_eq!(v1["supportedInterfaces"][0]["protocolVersion"], "1.0");
+        assert_eq!(v1["supportedInterfaces"][0]["protocolBinding"], "JSONRPC");
+        assert_eq!(v1["supportedInterfaces"][1]["protocolVersion"], "0.3.0");
+        assert!(v1.get("protocolVersion").is_none());
+        let again = server
+            .client
+            .request(Method::GET, CARD)
+            .header("A2A-Version", "1.0")
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "the client has this card");
+        let other_version = server
+            .client
+            .request(Method::GET, CARD)
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other_version.status(), 200, "another shape is another card");
+
+        // Per-agent cards: what the caller may not see does not exist.
+        let private_card = format!("/api/a2a/agents/{private}/agent-card.json");
+        assert_eq!(
+            vic.send(&server, Method::GET, &private_card, None)
+                .await
+                .status(),
+            404
+        );
+        assert_eq!(server.client.get(&private_card).await.status(), 404);
+        let own: Value = alice
+            .send(&server, Method::GET, &private_card, None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(own["name"], "alice-only");
+        assert_eq!(
+            own["url"],
+            server.url(&format!("/api/a2a/agents/{private}/jsonrpc"))
+        );
+        let public_card = format!("/api/a2a/agents/{public}/agent-card.json");
+        assert_eq!(server.client.get(&public_card).await.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn every_method_answers_in_both_versions() {
+    for backend in backends() {
+        let server = a2a_server(backend, &[("A2A_DEFAULT_AGENT", "tck")]).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        conformance_agent(&server, &admin, "tck", "federation").await;
+        let token = execute_token(&server, &admin).await;
+
+        // SendMessage, 1.0: the task, completed, with the user's message and the agent's.
+        let sent = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &send_v1("tck-complete-task-1"),
+        )
+        .await;
+        assert_eq!(sent["id"], 1);
+        let task = &sent["result"]["task"];
+        assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{sent}");
+        assert_eq!(
+            task["status"]["message"]["parts"][0]["text"],
+            "Hello from TCK"
+        );
+        assert!(task["status"]["timestamp"].is_string());
+        assert_eq!(task["history"][0]["messageId"], "tck-complete-task-1");
+        let task_id = task["id"].as_str().unwrap().to_owned();
+
+        // message/send, 0.3: the same agent, 0.3's shapes (a second later: listings are by
+        // status time).
+        server.clock.advance(time::Duration::seconds(1));
+        let sent = call(&server, &token, None, &send_v03("tck-artifact-data-1")).await;
+        assert_eq!(sent["id"], "a");
+        let result = &sent["result"];
+        assert_eq!(result["kind"], "task");
+        assert_eq!(result["status"]["state"], "completed");
+        assert_eq!(result["artifacts"][0]["parts"][0]["kind"], "data");
+        assert_eq!(result["artifacts"][0]["parts"][0]["data"]["count"], 42);
+        let data_task = result["id"].as_str().unwrap().to_owned();
+
+        // A direct message, no task.
+        let message = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &send_v1("tck-message-response-1"),
+        )
+        .await;
+        assert_eq!(message["result"]["message"]["role"], "ROLE_AGENT");
+        let message = call(&server, &token, None, &send_v03("tck-message-response-2")).await;
+        assert_eq!(message["result"]["kind"], "message");
+
+        // GetTask / tasks/get, with historyLength.
+        let got = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0", "id": 2,
+            "method": "GetTask", "params": {"id": task_id, "historyLength": 0}}),
+        )
+        .await;
+        assert_eq!(got["result"]["id"], task_id.as_str());
+        assert!(
+            got["result"].get("history").is_none(),
+            "historyLength 0: no history"
+        );
+        let got = call(
+            &server,
+            &token,
+            None,
+            &json!({"jsonrpc": "2.0", "id": 3,
+            "method": "tasks/get", "params": {"id": data_task}}),
+        )
+        .await;
+        assert_eq!(got["result"]["kind"], "task");
+        let missing = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0", "id": 4,
+            "method": "GetTask", "params": {"id": "no-such-task"}}),
+        )
+        .await;
+        assert_eq!(missing["error"]["code"], -32001);
+        assert_eq!(missing["error"]["data"][0]["reason"], "TASK_NOT_FOUND");
+
+        // ListTasks (1.0 only): newest status first, artifacts only when asked for.
+        let listed = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0", "id": 5,
+            "method": "ListTasks", "params": {}}),
+        )
+        .await;
+        let tasks = listed["result"]["tasks"].as_array().unwrap();
+        assert_eq!(tasks.len(), 2);
+        assert_eq!(tasks[0]["id"], data_task.as_str());
+        assert!(tasks[0].get("artifacts").is_none());
+        assert_eq!(listed["result"]["nextPageToken"], "");
+        let paged = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0", "id": 6,
+            "method": "ListTasks", "params": {"pageSize": 1, "includeArtifacts": true}}),
+        )
+        .await;
+        assert_eq!(
+            paged["result"]["tasks"][0]["artifacts"][0]["parts"][0]["data"]["key"],
+            "value"
+        );
+        let token_next = paged["result"]["nextPageToken"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(!token_next.is_empty());
+        let rest = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0", "id": 7,
+            "method": "ListTasks", "params": {"pageSize": 1, "pageToken": token_next}}),
+        )
+        .await;
+        assert_eq!(rest["result"]["tasks"][0]["id"], task_id.as_str());
+
+        // Cancel: an input-required task is canceled; a completed one is not cancelable.
+        let waiting = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &send_v1("tck-input-required-1"),
+        )
+        .await;
+        assert_eq!(
+            waiting["result"]["task"]["status"]["state"],
+            "TASK_STATE_INPUT_REQUIRED"
+        );
+        let waiting_id = waiting["result"]["task"]["id"].as_str().unwrap().to_owned();
+        let canceled = call(
+            &server,
+            &token,
+            None,
+            &json!({"jsonrpc": "2.0", "id": 8,
+            "method": "tasks/cancel", "params": {"id": waiting_id}}),
+        )
+        .await;
+        assert_eq!(
+            canceled["result"]["status"]["state"], "canceled",
+            "{canceled}"
+        );
+        let again = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0", "id": 9,
+            "method": "CancelTask", "params": {"id": task_id}}),
+        )
+        .await;
+        assert_eq!(again["error"]["code"], -32002);
+
+        // Follow-up on an input-required task completes it.
+        let asked = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &send_v1("tck-input-required-2"),
+        )
+        .await;
+        let asked_id = asked["result"]["task"]["id"].as_str().unwrap().to_owned();
+        let answer = json!({"jsonrpc": "2.0", "id": 10, "method": "SendMessage", "params": {
+            "message": {"messageId": "tck-complete-task-2", "taskId": asked_id, "role": "ROLE_USER",
+                        "parts": [{"text": "here"}]}}});
+        let done = call(&server, &token, Some("1.0"), &answer).await;
+        assert_eq!(
+            done["result"]["task"]["status"]["state"],
+            "TASK_STATE_COMPLETED"
+        );
+        assert_eq!(done["result"]["task"]["id"], asked_id.as_str());
+        let history = done["result"]["task"]["history"].as_array().unwrap();
+        assert!(
+            history
+                .iter()
+                .any(|m| m["messageId"] == "tck-complete-task-2")
+        );
+
+        // A stream: the task, then its updates, in order, closed at the end.
+        let streamed = stream_events(
+            &server,
+            RPC,
+            &token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0",
+            "id": 11, "method": "SendStreamingMessage", "params": {"message": {
+            "messageId": "tck-stream-001-a", "role": "ROLE_USER", "parts": [{"text": "go"}]}}}),
+        )
+        .await;
+        assert_eq!(streamed.len(), 4, "{streamed:?}");
+        assert_eq!(
+            streamed[0]["task"]["status"]["state"],
+            "TASK_STATE_SUBMITTED"
+        );
+        assert_eq!(
+            streamed[1]["statusUpdate"]["status"]["state"],
+            "TASK_STATE_WORKING"
+        );
+        assert_eq!(
+            streamed[2]["artifactUpdate"]["artifact"]["parts"][0]["text"],
+            "Stream hello from TCK"
+        );
+        assert_eq!(
+            streamed[3]["statusUpdate"]["status"]["state"],
+            "TASK_STATE_COMPLETED"
+        );
+        let streamed = stream_events(&server, RPC, &token, None, &json!({"jsonrpc": "2.0",
+            "id": 12, "method": "message/stream", "params": {"message": {"kind": "message",
+            "messageId": "tck-stream-002-a", "role": "user", "parts": [{"kind": "text", "text": "go"}]}}})).await;
+        assert_eq!(streamed.len(), 2, "{streamed:?}");
+        assert_eq!(streamed[0]["kind"], "task");
+        assert_eq!(streamed[1]["kind"], "status-update");
+        assert_eq!(streamed[1]["final"], true);
+
+        // Subscribing to a terminal task is an error, answered as JSON, not a stream.
+        let terminal = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0", "id": 13,
+            "method": "SubscribeToTask", "params": {"id": task_id}}),
+        )
+        .await;
+        assert_eq!(terminal["error"]["code"], -32004);
+
+        // The extended card, push configs (not offered), unknown methods and versions.
+        let card = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0", "id": 14,
+            "method": "GetExtendedAgentCard"}),
+        )
+        .await;
+        assert_eq!(card["result"]["skills"][0]["id"], "tck");
+        let card = call(
+            &server,
+            &token,
+            None,
+            &json!({"jsonrpc": "2.0", "id": 15,
+            "method": "agent/getAuthenticatedExtendedCard"}),
+        )
+        .await;
+        assert_eq!(card["result"]["protocolVersion"], "0.3.0");
+        let push = call(
+            &server,
+            &token,
+            None,
+            &json!({"jsonrpc": "2.0", "id": 16,
+            "method": "tasks/pushNotificationConfig/get", "params": {"id": task_id}}),
+        )
+        .await;
+        assert_eq!(push["error"]["code"], -32003);
+        let unknown = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0", "id": 17,
+            "method": "tasks/get", "params": {"id": task_id}}),
+        )
+        .await;
+        assert_eq!(
+            unknown["error"]["code"], -32601,
+            "0.3 names are not 1.0 methods"
+        );
+        let version = call(&server, &token, Some("2.0"), &send_v1("x")).await;
+        assert_eq!(version["error"]["code"], -32009);
+        let (status, parse) = call_at(&server, RPC, &token, None, &json!("not an object")).await;
+        assert_eq!(status, 200);
+        assert_eq!(parse["error"]["code"], -32600);
+
+        // Every call is audited, without contents.
+        let records = records_of(&server, "a2a.call").await;
+        assert!(records.len() >= 17);
+        let text: String = records.iter().map(|r| r.detail.as_str()).collect();
+        assert!(text.contains("\"method\":\"SendMessage\""));
+        assert!(!text.contains("Hello from TCK") && !text.contains("\"hi\""));
+    }
+}
+
+#[tokio::test]
+async fn two_subscribers_see_the_same_events_in_the_same_order() {
+    for backend in backends() {
+        let server = a2a_server(backend, &[("A2A_DEFAULT_AGENT", "tck")]).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        conformance_agent(&server, &admin, "tck", "private").await;
+        let token = execute_token(&server, &admin).await;
+        // Stays working for a few seconds: long enough to subscribe.
+        let started = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0", "id": 1,
+            "method": "SendMessage", "params": {"configuration": {"returnImmediately": true},
+            "message": {"messageId": "test-resubscribe-message-id", "role": "ROLE_USER",
+                        "parts": [{"text": "hold"}]}}}),
+        )
+        .await;
+        let task = &started["result"]["task"];
+        assert_ne!(
+            task["status"]["state"], "TASK_STATE_COMPLETED",
+            "returned at once"
+        );
+        let id = task["id"].as_str().unwrap().to_owned();
+        let subscribe = |rpc_id: i64| {
+            json!({"jsonrpc": "2.0", "id": rpc_id,
+            "method": "SubscribeToTask", "params": {"id": id}})
+        };
+        let (one, two) = (subscribe(2), subscribe(3));
+        let (first, second) = tokio::join!(
+            stream_events(&server, RPC, &token, Some("1.0"), &one),
+            stream_events(&server, RPC, &token, Some("1.0"), &two),
+        );
+        for events in [&first, &second] {
+            assert_eq!(
+                events[0]["task"]["id"],
+                id.as_str(),
+                "the current task first"
+            );
+            let last = events.last().unwrap();
+            assert_eq!(
+                last["statusUpdate"]["status"]["state"],
+                "TASK_STATE_COMPLETED"
+            );
+        }
+        let tail = |events: &[Value]| events[1..].to_vec();
+        assert_eq!(
+            tail(&first),
+            tail(&second),
+            "the same events, in the same order"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tasks_belong_to_their_caller() {
+    for backend in backends() {
+        let server = a2a_server(backend, &[("A2A_DEFAULT_AGENT", "tck")]).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (_, alice) = add_user(&server, &admin, "alice@example.com", "viewer").await;
+        let (_, bob) = add_user(&server, &admin, "bob@example.com", "viewer").await;
+        let tck = conformance_agent(&server, &admin, "tck", "federation").await;
+        let other = conformance_agent(&server, &admin, "other", "federation").await;
+        let alice_token = execute_token(&server, &alice).await;
+        let bob_token = execute_token(&server, &bob).await;
+
+        let sent = call(
+            &server,
+            &alice_token,
+            Some("1.0"),
+            &send_v1("tck-input-required-a"),
+        )
+        .await;
+        let alice_task = sent["result"]["task"]["id"].as_str().unwrap().to_owned();
+        call(
+            &server,
+            &bob_token,
+            Some("1.0"),
+            &send_v1("tck-complete-task-b"),
+        )
+        .await;
+
+        let list = json!({"jsonrpc": "2.0", "id": 1, "method": "ListTasks", "params": {}});
+        let alices = call(&server, &alice_token, Some("1.0"), &list).await;
+        let bobs = call(&server, &bob_token, Some("1.0"), &list).await;
+        assert_eq!(alices["result"]["tasks"].as_array().unwrap().len(), 1);
+        assert_eq!(bobs["result"]["tasks"].as_array().unwrap().len(), 1);
+        assert_ne!(
+            alices["result"]["tasks"][0]["id"],
+            bobs["result"]["tasks"][0]["id"]
+        );
+
+        // Another's task does not exist, whatever the method.
+        for (method, params) in [
+            ("GetTask", json!({"id": alice_task})),
+            ("CancelTask", json!({"id": alice_task})),
+            ("SubscribeToTask", json!({"id": alice_task})),
+            (
+                "SendMessage",
+                json!({"message": {"messageId": "m", "taskId": alice_task,
+                "role": "ROLE_USER", "parts": [{"text": "x"}]}}),
+            ),
+        ] {
+            let answer = call(
+                &server,
+                &bob_token,
+                Some("1.0"),
+                &json!({"jsonrpc": "2.0", "id": 2, "method": method, "params": params}),
+            )
+            .await;
+            assert_eq!(answer["error"]["code"], -32001, "{method}: {answer}");
+        }
+        // The task is still Alice's, still waiting.
+        let got = call(
+            &server,
+            &alice_token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0", "id": 3,
+            "method": "GetTask", "params": {"id": alice_task}}),
+        )
+        .await;
+        assert_eq!(
+            got["result"]["status"]["state"],
+            "TASK_STATE_INPUT_REQUIRED"
+        );
+
+        // At an agent's own endpoint, only that agent's tasks exist.
+        let get =
+            json!({"jsonrpc": "2.0", "id": 4, "method": "GetTask", "params": {"id": alice_task}});
+        let (_, at_other) = call_at(
+            &server,
+            &format!("/api/a2a/agents/{other}/jsonrpc"),
+            &alice_token,
+            Some("1.0"),
+            &get,
+        )
+        .await;
+        assert_eq!(at_other["error"]["code"], -32001);
+        let (_, at_tck) = call_at(
+            &server,
+            &format!("/api/a2a/agents/{tck}/jsonrpc/"),
+            &alice_token,
+            Some("1.0"),
+            &get,
+        )
+        .await;
+        assert_eq!(
+            at_tck["result"]["id"],
+            alice_task.as_str(),
+            "trailing slash accepted"
+        );
+    }
+}
+
+#[tokio::test]
+async fn who_may_call_and_how_much() {
+    for backend in backends() {
+        let server = a2a_server(backend, &[("A2A_JSONRPC_MIN_ROLE", "operator")]).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (_, vic) = add_user(&server, &admin, "vic@example.com", "viewer").await;
+        let (_, olga) = add_user(&server, &admin, "olga@example.com", "operator").await;
+        let limited = conformance_agent_with(&server, &olga, json!({"name": "tck",
+            "kind": "conformance", "visibility": "federation",
+            "limits": {"requestsPerMinute": 2, "tokensPerDay": 0, "concurrentTasks": 4, "timeoutSeconds": 30}})).await;
+        let private = conformance_agent(&server, &olga, "mine", "private").await;
+        let send = |name: &str| {
+            json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
+            "message": {"messageId": "tck-complete-task", "role": "ROLE_USER", "parts": [{"text": "x"}],
+                        "metadata": {"skill": name}}}})
+        };
+
+        let vic_token = execute_token(&server, &vic).await;
+        let (status, _) = call_at(&server, RPC, &vic_token, Some("1.0"), &send("tck")).await;
+        assert_eq!(status, 403, "below A2A_JSONRPC_MIN_ROLE");
+        let read_only =
+            create_token(&server, &olga, json!({"name": "ro", "scopes": ["read"]})).await;
+        let (status, _) = call_at(
+            &server,
+            RPC,
+            read_only["token"].as_str().unwrap(),
+            Some("1.0"),
+            &send("tck"),
+        )
+        .await;
+        assert_eq!(status, 403, "a token needs the execute scope");
+        let (status, _) = server
+            .client
+            .request(Method::POST, RPC)
+            .json(&send("tck"))
+            .send()
+            .await
+            .map(|r| (r.status().as_u16(), ()))
+            .unwrap();
+        assert_eq!(status, 401);
+
+        // Admins see every agent; an operator another's private agent not.
+        let admin_token = execute_token(&server, &admin).await;
+        let olga_token = execute_token(&server, &olga).await;
+        let ok = call(&server, &admin_token, Some("1.0"), &send("mine")).await;
+        assert_eq!(
+            ok["result"]["task"]["status"]["state"],
+            "TASK_STATE_COMPLETED"
+        );
+        let (_, other) = add_user(&server, &admin, "oscar@example.com", "operator").await;
+        let oscar_token = execute_token(&server, &other).await;
+        let hidden = call(&server, &oscar_token, Some("1.0"), &send("mine")).await;
+        assert_eq!(hidden["error"]["code"], -32602, "{hidden}");
+        let (status, _) = call_at(
+            &server,
+            &format!("/api/a2a/agents/{private}/jsonrpc"),
+            &oscar_token,
+            Some("1.0"),
+            &send("mine"),
+        )
+        .await;
+        assert_eq!(status, 404);
+        let nameless = call(&server, &olga_token, Some("1.0"), &send_v1("x")).await;
+        assert_eq!(
+            nameless["error"]["code"], -32602,
+            "no skill and no default agent"
+        );
+
+        // The agent's requests-a-minute limit.
+        let path = format!("/api/a2a/agents/{limited}/jsonrpc");
+        for _ in 0..2 {
+            let (status, _) =
+                call_at(&server, &path, &olga_token, Some("1.0"), &send_v1("y")).await;
+            assert_eq!(status, 200);
+        }
+        let over = server
+            .client
+            .request(Method::POST, &path)
+            .bearer_auth(&olga_token)
+            .header("A2A-Version", "1.0")
+            .json(&send_v1("z"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(over.status(), 429);
+        assert!(over.headers().contains_key("retry-after"));
+
+        // A stopped agent is not called.
+        let stopped = olga
+            .send(
+                &server,
+                Method::POST,
+                &format!("/api/v1/agents/{private}/stop"),
+                None,
+            )
+            .await;
+        assert_eq!(stopped.status(), 200);
+        let not_ready = call(&server, &olga_token, Some("1.0"), &send("mine")).await;
+        assert!(
+            not_ready["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not ready")
+        );
+
+        let status: Value = vic
+            .send(&server, Method::GET, "/api/v1/a2a/status", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(status["minRole"], "operator");
+        assert_eq!(status["streamsPerUser"], 5);
+        assert_eq!(
+            status["readyAgents"], 1,
+            "vic sees the federation agent only"
+        );
+    }
+}
+
+/// A remote agent that is itself a Hive instance, called in both protocol versions: Hive keeps
+/// its own task ids, follows streams and cancels upstream.
+#[tokio::test]
+async fn a_remote_agent_that_is_another_hive() {
+    for backend in backends() {
+        let upstream = a2a_server(backend, &[("A2A_DEFAULT_AGENT", "upstream-tck")]).await;
+        setup_admin(&upstream).await;
+        let upstream_admin = login(&upstream, ADMIN_EMAIL, PASSWORD).await;
+        let upstream_agent =
+            conformance_agent(&upstream, &upstream_admin, "upstream-tck", "federation").await;
+        let upstream_token = execute_token(&upstream, &upstream_admin).await;
+        let port = upstream.base_url.rsplit(':').next().unwrap().to_owned();
+
+        let allow = format!("127.0.0.1:{port}");
+        let server = a2a_server(backend, &[("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &allow)]).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let secret = admin
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/secrets",
+                Some(json!({"name": "upstream", "value": upstream_token})),
+            )
+            .await;
+        assert_eq!(secret.status(), 201);
+        let secret: Value = secret.json().await.unwrap();
+        let remote = |name: &str, url: String, version: &str| {
+            json!({"name": name, "kind": "remote",
+            "visibility": "federation", "runtime": {"url": url, "protocolVersion": version,
+            "credentialSecretId": secret["id"]}})
+        };
+        conformance_agent_with(
+            &server,
+            &admin,
+            remote(
+                "up-v1",
+                upstream.url(&format!("/api/a2a/agents/{upstream_agent}/jsonrpc")),
+                "1.0",
+            ),
+        )
+        .await;
+        conformance_agent_with(&server, &admin, remote("up-v03", upstream.url(RPC), "0.3")).await;
+        let token = execute_token(&server, &admin).await;
+        let to = |skill: &str, message_id: &str, method: &str| {
+            json!({"jsonrpc": "2.0", "id": 1,
+            "method": method, "params": {"message": {"messageId": message_id, "role": "ROLE_USER",
+            "parts": [{"text": "via hive"}], "metadata": {"skill": skill}}}})
+        };
+
+        for skill in ["up-v1", "up-v03"] {
+            let sent = call(
+                &server,
+                &token,
+                Some("1.0"),
+                &to(skill, "tck-complete-task-r", "SendMessage"),
+            )
+            .await;
+            let task = &sent["result"]["task"];
+            assert_eq!(
+                task["status"]["state"], "TASK_STATE_COMPLETED",
+                "{skill}: {sent}"
+            );
+            assert_eq!(
+                task["status"]["message"]["parts"][0]["text"],
+                "Hello from TCK"
+            );
+            let id = task["id"].as_str().unwrap().to_owned();
+            let got = call(
+                &server,
+                &token,
+                None,
+                &json!({"jsonrpc": "2.0", "id": 2,
+                "method": "tasks/get", "params": {"id": id}}),
+            )
+            .await;
+            assert_eq!(
+                got["result"]["status"]["state"], "completed",
+                "{skill}: {got}"
+            );
+            // Hive's id is not the upstream's: the upstream does not know it.
+            let upstream_view = call(
+                &upstream,
+                &upstream_token,
+                Some("1.0"),
+                &json!({"jsonrpc": "2.0",
+                "id": 3, "method": "GetTask", "params": {"id": id}}),
+            )
+            .await;
+            assert_eq!(upstream_view["error"]["code"], -32001, "{skill}");
+
+            let streamed = stream_events(
+                &server,
+                RPC,
+                &token,
+                Some("1.0"),
+                &to(skill, "tck-stream-001-r", "SendStreamingMessage"),
+            )
+            .await;
+            assert_eq!(streamed.len(), 4, "{skill}: {streamed:?}");
+            let stream_task = streamed[0]["task"]["id"].as_str().unwrap().to_owned();
+            assert_eq!(streamed[1]["statusUpdate"]["taskId"], stream_task.as_str());
+            assert_eq!(
+                streamed[2]["artifactUpdate"]["taskId"],
+                stream_task.as_str()
+            );
+            assert_eq!(
+                streamed[3]["statusUpdate"]["status"]["state"],
+                "TASK_STATE_COMPLETED"
+            );
+
+            let waiting = call(
+                &server,
+                &token,
+                Some("1.0"),
+                &to(skill, "tck-input-required-r", "SendMessage"),
+            )
+            .await;
+            let waiting_id = waiting["result"]["task"]["id"].as_str().unwrap().to_owned();
+            let canceled = call(
+                &server,
+                &token,
+                Some("1.0"),
+                &json!({"jsonrpc": "2.0", "id": 4,
+                "method": "CancelTask", "params": {"id": waiting_id}}),
+            )
+            .await;
+            assert_eq!(
+                canceled["result"]["status"]["state"], "TASK_STATE_CANCELED",
+                "{skill}: {canceled}"
+            );
+            assert_eq!(canceled["result"]["id"], waiting_id.as_str());
+        }
+        // Upstream, the tasks are Hive's caller's: three per agent, one canceled each.
+        let listed = call(
+            &upstream,
+            &upstream_token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0", "id": 5,
+            "method": "ListTasks", "params": {}}),
+        )
+        .await;
+        let tasks = listed["result"]["tasks"].as_array().unwrap();
+        assert_eq!(tasks.len(), 6, "{listed}");
+        let canceled = tasks
+            .iter()
+            .filter(|t| t["status"]["state"] == "TASK_STATE_CANCELED")
+            .count();
+        assert_eq!(canceled, 2);
+        // Contexts upstream are Hive's derivations, never the caller's own ids.
+        assert!(
+            tasks
+                .iter()
+                .all(|t| t["contextId"].as_str().unwrap().starts_with("hive-"))
+        );
+    }
+}
