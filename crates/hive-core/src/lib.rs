@@ -2,6 +2,7 @@
 //! identity and access, and (in later issues) agents, the A2A gateway, federation, workflows, billing and
 //! audit. The server crate adapts these to HTTP; the CLI drives them from the command line.
 
+pub mod a2a_push;
 pub mod agent_import;
 pub mod agent_lifecycle;
 pub mod agents;

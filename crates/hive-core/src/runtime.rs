@@ -69,6 +69,8 @@ pub struct Hive {
     pub agent_import: Arc<crate::agent_import::AgentImport>,
     /// Second factors: TOTP and recovery codes.
     pub mfa: Arc<crate::mfa::Mfa>,
+    /// A2A push-notification configs and their delivery.
+    pub push_configs: Arc<crate::a2a_push::PushConfigs>,
     /// Secrets sealed by the vault.
     pub secrets_service: Arc<crate::secret_values::SecretService>,
     /// Keys the audit log's hash chain (for `hive audit verify`).
@@ -212,6 +214,13 @@ impl Hive {
             Arc::clone(&state.bus),
             Arc::clone(&clock),
         ));
+        let push_configs = Arc::new(crate::a2a_push::PushConfigs::new(
+            Arc::clone(&store),
+            Arc::clone(&vault),
+            Arc::clone(&egress),
+            Arc::clone(&identity),
+            Arc::clone(&clock),
+        ));
         // A stored list that cannot be read leaves the operator's list alone in force.
         if let Err(error) = settings.reload().await {
             tracing::warn!(%error, "the stored security settings were not applied at start");
@@ -227,6 +236,7 @@ impl Hive {
             agents,
             agent_import,
             agent_lifecycle,
+            push_configs,
             mfa,
             secrets_service,
             vault,
@@ -250,6 +260,7 @@ impl Hive {
         JobRunner::new(ctx, self.node_id.clone(), jobs.tick)
             .with_job(Arc::new(PruneExpiredTasks {
                 every: jobs.history_prune_interval,
+                task_ttl: self.config.task_ttl,
             }))
             .with_job(Arc::new(PruneExpiredSessions {
                 every: jobs.history_prune_interval,
@@ -294,6 +305,8 @@ impl Hive {
 
     /// Closes the store; call after the server and the jobs have stopped.
     pub async fn close(&self) {
+        // Deliveries under way finish (each attempt is capped in time) before the store closes.
+        self.push_configs.drain().await;
         self.state.bus.close();
         self.state.task_events.close();
         self.store.close().await;
