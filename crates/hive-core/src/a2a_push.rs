@@ -48,6 +48,8 @@ pub const DEFAULT_RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duratio
 /// Snapshots of one task waiting for delivery; past this the oldest waiting one is dropped
 /// (the newer ones carry the task's later state).
 const MAX_PENDING_PER_TASK: usize = 32;
+/// Requests in flight at once, over all tasks.
+const MAX_CONCURRENT_SENDS: usize = 64;
 
 /// The spec's media type for A2A 1.0 JSON payloads (section 4.3.3).
 pub const CONTENT_TYPE: &str = "application/a2a+json";
@@ -133,6 +135,8 @@ struct Inner {
     settings: DeliverySettings,
     /// Snapshots waiting per (owner, task); a key is present exactly while its worker runs.
     queues: Mutex<HashMap<QueueKey, VecDeque<Bytes>>>,
+    /// Bounds the requests in flight, so a burst of tasks cannot open unbounded connections.
+    sends: tokio::sync::Semaphore,
     tracker: TaskTracker,
 }
 
@@ -334,6 +338,7 @@ impl PushConfigs {
                 clock,
                 settings,
                 queues: Mutex::new(HashMap::new()),
+                sends: tokio::sync::Semaphore::new(MAX_CONCURRENT_SENDS),
                 tracker: TaskTracker::new(),
             }),
         }
@@ -755,6 +760,9 @@ impl Inner {
             let Some(request) = self.request(target, body) else {
                 count("error");
                 tracing::warn!(%task_id, config_id = %target.id, origin = %target.origin, "a push config holds a value that is not a header; not delivered");
+                return;
+            };
+            let Ok(_permit) = self.sends.acquire().await else {
                 return;
             };
             match self

@@ -38,6 +38,9 @@ pub enum StartError {
     Interrupted,
 }
 
+/// How long a shutdown waits for push notifications under way.
+const PUSH_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The services of one Hive process, shared by the HTTP server, the CLI and the job runner.
 #[derive(Debug)]
 pub struct Hive {
@@ -305,8 +308,14 @@ impl Hive {
 
     /// Closes the store; call after the server and the jobs have stopped.
     pub async fn close(&self) {
-        // Deliveries under way finish (each attempt is capped in time) before the store closes.
-        self.push_configs.drain().await;
+        // Deliveries under way finish before the store closes, within a grace period (a task
+        // with retries pending could otherwise hold the shutdown for minutes).
+        if tokio::time::timeout(PUSH_DRAIN_GRACE, self.push_configs.drain())
+            .await
+            .is_err()
+        {
+            tracing::warn!("push notifications still under way at shutdown were abandoned");
+        }
         self.state.bus.close();
         self.state.task_events.close();
         self.store.close().await;
