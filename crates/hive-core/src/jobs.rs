@@ -216,9 +216,12 @@ fn is_due(last_start: Option<OffsetDateTime>, every: Duration, now: OffsetDateTi
 }
 
 /// Deletes A2A tasks whose time is up from the database (`A2A_TASK_STORE=db`; the other task
-/// stores expire by themselves).
+/// stores expire by themselves), and push-notification configs not set or used within the task
+/// TTL (whichever store holds their task, it has expired by then).
 pub struct PruneExpiredTasks {
     pub every: Duration,
+    /// `A2A_TASK_TTL_SECONDS`.
+    pub task_ttl: Duration,
 }
 
 #[async_trait]
@@ -232,13 +235,23 @@ impl Job for PruneExpiredTasks {
     }
 
     async fn run(&self, ctx: &JobContext) -> Result<String, String> {
+        let now = ctx.clock.now();
         let pruned = ctx
             .store
             .tasks()
-            .prune_expired(ctx.clock.now())
+            .prune_expired(now)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(format!("pruned {pruned} tasks"))
+        let ttl = time::Duration::try_from(self.task_ttl).unwrap_or(time::Duration::MAX);
+        let configs = ctx
+            .store
+            .push_configs()
+            .prune_unused_since(now.saturating_sub(ttl))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "pruned {pruned} tasks and {configs} push notification configs"
+        ))
     }
 }
 

@@ -3,6 +3,7 @@
 //! audit. The server crate adapts these to HTTP; the CLI drives them from the command line.
 
 pub mod a2a;
+pub mod a2a_push;
 pub mod agent_import;
 pub mod agent_lifecycle;
 pub mod agents;

@@ -38,6 +38,9 @@ pub enum StartError {
     Interrupted,
 }
 
+/// How long a shutdown waits for push notifications under way.
+const PUSH_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The services of one Hive process, shared by the HTTP server, the CLI and the job runner.
 #[derive(Debug)]
 pub struct Hive {
@@ -71,6 +74,8 @@ pub struct Hive {
     pub agent_import: Arc<crate::agent_import::AgentImport>,
     /// Second factors: TOTP and recovery codes.
     pub mfa: Arc<crate::mfa::Mfa>,
+    /// A2A push-notification configs and their delivery.
+    pub push_configs: Arc<crate::a2a_push::PushConfigs>,
     /// Secrets sealed by the vault.
     pub secrets_service: Arc<crate::secret_values::SecretService>,
     /// Keys the audit log's hash chain (for `hive audit verify`).
@@ -214,11 +219,19 @@ impl Hive {
             Arc::clone(&state.bus),
             Arc::clone(&clock),
         ));
+        let push_configs = Arc::new(crate::a2a_push::PushConfigs::new(
+            Arc::clone(&store),
+            Arc::clone(&vault),
+            Arc::clone(&egress),
+            Arc::clone(&identity),
+            Arc::clone(&clock),
+        ));
         let gateway = Arc::new(crate::a2a::Gateway::new(crate::a2a::GatewayParts {
             store: Arc::clone(&store),
             identity: Arc::clone(&identity),
             egress: Arc::clone(&egress),
             secrets: Arc::clone(&secrets_service),
+            push: Arc::clone(&push_configs),
             limiter: Arc::clone(&state.limiter),
             tasks: Arc::clone(&state.tasks),
             task_events: Arc::clone(&state.task_events),
@@ -243,6 +256,7 @@ impl Hive {
             agent_import,
             agent_lifecycle,
             gateway,
+            push_configs,
             mfa,
             secrets_service,
             vault,
@@ -266,6 +280,7 @@ impl Hive {
         JobRunner::new(ctx, self.node_id.clone(), jobs.tick)
             .with_job(Arc::new(PruneExpiredTasks {
                 every: jobs.history_prune_interval,
+                task_ttl: self.config.task_ttl,
             }))
             .with_job(Arc::new(PruneExpiredSessions {
                 every: jobs.history_prune_interval,
@@ -310,7 +325,16 @@ impl Hive {
 
     /// Closes the store; call after the server and the jobs have stopped.
     pub async fn close(&self) {
+        // Running tasks end first: their last notifications join the deliveries drained below.
         self.gateway.shut_down().await;
+        // Deliveries under way finish before the store closes, within a grace period (a task
+        // with retries pending could otherwise hold the shutdown for minutes).
+        if tokio::time::timeout(PUSH_DRAIN_GRACE, self.push_configs.drain())
+            .await
+            .is_err()
+        {
+            tracing::warn!("push notifications still under way at shutdown were abandoned");
+        }
         self.state.bus.close();
         self.state.task_events.close();
         self.store.close().await;

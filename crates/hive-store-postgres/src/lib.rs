@@ -11,6 +11,7 @@ mod lease;
 mod mfa;
 mod oidc;
 mod passkeys;
+mod push_configs;
 mod secrets;
 mod settings;
 mod tasks;
@@ -22,8 +23,8 @@ use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
     AgentRepo, ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
-    OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, SchemaState, SecretRepo, SessionRepo,
-    SettingsRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
+    OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, PushConfigRepo, SchemaState, SecretRepo,
+    SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -51,6 +52,7 @@ pub struct PostgresStore {
     challenges: challenges::PgChallenges,
     oidc_links: oidc::PgOidcLinks,
     agents: agents::PgAgents,
+    push_configs: push_configs::PgPushConfigs,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -91,6 +93,7 @@ impl PostgresStore {
             challenges: challenges::PgChallenges { pool: pool.clone() },
             oidc_links: oidc::PgOidcLinks { pool: pool.clone() },
             agents: agents::PgAgents { pool: pool.clone() },
+            push_configs: push_configs::PgPushConfigs { pool: pool.clone() },
             pool,
             options,
         })
@@ -235,6 +238,10 @@ impl Store for PostgresStore {
 
     fn agents(&self) -> &dyn AgentRepo {
         &self.agents
+    }
+
+    fn push_configs(&self) -> &dyn PushConfigRepo {
+        &self.push_configs
     }
 
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

@@ -13,6 +13,7 @@ mod jobs;
 mod mfa;
 mod oidc;
 mod passkeys;
+mod push_configs;
 mod secrets;
 mod settings;
 mod tasks;
@@ -22,8 +23,8 @@ use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
     AgentRepo, ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
-    OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, SchemaState, SecretRepo, SessionRepo,
-    SettingsRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
+    OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, PushConfigRepo, SchemaState, SecretRepo,
+    SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -51,6 +52,7 @@ pub struct SqliteStore {
     challenges: challenges::SqliteChallenges,
     oidc_links: oidc::SqliteOidcLinks,
     agents: agents::SqliteAgents,
+    push_configs: push_configs::SqlitePushConfigs,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -127,6 +129,10 @@ impl SqliteStore {
                 reader: reader.clone(),
             },
             agents: agents::SqliteAgents {
+                writer: writer.clone(),
+                reader: reader.clone(),
+            },
+            push_configs: push_configs::SqlitePushConfigs {
                 writer: writer.clone(),
                 reader: reader.clone(),
             },
@@ -297,6 +303,10 @@ impl Store for SqliteStore {
 
     fn agents(&self) -> &dyn AgentRepo {
         &self.agents
+    }
+
+    fn push_configs(&self) -> &dyn PushConfigRepo {
+        &self.push_configs
     }
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

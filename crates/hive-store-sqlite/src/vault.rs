@@ -84,7 +84,8 @@ impl VaultKeyRepo for SqliteVaultKeys {
             "UPDATE vault_keys SET retired_at = ?1 WHERE id = ?2 AND retired_at IS NULL \
              AND id < (SELECT max(id) FROM vault_keys) \
              AND NOT EXISTS (SELECT 1 FROM secrets WHERE key_id = ?2) \
-             AND NOT EXISTS (SELECT 1 FROM totp_credentials WHERE key_id = ?2)",
+             AND NOT EXISTS (SELECT 1 FROM totp_credentials WHERE key_id = ?2) \
+             AND NOT EXISTS (SELECT 1 FROM a2a_push_configs WHERE key_id = ?2)",
         )
         .bind(to_micros(now))
         .bind(i64::from(id))

@@ -11,6 +11,7 @@ mod identity;
 mod mfa;
 mod oidc;
 mod passkeys;
+mod push_configs;
 mod settings;
 mod vault;
 pub use agents::*;
@@ -20,6 +21,7 @@ pub use identity::*;
 pub use mfa::*;
 pub use oidc::*;
 pub use passkeys::*;
+pub use push_configs::*;
 pub use settings::*;
 pub use vault::*;
 
@@ -148,6 +150,12 @@ macro_rules! conformance_suite {
             agent_status_changes_apart_from_settings,
             oversized_agent_json_is_refused,
             an_agent_change_whose_audit_record_fails_is_rolled_back,
+            push_configs_belong_to_their_owner_and_task,
+            push_configs_are_capped_per_task_under_concurrency,
+            push_configs_page_by_id,
+            used_push_configs_are_kept_and_unused_ones_pruned,
+            push_config_values_are_checked_by_the_schema,
+            a_push_config_change_whose_audit_record_fails_is_unchanged,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

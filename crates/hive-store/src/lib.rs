@@ -14,6 +14,7 @@ mod mfa;
 mod oidc;
 mod page;
 mod passkeys;
+mod push_configs;
 mod secrets;
 mod settings;
 #[cfg(feature = "sqlx")]
@@ -44,6 +45,10 @@ pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
 pub use passkeys::{
     PASSKEY_CREDENTIAL_ID_MAX_CHARS, PASSKEY_DOCUMENT_MAX_BYTES, PASSKEY_NAME_MAX_CHARS,
     PasskeyAdded, PasskeyRepo, PasskeyRow, PasskeyUse, sign_count_from_stored,
+};
+pub use push_configs::{
+    PUSH_CONFIG_ID_MAX_CHARS, PUSH_CONFIG_URL_MAX_CHARS, PushConfigPut, PushConfigRepo,
+    PushConfigRow,
 };
 pub use secrets::{SecretRepo, SecretRow};
 pub use settings::{
@@ -177,6 +182,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Registered agents (settings, limits and lifecycle status).
     fn agents(&self) -> &dyn AgentRepo;
+
+    /// A2A push-notification configs of tasks.
+    fn push_configs(&self) -> &dyn PushConfigRepo;
 
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;

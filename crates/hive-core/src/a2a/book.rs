@@ -69,6 +69,8 @@ pub(crate) struct TaskBook {
     ttl: Duration,
     /// The executors running in this process, by task.
     running: Mutex<HashMap<Uuid, CancellationToken>>,
+    /// Told of every change of a task's status, for its push-notification configs.
+    push: Arc<crate::a2a_push::PushConfigs>,
 }
 
 fn internal(what: &str) -> RpcError {
@@ -82,6 +84,7 @@ impl TaskBook {
         events: Arc<TaskEvents>,
         clock: SharedClock,
         ttl: Duration,
+        push: Arc<crate::a2a_push::PushConfigs>,
     ) -> Self {
         Self {
             tasks,
@@ -89,6 +92,7 @@ impl TaskBook {
             clock,
             ttl,
             running: Mutex::new(HashMap::new()),
+            push,
         }
     }
 
@@ -149,6 +153,12 @@ impl TaskBook {
         entry.stored.seq += 1;
         self.save(entry).await?;
         self.publish(entry.id, entry.stored.seq, &event).await;
+        if matches!(
+            event,
+            StreamResponse::Task(_) | StreamResponse::StatusUpdate(_)
+        ) {
+            self.push.notify(&entry.owner, &entry.stored.task);
+        }
         Ok(event)
     }
 

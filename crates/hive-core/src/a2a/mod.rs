@@ -91,6 +91,7 @@ pub struct Gateway {
     identity: Arc<Identity>,
     egress: Arc<crate::egress::Egress>,
     secrets: Arc<crate::secret_values::SecretService>,
+    push: Arc<crate::a2a_push::PushConfigs>,
     limiter: Arc<dyn RateLimiter>,
     book: Arc<TaskBook>,
     settings: A2aConfig,
@@ -115,6 +116,7 @@ pub struct GatewayParts {
     pub identity: Arc<Identity>,
     pub egress: Arc<crate::egress::Egress>,
     pub secrets: Arc<crate::secret_values::SecretService>,
+    pub push: Arc<crate::a2a_push::PushConfigs>,
     pub limiter: Arc<dyn RateLimiter>,
     pub tasks: Arc<dyn TaskStore>,
     pub task_events: Arc<TaskEvents>,
@@ -142,11 +144,13 @@ impl Gateway {
                 parts.task_events,
                 parts.clock,
                 parts.task_ttl,
+                Arc::clone(&parts.push),
             )),
+            push: parts.push,
             settings: parts.settings,
             base: CardBase {
                 base_url: parts.base_url.trim_end_matches('/').to_owned(),
-                push_notifications: false,
+                push_notifications: true,
             },
             slots: Mutex::new(HashMap::new()),
             executors: TaskTracker::new(),
@@ -331,11 +335,69 @@ impl Gateway {
                     Err(error) => unary(Err(error)),
                 }
             }
-            Call::CreateTaskPushNotificationConfig(_)
-            | Call::GetTaskPushNotificationConfig(_)
-            | Call::ListTaskPushNotificationConfigs(_)
-            | Call::DeleteTaskPushNotificationConfig(_) => {
-                unary(Err(ErrorCode::PushNotificationNotSupported.error()))
+            Call::CreateTaskPushNotificationConfig(config) => {
+                let result = match self
+                    .task_of(&owner, target, &config.task_id, agent_seen)
+                    .await
+                {
+                    Ok(entry) => self
+                        .push
+                        .create(&owner, entry.id, config)
+                        .await
+                        .map(Outcome::PushConfig)
+                        .map_err(push_error),
+                    Err(error) => Err(error),
+                };
+                unary(result)
+            }
+            Call::GetTaskPushNotificationConfig(reference) => {
+                let result = match self
+                    .task_of(&owner, target, &reference.task_id, agent_seen)
+                    .await
+                {
+                    Ok(entry) => self
+                        .push
+                        .get(&owner, entry.id, &reference.id)
+                        .await
+                        .map(Outcome::PushConfig)
+                        .map_err(push_error),
+                    Err(error) => Err(error),
+                };
+                unary(result)
+            }
+            Call::ListTaskPushNotificationConfigs(list) => {
+                let result = match self
+                    .task_of(&owner, target, &list.task_id, agent_seen)
+                    .await
+                {
+                    Ok(entry) => self
+                        .push
+                        .list(
+                            &owner,
+                            entry.id,
+                            u32::try_from(list.page_size).unwrap_or(0),
+                            &list.page_token,
+                        )
+                        .await
+                        .map(Outcome::ListPushConfigs)
+                        .map_err(push_error),
+                    Err(error) => Err(error),
+                };
+                unary(result)
+            }
+            Call::DeleteTaskPushNotificationConfig(reference) => {
+                let result = match self
+                    .task_of(&owner, target, &reference.task_id, agent_seen)
+                    .await
+                {
+                    // Deleting is idempotent: a config that is not there is deleted.
+                    Ok(entry) => match self.push.delete(&owner, entry.id, &reference.id).await {
+                        Ok(()) | Err(crate::a2a_push::PushError::NotFound) => Ok(Outcome::Deleted),
+                        Err(error) => Err(push_error(error)),
+                    },
+                    Err(error) => Err(error),
+                };
+                unary(result)
             }
             Call::GetExtendedAgentCard(_) => unary(
                 self.extended_card(caller, target, request.version)
@@ -604,6 +666,10 @@ impl Gateway {
                     .with_message("the task is still working; wait for it or cancel it"),
             );
         };
+        if let Err(error) = self.attach_push(owner, entry.id, &send).await {
+            self.book.release(entry.id);
+            return answer(error);
+        }
         let mut entry = entry;
         entry.stored.running = true;
         let mut steps = script.into_steps().into_iter();
@@ -852,6 +918,45 @@ fn direct_message(message: Message, streaming: bool) -> Reply {
         Reply::Unary(Box::new(Ok(Outcome::SendMessage(
             v1::SendMessageResponse::Message(message),
         ))))
+    }
+}
+
+fn push_error(error: crate::a2a_push::PushError) -> RpcError {
+    use crate::a2a_push::PushError;
+    match error {
+        PushError::NotFound => {
+            ErrorCode::TaskNotFound.with_message("no such push notification config for this task")
+        }
+        PushError::Invalid(why) => ErrorCode::InvalidParams.with_message(why),
+        PushError::TooMany => ErrorCode::InvalidParams.with_message(format!(
+            "a task has at most {} push notification configs",
+            crate::a2a_push::MAX_CONFIGS_PER_TASK
+        )),
+        PushError::Store(_) => internal(),
+    }
+}
+
+impl Gateway {
+    /// The push-notification config a message asked for, set on its new task before the task
+    /// starts, so its first notification is not missed.
+    async fn attach_push(
+        &self,
+        owner: &str,
+        task_id: Uuid,
+        send: &SendMessageRequest,
+    ) -> Result<(), RpcError> {
+        let Some(config) = send
+            .configuration
+            .as_ref()
+            .and_then(|configuration| configuration.task_push_notification_config.clone())
+        else {
+            return Ok(());
+        };
+        self.push
+            .create(owner, task_id, config)
+            .await
+            .map(|_| ())
+            .map_err(push_error)
     }
 }
 

@@ -268,6 +268,9 @@ impl super::Gateway {
         {
             metadata.remove(super::SKILL_METADATA_KEY);
         }
+        if let Err(error) = self.attach_push(&ctx.owner, id, &outgoing).await {
+            return answer(error);
+        }
         // Push notifications are Hive's to send, not the upstream agent's.
         if let Some(configuration) = &mut outgoing.configuration {
             configuration.task_push_notification_config = None;

@@ -514,10 +514,11 @@ async fn every_method_answers_in_both_versions() {
             &token,
             None,
             &json!({"jsonrpc": "2.0", "id": 16,
-            "method": "tasks/pushNotificationConfig/get", "params": {"id": task_id}}),
+            "method": "tasks/pushNotificationConfig/get", "params": {"id": task_id,
+            "pushNotificationConfigId": "none"}}),
         )
         .await;
-        assert_eq!(push["error"]["code"], -32003);
+        assert_eq!(push["error"]["code"], -32001, "no such config: {push}");
         let unknown = call(
             &server,
             &token,
@@ -977,5 +978,148 @@ async fn a_remote_agent_that_is_another_hive() {
                 .iter()
                 .all(|t| t["contextId"].as_str().unwrap().starts_with("hive-"))
         );
+    }
+}
+
+/// Receives push notifications on loopback: each delivery's token header and body.
+async fn push_receiver() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
+) {
+    use axum::routing::post;
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let sender = sender.clone();
+                async move {
+                    let token = headers
+                        .get("x-a2a-notification-token")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ =
+                        sender.send((token, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("127.0.0.1:{}", address.port()), receiver)
+}
+
+#[tokio::test]
+async fn push_notifications_reach_the_callers_receiver() {
+    for backend in backends() {
+        let (host, mut deliveries) = push_receiver().await;
+        let hook = format!("http://{host}/hook");
+        let server = a2a_server(
+            backend,
+            &[
+                ("A2A_DEFAULT_AGENT", "tck"),
+                ("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &host),
+            ],
+        )
+        .await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (_, eve) = add_user(&server, &admin, "eve@example.com", "viewer").await;
+        conformance_agent(&server, &admin, "tck", "federation").await;
+        let token = execute_token(&server, &admin).await;
+        let eve_token = execute_token(&server, &eve).await;
+        hive_testkit::capture::canary("push-token-0123456789abcdef");
+
+        // A config given with the message gets the task's first notifications.
+        let sent = call(&server, &token, Some("1.0"), &json!({"jsonrpc": "2.0", "id": 1,
+            "method": "SendMessage", "params": {
+            "configuration": {"taskPushNotificationConfig": {"url": hook, "token": "push-token-0123456789abcdef"}},
+            "message": {"messageId": "tck-input-required-p", "role": "ROLE_USER", "parts": [{"text": "x"}]}}})).await;
+        let task_id = sent["result"]["task"]["id"].as_str().unwrap().to_owned();
+        loop {
+            let (token_header, body) = deliveries.recv().await.unwrap();
+            assert_eq!(token_header, "push-token-0123456789abcdef");
+            assert_eq!(body["task"]["id"], task_id.as_str());
+            if body["task"]["status"]["state"] == "TASK_STATE_INPUT_REQUIRED" {
+                break;
+            }
+        }
+
+        // The config methods, in both versions; the token is never read back.
+        let set = call(
+            &server,
+            &token,
+            None,
+            &json!({"jsonrpc": "2.0", "id": 2,
+            "method": "tasks/pushNotificationConfig/set", "params": {"taskId": task_id,
+            "pushNotificationConfig": {"id": "second", "url": hook}}}),
+        )
+        .await;
+        assert_eq!(
+            set["result"]["pushNotificationConfig"]["id"], "second",
+            "{set}"
+        );
+        let listed = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0", "id": 3,
+            "method": "ListTaskPushNotificationConfigs", "params": {"taskId": task_id}}),
+        )
+        .await;
+        let configs = listed["result"]["configs"].as_array().unwrap();
+        assert_eq!(configs.len(), 2, "{listed}");
+        assert!(!listed.to_string().contains("push-token-0123456789abcdef"));
+        let first_id = configs.iter().find(|c| c["id"] != "second").unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let got = call(&server, &token, Some("1.0"), &json!({"jsonrpc": "2.0", "id": 4,
+            "method": "GetTaskPushNotificationConfig", "params": {"taskId": task_id, "id": "second"}})).await;
+        assert_eq!(got["result"]["url"], hook.as_str(), "{got}");
+        // Not Eve's task: its configs do not exist for her.
+        let theirs = call(&server, &eve_token, Some("1.0"), &json!({"jsonrpc": "2.0", "id": 5,
+            "method": "GetTaskPushNotificationConfig", "params": {"taskId": task_id, "id": "second"}})).await;
+        assert_eq!(theirs["error"]["code"], -32001);
+        let deleted = call(&server, &token, Some("1.0"), &json!({"jsonrpc": "2.0", "id": 6,
+            "method": "DeleteTaskPushNotificationConfig", "params": {"taskId": task_id, "id": first_id}})).await;
+        assert_eq!(deleted["result"], json!({}), "{deleted}");
+        let refused = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0", "id": 7,
+            "method": "CreateTaskPushNotificationConfig", "params": {"taskId": task_id,
+            "url": "http://10.0.0.1/hook"}}),
+        )
+        .await;
+        assert_eq!(
+            refused["error"]["code"], -32602,
+            "a private address is refused: {refused}"
+        );
+
+        // The task completes: only the remaining config hears of it.
+        call(
+            &server,
+            &token,
+            Some("1.0"),
+            &json!({"jsonrpc": "2.0", "id": 8, "method": "SendMessage",
+            "params": {"message": {"messageId": "tck-complete-task-p", "taskId": task_id,
+            "role": "ROLE_USER", "parts": [{"text": "done"}]}}}),
+        )
+        .await;
+        loop {
+            let (token_header, body) = deliveries.recv().await.unwrap();
+            if body["task"]["status"]["state"] == "TASK_STATE_COMPLETED" {
+                assert_ne!(
+                    token_header, "push-token-0123456789abcdef",
+                    "the deleted config is not called"
+                );
+                break;
+            }
+        }
     }
 }
