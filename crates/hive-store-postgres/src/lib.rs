@@ -16,6 +16,7 @@ mod settings;
 mod tasks;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod usage;
 mod vault;
 
 use async_trait::async_trait;
@@ -23,7 +24,7 @@ use hive_store::sqlx_support;
 use hive_store::{
     AgentRepo, ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
     OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, SchemaState, SecretRepo, SessionRepo,
-    SettingsRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
+    SettingsRepo, Store, StoreError, TaskRepo, UsageRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -51,6 +52,7 @@ pub struct PostgresStore {
     challenges: challenges::PgChallenges,
     oidc_links: oidc::PgOidcLinks,
     agents: agents::PgAgents,
+    usage: usage::PgUsage,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -91,6 +93,7 @@ impl PostgresStore {
             challenges: challenges::PgChallenges { pool: pool.clone() },
             oidc_links: oidc::PgOidcLinks { pool: pool.clone() },
             agents: agents::PgAgents { pool: pool.clone() },
+            usage: usage::PgUsage { pool: pool.clone() },
             pool,
             options,
         })
@@ -235,6 +238,10 @@ impl Store for PostgresStore {
 
     fn agents(&self) -> &dyn AgentRepo {
         &self.agents
+    }
+
+    fn usage(&self) -> &dyn UsageRepo {
+        &self.usage
     }
 
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

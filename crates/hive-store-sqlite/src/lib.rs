@@ -16,6 +16,7 @@ mod passkeys;
 mod secrets;
 mod settings;
 mod tasks;
+mod usage;
 mod vault;
 
 use async_trait::async_trait;
@@ -23,7 +24,7 @@ use hive_store::sqlx_support;
 use hive_store::{
     AgentRepo, ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
     OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, SchemaState, SecretRepo, SessionRepo,
-    SettingsRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
+    SettingsRepo, Store, StoreError, TaskRepo, UsageRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -51,6 +52,7 @@ pub struct SqliteStore {
     challenges: challenges::SqliteChallenges,
     oidc_links: oidc::SqliteOidcLinks,
     agents: agents::SqliteAgents,
+    usage: usage::SqliteUsage,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -127,6 +129,10 @@ impl SqliteStore {
                 reader: reader.clone(),
             },
             agents: agents::SqliteAgents {
+                writer: writer.clone(),
+                reader: reader.clone(),
+            },
+            usage: usage::SqliteUsage {
                 writer: writer.clone(),
                 reader: reader.clone(),
             },
@@ -297,6 +303,10 @@ impl Store for SqliteStore {
 
     fn agents(&self) -> &dyn AgentRepo {
         &self.agents
+    }
+
+    fn usage(&self) -> &dyn UsageRepo {
+        &self.usage
     }
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

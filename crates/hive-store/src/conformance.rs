@@ -12,6 +12,7 @@ mod mfa;
 mod oidc;
 mod passkeys;
 mod settings;
+mod usage;
 mod vault;
 pub use agents::*;
 pub use audited::*;
@@ -21,6 +22,7 @@ pub use mfa::*;
 pub use oidc::*;
 pub use passkeys::*;
 pub use settings::*;
+pub use usage::*;
 pub use vault::*;
 
 use crate::{
@@ -148,6 +150,9 @@ macro_rules! conformance_suite {
             agent_status_changes_apart_from_settings,
             oversized_agent_json_is_refused,
             an_agent_change_whose_audit_record_fails_is_rolled_back,
+            usage_rows_round_trip_and_page_newest_first,
+            usage_tokens_are_summed_per_agent_from_a_moment,
+            usage_values_are_checked,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

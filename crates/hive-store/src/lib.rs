@@ -19,6 +19,7 @@ mod settings;
 #[cfg(feature = "sqlx")]
 pub mod sqlx_support;
 mod tasks;
+mod usage;
 mod vault;
 
 use async_trait::async_trait;
@@ -51,6 +52,10 @@ pub use settings::{
     SettingsRepo,
 };
 pub use tasks::{TaskRepo, TaskRow};
+pub use usage::{
+    USAGE_MODEL_MAX_CHARS, USAGE_PRINCIPAL_MAX_CHARS, UsageRepo, UsageRow, check_usage,
+    tokens_from_stored,
+};
 pub use vault::{VaultKeyRepo, VaultKeyRow, count_to_stored};
 
 /// Compares the versions applied to a database with the versions a binary carries.
@@ -177,6 +182,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Registered agents (settings, limits and lifecycle status).
     fn agents(&self) -> &dyn AgentRepo;
+
+    /// Tokens used by `llm` agents, one row a call.
+    fn usage(&self) -> &dyn UsageRepo;
 
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;
