@@ -315,6 +315,31 @@ async fn the_egress_guard_refuses_an_unlisted_endpoint_before_anything_is_sent()
         assert!(matches!(error, LlmError::Refused(_)), "{error:?}");
         assert!(unlisted.requests().is_empty(), "no request reached it");
         assert!(f.endpoint.requests().is_empty());
+
+        // Each refusal is audited by the guard, with the feature and no key or prompt.
+        let filter = hive_store::AuditFilter {
+            action: Some(hive_store::TextMatch::Exact("egress.refused".to_owned())),
+            ..hive_store::AuditFilter::all()
+        };
+        let page = hive_store::PageRequest::first(10).unwrap();
+        let records = f
+            .server
+            .hive
+            .store
+            .audit()
+            .list(&filter, &page)
+            .await
+            .unwrap();
+        assert_eq!(records.items.len(), 2);
+        for record in &records.items {
+            assert_eq!(record.actor, "user:test");
+            assert!(
+                record.detail.contains("\"feature\":\"llm\""),
+                "{}",
+                record.detail
+            );
+            assert!(!record.detail.contains(KEY) && !record.detail.contains(PROMPT));
+        }
     }
 }
 
