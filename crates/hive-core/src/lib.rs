@@ -13,6 +13,7 @@ pub mod egress;
 pub mod identity;
 pub mod jobs;
 pub mod key_rotation;
+pub mod llm;
 pub mod mail;
 pub mod mfa;
 pub mod oidc;

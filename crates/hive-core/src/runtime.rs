@@ -78,6 +78,10 @@ pub struct Hive {
     pub push_configs: Arc<crate::a2a_push::PushConfigs>,
     /// Secrets sealed by the vault.
     pub secrets_service: Arc<crate::secret_values::SecretService>,
+    /// Chat completions for `llm` agents (through the egress guard, keys from the vault).
+    pub llm: Arc<crate::llm::LlmClient>,
+    /// Token usage of `llm` agents' calls, and their use today (the daily budget).
+    pub usage_meter: Arc<crate::llm::UsageMeter>,
     /// Keys the audit log's hash chain (for `hive audit verify`).
     pub audit_chain: Arc<crate::audit::AuditChain>,
     /// A random id for this process, recorded with the jobs it runs.
@@ -226,6 +230,14 @@ impl Hive {
             Arc::clone(&identity),
             Arc::clone(&clock),
         ));
+        let llm = Arc::new(crate::llm::LlmClient::new(
+            Arc::clone(&egress),
+            Arc::clone(&secrets_service),
+        ));
+        let usage_meter = Arc::new(crate::llm::UsageMeter::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+        ));
         let gateway = Arc::new(crate::a2a::Gateway::new(crate::a2a::GatewayParts {
             store: Arc::clone(&store),
             identity: Arc::clone(&identity),
@@ -259,6 +271,8 @@ impl Hive {
             push_configs,
             mfa,
             secrets_service,
+            llm,
+            usage_meter,
             vault,
             audit_chain,
             secrets: Arc::new(secrets),

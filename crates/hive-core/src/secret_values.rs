@@ -306,6 +306,26 @@ impl SecretService {
             .map_err(vault_error)
     }
 
+    /// The plaintext of `owner_id`'s secret `id`, for a feature that sends it on the owner's
+    /// behalf (an `llm` agent's API key), or `None` when the owner has no such secret. This is
+    /// not a reveal to a person and is not audited per use (that would be a record for every
+    /// call); each use is counted in `hive_secret_uses_total{feature}` and traced with the
+    /// secret's id, never its value.
+    pub(crate) async fn value_for_use(
+        &self,
+        owner_id: Uuid,
+        id: Uuid,
+        feature: &'static str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, IdentityError> {
+        let Some(secret) = self.store.secrets().get(id, Some(owner_id)).await? else {
+            return Ok(None);
+        };
+        let value = self.reveal(&secret).await?;
+        metrics::counter!("hive_secret_uses_total", "feature" => feature).increment(1);
+        tracing::debug!(secret = %secret.id, version = secret.version, feature, "secret used");
+        Ok(Some(value))
+    }
+
     /// Opens a value in the seeds' format with the key given and stores it as a new secret,
     /// sealed like any other (audited as `secret.create`). The key and the plaintext are
     /// neither kept nor shown; a wrong key or a garbled value creates nothing, and the answer

@@ -17,6 +17,7 @@ mod settings;
 mod tasks;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod usage;
 mod vault;
 
 use async_trait::async_trait;
@@ -24,7 +25,7 @@ use hive_store::sqlx_support;
 use hive_store::{
     AgentRepo, ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
     OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, PushConfigRepo, SchemaState, SecretRepo,
-    SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
+    SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UsageRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -53,6 +54,7 @@ pub struct PostgresStore {
     oidc_links: oidc::PgOidcLinks,
     agents: agents::PgAgents,
     push_configs: push_configs::PgPushConfigs,
+    usage: usage::PgUsage,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -94,6 +96,7 @@ impl PostgresStore {
             oidc_links: oidc::PgOidcLinks { pool: pool.clone() },
             agents: agents::PgAgents { pool: pool.clone() },
             push_configs: push_configs::PgPushConfigs { pool: pool.clone() },
+            usage: usage::PgUsage { pool: pool.clone() },
             pool,
             options,
         })
@@ -242,6 +245,10 @@ impl Store for PostgresStore {
 
     fn push_configs(&self) -> &dyn PushConfigRepo {
         &self.push_configs
+    }
+
+    fn usage(&self) -> &dyn UsageRepo {
+        &self.usage
     }
 
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

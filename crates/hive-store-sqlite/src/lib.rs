@@ -17,6 +17,7 @@ mod push_configs;
 mod secrets;
 mod settings;
 mod tasks;
+mod usage;
 mod vault;
 
 use async_trait::async_trait;
@@ -24,7 +25,7 @@ use hive_store::sqlx_support;
 use hive_store::{
     AgentRepo, ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
     OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, PushConfigRepo, SchemaState, SecretRepo,
-    SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UserRepo, VaultKeyRepo,
+    SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UsageRepo, UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -53,6 +54,7 @@ pub struct SqliteStore {
     oidc_links: oidc::SqliteOidcLinks,
     agents: agents::SqliteAgents,
     push_configs: push_configs::SqlitePushConfigs,
+    usage: usage::SqliteUsage,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -133,6 +135,10 @@ impl SqliteStore {
                 reader: reader.clone(),
             },
             push_configs: push_configs::SqlitePushConfigs {
+                writer: writer.clone(),
+                reader: reader.clone(),
+            },
+            usage: usage::SqliteUsage {
                 writer: writer.clone(),
                 reader: reader.clone(),
             },
@@ -307,6 +313,10 @@ impl Store for SqliteStore {
 
     fn push_configs(&self) -> &dyn PushConfigRepo {
         &self.push_configs
+    }
+
+    fn usage(&self) -> &dyn UsageRepo {
+        &self.usage
     }
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

@@ -13,6 +13,7 @@ mod oidc;
 mod passkeys;
 mod push_configs;
 mod settings;
+mod usage;
 mod vault;
 pub use agents::*;
 pub use audited::*;
@@ -23,6 +24,7 @@ pub use oidc::*;
 pub use passkeys::*;
 pub use push_configs::*;
 pub use settings::*;
+pub use usage::*;
 pub use vault::*;
 
 use crate::{
@@ -156,6 +158,9 @@ macro_rules! conformance_suite {
             used_push_configs_are_kept_and_unused_ones_pruned,
             push_config_values_are_checked_by_the_schema,
             a_push_config_change_whose_audit_record_fails_is_unchanged,
+            usage_rows_round_trip_and_page_newest_first,
+            usage_tokens_are_summed_per_agent_from_a_moment,
+            usage_values_are_checked,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

@@ -20,6 +20,7 @@ mod settings;
 #[cfg(feature = "sqlx")]
 pub mod sqlx_support;
 mod tasks;
+mod usage;
 mod vault;
 
 use async_trait::async_trait;
@@ -56,6 +57,10 @@ pub use settings::{
     SettingsRepo,
 };
 pub use tasks::{TaskRepo, TaskRow};
+pub use usage::{
+    USAGE_MODEL_MAX_CHARS, USAGE_PRINCIPAL_MAX_CHARS, UsageRepo, UsageRow, check_usage,
+    tokens_from_stored,
+};
 pub use vault::{VaultKeyRepo, VaultKeyRow, count_to_stored};
 
 /// Compares the versions applied to a database with the versions a binary carries.
@@ -185,6 +190,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// A2A push-notification configs of tasks.
     fn push_configs(&self) -> &dyn PushConfigRepo;
+
+    /// Tokens used by `llm` agents, one row a call.
+    fn usage(&self) -> &dyn UsageRepo;
 
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;

@@ -10,6 +10,7 @@
 pub mod agent_card;
 pub mod capture;
 mod client;
+pub mod llm;
 pub mod oidc;
 pub mod passkey;
 

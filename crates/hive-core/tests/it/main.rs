@@ -1,0 +1,4 @@
+//! hive-core against real servers on loopback, through `hive-testkit`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod llm;

@@ -1,0 +1,164 @@
+//! Inference usage: rows kept as given, an agent's rows paged newest first, token sums per
+//! agent from a moment on, values checked.
+
+use super::{T0, first};
+use crate::{
+    PageRequest, Store, StoreError, USAGE_PRINCIPAL_MAX_CHARS, UsageRow, truncate_to_micros,
+};
+use time::Duration;
+use uuid::Uuid;
+
+fn usage(agent_id: Uuid, seconds: i64, prompt: u64, completion: u64) -> UsageRow {
+    UsageRow {
+        id: Uuid::now_v7(),
+        agent_id,
+        principal: format!("user:{}", Uuid::now_v7()),
+        model: "llama3.2:1b — ünïcode".to_owned(),
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        created_at: truncate_to_micros(T0 + Duration::seconds(seconds)),
+    }
+}
+
+pub async fn usage_rows_round_trip_and_page_newest_first(store: &dyn Store) {
+    let (agent, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut mine = Vec::new();
+    for i in 0..13 {
+        // Pairs share a time, so ties must be broken by id.
+        let row = usage(agent, i / 2, 10 + i as u64, 1);
+        store.usage().record(&row).await.unwrap();
+        mine.push(row);
+        store.usage().record(&usage(other, i, 5, 5)).await.unwrap();
+    }
+    // Nanoseconds are truncated to microseconds, not rounded.
+    let precise = UsageRow {
+        created_at: T0 + Duration::seconds(100),
+        prompt_tokens: i64::MAX as u64,
+        completion_tokens: 0,
+        ..usage(agent, 0, 0, 0)
+    };
+    store.usage().record(&precise).await.unwrap();
+    mine.push(UsageRow {
+        created_at: truncate_to_micros(precise.created_at),
+        ..precise
+    });
+    mine.sort_by_key(|u| std::cmp::Reverse((u.created_at, u.id)));
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = PageRequest::new(4, cursor.as_deref()).unwrap();
+        let got = store.usage().list(agent, &page).await.unwrap();
+        assert!(got.items.len() <= 4);
+        seen.extend(got.items);
+        match got.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, mine, "every row once, every field kept, newest first");
+
+    let nobody = store
+        .usage()
+        .list(Uuid::now_v7(), &first(10))
+        .await
+        .unwrap();
+    assert!(nobody.items.is_empty() && nobody.next_cursor.is_none());
+}
+
+pub async fn usage_tokens_are_summed_per_agent_from_a_moment(store: &dyn Store) {
+    let (agent, other) = (Uuid::now_v7(), Uuid::now_v7());
+    assert_eq!(store.usage().tokens_since(agent, T0).await.unwrap(), 0);
+    for row in [
+        usage(agent, -1, 1_000, 1_000),
+        usage(agent, 0, 7, 3),
+        usage(agent, 60, 20, 0),
+        usage(other, 10, 500, 500),
+    ] {
+        store.usage().record(&row).await.unwrap();
+    }
+    let at = |seconds: i64| truncate_to_micros(T0 + Duration::seconds(seconds));
+    assert_eq!(
+        store.usage().tokens_since(agent, at(0)).await.unwrap(),
+        30,
+        "from the moment on, inclusive"
+    );
+    assert_eq!(store.usage().tokens_since(agent, at(1)).await.unwrap(), 20);
+    assert_eq!(
+        store.usage().tokens_since(agent, at(-10)).await.unwrap(),
+        2_030
+    );
+    assert_eq!(store.usage().tokens_since(agent, at(61)).await.unwrap(), 0);
+    assert_eq!(
+        store.usage().tokens_since(other, at(0)).await.unwrap(),
+        1_000
+    );
+}
+
+pub async fn usage_values_are_checked(store: &dyn Store) {
+    let agent = Uuid::now_v7();
+    let invalid = |result: Result<(), StoreError>, what: &str| {
+        assert!(
+            matches!(result, Err(StoreError::Invalid(_))),
+            "{what}: {result:?}"
+        );
+    };
+    let base = usage(agent, 0, 1, 1);
+    invalid(
+        store
+            .usage()
+            .record(&UsageRow {
+                principal: String::new(),
+                ..base.clone()
+            })
+            .await,
+        "empty principal",
+    );
+    invalid(
+        store
+            .usage()
+            .record(&UsageRow {
+                principal: "p".repeat(USAGE_PRINCIPAL_MAX_CHARS + 1),
+                ..base.clone()
+            })
+            .await,
+        "long principal",
+    );
+    invalid(
+        store
+            .usage()
+            .record(&UsageRow {
+                model: "m".repeat(201),
+                ..base.clone()
+            })
+            .await,
+        "long model",
+    );
+    invalid(
+        store
+            .usage()
+            .record(&UsageRow {
+                completion_tokens: u64::MAX,
+                ..base.clone()
+            })
+            .await,
+        "count over i64::MAX",
+    );
+    // Up to the caps, in characters, is fine.
+    let at_caps = UsageRow {
+        principal: "ü".repeat(USAGE_PRINCIPAL_MAX_CHARS),
+        model: "é".repeat(200),
+        ..base.clone()
+    };
+    store.usage().record(&at_caps).await.unwrap();
+    let again = store.usage().record(&at_caps).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(
+        store
+            .usage()
+            .tokens_since(agent, T0 - Duration::days(1))
+            .await
+            .unwrap(),
+        2
+    );
+}

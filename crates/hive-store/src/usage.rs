@@ -1,0 +1,68 @@
+//! Inference usage: the tokens each call of an `llm` agent used, one row a call. Rows outlive
+//! the agent (they are the history billing reads), so they do not reference the agents table.
+
+use crate::{Page, PageRequest, StoreError};
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Longest principal (`user:<uuid>`, `token:<uuid>`, `federation:<peer>`…) a row keeps.
+pub const USAGE_PRINCIPAL_MAX_CHARS: usize = 200;
+/// Longest model name a row keeps.
+pub const USAGE_MODEL_MAX_CHARS: usize = 200;
+
+/// One call's usage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub id: Uuid,
+    pub agent_id: Uuid,
+    /// Who the call was made for: the audit actor of the caller (`user:<uuid>`…).
+    pub principal: String,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub created_at: OffsetDateTime,
+}
+
+impl UsageRow {
+    pub fn total_tokens(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
+
+#[async_trait]
+pub trait UsageRepo: Send + Sync {
+    /// Stores one call's usage. [`StoreError::Invalid`] for a principal or model over its cap
+    /// or a count over `i64::MAX`; [`StoreError::Conflict`] for an id used before.
+    async fn record(&self, row: &UsageRow) -> Result<(), StoreError>;
+
+    /// Prompt plus completion tokens of `agent_id`'s calls recorded at or after `since`.
+    async fn tokens_since(&self, agent_id: Uuid, since: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// `agent_id`'s calls, newest first.
+    async fn list(&self, agent_id: Uuid, page: &PageRequest) -> Result<Page<UsageRow>, StoreError>;
+}
+
+/// Refuses a row the databases would refuse less clearly; answers its counts as stored.
+pub fn check_usage(row: &UsageRow) -> Result<(i64, i64), StoreError> {
+    if row.principal.is_empty() || row.principal.chars().count() > USAGE_PRINCIPAL_MAX_CHARS {
+        return Err(StoreError::Invalid(format!(
+            "a usage row's principal must be 1 to {USAGE_PRINCIPAL_MAX_CHARS} characters"
+        )));
+    }
+    if row.model.chars().count() > USAGE_MODEL_MAX_CHARS {
+        return Err(StoreError::Invalid(format!(
+            "a usage row's model must be at most {USAGE_MODEL_MAX_CHARS} characters"
+        )));
+    }
+    let stored = |count: u64| {
+        i64::try_from(count)
+            .map_err(|_| StoreError::Invalid("a usage row's token count is too large".into()))
+    };
+    Ok((stored(row.prompt_tokens)?, stored(row.completion_tokens)?))
+}
+
+/// A stored count back; a negative one is a corrupt row.
+pub fn tokens_from_stored(count: i64) -> Result<u64, StoreError> {
+    u64::try_from(count).map_err(|_| StoreError::Backend("a stored token count is negative".into()))
+}
