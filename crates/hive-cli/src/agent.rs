@@ -39,6 +39,18 @@ pub enum AgentAction {
     Start { agent: String },
     /// Stop an agent (by id or name).
     Stop { agent: String },
+    /// Send a message to an agent (by id or name) through the A2A gateway, as the CLI, and
+    /// print its answer; with --stream, each event as it comes.
+    Call {
+        agent: String,
+        /// The message's text.
+        text: String,
+        #[arg(long)]
+        stream: bool,
+        /// The message id (the conformance agent reacts to its prefix); default a new one.
+        #[arg(long)]
+        message_id: Option<String>,
+    },
     /// Read a remote agent's card (through the egress guard) and print the agent it makes;
     /// with --create, register it for the owner.
     Import {
@@ -104,6 +116,15 @@ pub async fn agent(hive: &Hive, action: AgentAction) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{} is {}", stopped.name, stopped.status);
+        }
+        AgentAction::Call {
+            agent,
+            text,
+            stream,
+            message_id,
+        } => {
+            let target = find_agent(hive, &agent).await?;
+            call(hive, &target, text, stream, message_id).await?;
         }
         AgentAction::List { limit } => {
             let page = PageRequest::first(limit).map_err(|e| e.to_string())?;
@@ -191,4 +212,123 @@ pub async fn agent(hive: &Hive, action: AgentAction) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+async fn call(
+    hive: &Hive,
+    agent: &hive_store::AgentRow,
+    text: String,
+    stream: bool,
+    message_id: Option<String>,
+) -> Result<(), String> {
+    use hive_a2a::jsonrpc::{Call, Id, Outcome, Request, Version};
+    use hive_a2a::v1::{Message, Part, Role, SendMessageRequest, SendMessageResponse};
+    use hive_core::a2a::{GatewayError, Reply, Target};
+    let send = SendMessageRequest {
+        message: Message {
+            message_id: message_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            role: Role::User,
+            parts: vec![Part::text(text)],
+            ..Message::default()
+        },
+        ..SendMessageRequest::default()
+    };
+    let request = Request {
+        id: Id::from(1),
+        version: Version::V1_0,
+        call: if stream {
+            Call::SendStreamingMessage(send)
+        } else {
+            Call::SendMessage(send)
+        },
+    };
+    let reply = hive
+        .gateway
+        .call(
+            &Caller::cli(),
+            Target::Agent(agent.id),
+            request,
+            &cli_meta(),
+        )
+        .await
+        .map_err(|error| match error {
+            GatewayError::Throttled { retry_after } => {
+                format!("the agent is busy; retry in {retry_after} s")
+            }
+            GatewayError::Unavailable => "the audit log cannot be written now".to_owned(),
+        })?;
+    let rpc = |error: hive_a2a::error::RpcError| format!("error {}: {}", error.code, error.message);
+    match reply {
+        Reply::Unary(result) => match (*result).map_err(rpc)? {
+            Outcome::SendMessage(SendMessageResponse::Task(task)) => print_task(&task),
+            Outcome::SendMessage(SendMessageResponse::Message(message)) => {
+                println!("{}", message.text());
+            }
+            _ => return Err("the agent gave an unexpected answer".into()),
+        },
+        Reply::Stream(mut events) => {
+            while let Some(event) = events.recv().await {
+                println!("{}", describe_event(&event.map_err(rpc)?));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A task as a person reads it: its id and state, then what the agent said and made.
+fn print_task(task: &hive_a2a::v1::Task) {
+    println!("task {}: {}", task.id, state_word(task.status.state));
+    if let Some(message) = &task.status.message {
+        println!("{}", message.text());
+    }
+    for artifact in &task.artifacts {
+        let text: Vec<String> = artifact.parts.iter().map(describe_part).collect();
+        println!("artifact {}: {}", artifact.artifact_id, text.join(""));
+    }
+}
+
+fn state_word(state: hive_a2a::v1::TaskState) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
+        .trim_start_matches("TASK_STATE_")
+        .to_lowercase()
+}
+
+fn describe_part(part: &hive_a2a::v1::Part) -> String {
+    use hive_a2a::v1::PartContent;
+    match &part.content {
+        PartContent::Text(text) => text.clone(),
+        PartContent::Data(data) => data.to_string(),
+        PartContent::Url(url) => format!("<{url}>"),
+        PartContent::Raw(raw) => format!("[{} bytes base64]", raw.len()),
+    }
+}
+
+fn describe_event(event: &hive_a2a::v1::StreamResponse) -> String {
+    use hive_a2a::v1::StreamResponse;
+    match event {
+        StreamResponse::Task(task) => {
+            format!("task {}: {}", task.id, state_word(task.status.state))
+        }
+        StreamResponse::Message(message) => format!("message: {}", message.text()),
+        StreamResponse::StatusUpdate(update) => {
+            let said = update
+                .status
+                .message
+                .as_ref()
+                .map(|message| format!(" — {}", message.text()))
+                .unwrap_or_default();
+            format!("status: {}{said}", state_word(update.status.state))
+        }
+        StreamResponse::ArtifactUpdate(update) => {
+            let text: Vec<String> = update.artifact.parts.iter().map(describe_part).collect();
+            format!(
+                "artifact {}: {}",
+                update.artifact.artifact_id,
+                text.join("")
+            )
+        }
+    }
 }

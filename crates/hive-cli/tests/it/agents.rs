@@ -88,8 +88,43 @@ async fn agents_are_registered_listed_and_imported_from_the_command_line() {
     assert!(remote.0.success(), "{remote:?}");
     assert!(remote.1.contains("echo-agent is error"), "{}", remote.1);
     assert!(remote.1.contains("reason: unreachable"), "{}", remote.1);
+    // A call through the gateway: the answer, or each event of a stream.
+    let called = run_to_exit(path, &["agent", "call", "tck", "hello"], &[]).await;
+    assert!(called.0.success(), "{called:?}");
+    assert!(called.1.contains(": completed"), "{}", called.1);
+    assert!(called.1.contains("Hello from TCK"), "{}", called.1);
+    let streamed = run_to_exit(
+        path,
+        &[
+            "agent",
+            "call",
+            "tck",
+            "go",
+            "--stream",
+            "--message-id",
+            "tck-stream-001-cli",
+        ],
+        &[],
+    )
+    .await;
+    assert!(streamed.0.success(), "{streamed:?}");
+    let events: Vec<&str> = streamed.1.lines().collect();
+    assert_eq!(events.len(), 4, "{}", streamed.1);
+    assert!(events[0].ends_with(": submitted"), "{}", streamed.1);
+    assert!(
+        events[2].ends_with("Stream hello from TCK"),
+        "{}",
+        streamed.1
+    );
+    assert_eq!(events[3], "status: completed", "{}", streamed.1);
     let stopped = run_to_exit(path, &["agent", "stop", "tck"], &[]).await;
     assert!(stopped.1.contains("tck is stopped"), "{}", stopped.1);
+    let refused = run_to_exit(path, &["agent", "call", "tck", "hello"], &[]).await;
+    assert!(!refused.0.success(), "a stopped agent is not called");
+    assert!(
+        refused.1.contains("not ready") || refused.2.contains("not ready"),
+        "{refused:?}"
+    );
     let missing = run_to_exit(path, &["agent", "start", "nobody"], &[]).await;
     assert!(!missing.0.success());
 

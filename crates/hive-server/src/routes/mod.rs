@@ -6,6 +6,7 @@
 mod a2a;
 mod agents;
 mod auth;
+mod events;
 mod health;
 mod mfa;
 mod oidc;
@@ -187,6 +188,8 @@ fn routes_declared() -> Vec<Route> {
         route(M::POST, "/api/a2a/agents/{id}/jsonrpc", VIEWER, Some("a2a"), a2a::agent_rpc).scope(TokenScope::Execute),
         route(M::POST, "/api/a2a/agents/{id}/jsonrpc/", VIEWER, Some("a2a"), a2a::agent_rpc).scope(TokenScope::Execute),
         route(M::GET, "/api/v1/a2a/status", VIEWER, None, a2a::status),
+        // The live event stream, filtered to what the caller may see.
+        route(M::GET, "/api/v1/events", VIEWER, None, events::stream),
         // Administration.
         route(M::GET, "/api/v1/users", ADMIN, None, u::list_users),
         route(M::POST, "/api/v1/users/invitations", ADMIN, None, u::invite),

@@ -8,6 +8,7 @@ mod audit;
 mod audit_coverage;
 mod audit_trail;
 mod egress;
+mod events;
 mod health;
 mod identity;
 mod mfa;

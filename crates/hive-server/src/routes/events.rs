@@ -1,0 +1,131 @@
+//! `GET /api/v1/events`: the live event stream of the bus, as Server-Sent Events, filtered to
+//! what the caller may see — an agent's status changes if the caller may see the agent,
+//! system events for admins only.
+
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::pipeline::ClientIp;
+use crate::state::AppState;
+use crate::streams::{SlotRefusal, event_stream_body};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use hive_core::agents::visible_to;
+use hive_core::identity::Caller;
+use hive_proto::ErrorCode;
+use hive_state::{BusEvent, Channel, Envelope};
+use http::{HeaderValue, header};
+use tokio::sync::{broadcast, mpsc};
+
+pub async fn stream(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ip: Option<axum::Extension<ClientIp>>,
+) -> Result<Response, ApiError> {
+    let ip = ip.map_or(
+        std::net::IpAddr::from([0, 0, 0, 0]),
+        |axum::Extension(ClientIp(ip))| ip,
+    );
+    let user = caller.user_id().map(|_| hive_core::a2a::principal(&caller));
+    let slot = state.streams.acquire(ip, user).map_err(|refusal| {
+        let which = match refusal {
+            SlotRefusal::ClientIp => "this address",
+            SlotRefusal::User => "this user",
+        };
+        ApiError::new(
+            ErrorCode::RateLimited,
+            format!("too many open streams for {which}; close one first"),
+        )
+        .with_retry_after(5)
+    })?;
+    let bus = &state.hive.state.bus;
+    let agents = bus.subscribe(Channel::AgentStatus);
+    let system = bus.subscribe(Channel::SystemEvents);
+    let (frames, frames_out) = mpsc::channel::<Bytes>(16);
+    tokio::spawn(forward(state.clone(), caller, agents, system, frames));
+    let body = event_stream_body(
+        frames_out,
+        state.hive.gateway.settings().stream_idle,
+        state.shutdown.clone(),
+        slot,
+    );
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn forward(
+    state: AppState,
+    caller: Caller,
+    mut agents: broadcast::Receiver<Envelope>,
+    mut system: broadcast::Receiver<Envelope>,
+    frames: mpsc::Sender<Bytes>,
+) {
+    loop {
+        let received = tokio::select! {
+            () = frames.closed() => return,
+            received = agents.recv() => received,
+            received = system.recv() => received,
+        };
+        let envelope = match received {
+            Ok(envelope) => envelope,
+            // Missed events are not replayed; the dashboard reads the current state anyway.
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if !may_see(&state, &caller, &envelope.payload).await {
+            continue;
+        }
+        let Some(frame) = frame_of(&envelope) else {
+            continue;
+        };
+        if frames.send(frame).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn may_see(state: &AppState, caller: &Caller, event: &BusEvent) -> bool {
+    match event {
+        BusEvent::AgentStatus { agent_id, .. } => {
+            let Ok(id) = agent_id.parse::<uuid::Uuid>() else {
+                return caller.is_admin();
+            };
+            match state.hive.store.agents().get(id, None).await {
+                Ok(Some(agent)) => visible_to(caller, &agent),
+                // A deleted agent's last word goes to admins only.
+                Ok(None) | Err(_) => caller.is_admin(),
+            }
+        }
+        BusEvent::System { .. } => caller.is_admin(),
+    }
+}
+
+/// One SSE event: `event:` the event's type, `id:` its event id, `data:` the event as JSON.
+fn frame_of(envelope: &Envelope) -> Option<Bytes> {
+    let mut data = serde_json::to_value(&envelope.payload).ok()?;
+    let kind = data.get("type")?.as_str()?.to_owned();
+    if let Some(object) = data.as_object_mut() {
+        object.insert(
+            "eventId".into(),
+            serde_json::Value::String(envelope.mesh_meta.event_id.clone()),
+        );
+    }
+    let id: String = envelope
+        .mesh_meta
+        .event_id
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    Some(Bytes::from(format!(
+        "event: {kind}\nid: {id}\ndata: {data}\n\n"
+    )))
+}
