@@ -244,6 +244,8 @@ impl Hive {
             egress: Arc::clone(&egress),
             secrets: Arc::clone(&secrets_service),
             push: Arc::clone(&push_configs),
+            llm: Arc::clone(&llm),
+            usage: Arc::clone(&usage_meter),
             limiter: Arc::clone(&state.limiter),
             tasks: Arc::clone(&state.tasks),
             task_events: Arc::clone(&state.task_events),

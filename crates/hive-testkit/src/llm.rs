@@ -65,6 +65,13 @@ impl TestLlm {
         let shared = Arc::new(Mutex::new(Shared::default()));
         let app = Router::new()
             .route("/v1/chat/completions", post(completions))
+            // What Hive's start probe of an `llm` agent asks for.
+            .route(
+                "/v1/models",
+                axum::routing::get(|| async {
+                    axum::Json(serde_json::json!({"object": "list", "data": [{"id": "test-model", "object": "model"}]}))
+                }),
+            )
             .with_state(Arc::clone(&shared));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

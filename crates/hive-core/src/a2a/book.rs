@@ -223,6 +223,10 @@ impl TaskBook {
             .cloned()
     }
 
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
     pub fn now_rfc3339(&self) -> String {
         self.clock.now().format(&Rfc3339).unwrap_or_default()
     }

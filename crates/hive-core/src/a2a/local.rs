@@ -68,7 +68,7 @@ pub(crate) async fn execute(book: Arc<TaskBook>, mut run: Run, shutdown: Cancell
             loop {
                 tokio::select! {
                     () = run.cancel.cancelled() => break 'run Ending::Canceled,
-                    () = shutdown.cancelled() => break 'run Ending::Failed("Hive is shutting down"),
+                    () = shutdown.cancelled() => break 'run Ending::Failed("Hive is shutting down".into()),
                     received = control.recv() => match received {
                         Ok(event) if is_cancel_request(&event) => break 'run Ending::Canceled,
                         // Its own events, or a lag: nothing to act on.
@@ -83,7 +83,8 @@ pub(crate) async fn execute(book: Arc<TaskBook>, mut run: Run, shutdown: Cancell
             None => break Ending::Done,
             Some(Err(error)) => {
                 tracing::warn!(%task_id, code = error.code, "a2a: agent failed a task");
-                break Ending::Failed("the agent failed");
+                // The steps' messages are written for the caller (no internal detail).
+                break Ending::Failed(error.message);
             }
             Some(Ok(event)) => {
                 if book.advance(&mut run.entry, event).await.is_err() {
@@ -98,7 +99,7 @@ pub(crate) async fn execute(book: Arc<TaskBook>, mut run: Run, shutdown: Cancell
         Ending::Canceled => conformance::cancel(&run.entry.stored.task)
             .ok()
             .map(|task| conformance::status_update(&task)),
-        Ending::Failed(why) => Some(failed(&run.entry, why)),
+        Ending::Failed(why) => Some(failed(&run.entry, &why)),
     };
     let stored = match closing {
         Some(event) => book.advance(&mut run.entry, event).await.map(|_| ()),
@@ -114,7 +115,7 @@ pub(crate) async fn execute(book: Arc<TaskBook>, mut run: Run, shutdown: Cancell
 enum Ending {
     Done,
     Canceled,
-    Failed(&'static str),
+    Failed(String),
 }
 
 /// The event that fails the task, with an agent message saying why (never an internal detail).

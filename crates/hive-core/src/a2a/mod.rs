@@ -8,6 +8,7 @@
 
 mod book;
 mod card;
+mod llm_agent;
 mod local;
 mod remote;
 
@@ -92,6 +93,8 @@ pub struct Gateway {
     egress: Arc<crate::egress::Egress>,
     secrets: Arc<crate::secret_values::SecretService>,
     push: Arc<crate::a2a_push::PushConfigs>,
+    llm: Arc<crate::llm::LlmClient>,
+    usage: Arc<crate::llm::UsageMeter>,
     limiter: Arc<dyn RateLimiter>,
     book: Arc<TaskBook>,
     settings: A2aConfig,
@@ -117,6 +120,8 @@ pub struct GatewayParts {
     pub egress: Arc<crate::egress::Egress>,
     pub secrets: Arc<crate::secret_values::SecretService>,
     pub push: Arc<crate::a2a_push::PushConfigs>,
+    pub llm: Arc<crate::llm::LlmClient>,
+    pub usage: Arc<crate::llm::UsageMeter>,
     pub limiter: Arc<dyn RateLimiter>,
     pub tasks: Arc<dyn TaskStore>,
     pub task_events: Arc<TaskEvents>,
@@ -147,6 +152,8 @@ impl Gateway {
                 Arc::clone(&parts.push),
             )),
             push: parts.push,
+            llm: parts.llm,
+            usage: parts.usage,
             settings: parts.settings,
             base: CardBase {
                 base_url: parts.base_url.trim_end_matches('/').to_owned(),
@@ -549,10 +556,7 @@ impl Gateway {
                 self.send_remote(ctx, &agent, send, existing, streaming)
                     .await
             }
-            AgentKind::Llm => answer(
-                ErrorCode::UnsupportedOperation
-                    .with_message(format!("{} agents are not served yet", agent.kind)),
-            ),
+            AgentKind::Llm => self.send_llm(ctx, &agent, send, existing, streaming).await,
         }
     }
 
@@ -616,7 +620,6 @@ impl Gateway {
         streaming: bool,
     ) -> Result<Reply, GatewayError> {
         let answer = |error: RpcError| Ok(Reply::Unary(Box::new(Err(error))));
-        let configuration = send.configuration.clone().unwrap_or_default();
         let agent_message_id = Uuid::new_v4().to_string();
         let (entry, script) = match existing {
             Some(entry) => {
@@ -659,6 +662,169 @@ impl Gateway {
                 }
             }
         };
+        let mut steps = script.into_steps().into_iter();
+        let Some(first) = steps.next() else {
+            return answer(internal());
+        };
+        let run = LocalRun {
+            entry,
+            first: first.event,
+            steps: Box::new(local::ScriptSteps::new(steps)),
+        };
+        self.run_local(owner, agent, &send, run, streaming).await
+    }
+
+    async fn send_llm(
+        &self,
+        ctx: &Ctx<'_>,
+        agent: &AgentRow,
+        send: SendMessageRequest,
+        existing: Option<Entry>,
+        streaming: bool,
+    ) -> Result<Reply, GatewayError> {
+        let answer = |error: RpcError| Ok(Reply::Unary(Box::new(Err(error))));
+        let Ok(settings) = serde_json::from_str::<crate::agents::LlmSettings>(&agent.runtime)
+        else {
+            return answer(internal());
+        };
+        self.within_token_budget(agent).await?;
+        let owner = ctx.owner.as_str();
+        let (mut entry, earlier) = match existing {
+            Some(entry) => {
+                if entry.stored.running {
+                    return answer(
+                        ErrorCode::UnsupportedOperation
+                            .with_message("the task is still working; wait for it or cancel it"),
+                    );
+                }
+                if entry.stored.task.status.state.is_terminal() {
+                    return answer(ErrorCode::UnsupportedOperation.with_message(
+                        "The task is in a terminal state and accepts no more messages",
+                    ));
+                }
+                (entry, Vec::new())
+            }
+            None => {
+                let id = Uuid::new_v4();
+                let context_id = if send.message.context_id.is_empty() {
+                    Uuid::new_v4().to_string()
+                } else {
+                    send.message.context_id.clone()
+                };
+                let earlier = self.context_history(owner, agent.id, &context_id).await;
+                let entry = Entry {
+                    id,
+                    owner: owner.to_owned(),
+                    agent_id: agent.id,
+                    stored: StoredTask {
+                        task: Task {
+                            id: id.to_string(),
+                            context_id,
+                            ..Task::default()
+                        },
+                        seq: 0,
+                        running: true,
+                        upstream: None,
+                    },
+                };
+                (entry, earlier)
+            }
+        };
+        let mut first = entry.stored.task.clone();
+        first.history.push(Message {
+            task_id: first.id.clone(),
+            context_id: first.context_id.clone(),
+            ..send.message.clone()
+        });
+        first.status = v1::TaskStatus {
+            state: v1::TaskState::Submitted,
+            ..v1::TaskStatus::default()
+        };
+        entry.stored.running = true;
+        let call = llm_agent::LlmCall {
+            client: Arc::clone(&self.llm),
+            meter: Arc::clone(&self.usage),
+            owner_id: agent.owner_id,
+            agent_id: agent.id,
+            principal: ctx.owner.clone(),
+            messages: llm_agent::conversation(earlier.iter().chain(first.history.iter())),
+            settings,
+            timeout: Duration::from_secs(u64::from(agent.limits.timeout_seconds.max(1))),
+            purpose: crate::egress::Purpose {
+                actor: ctx.caller.actor(),
+                feature: crate::llm::FEATURE,
+                meta: ctx.meta.clone(),
+            },
+        };
+        let steps = llm_agent::LlmSteps::new(call, first.id.clone(), first.context_id.clone());
+        let run = LocalRun {
+            entry,
+            first: StreamResponse::Task(first),
+            steps: Box::new(steps),
+        };
+        self.run_local(owner, agent, &send, run, streaming).await
+    }
+
+    /// Refuses a call once the agent's `tokensPerDay` (0: no budget) is spent for today (UTC).
+    async fn within_token_budget(&self, agent: &AgentRow) -> Result<(), GatewayError> {
+        let budget = agent.limits.tokens_per_day;
+        if budget == 0 {
+            return Ok(());
+        }
+        let spent = self
+            .usage
+            .tokens_today(agent.id)
+            .await
+            .map_err(|_| GatewayError::Unavailable)?;
+        if spent < budget {
+            return Ok(());
+        }
+        let now = self.book.now();
+        let tomorrow = crate::llm::day_start(now) + time::Duration::days(1);
+        let wait = u64::try_from((tomorrow - now).whole_seconds()).unwrap_or(1);
+        Err(GatewayError::Throttled {
+            retry_after: wait.max(1),
+        })
+    }
+
+    /// The messages of the caller's earlier tasks of this agent in this context, oldest first
+    /// (among the caller's 100 latest tasks).
+    async fn context_history(&self, owner: &str, agent_id: Uuid, context_id: &str) -> Vec<Message> {
+        let Ok(page) = PageRequest::first(MAX_PAGE_SIZE) else {
+            return Vec::new();
+        };
+        let Ok((entries, _)) = self.book.list(owner, &page).await else {
+            return Vec::new();
+        };
+        entries
+            .into_iter()
+            .rev()
+            .filter(|entry| {
+                entry.agent_id == agent_id && entry.stored.task.context_id == context_id
+            })
+            .flat_map(|entry| entry.stored.task.history)
+            .collect()
+    }
+
+    /// Starts a task of an agent that runs inside Hive: its first event (the task itself) is
+    /// stored before anything is answered, so the task exists for every call that follows;
+    /// then an executor takes the rest, and the caller gets the stream or — unless it asked to
+    /// return at once — the task once settled.
+    async fn run_local(
+        &self,
+        owner: &str,
+        agent: &AgentRow,
+        send: &SendMessageRequest,
+        run: LocalRun,
+        streaming: bool,
+    ) -> Result<Reply, GatewayError> {
+        let answer = |error: RpcError| Ok(Reply::Unary(Box::new(Err(error))));
+        let configuration = send.configuration.clone().unwrap_or_default();
+        let LocalRun {
+            mut entry,
+            first,
+            steps,
+        } = run;
         let permit = self.slot(agent)?;
         let Some(cancel) = self.book.claim(entry.id) else {
             return answer(
@@ -666,34 +832,24 @@ impl Gateway {
                     .with_message("the task is still working; wait for it or cancel it"),
             );
         };
-        if let Err(error) = self.attach_push(owner, entry.id, &send).await {
+        if let Err(error) = self.attach_push(owner, entry.id, send).await {
             self.book.release(entry.id);
             return answer(error);
         }
-        let mut entry = entry;
         entry.stored.running = true;
-        let mut steps = script.into_steps().into_iter();
-        // The first event (the task itself) is stored before anything is answered, so the
-        // task exists for every call that follows.
         let events = self.book.subscribe(entry.id);
-        let first = match steps.next() {
-            Some(step) => match self.book.advance(&mut entry, step.event).await {
-                Ok(event) => event,
-                Err(error) => {
-                    self.book.release(entry.id);
-                    return answer(error);
-                }
-            },
-            None => {
+        let first = match self.book.advance(&mut entry, first).await {
+            Ok(event) => event,
+            Err(error) => {
                 self.book.release(entry.id);
-                return answer(internal());
+                return answer(error);
             }
         };
         let task_id = entry.id;
         let after = entry.stored.seq;
         let run = local::Run {
             entry,
-            steps: Box::new(local::ScriptSteps::new(steps)),
+            steps,
             cancel,
             permit,
         };
@@ -880,6 +1036,13 @@ impl Gateway {
         self.executors.close();
         self.executors.wait().await;
     }
+}
+
+/// A task of a local agent about to run: its record, its first event, the rest to come.
+struct LocalRun {
+    entry: Entry,
+    first: StreamResponse,
+    steps: Box<dyn local::Steps>,
 }
 
 /// One call's caller, as every step of it needs.

@@ -1123,3 +1123,186 @@ async fn push_notifications_reach_the_callers_receiver() {
         }
     }
 }
+
+/// An `llm` agent against an OpenAI-compatible server started here: answers streamed as an
+/// artifact, the conversation and the key sent, tokens recorded and budgeted, failures told.
+#[tokio::test]
+async fn an_llm_agent_answers_from_its_model() {
+    use hive_testkit::llm::{LlmMisbehaviour, TestLlm};
+    for backend in backends() {
+        let llm = TestLlm::start().await;
+        let server = a2a_server(
+            backend,
+            &[("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &llm.allowlist_entry())],
+        )
+        .await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        hive_testkit::capture::canary("sk-test-llm-key-0123456789");
+        let secret = admin
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/secrets",
+                Some(json!({"name": "model-key", "value": "sk-test-llm-key-0123456789"})),
+            )
+            .await;
+        let secret: Value = secret.json().await.unwrap();
+        let agent = |name: &str, tokens: u64| {
+            json!({"name": name, "kind": "llm", "visibility": "federation",
+            "runtime": {"baseUrl": llm.base_url(), "model": "test-model", "systemPrompt": "Be brief.",
+                        "apiKeySecretId": secret["id"]},
+            "limits": {"requestsPerMinute": 100, "tokensPerDay": tokens, "concurrentTasks": 4, "timeoutSeconds": 30}})
+        };
+        let chat = conformance_agent_with(&server, &admin, agent("chat", 0)).await;
+        let token = execute_token(&server, &admin).await;
+        let say = |skill: &str, text: &str, context: Option<&str>, method: &str| {
+            let mut message = json!({"messageId": uuid::Uuid::new_v4().to_string(), "role": "ROLE_USER",
+                "parts": [{"text": text}], "metadata": {"skill": skill}});
+            if let Some(context) = context {
+                message["contextId"] = json!(context);
+            }
+            json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": {"message": message}})
+        };
+
+        let sent = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &say("chat", "hello there", None, "SendMessage"),
+        )
+        .await;
+        let task = &sent["result"]["task"];
+        assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{sent}");
+        assert_eq!(
+            task["status"]["message"]["parts"][0]["text"],
+            "echo: hello there"
+        );
+        assert_eq!(
+            task["artifacts"][0]["parts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["text"].as_str().unwrap())
+                .collect::<String>(),
+            "echo: hello there"
+        );
+        let context = task["contextId"].as_str().unwrap().to_owned();
+        let request = llm.requests().last().unwrap().clone();
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some("Bearer sk-test-llm-key-0123456789")
+        );
+        assert_eq!(request.body["model"], "test-model");
+        assert_eq!(
+            request.body["messages"][0],
+            json!({"role": "system", "content": "Be brief."})
+        );
+        assert_eq!(
+            request.body["messages"][1],
+            json!({"role": "user", "content": "hello there"})
+        );
+
+        // The next message in the same context carries the conversation so far.
+        let streamed = stream_events(
+            &server,
+            RPC,
+            &token,
+            Some("1.0"),
+            &say("chat", "and again", Some(&context), "SendStreamingMessage"),
+        )
+        .await;
+        assert_eq!(
+            streamed[0]["task"]["status"]["state"],
+            "TASK_STATE_SUBMITTED"
+        );
+        assert_eq!(
+            streamed[1]["statusUpdate"]["status"]["state"],
+            "TASK_STATE_WORKING"
+        );
+        let chunks: Vec<&Value> = streamed
+            .iter()
+            .filter_map(|e| e.get("artifactUpdate"))
+            .collect();
+        assert!(!chunks.is_empty());
+        assert_eq!(chunks.last().unwrap()["lastChunk"], true);
+        let text: String = chunks
+            .iter()
+            .map(|c| c["artifact"]["parts"][0]["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(text, "echo: and again");
+        assert_eq!(
+            streamed.last().unwrap()["statusUpdate"]["status"]["state"],
+            "TASK_STATE_COMPLETED"
+        );
+        let requests = llm.requests();
+        let history = &requests.last().unwrap().body["messages"];
+        let said: Vec<(&str, &str)> = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                ("system", "Be brief."),
+                ("user", "hello there"),
+                ("assistant", "echo: hello there"),
+                ("user", "and again")
+            ]
+        );
+
+        // Tokens are recorded per call.
+        let chat_id: uuid::Uuid = chat.parse().unwrap();
+        let epoch = time::OffsetDateTime::UNIX_EPOCH;
+        let used = server
+            .hive
+            .store
+            .usage()
+            .tokens_since(chat_id, epoch)
+            .await
+            .unwrap();
+        assert!(used > 0);
+
+        // A daily budget: spent by the first call, the next waits for tomorrow.
+        conformance_agent_with(&server, &admin, agent("budgeted", 1)).await;
+        let first = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &say("budgeted", "one", None, "SendMessage"),
+        )
+        .await;
+        assert_eq!(
+            first["result"]["task"]["status"]["state"],
+            "TASK_STATE_COMPLETED"
+        );
+        let (status, _) = call_at(
+            &server,
+            RPC,
+            &token,
+            Some("1.0"),
+            &say("budgeted", "two", None, "SendMessage"),
+        )
+        .await;
+        assert_eq!(status, 429, "the day's tokens are spent");
+
+        // A failing endpoint fails the task, saying so without detail.
+        llm.misbehave(LlmMisbehaviour::Status(500));
+        let failed = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &say("chat", "boom", None, "SendMessage"),
+        )
+        .await;
+        let task = &failed["result"]["task"];
+        assert_eq!(task["status"]["state"], "TASK_STATE_FAILED", "{failed}");
+        let why = task["status"]["message"]["parts"][0]["text"]
+            .as_str()
+            .unwrap();
+        assert!(why.contains("model endpoint failed"), "{why}");
+        assert!(!failed.to_string().contains("sk-test-llm-key"));
+    }
+}
