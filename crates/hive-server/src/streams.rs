@@ -76,6 +76,32 @@ impl StreamSlots {
     }
 }
 
+impl StreamSlots {
+    /// A place for one more stream of this caller from this address, or the `429` to answer.
+    pub fn acquire_for(
+        &self,
+        caller: &hive_core::identity::Caller,
+        ip: Option<crate::pipeline::ClientIp>,
+    ) -> Result<StreamSlot, crate::error::ApiError> {
+        let ip = ip.map_or(
+            IpAddr::from([0, 0, 0, 0]),
+            |crate::pipeline::ClientIp(ip)| ip,
+        );
+        let user = caller.user_id().map(|_| hive_core::a2a::principal(caller));
+        self.acquire(ip, user).map_err(|refusal| {
+            let which = match refusal {
+                SlotRefusal::ClientIp => "this address",
+                SlotRefusal::User => "this user",
+            };
+            crate::error::ApiError::new(
+                hive_proto::ErrorCode::RateLimited,
+                format!("too many open streams for {which}; close one first"),
+            )
+            .with_retry_after(5)
+        })
+    }
+}
+
 fn give_back<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: &K) {
     if let Some(count) = map.get_mut(key) {
         *count = count.saturating_sub(1);

@@ -342,69 +342,11 @@ impl Gateway {
                     Err(error) => unary(Err(error)),
                 }
             }
-            Call::CreateTaskPushNotificationConfig(config) => {
-                let result = match self
-                    .task_of(&owner, target, &config.task_id, agent_seen)
-                    .await
-                {
-                    Ok(entry) => self
-                        .push
-                        .create(&owner, entry.id, config)
-                        .await
-                        .map(Outcome::PushConfig)
-                        .map_err(push_error),
-                    Err(error) => Err(error),
-                };
-                unary(result)
-            }
-            Call::GetTaskPushNotificationConfig(reference) => {
-                let result = match self
-                    .task_of(&owner, target, &reference.task_id, agent_seen)
-                    .await
-                {
-                    Ok(entry) => self
-                        .push
-                        .get(&owner, entry.id, &reference.id)
-                        .await
-                        .map(Outcome::PushConfig)
-                        .map_err(push_error),
-                    Err(error) => Err(error),
-                };
-                unary(result)
-            }
-            Call::ListTaskPushNotificationConfigs(list) => {
-                let result = match self
-                    .task_of(&owner, target, &list.task_id, agent_seen)
-                    .await
-                {
-                    Ok(entry) => self
-                        .push
-                        .list(
-                            &owner,
-                            entry.id,
-                            u32::try_from(list.page_size).unwrap_or(0),
-                            &list.page_token,
-                        )
-                        .await
-                        .map(Outcome::ListPushConfigs)
-                        .map_err(push_error),
-                    Err(error) => Err(error),
-                };
-                unary(result)
-            }
-            Call::DeleteTaskPushNotificationConfig(reference) => {
-                let result = match self
-                    .task_of(&owner, target, &reference.task_id, agent_seen)
-                    .await
-                {
-                    // Deleting is idempotent: a config that is not there is deleted.
-                    Ok(entry) => match self.push.delete(&owner, entry.id, &reference.id).await {
-                        Ok(()) | Err(crate::a2a_push::PushError::NotFound) => Ok(Outcome::Deleted),
-                        Err(error) => Err(push_error(error)),
-                    },
-                    Err(error) => Err(error),
-                };
-                unary(result)
+            call @ (Call::CreateTaskPushNotificationConfig(_)
+            | Call::GetTaskPushNotificationConfig(_)
+            | Call::ListTaskPushNotificationConfigs(_)
+            | Call::DeleteTaskPushNotificationConfig(_)) => {
+                unary(self.push_call(&owner, target, call, agent_seen).await)
             }
             Call::GetExtendedAgentCard(_) => unary(
                 self.extended_card(caller, target, request.version)
@@ -624,10 +566,7 @@ impl Gateway {
         let (entry, script) = match existing {
             Some(entry) => {
                 if entry.stored.running {
-                    return answer(
-                        ErrorCode::UnsupportedOperation
-                            .with_message("the task is still working; wait for it or cancel it"),
-                    );
+                    return answer(still_working());
                 }
                 match conformance::follow_up(&entry.stored.task, &send.message, &agent_message_id) {
                     Ok(script) => (entry, script),
@@ -692,10 +631,7 @@ impl Gateway {
         let (mut entry, earlier) = match existing {
             Some(entry) => {
                 if entry.stored.running {
-                    return answer(
-                        ErrorCode::UnsupportedOperation
-                            .with_message("the task is still working; wait for it or cancel it"),
-                    );
+                    return answer(still_working());
                 }
                 if entry.stored.task.status.state.is_terminal() {
                     return answer(ErrorCode::UnsupportedOperation.with_message(
@@ -827,10 +763,7 @@ impl Gateway {
         } = run;
         let permit = self.slot(agent)?;
         let Some(cancel) = self.book.claim(entry.id) else {
-            return answer(
-                ErrorCode::UnsupportedOperation
-                    .with_message("the task is still working; wait for it or cancel it"),
-            );
+            return answer(still_working());
         };
         if let Err(error) = self.attach_push(owner, entry.id, send).await {
             self.book.release(entry.id);
@@ -1084,6 +1017,52 @@ fn direct_message(message: Message, streaming: bool) -> Reply {
     }
 }
 
+impl Gateway {
+    /// The push-notification config methods, on the caller's own task.
+    async fn push_call(
+        &self,
+        owner: &str,
+        target: Target,
+        call: Call,
+        agent_seen: &mut Option<Uuid>,
+    ) -> Result<Outcome, RpcError> {
+        let task_id = match &call {
+            Call::CreateTaskPushNotificationConfig(config) => &config.task_id,
+            Call::GetTaskPushNotificationConfig(reference)
+            | Call::DeleteTaskPushNotificationConfig(reference) => &reference.task_id,
+            Call::ListTaskPushNotificationConfigs(list) => &list.task_id,
+            _ => return Err(ErrorCode::MethodNotFound.error()),
+        };
+        let task = self.task_of(owner, target, task_id, agent_seen).await?.id;
+        let push = &self.push;
+        let done = match call {
+            Call::CreateTaskPushNotificationConfig(config) => push
+                .create(owner, task, config)
+                .await
+                .map(Outcome::PushConfig),
+            Call::GetTaskPushNotificationConfig(reference) => push
+                .get(owner, task, &reference.id)
+                .await
+                .map(Outcome::PushConfig),
+            Call::ListTaskPushNotificationConfigs(list) => {
+                let size = u32::try_from(list.page_size).unwrap_or(0);
+                push.list(owner, task, size, &list.page_token)
+                    .await
+                    .map(Outcome::ListPushConfigs)
+            }
+            // Deleting is idempotent: a config that is not there is deleted.
+            Call::DeleteTaskPushNotificationConfig(reference) => {
+                match push.delete(owner, task, &reference.id).await {
+                    Ok(()) | Err(crate::a2a_push::PushError::NotFound) => Ok(Outcome::Deleted),
+                    Err(error) => Err(error),
+                }
+            }
+            _ => return Err(ErrorCode::MethodNotFound.error()),
+        };
+        done.map_err(push_error)
+    }
+}
+
 fn push_error(error: crate::a2a_push::PushError) -> RpcError {
     use crate::a2a_push::PushError;
     match error {
@@ -1121,6 +1100,12 @@ impl Gateway {
             .map(|_| ())
             .map_err(push_error)
     }
+}
+
+/// A message for a task an executor or a stream is still working on.
+pub(crate) fn still_working() -> RpcError {
+    ErrorCode::UnsupportedOperation
+        .with_message("the task is still working; wait for it or cancel it")
 }
 
 fn internal() -> RpcError {

@@ -228,10 +228,7 @@ impl super::Gateway {
         let (id, caller_context) = match &existing {
             Some(entry) => {
                 if entry.stored.running {
-                    return answer(
-                        ErrorCode::UnsupportedOperation
-                            .with_message("the task is still working; wait for it or cancel it"),
-                    );
+                    return answer(super::still_working());
                 }
                 let Some(upstream) = &entry.stored.upstream else {
                     return answer(super::internal());

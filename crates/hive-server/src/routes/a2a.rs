@@ -7,7 +7,7 @@ use crate::auth::{Authenticated, Meta, identity_error};
 use crate::error::ApiError;
 use crate::pipeline::ClientIp;
 use crate::state::AppState;
-use crate::streams::{SlotRefusal, event_stream_body};
+use crate::streams::event_stream_body;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use hive_a2a::error::{ErrorCode as RpcCode, RpcError};
 use hive_a2a::jsonrpc::{self, Id, Limits, Outcome, Version};
 use hive_a2a::sse;
-use hive_core::a2a::{GatewayError, Reply, ServedCard, StreamItem, Target, principal};
+use hive_core::a2a::{GatewayError, Reply, ServedCard, StreamItem, Target};
 use hive_core::identity::Caller;
 use hive_proto::ErrorCode;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -244,25 +244,12 @@ async fn rpc(
     let id = request.id.clone();
     // A stream takes its place before it starts; one over the caps is refused.
     let slot = if request.call.method().is_streaming() {
-        let ip = ip.map_or(
-            std::net::IpAddr::from([0, 0, 0, 0]),
-            |axum::Extension(ClientIp(ip))| ip,
-        );
-        let user = caller.user_id().map(|_| principal(&caller));
-        match state.streams.acquire(ip, user) {
+        match state
+            .streams
+            .acquire_for(&caller, ip.map(|axum::Extension(ip)| ip))
+        {
             Ok(slot) => Some(slot),
-            Err(refusal) => {
-                let which = match refusal {
-                    SlotRefusal::ClientIp => "this address",
-                    SlotRefusal::User => "this user",
-                };
-                return ApiError::new(
-                    ErrorCode::RateLimited,
-                    format!("too many open streams for {which}; close one first"),
-                )
-                .with_retry_after(5)
-                .into_response();
-            }
+            Err(refused) => return refused.into_response(),
         }
     } else {
         None

@@ -6,13 +6,12 @@ use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::pipeline::ClientIp;
 use crate::state::AppState;
-use crate::streams::{SlotRefusal, event_stream_body};
+use crate::streams::event_stream_body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use hive_core::agents::visible_to;
 use hive_core::identity::Caller;
-use hive_proto::ErrorCode;
 use hive_state::{BusEvent, Channel, Envelope};
 use http::{HeaderValue, header};
 use tokio::sync::{broadcast, mpsc};
@@ -22,22 +21,9 @@ pub async fn stream(
     Authenticated(caller): Authenticated,
     ip: Option<axum::Extension<ClientIp>>,
 ) -> Result<Response, ApiError> {
-    let ip = ip.map_or(
-        std::net::IpAddr::from([0, 0, 0, 0]),
-        |axum::Extension(ClientIp(ip))| ip,
-    );
-    let user = caller.user_id().map(|_| hive_core::a2a::principal(&caller));
-    let slot = state.streams.acquire(ip, user).map_err(|refusal| {
-        let which = match refusal {
-            SlotRefusal::ClientIp => "this address",
-            SlotRefusal::User => "this user",
-        };
-        ApiError::new(
-            ErrorCode::RateLimited,
-            format!("too many open streams for {which}; close one first"),
-        )
-        .with_retry_after(5)
-    })?;
+    let slot = state
+        .streams
+        .acquire_for(&caller, ip.map(|axum::Extension(ip)| ip))?;
     let bus = &state.hive.state.bus;
     let agents = bus.subscribe(Channel::AgentStatus);
     let system = bus.subscribe(Channel::SystemEvents);

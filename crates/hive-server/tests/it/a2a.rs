@@ -55,6 +55,20 @@ async fn conformance_agent_with(server: &TestServer, owner: &Browser, body: Valu
     id
 }
 
+/// A server whose default agent is a conformance agent `tck` of the admin's, and an execute
+/// token of the admin's.
+async fn tck_server(
+    backend: hive_testkit::TestBackend,
+    visibility: &str,
+) -> (TestServer, Browser, String) {
+    let server = a2a_server(backend, &[("A2A_DEFAULT_AGENT", "tck")]).await;
+    setup_admin(&server).await;
+    let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+    conformance_agent(&server, &admin, "tck", visibility).await;
+    let token = execute_token(&server, &admin).await;
+    (server, admin, token)
+}
+
 /// An API token of `browser`'s user with the execute scope.
 async fn execute_token(server: &TestServer, browser: &Browser) -> String {
     let token = create_token(
@@ -91,6 +105,23 @@ async fn call(server: &TestServer, token: &str, version: Option<&str>, body: &Va
     let (status, body) = call_at(server, RPC, token, version, body).await;
     assert_eq!(status, 200, "{body}");
     body
+}
+
+/// A JSON-RPC call of `method` with `params` (answered `200`): the whole response.
+async fn rpc(
+    server: &TestServer,
+    token: &str,
+    version: Option<&str>,
+    method: &str,
+    params: Value,
+) -> Value {
+    call(
+        server,
+        token,
+        version,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+    )
+    .await
 }
 
 fn send_v1(message_id: &str) -> Value {
@@ -259,11 +290,7 @@ async fn cards_list_the_agents_the_caller_may_see_in_its_version() {
 #[tokio::test]
 async fn every_method_answers_in_both_versions() {
     for backend in backends() {
-        let server = a2a_server(backend, &[("A2A_DEFAULT_AGENT", "tck")]).await;
-        setup_admin(&server).await;
-        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
-        conformance_agent(&server, &admin, "tck", "federation").await;
-        let token = execute_token(&server, &admin).await;
+        let (server, _admin, token) = tck_server(backend, "federation").await;
 
         // SendMessage, 1.0: the task, completed, with the user's message and the agent's.
         let sent = call(
@@ -309,12 +336,12 @@ async fn every_method_answers_in_both_versions() {
         assert_eq!(message["result"]["kind"], "message");
 
         // GetTask / tasks/get, with historyLength.
-        let got = call(
+        let got = rpc(
             &server,
             &token,
             Some("1.0"),
-            &json!({"jsonrpc": "2.0", "id": 2,
-            "method": "GetTask", "params": {"id": task_id, "historyLength": 0}}),
+            "GetTask",
+            json!({"id": task_id, "historyLength": 0}),
         )
         .await;
         assert_eq!(got["result"]["id"], task_id.as_str());
@@ -322,46 +349,32 @@ async fn every_method_answers_in_both_versions() {
             got["result"].get("history").is_none(),
             "historyLength 0: no history"
         );
-        let got = call(
-            &server,
-            &token,
-            None,
-            &json!({"jsonrpc": "2.0", "id": 3,
-            "method": "tasks/get", "params": {"id": data_task}}),
-        )
-        .await;
+        let got = rpc(&server, &token, None, "tasks/get", json!({"id": data_task})).await;
         assert_eq!(got["result"]["kind"], "task");
-        let missing = call(
+        let missing = rpc(
             &server,
             &token,
             Some("1.0"),
-            &json!({"jsonrpc": "2.0", "id": 4,
-            "method": "GetTask", "params": {"id": "no-such-task"}}),
+            "GetTask",
+            json!({"id": "no-such-task"}),
         )
         .await;
         assert_eq!(missing["error"]["code"], -32001);
         assert_eq!(missing["error"]["data"][0]["reason"], "TASK_NOT_FOUND");
 
         // ListTasks (1.0 only): newest status first, artifacts only when asked for.
-        let listed = call(
-            &server,
-            &token,
-            Some("1.0"),
-            &json!({"jsonrpc": "2.0", "id": 5,
-            "method": "ListTasks", "params": {}}),
-        )
-        .await;
+        let listed = rpc(&server, &token, Some("1.0"), "ListTasks", json!({})).await;
         let tasks = listed["result"]["tasks"].as_array().unwrap();
         assert_eq!(tasks.len(), 2);
         assert_eq!(tasks[0]["id"], data_task.as_str());
         assert!(tasks[0].get("artifacts").is_none());
         assert_eq!(listed["result"]["nextPageToken"], "");
-        let paged = call(
+        let paged = rpc(
             &server,
             &token,
             Some("1.0"),
-            &json!({"jsonrpc": "2.0", "id": 6,
-            "method": "ListTasks", "params": {"pageSize": 1, "includeArtifacts": true}}),
+            "ListTasks",
+            json!({"pageSize": 1, "includeArtifacts": true}),
         )
         .await;
         assert_eq!(
@@ -373,12 +386,12 @@ async fn every_method_answers_in_both_versions() {
             .unwrap()
             .to_owned();
         assert!(!token_next.is_empty());
-        let rest = call(
+        let rest = rpc(
             &server,
             &token,
             Some("1.0"),
-            &json!({"jsonrpc": "2.0", "id": 7,
-            "method": "ListTasks", "params": {"pageSize": 1, "pageToken": token_next}}),
+            "ListTasks",
+            json!({"pageSize": 1, "pageToken": token_next}),
         )
         .await;
         assert_eq!(rest["result"]["tasks"][0]["id"], task_id.as_str());
@@ -396,24 +409,24 @@ async fn every_method_answers_in_both_versions() {
             "TASK_STATE_INPUT_REQUIRED"
         );
         let waiting_id = waiting["result"]["task"]["id"].as_str().unwrap().to_owned();
-        let canceled = call(
+        let canceled = rpc(
             &server,
             &token,
             None,
-            &json!({"jsonrpc": "2.0", "id": 8,
-            "method": "tasks/cancel", "params": {"id": waiting_id}}),
+            "tasks/cancel",
+            json!({"id": waiting_id}),
         )
         .await;
         assert_eq!(
             canceled["result"]["status"]["state"], "canceled",
             "{canceled}"
         );
-        let again = call(
+        let again = rpc(
             &server,
             &token,
             Some("1.0"),
-            &json!({"jsonrpc": "2.0", "id": 9,
-            "method": "CancelTask", "params": {"id": task_id}}),
+            "CancelTask",
+            json!({"id": task_id}),
         )
         .await;
         assert_eq!(again["error"]["code"], -32002);
@@ -480,51 +493,51 @@ async fn every_method_answers_in_both_versions() {
         assert_eq!(streamed[1]["final"], true);
 
         // Subscribing to a terminal task is an error, answered as JSON, not a stream.
-        let terminal = call(
+        let terminal = rpc(
             &server,
             &token,
             Some("1.0"),
-            &json!({"jsonrpc": "2.0", "id": 13,
-            "method": "SubscribeToTask", "params": {"id": task_id}}),
+            "SubscribeToTask",
+            json!({"id": task_id}),
         )
         .await;
         assert_eq!(terminal["error"]["code"], -32004);
 
         // The extended card, push configs (not offered), unknown methods and versions.
-        let card = call(
+        let card = rpc(
             &server,
             &token,
             Some("1.0"),
-            &json!({"jsonrpc": "2.0", "id": 14,
-            "method": "GetExtendedAgentCard"}),
+            "GetExtendedAgentCard",
+            json!({}),
         )
         .await;
         assert_eq!(card["result"]["skills"][0]["id"], "tck");
-        let card = call(
+        let card = rpc(
             &server,
             &token,
             None,
-            &json!({"jsonrpc": "2.0", "id": 15,
-            "method": "agent/getAuthenticatedExtendedCard"}),
+            "agent/getAuthenticatedExtendedCard",
+            json!({}),
         )
         .await;
         assert_eq!(card["result"]["protocolVersion"], "0.3.0");
-        let push = call(
+        let push = rpc(
             &server,
             &token,
             None,
-            &json!({"jsonrpc": "2.0", "id": 16,
-            "method": "tasks/pushNotificationConfig/get", "params": {"id": task_id,
-            "pushNotificationConfigId": "none"}}),
+            "tasks/pushNotificationConfig/get",
+            json!({"id": task_id,
+            "pushNotificationConfigId": "none"}),
         )
         .await;
         assert_eq!(push["error"]["code"], -32001, "no such config: {push}");
-        let unknown = call(
+        let unknown = rpc(
             &server,
             &token,
             Some("1.0"),
-            &json!({"jsonrpc": "2.0", "id": 17,
-            "method": "tasks/get", "params": {"id": task_id}}),
+            "tasks/get",
+            json!({"id": task_id}),
         )
         .await;
         assert_eq!(
@@ -549,20 +562,16 @@ async fn every_method_answers_in_both_versions() {
 #[tokio::test]
 async fn two_subscribers_see_the_same_events_in_the_same_order() {
     for backend in backends() {
-        let server = a2a_server(backend, &[("A2A_DEFAULT_AGENT", "tck")]).await;
-        setup_admin(&server).await;
-        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
-        conformance_agent(&server, &admin, "tck", "private").await;
-        let token = execute_token(&server, &admin).await;
+        let (server, _admin, token) = tck_server(backend, "private").await;
         // Stays working for a few seconds: long enough to subscribe.
-        let started = call(
+        let started = rpc(
             &server,
             &token,
             Some("1.0"),
-            &json!({"jsonrpc": "2.0", "id": 1,
-            "method": "SendMessage", "params": {"configuration": {"returnImmediately": true},
+            "SendMessage",
+            json!({"configuration": {"returnImmediately": true},
             "message": {"messageId": "test-resubscribe-message-id", "role": "ROLE_USER",
-                        "parts": [{"text": "hold"}]}}}),
+                        "parts": [{"text": "hold"}]}}),
         )
         .await;
         let task = &started["result"]["task"];
@@ -661,12 +670,12 @@ async fn tasks_belong_to_their_caller() {
             assert_eq!(answer["error"]["code"], -32001, "{method}: {answer}");
         }
         // The task is still Alice's, still waiting.
-        let got = call(
+        let got = rpc(
             &server,
             &alice_token,
             Some("1.0"),
-            &json!({"jsonrpc": "2.0", "id": 3,
-            "method": "GetTask", "params": {"id": alice_task}}),
+            "GetTask",
+            json!({"id": alice_task}),
         )
         .await;
         assert_eq!(
@@ -891,25 +900,18 @@ async fn a_remote_agent_that_is_another_hive() {
                 "Hello from TCK"
             );
             let id = task["id"].as_str().unwrap().to_owned();
-            let got = call(
-                &server,
-                &token,
-                None,
-                &json!({"jsonrpc": "2.0", "id": 2,
-                "method": "tasks/get", "params": {"id": id}}),
-            )
-            .await;
+            let got = rpc(&server, &token, None, "tasks/get", json!({"id": id})).await;
             assert_eq!(
                 got["result"]["status"]["state"], "completed",
                 "{skill}: {got}"
             );
             // Hive's id is not the upstream's: the upstream does not know it.
-            let upstream_view = call(
+            let upstream_view = rpc(
                 &upstream,
                 &upstream_token,
                 Some("1.0"),
-                &json!({"jsonrpc": "2.0",
-                "id": 3, "method": "GetTask", "params": {"id": id}}),
+                "GetTask",
+                json!({"id": id}),
             )
             .await;
             assert_eq!(upstream_view["error"]["code"], -32001, "{skill}");
@@ -942,12 +944,12 @@ async fn a_remote_agent_that_is_another_hive() {
             )
             .await;
             let waiting_id = waiting["result"]["task"]["id"].as_str().unwrap().to_owned();
-            let canceled = call(
+            let canceled = rpc(
                 &server,
                 &token,
                 Some("1.0"),
-                &json!({"jsonrpc": "2.0", "id": 4,
-                "method": "CancelTask", "params": {"id": waiting_id}}),
+                "CancelTask",
+                json!({"id": waiting_id}),
             )
             .await;
             assert_eq!(
@@ -957,12 +959,12 @@ async fn a_remote_agent_that_is_another_hive() {
             assert_eq!(canceled["result"]["id"], waiting_id.as_str());
         }
         // Upstream, the tasks are Hive's caller's: three per agent, one canceled each.
-        let listed = call(
+        let listed = rpc(
             &upstream,
             &upstream_token,
             Some("1.0"),
-            &json!({"jsonrpc": "2.0", "id": 5,
-            "method": "ListTasks", "params": {}}),
+            "ListTasks",
+            json!({}),
         )
         .await;
         let tasks = listed["result"]["tasks"].as_array().unwrap();
@@ -1034,10 +1036,9 @@ async fn push_notifications_reach_the_callers_receiver() {
         hive_testkit::capture::canary("push-token-0123456789abcdef");
 
         // A config given with the message gets the task's first notifications.
-        let sent = call(&server, &token, Some("1.0"), &json!({"jsonrpc": "2.0", "id": 1,
-            "method": "SendMessage", "params": {
+        let sent = rpc(&server, &token, Some("1.0"), "SendMessage", json!({
             "configuration": {"taskPushNotificationConfig": {"url": hook, "token": "push-token-0123456789abcdef"}},
-            "message": {"messageId": "tck-input-required-p", "role": "ROLE_USER", "parts": [{"text": "x"}]}}})).await;
+            "message": {"messageId": "tck-input-required-p", "role": "ROLE_USER", "parts": [{"text": "x"}]}})).await;
         let task_id = sent["result"]["task"]["id"].as_str().unwrap().to_owned();
         loop {
             let (token_header, body) = deliveries.recv().await.unwrap();
@@ -1049,25 +1050,25 @@ async fn push_notifications_reach_the_callers_receiver() {
         }
 
         // The config methods, in both versions; the token is never read back.
-        let set = call(
+        let set = rpc(
             &server,
             &token,
             None,
-            &json!({"jsonrpc": "2.0", "id": 2,
-            "method": "tasks/pushNotificationConfig/set", "params": {"taskId": task_id,
-            "pushNotificationConfig": {"id": "second", "url": hook}}}),
+            "tasks/pushNotificationConfig/set",
+            json!({"taskId": task_id,
+            "pushNotificationConfig": {"id": "second", "url": hook}}),
         )
         .await;
         assert_eq!(
             set["result"]["pushNotificationConfig"]["id"], "second",
             "{set}"
         );
-        let listed = call(
+        let listed = rpc(
             &server,
             &token,
             Some("1.0"),
-            &json!({"jsonrpc": "2.0", "id": 3,
-            "method": "ListTaskPushNotificationConfigs", "params": {"taskId": task_id}}),
+            "ListTaskPushNotificationConfigs",
+            json!({"taskId": task_id}),
         )
         .await;
         let configs = listed["result"]["configs"].as_array().unwrap();
@@ -1077,23 +1078,41 @@ async fn push_notifications_reach_the_callers_receiver() {
             .as_str()
             .unwrap()
             .to_owned();
-        let got = call(&server, &token, Some("1.0"), &json!({"jsonrpc": "2.0", "id": 4,
-            "method": "GetTaskPushNotificationConfig", "params": {"taskId": task_id, "id": "second"}})).await;
-        assert_eq!(got["result"]["url"], hook.as_str(), "{got}");
-        // Not Eve's task: its configs do not exist for her.
-        let theirs = call(&server, &eve_token, Some("1.0"), &json!({"jsonrpc": "2.0", "id": 5,
-            "method": "GetTaskPushNotificationConfig", "params": {"taskId": task_id, "id": "second"}})).await;
-        assert_eq!(theirs["error"]["code"], -32001);
-        let deleted = call(&server, &token, Some("1.0"), &json!({"jsonrpc": "2.0", "id": 6,
-            "method": "DeleteTaskPushNotificationConfig", "params": {"taskId": task_id, "id": first_id}})).await;
-        assert_eq!(deleted["result"], json!({}), "{deleted}");
-        let refused = call(
+        let got = rpc(
             &server,
             &token,
             Some("1.0"),
-            &json!({"jsonrpc": "2.0", "id": 7,
-            "method": "CreateTaskPushNotificationConfig", "params": {"taskId": task_id,
-            "url": "http://10.0.0.1/hook"}}),
+            "GetTaskPushNotificationConfig",
+            json!({"taskId": task_id, "id": "second"}),
+        )
+        .await;
+        assert_eq!(got["result"]["url"], hook.as_str(), "{got}");
+        // Not Eve's task: its configs do not exist for her.
+        let theirs = rpc(
+            &server,
+            &eve_token,
+            Some("1.0"),
+            "GetTaskPushNotificationConfig",
+            json!({"taskId": task_id, "id": "second"}),
+        )
+        .await;
+        assert_eq!(theirs["error"]["code"], -32001);
+        let deleted = rpc(
+            &server,
+            &token,
+            Some("1.0"),
+            "DeleteTaskPushNotificationConfig",
+            json!({"taskId": task_id, "id": first_id}),
+        )
+        .await;
+        assert_eq!(deleted["result"], json!({}), "{deleted}");
+        let refused = rpc(
+            &server,
+            &token,
+            Some("1.0"),
+            "CreateTaskPushNotificationConfig",
+            json!({"taskId": task_id,
+            "url": "http://10.0.0.1/hook"}),
         )
         .await;
         assert_eq!(
@@ -1102,13 +1121,13 @@ async fn push_notifications_reach_the_callers_receiver() {
         );
 
         // The task completes: only the remaining config hears of it.
-        call(
+        rpc(
             &server,
             &token,
             Some("1.0"),
-            &json!({"jsonrpc": "2.0", "id": 8, "method": "SendMessage",
-            "params": {"message": {"messageId": "tck-complete-task-p", "taskId": task_id,
-            "role": "ROLE_USER", "parts": [{"text": "done"}]}}}),
+            "SendMessage",
+            json!({"message": {"messageId": "tck-complete-task-p", "taskId": task_id,
+            "role": "ROLE_USER", "parts": [{"text": "done"}]}}),
         )
         .await;
         loop {
