@@ -1123,3 +1123,56 @@ async fn push_notifications_reach_the_callers_receiver() {
         }
     }
 }
+
+/// A subscriber of a task that waits for input follows it through the client's answer to its
+/// end: the follow-up's task snapshot (still input-required) does not close the stream.
+#[tokio::test]
+async fn a_subscriber_of_an_input_required_task_sees_it_complete() {
+    for backend in backends() {
+        let server = a2a_server(backend, &[("A2A_DEFAULT_AGENT", "tck")]).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        conformance_agent(&server, &admin, "tck", "private").await;
+        let token = execute_token(&server, &admin).await;
+        let started = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &send_v1("tck-input-required-s"),
+        )
+        .await;
+        let task = &started["result"]["task"];
+        assert_eq!(task["status"]["state"], "TASK_STATE_INPUT_REQUIRED");
+        let id = task["id"].as_str().unwrap().to_owned();
+        let subscribe = json!({"jsonrpc": "2.0", "id": 2,
+            "method": "SubscribeToTask", "params": {"id": id}});
+        let answer = json!({"jsonrpc": "2.0", "id": 3, "method": "SendMessage", "params": {
+            "message": {"messageId": "tck-complete-task-s", "taskId": id, "role": "ROLE_USER",
+                        "parts": [{"text": "done"}]}}});
+        let (events, answered) = tokio::join!(
+            stream_events(&server, RPC, &token, Some("1.0"), &subscribe),
+            async {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                call(&server, &token, Some("1.0"), &answer).await
+            }
+        );
+        assert_eq!(
+            answered["result"]["task"]["status"]["state"],
+            "TASK_STATE_COMPLETED"
+        );
+        assert_eq!(
+            events[0]["task"]["id"],
+            id.as_str(),
+            "the current task first"
+        );
+        assert_eq!(
+            events[0]["task"]["status"]["state"],
+            "TASK_STATE_INPUT_REQUIRED"
+        );
+        let last = events.last().unwrap();
+        assert_eq!(
+            last["statusUpdate"]["status"]["state"], "TASK_STATE_COMPLETED",
+            "{events:?}"
+        );
+    }
+}
