@@ -127,6 +127,7 @@ pub struct Task {
     #[serde(default)]
     pub id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(alias = "context_id")]
     pub context_id: String,
     #[serde(default)]
     pub status: TaskStatus,
@@ -156,10 +157,13 @@ pub struct TaskStatus {
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     #[serde(default)]
+    #[serde(alias = "message_id")]
     pub message_id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(alias = "context_id")]
     pub context_id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(alias = "task_id")]
     pub task_id: String,
     #[serde(default)]
     pub role: Role,
@@ -170,6 +174,7 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(alias = "reference_task_ids")]
     pub reference_task_ids: Vec<String>,
 }
 
@@ -304,6 +309,7 @@ struct PartWire {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     filename: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(alias = "media_type")]
     media_type: String,
 }
 
@@ -365,6 +371,7 @@ impl<'de> Deserialize<'de> for Part {
 #[serde(rename_all = "camelCase")]
 pub struct Artifact {
     #[serde(default)]
+    #[serde(alias = "artifact_id")]
     pub artifact_id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
@@ -383,8 +390,10 @@ pub struct Artifact {
 #[serde(rename_all = "camelCase")]
 pub struct TaskStatusUpdateEvent {
     #[serde(default)]
+    #[serde(alias = "task_id")]
     pub task_id: String,
     #[serde(default)]
+    #[serde(alias = "context_id")]
     pub context_id: String,
     #[serde(default)]
     pub status: TaskStatus,
@@ -397,14 +406,17 @@ pub struct TaskStatusUpdateEvent {
 #[serde(rename_all = "camelCase")]
 pub struct TaskArtifactUpdateEvent {
     #[serde(default)]
+    #[serde(alias = "task_id")]
     pub task_id: String,
     #[serde(default)]
+    #[serde(alias = "context_id")]
     pub context_id: String,
     #[serde(default)]
     pub artifact: Artifact,
     #[serde(default, skip_serializing_if = "is_false")]
     pub append: bool,
     #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(alias = "last_chunk")]
     pub last_chunk: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
@@ -438,6 +450,7 @@ pub struct TaskPushNotificationConfig {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(alias = "task_id")]
     pub task_id: String,
     #[serde(default)]
     pub url: String,
@@ -466,14 +479,18 @@ impl fmt::Debug for TaskPushNotificationConfig {
 #[serde(rename_all = "camelCase")]
 pub struct SendMessageConfiguration {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(alias = "accepted_output_modes")]
     pub accepted_output_modes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "task_push_notification_config")]
     pub task_push_notification_config: Option<TaskPushNotificationConfig>,
     /// Unset: the server's default; 0: no history; n: the last n messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "history_length")]
     pub history_length: Option<i32>,
     /// False (the default): wait until the task is terminal or interrupted.
     #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(alias = "return_immediately")]
     pub return_immediately: bool,
 }
 
@@ -518,6 +535,7 @@ pub struct GetTaskRequest {
     #[serde(default)]
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "history_length")]
     pub history_length: Option<i32>,
 }
 
@@ -528,18 +546,24 @@ pub struct ListTasksRequest {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tenant: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(alias = "context_id")]
     pub context_id: String,
     #[serde(default, skip_serializing_if = "TaskState::is_unspecified")]
     pub status: TaskState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "page_size")]
     pub page_size: Option<i32>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(alias = "page_token")]
     pub page_token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "history_length")]
     pub history_length: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "status_timestamp_after")]
     pub status_timestamp_after: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "include_artifacts")]
     pub include_artifacts: Option<bool>,
 }
 
@@ -550,10 +574,13 @@ pub struct ListTasksResponse {
     #[serde(default)]
     pub tasks: Vec<Task>,
     #[serde(default)]
+    #[serde(alias = "next_page_token")]
     pub next_page_token: String,
     #[serde(default)]
+    #[serde(alias = "page_size")]
     pub page_size: i32,
     #[serde(default)]
+    #[serde(alias = "total_size")]
     pub total_size: i32,
 }
 
@@ -586,6 +613,7 @@ pub struct TaskPushNotificationConfigRef {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tenant: String,
     #[serde(default)]
+    #[serde(alias = "task_id")]
     pub task_id: String,
     #[serde(default)]
     pub id: String,
@@ -598,10 +626,13 @@ pub struct ListTaskPushNotificationConfigsRequest {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tenant: String,
     #[serde(default)]
+    #[serde(alias = "task_id")]
     pub task_id: String,
     #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(alias = "page_size")]
     pub page_size: i32,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(alias = "page_token")]
     pub page_token: String,
 }
 
@@ -616,6 +647,7 @@ pub struct ListTaskPushNotificationConfigsResponse {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<TaskPushNotificationConfig>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(alias = "next_page_token")]
     pub next_page_token: String,
 }
 
@@ -638,28 +670,35 @@ pub struct AgentCard {
     #[serde(default)]
     pub description: String,
     #[serde(default)]
+    #[serde(alias = "supported_interfaces")]
     pub supported_interfaces: Vec<AgentInterface>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<AgentProvider>,
     #[serde(default)]
     pub version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "documentation_url")]
     pub documentation_url: Option<String>,
     #[serde(default)]
     pub capabilities: AgentCapabilities,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(alias = "security_schemes")]
     pub security_schemes: BTreeMap<String, SecurityScheme>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(alias = "security_requirements")]
     pub security_requirements: Vec<SecurityRequirement>,
     #[serde(default)]
+    #[serde(alias = "default_input_modes")]
     pub default_input_modes: Vec<String>,
     #[serde(default)]
+    #[serde(alias = "default_output_modes")]
     pub default_output_modes: Vec<String>,
     #[serde(default)]
     pub skills: Vec<AgentSkill>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signatures: Vec<AgentCardSignature>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "icon_url")]
     pub icon_url: Option<String>,
 }
 
@@ -673,10 +712,12 @@ pub struct AgentInterface {
     #[serde(default)]
     pub url: String,
     #[serde(default)]
+    #[serde(alias = "protocol_binding")]
     pub protocol_binding: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tenant: String,
     #[serde(default)]
+    #[serde(alias = "protocol_version")]
     pub protocol_version: String,
 }
 
@@ -695,10 +736,12 @@ pub struct AgentCapabilities {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streaming: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "push_notifications")]
     pub push_notifications: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<AgentExtension>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "extended_agent_card")]
     pub extended_agent_card: Option<bool>,
 }
 
@@ -729,10 +772,13 @@ pub struct AgentSkill {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(alias = "input_modes")]
     pub input_modes: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(alias = "output_modes")]
     pub output_modes: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(alias = "security_requirements")]
     pub security_requirements: Vec<SecurityRequirement>,
 }
 
@@ -796,6 +842,7 @@ pub struct HttpAuthSecurityScheme {
     #[serde(default)]
     pub scheme: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(alias = "bearer_format")]
     pub bearer_format: String,
 }
 
@@ -806,6 +853,7 @@ pub struct OAuth2SecurityScheme {
     pub description: String,
     pub flows: OAuthFlows,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(alias = "oauth2_metadata_url")]
     pub oauth2_metadata_url: String,
 }
 
@@ -815,6 +863,7 @@ pub struct OpenIdConnectSecurityScheme {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     #[serde(default)]
+    #[serde(alias = "open_id_connect_url")]
     pub open_id_connect_url: String,
 }
 
@@ -843,15 +892,20 @@ pub enum OAuthFlows {
 #[serde(rename_all = "camelCase")]
 pub struct OAuthFlow {
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(alias = "authorization_url")]
     pub authorization_url: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(alias = "device_authorization_url")]
     pub device_authorization_url: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(alias = "token_url")]
     pub token_url: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(alias = "refresh_url")]
     pub refresh_url: String,
     #[serde(default)]
     pub scopes: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(alias = "pkce_required")]
     pub pkce_required: bool,
 }

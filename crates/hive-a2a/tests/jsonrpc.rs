@@ -619,3 +619,58 @@ fn error_messages_do_not_echo_long_values() {
         rejection.error.message
     );
 }
+
+/// ProtoJSON parsers accept a field's original proto name as well as its JSON name: the
+/// public test kit sends `history_length`, `task_id`, `context_id`, `page_size`… in 1.0 params.
+#[test]
+fn v1_params_accept_proto_field_names() {
+    let call = |method: Method, params: Value| {
+        decode_call(method, Version::V1_0, params).expect("decodes")
+    };
+    let Call::GetTask(get) = call(Method::GetTask, json!({"id": "t-1", "history_length": 0}))
+    else {
+        panic!("not GetTask")
+    };
+    assert_eq!(get.history_length, Some(0));
+
+    let Call::CreateTaskPushNotificationConfig(config) = call(
+        Method::CreateTaskPushNotificationConfig,
+        json!({"task_id": "t-1", "url": "https://example.com/hook", "token": "x"}),
+    ) else {
+        panic!("not CreateTaskPushNotificationConfig")
+    };
+    assert_eq!(config.task_id, "t-1");
+
+    let Call::ListTasks(list) = call(
+        Method::ListTasks,
+        json!({"context_id": "c-1", "page_size": 2, "page_token": "p", "include_artifacts": true}),
+    ) else {
+        panic!("not ListTasks")
+    };
+    assert_eq!(list.context_id, "c-1");
+    assert_eq!(list.page_size, Some(2));
+    assert_eq!(list.page_token, "p");
+    assert_eq!(list.include_artifacts, Some(true));
+
+    let Call::SendMessage(send) = call(
+        Method::SendMessage,
+        json!({
+            "message": {"message_id": "m-1", "context_id": "c-1", "role": "ROLE_USER",
+                        "parts": [{"text": "hi", "media_type": "text/plain"}]},
+            "configuration": {"history_length": 1, "return_immediately": true,
+                              "accepted_output_modes": ["text/plain"]}
+        }),
+    ) else {
+        panic!("not SendMessage")
+    };
+    assert_eq!(send.message.message_id, "m-1");
+    assert_eq!(send.message.context_id, "c-1");
+    assert_eq!(send.message.parts[0].media_type, "text/plain");
+    let configuration = send.configuration.expect("configuration");
+    assert_eq!(configuration.history_length, Some(1));
+    assert!(configuration.return_immediately);
+
+    // The JSON names still win on output.
+    let encoded = serde_json::to_value(&get).unwrap();
+    assert_eq!(encoded["historyLength"], 0);
+}

@@ -291,7 +291,7 @@ impl TaskBook {
                 let Ok(event) = serde_json::from_value::<StreamResponse>(event.event) else {
                     continue;
                 };
-                let done = ends_stream(&event);
+                let done = ends_followed_stream(&event);
                 if sender.send(Ok(event)).await.is_err() || done {
                     return;
                 }
@@ -308,6 +308,17 @@ pub(crate) fn ends_stream(event: &StreamResponse) -> bool {
         StreamResponse::StatusUpdate(update) => ends_stream_state(update.status.state),
         StreamResponse::Message(_) => true,
         StreamResponse::ArtifactUpdate(_) => false,
+    }
+}
+
+/// [`ends_stream`] for an event that arrives while a stream is followed: a task snapshot there
+/// starts a follow-up turn (it still carries the interrupted state the client answered), so it
+/// closes the stream only if the task is terminal. A subscriber of an input-required task keeps
+/// following it through the client's answer to its end.
+pub(crate) fn ends_followed_stream(event: &StreamResponse) -> bool {
+    match event {
+        StreamResponse::Task(task) => task.status.state.is_terminal(),
+        other => ends_stream(other),
     }
 }
 

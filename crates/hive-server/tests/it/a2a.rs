@@ -1325,3 +1325,72 @@ async fn an_llm_agent_answers_from_its_model() {
         assert!(!failed.to_string().contains("sk-test-llm-key"));
     }
 }
+
+/// A subscriber of a task that waits for input follows it through the client's answer to its
+/// end: the follow-up's task snapshot (still input-required) does not close the stream.
+#[tokio::test]
+async fn a_subscriber_of_an_input_required_task_sees_it_complete() {
+    for backend in backends() {
+        let (server, _admin, token) = tck_server(backend, "private").await;
+        let started = call(
+            &server,
+            &token,
+            Some("1.0"),
+            &send_v1("tck-input-required-s"),
+        )
+        .await;
+        let task = &started["result"]["task"];
+        assert_eq!(task["status"]["state"], "TASK_STATE_INPUT_REQUIRED");
+        let id = task["id"].as_str().unwrap().to_owned();
+        let mut subscription = server
+            .client
+            .request(Method::POST, RPC)
+            .bearer_auth(&token)
+            .header("A2A-Version", "1.0")
+            .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "SubscribeToTask", "params": {"id": id}}))
+            .send()
+            .await
+            .unwrap();
+        let mut decoder = Decoder::new(1 << 20);
+        let mut events: Vec<Value> = Vec::new();
+        let mut answered = false;
+        while let Some(chunk) = subscription.chunk().await.unwrap() {
+            for event in decoder.feed(&chunk).unwrap() {
+                let parsed: Value = serde_json::from_str(&event.data).unwrap();
+                events.push(parsed["result"].clone());
+            }
+            // Subscribed (the current task came): now the client answers.
+            if !answered && !events.is_empty() {
+                answered = true;
+                let answer = rpc(
+                    &server,
+                    &token,
+                    Some("1.0"),
+                    "SendMessage",
+                    json!({"message": {
+                    "messageId": "tck-complete-task-s", "taskId": id, "role": "ROLE_USER",
+                    "parts": [{"text": "done"}]}}),
+                )
+                .await;
+                assert_eq!(
+                    answer["result"]["task"]["status"]["state"],
+                    "TASK_STATE_COMPLETED"
+                );
+            }
+        }
+        assert_eq!(
+            events[0]["task"]["id"],
+            id.as_str(),
+            "the current task first"
+        );
+        assert_eq!(
+            events[0]["task"]["status"]["state"],
+            "TASK_STATE_INPUT_REQUIRED"
+        );
+        let last = events.last().unwrap();
+        assert_eq!(
+            last["statusUpdate"]["status"]["state"], "TASK_STATE_COMPLETED",
+            "{events:?}"
+        );
+    }
+}
