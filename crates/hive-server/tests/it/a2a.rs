@@ -743,15 +743,46 @@ async fn who_may_call_and_how_much() {
         )
         .await;
         assert_eq!(status, 403, "a token needs the execute scope");
-        let (status, _) = server
+        // Refusals before the JSON-RPC layer still answer as JSON-RPC, with their HTTP status.
+        let anonymous = server
             .client
             .request(Method::POST, RPC)
             .json(&send("tck"))
             .send()
             .await
-            .map(|r| (r.status().as_u16(), ()))
             .unwrap();
-        assert_eq!(status, 401);
+        assert_eq!(anonymous.status(), 401);
+        assert!(anonymous.headers().contains_key("www-authenticate"));
+        let body: Value = anonymous.json().await.unwrap();
+        assert_eq!(body["jsonrpc"], "2.0");
+        assert_eq!(body["id"], Value::Null);
+        assert_eq!(body["error"]["code"], -32600);
+        assert_eq!(body["error"]["data"][0]["reason"], "UNAUTHENTICATED");
+        assert_eq!(body["error"]["data"][0]["metadata"]["httpStatus"], "401");
+        let plain = server
+            .client
+            .request(Method::POST, RPC)
+            .bearer_auth(&vic_token)
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(plain.status(), 415);
+        let body: Value = plain.json().await.unwrap();
+        assert_eq!(
+            body["error"]["code"], -32005,
+            "content type not supported: {body}"
+        );
+        // Elsewhere the API keeps its own error shape.
+        let rest: Value = server
+            .client
+            .get("/api/v1/agents")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(rest["error"]["code"], "unauthenticated");
 
         // Admins see every agent; an operator another's private agent not.
         let admin_token = execute_token(&server, &admin).await;
