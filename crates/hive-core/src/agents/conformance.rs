@@ -301,7 +301,7 @@ pub fn react(message: &Message, ids: &Ids) -> Reaction {
 
 /// The agent's reaction to a follow-up message on `task` (the message's `taskId` names it):
 /// the script continues the task — its first event is the task with the new message added to
-/// its history — and is dispatched on the message's own prefix, like a new message, except
+/// its history, WORKING again — and is dispatched on the message's own prefix, like a new message, except
 /// that `tck-message-response` answers inside the task and completes it.
 ///
 /// Refused, as the specification asks: a terminal task (`-32004` unsupported operation); a
@@ -326,6 +326,11 @@ pub fn follow_up(
     continued
         .history
         .push(in_task(message, &task.id, &task.context_id));
+    // The client answered: the agent works on the task again.
+    continued.status = TaskStatus {
+        state: TaskState::Working,
+        ..TaskStatus::default()
+    };
     Ok(script(
         continued,
         Behaviour::of(&message.message_id),
@@ -993,7 +998,7 @@ mod tests {
             let script = follow_up(&task, &follow_up_message(message_id), "agent-msg-2").unwrap();
             assert_eq!(
                 signatures(&script),
-                vec!["task InputRequired", "status Completed +message"],
+                vec!["task Working", "status Completed +message"],
                 "{message_id}"
             );
             let done = script.final_task();
