@@ -2,7 +2,8 @@
 //! `a2a-sdk` package from PyPI (`tests/interop/a2a_sdk_agent.py`, pinned in
 //! `tests/interop/requirements.txt`), imported from its card and called through Hive in both
 //! protocol versions. Runs when `HIVE_TEST_A2A_PYTHON` names a Python that has the requirements
-//! installed (CI's `.ci/run` makes one); skipped with a note otherwise.
+//! installed (CI's `.ci/run` makes one); skipped with a note otherwise, except under `CI=true`,
+//! where a missing variable fails it.
 
 use crate::a2a::{RPC, a2a_server, call_at, conformance_agent_with, execute_token, stream_events};
 use crate::support::*;
@@ -89,6 +90,11 @@ fn message(method: &str, message_id: &str, text: &str) -> Value {
 #[tokio::test]
 async fn a_remote_agent_that_is_a_python_a2a_sdk_server() {
     let Some(python) = std::env::var(PYTHON).ok().filter(|v| !v.is_empty()) else {
+        // CI must run it: .ci/run makes the virtualenv and sets the variable.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{PYTHON} is not set under CI=true: .ci/run must install the interop requirements"
+        );
         eprintln!(
             "skipped: {PYTHON} is not set, so the a2a-sdk interop test did not run \
              (set it to a Python with crates/hive-server/tests/interop/requirements.txt installed)"
