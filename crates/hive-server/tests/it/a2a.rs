@@ -8,11 +8,14 @@ use hive_testkit::{TestServer, backends};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const RPC: &str = "/api/a2a/jsonrpc";
+pub(crate) const RPC: &str = "/api/a2a/jsonrpc";
 const CARD: &str = "/.well-known/agent-card.json";
 
 /// A server whose A2A limits stay out of the tests' way.
-async fn a2a_server(backend: hive_testkit::TestBackend, vars: &[(&str, &str)]) -> TestServer {
+pub(crate) async fn a2a_server(
+    backend: hive_testkit::TestBackend,
+    vars: &[(&str, &str)],
+) -> TestServer {
     let mut all = vec![(
         "HIVE_RATE_LIMITS",
         "login=10000/1m,register=10000/1m,setup=10000/1m,api=100000/1m,a2a=100000/1m",
@@ -36,7 +39,11 @@ async fn conformance_agent(
     .await
 }
 
-async fn conformance_agent_with(server: &TestServer, owner: &Browser, body: Value) -> String {
+pub(crate) async fn conformance_agent_with(
+    server: &TestServer,
+    owner: &Browser,
+    body: Value,
+) -> String {
     let created = owner
         .send(server, Method::POST, "/api/v1/agents", Some(body))
         .await;
@@ -70,7 +77,7 @@ async fn tck_server(
 }
 
 /// An API token of `browser`'s user with the execute scope.
-async fn execute_token(server: &TestServer, browser: &Browser) -> String {
+pub(crate) async fn execute_token(server: &TestServer, browser: &Browser) -> String {
     let token = create_token(
         server,
         browser,
@@ -81,7 +88,7 @@ async fn execute_token(server: &TestServer, browser: &Browser) -> String {
 }
 
 /// One JSON-RPC call: the HTTP status and the body.
-async fn call_at(
+pub(crate) async fn call_at(
     server: &TestServer,
     path: &str,
     token: &str,
@@ -101,7 +108,12 @@ async fn call_at(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn call(server: &TestServer, token: &str, version: Option<&str>, body: &Value) -> Value {
+pub(crate) async fn call(
+    server: &TestServer,
+    token: &str,
+    version: Option<&str>,
+    body: &Value,
+) -> Value {
     let (status, body) = call_at(server, RPC, token, version, body).await;
     assert_eq!(status, 200, "{body}");
     body
@@ -136,7 +148,7 @@ fn send_v03(message_id: &str) -> Value {
 }
 
 /// The events of a stream, each the `result` (or `error`) of its JSON-RPC response.
-async fn stream_events(
+pub(crate) async fn stream_events(
     server: &TestServer,
     path: &str,
     token: &str,

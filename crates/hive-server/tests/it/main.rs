@@ -11,6 +11,7 @@ mod egress;
 mod events;
 mod health;
 mod identity;
+mod interop;
 mod mfa;
 mod oidc;
 mod passkeys;
