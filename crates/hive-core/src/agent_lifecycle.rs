@@ -268,7 +268,7 @@ impl AgentLifecycle {
         agent: &AgentRow,
         secret_id: Option<Uuid>,
     ) -> Result<EgressRequest, String> {
-        match bearer_credential(self.store.as_ref(), &self.secrets, agent, secret_id).await? {
+        match bearer_credential(&self.secrets, agent, secret_id, "agent_probe").await? {
             Some(value) => Ok(request.header(header::AUTHORIZATION, value)),
             None => Ok(request),
         }
@@ -276,33 +276,21 @@ impl AgentLifecycle {
 }
 
 /// The `Authorization: Bearer …` value of the agent owner's secret `secret_id` (none without
-/// one), marked sensitive; the error (safe to show) when it cannot be had.
+/// one), for an outbound call of `feature`; the error (safe to show) when it cannot be had.
 pub(crate) async fn bearer_credential(
-    store: &dyn Store,
     secrets: &SecretService,
     agent: &AgentRow,
     secret_id: Option<Uuid>,
+    feature: &'static str,
 ) -> Result<Option<HeaderValue>, String> {
     let Some(secret_id) = secret_id else {
         return Ok(None);
     };
-    let missing = || "the credential secret is gone".to_owned();
-    let secret = store
-        .secrets()
-        .get(secret_id, Some(agent.owner_id))
+    secrets
+        .bearer_header(agent.owner_id, secret_id, feature)
         .await
-        .map_err(|_| "the credential cannot be read now".to_owned())?
-        .ok_or_else(missing)?;
-    let value = secrets
-        .reveal(&secret)
-        .await
-        .map_err(|_| "the credential cannot be opened".to_owned())?;
-    let mut bearer = zeroize::Zeroizing::new(b"Bearer ".to_vec());
-    bearer.extend_from_slice(&value);
-    let mut header_value = HeaderValue::from_bytes(&bearer)
-        .map_err(|_| "the credential is not a valid header value".to_owned())?;
-    header_value.set_sensitive(true);
-    Ok(Some(header_value))
+        .map(Some)
+        .map_err(|why| format!("the credential: {why}"))
 }
 
 /// The leader's watchdog (`agent-health`).

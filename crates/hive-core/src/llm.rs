@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::{OffsetDateTime, Time, UtcOffset};
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 /// The most response body read from one call, streamed or not.
 pub const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
@@ -375,22 +374,10 @@ impl LlmClient {
 
     /// `Bearer <key>` from the owner's secret, marked sensitive (never logged by the HTTP stack).
     async fn bearer(&self, owner_id: Uuid, secret_id: Uuid) -> Result<HeaderValue, LlmError> {
-        let value = self
-            .secrets
-            .value_for_use(owner_id, secret_id, FEATURE)
+        self.secrets
+            .bearer_header(owner_id, secret_id, FEATURE)
             .await
-            .map_err(|_| LlmError::Secret("the API key's secret cannot be read now".into()))?
-            .ok_or_else(|| LlmError::Secret("the API key's secret is gone".into()))?;
-        let key = std::str::from_utf8(&value)
-            .map_err(|_| LlmError::Secret("the API key is not text".into()))?
-            .trim();
-        let mut bearer = Zeroizing::new(Vec::with_capacity(key.len() + 7));
-        bearer.extend_from_slice(b"Bearer ");
-        bearer.extend_from_slice(key.as_bytes());
-        let mut header_value = HeaderValue::from_bytes(&bearer)
-            .map_err(|_| LlmError::Secret("the API key is not a valid header value".into()))?;
-        header_value.set_sensitive(true);
-        Ok(header_value)
+            .map_err(|why| LlmError::Secret(format!("the API key: {why}")))
     }
 }
 

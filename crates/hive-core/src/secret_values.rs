@@ -326,6 +326,31 @@ impl SecretService {
         Ok(Some(value))
     }
 
+    /// `Bearer <value>` of the owner's secret `id` (trimmed), marked sensitive so the HTTP stack
+    /// never logs it, for an outbound call of `feature`; why not, in words safe to show.
+    pub(crate) async fn bearer_header(
+        &self,
+        owner_id: Uuid,
+        id: Uuid,
+        feature: &'static str,
+    ) -> Result<http::HeaderValue, &'static str> {
+        let value = self
+            .value_for_use(owner_id, id, feature)
+            .await
+            .map_err(|_| "the secret cannot be read now")?
+            .ok_or("the secret is gone")?;
+        let key = std::str::from_utf8(&value)
+            .map_err(|_| "the secret is not text")?
+            .trim();
+        let mut bearer = Zeroizing::new(Vec::with_capacity(key.len() + 7));
+        bearer.extend_from_slice(b"Bearer ");
+        bearer.extend_from_slice(key.as_bytes());
+        let mut header = http::HeaderValue::from_bytes(&bearer)
+            .map_err(|_| "the secret is not a valid header value")?;
+        header.set_sensitive(true);
+        Ok(header)
+    }
+
     /// Opens a value in the seeds' format with the key given and stores it as a new secret,
     /// sealed like any other (audited as `secret.create`). The key and the plaintext are
     /// neither kept nor shown; a wrong key or a garbled value creates nothing, and the answer

@@ -61,6 +61,8 @@ pub(crate) struct Run {
 pub(crate) async fn execute(book: Arc<TaskBook>, mut run: Run, shutdown: CancellationToken) {
     let task_id = run.entry.id;
     let mut control = book.subscribe(task_id);
+    // A closed channel (never expected: this executor holds a receiver) is not polled again.
+    let mut listening = true;
     let ending = 'run: loop {
         let next = {
             let next = run.steps.next();
@@ -69,11 +71,11 @@ pub(crate) async fn execute(book: Arc<TaskBook>, mut run: Run, shutdown: Cancell
                 tokio::select! {
                     () = run.cancel.cancelled() => break 'run Ending::Canceled,
                     () = shutdown.cancelled() => break 'run Ending::Failed("Hive is shutting down".into()),
-                    received = control.recv() => match received {
+                    received = control.recv(), if listening => match received {
                         Ok(event) if is_cancel_request(&event) => break 'run Ending::Canceled,
                         // Its own events, or a lag: nothing to act on.
                         Ok(_) | Err(RecvError::Lagged(_)) => {}
-                        Err(RecvError::Closed) => control = book.subscribe(task_id),
+                        Err(RecvError::Closed) => listening = false,
                     },
                     next = &mut next => break next,
                 }

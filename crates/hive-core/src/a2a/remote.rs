@@ -165,15 +165,13 @@ impl super::Gateway {
         let settings: RemoteSettings =
             serde_json::from_str(&agent.runtime).map_err(|_| super::internal())?;
         let authorization = bearer_credential(
-            self.store.as_ref(),
             &self.secrets,
             agent,
             settings.credential_secret_id,
+            "a2a_remote",
         )
         .await
-        .map_err(|why| {
-            ErrorCode::InternalError.with_message(format!("the agent's credential: {why}"))
-        })?;
+        .map_err(|why| ErrorCode::InternalError.with_message(format!("the agent's {why}")))?;
         let version = if settings.protocol_version == "1.0" {
             Version::V1_0
         } else {

@@ -1437,3 +1437,74 @@ async fn a_subscriber_of_an_input_required_task_sees_it_complete() {
         );
     }
 }
+
+/// A remote agent whose endpoint does not speak A2A, or whose credential secret is gone: the
+/// call fails with a JSON-RPC error that says so, and nothing of the credential.
+#[tokio::test]
+async fn a_failing_remote_agent_is_reported_without_its_credential() {
+    for backend in backends() {
+        let host = hive_testkit::agent_card::CardHost::start(json!({"name": "not-a2a"})).await;
+        let server = a2a_server(
+            backend,
+            &[("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &host.allowlist_entry())],
+        )
+        .await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        hive_testkit::capture::canary("sk-remote-credential-0123456789");
+        let secret: Value = admin
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/secrets",
+                Some(json!({"name": "upstream", "value": "sk-remote-credential-0123456789"})),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        // Its endpoint answers GET (so it starts ready) but no JSON-RPC.
+        let agent = conformance_agent_with(
+            &server,
+            &admin,
+            json!({"name": "broken", "kind": "remote",
+            "visibility": "federation", "runtime": {"url": format!("{}/a2a", host.base_url),
+            "protocolVersion": "1.0", "credentialSecretId": secret["id"]}}),
+        )
+        .await;
+        let token = execute_token(&server, &admin).await;
+        let path = format!("/api/a2a/agents/{agent}/jsonrpc");
+        let (status, answer) = call_at(&server, &path, &token, Some("1.0"), &send_v1("m-1")).await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["error"]["code"], -32603, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("answered HTTP"),
+            "{answer}"
+        );
+        assert!(!answer.to_string().contains("sk-remote-credential"));
+
+        // The credential's secret is deleted: the call fails before anything is sent.
+        let id = secret["id"].as_str().unwrap();
+        let deleted = admin
+            .send(
+                &server,
+                Method::DELETE,
+                &format!("/api/v1/secrets/{id}"),
+                None,
+            )
+            .await;
+        assert!(deleted.status().is_success());
+        let (_, answer) = call_at(&server, &path, &token, Some("1.0"), &send_v1("m-2")).await;
+        assert_eq!(answer["error"]["code"], -32603);
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("secret is gone"),
+            "{answer}"
+        );
+    }
+}
