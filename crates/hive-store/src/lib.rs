@@ -7,6 +7,7 @@
 mod agents;
 mod challenges;
 pub mod conformance;
+mod conversations;
 mod error;
 mod identity;
 mod jobs;
@@ -30,6 +31,11 @@ pub use agents::{
     limits_from_stored, tokens_per_day_to_stored,
 };
 pub use challenges::{ChallengeRepo, ChallengeRow, MAX_CHALLENGE_PAYLOAD, check_challenge};
+pub use conversations::{
+    CONVERSATION_OWNER_MAX_CHARS, CONVERSATION_STATE_MAX_CHARS, CONVERSATION_TEXT_MAX_BYTES,
+    CONVERSATION_TITLE_MAX_CHARS, ConversationMessageRow, ConversationRepo, ConversationRow,
+    MessageAuthor, TurnStart, check_conversation, check_conversation_message,
+};
 pub use error::StoreError;
 pub use identity::{
     AccountChange, ApiTokenRepo, ApiTokenRow, AuditAppend, AuditCheckpoint, AuditFilter,
