@@ -5,6 +5,7 @@
 
 mod agents;
 mod challenges;
+mod conversations;
 mod identity;
 mod jobs;
 mod lease;
@@ -23,9 +24,10 @@ mod vault;
 use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
-    AgentRepo, ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
-    OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, PushConfigRepo, SchemaState, SecretRepo,
-    SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UsageRepo, UserRepo, VaultKeyRepo,
+    AgentRepo, ApiTokenRepo, AuditRepo, Backend, ConversationRepo, JobRunRepo, LeaderLease,
+    MfaRepo, MigrationReport, OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, PushConfigRepo,
+    SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UsageRepo,
+    UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -55,6 +57,7 @@ pub struct PostgresStore {
     agents: agents::PgAgents,
     push_configs: push_configs::PgPushConfigs,
     usage: usage::PgUsage,
+    conversations: conversations::PgConversations,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -97,6 +100,7 @@ impl PostgresStore {
             agents: agents::PgAgents { pool: pool.clone() },
             push_configs: push_configs::PgPushConfigs { pool: pool.clone() },
             usage: usage::PgUsage { pool: pool.clone() },
+            conversations: conversations::PgConversations { pool: pool.clone() },
             pool,
             options,
         })
@@ -249,6 +253,10 @@ impl Store for PostgresStore {
 
     fn usage(&self) -> &dyn UsageRepo {
         &self.usage
+    }
+
+    fn conversations(&self) -> &dyn ConversationRepo {
+        &self.conversations
     }
 
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

@@ -30,7 +30,7 @@ pub(crate) fn uuid_at(row: &SqliteRow, column: &str) -> Result<Uuid, StoreError>
     Uuid::try_parse(&raw).map_err(|_| StoreError::Backend("a stored id is not a uuid".into()))
 }
 
-fn optional_uuid_at(row: &SqliteRow, column: &str) -> Result<Option<Uuid>, StoreError> {
+pub(crate) fn optional_uuid_at(row: &SqliteRow, column: &str) -> Result<Option<Uuid>, StoreError> {
     let raw: Option<String> = row.try_get(column).map_err(map_error)?;
     raw.map(|raw| {
         Uuid::try_parse(&raw).map_err(|_| StoreError::Backend("a stored id is not a uuid".into()))
@@ -42,7 +42,10 @@ fn time_at(row: &SqliteRow, column: &str) -> Result<OffsetDateTime, StoreError> 
     from_micros(row.try_get(column).map_err(map_error)?)
 }
 
-fn optional_time_at(row: &SqliteRow, column: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+pub(crate) fn optional_time_at(
+    row: &SqliteRow,
+    column: &str,
+) -> Result<Option<OffsetDateTime>, StoreError> {
     let raw: Option<i64> = row.try_get(column).map_err(map_error)?;
     raw.map(from_micros).transpose()
 }

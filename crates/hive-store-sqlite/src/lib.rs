@@ -8,6 +8,7 @@
 
 mod agents;
 mod challenges;
+mod conversations;
 mod identity;
 mod jobs;
 mod mfa;
@@ -23,9 +24,10 @@ mod vault;
 use async_trait::async_trait;
 use hive_store::sqlx_support;
 use hive_store::{
-    AgentRepo, ApiTokenRepo, AuditRepo, Backend, JobRunRepo, LeaderLease, MfaRepo, MigrationReport,
-    OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, PushConfigRepo, SchemaState, SecretRepo,
-    SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UsageRepo, UserRepo, VaultKeyRepo,
+    AgentRepo, ApiTokenRepo, AuditRepo, Backend, ConversationRepo, JobRunRepo, LeaderLease,
+    MfaRepo, MigrationReport, OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, PushConfigRepo,
+    SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UsageRepo,
+    UserRepo, VaultKeyRepo,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -55,6 +57,7 @@ pub struct SqliteStore {
     agents: agents::SqliteAgents,
     push_configs: push_configs::SqlitePushConfigs,
     usage: usage::SqliteUsage,
+    conversations: conversations::SqliteConversations,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -139,6 +142,10 @@ impl SqliteStore {
                 reader: reader.clone(),
             },
             usage: usage::SqliteUsage {
+                writer: writer.clone(),
+                reader: reader.clone(),
+            },
+            conversations: conversations::SqliteConversations {
                 writer: writer.clone(),
                 reader: reader.clone(),
             },
@@ -317,6 +324,10 @@ impl Store for SqliteStore {
 
     fn usage(&self) -> &dyn UsageRepo {
         &self.usage
+    }
+
+    fn conversations(&self) -> &dyn ConversationRepo {
+        &self.conversations
     }
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {

@@ -7,6 +7,7 @@
 mod agents;
 mod audited;
 mod challenges;
+mod conversations;
 mod identity;
 mod mfa;
 mod oidc;
@@ -18,6 +19,7 @@ mod vault;
 pub use agents::*;
 pub use audited::*;
 pub use challenges::*;
+pub use conversations::*;
 pub use identity::*;
 pub use mfa::*;
 pub use oidc::*;
@@ -161,6 +163,17 @@ macro_rules! conformance_suite {
             usage_rows_round_trip_and_page_newest_first,
             usage_tokens_are_summed_per_agent_from_a_moment,
             usage_values_are_checked,
+            conversations_round_trip_every_field,
+            conversations_belong_to_their_owner,
+            conversations_page_by_latest_update,
+            a_turn_is_claimed_until_finished_or_stale,
+            a_turn_has_one_claimer_under_concurrency,
+            conversation_messages_page_newest_first,
+            a_deleted_conversation_takes_its_messages,
+            a_conversation_delete_whose_audit_record_fails_is_unchanged,
+            idle_conversations_are_pruned_with_their_messages,
+            conversations_go_with_their_agent,
+            conversation_values_are_checked,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

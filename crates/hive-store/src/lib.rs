@@ -200,6 +200,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Tokens used by `llm` agents, one row a call.
     fn usage(&self) -> &dyn UsageRepo;
 
+    /// Conversations with agents and their messages.
+    fn conversations(&self) -> &dyn ConversationRepo;
+
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;
 
