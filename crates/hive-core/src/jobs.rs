@@ -327,6 +327,38 @@ impl Job for PruneJobHistory {
     }
 }
 
+/// Deletes conversations (with their messages) that had no message within the retention
+/// period; a retention of 0 days keeps them.
+pub struct PruneIdleConversations {
+    pub retention_days: u32,
+    pub every: Duration,
+}
+
+#[async_trait]
+impl Job for PruneIdleConversations {
+    fn name(&self) -> &'static str {
+        "prune-idle-conversations"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn run(&self, ctx: &JobContext) -> Result<String, String> {
+        if self.retention_days == 0 {
+            return Ok("conversations are kept (HIVE_CONVERSATION_RETENTION_DAYS=0)".to_owned());
+        }
+        let before = ctx.clock.now() - time::Duration::days(i64::from(self.retention_days));
+        let pruned = ctx
+            .store
+            .conversations()
+            .prune_idle_since(before)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!("pruned {pruned} conversations"))
+    }
+}
+
 /// How many audit records one retention transaction deletes.
 const AUDIT_PRUNE_BATCH: u32 = 1_000;
 

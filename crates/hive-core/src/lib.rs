@@ -9,6 +9,7 @@ pub mod agent_lifecycle;
 pub mod agents;
 pub mod audit;
 pub mod config;
+pub mod conversations;
 pub mod egress;
 pub mod identity;
 pub mod jobs;

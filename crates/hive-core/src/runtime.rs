@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::identity::{Identity, IdentitySettings};
 use crate::jobs::{
     JobContext, JobRunner, JobRunnerHandle, PruneAuditLog, PruneExpiredSessions, PruneExpiredTasks,
-    PruneJobHistory,
+    PruneIdleConversations, PruneJobHistory,
 };
 use crate::key_rotation::{REENCRYPT_BATCH, REENCRYPT_EVERY, ReencryptSecrets};
 use crate::secrets::{self, RuntimeSecrets, SecretsError};
@@ -38,6 +38,9 @@ pub enum StartError {
     Interrupted,
 }
 
+/// How long a shutdown waits for chat turns to store their replies.
+const TURN_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long a shutdown waits for push notifications under way.
 const PUSH_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -70,6 +73,8 @@ pub struct Hive {
     pub agent_lifecycle: Arc<crate::agent_lifecycle::AgentLifecycle>,
     /// The A2A gateway: agent cards, JSON-RPC calls, the tasks of agents that run inside Hive.
     pub gateway: Arc<crate::a2a::Gateway>,
+    /// Chat with agents: conversations and their history.
+    pub conversations: Arc<crate::conversations::Conversations>,
     /// Registration of remote agents from their agent cards.
     pub agent_import: Arc<crate::agent_import::AgentImport>,
     /// Second factors: TOTP and recovery codes.
@@ -254,6 +259,12 @@ impl Hive {
             settings: config.a2a.clone(),
             base_url: config.auth_url.as_str().to_owned(),
         }));
+        let conversations = Arc::new(crate::conversations::Conversations::new(
+            Arc::clone(&store),
+            Arc::clone(&gateway),
+            Arc::clone(&identity),
+            Arc::clone(&clock),
+        ));
         // A stored list that cannot be read leaves the operator's list alone in force.
         if let Err(error) = settings.reload().await {
             tracing::warn!(%error, "the stored security settings were not applied at start");
@@ -270,6 +281,7 @@ impl Hive {
             agent_import,
             agent_lifecycle,
             gateway,
+            conversations,
             push_configs,
             mfa,
             secrets_service,
@@ -317,6 +329,10 @@ impl Hive {
                 lifecycle: Arc::clone(&self.agent_lifecycle),
                 every: crate::agent_lifecycle::HEALTH_EVERY,
             }))
+            .with_job(Arc::new(PruneIdleConversations {
+                retention_days: jobs.conversation_retention_days,
+                every: jobs.history_prune_interval,
+            }))
             .with_job(Arc::new(PruneAuditLog {
                 retention_days: jobs.audit_retention_days,
                 every: jobs.history_prune_interval,
@@ -343,6 +359,13 @@ impl Hive {
     pub async fn close(&self) {
         // Running tasks end first: their last notifications join the deliveries drained below.
         self.gateway.shut_down().await;
+        // With the tasks ended, their chat turns store their replies.
+        if tokio::time::timeout(TURN_DRAIN_GRACE, self.conversations.drain())
+            .await
+            .is_err()
+        {
+            tracing::warn!("chat turns still under way at shutdown were abandoned");
+        }
         // Deliveries under way finish before the store closes, within a grace period (a task
         // with retries pending could otherwise hold the shutdown for minutes).
         if tokio::time::timeout(PUSH_DRAIN_GRACE, self.push_configs.drain())

@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod auth;
 pub mod clock;
+pub mod conversations;
 pub mod error;
 pub mod health;
 pub mod identity;

@@ -575,9 +575,15 @@ impl Gateway {
             }
             None => {
                 let task_id = Uuid::new_v4();
+                // A context the client names is kept (a conversation's, a caller's own).
+                let context_id = if send.message.context_id.is_empty() {
+                    Uuid::new_v4().to_string()
+                } else {
+                    send.message.context_id.clone()
+                };
                 let ids = conformance::Ids {
                     task_id: task_id.to_string(),
-                    context_id: Uuid::new_v4().to_string(),
+                    context_id,
                     agent_message_id,
                 };
                 match conformance::react(&send.message, &ids) {

@@ -498,6 +498,13 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         .unwrap_or(30),
         audit_retention_days: u32::try_from(src.integer("AUDIT_RETENTION_DAYS", 365, 1, 36_500)?)
             .unwrap_or(365),
+        conversation_retention_days: u32::try_from(src.integer(
+            "HIVE_CONVERSATION_RETENTION_DAYS",
+            90,
+            0,
+            36_500,
+        )?)
+        .unwrap_or(90),
     };
 
     // Defaults derived from other values are shown as they came out.

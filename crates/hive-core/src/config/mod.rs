@@ -125,6 +125,9 @@ pub struct JobsConfig {
     /// `AUDIT_RETENTION_DAYS` (default 365, 1..=36500): audit records older than this are
     /// deleted, leaving a signed checkpoint.
     pub audit_retention_days: u32,
+    /// `HIVE_CONVERSATION_RETENTION_DAYS` (default 90, 0..=36500; 0 keeps them): conversations
+    /// with no message for this long are deleted with their messages.
+    pub conversation_retention_days: u32,
 }
 
 /// The mail relay for password-reset links.

@@ -262,6 +262,11 @@ pub const VARIABLES: &[VarSpec] = &[
         "an integer from 1 to 36500; older audit records are deleted behind a signed checkpoint",
     ),
     var(
+        "HIVE_CONVERSATION_RETENTION_DAYS",
+        "90",
+        "an integer from 0 to 36500; conversations with no message for this many days are deleted with their messages (0 keeps them)",
+    ),
+    var(
         "OIDC_PROVIDERS",
         "- (none)",
         "comma-separated ids of OpenID Connect providers (each 1 to 32 of a-z 0-9, starting with a letter), each configured by the OIDC_<ID>_* variables, <ID> being its id in upper case",

@@ -6,6 +6,7 @@
 mod a2a;
 mod agents;
 mod auth;
+mod conversations;
 mod events;
 mod health;
 mod mfa;
@@ -188,6 +189,13 @@ fn routes_declared() -> Vec<Route> {
         route(M::POST, "/api/a2a/agents/{id}/jsonrpc", VIEWER, Some("a2a"), a2a::agent_rpc).scope(TokenScope::Execute),
         route(M::POST, "/api/a2a/agents/{id}/jsonrpc/", VIEWER, Some("a2a"), a2a::agent_rpc).scope(TokenScope::Execute),
         route(M::GET, "/api/v1/a2a/status", VIEWER, None, a2a::status),
+        // Chat with an agent the caller may call (an A2A call: the execute scope), and the
+        // caller's own conversations.
+        route(M::POST, "/api/v1/agents/{id}/chat", VIEWER, Some("a2a"), conversations::chat).scope(TokenScope::Execute),
+        route(M::GET, "/api/v1/conversations", VIEWER, None, conversations::list),
+        route(M::GET, "/api/v1/conversations/{id}", VIEWER, None, conversations::get).owned(),
+        route(M::GET, "/api/v1/conversations/{id}/messages", VIEWER, None, conversations::messages).owned(),
+        route(M::DELETE, "/api/v1/conversations/{id}", VIEWER, None, conversations::delete).owned(),
         // The live event stream, filtered to what the caller may see.
         route(M::GET, "/api/v1/events", VIEWER, None, events::stream),
         // Administration.

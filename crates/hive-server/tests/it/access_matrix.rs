@@ -29,6 +29,7 @@ struct Objects {
     owner_secret: String,
     owner_passkey: String,
     owner_agent: String,
+    owner_conversation: String,
 }
 
 fn fill(path: &str, id: &str) -> String {
@@ -44,6 +45,9 @@ fn owned_object<'a>(path: &str, objects: &'a Objects) -> &'a str {
         "/api/v1/auth/passkeys/{id}" => &objects.owner_passkey,
         "/api/v1/agents/{id}" | "/api/v1/agents/{id}/start" | "/api/v1/agents/{id}/stop" => {
             &objects.owner_agent
+        }
+        "/api/v1/conversations/{id}" | "/api/v1/conversations/{id}/messages" => {
+            &objects.owner_conversation
         }
         other => panic!("owned route {other} has no object in the access matrix; add one"),
     }
@@ -68,6 +72,9 @@ fn role_path(path: &str, objects: &Objects) -> String {
         "/api/v1/agents/{id}",
         "/api/v1/agents/{id}/start",
         "/api/v1/agents/{id}/stop",
+        "/api/v1/agents/{id}/chat",
+        "/api/v1/conversations/{id}",
+        "/api/v1/conversations/{id}/messages",
     ];
     // A2A: unknown agents (the role check comes first; then 404 for every caller).
     if owned.contains(&path) || path.starts_with("/api/a2a/agents/{id}/") {
@@ -179,6 +186,32 @@ async fn every_route_answers_every_caller_by_its_rule() {
             .json()
             .await
             .unwrap();
+        // The conversation is with an agent of its own: the walk deletes `owner_agent`.
+        let chat_agent: Value = owner
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/agents",
+                Some(json!({ "name": "chatty", "kind": "conformance" })),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let agent_path = format!("/api/v1/agents/{}", chat_agent["id"].as_str().unwrap());
+        let started = owner
+            .send(&server, Method::POST, &format!("{agent_path}/start"), None)
+            .await;
+        assert_eq!(started.status(), 200);
+        let chatted = owner
+            .send(
+                &server,
+                Method::POST,
+                &format!("{agent_path}/chat"),
+                Some(json!({ "text": "hello" })),
+            )
+            .await;
+        let events = crate::chat::chat_events(chatted).await;
         let objects = Objects {
             target_user: target["id"].as_str().unwrap().to_owned(),
             owner_session: owner_sessions["items"][0]["id"]
@@ -189,6 +222,10 @@ async fn every_route_answers_every_caller_by_its_rule() {
             owner_secret: owner_secret["id"].as_str().unwrap().to_owned(),
             owner_passkey: owner_passkey["id"].as_str().unwrap().to_owned(),
             owner_agent: owner_agent["id"].as_str().unwrap().to_owned(),
+            owner_conversation: events[0].1["conversation"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
         };
 
         use hive_proto::Role;

@@ -71,6 +71,13 @@ const WALK: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/a2a/jsonrpc/", &["a2a.call"]),
     ("POST", "/api/a2a/agents/{id}/jsonrpc", &["a2a.call"]),
     ("POST", "/api/a2a/agents/{id}/jsonrpc/", &["a2a.call"]),
+    // A chat message is an A2A call (its contents stay out of the record).
+    ("POST", "/api/v1/agents/{id}/chat", &["a2a.call"]),
+    (
+        "DELETE",
+        "/api/v1/conversations/{id}",
+        &["conversation.delete"],
+    ),
     ("POST", "/api/v1/agents/{id}/stop", &["agent.stop"]),
     ("DELETE", "/api/v1/agents/{id}", &["agent.delete"]),
     ("POST", "/api/v1/auth/mfa/totp", &["auth.mfa.totp_start"]),
@@ -158,6 +165,7 @@ struct Walk {
     token_id: String,
     secret_id: String,
     agent_id: String,
+    conversation_id: String,
     /// A host publishing an agent card on loopback (allowlisted for the walk's server).
     card_host: String,
     totp: Option<hive_crypto::totp::TotpSecret>,
@@ -439,6 +447,33 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
                 "{answer}"
             );
             return status;
+        }
+        ("POST", "/api/v1/agents/{id}/chat") => {
+            let chat_path = path.replace("{id}", &walk.agent_id);
+            let response = alice
+                .unwrap()
+                .send(
+                    server,
+                    Method::POST,
+                    &chat_path,
+                    Some(json!({"text": "covered"})),
+                )
+                .await;
+            let status = response.status().as_u16();
+            let events = crate::chat::chat_events(response).await;
+            assert_eq!(events.last().unwrap().0, "reply", "{events:?}");
+            walk.conversation_id = events[0].1["conversation"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            return status;
+        }
+        ("DELETE", "/api/v1/conversations/{id}") => {
+            let conversation_path = path.replace("{id}", &walk.conversation_id);
+            alice
+                .unwrap()
+                .send(server, Method::DELETE, &conversation_path, None)
+                .await
         }
         ("DELETE", "/api/v1/agents/{id}") => {
             let agent_path = format!("/api/v1/agents/{}", walk.agent_id);

@@ -7,6 +7,7 @@ mod agents;
 mod audit;
 mod audit_coverage;
 mod audit_trail;
+mod chat;
 mod egress;
 mod events;
 mod health;
