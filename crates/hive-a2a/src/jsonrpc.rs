@@ -303,8 +303,13 @@ fn parse_limited(body: &[u8], limits: &Limits) -> Result<Value, Rejection> {
 
 /// Parses a request body of `version`.
 ///
-/// Batches (arrays) and notifications (no `id`) are refused as invalid requests: every A2A
-/// method has a result.
+/// Batches (arrays) are refused as invalid requests. The checks run in this order, each
+/// answered by the first that fails: the body (size, depth, JSON), the shape (an object, an
+/// id if present that is a string, a number or null, `jsonrpc: "2.0"`, a string `method`),
+/// the method's name (`MethodNotFound`, -32601), its params (`InvalidParams`, -32602), and
+/// last the id itself: a notification (no `id`) that is otherwise valid is refused with
+/// `InvalidRequest` (-32600), since every A2A method has a result. A rejection carries the
+/// request's id when it had one, else null.
 pub fn parse_request(body: &[u8], version: Version, limits: &Limits) -> Result<Request, Rejection> {
     let value = parse_limited(body, limits)?;
     let Value::Object(mut object) = value else {
@@ -314,21 +319,18 @@ pub fn parse_request(body: &[u8], version: Version, limits: &Limits) -> Result<R
         ));
     };
     let id = match object.remove("id") {
-        None => {
-            return Err(Rejection::new(
-                Id::Null,
-                ErrorCode::InvalidRequest.with_message("A request needs an id"),
-            ));
-        }
-        Some(id) => serde_json::from_value::<Id>(id).map_err(|_| {
+        None => None,
+        Some(id) => Some(serde_json::from_value::<Id>(id).map_err(|_| {
             Rejection::new(
                 Id::Null,
                 ErrorCode::InvalidRequest.with_message("The id is a string, a number or null"),
             )
-        })?,
+        })?),
     };
-    let invalid =
-        |message: &str| Rejection::new(id.clone(), ErrorCode::InvalidRequest.with_message(message));
+    // The id to answer with: a notification's error response has a null id.
+    let reply_id = id.clone().unwrap_or(Id::Null);
+    let refuse = |error: RpcError| Rejection::new(reply_id.clone(), error);
+    let invalid = |message: &str| refuse(ErrorCode::InvalidRequest.with_message(message));
     if object.get("jsonrpc") != Some(&json!("2.0")) {
         return Err(invalid("jsonrpc must be \"2.0\""));
     }
@@ -336,19 +338,20 @@ pub fn parse_request(body: &[u8], version: Version, limits: &Limits) -> Result<R
         return Err(invalid("method must be a string"));
     };
     let method = Method::from_name(name, version)
-        .ok_or_else(|| Rejection::new(id.clone(), ErrorCode::MethodNotFound.error()))?;
+        .ok_or_else(|| refuse(ErrorCode::MethodNotFound.error()))?;
     let params = match object.remove("params") {
         None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
         Some(params @ Value::Object(_)) => params,
         Some(_) => {
-            return Err(Rejection::new(
-                id,
+            return Err(refuse(
                 ErrorCode::InvalidParams.with_message("params must be an object"),
             ));
         }
     };
-    let call =
-        decode_call(method, version, params).map_err(|error| Rejection::new(id.clone(), error))?;
+    let call = decode_call(method, version, params).map_err(refuse)?;
+    let Some(id) = id else {
+        return Err(invalid("A request needs an id"));
+    };
     Ok(Request { id, version, call })
 }
 

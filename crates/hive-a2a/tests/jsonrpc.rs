@@ -227,6 +227,76 @@ fn unknown_fields_are_tolerated() {
     ));
 }
 
+/// A notification (no `id`) is judged on its method and params first, and refused only when
+/// it is otherwise valid; the answer's id is null in every case.
+#[test]
+fn notifications_are_checked_before_they_are_refused() {
+    for version in [Version::V1_0, Version::V0_3] {
+        let valid = {
+            let mut request = send(version);
+            request.as_object_mut().unwrap().remove("id");
+            request
+        };
+        let unknown = {
+            let mut request = valid.clone();
+            request["method"] = json!(match version {
+                Version::V1_0 => "SendMesage",
+                Version::V0_3 => "message/ssend",
+            });
+            request
+        };
+        let bad_params = {
+            let mut request = valid.clone();
+            request["params"] = json!({"": "not_a_dict"});
+            request
+        };
+        let no_params_object = {
+            let mut request = valid.clone();
+            request["params"] = json!(["m-1"]);
+            request
+        };
+        for (request, code, message) in [
+            (valid, -32600, Some("A request needs an id")),
+            (unknown, -32601, None),
+            (bad_params, -32602, None),
+            (no_params_object, -32602, Some("params must be an object")),
+        ] {
+            let rejection = parse(request.clone(), version).unwrap_err();
+            assert_eq!(
+                (rejection.error.code, &rejection.id),
+                (code, &Id::Null),
+                "{version:?}: {request}"
+            );
+            if let Some(message) = message {
+                assert_eq!(rejection.error.message, message, "{version:?}: {request}");
+            }
+            assert!(!rejection.too_large);
+        }
+    }
+    // The 0.3 kit's two cases, as it sends them.
+    for (request, code) in [
+        (
+            json!({"jsonrpc": "2.0", "method": "message/ssend", "params": {}}),
+            -32601,
+        ),
+        (
+            json!({"jsonrpc": "2.0", "method": "message/send", "params": {"": "not_a_dict"}}),
+            -32602,
+        ),
+    ] {
+        let rejection = parse(request.clone(), Version::V0_3).unwrap_err();
+        assert_eq!(
+            (rejection.error.code, rejection.id),
+            (code, Id::Null),
+            "{request}"
+        );
+    }
+    // A request with a null id is not a notification.
+    let mut request = send(Version::V1_0);
+    request["id"] = Value::Null;
+    assert_eq!(parse(request, Version::V1_0).unwrap().id, Id::Null);
+}
+
 #[test]
 fn body_size_limit() {
     let bytes = body(send(Version::V1_0));

@@ -561,6 +561,27 @@ async fn every_method_answers_in_both_versions() {
         let (status, parse) = call_at(&server, RPC, &token, None, &json!("not an object")).await;
         assert_eq!(status, 200);
         assert_eq!(parse["error"]["code"], -32600);
+        // A notification (no id) is judged on its method and params first, answered with a
+        // null id.
+        for (notification, code) in [
+            (
+                json!({"jsonrpc": "2.0", "method": "message/ssend", "params": {}}),
+                -32601,
+            ),
+            (
+                json!({"jsonrpc": "2.0", "method": "message/send", "params": {"": "not_a_dict"}}),
+                -32602,
+            ),
+            (
+                json!({"jsonrpc": "2.0", "method": "tasks/get", "params": {"id": task_id}}),
+                -32600,
+            ),
+        ] {
+            let (status, answer) = call_at(&server, RPC, &token, None, &notification).await;
+            assert_eq!(status, 200);
+            assert_eq!(answer["error"]["code"], code, "{notification}");
+            assert_eq!(answer["id"], Value::Null, "{notification}");
+        }
 
         // Every call is audited, without contents.
         let records = records_of(&server, "a2a.call").await;
