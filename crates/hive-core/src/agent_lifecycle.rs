@@ -24,6 +24,14 @@ use uuid::Uuid;
 const PROBE_LIMITS: CallLimits = CallLimits::new(Duration::from_secs(10), 64 * 1024);
 /// How often the leader's watchdog probes the agents that run.
 pub const HEALTH_EVERY: Duration = Duration::from_secs(60);
+
+/// Whether a status change applies whatever the status is now, or only while it is still the
+/// one read before the change was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    Any,
+    WhileUnchanged,
+}
 /// Agents probed per page of the watchdog.
 const HEALTH_PAGE: u32 = 100;
 
@@ -76,6 +84,7 @@ impl AgentLifecycle {
             &caller.actor(),
             "agent.start",
             meta,
+            Guard::Any,
         )
         .await?;
         let (status, detail) = match self.probe(&agent, &caller.actor(), meta).await {
@@ -86,6 +95,7 @@ impl AgentLifecycle {
             status: AgentStatus::Starting,
             ..agent
         };
+        // A stop that came during the probe stands.
         self.change(
             &starting,
             status,
@@ -93,6 +103,7 @@ impl AgentLifecycle {
             &caller.actor(),
             "agent.status",
             meta,
+            Guard::WhileUnchanged,
         )
         .await?;
         self.owned(caller, id).await
@@ -113,6 +124,7 @@ impl AgentLifecycle {
             &caller.actor(),
             "agent.stop",
             meta,
+            Guard::Any,
         )
         .await?;
         self.owned(caller, id).await
@@ -138,9 +150,20 @@ impl AgentLifecycle {
                     (Err(reason), AgentStatus::Ready) => Some((AgentStatus::Error, reason.clone())),
                     _ => None,
                 };
-                if let Some((status, detail)) = next {
-                    self.change(agent, status, &detail, actor, "agent.health", &meta)
-                        .await?;
+                // A start, stop or another watchdog pass during the probe wins over it.
+                if let Some((status, detail)) = next
+                    && self
+                        .change(
+                            agent,
+                            status,
+                            &detail,
+                            actor,
+                            "agent.health",
+                            &meta,
+                            Guard::WhileUnchanged,
+                        )
+                        .await?
+                {
                     changed += 1;
                 }
             }
@@ -163,6 +186,9 @@ impl AgentLifecycle {
     }
 
     /// Stores `status` (audited as `action`, in the same transaction) and announces it.
+    /// `Ok(false)` when the guard found the status changed since `agent` was read (nothing is
+    /// written or announced then).
+    #[allow(clippy::too_many_arguments)]
     async fn change(
         &self,
         agent: &AgentRow,
@@ -171,7 +197,8 @@ impl AgentLifecycle {
         actor: &str,
         action: &str,
         meta: &RequestMeta,
-    ) -> Result<(), IdentityError> {
+        guard: Guard,
+    ) -> Result<bool, IdentityError> {
         let entry = AuditEntry {
             actor: actor.to_owned(),
             action,
@@ -185,19 +212,27 @@ impl AgentLifecycle {
             }),
         };
         let record = self.identity.audit_record(entry, meta);
-        let stored = self
-            .store
-            .agents()
-            .set_status(
-                agent.id,
-                status,
-                detail,
-                self.now(),
-                Some(self.identity.audited(&record)),
-            )
-            .await?;
+        let agents = self.store.agents();
+        let audit = Some(self.identity.audited(&record));
+        let stored = match guard {
+            Guard::Any => {
+                agents
+                    .set_status(agent.id, status, detail, self.now(), audit)
+                    .await?
+            }
+            Guard::WhileUnchanged => {
+                let from = agent.status;
+                agents
+                    .set_status_from(agent.id, from, status, detail, self.now(), audit)
+                    .await?
+            }
+        };
         if !stored {
-            return Err(IdentityError::NotFound);
+            // Gone, or (guarded) moved on meanwhile: the newer state stands.
+            return match guard {
+                Guard::Any => Err(IdentityError::NotFound),
+                Guard::WhileUnchanged => Ok(false),
+            };
         }
         let event = BusEvent::AgentStatus {
             agent_id: agent.id.to_string(),
@@ -208,7 +243,7 @@ impl AgentLifecycle {
             // The status is stored; subscribers that missed the event read it on their next look.
             tracing::warn!(%error, "cannot announce an agent's status on the bus");
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Whether the agent can be reached; the reason (safe to show) when not.

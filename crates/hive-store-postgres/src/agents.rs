@@ -169,20 +169,20 @@ impl AgentRepo for PgAgents {
         at: OffsetDateTime,
         audit: Option<AuditAppend<'_>>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let changed = sqlx::query(
-            "UPDATE agents SET status = $1, status_detail = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(status.as_str())
-        .bind(detail)
-        .bind(micros(at))
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?
-        .rows_affected()
-            == 1;
-        commit_if_audited(tx, changed, audit).await
+        self.write_status(id, None, status, detail, at, audit).await
+    }
+
+    async fn set_status_from(
+        &self,
+        id: Uuid,
+        from: AgentStatus,
+        status: AgentStatus,
+        detail: &str,
+        at: OffsetDateTime,
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<bool, StoreError> {
+        self.write_status(id, Some(from), status, detail, at, audit)
+            .await
     }
 
     async fn delete(
@@ -202,5 +202,35 @@ impl AgentRepo for PgAgents {
                 .rows_affected()
                 == 1;
         commit_if(tx, deleted, audit).await
+    }
+}
+
+impl PgAgents {
+    /// Sets the status (only while it is `from`, if given), audited in the same transaction.
+    async fn write_status(
+        &self,
+        id: Uuid,
+        from: Option<AgentStatus>,
+        status: AgentStatus,
+        detail: &str,
+        at: OffsetDateTime,
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let changed = sqlx::query(
+            "UPDATE agents SET status = $1, status_detail = $2, updated_at = $3 \
+             WHERE id = $4 AND ($5::text IS NULL OR status = $5)",
+        )
+        .bind(status.as_str())
+        .bind(detail)
+        .bind(micros(at))
+        .bind(id)
+        .bind(from.map(AgentStatus::as_str))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?
+        .rows_affected()
+            == 1;
+        commit_if_audited(tx, changed, audit).await
     }
 }

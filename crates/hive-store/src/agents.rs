@@ -82,6 +82,19 @@ pub trait AgentRepo: Send + Sync {
         audit: Option<AuditAppend<'_>>,
     ) -> Result<bool, StoreError>;
 
+    /// [`Self::set_status`], only while the status is still `from` (a watchdog's observation
+    /// must not undo a start or stop that came meanwhile): `Ok(false)`, with nothing written,
+    /// when it is not, or the agent is gone.
+    async fn set_status_from(
+        &self,
+        id: Uuid,
+        from: AgentStatus,
+        status: AgentStatus,
+        detail: &str,
+        at: OffsetDateTime,
+        audit: Option<AuditAppend<'_>>,
+    ) -> Result<bool, StoreError>;
+
     /// Deletes; with `owner`, only theirs.
     async fn delete(
         &self,

@@ -152,6 +152,7 @@ macro_rules! conformance_suite {
             agents_page_newest_first_without_gaps,
             agent_settings_change_only_from_the_version_read,
             agent_status_changes_apart_from_settings,
+            a_guarded_status_change_applies_only_from_the_status_read,
             oversized_agent_json_is_refused,
             an_agent_change_whose_audit_record_fails_is_rolled_back,
             push_configs_belong_to_their_owner_and_task,

@@ -703,3 +703,73 @@ pub async fn an_agent_change_whose_audit_record_fails_is_rolled_back(store: &dyn
         "the creation and the update"
     );
 }
+
+pub async fn a_guarded_status_change_applies_only_from_the_status_read(store: &dyn Store) {
+    let owner_id = owner(store).await;
+    let agents = store.agents();
+    let stored = agent(owner_id, "guarded", 0);
+    create(store, &stored).await;
+    let at = truncate_to_micros(T0 + Duration::minutes(5));
+    assert!(
+        agents
+            .set_status(stored.id, AgentStatus::Ready, "", at, None)
+            .await
+            .unwrap()
+    );
+    // A stop lands while the watchdog probes the agent it read as ready.
+    assert!(
+        agents
+            .set_status(stored.id, AgentStatus::Stopped, "", at, None)
+            .await
+            .unwrap()
+    );
+    let before = audit_count(store).await;
+    let later = at + Duration::seconds(10);
+    assert!(
+        !agents
+            .set_status_from(
+                stored.id,
+                AgentStatus::Ready,
+                AgentStatus::Error,
+                "unreachable",
+                later,
+                Some(note("agent.health").append())
+            )
+            .await
+            .unwrap(),
+        "the watchdog's stale observation is refused"
+    );
+    let row = agents.get(stored.id, None).await.unwrap().unwrap();
+    assert_eq!((row.status, row.updated_at), (AgentStatus::Stopped, at));
+    assert_eq!(audit_count(store).await, before, "and nothing recorded");
+    // From the status it is in, it applies, with its record.
+    assert!(
+        agents
+            .set_status_from(
+                stored.id,
+                AgentStatus::Stopped,
+                AgentStatus::Starting,
+                "",
+                later,
+                Some(note("agent.start").append())
+            )
+            .await
+            .unwrap()
+    );
+    let row = agents.get(stored.id, None).await.unwrap().unwrap();
+    assert_eq!((row.status, row.updated_at), (AgentStatus::Starting, later));
+    assert_eq!(audit_count(store).await, before + 1);
+    assert!(
+        !agents
+            .set_status_from(
+                Uuid::now_v7(),
+                AgentStatus::Starting,
+                AgentStatus::Ready,
+                "",
+                later,
+                None
+            )
+            .await
+            .unwrap()
+    );
+}
