@@ -166,6 +166,34 @@ pub fn event_stream_body(
     ))
 }
 
+/// A `200` event-stream response of `frames` (see [`event_stream_body`]), not to be cached,
+/// closed when idle for `A2A_STREAM_IDLE_SECONDS` or at shutdown.
+pub fn event_stream_response(
+    state: &crate::state::AppState,
+    frames: mpsc::Receiver<Bytes>,
+    slot: StreamSlot,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use http::{HeaderValue, header};
+    let body = event_stream_body(
+        frames,
+        state.hive.gateway.settings().stream_idle,
+        state.shutdown.clone(),
+        slot,
+    );
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

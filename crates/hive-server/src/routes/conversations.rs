@@ -7,10 +7,10 @@ use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::pipeline::ClientIp;
 use crate::state::AppState;
-use crate::streams::event_stream_body;
+use crate::streams::event_stream_response;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use hive_core::a2a::GatewayError;
 use hive_core::conversations::{ChatError, ChatEvent, ChatInput};
@@ -21,7 +21,7 @@ use hive_proto::conversations::{
     ConversationQuery, ConversationView,
 };
 use hive_store::{ConversationMessageRow, ConversationRow};
-use http::{HeaderValue, StatusCode, header};
+use http::StatusCode;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -97,23 +97,7 @@ pub async fn chat(
         .map_err(chat_error)?;
     let (frames, frames_out) = mpsc::channel::<Bytes>(16);
     tokio::spawn(relay(events, frames));
-    let body = event_stream_body(
-        frames_out,
-        state.hive.gateway.settings().stream_idle,
-        state.shutdown.clone(),
-        slot,
-    );
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(event_stream_response(&state, frames_out, slot))
 }
 
 fn chat_error(error: ChatError) -> ApiError {

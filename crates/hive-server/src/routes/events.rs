@@ -6,14 +6,13 @@ use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::pipeline::ClientIp;
 use crate::state::AppState;
-use crate::streams::event_stream_body;
+use crate::streams::event_stream_response;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use hive_core::agents::visible_to;
 use hive_core::identity::Caller;
 use hive_state::{BusEvent, Channel, Envelope};
-use http::{HeaderValue, header};
 use tokio::sync::{broadcast, mpsc};
 
 pub async fn stream(
@@ -29,23 +28,7 @@ pub async fn stream(
     let system = bus.subscribe(Channel::SystemEvents);
     let (frames, frames_out) = mpsc::channel::<Bytes>(16);
     tokio::spawn(forward(state.clone(), caller, agents, system, frames));
-    let body = event_stream_body(
-        frames_out,
-        state.hive.gateway.settings().stream_idle,
-        state.shutdown.clone(),
-        slot,
-    );
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(event_stream_response(&state, frames_out, slot))
 }
 
 async fn forward(
