@@ -375,6 +375,41 @@ async fn refused_messages_change_nothing_or_say_so() {
         )
         .await;
         assert_eq!(shown["answering"], false);
+
+        // A stopped agent turns the message down: 409, and the history says refused.
+        let stopped = admin
+            .send(
+                &server,
+                Method::POST,
+                &format!("/api/v1/agents/{agent}/stop"),
+                None,
+            )
+            .await;
+        assert_eq!(stopped.status(), 200);
+        let refused = post_chat(
+            &server,
+            &alice,
+            &agent,
+            json!({"conversationId": conversation, "text": "four"}),
+        )
+        .await;
+        assert_eq!(refused.status(), 409);
+        let body: Value = refused.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not ready"),
+            "{body}"
+        );
+        let (_, page) = get_json(
+            &server,
+            &alice,
+            &format!("/api/v1/conversations/{conversation}/messages?limit=2"),
+        )
+        .await;
+        assert_eq!(page["items"][0]["state"], "refused", "{page}");
+        assert_eq!(page["items"][1]["text"], "four");
     }
 }
 
