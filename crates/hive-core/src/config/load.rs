@@ -149,7 +149,7 @@ impl Sources<'_> {
         Ok(self.value(name)?.map(SecretString::from))
     }
 
-    fn parsed<T>(
+    pub(super) fn parsed<T>(
         &mut self,
         name: &str,
         default: T,
@@ -172,7 +172,7 @@ impl Sources<'_> {
         })
     }
 
-    fn integer(
+    pub(super) fn integer(
         &mut self,
         name: &str,
         default: u64,
@@ -184,7 +184,7 @@ impl Sources<'_> {
         })
     }
 
-    fn seconds(
+    pub(super) fn seconds(
         &mut self,
         name: &str,
         default: u64,
@@ -481,6 +481,8 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         },
     };
     let oidc = super::oidc::parse(&mut src, production)?;
+    let own_origin = auth_url.origin().ascii_serialization();
+    let mesh = super::mesh::parse(&mut src, production, &own_origin, &mut warnings)?;
     let jobs = JobsConfig {
         tick: src.seconds("HIVE_JOBS_TICK_SECONDS", 60, 1, 3600)?,
         history_prune_interval: src.seconds(
@@ -529,6 +531,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
     Ok(Config {
         egress,
         oidc,
+        mesh,
         environment,
         data_dir,
         auth_url,
@@ -555,7 +558,12 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
 
 fn unknown_variable_warnings(env: &EnvSource) -> Vec<String> {
     env.names()
-        .filter(|name| name.starts_with("HIVE_") && !spec::is_known(name))
+        .filter(|name| {
+            ["HIVE_", "MESH_", "A2A_"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+                && !spec::is_known(name)
+        })
         .map(|name| match spec::suggestion(name) {
             Some(known) => format!("unknown variable {name} (a typo?) — did you mean {known}?"),
             None => format!("unknown variable {name} (a typo?)"),
@@ -688,7 +696,7 @@ fn parse_database_url(raw: &str) -> Result<DatabaseUrl, ConfigError> {
     Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
 }
 
-fn parse_networks(raw: &str) -> Option<Vec<IpNet>> {
+pub(super) fn parse_networks(raw: &str) -> Option<Vec<IpNet>> {
     raw.split(',')
         .map(str::trim)
         .filter(|item| !item.is_empty())

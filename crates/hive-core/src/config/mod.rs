@@ -6,6 +6,7 @@
 //! rule; `hive config check` runs the same validation.
 
 mod load;
+mod mesh;
 mod oidc;
 mod report;
 pub mod spec;
@@ -211,6 +212,113 @@ pub struct OidcProvider {
     pub default_role: hive_proto::Role,
 }
 
+/// Federation, the public tier and the WAN carrier; each off unless configured.
+#[derive(Debug, Clone, Default)]
+pub struct MeshConfig {
+    /// `None` unless `MESH_FEDERATION_ENABLED=true`.
+    pub federation: Option<FederationConfig>,
+    /// `None` unless `A2A_PUBLIC_JSONRPC_ENABLED=true`.
+    pub public_tier: Option<PublicTierConfig>,
+    pub wan: WanConfig,
+}
+
+/// How this instance signs the tokens it presents to peers, and how it checks theirs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FederationKeyMode {
+    /// HS256 with `MESH_FEDERATION_SHARED_SECRET`: every peer holds the same key.
+    SharedSecret,
+    /// EdDSA with this instance's seed (`MESH_FEDERATION_ED25519_SEED_FILE`, read at start)
+    /// and each peer's pinned public key (`MESH_FEDERATION_PEER_KEYS`).
+    Ed25519 { seed_file: PathBuf },
+}
+
+/// One peer of `MESH_FEDERATION_PEERS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederationPeer {
+    /// `scheme://host[:port]`: the peer's identity (`iss` of its tokens, `aud` of ours).
+    pub origin: String,
+    pub url: Url,
+    /// Its Ed25519 public key, from `MESH_FEDERATION_PEER_KEYS`.
+    pub public_key: Option<[u8; 32]>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FederationConfig {
+    /// `MESH_FEDERATION_PEERS`, in order (a peer's index is its position).
+    pub peers: Vec<FederationPeer>,
+    pub mode: FederationKeyMode,
+    /// `MESH_FEDERATION_SHARED_SECRET`: the HS256 key, and the legacy header's value.
+    pub shared_secret: Option<SecretString>,
+    /// `MESH_FEDERATION_JWT_AUDIENCE` (default the `AUTH_URL` origin): the `aud` inbound
+    /// tokens must carry, and the one outbound tokens carry when set.
+    pub audience: String,
+    /// `MESH_FEDERATION_JWT_TTL_SECONDS` (default 300, 30..=3600).
+    pub jwt_ttl: Duration,
+    /// `MESH_FEDERATION_JWT_CLOCK_SKEW_LEEWAY_SECONDS` (default 30, 0..=300).
+    pub leeway: Duration,
+    /// `MESH_FEDERATION_JWT_REQUIRE_AUDIENCE` (default true).
+    pub require_audience: bool,
+    /// `MESH_FEDERATION_JWT_REQUIRE_JTI` (default true).
+    pub require_jti: bool,
+    /// `MESH_FEDERATION_INBOUND_ALLOW_LEGACY_SECRET` (default false).
+    pub allow_legacy_secret: bool,
+    /// `MESH_FEDERATION_PROXY_SEND_SECRET` (default false).
+    pub proxy_send_secret: bool,
+    /// `MESH_FEDERATION_PROXY_TIMEOUT_MS` (default 15000, 100..=120000).
+    pub proxy_timeout: Duration,
+    /// `MESH_FEDERATION_INBOUND_ALLOWLIST` (default: any address).
+    pub inbound_allowlist: Vec<IpNet>,
+}
+
+/// One key of `A2A_PUBLIC_JSONRPC_API_KEYS`: only its SHA-256 is kept.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicApiKey {
+    pub name: String,
+    pub hash: [u8; 32],
+    /// The methods this key may call (default: the allowed methods).
+    pub methods: Option<Vec<hive_a2a::jsonrpc::Method>>,
+}
+
+impl std::fmt::Debug for PublicApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicApiKey")
+            .field("name", &self.name)
+            .field("methods", &self.methods)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicTierConfig {
+    /// `A2A_PUBLIC_JSONRPC_ALLOWED_METHODS` (required, 1 to 32).
+    pub allowed_methods: Vec<hive_a2a::jsonrpc::Method>,
+    /// `A2A_PUBLIC_JSONRPC_API_KEYS`.
+    pub api_keys: Vec<PublicApiKey>,
+    /// `A2A_PUBLIC_JSONRPC_MAX_BODY_BYTES` (default 64 KiB, 1 KiB..=1 MiB).
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WanConfig {
+    /// Set by `NATS_URL`: envelopes also travel over NATS JetStream.
+    pub nats: Option<NatsConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// `NATS_URL`; secret because it may hold credentials.
+    pub url: SecretString,
+    /// `MESH_WAN_NATS_STREAM` (default `HIVE_WAN`).
+    pub stream: String,
+    /// `MESH_WAN_NATS_SUBJECT` (default `hive.wan.envelopes`).
+    pub subject: String,
+    /// `MESH_WAN_NATS_CONSUMER` (default `hive-<hash of the AUTH_URL origin>`): the durable
+    /// consumer this instance's replicas share, so each envelope is taken once per instance.
+    pub consumer: String,
+    /// `MESH_WAN_DEDUP_WINDOW_SECONDS` (default 120, 1..=86400): the stream's duplicate window.
+    pub dedup_window: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `HIVE_ENV`.
@@ -252,6 +360,8 @@ pub struct Config {
     pub egress: EgressSettings,
     /// `OIDC_*`: single sign-on providers.
     pub oidc: OidcConfig,
+    /// `MESH_FEDERATION_*`, `A2A_PUBLIC_JSONRPC_*`, `NATS_URL` and `MESH_WAN_*`.
+    pub mesh: MeshConfig,
     /// Non-fatal findings (unknown `HIVE_*` variables, weak development secrets).
     pub warnings: Vec<String>,
     /// Every known variable, how it was set and its display value (secrets masked).

@@ -158,6 +158,117 @@ pub const VARIABLES: &[VarSpec] = &[
         "an integer from 5 to 86400: a stream without an event this long is closed",
     ),
     var(
+        "A2A_PUBLIC_JSONRPC_ENABLED",
+        "false",
+        "true or false: anonymous callers may use the allowed methods on public agents",
+    ),
+    var(
+        "A2A_PUBLIC_JSONRPC_ALLOWED_METHODS",
+        "- (required when enabled)",
+        "1 to 32 A2A method names of either version (SendMessage or message/send), comma-separated",
+    ),
+    secret(
+        "A2A_PUBLIC_JSONRPC_API_KEYS",
+        "- (none)",
+        "comma-separated name=KEY[@method|method] entries; KEY at least 32 random characters or sha256:<64 hex>; only hashes are kept",
+    ),
+    var(
+        "A2A_PUBLIC_JSONRPC_MAX_BODY_BYTES",
+        "65536",
+        "an integer from 1024 to 1048576: the largest public-tier request body",
+    ),
+    var("MESH_FEDERATION_ENABLED", "false", "true or false"),
+    var(
+        "MESH_FEDERATION_PEERS",
+        "- (none)",
+        "comma-separated peer origins, https://host[:port] (http only outside production); a peer's index is its position",
+    ),
+    secret(
+        "MESH_FEDERATION_SHARED_SECRET",
+        "-",
+        "at least 32 random characters, the same on every peer: HS256 tokens (and the legacy header); weak ones refused",
+    ),
+    var(
+        "MESH_FEDERATION_ED25519_SEED_FILE",
+        "-",
+        "path of this instance's Ed25519 seed (64 hex characters; `hive mesh keygen` writes one): EdDSA tokens, the recommended mode",
+    ),
+    var(
+        "MESH_FEDERATION_PEER_KEYS",
+        "- (none)",
+        "comma-separated origin=PUBLIC_KEY pairs pinning each peer's Ed25519 public key (base64url); Ed25519 mode only",
+    ),
+    var(
+        "MESH_FEDERATION_JWT_AUDIENCE",
+        "the AUTH_URL origin",
+        "1 to 255 characters: the aud inbound tokens must carry, and the aud of outbound ones when set (one audience for the whole mesh)",
+    ),
+    var(
+        "MESH_FEDERATION_JWT_TTL_SECONDS",
+        "300",
+        "an integer from 30 to 3600: lifetime of minted tokens, and the longest accepted",
+    ),
+    var(
+        "MESH_FEDERATION_JWT_CLOCK_SKEW_LEEWAY_SECONDS",
+        "30",
+        "an integer from 0 (strict) to 300",
+    ),
+    var(
+        "MESH_FEDERATION_JWT_REQUIRE_AUDIENCE",
+        "true",
+        "true or false",
+    ),
+    var(
+        "MESH_FEDERATION_JWT_REQUIRE_JTI",
+        "true",
+        "true or false: each token is accepted once",
+    ),
+    var(
+        "MESH_FEDERATION_INBOUND_ALLOW_LEGACY_SECRET",
+        "false",
+        "true or false: accept the raw X-Hive-Federation-Secret header (needs the shared secret)",
+    ),
+    var(
+        "MESH_FEDERATION_PROXY_SEND_SECRET",
+        "false",
+        "true or false: also send X-Hive-Federation-Secret on proxied calls (for peers that only know it)",
+    ),
+    var(
+        "MESH_FEDERATION_PROXY_TIMEOUT_MS",
+        "15000",
+        "an integer from 100 to 120000: the whole proxied call",
+    ),
+    var(
+        "MESH_FEDERATION_INBOUND_ALLOWLIST",
+        "- (any address)",
+        "comma-separated IPs and CIDRs (v4 and v6) federation calls may come from",
+    ),
+    secret(
+        "NATS_URL",
+        "- (off)",
+        "nats://host:port or tls://host:port: carry WAN envelopes over NATS JetStream",
+    ),
+    var(
+        "MESH_WAN_NATS_STREAM",
+        "HIVE_WAN",
+        "1 to 64 of A-Z a-z 0-9 - _: the JetStream stream",
+    ),
+    var(
+        "MESH_WAN_NATS_SUBJECT",
+        "hive.wan.envelopes",
+        "dot-separated tokens of A-Z a-z 0-9 - _, up to 64 characters",
+    ),
+    var(
+        "MESH_WAN_NATS_CONSUMER",
+        "hive-<hash of the AUTH_URL origin>",
+        "1 to 64 of A-Z a-z 0-9 - _: the durable consumer this instance's replicas share",
+    ),
+    var(
+        "MESH_WAN_DEDUP_WINDOW_SECONDS",
+        "120",
+        "an integer from 1 to 86400: envelopes with the same id within it are stored once",
+    ),
+    var(
         "HIVE_RATE_LIMITS",
         "-",
         "overrides of the rate-limit policies: comma-separated name=COUNT/PERIOD, periods in s, m, h or d (e.g. login=10/15m,api=600/1m)",
