@@ -3,6 +3,7 @@
 //! AEAD (AES-256-GCM keyring, HKDF purpose keys), TOTP and recovery codes, and the verifier of
 //! OpenID Connect ID tokens.
 
+pub mod federation;
 mod jose;
 pub mod jwt;
 pub mod password;
