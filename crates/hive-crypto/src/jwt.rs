@@ -426,12 +426,12 @@ fn check_claims(
 pub mod test_support {
     #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{
         ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
     };
     use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use hmac::{Hmac, Mac};
     use serde_json::{Value, json};
 
