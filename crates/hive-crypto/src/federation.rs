@@ -91,8 +91,9 @@ const DEFAULT_WORDS: [&str; 12] = [
     "qwerty",
     "letmein",
 ];
-/// This many consecutive characters (`abcdef`, `654321`) or identical ones (`xxxxxx`) is a run.
-const RUN_LENGTH: usize = 6;
+/// This many consecutive (`abcdefgh`, `87654321`) or identical characters is a run; at 8 a
+/// generated hex secret trips it about once in 10^6 (at 6, once in 10^4).
+const RUN_LENGTH: usize = 8;
 const MIN_DISTINCT_CHARS: usize = 10;
 
 /// The secret every peer of an HS256 mesh shares. The key is the secret's UTF-8 bytes.
@@ -100,8 +101,8 @@ const MIN_DISTINCT_CHARS: usize = 10;
 /// [`SharedSecret::new`] refuses, in this order: fewer than 32 characters; one character
 /// repeated; a shorter string repeated to fill it (`abcdabcd…`, half its length or less); any of
 /// the words changeme, secret, password, passwd, example, default, sample, placeholder,
-/// replaceme, insecure, qwerty, letmein (ASCII case and punctuation ignored); a run of 6
-/// consecutive (`012345`, `abcdef`, `fedcba`) or identical characters; fewer than 10
+/// replaceme, insecure, qwerty, letmein (ASCII case and punctuation ignored); a run of 8
+/// consecutive (`01234567`, `abcdefgh`, `hgfedcba`) or identical characters; fewer than 10
 /// distinct characters. A generated secret (`openssl rand -hex 32`, or base64url of 32 random
 /// bytes) passes.
 pub struct SharedSecret {
@@ -214,8 +215,9 @@ impl Ed25519Seed {
         let text = text.trim();
         let mut seed = Zeroizing::new([0u8; 32]);
         match text.len() {
-            64 => hex::decode_to_slice(text, &mut seed[..])
-                .map_err(|_| KeyTextError::BadEncoding)?,
+            64 => {
+                hex::decode_to_slice(text, &mut seed[..]).map_err(|_| KeyTextError::BadEncoding)?
+            }
             43 => {
                 let bytes = Zeroizing::new(
                     URL_SAFE_NO_PAD
@@ -266,8 +268,7 @@ impl Ed25519Seed {
 }
 
 fn key_pair(seed: &[u8; 32]) -> Result<aws_lc_rs::signature::Ed25519KeyPair, MintError> {
-    aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(seed)
-        .map_err(|_| MintError::Signing)
+    aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| MintError::Signing)
 }
 
 /// A peer's Ed25519 public key from its configured text: base64url, no padding, 32 bytes.
