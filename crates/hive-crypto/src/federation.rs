@@ -20,9 +20,19 @@
 //! included), forbidden header members (`crit`, `jku`, `x5u`, `jwk`, `x5c`; nothing is ever
 //! fetched, this crate has no network code), `typ` (exactly [`TOKEN_TYPE`], ASCII case
 //! ignored; a missing `typ` or the `JWT` of an ID token is refused), a non-empty signature,
-//! `kid` (a key of the verifier's fixed map), the signature (constant time), and only then the
+//! `kid` (a key of the verifier's fixed map), the signature (an HMAC tag compared in constant
+//! time, or Ed25519), and only then the
 //! claims: `iss` must own the key, `sub`, `aud` and `jti` as [`Expected`] asks, then `iat`,
 //! `exp`, the lifetime and `nbf` against the caller's clock.
+//!
+//! API: [`Signer::new`]`(issuer, `[`SigningKey`]`)` and [`Signer::mint`]`(audience, subject,
+//! now, ttl) -> `[`Minted`]; [`Verifier::shared`]`(&secret, origins)`,
+//! [`Verifier::ed25519`]`(&[(origin, public_key)])` and [`Verifier::verify`]`(token,
+//! &`[`Expected`]`) -> `[`PeerClaims`] or a [`Rejection`] with a stable [`Rejection::reason`];
+//! keys from [`SharedSecret::new`], [`Ed25519Seed::parse`] / [`Ed25519Seed::generate`] and, for
+//! peers, [`parse_public_key`]. [`Ed25519Seed::generate`] returns a `Result` (the OS generator
+//! can fail); [`KeyTextError`] is the one error of seed and public-key text; [`ed25519_kid`]
+//! gives a peer key's kid; the TTL and leeway bounds and defaults are constants.
 //!
 //! `aud` is a string, or an array of exactly one string; several audiences are refused, so a
 //! token is never good at two places at once. The verifier does not consume the `jti`: the
@@ -41,14 +51,20 @@ use zeroize::Zeroizing;
 pub const TOKEN_TYPE: &str = "hive-federation+jwt";
 /// Tokens longer than this are refused before anything is decoded.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-/// The most clock difference ever allowed (the setting's range is 0..=300, default 30).
+/// The most clock difference ever allowed (the setting's range is 0..=300).
 pub const MAX_LEEWAY_SECONDS: i64 = 300;
+/// The leeway setting's default.
+pub const DEFAULT_LEEWAY_SECONDS: i64 = 30;
+/// The TTL setting's default.
+pub const DEFAULT_TTL_SECONDS: i64 = 300;
 /// The shortest lifetime [`Signer::mint`] gives a token (the TTL setting's lower bound).
 pub const MIN_TTL_SECONDS: i64 = 30;
 /// The longest lifetime a token may have, minted or accepted (the TTL setting's upper bound).
 pub const MAX_TTL_SECONDS: i64 = 3600;
 /// The shortest shared secret accepted, in characters (≥ 256 bits of key).
 pub const MIN_SECRET_CHARS: usize = 32;
+/// The longest shared secret accepted, in characters (keeps the pattern checks cheap).
+pub const MAX_SECRET_CHARS: usize = 4096;
 /// A subject is 1..=255 characters.
 const MAX_SUBJECT_CHARS: usize = 255;
 /// A `jti` is 16..=128 characters of the base64url alphabet (hex included).
@@ -64,6 +80,8 @@ type HmacSha256 = Hmac<Sha256>;
 pub enum WeakSecret {
     #[error("the shared secret is shorter than 32 characters")]
     TooShort,
+    #[error("the shared secret is longer than 4096 characters")]
+    TooLong,
     #[error("the shared secret is one character repeated")]
     OneCharacter,
     #[error("the shared secret is a short pattern repeated")]
@@ -98,13 +116,13 @@ const MIN_DISTINCT_CHARS: usize = 10;
 
 /// The secret every peer of an HS256 mesh shares. The key is the secret's UTF-8 bytes.
 ///
-/// [`SharedSecret::new`] refuses, in this order: fewer than 32 characters; one character
-/// repeated; a shorter string repeated to fill it (`abcdabcd…`, half its length or less); any of
-/// the words changeme, secret, password, passwd, example, default, sample, placeholder,
-/// replaceme, insecure, qwerty, letmein (ASCII case and punctuation ignored); a run of 8
-/// consecutive (`01234567`, `abcdefgh`, `hgfedcba`) or identical characters; fewer than 10
-/// distinct characters. A generated secret (`openssl rand -hex 32`, or base64url of 32 random
-/// bytes) passes.
+/// [`SharedSecret::new`] refuses, in this order: fewer than 32 or more than 4096 characters;
+/// one character repeated; a shorter string repeated to fill it (`abcdabcd…`, half its length
+/// or less); any of the words changeme, secret, password, passwd, example, default, sample,
+/// placeholder, replaceme, insecure, qwerty, letmein (ASCII case and punctuation ignored); a run
+/// of 8 consecutive (`01234567`, `abcdefgh`, `hgfedcba`) or identical characters; fewer than
+/// 10 distinct characters. A generated secret (`openssl rand -hex 32`, or base64url of 32
+/// random bytes) passes.
 pub struct SharedSecret {
     secret: Zeroizing<Vec<u8>>,
     kid: String,
@@ -122,8 +140,8 @@ impl SharedSecret {
     pub fn new(secret: &str) -> Result<Self, WeakSecret> {
         check_strength(secret)?;
         let secret = Zeroizing::new(secret.as_bytes().to_vec());
-        // An HMAC, not a hash, of the secret: the kid is public and must not be a plain
-        // digest that could be checked against guesses without the purpose label.
+        // The kid is public: a MAC under a fixed label, not a bare hash, so it equals no digest
+        // of the secret published elsewhere; the strength rules keep guessing it hopeless.
         let kid = format!(
             "hs256-{}",
             &crate::hmac_sha256_hex(&secret, b"hive-federation-kid")[..16]
@@ -141,6 +159,9 @@ fn check_strength(secret: &str) -> Result<(), WeakSecret> {
     let chars: Vec<char> = secret.chars().collect();
     if chars.len() < MIN_SECRET_CHARS {
         return Err(WeakSecret::TooShort);
+    }
+    if chars.len() > MAX_SECRET_CHARS {
+        return Err(WeakSecret::TooLong);
     }
     if chars.iter().all(|c| *c == chars[0]) {
         return Err(WeakSecret::OneCharacter);

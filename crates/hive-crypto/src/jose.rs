@@ -58,6 +58,7 @@ pub(crate) fn split(token: &str, max_bytes: usize) -> Result<Compact<'_>, Shape>
         .ok_or(Shape::Malformed)?;
     Ok(Compact {
         header: header_map,
+        // Both parts are ASCII (checked above), so this is a character boundary.
         signing_input: &token[..header.len() + 1 + claims.len()],
         claims,
         signature,

@@ -461,6 +461,10 @@ fn weak_secrets_are_refused_by_each_rule() {
     let cases = [
         ("Xk9#mQ2$vL7&pR4!wN8@zT5^bY3*hJ6", WeakSecret::TooShort),
         ("", WeakSecret::TooShort),
+        (
+            &"Xk9#mQ2$vL7&pR4!wN8@zT5^bY3*hJ6%".repeat(129),
+            WeakSecret::TooLong,
+        ),
         (&"a".repeat(64), WeakSecret::OneCharacter),
         (&"Xk9#mQ2$".repeat(4), WeakSecret::RepeatedPattern),
         (
