@@ -156,7 +156,8 @@ impl SharedSecret {
 }
 
 fn check_strength(secret: &str) -> Result<(), WeakSecret> {
-    let chars: Vec<char> = secret.chars().collect();
+    // Every copy of the secret made here is wiped when the check returns.
+    let chars: Zeroizing<Vec<char>> = Zeroizing::new(secret.chars().collect());
     if chars.len() < MIN_SECRET_CHARS {
         return Err(WeakSecret::TooShort);
     }
@@ -171,11 +172,13 @@ fn check_strength(secret: &str) -> Result<(), WeakSecret> {
     if repeated {
         return Err(WeakSecret::RepeatedPattern);
     }
-    let letters: String = chars
-        .iter()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(char::to_ascii_lowercase)
-        .collect();
+    let letters: Zeroizing<String> = Zeroizing::new(
+        chars
+            .iter()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(char::to_ascii_lowercase)
+            .collect(),
+    );
     if DEFAULT_WORDS.iter().any(|word| letters.contains(word)) {
         return Err(WeakSecret::DefaultWord);
     }
@@ -192,7 +195,7 @@ fn check_strength(secret: &str) -> Result<(), WeakSecret> {
             }
         }
     }
-    let mut distinct = chars.clone();
+    let mut distinct = Zeroizing::new(chars.to_vec());
     distinct.sort_unstable();
     distinct.dedup();
     if distinct.len() < MIN_DISTINCT_CHARS {
@@ -204,7 +207,7 @@ fn check_strength(secret: &str) -> Result<(), WeakSecret> {
 /// Why an Ed25519 seed or public key could not be read. Never holds the text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum KeyTextError {
-    #[error("the key is neither 64 hex characters nor 43 base64url characters")]
+    #[error("the key text has the wrong length for its encoding")]
     BadLength,
     #[error("the key has characters outside its encoding")]
     BadEncoding,
