@@ -8,8 +8,7 @@
 //! always checked, before any claim is believed; the claims are then checked against the
 //! caller's clock (never the system's), with at most 30 s of leeway.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use crate::jose::{self, base64url};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -22,8 +21,6 @@ pub const MAX_LEEWAY_SECONDS: i64 = 30;
 pub const MAX_KEYS: usize = 50;
 /// RSA moduli accepted, in bytes (2048 to 8192 bits).
 const RSA_MODULUS_BYTES: std::ops::RangeInclusive<usize> = 256..=1024;
-/// Header members that would name or carry a key, or change how the token is read.
-const FORBIDDEN_HEADERS: [&str; 5] = ["crit", "jku", "x5u", "jwk", "x5c"];
 
 /// The signature algorithms an ID token may use here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -206,10 +203,6 @@ fn text_member<'a>(entry: &'a Value, name: &str) -> Option<&'a str> {
     entry.get(name).and_then(Value::as_str)
 }
 
-fn base64url(text: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(text).ok()
-}
-
 /// One JWK as a verifying key, or `None` when it cannot be one here.
 fn verifying_key(entry: &Value) -> Option<(String, VerifyingKey)> {
     let kid = text_member(entry, "kid").filter(|kid| !kid.is_empty() && kid.len() <= 256)?;
@@ -269,36 +262,19 @@ pub struct TokenHeader {
 /// Checks the shape and header of `token` without verifying anything else: the caller learns
 /// which key it names (to refresh a key set on an unknown `kid`).
 pub fn read_header(token: &str) -> Result<TokenHeader, Rejection> {
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(Rejection::Oversize);
-    }
-    let parts: Vec<&str> = token.split('.').collect();
-    let [header, claims, signature] = parts.as_slice() else {
-        return Err(Rejection::Malformed);
-    };
-    let base64url_part = |part: &str| {
-        !part.is_empty()
-            && part
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    if !base64url_part(header) || !base64url_part(claims) {
-        return Err(Rejection::Malformed);
-    }
-    let header: Map<String, Value> = base64url(header)
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or(Rejection::Malformed)?;
+    let compact = jose::split(token, MAX_TOKEN_BYTES).map_err(|shape| match shape {
+        jose::Shape::Oversize => Rejection::Oversize,
+        jose::Shape::Malformed => Rejection::Malformed,
+    })?;
+    let header = &compact.header;
     let alg = header
         .get("alg")
         .and_then(Value::as_str)
         .ok_or(Rejection::Malformed)?;
-    if alg.trim().eq_ignore_ascii_case("none") {
+    if jose::alg_is_none(alg) {
         return Err(Rejection::AlgNone);
     }
-    if FORBIDDEN_HEADERS
-        .iter()
-        .any(|name| header.contains_key(*name))
-    {
+    if jose::has_forbidden_member(header) {
         return Err(Rejection::ForbiddenHeader);
     }
     let alg = SigningAlg::from_name(alg).ok_or(Rejection::AlgNotAllowed)?;
@@ -311,7 +287,7 @@ pub fn read_header(token: &str) -> Result<TokenHeader, Rejection> {
         }
     }
     // Only now: an unsigned token (alg none, empty signature) was refused above for its alg.
-    if !base64url_part(signature) {
+    if !jose::is_base64url_part(compact.signature) {
         return Err(Rejection::Malformed);
     }
     let kid = header
@@ -450,12 +426,12 @@ fn check_claims(
 pub mod test_support {
     #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-    use super::URL_SAFE_NO_PAD;
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{
         ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
     };
     use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use hmac::{Hmac, Mac};
     use serde_json::{Value, json};
 

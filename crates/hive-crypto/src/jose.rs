@@ -1,0 +1,77 @@
+//! The parts of reading a compact JWS that every verifier here shares: the size cap, the
+//! three-part shape, the header as a JSON object, `alg: none` in any spelling and the header
+//! members that are never accepted. Each verifier maps these outcomes to its own rejections.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value};
+
+/// Header members that would name or carry a key, or change how the token is read.
+pub(crate) const FORBIDDEN_HEADERS: [&str; 5] = ["crit", "jku", "x5u", "jwk", "x5c"];
+
+/// Why a token could not even be split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Oversize,
+    Malformed,
+}
+
+/// A compact JWS split into its parts, its header parsed; nothing verified yet.
+pub(crate) struct Compact<'a> {
+    pub header: Map<String, Value>,
+    /// `header.claims`, the bytes the signature covers.
+    pub signing_input: &'a str,
+    pub claims: &'a str,
+    /// Not checked yet: an empty one must be refused after the `alg` rules.
+    pub signature: &'a str,
+}
+
+pub(crate) fn base64url(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(text).ok()
+}
+
+/// A non-empty run of the unpadded base64url alphabet.
+pub(crate) fn is_base64url_part(part: &str) -> bool {
+    !part.is_empty()
+        && part
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Refuses tokens over `max_bytes` before decoding anything, then anything but three parts
+/// with a base64url JSON object as header.
+pub(crate) fn split(token: &str, max_bytes: usize) -> Result<Compact<'_>, Shape> {
+    if token.len() > max_bytes {
+        return Err(Shape::Oversize);
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(claims), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Shape::Malformed);
+    };
+    if !is_base64url_part(header) || !is_base64url_part(claims) {
+        return Err(Shape::Malformed);
+    }
+    let header_map: Map<String, Value> = base64url(header)
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or(Shape::Malformed)?;
+    Ok(Compact {
+        header: header_map,
+        // Both parts are ASCII (checked above), so this is a character boundary.
+        signing_input: &token[..header.len() + 1 + claims.len()],
+        claims,
+        signature,
+    })
+}
+
+/// `none`, whatever its case or surrounding whitespace.
+pub(crate) fn alg_is_none(alg: &str) -> bool {
+    alg.trim().eq_ignore_ascii_case("none")
+}
+
+pub(crate) fn has_forbidden_member(header: &Map<String, Value>) -> bool {
+    FORBIDDEN_HEADERS
+        .iter()
+        .any(|name| header.contains_key(*name))
+}
