@@ -313,6 +313,8 @@ pub fn credential_name(credential: &Credential) -> &'static str {
         Credential::ApiToken { .. } => "token",
         Credential::Internal => "internal",
         Credential::Cli => "cli",
+        Credential::Peer { .. } => "federation",
+        Credential::PublicTier { .. } => "public",
     }
 }
 

@@ -16,7 +16,7 @@ pub use book::StreamItem;
 
 use crate::agents::{conformance, visible_to};
 use crate::config::A2aConfig;
-use crate::identity::{AuditEntry, Caller, Identity, IdentityError, RequestMeta};
+use crate::identity::{AuditEntry, Caller, Credential, Identity, IdentityError, RequestMeta};
 use book::{Entry, StoredTask, TaskBook, shaped};
 use card::CardBase;
 use hive_a2a::error::{ErrorCode, RpcError};
@@ -170,8 +170,10 @@ impl Gateway {
     }
 
     /// Whether the caller's role reaches `A2A_JSONRPC_MIN_ROLE`.
+    /// Peers and the public tier are let in by their own gates (federation, the method
+    /// allowlist), not by the local role minimum.
     pub fn may_call(&self, caller: &Caller) -> bool {
-        caller.role >= self.settings.min_role
+        caller.is_remote() || caller.role >= self.settings.min_role
     }
 
     /// The agent, if the caller (none: anonymous) may see it; anonymous callers see public
@@ -277,9 +279,16 @@ impl Gateway {
             Ok(Reply::Unary(result)) => result.as_ref().as_ref().err().map(|error| error.code),
             _ => None,
         };
+        let (action, peer_subject) = match &caller.credential {
+            Credential::Peer { subject, .. } => {
+                ("mesh.federation.inbound_jsonrpc", Some(subject.as_str()))
+            }
+            Credential::PublicTier { .. } => ("mesh.a2a.public_tier.call", None),
+            _ => ("a2a.call", None),
+        };
         let entry = AuditEntry {
             actor: caller.actor(),
-            action: "a2a.call",
+            action,
             target: agent_seen.map(|id: Uuid| format!("agent:{id}")),
             outcome: match outcome {
                 "ok" | "stream" => AuditOutcome::Success,
@@ -294,6 +303,10 @@ impl Gateway {
                 "durationMs": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             }),
         };
+        let mut entry = entry;
+        if let (Some(subject), Some(detail)) = (peer_subject, entry.detail.as_object_mut()) {
+            detail.insert("peerSubject".to_owned(), subject.into());
+        }
         // A call whose record cannot be written is not answered as if it had been.
         if self.identity.audit(entry, meta, true).await.is_err() {
             return Err(GatewayError::Unavailable);

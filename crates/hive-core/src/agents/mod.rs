@@ -7,7 +7,7 @@
 
 pub mod conformance;
 
-use crate::identity::{AuditEntry, Caller, Identity, IdentityError, RequestMeta};
+use crate::identity::{AuditEntry, Caller, Credential, Identity, IdentityError, RequestMeta};
 use hive_proto::SharedClock;
 pub use hive_proto::agents::Skill;
 use hive_proto::agents::{AgentKind, AgentStatus, AgentVisibility};
@@ -332,15 +332,20 @@ impl Agents {
     }
 }
 
-/// Whether `caller` (a local caller: session, API token or internal token) may see and call
-/// `agent`: admins (and the internal token) every agent, the owner their own, everyone else a
-/// `federation` or `public` agent. A `private` agent is its owner's and the admins' alone.
-/// Federated peers and the public tier reach only `federation` and `public` agents through
-/// their own rules.
+/// Whether `caller` may see and call `agent`. A local caller (session, API token, internal
+/// token): admins (and the internal token) every agent, the owner their own, everyone else a
+/// `federation` or `public` agent. A federated peer: `federation` and `public` agents. The
+/// public tier: `public` agents only. A `private` agent is its owner's and the admins' alone.
 pub fn visible_to(caller: &Caller, agent: &AgentRow) -> bool {
-    caller.is_admin()
-        || caller.user_id() == Some(agent.owner_id)
-        || agent.visibility != AgentVisibility::Private
+    match caller.credential {
+        Credential::Peer { .. } => agent.visibility != AgentVisibility::Private,
+        Credential::PublicTier { .. } => agent.visibility == AgentVisibility::Public,
+        _ => {
+            caller.is_admin()
+                || caller.user_id() == Some(agent.owner_id)
+                || agent.visibility != AgentVisibility::Private
+        }
+    }
 }
 
 /// The skills of a stored agent (an unreadable column reads as none).

@@ -240,7 +240,7 @@ fn read_small_file(variable: &str, path: &str, limit: u64) -> Result<String, Con
 }
 
 /// A secret read from a file: one trailing newline (what editors and `echo` add) is dropped.
-fn read_secret_file(variable: &str, path: &str) -> Result<String, ConfigError> {
+pub(super) fn read_secret_file(variable: &str, path: &str) -> Result<String, ConfigError> {
     let content = read_small_file(variable, path, 64 * 1024)?;
     let trimmed = content
         .strip_suffix('\n')

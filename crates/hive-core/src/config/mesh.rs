@@ -3,13 +3,15 @@
 //! `MESH_WAN_*`). Everything here is off unless configured, and a half-configured feature
 //! stops the process rather than running open.
 
-use super::load::{Sources, invalid, parse_networks, weakness};
+use super::load::{Sources, invalid, parse_networks, read_secret_file, weakness};
 use super::{
     ConfigError, FederationConfig, FederationKeyMode, FederationPeer, MeshConfig, NatsConfig,
     PublicApiKey, PublicTierConfig, WanConfig,
 };
 use hive_a2a::jsonrpc::{Method, Version};
+use hive_crypto::federation::{Ed25519Seed, SharedSecret};
 use secrecy::ExposeSecret;
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
@@ -73,36 +75,24 @@ fn federation(
         None => Vec::new(),
         Some(raw) => peer_origins(&raw, production, own_origin)?,
     };
-    if let Some(secret) = &shared_secret {
-        let text = secret.expose_secret();
-        if text.chars().count() < 32 {
-            return Err(invalid(
-                "MESH_FEDERATION_SHARED_SECRET",
-                "must be at least 32 characters",
-            ));
-        }
-        // Refused in every environment: a guessable mesh secret lets anyone act as a peer.
-        if let Some(why) = weakness(text) {
-            return Err(invalid(
-                "MESH_FEDERATION_SHARED_SECRET",
-                format!("{why}; use a random value (e.g. `openssl rand -hex 32`)"),
-            ));
-        }
-    }
-    let mode = match (&seed_file, &shared_secret) {
-        (Some(path), _) => FederationKeyMode::Ed25519 {
-            seed_file: path.trim().into(),
-        },
-        (None, Some(_)) => FederationKeyMode::SharedSecret,
-        (None, None) => {
-            return Err(invalid(
-                "MESH_FEDERATION_ENABLED",
-                "federation needs MESH_FEDERATION_ED25519_SEED_FILE (recommended) or MESH_FEDERATION_SHARED_SECRET",
-            ));
-        }
+    // Refused in every environment: a guessable mesh secret lets anyone act as a peer.
+    let shared_key = match &shared_secret {
+        None => None,
+        Some(secret) => Some(Arc::new(
+            SharedSecret::new(secret.expose_secret()).map_err(|why| {
+                invalid(
+                    "MESH_FEDERATION_SHARED_SECRET",
+                    format!("{why}; use a random value (e.g. `openssl rand -hex 32`)"),
+                )
+            })?,
+        )),
     };
+    let ed25519 = seed_file.is_some();
+    if !ed25519 && shared_key.is_none() {
+        return Err(no_key());
+    }
     if let Some(raw) = peer_keys_raw {
-        if !matches!(mode, FederationKeyMode::Ed25519 { .. }) {
+        if !ed25519 {
             return Err(invalid(
                 "MESH_FEDERATION_PEER_KEYS",
                 "pinned peer keys need MESH_FEDERATION_ED25519_SEED_FILE (Ed25519 mode)",
@@ -122,7 +112,7 @@ fn federation(
             "needs MESH_FEDERATION_SHARED_SECRET",
         ));
     }
-    if matches!(mode, FederationKeyMode::Ed25519 { .. }) {
+    if ed25519 {
         for peer in peers.iter().filter(|peer| peer.public_key.is_none()) {
             warnings.push(format!(
                 "federation peer {} has no key in MESH_FEDERATION_PEER_KEYS: it can be called but cannot call in",
@@ -141,8 +131,10 @@ fn federation(
         );
     }
     let audience = match audience.map(|raw| raw.trim().to_owned()) {
-        None => own_origin.to_owned(),
-        Some(raw) if (1..=255).contains(&raw.len()) && !raw.chars().any(char::is_control) => raw,
+        None => None,
+        Some(raw) if (1..=255).contains(&raw.len()) && !raw.chars().any(char::is_control) => {
+            Some(raw)
+        }
         Some(_) => {
             return Err(invalid(
                 "MESH_FEDERATION_JWT_AUDIENCE",
@@ -150,10 +142,19 @@ fn federation(
             ));
         }
     };
+    // Read last: every other mistake is named before a file is opened.
+    let mode = match (seed_file, &shared_key) {
+        (Some(path), _) => FederationKeyMode::Ed25519 {
+            seed: Arc::new(read_seed(path.trim(), production, warnings)?),
+        },
+        (None, Some(key)) => FederationKeyMode::SharedSecret(Arc::clone(key)),
+        (None, None) => return Err(no_key()),
+    };
     Ok(Some(FederationConfig {
         peers,
         mode,
         shared_secret,
+        shared_key,
         audience,
         jwt_ttl,
         leeway,
@@ -164,6 +165,45 @@ fn federation(
         proxy_timeout,
         inbound_allowlist,
     }))
+}
+
+fn no_key() -> ConfigError {
+    invalid(
+        "MESH_FEDERATION_ENABLED",
+        "federation needs MESH_FEDERATION_ED25519_SEED_FILE (recommended) or MESH_FEDERATION_SHARED_SECRET",
+    )
+}
+
+/// This instance's Ed25519 seed: 64 hex characters (or base64url) in a file only its owner
+/// may read — in production anything looser is refused, elsewhere warned about.
+fn read_seed(
+    path: &str,
+    production: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Ed25519Seed, ConfigError> {
+    const NAME: &str = "MESH_FEDERATION_ED25519_SEED_FILE";
+    let text = read_secret_file(NAME, path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| invalid(NAME, format!("cannot read {path}: {}", e.kind())))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            let why = format!("{path} may be read by other users (chmod 600 it)");
+            if production {
+                return Err(invalid(NAME, why));
+            }
+            warnings.push(format!("{NAME}: {why}"));
+        }
+    }
+    Ed25519Seed::parse(&text).map_err(|_| {
+        invalid(
+            NAME,
+            format!("{path} does not hold an Ed25519 seed (64 hex characters); `hive mesh keygen` writes one"),
+        )
+    })
 }
 
 /// An origin as a peer list names it: `scheme://host[:port]`, nothing else. https, or http
@@ -493,8 +533,8 @@ mod tests {
         let fed = config.mesh.federation.unwrap();
         let origins: Vec<&str> = fed.peers.iter().map(|p| p.origin.as_str()).collect();
         assert_eq!(origins, [B, C]);
-        assert_eq!(fed.mode, FederationKeyMode::SharedSecret);
-        assert_eq!(fed.audience, "http://127.0.0.2:8080");
+        assert!(matches!(fed.mode, FederationKeyMode::SharedSecret(_)));
+        assert_eq!(fed.audience, None);
         assert_eq!(fed.jwt_ttl.as_secs(), 300);
         assert_eq!(fed.leeway.as_secs(), 30);
         assert!(fed.require_audience && fed.require_jti);
@@ -636,18 +676,39 @@ mod tests {
     #[test]
     fn ed25519_mode_pins_each_peer_key() {
         let key = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+        let dir = tempfile::tempdir().unwrap();
+        let seed_path = dir.path().join("federation.seed");
+        std::fs::write(&seed_path, format!("{}\n", "9d".repeat(32))).unwrap();
+        let seed_file = seed_path.to_str().unwrap();
+        // Readable by others: refused in production, warned about here.
+        let mut loose = std::fs::metadata(&seed_path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut loose, 0o644);
+        std::fs::set_permissions(&seed_path, loose).unwrap();
+        let warned = federation(&[("MESH_FEDERATION_ED25519_SEED_FILE", seed_file)]).unwrap();
+        assert!(
+            warned.warnings.iter().any(|w| w.contains("chmod 600")),
+            "{:?}",
+            warned.warnings
+        );
+        let mut private = std::fs::metadata(&seed_path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut private, 0o600);
+        std::fs::set_permissions(&seed_path, private).unwrap();
         let config = federation(&[
             ("MESH_FEDERATION_PEERS", &format!("{B},{C}")),
-            (
-                "MESH_FEDERATION_ED25519_SEED_FILE",
-                "/etc/hive/federation.seed",
-            ),
+            ("MESH_FEDERATION_ED25519_SEED_FILE", seed_file),
             ("MESH_FEDERATION_PEER_KEYS", &format!("{B}/={key}")),
             ("MESH_FEDERATION_INBOUND_ALLOWLIST", "127.0.0.0/8, ::1"),
         ])
         .unwrap();
         let fed = config.mesh.federation.unwrap();
-        assert!(matches!(fed.mode, FederationKeyMode::Ed25519 { .. }));
+        let FederationKeyMode::Ed25519 { seed } = &fed.mode else {
+            panic!("not Ed25519 mode")
+        };
+        assert_eq!(seed.public_key().len(), 32);
+        assert!(!config.warnings.iter().any(|w| w.contains("chmod 600")));
+        std::fs::write(&seed_path, "not a seed").unwrap();
+        let error = federation(&[("MESH_FEDERATION_ED25519_SEED_FILE", seed_file)]).unwrap_err();
+        assert_eq!(error.variable, "MESH_FEDERATION_ED25519_SEED_FILE");
         assert!(fed.peers[0].public_key.is_some());
         assert!(fed.peers[1].public_key.is_none());
         assert_eq!(fed.inbound_allowlist.len(), 2);

@@ -15,6 +15,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
@@ -223,13 +224,15 @@ pub struct MeshConfig {
 }
 
 /// How this instance signs the tokens it presents to peers, and how it checks theirs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum FederationKeyMode {
     /// HS256 with `MESH_FEDERATION_SHARED_SECRET`: every peer holds the same key.
-    SharedSecret,
-    /// EdDSA with this instance's seed (`MESH_FEDERATION_ED25519_SEED_FILE`, read at start)
-    /// and each peer's pinned public key (`MESH_FEDERATION_PEER_KEYS`).
-    Ed25519 { seed_file: PathBuf },
+    SharedSecret(Arc<hive_crypto::federation::SharedSecret>),
+    /// EdDSA with this instance's seed (read from `MESH_FEDERATION_ED25519_SEED_FILE` at
+    /// start) and each peer's pinned public key (`MESH_FEDERATION_PEER_KEYS`).
+    Ed25519 {
+        seed: Arc<hive_crypto::federation::Ed25519Seed>,
+    },
 }
 
 /// One peer of `MESH_FEDERATION_PEERS`.
@@ -247,11 +250,13 @@ pub struct FederationConfig {
     /// `MESH_FEDERATION_PEERS`, in order (a peer's index is its position).
     pub peers: Vec<FederationPeer>,
     pub mode: FederationKeyMode,
-    /// `MESH_FEDERATION_SHARED_SECRET`: the HS256 key, and the legacy header's value.
+    /// `MESH_FEDERATION_SHARED_SECRET`: the legacy header's value…
     pub shared_secret: Option<SecretString>,
-    /// `MESH_FEDERATION_JWT_AUDIENCE` (default the `AUTH_URL` origin): the `aud` inbound
-    /// tokens must carry, and the one outbound tokens carry when set.
-    pub audience: String,
+    /// …and, checked for strength, the HS256 key.
+    pub shared_key: Option<Arc<hive_crypto::federation::SharedSecret>>,
+    /// `MESH_FEDERATION_JWT_AUDIENCE`: one audience for the whole mesh. Unset, inbound tokens
+    /// must name the `AUTH_URL` origin and outbound ones name the peer's origin.
+    pub audience: Option<String>,
     /// `MESH_FEDERATION_JWT_TTL_SECONDS` (default 300, 30..=3600).
     pub jwt_ttl: Duration,
     /// `MESH_FEDERATION_JWT_CLOCK_SKEW_LEEWAY_SECONDS` (default 30, 0..=300).

@@ -194,6 +194,16 @@ pub enum Credential {
     Internal,
     /// The `hive` command on the server's own machine.
     Cli,
+    /// A federated peer instance, proven by its federation token (or the legacy shared
+    /// secret). Exists only for the A2A JSON-RPC call it came with.
+    Peer {
+        /// The peer's origin (`iss`); `legacy` for the shared-secret header, which names none.
+        origin: String,
+        /// Who at the peer made the call (`sub`).
+        subject: String,
+    },
+    /// The anonymous public tier, with the name of its API key when it presented one.
+    PublicTier { key: Option<String> },
 }
 
 /// An authenticated caller: the user (none for the internal token) and the role in effect.
@@ -212,6 +222,9 @@ impl Caller {
             (Credential::ApiToken { token_id, .. }, _) => format!("token:{token_id}"),
             (Credential::Internal, _) => "internal".to_owned(),
             (Credential::Cli, _) => "cli".to_owned(),
+            (Credential::Peer { origin, .. }, _) => format!("federation:{origin}"),
+            (Credential::PublicTier { key: Some(key) }, _) => format!("public-key:{key}"),
+            (Credential::PublicTier { key: None }, _) => "public".to_owned(),
             (Credential::Session { .. }, Some(user)) => format!("user:{}", user.id),
             (Credential::Session { .. }, None) => "anonymous".to_owned(),
         }
@@ -248,6 +261,34 @@ impl Caller {
         match &self.credential {
             Credential::ApiToken { scopes, .. } => scopes.is_empty() || scopes.contains(&scope),
             _ => true,
+        }
+    }
+
+    /// A federated peer or the public tier: callers from outside that reach only the agents
+    /// shared with them, never an account's objects.
+    pub fn is_remote(&self) -> bool {
+        matches!(
+            self.credential,
+            Credential::Peer { .. } | Credential::PublicTier { .. }
+        )
+    }
+
+    /// A federated peer, for the A2A call it came with. Its role is the lowest: it owns
+    /// nothing and is no admin; what it may reach is decided by [`Credential::Peer`].
+    pub fn peer(origin: String, subject: String) -> Self {
+        Self {
+            user: None,
+            role: Role::Viewer,
+            credential: Credential::Peer { origin, subject },
+        }
+    }
+
+    /// An anonymous caller of the public tier (with its API key's name, if any).
+    pub fn public_tier(key: Option<String>) -> Self {
+        Self {
+            user: None,
+            role: Role::Viewer,
+            credential: Credential::PublicTier { key },
         }
     }
 
