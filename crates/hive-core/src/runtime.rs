@@ -34,6 +34,8 @@ pub enum StartError {
     Identity(#[from] crate::identity::IdentityError),
     #[error("egress: {0}")]
     Egress(String),
+    #[error(transparent)]
+    Federation(#[from] crate::federation::FederationStartError),
     #[error("the secrets step stopped unexpectedly")]
     Interrupted,
 }
@@ -73,6 +75,10 @@ pub struct Hive {
     pub agent_lifecycle: Arc<crate::agent_lifecycle::AgentLifecycle>,
     /// The A2A gateway: agent cards, JSON-RPC calls, the tasks of agents that run inside Hive.
     pub gateway: Arc<crate::a2a::Gateway>,
+    /// Federation with peer instances (`MESH_FEDERATION_ENABLED=true`).
+    pub federation: Option<Arc<crate::federation::Federation>>,
+    /// The anonymous public tier (`A2A_PUBLIC_JSONRPC_ENABLED=true`).
+    pub public_tier: Option<Arc<crate::public_tier::PublicTier>>,
     /// Chat with agents: conversations and their history.
     pub conversations: Arc<crate::conversations::Conversations>,
     /// Registration of remote agents from their agent cards.
@@ -265,6 +271,31 @@ impl Hive {
             Arc::clone(&identity),
             Arc::clone(&clock),
         ));
+        let federation = match config.mesh.federation.clone() {
+            None => None,
+            Some(settings) => {
+                let parts = crate::federation::FederationParts {
+                    settings,
+                    own_origin: config.public_origin(),
+                    replay: Arc::clone(&state.replay),
+                    egress: Arc::clone(&egress),
+                    identity: Arc::clone(&identity),
+                    clock: Arc::clone(&clock),
+                };
+                match crate::federation::Federation::new(parts) {
+                    Ok(federation) => Some(Arc::new(federation)),
+                    Err(error) => {
+                        store.close().await;
+                        return Err(error.into());
+                    }
+                }
+            }
+        };
+        let public_tier = config
+            .mesh
+            .public_tier
+            .clone()
+            .map(|settings| Arc::new(crate::public_tier::PublicTier::new(settings)));
         // A stored list that cannot be read leaves the operator's list alone in force.
         if let Err(error) = settings.reload().await {
             tracing::warn!(%error, "the stored security settings were not applied at start");
@@ -281,6 +312,8 @@ impl Hive {
             agent_import,
             agent_lifecycle,
             gateway,
+            federation,
+            public_tier,
             conversations,
             push_configs,
             mfa,

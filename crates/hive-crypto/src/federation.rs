@@ -122,7 +122,8 @@ const MIN_DISTINCT_CHARS: usize = 10;
 /// placeholder, replaceme, insecure, qwerty, letmein (ASCII case and punctuation ignored); a run
 /// of 8 consecutive (`01234567`, `abcdefgh`, `hgfedcba`) or identical characters; fewer than
 /// 10 distinct characters. A generated secret (`openssl rand -hex 32`, or base64url of 32
-/// random bytes) passes.
+/// random bytes) passes. A clone is zeroized on drop too.
+#[derive(Clone)]
 pub struct SharedSecret {
     secret: Zeroizing<Vec<u8>>,
     kid: String,
@@ -218,7 +219,8 @@ pub enum KeyTextError {
 }
 
 /// The 32-byte seed of this instance's Ed25519 signing key. Zeroized on drop; `Debug` shows
-/// only the key id.
+/// only the key id. A clone is zeroized on drop too.
+#[derive(Clone)]
 pub struct Ed25519Seed {
     seed: Zeroizing<[u8; 32]>,
     public_key: [u8; 32],

@@ -46,6 +46,10 @@ pub enum ErrorCode {
     Internal,
     ServiceUnavailable,
     RequestTimeout,
+    /// An upstream (a federation peer) answered wrongly or could not be reached.
+    BadGateway,
+    /// An upstream did not answer in time.
+    GatewayTimeout,
 }
 
 impl ErrorCode {
@@ -70,6 +74,8 @@ impl ErrorCode {
             Self::Internal => "internal_error",
             Self::ServiceUnavailable => "service_unavailable",
             Self::RequestTimeout => "request_timeout",
+            Self::BadGateway => "bad_gateway",
+            Self::GatewayTimeout => "gateway_timeout",
         }
     }
 
@@ -90,6 +96,8 @@ impl ErrorCode {
             Self::RateLimited => 429,
             Self::Internal => 500,
             Self::ServiceUnavailable | Self::RequestTimeout => 503,
+            Self::BadGateway => 502,
+            Self::GatewayTimeout => 504,
         }
     }
 
@@ -104,7 +112,9 @@ impl ErrorCode {
             413 => Self::PayloadTooLarge,
             415 => Self::UnsupportedMediaType,
             429 => Self::RateLimited,
+            502 => Self::BadGateway,
             503 => Self::ServiceUnavailable,
+            504 => Self::GatewayTimeout,
             500..=599 => Self::Internal,
             _ => Self::BadRequest,
         }
@@ -140,6 +150,8 @@ impl ErrorCode {
             Self::Internal => "Internal error.",
             Self::ServiceUnavailable => "The service is unavailable; retry later.",
             Self::RequestTimeout => "The request took too long.",
+            Self::BadGateway => "The upstream could not be reached or answered wrongly.",
+            Self::GatewayTimeout => "The upstream did not answer in time.",
         }
     }
 }
@@ -180,6 +192,8 @@ mod tests {
             ErrorCode::UnsupportedMediaType,
             ErrorCode::RateLimited,
             ErrorCode::ServiceUnavailable,
+            ErrorCode::BadGateway,
+            ErrorCode::GatewayTimeout,
         ] {
             assert_eq!(ErrorCode::for_status(code.status()), code);
         }

@@ -10,6 +10,7 @@ pub mod conversations;
 pub mod error;
 pub mod health;
 pub mod identity;
+pub mod mesh;
 pub mod mfa;
 pub mod passkeys;
 pub mod redact;

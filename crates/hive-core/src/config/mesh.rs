@@ -410,7 +410,7 @@ fn api_keys(raw: &str) -> Result<Vec<PublicApiKey>, ConfigError> {
                 })?
             }
             None if key.chars().count() >= 32 && weakness(key).is_none() => {
-                hex::decode(hive_crypto::sha256_hex(key.as_bytes())).unwrap_or_default()
+                hive_crypto::sha256(key.as_bytes()).to_vec()
             }
             None => {
                 return Err(invalid(
