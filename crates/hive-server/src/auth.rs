@@ -183,7 +183,11 @@ pub async fn authenticate(
     let identity = &state.hive.identity;
     let https = state.hive.config.served_over_https();
     let headers = request.headers();
-    let resolved = if let Some(token) = bearer(headers) {
+    // A peer's call is authenticated by the mesh layer of the JSON-RPC routes alone: no
+    // fallback to a bearer token or cookie, and anywhere else it is anonymous.
+    let resolved = if crate::routes::has_federation_headers(headers) {
+        Ok(None)
+    } else if let Some(token) = bearer(headers) {
         identity.authenticate_bearer(token).await
     } else if let Some(token) = cookie_token(headers, session_cookie_name(https)) {
         if is_write(request.method()) && !origin_allowed(headers, &state) {

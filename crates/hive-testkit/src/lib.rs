@@ -127,9 +127,30 @@ pub struct TestServerBuilder {
     vars: Vec<(String, String)>,
     extra_routes: Router<AppState>,
     public_host: Option<String>,
+    listener: Option<TcpListener>,
+}
+
+/// A listener on `ip` (any port), bound before the server that will use it starts, so that
+/// several servers can be configured with each other's origins (a federation mesh on
+/// 127.0.0.2, 127.0.0.3…: the whole 127/8 range is loopback).
+pub async fn reserve_listener(ip: &str) -> TcpListener {
+    TcpListener::bind((ip, 0))
+        .await
+        .unwrap_or_else(|error| panic!("bind {ip}:0: {error}"))
+}
+
+/// The `http://ip:port` origin a reserved listener will serve.
+pub fn origin_of(listener: &TcpListener) -> String {
+    format!("http://{}", listener.local_addr().expect("local address"))
 }
 
 impl TestServerBuilder {
+    /// Serves on `listener` (from [`reserve_listener`]); its address is the server's origin.
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
     /// Adds a configuration variable (as if set in the environment). A secret one becomes a
     /// canary of the leak check.
     pub fn var(mut self, name: &str, value: &str) -> Self {
@@ -154,11 +175,16 @@ impl TestServerBuilder {
 
     pub async fn start(self) -> TestServer {
         let env = TestEnvironment::new(self.backend).await;
-        TestServer::start_as(
+        let listener = match self.listener {
+            Some(listener) => listener,
+            None => reserve_listener("127.0.0.1").await,
+        };
+        TestServer::start_on(
             env,
             self.vars,
             self.extra_routes,
             self.public_host.as_deref(),
+            listener,
         )
         .await
     }
@@ -292,6 +318,7 @@ impl TestServer {
             vars: Vec::new(),
             extra_routes: Router::new(),
             public_host: None,
+            listener: None,
         }
     }
 
@@ -316,9 +343,17 @@ impl TestServer {
         extra_routes: Router<AppState>,
         public_host: Option<&str>,
     ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
+        let listener = reserve_listener("127.0.0.1").await;
+        Self::start_on(environment, vars, extra_routes, public_host, listener).await
+    }
+
+    async fn start_on(
+        environment: TestEnvironment,
+        vars: Vec<(String, String)>,
+        extra_routes: Router<AppState>,
+        public_host: Option<&str>,
+        listener: TcpListener,
+    ) -> Self {
         let address = listener.local_addr().expect("local address");
         let base_url = format!("http://{address}");
         let origin = match public_host {

@@ -66,6 +66,15 @@ pub(crate) async fn enforce(
     let caller = request.extensions().get::<hive_core::identity::Caller>();
     let key = match (policy.scope, caller) {
         (Scope::ClientIp, _) => ip,
+        // Anonymous public-tier callers share no principal: each address is its own.
+        (Scope::Principal, Some(caller))
+            if matches!(
+                caller.credential,
+                hive_core::identity::Credential::PublicTier { key: None }
+            ) =>
+        {
+            format!("public:{ip}")
+        }
         // One bucket per account, however many tokens it uses.
         (Scope::Principal, Some(caller)) => caller
             .user_id()

@@ -145,6 +145,24 @@ pub async fn instance_rpc(
     rpc(state, meta, caller, ip, headers, body, Target::Instance).await
 }
 
+/// `POST /api/a2a/jsonrpc/public`: the instance endpoint for the public tier alone (its
+/// caller was set by the mesh layer; without the public tier the route answers 404 there).
+pub async fn public_rpc(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    caller: Option<axum::Extension<Caller>>,
+    ip: Option<axum::Extension<ClientIp>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match optional_caller(caller) {
+        Some(caller) if caller.is_remote() => {
+            rpc(state, meta, caller, ip, headers, body, Target::Instance).await
+        }
+        _ => ApiError::of(ErrorCode::Unauthenticated).into_response(),
+    }
+}
+
 pub async fn agent_rpc(
     State(state): State<AppState>,
     Meta(meta): Meta,

@@ -9,6 +9,8 @@ mod auth;
 mod conversations;
 mod events;
 mod health;
+mod mesh;
+pub(crate) use mesh::has_federation_headers;
 mod mfa;
 mod oidc;
 mod passkeys;
@@ -46,6 +48,8 @@ pub struct RouteEntry {
 struct Route {
     entry: RouteEntry,
     handler: MethodRouter<AppState>,
+    /// A JSON-RPC route that federated peers and the public tier may call too.
+    mesh: bool,
 }
 
 fn route<H, T>(
@@ -73,6 +77,7 @@ where
             owned: false,
         },
         handler: on(filter, handler),
+        mesh: false,
     }
 }
 
@@ -98,6 +103,12 @@ impl Route {
     /// The token scope the route needs, instead of the one its method implies.
     fn scope(mut self, scope: TokenScope) -> Self {
         self.entry.rule.scope = Some(scope);
+        self
+    }
+
+    /// Opens the route to federated peers and the public tier ([`mesh::admit`]).
+    fn mesh_entry(mut self) -> Self {
+        self.mesh = true;
         self
     }
 
@@ -184,10 +195,13 @@ fn routes_declared() -> Vec<Route> {
         // execute scope and at least A2A_JSONRPC_MIN_ROLE (checked by the handler).
         route(M::GET, "/.well-known/agent-card.json", PUBLIC, Some("a2a"), a2a::instance_card),
         route(M::GET, "/api/a2a/agents/{id}/agent-card.json", PUBLIC, Some("a2a"), a2a::agent_card),
-        route(M::POST, "/api/a2a/jsonrpc", VIEWER, Some("a2a"), a2a::instance_rpc).scope(TokenScope::Execute),
-        route(M::POST, "/api/a2a/jsonrpc/", VIEWER, Some("a2a"), a2a::instance_rpc).scope(TokenScope::Execute),
-        route(M::POST, "/api/a2a/agents/{id}/jsonrpc", VIEWER, Some("a2a"), a2a::agent_rpc).scope(TokenScope::Execute),
-        route(M::POST, "/api/a2a/agents/{id}/jsonrpc/", VIEWER, Some("a2a"), a2a::agent_rpc).scope(TokenScope::Execute),
+        // Peers (a federation token) and the public tier (when on) are admitted by the mesh
+        // layers before the rule; the public tier also has its own endpoint.
+        route(M::POST, "/api/a2a/jsonrpc", VIEWER, Some("a2a"), a2a::instance_rpc).scope(TokenScope::Execute).mesh_entry(),
+        route(M::POST, "/api/a2a/jsonrpc/", VIEWER, Some("a2a"), a2a::instance_rpc).scope(TokenScope::Execute).mesh_entry(),
+        route(M::POST, "/api/a2a/jsonrpc/public", PUBLIC, Some("a2a"), a2a::public_rpc).mesh_entry(),
+        route(M::POST, "/api/a2a/agents/{id}/jsonrpc", VIEWER, Some("a2a"), a2a::agent_rpc).scope(TokenScope::Execute).mesh_entry(),
+        route(M::POST, "/api/a2a/agents/{id}/jsonrpc/", VIEWER, Some("a2a"), a2a::agent_rpc).scope(TokenScope::Execute).mesh_entry(),
         route(M::GET, "/api/v1/a2a/status", VIEWER, None, a2a::status),
         // Chat with an agent the caller may call (an A2A call: the execute scope), and the
         // caller's own conversations.
@@ -196,6 +210,11 @@ fn routes_declared() -> Vec<Route> {
         route(M::GET, "/api/v1/conversations/{id}", VIEWER, None, conversations::get).owned(),
         route(M::GET, "/api/v1/conversations/{id}/messages", VIEWER, None, conversations::messages).owned(),
         route(M::DELETE, "/api/v1/conversations/{id}", VIEWER, None, conversations::delete).owned(),
+        // Federation: what this instance publishes of itself, its peers, and calls to them.
+        route(M::GET, "/.well-known/hive-mesh.json", PUBLIC, Some("a2a"), mesh::descriptor),
+        route(M::GET, "/api/v1/mesh/federation/status", VIEWER, None, mesh::status),
+        route(M::GET, "/api/v1/mesh/federation/directory", VIEWER, None, mesh::directory),
+        route(M::POST, "/api/v1/mesh/federation/proxy/jsonrpc", OPERATOR, None, mesh::proxy),
         // The live event stream, filtered to what the caller may see.
         route(M::GET, "/api/v1/events", VIEWER, None, events::stream),
         // Administration.
@@ -237,7 +256,12 @@ async fn route_rate_limit(
 
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     let mut router = Router::new();
-    for Route { entry, handler } in routes_declared() {
+    for Route {
+        entry,
+        handler,
+        mesh: mesh_entry,
+    } in routes_declared()
+    {
         let mut handler =
             handler.route_layer(from_fn_with_state((state.clone(), entry.rule), authorize));
         if let Some(policy) = entry.rate_limit {
@@ -245,6 +269,12 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
                 (state.clone(), policy),
                 route_rate_limit,
             ));
+        }
+        // Outermost: peers and the public tier are counted per address, then admitted.
+        if mesh_entry {
+            handler = handler
+                .route_layer(from_fn_with_state(state.clone(), mesh::admit))
+                .route_layer(from_fn_with_state(state.clone(), mesh::limit));
         }
         router = router.route(entry.path, handler);
     }

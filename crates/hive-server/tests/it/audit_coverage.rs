@@ -16,6 +16,9 @@ const NEW_PASSWORD: &str = "a different long passphrase";
 /// The mutating routes in the order the walk takes them, each with the actions of the records
 /// it writes, in order (none: a POST that only reads). Most write one; an MFA change also
 /// records the sessions it ends and the codes it issues.
+/// The walk's mesh secret, shared with its peer instance.
+const MESH_SECRET: &str = "Wn5rK8pT2vX7qL4mZ9cB3hF6jD1gS0yA";
+
 const WALK: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/v1/setup", &["setup.create_admin"]),
     ("POST", "/api/v1/auth/login", &["auth.login"]),
@@ -71,6 +74,18 @@ const WALK: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/a2a/jsonrpc/", &["a2a.call"]),
     ("POST", "/api/a2a/agents/{id}/jsonrpc", &["a2a.call"]),
     ("POST", "/api/a2a/agents/{id}/jsonrpc/", &["a2a.call"]),
+    // The public tier's own endpoint: an anonymous call, recorded as such.
+    (
+        "POST",
+        "/api/a2a/jsonrpc/public",
+        &["mesh.a2a.public_tier.call"],
+    ),
+    // A call through the federation proxy to the walk's peer instance.
+    (
+        "POST",
+        "/api/v1/mesh/federation/proxy/jsonrpc",
+        &["mesh.federation.proxy_jsonrpc"],
+    ),
     // A chat message is an A2A call (its contents stay out of the record).
     ("POST", "/api/v1/agents/{id}/chat", &["a2a.call"]),
     (
@@ -428,6 +443,34 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
                 .send(server, Method::POST, &agent_path, None)
                 .await
         }
+        ("POST", "/api/a2a/jsonrpc/public") => {
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "GetExtendedAgentCard"});
+            let response = server
+                .client
+                .request(Method::POST, path)
+                .header("A2A-Version", "1.0")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let (status, answer) = read(response).await;
+            assert!(answer["result"]["name"].is_string(), "{answer}");
+            return status;
+        }
+        ("POST", "/api/v1/mesh/federation/proxy/jsonrpc") => {
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "GetExtendedAgentCard"});
+            let response = admin
+                .unwrap()
+                .request(server, Method::POST, &format!("{path}?peerIndex=0"))
+                .header("A2A-Version", "1.0")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let (status, answer) = read(response).await;
+            assert!(answer["result"]["name"].is_string(), "{answer}");
+            return status;
+        }
         ("POST", a2a) if a2a.starts_with("/api/a2a/") => {
             let rpc_path = path.replace("{id}", &walk.agent_id);
             let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
@@ -686,12 +729,36 @@ async fn every_mutating_route_leaves_the_records_of_its_changes() {
                 "protocolBinding": "JSONRPC", "protocolVersion": "1.0" }],
         });
         let host = hive_testkit::agent_card::CardHost::start(card).await;
+        // A peer instance for the federation proxy (paired by a shared secret).
+        let listener = hive_testkit::reserve_listener("127.0.0.1").await;
+        let own_origin = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+        let peer = identity_builder(
+            backend,
+            &[
+                ("MESH_FEDERATION_ENABLED", "true"),
+                ("MESH_FEDERATION_SHARED_SECRET", MESH_SECRET),
+                ("MESH_FEDERATION_PEERS", &own_origin),
+            ],
+        )
+        .start()
+        .await;
+        let allowlist = format!(
+            "{},{}",
+            host.allowlist_entry(),
+            peer.base_url.trim_start_matches("http://")
+        );
         let vars = [
             ("ALLOW_PUBLIC_REGISTRATION", "true"),
-            ("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &host.allowlist_entry()),
+            ("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &allowlist),
+            ("MESH_FEDERATION_ENABLED", "true"),
+            ("MESH_FEDERATION_SHARED_SECRET", MESH_SECRET),
+            ("MESH_FEDERATION_PEERS", &peer.base_url),
+            ("A2A_PUBLIC_JSONRPC_ENABLED", "true"),
+            ("A2A_PUBLIC_JSONRPC_ALLOWED_METHODS", "GetExtendedAgentCard"),
         ];
         let server = identity_builder(backend, &vars)
             .public_host("localhost")
+            .listener(listener)
             .start()
             .await;
         hive_testkit::capture::canary(NEW_PASSWORD);

@@ -10,6 +10,7 @@ mod audit_trail;
 mod chat;
 mod egress;
 mod events;
+mod federation;
 mod health;
 mod identity;
 mod interop;

@@ -1,0 +1,495 @@
+//! The mesh at the edge: who a JSON-RPC call comes from when it is not a local caller (a
+//! federated peer, the public tier), the federation proxy and status, and the public mesh
+//! descriptor.
+//!
+//! On the JSON-RPC routes two layers run before the route's own rule: [`limit`] counts
+//! federation calls and public-tier calls per address (before any token is looked at), then
+//! [`admit`] turns a peer's token or a public-tier request into its caller. A request with
+//! federation headers is a peer's or nobody's: it never falls back to a bearer token or cookie
+//! (the pipeline's authentication does not read them when these headers are present).
+
+use crate::auth::{Authenticated, Meta, identity_error, request_meta};
+use crate::error::ApiError;
+use crate::pipeline::{ClientIp, Refusals, enforce_policy};
+use crate::state::AppState;
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hive_a2a::jsonrpc::{self, Limits, Version};
+use hive_core::federation::{
+    Inbound, InboundRefusal, JWT_HEADER, PeerChoice, ProxyError, SECRET_HEADER,
+};
+use hive_core::identity::Caller;
+use hive_core::public_tier::{KEY_HEADER, REFUSAL_ACTION};
+use hive_proto::mesh::{
+    DESCRIPTOR_SCHEMA, FederationDirectory, FederationStatus, MeshA2aUrls, MeshDescriptor,
+    MeshFederation,
+};
+use hive_proto::{ErrorCode, Role};
+use http::{HeaderMap, HeaderValue, header};
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// The path of the public tier's own endpoint.
+pub const PUBLIC_PATH: &str = "/api/a2a/jsonrpc/public";
+
+/// Whether the request carries either federation header: then it is a peer's call.
+pub fn has_federation_headers(headers: &HeaderMap) -> bool {
+    headers.contains_key(JWT_HEADER) || headers.contains_key(SECRET_HEADER)
+}
+
+fn is_public_path(request: &Request) -> bool {
+    request.uri().path().trim_end_matches('/') == PUBLIC_PATH
+}
+
+/// Whether the public tier would take this request: anonymous, or at the public endpoint.
+fn public_tier_request(state: &AppState, request: &Request) -> bool {
+    state.hive.public_tier.is_some()
+        && (is_public_path(request) || request.extensions().get::<Caller>().is_none())
+}
+
+/// Route layer: the per-address limits of peers (`federation`) and of the public tier
+/// (`public_a2a`), counted before anything else is done with the request.
+pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let policy = if has_federation_headers(request.headers()) {
+        "federation"
+    } else if public_tier_request(&state, &request) {
+        "public_a2a"
+    } else {
+        return next.run(request).await;
+    };
+    match state.hive.state.policies.get(policy).cloned() {
+        Some(policy) => enforce_policy(&state, &policy, Refusals::Recorded, request, next).await,
+        None => next.run(request).await,
+    }
+}
+
+fn unauthenticated() -> Response {
+    let mut response = ApiError::of(ErrorCode::Unauthenticated).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"hive\""),
+    );
+    response
+}
+
+fn client_ip(request: &Request) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<ClientIp>()
+        .map(|ClientIp(ip)| *ip)
+}
+
+/// Route layer: a peer's credentials or the public tier become the request's caller.
+pub async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if has_federation_headers(request.headers()) {
+        return admit_peer(state, request, next).await;
+    }
+    if public_tier_request(&state, &request) {
+        return admit_public(state, request, next).await;
+    }
+    if is_public_path(&request) {
+        // The public tier is off: its endpoint does not exist.
+        return ApiError::of(ErrorCode::NotFound).into_response();
+    }
+    next.run(request).await
+}
+
+async fn admit_peer(state: AppState, mut request: Request, next: Next) -> Response {
+    let meta = request_meta(request.headers(), request.extensions());
+    let headers = request.headers();
+    let presented = match (headers.get(JWT_HEADER), headers.get(SECRET_HEADER)) {
+        (Some(_), Some(_)) => {
+            return ApiError::new(
+                ErrorCode::BadRequest,
+                "send either X-Hive-Federation-JWT or X-Hive-Federation-Secret, not both",
+            )
+            .into_response();
+        }
+        (Some(token), None) => token.to_str().ok().map(Inbound::Jwt),
+        (None, Some(secret)) => secret.to_str().ok().map(Inbound::LegacySecret),
+        (None, None) => None,
+    };
+    let Some(federation) = &state.hive.federation else {
+        state
+            .hive
+            .identity
+            .audit_refusal(
+                "anonymous".to_owned(),
+                hive_core::federation::INBOUND_ACTION,
+                "federation_disabled",
+                &meta,
+            )
+            .await;
+        return unauthenticated();
+    };
+    let Some(presented) = presented else {
+        return unauthenticated();
+    };
+    let ip = client_ip(&request);
+    match federation.authenticate(presented, ip, &meta).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(InboundRefusal::Unauthenticated) => unauthenticated(),
+        Err(InboundRefusal::AddressNotAllowed) => ApiError::new(
+            ErrorCode::Forbidden,
+            "this address may not call as a federation peer",
+        )
+        .into_response(),
+        Err(InboundRefusal::Unavailable) => ApiError::of(ErrorCode::ServiceUnavailable)
+            .with_retry_after(5)
+            .into_response(),
+    }
+}
+
+async fn public_refusal(
+    state: &AppState,
+    meta: &hive_core::identity::RequestMeta,
+    reason: &'static str,
+) {
+    metrics::counter!("hive_public_tier_refusals_total", "reason" => reason).increment(1);
+    tracing::info!(
+        event = "mesh.a2a.public_tier.refused",
+        reason,
+        "public tier call refused"
+    );
+    state
+        .hive
+        .identity
+        .audit_refusal("public".to_owned(), REFUSAL_ACTION, reason, meta)
+        .await;
+}
+
+/// The public tier: an optional key, then the body, whole and well-formed, and an allowed
+/// method — all before any handler runs.
+async fn admit_public(state: AppState, request: Request, next: Next) -> Response {
+    let Some(tier) = state.hive.public_tier.clone() else {
+        return unauthenticated();
+    };
+    let meta = request_meta(request.headers(), request.extensions());
+    let (mut parts, body) = request.into_parts();
+    // Credentials meant for the local API are not the public tier's business.
+    parts.extensions.remove::<Caller>();
+    let key = match parts.headers.get(KEY_HEADER) {
+        None => None,
+        Some(value) => match value.to_str().ok().and_then(|value| tier.key(value)) {
+            Some(key) => Some(key.clone()),
+            None => {
+                public_refusal(&state, &meta, "unknown_key").await;
+                return unauthenticated();
+            }
+        },
+    };
+    let json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        public_refusal(&state, &meta, "not_json").await;
+        return ApiError::of(ErrorCode::UnsupportedMediaType).into_response();
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, tier.max_body_bytes()).await else {
+        public_refusal(&state, &meta, "oversize").await;
+        return ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "the request is over the public tier's body limit (A2A_PUBLIC_JSONRPC_MAX_BODY_BYTES)",
+        )
+        .into_response();
+    };
+    let version = Version::from_header(
+        parts
+            .headers
+            .get("a2a-version")
+            .and_then(|value| value.to_str().ok()),
+    )
+    .unwrap_or(Version::V1_0);
+    let limits = Limits {
+        max_body_bytes: tier.max_body_bytes(),
+        ..Limits::default()
+    };
+    let method = match jsonrpc::parse_request(&bytes, version, &limits) {
+        Ok(parsed) => parsed.call.method(),
+        Err(rejection) => {
+            let reason = if rejection.too_large {
+                "oversize"
+            } else {
+                "malformed"
+            };
+            public_refusal(&state, &meta, reason).await;
+            let code = if rejection.too_large {
+                ErrorCode::PayloadTooLarge
+            } else {
+                ErrorCode::BadRequest
+            };
+            return ApiError::new(code, "not a JSON-RPC request the public tier accepts")
+                .into_response();
+        }
+    };
+    if !tier.allows(key.as_ref(), method) {
+        public_refusal(&state, &meta, "method_not_allowed").await;
+        return unauthenticated();
+    }
+    tracing::info!(
+        event = "mesh.a2a.public_tier.entrypoint",
+        method = method.name(Version::V1_0).unwrap_or("unknown"),
+        key = key.as_ref().map(|key| key.name.as_str()),
+        "public tier call"
+    );
+    parts
+        .extensions
+        .insert(Caller::public_tier(key.map(|key| key.name)));
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// `GET /.well-known/hive-mesh.json`: this instance's origin, A2A URLs and federation key.
+pub async fn descriptor(State(state): State<AppState>) -> Json<MeshDescriptor> {
+    let origin = state.hive.config.public_origin();
+    let federation = match &state.hive.federation {
+        Some(federation) => {
+            let (algorithm, public_key) = federation.published_key();
+            MeshFederation {
+                enabled: true,
+                algorithm: Some(algorithm.to_owned()),
+                key_id: Some(federation.key_id().to_owned()),
+                public_key,
+                token_header: "X-Hive-Federation-JWT".to_owned(),
+            }
+        }
+        None => MeshFederation {
+            enabled: false,
+            algorithm: None,
+            key_id: None,
+            public_key: None,
+            token_header: "X-Hive-Federation-JWT".to_owned(),
+        },
+    };
+    Json(MeshDescriptor {
+        schema: DESCRIPTOR_SCHEMA.to_owned(),
+        a2a: MeshA2aUrls {
+            agent_card: format!("{origin}/.well-known/agent-card.json"),
+            jsonrpc: format!("{origin}/api/a2a/jsonrpc"),
+            public_jsonrpc: state
+                .hive
+                .public_tier
+                .as_ref()
+                .map(|_| format!("{origin}{PUBLIC_PATH}")),
+        },
+        origin,
+        federation,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatusQuery {
+    #[serde(default)]
+    probe: Option<String>,
+}
+
+/// `GET /api/v1/mesh/federation/status` (viewer); `?probe=1` (operator) fetches each peer's
+/// agent card through the egress guard.
+pub async fn status(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Query(query): Query<StatusQuery>,
+) -> Result<Json<FederationStatus>, ApiError> {
+    let probe = match query.probe.as_deref() {
+        None | Some("0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "probe is 1 or 0",
+            ));
+        }
+    };
+    if probe && caller.role < Role::Operator {
+        state
+            .hive
+            .identity
+            .audit_refusal(
+                caller.actor(),
+                "mesh.federation.probe",
+                "role_too_low",
+                &meta,
+            )
+            .await;
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "probing peers needs the operator role",
+        ));
+    }
+    let Some(federation) = &state.hive.federation else {
+        return Ok(Json(disabled_status(&state)));
+    };
+    let prober = probe.then_some(&caller);
+    Ok(Json(federation.status(prober, &meta).await))
+}
+
+fn disabled_status(state: &AppState) -> FederationStatus {
+    FederationStatus {
+        enabled: false,
+        origin: state.hive.config.public_origin(),
+        mode: None,
+        key_id: None,
+        public_key: None,
+        audience: None,
+        require_audience: true,
+        require_jti: true,
+        legacy_secret_accepted: false,
+        token_ttl_seconds: 0,
+        clock_skew_leeway_seconds: 0,
+        inbound_allowlist: false,
+        peers: Vec::new(),
+    }
+}
+
+/// `GET /api/v1/mesh/federation/directory`: the configured peers, no network call.
+pub async fn directory(State(state): State<AppState>) -> Json<FederationDirectory> {
+    Json(
+        state
+            .hive
+            .federation
+            .as_ref()
+            .map_or(FederationDirectory { peers: Vec::new() }, |federation| {
+                federation.directory()
+            }),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyQuery {
+    #[serde(default)]
+    peer_index: Option<usize>,
+    #[serde(default)]
+    peer: Option<String>,
+    #[serde(default)]
+    agent_id: Option<Uuid>,
+}
+
+/// `POST /api/v1/mesh/federation/proxy/jsonrpc?peerIndex=N|peer=ORIGIN[&agentId=ID]`
+/// (operator): the body, one JSON-RPC request, goes to the peer with a fresh token; the
+/// peer's answer comes back as it was (status, content type, body).
+pub async fn proxy(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Query(query): Query<ProxyQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Some(federation) = &state.hive.federation else {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "federation is not enabled (MESH_FEDERATION_ENABLED)",
+        ));
+    };
+    let choice = match (query.peer_index, query.peer) {
+        (Some(index), None) => PeerChoice::Index(index),
+        (None, Some(origin)) => PeerChoice::Origin(origin),
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "name the peer with exactly one of peerIndex or peer (its origin)",
+            ));
+        }
+    };
+    let limit = state.hive.gateway.settings().max_body_bytes;
+    let bytes: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::of(ErrorCode::PayloadTooLarge))?;
+    let method = rpc_method(&bytes)?;
+    let reply = federation
+        .proxy(
+            &caller,
+            &choice,
+            query.agent_id,
+            bytes,
+            Some(&method),
+            headers.get("a2a-version"),
+            &meta,
+        )
+        .await
+        .map_err(proxy_error)?;
+    let mut response = (reply.status, reply.body).into_response();
+    if let Some(content_type) = reply.content_type {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+    }
+    Ok(response)
+}
+
+/// The method of a JSON-RPC request body (for the audit record); a body that is not one is
+/// refused here rather than sent to a peer.
+fn rpc_method(bytes: &[u8]) -> Result<String, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::ValidationFailed,
+            "the body must be one JSON-RPC 2.0 request object with a method",
+        )
+    };
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| invalid())?;
+    let object = value.as_object().ok_or_else(invalid)?;
+    if object.get("jsonrpc").and_then(|v| v.as_str()) != Some("2.0") {
+        return Err(invalid());
+    }
+    object
+        .get("method")
+        .and_then(|v| v.as_str())
+        .filter(|method| (1..=128).contains(&method.len()))
+        .map(str::to_owned)
+        .ok_or_else(invalid)
+}
+
+fn proxy_error(error: ProxyError) -> ApiError {
+    match error {
+        ProxyError::UnknownPeer(message) => ApiError::new(ErrorCode::ValidationFailed, message),
+        ProxyError::Refused(reason) => ApiError::new(
+            ErrorCode::BadGateway,
+            format!("the egress guard refused the peer ({reason})"),
+        ),
+        ProxyError::Timeout => ApiError::of(ErrorCode::GatewayTimeout),
+        ProxyError::Unreachable => ApiError::of(ErrorCode::BadGateway),
+        ProxyError::Signing => {
+            tracing::error!("federation: a token could not be minted");
+            ApiError::of(ErrorCode::Internal)
+        }
+        ProxyError::Unavailable => identity_error(hive_core::identity::IdentityError::Unavailable),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_json_rpc_requests_are_proxied() {
+        assert_eq!(
+            rpc_method(br#"{"jsonrpc":"2.0","id":1,"method":"SendMessage"}"#).unwrap(),
+            "SendMessage"
+        );
+        for body in [
+            &br#"[{"jsonrpc":"2.0","method":"x"}]"#[..],
+            br#"{"jsonrpc":"1.0","method":"x"}"#,
+            br#"{"jsonrpc":"2.0"}"#,
+            br#"{"jsonrpc":"2.0","method":""}"#,
+            b"not json",
+        ] {
+            assert!(rpc_method(body).is_err());
+        }
+    }
+}
