@@ -329,23 +329,27 @@ impl Federation {
             None => "/api/a2a/jsonrpc".to_owned(),
         };
         let url = format!("{}{path}", peer.origin);
-        let token = HeaderValue::from_str(&minted.token).map_err(|_| ProxyError::Signing)?;
+        // A peer that knows only the legacy header gets the secret instead of the token (a
+        // Hive peer refuses a request carrying both).
+        let (credential_header, credential) = match (
+            self.settings.proxy_send_secret,
+            &self.settings.shared_secret,
+        ) {
+            (true, Some(secret)) => (SECRET_HEADER, secret.expose_secret().to_owned()),
+            _ => (JWT_HEADER, minted.token.clone()),
+        };
+        let credential = HeaderValue::from_str(&credential).map_err(|_| ProxyError::Signing)?;
+        let sent_token = credential_header == JWT_HEADER;
         let mut request = EgressRequest::new(Method::POST, url)
             .without_redirects()
             .header(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )
-            .header(JWT_HEADER, token)
+            .header(credential_header, credential)
             .body(body);
         if let Some(version) = a2a_version {
             request = request.header(HeaderName::from_static("a2a-version"), version.clone());
-        }
-        if self.settings.proxy_send_secret
-            && let Some(secret) = &self.settings.shared_secret
-            && let Ok(value) = HeaderValue::from_str(secret.expose_secret())
-        {
-            request = request.header(SECRET_HEADER, value);
         }
         let limits = CallLimits::new(self.settings.proxy_timeout, MAX_PROXY_RESPONSE_BYTES);
         let purpose = Purpose {
@@ -382,7 +386,7 @@ impl Federation {
                 "peerIndex": index,
                 "method": method,
                 "agentId": agent,
-                "jti": minted.jti,
+                "jti": sent_token.then_some(&minted.jti),
                 "status": result.as_ref().ok().map(|reply| reply.status.as_u16()),
                 "error": result.as_ref().err().map(ToString::to_string),
                 "durationMs": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

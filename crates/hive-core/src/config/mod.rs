@@ -267,7 +267,8 @@ pub struct FederationConfig {
     pub require_jti: bool,
     /// `MESH_FEDERATION_INBOUND_ALLOW_LEGACY_SECRET` (default false).
     pub allow_legacy_secret: bool,
-    /// `MESH_FEDERATION_PROXY_SEND_SECRET` (default false).
+    /// `MESH_FEDERATION_PROXY_SEND_SECRET` (default false): proxied calls carry the raw
+    /// secret instead of a token.
     pub proxy_send_secret: bool,
     /// `MESH_FEDERATION_PROXY_TIMEOUT_MS` (default 15000, 100..=120000).
     pub proxy_timeout: Duration,

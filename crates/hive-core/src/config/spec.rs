@@ -231,7 +231,7 @@ pub const VARIABLES: &[VarSpec] = &[
     var(
         "MESH_FEDERATION_PROXY_SEND_SECRET",
         "false",
-        "true or false: also send X-Hive-Federation-Secret on proxied calls (for peers that only know it)",
+        "true or false: proxied calls carry X-Hive-Federation-Secret instead of a token (for peers that only know it)",
     ),
     var(
         "MESH_FEDERATION_PROXY_TIMEOUT_MS",

@@ -742,13 +742,14 @@ async fn status_directory_and_descriptor_describe_the_mesh() {
 /// Two instances paired by a shared secret (HS256).
 async fn shared_secret_pair(
     secret: &str,
+    extra_a: &[(&str, &str)],
     extra_b: &[(&str, &str)],
 ) -> (TestServer, Browser, TestServer, Browser) {
     let la = reserve_listener("127.0.0.2").await;
     let lb = reserve_listener("127.0.0.3").await;
     let (oa, ob) = (origin_of(&la), origin_of(&lb));
     let mut servers = Vec::new();
-    for (listener, peer, extra) in [(la, &ob, &[][..]), (lb, &oa, extra_b)] {
+    for (listener, peer, extra) in [(la, &ob, extra_a), (lb, &oa, extra_b)] {
         let allowlist = allow(peer);
         let mut vars: Vec<(&str, &str)> = vec![
             ("HIVE_RATE_LIMITS", LIMITS),
@@ -774,7 +775,7 @@ async fn shared_secret_pair(
 #[tokio::test]
 async fn a_shared_secret_mesh_signs_with_hs256_and_the_raw_secret_is_opt_in() {
     let secret = "Vq3hT9xKp2Lm7Rw4Zc8Nf1Bd6Gs0Jy5E";
-    let (a, a_admin, b, b_admin) = shared_secret_pair(secret, &[]).await;
+    let (a, a_admin, b, b_admin) = shared_secret_pair(secret, &[], &[]).await;
     let b_node = Node {
         server: b,
         admin: b_admin,
@@ -819,18 +820,35 @@ async fn a_shared_secret_mesh_signs_with_hs256_and_the_raw_secret_is_opt_in() {
     .await;
     assert_eq!(code, 401);
 
+    // A sends the raw secret instead of a token to a peer that accepts only that.
     let (a, a_admin, b, b_admin) = shared_secret_pair(
         secret,
+        &[("MESH_FEDERATION_PROXY_SEND_SECRET", "true")],
         &[("MESH_FEDERATION_INBOUND_ALLOW_LEGACY_SECRET", "true")],
     )
     .await;
-    drop((a, a_admin));
+    let a_node = Node {
+        server: a,
+        admin: a_admin,
+        seed: String::new(),
+    };
     let b_node = Node {
         server: b,
         admin: b_admin,
         seed: String::new(),
     };
     let shared = agent(&b_node, "shared", "federation").await;
+    let (status, body) = proxied(
+        &a_node,
+        &format!("peerIndex=0&agentId={shared}"),
+        &send("s5"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["result"].is_object(), "{body}");
+    let accepted = records_of(&b_node.server, "mesh.federation.inbound_jsonrpc").await;
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    assert_eq!(accepted[0].actor, "federation:legacy");
     let path = agent_path(&shared);
     let (code, body) = direct(
         &b_node,
@@ -882,4 +900,28 @@ async fn a_replay_store_outage_refuses_federation_with_503() {
             .iter()
             .any(|r| r.detail.to_string().contains("replay_store_unavailable"))
     );
+}
+
+#[tokio::test]
+async fn the_federation_limit_counts_each_address_before_any_token_is_read() {
+    let limits = LIMITS.replace("federation=100000/1m", "federation=3/1m");
+    let (a, b, _c, _dir) = mesh(TestBackend::Sqlite, &[("HIVE_RATE_LIMITS", &limits)]).await;
+    let shared = agent(&b, "shared", "federation").await;
+    let path = agent_path(&shared);
+    for _ in 0..3 {
+        let (status, _) =
+            direct(&b, &path, &[("x-hive-federation-jwt", "x.y.z")], &send("l")).await;
+        assert_eq!(status, 401);
+    }
+    let response = b
+        .server
+        .client
+        .request(Method::POST, &path)
+        .header("x-hive-federation-jwt", a.mint(b.origin()))
+        .json(&send("l"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429, "even a good token waits its turn");
+    assert!(response.headers().contains_key("retry-after"));
 }
