@@ -165,6 +165,13 @@ async fn direct(node: &Node, path: &str, headers: &[(&str, &str)], body: &Value)
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// A GET by `browser` answered with JSON.
+async fn get_json(browser: &Browser, server: &TestServer, path: &str) -> Value {
+    let response = browser.send(server, Method::GET, path, None).await;
+    assert_eq!(response.status(), 200, "{path}");
+    response.json().await.unwrap()
+}
+
 fn agent_path(id: &str) -> String {
     format!("/api/a2a/agents/{id}/jsonrpc")
 }
@@ -675,17 +682,7 @@ async fn status_directory_and_descriptor_describe_the_mesh() {
     assert!(descriptor["a2a"].get("publicJsonrpc").is_none());
 
     let (_, viewer) = add_user(&a.server, &a.admin, "viewer@example.com", "viewer").await;
-    let status: Value = viewer
-        .send(
-            &a.server,
-            Method::GET,
-            "/api/v1/mesh/federation/status",
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status: Value = get_json(&viewer, &a.server, "/api/v1/mesh/federation/status").await;
     assert_eq!(status["enabled"], true);
     assert_eq!(status["mode"], "ed25519");
     assert_eq!(status["publicKey"], a.public_key());
@@ -705,34 +702,18 @@ async fn status_directory_and_descriptor_describe_the_mesh() {
         .await;
     assert_eq!(refused.status(), 403);
 
-    let probed: Value = a
-        .admin
-        .send(
-            &a.server,
-            Method::GET,
-            "/api/v1/mesh/federation/status?probe=1",
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let probed = get_json(
+        &a.admin,
+        &a.server,
+        "/api/v1/mesh/federation/status?probe=1",
+    )
+    .await;
     let probe = &probed["peers"][0]["probe"];
     assert_eq!(probe["reachable"], true, "{probed}");
     assert_eq!(probe["status"], 200);
     assert!(probe["agentName"].is_string(), "{probed}");
 
-    let directory: Value = viewer
-        .send(
-            &a.server,
-            Method::GET,
-            "/api/v1/mesh/federation/directory",
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let directory: Value = get_json(&viewer, &a.server, "/api/v1/mesh/federation/directory").await;
     assert_eq!(
         directory["peers"][0]["agentCardUrl"],
         format!("{}/.well-known/agent-card.json", b.origin())
@@ -794,18 +775,12 @@ async fn a_shared_secret_mesh_signs_with_hs256_and_the_raw_secret_is_opt_in() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let status: Value = a_node
-        .admin
-        .send(
-            &a_node.server,
-            Method::GET,
-            "/api/v1/mesh/federation/status",
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status = get_json(
+        &a_node.admin,
+        &a_node.server,
+        "/api/v1/mesh/federation/status",
+    )
+    .await;
     assert_eq!(status["mode"], "shared_secret");
     assert!(status.get("publicKey").is_none());
 
