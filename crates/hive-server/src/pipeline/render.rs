@@ -43,6 +43,7 @@ fn is_json_rpc_endpoint(request: &Request) -> bool {
     let path = request.uri().path().trim_end_matches('/');
     request.method() == http::Method::POST
         && (path == "/api/a2a/jsonrpc"
+            || path == crate::routes::PUBLIC_PATH
             || (path.starts_with("/api/a2a/agents/") && path.ends_with("/jsonrpc")))
 }
 

@@ -44,10 +44,14 @@ fn is_public_path(request: &Request) -> bool {
     request.uri().path().trim_end_matches('/') == PUBLIC_PATH
 }
 
-/// Whether the public tier would take this request: anonymous, or at the public endpoint.
+/// Whether the public tier would take this request: at the public endpoint, or anonymous
+/// elsewhere. A request presenting a bearer token is a local caller's or nobody's: one whose
+/// token is unknown, revoked or expired is refused, not taken for an anonymous caller.
 fn public_tier_request(state: &AppState, request: &Request) -> bool {
     state.hive.public_tier.is_some()
-        && (is_public_path(request) || request.extensions().get::<Caller>().is_none())
+        && (is_public_path(request)
+            || (request.extensions().get::<Caller>().is_none()
+                && !request.headers().contains_key(header::AUTHORIZATION)))
 }
 
 /// Route layer: the per-address limits of peers (`federation`) and of the public tier

@@ -18,6 +18,7 @@ mod mfa;
 mod oidc;
 mod passkeys;
 mod pipeline;
+mod public_tier;
 mod rate_limit;
 mod secrets;
 mod settings;
