@@ -244,7 +244,11 @@ mod tests {
             ..good()
         };
         untargeted.validate().unwrap();
-        assert!(!serde_json::to_string(&untargeted).unwrap().contains("target"));
+        assert!(
+            !serde_json::to_string(&untargeted)
+                .unwrap()
+                .contains("target")
+        );
     }
 
     #[test]
@@ -309,7 +313,10 @@ mod tests {
     #[test]
     fn kind_is_plain_lower_case() {
         for kind in ["", "Upper", "has space", "slash/", &"k".repeat(129)] {
-            assert!(refused(|e| e.kind = kind.into()).starts_with("kind"), "{kind}");
+            assert!(
+                refused(|e| e.kind = kind.into()).starts_with("kind"),
+                "{kind}"
+            );
         }
         let longest = WanEnvelope {
             kind: "k".repeat(128),
@@ -321,7 +328,10 @@ mod tests {
     #[test]
     fn issued_at_is_rfc3339() {
         for at in ["", "yesterday", "2026-12-02 13:45:00", "2026-12-02"] {
-            assert!(refused(|e| e.issued_at = at.into()).starts_with("issuedAt"), "{at}");
+            assert!(
+                refused(|e| e.issued_at = at.into()).starts_with("issuedAt"),
+                "{at}"
+            );
         }
     }
 
