@@ -37,6 +37,12 @@ const RETRY_PAUSE: Duration = Duration::from_secs(2);
 /// How long a failed hand-over waits before the message comes back.
 const NAK_DELAY: Duration = Duration::from_secs(1);
 
+/// The replay-cache key that records an envelope as published on an instance's bus; `scope`
+/// is the instance's consumer name (shared by its replicas).
+pub fn seen_key(scope: &str, id: &str) -> String {
+    format!("wan:{scope}:{id}")
+}
+
 /// Where the carrier runs; `url` is never printed.
 #[derive(Clone)]
 pub struct CarrierSettings {
@@ -313,7 +319,7 @@ impl WanCarrier {
             return;
         }
         // Once per instance: the key names the consumer, which the instance's replicas share.
-        let key = format!("wan:{}:{}", self.settings.consumer, envelope.id);
+        let key = seen_key(&self.settings.consumer, &envelope.id);
         match self.replay.consume(&key, self.settings.max_age).await {
             Ok(true) => {}
             Ok(false) => {
