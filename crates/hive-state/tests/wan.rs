@@ -47,6 +47,23 @@ fn settings(url: &str, name: &str) -> CarrierSettings {
     settings
 }
 
+async fn carrier(url: &str, name: &str, replay: Arc<dyn ReplayCache>) -> WanCarrier {
+    WanCarrier::connect(settings(url, name), replay)
+        .await
+        .unwrap()
+}
+
+/// Stops the consumer loop and deletes the test's stream.
+async fn finish(
+    carrier: &WanCarrier,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+) {
+    cancel.cancel();
+    task.await.unwrap();
+    carrier.delete_stream().await.unwrap();
+}
+
 /// Runs the consumer loop, handing every envelope to the returned channel.
 fn consume(
     carrier: &Arc<WanCarrier>,
@@ -90,11 +107,7 @@ async fn published_envelopes_arrive_once_and_own_ones_are_dropped() {
     let Some((url, name)) = test_nats() else {
         return;
     };
-    let carrier = Arc::new(
-        WanCarrier::connect(settings(&url, &name), replay())
-            .await
-            .unwrap(),
-    );
+    let carrier = Arc::new(carrier(&url, &name, replay()).await);
     let cancel = CancellationToken::new();
     let (mut rx, task) = consume(&carrier, &cancel);
 
@@ -115,9 +128,7 @@ async fn published_envelopes_arrive_once_and_own_ones_are_dropped() {
     assert_eq!(counts.own, 1);
     assert_eq!(counts.duplicates, 0);
 
-    cancel.cancel();
-    task.await.unwrap();
-    carrier.delete_stream().await.unwrap();
+    finish(&carrier, cancel, task).await;
 }
 
 #[tokio::test]
@@ -125,9 +136,7 @@ async fn the_same_id_published_twice_is_stored_once() {
     let Some((url, name)) = test_nats() else {
         return;
     };
-    let carrier = WanCarrier::connect(settings(&url, &name), replay())
-        .await
-        .unwrap();
+    let carrier = carrier(&url, &name, replay()).await;
     let once = envelope(REMOTE, "once");
     assert!(!carrier.publish(&once).await.unwrap().duplicate);
     assert!(
@@ -144,9 +153,7 @@ async fn the_same_id_published_twice_is_stored_once() {
     let counts = counts_reach(&carrier, |c| c.delivered == 2).await;
     assert_eq!(counts.received, 2);
 
-    cancel.cancel();
-    task.await.unwrap();
-    carrier.delete_stream().await.unwrap();
+    finish(&carrier, cancel, task).await;
 }
 
 #[tokio::test]
@@ -155,11 +162,7 @@ async fn an_unacked_envelope_comes_again_and_is_handed_on_once() {
         return;
     };
     let replay = replay();
-    let carrier = Arc::new(
-        WanCarrier::connect(settings(&url, &name), Arc::clone(&replay))
-            .await
-            .unwrap(),
-    );
+    let carrier = Arc::new(carrier(&url, &name, Arc::clone(&replay)).await);
     // A replica that hands the envelope on and dies before its ack.
     let (tx, mut handed) = mpsc::unbounded_channel();
     let crashing = tokio::spawn(Arc::clone(&carrier).run(
@@ -193,9 +196,7 @@ async fn an_unacked_envelope_comes_again_and_is_handed_on_once() {
         "the redelivery was not handed on"
     );
 
-    cancel.cancel();
-    task.await.unwrap();
-    carrier.delete_stream().await.unwrap();
+    finish(&carrier, cancel, task).await;
 }
 
 #[tokio::test]
@@ -203,9 +204,7 @@ async fn invalid_envelopes_are_not_published() {
     let Some((url, name)) = test_nats() else {
         return;
     };
-    let carrier = WanCarrier::connect(settings(&url, &name), replay())
-        .await
-        .unwrap();
+    let carrier = carrier(&url, &name, replay()).await;
     let mut bad = envelope(REMOTE, "bad");
     bad.schema = "wan-envelope-v0".into();
     let error = carrier.publish(&bad).await.unwrap_err();
@@ -221,9 +220,7 @@ async fn a_publish_without_nats_fails_instead_of_hanging() {
         .unwrap()
         .port();
     let url = format!("nats://user:pa55word@127.0.0.1:{port}");
-    let carrier = WanCarrier::connect(settings(&url, "hive_test_down"), replay())
-        .await
-        .unwrap();
+    let carrier = carrier(&url, "hive_test_down", replay()).await;
     let error = carrier
         .publish(&envelope(REMOTE, "nowhere"))
         .await

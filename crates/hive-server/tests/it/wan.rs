@@ -46,6 +46,20 @@ async fn post(server: &TestServer, browser: &Browser, body: &Value) -> (u16, Val
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Posts `body` with the internal token.
+async fn post_internal(server: &TestServer, body: &Value) -> (u16, Value) {
+    let response = server
+        .client
+        .request(Method::POST, INGRESS)
+        .bearer_auth(INTERNAL_TOKEN)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 #[tokio::test]
 async fn ingress_validates_and_publishes_on_the_local_bus() {
     for backend in backends() {
@@ -114,27 +128,12 @@ async fn ingress_validates_and_publishes_on_the_local_bus() {
 
         // The internal token authenticates as an operator. The same envelope again is recorded
         // but not published twice.
-        let again = server
-            .client
-            .request(Method::POST, INGRESS)
-            .bearer_auth(INTERNAL_TOKEN)
-            .json(&good)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(again.status(), 202);
-        let answer: Value = again.json().await.unwrap();
+        let (status, answer) = post_internal(&server, &good).await;
+        assert_eq!(status, 202);
         assert_eq!(answer["published"]["bus"], false, "{answer}");
         let other = envelope(&server.origin, "test.other");
-        let internal = server
-            .client
-            .request(Method::POST, INGRESS)
-            .bearer_auth(INTERNAL_TOKEN)
-            .json(&other)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(internal.status(), 202);
+        let (status, _) = post_internal(&server, &other).await;
+        assert_eq!(status, 202);
         assert_eq!(
             next_envelope(&mut events).await,
             other,
@@ -147,6 +146,14 @@ async fn ingress_validates_and_publishes_on_the_local_bus() {
         let anonymous = server.client.post_json(INGRESS, &good).await;
         assert_eq!(anonymous.status(), 401);
     }
+}
+
+/// Posts a new envelope from `server` (as its admin) and answers it with the ingress's answer.
+async fn emit(server: &TestServer, admin: &Browser, kind: &str) -> (Value, Value) {
+    let envelope = envelope(&server.origin, kind);
+    let (status, answer) = post(server, admin, &envelope).await;
+    assert_eq!(status, 202, "{answer}");
+    (envelope, answer)
 }
 
 async fn instance(backend: TestBackend, url: &str, name: &str) -> (TestServer, Browser) {
@@ -176,17 +183,13 @@ async fn nats_an_envelope_published_on_a_arrives_once_on_b() {
         let mut on_a = Events::open(&a, &admin_a).await;
         let mut on_b = Events::open(&b, &admin_b).await;
 
-        let first = envelope(&a.origin, "test.first");
-        let (status, answer) = post(&a, &admin_a, &first).await;
-        assert_eq!(status, 202, "{answer}");
+        let (first, answer) = emit(&a, &admin_a, "test.first").await;
         assert_eq!(answer["published"], json!({ "bus": true, "nats": true }));
         assert_eq!(next_envelope(&mut on_a).await, first);
         assert_eq!(next_envelope(&mut on_b).await, first, "carried to B");
 
         // Exactly once on B: the next envelope B sees is the second one.
-        let second = envelope(&a.origin, "test.second");
-        let (status, _) = post(&a, &admin_a, &second).await;
-        assert_eq!(status, 202);
+        let (second, _) = emit(&a, &admin_a, "test.second").await;
         assert_eq!(
             next_envelope(&mut on_b).await,
             second,
@@ -201,9 +204,7 @@ async fn nats_an_envelope_published_on_a_arrives_once_on_b() {
             .await
             .expect("A's consumer reads its own envelopes back")
             .unwrap();
-        let from_b = envelope(&b.origin, "test.from-b");
-        let (status, _) = post(&b, &admin_b, &from_b).await;
-        assert_eq!(status, 202);
+        let (from_b, _) = emit(&b, &admin_b, "test.from-b").await;
         assert_eq!(
             next_envelope(&mut on_a).await,
             from_b,
