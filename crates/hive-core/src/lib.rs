@@ -28,5 +28,6 @@ pub mod settings;
 pub mod shared_state;
 pub mod storage;
 pub mod vault;
+pub mod wan;
 
 pub use runtime::{Hive, StartError};

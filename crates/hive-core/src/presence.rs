@@ -19,11 +19,13 @@ fn announcement(kind: &str, node_id: &str) -> BusEvent {
 }
 
 impl Hive {
-    /// Starts announcing this replica and logging the others' announcements, and following
-    /// settings changed on other replicas.
+    /// Starts announcing this replica and logging the others' announcements, following
+    /// settings changed on other replicas, and (with `NATS_URL`) consuming other instances'
+    /// WAN envelopes onto the bus.
     pub fn start_presence(&self, tracker: &TaskTracker, cancel: CancellationToken) {
         // Settings changed on another replica arrive on the same bus.
         self.settings.start_follower(tracker, cancel.clone());
+        self.wan.start_consumer(tracker, cancel.clone());
         let bus = std::sync::Arc::clone(&self.state.bus);
         let node_id = self.node_id.clone();
         tracker.spawn(async move {

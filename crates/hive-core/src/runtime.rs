@@ -93,6 +93,8 @@ pub struct Hive {
     pub llm: Arc<crate::llm::LlmClient>,
     /// Token usage of `llm` agents' calls, and their use today (the daily budget).
     pub usage_meter: Arc<crate::llm::UsageMeter>,
+    /// The WAN mesh: the ingress and, with `NATS_URL`, the JetStream carrier.
+    pub wan: Arc<crate::wan::Wan>,
     /// Keys the audit log's hash chain (for `hive audit verify`).
     pub audit_chain: Arc<crate::audit::AuditChain>,
     /// A random id for this process, recorded with the jobs it runs.
@@ -296,6 +298,20 @@ impl Hive {
             .public_tier
             .clone()
             .map(|settings| Arc::new(crate::public_tier::PublicTier::new(settings)));
+        let wan = match crate::wan::Wan::new(
+            &config,
+            Arc::clone(&identity),
+            Arc::clone(&state.bus),
+            Arc::clone(&state.replay),
+        )
+        .await
+        {
+            Ok(wan) => Arc::new(wan),
+            Err(error) => {
+                store.close().await;
+                return Err(error.into());
+            }
+        };
         // A stored list that cannot be read leaves the operator's list alone in force.
         if let Err(error) = settings.reload().await {
             tracing::warn!(%error, "the stored security settings were not applied at start");
@@ -322,6 +338,7 @@ impl Hive {
             usage_meter,
             vault,
             audit_chain,
+            wan,
             secrets: Arc::new(secrets),
             store,
             clock,

@@ -16,6 +16,7 @@ pub mod passkeys;
 pub mod redact;
 pub mod secrets;
 pub mod settings;
+pub mod wan;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

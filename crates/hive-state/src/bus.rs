@@ -57,13 +57,18 @@ pub enum BusEvent {
     },
     #[serde(rename = "system", rename_all = "camelCase")]
     System { kind: String, message: String },
+    /// A WAN envelope accepted by the ingress or received over the WAN carrier.
+    #[serde(rename = "mesh.wan.envelope", rename_all = "camelCase")]
+    WanEnvelope {
+        envelope: hive_proto::wan::WanEnvelope,
+    },
 }
 
 impl BusEvent {
     pub fn channel(&self) -> Channel {
         match self {
             Self::AgentStatus { .. } => Channel::AgentStatus,
-            Self::System { .. } => Channel::SystemEvents,
+            Self::System { .. } | Self::WanEnvelope { .. } => Channel::SystemEvents,
         }
     }
 
@@ -99,6 +104,7 @@ impl BusEvent {
                 }
                 Ok(())
             }
+            Self::WanEnvelope { envelope } => envelope.validate(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Shared state that replicas must agree on, each behind one trait with an in-process backend
 //! (the embedded default) and a Redis backend (the scaled shape): the rate limiter, the replay
-//! cache, the event bus, the A2A task store (also in the database) and the fan-out of task events.
+//! cache, the event bus, the A2A task store (also in the database) and the fan-out of task events;
+//! and the WAN carrier on NATS JetStream (`wan`).
 //!
 //! Every Redis key starts with a configurable prefix (`HIVE_REDIS_KEY_PREFIX`, default `hive`),
 //! so that several deployments — or several test runs — can share one Redis.
@@ -14,6 +15,7 @@ pub mod task_events;
 pub mod tasks;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+pub mod wan;
 
 pub use bus::{BusCounters, BusEvent, Channel, Envelope, EventBus, MeshMeta};
 pub use error::StateError;
@@ -25,3 +27,4 @@ pub use redis_client::RedisClient;
 pub use replay::{MemoryReplayCache, RedisReplayCache, ReplayCache};
 pub use task_events::{TaskEvent, TaskEvents};
 pub use tasks::{DbTaskStore, MemoryTaskStore, RedisTaskStore, TaskRecord, TaskStore};
+pub use wan::{CarrierCounts, CarrierSettings, Published, WanCarrier};

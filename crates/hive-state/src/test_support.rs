@@ -1,4 +1,5 @@
-//! A Redis server of a test's own, to stop and start at will (outage tests).
+//! A Redis server of a test's own, to stop and start at will (outage tests), and the shared
+//! test services of `HIVE_TEST_REDIS_URL` and `HIVE_TEST_NATS_URL`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::{Child, Command, Stdio};
@@ -10,6 +11,16 @@ pub fn test_redis() -> Option<(String, String)> {
         .filter(|v| !v.is_empty())?;
     let prefix = format!("hive-test-{}", uuid::Uuid::new_v4().simple());
     Some((url, prefix))
+}
+
+/// The NATS (with JetStream) of `HIVE_TEST_NATS_URL`, if set, and a name no other test uses
+/// (for a stream, its subject and consumers).
+pub fn test_nats() -> Option<(String, String)> {
+    let url = std::env::var("HIVE_TEST_NATS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())?;
+    let name = format!("hive_test_{}", uuid::Uuid::new_v4().simple());
+    Some((url, name))
 }
 
 pub struct OwnRedis {

@@ -1,6 +1,6 @@
 //! `GET /api/v1/events`: the live event stream of the bus, as Server-Sent Events, filtered to
 //! what the caller may see — an agent's status changes if the caller may see the agent,
-//! system events for admins only.
+//! system events (WAN envelopes among them) for admins only.
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
@@ -74,7 +74,7 @@ async fn may_see(state: &AppState, caller: &Caller, event: &BusEvent) -> bool {
                 Ok(None) | Err(_) => caller.is_admin(),
             }
         }
-        BusEvent::System { .. } => caller.is_admin(),
+        BusEvent::System { .. } | BusEvent::WanEnvelope { .. } => caller.is_admin(),
     }
 }
 

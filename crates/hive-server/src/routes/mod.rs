@@ -19,6 +19,7 @@ mod settings;
 mod users;
 mod vault;
 mod views;
+mod wan;
 
 use crate::auth::{Access, RouteRule, Stages, authorize};
 use crate::error::ApiError;
@@ -217,6 +218,8 @@ fn routes_declared() -> Vec<Route> {
         route(M::POST, "/api/v1/mesh/federation/proxy/jsonrpc", OPERATOR, None, mesh::proxy),
         // The live event stream, filtered to what the caller may see.
         route(M::GET, "/api/v1/events", VIEWER, None, events::stream),
+        // The WAN mesh.
+        route(M::POST, "/api/v1/mesh/wan/ingress", OPERATOR, None, wan::ingress),
         // Administration.
         route(M::GET, "/api/v1/users", ADMIN, None, u::list_users),
         route(M::POST, "/api/v1/users/invitations", ADMIN, None, u::invite),

@@ -61,6 +61,7 @@ const WALK: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/v1/secrets/import", &["secret.import"]),
     ("POST", "/api/v1/admin/vault/rotate", &["vault.rotate"]),
     ("PUT", "/api/v1/settings/security", &["settings.update"]),
+    ("POST", "/api/v1/mesh/wan/ingress", &["mesh.wan.ingress"]),
     ("POST", "/api/v1/agents", &["agent.create"]),
     ("POST", "/api/v1/agents/import", &["agent.create"]),
     ("PATCH", "/api/v1/agents/{id}", &["agent.update"]),
@@ -409,6 +410,20 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
             admin
                 .unwrap()
                 .send(server, Method::PUT, path, Some(body))
+                .await
+        }
+        ("POST", "/api/v1/mesh/wan/ingress") => {
+            let body = json!({
+                "schema": "wan-envelope-v1",
+                "id": uuid::Uuid::new_v4().to_string(),
+                "source": server.origin,
+                "kind": "coverage",
+                "issuedAt": "2026-12-02T13:45:00Z",
+                "payload": {},
+            });
+            admin
+                .unwrap()
+                .send(server, Method::POST, path, Some(body))
                 .await
         }
         ("POST", "/api/v1/agents") => {

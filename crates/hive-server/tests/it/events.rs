@@ -7,14 +7,14 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 /// The stream of `browser`'s user, read event by event.
-struct Events {
+pub(crate) struct Events {
     response: reqwest::Response,
     decoder: Decoder,
     pending: std::collections::VecDeque<(String, Value)>,
 }
 
 impl Events {
-    async fn open(server: &TestServer, browser: &Browser) -> Self {
+    pub(crate) async fn open(server: &TestServer, browser: &Browser) -> Self {
         let response = browser
             .request(server, Method::GET, "/api/v1/events")
             .send()
@@ -30,7 +30,7 @@ impl Events {
     }
 
     /// The next event's type and data.
-    async fn next(&mut self) -> (String, Value) {
+    pub(crate) async fn next(&mut self) -> (String, Value) {
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return event;

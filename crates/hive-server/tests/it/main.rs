@@ -26,3 +26,4 @@ mod shutdown;
 mod smtp;
 mod support;
 mod vault_rotation;
+mod wan;
