@@ -291,6 +291,12 @@ impl Ed25519Seed {
     pub fn kid(&self) -> String {
         ed25519_kid(&self.public_key)
     }
+
+    /// The raw Ed25519 signature over `message`. The key pair is rebuilt per signature so only
+    /// the zeroizing seed is ever kept.
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, MintError> {
+        Ok(key_pair(&self.seed)?.sign(message).as_ref().to_vec())
+    }
 }
 
 fn key_pair(seed: &[u8; 32]) -> Result<aws_lc_rs::signature::Ed25519KeyPair, MintError> {
@@ -338,8 +344,7 @@ impl SigningKey {
                 mac.update(message);
                 Ok(mac.finalize().into_bytes().to_vec())
             }
-            // The key pair is rebuilt per token so only the zeroizing seed is ever kept.
-            Self::Ed25519(seed) => Ok(key_pair(&seed.seed)?.sign(message).as_ref().to_vec()),
+            Self::Ed25519(seed) => seed.sign(message),
         }
     }
 }
@@ -433,13 +438,7 @@ impl Signer {
 
 /// `header.claims.signature` with `key`, whatever the header says (tests build attacks with it).
 fn sign_parts(key: &SigningKey, header: &Value, claims: &Value) -> Result<String, MintError> {
-    let message = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let signature = key.sign(message.as_bytes())?;
-    Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    jose::encode(header, claims, |message| key.sign(message))
 }
 
 /// Two configured peers share one Ed25519 public key (so it could not name one issuer).
@@ -668,12 +667,7 @@ fn signature_verifies(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> b
                 mac.verify_slice(signature).is_ok()
             })
             .unwrap_or(false),
-        VerifyingKey::Ed25519(public_key) => {
-            use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
-            UnparsedPublicKey::new(&ED25519, public_key)
-                .verify(message, signature)
-                .is_ok()
-        }
+        VerifyingKey::Ed25519(public_key) => jose::ed25519_verifies(public_key, message, signature),
     }
 }
 
