@@ -262,8 +262,8 @@ fn check_content(manifest: &Manifest) -> Result<(), ManifestError> {
     Ok(())
 }
 
-/// `http(s)://` and a non-empty authority of printable ASCII with no path, query, fragment,
-/// userinfo or whitespace. The reader normalises origins with its URL parser as it does
+/// `http(s)://` and a non-empty authority of printable ASCII with no path (but `/`), query,
+/// fragment, userinfo or whitespace. The reader normalises origins with its URL parser as it does
 /// `MESH_FEDERATION_PEERS`; this keeps nonsense out of signed manifests.
 fn is_origin_shaped(origin: &str) -> bool {
     let Some(authority) = origin
@@ -272,6 +272,8 @@ fn is_origin_shaped(origin: &str) -> bool {
     else {
         return false;
     };
+    // `MESH_FEDERATION_PEERS` accepts the empty path written as `/` too.
+    let authority = authority.strip_suffix('/').unwrap_or(authority);
     origin.len() <= MAX_ORIGIN_BYTES
         && !authority.is_empty()
         && authority
@@ -565,6 +567,7 @@ mod tests {
             "ftp://b.example",
             "https://",
             "https://b.example/path",
+            "https://b.example//",
             "https://u@b.example",
             "https://b.example?x",
             "https://b .example",
