@@ -284,7 +284,7 @@ impl Ed25519Seed {
 
     /// The public key as peers configure it: base64url without padding.
     pub fn public_key_text(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.public_key)
+        public_key_text(&self.public_key)
     }
 
     /// The key id tokens signed with this seed carry.
@@ -313,6 +313,12 @@ pub fn parse_public_key(text: &str) -> Result<[u8; 32], KeyTextError> {
         .decode(text)
         .map_err(|_| KeyTextError::BadEncoding)?;
     bytes.try_into().map_err(|_| KeyTextError::BadLength)
+}
+
+/// An Ed25519 public key as it is configured: base64url without padding (what
+/// [`parse_public_key`] reads).
+pub fn public_key_text(public_key: &[u8; 32]) -> String {
+    URL_SAFE_NO_PAD.encode(public_key)
 }
 
 /// `ed25519-` and the first 16 hex characters of the SHA-256 of the public key.

@@ -19,10 +19,8 @@
 //! [`sign_manifest`] applies the same payload rules, so it never writes a manifest that
 //! [`verify_manifest`] would refuse for its content.
 
-use crate::federation::{Ed25519Seed, ed25519_kid, parse_public_key};
+use crate::federation::{Ed25519Seed, ed25519_kid, parse_public_key, public_key_text};
 use crate::jose;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -139,7 +137,7 @@ pub fn sign_manifest(
             .iter()
             .map(|peer| PayloadPeer {
                 origin: peer.origin.clone(),
-                public_key: URL_SAFE_NO_PAD.encode(peer.public_key),
+                public_key: public_key_text(&peer.public_key),
             })
             .collect(),
     };
@@ -284,6 +282,8 @@ fn is_origin_shaped(origin: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
     const DAY: i64 = 86_400;
