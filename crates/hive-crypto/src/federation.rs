@@ -618,41 +618,21 @@ impl Verifier {
     /// Verifies `token`: header rules, the signature under the key its `kid` names, then the
     /// claims against `expected` (see the module documentation for the order).
     pub fn verify(&self, token: &str, expected: &Expected<'_>) -> Result<PeerClaims, Rejection> {
-        let compact = jose::split(token, MAX_TOKEN_BYTES).map_err(|shape| match shape {
-            jose::Shape::Oversize => Rejection::Oversize,
-            jose::Shape::Malformed => Rejection::Malformed,
+        // `alg` exact and case-sensitive (`hs256` is not an algorithm name); `typ` ignoring
+        // ASCII case.
+        let (compact, kid) = jose::pinned(token, MAX_TOKEN_BYTES, self.alg, |typ| {
+            typ.eq_ignore_ascii_case(TOKEN_TYPE)
+        })
+        .map_err(|fault| match fault {
+            jose::Fault::Oversize => Rejection::Oversize,
+            jose::Fault::Malformed => Rejection::Malformed,
+            jose::Fault::AlgNone => Rejection::AlgNone,
+            jose::Fault::ForbiddenHeader => Rejection::ForbiddenHeader,
+            jose::Fault::AlgNotAllowed => Rejection::AlgNotAllowed,
+            jose::Fault::WrongType => Rejection::WrongType,
+            jose::Fault::MissingKid => Rejection::MissingKid,
         })?;
-        let header = &compact.header;
-        let alg = header
-            .get("alg")
-            .and_then(Value::as_str)
-            .ok_or(Rejection::Malformed)?;
-        if jose::alg_is_none(alg) {
-            return Err(Rejection::AlgNone);
-        }
-        if jose::has_forbidden_member(header) {
-            return Err(Rejection::ForbiddenHeader);
-        }
-        // Exact and case-sensitive: `hs256` is not an algorithm name.
-        if alg != self.alg {
-            return Err(Rejection::AlgNotAllowed);
-        }
-        let typ_ok = header
-            .get("typ")
-            .and_then(Value::as_str)
-            .is_some_and(|typ| typ.eq_ignore_ascii_case(TOKEN_TYPE));
-        if !typ_ok {
-            return Err(Rejection::WrongType);
-        }
-        if !jose::is_base64url_part(compact.signature) {
-            return Err(Rejection::Malformed);
-        }
-        let kid = header
-            .get("kid")
-            .and_then(Value::as_str)
-            .filter(|kid| !kid.is_empty())
-            .ok_or(Rejection::MissingKid)?;
-        let pinned = self.keys.get(kid).ok_or(Rejection::UnknownKid)?;
+        let pinned = self.keys.get(&kid).ok_or(Rejection::UnknownKid)?;
         let signature = jose::base64url(compact.signature).ok_or(Rejection::Malformed)?;
         if !signature_verifies(&pinned.key, compact.signing_input.as_bytes(), &signature) {
             return Err(Rejection::BadSignature);

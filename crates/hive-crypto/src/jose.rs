@@ -99,3 +99,62 @@ pub(crate) fn has_forbidden_member(header: &Map<String, Value>) -> bool {
         .iter()
         .any(|name| header.contains_key(*name))
 }
+
+/// What [`pinned`] refused, in the order it checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    Oversize,
+    Malformed,
+    AlgNone,
+    ForbiddenHeader,
+    AlgNotAllowed,
+    WrongType,
+    MissingKid,
+}
+
+/// The header rules of a verifier pinned to one algorithm: the size and shape
+/// ([`split`]), an `alg`, not `none` in any spelling, no forbidden member, exactly `alg`
+/// (case-sensitive), a `typ` that `typ_ok` accepts, a base64url signature part and a
+/// non-empty `kid`, which is returned with the split token. Nothing is verified yet.
+pub(crate) fn pinned<'a>(
+    token: &'a str,
+    max_bytes: usize,
+    alg: &str,
+    typ_ok: impl Fn(&str) -> bool,
+) -> Result<(Compact<'a>, String), Fault> {
+    let compact = split(token, max_bytes).map_err(|shape| match shape {
+        Shape::Oversize => Fault::Oversize,
+        Shape::Malformed => Fault::Malformed,
+    })?;
+    let header = &compact.header;
+    let named = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(Fault::Malformed)?;
+    if alg_is_none(named) {
+        return Err(Fault::AlgNone);
+    }
+    if has_forbidden_member(header) {
+        return Err(Fault::ForbiddenHeader);
+    }
+    if named != alg {
+        return Err(Fault::AlgNotAllowed);
+    }
+    if !header
+        .get("typ")
+        .and_then(Value::as_str)
+        .is_some_and(typ_ok)
+    {
+        return Err(Fault::WrongType);
+    }
+    if !is_base64url_part(compact.signature) {
+        return Err(Fault::Malformed);
+    }
+    let kid = header
+        .get("kid")
+        .and_then(Value::as_str)
+        .filter(|kid| !kid.is_empty())
+        .ok_or(Fault::MissingKid)?
+        .to_owned();
+    Ok((compact, kid))
+}

@@ -22,7 +22,7 @@
 use crate::federation::{Ed25519Seed, ed25519_kid, parse_public_key, public_key_text};
 use crate::jose;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The `typ` of a peer manifest.
 pub const MANIFEST_TYPE: &str = "hive-mesh-manifest+jwt";
@@ -157,35 +157,18 @@ pub fn verify_manifest(
     operator_key: &[u8; 32],
     now: i64,
 ) -> Result<Manifest, ManifestError> {
-    let compact = jose::split(text.trim(), MAX_MANIFEST_BYTES).map_err(|shape| match shape {
-        jose::Shape::Oversize => ManifestError::Oversize,
-        jose::Shape::Malformed => ManifestError::Malformed,
+    let (compact, kid) = jose::pinned(text.trim(), MAX_MANIFEST_BYTES, EDDSA, |typ| {
+        typ == MANIFEST_TYPE
+    })
+    .map_err(|fault| match fault {
+        jose::Fault::Oversize => ManifestError::Oversize,
+        jose::Fault::Malformed => ManifestError::Malformed,
+        jose::Fault::AlgNone => ManifestError::AlgNone,
+        jose::Fault::ForbiddenHeader => ManifestError::ForbiddenHeader,
+        jose::Fault::AlgNotAllowed => ManifestError::AlgNotAllowed,
+        jose::Fault::WrongType => ManifestError::WrongType,
+        jose::Fault::MissingKid => ManifestError::MissingKid,
     })?;
-    let header = &compact.header;
-    let alg = header
-        .get("alg")
-        .and_then(Value::as_str)
-        .ok_or(ManifestError::Malformed)?;
-    if jose::alg_is_none(alg) {
-        return Err(ManifestError::AlgNone);
-    }
-    if jose::has_forbidden_member(header) {
-        return Err(ManifestError::ForbiddenHeader);
-    }
-    if alg != EDDSA {
-        return Err(ManifestError::AlgNotAllowed);
-    }
-    if header.get("typ").and_then(Value::as_str) != Some(MANIFEST_TYPE) {
-        return Err(ManifestError::WrongType);
-    }
-    if !jose::is_base64url_part(compact.signature) {
-        return Err(ManifestError::Malformed);
-    }
-    let kid = header
-        .get("kid")
-        .and_then(Value::as_str)
-        .filter(|kid| !kid.is_empty())
-        .ok_or(ManifestError::MissingKid)?;
     if kid != ed25519_kid(operator_key) {
         return Err(ManifestError::WrongKey);
     }
@@ -284,6 +267,7 @@ mod tests {
     use super::*;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::Value;
 
     const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
     const DAY: i64 = 86_400;
