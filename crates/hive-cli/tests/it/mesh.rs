@@ -23,6 +23,15 @@ async fn keygen(dir: &Path, name: &str) -> (String, String) {
     (field("public key:"), field("kid:"))
 }
 
+/// Runs `hive <args>` in `dir` and checks it fails with exit 1 saying `says`; returns what it
+/// printed.
+async fn refused(dir: &Path, args: &[&str], says: &str) -> String {
+    let (status, stdout, stderr) = run_to_exit(dir, args, &[]).await;
+    assert_eq!(status.code(), Some(1), "{args:?}: {stdout}");
+    assert!(stderr.contains(says), "{args:?}: {stderr}");
+    format!("{stdout}{stderr}")
+}
+
 #[tokio::test]
 async fn keygen_writes_a_private_seed_once_and_never_prints_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -40,15 +49,13 @@ async fn keygen_writes_a_private_seed_once_and_never_prints_it() {
     assert_eq!(parsed.kid(), kid);
 
     // Never overwritten.
-    let (status, stdout, stderr) = run_to_exit(
+    let printed = refused(
         dir.path(),
         &["mesh", "keygen", "--out", "federation.seed"],
-        &[],
+        "refusing to overwrite",
     )
     .await;
-    assert_eq!(status.code(), Some(1));
-    assert!(stderr.contains("refusing to overwrite"), "{stderr}");
-    assert!(!stdout.contains(seed.trim()) && !stderr.contains(seed.trim()));
+    assert!(!printed.contains(seed.trim()));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), seed);
 
     let (status, stdout, stderr) = run_to_exit(
@@ -62,14 +69,12 @@ async fn keygen_writes_a_private_seed_once_and_never_prints_it() {
     assert!(!stdout.contains(seed.trim()) && !stderr.contains(seed.trim()));
 
     std::fs::write(dir.path().join("junk"), "not a seed\n").unwrap();
-    let (status, _, stderr) = run_to_exit(
+    refused(
         dir.path(),
         &["mesh", "public-key", "--seed-file", "junk"],
-        &[],
+        "does not hold an Ed25519 seed",
     )
     .await;
-    assert_eq!(status.code(), Some(1));
-    assert!(stderr.contains("does not hold an Ed25519 seed"), "{stderr}");
 }
 
 #[tokio::test]
@@ -105,26 +110,23 @@ async fn a_manifest_is_signed_verified_and_refused_when_tampered_with() {
     assert!(status.success(), "{stdout}{stderr}");
     assert!(stdout.contains(&operator_key), "{stdout}");
 
-    let verify = |key: String| {
-        let dir = dir.path().to_owned();
-        async move {
-            run_to_exit(
-                &dir,
-                &[
-                    "mesh",
-                    "manifest",
-                    "verify",
-                    "--file",
-                    "peers.manifest",
-                    "--public-key",
-                    &key,
-                ],
-                &[],
-            )
-            .await
-        }
+    let verify = |key: &str| {
+        [
+            "mesh",
+            "manifest",
+            "verify",
+            "--file",
+            "peers.manifest",
+            "--public-key",
+        ]
+        .into_iter()
+        .chain([key])
+        .map(str::to_owned)
+        .collect::<Vec<String>>()
     };
-    let (status, stdout, stderr) = verify(operator_key.clone()).await;
+    let args = verify(&operator_key);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (status, stdout, stderr) = run_to_exit(dir.path(), &args, &[]).await;
     assert!(status.success(), "{stderr}");
     assert!(stdout.contains(&operator_kid), "{stdout}");
     assert!(stdout.contains("issuer: ops@a.example"), "{stdout}");
@@ -138,9 +140,9 @@ async fn a_manifest_is_signed_verified_and_refused_when_tampered_with() {
     );
 
     // Another operator key.
-    let (status, stdout, stderr) = verify(b_key.clone()).await;
-    assert_eq!(status.code(), Some(1), "{stdout}");
-    assert!(stderr.contains("manifest refused"), "{stderr}");
+    let wrong = verify(&b_key);
+    let wrong: Vec<&str> = wrong.iter().map(String::as_str).collect();
+    refused(dir.path(), &wrong, "manifest refused").await;
 
     // A byte of the payload changed.
     let path = dir.path().join("peers.manifest");
@@ -149,9 +151,7 @@ async fn a_manifest_is_signed_verified_and_refused_when_tampered_with() {
     let last = parts[1].pop().unwrap();
     parts[1].push(if last == 'A' { 'B' } else { 'A' });
     std::fs::write(&path, parts.join(".")).unwrap();
-    let (status, _, stderr) = verify(operator_key.clone()).await;
-    assert_eq!(status.code(), Some(1));
-    assert!(stderr.contains("manifest refused"), "{stderr}");
+    refused(dir.path(), &args, "manifest refused").await;
 
     // Bad peers are refused before anything is written.
     for peer in [
@@ -159,24 +159,18 @@ async fn a_manifest_is_signed_verified_and_refused_when_tampered_with() {
         "ftp://b.example=AAAA",
         "https://b.example=short",
     ] {
-        let (status, _, stderr) = run_to_exit(
-            dir.path(),
-            &[
-                "mesh",
-                "manifest",
-                "sign",
-                "--key",
-                "operator.seed",
-                "--peer",
-                peer,
-                "--out",
-                "bad",
-            ],
-            &[],
-        )
-        .await;
-        assert_eq!(status.code(), Some(1), "{peer}");
-        assert!(stderr.contains("--peer"), "{peer}: {stderr}");
+        let args = [
+            "mesh",
+            "manifest",
+            "sign",
+            "--key",
+            "operator.seed",
+            "--peer",
+            peer,
+            "--out",
+            "bad",
+        ];
+        refused(dir.path(), &args, "--peer").await;
         assert!(!dir.path().join("bad").exists());
     }
 }
