@@ -4,6 +4,7 @@ mod admin;
 mod agent;
 mod egress;
 mod logging;
+mod mesh;
 mod vault;
 
 use clap::{Parser, Subcommand};
@@ -68,6 +69,12 @@ enum Command {
         #[command(subcommand)]
         action: egress::EgressAction,
     },
+    /// Federation keys: generate a seed, show a public key, sign and verify a peer manifest.
+    /// Reads no configuration.
+    Mesh {
+        #[command(subcommand)]
+        action: mesh::MeshAction,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -122,6 +129,19 @@ enum ConfigAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Key tools for operators: they need no configuration (and may run where there is none).
+    let command = match cli.command {
+        Command::Mesh { action } => {
+            return match mesh::mesh(action) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("hive: {message}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        command => command,
+    };
     let config = match Config::load(&EnvSource::from_process()) {
         Ok(config) => config,
         Err(error) => {
@@ -129,7 +149,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
+    match command {
+        Command::Mesh { .. } => ExitCode::SUCCESS,
         Command::Config {
             action: ConfigAction::Check,
         } => config_check(&config),

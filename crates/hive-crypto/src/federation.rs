@@ -284,12 +284,18 @@ impl Ed25519Seed {
 
     /// The public key as peers configure it: base64url without padding.
     pub fn public_key_text(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.public_key)
+        public_key_text(&self.public_key)
     }
 
     /// The key id tokens signed with this seed carry.
     pub fn kid(&self) -> String {
         ed25519_kid(&self.public_key)
+    }
+
+    /// The raw Ed25519 signature over `message`. The key pair is rebuilt per signature so only
+    /// the zeroizing seed is ever kept.
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, MintError> {
+        Ok(key_pair(&self.seed)?.sign(message).as_ref().to_vec())
     }
 }
 
@@ -307,6 +313,12 @@ pub fn parse_public_key(text: &str) -> Result<[u8; 32], KeyTextError> {
         .decode(text)
         .map_err(|_| KeyTextError::BadEncoding)?;
     bytes.try_into().map_err(|_| KeyTextError::BadLength)
+}
+
+/// An Ed25519 public key as it is configured: base64url without padding (what
+/// [`parse_public_key`] reads).
+pub fn public_key_text(public_key: &[u8; 32]) -> String {
+    URL_SAFE_NO_PAD.encode(public_key)
 }
 
 /// `ed25519-` and the first 16 hex characters of the SHA-256 of the public key.
@@ -338,8 +350,7 @@ impl SigningKey {
                 mac.update(message);
                 Ok(mac.finalize().into_bytes().to_vec())
             }
-            // The key pair is rebuilt per token so only the zeroizing seed is ever kept.
-            Self::Ed25519(seed) => Ok(key_pair(&seed.seed)?.sign(message).as_ref().to_vec()),
+            Self::Ed25519(seed) => seed.sign(message),
         }
     }
 }
@@ -433,13 +444,7 @@ impl Signer {
 
 /// `header.claims.signature` with `key`, whatever the header says (tests build attacks with it).
 fn sign_parts(key: &SigningKey, header: &Value, claims: &Value) -> Result<String, MintError> {
-    let message = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let signature = key.sign(message.as_bytes())?;
-    Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    jose::encode(header, claims, |message| key.sign(message))
 }
 
 /// Two configured peers share one Ed25519 public key (so it could not name one issuer).
@@ -613,41 +618,21 @@ impl Verifier {
     /// Verifies `token`: header rules, the signature under the key its `kid` names, then the
     /// claims against `expected` (see the module documentation for the order).
     pub fn verify(&self, token: &str, expected: &Expected<'_>) -> Result<PeerClaims, Rejection> {
-        let compact = jose::split(token, MAX_TOKEN_BYTES).map_err(|shape| match shape {
-            jose::Shape::Oversize => Rejection::Oversize,
-            jose::Shape::Malformed => Rejection::Malformed,
+        // `alg` exact and case-sensitive (`hs256` is not an algorithm name); `typ` ignoring
+        // ASCII case.
+        let (compact, kid) = jose::pinned(token, MAX_TOKEN_BYTES, self.alg, |typ| {
+            typ.eq_ignore_ascii_case(TOKEN_TYPE)
+        })
+        .map_err(|fault| match fault {
+            jose::Fault::Oversize => Rejection::Oversize,
+            jose::Fault::Malformed => Rejection::Malformed,
+            jose::Fault::AlgNone => Rejection::AlgNone,
+            jose::Fault::ForbiddenHeader => Rejection::ForbiddenHeader,
+            jose::Fault::AlgNotAllowed => Rejection::AlgNotAllowed,
+            jose::Fault::WrongType => Rejection::WrongType,
+            jose::Fault::MissingKid => Rejection::MissingKid,
         })?;
-        let header = &compact.header;
-        let alg = header
-            .get("alg")
-            .and_then(Value::as_str)
-            .ok_or(Rejection::Malformed)?;
-        if jose::alg_is_none(alg) {
-            return Err(Rejection::AlgNone);
-        }
-        if jose::has_forbidden_member(header) {
-            return Err(Rejection::ForbiddenHeader);
-        }
-        // Exact and case-sensitive: `hs256` is not an algorithm name.
-        if alg != self.alg {
-            return Err(Rejection::AlgNotAllowed);
-        }
-        let typ_ok = header
-            .get("typ")
-            .and_then(Value::as_str)
-            .is_some_and(|typ| typ.eq_ignore_ascii_case(TOKEN_TYPE));
-        if !typ_ok {
-            return Err(Rejection::WrongType);
-        }
-        if !jose::is_base64url_part(compact.signature) {
-            return Err(Rejection::Malformed);
-        }
-        let kid = header
-            .get("kid")
-            .and_then(Value::as_str)
-            .filter(|kid| !kid.is_empty())
-            .ok_or(Rejection::MissingKid)?;
-        let pinned = self.keys.get(kid).ok_or(Rejection::UnknownKid)?;
+        let pinned = self.keys.get(&kid).ok_or(Rejection::UnknownKid)?;
         let signature = jose::base64url(compact.signature).ok_or(Rejection::Malformed)?;
         if !signature_verifies(&pinned.key, compact.signing_input.as_bytes(), &signature) {
             return Err(Rejection::BadSignature);
@@ -668,12 +653,7 @@ fn signature_verifies(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> b
                 mac.verify_slice(signature).is_ok()
             })
             .unwrap_or(false),
-        VerifyingKey::Ed25519(public_key) => {
-            use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
-            UnparsedPublicKey::new(&ED25519, public_key)
-                .verify(message, signature)
-                .is_ok()
-        }
+        VerifyingKey::Ed25519(public_key) => jose::ed25519_verifies(public_key, message, signature),
     }
 }
 

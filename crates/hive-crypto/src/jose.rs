@@ -6,6 +6,30 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
+/// `base64url(header).base64url(claims).base64url(signature)`, the signature made by `sign`
+/// over the first two parts.
+pub(crate) fn encode<E>(
+    header: &Value,
+    claims: &Value,
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, E>,
+) -> Result<String, E> {
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = sign(message.as_bytes())?;
+    Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature)))
+}
+
+/// Whether `signature` is an Ed25519 signature of `message` under `public_key`.
+pub(crate) fn ed25519_verifies(public_key: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
+    use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
+    UnparsedPublicKey::new(&ED25519, public_key)
+        .verify(message, signature)
+        .is_ok()
+}
+
 /// Header members that would name or carry a key, or change how the token is read.
 pub(crate) const FORBIDDEN_HEADERS: [&str; 5] = ["crit", "jku", "x5u", "jwk", "x5c"];
 
@@ -74,4 +98,63 @@ pub(crate) fn has_forbidden_member(header: &Map<String, Value>) -> bool {
     FORBIDDEN_HEADERS
         .iter()
         .any(|name| header.contains_key(*name))
+}
+
+/// What [`pinned`] refused, in the order it checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    Oversize,
+    Malformed,
+    AlgNone,
+    ForbiddenHeader,
+    AlgNotAllowed,
+    WrongType,
+    MissingKid,
+}
+
+/// The header rules of a verifier pinned to one algorithm: the size and shape
+/// ([`split`]), an `alg`, not `none` in any spelling, no forbidden member, exactly `alg`
+/// (case-sensitive), a `typ` that `typ_ok` accepts, a base64url signature part and a
+/// non-empty `kid`, which is returned with the split token. Nothing is verified yet.
+pub(crate) fn pinned<'a>(
+    token: &'a str,
+    max_bytes: usize,
+    alg: &str,
+    typ_ok: impl Fn(&str) -> bool,
+) -> Result<(Compact<'a>, String), Fault> {
+    let compact = split(token, max_bytes).map_err(|shape| match shape {
+        Shape::Oversize => Fault::Oversize,
+        Shape::Malformed => Fault::Malformed,
+    })?;
+    let header = &compact.header;
+    let named = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(Fault::Malformed)?;
+    if alg_is_none(named) {
+        return Err(Fault::AlgNone);
+    }
+    if has_forbidden_member(header) {
+        return Err(Fault::ForbiddenHeader);
+    }
+    if named != alg {
+        return Err(Fault::AlgNotAllowed);
+    }
+    if !header
+        .get("typ")
+        .and_then(Value::as_str)
+        .is_some_and(typ_ok)
+    {
+        return Err(Fault::WrongType);
+    }
+    if !is_base64url_part(compact.signature) {
+        return Err(Fault::Malformed);
+    }
+    let kid = header
+        .get("kid")
+        .and_then(Value::as_str)
+        .filter(|kid| !kid.is_empty())
+        .ok_or(Fault::MissingKid)?
+        .to_owned();
+    Ok((compact, kid))
 }

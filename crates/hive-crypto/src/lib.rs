@@ -1,11 +1,13 @@
 //! Hive's cryptography: randomness from the OS, SHA-256, HMAC-SHA256, constant-time
 //! comparison, password hashing (Argon2id; bcrypt imports), tokens, and the vault's keys and
 //! AEAD (AES-256-GCM keyring, HKDF purpose keys), TOTP and recovery codes, the verifier of
-//! OpenID Connect ID tokens, and the federation JWT instances present to their peers.
+//! OpenID Connect ID tokens, the federation JWT instances present to their peers, and the
+//! operator-signed manifest of peers' keys.
 
 pub mod federation;
 mod jose;
 pub mod jwt;
+pub mod manifest;
 pub mod password;
 pub mod pkce;
 pub mod token;

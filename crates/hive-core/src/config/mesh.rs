@@ -10,6 +10,7 @@ use super::{
 };
 use hive_a2a::jsonrpc::{Method, Version};
 use hive_crypto::federation::{Ed25519Seed, SharedSecret};
+use hive_crypto::manifest::verify_manifest;
 use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,8 @@ fn federation(
     let shared_secret = src.secret("MESH_FEDERATION_SHARED_SECRET")?;
     let seed_file = src.value("MESH_FEDERATION_ED25519_SEED_FILE")?;
     let peer_keys_raw = src.value("MESH_FEDERATION_PEER_KEYS")?;
+    let manifest_file = src.value("MESH_FEDERATION_PEER_MANIFEST_FILE")?;
+    let manifest_key = src.value("MESH_FEDERATION_MANIFEST_PUBLIC_KEY")?;
     let audience = src.value("MESH_FEDERATION_JWT_AUDIENCE")?;
     let jwt_ttl = src.seconds("MESH_FEDERATION_JWT_TTL_SECONDS", 300, 30, 3600)?;
     let leeway = src.seconds("MESH_FEDERATION_JWT_CLOCK_SKEW_LEEWAY_SECONDS", 30, 0, 300)?;
@@ -100,6 +103,36 @@ fn federation(
         }
         pin_peer_keys(&raw, &mut peers)?;
     }
+    let manifest = match (manifest_file, manifest_key) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(invalid(
+                MANIFEST_FILE,
+                "needs MESH_FEDERATION_MANIFEST_PUBLIC_KEY, the operator key that signed it",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                MANIFEST_KEY,
+                "needs MESH_FEDERATION_PEER_MANIFEST_FILE, the manifest it signed",
+            ));
+        }
+        (Some(_), Some(_)) if !ed25519 => {
+            return Err(invalid(
+                MANIFEST_FILE,
+                "a peer manifest needs MESH_FEDERATION_ED25519_SEED_FILE (Ed25519 mode)",
+            ));
+        }
+        (Some(path), Some(key)) => {
+            let key = ed25519_public_key(key.trim()).ok_or_else(|| {
+                invalid(
+                    MANIFEST_KEY,
+                    "an Ed25519 public key (32 bytes, base64url without padding)",
+                )
+            })?;
+            Some((path.trim().to_owned(), key))
+        }
+    };
     if allow_legacy_secret && shared_secret.is_none() {
         return Err(invalid(
             "MESH_FEDERATION_INBOUND_ALLOW_LEGACY_SECRET",
@@ -112,10 +145,13 @@ fn federation(
             "needs MESH_FEDERATION_SHARED_SECRET",
         ));
     }
+    if let Some((path, operator_key)) = &manifest {
+        pin_manifest_keys(path, operator_key, &mut peers, warnings)?;
+    }
     if ed25519 {
         for peer in peers.iter().filter(|peer| peer.public_key.is_none()) {
             warnings.push(format!(
-                "federation peer {} has no key in MESH_FEDERATION_PEER_KEYS: it can be called but cannot call in",
+                "federation peer {} has no key in MESH_FEDERATION_PEER_KEYS or the peer manifest: it can be called but cannot call in",
                 peer.origin
             ));
         }
@@ -278,8 +314,7 @@ fn pin_peer_keys(raw: &str, peers: &mut [FederationPeer]) -> Result<(), ConfigEr
         let (origin, key) = item
             .split_once('=')
             .ok_or_else(|| invalid(NAME, "comma-separated origin=public-key pairs"))?;
-        let origin = origin_of(origin, false)
-            .map(|(origin, _)| origin)
+        let origin = normalize_peer_origin(origin)
             .ok_or_else(|| invalid(NAME, format!("{origin:?} is not an origin")))?;
         let peer = peers
             .iter_mut()
@@ -297,6 +332,61 @@ fn pin_peer_keys(raw: &str, peers: &mut [FederationPeer]) -> Result<(), ConfigEr
         peer.public_key = Some(bytes);
     }
     Ok(())
+}
+
+const MANIFEST_FILE: &str = "MESH_FEDERATION_PEER_MANIFEST_FILE";
+const MANIFEST_KEY: &str = "MESH_FEDERATION_MANIFEST_PUBLIC_KEY";
+
+/// Pins the keys a peer manifest signed by `operator_key` gives the peers of
+/// `MESH_FEDERATION_PEERS`; entries for other origins are ignored with a warning (the manifest
+/// may describe a wider mesh). A peer already pinned by `MESH_FEDERATION_PEER_KEYS` to another
+/// key stops the process. Expiry is judged by the system clock: configuration is loaded once,
+/// before any injected clock exists.
+fn pin_manifest_keys(
+    path: &str,
+    operator_key: &[u8; 32],
+    peers: &mut [FederationPeer],
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    let text = read_secret_file(MANIFEST_FILE, path)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let manifest = verify_manifest(&text, operator_key, now)
+        .map_err(|why| invalid(MANIFEST_FILE, format!("{path}: {why}")))?;
+    for entry in &manifest.peers {
+        let origin = normalize_peer_origin(&entry.origin).ok_or_else(|| {
+            invalid(
+                MANIFEST_FILE,
+                format!("{path}: {:?} is not an origin", entry.origin),
+            )
+        })?;
+        let Some(peer) = peers.iter_mut().find(|peer| peer.origin == origin) else {
+            warnings.push(format!(
+                "{MANIFEST_FILE}: {origin} is in the manifest but not in MESH_FEDERATION_PEERS: ignored"
+            ));
+            continue;
+        };
+        match peer.public_key {
+            Some(pinned) if pinned != entry.public_key => {
+                return Err(invalid(
+                    MANIFEST_FILE,
+                    format!(
+                        "{path} gives {origin} another key than MESH_FEDERATION_PEER_KEYS; remove one of them"
+                    ),
+                ));
+            }
+            _ => peer.public_key = Some(entry.public_key),
+        }
+    }
+    Ok(())
+}
+
+/// An origin written as in `MESH_FEDERATION_PEERS` (http allowed), normalised to
+/// `scheme://host[:port]`; `None` when it is not one. `hive mesh manifest sign` uses it.
+pub fn normalize_peer_origin(raw: &str) -> Option<String> {
+    origin_of(raw, false).map(|(origin, _)| origin)
 }
 
 fn ed25519_public_key(text: &str) -> Option<[u8; 32]> {
@@ -498,6 +588,8 @@ fn nats_name(raw: &str, dots: bool) -> bool {
 mod tests {
     use super::super::{Config, EnvSource, FederationKeyMode};
     use hive_a2a::jsonrpc::Method;
+    use hive_crypto::federation::Ed25519Seed;
+    use hive_crypto::manifest::{Manifest, ManifestPeer, sign_manifest};
 
     const SECRET: &str = "Qm9v3kL2pX8rT5wZ1yN7cF4hJ6dS0aGe";
     const B: &str = "http://127.0.0.3:8080";
@@ -717,6 +809,206 @@ mod tests {
             "{:?}",
             config.warnings
         );
+    }
+
+    /// A private seed file in `dir`, as `hive mesh keygen` writes it.
+    fn seed_file(dir: &std::path::Path) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("federation.seed");
+        std::fs::write(&path, format!("{}\n", "5e".repeat(32))).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    fn now() -> i64 {
+        let elapsed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        i64::try_from(elapsed.as_secs()).unwrap()
+    }
+
+    /// Writes a manifest signed by `operator` listing `peers`, issued at `iat`.
+    fn write_manifest(
+        dir: &std::path::Path,
+        operator: &Ed25519Seed,
+        peers: &[(&str, [u8; 32])],
+        iat: i64,
+        exp: Option<i64>,
+    ) -> String {
+        let manifest = Manifest {
+            issuer: "ops@a.example".to_owned(),
+            issued_at: iat,
+            expires_at: exp,
+            peers: peers
+                .iter()
+                .map(|(origin, public_key)| ManifestPeer {
+                    origin: (*origin).to_owned(),
+                    public_key: *public_key,
+                })
+                .collect(),
+        };
+        let path = dir.join("peers.manifest");
+        let text = sign_manifest(operator, &manifest).unwrap();
+        std::fs::write(&path, format!("{text}\n")).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn a_signed_manifest_pins_the_configured_peers_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = seed_file(dir.path());
+        let operator = Ed25519Seed::generate().unwrap();
+        let operator_key = operator.public_key_text();
+        let (b, c, d) = (
+            Ed25519Seed::generate().unwrap(),
+            Ed25519Seed::generate().unwrap(),
+            Ed25519Seed::generate().unwrap(),
+        );
+        // The manifest writes B with a trailing slash, and describes D, a peer not ours.
+        let b_written = format!("{B}/");
+        let manifest = write_manifest(
+            dir.path(),
+            &operator,
+            &[
+                (&b_written, b.public_key()),
+                (C, c.public_key()),
+                ("https://d.example", d.public_key()),
+            ],
+            now(),
+            Some(now() + 86_400),
+        );
+        let config = federation(&[
+            ("MESH_FEDERATION_PEERS", &format!("{B},{C}")),
+            ("MESH_FEDERATION_ED25519_SEED_FILE", &seed),
+            // C is pinned in both places with the same key: fine.
+            (
+                "MESH_FEDERATION_PEER_KEYS",
+                &format!("{C}={}", c.public_key_text()),
+            ),
+            ("MESH_FEDERATION_PEER_MANIFEST_FILE", &manifest),
+            ("MESH_FEDERATION_MANIFEST_PUBLIC_KEY", &operator_key),
+        ])
+        .unwrap();
+        let fed = config.mesh.federation.unwrap();
+        assert_eq!(fed.peers[0].public_key, Some(b.public_key()));
+        assert_eq!(fed.peers[1].public_key, Some(c.public_key()));
+        assert_eq!(fed.peers.len(), 2, "D is not added");
+        assert!(
+            config
+                .warnings
+                .iter()
+                .any(|w| w.contains("https://d.example") && w.contains("ignored")),
+            "{:?}",
+            config.warnings
+        );
+        assert!(
+            !config.warnings.iter().any(|w| w.contains("cannot call in")),
+            "{:?}",
+            config.warnings
+        );
+
+        // The same peer with another key in MESH_FEDERATION_PEER_KEYS.
+        let error = federation(&[
+            ("MESH_FEDERATION_PEERS", &format!("{B},{C}")),
+            ("MESH_FEDERATION_ED25519_SEED_FILE", &seed),
+            (
+                "MESH_FEDERATION_PEER_KEYS",
+                &format!("{B}={}", d.public_key_text()),
+            ),
+            ("MESH_FEDERATION_PEER_MANIFEST_FILE", &manifest),
+            ("MESH_FEDERATION_MANIFEST_PUBLIC_KEY", &operator_key),
+        ])
+        .unwrap_err();
+        assert_eq!(error.variable, "MESH_FEDERATION_PEER_MANIFEST_FILE");
+        assert!(error.to_string().contains(B), "{error}");
+    }
+
+    #[test]
+    fn a_bad_manifest_or_half_its_settings_stop_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = seed_file(dir.path());
+        let operator = Ed25519Seed::generate().unwrap();
+        let operator_key = operator.public_key_text();
+        let other_key = Ed25519Seed::generate().unwrap().public_key_text();
+        let peer = Ed25519Seed::generate().unwrap().public_key();
+        let peers = ("MESH_FEDERATION_PEERS", B);
+        let ed25519 = ("MESH_FEDERATION_ED25519_SEED_FILE", seed.as_str());
+        let good = write_manifest(dir.path(), &operator, &[(B, peer)], now(), None);
+        let file = ("MESH_FEDERATION_PEER_MANIFEST_FILE", good.as_str());
+        let key = ("MESH_FEDERATION_MANIFEST_PUBLIC_KEY", operator_key.as_str());
+        assert!(federation(&[peers, ed25519, file, key]).is_ok());
+        // The settings, the variable the error names, and what its message says.
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case<'_>] = &[
+            (
+                &[peers, ed25519, file],
+                "MESH_FEDERATION_PEER_MANIFEST_FILE",
+                "needs",
+            ),
+            (
+                &[peers, ed25519, key],
+                "MESH_FEDERATION_MANIFEST_PUBLIC_KEY",
+                "needs",
+            ),
+            (
+                &[peers, ("MESH_FEDERATION_SHARED_SECRET", SECRET), file, key],
+                "MESH_FEDERATION_PEER_MANIFEST_FILE",
+                "Ed25519 mode",
+            ),
+            (
+                &[
+                    peers,
+                    ed25519,
+                    file,
+                    ("MESH_FEDERATION_MANIFEST_PUBLIC_KEY", "AAAA"),
+                ],
+                "MESH_FEDERATION_MANIFEST_PUBLIC_KEY",
+                "Ed25519 public key",
+            ),
+            (
+                &[
+                    peers,
+                    ed25519,
+                    file,
+                    ("MESH_FEDERATION_MANIFEST_PUBLIC_KEY", &other_key),
+                ],
+                "MESH_FEDERATION_PEER_MANIFEST_FILE",
+                "another key",
+            ),
+            (
+                &[
+                    peers,
+                    ed25519,
+                    ("MESH_FEDERATION_PEER_MANIFEST_FILE", "/nonexistent/peers"),
+                    key,
+                ],
+                "MESH_FEDERATION_PEER_MANIFEST_FILE",
+                "cannot read",
+            ),
+        ];
+        for (pairs, variable, says) in cases {
+            let error = federation(pairs).unwrap_err();
+            assert_eq!(error.variable, *variable, "{pairs:?}");
+            assert!(error.to_string().contains(says), "{error}");
+        }
+        // Expired, issued far in the future, tampered with.
+        let refused = [
+            (now() - 7200, Some(now() - 3600), "expired"),
+            (now() + 3600, None, "future"),
+        ];
+        for (iat, exp, says) in refused {
+            write_manifest(dir.path(), &operator, &[(B, peer)], iat, exp);
+            let error = federation(&[peers, ed25519, file, key]).unwrap_err();
+            assert_eq!(error.variable, "MESH_FEDERATION_PEER_MANIFEST_FILE");
+            assert!(error.to_string().contains(says), "{error}");
+        }
+        let text = write_manifest(dir.path(), &operator, &[(B, peer)], now(), None);
+        let signed = std::fs::read_to_string(&text).unwrap();
+        let mut parts: Vec<String> = signed.trim().split('.').map(str::to_owned).collect();
+        parts[1] = parts[1].replacen('e', "f", 1);
+        std::fs::write(&text, parts.join(".")).unwrap();
+        let error = federation(&[peers, ed25519, file, key]).unwrap_err();
+        assert_eq!(error.variable, "MESH_FEDERATION_PEER_MANIFEST_FILE");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::time::Duration;
 use url::Url;
 
 pub use load::{ConfigError, EnvSource};
+pub use mesh::normalize_peer_origin;
 pub use report::{ReportLine, ValueSource, render_check};
 
 /// Development (the default) or production (`HIVE_ENV=production`): production refuses
@@ -241,7 +242,8 @@ pub struct FederationPeer {
     /// `scheme://host[:port]`: the peer's identity (`iss` of its tokens, `aud` of ours).
     pub origin: String,
     pub url: Url,
-    /// Its Ed25519 public key, from `MESH_FEDERATION_PEER_KEYS`.
+    /// Its Ed25519 public key, from `MESH_FEDERATION_PEER_KEYS` or the signed peer manifest
+    /// (`MESH_FEDERATION_PEER_MANIFEST_FILE`).
     pub public_key: Option<[u8; 32]>,
 }
 

@@ -199,6 +199,16 @@ pub const VARIABLES: &[VarSpec] = &[
         "comma-separated origin=PUBLIC_KEY pairs pinning each peer's Ed25519 public key (base64url); Ed25519 mode only",
     ),
     var(
+        "MESH_FEDERATION_PEER_MANIFEST_FILE",
+        "- (none)",
+        "path of a peer manifest signed by the operator key (`hive mesh manifest sign`), read at start: pins the keys of the listed peers that are in MESH_FEDERATION_PEERS; needs MESH_FEDERATION_MANIFEST_PUBLIC_KEY; Ed25519 mode only; invalid, expired (by the system clock) or wrongly signed stops the process",
+    ),
+    var(
+        "MESH_FEDERATION_MANIFEST_PUBLIC_KEY",
+        "- (none)",
+        "the operator's Ed25519 public key (base64url, `hive mesh public-key`) that must have signed MESH_FEDERATION_PEER_MANIFEST_FILE; set both or neither",
+    ),
+    var(
         "MESH_FEDERATION_JWT_AUDIENCE",
         "the AUTH_URL origin",
         "1 to 255 characters: the aud inbound tokens must carry, and the aud of outbound ones when set (one audience for the whole mesh)",
