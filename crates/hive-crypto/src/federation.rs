@@ -620,9 +620,13 @@ impl Verifier {
     pub fn verify(&self, token: &str, expected: &Expected<'_>) -> Result<PeerClaims, Rejection> {
         // `alg` exact and case-sensitive (`hs256` is not an algorithm name); `typ` ignoring
         // ASCII case.
-        let (compact, kid) = jose::pinned(token, MAX_TOKEN_BYTES, self.alg, |typ| {
-            typ.eq_ignore_ascii_case(TOKEN_TYPE)
-        })
+        let (compact, kid, _) = jose::pinned(
+            token,
+            MAX_TOKEN_BYTES,
+            |alg| alg == self.alg,
+            jose::Typ::Required,
+            |typ| typ.eq_ignore_ascii_case(TOKEN_TYPE),
+        )
         .map_err(|fault| match fault {
             jose::Fault::Oversize => Rejection::Oversize,
             jose::Fault::Malformed => Rejection::Malformed,

@@ -112,16 +112,27 @@ pub(crate) enum Fault {
     MissingKid,
 }
 
-/// The header rules of a verifier pinned to one algorithm: the size and shape
-/// ([`split`]), an `alg`, not `none` in any spelling, no forbidden member, exactly `alg`
-/// (case-sensitive), a `typ` that `typ_ok` accepts, a base64url signature part and a
-/// non-empty `kid`, which is returned with the split token. Nothing is verified yet.
+/// Whether a token must name its `typ`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Typ {
+    /// Absent or not accepted: refused.
+    Required,
+    /// Absent is fine; present, it must be accepted.
+    Optional,
+}
+
+/// The header rules of a verifier whose algorithms are fixed by its keys: the size and shape
+/// ([`split`]), an `alg`, not `none` in any spelling, no forbidden member, an `alg` that
+/// `alg_ok` accepts (compared exactly by the callers), a `typ` that `typ_ok` accepts (absent
+/// only when [`Typ::Optional`]), a base64url signature part and a non-empty `kid`, which is
+/// returned with the split token and the `alg`. Nothing is verified yet.
 pub(crate) fn pinned<'a>(
     token: &'a str,
     max_bytes: usize,
-    alg: &str,
+    alg_ok: impl Fn(&str) -> bool,
+    typ: Typ,
     typ_ok: impl Fn(&str) -> bool,
-) -> Result<(Compact<'a>, String), Fault> {
+) -> Result<(Compact<'a>, String, String), Fault> {
     let compact = split(token, max_bytes).map_err(|shape| match shape {
         Shape::Oversize => Fault::Oversize,
         Shape::Malformed => Fault::Malformed,
@@ -130,23 +141,26 @@ pub(crate) fn pinned<'a>(
     let named = header
         .get("alg")
         .and_then(Value::as_str)
-        .ok_or(Fault::Malformed)?;
-    if alg_is_none(named) {
+        .ok_or(Fault::Malformed)?
+        .to_owned();
+    if alg_is_none(&named) {
         return Err(Fault::AlgNone);
     }
     if has_forbidden_member(header) {
         return Err(Fault::ForbiddenHeader);
     }
-    if named != alg {
+    if !alg_ok(&named) {
         return Err(Fault::AlgNotAllowed);
     }
-    if !header
-        .get("typ")
-        .and_then(Value::as_str)
-        .is_some_and(typ_ok)
-    {
+    let typ_fine = match (header.get("typ"), typ) {
+        (None, Typ::Optional) => true,
+        (None, Typ::Required) => false,
+        (Some(value), _) => value.as_str().is_some_and(&typ_ok),
+    };
+    if !typ_fine {
         return Err(Fault::WrongType);
     }
+    // Only now: an unsigned token (alg none, empty signature) was refused above for its alg.
     if !is_base64url_part(compact.signature) {
         return Err(Fault::Malformed);
     }
@@ -156,5 +170,5 @@ pub(crate) fn pinned<'a>(
         .filter(|kid| !kid.is_empty())
         .ok_or(Fault::MissingKid)?
         .to_owned();
-    Ok((compact, kid))
+    Ok((compact, kid, named))
 }

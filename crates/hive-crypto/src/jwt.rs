@@ -262,43 +262,24 @@ pub struct TokenHeader {
 /// Checks the shape and header of `token` without verifying anything else: the caller learns
 /// which key it names (to refresh a key set on an unknown `kid`).
 pub fn read_header(token: &str) -> Result<TokenHeader, Rejection> {
-    let compact = jose::split(token, MAX_TOKEN_BYTES).map_err(|shape| match shape {
-        jose::Shape::Oversize => Rejection::Oversize,
-        jose::Shape::Malformed => Rejection::Malformed,
+    let (_, kid, alg) = jose::pinned(
+        token,
+        MAX_TOKEN_BYTES,
+        |alg| SigningAlg::from_name(alg).is_some(),
+        jose::Typ::Optional,
+        |typ| typ.eq_ignore_ascii_case("JWT"),
+    )
+    .map_err(|fault| match fault {
+        jose::Fault::Oversize => Rejection::Oversize,
+        jose::Fault::Malformed => Rejection::Malformed,
+        jose::Fault::AlgNone => Rejection::AlgNone,
+        jose::Fault::ForbiddenHeader => Rejection::ForbiddenHeader,
+        jose::Fault::AlgNotAllowed => Rejection::AlgNotAllowed,
+        jose::Fault::WrongType => Rejection::WrongType,
+        jose::Fault::MissingKid => Rejection::MissingKid,
     })?;
-    let header = &compact.header;
-    let alg = header
-        .get("alg")
-        .and_then(Value::as_str)
-        .ok_or(Rejection::Malformed)?;
-    if jose::alg_is_none(alg) {
-        return Err(Rejection::AlgNone);
-    }
-    if jose::has_forbidden_member(header) {
-        return Err(Rejection::ForbiddenHeader);
-    }
-    let alg = SigningAlg::from_name(alg).ok_or(Rejection::AlgNotAllowed)?;
-    if let Some(typ) = header.get("typ") {
-        let is_jwt = typ
-            .as_str()
-            .is_some_and(|typ| typ.eq_ignore_ascii_case("JWT"));
-        if !is_jwt {
-            return Err(Rejection::WrongType);
-        }
-    }
-    // Only now: an unsigned token (alg none, empty signature) was refused above for its alg.
-    if !jose::is_base64url_part(compact.signature) {
-        return Err(Rejection::Malformed);
-    }
-    let kid = header
-        .get("kid")
-        .and_then(Value::as_str)
-        .filter(|kid| !kid.is_empty())
-        .ok_or(Rejection::MissingKid)?;
-    Ok(TokenHeader {
-        alg,
-        kid: kid.to_owned(),
-    })
+    let alg = SigningAlg::from_name(&alg).ok_or(Rejection::AlgNotAllowed)?;
+    Ok(TokenHeader { alg, kid })
 }
 
 /// What an ID token must say to be accepted for one sign-in.

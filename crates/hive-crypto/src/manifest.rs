@@ -157,9 +157,13 @@ pub fn verify_manifest(
     operator_key: &[u8; 32],
     now: i64,
 ) -> Result<Manifest, ManifestError> {
-    let (compact, kid) = jose::pinned(text.trim(), MAX_MANIFEST_BYTES, EDDSA, |typ| {
-        typ == MANIFEST_TYPE
-    })
+    let (compact, kid, _) = jose::pinned(
+        text.trim(),
+        MAX_MANIFEST_BYTES,
+        |alg| alg == EDDSA,
+        jose::Typ::Required,
+        |typ| typ == MANIFEST_TYPE,
+    )
     .map_err(|fault| match fault {
         jose::Fault::Oversize => ManifestError::Oversize,
         jose::Fault::Malformed => ManifestError::Malformed,
