@@ -444,6 +444,8 @@ pub const KNOWN_OTHER_NAMES: &[&str] = &[
     "HIVE_TEST_DATABASE_URL",
     "HIVE_TEST_REDIS_URL",
     "HIVE_TEST_CAPTURE_DIR",
+    "HIVE_TEST_NATS_URL",
+    "HIVE_TEST_A2A_PYTHON",
 ];
 
 /// The row of `name`: a plain variable, or the template row of an instance's variable
