@@ -241,6 +241,20 @@ async fn read(response: Response) -> (u16, Value) {
 }
 
 /// Takes the mutating route `method path` once, meant to succeed, and answers the status.
+/// Asks for the extended agent card (A2A 1.0) and checks that a card came back.
+async fn extended_card(request: reqwest::RequestBuilder) -> u16 {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "GetExtendedAgentCard"});
+    let response = request
+        .header("A2A-Version", "1.0")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = read(response).await;
+    assert!(answer["result"]["name"].is_string(), "{answer}");
+    status
+}
+
 async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) -> u16 {
     let admin = walk.admin.clone();
     let alice = walk.alice.clone();
@@ -459,32 +473,11 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
                 .await
         }
         ("POST", "/api/a2a/jsonrpc/public") => {
-            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "GetExtendedAgentCard"});
-            let response = server
-                .client
-                .request(Method::POST, path)
-                .header("A2A-Version", "1.0")
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let (status, answer) = read(response).await;
-            assert!(answer["result"]["name"].is_string(), "{answer}");
-            return status;
+            return extended_card(server.client.request(Method::POST, path)).await;
         }
         ("POST", "/api/v1/mesh/federation/proxy/jsonrpc") => {
-            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "GetExtendedAgentCard"});
-            let response = admin
-                .unwrap()
-                .request(server, Method::POST, &format!("{path}?peerIndex=0"))
-                .header("A2A-Version", "1.0")
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let (status, answer) = read(response).await;
-            assert!(answer["result"]["name"].is_string(), "{answer}");
-            return status;
+            let proxy = format!("{path}?peerIndex=0");
+            return extended_card(admin.unwrap().request(server, Method::POST, &proxy)).await;
         }
         ("POST", a2a) if a2a.starts_with("/api/a2a/") => {
             let rpc_path = path.replace("{id}", &walk.agent_id);
