@@ -51,6 +51,8 @@ impl Node {
 
 fn write_seed(dir: &tempfile::TempDir, name: &str) -> (String, PathBuf) {
     let seed = hive_crypto::random_token_hex().unwrap();
+    // A seed must never reach a log or an audit record (the leak check looks for it).
+    hive_testkit::capture::canary(&seed);
     let path = dir.path().join(format!("{name}.seed"));
     std::fs::write(&path, &seed).unwrap();
     let mut private = std::fs::metadata(&path).unwrap().permissions();
