@@ -148,7 +148,11 @@ impl Federation {
                 let pinned: Vec<(String, [u8; 32])> = settings
                     .peers
                     .iter()
-                    .filter_map(|peer| peer.public_key.map(|key| (peer.origin.clone(), key)))
+                    .flat_map(|peer| {
+                        peer.public_keys
+                            .iter()
+                            .map(|key| (peer.origin.clone(), *key))
+                    })
                     .collect();
                 let verifier = Verifier::ed25519(&pinned).map_err(|duplicate| {
                     FederationStartError(format!(
@@ -412,7 +416,7 @@ impl Federation {
                 origin: peer.origin.clone(),
                 can_call_in: match self.settings.mode {
                     FederationKeyMode::SharedSecret(_) => true,
-                    FederationKeyMode::Ed25519 { .. } => peer.public_key.is_some(),
+                    FederationKeyMode::Ed25519 { .. } => !peer.public_keys.is_empty(),
                 },
                 probe,
             });

@@ -5,8 +5,8 @@
 
 use super::load::{Sources, invalid, parse_networks, read_secret_file, weakness};
 use super::{
-    ConfigError, FederationConfig, FederationKeyMode, FederationPeer, MeshConfig, NatsConfig,
-    PublicApiKey, PublicTierConfig, WanConfig,
+    ConfigError, FederationConfig, FederationKeyMode, FederationPeer, MAX_KEYS_PER_PEER,
+    MeshConfig, NatsConfig, PublicApiKey, PublicTierConfig, WanConfig,
 };
 use hive_a2a::jsonrpc::{Method, Version};
 use hive_crypto::federation::{Ed25519Seed, SharedSecret};
@@ -149,7 +149,7 @@ fn federation(
         pin_manifest_keys(path, operator_key, &mut peers, warnings)?;
     }
     if ed25519 {
-        for peer in peers.iter().filter(|peer| peer.public_key.is_none()) {
+        for peer in peers.iter().filter(|peer| peer.public_keys.is_empty()) {
             warnings.push(format!(
                 "federation peer {} has no key in MESH_FEDERATION_PEER_KEYS or the peer manifest: it can be called but cannot call in",
                 peer.origin
@@ -294,7 +294,7 @@ fn peer_origins(
         peers.push(FederationPeer {
             origin,
             url,
-            public_key: None,
+            public_keys: Vec::new(),
         });
     }
     if peers.len() > MAX_PEERS {
@@ -320,16 +320,16 @@ fn pin_peer_keys(raw: &str, peers: &mut [FederationPeer]) -> Result<(), ConfigEr
             .iter_mut()
             .find(|peer| peer.origin == origin)
             .ok_or_else(|| invalid(NAME, format!("{origin} is not in MESH_FEDERATION_PEERS")))?;
-        if peer.public_key.is_some() {
-            return Err(invalid(NAME, format!("{origin} has two keys")));
-        }
         let bytes = ed25519_public_key(key.trim()).ok_or_else(|| {
             invalid(
                 NAME,
                 format!("the key of {origin} is not an Ed25519 public key (32 bytes, base64url)"),
             )
         })?;
-        peer.public_key = Some(bytes);
+        if peer.public_keys.contains(&bytes) {
+            return Err(invalid(NAME, format!("{origin} lists the same key twice")));
+        }
+        pin_key(NAME, peer, bytes)?;
     }
     Ok(())
 }
@@ -368,18 +368,26 @@ fn pin_manifest_keys(
             ));
             continue;
         };
-        match peer.public_key {
-            Some(pinned) if pinned != entry.public_key => {
-                return Err(invalid(
-                    MANIFEST_FILE,
-                    format!(
-                        "{path} gives {origin} another key than MESH_FEDERATION_PEER_KEYS; remove one of them"
-                    ),
-                ));
-            }
-            _ => peer.public_key = Some(entry.public_key),
+        // Keys of both sources are pinned: a rotation can add the new key in one place
+        // while the old one is still in the other.
+        if !peer.public_keys.contains(&entry.public_key) {
+            pin_key(MANIFEST_FILE, peer, entry.public_key)?;
         }
     }
+    Ok(())
+}
+
+fn pin_key(variable: &str, peer: &mut FederationPeer, key: [u8; 32]) -> Result<(), ConfigError> {
+    if peer.public_keys.len() >= MAX_KEYS_PER_PEER {
+        return Err(invalid(
+            variable,
+            format!(
+                "{} would have more than {MAX_KEYS_PER_PEER} keys pinned",
+                peer.origin
+            ),
+        ));
+    }
+    peer.public_keys.push(key);
     Ok(())
 }
 
@@ -801,8 +809,8 @@ mod tests {
         std::fs::write(&seed_path, "not a seed").unwrap();
         let error = federation(&[("MESH_FEDERATION_ED25519_SEED_FILE", seed_file)]).unwrap_err();
         assert_eq!(error.variable, "MESH_FEDERATION_ED25519_SEED_FILE");
-        assert!(fed.peers[0].public_key.is_some());
-        assert!(fed.peers[1].public_key.is_none());
+        assert_eq!(fed.peers[0].public_keys.len(), 1);
+        assert!(fed.peers[1].public_keys.is_empty());
         assert_eq!(fed.inbound_allowlist.len(), 2);
         assert!(
             config.warnings.iter().any(|w| w.contains(C)),
@@ -890,8 +898,12 @@ mod tests {
         ])
         .unwrap();
         let fed = config.mesh.federation.unwrap();
-        assert_eq!(fed.peers[0].public_key, Some(b.public_key()));
-        assert_eq!(fed.peers[1].public_key, Some(c.public_key()));
+        assert_eq!(fed.peers[0].public_keys, [b.public_key()]);
+        assert_eq!(
+            fed.peers[1].public_keys,
+            [c.public_key()],
+            "the same key once"
+        );
         assert_eq!(fed.peers.len(), 2, "D is not added");
         assert!(
             config
@@ -907,8 +919,9 @@ mod tests {
             config.warnings
         );
 
-        // The same peer with another key in MESH_FEDERATION_PEER_KEYS.
-        let error = federation(&[
+        // B's next key in MESH_FEDERATION_PEER_KEYS while the manifest still has the current
+        // one (a rotation): both are pinned.
+        let config = federation(&[
             ("MESH_FEDERATION_PEERS", &format!("{B},{C}")),
             ("MESH_FEDERATION_ED25519_SEED_FILE", &seed),
             (
@@ -918,9 +931,9 @@ mod tests {
             ("MESH_FEDERATION_PEER_MANIFEST_FILE", &manifest),
             ("MESH_FEDERATION_MANIFEST_PUBLIC_KEY", &operator_key),
         ])
-        .unwrap_err();
-        assert_eq!(error.variable, "MESH_FEDERATION_PEER_MANIFEST_FILE");
-        assert!(error.to_string().contains(B), "{error}");
+        .unwrap();
+        let fed = config.mesh.federation.unwrap();
+        assert_eq!(fed.peers[0].public_keys, [d.public_key(), b.public_key()]);
     }
 
     #[test]
@@ -1009,6 +1022,39 @@ mod tests {
         std::fs::write(&text, parts.join(".")).unwrap();
         let error = federation(&[peers, ed25519, file, key]).unwrap_err();
         assert_eq!(error.variable, "MESH_FEDERATION_PEER_MANIFEST_FILE");
+    }
+
+    #[test]
+    fn a_peer_may_have_several_keys_while_one_is_rotated() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = seed_file(dir.path());
+        let keys: Vec<String> = (0..5)
+            .map(|_| Ed25519Seed::generate().unwrap().public_key_text())
+            .collect();
+        let pins = |keys: &[String]| {
+            keys.iter()
+                .map(|key| format!("{B}={key}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let load_with = |pinned: &str| {
+            federation(&[
+                ("MESH_FEDERATION_PEERS", B),
+                ("MESH_FEDERATION_ED25519_SEED_FILE", &seed),
+                ("MESH_FEDERATION_PEER_KEYS", pinned),
+            ])
+        };
+        let fed = load_with(&pins(&keys[..2]))
+            .unwrap()
+            .mesh
+            .federation
+            .unwrap();
+        assert_eq!(fed.peers[0].public_keys.len(), 2);
+        assert!(load_with(&pins(&keys[..4])).is_ok());
+        for refused in [pins(&keys), pins(&[keys[0].clone(), keys[0].clone()])] {
+            let error = load_with(&refused).unwrap_err();
+            assert_eq!(error.variable, "MESH_FEDERATION_PEER_KEYS", "{refused}");
+        }
     }
 
     #[test]

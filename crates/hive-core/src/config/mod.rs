@@ -236,15 +236,19 @@ pub enum FederationKeyMode {
     },
 }
 
+/// Keys one peer may have pinned at once: the current one and those being rotated in or out.
+pub const MAX_KEYS_PER_PEER: usize = 4;
+
 /// One peer of `MESH_FEDERATION_PEERS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FederationPeer {
     /// `scheme://host[:port]`: the peer's identity (`iss` of its tokens, `aud` of ours).
     pub origin: String,
     pub url: Url,
-    /// Its Ed25519 public key, from `MESH_FEDERATION_PEER_KEYS` or the signed peer manifest
-    /// (`MESH_FEDERATION_PEER_MANIFEST_FILE`).
-    pub public_key: Option<[u8; 32]>,
+    /// Its Ed25519 public keys, from `MESH_FEDERATION_PEER_KEYS` and the signed peer manifest
+    /// (`MESH_FEDERATION_PEER_MANIFEST_FILE`): more than one while a key is being rotated (at
+    /// most [`MAX_KEYS_PER_PEER`]).
+    pub public_keys: Vec<[u8; 32]>,
 }
 
 #[derive(Debug, Clone)]

@@ -196,7 +196,7 @@ pub const VARIABLES: &[VarSpec] = &[
     var(
         "MESH_FEDERATION_PEER_KEYS",
         "- (none)",
-        "comma-separated origin=PUBLIC_KEY pairs pinning each peer's Ed25519 public key (base64url); Ed25519 mode only",
+        "comma-separated origin=PUBLIC_KEY pairs pinning each peer's Ed25519 public key (base64url); an origin may be listed up to 4 times while its key is rotated; Ed25519 mode only",
     ),
     var(
         "MESH_FEDERATION_PEER_MANIFEST_FILE",

@@ -71,6 +71,15 @@ async fn mesh(
     backend: TestBackend,
     extra_b: &[(&str, &str)],
 ) -> (Node, Node, Node, tempfile::TempDir) {
+    mesh_pinning(backend, extra_b, None).await
+}
+
+/// [`mesh`], B also pinning `a_next_key` for A (a key A is rotating to).
+async fn mesh_pinning(
+    backend: TestBackend,
+    extra_b: &[(&str, &str)],
+    a_next_key: Option<&str>,
+) -> (Node, Node, Node, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let listeners = [
         reserve_listener("127.0.0.2").await,
@@ -87,10 +96,13 @@ async fn mesh(
     let mut nodes = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
         let peers: Vec<&str> = peers_of[i].iter().map(|&p| origins[p].as_str()).collect();
-        let keys: Vec<String> = peers_of[i]
+        let mut keys: Vec<String> = peers_of[i]
             .iter()
             .map(|&p| format!("{}={}", origins[p], key(p)))
             .collect();
+        if let (1, Some(next)) = (i, a_next_key) {
+            keys.push(format!("{}={next}", origins[0]));
+        }
         let allowlist: Vec<String> = peers_of[i].iter().map(|&p| allow(&origins[p])).collect();
         let seed_file = seeds[i].1.display().to_string();
         let mut vars: Vec<(&str, &str)> = vec![
@@ -901,4 +913,31 @@ async fn the_federation_limit_counts_each_address_before_any_token_is_read() {
         .unwrap();
     assert_eq!(response.status(), 429, "even a good token waits its turn");
     assert!(response.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn a_peer_rotates_its_key_without_a_gap() {
+    // B pins A's current key and the one A is moving to.
+    let next = hive_crypto::random_token_hex().unwrap();
+    hive_testkit::capture::canary(&next);
+    let next_key = Ed25519Seed::parse(&next).unwrap().public_key_text();
+    let (a, b, _c, _dir) = mesh_pinning(TestBackend::Sqlite, &[], Some(&next_key)).await;
+    let shared = agent(&b, "shared", "federation").await;
+    let path = agent_path(&shared);
+    let header_of = |seed: &str| {
+        json!({"alg": "EdDSA", "typ": "hive-federation+jwt",
+               "kid": Ed25519Seed::parse(seed).unwrap().kid()})
+    };
+    for seed in [a.seed.as_str(), next.as_str()] {
+        let token = ed25519_signed(seed, &header_of(seed), &claims_for(&a, &b, &[]));
+        let (status, body) =
+            direct(&b, &path, &[("x-hive-federation-jwt", &token)], &send("k")).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["result"].is_object(), "{body}");
+    }
+    // A key that is neither is still refused.
+    let stranger = hive_crypto::random_token_hex().unwrap();
+    let token = ed25519_signed(&stranger, &header_of(&stranger), &claims_for(&a, &b, &[]));
+    let (status, _) = direct(&b, &path, &[("x-hive-federation-jwt", &token)], &send("k")).await;
+    assert_eq!(status, 401);
 }
