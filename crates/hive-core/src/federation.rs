@@ -70,6 +70,20 @@ pub enum PeerChoice {
     Origin(String),
 }
 
+/// One JSON-RPC request for a peer.
+#[derive(Debug, Clone)]
+pub struct ProxyCall<'a> {
+    pub peer: PeerChoice,
+    /// The agent at the peer (its own endpoint), or the peer's instance endpoint.
+    pub agent: Option<uuid::Uuid>,
+    /// One JSON-RPC request, as the caller sent it.
+    pub body: Bytes,
+    /// Its method, for the audit record.
+    pub method: &'a str,
+    /// Passed on as `A2A-Version`.
+    pub a2a_version: Option<&'a HeaderValue>,
+}
+
 /// What the peer answered a proxied call.
 #[derive(Debug, Clone)]
 pub struct ProxyReply {
@@ -173,10 +187,6 @@ impl Federation {
             identity: parts.identity,
             clock: parts.clock,
         })
-    }
-
-    pub fn settings(&self) -> &FederationConfig {
-        &self.settings
     }
 
     /// The `aud` inbound tokens must carry.
@@ -309,19 +319,21 @@ impl Federation {
 
     /// Forwards one JSON-RPC request to a configured peer with a fresh token, through the
     /// egress guard (no redirects: the token goes to the peer's origin only). Audited.
-    #[allow(clippy::too_many_arguments)]
     pub async fn proxy(
         &self,
         caller: &Caller,
-        choice: &PeerChoice,
-        agent: Option<uuid::Uuid>,
-        body: Bytes,
-        method: Option<&str>,
-        a2a_version: Option<&HeaderValue>,
+        call: ProxyCall<'_>,
         meta: &RequestMeta,
     ) -> Result<ProxyReply, ProxyError> {
+        let ProxyCall {
+            peer: choice,
+            agent,
+            body,
+            method,
+            a2a_version,
+        } = call;
         let started = Instant::now();
-        let (index, peer) = self.peer(choice)?;
+        let (index, peer) = self.peer(&choice)?;
         let audience = self.settings.audience.as_deref().unwrap_or(&peer.origin);
         let now = self.clock.now().unix_timestamp();
         let minted = self
@@ -539,7 +551,6 @@ fn proxy_error(error: EgressError) -> ProxyError {
             "too_large" => ProxyError::Unreachable,
             reason => ProxyError::Refused(reason.to_owned()),
         },
-        other if other.kind() == "timeout" => ProxyError::Timeout,
         _ => ProxyError::Unreachable,
     }
 }

@@ -21,10 +21,6 @@ impl PublicTier {
         Self { settings }
     }
 
-    pub fn settings(&self) -> &PublicTierConfig {
-        &self.settings
-    }
-
     /// The key a presented value is, by its hash (compared in constant time against each).
     pub fn key(&self, presented: &str) -> Option<&PublicApiKey> {
         let hash = hive_crypto::sha256(presented.trim().as_bytes());

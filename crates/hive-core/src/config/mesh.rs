@@ -9,7 +9,7 @@ use super::{
     MeshConfig, NatsConfig, PublicApiKey, PublicTierConfig, WanConfig,
 };
 use hive_a2a::jsonrpc::{Method, Version};
-use hive_crypto::federation::{Ed25519Seed, SharedSecret};
+use hive_crypto::federation::{Ed25519Seed, SharedSecret, parse_public_key};
 use hive_crypto::manifest::verify_manifest;
 use secrecy::ExposeSecret;
 use std::sync::Arc;
@@ -124,7 +124,7 @@ fn federation(
             ));
         }
         (Some(path), Some(key)) => {
-            let key = ed25519_public_key(key.trim()).ok_or_else(|| {
+            let key = parse_public_key(&key).ok().ok_or_else(|| {
                 invalid(
                     MANIFEST_KEY,
                     "an Ed25519 public key (32 bytes, base64url without padding)",
@@ -244,7 +244,7 @@ fn read_seed(
 
 /// An origin as a peer list names it: `scheme://host[:port]`, nothing else. https, or http
 /// outside production (a test mesh on loopback).
-fn origin_of(raw: &str, production: bool) -> Option<(String, Url)> {
+fn origin_of(raw: &str, production: bool) -> Option<String> {
     let url = Url::parse(raw.trim()).ok()?;
     let scheme_fine = match url.scheme() {
         "https" => true,
@@ -259,7 +259,7 @@ fn origin_of(raw: &str, production: bool) -> Option<(String, Url)> {
     if !scheme_fine || !bare || url.host().is_none() {
         return None;
     }
-    Some((url.origin().ascii_serialization(), url))
+    Some(url.origin().ascii_serialization())
 }
 
 fn peer_origins(
@@ -274,7 +274,7 @@ fn peer_origins(
         .map(str::trim)
         .filter(|item| !item.is_empty())
     {
-        let (origin, url) = origin_of(item, production).ok_or_else(|| {
+        let origin = origin_of(item, production).ok_or_else(|| {
             invalid(
                 NAME,
                 format!(
@@ -293,7 +293,6 @@ fn peer_origins(
         }
         peers.push(FederationPeer {
             origin,
-            url,
             public_keys: Vec::new(),
         });
     }
@@ -320,7 +319,7 @@ fn pin_peer_keys(raw: &str, peers: &mut [FederationPeer]) -> Result<(), ConfigEr
             .iter_mut()
             .find(|peer| peer.origin == origin)
             .ok_or_else(|| invalid(NAME, format!("{origin} is not in MESH_FEDERATION_PEERS")))?;
-        let bytes = ed25519_public_key(key.trim()).ok_or_else(|| {
+        let bytes = parse_public_key(key).ok().ok_or_else(|| {
             invalid(
                 NAME,
                 format!("the key of {origin} is not an Ed25519 public key (32 bytes, base64url)"),
@@ -394,15 +393,7 @@ fn pin_key(variable: &str, peer: &mut FederationPeer, key: [u8; 32]) -> Result<(
 /// An origin written as in `MESH_FEDERATION_PEERS` (http allowed), normalised to
 /// `scheme://host[:port]`; `None` when it is not one. `hive mesh manifest sign` uses it.
 pub fn normalize_peer_origin(raw: &str) -> Option<String> {
-    origin_of(raw, false).map(|(origin, _)| origin)
-}
-
-fn ed25519_public_key(text: &str) -> Option<[u8; 32]> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()?;
-    bytes.try_into().ok()
+    origin_of(raw, false)
 }
 
 fn public_tier(src: &mut Sources<'_>) -> Result<Option<PublicTierConfig>, ConfigError> {

@@ -244,7 +244,6 @@ pub const MAX_KEYS_PER_PEER: usize = 4;
 pub struct FederationPeer {
     /// `scheme://host[:port]`: the peer's identity (`iss` of its tokens, `aud` of ours).
     pub origin: String,
-    pub url: Url,
     /// Its Ed25519 public keys, from `MESH_FEDERATION_PEER_KEYS` and the signed peer manifest
     /// (`MESH_FEDERATION_PEER_MANIFEST_FILE`): more than one while a key is being rotated (at
     /// most [`MAX_KEYS_PER_PEER`]).

@@ -60,7 +60,7 @@ impl PipelineSettings {
 }
 
 /// Headers whose values never reach a log or a `Debug` print.
-fn sensitive_headers() -> [HeaderName; 7] {
+fn sensitive_headers() -> [HeaderName; 8] {
     [
         header::AUTHORIZATION,
         header::PROXY_AUTHORIZATION,
@@ -69,6 +69,7 @@ fn sensitive_headers() -> [HeaderName; 7] {
         HeaderName::from_static("x-hive-internal-token"),
         HeaderName::from_static("x-hive-federation-jwt"),
         HeaderName::from_static("x-hive-federation-secret"),
+        hive_core::public_tier::KEY_HEADER,
     ]
 }
 

@@ -19,7 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hive_a2a::jsonrpc::{self, Limits, Version};
 use hive_core::federation::{
-    Inbound, InboundRefusal, JWT_HEADER, PeerChoice, ProxyError, SECRET_HEADER,
+    Inbound, InboundRefusal, JWT_HEADER, PeerChoice, ProxyCall, ProxyError, SECRET_HEADER,
 };
 use hive_core::identity::Caller;
 use hive_core::public_tier::{KEY_HEADER, REFUSAL_ACTION};
@@ -419,11 +419,13 @@ pub async fn proxy(
     let reply = federation
         .proxy(
             &caller,
-            &choice,
-            query.agent_id,
-            bytes,
-            Some(&method),
-            headers.get("a2a-version"),
+            ProxyCall {
+                peer: choice,
+                agent: query.agent_id,
+                body: bytes,
+                method: &method,
+                a2a_version: headers.get("a2a-version"),
+            },
             &meta,
         )
         .await

@@ -941,3 +941,90 @@ async fn a_peer_rotates_its_key_without_a_gap() {
     let (status, _) = direct(&b, &path, &[("x-hive-federation-jwt", &token)], &send("k")).await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn a_peer_that_cannot_be_reached_is_a_gateway_error_and_is_recorded() {
+    // A peer that accepts connections and never answers, one whose port is closed, and one the
+    // egress guard refuses (a private address nobody allowlisted).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_origin = origin_of(&silent);
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let closed_origin = origin_of(&reserve_listener("127.0.0.1").await);
+    let refused_origin = "http://127.0.0.9";
+    let peers = format!("{silent_origin},{closed_origin},{refused_origin}");
+    let allowlist = format!("{},{}", allow(&silent_origin), allow(&closed_origin));
+    let server = identity_builder(
+        TestBackend::Sqlite,
+        &[
+            ("HIVE_RATE_LIMITS", LIMITS),
+            ("MESH_FEDERATION_ENABLED", "true"),
+            (
+                "MESH_FEDERATION_SHARED_SECRET",
+                "Vq3hT9xKp2Lm7Rw4Zc8Nf1Bd6Gs0Jy5E",
+            ),
+            ("MESH_FEDERATION_PEERS", &peers),
+            ("MESH_FEDERATION_PROXY_TIMEOUT_MS", "300"),
+            ("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &allowlist),
+        ],
+    )
+    .start()
+    .await;
+    setup_admin(&server).await;
+    let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+    let node = Node {
+        server,
+        admin,
+        seed: String::new(),
+    };
+
+    let (status, body) = proxied(&node, "peerIndex=0", &send("t")).await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"]["code"], "gateway_timeout");
+    let (status, body) = proxied(&node, "peerIndex=1", &send("c")).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "bad_gateway");
+    let (status, body) = proxied(&node, "peerIndex=2", &send("r")).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("private"),
+        "the guard's reason is given: {body}"
+    );
+    // Each failed call is on record, with the peer and what went wrong.
+    let records = records_of(&node.server, "mesh.federation.proxy_jsonrpc").await;
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.outcome == hive_store::AuditOutcome::Failure)
+    );
+    assert_eq!(
+        records[2].target.as_deref(),
+        Some(&*format!("peer:{refused_origin}"))
+    );
+    assert!(!records_of(&node.server, "egress.refused").await.is_empty());
+
+    // The probe says which peers answer, and why the others do not.
+    let probed = get_json(
+        &node.admin,
+        &node.server,
+        "/api/v1/mesh/federation/status?probe=1",
+    )
+    .await;
+    for (index, reason) in [(1, "connect"), (2, "refused:")] {
+        let probe = &probed["peers"][index]["probe"];
+        assert_eq!(probe["reachable"], false, "{probed}");
+        assert!(
+            probe["error"].as_str().unwrap().starts_with(reason),
+            "{index}: {probed}"
+        );
+    }
+    held.abort();
+}
