@@ -2,11 +2,14 @@
 //! `hive-core` services to HTTP.
 //!
 //! The pipeline runs, outermost first: sensitive-header redaction → request id → access log
-//! span → error rendering → catch panic → timeout → body rules (limit, content type) →
+//! span → error rendering → catch panic → request head (target length, duplicated
+//! credentials) → timeout → body rules (limit, content type) →
 //! client IP → CORS → security headers → rate limit → authentication → authorization (per
-//! route, from the route table) → handler.
+//! route, from the route table) → handler. Beneath it all, the `connections` module holds each
+//! connection to its timeouts and caps.
 
 pub mod auth;
+mod connections;
 pub mod error;
 mod json;
 pub mod metrics;

@@ -27,7 +27,16 @@ pub async fn serve_metrics(
             async move { handle.render() }
         }),
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    // The same connection limits as the main listener: a private address is no reason to let
+    // a stalled client hold a connection for ever.
+    crate::connections::serve(
+        listener,
+        app,
+        &hive_core::config::ConnectionLimits::default(),
+        Vec::new(),
+        shutdown,
+        std::time::Duration::ZERO,
+    )
+    .await;
+    Ok(())
 }

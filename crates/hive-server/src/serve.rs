@@ -4,8 +4,6 @@
 
 use crate::state::AppState;
 use axum::Router;
-use std::future::IntoFuture;
-use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
 /// The whole application: routes wrapped in the pipeline.
@@ -42,27 +40,15 @@ pub async fn serve_app(
     app: Router,
     listener: TcpListener,
 ) -> Result<(), ServeError> {
-    let grace = state.hive.config.http.shutdown_grace;
-    let shutdown = state.shutdown.clone();
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
-    let mut running = tokio::spawn(server);
-    tokio::select! {
-        joined = &mut running => return joined.map_err(|_| ServeError::Task)?.map_err(Into::into),
-        () = shutdown.cancelled() => {}
-    }
-    tracing::info!(
-        grace_seconds = grace.as_secs(),
-        "shutting down: draining in-flight requests"
-    );
-    match tokio::time::timeout(grace, &mut running).await {
-        Ok(joined) => joined.map_err(|_| ServeError::Task)?.map_err(Into::into),
-        Err(_) => {
-            tracing::warn!("grace period over; closing the connections still open");
-            running.abort();
-            Ok(())
-        }
-    }
+    let config = &state.hive.config.http;
+    crate::connections::serve(
+        listener,
+        app,
+        &config.connections,
+        config.trusted_proxies.clone(),
+        state.shutdown.clone(),
+        config.shutdown_grace,
+    )
+    .await;
+    Ok(())
 }

@@ -4,6 +4,7 @@
 mod accounts;
 mod agents;
 mod config_check;
+mod connections;
 mod egress;
 mod keys;
 mod leader;

@@ -3,8 +3,9 @@
 use super::report::{ReportLine, ValueSource, display_value};
 use super::spec::{self, VarSpec};
 use super::{
-    ClientIpSource, Config, DatabaseConfig, DatabaseUrl, EgressSettings, Environment, HttpConfig,
-    JobsConfig, LogConfig, LogFormat, SmtpConfig, SuppliedSecrets, TaskStoreKind,
+    ClientIpSource, Config, ConnectionLimits, DatabaseConfig, DatabaseUrl, EgressSettings,
+    Environment, HttpConfig, JobsConfig, LogConfig, LogFormat, SmtpConfig, SuppliedSecrets,
+    TaskStoreKind,
 };
 use crate::identity::MfaPolicy;
 use ipnet::IpNet;
@@ -194,6 +195,45 @@ impl Sources<'_> {
         self.integer(name, default, min, max)
             .map(Duration::from_secs)
     }
+}
+
+fn parse_connection_limits(src: &mut Sources<'_>) -> Result<ConnectionLimits, ConfigError> {
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let default = ConnectionLimits::default();
+    let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    Ok(ConnectionLimits {
+        header_read_timeout: src.seconds(
+            "HIVE_HTTP_HEADER_READ_TIMEOUT_SECONDS",
+            default.header_read_timeout.as_secs(),
+            1,
+            300,
+        )?,
+        idle_timeout: src.seconds(
+            "HIVE_HTTP_IDLE_TIMEOUT_SECONDS",
+            default.idle_timeout.as_secs(),
+            1,
+            3600,
+        )?,
+        max_connections: size(src.integer(
+            "HIVE_HTTP_MAX_CONNECTIONS",
+            wide(default.max_connections),
+            16,
+            1_000_000,
+        )?),
+        max_connections_per_ip: size(src.integer(
+            "HIVE_HTTP_MAX_CONNECTIONS_PER_IP",
+            wide(default.max_connections_per_ip),
+            1,
+            100_000,
+        )?),
+        max_streams_per_connection: u32::try_from(src.integer(
+            "HIVE_HTTP_MAX_STREAMS_PER_CONNECTION",
+            u64::from(default.max_streams_per_connection),
+            1,
+            1000,
+        )?)
+        .unwrap_or(default.max_streams_per_connection),
+    })
 }
 
 fn parse_a2a(src: &mut Sources<'_>) -> Result<super::A2aConfig, ConfigError> {
@@ -452,6 +492,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
             }
         })?,
         shutdown_grace: src.seconds("HIVE_SHUTDOWN_GRACE_SECONDS", 30, 0, 3600)?,
+        connections: parse_connection_limits(&mut src)?,
     };
     let log = LogConfig {
         level: src.parsed("LOG_LEVEL", "info".to_owned(), |raw| {
@@ -1082,6 +1123,11 @@ mod tests {
             ("HIVE_BODY_LIMIT_BYTES", "100"),
             ("HIVE_REQUEST_TIMEOUT_SECONDS", "0"),
             ("HIVE_SHUTDOWN_GRACE_SECONDS", "-1"),
+            ("HIVE_HTTP_HEADER_READ_TIMEOUT_SECONDS", "0"),
+            ("HIVE_HTTP_IDLE_TIMEOUT_SECONDS", "3601"),
+            ("HIVE_HTTP_MAX_CONNECTIONS", "15"),
+            ("HIVE_HTTP_MAX_CONNECTIONS_PER_IP", "0"),
+            ("HIVE_HTTP_MAX_STREAMS_PER_CONNECTION", "1001"),
             ("HIVE_TRUSTED_PROXIES", "10.0.0.0/8, nonsense"),
             ("HIVE_CLIENT_IP_SOURCE", "auto"),
             ("HIVE_MFA_REQUIRED", "some"),

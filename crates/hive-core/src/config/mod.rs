@@ -107,6 +107,40 @@ pub struct HttpConfig {
     pub client_ip_source: ClientIpSource,
     /// `HIVE_SHUTDOWN_GRACE_SECONDS` (default 30, 0..=3600).
     pub shutdown_grace: Duration,
+    /// Limits on connections, before any request is read.
+    pub connections: ConnectionLimits,
+}
+
+/// What one client, and all of them together, may hold open; a connection that breaks a limit
+/// is closed without reading from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `HIVE_HTTP_HEADER_READ_TIMEOUT_SECONDS` (default 10, 1..=300): time to send a whole
+    /// request head, from the connection's start or the end of the previous response.
+    pub header_read_timeout: Duration,
+    /// `HIVE_HTTP_IDLE_TIMEOUT_SECONDS` (default 60, 1..=3600): a connection with no request in
+    /// flight for this long is closed.
+    pub idle_timeout: Duration,
+    /// `HIVE_HTTP_MAX_CONNECTIONS` (default 10000, 16..=1000000): open connections in all.
+    pub max_connections: usize,
+    /// `HIVE_HTTP_MAX_CONNECTIONS_PER_IP` (default 256, 1..=100000): open connections from one
+    /// address (the socket peer; trusted proxies count only against the total).
+    pub max_connections_per_ip: usize,
+    /// `HIVE_HTTP_MAX_STREAMS_PER_CONNECTION` (default 100, 1..=1000): concurrent HTTP/2
+    /// streams on one connection.
+    pub max_streams_per_connection: u32,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            max_streams_per_connection: 100,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

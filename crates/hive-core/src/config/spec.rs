@@ -330,6 +330,31 @@ pub const VARIABLES: &[VarSpec] = &[
         "an integer from 0 to 3600",
     ),
     var(
+        "HIVE_HTTP_HEADER_READ_TIMEOUT_SECONDS",
+        "10",
+        "an integer from 1 to 300: time to send a request head; slower connections are closed",
+    ),
+    var(
+        "HIVE_HTTP_IDLE_TIMEOUT_SECONDS",
+        "60",
+        "an integer from 1 to 3600: a connection with no request in flight this long is closed",
+    ),
+    var(
+        "HIVE_HTTP_MAX_CONNECTIONS",
+        "10000",
+        "an integer from 16 to 1000000: open connections in all",
+    ),
+    var(
+        "HIVE_HTTP_MAX_CONNECTIONS_PER_IP",
+        "256",
+        "an integer from 1 to 100000: open connections from one address (trusted proxies excepted)",
+    ),
+    var(
+        "HIVE_HTTP_MAX_STREAMS_PER_CONNECTION",
+        "100",
+        "an integer from 1 to 1000: concurrent HTTP/2 streams on one connection",
+    ),
+    var(
         "LOG_LEVEL",
         "info",
         "trace, debug, info, warn, error, off, or comma-separated target=level directives",

@@ -5,6 +5,7 @@ mod client_ip;
 mod cors;
 mod rate_limit;
 mod render;
+mod request_head;
 mod request_id;
 mod security_headers;
 mod timeout;
@@ -59,18 +60,11 @@ impl PipelineSettings {
     }
 }
 
-/// Headers whose values never reach a log or a `Debug` print.
-fn sensitive_headers() -> [HeaderName; 8] {
-    [
-        header::AUTHORIZATION,
-        header::PROXY_AUTHORIZATION,
-        header::COOKIE,
-        HeaderName::from_static("x-hive-setup-token"),
-        HeaderName::from_static("x-hive-internal-token"),
-        HeaderName::from_static("x-hive-federation-jwt"),
-        HeaderName::from_static("x-hive-federation-secret"),
-        hive_core::public_tier::KEY_HEADER,
-    ]
+/// Headers whose values never reach a log or a `Debug` print: the credentials and cookies.
+fn sensitive_headers() -> Vec<HeaderName> {
+    let mut names = request_head::credential_headers().to_vec();
+    names.push(header::COOKIE);
+    names
 }
 
 /// Wraps `routes` in the whole pipeline.
@@ -83,6 +77,7 @@ pub(crate) fn apply(routes: Router, state: &AppState) -> Router {
         .layer(request_id::access_log())
         .layer(from_fn(render::render_errors))
         .layer(CatchPanicLayer::custom(render::panic_response))
+        .layer(from_fn_with_state(state.clone(), request_head::check))
         .layer(from_fn_with_state(state.clone(), timeout::limit_time))
         .layer(RequestBodyLimitLayer::new(settings.body_limit))
         .layer(MapRequestBodyLayer::new(axum::body::Body::new))

@@ -8,6 +8,7 @@ mod audit;
 mod audit_coverage;
 mod audit_trail;
 mod chat;
+mod connections;
 mod egress;
 mod events;
 mod federation;
