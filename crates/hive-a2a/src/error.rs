@@ -128,11 +128,57 @@ impl ErrorCode {
 
 /// At most this many bytes of a parser's message go into an error message.
 const MAX_DETAIL_BYTES: usize = 160;
+/// A field name a client sent is repeated only up to this length.
+const MAX_ECHOED_NAME: usize = 32;
 
-/// A parser's message for a peer or a log: serde quotes the offending value, which may be
-/// long or someone's data, so the text is cut short.
+/// A parser's message fit for a peer or a log: what was wrong and what was expected, never the
+/// value that was sent (it may be long, or someone's secret). See [`describe_message`].
 pub fn describe(error: &serde_json::Error) -> String {
-    let mut text = error.to_string();
+    describe_message(&error.to_string())
+}
+
+/// Rewrites a serde message so it quotes nothing of the input: an unknown field keeps a short
+/// plain name at most, an unknown variant and a wrong value keep only their kind, and any
+/// other message that quotes something becomes a general one. The expected names and types,
+/// which come from Hive's own types, stay.
+pub fn describe_message(message: &str) -> String {
+    // serde_json adds the position; the rest is the message.
+    let message = message.split(" at line ").next().unwrap_or_default();
+    let described = if let Some(rest) = message.strip_prefix("unknown field `") {
+        split_quoted(rest).map(|(name, expected)| {
+            let name = if name.len() <= MAX_ECHOED_NAME
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
+                format!("`{name}`")
+            } else {
+                "(a name that is not one of the fields)".to_owned()
+            };
+            format!("unknown field {name}{expected}")
+        })
+    } else if let Some(rest) = message.strip_prefix("unknown variant `") {
+        split_quoted(rest).map(|(_, expected)| format!("unknown value{expected}"))
+    } else if let Some((kind, rest)) = ["invalid type: ", "invalid value: "]
+        .iter()
+        .find_map(|kind| message.strip_prefix(kind).map(|rest| (kind, rest)))
+    {
+        // "string \"…\", expected a boolean": the unexpected value's kind, then ours.
+        rest.rsplit_once(", expected ")
+            .map(|(unexpected, expected)| {
+                let unexpected = unexpected
+                    .split(['`', '"', '\''])
+                    .next()
+                    .unwrap_or_default()
+                    .trim();
+                format!("{kind}{unexpected}, expected {expected}")
+            })
+    } else if message.contains(['`', '"', '\'']) && !is_about_our_fields(message) {
+        None
+    } else {
+        Some(message.to_owned())
+    };
+    let mut text = described.unwrap_or_else(|| "a field has the wrong type or value".to_owned());
     if text.len() > MAX_DETAIL_BYTES {
         let mut end = MAX_DETAIL_BYTES;
         while !text.is_char_boundary(end) {
@@ -142,6 +188,24 @@ pub fn describe(error: &serde_json::Error) -> String {
         text.push('…');
     }
     text
+}
+
+/// Splits "NAME`, expected …" (or "…`, there are no fields") at the backtick closing the
+/// name the client sent: the last one followed by serde's own words, since the name itself may
+/// hold backticks.
+fn split_quoted(rest: &str) -> Option<(&str, &str)> {
+    let end = ["`, expected ", "`, there are no "]
+        .iter()
+        .filter_map(|tail| rest.rfind(tail))
+        .max()?;
+    Some((&rest[..end], &rest[end + 1..]))
+}
+
+/// Messages that quote only names of Hive's own types.
+fn is_about_our_fields(message: &str) -> bool {
+    ["missing field `", "duplicate field `"]
+        .iter()
+        .any(|prefix| message.starts_with(prefix))
 }
 
 /// A JSON-RPC error object.
@@ -185,5 +249,69 @@ impl RpcError {
             .find(|detail| detail["@type"] == ERROR_INFO_TYPE)?
             .get("reason")?
             .as_str()
+    }
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Body {
+        kind: Kind,
+        active: Option<bool>,
+        count: Option<u8>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Kind {
+        Remote,
+        Llm,
+    }
+
+    fn message(json: &str) -> String {
+        describe(&serde_json::from_str::<Body>(json).unwrap_err())
+    }
+
+    #[test]
+    fn nothing_the_client_sent_is_quoted() {
+        let secret = "hunter2-SECRET";
+        let unknown_variant = message(&format!(r#"{{"kind":"{secret}"}}"#));
+        assert_eq!(
+            unknown_variant, "unknown value, expected `remote` or `llm`",
+            "{unknown_variant}"
+        );
+        let wrong_type = message(&format!(r#"{{"kind":"llm","active":"{secret}"}}"#));
+        assert_eq!(wrong_type, "invalid type: string, expected a boolean");
+        let wrong_value = message(r#"{"kind":"llm","count":-7}"#);
+        assert!(!wrong_value.contains("-7"), "{wrong_value}");
+        assert!(
+            wrong_value.starts_with("invalid value: integer"),
+            "{wrong_value}"
+        );
+        // A long or odd field name is not repeated; a short plain one is (typos).
+        let long = "k".repeat(200_000);
+        let unknown_long = message(&format!(r#"{{"kind":"llm","{long}":1}}"#));
+        assert!(unknown_long.len() <= 200, "{}", unknown_long.len());
+        assert!(!unknown_long.contains("kkkk"), "{unknown_long}");
+        let tricky = message(r#"{"kind":"llm","a`, expected SECRET":1}"#);
+        assert!(!tricky.contains("SECRET"), "{tricky}");
+        assert!(
+            message(r#"{"kind":"llm","activ":1}"#)
+                .starts_with("unknown field `activ`, expected one of `kind`"),
+            "{}",
+            message(r#"{"kind":"llm","activ":1}"#)
+        );
+        assert_eq!(message(r#"{"active":true}"#), "missing field `kind`");
+        assert_eq!(message(r#"{"kind":"#), "EOF while parsing a value");
+        // A quoted value in any other message is dropped with the message.
+        assert_eq!(
+            describe_message("invalid character: found `z` at 1"),
+            "a field has the wrong type or value"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! (never quoting a submitted value, which may be a password).
 
 use crate::error::ApiError;
+use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
 use hive_proto::ErrorCode;
@@ -12,34 +13,40 @@ pub struct JsonBody<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|_| ApiError::of(ErrorCode::BadRequest))?;
+    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
+        // The pipeline's body limit applies; no second one here.
+        let bytes = read_body(request.into_body(), usize::MAX).await?;
         serde_json::from_slice(&bytes)
             .map(Self)
             .map_err(|error| ApiError::new(ErrorCode::ValidationFailed, describe(&error)))
     }
 }
 
-fn describe(error: &serde_json::Error) -> String {
-    let text = error.to_string();
-    let what = text.split(" at line ").next().unwrap_or_default();
-    let names_fields_only = [
-        "unknown field",
-        "missing field",
-        "unknown variant",
-        "duplicate field",
-    ]
-    .iter()
-    .any(|prefix| what.starts_with(prefix));
-    if names_fields_only {
-        format!("invalid request body: {what}")
-    } else if error.is_syntax() || error.is_eof() {
-        "invalid request body: malformed JSON".to_owned()
-    } else {
-        "invalid request body: a field has the wrong type or value".to_owned()
+/// Reads a whole request body of at most `limit` bytes (and the pipeline's limit): a body over
+/// either is 413, whether it came with a `Content-Length` or chunked; a broken one is 400.
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        if is_length_limit(&error) {
+            ApiError::of(ErrorCode::PayloadTooLarge)
+        } else {
+            ApiError::of(ErrorCode::BadRequest)
+        }
+    })
+}
+
+fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = error.source();
     }
+    false
+}
+
+fn describe(error: &serde_json::Error) -> String {
+    format!("invalid request body: {}", hive_a2a::error::describe(error))
 }
 
 #[cfg(test)]
@@ -66,6 +73,6 @@ mod tests {
             describe(&wrong)
         );
         let broken = serde_json::from_str::<Login>("{").unwrap_err();
-        assert!(describe(&broken).contains("malformed"));
+        assert!(describe(&broken).contains("EOF while parsing"));
     }
 }

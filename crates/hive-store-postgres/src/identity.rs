@@ -511,6 +511,38 @@ impl SessionRepo for PgIdentity {
         rows.iter().map(to_session).collect()
     }
 
+    async fn list_live_page(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+        seen_after: OffsetDateTime,
+        page: &PageRequest,
+    ) -> Result<Page<SessionRow>, StoreError> {
+        let after = page.after();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 \
+             AND expires_at > $2 AND last_seen_at > $3 \
+             AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid)) \
+             ORDER BY created_at DESC, id DESC LIMIT $6"
+        )))
+        .bind(user_id)
+        .bind(micros(now))
+        .bind(micros(seen_after))
+        .bind(after.map(|c| micros(c.at)))
+        .bind(after.map(|c| c.id))
+        .bind(i64::from(page.limit()) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        let items = rows.iter().map(to_session).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(items, page.limit(), |session| {
+            Cursor {
+                at: session.created_at,
+                id: session.id,
+            }
+        }))
+    }
+
     async fn delete(
         &self,
         id: Uuid,

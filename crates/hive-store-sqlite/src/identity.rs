@@ -544,6 +544,38 @@ impl SessionRepo for SqliteIdentity {
         rows.iter().map(to_session).collect()
     }
 
+    async fn list_live_page(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+        seen_after: OffsetDateTime,
+        page: &PageRequest,
+    ) -> Result<Page<SessionRow>, StoreError> {
+        let after = page.after();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 \
+             AND expires_at > ?2 AND last_seen_at > ?3 \
+             AND (?4 IS NULL OR (created_at, id) < (?4, ?5)) \
+             ORDER BY created_at DESC, id DESC LIMIT ?6"
+        )))
+        .bind(text(user_id))
+        .bind(to_micros(now))
+        .bind(to_micros(seen_after))
+        .bind(after.map(|c| to_micros(c.at)))
+        .bind(after.map(|c| text(c.id)))
+        .bind(i64::from(page.limit()) + 1)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_error)?;
+        let items = rows.iter().map(to_session).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(items, page.limit(), |session| {
+            Cursor {
+                at: session.created_at,
+                id: session.id,
+            }
+        }))
+    }
+
     async fn delete(
         &self,
         id: Uuid,

@@ -103,6 +103,7 @@ macro_rules! conformance_suite {
             role_password_and_deactivation_end_sessions,
             login_failures_are_counted_per_day,
             sessions_are_capped_and_pruned,
+            live_sessions_page_newest_first,
             api_tokens_round_trip_and_revoke,
             invitations_are_used_once,
             password_resets_are_used_once,

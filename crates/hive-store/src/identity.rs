@@ -198,6 +198,16 @@ pub trait SessionRepo: Send + Sync {
     /// The user's sessions, newest first (at most the per-user cap).
     async fn list_for_user(&self, user_id: Uuid) -> Result<Vec<SessionRow>, StoreError>;
 
+    /// One page of the user's live sessions (expiring after `now`, seen after `seen_after`),
+    /// newest first.
+    async fn list_live_page(
+        &self,
+        user_id: Uuid,
+        now: OffsetDateTime,
+        seen_after: OffsetDateTime,
+        page: &PageRequest,
+    ) -> Result<Page<SessionRow>, StoreError>;
+
     /// Deletes one session; with `user_id`, only if it is that user's. `audit` is `None` only
     /// for housekeeping (an expired session found at use).
     async fn delete(

@@ -264,7 +264,10 @@ impl Agents {
         runtime: &serde_json::Value,
     ) -> Result<String, IdentityError> {
         let invalid = |error: serde_json::Error| {
-            IdentityError::Invalid(format!("runtime settings of a {kind} agent: {error}"))
+            IdentityError::Invalid(format!(
+                "runtime settings of a {kind} agent: {}",
+                hive_a2a::error::describe(&error)
+            ))
         };
         let (stored, secrets) = match kind {
             AgentKind::Remote => {

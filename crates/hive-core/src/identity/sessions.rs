@@ -6,7 +6,7 @@ use super::{
 };
 use hive_crypto::password::Verdict;
 use hive_crypto::token::{looks_like_opaque_token, new_opaque_token, token_hash};
-use hive_store::{AuditOutcome, LoginThrottle, SessionRow, StoreError, UserRow};
+use hive_store::{AuditOutcome, LoginThrottle, Page, PageRequest, SessionRow, StoreError, UserRow};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -290,13 +290,18 @@ impl Identity {
     }
 
     /// The caller's own sessions, newest first.
-    pub async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<SessionRow>, IdentityError> {
+    /// One page of the user's live sessions (neither expired nor idle too long), newest first.
+    pub async fn list_sessions(
+        &self,
+        user_id: Uuid,
+        page: &PageRequest,
+    ) -> Result<Page<SessionRow>, IdentityError> {
         let now = self.now();
-        let sessions = self.store.sessions().list_for_user(user_id).await?;
-        Ok(sessions
-            .into_iter()
-            .filter(|s| now < s.expires_at && now - s.last_seen_at < limits::SESSION_IDLE)
-            .collect())
+        Ok(self
+            .store
+            .sessions()
+            .list_live_page(user_id, now, now - limits::SESSION_IDLE, page)
+            .await?)
     }
 
     /// Revokes a session: the caller's own, or anyone's for an admin. Another user's session

@@ -242,8 +242,9 @@ async fn rpc(
         max_body_bytes: gateway.settings().max_body_bytes,
         ..Limits::default()
     };
-    let Ok(bytes) = axum::body::to_bytes(body, limits.max_body_bytes).await else {
-        return ApiError::of(ErrorCode::PayloadTooLarge).into_response();
+    let bytes = match crate::json::read_body(body, limits.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return refused.into_response(),
     };
     let request = match jsonrpc::parse_request(&bytes, version, &limits) {
         Ok(request) => request,

@@ -213,25 +213,27 @@ pub async fn change_password(
 pub async fn list_sessions(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
+    Query(query): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     let user_id = own_account(&caller)?;
     let current = match caller.credential {
         Credential::Session { session_id, .. } => Some(session_id),
         _ => None,
     };
-    let sessions = state
+    let page = state
         .hive
         .identity
-        .list_sessions(user_id)
+        .list_sessions(user_id, &page_request(&query)?)
         .await
         .map_err(identity_error)?;
-    let items = sessions
+    let items = page
+        .items
         .iter()
         .map(|s| session_view(s, current == Some(s.id)))
         .collect();
     Ok(Json(PageResponse {
         items,
-        next_cursor: None,
+        next_cursor: page.next_cursor,
     })
     .into_response())
 }

@@ -202,13 +202,20 @@ async fn admit_public(state: AppState, request: Request, next: Next) -> Response
         public_refusal(&state, &meta, "not_json").await;
         return ApiError::of(ErrorCode::UnsupportedMediaType).into_response();
     }
-    let Ok(bytes) = axum::body::to_bytes(body, tier.max_body_bytes()).await else {
-        public_refusal(&state, &meta, "oversize").await;
-        return ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            "the request is over the public tier's body limit (A2A_PUBLIC_JSONRPC_MAX_BODY_BYTES)",
-        )
-        .into_response();
+    let bytes = match crate::json::read_body(body, tier.max_body_bytes()).await {
+        Ok(bytes) => bytes,
+        Err(refused) if refused.code == ErrorCode::PayloadTooLarge => {
+            public_refusal(&state, &meta, "oversize").await;
+            return ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "the request is over the public tier's body limit (A2A_PUBLIC_JSONRPC_MAX_BODY_BYTES)",
+            )
+            .into_response();
+        }
+        Err(refused) => {
+            public_refusal(&state, &meta, "unreadable").await;
+            return refused.into_response();
+        }
     };
     let version = Version::from_header(
         parts
@@ -412,9 +419,7 @@ pub async fn proxy(
         }
     };
     let limit = state.hive.gateway.settings().max_body_bytes;
-    let bytes: Bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::of(ErrorCode::PayloadTooLarge))?;
+    let bytes: Bytes = crate::json::read_body(body, limit).await?;
     let method = rpc_method(&bytes)?;
     let reply = federation
         .proxy(

@@ -130,7 +130,33 @@ pub async fn end_sessions(
 /// A malformed query string (an unknown parameter, a limit that is not a number) as the
 /// API's error shape rather than axum's plain text.
 fn query_error(rejection: QueryRejection) -> ApiError {
-    ApiError::new(ErrorCode::ValidationFailed, rejection.body_text())
+    let text = rejection.body_text();
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(&text);
+    ApiError::new(
+        ErrorCode::ValidationFailed,
+        format!("invalid query: {}", describe_query_error(detail)),
+    )
+}
+
+/// The query parser puts the parameter's path first (`limit: invalid digit…`); for an unknown
+/// parameter that path is the client's own name, so it is kept only for known ones.
+fn describe_query_error(detail: &str) -> String {
+    match detail.split_once(": ") {
+        Some((_, rest)) if rest.starts_with("unknown field") => {
+            hive_a2a::error::describe_message(rest)
+        }
+        Some((path, rest))
+            if path.len() <= 32
+                && path
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.')) =>
+        {
+            format!("{path}: {}", hive_a2a::error::describe_message(rest))
+        }
+        _ => hive_a2a::error::describe_message(detail),
+    }
 }
 
 fn filter_from(query: &AuditFilterQuery) -> Result<AuditFilter, ApiError> {
@@ -221,4 +247,25 @@ pub async fn audit_export(
         Body::from_stream(batches),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_query_error;
+
+    #[test]
+    fn query_errors_name_known_parameters_only() {
+        assert_eq!(
+            describe_query_error("limit: invalid digit found in string"),
+            "limit: invalid digit found in string"
+        );
+        let unknown = describe_query_error(&format!(
+            "{0}: unknown field `{0}`, expected one of `limit`, `cursor`",
+            "z".repeat(500)
+        ));
+        assert!(unknown.starts_with("unknown field (a name"), "{unknown}");
+        assert!(!unknown.contains("zzz"), "{unknown}");
+        let odd = describe_query_error("a: b: unknown field `a: b CANARY`, expected `limit`");
+        assert!(!odd.contains("CANARY"), "{odd}");
+    }
 }

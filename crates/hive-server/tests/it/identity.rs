@@ -1058,3 +1058,48 @@ async fn over_https_the_cookie_is_host_prefixed_and_secure() {
     assert_eq!(out.status(), 204);
     server.stop().await.0.unwrap();
 }
+
+#[tokio::test]
+async fn the_session_list_is_paged_with_limit_and_cursor() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let mut browsers = Vec::new();
+        for _ in 0..3 {
+            browsers.push(login(&server, ADMIN_EMAIL, PASSWORD).await);
+        }
+        let newest = &browsers[2];
+        let mut seen = Vec::new();
+        let mut path = "/api/v1/auth/sessions?limit=2".to_owned();
+        loop {
+            let page: Value = newest
+                .send(&server, Method::GET, &path, None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            let items = page["items"].as_array().unwrap();
+            assert!(items.len() <= 2, "{page}");
+            seen.extend(items.iter().map(|s| s["id"].as_str().unwrap().to_owned()));
+            match page["nextCursor"].as_str() {
+                Some(cursor) => path = format!("/api/v1/auth/sessions?limit=2&cursor={cursor}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 3, "every session once: {seen:?}");
+        seen.dedup();
+        assert_eq!(seen.len(), 3);
+        for bad in ["?limit=0", "?limit=101", "?cursor=not-a-cursor"] {
+            let response = newest
+                .send(
+                    &server,
+                    Method::GET,
+                    &format!("/api/v1/auth/sessions{bad}"),
+                    None,
+                )
+                .await;
+            assert_eq!(response.status(), 400, "{bad}");
+        }
+        server.stop().await.0.unwrap();
+    }
+}

@@ -338,3 +338,37 @@ async fn a_handler_that_takes_too_long_is_answered_with_a_json_timeout() {
     assert_error(&headers, &error_body(response).await, "request_timeout");
     server.stop().await.0.unwrap();
 }
+
+#[tokio::test]
+async fn refusals_quote_nothing_the_client_sent() {
+    let server = sqlite().await;
+    let long_name = "q".repeat(200_000);
+    let cases = [
+        serde_json::json!({ "email": "a@example.com", "password": "pw", long_name.clone(): 1 }),
+        serde_json::json!({ "email": "a@example.com", "password": "pw", "evil`, expected CANARY": 1 }),
+        serde_json::json!({ "email": ["CANARY-IN-A-LIST"], "password": "pw" }),
+    ];
+    for body in cases {
+        let response = server.client.post_json("/api/v1/auth/login", &body).await;
+        assert_eq!(response.status(), 400);
+        let text = response.text().await.unwrap();
+        assert!(text.len() < 1024, "{} bytes", text.len());
+        assert!(!text.contains("qqqq"), "{text}");
+        assert!(!text.contains("CANARY"), "{text}");
+    }
+    // A short, plain misspelt field name is named, to help the caller.
+    let response = server
+        .client
+        .post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({ "email": "a@example.com", "passwrd": "pw" }),
+        )
+        .await;
+    let body = error_body(response).await;
+    assert!(
+        body.error.message.contains("`passwrd`"),
+        "{}",
+        body.error.message
+    );
+    server.stop().await.0.unwrap();
+}

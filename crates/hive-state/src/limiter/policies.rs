@@ -42,7 +42,8 @@ pub const DEFAULTS: [Policy; 12] = [
     ),
     policy("register", 3, HOUR, Scope::ClientIp, true),
     policy("setup", 30, HOUR, Scope::ClientIp, true),
-    policy("api", 120, MINUTE, Scope::Principal, false),
+    // Counted in the pipeline before authentication, so by address.
+    policy("api", 120, MINUTE, Scope::ClientIp, false),
     policy("secrets", 30, MINUTE, Scope::Principal, false),
     policy("backup", 5, HOUR, Scope::Principal, false),
     policy("health", 60, MINUTE, Scope::ClientIp, false),

@@ -1333,3 +1333,59 @@ pub async fn sessions_record_their_second_factor(store: &dyn Store) {
         "no such session"
     );
 }
+
+pub async fn live_sessions_page_newest_first(store: &dyn Store) {
+    let user = store
+        .users()
+        .create(
+            &new_user("pages@example.com", Role::Viewer),
+            note("create").append(),
+        )
+        .await
+        .unwrap();
+    let sessions = store.sessions();
+    let mut live = Vec::new();
+    for i in 0..5 {
+        let row = session(&user, &format!("live{i}"), T0 + Duration::seconds(i));
+        sessions
+            .create(&row, 48, note("create").append())
+            .await
+            .unwrap();
+        live.push(row.id);
+    }
+    // Idle since long before the cut-off: not listed.
+    let idle = session(&user, "idle", T0 - Duration::hours(2));
+    sessions
+        .create(&idle, 48, note("create").append())
+        .await
+        .unwrap();
+    let now = T0 + Duration::minutes(1);
+    let seen_after = T0 - Duration::minutes(30);
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = PageRequest::new(2, cursor.as_deref()).unwrap();
+        let got = sessions
+            .list_live_page(user.id, now, seen_after, &page)
+            .await
+            .unwrap();
+        assert!(got.items.len() <= 2);
+        listed.extend(got.items.iter().map(|s| s.id));
+        match got.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    live.reverse();
+    assert_eq!(
+        listed, live,
+        "newest first, every live one once, the idle one left out"
+    );
+    // Past their expiry none is live.
+    let later = T0 + Duration::hours(13);
+    let none = sessions
+        .list_live_page(user.id, later, seen_after, &first(10))
+        .await
+        .unwrap();
+    assert!(none.items.is_empty());
+}
