@@ -322,7 +322,7 @@ async fn verify_audit(hive: &Hive) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     if report.unchained > 0 {
         println!(
-            "{} records predate the hash chain and are not covered by it",
+            "{} records are outside the hash chain (Hive writes none)",
             report.unchained
         );
     }
