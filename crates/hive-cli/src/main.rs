@@ -142,6 +142,9 @@ fn main() -> ExitCode {
         }
         command => command,
     };
+    // Everything from here may create files in the data directory: owner-only, whatever the
+    // inherited umask (the stores also create their files 0600; this covers anything else).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let config = match Config::load(&EnvSource::from_process()) {
         Ok(config) => config,
         Err(error) => {
