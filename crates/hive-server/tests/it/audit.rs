@@ -304,12 +304,12 @@ async fn the_database_refuses_to_rewrite_the_log() {
     }
 }
 
-/// A record written straight into `audit_events`, dated 2020 (before any chain began), with
-/// no place in the chain.
+/// A record written straight into `audit_events`, with no place in the chain. Dated 2099: the
+/// retention job, which may run at any time, deletes old records outside the chain.
 fn forged_insert(backend: TestBackend, id: uuid::Uuid) -> String {
     let at = match backend {
-        TestBackend::Sqlite => "1577836800000000",
-        TestBackend::Postgres => "'2020-01-01T00:00:00Z'",
+        TestBackend::Sqlite => "4070908800000000",
+        TestBackend::Postgres => "'2099-01-01T00:00:00Z'",
     };
     format!(
         "INSERT INTO audit_events (id, at, actor, action, outcome, detail) \
