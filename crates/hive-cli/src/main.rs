@@ -142,6 +142,9 @@ fn main() -> ExitCode {
         }
         command => command,
     };
+    // Everything from here may create files in the data directory: owner-only, whatever the
+    // inherited umask (the stores also create their files 0600; this covers anything else).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let config = match Config::load(&EnvSource::from_process()) {
         Ok(config) => config,
         Err(error) => {
@@ -322,7 +325,7 @@ async fn verify_audit(hive: &Hive) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     if report.unchained > 0 {
         println!(
-            "{} records predate the hash chain and are not covered by it",
+            "{} records are outside the hash chain (Hive writes none)",
             report.unchained
         );
     }

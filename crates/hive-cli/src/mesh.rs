@@ -1,8 +1,11 @@
-//! `hive mesh`: the federation's Ed25519 keys and the operator-signed peer manifest. These
+//! `hive mesh`: the federation's Ed25519 keys, HS256 shared secrets and the operator-signed
+//! peer manifest. These
 //! commands read no configuration and open no database: an operator may run them on another
 //! machine than the instances (the operator key need never be on one).
 
-use hive_crypto::federation::{Ed25519Seed, ed25519_kid, parse_public_key, public_key_text};
+use hive_crypto::federation::{
+    Ed25519Seed, ed25519_kid, generate_shared_secret, parse_public_key, public_key_text,
+};
 use hive_crypto::manifest::{Manifest, ManifestPeer, sign_manifest, verify_manifest};
 use std::io::Write;
 use zeroize::Zeroizing;
@@ -27,6 +30,9 @@ pub enum MeshAction {
         #[arg(long)]
         seed_file: String,
     },
+    /// Print a fresh HS256 shared secret (32 random bytes, base64url) for
+    /// MESH_FEDERATION_SHARED_SECRET: give the same value to every instance of the mesh.
+    Secret,
     /// The signed peer manifest.
     Manifest {
         #[command(subcommand)]
@@ -69,6 +75,11 @@ pub enum ManifestAction {
 pub fn mesh(action: MeshAction) -> Result<(), String> {
     match action {
         MeshAction::Keygen { out } => keygen(&out),
+        MeshAction::Secret => {
+            let secret = generate_shared_secret().map_err(|e| e.to_string())?;
+            println!("{}", secret.as_str());
+            Ok(())
+        }
         MeshAction::PublicKey { seed_file } => {
             let seed = read_seed(&seed_file)?;
             println!("{}", seed.public_key_text());

@@ -1,7 +1,9 @@
 //! The audit log's hash chain: each record's hash is an HMAC (keyed with the master key's
 //! audit-chain subkey) over its place in the chain, the hash before it and its content, so an
 //! edited, deleted or reordered record breaks the chain where it happened, and nobody without
-//! `ENCRYPTION_KEY` can forge a consistent one.
+//! `ENCRYPTION_KEY` can forge a consistent one. Hive writes every record into the chain, so a
+//! record outside it (no `seq`) was inserted behind Hive's back: the database refuses one
+//! (a trigger, as for updates and deletions) and [`verify`] names any found anyway.
 
 use hive_crypto::vault::SubKey;
 use hive_proto::auth::{AuditExportLine, AuditFilterQuery};
@@ -132,6 +134,9 @@ pub enum ChainBreak {
     /// The newest retention checkpoint (at `seq`) is not signed with the audit key: forged
     /// or edited, so nothing after it can be vouched for.
     ForgedCheckpoint { seq: i64 },
+    /// A record with no place in the chain. Every record Hive writes has one (the chain began
+    /// with the audit log itself), so this one was inserted behind Hive's back.
+    Outside { id: uuid::Uuid },
 }
 
 impl std::fmt::Display for ChainBreak {
@@ -150,6 +155,10 @@ impl std::fmt::Display for ChainBreak {
                     "the retention checkpoint at record {seq} is forged or altered"
                 )
             }
+            Self::Outside { id } => write!(
+                f,
+                "record {id} is not in the hash chain: it was inserted outside Hive"
+            ),
         }
     }
 }
@@ -159,7 +168,7 @@ impl std::fmt::Display for ChainBreak {
 pub struct Verification {
     /// Records checked before the first break (or all of them).
     pub checked: u64,
-    /// Records older than the chain, which it cannot vouch for.
+    /// Records outside the chain (no `seq`). Hive writes none: any is a break.
     pub unchained: u64,
     /// The seq of the retention checkpoint the walk started after (records up to it were
     /// deleted by retention), if any.
@@ -168,7 +177,8 @@ pub struct Verification {
 }
 
 /// Walks the chain from its first record, or from just after the newest retention checkpoint
-/// (which must be genuine), and stops at the first break.
+/// (which must be genuine), and stops at the first break; when the chain holds, a record outside
+/// it (the oldest such) is the break.
 pub async fn verify(store: &dyn Store, chain: &AuditChain) -> Result<Verification, StoreError> {
     let audit = store.audit();
     let unchained = audit.count_unchained().await?;
@@ -226,11 +236,22 @@ pub async fn verify(store: &dyn Store, chain: &AuditChain) -> Result<Verificatio
             prev_hash = link.hash;
         }
     }
+    let outside = if unchained == 0 {
+        None
+    } else {
+        // A position among the records outside the chain yields only those, oldest first.
+        audit
+            .oldest_first(&AuditFilter::all(), &AuditPosition::START, 1)
+            .await?
+            .into_iter()
+            .find(|record| record.link.is_none())
+            .map(|record| ChainBreak::Outside { id: record.id })
+    };
     Ok(Verification {
         checked,
         unchained,
         resumed_after,
-        first_break: None,
+        first_break: outside,
     })
 }
 
@@ -449,6 +470,8 @@ mod tests {
     async fn execute(store: &SqliteStore, sql: &str) {
         let drop_guards = "DROP TRIGGER IF EXISTS audit_events_append_only; \
              DROP TRIGGER IF EXISTS audit_events_cut_behind_a_checkpoint; \
+             DROP TRIGGER IF EXISTS audit_events_chained_only; \
+             DROP TRIGGER IF EXISTS audit_events_continue_the_chain; \
              DROP TRIGGER IF EXISTS audit_checkpoints_append_only; \
              DROP TRIGGER IF EXISTS audit_checkpoints_kept;";
         try_execute(store, drop_guards).await.unwrap();
@@ -473,6 +496,106 @@ mod tests {
         }
         let report = verify(store.as_ref(), &chain).await.unwrap();
         assert_eq!((report.checked, report.first_break), (3, None));
+    }
+
+    /// An `INSERT` of a forged record after seq 3 of a chain (`link` is `seq, prev_hash, hash`
+    /// as SQL, or `NULL, NULL, NULL`).
+    fn forged_insert(id: uuid::Uuid, link: &str) -> String {
+        format!(
+            "INSERT INTO audit_events \
+             (id, at, actor, action, target, outcome, ip, request_id, detail, seq, prev_hash, hash) \
+             VALUES ('{id}', 1577836800000000, 'user:forged', 'auth.login', NULL, 'success', \
+             NULL, NULL, '{{}}', {link})"
+        )
+    }
+
+    async fn hash_of(store: &SqliteStore, seq: i64) -> String {
+        sqlx::query_scalar("SELECT hash FROM audit_events WHERE seq = ?")
+            .bind(seq)
+            .fetch_one(store.writer_pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_database_refuses_records_outside_the_chain() {
+        let chain = chain_with(1);
+        let (store, _dir) = store_with_records(&chain, 3).await;
+        let end = hash_of(&store, 3).await;
+        let other = hash_of(&store, 2).await;
+        let fake = "ab".repeat(32);
+        for link in [
+            "NULL, NULL, NULL".to_owned(),
+            format!("4, '{end}', NULL"),
+            format!("NULL, '{end}', '{fake}'"),
+            // Not the next place, or not linked to the end.
+            format!("5, '{end}', '{fake}'"),
+            format!("3, '{other}', '{fake}'"),
+            format!("4, '{other}', '{fake}'"),
+            format!("4, '{fake}', '{fake}'"),
+        ] {
+            let refused = try_execute(&store, &forged_insert(uuid::Uuid::now_v7(), &link))
+                .await
+                .unwrap_err();
+            assert!(
+                refused.to_string().contains("hash chain"),
+                "{link}: {refused}"
+            );
+        }
+        let report = verify(store.as_ref(), &chain).await.unwrap();
+        assert_eq!(
+            (report.checked, report.unchained, report.first_break),
+            (3, 0, None)
+        );
+        // Linked to the end, the database cannot tell a made-up hash (it has no key); verify can.
+        try_execute(
+            &store,
+            &forged_insert(uuid::Uuid::now_v7(), &format!("4, '{end}', '{fake}'")),
+        )
+        .await
+        .unwrap();
+        let report = verify(store.as_ref(), &chain).await.unwrap();
+        assert_eq!(report.first_break, Some(ChainBreak::Altered { seq: 4 }));
+    }
+
+    #[tokio::test]
+    async fn a_record_inserted_outside_the_chain_is_named() {
+        let chain = chain_with(1);
+        let (store, _dir) = store_with_records(&chain, 3).await;
+        // Dated years before the chain began: its date proves nothing.
+        let forged = uuid::Uuid::now_v7();
+        execute(&store, &forged_insert(forged, "NULL, NULL, NULL")).await;
+        let report = verify(store.as_ref(), &chain).await.unwrap();
+        assert_eq!(report.first_break, Some(ChainBreak::Outside { id: forged }));
+        assert_eq!((report.checked, report.unchained), (3, 1));
+        assert_eq!(
+            report.first_break.unwrap().to_string(),
+            format!("record {forged} is not in the hash chain: it was inserted outside Hive")
+        );
+        // Hive's own appends go on.
+        store_append(&store, &chain).await;
+        let report = verify(store.as_ref(), &chain).await.unwrap();
+        assert_eq!(report.checked, 4);
+        assert_eq!(report.first_break, Some(ChainBreak::Outside { id: forged }));
+    }
+
+    async fn store_append(store: &SqliteStore, chain: &AuditChain) {
+        let record = AuditRecord {
+            id: uuid::Uuid::now_v7(),
+            at: datetime!(2026-02-01 00:00 UTC),
+            actor: "system".into(),
+            action: "audit.test".into(),
+            target: None,
+            outcome: AuditOutcome::Success,
+            ip: None,
+            request_id: None,
+            detail: "{}".into(),
+            link: None,
+        };
+        hive_store::Store::audit(store)
+            .append(&record, chain)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

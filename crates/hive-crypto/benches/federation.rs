@@ -51,7 +51,8 @@ fn main() {
         &verifier,
     );
 
-    let secret = SharedSecret::new("Vq3hT9xKp2Lm7Rw4Zc8Nf1Bd6Gs0Jy5E").unwrap();
+    let secret =
+        SharedSecret::new(&hive_crypto::federation::generate_shared_secret().unwrap()).unwrap();
     let verifier = Verifier::shared(&secret, &[A.to_owned()]);
     measure(
         "HS256",

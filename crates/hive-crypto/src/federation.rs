@@ -11,7 +11,8 @@
 //!   the verifier pins each public key to exactly one issuer origin, so peer B cannot speak as
 //!   peer C.
 //!
-//! Token shape: header `{"alg":"HS256"|"EdDSA","typ":"hive-federation+jwt","kid":…}`; claims
+//! Token shape: header `{"alg":"HS256"|"EdDSA","typ":"hive-federation+jwt","kid":…}` (`kid` is
+//! [`SHARED_KID`] under a shared secret, [`ed25519_kid`] of the public key otherwise); claims
 //! `iss` (the issuer's origin), `aud`, `sub` (who at the issuer made the call, 1..=255 chars),
 //! `jti` (128 random bits as hex), `iat`, `exp` = `iat` + TTL, optional `nbf`.
 //!
@@ -29,9 +30,9 @@
 //! now, ttl) -> `[`Minted`]; [`Verifier::shared`]`(&secret, origins)`,
 //! [`Verifier::ed25519`]`(&[(origin, public_key)])` and [`Verifier::verify`]`(token,
 //! &`[`Expected`]`) -> `[`PeerClaims`] or a [`Rejection`] with a stable [`Rejection::reason`];
-//! keys from [`SharedSecret::new`], [`Ed25519Seed::parse`] / [`Ed25519Seed::generate`] and, for
-//! peers, [`parse_public_key`]. [`Ed25519Seed::generate`] returns a `Result` (the OS generator
-//! can fail); [`KeyTextError`] is the one error of seed and public-key text; [`ed25519_kid`]
+//! keys from [`SharedSecret::new`] (a new secret from [`generate_shared_secret`]),
+//! [`Ed25519Seed::parse`] / [`Ed25519Seed::generate`] and, for peers, [`parse_public_key`].
+//! The generators return a `Result` (the OS generator can fail); [`KeyTextError`] is the one error of seed and public-key text; [`ed25519_kid`]
 //! gives a peer key's kid; the TTL and leeway bounds and defaults are constants.
 //!
 //! `aud` is a string, or an array of exactly one string; several audiences are refused, so a
@@ -61,10 +62,13 @@ pub const DEFAULT_TTL_SECONDS: i64 = 300;
 pub const MIN_TTL_SECONDS: i64 = 30;
 /// The longest lifetime a token may have, minted or accepted (the TTL setting's upper bound).
 pub const MAX_TTL_SECONDS: i64 = 3600;
-/// The shortest shared secret accepted, in characters (≥ 256 bits of key).
-pub const MIN_SECRET_CHARS: usize = 32;
+/// The fewest bytes a shared secret must encode (256 bits of key).
+pub const MIN_SECRET_BYTES: usize = 32;
 /// The longest shared secret accepted, in characters (keeps the pattern checks cheap).
 pub const MAX_SECRET_CHARS: usize = 4096;
+/// The `kid` of every HS256 token. Fixed: a key id derived from the secret, published in the
+/// mesh descriptor, would let anyone test guesses of the secret offline.
+pub const SHARED_KID: &str = "hs256";
 /// A subject is 1..=255 characters.
 const MAX_SUBJECT_CHARS: usize = 255;
 /// A `jti` is 16..=128 characters of the base64url alphabet (hex included).
@@ -78,10 +82,18 @@ type HmacSha256 = Hmac<Sha256>;
 /// Why a shared secret was refused. Never holds the secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WeakSecret {
-    #[error("the shared secret is shorter than 32 characters")]
-    TooShort,
     #[error("the shared secret is longer than 4096 characters")]
     TooLong,
+    #[error("the shared secret is not hex or base64 of random bytes")]
+    NotEncoded,
+    #[error("the shared secret encodes fewer than 32 bytes")]
+    TooFewBytes,
+    #[error("the shared secret encodes readable text, not random bytes")]
+    EncodesText,
+    #[error(
+        "the shared secret lacks the mix of characters of generated text (hex: digits and letters; base64: upper and lower case)"
+    )]
+    NotGenerated,
     #[error("the shared secret is one character repeated")]
     OneCharacter,
     #[error("the shared secret is a short pattern repeated")]
@@ -114,25 +126,32 @@ const DEFAULT_WORDS: [&str; 12] = [
 const RUN_LENGTH: usize = 8;
 const MIN_DISTINCT_CHARS: usize = 10;
 
-/// The secret every peer of an HS256 mesh shares. The key is the secret's UTF-8 bytes.
+/// The secret every peer of an HS256 mesh shares. The key is the secret's UTF-8 bytes (the
+/// text as configured, not its decoding, so every peer derives the same key).
 ///
-/// [`SharedSecret::new`] refuses, in this order: fewer than 32 or more than 4096 characters;
-/// one character repeated; a shorter string repeated to fill it (`abcdabcd…`, half its length
-/// or less); any of the words changeme, secret, password, passwd, example, default, sample,
-/// placeholder, replaceme, insecure, qwerty, letmein (ASCII case and punctuation ignored); a run
-/// of 8 consecutive (`01234567`, `abcdefgh`, `hgfedcba`) or identical characters; fewer than
-/// 10 distinct characters. A generated secret (`openssl rand -hex 32`, or base64url of 32
-/// random bytes) passes. A clone is zeroized on drop too.
+/// Only generated secrets are accepted: a passphrase can be guessed offline by anyone holding
+/// one token. [`SharedSecret::new`] refuses, in this order: more than 4096 characters; text
+/// that is not hex (an even number of hex digits) or base64 (standard or URL alphabet, with
+/// or without padding, canonical); fewer than 32 decoded bytes; decoded bytes that are
+/// readable text (base64 of a passphrase); hex without both digits and letters, or base64
+/// without both upper- and lower-case letters; one character repeated; a shorter string
+/// repeated to fill it (`abcdabcd…`, half its length or less); any of the words changeme,
+/// secret, password, passwd, example, default, sample, placeholder, replaceme, insecure,
+/// qwerty, letmein (ASCII case and punctuation ignored); a run of 8 consecutive (`01234567`,
+/// `abcdefgh`, `hgfedcba`) or identical characters; fewer than 10 distinct characters. A
+/// generated secret ([`generate_shared_secret`], `openssl rand -base64 32`, `openssl rand
+/// -hex 32`) passes, but for a chance below one in 10^7. No rule on text can prove
+/// randomness: the rules refuse what people type, not a value made to pass them. A clone is
+/// zeroized on drop too.
 #[derive(Clone)]
 pub struct SharedSecret {
     secret: Zeroizing<Vec<u8>>,
-    kid: String,
 }
 
 impl std::fmt::Debug for SharedSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedSecret")
-            .field("kid", &self.kid)
+            .field("kid", &SHARED_KID)
             .finish_non_exhaustive()
     }
 }
@@ -140,31 +159,82 @@ impl std::fmt::Debug for SharedSecret {
 impl SharedSecret {
     pub fn new(secret: &str) -> Result<Self, WeakSecret> {
         check_strength(secret)?;
-        let secret = Zeroizing::new(secret.as_bytes().to_vec());
-        // The kid is public: a MAC under a fixed label, not a bare hash, so it equals no digest
-        // of the secret published elsewhere; the strength rules keep guessing it hopeless.
-        let kid = format!(
-            "hs256-{}",
-            &crate::hmac_sha256_hex(&secret, b"hive-federation-kid")[..16]
-        );
-        Ok(Self { secret, kid })
+        Ok(Self {
+            secret: Zeroizing::new(secret.as_bytes().to_vec()),
+        })
     }
 
-    /// The key id tokens under this secret carry (derived from it; not secret).
-    pub fn kid(&self) -> &str {
-        &self.kid
+    /// The key id tokens under this secret carry: [`SHARED_KID`], the same for every secret.
+    pub fn kid(&self) -> &'static str {
+        SHARED_KID
+    }
+}
+
+/// A fresh shared secret: 32 bytes from the OS CSPRNG as base64url without padding (43
+/// characters), drawn again in the rare case the strength rules would refuse it.
+pub fn generate_shared_secret() -> Result<Zeroizing<String>, KeyTextError> {
+    loop {
+        let bytes = Zeroizing::new(
+            crate::random_bytes::<MIN_SECRET_BYTES>().map_err(|_| KeyTextError::Random)?,
+        );
+        let text = Zeroizing::new(URL_SAFE_NO_PAD.encode(&bytes[..]));
+        if check_strength(&text).is_ok() {
+            return Ok(text);
+        }
+    }
+}
+
+/// The bytes `text` encodes as hex or base64, and whether it was hex.
+fn decode_secret(text: &str) -> Option<(Zeroizing<Vec<u8>>, bool)> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
+    if text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return hex::decode(text)
+            .ok()
+            .map(|bytes| (Zeroizing::new(bytes), true));
+    }
+    [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
+        .into_iter()
+        .find_map(|engine| engine.decode(text).ok())
+        .map(|bytes| (Zeroizing::new(bytes), false))
+}
+
+/// Random bytes are valid UTF-8 without control characters about once in 10^8; a
+/// passphrase run through base64 always is.
+fn is_text(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|text| {
+        !text
+            .chars()
+            .any(|c| c.is_control() && !c.is_ascii_whitespace())
+    })
+}
+
+/// The character classes every generated encoding has (a random 64-digit hex lacks digits or
+/// letters about once in 10^13; a 43-character base64 lacks a case about once in 10^9).
+fn has_generated_mix(text: &str, hex: bool) -> bool {
+    let has = |class: fn(&u8) -> bool| text.bytes().any(|b| class(&b));
+    if hex {
+        has(u8::is_ascii_digit) && has(u8::is_ascii_alphabetic)
+    } else {
+        has(u8::is_ascii_uppercase) && has(u8::is_ascii_lowercase)
     }
 }
 
 fn check_strength(secret: &str) -> Result<(), WeakSecret> {
     // Every copy of the secret made here is wiped when the check returns.
-    let chars: Zeroizing<Vec<char>> = Zeroizing::new(secret.chars().collect());
-    if chars.len() < MIN_SECRET_CHARS {
-        return Err(WeakSecret::TooShort);
-    }
-    if chars.len() > MAX_SECRET_CHARS {
+    if secret.chars().count() > MAX_SECRET_CHARS {
         return Err(WeakSecret::TooLong);
     }
+    let (bytes, hex) = decode_secret(secret).ok_or(WeakSecret::NotEncoded)?;
+    if bytes.len() < MIN_SECRET_BYTES {
+        return Err(WeakSecret::TooFewBytes);
+    }
+    if is_text(&bytes) {
+        return Err(WeakSecret::EncodesText);
+    }
+    if !has_generated_mix(secret, hex) {
+        return Err(WeakSecret::NotGenerated);
+    }
+    let chars: Zeroizing<Vec<char>> = Zeroizing::new(secret.chars().collect());
     if chars.iter().all(|c| *c == chars[0]) {
         return Err(WeakSecret::OneCharacter);
     }
@@ -589,7 +659,7 @@ impl Verifier {
         };
         Self {
             alg: HS256,
-            keys: BTreeMap::from([(secret.kid().to_owned(), pinned)]),
+            keys: BTreeMap::from([(SHARED_KID.to_owned(), pinned)]),
         }
     }
 

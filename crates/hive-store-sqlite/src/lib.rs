@@ -4,7 +4,8 @@
 //! queue instead of failing half-way), a pool of read-only readers, WAL, foreign keys, a busy
 //! timeout and `synchronous=FULL` so that a killed process loses no acknowledged write. An
 //! exclusive lock on `<database>.lock` keeps a second process off the same database, which is
-//! also why this store is always the leader.
+//! also why this store is always the leader. The database, its `-wal` and `-shm` files and the
+//! lock file are readable by their owner only (0600).
 
 mod agents;
 mod challenges;
@@ -73,6 +74,7 @@ impl SqliteStore {
     /// `max_connections` readers. [`StoreError::Locked`] when another process has it open.
     pub async fn open(path: &Path, max_connections: u32) -> Result<Self, StoreError> {
         let lock = take_lock(path)?;
+        make_private(path)?;
         let common = SqliteConnectOptions::new()
             .filename(path)
             .foreign_keys(true)
@@ -173,12 +175,63 @@ fn lock_path(path: &Path) -> PathBuf {
     PathBuf::from(lock_path)
 }
 
+/// The files of the database, beside the lock: the database and SQLite's WAL and index.
+fn database_files(path: &Path) -> [PathBuf; 3] {
+    let beside = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    [path.to_owned(), beside("-wal"), beside("-shm")]
+}
+
+/// Creates the database file 0600 before SQLite opens it: SQLite would create it 0644 (less
+/// the umask), and gives its `-wal` and `-shm` files the database's mode. A file an older
+/// version left readable by others is narrowed to its owner, and the log says so.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let cannot = |file: &Path, e: std::io::Error| {
+        StoreError::Unavailable(format!("cannot open {}: {e}", file.display()))
+    };
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| cannot(path, e))?;
+    for file in database_files(path).iter().chain([&lock_path(path)]) {
+        let metadata = match std::fs::symlink_metadata(file) {
+            Ok(metadata) if metadata.file_type().is_file() => metadata,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(cannot(file, e)),
+        };
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            let private = mode & 0o700;
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(private))
+                .map_err(|e| cannot(file, e))?;
+            tracing::warn!(
+                event = "store.file_mode_narrowed",
+                file = %file.display(),
+                was = %format_args!("{mode:04o}"),
+                now = %format_args!("{private:04o}"),
+                "a database file was readable by others; it is now its owner's only"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn take_lock(path: &Path) -> Result<File, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let lock_path = lock_path(path);
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&lock_path)
         .map_err(|e| {
             StoreError::Unavailable(format!("cannot open {}: {e}", lock_path.display()))
@@ -366,6 +419,35 @@ mod tests {
         }
         for code in ["1", "19", "275", "2067", "", "XX000"] {
             assert!(is_unavailable_code(code).is_none(), "{code}");
+        }
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn every_file_of_the_database_is_its_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hive.db");
+        let store = SqliteStore::open(&path, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let [db, wal, shm] = database_files(&path);
+        for file in [&db, &wal, &shm, &lock_path(&path)] {
+            assert_eq!(mode(file), 0o600, "{}", file.display());
+        }
+        drop(store);
+
+        // Files an older version left 0644 are narrowed on the next open.
+        for file in [&db, &lock_path(&path)] {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let store = SqliteStore::open(&path, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        for file in [&db, &wal, &shm, &lock_path(&path)] {
+            assert_eq!(mode(file), 0o600, "{}", file.display());
         }
     }
 

@@ -196,6 +196,48 @@ async fn audit_verify_reports_an_intact_chain_and_finds_an_edit() {
 }
 
 #[tokio::test]
+async fn audit_verify_names_a_record_inserted_outside_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    create_admin(path, "root@example.com").await;
+    let db = path.join("hive-data/hive.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.display()))
+        .await
+        .unwrap();
+    let forged = uuid::Uuid::now_v7();
+    let insert = format!(
+        "INSERT INTO audit_events (id, at, actor, action, outcome, detail) \
+         VALUES ('{forged}', 1577836800000000, 'user:forged', 'auth.login', 'success', '{{}}')"
+    );
+    let refused = sqlx::raw_sql(sqlx::AssertSqlSafe(insert.clone()))
+        .execute(&pool)
+        .await;
+    assert!(
+        refused.is_err(),
+        "the database refuses a record outside the chain"
+    );
+    // The database's owner drops the guards first.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP TRIGGER audit_events_chained_only; \
+         DROP TRIGGER audit_events_continue_the_chain; {insert}"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let (status, stdout, stderr) = run_to_exit(path, &["audit", "verify"], &[]).await;
+    assert_eq!(status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("record {forged} is not in the hash chain")),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("1 records are outside the hash chain") && !stdout.contains("predate"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
 async fn audit_export_writes_linked_json_lines_and_is_audited() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();

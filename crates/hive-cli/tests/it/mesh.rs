@@ -234,3 +234,68 @@ async fn config_check_pins_manifest_keys_and_refuses_a_bad_manifest() {
         "{stderr}"
     );
 }
+
+/// Shared secrets people choose; each must stop `hive config check`, in production and not.
+const PASSPHRASES: [&str; 8] = [
+    "acme-corp-hive-federation-key-2026",
+    "correct horse battery staple mesh",
+    "CorrectHorseBatteryStapleMeshAcmeCorp2026Prod",
+    "acme-corp-hive-federation-key-2026-prod-mesh",
+    "Tr0ub4dor&3-hive-federation-mesh-key-prod",
+    "our hive mesh shared key for the acme corporation",
+    // A passphrase run through base64 or hex.
+    "Y29ycmVjdCBob3JzZSBiYXR0ZXJ5IHN0YXBsZSBtZXNoIGtleQ==",
+    "61636d652d636f72702d686976652d66656465726174696f6e2d6b65792d32303236",
+];
+
+#[tokio::test]
+async fn shared_secrets_must_be_generated_and_hive_mesh_secret_makes_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let generate = || async {
+        let (status, stdout, stderr) = run_to_exit(dir.path(), &["mesh", "secret"], &[]).await;
+        assert!(status.success(), "{stderr}");
+        let secret = stdout.trim().to_owned();
+        capture::canary(&secret);
+        secret
+    };
+    let secret = generate().await;
+    assert_eq!(secret.len(), 43, "32 bytes as base64url");
+    assert_ne!(secret, generate().await, "fresh every time");
+
+    let check = |environment: &'static str, value: String| {
+        let dir = dir.path().to_owned();
+        async move {
+            let vars = [
+                ("HIVE_ENV", environment),
+                ("AUTH_URL", "https://hive.example.com"),
+                ("AUTH_SECRET", "Vq3mX8rT1wZ6pK9sB4nL7dF2hJ5gC0yA"),
+                (
+                    "ENCRYPTION_KEY",
+                    "5a0f3c9e81d27b64a5c8f01e3d9b2a7c6e4f8d1b0a3c5e7f9d2b4a6c8e0f1d3b",
+                ),
+                ("MESH_FEDERATION_ENABLED", "true"),
+                ("MESH_FEDERATION_PEERS", "https://b.example"),
+                ("MESH_FEDERATION_SHARED_SECRET", value.as_str()),
+            ];
+            let (status, stdout, stderr) = run_to_exit(&dir, &["config", "check"], &vars).await;
+            assert!(
+                !stdout.contains(&value) && !stderr.contains(&value),
+                "the secret was echoed"
+            );
+            (status.code(), stderr)
+        }
+    };
+    for environment in ["production", "development"] {
+        for passphrase in PASSPHRASES {
+            let (code, stderr) = check(environment, passphrase.to_owned()).await;
+            assert_eq!(code, Some(1), "{environment}: {passphrase:?} was accepted");
+            assert!(
+                stderr.contains("MESH_FEDERATION_SHARED_SECRET")
+                    && stderr.contains("hive mesh secret"),
+                "{stderr}"
+            );
+        }
+        let (code, stderr) = check(environment, secret.clone()).await;
+        assert_eq!(code, Some(0), "{environment}: {stderr}");
+    }
+}

@@ -268,3 +268,68 @@ async fn a_restart_with_another_encryption_key_is_refused_at_start() {
     let again = HiveProcess::start(dir.path(), &[("ENCRYPTION_KEY", first_key)]).await;
     assert!(again.stop().await.0.success());
 }
+
+/// Every file under `dir` (recursively) with its mode; every directory must be 0700.
+fn private_files(dir: &Path) -> Vec<(String, u32)> {
+    assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(private_files(&path));
+        } else {
+            found.push((path.display().to_string(), mode(&path)));
+        }
+    }
+    found
+}
+
+fn assert_all_private(data: &Path, expected_names: &[&str]) {
+    let files = private_files(data);
+    for name in expected_names {
+        assert!(
+            files.iter().any(|(path, _)| path.ends_with(name)),
+            "{name} missing from {files:?}"
+        );
+    }
+    let loose: Vec<_> = files.iter().filter(|(_, mode)| *mode != 0o600).collect();
+    assert!(loose.is_empty(), "not 0600: {loose:?}");
+}
+
+#[tokio::test]
+async fn every_file_in_the_data_dir_is_its_owners_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hive-data");
+    let hive = HiveProcess::start(dir.path(), &[]).await;
+    // Running: the database has its WAL and index beside it.
+    assert_all_private(
+        &data,
+        &[
+            "hive.db",
+            "hive.db-wal",
+            "hive.db-shm",
+            "hive.db.lock",
+            "secrets.json",
+        ],
+    );
+    let (status, _, stderr) = hive.stop().await;
+    assert!(status.success(), "{stderr}");
+
+    // More writes, from another command.
+    crate::accounts::create_admin(dir.path(), "root@example.com").await;
+    assert_all_private(&data, &["hive.db", "hive.db.lock", "secrets.json"]);
+
+    // A database an older version left 0644 is narrowed, and the log says so.
+    let db = data.join("hive.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let hive = HiveProcess::start(dir.path(), &[]).await;
+    assert_all_private(&data, &["hive.db", "hive.db-wal", "hive.db-shm"]);
+    // Logs are JSON lines on stdout.
+    assert!(
+        hive.stdout().contains("store.file_mode_narrowed"),
+        "{}",
+        hive.stdout()
+    );
+    let (status, _, _) = hive.stop().await;
+    assert!(status.success());
+}

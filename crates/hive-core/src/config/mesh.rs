@@ -85,7 +85,9 @@ fn federation(
             SharedSecret::new(secret.expose_secret()).map_err(|why| {
                 invalid(
                     "MESH_FEDERATION_SHARED_SECRET",
-                    format!("{why}; use a random value (e.g. `openssl rand -hex 32`)"),
+                    format!(
+                        "{why}; generate one with `hive mesh secret` (or `openssl rand -base64 32`)"
+                    ),
                 )
             })?,
         )),
@@ -590,7 +592,7 @@ mod tests {
     use hive_crypto::federation::Ed25519Seed;
     use hive_crypto::manifest::{Manifest, ManifestPeer, sign_manifest};
 
-    const SECRET: &str = "Qm9v3kL2pX8rT5wZ1yN7cF4hJ6dS0aGe";
+    const SECRET: &str = "psmm_gWvWblqh8yuONVsLLBIbIcwvH_KQP6RRaE77RI";
     const B: &str = "http://127.0.0.3:8080";
     const C: &str = "http://127.0.0.4:8080";
 
@@ -631,6 +633,53 @@ mod tests {
         assert!(fed.require_audience && fed.require_jti);
         assert!(!fed.allow_legacy_secret && !fed.proxy_send_secret);
         assert!(fed.inbound_allowlist.is_empty());
+    }
+
+    #[test]
+    fn passphrase_secrets_are_refused_in_production_and_development() {
+        let passphrases = [
+            "acme-corp-hive-federation-key-2026",
+            "correct horse battery staple mesh",
+            "CorrectHorseBatteryStapleMeshAcmeCorp2026Prod",
+            "acme-corp-hive-federation-key-2026-prod-mesh",
+            "Tr0ub4dor&3-hive-federation-mesh-key-prod",
+            // base64 of "correct horse battery staple mesh key"
+            "Y29ycmVjdCBob3JzZSBiYXR0ZXJ5IHN0YXBsZSBtZXNoIGtleQ==",
+        ];
+        let generated = hive_crypto::federation::generate_shared_secret().unwrap();
+        let hex = hive_crypto::random_token_hex().unwrap();
+        let production = |secret: &str| {
+            Config::load(&EnvSource::from_pairs(vec![
+                ("HIVE_ENV", "production"),
+                ("AUTH_URL", "https://hive.example.com"),
+                ("AUTH_SECRET", "Zq8vN3kW1xR7tY5uB2mC9pL4sD6fG0hJ"),
+                (
+                    "ENCRYPTION_KEY",
+                    "8f3a1c9e5b7d2046f1e8a3c5b9d7e2f40a6c8e1b3d5f7092a4c6e8b0d2f41357",
+                ),
+                ("MESH_FEDERATION_ENABLED", "true"),
+                ("MESH_FEDERATION_PEERS", "https://b.example"),
+                ("MESH_FEDERATION_SHARED_SECRET", secret),
+            ]))
+        };
+        let development = |secret: &str| {
+            federation(&[
+                ("MESH_FEDERATION_PEERS", B),
+                ("MESH_FEDERATION_SHARED_SECRET", secret),
+            ])
+        };
+        for passphrase in passphrases {
+            for result in [production(passphrase), development(passphrase)] {
+                let error = result.unwrap_err().to_string();
+                assert!(error.contains("MESH_FEDERATION_SHARED_SECRET"), "{error}");
+                assert!(error.contains("hive mesh secret"), "{error}");
+                assert!(!error.contains(passphrase), "echoed: {error}");
+            }
+        }
+        for secret in [generated.as_str(), hex.as_str(), SECRET] {
+            production(secret).unwrap();
+            development(secret).unwrap();
+        }
     }
 
     #[test]

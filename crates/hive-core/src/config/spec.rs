@@ -186,7 +186,7 @@ pub const VARIABLES: &[VarSpec] = &[
     secret(
         "MESH_FEDERATION_SHARED_SECRET",
         "-",
-        "at least 32 random characters, the same on every peer: HS256 tokens (and the legacy header); weak ones refused",
+        "32 or more random bytes as hex or base64 (`hive mesh secret` prints one), the same on every peer: HS256 tokens (and the legacy header); passphrases and other hand-made values refused",
     ),
     var(
         "MESH_FEDERATION_ED25519_SEED_FILE",

@@ -69,10 +69,7 @@ fn kid_of(key: &SigningKey) -> String {
 
 fn clone_key(key: &SigningKey) -> SigningKey {
     match key {
-        SigningKey::Shared(secret) => SigningKey::Shared(SharedSecret {
-            secret: secret.secret.clone(),
-            kid: secret.kid.clone(),
-        }),
+        SigningKey::Shared(secret) => SigningKey::Shared(secret.clone()),
         SigningKey::Ed25519(seed) => SigningKey::Ed25519(Ed25519Seed {
             seed: seed.seed.clone(),
             public_key: seed.public_key,
@@ -458,81 +455,120 @@ fn a_key_names_one_issuer_but_an_issuer_may_have_several_keys() {
 
 #[test]
 fn weak_secrets_are_refused_by_each_rule() {
+    let random = URL_SAFE_NO_PAD.encode(crate::random_bytes::<32>().unwrap());
     let cases = [
-        ("Xk9#mQ2$vL7&pR4!wN8@zT5^bY3*hJ6", WeakSecret::TooShort),
-        ("", WeakSecret::TooShort),
+        (random.repeat(96), WeakSecret::TooLong),
+        // Passphrases and hand-made values are not encodings of random bytes.
         (
-            &"Xk9#mQ2$vL7&pR4!wN8@zT5^bY3*hJ6%".repeat(129),
-            WeakSecret::TooLong,
-        ),
-        (&"a".repeat(64), WeakSecret::OneCharacter),
-        (&"Xk9#mQ2$".repeat(4), WeakSecret::RepeatedPattern),
-        (
-            "Xk9#mQ2$vL7&pR4!wN8@zT5^bY3*hJ6%Xk9#mQ2$vL7&pR4!wN8@zT5^bY3*hJ6%",
-            WeakSecret::RepeatedPattern,
+            "acme-corp-hive-federation-key-2026".to_owned(),
+            WeakSecret::NotEncoded,
         ),
         (
-            "CHANGE-ME-Xk9#mQ2$vL7&pR4!wN8@zT5^bY3",
+            "correct horse battery staple mesh".to_owned(),
+            WeakSecret::NotEncoded,
+        ),
+        (
+            "CorrectHorseBatteryStapleMeshAcmeCorp2026Prod".to_owned(),
+            WeakSecret::NotEncoded,
+        ),
+        (
+            "Xk9#mQ2$vL7&pR4!wN8@zT5^bY3*hJ6%".to_owned(),
+            WeakSecret::NotEncoded,
+        ),
+        (format!("{random}=="), WeakSecret::NotEncoded),
+        (String::new(), WeakSecret::TooFewBytes),
+        (
+            URL_SAFE_NO_PAD.encode(crate::random_bytes::<31>().unwrap()),
+            WeakSecret::TooFewBytes,
+        ),
+        (random_hex_of(31), WeakSecret::TooFewBytes),
+        // A passphrase run through base64 or hex is still a passphrase.
+        (
+            base64::engine::general_purpose::STANDARD
+                .encode("correct horse battery staple mesh key"),
+            WeakSecret::EncodesText,
+        ),
+        (
+            URL_SAFE_NO_PAD.encode("acme-corp-hive-federation-key-2026"),
+            WeakSecret::EncodesText,
+        ),
+        (
+            hex::encode("acme-corp-hive-federation-key-2026"),
+            WeakSecret::EncodesText,
+        ),
+        (
+            "acme-corp-hive-federation-key-2026-prod-mesh".to_owned(),
+            WeakSecret::NotGenerated,
+        ),
+        (
+            format!("20260101{}", "31415926".repeat(7)),
+            WeakSecret::NotGenerated,
+        ),
+        ("Xy".repeat(22), WeakSecret::RepeatedPattern),
+        ("Xk9mQ2vL".repeat(6), WeakSecret::RepeatedPattern),
+        (
+            "Xk9mQ2vL7pR4wN8zT5bY3hJ6PasswordQ2vL7pR4wN8z".to_owned(),
             WeakSecret::DefaultWord,
         ),
         (
-            "Xk9#mQ2$vL7&pR4!wN8@zT5^my_secret_key",
-            WeakSecret::DefaultWord,
+            "Xk9mQ2vL7pR4wN8zT5bY3hJ6abcdefghQ2vL7pR4wN8z".to_owned(),
+            WeakSecret::Run,
         ),
         (
-            "hive-federation-Password-Xk9#mQ2$vL7&",
-            WeakSecret::DefaultWord,
+            "Xk9mQ2vL7pR4wN8zT5bY3hJ6zzzzzzzzQ2vL7pR4wN8z".to_owned(),
+            WeakSecret::Run,
         ),
         (
-            "Xk9#mQ2$vL7&pR4!wN8@example.com-zT5^",
-            WeakSecret::DefaultWord,
-        ),
-        (
-            "default-Xk9#mQ2$vL7&pR4!wN8@zT5^bY3*",
-            WeakSecret::DefaultWord,
-        ),
-        ("Xk9#mQ2$vL7&pR4!wN8@0123456789zT5^bY3", WeakSecret::Run),
-        ("abcdefghXk9#mQ2$vL7&pR4!wN8@zT5^bY3*", WeakSecret::Run),
-        ("Xk9#mQ2$vL7&pR4!wN8@zT5^bY3*87654321", WeakSecret::Run),
-        ("Xk9#mQ2$vL7&pR4!zzzzzzzzwN8@zT5^bY3*", WeakSecret::Run),
-        (
-            "abababababababababababababababbaab",
-            WeakSecret::FewDistinct,
-        ),
-        (
-            "1a2b3c4d1a2b3c4d1a2b3c4d1a2b3c4daaaa",
+            "1z3XZxXYyzZx23yxXx21Y2YyYZYYXXxxYY1zx3xYx21X".to_owned(),
             WeakSecret::FewDistinct,
         ),
     ];
     for (secret, rule) in cases {
-        assert_eq!(SharedSecret::new(secret).unwrap_err(), rule, "{secret:?}");
+        assert_eq!(SharedSecret::new(&secret).unwrap_err(), rule, "{secret:?}");
     }
-    // The same characters, shuffled: passes every rule.
-    SharedSecret::new("Xk9#mQ2$vL7&pR4!wN8@zT5^bY3*hJ6%").unwrap();
-    // Generated secrets pass.
-    for _ in 0..50 {
-        SharedSecret::new(&crate::random_token_hex().unwrap()).unwrap();
-        strong_secret();
+    // Generated secrets pass, in every encoding `openssl rand` and Hive write.
+    let standard = base64::engine::general_purpose::STANDARD;
+    for _ in 0..200 {
+        let bytes = crate::random_bytes::<32>().unwrap();
+        SharedSecret::new(&hex::encode(bytes)).unwrap();
+        SharedSecret::new(&hex::encode_upper(bytes)).unwrap();
+        SharedSecret::new(&standard.encode(bytes)).unwrap();
+        SharedSecret::new(&URL_SAFE_NO_PAD.encode(bytes)).unwrap();
+        SharedSecret::new(&generate_shared_secret().unwrap()).unwrap();
     }
+    let generated = generate_shared_secret().unwrap();
+    assert_eq!(generated.len(), 43);
+    assert_ne!(*generated, *generate_shared_secret().unwrap());
+}
+
+fn random_hex_of(bytes: usize) -> String {
+    crate::random_hex(bytes).unwrap()
 }
 
 #[test]
-fn the_shared_kid_is_an_hmac_of_the_secret_not_its_hash() {
-    let text = "Xk9#mQ2$vL7&pR4!wN8@zT5^bY3*hJ6%";
-    let secret = SharedSecret::new(text).unwrap();
-    let mac = crate::hmac_sha256_hex(text.as_bytes(), b"hive-federation-kid");
-    assert_eq!(secret.kid(), format!("hs256-{}", &mac[..16]));
-    assert!(
-        !secret
-            .kid()
-            .contains(&crate::sha256_hex(text.as_bytes())[..16])
-    );
+fn the_shared_kid_is_fixed_and_derived_from_nothing() {
+    let one = strong_secret();
+    let other = strong_secret();
+    assert_eq!(one.kid(), SHARED_KID);
+    assert_eq!(other.kid(), SHARED_KID);
+    let signer = Signer::new(B, SigningKey::Shared(one.clone()));
+    assert_eq!(signer.kid(), "hs256");
+    let token = signer.mint(A, "agent:7", NOW, 60).unwrap().token;
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], "hs256");
+    // A peer under the same secret accepts it; a peer under another secret does not.
+    let same = Verifier::shared(&one, &[B.to_owned()]);
+    assert_eq!(same.verify(&token, &expected()).unwrap().issuer, B);
+    let different = Verifier::shared(&other, &[B.to_owned()]);
     assert_eq!(
-        SharedSecret::new(text).unwrap().kid(),
-        secret.kid(),
-        "stable"
+        different.verify(&token, &expected()).unwrap_err(),
+        Rejection::BadSignature
     );
-    assert_ne!(strong_secret().kid(), secret.kid());
 }
 
 #[test]
@@ -601,8 +637,8 @@ fn debug_never_shows_key_material() {
     let hex_seed = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
     let seed = Ed25519Seed::parse(hex_seed).unwrap();
     let b64 = URL_SAFE_NO_PAD.encode(hex::decode(hex_seed).unwrap());
-    let text = "Xk9#mQ2$vL7&pR4!wN8@zT5^bY3*hJ6%";
-    let secret = SharedSecret::new(text).unwrap();
+    let text = URL_SAFE_NO_PAD.encode(crate::random_bytes::<32>().unwrap());
+    let secret = SharedSecret::new(&text).unwrap();
     let verifier = Verifier::shared(&secret, &[B.to_owned()]);
     let shown = [
         format!("{seed:?}"),
@@ -615,7 +651,7 @@ fn debug_never_shows_key_material() {
         for needle in [&hex_seed[..16], &b64[..16], &text[..16], "157, 97, 177"] {
             assert!(!shown.contains(needle), "{shown}");
         }
-        assert!(shown.contains("kid") || shown.contains("hs256-"), "{shown}");
+        assert!(shown.contains("kid") || shown.contains("hs256"), "{shown}");
     }
 }
 

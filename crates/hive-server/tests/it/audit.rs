@@ -303,3 +303,71 @@ async fn the_database_refuses_to_rewrite_the_log() {
         assert!(report.checked >= 2, "the first key and the admin");
     }
 }
+
+/// A record written straight into `audit_events`, with no place in the chain. Dated 2099: the
+/// retention job, which may run at any time, deletes old records outside the chain.
+fn forged_insert(backend: TestBackend, id: uuid::Uuid) -> String {
+    let at = match backend {
+        TestBackend::Sqlite => "4070908800000000",
+        TestBackend::Postgres => "'2099-01-01T00:00:00Z'",
+    };
+    format!(
+        "INSERT INTO audit_events (id, at, actor, action, outcome, detail) \
+         VALUES ('{id}', {at}, 'user:forged', 'auth.login', 'success', '{{}}')"
+    )
+}
+
+/// What someone with DDL rights on the database does first.
+fn drop_insert_guard(backend: TestBackend) -> &'static str {
+    match backend {
+        TestBackend::Sqlite => {
+            "DROP TRIGGER audit_events_chained_only; DROP TRIGGER audit_events_continue_the_chain;"
+        }
+        TestBackend::Postgres => "DROP TRIGGER audit_events_chained_only ON audit_events;",
+    }
+}
+
+#[tokio::test]
+async fn a_record_inserted_behind_hives_back_is_refused_then_named_by_verify() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let forged = uuid::Uuid::now_v7();
+        let refused = server
+            .try_execute_sql(&forged_insert(backend, forged))
+            .await;
+        assert!(
+            refused.as_ref().is_err_and(|e| e.contains("hash chain")),
+            "{backend:?}: {refused:?}"
+        );
+        let verify =
+            || hive_core::audit::verify(server.hive.store.as_ref(), &server.hive.audit_chain);
+        let report = verify().await.unwrap();
+        assert_eq!(
+            (report.unchained, report.first_break),
+            (0, None),
+            "{backend:?}"
+        );
+
+        server.execute_sql(drop_insert_guard(backend)).await;
+        server.execute_sql(&forged_insert(backend, forged)).await;
+        let report = verify().await.unwrap();
+        assert_eq!(
+            report.first_break,
+            Some(hive_core::audit::ChainBreak::Outside { id: forged }),
+            "{backend:?}"
+        );
+        assert_eq!(report.unchained, 1);
+        // The listing shows it with no place in the chain; verify is the check that says why.
+        let listed = items(&server, &admin, "/api/v1/audit?actor=user:forged").await;
+        assert_eq!(listed.len(), 1, "{backend:?}: {listed:?}");
+        assert_eq!(listed[0]["id"], forged.to_string());
+        assert!(listed[0]["seq"].is_null(), "{:?}", listed[0]);
+        // Hive keeps appending, and the forged record stays named.
+        login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let later = verify().await.unwrap();
+        assert!(later.checked > report.checked, "{backend:?}");
+        assert_eq!(later.first_break, report.first_break);
+    }
+}

@@ -17,7 +17,7 @@ const NEW_PASSWORD: &str = "a different long passphrase";
 /// it writes, in order (none: a POST that only reads). Most write one; an MFA change also
 /// records the sessions it ends and the codes it issues.
 /// The walk's mesh secret, shared with its peer instance.
-const MESH_SECRET: &str = "Wn5rK8pT2vX7qL4mZ9cB3hF6jD1gS0yA";
+const MESH_SECRET: &str = "SNY2SGlkZXg1VLxyV-m86USVvV8vBZGI-Bnpnz9IChQ";
 
 const WALK: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/v1/setup", &["setup.create_admin"]),

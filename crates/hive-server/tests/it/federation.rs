@@ -734,6 +734,42 @@ async fn status_directory_and_descriptor_describe_the_mesh() {
     );
 }
 
+#[tokio::test]
+async fn the_descriptor_publishes_nothing_derived_from_the_shared_secret() {
+    let mut descriptors = Vec::new();
+    for _ in 0..2 {
+        let secret = hive_crypto::federation::generate_shared_secret().unwrap();
+        hive_testkit::capture::canary(&secret);
+        let server = identity_builder(
+            TestBackend::Sqlite,
+            &[
+                ("MESH_FEDERATION_ENABLED", "true"),
+                ("MESH_FEDERATION_SHARED_SECRET", &secret),
+                ("MESH_FEDERATION_PEERS", "http://127.0.0.9"),
+            ],
+        )
+        .start()
+        .await;
+        let response = server.client.get("/.well-known/hive-mesh.json").await;
+        assert_eq!(response.status(), 200);
+        let descriptor: Value = response.json().await.unwrap();
+        // The whole federation member, so that nothing else can be added to it unseen.
+        assert_eq!(
+            descriptor["federation"],
+            json!({
+                "enabled": true, "algorithm": "HS256", "keyId": "hs256",
+                "tokenHeader": "X-Hive-Federation-JWT",
+            }),
+            "{descriptor}"
+        );
+        descriptors.push(descriptor["federation"].clone());
+    }
+    assert_eq!(
+        descriptors[0], descriptors[1],
+        "two secrets, one description"
+    );
+}
+
 /// Two instances paired by a shared secret (HS256).
 async fn shared_secret_pair(
     secret: &str,
@@ -769,7 +805,7 @@ async fn shared_secret_pair(
 
 #[tokio::test]
 async fn a_shared_secret_mesh_signs_with_hs256_and_the_raw_secret_is_opt_in() {
-    let secret = "Vq3hT9xKp2Lm7Rw4Zc8Nf1Bd6Gs0Jy5E";
+    let secret = "diyEEr1DiJmQG0zKbizxcYvb-cgGtlJ3zRIp62yEmM0";
     let (a, a_admin, b, b_admin) = shared_secret_pair(secret, &[], &[]).await;
     let b_node = Node {
         server: b,
@@ -852,7 +888,7 @@ async fn a_shared_secret_mesh_signs_with_hs256_and_the_raw_secret_is_opt_in() {
         &path,
         &[(
             "x-hive-federation-secret",
-            "Xq3hT9xKp2Lm7Rw4Zc8Nf1Bd6Gs0Jy5E",
+            "C_kEKMBXEuNESq8xAl_YW_QioV6H7FaxlqvD_xHuMvA",
         )],
         &send("s4"),
     )
@@ -965,7 +1001,7 @@ async fn a_peer_that_cannot_be_reached_is_a_gateway_error_and_is_recorded() {
             ("MESH_FEDERATION_ENABLED", "true"),
             (
                 "MESH_FEDERATION_SHARED_SECRET",
-                "Vq3hT9xKp2Lm7Rw4Zc8Nf1Bd6Gs0Jy5E",
+                "diyEEr1DiJmQG0zKbizxcYvb-cgGtlJ3zRIp62yEmM0",
             ),
             ("MESH_FEDERATION_PEERS", &peers),
             ("MESH_FEDERATION_PROXY_TIMEOUT_MS", "300"),
