@@ -63,6 +63,21 @@ fn requested_version(headers: &HeaderMap, uri: &Uri) -> Result<Version, RpcError
     Version::from_header(asked.as_deref())
 }
 
+/// The `A2A-Version` a call asks for ([`requested_version`]); an unsupported one is answered
+/// as a JSON-RPC error once the request is read.
+pub struct AskedVersion(Result<Version, RpcError>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AskedVersion {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(requested_version(&parts.headers, &parts.uri)))
+    }
+}
+
 /// The caller, if the request carried credentials (cards are public).
 fn optional_caller(caller: Option<axum::Extension<Caller>>) -> Option<Caller> {
     caller.map(|axum::Extension(caller)| caller)
@@ -167,11 +182,9 @@ pub async fn instance_rpc(
     Meta(meta): Meta,
     Authenticated(caller): Authenticated,
     ip: Option<axum::Extension<ClientIp>>,
-    headers: HeaderMap,
-    uri: Uri,
+    AskedVersion(version): AskedVersion,
     body: Body,
 ) -> Response {
-    let version = requested_version(&headers, &uri);
     rpc(state, meta, caller, ip, version, body, Target::Instance).await
 }
 
@@ -182,13 +195,11 @@ pub async fn public_rpc(
     Meta(meta): Meta,
     caller: Option<axum::Extension<Caller>>,
     ip: Option<axum::Extension<ClientIp>>,
-    headers: HeaderMap,
-    uri: Uri,
+    AskedVersion(version): AskedVersion,
     body: Body,
 ) -> Response {
     match optional_caller(caller) {
         Some(caller) if caller.is_remote() => {
-            let version = requested_version(&headers, &uri);
             rpc(state, meta, caller, ip, version, body, Target::Instance).await
         }
         _ => ApiError::of(ErrorCode::Unauthenticated).into_response(),
@@ -200,8 +211,7 @@ pub async fn agent_rpc(
     Meta(meta): Meta,
     Authenticated(caller): Authenticated,
     ip: Option<axum::Extension<ClientIp>>,
-    headers: HeaderMap,
-    uri: Uri,
+    AskedVersion(version): AskedVersion,
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
@@ -217,7 +227,7 @@ pub async fn agent_rpc(
                 meta,
                 caller,
                 ip,
-                requested_version(&headers, &uri),
+                version,
                 body,
                 Target::Agent(agent.id),
             )
