@@ -337,8 +337,8 @@ pub fn parse_request(body: &[u8], version: Version, limits: &Limits) -> Result<R
     let Some(Value::String(name)) = object.get("method") else {
         return Err(invalid("method must be a string"));
     };
-    let method = Method::from_name(name, version)
-        .ok_or_else(|| refuse(ErrorCode::MethodNotFound.error()))?;
+    let method =
+        Method::from_name(name, version).ok_or_else(|| refuse(method_not_found(name, version)))?;
     let params = match object.remove("params") {
         None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
         Some(params @ Value::Object(_)) => params,
@@ -353,6 +353,29 @@ pub fn parse_request(body: &[u8], version: Version, limits: &Limits) -> Result<R
         return Err(invalid("A request needs an id"));
     };
     Ok(Request { id, version, call })
+}
+
+/// `MethodNotFound`, saying which `A2A-Version` selects the method when the other version has
+/// it (a client that forgot the header otherwise learns nothing). The name is not quoted.
+fn method_not_found(name: &str, version: Version) -> RpcError {
+    let other = match version {
+        Version::V1_0 => Version::V0_3,
+        Version::V0_3 => Version::V1_0,
+    };
+    if Method::from_name(name, other).is_none() {
+        return ErrorCode::MethodNotFound.error();
+    }
+    let hint = match other {
+        Version::V1_0 => {
+            "Method not found in A2A 0.3 (the version of a request without A2A-Version); it is \
+             an A2A 1.0 method: send the header A2A-Version: 1.0"
+        }
+        Version::V0_3 => {
+            "Method not found in A2A 1.0; it is an A2A 0.3 method: send A2A-Version: 0.3 (or no \
+             A2A-Version)"
+        }
+    };
+    ErrorCode::MethodNotFound.with_message(hint)
 }
 
 fn invalid_params(message: impl Into<String>) -> RpcError {

@@ -133,6 +133,19 @@ fn the_other_versions_method_names_are_not_found_and_the_id_is_echoed() {
     list["id"] = json!(7);
     let rejection = parse(list, Version::V0_3).unwrap_err();
     assert_eq!((rejection.error.code, rejection.id), (-32601, Id::from(7)));
+    // The message says which A2A-Version selects the method.
+    assert!(
+        rejection.error.message.contains("A2A-Version: 1.0"),
+        "{}",
+        rejection.error.message
+    );
+    let rejection = parse(send(Version::V0_3), Version::V1_0).unwrap_err();
+    assert!(rejection.error.message.contains("A2A-Version: 0.3"));
+    // A name neither version has gets the plain message.
+    let mut unknown = send(Version::V1_0);
+    unknown["method"] = json!("NoSuchMethod");
+    let rejection = parse(unknown, Version::V1_0).unwrap_err();
+    assert_eq!(rejection.error.message, "Method not found");
 }
 
 #[test]

@@ -4,10 +4,10 @@ use crate::admin::{cli_meta, find_user};
 use clap::Subcommand;
 use hive_core::Hive;
 use hive_core::agent_import::ImportRequest;
-use hive_core::agents::NewAgent;
+use hive_core::agents::{DEFAULT_LIMITS, NewAgent};
 use hive_core::identity::{Caller, Credential};
 use hive_proto::agents::{AgentKind, AgentVisibility};
-use hive_store::PageRequest;
+use hive_store::{AgentLimits, PageRequest};
 
 #[derive(Subcommand)]
 pub enum AgentAction {
@@ -34,6 +34,9 @@ pub enum AgentAction {
         /// private, federation or public.
         #[arg(long, value_parser = parse_word::<AgentVisibility>, default_value = "private")]
         visibility: AgentVisibility,
+        /// Calls a minute the agent takes, across replicas (1-100000; default 60).
+        #[arg(long)]
+        requests_per_minute: Option<u32>,
     },
     /// Start an agent (by id or name): ready when reachable, else error with the reason.
     Start { agent: String },
@@ -151,6 +154,7 @@ pub async fn agent(hive: &Hive, action: AgentAction) -> Result<(), String> {
             runtime,
             description,
             visibility,
+            requests_per_minute,
         } => {
             let caller = acting_for(hive, &owner).await?;
             let runtime = serde_json::from_str(&runtime)
@@ -162,7 +166,10 @@ pub async fn agent(hive: &Hive, action: AgentAction) -> Result<(), String> {
                 kind,
                 runtime,
                 skills: None,
-                limits: None,
+                limits: requests_per_minute.map(|requests_per_minute| AgentLimits {
+                    requests_per_minute,
+                    ..DEFAULT_LIMITS
+                }),
             };
             let agent = hive
                 .agents

@@ -27,6 +27,26 @@ pub struct TaskEvent {
     pub event: serde_json::Value,
 }
 
+/// The control event (sequence 0) telling a subscriber to re-read its task.
+const RESYNC: &str = "resync";
+
+impl TaskEvent {
+    fn resync(task_id: Uuid) -> Self {
+        Self {
+            task_id,
+            seq: 0,
+            event: serde_json::json!({ RESYNC: true }),
+        }
+    }
+
+    /// Whether this is the event telling a subscriber that it may have missed events (after
+    /// its process's subscription to the other replicas was restored): the stored task is the
+    /// truth then.
+    pub fn is_resync(&self) -> bool {
+        self.seq == 0 && self.event.get(RESYNC).is_some()
+    }
+}
+
 #[derive(Default)]
 struct Subscribers {
     by_task: Mutex<HashMap<Uuid, broadcast::Sender<TaskEvent>>>,
@@ -39,6 +59,13 @@ impl Subscribers {
             .entry(task_id)
             .or_insert_with(|| broadcast::channel(CAPACITY).0)
             .subscribe()
+    }
+
+    /// Tells every local subscriber that events may have been missed (the subscription to the
+    /// other replicas was lost and is back): each re-reads its task.
+    fn resync_all(&self) {
+        let mut by_task = self.by_task.lock().unwrap_or_else(PoisonError::into_inner);
+        by_task.retain(|task_id, sender| sender.send(TaskEvent::resync(*task_id)).is_ok());
     }
 
     fn deliver(&self, event: TaskEvent) {
@@ -87,6 +114,22 @@ impl TaskEvents {
         let (subscribed_tx, subscribed) = watch::channel(false);
         let stop = CancellationToken::new();
         let local = Arc::clone(&subscribers);
+        // Events published while the subscription was down are lost to it: every local
+        // subscriber re-reads its task each time the subscription is (re)established.
+        let mut restored = subscribed.clone();
+        let resync = Arc::clone(&subscribers);
+        let watching = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = watching.cancelled() => return,
+                    changed = restored.changed() => if changed.is_err() { return },
+                }
+                if *restored.borrow_and_update() {
+                    resync.resync_all();
+                }
+            }
+        });
         tokio::spawn(redis.clone().subscribe_forever(
             Subscription {
                 what: "task events",
@@ -128,6 +171,10 @@ impl TaskEvents {
                 let channel = redis.key(&["task-events", &event.task_id.to_string()]);
                 let raw = serde_json::to_vec(&event)
                     .map_err(|_| StateError::Invalid("the task event does not serialise".into()))?;
+                // This process's subscribers get it at once, not only through Redis, so they
+                // miss nothing while the subscription is down (they see it twice when it is
+                // up: subscribers skip what they have by its sequence number).
+                self.subscribers.deliver(event);
                 redis.publish(&channel, &raw).await?;
                 Ok(())
             }

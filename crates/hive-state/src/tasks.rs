@@ -39,6 +39,11 @@ pub trait TaskStore: Send + Sync + std::fmt::Debug {
 
     /// `owner`'s tasks, newest status first (ties by id, descending).
     async fn list(&self, owner: &str, page: &PageRequest) -> Result<Page<TaskRecord>, StateError>;
+
+    /// Forgets `owner`'s task `id` whose first write was not acknowledged (it timed out: it may
+    /// still land). A late copy of that write landing after this is refused for `ttl`, so a
+    /// call that was refused leaves no task behind, whichever of the two the store runs first.
+    async fn discard(&self, owner: &str, id: Uuid, ttl: Duration) -> Result<(), StateError>;
 }
 
 fn micros(at: OffsetDateTime) -> i64 {
@@ -148,6 +153,19 @@ impl TaskStore for MemoryTaskStore {
             .map(|(task, _)| task.clone()))
     }
 
+    /// In memory a write is never left in flight: removing the task is enough.
+    async fn discard(&self, owner: &str, id: Uuid, _ttl: Duration) -> Result<(), StateError> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner
+            .tasks
+            .get(&id)
+            .is_some_and(|(task, _)| task.owner == owner)
+        {
+            inner.remove(id);
+        }
+        Ok(())
+    }
+
     async fn list(&self, owner: &str, page: &PageRequest) -> Result<Page<TaskRecord>, StateError> {
         let now = self.clock.now();
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
@@ -174,7 +192,9 @@ impl TaskStore for MemoryTaskStore {
 /// Replaces a task and its place in the owner's index atomically; refuses another owner's id.
 /// The index is a sorted set of `<status micros, zero-padded>:<id>` members, all of score 0, so
 /// its lexical order is the listing order and a cursor is an exact bound.
+/// A discarded task (see [`DISCARD_SCRIPT`]) is never written again: returns 2.
 const PUT_SCRIPT: &str = r"
+if redis.call('HEXISTS', KEYS[1], 'discarded') == 1 then return 2 end
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if owner and owner ~= ARGV[2] then return 0 end
 local old = redis.call('HGET', KEYS[1], 'member')
@@ -186,10 +206,25 @@ if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KE
 return 1
 ";
 
+/// Removes a task of the owner ARGV[1] (and its place in the owner's index) and leaves in its
+/// key a tombstone for ARGV[2] ms, which [`PUT_SCRIPT`] refuses to overwrite. Another owner's
+/// task is left alone (returns 0).
+const DISCARD_SCRIPT: &str = r"
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[1] then return 0 end
+local member = redis.call('HGET', KEYS[1], 'member')
+if member then redis.call('ZREM', KEYS[2], member) end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'discarded', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
 #[derive(Debug, Clone)]
 pub struct RedisTaskStore {
     redis: RedisClient,
     put: redis::Script,
+    discard: redis::Script,
 }
 
 impl RedisTaskStore {
@@ -197,6 +232,7 @@ impl RedisTaskStore {
         Self {
             redis,
             put: redis::Script::new(PUT_SCRIPT),
+            discard: redis::Script::new(DISCARD_SCRIPT),
         }
     }
 
@@ -242,11 +278,30 @@ impl TaskStore for RedisTaskStore {
                     .await
             })
             .await?;
-        if stored == 1 {
-            Ok(())
-        } else {
-            Err(not_yours())
+        match stored {
+            1 => Ok(()),
+            2 => Err(StateError::Invalid("this task was discarded".into())),
+            _ => Err(not_yours()),
         }
+    }
+
+    async fn discard(&self, owner: &str, id: Uuid, ttl: Duration) -> Result<(), StateError> {
+        let (task_key, owner_key) = (self.task_key(id), self.owner_key(owner));
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let script = &self.discard;
+        let _: i64 = self
+            .redis
+            .run(async |c| {
+                script
+                    .key(&task_key)
+                    .key(&owner_key)
+                    .arg(owner)
+                    .arg(millis)
+                    .invoke_async(c)
+                    .await
+            })
+            .await?;
+        Ok(())
     }
 
     async fn get(&self, owner: &str, id: Uuid) -> Result<Option<TaskRecord>, StateError> {
@@ -393,6 +448,28 @@ impl TaskStore for DbTaskStore {
             .await
             .map_err(store_error)?;
         row.map(from_row).transpose()
+    }
+
+    /// A database write is not left in flight once its call returns; the task, if it is there,
+    /// is made to expire now (the expiry job deletes it).
+    async fn discard(&self, owner: &str, id: Uuid, _ttl: Duration) -> Result<(), StateError> {
+        let now = self.clock.now();
+        let Some(mut row) = self
+            .store
+            .tasks()
+            .get(owner, id, now)
+            .await
+            .map_err(store_error)?
+        else {
+            return Ok(());
+        };
+        row.expires_at = now;
+        self.store
+            .tasks()
+            .put(&row, now)
+            .await
+            .map_err(store_error)
+            .map(|_| ())
     }
 
     async fn list(&self, owner: &str, page: &PageRequest) -> Result<Page<TaskRecord>, StateError> {

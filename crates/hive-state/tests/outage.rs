@@ -96,3 +96,62 @@ async fn redis_killed_and_restarted() {
             >= 5
     );
 }
+
+/// Task events across a Redis restart: a publisher's own subscribers get its events even while
+/// Redis is down, and every subscriber is told to re-read its task once the subscription is
+/// back (what was published meanwhile never reached it).
+#[tokio::test]
+async fn task_subscribers_miss_nothing_across_a_redis_restart() {
+    if std::env::var("HIVE_TEST_REDIS_URL").map_or(true, |v| v.is_empty()) {
+        eprintln!(
+            "skipped: HIVE_TEST_REDIS_URL is not set (this test starts its own redis-server)"
+        );
+        return;
+    }
+    let mut redis = OwnRedis::start();
+    let port = redis.port;
+    let replica =
+        |url: &str| hive_state::TaskEvents::redis(RedisClient::new(url, "hive-events").unwrap());
+    eventually("Redis starts", async || {
+        RedisClient::new(&redis.url(), "probe")
+            .unwrap()
+            .publish("probe", b"x")
+            .await
+            .is_ok()
+    })
+    .await;
+    let (a, b) = (replica(&redis.url()), replica(&redis.url()));
+    a.ready().await;
+    b.ready().await;
+    let task = uuid::Uuid::now_v7();
+    let (mut on_a, mut on_b) = (a.subscribe(task), b.subscribe(task));
+
+    redis.kill();
+    let event = hive_state::TaskEvent {
+        task_id: task,
+        seq: 1,
+        event: serde_json::json!({"statusUpdate": {}}),
+    };
+    assert!(a.publish(event.clone()).await.is_err(), "Redis is down");
+    assert_eq!(
+        on_a.try_recv().unwrap(),
+        event,
+        "delivered in its own process"
+    );
+
+    let _redis = OwnRedis::start_on(port);
+    let resynced = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if on_b.recv().await.unwrap().is_resync() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(
+        resynced.is_ok(),
+        "the other replica's subscriber is told to re-read"
+    );
+    a.close();
+    b.close();
+}

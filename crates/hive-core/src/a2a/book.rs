@@ -10,9 +10,10 @@ use crate::agents::conformance;
 use hive_a2a::error::{ErrorCode, RpcError};
 use hive_a2a::v1::{StreamResponse, Task, TaskState};
 use hive_proto::SharedClock;
-use hive_state::{TaskEvent, TaskEvents, TaskRecord, TaskStore};
+use hive_state::{StateError, TaskEvent, TaskEvents, TaskRecord, TaskStore};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
@@ -71,12 +72,42 @@ pub(crate) struct TaskBook {
     running: Mutex<HashMap<Uuid, CancellationToken>>,
     /// Told of every change of a task's status, for its push-notification configs.
     push: Arc<crate::a2a_push::PushConfigs>,
+    /// Discards of never-acknowledged first writes still being retried.
+    discarding: Arc<AtomicUsize>,
 }
 
-fn internal(what: &str) -> RpcError {
-    tracing::error!(what, "a2a: task store");
-    ErrorCode::InternalError.with_message("the task store failed; try again")
+/// A failure of the task store, for the caller: an outage (the store did not answer, or is
+/// full) is [`super::unavailable`] — answered 503 with `Retry-After` — anything else an
+/// internal error. Logged at most once per [`OUTAGE_LOG_EVERY`] per kind, with how many
+/// failures went unlogged, so an outage does not flood the log.
+fn store_failed(what: &'static str, error: &StateError) -> RpcError {
+    if let Some(suppressed) = outage_log().admit(what, std::time::Instant::now()) {
+        tracing::error!(what, suppressed, "a2a: the task store failed");
+    }
+    match error {
+        StateError::Unavailable(_) | StateError::Full(_) => super::unavailable(),
+        StateError::Invalid(_) => {
+            ErrorCode::InternalError.with_message("the task store failed; try again")
+        }
+    }
 }
+
+fn internal(what: &'static str) -> RpcError {
+    store_failed(what, &StateError::Invalid(String::new()))
+}
+
+/// How often a failure of one kind is logged during an outage.
+const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(10);
+
+fn outage_log() -> &'static super::log_gate::LogGate {
+    static GATE: std::sync::OnceLock<super::log_gate::LogGate> = std::sync::OnceLock::new();
+    GATE.get_or_init(|| super::log_gate::LogGate::new(OUTAGE_LOG_EVERY))
+}
+
+/// Attempts to discard a task whose first write timed out, before giving up.
+const DISCARD_ATTEMPTS: u32 = 1200;
+/// Discards being retried at once, at most; past that a failed first write is only logged.
+const MAX_DISCARDS: usize = 10_000;
 
 impl TaskBook {
     pub fn new(
@@ -93,6 +124,7 @@ impl TaskBook {
             ttl,
             running: Mutex::new(HashMap::new()),
             push,
+            discarding: Arc::default(),
         }
     }
 
@@ -105,7 +137,7 @@ impl TaskBook {
             .tasks
             .get(owner, id)
             .await
-            .map_err(|_| internal("get"))?
+            .map_err(|error| store_failed("get", &error))?
         else {
             return Ok(None);
         };
@@ -122,7 +154,7 @@ impl TaskBook {
             .tasks
             .list(owner, page)
             .await
-            .map_err(|_| internal("list"))?;
+            .map_err(|error| store_failed("list", &error))?;
         let entries = page
             .items
             .into_iter()
@@ -143,15 +175,23 @@ impl TaskBook {
         self.tasks
             .put(&record, self.ttl)
             .await
-            .map_err(|_| internal("put"))
+            .map_err(|error| store_failed("put", &error))
     }
 
     /// Applies `event` to the task (its timestamps stamped now), stores it, then publishes it.
+    /// The first write of a new task that fails is undone (see [`Self::discard`]): the call
+    /// that made it is refused, so the task must not appear later.
     pub async fn advance(&self, entry: &mut Entry, mut event: StreamResponse) -> StreamItem {
         self.stamp(&mut event);
         conformance::apply(&mut entry.stored.task, &event);
+        let creating = entry.stored.seq == 0;
         entry.stored.seq += 1;
-        self.save(entry).await?;
+        if let Err(error) = self.save(entry).await {
+            if creating {
+                self.discard(entry);
+            }
+            return Err(error);
+        }
         self.publish(entry.id, entry.stored.seq, &event).await;
         if matches!(
             event,
@@ -160,6 +200,36 @@ impl TaskBook {
             self.push.notify(&entry.owner, &entry.stored.task);
         }
         Ok(event)
+    }
+
+    /// Undoes the first write of a new task that was not acknowledged. A Redis write that timed
+    /// out is still queued on the connection and runs when Redis answers again (a frozen server
+    /// resumes, say); the discard, retried until it is acknowledged, runs after it — or first,
+    /// and then its tombstone refuses the late write. A retry follows a timed-out attempt at
+    /// once, so that one is always queued behind the write; other failures wait a little.
+    fn discard(&self, entry: &Entry) {
+        if self.discarding.fetch_add(1, Ordering::Relaxed) >= MAX_DISCARDS {
+            self.discarding.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!(task_id = %entry.id, "a2a: too many tasks to discard; one may remain");
+            return;
+        }
+        let (tasks, ttl, discarding) = (
+            Arc::clone(&self.tasks),
+            self.ttl,
+            Arc::clone(&self.discarding),
+        );
+        let (owner, id) = (entry.owner.clone(), entry.id);
+        tokio::spawn(async move {
+            for _ in 0..DISCARD_ATTEMPTS {
+                let started = std::time::Instant::now();
+                match tasks.discard(&owner, id, ttl).await {
+                    Ok(()) | Err(StateError::Invalid(_)) => break,
+                    Err(_) if started.elapsed() >= Duration::from_millis(250) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+            discarding.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 
     async fn publish(&self, task_id: Uuid, seq: u64, event: &StreamResponse) {
@@ -174,9 +244,11 @@ impl TaskBook {
                 event,
             })
             .await;
-        if published.is_err() {
+        if published.is_err()
+            && let Some(suppressed) = outage_log().admit("publish", std::time::Instant::now())
+        {
             // The change is stored; subscribers on other replicas see it when they read it.
-            tracing::warn!(%task_id, "a2a: a task event was not published");
+            tracing::warn!(%task_id, suppressed, "a2a: a task event was not published");
         }
     }
 
@@ -268,23 +340,27 @@ impl TaskBook {
                     received = events.recv() => received,
                 };
                 let event = match received {
+                    Ok(event) if event.is_resync() => None,
                     Ok(event) if event.seq == 0 || event.seq <= after => continue,
-                    Ok(event) => event,
+                    Ok(event) => Some(event),
                     Err(broadcast::error::RecvError::Closed) => return,
-                    // Fell behind: start again from the stored task.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        match book.load(&owner, &task_id.to_string()).await {
-                            Ok(Some(entry)) => {
-                                after = entry.stored.seq;
-                                let done = ends_stream_state(entry.stored.task.status.state);
-                                let snapshot = StreamResponse::Task(entry.stored.task);
-                                if sender.send(Ok(snapshot)).await.is_err() || done {
-                                    return;
-                                }
-                                continue;
+                    Err(broadcast::error::RecvError::Lagged(_)) => None,
+                };
+                // Fell behind, or events may have been lost (the subscription to the other
+                // replicas was down): start again from the stored task, if it moved on.
+                let Some(event) = event else {
+                    match book.load(&owner, &task_id.to_string()).await {
+                        Ok(Some(entry)) if entry.stored.seq > after => {
+                            after = entry.stored.seq;
+                            let done = ends_stream_state(entry.stored.task.status.state);
+                            let snapshot = StreamResponse::Task(entry.stored.task);
+                            if sender.send(Ok(snapshot)).await.is_err() || done {
+                                return;
                             }
-                            _ => return,
+                            continue;
                         }
+                        Ok(Some(_)) => continue,
+                        _ => return,
                     }
                 };
                 after = event.seq;

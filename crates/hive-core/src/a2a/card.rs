@@ -81,25 +81,15 @@ fn card(
 pub(crate) fn instance_card(base: &CardBase, version: Version, agents: &[AgentRow]) -> AgentCard {
     let skills = agents
         .iter()
-        .map(|agent| {
-            let mut tags: Vec<String> = skills_of(agent)
-                .into_iter()
-                .flat_map(|skill| skill.tags)
-                .collect();
-            tags.push(agent.kind.as_str().to_owned());
-            tags.sort();
-            tags.dedup();
-            AgentSkill {
-                id: agent.name.clone(),
-                name: agent.name.clone(),
-                description: if agent.description.is_empty() {
-                    format!("The {} agent {}", agent.kind, agent.name)
-                } else {
-                    agent.description.clone()
-                },
-                tags,
-                ..AgentSkill::default()
-            }
+        .map(|agent| AgentSkill {
+            id: agent.name.clone(),
+            name: agent.name.clone(),
+            description: described(agent, ""),
+            tags: tagged(
+                agent,
+                skills_of(agent).into_iter().flat_map(|skill| skill.tags),
+            ),
+            ..AgentSkill::default()
         })
         .collect();
     card(
@@ -119,10 +109,10 @@ pub(crate) fn agent_card(base: &CardBase, version: Version, agent: &AgentRow) ->
     let skills = skills_of(agent)
         .into_iter()
         .map(|skill| AgentSkill {
+            description: described(agent, &skill.description),
+            tags: tagged(agent, skill.tags),
             id: skill.id,
             name: skill.name,
-            description: skill.description,
-            tags: skill.tags,
             ..AgentSkill::default()
         })
         .collect();
@@ -134,4 +124,25 @@ pub(crate) fn agent_card(base: &CardBase, version: Version, agent: &AgentRow) ->
         &format!("/api/a2a/agents/{}/jsonrpc", agent.id),
         skills,
     )
+}
+
+/// A skill's description: its own, else its agent's, else one made of the agent's kind and
+/// name (A2A requires a description; an empty one tells a client nothing).
+fn described(agent: &AgentRow, own: &str) -> String {
+    if !own.trim().is_empty() {
+        own.to_owned()
+    } else if !agent.description.trim().is_empty() {
+        agent.description.clone()
+    } else {
+        format!("The {} agent {}", agent.kind, agent.name)
+    }
+}
+
+/// A skill's tags: its own and its agent's kind, sorted, each once (A2A requires at least one).
+fn tagged(agent: &AgentRow, own: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut tags: Vec<String> = own.into_iter().collect();
+    tags.push(agent.kind.as_str().to_owned());
+    tags.sort();
+    tags.dedup();
+    tags
 }

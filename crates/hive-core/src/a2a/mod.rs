@@ -10,6 +10,7 @@ mod book;
 mod card;
 mod llm_agent;
 mod local;
+mod log_gate;
 mod remote;
 
 pub use book::StreamItem;
@@ -268,6 +269,13 @@ impl Gateway {
                 &mut agent_seen,
             )
             .await;
+        // A call that failed because a store is down is refused as a whole (503).
+        let reply = match reply {
+            Ok(Reply::Unary(result)) if result.as_ref().as_ref().is_err_and(is_unavailable) => {
+                Err(GatewayError::Unavailable)
+            }
+            other => other,
+        };
         let outcome = match &reply {
             Ok(Reply::Unary(result)) if result.is_ok() => "ok",
             Ok(Reply::Unary(_)) => "error",
@@ -352,7 +360,8 @@ impl Gateway {
             Call::SubscribeToTask(subscribe) => {
                 match self.subscribe(ctx, target, &subscribe.id, agent_seen).await {
                     Ok(stream) => Ok(Reply::Stream(stream)),
-                    Err(error) => unary(Err(error)),
+                    Err(Refused::Rpc(error)) => unary(Err(error)),
+                    Err(Refused::Gateway(error)) => Err(error),
                 }
             }
             call @ (Call::CreateTaskPushNotificationConfig(_)
@@ -426,7 +435,7 @@ impl Gateway {
                 .agents()
                 .get(id, None)
                 .await
-                .map_err(|_| internal())?,
+                .map_err(store_error)?,
             Target::Instance => {
                 let named = skill_of(send)
                     .map(str::to_owned)
@@ -455,7 +464,7 @@ impl Gateway {
             Ok(id) => agents.get(id, None).await,
             Err(_) => agents.find_by_name(name_or_id).await,
         };
-        found.map_err(|_| internal())
+        found.map_err(store_error)
     }
 
     async fn send(
@@ -493,7 +502,7 @@ impl Gateway {
                     );
                 }
                 Ok(None) => return answer(ErrorCode::TaskNotFound.error()),
-                Err(_) => return answer(internal()),
+                Err(error) => return answer(store_error(error)),
             },
             None => match self.agent_for(caller, target, &send).await {
                 Ok(agent) => agent,
@@ -954,7 +963,7 @@ impl Gateway {
         target: Target,
         id: &str,
         agent_seen: &mut Option<Uuid>,
-    ) -> Result<mpsc::Receiver<StreamItem>, RpcError> {
+    ) -> Result<mpsc::Receiver<StreamItem>, Refused> {
         let owner = ctx.owner.as_str();
         let first = self.task_of(owner, target, id, agent_seen).await?;
         if first.stored.upstream.is_some() && !first.stored.running {
@@ -968,9 +977,9 @@ impl Gateway {
             .await?
             .ok_or_else(|| ErrorCode::TaskNotFound.error())?;
         if entry.stored.task.status.state.is_terminal() {
-            return Err(ErrorCode::UnsupportedOperation.with_message(
-                "the task is in a terminal state; there is nothing to subscribe to",
-            ));
+            return Err(ErrorCode::UnsupportedOperation
+                .with_message("the task is in a terminal state; there is nothing to subscribe to")
+                .into());
         }
         Ok(self.book.follow(
             events,
@@ -987,6 +996,19 @@ impl Gateway {
         self.shutdown.cancel();
         self.executors.close();
         self.executors.wait().await;
+    }
+}
+
+/// Why a call that is not a message was not answered with a result: a JSON-RPC error, or a
+/// refusal of the whole call (busy, unavailable).
+enum Refused {
+    Rpc(RpcError),
+    Gateway(GatewayError),
+}
+
+impl From<RpcError> for Refused {
+    fn from(error: RpcError) -> Self {
+        Self::Rpc(error)
     }
 }
 
@@ -1129,4 +1151,32 @@ pub(crate) fn still_working() -> RpcError {
 
 fn internal() -> RpcError {
     ErrorCode::InternalError.with_message("Hive could not complete the call; try again")
+}
+
+/// The `ErrorInfo` reason of [`unavailable`].
+const UNAVAILABLE_REASON: &str = "SERVICE_UNAVAILABLE";
+
+/// A store Hive depends on (the task store, the database) is down: the call is refused as a
+/// whole ([`GatewayError::Unavailable`], HTTP 503 with `Retry-After`), not answered 200.
+fn unavailable() -> RpcError {
+    let mut error = ErrorCode::InternalError
+        .with_message("a store Hive depends on is unavailable; retry shortly");
+    error.data = Some(serde_json::json!([{
+        "@type": hive_a2a::error::ERROR_INFO_TYPE,
+        "reason": UNAVAILABLE_REASON,
+        "domain": "hive",
+    }]));
+    error
+}
+
+/// A failure of the database: [`unavailable`] when it cannot be reached.
+fn store_error(error: hive_store::StoreError) -> RpcError {
+    match error {
+        hive_store::StoreError::Unavailable(_) => unavailable(),
+        _ => internal(),
+    }
+}
+
+fn is_unavailable(error: &RpcError) -> bool {
+    error.error_info_reason() == Some(UNAVAILABLE_REASON)
 }

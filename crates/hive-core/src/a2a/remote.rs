@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 /// Events a stream buffers for its reader.
 const STREAM_BUFFER: usize = 64;
@@ -156,12 +157,13 @@ pub(crate) fn upstream_task_of(event: &StreamResponse) -> Option<(&str, &str)> {
 }
 
 impl super::Gateway {
-    /// A client of the agent's upstream endpoint, with its credential, for this caller.
+    /// A client of the agent's upstream endpoint, with its credential, for this caller; every
+    /// answer it gives back has the credential scrubbed out (see [`RemoteAgent`]).
     async fn remote_client(
         &self,
         ctx: &Ctx<'_>,
         agent: &AgentRow,
-    ) -> Result<Client<EgressTransport>, RpcError> {
+    ) -> Result<RemoteAgent, RpcError> {
         let settings: RemoteSettings =
             serde_json::from_str(&agent.runtime).map_err(|_| super::internal())?;
         let authorization = bearer_credential(
@@ -172,6 +174,7 @@ impl super::Gateway {
         )
         .await
         .map_err(|why| ErrorCode::InternalError.with_message(format!("the agent's {why}")))?;
+        let scrub = Scrubber::of_authorization(authorization.as_ref());
         let version = if settings.protocol_version == "1.0" {
             Version::V1_0
         } else {
@@ -188,12 +191,11 @@ impl super::Gateway {
                 meta: ctx.meta.clone(),
             },
         };
-        Ok(
-            Client::new(transport, settings.url, version).with_limits(Limits {
-                max_body_bytes: usize::try_from(MAX_RESPONSE_BYTES).unwrap_or(usize::MAX),
-                ..Limits::default()
-            }),
-        )
+        let client = Client::new(transport, settings.url, version).with_limits(Limits {
+            max_body_bytes: usize::try_from(MAX_RESPONSE_BYTES).unwrap_or(usize::MAX),
+            ..Limits::default()
+        });
+        Ok(RemoteAgent { client, scrub })
     }
 
     async fn agent_of(&self, entry: &Entry) -> Result<AgentRow, RpcError> {
@@ -295,7 +297,7 @@ impl super::Gateway {
         if streaming {
             let upstream = match client.stream(&Call::SendStreamingMessage(outgoing)).await {
                 Ok(upstream) => upstream,
-                Err(error) => return answer(upstream_error(error)),
+                Err(error) => return answer(error),
             };
             let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
             let pump = Pump {
@@ -333,7 +335,7 @@ impl super::Gateway {
                 }
             }
             Ok(_) => Err(ErrorCode::InvalidAgentResponse.error()),
-            Err(error) => Err(upstream_error(error)),
+            Err(error) => Err(error),
         };
         Ok(Reply::Unary(Box::new(result)))
     }
@@ -359,8 +361,8 @@ impl super::Gateway {
             history_length,
             ..v1::GetTaskRequest::default()
         };
-        match client.get_task(request).await {
-            Ok(task) => {
+        match client.call(&Call::GetTask(request)).await {
+            Ok(Outcome::Task(task)) => {
                 let ids = ids_of(&entry);
                 let fresh = task_to_caller(task, &ids);
                 if fresh != entry.stored.task {
@@ -369,8 +371,13 @@ impl super::Gateway {
                 }
                 Ok(fresh)
             }
+            // The upstream's words are not logged: they may carry anything.
+            Ok(_) => {
+                tracing::warn!(task_id = %entry.id, "a2a: upstream task not read (not a task)");
+                Ok(entry.stored.task)
+            }
             Err(error) => {
-                tracing::warn!(task_id = %entry.id, error = %error, "a2a: upstream task not read");
+                tracing::warn!(task_id = %entry.id, code = error.code, "a2a: upstream task not read");
                 Ok(entry.stored.task)
             }
         }
@@ -390,7 +397,9 @@ impl super::Gateway {
             id: upstream.task_id,
             ..v1::CancelTaskRequest::default()
         };
-        let task = client.cancel_task(request).await.map_err(upstream_error)?;
+        let Outcome::Task(task) = client.call(&Call::CancelTask(request)).await? else {
+            return Err(ErrorCode::InvalidAgentResponse.error());
+        };
         let task = task_to_caller(task, &ids_of(&entry));
         let update = crate::agents::conformance::status_update(&task);
         entry.stored.task = task;
@@ -402,22 +411,24 @@ impl super::Gateway {
         &self,
         ctx: &Ctx<'_>,
         entry: Entry,
-    ) -> Result<mpsc::Receiver<StreamItem>, RpcError> {
+    ) -> Result<mpsc::Receiver<StreamItem>, super::Refused> {
         let Some(upstream) = entry.stored.upstream.clone() else {
-            return Err(super::internal());
+            return Err(super::internal().into());
         };
         if entry.stored.task.status.state.is_terminal() {
-            return Err(ErrorCode::UnsupportedOperation.with_message(
-                "the task is in a terminal state; there is nothing to subscribe to",
-            ));
+            return Err(ErrorCode::UnsupportedOperation
+                .with_message("the task is in a terminal state; there is nothing to subscribe to")
+                .into());
         }
         let agent = self.agent_of(&entry).await?;
+        // A place among the agent's concurrent tasks before anything is asked upstream.
+        let permit = self.slot(&agent).map_err(super::Refused::Gateway)?;
         let client = self.remote_client(ctx, &agent).await?;
         let call = Call::SubscribeToTask(v1::SubscribeToTaskRequest {
             id: upstream.task_id,
             ..v1::SubscribeToTaskRequest::default()
         });
-        let stream = client.stream(&call).await.map_err(upstream_error)?;
+        let stream = client.stream(&call).await?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         let pump = Pump {
             book: Arc::clone(&self.book),
@@ -425,9 +436,6 @@ impl super::Gateway {
             entry,
             known: true,
         };
-        let permit = self
-            .slot(&agent)
-            .map_err(|_| ErrorCode::InternalError.with_message("the agent is busy; retry later"))?;
         tokio::spawn(pump.run(stream, sender, permit));
         Ok(receiver)
     }
@@ -440,17 +448,152 @@ fn ids_of(entry: &Entry) -> CallerIds {
     }
 }
 
-/// An upstream failure as the caller sees it: the agent's own A2A error as it gave it, else a
-/// summary that names no internal detail.
+/// An upstream failure as the caller sees it, in Hive's words: an A2A or JSON-RPC error of the
+/// agent keeps its code but not its message or data (an agent may put anything there — even
+/// the credential it was sent); other failures get a summary that names no internal detail.
 fn upstream_error(error: ClientError) -> RpcError {
     match error {
-        ClientError::Rpc(error) => error,
+        ClientError::Rpc(error) => match ErrorCode::from_code(error.code) {
+            Some(code) => {
+                code.with_message(format!("the agent answered: {}", code.default_message()))
+            }
+            None => RpcError {
+                code: error.code,
+                message: "the agent answered an error".to_owned(),
+                data: None,
+            },
+        },
         ClientError::Transport(TransportError(kind)) => ErrorCode::InternalError
             .with_message(format!("the agent could not be reached ({kind})")),
         ClientError::Status(status) => {
             ErrorCode::InternalError.with_message(format!("the agent answered HTTP {status}"))
         }
         ClientError::InvalidResponse(_) => ErrorCode::InvalidAgentResponse.error(),
+    }
+}
+
+/// What replaces a secret value in anything an upstream agent sent.
+const REDACTED: &str = "[redacted]";
+
+/// The secret values an upstream call carried (the credential sent as `Authorization`),
+/// to be cut out of whatever the agent answers before Hive returns, streams, stores, logs or
+/// pushes any of it: an agent that echoes its request must not hand the owner's credential to
+/// the agent's callers.
+#[derive(Clone, Default)]
+pub(crate) struct Scrubber {
+    secrets: Arc<Vec<Zeroizing<String>>>,
+}
+
+impl std::fmt::Debug for Scrubber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scrubber({} secrets)", self.secrets.len())
+    }
+}
+
+impl Scrubber {
+    /// The secrets of an `Authorization` header: its whole value and its credential (what
+    /// follows the scheme), longest first so that the whole is replaced as one.
+    pub(crate) fn of_authorization(header: Option<&HeaderValue>) -> Self {
+        let Some(value) = header.and_then(|header| header.to_str().ok()) else {
+            return Self::default();
+        };
+        let mut secrets = vec![Zeroizing::new(value.trim().to_owned())];
+        if let Some((_, credential)) = value.split_once(' ') {
+            secrets.push(Zeroizing::new(credential.trim().to_owned()));
+        }
+        secrets.retain(|secret| !secret.is_empty());
+        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+        Self {
+            secrets: Arc::new(secrets),
+        }
+    }
+
+    fn text(&self, text: &mut String) {
+        for secret in self.secrets.iter() {
+            if text.contains(secret.as_str()) {
+                *text = text.replace(secret.as_str(), REDACTED);
+            }
+        }
+    }
+
+    /// Every string and every object key in `value`.
+    fn value(&self, value: &mut serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::String(text) => self.text(text),
+            Value::Array(items) => items.iter_mut().for_each(|item| self.value(item)),
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (mut key, mut item) in entries {
+                    self.text(&mut key);
+                    self.value(&mut item);
+                    map.insert(key, item);
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+
+    /// `answer` with every secret cut out of every string in it; an answer that cannot be
+    /// scrubbed (it does not survive the round trip) is refused, not passed on.
+    fn typed<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        answer: T,
+    ) -> Result<T, RpcError> {
+        if self.secrets.is_empty() {
+            return Ok(answer);
+        }
+        let refused = |_| ErrorCode::InvalidAgentResponse.error();
+        let mut value = serde_json::to_value(answer).map_err(refused)?;
+        self.value(&mut value);
+        serde_json::from_value(value).map_err(refused)
+    }
+}
+
+/// An upstream agent as Hive calls it: the A2A client, and the scrubbing of its answers. Every
+/// remote call goes through here, so nothing an agent says reaches a caller, the task store,
+/// a push delivery or a log line unscrubbed, and its errors come back in Hive's words.
+pub(crate) struct RemoteAgent {
+    client: Client<EgressTransport>,
+    scrub: Scrubber,
+}
+
+impl RemoteAgent {
+    async fn call(&self, call: &Call) -> Result<Outcome, RpcError> {
+        let outcome = self.client.call(call).await.map_err(upstream_error)?;
+        if self.scrub.secrets.is_empty() {
+            return Ok(outcome);
+        }
+        // Scrubbed in the 1.0 model (what Hive keeps and serves), whatever the upstream spoke.
+        let mut value = hive_a2a::jsonrpc::encode_outcome(&outcome, Version::V1_0)
+            .map_err(|_| ErrorCode::InvalidAgentResponse.error())?;
+        self.scrub.value(&mut value);
+        hive_a2a::jsonrpc::decode_result(call.method(), Version::V1_0, value)
+            .map_err(|_| ErrorCode::InvalidAgentResponse.error())
+    }
+
+    async fn stream(&self, call: &Call) -> Result<ScrubbedStream, RpcError> {
+        let events = self.client.stream(call).await.map_err(upstream_error)?;
+        Ok(ScrubbedStream {
+            events,
+            scrub: self.scrub.clone(),
+        })
+    }
+}
+
+/// An upstream event stream whose events are scrubbed and whose errors are Hive's.
+pub(crate) struct ScrubbedStream {
+    events: EventStream<EgressBody>,
+    scrub: Scrubber,
+}
+
+impl ScrubbedStream {
+    async fn next(&mut self) -> Option<Result<StreamResponse, RpcError>> {
+        let item = self.events.next().await?;
+        Some(
+            item.map_err(upstream_error)
+                .and_then(|event| self.scrub.typed(event)),
+        )
     }
 }
 
@@ -468,7 +611,7 @@ struct Pump {
 impl Pump {
     async fn run(
         mut self,
-        mut upstream: EventStream<EgressBody>,
+        mut upstream: ScrubbedStream,
         sender: mpsc::Sender<StreamItem>,
         permit: OwnedSemaphorePermit,
     ) {
@@ -476,7 +619,7 @@ impl Pump {
             let event = match item {
                 Ok(event) => event,
                 Err(error) => {
-                    let _ = sender.send(Err(upstream_error(error))).await;
+                    let _ = sender.send(Err(error)).await;
                     break;
                 }
             };

@@ -390,7 +390,7 @@ pub fn apply(task: &mut Task, event: &StreamResponse) {
                 .iter_mut()
                 .find(|known| known.artifact_id == artifact.artifact_id);
             match existing {
-                Some(known) if update.append => known.parts.extend(artifact.parts.iter().cloned()),
+                Some(known) if update.append => append_parts(&mut known.parts, &artifact.parts),
                 Some(known) => *known = artifact.clone(),
                 None => task.artifacts.push(artifact.clone()),
             }
@@ -485,6 +485,25 @@ fn script(task: Task, behaviour: Behaviour, agent_message_id: &str) -> Script {
         });
     }
     Script { steps }
+}
+
+/// Appends streamed chunks to an artifact's parts: a text chunk continues the text part before
+/// it (same media type, no metadata or file name on either), so a task read once it is done
+/// holds the whole text in one part, not one part per chunk.
+fn append_parts(parts: &mut Vec<Part>, chunks: &[Part]) {
+    for chunk in chunks {
+        let plain = |part: &Part| part.metadata.is_none() && part.filename.is_empty();
+        if let (Some(last), PartContent::Text(more)) = (parts.last_mut(), &chunk.content)
+            && plain(last)
+            && plain(chunk)
+            && last.media_type == chunk.media_type
+            && let PartContent::Text(text) = &mut last.content
+        {
+            text.push_str(more);
+            continue;
+        }
+        parts.push(chunk.clone());
+    }
 }
 
 #[cfg(test)]
@@ -848,7 +867,8 @@ mod tests {
                 Behaviour::Stream003 => vec!["Stream task lifecycle"],
                 Behaviour::StreamOrdering => vec!["Ordered output"],
                 Behaviour::StreamArtifactText => vec!["Streamed text content"],
-                Behaviour::StreamArtifactChunked => vec!["chunk-1 ", "chunk-2"],
+                // Appended text chunks are kept as one part.
+                Behaviour::StreamArtifactChunked => vec!["chunk-1 chunk-2"],
                 _ => vec![],
             };
             let file = match behaviour {
@@ -927,9 +947,10 @@ mod tests {
             .flat_map(|chunk| texts(&chunk.artifact.parts))
             .collect();
         assert_eq!(parts, vec!["chunk-1 ", "chunk-2"]);
+        // Stored, the appended text chunks are one part.
         let task = script.final_task();
         assert_eq!(task.artifacts.len(), 1);
-        assert_eq!(texts(&task.artifacts[0].parts), vec!["chunk-1 ", "chunk-2"]);
+        assert_eq!(texts(&task.artifacts[0].parts), vec!["chunk-1 chunk-2"]);
     }
 
     #[test]
@@ -954,9 +975,14 @@ mod tests {
             append: true,
             ..replacement
         };
-        apply(&mut task, &StreamResponse::ArtifactUpdate(appended));
-        assert_eq!(texts(&task.artifacts[0].parts), vec!["new", "new"]);
+        apply(&mut task, &StreamResponse::ArtifactUpdate(appended.clone()));
+        assert_eq!(texts(&task.artifacts[0].parts), vec!["newnew"]);
         assert_eq!(task.artifacts.len(), 1);
+        // A part that is not plain text (here: with a file name) is not merged into the text.
+        let mut named = appended;
+        named.artifact.parts[0].filename = "notes.txt".to_owned();
+        apply(&mut task, &StreamResponse::ArtifactUpdate(named));
+        assert_eq!(texts(&task.artifacts[0].parts), vec!["newnew", "new"]);
     }
 
     #[test]

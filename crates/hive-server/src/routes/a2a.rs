@@ -18,7 +18,7 @@ use hive_a2a::sse;
 use hive_core::a2a::{GatewayError, Reply, ServedCard, StreamItem, Target};
 use hive_core::identity::Caller;
 use hive_proto::ErrorCode;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use serde::Serialize;
 use time::format_description::well_known::Rfc2822;
 use tokio::sync::mpsc;
@@ -29,12 +29,53 @@ const VERSION_HEADER: &str = "a2a-version";
 /// How long a client may keep a card before asking again.
 const CARD_MAX_AGE: &str = "private, max-age=60";
 
-fn requested_version(headers: &HeaderMap) -> Result<Version, RpcError> {
-    Version::from_header(
-        headers
-            .get(VERSION_HEADER)
-            .and_then(|value| value.to_str().ok()),
-    )
+/// The `A2A-Version` a request asks for: the header, or — spec 3.6.1 lets a client send it as
+/// a request parameter instead — the `A2A-Version` query parameter (its name matched without
+/// regard to case, like a header's). A non-empty header wins over the parameter; neither, or
+/// both empty, is 0.3. The parameter given twice with different values is refused.
+fn requested_version(headers: &HeaderMap, uri: &Uri) -> Result<Version, RpcError> {
+    let header = headers
+        .get(VERSION_HEADER)
+        .map(|value| {
+            value
+                .to_str()
+                .map_err(|_| RpcCode::VersionNotSupported.error())
+        })
+        .transpose()?
+        .filter(|value| !value.trim().is_empty());
+    if header.is_some() {
+        return Version::from_header(header);
+    }
+    let mut asked: Option<String> = None;
+    for (name, value) in url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+        if !name.eq_ignore_ascii_case(VERSION_HEADER) {
+            continue;
+        }
+        match &asked {
+            Some(earlier) if earlier.trim() != value.trim() => {
+                return Err(RpcCode::InvalidRequest
+                    .with_message("A2A-Version is given twice with different values"));
+            }
+            Some(_) => {}
+            None => asked = Some(value.into_owned()),
+        }
+    }
+    Version::from_header(asked.as_deref())
+}
+
+/// The `A2A-Version` a call asks for ([`requested_version`]); an unsupported one is answered
+/// as a JSON-RPC error once the request is read.
+pub struct AskedVersion(Result<Version, RpcError>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AskedVersion {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(requested_version(&parts.headers, &parts.uri)))
+    }
 }
 
 /// The caller, if the request carried credentials (cards are public).
@@ -46,8 +87,9 @@ pub async fn instance_card(
     State(state): State<AppState>,
     caller: Option<axum::Extension<Caller>>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
-    let version = requested_version(&headers).unwrap_or(Version::V0_3);
+    let version = requested_version(&headers, &uri).unwrap_or(Version::V0_3);
     let caller = optional_caller(caller);
     let served = state
         .hive
@@ -62,9 +104,10 @@ pub async fn agent_card(
     State(state): State<AppState>,
     caller: Option<axum::Extension<Caller>>,
     headers: HeaderMap,
+    uri: Uri,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let version = requested_version(&headers).unwrap_or(Version::V0_3);
+    let version = requested_version(&headers, &uri).unwrap_or(Version::V0_3);
     let caller = optional_caller(caller);
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::of(ErrorCode::NotFound))?;
     let agent = state
@@ -139,10 +182,10 @@ pub async fn instance_rpc(
     Meta(meta): Meta,
     Authenticated(caller): Authenticated,
     ip: Option<axum::Extension<ClientIp>>,
-    headers: HeaderMap,
+    AskedVersion(version): AskedVersion,
     body: Body,
 ) -> Response {
-    rpc(state, meta, caller, ip, headers, body, Target::Instance).await
+    rpc(state, meta, caller, ip, version, body, Target::Instance).await
 }
 
 /// `POST /api/a2a/jsonrpc/public`: the instance endpoint for the public tier alone (its
@@ -152,12 +195,12 @@ pub async fn public_rpc(
     Meta(meta): Meta,
     caller: Option<axum::Extension<Caller>>,
     ip: Option<axum::Extension<ClientIp>>,
-    headers: HeaderMap,
+    AskedVersion(version): AskedVersion,
     body: Body,
 ) -> Response {
     match optional_caller(caller) {
         Some(caller) if caller.is_remote() => {
-            rpc(state, meta, caller, ip, headers, body, Target::Instance).await
+            rpc(state, meta, caller, ip, version, body, Target::Instance).await
         }
         _ => ApiError::of(ErrorCode::Unauthenticated).into_response(),
     }
@@ -168,7 +211,7 @@ pub async fn agent_rpc(
     Meta(meta): Meta,
     Authenticated(caller): Authenticated,
     ip: Option<axum::Extension<ClientIp>>,
-    headers: HeaderMap,
+    AskedVersion(version): AskedVersion,
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
@@ -184,7 +227,7 @@ pub async fn agent_rpc(
                 meta,
                 caller,
                 ip,
-                headers,
+                version,
                 body,
                 Target::Agent(agent.id),
             )
@@ -212,7 +255,7 @@ async fn rpc(
     meta: hive_core::identity::RequestMeta,
     caller: Caller,
     ip: Option<axum::Extension<ClientIp>>,
-    headers: HeaderMap,
+    version: Result<Version, RpcError>,
     body: Body,
     target: Target,
 ) -> Response {
@@ -229,7 +272,7 @@ async fn rpc(
         )
         .into_response();
     }
-    let version = match requested_version(&headers) {
+    let version = match version {
         Ok(version) => version,
         Err(error) => {
             return rpc_response(
@@ -289,15 +332,61 @@ async fn rpc(
                 jsonrpc::encode_error(&id, &RpcCode::InternalError.error(), version),
             ),
         },
-        Err(GatewayError::Throttled { retry_after }) => {
-            ApiError::new(ErrorCode::RateLimited, "the agent is busy; retry later")
-                .with_retry_after(retry_after)
-                .into_response()
-        }
-        Err(GatewayError::Unavailable) => ApiError::of(ErrorCode::ServiceUnavailable)
-            .with_retry_after(5)
-            .into_response(),
+        Err(GatewayError::Throttled { retry_after }) => refusal(
+            StatusCode::TOO_MANY_REQUESTS,
+            &id,
+            version,
+            RpcError {
+                code: SERVER_BUSY,
+                message: format!("the agent is busy; retry in {retry_after} s"),
+                data: None,
+            },
+            "AGENT_BUSY",
+            retry_after,
+        ),
+        Err(GatewayError::Unavailable) => refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &id,
+            version,
+            RpcCode::InternalError.with_message(
+                "Hive cannot complete the call now: a store it depends on is unavailable",
+            ),
+            "SERVICE_UNAVAILABLE",
+            UNAVAILABLE_RETRY_AFTER,
+        ),
     }
+}
+
+/// The JSON-RPC code of a call refused because the agent is busy (a limit of it is reached):
+/// A2A defines none, and JSON-RPC leaves -32000 to -32099 to the server (A2A's own codes are
+/// -32001 to -32009).
+pub(crate) const SERVER_BUSY: i32 = -32000;
+
+/// What a client waits before retrying a call refused for an outage.
+const UNAVAILABLE_RETRY_AFTER: u64 = 5;
+
+/// A call refused as a whole: the HTTP status a load balancer or client acts on, with
+/// `Retry-After`, and the JSON-RPC error body with the request's id and an `ErrorInfo` naming
+/// the reason.
+fn refusal(
+    status: StatusCode,
+    id: &Id,
+    version: Version,
+    mut error: RpcError,
+    reason: &str,
+    retry_after: u64,
+) -> Response {
+    error.data = Some(serde_json::json!([{
+        "@type": hive_a2a::error::ERROR_INFO_TYPE,
+        "reason": reason,
+        "domain": "hive",
+        "metadata": {"retryAfter": retry_after.to_string(), "httpStatus": status.as_u16().to_string()},
+    }]));
+    let mut response = rpc_response(status, jsonrpc::encode_error(id, &error, version));
+    if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 fn stream_response(

@@ -3,7 +3,7 @@
 //! Routes exist only through [`route_table`]'s entries, so none can be added without a rule;
 //! the access-matrix test walks the same table.
 
-mod a2a;
+pub(crate) mod a2a;
 mod agents;
 mod auth;
 mod conversations;

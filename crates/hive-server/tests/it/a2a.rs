@@ -788,7 +788,10 @@ async fn who_may_call_and_how_much() {
         assert!(anonymous.headers().contains_key("www-authenticate"));
         let body: Value = anonymous.json().await.unwrap();
         assert_eq!(body["jsonrpc"], "2.0");
-        assert_eq!(body["id"], Value::Null);
+        assert_eq!(
+            body["id"], 1,
+            "the request's id, read from its body: {body}"
+        );
         assert_eq!(body["error"]["code"], -32600);
         assert_eq!(body["error"]["data"][0]["reason"], "UNAUTHENTICATED");
         assert_eq!(body["error"]["data"][0]["metadata"]["httpStatus"], "401");
@@ -862,6 +865,11 @@ async fn who_may_call_and_how_much() {
             .unwrap();
         assert_eq!(over.status(), 429);
         assert!(over.headers().contains_key("retry-after"));
+        // A JSON-RPC answer with the request's id and a server-busy code, not an internal error.
+        let over: Value = over.json().await.unwrap();
+        assert_eq!(over["id"], 1, "{over}");
+        assert_eq!(over["error"]["code"], -32000, "{over}");
+        assert_eq!(over["error"]["data"][0]["reason"], "AGENT_BUSY", "{over}");
 
         // A stopped agent is not called.
         let stopped = olga
@@ -1261,14 +1269,11 @@ async fn an_llm_agent_answers_from_its_model() {
             task["status"]["message"]["parts"][0]["text"],
             "echo: hello there"
         );
+        // The streamed chunks are kept as one text part.
         assert_eq!(
-            task["artifacts"][0]["parts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["text"].as_str().unwrap())
-                .collect::<String>(),
-            "echo: hello there"
+            task["artifacts"][0]["parts"],
+            json!([{"text": "echo: hello there"}]),
+            "{task}"
         );
         let context = task["contextId"].as_str().unwrap().to_owned();
         let request = llm.requests().last().unwrap().clone();
@@ -1528,4 +1533,354 @@ async fn a_failing_remote_agent_is_reported_without_its_credential() {
             "{answer}"
         );
     }
+}
+
+/// Spec 3.6.1: `A2A-Version` may come as a query parameter instead of a header (the header wins
+/// when both are sent), on the JSON-RPC endpoints and the cards; a method of the other version
+/// is refused with a hint naming the header; an agent's card describes its skill.
+#[tokio::test]
+async fn the_version_can_be_a_query_parameter() {
+    for backend in backends() {
+        let (server, admin, token) = tck_server(backend, "federation").await;
+        let get_task = json!({"jsonrpc": "2.0", "id": 3, "method": "GetTask",
+            "params": {"id": "00000000-0000-0000-0000-000000000000"}});
+        let (status, answer) = call_at(
+            &server,
+            &format!("{RPC}?A2A-Version=1.0"),
+            &token,
+            None,
+            &get_task,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["error"]["code"], -32001, "a 1.0 method: {answer}");
+        let (_, answer) = call_at(
+            &server,
+            &format!("{RPC}?a2a-version=1.0"),
+            &token,
+            None,
+            &get_task,
+        )
+        .await;
+        assert_eq!(answer["error"]["code"], -32001, "{answer}");
+        // The header wins over the parameter.
+        let (_, answer) = call_at(
+            &server,
+            &format!("{RPC}?A2A-Version=1.0"),
+            &token,
+            Some("0.3"),
+            &get_task,
+        )
+        .await;
+        assert_eq!(answer["error"]["code"], -32601, "{answer}");
+        let (_, answer) = call_at(
+            &server,
+            &format!("{RPC}?A2A-Version=9.9"),
+            &token,
+            None,
+            &get_task,
+        )
+        .await;
+        assert_eq!(answer["error"]["code"], -32009, "{answer}");
+
+        // Without the version, a 1.0 method is not found, and the answer says why.
+        let (_, answer) = call_at(&server, RPC, &token, None, &get_task).await;
+        assert_eq!(answer["error"]["code"], -32601);
+        assert_eq!(answer["id"], 3);
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains("A2A-Version: 1.0"), "{answer}");
+
+        // The cards in the version of the parameter.
+        let card: Value = server
+            .client
+            .get(&format!("{CARD}?A2A-Version=1.0"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            card["supportedInterfaces"].is_array(),
+            "the 1.0 shape: {card}"
+        );
+        assert!(card.get("protocolVersion").is_none(), "{card}");
+
+        // An agent's own card: its skill has a description and tags from the registry.
+        let agents: Value = admin
+            .send(&server, Method::GET, "/api/v1/agents", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let id = agents["items"][0]["id"].as_str().unwrap();
+        let card: Value = admin
+            .send(
+                &server,
+                Method::GET,
+                &format!("/api/a2a/agents/{id}/agent-card.json?A2A-Version=1.0"),
+                None,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let skill = &card["skills"][0];
+        assert_eq!(skill["description"], "The conformance agent tck", "{card}");
+        assert_eq!(skill["tags"], json!(["conformance"]), "{card}");
+        assert!(card["supportedInterfaces"].is_array(), "{card}");
+    }
+}
+
+/// An upstream A2A agent on loopback that puts the `Authorization` header it receives into
+/// everything it answers: an error's message and data, a task's history, artifacts, status
+/// message and metadata, and every event of a stream.
+async fn echoing_agent() -> String {
+    use axum::routing::get;
+    async fn answer(
+        headers: axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let id = request["id"].clone();
+        let context = request["params"]["message"]["contextId"].clone();
+        let said = |text: String| json!({"messageId": "up-m", "role": "ROLE_AGENT", "parts": [{"text": text}]});
+        let task = |state: &str| {
+            json!({"id": "up-1", "contextId": context,
+            "status": {"state": state, "message": said(format!("status {auth}"))},
+            "artifacts": [{"artifactId": "a", "parts": [{"text": format!("artifact {auth}")}]}],
+            "history": [said(format!("history {auth}"))],
+            "metadata": {auth.clone(): auth.clone()}})
+        };
+        let result = |result: Value| json!({"jsonrpc": "2.0", "id": id, "result": result});
+        let message_id = request["params"]["message"]["messageId"]
+            .as_str()
+            .unwrap_or_default();
+        match request["method"].as_str().unwrap_or_default() {
+            "SendMessage" if message_id == "echo-error" => axum::Json(json!({"jsonrpc": "2.0",
+                "id": id, "error": {"code": -32004, "message": format!("no: {auth}"),
+                "data": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                          "reason": "ECHO", "domain": "echo", "metadata": {"sent": auth}}]}}))
+            .into_response(),
+            "SendMessage" => {
+                axum::Json(result(json!({"task": task("TASK_STATE_COMPLETED")}))).into_response()
+            }
+            "GetTask" => axum::Json(result(task("TASK_STATE_COMPLETED"))).into_response(),
+            "SendStreamingMessage" => {
+                let events = [
+                    json!({"task": task("TASK_STATE_WORKING")}),
+                    json!({"artifactUpdate": {"taskId": "up-1", "contextId": context,
+                        "artifact": {"artifactId": "b", "parts": [{"text": format!("chunk {auth}")}]}}}),
+                    json!({"statusUpdate": {"taskId": "up-1", "contextId": context,
+                        "status": {"state": "TASK_STATE_COMPLETED", "message": said(format!("done {auth}"))}}}),
+                ];
+                let body: String = events
+                    .into_iter()
+                    .map(|event| format!("data: {}\n\n", result(event)))
+                    .collect();
+                ([("content-type", "text/event-stream")], body).into_response()
+            }
+            _ => axum::Json(json!({"jsonrpc": "2.0", "id": id,
+                "error": {"code": -32601, "message": auth}}))
+            .into_response(),
+        }
+    }
+    let app = axum::Router::new().route("/a2a", get(|| async { "{}" }).post(answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("127.0.0.1:{}", address.port())
+}
+
+/// The owner's credential of a remote agent reaches no other caller of it: not in an error,
+/// an answer, a stream, a stored task nor a push delivery (and, by the leak check, no log).
+#[tokio::test]
+async fn an_agent_that_echoes_its_credential_hands_it_to_no_one() {
+    for backend in backends() {
+        let agent_host = echoing_agent().await;
+        let (push_host, mut deliveries) = push_receiver().await;
+        let server = a2a_server(
+            backend,
+            &[(
+                "HIVE_EGRESS_FETCH_HOST_ALLOWLIST",
+                &format!("{agent_host},{push_host}"),
+            )],
+        )
+        .await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (_, eve) = add_user(&server, &admin, "eve@example.com", "viewer").await;
+        let canary = format!("ECHOCANARY{}", uuid::Uuid::new_v4().simple());
+        hive_testkit::capture::canary(&canary);
+        let secret: Value = admin
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/secrets",
+                Some(json!({"name": "echo", "value": canary})),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let agent = conformance_agent_with(
+            &server,
+            &admin,
+            json!({"name": "echo", "kind": "remote", "visibility": "federation",
+            "runtime": {"url": format!("http://{agent_host}/a2a"), "protocolVersion": "1.0",
+            "credentialSecretId": secret["id"]}}),
+        )
+        .await;
+        let token = execute_token(&server, &eve).await;
+        let path = format!("/api/a2a/agents/{agent}/jsonrpc");
+        let clean = |what: &str, value: &Value| {
+            assert!(!value.to_string().contains(&canary), "{what}: {value}");
+        };
+
+        // The agent's error: its code, Hive's words.
+        let (_, refused) =
+            call_at(&server, &path, &token, Some("1.0"), &send_v1("echo-error")).await;
+        assert_eq!(refused["error"]["code"], -32004, "{refused}");
+        clean("error", &refused);
+
+        // A task answered at once, read again, listed, and pushed.
+        let hook = format!("http://{push_host}/hook");
+        let send = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
+            "configuration": {"taskPushNotificationConfig": {"url": hook}},
+            "message": {"messageId": "echo-task", "role": "ROLE_USER", "parts": [{"text": "hi"}]}}});
+        let (status, sent) = call_at(&server, &path, &token, Some("1.0"), &send).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            sent["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED",
+            "{sent}"
+        );
+        clean("answer", &sent);
+        let id = sent["result"]["task"]["id"].as_str().unwrap().to_owned();
+        let got = rpc(&server, &token, Some("1.0"), "GetTask", json!({"id": id})).await;
+        assert!(got["result"]["history"].is_array(), "{got}");
+        clean("GetTask", &got);
+        let (_, pushed) = deliveries.recv().await.unwrap();
+        assert_eq!(pushed["task"]["id"], id.as_str(), "{pushed}");
+        clean("push delivery", &pushed);
+
+        // A stream, and the task it leaves.
+        let streamed = json!({"jsonrpc": "2.0", "id": 2, "method": "SendStreamingMessage",
+            "params": {"message": {"messageId": "echo-stream", "role": "ROLE_USER", "parts": [{"text": "hi"}]}}});
+        let events = stream_events(&server, &path, &token, Some("1.0"), &streamed).await;
+        assert_eq!(events.len(), 3, "{events:?}");
+        for event in &events {
+            clean("stream event", event);
+        }
+        let stream_task = events[0]["task"]["id"].as_str().unwrap().to_owned();
+        let got = rpc(
+            &server,
+            &token,
+            Some("1.0"),
+            "GetTask",
+            json!({"id": stream_task}),
+        )
+        .await;
+        assert_eq!(
+            got["result"]["status"]["state"], "TASK_STATE_COMPLETED",
+            "{got}"
+        );
+        clean("stored stream task", &got);
+        let listed = rpc(
+            &server,
+            &token,
+            Some("1.0"),
+            "ListTasks",
+            json!({"includeArtifacts": true}),
+        )
+        .await;
+        clean("ListTasks", &listed);
+    }
+}
+
+/// Redis (the task store) frozen mid-run: a call is refused with 503, `Retry-After` and a
+/// JSON-RPC error carrying the request's id — a load balancer sees the outage — and once Redis
+/// runs again (and with it the write that was in flight) the refused call has left no task.
+#[tokio::test]
+async fn a_task_store_outage_is_a_503_that_leaves_no_task() {
+    if hive_testkit::redis_url().is_none() {
+        eprintln!(
+            "skipped: HIVE_TEST_REDIS_URL is not set (this test starts its own redis-server)"
+        );
+        return;
+    }
+    let redis = hive_testkit::OwnRedis::start();
+    let url = redis.url();
+    let server = a2a_server(
+        hive_testkit::TestBackend::Sqlite,
+        &[("REDIS_URL", &url), ("A2A_DEFAULT_AGENT", "tck")],
+    )
+    .await;
+    setup_admin(&server).await;
+    let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+    conformance_agent(&server, &admin, "tck", "federation").await;
+    let token = execute_token(&server, &admin).await;
+    let complete = |message_id: &str| {
+        json!({"jsonrpc": "2.0", "id": 42, "method": "SendMessage", "params": {"message": {
+            "messageId": message_id, "role": "ROLE_USER", "parts": [{"text": "x"}]}}})
+    };
+    let task_of = |answer: &Value| answer["result"]["task"]["id"].as_str().unwrap().to_owned();
+    let before = call(
+        &server,
+        &token,
+        Some("1.0"),
+        &complete("tck-complete-task-1"),
+    )
+    .await;
+    assert_eq!(
+        before["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED",
+        "{before}"
+    );
+
+    redis.freeze();
+    let refused = server
+        .client
+        .request(Method::POST, RPC)
+        .bearer_auth(&token)
+        .header("A2A-Version", "1.0")
+        .json(&complete("tck-complete-task-2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["id"], 42, "{body}");
+    assert_eq!(body["error"]["code"], -32603, "{body}");
+    assert_eq!(
+        body["error"]["data"][0]["reason"], "SERVICE_UNAVAILABLE",
+        "{body}"
+    );
+    redis.thaw();
+
+    let after = call(
+        &server,
+        &token,
+        Some("1.0"),
+        &complete("tck-complete-task-3"),
+    )
+    .await;
+    assert_eq!(
+        after["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED",
+        "{after}"
+    );
+    let listed = rpc(&server, &token, Some("1.0"), "ListTasks", json!({})).await;
+    let mut ids: Vec<&str> = listed["result"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| task["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut expected = vec![task_of(&before), task_of(&after)];
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "only the answered calls' tasks: {listed}");
 }
