@@ -16,7 +16,7 @@ pub mod identity;
 pub mod jobs;
 pub mod key_rotation;
 pub mod llm;
-pub mod log_throttle;
+pub mod log_gate;
 pub mod mail;
 pub mod mfa;
 pub mod oidc;

@@ -143,3 +143,36 @@ async fn agents_are_registered_listed_and_imported_from_the_command_line() {
         listed.1
     );
 }
+
+#[tokio::test]
+async fn an_agent_created_with_a_call_limit_takes_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    create_admin(path, "root@example.com").await;
+    let create = |name: &'static str, limit: &'static str| {
+        [
+            "agent",
+            "create",
+            "--owner",
+            "root@example.com",
+            "--name",
+            name,
+            "--kind",
+            "conformance",
+            "--requests-per-minute",
+            limit,
+        ]
+    };
+    let out_of_range = run_to_exit(path, &create("none", "0"), &[]).await;
+    assert!(!out_of_range.0.success(), "{out_of_range:?}");
+    let created = run_to_exit(path, &create("scarce", "2"), &[]).await;
+    assert!(created.0.success(), "{created:?}");
+    let started = run_to_exit(path, &["agent", "start", "scarce"], &[]).await;
+    assert!(started.0.success(), "{started:?}");
+    for _ in 0..2 {
+        let called = run_to_exit(path, &["agent", "call", "scarce", "hello"], &[]).await;
+        assert!(called.0.success(), "{called:?}");
+    }
+    let third = run_to_exit(path, &["agent", "call", "scarce", "hello"], &[]).await;
+    assert!(!third.0.success(), "the third call in a minute is refused: {third:?}");
+}

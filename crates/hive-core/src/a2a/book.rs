@@ -99,9 +99,9 @@ fn internal(what: &'static str) -> RpcError {
 /// How often a failure of one kind is logged during an outage.
 const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(10);
 
-fn outage_log() -> &'static super::log_gate::LogGate {
-    static GATE: std::sync::OnceLock<super::log_gate::LogGate> = std::sync::OnceLock::new();
-    GATE.get_or_init(|| super::log_gate::LogGate::new(OUTAGE_LOG_EVERY))
+fn outage_log() -> &'static crate::log_gate::LogGate {
+    static GATE: std::sync::OnceLock<crate::log_gate::LogGate> = std::sync::OnceLock::new();
+    GATE.get_or_init(|| crate::log_gate::LogGate::new(OUTAGE_LOG_EVERY))
 }
 
 /// Attempts to discard a task whose first write timed out, before giving up.

@@ -10,7 +10,6 @@ mod book;
 mod card;
 mod llm_agent;
 mod local;
-mod log_gate;
 mod remote;
 
 pub use book::StreamItem;

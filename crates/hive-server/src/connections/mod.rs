@@ -15,7 +15,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hive_core::config::ConnectionLimits;
-use hive_core::log_throttle::LogThrottle;
+use hive_core::log_gate::LogGate;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -25,8 +25,8 @@ use ipnet::IpNet;
 use registry::{Admission, Registry};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -60,7 +60,7 @@ pub(crate) async fn serve(
             Err(error) => {
                 // Out of file descriptors or a connection reset before accept: go on after a
                 // pause instead of spinning on the same error.
-                if ACCEPT_FAILED.admit().is_some() {
+                if LOG.admit("accept", Instant::now()).is_some() {
                     tracing::error!(error = %error, "accepting a connection failed");
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -102,8 +102,8 @@ pub(crate) async fn serve(
     }
 }
 
-static ACCEPT_FAILED: LogThrottle = LogThrottle::new(Duration::from_secs(10));
-static REFUSED: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+/// Accept failures and refusals repeat on every connection of a flood: one line per 10 s each.
+static LOG: LazyLock<LogGate> = LazyLock::new(|| LogGate::new(Duration::from_secs(10)));
 
 struct Server {
     registry: Arc<Registry>,
@@ -149,7 +149,7 @@ impl Server {
     fn refused(&self, refusal: registry::Refusal, peer: SocketAddr) {
         metrics::counter!("hive_http_connections_refused_total", "cap" => refusal.as_str())
             .increment(1);
-        if let Some(held_back) = REFUSED.admit() {
+        if let Some(held_back) = LOG.admit(refusal.as_str(), Instant::now()) {
             let (cap, limit) = match refusal {
                 registry::Refusal::PerAddress => {
                     ("HIVE_HTTP_MAX_CONNECTIONS_PER_IP", self.max_per_address)

@@ -1,12 +1,13 @@
-//! Rate-limited logging for failures that repeat on every call during an outage: one line per
-//! kind at most every period, saying how many were left out since the last one.
+//! Rate-limited logging for lines that would repeat on every call (a dependency outage, a
+//! connection cap being hit): one line per kind at most every period, saying how many were
+//! left out since the last one.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
-pub(crate) struct LogGate {
+pub struct LogGate {
     every: Duration,
     kinds: Mutex<HashMap<&'static str, Kind>>,
 }
