@@ -173,6 +173,7 @@ impl Hive {
             Arc::clone(&store),
             Arc::clone(&clock),
             Arc::clone(&state.replay),
+            Arc::clone(&state.claims),
             settings,
         ) {
             Ok(identity) => Arc::new(identity),
