@@ -7,6 +7,7 @@ mod config_check;
 mod egress;
 mod keys;
 mod leader;
+mod memory;
 mod mesh;
 mod outage;
 mod process;
