@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use hive_egress::Decision;
-use hive_testkit::{TestBackend, TestServer, backends};
+use hive_testkit::{TestServer, backends};
 use reqwest::Method;
 use serde_json::{Value, json};
 
