@@ -134,6 +134,7 @@ pub async fn admin(hive: &Hive, action: AdminAction) -> Result<(), String> {
         .create_first_admin(&account, &cli_meta(), "cli")
         .await
         .map_err(|e| e.to_string())?;
+    hive.retire_setup_token().await;
     println!("created admin {} ({})", admin.email, admin.id);
     Ok(())
 }

@@ -110,7 +110,7 @@ impl Hive {
         let config = Arc::new(config);
         let for_secrets = Arc::clone(&config);
         // File I/O and fsync: off the executor.
-        let secrets = tokio::task::spawn_blocking(move || secrets::resolve(&for_secrets))
+        let mut secrets = tokio::task::spawn_blocking(move || secrets::resolve(&for_secrets))
             .await
             .map_err(|_| StartError::Interrupted)??;
         let node_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
@@ -123,6 +123,14 @@ impl Hive {
                     return Err(error.into());
                 }
             };
+        // The generated setup token lives only while setup is open.
+        secrets = match Self::settle_setup_token(&config, store.as_ref(), secrets).await {
+            Ok(secrets) => secrets,
+            Err(error) => {
+                store.close().await;
+                return Err(error);
+            }
+        };
         let state = match SharedState::build(&config, &clock, &node_id, &store) {
             Ok(state) => state,
             Err(error) => {
@@ -173,6 +181,7 @@ impl Hive {
             Arc::clone(&store),
             Arc::clone(&clock),
             Arc::clone(&state.replay),
+            Arc::clone(&state.claims),
             settings,
         ) {
             Ok(identity) => Arc::new(identity),
@@ -394,6 +403,38 @@ impl Hive {
     /// The link a person opens to create the first admin, when the token was generated here
     /// (an operator-supplied token is theirs to know and is never printed). The token rides in
     /// the fragment, which browsers never send to a server or put in a `Referer`.
+    /// [`secrets::settle_setup_token`] by whether the store holds an admin yet.
+    async fn settle_setup_token(
+        config: &Arc<Config>,
+        store: &dyn Store,
+        mut secrets: RuntimeSecrets,
+    ) -> Result<RuntimeSecrets, StartError> {
+        let setup_open = !store.users().setup_completed().await?;
+        let config = Arc::clone(config);
+        tokio::task::spawn_blocking(move || {
+            secrets::settle_setup_token(&config, &mut secrets, setup_open).map(|()| secrets)
+        })
+        .await
+        .map_err(|_| StartError::Interrupted)?
+        .map_err(StartError::from)
+    }
+
+    /// Removes a generated setup token from the secrets file once the first admin exists (a
+    /// running server holds its copy, which setup refuses from then on anyway). Best effort:
+    /// the next start retires it too.
+    pub async fn retire_setup_token(&self) {
+        let config = Arc::clone(&self.config);
+        let retired =
+            tokio::task::spawn_blocking(move || secrets::retire_setup_token(&config)).await;
+        if !matches!(retired, Ok(Ok(()))) {
+            tracing::warn!(
+                "the setup token could not be removed from the secrets file; the next start removes it"
+            );
+        }
+    }
+
+    /// The link that creates the first admin with the generated setup token: only while setup
+    /// is open (there is no such token once an admin exists).
     pub fn setup_link(&self) -> Option<String> {
         use secrecy::ExposeSecret;
         let token = self.secrets.setup_token.as_ref()?;

@@ -246,11 +246,6 @@ pub fn resolve(config: &Config) -> Result<RuntimeSecrets, SecretsError> {
         supplied.encryption_key.as_ref(),
         &mut file.encryption_key,
     )?;
-    let setup_token = settle(
-        "HIVE_SETUP_TOKEN",
-        supplied.setup_token.as_ref(),
-        &mut file.setup_token,
-    )?;
     let encryption_key =
         EncryptionKey::from_hex(key_hex.expose_secret()).ok_or_else(|| SecretsError::Corrupt {
             path: path.display().to_string(),
@@ -262,11 +257,73 @@ pub fn resolve(config: &Config) -> Result<RuntimeSecrets, SecretsError> {
     Ok(RuntimeSecrets {
         auth_secret,
         encryption_key,
-        setup_token: Some(setup_token),
+        // Settled by [`settle_setup_token`] once the store says whether setup is open.
+        setup_token: supplied.setup_token.clone(),
         internal_token: supplied.internal_token.clone(),
         generated,
         from_file,
     })
+}
+
+/// Settles the setup token of development, once the store says whether setup is open: while it
+/// is (no admin yet), the token of the file, or a new one written there; once it is done, none —
+/// a token still in the file is removed, so it is neither printed nor usable again. A token the
+/// operator supplied (`HIVE_SETUP_TOKEN`), and production, are left as they are. Blocking (file
+/// I/O): call off the async executor.
+pub fn settle_setup_token(
+    config: &Config,
+    secrets: &mut RuntimeSecrets,
+    setup_open: bool,
+) -> Result<(), SecretsError> {
+    if !generates_setup_token(config) {
+        return Ok(());
+    }
+    if !setup_open {
+        secrets.setup_token = None;
+        return retire_setup_token(config);
+    }
+    let path = secrets_file_path(config);
+    let mut file = read_file(&path)?.unwrap_or_else(|| {
+        let mut fresh = SecretsFile::default();
+        fresh.version = FILE_VERSION;
+        fresh
+    });
+    const NAME: &str = "HIVE_SETUP_TOKEN";
+    let token = match &file.setup_token {
+        Some(token) => {
+            secrets.from_file.push(NAME);
+            token.clone()
+        }
+        None => {
+            let token = hive_crypto::random_token_hex()?;
+            file.setup_token = Some(token.clone());
+            write_file(&path, &file)?;
+            secrets.generated.push(NAME);
+            token
+        }
+    };
+    secrets.setup_token = Some(SecretString::from(token));
+    Ok(())
+}
+
+/// Whether this configuration has a generated setup token: development without
+/// `HIVE_SETUP_TOKEN`.
+fn generates_setup_token(config: &Config) -> bool {
+    config.environment != Environment::Production && config.secrets.setup_token.is_none()
+}
+
+/// Removes the generated setup token from the secrets file (setup is done). Blocking.
+pub fn retire_setup_token(config: &Config) -> Result<(), SecretsError> {
+    if !generates_setup_token(config) {
+        return Ok(());
+    }
+    let path = secrets_file_path(config);
+    if let Some(mut file) = read_file(&path)?
+        && file.setup_token.take().is_some()
+    {
+        write_file(&path, &file)?;
+    }
+    Ok(())
 }
 
 /// A read-only summary for `hive config check`; creates nothing.
@@ -327,7 +384,8 @@ mod tests {
     fn development_generates_once_and_reuses() {
         let dir = tempfile::tempdir().unwrap();
         let config = config_in(dir.path(), &[]);
-        let first = resolve(&config).unwrap();
+        let mut first = resolve(&config).unwrap();
+        settle_setup_token(&config, &mut first, true).unwrap();
         assert_eq!(
             first.generated,
             vec!["AUTH_SECRET", "ENCRYPTION_KEY", "HIVE_SETUP_TOKEN"]
@@ -340,7 +398,8 @@ mod tests {
             "renamed into place"
         );
 
-        let second = resolve(&config).unwrap();
+        let mut second = resolve(&config).unwrap();
+        settle_setup_token(&config, &mut second, true).unwrap();
         assert!(second.generated.is_empty());
         assert_eq!(second.from_file.len(), 3);
         assert_eq!(
@@ -356,6 +415,19 @@ mod tests {
             second.setup_token.as_ref().unwrap().expose_secret()
         );
         assert_ne!(first.encryption_key.expose(), &[0u8; 32]);
+
+        // Once an admin exists the token is retired: out of the file, and not made again.
+        let mut third = resolve(&config).unwrap();
+        settle_setup_token(&config, &mut third, false).unwrap();
+        assert!(third.setup_token.is_none());
+        assert!(!third.from_file.contains(&"HIVE_SETUP_TOKEN"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("setupToken"), "{text}");
+        assert!(!text.contains(first.setup_token.as_ref().unwrap().expose_secret()));
+        let mut fourth = resolve(&config).unwrap();
+        settle_setup_token(&config, &mut fourth, false).unwrap();
+        assert!(fourth.setup_token.is_none() && fourth.generated.is_empty());
+        assert_eq!(mode(&path), 0o600);
     }
 
     #[test]

@@ -4,9 +4,10 @@
 use crate::config::{Config, TaskStoreKind};
 use hive_proto::SharedClock;
 use hive_state::{
-    DbTaskStore, EventBus, LimiterCounters, MemoryLimiter, MemoryReplayCache, MemoryTaskStore,
-    Policies, RateLimiter, RedisClient, RedisLimiter, RedisReplayCache, RedisTaskStore,
-    ReplayCache, ResilientLimiter, StateError, TaskEvents, TaskStore,
+    Claims, DbTaskStore, EventBus, LimiterCounters, MemoryClaims, MemoryLimiter, MemoryReplayCache,
+    MemoryTaskStore, Policies, RateLimiter, RedisClaims, RedisClient, RedisLimiter,
+    RedisReplayCache, RedisTaskStore, ReplayCache, ResilientClaims, ResilientLimiter, StateError,
+    TaskEvents, TaskStore,
 };
 use hive_store::Store;
 use secrecy::ExposeSecret;
@@ -15,12 +16,15 @@ use std::sync::Arc;
 /// Bounds of the in-memory tables (a flood of distinct keys cannot grow them further).
 const MAX_LIMITER_KEYS: usize = 1_000_000;
 const MAX_REPLAY_KEYS: usize = 1_000_000;
+const MAX_CLAIMS: usize = 1_000_000;
 const MAX_TASKS: usize = 100_000;
 
 #[derive(Debug, Clone)]
 pub struct SharedState {
     pub limiter: Arc<dyn RateLimiter>,
     pub replay: Arc<dyn ReplayCache>,
+    /// Exclusive claims (one login attempt in flight per account); per node while Redis is down.
+    pub claims: Arc<dyn Claims>,
     pub bus: Arc<EventBus>,
     /// A2A tasks (`A2A_TASK_STORE`) and the fan-out of their events.
     pub tasks: Arc<dyn TaskStore>,
@@ -47,6 +51,7 @@ impl SharedState {
             .as_ref()
             .map(|s| s.expose_secret().as_bytes().to_vec());
         let local = Arc::new(MemoryLimiter::new(Arc::clone(clock), MAX_LIMITER_KEYS));
+        let local_claims = Arc::new(MemoryClaims::new(Arc::clone(clock), MAX_CLAIMS));
         let policies = config.rate_limits.clone();
         let database_tasks = || -> Arc<dyn TaskStore> {
             Arc::new(DbTaskStore::new(Arc::clone(store), Arc::clone(clock)))
@@ -64,6 +69,7 @@ impl SharedState {
                 task_events: Arc::new(TaskEvents::memory()),
                 limiter: local,
                 replay: Arc::new(MemoryReplayCache::new(Arc::clone(clock), MAX_REPLAY_KEYS)),
+                claims: local_claims,
                 bus: Arc::new(EventBus::memory(node_id, signing_key.as_deref())),
                 policies,
                 limiter_counters: None,
@@ -81,6 +87,10 @@ impl SharedState {
             limiter_counters: Some(Arc::clone(&limiter.counters)),
             limiter: Arc::new(limiter),
             replay: Arc::new(RedisReplayCache::new(redis.clone())),
+            claims: Arc::new(ResilientClaims::new(
+                Arc::new(RedisClaims::new(redis.clone())),
+                local_claims,
+            )),
             bus: Arc::new(EventBus::redis(
                 redis.clone(),
                 node_id,

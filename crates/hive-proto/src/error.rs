@@ -32,8 +32,6 @@ pub enum ErrorCode {
     Forbidden,
     /// A sensitive change needs a password check in the last 10 minutes.
     ReauthenticationRequired,
-    /// The session has passed the password step only: verify the second factor first.
-    SecondFactorRequired,
     /// The MFA policy requires a second factor the user has not enrolled yet.
     MfaEnrollmentRequired,
     CorsOriginDenied,
@@ -65,7 +63,6 @@ impl ErrorCode {
             Self::InvalidCredentials => "invalid_credentials",
             Self::SsoFailed => "sso_failed",
             Self::ReauthenticationRequired => "reauthentication_required",
-            Self::SecondFactorRequired => "second_factor_required",
             Self::MfaEnrollmentRequired => "mfa_enrollment_required",
             Self::Forbidden => "forbidden",
             Self::CorsOriginDenied => "cors_origin_denied",
@@ -88,10 +85,7 @@ impl ErrorCode {
     pub const fn status(self) -> u16 {
         match self {
             Self::BadRequest | Self::ValidationFailed => 400,
-            Self::Unauthenticated
-            | Self::InvalidCredentials
-            | Self::SsoFailed
-            | Self::SecondFactorRequired => 401,
+            Self::Unauthenticated | Self::InvalidCredentials | Self::SsoFailed => 401,
             Self::ReauthenticationRequired | Self::MfaEnrollmentRequired => 403,
             Self::Forbidden | Self::CorsOriginDenied => 403,
             Self::NotFound => 404,
@@ -142,9 +136,6 @@ impl ErrorCode {
             }
             Self::ReauthenticationRequired => {
                 "Confirm your password first (POST /api/v1/auth/reauthenticate)."
-            }
-            Self::SecondFactorRequired => {
-                "Verify your second factor first (POST /api/v1/auth/mfa/verify)."
             }
             Self::MfaEnrollmentRequired => {
                 "Set up a second factor first (POST /api/v1/auth/mfa/totp or a passkey)."

@@ -2,8 +2,10 @@
 //!
 //! `authenticate` (a pipeline layer) finds the caller of every request: a session cookie, or
 //! `Authorization: Bearer` with an API token or `HIVE_INTERNAL_TOKEN`. A cookie-authenticated
-//! write must come with `Origin` = the `AUTH_URL` origin. `authorize` (a layer on each route)
-//! enforces the route's [`Access`] rule and audits every refusal.
+//! write must come with `Origin` = the `AUTH_URL` origin. A session short of its second factor
+//! is set aside, not made the caller. `authorize` (a layer on each route) makes it the caller
+//! only on the routes of its stage (anonymous everywhere else), enforces the route's [`Access`]
+//! rule and audits every refusal.
 
 use crate::error::ApiError;
 use crate::pipeline::{ClientIp, RequestId};
@@ -211,6 +213,11 @@ pub async fn authenticate(
         Ok(None)
     };
     match resolved {
+        // A session short of its second factor is no caller yet: only the routes of its stage
+        // take it as one (see `authorize`); everywhere else it is anonymous.
+        Ok(Some(caller)) if caller.stage() != SessionStage::Verified => {
+            request.extensions_mut().insert(Unverified(caller));
+        }
         Ok(Some(caller)) => {
             request.extensions_mut().insert(caller);
         }
@@ -226,25 +233,40 @@ fn origin_allowed(headers: &HeaderMap, state: &AppState) -> bool {
         .is_some_and(|origin| *origin == state.pipeline.allowed_origin)
 }
 
+/// A session that has not passed its second factor (or must enroll one first), kept apart
+/// from [`Caller`] so that no handler or layer can take it for one by mistake.
+#[derive(Debug, Clone)]
+struct Unverified(Caller);
+
 /// Route layer: the route's rule against the caller. Refusals are audited.
 pub async fn authorize(
     State((state, rule)): State<(AppState, RouteRule)>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
+    // An unverified session becomes the caller only on the routes of its stage (verifying,
+    // enrolling, logging out); on any other route the request goes on as anonymous.
+    let unverified = match request.extensions_mut().remove::<Unverified>() {
+        Some(Unverified(caller)) if rule.during.allows(caller.stage()) => {
+            request.extensions_mut().insert(caller);
+            None
+        }
+        other => other.map(|Unverified(caller)| caller),
+    };
     let Access::AtLeast(minimum) = rule.access else {
         return next.run(request).await;
     };
     let caller = request.extensions().get::<Caller>();
     let refusal = match caller {
-        None => Some(("unauthenticated", ErrorCode::Unauthenticated)),
-        // A session short of its second factor reaches only the routes that lead there.
-        Some(caller) if !rule.during.allows(caller.stage()) => Some(match caller.stage() {
-            SessionStage::EnrollmentRequired => {
-                ("mfa_enrollment_required", ErrorCode::MfaEnrollmentRequired)
-            }
-            _ => ("second_factor_required", ErrorCode::SecondFactorRequired),
-        }),
+        // The answer is the anonymous one; the record says whose session it was and why.
+        None => {
+            let reason = match unverified.as_ref().map(Caller::stage) {
+                Some(SessionStage::EnrollmentRequired) => "mfa_enrollment_required",
+                Some(_) => "second_factor_required",
+                None => "unauthenticated",
+            };
+            Some((reason, ErrorCode::Unauthenticated))
+        }
         Some(caller) if caller.role < minimum => Some(("role_too_low", ErrorCode::Forbidden)),
         Some(caller) if !caller.has_scope(rule.scope_for(request.method())) => {
             Some(("token_scope", ErrorCode::Forbidden))
@@ -255,7 +277,9 @@ pub async fn authorize(
         return next.run(request).await;
     };
     let meta = request_meta(request.headers(), request.extensions());
-    let actor = caller.map_or_else(|| "anonymous".to_owned(), Caller::actor);
+    let actor = caller
+        .or(unverified.as_ref())
+        .map_or_else(|| "anonymous".to_owned(), Caller::actor);
     let action = format!("http.{} {}", request.method(), matched_path(&request));
     state
         .hive

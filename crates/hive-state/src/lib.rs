@@ -1,12 +1,13 @@
 //! Shared state that replicas must agree on, each behind one trait with an in-process backend
 //! (the embedded default) and a Redis backend (the scaled shape): the rate limiter, the replay
-//! cache, the event bus, the A2A task store (also in the database) and the fan-out of task events;
+//! cache, exclusive claims, the event bus, the A2A task store (also in the database) and the fan-out of task events;
 //! and the WAN carrier on NATS JetStream (`wan`).
 //!
 //! Every Redis key starts with a configurable prefix (`HIVE_REDIS_KEY_PREFIX`, default `hive`),
 //! so that several deployments — or several test runs — can share one Redis.
 
 pub mod bus;
+pub mod claims;
 mod error;
 pub mod limiter;
 mod redis_client;
@@ -18,6 +19,7 @@ pub mod test_support;
 pub mod wan;
 
 pub use bus::{BusCounters, BusEvent, Channel, Envelope, EventBus, MeshMeta};
+pub use claims::{Claim, Claims, MemoryClaims, RedisClaims, ResilientClaims};
 pub use error::StateError;
 pub use limiter::{
     Decision, LimiterCounters, MemoryLimiter, OutageMode, Policies, Policy, Quota, RateLimiter,

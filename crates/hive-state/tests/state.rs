@@ -3,8 +3,9 @@
 
 use hive_proto::{ManualClock, SharedClock};
 use hive_state::{
-    MemoryLimiter, MemoryReplayCache, OutageMode, Policies, Policy, Quota, RateLimiter,
-    RedisClient, RedisLimiter, RedisReplayCache, ReplayCache, ResilientLimiter, StateError,
+    Claims, MemoryClaims, MemoryLimiter, MemoryReplayCache, OutageMode, Policies, Policy, Quota,
+    RateLimiter, RedisClaims, RedisClient, RedisLimiter, RedisReplayCache, ReplayCache,
+    ResilientClaims, ResilientLimiter, StateError,
 };
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -268,4 +269,69 @@ async fn a_value_consumed_on_one_replica_is_refused_on_another() {
     assert!(a.consume("jti-77", Duration::from_secs(300)).await.unwrap());
     assert!(!b.consume("jti-77", Duration::from_secs(300)).await.unwrap());
     assert!(!a.consume("jti-77", Duration::from_secs(300)).await.unwrap());
+}
+
+fn claim_stores() -> Vec<(&'static str, Arc<dyn Claims>)> {
+    let mut all: Vec<(&'static str, Arc<dyn Claims>)> =
+        vec![("memory", Arc::new(MemoryClaims::new(clock(), 10_000)))];
+    if let Some(redis) = redis() {
+        all.push(("redis", Arc::new(RedisClaims::new(redis))));
+    }
+    all
+}
+
+#[tokio::test]
+async fn of_a_hundred_concurrent_claims_one_holds_until_it_is_released() {
+    let ttl = Duration::from_secs(60);
+    for (backend, claims) in claim_stores() {
+        let attempts = (0..100).map(|_| {
+            let claims = claims.clone();
+            tokio::spawn(async move { claims.claim("login:a", ttl).await })
+        });
+        let mut held: Vec<_> = futures_util::future::join_all(attempts)
+            .await
+            .into_iter()
+            .filter_map(|r| r.unwrap().unwrap())
+            .collect();
+        assert_eq!(held.len(), 1, "{backend}");
+        assert!(
+            claims.claim("login:a", ttl).await.unwrap().is_none(),
+            "{backend}"
+        );
+        let other = claims.claim("login:b", ttl).await.unwrap();
+        assert!(other.is_some(), "another key is free: {backend}");
+        claims.release(held.remove(0)).await.unwrap();
+        let again = claims.claim("login:a", ttl).await.unwrap();
+        assert!(again.is_some(), "free after the release: {backend}");
+    }
+}
+
+#[tokio::test]
+async fn a_claim_held_on_one_replica_is_refused_on_another() {
+    let Some((url, prefix)) = hive_state::test_support::test_redis() else {
+        eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
+        return;
+    };
+    let a = RedisClaims::new(RedisClient::new(&url, &prefix).unwrap());
+    let b = RedisClaims::new(RedisClient::new(&url, &prefix).unwrap());
+    let ttl = Duration::from_secs(60);
+    let held = a.claim("login:x", ttl).await.unwrap().unwrap();
+    assert!(b.claim("login:x", ttl).await.unwrap().is_none());
+    a.release(held).await.unwrap();
+    let taken = b.claim("login:x", ttl).await.unwrap();
+    assert!(taken.is_some());
+}
+
+#[tokio::test]
+async fn when_redis_is_down_claims_are_taken_per_node_never_granted_twice() {
+    let claims = ResilientClaims::new(
+        Arc::new(RedisClaims::new(unreachable_redis())),
+        Arc::new(MemoryClaims::new(clock(), 100)),
+    );
+    let ttl = Duration::from_secs(60);
+    let held = claims.claim("login:a", ttl).await.unwrap().unwrap();
+    assert!(claims.claim("login:a", ttl).await.unwrap().is_none());
+    claims.release(held).await.unwrap();
+    assert!(claims.claim("login:a", ttl).await.unwrap().is_some());
+    assert_eq!(claims.local_fallback_claims.load(Ordering::Relaxed), 3);
 }

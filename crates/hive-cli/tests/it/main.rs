@@ -8,6 +8,7 @@ mod connections;
 mod egress;
 mod keys;
 mod leader;
+mod memory;
 mod mesh;
 mod outage;
 mod process;

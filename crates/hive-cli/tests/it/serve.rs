@@ -52,6 +52,97 @@ async fn zero_config_start_creates_the_data_dir_and_a_restart_keeps_the_secrets(
     assert!(status.success());
 }
 
+/// The generated setup token lives while setup is open: printed on every start until the
+/// first admin exists, then gone from the secrets file, never printed again and refused.
+#[tokio::test]
+async fn the_setup_link_is_retired_once_the_first_admin_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("hive-data/secrets.json");
+    let hive = HiveProcess::start(dir.path(), &[]).await;
+    let token = setup_token(&hive.stderr());
+    assert!(std::fs::read_to_string(&secrets).unwrap().contains(&token));
+    let setup = |base: String, email: &'static str| {
+        let token = token.clone();
+        async move {
+            client()
+                .post(format!("{base}/api/v1/setup"))
+                .header("x-hive-setup-token", token)
+                .json(&serde_json::json!({
+                    "email": email,
+                    "displayName": "Admin",
+                    "password": "a long passphrase of the first admin",
+                }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(setup(hive.base_url.clone(), "admin@example.com").await, 201);
+    // Out of the file at once; the running server refuses a second setup anyway.
+    let file = std::fs::read_to_string(&secrets).unwrap();
+    assert!(!file.contains(&token) && !file.contains("setupToken"));
+    assert_eq!(mode(&secrets), 0o600);
+    assert_eq!(setup(hive.base_url.clone(), "again@example.com").await, 409);
+    let (status, _, _) = hive.stop().await;
+    assert!(status.success());
+
+    let again = HiveProcess::start(dir.path(), &[]).await;
+    assert!(
+        !again.stderr().contains("/setup#token="),
+        "no link once setup is done:\n{}",
+        again.stderr()
+    );
+    let file = std::fs::read_to_string(&secrets).unwrap();
+    assert!(!file.contains("setupToken"), "none generated again");
+    assert_eq!(setup(again.base_url.clone(), "late@example.com").await, 401);
+    let (status, _, _) = again.stop().await;
+    assert!(status.success());
+}
+
+/// An admin created from the command line closes setup too: the next start prints no link and
+/// the file keeps no token.
+#[tokio::test]
+async fn an_admin_made_on_the_command_line_retires_the_setup_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("hive-data/secrets.json");
+    let (status, _, _) = HiveProcess::start(dir.path(), &[]).await.stop().await;
+    assert!(status.success());
+    assert!(
+        std::fs::read_to_string(&secrets)
+            .unwrap()
+            .contains("setupToken")
+    );
+    let created = crate::process::run_with_input(
+        dir.path(),
+        &[
+            "admin",
+            "create",
+            "--email",
+            "root@example.com",
+            "--name",
+            "Root",
+        ],
+        &[],
+        "a long passphrase of the first admin\n",
+    )
+    .await;
+    assert!(created.0.success(), "{created:?}");
+    assert!(
+        !std::fs::read_to_string(&secrets)
+            .unwrap()
+            .contains("setupToken")
+    );
+    let hive = HiveProcess::start(dir.path(), &[]).await;
+    assert!(
+        !hive.stderr().contains("/setup#token="),
+        "{}",
+        hive.stderr()
+    );
+    let (status, _, _) = hive.stop().await;
+    assert!(status.success());
+}
+
 #[tokio::test]
 async fn a_corrupt_secrets_file_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();

@@ -15,7 +15,7 @@ pub use sessions::{LoginMethod, LoginOutcome, NewSession};
 pub use tokens::{CreatedToken, NewToken};
 
 use hive_proto::{Role, SharedClock, TokenScope};
-use hive_state::ReplayCache;
+use hive_state::{Claims, ReplayCache};
 use hive_store::{AuditAppend, AuditOutcome, AuditRecord, Store, StoreError, UserRow};
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -41,6 +41,10 @@ pub mod limits {
     pub const LOGIN_DELAYS_SECONDS: [i64; 4] = [1, 3, 5, 10];
     /// Failures in one UTC day that lock an account until the day ends.
     pub const DAILY_FAILURE_LOCK: u32 = 100;
+    /// The longest a password attempt holds its account's claim (one attempt in flight per
+    /// account): released when its outcome is recorded, or lapsed after this if its process
+    /// died.
+    pub const ATTEMPT_CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(60);
     pub const MAX_EMAIL_CHARS: usize = 254;
     pub const MAX_NAME_CHARS: usize = 100;
 }
@@ -324,6 +328,8 @@ pub struct Identity {
     store: Arc<dyn Store>,
     clock: SharedClock,
     replay: Arc<dyn ReplayCache>,
+    /// One password attempt in flight per account, across replicas.
+    claims: Arc<dyn Claims>,
     settings: IdentitySettings,
     /// Bounds concurrent password hashing: each Argon2id call takes 19 MiB.
     hashing: Arc<Semaphore>,
@@ -339,6 +345,7 @@ impl Identity {
         store: Arc<dyn Store>,
         clock: SharedClock,
         replay: Arc<dyn ReplayCache>,
+        claims: Arc<dyn Claims>,
         settings: IdentitySettings,
     ) -> Result<Self, IdentityError> {
         let dummy_hash = hive_crypto::password::dummy_hash()
@@ -347,6 +354,7 @@ impl Identity {
             store,
             clock,
             replay,
+            claims,
             settings,
             hashing: Arc::new(Semaphore::new(HASHING_PERMITS)),
             dummy_hash,

@@ -6,6 +6,7 @@ use super::{
 };
 use hive_crypto::password::Verdict;
 use hive_crypto::token::{looks_like_opaque_token, new_opaque_token, token_hash};
+use hive_state::Claim;
 use hive_store::{AuditOutcome, LoginThrottle, Page, PageRequest, SessionRow, StoreError, UserRow};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -68,23 +69,64 @@ fn throttled(throttle: &LoginThrottle, now: OffsetDateTime) -> Option<&'static s
 }
 
 impl Identity {
+    /// Takes the claim of a password attempt on `email`'s account (unknown addresses
+    /// included, so that a claim tells nothing): one attempt in flight per account, on every
+    /// replica. `None` while another attempt holds it. The claim is taken before the account's
+    /// throttle is read and released after the attempt's outcome is recorded, so concurrent
+    /// attempts cannot all read the same "no delay" — the delay is claimed, not just read.
+    async fn claim_attempt(&self, email: &str) -> Result<Option<Claim>, IdentityError> {
+        let key = format!("login:{}", hive_crypto::sha256_hex(email.as_bytes()));
+        self.claims
+            .claim(&key, limits::ATTEMPT_CLAIM_TTL)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "a login attempt could not be claimed; refusing");
+                IdentityError::Unavailable
+            })
+    }
+
+    async fn release_attempt(&self, claim: Option<Claim>) {
+        if let Some(claim) = claim
+            && let Err(error) = self.claims.release(claim).await
+        {
+            tracing::warn!(%error, "a login attempt's claim was not released; it lapses by itself");
+        }
+    }
+
     /// Checks email and password and opens a session. Unknown account, wrong password, a
-    /// throttled or locked account and a deactivated one all end in [`LoginOutcome::Refused`]
-    /// after the same password-hash work.
+    /// throttled or locked account, a deactivated one and an attempt made while another on
+    /// the same account is in flight all end in [`LoginOutcome::Refused`] after the same
+    /// password-hash work.
     pub async fn login(
         &self,
         email: &str,
         password: &str,
         meta: &RequestMeta,
     ) -> Result<LoginOutcome, IdentityError> {
-        let now = self.now();
         let email = normalize_email(email).unwrap_or_default();
+        let claim = self.claim_attempt(&email).await?;
+        let outcome = self
+            .login_claimed(&email, password, claim.is_some(), meta)
+            .await;
+        self.release_attempt(claim).await;
+        outcome
+    }
+
+    async fn login_claimed(
+        &self,
+        email: &str,
+        password: &str,
+        claimed: bool,
+        meta: &RequestMeta,
+    ) -> Result<LoginOutcome, IdentityError> {
+        let now = self.now();
         let user = if email.is_empty() {
             None
         } else {
-            self.store.users().find_by_email(&email).await?
+            self.store.users().find_by_email(email).await?
         };
         let refusal = match &user {
+            _ if !claimed => Some("attempt_in_flight"),
             None => Some("unknown_account"),
             Some(user) if !user.active => Some("deactivated"),
             Some(user) => throttled(&user.throttle, now),
@@ -373,14 +415,35 @@ impl Identity {
                 "re-authentication needs a login session",
             ));
         };
+        let claim = self.claim_attempt(&user.email).await?;
+        let outcome = self
+            .reauthenticate_claimed(caller, *session_id, claim.is_some(), password, meta)
+            .await;
+        self.release_attempt(claim).await;
+        outcome
+    }
+
+    async fn reauthenticate_claimed(
+        &self,
+        caller: &Caller,
+        session_id: Uuid,
+        claimed: bool,
+        password: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        let user_id = caller.user_id().ok_or(IdentityError::Unauthenticated)?;
         let now = self.now();
         let current = self
             .store
             .users()
-            .get(user.id)
+            .get(user_id)
             .await?
             .ok_or(IdentityError::Unauthenticated)?;
-        let refusal = throttled(&current.throttle, now);
+        let refusal = if claimed {
+            throttled(&current.throttle, now)
+        } else {
+            Some("attempt_in_flight")
+        };
         let stored = refusal
             .is_none()
             .then_some(current.password_hash.as_deref())
@@ -390,7 +453,7 @@ impl Identity {
         if !ok && refusal.is_none() {
             self.store
                 .users()
-                .record_login_failure(user.id, utc_day(now), now)
+                .record_login_failure(user_id, utc_day(now), now)
                 .await?;
         }
         let entry = AuditEntry {
@@ -411,7 +474,7 @@ impl Identity {
         let record = self.audit_record(entry, meta);
         self.store
             .sessions()
-            .mark_authenticated(*session_id, now, self.audited(&record))
+            .mark_authenticated(session_id, now, self.audited(&record))
             .await?;
         Ok(())
     }

@@ -83,6 +83,8 @@ pub async fn setup(
         .setup(presented_setup_token(&headers), &account(request), &meta)
         .await
         .map_err(identity_error)?;
+    // Setup is done for good: the generated token leaves the secrets file.
+    state.hive.retire_setup_token().await;
     Ok((StatusCode::CREATED, Json(user_view(&admin))).into_response())
 }
 

@@ -378,3 +378,133 @@ async fn every_route_answers_every_caller_by_its_rule() {
         server.stop().await.0.unwrap();
     }
 }
+
+/// Removes every `requestId` (it differs on every request), wherever the answer holds one.
+fn without_request_ids(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.remove("requestId");
+            map.values_mut().for_each(without_request_ids);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_request_ids),
+        _ => {}
+    }
+}
+
+/// Status and body of an answer, without its request ids.
+async fn answer(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let mut body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    without_request_ids(&mut body);
+    (status, body)
+}
+
+/// Routes whose answer carries a fresh random value (a ceremony id) on every call: the
+/// status alone is compared.
+const FRESH_EVERY_TIME: [&str; 1] = ["/api/v1/auth/passkey-login/start"];
+
+/// A session short of its second factor — verifying it, or sent to enroll one first — is
+/// anonymous on every route but the few of its stage: each answer equals the anonymous one
+/// (the admin's private agent is not on the instance card, its own card is not there).
+#[tokio::test]
+async fn a_session_short_of_its_second_factor_is_answered_like_anonymous() {
+    for backend in backends() {
+        let server = identity_builder(backend, &[("HIVE_MFA_REQUIRED", "admins")])
+            .public_host("localhost")
+            .start()
+            .await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        crate::mfa::enroll(&server, &admin).await;
+        let agent: Value = admin
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/agents",
+                Some(json!({ "name": "private-helper", "kind": "conformance" })),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let agent_id = agent["id"].as_str().unwrap().to_owned();
+        assert_eq!(agent["visibility"], "private");
+        let path = format!("/api/v1/agents/{agent_id}/start");
+        let started = admin.send(&server, Method::POST, &path, None).await;
+        assert_eq!(started.status(), 200);
+        // The verified session sees the agent: what the others must not.
+        let card = admin
+            .send(&server, Method::GET, "/.well-known/agent-card.json", None)
+            .await;
+        assert!(card.text().await.unwrap().contains("private-helper"));
+        let own_card = format!("/api/a2a/agents/{agent_id}/agent-card.json");
+        let own = admin.send(&server, Method::GET, &own_card, None).await;
+        assert_eq!(own.status(), 200);
+
+        // A second admin without a second factor: the policy sends the session to enrollment.
+        let (_, enrolling) = add_user(&server, &admin, "second@example.com", "admin").await;
+        let pending = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let sessions = [
+            ("second_factor_required", pending),
+            ("enrollment_required", enrolling),
+        ];
+        for (stage, browser) in &sessions {
+            let me: Value = browser.me(&server).await.json().await.unwrap();
+            assert_eq!(me["sessionStage"], *stage);
+        }
+
+        let unknown = uuid::Uuid::new_v4().to_string();
+        for entry in route_table() {
+            let path = if entry.path.starts_with("/api/a2a/agents/{id}/") {
+                fill(entry.path, &agent_id)
+            } else {
+                fill(entry.path, &unknown).replace("{provider}", "corp")
+            };
+            let body = empty_body(&entry.method);
+            let mut request = server.client.request(entry.method.clone(), &path);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let anonymous = answer(request.send().await.unwrap()).await;
+            for (stage, browser) in &sessions {
+                let during = match *stage {
+                    "second_factor_required" => entry.rule.during.second_factor,
+                    _ => entry.rule.during.enrollment,
+                };
+                if during {
+                    continue;
+                }
+                let what = format!(
+                    "{} {} in a session {stage} on {backend:?}",
+                    entry.method, entry.path
+                );
+                let response = browser
+                    .send(&server, entry.method.clone(), &path, body.clone())
+                    .await;
+                let seen = answer(response).await;
+                if FRESH_EVERY_TIME.contains(&entry.path) {
+                    assert_eq!(seen.0, anonymous.0, "{what}");
+                } else {
+                    assert_eq!(seen, anonymous, "{what}");
+                }
+            }
+        }
+
+        // The refusals are the anonymous answer; their records say whose session it was.
+        let refused = records_of(&server, "http.GET /api/v1/users").await;
+        for reason in ["second_factor_required", "mfa_enrollment_required"] {
+            assert!(
+                refused
+                    .iter()
+                    .any(|r| r.actor.starts_with("user:") && r.detail.contains(reason)),
+                "{reason}: {refused:?}"
+            );
+        }
+        // The sessions were not used up by the walk: they still verify or enroll.
+        for (_, browser) in &sessions {
+            assert_eq!(browser.me(&server).await.status(), 200);
+        }
+        server.stop().await.0.unwrap();
+    }
+}

@@ -317,6 +317,80 @@ async fn login_throttles_and_locks_without_telling_accounts_apart() {
     }
 }
 
+/// Sends `count` logins of `email` with a wrong password at once, spread over `servers`, and
+/// answers their refusals.
+async fn concurrent_wrong_logins(
+    servers: &[&TestServer],
+    email: &str,
+    count: usize,
+) -> Vec<(u16, Value)> {
+    let attempts =
+        (0..count).map(|i| refusal(servers[i % servers.len()], email, "wrong password here"));
+    futures_util::future::join_all(attempts).await
+}
+
+/// The `auth.login` failures recorded with `reason`.
+async fn login_failures(server: &TestServer, reason: &str) -> usize {
+    records_of(server, "auth.login")
+        .await
+        .iter()
+        .filter(|r| r.detail.contains(&format!("\"{reason}\"")))
+        .count()
+}
+
+/// The per-account delay is claimed before the password hash, not read: of 20 concurrent
+/// wrong passwords for one account one is checked, the others get the throttled answer (the
+/// same as for an unknown user). The clock stands still, so the delay after that one failure
+/// never ends within the test.
+#[tokio::test]
+async fn concurrent_logins_for_one_account_are_checked_one_at_a_time() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let unknown = refusal(&server, "nobody@example.com", PASSWORD).await;
+        let answers = concurrent_wrong_logins(&[&server], ADMIN_EMAIL, 20).await;
+        assert!(
+            answers.iter().all(|a| *a == unknown),
+            "{backend:?}: {answers:?}"
+        );
+        assert_eq!(
+            login_failures(&server, "wrong_password").await,
+            1,
+            "{backend:?}"
+        );
+        let refused = login_failures(&server, "attempt_in_flight").await
+            + login_failures(&server, "delayed").await;
+        assert_eq!(refused, 19, "{backend:?}");
+        // An unknown address is claimed the same way and answers the same.
+        let answers = concurrent_wrong_logins(&[&server], "nobody@example.com", 20).await;
+        assert!(answers.iter().all(|a| *a == unknown), "{backend:?}");
+        // The claim is given back: past the delay the right password signs in.
+        server.clock.advance(Duration::seconds(1));
+        let signed_in = try_login(&server, ADMIN_EMAIL, PASSWORD).await;
+        assert_eq!(signed_in.status(), 200, "{backend:?}");
+        server.stop().await.0.unwrap();
+    }
+}
+
+/// The same across two replicas sharing PostgreSQL and Redis: the claim is in Redis.
+#[tokio::test]
+async fn concurrent_logins_on_two_replicas_are_checked_one_at_a_time() {
+    if !replicas_possible() {
+        eprintln!("skipped: needs HIVE_TEST_DATABASE_URL and HIVE_TEST_REDIS_URL");
+        return;
+    }
+    let (a, b) = two_replicas().await;
+    setup_admin(&a).await;
+    let unknown = refusal(&b, "nobody@example.com", PASSWORD).await;
+    let answers = concurrent_wrong_logins(&[&a, &b], ADMIN_EMAIL, 20).await;
+    assert!(answers.iter().all(|x| *x == unknown), "{answers:?}");
+    // One database: each replica's records are in the one audit log.
+    assert_eq!(login_failures(&a, "wrong_password").await, 1);
+    let refused =
+        login_failures(&a, "attempt_in_flight").await + login_failures(&a, "delayed").await;
+    assert_eq!(refused, 19);
+}
+
 #[tokio::test]
 async fn password_change_needs_a_fresh_login_and_ends_other_sessions() {
     for backend in backends() {

@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use hive_egress::Decision;
-use hive_testkit::{TestBackend, TestServer, backends};
+use hive_testkit::{TestServer, backends};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -138,35 +138,11 @@ async fn the_admin_allowlist_is_validated_versioned_audited_and_applied() {
 
 #[tokio::test]
 async fn a_change_on_one_replica_applies_on_the_other() {
-    if !backends().contains(&TestBackend::Postgres) || hive_testkit::redis_url().is_none() {
+    if !replicas_possible() {
         eprintln!("skipped: needs HIVE_TEST_DATABASE_URL and HIVE_TEST_REDIS_URL");
         return;
     }
-    // Replica A owns the scratch database; B joins it with the same keys and Redis prefix.
-    const SHARED: [(&str, &str); 2] = [
-        (
-            "ENCRYPTION_KEY",
-            "3c1f9a7e5b2d4068a1c3e5f7092b4d6f8a0c2e4f6b8d0a2c4e6f8b0d2a4c6e8f",
-        ),
-        ("AUTH_SECRET", "Pw7xK2nR9vT4mB6cL1zQ8sD3fG5hJ0yA"),
-    ];
-    let a = identity_server_with(TestBackend::Postgres, &SHARED).await;
-    let database = match &a.hive.config.database.url {
-        hive_core::config::DatabaseUrl::Postgres(url) => {
-            secrecy::ExposeSecret::expose_secret(url).to_owned()
-        }
-        other => panic!("{other:?}"),
-    };
-    let prefix = a.hive.config.redis_key_prefix.clone();
-    let redis = hive_testkit::redis_url().unwrap();
-    let mut joined: Vec<(&str, &str)> = SHARED.to_vec();
-    joined.extend([
-        ("DATABASE_URL", database.as_str()),
-        ("REDIS_URL", redis.as_str()),
-        ("HIVE_REDIS_KEY_PREFIX", prefix.as_str()),
-    ]);
-    let b = identity_server_with(TestBackend::Sqlite, &joined).await;
-    assert_eq!(b.hive.store.backend(), hive_store::Backend::Postgres);
+    let (a, b) = two_replicas().await;
     b.hive.state.bus.ready().await;
 
     setup_admin(&a).await;
