@@ -146,6 +146,16 @@ async fn agents_are_registered_listed_and_imported_from_the_command_line() {
 
 #[tokio::test]
 async fn an_agent_created_with_a_call_limit_takes_no_more() {
+    // Each `hive agent call` is its own process: only a shared limiter (Redis) counts across them.
+    let Some(redis) = hive_testkit::redis_url() else {
+        eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
+        return;
+    };
+    let prefix = format!("cli-limit-{}:", uuid::Uuid::new_v4().simple());
+    let shared = [
+        ("REDIS_URL", redis.as_str()),
+        ("HIVE_REDIS_KEY_PREFIX", prefix.as_str()),
+    ];
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
     create_admin(path, "root@example.com").await;
@@ -163,16 +173,19 @@ async fn an_agent_created_with_a_call_limit_takes_no_more() {
             limit,
         ]
     };
-    let out_of_range = run_to_exit(path, &create("none", "0"), &[]).await;
+    let out_of_range = run_to_exit(path, &create("none", "0"), &shared).await;
     assert!(!out_of_range.0.success(), "{out_of_range:?}");
-    let created = run_to_exit(path, &create("scarce", "2"), &[]).await;
+    let created = run_to_exit(path, &create("scarce", "2"), &shared).await;
     assert!(created.0.success(), "{created:?}");
-    let started = run_to_exit(path, &["agent", "start", "scarce"], &[]).await;
+    let started = run_to_exit(path, &["agent", "start", "scarce"], &shared).await;
     assert!(started.0.success(), "{started:?}");
     for _ in 0..2 {
-        let called = run_to_exit(path, &["agent", "call", "scarce", "hello"], &[]).await;
+        let called = run_to_exit(path, &["agent", "call", "scarce", "hello"], &shared).await;
         assert!(called.0.success(), "{called:?}");
     }
-    let third = run_to_exit(path, &["agent", "call", "scarce", "hello"], &[]).await;
-    assert!(!third.0.success(), "the third call in a minute is refused: {third:?}");
+    let third = run_to_exit(path, &["agent", "call", "scarce", "hello"], &shared).await;
+    assert!(
+        !third.0.success(),
+        "the third call in a minute is refused: {third:?}"
+    );
 }

@@ -1,7 +1,7 @@
 //! A flood of half-sent requests against the real binary: other clients are served, the
 //! process's memory stays bounded while it lasts and comes back after.
 
-use crate::process::{HiveProcess, poll_until};
+use crate::process::{HiveProcess, poll_until, resident_kib};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
@@ -10,15 +10,6 @@ use tokio::net::{TcpSocket, TcpStream};
 /// docs/http-api.md#connections).
 const FLOOD_GROWTH_BOUND_KIB: u64 = 48 * 1024;
 const AFTER_FLOOD_BOUND_KIB: u64 = 24 * 1024;
-
-fn resident_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
 
 async fn connect_from(source: &str, server: std::net::SocketAddr) -> Option<TcpStream> {
     let socket = TcpSocket::new_v4().ok()?;

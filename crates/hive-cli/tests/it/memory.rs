@@ -2,22 +2,12 @@
 //! (Argon2id), and that memory must go back, not stay behind in the allocator's arenas.
 
 use crate::accounts::create_admin;
-use crate::process::{HiveProcess, client};
+use crate::process::{HiveProcess, client, resident_kib};
 
 /// The bound of docs/operations.md: resident memory after 100 concurrent logins, once they
 /// have all been answered. With mimalloc it is 75–160 MiB (the start's, plus at most the four
 /// buffers of the hashing permits not yet handed back); with glibc's malloc it was 600–900 MiB.
 const RSS_BOUND_KIB: u64 = 256 * 1024;
-
-/// `VmRSS` of a process, in KiB.
-fn resident_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS in:\n{status}"))
-}
 
 #[tokio::test]
 async fn memory_goes_back_after_a_hundred_concurrent_logins() {

@@ -243,3 +243,13 @@ pub fn node_id(stdout: &str) -> String {
         .find_map(|line| line["node_id"].as_str().map(str::to_owned))
         .unwrap_or_else(|| panic!("no node id logged:\n{stdout}"))
 }
+
+/// `VmRSS` of a process, in KiB.
+pub fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in:\n{status}"))
+}
