@@ -226,17 +226,28 @@ impl RpcError {
 
     /// Adds a 1.0 `ErrorInfo` detail (with `metadata`, e.g. `{"taskId": …}`) for an A2A
     /// code; the JSON-RPC codes get no detail. Replaces any `data`.
-    pub fn with_error_info(mut self, metadata: serde_json::Map<String, Value>) -> Self {
-        if let Some(reason) = self.kind().and_then(ErrorCode::reason) {
-            let mut info =
-                json!({"@type": ERROR_INFO_TYPE, "reason": reason, "domain": ERROR_DOMAIN});
-            if !metadata.is_empty()
-                && let Some(object) = info.as_object_mut()
-            {
-                object.insert("metadata".to_owned(), Value::Object(metadata));
-            }
-            self.data = Some(Value::Array(vec![info]));
+    pub fn with_error_info(self, metadata: serde_json::Map<String, Value>) -> Self {
+        match self.kind().and_then(ErrorCode::reason) {
+            Some(reason) => self.with_detail(reason, ERROR_DOMAIN, metadata),
+            None => self,
         }
+    }
+
+    /// Sets `data` to one `ErrorInfo` detail of `reason` in `domain` (metadata left out when
+    /// empty): the shape every error detail here has, A2A's own or a server's.
+    pub fn with_detail(
+        mut self,
+        reason: &str,
+        domain: &str,
+        metadata: serde_json::Map<String, Value>,
+    ) -> Self {
+        let mut info = json!({"@type": ERROR_INFO_TYPE, "reason": reason, "domain": domain});
+        if !metadata.is_empty()
+            && let Some(object) = info.as_object_mut()
+        {
+            object.insert("metadata".to_owned(), Value::Object(metadata));
+        }
+        self.data = Some(Value::Array(vec![info]));
         self
     }
 

@@ -400,9 +400,6 @@ impl Hive {
             .spawn(tracker, cancel)
     }
 
-    /// The link a person opens to create the first admin, when the token was generated here
-    /// (an operator-supplied token is theirs to know and is never printed). The token rides in
-    /// the fragment, which browsers never send to a server or put in a `Referer`.
     /// [`secrets::settle_setup_token`] by whether the store holds an admin yet.
     async fn settle_setup_token(
         config: &Arc<Config>,
@@ -433,8 +430,10 @@ impl Hive {
         }
     }
 
-    /// The link that creates the first admin with the generated setup token: only while setup
-    /// is open (there is no such token once an admin exists).
+    /// The link a person opens to create the first admin, when the token was generated here
+    /// (an operator-supplied token is theirs to know and is never printed), and only while setup
+    /// is open (there is no such token once an admin exists). The token rides in the fragment,
+    /// which browsers never send to a server or put in a `Referer`.
     pub fn setup_link(&self) -> Option<String> {
         use secrecy::ExposeSecret;
         let token = self.secrets.setup_token.as_ref()?;

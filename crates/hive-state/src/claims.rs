@@ -130,21 +130,8 @@ impl Claims for RedisClaims {
     async fn claim(&self, key: &str, ttl: Duration) -> Result<Option<Claim>, StateError> {
         let redis_key = self.redis.key(&["claim", key]);
         let holder = uuid::Uuid::new_v4().simple().to_string();
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let set: Option<String> = self
-            .redis
-            .run(async |connection| {
-                redis::cmd("SET")
-                    .arg(&redis_key)
-                    .arg(&holder)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(millis)
-                    .query_async(connection)
-                    .await
-            })
-            .await?;
-        Ok(set.map(|_| Claim {
+        let taken = self.redis.set_if_absent(&redis_key, &holder, ttl).await?;
+        Ok(taken.then_some(Claim {
             key: redis_key,
             holder,
             local: false,

@@ -92,6 +92,30 @@ impl RedisClient {
             Err(_) => Err(StateError::Unavailable("redis: timed out".into())),
         }
     }
+
+    /// `SET key value NX PX ttl`: whether this call created the key (one winner however many
+    /// try at once).
+    pub async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StateError> {
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let set: Option<String> = self
+            .run(async |connection| {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis)
+                    .query_async(connection)
+                    .await
+            })
+            .await?;
+        Ok(set.is_some())
+    }
 }
 
 /// What a long-lived subscriber listens to.

@@ -71,20 +71,6 @@ impl RedisReplayCache {
 impl ReplayCache for RedisReplayCache {
     async fn consume(&self, key: &str, ttl: Duration) -> Result<bool, StateError> {
         let redis_key = self.redis.key(&["replay", key]);
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let set: Option<String> = self
-            .redis
-            .run(async |connection| {
-                redis::cmd("SET")
-                    .arg(&redis_key)
-                    .arg(1)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(millis)
-                    .query_async(connection)
-                    .await
-            })
-            .await?;
-        Ok(set.is_some())
+        self.redis.set_if_absent(&redis_key, "1", ttl).await
     }
 }

@@ -1152,20 +1152,19 @@ fn internal() -> RpcError {
     ErrorCode::InternalError.with_message("Hive could not complete the call; try again")
 }
 
+/// The `domain` of the `ErrorInfo` details Hive adds to JSON-RPC errors of its own (A2A's are
+/// `a2a-protocol.org`).
+pub const ERROR_DOMAIN: &str = "hive";
+
 /// The `ErrorInfo` reason of [`unavailable`].
 const UNAVAILABLE_REASON: &str = "SERVICE_UNAVAILABLE";
 
 /// A store Hive depends on (the task store, the database) is down: the call is refused as a
 /// whole ([`GatewayError::Unavailable`], HTTP 503 with `Retry-After`), not answered 200.
 fn unavailable() -> RpcError {
-    let mut error = ErrorCode::InternalError
-        .with_message("a store Hive depends on is unavailable; retry shortly");
-    error.data = Some(serde_json::json!([{
-        "@type": hive_a2a::error::ERROR_INFO_TYPE,
-        "reason": UNAVAILABLE_REASON,
-        "domain": "hive",
-    }]));
-    error
+    ErrorCode::InternalError
+        .with_message("a store Hive depends on is unavailable; retry shortly")
+        .with_detail(UNAVAILABLE_REASON, ERROR_DOMAIN, serde_json::Map::new())
 }
 
 /// A failure of the database: [`unavailable`] when it cannot be reached.

@@ -187,20 +187,17 @@ fn json_rpc_error(
     if let Some(id) = request_id {
         metadata.insert("requestId".into(), id.as_str().to_owned().into());
     }
-    let body = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": {
-            "code": rpc_code,
-            "message": message,
-            "data": [{
-                "@type": hive_a2a::error::ERROR_INFO_TYPE,
-                "reason": code.as_str().to_ascii_uppercase(),
-                "domain": "hive",
-                "metadata": metadata,
-            }],
-        },
-    });
+    let error = hive_a2a::error::RpcError {
+        code: rpc_code,
+        message: message.to_owned(),
+        data: None,
+    }
+    .with_detail(
+        &code.as_str().to_ascii_uppercase(),
+        hive_core::a2a::ERROR_DOMAIN,
+        metadata,
+    );
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": error });
     serde_json::to_vec(&body).unwrap_or_default()
 }
 

@@ -372,16 +372,14 @@ fn refusal(
     status: StatusCode,
     id: &Id,
     version: Version,
-    mut error: RpcError,
+    error: RpcError,
     reason: &str,
     retry_after: u64,
 ) -> Response {
-    error.data = Some(serde_json::json!([{
-        "@type": hive_a2a::error::ERROR_INFO_TYPE,
-        "reason": reason,
-        "domain": "hive",
-        "metadata": {"retryAfter": retry_after.to_string(), "httpStatus": status.as_u16().to_string()},
-    }]));
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("retryAfter".into(), retry_after.to_string().into());
+    metadata.insert("httpStatus".into(), status.as_u16().to_string().into());
+    let error = error.with_detail(reason, hive_core::a2a::ERROR_DOMAIN, metadata);
     let mut response = rpc_response(status, jsonrpc::encode_error(id, &error, version));
     if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
