@@ -165,6 +165,58 @@ async fn an_idle_keep_alive_connection_is_closed() {
     server.stop().await.0.unwrap();
 }
 
+/// The HTTP/2 client preface and an empty SETTINGS frame (prior knowledge, no TLS).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_its_last_stream() {
+    let server = TestServer::builder(TestBackend::Sqlite)
+        // Only the idle timeout can close this connection once a request was served.
+        .var("HIVE_HTTP_HEADER_READ_TIMEOUT_SECONDS", "300")
+        .var("HIVE_HTTP_IDLE_TIMEOUT_SECONDS", "1")
+        .start()
+        .await;
+    let mut stream = connect_from(&server, "127.0.0.1").await;
+    stream.write_all(H2_PREFACE).await.unwrap();
+    // HEADERS (END_STREAM | END_HEADERS) on stream 1: GET http://hive/api/health, in HPACK
+    // with indexed names and plain literal values.
+    let mut block = vec![0x82, 0x86, 0x04, 11];
+    block.extend_from_slice(b"/api/health");
+    block.extend_from_slice(&[0x01, 4]);
+    block.extend_from_slice(b"hive");
+    let mut frame = vec![
+        0,
+        0,
+        u8::try_from(block.len()).unwrap(),
+        0x1,
+        0x5,
+        0,
+        0,
+        0,
+        1,
+    ];
+    frame.extend_from_slice(&block);
+    stream.write_all(&frame).await.unwrap();
+    // The answer comes (a HEADERS frame on stream 1), then, idle, the connection is closed.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle connection stays open");
+    let answered = seen
+        .windows(9)
+        .any(|header| header[3] == 0x1 && header[5..9] == [0, 0, 0, 1]);
+    assert!(answered, "the request on stream 1 was answered first");
+    server.stop().await.0.unwrap();
+}
+
 #[tokio::test]
 async fn a_flood_of_half_open_connections_from_one_address_starves_nobody() {
     let server = TestServer::builder(TestBackend::Sqlite)
@@ -197,6 +249,8 @@ async fn the_total_cap_holds_with_every_connection_busy() {
     let server = crate::support::identity_server_with(
         TestBackend::Sqlite,
         &[
+            // Long enough that only the cap can explain a closed connection.
+            ("HIVE_HTTP_HEADER_READ_TIMEOUT_SECONDS", "300"),
             ("HIVE_HTTP_MAX_CONNECTIONS", "16"),
             ("HIVE_HTTP_MAX_CONNECTIONS_PER_IP", "100"),
             ("A2A_STREAMS_PER_IP", "100"),
@@ -233,11 +287,7 @@ async fn http2_connections_announce_the_stream_cap() {
         .start()
         .await;
     let mut stream = connect_from(&server, "127.0.0.1").await;
-    // The client preface and an empty SETTINGS frame (HTTP/2 with prior knowledge).
-    stream
-        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-        .await
-        .unwrap();
+    stream.write_all(H2_PREFACE).await.unwrap();
     let mut header = [0u8; 9];
     tokio::time::timeout(PATIENCE, stream.read_exact(&mut header))
         .await
