@@ -4,7 +4,8 @@
 
 use clap::{Args, Subcommand};
 use hive_core::Hive;
-use hive_core::identity::{AccountUpdate, Caller, Credential, NewAccount, NewToken, RequestMeta};
+use hive_core::identity::{AccountUpdate, NewAccount, NewToken};
+use hive_core::kernel::caller::{Caller, Credential, RequestMeta};
 use hive_proto::{Role, TokenScope};
 use hive_store::PageRequest;
 use std::io::BufRead;
@@ -131,7 +132,11 @@ pub async fn admin(hive: &Hive, action: AdminAction) -> Result<(), String> {
     };
     let admin = hive
         .identity
-        .create_first_admin(&account, &cli_meta(), "cli")
+        .create_first_admin(
+            &account,
+            &cli_meta(),
+            hive_core::kernel::audit::Principal::Cli,
+        )
         .await
         .map_err(|e| e.to_string())?;
     hive.retire_setup_token().await;

@@ -3,9 +3,9 @@
 use crate::admin::{cli_meta, find_user};
 use clap::Subcommand;
 use hive_core::Hive;
-use hive_core::agent_import::ImportRequest;
+use hive_core::agents::import::ImportRequest;
 use hive_core::agents::{DEFAULT_LIMITS, NewAgent};
-use hive_core::identity::{Caller, Credential};
+use hive_core::kernel::caller::{Caller, Credential};
 use hive_proto::agents::{AgentKind, AgentVisibility};
 use hive_store::{AgentLimits, PageRequest};
 
@@ -230,7 +230,7 @@ async fn call(
 ) -> Result<(), String> {
     use hive_a2a::jsonrpc::{Call, Id, Outcome, Request, Version};
     use hive_a2a::v1::{Message, Part, Role, SendMessageRequest, SendMessageResponse};
-    use hive_core::a2a::{GatewayError, Reply, Target};
+    use hive_core::gateway::{GatewayError, Reply, Target};
     let send = SendMessageRequest {
         message: Message {
             message_id: message_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),

@@ -1,7 +1,7 @@
 //! `hive egress check URL`: what the egress guard would do with a URL, for operators. It
 //! resolves the name as a request would but connects to nothing.
 
-use hive_core::config::Config;
+use hive_core::kernel::config::Config;
 use hive_egress::Decision;
 
 #[derive(clap::Subcommand)]
@@ -16,8 +16,8 @@ pub enum EgressAction {
 
 pub async fn egress(config: &Config, action: EgressAction) -> Result<(), String> {
     let EgressAction::Check { url } = action;
-    let allowlist = hive_core::egress::stored_admin_allowlist(config).await;
-    let client = hive_core::egress::checking_client(config, allowlist.list.clone())
+    let allowlist = hive_core::storage::stored_admin_allowlist(config).await;
+    let client = hive_core::kernel::egress::checking_client(config, allowlist.list.clone())
         .map_err(|e| e.to_string())?;
     if let Some(note) = allowlist.note {
         eprintln!("note: {note}");

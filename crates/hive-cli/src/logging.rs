@@ -1,4 +1,4 @@
-use hive_core::config::{LogConfig, LogFormat};
+use hive_core::kernel::config::{LogConfig, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 /// JSON lines (default) or human-readable logs on stdout, filtered by `LOG_LEVEL`.

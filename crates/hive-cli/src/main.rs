@@ -8,8 +8,9 @@ mod mesh;
 mod vault;
 
 use clap::{Parser, Subcommand};
-use hive_core::config::{Config, EnvSource};
-use hive_core::{Hive, secrets, storage};
+use hive_core::kernel::config::{Config, EnvSource};
+use hive_core::kernel::runtime_secrets as secrets;
+use hive_core::{Hive, storage};
 use hive_proto::SystemClock;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -221,7 +222,10 @@ fn run(work: impl Future<Output = Result<(), String>>) -> ExitCode {
 fn config_check(config: &Config) -> ExitCode {
     match secrets::inspect(config) {
         Ok(status) => {
-            println!("{}", hive_core::config::render_check(config, &status));
+            println!(
+                "{}",
+                hive_core::kernel::config::render_check(config, &status)
+            );
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -327,7 +331,9 @@ impl ShutdownSignals {
 }
 
 async fn verify_audit(hive: &Hive) -> Result<(), String> {
-    let report = hive_core::audit::verify(hive.store.as_ref(), &hive.audit_chain)
+    let report = hive
+        .audit_log
+        .verify(&hive_core::kernel::caller::Caller::cli())
         .await
         .map_err(|e| e.to_string())?;
     if report.unchained > 0 {
@@ -354,7 +360,6 @@ async fn verify_audit(hive: &Hive) -> Result<(), String> {
 }
 
 async fn export_audit(hive: &Hive, args: ExportArgs) -> Result<(), String> {
-    use hive_core::audit::{AuditExport, export_line, parse_filter};
     use tokio::io::AsyncWriteExt;
     let query = hive_proto::auth::AuditFilterQuery {
         actor: args.actor,
@@ -364,35 +369,18 @@ async fn export_audit(hive: &Hive, args: ExportArgs) -> Result<(), String> {
         since: args.since,
         until: args.until,
     };
-    let filter = parse_filter(&query)?;
-    let cli = hive_core::identity::Caller::cli();
-    hive.identity
-        .audit(
-            hive_core::identity::AuditEntry {
-                actor: cli.actor(),
-                action: "audit.export",
-                target: None,
-                outcome: hive_store::AuditOutcome::Success,
-                detail: serde_json::json!({ "filter": query }),
-            },
+    let mut export = hive
+        .audit_log
+        .export(
+            &hive_core::kernel::caller::Caller::cli(),
+            &query,
             &admin::cli_meta(),
-            true,
         )
         .await
         .map_err(|e| e.to_string())?;
-    let mut export = AuditExport::new(filter);
     let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
     let write_failed = |e: std::io::Error| format!("cannot write the export: {e}");
-    while let Some(batch) = export
-        .next_batch(hive.store.as_ref())
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        let mut lines = Vec::new();
-        for record in &batch {
-            serde_json::to_writer(&mut lines, &export_line(record)).map_err(|e| e.to_string())?;
-            lines.push(b'\n');
-        }
+    while let Some(lines) = export.next_lines().await.map_err(|e| e.to_string())? {
         out.write_all(&lines).await.map_err(write_failed)?;
     }
     out.flush().await.map_err(write_failed)

@@ -175,7 +175,7 @@ fn sign(
         let (origin, public_key) = item
             .split_once('=')
             .ok_or_else(|| format!("--peer {item:?}: expected ORIGIN=PUBLICKEY"))?;
-        let origin = hive_core::config::normalize_peer_origin(origin).ok_or_else(|| {
+        let origin = hive_core::kernel::config::normalize_peer_origin(origin).ok_or_else(|| {
             format!("--peer {item:?}: {origin:?} is not an origin (https://host[:port])")
         })?;
         let public_key = parse_public_key(public_key).map_err(|_| {

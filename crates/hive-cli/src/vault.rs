@@ -5,10 +5,10 @@
 use crate::admin::{cli_meta, find_user};
 use clap::Subcommand;
 use hive_core::Hive;
-use hive_core::identity::{Caller, Credential};
-use hive_core::jobs::{Job, JobContext};
-use hive_core::key_rotation::{REENCRYPT_BATCH, REENCRYPT_EVERY, ReencryptSecrets};
-use hive_core::secret_values::ImportedSecret;
+use hive_core::kernel::caller::{Caller, Credential};
+use hive_core::kernel::jobs::{Job, JobContext};
+use hive_core::vault::rotation::{REENCRYPT_BATCH, REENCRYPT_EVERY, ReencryptSecrets};
+use hive_core::vault::secrets::ImportedSecret;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -84,7 +84,7 @@ pub async fn keys(hive: &Hive, action: KeysAction) -> Result<(), String> {
         KeysAction::Reencrypt => {
             let job = ReencryptSecrets {
                 vault: Arc::clone(&hive.vault),
-                identity: Arc::clone(&hive.identity),
+                auditor: hive.auditor.clone(),
                 every: REENCRYPT_EVERY,
                 batch: REENCRYPT_BATCH,
             };

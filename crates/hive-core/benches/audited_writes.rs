@@ -7,7 +7,7 @@
 //! go to docs/benchmarks.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use hive_core::audit::{AuditChain, verify};
+use hive_core::kernel::audit::{AuditChain, verify};
 use hive_crypto::vault::{MasterKey, Purpose};
 use hive_proto::Role;
 use hive_store::{AuditAppend, AuditOutcome, AuditRecord, NewUser, SecretRow, Store, VaultKeyRow};

@@ -1,15 +1,15 @@
 //! One running Hive: its configuration, secrets, store and clock, opened in order.
 
-use crate::config::Config;
 use crate::identity::{Identity, IdentitySettings};
-use crate::jobs::{
+use crate::kernel::config::Config;
+use crate::kernel::jobs::{
     JobContext, JobRunner, JobRunnerHandle, PruneAuditLog, PruneExpiredSessions, PruneExpiredTasks,
     PruneIdleConversations, PruneJobHistory,
 };
-use crate::key_rotation::{REENCRYPT_BATCH, REENCRYPT_EVERY, ReencryptSecrets};
-use crate::secrets::{self, RuntimeSecrets, SecretsError};
+use crate::kernel::runtime_secrets::{self as secrets, RuntimeSecrets, SecretsError};
 use crate::shared_state::SharedState;
 use crate::storage::{self, SchemaError, SchemaOutcome};
+use crate::vault::rotation::{REENCRYPT_BATCH, REENCRYPT_EVERY, ReencryptSecrets};
 use hive_proto::SharedClock;
 use hive_store::{Store, StoreError};
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub enum StartError {
     #[error("{0}")]
     State(#[from] hive_state::StateError),
     #[error(transparent)]
-    Mail(#[from] crate::mail::MailError),
+    Mail(#[from] crate::kernel::mail::MailError),
     #[error(transparent)]
     Vault(#[from] crate::vault::VaultOpenError),
     #[error("identity: {0}")]
@@ -35,7 +35,7 @@ pub enum StartError {
     #[error("egress: {0}")]
     Egress(String),
     #[error(transparent)]
-    Federation(#[from] crate::federation::FederationStartError),
+    Federation(#[from] crate::mesh::federation::FederationStartError),
     #[error("the secrets step stopped unexpectedly")]
     Interrupted,
 }
@@ -62,41 +62,45 @@ pub struct Hive {
     /// The vault's keyring.
     pub vault: Arc<crate::vault::Vault>,
     /// Rotation and listing of the vault's data keys.
-    pub key_admin: Arc<crate::key_rotation::KeyAdmin>,
+    pub key_admin: Arc<crate::vault::rotation::KeyAdmin>,
     /// The one way out: the SSRF-guarded HTTP client.
-    pub egress: Arc<crate::egress::Egress>,
+    pub egress: Arc<crate::kernel::egress::Egress>,
     /// Single sign-on with the providers of `OIDC_PROVIDERS`.
-    pub oidc: Arc<crate::oidc::Oidc>,
+    pub oidc: Arc<crate::identity::oidc::Oidc>,
     /// Admin-edited settings (the egress allowlist), followed across replicas.
-    pub settings: Arc<crate::settings::Settings>,
+    pub settings: Arc<crate::kernel::settings::Settings>,
     /// The agent registry.
     pub agents: Arc<crate::agents::Agents>,
     /// Starting, stopping and watching agents.
-    pub agent_lifecycle: Arc<crate::agent_lifecycle::AgentLifecycle>,
+    pub agent_lifecycle: Arc<crate::agents::lifecycle::AgentLifecycle>,
     /// The A2A gateway: agent cards, JSON-RPC calls, the tasks of agents that run inside Hive.
-    pub gateway: Arc<crate::a2a::Gateway>,
+    pub gateway: Arc<crate::gateway::Gateway>,
     /// Federation with peer instances (`MESH_FEDERATION_ENABLED=true`).
-    pub federation: Option<Arc<crate::federation::Federation>>,
+    pub federation: Option<Arc<crate::mesh::federation::Federation>>,
     /// The anonymous public tier (`A2A_PUBLIC_JSONRPC_ENABLED=true`).
-    pub public_tier: Option<Arc<crate::public_tier::PublicTier>>,
+    pub public_tier: Option<Arc<crate::mesh::public_tier::PublicTier>>,
     /// Chat with agents: conversations and their history.
-    pub conversations: Arc<crate::conversations::Conversations>,
+    pub conversations: Arc<crate::gateway::conversations::Conversations>,
     /// Registration of remote agents from their agent cards.
-    pub agent_import: Arc<crate::agent_import::AgentImport>,
+    pub agent_import: Arc<crate::agents::import::AgentImport>,
     /// Second factors: TOTP and recovery codes.
-    pub mfa: Arc<crate::mfa::Mfa>,
+    pub mfa: Arc<crate::identity::mfa::Mfa>,
     /// A2A push-notification configs and their delivery.
-    pub push_configs: Arc<crate::a2a_push::PushConfigs>,
+    pub push_configs: Arc<crate::gateway::push::PushConfigs>,
     /// Secrets sealed by the vault.
-    pub secrets_service: Arc<crate::secret_values::SecretService>,
+    pub secrets_service: Arc<crate::vault::secrets::SecretService>,
     /// Chat completions for `llm` agents (through the egress guard, keys from the vault).
-    pub llm: Arc<crate::llm::LlmClient>,
+    pub llm: Arc<crate::agents::llm::LlmClient>,
     /// Token usage of `llm` agents' calls, and their use today (the daily budget).
-    pub usage_meter: Arc<crate::llm::UsageMeter>,
+    pub usage_meter: Arc<crate::agents::llm::UsageMeter>,
     /// The WAN mesh: the ingress and, with `NATS_URL`, the JetStream carrier.
-    pub wan: Arc<crate::wan::Wan>,
+    pub wan: Arc<crate::mesh::wan::Wan>,
+    /// Writes every audit record.
+    pub auditor: crate::kernel::audit::Auditor,
+    /// Reads, exports and verifies the audit log.
+    pub audit_log: Arc<crate::kernel::audit::AuditLog>,
     /// Keys the audit log's hash chain (for `hive audit verify`).
-    pub audit_chain: Arc<crate::audit::AuditChain>,
+    pub audit_chain: Arc<crate::kernel::audit::AuditChain>,
     /// A random id for this process, recorded with the jobs it runs.
     pub node_id: String,
     /// What the start did with the database schema.
@@ -141,7 +145,7 @@ impl Hive {
         let mailer = match config
             .smtp
             .as_ref()
-            .map(crate::mail::Mailer::new)
+            .map(crate::kernel::mail::Mailer::new)
             .transpose()
         {
             Ok(mailer) => mailer,
@@ -151,6 +155,14 @@ impl Hive {
             }
         };
         let master = hive_crypto::vault::MasterKey::from_bytes(secrets.encryption_key.expose());
+        let audit_chain = Arc::new(crate::kernel::audit::AuditChain::new(
+            master.derive(hive_crypto::vault::Purpose::AuditChain),
+        ));
+        let auditor = crate::kernel::audit::Auditor::new(
+            Arc::clone(&store),
+            Arc::clone(&audit_chain),
+            Arc::clone(&clock),
+        );
         let vault = match crate::vault::Vault::open(
             Arc::clone(&store),
             &master,
@@ -165,12 +177,8 @@ impl Hive {
                 return Err(error.into());
             }
         };
-        let audit_chain = Arc::new(crate::audit::AuditChain::new(
-            master.derive(hive_crypto::vault::Purpose::AuditChain),
-        ));
         let settings = IdentitySettings {
             mailer,
-            audit_chain: Arc::clone(&audit_chain),
             allow_public_registration: config.allow_public_registration,
             mfa_policy: config.mfa_required,
             setup_token: secrets.setup_token.clone(),
@@ -182,6 +190,7 @@ impl Hive {
             Arc::clone(&clock),
             Arc::clone(&state.replay),
             Arc::clone(&state.claims),
+            auditor.clone(),
             settings,
         ) {
             Ok(identity) => Arc::new(identity),
@@ -190,17 +199,17 @@ impl Hive {
                 return Err(error.into());
             }
         };
-        let secrets_service = Arc::new(crate::secret_values::SecretService::new(
+        let secrets_service = Arc::new(crate::vault::secrets::SecretService::new(
             Arc::clone(&store),
             Arc::clone(&vault),
             Arc::clone(&clock),
-            Arc::clone(&identity),
+            auditor.clone(),
         ));
         let passkeys = Arc::new(crate::identity::Passkeys::new(
             Arc::clone(&identity),
             &config.auth_url,
         ));
-        let mfa = Arc::new(crate::mfa::Mfa::new(
+        let mfa = Arc::new(crate::identity::mfa::Mfa::new(
             Arc::clone(&store),
             Arc::clone(&vault),
             Arc::clone(&identity),
@@ -208,59 +217,59 @@ impl Hive {
         ));
         let agents = Arc::new(crate::agents::Agents::new(
             Arc::clone(&store),
-            Arc::clone(&identity),
+            auditor.clone(),
             Arc::clone(&clock),
         ));
-        let key_admin = Arc::new(crate::key_rotation::KeyAdmin::new(Arc::clone(&vault)));
-        let egress = match crate::egress::Egress::new(&config, Arc::clone(&identity)) {
+        let key_admin = Arc::new(crate::vault::rotation::KeyAdmin::new(Arc::clone(&vault)));
+        let egress = match crate::kernel::egress::Egress::new(&config, auditor.clone()) {
             Ok(egress) => Arc::new(egress),
             Err(error) => {
                 store.close().await;
                 return Err(StartError::Egress(error.to_string()));
             }
         };
-        let oidc = Arc::new(crate::oidc::Oidc::new(
+        let oidc = Arc::new(crate::identity::oidc::Oidc::new(
             &config,
             Arc::clone(&store),
             Arc::clone(&identity),
             Arc::clone(&egress),
             Arc::clone(&clock),
         ));
-        let agent_import = Arc::new(crate::agent_import::AgentImport::new(
+        let agent_import = Arc::new(crate::agents::import::AgentImport::new(
             Arc::clone(&agents),
             Arc::clone(&egress),
         ));
-        let agent_lifecycle = Arc::new(crate::agent_lifecycle::AgentLifecycle::new(
+        let agent_lifecycle = Arc::new(crate::agents::lifecycle::AgentLifecycle::new(
             Arc::clone(&store),
             Arc::clone(&egress),
             Arc::clone(&secrets_service),
             Arc::clone(&state.bus),
-            Arc::clone(&identity),
+            auditor.clone(),
             Arc::clone(&clock),
         ));
-        let settings = Arc::new(crate::settings::Settings::new(
+        let settings = Arc::new(crate::kernel::settings::Settings::new(
             Arc::clone(&store),
-            Arc::clone(&identity),
+            auditor.clone(),
             Arc::clone(&egress),
             Arc::clone(&state.bus),
             Arc::clone(&clock),
         ));
-        let push_configs = Arc::new(crate::a2a_push::PushConfigs::new(
+        let push_configs = Arc::new(crate::gateway::push::PushConfigs::new(
             Arc::clone(&store),
             Arc::clone(&vault),
             Arc::clone(&egress),
-            Arc::clone(&identity),
+            auditor.clone(),
             Arc::clone(&clock),
         ));
-        let llm = Arc::new(crate::llm::LlmClient::new(
+        let llm = Arc::new(crate::agents::llm::LlmClient::new(
             Arc::clone(&egress),
             Arc::clone(&secrets_service),
         ));
-        let usage_meter = Arc::new(crate::llm::UsageMeter::new(
+        let usage_meter = Arc::new(crate::agents::llm::UsageMeter::new(
             Arc::clone(&store),
             Arc::clone(&clock),
         ));
-        let gateway = Arc::new(crate::a2a::Gateway::new(crate::a2a::GatewayParts {
+        let gateway = Arc::new(crate::gateway::Gateway::new(crate::gateway::GatewayParts {
             store: Arc::clone(&store),
             identity: Arc::clone(&identity),
             egress: Arc::clone(&egress),
@@ -276,24 +285,24 @@ impl Hive {
             settings: config.a2a.clone(),
             base_url: config.auth_url.as_str().to_owned(),
         }));
-        let conversations = Arc::new(crate::conversations::Conversations::new(
+        let conversations = Arc::new(crate::gateway::conversations::Conversations::new(
             Arc::clone(&store),
             Arc::clone(&gateway),
-            Arc::clone(&identity),
+            auditor.clone(),
             Arc::clone(&clock),
         ));
         let federation = match config.mesh.federation.clone() {
             None => None,
             Some(settings) => {
-                let parts = crate::federation::FederationParts {
+                let parts = crate::mesh::federation::FederationParts {
                     settings,
                     own_origin: config.public_origin(),
                     replay: Arc::clone(&state.replay),
                     egress: Arc::clone(&egress),
-                    identity: Arc::clone(&identity),
+                    auditor: auditor.clone(),
                     clock: Arc::clone(&clock),
                 };
-                match crate::federation::Federation::new(parts) {
+                match crate::mesh::federation::Federation::new(parts) {
                     Ok(federation) => Some(Arc::new(federation)),
                     Err(error) => {
                         store.close().await;
@@ -306,10 +315,10 @@ impl Hive {
             .mesh
             .public_tier
             .clone()
-            .map(|settings| Arc::new(crate::public_tier::PublicTier::new(settings)));
-        let wan = match crate::wan::Wan::new(
+            .map(|settings| Arc::new(crate::mesh::public_tier::PublicTier::new(settings)));
+        let wan = match crate::mesh::wan::Wan::new(
             &config,
-            Arc::clone(&identity),
+            auditor.clone(),
             Arc::clone(&state.bus),
             Arc::clone(&state.replay),
         )
@@ -325,7 +334,13 @@ impl Hive {
         if let Err(error) = settings.reload().await {
             tracing::warn!(%error, "the stored security settings were not applied at start");
         }
+        let audit_log = Arc::new(crate::kernel::audit::AuditLog::new(
+            Arc::clone(&store),
+            auditor.clone(),
+        ));
         Ok(Self {
+            auditor,
+            audit_log,
             config,
             egress,
             oidc,
@@ -370,6 +385,7 @@ impl Hive {
                 task_ttl: self.config.task_ttl,
             }))
             .with_job(Arc::new(PruneExpiredSessions {
+                session_idle: crate::identity::limits::SESSION_IDLE,
                 every: jobs.history_prune_interval,
             }))
             .with_job(Arc::new(PruneJobHistory {
@@ -380,13 +396,13 @@ impl Hive {
             }))
             .with_job(Arc::new(ReencryptSecrets {
                 vault: Arc::clone(&self.vault),
-                identity: Arc::clone(&self.identity),
+                auditor: self.auditor.clone(),
                 every: REENCRYPT_EVERY,
                 batch: REENCRYPT_BATCH,
             }))
-            .with_job(Arc::new(crate::agent_lifecycle::AgentHealth {
+            .with_job(Arc::new(crate::agents::lifecycle::AgentHealth {
                 lifecycle: Arc::clone(&self.agent_lifecycle),
-                every: crate::agent_lifecycle::HEALTH_EVERY,
+                every: crate::agents::lifecycle::HEALTH_EVERY,
             }))
             .with_job(Arc::new(PruneIdleConversations {
                 retention_days: jobs.conversation_retention_days,

@@ -1,7 +1,7 @@
 //! The shared state of this process — rate limiter, replay cache, event bus — in memory
 //! (embedded default) or on Redis (`REDIS_URL`).
 
-use crate::config::{Config, TaskStoreKind};
+use crate::kernel::config::{Config, TaskStoreKind};
 use hive_proto::SharedClock;
 use hive_state::{
     Claims, DbTaskStore, EventBus, LimiterCounters, MemoryClaims, MemoryLimiter, MemoryReplayCache,

@@ -1,6 +1,8 @@
 //! Opens the store the configuration names and brings its schema to the binary's version.
 
-use crate::config::{Config, DatabaseUrl};
+use crate::kernel::config::{Config, DatabaseUrl};
+pub use crate::kernel::runtime_secrets::create_private_dir;
+use hive_egress::Allowlist;
 use hive_store::{SchemaState, Store, StoreError};
 use hive_store_postgres::PostgresStore;
 use hive_store_sqlite::SqliteStore;
@@ -23,15 +25,6 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
             Arc::new(PostgresStore::connect(url.expose_secret(), max).await?)
         }
     })
-}
-
-/// Creates a directory (and its parents) readable by this user only.
-pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }
 
 /// What a start found and did with the schema.
@@ -71,5 +64,47 @@ pub async fn ensure_schema(
                 version: report.version,
             })
         }
+    }
+}
+
+/// The admin's allowlist as stored, for the CLI, and why it could not be read if it could not.
+#[derive(Debug, Default)]
+pub struct StoredAllowlist {
+    pub list: Allowlist,
+    pub note: Option<String>,
+}
+
+/// Reads the admin's allowlist from the database without starting anything else (for
+/// `hive egress check`). When it cannot be read, says why and answers an empty list: the check
+/// then judges by the operator's list alone, which allows no more than the server does.
+pub async fn stored_admin_allowlist(config: &Config) -> StoredAllowlist {
+    let unread = |why: String| StoredAllowlist {
+        list: Allowlist::empty(),
+        note: Some(format!(
+            "the admin's allowlist was not read ({why}); judging by HIVE_EGRESS_FETCH_HOST_ALLOWLIST alone"
+        )),
+    };
+    if let crate::kernel::config::DatabaseUrl::Sqlite(path) = &config.database.url
+        && !path.exists()
+    {
+        // No database yet, so no admin list; and a check creates nothing.
+        return StoredAllowlist::default();
+    }
+    let store = match open(config).await {
+        Ok(store) => store,
+        Err(error) => return unread(error.to_string()),
+    };
+    let row = store
+        .settings()
+        .get(crate::kernel::settings::SECURITY)
+        .await;
+    store.close().await;
+    match row {
+        Ok(None) => StoredAllowlist::default(),
+        Ok(Some(row)) => match crate::kernel::settings::allowlist_of(&row.value) {
+            Ok(list) => StoredAllowlist { list, note: None },
+            Err(error) => unread(error.to_string()),
+        },
+        Err(error) => unread(error.to_string()),
     }
 }

@@ -13,7 +13,8 @@ use crate::state::AppState;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hive_core::identity::{Caller, Credential, IdentityError, RequestMeta, SessionStage};
+use hive_core::kernel::audit::{AuditAction, AuditEvent, Principal};
+use hive_core::kernel::caller::{Caller, Credential, RequestMeta, SessionStage};
 use hive_proto::{ErrorCode, Role, TokenScope};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, header};
@@ -95,7 +96,7 @@ pub fn oidc_flow_cookie_name(https: bool) -> &'static str {
 
 /// The `Set-Cookie` value of a flow handle (10 minutes, the flow's life), or of its removal.
 pub fn oidc_flow_cookie(https: bool, handle: Option<&str>) -> HeaderValue {
-    let max_age = hive_core::oidc::FLOW_TTL.whole_seconds();
+    let max_age = hive_core::identity::oidc::FLOW_TTL.whole_seconds();
     set_cookie(oidc_flow_cookie_name(https), handle, max_age, https)
 }
 
@@ -195,10 +196,13 @@ pub async fn authenticate(
         if is_write(request.method()) && !origin_allowed(headers, &state) {
             let meta = request_meta(request.headers(), request.extensions());
             identity
-                .audit_refusal(
-                    "anonymous".to_owned(),
-                    "auth.cookie_origin",
-                    "cross_origin_cookie_write",
+                .auditor()
+                .record_refusal(
+                    AuditEvent::refused(
+                        Principal::Anonymous,
+                        AuditAction::AuthCookieOrigin,
+                        "cross_origin_cookie_write",
+                    ),
                     &meta,
                 )
                 .await;
@@ -222,7 +226,7 @@ pub async fn authenticate(
             request.extensions_mut().insert(caller);
         }
         Ok(None) => {}
-        Err(error) => return identity_error(error).into_response(),
+        Err(error) => return ApiError::from(error).into_response(),
     }
     next.run(request).await
 }
@@ -279,12 +283,15 @@ pub async fn authorize(
     let meta = request_meta(request.headers(), request.extensions());
     let actor = caller
         .or(unverified.as_ref())
-        .map_or_else(|| "anonymous".to_owned(), Caller::actor);
-    let action = format!("http.{} {}", request.method(), matched_path(&request));
+        .map_or(Principal::Anonymous, Caller::principal);
+    let action = AuditAction::HttpRoute {
+        method: request.method().to_string(),
+        route: matched_path(&request),
+    };
     state
         .hive
-        .identity
-        .audit_refusal(actor, &action, reason, &meta)
+        .auditor
+        .record_refusal(AuditEvent::refused(actor, action, reason), &meta)
         .await;
     let mut response = ApiError::of(code).into_response();
     if code == ErrorCode::Unauthenticated {
@@ -304,34 +311,6 @@ fn matched_path(request: &Request) -> String {
             || request.uri().path().to_owned(),
             |p| p.as_str().to_owned(),
         )
-}
-
-/// Maps a service refusal to the API's answer.
-pub fn identity_error(error: IdentityError) -> ApiError {
-    match error {
-        IdentityError::InvalidCredentials => ApiError::of(ErrorCode::InvalidCredentials),
-        IdentityError::Unauthenticated => ApiError::of(ErrorCode::Unauthenticated),
-        IdentityError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
-        IdentityError::ReauthenticationRequired => {
-            ApiError::of(ErrorCode::ReauthenticationRequired)
-        }
-        IdentityError::NotFound => ApiError::of(ErrorCode::NotFound),
-        IdentityError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
-        IdentityError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
-        IdentityError::EnrollmentRequired => ApiError::of(ErrorCode::MfaEnrollmentRequired),
-        IdentityError::Locked { retry_after } => ApiError::new(
-            ErrorCode::RateLimited,
-            "too many wrong codes; wait for the next one",
-        )
-        .with_retry_after(retry_after),
-        IdentityError::Unavailable => {
-            ApiError::of(ErrorCode::ServiceUnavailable).with_retry_after(5)
-        }
-        IdentityError::Internal(detail) => {
-            tracing::error!(%detail, "identity: internal error");
-            ApiError::of(ErrorCode::Internal)
-        }
-    }
 }
 
 /// How the caller authenticated, as the API names it.

@@ -3,6 +3,10 @@
 //! shape, with the request id. Internal detail never reaches the body: it is logged instead.
 
 use axum::response::{IntoResponse, Response};
+use hive_core::identity::IdentityError;
+use hive_core::kernel::audit::AuditError;
+use hive_core::kernel::settings::SettingsError;
+use hive_core::vault::secrets::SecretError;
 use hive_proto::ErrorCode;
 use http::{HeaderValue, StatusCode};
 use std::borrow::Cow;
@@ -48,5 +52,72 @@ impl IntoResponse for ApiError {
         // The body is written by the error-rendering layer, which knows the request id.
         response.extensions_mut().insert(self);
         response
+    }
+}
+
+impl From<IdentityError> for ApiError {
+    /// Maps a service refusal to the API's answer.
+    fn from(error: IdentityError) -> Self {
+        match error {
+            IdentityError::InvalidCredentials => ApiError::of(ErrorCode::InvalidCredentials),
+            IdentityError::Unauthenticated => ApiError::of(ErrorCode::Unauthenticated),
+            IdentityError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
+            IdentityError::ReauthenticationRequired => {
+                ApiError::of(ErrorCode::ReauthenticationRequired)
+            }
+            IdentityError::NotFound => ApiError::of(ErrorCode::NotFound),
+            IdentityError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+            IdentityError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
+            IdentityError::EnrollmentRequired => ApiError::of(ErrorCode::MfaEnrollmentRequired),
+            IdentityError::Locked { retry_after } => ApiError::new(
+                ErrorCode::RateLimited,
+                "too many wrong codes; wait for the next one",
+            )
+            .with_retry_after(retry_after),
+            IdentityError::Unavailable => {
+                ApiError::of(ErrorCode::ServiceUnavailable).with_retry_after(5)
+            }
+            IdentityError::Internal(detail) => {
+                tracing::error!(%detail, "identity: internal error");
+                ApiError::of(ErrorCode::Internal)
+            }
+        }
+    }
+}
+
+impl From<AuditError> for ApiError {
+    fn from(error: AuditError) -> Self {
+        match error {
+            AuditError::Forbidden => {
+                ApiError::new(ErrorCode::Forbidden, "only an admin reads the audit log")
+            }
+            AuditError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
+            AuditError::Unavailable => {
+                ApiError::of(ErrorCode::ServiceUnavailable).with_retry_after(5)
+            }
+        }
+    }
+}
+
+impl From<SettingsError> for ApiError {
+    fn from(error: SettingsError) -> Self {
+        match error {
+            SettingsError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
+            SettingsError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
+            SettingsError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+            SettingsError::Unavailable => {
+                ApiError::of(ErrorCode::ServiceUnavailable).with_retry_after(5)
+            }
+            SettingsError::Internal(detail) => {
+                tracing::error!(%detail, "settings: internal error");
+                ApiError::of(ErrorCode::Internal)
+            }
+        }
+    }
+}
+
+impl From<SecretError> for ApiError {
+    fn from(error: SecretError) -> Self {
+        ApiError::from(IdentityError::from(error))
     }
 }

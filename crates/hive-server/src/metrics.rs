@@ -32,7 +32,7 @@ pub async fn serve_metrics(
     crate::connections::serve(
         listener,
         app,
-        &hive_core::config::ConnectionLimits::default(),
+        &hive_core::kernel::config::ConnectionLimits::default(),
         Vec::new(),
         shutdown,
         std::time::Duration::ZERO,

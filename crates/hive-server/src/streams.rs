@@ -80,14 +80,16 @@ impl StreamSlots {
     /// A place for one more stream of this caller from this address, or the `429` to answer.
     pub fn acquire_for(
         &self,
-        caller: &hive_core::identity::Caller,
+        caller: &hive_core::kernel::caller::Caller,
         ip: Option<crate::pipeline::ClientIp>,
     ) -> Result<StreamSlot, crate::error::ApiError> {
         let ip = ip.map_or(
             IpAddr::from([0, 0, 0, 0]),
             |crate::pipeline::ClientIp(ip)| ip,
         );
-        let user = caller.user_id().map(|_| hive_core::a2a::principal(caller));
+        let user = caller
+            .user_id()
+            .map(|_| hive_core::gateway::principal(caller));
         self.acquire(ip, user).map_err(|refusal| {
             let which = match refusal {
                 SlotRefusal::ClientIp => "this address",

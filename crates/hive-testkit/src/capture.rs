@@ -63,7 +63,7 @@ pub fn canary(value: &str) {
 /// a secret (one table decides, the one `hive config check` masks by). For a URL only its
 /// password is secret: the rest names a host, which may well be logged.
 pub fn config_variable(name: &str, value: &str) {
-    if !hive_core::config::spec::find(name).is_some_and(|spec| spec.secret) {
+    if !hive_core::kernel::config::spec::find(name).is_some_and(|spec| spec.secret) {
         return;
     }
     match url::Url::parse(value) {

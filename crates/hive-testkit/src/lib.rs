@@ -19,7 +19,7 @@ pub use hive_state::test_support::OwnRedis;
 
 use axum::Router;
 use hive_core::Hive;
-use hive_core::config::{Config, EnvSource};
+use hive_core::kernel::config::{Config, EnvSource};
 use hive_proto::ManualClock;
 use hive_server::{AppState, ServeError};
 pub use hive_store_postgres::test_support::ScratchDatabase;
@@ -218,8 +218,8 @@ enum DatabaseTarget {
 impl DatabaseTarget {
     fn of(config: &Config) -> Self {
         match &config.database.url {
-            hive_core::config::DatabaseUrl::Sqlite(path) => Self::Sqlite(path.clone()),
-            hive_core::config::DatabaseUrl::Postgres(url) => {
+            hive_core::kernel::config::DatabaseUrl::Sqlite(path) => Self::Sqlite(path.clone()),
+            hive_core::kernel::config::DatabaseUrl::Postgres(url) => {
                 Self::Postgres(secrecy::ExposeSecret::expose_secret(url).to_owned())
             }
         }

@@ -2,9 +2,11 @@
 //! change and reset.
 
 use super::{
-    AuditEntry, Caller, Identity, IdentityError, RequestMeta, check_display_name, check_password,
-    limits, normalize_email, require_recent_authentication, user_actor,
+    Identity, IdentityError, check_display_name, check_password, limits, normalize_email,
+    require_recent_authentication,
 };
+use crate::kernel::audit::{AuditAction, AuditEvent, Principal};
+use crate::kernel::caller::{Caller, RequestMeta};
 use hive_crypto::password::Verdict;
 use hive_crypto::token::{looks_like_opaque_token, new_opaque_token, token_hash};
 use hive_proto::Role;
@@ -65,17 +67,18 @@ impl Identity {
             _ => false,
         };
         if !token_ok {
-            let entry = AuditEntry {
-                actor: "anonymous".to_owned(),
-                action: "setup.create_admin",
+            let entry = AuditEvent {
+                principal: Principal::Anonymous,
+                action: AuditAction::SetupCreateAdmin,
                 target: None,
                 outcome: AuditOutcome::Failure,
                 detail: serde_json::json!({ "reason": "bad_setup_token" }),
             };
-            self.audit(entry, meta, false).await?;
+            self.auditor.record_refusal(entry, meta).await;
             return Err(IdentityError::InvalidCredentials);
         }
-        self.create_first_admin(account, meta, "anonymous").await
+        self.create_first_admin(account, meta, Principal::Anonymous)
+            .await
     }
 
     /// The first admin, from the command line (no setup token: the CLI runs on the server).
@@ -83,24 +86,24 @@ impl Identity {
         &self,
         account: &NewAccount,
         meta: &RequestMeta,
-        actor: &str,
+        principal: Principal,
     ) -> Result<UserRow, IdentityError> {
         if self.setup_completed().await? {
             return Err(IdentityError::Conflict("setup is already complete"));
         }
         let new_user = self.new_user(account, Role::Admin).await?;
-        let entry = AuditEntry {
-            actor: actor.to_owned(),
-            action: "setup.create_admin",
+        let entry = AuditEvent {
+            principal,
+            action: AuditAction::SetupCreateAdmin,
             target: Some(format!("user:{}", new_user.id)),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         match self
             .store
             .users()
-            .create_first_admin(&new_user, self.audited(&record))
+            .create_first_admin(&new_user, record.append())
             .await
         {
             Ok(admin) => Ok(admin),
@@ -137,17 +140,17 @@ impl Identity {
             ));
         }
         let new_user = self.new_user(account, Role::Viewer).await?;
-        let entry = AuditEntry {
-            actor: format!("user:{}", new_user.id),
-            action: "auth.register",
+        let entry = AuditEvent {
+            principal: Principal::User(new_user.id),
+            action: AuditAction::AuthRegister,
             target: Some(format!("user:{}", new_user.id)),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({ "role": "viewer" }),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         self.store
             .users()
-            .create(&new_user, self.audited(&record))
+            .create(&new_user, record.append())
             .await
             .map_err(email_taken)
     }
@@ -188,10 +191,10 @@ impl Identity {
             role: update.role,
             active: update.active,
         };
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "user.update",
-            target: Some(user_actor(&current)),
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::UserUpdate,
+            target: Some(Principal::User(current.id).to_string()),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({
                 "role": update.role.map(|r| r.as_str()),
@@ -200,11 +203,11 @@ impl Identity {
                 "displayName": update.display_name.is_some(),
             }),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         let changed = self
             .store
             .users()
-            .update_account(id, &change, now, self.audited(&record))
+            .update_account(id, &change, now, record.append())
             .await?;
         guarded(changed)
     }
@@ -229,9 +232,9 @@ impl Identity {
         if change == ProfileChange::default() {
             return self.get_user(user_id).await;
         }
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "user.update_profile",
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::UserUpdateProfile,
             target: Some(format!("user:{user_id}")),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({
@@ -239,10 +242,10 @@ impl Identity {
                 "displayName": change.display_name.is_some(),
             }),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         self.store
             .users()
-            .update_profile(user_id, &change, self.now(), self.audited(&record))
+            .update_profile(user_id, &change, self.now(), record.append())
             .await
             .map_err(email_taken)?
             .ok_or(IdentityError::NotFound)
@@ -279,18 +282,18 @@ impl Identity {
             super::Credential::Session { session_id, .. } => Some(session_id),
             _ => None,
         };
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "user.change_password",
-            target: Some(user_actor(user)),
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::UserChangePassword,
+            target: Some(Principal::User(user.id).to_string()),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         if self
             .store
             .users()
-            .set_password(user.id, &hash, keep, now, self.audited(&record))
+            .set_password(user.id, &hash, keep, now, record.append())
             .await?
         {
             Ok(())
@@ -316,17 +319,17 @@ impl Identity {
         row.email = Some(email);
         row.role = Some(role);
         row.created_by = caller.user_id();
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "user.invite",
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::UserInvite,
             target: Some(format!("invitation:{}", row.id)),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({ "role": role.as_str() }),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         self.store
             .one_time_tokens()
-            .create(&row, self.audited(&record))
+            .create(&row, record.append())
             .await?;
         Ok(self.link(&row, "invite", &token))
     }
@@ -387,7 +390,7 @@ impl Identity {
         let invitation = match self.invitation(token).await {
             Ok(invitation) => invitation,
             Err(IdentityError::InvalidCredentials) => {
-                self.audit_link_refusal("user.accept_invitation", "invalid_token", meta)
+                self.audit_link_refusal(AuditAction::UserAcceptInvitation, "invalid_token", meta)
                     .await;
                 return Err(IdentityError::InvalidCredentials);
             }
@@ -398,14 +401,14 @@ impl Identity {
         check_password(password, &email)?;
         let hash = self.hash_password(password).await?;
         let user_id = Uuid::now_v7();
-        let entry = AuditEntry {
-            actor: format!("user:{user_id}"),
-            action: "user.accept_invitation",
+        let entry = AuditEvent {
+            principal: Principal::User(user_id),
+            action: AuditAction::UserAcceptInvitation,
             target: Some(format!("invitation:{}", invitation.id)),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({ "role": invitation.role.map(Role::as_str) }),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         self.store
             .one_time_tokens()
             .accept_invitation(
@@ -414,7 +417,7 @@ impl Identity {
                 &display_name,
                 &hash,
                 self.now(),
-                self.audited(&record),
+                record.append(),
             )
             .await
             .map_err(email_taken)?
@@ -433,17 +436,17 @@ impl Identity {
             self.one_time_row(OneTimePurpose::PasswordReset, limits::RESET_TTL)?;
         row.user_id = Some(user.id);
         row.created_by = caller.user_id();
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "user.reset_link",
-            target: Some(user_actor(&user)),
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::UserResetLink,
+            target: Some(Principal::User(user.id).to_string()),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         self.store
             .one_time_tokens()
-            .create(&row, self.audited(&record))
+            .create(&row, record.append())
             .await?;
         Ok(self.link(&row, "reset-password", &token))
     }
@@ -458,7 +461,7 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
         let refused = |reason| async move {
-            self.audit_link_refusal("user.reset_password", reason, meta)
+            self.audit_link_refusal(AuditAction::UserResetPassword, reason, meta)
                 .await;
             IdentityError::InvalidCredentials
         };
@@ -493,17 +496,17 @@ impl Identity {
             return Err(refused("replayed").await);
         }
         let hash = self.hash_password(new_password).await?;
-        let entry = AuditEntry {
-            actor: user_actor(&user),
-            action: "user.reset_password",
-            target: Some(user_actor(&user)),
+        let entry = AuditEvent {
+            principal: Principal::User(user.id),
+            action: AuditAction::UserResetPassword,
+            target: Some(Principal::User(user.id).to_string()),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         self.store
             .one_time_tokens()
-            .reset_password(&hash_of_token, &hash, now, self.audited(&record))
+            .reset_password(&hash_of_token, &hash, now, record.append())
             .await?
             .map(|_| ())
             .ok_or(IdentityError::InvalidCredentials)
@@ -512,15 +515,20 @@ impl Identity {
 
 impl Identity {
     /// Records a one-time link that was refused (unknown, used, expired or replayed).
-    async fn audit_link_refusal(&self, action: &str, reason: &'static str, meta: &RequestMeta) {
-        let entry = AuditEntry {
-            actor: "anonymous".to_owned(),
+    async fn audit_link_refusal(
+        &self,
+        action: AuditAction,
+        reason: &'static str,
+        meta: &RequestMeta,
+    ) {
+        let entry = AuditEvent {
+            principal: Principal::Anonymous,
             action,
             target: None,
             outcome: AuditOutcome::Failure,
             detail: serde_json::json!({ "reason": reason }),
         };
-        self.record_refusal(entry, meta).await;
+        self.auditor.record_refusal(entry, meta).await;
     }
 }
 
@@ -550,9 +558,9 @@ impl Identity {
             if let Err(error) = &outcome {
                 tracing::warn!(%error, "a reset mail was not sent");
             }
-            let entry = AuditEntry {
-                actor: "anonymous".to_owned(),
-                action: "user.reset_requested",
+            let entry = AuditEvent {
+                principal: Principal::Anonymous,
+                action: AuditAction::UserResetRequested,
                 target: outcome
                     .ok()
                     .and_then(|(_, user)| user)
@@ -560,7 +568,7 @@ impl Identity {
                 outcome: AuditOutcome::Failure,
                 detail: serde_json::json!({ "reason": reason }),
             };
-            identity.record_refusal(entry, &meta).await;
+            identity.auditor().record_refusal(entry, &meta).await;
         });
         Ok(())
     }
@@ -591,17 +599,17 @@ impl Identity {
         let (token, mut row) =
             self.one_time_row(OneTimePurpose::PasswordReset, limits::RESET_TTL)?;
         row.user_id = Some(user.id);
-        let entry = AuditEntry {
-            actor: "anonymous".to_owned(),
-            action: "user.reset_requested",
-            target: Some(user_actor(&user)),
+        let entry = AuditEvent {
+            principal: Principal::Anonymous,
+            action: AuditAction::UserResetRequested,
+            target: Some(Principal::User(user.id).to_string()),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({ "reason": "link_created" }),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         self.store
             .one_time_tokens()
-            .create(&row, self.audited(&record))
+            .create(&row, record.append())
             .await?;
         let link = self.link(&row, "reset-password", &token);
         let body = format!(

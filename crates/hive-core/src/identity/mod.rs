@@ -4,6 +4,8 @@
 //! No HTTP here: the server adapts these calls, the CLI calls them directly.
 
 mod accounts;
+pub mod mfa;
+pub mod oidc;
 mod passkeys;
 pub mod password_policy;
 mod sessions;
@@ -14,14 +16,15 @@ pub use passkeys::{CEREMONY_TTL, CeremonyStart, MAX_PASSKEYS_PER_USER, Passkeys,
 pub use sessions::{LoginMethod, LoginOutcome, NewSession};
 pub use tokens::{CreatedToken, NewToken};
 
-use hive_proto::{Role, SharedClock, TokenScope};
+use crate::kernel::audit::{Auditor, Unrecorded};
+use crate::kernel::caller::{Caller, Credential, NoAccount};
+use hive_proto::SharedClock;
 use hive_state::{Claims, ReplayCache};
-use hive_store::{AuditAppend, AuditOutcome, AuditRecord, Store, StoreError, UserRow};
+use hive_store::{Store, StoreError};
 use secrecy::SecretString;
 use std::sync::Arc;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
-use uuid::Uuid;
 
 /// The numbers of SECURITY-RULES.md.
 pub mod limits {
@@ -99,210 +102,35 @@ impl From<StoreError> for IdentityError {
     }
 }
 
+impl From<crate::vault::secrets::SecretError> for IdentityError {
+    fn from(error: crate::vault::secrets::SecretError) -> Self {
+        use crate::vault::secrets::SecretError;
+        match error {
+            SecretError::Forbidden(message) => Self::Forbidden(message),
+            SecretError::NotFound => Self::NotFound,
+            SecretError::Conflict(message) => Self::Conflict(message),
+            SecretError::Invalid(message) => Self::Invalid(message),
+            SecretError::Unavailable => Self::Unavailable,
+            SecretError::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+impl From<Unrecorded> for IdentityError {
+    fn from(_: Unrecorded) -> Self {
+        Self::Unavailable
+    }
+}
+
+impl From<NoAccount> for IdentityError {
+    fn from(_: NoAccount) -> Self {
+        Self::NotFound
+    }
+}
+
 impl From<hive_crypto::RandomError> for IdentityError {
     fn from(error: hive_crypto::RandomError) -> Self {
         Self::Internal(error.to_string())
-    }
-}
-
-/// Who made the request, as far as the audit trail and the throttles care.
-#[derive(Debug, Clone, Default)]
-pub struct RequestMeta {
-    pub ip: Option<String>,
-    pub request_id: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-/// Who must have a second factor before a session may be used (`HIVE_MFA_REQUIRED`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MfaPolicy {
-    /// Admins only (the default).
-    Admins,
-    All,
-    None,
-}
-
-impl MfaPolicy {
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "admins" => Some(Self::Admins),
-            "all" => Some(Self::All),
-            "none" => Some(Self::None),
-            _ => None,
-        }
-    }
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Admins => "admins",
-            Self::All => "all",
-            Self::None => "none",
-        }
-    }
-
-    /// Whether a user of `role` must have a second factor.
-    pub fn requires(self, role: Role) -> bool {
-        match self {
-            Self::Admins => role == Role::Admin,
-            Self::All => true,
-            Self::None => false,
-        }
-    }
-}
-
-/// How far a session has come. Only a verified session reaches the API; the others may call
-/// the few routes that lead to verification (and log out).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SessionStage {
-    Verified,
-    /// The password was checked; the user's second factor has not been, in this session.
-    SecondFactorRequired,
-    /// The policy requires a second factor the user does not have: enrollment first.
-    EnrollmentRequired,
-}
-
-impl SessionStage {
-    /// Where a session stands: a user with a second factor must verify it in each session; a
-    /// user under the policy without one must enroll; anyone else is verified at login.
-    pub fn of(user: &UserRow, session: &hive_store::SessionRow, policy: MfaPolicy) -> Self {
-        match (user.second_factor, session.second_factor_at) {
-            (true, Some(_)) => Self::Verified,
-            (true, None) => Self::SecondFactorRequired,
-            (false, _) if policy.requires(user.role) => Self::EnrollmentRequired,
-            (false, _) => Self::Verified,
-        }
-    }
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Verified => "verified",
-            Self::SecondFactorRequired => "second_factor_required",
-            Self::EnrollmentRequired => "enrollment_required",
-        }
-    }
-}
-
-/// How a caller proved who they are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credential {
-    Session {
-        session_id: Uuid,
-        authenticated_at: OffsetDateTime,
-        stage: SessionStage,
-    },
-    ApiToken {
-        token_id: Uuid,
-        scopes: Vec<TokenScope>,
-    },
-    /// `HIVE_INTERNAL_TOKEN`: machine-to-machine calls, acting as an operator.
-    Internal,
-    /// The `hive` command on the server's own machine.
-    Cli,
-    /// A federated peer instance, proven by its federation token (or the legacy shared
-    /// secret). Exists only for the A2A JSON-RPC call it came with.
-    Peer {
-        /// The peer's origin (`iss`); `legacy` for the shared-secret header, which names none.
-        origin: String,
-        /// Who at the peer made the call (`sub`).
-        subject: String,
-    },
-    /// The anonymous public tier, with the name of its API key when it presented one.
-    PublicTier { key: Option<String> },
-}
-
-/// An authenticated caller: the user (none for the internal token) and the role in effect.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub user: Option<UserRow>,
-    /// For a token: min(token role, owner's current role).
-    pub role: Role,
-    pub credential: Credential,
-}
-
-impl Caller {
-    /// The audit actor: `user:<id>`, `token:<id>`, `internal` or `cli`.
-    pub fn actor(&self) -> String {
-        match (&self.credential, &self.user) {
-            (Credential::ApiToken { token_id, .. }, _) => format!("token:{token_id}"),
-            (Credential::Internal, _) => "internal".to_owned(),
-            (Credential::Cli, _) => "cli".to_owned(),
-            (Credential::Peer { origin, .. }, _) => format!("federation:{origin}"),
-            (Credential::PublicTier { key: Some(key) }, _) => format!("public-key:{key}"),
-            (Credential::PublicTier { key: None }, _) => "public".to_owned(),
-            (Credential::Session { .. }, Some(user)) => format!("user:{}", user.id),
-            (Credential::Session { .. }, None) => "anonymous".to_owned(),
-        }
-    }
-
-    pub fn user_id(&self) -> Option<Uuid> {
-        self.user.as_ref().map(|u| u.id)
-    }
-
-    /// Whose objects the caller may act on: `None` (anyone's) for an admin, else their own.
-    /// A caller without an account owns nothing, so finds nothing.
-    pub fn owner_scope(&self) -> Result<Option<Uuid>, IdentityError> {
-        if self.is_admin() {
-            Ok(None)
-        } else {
-            self.user_id().map(Some).ok_or(IdentityError::NotFound)
-        }
-    }
-
-    /// The stage of a session caller; tokens, the internal token and the CLI are verified.
-    pub fn stage(&self) -> SessionStage {
-        match self.credential {
-            Credential::Session { stage, .. } => stage,
-            _ => SessionStage::Verified,
-        }
-    }
-
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
-    }
-
-    /// Whether a token's scopes allow `scope` (sessions and the internal token are unscoped).
-    pub fn has_scope(&self, scope: TokenScope) -> bool {
-        match &self.credential {
-            Credential::ApiToken { scopes, .. } => scopes.is_empty() || scopes.contains(&scope),
-            _ => true,
-        }
-    }
-
-    /// A federated peer or the public tier: callers from outside that reach only the agents
-    /// shared with them, never an account's objects.
-    pub fn is_remote(&self) -> bool {
-        matches!(
-            self.credential,
-            Credential::Peer { .. } | Credential::PublicTier { .. }
-        )
-    }
-
-    /// A federated peer, for the A2A call it came with. Its role is the lowest: it owns
-    /// nothing and is no admin; what it may reach is decided by [`Credential::Peer`].
-    pub fn peer(origin: String, subject: String) -> Self {
-        Self {
-            user: None,
-            role: Role::Viewer,
-            credential: Credential::Peer { origin, subject },
-        }
-    }
-
-    /// An anonymous caller of the public tier (with its API key's name, if any).
-    pub fn public_tier(key: Option<String>) -> Self {
-        Self {
-            user: None,
-            role: Role::Viewer,
-            credential: Credential::PublicTier { key },
-        }
-    }
-
-    /// The CLI acting with full rights on the local installation.
-    pub fn cli() -> Self {
-        Self {
-            user: None,
-            role: Role::Admin,
-            credential: Credential::Cli,
-        }
     }
 }
 
@@ -311,15 +139,13 @@ impl Caller {
 pub struct IdentitySettings {
     pub allow_public_registration: bool,
     /// `HIVE_MFA_REQUIRED`.
-    pub mfa_policy: MfaPolicy,
+    pub mfa_policy: crate::kernel::config::MfaPolicy,
     pub setup_token: Option<SecretString>,
     pub internal_token: Option<SecretString>,
     /// `AUTH_URL` without a trailing slash: invitation and reset links start with it.
     pub base_url: String,
     /// Sends reset links by mail (`SMTP_URL`); without it an admin makes them.
-    pub mailer: Option<crate::mail::Mailer>,
-    /// Links every audit record into the hash chain.
-    pub audit_chain: Arc<crate::audit::AuditChain>,
+    pub mailer: Option<crate::kernel::mail::Mailer>,
 }
 
 /// The identity service: one per process, shared by the server and the CLI.
@@ -330,6 +156,7 @@ pub struct Identity {
     replay: Arc<dyn ReplayCache>,
     /// One password attempt in flight per account, across replicas.
     claims: Arc<dyn Claims>,
+    auditor: Auditor,
     settings: IdentitySettings,
     /// Bounds concurrent password hashing: each Argon2id call takes 19 MiB.
     hashing: Arc<Semaphore>,
@@ -346,6 +173,7 @@ impl Identity {
         clock: SharedClock,
         replay: Arc<dyn ReplayCache>,
         claims: Arc<dyn Claims>,
+        auditor: Auditor,
         settings: IdentitySettings,
     ) -> Result<Self, IdentityError> {
         let dummy_hash = hive_crypto::password::dummy_hash()
@@ -355,6 +183,7 @@ impl Identity {
             clock,
             replay,
             claims,
+            auditor,
             settings,
             hashing: Arc::new(Semaphore::new(HASHING_PERMITS)),
             dummy_hash,
@@ -413,84 +242,10 @@ impl Identity {
         })
     }
 
-    /// The record of `entry` as made now for this request.
-    pub fn audit_record(&self, entry: AuditEntry<'_>, meta: &RequestMeta) -> AuditRecord {
-        crate::audit::new_record(self.clock.now(), entry, meta)
+    /// Where identity records its decisions.
+    pub fn auditor(&self) -> &Auditor {
+        &self.auditor
     }
-
-    /// `record`, ready to be written in the transaction of the change it records: a change
-    /// and its record are committed together or not at all.
-    pub fn audited<'a>(&'a self, record: &'a AuditRecord) -> AuditAppend<'a> {
-        AuditAppend {
-            record,
-            hasher: self.settings.audit_chain.as_ref(),
-        }
-    }
-
-    /// Writes an audit record of its own: an event that changes nothing stored (a refusal, a
-    /// failed attempt). With `required`, an unwritable record fails the call; otherwise it is
-    /// logged and the call's answer stands. Changes pass their record to the store instead
-    /// (see [`Identity::audited`]).
-    pub async fn audit(
-        &self,
-        entry: AuditEntry<'_>,
-        meta: &RequestMeta,
-        required: bool,
-    ) -> Result<(), IdentityError> {
-        let action = entry.action;
-        let record = self.audit_record(entry, meta);
-        match self
-            .store
-            .audit()
-            .append(&record, self.settings.audit_chain.as_ref())
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(error) if required => {
-                tracing::error!(%error, action, "audit record not written; refusing");
-                Err(IdentityError::Unavailable)
-            }
-            Err(error) => {
-                tracing::error!(%error, action, "audit record not written");
-                Ok(())
-            }
-        }
-    }
-
-    /// Records a refused authorization (called by the server for every 401/403/404-by-rule).
-    pub async fn audit_refusal(
-        &self,
-        actor: String,
-        action: &str,
-        reason: &'static str,
-        meta: &RequestMeta,
-    ) {
-        let entry = AuditEntry {
-            actor,
-            action,
-            target: None,
-            outcome: AuditOutcome::Denied,
-            detail: serde_json::json!({ "reason": reason }),
-        };
-        self.record_refusal(entry, meta).await;
-    }
-
-    /// Writes the record of a refusal or a failed attempt: it changes nothing stored, so it is
-    /// written on its own, and the refusal stands whether or not the record could be written
-    /// (the failure is logged by [`Identity::audit`]).
-    pub async fn record_refusal(&self, entry: AuditEntry<'_>, meta: &RequestMeta) {
-        let _ = self.audit(entry, meta, false).await;
-    }
-}
-
-/// What an audit record says, before the service adds time, ip and request id.
-#[derive(Debug, Clone)]
-pub struct AuditEntry<'a> {
-    pub actor: String,
-    pub action: &'a str,
-    pub target: Option<String>,
-    pub outcome: AuditOutcome,
-    pub detail: serde_json::Value,
 }
 
 /// Lower-cased, trimmed; refused unless it has the shape of an address.
@@ -529,10 +284,6 @@ fn check_password(password: &str, email: &str) -> Result<(), IdentityError> {
         .map_err(|rejection| IdentityError::Invalid(rejection.message().to_owned()))
 }
 
-pub(crate) fn user_actor(user: &UserRow) -> String {
-    format!("user:{}", user.id)
-}
-
 /// The UTC day number (days since 1970-01-01) of `at`.
 fn utc_day(at: OffsetDateTime) -> i64 {
     at.unix_timestamp().div_euclid(86_400)
@@ -556,7 +307,10 @@ pub(crate) fn require_recent_authentication(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::caller::SessionStage;
+    use hive_proto::{Role, TokenScope};
     use time::Duration;
+    use uuid::Uuid;
 
     #[test]
     fn emails_are_normalised_or_refused() {

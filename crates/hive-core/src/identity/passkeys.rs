@@ -10,9 +10,11 @@
 //! factors at once.
 
 use super::{
-    AuditEntry, Caller, Credential, Identity, IdentityError, LoginMethod, NewSession, RequestMeta,
-    SessionStage, check_display_name, require_recent_authentication, user_actor,
+    Identity, IdentityError, LoginMethod, NewSession, check_display_name,
+    require_recent_authentication,
 };
+use crate::kernel::audit::{AuditAction, AuditEvent, Principal};
+use crate::kernel::caller::{Caller, Credential, RequestMeta, SessionStage};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hive_crypto::token::{looks_like_opaque_token, new_opaque_token, token_hash};
@@ -212,14 +214,14 @@ impl Passkeys {
             Err(error) => return Err(refuse(verification_refusal(&error)).await),
         };
         let row = self.passkey_row(&user, &passkey, name)?;
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "auth.passkey.register",
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::AuthPasskeyRegister,
             target: Some(format!("passkey:{}", row.id)),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({ "name": row.name, "backupEligible": row.backup_eligible }),
         };
-        let record = self.identity.audit_record(entry, meta);
+        let record = self.identity.auditor().in_transaction(entry, meta);
         let added = self
             .identity
             .store
@@ -228,7 +230,7 @@ impl Passkeys {
                 &row,
                 MAX_PASSKEYS_PER_USER,
                 Some(session_id),
-                self.identity.audited(&record),
+                record.append(),
             )
             .await;
         match added {
@@ -260,19 +262,16 @@ impl Passkeys {
     ) -> Result<PasskeyRow, IdentityError> {
         let user = account(caller)?;
         let name = passkey_name(Some(name))?;
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "auth.passkey.rename",
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::AuthPasskeyRename,
             target: Some(format!("passkey:{id}")),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({ "name": name }),
         };
-        let record = self.identity.audit_record(entry, meta);
+        let record = self.identity.auditor().in_transaction(entry, meta);
         let passkeys = self.identity.store.passkeys();
-        if !passkeys
-            .rename(user.id, id, &name, self.identity.audited(&record))
-            .await?
-        {
+        if !passkeys.rename(user.id, id, &name, record.append()).await? {
             return Err(IdentityError::NotFound);
         }
         passkeys
@@ -298,24 +297,19 @@ impl Passkeys {
             ));
         }
         require_recent_authentication(caller, self.now())?;
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "auth.passkey.delete",
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::AuthPasskeyDelete,
             target: Some(format!("passkey:{id}")),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        let record = self.identity.audit_record(entry, meta);
+        let record = self.identity.auditor().in_transaction(entry, meta);
         if self
             .identity
             .store
             .passkeys()
-            .remove(
-                user.id,
-                id,
-                Some(session_id),
-                self.identity.audited(&record),
-            )
+            .remove(user.id, id, Some(session_id), record.append())
             .await?
         {
             Ok(())
@@ -652,21 +646,21 @@ impl Passkeys {
     /// Writes the failure record of a refused answer (nothing was changed).
     async fn record_failure(
         &self,
-        actor: String,
-        action: &'static str,
+        principal: Principal,
+        action: AuditAction,
         target: Option<String>,
         detail: serde_json::Value,
         meta: &RequestMeta,
     ) {
         let outcome = AuditOutcome::Failure;
-        let entry = AuditEntry {
-            actor,
+        let entry = AuditEvent {
+            principal,
             action,
             target,
             outcome,
             detail,
         };
-        self.identity.record_refusal(entry, meta).await;
+        self.identity.auditor().record_refusal(entry, meta).await;
     }
 
     async fn refuse_registration(
@@ -676,8 +670,14 @@ impl Passkeys {
         meta: &RequestMeta,
     ) -> IdentityError {
         let detail = serde_json::json!({ "reason": reason });
-        self.record_failure(caller.actor(), "auth.passkey.register", None, detail, meta)
-            .await;
+        self.record_failure(
+            caller.principal(),
+            AuditAction::AuthPasskeyRegister,
+            None,
+            detail,
+            meta,
+        )
+        .await;
         IdentityError::Invalid(
             "the passkey could not be verified; start the registration again".into(),
         )
@@ -691,8 +691,14 @@ impl Passkeys {
     ) -> IdentityError {
         let detail = serde_json::json!({ "factor": "passkey", "reason": reason });
         let target = session_target(caller);
-        self.record_failure(caller.actor(), "auth.mfa.verify", target, detail, meta)
-            .await;
+        self.record_failure(
+            caller.principal(),
+            AuditAction::AuthMfaVerify,
+            target,
+            detail,
+            meta,
+        )
+        .await;
         IdentityError::InvalidCredentials
     }
 
@@ -705,8 +711,14 @@ impl Passkeys {
     ) -> IdentityError {
         let detail = serde_json::json!({ "method": "passkey", "reason": reason });
         let target = user.map(|id| format!("user:{id}"));
-        self.record_failure("anonymous".to_owned(), "auth.login", target, detail, meta)
-            .await;
+        self.record_failure(
+            Principal::Anonymous,
+            AuditAction::AuthLogin,
+            target,
+            detail,
+            meta,
+        )
+        .await;
         IdentityError::InvalidCredentials
     }
 }
@@ -736,7 +748,10 @@ fn account(caller: &Caller) -> Result<&UserRow, IdentityError> {
 fn session_target(caller: &Caller) -> Option<String> {
     match caller.credential {
         Credential::Session { session_id, .. } => Some(format!("session:{session_id}")),
-        _ => caller.user.as_ref().map(user_actor),
+        _ => caller
+            .user
+            .as_ref()
+            .map(|user| Principal::User(user.id).to_string()),
     }
 }
 

@@ -1,9 +1,8 @@
 //! Login, sessions and re-authentication.
 
-use super::{
-    AuditEntry, Caller, Credential, Identity, IdentityError, RequestMeta, SessionStage, limits,
-    normalize_email, user_actor, utc_day,
-};
+use super::{Identity, IdentityError, limits, normalize_email, utc_day};
+use crate::kernel::audit::{AuditAction, AuditEvent, Principal};
+use crate::kernel::caller::{Caller, Credential, RequestMeta, SessionStage};
 use hive_crypto::password::Verdict;
 use hive_crypto::token::{looks_like_opaque_token, new_opaque_token, token_hash};
 use hive_state::Claim;
@@ -147,14 +146,16 @@ impl Identity {
                     .record_login_failure(user.id, utc_day(now), now)
                     .await?;
             }
-            let entry = AuditEntry {
-                actor: "anonymous".to_owned(),
-                action: "auth.login",
-                target: user.as_ref().map(user_actor),
+            let entry = AuditEvent {
+                principal: Principal::Anonymous,
+                action: AuditAction::AuthLogin,
+                target: user
+                    .as_ref()
+                    .map(|user| Principal::User(user.id).to_string()),
                 outcome: AuditOutcome::Failure,
                 detail: serde_json::json!({ "reason": reason }),
             };
-            self.audit(entry, meta, false).await?;
+            self.auditor.record_refusal(entry, meta).await;
             return Ok(LoginOutcome::Refused);
         };
         let rehash = match verdict {
@@ -202,21 +203,17 @@ impl Identity {
                 .take(256)
                 .collect(),
         };
-        let entry = AuditEntry {
-            actor: user_actor(user),
-            action: "auth.login",
+        let entry = AuditEvent {
+            principal: Principal::User(user.id),
+            action: AuditAction::AuthLogin,
             target: Some(format!("session:{}", session.id)),
             outcome: AuditOutcome::Success,
             detail,
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         self.store
             .sessions()
-            .create(
-                &session,
-                limits::MAX_SESSIONS_PER_USER,
-                self.audited(&record),
-            )
+            .create(&session, limits::MAX_SESSIONS_PER_USER, record.append())
             .await?;
         Ok(NewSession {
             token,
@@ -279,18 +276,18 @@ impl Identity {
                 "a second factor is verified in a login session",
             ));
         };
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "auth.mfa.verify",
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::AuthMfaVerify,
             target: Some(format!("session:{session_id}")),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({ "factor": factor }),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         let marked = self
             .store
             .sessions()
-            .mark_second_factor(session_id, self.now(), self.audited(&record))
+            .mark_second_factor(session_id, self.now(), record.append())
             .await?;
         if marked {
             Ok(())
@@ -306,17 +303,17 @@ impl Identity {
                 "only a session can log out; revoke a token instead",
             ));
         };
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "auth.logout",
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::AuthLogout,
             target: Some(format!("session:{session_id}")),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         let sessions = self.store.sessions();
         match sessions
-            .delete(session_id, None, Some(self.audited(&record)))
+            .delete(session_id, None, Some(record.append()))
             .await
         {
             Ok(_) => Ok(()),
@@ -355,18 +352,18 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
         let owner = caller.owner_scope()?;
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "auth.session.revoke",
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::AuthSessionRevoke,
             target: Some(format!("session:{session_id}")),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         if self
             .store
             .sessions()
-            .delete(session_id, owner, Some(self.audited(&record)))
+            .delete(session_id, owner, Some(record.append()))
             .await?
         {
             Ok(())
@@ -385,18 +382,18 @@ impl Identity {
         if !caller.is_admin() {
             return Err(IdentityError::NotFound);
         }
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "auth.session.revoke_all",
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::AuthSessionRevokeAll,
             target: Some(format!("user:{user_id}")),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         Ok(self
             .store
             .sessions()
-            .delete_for_user(user_id, None, self.audited(&record))
+            .delete_for_user(user_id, None, record.append())
             .await?)
     }
 
@@ -456,9 +453,9 @@ impl Identity {
                 .record_login_failure(user_id, utc_day(now), now)
                 .await?;
         }
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "auth.reauthenticate",
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::AuthReauthenticate,
             target: Some(format!("session:{session_id}")),
             outcome: if ok {
                 AuditOutcome::Success
@@ -468,13 +465,13 @@ impl Identity {
             detail: serde_json::json!({ "reason": refusal.unwrap_or(if ok { "ok" } else { "wrong_password" }) }),
         };
         if !ok {
-            self.audit(entry, meta, false).await?;
+            self.auditor.record_refusal(entry, meta).await;
             return Err(IdentityError::InvalidCredentials);
         }
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         self.store
             .sessions()
-            .mark_authenticated(session_id, now, self.audited(&record))
+            .mark_authenticated(session_id, now, record.append())
             .await?;
         Ok(())
     }

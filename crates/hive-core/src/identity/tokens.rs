@@ -1,9 +1,8 @@
 //! API tokens and the internal token.
 
-use super::{
-    AuditEntry, Caller, Credential, Identity, IdentityError, RequestMeta, check_display_name,
-    limits, require_recent_authentication, user_actor,
-};
+use super::{Identity, IdentityError, check_display_name, limits, require_recent_authentication};
+use crate::kernel::audit::{AuditAction, AuditEvent, Principal};
+use crate::kernel::caller::{Caller, Credential, RequestMeta};
 use hive_crypto::token::{looks_like_api_token, new_api_token, token_hash};
 use hive_proto::{Role, TokenScope};
 use hive_store::{ApiTokenRow, AuditOutcome, Page, PageRequest};
@@ -70,9 +69,9 @@ impl Identity {
             last_used_at: None,
             revoked_at: None,
         };
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "token.create",
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::TokenCreate,
             target: Some(format!("token:{}", row.id)),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({
@@ -81,10 +80,10 @@ impl Identity {
                 "expiresInDays": days,
             }),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         self.store
             .api_tokens()
-            .create(&row, self.audited(&record))
+            .create(&row, record.append())
             .await?;
         Ok(CreatedToken { token, row })
     }
@@ -107,18 +106,18 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
         let owner = caller.owner_scope()?;
-        let entry = AuditEntry {
-            actor: caller.actor(),
-            action: "token.revoke",
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::TokenRevoke,
             target: Some(format!("token:{token_id}")),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };
-        let record = self.audit_record(entry, meta);
+        let record = self.auditor.in_transaction(entry, meta);
         if self
             .store
             .api_tokens()
-            .revoke(token_id, owner, self.now(), self.audited(&record))
+            .revoke(token_id, owner, self.now(), record.append())
             .await?
         {
             Ok(())
@@ -168,14 +167,16 @@ impl Identity {
         }
         // The policy's "nothing before enrollment" holds for the user's tokens too.
         if self.settings.mfa_policy.requires(owner.role) && !owner.second_factor {
-            let entry = AuditEntry {
-                actor: format!("token:{}", token.id),
-                action: "auth.token",
-                target: Some(user_actor(&owner)),
+            let entry = AuditEvent {
+                principal: Principal::Token(token.id),
+                action: AuditAction::AuthToken,
+                target: Some(Principal::User(owner.id).to_string()),
                 outcome: AuditOutcome::Denied,
                 detail: serde_json::json!({ "reason": "mfa_enrollment_required" }),
             };
-            self.record_refusal(entry, &RequestMeta::default()).await;
+            self.auditor
+                .record_refusal(entry, &RequestMeta::default())
+                .await;
             return Err(IdentityError::EnrollmentRequired);
         }
         let stale = token

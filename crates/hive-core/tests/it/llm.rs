@@ -2,10 +2,13 @@
 //! real vault; and the usage meter on the server's store and clock.
 
 use hive_core::agents::LlmSettings;
-use hive_core::egress::Purpose;
-use hive_core::identity::{Caller, Credential, NewAccount, RequestMeta};
-use hive_core::llm::{ChatDelta, ChatMessage, ChatRole, LlmClient, LlmError, Usage, UsageMeter};
-use hive_core::secret_values::NewSecret;
+use hive_core::agents::llm::{
+    ChatDelta, ChatMessage, ChatRole, LlmClient, LlmError, Usage, UsageMeter,
+};
+use hive_core::identity::NewAccount;
+use hive_core::kernel::caller::{Caller, Credential, RequestMeta};
+use hive_core::kernel::egress::Purpose;
+use hive_core::vault::secrets::NewSecret;
 use hive_egress::RefusalReason;
 use hive_proto::Role;
 use hive_testkit::llm::{LlmMisbehaviour, TestLlm};
@@ -46,7 +49,11 @@ async fn fixture(backend: TestBackend) -> Fixture {
     };
     let owner = hive
         .identity
-        .create_first_admin(&account, &RequestMeta::default(), "cli")
+        .create_first_admin(
+            &account,
+            &RequestMeta::default(),
+            hive_core::kernel::audit::Principal::Cli,
+        )
         .await
         .unwrap();
     let caller = Caller {
@@ -76,7 +83,7 @@ async fn fixture(backend: TestBackend) -> Fixture {
 
 fn purpose() -> Purpose {
     Purpose {
-        actor: "user:test".to_owned(),
+        principal: hive_core::kernel::audit::Principal::User(uuid::Uuid::nil()),
         feature: "llm",
         meta: RequestMeta::default(),
     }
@@ -102,7 +109,9 @@ fn conversation() -> Vec<ChatMessage> {
 }
 
 /// Every delta until the stream ends.
-async fn drain(stream: &mut hive_core::llm::ChatStream) -> Vec<Result<ChatDelta, LlmError>> {
+async fn drain(
+    stream: &mut hive_core::agents::llm::ChatStream,
+) -> Vec<Result<ChatDelta, LlmError>> {
     let mut all = Vec::new();
     while let Some(item) = stream.next().await {
         all.push(item);
@@ -332,7 +341,7 @@ async fn the_egress_guard_refuses_an_unlisted_endpoint_before_anything_is_sent()
             .unwrap();
         assert_eq!(records.items.len(), 2);
         for record in &records.items {
-            assert_eq!(record.actor, "user:test");
+            assert_eq!(record.actor, format!("user:{}", uuid::Uuid::nil()));
             assert!(
                 record.detail.contains("\"feature\":\"llm\""),
                 "{}",

@@ -5,7 +5,7 @@ use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use hive_core::config::ClientIpSource;
+use hive_core::kernel::config::ClientIpSource;
 use http::HeaderMap;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};

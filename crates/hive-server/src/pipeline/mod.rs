@@ -18,7 +18,7 @@ use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
-use hive_core::config::{ClientIpSource, Config};
+use hive_core::kernel::config::{ClientIpSource, Config};
 use http::{HeaderName, HeaderValue, header};
 use ipnet::IpNet;
 use std::time::Duration;

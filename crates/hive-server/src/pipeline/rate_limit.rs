@@ -8,6 +8,7 @@ use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hive_core::kernel::audit::{AuditAction, AuditEvent, Principal};
 use hive_proto::ErrorCode;
 use hive_state::{Decision, Policy, Scope};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -63,22 +64,22 @@ pub(crate) async fn enforce(
         .map_or_else(|| "unknown".to_owned(), |ClientIp(ip)| ip.to_string());
     // Route policies run after authentication and count a caller by principal; the area
     // policies run before it and count the address.
-    let caller = request.extensions().get::<hive_core::identity::Caller>();
+    let caller = request
+        .extensions()
+        .get::<hive_core::kernel::caller::Caller>();
     let key = match (policy.scope, caller) {
         (Scope::ClientIp, _) => ip,
         // Anonymous public-tier callers share no principal: each address is its own.
         (Scope::Principal, Some(caller))
             if matches!(
                 caller.credential,
-                hive_core::identity::Credential::PublicTier { key: None }
+                hive_core::kernel::caller::Credential::PublicTier { key: None }
             ) =>
         {
             format!("public:{ip}")
         }
         // One bucket per account, however many tokens it uses.
-        (Scope::Principal, Some(caller)) => caller
-            .user_id()
-            .map_or_else(|| caller.actor(), |id| format!("user:{id}")),
+        (Scope::Principal, Some(caller)) => caller.owner().to_string(),
         (Scope::Principal, None) => format!("ip:{ip}"),
     };
     match state.hive.state.limiter.check(policy, &key).await {
@@ -92,9 +93,9 @@ pub(crate) async fn enforce(
             tracing::warn!(policy = policy.name, "rate limited");
             if refusals == Refusals::Recorded {
                 let meta = crate::auth::request_meta(request.headers(), request.extensions());
-                let actor = caller.map_or_else(
-                    || "anonymous".to_owned(),
-                    hive_core::identity::Caller::actor,
+                let actor = caller.map_or(
+                    Principal::Anonymous,
+                    hive_core::kernel::caller::Caller::principal,
                 );
                 record_refusal(state, policy, &key, decision.retry_after, actor, meta).await;
             }
@@ -121,8 +122,8 @@ async fn record_refusal(
     policy: &Policy,
     key: &str,
     window: Duration,
-    actor: String,
-    meta: hive_core::identity::RequestMeta,
+    principal: Principal,
+    meta: hive_core::kernel::caller::RequestMeta,
 ) {
     let once = format!("rate-limit-audit:{}:{key}", policy.name);
     // A replay cache that cannot answer records the refusal rather than hide it.
@@ -136,14 +137,10 @@ async fn record_refusal(
     if !first {
         return;
     }
-    let entry = hive_core::identity::AuditEntry {
-        actor,
-        action: "rate_limit.exceeded",
-        target: None,
-        outcome: hive_store::AuditOutcome::Denied,
-        detail: serde_json::json!({ "policy": policy.name }),
-    };
-    state.hive.identity.record_refusal(entry, &meta).await;
+    let event = AuditEvent::new(principal, AuditAction::RateLimitExceeded)
+        .outcome(hive_store::AuditOutcome::Denied)
+        .detail(serde_json::json!({ "policy": policy.name }));
+    state.hive.auditor.record_refusal(event, &meta).await;
 }
 
 fn describe(headers: &mut HeaderMap, decision: &Decision) {

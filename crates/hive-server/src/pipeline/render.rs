@@ -194,7 +194,7 @@ fn json_rpc_error(
     }
     .with_detail(
         &code.as_str().to_ascii_uppercase(),
-        hive_core::a2a::ERROR_DOMAIN,
+        hive_core::gateway::ERROR_DOMAIN,
         metadata,
     );
     let body = serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": error });

@@ -21,9 +21,9 @@ pub fn credential_headers() -> [HeaderName; 7] {
         header::PROXY_AUTHORIZATION,
         HeaderName::from_static("x-hive-setup-token"),
         HeaderName::from_static("x-hive-internal-token"),
-        hive_core::federation::JWT_HEADER,
-        hive_core::federation::SECRET_HEADER,
-        hive_core::public_tier::KEY_HEADER,
+        hive_core::mesh::federation::JWT_HEADER,
+        hive_core::mesh::federation::SECRET_HEADER,
+        hive_core::mesh::public_tier::KEY_HEADER,
     ]
 }
 

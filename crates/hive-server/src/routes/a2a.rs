@@ -3,7 +3,7 @@
 //! scope or the internal token, of at least `A2A_JSONRPC_MIN_ROLE`), and the summary of the
 //! A2A configuration for the dashboard.
 
-use crate::auth::{Authenticated, Meta, identity_error};
+use crate::auth::{Authenticated, Meta};
 use crate::error::ApiError;
 use crate::pipeline::ClientIp;
 use crate::state::AppState;
@@ -15,8 +15,9 @@ use axum::response::{IntoResponse, Response};
 use hive_a2a::error::{ErrorCode as RpcCode, RpcError};
 use hive_a2a::jsonrpc::{self, Id, Limits, Outcome, Version};
 use hive_a2a::sse;
-use hive_core::a2a::{GatewayError, Reply, ServedCard, StreamItem, Target};
-use hive_core::identity::Caller;
+use hive_core::gateway::{GatewayError, Reply, ServedCard, StreamItem, Target};
+use hive_core::kernel::audit::{AuditAction, AuditEvent};
+use hive_core::kernel::caller::Caller;
 use hive_proto::ErrorCode;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use serde::Serialize;
@@ -95,8 +96,7 @@ pub async fn instance_card(
         .hive
         .gateway
         .served_instance_card(caller.as_ref(), version)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     card_response(&headers, &served, version)
 }
 
@@ -114,8 +114,7 @@ pub async fn agent_card(
         .hive
         .gateway
         .visible_agent(caller.as_ref(), id)
-        .await
-        .map_err(identity_error)?
+        .await?
         .ok_or_else(|| ApiError::of(ErrorCode::NotFound))?;
     let served = state.hive.gateway.served_agent_card(&agent, version);
     card_response(&headers, &served, version)
@@ -234,7 +233,7 @@ pub async fn agent_rpc(
             .await
         }
         Ok(None) => ApiError::of(ErrorCode::NotFound).into_response(),
-        Err(error) => identity_error(error).into_response(),
+        Err(error) => ApiError::from(error).into_response(),
     }
 }
 
@@ -252,7 +251,7 @@ fn rpc_response(status: StatusCode, body: Vec<u8>) -> Response {
 
 async fn rpc(
     state: AppState,
-    meta: hive_core::identity::RequestMeta,
+    meta: hive_core::kernel::caller::RequestMeta,
     caller: Caller,
     ip: Option<axum::Extension<ClientIp>>,
     version: Result<Version, RpcError>,
@@ -263,8 +262,15 @@ async fn rpc(
     if !gateway.may_call(&caller) {
         state
             .hive
-            .identity
-            .audit_refusal(caller.actor(), "a2a.call", "role_below_a2a_minimum", &meta)
+            .auditor
+            .record_refusal(
+                AuditEvent::refused(
+                    caller.principal(),
+                    AuditAction::A2aCall,
+                    "role_below_a2a_minimum",
+                ),
+                &meta,
+            )
             .await;
         return ApiError::new(
             ErrorCode::Forbidden,
@@ -379,7 +385,7 @@ fn refusal(
     let mut metadata = serde_json::Map::new();
     metadata.insert("retryAfter".into(), retry_after.to_string().into());
     metadata.insert("httpStatus".into(), status.as_u16().to_string().into());
-    let error = error.with_detail(reason, hive_core::a2a::ERROR_DOMAIN, metadata);
+    let error = error.with_detail(reason, hive_core::gateway::ERROR_DOMAIN, metadata);
     let mut response = rpc_response(status, jsonrpc::encode_error(id, &error, version));
     if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -463,8 +469,7 @@ pub async fn status(
         .hive
         .gateway
         .instance_card(Some(&caller), Version::V1_0)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(A2aStatus {
         protocol_versions: ["1.0", "0.3"],
         instance_endpoint: format!("{base}/api/a2a/jsonrpc"),
@@ -476,9 +481,9 @@ pub async fn status(
         streams_per_user: settings.streams_per_user,
         stream_idle_seconds: settings.stream_idle.as_secs(),
         task_store: match config.task_store {
-            hive_core::config::TaskStoreKind::Memory => "memory",
-            hive_core::config::TaskStoreKind::Redis => "redis",
-            hive_core::config::TaskStoreKind::Database => "db",
+            hive_core::kernel::config::TaskStoreKind::Memory => "memory",
+            hive_core::kernel::config::TaskStoreKind::Redis => "redis",
+            hive_core::kernel::config::TaskStoreKind::Database => "db",
         },
         task_ttl_seconds: config.task_ttl.as_secs(),
         push_notifications: card.capabilities.push_notifications.unwrap_or(false),

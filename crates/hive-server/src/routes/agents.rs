@@ -1,13 +1,13 @@
 //! The agent registry (operator and up; operators reach their own agents, admins all).
 
 use super::views::page_request;
-use crate::auth::{Authenticated, Meta, identity_error};
+use crate::auth::{Authenticated, Meta};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use hive_core::agent_import::ImportRequest;
+use hive_core::agents::import::ImportRequest;
 use hive_core::agents::{AgentChange, NewAgent, skills_of};
 use hive_proto::ErrorCode;
 use hive_proto::agents::{
@@ -61,8 +61,7 @@ pub async fn list(
         .hive
         .agents
         .list(&caller, &page_request(&query)?)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(PageResponse {
         items: page.items.iter().map(view).collect(),
         next_cursor: page.next_cursor,
@@ -84,12 +83,7 @@ pub async fn create(
         skills: request.skills,
         limits: request.limits.map(limits),
     };
-    let agent = state
-        .hive
-        .agents
-        .create(&caller, &new, &meta)
-        .await
-        .map_err(identity_error)?;
+    let agent = state.hive.agents.create(&caller, &new, &meta).await?;
     Ok((StatusCode::CREATED, Json(view(&agent))))
 }
 
@@ -98,12 +92,7 @@ pub async fn get(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Result<Json<AgentView>, ApiError> {
-    let agent = state
-        .hive
-        .agents
-        .get(&caller, id)
-        .await
-        .map_err(identity_error)?;
+    let agent = state.hive.agents.get(&caller, id).await?;
     Ok(Json(view(&agent)))
 }
 
@@ -126,8 +115,7 @@ pub async fn update(
         .hive
         .agents
         .update(&caller, id, &change, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(view(&agent)))
 }
 
@@ -137,12 +125,7 @@ pub async fn delete(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .hive
-        .agents
-        .delete(&caller, id, &meta)
-        .await
-        .map_err(identity_error)?;
+    state.hive.agents.delete(&caller, id, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -165,13 +148,11 @@ pub async fn import(
         credential_secret_id,
     };
     let importer = &state.hive.agent_import;
-    let card =
-        |card: &hive_core::agent_import::AgentCard| serde_json::to_value(card).unwrap_or_default();
+    let card = |card: &hive_core::agents::import::AgentCard| {
+        serde_json::to_value(card).unwrap_or_default()
+    };
     if request.create {
-        let (preview, agent) = importer
-            .import(&caller, &import, &meta)
-            .await
-            .map_err(identity_error)?;
+        let (preview, agent) = importer.import(&caller, &import, &meta).await?;
         let body = ImportAgentResponse {
             card_url: preview.card_url,
             card: card(&preview.card),
@@ -179,10 +160,7 @@ pub async fn import(
         };
         return Ok((StatusCode::CREATED, Json(body)));
     }
-    let preview = importer
-        .preview(&caller, &import, &meta)
-        .await
-        .map_err(identity_error)?;
+    let preview = importer.preview(&caller, &import, &meta).await?;
     let proposed = &preview.agent;
     let body = ImportAgentResponse {
         card_url: preview.card_url.clone(),
@@ -225,5 +203,5 @@ fn answer(
 ) -> Result<Json<AgentView>, ApiError> {
     changed
         .map(|agent| Json(view(&agent)))
-        .map_err(identity_error)
+        .map_err(ApiError::from)
 }

@@ -1,14 +1,15 @@
 //! Setup, login and sessions, the caller's own account, API tokens, invitations and resets.
 
 use super::views::{page_request, session_view, token_view, user_view};
-use crate::auth::{Authenticated, Meta, credential_name, identity_error, session_cookie};
+use crate::auth::{Authenticated, Meta, credential_name, session_cookie};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use hive_core::identity::{Credential, LoginOutcome, NewAccount, NewToken};
+use hive_core::identity::{LoginOutcome, NewAccount, NewToken};
+use hive_core::kernel::caller::Credential;
 use hive_proto::ErrorCode;
 use hive_proto::auth::{
     AcceptInvitationRequest, ChangePasswordRequest, CreateTokenRequest, CreatedTokenResponse,
@@ -34,7 +35,7 @@ fn check_password_size(password: &str) -> Result<(), ApiError> {
 }
 
 /// The caller's own account; the internal token has none.
-fn own_account(caller: &hive_core::identity::Caller) -> Result<Uuid, ApiError> {
+fn own_account(caller: &hive_core::kernel::caller::Caller) -> Result<Uuid, ApiError> {
     caller
         .user_id()
         .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "no account behind this caller"))
@@ -51,7 +52,7 @@ fn account(request: NewAccountRequest) -> NewAccount {
 pub async fn setup_status(State(state): State<AppState>) -> Result<Json<SetupStatus>, ApiError> {
     let identity = &state.hive.identity;
     Ok(Json(SetupStatus {
-        setup_completed: identity.setup_completed().await.map_err(identity_error)?,
+        setup_completed: identity.setup_completed().await?,
         public_registration: identity.settings().allow_public_registration,
     }))
 }
@@ -81,8 +82,7 @@ pub async fn setup(
         .hive
         .identity
         .setup(presented_setup_token(&headers), &account(request), &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     // Setup is done for good: the generated token leaves the secrets file.
     state.hive.retire_setup_token().await;
     Ok((StatusCode::CREATED, Json(user_view(&admin))).into_response())
@@ -98,8 +98,7 @@ pub async fn register(
         .hive
         .identity
         .register(&account(request), &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok((StatusCode::CREATED, Json(user_view(&user))).into_response())
 }
 
@@ -113,8 +112,7 @@ pub async fn login(
         .hive
         .identity
         .login(&request.email, &request.password, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     let LoginOutcome::LoggedIn(session) = outcome else {
         return Err(ApiError::of(ErrorCode::InvalidCredentials));
     };
@@ -131,12 +129,7 @@ pub async fn logout(
     Meta(meta): Meta,
     Authenticated(caller): Authenticated,
 ) -> Result<Response, ApiError> {
-    state
-        .hive
-        .identity
-        .logout(&caller, &meta)
-        .await
-        .map_err(identity_error)?;
+    state.hive.identity.logout(&caller, &meta).await?;
     let cookie = session_cookie(state.hive.config.served_over_https(), None);
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
@@ -169,8 +162,7 @@ pub async fn update_me(
             request.display_name.as_deref(),
             &meta,
         )
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(user_view(&user)))
 }
 
@@ -185,8 +177,7 @@ pub async fn reauthenticate(
         .hive
         .identity
         .reauthenticate(&caller, &request.password, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -207,8 +198,7 @@ pub async fn change_password(
             &request.new_password,
             &meta,
         )
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -226,8 +216,7 @@ pub async fn list_sessions(
         .hive
         .identity
         .list_sessions(user_id, &page_request(&query)?)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     let items = page
         .items
         .iter()
@@ -250,8 +239,7 @@ pub async fn revoke_session(
         .hive
         .identity
         .revoke_session(&caller, id, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -265,8 +253,7 @@ pub async fn list_tokens(
         .hive
         .identity
         .list_tokens(user_id, &page_request(&query)?)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(PageResponse {
         items: page.items.iter().map(token_view).collect(),
         next_cursor: page.next_cursor,
@@ -290,8 +277,7 @@ pub async fn create_token(
         .hive
         .identity
         .create_token(&caller, &new, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     let body = CreatedTokenResponse {
         token: created.token,
         view: token_view(&created.row),
@@ -305,12 +291,7 @@ pub async fn revoke_token(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .hive
-        .identity
-        .revoke_token(&caller, id, &meta)
-        .await
-        .map_err(identity_error)?;
+    state.hive.identity.revoke_token(&caller, id, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -318,12 +299,7 @@ pub async fn show_invitation(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> Result<Json<InvitationView>, ApiError> {
-    let invitation = state
-        .hive
-        .identity
-        .invitation(&request.token)
-        .await
-        .map_err(identity_error)?;
+    let invitation = state.hive.identity.invitation(&request.token).await?;
     match (invitation.email, invitation.role) {
         (Some(email), Some(role)) => Ok(Json(InvitationView {
             email,
@@ -349,8 +325,7 @@ pub async fn accept_invitation(
             &request.password,
             &meta,
         )
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok((StatusCode::CREATED, Json(user_view(&user))).into_response())
 }
 
@@ -364,8 +339,7 @@ pub async fn reset_password(
         .hive
         .identity
         .reset_password(&request.token, &request.new_password, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -378,7 +352,6 @@ pub async fn request_password_reset(
     state
         .hive
         .identity
-        .request_password_reset(&request.email, &meta)
-        .map_err(identity_error)?;
+        .request_password_reset(&request.email, &meta)?;
     Ok(StatusCode::ACCEPTED)
 }

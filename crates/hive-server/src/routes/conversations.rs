@@ -2,7 +2,7 @@
 //! conversations with their paginated history. Conversations belong to the caller alone.
 
 use super::views::page_request;
-use crate::auth::{Authenticated, Meta, identity_error};
+use crate::auth::{Authenticated, Meta};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::pipeline::ClientIp;
@@ -12,8 +12,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use bytes::Bytes;
-use hive_core::a2a::GatewayError;
-use hive_core::conversations::{ChatError, ChatEvent, ChatInput};
+use hive_core::gateway::GatewayError;
+use hive_core::gateway::conversations::{ChatError, ChatEvent, ChatInput};
 use hive_proto::ErrorCode;
 use hive_proto::auth::{PageQuery, PageResponse};
 use hive_proto::conversations::{
@@ -102,7 +102,7 @@ pub async fn chat(
 
 fn chat_error(error: ChatError) -> ApiError {
     match error {
-        ChatError::Refused(error) => identity_error(error),
+        ChatError::Refused(error) => ApiError::from(error),
         ChatError::Gateway(GatewayError::Throttled { retry_after }) => {
             ApiError::new(ErrorCode::RateLimited, "the agent is busy; retry later")
                 .with_retry_after(retry_after)
@@ -182,8 +182,7 @@ pub async fn list(
         .hive
         .conversations
         .list(&caller, agent_id, &page)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(PageResponse {
         items: found.items.iter().map(view).collect(),
         next_cursor: found.next_cursor,
@@ -195,12 +194,7 @@ pub async fn get(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationView>, ApiError> {
-    let conversation = state
-        .hive
-        .conversations
-        .get(&caller, path_id(&id)?)
-        .await
-        .map_err(identity_error)?;
+    let conversation = state.hive.conversations.get(&caller, path_id(&id)?).await?;
     Ok(Json(view(&conversation)))
 }
 
@@ -214,8 +208,7 @@ pub async fn messages(
         .hive
         .conversations
         .messages(&caller, path_id(&id)?, &page_request(&query)?)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(PageResponse {
         items: found.items.iter().map(message_view).collect(),
         next_cursor: found.next_cursor,
@@ -232,7 +225,6 @@ pub async fn delete(
         .hive
         .conversations
         .delete(&caller, path_id(&id)?, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
 use hive_core::agents::visible_to;
-use hive_core::identity::Caller;
+use hive_core::kernel::caller::Caller;
 use hive_state::{BusEvent, Channel, Envelope};
 use tokio::sync::{broadcast, mpsc};
 

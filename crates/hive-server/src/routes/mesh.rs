@@ -8,7 +8,7 @@
 //! federation headers is a peer's or nobody's: it never falls back to a bearer token or cookie
 //! (the pipeline's authentication does not read them when these headers are present).
 
-use crate::auth::{Authenticated, Meta, identity_error, request_meta};
+use crate::auth::{Authenticated, Meta, request_meta};
 use crate::error::ApiError;
 use crate::pipeline::{ClientIp, Refusals, enforce_policy};
 use crate::state::AppState;
@@ -18,11 +18,12 @@ use axum::extract::{Query, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hive_a2a::jsonrpc::{self, Limits, Version};
-use hive_core::federation::{
+use hive_core::kernel::audit::{AuditAction, AuditEvent, Principal};
+use hive_core::kernel::caller::Caller;
+use hive_core::mesh::federation::{
     Inbound, InboundRefusal, JWT_HEADER, PeerChoice, ProxyCall, ProxyError, SECRET_HEADER,
 };
-use hive_core::identity::Caller;
-use hive_core::public_tier::{KEY_HEADER, REFUSAL_ACTION};
+use hive_core::mesh::public_tier::{KEY_HEADER, REFUSAL_ACTION};
 use hive_proto::mesh::{
     DESCRIPTOR_SCHEMA, FederationDirectory, FederationStatus, MeshA2aUrls, MeshDescriptor,
     MeshFederation,
@@ -119,11 +120,13 @@ async fn admit_peer(state: AppState, mut request: Request, next: Next) -> Respon
     let Some(federation) = &state.hive.federation else {
         state
             .hive
-            .identity
-            .audit_refusal(
-                "anonymous".to_owned(),
-                hive_core::federation::INBOUND_ACTION,
-                "federation_disabled",
+            .auditor
+            .record_refusal(
+                AuditEvent::refused(
+                    Principal::Anonymous,
+                    hive_core::mesh::federation::INBOUND_ACTION,
+                    "federation_disabled",
+                ),
                 &meta,
             )
             .await;
@@ -152,7 +155,7 @@ async fn admit_peer(state: AppState, mut request: Request, next: Next) -> Respon
 
 async fn public_refusal(
     state: &AppState,
-    meta: &hive_core::identity::RequestMeta,
+    meta: &hive_core::kernel::caller::RequestMeta,
     reason: &'static str,
 ) {
     metrics::counter!("hive_public_tier_refusals_total", "reason" => reason).increment(1);
@@ -163,8 +166,11 @@ async fn public_refusal(
     );
     state
         .hive
-        .identity
-        .audit_refusal("public".to_owned(), REFUSAL_ACTION, reason, meta)
+        .auditor
+        .record_refusal(
+            AuditEvent::refused(Principal::Public, REFUSAL_ACTION, reason),
+            meta,
+        )
         .await;
 }
 
@@ -329,11 +335,13 @@ pub async fn status(
     if probe && caller.role < Role::Operator {
         state
             .hive
-            .identity
-            .audit_refusal(
-                caller.actor(),
-                "mesh.federation.probe",
-                "role_too_low",
+            .auditor
+            .record_refusal(
+                AuditEvent::refused(
+                    caller.principal(),
+                    AuditAction::MeshFederationProbe,
+                    "role_too_low",
+                ),
                 &meta,
             )
             .await;
@@ -479,7 +487,7 @@ fn proxy_error(error: ProxyError) -> ApiError {
             tracing::error!("federation: a token could not be minted");
             ApiError::of(ErrorCode::Internal)
         }
-        ProxyError::Unavailable => identity_error(hive_core::identity::IdentityError::Unavailable),
+        ProxyError::Unavailable => ApiError::from(hive_core::identity::IdentityError::Unavailable),
     }
 }
 

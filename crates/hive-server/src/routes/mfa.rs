@@ -1,13 +1,13 @@
 //! Second factors: the caller's TOTP and recovery codes, the verification of a session, and an
 //! admin's reset of a user's factors.
 
-use crate::auth::{Authenticated, Meta, identity_error};
+use crate::auth::{Authenticated, Meta};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
-use hive_core::mfa::RecoveryCode;
+use hive_core::identity::mfa::RecoveryCode;
 use hive_proto::mfa::{
     MfaCodeRequest, MfaStatusView, RecoveryCodesView, TotpEnrollmentView, TotpStartRequest,
 };
@@ -37,12 +37,7 @@ pub async fn status(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<MfaStatusView>, ApiError> {
-    let status = state
-        .hive
-        .mfa
-        .status(&caller)
-        .await
-        .map_err(identity_error)?;
+    let status = state.hive.mfa.status(&caller).await?;
     Ok(Json(MfaStatusView {
         totp: status.totp.as_str().to_owned(),
         passkeys: status.passkeys,
@@ -59,12 +54,7 @@ pub async fn verify(
     JsonBody(request): JsonBody<MfaCodeRequest>,
 ) -> Result<StatusCode, ApiError> {
     check_code_size(&request.code)?;
-    state
-        .hive
-        .mfa
-        .verify(&caller, &request.code, &meta)
-        .await
-        .map_err(identity_error)?;
+    state.hive.mfa.verify(&caller, &request.code, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -81,8 +71,7 @@ pub async fn start_totp(
         .hive
         .mfa
         .start_totp(&caller, request.code.as_deref(), &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(TotpEnrollmentView {
@@ -104,8 +93,7 @@ pub async fn confirm_totp(
         .hive
         .mfa
         .confirm_totp(&caller, &request.code, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(codes_view(&codes)))
 }
 
@@ -120,8 +108,7 @@ pub async fn disable_totp(
         .hive
         .mfa
         .disable_totp(&caller, &request.code, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -134,8 +121,7 @@ pub async fn regenerate_recovery_codes(
         .hive
         .mfa
         .regenerate_recovery_codes(&caller, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(codes_view(&codes)))
 }
 
@@ -145,11 +131,6 @@ pub async fn reset_user(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .hive
-        .mfa
-        .reset(&caller, id, &meta)
-        .await
-        .map_err(identity_error)?;
+    state.hive.mfa.reset(&caller, id, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,7 +10,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use hive_core::oidc::{Callback, OidcError};
+use hive_core::identity::oidc::{Callback, OidcError};
 use hive_proto::ErrorCode;
 use hive_proto::auth::{OidcProviderView, OidcProvidersResponse};
 use http::{HeaderMap, HeaderValue, StatusCode, header};

@@ -4,7 +4,7 @@
 //! server.
 
 use super::views::user_view;
-use crate::auth::{Authenticated, Meta, identity_error, session_cookie};
+use crate::auth::{Authenticated, Meta, session_cookie};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::AppState;
@@ -45,12 +45,7 @@ pub async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<PageResponse<PasskeyView>>, ApiError> {
-    let rows = state
-        .hive
-        .passkeys
-        .list(&caller)
-        .await
-        .map_err(identity_error)?;
+    let rows = state.hive.passkeys.list(&caller).await?;
     Ok(Json(PageResponse {
         items: rows.iter().map(passkey_view).collect(),
         next_cursor: None,
@@ -61,12 +56,7 @@ pub async fn register_start(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<PasskeyCeremony>, ApiError> {
-    let start = state
-        .hive
-        .passkeys
-        .start_registration(&caller)
-        .await
-        .map_err(identity_error)?;
+    let start = state.hive.passkeys.start_registration(&caller).await?;
     Ok(ceremony(start))
 }
 
@@ -86,8 +76,7 @@ pub async fn register_finish(
             request.name.as_deref(),
             &meta,
         )
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok((StatusCode::CREATED, Json(passkey_view(&row))).into_response())
 }
 
@@ -102,8 +91,7 @@ pub async fn rename(
         .hive
         .passkeys
         .rename(&caller, id, &request.name, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(passkey_view(&row)))
 }
 
@@ -113,12 +101,7 @@ pub async fn delete(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .hive
-        .passkeys
-        .delete(&caller, id, &meta)
-        .await
-        .map_err(identity_error)?;
+    state.hive.passkeys.delete(&caller, id, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -126,12 +109,7 @@ pub async fn second_factor_start(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<PasskeyCeremony>, ApiError> {
-    let start = state
-        .hive
-        .passkeys
-        .start_second_factor(&caller)
-        .await
-        .map_err(identity_error)?;
+    let start = state.hive.passkeys.start_second_factor(&caller).await?;
     Ok(ceremony(start))
 }
 
@@ -145,18 +123,12 @@ pub async fn second_factor_finish(
         .hive
         .passkeys
         .finish_second_factor(&caller, &request.ceremony_id, request.credential, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn login_start(State(state): State<AppState>) -> Result<Json<PasskeyCeremony>, ApiError> {
-    let start = state
-        .hive
-        .passkeys
-        .start_login()
-        .await
-        .map_err(identity_error)?;
+    let start = state.hive.passkeys.start_login().await?;
     Ok(ceremony(start))
 }
 
@@ -170,8 +142,7 @@ pub async fn login_finish(
         .hive
         .passkeys
         .finish_login(&request.ceremony_id, request.credential, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     let cookie = session_cookie(state.hive.config.served_over_https(), Some(&session.token));
     Ok((
         [(header::SET_COOKIE, cookie)],

@@ -2,14 +2,14 @@
 //! never out.
 
 use super::views::page_request;
-use crate::auth::{Authenticated, Meta, identity_error};
+use crate::auth::{Authenticated, Meta};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use hive_core::secret_values::{ImportedSecret, NewSecret, SecretChange};
+use hive_core::vault::secrets::{ImportedSecret, NewSecret, SecretChange};
 use hive_proto::auth::{PageQuery, PageResponse};
 use hive_proto::secrets::{
     CreateSecretRequest, ImportSecretRequest, SecretView, UpdateSecretRequest,
@@ -41,8 +41,7 @@ pub async fn list(
         .hive
         .secrets_service
         .list(&caller, &page_request(&query)?)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(PageResponse {
         items: page.items.iter().map(view).collect(),
         next_cursor: page.next_cursor,
@@ -64,8 +63,7 @@ pub async fn create(
         .hive
         .secrets_service
         .create(&caller, &new, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok((StatusCode::CREATED, Json(view(&created))).into_response())
 }
 
@@ -86,8 +84,7 @@ pub async fn import(
         .hive
         .secrets_service
         .import(&caller, &imported, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok((StatusCode::CREATED, Json(view(&created))).into_response())
 }
 
@@ -96,12 +93,7 @@ pub async fn get(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Result<Json<SecretView>, ApiError> {
-    let secret = state
-        .hive
-        .secrets_service
-        .get(&caller, id)
-        .await
-        .map_err(identity_error)?;
+    let secret = state.hive.secrets_service.get(&caller, id).await?;
     Ok(Json(view(&secret)))
 }
 
@@ -120,8 +112,7 @@ pub async fn update(
         .hive
         .secrets_service
         .update(&caller, id, &change, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(view(&updated)))
 }
 
@@ -135,7 +126,6 @@ pub async fn delete(
         .hive
         .secrets_service
         .delete(&caller, id, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

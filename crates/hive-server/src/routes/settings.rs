@@ -1,12 +1,12 @@
 //! Instance settings (admin): the security settings, starting with the egress allowlist.
 
-use crate::auth::{Authenticated, Meta, identity_error};
+use crate::auth::{Authenticated, Meta};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use hive_core::settings::{SecuritySettings, SecurityState};
+use hive_core::kernel::settings::{SecuritySettings, SecurityState};
 use hive_proto::settings::{SecuritySettingsView, UpdateSecuritySettings};
 
 fn view(state: &AppState, security: SecurityState) -> SecuritySettingsView {
@@ -42,7 +42,6 @@ pub async fn put_security(
         .hive
         .settings
         .put_security(&caller, settings, request.version, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(view(&state, security)))
 }

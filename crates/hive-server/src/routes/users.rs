@@ -1,7 +1,7 @@
 //! Administration of accounts (admin role) and the audit trail.
 
-use super::views::{audit_view, page_request, user_view};
-use crate::auth::{Authenticated, Meta, identity_error};
+use super::views::{page_request, user_view};
+use crate::auth::{Authenticated, Meta};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::AppState;
@@ -11,16 +11,14 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use hive_core::audit::AuditExport;
-use hive_core::identity::{AccountUpdate, AuditEntry, InvitationLink};
+use hive_core::identity::{AccountUpdate, InvitationLink};
 use hive_proto::ErrorCode;
 use hive_proto::auth::{
     AuditFilterQuery, AuditListQuery, AuditView, InviteRequest, LinkResponse, PageQuery,
     PageResponse, UpdateUserRequest, UserView,
 };
-use hive_store::{AuditFilter, AuditOutcome};
+
 use http::{StatusCode, header};
-use std::sync::Arc;
 use uuid::Uuid;
 
 fn link_response(link: InvitationLink) -> Response {
@@ -40,8 +38,7 @@ pub async fn list_users(
         .hive
         .identity
         .list_users(&page_request(&query)?)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(PageResponse {
         items: page.items.iter().map(user_view).collect(),
         next_cursor: page.next_cursor,
@@ -52,12 +49,7 @@ pub async fn get_user(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<UserView>, ApiError> {
-    let user = state
-        .hive
-        .identity
-        .get_user(id)
-        .await
-        .map_err(identity_error)?;
+    let user = state.hive.identity.get_user(id).await?;
     Ok(Json(user_view(&user)))
 }
 
@@ -77,8 +69,7 @@ pub async fn update_user(
         .hive
         .identity
         .update_user(&caller, id, &update, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(user_view(&user)))
 }
 
@@ -92,8 +83,7 @@ pub async fn invite(
         .hive
         .identity
         .invite(&caller, &request.email, request.role, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(link_response(link))
 }
 
@@ -107,8 +97,7 @@ pub async fn reset_link(
         .hive
         .identity
         .create_reset_link(&caller, id, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(link_response(link))
 }
 
@@ -122,8 +111,7 @@ pub async fn end_sessions(
         .hive
         .identity
         .revoke_all_sessions(&caller, id, &meta)
-        .await
-        .map_err(identity_error)?;
+        .await?;
     Ok(Json(serde_json::json!({ "ended": ended })))
 }
 
@@ -159,30 +147,20 @@ fn describe_query_error(detail: &str) -> String {
     }
 }
 
-fn filter_from(query: &AuditFilterQuery) -> Result<AuditFilter, ApiError> {
-    hive_core::audit::parse_filter(query)
-        .map_err(|message| ApiError::new(ErrorCode::ValidationFailed, message))
-}
-
 pub async fn audit_trail(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     query: Result<Query<AuditListQuery>, QueryRejection>,
 ) -> Result<Json<PageResponse<AuditView>>, ApiError> {
     let Query(query) = query.map_err(query_error)?;
-    let filter = filter_from(&query.filter())?;
+    let filter = query.filter();
     let page = page_request(&PageQuery {
         limit: query.limit,
         cursor: query.cursor,
     })?;
-    let page = state
-        .hive
-        .store
-        .audit()
-        .list(&filter, &page)
-        .await
-        .map_err(|error| identity_error(error.into()))?;
+    let page = state.hive.audit_log.list(&caller, &filter, &page).await?;
     Ok(Json(PageResponse {
-        items: page.items.iter().map(audit_view).collect(),
+        items: page.items,
         next_cursor: page.next_cursor,
     }))
 }
@@ -196,52 +174,16 @@ pub async fn audit_export(
     query: Result<Query<AuditFilterQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(query_error)?;
-    let filter = filter_from(&query)?;
-    state
-        .hive
-        .identity
-        .audit(
-            AuditEntry {
-                actor: caller.actor(),
-                action: "audit.export",
-                target: None,
-                outcome: AuditOutcome::Success,
-                detail: serde_json::json!({ "filter": query }),
-            },
-            &meta,
-            true,
-        )
-        .await
-        .map_err(identity_error)?;
-    let store = Arc::clone(&state.hive.store);
-    let batches = futures_util::stream::unfold(
-        Some((AuditExport::new(filter), store)),
-        |walk| async move {
-            let (mut export, store) = walk?;
-            match export.next_batch(store.as_ref()).await {
-                Ok(Some(batch)) => {
-                    let mut lines = Vec::new();
-                    for record in &batch {
-                        if let Err(error) = serde_json::to_writer(
-                            &mut lines,
-                            &hive_core::audit::export_line(record),
-                        ) {
-                            tracing::error!(%error, "audit export line not written; export cut short");
-                            return Some((Err(std::io::Error::other("audit export failed")), None));
-                        }
-                        lines.push(b'\n');
-                    }
-                    Some((Ok(Bytes::from(lines)), Some((export, store))))
-                }
-                Ok(None) => None,
-                Err(error) => {
-                    // The client sees a cut-off body, never the store's message.
-                    tracing::error!(%error, "audit export read failed; export cut short");
-                    Some((Err(std::io::Error::other("audit export failed")), None))
-                }
-            }
-        },
-    );
+    let export = state.hive.audit_log.export(&caller, &query, &meta).await?;
+    let batches = futures_util::stream::unfold(Some(export), |export| async move {
+        let mut export = export?;
+        match export.next_lines().await {
+            Ok(Some(lines)) => Some((Ok(Bytes::from(lines)), Some(export))),
+            Ok(None) => None,
+            // The client sees a cut-off body, never the store's message (logged by the log).
+            Err(_) => Some((Err(std::io::Error::other("audit export failed")), None)),
+        }
+    });
     Ok((
         [(header::CONTENT_TYPE, "application/x-ndjson")],
         Body::from_stream(batches),

@@ -1,6 +1,6 @@
 //! Vault key administration (admins): rotation and the list of data keys with their use.
 
-use crate::auth::{Authenticated, Meta, identity_error};
+use crate::auth::{Authenticated, Meta};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
@@ -11,12 +11,7 @@ pub async fn list_keys(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<VaultKeysResponse>, ApiError> {
-    let keys = state
-        .hive
-        .key_admin
-        .keys(&caller)
-        .await
-        .map_err(identity_error)?;
+    let keys = state.hive.key_admin.keys(&caller).await?;
     Ok(Json(VaultKeysResponse {
         items: keys
             .into_iter()
@@ -37,12 +32,7 @@ pub async fn rotate(
     Meta(meta): Meta,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<RotateKeyResponse>, ApiError> {
-    let rotation = state
-        .hive
-        .key_admin
-        .rotate(&caller, &meta)
-        .await
-        .map_err(identity_error)?;
+    let rotation = state.hive.key_admin.rotate(&caller, &meta).await?;
     Ok(Json(RotateKeyResponse {
         key_id: rotation.active_key_id,
         previous_key_id: rotation.previous_key_id,

@@ -2,8 +2,8 @@
 
 use crate::error::ApiError;
 use hive_proto::ErrorCode;
-use hive_proto::auth::{AuditView, PageQuery, SessionView, TokenView, UserView};
-use hive_store::{ApiTokenRow, AuditRecord, PageRequest, SessionRow, UserRow};
+use hive_proto::auth::{PageQuery, SessionView, TokenView, UserView};
+use hive_store::{ApiTokenRow, PageRequest, SessionRow, UserRow};
 
 const DEFAULT_PAGE_SIZE: u32 = 50;
 
@@ -50,8 +50,4 @@ pub fn token_view(token: &ApiTokenRow) -> TokenView {
         last_used_at: token.last_used_at,
         revoked_at: token.revoked_at,
     }
-}
-
-pub fn audit_view(record: &AuditRecord) -> AuditView {
-    hive_core::audit::view(record)
 }

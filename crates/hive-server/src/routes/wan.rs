@@ -1,7 +1,7 @@
 //! The WAN mesh: `POST /api/v1/mesh/wan/ingress` (operator, or the internal token) accepts a
 //! `wan-envelope-v1` and publishes it on the event bus and, with `NATS_URL`, on JetStream.
 
-use crate::auth::{Authenticated, Meta, identity_error};
+use crate::auth::{Authenticated, Meta};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::AppState;
@@ -17,12 +17,7 @@ pub async fn ingress(
     JsonBody(envelope): JsonBody<WanEnvelope>,
 ) -> Result<(StatusCode, Json<WanIngressAccepted>), ApiError> {
     let id = envelope.id.clone();
-    let published = state
-        .hive
-        .wan
-        .accept(envelope, &caller, &meta)
-        .await
-        .map_err(identity_error)?;
+    let published = state.hive.wan.accept(envelope, &caller, &meta).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(WanIngressAccepted { id, published }),

@@ -143,9 +143,10 @@ async fn an_unwritable_audit_record_fails_the_change_and_leaves_nothing() {
             .send(&server, Method::POST, "/api/v1/secrets", Some(secret))
             .await;
         assert_eq!(created.status(), 201);
-        let report = hive_core::audit::verify(server.hive.store.as_ref(), &server.hive.audit_chain)
-            .await
-            .unwrap();
+        let report =
+            hive_core::kernel::audit::verify(server.hive.store.as_ref(), &server.hive.audit_chain)
+                .await
+                .unwrap();
         assert_eq!(report.first_break, None, "{backend:?}");
     }
 }
@@ -296,9 +297,10 @@ async fn the_database_refuses_to_rewrite_the_log() {
                 "{statement} on {backend:?}: {refused:?}"
             );
         }
-        let report = hive_core::audit::verify(server.hive.store.as_ref(), &server.hive.audit_chain)
-            .await
-            .unwrap();
+        let report =
+            hive_core::kernel::audit::verify(server.hive.store.as_ref(), &server.hive.audit_chain)
+                .await
+                .unwrap();
         assert_eq!(report.first_break, None);
         assert!(report.checked >= 2, "the first key and the admin");
     }
@@ -341,8 +343,9 @@ async fn a_record_inserted_behind_hives_back_is_refused_then_named_by_verify() {
             refused.as_ref().is_err_and(|e| e.contains("hash chain")),
             "{backend:?}: {refused:?}"
         );
-        let verify =
-            || hive_core::audit::verify(server.hive.store.as_ref(), &server.hive.audit_chain);
+        let verify = || {
+            hive_core::kernel::audit::verify(server.hive.store.as_ref(), &server.hive.audit_chain)
+        };
         let report = verify().await.unwrap();
         assert_eq!(
             (report.unchained, report.first_break),
@@ -355,7 +358,7 @@ async fn a_record_inserted_behind_hives_back_is_refused_then_named_by_verify() {
         let report = verify().await.unwrap();
         assert_eq!(
             report.first_break,
-            Some(hive_core::audit::ChainBreak::Outside { id: forged }),
+            Some(hive_core::kernel::audit::ChainBreak::Outside { id: forged }),
             "{backend:?}"
         );
         assert_eq!(report.unchained, 1);

@@ -2,7 +2,7 @@
 //! retention, on every backend.
 
 use crate::support::*;
-use hive_core::jobs::{Job, JobContext, PruneAuditLog};
+use hive_core::kernel::jobs::{Job, JobContext, PruneAuditLog};
 use hive_proto::auth::AuditExportLine;
 use hive_store::GENESIS_HASH;
 use hive_testkit::{TestServer, backends};
@@ -334,9 +334,10 @@ async fn retention_cuts_the_trail_and_the_rest_still_verifies_and_exports() {
             format!("pruned {first_hour} audit records; checkpoint at {last_cut}")
         );
 
-        let report = hive_core::audit::verify(server.hive.store.as_ref(), &server.hive.audit_chain)
-            .await
-            .unwrap();
+        let report =
+            hive_core::kernel::audit::verify(server.hive.store.as_ref(), &server.hive.audit_chain)
+                .await
+                .unwrap();
         assert_eq!(report.first_break, None, "{backend:?}");
         assert_eq!(report.resumed_after, Some(last_cut));
         let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;

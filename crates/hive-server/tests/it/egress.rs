@@ -2,7 +2,7 @@
 //! its reason and the URL's origin (never its path or query) and counted.
 
 use crate::support::*;
-use hive_core::egress::Purpose;
+use hive_core::kernel::egress::Purpose;
 use hive_egress::{CallLimits, EgressError, EgressRequest};
 use hive_testkit::backends;
 use std::time::Duration;
@@ -17,7 +17,7 @@ async fn refused_requests_are_audited_with_their_origin_only() {
         let server = identity_server(backend).await;
         let limits = CallLimits::new(Duration::from_secs(5), 64 * 1024);
         let purpose = Purpose {
-            actor: "user:tester".to_owned(),
+            principal: hive_core::kernel::audit::Principal::User(uuid::Uuid::nil()),
             feature: "agent_card",
             meta: Default::default(),
         };
@@ -69,7 +69,8 @@ async fn refused_requests_are_audited_with_their_origin_only() {
         assert!(
             records
                 .iter()
-                .all(|r| r.actor == "user:tester" && r.outcome == hive_store::AuditOutcome::Denied)
+                .all(|r| r.actor == format!("user:{}", uuid::Uuid::nil())
+                    && r.outcome == hive_store::AuditOutcome::Denied)
         );
     }
     let refusals: Vec<(String, u64)> = snapshotter
@@ -113,10 +114,10 @@ async fn hive_never_calls_its_own_listeners() {
         .await;
     let own = server.base_url.trim_start_matches("http://").to_owned();
     // Allowlisted with their ports, so that only the self-connection rule stands in the way.
-    let settings = hive_core::settings::SecuritySettings {
+    let settings = hive_core::kernel::settings::SecuritySettings {
         egress_host_allowlist: vec![own.clone(), metrics.to_owned()],
     };
-    let cli = hive_core::identity::Caller::cli();
+    let cli = hive_core::kernel::caller::Caller::cli();
     let meta = Default::default();
     let applied = server
         .hive

@@ -437,7 +437,7 @@ async fn a_rotated_vault_key_moves_the_seed_and_codes_still_verify() {
             .unwrap();
         let rotated = post(&server, &first, "/api/v1/admin/vault/rotate", json!({})).await;
         assert_eq!(rotated.status(), 200);
-        let report = hive_core::key_rotation::reencrypt_secrets(
+        let report = hive_core::vault::rotation::reencrypt_secrets(
             server.hive.store.as_ref(),
             &server.hive.vault,
             100,
@@ -479,8 +479,8 @@ async fn a_token_of_a_user_who_must_enroll_is_refused_until_they_do() {
 
     // The factors are reset (the CLI, here in-process): the policy applies to the token again.
     let user_id = admin["id"].as_str().unwrap().parse().unwrap();
-    let meta = hive_core::identity::RequestMeta::default();
-    let cli = hive_core::identity::Caller::cli();
+    let meta = hive_core::kernel::caller::RequestMeta::default();
+    let cli = hive_core::kernel::caller::Caller::cli();
     server.hive.mfa.reset(&cli, user_id, &meta).await.unwrap();
     let blocked = with_bearer(&server, token, Method::GET, "/api/v1/users").await;
     assert_eq!(blocked.status(), 403);

@@ -291,7 +291,7 @@ pub async fn two_replicas() -> (TestServer, TestServer) {
     ];
     let a = identity_server_with(TestBackend::Postgres, &SHARED).await;
     let database = match &a.hive.config.database.url {
-        hive_core::config::DatabaseUrl::Postgres(url) => {
+        hive_core::kernel::config::DatabaseUrl::Postgres(url) => {
             secrecy::ExposeSecret::expose_secret(url).to_owned()
         }
         other => panic!("{other:?}"),

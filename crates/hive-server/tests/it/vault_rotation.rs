@@ -3,8 +3,8 @@
 //! key, and imported values arrive sealed while a wrong key leaves nothing behind.
 
 use crate::support::*;
-use hive_core::jobs::{Job, JobContext};
-use hive_core::key_rotation::ReencryptSecrets;
+use hive_core::kernel::jobs::{Job, JobContext};
+use hive_core::vault::rotation::ReencryptSecrets;
 use hive_core::vault::{Vault, VaultLimits};
 use hive_crypto::vault::{Context, MasterKey};
 use hive_testkit::{TestServer, backends, error_body};
@@ -31,7 +31,7 @@ async fn busy_server(backend: hive_testkit::TestBackend) -> TestServer {
 fn reencrypt_job(server: &TestServer) -> ReencryptSecrets {
     ReencryptSecrets {
         vault: server.hive.vault.clone(),
-        identity: server.hive.identity.clone(),
+        auditor: server.hive.auditor.clone(),
         every: std::time::Duration::from_secs(300),
         // Small batches: the job pages through the table several times per run.
         batch: 7,

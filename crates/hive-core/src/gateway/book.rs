@@ -1,0 +1,444 @@
+//! The gateway's book of tasks: each task stored with its owner, agent and the sequence number
+//! of the last event applied to it, and every change published to the task's subscribers in
+//! the same order, on any replica.
+//!
+//! A writer stores a change before it publishes it, so a subscriber that subscribes first and
+//! then reads the stored task (with its sequence number) misses nothing and sees nothing
+//! twice: it forwards only the events numbered after what it read.
+
+use crate::agents::conformance;
+use hive_a2a::error::{ErrorCode, RpcError};
+use hive_a2a::v1::{StreamResponse, Task, TaskState};
+use hive_proto::SharedClock;
+use hive_state::{StateError, TaskEvent, TaskEvents, TaskRecord, TaskStore};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The stored document of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct StoredTask {
+    /// The task as its caller sees it (Hive's ids).
+    pub task: Task,
+    /// The number of the last event applied (the task's first event is 1).
+    pub seq: u64,
+    /// Whether an executor is working on it (a local agent's script or model call).
+    #[serde(default)]
+    pub running: bool,
+    /// For a remote agent: the task's ids upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Upstream>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Upstream {
+    pub task_id: String,
+    pub context_id: String,
+}
+
+/// A task as read from the store, with whose and which agent's it is.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub id: Uuid,
+    pub owner: String,
+    pub agent_id: Uuid,
+    pub stored: StoredTask,
+}
+
+/// What a stream forwards: an event, or the error that ends it.
+pub type StreamItem = Result<StreamResponse, RpcError>;
+
+/// Events a stream may buffer before its reader is considered gone.
+const STREAM_BUFFER: usize = 64;
+
+/// The control event (sequence 0) asking the replica that runs a task to cancel it.
+const CANCEL_REQUEST: &str = "cancelRequested";
+
+#[derive(Debug)]
+pub(crate) struct TaskBook {
+    tasks: Arc<dyn TaskStore>,
+    events: Arc<TaskEvents>,
+    clock: SharedClock,
+    ttl: Duration,
+    /// The executors running in this process, by task.
+    running: Mutex<HashMap<Uuid, CancellationToken>>,
+    /// Told of every change of a task's status, for its push-notification configs.
+    push: Arc<crate::gateway::push::PushConfigs>,
+    /// Discards of never-acknowledged first writes still being retried.
+    discarding: Arc<AtomicUsize>,
+}
+
+/// A failure of the task store, for the caller: an outage (the store did not answer, or is
+/// full) is [`super::unavailable`] — answered 503 with `Retry-After` — anything else an
+/// internal error. Logged at most once per [`OUTAGE_LOG_EVERY`] per kind, with how many
+/// failures went unlogged, so an outage does not flood the log.
+fn store_failed(what: &'static str, error: &StateError) -> RpcError {
+    if let Some(suppressed) = outage_log().admit(what, std::time::Instant::now()) {
+        tracing::error!(what, suppressed, "a2a: the task store failed");
+    }
+    match error {
+        StateError::Unavailable(_) | StateError::Full(_) => super::unavailable(),
+        StateError::Invalid(_) => {
+            ErrorCode::InternalError.with_message("the task store failed; try again")
+        }
+    }
+}
+
+fn internal(what: &'static str) -> RpcError {
+    store_failed(what, &StateError::Invalid(String::new()))
+}
+
+/// How often a failure of one kind is logged during an outage.
+const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(10);
+
+fn outage_log() -> &'static crate::kernel::log_gate::LogGate {
+    static GATE: std::sync::OnceLock<crate::kernel::log_gate::LogGate> = std::sync::OnceLock::new();
+    GATE.get_or_init(|| crate::kernel::log_gate::LogGate::new(OUTAGE_LOG_EVERY))
+}
+
+/// Attempts to discard a task whose first write timed out, before giving up.
+const DISCARD_ATTEMPTS: u32 = 1200;
+/// Discards being retried at once, at most; past that a failed first write is only logged.
+const MAX_DISCARDS: usize = 10_000;
+
+impl TaskBook {
+    pub fn new(
+        tasks: Arc<dyn TaskStore>,
+        events: Arc<TaskEvents>,
+        clock: SharedClock,
+        ttl: Duration,
+        push: Arc<crate::gateway::push::PushConfigs>,
+    ) -> Self {
+        Self {
+            tasks,
+            events,
+            clock,
+            ttl,
+            running: Mutex::new(HashMap::new()),
+            push,
+            discarding: Arc::default(),
+        }
+    }
+
+    /// The caller's task with this id; any other (another's, malformed, expired) is none.
+    pub async fn load(&self, owner: &str, id: &str) -> Result<Option<Entry>, RpcError> {
+        let Ok(id) = Uuid::parse_str(id) else {
+            return Ok(None);
+        };
+        let Some(record) = self
+            .tasks
+            .get(owner, id)
+            .await
+            .map_err(|error| store_failed("get", &error))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(entry_of(record)?))
+    }
+
+    /// The caller's tasks, newest status first.
+    pub async fn list(
+        &self,
+        owner: &str,
+        page: &hive_store::PageRequest,
+    ) -> Result<(Vec<Entry>, Option<String>), RpcError> {
+        let page = self
+            .tasks
+            .list(owner, page)
+            .await
+            .map_err(|error| store_failed("list", &error))?;
+        let entries = page
+            .items
+            .into_iter()
+            .map(entry_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((entries, page.next_cursor))
+    }
+
+    pub async fn save(&self, entry: &Entry) -> Result<(), RpcError> {
+        let record = TaskRecord {
+            id: entry.id,
+            owner: entry.owner.clone(),
+            agent_id: entry.agent_id.to_string(),
+            context_id: entry.stored.task.context_id.clone(),
+            status_time: self.clock.now(),
+            document: serde_json::to_value(&entry.stored).map_err(|_| internal("encode"))?,
+        };
+        self.tasks
+            .put(&record, self.ttl)
+            .await
+            .map_err(|error| store_failed("put", &error))
+    }
+
+    /// Applies `event` to the task (its timestamps stamped now), stores it, then publishes it.
+    /// The first write of a new task that fails is undone (see [`Self::discard`]): the call
+    /// that made it is refused, so the task must not appear later.
+    pub async fn advance(&self, entry: &mut Entry, mut event: StreamResponse) -> StreamItem {
+        self.stamp(&mut event);
+        conformance::apply(&mut entry.stored.task, &event);
+        let creating = entry.stored.seq == 0;
+        entry.stored.seq += 1;
+        if let Err(error) = self.save(entry).await {
+            if creating {
+                self.discard(entry);
+            }
+            return Err(error);
+        }
+        self.publish(entry.id, entry.stored.seq, &event).await;
+        if matches!(
+            event,
+            StreamResponse::Task(_) | StreamResponse::StatusUpdate(_)
+        ) {
+            self.push.notify(&entry.owner, &entry.stored.task);
+        }
+        Ok(event)
+    }
+
+    /// Undoes the first write of a new task that was not acknowledged. A Redis write that timed
+    /// out is still queued on the connection and runs when Redis answers again (a frozen server
+    /// resumes, say); the discard, retried until it is acknowledged, runs after it — or first,
+    /// and then its tombstone refuses the late write. A retry follows a timed-out attempt at
+    /// once, so that one is always queued behind the write; other failures wait a little.
+    fn discard(&self, entry: &Entry) {
+        if self.discarding.fetch_add(1, Ordering::Relaxed) >= MAX_DISCARDS {
+            self.discarding.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!(task_id = %entry.id, "a2a: too many tasks to discard; one may remain");
+            return;
+        }
+        let (tasks, ttl, discarding) = (
+            Arc::clone(&self.tasks),
+            self.ttl,
+            Arc::clone(&self.discarding),
+        );
+        let (owner, id) = (entry.owner.clone(), entry.id);
+        tokio::spawn(async move {
+            for _ in 0..DISCARD_ATTEMPTS {
+                let started = std::time::Instant::now();
+                match tasks.discard(&owner, id, ttl).await {
+                    Ok(()) | Err(StateError::Invalid(_)) => break,
+                    Err(_) if started.elapsed() >= Duration::from_millis(250) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+            discarding.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+
+    async fn publish(&self, task_id: Uuid, seq: u64, event: &StreamResponse) {
+        let Ok(event) = serde_json::to_value(event) else {
+            return;
+        };
+        let published = self
+            .events
+            .publish(TaskEvent {
+                task_id,
+                seq,
+                event,
+            })
+            .await;
+        if published.is_err()
+            && let Some(suppressed) = outage_log().admit("publish", std::time::Instant::now())
+        {
+            // The change is stored; subscribers on other replicas see it when they read it.
+            tracing::warn!(%task_id, suppressed, "a2a: a task event was not published");
+        }
+    }
+
+    /// Asks the replica running the task to cancel it.
+    pub async fn request_cancel(&self, task_id: Uuid) {
+        let _ = self
+            .events
+            .publish(TaskEvent {
+                task_id,
+                seq: 0,
+                event: serde_json::json!({ CANCEL_REQUEST: true }),
+            })
+            .await;
+    }
+
+    pub fn subscribe(&self, task_id: Uuid) -> broadcast::Receiver<TaskEvent> {
+        self.events.subscribe(task_id)
+    }
+
+    /// Registers an executor of this process; `None` if one already runs the task here.
+    pub fn claim(&self, task_id: Uuid) -> Option<CancellationToken> {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if running.contains_key(&task_id) {
+            return None;
+        }
+        let token = CancellationToken::new();
+        running.insert(task_id, token.clone());
+        Some(token)
+    }
+
+    pub fn release(&self, task_id: Uuid) {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&task_id);
+    }
+
+    /// The cancellation of the executor running the task in this process, if any.
+    pub fn local_executor(&self, task_id: Uuid) -> Option<CancellationToken> {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&task_id)
+            .cloned()
+    }
+
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
+    pub fn now_rfc3339(&self) -> String {
+        self.clock.now().format(&Rfc3339).unwrap_or_default()
+    }
+
+    fn stamp(&self, event: &mut StreamResponse) {
+        let status = match event {
+            StreamResponse::Task(task) => &mut task.status,
+            StreamResponse::StatusUpdate(update) => &mut update.status,
+            _ => return,
+        };
+        if status.timestamp.is_none() {
+            status.timestamp = Some(self.now_rfc3339());
+        }
+    }
+
+    /// A stream of the task's events numbered after `after`, starting with `first` if given,
+    /// until the task is terminal or interrupted, `stop` fires, or the reader goes away.
+    pub fn follow(
+        self: &Arc<Self>,
+        mut events: broadcast::Receiver<TaskEvent>,
+        owner: String,
+        task_id: Uuid,
+        mut after: u64,
+        first: Option<StreamResponse>,
+        stop: CancellationToken,
+    ) -> mpsc::Receiver<StreamItem> {
+        let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+        let book = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Some(first) = first
+                && sender.send(Ok(first)).await.is_err()
+            {
+                return;
+            }
+            loop {
+                let received = tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = sender.closed() => return,
+                    received = events.recv() => received,
+                };
+                let event = match received {
+                    Ok(event) if event.is_resync() => None,
+                    Ok(event) if event.seq == 0 || event.seq <= after => continue,
+                    Ok(event) => Some(event),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                    Err(broadcast::error::RecvError::Lagged(_)) => None,
+                };
+                // Fell behind, or events may have been lost (the subscription to the other
+                // replicas was down): start again from the stored task, if it moved on.
+                let Some(event) = event else {
+                    match book.load(&owner, &task_id.to_string()).await {
+                        Ok(Some(entry)) if entry.stored.seq > after => {
+                            after = entry.stored.seq;
+                            let done = ends_stream_state(entry.stored.task.status.state);
+                            let snapshot = StreamResponse::Task(entry.stored.task);
+                            if sender.send(Ok(snapshot)).await.is_err() || done {
+                                return;
+                            }
+                            continue;
+                        }
+                        Ok(Some(_)) => continue,
+                        _ => return,
+                    }
+                };
+                after = event.seq;
+                let Ok(event) = serde_json::from_value::<StreamResponse>(event.event) else {
+                    continue;
+                };
+                let done = ends_followed_stream(&event);
+                if sender.send(Ok(event)).await.is_err() || done {
+                    return;
+                }
+            }
+        });
+        receiver
+    }
+}
+
+/// Whether a stream closes after this event: the task became terminal or waits for the client.
+pub(crate) fn ends_stream(event: &StreamResponse) -> bool {
+    match event {
+        StreamResponse::Task(task) => ends_stream_state(task.status.state),
+        StreamResponse::StatusUpdate(update) => ends_stream_state(update.status.state),
+        StreamResponse::Message(_) => true,
+        StreamResponse::ArtifactUpdate(_) => false,
+    }
+}
+
+/// [`ends_stream`] for an event that arrives while a stream is followed: a task snapshot there
+/// starts a follow-up turn (it still carries the interrupted state the client answered), so it
+/// closes the stream only if the task is terminal. A subscriber of an input-required task keeps
+/// following it through the client's answer to its end.
+pub(crate) fn ends_followed_stream(event: &StreamResponse) -> bool {
+    match event {
+        StreamResponse::Task(task) => task.status.state.is_terminal(),
+        other => ends_stream(other),
+    }
+}
+
+pub(crate) fn ends_stream_state(state: TaskState) -> bool {
+    state.is_terminal() || state.is_interrupted()
+}
+
+/// Whether a control event asks for a cancellation.
+pub(crate) fn is_cancel_request(event: &TaskEvent) -> bool {
+    event.seq == 0 && event.event.get(CANCEL_REQUEST).is_some()
+}
+
+fn entry_of(record: TaskRecord) -> Result<Entry, RpcError> {
+    let stored: StoredTask =
+        serde_json::from_value(record.document).map_err(|_| internal("decode"))?;
+    let agent_id = Uuid::parse_str(&record.agent_id).map_err(|_| internal("agent id"))?;
+    Ok(Entry {
+        id: record.id,
+        owner: record.owner,
+        agent_id,
+        stored,
+    })
+}
+
+/// The task as a caller asked for it: the last `history_length` messages (unset: all; 0:
+/// none), artifacts only if `with_artifacts`.
+pub(crate) fn shaped(
+    mut task: Task,
+    history_length: Option<i32>,
+    with_artifacts: bool,
+) -> Result<Task, RpcError> {
+    match history_length {
+        None => {}
+        Some(n) if n < 0 => {
+            return Err(ErrorCode::InvalidParams.with_message("historyLength must not be negative"));
+        }
+        Some(n) => {
+            let keep = usize::try_from(n).unwrap_or(usize::MAX);
+            let drop = task.history.len().saturating_sub(keep);
+            task.history.drain(..drop);
+        }
+    }
+    if !with_artifacts {
+        task.artifacts.clear();
+    }
+    Ok(task)
+}

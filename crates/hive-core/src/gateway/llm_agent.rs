@@ -1,0 +1,210 @@
+//! `llm` agents: the built-in agent on an OpenAI-compatible chat-completions endpoint. A
+//! message becomes a task: WORKING, the model's answer streamed as one artifact in appended
+//! chunks (the last with `lastChunk`), then COMPLETED with the whole answer as the agent's
+//! message. The conversation sent to the model is the task's history, after the earlier tasks
+//! of the same caller, agent and context; the tokens of each call are recorded.
+
+use super::local::Steps;
+use crate::agents::LlmSettings;
+use crate::agents::llm::{
+    ChatDelta, ChatMessage, ChatRole, ChatStream, LlmClient, LlmError, UsageMeter,
+};
+use crate::kernel::egress::Purpose;
+use async_trait::async_trait;
+use hive_a2a::error::{ErrorCode, RpcError};
+use hive_a2a::v1::{
+    Artifact, Message, Part, Role, StreamResponse, TaskArtifactUpdateEvent, TaskState, TaskStatus,
+    TaskStatusUpdateEvent,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The artifact that carries the model's answer.
+pub(crate) const ANSWER_ARTIFACT: &str = "answer";
+
+/// What one run needs to call the model and to account for it.
+pub(crate) struct LlmCall {
+    pub client: Arc<LlmClient>,
+    pub meter: Arc<UsageMeter>,
+    pub owner_id: Uuid,
+    pub agent_id: Uuid,
+    /// Whose call it is, in the usage rows.
+    pub principal: String,
+    pub settings: LlmSettings,
+    pub messages: Vec<ChatMessage>,
+    pub timeout: Duration,
+    pub purpose: Purpose,
+}
+
+enum Phase {
+    Begin,
+    Connect,
+    Streaming(Box<ChatStream>),
+    Finishing,
+    Done,
+}
+
+pub(crate) struct LlmSteps {
+    call: LlmCall,
+    task_id: String,
+    context_id: String,
+    phase: Phase,
+    answer: String,
+    /// The last chunk, held back until it is known whether another follows.
+    held: Option<String>,
+    chunks_sent: usize,
+}
+
+impl LlmSteps {
+    pub fn new(call: LlmCall, task_id: String, context_id: String) -> Self {
+        Self {
+            call,
+            task_id,
+            context_id,
+            phase: Phase::Begin,
+            answer: String::new(),
+            held: None,
+            chunks_sent: 0,
+        }
+    }
+
+    fn status(&self, state: TaskState, message: Option<Message>) -> StreamResponse {
+        StreamResponse::StatusUpdate(TaskStatusUpdateEvent {
+            task_id: self.task_id.clone(),
+            context_id: self.context_id.clone(),
+            status: TaskStatus {
+                state,
+                message: message.map(Box::new),
+                timestamp: None,
+            },
+            metadata: None,
+        })
+    }
+
+    fn chunk(&mut self, text: String, last: bool) -> StreamResponse {
+        let append = self.chunks_sent > 0;
+        self.chunks_sent += 1;
+        StreamResponse::ArtifactUpdate(TaskArtifactUpdateEvent {
+            task_id: self.task_id.clone(),
+            context_id: self.context_id.clone(),
+            artifact: Artifact {
+                artifact_id: ANSWER_ARTIFACT.to_owned(),
+                name: "answer".to_owned(),
+                parts: vec![Part::text(text)],
+                ..Artifact::default()
+            },
+            append,
+            last_chunk: last,
+            metadata: None,
+        })
+    }
+
+    async fn record(&self, usage: &crate::agents::llm::Usage) {
+        let recorded = self
+            .call
+            .meter
+            .record(
+                self.call.agent_id,
+                &self.call.principal,
+                &self.call.settings.model,
+                usage,
+            )
+            .await;
+        if let Err(error) = recorded {
+            tracing::error!(%error, agent_id = %self.call.agent_id, "llm: usage not recorded");
+        }
+    }
+}
+
+fn failure(error: &LlmError) -> RpcError {
+    ErrorCode::InternalError.with_message(format!("the model endpoint failed ({})", error.kind()))
+}
+
+#[async_trait]
+impl Steps for LlmSteps {
+    async fn next(&mut self) -> Option<Result<StreamResponse, RpcError>> {
+        loop {
+            match &mut self.phase {
+                Phase::Begin => {
+                    self.phase = Phase::Connect;
+                    return Some(Ok(self.status(TaskState::Working, None)));
+                }
+                Phase::Connect => {
+                    let call = &self.call;
+                    let opened = call
+                        .client
+                        .stream(
+                            call.owner_id,
+                            &call.settings,
+                            &call.messages,
+                            call.timeout,
+                            &call.purpose,
+                        )
+                        .await;
+                    match opened {
+                        Ok(stream) => self.phase = Phase::Streaming(Box::new(stream)),
+                        Err(error) => {
+                            self.phase = Phase::Done;
+                            return Some(Err(failure(&error)));
+                        }
+                    }
+                }
+                Phase::Streaming(stream) => match stream.next().await {
+                    Some(Ok(ChatDelta::Text(text))) if text.is_empty() => {}
+                    Some(Ok(ChatDelta::Text(text))) => {
+                        self.answer.push_str(&text);
+                        if let Some(previous) = self.held.replace(text) {
+                            return Some(Ok(self.chunk(previous, false)));
+                        }
+                    }
+                    Some(Ok(ChatDelta::Done { usage, .. })) => {
+                        if let Some(usage) = usage {
+                            self.record(&usage).await;
+                        }
+                        self.phase = Phase::Finishing;
+                    }
+                    Some(Err(error)) => {
+                        self.phase = Phase::Done;
+                        return Some(Err(failure(&error)));
+                    }
+                    None => self.phase = Phase::Finishing,
+                },
+                Phase::Finishing => {
+                    if let Some(last) = self.held.take() {
+                        return Some(Ok(self.chunk(last, true)));
+                    }
+                    self.phase = Phase::Done;
+                    let message = Message {
+                        message_id: Uuid::new_v4().to_string(),
+                        context_id: self.context_id.clone(),
+                        task_id: self.task_id.clone(),
+                        role: Role::Agent,
+                        parts: vec![Part::text(self.answer.clone())],
+                        ..Message::default()
+                    };
+                    return Some(Ok(self.status(TaskState::Completed, Some(message))));
+                }
+                Phase::Done => return None,
+            }
+        }
+    }
+}
+
+/// The conversation for the model: each message's text, in order, users as `user` and the
+/// agent as `assistant`.
+pub(crate) fn conversation<'a>(
+    messages: impl IntoIterator<Item = &'a Message>,
+) -> Vec<ChatMessage> {
+    messages
+        .into_iter()
+        .filter_map(|message| {
+            let text = message.text();
+            let role = match message.role {
+                Role::Agent => ChatRole::Assistant,
+                _ => ChatRole::User,
+            };
+            (!text.is_empty()).then(|| ChatMessage::new(role, text))
+        })
+        .collect()
+}

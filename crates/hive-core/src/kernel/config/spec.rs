@@ -1,0 +1,631 @@
+//! The one table of configuration variables: the loader, the report, the unknown-name check and
+//! `docs/configuration.md` all follow it.
+//!
+//! A row whose name holds `<ID>` is a template: one variable per configured instance (an OIDC
+//! provider), `<ID>` standing for the instance's id in upper case (`OIDC_<ID>_ISSUER` is
+//! `OIDC_CORP_ISSUER` for the provider `corp`).
+
+/// A configuration variable.
+#[derive(Debug, Clone, Copy)]
+pub struct VarSpec {
+    pub name: &'static str,
+    /// The default as shown to people (starting with `-` when there is none).
+    pub default: &'static str,
+    /// A secret: masked in every output, also accepted as `NAME_FILE`.
+    pub secret: bool,
+    /// What the value must be.
+    pub rule: &'static str,
+}
+
+/// What a template row's name says in place of an instance id.
+pub const ID_PLACEHOLDER: &str = "<ID>";
+
+impl VarSpec {
+    /// Whether an absent value means something other than "off" (shown as `default`, not `unset`).
+    pub fn has_default(&self) -> bool {
+        !self.default.starts_with('-')
+    }
+
+    /// Whether this row stands for one variable per instance (its name holds `<ID>`).
+    pub fn is_template(&self) -> bool {
+        self.name.contains(ID_PLACEHOLDER)
+    }
+
+    /// The name of a template row for the instance `id` (any case; upper-cased), or the row's
+    /// own name for a plain row.
+    pub fn name_for(&self, id: &str) -> String {
+        self.name.replace(ID_PLACEHOLDER, &id.to_ascii_uppercase())
+    }
+
+    /// The instance id (upper case, as in the name) when `name` is this template's variable.
+    fn instance_in<'a>(&self, name: &'a str) -> Option<&'a str> {
+        let (prefix, suffix) = self.name.split_once(ID_PLACEHOLDER)?;
+        let id = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+        is_instance_id(&id.to_ascii_lowercase())
+            .then_some(id)
+            .filter(|id| !id.chars().any(|c| c.is_ascii_lowercase()))
+    }
+}
+
+/// An instance id: 1 to 32 of `a-z 0-9`, starting with a letter (no `_`, so that a variable's
+/// name splits one way only).
+pub fn is_instance_id(id: &str) -> bool {
+    (1..=32).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+const fn var(name: &'static str, default: &'static str, rule: &'static str) -> VarSpec {
+    VarSpec {
+        name,
+        default,
+        secret: false,
+        rule,
+    }
+}
+
+const fn secret(name: &'static str, default: &'static str, rule: &'static str) -> VarSpec {
+    VarSpec {
+        name,
+        default,
+        secret: true,
+        rule,
+    }
+}
+
+pub const VARIABLES: &[VarSpec] = &[
+    var("HIVE_ENV", "development", "development or production"),
+    var("HIVE_DATA_DIR", "./hive-data", "a directory path"),
+    var(
+        "HIVE_CONFIG",
+        "-",
+        "the path of a TOML file setting these variables by name (HIVE_CONFIG itself excluded)",
+    ),
+    var(
+        "HIVE_LISTEN",
+        "127.0.0.1:8080",
+        "an IP address and port, e.g. 0.0.0.0:8080",
+    ),
+    var(
+        "AUTH_URL",
+        "http://<HIVE_LISTEN>",
+        "an absolute http(s) URL without credentials, query or fragment; required and https in production",
+    ),
+    var("HIVE_ALLOW_INSECURE_HTTP", "false", "true or false"),
+    var(
+        "HIVE_METRICS_LISTEN",
+        "- (off)",
+        "an IP address and port for Prometheus metrics at /metrics; keep it private",
+    ),
+    secret(
+        "DATABASE_URL",
+        "SQLite at <HIVE_DATA_DIR>/hive.db",
+        "postgres://…, postgresql://… or sqlite:<path>",
+    ),
+    var("HIVE_DB_MAX_CONNECTIONS", "10", "an integer from 1 to 200"),
+    var("HIVE_AUTO_MIGRATE", "true", "true or false"),
+    secret("REDIS_URL", "-", "redis://… or rediss://…"),
+    var(
+        "HIVE_REDIS_KEY_PREFIX",
+        "hive",
+        "1 to 64 characters of A-Z a-z 0-9 _ - : (several deployments can share one Redis)",
+    ),
+    secret(
+        "MESH_BUS_HMAC_SECRET",
+        "-",
+        "at least 32 characters; signs every event bus message (meshSig) and makes subscribers drop unsigned or forged ones",
+    ),
+    var(
+        "A2A_TASK_STORE",
+        "redis with REDIS_URL, else memory",
+        "memory, redis (needs REDIS_URL) or db (the database: tasks survive restarts)",
+    ),
+    var(
+        "A2A_TASK_TTL_SECONDS",
+        "86400",
+        "an integer from 60 to 2592000",
+    ),
+    var(
+        "A2A_JSONRPC_MIN_ROLE",
+        "viewer",
+        "viewer, operator or admin: the least role that may call the A2A JSON-RPC endpoints",
+    ),
+    var(
+        "A2A_DEFAULT_AGENT",
+        "-",
+        "an agent's name or id: where a message to the instance endpoint goes when its metadata names no skill",
+    ),
+    var(
+        "A2A_JSONRPC_MAX_BODY_BYTES",
+        "1048576",
+        "an integer from 1024 to 16777216: the largest JSON-RPC request body",
+    ),
+    var(
+        "A2A_STREAMS_PER_IP",
+        "10",
+        "an integer from 1 to 10000: open A2A streams per client IP",
+    ),
+    var(
+        "A2A_STREAMS_PER_USER",
+        "5",
+        "an integer from 1 to 10000: open A2A streams per user (or token's user)",
+    ),
+    var(
+        "A2A_STREAM_IDLE_SECONDS",
+        "300",
+        "an integer from 5 to 86400: a stream without an event this long is closed",
+    ),
+    var(
+        "A2A_PUBLIC_JSONRPC_ENABLED",
+        "false",
+        "true or false: anonymous callers may use the allowed methods on public agents",
+    ),
+    var(
+        "A2A_PUBLIC_JSONRPC_ALLOWED_METHODS",
+        "- (required when enabled)",
+        "1 to 32 A2A method names of either version (SendMessage or message/send), comma-separated",
+    ),
+    secret(
+        "A2A_PUBLIC_JSONRPC_API_KEYS",
+        "- (none)",
+        "comma-separated name=KEY[@method|method] entries; KEY at least 32 random characters or sha256:<64 hex>; only hashes are kept",
+    ),
+    var(
+        "A2A_PUBLIC_JSONRPC_MAX_BODY_BYTES",
+        "65536",
+        "an integer from 1024 to 1048576: the largest public-tier request body",
+    ),
+    var("MESH_FEDERATION_ENABLED", "false", "true or false"),
+    var(
+        "MESH_FEDERATION_PEERS",
+        "- (none)",
+        "comma-separated peer origins, https://host[:port] (http only outside production); a peer's index is its position",
+    ),
+    secret(
+        "MESH_FEDERATION_SHARED_SECRET",
+        "-",
+        "32 or more random bytes as hex or base64 (`hive mesh secret` prints one), the same on every peer: HS256 tokens (and the legacy header); passphrases and other hand-made values refused",
+    ),
+    var(
+        "MESH_FEDERATION_ED25519_SEED_FILE",
+        "-",
+        "path of this instance's Ed25519 seed (64 hex characters; `hive mesh keygen` writes one): EdDSA tokens, the recommended mode",
+    ),
+    var(
+        "MESH_FEDERATION_PEER_KEYS",
+        "- (none)",
+        "comma-separated origin=PUBLIC_KEY pairs pinning each peer's Ed25519 public key (base64url); an origin may be listed up to 4 times while its key is rotated; Ed25519 mode only",
+    ),
+    var(
+        "MESH_FEDERATION_PEER_MANIFEST_FILE",
+        "- (none)",
+        "path of a peer manifest signed by the operator key (`hive mesh manifest sign`), read at start: pins the keys of the listed peers that are in MESH_FEDERATION_PEERS; needs MESH_FEDERATION_MANIFEST_PUBLIC_KEY; Ed25519 mode only; invalid, expired (by the system clock) or wrongly signed stops the process",
+    ),
+    var(
+        "MESH_FEDERATION_MANIFEST_PUBLIC_KEY",
+        "- (none)",
+        "the operator's Ed25519 public key (base64url, `hive mesh public-key`) that must have signed MESH_FEDERATION_PEER_MANIFEST_FILE; set both or neither",
+    ),
+    var(
+        "MESH_FEDERATION_JWT_AUDIENCE",
+        "the AUTH_URL origin",
+        "1 to 255 characters: the aud inbound tokens must carry, and the aud of outbound ones when set (one audience for the whole mesh)",
+    ),
+    var(
+        "MESH_FEDERATION_JWT_TTL_SECONDS",
+        "300",
+        "an integer from 30 to 3600: lifetime of minted tokens, and the longest accepted",
+    ),
+    var(
+        "MESH_FEDERATION_JWT_CLOCK_SKEW_LEEWAY_SECONDS",
+        "30",
+        "an integer from 0 (strict) to 300",
+    ),
+    var(
+        "MESH_FEDERATION_JWT_REQUIRE_AUDIENCE",
+        "true",
+        "true or false",
+    ),
+    var(
+        "MESH_FEDERATION_JWT_REQUIRE_JTI",
+        "true",
+        "true or false: each token is accepted once",
+    ),
+    var(
+        "MESH_FEDERATION_INBOUND_ALLOW_LEGACY_SECRET",
+        "false",
+        "true or false: accept the raw X-Hive-Federation-Secret header (needs the shared secret)",
+    ),
+    var(
+        "MESH_FEDERATION_PROXY_SEND_SECRET",
+        "false",
+        "true or false: proxied calls carry X-Hive-Federation-Secret instead of a token (for peers that only know it)",
+    ),
+    var(
+        "MESH_FEDERATION_PROXY_TIMEOUT_MS",
+        "15000",
+        "an integer from 100 to 120000: the whole proxied call",
+    ),
+    var(
+        "MESH_FEDERATION_INBOUND_ALLOWLIST",
+        "- (any address)",
+        "comma-separated IPs and CIDRs (v4 and v6) federation calls may come from",
+    ),
+    secret(
+        "NATS_URL",
+        "- (off)",
+        "nats://host:port or tls://host:port: carry WAN envelopes over NATS JetStream",
+    ),
+    var(
+        "MESH_WAN_NATS_STREAM",
+        "HIVE_WAN",
+        "1 to 64 of A-Z a-z 0-9 - _: the JetStream stream",
+    ),
+    var(
+        "MESH_WAN_NATS_SUBJECT",
+        "hive.wan.envelopes",
+        "dot-separated tokens of A-Z a-z 0-9 - _, up to 64 characters",
+    ),
+    var(
+        "MESH_WAN_NATS_CONSUMER",
+        "hive-<hash of the AUTH_URL origin>",
+        "1 to 64 of A-Z a-z 0-9 - _: the durable consumer this instance's replicas share",
+    ),
+    var(
+        "MESH_WAN_DEDUP_WINDOW_SECONDS",
+        "120",
+        "an integer from 1 to 86400: envelopes with the same id within it are stored once",
+    ),
+    var(
+        "HIVE_RATE_LIMITS",
+        "-",
+        "overrides of the rate-limit policies: comma-separated name=COUNT/PERIOD, periods in s, m, h or d (e.g. login=10/15m,api=600/1m)",
+    ),
+    var(
+        "HIVE_RATE_LIMIT_FAIL_OPEN",
+        "-",
+        "comma-separated policies (never authentication ones) that let requests through unmetered while Redis is unreachable",
+    ),
+    secret(
+        "AUTH_SECRET",
+        "generated (development)",
+        "at least 32 characters; in production required and not default-looking",
+    ),
+    secret(
+        "ENCRYPTION_KEY",
+        "generated (development)",
+        "exactly 64 hexadecimal characters (32 bytes); in production required",
+    ),
+    secret(
+        "HIVE_SETUP_TOKEN",
+        "generated (development)",
+        "at least 32 characters",
+    ),
+    secret("HIVE_INTERNAL_TOKEN", "-", "at least 32 characters"),
+    var(
+        "HIVE_BODY_LIMIT_BYTES",
+        "1048576",
+        "an integer from 1024 to 67108864",
+    ),
+    var(
+        "HIVE_REQUEST_TIMEOUT_SECONDS",
+        "30",
+        "an integer from 1 to 600",
+    ),
+    var(
+        "HIVE_TRUSTED_PROXIES",
+        "-",
+        "comma-separated IP addresses or CIDR ranges",
+    ),
+    var(
+        "HIVE_CLIENT_IP_SOURCE",
+        "xff_last",
+        "real_ip, xff_first or xff_last",
+    ),
+    var(
+        "HIVE_SHUTDOWN_GRACE_SECONDS",
+        "30",
+        "an integer from 0 to 3600",
+    ),
+    var(
+        "HIVE_HTTP_HEADER_READ_TIMEOUT_SECONDS",
+        "10",
+        "an integer from 1 to 300: time to send a request head; slower connections are closed",
+    ),
+    var(
+        "HIVE_HTTP_IDLE_TIMEOUT_SECONDS",
+        "60",
+        "an integer from 1 to 3600: a connection with no request in flight this long is closed",
+    ),
+    var(
+        "HIVE_HTTP_MAX_CONNECTIONS",
+        "10000",
+        "an integer from 16 to 1000000: open connections in all",
+    ),
+    var(
+        "HIVE_HTTP_MAX_CONNECTIONS_PER_IP",
+        "256",
+        "an integer from 1 to 100000: open connections from one address (trusted proxies excepted)",
+    ),
+    var(
+        "HIVE_HTTP_MAX_STREAMS_PER_CONNECTION",
+        "100",
+        "an integer from 1 to 1000: concurrent HTTP/2 streams on one connection",
+    ),
+    var(
+        "LOG_LEVEL",
+        "info",
+        "trace, debug, info, warn, error, off, or comma-separated target=level directives",
+    ),
+    var("LOG_FORMAT", "json", "json or pretty"),
+    var("HEALTH_CHECK_DEEP", "false", "true or false"),
+    secret(
+        "SMTP_URL",
+        "- (no mail)",
+        "smtps://[user:password@]host[:port], smtp://…?tls=required (STARTTLS), or plain smtp:// to a loopback relay",
+    ),
+    var(
+        "SMTP_FROM",
+        "hive@<AUTH_URL host>",
+        "the From address of Hive's mail",
+    ),
+    var(
+        "ALLOW_PUBLIC_REGISTRATION",
+        "false",
+        "true or false; when true anyone may register a viewer account",
+    ),
+    var(
+        "HIVE_MFA_REQUIRED",
+        "admins",
+        "admins, all or none: who must have a second factor before using a session",
+    ),
+    var("HIVE_JOBS_TICK_SECONDS", "60", "an integer from 1 to 3600"),
+    var(
+        "HIVE_JOB_HISTORY_PRUNE_INTERVAL_SECONDS",
+        "3600",
+        "an integer from 1 to 86400",
+    ),
+    var(
+        "HIVE_JOB_HISTORY_RETENTION_DAYS",
+        "30",
+        "an integer from 1 to 3650",
+    ),
+    var(
+        "HIVE_EGRESS_FETCH_HOST_ALLOWLIST",
+        "- (none)",
+        "comma-separated host names, *.suffix names or IP literals, each with an optional :port, that outbound requests may reach even on private addresses; merged with the admin's list",
+    ),
+    var(
+        "HIVE_EGRESS_FETCH_MAX_REDIRECTS",
+        "5",
+        "an integer from 0 to 10: redirects an outbound GET follows, each re-checked",
+    ),
+    var(
+        "AUDIT_RETENTION_DAYS",
+        "365",
+        "an integer from 1 to 36500; older audit records are deleted behind a signed checkpoint",
+    ),
+    var(
+        "HIVE_CONVERSATION_RETENTION_DAYS",
+        "90",
+        "an integer from 0 to 36500; conversations with no message for this many days are deleted with their messages (0 keeps them)",
+    ),
+    var(
+        "OIDC_PROVIDERS",
+        "- (none)",
+        "comma-separated ids of OpenID Connect providers (each 1 to 32 of a-z 0-9, starting with a letter), each configured by the OIDC_<ID>_* variables, <ID> being its id in upper case",
+    ),
+    var(
+        "OIDC_AUTO_CREATE",
+        "false",
+        "true or false; when true a first single sign-on with no linked or matching account creates one, with the provider's mapped role",
+    ),
+    var(
+        "OIDC_<ID>_ISSUER",
+        "- (required)",
+        "the issuer URL, exactly as the provider's discovery document names it; https (http only for a loopback host, never in production); no credentials, query or fragment",
+    ),
+    var(
+        "OIDC_<ID>_CLIENT_ID",
+        "- (required)",
+        "the client id registered at the provider (1 to 255 visible characters)",
+    ),
+    secret(
+        "OIDC_<ID>_CLIENT_SECRET",
+        "- (required)",
+        "the client secret registered at the provider (1 to 1024 characters); sent only to the token endpoint",
+    ),
+    var(
+        "OIDC_<ID>_DISPLAY_NAME",
+        "<id>",
+        "1 to 100 characters naming the provider on the sign-in page",
+    ),
+    var(
+        "OIDC_<ID>_SCOPES",
+        "openid email profile",
+        "space-separated scopes of A-Z a-z 0-9 _ - . : /; must include openid",
+    ),
+    var(
+        "OIDC_<ID>_ROLE_CLAIM",
+        "- (none)",
+        "the ID token claim the role mapping reads: a string or an array of strings (e.g. groups)",
+    ),
+    var(
+        "OIDC_<ID>_ROLE_MAP",
+        "- (none)",
+        "comma-separated value=role pairs (viewer, operator or admin); needs OIDC_<ID>_ROLE_CLAIM; of several matching values the highest role wins",
+    ),
+    var(
+        "OIDC_<ID>_DEFAULT_ROLE",
+        "viewer",
+        "viewer, operator or admin: the role of an account created when the claim matches no pair",
+    ),
+];
+
+/// `HIVE_*` names that are not configuration but are known (not reported as typos).
+pub const KNOWN_OTHER_NAMES: &[&str] = &[
+    "HIVE_TEST_DATABASE_URL",
+    "HIVE_TEST_REDIS_URL",
+    "HIVE_TEST_CAPTURE_DIR",
+    "HIVE_TEST_NATS_URL",
+    "HIVE_TEST_A2A_PYTHON",
+];
+
+/// The row of `name`: a plain variable, or the template row of an instance's variable
+/// (`OIDC_CORP_ISSUER` finds `OIDC_<ID>_ISSUER`).
+pub fn find(name: &str) -> Option<&'static VarSpec> {
+    VARIABLES
+        .iter()
+        .find(|spec| !spec.is_template() && spec.name == name)
+        .or_else(|| find_template(name).map(|(spec, _)| spec))
+}
+
+/// The template row of an instance's variable and the instance id (lower case).
+pub fn find_template(name: &str) -> Option<(&'static VarSpec, String)> {
+    VARIABLES.iter().find_map(|spec| {
+        spec.instance_in(name)
+            .map(|id| (spec, id.to_ascii_lowercase()))
+    })
+}
+
+/// The template rows whose names start with `prefix` (e.g. `OIDC_<ID>_`).
+pub fn templates(prefix: &str) -> impl Iterator<Item = &'static VarSpec> {
+    VARIABLES
+        .iter()
+        .filter(move |spec| spec.is_template() && spec.name.starts_with(prefix))
+}
+
+/// Whether `name` is a variable, a `NAME_FILE` of a secret, or another known name.
+pub fn is_known(name: &str) -> bool {
+    find(name).is_some()
+        || KNOWN_OTHER_NAMES.contains(&name)
+        || name
+            .strip_suffix("_FILE")
+            .and_then(find)
+            .is_some_and(|spec| spec.secret)
+}
+
+/// Whether `name` may be a key of the `HIVE_CONFIG` TOML file: a variable (or a secret's
+/// `NAME_FILE`), but neither a tool's name nor `HIVE_CONFIG` itself (no chains of files).
+pub fn allowed_in_config_file(name: &str) -> bool {
+    is_known(name) && !KNOWN_OTHER_NAMES.contains(&name) && name != "HIVE_CONFIG"
+}
+
+/// The closest known name within two edits, to suggest for a typo.
+pub fn suggestion(unknown: &str) -> Option<&'static str> {
+    VARIABLES
+        .iter()
+        .filter(|spec| !spec.is_template())
+        .map(|spec| spec.name)
+        .chain(KNOWN_OTHER_NAMES.iter().copied())
+        .map(|name| (edit_distance(unknown, name), name))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The table of `docs/configuration.md`, generated from [`VARIABLES`] (a test keeps the file
+/// in step).
+pub fn markdown_table() -> String {
+    let mut out =
+        String::from("| variable | default | rule | secret (`_FILE`) |\n|---|---|---|---|\n");
+    for spec in VARIABLES {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            spec.name,
+            if spec.default == "-" {
+                "—".to_owned()
+            } else {
+                format!("`{}`", spec.default)
+            },
+            spec.rule,
+            if spec.secret { "yes" } else { "" }
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        assert_eq!(suggestion("HIVE_LISTN"), Some("HIVE_LISTEN"));
+        assert_eq!(suggestion("HIVE_DATADIR"), Some("HIVE_DATA_DIR"));
+        assert_eq!(suggestion("HIVE_SOMETHING_ELSE_ENTIRELY"), None);
+    }
+
+    #[test]
+    fn file_variants_exist_only_for_secrets() {
+        assert!(is_known("AUTH_SECRET_FILE"));
+        assert!(is_known("DATABASE_URL_FILE"));
+        assert!(!is_known("HIVE_LISTEN_FILE"));
+        assert!(is_known("HIVE_TEST_DATABASE_URL"));
+        assert!(is_known("HIVE_CONFIG"));
+        assert!(allowed_in_config_file("AUTH_SECRET_FILE"));
+        assert!(!allowed_in_config_file("HIVE_CONFIG"));
+        assert!(!allowed_in_config_file("HIVE_TEST_REDIS_URL"));
+        assert!(!allowed_in_config_file("HIVE_LISTEN_FILE"));
+    }
+
+    #[test]
+    fn template_rows_find_each_instance_variable() {
+        let spec = find("OIDC_CORP_ISSUER").unwrap();
+        assert_eq!(spec.name, "OIDC_<ID>_ISSUER");
+        assert_eq!(spec.name_for("corp"), "OIDC_CORP_ISSUER");
+        assert_eq!(
+            find_template("OIDC_CORP2_CLIENT_SECRET").map(|(s, id)| (s.name, id)),
+            Some(("OIDC_<ID>_CLIENT_SECRET", "corp2".to_owned()))
+        );
+        assert!(find("OIDC_CORP_CLIENT_SECRET").unwrap().secret);
+        assert!(is_known("OIDC_CORP_CLIENT_SECRET_FILE"));
+        assert!(!is_known("OIDC_CORP_ISSUER_FILE"), "not a secret");
+        for not_a_variable in [
+            "OIDC__ISSUER",
+            "OIDC_corp_ISSUER",
+            "OIDC_MY_CORP_ISSUER",
+            "OIDC_1CORP_ISSUER",
+            "OIDC_<ID>_ISSUER",
+            "OIDC_CORP_ISSUERS",
+        ] {
+            assert!(find(not_a_variable).is_none(), "{not_a_variable}");
+        }
+        // A plain row is never taken for a template's instance.
+        assert_eq!(find("OIDC_PROVIDERS").unwrap().name, "OIDC_PROVIDERS");
+        assert!(is_instance_id("corp") && is_instance_id("a1"));
+        assert!(!is_instance_id("Corp") && !is_instance_id("my-corp") && !is_instance_id(""));
+        assert!(!is_instance_id(&"a".repeat(33)));
+    }
+
+    #[test]
+    fn the_documentation_table_is_current() {
+        let doc = include_str!("../../../../../docs/configuration.md");
+        let table = markdown_table();
+        assert!(
+            doc.contains(&table),
+            "docs/configuration.md is out of date; its table must read:\n{table}"
+        );
+    }
+}

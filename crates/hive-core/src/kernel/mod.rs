@@ -1,0 +1,15 @@
+//! The kernel: what every domain stands on. Configuration, the secrets of this process, the
+//! audit log and its hash chain, background jobs, the egress policy and admin-edited settings,
+//! outgoing mail and rate-limited logging.
+//!
+//! Below every domain; imports none of them.
+
+pub mod audit;
+pub mod caller;
+pub mod config;
+pub mod egress;
+pub mod jobs;
+pub mod log_gate;
+pub mod mail;
+pub mod runtime_secrets;
+pub mod settings;

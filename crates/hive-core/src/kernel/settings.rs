@@ -1,0 +1,310 @@
+//! Instance settings an admin edits at run time. The first is `security`: the egress host
+//! allowlist that is merged onto `HIVE_EGRESS_FETCH_HOST_ALLOWLIST`.
+//!
+//! A change is stored (with its audit record, in one transaction), applied on this replica at
+//! once, and announced on the event bus so that every other replica reloads it from the
+//! database; each replica also reloads every 15 seconds, so a lost announcement delays a change
+//! by at most that. The announcement carries no value: whoever could forge one only causes a
+//! reload.
+
+use crate::kernel::audit::{AuditAction, AuditEvent, Auditor};
+use crate::kernel::caller::{Caller, RequestMeta};
+use crate::kernel::egress::Egress;
+use hive_egress::{Allowlist, AllowlistEntry};
+use hive_state::{BusEvent, Channel, EventBus};
+use hive_store::{AuditOutcome, PutOutcome, SettingWrite, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The name the security settings are stored under.
+pub const SECURITY: &str = "security";
+/// The bus event kind that says "settings changed; reload them".
+pub const CHANGED_EVENT: &str = "settings.changed";
+/// How often every replica reloads the settings whatever the bus says.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(15);
+/// Entries an admin's allowlist may hold.
+pub const MAX_ALLOWLIST_ENTRIES: usize = 200;
+
+/// Why a settings call was refused. Messages are safe to show to the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// The database (or the audit log) cannot take the change now; nothing was changed.
+    #[error("temporarily unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StoreError> for SettingsError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(detail) | StoreError::AuditUnwritable(detail) => {
+                tracing::warn!(%detail, "settings: not stored");
+                Self::Unavailable
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The security settings as stored (a JSON document).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// Allowlist entries (`host`, `*.suffix`, an IP literal, each with an optional `:port`).
+    #[serde(default)]
+    pub egress_host_allowlist: Vec<String>,
+}
+
+/// The security settings in force on this replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityState {
+    pub settings: SecuritySettings,
+    /// The stored version (`None` before the first write).
+    pub version: Option<i64>,
+}
+
+/// Parses every entry, naming the first bad one by its place in the list.
+fn parse_allowlist(entries: &[String]) -> Result<Allowlist, SettingsError> {
+    if entries.len() > MAX_ALLOWLIST_ENTRIES {
+        return Err(SettingsError::Invalid(format!(
+            "egressHostAllowlist holds at most {MAX_ALLOWLIST_ENTRIES} entries"
+        )));
+    }
+    let parsed = entries
+        .iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            raw.parse::<AllowlistEntry>().map_err(|error| {
+                SettingsError::Invalid(format!(
+                    "egressHostAllowlist entry {}: {}",
+                    index + 1,
+                    error.problem
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Allowlist::from_entries(parsed))
+}
+
+/// The stored security settings and the allowlist they make.
+fn stored_security(value: &str) -> Result<(SecuritySettings, Allowlist), SettingsError> {
+    let settings = serde_json::from_str::<SecuritySettings>(value)
+        .map_err(|e| SettingsError::Internal(format!("stored security settings: {e}")))?;
+    let allowlist = parse_allowlist(&settings.egress_host_allowlist)?;
+    Ok((settings, allowlist))
+}
+
+/// The admin's allowlist in a stored `security` value.
+pub fn allowlist_of(value: &str) -> Result<Allowlist, SettingsError> {
+    stored_security(value).map(|(_, allowlist)| allowlist)
+}
+
+/// The settings service of this process.
+#[derive(Debug)]
+pub struct Settings {
+    store: Arc<dyn Store>,
+    auditor: Auditor,
+    egress: Arc<Egress>,
+    bus: Arc<EventBus>,
+    clock: hive_proto::SharedClock,
+    applied: std::sync::RwLock<SecurityState>,
+}
+
+impl Settings {
+    pub fn new(
+        store: Arc<dyn Store>,
+        auditor: Auditor,
+        egress: Arc<Egress>,
+        bus: Arc<EventBus>,
+        clock: hive_proto::SharedClock,
+    ) -> Self {
+        Self {
+            store,
+            auditor,
+            egress,
+            bus,
+            clock,
+            applied: std::sync::RwLock::new(SecurityState {
+                settings: SecuritySettings::default(),
+                version: None,
+            }),
+        }
+    }
+
+    /// What this replica applies now.
+    pub fn security(&self) -> SecurityState {
+        self.applied
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn apply(&self, state: SecurityState, allowlist: Allowlist) {
+        self.egress.set_admin_allowlist(&allowlist);
+        *self
+            .applied
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = state;
+    }
+
+    /// Reads the stored settings and applies them. A stored value that does not parse (edited
+    /// in the database by hand) is refused and the admin's list dropped: the operator's list
+    /// alone is in force until a valid change, which allows fewer hosts, never more.
+    pub async fn reload(&self) -> Result<(), SettingsError> {
+        let Some(row) = self.store.settings().get(SECURITY).await? else {
+            return Ok(());
+        };
+        // No shortcut on the version: a row edited behind Hive's back keeps its version.
+        let parsed = stored_security(&row.value);
+        match parsed {
+            Ok((settings, allowlist)) => {
+                self.apply(
+                    SecurityState {
+                        settings,
+                        version: Some(row.version),
+                    },
+                    allowlist,
+                );
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(%error, "stored security settings are not valid; the admin's allowlist is dropped");
+                let dropped = SecurityState {
+                    settings: SecuritySettings::default(),
+                    version: Some(row.version),
+                };
+                self.apply(dropped, Allowlist::empty());
+                Err(error)
+            }
+        }
+    }
+
+    /// Replaces the security settings (admin). `expected_version` is the version the caller
+    /// read (`None` when there was none): a concurrent change wins over this one (`Conflict`).
+    pub async fn put_security(
+        &self,
+        caller: &Caller,
+        settings: SecuritySettings,
+        expected_version: Option<i64>,
+        meta: &RequestMeta,
+    ) -> Result<SecurityState, SettingsError> {
+        if !caller.is_admin() {
+            return Err(SettingsError::Forbidden("only an admin changes settings"));
+        }
+        let allowlist = parse_allowlist(&settings.egress_host_allowlist)?;
+        // Stored in the canonical form, so what is shown is what applies.
+        let settings = SecuritySettings {
+            egress_host_allowlist: allowlist
+                .entries()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        };
+        let value =
+            serde_json::to_string(&settings).map_err(|e| SettingsError::Internal(e.to_string()))?;
+        let write = SettingWrite {
+            name: SECURITY.to_owned(),
+            value,
+            expected_version,
+            updated_at: hive_store::truncate_to_micros(self.clock.now()),
+            updated_by: caller.principal().to_string(),
+        };
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::SettingsUpdate,
+            target: Some(format!("setting:{SECURITY}")),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({
+                "egressHostAllowlist": settings.egress_host_allowlist,
+            }),
+        };
+        let record = self.auditor.in_transaction(entry, meta);
+        let stored = match self.store.settings().put(&write, record.append()).await? {
+            PutOutcome::Written(row) => row,
+            PutOutcome::Stale { .. } => {
+                return Err(SettingsError::Conflict(
+                    "the settings changed meanwhile; read them again",
+                ));
+            }
+        };
+        let state = SecurityState {
+            settings,
+            version: Some(stored.version),
+        };
+        self.apply(state.clone(), allowlist);
+        let announcement = BusEvent::System {
+            kind: CHANGED_EVENT.to_owned(),
+            message: SECURITY.to_owned(),
+        };
+        if let Err(error) = self
+            .bus
+            .publish(announcement, meta.request_id.as_deref())
+            .await
+        {
+            // The others still reload within RELOAD_EVERY.
+            tracing::warn!(%error, "cannot announce a settings change on the bus");
+        }
+        Ok(state)
+    }
+
+    /// Follows changes made on other replicas: reloads on every announcement and every
+    /// [`RELOAD_EVERY`].
+    pub fn start_follower(self: &Arc<Self>, tracker: &TaskTracker, cancel: CancellationToken) {
+        let settings = Arc::clone(self);
+        tracker.spawn(async move {
+            let mut events = settings.bus.subscribe(Channel::SystemEvents);
+            let mut every = tokio::time::interval(RELOAD_EVERY);
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    _ = every.tick() => {}
+                    received = events.recv() => match received {
+                        Ok(envelope) => {
+                            let BusEvent::System { kind, .. } = &envelope.payload else {
+                                continue;
+                            };
+                            if kind != CHANGED_EVENT {
+                                continue;
+                            }
+                        }
+                        // Lagged: something may have been missed; reload to be sure.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
+                }
+                if let Err(error) = settings.reload().await {
+                    tracing::warn!(%error, "cannot reload the settings");
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowlists_are_checked_entry_by_entry() {
+        let good = ["api.example.com", "*.corp.example:8443", "10.0.0.5:9000"];
+        let list = parse_allowlist(&good.map(str::to_owned)).unwrap();
+        assert_eq!(list.entries().len(), 3);
+        let bad = ["api.example.com".to_owned(), "x.example:0".to_owned()];
+        let error = parse_allowlist(&bad).unwrap_err().to_string();
+        assert!(error.starts_with("egressHostAllowlist entry 2:"), "{error}");
+        let many: Vec<String> = (0..=MAX_ALLOWLIST_ENTRIES)
+            .map(|i| format!("h{i}.example"))
+            .collect();
+        assert!(parse_allowlist(&many).is_err());
+    }
+}

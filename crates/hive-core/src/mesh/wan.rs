@@ -1,0 +1,172 @@
+//! The WAN mesh: envelopes (`wan-envelope-v1`) accepted by the ingress are published on this
+//! instance's event bus as `mesh.wan.envelope` events and, with `NATS_URL`, carried over NATS
+//! JetStream to the other instances, whose consumers publish them on their own buses.
+//!
+//! Each envelope reaches an instance's bus once: its id is recorded in the replay cache (shared
+//! by the replicas) under the instance's consumer name before it is published, both by the
+//! ingress and by the consumer, so a retried ingress, a redelivery and the instance's own
+//! envelopes coming back over NATS are not published again.
+
+use crate::identity::IdentityError;
+use crate::kernel::audit::{AuditAction, AuditEvent, Auditor};
+use crate::kernel::caller::{Caller, RequestMeta};
+use crate::kernel::config::Config;
+use hive_proto::wan::{WanEnvelope, WanPublished};
+use hive_state::{BusEvent, CarrierSettings, EventBus, ReplayCache, StateError, WanCarrier};
+use hive_store::AuditOutcome;
+use secrecy::ExposeSecret;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The audit action of an accepted envelope.
+pub const INGRESS_ACTION: AuditAction = AuditAction::MeshWanIngress;
+/// How long an envelope id is remembered: as long as the stream keeps envelopes.
+const SEEN_FOR: Duration = hive_state::wan::DEFAULT_MAX_AGE;
+/// The replay-cache scope of an instance without NATS.
+const LOCAL_SCOPE: &str = "local";
+
+/// The WAN service of this process.
+#[derive(Debug)]
+pub struct Wan {
+    auditor: Auditor,
+    bus: Arc<EventBus>,
+    replay: Arc<dyn ReplayCache>,
+    carrier: Option<Arc<WanCarrier>>,
+    /// The replay-cache scope: the consumer name (one per instance), or `local`.
+    scope: String,
+}
+
+impl Wan {
+    /// Builds the service; with `NATS_URL` creates the client, which connects in the
+    /// background (a start while NATS is down succeeds; ingress answers 503 until it is up).
+    pub async fn new(
+        config: &Config,
+        auditor: Auditor,
+        bus: Arc<EventBus>,
+        replay: Arc<dyn ReplayCache>,
+    ) -> Result<Self, StateError> {
+        let (carrier, scope) = match &config.mesh.wan.nats {
+            None => (None, LOCAL_SCOPE.to_owned()),
+            Some(nats) => {
+                let settings = CarrierSettings::new(
+                    nats.url.expose_secret().trim().to_owned(),
+                    nats.stream.clone(),
+                    nats.subject.clone(),
+                    nats.consumer.clone(),
+                    nats.dedup_window,
+                    config.public_origin(),
+                );
+                let carrier = WanCarrier::connect(settings, Arc::clone(&replay)).await?;
+                (Some(Arc::new(carrier)), nats.consumer.clone())
+            }
+        };
+        Ok(Self {
+            auditor,
+            bus,
+            replay,
+            carrier,
+            scope,
+        })
+    }
+
+    /// Whether envelopes also travel over NATS.
+    pub fn carried(&self) -> bool {
+        self.carrier.is_some()
+    }
+
+    /// The carrier (tests follow its counts).
+    pub fn carrier(&self) -> Option<&Arc<WanCarrier>> {
+        self.carrier.as_ref()
+    }
+
+    /// Accepts an envelope from an operator (or the internal token): validates it, records
+    /// it in the audit log (no record, no publish), publishes it on the local bus unless it was
+    /// published before, and on JetStream, answering only after JetStream acknowledged it.
+    pub async fn accept(
+        &self,
+        envelope: WanEnvelope,
+        caller: &Caller,
+        meta: &RequestMeta,
+    ) -> Result<WanPublished, IdentityError> {
+        envelope.validate().map_err(IdentityError::Invalid)?;
+        let entry = |outcome, detail| AuditEvent {
+            principal: caller.principal(),
+            action: INGRESS_ACTION,
+            target: Some(envelope.id.clone()),
+            outcome,
+            detail,
+        };
+        let detail = serde_json::json!({
+            "kind": envelope.kind,
+            "source": envelope.source,
+            "target": envelope.target,
+            "nats": self.carried(),
+        });
+        self.auditor
+            .record(entry(AuditOutcome::Success, detail), meta)
+            .await?;
+        // The bus first: a retry after a NATS failure then only publishes on NATS (whose
+        // stream drops the duplicate id), and this instance's consumer, seeing the id
+        // recorded, does not publish it a second time.
+        let fresh = self
+            .replay
+            .consume(
+                &hive_state::wan::seen_key(&self.scope, &envelope.id),
+                SEEN_FOR,
+            )
+            .await
+            .map_err(|error| unavailable("the replay cache", &error))?;
+        if fresh {
+            self.bus
+                .publish(
+                    BusEvent::WanEnvelope {
+                        envelope: envelope.clone(),
+                    },
+                    meta.request_id.as_deref(),
+                )
+                .await
+                .map_err(|error| unavailable("the event bus", &error))?;
+        }
+        let nats = match &self.carrier {
+            None => false,
+            Some(carrier) => match carrier.publish(&envelope).await {
+                Ok(_) => true,
+                Err(error) => {
+                    tracing::warn!(%error, id = %envelope.id, "a WAN envelope was not carried");
+                    let detail = serde_json::json!({ "reason": "nats unavailable" });
+                    self.auditor
+                        .record_refusal(entry(AuditOutcome::Failure, detail), meta)
+                        .await;
+                    return Err(IdentityError::Unavailable);
+                }
+            },
+        };
+        Ok(WanPublished { bus: fresh, nats })
+    }
+
+    /// With NATS: starts the consumer that publishes other instances' envelopes on the bus,
+    /// until `cancel`.
+    pub fn start_consumer(&self, tracker: &TaskTracker, cancel: CancellationToken) {
+        let Some(carrier) = &self.carrier else {
+            return;
+        };
+        let bus = Arc::clone(&self.bus);
+        let deliver = move |envelope: WanEnvelope| {
+            let bus = Arc::clone(&bus);
+            async move {
+                bus.publish(BusEvent::WanEnvelope { envelope }, None)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| error.to_string())
+            }
+        };
+        tracker.spawn(Arc::clone(carrier).run(deliver, cancel));
+    }
+}
+
+fn unavailable(what: &str, error: &StateError) -> IdentityError {
+    tracing::warn!(%error, "WAN ingress: {what} is unavailable");
+    IdentityError::Unavailable
+}
