@@ -585,7 +585,7 @@ mod tests {
             clock,
         };
         let job = PruneExpiredSessions {
-            session_idle: crate::identity::limits::SESSION_IDLE,
+            session_idle: time::Duration::minutes(30),
             every: Duration::from_secs(60),
         };
         assert_eq!(

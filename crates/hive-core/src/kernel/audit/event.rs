@@ -258,7 +258,7 @@ mod tests {
             assert!(!domain.is_empty() && !verb.is_empty(), "{name}");
             assert!(
                 name.chars()
-                    .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'),
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'),
                 "{name}"
             );
         }
