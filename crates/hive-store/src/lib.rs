@@ -2,11 +2,11 @@
 //!
 //! One implementation per database lives in its own crate (`hive-store-sqlite`,
 //! `hive-store-postgres`), each with its own migrations folder. Both run the same conformance
-//! suite ([`conformance`]), so a behaviour that holds on one holds on the other.
+//! suite (the dev-only `hive-store-conformance` crate), so a behaviour that holds on one holds
+//! on the other.
 
 mod agents;
 mod challenges;
-pub mod conformance;
 mod conversations;
 mod error;
 mod identity;
