@@ -1,1206 +1,250 @@
+//! Users, sessions, API tokens, one-time tokens and audit records on PostgreSQL.
+
+use crate::dialect::PgDialect;
 use crate::map_error;
-use async_trait::async_trait;
 use hive_proto::Role;
-use hive_store::{
-    AccountChange, ApiTokenRepo, ApiTokenRow, AuditAppend, AuditCheckpoint, AuditFilter,
-    AuditOutcome, AuditPosition, AuditPrune, AuditRecord, AuditRepo, ChainHasher, ChainLink,
-    CheckpointSigner, Cursor, GuardedChange, LoginThrottle, NewUser, OneTimePurpose,
-    OneTimeTokenRepo, OneTimeTokenRow, Page, PageRequest, ProfileChange, SessionRepo, SessionRow,
-    StoreError, TextMatch, UserRepo, UserRow, chain_link, next_link, prunable_prefix,
-    role_from_text, scopes_from_text, scopes_to_text, truncate_to_micros as micros,
+use hive_store::sqlx_support::identity::{
+    IdentitySql, SessionSql, UserSql, delete_sessions, fetch_user, other_active_admins,
 };
-use sqlx::postgres::{PgPool, PgRow, Postgres};
-use sqlx::{PgConnection, QueryBuilder, Row, Transaction};
+use hive_store::sqlx_support::{Dialect, Pools, PushValue, commit_audited, rows};
+use hive_store::{
+    AccountChange, AuditAppend, GuardedChange, NewUser, ProfileChange, StoreError, UserRow,
+    api_token_columns, audit_columns, one_time_token_columns, session_columns, user_columns,
+};
+use sqlx::postgres::Postgres;
+use sqlx::{PgConnection, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-/// Users, sessions, API tokens, one-time tokens and audit records.
-pub(crate) struct PgIdentity {
-    pub pool: PgPool,
-}
 
 /// Serialises the changes guarded by the last-admin rule (a transaction-scoped advisory lock:
 /// READ COMMITTED alone would let two demotions each see the other admin).
 const ADMIN_GUARD_LOCK: i64 = 0x6869_7665_6164_6d6e;
 
-fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
-{
-    row.try_get(column).map_err(map_error)
-}
-
-fn count_at(row: &PgRow, column: &str) -> Result<u32, StoreError> {
-    let raw: i32 = get(row, column)?;
-    Ok(u32::try_from(raw).unwrap_or(0))
-}
-
-/// Whether the user has a second factor: an enabled TOTP credential or a passkey.
-/// A macro, not a constant, so that the column list can be one literal.
-macro_rules! second_factor_sql {
-    () => {
-        "(EXISTS (SELECT 1 FROM totp_credentials WHERE totp_credentials.user_id = users.id \
-         AND totp_credentials.enabled_at IS NOT NULL) \
-         OR EXISTS (SELECT 1 FROM passkeys WHERE passkeys.user_id = users.id))"
-    };
-}
-
-const USER_COLUMNS: &str = concat!(
-    "id, email, display_name, role, active, password_hash, created_at, updated_at, \
-     consecutive_failures, last_failure_at, failure_day, failures_today, ",
-    second_factor_sql!(),
-    " AS second_factor"
-);
-
-fn to_throttle(row: &PgRow) -> Result<LoginThrottle, StoreError> {
-    Ok(LoginThrottle {
-        consecutive_failures: count_at(row, "consecutive_failures")?,
-        last_failure_at: get(row, "last_failure_at")?,
-        failure_day: get(row, "failure_day")?,
-        failures_today: count_at(row, "failures_today")?,
-    })
-}
-
-fn to_user(row: &PgRow) -> Result<UserRow, StoreError> {
-    let role: String = get(row, "role")?;
-    Ok(UserRow {
-        id: get(row, "id")?,
-        email: get(row, "email")?,
-        display_name: get(row, "display_name")?,
-        role: role_from_text(&role)?,
-        active: get(row, "active")?,
-        password_hash: get(row, "password_hash")?,
-        created_at: get(row, "created_at")?,
-        updated_at: get(row, "updated_at")?,
-        throttle: to_throttle(row)?,
-        second_factor: row.try_get("second_factor").map_err(map_error)?,
-    })
-}
-
-pub(crate) async fn insert_user(
-    conn: &mut PgConnection,
-    user: &NewUser,
-) -> Result<UserRow, StoreError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO users (id, email, display_name, role, active, password_hash, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, true, $5, $6, $6) RETURNING {USER_COLUMNS}"
-    )))
-    .bind(user.id)
-    .bind(&user.email)
-    .bind(&user.display_name)
-    .bind(user.role.as_str())
-    .bind(&user.password_hash)
-    .bind(micros(user.created_at))
-    .fetch_one(conn)
-    .await
-    .map_err(map_error)?;
-    to_user(&row)
-}
-
-async fn fetch_user(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>, StoreError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await
-    .map_err(map_error)?;
-    row.as_ref().map(to_user).transpose()
-}
-
-pub(crate) async fn delete_sessions(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    except: Option<Uuid>,
-) -> Result<u64, StoreError> {
-    sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND ($2::uuid IS NULL OR id <> $2)")
-        .bind(user_id)
-        .bind(except)
-        .execute(conn)
-        .await
-        .map(|done| done.rows_affected())
-        .map_err(map_error)
-}
-
-/// An admin's change: name, role and active set, sessions ended, audited, in one transaction.
-async fn guarded_change(
-    pool: &PgPool,
-    id: Uuid,
-    change: &AccountChange,
-    now: OffsetDateTime,
-    audit: AuditAppend<'_>,
-) -> Result<GuardedChange, StoreError> {
-    let (role, active) = (change.role, change.active);
-    let mut tx = pool.begin().await.map_err(map_error)?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(ADMIN_GUARD_LOCK)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-    let Some(user) = fetch_user(&mut tx, id).await? else {
-        return Ok(GuardedChange::NotFound);
-    };
-    let new_role = role.unwrap_or(user.role);
-    let new_active = active.unwrap_or(user.active);
-    let stays_admin = new_role == Role::Admin && new_active;
-    if user.role == Role::Admin && user.active && !stays_admin {
-        let others: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM users WHERE role = 'admin' AND active AND id <> $1",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        if others == 0 {
-            return Ok(GuardedChange::LastAdmin);
-        }
-    }
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE users SET role = $1, active = $2, display_name = coalesce($3, display_name), \
-         updated_at = $4 WHERE id = $5 RETURNING {USER_COLUMNS}"
-    )))
-    .bind(new_role.as_str())
-    .bind(new_active)
-    .bind(&change.display_name)
-    .bind(micros(now))
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(map_error)?;
-    if new_role != user.role || active == Some(false) {
-        delete_sessions(&mut tx, id, None).await?;
-    }
-    let changed = to_user(&row)?;
-    append_audit(&mut tx, &audit).await?;
-    tx.commit().await.map_err(map_error)?;
-    Ok(GuardedChange::Changed(changed))
-}
-
-async fn store_password(
-    conn: &mut PgConnection,
-    id: Uuid,
-    password_hash: &str,
-    keep_session: Option<Uuid>,
-    now: OffsetDateTime,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE users SET password_hash = $1, updated_at = $2, consecutive_failures = 0, \
-         last_failure_at = NULL, failures_today = 0 WHERE id = $3",
-    )
-    .bind(password_hash)
-    .bind(micros(now))
-    .bind(id)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_error)?;
-    if done.rows_affected() == 0 {
-        return Ok(false);
-    }
-    delete_sessions(&mut *conn, id, keep_session).await?;
-    // Outstanding reset links are void once the password has changed.
-    sqlx::query(
-        "UPDATE one_time_tokens SET used_at = $1 \
-         WHERE purpose = 'password_reset' AND user_id = $2 AND used_at IS NULL",
-    )
-    .bind(micros(now))
-    .bind(id)
-    .execute(conn)
-    .await
-    .map_err(map_error)?;
-    Ok(true)
-}
-
-#[async_trait]
-impl UserRepo for PgIdentity {
-    async fn setup_completed(&self) -> Result<bool, StoreError> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM instance_setup)")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_error)
-    }
-
-    async fn create_first_admin(
-        &self,
+impl UserSql for PgDialect {
+    async fn insert_user(
+        connection: &mut PgConnection,
         user: &NewUser,
-        audit: AuditAppend<'_>,
     ) -> Result<UserRow, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let done: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM instance_setup)")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        if done {
-            return Err(StoreError::Conflict("setup is already complete".into()));
-        }
-        let admin = insert_user(&mut tx, user).await?;
-        // Concurrent callers all get here; the primary key lets exactly one insert.
-        sqlx::query("INSERT INTO instance_setup (id, completed_at, admin_id) VALUES (1, $1, $2)")
-            .bind(micros(user.created_at))
-            .bind(admin.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        append_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(admin)
-    }
-
-    async fn create(&self, user: &NewUser, audit: AuditAppend<'_>) -> Result<UserRow, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let created = insert_user(&mut tx, user).await?;
-        append_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(created)
-    }
-
-    async fn get(&self, id: Uuid) -> Result<Option<UserRow>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(map_error)?;
-        fetch_user(&mut conn, id).await
-    }
-
-    async fn find_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
-        )))
-        .bind(email)
-        .fetch_optional(&self.pool)
+        let row = sqlx::query(concat!(
+            "INSERT INTO users (id, email, display_name, role, active, password_hash, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, true, $5, $6, $6) RETURNING ",
+            user_columns!()
+        ))
+        .bind(user.id)
+        .bind(&user.email)
+        .bind(&user.display_name)
+        .bind(user.role.as_str())
+        .bind(&user.password_hash)
+        .bind(Self::time(user.created_at))
+        .fetch_one(connection)
         .await
         .map_err(map_error)?;
-        row.as_ref().map(to_user).transpose()
+        rows::user::<Self>(&row)
     }
+}
 
-    async fn list(&self, page: &PageRequest) -> Result<Page<UserRow>, StoreError> {
-        let after = page.after();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users \
-             WHERE ($1::timestamptz IS NULL OR (created_at, id) < ($1, $2::uuid)) \
-             ORDER BY created_at DESC, id DESC LIMIT $3"
-        )))
-        .bind(after.map(|c| micros(c.at)))
-        .bind(after.map(|c| c.id))
-        .bind(i64::from(page.limit()) + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?;
-        let items = rows.iter().map(to_user).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit(), |user| Cursor {
-            at: user.created_at,
-            id: user.id,
-        }))
-    }
+impl SessionSql for PgDialect {
+    const DELETE_SESSIONS: &'static str =
+        "DELETE FROM sessions WHERE user_id = $1 AND ($2::uuid IS NULL OR id <> $2)";
+}
+
+impl IdentitySql for PgDialect {
+    const USER_BY_ID: &'static str =
+        concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+    const USER_BY_EMAIL: &'static str =
+        concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
+    const LIST_USERS: &'static str = concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE ($1::timestamptz IS NULL OR (created_at, id) < ($1, $2::uuid)) \
+         ORDER BY created_at DESC, id DESC LIMIT $3"
+    );
+    // On concurrent callers the primary key lets exactly one insert.
+    const COMPLETE_SETUP: &'static str =
+        "INSERT INTO instance_setup (id, completed_at, admin_id) VALUES (1, $1, $2)";
+    const SET_PASSWORD: &'static str = "UPDATE users SET password_hash = $1, updated_at = $2, \
+         consecutive_failures = 0, last_failure_at = NULL, failures_today = 0 WHERE id = $3";
+    const VOID_RESET_LINKS: &'static str = "UPDATE one_time_tokens SET used_at = $1 \
+         WHERE purpose = 'password_reset' AND user_id = $2 AND used_at IS NULL";
+    const RECORD_LOGIN_FAILURE: &'static str = "UPDATE users \
+         SET consecutive_failures = consecutive_failures + 1, last_failure_at = $1, \
+         failures_today = CASE WHEN failure_day = $2 THEN failures_today + 1 ELSE 1 END, \
+         failure_day = $2 WHERE id = $3 \
+         RETURNING consecutive_failures, last_failure_at, failure_day, failures_today";
+    const RECORD_LOGIN_SUCCESS: &'static str = "UPDATE users SET consecutive_failures = 0, \
+         last_failure_at = NULL, password_hash = coalesce($1, password_hash) WHERE id = $2";
+
+    const INSERT_SESSION: &'static str = concat!(
+        "INSERT INTO sessions (",
+        session_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    );
+    const TRIM_SESSIONS: &'static str = "DELETE FROM sessions WHERE user_id = $1 AND id NOT IN \
+         (SELECT id FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2)";
+    const SESSION_BY_TOKEN_HASH: &'static str = concat!(
+        "SELECT ",
+        session_columns!(),
+        " FROM sessions WHERE token_hash = $1"
+    );
+    const TOUCH_SESSION: &'static str =
+        "UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $1) WHERE id = $2";
+    const MARK_AUTHENTICATED: &'static str =
+        "UPDATE sessions SET authenticated_at = $1, last_seen_at = $1 WHERE id = $2";
+    const MARK_SECOND_FACTOR: &'static str = "UPDATE sessions SET second_factor_at = $1, \
+         last_seen_at = greatest(last_seen_at, $1) WHERE id = $2";
+    const SESSIONS_OF_USER: &'static str = concat!(
+        "SELECT ",
+        session_columns!(),
+        " FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
+    );
+    const LIVE_SESSIONS_PAGE: &'static str = concat!(
+        "SELECT ",
+        session_columns!(),
+        " FROM sessions WHERE user_id = $1 AND expires_at > $2 AND last_seen_at > $3 \
+         AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid)) \
+         ORDER BY created_at DESC, id DESC LIMIT $6"
+    );
+    const DELETE_SESSION: &'static str =
+        "DELETE FROM sessions WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)";
+    const PRUNE_SESSIONS: &'static str =
+        "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2";
+
+    const INSERT_API_TOKEN: &'static str = concat!(
+        "INSERT INTO api_tokens (",
+        api_token_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    );
+    const API_TOKEN_BY_HASH: &'static str = concat!(
+        "SELECT ",
+        api_token_columns!(),
+        " FROM api_tokens WHERE token_hash = $1"
+    );
+    const API_TOKENS_OF_USER: &'static str = concat!(
+        "SELECT ",
+        api_token_columns!(),
+        " FROM api_tokens WHERE user_id = $1 \
+         AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid)) \
+         ORDER BY created_at DESC, id DESC LIMIT $4"
+    );
+    const REVOKE_API_TOKEN: &'static str = "UPDATE api_tokens SET revoked_at = $1 \
+         WHERE id = $2 AND revoked_at IS NULL AND ($3::uuid IS NULL OR user_id = $3)";
+    const TOUCH_API_TOKEN: &'static str =
+        "UPDATE api_tokens SET last_used_at = GREATEST(last_used_at, $1) WHERE id = $2";
+
+    const INSERT_ONE_TIME_TOKEN: &'static str = concat!(
+        "INSERT INTO one_time_tokens (",
+        one_time_token_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    );
+    const USE_ONE_TIME_TOKEN: &'static str = concat!(
+        "UPDATE one_time_tokens SET used_at = $1 \
+         WHERE purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $1 \
+         RETURNING ",
+        one_time_token_columns!()
+    );
+    const FIND_LIVE_ONE_TIME_TOKEN: &'static str = concat!(
+        "SELECT ",
+        one_time_token_columns!(),
+        " FROM one_time_tokens \
+         WHERE purpose = $1 AND token_hash = $2 AND used_at IS NULL AND expires_at > $3"
+    );
+    const PRUNE_ONE_TIME_TOKENS: &'static str = "DELETE FROM one_time_tokens WHERE expires_at < $1";
+
+    const AUDIT_EVENTS: &'static str =
+        concat!("SELECT ", audit_columns!(), " FROM audit_events WHERE true");
+    const OLDEST_CHAINED: &'static str =
+        "SELECT seq, hash, at FROM audit_events WHERE seq IS NOT NULL ORDER BY seq LIMIT $1";
+    const INSERT_CHECKPOINT: &'static str = "INSERT INTO audit_checkpoints \
+         (seq, hash, at, created_at, signature) VALUES ($1, $2, $3, $4, $5)";
+    const DELETE_CHAINED_UP_TO: &'static str = "DELETE FROM audit_events WHERE seq <= $1";
+    const DELETE_UNCHAINED_BEFORE: &'static str = "DELETE FROM audit_events WHERE id IN \
+         (SELECT id FROM audit_events WHERE seq IS NULL AND at < $1 ORDER BY at, id LIMIT $2)";
+    const CHAIN_AFTER: &'static str = concat!(
+        "SELECT ",
+        audit_columns!(),
+        " FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+    );
 
     async fn update_profile(
-        &self,
+        connection: &mut PgConnection,
         id: Uuid,
         change: &ProfileChange,
         now: OffsetDateTime,
-        audit: AuditAppend<'_>,
     ) -> Result<Option<UserRow>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row = sqlx::query(concat!(
             "UPDATE users SET email = coalesce($1, email), \
              display_name = coalesce($2, display_name), updated_at = $3 WHERE id = $4 \
-             RETURNING {USER_COLUMNS}"
-        )))
+             RETURNING ",
+            user_columns!()
+        ))
         .bind(&change.email)
         .bind(&change.display_name)
-        .bind(micros(now))
+        .bind(Self::time(now))
         .bind(id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(connection)
         .await
         .map_err(map_error)?;
-        let Some(user) = row.as_ref().map(to_user).transpose()? else {
-            return Ok(None);
-        };
-        append_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(Some(user))
+        row.as_ref().map(rows::user::<Self>).transpose()
     }
 
-    async fn update_account(
-        &self,
+    async fn guarded_change(
+        pools: &Pools<Postgres>,
         id: Uuid,
         change: &AccountChange,
         now: OffsetDateTime,
         audit: AuditAppend<'_>,
     ) -> Result<GuardedChange, StoreError> {
-        guarded_change(&self.pool, id, change, now, audit).await
-    }
-
-    async fn set_password(
-        &self,
-        id: Uuid,
-        password_hash: &str,
-        keep_session: Option<Uuid>,
-        now: OffsetDateTime,
-        audit: AuditAppend<'_>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let changed = store_password(&mut tx, id, password_hash, keep_session, now).await?;
-        commit_if(tx, changed, audit).await
-    }
-
-    async fn record_login_failure(
-        &self,
-        id: Uuid,
-        day: i64,
-        now: OffsetDateTime,
-    ) -> Result<LoginThrottle, StoreError> {
-        let row = sqlx::query(
-            "UPDATE users SET consecutive_failures = consecutive_failures + 1, \
-             last_failure_at = $1, \
-             failures_today = CASE WHEN failure_day = $2 THEN failures_today + 1 ELSE 1 END, \
-             failure_day = $2 WHERE id = $3 \
-             RETURNING consecutive_failures, last_failure_at, failure_day, failures_today",
-        )
-        .bind(micros(now))
-        .bind(day)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_error)?;
-        row.as_ref()
-            .map(to_throttle)
-            .transpose()?
-            .ok_or(StoreError::NotFound)
-    }
-
-    async fn record_login_success(
-        &self,
-        id: Uuid,
-        rehash: Option<&str>,
-        _now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE users SET consecutive_failures = 0, last_failure_at = NULL, \
-             password_hash = coalesce($1, password_hash) WHERE id = $2",
-        )
-        .bind(rehash)
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
-        .map_err(map_error)
-    }
-}
-
-const SESSION_COLUMNS: &str = "id, user_id, token_hash, created_at, last_seen_at, expires_at, \
-    authenticated_at, ip, user_agent, second_factor_at";
-
-fn to_session(row: &PgRow) -> Result<SessionRow, StoreError> {
-    Ok(SessionRow {
-        id: get(row, "id")?,
-        user_id: get(row, "user_id")?,
-        token_hash: get(row, "token_hash")?,
-        created_at: get(row, "created_at")?,
-        last_seen_at: get(row, "last_seen_at")?,
-        expires_at: get(row, "expires_at")?,
-        authenticated_at: get(row, "authenticated_at")?,
-        second_factor_at: get(row, "second_factor_at")?,
-        ip: get(row, "ip")?,
-        user_agent: get(row, "user_agent")?,
-    })
-}
-
-#[async_trait]
-impl SessionRepo for PgIdentity {
-    async fn create(
-        &self,
-        session: &SessionRow,
-        max_per_user: u32,
-        audit: AuditAppend<'_>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        )))
-        .bind(session.id)
-        .bind(session.user_id)
-        .bind(&session.token_hash)
-        .bind(micros(session.created_at))
-        .bind(micros(session.last_seen_at))
-        .bind(micros(session.expires_at))
-        .bind(micros(session.authenticated_at))
-        .bind(&session.ip)
-        .bind(&session.user_agent)
-        .bind(session.second_factor_at.map(micros))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        sqlx::query(
-            "DELETE FROM sessions WHERE user_id = $1 AND id NOT IN \
-             (SELECT id FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2)",
-        )
-        .bind(session.user_id)
-        .bind(i64::from(max_per_user))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        append_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn find_by_token_hash(&self, token_hash: &str) -> Result<Option<SessionRow>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1"
-        )))
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_error)?;
-        row.as_ref().map(to_session).transpose()
-    }
-
-    async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $1) WHERE id = $2")
-            .bind(micros(at))
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(map_error)
-    }
-
-    async fn mark_authenticated(
-        &self,
-        id: Uuid,
-        at: OffsetDateTime,
-        audit: AuditAppend<'_>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        sqlx::query("UPDATE sessions SET authenticated_at = $1, last_seen_at = $1 WHERE id = $2")
-            .bind(micros(at))
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        append_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn mark_second_factor(
-        &self,
-        id: Uuid,
-        at: OffsetDateTime,
-        audit: AuditAppend<'_>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let changed = sqlx::query(
-            "UPDATE sessions SET second_factor_at = $1, \
-             last_seen_at = greatest(last_seen_at, $1) WHERE id = $2",
-        )
-        .bind(micros(at))
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?
-        .rows_affected()
-            == 1;
-        commit_if(tx, changed, audit).await
-    }
-
-    async fn list_for_user(&self, user_id: Uuid) -> Result<Vec<SessionRow>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 \
-             ORDER BY created_at DESC, id DESC"
-        )))
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?;
-        rows.iter().map(to_session).collect()
-    }
-
-    async fn list_live_page(
-        &self,
-        user_id: Uuid,
-        now: OffsetDateTime,
-        seen_after: OffsetDateTime,
-        page: &PageRequest,
-    ) -> Result<Page<SessionRow>, StoreError> {
-        let after = page.after();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 \
-             AND expires_at > $2 AND last_seen_at > $3 \
-             AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid)) \
-             ORDER BY created_at DESC, id DESC LIMIT $6"
-        )))
-        .bind(user_id)
-        .bind(micros(now))
-        .bind(micros(seen_after))
-        .bind(after.map(|c| micros(c.at)))
-        .bind(after.map(|c| c.id))
-        .bind(i64::from(page.limit()) + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?;
-        let items = rows.iter().map(to_session).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit(), |session| {
-            Cursor {
-                at: session.created_at,
-                id: session.id,
-            }
-        }))
-    }
-
-    async fn delete(
-        &self,
-        id: Uuid,
-        user_id: Option<Uuid>,
-        audit: Option<AuditAppend<'_>>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let deleted = sqlx::query(
-            "DELETE FROM sessions WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)",
-        )
-        .bind(id)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?
-        .rows_affected()
-            == 1;
-        commit_if_audited(tx, deleted, audit).await
-    }
-
-    async fn delete_for_user(
-        &self,
-        user_id: Uuid,
-        except: Option<Uuid>,
-        audit: AuditAppend<'_>,
-    ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let deleted = delete_sessions(&mut tx, user_id, except).await?;
-        append_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(deleted)
-    }
-
-    async fn prune_expired(
-        &self,
-        now: OffsetDateTime,
-        idle_since: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2")
-            .bind(micros(now))
-            .bind(micros(idle_since))
-            .execute(&self.pool)
-            .await
-            .map(|done| done.rows_affected())
-            .map_err(map_error)
-    }
-}
-
-const TOKEN_COLUMNS: &str =
-    "id, user_id, name, token_hash, role, scopes, created_at, expires_at, last_used_at, revoked_at";
-
-fn to_api_token(row: &PgRow) -> Result<ApiTokenRow, StoreError> {
-    let role: String = get(row, "role")?;
-    let scopes: String = get(row, "scopes")?;
-    Ok(ApiTokenRow {
-        id: get(row, "id")?,
-        user_id: get(row, "user_id")?,
-        name: get(row, "name")?,
-        token_hash: get(row, "token_hash")?,
-        role: role_from_text(&role)?,
-        scopes: scopes_from_text(&scopes)?,
-        created_at: get(row, "created_at")?,
-        expires_at: get(row, "expires_at")?,
-        last_used_at: get(row, "last_used_at")?,
-        revoked_at: get(row, "revoked_at")?,
-    })
-}
-
-#[async_trait]
-impl ApiTokenRepo for PgIdentity {
-    async fn create(&self, token: &ApiTokenRow, audit: AuditAppend<'_>) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO api_tokens ({TOKEN_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        )))
-        .bind(token.id)
-        .bind(token.user_id)
-        .bind(&token.name)
-        .bind(&token.token_hash)
-        .bind(token.role.as_str())
-        .bind(scopes_to_text(&token.scopes))
-        .bind(micros(token.created_at))
-        .bind(micros(token.expires_at))
-        .bind(token.last_used_at.map(micros))
-        .bind(token.revoked_at.map(micros))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        append_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn find_by_token_hash(
-        &self,
-        token_hash: &str,
-    ) -> Result<Option<ApiTokenRow>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1"
-        )))
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_error)?;
-        row.as_ref().map(to_api_token).transpose()
-    }
-
-    async fn list_for_user(
-        &self,
-        user_id: Uuid,
-        page: &PageRequest,
-    ) -> Result<Page<ApiTokenRow>, StoreError> {
-        let after = page.after();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE user_id = $1 \
-             AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid)) \
-             ORDER BY created_at DESC, id DESC LIMIT $4"
-        )))
-        .bind(user_id)
-        .bind(after.map(|c| micros(c.at)))
-        .bind(after.map(|c| c.id))
-        .bind(i64::from(page.limit()) + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?;
-        let items = rows
-            .iter()
-            .map(to_api_token)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit(), |token| Cursor {
-            at: token.created_at,
-            id: token.id,
-        }))
-    }
-
-    async fn revoke(
-        &self,
-        id: Uuid,
-        user_id: Option<Uuid>,
-        now: OffsetDateTime,
-        audit: AuditAppend<'_>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let revoked = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = $1 \
-             WHERE id = $2 AND revoked_at IS NULL AND ($3::uuid IS NULL OR user_id = $3)",
-        )
-        .bind(micros(now))
-        .bind(id)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?
-        .rows_affected()
-            == 1;
-        commit_if(tx, revoked, audit).await
-    }
-
-    async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError> {
-        sqlx::query("UPDATE api_tokens SET last_used_at = GREATEST(last_used_at, $1) WHERE id = $2")
-            .bind(micros(at))
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(map_error)
-    }
-}
-
-const ONE_TIME_COLUMNS: &str =
-    "id, purpose, token_hash, user_id, email, role, created_by, created_at, expires_at, used_at";
-
-fn to_one_time(row: &PgRow) -> Result<OneTimeTokenRow, StoreError> {
-    let purpose: String = get(row, "purpose")?;
-    let role: Option<String> = get(row, "role")?;
-    Ok(OneTimeTokenRow {
-        id: get(row, "id")?,
-        purpose: OneTimePurpose::parse(&purpose)?,
-        token_hash: get(row, "token_hash")?,
-        user_id: get(row, "user_id")?,
-        email: get(row, "email")?,
-        role: role.as_deref().map(role_from_text).transpose()?,
-        created_by: get(row, "created_by")?,
-        created_at: get(row, "created_at")?,
-        expires_at: get(row, "expires_at")?,
-        used_at: get(row, "used_at")?,
-    })
-}
-
-/// Marks a live token of `purpose` used and returns it; `None` when there is none.
-async fn use_token(
-    conn: &mut PgConnection,
-    purpose: OneTimePurpose,
-    token_hash: &str,
-    now: OffsetDateTime,
-) -> Result<Option<OneTimeTokenRow>, StoreError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE one_time_tokens SET used_at = $1 \
-         WHERE purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $1 \
-         RETURNING {ONE_TIME_COLUMNS}"
-    )))
-    .bind(micros(now))
-    .bind(purpose.as_str())
-    .bind(token_hash)
-    .fetch_optional(conn)
-    .await
-    .map_err(map_error)?;
-    row.as_ref().map(to_one_time).transpose()
-}
-
-#[async_trait]
-impl OneTimeTokenRepo for PgIdentity {
-    async fn create(
-        &self,
-        token: &OneTimeTokenRow,
-        audit: AuditAppend<'_>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO one_time_tokens ({ONE_TIME_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        )))
-        .bind(token.id)
-        .bind(token.purpose.as_str())
-        .bind(&token.token_hash)
-        .bind(token.user_id)
-        .bind(&token.email)
-        .bind(token.role.map(Role::as_str))
-        .bind(token.created_by)
-        .bind(micros(token.created_at))
-        .bind(micros(token.expires_at))
-        .bind(token.used_at.map(micros))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        append_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn find_live(
-        &self,
-        purpose: OneTimePurpose,
-        token_hash: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<OneTimeTokenRow>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ONE_TIME_COLUMNS} FROM one_time_tokens \
-             WHERE purpose = $1 AND token_hash = $2 AND used_at IS NULL AND expires_at > $3"
-        )))
-        .bind(purpose.as_str())
-        .bind(token_hash)
-        .bind(micros(now))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_error)?;
-        row.as_ref().map(to_one_time).transpose()
-    }
-
-    async fn accept_invitation(
-        &self,
-        token_hash: &str,
-        user_id: Uuid,
-        display_name: &str,
-        password_hash: &str,
-        now: OffsetDateTime,
-        audit: AuditAppend<'_>,
-    ) -> Result<Option<UserRow>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let Some(invitation) =
-            use_token(&mut tx, OneTimePurpose::Invitation, token_hash, now).await?
-        else {
-            return Ok(None);
-        };
-        let (Some(email), Some(role)) = (invitation.email, invitation.role) else {
-            return Err(StoreError::Backend(
-                "an invitation lacks its email or role".into(),
-            ));
-        };
-        let user = NewUser {
-            id: user_id,
-            email,
-            display_name: display_name.to_owned(),
-            role,
-            password_hash: Some(password_hash.to_owned()),
-            created_at: now,
-        };
-        // A taken email fails here and rolls the use of the invitation back.
-        let created = insert_user(&mut tx, &user).await?;
-        append_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(Some(created))
-    }
-
-    async fn reset_password(
-        &self,
-        token_hash: &str,
-        password_hash: &str,
-        now: OffsetDateTime,
-        audit: AuditAppend<'_>,
-    ) -> Result<Option<Uuid>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let Some(reset) =
-            use_token(&mut tx, OneTimePurpose::PasswordReset, token_hash, now).await?
-        else {
-            return Ok(None);
-        };
-        let Some(user_id) = reset.user_id else {
-            return Err(StoreError::Backend("a reset token lacks its user".into()));
-        };
-        if !store_password(&mut tx, user_id, password_hash, None, now).await? {
-            return Ok(None);
-        }
-        append_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(Some(user_id))
-    }
-
-    async fn prune_expired(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        sqlx::query("DELETE FROM one_time_tokens WHERE expires_at < $1")
-            .bind(micros(before))
-            .execute(&self.pool)
-            .await
-            .map(|done| done.rows_affected())
-            .map_err(map_error)
-    }
-}
-
-const AUDIT_COLUMNS: &str =
-    "id, at, actor, action, target, outcome, ip, request_id, detail, seq, prev_hash, hash";
-
-/// Serialises appends to the audit chain across replicas.
-const AUDIT_CHAIN_LOCK: i64 = 0x6869_7665_6175_6474;
-
-fn to_audit(row: &PgRow) -> Result<AuditRecord, StoreError> {
-    let outcome: String = get(row, "outcome")?;
-    Ok(AuditRecord {
-        id: get(row, "id")?,
-        at: get(row, "at")?,
-        actor: get(row, "actor")?,
-        action: get(row, "action")?,
-        target: get(row, "target")?,
-        outcome: AuditOutcome::parse(&outcome)?,
-        ip: get(row, "ip")?,
-        request_id: get(row, "request_id")?,
-        detail: get(row, "detail")?,
-        link: chain_link(get(row, "seq")?, get(row, "prev_hash")?, get(row, "hash")?),
-    })
-}
-
-/// Appends an audit record inside the caller's transaction, last in it: the chain lock is
-/// held from here to the commit, and a transaction holding it waits for nothing else, so
-/// audited changes cannot deadlock on it.
-pub(crate) async fn append_audit(
-    conn: &mut PgConnection,
-    audit: &AuditAppend<'_>,
-) -> Result<ChainLink, StoreError> {
-    let record = audit.record;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(AUDIT_CHAIN_LOCK)
-        .execute(&mut *conn)
-        .await
-        .map_err(audit_unwritable)?;
-    let last: Option<(i64, String)> = sqlx::query_as(
-        "SELECT seq, hash FROM audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
-    )
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(audit_unwritable)?;
-    let link = next_link(last, record, audit.hasher);
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO audit_events ({AUDIT_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-    )))
-    .bind(record.id)
-    .bind(micros(record.at))
-    .bind(&record.actor)
-    .bind(&record.action)
-    .bind(&record.target)
-    .bind(record.outcome.as_str())
-    .bind(&record.ip)
-    .bind(&record.request_id)
-    .bind(&record.detail)
-    .bind(link.seq)
-    .bind(&link.prev_hash)
-    .bind(&link.hash)
-    .execute(&mut *conn)
-    .await
-    .map_err(audit_unwritable)?;
-    Ok(link)
-}
-
-fn audit_unwritable(error: sqlx::Error) -> StoreError {
-    StoreError::AuditUnwritable(map_error(error).to_string())
-}
-
-/// Commits a change with its audit record when it happened (`changed`); otherwise rolls back.
-pub(crate) async fn commit_if(
-    mut tx: Transaction<'static, Postgres>,
-    changed: bool,
-    audit: AuditAppend<'_>,
-) -> Result<bool, StoreError> {
-    if !changed {
-        return Ok(false);
-    }
-    append_audit(&mut tx, &audit).await?;
-    tx.commit().await.map_err(map_error)?;
-    Ok(true)
-}
-
-/// [`commit_if`] for a change whose audit record is optional: without one, the change commits
-/// alone (its caller records it some other way).
-pub(crate) async fn commit_if_audited(
-    mut tx: Transaction<'static, Postgres>,
-    changed: bool,
-    audit: Option<AuditAppend<'_>>,
-) -> Result<bool, StoreError> {
-    if !changed {
-        return Ok(false);
-    }
-    if let Some(audit) = audit {
-        append_audit(&mut tx, &audit).await?;
-    }
-    tx.commit().await.map_err(map_error)?;
-    Ok(true)
-}
-
-/// Appends `filter`'s conditions to a query that already has a `WHERE`.
-fn push_audit_filter(query: &mut QueryBuilder<Postgres>, filter: &AuditFilter) {
-    fn push_text(query: &mut QueryBuilder<Postgres>, column: &str, rule: &TextMatch) {
-        match rule {
-            TextMatch::Exact(value) => {
-                query
-                    .push(format!(" AND {column} = "))
-                    .push_bind(value.clone());
-            }
-            // starts_with, not LIKE: no wildcards to escape.
-            TextMatch::Prefix(prefix) => {
-                query
-                    .push(format!(" AND starts_with({column}, "))
-                    .push_bind(prefix.clone())
-                    .push(")");
-            }
-        }
-    }
-    if let Some(actor) = &filter.actor {
-        query.push(" AND actor = ").push_bind(actor.clone());
-    }
-    if let Some(action) = &filter.action {
-        push_text(query, "action", action);
-    }
-    if let Some(target) = &filter.target {
-        push_text(query, "target", target);
-    }
-    if let Some(outcome) = filter.outcome {
-        query.push(" AND outcome = ").push_bind(outcome.as_str());
-    }
-    if let Some(since) = filter.since {
-        query.push(" AND at >= ").push_bind(micros(since));
-    }
-    if let Some(until) = filter.until {
-        query.push(" AND at < ").push_bind(micros(until));
-    }
-}
-
-#[async_trait]
-impl AuditRepo for PgIdentity {
-    async fn append(
-        &self,
-        record: &AuditRecord,
-        hasher: &dyn ChainHasher,
-    ) -> Result<ChainLink, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let link = append_audit(&mut tx, &AuditAppend { record, hasher }).await?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(link)
-    }
-
-    async fn list(
-        &self,
-        filter: &AuditFilter,
-        page: &PageRequest,
-    ) -> Result<Page<AuditRecord>, StoreError> {
-        let mut query = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE true"
-        ));
-        push_audit_filter(&mut query, filter);
-        if let Some(after) = page.after() {
-            query
-                .push(" AND (at, id) < (")
-                .push_bind(micros(after.at))
-                .push(", ")
-                .push_bind(after.id)
-                .push(")");
-        }
-        query
-            .push(" ORDER BY at DESC, id DESC LIMIT ")
-            .push_bind(i64::from(page.limit()) + 1);
-        let rows = query
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_error)?;
-        let items = rows.iter().map(to_audit).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit(), |record| Cursor {
-            at: record.at,
-            id: record.id,
-        }))
-    }
-
-    async fn oldest_first(
-        &self,
-        filter: &AuditFilter,
-        after: &AuditPosition,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut query = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE true"
-        ));
-        push_audit_filter(&mut query, filter);
-        match after {
-            AuditPosition::Unchained(cursor) => {
-                query.push(" AND seq IS NULL");
-                if let Some(cursor) = cursor {
-                    query
-                        .push(" AND (at, id) > (")
-                        .push_bind(micros(cursor.at))
-                        .push(", ")
-                        .push_bind(cursor.id)
-                        .push(")");
-                }
-                query.push(" ORDER BY at, id");
-            }
-            AuditPosition::Chained(seq) => {
-                query
-                    .push(" AND seq > ")
-                    .push_bind(*seq)
-                    .push(" ORDER BY seq");
-            }
-        }
-        query.push(" LIMIT ").push_bind(i64::from(limit));
-        let rows = query
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_error)?;
-        rows.iter().map(to_audit).collect()
-    }
-
-    async fn latest_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError> {
-        let row = sqlx::query(
-            "SELECT seq, hash, at, created_at, signature FROM audit_checkpoints \
-             ORDER BY seq DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_error)?;
-        row.map(|row| {
-            Ok(AuditCheckpoint {
-                seq: get(&row, "seq")?,
-                hash: get(&row, "hash")?,
-                at: get(&row, "at")?,
-                created_at: get(&row, "created_at")?,
-                signature: get(&row, "signature")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn prune_before(
-        &self,
-        cut: OffsetDateTime,
-        limit: u32,
-        signer: &dyn CheckpointSigner,
-        now: OffsetDateTime,
-    ) -> Result<AuditPrune, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        // The append lock: the chain's end cannot move while it is cut.
+        let (role, active) = (change.role, change.active);
+        let mut tx = pools.writer.begin().await.map_err(map_error)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(AUDIT_CHAIN_LOCK)
+            .bind(ADMIN_GUARD_LOCK)
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
-        let oldest: Vec<(i64, String, OffsetDateTime)> = sqlx::query_as(
-            "SELECT seq, hash, at FROM audit_events WHERE seq IS NOT NULL ORDER BY seq LIMIT $1",
-        )
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&mut *tx)
+        let Some(user) = fetch_user::<Self>(&mut tx, id).await? else {
+            return Ok(GuardedChange::NotFound);
+        };
+        let new_role = role.unwrap_or(user.role);
+        let new_active = active.unwrap_or(user.active);
+        let stays_admin = new_role == Role::Admin && new_active;
+        if user.role == Role::Admin && user.active && !stays_admin {
+            let others = other_active_admins::<Self>(
+                &mut tx,
+                "SELECT count(*) AS admins FROM users \
+                 WHERE role = 'admin' AND active AND id <> $1",
+                id,
+            )
+            .await?;
+            if others == 0 {
+                return Ok(GuardedChange::LastAdmin);
+            }
+        }
+        let row = sqlx::query(concat!(
+            "UPDATE users SET role = $1, active = $2, display_name = coalesce($3, display_name), \
+             updated_at = $4 WHERE id = $5 RETURNING ",
+            user_columns!()
+        ))
+        .bind(new_role.as_str())
+        .bind(new_active)
+        .bind(&change.display_name)
+        .bind(Self::time(now))
+        .bind(id)
+        .fetch_one(&mut *tx)
         .await
         .map_err(map_error)?;
-        let prefix = prunable_prefix(oldest, cut, limit);
-        let mut pruned = AuditPrune::default();
-        if let Some((seq, hash, at)) = prefix.last().cloned() {
-            let mut checkpoint = AuditCheckpoint {
-                seq,
-                hash,
-                at,
-                created_at: micros(now),
-                signature: String::new(),
-            };
-            checkpoint.signature = signer.sign_checkpoint(&checkpoint);
-            sqlx::query(
-                "INSERT INTO audit_checkpoints (seq, hash, at, created_at, signature) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(checkpoint.seq)
-            .bind(&checkpoint.hash)
-            .bind(checkpoint.at)
-            .bind(checkpoint.created_at)
-            .bind(&checkpoint.signature)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-            pruned.deleted += sqlx::query("DELETE FROM audit_events WHERE seq <= $1")
-                .bind(seq)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_error)?
-                .rows_affected();
-            pruned.checkpoint = Some(checkpoint);
+        if new_role != user.role || active == Some(false) {
+            delete_sessions::<Self>(&mut tx, id, None).await?;
         }
-        let room = u64::from(limit).saturating_sub(pruned.deleted);
-        if room > 0 {
-            pruned.deleted += sqlx::query(
-                "DELETE FROM audit_events WHERE id IN \
-                 (SELECT id FROM audit_events WHERE seq IS NULL AND at < $1 ORDER BY at, id LIMIT $2)",
-            )
-            .bind(micros(cut))
-            .bind(i64::try_from(room).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?
-            .rows_affected();
-        }
-        tx.commit().await.map_err(map_error)?;
-        Ok(pruned)
+        let changed = rows::user::<Self>(&row)?;
+        commit_audited::<Self>(tx, &audit).await?;
+        Ok(GuardedChange::Changed(changed))
     }
 
-    async fn chain_after(
-        &self,
-        after_seq: i64,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
-        )))
-        .bind(after_seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?;
-        rows.iter().map(to_audit).collect()
-    }
-
-    async fn count_unchained(&self) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE seq IS NULL")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_error)?;
-        Ok(u64::try_from(count).unwrap_or(0))
+    /// starts_with, not LIKE: no wildcards to escape.
+    fn push_prefix_match(query: &mut QueryBuilder<Postgres>, column: &str, prefix: &str) {
+        query
+            .push(format!(" AND starts_with({column}, "))
+            .push_value(prefix.to_owned())
+            .push(")");
     }
 }

@@ -6,6 +6,7 @@
 mod agents;
 mod challenges;
 mod conversations;
+mod dialect;
 mod identity;
 mod jobs;
 mod lease;
@@ -22,13 +23,9 @@ mod usage;
 mod vault;
 
 use async_trait::async_trait;
-use hive_store::sqlx_support;
-use hive_store::{
-    AgentRepo, ApiTokenRepo, AuditRepo, Backend, ConversationRepo, JobRunRepo, LeaderLease,
-    MfaRepo, MigrationReport, OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, PushConfigRepo,
-    SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UsageRepo,
-    UserRepo, VaultKeyRepo,
-};
+use dialect::PgDialect;
+use hive_store::sqlx_support::{self, Pools, SqlRepositories};
+use hive_store::{Backend, LeaderLease, MigrationReport, SchemaState, Store, StoreError};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
@@ -44,20 +41,7 @@ pub struct PostgresStore {
     pool: PgPool,
     /// For the dedicated leadership connections; holds the password, so never printed.
     options: PgConnectOptions,
-    jobs: jobs::PgJobRuns,
-    tasks: tasks::PgTasks,
-    identity: identity::PgIdentity,
-    vault_keys: vault::PgVaultKeys,
-    secrets: secrets::PgSecrets,
-    settings: settings::PgSettings,
-    mfa: mfa::PgMfa,
-    passkeys: passkeys::PgPasskeys,
-    challenges: challenges::PgChallenges,
-    oidc_links: oidc::PgOidcLinks,
-    agents: agents::PgAgents,
-    push_configs: push_configs::PgPushConfigs,
-    usage: usage::PgUsage,
-    conversations: conversations::PgConversations,
+    repositories: SqlRepositories<PgDialect>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -86,21 +70,9 @@ impl PostgresStore {
                 .connect_with(options.clone()),
         )
         .await?;
+        let pools = Pools::shared(pool.clone());
         Ok(Self {
-            jobs: jobs::PgJobRuns { pool: pool.clone() },
-            tasks: tasks::PgTasks { pool: pool.clone() },
-            identity: identity::PgIdentity { pool: pool.clone() },
-            vault_keys: vault::PgVaultKeys { pool: pool.clone() },
-            secrets: secrets::PgSecrets { pool: pool.clone() },
-            settings: settings::PgSettings { pool: pool.clone() },
-            mfa: mfa::PgMfa { pool: pool.clone() },
-            passkeys: passkeys::PgPasskeys { pool: pool.clone() },
-            challenges: challenges::PgChallenges { pool: pool.clone() },
-            oidc_links: oidc::PgOidcLinks { pool: pool.clone() },
-            agents: agents::PgAgents { pool: pool.clone() },
-            push_configs: push_configs::PgPushConfigs { pool: pool.clone() },
-            usage: usage::PgUsage { pool: pool.clone() },
-            conversations: conversations::PgConversations { pool: pool.clone() },
+            repositories: SqlRepositories::new(&pools),
             pool,
             options,
         })
@@ -148,30 +120,17 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(map_error)
+        sqlx_support::ping::<PgDialect>(&self.pool).await
     }
 
     async fn schema_state(&self) -> Result<SchemaState, StoreError> {
         // The migrator creates its table in the first schema of the search path.
-        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_error)?;
-        let applied: Vec<i64> = if exists {
-            sqlx::query_scalar(
-                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
-            )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_error)?
-        } else {
-            Vec::new()
-        };
-        Ok(sqlx_support::schema_state(&applied, &MIGRATOR))
+        sqlx_support::read_schema_state::<PgDialect>(
+            &self.pool,
+            "SELECT to_regclass('_sqlx_migrations') IS NOT NULL AS present",
+            &MIGRATOR,
+        )
+        .await
     }
 
     async fn migrate(&self) -> Result<MigrationReport, StoreError> {
@@ -187,77 +146,7 @@ impl Store for PostgresStore {
         .await
     }
 
-    fn job_runs(&self) -> &dyn JobRunRepo {
-        &self.jobs
-    }
-
-    fn tasks(&self) -> &dyn TaskRepo {
-        &self.tasks
-    }
-
-    fn users(&self) -> &dyn UserRepo {
-        &self.identity
-    }
-
-    fn sessions(&self) -> &dyn SessionRepo {
-        &self.identity
-    }
-
-    fn api_tokens(&self) -> &dyn ApiTokenRepo {
-        &self.identity
-    }
-
-    fn one_time_tokens(&self) -> &dyn OneTimeTokenRepo {
-        &self.identity
-    }
-
-    fn audit(&self) -> &dyn AuditRepo {
-        &self.identity
-    }
-
-    fn vault_keys(&self) -> &dyn VaultKeyRepo {
-        &self.vault_keys
-    }
-
-    fn secrets(&self) -> &dyn SecretRepo {
-        &self.secrets
-    }
-
-    fn settings(&self) -> &dyn SettingsRepo {
-        &self.settings
-    }
-
-    fn mfa(&self) -> &dyn MfaRepo {
-        &self.mfa
-    }
-
-    fn passkeys(&self) -> &dyn PasskeyRepo {
-        &self.passkeys
-    }
-
-    fn challenges(&self) -> &dyn hive_store::ChallengeRepo {
-        &self.challenges
-    }
-
-    fn oidc_links(&self) -> &dyn OidcLinkRepo {
-        &self.oidc_links
-    }
-
-    fn agents(&self) -> &dyn AgentRepo {
-        &self.agents
-    }
-
-    fn push_configs(&self) -> &dyn PushConfigRepo {
-        &self.push_configs
-    }
-
-    fn usage(&self) -> &dyn UsageRepo {
-        &self.usage
-    }
-
-    fn conversations(&self) -> &dyn ConversationRepo {
-        &self.conversations
-    }
+    hive_store::store_repositories!(repositories);
 
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {
         Ok(Box::new(lease::AdvisoryLease::new(

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use async_trait::async_trait;
-use hive_store::conformance::Harness;
 use hive_store::{SchemaState, Store, StoreError};
+use hive_store_conformance::Harness;
 use hive_store_postgres::PostgresStore;
 use hive_store_postgres::test_support::{ScratchDatabase, scratch_database};
 use std::sync::Arc;
@@ -59,7 +59,7 @@ impl Harness for PgHarness {
     }
 }
 
-hive_store::conformance_suite!(PgHarness);
+hive_store_conformance::conformance_suite!(PgHarness);
 
 #[tokio::test]
 async fn concurrent_migrations_apply_once() {

@@ -10,6 +10,7 @@
 mod agents;
 mod challenges;
 mod conversations;
+mod dialect;
 mod identity;
 mod jobs;
 mod mfa;
@@ -23,13 +24,9 @@ mod usage;
 mod vault;
 
 use async_trait::async_trait;
-use hive_store::sqlx_support;
-use hive_store::{
-    AgentRepo, ApiTokenRepo, AuditRepo, Backend, ConversationRepo, JobRunRepo, LeaderLease,
-    MfaRepo, MigrationReport, OidcLinkRepo, OneTimeTokenRepo, PasskeyRepo, PushConfigRepo,
-    SchemaState, SecretRepo, SessionRepo, SettingsRepo, Store, StoreError, TaskRepo, UsageRepo,
-    UserRepo, VaultKeyRepo,
-};
+use dialect::SqliteDialect;
+use hive_store::sqlx_support::{self, Pools, SqlRepositories};
+use hive_store::{Backend, LeaderLease, MigrationReport, SchemaState, Store, StoreError};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -45,20 +42,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
-    jobs: jobs::SqliteJobRuns,
-    tasks: tasks::SqliteTasks,
-    identity: identity::SqliteIdentity,
-    vault_keys: vault::SqliteVaultKeys,
-    secrets: secrets::SqliteSecrets,
-    settings: settings::SqliteSettings,
-    mfa: mfa::SqliteMfa,
-    passkeys: passkeys::SqlitePasskeys,
-    challenges: challenges::SqliteChallenges,
-    oidc_links: oidc::SqliteOidcLinks,
-    agents: agents::SqliteAgents,
-    push_configs: push_configs::SqlitePushConfigs,
-    usage: usage::SqliteUsage,
-    conversations: conversations::SqliteConversations,
+    repositories: SqlRepositories<SqliteDialect>,
     /// Held for the store's whole life; the OS releases it when the process ends.
     _lock: File,
 }
@@ -98,59 +82,12 @@ impl SqliteStore {
             .connect_with(common.read_only(true))
             .await
             .map_err(map_error)?;
+        let pools = Pools {
+            writer: writer.clone(),
+            reader: reader.clone(),
+        };
         Ok(Self {
-            jobs: jobs::SqliteJobRuns {
-                writer: writer.clone(),
-                reader: reader.clone(),
-            },
-            tasks: tasks::SqliteTasks {
-                writer: writer.clone(),
-                reader: reader.clone(),
-            },
-            identity: identity::SqliteIdentity {
-                writer: writer.clone(),
-                reader: reader.clone(),
-            },
-            vault_keys: vault::SqliteVaultKeys {
-                writer: writer.clone(),
-            },
-            secrets: secrets::SqliteSecrets {
-                writer: writer.clone(),
-                reader: reader.clone(),
-            },
-            settings: settings::SqliteSettings {
-                writer: writer.clone(),
-            },
-            mfa: mfa::SqliteMfa {
-                writer: writer.clone(),
-            },
-            passkeys: passkeys::SqlitePasskeys {
-                writer: writer.clone(),
-                reader: reader.clone(),
-            },
-            challenges: challenges::SqliteChallenges {
-                writer: writer.clone(),
-            },
-            oidc_links: oidc::SqliteOidcLinks {
-                writer: writer.clone(),
-                reader: reader.clone(),
-            },
-            agents: agents::SqliteAgents {
-                writer: writer.clone(),
-                reader: reader.clone(),
-            },
-            push_configs: push_configs::SqlitePushConfigs {
-                writer: writer.clone(),
-                reader: reader.clone(),
-            },
-            usage: usage::SqliteUsage {
-                writer: writer.clone(),
-                reader: reader.clone(),
-            },
-            conversations: conversations::SqliteConversations {
-                writer: writer.clone(),
-                reader: reader.clone(),
-            },
+            repositories: SqlRepositories::new(&pools),
             writer,
             reader,
             _lock: lock,
@@ -272,32 +209,18 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
-            .await
-            .map(|_| ())
-            .map_err(map_error)
+        sqlx_support::ping::<SqliteDialect>(&self.reader).await
     }
 
     async fn schema_state(&self) -> Result<SchemaState, StoreError> {
         // The writer: a reader may not see a table created moments ago by a migration.
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+        sqlx_support::read_schema_state::<SqliteDialect>(
+            &self.writer,
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+             WHERE type = 'table' AND name = '_sqlx_migrations') AS present",
+            &MIGRATOR,
         )
-        .fetch_one(&self.writer)
         .await
-        .map_err(map_error)?;
-        let applied: Vec<i64> = if exists {
-            sqlx::query_scalar(
-                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
-            )
-            .fetch_all(&self.writer)
-            .await
-            .map_err(map_error)?
-        } else {
-            Vec::new()
-        };
-        Ok(sqlx_support::schema_state(&applied, &MIGRATOR))
     }
 
     async fn migrate(&self) -> Result<MigrationReport, StoreError> {
@@ -311,77 +234,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    fn job_runs(&self) -> &dyn JobRunRepo {
-        &self.jobs
-    }
-
-    fn tasks(&self) -> &dyn TaskRepo {
-        &self.tasks
-    }
-
-    fn users(&self) -> &dyn UserRepo {
-        &self.identity
-    }
-
-    fn sessions(&self) -> &dyn SessionRepo {
-        &self.identity
-    }
-
-    fn api_tokens(&self) -> &dyn ApiTokenRepo {
-        &self.identity
-    }
-
-    fn one_time_tokens(&self) -> &dyn OneTimeTokenRepo {
-        &self.identity
-    }
-
-    fn audit(&self) -> &dyn AuditRepo {
-        &self.identity
-    }
-
-    fn vault_keys(&self) -> &dyn VaultKeyRepo {
-        &self.vault_keys
-    }
-
-    fn secrets(&self) -> &dyn SecretRepo {
-        &self.secrets
-    }
-
-    fn settings(&self) -> &dyn SettingsRepo {
-        &self.settings
-    }
-
-    fn mfa(&self) -> &dyn MfaRepo {
-        &self.mfa
-    }
-
-    fn passkeys(&self) -> &dyn PasskeyRepo {
-        &self.passkeys
-    }
-
-    fn challenges(&self) -> &dyn hive_store::ChallengeRepo {
-        &self.challenges
-    }
-
-    fn oidc_links(&self) -> &dyn OidcLinkRepo {
-        &self.oidc_links
-    }
-
-    fn agents(&self) -> &dyn AgentRepo {
-        &self.agents
-    }
-
-    fn push_configs(&self) -> &dyn PushConfigRepo {
-        &self.push_configs
-    }
-
-    fn usage(&self) -> &dyn UsageRepo {
-        &self.usage
-    }
-
-    fn conversations(&self) -> &dyn ConversationRepo {
-        &self.conversations
-    }
+    hive_store::store_repositories!(repositories);
 
     async fn leader_lease(&self, _name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {
         Ok(Box::new(SoleProcessLease))

@@ -1,193 +1,37 @@
-use crate::identity::{append_audit, begin, commit_if, text, uuid_at};
-use crate::jobs::{from_micros, to_micros};
-use crate::map_error;
-use async_trait::async_trait;
-use hive_store::{AuditAppend, Cursor, Page, PageRequest, SecretRepo, SecretRow, StoreError};
-use sqlx::Row;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
-use uuid::Uuid;
+use crate::dialect::SqliteDialect;
+use hive_store::secret_columns;
+use hive_store::sqlx_support::secrets::SecretSql;
 
-pub(crate) struct SqliteSecrets {
-    pub writer: SqlitePool,
-    pub reader: SqlitePool,
-}
-
-const COLUMNS: &str =
-    "id, owner_id, name, description, version, key_id, value, created_at, updated_at";
-
-fn to_secret(row: &SqliteRow) -> Result<SecretRow, StoreError> {
-    let key_id: i64 = row.try_get("key_id").map_err(map_error)?;
-    Ok(SecretRow {
-        id: uuid_at(row, "id")?,
-        owner_id: uuid_at(row, "owner_id")?,
-        name: row.try_get("name").map_err(map_error)?,
-        description: row.try_get("description").map_err(map_error)?,
-        version: row.try_get("version").map_err(map_error)?,
-        key_id: u32::try_from(key_id)
-            .map_err(|_| StoreError::Backend("a stored key id is out of range".into()))?,
-        value: row.try_get("value").map_err(map_error)?,
-        created_at: from_micros(row.try_get("created_at").map_err(map_error)?)?,
-        updated_at: from_micros(row.try_get("updated_at").map_err(map_error)?)?,
-    })
-}
-
-#[async_trait]
-impl SecretRepo for SqliteSecrets {
-    async fn create(&self, secret: &SecretRow, audit: AuditAppend<'_>) -> Result<(), StoreError> {
-        let mut tx = begin(&self.writer).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO secrets ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )))
-        .bind(text(secret.id))
-        .bind(text(secret.owner_id))
-        .bind(&secret.name)
-        .bind(&secret.description)
-        .bind(secret.version)
-        .bind(i64::from(secret.key_id))
-        .bind(&secret.value)
-        .bind(to_micros(secret.created_at))
-        .bind(to_micros(secret.updated_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        append_audit(&mut tx, &audit).await?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn get(&self, id: Uuid, owner: Option<Uuid>) -> Result<Option<SecretRow>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM secrets WHERE id = ?1 AND (?2 IS NULL OR owner_id = ?2)"
-        )))
-        .bind(text(id))
-        .bind(owner.map(text))
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_error)?;
-        row.as_ref().map(to_secret).transpose()
-    }
-
-    async fn list(
-        &self,
-        owner: Option<Uuid>,
-        page: &PageRequest,
-    ) -> Result<Page<SecretRow>, StoreError> {
-        let after = page.after();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM secrets WHERE (?1 IS NULL OR owner_id = ?1) \
-             AND (?2 IS NULL OR (created_at, id) < (?2, ?3)) \
-             ORDER BY created_at DESC, id DESC LIMIT ?4"
-        )))
-        .bind(owner.map(text))
-        .bind(after.map(|c| to_micros(c.at)))
-        .bind(after.map(|c| text(c.id)))
-        .bind(i64::from(page.limit()) + 1)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_error)?;
-        let items = rows.iter().map(to_secret).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit(), |s| Cursor {
-            at: s.created_at,
-            id: s.id,
-        }))
-    }
-
-    async fn replace_value(
-        &self,
-        next: &SecretRow,
-        audit: AuditAppend<'_>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = begin(&self.writer).await?;
-        let replaced = sqlx::query(
-            "UPDATE secrets SET version = version + 1, description = ?1, key_id = ?2, \
-             value = ?3, updated_at = ?4 WHERE id = ?5 AND version = ?6",
-        )
-        .bind(&next.description)
-        .bind(i64::from(next.key_id))
-        .bind(&next.value)
-        .bind(to_micros(next.updated_at))
-        .bind(text(next.id))
-        .bind(next.version - 1)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?
-        .rows_affected()
-            == 1;
-        commit_if(tx, replaced, audit).await
-    }
-
-    async fn delete(
-        &self,
-        id: Uuid,
-        owner: Option<Uuid>,
-        audit: AuditAppend<'_>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = begin(&self.writer).await?;
-        let deleted =
-            sqlx::query("DELETE FROM secrets WHERE id = ?1 AND (?2 IS NULL OR owner_id = ?2)")
-                .bind(text(id))
-                .bind(owner.map(text))
-                .execute(&mut *tx)
-                .await
-                .map_err(map_error)?
-                .rows_affected()
-                == 1;
-        commit_if(tx, deleted, audit).await
-    }
-
-    async fn list_not_under_key(
-        &self,
-        key_id: u32,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<SecretRow>, StoreError> {
-        // The writer: the job must see what writers just stored.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM secrets WHERE key_id != ?1 AND (?2 IS NULL OR id > ?2) \
-             ORDER BY id LIMIT ?3"
-        )))
-        .bind(i64::from(key_id))
-        .bind(after.map(text))
-        .bind(i64::from(limit))
-        .fetch_all(&self.writer)
-        .await
-        .map_err(map_error)?;
-        rows.iter().map(to_secret).collect()
-    }
-
-    async fn reseal(
-        &self,
-        expected: &SecretRow,
-        key_id: u32,
-        value: &str,
-    ) -> Result<bool, StoreError> {
-        sqlx::query(
-            "UPDATE secrets SET key_id = ?1, value = ?2 \
-             WHERE id = ?3 AND version = ?4 AND key_id = ?5 AND value = ?6",
-        )
-        .bind(i64::from(key_id))
-        .bind(value)
-        .bind(text(expected.id))
-        .bind(expected.version)
-        .bind(i64::from(expected.key_id))
-        .bind(&expected.value)
-        .execute(&self.writer)
-        .await
-        .map(|done| done.rows_affected() == 1)
-        .map_err(map_error)
-    }
-
-    async fn count_by_key(&self) -> Result<Vec<(u32, u64)>, StoreError> {
-        let rows: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT key_id, count(*) FROM secrets GROUP BY key_id ORDER BY key_id")
-                .fetch_all(&self.writer)
-                .await
-                .map_err(map_error)?;
-        rows.into_iter()
-            .map(|(key_id, count)| {
-                let key_id = u32::try_from(key_id)
-                    .map_err(|_| StoreError::Backend("a stored key id is out of range".into()))?;
-                Ok((key_id, u64::try_from(count).unwrap_or(0)))
-            })
-            .collect()
-    }
+impl SecretSql for SqliteDialect {
+    const INSERT: &'static str = concat!(
+        "INSERT INTO secrets (",
+        secret_columns!(),
+        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    );
+    const GET: &'static str = concat!(
+        "SELECT ",
+        secret_columns!(),
+        " FROM secrets WHERE id = ?1 AND (?2 IS NULL OR owner_id = ?2)"
+    );
+    const LIST: &'static str = concat!(
+        "SELECT ",
+        secret_columns!(),
+        " FROM secrets WHERE (?1 IS NULL OR owner_id = ?1) \
+         AND (?2 IS NULL OR (created_at, id) < (?2, ?3)) \
+         ORDER BY created_at DESC, id DESC LIMIT ?4"
+    );
+    const REPLACE_VALUE: &'static str = "UPDATE secrets SET version = version + 1, \
+         description = ?1, key_id = ?2, value = ?3, updated_at = ?4 \
+         WHERE id = ?5 AND version = ?6";
+    const DELETE: &'static str =
+        "DELETE FROM secrets WHERE id = ?1 AND (?2 IS NULL OR owner_id = ?2)";
+    const LIST_NOT_UNDER_KEY: &'static str = concat!(
+        "SELECT ",
+        secret_columns!(),
+        " FROM secrets WHERE key_id != ?1 AND (?2 IS NULL OR id > ?2) ORDER BY id LIMIT ?3"
+    );
+    const RESEAL: &'static str = "UPDATE secrets SET key_id = ?1, value = ?2 \
+         WHERE id = ?3 AND version = ?4 AND key_id = ?5 AND value = ?6";
+    const COUNT_BY_KEY: &'static str =
+        "SELECT key_id, count(*) AS secrets FROM secrets GROUP BY key_id ORDER BY key_id";
 }

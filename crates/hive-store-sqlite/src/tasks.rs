@@ -1,110 +1,28 @@
-use crate::jobs::{from_micros, to_micros};
-use crate::map_error;
-use async_trait::async_trait;
-use hive_store::{Cursor, Page, PageRequest, StoreError, TaskRepo, TaskRow};
-use sqlx::Row;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
-use time::OffsetDateTime;
-use uuid::Uuid;
+use crate::dialect::SqliteDialect;
+use hive_store::sqlx_support::tasks::TaskSql;
+use hive_store::task_columns;
 
-pub(crate) struct SqliteTasks {
-    pub writer: SqlitePool,
-    pub reader: SqlitePool,
-}
-
-const COLUMNS: &str = "id, owner, agent_id, context_id, status_time, document, expires_at";
-
-fn to_task(row: &SqliteRow) -> Result<TaskRow, StoreError> {
-    let id: String = row.try_get("id").map_err(map_error)?;
-    Ok(TaskRow {
-        id: Uuid::try_parse(&id)
-            .map_err(|_| StoreError::Backend("a stored id is not a uuid".into()))?,
-        owner: row.try_get("owner").map_err(map_error)?,
-        agent_id: row.try_get("agent_id").map_err(map_error)?,
-        context_id: row.try_get("context_id").map_err(map_error)?,
-        status_time: from_micros(row.try_get("status_time").map_err(map_error)?)?,
-        document: row.try_get("document").map_err(map_error)?,
-        expires_at: from_micros(row.try_get("expires_at").map_err(map_error)?)?,
-    })
-}
-
-#[async_trait]
-impl TaskRepo for SqliteTasks {
-    async fn put(&self, task: &TaskRow, now: OffsetDateTime) -> Result<bool, StoreError> {
-        // The update applies only to the same owner's task, or over an expired one.
-        let done = sqlx::query(
-            "INSERT INTO a2a_tasks (id, owner, agent_id, context_id, status_time, document, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-             ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, agent_id = excluded.agent_id, \
-               context_id = excluded.context_id, status_time = excluded.status_time, \
-               document = excluded.document, expires_at = excluded.expires_at \
-             WHERE a2a_tasks.owner = excluded.owner OR a2a_tasks.expires_at <= ?8",
-        )
-        .bind(task.id.hyphenated().to_string())
-        .bind(&task.owner)
-        .bind(&task.agent_id)
-        .bind(&task.context_id)
-        .bind(to_micros(task.status_time))
-        .bind(&task.document)
-        .bind(to_micros(task.expires_at))
-        .bind(to_micros(now))
-        .execute(&self.writer)
-        .await
-        .map_err(map_error)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn get(
-        &self,
-        owner: &str,
-        id: Uuid,
-        now: OffsetDateTime,
-    ) -> Result<Option<TaskRow>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM a2a_tasks WHERE id = ? AND owner = ? AND expires_at > ?"
-        )))
-        .bind(id.hyphenated().to_string())
-        .bind(owner)
-        .bind(to_micros(now))
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_error)?;
-        row.as_ref().map(to_task).transpose()
-    }
-
-    async fn list(
-        &self,
-        owner: &str,
-        page: &PageRequest,
-        now: OffsetDateTime,
-    ) -> Result<Page<TaskRow>, StoreError> {
-        let after = page.after();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM a2a_tasks WHERE owner = ?1 AND expires_at > ?2 \
-             AND (?3 IS NULL OR (status_time, id) < (?3, ?4)) \
-             ORDER BY status_time DESC, id DESC LIMIT ?5"
-        )))
-        .bind(owner)
-        .bind(to_micros(now))
-        .bind(after.map(|c| to_micros(c.at)))
-        .bind(after.map(|c| c.id.hyphenated().to_string()))
-        .bind(i64::from(page.limit()) + 1)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_error)?;
-        let items = rows.iter().map(to_task).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit(), |task| Cursor {
-            at: task.status_time,
-            id: task.id,
-        }))
-    }
-
-    async fn prune_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        sqlx::query("DELETE FROM a2a_tasks WHERE expires_at <= ?")
-            .bind(to_micros(now))
-            .execute(&self.writer)
-            .await
-            .map(|done| done.rows_affected())
-            .map_err(map_error)
-    }
+impl TaskSql for SqliteDialect {
+    const UPSERT: &'static str = concat!(
+        "INSERT INTO a2a_tasks (",
+        task_columns!(),
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, agent_id = excluded.agent_id, \
+           context_id = excluded.context_id, status_time = excluded.status_time, \
+           document = excluded.document, expires_at = excluded.expires_at \
+         WHERE a2a_tasks.owner = excluded.owner OR a2a_tasks.expires_at <= ?8"
+    );
+    const GET: &'static str = concat!(
+        "SELECT ",
+        task_columns!(),
+        " FROM a2a_tasks WHERE id = ? AND owner = ? AND expires_at > ?"
+    );
+    const LIST: &'static str = concat!(
+        "SELECT ",
+        task_columns!(),
+        " FROM a2a_tasks WHERE owner = ?1 AND expires_at > ?2 \
+         AND (?3 IS NULL OR (status_time, id) < (?3, ?4)) \
+         ORDER BY status_time DESC, id DESC LIMIT ?5"
+    );
+    const PRUNE_EXPIRED: &'static str = "DELETE FROM a2a_tasks WHERE expires_at <= ?";
 }

@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use async_trait::async_trait;
-use hive_store::conformance::Harness;
 use hive_store::{SchemaState, Store, StoreError};
+use hive_store_conformance::Harness;
 use hive_store_sqlite::SqliteStore;
 use std::sync::Arc;
 use tempfile::TempDir;
@@ -53,7 +53,7 @@ impl Harness for SqliteHarness {
     }
 }
 
-hive_store::conformance_suite!(SqliteHarness);
+hive_store_conformance::conformance_suite!(SqliteHarness);
 
 #[tokio::test]
 async fn a_second_store_on_the_same_file_is_refused() {

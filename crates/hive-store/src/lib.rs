@@ -2,11 +2,11 @@
 //!
 //! One implementation per database lives in its own crate (`hive-store-sqlite`,
 //! `hive-store-postgres`), each with its own migrations folder. Both run the same conformance
-//! suite ([`conformance`]), so a behaviour that holds on one holds on the other.
+//! suite (the dev-only `hive-store-conformance` crate), so a behaviour that holds on one holds
+//! on the other.
 
 mod agents;
 mod challenges;
-pub mod conformance;
 mod conversations;
 mod error;
 mod identity;
@@ -208,6 +208,86 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Closes the pools; in-flight queries finish, new ones fail.
     async fn close(&self);
+}
+
+/// The repository accessors of a [`Store`] implementation, expanded inside `impl Store for …`:
+/// `store_repositories!(field)` hands out the repositories of `self.field`, a
+/// `sqlx_support::SqlRepositories` (or anything with its field names).
+#[macro_export]
+macro_rules! store_repositories {
+    ($repositories:ident) => {
+        fn job_runs(&self) -> &dyn $crate::JobRunRepo {
+            &self.$repositories.jobs
+        }
+
+        fn tasks(&self) -> &dyn $crate::TaskRepo {
+            &self.$repositories.tasks
+        }
+
+        fn users(&self) -> &dyn $crate::UserRepo {
+            &self.$repositories.identity
+        }
+
+        fn sessions(&self) -> &dyn $crate::SessionRepo {
+            &self.$repositories.identity
+        }
+
+        fn api_tokens(&self) -> &dyn $crate::ApiTokenRepo {
+            &self.$repositories.identity
+        }
+
+        fn one_time_tokens(&self) -> &dyn $crate::OneTimeTokenRepo {
+            &self.$repositories.identity
+        }
+
+        fn audit(&self) -> &dyn $crate::AuditRepo {
+            &self.$repositories.identity
+        }
+
+        fn vault_keys(&self) -> &dyn $crate::VaultKeyRepo {
+            &self.$repositories.vault_keys
+        }
+
+        fn secrets(&self) -> &dyn $crate::SecretRepo {
+            &self.$repositories.secrets
+        }
+
+        fn settings(&self) -> &dyn $crate::SettingsRepo {
+            &self.$repositories.settings
+        }
+
+        fn mfa(&self) -> &dyn $crate::MfaRepo {
+            &self.$repositories.mfa
+        }
+
+        fn passkeys(&self) -> &dyn $crate::PasskeyRepo {
+            &self.$repositories.passkeys
+        }
+
+        fn challenges(&self) -> &dyn $crate::ChallengeRepo {
+            &self.$repositories.challenges
+        }
+
+        fn oidc_links(&self) -> &dyn $crate::OidcLinkRepo {
+            &self.$repositories.oidc_links
+        }
+
+        fn agents(&self) -> &dyn $crate::AgentRepo {
+            &self.$repositories.agents
+        }
+
+        fn push_configs(&self) -> &dyn $crate::PushConfigRepo {
+            &self.$repositories.push_configs
+        }
+
+        fn usage(&self) -> &dyn $crate::UsageRepo {
+            &self.$repositories.usage
+        }
+
+        fn conversations(&self) -> &dyn $crate::ConversationRepo {
+            &self.$repositories.conversations
+        }
+    };
 }
 
 /// Leadership among replicas for singleton work (schedules, retention, watchdogs).

@@ -1,6 +1,35 @@
-//! What the sqlx-based backends share: error mapping and the migration steps around sqlx's
-//! migrator. Dialect-specific knowledge (which error codes mean "unreachable") stays in the
-//! backends.
+//! What the sqlx-based backends share: error mapping, the migration steps around sqlx's
+//! migrator, the audited transaction scaffolding and row mapping. Dialect-specific knowledge
+//! (which error codes mean "unreachable", how ids and times are stored, the SQL itself) stays
+//! in the backends, behind [`Dialect`].
+
+pub mod agents;
+mod audit;
+pub mod challenges;
+pub mod conversations;
+mod dialect;
+pub mod identity;
+pub mod jobs;
+pub mod mfa;
+pub mod oidc;
+pub mod passkeys;
+pub mod push_configs;
+mod repositories;
+pub mod rows;
+pub mod secrets;
+pub mod settings;
+pub mod tasks;
+pub mod usage;
+pub mod vault;
+
+pub use audit::{
+    AUDIT_COLUMNS, append_audit, audit_unwritable, commit_audited, commit_if, commit_if_audited,
+};
+pub use dialect::{
+    BindValue, Dialect, DialectConnection, DialectQuery, DialectRow, Pools, PushValue, Reads,
+    Writes, get,
+};
+pub use repositories::SqlRepositories;
 
 use crate::{MigrationReport, SchemaState, StoreError};
 use sqlx::error::ErrorKind;
@@ -78,6 +107,42 @@ pub fn map_migrate_error(error: MigrateError, unavailable: UnavailableCodes) -> 
         // The remaining variants name versions only.
         other => StoreError::Migration(other.to_string()),
     }
+}
+
+/// A cheap round trip to the database behind `pool` (deep health check).
+pub async fn ping<D: Dialect>(pool: &sqlx::Pool<D::Db>) -> Result<(), StoreError> {
+    let mut connection = pool.acquire().await.map_err(D::map_error)?;
+    sqlx::query("SELECT 1")
+        .execute(D::on(&mut connection))
+        .await
+        .map(|_| ())
+        .map_err(D::map_error)
+}
+
+/// [`schema_state`] of the database behind `pool`. `table_exists` tells (as `present`) whether
+/// the migrator's table exists yet; each dialect asks its own catalogue.
+pub async fn read_schema_state<D: Dialect>(
+    pool: &sqlx::Pool<D::Db>,
+    table_exists: &'static str,
+    migrator: &Migrator,
+) -> Result<SchemaState, StoreError> {
+    let mut connection = pool.acquire().await.map_err(D::map_error)?;
+    let found = sqlx::query(table_exists)
+        .fetch_one(D::on(&mut connection))
+        .await
+        .map_err(D::map_error)?;
+    let applied: Vec<i64> = if get::<D, bool>(&found, "present")? {
+        sqlx::query("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(D::on(&mut connection))
+            .await
+            .map_err(D::map_error)?
+            .iter()
+            .map(|row| get::<D, i64>(row, "version"))
+            .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
+    Ok(schema_state(&applied, migrator))
 }
 
 /// The versions of the up-migrations a binary carries, ascending.

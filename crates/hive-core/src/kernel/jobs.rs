@@ -529,8 +529,8 @@ mod tests {
     #[tokio::test]
     async fn the_session_job_prunes_dead_sessions_only() {
         use hive_proto::Role;
-        use hive_store::conformance::note;
         use hive_store::{NewUser, SessionRow};
+        use hive_store_conformance::note;
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&dir.path().join("db"), 2).await.unwrap());

@@ -1026,7 +1026,7 @@ async fn an_imported_bcrypt_hash_logs_in_and_is_rehashed() {
                     password_hash: Some(imported.clone()),
                     created_at: hive_proto::Clock::now(server.clock.as_ref()),
                 },
-                hive_store::conformance::note("user.import").append(),
+                hive_store_conformance::note("user.import").append(),
             )
             .await
             .unwrap();

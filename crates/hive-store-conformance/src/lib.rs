@@ -29,11 +29,11 @@ pub use settings::*;
 pub use usage::*;
 pub use vault::*;
 
-use crate::{
+use async_trait::async_trait;
+use hive_store::{
     Backend, JobOutcome, JobRun, NewJobRun, PageRequest, SchemaState, Store, StoreError,
     truncate_to_micros,
 };
-use async_trait::async_trait;
 use std::collections::HashSet;
 use std::sync::Arc;
 use time::macros::datetime;
@@ -41,18 +41,18 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 /// The audit record of a change a check makes (each one new, as record ids are unique).
-pub struct Note(pub crate::AuditRecord);
+pub struct Note(pub hive_store::AuditRecord);
 
 /// A record for `action`, to hand to a mutating repository method as `note(..).append()` (also
 /// for other crates' tests that need rows made through the store).
 pub fn note(action: &str) -> Note {
-    Note(crate::AuditRecord {
+    Note(hive_store::AuditRecord {
         id: Uuid::now_v7(),
         at: truncate_to_micros(T0),
         actor: "conformance".to_owned(),
         action: action.to_owned(),
         target: None,
-        outcome: crate::AuditOutcome::Success,
+        outcome: hive_store::AuditOutcome::Success,
         ip: None,
         request_id: None,
         detail: "{}".to_owned(),
@@ -61,8 +61,8 @@ pub fn note(action: &str) -> Note {
 }
 
 impl Note {
-    pub fn append(&self) -> crate::AuditAppend<'_> {
-        crate::AuditAppend {
+    pub fn append(&self) -> hive_store::AuditAppend<'_> {
+        hive_store::AuditAppend {
             record: &self.0,
             hasher: &identity::TestHasher,
         }
@@ -82,7 +82,7 @@ pub trait Harness: Sized + Send + Sync {
 }
 
 /// Expands to one `#[tokio::test]` per check, each on a fresh [`Harness`] of the type given:
-/// `hive_store::conformance_suite!(MyHarness);` in a backend's `tests/conformance.rs`.
+/// `hive_store_conformance::conformance_suite!(MyHarness);` in a backend's `tests/conformance.rs`.
 #[macro_export]
 macro_rules! conformance_suite {
     ($harness:ty) => {
@@ -186,12 +186,12 @@ macro_rules! conformance_suite {
         $(
             #[tokio::test]
             async fn $check() {
-                let Some(harness) = <$harness as $crate::conformance::Harness>::fresh().await else {
+                let Some(harness) = <$harness as $crate::Harness>::fresh().await else {
                     eprintln!("skipped {}: backend not configured", stringify!($check));
                     return;
                 };
-                let store = $crate::conformance::Harness::store(&harness);
-                $crate::conformance::$check(&*store).await;
+                let store = $crate::Harness::store(&harness);
+                $crate::$check(&*store).await;
             }
         )+
     };
@@ -199,11 +199,11 @@ macro_rules! conformance_suite {
         $(
             #[tokio::test]
             async fn $check() {
-                let Some(harness) = <$harness as $crate::conformance::Harness>::fresh().await else {
+                let Some(harness) = <$harness as $crate::Harness>::fresh().await else {
                     eprintln!("skipped {}: backend not configured", stringify!($check));
                     return;
                 };
-                $crate::conformance::$check(&harness).await;
+                $crate::$check(&harness).await;
             }
         )+
     };
@@ -531,8 +531,8 @@ pub async fn leadership_is_exclusive(h: &impl Harness) {
     other.close().await;
 }
 
-fn task_row(owner: &str, at: OffsetDateTime) -> crate::TaskRow {
-    crate::TaskRow {
+fn task_row(owner: &str, at: OffsetDateTime) -> hive_store::TaskRow {
+    hive_store::TaskRow {
         id: Uuid::now_v7(),
         owner: owner.to_owned(),
         agent_id: "agent-1".to_owned(),

@@ -2,17 +2,17 @@
 //! (also under concurrency, and taken over once stale), messages paged newest first, deleted
 //! with their audit record, pruned when idle, gone with their agent, values checked.
 
-use super::audited::{audit_count, broken, refused};
-use super::{T0, first, note};
-use crate::{
+use crate::audited::{audit_count, broken, refused};
+use crate::{T0, first, note};
+use futures_util::future::join_all;
+use hive_proto::Role;
+use hive_proto::agents::{AgentKind, AgentStatus, AgentVisibility};
+use hive_store::{
     AgentLimits, AgentRow, CONVERSATION_OWNER_MAX_CHARS, CONVERSATION_STATE_MAX_CHARS,
     CONVERSATION_TEXT_MAX_BYTES, CONVERSATION_TITLE_MAX_CHARS, ConversationMessageRow,
     ConversationRow, MessageAuthor, NewUser, PageRequest, SchemaState, Store, StoreError,
     TurnStart, truncate_to_micros,
 };
-use futures_util::future::join_all;
-use hive_proto::Role;
-use hive_proto::agents::{AgentKind, AgentStatus, AgentVisibility};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 

@@ -1,13 +1,13 @@
 //! Settings: created once, replaced only from the version the writer read, each write audited
 //! in its own transaction.
 
-use super::audited::{audit_count, broken, refused};
-use super::{T0, note};
-use crate::{
+use crate::audited::{audit_count, broken, refused};
+use crate::{T0, note};
+use futures_util::future::join_all;
+use hive_store::{
     PutOutcome, SETTING_VALUE_MAX_BYTES, SettingRow, SettingWrite, Store, StoreError,
     truncate_to_micros,
 };
-use futures_util::future::join_all;
 use time::Duration;
 
 const ALLOWLIST: &str = "security.egress_allowlist";

@@ -1,15 +1,15 @@
 //! Agents: every field kept, names unique in the instance, owners see their own, settings
 //! changed only from the version read, status apart from settings, changes with their audit.
 
-use super::audited::{audit_count, broken, refused};
-use super::{T0, first, note};
-use crate::{
-    AgentLimits, AgentRow, MAX_AGENT_JSON, NewUser, PageRequest, Store, StoreError,
-    truncate_to_micros,
-};
+use crate::audited::{audit_count, broken, refused};
+use crate::{T0, first, note};
 use futures_util::future::join_all;
 use hive_proto::Role;
 use hive_proto::agents::{AgentKind, AgentStatus, AgentVisibility};
+use hive_store::{
+    AgentLimits, AgentRow, MAX_AGENT_JSON, NewUser, PageRequest, Store, StoreError,
+    truncate_to_micros,
+};
 use time::Duration;
 use uuid::Uuid;
 
@@ -300,7 +300,8 @@ pub async fn agents_belong_to_their_owner(store: &dyn Store) {
         agents.get(alices.id, Some(alice)).await.unwrap().as_ref(),
         Some(&alices)
     );
-    let ids = |page: crate::Page<AgentRow>| page.items.iter().map(|a| a.id).collect::<Vec<_>>();
+    let ids =
+        |page: hive_store::Page<AgentRow>| page.items.iter().map(|a| a.id).collect::<Vec<_>>();
     assert_eq!(
         ids(agents.list(Some(alice), &first(10)).await.unwrap()),
         [alices.id]

@@ -2,11 +2,11 @@
 //! once even under concurrency, wrong codes counted per step, changes audited in their own
 //! transaction.
 
-use super::audited::{audit_count, broken, refused};
-use super::{T0, note};
-use crate::{NewUser, Store, StoreError, TotpRow, VaultKeyRow, truncate_to_micros};
+use crate::audited::{audit_count, broken, refused};
+use crate::{T0, note};
 use futures_util::future::join_all;
 use hive_proto::Role;
+use hive_store::{NewUser, Store, StoreError, TotpRow, VaultKeyRow, truncate_to_micros};
 use time::Duration;
 use uuid::Uuid;
 

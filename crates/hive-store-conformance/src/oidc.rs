@@ -1,11 +1,11 @@
 //! Single sign-on links: unique per (provider, subject) and per (provider, account), made with
 //! their audit record, an account created with its link in one transaction.
 
-use super::audited::{audit_count, broken, refused};
-use super::{T0, note};
-use crate::{NewUser, OidcLinkRow, Store, StoreError, truncate_to_micros};
+use crate::audited::{audit_count, broken, refused};
+use crate::{T0, note};
 use futures_util::future::join_all;
 use hive_proto::Role;
+use hive_store::{NewUser, OidcLinkRow, Store, StoreError, truncate_to_micros};
 use uuid::Uuid;
 
 fn new_user(email: &str) -> NewUser {

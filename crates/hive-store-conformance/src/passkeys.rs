@@ -2,14 +2,14 @@
 //! that only move forward, registrations and removals that end the user's other sessions, and
 //! every change audited in its own transaction.
 
-use super::audited::{audit_count, broken, refused};
-use super::identity::session;
-use super::{T0, note};
-use crate::{
-    NewUser, PasskeyAdded, PasskeyRow, PasskeyUse, Store, StoreError, UserRow, truncate_to_micros,
-};
+use crate::audited::{audit_count, broken, refused};
+use crate::identity::session;
+use crate::{T0, note};
 use futures_util::future::join_all;
 use hive_proto::Role;
+use hive_store::{
+    NewUser, PasskeyAdded, PasskeyRow, PasskeyUse, Store, StoreError, UserRow, truncate_to_micros,
+};
 use time::Duration;
 use uuid::Uuid;
 

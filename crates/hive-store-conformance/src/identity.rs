@@ -1,15 +1,15 @@
 //! Identity checks: accounts, the setup race, the last-admin guard, sessions, API tokens,
 //! one-time tokens and audit records.
 
-use super::{T0, first, note};
-use crate::{
+use crate::{T0, first, note};
+use futures_util::future::join_all;
+use hive_proto::{Role, TokenScope};
+use hive_store::{
     AccountChange, ApiTokenRow, AuditCheckpoint, AuditFilter, AuditOutcome, AuditPosition,
     AuditRecord, ChainHasher, CheckpointSigner, GENESIS_HASH, GuardedChange, NewUser,
     OneTimePurpose, OneTimeTokenRow, PageRequest, ProfileChange, SessionRow, Store, StoreError,
     TextMatch, UserRow, truncate_to_micros,
 };
-use futures_util::future::join_all;
-use hive_proto::{Role, TokenScope};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -1156,7 +1156,7 @@ pub async fn audit_retention_cuts_the_chain_at_a_signed_checkpoint(store: &dyn S
     assert_eq!(pruned.deleted, 2);
     assert_eq!(pruned.checkpoint.as_ref().map(|c| c.seq), Some(5));
     let pruned = audit.prune_before(cut, 3, &TestHasher, now).await.unwrap();
-    assert_eq!(pruned, crate::AuditPrune::default());
+    assert_eq!(pruned, hive_store::AuditPrune::default());
     let left = audit.chain_after(0, 100).await.unwrap();
     assert_eq!(
         left.first().and_then(|r| r.link.as_ref()).map(|l| l.seq),
@@ -1298,7 +1298,7 @@ pub async fn sessions_record_their_second_factor(store: &dyn Store) {
     }
     let at = truncate_to_micros(T0 + Duration::seconds(30));
     let refused = sessions
-        .mark_second_factor(first.id, at, super::broken("auth.mfa.verify").append())
+        .mark_second_factor(first.id, at, crate::broken("auth.mfa.verify").append())
         .await;
     assert!(
         matches!(refused, Err(StoreError::AuditUnwritable(_))),

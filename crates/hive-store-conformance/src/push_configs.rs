@@ -1,10 +1,10 @@
 //! A2A push configs: per owner and task, replaced by id, capped per task even under
 //! concurrency, paged by id, audited with every change, kept while used and pruned after.
 
-use super::audited::{audit_count, broken, refused};
-use super::{T0, note};
-use crate::{PushConfigPut, PushConfigRow, Store, StoreError, truncate_to_micros};
+use crate::audited::{audit_count, broken, refused};
+use crate::{T0, note};
 use futures_util::future::join_all;
+use hive_store::{PushConfigPut, PushConfigRow, Store, StoreError, truncate_to_micros};
 use time::Duration;
 use uuid::Uuid;
 

@@ -1,8 +1,8 @@
 //! Sign-in flow state: taken once, for its purpose only, never after it expired.
 
-use super::T0;
-use crate::{ChallengeRow, MAX_CHALLENGE_PAYLOAD, Store, StoreError, truncate_to_micros};
+use crate::T0;
 use futures_util::future::join_all;
+use hive_store::{ChallengeRow, MAX_CHALLENGE_PAYLOAD, Store, StoreError, truncate_to_micros};
 use time::Duration;
 
 fn challenge(seed: &str, purpose: &str) -> ChallengeRow {

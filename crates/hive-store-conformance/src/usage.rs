@@ -1,8 +1,8 @@
 //! Inference usage: rows kept as given, an agent's rows paged newest first, token sums per
 //! agent from a moment on, values checked.
 
-use super::{T0, first};
-use crate::{
+use crate::{T0, first};
+use hive_store::{
     PageRequest, Store, StoreError, USAGE_PRINCIPAL_MAX_CHARS, UsageRow, truncate_to_micros,
 };
 use time::Duration;

@@ -1,13 +1,13 @@
 //! Changes and their audit records commit together: when the record cannot be written, the
 //! change is rolled back and the caller hears [`StoreError::AuditUnwritable`].
 
-use super::{T0, note};
-use crate::{
+use crate::{T0, note};
+use hive_proto::Role;
+use hive_store::{
     AccountChange, ApiTokenRow, AuditAppend, AuditRecord, ChainHasher, NewUser, OneTimePurpose,
     OneTimeTokenRow, ProfileChange, SecretRow, SessionRow, Store, StoreError, VaultKeyRow,
     truncate_to_micros,
 };
-use hive_proto::Role;
 use time::Duration;
 use uuid::Uuid;
 

@@ -1,7 +1,7 @@
 //! Vault key checks.
 
-use super::{T0, note};
-use crate::{Store, StoreError, VaultKeyRow, truncate_to_micros};
+use crate::{T0, note};
+use hive_store::{Store, StoreError, VaultKeyRow, truncate_to_micros};
 
 pub async fn vault_keys_are_unique_by_id(store: &dyn Store) {
     let keys = store.vault_keys();
@@ -27,8 +27,8 @@ pub async fn vault_keys_are_unique_by_id(store: &dyn Store) {
 }
 
 pub async fn secrets_are_unique_per_owner_and_versioned(store: &dyn Store) {
-    use crate::{NewUser, SecretRow};
     use hive_proto::Role;
+    use hive_store::{NewUser, SecretRow};
     use uuid::Uuid;
     store
         .vault_keys()
@@ -96,7 +96,7 @@ pub async fn secrets_are_unique_per_owner_and_versioned(store: &dyn Store) {
     );
     assert_eq!(secrets.get(openai.id, Some(bob.id)).await.unwrap(), None);
     let mine = secrets
-        .list(Some(alice.id), &super::first(10))
+        .list(Some(alice.id), &crate::first(10))
         .await
         .unwrap();
     assert_eq!(
@@ -106,12 +106,12 @@ pub async fn secrets_are_unique_per_owner_and_versioned(store: &dyn Store) {
             .collect::<Vec<_>>(),
         ["github", "openai"]
     );
-    let page = secrets.list(None, &super::first(2)).await.unwrap();
+    let page = secrets.list(None, &crate::first(2)).await.unwrap();
     assert_eq!(page.items.len(), 2);
     let rest = secrets
         .list(
             None,
-            &crate::PageRequest::new(2, page.next_cursor.as_deref()).unwrap(),
+            &hive_store::PageRequest::new(2, page.next_cursor.as_deref()).unwrap(),
         )
         .await
         .unwrap();
@@ -182,9 +182,9 @@ pub async fn secrets_are_unique_per_owner_and_versioned(store: &dyn Store) {
     );
 }
 
-fn sealed_secret(owner_id: uuid::Uuid, name: &str, key_id: u32) -> crate::SecretRow {
+fn sealed_secret(owner_id: uuid::Uuid, name: &str, key_id: u32) -> hive_store::SecretRow {
     let at = truncate_to_micros(T0);
-    crate::SecretRow {
+    hive_store::SecretRow {
         id: uuid::Uuid::now_v7(),
         owner_id,
         name: name.to_owned(),
@@ -201,7 +201,7 @@ async fn an_owner(store: &dyn Store) -> uuid::Uuid {
     store
         .users()
         .create(
-            &crate::NewUser {
+            &hive_store::NewUser {
                 id: uuid::Uuid::now_v7(),
                 email: "owner@example.com".into(),
                 display_name: "Owner".into(),
@@ -366,7 +366,7 @@ pub async fn secrets_reseal_only_unchanged_rows(store: &dyn Store) {
     let stored = secrets.get(old[0].id, None).await.unwrap().unwrap();
     assert_eq!(
         stored,
-        crate::SecretRow {
+        hive_store::SecretRow {
             key_id: 2,
             value: "resealed-0".into(),
             ..old[0].clone()
@@ -380,7 +380,7 @@ pub async fn secrets_reseal_only_unchanged_rows(store: &dyn Store) {
     assert!(
         secrets
             .replace_value(
-                &crate::SecretRow {
+                &hive_store::SecretRow {
                     version: 2,
                     description: String::new(),
                     value: "written-meanwhile".into(),
@@ -398,7 +398,7 @@ pub async fn secrets_reseal_only_unchanged_rows(store: &dyn Store) {
         (kept.version, kept.value.as_str()),
         (2, "written-meanwhile")
     );
-    let same_version_other_value = crate::SecretRow {
+    let same_version_other_value = hive_store::SecretRow {
         value: "not-what-is-stored".into(),
         ..old[2].clone()
     };

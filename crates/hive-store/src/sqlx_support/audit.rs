@@ -1,0 +1,103 @@
+//! The audit chain's append and the commits that carry an audit record, shared by the sqlx
+//! backends: a change and its record commit together or not at all.
+
+use super::dialect::{BindValue, Dialect, DialectConnection, Reads};
+use crate::{AuditAppend, ChainLink, StoreError, next_link};
+use sqlx::Transaction;
+
+/// The columns of `audit_events`, in the order [`Dialect::AUDIT_VALUES`] binds them.
+#[macro_export]
+macro_rules! audit_columns {
+    () => {
+        "id, at, actor, action, target, outcome, ip, request_id, detail, seq, prev_hash, hash"
+    };
+}
+
+/// [`audit_columns!`] as a constant.
+pub const AUDIT_COLUMNS: &str = audit_columns!();
+
+/// Any failure while writing the record: the caller's transaction rolls back with it.
+pub fn audit_unwritable<D: Dialect>(error: sqlx::Error) -> StoreError {
+    StoreError::AuditUnwritable(D::map_error(error).to_string())
+}
+
+/// Appends an audit record inside the caller's transaction: reads the chain's last link and
+/// writes the next, with the chain held still by the dialect in between.
+pub async fn append_audit<D: Dialect>(
+    connection: &mut DialectConnection<D>,
+    audit: &AuditAppend<'_>,
+) -> Result<ChainLink, StoreError> {
+    let record = audit.record;
+    D::hold_audit_chain(connection)
+        .await
+        .map_err(audit_unwritable::<D>)?;
+    let last: Option<(i64, String)> = match sqlx::query(
+        "SELECT seq, hash FROM audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_optional(D::on(connection))
+    .await
+    .map_err(audit_unwritable::<D>)?
+    {
+        Some(row) => Some((
+            <D::Db as Reads<i64>>::read(&row, "seq").map_err(audit_unwritable::<D>)?,
+            <D::Db as Reads<String>>::read(&row, "hash").map_err(audit_unwritable::<D>)?,
+        )),
+        None => None,
+    };
+    let link = next_link(last, record, audit.hasher);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES ({})",
+        D::AUDIT_VALUES
+    )))
+    .bind_value(D::id(record.id))
+    .bind_value(D::time(record.at))
+    .bind_value(record.actor.as_str())
+    .bind_value(record.action.as_str())
+    .bind_value(&record.target)
+    .bind_value(record.outcome.as_str())
+    .bind_value(&record.ip)
+    .bind_value(&record.request_id)
+    .bind_value(record.detail.as_str())
+    .bind_value(link.seq)
+    .bind_value(link.prev_hash.as_str())
+    .bind_value(link.hash.as_str())
+    .execute(D::on(connection))
+    .await
+    .map_err(audit_unwritable::<D>)?;
+    Ok(link)
+}
+
+/// Appends `audit` and commits the transaction.
+pub async fn commit_audited<D: Dialect>(
+    mut tx: Transaction<'static, D::Db>,
+    audit: &AuditAppend<'_>,
+) -> Result<(), StoreError> {
+    append_audit::<D>(&mut tx, audit).await?;
+    tx.commit().await.map_err(D::map_error)
+}
+
+/// Commits a change with its audit record when it happened (`changed`); otherwise rolls back.
+pub async fn commit_if<D: Dialect>(
+    tx: Transaction<'static, D::Db>,
+    changed: bool,
+    audit: AuditAppend<'_>,
+) -> Result<bool, StoreError> {
+    commit_if_audited::<D>(tx, changed, Some(audit)).await
+}
+
+/// [`commit_if`] for a change whose audit record is optional: without one, the change commits
+/// alone (its caller records it some other way).
+pub async fn commit_if_audited<D: Dialect>(
+    mut tx: Transaction<'static, D::Db>,
+    changed: bool,
+    audit: Option<AuditAppend<'_>>,
+) -> Result<bool, StoreError> {
+    if !changed {
+        return Ok(false);
+    }
+    if let Some(audit) = audit {
+        append_audit::<D>(&mut tx, &audit).await?;
+    }
+    tx.commit().await.map_err(D::map_error)?;
+    Ok(true)
+}

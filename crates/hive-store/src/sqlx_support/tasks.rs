@@ -1,0 +1,109 @@
+//! A2A tasks (the `db` task store), on any sqlx dialect: the dialect supplies its SQL.
+
+use super::dialect::{BindValue, Dialect, Pools};
+use super::rows;
+use crate::{Cursor, Page, PageRequest, StoreError, TaskRepo, TaskRow};
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The columns of `a2a_tasks`.
+#[macro_export]
+macro_rules! task_columns {
+    () => {
+        "id, owner, agent_id, context_id, status_time, document, expires_at"
+    };
+}
+
+/// The statements of [`SqlTasks`] in one dialect; the parameters of each are listed in the
+/// order they are bound.
+pub trait TaskSql: Dialect {
+    /// The columns of [`task_columns!`], now; replaces only the same owner's task or an expired
+    /// one.
+    const UPSERT: &'static str;
+    /// id, owner, now.
+    const GET: &'static str;
+    /// owner, now, cursor time, cursor id, limit.
+    const LIST: &'static str;
+    /// now.
+    const PRUNE_EXPIRED: &'static str;
+}
+
+pub struct SqlTasks<D: Dialect> {
+    pub pools: Pools<D::Db>,
+}
+
+#[async_trait]
+impl<D: TaskSql> TaskRepo for SqlTasks<D> {
+    async fn put(&self, task: &TaskRow, now: OffsetDateTime) -> Result<bool, StoreError> {
+        // The update applies only to the same owner's task, or over an expired one.
+        let mut writer = self.pools.writer.acquire().await.map_err(D::map_error)?;
+        let done = sqlx::query(D::UPSERT)
+            .bind_value(D::id(task.id))
+            .bind_value(task.owner.as_str())
+            .bind_value(task.agent_id.as_str())
+            .bind_value(task.context_id.as_str())
+            .bind_value(D::time(task.status_time))
+            .bind_value(task.document.as_str())
+            .bind_value(D::time(task.expires_at))
+            .bind_value(D::instant(now))
+            .execute(D::on(&mut writer))
+            .await
+            .map_err(D::map_error)?;
+        Ok(D::rows_affected(&done) == 1)
+    }
+
+    async fn get(
+        &self,
+        owner: &str,
+        id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Option<TaskRow>, StoreError> {
+        let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
+        let row = sqlx::query(D::GET)
+            .bind_value(D::id(id))
+            .bind_value(owner)
+            .bind_value(D::instant(now))
+            .fetch_optional(D::on(&mut reader))
+            .await
+            .map_err(D::map_error)?;
+        row.as_ref().map(rows::task::<D>).transpose()
+    }
+
+    async fn list(
+        &self,
+        owner: &str,
+        page: &PageRequest,
+        now: OffsetDateTime,
+    ) -> Result<Page<TaskRow>, StoreError> {
+        let after = page.after();
+        let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
+        let found = sqlx::query(D::LIST)
+            .bind_value(owner)
+            .bind_value(D::instant(now))
+            .bind_value(after.map(|c| D::time(c.at)))
+            .bind_value(after.map(|c| D::id(c.id)))
+            .bind_value(i64::from(page.limit()) + 1)
+            .fetch_all(D::on(&mut reader))
+            .await
+            .map_err(D::map_error)?;
+        let items = found
+            .iter()
+            .map(rows::task::<D>)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(items, page.limit(), |task| Cursor {
+            at: task.status_time,
+            id: task.id,
+        }))
+    }
+
+    async fn prune_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut writer = self.pools.writer.acquire().await.map_err(D::map_error)?;
+        sqlx::query(D::PRUNE_EXPIRED)
+            .bind_value(D::instant(now))
+            .execute(D::on(&mut writer))
+            .await
+            .map(|done| D::rows_affected(&done))
+            .map_err(D::map_error)
+    }
+}
