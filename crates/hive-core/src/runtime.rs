@@ -316,20 +316,19 @@ impl Hive {
             .public_tier
             .clone()
             .map(|settings| Arc::new(crate::mesh::public_tier::PublicTier::new(settings)));
-        let wan = match crate::mesh::wan::Wan::new(
-            &config,
-            auditor.clone(),
-            Arc::clone(&state.bus),
-            Arc::clone(&state.replay),
-        )
-        .await
-        {
-            Ok(wan) => Arc::new(wan),
+        let carrier = match connect_wan_carrier(&config, &state.replay).await {
+            Ok(carrier) => carrier,
             Err(error) => {
                 store.close().await;
                 return Err(error.into());
             }
         };
+        let wan = Arc::new(crate::mesh::wan::Wan::new(
+            auditor.clone(),
+            Arc::clone(&state.bus),
+            Arc::clone(&state.replay),
+            carrier,
+        ));
         // A stored list that cannot be read leaves the operator's list alone in force.
         if let Err(error) = settings.reload().await {
             tracing::warn!(%error, "the stored security settings were not applied at start");
@@ -370,6 +369,21 @@ impl Hive {
             node_id,
             schema,
         })
+    }
+
+    /// Starts announcing this replica and logging the others' announcements, following
+    /// settings changed on other replicas, and (with `NATS_URL`) consuming other instances'
+    /// WAN envelopes onto the bus.
+    pub fn start_presence(&self, tracker: &TaskTracker, cancel: CancellationToken) {
+        // Settings changed on another replica arrive on the same bus.
+        self.settings.start_follower(tracker, cancel.clone());
+        self.wan.start_consumer(tracker, cancel.clone());
+        crate::mesh::presence::announce(
+            Arc::clone(&self.state.bus),
+            self.node_id.clone(),
+            tracker,
+            cancel,
+        );
     }
 
     /// Starts the singleton background jobs (they run only while this replica leads).
@@ -484,4 +498,27 @@ impl Hive {
         self.state.task_events.close();
         self.store.close().await;
     }
+}
+
+/// With `NATS_URL`, the WAN carrier and its consumer name. The client connects in the
+/// background: a start while NATS is down succeeds, and WAN ingress answers 503 until it is up.
+async fn connect_wan_carrier(
+    config: &Config,
+    replay: &Arc<dyn hive_state::ReplayCache>,
+) -> Result<Option<(Arc<hive_state::WanCarrier>, String)>, hive_state::StateError> {
+    let Some(nats) = &config.mesh.wan.nats else {
+        return Ok(None);
+    };
+    let settings = hive_state::CarrierSettings::new(
+        secrecy::ExposeSecret::expose_secret(&nats.url)
+            .trim()
+            .to_owned(),
+        nats.stream.clone(),
+        nats.subject.clone(),
+        nats.consumer.clone(),
+        nats.dedup_window,
+        config.public_origin(),
+    );
+    let carrier = hive_state::WanCarrier::connect(settings, Arc::clone(replay)).await?;
+    Ok(Some((Arc::new(carrier), nats.consumer.clone())))
 }

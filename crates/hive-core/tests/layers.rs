@@ -54,7 +54,21 @@ fn production_dependencies(manifest: &Path) -> BTreeSet<String> {
             section = line.to_owned();
             continue;
         }
-        if section == "[dependencies]"
+        // `[dependencies]`, `[target.'cfg(..)'.dependencies]`, `[dependencies.hive-x]`; not
+        // dev- or build-dependencies.
+        let production = (section.ends_with("dependencies]")
+            || section.starts_with("[dependencies."))
+            && !section.contains("dev-dependencies")
+            && !section.contains("build-dependencies");
+        if let Some(name) = section
+            .strip_prefix("[dependencies.")
+            .and_then(|s| s.strip_suffix(']'))
+            && name.starts_with("hive-")
+        {
+            found.insert(name.to_owned());
+        }
+        if production
+            && !section.starts_with("[dependencies.")
             && let Some(name) = line.split(['=', '.', ' ']).next()
             && name.starts_with("hive-")
         {
@@ -112,22 +126,35 @@ fn crates_depend_only_on_crates_below_them() {
     );
 }
 
-/// Every `crate::<module>` path in the non-comment lines of the files under `dir`.
+/// The lines of a source file outside comments and outside its unit tests (the
+/// `#[cfg(test)]` module, which Hive keeps at the end of a file).
+fn production_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .take_while(|line| line.trim() != "#[cfg(test)]")
+        .filter(|line| !line.trim_start().starts_with("//"))
+}
+
+/// The module a root path names: the crate root re-exports the composition root's `Hive`.
+fn module_of(name: &str) -> String {
+    match name {
+        "Hive" | "StartError" => "runtime".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// Every `crate::<module>` path in the production lines of the files under `dir`.
 fn referenced_modules(dir: &Path, found: &mut Vec<(PathBuf, String)>) {
-    for entry in std::fs::read_dir(dir).expect("a source folder is readable") {
-        let path = entry.expect("a source entry").path();
-        if path.is_dir() {
-            referenced_modules(&path, found);
-            continue;
-        }
+    let mut files = Vec::new();
+    source_files(dir, &mut files);
+    for path in files {
         let text = std::fs::read_to_string(&path).expect("a source file is readable");
-        for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+        for line in production_lines(&text) {
             for (at, _) in line.match_indices("crate::") {
-                let module: String = line[at + "crate::".len()..]
+                let name: String = line[at + "crate::".len()..]
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                     .collect();
-                found.push((path.clone(), module));
+                found.push((path.clone(), module_of(&name)));
             }
         }
     }
@@ -161,7 +188,7 @@ fn domains_import_only_the_domains_below_them() {
         for (file, module) in found {
             let permitted = module == *domain
                 || allowed.contains(&module)
-                // The crate root's own items (re-exports of lib.rs) are not a domain.
+                // Anything else at the crate root (macros, `lib.rs` items) is not a domain.
                 || !(domains.contains_key(&module) || is_composition_root(&module));
             if !permitted {
                 wrong.push(format!("{} -> {module}", file.display()));
@@ -177,4 +204,54 @@ fn domains_import_only_the_domains_below_them() {
 /// The modules that assemble Hive: above every domain, imported by none.
 fn is_composition_root(module: &str) -> bool {
     matches!(module, "runtime" | "storage" | "shared_state")
+}
+
+/// What only the composition root may name: the database backends, Redis and the NATS client.
+const BACKENDS: [&str; 6] = [
+    "hive_store_sqlite",
+    "hive_store_postgres",
+    "SqliteStore",
+    "PostgresStore",
+    "RedisClient",
+    "WanCarrier::connect",
+];
+
+#[test]
+fn only_the_composition_root_names_the_backends() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let page = architecture();
+    let mut named = Vec::new();
+    for row in table_after(&page, "## Inside `hive-core`") {
+        let domain = quoted(&row[0]).remove(0);
+        let mut files = Vec::new();
+        source_files(&source.join(&domain), &mut files);
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for backend in BACKENDS {
+                if production_lines(&text).any(|line| line.contains(backend)) {
+                    named.push(format!("{} names {backend}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        named.is_empty(),
+        "backends named outside the composition root: {named:#?}"
+    );
+    let root = std::fs::read_to_string(source.join("storage.rs")).unwrap();
+    assert!(
+        root.contains("SqliteStore") && root.contains("PostgresStore"),
+        "the composition root opens the stores"
+    );
+}
+
+fn source_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            source_files(&path, found);
+        } else {
+            found.push(path);
+        }
+    }
 }

@@ -231,7 +231,7 @@ pub struct AuditView {
     pub ip: Option<String>,
     pub request_id: Option<String>,
     pub detail: serde_json::Value,
-    /// The record's place in the hash chain (`None` for records older than the chain).
+    /// The record's place in the hash chain (`None` for a record outside the chain, inserted behind Hive's back).
     pub seq: Option<i64>,
 }
 
@@ -321,7 +321,7 @@ impl AuditListQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditExportLine {
-    /// The record as the query shows it (`seq` is `None` for records older than the chain;
+    /// The record as the query shows it (`seq` is `None` for records outside the chain;
     /// they come first).
     #[serde(flatten)]
     pub record: AuditView,

@@ -423,7 +423,7 @@ pub struct ChainLink {
 /// The `prev_hash` of the first record of the chain.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Computes a record's hash from its place in the chain (keyed: see `hive_core::audit`).
+/// Computes a record's hash from its place in the chain (keyed: see `hive_core::kernel::audit`).
 pub trait ChainHasher: Send + Sync {
     fn hash(&self, seq: i64, prev_hash: &str, record: &AuditRecord) -> String;
 }
@@ -470,7 +470,7 @@ pub trait AuditRepo: Send + Sync {
     ) -> Result<Page<AuditRecord>, StoreError>;
 
     /// Records matching `filter`, oldest first, after `after`, at most `limit` (for export):
-    /// records older than the chain by time and id, then chained records by `seq`. A position
+    /// records outside the chain by time and id, then chained records by `seq`. A position
     /// among the unchained records yields only unchained ones; the caller moves on to
     /// `Chained(0)` when they run out.
     async fn oldest_first(
@@ -499,7 +499,7 @@ pub trait AuditRepo: Send + Sync {
     async fn chain_after(&self, after_seq: i64, limit: u32)
     -> Result<Vec<AuditRecord>, StoreError>;
 
-    /// How many records predate the chain (written before it existed).
+    /// How many records are outside the chain (none that Hive wrote: any was inserted behind its back).
     async fn count_unchained(&self) -> Result<u64, StoreError>;
 }
 
@@ -561,7 +561,7 @@ impl AuditFilter {
 /// Where an oldest-first walk of the audit log stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditPosition {
-    /// Among the records older than the chain, after this one (`None`: at the very start).
+    /// Among the records outside the chain, after this one (`None`: at the very start).
     Unchained(Option<Cursor>),
     /// In the chain, after this `seq` (0: before its first record).
     Chained(i64),
@@ -593,11 +593,11 @@ pub struct AuditCheckpoint {
     /// That record's time.
     pub at: OffsetDateTime,
     pub created_at: OffsetDateTime,
-    /// An HMAC over the fields above (see `hive_core::audit`).
+    /// An HMAC over the fields above (see `hive_core::kernel::audit`).
     pub signature: String,
 }
 
-/// Signs retention checkpoints (keyed: see `hive_core::audit`).
+/// Signs retention checkpoints (keyed: see `hive_core::kernel::audit`).
 pub trait CheckpointSigner: Send + Sync {
     /// The signature of `checkpoint`'s fields other than `signature`.
     fn sign_checkpoint(&self, checkpoint: &AuditCheckpoint) -> String;
@@ -606,7 +606,7 @@ pub trait CheckpointSigner: Send + Sync {
 /// What one retention batch did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuditPrune {
-    /// Records deleted (chained and older than the chain).
+    /// Records deleted (chained and outside the chain).
     pub deleted: u64,
     /// The checkpoint written, when chained records were deleted.
     pub checkpoint: Option<AuditCheckpoint>,
@@ -649,7 +649,7 @@ pub fn next_link(
     }
 }
 
-/// The link of a stored row: all three columns, or none (a record older than the chain).
+/// The link of a stored row: all three columns, or none (a record outside the chain).
 pub fn chain_link(
     seq: Option<i64>,
     prev_hash: Option<String>,

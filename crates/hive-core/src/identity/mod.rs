@@ -18,6 +18,7 @@ pub use tokens::{CreatedToken, NewToken};
 
 use crate::kernel::audit::{Auditor, Unrecorded};
 use crate::kernel::caller::{Caller, Credential, NoAccount};
+use crate::kernel::store_fault::StoreFault;
 use hive_proto::SharedClock;
 use hive_state::{Claims, ReplayCache};
 use hive_store::{Store, StoreError};
@@ -87,17 +88,10 @@ pub enum IdentityError {
 
 impl From<StoreError> for IdentityError {
     fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(detail) => {
-                tracing::warn!(%detail, "identity: database unavailable");
-                Self::Unavailable
-            }
-            StoreError::AuditUnwritable(detail) => {
-                tracing::error!(%detail, "audit record not written; the change was rolled back");
-                Self::Unavailable
-            }
-            StoreError::NotFound => Self::NotFound,
-            other => Self::Internal(other.to_string()),
+        match StoreFault::of(error, "identity") {
+            StoreFault::Unavailable => Self::Unavailable,
+            StoreFault::NotFound => Self::NotFound,
+            StoreFault::Internal(detail) => Self::Internal(detail),
         }
     }
 }

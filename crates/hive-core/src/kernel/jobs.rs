@@ -429,7 +429,7 @@ impl Job for PruneAuditLog {
             .map_err(|e| e.to_string())?;
         Ok(match checkpoint_seq {
             Some(seq) => format!("pruned {deleted} audit records; checkpoint at {seq}"),
-            None => format!("pruned {deleted} audit records (older than the chain)"),
+            None => format!("pruned {deleted} audit records (outside the chain)"),
         })
     }
 }

@@ -13,3 +13,4 @@ pub mod log_gate;
 pub mod mail;
 pub mod runtime_secrets;
 pub mod settings;
+pub mod store_fault;

@@ -10,6 +10,7 @@
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor};
 use crate::kernel::caller::{Caller, RequestMeta};
 use crate::kernel::egress::Egress;
+use crate::kernel::store_fault::StoreFault;
 use hive_egress::{Allowlist, AllowlistEntry};
 use hive_state::{BusEvent, Channel, EventBus};
 use hive_store::{AuditOutcome, PutOutcome, SettingWrite, Store, StoreError};
@@ -46,12 +47,10 @@ pub enum SettingsError {
 
 impl From<StoreError> for SettingsError {
     fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(detail) | StoreError::AuditUnwritable(detail) => {
-                tracing::warn!(%detail, "settings: not stored");
-                Self::Unavailable
-            }
-            other => Self::Internal(other.to_string()),
+        match StoreFault::of(error, "settings") {
+            StoreFault::Unavailable => Self::Unavailable,
+            StoreFault::NotFound => Self::Internal("the settings row vanished".to_owned()),
+            StoreFault::Internal(detail) => Self::Internal(detail),
         }
     }
 }

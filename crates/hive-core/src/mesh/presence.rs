@@ -2,8 +2,8 @@
 //! what the others announce, so an operator sees in any replica's log when another one joins or
 //! leaves — and sees at once when the bus between them is broken.
 
-use crate::Hive;
-use hive_state::{BusEvent, Channel};
+use hive_state::{BusEvent, Channel, EventBus};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -18,58 +18,55 @@ fn announcement(kind: &str, node_id: &str) -> BusEvent {
     }
 }
 
-impl Hive {
-    /// Starts announcing this replica and logging the others' announcements, following
-    /// settings changed on other replicas, and (with `NATS_URL`) consuming other instances'
-    /// WAN envelopes onto the bus.
-    pub fn start_presence(&self, tracker: &TaskTracker, cancel: CancellationToken) {
-        // Settings changed on another replica arrive on the same bus.
-        self.settings.start_follower(tracker, cancel.clone());
-        self.wan.start_consumer(tracker, cancel.clone());
-        let bus = std::sync::Arc::clone(&self.state.bus);
-        let node_id = self.node_id.clone();
-        tracker.spawn(async move {
-            let mut events = bus.subscribe(Channel::SystemEvents);
+/// Announces this replica on the bus (`replica.started`, then `replica.stopping` when `cancel`
+/// fires) and logs what the other replicas announce.
+pub(crate) fn announce(
+    bus: Arc<EventBus>,
+    node_id: String,
+    tracker: &TaskTracker,
+    cancel: CancellationToken,
+) {
+    tracker.spawn(async move {
+        let mut events = bus.subscribe(Channel::SystemEvents);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = bus.ready() => {}
+        }
+        let hello = bus.publish(announcement("replica.started", &node_id), None);
+        match hello.await {
+            Ok(_) => tracing::info!("announced this replica on the event bus"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot announce this replica on the event bus");
+            }
+        }
+        loop {
             tokio::select! {
-                () = cancel.cancelled() => return,
-                () = bus.ready() => {}
-            }
-            let hello = bus.publish(announcement("replica.started", &node_id), None);
-            match hello.await {
-                Ok(_) => tracing::info!("announced this replica on the event bus"),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot announce this replica on the event bus");
-                }
-            }
-            loop {
-                tokio::select! {
-                    () = cancel.cancelled() => break,
-                    received = events.recv() => match received {
-                        Ok(envelope) if envelope.mesh_meta.producer != node_id => {
-                            if let BusEvent::System { kind, message } = &envelope.payload {
-                                tracing::info!(
-                                    kind,
-                                    note = %message,
-                                    producer = %envelope.mesh_meta.producer,
-                                    "event from another replica"
-                                );
-                            }
+                () = cancel.cancelled() => break,
+                received = events.recv() => match received {
+                    Ok(envelope) if envelope.mesh_meta.producer != node_id => {
+                        if let BusEvent::System { kind, message } = &envelope.payload {
+                            tracing::info!(
+                                kind,
+                                note = %message,
+                                producer = %envelope.mesh_meta.producer,
+                                "event from another replica"
+                            );
                         }
-                        Ok(_) => {}
-                        Err(RecvError::Lagged(missed)) => {
-                            tracing::warn!(missed, "fell behind on system events");
-                        }
-                        Err(RecvError::Closed) => break,
-                    },
-                }
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "fell behind on system events");
+                    }
+                    Err(RecvError::Closed) => break,
+                },
             }
-            let goodbye = bus.publish(announcement("replica.stopping", &node_id), None);
-            if !matches!(
-                tokio::time::timeout(ANNOUNCE_TIMEOUT, goodbye).await,
-                Ok(Ok(_))
-            ) {
-                tracing::warn!("cannot announce this replica's stop on the event bus");
-            }
-        });
-    }
+        }
+        let goodbye = bus.publish(announcement("replica.stopping", &node_id), None);
+        if !matches!(
+            tokio::time::timeout(ANNOUNCE_TIMEOUT, goodbye).await,
+            Ok(Ok(_))
+        ) {
+            tracing::warn!("cannot announce this replica's stop on the event bus");
+        }
+    });
 }

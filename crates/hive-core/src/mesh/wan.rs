@@ -10,11 +10,9 @@
 use crate::identity::IdentityError;
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor};
 use crate::kernel::caller::{Caller, RequestMeta};
-use crate::kernel::config::Config;
 use hive_proto::wan::{WanEnvelope, WanPublished};
-use hive_state::{BusEvent, CarrierSettings, EventBus, ReplayCache, StateError, WanCarrier};
+use hive_state::{BusEvent, EventBus, ReplayCache, StateError, WanCarrier};
 use hive_store::AuditOutcome;
-use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -39,36 +37,25 @@ pub struct Wan {
 }
 
 impl Wan {
-    /// Builds the service; with `NATS_URL` creates the client, which connects in the
-    /// background (a start while NATS is down succeeds; ingress answers 503 until it is up).
-    pub async fn new(
-        config: &Config,
+    /// The service; `carrier` is the NATS carrier the composition root connected (with
+    /// `NATS_URL`), whose consumer name scopes the replay cache.
+    pub fn new(
         auditor: Auditor,
         bus: Arc<EventBus>,
         replay: Arc<dyn ReplayCache>,
-    ) -> Result<Self, StateError> {
-        let (carrier, scope) = match &config.mesh.wan.nats {
+        carrier: Option<(Arc<WanCarrier>, String)>,
+    ) -> Self {
+        let (carrier, scope) = match carrier {
             None => (None, LOCAL_SCOPE.to_owned()),
-            Some(nats) => {
-                let settings = CarrierSettings::new(
-                    nats.url.expose_secret().trim().to_owned(),
-                    nats.stream.clone(),
-                    nats.subject.clone(),
-                    nats.consumer.clone(),
-                    nats.dedup_window,
-                    config.public_origin(),
-                );
-                let carrier = WanCarrier::connect(settings, Arc::clone(&replay)).await?;
-                (Some(Arc::new(carrier)), nats.consumer.clone())
-            }
+            Some((carrier, consumer)) => (Some(carrier), consumer),
         };
-        Ok(Self {
+        Self {
             auditor,
             bus,
             replay,
             carrier,
             scope,
-        })
+        }
     }
 
     /// Whether envelopes also travel over NATS.

@@ -7,6 +7,7 @@ use crate::kernel::audit::Unrecorded;
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, TransactionRecord};
 use crate::kernel::caller::NoAccount;
 use crate::kernel::caller::{Caller, RequestMeta};
+use crate::kernel::store_fault::StoreFault;
 use crate::vault::{Vault, VaultFailure};
 use hive_crypto::vault::{Context, MasterKey, Sealed};
 use hive_proto::SharedClock;
@@ -89,13 +90,10 @@ pub enum SecretError {
 
 impl From<StoreError> for SecretError {
     fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(detail) | StoreError::AuditUnwritable(detail) => {
-                tracing::warn!(%detail, "secrets: database unavailable");
-                Self::Unavailable
-            }
-            StoreError::NotFound => Self::NotFound,
-            other => Self::Internal(other.to_string()),
+        match StoreFault::of(error, "secrets") {
+            StoreFault::Unavailable => Self::Unavailable,
+            StoreFault::NotFound => Self::NotFound,
+            StoreFault::Internal(detail) => Self::Internal(detail),
         }
     }
 }

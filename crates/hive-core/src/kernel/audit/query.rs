@@ -302,7 +302,97 @@ impl AuditExport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::caller::Credential;
+    use hive_crypto::vault::{MasterKey, Purpose};
+    use hive_proto::Role;
     use time::macros::datetime;
+
+    async fn audit_log() -> (AuditLog, Arc<dyn Store>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            hive_store_sqlite::SqliteStore::open(&dir.path().join("db"), 2)
+                .await
+                .unwrap(),
+        );
+        store.migrate().await.unwrap();
+        let chain = AuditChain::new(MasterKey::from_bytes(&[7; 32]).derive(Purpose::AuditChain));
+        let clock: hive_proto::SharedClock = Arc::new(hive_proto::SystemClock);
+        let auditor = Auditor::new(Arc::clone(&store), Arc::new(chain), clock);
+        (AuditLog::new(Arc::clone(&store), auditor), store, dir)
+    }
+
+    fn operator() -> Caller {
+        Caller {
+            user: None,
+            role: Role::Operator,
+            credential: Credential::Internal,
+        }
+    }
+
+    async fn records(store: &Arc<dyn Store>) -> usize {
+        let page = PageRequest::first(100).unwrap();
+        store
+            .audit()
+            .list(&AuditFilter::all(), &page)
+            .await
+            .unwrap()
+            .items
+            .len()
+    }
+
+    #[tokio::test]
+    async fn only_admins_read_export_or_verify_the_log() {
+        let (log, store, _dir) = audit_log().await;
+        let query = AuditFilterQuery::default();
+        let meta = RequestMeta::default();
+        let page = PageRequest::first(10).unwrap();
+        assert!(matches!(
+            log.list(&operator(), &query, &page).await,
+            Err(AuditError::Forbidden)
+        ));
+        assert!(matches!(
+            log.export(&operator(), &query, &meta).await,
+            Err(AuditError::Forbidden)
+        ));
+        assert!(matches!(
+            log.verify(&operator()).await,
+            Err(AuditError::Forbidden)
+        ));
+        assert_eq!(records(&store).await, 0, "a refused export records nothing");
+    }
+
+    #[tokio::test]
+    async fn an_export_is_recorded_before_its_first_line_and_a_bad_filter_exports_nothing() {
+        let (log, store, _dir) = audit_log().await;
+        let meta = RequestMeta::default();
+        let bad = AuditFilterQuery {
+            outcome: Some("ok".into()),
+            ..AuditFilterQuery::default()
+        };
+        assert!(matches!(
+            log.export(&Caller::cli(), &bad, &meta).await,
+            Err(AuditError::Invalid(_))
+        ));
+        assert_eq!(records(&store).await, 0);
+
+        let mut export = log
+            .export(&Caller::cli(), &AuditFilterQuery::default(), &meta)
+            .await
+            .unwrap();
+        assert_eq!(records(&store).await, 1, "recorded before any line is read");
+        let lines = export.next_lines().await.unwrap().unwrap();
+        let line: serde_json::Value = serde_json::from_slice(&lines[..lines.len() - 1]).unwrap();
+        assert_eq!(line["action"], "audit.export");
+        assert_eq!(line["actor"], "cli");
+        assert!(export.next_lines().await.unwrap().is_none());
+        assert!(
+            log.verify(&Caller::cli())
+                .await
+                .unwrap()
+                .first_break
+                .is_none()
+        );
+    }
 
     #[test]
     fn filters_are_parsed_and_bad_ones_named() {
