@@ -14,7 +14,8 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))
 }
 
-/// Serves `GET /metrics` in the Prometheus text format until `shutdown`.
+/// Serves `GET /metrics` in the Prometheus text format until `shutdown`, or until the listener
+/// fails for good (its error).
 pub async fn serve_metrics(
     listener: TcpListener,
     handle: PrometheusHandle,
@@ -27,16 +28,16 @@ pub async fn serve_metrics(
             async move { handle.render() }
         }),
     );
-    // The same connection limits as the main listener: a private address is no reason to let
-    // a stalled client hold a connection for ever.
+    // The default connection limits (the HIVE_HTTP_* variables tune the main listener): a
+    // private address is no reason to let a stalled client hold a connection for ever.
     crate::connections::serve(
         listener,
+        crate::connections::Listener::Metrics,
         app,
-        &hive_core::kernel::config::ConnectionLimits::default(),
+        hive_core::kernel::config::ConnectionLimits::default(),
         Vec::new(),
         shutdown,
         std::time::Duration::ZERO,
     )
-    .await;
-    Ok(())
+    .await
 }

@@ -20,16 +20,17 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     crate::pipeline::apply(routes, &state)
 }
 
+/// Why serving ended other than by a shutdown.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// Accepting connections kept failing (not for lack of file descriptors or a client's
+    /// reset, which are waited out); open requests were drained first.
     #[error("the HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
-    #[error("the HTTP server task stopped unexpectedly")]
-    Task,
 }
 
 /// Serves until `state.shutdown` fires and in-flight work has drained (or the grace period
-/// has passed).
+/// has passed), or until the listener fails for good.
 pub async fn serve(state: AppState, listener: TcpListener) -> Result<(), ServeError> {
     serve_app(state.clone(), router(state), listener).await
 }
@@ -43,12 +44,13 @@ pub async fn serve_app(
     let config = &state.hive.config.http;
     crate::connections::serve(
         listener,
+        crate::connections::Listener::Api,
         app,
-        &config.connections,
+        config.connections.clone(),
         config.trusted_proxies.clone(),
         state.shutdown.clone(),
         config.shutdown_grace,
     )
-    .await;
+    .await?;
     Ok(())
 }

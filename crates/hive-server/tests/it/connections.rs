@@ -146,7 +146,9 @@ async fn a_request_head_that_never_ends_is_closed_while_others_are_served() {
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     let server = TestServer::builder(TestBackend::Sqlite)
-        .var("HIVE_HTTP_HEADER_READ_TIMEOUT_SECONDS", "1")
+        // hyper's head timeout also runs from the end of each answer: only the idle timeout
+        // can close this connection within the test's patience.
+        .var("HIVE_HTTP_HEADER_READ_TIMEOUT_SECONDS", "300")
         .var("HIVE_HTTP_IDLE_TIMEOUT_SECONDS", "1")
         .start()
         .await;
@@ -168,6 +170,31 @@ async fn an_idle_keep_alive_connection_is_closed() {
 /// The HTTP/2 client preface and an empty SETTINGS frame (prior knowledge, no TLS).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
+/// A HEADERS frame (END_STREAM | END_HEADERS) on `stream_id`: GET http://hive/api/health, in
+/// HPACK with indexed names and plain literal values (no compression state to keep).
+fn h2_get_health(stream_id: u32) -> Vec<u8> {
+    let mut block = vec![0x82, 0x86, 0x04, 11];
+    block.extend_from_slice(b"/api/health");
+    block.extend_from_slice(&[0x01, 4]);
+    block.extend_from_slice(b"hive");
+    let mut frame = vec![0, 0, u8::try_from(block.len()).unwrap(), 0x1, 0x5];
+    frame.extend_from_slice(&stream_id.to_be_bytes());
+    frame.extend_from_slice(&block);
+    frame
+}
+
+/// The type, stream id and payload of the next HTTP/2 frame; `None` once the server closed.
+async fn h2_next_frame(stream: &mut TcpStream) -> Option<(u8, u32, Vec<u8>)> {
+    let mut header = [0u8; 9];
+    stream.read_exact(&mut header).await.ok()?;
+    let length =
+        usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+    let stream_id = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0u8; length];
+    stream.read_exact(&mut payload).await.ok()?;
+    Some((header[3], stream_id, payload))
+}
+
 #[tokio::test]
 async fn an_idle_http2_connection_is_closed_after_its_last_stream() {
     let server = TestServer::builder(TestBackend::Sqlite)
@@ -178,25 +205,7 @@ async fn an_idle_http2_connection_is_closed_after_its_last_stream() {
         .await;
     let mut stream = connect_from(&server, "127.0.0.1").await;
     stream.write_all(H2_PREFACE).await.unwrap();
-    // HEADERS (END_STREAM | END_HEADERS) on stream 1: GET http://hive/api/health, in HPACK
-    // with indexed names and plain literal values.
-    let mut block = vec![0x82, 0x86, 0x04, 11];
-    block.extend_from_slice(b"/api/health");
-    block.extend_from_slice(&[0x01, 4]);
-    block.extend_from_slice(b"hive");
-    let mut frame = vec![
-        0,
-        0,
-        u8::try_from(block.len()).unwrap(),
-        0x1,
-        0x5,
-        0,
-        0,
-        0,
-        1,
-    ];
-    frame.extend_from_slice(&block);
-    stream.write_all(&frame).await.unwrap();
+    stream.write_all(&h2_get_health(1)).await.unwrap();
     // The answer comes (a HEADERS frame on stream 1), then, idle, the connection is closed.
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
@@ -276,6 +285,84 @@ async fn the_total_cap_holds_with_every_connection_busy() {
         closed_by_server(&mut refused).await,
         "the seventeenth is closed"
     );
+    drop(streams);
+    server.stop().await.0.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_resets_streams_in_a_loop_is_disconnected() {
+    let server = TestServer::start(TestBackend::Sqlite).await;
+    let mut stream = connect_from(&server, "127.0.0.1").await;
+    stream.write_all(H2_PREFACE).await.unwrap();
+    // Each stream opened and at once cancelled (RST_STREAM, CANCEL): the "rapid reset" attack.
+    let mut burst = Vec::new();
+    for stream_id in (1..1000).step_by(2) {
+        burst.extend_from_slice(&h2_get_health(stream_id));
+        burst.extend_from_slice(&[0, 0, 4, 0x3, 0]);
+        burst.extend_from_slice(&stream_id.to_be_bytes());
+        burst.extend_from_slice(&0x8u32.to_be_bytes());
+    }
+    // The server may hang up before it has read the whole burst.
+    let _ = stream.write_all(&burst).await;
+    let go_away = tokio::time::timeout(PATIENCE, async {
+        while let Some((kind, _, payload)) = h2_next_frame(&mut stream).await {
+            if kind == 0x7 {
+                return Some(u32::from_be_bytes([
+                    payload[4], payload[5], payload[6], payload[7],
+                ]));
+            }
+        }
+        None
+    })
+    .await
+    .expect("the server answers the burst");
+    assert_eq!(
+        go_away,
+        Some(0xb),
+        "GOAWAY with ENHANCE_YOUR_CALM, before the connection closes"
+    );
+    assert!(closed_by_server(&mut stream).await);
+    assert!(
+        health_from(&server, "127.0.0.1").await,
+        "the server goes on serving"
+    );
+    server.stop().await.0.unwrap();
+}
+
+#[tokio::test]
+async fn a_newcomer_is_refused_when_its_address_is_at_its_cap_and_every_connection_is_busy() {
+    let server = crate::support::identity_server_with(
+        TestBackend::Sqlite,
+        &[
+            // Long enough that only the cap can explain a closed connection.
+            ("HIVE_HTTP_HEADER_READ_TIMEOUT_SECONDS", "300"),
+            ("HIVE_HTTP_MAX_CONNECTIONS_PER_IP", "2"),
+            ("A2A_STREAMS_PER_IP", "100"),
+            ("A2A_STREAMS_PER_USER", "100"),
+        ],
+    )
+    .await;
+    setup_admin(&server).await;
+    let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+    // Two live event streams from the test client's address hold both of its places (an idle
+    // connection of its pool gave its place to the second).
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let response = admin
+            .request(&server, Method::GET, "/api/v1/events")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        streams.push(response);
+    }
+    let mut refused = connect_from(&server, "127.0.0.1").await;
+    assert!(
+        closed_by_server(&mut refused).await,
+        "a third connection from the address is closed"
+    );
+    // The total cap is far off: another address is served.
+    assert!(health_from(&server, "127.0.0.4").await);
     drop(streams);
     server.stop().await.0.unwrap();
 }
