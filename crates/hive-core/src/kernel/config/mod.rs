@@ -118,8 +118,9 @@ pub struct ConnectionLimits {
     /// `HIVE_HTTP_HEADER_READ_TIMEOUT_SECONDS` (default 10, 1..=300): time to send a whole
     /// request head, from the connection's start or the end of the previous response.
     pub header_read_timeout: Duration,
-    /// `HIVE_HTTP_IDLE_TIMEOUT_SECONDS` (default 60, 1..=3600): a connection with no request in
-    /// flight for this long is closed.
+    /// `HIVE_HTTP_IDLE_TIMEOUT_SECONDS` (default 60, 1..=3600): an HTTP/2 connection with no
+    /// stream open this long is closed; an HTTP/1 connection is closed after the shorter of this
+    /// and the head-read timeout (hyper restarts its head timer after each response).
     pub idle_timeout: Duration,
     /// `HIVE_HTTP_MAX_CONNECTIONS` (default 10000, 16..=1000000): open connections in all.
     pub max_connections: usize,

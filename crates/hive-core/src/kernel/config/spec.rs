@@ -337,7 +337,7 @@ pub const VARIABLES: &[VarSpec] = &[
     var(
         "HIVE_HTTP_IDLE_TIMEOUT_SECONDS",
         "60",
-        "an integer from 1 to 3600: a connection with no request in flight this long is closed",
+        "an integer from 1 to 3600: an HTTP/2 connection with no stream open this long is closed; an HTTP/1 connection waits at most the shorter of this and the head-read timeout for its next request",
     ),
     var(
         "HIVE_HTTP_MAX_CONNECTIONS",
