@@ -45,9 +45,13 @@ pub mod limits {
     /// Failures in one UTC day that lock an account until the day ends.
     pub const DAILY_FAILURE_LOCK: u32 = 100;
     /// The longest a password attempt holds its account's claim (one attempt in flight per
-    /// account): released when its outcome is recorded, or lapsed after this if its process
-    /// died.
-    pub const ATTEMPT_CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+    /// account). The claim is released when the outcome is recorded or the attempt is
+    /// cancelled, so this only bounds a claim whose process died or whose release failed: the
+    /// account is locked out for at most this long, no longer than the longest progressive
+    /// delay. It is far above an attempt's own time (one Argon2id hash, tens of milliseconds,
+    /// and a few database calls); should an attempt outlive it, a second attempt on the
+    /// account may run beside it — each failure is still recorded.
+    pub const ATTEMPT_CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(10);
     pub const MAX_EMAIL_CHARS: usize = 254;
     pub const MAX_NAME_CHARS: usize = 100;
 }
