@@ -2,7 +2,10 @@
 //! scratch PostgreSQL database, with a manual clock and a typed client.
 //!
 //! Every test that can should run on each of [`backends()`]: SQLite always, PostgreSQL when
-//! `HIVE_TEST_DATABASE_URL` is set (CI sets it).
+//! `HIVE_TEST_DATABASE_URL` is set (CI sets it). The test services are read through
+//! [`postgres_admin_url`], [`redis_url`] and [`nats_url`] (and [`OwnRedis::available`] for a
+//! redis-server of a test's own): without one a test skips that part, except under CI
+//! ([`under_ci`]), where a missing one fails it.
 
 // A test kit reports a broken test environment by panicking, like an assertion would.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -15,7 +18,7 @@ pub mod oidc;
 pub mod passkey;
 
 pub use client::{TestClient, error_body};
-pub use hive_state::test_support::OwnRedis;
+pub use hive_state::test_support::{OwnRedis, nats_url, redis_url, under_ci};
 
 use axum::Router;
 use hive_core::Hive;
@@ -33,9 +36,9 @@ use tokio_util::task::TaskTracker;
 
 /// The variable that points the tests at a PostgreSQL server (a database it may create
 /// databases in).
-pub const TEST_DATABASE_URL: &str = "HIVE_TEST_DATABASE_URL";
+pub const TEST_DATABASE_URL: &str = hive_state::test_support::DATABASE_URL_VAR;
 /// The variable that points the tests at a Redis server.
-pub const TEST_REDIS_URL: &str = "HIVE_TEST_REDIS_URL";
+pub const TEST_REDIS_URL: &str = hive_state::test_support::REDIS_URL_VAR;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestBackend {
@@ -53,15 +56,9 @@ pub fn backends() -> Vec<TestBackend> {
     all
 }
 
+/// The PostgreSQL server tests may create databases on, if configured (under CI it must be).
 pub fn postgres_admin_url() -> Option<String> {
-    std::env::var(TEST_DATABASE_URL)
-        .ok()
-        .filter(|v| !v.is_empty())
-}
-
-/// The Redis server tests may use, if configured.
-pub fn redis_url() -> Option<String> {
-    std::env::var(TEST_REDIS_URL).ok().filter(|v| !v.is_empty())
+    hive_state::test_support::service_url(TEST_DATABASE_URL)
 }
 
 /// A fresh database for one test on the configured PostgreSQL server, dropped afterwards.
