@@ -138,6 +138,24 @@ impl From<hive_crypto::RandomError> for IdentityError {
     }
 }
 
+/// Runs once the first admin exists, however setup finished (`POST /api/v1/setup` or
+/// `hive admin create`): the composition root retires a generated setup token with it. It may
+/// block (file I/O), so it runs off the executor, and reports its own failures.
+#[derive(Clone)]
+pub struct SetupDoneHook(Arc<dyn Fn() + Send + Sync>);
+
+impl SetupDoneHook {
+    pub fn new(hook: impl Fn() + Send + Sync + 'static) -> Self {
+        Self(Arc::new(hook))
+    }
+}
+
+impl std::fmt::Debug for SetupDoneHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetupDoneHook")
+    }
+}
+
 /// The configuration identity needs.
 #[derive(Debug, Clone)]
 pub struct IdentitySettings {
@@ -150,6 +168,8 @@ pub struct IdentitySettings {
     pub base_url: String,
     /// Sends reset links by mail (`SMTP_URL`); without it an admin makes them.
     pub mailer: Option<crate::kernel::mail::Mailer>,
+    /// Run once the first admin exists.
+    pub on_setup_done: Option<SetupDoneHook>,
 }
 
 /// The identity service: one per process, shared by the server and the CLI.
