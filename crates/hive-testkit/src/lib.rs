@@ -284,6 +284,35 @@ where
     Some(lines.collect())
 }
 
+/// Writes held back by [`TestServer::hold_writes_to`].
+pub enum HeldWrites {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl HeldWrites {
+    /// Lets the writes through (the holding transaction changed nothing).
+    pub async fn release(self) {
+        use sqlx::Connection;
+        match self {
+            Self::Sqlite(mut connection) => {
+                sqlx::raw_sql("ROLLBACK")
+                    .execute(&mut connection)
+                    .await
+                    .expect("rollback");
+                connection.close().await.expect("closes");
+            }
+            Self::Postgres(mut connection) => {
+                sqlx::raw_sql("ROLLBACK")
+                    .execute(&mut connection)
+                    .await
+                    .expect("rollback");
+                connection.close().await.expect("closes");
+            }
+        }
+    }
+}
+
 /// Copies the server's audit records into the test capture when the server goes away, for the
 /// secret-leak check.
 struct AuditCapture(DatabaseTarget);
@@ -419,6 +448,38 @@ impl TestServer {
     /// As [`TestServer::execute_sql`], answering what the database said.
     pub async fn try_execute_sql(&self, sql: &str) -> Result<(), String> {
         DatabaseTarget::of(&self.hive.config).execute(sql).await
+    }
+
+    /// Holds back writes to `table` until [`HeldWrites::release`]: a transaction of the test's
+    /// own takes the database's write lock (SQLite) or a lock on `table` that lets reads through
+    /// but not writes (PostgreSQL). A request that reaches such a write waits there — mid-flight
+    /// for as long as the test needs (on SQLite, up to the server's 5 s busy timeout).
+    pub async fn hold_writes_to(&self, table: &str) -> HeldWrites {
+        use sqlx::Connection;
+        match DatabaseTarget::of(&self.hive.config) {
+            DatabaseTarget::Sqlite(path) => {
+                let url = format!("sqlite://{}", path.display());
+                let mut connection = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("a connection to the test server's database");
+                sqlx::raw_sql("BEGIN IMMEDIATE")
+                    .execute(&mut connection)
+                    .await
+                    .expect("the write lock");
+                HeldWrites::Sqlite(connection)
+            }
+            DatabaseTarget::Postgres(url) => {
+                let mut connection = sqlx::PgConnection::connect(&url)
+                    .await
+                    .expect("a connection to the test server's database");
+                let lock = format!("BEGIN; LOCK TABLE {table} IN SHARE MODE");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(lock))
+                    .execute(&mut connection)
+                    .await
+                    .expect("the table lock");
+                HeldWrites::Postgres(connection)
+            }
+        }
     }
 
     /// Starts the graceful shutdown without waiting for it.
