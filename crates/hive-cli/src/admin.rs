@@ -139,7 +139,6 @@ pub async fn admin(hive: &Hive, action: AdminAction) -> Result<(), String> {
         )
         .await
         .map_err(|e| e.to_string())?;
-    hive.retire_setup_token().await;
     println!("created admin {} ({})", admin.email, admin.id);
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! One running Hive: its configuration, secrets, store and clock, opened in order.
 
-use crate::identity::{Identity, IdentitySettings};
+use crate::identity::{Identity, IdentitySettings, SetupDoneHook};
 use crate::kernel::config::Config;
 use crate::kernel::jobs::{
     JobContext, JobRunner, JobRunnerHandle, PruneAuditLog, PruneExpiredSessions, PruneExpiredTasks,
@@ -107,6 +107,21 @@ pub struct Hive {
     pub schema: SchemaOutcome,
 }
 
+/// Identity's setup-done hook: removes a generated setup token from the secrets file once the
+/// first admin exists, however setup finished (a running server holds its copy, which setup
+/// refuses from then on anyway). Best effort: the next start retires it too.
+fn retire_setup_token_hook(config: &Arc<Config>) -> SetupDoneHook {
+    let config = Arc::clone(config);
+    SetupDoneHook::new(move || {
+        if let Err(error) = secrets::retire_setup_token(&config) {
+            tracing::warn!(
+                %error,
+                "the setup token could not be removed from the secrets file; the next start removes it"
+            );
+        }
+    })
+}
+
 impl Hive {
     /// Resolves the secrets (generating missing ones in development), opens the store and
     /// brings its schema up to date (or refuses a newer one).
@@ -184,6 +199,7 @@ impl Hive {
             setup_token: secrets.setup_token.clone(),
             internal_token: secrets.internal_token.clone(),
             base_url: config.auth_url.as_str().trim_end_matches('/').to_owned(),
+            on_setup_done: Some(retire_setup_token_hook(&config)),
         };
         let identity = match Identity::new(
             Arc::clone(&store),
@@ -444,20 +460,6 @@ impl Hive {
         .await
         .map_err(|_| StartError::Interrupted)?
         .map_err(StartError::from)
-    }
-
-    /// Removes a generated setup token from the secrets file once the first admin exists (a
-    /// running server holds its copy, which setup refuses from then on anyway). Best effort:
-    /// the next start retires it too.
-    pub async fn retire_setup_token(&self) {
-        let config = Arc::clone(&self.config);
-        let retired =
-            tokio::task::spawn_blocking(move || secrets::retire_setup_token(&config)).await;
-        if !matches!(retired, Ok(Ok(()))) {
-            tracing::warn!(
-                "the setup token could not be removed from the secrets file; the next start removes it"
-            );
-        }
     }
 
     /// The link a person opens to create the first admin, when the token was generated here

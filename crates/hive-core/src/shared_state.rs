@@ -4,10 +4,10 @@
 use crate::kernel::config::{Config, TaskStoreKind};
 use hive_proto::SharedClock;
 use hive_state::{
-    Claims, DbTaskStore, EventBus, LimiterCounters, MemoryClaims, MemoryLimiter, MemoryReplayCache,
-    MemoryTaskStore, Policies, RateLimiter, RedisClaims, RedisClient, RedisLimiter,
-    RedisReplayCache, RedisTaskStore, ReplayCache, ResilientClaims, ResilientLimiter, StateError,
-    TaskEvents, TaskStore,
+    ClaimCounters, Claims, DbTaskStore, EventBus, LimiterCounters, MemoryClaims, MemoryLimiter,
+    MemoryReplayCache, MemoryTaskStore, Policies, RateLimiter, RedisClaims, RedisClient,
+    RedisLimiter, RedisReplayCache, RedisTaskStore, ReplayCache, ResilientClaims, ResilientLimiter,
+    StateError, TaskEvents, TaskStore,
 };
 use hive_store::Store;
 use secrecy::ExposeSecret;
@@ -32,6 +32,8 @@ pub struct SharedState {
     pub policies: Policies,
     /// How often the limiter degraded (scaled shape only).
     pub limiter_counters: Option<Arc<LimiterCounters>>,
+    /// How often claims were taken per node for want of Redis (scaled shape only).
+    pub claim_counters: Option<Arc<ClaimCounters>>,
     /// `memory` or `redis`.
     pub backend: &'static str,
 }
@@ -73,6 +75,7 @@ impl SharedState {
                 bus: Arc::new(EventBus::memory(node_id, signing_key.as_deref())),
                 policies,
                 limiter_counters: None,
+                claim_counters: None,
                 backend: "memory",
             });
         };
@@ -83,14 +86,13 @@ impl SharedState {
             TaskStoreKind::Memory => Arc::new(MemoryTaskStore::new(Arc::clone(clock), MAX_TASKS)),
         };
         let limiter = ResilientLimiter::new(Arc::new(RedisLimiter::new(redis.clone())), local);
+        let claims = ResilientClaims::new(Arc::new(RedisClaims::new(redis.clone())), local_claims);
         Ok(Self {
             limiter_counters: Some(Arc::clone(&limiter.counters)),
             limiter: Arc::new(limiter),
             replay: Arc::new(RedisReplayCache::new(redis.clone())),
-            claims: Arc::new(ResilientClaims::new(
-                Arc::new(RedisClaims::new(redis.clone())),
-                local_claims,
-            )),
+            claim_counters: Some(Arc::clone(&claims.counters)),
+            claims: Arc::new(claims),
             bus: Arc::new(EventBus::redis(
                 redis.clone(),
                 node_id,

@@ -19,7 +19,7 @@ pub mod test_support;
 pub mod wan;
 
 pub use bus::{BusCounters, BusEvent, Channel, Envelope, EventBus, MeshMeta};
-pub use claims::{Claim, Claims, MemoryClaims, RedisClaims, ResilientClaims};
+pub use claims::{Claim, ClaimCounters, Claims, MemoryClaims, RedisClaims, ResilientClaims};
 pub use error::StateError;
 pub use limiter::{
     Decision, LimiterCounters, MemoryLimiter, OutageMode, Policies, Policy, Quota, RateLimiter,

@@ -1,26 +1,71 @@
-//! A Redis server of a test's own, to stop and start at will (outage tests), and the shared
-//! test services of `HIVE_TEST_REDIS_URL` and `HIVE_TEST_NATS_URL`.
+//! A Redis server of a test's own, to stop and start at will (outage tests), and the test
+//! services named by `HIVE_TEST_REDIS_URL`, `HIVE_TEST_NATS_URL` and `HIVE_TEST_DATABASE_URL`.
+//!
+//! Every test reads those variables through [`service_url`] (or the helpers on it here and in
+//! `hive-testkit`): without one a test skips its part, saying so on stderr — except under CI,
+//! where a missing service fails the test, so that CI cannot pass by skipping.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::{Child, Command, Stdio};
 
+/// The variable that points the tests at a Redis server.
+pub const REDIS_URL_VAR: &str = "HIVE_TEST_REDIS_URL";
+/// The variable that points the tests at a NATS server with JetStream.
+pub const NATS_URL_VAR: &str = "HIVE_TEST_NATS_URL";
+/// The variable that points the tests at a PostgreSQL server (a role that may create
+/// databases).
+pub const DATABASE_URL_VAR: &str = "HIVE_TEST_DATABASE_URL";
+
+/// Whether this is a CI run: `CI` set to anything but empty, `0` or `false` (CI runners set
+/// `CI=true`; `.ci/run` does too).
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| !matches!(value.trim(), "" | "0" | "false"))
+}
+
+/// What a test that needs `service` does when it is not there: under CI, fail; otherwise
+/// skip, saying so.
+fn missing(service: &str) {
+    assert!(
+        !under_ci(),
+        "{service} is missing, and under CI (CI is set) every test must run: configure it"
+    );
+    eprintln!("skipped: {service} is missing (the part of the test that needs it does not run)");
+}
+
+/// The URL of the test service in the variable `var`, if set. Under CI a missing one fails the
+/// calling test.
+pub fn service_url(var: &str) -> Option<String> {
+    let url = std::env::var(var).ok().filter(|v| !v.is_empty());
+    if url.is_none() {
+        missing(&format!("{var} (not set)"));
+    }
+    url
+}
+
+/// The Redis of `HIVE_TEST_REDIS_URL` (see [`service_url`]).
+pub fn redis_url() -> Option<String> {
+    service_url(REDIS_URL_VAR)
+}
+
+/// The NATS (with JetStream) of `HIVE_TEST_NATS_URL` (see [`service_url`]).
+pub fn nats_url() -> Option<String> {
+    service_url(NATS_URL_VAR)
+}
+
+/// A key prefix no other test uses.
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
 /// The Redis of `HIVE_TEST_REDIS_URL`, if set, and a key prefix no other test uses.
 pub fn test_redis() -> Option<(String, String)> {
-    let url = std::env::var("HIVE_TEST_REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())?;
-    let prefix = format!("hive-test-{}", uuid::Uuid::new_v4().simple());
-    Some((url, prefix))
+    Some((redis_url()?, unique("hive-test-")))
 }
 
 /// The NATS (with JetStream) of `HIVE_TEST_NATS_URL`, if set, and a name no other test uses
 /// (for a stream, its subject and consumers).
 pub fn test_nats() -> Option<(String, String)> {
-    let url = std::env::var("HIVE_TEST_NATS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())?;
-    let name = format!("hive_test_{}", uuid::Uuid::new_v4().simple());
-    Some((url, name))
+    Some((nats_url()?, unique("hive_test_")))
 }
 
 pub struct OwnRedis {
@@ -29,6 +74,21 @@ pub struct OwnRedis {
 }
 
 impl OwnRedis {
+    /// Whether `redis-server` can be started here, for the tests that start their own. Under CI
+    /// its absence fails the calling test, like a missing service (see [`service_url`]).
+    pub fn available() -> bool {
+        let runs = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !runs {
+            missing("redis-server (not on PATH; this test starts its own)");
+        }
+        runs
+    }
+
     /// Starts `redis-server` on a free loopback port, keeping nothing on disk.
     pub fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -47,7 +107,7 @@ impl OwnRedis {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server is installed (it is wherever HIVE_TEST_REDIS_URL is set)");
+            .expect("redis-server starts (check OwnRedis::available first)");
         Self { port, child }
     }
 

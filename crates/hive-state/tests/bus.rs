@@ -1,6 +1,7 @@
 //! The event bus in memory and across replicas on Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use hive_state::test_support::redis_url;
 use hive_state::{BusEvent, Channel, EventBus, RedisClient};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -13,12 +14,6 @@ fn status(agent: &str, status: &str) -> BusEvent {
         status: status.into(),
         previous: None,
     }
-}
-
-fn redis_url() -> Option<String> {
-    std::env::var("HIVE_TEST_REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
 }
 
 fn redis(prefix: &str) -> RedisClient {
@@ -60,7 +55,6 @@ async fn memory_bus_delivers_stamped_signed_events_and_refuses_invalid_ones() {
 #[tokio::test]
 async fn an_event_published_on_one_replica_reaches_the_other() {
     if redis_url().is_none() {
-        eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
         return;
     }
     let prefix = format!("hive-test-{}", uuid::Uuid::new_v4().simple());
@@ -91,7 +85,6 @@ async fn an_event_published_on_one_replica_reaches_the_other() {
 #[tokio::test]
 async fn subscribers_drop_and_count_events_whose_signature_fails() {
     if redis_url().is_none() {
-        eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
         return;
     }
     let prefix = format!("hive-test-{}", uuid::Uuid::new_v4().simple());

@@ -26,10 +26,7 @@ async fn eventually(what: &str, mut ready: impl AsyncFnMut() -> bool) {
 
 #[tokio::test]
 async fn redis_killed_and_restarted() {
-    if std::env::var("HIVE_TEST_REDIS_URL").map_or(true, |v| v.is_empty()) {
-        eprintln!(
-            "skipped: HIVE_TEST_REDIS_URL is not set (this test starts its own redis-server)"
-        );
+    if !OwnRedis::available() {
         return;
     }
     let mut redis = OwnRedis::start();
@@ -102,10 +99,7 @@ async fn redis_killed_and_restarted() {
 /// back (what was published meanwhile never reached it).
 #[tokio::test]
 async fn task_subscribers_miss_nothing_across_a_redis_restart() {
-    if std::env::var("HIVE_TEST_REDIS_URL").map_or(true, |v| v.is_empty()) {
-        eprintln!(
-            "skipped: HIVE_TEST_REDIS_URL is not set (this test starts its own redis-server)"
-        );
+    if !OwnRedis::available() {
         return;
     }
     let mut redis = OwnRedis::start();

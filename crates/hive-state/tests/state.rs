@@ -16,12 +16,10 @@ fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)))
 }
 
-/// A client on the test Redis with a prefix of its own, so tests never share keys.
+/// A client on the test Redis with a prefix of its own, so tests never share keys (`None`
+/// without `HIVE_TEST_REDIS_URL`, which fails the test under CI).
 fn redis() -> Option<RedisClient> {
-    let url = std::env::var("HIVE_TEST_REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())?;
-    let prefix = format!("hive-test-{}", uuid::Uuid::new_v4().simple());
+    let (url, prefix) = hive_state::test_support::test_redis()?;
     Some(RedisClient::new(&url, &prefix).unwrap())
 }
 
@@ -191,7 +189,6 @@ async fn the_memory_replay_cache_forgets_after_the_ttl_and_is_bounded() {
 #[tokio::test]
 async fn redis_keys_carry_the_prefix_and_the_ttl() {
     let Some(redis) = redis() else {
-        eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
         return;
     };
     let cache = RedisReplayCache::new(redis.clone());
@@ -260,7 +257,6 @@ async fn when_redis_is_down_replay_checks_fail_closed() {
 #[tokio::test]
 async fn a_value_consumed_on_one_replica_is_refused_on_another() {
     let Some((url, prefix)) = hive_state::test_support::test_redis() else {
-        eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
         return;
     };
     // Two replicas: two clients, two connections, one Redis and one prefix.
@@ -300,16 +296,37 @@ async fn of_a_hundred_concurrent_claims_one_holds_until_it_is_released() {
         );
         let other = claims.claim("login:b", ttl).await.unwrap();
         assert!(other.is_some(), "another key is free: {backend}");
-        claims.release(held.remove(0)).await.unwrap();
+        held.remove(0).release().await.unwrap();
         let again = claims.claim("login:a", ttl).await.unwrap();
         assert!(again.is_some(), "free after the release: {backend}");
+    }
+}
+
+/// A holder dropped without releasing (a cancelled request) frees the key well before the TTL
+/// (an hour here): in memory at once, on Redis as soon as the release spawned by the drop runs.
+#[tokio::test]
+async fn a_dropped_claim_is_given_back_long_before_its_ttl() {
+    let ttl = Duration::from_secs(3600);
+    for (backend, claims) in claim_stores() {
+        let held = claims.claim("login:dropped", ttl).await.unwrap().unwrap();
+        assert!(claims.claim("login:dropped", ttl).await.unwrap().is_none());
+        drop(held);
+        let retaken = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(claim) = claims.claim("login:dropped", ttl).await.unwrap() {
+                    return claim;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(retaken.is_ok(), "still held after the drop: {backend}");
     }
 }
 
 #[tokio::test]
 async fn a_claim_held_on_one_replica_is_refused_on_another() {
     let Some((url, prefix)) = hive_state::test_support::test_redis() else {
-        eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
         return;
     };
     let a = RedisClaims::new(RedisClient::new(&url, &prefix).unwrap());
@@ -317,7 +334,7 @@ async fn a_claim_held_on_one_replica_is_refused_on_another() {
     let ttl = Duration::from_secs(60);
     let held = a.claim("login:x", ttl).await.unwrap().unwrap();
     assert!(b.claim("login:x", ttl).await.unwrap().is_none());
-    a.release(held).await.unwrap();
+    held.release().await.unwrap();
     let taken = b.claim("login:x", ttl).await.unwrap();
     assert!(taken.is_some());
 }
@@ -331,7 +348,11 @@ async fn when_redis_is_down_claims_are_taken_per_node_never_granted_twice() {
     let ttl = Duration::from_secs(60);
     let held = claims.claim("login:a", ttl).await.unwrap().unwrap();
     assert!(claims.claim("login:a", ttl).await.unwrap().is_none());
-    claims.release(held).await.unwrap();
+    held.release().await.unwrap();
+    let again = claims.claim("login:a", ttl).await.unwrap().unwrap();
+    // A per-node claim dropped goes back to this node's table.
+    drop(again);
     assert!(claims.claim("login:a", ttl).await.unwrap().is_some());
-    assert_eq!(claims.local_fallback_claims.load(Ordering::Relaxed), 3);
+    let fallbacks = &claims.counters.local_fallback_claims;
+    assert_eq!(fallbacks.load(Ordering::Relaxed), 4);
 }

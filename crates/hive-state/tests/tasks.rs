@@ -32,11 +32,7 @@ async fn stores() -> (Vec<(&'static str, Arc<dyn TaskStore>)>, tempfile::TempDir
             Arc::new(hive_state::DbTaskStore::new(Arc::new(db), clock)),
         ),
     ];
-    if let Some(url) = std::env::var("HIVE_TEST_REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-    {
-        let prefix = format!("hive-test-{}", Uuid::new_v4().simple());
+    if let Some((url, prefix)) = hive_state::test_support::test_redis() {
         all.push((
             "redis",
             Arc::new(RedisTaskStore::new(
@@ -159,7 +155,6 @@ async fn memory_tasks_expire_with_the_clock_and_are_bounded() {
 #[tokio::test]
 async fn redis_tasks_carry_their_ttl() {
     let Some((url, prefix)) = hive_state::test_support::test_redis() else {
-        eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
         return;
     };
     let redis = RedisClient::new(&url, &prefix).unwrap();
@@ -243,7 +238,6 @@ async fn every_subscriber_sees_a_tasks_events_in_order_in_memory() {
 #[tokio::test]
 async fn a_tasks_events_reach_subscribers_on_another_replica_in_order() {
     let Some((url, prefix)) = hive_state::test_support::test_redis() else {
-        eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
         return;
     };
     let replica_a = hive_state::TaskEvents::redis(RedisClient::new(&url, &prefix).unwrap());

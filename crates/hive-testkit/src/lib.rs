@@ -2,7 +2,10 @@
 //! scratch PostgreSQL database, with a manual clock and a typed client.
 //!
 //! Every test that can should run on each of [`backends()`]: SQLite always, PostgreSQL when
-//! `HIVE_TEST_DATABASE_URL` is set (CI sets it).
+//! `HIVE_TEST_DATABASE_URL` is set (CI sets it). The test services are read through
+//! [`postgres_admin_url`], [`redis_url`] and [`nats_url`] (and [`OwnRedis::available`] for a
+//! redis-server of a test's own): without one a test skips that part, except under CI
+//! ([`under_ci`]), where a missing one fails it.
 
 // A test kit reports a broken test environment by panicking, like an assertion would.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -15,7 +18,7 @@ pub mod oidc;
 pub mod passkey;
 
 pub use client::{TestClient, error_body};
-pub use hive_state::test_support::OwnRedis;
+pub use hive_state::test_support::{OwnRedis, nats_url, redis_url, under_ci};
 
 use axum::Router;
 use hive_core::Hive;
@@ -33,9 +36,9 @@ use tokio_util::task::TaskTracker;
 
 /// The variable that points the tests at a PostgreSQL server (a database it may create
 /// databases in).
-pub const TEST_DATABASE_URL: &str = "HIVE_TEST_DATABASE_URL";
+pub const TEST_DATABASE_URL: &str = hive_state::test_support::DATABASE_URL_VAR;
 /// The variable that points the tests at a Redis server.
-pub const TEST_REDIS_URL: &str = "HIVE_TEST_REDIS_URL";
+pub const TEST_REDIS_URL: &str = hive_state::test_support::REDIS_URL_VAR;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestBackend {
@@ -53,15 +56,9 @@ pub fn backends() -> Vec<TestBackend> {
     all
 }
 
+/// The PostgreSQL server tests may create databases on, if configured (under CI it must be).
 pub fn postgres_admin_url() -> Option<String> {
-    std::env::var(TEST_DATABASE_URL)
-        .ok()
-        .filter(|v| !v.is_empty())
-}
-
-/// The Redis server tests may use, if configured.
-pub fn redis_url() -> Option<String> {
-    std::env::var(TEST_REDIS_URL).ok().filter(|v| !v.is_empty())
+    hive_state::test_support::service_url(TEST_DATABASE_URL)
 }
 
 /// A fresh database for one test on the configured PostgreSQL server, dropped afterwards.
@@ -287,6 +284,35 @@ where
     Some(lines.collect())
 }
 
+/// Writes held back by [`TestServer::hold_writes_to`].
+pub enum HeldWrites {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl HeldWrites {
+    /// Lets the writes through (the holding transaction changed nothing).
+    pub async fn release(self) {
+        use sqlx::Connection;
+        match self {
+            Self::Sqlite(mut connection) => {
+                sqlx::raw_sql("ROLLBACK")
+                    .execute(&mut connection)
+                    .await
+                    .expect("rollback");
+                connection.close().await.expect("closes");
+            }
+            Self::Postgres(mut connection) => {
+                sqlx::raw_sql("ROLLBACK")
+                    .execute(&mut connection)
+                    .await
+                    .expect("rollback");
+                connection.close().await.expect("closes");
+            }
+        }
+    }
+}
+
 /// Copies the server's audit records into the test capture when the server goes away, for the
 /// secret-leak check.
 struct AuditCapture(DatabaseTarget);
@@ -422,6 +448,38 @@ impl TestServer {
     /// As [`TestServer::execute_sql`], answering what the database said.
     pub async fn try_execute_sql(&self, sql: &str) -> Result<(), String> {
         DatabaseTarget::of(&self.hive.config).execute(sql).await
+    }
+
+    /// Holds back writes to `table` until [`HeldWrites::release`]: a transaction of the test's
+    /// own takes the database's write lock (SQLite) or a lock on `table` that lets reads through
+    /// but not writes (PostgreSQL). A request that reaches such a write waits there — mid-flight
+    /// for as long as the test needs (on SQLite, up to the server's 5 s busy timeout).
+    pub async fn hold_writes_to(&self, table: &str) -> HeldWrites {
+        use sqlx::Connection;
+        match DatabaseTarget::of(&self.hive.config) {
+            DatabaseTarget::Sqlite(path) => {
+                let url = format!("sqlite://{}", path.display());
+                let mut connection = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("a connection to the test server's database");
+                sqlx::raw_sql("BEGIN IMMEDIATE")
+                    .execute(&mut connection)
+                    .await
+                    .expect("the write lock");
+                HeldWrites::Sqlite(connection)
+            }
+            DatabaseTarget::Postgres(url) => {
+                let mut connection = sqlx::PgConnection::connect(&url)
+                    .await
+                    .expect("a connection to the test server's database");
+                let lock = format!("BEGIN; LOCK TABLE {table} IN SHARE MODE");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(lock))
+                    .execute(&mut connection)
+                    .await
+                    .expect("the table lock");
+                HeldWrites::Postgres(connection)
+            }
+        }
     }
 
     /// Starts the graceful shutdown without waiting for it.

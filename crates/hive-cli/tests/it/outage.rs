@@ -20,10 +20,7 @@ async fn remaining(base: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn a_redis_outage_degrades_to_per_node_limits_and_recovers_on_its_own() {
-    if hive_testkit::redis_url().is_none() {
-        eprintln!(
-            "skipped: HIVE_TEST_REDIS_URL is not set (this test starts its own redis-server)"
-        );
+    if !OwnRedis::available() {
         return;
     }
     let mut redis = OwnRedis::start();
@@ -126,10 +123,7 @@ fn counter(metrics: &str, name: &str, label: &str) -> f64 {
 
 #[tokio::test]
 async fn one_time_links_fail_closed_while_redis_is_down() {
-    if hive_testkit::redis_url().is_none() {
-        eprintln!(
-            "skipped: HIVE_TEST_REDIS_URL is not set (this test starts its own redis-server)"
-        );
+    if !OwnRedis::available() {
         return;
     }
     const SETUP_TOKEN: &str = "Kq7vT2mXw9Lp4Rz8Bn3Hs6Jd1Fg5Yc0A";

@@ -392,6 +392,13 @@ async fn every_file_in_the_data_dir_is_its_owners_only() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("hive-data");
     let hive = HiveProcess::start(dir.path(), &[]).await;
+    // The process narrowed its own umask (the test runner's is usually 0022), which covers any
+    // file the stores do not create 0600 themselves.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", hive.pid())).unwrap();
+    assert!(
+        status.lines().any(|line| line == "Umask:\t0077"),
+        "{status}"
+    );
     // Running: the database has its WAL and index beside it.
     assert_all_private(
         &data,

@@ -81,7 +81,9 @@ impl Identity {
             .await
     }
 
-    /// The first admin, from the command line (no setup token: the CLI runs on the server).
+    /// The first admin, from the command line (no setup token: the CLI runs on the server), or
+    /// through [`Identity::setup`]. Once it exists, the setup-done hook runs (whichever way setup
+    /// finished).
     pub async fn create_first_admin(
         &self,
         account: &NewAccount,
@@ -106,11 +108,27 @@ impl Identity {
             .create_first_admin(&new_user, record.append())
             .await
         {
-            Ok(admin) => Ok(admin),
+            Ok(admin) => {
+                self.setup_done().await;
+                Ok(admin)
+            }
             Err(StoreError::Conflict(_)) => {
                 Err(IdentityError::Conflict("setup is already complete"))
             }
             Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Runs the setup-done hook, off the executor.
+    async fn setup_done(&self) {
+        let Some(hook) = self.settings.on_setup_done.clone() else {
+            return;
+        };
+        if tokio::task::spawn_blocking(move || (hook.0)())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the setup-done hook did not finish");
         }
     }
 

@@ -46,9 +46,13 @@ pub mod limits {
     /// Failures in one UTC day that lock an account until the day ends.
     pub const DAILY_FAILURE_LOCK: u32 = 100;
     /// The longest a password attempt holds its account's claim (one attempt in flight per
-    /// account): released when its outcome is recorded, or lapsed after this if its process
-    /// died.
-    pub const ATTEMPT_CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+    /// account). The claim is released when the outcome is recorded or the attempt is
+    /// cancelled, so this only bounds a claim whose process died or whose release failed: the
+    /// account is locked out for at most this long, no longer than the longest progressive
+    /// delay. It is far above an attempt's own time (one Argon2id hash, tens of milliseconds,
+    /// and a few database calls); should an attempt outlive it, a second attempt on the
+    /// account may run beside it — each failure is still recorded.
+    pub const ATTEMPT_CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(10);
     pub const MAX_EMAIL_CHARS: usize = 254;
     pub const MAX_NAME_CHARS: usize = 100;
 }
@@ -128,6 +132,24 @@ impl From<hive_crypto::RandomError> for IdentityError {
     }
 }
 
+/// Runs once the first admin exists, however setup finished (`POST /api/v1/setup` or
+/// `hive admin create`): the composition root retires a generated setup token with it. It may
+/// block (file I/O), so it runs off the executor, and reports its own failures.
+#[derive(Clone)]
+pub struct SetupDoneHook(Arc<dyn Fn() + Send + Sync>);
+
+impl SetupDoneHook {
+    pub fn new(hook: impl Fn() + Send + Sync + 'static) -> Self {
+        Self(Arc::new(hook))
+    }
+}
+
+impl std::fmt::Debug for SetupDoneHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetupDoneHook")
+    }
+}
+
 /// The configuration identity needs.
 #[derive(Debug, Clone)]
 pub struct IdentitySettings {
@@ -140,6 +162,8 @@ pub struct IdentitySettings {
     pub base_url: String,
     /// Sends reset links by mail (`SMTP_URL`); without it an admin makes them.
     pub mailer: Option<crate::kernel::mail::Mailer>,
+    /// Run once the first admin exists.
+    pub on_setup_done: Option<SetupDoneHook>,
 }
 
 /// The identity service: one per process, shared by the server and the CLI.

@@ -68,15 +68,21 @@ fn throttled(throttle: &LoginThrottle, now: OffsetDateTime) -> Option<&'static s
 }
 
 impl Identity {
+    /// The claim key of password attempts on `email` (normalized): its hash, so that the
+    /// shared store never holds an address.
+    pub fn attempt_claim_key(email: &str) -> String {
+        format!("login:{}", hive_crypto::sha256_hex(email.as_bytes()))
+    }
+
     /// Takes the claim of a password attempt on `email`'s account (unknown addresses
     /// included, so that a claim tells nothing): one attempt in flight per account, on every
     /// replica. `None` while another attempt holds it. The claim is taken before the account's
     /// throttle is read and released after the attempt's outcome is recorded, so concurrent
-    /// attempts cannot all read the same "no delay" — the delay is claimed, not just read.
+    /// attempts cannot all read the same "no delay" — the delay is claimed, not just read. An
+    /// attempt cancelled on the way (the client went away) gives the claim back by dropping it.
     async fn claim_attempt(&self, email: &str) -> Result<Option<Claim>, IdentityError> {
-        let key = format!("login:{}", hive_crypto::sha256_hex(email.as_bytes()));
         self.claims
-            .claim(&key, limits::ATTEMPT_CLAIM_TTL)
+            .claim(&Self::attempt_claim_key(email), limits::ATTEMPT_CLAIM_TTL)
             .await
             .map_err(|error| {
                 tracing::error!(%error, "a login attempt could not be claimed; refusing");
@@ -86,7 +92,7 @@ impl Identity {
 
     async fn release_attempt(&self, claim: Option<Claim>) {
         if let Some(claim) = claim
-            && let Err(error) = self.claims.release(claim).await
+            && let Err(error) = claim.release().await
         {
             tracing::warn!(%error, "a login attempt's claim was not released; it lapses by itself");
         }

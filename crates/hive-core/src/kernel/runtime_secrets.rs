@@ -46,6 +46,8 @@ pub struct RuntimeSecrets {
     pub generated: Vec<&'static str>,
     /// Names taken from the generated-secrets file (generated on an earlier start).
     pub from_file: Vec<&'static str>,
+    /// The file as [`resolve`] left it, for [`settle_setup_token`] to finish (development only).
+    file: Option<SecretsFile>,
 }
 
 /// Why the secrets could not be settled. Never holds a secret value.
@@ -74,7 +76,7 @@ pub enum SecretsError {
 }
 
 /// The file's shape. Values are checked after parsing; unknown fields are refused.
-#[derive(Serialize, Deserialize, Default, Zeroize, ZeroizeOnDrop)]
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SecretsFile {
     #[zeroize(skip)]
@@ -85,6 +87,49 @@ struct SecretsFile {
     encryption_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     setup_token: Option<String>,
+}
+
+impl Default for SecretsFile {
+    fn default() -> Self {
+        Self {
+            version: FILE_VERSION,
+            auth_secret: None,
+            encryption_key: None,
+            setup_token: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SecretsFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretsFile(<redacted>)")
+    }
+}
+
+/// Settles one secret: the operator's value; else the file's, from an earlier start; else a new
+/// one, put in `stored` (the caller writes the file). Says which in `generated` or `from_file`.
+fn settle(
+    name: &'static str,
+    supplied: Option<&SecretString>,
+    stored: &mut Option<String>,
+    generated: &mut Vec<&'static str>,
+    from_file: &mut Vec<&'static str>,
+) -> Result<SecretString, SecretsError> {
+    if let Some(value) = supplied {
+        return Ok(value.clone());
+    }
+    match stored {
+        Some(value) => {
+            from_file.push(name);
+            Ok(SecretString::from(value.clone()))
+        }
+        None => {
+            let value = hive_crypto::random_token_hex()?;
+            *stored = Some(value.clone());
+            generated.push(name);
+            Ok(SecretString::from(value))
+        }
+    }
 }
 
 pub fn secrets_file_path(config: &Config) -> PathBuf {
@@ -202,48 +247,27 @@ pub fn resolve(config: &Config) -> Result<RuntimeSecrets, SecretsError> {
             internal_token: supplied.internal_token.clone(),
             generated: Vec::new(),
             from_file: Vec::new(),
+            file: None,
         });
     }
 
     let path = secrets_file_path(config);
-    let existing = read_file(&path)?;
-    let mut file = existing.unwrap_or_else(|| {
-        let mut fresh = SecretsFile::default();
-        fresh.version = FILE_VERSION;
-        fresh
-    });
+    let mut file = read_file(&path)?.unwrap_or_default();
     let mut generated = Vec::new();
     let mut from_file = Vec::new();
-
-    let mut settle = |name: &'static str,
-                      supplied: Option<&SecretString>,
-                      stored: &mut Option<String>|
-     -> Result<SecretString, SecretsError> {
-        if let Some(value) = supplied {
-            return Ok(value.clone());
-        }
-        match stored {
-            Some(value) => {
-                from_file.push(name);
-                Ok(SecretString::from(value.clone()))
-            }
-            None => {
-                let value = hive_crypto::random_token_hex()?;
-                *stored = Some(value.clone());
-                generated.push(name);
-                Ok(SecretString::from(value))
-            }
-        }
-    };
     let auth_secret = settle(
         "AUTH_SECRET",
         supplied.auth_secret.as_ref(),
         &mut file.auth_secret,
+        &mut generated,
+        &mut from_file,
     )?;
     let key_hex = settle(
         "ENCRYPTION_KEY",
         supplied.encryption_key.as_ref(),
         &mut file.encryption_key,
+        &mut generated,
+        &mut from_file,
     )?;
     let encryption_key =
         EncryptionKey::from_hex(key_hex.expose_secret()).ok_or_else(|| SecretsError::Corrupt {
@@ -261,47 +285,48 @@ pub fn resolve(config: &Config) -> Result<RuntimeSecrets, SecretsError> {
         internal_token: supplied.internal_token.clone(),
         generated,
         from_file,
+        file: Some(file),
     })
 }
 
 /// Settles the setup token of development, once the store says whether setup is open: while it
 /// is (no admin yet), the token of the file, or a new one written there; once it is done, none —
 /// a token still in the file is removed, so it is neither printed nor usable again. A token the
-/// operator supplied (`HIVE_SETUP_TOKEN`), and production, are left as they are. Blocking (file
-/// I/O): call off the async executor.
+/// operator supplied (`HIVE_SETUP_TOKEN`), and production, are left as they are. Finishes the
+/// file [`resolve`] read (written only if the token changed). Blocking (file I/O): call off the
+/// async executor.
 pub fn settle_setup_token(
     config: &Config,
     secrets: &mut RuntimeSecrets,
     setup_open: bool,
 ) -> Result<(), SecretsError> {
+    // Taken: the file's secrets are not kept in memory beyond this.
+    let Some(mut file) = secrets.file.take() else {
+        return Ok(());
+    };
     if !generates_setup_token(config) {
         return Ok(());
     }
+    let path = secrets_file_path(config);
     if !setup_open {
         secrets.setup_token = None;
-        return retire_setup_token(config);
-    }
-    let path = secrets_file_path(config);
-    let mut file = read_file(&path)?.unwrap_or_else(|| {
-        let mut fresh = SecretsFile::default();
-        fresh.version = FILE_VERSION;
-        fresh
-    });
-    const NAME: &str = "HIVE_SETUP_TOKEN";
-    let token = match &file.setup_token {
-        Some(token) => {
-            secrets.from_file.push(NAME);
-            token.clone()
-        }
-        None => {
-            let token = hive_crypto::random_token_hex()?;
-            file.setup_token = Some(token.clone());
+        if file.setup_token.take().is_some() {
             write_file(&path, &file)?;
-            secrets.generated.push(NAME);
-            token
         }
-    };
-    secrets.setup_token = Some(SecretString::from(token));
+        return Ok(());
+    }
+    const NAME: &str = "HIVE_SETUP_TOKEN";
+    let token = settle(
+        NAME,
+        None,
+        &mut file.setup_token,
+        &mut secrets.generated,
+        &mut secrets.from_file,
+    )?;
+    if secrets.generated.contains(&NAME) {
+        write_file(&path, &file)?;
+    }
+    secrets.setup_token = Some(token);
     Ok(())
 }
 
@@ -376,6 +401,7 @@ pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::kernel::config::EnvSource;
+    use std::os::unix::fs::MetadataExt;
 
     fn config_in(dir: &Path, extra: &[(&str, &str)]) -> Config {
         let data = dir.join("data").display().to_string();
@@ -406,9 +432,12 @@ mod tests {
             "renamed into place"
         );
 
+        let written = std::fs::metadata(&path).unwrap().ino();
         let mut second = resolve(&config).unwrap();
         settle_setup_token(&config, &mut second, true).unwrap();
         assert!(second.generated.is_empty());
+        // Nothing new: the file is not written again (a write renames a new file into place).
+        assert_eq!(std::fs::metadata(&path).unwrap().ino(), written);
         assert_eq!(second.from_file.len(), 3);
         assert_eq!(
             first.auth_secret.expose_secret(),
@@ -432,9 +461,11 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("setupToken"), "{text}");
         assert!(!text.contains(first.setup_token.as_ref().unwrap().expose_secret()));
+        let retired = std::fs::metadata(&path).unwrap().ino();
         let mut fourth = resolve(&config).unwrap();
         settle_setup_token(&config, &mut fourth, false).unwrap();
         assert!(fourth.setup_token.is_none() && fourth.generated.is_empty());
+        assert_eq!(std::fs::metadata(&path).unwrap().ino(), retired);
         assert_eq!(mode(&path), 0o600);
     }
 

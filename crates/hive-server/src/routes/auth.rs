@@ -83,8 +83,6 @@ pub async fn setup(
         .identity
         .setup(presented_setup_token(&headers), &account(request), &meta)
         .await?;
-    // Setup is done for good: the generated token leaves the secrets file.
-    state.hive.retire_setup_token().await;
     Ok((StatusCode::CREATED, Json(user_view(&admin))).into_response())
 }
 

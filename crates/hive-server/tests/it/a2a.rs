@@ -1806,10 +1806,7 @@ async fn an_agent_that_echoes_its_credential_hands_it_to_no_one() {
 /// runs again (and with it the write that was in flight) the refused call has left no task.
 #[tokio::test]
 async fn a_task_store_outage_is_a_503_that_leaves_no_task() {
-    if hive_testkit::redis_url().is_none() {
-        eprintln!(
-            "skipped: HIVE_TEST_REDIS_URL is not set (this test starts its own redis-server)"
-        );
+    if !hive_testkit::OwnRedis::available() {
         return;
     }
     let redis = hive_testkit::OwnRedis::start();

@@ -319,6 +319,88 @@ fn forged_insert(backend: TestBackend, id: uuid::Uuid) -> String {
     )
 }
 
+/// A record written straight into `audit_events` with a place in the chain, read from the
+/// chain's end in the statement itself: seq `end + seq_after_end`, and as `prev_hash` the end's
+/// own hash (`right_link`) or a made-up one. Its `hash` is made up either way (only Hive has the
+/// key).
+fn forged_chained_insert(
+    backend: TestBackend,
+    id: uuid::Uuid,
+    seq_after_end: i64,
+    right_link: bool,
+) -> String {
+    let at = match backend {
+        TestBackend::Sqlite => "4070908800000000",
+        TestBackend::Postgres => "'2099-01-01T00:00:00Z'",
+    };
+    const END: &str = "FROM audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1";
+    let prev_hash = if right_link {
+        format!("(SELECT hash {END})")
+    } else {
+        format!("'{}'", "e".repeat(64))
+    };
+    let hash = "a".repeat(64);
+    format!(
+        "INSERT INTO audit_events (id, at, actor, action, outcome, detail, seq, prev_hash, hash) \
+         VALUES ('{id}', {at}, 'user:forged', 'auth.login', 'success', '{{}}', \
+         (SELECT seq + {seq_after_end} {END}), {prev_hash}, '{hash}')"
+    )
+}
+
+/// The database checks that a chained record continues the chain's end (migration 0019): the
+/// next seq with a wrong link, or the right link past a gap, are refused on both backends; a
+/// record that links right passes the database (it cannot check the HMAC) and is named by
+/// verify.
+#[tokio::test]
+async fn a_forged_record_must_continue_the_chain_to_get_in() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        for (seq_after_end, right_link) in [(1, false), (2, true), (0, true)] {
+            let refused = server
+                .try_execute_sql(&forged_chained_insert(
+                    backend,
+                    uuid::Uuid::now_v7(),
+                    seq_after_end,
+                    right_link,
+                ))
+                .await;
+            assert!(
+                refused
+                    .as_ref()
+                    .is_err_and(|e| e.contains("continue the end of the hash chain")),
+                "end + {seq_after_end}, right link {right_link}, on {backend:?}: {refused:?}"
+            );
+        }
+        let verify = || {
+            hive_core::kernel::audit::verify(server.hive.store.as_ref(), &server.hive.audit_chain)
+        };
+        let clean = verify().await.unwrap();
+        assert_eq!(
+            (clean.unchained, clean.first_break),
+            (0, None),
+            "{backend:?}"
+        );
+
+        server
+            .execute_sql(&forged_chained_insert(
+                backend,
+                uuid::Uuid::now_v7(),
+                1,
+                true,
+            ))
+            .await;
+        let report = verify().await.unwrap();
+        assert!(
+            matches!(
+                report.first_break,
+                Some(hive_core::kernel::audit::ChainBreak::Altered { .. })
+            ),
+            "{backend:?}: {report:?}"
+        );
+    }
+}
+
 /// What someone with DDL rights on the database does first.
 fn drop_insert_guard(backend: TestBackend) -> &'static str {
     match backend {

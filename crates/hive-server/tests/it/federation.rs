@@ -898,10 +898,7 @@ async fn a_shared_secret_mesh_signs_with_hs256_and_the_raw_secret_is_opt_in() {
 
 #[tokio::test]
 async fn a_replay_store_outage_refuses_federation_with_503() {
-    if hive_testkit::redis_url().is_none() {
-        eprintln!(
-            "skipped: HIVE_TEST_REDIS_URL is not set (this test starts its own redis-server)"
-        );
+    if !hive_testkit::OwnRedis::available() {
         return;
     }
     let mut redis = hive_testkit::OwnRedis::start();

@@ -1,10 +1,17 @@
 //! Setup, login, sessions, tokens and accounts over real HTTP, on every backend.
 
 use crate::support::*;
+use hive_core::identity::Identity;
 use hive_testkit::{TestServer, backends, error_body};
 use reqwest::Method;
 use serde_json::{Value, json};
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration as StdDuration;
 use time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 async fn setup_request(server: &TestServer, token: Option<&str>, email: &str) -> reqwest::Response {
     let request = server
@@ -361,9 +368,31 @@ async fn concurrent_logins_for_one_account_are_checked_one_at_a_time() {
         let refused = login_failures(&server, "attempt_in_flight").await
             + login_failures(&server, "delayed").await;
         assert_eq!(refused, 19, "{backend:?}");
-        // An unknown address is claimed the same way and answers the same.
+        // An unknown address is claimed the same way and answers the same: concurrently, and
+        // while its claim is held every attempt is refused as in flight (recorded without a
+        // target, as there is no account).
         let answers = concurrent_wrong_logins(&[&server], "nobody@example.com", 20).await;
         assert!(answers.iter().all(|a| *a == unknown), "{backend:?}");
+        let in_flight_before = unknown_address_in_flight(&server).await;
+        let claim = server
+            .hive
+            .state
+            .claims
+            .claim(
+                &Identity::attempt_claim_key("nobody@example.com"),
+                std::time::Duration::from_secs(3600),
+            )
+            .await
+            .unwrap()
+            .expect("the unknown address's claim is free between rounds");
+        let answers = concurrent_wrong_logins(&[&server], "nobody@example.com", 20).await;
+        assert!(answers.iter().all(|a| *a == unknown), "{backend:?}");
+        assert_eq!(
+            unknown_address_in_flight(&server).await - in_flight_before,
+            20,
+            "{backend:?}"
+        );
+        claim.release().await.unwrap();
         // The claim is given back: past the delay the right password signs in.
         server.clock.advance(Duration::seconds(1));
         let signed_in = try_login(&server, ADMIN_EMAIL, PASSWORD).await;
@@ -389,6 +418,115 @@ async fn concurrent_logins_on_two_replicas_are_checked_one_at_a_time() {
     let refused =
         login_failures(&a, "attempt_in_flight").await + login_failures(&a, "delayed").await;
     assert_eq!(refused, 19);
+    // The claims were Redis's all along, not each replica's own (which would let one attempt
+    // per replica through).
+    for replica in [&a, &b] {
+        let counters = replica.hive.state.claim_counters.as_ref().unwrap();
+        assert_eq!(counters.local_fallback_claims.load(Ordering::Relaxed), 0);
+    }
+}
+
+/// The `auth.login` refusals of an attempt in flight on an address with no account.
+async fn unknown_address_in_flight(server: &TestServer) -> usize {
+    records_of(server, "auth.login")
+        .await
+        .iter()
+        .filter(|r| r.target.is_none() && r.detail.contains("\"attempt_in_flight\""))
+        .count()
+}
+
+/// Sends a login over a connection of its own, written out by hand so that the request is
+/// known to be sent in full; dropping the connection is the client going away.
+async fn send_login(server: &TestServer, email: &str, password: &str) -> TcpStream {
+    let body = json!({ "email": email, "password": password }).to_string();
+    let address = server.base_url.trim_start_matches("http://");
+    let mut connection = TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: {address}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    connection.write_all(request.as_bytes()).await.unwrap();
+    connection
+}
+
+/// Whether `key` is claimed — by someone else — before `connection` gets an answer. Probes by
+/// claiming it (and giving a probe's claim straight back).
+async fn claimed_before_an_answer(
+    claims: &Arc<dyn hive_state::Claims>,
+    key: &str,
+    connection: &TcpStream,
+) -> bool {
+    let probing = async {
+        loop {
+            match claims
+                .claim(key, StdDuration::from_secs(3600))
+                .await
+                .unwrap()
+            {
+                None => return true,
+                Some(probe) => probe.release().await.unwrap(),
+            }
+            let mut peek = [0u8; 1];
+            if !matches!(connection.try_read(&mut peek), Err(e) if e.kind() == ErrorKind::WouldBlock)
+            {
+                return false;
+            }
+            tokio::time::sleep(StdDuration::from_millis(2)).await;
+        }
+    };
+    tokio::time::timeout(StdDuration::from_secs(20), probing)
+        .await
+        .expect("the login reaches its claim or is answered")
+}
+
+/// A login whose client goes away mid-attempt gives its account's claim back with the
+/// cancelled request, so the real user can sign in at once — not after the claim's TTL (on the
+/// manual clock, which stands still here, the in-memory claim would never lapse).
+#[tokio::test]
+async fn a_login_dropped_mid_attempt_leaves_the_account_free() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let claims = Arc::clone(&server.hive.state.claims);
+        let key = Identity::attempt_claim_key(ADMIN_EMAIL);
+        // With its claim taken, the login cannot get past its first write.
+        let held = server.hold_writes_to("users").await;
+        let mut tries = 0;
+        let connection = loop {
+            tries += 1;
+            assert!(tries <= 10, "{backend:?}: the probe kept racing the login");
+            let connection = send_login(&server, ADMIN_EMAIL, PASSWORD).await;
+            // A probe that wins the race has the login refused as in flight: send another.
+            if claimed_before_an_answer(&claims, &key, &connection).await {
+                break connection;
+            }
+        };
+        drop(connection);
+        held.release().await;
+        // Far below the TTL, on a clock that does not move.
+        let free = tokio::time::timeout(StdDuration::from_secs(3), async {
+            loop {
+                if let Some(claim) = claims
+                    .claim(&key, StdDuration::from_secs(3600))
+                    .await
+                    .unwrap()
+                {
+                    return claim;
+                }
+                tokio::time::sleep(StdDuration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{backend:?}: the dropped login still holds the claim"));
+        free.release().await.unwrap();
+        assert_eq!(
+            try_login(&server, ADMIN_EMAIL, PASSWORD).await.status(),
+            200,
+            "{backend:?}"
+        );
+        server.stop().await.0.unwrap();
+    }
 }
 
 #[tokio::test]

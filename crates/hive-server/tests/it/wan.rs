@@ -172,7 +172,7 @@ async fn instance(backend: TestBackend, url: &str, name: &str) -> (TestServer, B
 
 #[tokio::test]
 async fn nats_an_envelope_published_on_a_arrives_once_on_b() {
-    let Ok(url) = std::env::var("HIVE_TEST_NATS_URL") else {
+    let Some(url) = hive_testkit::nats_url() else {
         return;
     };
     for backend in backends() {

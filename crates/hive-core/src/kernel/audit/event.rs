@@ -248,6 +248,109 @@ mod tests {
         }
     }
 
+    /// The stored text of every principal, written out: the audit log and task owners keep
+    /// it, so a change here would orphan what is already stored.
+    #[test]
+    fn principals_store_exactly_this_text() {
+        let id = Uuid::parse_str("0190f5e2-7a3c-7d41-9b2e-5c8a1f3d6e90").unwrap();
+        let golden = [
+            (
+                Principal::User(id),
+                "user:0190f5e2-7a3c-7d41-9b2e-5c8a1f3d6e90",
+            ),
+            (
+                Principal::Token(id),
+                "token:0190f5e2-7a3c-7d41-9b2e-5c8a1f3d6e90",
+            ),
+            (Principal::Internal, "internal"),
+            (Principal::Cli, "cli"),
+            (
+                Principal::Peer("https://peer.example:8443".into()),
+                "federation:https://peer.example:8443",
+            ),
+            (Principal::PublicKey("partner".into()), "public-key:partner"),
+            (Principal::Public, "public"),
+            (Principal::Anonymous, "anonymous"),
+            (Principal::System, "system"),
+            (Principal::Job("agent-health"), "job:agent-health"),
+        ];
+        for (principal, text) in golden {
+            assert_eq!(principal.to_string(), text, "{principal:?}");
+        }
+    }
+
+    /// Every fixed action name, written out: a rename (or a new action) must show up here, as
+    /// stored records and filters of the old name would stop matching.
+    #[test]
+    fn action_names_are_exactly_these() {
+        const NAMES: &[&str] = &[
+            "setup.create_admin",
+            "auth.login",
+            "auth.logout",
+            "auth.register",
+            "auth.reauthenticate",
+            "auth.token",
+            "auth.cookie_origin",
+            "auth.session.revoke",
+            "auth.session.revoke_all",
+            "auth.mfa.verify",
+            "auth.mfa.totp_start",
+            "auth.mfa.totp_enable",
+            "auth.mfa.totp_disable",
+            "auth.mfa.recovery_codes",
+            "auth.mfa.recovery_code_use",
+            "auth.passkey.register",
+            "auth.passkey.rename",
+            "auth.passkey.delete",
+            "auth.oidc.login",
+            "auth.oidc.link",
+            "token.create",
+            "token.revoke",
+            "user.create",
+            "user.update",
+            "user.update_profile",
+            "user.change_password",
+            "user.invite",
+            "user.accept_invitation",
+            "user.reset_link",
+            "user.reset_requested",
+            "user.reset_password",
+            "user.mfa_reset",
+            "audit.export",
+            "audit.retention",
+            "vault.key_create",
+            "vault.rotate",
+            "vault.key_retire",
+            "vault.reencrypt",
+            "secret.create",
+            "secret.update",
+            "secret.delete",
+            "secret.import",
+            "settings.update",
+            "egress.refused",
+            "rate_limit.exceeded",
+            "agent.create",
+            "agent.update",
+            "agent.delete",
+            "agent.start",
+            "agent.stop",
+            "agent.status",
+            "agent.health",
+            "conversation.delete",
+            "a2a.call",
+            "a2a.push_config.set",
+            "a2a.push_config.delete",
+            "mesh.federation.inbound_jsonrpc",
+            "mesh.federation.proxy_jsonrpc",
+            "mesh.federation.probe",
+            "mesh.a2a.public_tier.call",
+            "mesh.a2a.public_tier.refused",
+            "mesh.wan.ingress",
+        ];
+        let named: Vec<Cow<'static, str>> = AuditAction::NAMED.iter().map(|a| a.name()).collect();
+        assert_eq!(named, NAMES);
+    }
+
     #[test]
     fn action_names_are_unique_and_shaped_domain_dot_verb() {
         let mut seen = std::collections::HashSet::new();
