@@ -1,4 +1,4 @@
-//! The store conformance suite on PostgreSQL (when `HIVE_TEST_DATABASE_URL` is set), each check
+//! The store conformance suite on PostgreSQL (`HIVE_TEST_DATABASE_URL`; required under CI), each check
 //! on its own scratch database.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -15,19 +15,15 @@ struct PgHarness {
     database: ScratchDatabase,
 }
 
+/// Under CI a missing `HIVE_TEST_DATABASE_URL` fails the suite instead of skipping it.
 fn admin_url() -> Option<String> {
-    std::env::var("HIVE_TEST_DATABASE_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
+    hive_store::test_env::service_url("HIVE_TEST_DATABASE_URL")
 }
 
 #[async_trait]
 impl Harness for PgHarness {
     async fn fresh() -> Option<Self> {
-        let Some(admin) = admin_url() else {
-            eprintln!("HIVE_TEST_DATABASE_URL is not set: PostgreSQL checks are skipped");
-            return None;
-        };
+        let admin = admin_url()?;
         let database = scratch_database(&admin).await;
         let store = PostgresStore::connect(database.url(), 4).await.unwrap();
         store.migrate().await.unwrap();
@@ -64,7 +60,6 @@ hive_store_conformance::conformance_suite!(PgHarness);
 #[tokio::test]
 async fn concurrent_migrations_apply_once() {
     let Some(admin) = admin_url() else {
-        eprintln!("skipped: HIVE_TEST_DATABASE_URL is not set");
         return;
     };
     let database = scratch_database(&admin).await;
@@ -105,7 +100,6 @@ async fn connection_errors_never_echo_the_url() {
 #[tokio::test]
 async fn a_new_database_is_behind_until_migrated() {
     let Some(admin) = admin_url() else {
-        eprintln!("skipped: HIVE_TEST_DATABASE_URL is not set");
         return;
     };
     let database = scratch_database(&admin).await;

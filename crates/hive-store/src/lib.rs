@@ -21,6 +21,8 @@ mod settings;
 #[cfg(feature = "sqlx")]
 pub mod sqlx_support;
 mod tasks;
+#[cfg(feature = "test-support")]
+pub mod test_env;
 mod usage;
 mod vault;
 
