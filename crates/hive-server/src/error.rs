@@ -33,6 +33,11 @@ impl ApiError {
         Self::new(code, code.default_message())
     }
 
+    /// A store Hive depends on is down: `503`, and a short wait before retrying.
+    pub fn unavailable() -> Self {
+        Self::of(ErrorCode::ServiceUnavailable).with_retry_after(5)
+    }
+
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
         self
@@ -74,9 +79,7 @@ impl From<IdentityError> for ApiError {
                 "too many wrong codes; wait for the next one",
             )
             .with_retry_after(retry_after),
-            IdentityError::Unavailable => {
-                ApiError::of(ErrorCode::ServiceUnavailable).with_retry_after(5)
-            }
+            IdentityError::Unavailable => ApiError::unavailable(),
             IdentityError::Internal(detail) => {
                 tracing::error!(%detail, "identity: internal error");
                 ApiError::of(ErrorCode::Internal)
@@ -92,9 +95,7 @@ impl From<AuditError> for ApiError {
                 ApiError::new(ErrorCode::Forbidden, "only an admin reads the audit log")
             }
             AuditError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
-            AuditError::Unavailable => {
-                ApiError::of(ErrorCode::ServiceUnavailable).with_retry_after(5)
-            }
+            AuditError::Unavailable => ApiError::unavailable(),
         }
     }
 }
@@ -105,9 +106,7 @@ impl From<SettingsError> for ApiError {
             SettingsError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
             SettingsError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
             SettingsError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
-            SettingsError::Unavailable => {
-                ApiError::of(ErrorCode::ServiceUnavailable).with_retry_after(5)
-            }
+            SettingsError::Unavailable => ApiError::unavailable(),
             SettingsError::Internal(detail) => {
                 tracing::error!(%detail, "settings: internal error");
                 ApiError::of(ErrorCode::Internal)
@@ -119,5 +118,26 @@ impl From<SettingsError> for ApiError {
 impl From<SecretError> for ApiError {
     fn from(error: SecretError) -> Self {
         ApiError::from(IdentityError::from(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outage_is_the_one_503() {
+        let outages = [
+            ApiError::from(IdentityError::Unavailable),
+            ApiError::from(AuditError::Unavailable),
+            ApiError::from(SettingsError::Unavailable),
+        ];
+        for error in outages {
+            assert_eq!(error.code, ErrorCode::ServiceUnavailable);
+            assert_eq!(error.retry_after, Some(5));
+        }
+        let response = ApiError::unavailable().into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "5");
     }
 }

@@ -147,9 +147,7 @@ async fn admit_peer(state: AppState, mut request: Request, next: Next) -> Respon
             "this address may not call as a federation peer",
         )
         .into_response(),
-        Err(InboundRefusal::Unavailable) => ApiError::of(ErrorCode::ServiceUnavailable)
-            .with_retry_after(5)
-            .into_response(),
+        Err(InboundRefusal::Unavailable) => ApiError::unavailable().into_response(),
     }
 }
 
@@ -487,7 +485,7 @@ fn proxy_error(error: ProxyError) -> ApiError {
             tracing::error!("federation: a token could not be minted");
             ApiError::of(ErrorCode::Internal)
         }
-        ProxyError::Unavailable => ApiError::from(hive_core::identity::IdentityError::Unavailable),
+        ProxyError::Unavailable => ApiError::unavailable(),
     }
 }
 
