@@ -3,9 +3,10 @@
 //! `authenticate` (a pipeline layer) finds the caller of every request: a session cookie, or
 //! `Authorization: Bearer` with an API token or `HIVE_INTERNAL_TOKEN`. A cookie-authenticated
 //! write must come with `Origin` = the `AUTH_URL` origin. A session short of its second factor
-//! is set aside, not made the caller. `authorize` (a layer on each route) makes it the caller
-//! only on the routes of its stage (anonymous everywhere else), enforces the route's [`Access`]
-//! rule and audits every refusal.
+//! is set aside, not made the caller. `admit_session_stage` (a layer on each route, outside its
+//! rate limit) makes it the caller only on the routes of its stage (anonymous everywhere
+//! else); `authorize` (a layer on each route, inside its rate limit) enforces the route's
+//! [`Access`] rule and audits every refusal.
 
 use crate::error::ApiError;
 use crate::pipeline::{ClientIp, RequestId};
@@ -242,21 +243,37 @@ fn origin_allowed(headers: &HeaderMap, state: &AppState) -> bool {
 #[derive(Debug, Clone)]
 struct Unverified(Caller);
 
+/// Route layer, outside the route's own rate limit and [`authorize`]: an unverified session
+/// becomes the caller on the routes of its stage (verifying, enrolling, logging out), so that
+/// the limit records a refusal as its user's (and a policy counted by principal counts it as
+/// its user). On any other route it stays set aside.
+pub async fn admit_session_stage(
+    State(rule): State<RouteRule>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if let Some(Unverified(caller)) = request.extensions_mut().remove::<Unverified>() {
+        if rule.during.allows(caller.stage()) {
+            request.extensions_mut().insert(caller);
+        } else {
+            request.extensions_mut().insert(Unverified(caller));
+        }
+    }
+    next.run(request).await
+}
+
 /// Route layer: the route's rule against the caller. Refusals are audited.
 pub async fn authorize(
     State((state, rule)): State<(AppState, RouteRule)>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    // An unverified session becomes the caller only on the routes of its stage (verifying,
-    // enrolling, logging out); on any other route the request goes on as anonymous.
-    let unverified = match request.extensions_mut().remove::<Unverified>() {
-        Some(Unverified(caller)) if rule.during.allows(caller.stage()) => {
-            request.extensions_mut().insert(caller);
-            None
-        }
-        other => other.map(|Unverified(caller)| caller),
-    };
+    // A session still set aside is not one of this route's stage ([`admit_session_stage`]):
+    // the request goes on as anonymous, and a refusal names the session.
+    let unverified = request
+        .extensions_mut()
+        .remove::<Unverified>()
+        .map(|Unverified(caller)| caller);
     let Access::AtLeast(minimum) = rule.access else {
         return next.run(request).await;
     };
