@@ -113,15 +113,31 @@ fn set_cookie(name: &str, value: Option<&str>, max_age: i64, https: bool) -> Hea
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-pub(crate) fn cookie_token<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The `name=value` pairs of the request's cookies, in the order sent, over every `Cookie`
+/// header (HTTP/2 clients may send each cookie in a header of its own); a piece without `=`
+/// is no cookie.
+pub(crate) fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
+}
+
+/// The values of the cookie `name`, in the order sent.
+pub(crate) fn cookie_values<'h>(
+    headers: &'h HeaderMap,
+    name: &str,
+) -> impl Iterator<Item = &'h str> {
+    cookie_pairs(headers)
+        .filter(move |(key, _)| *key == name)
         .map(|(_, value)| value)
+}
+
+/// The value of the cookie `name` (the pipeline refuses a credential cookie sent twice).
+pub(crate) fn cookie_token<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    cookie_values(headers, name).next()
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
