@@ -30,11 +30,13 @@ const VERSION_HEADER: &str = "a2a-version";
 /// How long a client may keep a card before asking again.
 const CARD_MAX_AGE: &str = "private, max-age=60";
 
-/// The `A2A-Version` a request asks for: the header, or — spec 3.6.1 lets a client send it as
-/// a request parameter instead — the `A2A-Version` query parameter (its name matched without
-/// regard to case, like a header's). A non-empty header wins over the parameter; neither, or
-/// both empty, is 0.3. The parameter given twice with different values is refused.
-fn requested_version(headers: &HeaderMap, uri: &Uri) -> Result<Version, RpcError> {
+/// The `A2A-Version` a request asks for (the one reader of it: the JSON-RPC endpoints, the
+/// public tier, the federation proxy and the cards): the header, or — spec 3.6.1 lets a client
+/// send it as a request parameter instead — the `A2A-Version` query parameter (its name
+/// matched without regard to case, like a header's). A non-empty header wins over the
+/// parameter; neither, or both empty, is 0.3. The parameter given twice with different values
+/// is refused.
+pub(crate) fn requested_version(headers: &HeaderMap, uri: &Uri) -> Result<Version, RpcError> {
     let header = headers
         .get(VERSION_HEADER)
         .map(|value| {
@@ -49,7 +51,7 @@ fn requested_version(headers: &HeaderMap, uri: &Uri) -> Result<Version, RpcError
     }
     let mut asked: Option<String> = None;
     for (name, value) in url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
-        if !name.eq_ignore_ascii_case(VERSION_HEADER) {
+        if !is_version_parameter(&name) {
             continue;
         }
         match &asked {
@@ -62,6 +64,11 @@ fn requested_version(headers: &HeaderMap, uri: &Uri) -> Result<Version, RpcError
         }
     }
     Version::from_header(asked.as_deref())
+}
+
+/// Whether a query parameter is `A2A-Version` (its name matched without regard to case).
+pub(crate) fn is_version_parameter(name: &str) -> bool {
+    name.eq_ignore_ascii_case(VERSION_HEADER)
 }
 
 /// The `A2A-Version` a call asks for ([`requested_version`]); an unsupported one is answered
