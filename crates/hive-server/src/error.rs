@@ -3,6 +3,7 @@
 //! shape, with the request id. Internal detail never reaches the body: it is logged instead.
 
 use axum::response::{IntoResponse, Response};
+use hive_a2a::error::RpcError;
 use hive_core::identity::IdentityError;
 use hive_core::kernel::audit::AuditError;
 use hive_core::kernel::settings::SettingsError;
@@ -17,6 +18,9 @@ pub struct ApiError {
     pub message: Cow<'static, str>,
     /// Seconds for `Retry-After` (429 and 503).
     pub retry_after: Option<u64>,
+    /// The error a JSON-RPC endpoint answers with instead of one made from `code` and
+    /// `message` (see the error-rendering layer).
+    pub json_rpc: Option<Box<RpcError>>,
 }
 
 impl ApiError {
@@ -25,6 +29,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            json_rpc: None,
         }
     }
 
@@ -40,6 +45,13 @@ impl ApiError {
 
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
+        self
+    }
+
+    /// At a JSON-RPC endpoint, answer with `error` (its `ErrorInfo` reason, if it has one, is
+    /// kept); the HTTP status stays that of the code.
+    pub fn for_json_rpc(mut self, error: RpcError) -> Self {
+        self.json_rpc = Some(Box::new(error));
         self
     }
 }

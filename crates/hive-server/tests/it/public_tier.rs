@@ -369,6 +369,12 @@ async fn requests_the_tier_does_not_accept_are_refused_before_any_handler() {
                     answer["error"]["data"][0]["reason"], reason,
                     "{what}: {answer}"
                 );
+                // The request's id, also when the tier had read the body to refuse it.
+                if let Ok(sent) = serde_json::from_slice::<Value>(&body)
+                    && sent.is_object()
+                {
+                    assert_eq!(answer["id"], sent["id"], "{what} at {path}: {answer}");
+                }
                 if audited.is_empty() {
                     assert_eq!(records_of(&server, REFUSED).await.len(), refusals);
                     continue;
