@@ -137,6 +137,16 @@ pub fn describe(error: &serde_json::Error) -> String {
     describe_message(&error.to_string())
 }
 
+/// Whether a name a client sent may be repeated in a message: at most [`MAX_ECHOED_NAME`]
+/// bytes of ASCII letters, digits, `_`, `-` and `.` (a field name or a path to one, never a
+/// value in disguise).
+pub fn is_short_plain_name(name: &str) -> bool {
+    name.len() <= MAX_ECHOED_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 /// Rewrites a serde message so it quotes nothing of the input: an unknown field keeps a short
 /// plain name at most, an unknown variant and a wrong value keep only their kind, and any
 /// other message that quotes something becomes a general one. The expected names and types,
@@ -146,11 +156,7 @@ pub fn describe_message(message: &str) -> String {
     let message = message.split(" at line ").next().unwrap_or_default();
     let described = if let Some(rest) = message.strip_prefix("unknown field `") {
         split_quoted(rest).map(|(name, expected)| {
-            let name = if name.len() <= MAX_ECHOED_NAME
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-            {
+            let name = if is_short_plain_name(name) {
                 format!("`{name}`")
             } else {
                 "(a name that is not one of the fields)".to_owned()
@@ -286,6 +292,16 @@ mod describe_tests {
 
     fn message(json: &str) -> String {
         describe(&serde_json::from_str::<Body>(json).unwrap_err())
+    }
+
+    #[test]
+    fn short_plain_names_only_are_repeated() {
+        for name in ["limit", "page-size", "params.message_id", &"a".repeat(32)] {
+            assert!(is_short_plain_name(name), "{name}");
+        }
+        for name in ["a b", "x\"y", "name`", "ünï", &"a".repeat(33)] {
+            assert!(!is_short_plain_name(name), "{name}");
+        }
     }
 
     #[test]

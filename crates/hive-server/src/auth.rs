@@ -3,9 +3,10 @@
 //! `authenticate` (a pipeline layer) finds the caller of every request: a session cookie, or
 //! `Authorization: Bearer` with an API token or `HIVE_INTERNAL_TOKEN`. A cookie-authenticated
 //! write must come with `Origin` = the `AUTH_URL` origin. A session short of its second factor
-//! is set aside, not made the caller. `authorize` (a layer on each route) makes it the caller
-//! only on the routes of its stage (anonymous everywhere else), enforces the route's [`Access`]
-//! rule and audits every refusal.
+//! is set aside, not made the caller. `admit_session_stage` (a layer on each route, outside its
+//! rate limit) makes it the caller only on the routes of its stage (anonymous everywhere
+//! else); `authorize` (a layer on each route, inside its rate limit) enforces the route's
+//! [`Access`] rule and audits every refusal.
 
 use crate::error::ApiError;
 use crate::pipeline::{ClientIp, RequestId};
@@ -112,15 +113,31 @@ fn set_cookie(name: &str, value: Option<&str>, max_age: i64, https: bool) -> Hea
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-pub(crate) fn cookie_token<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The `name=value` pairs of the request's cookies, in the order sent, over every `Cookie`
+/// header (HTTP/2 clients may send each cookie in a header of its own); a piece without `=`
+/// is no cookie.
+pub(crate) fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
+}
+
+/// The values of the cookie `name`, in the order sent.
+pub(crate) fn cookie_values<'h>(
+    headers: &'h HeaderMap,
+    name: &str,
+) -> impl Iterator<Item = &'h str> {
+    cookie_pairs(headers)
+        .filter(move |(key, _)| *key == name)
         .map(|(_, value)| value)
+}
+
+/// The value of the cookie `name` (the pipeline refuses a credential cookie sent twice).
+pub(crate) fn cookie_token<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    cookie_values(headers, name).next()
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -242,21 +259,37 @@ fn origin_allowed(headers: &HeaderMap, state: &AppState) -> bool {
 #[derive(Debug, Clone)]
 struct Unverified(Caller);
 
+/// Route layer, outside the route's own rate limit and [`authorize`]: an unverified session
+/// becomes the caller on the routes of its stage (verifying, enrolling, logging out), so that
+/// the limit records a refusal as its user's (and a policy counted by principal counts it as
+/// its user). On any other route it stays set aside.
+pub async fn admit_session_stage(
+    State(rule): State<RouteRule>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if let Some(Unverified(caller)) = request.extensions_mut().remove::<Unverified>() {
+        if rule.during.allows(caller.stage()) {
+            request.extensions_mut().insert(caller);
+        } else {
+            request.extensions_mut().insert(Unverified(caller));
+        }
+    }
+    next.run(request).await
+}
+
 /// Route layer: the route's rule against the caller. Refusals are audited.
 pub async fn authorize(
     State((state, rule)): State<(AppState, RouteRule)>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    // An unverified session becomes the caller only on the routes of its stage (verifying,
-    // enrolling, logging out); on any other route the request goes on as anonymous.
-    let unverified = match request.extensions_mut().remove::<Unverified>() {
-        Some(Unverified(caller)) if rule.during.allows(caller.stage()) => {
-            request.extensions_mut().insert(caller);
-            None
-        }
-        other => other.map(|Unverified(caller)| caller),
-    };
+    // A session still set aside is not one of this route's stage ([`admit_session_stage`]):
+    // the request goes on as anonymous, and a refusal names the session.
+    let unverified = request
+        .extensions_mut()
+        .remove::<Unverified>()
+        .map(|Unverified(caller)| caller);
     let Access::AtLeast(minimum) = rule.access else {
         return next.run(request).await;
     };

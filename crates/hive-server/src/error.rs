@@ -3,6 +3,7 @@
 //! shape, with the request id. Internal detail never reaches the body: it is logged instead.
 
 use axum::response::{IntoResponse, Response};
+use hive_a2a::error::RpcError;
 use hive_core::identity::IdentityError;
 use hive_core::kernel::audit::AuditError;
 use hive_core::kernel::settings::SettingsError;
@@ -17,6 +18,9 @@ pub struct ApiError {
     pub message: Cow<'static, str>,
     /// Seconds for `Retry-After` (429 and 503).
     pub retry_after: Option<u64>,
+    /// The error a JSON-RPC endpoint answers with instead of one made from `code` and
+    /// `message` (see the error-rendering layer).
+    pub json_rpc: Option<Box<RpcError>>,
 }
 
 impl ApiError {
@@ -25,6 +29,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            json_rpc: None,
         }
     }
 
@@ -33,8 +38,20 @@ impl ApiError {
         Self::new(code, code.default_message())
     }
 
+    /// A store Hive depends on is down: `503`, and a short wait before retrying.
+    pub fn unavailable() -> Self {
+        Self::of(ErrorCode::ServiceUnavailable).with_retry_after(5)
+    }
+
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
+        self
+    }
+
+    /// At a JSON-RPC endpoint, answer with `error` (its `ErrorInfo` reason, if it has one, is
+    /// kept); the HTTP status stays that of the code.
+    pub fn for_json_rpc(mut self, error: RpcError) -> Self {
+        self.json_rpc = Some(Box::new(error));
         self
     }
 }
@@ -74,9 +91,7 @@ impl From<IdentityError> for ApiError {
                 "too many wrong codes; wait for the next one",
             )
             .with_retry_after(retry_after),
-            IdentityError::Unavailable => {
-                ApiError::of(ErrorCode::ServiceUnavailable).with_retry_after(5)
-            }
+            IdentityError::Unavailable => ApiError::unavailable(),
             IdentityError::Internal(detail) => {
                 tracing::error!(%detail, "identity: internal error");
                 ApiError::of(ErrorCode::Internal)
@@ -92,9 +107,7 @@ impl From<AuditError> for ApiError {
                 ApiError::new(ErrorCode::Forbidden, "only an admin reads the audit log")
             }
             AuditError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
-            AuditError::Unavailable => {
-                ApiError::of(ErrorCode::ServiceUnavailable).with_retry_after(5)
-            }
+            AuditError::Unavailable => ApiError::unavailable(),
         }
     }
 }
@@ -105,9 +118,7 @@ impl From<SettingsError> for ApiError {
             SettingsError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
             SettingsError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
             SettingsError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
-            SettingsError::Unavailable => {
-                ApiError::of(ErrorCode::ServiceUnavailable).with_retry_after(5)
-            }
+            SettingsError::Unavailable => ApiError::unavailable(),
             SettingsError::Internal(detail) => {
                 tracing::error!(%detail, "settings: internal error");
                 ApiError::of(ErrorCode::Internal)
@@ -119,5 +130,26 @@ impl From<SettingsError> for ApiError {
 impl From<SecretError> for ApiError {
     fn from(error: SecretError) -> Self {
         ApiError::from(IdentityError::from(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outage_is_the_one_503() {
+        let outages = [
+            ApiError::from(IdentityError::Unavailable),
+            ApiError::from(AuditError::Unavailable),
+            ApiError::from(SettingsError::Unavailable),
+        ];
+        for error in outages {
+            assert_eq!(error.code, ErrorCode::ServiceUnavailable);
+            assert_eq!(error.retry_after, Some(5));
+        }
+        let response = ApiError::unavailable().into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "5");
     }
 }

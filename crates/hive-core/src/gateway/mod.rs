@@ -1163,7 +1163,7 @@ const UNAVAILABLE_REASON: &str = "SERVICE_UNAVAILABLE";
 
 /// A store Hive depends on (the task store, the database) is down: the call is refused as a
 /// whole ([`GatewayError::Unavailable`], HTTP 503 with `Retry-After`), not answered 200.
-fn unavailable() -> RpcError {
+pub fn unavailable() -> RpcError {
     ErrorCode::InternalError
         .with_message("a store Hive depends on is unavailable; retry shortly")
         .with_detail(UNAVAILABLE_REASON, ERROR_DOMAIN, serde_json::Map::new())

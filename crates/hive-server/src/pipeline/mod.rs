@@ -12,6 +12,7 @@ mod timeout;
 
 pub use client_ip::ClientIp;
 pub(crate) use rate_limit::{Refusals, enforce as enforce_policy};
+pub use render::RpcIdSlot;
 pub use request_id::RequestId;
 
 use crate::state::AppState;

@@ -1,52 +1,51 @@
 //! Gives every error response the one JSON shape, with the request id: errors returned by
 //! handlers ([`ApiError`]) and bare statuses made by the router (404, 405) or by other layers
-//! (413, timeout, panic).
+//! (413, timeout, panic). At a JSON-RPC endpoint that shape is a JSON-RPC error response, and
+//! this layer is its only writer.
 
 use super::RequestId;
 use crate::error::ApiError;
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
+use hive_a2a::error::RpcError;
+use hive_a2a::jsonrpc::{self, Id, Version};
 use hive_proto::{ErrorBody, ErrorCode, ErrorDetail};
 use http::{HeaderValue, StatusCode, header};
+use hyper::body::{Frame, SizeHint};
 use std::any::Any;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll};
 
 pub async fn render_errors(request: Request, next: Next) -> Response {
     let request_id = request.extensions().get::<RequestId>().cloned();
-    let json_rpc = is_json_rpc_endpoint(&request);
-    let (request, held) = if json_rpc {
-        let (request, held) = held_body(request);
+    let (request, held) = if is_json_rpc_endpoint(&request) {
+        let (request, held) = HeldBody::hold(request);
         (request, Some(held))
     } else {
         (request, None)
     };
     let mut response = next.run(request).await;
-    let error = match response.extensions_mut().remove::<ApiError>() {
-        Some(error) => Some((error.code, error.message.into_owned())),
-        None => {
-            let status = response.status();
-            ((status.is_client_error() || status.is_server_error()) && !is_json(&response)).then(
-                || {
-                    let code = ErrorCode::for_status(status.as_u16());
-                    (code, code.default_message().to_owned())
-                },
-            )
+    let error = response.extensions_mut().remove::<ApiError>().or_else(|| {
+        let status = response.status();
+        ((status.is_client_error() || status.is_server_error()) && !is_json(&response))
+            .then(|| ApiError::of(ErrorCode::for_status(status.as_u16())))
+    });
+    match (error, held) {
+        (Some(error), Some(held)) => {
+            let id = held.request_id().await;
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            let body = json_rpc_error(&id, error, retry_after, request_id);
+            with_body(response, body)
         }
-    };
-    match error {
-        Some((code, message)) if json_rpc => {
-            let id = match held {
-                Some(held) => held.request_id().await,
-                None => serde_json::Value::Null,
-            };
-            with_body(response, json_rpc_error(code, &message, request_id, id))
-        }
-        Some((code, message)) => with_error_body(response, code, &message, request_id),
-        None => response,
+        (Some(error), None) => with_error_body(response, error.code, &error.message, request_id),
+        (None, _) => response,
     }
 }
 
@@ -60,62 +59,160 @@ fn is_json_rpc_endpoint(request: &Request) -> bool {
             || (path.starts_with("/api/a2a/agents/") && path.ends_with("/jsonrpc")))
 }
 
+/// The `id` of the JSON-RPC request being answered, in the request's extensions at the
+/// JSON-RPC endpoints: the handler sets it once it has parsed the request, and a refusal made
+/// after that (a stream cap, a busy agent, an outage) answers with it.
+#[derive(Debug, Clone, Default)]
+pub struct RpcIdSlot(Arc<OnceLock<Id>>);
+
+impl RpcIdSlot {
+    pub fn set(&self, id: &Id) {
+        // Set once per request: a second parse of the same body has the same id.
+        let _ = self.0.set(id.clone());
+    }
+}
+
 /// How much of a refused JSON-RPC request's body is read to find its `id`, and for how long.
 const ID_PEEK_BYTES: usize = 4096;
 const ID_PEEK_TIME: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// A JSON-RPC request's body, passed on to the handler but kept within reach: when a layer
-/// refuses the request before anything read the body (authentication, say), the start of the
-/// body is read to answer with the request's `id`.
-struct HeldBody {
-    body: Arc<tokio::sync::Mutex<Option<axum::body::BodyDataStream>>>,
-    touched: Arc<AtomicBool>,
+/// What the render layer keeps of a JSON-RPC request's body for a refusal made before the
+/// request was parsed: the body itself until something reads it, then the first
+/// [`ID_PEEK_BYTES`] that were read.
+struct Kept {
+    unread: Option<Body>,
+    prefix: Vec<u8>,
 }
 
-fn held_body(request: Request) -> (Request, HeldBody) {
-    let (parts, body) = request.into_parts();
-    let held = HeldBody {
-        body: Arc::new(tokio::sync::Mutex::new(Some(body.into_data_stream()))),
-        touched: Arc::new(AtomicBool::new(false)),
-    };
-    let (shared, touched) = (Arc::clone(&held.body), Arc::clone(&held.touched));
-    let stream = futures_util::stream::unfold((shared, touched), |(shared, touched)| async move {
-        touched.store(true, Ordering::Relaxed);
-        let next = shared.lock().await.as_mut()?.next().await?;
-        Some((next, (shared, touched)))
-    });
-    (Request::from_parts(parts, Body::from_stream(stream)), held)
+/// The render layer's hold on a JSON-RPC request: its [`RpcIdSlot`] and what is [`Kept`] of
+/// its body.
+struct HeldBody {
+    slot: RpcIdSlot,
+    kept: Arc<Mutex<Kept>>,
+}
+
+/// The body the request goes on with: it takes the body from [`Kept`] when first read and
+/// copies the first [`ID_PEEK_BYTES`] back there.
+struct PassedBody {
+    body: Option<Body>,
+    kept: Arc<Mutex<Kept>>,
+    /// Still copying: fewer than [`ID_PEEK_BYTES`] were read.
+    recording: bool,
+}
+
+fn lock(kept: &Mutex<Kept>) -> std::sync::MutexGuard<'_, Kept> {
+    kept.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl HeldBody {
-    /// The request's `id` if the body was not read by anyone and its first
-    /// [`ID_PEEK_BYTES`] arrive within [`ID_PEEK_TIME`] and name it before any member that does
-    /// not fit; else null. Nothing more of the body is read.
-    async fn request_id(self) -> serde_json::Value {
-        if self.touched.load(Ordering::Relaxed) {
-            return serde_json::Value::Null;
+    fn hold(request: Request) -> (Request, Self) {
+        let (mut parts, body) = request.into_parts();
+        let kept = Arc::new(Mutex::new(Kept {
+            unread: Some(body),
+            prefix: Vec::new(),
+        }));
+        let slot = RpcIdSlot::default();
+        parts.extensions.insert(slot.clone());
+        let passed = PassedBody {
+            body: None,
+            kept: Arc::clone(&kept),
+            recording: true,
+        };
+        (
+            Request::from_parts(parts, Body::new(passed)),
+            Self { slot, kept },
+        )
+    }
+
+    /// The request's `id`: the one the handler parsed; else, read from the first
+    /// [`ID_PEEK_BYTES`] of the body — those already read, or, if nothing read the body, those
+    /// that arrive within [`ID_PEEK_TIME`] (nothing more of it is read) — when they name it
+    /// before any member that does not fit; else null.
+    async fn request_id(self) -> Id {
+        if let Some(id) = self.slot.0.get() {
+            return id.clone();
         }
-        let Some(mut body) = self.body.lock().await.take() else {
-            return serde_json::Value::Null;
+        let (unread, prefix) = {
+            let mut kept = lock(&self.kept);
+            (kept.unread.take(), std::mem::take(&mut kept.prefix))
         };
-        let mut prefix = Vec::new();
-        let read = async {
-            while prefix.len() < ID_PEEK_BYTES {
-                match body.next().await {
-                    Some(Ok(chunk)) => prefix.extend_from_slice(&chunk),
-                    _ => break,
-                }
-            }
+        let prefix = match unread {
+            Some(body) => peek(body).await,
+            None => prefix,
         };
-        let _ = tokio::time::timeout(ID_PEEK_TIME, read).await;
-        prefix.truncate(ID_PEEK_BYTES);
         id_in_prefix(&prefix)
+    }
+}
+
+async fn peek(body: Body) -> Vec<u8> {
+    use futures_util::StreamExt;
+    let mut body = body.into_data_stream();
+    let mut prefix = Vec::new();
+    let read = async {
+        while prefix.len() < ID_PEEK_BYTES {
+            match body.next().await {
+                Some(Ok(chunk)) => prefix.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(ID_PEEK_TIME, read).await;
+    prefix.truncate(ID_PEEK_BYTES);
+    prefix
+}
+
+impl HttpBody for PassedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        if this.body.is_none() {
+            this.body = lock(&this.kept).unread.take();
+        }
+        let Some(body) = this.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(body).poll_frame(cx);
+        if this.recording
+            && let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            let mut kept = lock(&this.kept);
+            let room = ID_PEEK_BYTES.saturating_sub(kept.prefix.len());
+            kept.prefix.extend_from_slice(&data[..room.min(data.len())]);
+            this.recording = kept.prefix.len() < ID_PEEK_BYTES;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.body {
+            Some(body) => body.is_end_stream(),
+            None => lock(&self.kept)
+                .unread
+                .as_ref()
+                .is_none_or(HttpBody::is_end_stream),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.body {
+            Some(body) => body.size_hint(),
+            None => lock(&self.kept)
+                .unread
+                .as_ref()
+                .map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint),
+        }
     }
 }
 
 /// The `id` member of the JSON object `prefix` starts (a string, a number or null), found by
 /// reading the object's members in order until `id` or the end of what is there.
-fn id_in_prefix(prefix: &[u8]) -> serde_json::Value {
+fn id_in_prefix(prefix: &[u8]) -> Id {
     use serde_json::Value;
     fn next<T: serde::de::DeserializeOwned>(rest: &[u8]) -> Option<(T, usize)> {
         let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<T>();
@@ -131,10 +228,10 @@ fn id_in_prefix(prefix: &[u8]) -> serde_json::Value {
     }
     let mut rest = skip_ws(prefix);
     let Some(after_brace) = rest.strip_prefix(b"{") else {
-        return Value::Null;
+        return Id::Null;
     };
     rest = after_brace;
-    let mut found = Value::Null;
+    let mut found = Id::Null;
     loop {
         let Some((key, used)) = next::<String>(rest) else {
             return found;
@@ -148,8 +245,11 @@ fn id_in_prefix(prefix: &[u8]) -> serde_json::Value {
             let Some((value, used)) = next::<Value>(rest) else {
                 return found;
             };
-            if matches!(value, Value::String(_) | Value::Number(_) | Value::Null) {
-                found = value;
+            match value {
+                Value::String(id) => found = Id::String(id),
+                Value::Number(id) => found = Id::Number(id),
+                Value::Null => found = Id::Null,
+                _ => {}
             }
             rest = &rest[used..];
         } else {
@@ -166,39 +266,46 @@ fn id_in_prefix(prefix: &[u8]) -> serde_json::Value {
     }
 }
 
-/// An error refused before the JSON-RPC layer (authentication, limits, content type) as a
-/// JSON-RPC error response: the request's `id` when it could be read (else null), an A2A or
-/// JSON-RPC code, and in `data` one `ErrorInfo` naming Hive's error code, the HTTP status and
-/// the request id. The HTTP status stays.
+/// A refused JSON-RPC call as a JSON-RPC error response: the request's `id` (null when it
+/// could not be read), and an error whose `data` is one `ErrorInfo` naming the reason, with the
+/// HTTP status, `Retry-After` when the answer has one, and the request id in its metadata. The
+/// error is the one the refusal brings for JSON-RPC ([`ApiError::for_json_rpc`]: its own
+/// `ErrorInfo` reason, else Hive's error code in upper case), else one made from Hive's error
+/// code and message. The HTTP status stays.
 fn json_rpc_error(
-    code: ErrorCode,
-    message: &str,
+    id: &Id,
+    error: ApiError,
+    retry_after: Option<String>,
     request_id: Option<RequestId>,
-    id: serde_json::Value,
 ) -> Vec<u8> {
-    let rpc_code = match code.status() {
-        415 => -32005,
-        429 => crate::routes::a2a::SERVER_BUSY,
-        status if status >= 500 => -32603,
-        _ => -32600,
+    let status = error.code.status();
+    let rpc_error = match error.json_rpc {
+        Some(rpc_error) => *rpc_error,
+        None => RpcError {
+            code: match status {
+                415 => hive_a2a::error::ErrorCode::ContentTypeNotSupported.code(),
+                429 => crate::routes::a2a::SERVER_BUSY,
+                status if status >= 500 => hive_a2a::error::ErrorCode::InternalError.code(),
+                _ => hive_a2a::error::ErrorCode::InvalidRequest.code(),
+            },
+            message: error.message.into_owned(),
+            data: None,
+        },
     };
+    let reason = rpc_error
+        .error_info_reason()
+        .map_or_else(|| error.code.as_str().to_ascii_uppercase(), str::to_owned);
     let mut metadata = serde_json::Map::new();
-    metadata.insert("httpStatus".into(), code.status().to_string().into());
+    metadata.insert("httpStatus".into(), status.to_string().into());
+    if let Some(seconds) = retry_after {
+        metadata.insert("retryAfter".into(), seconds.into());
+    }
     if let Some(id) = request_id {
         metadata.insert("requestId".into(), id.as_str().to_owned().into());
     }
-    let error = hive_a2a::error::RpcError {
-        code: rpc_code,
-        message: message.to_owned(),
-        data: None,
-    }
-    .with_detail(
-        &code.as_str().to_ascii_uppercase(),
-        hive_core::gateway::ERROR_DOMAIN,
-        metadata,
-    );
-    let body = serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": error });
-    serde_json::to_vec(&body).unwrap_or_default()
+    let rpc_error = rpc_error.with_detail(&reason, hive_core::gateway::ERROR_DOMAIN, metadata);
+    // The error has its `data`: both versions write it alike.
+    jsonrpc::encode_error(id, &rpc_error, Version::V1_0)
 }
 
 fn is_json(response: &Response) -> bool {
@@ -265,7 +372,8 @@ mod tests {
             ("", json!(null)),
         ];
         for (body, id) in cases {
-            assert_eq!(id_in_prefix(body.as_bytes()), id, "{body}");
+            let found = serde_json::to_value(id_in_prefix(body.as_bytes())).unwrap();
+            assert_eq!(found, id, "{body}");
         }
     }
 }

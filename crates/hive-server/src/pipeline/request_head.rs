@@ -2,7 +2,7 @@
 //! Hive serves (414), and a credential sent twice (400) — two `Authorization` headers, or two
 //! session cookies, leave it to each reader which one counts, so none does.
 
-use crate::auth::{oidc_flow_cookie_name, session_cookie_name};
+use crate::auth::{self, oidc_flow_cookie_name, session_cookie_name};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -35,7 +35,7 @@ pub async fn check(State(state): State<AppState>, request: Request, next: Next) 
     if target_length > MAX_URI_BYTES {
         return ApiError::of(ErrorCode::UriTooLong).into_response();
     }
-    let https = state.pipeline.hsts;
+    let https = state.hive.config.served_over_https();
     if let Some(name) = duplicated_credential(request.headers(), https) {
         return ApiError::new(
             ErrorCode::BadRequest,
@@ -46,7 +46,9 @@ pub async fn check(State(state): State<AppState>, request: Request, next: Next) 
     next.run(request).await
 }
 
-/// The name of a credential header or cookie present more than once.
+/// The name of a credential header or cookie present more than once. Cookies are parsed by
+/// [`auth::cookie_pairs`], as [`auth::cookie_values`] parses them for their readers: what
+/// counts as a second value here is one a reader could take.
 fn duplicated_credential(headers: &HeaderMap, https: bool) -> Option<String> {
     if let Some(name) = credential_headers()
         .into_iter()
@@ -54,17 +56,14 @@ fn duplicated_credential(headers: &HeaderMap, https: bool) -> Option<String> {
     {
         return Some(name.as_str().to_owned());
     }
-    [session_cookie_name(https), oidc_flow_cookie_name(https)]
-        .into_iter()
-        .find(|cookie| {
-            headers
-                .get_all(header::COOKIE)
+    let credentials = [session_cookie_name(https), oidc_flow_cookie_name(https)];
+    let mut seen = [false; 2];
+    auth::cookie_pairs(headers)
+        .find_map(|(name, _)| {
+            let which = credentials
                 .iter()
-                .filter_map(|value| value.to_str().ok())
-                .flat_map(|value| value.split(';'))
-                .filter(|pair| pair.trim().split('=').next() == Some(cookie))
-                .nth(1)
-                .is_some()
+                .position(|credential| *credential == name)?;
+            std::mem::replace(&mut seen[which], true).then_some(name)
         })
         .map(|cookie| format!("cookie {cookie}"))
 }
@@ -100,5 +99,23 @@ mod tests {
         );
         // Over https only the __Host- name is the session's.
         assert_eq!(duplicated_credential(&headers, true), None);
+
+        // A piece without `=` is no cookie, for the readers as for this check.
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("hive_session; hive_session=a"),
+        );
+        assert_eq!(duplicated_credential(&headers, false), None);
+        assert_eq!(auth::cookie_token(&headers, "hive_session"), Some("a"));
+        // Both credential cookies are looked for in the one pass.
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("hive_oidc_flow=f; hive_oidc_flow=g; hive_session=b"),
+        );
+        assert_eq!(
+            duplicated_credential(&headers, false).as_deref(),
+            Some("cookie hive_oidc_flow")
+        );
     }
 }

@@ -3,9 +3,9 @@
 //! scope or the internal token, of at least `A2A_JSONRPC_MIN_ROLE`), and the summary of the
 //! A2A configuration for the dashboard.
 
-use crate::auth::{Authenticated, Meta};
+use crate::auth::{Authenticated, request_meta};
 use crate::error::ApiError;
-use crate::pipeline::ClientIp;
+use crate::pipeline::{ClientIp, RpcIdSlot};
 use crate::state::AppState;
 use crate::streams::event_stream_body;
 use axum::Json;
@@ -15,9 +15,9 @@ use axum::response::{IntoResponse, Response};
 use hive_a2a::error::{ErrorCode as RpcCode, RpcError};
 use hive_a2a::jsonrpc::{self, Id, Limits, Outcome, Version};
 use hive_a2a::sse;
-use hive_core::gateway::{GatewayError, Reply, ServedCard, StreamItem, Target};
+use hive_core::gateway::{ERROR_DOMAIN, GatewayError, Reply, ServedCard, StreamItem, Target};
 use hive_core::kernel::audit::{AuditAction, AuditEvent};
-use hive_core::kernel::caller::Caller;
+use hive_core::kernel::caller::{Caller, RequestMeta};
 use hive_proto::ErrorCode;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use serde::Serialize;
@@ -30,11 +30,13 @@ const VERSION_HEADER: &str = "a2a-version";
 /// How long a client may keep a card before asking again.
 const CARD_MAX_AGE: &str = "private, max-age=60";
 
-/// The `A2A-Version` a request asks for: the header, or — spec 3.6.1 lets a client send it as
-/// a request parameter instead — the `A2A-Version` query parameter (its name matched without
-/// regard to case, like a header's). A non-empty header wins over the parameter; neither, or
-/// both empty, is 0.3. The parameter given twice with different values is refused.
-fn requested_version(headers: &HeaderMap, uri: &Uri) -> Result<Version, RpcError> {
+/// The `A2A-Version` a request asks for (the one reader of it: the JSON-RPC endpoints, the
+/// public tier, the federation proxy and the cards): the header, or — spec 3.6.1 lets a client
+/// send it as a request parameter instead — the `A2A-Version` query parameter (its name
+/// matched without regard to case, like a header's). A non-empty header wins over the
+/// parameter; neither, or both empty, is 0.3. The parameter given twice with different values
+/// is refused.
+pub(crate) fn requested_version(headers: &HeaderMap, uri: &Uri) -> Result<Version, RpcError> {
     let header = headers
         .get(VERSION_HEADER)
         .map(|value| {
@@ -49,7 +51,7 @@ fn requested_version(headers: &HeaderMap, uri: &Uri) -> Result<Version, RpcError
     }
     let mut asked: Option<String> = None;
     for (name, value) in url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
-        if !name.eq_ignore_ascii_case(VERSION_HEADER) {
+        if !is_version_parameter(&name) {
             continue;
         }
         match &asked {
@@ -64,18 +66,35 @@ fn requested_version(headers: &HeaderMap, uri: &Uri) -> Result<Version, RpcError
     Version::from_header(asked.as_deref())
 }
 
-/// The `A2A-Version` a call asks for ([`requested_version`]); an unsupported one is answered
-/// as a JSON-RPC error once the request is read.
-pub struct AskedVersion(Result<Version, RpcError>);
+/// Whether a query parameter is `A2A-Version` (its name matched without regard to case).
+pub(crate) fn is_version_parameter(name: &str) -> bool {
+    name.eq_ignore_ascii_case(VERSION_HEADER)
+}
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AskedVersion {
+/// What a JSON-RPC call takes from its request besides the caller and the body: its context
+/// for audit records, the client address (for the stream caps), the `A2A-Version` it asks for
+/// ([`requested_version`]; an unsupported one is answered as a JSON-RPC error once the request
+/// is read) and the slot for its `id` that the error-rendering layer answers refusals with.
+pub struct RpcRequest {
+    meta: RequestMeta,
+    ip: Option<ClientIp>,
+    version: Result<Version, RpcError>,
+    id_slot: Option<RpcIdSlot>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RpcRequest {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Self(requested_version(&parts.headers, &parts.uri)))
+        Ok(Self {
+            meta: request_meta(&parts.headers, &parts.extensions),
+            ip: parts.extensions.get::<ClientIp>().copied(),
+            version: requested_version(&parts.headers, &parts.uri),
+            id_slot: parts.extensions.get::<RpcIdSlot>().cloned(),
+        })
     }
 }
 
@@ -178,28 +197,24 @@ fn card_response(
 
 pub async fn instance_rpc(
     State(state): State<AppState>,
-    Meta(meta): Meta,
     Authenticated(caller): Authenticated,
-    ip: Option<axum::Extension<ClientIp>>,
-    AskedVersion(version): AskedVersion,
+    call: RpcRequest,
     body: Body,
 ) -> Response {
-    rpc(state, meta, caller, ip, version, body, Target::Instance).await
+    rpc(state, caller, call, body, Target::Instance).await
 }
 
 /// `POST /api/a2a/jsonrpc/public`: the instance endpoint for the public tier alone (its
 /// caller was set by the mesh layer; without the public tier the route answers 404 there).
 pub async fn public_rpc(
     State(state): State<AppState>,
-    Meta(meta): Meta,
     caller: Option<axum::Extension<Caller>>,
-    ip: Option<axum::Extension<ClientIp>>,
-    AskedVersion(version): AskedVersion,
+    call: RpcRequest,
     body: Body,
 ) -> Response {
     match optional_caller(caller) {
         Some(caller) if caller.is_remote() => {
-            rpc(state, meta, caller, ip, version, body, Target::Instance).await
+            rpc(state, caller, call, body, Target::Instance).await
         }
         _ => ApiError::of(ErrorCode::Unauthenticated).into_response(),
     }
@@ -207,10 +222,8 @@ pub async fn public_rpc(
 
 pub async fn agent_rpc(
     State(state): State<AppState>,
-    Meta(meta): Meta,
     Authenticated(caller): Authenticated,
-    ip: Option<axum::Extension<ClientIp>>,
-    AskedVersion(version): AskedVersion,
+    call: RpcRequest,
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
@@ -220,18 +233,7 @@ pub async fn agent_rpc(
         Err(_) => Ok(None),
     };
     match visible {
-        Ok(Some(agent)) => {
-            rpc(
-                state,
-                meta,
-                caller,
-                ip,
-                version,
-                body,
-                Target::Agent(agent.id),
-            )
-            .await
-        }
+        Ok(Some(agent)) => rpc(state, caller, call, body, Target::Agent(agent.id)).await,
         Ok(None) => ApiError::of(ErrorCode::NotFound).into_response(),
         Err(error) => ApiError::from(error).into_response(),
     }
@@ -249,15 +251,22 @@ fn rpc_response(status: StatusCode, body: Vec<u8>) -> Response {
         .into_response()
 }
 
+/// Refusals of the whole call (the role, the body, the stream caps, a busy agent, an outage)
+/// are [`ApiError`]s: the error-rendering layer writes them as JSON-RPC errors with the id
+/// this sets in the request's [`RpcIdSlot`] once the request is parsed.
 async fn rpc(
     state: AppState,
-    meta: hive_core::kernel::caller::RequestMeta,
     caller: Caller,
-    ip: Option<axum::Extension<ClientIp>>,
-    version: Result<Version, RpcError>,
+    call: RpcRequest,
     body: Body,
     target: Target,
 ) -> Response {
+    let RpcRequest {
+        meta,
+        ip,
+        version,
+        id_slot,
+    } = call;
     let gateway = &state.hive.gateway;
     if !gateway.may_call(&caller) {
         state
@@ -278,15 +287,6 @@ async fn rpc(
         )
         .into_response();
     }
-    let version = match version {
-        Ok(version) => version,
-        Err(error) => {
-            return rpc_response(
-                StatusCode::OK,
-                jsonrpc::encode_error(&Id::Null, &error, Version::V1_0),
-            );
-        }
-    };
     let limits = Limits {
         max_body_bytes: gateway.settings().max_body_bytes,
         ..Limits::default()
@@ -294,6 +294,21 @@ async fn rpc(
     let bytes = match crate::json::read_body(body, limits.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(refused) => return refused.into_response(),
+    };
+    let version = match version {
+        Ok(version) => version,
+        Err(error) => {
+            // The request is not read in a version Hive does not speak; its id is the same in
+            // both.
+            let id = match jsonrpc::parse_request(&bytes, Version::V1_0, &limits) {
+                Ok(request) => request.id,
+                Err(rejection) => rejection.id,
+            };
+            return rpc_response(
+                StatusCode::OK,
+                jsonrpc::encode_error(&id, &error, Version::V1_0),
+            );
+        }
     };
     let request = match jsonrpc::parse_request(&bytes, version, &limits) {
         Ok(request) => request,
@@ -310,12 +325,12 @@ async fn rpc(
         }
     };
     let id = request.id.clone();
+    if let Some(slot) = &id_slot {
+        slot.set(&id);
+    }
     // A stream takes its place before it starts; one over the caps is refused.
     let slot = if request.call.method().is_streaming() {
-        match state
-            .streams
-            .acquire_for(&caller, ip.map(|axum::Extension(ip)| ip))
-        {
+        match state.streams.acquire_for(&caller, ip) {
             Ok(slot) => Some(slot),
             Err(refused) => return refused.into_response(),
         }
@@ -338,28 +353,27 @@ async fn rpc(
                 jsonrpc::encode_error(&id, &RpcCode::InternalError.error(), version),
             ),
         },
-        Err(GatewayError::Throttled { retry_after }) => refusal(
-            StatusCode::TOO_MANY_REQUESTS,
-            &id,
-            version,
-            RpcError {
-                code: SERVER_BUSY,
-                message: format!("the agent is busy; retry in {retry_after} s"),
-                data: None,
-            },
-            "AGENT_BUSY",
-            retry_after,
-        ),
-        Err(GatewayError::Unavailable) => refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &id,
-            version,
-            RpcCode::InternalError.with_message(
-                "Hive cannot complete the call now: a store it depends on is unavailable",
-            ),
-            "SERVICE_UNAVAILABLE",
-            UNAVAILABLE_RETRY_AFTER,
-        ),
+        Err(error @ GatewayError::Throttled { retry_after }) => {
+            let message = error.to_string();
+            ApiError::new(ErrorCode::RateLimited, message.clone())
+                .with_retry_after(retry_after)
+                .for_json_rpc(
+                    RpcError {
+                        code: SERVER_BUSY,
+                        message,
+                        data: None,
+                    }
+                    .with_detail(
+                        AGENT_BUSY,
+                        ERROR_DOMAIN,
+                        serde_json::Map::new(),
+                    ),
+                )
+                .into_response()
+        }
+        Err(GatewayError::Unavailable) => ApiError::unavailable()
+            .for_json_rpc(hive_core::gateway::unavailable())
+            .into_response(),
     }
 }
 
@@ -368,30 +382,8 @@ async fn rpc(
 /// -32001 to -32009).
 pub(crate) const SERVER_BUSY: i32 = -32000;
 
-/// What a client waits before retrying a call refused for an outage.
-const UNAVAILABLE_RETRY_AFTER: u64 = 5;
-
-/// A call refused as a whole: the HTTP status a load balancer or client acts on, with
-/// `Retry-After`, and the JSON-RPC error body with the request's id and an `ErrorInfo` naming
-/// the reason.
-fn refusal(
-    status: StatusCode,
-    id: &Id,
-    version: Version,
-    error: RpcError,
-    reason: &str,
-    retry_after: u64,
-) -> Response {
-    let mut metadata = serde_json::Map::new();
-    metadata.insert("retryAfter".into(), retry_after.to_string().into());
-    metadata.insert("httpStatus".into(), status.as_u16().to_string().into());
-    let error = error.with_detail(reason, hive_core::gateway::ERROR_DOMAIN, metadata);
-    let mut response = rpc_response(status, jsonrpc::encode_error(id, &error, version));
-    if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    response
-}
+/// The `ErrorInfo` reason of a call refused because the agent is busy.
+const AGENT_BUSY: &str = "AGENT_BUSY";
 
 fn stream_response(
     state: &AppState,

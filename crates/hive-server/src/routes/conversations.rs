@@ -107,9 +107,7 @@ fn chat_error(error: ChatError) -> ApiError {
             ApiError::new(ErrorCode::RateLimited, "the agent is busy; retry later")
                 .with_retry_after(retry_after)
         }
-        ChatError::Gateway(GatewayError::Unavailable) => {
-            ApiError::of(ErrorCode::ServiceUnavailable).with_retry_after(5)
-        }
+        ChatError::Gateway(GatewayError::Unavailable) => ApiError::unavailable(),
         ChatError::Agent(message) => ApiError::new(
             ErrorCode::Conflict,
             format!("the agent did not take the message: {message}"),

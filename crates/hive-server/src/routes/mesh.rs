@@ -8,6 +8,7 @@
 //! federation headers is a peer's or nobody's: it never falls back to a bearer token or cookie
 //! (the pipeline's authentication does not read them when these headers are present).
 
+use super::a2a;
 use crate::auth::{Authenticated, Meta, request_meta};
 use crate::error::ApiError;
 use crate::pipeline::{ClientIp, Refusals, enforce_policy};
@@ -29,7 +30,7 @@ use hive_proto::mesh::{
     MeshFederation,
 };
 use hive_proto::{ErrorCode, Role};
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, HeaderValue, Uri, header};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -147,9 +148,7 @@ async fn admit_peer(state: AppState, mut request: Request, next: Next) -> Respon
             "this address may not call as a federation peer",
         )
         .into_response(),
-        Err(InboundRefusal::Unavailable) => ApiError::of(ErrorCode::ServiceUnavailable)
-            .with_retry_after(5)
-            .into_response(),
+        Err(InboundRefusal::Unavailable) => ApiError::unavailable().into_response(),
     }
 }
 
@@ -223,13 +222,9 @@ async fn admit_public(state: AppState, request: Request, next: Next) -> Response
             return refused.into_response();
         }
     };
-    let version = Version::from_header(
-        parts
-            .headers
-            .get("a2a-version")
-            .and_then(|value| value.to_str().ok()),
-    )
-    .unwrap_or(Version::V1_0);
+    // A version Hive does not speak is answered by the handler (as a JSON-RPC error); the
+    // method is read as 1.0's meanwhile.
+    let version = a2a::requested_version(&parts.headers, &parts.uri).unwrap_or(Version::V1_0);
     let limits = Limits {
         max_body_bytes: tier.max_body_bytes(),
         ..Limits::default()
@@ -406,10 +401,15 @@ pub async fn proxy(
     State(state): State<AppState>,
     Meta(meta): Meta,
     Authenticated(caller): Authenticated,
-    Query(query): Query<ProxyQuery>,
     headers: HeaderMap,
+    uri: Uri,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let query = proxy_query(&uri)?;
+    // The peer reads the call in the version this instance read it in.
+    let version = a2a::requested_version(&headers, &uri)
+        .map_err(|error| ApiError::new(ErrorCode::ValidationFailed, error.message))?;
+    let version = HeaderValue::from_static(version.header_value());
     let Some(federation) = &state.hive.federation else {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -437,7 +437,7 @@ pub async fn proxy(
                 agent: query.agent_id,
                 body: bytes,
                 method: &method,
-                a2a_version: headers.get("a2a-version"),
+                a2a_version: Some(&version),
             },
             &meta,
         )
@@ -450,6 +450,24 @@ pub async fn proxy(
             .insert(header::CONTENT_TYPE, content_type);
     }
     Ok(response)
+}
+
+/// The proxy's own parameters: all but `A2A-Version`, which is the call's
+/// ([`a2a::requested_version`]).
+fn proxy_query(uri: &Uri) -> Result<ProxyQuery, ApiError> {
+    let own = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .filter(|(name, _)| !a2a::is_version_parameter(name));
+    let own = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(own)
+        .finish();
+    let refused = |status: http::StatusCode| ApiError::of(ErrorCode::for_status(status.as_u16()));
+    let own = Uri::builder()
+        .path_and_query(format!("/?{own}"))
+        .build()
+        .map_err(|_| refused(http::StatusCode::BAD_REQUEST))?;
+    Query::try_from_uri(&own)
+        .map(|Query(query)| query)
+        .map_err(|rejection| refused(rejection.status()))
 }
 
 /// The method of a JSON-RPC request body (for the audit record); a body that is not one is
@@ -487,7 +505,7 @@ fn proxy_error(error: ProxyError) -> ApiError {
             tracing::error!("federation: a token could not be minted");
             ApiError::of(ErrorCode::Internal)
         }
-        ProxyError::Unavailable => ApiError::from(hive_core::identity::IdentityError::Unavailable),
+        ProxyError::Unavailable => ApiError::unavailable(),
     }
 }
 

@@ -21,7 +21,7 @@ mod vault;
 mod views;
 mod wan;
 
-use crate::auth::{Access, RouteRule, Stages, authorize};
+use crate::auth::{Access, RouteRule, Stages, admit_session_stage, authorize};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
@@ -273,6 +273,8 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
                 route_rate_limit,
             ));
         }
+        // Before the limit: a session of this route's stage is counted as its user.
+        handler = handler.route_layer(from_fn_with_state(entry.rule, admit_session_stage));
         // Outermost: peers and the public tier are counted per address, then admitted.
         if mesh_entry {
             handler = handler

@@ -38,7 +38,7 @@ fn oidc_error(error: OidcError) -> ApiError {
             "The identity provider cannot be reached; retry later.",
         )
         .with_retry_after(30),
-        OidcError::Unavailable => ApiError::of(ErrorCode::ServiceUnavailable).with_retry_after(5),
+        OidcError::Unavailable => ApiError::unavailable(),
     }
 }
 

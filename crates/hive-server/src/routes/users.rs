@@ -135,12 +135,7 @@ fn describe_query_error(detail: &str) -> String {
         Some((_, rest)) if rest.starts_with("unknown field") => {
             hive_a2a::error::describe_message(rest)
         }
-        Some((path, rest))
-            if path.len() <= 32
-                && path
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.')) =>
-        {
+        Some((path, rest)) if hive_a2a::error::is_short_plain_name(path) => {
             format!("{path}: {}", hive_a2a::error::describe_message(rest))
         }
         _ => hive_a2a::error::describe_message(detail),
@@ -209,5 +204,10 @@ mod tests {
         assert!(!unknown.contains("zzz"), "{unknown}");
         let odd = describe_query_error("a: b: unknown field `a: b CANARY`, expected `limit`");
         assert!(!odd.contains("CANARY"), "{odd}");
+        // The names repeated are those the A2A error messages repeat (one rule): a dash too.
+        assert_eq!(
+            describe_query_error("page-size: invalid type: string \"x\", expected u32"),
+            "page-size: invalid type: string, expected u32"
+        );
     }
 }

@@ -1881,3 +1881,60 @@ async fn a_task_store_outage_is_a_503_that_leaves_no_task() {
     expected.sort_unstable();
     assert_eq!(ids, expected, "only the answered calls' tasks: {listed}");
 }
+
+/// Refusals made once the handler has read the request answer with the request's id: a stream
+/// over the cap (`429`, the server-busy code), an `A2A-Version` Hive does not speak, and a body
+/// over the JSON-RPC limit (`413`, its id read from the start of the body).
+#[tokio::test]
+async fn refusals_after_the_body_was_read_carry_the_requests_id() {
+    for backend in backends() {
+        let server = a2a_server(
+            backend,
+            &[
+                ("A2A_DEFAULT_AGENT", "tck"),
+                ("A2A_STREAMS_PER_USER", "1"),
+                ("A2A_JSONRPC_MAX_BODY_BYTES", "1024"),
+            ],
+        )
+        .await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        conformance_agent(&server, &admin, "tck", "federation").await;
+        let token = execute_token(&server, &admin).await;
+
+        // The admin's one stream takes the only place.
+        let _held = crate::events::Events::open(&server, &admin).await;
+        let streamed = json!({"jsonrpc": "2.0", "id": "s-1", "method": "SendStreamingMessage",
+            "params": {"message": {"messageId": "tck-complete-task", "role": "ROLE_USER",
+                                   "parts": [{"text": "x"}]}}});
+        let (status, answer) = call_at(&server, RPC, &token, Some("1.0"), &streamed).await;
+        assert_eq!(status, 429, "{answer}");
+        assert_eq!(answer["id"], "s-1", "{answer}");
+        assert_eq!(answer["error"]["code"], -32000, "{answer}");
+        assert_eq!(
+            answer["error"]["data"][0]["metadata"]["httpStatus"], "429",
+            "{answer}"
+        );
+        assert_eq!(
+            answer["error"]["data"][0]["metadata"]["retryAfter"], "5",
+            "{answer}"
+        );
+
+        let get_task = json!({"jsonrpc": "2.0", "id": 9, "method": "GetTask",
+            "params": {"id": "00000000-0000-0000-0000-000000000000"}});
+        let (status, answer) = call_at(&server, RPC, &token, Some("9.9"), &get_task).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["error"]["code"], -32009, "{answer}");
+        assert_eq!(answer["id"], 9, "{answer}");
+
+        let mut oversize = send_v1("big");
+        oversize["params"]["message"]["parts"][0]["text"] = json!("x".repeat(2000));
+        let (status, answer) = call_at(&server, RPC, &token, Some("1.0"), &oversize).await;
+        assert_eq!(status, 413, "{answer}");
+        assert_eq!(answer["id"], 1, "{answer}");
+        assert_eq!(
+            answer["error"]["data"][0]["reason"], "PAYLOAD_TOO_LARGE",
+            "{answer}"
+        );
+    }
+}

@@ -207,6 +207,16 @@ async fn a_peer_reaches_shared_agents_through_the_proxy_and_nothing_more() {
         let (status, body) = proxied(&a, &by_origin, &send("m2")).await;
         assert_eq!(status, 200, "{body}");
         assert!(body["result"].is_object(), "{body}");
+        // The call's version, here as the query parameter, is the one the peer reads.
+        let send_v1 = json!({"jsonrpc": "2.0", "id": 8, "method": "SendMessage", "params": {
+            "message": {"messageId": "m1q", "role": "ROLE_USER", "parts": [{"text": "hi"}]}}});
+        let query = format!("peerIndex=0&agentId={shared}&A2A-Version=1.0");
+        let (status, body) = proxied(&a, &query, &send_v1).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body["result"].is_object(),
+            "read as 1.0's SendMessage: {body}"
+        );
 
         // B's private agent does not exist for a peer.
         let (status, _) = proxied(&a, &format!("peerIndex=0&agentId={private}"), &send("m3")).await;
@@ -240,7 +250,7 @@ async fn a_peer_reaches_shared_agents_through_the_proxy_and_nothing_more() {
             .iter()
             .filter(|r| r.outcome == hive_store::AuditOutcome::Success)
             .collect();
-        assert_eq!(accepted.len(), 2, "{inbound:?}");
+        assert_eq!(accepted.len(), 3, "{inbound:?}");
         assert!(
             accepted
                 .iter()
@@ -254,7 +264,7 @@ async fn a_peer_reaches_shared_agents_through_the_proxy_and_nothing_more() {
             "C's refusal says why: {inbound:?}"
         );
         let proxied_records = records_of(&a.server, "mesh.federation.proxy_jsonrpc").await;
-        assert_eq!(proxied_records.len(), 3, "{proxied_records:?}");
+        assert_eq!(proxied_records.len(), 4, "{proxied_records:?}");
         assert!(
             proxied_records
                 .iter()

@@ -491,3 +491,40 @@ async fn a_token_of_a_user_who_must_enroll_is_refused_until_they_do() {
     let records = records_of(&server, "auth.token").await;
     assert_eq!(records.len(), 1);
 }
+
+/// A refusal under the sign-in limit of the second-factor routes is recorded as the user's
+/// whose session waits for its factor (the limit counts the address); the session gains
+/// nothing by it.
+#[tokio::test]
+async fn a_sign_in_limit_refusal_names_the_waiting_sessions_user() {
+    for backend in backends() {
+        let server = identity_server_with(
+            backend,
+            &[
+                ("HIVE_MFA_REQUIRED", "none"),
+                ("HIVE_RATE_LIMITS", "login=6/1m"),
+            ],
+        )
+        .await;
+        setup_admin(&server).await;
+        let first = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let me: Value = first.me(&server).await.json().await.unwrap();
+        let user = me["user"]["id"].as_str().unwrap().to_owned();
+        // Four attempts from the address so far: two logins, a wrong code and the right one.
+        let (secret, _) = enroll(&server, &first).await;
+        let waiting = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        assert_eq!(stage_of(&server, &waiting).await, "second_factor_required");
+        let wrong = other_code(&code_now(&server, &secret));
+        let statuses = [
+            verify(&server, &waiting, &wrong).await.status().as_u16(),
+            verify(&server, &waiting, &wrong).await.status().as_u16(),
+            verify(&server, &waiting, &wrong).await.status().as_u16(),
+        ];
+        assert_eq!(statuses, [401, 401, 429], "{backend:?}");
+        let limited = records_of(&server, "rate_limit.exceeded").await;
+        assert_eq!(limited.len(), 1, "{limited:?}");
+        assert_eq!(limited[0].actor, format!("user:{user}"));
+        assert_eq!(limited[0].detail, r#"{"policy":"login"}"#);
+        assert_eq!(stage_of(&server, &waiting).await, "second_factor_required");
+    }
+}

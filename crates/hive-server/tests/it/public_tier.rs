@@ -245,7 +245,19 @@ async fn anonymous_callers_reach_public_agents_with_the_allowed_methods_only() {
         .await;
         assert_eq!(status, 200, "{body}");
         assert!(body["result"].is_object(), "{body}");
-        assert_eq!(records_of(&server, CALL).await.len(), 4);
+        // The version may come as the query parameter instead (spec 3.6.1), here as anywhere.
+        let (status, _, body) = post(
+            &server,
+            &format!("{PUBLIC}?A2A-Version=1.0"),
+            &[],
+            &json!({"jsonrpc": "2.0", "id": 2, "method": "SendMessage", "params": {
+                "message": {"messageId": "v1q", "role": "ROLE_USER", "parts": [{"text": "hi"}]}}}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["result"].is_object(), "{body}");
+        assert_eq!(body["id"], 2, "{body}");
+        assert_eq!(records_of(&server, CALL).await.len(), 5);
         let refused = records_of(&server, REFUSED).await;
         assert_eq!(refused.len(), 4);
         assert!(
@@ -357,6 +369,12 @@ async fn requests_the_tier_does_not_accept_are_refused_before_any_handler() {
                     answer["error"]["data"][0]["reason"], reason,
                     "{what}: {answer}"
                 );
+                // The request's id, also when the tier had read the body to refuse it.
+                if let Ok(sent) = serde_json::from_slice::<Value>(&body)
+                    && sent.is_object()
+                {
+                    assert_eq!(answer["id"], sent["id"], "{what} at {path}: {answer}");
+                }
                 if audited.is_empty() {
                     assert_eq!(records_of(&server, REFUSED).await.len(), refusals);
                     continue;
