@@ -77,11 +77,13 @@ const ID_PEEK_BYTES: usize = 4096;
 const ID_PEEK_TIME: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What the render layer keeps of a JSON-RPC request's body for a refusal made before the
-/// request was parsed: the body itself until something reads it, then the first
-/// [`ID_PEEK_BYTES`] that were read.
+/// request was parsed: the body itself until something reads it, then the chunks that made up
+/// its first [`ID_PEEK_BYTES`] (shared, not copied: a request that is answered never pays for
+/// them).
 struct Kept {
     unread: Option<Body>,
-    prefix: Vec<u8>,
+    prefix: Vec<Bytes>,
+    prefix_len: usize,
 }
 
 /// The render layer's hold on a JSON-RPC request: its [`RpcIdSlot`] and what is [`Kept`] of
@@ -110,6 +112,7 @@ impl HeldBody {
         let kept = Arc::new(Mutex::new(Kept {
             unread: Some(body),
             prefix: Vec::new(),
+            prefix_len: 0,
         }));
         let slot = RpcIdSlot::default();
         parts.extensions.insert(slot.clone());
@@ -138,7 +141,11 @@ impl HeldBody {
         };
         let prefix = match unread {
             Some(body) => peek(body).await,
-            None => prefix,
+            None => {
+                let mut prefix = prefix.concat();
+                prefix.truncate(ID_PEEK_BYTES);
+                prefix
+            }
         };
         id_in_prefix(&prefix)
     }
@@ -182,9 +189,9 @@ impl HttpBody for PassedBody {
             && let Some(data) = frame.data_ref()
         {
             let mut kept = lock(&this.kept);
-            let room = ID_PEEK_BYTES.saturating_sub(kept.prefix.len());
-            kept.prefix.extend_from_slice(&data[..room.min(data.len())]);
-            this.recording = kept.prefix.len() < ID_PEEK_BYTES;
+            kept.prefix_len += data.len();
+            kept.prefix.push(data.clone());
+            this.recording = kept.prefix_len < ID_PEEK_BYTES;
         }
         polled
     }
