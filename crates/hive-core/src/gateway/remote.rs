@@ -174,7 +174,11 @@ impl super::Gateway {
         )
         .await
         .map_err(|why| ErrorCode::InternalError.with_message(format!("the agent's {why}")))?;
-        let scrub = Scrubber::of_authorization(authorization.as_ref());
+        // A credential that could not be cut out of the answers is not sent at all.
+        let scrub = Scrubber::of_authorization(authorization.as_ref()).ok_or_else(|| {
+            ErrorCode::InternalError
+                .with_message("the agent's credential is not text Hive can keep out of answers")
+        })?;
         let version = if settings.protocol_version == "1.0" {
             Version::V1_0
         } else {
@@ -492,20 +496,36 @@ impl std::fmt::Debug for Scrubber {
 
 impl Scrubber {
     /// The secrets of an `Authorization` header: its whole value and its credential (what
-    /// follows the scheme), longest first so that the whole is replaced as one.
-    pub(crate) fn of_authorization(header: Option<&HeaderValue>) -> Self {
-        let Some(value) = header.and_then(|header| header.to_str().ok()) else {
-            return Self::default();
+    /// follows the scheme), longest first so that the whole is replaced as one. Read from the
+    /// header's bytes, which may be any UTF-8 (a secret is text, sent as is), and also as
+    /// ISO-8859-1, the way many HTTP servers hand a header to the agent's code. `None` when a
+    /// header is set but is not UTF-8: what the agent echoes of it could not be recognised.
+    pub(crate) fn of_authorization(header: Option<&HeaderValue>) -> Option<Self> {
+        let Some(header) = header else {
+            return Some(Self::default());
         };
-        let mut secrets = vec![Zeroizing::new(value.trim().to_owned())];
-        if let Some((_, credential)) = value.split_once(' ') {
-            secrets.push(Zeroizing::new(credential.trim().to_owned()));
+        let bytes = header.as_bytes();
+        let utf8 = std::str::from_utf8(bytes).ok()?;
+        let latin1: Zeroizing<String> =
+            Zeroizing::new(bytes.iter().copied().map(char::from).collect());
+        let mut secrets = Vec::new();
+        for value in [utf8, latin1.as_str()] {
+            secrets.push(Zeroizing::new(value.trim().to_owned()));
+            if let Some((_, credential)) = value.split_once(' ') {
+                secrets.push(Zeroizing::new(credential.trim().to_owned()));
+            }
         }
         secrets.retain(|secret| !secret.is_empty());
-        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
-        Self {
+        // Longest first; equal ones side by side, to be kept once.
+        secrets.sort_by(|a, b| {
+            b.len()
+                .cmp(&a.len())
+                .then_with(|| a.as_str().cmp(b.as_str()))
+        });
+        secrets.dedup();
+        Some(Self {
             secrets: Arc::new(secrets),
-        }
+        })
     }
 
     fn text(&self, text: &mut String) {
@@ -678,6 +698,38 @@ mod tests {
         assert_ne!(alice, upstream_context("user:a", Uuid::new_v4(), "ctx-1"));
         assert_ne!(alice, upstream_context("user:a", agent, "ctx-2"));
         assert!(!alice.contains("ctx-1"));
+    }
+
+    #[test]
+    fn a_non_ascii_credential_is_scrubbed_as_sent_and_as_servers_decode_it() {
+        let header = HeaderValue::from_bytes("Bearer sécret-clé".as_bytes()).unwrap();
+        assert!(
+            header.to_str().is_err(),
+            "the case a text-only reading missed"
+        );
+        let scrub = Scrubber::of_authorization(Some(&header)).unwrap();
+        let latin1: String = "sécret-clé".bytes().map(char::from).collect();
+        let mut value = serde_json::json!({
+            "text": "whole Bearer sécret-clé, alone sécret-clé",
+            "decoded": format!("as ISO-8859-1: {latin1}"),
+            "sécret-clé": "as a key",
+        });
+        scrub.value(&mut value);
+        let text = value.to_string();
+        assert!(!text.contains("sécret-clé"), "{text}");
+        assert!(!text.contains(&latin1), "{text}");
+        assert_eq!(
+            value["text"], "whole [redacted], alone [redacted]",
+            "the whole header is replaced as one"
+        );
+    }
+
+    #[test]
+    fn a_credential_that_cannot_be_scrubbed_is_refused() {
+        let header = HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap();
+        assert!(Scrubber::of_authorization(Some(&header)).is_none());
+        let none = Scrubber::of_authorization(None).unwrap();
+        assert!(none.secrets.is_empty());
     }
 
     #[test]
