@@ -5,7 +5,7 @@
 //! from the caller, the agent and the caller's context id.
 
 use super::book::{Entry, StoredTask, TaskBook, Upstream, ends_stream, shaped};
-use super::{Ctx, GatewayError, Reply, StreamItem};
+use super::{Ctx, GatewayError, Refused, Reply, StreamItem, failed, unary};
 use crate::agents::RemoteSettings;
 use crate::agents::lifecycle::bearer_credential;
 use crate::kernel::egress::{Egress, Purpose};
@@ -202,13 +202,13 @@ impl super::Gateway {
         Ok(RemoteAgent { client, scrub })
     }
 
-    async fn agent_of(&self, entry: &Entry) -> Result<AgentRow, RpcError> {
+    async fn agent_of(&self, entry: &Entry) -> Result<AgentRow, Refused> {
         self.store
             .agents()
             .get(entry.agent_id, None)
             .await
-            .map_err(|_| super::internal())?
-            .ok_or_else(|| ErrorCode::TaskNotFound.error())
+            .map_err(super::store_error)?
+            .ok_or_else(|| ErrorCode::TaskNotFound.error().into())
     }
 
     pub(super) async fn send_remote(
@@ -219,10 +219,9 @@ impl super::Gateway {
         existing: Option<Entry>,
         streaming: bool,
     ) -> Result<Reply, GatewayError> {
-        let answer = |error: RpcError| Ok(Reply::Unary(Box::new(Err(error))));
         let client = match self.remote_client(ctx, agent).await {
             Ok(client) => client,
-            Err(error) => return answer(error),
+            Err(error) => return failed(error),
         };
         let history_length = send
             .configuration
@@ -232,10 +231,10 @@ impl super::Gateway {
         let (id, caller_context) = match &existing {
             Some(entry) => {
                 if entry.stored.running {
-                    return answer(super::still_working());
+                    return failed(super::still_working());
                 }
                 let Some(upstream) = &entry.stored.upstream else {
-                    return answer(super::internal());
+                    return failed(super::internal());
                 };
                 outgoing.message.task_id.clone_from(&upstream.task_id);
                 outgoing.message.context_id.clone_from(&upstream.context_id);
@@ -270,7 +269,7 @@ impl super::Gateway {
             metadata.remove(super::SKILL_METADATA_KEY);
         }
         if let Err(error) = self.attach_push(&ctx.owner, id, &outgoing).await {
-            return answer(error);
+            return failed(error);
         }
         // Push notifications are Hive's to send, not the upstream agent's.
         if let Some(configuration) = &mut outgoing.configuration {
@@ -301,7 +300,7 @@ impl super::Gateway {
         if streaming {
             let upstream = match client.stream(&Call::SendStreamingMessage(outgoing)).await {
                 Ok(upstream) => upstream,
-                Err(error) => return answer(error),
+                Err(error) => return failed(error),
             };
             let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
             let pump = Pump {
@@ -334,14 +333,15 @@ impl super::Gateway {
                 let event = StreamResponse::Task(task_to_caller(task, &ids));
                 match self.book.advance(&mut entry, event).await {
                     Ok(_) => shaped(entry.stored.task, history_length, true)
-                        .map(|task| Outcome::SendMessage(v1::SendMessageResponse::Task(task))),
-                    Err(error) => Err(error),
+                        .map(|task| Outcome::SendMessage(v1::SendMessageResponse::Task(task)))
+                        .map_err(Refused::Rpc),
+                    Err(refused) => Err(refused),
                 }
             }
-            Ok(_) => Err(ErrorCode::InvalidAgentResponse.error()),
-            Err(error) => Err(error),
+            Ok(_) => Err(ErrorCode::InvalidAgentResponse.error().into()),
+            Err(error) => Err(error.into()),
         };
-        Ok(Reply::Unary(Box::new(result)))
+        unary(result)
     }
 
     /// The task as the upstream agent has it now (stored for the next reader); the stored copy
@@ -351,7 +351,7 @@ impl super::Gateway {
         ctx: &Ctx<'_>,
         mut entry: Entry,
         history_length: Option<i32>,
-    ) -> Result<Task, RpcError> {
+    ) -> Result<Task, Refused> {
         let Some(upstream) = entry.stored.upstream.clone() else {
             return Ok(entry.stored.task);
         };
@@ -391,9 +391,9 @@ impl super::Gateway {
         &self,
         ctx: &Ctx<'_>,
         mut entry: Entry,
-    ) -> Result<Task, RpcError> {
+    ) -> Result<Task, Refused> {
         let Some(upstream) = entry.stored.upstream.clone() else {
-            return Err(super::internal());
+            return Err(super::internal().into());
         };
         let agent = self.agent_of(&entry).await?;
         let client = self.remote_client(ctx, &agent).await?;
@@ -402,7 +402,7 @@ impl super::Gateway {
             ..v1::CancelTaskRequest::default()
         };
         let Outcome::Task(task) = client.call(&Call::CancelTask(request)).await? else {
-            return Err(ErrorCode::InvalidAgentResponse.error());
+            return Err(ErrorCode::InvalidAgentResponse.error().into());
         };
         let task = task_to_caller(task, &ids_of(&entry));
         let update = crate::agents::conformance::status_update(&task);
@@ -415,7 +415,7 @@ impl super::Gateway {
         &self,
         ctx: &Ctx<'_>,
         entry: Entry,
-    ) -> Result<mpsc::Receiver<StreamItem>, super::Refused> {
+    ) -> Result<mpsc::Receiver<StreamItem>, Refused> {
         let Some(upstream) = entry.stored.upstream.clone() else {
             return Err(super::internal().into());
         };
@@ -426,7 +426,7 @@ impl super::Gateway {
         }
         let agent = self.agent_of(&entry).await?;
         // A place among the agent's concurrent tasks before anything is asked upstream.
-        let permit = self.slot(&agent).map_err(super::Refused::Gateway)?;
+        let permit = self.slot(&agent)?;
         let client = self.remote_client(ctx, &agent).await?;
         let call = Call::SubscribeToTask(v1::SubscribeToTaskRequest {
             id: upstream.task_id,
@@ -667,7 +667,11 @@ impl Pump {
             self.entry.stored.running = true;
             let event = event_to_caller(event, &self.ids);
             let done = ends_stream(&event);
-            let forwarded = self.book.advance(&mut self.entry, event).await;
+            let forwarded = self
+                .book
+                .advance(&mut self.entry, event)
+                .await
+                .map_err(Refused::into_stream_error);
             let failed = forwarded.is_err();
             // The caller may be gone; the record is kept up to date regardless.
             let _ = sender.send(forwarded).await;

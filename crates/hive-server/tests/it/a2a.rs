@@ -1885,6 +1885,25 @@ async fn a_task_store_outage_is_a_503_that_leaves_no_task() {
         body["error"]["data"][0]["reason"], "SERVICE_UNAVAILABLE",
         "{body}"
     );
+    // Reads of the store are refused the same way.
+    for (method, params) in [
+        ("GetTask", json!({"id": task_of(&before)})),
+        ("ListTasks", json!({})),
+    ] {
+        let refused = server
+            .client
+            .request(Method::POST, RPC)
+            .bearer_auth(&token)
+            .header("A2A-Version", "1.0")
+            .json(&json!({"jsonrpc": "2.0", "id": 43, "method": method, "params": params}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 503, "{method}");
+        assert!(refused.headers().contains_key("retry-after"), "{method}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["id"], 43, "{method}: {body}");
+    }
     redis.thaw();
 
     let after = call(
