@@ -265,8 +265,8 @@ async fn a_tasks_events_reach_subscribers_on_another_replica_in_order() {
     replica_b.close();
 }
 
-/// A discarded task is gone from reads and listings, another owner cannot discard it, and on
-/// Redis (where a timed-out write may still land) a late write of it is refused.
+/// A discarded task is gone from reads and listings, another owner cannot discard it, and a
+/// late write of it (one still in flight) is refused, on every backend.
 #[tokio::test]
 async fn a_discarded_task_stays_gone() {
     let (stores, _dir) = stores().await;
@@ -294,12 +294,46 @@ async fn a_discarded_task_stays_gone() {
         // The write that was in flight lands after the discard: refused.
         let late = task("alice", T0);
         store.discard("alice", late.id, TTL).await.unwrap();
-        if backend == "redis" {
-            assert!(
-                matches!(store.put(&late, TTL).await, Err(StateError::Invalid(_))),
-                "{backend}"
-            );
-            assert_eq!(store.get("alice", late.id).await.unwrap(), None);
-        }
+        assert!(
+            matches!(store.put(&late, TTL).await, Err(StateError::Invalid(_))),
+            "{backend}"
+        );
+        assert_eq!(
+            store.get("alice", late.id).await.unwrap(),
+            None,
+            "{backend}"
+        );
+        // The write that landed before its discard cannot come back either.
+        assert!(
+            matches!(store.put(&landed, TTL).await, Err(StateError::Invalid(_))),
+            "{backend}"
+        );
+        let listed = store.list("alice", &page).await.unwrap();
+        assert_eq!(listed.items, vec![kept.clone()], "{backend}");
     }
+}
+
+/// In memory the tombstones take places like tasks: bounded with them, and freed when they
+/// expire.
+#[tokio::test]
+async fn memory_tombstones_are_bounded_and_expire() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let store = MemoryTaskStore::new(clock.clone() as SharedClock, 2);
+    let (a, b) = (task("alice", T0), task("alice", T0));
+    store.put(&a, TTL).await.unwrap();
+    store
+        .discard("alice", b.id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.discard("alice", Uuid::now_v7(), TTL).await,
+        Err(StateError::Full(_))
+    ));
+    assert!(matches!(
+        store.put(&b, TTL).await,
+        Err(StateError::Invalid(_))
+    ));
+    clock.advance(time::Duration::seconds(61));
+    store.put(&b, TTL).await.unwrap();
+    assert_eq!(store.get("alice", b.id).await.unwrap(), Some(b));
 }
