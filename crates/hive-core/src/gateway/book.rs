@@ -6,6 +6,7 @@
 //! then reads the stored task (with its sequence number) misses nothing and sees nothing
 //! twice: it forwards only the events numbered after what it read.
 
+use super::discards::{self, Discards};
 use super::{GatewayError, Refused};
 use crate::agents::conformance;
 use crate::kernel::log_gate::LogGate;
@@ -15,7 +16,6 @@ use hive_proto::SharedClock;
 use hive_state::{StateError, TaskEvent, TaskEvents, TaskRecord, TaskStore};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
@@ -74,8 +74,8 @@ pub(crate) struct TaskBook {
     running: Mutex<HashMap<Uuid, CancellationToken>>,
     /// Told of every change of a task's status, for its push-notification configs.
     push: Arc<crate::gateway::push::PushConfigs>,
-    /// Discards of never-acknowledged first writes still being retried.
-    discarding: Arc<AtomicUsize>,
+    /// The undoing of first writes that were not acknowledged.
+    discards: Discards,
     failures: Failures,
 }
 
@@ -146,11 +146,6 @@ fn json_position(error: &serde_json::Error) -> String {
     )
 }
 
-/// Attempts to discard a task whose first write timed out, before giving up.
-const DISCARD_ATTEMPTS: u32 = 1200;
-/// Discards being retried at once, at most; past that a failed first write is only logged.
-const MAX_DISCARDS: usize = 10_000;
-
 impl TaskBook {
     pub fn new(
         tasks: Arc<dyn TaskStore>,
@@ -159,6 +154,7 @@ impl TaskBook {
         ttl: Duration,
         push: Arc<crate::gateway::push::PushConfigs>,
     ) -> Self {
+        let discards = Discards::new(Arc::clone(&tasks), ttl, discards::Limits::default());
         Self {
             tasks,
             events,
@@ -166,7 +162,7 @@ impl TaskBook {
             ttl,
             running: Mutex::new(HashMap::new()),
             push,
-            discarding: Arc::default(),
+            discards,
             failures: Failures::default(),
         }
     }
@@ -243,8 +239,10 @@ impl TaskBook {
     }
 
     /// Applies `event` to the task (its timestamps stamped now), stores it, then publishes it.
-    /// The first write of a new task that fails is undone (see [`Self::discard`]): the call
-    /// that made it is refused, so the task must not appear later.
+    /// The first write of a new task that fails is undone ([`Discards`]): the call that made
+    /// it is refused, so the task must not appear later, even if the write was only delayed (a
+    /// Redis write that timed out is still queued on the connection, and runs when a frozen
+    /// server resumes).
     pub async fn advance(
         &self,
         entry: &mut Entry,
@@ -256,7 +254,7 @@ impl TaskBook {
         entry.stored.seq += 1;
         if let Err(error) = self.save(entry).await {
             if creating {
-                self.discard(entry);
+                self.discards.discard(&entry.owner, entry.id);
             }
             return Err(error);
         }
@@ -268,36 +266,6 @@ impl TaskBook {
             self.push.notify(&entry.owner, &entry.stored.task);
         }
         Ok(event)
-    }
-
-    /// Undoes the first write of a new task that was not acknowledged. A Redis write that timed
-    /// out is still queued on the connection and runs when Redis answers again (a frozen server
-    /// resumes, say); the discard, retried until it is acknowledged, runs after it — or first,
-    /// and then its tombstone refuses the late write. A retry follows a timed-out attempt at
-    /// once, so that one is always queued behind the write; other failures wait a little.
-    fn discard(&self, entry: &Entry) {
-        if self.discarding.fetch_add(1, Ordering::Relaxed) >= MAX_DISCARDS {
-            self.discarding.fetch_sub(1, Ordering::Relaxed);
-            tracing::error!(task_id = %entry.id, "a2a: too many tasks to discard; one may remain");
-            return;
-        }
-        let (tasks, ttl, discarding) = (
-            Arc::clone(&self.tasks),
-            self.ttl,
-            Arc::clone(&self.discarding),
-        );
-        let (owner, id) = (entry.owner.clone(), entry.id);
-        tokio::spawn(async move {
-            for _ in 0..DISCARD_ATTEMPTS {
-                let started = std::time::Instant::now();
-                match tasks.discard(&owner, id, ttl).await {
-                    Ok(()) | Err(StateError::Invalid(_)) => break,
-                    Err(_) if started.elapsed() >= Duration::from_millis(250) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-                }
-            }
-            discarding.fetch_sub(1, Ordering::Relaxed);
-        });
     }
 
     async fn publish(&self, task_id: Uuid, seq: u64, event: &StreamResponse) {

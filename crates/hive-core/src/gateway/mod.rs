@@ -9,6 +9,7 @@
 mod book;
 mod card;
 pub mod conversations;
+mod discards;
 mod llm_agent;
 mod local;
 pub mod push;
