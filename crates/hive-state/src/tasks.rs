@@ -191,21 +191,20 @@ impl TaskStore for MemoryTaskStore {
         })
     }
 
-    /// In memory a write is never left in flight, but the tombstone keeps the contract the
-    /// same as on the other backends.
+    /// The tombstone keeps the contract the same as on the other backends. In memory no write
+    /// is ever left in flight, though: when the store is full, none is needed (and the discard
+    /// is not refused, which would only have it retried).
     async fn discard(&self, owner: &str, id: Uuid, ttl: Duration) -> Result<(), StateError> {
         let now = self.clock.now();
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let others = self.make_room(&mut inner, id, now, |slot| match slot {
+        let room = self.make_room(&mut inner, id, now, |slot| match slot {
             Slot::Task(task) if task.owner != owner => Err(not_yours()),
             _ => Ok(()),
         });
-        match others {
-            // Another owner's task is left alone.
-            Err(StateError::Invalid(_)) => return Ok(()),
-            other => other?,
+        // Refused: another owner's task, left alone, or a full store, where none is needed.
+        if room.is_ok() {
+            inner.slots.insert(id, (Slot::Discarded, expiry(now, ttl)));
         }
-        inner.slots.insert(id, (Slot::Discarded, expiry(now, ttl)));
         Ok(())
     }
 
