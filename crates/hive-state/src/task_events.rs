@@ -1,9 +1,14 @@
 //! The fan-out of a task's events: every subscriber of a task, on any replica, receives its
-//! events in the order they were published. In memory a broadcast channel per task; on Redis one
-//! pattern subscription per process (`<prefix>:task-events:*`) dispatching to the local
+//! events once, in the order they were published. In memory a broadcast channel per task; on
+//! Redis one pattern subscription per process (`<prefix>:task-events:*`) dispatching to the local
 //! subscribers of each task. Redis keeps the order of one publisher's messages, and one task's
 //! events are published by the replica running it. Each event carries its sequence number, so a
 //! subscriber that fell behind can tell.
+//!
+//! A publisher delivers to its own process's subscribers directly, and publishes on
+//! `<prefix>:task-events:<task id>:<origin>`, `origin` naming this [`TaskEvents`]: what comes
+//! back from Redis with its own origin is not delivered again. The origin is in the channel, not
+//! the payload, so a replica that does not know of origins still reads the events.
 
 use crate::redis_client::Subscription;
 use crate::{RedisClient, StateError};
@@ -82,7 +87,11 @@ impl Subscribers {
 
 enum Transport {
     Memory,
-    Redis(Box<RedisClient>),
+    Redis {
+        redis: Box<RedisClient>,
+        /// The last part of the channels this instance publishes on.
+        origin: String,
+    },
 }
 
 pub struct TaskEvents {
@@ -111,6 +120,8 @@ impl TaskEvents {
     /// Starts this process's pattern subscription; it reconnects by itself until [`Self::close`].
     pub fn redis(redis: RedisClient) -> Self {
         let subscribers: Arc<Subscribers> = Arc::default();
+        let origin = Uuid::new_v4().simple().to_string();
+        let own_channels = format!(":{origin}");
         let (subscribed_tx, subscribed) = watch::channel(false);
         let stop = CancellationToken::new();
         let local = Arc::clone(&subscribers);
@@ -136,16 +147,25 @@ impl TaskEvents {
                 channels: Vec::new(),
                 patterns: vec![redis.key(&["task-events", "*"])],
             },
-            move |_channel, payload| match serde_json::from_slice::<TaskEvent>(payload) {
-                Ok(event) => local.deliver(event),
-                Err(_) => tracing::warn!("dropped a malformed task event"),
+            move |channel, payload| {
+                // Delivered already, when it was published.
+                if channel.ends_with(&own_channels) {
+                    return;
+                }
+                match serde_json::from_slice::<TaskEvent>(payload) {
+                    Ok(event) => local.deliver(event),
+                    Err(_) => tracing::warn!("dropped a malformed task event"),
+                }
             },
             subscribed_tx,
             stop.clone(),
         ));
         Self {
             subscribers,
-            transport: Transport::Redis(Box::new(redis)),
+            transport: Transport::Redis {
+                redis: Box::new(redis),
+                origin,
+            },
             subscribed,
             stop,
         }
@@ -167,13 +187,12 @@ impl TaskEvents {
                 self.subscribers.deliver(event);
                 Ok(())
             }
-            Transport::Redis(redis) => {
-                let channel = redis.key(&["task-events", &event.task_id.to_string()]);
+            Transport::Redis { redis, origin } => {
+                let channel = redis.key(&["task-events", &event.task_id.to_string(), origin]);
                 let raw = serde_json::to_vec(&event)
                     .map_err(|_| StateError::Invalid("the task event does not serialise".into()))?;
-                // This process's subscribers get it at once, not only through Redis, so they
-                // miss nothing while the subscription is down (they see it twice when it is
-                // up: subscribers skip what they have by its sequence number).
+                // This process's subscribers get it at once, not through Redis, so they miss
+                // nothing while the subscription is down.
                 self.subscribers.deliver(event);
                 redis.publish(&channel, &raw).await?;
                 Ok(())

@@ -41,8 +41,10 @@ pub trait TaskStore: Send + Sync + std::fmt::Debug {
     async fn list(&self, owner: &str, page: &PageRequest) -> Result<Page<TaskRecord>, StateError>;
 
     /// Forgets `owner`'s task `id` whose first write was not acknowledged (it timed out: it may
-    /// still land). A late copy of that write landing after this is refused for `ttl`, so a
-    /// call that was refused leaves no task behind, whichever of the two the store runs first.
+    /// still land). The task is replaced by a tombstone for `ttl` that no read or listing
+    /// returns and that a write of the id does not replace (refused, [`StateError::Invalid`]),
+    /// so a call that was refused leaves no task behind, whichever of the two the store runs
+    /// first. Another owner's task is left alone. In one step on every backend.
     async fn discard(&self, owner: &str, id: Uuid, ttl: Duration) -> Result<(), StateError>;
 }
 
@@ -61,18 +63,35 @@ fn not_yours() -> StateError {
     StateError::Invalid("this task id belongs to another owner".into())
 }
 
+fn discarded() -> StateError {
+    StateError::Invalid("this task was discarded".into())
+}
+
+fn expiry(now: OffsetDateTime, ttl: Duration) -> OffsetDateTime {
+    now.saturating_add(time::Duration::try_from(ttl).unwrap_or(time::Duration::MAX))
+}
+
 /// The position of a task in its owner's index: ordered as `(status time, id)`.
 type Position = (i64, Uuid);
 
+/// What an id holds in memory, until it expires.
+#[derive(Debug)]
+enum Slot {
+    Task(TaskRecord),
+    /// A discarded task (see [`TaskStore::discard`]): it takes a place like a task, so the
+    /// tombstones are bounded with the tasks.
+    Discarded,
+}
+
 #[derive(Debug, Default)]
 struct MemoryTasks {
-    tasks: HashMap<Uuid, (TaskRecord, OffsetDateTime)>,
+    slots: HashMap<Uuid, (Slot, OffsetDateTime)>,
     by_owner: HashMap<String, BTreeSet<Position>>,
 }
 
 impl MemoryTasks {
     fn remove(&mut self, id: Uuid) {
-        if let Some((task, _)) = self.tasks.remove(&id)
+        if let Some((Slot::Task(task), _)) = self.slots.remove(&id)
             && let Some(index) = self.by_owner.get_mut(&task.owner)
         {
             index.remove(&(micros(task.status_time), id));
@@ -84,7 +103,7 @@ impl MemoryTasks {
 
     fn prune(&mut self, now: OffsetDateTime) {
         let expired: Vec<Uuid> = self
-            .tasks
+            .slots
             .iter()
             .filter(|(_, (_, expires))| *expires <= now)
             .map(|(id, _)| *id)
@@ -95,8 +114,8 @@ impl MemoryTasks {
     }
 }
 
-/// Tasks in this process, bounded in number; expired ones are pruned when room is needed and
-/// never returned.
+/// Tasks in this process, bounded in number (tombstones included); expired ones are pruned when
+/// room is needed and never returned.
 #[derive(Debug)]
 pub struct MemoryTaskStore {
     clock: SharedClock,
@@ -112,6 +131,32 @@ impl MemoryTaskStore {
             inner: Mutex::new(MemoryTasks::default()),
         }
     }
+
+    /// Frees `id` for a new slot: an expired slot or `replaceable` one is removed; with none,
+    /// room is made among the expired ones, or the store is full.
+    fn make_room(
+        &self,
+        inner: &mut MemoryTasks,
+        id: Uuid,
+        now: OffsetDateTime,
+        replaceable: impl FnOnce(&Slot) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        match inner.slots.get(&id) {
+            Some((_, expires)) if *expires <= now => inner.remove(id),
+            Some((slot, _)) => {
+                replaceable(slot)?;
+                inner.remove(id);
+            }
+            None if inner.slots.len() >= self.max_tasks => {
+                inner.prune(now);
+                if inner.slots.len() >= self.max_tasks {
+                    return Err(StateError::Full("task store"));
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -119,49 +164,46 @@ impl TaskStore for MemoryTaskStore {
     async fn put(&self, task: &TaskRecord, ttl: Duration) -> Result<(), StateError> {
         let now = self.clock.now();
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        match inner.tasks.get(&task.id) {
-            Some((existing, expires)) if *expires > now && existing.owner != task.owner => {
-                return Err(not_yours());
-            }
-            Some(_) => inner.remove(task.id),
-            None if inner.tasks.len() >= self.max_tasks => {
-                inner.prune(now);
-                if inner.tasks.len() >= self.max_tasks {
-                    return Err(StateError::Full("task store"));
-                }
-            }
-            None => {}
-        }
-        let expires =
-            now.saturating_add(time::Duration::try_from(ttl).unwrap_or(time::Duration::MAX));
+        self.make_room(&mut inner, task.id, now, |slot| match slot {
+            Slot::Task(existing) if existing.owner == task.owner => Ok(()),
+            Slot::Task(_) => Err(not_yours()),
+            Slot::Discarded => Err(discarded()),
+        })?;
         inner
             .by_owner
             .entry(task.owner.clone())
             .or_default()
             .insert((micros(task.status_time), task.id));
-        inner.tasks.insert(task.id, (task.clone(), expires));
+        inner
+            .slots
+            .insert(task.id, (Slot::Task(task.clone()), expiry(now, ttl)));
         Ok(())
     }
 
     async fn get(&self, owner: &str, id: Uuid) -> Result<Option<TaskRecord>, StateError> {
         let now = self.clock.now();
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(inner
-            .tasks
-            .get(&id)
-            .filter(|(task, expires)| *expires > now && task.owner == owner)
-            .map(|(task, _)| task.clone()))
+        Ok(match inner.slots.get(&id) {
+            Some((Slot::Task(task), expires)) if *expires > now && task.owner == owner => {
+                Some(task.clone())
+            }
+            _ => None,
+        })
     }
 
-    /// In memory a write is never left in flight: removing the task is enough.
-    async fn discard(&self, owner: &str, id: Uuid, _ttl: Duration) -> Result<(), StateError> {
+    /// The tombstone keeps the contract the same as on the other backends. In memory no write
+    /// is ever left in flight, though: when the store is full, none is needed (and the discard
+    /// is not refused, which would only have it retried).
+    async fn discard(&self, owner: &str, id: Uuid, ttl: Duration) -> Result<(), StateError> {
+        let now = self.clock.now();
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if inner
-            .tasks
-            .get(&id)
-            .is_some_and(|(task, _)| task.owner == owner)
-        {
-            inner.remove(id);
+        let room = self.make_room(&mut inner, id, now, |slot| match slot {
+            Slot::Task(task) if task.owner != owner => Err(not_yours()),
+            _ => Ok(()),
+        });
+        // Refused: another owner's task, left alone, or a full store, where none is needed.
+        if room.is_ok() {
+            inner.slots.insert(id, (Slot::Discarded, expiry(now, ttl)));
         }
         Ok(())
     }
@@ -180,9 +222,10 @@ impl TaskStore for MemoryTaskStore {
             .iter()
             .rev()
             .filter(|position| upper.is_none_or(|bound| **position < bound))
-            .filter_map(|(_, id)| inner.tasks.get(id))
-            .filter(|(_, expires)| *expires > now)
-            .map(|(task, _)| task.clone())
+            .filter_map(|(_, id)| match inner.slots.get(id) {
+                Some((Slot::Task(task), expires)) if *expires > now => Some(task.clone()),
+                _ => None,
+            })
             .take(usize::try_from(page.limit()).unwrap_or(usize::MAX) + 1)
             .collect();
         Ok(Page::from_overfetch(rows, page.limit(), cursor_of))
@@ -280,7 +323,7 @@ impl TaskStore for RedisTaskStore {
             .await?;
         match stored {
             1 => Ok(()),
-            2 => Err(StateError::Invalid("this task was discarded".into())),
+            2 => Err(discarded()),
             _ => Err(not_yours()),
         }
     }
@@ -425,8 +468,7 @@ impl TaskStore for DbTaskStore {
             context_id: task.context_id.clone(),
             status_time: task.status_time,
             document: task.document.to_string(),
-            expires_at: now
-                .saturating_add(time::Duration::try_from(ttl).unwrap_or(time::Duration::MAX)),
+            expires_at: expiry(now, ttl),
         };
         match self
             .store
@@ -436,7 +478,9 @@ impl TaskStore for DbTaskStore {
             .map_err(store_error)?
         {
             true => Ok(()),
-            false => Err(not_yours()),
+            false => Err(StateError::Invalid(
+                "this task id belongs to another owner, or was discarded".into(),
+            )),
         }
     }
 
@@ -450,26 +494,14 @@ impl TaskStore for DbTaskStore {
         row.map(from_row).transpose()
     }
 
-    /// A database write is not left in flight once its call returns; the task, if it is there,
-    /// is made to expire now (the expiry job deletes it).
-    async fn discard(&self, owner: &str, id: Uuid, _ttl: Duration) -> Result<(), StateError> {
+    /// One statement: a write whose connection failed may still commit, before or after it.
+    async fn discard(&self, owner: &str, id: Uuid, ttl: Duration) -> Result<(), StateError> {
         let now = self.clock.now();
-        let Some(mut row) = self
-            .store
-            .tasks()
-            .get(owner, id, now)
-            .await
-            .map_err(store_error)?
-        else {
-            return Ok(());
-        };
-        row.expires_at = now;
         self.store
             .tasks()
-            .put(&row, now)
+            .discard(owner, id, now, expiry(now, ttl))
             .await
             .map_err(store_error)
-            .map(|_| ())
     }
 
     async fn list(&self, owner: &str, page: &PageRequest) -> Result<Page<TaskRecord>, StateError> {

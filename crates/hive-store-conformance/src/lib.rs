@@ -97,6 +97,7 @@ macro_rules! conformance_suite {
             prune_deletes_only_old_finished_runs,
             tasks_belong_to_their_owner_and_expire,
             tasks_page_newest_status_first,
+            a_discarded_task_refuses_a_late_write,
             setup_has_exactly_one_winner,
             users_round_trip_and_page,
             the_last_admin_is_guarded,
@@ -599,6 +600,52 @@ pub async fn tasks_belong_to_their_owner_and_expire(store: &dyn Store) {
             .unwrap(),
         1
     );
+}
+
+/// A discard replaces the task with a tombstone that neither reads nor lists, and that a late
+/// write (one that was still in flight) does not replace until it expires.
+pub async fn a_discarded_task_refuses_a_late_write(store: &dyn Store) {
+    let tasks = store.tasks();
+    // Before the tasks' own expiry (an hour after T0).
+    let until = T0 + Duration::minutes(30);
+    let page = PageRequest::first(10).unwrap();
+    let kept = task_row("alice", T0);
+    assert!(tasks.put(&kept, T0).await.unwrap());
+    tasks.discard("mallory", kept.id, T0, until).await.unwrap();
+    assert_eq!(
+        tasks.get("alice", kept.id, T0).await.unwrap(),
+        Some(kept.clone()),
+        "another owner's discard changes nothing"
+    );
+
+    let landed = task_row("alice", T0);
+    assert!(tasks.put(&landed, T0).await.unwrap());
+    tasks.discard("alice", landed.id, T0, until).await.unwrap();
+    assert_eq!(tasks.get("alice", landed.id, T0).await.unwrap(), None);
+    assert!(
+        !tasks.put(&landed, T0).await.unwrap(),
+        "the write landing after the discard"
+    );
+
+    let late = task_row("alice", T0);
+    tasks.discard("alice", late.id, T0, until).await.unwrap();
+    assert!(
+        !tasks.put(&late, T0).await.unwrap(),
+        "a discard ahead of its write"
+    );
+    let mut other = late.clone();
+    other.owner = "mallory".to_owned();
+    assert!(!tasks.put(&other, T0).await.unwrap());
+    assert_eq!(tasks.get("alice", late.id, T0).await.unwrap(), None);
+    assert_eq!(
+        tasks.list("alice", &page, T0).await.unwrap().items,
+        vec![kept]
+    );
+
+    // Once the tombstone expires, the id is free again and the tombstone is pruned.
+    let later = until + Duration::seconds(1);
+    assert_eq!(tasks.prune_expired(later).await.unwrap(), 2);
+    assert!(tasks.put(&late, later).await.unwrap());
 }
 
 pub async fn tasks_page_newest_status_first(store: &dyn Store) {

@@ -20,8 +20,20 @@ pub struct TaskRow {
 #[async_trait]
 pub trait TaskRepo: Send + Sync {
     /// Inserts or replaces a task. `Ok(false)` when the id is held, unexpired, by another owner
-    /// (nothing is changed then).
+    /// or by a discarded task (nothing is changed then).
     async fn put(&self, task: &TaskRow, now: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Discards `owner`'s task `id`, in one statement: the task (if any, or an expired one of
+    /// anyone's) becomes a tombstone until `until`, which [`Self::put`] does not overwrite, so
+    /// a write that was still in flight cannot bring the task back. Another owner's unexpired
+    /// task is left alone. A tombstone is never read nor listed, and is pruned once expired.
+    async fn discard(
+        &self,
+        owner: &str,
+        id: Uuid,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 
     /// The task if it is `owner`'s and not expired at `now`.
     async fn get(

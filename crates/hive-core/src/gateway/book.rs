@@ -6,14 +6,16 @@
 //! then reads the stored task (with its sequence number) misses nothing and sees nothing
 //! twice: it forwards only the events numbered after what it read.
 
+use super::discards::{self, Discards};
+use super::{GatewayError, Refused};
 use crate::agents::conformance;
+use crate::kernel::log_gate::LogGate;
 use hive_a2a::error::{ErrorCode, RpcError};
 use hive_a2a::v1::{StreamResponse, Task, TaskState};
 use hive_proto::SharedClock;
 use hive_state::{StateError, TaskEvent, TaskEvents, TaskRecord, TaskStore};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
@@ -72,42 +74,77 @@ pub(crate) struct TaskBook {
     running: Mutex<HashMap<Uuid, CancellationToken>>,
     /// Told of every change of a task's status, for its push-notification configs.
     push: Arc<crate::gateway::push::PushConfigs>,
-    /// Discards of never-acknowledged first writes still being retried.
-    discarding: Arc<AtomicUsize>,
+    /// The undoing of first writes that were not acknowledged.
+    discards: Discards,
+    failures: Failures,
 }
 
-/// A failure of the task store, for the caller: an outage (the store did not answer, or is
-/// full) is [`super::unavailable`] — answered 503 with `Retry-After` — anything else an
-/// internal error. Logged at most once per [`OUTAGE_LOG_EVERY`] per kind, with how many
-/// failures went unlogged, so an outage does not flood the log.
-fn store_failed(what: &'static str, error: &StateError) -> RpcError {
-    if let Some(suppressed) = outage_log().admit(what, std::time::Instant::now()) {
-        tracing::error!(what, suppressed, "a2a: the task store failed");
-    }
-    match error {
-        StateError::Unavailable(_) | StateError::Full(_) => super::unavailable(),
-        StateError::Invalid(_) => {
-            ErrorCode::InternalError.with_message("the task store failed; try again")
+/// How often a failure of one kind is logged (with how many went unlogged meanwhile), so that
+/// an outage does not flood the log.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The failures of the book, for the caller and the log. An outage of the task store (it did
+/// not answer, or is full) refuses the whole call ([`GatewayError::Unavailable`]: 503 with
+/// `Retry-After`); anything else is an internal error of the call. An outage is logged on a
+/// gate of its own, so that it cannot hide a task that does not encode or decode (a bug, not an
+/// outage), nor a write the store refused. Lines carry the store's error, whose text names
+/// no key, value or task content ([`StateError`]), and never a task's document.
+#[derive(Debug)]
+pub(crate) struct Failures {
+    outage: LogGate,
+    other: LogGate,
+}
+
+impl Default for Failures {
+    fn default() -> Self {
+        Self {
+            outage: LogGate::new(FAILURE_LOG_EVERY),
+            other: LogGate::new(FAILURE_LOG_EVERY),
         }
     }
 }
 
-fn internal(what: &'static str) -> RpcError {
-    store_failed(what, &StateError::Invalid(String::new()))
+impl Failures {
+    /// A failure of the task store while doing `what`.
+    pub fn store(&self, what: &'static str, error: &StateError) -> Refused {
+        let now = std::time::Instant::now();
+        match error {
+            StateError::Unavailable(_) | StateError::Full(_) => {
+                if let Some(suppressed) = self.outage.admit(what, now) {
+                    tracing::error!(what, %error, suppressed, "a2a: the task store is unavailable");
+                }
+                Refused::Gateway(GatewayError::Unavailable)
+            }
+            StateError::Invalid(_) => {
+                if let Some(suppressed) = self.other.admit(what, now) {
+                    tracing::error!(what, %error, suppressed, "a2a: the task store refused");
+                }
+                Refused::Rpc(
+                    ErrorCode::InternalError.with_message("the task store failed; try again"),
+                )
+            }
+        }
+    }
+
+    /// A task that could not be encoded or decoded (`what`), `why` in words that quote none of
+    /// it.
+    pub fn corrupt(&self, what: &'static str, task_id: Uuid, why: &str) -> Refused {
+        if let Some(suppressed) = self.other.admit(what, std::time::Instant::now()) {
+            tracing::error!(what, %task_id, why, suppressed, "a2a: a task could not be encoded or decoded");
+        }
+        Refused::Rpc(super::internal())
+    }
 }
 
-/// How often a failure of one kind is logged during an outage.
-const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(10);
-
-fn outage_log() -> &'static crate::kernel::log_gate::LogGate {
-    static GATE: std::sync::OnceLock<crate::kernel::log_gate::LogGate> = std::sync::OnceLock::new();
-    GATE.get_or_init(|| crate::kernel::log_gate::LogGate::new(OUTAGE_LOG_EVERY))
+/// Where a JSON error is in a document, without any of its text (which may quote the document).
+fn json_position(error: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {} column {}",
+        error.classify(),
+        error.line(),
+        error.column()
+    )
 }
-
-/// Attempts to discard a task whose first write timed out, before giving up.
-const DISCARD_ATTEMPTS: u32 = 1200;
-/// Discards being retried at once, at most; past that a failed first write is only logged.
-const MAX_DISCARDS: usize = 10_000;
 
 impl TaskBook {
     pub fn new(
@@ -117,6 +154,7 @@ impl TaskBook {
         ttl: Duration,
         push: Arc<crate::gateway::push::PushConfigs>,
     ) -> Self {
+        let discards = Discards::new(Arc::clone(&tasks), ttl, discards::Limits::default());
         Self {
             tasks,
             events,
@@ -124,12 +162,13 @@ impl TaskBook {
             ttl,
             running: Mutex::new(HashMap::new()),
             push,
-            discarding: Arc::default(),
+            discards,
+            failures: Failures::default(),
         }
     }
 
     /// The caller's task with this id; any other (another's, malformed, expired) is none.
-    pub async fn load(&self, owner: &str, id: &str) -> Result<Option<Entry>, RpcError> {
+    pub async fn load(&self, owner: &str, id: &str) -> Result<Option<Entry>, Refused> {
         let Ok(id) = Uuid::parse_str(id) else {
             return Ok(None);
         };
@@ -137,11 +176,11 @@ impl TaskBook {
             .tasks
             .get(owner, id)
             .await
-            .map_err(|error| store_failed("get", &error))?
+            .map_err(|error| self.failures.store("get", &error))?
         else {
             return Ok(None);
         };
-        Ok(Some(entry_of(record)?))
+        Ok(Some(self.entry_of(record)?))
     }
 
     /// The caller's tasks, newest status first.
@@ -149,46 +188,73 @@ impl TaskBook {
         &self,
         owner: &str,
         page: &hive_store::PageRequest,
-    ) -> Result<(Vec<Entry>, Option<String>), RpcError> {
+    ) -> Result<(Vec<Entry>, Option<String>), Refused> {
         let page = self
             .tasks
             .list(owner, page)
             .await
-            .map_err(|error| store_failed("list", &error))?;
+            .map_err(|error| self.failures.store("list", &error))?;
         let entries = page
             .items
             .into_iter()
-            .map(entry_of)
+            .map(|record| self.entry_of(record))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((entries, page.next_cursor))
     }
 
-    pub async fn save(&self, entry: &Entry) -> Result<(), RpcError> {
+    pub async fn save(&self, entry: &Entry) -> Result<(), Refused> {
+        let document = serde_json::to_value(&entry.stored).map_err(|error| {
+            self.failures
+                .corrupt("encode", entry.id, &json_position(&error))
+        })?;
         let record = TaskRecord {
             id: entry.id,
             owner: entry.owner.clone(),
             agent_id: entry.agent_id.to_string(),
             context_id: entry.stored.task.context_id.clone(),
             status_time: self.clock.now(),
-            document: serde_json::to_value(&entry.stored).map_err(|_| internal("encode"))?,
+            document,
         };
         self.tasks
             .put(&record, self.ttl)
             .await
-            .map_err(|error| store_failed("put", &error))
+            .map_err(|error| self.failures.store("put", &error))
+    }
+
+    fn entry_of(&self, record: TaskRecord) -> Result<Entry, Refused> {
+        let stored: StoredTask = serde_json::from_value(record.document).map_err(|error| {
+            self.failures
+                .corrupt("decode", record.id, &json_position(&error))
+        })?;
+        let agent_id = Uuid::parse_str(&record.agent_id).map_err(|_| {
+            self.failures
+                .corrupt("agent id", record.id, "the agent id is not a UUID")
+        })?;
+        Ok(Entry {
+            id: record.id,
+            owner: record.owner,
+            agent_id,
+            stored,
+        })
     }
 
     /// Applies `event` to the task (its timestamps stamped now), stores it, then publishes it.
-    /// The first write of a new task that fails is undone (see [`Self::discard`]): the call
-    /// that made it is refused, so the task must not appear later.
-    pub async fn advance(&self, entry: &mut Entry, mut event: StreamResponse) -> StreamItem {
+    /// The first write of a new task that fails is undone ([`Discards`]): the call that made
+    /// it is refused, so the task must not appear later, even if the write was only delayed (a
+    /// Redis write that timed out is still queued on the connection, and runs when a frozen
+    /// server resumes).
+    pub async fn advance(
+        &self,
+        entry: &mut Entry,
+        mut event: StreamResponse,
+    ) -> Result<StreamResponse, Refused> {
         self.stamp(&mut event);
         conformance::apply(&mut entry.stored.task, &event);
         let creating = entry.stored.seq == 0;
         entry.stored.seq += 1;
         if let Err(error) = self.save(entry).await {
             if creating {
-                self.discard(entry);
+                self.discards.discard(&entry.owner, entry.id);
             }
             return Err(error);
         }
@@ -200,36 +266,6 @@ impl TaskBook {
             self.push.notify(&entry.owner, &entry.stored.task);
         }
         Ok(event)
-    }
-
-    /// Undoes the first write of a new task that was not acknowledged. A Redis write that timed
-    /// out is still queued on the connection and runs when Redis answers again (a frozen server
-    /// resumes, say); the discard, retried until it is acknowledged, runs after it — or first,
-    /// and then its tombstone refuses the late write. A retry follows a timed-out attempt at
-    /// once, so that one is always queued behind the write; other failures wait a little.
-    fn discard(&self, entry: &Entry) {
-        if self.discarding.fetch_add(1, Ordering::Relaxed) >= MAX_DISCARDS {
-            self.discarding.fetch_sub(1, Ordering::Relaxed);
-            tracing::error!(task_id = %entry.id, "a2a: too many tasks to discard; one may remain");
-            return;
-        }
-        let (tasks, ttl, discarding) = (
-            Arc::clone(&self.tasks),
-            self.ttl,
-            Arc::clone(&self.discarding),
-        );
-        let (owner, id) = (entry.owner.clone(), entry.id);
-        tokio::spawn(async move {
-            for _ in 0..DISCARD_ATTEMPTS {
-                let started = std::time::Instant::now();
-                match tasks.discard(&owner, id, ttl).await {
-                    Ok(()) | Err(StateError::Invalid(_)) => break,
-                    Err(_) if started.elapsed() >= Duration::from_millis(250) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-                }
-            }
-            discarding.fetch_sub(1, Ordering::Relaxed);
-        });
     }
 
     async fn publish(&self, task_id: Uuid, seq: u64, event: &StreamResponse) {
@@ -244,11 +280,14 @@ impl TaskBook {
                 event,
             })
             .await;
-        if published.is_err()
-            && let Some(suppressed) = outage_log().admit("publish", std::time::Instant::now())
+        if let Err(error) = published
+            && let Some(suppressed) = self
+                .failures
+                .outage
+                .admit("publish", std::time::Instant::now())
         {
             // The change is stored; subscribers on other replicas see it when they read it.
-            tracing::warn!(%task_id, suppressed, "a2a: a task event was not published");
+            tracing::warn!(%task_id, %error, suppressed, "a2a: a task event was not published");
         }
     }
 
@@ -407,18 +446,6 @@ pub(crate) fn is_cancel_request(event: &TaskEvent) -> bool {
     event.seq == 0 && event.event.get(CANCEL_REQUEST).is_some()
 }
 
-fn entry_of(record: TaskRecord) -> Result<Entry, RpcError> {
-    let stored: StoredTask =
-        serde_json::from_value(record.document).map_err(|_| internal("decode"))?;
-    let agent_id = Uuid::parse_str(&record.agent_id).map_err(|_| internal("agent id"))?;
-    Ok(Entry {
-        id: record.id,
-        owner: record.owner,
-        agent_id,
-        stored,
-    })
-}
-
 /// The task as a caller asked for it: the last `history_length` messages (unset: all; 0:
 /// none), artifacts only if `with_artifacts`.
 pub(crate) fn shaped(
@@ -441,4 +468,114 @@ pub(crate) fn shaped(
         task.artifacts.clear();
     }
     Ok(task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A subscriber that keeps each event's fields as one line of text.
+    #[derive(Default, Clone)]
+    struct Lines(Arc<Mutex<Vec<String>>>);
+
+    impl tracing::Subscriber for Lines {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            struct Text(String);
+            impl tracing::field::Visit for Text {
+                fn record_debug(
+                    &mut self,
+                    field: &tracing::field::Field,
+                    value: &dyn std::fmt::Debug,
+                ) {
+                    self.0.push_str(&format!("{}={value:?} ", field.name()));
+                }
+            }
+            let mut text = Text(String::new());
+            event.record(&mut text);
+            self.0.lock().unwrap().push(text.0);
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    fn logged(run: impl FnOnce()) -> Vec<String> {
+        let lines = Lines::default();
+        tracing::subscriber::with_default(lines.clone(), run);
+        lines.0.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn an_outage_refuses_the_call_and_is_logged_with_its_error_once_a_period() {
+        let failures = Failures::default();
+        let mut refusals = Vec::new();
+        let lines = logged(|| {
+            for _ in 0..3 {
+                refusals.push(
+                    failures.store("put", &StateError::Unavailable("redis: timed out".into())),
+                );
+            }
+            refusals.push(failures.store("list", &StateError::Full("task store")));
+        });
+        assert!(
+            refusals
+                .iter()
+                .all(|refused| matches!(refused, Refused::Gateway(GatewayError::Unavailable))),
+            "{refusals:?}"
+        );
+        assert_eq!(lines.len(), 2, "one line per kind: {lines:?}");
+        assert!(lines[0].contains("redis: timed out"), "{lines:?}");
+        assert!(
+            lines[1].contains("shared state full: task store"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_task_that_does_not_decode_is_an_internal_error_logged_apart_from_an_outage() {
+        let failures = Failures::default();
+        let task_id = Uuid::new_v4();
+        let undecodable = serde_json::from_value::<StoredTask>(serde_json::json!({
+            "task": "a message the caller wrote", "seq": 1
+        }))
+        .unwrap_err();
+        let mut refusals = Vec::new();
+        let lines = logged(|| {
+            refusals
+                .push(failures.store("get", &StateError::Unavailable("redis: timed out".into())));
+            refusals.push(failures.corrupt("decode", task_id, &json_position(&undecodable)));
+            refusals.push(failures.store(
+                "put",
+                &StateError::Invalid("this task id belongs to another owner".into()),
+            ));
+        });
+        assert!(matches!(refusals[1], Refused::Rpc(ref error) if error.code == -32603));
+        assert!(matches!(refusals[2], Refused::Rpc(ref error) if error.code == -32603));
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(
+            lines[1].contains("could not be encoded or decoded"),
+            "{lines:?}"
+        );
+        assert!(lines[1].contains(&task_id.to_string()), "{lines:?}");
+        assert!(lines[1].contains("Data error at line"), "{lines:?}");
+        assert!(
+            !lines[1].contains("the caller wrote"),
+            "no task content: {lines:?}"
+        );
+        assert!(lines[2].contains("belongs to another owner"), "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .all(|line| !line.contains("the task store failed")),
+            "{lines:?}"
+        );
+    }
 }

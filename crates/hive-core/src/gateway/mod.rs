@@ -9,6 +9,7 @@
 mod book;
 mod card;
 pub mod conversations;
+mod discards;
 mod llm_agent;
 mod local;
 pub mod push;
@@ -270,13 +271,6 @@ impl Gateway {
                 &mut agent_seen,
             )
             .await;
-        // A call that failed because a store is down is refused as a whole (503).
-        let reply = match reply {
-            Ok(Reply::Unary(result)) if result.as_ref().as_ref().is_err_and(is_unavailable) => {
-                Err(GatewayError::Unavailable)
-            }
-            other => other,
-        };
         let outcome = match &reply {
             Ok(Reply::Unary(result)) if result.is_ok() => "ok",
             Ok(Reply::Unary(_)) => "error",
@@ -333,7 +327,6 @@ impl Gateway {
     ) -> Result<Reply, GatewayError> {
         let caller = ctx.caller;
         let owner = ctx.owner.clone();
-        let unary = |result: Result<Outcome, RpcError>| Ok(Reply::Unary(Box::new(result)));
         match request.call {
             Call::SendMessage(send) => self.send(ctx, target, send, false, agent_seen).await,
             Call::SendStreamingMessage(send) => {
@@ -348,8 +341,9 @@ impl Gateway {
                     Err(error) => Err(error),
                 };
                 unary(
-                    task.and_then(|task| shaped(task, get.history_length, true))
-                        .map(Outcome::Task),
+                    task.and_then(|task| {
+                        Ok(Outcome::Task(shaped(task, get.history_length, true)?))
+                    }),
                 )
             }
             Call::ListTasks(list) => unary(self.list(&owner, target, list).await),
@@ -361,8 +355,7 @@ impl Gateway {
             Call::SubscribeToTask(subscribe) => {
                 match self.subscribe(ctx, target, &subscribe.id, agent_seen).await {
                     Ok(stream) => Ok(Reply::Stream(stream)),
-                    Err(Refused::Rpc(error)) => unary(Err(error)),
-                    Err(Refused::Gateway(error)) => Err(error),
+                    Err(refused) => failed(refused),
                 }
             }
             call @ (Call::CreateTaskPushNotificationConfig(_)
@@ -374,7 +367,8 @@ impl Gateway {
             Call::GetExtendedAgentCard(_) => unary(
                 self.extended_card(caller, target, request.version)
                     .await
-                    .map(|card| Outcome::AgentCard(Box::new(card))),
+                    .map(|card| Outcome::AgentCard(Box::new(card)))
+                    .map_err(Refused::Rpc),
             ),
         }
     }
@@ -406,7 +400,7 @@ impl Gateway {
         target: Target,
         id: &str,
         agent_seen: &mut Option<Uuid>,
-    ) -> Result<Entry, RpcError> {
+    ) -> Result<Entry, Refused> {
         let entry = self.book.load(owner, id).await?;
         let entry = entry.filter(|entry| match target {
             Target::Instance => true,
@@ -424,7 +418,7 @@ impl Gateway {
         caller: &Caller,
         target: Target,
         send: &SendMessageRequest,
-    ) -> Result<AgentRow, RpcError> {
+    ) -> Result<AgentRow, Refused> {
         let unknown = || {
             ErrorCode::InvalidParams.with_message(
                 "no such agent: name one of the agent card's skills in metadata.skill",
@@ -442,9 +436,11 @@ impl Gateway {
                     .map(str::to_owned)
                     .or_else(|| self.settings.default_agent.clone());
                 let Some(name) = named else {
-                    return Err(ErrorCode::InvalidParams.with_message(
-                        "no agent named: set metadata.skill to one of the agent card's skills",
-                    ));
+                    return Err(ErrorCode::InvalidParams
+                        .with_message(
+                            "no agent named: set metadata.skill to one of the agent card's skills",
+                        )
+                        .into());
                 };
                 self.find_agent(&name).await?
             }
@@ -454,12 +450,13 @@ impl Gateway {
             .ok_or_else(unknown)?;
         if agent.status != AgentStatus::Ready {
             return Err(ErrorCode::InternalError
-                .with_message(format!("the agent is not ready ({})", agent.status)));
+                .with_message(format!("the agent is not ready ({})", agent.status))
+                .into());
         }
         Ok(agent)
     }
 
-    async fn find_agent(&self, name_or_id: &str) -> Result<Option<AgentRow>, RpcError> {
+    async fn find_agent(&self, name_or_id: &str) -> Result<Option<AgentRow>, Refused> {
         let agents = self.store.agents();
         let found = match Uuid::parse_str(name_or_id) {
             Ok(id) => agents.get(id, None).await,
@@ -477,9 +474,8 @@ impl Gateway {
         agent_seen: &mut Option<Uuid>,
     ) -> Result<Reply, GatewayError> {
         let (caller, owner) = (ctx.caller, ctx.owner.as_str());
-        let answer = |error: RpcError| Ok(Reply::Unary(Box::new(Err(error))));
         if let Err(invalid) = send.message.validate() {
-            return answer(ErrorCode::InvalidParams.with_message(invalid.to_string()));
+            return failed(ErrorCode::InvalidParams.with_message(invalid.to_string()));
         }
         // A message on an existing task goes to that task's agent.
         let existing = if send.message.task_id.is_empty() {
@@ -490,24 +486,24 @@ impl Gateway {
                 .await
             {
                 Ok(entry) => Some(entry),
-                Err(error) => return answer(error),
+                Err(error) => return failed(error),
             }
         };
         let agent = match &existing {
             Some(entry) => match self.store.agents().get(entry.agent_id, None).await {
                 Ok(Some(agent)) if agent.status == AgentStatus::Ready => agent,
                 Ok(Some(agent)) => {
-                    return answer(
+                    return failed(
                         ErrorCode::InternalError
                             .with_message(format!("the agent is not ready ({})", agent.status)),
                     );
                 }
-                Ok(None) => return answer(ErrorCode::TaskNotFound.error()),
-                Err(error) => return answer(store_error(error)),
+                Ok(None) => return failed(ErrorCode::TaskNotFound.error()),
+                Err(error) => return failed(store_error(error)),
             },
             None => match self.agent_for(caller, target, &send).await {
                 Ok(agent) => agent,
-                Err(error) => return answer(error),
+                Err(error) => return failed(error),
             },
         };
         *agent_seen = Some(agent.id);
@@ -584,16 +580,15 @@ impl Gateway {
         existing: Option<Entry>,
         streaming: bool,
     ) -> Result<Reply, GatewayError> {
-        let answer = |error: RpcError| Ok(Reply::Unary(Box::new(Err(error))));
         let agent_message_id = Uuid::new_v4().to_string();
         let (entry, script) = match existing {
             Some(entry) => {
                 if entry.stored.running {
-                    return answer(still_working());
+                    return failed(still_working());
                 }
                 match conformance::follow_up(&entry.stored.task, &send.message, &agent_message_id) {
                     Ok(script) => (entry, script),
-                    Err(error) => return answer(error),
+                    Err(error) => return failed(error),
                 }
             }
             None => {
@@ -632,7 +627,7 @@ impl Gateway {
         };
         let mut steps = script.into_steps().into_iter();
         let Some(first) = steps.next() else {
-            return answer(internal());
+            return failed(internal());
         };
         let run = LocalRun {
             entry,
@@ -650,20 +645,19 @@ impl Gateway {
         existing: Option<Entry>,
         streaming: bool,
     ) -> Result<Reply, GatewayError> {
-        let answer = |error: RpcError| Ok(Reply::Unary(Box::new(Err(error))));
         let Ok(settings) = serde_json::from_str::<crate::agents::LlmSettings>(&agent.runtime)
         else {
-            return answer(internal());
+            return failed(internal());
         };
         self.within_token_budget(agent).await?;
         let owner = ctx.owner.as_str();
         let (mut entry, earlier) = match existing {
             Some(entry) => {
                 if entry.stored.running {
-                    return answer(still_working());
+                    return failed(still_working());
                 }
                 if entry.stored.task.status.state.is_terminal() {
-                    return answer(ErrorCode::UnsupportedOperation.with_message(
+                    return failed(ErrorCode::UnsupportedOperation.with_message(
                         "The task is in a terminal state and accepts no more messages",
                     ));
                 }
@@ -783,7 +777,6 @@ impl Gateway {
         run: LocalRun,
         streaming: bool,
     ) -> Result<Reply, GatewayError> {
-        let answer = |error: RpcError| Ok(Reply::Unary(Box::new(Err(error))));
         let configuration = send.configuration.clone().unwrap_or_default();
         let LocalRun {
             mut entry,
@@ -792,11 +785,11 @@ impl Gateway {
         } = run;
         let permit = self.slot(agent)?;
         let Some(cancel) = self.book.claim(entry.id) else {
-            return answer(still_working());
+            return failed(still_working());
         };
         if let Err(error) = self.attach_push(owner, entry.id, send).await {
             self.book.release(entry.id);
-            return answer(error);
+            return failed(error);
         }
         entry.stored.running = true;
         let events = self.book.subscribe(entry.id);
@@ -804,7 +797,7 @@ impl Gateway {
             Ok(event) => event,
             Err(error) => {
                 self.book.release(entry.id);
-                return answer(error);
+                return failed(error);
             }
         };
         let task_id = entry.id;
@@ -838,11 +831,12 @@ impl Gateway {
         }
         let result = match self.book.load(owner, &task_id.to_string()).await {
             Ok(Some(entry)) => shaped(entry.stored.task, configuration.history_length, true)
-                .map(|task| Outcome::SendMessage(v1::SendMessageResponse::Task(task))),
-            Ok(None) => Err(ErrorCode::TaskNotFound.error()),
-            Err(error) => Err(error),
+                .map(|task| Outcome::SendMessage(v1::SendMessageResponse::Task(task)))
+                .map_err(Refused::Rpc),
+            Ok(None) => Err(ErrorCode::TaskNotFound.error().into()),
+            Err(refused) => Err(refused),
         };
-        Ok(Reply::Unary(Box::new(result)))
+        unary(result)
     }
 
     /// Waits until the task is terminal or interrupted, or `timeout` passes.
@@ -871,13 +865,14 @@ impl Gateway {
         owner: &str,
         target: Target,
         list: v1::ListTasksRequest,
-    ) -> Result<Outcome, RpcError> {
+    ) -> Result<Outcome, Refused> {
         let size = match list.page_size {
             None => DEFAULT_PAGE_SIZE,
             Some(n) if (1..=100).contains(&n) => u32::try_from(n).unwrap_or(DEFAULT_PAGE_SIZE),
             Some(_) => {
                 return Err(ErrorCode::InvalidParams
-                    .with_message(format!("pageSize must be from 1 to {MAX_PAGE_SIZE}")));
+                    .with_message(format!("pageSize must be from 1 to {MAX_PAGE_SIZE}"))
+                    .into());
             }
         };
         let cursor = (!list.page_token.is_empty()).then_some(list.page_token.as_str());
@@ -917,11 +912,11 @@ impl Gateway {
         target: Target,
         id: &str,
         agent_seen: &mut Option<Uuid>,
-    ) -> Result<Task, RpcError> {
+    ) -> Result<Task, Refused> {
         let owner = ctx.owner.as_str();
         let entry = self.task_of(owner, target, id, agent_seen).await?;
         if !conformance::is_cancelable(entry.stored.task.status.state) {
-            return Err(ErrorCode::TaskNotCancelable.error());
+            return Err(ErrorCode::TaskNotCancelable.error().into());
         }
         if entry.stored.upstream.is_some() {
             return self.cancel_remote(ctx, entry).await;
@@ -949,7 +944,7 @@ impl Gateway {
         self.cancel_stored(entry).await
     }
 
-    async fn cancel_stored(&self, mut entry: Entry) -> Result<Task, RpcError> {
+    async fn cancel_stored(&self, mut entry: Entry) -> Result<Task, Refused> {
         let canceled = conformance::cancel(&entry.stored.task)?;
         entry.stored.running = false;
         self.book
@@ -1000,9 +995,10 @@ impl Gateway {
     }
 }
 
-/// Why a call that is not a message was not answered with a result: a JSON-RPC error, or a
-/// refusal of the whole call (busy, unavailable).
-enum Refused {
+/// Why a call was not answered with a result: a JSON-RPC error of the call, or a refusal of
+/// the whole call (busy, or a store Hive depends on is unavailable), answered at the HTTP level.
+#[derive(Debug)]
+pub(crate) enum Refused {
     Rpc(RpcError),
     Gateway(GatewayError),
 }
@@ -1010,6 +1006,41 @@ enum Refused {
 impl From<RpcError> for Refused {
     fn from(error: RpcError) -> Self {
         Self::Rpc(error)
+    }
+}
+
+impl From<GatewayError> for Refused {
+    fn from(error: GatewayError) -> Self {
+        Self::Gateway(error)
+    }
+}
+
+impl Refused {
+    /// The error that ends a stream already answered (its HTTP status is sent): a refusal of
+    /// the whole call is told in JSON-RPC terms there.
+    pub(crate) fn into_stream_error(self) -> RpcError {
+        match self {
+            Self::Rpc(error) => error,
+            Self::Gateway(GatewayError::Unavailable) => unavailable(),
+            Self::Gateway(GatewayError::Throttled { retry_after }) => ErrorCode::InternalError
+                .with_message(format!("the agent is busy; retry in {retry_after} s")),
+        }
+    }
+}
+
+/// The answer to a call that is not a stream.
+fn unary(result: Result<Outcome, Refused>) -> Result<Reply, GatewayError> {
+    match result {
+        Ok(outcome) => Ok(Reply::Unary(Box::new(Ok(outcome)))),
+        Err(refused) => failed(refused),
+    }
+}
+
+/// The answer to a call that failed: a JSON-RPC error, or the refusal of the whole call.
+fn failed(error: impl Into<Refused>) -> Result<Reply, GatewayError> {
+    match error.into() {
+        Refused::Rpc(error) => Ok(Reply::Unary(Box::new(Err(error)))),
+        Refused::Gateway(error) => Err(error),
     }
 }
 
@@ -1067,13 +1098,13 @@ impl Gateway {
         target: Target,
         call: Call,
         agent_seen: &mut Option<Uuid>,
-    ) -> Result<Outcome, RpcError> {
+    ) -> Result<Outcome, Refused> {
         let task_id = match &call {
             Call::CreateTaskPushNotificationConfig(config) => &config.task_id,
             Call::GetTaskPushNotificationConfig(reference)
             | Call::DeleteTaskPushNotificationConfig(reference) => &reference.task_id,
             Call::ListTaskPushNotificationConfigs(list) => &list.task_id,
-            _ => return Err(ErrorCode::MethodNotFound.error()),
+            _ => return Err(ErrorCode::MethodNotFound.error().into()),
         };
         let task = self.task_of(owner, target, task_id, agent_seen).await?.id;
         let push = &self.push;
@@ -1099,9 +1130,9 @@ impl Gateway {
                     Err(error) => Err(error),
                 }
             }
-            _ => return Err(ErrorCode::MethodNotFound.error()),
+            _ => return Err(ErrorCode::MethodNotFound.error().into()),
         };
-        done.map_err(push_error)
+        Ok(done.map_err(push_error)?)
     }
 }
 
@@ -1158,25 +1189,20 @@ fn internal() -> RpcError {
 /// `a2a-protocol.org`).
 pub const ERROR_DOMAIN: &str = "hive";
 
-/// The `ErrorInfo` reason of [`unavailable`].
-const UNAVAILABLE_REASON: &str = "SERVICE_UNAVAILABLE";
-
-/// A store Hive depends on (the task store, the database) is down: the call is refused as a
-/// whole ([`GatewayError::Unavailable`], HTTP 503 with `Retry-After`), not answered 200.
+/// A store Hive depends on went down while a stream was being answered (a call is refused as
+/// a whole before: [`GatewayError::Unavailable`], HTTP 503 with `Retry-After`, whose JSON-RPC
+/// error is this one too): the error that ends the stream, with the `ErrorInfo` reason of that
+/// refusal.
 pub fn unavailable() -> RpcError {
     ErrorCode::InternalError
         .with_message("a store Hive depends on is unavailable; retry shortly")
-        .with_detail(UNAVAILABLE_REASON, ERROR_DOMAIN, serde_json::Map::new())
+        .with_detail("SERVICE_UNAVAILABLE", ERROR_DOMAIN, serde_json::Map::new())
 }
 
-/// A failure of the database: [`unavailable`] when it cannot be reached.
-fn store_error(error: hive_store::StoreError) -> RpcError {
+/// A failure of the database: the whole call is refused when it cannot be reached.
+fn store_error(error: hive_store::StoreError) -> Refused {
     match error {
-        hive_store::StoreError::Unavailable(_) => unavailable(),
-        _ => internal(),
+        hive_store::StoreError::Unavailable(_) => Refused::Gateway(GatewayError::Unavailable),
+        _ => Refused::Rpc(internal()),
     }
-}
-
-fn is_unavailable(error: &RpcError) -> bool {
-    error.error_info_reason() == Some(UNAVAILABLE_REASON)
 }

@@ -5,7 +5,7 @@
 //! from the caller, the agent and the caller's context id.
 
 use super::book::{Entry, StoredTask, TaskBook, Upstream, ends_stream, shaped};
-use super::{Ctx, GatewayError, Reply, StreamItem};
+use super::{Ctx, GatewayError, Refused, Reply, StreamItem, failed, unary};
 use crate::agents::RemoteSettings;
 use crate::agents::lifecycle::bearer_credential;
 use crate::kernel::egress::{Egress, Purpose};
@@ -174,7 +174,11 @@ impl super::Gateway {
         )
         .await
         .map_err(|why| ErrorCode::InternalError.with_message(format!("the agent's {why}")))?;
-        let scrub = Scrubber::of_authorization(authorization.as_ref());
+        // A credential that could not be cut out of the answers is not sent at all.
+        let scrub = Scrubber::of_authorization(authorization.as_ref()).ok_or_else(|| {
+            ErrorCode::InternalError
+                .with_message("the agent's credential is not text Hive can keep out of answers")
+        })?;
         let version = if settings.protocol_version == "1.0" {
             Version::V1_0
         } else {
@@ -198,13 +202,13 @@ impl super::Gateway {
         Ok(RemoteAgent { client, scrub })
     }
 
-    async fn agent_of(&self, entry: &Entry) -> Result<AgentRow, RpcError> {
+    async fn agent_of(&self, entry: &Entry) -> Result<AgentRow, Refused> {
         self.store
             .agents()
             .get(entry.agent_id, None)
             .await
-            .map_err(|_| super::internal())?
-            .ok_or_else(|| ErrorCode::TaskNotFound.error())
+            .map_err(super::store_error)?
+            .ok_or_else(|| ErrorCode::TaskNotFound.error().into())
     }
 
     pub(super) async fn send_remote(
@@ -215,10 +219,9 @@ impl super::Gateway {
         existing: Option<Entry>,
         streaming: bool,
     ) -> Result<Reply, GatewayError> {
-        let answer = |error: RpcError| Ok(Reply::Unary(Box::new(Err(error))));
         let client = match self.remote_client(ctx, agent).await {
             Ok(client) => client,
-            Err(error) => return answer(error),
+            Err(error) => return failed(error),
         };
         let history_length = send
             .configuration
@@ -228,10 +231,10 @@ impl super::Gateway {
         let (id, caller_context) = match &existing {
             Some(entry) => {
                 if entry.stored.running {
-                    return answer(super::still_working());
+                    return failed(super::still_working());
                 }
                 let Some(upstream) = &entry.stored.upstream else {
-                    return answer(super::internal());
+                    return failed(super::internal());
                 };
                 outgoing.message.task_id.clone_from(&upstream.task_id);
                 outgoing.message.context_id.clone_from(&upstream.context_id);
@@ -266,7 +269,7 @@ impl super::Gateway {
             metadata.remove(super::SKILL_METADATA_KEY);
         }
         if let Err(error) = self.attach_push(&ctx.owner, id, &outgoing).await {
-            return answer(error);
+            return failed(error);
         }
         // Push notifications are Hive's to send, not the upstream agent's.
         if let Some(configuration) = &mut outgoing.configuration {
@@ -297,7 +300,7 @@ impl super::Gateway {
         if streaming {
             let upstream = match client.stream(&Call::SendStreamingMessage(outgoing)).await {
                 Ok(upstream) => upstream,
-                Err(error) => return answer(error),
+                Err(error) => return failed(error),
             };
             let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
             let pump = Pump {
@@ -330,14 +333,15 @@ impl super::Gateway {
                 let event = StreamResponse::Task(task_to_caller(task, &ids));
                 match self.book.advance(&mut entry, event).await {
                     Ok(_) => shaped(entry.stored.task, history_length, true)
-                        .map(|task| Outcome::SendMessage(v1::SendMessageResponse::Task(task))),
-                    Err(error) => Err(error),
+                        .map(|task| Outcome::SendMessage(v1::SendMessageResponse::Task(task)))
+                        .map_err(Refused::Rpc),
+                    Err(refused) => Err(refused),
                 }
             }
-            Ok(_) => Err(ErrorCode::InvalidAgentResponse.error()),
-            Err(error) => Err(error),
+            Ok(_) => Err(ErrorCode::InvalidAgentResponse.error().into()),
+            Err(error) => Err(error.into()),
         };
-        Ok(Reply::Unary(Box::new(result)))
+        unary(result)
     }
 
     /// The task as the upstream agent has it now (stored for the next reader); the stored copy
@@ -347,7 +351,7 @@ impl super::Gateway {
         ctx: &Ctx<'_>,
         mut entry: Entry,
         history_length: Option<i32>,
-    ) -> Result<Task, RpcError> {
+    ) -> Result<Task, Refused> {
         let Some(upstream) = entry.stored.upstream.clone() else {
             return Ok(entry.stored.task);
         };
@@ -387,9 +391,9 @@ impl super::Gateway {
         &self,
         ctx: &Ctx<'_>,
         mut entry: Entry,
-    ) -> Result<Task, RpcError> {
+    ) -> Result<Task, Refused> {
         let Some(upstream) = entry.stored.upstream.clone() else {
-            return Err(super::internal());
+            return Err(super::internal().into());
         };
         let agent = self.agent_of(&entry).await?;
         let client = self.remote_client(ctx, &agent).await?;
@@ -398,7 +402,7 @@ impl super::Gateway {
             ..v1::CancelTaskRequest::default()
         };
         let Outcome::Task(task) = client.call(&Call::CancelTask(request)).await? else {
-            return Err(ErrorCode::InvalidAgentResponse.error());
+            return Err(ErrorCode::InvalidAgentResponse.error().into());
         };
         let task = task_to_caller(task, &ids_of(&entry));
         let update = crate::agents::conformance::status_update(&task);
@@ -411,7 +415,7 @@ impl super::Gateway {
         &self,
         ctx: &Ctx<'_>,
         entry: Entry,
-    ) -> Result<mpsc::Receiver<StreamItem>, super::Refused> {
+    ) -> Result<mpsc::Receiver<StreamItem>, Refused> {
         let Some(upstream) = entry.stored.upstream.clone() else {
             return Err(super::internal().into());
         };
@@ -422,7 +426,7 @@ impl super::Gateway {
         }
         let agent = self.agent_of(&entry).await?;
         // A place among the agent's concurrent tasks before anything is asked upstream.
-        let permit = self.slot(&agent).map_err(super::Refused::Gateway)?;
+        let permit = self.slot(&agent)?;
         let client = self.remote_client(ctx, &agent).await?;
         let call = Call::SubscribeToTask(v1::SubscribeToTaskRequest {
             id: upstream.task_id,
@@ -492,20 +496,36 @@ impl std::fmt::Debug for Scrubber {
 
 impl Scrubber {
     /// The secrets of an `Authorization` header: its whole value and its credential (what
-    /// follows the scheme), longest first so that the whole is replaced as one.
-    pub(crate) fn of_authorization(header: Option<&HeaderValue>) -> Self {
-        let Some(value) = header.and_then(|header| header.to_str().ok()) else {
-            return Self::default();
+    /// follows the scheme), longest first so that the whole is replaced as one. Read from the
+    /// header's bytes, which may be any UTF-8 (a secret is text, sent as is), and also as
+    /// ISO-8859-1, the way many HTTP servers hand a header to the agent's code. `None` when a
+    /// header is set but is not UTF-8: what the agent echoes of it could not be recognised.
+    pub(crate) fn of_authorization(header: Option<&HeaderValue>) -> Option<Self> {
+        let Some(header) = header else {
+            return Some(Self::default());
         };
-        let mut secrets = vec![Zeroizing::new(value.trim().to_owned())];
-        if let Some((_, credential)) = value.split_once(' ') {
-            secrets.push(Zeroizing::new(credential.trim().to_owned()));
+        let bytes = header.as_bytes();
+        let utf8 = std::str::from_utf8(bytes).ok()?;
+        let latin1: Zeroizing<String> =
+            Zeroizing::new(bytes.iter().copied().map(char::from).collect());
+        let mut secrets = Vec::new();
+        for value in [utf8, latin1.as_str()] {
+            secrets.push(Zeroizing::new(value.trim().to_owned()));
+            if let Some((_, credential)) = value.split_once(' ') {
+                secrets.push(Zeroizing::new(credential.trim().to_owned()));
+            }
         }
         secrets.retain(|secret| !secret.is_empty());
-        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
-        Self {
+        // Longest first; equal ones side by side, to be kept once.
+        secrets.sort_by(|a, b| {
+            b.len()
+                .cmp(&a.len())
+                .then_with(|| a.as_str().cmp(b.as_str()))
+        });
+        secrets.dedup();
+        Some(Self {
             secrets: Arc::new(secrets),
-        }
+        })
     }
 
     fn text(&self, text: &mut String) {
@@ -647,7 +667,11 @@ impl Pump {
             self.entry.stored.running = true;
             let event = event_to_caller(event, &self.ids);
             let done = ends_stream(&event);
-            let forwarded = self.book.advance(&mut self.entry, event).await;
+            let forwarded = self
+                .book
+                .advance(&mut self.entry, event)
+                .await
+                .map_err(Refused::into_stream_error);
             let failed = forwarded.is_err();
             // The caller may be gone; the record is kept up to date regardless.
             let _ = sender.send(forwarded).await;
@@ -678,6 +702,38 @@ mod tests {
         assert_ne!(alice, upstream_context("user:a", Uuid::new_v4(), "ctx-1"));
         assert_ne!(alice, upstream_context("user:a", agent, "ctx-2"));
         assert!(!alice.contains("ctx-1"));
+    }
+
+    #[test]
+    fn a_non_ascii_credential_is_scrubbed_as_sent_and_as_servers_decode_it() {
+        let header = HeaderValue::from_bytes("Bearer sécret-clé".as_bytes()).unwrap();
+        assert!(
+            header.to_str().is_err(),
+            "the case a text-only reading missed"
+        );
+        let scrub = Scrubber::of_authorization(Some(&header)).unwrap();
+        let latin1: String = "sécret-clé".bytes().map(char::from).collect();
+        let mut value = serde_json::json!({
+            "text": "whole Bearer sécret-clé, alone sécret-clé",
+            "decoded": format!("as ISO-8859-1: {latin1}"),
+            "sécret-clé": "as a key",
+        });
+        scrub.value(&mut value);
+        let text = value.to_string();
+        assert!(!text.contains("sécret-clé"), "{text}");
+        assert!(!text.contains(&latin1), "{text}");
+        assert_eq!(
+            value["text"], "whole [redacted], alone [redacted]",
+            "the whole header is replaced as one"
+        );
+    }
+
+    #[test]
+    fn a_credential_that_cannot_be_scrubbed_is_refused() {
+        let header = HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap();
+        assert!(Scrubber::of_authorization(Some(&header)).is_none());
+        let none = Scrubber::of_authorization(None).unwrap();
+        assert!(none.secrets.is_empty());
     }
 
     #[test]

@@ -1632,7 +1632,8 @@ async fn the_version_can_be_a_query_parameter() {
 
 /// An upstream A2A agent on loopback that puts the `Authorization` header it receives into
 /// everything it answers: an error's message and data, a task's history, artifacts, status
-/// message and metadata, and every event of a stream.
+/// message and metadata, and every event of a stream. The header is echoed as its bytes read
+/// as UTF-8 and as ISO-8859-1 (as many HTTP servers hand it over), whatever they hold.
 async fn echoing_agent() -> String {
     use axum::routing::get;
     async fn answer(
@@ -1640,11 +1641,11 @@ async fn echoing_agent() -> String {
         body: axum::body::Bytes,
     ) -> axum::response::Response {
         use axum::response::IntoResponse;
-        let auth = headers
+        let bytes = headers
             .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default();
+        let auth = format!("{} / {}", String::from_utf8_lossy(&bytes), latin1(&bytes));
         let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let id = request["id"].clone();
         let context = request["params"]["message"]["contextId"].clone();
@@ -1696,10 +1697,28 @@ async fn echoing_agent() -> String {
     format!("127.0.0.1:{}", address.port())
 }
 
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().copied().map(char::from).collect()
+}
+
 /// The owner's credential of a remote agent reaches no other caller of it: not in an error,
 /// an answer, a stream, a stored task nor a push delivery (and, by the leak check, no log).
 #[tokio::test]
 async fn an_agent_that_echoes_its_credential_hands_it_to_no_one() {
+    echoed_credential_reaches_no_one(&format!("ECHOCANARY{}", uuid::Uuid::new_v4().simple())).await;
+}
+
+/// The same for a credential that is not ASCII (a header value may hold any byte from 0x80).
+#[tokio::test]
+async fn an_agent_that_echoes_a_non_ascii_credential_hands_it_to_no_one() {
+    echoed_credential_reaches_no_one(&format!("ÉCHOCANARYé{}ß€", uuid::Uuid::new_v4().simple()))
+        .await;
+}
+
+async fn echoed_credential_reaches_no_one(canary: &str) {
+    let canary = canary.to_owned();
+    // The credential as a server decoding headers as ISO-8859-1 would echo it.
+    let decoded = latin1(canary.as_bytes());
     for backend in backends() {
         let agent_host = echoing_agent().await;
         let (push_host, mut deliveries) = push_receiver().await;
@@ -1714,8 +1733,8 @@ async fn an_agent_that_echoes_its_credential_hands_it_to_no_one() {
         setup_admin(&server).await;
         let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
         let (_, eve) = add_user(&server, &admin, "eve@example.com", "viewer").await;
-        let canary = format!("ECHOCANARY{}", uuid::Uuid::new_v4().simple());
         hive_testkit::capture::canary(&canary);
+        hive_testkit::capture::canary(&decoded);
         let secret: Value = admin
             .send(
                 &server,
@@ -1738,7 +1757,9 @@ async fn an_agent_that_echoes_its_credential_hands_it_to_no_one() {
         let token = execute_token(&server, &eve).await;
         let path = format!("/api/a2a/agents/{agent}/jsonrpc");
         let clean = |what: &str, value: &Value| {
-            assert!(!value.to_string().contains(&canary), "{what}: {value}");
+            let text = value.to_string();
+            assert!(!text.contains(&canary), "{what}: {value}");
+            assert!(!text.contains(&decoded), "{what}: {value}");
         };
 
         // The agent's error: its code, Hive's words.
@@ -1759,6 +1780,11 @@ async fn an_agent_that_echoes_its_credential_hands_it_to_no_one() {
             "{sent}"
         );
         clean("answer", &sent);
+        assert_eq!(
+            sent["result"]["task"]["history"][0]["parts"][0]["text"],
+            "history [redacted] / [redacted]",
+            "the agent got the credential, and both its echoes were cut: {sent}"
+        );
         let id = sent["result"]["task"]["id"].as_str().unwrap().to_owned();
         let got = rpc(&server, &token, Some("1.0"), "GetTask", json!({"id": id})).await;
         assert!(got["result"]["history"].is_array(), "{got}");
@@ -1856,6 +1882,25 @@ async fn a_task_store_outage_is_a_503_that_leaves_no_task() {
         body["error"]["data"][0]["reason"], "SERVICE_UNAVAILABLE",
         "{body}"
     );
+    // Reads of the store are refused the same way.
+    for (method, params) in [
+        ("GetTask", json!({"id": task_of(&before)})),
+        ("ListTasks", json!({})),
+    ] {
+        let refused = server
+            .client
+            .request(Method::POST, RPC)
+            .bearer_auth(&token)
+            .header("A2A-Version", "1.0")
+            .json(&json!({"jsonrpc": "2.0", "id": 43, "method": method, "params": params}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 503, "{method}");
+        assert!(refused.headers().contains_key("retry-after"), "{method}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["id"], 43, "{method}: {body}");
+    }
     redis.thaw();
 
     let after = call(

@@ -16,11 +16,16 @@ macro_rules! task_columns {
 }
 
 /// The statements of [`SqlTasks`] in one dialect; the parameters of each are listed in the
-/// order they are bound.
+/// order they are bound. A discarded task is a tombstone: a row whose `document` is empty (a
+/// task's document is JSON, never empty), which no read or listing returns and no upsert
+/// replaces until it expires.
 pub trait TaskSql: Dialect {
-    /// The columns of [`task_columns!`], now; replaces only the same owner's task or an expired
-    /// one.
+    /// The columns of [`task_columns!`], now; replaces only the same owner's task (not a
+    /// tombstone) or an expired one.
     const UPSERT: &'static str;
+    /// id, owner, now (as the status time), until, now; replaces the same owner's row or an
+    /// expired one with a tombstone.
+    const DISCARD: &'static str;
     /// id, owner, now.
     const GET: &'static str;
     /// owner, now, cursor time, cursor id, limit.
@@ -51,6 +56,26 @@ impl<D: TaskSql> TaskRepo for SqlTasks<D> {
             .await
             .map_err(D::map_error)?;
         Ok(D::rows_affected(&done) == 1)
+    }
+
+    async fn discard(
+        &self,
+        owner: &str,
+        id: Uuid,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut writer = self.pools.writer.acquire().await.map_err(D::map_error)?;
+        sqlx::query(D::DISCARD)
+            .bind_value(D::id(id))
+            .bind_value(owner)
+            .bind_value(D::time(now))
+            .bind_value(D::time(until))
+            .bind_value(D::instant(now))
+            .execute(D::on(&mut writer))
+            .await
+            .map_err(D::map_error)?;
+        Ok(())
     }
 
     async fn get(
