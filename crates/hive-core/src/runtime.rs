@@ -134,257 +134,214 @@ impl Hive {
             .map_err(|_| StartError::Interrupted)??;
         let node_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let store = storage::open(&config).await?;
-        let schema =
-            match storage::ensure_schema(store.as_ref(), config.database.auto_migrate).await {
-                Ok(schema) => schema,
-                Err(error) => {
-                    store.close().await;
-                    return Err(error.into());
+        // Whatever fails after the store is open closes it, once, here.
+        let assembled: Result<Self, StartError> = async {
+            let schema =
+                storage::ensure_schema(store.as_ref(), config.database.auto_migrate).await?;
+            // The generated setup token lives only while setup is open.
+            secrets = Self::settle_setup_token(&config, store.as_ref(), secrets).await?;
+            let state = SharedState::build(&config, &clock, &node_id, &store)?;
+            let mailer = config
+                .smtp
+                .as_ref()
+                .map(crate::kernel::mail::Mailer::new)
+                .transpose()?;
+            let master = hive_crypto::vault::MasterKey::from_bytes(secrets.encryption_key.expose());
+            let audit_chain = Arc::new(crate::kernel::audit::AuditChain::new(
+                master.derive(hive_crypto::vault::Purpose::AuditChain),
+            ));
+            let auditor = crate::kernel::audit::Auditor::new(
+                Arc::clone(&store),
+                Arc::clone(&audit_chain),
+                Arc::clone(&clock),
+            );
+            let vault = Arc::new(
+                crate::vault::Vault::open(
+                    Arc::clone(&store),
+                    &master,
+                    Arc::clone(&clock),
+                    crate::vault::VaultLimits::default(),
+                )
+                .await?,
+            );
+            let settings = IdentitySettings {
+                mailer,
+                allow_public_registration: config.allow_public_registration,
+                mfa_policy: config.mfa_required,
+                setup_token: secrets.setup_token.clone(),
+                internal_token: secrets.internal_token.clone(),
+                base_url: config.auth_url.as_str().trim_end_matches('/').to_owned(),
+                on_setup_done: Some(retire_setup_token_hook(&config)),
+            };
+            let identity = Arc::new(Identity::new(
+                Arc::clone(&store),
+                Arc::clone(&clock),
+                Arc::clone(&state.replay),
+                Arc::clone(&state.claims),
+                auditor.clone(),
+                settings,
+            )?);
+            let secrets_service = Arc::new(crate::vault::secrets::SecretService::new(
+                Arc::clone(&store),
+                Arc::clone(&vault),
+                Arc::clone(&clock),
+                auditor.clone(),
+            ));
+            let passkeys = Arc::new(crate::identity::Passkeys::new(
+                Arc::clone(&identity),
+                &config.auth_url,
+            ));
+            let mfa = Arc::new(crate::identity::mfa::Mfa::new(
+                Arc::clone(&store),
+                Arc::clone(&vault),
+                Arc::clone(&identity),
+                Arc::clone(&clock),
+            ));
+            let agents = Arc::new(crate::agents::Agents::new(
+                Arc::clone(&store),
+                auditor.clone(),
+                Arc::clone(&clock),
+            ));
+            let key_admin = Arc::new(crate::vault::rotation::KeyAdmin::new(Arc::clone(&vault)));
+            let egress = Arc::new(
+                crate::kernel::egress::Egress::new(&config, auditor.clone())
+                    .map_err(|error| StartError::Egress(error.to_string()))?,
+            );
+            let oidc = Arc::new(crate::identity::oidc::Oidc::new(
+                &config,
+                Arc::clone(&store),
+                Arc::clone(&identity),
+                Arc::clone(&egress),
+                Arc::clone(&clock),
+            ));
+            let agent_import = Arc::new(crate::agents::import::AgentImport::new(
+                Arc::clone(&agents),
+                Arc::clone(&egress),
+            ));
+            let agent_lifecycle = Arc::new(crate::agents::lifecycle::AgentLifecycle::new(
+                Arc::clone(&store),
+                Arc::clone(&egress),
+                Arc::clone(&secrets_service),
+                Arc::clone(&state.bus),
+                auditor.clone(),
+                Arc::clone(&clock),
+            ));
+            let settings = Arc::new(crate::kernel::settings::Settings::new(
+                Arc::clone(&store),
+                auditor.clone(),
+                Arc::clone(&egress),
+                Arc::clone(&state.bus),
+                Arc::clone(&clock),
+            ));
+            let push_configs = Arc::new(crate::gateway::push::PushConfigs::new(
+                Arc::clone(&store),
+                Arc::clone(&vault),
+                Arc::clone(&egress),
+                auditor.clone(),
+                Arc::clone(&clock),
+            ));
+            let llm = Arc::new(crate::agents::llm::LlmClient::new(
+                Arc::clone(&egress),
+                Arc::clone(&secrets_service),
+            ));
+            let usage_meter = Arc::new(crate::agents::llm::UsageMeter::new(
+                Arc::clone(&store),
+                Arc::clone(&clock),
+            ));
+            let gateway = Arc::new(crate::gateway::Gateway::new(crate::gateway::GatewayParts {
+                store: Arc::clone(&store),
+                identity: Arc::clone(&identity),
+                egress: Arc::clone(&egress),
+                secrets: Arc::clone(&secrets_service),
+                push: Arc::clone(&push_configs),
+                llm: Arc::clone(&llm),
+                usage: Arc::clone(&usage_meter),
+                limiter: Arc::clone(&state.limiter),
+                tasks: Arc::clone(&state.tasks),
+                task_events: Arc::clone(&state.task_events),
+                clock: Arc::clone(&clock),
+                task_ttl: config.task_ttl,
+                settings: config.a2a.clone(),
+                base_url: config.auth_url.as_str().to_owned(),
+            }));
+            let conversations = Arc::new(crate::gateway::conversations::Conversations::new(
+                Arc::clone(&store),
+                Arc::clone(&gateway),
+                auditor.clone(),
+                Arc::clone(&clock),
+            ));
+            let federation = match config.mesh.federation.clone() {
+                None => None,
+                Some(settings) => {
+                    let parts = crate::mesh::federation::FederationParts {
+                        settings,
+                        own_origin: config.public_origin(),
+                        replay: Arc::clone(&state.replay),
+                        egress: Arc::clone(&egress),
+                        auditor: auditor.clone(),
+                        clock: Arc::clone(&clock),
+                    };
+                    Some(Arc::new(crate::mesh::federation::Federation::new(parts)?))
                 }
             };
-        // The generated setup token lives only while setup is open.
-        secrets = match Self::settle_setup_token(&config, store.as_ref(), secrets).await {
-            Ok(secrets) => secrets,
-            Err(error) => {
-                store.close().await;
-                return Err(error);
+            let public_tier = config
+                .mesh
+                .public_tier
+                .clone()
+                .map(|settings| Arc::new(crate::mesh::public_tier::PublicTier::new(settings)));
+            let carrier = connect_wan_carrier(&config, &state.replay).await?;
+            let wan = Arc::new(crate::mesh::wan::Wan::new(
+                auditor.clone(),
+                Arc::clone(&state.bus),
+                Arc::clone(&state.replay),
+                carrier,
+            ));
+            // A stored list that cannot be read leaves the operator's list alone in force.
+            if let Err(error) = settings.reload().await {
+                tracing::warn!(%error, "the stored security settings were not applied at start");
             }
-        };
-        let state = match SharedState::build(&config, &clock, &node_id, &store) {
-            Ok(state) => state,
-            Err(error) => {
-                store.close().await;
-                return Err(error.into());
-            }
-        };
-        let mailer = match config
-            .smtp
-            .as_ref()
-            .map(crate::kernel::mail::Mailer::new)
-            .transpose()
-        {
-            Ok(mailer) => mailer,
-            Err(error) => {
-                store.close().await;
-                return Err(error.into());
-            }
-        };
-        let master = hive_crypto::vault::MasterKey::from_bytes(secrets.encryption_key.expose());
-        let audit_chain = Arc::new(crate::kernel::audit::AuditChain::new(
-            master.derive(hive_crypto::vault::Purpose::AuditChain),
-        ));
-        let auditor = crate::kernel::audit::Auditor::new(
-            Arc::clone(&store),
-            Arc::clone(&audit_chain),
-            Arc::clone(&clock),
-        );
-        let vault = match crate::vault::Vault::open(
-            Arc::clone(&store),
-            &master,
-            Arc::clone(&clock),
-            crate::vault::VaultLimits::default(),
-        )
-        .await
-        {
-            Ok(vault) => Arc::new(vault),
-            Err(error) => {
-                store.close().await;
-                return Err(error.into());
-            }
-        };
-        let settings = IdentitySettings {
-            mailer,
-            allow_public_registration: config.allow_public_registration,
-            mfa_policy: config.mfa_required,
-            setup_token: secrets.setup_token.clone(),
-            internal_token: secrets.internal_token.clone(),
-            base_url: config.auth_url.as_str().trim_end_matches('/').to_owned(),
-            on_setup_done: Some(retire_setup_token_hook(&config)),
-        };
-        let identity = match Identity::new(
-            Arc::clone(&store),
-            Arc::clone(&clock),
-            Arc::clone(&state.replay),
-            Arc::clone(&state.claims),
-            auditor.clone(),
-            settings,
-        ) {
-            Ok(identity) => Arc::new(identity),
-            Err(error) => {
-                store.close().await;
-                return Err(error.into());
-            }
-        };
-        let secrets_service = Arc::new(crate::vault::secrets::SecretService::new(
-            Arc::clone(&store),
-            Arc::clone(&vault),
-            Arc::clone(&clock),
-            auditor.clone(),
-        ));
-        let passkeys = Arc::new(crate::identity::Passkeys::new(
-            Arc::clone(&identity),
-            &config.auth_url,
-        ));
-        let mfa = Arc::new(crate::identity::mfa::Mfa::new(
-            Arc::clone(&store),
-            Arc::clone(&vault),
-            Arc::clone(&identity),
-            Arc::clone(&clock),
-        ));
-        let agents = Arc::new(crate::agents::Agents::new(
-            Arc::clone(&store),
-            auditor.clone(),
-            Arc::clone(&clock),
-        ));
-        let key_admin = Arc::new(crate::vault::rotation::KeyAdmin::new(Arc::clone(&vault)));
-        let egress = match crate::kernel::egress::Egress::new(&config, auditor.clone()) {
-            Ok(egress) => Arc::new(egress),
-            Err(error) => {
-                store.close().await;
-                return Err(StartError::Egress(error.to_string()));
-            }
-        };
-        let oidc = Arc::new(crate::identity::oidc::Oidc::new(
-            &config,
-            Arc::clone(&store),
-            Arc::clone(&identity),
-            Arc::clone(&egress),
-            Arc::clone(&clock),
-        ));
-        let agent_import = Arc::new(crate::agents::import::AgentImport::new(
-            Arc::clone(&agents),
-            Arc::clone(&egress),
-        ));
-        let agent_lifecycle = Arc::new(crate::agents::lifecycle::AgentLifecycle::new(
-            Arc::clone(&store),
-            Arc::clone(&egress),
-            Arc::clone(&secrets_service),
-            Arc::clone(&state.bus),
-            auditor.clone(),
-            Arc::clone(&clock),
-        ));
-        let settings = Arc::new(crate::kernel::settings::Settings::new(
-            Arc::clone(&store),
-            auditor.clone(),
-            Arc::clone(&egress),
-            Arc::clone(&state.bus),
-            Arc::clone(&clock),
-        ));
-        let push_configs = Arc::new(crate::gateway::push::PushConfigs::new(
-            Arc::clone(&store),
-            Arc::clone(&vault),
-            Arc::clone(&egress),
-            auditor.clone(),
-            Arc::clone(&clock),
-        ));
-        let llm = Arc::new(crate::agents::llm::LlmClient::new(
-            Arc::clone(&egress),
-            Arc::clone(&secrets_service),
-        ));
-        let usage_meter = Arc::new(crate::agents::llm::UsageMeter::new(
-            Arc::clone(&store),
-            Arc::clone(&clock),
-        ));
-        let gateway = Arc::new(crate::gateway::Gateway::new(crate::gateway::GatewayParts {
-            store: Arc::clone(&store),
-            identity: Arc::clone(&identity),
-            egress: Arc::clone(&egress),
-            secrets: Arc::clone(&secrets_service),
-            push: Arc::clone(&push_configs),
-            llm: Arc::clone(&llm),
-            usage: Arc::clone(&usage_meter),
-            limiter: Arc::clone(&state.limiter),
-            tasks: Arc::clone(&state.tasks),
-            task_events: Arc::clone(&state.task_events),
-            clock: Arc::clone(&clock),
-            task_ttl: config.task_ttl,
-            settings: config.a2a.clone(),
-            base_url: config.auth_url.as_str().to_owned(),
-        }));
-        let conversations = Arc::new(crate::gateway::conversations::Conversations::new(
-            Arc::clone(&store),
-            Arc::clone(&gateway),
-            auditor.clone(),
-            Arc::clone(&clock),
-        ));
-        let federation = match config.mesh.federation.clone() {
-            None => None,
-            Some(settings) => {
-                let parts = crate::mesh::federation::FederationParts {
-                    settings,
-                    own_origin: config.public_origin(),
-                    replay: Arc::clone(&state.replay),
-                    egress: Arc::clone(&egress),
-                    auditor: auditor.clone(),
-                    clock: Arc::clone(&clock),
-                };
-                match crate::mesh::federation::Federation::new(parts) {
-                    Ok(federation) => Some(Arc::new(federation)),
-                    Err(error) => {
-                        store.close().await;
-                        return Err(error.into());
-                    }
-                }
-            }
-        };
-        let public_tier = config
-            .mesh
-            .public_tier
-            .clone()
-            .map(|settings| Arc::new(crate::mesh::public_tier::PublicTier::new(settings)));
-        let carrier = match connect_wan_carrier(&config, &state.replay).await {
-            Ok(carrier) => carrier,
-            Err(error) => {
-                store.close().await;
-                return Err(error.into());
-            }
-        };
-        let wan = Arc::new(crate::mesh::wan::Wan::new(
-            auditor.clone(),
-            Arc::clone(&state.bus),
-            Arc::clone(&state.replay),
-            carrier,
-        ));
-        // A stored list that cannot be read leaves the operator's list alone in force.
-        if let Err(error) = settings.reload().await {
-            tracing::warn!(%error, "the stored security settings were not applied at start");
+            let audit_log = Arc::new(crate::kernel::audit::AuditLog::new(
+                Arc::clone(&store),
+                auditor.clone(),
+            ));
+            Ok(Self {
+                auditor,
+                audit_log,
+                config,
+                egress,
+                oidc,
+                settings,
+                key_admin,
+                identity,
+                passkeys,
+                agents,
+                agent_import,
+                agent_lifecycle,
+                gateway,
+                federation,
+                public_tier,
+                conversations,
+                push_configs,
+                mfa,
+                secrets_service,
+                llm,
+                usage_meter,
+                vault,
+                audit_chain,
+                wan,
+                secrets: Arc::new(secrets),
+                store: Arc::clone(&store),
+                clock,
+                state,
+                node_id,
+                schema,
+            })
         }
-        let audit_log = Arc::new(crate::kernel::audit::AuditLog::new(
-            Arc::clone(&store),
-            auditor.clone(),
-        ));
-        Ok(Self {
-            auditor,
-            audit_log,
-            config,
-            egress,
-            oidc,
-            settings,
-            key_admin,
-            identity,
-            passkeys,
-            agents,
-            agent_import,
-            agent_lifecycle,
-            gateway,
-            federation,
-            public_tier,
-            conversations,
-            push_configs,
-            mfa,
-            secrets_service,
-            llm,
-            usage_meter,
-            vault,
-            audit_chain,
-            wan,
-            secrets: Arc::new(secrets),
-            store,
-            clock,
-            state,
-            node_id,
-            schema,
-        })
+        .await;
+        if assembled.is_err() {
+            store.close().await;
+        }
+        assembled
     }
 
     /// Starts announcing this replica and logging the others' announcements, following
@@ -523,4 +480,36 @@ async fn connect_wan_carrier(
     );
     let carrier = hive_state::WanCarrier::connect(settings, Arc::clone(replay)).await?;
     Ok(Some((Arc::new(carrier), nats.consumer.clone())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::config::EnvSource;
+
+    async fn open_with_key(data: &str, key: &str) -> Result<Hive, StartError> {
+        let pairs = [
+            ("HIVE_DATA_DIR", data),
+            ("LOG_LEVEL", "warn"),
+            ("ENCRYPTION_KEY", key),
+        ];
+        let config = Config::load(&EnvSource::from_pairs(pairs)).unwrap();
+        Hive::open(config, Arc::new(hive_proto::SystemClock)).await
+    }
+
+    /// A start that fails after the store is open (here the vault, under the wrong master key)
+    /// keeps nothing of it alive: the data directory's lock is free for the next start.
+    #[tokio::test]
+    async fn a_start_that_fails_after_opening_the_store_leaves_the_directory_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data").display().to_string();
+        let right = "11".repeat(32);
+        let first = open_with_key(&data, &right).await.unwrap();
+        first.close().await;
+        drop(first);
+        let wrong = open_with_key(&data, &"22".repeat(32)).await;
+        assert!(matches!(wrong, Err(StartError::Vault(_))), "{wrong:?}");
+        let again = open_with_key(&data, &right).await.unwrap();
+        again.close().await;
+    }
 }

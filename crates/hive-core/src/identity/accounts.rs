@@ -7,7 +7,6 @@ use super::{
 };
 use crate::kernel::audit::{AuditAction, AuditEvent, Principal};
 use crate::kernel::caller::{Caller, RequestMeta};
-use hive_crypto::password::Verdict;
 use hive_crypto::token::{looks_like_opaque_token, new_opaque_token, token_hash};
 use hive_proto::Role;
 use hive_store::{
@@ -279,21 +278,24 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
         let user = caller.user.as_ref().ok_or(IdentityError::Unauthenticated)?;
-        let now = self.now();
-        require_recent_authentication(caller, now)?;
+        require_recent_authentication(caller, self.now())?;
+        let target = Principal::User(user.id).to_string();
+        let now = self
+            .check_own_password(
+                caller,
+                user,
+                current_password,
+                AuditAction::UserChangePassword,
+                &target,
+                meta,
+            )
+            .await?;
         let stored = self
             .store
             .users()
             .get(user.id)
             .await?
             .ok_or(IdentityError::Unauthenticated)?;
-        if self
-            .verify_password(current_password, stored.password_hash.as_deref())
-            .await?
-            == Verdict::Mismatch
-        {
-            return Err(IdentityError::InvalidCredentials);
-        }
         check_password(new_password, &stored.email)?;
         let hash = self.hash_password(new_password).await?;
         let keep = match caller.credential {
@@ -303,7 +305,7 @@ impl Identity {
         let entry = AuditEvent {
             principal: caller.principal(),
             action: AuditAction::UserChangePassword,
-            target: Some(Principal::User(user.id).to_string()),
+            target: Some(target),
             outcome: AuditOutcome::Success,
             detail: serde_json::json!({}),
         };

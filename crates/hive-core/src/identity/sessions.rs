@@ -418,23 +418,72 @@ impl Identity {
                 "re-authentication needs a login session",
             ));
         };
-        let claim = self.claim_attempt(&user.email).await?;
-        let outcome = self
-            .reauthenticate_claimed(caller, *session_id, claim.is_some(), password, meta)
-            .await;
-        self.release_attempt(claim).await;
-        outcome
+        let target = format!("session:{session_id}");
+        let now = self
+            .check_own_password(
+                caller,
+                user,
+                password,
+                AuditAction::AuthReauthenticate,
+                &target,
+                meta,
+            )
+            .await?;
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::AuthReauthenticate,
+            target: Some(target),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({ "reason": "ok" }),
+        };
+        let record = self.auditor.in_transaction(entry, meta);
+        self.store
+            .sessions()
+            .mark_authenticated(*session_id, now, record.append())
+            .await?;
+        Ok(())
     }
 
-    async fn reauthenticate_claimed(
+    /// Checks a signed-in user's own password before a sensitive change, under a login's rules:
+    /// one attempt in flight per account, the progressive delay and the daily lock; a wrong
+    /// password counts as a failed login and is audited as a failed `action` on `target`.
+    /// Answers the time of the check.
+    pub(super) async fn check_own_password(
         &self,
         caller: &Caller,
-        session_id: Uuid,
+        user: &UserRow,
+        password: &str,
+        action: AuditAction,
+        target: &str,
+        meta: &RequestMeta,
+    ) -> Result<OffsetDateTime, IdentityError> {
+        let claim = self.claim_attempt(&user.email).await?;
+        let outcome = self
+            .check_own_password_claimed(user.id, claim.is_some(), password)
+            .await;
+        self.release_attempt(claim).await;
+        let refusal = match outcome? {
+            Ok(now) => return Ok(now),
+            Err(refusal) => refusal,
+        };
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action,
+            target: Some(target.to_owned()),
+            outcome: AuditOutcome::Failure,
+            detail: serde_json::json!({ "reason": refusal }),
+        };
+        self.auditor.record_refusal(entry, meta).await;
+        Err(IdentityError::InvalidCredentials)
+    }
+
+    /// The check itself, under the claim: the time, or why it was refused.
+    async fn check_own_password_claimed(
+        &self,
+        user_id: Uuid,
         claimed: bool,
         password: &str,
-        meta: &RequestMeta,
-    ) -> Result<(), IdentityError> {
-        let user_id = caller.user_id().ok_or(IdentityError::Unauthenticated)?;
+    ) -> Result<Result<OffsetDateTime, &'static str>, IdentityError> {
         let now = self.now();
         let current = self
             .store
@@ -447,39 +496,23 @@ impl Identity {
         } else {
             Some("attempt_in_flight")
         };
+        // The same hash work whether or not the attempt may proceed.
         let stored = refusal
             .is_none()
             .then_some(current.password_hash.as_deref())
             .flatten();
         let verdict = self.verify_password(password, stored).await?;
-        let ok = refusal.is_none() && verdict != Verdict::Mismatch;
-        if !ok && refusal.is_none() {
+        if let Some(refusal) = refusal {
+            return Ok(Err(refusal));
+        }
+        if verdict == Verdict::Mismatch {
             self.store
                 .users()
                 .record_login_failure(user_id, utc_day(now), now)
                 .await?;
+            return Ok(Err("wrong_password"));
         }
-        let entry = AuditEvent {
-            principal: caller.principal(),
-            action: AuditAction::AuthReauthenticate,
-            target: Some(format!("session:{session_id}")),
-            outcome: if ok {
-                AuditOutcome::Success
-            } else {
-                AuditOutcome::Failure
-            },
-            detail: serde_json::json!({ "reason": refusal.unwrap_or(if ok { "ok" } else { "wrong_password" }) }),
-        };
-        if !ok {
-            self.auditor.record_refusal(entry, meta).await;
-            return Err(IdentityError::InvalidCredentials);
-        }
-        let record = self.auditor.in_transaction(entry, meta);
-        self.store
-            .sessions()
-            .mark_authenticated(session_id, now, record.append())
-            .await?;
-        Ok(())
+        Ok(Ok(now))
     }
 }
 

@@ -576,6 +576,69 @@ async fn password_change_needs_a_fresh_login_and_ends_other_sessions() {
     }
 }
 
+/// The current password of a password change is checked like a login's: a wrong one counts
+/// toward the account's delay and is audited; while the delay runs even the right one waits.
+#[tokio::test]
+async fn a_wrong_current_password_is_throttled_and_audited_like_a_login() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let browser = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let change = |current: &str| json!({ "currentPassword": current, "newPassword": "a brand new passphrase" });
+        let wrong = browser
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/auth/password",
+                Some(change("not it at all")),
+            )
+            .await;
+        assert_eq!(wrong.status(), 401, "{backend:?}");
+        let delayed = browser
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/auth/password",
+                Some(change(PASSWORD)),
+            )
+            .await;
+        assert_eq!(
+            delayed.status(),
+            401,
+            "{backend:?}: the delay of a failure applies"
+        );
+        let reasons: Vec<String> = records_of(&server, "user.change_password")
+            .await
+            .iter()
+            .map(|record| {
+                assert_eq!(record.outcome, hive_store::AuditOutcome::Failure);
+                let detail: Value = serde_json::from_str(&record.detail).unwrap();
+                detail["reason"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(reasons.len(), 2, "{backend:?}");
+        assert!(
+            reasons.contains(&"wrong_password".to_owned()),
+            "{backend:?}: {reasons:?}"
+        );
+        assert!(
+            reasons.contains(&"delayed".to_owned()),
+            "{backend:?}: {reasons:?}"
+        );
+        server.clock.advance(Duration::seconds(2));
+        let changed = browser
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/auth/password",
+                Some(change(PASSWORD)),
+            )
+            .await;
+        assert_eq!(changed.status(), 204, "{backend:?}");
+        server.stop().await.0.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn tokens_follow_scopes_expiry_and_their_owner() {
     for backend in backends() {
