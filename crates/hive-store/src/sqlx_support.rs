@@ -27,7 +27,7 @@ pub use audit::{
 };
 pub use dialect::{
     BindValue, Dialect, DialectConnection, DialectQuery, DialectRow, Pools, PushValue, Reads,
-    Writes, get,
+    Writes, get, keyset_page,
 };
 pub use repositories::SqlRepositories;
 

@@ -1,6 +1,6 @@
 //! Registered agents, on any sqlx dialect: the dialect supplies its SQL.
 
-use super::dialect::{BindValue, Dialect, DialectQuery, Pools};
+use super::dialect::{BindValue, Dialect, DialectQuery, Pools, keyset_page};
 use super::{commit_audited, commit_if, commit_if_audited, rows};
 use crate::{
     AgentRepo, AgentRow, AuditAppend, Cursor, Page, PageRequest, StoreError, check_agent,
@@ -106,24 +106,12 @@ impl<D: AgentSql> AgentRepo for SqlAgents<D> {
         owner: Option<Uuid>,
         page: &PageRequest,
     ) -> Result<Page<AgentRow>, StoreError> {
-        let after = page.after();
-        let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
-        let found = sqlx::query(D::LIST)
-            .bind_value(owner.map(D::id))
-            .bind_value(after.map(|c| D::time(c.at)))
-            .bind_value(after.map(|c| D::id(c.id)))
-            .bind_value(i64::from(page.limit()) + 1)
-            .fetch_all(D::on(&mut reader))
-            .await
-            .map_err(D::map_error)?;
-        let items = found
-            .iter()
-            .map(rows::agent::<D>)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit(), |a| Cursor {
+        let query = sqlx::query(D::LIST).bind_value(owner.map(D::id));
+        keyset_page::<D, _>(&self.pools, query, page, rows::agent::<D>, |a| Cursor {
             at: a.created_at,
             id: a.id,
-        }))
+        })
+        .await
     }
 
     async fn update(&self, next: &AgentRow, audit: AuditAppend<'_>) -> Result<bool, StoreError> {

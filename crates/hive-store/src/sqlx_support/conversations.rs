@@ -1,6 +1,6 @@
 //! Conversations with agents, on any sqlx dialect: the dialect supplies its SQL.
 
-use super::dialect::{BindValue, Dialect, Pools};
+use super::dialect::{BindValue, Dialect, Pools, keyset_page};
 use super::rows;
 use super::{commit_if, get};
 use crate::{
@@ -204,25 +204,16 @@ impl<D: ConversationSql> ConversationRepo for SqlConversations<D> {
         agent_id: Option<Uuid>,
         page: &PageRequest,
     ) -> Result<Page<ConversationRow>, StoreError> {
-        let after = page.after();
-        let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
-        let found = sqlx::query(D::list(agent_id))
+        let query = sqlx::query(D::list(agent_id))
             .bind_value(owner)
-            .bind_value(agent_id.map(D::id))
-            .bind_value(after.map(|c| D::time(c.at)))
-            .bind_value(after.map(|c| D::id(c.id)))
-            .bind_value(i64::from(page.limit()) + 1)
-            .fetch_all(D::on(&mut reader))
-            .await
-            .map_err(D::map_error)?;
-        let items = found
-            .iter()
-            .map(rows::conversation::<D>)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit(), |c| Cursor {
-            at: c.updated_at,
-            id: c.id,
-        }))
+            .bind_value(agent_id.map(D::id));
+        keyset_page::<D, _>(&self.pools, query, page, rows::conversation::<D>, |c| {
+            Cursor {
+                at: c.updated_at,
+                id: c.id,
+            }
+        })
+        .await
     }
 
     async fn messages(
@@ -230,24 +221,18 @@ impl<D: ConversationSql> ConversationRepo for SqlConversations<D> {
         conversation_id: Uuid,
         page: &PageRequest,
     ) -> Result<Page<ConversationMessageRow>, StoreError> {
-        let after = page.after();
-        let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
-        let found = sqlx::query(D::MESSAGES)
-            .bind_value(D::id(conversation_id))
-            .bind_value(after.map(|c| D::time(c.at)))
-            .bind_value(after.map(|c| D::id(c.id)))
-            .bind_value(i64::from(page.limit()) + 1)
-            .fetch_all(D::on(&mut reader))
-            .await
-            .map_err(D::map_error)?;
-        let items = found
-            .iter()
-            .map(rows::conversation_message::<D>)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit(), |m| Cursor {
-            at: m.created_at,
-            id: m.id,
-        }))
+        let query = sqlx::query(D::MESSAGES).bind_value(D::id(conversation_id));
+        keyset_page::<D, _>(
+            &self.pools,
+            query,
+            page,
+            rows::conversation_message::<D>,
+            |m| Cursor {
+                at: m.created_at,
+                id: m.id,
+            },
+        )
+        .await
     }
 
     async fn delete(

@@ -207,3 +207,27 @@ where
 {
     <D::Db as Reads<T>>::read(row, column).map_err(D::map_error)
 }
+
+/// Reads one keyset page, newest first: `query` holds its own leading arguments and ends with
+/// the cursor and the limit, which this binds (the cursor of `page`; one row more than the
+/// page, to know whether another follows); each row is read with `row`, and the next page
+/// starts after the cursor `cursor` makes of the last one.
+pub async fn keyset_page<D: Dialect, T>(
+    pools: &Pools<D::Db>,
+    query: DialectQuery<'_, D::Db>,
+    page: &crate::PageRequest,
+    row: fn(&DialectRow<D>) -> Result<T, StoreError>,
+    cursor: fn(&T) -> crate::Cursor,
+) -> Result<crate::Page<T>, StoreError> {
+    let after = page.after();
+    let mut reader = pools.reader.acquire().await.map_err(D::map_error)?;
+    let found = query
+        .bind_value(after.map(|c| D::time(c.at)))
+        .bind_value(after.map(|c| D::id(c.id)))
+        .bind_value(i64::from(page.limit()) + 1)
+        .fetch_all(D::on(&mut reader))
+        .await
+        .map_err(D::map_error)?;
+    let items = found.iter().map(row).collect::<Result<Vec<_>, _>>()?;
+    Ok(crate::Page::from_overfetch(items, page.limit(), cursor))
+}

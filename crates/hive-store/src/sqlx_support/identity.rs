@@ -2,7 +2,7 @@
 //! dialect supplies its SQL and the steps that differ (how a changed user is read back, how the
 //! last-admin rule is serialised, how a prefix is matched).
 
-use super::dialect::{BindValue, Dialect, DialectConnection, Pools, PushValue};
+use super::dialect::{BindValue, Dialect, DialectConnection, Pools, PushValue, keyset_page};
 use super::{append_audit, commit_audited, commit_if, commit_if_audited, get, rows};
 use crate::{
     AccountChange, ApiTokenRepo, ApiTokenRow, AuditAppend, AuditCheckpoint, AuditFilter,
@@ -324,23 +324,12 @@ impl<D: IdentitySql> UserRepo for SqlIdentity<D> {
     }
 
     async fn list(&self, page: &PageRequest) -> Result<Page<UserRow>, StoreError> {
-        let after = page.after();
-        let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
-        let found = sqlx::query(D::LIST_USERS)
-            .bind_value(after.map(|c| D::time(c.at)))
-            .bind_value(after.map(|c| D::id(c.id)))
-            .bind_value(i64::from(page.limit()) + 1)
-            .fetch_all(D::on(&mut reader))
-            .await
-            .map_err(D::map_error)?;
-        let items = found
-            .iter()
-            .map(rows::user::<D>)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit(), |user| Cursor {
+        let query = sqlx::query(D::LIST_USERS);
+        keyset_page::<D, _>(&self.pools, query, page, rows::user::<D>, |user| Cursor {
             at: user.created_at,
             id: user.id,
-        }))
+        })
+        .await
     }
 
     async fn update_profile(
@@ -521,28 +510,17 @@ impl<D: IdentitySql> SessionRepo for SqlIdentity<D> {
         seen_after: OffsetDateTime,
         page: &PageRequest,
     ) -> Result<Page<SessionRow>, StoreError> {
-        let after = page.after();
-        let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
-        let found = sqlx::query(D::LIVE_SESSIONS_PAGE)
+        let query = sqlx::query(D::LIVE_SESSIONS_PAGE)
             .bind_value(D::id(user_id))
             .bind_value(D::time(now))
-            .bind_value(D::time(seen_after))
-            .bind_value(after.map(|c| D::time(c.at)))
-            .bind_value(after.map(|c| D::id(c.id)))
-            .bind_value(i64::from(page.limit()) + 1)
-            .fetch_all(D::on(&mut reader))
-            .await
-            .map_err(D::map_error)?;
-        let items = found
-            .iter()
-            .map(rows::session::<D>)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit(), |session| {
+            .bind_value(D::time(seen_after));
+        keyset_page::<D, _>(&self.pools, query, page, rows::session::<D>, |session| {
             Cursor {
                 at: session.created_at,
                 id: session.id,
             }
-        }))
+        })
+        .await
     }
 
     async fn delete(
@@ -629,24 +607,14 @@ impl<D: IdentitySql> ApiTokenRepo for SqlIdentity<D> {
         user_id: Uuid,
         page: &PageRequest,
     ) -> Result<Page<ApiTokenRow>, StoreError> {
-        let after = page.after();
-        let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
-        let found = sqlx::query(D::API_TOKENS_OF_USER)
-            .bind_value(D::id(user_id))
-            .bind_value(after.map(|c| D::time(c.at)))
-            .bind_value(after.map(|c| D::id(c.id)))
-            .bind_value(i64::from(page.limit()) + 1)
-            .fetch_all(D::on(&mut reader))
-            .await
-            .map_err(D::map_error)?;
-        let items = found
-            .iter()
-            .map(rows::api_token::<D>)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit(), |token| Cursor {
-            at: token.created_at,
-            id: token.id,
-        }))
+        let query = sqlx::query(D::API_TOKENS_OF_USER).bind_value(D::id(user_id));
+        keyset_page::<D, _>(&self.pools, query, page, rows::api_token::<D>, |token| {
+            Cursor {
+                at: token.created_at,
+                id: token.id,
+            }
+        })
+        .await
     }
 
     async fn revoke(

@@ -1,6 +1,6 @@
 //! Secrets (values sealed by the vault), on any sqlx dialect: the dialect supplies its SQL.
 
-use super::dialect::{BindValue, Dialect, Pools};
+use super::dialect::{BindValue, Dialect, Pools, keyset_page};
 use super::{commit_audited, commit_if, get, rows};
 use crate::{AuditAppend, Cursor, Page, PageRequest, SecretRepo, SecretRow, StoreError};
 use async_trait::async_trait;
@@ -75,24 +75,12 @@ impl<D: SecretSql> SecretRepo for SqlSecrets<D> {
         owner: Option<Uuid>,
         page: &PageRequest,
     ) -> Result<Page<SecretRow>, StoreError> {
-        let after = page.after();
-        let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
-        let found = sqlx::query(D::LIST)
-            .bind_value(owner.map(D::id))
-            .bind_value(after.map(|c| D::time(c.at)))
-            .bind_value(after.map(|c| D::id(c.id)))
-            .bind_value(i64::from(page.limit()) + 1)
-            .fetch_all(D::on(&mut reader))
-            .await
-            .map_err(D::map_error)?;
-        let items = found
-            .iter()
-            .map(rows::secret::<D>)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit(), |s| Cursor {
+        let query = sqlx::query(D::LIST).bind_value(owner.map(D::id));
+        keyset_page::<D, _>(&self.pools, query, page, rows::secret::<D>, |s| Cursor {
             at: s.created_at,
             id: s.id,
-        }))
+        })
+        .await
     }
 
     async fn replace_value(

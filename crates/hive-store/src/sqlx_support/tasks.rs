@@ -1,6 +1,6 @@
 //! A2A tasks (the `db` task store), on any sqlx dialect: the dialect supplies its SQL.
 
-use super::dialect::{BindValue, Dialect, Pools};
+use super::dialect::{BindValue, Dialect, Pools, keyset_page};
 use super::rows;
 use crate::{Cursor, Page, PageRequest, StoreError, TaskRepo, TaskRow};
 use async_trait::async_trait;
@@ -101,25 +101,14 @@ impl<D: TaskSql> TaskRepo for SqlTasks<D> {
         page: &PageRequest,
         now: OffsetDateTime,
     ) -> Result<Page<TaskRow>, StoreError> {
-        let after = page.after();
-        let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
-        let found = sqlx::query(D::LIST)
+        let query = sqlx::query(D::LIST)
             .bind_value(owner)
-            .bind_value(D::instant(now))
-            .bind_value(after.map(|c| D::time(c.at)))
-            .bind_value(after.map(|c| D::id(c.id)))
-            .bind_value(i64::from(page.limit()) + 1)
-            .fetch_all(D::on(&mut reader))
-            .await
-            .map_err(D::map_error)?;
-        let items = found
-            .iter()
-            .map(rows::task::<D>)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit(), |task| Cursor {
+            .bind_value(D::instant(now));
+        keyset_page::<D, _>(&self.pools, query, page, rows::task::<D>, |task| Cursor {
             at: task.status_time,
             id: task.id,
-        }))
+        })
+        .await
     }
 
     async fn prune_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {

@@ -1,6 +1,6 @@
 //! Tokens used by `llm` agents, on any sqlx dialect: the dialect supplies its SQL.
 
-use super::dialect::{BindValue, Dialect, Pools};
+use super::dialect::{BindValue, Dialect, Pools, keyset_page};
 use super::{get, rows};
 use crate::{
     Cursor, Page, PageRequest, StoreError, UsageRepo, UsageRow, check_usage, tokens_from_stored,
@@ -63,23 +63,11 @@ impl<D: UsageSql> UsageRepo for SqlUsage<D> {
     }
 
     async fn list(&self, agent_id: Uuid, page: &PageRequest) -> Result<Page<UsageRow>, StoreError> {
-        let after = page.after();
-        let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
-        let found = sqlx::query(D::LIST)
-            .bind_value(D::id(agent_id))
-            .bind_value(after.map(|c| D::time(c.at)))
-            .bind_value(after.map(|c| D::id(c.id)))
-            .bind_value(i64::from(page.limit()) + 1)
-            .fetch_all(D::on(&mut reader))
-            .await
-            .map_err(D::map_error)?;
-        let items = found
-            .iter()
-            .map(rows::usage::<D>)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(items, page.limit(), |u| Cursor {
+        let query = sqlx::query(D::LIST).bind_value(D::id(agent_id));
+        keyset_page::<D, _>(&self.pools, query, page, rows::usage::<D>, |u| Cursor {
             at: u.created_at,
             id: u.id,
-        }))
+        })
+        .await
     }
 }
