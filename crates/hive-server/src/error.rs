@@ -4,9 +4,12 @@
 
 use axum::response::{IntoResponse, Response};
 use hive_a2a::error::RpcError;
+use hive_core::agents::AgentError;
+use hive_core::gateway::conversations::ConversationError;
 use hive_core::identity::IdentityError;
 use hive_core::kernel::audit::AuditError;
 use hive_core::kernel::settings::SettingsError;
+use hive_core::mesh::wan::WanError;
 use hive_core::vault::secrets::SecretError;
 use hive_proto::ErrorCode;
 use http::{HeaderValue, StatusCode};
@@ -133,6 +136,49 @@ impl From<SecretError> for ApiError {
     }
 }
 
+impl From<AgentError> for ApiError {
+    fn from(error: AgentError) -> Self {
+        match error {
+            AgentError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
+            AgentError::NotFound => ApiError::of(ErrorCode::NotFound),
+            AgentError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+            AgentError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
+            AgentError::Unavailable => ApiError::unavailable(),
+            AgentError::Internal(detail) => {
+                tracing::error!(%detail, "agents: internal error");
+                ApiError::of(ErrorCode::Internal)
+            }
+        }
+    }
+}
+
+impl From<ConversationError> for ApiError {
+    fn from(error: ConversationError) -> Self {
+        match error {
+            ConversationError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
+            ConversationError::NotFound => ApiError::of(ErrorCode::NotFound),
+            ConversationError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+            ConversationError::Invalid(message) => {
+                ApiError::new(ErrorCode::ValidationFailed, message)
+            }
+            ConversationError::Unavailable => ApiError::unavailable(),
+            ConversationError::Internal(detail) => {
+                tracing::error!(%detail, "conversations: internal error");
+                ApiError::of(ErrorCode::Internal)
+            }
+        }
+    }
+}
+
+impl From<WanError> for ApiError {
+    fn from(error: WanError) -> Self {
+        match error {
+            WanError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
+            WanError::Unavailable => ApiError::unavailable(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +189,9 @@ mod tests {
             ApiError::from(IdentityError::Unavailable),
             ApiError::from(AuditError::Unavailable),
             ApiError::from(SettingsError::Unavailable),
+            ApiError::from(AgentError::Unavailable),
+            ApiError::from(ConversationError::Unavailable),
+            ApiError::from(WanError::Unavailable),
         ];
         for error in outages {
             assert_eq!(error.code, ErrorCode::ServiceUnavailable);
