@@ -4,9 +4,13 @@
 
 use axum::response::{IntoResponse, Response};
 use hive_a2a::error::RpcError;
+use hive_core::agents::AgentError;
+use hive_core::gateway::GatewayError;
+use hive_core::gateway::conversations::{ChatError, ConversationError};
 use hive_core::identity::IdentityError;
 use hive_core::kernel::audit::AuditError;
 use hive_core::kernel::settings::SettingsError;
+use hive_core::mesh::wan::WanError;
 use hive_core::vault::secrets::SecretError;
 use hive_proto::ErrorCode;
 use http::{HeaderValue, StatusCode};
@@ -129,7 +133,78 @@ impl From<SettingsError> for ApiError {
 
 impl From<SecretError> for ApiError {
     fn from(error: SecretError) -> Self {
-        ApiError::from(IdentityError::from(error))
+        match error {
+            SecretError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
+            SecretError::NotFound => ApiError::of(ErrorCode::NotFound),
+            SecretError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+            SecretError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
+            SecretError::Unavailable => ApiError::unavailable(),
+            SecretError::Internal(detail) => {
+                tracing::error!(%detail, "secrets: internal error");
+                ApiError::of(ErrorCode::Internal)
+            }
+        }
+    }
+}
+
+impl From<AgentError> for ApiError {
+    fn from(error: AgentError) -> Self {
+        match error {
+            AgentError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
+            AgentError::NotFound => ApiError::of(ErrorCode::NotFound),
+            AgentError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+            AgentError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
+            AgentError::Unavailable => ApiError::unavailable(),
+            AgentError::Internal(detail) => {
+                tracing::error!(%detail, "agents: internal error");
+                ApiError::of(ErrorCode::Internal)
+            }
+        }
+    }
+}
+
+impl From<ConversationError> for ApiError {
+    fn from(error: ConversationError) -> Self {
+        match error {
+            ConversationError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
+            ConversationError::NotFound => ApiError::of(ErrorCode::NotFound),
+            ConversationError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+            ConversationError::Invalid(message) => {
+                ApiError::new(ErrorCode::ValidationFailed, message)
+            }
+            ConversationError::Unavailable => ApiError::unavailable(),
+            ConversationError::Internal(detail) => {
+                tracing::error!(%detail, "conversations: internal error");
+                ApiError::of(ErrorCode::Internal)
+            }
+        }
+    }
+}
+
+/// A chat message refused before its stream started.
+impl From<ChatError> for ApiError {
+    fn from(error: ChatError) -> Self {
+        match error {
+            ChatError::Refused(error) => ApiError::from(error),
+            ChatError::Gateway(GatewayError::Throttled { retry_after }) => {
+                ApiError::new(ErrorCode::RateLimited, "the agent is busy; retry later")
+                    .with_retry_after(retry_after)
+            }
+            ChatError::Gateway(GatewayError::Unavailable) => ApiError::unavailable(),
+            ChatError::Agent(message) => ApiError::new(
+                ErrorCode::Conflict,
+                format!("the agent did not take the message: {message}"),
+            ),
+        }
+    }
+}
+
+impl From<WanError> for ApiError {
+    fn from(error: WanError) -> Self {
+        match error {
+            WanError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
+            WanError::Unavailable => ApiError::unavailable(),
+        }
     }
 }
 
@@ -143,6 +218,10 @@ mod tests {
             ApiError::from(IdentityError::Unavailable),
             ApiError::from(AuditError::Unavailable),
             ApiError::from(SettingsError::Unavailable),
+            ApiError::from(SecretError::Unavailable),
+            ApiError::from(AgentError::Unavailable),
+            ApiError::from(ConversationError::Unavailable),
+            ApiError::from(WanError::Unavailable),
         ];
         for error in outages {
             assert_eq!(error.code, ErrorCode::ServiceUnavailable);
@@ -151,5 +230,84 @@ mod tests {
         let response = ApiError::unavailable().into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[http::header::RETRY_AFTER], "5");
+    }
+
+    fn answer(error: ApiError) -> (ErrorCode, String, Option<u64>) {
+        (error.code, error.message.into_owned(), error.retry_after)
+    }
+
+    /// The domains' errors answer exactly what the identity error they replaced answered.
+    #[test]
+    fn domain_errors_answer_as_the_identity_error_did() {
+        let invalid = || "a field is wrong".to_owned();
+        let cases = [
+            (
+                ApiError::from(AgentError::Forbidden("no")),
+                IdentityError::Forbidden("no"),
+            ),
+            (
+                ApiError::from(AgentError::NotFound),
+                IdentityError::NotFound,
+            ),
+            (
+                ApiError::from(AgentError::Conflict("taken")),
+                IdentityError::Conflict("taken"),
+            ),
+            (
+                ApiError::from(AgentError::Invalid(invalid())),
+                IdentityError::Invalid(invalid()),
+            ),
+            (
+                ApiError::from(AgentError::Internal("detail".into())),
+                IdentityError::Internal("detail".into()),
+            ),
+            (
+                ApiError::from(ConversationError::Forbidden("no")),
+                IdentityError::Forbidden("no"),
+            ),
+            (
+                ApiError::from(ConversationError::NotFound),
+                IdentityError::NotFound,
+            ),
+            (
+                ApiError::from(ConversationError::Conflict("busy")),
+                IdentityError::Conflict("busy"),
+            ),
+            (
+                ApiError::from(ConversationError::Invalid(invalid())),
+                IdentityError::Invalid(invalid()),
+            ),
+            (
+                ApiError::from(ConversationError::Internal("detail".into())),
+                IdentityError::Internal("detail".into()),
+            ),
+            (
+                ApiError::from(WanError::Invalid(invalid())),
+                IdentityError::Invalid(invalid()),
+            ),
+            (
+                ApiError::from(SecretError::Forbidden("no")),
+                IdentityError::Forbidden("no"),
+            ),
+            (
+                ApiError::from(SecretError::NotFound),
+                IdentityError::NotFound,
+            ),
+            (
+                ApiError::from(SecretError::Conflict("taken")),
+                IdentityError::Conflict("taken"),
+            ),
+            (
+                ApiError::from(SecretError::Invalid(invalid())),
+                IdentityError::Invalid(invalid()),
+            ),
+            (
+                ApiError::from(SecretError::Internal("detail".into())),
+                IdentityError::Internal("detail".into()),
+            ),
+        ];
+        for (domain, identity) in cases {
+            assert_eq!(answer(domain), answer(ApiError::from(identity)));
+        }
     }
 }

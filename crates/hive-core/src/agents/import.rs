@@ -2,8 +2,7 @@
 //! guard (either protocol version's shape), shown as a preview of the agent Hive would
 //! register, and registered on request.
 
-use crate::agents::{Agents, NewAgent, Skill};
-use crate::identity::IdentityError;
+use crate::agents::{AgentError, Agents, NewAgent, Skill};
 use crate::kernel::caller::{Caller, RequestMeta};
 use crate::kernel::egress::{Egress, Purpose};
 use hive_a2a::client::{ClientError, parse_agent_card};
@@ -60,9 +59,9 @@ impl AgentImport {
         caller: &Caller,
         request: &ImportRequest,
         meta: &RequestMeta,
-    ) -> Result<ImportPreview, IdentityError> {
+    ) -> Result<ImportPreview, AgentError> {
         if caller.user_id().is_none() {
-            return Err(IdentityError::Forbidden("agents belong to a user account"));
+            return Err(AgentError::Forbidden("agents belong to a user account"));
         }
         let card_url = card_url(&request.url)?;
         let purpose = Purpose {
@@ -79,19 +78,19 @@ impl AgentImport {
             )
             .await
             .map_err(|error| {
-                IdentityError::Invalid(format!(
+                AgentError::Invalid(format!(
                     "the agent card could not be fetched ({})",
                     error.kind()
                 ))
             })?;
         if !response.status().is_success() {
-            return Err(IdentityError::Invalid(format!(
+            return Err(AgentError::Invalid(format!(
                 "the agent card answered HTTP {}",
                 response.status().as_u16()
             )));
         }
         let body = response.bytes().await.map_err(|error| {
-            IdentityError::Invalid(format!(
+            AgentError::Invalid(format!(
                 "the agent card could not be read ({})",
                 error.kind()
             ))
@@ -102,9 +101,9 @@ impl AgentImport {
         };
         let card = parse_agent_card(&body, &limits).map_err(|error| match error {
             ClientError::InvalidResponse(message) => {
-                IdentityError::Invalid(format!("not an agent card: {message}"))
+                AgentError::Invalid(format!("not an agent card: {message}"))
             }
-            other => IdentityError::Invalid(format!("not an agent card: {other}")),
+            other => AgentError::Invalid(format!("not an agent card: {other}")),
         })?;
         let agent = proposed_agent(&card, request)?;
         Ok(ImportPreview {
@@ -120,7 +119,7 @@ impl AgentImport {
         caller: &Caller,
         request: &ImportRequest,
         meta: &RequestMeta,
-    ) -> Result<(ImportPreview, AgentRow), IdentityError> {
+    ) -> Result<(ImportPreview, AgentRow), AgentError> {
         let preview = self.preview(caller, request, meta).await?;
         let agent = self.agents.create(caller, &preview.agent, meta).await?;
         Ok((preview, agent))
@@ -129,7 +128,7 @@ impl AgentImport {
 
 /// The card's URL: the given one when it names a `.json` document, else the host's
 /// well-known card.
-fn card_url(raw: &str) -> Result<String, IdentityError> {
+fn card_url(raw: &str) -> Result<String, AgentError> {
     let mut url = crate::agents::check_url("url", raw.trim())?;
     if !url.path().ends_with(".json") {
         url.set_path(WELL_KNOWN_CARD);
@@ -156,16 +155,13 @@ fn jsonrpc_interface(card: &v1::AgentCard) -> Option<(&v1::AgentInterface, &'sta
         })
 }
 
-fn proposed_agent(
-    card: &v1::AgentCard,
-    request: &ImportRequest,
-) -> Result<NewAgent, IdentityError> {
-    let (interface, version) = jsonrpc_interface(card).ok_or(IdentityError::Invalid(
+fn proposed_agent(card: &v1::AgentCard, request: &ImportRequest) -> Result<NewAgent, AgentError> {
+    let (interface, version) = jsonrpc_interface(card).ok_or(AgentError::Invalid(
         "the agent card offers no JSON-RPC interface of A2A 1.0 or 0.3".into(),
     ))?;
     let name = match &request.name {
         Some(name) => name.clone(),
-        None => slug(&card.name).ok_or(IdentityError::Invalid(
+        None => slug(&card.name).ok_or(AgentError::Invalid(
             "the card's name makes no agent name: give one".into(),
         ))?,
     };

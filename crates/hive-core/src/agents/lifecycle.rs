@@ -4,8 +4,7 @@
 //! agent's key. Every probe goes through the egress guard; every change of status is announced
 //! on the bus (`agent.status`) and audited.
 
-use crate::agents::{LlmSettings, RemoteSettings};
-use crate::identity::IdentityError;
+use crate::agents::{AgentError, LlmSettings, RemoteSettings};
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, Principal};
 use crate::kernel::caller::{Caller, RequestMeta};
 use crate::kernel::egress::{Egress, Purpose};
@@ -77,7 +76,7 @@ impl AgentLifecycle {
         caller: &Caller,
         id: Uuid,
         meta: &RequestMeta,
-    ) -> Result<AgentRow, IdentityError> {
+    ) -> Result<AgentRow, AgentError> {
         let agent = self.owned(caller, id).await?;
         self.change(
             &agent,
@@ -117,7 +116,7 @@ impl AgentLifecycle {
         caller: &Caller,
         id: Uuid,
         meta: &RequestMeta,
-    ) -> Result<AgentRow, IdentityError> {
+    ) -> Result<AgentRow, AgentError> {
         let agent = self.owned(caller, id).await?;
         self.change(
             &agent,
@@ -134,12 +133,12 @@ impl AgentLifecycle {
 
     /// One pass of the watchdog: every `ready` agent that is unreachable becomes `error`, every
     /// `error` agent that is reachable again becomes `ready`. Answers how many changed.
-    pub async fn check_health(&self) -> Result<u32, IdentityError> {
+    pub async fn check_health(&self) -> Result<u32, AgentError> {
         let actor = Principal::Job("agent-health");
         let meta = RequestMeta::default();
         let mut changed = 0;
         let mut page =
-            PageRequest::first(HEALTH_PAGE).map_err(|e| IdentityError::Internal(e.to_string()))?;
+            PageRequest::first(HEALTH_PAGE).map_err(|e| AgentError::Internal(e.to_string()))?;
         loop {
             let agents = self.store.agents().list(None, &page).await?;
             for agent in &agents.items {
@@ -172,19 +171,19 @@ impl AgentLifecycle {
             match agents.next_cursor {
                 Some(cursor) => {
                     page = PageRequest::new(HEALTH_PAGE, Some(&cursor))
-                        .map_err(|e| IdentityError::Internal(e.to_string()))?;
+                        .map_err(|e| AgentError::Internal(e.to_string()))?;
                 }
                 None => return Ok(changed),
             }
         }
     }
 
-    async fn owned(&self, caller: &Caller, id: Uuid) -> Result<AgentRow, IdentityError> {
+    async fn owned(&self, caller: &Caller, id: Uuid) -> Result<AgentRow, AgentError> {
         self.store
             .agents()
             .get(id, caller.owner_scope()?)
             .await?
-            .ok_or(IdentityError::NotFound)
+            .ok_or(AgentError::NotFound)
     }
 
     /// Stores `status` (audited as `action`, in the same transaction) and announces it.
@@ -200,7 +199,7 @@ impl AgentLifecycle {
         action: AuditAction,
         meta: &RequestMeta,
         guard: Guard,
-    ) -> Result<bool, IdentityError> {
+    ) -> Result<bool, AgentError> {
         let entry = AuditEvent {
             principal: principal.clone(),
             action,
@@ -232,7 +231,7 @@ impl AgentLifecycle {
         if !stored {
             // Gone, or (guarded) moved on meanwhile: the newer state stands.
             return match guard {
-                Guard::Any => Err(IdentityError::NotFound),
+                Guard::Any => Err(AgentError::NotFound),
                 Guard::WhileUnchanged => Ok(false),
             };
         }

@@ -6,11 +6,13 @@
 //! Below: kernel, vault (credentials by secret id), identity (callers).
 
 pub mod conformance;
+mod error;
 pub mod import;
 pub mod lifecycle;
 pub mod llm;
 mod registry;
 
+pub use error::AgentError;
 pub(crate) use registry::check_url;
 
 pub use registry::{

@@ -5,7 +5,7 @@
 //!
 //! Running agents (start, stop, the health watchdog, the A2A gateway) builds on this registry.
 
-use crate::identity::IdentityError;
+use crate::agents::AgentError;
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, TransactionRecord};
 use crate::kernel::caller::{Caller, Credential, RequestMeta};
 use hive_proto::SharedClock;
@@ -116,10 +116,10 @@ impl Agents {
         caller: &Caller,
         new: &NewAgent,
         meta: &RequestMeta,
-    ) -> Result<AgentRow, IdentityError> {
+    ) -> Result<AgentRow, AgentError> {
         let owner_id = caller
             .user_id()
-            .ok_or(IdentityError::Forbidden("agents belong to a user account"))?;
+            .ok_or(AgentError::Forbidden("agents belong to a user account"))?;
         let name = check_name(&new.name)?;
         let skills = new.skills.clone().unwrap_or_else(|| {
             vec![Skill {
@@ -150,20 +150,20 @@ impl Agents {
         };
         let record = self.record(caller, AuditAction::AgentCreate, &row, meta);
         match self.store.agents().create(&row, record.append()).await {
-            Err(StoreError::Conflict(_)) => Err(IdentityError::Conflict(
-                "an agent of this name exists already",
-            )),
-            other => other.map(|()| row).map_err(IdentityError::from),
+            Err(StoreError::Conflict(_)) => {
+                Err(AgentError::Conflict("an agent of this name exists already"))
+            }
+            other => other.map(|()| row).map_err(AgentError::from),
         }
     }
 
     /// One agent: the caller's own, or any for an admin; others' are not found.
-    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<AgentRow, IdentityError> {
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<AgentRow, AgentError> {
         self.store
             .agents()
             .get(id, caller.owner_scope()?)
             .await?
-            .ok_or(IdentityError::NotFound)
+            .ok_or(AgentError::NotFound)
     }
 
     /// The caller's agents (an admin's: all), newest first.
@@ -171,7 +171,7 @@ impl Agents {
         &self,
         caller: &Caller,
         page: &PageRequest,
-    ) -> Result<Page<AgentRow>, IdentityError> {
+    ) -> Result<Page<AgentRow>, AgentError> {
         Ok(self
             .store
             .agents()
@@ -187,7 +187,7 @@ impl Agents {
         id: Uuid,
         change: &AgentChange,
         meta: &RequestMeta,
-    ) -> Result<AgentRow, IdentityError> {
+    ) -> Result<AgentRow, AgentError> {
         let current = self.get(caller, id).await?;
         let mut next = current.clone();
         if let Some(name) = &change.name {
@@ -215,12 +215,12 @@ impl Agents {
         let record = self.record(caller, AuditAction::AgentUpdate, &next, meta);
         match self.store.agents().update(&next, record.append()).await {
             Ok(true) => Ok(next),
-            Ok(false) => Err(IdentityError::Conflict(
+            Ok(false) => Err(AgentError::Conflict(
                 "the agent changed meanwhile; read it again",
             )),
-            Err(StoreError::Conflict(_)) => Err(IdentityError::Conflict(
-                "an agent of this name exists already",
-            )),
+            Err(StoreError::Conflict(_)) => {
+                Err(AgentError::Conflict("an agent of this name exists already"))
+            }
             Err(other) => Err(other.into()),
         }
     }
@@ -230,7 +230,7 @@ impl Agents {
         caller: &Caller,
         id: Uuid,
         meta: &RequestMeta,
-    ) -> Result<(), IdentityError> {
+    ) -> Result<(), AgentError> {
         let agent = self.get(caller, id).await?;
         let record = self.record(caller, AuditAction::AgentDelete, &agent, meta);
         if self
@@ -241,7 +241,7 @@ impl Agents {
         {
             Ok(())
         } else {
-            Err(IdentityError::NotFound)
+            Err(AgentError::NotFound)
         }
     }
 
@@ -252,9 +252,9 @@ impl Agents {
         owner_id: Uuid,
         kind: AgentKind,
         runtime: &serde_json::Value,
-    ) -> Result<String, IdentityError> {
+    ) -> Result<String, AgentError> {
         let invalid = |error: serde_json::Error| {
-            IdentityError::Invalid(format!(
+            AgentError::Invalid(format!(
                 "runtime settings of a {kind} agent: {}",
                 hive_a2a::error::describe(&error)
             ))
@@ -265,7 +265,7 @@ impl Agents {
                     serde_json::from_value(runtime.clone()).map_err(invalid)?;
                 check_url("url", &settings.url)?;
                 if !matches!(settings.protocol_version.as_str(), "1.0" | "0.3") {
-                    return Err(IdentityError::Invalid(
+                    return Err(AgentError::Invalid(
                         "protocolVersion must be 1.0 or 0.3".into(),
                     ));
                 }
@@ -293,12 +293,12 @@ impl Agents {
                 .await?
                 .is_none()
             {
-                return Err(IdentityError::Invalid(format!(
+                return Err(AgentError::Invalid(format!(
                     "secret {secret_id} is not one of the agent owner's secrets"
                 )));
             }
         }
-        stored.map_err(|error| IdentityError::Internal(error.to_string()))
+        stored.map_err(|error| AgentError::Internal(error.to_string()))
     }
 
     /// The record of a change to `agent`: its name, kind and version, never its settings.
@@ -346,7 +346,7 @@ pub fn skills_of(agent: &AgentRow) -> Vec<Skill> {
     serde_json::from_str(&agent.skills).unwrap_or_default()
 }
 
-fn check_name(raw: &str) -> Result<String, IdentityError> {
+fn check_name(raw: &str) -> Result<String, AgentError> {
     let name = raw.trim();
     let valid = (1..=MAX_NAME_CHARS).contains(&name.len())
         && name
@@ -357,48 +357,48 @@ fn check_name(raw: &str) -> Result<String, IdentityError> {
     if valid {
         Ok(name.to_owned())
     } else {
-        Err(IdentityError::Invalid(
+        Err(AgentError::Invalid(
             "name must be 1 to 64 characters of a-z 0-9 and inner dashes".into(),
         ))
     }
 }
 
-fn check_text(field: &str, text: &str, max: usize) -> Result<(), IdentityError> {
+fn check_text(field: &str, text: &str, max: usize) -> Result<(), AgentError> {
     if text.chars().count() > max || text.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(IdentityError::Invalid(format!(
+        return Err(AgentError::Invalid(format!(
             "{field} must be at most {max} characters without control characters"
         )));
     }
     Ok(())
 }
 
-fn check_description(description: &str) -> Result<String, IdentityError> {
+fn check_description(description: &str) -> Result<String, AgentError> {
     check_text("description", description, MAX_DESCRIPTION_CHARS)?;
     Ok(description.to_owned())
 }
 
 /// An http(s) URL without credentials in it, parsed (the egress guard decides at call time whether
 /// its host may be reached).
-pub(crate) fn check_url(field: &str, raw: &str) -> Result<url::Url, IdentityError> {
+pub(crate) fn check_url(field: &str, raw: &str) -> Result<url::Url, AgentError> {
     let url = url::Url::parse(raw)
-        .map_err(|_| IdentityError::Invalid(format!("{field} must be an http or https URL")))?;
+        .map_err(|_| AgentError::Invalid(format!("{field} must be an http or https URL")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(IdentityError::Invalid(format!(
+        return Err(AgentError::Invalid(format!(
             "{field} must be an http or https URL"
         )));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(IdentityError::Invalid(format!(
+        return Err(AgentError::Invalid(format!(
             "{field} must not hold credentials: name a secret instead"
         )));
     }
     Ok(url)
 }
 
-fn check_llm(settings: &LlmSettings) -> Result<(), IdentityError> {
+fn check_llm(settings: &LlmSettings) -> Result<(), AgentError> {
     check_url("baseUrl", &settings.base_url)?;
     if settings.model.trim().is_empty() || settings.model.len() > 200 {
-        return Err(IdentityError::Invalid(
+        return Err(AgentError::Invalid(
             "model must be 1 to 200 characters".into(),
         ));
     }
@@ -411,7 +411,7 @@ fn check_llm(settings: &LlmSettings) -> Result<(), IdentityError> {
         .temperature
         .is_some_and(|t| !(0.0..=2.0).contains(&t))
     {
-        return Err(IdentityError::Invalid(
+        return Err(AgentError::Invalid(
             "temperature must be from 0 to 2".into(),
         ));
     }
@@ -419,29 +419,29 @@ fn check_llm(settings: &LlmSettings) -> Result<(), IdentityError> {
         .max_tokens
         .is_some_and(|n| !(1..=1_000_000).contains(&n))
     {
-        return Err(IdentityError::Invalid(
+        return Err(AgentError::Invalid(
             "maxTokens must be from 1 to 1000000".into(),
         ));
     }
     Ok(())
 }
 
-fn checked_skills(skills: &[Skill]) -> Result<String, IdentityError> {
+fn checked_skills(skills: &[Skill]) -> Result<String, AgentError> {
     if skills.is_empty() || skills.len() > MAX_SKILLS {
-        return Err(IdentityError::Invalid(format!(
+        return Err(AgentError::Invalid(format!(
             "an agent has 1 to {MAX_SKILLS} skills"
         )));
     }
     let mut ids = std::collections::HashSet::new();
     for skill in skills {
         check_name(&skill.id).map_err(|_| {
-            IdentityError::Invalid("a skill id is 1 to 64 characters of a-z 0-9 -".into())
+            AgentError::Invalid("a skill id is 1 to 64 characters of a-z 0-9 -".into())
         })?;
         if !ids.insert(skill.id.as_str()) {
-            return Err(IdentityError::Invalid("skill ids must differ".into()));
+            return Err(AgentError::Invalid("skill ids must differ".into()));
         }
         if skill.name.trim().is_empty() {
-            return Err(IdentityError::Invalid("a skill needs a name".into()));
+            return Err(AgentError::Invalid("a skill needs a name".into()));
         }
         check_text("a skill's name", &skill.name, 200)?;
         check_text(
@@ -450,15 +450,15 @@ fn checked_skills(skills: &[Skill]) -> Result<String, IdentityError> {
             MAX_DESCRIPTION_CHARS,
         )?;
         if skill.tags.len() > 20 || skill.tags.iter().any(|t| t.is_empty() || t.len() > 50) {
-            return Err(IdentityError::Invalid(
+            return Err(AgentError::Invalid(
                 "a skill has at most 20 tags of 1 to 50 characters".into(),
             ));
         }
     }
-    serde_json::to_string(skills).map_err(|error| IdentityError::Internal(error.to_string()))
+    serde_json::to_string(skills).map_err(|error| AgentError::Internal(error.to_string()))
 }
 
-fn check_limits(limits: AgentLimits) -> Result<AgentLimits, IdentityError> {
+fn check_limits(limits: AgentLimits) -> Result<AgentLimits, AgentError> {
     let valid = (1..=100_000).contains(&limits.requests_per_minute)
         && limits.tokens_per_day <= 10_000_000_000
         && (1..=1_000).contains(&limits.concurrent_tasks)
@@ -466,7 +466,7 @@ fn check_limits(limits: AgentLimits) -> Result<AgentLimits, IdentityError> {
     if valid {
         Ok(limits)
     } else {
-        Err(IdentityError::Invalid(
+        Err(AgentError::Invalid(
             "limits: requestsPerMinute 1-100000, tokensPerDay 0-10000000000 (0: none), \
              concurrentTasks 1-1000, timeoutSeconds 1-3600"
                 .into(),

@@ -8,17 +8,18 @@
 //! same checks, limits and audit as any A2A call); its events are relayed as chat events, and
 //! the reply is stored when the task settles, whether or not the client still listens.
 
+use crate::agents::AgentError;
 use crate::gateway::{Gateway, GatewayError, StreamItem, Target, principal};
-use crate::identity::IdentityError;
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor};
 use crate::kernel::caller::{Caller, RequestMeta};
+use crate::kernel::store_fault::StoreFault;
 use hive_a2a::error::ErrorCode as RpcCode;
 use hive_a2a::jsonrpc::{Call, Id, Outcome, Request, Version};
 use hive_a2a::v1::{self, Message, Part, PartContent, Role, SendMessageRequest, StreamResponse};
 use hive_proto::SharedClock;
 use hive_store::{
     CONVERSATION_TEXT_MAX_BYTES, ConversationMessageRow, ConversationRow, MessageAuthor, Page,
-    PageRequest, Store, TurnStart, truncate_to_micros,
+    PageRequest, Store, StoreError, TurnStart, truncate_to_micros,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,11 +78,54 @@ pub enum ChatEvent {
     Reply(ConversationMessageRow),
 }
 
+/// Why a conversation call was refused. Messages are safe to show to the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum ConversationError {
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// No such conversation or agent, or one that is not the caller's to see.
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+    /// The database (or the audit log) cannot take the call now; nothing was changed.
+    #[error("temporarily unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StoreError> for ConversationError {
+    fn from(error: StoreError) -> Self {
+        match StoreFault::of(error, "conversations") {
+            StoreFault::Unavailable => Self::Unavailable,
+            StoreFault::NotFound => Self::NotFound,
+            StoreFault::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+/// The agent a conversation is with is looked up in the agents domain.
+impl From<AgentError> for ConversationError {
+    fn from(error: AgentError) -> Self {
+        match error {
+            AgentError::Forbidden(message) => Self::Forbidden(message),
+            AgentError::NotFound => Self::NotFound,
+            AgentError::Conflict(message) => Self::Conflict(message),
+            AgentError::Invalid(message) => Self::Invalid(message),
+            AgentError::Unavailable => Self::Unavailable,
+            AgentError::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
 /// A chat message refused before a stream started.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
     #[error(transparent)]
-    Refused(#[from] IdentityError),
+    Refused(#[from] ConversationError),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
     /// The agent refused the message before doing anything (not ready, a task still running…).
@@ -134,7 +178,7 @@ impl Conversations {
                     meta,
                 )
                 .await;
-            return Err(IdentityError::Forbidden(
+            return Err(ConversationError::Forbidden(
                 "your role may not call agents here (A2A_JSONRPC_MIN_ROLE)",
             )
             .into());
@@ -151,16 +195,17 @@ impl Conversations {
         let agent = self
             .gateway
             .visible_agent(Some(caller), agent_id)
-            .await?
-            .ok_or(IdentityError::NotFound)?;
+            .await
+            .map_err(ConversationError::from)?
+            .ok_or(ConversationError::NotFound)?;
         let owner = principal(caller);
         let now = truncate_to_micros(self.clock.now());
         let conversation = match conversation_id {
             Some(id) => {
                 let existing = self.store.conversations().get(&owner, id).await;
-                match existing.map_err(IdentityError::from)? {
+                match existing.map_err(ConversationError::from)? {
                     Some(found) if found.agent_id == agent.id => {}
-                    _ => return Err(IdentityError::NotFound.into()),
+                    _ => return Err(ConversationError::NotFound.into()),
                 }
                 let grace = Duration::from_secs(u64::from(agent.limits.timeout_seconds.max(1)))
                     + TURN_GRACE;
@@ -171,16 +216,16 @@ impl Conversations {
                     .conversations()
                     .begin_turn(&owner, &message, stale_before)
                     .await
-                    .map_err(IdentityError::from)?
+                    .map_err(ConversationError::from)?
                 {
                     TurnStart::Started(conversation) => (conversation, message),
                     TurnStart::Busy => {
-                        return Err(IdentityError::Conflict(
+                        return Err(ConversationError::Conflict(
                             "the agent is still answering this conversation's last message",
                         )
                         .into());
                     }
-                    TurnStart::NotFound => return Err(IdentityError::NotFound.into()),
+                    TurnStart::NotFound => return Err(ConversationError::NotFound.into()),
                 }
             }
             None => {
@@ -200,7 +245,7 @@ impl Conversations {
                     .conversations()
                     .create(&conversation, &message)
                     .await
-                    .map_err(IdentityError::from)?;
+                    .map_err(ConversationError::from)?;
                 (conversation, message)
             }
         };
@@ -310,7 +355,7 @@ impl Conversations {
         caller: &Caller,
         agent_id: Option<Uuid>,
         page: &PageRequest,
-    ) -> Result<Page<ConversationRow>, IdentityError> {
+    ) -> Result<Page<ConversationRow>, ConversationError> {
         Ok(self
             .store
             .conversations()
@@ -319,12 +364,16 @@ impl Conversations {
     }
 
     /// The caller's conversation; anyone else's does not exist.
-    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<ConversationRow, IdentityError> {
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+    ) -> Result<ConversationRow, ConversationError> {
         self.store
             .conversations()
             .get(&principal(caller), id)
             .await?
-            .ok_or(IdentityError::NotFound)
+            .ok_or(ConversationError::NotFound)
     }
 
     /// The messages of the caller's conversation, newest first.
@@ -333,7 +382,7 @@ impl Conversations {
         caller: &Caller,
         id: Uuid,
         page: &PageRequest,
-    ) -> Result<Page<ConversationMessageRow>, IdentityError> {
+    ) -> Result<Page<ConversationMessageRow>, ConversationError> {
         let conversation = self.get(caller, id).await?;
         Ok(self
             .store
@@ -348,7 +397,7 @@ impl Conversations {
         caller: &Caller,
         id: Uuid,
         meta: &RequestMeta,
-    ) -> Result<(), IdentityError> {
+    ) -> Result<(), ConversationError> {
         let conversation = self.get(caller, id).await?;
         let record = self.auditor.in_transaction(
             crate::kernel::audit::AuditEvent {
@@ -368,7 +417,7 @@ impl Conversations {
         {
             Ok(())
         } else {
-            Err(IdentityError::NotFound)
+            Err(ConversationError::NotFound)
         }
     }
 
@@ -599,25 +648,25 @@ fn agent_text(message: Option<&Message>) -> Option<String> {
         .map(|message| text_of(&message.parts))
 }
 
-fn check_text(text: &str) -> Result<(), IdentityError> {
+fn check_text(text: &str) -> Result<(), ConversationError> {
     if text.trim().is_empty() {
-        return Err(IdentityError::Invalid("text must not be empty".into()));
+        return Err(ConversationError::Invalid("text must not be empty".into()));
     }
     if text.len() > CHAT_TEXT_MAX_BYTES {
-        return Err(IdentityError::Invalid(format!(
+        return Err(ConversationError::Invalid(format!(
             "text must be at most {CHAT_TEXT_MAX_BYTES} bytes"
         )));
     }
     Ok(())
 }
 
-fn check_message_id(id: &str) -> Result<(), IdentityError> {
+fn check_message_id(id: &str) -> Result<(), ConversationError> {
     let count = id.chars().count();
     if count == 0
         || count > MESSAGE_ID_MAX_CHARS
         || id.chars().any(|c| c.is_control() || c.is_whitespace())
     {
-        return Err(IdentityError::Invalid(format!(
+        return Err(ConversationError::Invalid(format!(
             "messageId must be 1 to {MESSAGE_ID_MAX_CHARS} visible characters"
         )));
     }

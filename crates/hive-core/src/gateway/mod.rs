@@ -17,8 +17,8 @@ mod remote;
 
 pub use book::StreamItem;
 
-use crate::agents::{conformance, visible_to};
-use crate::identity::{Identity, IdentityError};
+use crate::agents::{AgentError, conformance, visible_to};
+use crate::identity::Identity;
 use crate::kernel::audit::{AuditAction, AuditEvent};
 use crate::kernel::caller::{Caller, Credential, RequestMeta};
 use crate::kernel::config::A2aConfig;
@@ -185,7 +185,7 @@ impl Gateway {
         &self,
         caller: Option<&Caller>,
         id: Uuid,
-    ) -> Result<Option<AgentRow>, IdentityError> {
+    ) -> Result<Option<AgentRow>, AgentError> {
         let agent = self.store.agents().get(id, None).await?;
         Ok(agent.filter(|agent| sees(caller, agent)))
     }
@@ -195,7 +195,7 @@ impl Gateway {
         &self,
         caller: Option<&Caller>,
         version: Version,
-    ) -> Result<AgentCard, IdentityError> {
+    ) -> Result<AgentCard, AgentError> {
         Ok(self.served_instance_card(caller, version).await?.card)
     }
 
@@ -204,9 +204,9 @@ impl Gateway {
         &self,
         caller: Option<&Caller>,
         version: Version,
-    ) -> Result<ServedCard, IdentityError> {
+    ) -> Result<ServedCard, AgentError> {
         let mut agents = Vec::new();
-        let mut page = PageRequest::first(100).map_err(IdentityError::from)?;
+        let mut page = PageRequest::first(100)?;
         loop {
             let found = self.store.agents().list(None, &page).await?;
             agents.extend(
@@ -217,7 +217,7 @@ impl Gateway {
             );
             match found.next_cursor {
                 Some(cursor) if agents.len() < MAX_CARD_AGENTS => {
-                    page = PageRequest::new(100, Some(&cursor)).map_err(IdentityError::from)?;
+                    page = PageRequest::new(100, Some(&cursor))?;
                 }
                 _ => break,
             }

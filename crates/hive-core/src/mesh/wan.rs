@@ -7,8 +7,7 @@
 //! ingress and by the consumer, so a retried ingress, a redelivery and the instance's own
 //! envelopes coming back over NATS are not published again.
 
-use crate::identity::IdentityError;
-use crate::kernel::audit::{AuditAction, AuditEvent, Auditor};
+use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, Unrecorded};
 use crate::kernel::caller::{Caller, RequestMeta};
 use hive_proto::wan::{WanEnvelope, WanPublished};
 use hive_state::{BusEvent, EventBus, ReplayCache, StateError, WanCarrier};
@@ -24,6 +23,22 @@ pub const INGRESS_ACTION: AuditAction = AuditAction::MeshWanIngress;
 const SEEN_FOR: Duration = hive_state::wan::DEFAULT_MAX_AGE;
 /// The replay-cache scope of an instance without NATS.
 const LOCAL_SCOPE: &str = "local";
+
+/// Why an envelope was not accepted. Messages are safe to show to the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum WanError {
+    #[error("{0}")]
+    Invalid(String),
+    /// The audit log, the replay cache, the event bus or NATS cannot take the envelope now.
+    #[error("temporarily unavailable")]
+    Unavailable,
+}
+
+impl From<Unrecorded> for WanError {
+    fn from(_: Unrecorded) -> Self {
+        Self::Unavailable
+    }
+}
 
 /// The WAN service of this process.
 #[derive(Debug)]
@@ -76,8 +91,8 @@ impl Wan {
         envelope: WanEnvelope,
         caller: &Caller,
         meta: &RequestMeta,
-    ) -> Result<WanPublished, IdentityError> {
-        envelope.validate().map_err(IdentityError::Invalid)?;
+    ) -> Result<WanPublished, WanError> {
+        envelope.validate().map_err(WanError::Invalid)?;
         let entry = |outcome, detail| AuditEvent {
             principal: caller.principal(),
             action: INGRESS_ACTION,
@@ -126,7 +141,7 @@ impl Wan {
                     self.auditor
                         .record_refusal(entry(AuditOutcome::Failure, detail), meta)
                         .await;
-                    return Err(IdentityError::Unavailable);
+                    return Err(WanError::Unavailable);
                 }
             },
         };
@@ -153,7 +168,7 @@ impl Wan {
     }
 }
 
-fn unavailable(what: &str, error: &StateError) -> IdentityError {
+fn unavailable(what: &str, error: &StateError) -> WanError {
     tracing::warn!(%error, "WAN ingress: {what} is unavailable");
-    IdentityError::Unavailable
+    WanError::Unavailable
 }

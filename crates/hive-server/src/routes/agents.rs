@@ -183,8 +183,8 @@ pub async fn start(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Result<Json<AgentView>, ApiError> {
-    let lifecycle = &state.hive.agent_lifecycle;
-    answer(lifecycle.start(&caller, id, &meta).await)
+    let agent = state.hive.agent_lifecycle.start(&caller, id, &meta).await?;
+    Ok(Json(view(&agent)))
 }
 
 pub async fn stop(
@@ -193,15 +193,6 @@ pub async fn stop(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Result<Json<AgentView>, ApiError> {
-    let lifecycle = &state.hive.agent_lifecycle;
-    answer(lifecycle.stop(&caller, id, &meta).await)
-}
-
-/// The agent as a change left it, or the refusal.
-fn answer(
-    changed: Result<AgentRow, hive_core::identity::IdentityError>,
-) -> Result<Json<AgentView>, ApiError> {
-    changed
-        .map(|agent| Json(view(&agent)))
-        .map_err(ApiError::from)
+    let agent = state.hive.agent_lifecycle.stop(&caller, id, &meta).await?;
+    Ok(Json(view(&agent)))
 }

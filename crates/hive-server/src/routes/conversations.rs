@@ -12,8 +12,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use bytes::Bytes;
-use hive_core::gateway::GatewayError;
-use hive_core::gateway::conversations::{ChatError, ChatEvent, ChatInput};
+use hive_core::gateway::conversations::{ChatEvent, ChatInput};
 use hive_proto::ErrorCode;
 use hive_proto::auth::{PageQuery, PageResponse};
 use hive_proto::conversations::{
@@ -93,26 +92,10 @@ pub async fn chat(
             },
             &meta,
         )
-        .await
-        .map_err(chat_error)?;
+        .await?;
     let (frames, frames_out) = mpsc::channel::<Bytes>(16);
     tokio::spawn(relay(events, frames));
     Ok(event_stream_response(&state, frames_out, slot))
-}
-
-fn chat_error(error: ChatError) -> ApiError {
-    match error {
-        ChatError::Refused(error) => ApiError::from(error),
-        ChatError::Gateway(GatewayError::Throttled { retry_after }) => {
-            ApiError::new(ErrorCode::RateLimited, "the agent is busy; retry later")
-                .with_retry_after(retry_after)
-        }
-        ChatError::Gateway(GatewayError::Unavailable) => ApiError::unavailable(),
-        ChatError::Agent(message) => ApiError::new(
-            ErrorCode::Conflict,
-            format!("the agent did not take the message: {message}"),
-        ),
-    }
 }
 
 /// Chat events as SSE frames, until the reply (or the reader leaves).
