@@ -26,6 +26,7 @@ use book::{Entry, StoredTask, TaskBook, shaped};
 use card::CardBase;
 use hive_a2a::error::{ErrorCode, RpcError};
 use hive_a2a::jsonrpc::{Call, Outcome, Request, Version};
+use hive_a2a::state_machine;
 use hive_a2a::v1::{self, AgentCard, Message, SendMessageRequest, StreamResponse, Task};
 use hive_proto::SharedClock;
 use hive_proto::agents::{AgentKind, AgentStatus, AgentVisibility};
@@ -915,7 +916,7 @@ impl Gateway {
     ) -> Result<Task, Refused> {
         let owner = ctx.owner.as_str();
         let entry = self.task_of(owner, target, id, agent_seen).await?;
-        if !conformance::is_cancelable(entry.stored.task.status.state) {
+        if !state_machine::is_cancelable(entry.stored.task.status.state) {
             return Err(ErrorCode::TaskNotCancelable.error().into());
         }
         if entry.stored.upstream.is_some() {
@@ -945,10 +946,10 @@ impl Gateway {
     }
 
     async fn cancel_stored(&self, mut entry: Entry) -> Result<Task, Refused> {
-        let canceled = conformance::cancel(&entry.stored.task)?;
+        let canceled = state_machine::cancel(&entry.stored.task)?;
         entry.stored.running = false;
         self.book
-            .advance(&mut entry, conformance::status_update(&canceled))
+            .advance(&mut entry, state_machine::status_update(&canceled))
             .await?;
         Ok(entry.stored.task)
     }
