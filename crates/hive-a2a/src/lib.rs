@@ -1,7 +1,8 @@
 //! The Agent2Agent (A2A) protocol on its own: serde types for A2A 1.0 ([`v1`]) and 0.3
 //! ([`v03`]) with conversions between them ([`convert`]), the JSON-RPC 2.0 binding
-//! ([`jsonrpc`], errors in [`error`]), Server-Sent Events framing ([`sse`]) and a client over a
-//! pluggable transport ([`client`]).
+//! ([`jsonrpc`], errors in [`error`]), Server-Sent Events framing ([`sse`]), a client over a
+//! pluggable transport ([`client`]) and the task state machine ([`state_machine`]: how events
+//! fold into a task, and cancellation).
 //!
 //! The crate depends on no other part of Hive and carries no HTTP server or HTTP client, so any
 //! project can use it with its own stack:
@@ -37,5 +38,6 @@ pub mod error;
 pub mod jsonrpc;
 mod redact;
 pub mod sse;
+pub mod state_machine;
 pub mod v03;
 pub mod v1;

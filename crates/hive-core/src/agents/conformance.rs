@@ -6,7 +6,8 @@
 //! This module is pure: no I/O, no clock, no randomness. The caller (the A2A gateway) assigns
 //! the ids ([`Ids`]), drives a [`Script`] — waiting each step's pause, stamping timestamps,
 //! storing the task, sending each event to the stream's subscribers — or answers a blocking
-//! `SendMessage` from [`Script::final_task`].
+//! `SendMessage` from [`Script::final_task`]. Its tasks follow the A2A task state machine of
+//! `hive_a2a::state_machine`, like every other agent's.
 //!
 //! Follow-up messages on a task that is not terminal (the same `taskId`, e.g. the answer to
 //! `tck-input-required`) go to [`follow_up`]. They are dispatched on their own `messageId`
@@ -16,6 +17,7 @@
 
 use base64::Engine as _;
 use hive_a2a::error::{ErrorCode, RpcError};
+use hive_a2a::state_machine;
 use hive_a2a::v1::{
     Artifact, Message, Part, PartContent, Role, StreamResponse, Task, TaskArtifactUpdateEvent,
     TaskState, TaskStatus, TaskStatusUpdateEvent,
@@ -101,7 +103,7 @@ impl Script {
     pub fn final_task(&self) -> Task {
         let mut task = Task::default();
         for event in self.events() {
-            apply(&mut task, event);
+            state_machine::apply(&mut task, event);
         }
         task
     }
@@ -338,77 +340,6 @@ pub fn follow_up(
     ))
 }
 
-/// Whether a task in this state may still be canceled: any state but a terminal one.
-pub fn is_cancelable(state: TaskState) -> bool {
-    !state.is_terminal()
-}
-
-/// The task canceled (its status CANCELED, the rest unchanged), or `-32002` not cancelable for
-/// a terminal task. A running script stops at the cancellation; announce it to the task's
-/// streams with [`status_update`] of the canceled task.
-pub fn cancel(task: &Task) -> Result<Task, RpcError> {
-    if !is_cancelable(task.status.state) {
-        return Err(ErrorCode::TaskNotCancelable.error());
-    }
-    let mut canceled = task.clone();
-    canceled.status = TaskStatus {
-        state: TaskState::Canceled,
-        ..TaskStatus::default()
-    };
-    Ok(canceled)
-}
-
-/// The event announcing a task's current status.
-pub fn status_update(task: &Task) -> StreamResponse {
-    StreamResponse::StatusUpdate(TaskStatusUpdateEvent {
-        task_id: task.id.clone(),
-        context_id: task.context_id.clone(),
-        status: task.status.clone(),
-        metadata: None,
-    })
-}
-
-/// Applies one event to a task: the fold behind [`Script::final_task`], also what the caller
-/// uses to keep a running task's current state. A task event replaces the task; a status
-/// update sets the status, and its message (if any) joins the history; an artifact update adds
-/// the artifact, replaces the one with its id, or — with `append` — adds its parts to it; a
-/// message joins the history.
-pub fn apply(task: &mut Task, event: &StreamResponse) {
-    match event {
-        StreamResponse::Task(snapshot) => *task = snapshot.clone(),
-        StreamResponse::Message(message) => remember(task, message),
-        StreamResponse::StatusUpdate(update) => {
-            if let Some(message) = &update.status.message {
-                remember(task, message);
-            }
-            task.status = update.status.clone();
-        }
-        StreamResponse::ArtifactUpdate(update) => {
-            let artifact = &update.artifact;
-            let existing = task
-                .artifacts
-                .iter_mut()
-                .find(|known| known.artifact_id == artifact.artifact_id);
-            match existing {
-                Some(known) if update.append => append_parts(&mut known.parts, &artifact.parts),
-                Some(known) => *known = artifact.clone(),
-                None => task.artifacts.push(artifact.clone()),
-            }
-        }
-    }
-}
-
-/// Adds a message to the history unless it is there already (a status message repeated).
-fn remember(task: &mut Task, message: &Message) {
-    let known = task
-        .history
-        .iter()
-        .any(|seen| !seen.message_id.is_empty() && seen.message_id == message.message_id);
-    if !known {
-        task.history.push(message.clone());
-    }
-}
-
 /// The user's message as the task records it: with the task's ids.
 fn in_task(message: &Message, task_id: &str, context_id: &str) -> Message {
     Message {
@@ -485,25 +416,6 @@ fn script(task: Task, behaviour: Behaviour, agent_message_id: &str) -> Script {
         });
     }
     Script { steps }
-}
-
-/// Appends streamed chunks to an artifact's parts: a text chunk continues the text part before
-/// it (same media type, no metadata or file name on either), so a task read once it is done
-/// holds the whole text in one part, not one part per chunk.
-fn append_parts(parts: &mut Vec<Part>, chunks: &[Part]) {
-    for chunk in chunks {
-        let plain = |part: &Part| part.metadata.is_none() && part.filename.is_empty();
-        if let (Some(last), PartContent::Text(more)) = (parts.last_mut(), &chunk.content)
-            && plain(last)
-            && plain(chunk)
-            && last.media_type == chunk.media_type
-            && let PartContent::Text(text) = &mut last.content
-        {
-            text.push_str(more);
-            continue;
-        }
-        parts.push(chunk.clone());
-    }
 }
 
 #[cfg(test)]
@@ -954,38 +866,6 @@ mod tests {
     }
 
     #[test]
-    fn apply_replaces_an_artifact_sent_again_without_append() {
-        let mut task = script_of("tck-artifact-text-1").final_task();
-        let replacement = TaskArtifactUpdateEvent {
-            task_id: task.id.clone(),
-            context_id: task.context_id.clone(),
-            artifact: Artifact {
-                artifact_id: "artifact-1".to_owned(),
-                parts: vec![Part::text("new")],
-                ..Artifact::default()
-            },
-            ..TaskArtifactUpdateEvent::default()
-        };
-        apply(
-            &mut task,
-            &StreamResponse::ArtifactUpdate(replacement.clone()),
-        );
-        assert_eq!(texts(&task.artifacts[0].parts), vec!["new"]);
-        let appended = TaskArtifactUpdateEvent {
-            append: true,
-            ..replacement
-        };
-        apply(&mut task, &StreamResponse::ArtifactUpdate(appended.clone()));
-        assert_eq!(texts(&task.artifacts[0].parts), vec!["newnew"]);
-        assert_eq!(task.artifacts.len(), 1);
-        // A part that is not plain text (here: with a file name) is not merged into the text.
-        let mut named = appended;
-        named.artifact.parts[0].filename = "notes.txt".to_owned();
-        apply(&mut task, &StreamResponse::ArtifactUpdate(named));
-        assert_eq!(texts(&task.artifacts[0].parts), vec!["newnew", "new"]);
-    }
-
-    #[test]
     fn message_response_is_a_direct_agent_message() {
         let Reaction::Message(reply) = react(&user("tck-message-response-1"), &ids()) else {
             panic!("a task, not a message");
@@ -1137,50 +1017,6 @@ mod tests {
         assert!(follow_up(&task, &same_context, "agent-msg-2").is_ok());
     }
 
-    #[test]
-    fn only_tasks_that_are_not_terminal_can_be_canceled() {
-        let all = [
-            TaskState::Submitted,
-            TaskState::Working,
-            TaskState::InputRequired,
-            TaskState::AuthRequired,
-            TaskState::Unspecified,
-            TaskState::Completed,
-            TaskState::Failed,
-            TaskState::Canceled,
-            TaskState::Rejected,
-        ];
-        for state in all {
-            let mut task = input_required_task();
-            task.status.state = state;
-            assert_eq!(is_cancelable(state), !state.is_terminal(), "{state:?}");
-            match cancel(&task) {
-                Ok(canceled) => {
-                    assert!(is_cancelable(state), "{state:?}");
-                    assert_eq!(canceled.status.state, TaskState::Canceled);
-                    assert_eq!(
-                        (canceled.history, canceled.artifacts),
-                        (task.history, task.artifacts)
-                    );
-                }
-                Err(refusal) => {
-                    assert!(!is_cancelable(state), "{state:?}");
-                    assert_eq!(refusal.code, -32002);
-                    assert_eq!(refusal.kind(), Some(ErrorCode::TaskNotCancelable));
-                }
-            }
-        }
-        let canceled = cancel(&input_required_task()).unwrap();
-        let StreamResponse::StatusUpdate(event) = status_update(&canceled) else {
-            panic!("not a status update");
-        };
-        assert_eq!(
-            (event.task_id.as_str(), event.context_id.as_str()),
-            ("task-1", "ctx-assigned")
-        );
-        assert_eq!(event.status.state, TaskState::Canceled);
-    }
-
     // ----- golden JSON -----
 
     /// A script as JSON: its steps, each with its pause in milliseconds when it has one.
@@ -1266,7 +1102,7 @@ mod tests {
             &json!(SendMessageResponse::Task(done)),
         );
 
-        let canceled = cancel(&task).unwrap();
+        let canceled = hive_a2a::state_machine::cancel(&task).unwrap();
         assert_golden("canceled.task.json", &json!(canceled));
     }
 }

@@ -8,9 +8,9 @@
 
 use super::discards::{self, Discards};
 use super::{GatewayError, Refused};
-use crate::agents::conformance;
 use crate::kernel::log_gate::LogGate;
 use hive_a2a::error::{ErrorCode, RpcError};
+use hive_a2a::state_machine;
 use hive_a2a::v1::{StreamResponse, Task, TaskState};
 use hive_proto::SharedClock;
 use hive_state::{StateError, TaskEvent, TaskEvents, TaskRecord, TaskStore};
@@ -249,7 +249,7 @@ impl TaskBook {
         mut event: StreamResponse,
     ) -> Result<StreamResponse, Refused> {
         self.stamp(&mut event);
-        conformance::apply(&mut entry.stored.task, &event);
+        state_machine::apply(&mut entry.stored.task, &event);
         let creating = entry.stored.seq == 0;
         entry.stored.seq += 1;
         if let Err(error) = self.save(entry).await {

@@ -1,12 +1,19 @@
-//! Agent cards: the instance's (one skill per agent the caller may see) and each agent's.
+//! Agent cards: the instance's (one skill per agent the caller may see) and each agent's, and
+//! the gateway serving them (with when what they say last changed).
 
+use super::{Gateway, Target, internal, sees};
+use crate::agents::AgentError;
 use crate::agents::skills_of;
+use crate::kernel::caller::Caller;
+use hive_a2a::error::{ErrorCode, RpcError};
 use hive_a2a::v1::{
     AgentCapabilities, AgentCard, AgentInterface, AgentProvider, AgentSkill,
     HttpAuthSecurityScheme, SecurityRequirement, SecurityScheme, StringList,
 };
 use hive_a2a::{jsonrpc::Version, v03};
+use hive_proto::agents::AgentStatus;
 use hive_store::AgentRow;
+use hive_store::PageRequest;
 use std::collections::BTreeMap;
 
 /// The security scheme every card names: an API token (scope `execute`) or a session.
@@ -145,4 +152,94 @@ fn tagged(agent: &AgentRow, own: impl IntoIterator<Item = String>) -> Vec<String
     tags.sort();
     tags.dedup();
     tags
+}
+
+/// Agents the instance card lists at most.
+const MAX_CARD_AGENTS: usize = 1000;
+
+/// A card and when what it says last changed (for `Last-Modified`): the latest change of an
+/// agent it lists, or the start of this process (whose version the card names).
+#[derive(Debug, Clone)]
+pub struct ServedCard {
+    pub card: AgentCard,
+    pub modified: time::OffsetDateTime,
+}
+
+impl Gateway {
+    /// The instance card for this caller: a skill for each ready agent it may see.
+    pub async fn instance_card(
+        &self,
+        caller: Option<&Caller>,
+        version: Version,
+    ) -> Result<AgentCard, AgentError> {
+        Ok(self.served_instance_card(caller, version).await?.card)
+    }
+
+    /// The instance card with when what it lists last changed.
+    pub async fn served_instance_card(
+        &self,
+        caller: Option<&Caller>,
+        version: Version,
+    ) -> Result<ServedCard, AgentError> {
+        let mut agents = Vec::new();
+        let mut page = PageRequest::first(100)?;
+        loop {
+            let found = self.store.agents().list(None, &page).await?;
+            agents.extend(
+                found
+                    .items
+                    .into_iter()
+                    .filter(|agent| agent.status == AgentStatus::Ready && sees(caller, agent)),
+            );
+            match found.next_cursor {
+                Some(cursor) if agents.len() < MAX_CARD_AGENTS => {
+                    page = PageRequest::new(100, Some(&cursor))?;
+                }
+                _ => break,
+            }
+        }
+        agents.truncate(MAX_CARD_AGENTS);
+        agents.sort_by(|a, b| a.name.cmp(&b.name));
+        let modified = agents
+            .iter()
+            .map(|agent| agent.updated_at)
+            .max()
+            .unwrap_or(self.started_at);
+        Ok(ServedCard {
+            card: instance_card(&self.base, version, &agents),
+            modified: modified.max(self.started_at),
+        })
+    }
+
+    /// An agent's own card.
+    pub fn agent_card(&self, agent: &AgentRow, version: Version) -> AgentCard {
+        agent_card(&self.base, version, agent)
+    }
+
+    /// An agent's own card with when it last changed.
+    pub fn served_agent_card(&self, agent: &AgentRow, version: Version) -> ServedCard {
+        ServedCard {
+            card: self.agent_card(agent, version),
+            modified: agent.updated_at.max(self.started_at),
+        }
+    }
+
+    pub(super) async fn extended_card(
+        &self,
+        caller: &Caller,
+        target: Target,
+        version: Version,
+    ) -> Result<AgentCard, RpcError> {
+        match target {
+            Target::Instance => self
+                .instance_card(Some(caller), version)
+                .await
+                .map_err(|_| internal()),
+            Target::Agent(id) => match self.visible_agent(Some(caller), id).await {
+                Ok(Some(agent)) => Ok(self.agent_card(&agent, version)),
+                Ok(None) => Err(ErrorCode::ExtendedAgentCardNotConfigured.error()),
+                Err(_) => Err(internal()),
+            },
+        }
+    }
 }

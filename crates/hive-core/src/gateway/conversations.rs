@@ -10,7 +10,7 @@
 
 use crate::agents::AgentError;
 use crate::gateway::{Gateway, GatewayError, StreamItem, Target, principal};
-use crate::kernel::audit::{AuditAction, AuditEvent, Auditor};
+use crate::kernel::audit::{AuditAction, Auditor};
 use crate::kernel::caller::{Caller, RequestMeta};
 use crate::kernel::store_fault::StoreFault;
 use hive_a2a::error::ErrorCode as RpcCode;
@@ -167,21 +167,8 @@ impl Conversations {
         input: ChatInput,
         meta: &RequestMeta,
     ) -> Result<mpsc::Receiver<ChatEvent>, ChatError> {
-        if !self.gateway.may_call(caller) {
-            self.auditor
-                .record_refusal(
-                    AuditEvent::refused(
-                        caller.principal(),
-                        AuditAction::A2aCall,
-                        "role_below_a2a_minimum",
-                    ),
-                    meta,
-                )
-                .await;
-            return Err(ConversationError::Forbidden(
-                "your role may not call agents here (A2A_JSONRPC_MIN_ROLE)",
-            )
-            .into());
+        if let Err(refused) = self.gateway.admit(caller, meta).await {
+            return Err(ConversationError::Forbidden(refused.message()).into());
         }
         let ChatInput {
             conversation_id,

@@ -7,6 +7,7 @@ use super::book::{Entry, TaskBook, is_cancel_request};
 use crate::agents::conformance;
 use async_trait::async_trait;
 use hive_a2a::error::RpcError;
+use hive_a2a::state_machine;
 use hive_a2a::v1::{Message, Part, Role, StreamResponse, TaskState, TaskStatus};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -98,9 +99,9 @@ pub(crate) async fn execute(book: Arc<TaskBook>, mut run: Run, shutdown: Cancell
     run.entry.stored.running = false;
     let closing = match ending {
         Ending::Done => None,
-        Ending::Canceled => conformance::cancel(&run.entry.stored.task)
+        Ending::Canceled => state_machine::cancel(&run.entry.stored.task)
             .ok()
-            .map(|task| conformance::status_update(&task)),
+            .map(|task| state_machine::status_update(&task)),
         Ending::Failed(why) => Some(failed(&run.entry, &why)),
     };
     let stored = match closing {
@@ -137,5 +138,5 @@ fn failed(entry: &Entry, why: &str) -> StreamResponse {
     }));
     let mut failed = task.clone();
     failed.status = status;
-    conformance::status_update(&failed)
+    state_machine::status_update(&failed)
 }

@@ -13,6 +13,7 @@ use hive_a2a::client::{Body, HttpRequest, HttpResponse, Transport, TransportErro
 use hive_a2a::client::{Client, ClientError, EventStream};
 use hive_a2a::error::{ErrorCode, RpcError};
 use hive_a2a::jsonrpc::{Call, Limits, Outcome, Version};
+use hive_a2a::state_machine;
 use hive_a2a::v1::{self, SendMessageRequest};
 use hive_a2a::v1::{Message, StreamResponse, Task};
 use hive_egress::{CallLimits, EgressRequest, EgressResponse};
@@ -405,7 +406,7 @@ impl super::Gateway {
             return Err(ErrorCode::InvalidAgentResponse.error().into());
         };
         let task = task_to_caller(task, &ids_of(&entry));
-        let update = crate::agents::conformance::status_update(&task);
+        let update = state_machine::status_update(&task);
         entry.stored.task = task;
         self.book.advance(&mut entry, update).await?;
         Ok(entry.stored.task)

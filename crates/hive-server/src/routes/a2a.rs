@@ -16,7 +16,6 @@ use hive_a2a::error::{ErrorCode as RpcCode, RpcError};
 use hive_a2a::jsonrpc::{self, Id, Limits, Outcome, Version};
 use hive_a2a::sse;
 use hive_core::gateway::{ERROR_DOMAIN, GatewayError, Reply, ServedCard, StreamItem, Target};
-use hive_core::kernel::audit::{AuditAction, AuditEvent};
 use hive_core::kernel::caller::{Caller, RequestMeta};
 use hive_proto::ErrorCode;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
@@ -268,24 +267,8 @@ async fn rpc(
         id_slot,
     } = call;
     let gateway = &state.hive.gateway;
-    if !gateway.may_call(&caller) {
-        state
-            .hive
-            .auditor
-            .record_refusal(
-                AuditEvent::refused(
-                    caller.principal(),
-                    AuditAction::A2aCall,
-                    "role_below_a2a_minimum",
-                ),
-                &meta,
-            )
-            .await;
-        return ApiError::new(
-            ErrorCode::Forbidden,
-            "your role may not call agents here (A2A_JSONRPC_MIN_ROLE)",
-        )
-        .into_response();
+    if let Err(refused) = gateway.admit(&caller, &meta).await {
+        return ApiError::new(ErrorCode::Forbidden, refused.message()).into_response();
     }
     let limits = Limits {
         max_body_bytes: gateway.settings().max_body_bytes,

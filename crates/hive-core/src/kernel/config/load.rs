@@ -1,240 +1,22 @@
-//! Reading and validating the configuration.
+//! Reading and validating the configuration: [`load`] reads every variable once, in order, and
+//! assembles the [`Config`]; the parsers of one area live beside it (`sources`, `http`,
+//! `secret_rules`, `oidc`, `mesh`).
 
-use super::report::{ReportLine, ValueSource, display_value};
-use super::spec::{self, VarSpec};
+use super::http::{parse_auth_url, parse_connection_limits, parse_networks};
+use super::report::ValueSource;
+use super::secret_rules::check_secrets;
+use super::sources::{ConfigError, EnvSource, Sources, invalid, read_toml};
+use super::spec;
 use super::{
-    ClientIpSource, Config, ConnectionLimits, DatabaseConfig, DatabaseUrl, EgressSettings,
-    Environment, HttpConfig, JobsConfig, LogConfig, LogFormat, SmtpConfig, SuppliedSecrets,
-    TaskStoreKind,
+    ClientIpSource, Config, DatabaseConfig, DatabaseUrl, EgressSettings, Environment, HttpConfig,
+    JobsConfig, LogConfig, LogFormat, SmtpConfig, SuppliedSecrets, TaskStoreKind,
 };
 use crate::kernel::config::MfaPolicy;
-use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 use url::Url;
-
-/// The variables a process was started with (a snapshot; tests build their own).
-#[derive(Debug, Clone, Default)]
-pub struct EnvSource {
-    vars: BTreeMap<String, String>,
-}
-
-impl EnvSource {
-    /// The process environment; variables that are not valid Unicode are left out.
-    pub fn from_process() -> Self {
-        Self {
-            vars: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
-        }
-    }
-
-    /// Later pairs win over earlier ones with the same name.
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        Self {
-            vars: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        }
-    }
-
-    /// A variable's value; an empty value counts as unset.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-
-    pub(super) fn names(&self) -> impl Iterator<Item = &str> {
-        self.vars.keys().map(String::as_str)
-    }
-}
-
-/// An invalid configuration: which variable, and the rule it breaks. Never holds a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{variable}: {rule}")]
-pub struct ConfigError {
-    pub variable: String,
-    pub rule: String,
-}
-
-pub(super) fn invalid(variable: &str, rule: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable: variable.to_owned(),
-        rule: rule.into(),
-    }
-}
-
-/// Where the values come from, in order of precedence: environment, `NAME_FILE`, the TOML file.
-pub(super) struct Sources<'a> {
-    pub(super) env: &'a EnvSource,
-    pub(super) toml: BTreeMap<String, String>,
-    report: Vec<ReportLine>,
-}
-
-impl Sources<'_> {
-    /// The raw value of a variable and where it came from; records it for the report.
-    fn raw(&mut self, spec: &'static VarSpec) -> Result<Option<String>, ConfigError> {
-        self.raw_named(spec, spec.name.to_owned())
-    }
-
-    /// As [`Sources::raw`] for the variable `name` of `spec` (an instance of a template row).
-    fn raw_named(
-        &mut self,
-        spec: &'static VarSpec,
-        name: String,
-    ) -> Result<Option<String>, ConfigError> {
-        let found = self.lookup(&name, spec.secret)?;
-        let (value, source) = match &found {
-            Some((value, source)) => (display_value(spec, value), *source),
-            None if spec.has_default() => (spec.default.to_owned(), ValueSource::Default),
-            None => (spec.default.to_owned(), ValueSource::Unset),
-        };
-        self.report.push(ReportLine {
-            name,
-            value,
-            source,
-        });
-        Ok(found.map(|(value, _)| value))
-    }
-
-    fn lookup(
-        &self,
-        name: &str,
-        secret: bool,
-    ) -> Result<Option<(String, ValueSource)>, ConfigError> {
-        let file_name = format!("{name}_FILE");
-        let direct = self.env.get(name);
-        let from_file = secret.then(|| self.env.get(&file_name)).flatten();
-        match (direct, from_file) {
-            (Some(_), Some(_)) => Err(invalid(
-                name,
-                format!("set either {name} or {file_name}, not both"),
-            )),
-            (Some(value), None) => Ok(Some((value.to_owned(), ValueSource::Environment))),
-            (None, Some(path)) => Ok(Some((
-                read_secret_file(&file_name, path)?,
-                ValueSource::File,
-            ))),
-            (None, None) => {
-                if let Some(value) = self.toml.get(name) {
-                    return Ok(Some((value.clone(), ValueSource::ConfigFile)));
-                }
-                match secret.then(|| self.toml.get(&file_name)).flatten() {
-                    Some(path) => Ok(Some((
-                        read_secret_file(&file_name, path)?,
-                        ValueSource::File,
-                    ))),
-                    None => Ok(None),
-                }
-            }
-        }
-    }
-
-    pub(super) fn value(&mut self, name: &str) -> Result<Option<String>, ConfigError> {
-        let spec = spec::find(name).ok_or_else(|| invalid(name, "not a known variable"))?;
-        if spec.is_template() {
-            return self.raw_named(spec, name.to_owned());
-        }
-        self.raw(spec)
-    }
-
-    pub(super) fn secret(&mut self, name: &str) -> Result<Option<SecretString>, ConfigError> {
-        Ok(self.value(name)?.map(SecretString::from))
-    }
-
-    pub(super) fn parsed<T>(
-        &mut self,
-        name: &str,
-        default: T,
-        parse: impl FnOnce(&str) -> Option<T>,
-    ) -> Result<T, ConfigError> {
-        match self.value(name)? {
-            None => Ok(default),
-            Some(raw) => parse(raw.trim())
-                .ok_or_else(|| invalid(name, spec::find(name).map_or("invalid value", |s| s.rule))),
-        }
-    }
-
-    pub(super) fn boolean(&mut self, name: &str, default: bool) -> Result<bool, ConfigError> {
-        self.parsed(name, default, |raw| {
-            match raw.to_ascii_lowercase().as_str() {
-                "true" | "1" => Some(true),
-                "false" | "0" => Some(false),
-                _ => None,
-            }
-        })
-    }
-
-    pub(super) fn integer(
-        &mut self,
-        name: &str,
-        default: u64,
-        min: u64,
-        max: u64,
-    ) -> Result<u64, ConfigError> {
-        self.parsed(name, default, |raw| {
-            raw.parse::<u64>().ok().filter(|n| (min..=max).contains(n))
-        })
-    }
-
-    pub(super) fn seconds(
-        &mut self,
-        name: &str,
-        default: u64,
-        min: u64,
-        max: u64,
-    ) -> Result<Duration, ConfigError> {
-        self.integer(name, default, min, max)
-            .map(Duration::from_secs)
-    }
-}
-
-fn parse_connection_limits(src: &mut Sources<'_>) -> Result<ConnectionLimits, ConfigError> {
-    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-    let default = ConnectionLimits::default();
-    let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-    Ok(ConnectionLimits {
-        header_read_timeout: src.seconds(
-            "HIVE_HTTP_HEADER_READ_TIMEOUT_SECONDS",
-            default.header_read_timeout.as_secs(),
-            1,
-            300,
-        )?,
-        idle_timeout: src.seconds(
-            "HIVE_HTTP_IDLE_TIMEOUT_SECONDS",
-            default.idle_timeout.as_secs(),
-            1,
-            3600,
-        )?,
-        max_connections: size(src.integer(
-            "HIVE_HTTP_MAX_CONNECTIONS",
-            wide(default.max_connections),
-            16,
-            1_000_000,
-        )?),
-        max_connections_per_ip: size(src.integer(
-            "HIVE_HTTP_MAX_CONNECTIONS_PER_IP",
-            wide(default.max_connections_per_ip),
-            1,
-            100_000,
-        )?),
-        max_streams_per_connection: u32::try_from(src.integer(
-            "HIVE_HTTP_MAX_STREAMS_PER_CONNECTION",
-            u64::from(default.max_streams_per_connection),
-            1,
-            1000,
-        )?)
-        .unwrap_or(default.max_streams_per_connection),
-    })
-}
 
 fn parse_a2a(src: &mut Sources<'_>) -> Result<super::A2aConfig, ConfigError> {
     let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
@@ -257,107 +39,6 @@ fn parse_a2a(src: &mut Sources<'_>) -> Result<super::A2aConfig, ConfigError> {
         streams_per_user: count(src.integer("A2A_STREAMS_PER_USER", 5, 1, 10_000)?),
         stream_idle: src.seconds("A2A_STREAM_IDLE_SECONDS", 300, 5, 86_400)?,
     })
-}
-
-/// Reads a small text file, refusing one over `limit` bytes (a mistaken `/dev/zero` or a log
-/// file must not hang or fill memory at start).
-fn read_small_file(variable: &str, path: &str, limit: u64) -> Result<String, ConfigError> {
-    use std::io::Read;
-    let cannot = |e: std::io::Error| invalid(variable, format!("cannot read {path}: {}", e.kind()));
-    let mut content = String::new();
-    std::fs::File::open(path)
-        .map_err(cannot)?
-        .take(limit + 1)
-        .read_to_string(&mut content)
-        .map_err(cannot)?;
-    if content.len() as u64 > limit {
-        return Err(invalid(
-            variable,
-            format!("{path} is larger than {limit} bytes"),
-        ));
-    }
-    Ok(content)
-}
-
-/// A secret read from a file: one trailing newline (what editors and `echo` add) is dropped.
-pub(super) fn read_secret_file(variable: &str, path: &str) -> Result<String, ConfigError> {
-    let content = read_small_file(variable, path, 64 * 1024)?;
-    let trimmed = content
-        .strip_suffix('\n')
-        .map(|s| s.strip_suffix('\r').unwrap_or(s))
-        .unwrap_or(&content);
-    Ok(trimmed.to_owned())
-}
-
-/// Reads the TOML file named by `HIVE_CONFIG`: a flat table of variable names.
-fn read_toml(path: &str) -> Result<BTreeMap<String, String>, ConfigError> {
-    let text = read_small_file("HIVE_CONFIG", path, 1024 * 1024)?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| {
-        invalid(
-            "HIVE_CONFIG",
-            format!("{path} is not valid TOML: {}", e.message()),
-        )
-    })?;
-    let mut values = BTreeMap::new();
-    let mut holds_secret = false;
-    for (key, value) in table {
-        if !spec::allowed_in_config_file(&key) {
-            return Err(invalid("HIVE_CONFIG", format!("{path}: unknown key {key}")));
-        }
-        holds_secret |= spec::find(&key).is_some_and(|s| s.secret);
-        let text = match value {
-            toml::Value::String(s) => s,
-            toml::Value::Integer(n) => n.to_string(),
-            toml::Value::Boolean(b) => b.to_string(),
-            _ => {
-                return Err(invalid(
-                    "HIVE_CONFIG",
-                    format!("{path}: {key} must be a string, integer or boolean"),
-                ));
-            }
-        };
-        values.insert(key, text);
-    }
-    // The same rule as in the environment: one source per secret, or a reader cannot tell which.
-    if let Some(name) = values
-        .keys()
-        .find(|name| values.contains_key(&format!("{name}_FILE")))
-    {
-        return Err(invalid(
-            "HIVE_CONFIG",
-            format!("{path}: set either {name} or {name}_FILE, not both"),
-        ));
-    }
-    if holds_secret {
-        refuse_shared_file("HIVE_CONFIG", Path::new(path))?;
-    }
-    Ok(values)
-}
-
-/// A file holding secrets must not be readable by group or others.
-fn refuse_shared_file(variable: &str, path: &Path) -> Result<(), ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| {
-            invalid(
-                variable,
-                format!("cannot read {}: {}", path.display(), e.kind()),
-            )
-        })?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(invalid(
-            variable,
-            format!(
-                "{} holds secrets but is accessible to other users (mode {:04o}); run chmod 600 {}",
-                path.display(),
-                mode & 0o777,
-                path.display()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
@@ -667,55 +348,6 @@ fn parse_smtp(
     Ok(Some(SmtpConfig { url, from }))
 }
 
-fn parse_auth_url(
-    raw: Option<String>,
-    listen: SocketAddr,
-    production: bool,
-    allow_insecure_http: bool,
-) -> Result<Url, ConfigError> {
-    let rule = "an absolute http(s) URL without credentials, query or fragment";
-    let Some(raw) = raw else {
-        if production {
-            return Err(invalid(
-                "AUTH_URL",
-                "required in production (the public https URL)",
-            ));
-        }
-        return Url::parse(&format!("http://{}", local_authority(listen)))
-            .map_err(|_| invalid("AUTH_URL", rule));
-    };
-    let url = Url::parse(raw.trim()).map_err(|_| invalid("AUTH_URL", rule))?;
-    let plain = match url.scheme() {
-        "https" => false,
-        "http" => true,
-        _ => return Err(invalid("AUTH_URL", rule)),
-    };
-    if url.host().is_none()
-        || !url.username().is_empty()
-        || url.password().is_some()
-        || url.query().is_some()
-        || url.fragment().is_some()
-    {
-        return Err(invalid("AUTH_URL", rule));
-    }
-    if production && plain && !allow_insecure_http {
-        return Err(invalid(
-            "AUTH_URL",
-            "must be https in production (set HIVE_ALLOW_INSECURE_HTTP=true to allow http)",
-        ));
-    }
-    Ok(url)
-}
-
-/// The address people reach a local listener at (an unspecified address is not reachable).
-fn local_authority(listen: SocketAddr) -> String {
-    match listen.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => format!("127.0.0.1:{}", listen.port()),
-        IpAddr::V6(ip) if ip.is_unspecified() => format!("[::1]:{}", listen.port()),
-        _ => listen.to_string(),
-    }
-}
-
 fn parse_database_url(raw: &str) -> Result<DatabaseUrl, ConfigError> {
     let raw = raw.trim();
     if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
@@ -735,18 +367,6 @@ fn parse_database_url(raw: &str) -> Result<DatabaseUrl, ConfigError> {
             )
         })?;
     Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
-}
-
-pub(super) fn parse_networks(raw: &str) -> Option<Vec<IpNet>> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(|item| {
-            item.parse::<IpNet>()
-                .ok()
-                .or_else(|| item.parse::<IpAddr>().ok().map(IpNet::from))
-        })
-        .collect()
 }
 
 fn is_level(raw: &str) -> bool {
@@ -771,102 +391,12 @@ fn is_log_filter(raw: &str) -> bool {
         })
 }
 
-/// Why a secret looks weak or like a placeholder, if it does.
-pub(crate) fn weakness(secret: &str) -> Option<&'static str> {
-    const PLACEHOLDERS: &[&str] = &[
-        "change",
-        "replace",
-        "example",
-        "default",
-        "secret",
-        "password",
-        "placeholder",
-        "sample",
-        "dummy",
-        "test",
-        "your",
-        "xxx",
-        "todo",
-    ];
-    let lower = secret.to_ascii_lowercase();
-    if PLACEHOLDERS.iter().any(|word| lower.contains(word)) {
-        return Some("looks like a placeholder");
-    }
-    let mut distinct: Vec<char> = secret.chars().collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    if distinct.len() < 10 {
-        return Some("has too few distinct characters");
-    }
-    let chars: Vec<char> = secret.chars().collect();
-    let periodic = (1..=16).any(|period| {
-        chars.len() > period && (period..chars.len()).all(|i| chars[i] == chars[i - period])
-    });
-    if periodic {
-        return Some("repeats a short pattern");
-    }
-    None
-}
-
-fn check_secrets(
-    secrets: &SuppliedSecrets,
-    production: bool,
-    warnings: &mut Vec<String>,
-) -> Result<(), ConfigError> {
-    if let Some(key) = &secrets.encryption_key {
-        let key = key.expose_secret();
-        if key.len() != 64 || !key.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(invalid(
-                "ENCRYPTION_KEY",
-                "must be exactly 64 hexadecimal characters (32 bytes), e.g. from `openssl rand -hex 32`",
-            ));
-        }
-    }
-    let named = [
-        ("AUTH_SECRET", &secrets.auth_secret),
-        ("ENCRYPTION_KEY", &secrets.encryption_key),
-        ("HIVE_SETUP_TOKEN", &secrets.setup_token),
-        ("HIVE_INTERNAL_TOKEN", &secrets.internal_token),
-        ("MESH_BUS_HMAC_SECRET", &secrets.bus_hmac_secret),
-    ];
-    for (name, value) in named {
-        let Some(value) = value else { continue };
-        let value = value.expose_secret();
-        if value.chars().count() < 32 {
-            return Err(invalid(name, "must be at least 32 characters"));
-        }
-        if let Some(why) = weakness(value) {
-            if production {
-                return Err(invalid(
-                    name,
-                    format!("{why}; production needs a random value (e.g. `openssl rand -hex 32`)"),
-                ));
-            }
-            warnings.push(format!("{name} {why}; it would be refused in production"));
-        }
-    }
-    if production {
-        for (name, value) in [
-            ("AUTH_SECRET", &secrets.auth_secret),
-            ("ENCRYPTION_KEY", &secrets.encryption_key),
-        ] {
-            if value.is_none() {
-                return Err(invalid(
-                    name,
-                    format!(
-                        "required in production (generated secrets are refused); set {name} or {name}_FILE"
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+    use std::time::Duration;
 
     const KEY: &str = "8f3a1c9e5b7d2046f1e8a3c5b9d7e2f40a6c8e1b3d5f7092a4c6e8b0d2f41357";
     const SECRET: &str = "Zq8vN3kW1xR7tY5uB2mC9pL4sD6fG0hJ";
@@ -1319,14 +849,5 @@ mod tests {
         assert!(text.contains("sslmode=require&password=****"), "{text}");
         assert!(text.contains("(file (HIVE_INTERNAL_TOKEN_FILE))"), "{text}");
         assert!(text.contains("<set, 64 chars>"), "{text}");
-    }
-
-    #[test]
-    fn weakness_rules() {
-        assert_eq!(weakness(KEY), None);
-        assert_eq!(weakness(SECRET), None);
-        assert!(weakness("x1x1x1x1x1x1x1x1x1x1x1x1x1x1x1x1").is_some());
-        assert!(weakness("Your-Token-Goes-Here-0123456789").is_some());
-        assert!(weakness("1111111122222222333333334444444455").is_some());
     }
 }

@@ -3,7 +3,9 @@
 //! `MESH_WAN_*`). Everything here is off unless configured, and a half-configured feature
 //! stops the process rather than running open.
 
-use super::load::{Sources, invalid, parse_networks, read_secret_file, weakness};
+use super::http::parse_networks;
+use super::secret_rules::weakness;
+use super::sources::{Sources, invalid, read_secret_file};
 use super::{
     ConfigError, FederationConfig, FederationKeyMode, FederationPeer, MAX_KEYS_PER_PEER,
     MeshConfig, NatsConfig, PublicApiKey, PublicTierConfig, WanConfig,

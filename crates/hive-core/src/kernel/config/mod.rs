@@ -5,10 +5,13 @@
 //! environment). An invalid value stops the process with a message naming the variable and the
 //! rule; `hive config check` runs the same validation.
 
+mod http;
 mod load;
 mod mesh;
 mod oidc;
 mod report;
+mod secret_rules;
+mod sources;
 pub mod spec;
 
 use ipnet::IpNet;
@@ -19,9 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
-pub use load::{ConfigError, EnvSource};
 pub use mesh::normalize_peer_origin;
 pub use report::{ReportLine, ValueSource, render_check};
+pub use sources::{ConfigError, EnvSource};
 
 /// Development (the default) or production (`HIVE_ENV=production`): production refuses
 /// generated, short or default-looking secrets and a plain-http `AUTH_URL`.

@@ -1,6 +1,6 @@
 //! Single sign-on providers: `OIDC_PROVIDERS` names them, `OIDC_<ID>_*` configures each.
 
-use super::load::{Sources, invalid};
+use super::sources::{Sources, invalid};
 use super::spec;
 use super::{ConfigError, OidcConfig, OidcProvider};
 use hive_proto::Role;

@@ -8,24 +8,34 @@
 //! POST through the egress guard (no redirects), signed like a Stripe webhook with the
 //! config's token as the key (`X-Hive-Signature: t=<unix>,v1=<hex>`), retried with backoff,
 //! and sent in order per task (so per config): a later status never overtakes an earlier one.
+//!
+//! Here: the configs (create, get, list, delete); `rules` what a config must meet, `delivery`
+//! the sending.
+
+mod delivery;
+mod rules;
+
+pub use delivery::{
+    CONTENT_TYPE, DEFAULT_RETRY_DELAYS, DELIVERY_TIMEOUT, DeliverySettings, MAX_RESPONSE_BYTES,
+    SIGNATURE_HEADER, TOKEN_HEADER, signature,
+};
 
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, Principal, TransactionRecord};
 use crate::kernel::caller::RequestMeta;
-use crate::kernel::egress::{Egress, Purpose};
+use crate::kernel::egress::Egress;
 use crate::vault::{Vault, VaultFailure};
 use bytes::Bytes;
+use delivery::{MAX_CONCURRENT_SENDS, QueueKey};
 use hive_a2a::v1;
-use hive_crypto::vault::{Context, Sealed};
-use hive_egress::{CallLimits, Decision, EgressError, EgressRequest};
+use hive_crypto::vault::Context;
+use hive_egress::Decision;
 use hive_proto::SharedClock;
-use hive_store::{
-    AuditOutcome, PUSH_CONFIG_ID_MAX_CHARS, PUSH_CONFIG_URL_MAX_CHARS, PushConfigPut,
-    PushConfigRow, Store, StoreError,
+use hive_store::{AuditOutcome, PushConfigPut, PushConfigRow, Store, StoreError};
+use rules::{
+    check_authentication, check_id, check_owner, check_token, check_url, is_config_id, shown,
 };
-use http::{HeaderName, HeaderValue, header};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -35,31 +45,11 @@ pub const MAX_CONFIGS_PER_TASK: u32 = 10;
 /// Longest token and longest credentials a client may give.
 pub const MAX_TOKEN_BYTES: usize = 1024;
 pub const MAX_CREDENTIALS_BYTES: usize = 4096;
-const MAX_SCHEME_CHARS: usize = 64;
-const MAX_OWNER_CHARS: usize = 200;
 /// Largest page of `list`.
 const MAX_PAGE_SIZE: u32 = 100;
 
-/// Per attempt: from the first lookup to the end of the answer.
-pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
-/// The receiver's answer is ignored; more than this of it is not read.
-pub const MAX_RESPONSE_BYTES: u64 = 64 * 1024;
-/// Waits before the second and third attempts.
-pub const DEFAULT_RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(4)];
-/// Snapshots of one task waiting for delivery; past this the oldest waiting one is dropped
-/// (the newer ones carry the task's later state).
-const MAX_PENDING_PER_TASK: usize = 32;
-/// Requests in flight at once, over all tasks.
-const MAX_CONCURRENT_SENDS: usize = 64;
-
-/// The spec's media type for A2A 1.0 JSON payloads (section 4.3.3).
-pub const CONTENT_TYPE: &str = "application/a2a+json";
-pub const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-a2a-notification-token");
-pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-hive-signature");
-
 const TABLE: &str = "a2a_push_configs";
 const FEATURE: &str = "a2a_push";
-const METRIC: &str = "hive_a2a_push_deliveries_total";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -108,25 +98,6 @@ fn row_id(owner: &str, task_id: Uuid, id: &str) -> String {
     format!("{task_id}/{id}/{owner}")
 }
 
-/// Delivery settings; tests shorten the retry delays.
-#[derive(Debug, Clone)]
-pub struct DeliverySettings {
-    /// One more attempt than delays: the first right away, each next after its delay.
-    pub retry_delays: Vec<Duration>,
-    pub limits: CallLimits,
-}
-
-impl Default for DeliverySettings {
-    fn default() -> Self {
-        Self {
-            retry_delays: DEFAULT_RETRY_DELAYS.to_vec(),
-            limits: CallLimits::new(DELIVERY_TIMEOUT, MAX_RESPONSE_BYTES),
-        }
-    }
-}
-
-type QueueKey = (String, Uuid);
-
 struct Inner {
     store: Arc<dyn Store>,
     vault: Arc<Vault>,
@@ -152,156 +123,6 @@ impl std::fmt::Debug for PushConfigs {
             .field("settings", &self.inner.settings)
             .finish_non_exhaustive()
     }
-}
-
-fn check_owner(owner: &str) -> Result<(), PushError> {
-    if owner.is_empty() || owner.chars().count() > MAX_OWNER_CHARS {
-        return Err(PushError::Invalid("the owner is not valid".into()));
-    }
-    Ok(())
-}
-
-fn is_config_id(id: &str) -> bool {
-    (1..=PUSH_CONFIG_ID_MAX_CHARS).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-fn check_id(id: &str) -> Result<(), PushError> {
-    if is_config_id(id) {
-        Ok(())
-    } else {
-        Err(PushError::Invalid(
-            "id must be 1 to 64 characters of A-Z a-z 0-9 . _ -".into(),
-        ))
-    }
-}
-
-/// The URL's own rules, before the egress guard's: http(s), no userinfo, a host, ≤ 2048.
-fn check_url(text: &str) -> Result<url::Url, PushError> {
-    let invalid = |why: &str| PushError::Invalid(format!("url {why}"));
-    if text.is_empty() {
-        return Err(invalid("is required"));
-    }
-    if text.chars().count() > PUSH_CONFIG_URL_MAX_CHARS {
-        return Err(invalid("must be at most 2048 characters"));
-    }
-    let url = url::Url::parse(text).map_err(|_| invalid("is not an absolute URL"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid("must use http or https"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("must not carry a user name or password"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("must name a host"));
-    }
-    Ok(url)
-}
-
-/// Printable ASCII (spaces inside only), so it is a valid header value.
-fn is_header_text(value: &str) -> bool {
-    value.bytes().all(|b| (0x20..=0x7e).contains(&b)) && value.trim() == value
-}
-
-fn check_token(token: &str) -> Result<(), PushError> {
-    if token.len() > MAX_TOKEN_BYTES || !is_header_text(token) {
-        return Err(PushError::Invalid(
-            "token must be at most 1024 printable ASCII characters".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// RFC 9110 `token` characters.
-fn is_scheme(scheme: &str) -> bool {
-    (1..=MAX_SCHEME_CHARS).contains(&scheme.len())
-        && scheme.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
-}
-
-/// The authentication as it will be used: `None` when nothing was given.
-fn check_authentication(
-    auth: Option<&v1::AuthenticationInfo>,
-) -> Result<Option<v1::AuthenticationInfo>, PushError> {
-    let Some(auth) = auth else { return Ok(None) };
-    if auth.scheme.is_empty() && auth.credentials.is_empty() {
-        return Ok(None);
-    }
-    if !is_scheme(&auth.scheme) {
-        return Err(PushError::Invalid(
-            "authentication.scheme must be an HTTP authentication scheme name (1 to 64 characters)"
-                .into(),
-        ));
-    }
-    if auth.credentials.len() > MAX_CREDENTIALS_BYTES || !is_header_text(&auth.credentials) {
-        return Err(PushError::Invalid(
-            "authentication.credentials must be at most 4096 printable ASCII characters".into(),
-        ));
-    }
-    Ok(Some(auth.clone()))
-}
-
-/// A config as `get` and `list` show it: without its token or credentials.
-fn shown(row: &PushConfigRow) -> v1::TaskPushNotificationConfig {
-    v1::TaskPushNotificationConfig {
-        tenant: String::new(),
-        id: row.id.clone(),
-        task_id: row.task_id.to_string(),
-        url: row.url.clone(),
-        token: String::new(),
-        authentication: (!row.auth_scheme.is_empty()).then(|| v1::AuthenticationInfo {
-            scheme: row.auth_scheme.clone(),
-            credentials: String::new(),
-        }),
-    }
-}
-
-/// `t=<unix seconds>,v1=<hex HMAC-SHA256 over "<t>.<body>">`, keyed with the whole token.
-pub fn signature(token: &str, unix_seconds: i64, body: &[u8]) -> String {
-    let mut signed = Vec::with_capacity(body.len() + 21);
-    signed.extend_from_slice(unix_seconds.to_string().as_bytes());
-    signed.push(b'.');
-    signed.extend_from_slice(body);
-    let mac = hive_crypto::hmac_sha256_hex(token.as_bytes(), &signed);
-    format!("t={unix_seconds},v1={mac}")
-}
-
-fn lock(
-    queues: &Mutex<HashMap<QueueKey, VecDeque<Bytes>>>,
-) -> MutexGuard<'_, HashMap<QueueKey, VecDeque<Bytes>>> {
-    // A panic while holding this lock leaves a consistent map (every change is one call).
-    queues
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn count(outcome: &'static str) {
-    metrics::counter!(METRIC, "outcome" => outcome).increment(1);
-}
-
-#[derive(serde::Serialize)]
-struct Payload<'a> {
-    task: &'a v1::Task,
 }
 
 impl PushConfigs {
@@ -587,211 +408,6 @@ impl PushConfigs {
             Err(PushError::NotFound)
         }
     }
-
-    /// Queues a delivery of `task` (as it is now) to every config of the task; returns at once.
-    /// Deliveries of one task go out in the order of the calls.
-    pub fn notify(&self, owner: &str, task: &v1::Task) {
-        let Ok(task_id) = Uuid::try_parse(&task.id) else {
-            tracing::debug!("push notification skipped: the task id is not a uuid");
-            return;
-        };
-        let body = match serde_json::to_vec(&Payload { task }) {
-            Ok(body) => Bytes::from(body),
-            Err(error) => {
-                tracing::warn!(%error, "push notification skipped: the task did not serialise");
-                return;
-            }
-        };
-        let key = (owner.to_owned(), task_id);
-        let mut queues = lock(&self.inner.queues);
-        if let Some(waiting) = queues.get_mut(&key) {
-            waiting.push_back(body);
-            if waiting.len() > MAX_PENDING_PER_TASK {
-                waiting.pop_front();
-                count("superseded");
-            }
-            return;
-        }
-        queues.insert(key.clone(), VecDeque::from([body]));
-        drop(queues);
-        let inner = Arc::clone(&self.inner);
-        self.inner
-            .tracker
-            .spawn(async move { inner.run_queue(key).await });
-    }
-
-    /// Waits for every queued and in-flight delivery (for shutdown and tests). Deliveries
-    /// queued afterwards still run; call again to wait for them.
-    pub async fn drain(&self) {
-        self.inner.tracker.close();
-        self.inner.tracker.wait().await;
-        self.inner.tracker.reopen();
-    }
-}
-
-/// One config, ready to send to.
-struct Target {
-    id: String,
-    url: String,
-    origin: String,
-    auth_scheme: String,
-    secrets: Secrets,
-}
-
-impl Inner {
-    async fn run_queue(self: Arc<Self>, key: QueueKey) {
-        loop {
-            let next = {
-                let mut queues = lock(&self.queues);
-                match queues.get_mut(&key).and_then(VecDeque::pop_front) {
-                    Some(body) => body,
-                    None => {
-                        queues.remove(&key);
-                        return;
-                    }
-                }
-            };
-            self.deliver_to_all(&key.0, key.1, next).await;
-        }
-    }
-
-    async fn deliver_to_all(&self, owner: &str, task_id: Uuid, body: Bytes) {
-        let repo = self.store.push_configs();
-        let rows = match repo.list(owner, task_id, None, MAX_CONFIGS_PER_TASK).await {
-            Ok(rows) => rows,
-            Err(error) => {
-                count("error");
-                tracing::warn!(%error, %task_id, "push configs could not be read; notification dropped");
-                return;
-            }
-        };
-        if rows.is_empty() {
-            return;
-        }
-        if let Err(error) = repo.touch(owner, task_id, self.clock.now()).await {
-            tracing::warn!(%error, %task_id, "push configs could not be marked as used");
-        }
-        let mut targets = Vec::with_capacity(rows.len());
-        for row in &rows {
-            match self.open(row).await {
-                Ok(target) => targets.push(target),
-                Err(()) => count("error"),
-            }
-        }
-        let purpose = Purpose {
-            principal: owner_principal(owner),
-            feature: FEATURE,
-            meta: RequestMeta::default(),
-        };
-        futures_util::future::join_all(
-            targets
-                .iter()
-                .map(|target| self.deliver(target, task_id, &body, &purpose)),
-        )
-        .await;
-    }
-
-    async fn open(&self, row: &PushConfigRow) -> Result<Target, ()> {
-        let origin = url::Url::parse(&row.url)
-            .map(|url| hive_egress::origin_of(&url))
-            .unwrap_or_default();
-        let opened = async {
-            let sealed = Sealed::from_text(&row.secrets).map_err(VaultFailure::Crypto)?;
-            let key = row_id(&row.owner, row.task_id, &row.id);
-            self.vault
-                .unseal(
-                    &sealed,
-                    &Context {
-                        table: TABLE,
-                        row_id: &key,
-                    },
-                )
-                .await
-        }
-        .await;
-        let secrets = opened
-            .ok()
-            .and_then(|plain| serde_json::from_slice::<Secrets>(&plain).ok());
-        let Some(secrets) = secrets else {
-            tracing::warn!(task_id = %row.task_id, config_id = %row.id, %origin, "a push config could not be opened; not delivered");
-            return Err(());
-        };
-        Ok(Target {
-            id: row.id.clone(),
-            url: row.url.clone(),
-            origin,
-            auth_scheme: row.auth_scheme.clone(),
-            secrets,
-        })
-    }
-
-    fn request(&self, target: &Target, body: &Bytes) -> Option<EgressRequest> {
-        let now = self.clock.now().unix_timestamp();
-        let mut token = HeaderValue::from_str(&target.secrets.token).ok()?;
-        token.set_sensitive(true);
-        let mut signed =
-            HeaderValue::from_str(&signature(&target.secrets.token, now, body)).ok()?;
-        signed.set_sensitive(true);
-        let mut request = EgressRequest::post(target.url.clone())
-            .without_redirects()
-            .header(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))
-            .header(TOKEN_HEADER, token)
-            .header(SIGNATURE_HEADER, signed)
-            .body(body.clone());
-        if !target.auth_scheme.is_empty() && !target.secrets.credentials.is_empty() {
-            let mut value = HeaderValue::from_str(&format!(
-                "{} {}",
-                target.auth_scheme, target.secrets.credentials
-            ))
-            .ok()?;
-            value.set_sensitive(true);
-            request = request.header(header::AUTHORIZATION, value);
-        }
-        Some(request)
-    }
-
-    async fn deliver(&self, target: &Target, task_id: Uuid, body: &Bytes, purpose: &Purpose) {
-        let attempts = self.settings.retry_delays.len() + 1;
-        let mut last = String::new();
-        for attempt in 0..attempts {
-            if let Some(delay) = attempt
-                .checked_sub(1)
-                .and_then(|i| self.settings.retry_delays.get(i))
-                && !delay.is_zero()
-            {
-                tokio::time::sleep(*delay).await;
-            }
-            let Some(request) = self.request(target, body) else {
-                count("error");
-                tracing::warn!(%task_id, config_id = %target.id, origin = %target.origin, "a push config holds a value that is not a header; not delivered");
-                return;
-            };
-            let Ok(_permit) = self.sends.acquire().await else {
-                return;
-            };
-            match self
-                .egress
-                .send(request, &self.settings.limits, purpose)
-                .await
-            {
-                Ok(response) if response.status().is_success() => {
-                    count("delivered");
-                    return;
-                }
-                // The answer's body is ignored (dropped unread).
-                Ok(response) => last = format!("status {}", response.status().as_u16()),
-                Err(EgressError::Refused(refusal)) => {
-                    // Audited by the egress guard; the rules will not change in seconds.
-                    count("refused");
-                    tracing::warn!(%task_id, config_id = %target.id, origin = %target.origin, reason = refusal.reason.as_str(), "push notification refused by the outbound request rules");
-                    return;
-                }
-                Err(error) => last = error.kind().to_owned(),
-            }
-        }
-        count("failed");
-        tracing::warn!(%task_id, config_id = %target.id, origin = %target.origin, attempts, last = %last, "push notification not delivered");
-    }
 }
 
 /// The audit principal of a task owner as stored (always written from a caller's principal).
@@ -802,14 +418,17 @@ fn owner_principal(owner: &str) -> Principal {
     })
 }
 
+/// The service end to end: configs on a Hive on SQLite, deliveries to a local receiver.
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Hive;
     use crate::kernel::config::{Config, EnvSource};
     use axum::http::{HeaderMap, StatusCode};
+    use hive_crypto::vault::Sealed;
     use hive_proto::ManualClock;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
     use time::macros::datetime;
 
     const OWNER: &str = "user:0190a0b0-0000-7000-8000-000000000001";
@@ -950,60 +569,6 @@ mod tests {
 
     fn header<'a>(received: &'a Received, name: &str) -> &'a str {
         received.headers.get(name).unwrap().to_str().unwrap()
-    }
-
-    #[test]
-    fn rules_for_ids_urls_and_tokens() {
-        for good in ["a", "hook-1", "A.b_c-9", &"i".repeat(64)] {
-            assert!(is_config_id(good), "{good}");
-        }
-        for bad in ["", "has space", "a/b", "ü", &"i".repeat(65)] {
-            assert!(!is_config_id(bad), "{bad}");
-        }
-        assert!(check_url("https://hooks.example.com/a?b=c").is_ok());
-        let long = format!("https://x.example/{}", "p".repeat(2048));
-        for bad in [
-            "",
-            "ftp://x.example/",
-            "https://user:pw@x.example/",
-            "https://user@x.example/",
-            "/relative",
-            "not a url",
-            "file:///etc/passwd",
-            long.as_str(),
-        ] {
-            assert!(
-                matches!(check_url(bad), Err(PushError::Invalid(_))),
-                "{bad}"
-            );
-        }
-        assert!(check_token("").is_ok());
-        assert!(check_token("a b").is_ok());
-        for bad in [" lead", "line\nbreak", "ü", &"t".repeat(1025)] {
-            assert!(check_token(bad).is_err(), "{bad:?}");
-        }
-        let auth = |scheme: &str, credentials: &str| v1::AuthenticationInfo {
-            scheme: scheme.to_owned(),
-            credentials: credentials.to_owned(),
-        };
-        assert_eq!(check_authentication(Some(&auth("", ""))).unwrap(), None);
-        assert!(check_authentication(Some(&auth("Bearer", "abc"))).is_ok());
-        assert!(check_authentication(Some(&auth("", "abc"))).is_err());
-        assert!(check_authentication(Some(&auth("Bad Scheme", "abc"))).is_err());
-        assert!(check_authentication(Some(&auth("Bearer", "a\r\nX-Evil: 1"))).is_err());
-    }
-
-    #[test]
-    fn the_signature_is_stripe_shaped() {
-        let body = br#"{"task":{"id":"t"}}"#;
-        let signed = signature("whsec_test", 1_700_000_000, body);
-        let (t, v1) = signed.split_once(",v1=").unwrap();
-        assert_eq!(t, "t=1700000000");
-        assert!(hive_crypto::verify_hmac_sha256_hex(
-            b"whsec_test",
-            b"1700000000.{\"task\":{\"id\":\"t\"}}",
-            v1
-        ));
     }
 
     #[tokio::test]
