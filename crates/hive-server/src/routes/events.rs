@@ -4,7 +4,7 @@
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::pipeline::ClientIp;
+use crate::request::ClientIp;
 use crate::state::AppState;
 use crate::streams::event_stream_response;
 use axum::extract::State;
@@ -28,7 +28,12 @@ pub async fn stream(
     let system = bus.subscribe(Channel::SystemEvents);
     let (frames, frames_out) = mpsc::channel::<Bytes>(16);
     tokio::spawn(forward(caller, agents, system, frames));
-    Ok(event_stream_response(&state, frames_out, slot))
+    Ok(event_stream_response(
+        frames_out,
+        state.hive.gateway.settings().stream_idle,
+        state.shutdown.clone(),
+        slot,
+    ))
 }
 
 async fn forward(

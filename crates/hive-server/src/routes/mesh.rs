@@ -11,7 +11,8 @@
 use super::a2a;
 use crate::auth::{Authenticated, Meta, request_meta};
 use crate::error::ApiError;
-use crate::pipeline::{ClientIp, Refusals, enforce_policy};
+use crate::pipeline::{Refusals, enforce_policy};
+use crate::request::{ClientIp, PUBLIC_PATH, has_federation_headers};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -33,14 +34,6 @@ use hive_proto::{ErrorCode, Role};
 use http::{HeaderMap, HeaderValue, Uri, header};
 use serde::Deserialize;
 use uuid::Uuid;
-
-/// The path of the public tier's own endpoint.
-pub const PUBLIC_PATH: &str = "/api/a2a/jsonrpc/public";
-
-/// Whether the request carries either federation header: then it is a peer's call.
-pub fn has_federation_headers(headers: &HeaderMap) -> bool {
-    headers.contains_key(JWT_HEADER) || headers.contains_key(SECRET_HEADER)
-}
 
 fn is_public_path(request: &Request) -> bool {
     request.uri().path().trim_end_matches('/') == PUBLIC_PATH
