@@ -301,16 +301,21 @@ fn parse_limited(body: &[u8], limits: &Limits) -> Result<Value, Rejection> {
         .map_err(|_| Rejection::new(Id::Null, ErrorCode::ParseError.error()))
 }
 
-/// Parses a request body of `version`.
-///
-/// Batches (arrays) are refused as invalid requests. The checks run in this order, each
-/// answered by the first that fails: the body (size, depth, JSON), the shape (an object, an
-/// id if present that is a string, a number or null, `jsonrpc: "2.0"`, a string `method`),
-/// the method's name (`MethodNotFound`, -32601), its params (`InvalidParams`, -32602), and
-/// last the id itself: a notification (no `id`) that is otherwise valid is refused with
-/// `InvalidRequest` (-32600), since every A2A method has a result. A rejection carries the
-/// request's id when it had one, else null.
-pub fn parse_request(body: &[u8], version: Version, limits: &Limits) -> Result<Request, Rejection> {
+/// What every request has, read without knowing its method: a proxy that forwards calls it does
+/// not handle itself reads the method name here, with the request's shape checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestHead {
+    /// `None` for a notification.
+    pub id: Option<Id>,
+    pub method: String,
+    /// As sent; `None` when absent.
+    pub params: Option<Value>,
+}
+
+/// The first checks of [`parse_request`], in its order: the body (size, depth, JSON), then the
+/// shape (an object, an id if present that is a string, a number or null, `jsonrpc: "2.0"`, a
+/// string `method`). The method need not be one of A2A's, and a notification is accepted.
+pub fn parse_request_head(body: &[u8], limits: &Limits) -> Result<RequestHead, Rejection> {
     let value = parse_limited(body, limits)?;
     let Value::Object(mut object) = value else {
         return Err(Rejection::new(
@@ -327,19 +332,45 @@ pub fn parse_request(body: &[u8], version: Version, limits: &Limits) -> Result<R
             )
         })?),
     };
-    // The id to answer with: a notification's error response has a null id.
-    let reply_id = id.clone().unwrap_or(Id::Null);
-    let refuse = |error: RpcError| Rejection::new(reply_id.clone(), error);
-    let invalid = |message: &str| refuse(ErrorCode::InvalidRequest.with_message(message));
+    let invalid = |message: &str| {
+        Rejection::new(
+            id.clone().unwrap_or(Id::Null),
+            ErrorCode::InvalidRequest.with_message(message),
+        )
+    };
     if object.get("jsonrpc") != Some(&json!("2.0")) {
         return Err(invalid("jsonrpc must be \"2.0\""));
     }
-    let Some(Value::String(name)) = object.get("method") else {
+    let Some(Value::String(method)) = object.remove("method") else {
         return Err(invalid("method must be a string"));
     };
-    let method =
-        Method::from_name(name, version).ok_or_else(|| refuse(method_not_found(name, version)))?;
-    let params = match object.remove("params") {
+    Ok(RequestHead {
+        id,
+        method,
+        params: object.remove("params"),
+    })
+}
+
+/// Parses a request body of `version`.
+///
+/// Batches (arrays) are refused as invalid requests. The checks run in this order, each
+/// answered by the first that fails: the body and the shape ([`parse_request_head`]), the
+/// method's name (`MethodNotFound`, -32601), its params (`InvalidParams`, -32602), and last the
+/// id itself: a notification (no `id`) that is otherwise valid is refused with
+/// `InvalidRequest` (-32600), since every A2A method has a result. A rejection carries the
+/// request's id when it had one, else null.
+pub fn parse_request(body: &[u8], version: Version, limits: &Limits) -> Result<Request, Rejection> {
+    let RequestHead {
+        id,
+        method: name,
+        params,
+    } = parse_request_head(body, limits)?;
+    // The id to answer with: a notification's error response has a null id.
+    let reply_id = id.clone().unwrap_or(Id::Null);
+    let refuse = |error: RpcError| Rejection::new(reply_id.clone(), error);
+    let method = Method::from_name(&name, version)
+        .ok_or_else(|| refuse(method_not_found(&name, version)))?;
+    let params = match params {
         None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
         Some(params @ Value::Object(_)) => params,
         Some(_) => {
@@ -350,7 +381,9 @@ pub fn parse_request(body: &[u8], version: Version, limits: &Limits) -> Result<R
     };
     let call = decode_call(method, version, params).map_err(refuse)?;
     let Some(id) = id else {
-        return Err(invalid("A request needs an id"));
+        return Err(refuse(
+            ErrorCode::InvalidRequest.with_message("A request needs an id"),
+        ));
     };
     Ok(Request { id, version, call })
 }

@@ -311,6 +311,52 @@ fn notifications_are_checked_before_they_are_refused() {
 }
 
 #[test]
+fn the_head_of_a_request_is_read_whatever_its_method() {
+    let limits = Limits::default();
+    let head = parse_request_head(
+        &body(json!({"jsonrpc": "2.0", "id": 3, "method": "x/custom", "params": [1]})),
+        &limits,
+    )
+    .unwrap();
+    assert_eq!(head.id, Some(Id::from(3)));
+    assert_eq!(head.method, "x/custom");
+    assert_eq!(head.params, Some(json!([1])));
+    // A notification has a head too.
+    let notification = parse_request_head(
+        &body(json!({"jsonrpc": "2.0", "method": "SendMessage"})),
+        &limits,
+    )
+    .unwrap();
+    assert_eq!(notification.id, None);
+    assert_eq!(notification.params, None);
+    for bad in [
+        json!([{"jsonrpc": "2.0", "id": 1, "method": "x"}]),
+        json!({"jsonrpc": "1.0", "id": 1, "method": "x"}),
+        json!({"jsonrpc": "2.0", "id": 1}),
+        json!({"jsonrpc": "2.0", "id": 1, "method": 7}),
+        json!({"jsonrpc": "2.0", "id": {}, "method": "x"}),
+    ] {
+        let refused = parse_request_head(&body(bad.clone()), &limits).unwrap_err();
+        assert_eq!(
+            refused.error.code,
+            ErrorCode::InvalidRequest.code(),
+            "{bad}"
+        );
+    }
+    let refused = parse_request_head(b"not json", &limits).unwrap_err();
+    assert_eq!(refused.error.code, ErrorCode::ParseError.code());
+    let small = Limits {
+        max_body_bytes: 8,
+        ..limits
+    };
+    assert!(
+        parse_request_head(&body(json!({"jsonrpc": "2.0", "method": "x"})), &small)
+            .unwrap_err()
+            .too_large
+    );
+}
+
+#[test]
 fn body_size_limit() {
     let bytes = body(send(Version::V1_0));
     let limits = Limits {

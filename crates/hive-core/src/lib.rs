@@ -20,4 +20,4 @@ pub mod shared_state;
 pub mod storage;
 pub mod vault;
 
-pub use runtime::{Hive, StartError};
+pub use runtime::{DependencyFailure, Hive, StartError};

@@ -46,6 +46,18 @@ const TURN_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(10)
 /// How long a shutdown waits for push notifications under way.
 const PUSH_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// How long [`Hive::check_dependencies`] waits for an answer.
+const DEPENDENCY_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Why a dependency did not answer: for the log, never for a client.
+#[derive(Debug, thiserror::Error)]
+pub enum DependencyFailure {
+    #[error("database: {0}")]
+    Database(StoreError),
+    #[error("database: no answer within {DEPENDENCY_CHECK_TIMEOUT:?}")]
+    DatabaseTimedOut,
+}
+
 /// The services of one Hive process, shared by the HTTP server, the CLI and the job runner.
 #[derive(Debug)]
 pub struct Hive {
@@ -432,6 +444,16 @@ impl Hive {
             let base = self.config.auth_url.as_str().trim_end_matches('/');
             format!("{base}/setup#token={}", token.expose_secret())
         })
+    }
+
+    /// Whether what this process cannot serve without answers: the database, within 2 s (the
+    /// deep health check).
+    pub async fn check_dependencies(&self) -> Result<(), DependencyFailure> {
+        match tokio::time::timeout(DEPENDENCY_CHECK_TIMEOUT, self.store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(DependencyFailure::Database(error)),
+            Err(_) => Err(DependencyFailure::DatabaseTimedOut),
+        }
     }
 
     /// Closes the store; call after the server and the jobs have stopped.

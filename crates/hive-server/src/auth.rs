@@ -9,7 +9,7 @@
 //! [`Access`] rule and audits every refusal.
 
 use crate::error::ApiError;
-use crate::pipeline::{ClientIp, RequestId};
+use crate::request::{ClientIp, RequestId, has_federation_headers};
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
@@ -205,7 +205,7 @@ pub async fn authenticate(
     let headers = request.headers();
     // A peer's call is authenticated by the mesh layer of the JSON-RPC routes alone: no
     // fallback to a bearer token or cookie, and anywhere else it is anonymous.
-    let resolved = if crate::routes::has_federation_headers(headers) {
+    let resolved = if has_federation_headers(headers) {
         Ok(None)
     } else if let Some(token) = bearer(headers) {
         identity.authenticate_bearer(token).await

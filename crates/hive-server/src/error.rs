@@ -16,6 +16,11 @@ use hive_proto::ErrorCode;
 use http::{HeaderValue, StatusCode};
 use std::borrow::Cow;
 
+/// The JSON-RPC code of a call refused as too many (an agent's limit reached, a rate limit):
+/// A2A defines none, and JSON-RPC leaves -32000 to -32099 to the server (A2A's own codes are
+/// -32001 to -32009).
+pub(crate) const SERVER_BUSY: i32 = -32000;
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub code: ErrorCode,

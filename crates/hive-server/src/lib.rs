@@ -7,6 +7,10 @@
 //! client IP → CORS → security headers → rate limit → authentication → authorization (per
 //! route, from the route table) → handler. Beneath it all, the `connections` module holds each
 //! connection to its timeouts and caps.
+//!
+//! Modules import only those below them: `error`, `request`, `connections` → `json`, `streams`
+//! → `state` → `auth` → `pipeline` → `routes` → `serve` (docs/architecture.md has the table a
+//! test checks).
 
 pub mod auth;
 mod connections;
@@ -14,13 +18,14 @@ pub mod error;
 mod json;
 pub mod metrics;
 mod pipeline;
+mod request;
 mod routes;
 mod serve;
 pub mod state;
 mod streams;
 
 pub use error::ApiError;
-pub use pipeline::{ClientIp, RequestId};
+pub use request::{ClientIp, RequestId};
 pub use routes::{RouteEntry, route_table};
 pub use serve::{ServeError, router, router_with, serve, serve_app};
 pub use state::AppState;

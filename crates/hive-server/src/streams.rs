@@ -3,6 +3,8 @@
 //! that frames a stream's events — with keep-alive comments, closed when idle for
 //! `A2A_STREAM_IDLE_SECONDS` or when the server shuts down.
 
+use crate::error::ApiError;
+use crate::request::ClientIp;
 use axum::body::Body;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -81,12 +83,9 @@ impl StreamSlots {
     pub fn acquire_for(
         &self,
         caller: &hive_core::kernel::caller::Caller,
-        ip: Option<crate::pipeline::ClientIp>,
-    ) -> Result<StreamSlot, crate::error::ApiError> {
-        let ip = ip.map_or(
-            IpAddr::from([0, 0, 0, 0]),
-            |crate::pipeline::ClientIp(ip)| ip,
-        );
+        ip: Option<ClientIp>,
+    ) -> Result<StreamSlot, ApiError> {
+        let ip = ip.map_or(IpAddr::from([0, 0, 0, 0]), |ClientIp(ip)| ip);
         let user = caller
             .user_id()
             .map(|_| hive_core::gateway::principal(caller));
@@ -95,7 +94,7 @@ impl StreamSlots {
                 SlotRefusal::ClientIp => "this address",
                 SlotRefusal::User => "this user",
             };
-            crate::error::ApiError::new(
+            ApiError::new(
                 hive_proto::ErrorCode::RateLimited,
                 format!("too many open streams for {which}; close one first"),
             )
@@ -168,21 +167,16 @@ pub fn event_stream_body(
     ))
 }
 
-/// A `200` event-stream response of `frames` (see [`event_stream_body`]), not to be cached,
-/// closed when idle for `A2A_STREAM_IDLE_SECONDS` or at shutdown.
+/// A `200` event-stream response of `frames` (see [`event_stream_body`]), not to be cached.
 pub fn event_stream_response(
-    state: &crate::state::AppState,
     frames: mpsc::Receiver<Bytes>,
+    idle: Duration,
+    shutdown: CancellationToken,
     slot: StreamSlot,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     use http::{HeaderValue, header};
-    let body = event_stream_body(
-        frames,
-        state.hive.gateway.settings().stream_idle,
-        state.shutdown.clone(),
-        slot,
-    );
+    let body = event_stream_body(frames, idle, shutdown, slot);
     (
         [
             (

@@ -54,6 +54,13 @@ pub enum BusEvent {
         status: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous: Option<String>,
+        /// The agent's owner and visibility when the status changed, so a subscriber decides
+        /// who may see the event without reading the agent. Optional: events of earlier
+        /// versions (during a rolling upgrade) have neither.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner_id: Option<uuid::Uuid>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        visibility: Option<hive_proto::agents::AgentVisibility>,
     },
     #[serde(rename = "system", rename_all = "camelCase")]
     System { kind: String, message: String },
@@ -84,6 +91,7 @@ impl BusEvent {
                 agent_id,
                 status,
                 previous,
+                ..
             } => {
                 if !plain(agent_id, 64) {
                     return Err("agentId must be 1-64 characters of A-Z a-z 0-9 - _ .".into());
@@ -404,12 +412,16 @@ mod tests {
             agent_id: "a1".into(),
             status: "ready".into(),
             previous: Some("starting".into()),
+            owner_id: Some(uuid::Uuid::nil()),
+            visibility: Some(hive_proto::agents::AgentVisibility::Private),
         };
         assert!(ok.validate().is_ok());
         let bad_status = BusEvent::AgentStatus {
             agent_id: "a1".into(),
             status: "exploded".into(),
             previous: None,
+            owner_id: None,
+            visibility: None,
         };
         assert!(bad_status.validate().is_err());
         let bad_kind = BusEvent::System {
@@ -417,5 +429,43 @@ mod tests {
             message: String::new(),
         };
         assert!(bad_kind.validate().is_err());
+    }
+
+    #[test]
+    fn agent_status_events_of_earlier_versions_still_read() {
+        // Published by a replica that does not yet send the owner and visibility.
+        let earlier: BusEvent = serde_json::from_str(
+            r#"{"type":"agent.status","agentId":"a1","status":"ready","previous":"starting"}"#,
+        )
+        .unwrap();
+        let BusEvent::AgentStatus {
+            owner_id,
+            visibility,
+            ..
+        } = &earlier
+        else {
+            panic!("an agent status event: {earlier:?}");
+        };
+        assert_eq!((owner_id, visibility), (&None, &None));
+        assert!(earlier.validate().is_ok());
+
+        let owner = uuid::Uuid::now_v7();
+        let current: BusEvent = serde_json::from_value(serde_json::json!({
+            "type": "agent.status", "agentId": "a1", "status": "ready",
+            "ownerId": owner, "visibility": "federation",
+        }))
+        .unwrap();
+        assert!(matches!(
+            current,
+            BusEvent::AgentStatus {
+                owner_id: Some(id),
+                visibility: Some(hive_proto::agents::AgentVisibility::Federation),
+                ..
+            } if id == owner
+        ));
+        let unknown_visibility = serde_json::from_value::<BusEvent>(serde_json::json!({
+            "type": "agent.status", "agentId": "a1", "status": "ready", "visibility": "everyone",
+        }));
+        assert!(unknown_visibility.is_err());
     }
 }

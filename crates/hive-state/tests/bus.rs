@@ -13,6 +13,8 @@ fn status(agent: &str, status: &str) -> BusEvent {
         agent_id: agent.into(),
         status: status.into(),
         previous: None,
+        owner_id: None,
+        visibility: None,
     }
 }
 

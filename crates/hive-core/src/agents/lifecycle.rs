@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use hive_egress::{CallLimits, EgressRequest};
 use hive_proto::SharedClock;
 use hive_proto::agents::{AgentKind, AgentStatus};
-use hive_state::{BusEvent, EventBus};
+use hive_state::EventBus;
 use hive_store::{AgentRow, AuditOutcome, PageRequest, Store};
 use http::{HeaderValue, header};
 use std::sync::Arc;
@@ -235,11 +235,7 @@ impl AgentLifecycle {
                 Guard::WhileUnchanged => Ok(false),
             };
         }
-        let event = BusEvent::AgentStatus {
-            agent_id: agent.id.to_string(),
-            status: status.as_str().to_owned(),
-            previous: Some(agent.status.as_str().to_owned()),
-        };
+        let event = crate::agents::events::status_changed(agent, status);
         if let Err(error) = self.bus.publish(event, meta.request_id.as_deref()).await {
             // The status is stored; subscribers that missed the event read it on their next look.
             tracing::warn!(%error, "cannot announce an agent's status on the bus");

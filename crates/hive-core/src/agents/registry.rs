@@ -330,13 +330,18 @@ impl Agents {
 /// `federation` or `public` agent. A federated peer: `federation` and `public` agents. The
 /// public tier: `public` agents only. A `private` agent is its owner's and the admins' alone.
 pub fn visible_to(caller: &Caller, agent: &AgentRow) -> bool {
+    visible(caller, agent.owner_id, agent.visibility)
+}
+
+/// [`visible_to`] for an agent known by its owner and visibility alone (an event about it).
+pub(crate) fn visible(caller: &Caller, owner_id: Uuid, visibility: AgentVisibility) -> bool {
     match caller.credential {
-        Credential::Peer { .. } => agent.visibility != AgentVisibility::Private,
-        Credential::PublicTier { .. } => agent.visibility == AgentVisibility::Public,
+        Credential::Peer { .. } => visibility != AgentVisibility::Private,
+        Credential::PublicTier { .. } => visibility == AgentVisibility::Public,
         _ => {
             caller.is_admin()
-                || caller.user_id() == Some(agent.owner_id)
-                || agent.visibility != AgentVisibility::Private
+                || caller.user_id() == Some(owner_id)
+                || visibility != AgentVisibility::Private
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The client's address: the socket peer, unless the peer is a configured trusted proxy; only
 //! then does a forwarding header (chosen by `HIVE_CLIENT_IP_SOURCE`) name the client.
 
+use crate::request::ClientIp;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
@@ -9,10 +10,6 @@ use hive_core::kernel::config::ClientIpSource;
 use http::HeaderMap;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
-
-/// The address rate limits, allowlists and the audit log see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
 
 pub async fn resolve(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let peer = request

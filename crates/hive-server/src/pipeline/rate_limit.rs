@@ -2,8 +2,8 @@
 //! principal, answered `429` with `Retry-After` when over; every counted answer carries
 //! `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`.
 
-use super::ClientIp;
 use crate::error::ApiError;
+use crate::request::ClientIp;
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::middleware::Next;

@@ -3,8 +3,8 @@
 //! (413, timeout, panic). At a JSON-RPC endpoint that shape is a JSON-RPC error response, and
 //! this layer is its only writer.
 
-use super::RequestId;
 use crate::error::ApiError;
+use crate::request::{PUBLIC_PATH, RequestId};
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -55,7 +55,7 @@ fn is_json_rpc_endpoint(request: &Request) -> bool {
     let path = request.uri().path().trim_end_matches('/');
     request.method() == http::Method::POST
         && (path == "/api/a2a/jsonrpc"
-            || path == crate::routes::PUBLIC_PATH
+            || path == PUBLIC_PATH
             || (path.starts_with("/api/a2a/agents/") && path.ends_with("/jsonrpc")))
 }
 
@@ -291,7 +291,7 @@ fn json_rpc_error(
         None => RpcError {
             code: match status {
                 415 => hive_a2a::error::ErrorCode::ContentTypeNotSupported.code(),
-                429 => crate::routes::a2a::SERVER_BUSY,
+                429 => crate::error::SERVER_BUSY,
                 status if status >= 500 => hive_a2a::error::ErrorCode::InternalError.code(),
                 _ => hive_a2a::error::ErrorCode::InvalidRequest.code(),
             },

@@ -1,6 +1,7 @@
 //! `X-Request-Id`: kept when the client's is sane, generated otherwise, always returned; and the
 //! access log, whose span carries the id so every log line of a request can be found.
 
+use crate::request::RequestId;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -12,16 +13,6 @@ use tracing::Span;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_LEN: usize = 128;
-
-/// The id of the request being served.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub HeaderValue);
-
-impl RequestId {
-    pub fn as_str(&self) -> &str {
-        self.0.to_str().unwrap_or("")
-    }
-}
 
 /// A client's id is kept only if it is short and plain, so it cannot forge log structure.
 fn is_sane(raw: &[u8]) -> bool {

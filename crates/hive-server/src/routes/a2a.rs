@@ -4,8 +4,9 @@
 //! A2A configuration for the dashboard.
 
 use crate::auth::{Authenticated, request_meta};
-use crate::error::ApiError;
-use crate::pipeline::{ClientIp, RpcIdSlot};
+use crate::error::{ApiError, SERVER_BUSY};
+use crate::pipeline::RpcIdSlot;
+use crate::request::ClientIp;
 use crate::state::AppState;
 use crate::streams::event_stream_body;
 use axum::Json;
@@ -359,11 +360,6 @@ async fn rpc(
             .into_response(),
     }
 }
-
-/// The JSON-RPC code of a call refused because the agent is busy (a limit of it is reached):
-/// A2A defines none, and JSON-RPC leaves -32000 to -32099 to the server (A2A's own codes are
-/// -32001 to -32009).
-pub(crate) const SERVER_BUSY: i32 = -32000;
 
 /// The `ErrorInfo` reason of a call refused because the agent is busy.
 const AGENT_BUSY: &str = "AGENT_BUSY";

@@ -5,7 +5,7 @@ use super::views::page_request;
 use crate::auth::{Authenticated, Meta};
 use crate::error::ApiError;
 use crate::json::JsonBody;
-use crate::pipeline::ClientIp;
+use crate::request::ClientIp;
 use crate::state::AppState;
 use crate::streams::event_stream_response;
 use axum::Json;
@@ -95,7 +95,12 @@ pub async fn chat(
         .await?;
     let (frames, frames_out) = mpsc::channel::<Bytes>(16);
     tokio::spawn(relay(events, frames));
-    Ok(event_stream_response(&state, frames_out, slot))
+    Ok(event_stream_response(
+        frames_out,
+        state.hive.gateway.settings().stream_idle,
+        state.shutdown.clone(),
+        slot,
+    ))
 }
 
 /// Chat events as SSE frames, until the reply (or the reader leaves).

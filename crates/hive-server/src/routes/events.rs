@@ -1,18 +1,18 @@
 //! `GET /api/v1/events`: the live event stream of the bus, as Server-Sent Events, filtered to
-//! what the caller may see — an agent's status changes if the caller may see the agent,
-//! system events (WAN envelopes among them) for admins only.
+//! what the caller may see (`hive_core::agents::events::may_see`, which reads nothing: an
+//! agent's status event names the agent's owner and visibility).
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::pipeline::ClientIp;
+use crate::request::ClientIp;
 use crate::state::AppState;
 use crate::streams::event_stream_response;
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
-use hive_core::agents::visible_to;
+use hive_core::agents::events::may_see;
 use hive_core::kernel::caller::Caller;
-use hive_state::{BusEvent, Channel, Envelope};
+use hive_state::{Channel, Envelope};
 use tokio::sync::{broadcast, mpsc};
 
 pub async fn stream(
@@ -27,12 +27,16 @@ pub async fn stream(
     let agents = bus.subscribe(Channel::AgentStatus);
     let system = bus.subscribe(Channel::SystemEvents);
     let (frames, frames_out) = mpsc::channel::<Bytes>(16);
-    tokio::spawn(forward(state.clone(), caller, agents, system, frames));
-    Ok(event_stream_response(&state, frames_out, slot))
+    tokio::spawn(forward(caller, agents, system, frames));
+    Ok(event_stream_response(
+        frames_out,
+        state.hive.gateway.settings().stream_idle,
+        state.shutdown.clone(),
+        slot,
+    ))
 }
 
 async fn forward(
-    state: AppState,
     caller: Caller,
     mut agents: broadcast::Receiver<Envelope>,
     mut system: broadcast::Receiver<Envelope>,
@@ -50,7 +54,7 @@ async fn forward(
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if !may_see(&state, &caller, &envelope.payload).await {
+        if !may_see(&caller, &envelope.payload) {
             continue;
         }
         let Some(frame) = frame_of(&envelope) else {
@@ -62,27 +66,17 @@ async fn forward(
     }
 }
 
-async fn may_see(state: &AppState, caller: &Caller, event: &BusEvent) -> bool {
-    match event {
-        BusEvent::AgentStatus { agent_id, .. } => {
-            let Ok(id) = agent_id.parse::<uuid::Uuid>() else {
-                return caller.is_admin();
-            };
-            match state.hive.store.agents().get(id, None).await {
-                Ok(Some(agent)) => visible_to(caller, &agent),
-                // A deleted agent's last word goes to admins only.
-                Ok(None) | Err(_) => caller.is_admin(),
-            }
-        }
-        BusEvent::System { .. } | BusEvent::WanEnvelope { .. } => caller.is_admin(),
-    }
-}
+/// Fields of a bus event that decide who sees it, not part of what the stream shows.
+const ROUTING_FIELDS: [&str; 2] = ["ownerId", "visibility"];
 
 /// One SSE event: `event:` the event's type, `id:` its event id, `data:` the event as JSON.
 fn frame_of(envelope: &Envelope) -> Option<Bytes> {
     let mut data = serde_json::to_value(&envelope.payload).ok()?;
     let kind = data.get("type")?.as_str()?.to_owned();
     if let Some(object) = data.as_object_mut() {
+        for field in ROUTING_FIELDS {
+            object.remove(field);
+        }
         object.insert(
             "eventId".into(),
             serde_json::Value::String(envelope.mesh_meta.event_id.clone()),

@@ -11,7 +11,8 @@
 use super::a2a;
 use crate::auth::{Authenticated, Meta, request_meta};
 use crate::error::ApiError;
-use crate::pipeline::{ClientIp, Refusals, enforce_policy};
+use crate::pipeline::{Refusals, enforce_policy};
+use crate::request::{ClientIp, PUBLIC_PATH, has_federation_headers};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -33,14 +34,6 @@ use hive_proto::{ErrorCode, Role};
 use http::{HeaderMap, HeaderValue, Uri, header};
 use serde::Deserialize;
 use uuid::Uuid;
-
-/// The path of the public tier's own endpoint.
-pub const PUBLIC_PATH: &str = "/api/a2a/jsonrpc/public";
-
-/// Whether the request carries either federation header: then it is a peer's call.
-pub fn has_federation_headers(headers: &HeaderMap) -> bool {
-    headers.contains_key(JWT_HEADER) || headers.contains_key(SECRET_HEADER)
-}
 
 fn is_public_path(request: &Request) -> bool {
     request.uri().path().trim_end_matches('/') == PUBLIC_PATH
@@ -428,7 +421,7 @@ pub async fn proxy(
     };
     let limit = state.hive.gateway.settings().max_body_bytes;
     let bytes: Bytes = crate::json::read_body(body, limit).await?;
-    let method = rpc_method(&bytes)?;
+    let method = rpc_method(&bytes, limit)?;
     let reply = federation
         .proxy(
             &caller,
@@ -471,24 +464,21 @@ fn proxy_query(uri: &Uri) -> Result<ProxyQuery, ApiError> {
 }
 
 /// The method of a JSON-RPC request body (for the audit record); a body that is not one is
-/// refused here rather than sent to a peer.
-fn rpc_method(bytes: &[u8]) -> Result<String, ApiError> {
+/// refused here rather than sent to a peer. The method is the peer's to know: any name goes.
+fn rpc_method(bytes: &[u8], max_body_bytes: usize) -> Result<String, ApiError> {
     let invalid = || {
         ApiError::new(
             ErrorCode::ValidationFailed,
             "the body must be one JSON-RPC 2.0 request object with a method",
         )
     };
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| invalid())?;
-    let object = value.as_object().ok_or_else(invalid)?;
-    if object.get("jsonrpc").and_then(|v| v.as_str()) != Some("2.0") {
-        return Err(invalid());
-    }
-    object
-        .get("method")
-        .and_then(|v| v.as_str())
+    let limits = Limits {
+        max_body_bytes,
+        ..Limits::default()
+    };
+    let head = jsonrpc::parse_request_head(bytes, &limits).map_err(|_| invalid())?;
+    Some(head.method)
         .filter(|method| (1..=128).contains(&method.len()))
-        .map(str::to_owned)
         .ok_or_else(invalid)
 }
 
@@ -515,18 +505,36 @@ mod tests {
 
     #[test]
     fn only_json_rpc_requests_are_proxied() {
+        const LIMIT: usize = 1 << 20;
         assert_eq!(
-            rpc_method(br#"{"jsonrpc":"2.0","id":1,"method":"SendMessage"}"#).unwrap(),
+            rpc_method(br#"{"jsonrpc":"2.0","id":1,"method":"SendMessage"}"#, LIMIT).unwrap(),
             "SendMessage"
+        );
+        // A method this instance does not know, or a notification, is the peer's to answer.
+        assert_eq!(
+            rpc_method(br#"{"jsonrpc":"2.0","method":"x/custom"}"#, LIMIT).unwrap(),
+            "x/custom"
+        );
+        let long = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"{}"}}"#,
+            "m".repeat(129)
         );
         for body in [
             &br#"[{"jsonrpc":"2.0","method":"x"}]"#[..],
             br#"{"jsonrpc":"1.0","method":"x"}"#,
             br#"{"jsonrpc":"2.0"}"#,
             br#"{"jsonrpc":"2.0","method":""}"#,
+            br#"{"jsonrpc":"2.0","method":7}"#,
+            long.as_bytes(),
             b"not json",
         ] {
-            assert!(rpc_method(body).is_err());
+            assert!(rpc_method(body, LIMIT).is_err());
         }
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{}{}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(rpc_method(deep.as_bytes(), LIMIT).is_err());
     }
 }

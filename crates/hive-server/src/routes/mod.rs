@@ -10,7 +10,6 @@ mod conversations;
 mod events;
 mod health;
 mod mesh;
-pub(crate) use mesh::{PUBLIC_PATH, has_federation_headers};
 mod mfa;
 mod oidc;
 mod passkeys;

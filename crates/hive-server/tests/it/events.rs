@@ -5,6 +5,7 @@ use hive_a2a::sse::Decoder;
 use hive_testkit::{TestServer, backends};
 use reqwest::Method;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 /// The stream of `browser`'s user, read event by event.
 pub(crate) struct Events {
@@ -31,6 +32,14 @@ impl Events {
 
     /// The next event's type and data.
     pub(crate) async fn next(&mut self) -> (String, Value) {
+        // A guard against a hang (keep-alive comments keep the stream busy): an event that
+        // never comes fails the test.
+        tokio::time::timeout(Duration::from_secs(30), self.next_event())
+            .await
+            .expect("an event within 30 s")
+    }
+
+    async fn next_event(&mut self) -> (String, Value) {
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return event;
@@ -50,6 +59,16 @@ impl Events {
 }
 
 async fn agent(server: &TestServer, owner: &Browser, name: &str, visibility: &str) -> String {
+    let agent = created_agent(server, owner, name, visibility).await;
+    agent["id"].as_str().unwrap().to_owned()
+}
+
+async fn created_agent(
+    server: &TestServer,
+    owner: &Browser,
+    name: &str,
+    visibility: &str,
+) -> Value {
     let created = owner
         .send(
             server,
@@ -59,8 +78,7 @@ async fn agent(server: &TestServer, owner: &Browser, name: &str, visibility: &st
         )
         .await;
     assert_eq!(created.status(), 201);
-    let agent: Value = created.json().await.unwrap();
-    agent["id"].as_str().unwrap().to_owned()
+    created.json().await.unwrap()
 }
 
 async fn start(server: &TestServer, owner: &Browser, id: &str) {
@@ -177,5 +195,68 @@ async fn open_streams_are_capped_per_user() {
             tokio::task::yield_now().await;
         }
         assert!(reopened.is_some(), "the place came back");
+    }
+}
+
+/// A status event as the lifecycle announces it, or (without owner and visibility) as an
+/// earlier version did.
+fn status_event(agent: &Value, status: &str, routed: bool) -> hive_state::BusEvent {
+    hive_state::BusEvent::AgentStatus {
+        agent_id: agent["id"].as_str().unwrap().to_owned(),
+        status: status.into(),
+        previous: None,
+        owner_id: routed.then(|| agent["ownerId"].as_str().unwrap().parse().unwrap()),
+        visibility: routed.then(|| agent["visibility"].as_str().unwrap().parse().unwrap()),
+    }
+}
+
+#[tokio::test]
+async fn who_sees_an_event_is_decided_without_reading_the_database() {
+    for backend in backends() {
+        let server = identity_server(backend).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (_, olga) = add_user(&server, &admin, "olga@example.com", "operator").await;
+        let (_, vic) = add_user(&server, &admin, "vic@example.com", "viewer").await;
+        let private = created_agent(&server, &olga, "olgas", "private").await;
+        let shared = created_agent(&server, &olga, "shared", "federation").await;
+        server.hive.state.bus.ready().await;
+        let mut for_olga = Events::open(&server, &olga).await;
+        let mut for_vic = Events::open(&server, &vic).await;
+        let mut for_admin = Events::open(&server, &admin).await;
+
+        // From here on a subscriber that read the agent to decide would see nothing.
+        server.hive.store.close().await;
+        let bus = &server.hive.state.bus;
+        for (agent, routed) in [
+            (&private, true),
+            (&shared, true),
+            (&private, false),
+            (&shared, true),
+        ] {
+            bus.publish(status_event(agent, "ready", routed), None)
+                .await
+                .unwrap();
+        }
+
+        // Olga sees her private agent and the shared one, but not the event of an earlier
+        // version that does not say whose agent it is.
+        let (_, first) = for_olga.next().await;
+        assert_eq!(first["agentId"], private["id"]);
+        assert_eq!(
+            first.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["agentId", "eventId", "status", "type"],
+            "owner and visibility decide who sees the event; the stream does not show them"
+        );
+        assert_eq!(for_olga.next().await.1["agentId"], shared["id"]);
+        assert_eq!(for_olga.next().await.1["agentId"], shared["id"]);
+        // Vic sees the shared agent only.
+        assert_eq!(for_vic.next().await.1["agentId"], shared["id"]);
+        assert_eq!(for_vic.next().await.1["agentId"], shared["id"]);
+        // An admin sees everything, the earlier version's event too.
+        for expected in [&private, &shared, &private, &shared] {
+            assert_eq!(for_admin.next().await.1["agentId"], expected["id"]);
+        }
+        server.stop().await.0.unwrap();
     }
 }
