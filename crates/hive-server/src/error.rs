@@ -9,6 +9,7 @@ use hive_core::gateway::GatewayError;
 use hive_core::gateway::conversations::{ChatError, ConversationError};
 use hive_core::identity::IdentityError;
 use hive_core::kernel::audit::AuditError;
+use hive_core::kernel::refusal::Refusal;
 use hive_core::kernel::settings::SettingsError;
 use hive_core::mesh::wan::WanError;
 use hive_core::vault::secrets::SecretError;
@@ -121,68 +122,43 @@ impl From<AuditError> for ApiError {
     }
 }
 
+/// The answer to a domain's [`Refusal`]; an internal fault is logged under `domain`, never
+/// shown.
+fn refused(refusal: Refusal, domain: &'static str) -> ApiError {
+    match refusal {
+        Refusal::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
+        Refusal::NotFound => ApiError::of(ErrorCode::NotFound),
+        Refusal::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+        Refusal::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
+        Refusal::Unavailable => ApiError::unavailable(),
+        Refusal::Internal(detail) => {
+            tracing::error!(%detail, domain, "internal error");
+            ApiError::of(ErrorCode::Internal)
+        }
+    }
+}
+
 impl From<SettingsError> for ApiError {
     fn from(error: SettingsError) -> Self {
-        match error {
-            SettingsError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
-            SettingsError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
-            SettingsError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
-            SettingsError::Unavailable => ApiError::unavailable(),
-            SettingsError::Internal(detail) => {
-                tracing::error!(%detail, "settings: internal error");
-                ApiError::of(ErrorCode::Internal)
-            }
-        }
+        refused(error.into(), "settings")
     }
 }
 
 impl From<SecretError> for ApiError {
     fn from(error: SecretError) -> Self {
-        match error {
-            SecretError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
-            SecretError::NotFound => ApiError::of(ErrorCode::NotFound),
-            SecretError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
-            SecretError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
-            SecretError::Unavailable => ApiError::unavailable(),
-            SecretError::Internal(detail) => {
-                tracing::error!(%detail, "secrets: internal error");
-                ApiError::of(ErrorCode::Internal)
-            }
-        }
+        refused(error.into(), "secrets")
     }
 }
 
 impl From<AgentError> for ApiError {
     fn from(error: AgentError) -> Self {
-        match error {
-            AgentError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
-            AgentError::NotFound => ApiError::of(ErrorCode::NotFound),
-            AgentError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
-            AgentError::Invalid(message) => ApiError::new(ErrorCode::ValidationFailed, message),
-            AgentError::Unavailable => ApiError::unavailable(),
-            AgentError::Internal(detail) => {
-                tracing::error!(%detail, "agents: internal error");
-                ApiError::of(ErrorCode::Internal)
-            }
-        }
+        refused(error.into(), "agents")
     }
 }
 
 impl From<ConversationError> for ApiError {
     fn from(error: ConversationError) -> Self {
-        match error {
-            ConversationError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
-            ConversationError::NotFound => ApiError::of(ErrorCode::NotFound),
-            ConversationError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
-            ConversationError::Invalid(message) => {
-                ApiError::new(ErrorCode::ValidationFailed, message)
-            }
-            ConversationError::Unavailable => ApiError::unavailable(),
-            ConversationError::Internal(detail) => {
-                tracing::error!(%detail, "conversations: internal error");
-                ApiError::of(ErrorCode::Internal)
-            }
-        }
+        refused(error.into(), "conversations")
     }
 }
 

@@ -12,14 +12,13 @@ use crate::agents::AgentError;
 use crate::gateway::{Gateway, GatewayError, StreamItem, Target, principal};
 use crate::kernel::audit::{AuditAction, Auditor};
 use crate::kernel::caller::{Caller, RequestMeta};
-use crate::kernel::store_fault::StoreFault;
 use hive_a2a::error::ErrorCode as RpcCode;
 use hive_a2a::jsonrpc::{Call, Id, Outcome, Request, Version};
 use hive_a2a::v1::{self, Message, Part, PartContent, Role, SendMessageRequest, StreamResponse};
 use hive_proto::SharedClock;
 use hive_store::{
     CONVERSATION_TEXT_MAX_BYTES, ConversationMessageRow, ConversationRow, MessageAuthor, Page,
-    PageRequest, Store, StoreError, TurnStart, truncate_to_micros,
+    PageRequest, Store, TurnStart, truncate_to_micros,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,46 +77,17 @@ pub enum ChatEvent {
     Reply(ConversationMessageRow),
 }
 
-/// Why a conversation call was refused. Messages are safe to show to the caller.
-#[derive(Debug, thiserror::Error)]
-pub enum ConversationError {
-    #[error("{0}")]
-    Forbidden(&'static str),
-    /// No such conversation or agent, or one that is not the caller's to see.
-    #[error("not found")]
-    NotFound,
-    #[error("{0}")]
-    Conflict(&'static str),
-    #[error("{0}")]
-    Invalid(String),
-    /// The database (or the audit log) cannot take the call now; nothing was changed.
-    #[error("temporarily unavailable")]
-    Unavailable,
-    #[error("internal error")]
-    Internal(String),
-}
-
-impl From<StoreError> for ConversationError {
-    fn from(error: StoreError) -> Self {
-        match StoreFault::of(error, "conversations") {
-            StoreFault::Unavailable => Self::Unavailable,
-            StoreFault::NotFound => Self::NotFound,
-            StoreFault::Internal(detail) => Self::Internal(detail),
-        }
-    }
-}
+crate::kernel::refusal::domain_error!(
+    /// Why a chat call was refused (not found: no such conversation or agent, or one that is
+    /// not the caller's to see). Messages are safe to show to the caller.
+    ConversationError,
+    "conversations"
+);
 
 /// The agent a conversation is with is looked up in the agents domain.
 impl From<AgentError> for ConversationError {
     fn from(error: AgentError) -> Self {
-        match error {
-            AgentError::Forbidden(message) => Self::Forbidden(message),
-            AgentError::NotFound => Self::NotFound,
-            AgentError::Conflict(message) => Self::Conflict(message),
-            AgentError::Invalid(message) => Self::Invalid(message),
-            AgentError::Unavailable => Self::Unavailable,
-            AgentError::Internal(detail) => Self::Internal(detail),
-        }
+        crate::kernel::refusal::Refusal::from(error).into()
     }
 }
 

@@ -18,6 +18,7 @@ pub use tokens::{CreatedToken, NewToken};
 
 use crate::kernel::audit::{Auditor, Unrecorded};
 use crate::kernel::caller::{Caller, Credential, NoAccount};
+use crate::kernel::refusal::Refusal;
 use crate::kernel::store_fault::StoreFault;
 use hive_proto::SharedClock;
 use hive_state::{Claims, ReplayCache};
@@ -100,17 +101,23 @@ impl From<StoreError> for IdentityError {
     }
 }
 
+/// A refusal of a lower domain (the vault's, for second factors) keeps its meaning here.
+impl From<Refusal> for IdentityError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Forbidden(message) => Self::Forbidden(message),
+            Refusal::NotFound => Self::NotFound,
+            Refusal::Conflict(message) => Self::Conflict(message),
+            Refusal::Invalid(message) => Self::Invalid(message),
+            Refusal::Unavailable => Self::Unavailable,
+            Refusal::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
 impl From<crate::vault::secrets::SecretError> for IdentityError {
     fn from(error: crate::vault::secrets::SecretError) -> Self {
-        use crate::vault::secrets::SecretError;
-        match error {
-            SecretError::Forbidden(message) => Self::Forbidden(message),
-            SecretError::NotFound => Self::NotFound,
-            SecretError::Conflict(message) => Self::Conflict(message),
-            SecretError::Invalid(message) => Self::Invalid(message),
-            SecretError::Unavailable => Self::Unavailable,
-            SecretError::Internal(detail) => Self::Internal(detail),
-        }
+        Refusal::from(error).into()
     }
 }
 

@@ -11,6 +11,7 @@ pub mod egress;
 pub mod jobs;
 pub mod log_gate;
 pub mod mail;
+pub mod refusal;
 pub mod runtime_secrets;
 pub mod settings;
 pub mod store_fault;

@@ -10,10 +10,9 @@
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor};
 use crate::kernel::caller::{Caller, RequestMeta};
 use crate::kernel::egress::Egress;
-use crate::kernel::store_fault::StoreFault;
 use hive_egress::{Allowlist, AllowlistEntry};
 use hive_state::{BusEvent, Channel, EventBus};
-use hive_store::{AuditOutcome, PutOutcome, SettingWrite, Store, StoreError};
+use hive_store::{AuditOutcome, PutOutcome, SettingWrite, Store};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,31 +28,11 @@ pub const RELOAD_EVERY: Duration = Duration::from_secs(15);
 /// Entries an admin's allowlist may hold.
 pub const MAX_ALLOWLIST_ENTRIES: usize = 200;
 
-/// Why a settings call was refused. Messages are safe to show to the caller.
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    #[error("{0}")]
-    Forbidden(&'static str),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Conflict(&'static str),
-    /// The database (or the audit log) cannot take the change now; nothing was changed.
-    #[error("temporarily unavailable")]
-    Unavailable,
-    #[error("internal error")]
-    Internal(String),
-}
-
-impl From<StoreError> for SettingsError {
-    fn from(error: StoreError) -> Self {
-        match StoreFault::of(error, "settings") {
-            StoreFault::Unavailable => Self::Unavailable,
-            StoreFault::NotFound => Self::Internal("the settings row vanished".to_owned()),
-            StoreFault::Internal(detail) => Self::Internal(detail),
-        }
-    }
-}
+crate::kernel::refusal::domain_error!(
+    /// Why a settings call was refused. Messages are safe to show to the caller.
+    SettingsError,
+    "settings"
+);
 
 /// The security settings as stored (a JSON document).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,9 +5,7 @@
 
 use crate::kernel::audit::Unrecorded;
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, TransactionRecord};
-use crate::kernel::caller::NoAccount;
 use crate::kernel::caller::{Caller, RequestMeta};
-use crate::kernel::store_fault::StoreFault;
 use crate::vault::{Vault, VaultFailure};
 use hive_crypto::vault::{Context, MasterKey, Sealed};
 use hive_proto::SharedClock;
@@ -70,39 +68,11 @@ pub(crate) fn row_id(id: Uuid, version: i64) -> String {
     format!("{id}/v{version}")
 }
 
-/// Why a secrets call was refused. Messages are safe to show to the caller.
-#[derive(Debug, thiserror::Error)]
-pub enum SecretError {
-    #[error("{0}")]
-    Forbidden(&'static str),
-    #[error("not found")]
-    NotFound,
-    #[error("{0}")]
-    Conflict(&'static str),
-    #[error("{0}")]
-    Invalid(String),
-    /// The database or the audit log cannot take the call now; nothing was changed.
-    #[error("temporarily unavailable")]
-    Unavailable,
-    #[error("internal error")]
-    Internal(String),
-}
-
-impl From<StoreError> for SecretError {
-    fn from(error: StoreError) -> Self {
-        match StoreFault::of(error, "secrets") {
-            StoreFault::Unavailable => Self::Unavailable,
-            StoreFault::NotFound => Self::NotFound,
-            StoreFault::Internal(detail) => Self::Internal(detail),
-        }
-    }
-}
-
-impl From<NoAccount> for SecretError {
-    fn from(_: NoAccount) -> Self {
-        Self::NotFound
-    }
-}
+crate::kernel::refusal::domain_error!(
+    /// Why a secrets call was refused. Messages are safe to show to the caller.
+    SecretError,
+    "secrets"
+);
 
 impl From<Unrecorded> for SecretError {
     fn from(_: Unrecorded) -> Self {
