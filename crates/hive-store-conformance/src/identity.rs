@@ -1249,8 +1249,14 @@ pub async fn audit_appends_form_one_chain_under_concurrency(store: &dyn Store) {
         "one place each, no gaps"
     );
 
-    // Read back in chain order, in pages: each link names the hash before it, and each hash is
-    // what the hasher gives for the stored record.
+    assert_one_chain(store, 30).await;
+}
+
+/// Reads the whole chain back in pages and checks that it is `expected` records long, that
+/// each link names the hash before it, and that each hash is what the hasher gives for the
+/// stored record.
+async fn assert_one_chain(store: &dyn Store, expected: usize) {
+    let audit = store.audit();
     let mut chain = audit.chain_after(0, 7).await.unwrap();
     while let Some(last) = chain.last().and_then(|r| r.link.clone()) {
         let more = audit.chain_after(last.seq, 7).await.unwrap();
@@ -1259,7 +1265,7 @@ pub async fn audit_appends_form_one_chain_under_concurrency(store: &dyn Store) {
         }
         chain.extend(more);
     }
-    assert_eq!(chain.len(), 30);
+    assert_eq!(chain.len(), expected);
     let mut prev = GENESIS_HASH.to_owned();
     for (expected_seq, record) in (1..).zip(&chain) {
         let link = record.link.clone().unwrap();
@@ -1276,6 +1282,111 @@ pub async fn audit_appends_form_one_chain_under_concurrency(store: &dyn Store) {
         prev = link.hash;
     }
     assert_eq!(audit.count_unchained().await.unwrap(), 0);
+}
+
+/// The detail of a record [`PoisonHasher`] makes unwritable.
+const POISON: &str = "{\"poison\":true}";
+
+/// [`TestHasher`], except for the record whose detail is [`POISON`]: its hash is one the schema
+/// refuses, so its insert fails in the middle of a batch, as a full disk would make it fail.
+struct PoisonHasher;
+
+impl ChainHasher for PoisonHasher {
+    fn hash(&self, seq: i64, prev_hash: &str, record: &AuditRecord) -> String {
+        if record.detail == POISON {
+            "not-a-hash".to_owned()
+        } else {
+            TestHasher.hash(seq, prev_hash, record)
+        }
+    }
+}
+
+fn numbered(range: std::ops::Range<usize>) -> Vec<AuditRecord> {
+    range
+        .map(|i| chain_record(format!("{{\"n\":{i}}}")))
+        .collect()
+}
+
+pub async fn audit_batches_commit_in_order_or_not_at_all(store: &dyn Store) {
+    let audit = store.audit();
+    assert!(
+        audit
+            .append_batch(&[], &PoisonHasher)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let opening = numbered(0..5);
+    let links = audit.append_batch(&opening, &PoisonHasher).await.unwrap();
+    assert_eq!(
+        links.iter().map(|l| l.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5],
+        "in the order given"
+    );
+
+    // One unwritable record fails the whole batch: none of its records exists afterwards.
+    let mut failing = numbered(5..9);
+    failing.insert(2, chain_record(POISON.to_owned()));
+    let refused = audit.append_batch(&failing, &PoisonHasher).await;
+    assert!(
+        matches!(refused, Err(StoreError::AuditUnwritable(_))),
+        "{refused:?}"
+    );
+    let stored = audit.list(&AuditFilter::all(), &first(100)).await.unwrap();
+    assert_eq!(
+        stored.items.len(),
+        5,
+        "none of the failed batch was written"
+    );
+    assert!(
+        stored
+            .items
+            .iter()
+            .all(|record| failing.iter().all(|failed| failed.id != record.id))
+    );
+
+    // The chain goes on from the last committed record.
+    let after = audit
+        .append_batch(&numbered(9..11), &PoisonHasher)
+        .await
+        .unwrap();
+    assert_eq!(after[0].seq, 6);
+    assert_eq!(after[0].prev_hash, links[4].hash);
+    assert_one_chain(store, 7).await;
+}
+
+/// Concurrent batches from two handles on one database (two replicas; one handle twice where
+/// the backend admits one process, as SQLite does) interleave as whole batches into one
+/// chain: the chain is held once per batch, and each batch's records are consecutive.
+pub async fn audit_batches_from_two_replicas_form_one_chain(h: &impl crate::Harness) {
+    let second = match h.open_again().await {
+        Ok(store) => store,
+        Err(StoreError::Locked(_)) => h.store(),
+        Err(other) => panic!("{other}"),
+    };
+    let stores = [h.store(), second];
+    let batches: Vec<(usize, Vec<AuditRecord>)> = (0..20)
+        .map(|b| (b % 2, numbered(b * 15..(b + 1) * 15)))
+        .collect();
+    let written = join_all(
+        batches
+            .iter()
+            .map(|(replica, records)| stores[*replica].audit().append_batch(records, &TestHasher)),
+    )
+    .await;
+    let mut starts = Vec::new();
+    for links in written {
+        let seqs: Vec<i64> = links.unwrap().iter().map(|l| l.seq).collect();
+        assert_eq!(
+            seqs,
+            (seqs[0]..seqs[0] + 15).collect::<Vec<_>>(),
+            "a batch is consecutive in the chain"
+        );
+        starts.push(seqs[0]);
+    }
+    starts.sort_unstable();
+    assert_eq!(starts, (0..20).map(|b| b * 15 + 1).collect::<Vec<_>>());
+    assert_one_chain(&*stores[0], 300).await;
 }
 
 pub async fn sessions_record_their_second_factor(store: &dyn Store) {

@@ -110,6 +110,7 @@ macro_rules! conformance_suite {
             password_resets_are_used_once,
             audit_records_page_newest_first,
             audit_appends_form_one_chain_under_concurrency,
+            audit_batches_commit_in_order_or_not_at_all,
             audit_filters_match_and_pages_neither_skip_nor_repeat,
             audit_retention_cuts_the_chain_at_a_signed_checkpoint,
             vault_keys_are_unique_by_id,
@@ -181,6 +182,7 @@ macro_rules! conformance_suite {
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,
             leadership_is_exclusive,
+            audit_batches_from_two_replicas_form_one_chain,
         );
     };
     (@store $harness:ty; $($check:ident),+ $(,)?) => {

@@ -459,7 +459,24 @@ pub trait AuditRepo: Send + Sync {
         &self,
         record: &AuditRecord,
         hasher: &dyn ChainHasher,
-    ) -> Result<ChainLink, StoreError>;
+    ) -> Result<ChainLink, StoreError> {
+        let mut links = self
+            .append_batch(std::slice::from_ref(record), hasher)
+            .await?;
+        links
+            .pop()
+            .ok_or_else(|| StoreError::AuditUnwritable("no link for the record".to_owned()))
+    }
+
+    /// Appends `records` in order at the end of the chain in one transaction — one commit
+    /// (one fsync) for all of them, the chain held once — and returns their links in the same
+    /// order. All or nothing: on an error none of them was written. The group commit of
+    /// records of their own.
+    async fn append_batch(
+        &self,
+        records: &[AuditRecord],
+        hasher: &dyn ChainHasher,
+    ) -> Result<Vec<ChainLink>, StoreError>;
 
     /// Records matching `filter`, newest first (by time, then id: records older than the
     /// chain have no `seq`).

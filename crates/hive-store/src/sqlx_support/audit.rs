@@ -2,7 +2,7 @@
 //! backends: a change and its record commit together or not at all.
 
 use super::dialect::{BindValue, Dialect, DialectConnection, Reads};
-use crate::{AuditAppend, ChainLink, StoreError, next_link};
+use crate::{AuditAppend, AuditRecord, ChainHasher, ChainLink, StoreError, next_link};
 use sqlx::Transaction;
 
 /// The columns of `audit_events`, in the order [`Dialect::AUDIT_VALUES`] binds them.
@@ -27,11 +27,28 @@ pub async fn append_audit<D: Dialect>(
     connection: &mut DialectConnection<D>,
     audit: &AuditAppend<'_>,
 ) -> Result<ChainLink, StoreError> {
-    let record = audit.record;
+    let mut links =
+        append_audit_records::<D>(connection, std::slice::from_ref(audit.record), audit.hasher)
+            .await?;
+    links
+        .pop()
+        .ok_or_else(|| StoreError::AuditUnwritable("no link for the record".to_owned()))
+}
+
+/// Appends `records` in order inside the caller's transaction: the chain is held once and its
+/// last link read once, whatever the number of records (a group commit's batch).
+pub async fn append_audit_records<D: Dialect>(
+    connection: &mut DialectConnection<D>,
+    records: &[AuditRecord],
+    hasher: &dyn ChainHasher,
+) -> Result<Vec<ChainLink>, StoreError> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
     D::hold_audit_chain(connection)
         .await
         .map_err(audit_unwritable::<D>)?;
-    let last: Option<(i64, String)> = match sqlx::query(
+    let mut last: Option<(i64, String)> = match sqlx::query(
         "SELECT seq, hash FROM audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
     )
     .fetch_optional(D::on(connection))
@@ -44,27 +61,33 @@ pub async fn append_audit<D: Dialect>(
         )),
         None => None,
     };
-    let link = next_link(last, record, audit.hasher);
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    let insert = format!(
         "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES ({})",
         D::AUDIT_VALUES
-    )))
-    .bind_value(D::id(record.id))
-    .bind_value(D::time(record.at))
-    .bind_value(record.actor.as_str())
-    .bind_value(record.action.as_str())
-    .bind_value(&record.target)
-    .bind_value(record.outcome.as_str())
-    .bind_value(&record.ip)
-    .bind_value(&record.request_id)
-    .bind_value(record.detail.as_str())
-    .bind_value(link.seq)
-    .bind_value(link.prev_hash.as_str())
-    .bind_value(link.hash.as_str())
-    .execute(D::on(connection))
-    .await
-    .map_err(audit_unwritable::<D>)?;
-    Ok(link)
+    );
+    let mut links = Vec::with_capacity(records.len());
+    for record in records {
+        let link = next_link(last.take(), record, hasher);
+        sqlx::query(sqlx::AssertSqlSafe(insert.as_str()))
+            .bind_value(D::id(record.id))
+            .bind_value(D::time(record.at))
+            .bind_value(record.actor.as_str())
+            .bind_value(record.action.as_str())
+            .bind_value(&record.target)
+            .bind_value(record.outcome.as_str())
+            .bind_value(&record.ip)
+            .bind_value(&record.request_id)
+            .bind_value(record.detail.as_str())
+            .bind_value(link.seq)
+            .bind_value(link.prev_hash.as_str())
+            .bind_value(link.hash.as_str())
+            .execute(D::on(connection))
+            .await
+            .map_err(audit_unwritable::<D>)?;
+        last = Some((link.seq, link.hash.clone()));
+        links.push(link);
+    }
+    Ok(links)
 }
 
 /// Appends `audit` and commits the transaction.

@@ -1,11 +1,13 @@
 //! The one way a record enters the audit log. Two entry points: [`Auditor::in_transaction`]
 //! for a change, whose record is written in the change's own transaction (both or neither),
 //! and [`Auditor::record`] for an event that changes nothing stored, which returns once the
-//! record is durable. Refusals use [`Auditor::record_refusal`]: the refusal stands whether or
+//! record is durable (group-committed with the other records waiting, see [`super::group_commit`]).
+//! Refusals use [`Auditor::record_refusal`]: the refusal stands whether or
 //! not its record could be written.
 
 use super::chain::AuditChain;
 use super::event::AuditEvent;
+use super::group_commit::GroupCommit;
 use crate::kernel::caller::RequestMeta;
 use hive_proto::SharedClock;
 use hive_store::{AuditAppend, AuditRecord, Store};
@@ -33,12 +35,12 @@ pub fn record_at(at: OffsetDateTime, event: AuditEvent, meta: &RequestMeta) -> A
 #[error("the audit record could not be written")]
 pub struct Unrecorded;
 
-/// Writes audit records into the hash chain.
+/// Writes audit records into the hash chain. Clones share one writer.
 #[derive(Debug, Clone)]
 pub struct Auditor {
-    store: Arc<dyn Store>,
     chain: Arc<AuditChain>,
     clock: SharedClock,
+    group: Arc<GroupCommit>,
 }
 
 /// A record made for a change, to be appended inside the change's transaction.
@@ -65,7 +67,7 @@ impl TransactionRecord {
 impl Auditor {
     pub fn new(store: Arc<dyn Store>, chain: Arc<AuditChain>, clock: SharedClock) -> Self {
         Self {
-            store,
+            group: Arc::new(GroupCommit::new(store, Arc::clone(&chain))),
             chain,
             clock,
         }
@@ -86,20 +88,12 @@ impl Auditor {
     }
 
     /// Writes the record of an event that changes nothing stored; returns once it is durable.
+    /// `Err` means it was not written (the batch it joined failed, or the writer is too far
+    /// behind): the caller must not claim the event happened.
     pub async fn record(&self, event: AuditEvent, meta: &RequestMeta) -> Result<(), Unrecorded> {
-        let record = record_at(self.clock.now(), event, meta);
-        match self
-            .store
-            .audit()
-            .append(&record, self.chain.as_ref())
+        self.group
+            .append(record_at(self.clock.now(), event, meta))
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                tracing::error!(%error, action = %record.action, "audit record not written");
-                Err(Unrecorded)
-            }
-        }
     }
 
     /// Writes the record of a refusal or a failed attempt. The refusal stands either way; a

@@ -5,6 +5,7 @@
 mod auditor;
 mod chain;
 mod event;
+mod group_commit;
 mod query;
 
 pub use auditor::{Auditor, TransactionRecord, Unrecorded, record_at};

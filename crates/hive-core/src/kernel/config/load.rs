@@ -117,10 +117,12 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
             .map_err(|rule| invalid("HIVE_RATE_LIMIT_FAIL_OPEN", rule))?;
     }
 
+    // Tasks are meant to live a day: without Redis they go to the database, which survives a
+    // restart (memory only when asked for).
     let default_task_store = if redis_url.is_some() {
         TaskStoreKind::Redis
     } else {
-        TaskStoreKind::Memory
+        TaskStoreKind::Database
     };
     let task_store = src.parsed("A2A_TASK_STORE", default_task_store, |raw| match raw {
         "memory" => Some(TaskStoreKind::Memory),
@@ -711,9 +713,13 @@ mod tests {
             TaskStoreKind::Redis,
             "redis by default with REDIS_URL"
         );
-        let db = load_pairs(&[("A2A_TASK_STORE", "db")]).unwrap();
-        assert_eq!(db.task_store, TaskStoreKind::Database);
-        assert_eq!(load_pairs(&[]).unwrap().task_store, TaskStoreKind::Memory);
+        let memory = load_pairs(&[("A2A_TASK_STORE", "memory")]).unwrap();
+        assert_eq!(memory.task_store, TaskStoreKind::Memory);
+        assert_eq!(
+            load_pairs(&[]).unwrap().task_store,
+            TaskStoreKind::Database,
+            "the database by default without REDIS_URL: tasks survive a restart"
+        );
         let login = config.rate_limits.get("login").unwrap();
         assert_eq!(login.quota.limit, 10);
         assert_eq!(

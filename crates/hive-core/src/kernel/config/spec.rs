@@ -119,7 +119,7 @@ pub const VARIABLES: &[VarSpec] = &[
     ),
     var(
         "A2A_TASK_STORE",
-        "redis with REDIS_URL, else memory",
+        "redis with REDIS_URL, else db",
         "memory, redis (needs REDIS_URL) or db (the database: tasks survive restarts)",
     ),
     var(

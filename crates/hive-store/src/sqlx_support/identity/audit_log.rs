@@ -34,15 +34,16 @@ fn push_audit_filter<D: IdentitySql>(query: &mut QueryBuilder<D::Db>, filter: &A
 
 #[async_trait]
 impl<D: IdentitySql> AuditRepo for SqlIdentity<D> {
-    async fn append(
+    async fn append_batch(
         &self,
-        record: &AuditRecord,
+        records: &[AuditRecord],
         hasher: &dyn ChainHasher,
-    ) -> Result<ChainLink, StoreError> {
+    ) -> Result<Vec<ChainLink>, StoreError> {
         let mut tx = D::begin(&self.pools).await?;
-        let link = append_audit::<D>(&mut tx, &AuditAppend { record, hasher }).await?;
-        tx.commit().await.map_err(D::map_error)?;
-        Ok(link)
+        let links = append_audit_records::<D>(&mut tx, records, hasher).await?;
+        // A failed commit is the batch's failure too: none of its records was written.
+        tx.commit().await.map_err(audit_unwritable::<D>)?;
+        Ok(links)
     }
 
     async fn list(

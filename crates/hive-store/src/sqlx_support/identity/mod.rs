@@ -8,7 +8,9 @@ mod tokens;
 mod users;
 
 use super::dialect::{BindValue, Dialect, DialectConnection, Pools, PushValue, keyset_page};
-use super::{append_audit, commit_audited, commit_if, commit_if_audited, get, rows};
+use super::{
+    append_audit_records, audit_unwritable, commit_audited, commit_if, commit_if_audited, get, rows,
+};
 use crate::{
     AccountChange, ApiTokenRepo, ApiTokenRow, AuditAppend, AuditCheckpoint, AuditFilter,
     AuditPosition, AuditPrune, AuditRecord, AuditRepo, ChainHasher, ChainLink, CheckpointSigner,
