@@ -5,6 +5,7 @@ mod accounts;
 mod agents;
 mod config_check;
 mod connections;
+mod durability;
 mod egress;
 mod keys;
 mod leader;
