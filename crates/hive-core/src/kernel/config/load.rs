@@ -489,7 +489,7 @@ mod tests {
         let task_store = config.report.iter().find(|l| l.name == "A2A_TASK_STORE");
         assert_eq!(
             task_store.unwrap().value,
-            "memory",
+            "db",
             "derived default as it came out"
         );
         assert_eq!(sources["REDIS_URL"], ValueSource::Unset);
