@@ -2,6 +2,7 @@
 //! time, so that a caller's tasks can be listed newest status first with keyset paging, and
 //! forgotten after `A2A_TASK_TTL_SECONDS`. In memory, on Redis, or in the database.
 
+use crate::group_commit::{BatchWriter, GroupCommit, Limits};
 use crate::{RedisClient, StateError};
 use async_trait::async_trait;
 use hive_proto::SharedClock;
@@ -426,15 +427,53 @@ impl TaskStore for RedisTaskStore {
 }
 
 /// Tasks in the database (`A2A_TASK_STORE=db`): durable across restarts of every replica.
+/// Writes are group-committed: the tasks of concurrent calls are written in one transaction.
 #[derive(Debug, Clone)]
 pub struct DbTaskStore {
     store: Arc<dyn Store>,
     clock: SharedClock,
+    writes: Arc<GroupCommit<TaskWriter>>,
 }
 
 impl DbTaskStore {
     pub fn new(store: Arc<dyn Store>, clock: SharedClock) -> Self {
-        Self { store, clock }
+        let writer = TaskWriter {
+            store: Arc::clone(&store),
+            clock: Arc::clone(&clock),
+        };
+        Self {
+            store,
+            clock,
+            writes: Arc::new(GroupCommit::new("tasks", writer, Limits::default())),
+        }
+    }
+}
+
+/// Writes a batch of task puts in one transaction.
+struct TaskWriter {
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+}
+
+impl BatchWriter for TaskWriter {
+    type Item = TaskRow;
+    type Written = Result<bool, hive_store::StoreError>;
+
+    async fn write(&self, rows: &[TaskRow]) -> Result<Vec<Self::Written>, hive_store::StoreError> {
+        let now = self.clock.now();
+        let tasks = self.store.tasks();
+        match tasks.put_batch(rows, now).await {
+            Ok(done) => Ok(done.into_iter().map(Ok).collect()),
+            // One row the database refuses must not fail the others' writes: each alone.
+            Err(_) if rows.len() > 1 => {
+                let mut each = Vec::with_capacity(rows.len());
+                for row in rows {
+                    each.push(tasks.put(row, now).await);
+                }
+                Ok(each)
+            }
+            Err(error) => Err(error),
+        }
     }
 }
 
@@ -470,13 +509,12 @@ impl TaskStore for DbTaskStore {
             document: task.document.to_string(),
             expires_at: expiry(now, ttl),
         };
-        match self
-            .store
-            .tasks()
-            .put(&row, now)
+        let written = self
+            .writes
+            .submit(row)
             .await
-            .map_err(store_error)?
-        {
+            .map_err(|why| StateError::Unavailable(format!("task not written: {why}")))?;
+        match written.map_err(store_error)? {
             true => Ok(()),
             false => Err(StateError::Invalid(
                 "this task id belongs to another owner, or was discarded".into(),

@@ -355,3 +355,37 @@ async fn memory_tombstones_are_bounded_and_expire() {
     store.put(&b, TTL).await.unwrap();
     assert_eq!(store.get("alice", b.id).await.unwrap(), Some(b));
 }
+
+/// Concurrent writes to the database share a transaction; one the database refuses (over the
+/// schema's bound) fails alone, not the writes that shared its batch.
+#[tokio::test]
+async fn a_refused_database_write_does_not_fail_the_others_of_its_batch() {
+    let (stores, _dir) = stores().await;
+    let (_, db) = stores
+        .into_iter()
+        .find(|(backend, _)| *backend == "db")
+        .unwrap();
+    let mut oversized = task("alice", T0);
+    oversized.document = serde_json::json!({ "text": "x".repeat(4_194_305) });
+    let writes: Vec<_> = (0..20)
+        .map(|n| {
+            let db = Arc::clone(&db);
+            let record = if n == 10 {
+                oversized.clone()
+            } else {
+                task("alice", T0)
+            };
+            tokio::spawn(async move { (db.put(&record, TTL).await, record.id) })
+        })
+        .collect();
+    for (n, write) in writes.into_iter().enumerate() {
+        let (written, id) = write.await.unwrap();
+        if n == 10 {
+            assert!(written.is_err(), "the oversized task is refused");
+            assert_eq!(db.get("alice", id).await.unwrap(), None);
+        } else {
+            written.unwrap();
+            assert!(db.get("alice", id).await.unwrap().is_some(), "task {n}");
+        }
+    }
+}

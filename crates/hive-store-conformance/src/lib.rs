@@ -96,6 +96,7 @@ macro_rules! conformance_suite {
             oversized_values_are_refused,
             prune_deletes_only_old_finished_runs,
             tasks_belong_to_their_owner_and_expire,
+            tasks_are_put_in_batches_all_or_nothing,
             tasks_page_newest_status_first,
             a_discarded_task_refuses_a_late_write,
             setup_has_exactly_one_winner,
@@ -544,6 +545,45 @@ fn task_row(owner: &str, at: OffsetDateTime) -> hive_store::TaskRow {
         document: r#"{"status":{"state":"TASK_STATE_WORKING"}}"#.to_owned(),
         expires_at: truncate_to_micros(at + Duration::hours(1)),
     }
+}
+
+/// A batch is written in order in one transaction, each put answered as alone (the same
+/// owner rule); one the database refuses fails the whole batch and leaves nothing of it.
+pub async fn tasks_are_put_in_batches_all_or_nothing(store: &dyn Store) {
+    let tasks = store.tasks();
+    let held = task_row("alice", T0);
+    assert!(tasks.put(&held, T0).await.unwrap());
+    let mut stolen = held.clone();
+    stolen.owner = "mallory".to_owned();
+    let first = task_row("bob", T0);
+    let mut first_updated = first.clone();
+    first_updated.document = r#"{"status":{"state":"TASK_STATE_COMPLETED"}}"#.to_owned();
+    let done = tasks
+        .put_batch(&[first.clone(), stolen, first_updated.clone()], T0)
+        .await
+        .unwrap();
+    assert_eq!(done, vec![true, false, true]);
+    assert_eq!(
+        tasks.get("bob", first.id, T0).await.unwrap(),
+        Some(first_updated),
+        "the later put of the batch wins"
+    );
+    assert_eq!(tasks.get("alice", held.id, T0).await.unwrap(), Some(held));
+
+    let fresh = task_row("carol", T0);
+    let mut refused = task_row("carol", T0);
+    refused.document = "x".repeat(4_194_305); // over the schema's bound
+    assert!(
+        tasks
+            .put_batch(&[fresh.clone(), refused], T0)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        tasks.get("carol", fresh.id, T0).await.unwrap(),
+        None,
+        "nothing of a failed batch"
+    );
 }
 
 pub async fn tasks_belong_to_their_owner_and_expire(store: &dyn Store) {

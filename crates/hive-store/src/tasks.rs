@@ -23,6 +23,14 @@ pub trait TaskRepo: Send + Sync {
     /// or by a discarded task (nothing is changed then).
     async fn put(&self, task: &TaskRow, now: OffsetDateTime) -> Result<bool, StoreError>;
 
+    /// [`Self::put`] for several tasks, in order, in one transaction (one commit): one answer
+    /// per task. An error means none of them was written.
+    async fn put_batch(
+        &self,
+        tasks: &[TaskRow],
+        now: OffsetDateTime,
+    ) -> Result<Vec<bool>, StoreError>;
+
     /// Discards `owner`'s task `id`, in one statement: the task (if any, or an expired one of
     /// anyone's) becomes a tombstone until `until`, which [`Self::put`] does not overwrite, so
     /// a write that was still in flight cannot bring the task back. Another owner's unexpired

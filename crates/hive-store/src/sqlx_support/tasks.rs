@@ -1,6 +1,6 @@
 //! A2A tasks (the `db` task store), on any sqlx dialect: the dialect supplies its SQL.
 
-use super::dialect::{BindValue, Dialect, Pools, keyset_page};
+use super::dialect::{BindValue, Dialect, DialectConnection, Pools, keyset_page};
 use super::rows;
 use crate::{Cursor, Page, PageRequest, StoreError, TaskRepo, TaskRow};
 use async_trait::async_trait;
@@ -34,6 +34,28 @@ pub trait TaskSql: Dialect {
     const PRUNE_EXPIRED: &'static str;
 }
 
+/// Inserts or replaces `task`; the update applies only to the same owner's task, or over an
+/// expired one.
+async fn upsert<D: TaskSql>(
+    connection: &mut DialectConnection<D>,
+    task: &TaskRow,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(D::UPSERT)
+        .bind_value(D::id(task.id))
+        .bind_value(task.owner.as_str())
+        .bind_value(task.agent_id.as_str())
+        .bind_value(task.context_id.as_str())
+        .bind_value(D::time(task.status_time))
+        .bind_value(task.document.as_str())
+        .bind_value(D::time(task.expires_at))
+        .bind_value(D::instant(now))
+        .execute(D::on(connection))
+        .await
+        .map_err(D::map_error)?;
+    Ok(D::rows_affected(&done) == 1)
+}
+
 pub struct SqlTasks<D: Dialect> {
     pub pools: Pools<D::Db>,
 }
@@ -41,21 +63,22 @@ pub struct SqlTasks<D: Dialect> {
 #[async_trait]
 impl<D: TaskSql> TaskRepo for SqlTasks<D> {
     async fn put(&self, task: &TaskRow, now: OffsetDateTime) -> Result<bool, StoreError> {
-        // The update applies only to the same owner's task, or over an expired one.
         let mut writer = self.pools.writer.acquire().await.map_err(D::map_error)?;
-        let done = sqlx::query(D::UPSERT)
-            .bind_value(D::id(task.id))
-            .bind_value(task.owner.as_str())
-            .bind_value(task.agent_id.as_str())
-            .bind_value(task.context_id.as_str())
-            .bind_value(D::time(task.status_time))
-            .bind_value(task.document.as_str())
-            .bind_value(D::time(task.expires_at))
-            .bind_value(D::instant(now))
-            .execute(D::on(&mut writer))
-            .await
-            .map_err(D::map_error)?;
-        Ok(D::rows_affected(&done) == 1)
+        upsert::<D>(&mut writer, task, now).await
+    }
+
+    async fn put_batch(
+        &self,
+        tasks: &[TaskRow],
+        now: OffsetDateTime,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = D::begin(&self.pools).await?;
+        let mut done = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            done.push(upsert::<D>(&mut tx, task, now).await?);
+        }
+        tx.commit().await.map_err(D::map_error)?;
+        Ok(done)
     }
 
     async fn discard(

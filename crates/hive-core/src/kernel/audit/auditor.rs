@@ -7,7 +7,7 @@
 
 use super::chain::AuditChain;
 use super::event::AuditEvent;
-use super::group_commit::GroupCommit;
+use super::group_commit::AuditQueue;
 use crate::kernel::caller::RequestMeta;
 use hive_proto::SharedClock;
 use hive_store::{AuditAppend, AuditRecord, Store};
@@ -40,7 +40,7 @@ pub struct Unrecorded;
 pub struct Auditor {
     chain: Arc<AuditChain>,
     clock: SharedClock,
-    group: Arc<GroupCommit>,
+    queue: Arc<AuditQueue>,
 }
 
 /// A record made for a change, to be appended inside the change's transaction.
@@ -67,7 +67,7 @@ impl TransactionRecord {
 impl Auditor {
     pub fn new(store: Arc<dyn Store>, chain: Arc<AuditChain>, clock: SharedClock) -> Self {
         Self {
-            group: Arc::new(GroupCommit::new(store, Arc::clone(&chain))),
+            queue: Arc::new(AuditQueue::new(store, Arc::clone(&chain))),
             chain,
             clock,
         }
@@ -91,7 +91,7 @@ impl Auditor {
     /// `Err` means it was not written (the batch it joined failed, or the writer is too far
     /// behind): the caller must not claim the event happened.
     pub async fn record(&self, event: AuditEvent, meta: &RequestMeta) -> Result<(), Unrecorded> {
-        self.group
+        self.queue
             .append(record_at(self.clock.now(), event, meta))
             .await
     }
