@@ -91,6 +91,17 @@ impl Changes {
         }
     }
 
+    /// An announcement of `topic` to be made once a write is done: by
+    /// [`Pending::announce`], or, should the writer be dropped first (a request whose client
+    /// went away mid-write, perhaps after the commit), when it is dropped.
+    pub fn pending(self: &Arc<Self>, topic: CacheTopic) -> Pending {
+        Pending {
+            changes: Arc::clone(self),
+            topic,
+            announced: false,
+        }
+    }
+
     /// Follows other replicas' announcements until [`Self::close`] (or until this is dropped).
     /// The subscription is made before this returns, so no later announcement is missed.
     pub fn follow(self: &Arc<Self>) {
@@ -134,6 +145,36 @@ impl Changes {
     /// Stops following other replicas.
     pub fn close(&self) {
         self.stop.cancel();
+    }
+}
+
+/// A change under way; see [`Changes::pending`].
+#[derive(Debug)]
+#[must_use = "a pending change is announced by `announce` or when dropped"]
+pub struct Pending {
+    changes: Arc<Changes>,
+    topic: CacheTopic,
+    announced: bool,
+}
+
+impl Pending {
+    pub async fn announce(mut self) {
+        self.announced = true;
+        self.changes.changed(self.topic).await;
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.announced {
+            return;
+        }
+        // This replica stops serving at once; the others hear of it from a task of its own.
+        self.changes.bump(self.topic);
+        let (changes, topic) = (Arc::clone(&self.changes), self.topic);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { changes.changed(topic).await });
+        }
     }
 }
 
@@ -289,6 +330,15 @@ mod tests {
         // Another topic's change leaves this one alone.
         changes.changed(CacheTopic::Agents).await;
         assert!(cache.get(&3, T0).is_some());
+    }
+
+    #[test]
+    fn a_change_whose_writer_went_away_is_announced_all_the_same() {
+        let (changes, cache) = cache(8);
+        cache.put(1, "a", cache.ticket(T0), T0 + time::Duration::days(1));
+        // The write's future dropped before it announced (its client went away).
+        drop(changes.pending(CacheTopic::Credentials));
+        assert_eq!(cache.get(&1, T0), None);
     }
 
     #[test]

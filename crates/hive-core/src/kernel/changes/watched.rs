@@ -55,18 +55,21 @@ impl WatchedStore {
 }
 
 impl Watched {
-    /// `result`, once `topic` is announced.
-    async fn announced<T>(&self, topic: CacheTopic, result: T) -> T {
-        self.changes.changed(topic).await;
+    /// Makes `write` and announces `topic` once it is made — also if the caller goes away
+    /// during the write (its future dropped after the commit): see [`Changes::pending`].
+    async fn announced<T>(&self, topic: CacheTopic, write: impl Future<Output = T>) -> T {
+        let pending = self.changes.pending(topic);
+        let result = write.await;
+        pending.announce().await;
         result
     }
 
-    async fn credentials<T>(&self, result: T) -> T {
-        self.announced(CacheTopic::Credentials, result).await
+    async fn credentials<T>(&self, write: impl Future<Output = T>) -> T {
+        self.announced(CacheTopic::Credentials, write).await
     }
 
-    async fn agents<T>(&self, result: T) -> T {
-        self.announced(CacheTopic::Agents, result).await
+    async fn agents<T>(&self, write: impl Future<Output = T>) -> T {
+        self.announced(CacheTopic::Agents, write).await
     }
 }
 
@@ -206,12 +209,8 @@ impl UserRepo for Watched {
         now: OffsetDateTime,
         audit: AuditAppend<'_>,
     ) -> Result<Option<UserRow>, StoreError> {
-        let result = self
-            .inner
-            .users()
-            .update_profile(id, change, now, audit)
-            .await;
-        self.credentials(result).await
+        self.credentials(self.inner.users().update_profile(id, change, now, audit))
+            .await
     }
 
     async fn update_account(
@@ -221,12 +220,8 @@ impl UserRepo for Watched {
         now: OffsetDateTime,
         audit: AuditAppend<'_>,
     ) -> Result<GuardedChange, StoreError> {
-        let result = self
-            .inner
-            .users()
-            .update_account(id, change, now, audit)
-            .await;
-        self.credentials(result).await
+        self.credentials(self.inner.users().update_account(id, change, now, audit))
+            .await
     }
 
     async fn set_password(
@@ -237,12 +232,14 @@ impl UserRepo for Watched {
         now: OffsetDateTime,
         audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .inner
-            .users()
-            .set_password(id, password_hash, keep_session, now, audit)
-            .await;
-        self.credentials(result).await
+        self.credentials(self.inner.users().set_password(
+            id,
+            password_hash,
+            keep_session,
+            now,
+            audit,
+        ))
+        .await
     }
 
     async fn record_login_failure(
@@ -276,12 +273,8 @@ impl SessionRepo for Watched {
         max_per_user: u32,
         audit: AuditAppend<'_>,
     ) -> Result<(), StoreError> {
-        let result = self
-            .inner
-            .sessions()
-            .create(session, max_per_user, audit)
-            .await;
-        self.credentials(result).await
+        self.credentials(self.inner.sessions().create(session, max_per_user, audit))
+            .await
     }
 
     async fn find_by_token_hash(&self, token_hash: &str) -> Result<Option<SessionRow>, StoreError> {
@@ -298,12 +291,8 @@ impl SessionRepo for Watched {
         at: OffsetDateTime,
         audit: AuditAppend<'_>,
     ) -> Result<(), StoreError> {
-        let result = self
-            .inner
-            .sessions()
-            .mark_authenticated(id, at, audit)
-            .await;
-        self.credentials(result).await
+        self.credentials(self.inner.sessions().mark_authenticated(id, at, audit))
+            .await
     }
 
     async fn mark_second_factor(
@@ -312,12 +301,8 @@ impl SessionRepo for Watched {
         at: OffsetDateTime,
         audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .inner
-            .sessions()
-            .mark_second_factor(id, at, audit)
-            .await;
-        self.credentials(result).await
+        self.credentials(self.inner.sessions().mark_second_factor(id, at, audit))
+            .await
     }
 
     async fn list_for_user(&self, user_id: Uuid) -> Result<Vec<SessionRow>, StoreError> {
@@ -343,8 +328,8 @@ impl SessionRepo for Watched {
         user_id: Option<Uuid>,
         audit: Option<AuditAppend<'_>>,
     ) -> Result<bool, StoreError> {
-        let result = self.inner.sessions().delete(id, user_id, audit).await;
-        self.credentials(result).await
+        self.credentials(self.inner.sessions().delete(id, user_id, audit))
+            .await
     }
 
     async fn delete_for_user(
@@ -353,12 +338,12 @@ impl SessionRepo for Watched {
         except: Option<Uuid>,
         audit: AuditAppend<'_>,
     ) -> Result<u64, StoreError> {
-        let result = self
-            .inner
-            .sessions()
-            .delete_for_user(user_id, except, audit)
-            .await;
-        self.credentials(result).await
+        self.credentials(
+            self.inner
+                .sessions()
+                .delete_for_user(user_id, except, audit),
+        )
+        .await
     }
 
     async fn prune_expired(
@@ -366,8 +351,8 @@ impl SessionRepo for Watched {
         now: OffsetDateTime,
         idle_since: OffsetDateTime,
     ) -> Result<u64, StoreError> {
-        let result = self.inner.sessions().prune_expired(now, idle_since).await;
-        self.credentials(result).await
+        self.credentials(self.inner.sessions().prune_expired(now, idle_since))
+            .await
     }
 }
 
@@ -399,12 +384,8 @@ impl ApiTokenRepo for Watched {
         now: OffsetDateTime,
         audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .inner
-            .api_tokens()
-            .revoke(id, user_id, now, audit)
-            .await;
-        self.credentials(result).await
+        self.credentials(self.inner.api_tokens().revoke(id, user_id, now, audit))
+            .await
     }
 
     async fn touch(&self, id: Uuid, at: OffsetDateTime) -> Result<(), StoreError> {
@@ -457,12 +438,13 @@ impl OneTimeTokenRepo for Watched {
         now: OffsetDateTime,
         audit: AuditAppend<'_>,
     ) -> Result<Option<Uuid>, StoreError> {
-        let result = self
-            .inner
-            .one_time_tokens()
-            .reset_password(token_hash, password_hash, now, audit)
-            .await;
-        self.credentials(result).await
+        self.credentials(self.inner.one_time_tokens().reset_password(
+            token_hash,
+            password_hash,
+            now,
+            audit,
+        ))
+        .await
     }
 
     async fn prune_expired(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
@@ -488,12 +470,8 @@ impl MfaRepo for Watched {
         now: OffsetDateTime,
         audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .inner
-            .mfa()
-            .enable_totp(user_id, step, now, audit)
-            .await;
-        self.credentials(result).await
+        self.credentials(self.inner.mfa().enable_totp(user_id, step, now, audit))
+            .await
     }
 
     async fn consume_totp_step(&self, user_id: Uuid, step: u64) -> Result<bool, StoreError> {
@@ -505,8 +483,8 @@ impl MfaRepo for Watched {
     }
 
     async fn remove_totp(&self, user_id: Uuid, audit: AuditAppend<'_>) -> Result<bool, StoreError> {
-        let result = self.inner.mfa().remove_totp(user_id, audit).await;
-        self.credentials(result).await
+        self.credentials(self.inner.mfa().remove_totp(user_id, audit))
+            .await
     }
 
     async fn replace_recovery_codes(
@@ -584,12 +562,12 @@ impl PasskeyRepo for Watched {
         keep_session: Option<Uuid>,
         audit: AuditAppend<'_>,
     ) -> Result<PasskeyAdded, StoreError> {
-        let result = self
-            .inner
-            .passkeys()
-            .add(row, max_per_user, keep_session, audit)
-            .await;
-        self.credentials(result).await
+        self.credentials(
+            self.inner
+                .passkeys()
+                .add(row, max_per_user, keep_session, audit),
+        )
+        .await
     }
 
     async fn record_use(&self, used: &PasskeyUse<'_>) -> Result<bool, StoreError> {
@@ -613,25 +591,24 @@ impl PasskeyRepo for Watched {
         keep_session: Option<Uuid>,
         audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .inner
-            .passkeys()
-            .remove(user_id, id, keep_session, audit)
-            .await;
-        self.credentials(result).await
+        self.credentials(
+            self.inner
+                .passkeys()
+                .remove(user_id, id, keep_session, audit),
+        )
+        .await
     }
 
     async fn remove_all(&self, user_id: Uuid, audit: AuditAppend<'_>) -> Result<u64, StoreError> {
-        let result = self.inner.passkeys().remove_all(user_id, audit).await;
-        self.credentials(result).await
+        self.credentials(self.inner.passkeys().remove_all(user_id, audit))
+            .await
     }
 }
 
 #[async_trait]
 impl AgentRepo for Watched {
     async fn create(&self, agent: &AgentRow, audit: AuditAppend<'_>) -> Result<(), StoreError> {
-        let result = self.inner.agents().create(agent, audit).await;
-        self.agents(result).await
+        self.agents(self.inner.agents().create(agent, audit)).await
     }
 
     async fn get(&self, id: Uuid, owner: Option<Uuid>) -> Result<Option<AgentRow>, StoreError> {
@@ -651,8 +628,7 @@ impl AgentRepo for Watched {
     }
 
     async fn update(&self, next: &AgentRow, audit: AuditAppend<'_>) -> Result<bool, StoreError> {
-        let result = self.inner.agents().update(next, audit).await;
-        self.agents(result).await
+        self.agents(self.inner.agents().update(next, audit)).await
     }
 
     async fn set_status(
@@ -663,12 +639,12 @@ impl AgentRepo for Watched {
         at: OffsetDateTime,
         audit: Option<AuditAppend<'_>>,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .inner
-            .agents()
-            .set_status(id, status, detail, at, audit)
-            .await;
-        self.agents(result).await
+        self.agents(
+            self.inner
+                .agents()
+                .set_status(id, status, detail, at, audit),
+        )
+        .await
     }
 
     async fn set_status_from(
@@ -680,12 +656,12 @@ impl AgentRepo for Watched {
         at: OffsetDateTime,
         audit: Option<AuditAppend<'_>>,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .inner
-            .agents()
-            .set_status_from(id, from, status, detail, at, audit)
-            .await;
-        self.agents(result).await
+        self.agents(
+            self.inner
+                .agents()
+                .set_status_from(id, from, status, detail, at, audit),
+        )
+        .await
     }
 
     async fn delete(
@@ -694,7 +670,63 @@ impl AgentRepo for Watched {
         owner: Option<Uuid>,
         audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError> {
-        let result = self.inner.agents().delete(id, owner, audit).await;
-        self.agents(result).await
+        self.agents(self.inner.agents().delete(id, owner, audit))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Hive;
+    use crate::kernel::changes::CacheTopic;
+    use crate::kernel::config::{Config, EnvSource};
+    use hive_proto::ManualClock;
+    use std::sync::Arc;
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    /// Changes of cached rows bump their topic, whoever makes them; a request's bookkeeping
+    /// does not (it would end every kept credential on every request).
+    #[tokio::test]
+    async fn changes_of_cached_rows_are_announced_and_bookkeeping_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data").display().to_string();
+        let pairs = [("HIVE_DATA_DIR", data.as_str()), ("LOG_LEVEL", "warn")];
+        let config = Config::load(&EnvSource::from_pairs(pairs)).unwrap();
+        let now = datetime!(2026-03-01 12:00 UTC);
+        let hive = Hive::open(config, Arc::new(ManualClock::new(now)))
+            .await
+            .unwrap();
+        let generation = |topic| hive.changes.generation(topic);
+        let (credentials, agents) = (
+            generation(CacheTopic::Credentials),
+            generation(CacheTopic::Agents),
+        );
+        let nobody = Uuid::now_v7();
+        let store = &hive.store;
+        store.sessions().touch(nobody, now).await.unwrap();
+        store.api_tokens().touch(nobody, now).await.unwrap();
+        assert_eq!(generation(CacheTopic::Credentials), credentials);
+
+        // Announced even when nothing matched: the write may have changed something.
+        store.sessions().delete(nobody, None, None).await.unwrap();
+        assert_eq!(generation(CacheTopic::Credentials), credentials + 1);
+        store.sessions().prune_expired(now, now).await.unwrap();
+        assert_eq!(generation(CacheTopic::Credentials), credentials + 2);
+        assert_eq!(generation(CacheTopic::Agents), agents, "another topic");
+
+        store
+            .agents()
+            .set_status(
+                nobody,
+                hive_proto::agents::AgentStatus::Stopped,
+                "",
+                now,
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(generation(CacheTopic::Agents), agents + 1);
+        hive.close().await;
     }
 }
