@@ -186,7 +186,6 @@ pub struct Ticket {
     read_at: OffsetDateTime,
 }
 
-#[derive(Debug)]
 struct Entry<V> {
     value: V,
     ticket: Ticket,
@@ -195,11 +194,25 @@ struct Entry<V> {
 }
 
 /// A bounded map of recently read rows of one topic, least recently used out first.
-#[derive(Debug)]
 pub struct ShortCache<K: Hash + Eq, V> {
     changes: Arc<Changes>,
     topic: CacheTopic,
     entries: Mutex<LruCache<K, Entry<V>>>,
+}
+
+/// Neither keys (token hashes) nor rows: what is kept stays out of logs.
+impl<K: Hash + Eq, V> std::fmt::Debug for ShortCache<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("ShortCache")
+            .field("topic", &self.topic)
+            .field("held", &held)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<K: Hash + Eq, V: Clone> ShortCache<K, V> {
@@ -351,6 +364,23 @@ mod tests {
         cache.put(1, "a, touched", ticket, far);
         assert_eq!(cache.get(&1, later).map(|(v, _)| v), Some("a, touched"));
         assert_eq!(cache.get(&1, T0 + CACHE_LIFETIME), None);
+    }
+
+    #[test]
+    fn what_is_kept_stays_out_of_debug_output() {
+        let cache = ShortCache::new(Changes::local(), CacheTopic::Credentials, NonZeroUsize::MIN);
+        cache.put(
+            "a-token-hash".to_owned(),
+            "a row",
+            cache.ticket(T0),
+            T0 + time::Duration::days(1),
+        );
+        let shown = format!("{cache:?}");
+        assert!(
+            !shown.contains("a-token-hash") && !shown.contains("a row"),
+            "{shown}"
+        );
+        assert!(shown.contains("held: 1"), "{shown}");
     }
 
     #[test]
