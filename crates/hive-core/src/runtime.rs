@@ -67,6 +67,9 @@ pub struct Hive {
     pub clock: SharedClock,
     /// Rate limiter and replay cache, in memory or on Redis.
     pub state: SharedState,
+    /// The generations of what this replica caches (credentials, agents), bumped by changes
+    /// here and announced by the other replicas.
+    pub changes: Arc<crate::kernel::changes::Changes>,
     /// Accounts, sessions, tokens.
     pub identity: Arc<Identity>,
     /// Passkeys (WebAuthn) of accounts, with `AUTH_URL` as the relying party.
@@ -153,6 +156,12 @@ impl Hive {
             // The generated setup token lives only while setup is open.
             secrets = Self::settle_setup_token(&config, store.as_ref(), secrets).await?;
             let state = SharedState::build(&config, &clock, &node_id, &store)?;
+            // Every service gets the store through which changes of cached rows are announced.
+            let changes = crate::kernel::changes::Changes::new(Arc::clone(&state.bus), &node_id);
+            let store = crate::kernel::changes::WatchedStore::wrap(
+                Arc::clone(&store),
+                Arc::clone(&changes),
+            );
             let mailer = config
                 .smtp
                 .as_ref()
@@ -192,6 +201,7 @@ impl Hive {
                 Arc::clone(&state.claims),
                 auditor.clone(),
                 settings,
+                Arc::clone(&changes),
             )?);
             let secrets_service = Arc::new(crate::vault::secrets::SecretService::new(
                 Arc::clone(&store),
@@ -272,6 +282,7 @@ impl Hive {
                 tasks: Arc::clone(&state.tasks),
                 task_events: Arc::clone(&state.task_events),
                 clock: Arc::clone(&clock),
+                changes: Arc::clone(&changes),
                 task_ttl: config.task_ttl,
                 settings: config.a2a.clone(),
                 base_url: config.auth_url.as_str().to_owned(),
@@ -312,6 +323,8 @@ impl Hive {
             if let Err(error) = settings.reload().await {
                 tracing::warn!(%error, "the stored security settings were not applied at start");
             }
+            // From here on, other replicas' changes end what this one caches.
+            changes.follow();
             let audit_log = Arc::new(crate::kernel::audit::AuditLog::new(
                 Arc::clone(&store),
                 auditor.clone(),
@@ -345,6 +358,7 @@ impl Hive {
                 store: Arc::clone(&store),
                 clock,
                 state,
+                changes,
                 node_id,
                 schema,
             })
@@ -475,6 +489,7 @@ impl Hive {
         {
             tracing::warn!("push notifications still under way at shutdown were abandoned");
         }
+        self.changes.close();
         self.state.bus.close();
         self.state.task_events.close();
         self.store.close().await;

@@ -1,5 +1,6 @@
-//! The event bus: typed events on two channels, `<prefix>:agent:status` and
-//! `<prefix>:system:events`, through Redis pub/sub between replicas or a broadcast channel in one
+//! The event bus: typed events on three channels, `<prefix>:agent:status`,
+//! `<prefix>:system:events` and `<prefix>:cache:invalidate` (kept off the live event stream),
+//! through Redis pub/sub between replicas or a broadcast channel in one
 //! process. Every event carries `meshMeta {v, producer, eventId, correlationId}`; with a signing
 //! secret (`MESH_BUS_HMAC_SECRET`) also `meshSig`, HMAC-SHA256 over the canonical JSON of
 //! `{channel, payload, meshMeta}`. Subscribers drop (and count) what fails its signature or
@@ -21,15 +22,22 @@ const CAPACITY: usize = 1024;
 pub enum Channel {
     AgentStatus,
     SystemEvents,
+    /// Rows cached in process changed: every replica drops what it holds of them.
+    CacheInvalidations,
 }
 
 impl Channel {
-    const ALL: [Channel; 2] = [Channel::AgentStatus, Channel::SystemEvents];
+    const ALL: [Channel; 3] = [
+        Channel::AgentStatus,
+        Channel::SystemEvents,
+        Channel::CacheInvalidations,
+    ];
 
     fn suffix(self) -> &'static str {
         match self {
             Self::AgentStatus => "agent:status",
             Self::SystemEvents => "system:events",
+            Self::CacheInvalidations => "cache:invalidate",
         }
     }
 
@@ -37,6 +45,28 @@ impl Channel {
         match self {
             Self::AgentStatus => 0,
             Self::SystemEvents => 1,
+            Self::CacheInvalidations => 2,
+        }
+    }
+}
+
+/// The kinds of rows replicas cache in process, each invalidated as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheTopic {
+    /// Users, sessions and API tokens: what authenticates a request.
+    Credentials,
+    /// Agent rows and the cards made of them.
+    Agents,
+}
+
+impl CacheTopic {
+    pub const ALL: [CacheTopic; 2] = [CacheTopic::Credentials, CacheTopic::Agents];
+
+    pub const fn index(self) -> usize {
+        match self {
+            Self::Credentials => 0,
+            Self::Agents => 1,
         }
     }
 }
@@ -69,6 +99,9 @@ pub enum BusEvent {
     WanEnvelope {
         envelope: hive_proto::wan::WanEnvelope,
     },
+    /// Rows of `topic` changed on the producing replica: drop every cached one.
+    #[serde(rename = "cache.invalidate", rename_all = "camelCase")]
+    CacheInvalidate { topic: CacheTopic },
 }
 
 impl BusEvent {
@@ -76,6 +109,7 @@ impl BusEvent {
         match self {
             Self::AgentStatus { .. } => Channel::AgentStatus,
             Self::System { .. } | Self::WanEnvelope { .. } => Channel::SystemEvents,
+            Self::CacheInvalidate { .. } => Channel::CacheInvalidations,
         }
     }
 
@@ -113,6 +147,7 @@ impl BusEvent {
                 Ok(())
             }
             Self::WanEnvelope { envelope } => envelope.validate(),
+            Self::CacheInvalidate { .. } => Ok(()),
         }
     }
 }
@@ -189,7 +224,7 @@ struct Inner {
     producer: String,
     prefix: String,
     signing_key: Option<Vec<u8>>,
-    senders: [broadcast::Sender<Envelope>; 2],
+    senders: [broadcast::Sender<Envelope>; Channel::ALL.len()],
     counters: Arc<BusCounters>,
 }
 
@@ -275,10 +310,7 @@ impl EventBus {
             producer: producer.to_owned(),
             prefix: prefix.trim_end_matches(':').to_owned(),
             signing_key: signing_key.map(<[u8]>::to_vec),
-            senders: [
-                broadcast::channel(CAPACITY).0,
-                broadcast::channel(CAPACITY).0,
-            ],
+            senders: Channel::ALL.map(|_| broadcast::channel(CAPACITY).0),
             counters: Arc::new(BusCounters::default()),
         })
     }

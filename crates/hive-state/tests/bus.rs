@@ -1,6 +1,7 @@
 //! The event bus in memory and across replicas on Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use hive_state::bus::CacheTopic;
 use hive_state::test_support::redis_url;
 use hive_state::{BusEvent, Channel, EventBus, RedisClient};
 use std::sync::atomic::Ordering;
@@ -126,4 +127,36 @@ async fn subscribers_drop_and_count_events_whose_signature_fails() {
     for bus in [&receiver, &impostor, &unsigned, &honest] {
         bus.close();
     }
+}
+
+/// Cache invalidations travel between replicas on a channel of their own, which the live
+/// event stream (agent status, system events) does not carry.
+#[tokio::test]
+async fn cache_invalidations_reach_other_replicas_on_their_own_channel() {
+    if redis_url().is_none() {
+        return;
+    }
+    let prefix = format!("hive-test-{}", uuid::Uuid::new_v4().simple());
+    let a = EventBus::redis(redis(&prefix), "node-a", Some(SECRET));
+    let b = EventBus::redis(redis(&prefix), "node-b", Some(SECRET));
+    let mut invalidations = b.subscribe(Channel::CacheInvalidations);
+    let mut system = b.subscribe(Channel::SystemEvents);
+    let mut agents = b.subscribe(Channel::AgentStatus);
+    a.ready().await;
+    b.ready().await;
+
+    let event = BusEvent::CacheInvalidate {
+        topic: CacheTopic::Credentials,
+    };
+    let sent = a.publish(event, None).await.unwrap();
+    let got = next(&mut invalidations).await;
+    assert_eq!(got, sent);
+    assert_eq!(got.channel, format!("{prefix}:cache:invalidate"));
+    assert_eq!(
+        serde_json::to_value(&got.payload).unwrap(),
+        serde_json::json!({ "type": "cache.invalidate", "topic": "credentials" })
+    );
+    assert!(system.try_recv().is_err() && agents.try_recv().is_err());
+    a.close();
+    b.close();
 }

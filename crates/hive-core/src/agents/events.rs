@@ -35,6 +35,8 @@ pub fn may_see(caller: &Caller, event: &BusEvent) -> bool {
         BusEvent::AgentStatus { .. } | BusEvent::System { .. } | BusEvent::WanEnvelope { .. } => {
             caller.is_admin()
         }
+        // Replicas' own housekeeping, on a channel of its own: nobody's to watch.
+        BusEvent::CacheInvalidate { .. } => false,
     }
 }
 

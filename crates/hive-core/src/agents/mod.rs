@@ -1,10 +1,12 @@
 //! Agents: the registry of what operators register (name, skills, visibility, kind and its
 //! settings, limits) and who may see it; importing remote agents from their cards; starting,
 //! stopping and watching them, and who may see their status events; the LLM client and usage
-//! meter of `llm` agents; and the conformance agent that exercises the A2A gateway.
+//! meter of `llm` agents; the rows the A2A gateway reads on every call, kept for a second at most
+//! (`cache`); and the conformance agent that exercises the A2A gateway.
 //!
 //! Below: kernel, vault (credentials by secret id), identity (callers).
 
+pub mod cache;
 pub mod conformance;
 mod error;
 pub mod events;

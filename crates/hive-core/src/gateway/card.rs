@@ -1,5 +1,11 @@
 //! Agent cards: the instance's (one skill per agent the caller may see) and each agent's, and
 //! the gateway serving them (with when what they say last changed).
+//!
+//! A card is built once for what it is made of — the protocol version and each agent it lists
+//! as stored (id, settings version, last change) — and served again while those are the same:
+//! a change of an agent makes a new key, not a stale card. Which agents a caller's card lists
+//! is decided on every request by the one visibility rule (`sees`), so a card kept for one
+//! caller never reaches another who may not see it all.
 
 use super::{Gateway, Target, internal, sees};
 use crate::agents::AgentError;
@@ -11,10 +17,13 @@ use hive_a2a::v1::{
     HttpAuthSecurityScheme, SecurityRequirement, SecurityScheme, StringList,
 };
 use hive_a2a::{jsonrpc::Version, v03};
-use hive_proto::agents::AgentStatus;
 use hive_store::AgentRow;
-use hive_store::PageRequest;
+use lru::LruCache;
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::{Mutex, PoisonError};
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 /// The security scheme every card names: an API token (scope `execute`) or a session.
 const SCHEME: &str = "hiveToken";
@@ -85,10 +94,10 @@ fn card(
 
 /// The instance card: one skill per agent, named by the agent's name (what a message's
 /// `metadata.skill` names to reach it).
-pub(crate) fn instance_card(base: &CardBase, version: Version, agents: &[AgentRow]) -> AgentCard {
+pub(crate) fn instance_card(base: &CardBase, version: Version, agents: &[&AgentRow]) -> AgentCard {
     let skills = agents
         .iter()
-        .map(|agent| AgentSkill {
+        .map(|&agent| AgentSkill {
             id: agent.name.clone(),
             name: agent.name.clone(),
             description: described(agent, ""),
@@ -157,12 +166,63 @@ fn tagged(agent: &AgentRow, own: impl IntoIterator<Item = String>) -> Vec<String
 /// Agents the instance card lists at most.
 const MAX_CARD_AGENTS: usize = 1000;
 
+/// Cards kept at most (each caller's view of the instance card is one; most callers share
+/// the few views there are).
+const CACHED_CARDS: NonZeroUsize = NonZeroUsize::MIN.saturating_add(255);
+
 /// A card and when what it says last changed (for `Last-Modified`): the latest change of an
 /// agent it lists, or the start of this process (whose version the card names).
 #[derive(Debug, Clone)]
 pub struct ServedCard {
     pub card: AgentCard,
     pub modified: time::OffsetDateTime,
+}
+
+/// What a card is made of; equal keys make equal cards.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CardKey {
+    version: Version,
+    /// The instance card, or an agent's own.
+    instance: bool,
+    /// Each agent listed: id, settings version, last change (of settings or status).
+    agents: Vec<(Uuid, i64, OffsetDateTime)>,
+}
+
+impl CardKey {
+    fn of(version: Version, instance: bool, agents: &[&AgentRow]) -> Self {
+        Self {
+            version,
+            instance,
+            agents: agents
+                .iter()
+                .map(|agent| (agent.id, agent.version, agent.updated_at))
+                .collect(),
+        }
+    }
+}
+
+/// The cards built, least recently served out first.
+#[derive(Debug)]
+pub(crate) struct Cards(Mutex<LruCache<CardKey, ServedCard>>);
+
+impl Default for Cards {
+    fn default() -> Self {
+        Self(Mutex::new(LruCache::new(CACHED_CARDS)))
+    }
+}
+
+impl Cards {
+    /// The card of `key`, built by `build` unless it is kept.
+    fn served(&self, key: CardKey, build: impl FnOnce() -> ServedCard) -> ServedCard {
+        let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(card) = lock().get(&key) {
+            return card.clone();
+        }
+        // Built outside the lock: two requests may build the same card once each.
+        let card = build();
+        lock().put(key, card.clone());
+        card
+    }
 }
 
 impl Gateway {
@@ -181,47 +241,39 @@ impl Gateway {
         caller: Option<&Caller>,
         version: Version,
     ) -> Result<ServedCard, AgentError> {
-        let mut agents = Vec::new();
-        let mut page = PageRequest::first(100)?;
-        loop {
-            let found = self.store.agents().list(None, &page).await?;
-            agents.extend(
-                found
-                    .items
-                    .into_iter()
-                    .filter(|agent| agent.status == AgentStatus::Ready && sees(caller, agent)),
-            );
-            match found.next_cursor {
-                Some(cursor) if agents.len() < MAX_CARD_AGENTS => {
-                    page = PageRequest::new(100, Some(&cursor))?;
-                }
-                _ => break,
-            }
-        }
-        agents.truncate(MAX_CARD_AGENTS);
-        agents.sort_by(|a, b| a.name.cmp(&b.name));
-        let modified = agents
+        let ready = self.agents.ready().await?;
+        let mut agents: Vec<&AgentRow> = ready
             .iter()
-            .map(|agent| agent.updated_at)
-            .max()
-            .unwrap_or(self.started_at);
-        Ok(ServedCard {
-            card: instance_card(&self.base, version, &agents),
-            modified: modified.max(self.started_at),
-        })
+            .filter(|agent| sees(caller, agent))
+            .take(MAX_CARD_AGENTS)
+            .collect();
+        agents.sort_by(|a, b| a.name.cmp(&b.name));
+        let key = CardKey::of(version, true, &agents);
+        Ok(self.cards.served(key, || {
+            let modified = agents
+                .iter()
+                .map(|agent| agent.updated_at)
+                .max()
+                .unwrap_or(self.started_at);
+            ServedCard {
+                card: instance_card(&self.base, version, &agents),
+                modified: modified.max(self.started_at),
+            }
+        }))
     }
 
     /// An agent's own card.
     pub fn agent_card(&self, agent: &AgentRow, version: Version) -> AgentCard {
-        agent_card(&self.base, version, agent)
+        self.served_agent_card(agent, version).card
     }
 
     /// An agent's own card with when it last changed.
     pub fn served_agent_card(&self, agent: &AgentRow, version: Version) -> ServedCard {
-        ServedCard {
-            card: self.agent_card(agent, version),
+        let key = CardKey::of(version, false, &[agent]);
+        self.cards.served(key, || ServedCard {
+            card: agent_card(&self.base, version, agent),
             modified: agent.updated_at.max(self.started_at),
-        }
+        })
     }
 
     pub(super) async fn extended_card(

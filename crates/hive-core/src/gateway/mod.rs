@@ -31,13 +31,14 @@ pub use refusals::{ERROR_DOMAIN, GatewayError, RoleBelowMinimum, unavailable};
 pub(crate) use refusals::still_working;
 use refusals::{Refused, failed, internal, push_error, store_error, unary};
 
+use crate::agents::cache::AgentCache;
 use crate::agents::{AgentError, visible_to};
 use crate::identity::Identity;
 use crate::kernel::audit::{AuditAction, AuditEvent};
 use crate::kernel::caller::{Caller, Credential, RequestMeta};
 use crate::kernel::config::A2aConfig;
 use book::{TaskBook, shaped};
-use card::CardBase;
+use card::{CardBase, Cards};
 use hive_a2a::error::RpcError;
 use hive_a2a::jsonrpc::{Call, Outcome, Request, Version};
 use hive_proto::SharedClock;
@@ -77,7 +78,10 @@ pub enum Reply {
 
 #[derive(Debug)]
 pub struct Gateway {
-    store: Arc<dyn Store>,
+    /// The agents calls and cards name, read once a second at most.
+    agents: AgentCache,
+    /// The cards built, by what they are made of.
+    cards: Cards,
     identity: Arc<Identity>,
     egress: Arc<crate::kernel::egress::Egress>,
     secrets: Arc<crate::vault::secrets::SecretService>,
@@ -113,6 +117,8 @@ pub struct GatewayParts {
     pub tasks: Arc<dyn TaskStore>,
     pub task_events: Arc<TaskEvents>,
     pub clock: SharedClock,
+    /// Ends the agents the gateway keeps when one changes.
+    pub changes: Arc<crate::kernel::changes::Changes>,
     pub task_ttl: Duration,
     pub settings: A2aConfig,
     /// `AUTH_URL`, where the cards say Hive is.
@@ -126,7 +132,8 @@ impl Gateway {
             .unwrap_or_else(|_| parts.clock.now());
         Self {
             started_at,
-            store: parts.store,
+            agents: AgentCache::new(parts.store, Arc::clone(&parts.clock), parts.changes),
+            cards: Cards::default(),
             identity: parts.identity,
             egress: parts.egress,
             secrets: parts.secrets,
@@ -179,13 +186,13 @@ impl Gateway {
     }
 
     /// The agent, if the caller (none: anonymous) may see it; anonymous callers see public
-    /// agents only.
+    /// agents only. Read once a second at most (any change of an agent is seen at once).
     pub async fn visible_agent(
         &self,
         caller: Option<&Caller>,
         id: Uuid,
     ) -> Result<Option<AgentRow>, AgentError> {
-        let agent = self.store.agents().get(id, None).await?;
+        let agent = self.agents.get(id).await?;
         Ok(agent.filter(|agent| sees(caller, agent)))
     }
 

@@ -204,9 +204,8 @@ impl super::Gateway {
     }
 
     async fn agent_of(&self, entry: &Entry) -> Result<AgentRow, Refused> {
-        self.store
-            .agents()
-            .get(entry.agent_id, None)
+        self.agents
+            .get(entry.agent_id)
             .await
             .map_err(super::store_error)?
             .ok_or_else(|| ErrorCode::TaskNotFound.error().into())

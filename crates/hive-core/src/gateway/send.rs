@@ -64,12 +64,7 @@ impl Gateway {
             )
         };
         let agent = match target {
-            Target::Agent(id) => self
-                .store
-                .agents()
-                .get(id, None)
-                .await
-                .map_err(store_error)?,
+            Target::Agent(id) => self.agents.get(id).await.map_err(store_error)?,
             Target::Instance => {
                 let named = skill_of(send)
                     .map(str::to_owned)
@@ -81,7 +76,7 @@ impl Gateway {
                         )
                         .into());
                 };
-                self.find_agent(&name).await?
+                self.agents.find(&name).await.map_err(store_error)?
             }
         };
         let agent = agent
@@ -93,15 +88,6 @@ impl Gateway {
                 .into());
         }
         Ok(agent)
-    }
-
-    async fn find_agent(&self, name_or_id: &str) -> Result<Option<AgentRow>, Refused> {
-        let agents = self.store.agents();
-        let found = match Uuid::parse_str(name_or_id) {
-            Ok(id) => agents.get(id, None).await,
-            Err(_) => agents.find_by_name(name_or_id).await,
-        };
-        found.map_err(store_error)
     }
 
     pub(super) async fn send(
@@ -129,7 +115,7 @@ impl Gateway {
             }
         };
         let agent = match &existing {
-            Some(entry) => match self.store.agents().get(entry.agent_id, None).await {
+            Some(entry) => match self.agents.get(entry.agent_id).await {
                 Ok(Some(agent)) if agent.status == AgentStatus::Ready => agent,
                 Ok(Some(agent)) => {
                     return failed(

@@ -18,11 +18,12 @@ pub use tokens::{CreatedToken, NewToken};
 
 use crate::kernel::audit::{Auditor, Unrecorded};
 use crate::kernel::caller::{Caller, Credential, NoAccount};
+use crate::kernel::changes::{CacheTopic, Changes, ShortCache};
 use crate::kernel::refusal::Refusal;
 use crate::kernel::store_fault::StoreFault;
 use hive_proto::SharedClock;
 use hive_state::{Claims, ReplayCache};
-use hive_store::{Store, StoreError};
+use hive_store::{ApiTokenRow, SessionRow, Store, StoreError, UserRow};
 use secrecy::SecretString;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -56,6 +57,10 @@ pub mod limits {
     pub const ATTEMPT_CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(10);
     pub const MAX_EMAIL_CHARS: usize = 254;
     pub const MAX_NAME_CHARS: usize = 100;
+    /// Verified API tokens, and verified sessions, each replica keeps in memory at most (each
+    /// for a second at most: `kernel::changes::CACHE_LIFETIME`).
+    pub const CACHED_CREDENTIALS: std::num::NonZeroUsize =
+        std::num::NonZeroUsize::MIN.saturating_add(4095);
 }
 
 /// Why an identity call was refused. Messages are safe to show to the caller.
@@ -187,6 +192,19 @@ pub struct Identity {
     hashing: Arc<Semaphore>,
     /// Verified against when an account does not exist, so that it costs the same time.
     dummy_hash: String,
+    /// API tokens that passed, with their owner, by token hash: a request within a second of
+    /// another with the same token reads nothing (see `authenticate_bearer`).
+    cached_tokens: ShortCache<String, (ApiTokenRow, UserRow)>,
+    /// Sessions that passed, with their user, by token hash (see `authenticate_session`).
+    cached_sessions: ShortCache<String, (SessionRow, UserRow)>,
+}
+
+fn credential_cache<V: Clone>(changes: &Arc<Changes>) -> ShortCache<String, V> {
+    ShortCache::new(
+        Arc::clone(changes),
+        CacheTopic::Credentials,
+        limits::CACHED_CREDENTIALS,
+    )
 }
 
 /// Concurrent password hashes at most (memory: 19 MiB each).
@@ -200,10 +218,13 @@ impl Identity {
         claims: Arc<dyn Claims>,
         auditor: Auditor,
         settings: IdentitySettings,
+        changes: Arc<Changes>,
     ) -> Result<Self, IdentityError> {
         let dummy_hash = hive_crypto::password::dummy_hash()
             .map_err(|e| IdentityError::Internal(e.to_string()))?;
         Ok(Self {
+            cached_tokens: credential_cache(&changes),
+            cached_sessions: credential_cache(&changes),
             store,
             clock,
             replay,

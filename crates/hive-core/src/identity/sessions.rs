@@ -67,6 +67,14 @@ fn throttled(throttle: &LoginThrottle, now: OffsetDateTime) -> Option<&'static s
     (throttle.consecutive_failures > 0 && now < last + delay).then_some("delayed")
 }
 
+/// When a session ends unless it is used: its absolute end, or its idle limit after it was
+/// last seen.
+fn session_end(session: &SessionRow) -> OffsetDateTime {
+    session
+        .expires_at
+        .min(session.last_seen_at + limits::SESSION_IDLE)
+}
+
 impl Identity {
     /// The claim key of password attempts on `email` (normalized): its hash, so that the
     /// shared store never holds an address.
@@ -230,32 +238,50 @@ impl Identity {
 
     /// The caller behind a session cookie, or `None` when the token is unknown, expired
     /// (absolute or idle) or its user is deactivated. Keeps the session alive.
+    ///
+    /// A session that passed is kept with its user for a second at most (never past its
+    /// absolute or idle end), so that a page's burst of requests reads the database once; any
+    /// change of users, sessions or tokens, on any replica, ends every kept one
+    /// (`kernel::changes`). An expired session is deleted only on what the database said.
     pub async fn authenticate_session(&self, token: &str) -> Result<Option<Caller>, IdentityError> {
         if !looks_like_opaque_token(token) {
             return Ok(None);
         }
         let now = self.now();
-        let Some(session) = self
-            .store
-            .sessions()
-            .find_by_token_hash(&token_hash(token))
-            .await?
-        else {
-            return Ok(None);
+        let hash = token_hash(token);
+        let (mut session, user, ticket, read) = match self.cached_sessions.get(&hash, now) {
+            Some(((session, user), ticket)) => (session, user, ticket, false),
+            None => {
+                let ticket = self.cached_sessions.ticket(now);
+                let Some(session) = self.store.sessions().find_by_token_hash(&hash).await? else {
+                    return Ok(None);
+                };
+                if now >= session_end(&session) {
+                    // Housekeeping, not an action of anyone's: no record.
+                    self.store.sessions().delete(session.id, None, None).await?;
+                    return Ok(None);
+                }
+                let Some(user) = self.store.users().get(session.user_id).await? else {
+                    return Ok(None);
+                };
+                (session, user, ticket, true)
+            }
         };
-        if now >= session.expires_at || now - session.last_seen_at >= limits::SESSION_IDLE {
-            // Housekeeping, not an action of anyone's: no record.
-            self.store.sessions().delete(session.id, None, None).await?;
+        // Checked on a kept pair too: only a pair that passed is kept, and this keeps it so.
+        if now >= session_end(&session) || !user.active {
             return Ok(None);
         }
-        let Some(user) = self.store.users().get(session.user_id).await? else {
-            return Ok(None);
-        };
-        if !user.active {
-            return Ok(None);
-        }
-        if now - session.last_seen_at >= limits::SESSION_TOUCH_EVERY {
+        let touch = now - session.last_seen_at >= limits::SESSION_TOUCH_EVERY;
+        if touch {
             self.store.sessions().touch(session.id, now).await?;
+            session.last_seen_at = now;
+        }
+        // Kept again after a touch (under the old ticket, so no longer than before), or the
+        // next request would touch again.
+        if read || touch {
+            let end = session_end(&session);
+            self.cached_sessions
+                .put(hash, (session.clone(), user.clone()), ticket, end);
         }
         let stage = SessionStage::of(&user, &session, self.settings.mfa_policy);
         Ok(Some(Caller {

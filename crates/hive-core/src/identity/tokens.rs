@@ -128,6 +128,10 @@ impl Identity {
 
     /// The caller behind a bearer credential: the internal token (an operator) or a live API
     /// token whose owner is active. Its role is min(token role, owner's current role).
+    ///
+    /// A token that passed is kept with its owner for a second at most (never past its expiry),
+    /// so that a client's burst of calls reads the database once; any change of users, sessions
+    /// or tokens, on any replica, ends every kept one (`kernel::changes`).
     pub async fn authenticate_bearer(
         &self,
         presented: &str,
@@ -148,21 +152,25 @@ impl Identity {
             return Ok(None);
         }
         let now = self.now();
-        let Some(token) = self
-            .store
-            .api_tokens()
-            .find_by_token_hash(&token_hash(presented))
-            .await?
-        else {
-            return Ok(None);
+        let hash = token_hash(presented);
+        let (mut token, owner, ticket, read) = match self.cached_tokens.get(&hash, now) {
+            Some(((token, owner), ticket)) => (token, owner, ticket, false),
+            None => {
+                let ticket = self.cached_tokens.ticket(now);
+                let Some(token) = self.store.api_tokens().find_by_token_hash(&hash).await? else {
+                    return Ok(None);
+                };
+                if !token_live(&token, now) {
+                    return Ok(None);
+                }
+                let Some(owner) = self.store.users().get(token.user_id).await? else {
+                    return Ok(None);
+                };
+                (token, owner, ticket, true)
+            }
         };
-        if token.revoked_at.is_some() || now >= token.expires_at {
-            return Ok(None);
-        }
-        let Some(owner) = self.store.users().get(token.user_id).await? else {
-            return Ok(None);
-        };
-        if !owner.active {
+        // Checked on a kept pair too: only a pair that passed is kept, and this keeps it so.
+        if !token_live(&token, now) || !owner.active {
             return Ok(None);
         }
         // The policy's "nothing before enrollment" holds for the user's tokens too.
@@ -184,6 +192,13 @@ impl Identity {
             .is_none_or(|at| now - at >= limits::SESSION_TOUCH_EVERY);
         if stale {
             self.store.api_tokens().touch(token.id, now).await?;
+            token.last_used_at = Some(now);
+        }
+        // Kept again after a touch (under the old ticket, so no longer than before), or the
+        // next request would touch again.
+        if read || stale {
+            let pair = (token.clone(), owner.clone());
+            self.cached_tokens.put(hash, pair, ticket, token.expires_at);
         }
         Ok(Some(Caller {
             role: token.role.min(owner.role),
@@ -194,6 +209,11 @@ impl Identity {
             },
         }))
     }
+}
+
+/// Neither revoked nor expired at `now`.
+fn token_live(token: &ApiTokenRow, now: time::OffsetDateTime) -> bool {
+    token.revoked_at.is_none() && now < token.expires_at
 }
 
 hive_proto::debug_redacted!(CreatedToken {

@@ -7,6 +7,7 @@ mod agents;
 mod audit;
 mod audit_coverage;
 mod audit_trail;
+mod caches;
 mod chat;
 mod connections;
 mod egress;
