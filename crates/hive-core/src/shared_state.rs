@@ -9,7 +9,7 @@ use hive_state::{
     RedisLimiter, RedisReplayCache, RedisTaskStore, ReplayCache, ResilientClaims, ResilientLimiter,
     StateError, TaskEvents, TaskStore,
 };
-use hive_store::Store;
+use hive_store::{Backend, Store};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
 
@@ -56,7 +56,13 @@ impl SharedState {
         let local_claims = Arc::new(MemoryClaims::new(Arc::clone(clock), MAX_CLAIMS));
         let policies = config.rate_limits.clone();
         let database_tasks = || -> Arc<dyn TaskStore> {
-            Arc::new(DbTaskStore::new(Arc::clone(store), Arc::clone(clock)))
+            let (store, clock) = (Arc::clone(store), Arc::clone(clock));
+            // SQLite is opened by one process only: what it wrote last may be read back from
+            // memory. Replicas sharing PostgreSQL each read the database.
+            Arc::new(match store.backend() {
+                Backend::Sqlite => DbTaskStore::single_process(store, clock),
+                Backend::Postgres => DbTaskStore::new(store, clock),
+            })
         };
         let Some(url) = &config.redis_url else {
             let tasks: Arc<dyn TaskStore> = match config.task_store {

@@ -52,15 +52,48 @@ impl TaskEvent {
     }
 }
 
-#[derive(Default)]
+/// The channels of the tasks someone on this replica follows. A task's channel holds its last
+/// events for late subscribers, so one whose last subscriber is gone must not stay: a task
+/// that finished gets no further event to notice it by, and the table is swept instead each
+/// time it has doubled since the last sweep (amortised, bounded by twice the live channels).
 struct Subscribers {
-    by_task: Mutex<HashMap<Uuid, broadcast::Sender<TaskEvent>>>,
+    by_task: Mutex<Table>,
+}
+
+struct Table {
+    channels: HashMap<Uuid, broadcast::Sender<TaskEvent>>,
+    sweep_at: usize,
+}
+
+/// The table is never swept below this size.
+const MIN_SWEEP: usize = 1_024;
+
+impl Default for Subscribers {
+    fn default() -> Self {
+        Self {
+            by_task: Mutex::new(Table {
+                channels: HashMap::new(),
+                sweep_at: MIN_SWEEP,
+            }),
+        }
+    }
 }
 
 impl Subscribers {
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.by_task.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn subscribe(&self, task_id: Uuid) -> broadcast::Receiver<TaskEvent> {
-        let mut by_task = self.by_task.lock().unwrap_or_else(PoisonError::into_inner);
-        by_task
+        let mut table = self.table();
+        if table.channels.len() >= table.sweep_at {
+            table
+                .channels
+                .retain(|_, sender| sender.receiver_count() > 0);
+            table.sweep_at = (table.channels.len() * 2).max(MIN_SWEEP);
+        }
+        table
+            .channels
             .entry(task_id)
             .or_insert_with(|| broadcast::channel(CAPACITY).0)
             .subscribe()
@@ -69,19 +102,25 @@ impl Subscribers {
     /// Tells every local subscriber that events may have been missed (the subscription to the
     /// other replicas was lost and is back): each re-reads its task.
     fn resync_all(&self) {
-        let mut by_task = self.by_task.lock().unwrap_or_else(PoisonError::into_inner);
-        by_task.retain(|task_id, sender| sender.send(TaskEvent::resync(*task_id)).is_ok());
+        self.table()
+            .channels
+            .retain(|task_id, sender| sender.send(TaskEvent::resync(*task_id)).is_ok());
     }
 
     fn deliver(&self, event: TaskEvent) {
-        let mut by_task = self.by_task.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(sender) = by_task.get(&event.task_id) {
+        let mut table = self.table();
+        if let Some(sender) = table.channels.get(&event.task_id) {
             let task_id = event.task_id;
             // A task nobody listens to any more is forgotten.
             if sender.send(event).is_err() {
-                by_task.remove(&task_id);
+                table.channels.remove(&task_id);
             }
         }
+    }
+
+    #[cfg(test)]
+    fn channels(&self) -> usize {
+        self.table().channels.len()
     }
 }
 
@@ -208,5 +247,34 @@ impl TaskEvents {
 impl Drop for TaskEvents {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_channels_of_finished_tasks_do_not_pile_up() {
+        let subscribers = Subscribers::default();
+        let followed: Vec<_> = (0..10)
+            .map(|_| subscribers.subscribe(Uuid::now_v7()))
+            .collect();
+        // Ten thousand tasks followed to their end: their subscribers are gone, and no event
+        // comes after the last one to say so.
+        for _ in 0..10_000 {
+            drop(subscribers.subscribe(Uuid::now_v7()));
+        }
+        assert!(
+            subscribers.channels() <= 2 * MIN_SWEEP,
+            "{} channels kept",
+            subscribers.channels()
+        );
+        assert!(
+            followed
+                .iter()
+                .all(|receiver| receiver.sender_strong_count() > 0),
+            "the channels still followed stay"
+        );
     }
 }

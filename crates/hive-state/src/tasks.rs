@@ -9,6 +9,7 @@ use hive_proto::SharedClock;
 use hive_store::{Cursor, Page, PageRequest, Store, TaskRow};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -433,6 +434,7 @@ pub struct DbTaskStore {
     store: Arc<dyn Store>,
     clock: SharedClock,
     writes: Arc<GroupCommit<TaskWriter>>,
+    recent: Option<Arc<Recent>>,
 }
 
 impl DbTaskStore {
@@ -445,7 +447,41 @@ impl DbTaskStore {
             store,
             clock,
             writes: Arc::new(GroupCommit::new("tasks", writer, Limits::default())),
+            recent: None,
         }
+    }
+
+    /// For a database no other process writes (SQLite: the data directory is locked to one
+    /// process): the tasks this process wrote last are also kept in memory, so reading one back
+    /// (`GetTask` while a client polls) needs no query. Every write passes through this
+    /// process, so what it keeps is what the database holds.
+    pub fn single_process(store: Arc<dyn Store>, clock: SharedClock) -> Self {
+        Self {
+            recent: Some(Arc::new(Recent {
+                rows: Mutex::new(lru::LruCache::new(RECENT_TASKS)),
+                discards: AtomicU64::new(0),
+            })),
+            ..Self::new(store, clock)
+        }
+    }
+}
+
+/// Tasks a single process keeps in memory (their stored rows: about a task's JSON each).
+const RECENT_TASKS: std::num::NonZeroUsize = std::num::NonZeroUsize::MIN.saturating_add(1_023);
+
+/// The rows this process wrote last, as the database holds them. A discard (rare: the first
+/// write of a task failed) takes its task out and counts itself; a write that overlapped any
+/// discard does not keep its row, as it cannot tell which of the two the database applied
+/// last. What is not kept is read from the database.
+#[derive(Debug)]
+struct Recent {
+    rows: Mutex<lru::LruCache<Uuid, TaskRow>>,
+    discards: AtomicU64,
+}
+
+impl Recent {
+    fn rows(&self) -> std::sync::MutexGuard<'_, lru::LruCache<Uuid, TaskRow>> {
+        self.rows.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -509,13 +545,25 @@ impl TaskStore for DbTaskStore {
             document: task.document.to_string(),
             expires_at: expiry(now, ttl),
         };
+        let kept = self
+            .recent
+            .as_ref()
+            .map(|recent| (recent.discards.load(Ordering::SeqCst), row.clone()));
         let written = self
             .writes
             .submit(row)
             .await
             .map_err(|why| StateError::Unavailable(format!("task not written: {why}")))?;
         match written.map_err(store_error)? {
-            true => Ok(()),
+            true => {
+                if let (Some(recent), Some((discards, row))) = (&self.recent, kept) {
+                    let mut rows = recent.rows();
+                    if recent.discards.load(Ordering::SeqCst) == discards {
+                        rows.put(row.id, row);
+                    }
+                }
+                Ok(())
+            }
             false => Err(StateError::Invalid(
                 "this task id belongs to another owner, or was discarded".into(),
             )),
@@ -523,6 +571,18 @@ impl TaskStore for DbTaskStore {
     }
 
     async fn get(&self, owner: &str, id: Uuid) -> Result<Option<TaskRecord>, StateError> {
+        let now = self.clock.now();
+        if let Some(recent) = &self.recent {
+            let kept = match recent.rows().get(&id) {
+                Some(row) if row.expires_at > now => {
+                    Some((row.owner == owner).then(|| row.clone()))
+                }
+                _ => None,
+            };
+            if let Some(row) = kept {
+                return row.map(from_row).transpose();
+            }
+        }
         let row = self
             .store
             .tasks()
@@ -535,11 +595,20 @@ impl TaskStore for DbTaskStore {
     /// One statement: a write whose connection failed may still commit, before or after it.
     async fn discard(&self, owner: &str, id: Uuid, ttl: Duration) -> Result<(), StateError> {
         let now = self.clock.now();
-        self.store
+        let until = expiry(now, ttl);
+        let discarded = self
+            .store
             .tasks()
-            .discard(owner, id, now, expiry(now, ttl))
+            .discard(owner, id, now, until)
             .await
-            .map_err(store_error)
+            .map_err(store_error);
+        if let Some(recent) = &self.recent {
+            // Under the lock, so that no write in flight keeps its row after this.
+            let mut rows = recent.rows();
+            recent.discards.fetch_add(1, Ordering::SeqCst);
+            rows.pop(&id);
+        }
+        discarded
     }
 
     async fn list(&self, owner: &str, page: &PageRequest) -> Result<Page<TaskRecord>, StateError> {

@@ -13,15 +13,21 @@ use uuid::Uuid;
 const T0: OffsetDateTime = datetime!(2026-05-01 10:00:00.250 UTC);
 const TTL: Duration = Duration::from_secs(3600);
 
+async fn sqlite(path: &std::path::Path) -> Arc<dyn hive_store::Store> {
+    let db = hive_store_sqlite::SqliteStore::open(path, 2).await.unwrap();
+    hive_store::Store::migrate(&db).await.unwrap();
+    Arc::new(db)
+}
+
 /// The backends, and the directory of the SQLite one (kept until the test ends).
 async fn stores() -> (Vec<(&'static str, Arc<dyn TaskStore>)>, tempfile::TempDir) {
     let clock: SharedClock = Arc::new(ManualClock::new(T0));
     // The database backend on SQLite; the store crates' own suites cover PostgreSQL.
     let dir = tempfile::tempdir().unwrap();
-    let db = hive_store_sqlite::SqliteStore::open(&dir.path().join("hive.db"), 2)
-        .await
-        .unwrap();
-    hive_store::Store::migrate(&db).await.unwrap();
+    let (db, single) = (
+        sqlite(&dir.path().join("hive.db")).await,
+        sqlite(&dir.path().join("single.db")).await,
+    );
     let mut all: Vec<(&'static str, Arc<dyn TaskStore>)> = vec![
         (
             "memory",
@@ -29,7 +35,11 @@ async fn stores() -> (Vec<(&'static str, Arc<dyn TaskStore>)>, tempfile::TempDir
         ),
         (
             "db",
-            Arc::new(hive_state::DbTaskStore::new(Arc::new(db), clock)),
+            Arc::new(hive_state::DbTaskStore::new(db, clock.clone())),
+        ),
+        (
+            "db, single process",
+            Arc::new(hive_state::DbTaskStore::single_process(single, clock)),
         ),
     ];
     if let Some((url, prefix)) = hive_state::test_support::test_redis() {
@@ -388,4 +398,27 @@ async fn a_refused_database_write_does_not_fail_the_others_of_its_batch() {
             assert!(db.get("alice", id).await.unwrap().is_some(), "task {n}");
         }
     }
+}
+
+/// A process alone on its database reads back what it wrote last without a query (here the
+/// database is closed under it), and still never shows a task to another owner nor one it
+/// discarded.
+#[tokio::test]
+async fn a_single_process_reads_its_recent_tasks_from_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite(&dir.path().join("hive.db")).await;
+    let clock: SharedClock = Arc::new(ManualClock::new(T0));
+    let single = hive_state::DbTaskStore::single_process(Arc::clone(&db), clock);
+    let (kept, discarded) = (task("alice", T0), task("alice", T0));
+    single.put(&kept, TTL).await.unwrap();
+    single.put(&discarded, TTL).await.unwrap();
+    single.discard("alice", discarded.id, TTL).await.unwrap();
+    assert_eq!(single.get("alice", discarded.id).await.unwrap(), None);
+    db.close().await;
+    assert_eq!(single.get("mallory", kept.id).await.unwrap(), None);
+    assert_eq!(single.get("alice", kept.id).await.unwrap(), Some(kept));
+    assert!(
+        single.get("alice", discarded.id).await.is_err(),
+        "a discarded task is not kept: the closed database is asked"
+    );
 }

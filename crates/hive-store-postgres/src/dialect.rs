@@ -20,8 +20,6 @@ impl Dialect for PgDialect {
     type Id = Uuid;
     type Time = OffsetDateTime;
 
-    const AUDIT_VALUES: &'static str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12";
-
     fn on(connection: &mut PgConnection) -> &mut PgConnection {
         connection
     }

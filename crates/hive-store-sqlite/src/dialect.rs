@@ -40,8 +40,6 @@ impl Dialect for SqliteDialect {
     type Id = String;
     type Time = i64;
 
-    const AUDIT_VALUES: &'static str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
-
     fn on(connection: &mut SqliteConnection) -> &mut SqliteConnection {
         connection
     }

@@ -12,6 +12,7 @@ use crate::agents::AgentError;
 use crate::agents::skills_of;
 use crate::kernel::caller::Caller;
 use hive_a2a::error::{ErrorCode, RpcError};
+use hive_a2a::jsonrpc::Outcome;
 use hive_a2a::v1::{
     AgentCapabilities, AgentCard, AgentInterface, AgentProvider, AgentSkill,
     HttpAuthSecurityScheme, SecurityRequirement, SecurityScheme, StringList,
@@ -21,7 +22,7 @@ use hive_store::AgentRow;
 use lru::LruCache;
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -171,11 +172,48 @@ const MAX_CARD_AGENTS: usize = 1000;
 const CACHED_CARDS: NonZeroUsize = NonZeroUsize::MIN.saturating_add(255);
 
 /// A card and when what it says last changed (for `Last-Modified`): the latest change of an
-/// agent it lists, or the start of this process (whose version the card names).
+/// agent it lists, or the start of this process (whose version the card names). Clones share
+/// the card and its encoding, which is made once, on first use.
 #[derive(Debug, Clone)]
 pub struct ServedCard {
-    pub card: AgentCard,
+    pub card: Arc<AgentCard>,
     pub modified: time::OffsetDateTime,
+    version: Version,
+    encoded: Arc<OnceLock<Option<EncodedCard>>>,
+}
+
+/// A card as sent: its JSON in its version, and the entity tag of those bytes.
+#[derive(Debug)]
+pub struct EncodedCard {
+    pub body: bytes::Bytes,
+    pub etag: String,
+}
+
+impl ServedCard {
+    fn new(card: AgentCard, modified: time::OffsetDateTime, version: Version) -> Self {
+        Self {
+            card: Arc::new(card),
+            modified,
+            version,
+            encoded: Arc::default(),
+        }
+    }
+
+    /// The card's bytes and entity tag; `None` if it does not encode (an internal error).
+    pub fn encoded(&self) -> Option<&EncodedCard> {
+        self.encoded
+            .get_or_init(|| {
+                let outcome = Outcome::AgentCard(Box::new(AgentCard::clone(&self.card)));
+                let value = hive_a2a::jsonrpc::encode_outcome(&outcome, self.version).ok()?;
+                let body = serde_json::to_vec(&value).ok()?;
+                let etag = format!("\"{}\"", &hive_crypto::sha256_hex(&body)[..32]);
+                Some(EncodedCard {
+                    body: body.into(),
+                    etag,
+                })
+            })
+            .as_ref()
+    }
 }
 
 /// What a card is made of; equal keys make equal cards.
@@ -232,7 +270,8 @@ impl Gateway {
         caller: Option<&Caller>,
         version: Version,
     ) -> Result<AgentCard, AgentError> {
-        Ok(self.served_instance_card(caller, version).await?.card)
+        let served = self.served_instance_card(caller, version).await?;
+        Ok(AgentCard::clone(&served.card))
     }
 
     /// The instance card with when what it lists last changed.
@@ -255,24 +294,28 @@ impl Gateway {
                 .map(|agent| agent.updated_at)
                 .max()
                 .unwrap_or(self.started_at);
-            ServedCard {
-                card: instance_card(&self.base, version, &agents),
-                modified: modified.max(self.started_at),
-            }
+            ServedCard::new(
+                instance_card(&self.base, version, &agents),
+                modified.max(self.started_at),
+                version,
+            )
         }))
     }
 
     /// An agent's own card.
     pub fn agent_card(&self, agent: &AgentRow, version: Version) -> AgentCard {
-        self.served_agent_card(agent, version).card
+        AgentCard::clone(&self.served_agent_card(agent, version).card)
     }
 
     /// An agent's own card with when it last changed.
     pub fn served_agent_card(&self, agent: &AgentRow, version: Version) -> ServedCard {
         let key = CardKey::of(version, false, &[agent]);
-        self.cards.served(key, || ServedCard {
-            card: agent_card(&self.base, version, agent),
-            modified: agent.updated_at.max(self.started_at),
+        self.cards.served(key, || {
+            ServedCard::new(
+                agent_card(&self.base, version, agent),
+                agent.updated_at.max(self.started_at),
+                version,
+            )
         })
     }
 

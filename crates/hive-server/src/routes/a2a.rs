@@ -116,7 +116,7 @@ pub async fn instance_card(
         .gateway
         .served_instance_card(caller.as_ref(), version)
         .await?;
-    card_response(&headers, &served, version)
+    card_response(&headers, &served)
 }
 
 pub async fn agent_card(
@@ -136,20 +136,17 @@ pub async fn agent_card(
         .await?
         .ok_or_else(|| ApiError::of(ErrorCode::NotFound))?;
     let served = state.hive.gateway.served_agent_card(&agent, version);
-    card_response(&headers, &served, version)
+    card_response(&headers, &served)
 }
 
-/// The card in the caller's version, with its validators; `304` when the client has it.
-fn card_response(
-    headers: &HeaderMap,
-    served: &ServedCard,
-    version: Version,
-) -> Result<Response, ApiError> {
-    let body = jsonrpc::encode_outcome(&Outcome::AgentCard(Box::new(served.card.clone())), version)
-        .ok()
-        .and_then(|value| serde_json::to_vec(&value).ok())
+/// The card in the caller's version, with its validators; `304` when the client has it. The
+/// bytes and the tag are the served card's own, encoded once.
+fn card_response(headers: &HeaderMap, served: &ServedCard) -> Result<Response, ApiError> {
+    let encoded = served
+        .encoded()
         .ok_or_else(|| ApiError::of(ErrorCode::Internal))?;
-    let etag = format!("\"{}\"", &hive_crypto::sha256_hex(&body)[..32]);
+    let etag = encoded.etag.as_str();
+    let body = encoded.body.clone();
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
@@ -179,7 +176,7 @@ fn card_response(
         header::VARY,
         HeaderValue::from_static("Authorization, Cookie, A2A-Version"),
     );
-    if let Ok(value) = HeaderValue::from_str(&etag) {
+    if let Ok(value) = HeaderValue::from_str(etag) {
         headers.insert(header::ETAG, value);
     }
     if let Some(value) = served

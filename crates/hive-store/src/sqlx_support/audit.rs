@@ -1,17 +1,20 @@
 //! The audit chain's append and the commits that carry an audit record, shared by the sqlx
 //! backends: a change and its record commit together or not at all.
 
-use super::dialect::{BindValue, Dialect, DialectConnection, Reads};
+use super::dialect::{Dialect, DialectConnection, PushValue, Reads};
 use crate::{AuditAppend, AuditRecord, ChainHasher, ChainLink, StoreError, next_link};
-use sqlx::Transaction;
+use sqlx::{QueryBuilder, Transaction};
 
-/// The columns of `audit_events`, in the order [`Dialect::AUDIT_VALUES`] binds them.
+/// The columns of `audit_events`, in the order the audit insert binds them.
 #[macro_export]
 macro_rules! audit_columns {
     () => {
         "id, at, actor, action, target, outcome, ip, request_id, detail, seq, prev_hash, hash"
     };
 }
+
+/// Records in one `INSERT` (12 parameters each: far below every driver's limit).
+const ROWS_PER_INSERT: usize = 256;
 
 /// [`audit_columns!`] as a constant.
 pub const AUDIT_COLUMNS: &str = audit_columns!();
@@ -61,31 +64,56 @@ pub async fn append_audit_records<D: Dialect>(
         )),
         None => None,
     };
-    let insert = format!(
-        "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES ({})",
-        D::AUDIT_VALUES
-    );
-    let mut links = Vec::with_capacity(records.len());
-    for record in records {
-        let link = next_link(last.take(), record, hasher);
-        sqlx::query(sqlx::AssertSqlSafe(insert.as_str()))
-            .bind_value(D::id(record.id))
-            .bind_value(D::time(record.at))
-            .bind_value(record.actor.as_str())
-            .bind_value(record.action.as_str())
-            .bind_value(&record.target)
-            .bind_value(record.outcome.as_str())
-            .bind_value(&record.ip)
-            .bind_value(&record.request_id)
-            .bind_value(record.detail.as_str())
-            .bind_value(link.seq)
-            .bind_value(link.prev_hash.as_str())
-            .bind_value(link.hash.as_str())
+    let links: Vec<ChainLink> = records
+        .iter()
+        .map(|record| {
+            let link = next_link(last.take(), record, hasher);
+            last = Some((link.seq, link.hash.clone()));
+            link
+        })
+        .collect();
+    // Multi-row inserts: each statement is a round trip to the connection (on SQLite, to its
+    // worker thread), so a batch takes a few statements rather than one per record.
+    for (records, links) in records
+        .chunks(ROWS_PER_INSERT)
+        .zip(links.chunks(ROWS_PER_INSERT))
+    {
+        let mut insert = QueryBuilder::<D::Db>::new(format!(
+            "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES "
+        ));
+        for (n, (record, link)) in records.iter().zip(links).enumerate() {
+            insert.push(if n == 0 { "(" } else { ", (" });
+            insert
+                .push_value(D::id(record.id))
+                .push(", ")
+                .push_value(D::time(record.at))
+                .push(", ")
+                .push_value(record.actor.as_str())
+                .push(", ")
+                .push_value(record.action.as_str())
+                .push(", ")
+                .push_value(&record.target)
+                .push(", ")
+                .push_value(record.outcome.as_str())
+                .push(", ")
+                .push_value(&record.ip)
+                .push(", ")
+                .push_value(&record.request_id)
+                .push(", ")
+                .push_value(record.detail.as_str())
+                .push(", ")
+                .push_value(link.seq)
+                .push(", ")
+                .push_value(link.prev_hash.as_str())
+                .push(", ")
+                .push_value(link.hash.as_str())
+                .push(")");
+        }
+        insert
+            .build()
             .execute(D::on(connection))
             .await
             .map_err(audit_unwritable::<D>)?;
-        last = Some((link.seq, link.hash.clone()));
-        links.push(link);
     }
     Ok(links)
 }

@@ -122,9 +122,6 @@ pub trait Dialect: Send + Sync + 'static {
     /// A time as bound to a query: unix microseconds on SQLite, `timestamptz` on PostgreSQL.
     type Time: Send;
 
-    /// The placeholders of the audit insert, one per [`super::AUDIT_COLUMNS`].
-    const AUDIT_VALUES: &'static str;
-
     fn on(connection: &mut DialectConnection<Self>) -> Self::On<'_>;
 
     /// Begins a write transaction on `pools.writer`, the way this dialect isolates writers.

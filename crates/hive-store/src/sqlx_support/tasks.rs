@@ -1,9 +1,11 @@
 //! A2A tasks (the `db` task store), on any sqlx dialect: the dialect supplies its SQL.
 
-use super::dialect::{BindValue, Dialect, DialectConnection, Pools, keyset_page};
+use super::dialect::{BindValue, Dialect, DialectConnection, Pools, PushValue, keyset_page};
 use super::rows;
 use crate::{Cursor, Page, PageRequest, StoreError, TaskRepo, TaskRow};
 use async_trait::async_trait;
+use sqlx::QueryBuilder;
+use std::collections::HashSet;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -56,6 +58,59 @@ async fn upsert<D: TaskSql>(
     Ok(D::rows_affected(&done) == 1)
 }
 
+/// Tasks in one statement of [`upsert_many`] (7 parameters each, far below every driver's limit).
+const ROWS_PER_UPSERT: usize = 256;
+
+/// [`upsert`] for tasks of distinct ids in one statement; the ids whose write applied.
+async fn upsert_many<D: TaskSql>(
+    connection: &mut DialectConnection<D>,
+    tasks: &[TaskRow],
+    now: OffsetDateTime,
+) -> Result<HashSet<Uuid>, StoreError> {
+    let mut upsert = QueryBuilder::<D::Db>::new(concat!(
+        "INSERT INTO a2a_tasks (",
+        task_columns!(),
+        ") VALUES "
+    ));
+    for (n, task) in tasks.iter().enumerate() {
+        upsert
+            .push(if n == 0 { "(" } else { ", (" })
+            .push_value(D::id(task.id))
+            .push(", ")
+            .push_value(task.owner.as_str())
+            .push(", ")
+            .push_value(task.agent_id.as_str())
+            .push(", ")
+            .push_value(task.context_id.as_str())
+            .push(", ")
+            .push_value(D::time(task.status_time))
+            .push(", ")
+            .push_value(task.document.as_str())
+            .push(", ")
+            .push_value(D::time(task.expires_at))
+            .push(")");
+    }
+    // The same rule as the single upsert of each dialect: the same owner's live task, or an
+    // expired row, is replaced; nothing else.
+    upsert
+        .push(
+            " ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, \
+             agent_id = excluded.agent_id, context_id = excluded.context_id, \
+             status_time = excluded.status_time, document = excluded.document, \
+             expires_at = excluded.expires_at \
+             WHERE (a2a_tasks.owner = excluded.owner AND a2a_tasks.document <> '') \
+             OR a2a_tasks.expires_at <= ",
+        )
+        .push_value(D::instant(now))
+        .push(" RETURNING id");
+    let applied = upsert
+        .build()
+        .fetch_all(D::on(connection))
+        .await
+        .map_err(D::map_error)?;
+    applied.iter().map(|row| D::uuid_at(row, "id")).collect()
+}
+
 pub struct SqlTasks<D: Dialect> {
     pub pools: Pools<D::Db>,
 }
@@ -74,8 +129,20 @@ impl<D: TaskSql> TaskRepo for SqlTasks<D> {
     ) -> Result<Vec<bool>, StoreError> {
         let mut tx = D::begin(&self.pools).await?;
         let mut done = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            done.push(upsert::<D>(&mut tx, task, now).await?);
+        // A statement per run of distinct ids (an id twice in one statement is refused by
+        // PostgreSQL and would blur whose write applied): usually one for the whole batch.
+        let mut start = 0;
+        while start < tasks.len() {
+            let mut seen = HashSet::new();
+            let run = tasks[start..]
+                .iter()
+                .take(ROWS_PER_UPSERT)
+                .take_while(|task| seen.insert(task.id))
+                .count();
+            let run = &tasks[start..start + run];
+            let applied = upsert_many::<D>(&mut tx, run, now).await?;
+            done.extend(run.iter().map(|task| applied.contains(&task.id)));
+            start += run.len();
         }
         tx.commit().await.map_err(D::map_error)?;
         Ok(done)
