@@ -246,26 +246,46 @@ impl TaskBook {
     pub async fn advance(
         &self,
         entry: &mut Entry,
-        mut event: StreamResponse,
+        event: StreamResponse,
     ) -> Result<StreamResponse, Refused> {
-        self.stamp(&mut event);
-        state_machine::apply(&mut entry.stored.task, &event);
+        let mut applied = self.advance_all(entry, vec![event]).await?;
+        applied.pop().ok_or(Refused::Rpc(super::internal()))
+    }
+
+    /// [`Self::advance`] for events that are ready together: all applied in order, the task
+    /// stored once with all of them, then each published with its own number. A subscriber
+    /// that read the task before the write gets every one of them; one that read it after
+    /// skips them by their numbers, as it skips any event it has seen.
+    pub async fn advance_all(
+        &self,
+        entry: &mut Entry,
+        mut events: Vec<StreamResponse>,
+    ) -> Result<Vec<StreamResponse>, Refused> {
         let creating = entry.stored.seq == 0;
-        entry.stored.seq += 1;
+        let first_seq = entry.stored.seq + 1;
+        for event in &mut events {
+            self.stamp(event);
+            state_machine::apply(&mut entry.stored.task, event);
+            entry.stored.seq += 1;
+        }
         if let Err(error) = self.save(entry).await {
             if creating {
                 self.discards.discard(&entry.owner, entry.id);
             }
             return Err(error);
         }
-        self.publish(entry.id, entry.stored.seq, &event).await;
-        if matches!(
-            event,
-            StreamResponse::Task(_) | StreamResponse::StatusUpdate(_)
-        ) {
+        for (seq, event) in (first_seq..).zip(&events) {
+            self.publish(entry.id, seq, event).await;
+        }
+        if events.iter().any(|event| {
+            matches!(
+                event,
+                StreamResponse::Task(_) | StreamResponse::StatusUpdate(_)
+            )
+        }) {
             self.push.notify(&entry.owner, &entry.stored.task);
         }
-        Ok(event)
+        Ok(events)
     }
 
     async fn publish(&self, task_id: Uuid, seq: u64, event: &StreamResponse) {

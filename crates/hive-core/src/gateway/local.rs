@@ -6,6 +6,7 @@
 use super::book::{Entry, TaskBook, is_cancel_request};
 use crate::agents::conformance;
 use async_trait::async_trait;
+use futures_util::{FutureExt, StreamExt};
 use hive_a2a::error::RpcError;
 use hive_a2a::state_machine;
 use hive_a2a::v1::{Message, Part, Role, StreamResponse, TaskState, TaskStatus};
@@ -59,43 +60,76 @@ pub(crate) struct Run {
 }
 
 /// Runs `run` to its end: the agent's last event, a cancellation, a failure or shutdown.
+/// The events the agent has ready together are stored in one write (an agent that answers at
+/// once, as the conformance agent does, costs two writes a task: its creation and the rest).
 pub(crate) async fn execute(book: Arc<TaskBook>, mut run: Run, shutdown: CancellationToken) {
     let task_id = run.entry.id;
     let mut control = book.subscribe(task_id);
     // A closed channel (never expected: this executor holds a receiver) is not polled again.
     let mut listening = true;
+    // The steps as a stream that owns them: a wait for the next event that is given up (to
+    // look at the control channel, or because nothing more was ready) leaves the step's own
+    // progress inside the stream, as a step need not be safe to start over (a model request
+    // would be sent twice).
+    let mut steps = Box::pin(futures_util::stream::unfold(
+        run.steps,
+        |mut steps| async move {
+            let step = steps.next().await?;
+            Some((step, steps))
+        },
+    ));
+    let mut stored_to_the_end = false;
     let ending = 'run: loop {
-        let next = {
-            let next = run.steps.next();
-            tokio::pin!(next);
-            loop {
-                tokio::select! {
-                    () = run.cancel.cancelled() => break 'run Ending::Canceled,
-                    () = shutdown.cancelled() => break 'run Ending::Failed("Hive is shutting down".into()),
-                    received = control.recv(), if listening => match received {
-                        Ok(event) if is_cancel_request(&event) => break 'run Ending::Canceled,
-                        // Its own events, or a lag: nothing to act on.
-                        Ok(_) | Err(RecvError::Lagged(_)) => {}
-                        Err(RecvError::Closed) => listening = false,
-                    },
-                    next = &mut next => break next,
-                }
+        let first = loop {
+            tokio::select! {
+                () = run.cancel.cancelled() => break 'run Ending::Canceled,
+                () = shutdown.cancelled() => break 'run Ending::Failed("Hive is shutting down".into()),
+                received = control.recv(), if listening => match received {
+                    Ok(event) if is_cancel_request(&event) => break 'run Ending::Canceled,
+                    // Its own events, or a lag: nothing to act on.
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => listening = false,
+                },
+                first = steps.next() => break first,
             }
         };
-        match next {
-            None => break Ending::Done,
-            Some(Err(error)) => {
-                tracing::warn!(%task_id, code = error.code, "a2a: agent failed a task");
-                // The steps' messages are written for the caller (no internal detail).
-                break Ending::Failed(error.message);
-            }
-            Some(Ok(event)) => {
-                if book.advance(&mut run.entry, event).await.is_err() {
-                    break Ending::Done;
+        // This event and whatever follows it at once; `end` if the steps ended among them.
+        let mut ready = Vec::new();
+        let mut step = first;
+        let end = loop {
+            match step {
+                None => break Some(Ending::Done),
+                Some(Err(error)) => {
+                    tracing::warn!(%task_id, code = error.code, "a2a: agent failed a task");
+                    // The steps' messages are written for the caller (no internal detail).
+                    break Some(Ending::Failed(error.message));
                 }
+                Some(Ok(event)) => ready.push(event),
             }
+            match steps.next().now_or_never() {
+                Some(more) => step = more,
+                None => break None,
+            }
+        };
+        if ready.is_empty() {
+            // The steps ended before any event: nothing to store with the end.
+            if let Some(end) = end {
+                break end;
+            }
+            continue;
+        }
+        // The last events carry the end of the run with them when the steps are done.
+        let done = matches!(end, Some(Ending::Done));
+        run.entry.stored.running = !done;
+        if book.advance_all(&mut run.entry, ready).await.is_err() {
+            break Ending::Done;
+        }
+        stored_to_the_end = done;
+        if let Some(end) = end {
+            break end;
         }
     };
+    drop(steps);
     run.entry.stored.running = false;
     let closing = match ending {
         Ending::Done => None,
@@ -106,6 +140,7 @@ pub(crate) async fn execute(book: Arc<TaskBook>, mut run: Run, shutdown: Cancell
     };
     let stored = match closing {
         Some(event) => book.advance(&mut run.entry, event).await.map(|_| ()),
+        None if stored_to_the_end => Ok(()),
         None => book.save(&run.entry).await,
     };
     if stored.is_err() {
