@@ -3,6 +3,7 @@
 //! it, and stops at a cancellation — from this process, or asked for by another replica
 //! through the task's event channel — or at shutdown.
 
+use super::Refused;
 use super::book::{Entry, TaskBook, is_cancel_request};
 use crate::agents::conformance;
 use async_trait::async_trait;
@@ -12,8 +13,8 @@ use hive_a2a::state_machine;
 use hive_a2a::v1::{Message, Part, Role, StreamResponse, TaskState, TaskStatus};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -48,10 +49,15 @@ impl Steps for ScriptSteps {
     }
 }
 
-/// One task to run: its stored state (the first event already applied), its steps, and what
-/// it holds while it runs.
+/// One task to run: its stored state, its first event (not yet applied: it is stored with
+/// whatever the agent has ready at once), its steps, and what it holds while it runs.
 pub(crate) struct Run {
     pub entry: Entry,
+    pub first: StreamResponse,
+    /// Told how the first write went (the first event as applied, or why it failed), so that
+    /// the call is answered only once the task exists; after a failed first write the executor
+    /// stops there.
+    pub created: oneshot::Sender<Result<StreamResponse, Refused>>,
     pub steps: Box<dyn Steps>,
     /// This process's claim on the task (see [`TaskBook::claim`]).
     pub cancel: CancellationToken,
@@ -60,8 +66,8 @@ pub(crate) struct Run {
 }
 
 /// Runs `run` to its end: the agent's last event, a cancellation, a failure or shutdown.
-/// The events the agent has ready together are stored in one write (an agent that answers at
-/// once, as the conformance agent does, costs two writes a task: its creation and the rest).
+/// The events the agent has ready together are stored in one write, the task's first event with
+/// them (an agent that answers at once, as the conformance agent does, costs one write a task).
 pub(crate) async fn execute(book: Arc<TaskBook>, mut run: Run, shutdown: CancellationToken) {
     let task_id = run.entry.id;
     let mut control = book.subscribe(task_id);
@@ -79,18 +85,24 @@ pub(crate) async fn execute(book: Arc<TaskBook>, mut run: Run, shutdown: Cancell
         },
     ));
     let mut stored_to_the_end = false;
+    let mut created = Some(run.created);
+    let mut first_event = Some(Some(Ok(run.first)));
     let ending = 'run: loop {
-        let first = loop {
-            tokio::select! {
-                () = run.cancel.cancelled() => break 'run Ending::Canceled,
-                () = shutdown.cancelled() => break 'run Ending::Failed("Hive is shutting down".into()),
-                received = control.recv(), if listening => match received {
-                    Ok(event) if is_cancel_request(&event) => break 'run Ending::Canceled,
-                    // Its own events, or a lag: nothing to act on.
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => listening = false,
-                },
-                first = steps.next() => break first,
+        let first = if let Some(first) = first_event.take() {
+            first
+        } else {
+            loop {
+                tokio::select! {
+                    () = run.cancel.cancelled() => break 'run Ending::Canceled,
+                    () = shutdown.cancelled() => break 'run Ending::Failed("Hive is shutting down".into()),
+                    received = control.recv(), if listening => match received {
+                        Ok(event) if is_cancel_request(&event) => break 'run Ending::Canceled,
+                        // Its own events, or a lag: nothing to act on.
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => listening = false,
+                    },
+                    first = steps.next() => break first,
+                }
             }
         };
         // This event and whatever follows it at once; `end` if the steps ended among them.
@@ -121,7 +133,20 @@ pub(crate) async fn execute(book: Arc<TaskBook>, mut run: Run, shutdown: Cancell
         // The last events carry the end of the run with them when the steps are done.
         let done = matches!(end, Some(Ending::Done));
         run.entry.stored.running = !done;
-        if book.advance_all(&mut run.entry, ready).await.is_err() {
+        let stored = book.advance_all(&mut run.entry, ready).await;
+        if let Some(created) = created.take() {
+            match stored {
+                Ok(mut applied) => {
+                    let _ = created.send(Ok(applied.swap_remove(0)));
+                }
+                // The task does not exist: nothing more is stored, the call is refused.
+                Err(refused) => {
+                    let _ = created.send(Err(refused));
+                    book.release(task_id);
+                    return;
+                }
+            }
+        } else if stored.is_err() {
             break Ending::Done;
         }
         stored_to_the_end = done;

@@ -16,7 +16,7 @@ use hive_proto::agents::{AgentKind, AgentStatus};
 use hive_store::{AgentRow, PageRequest};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 /// A task of a local agent about to run: its record, its first event, the rest to come.
@@ -239,12 +239,14 @@ impl Gateway {
             }
             None => {
                 let id = Uuid::new_v4();
-                let context_id = if send.message.context_id.is_empty() {
-                    Uuid::new_v4().to_string()
+                // A new context has no history to read.
+                let (context_id, earlier) = if send.message.context_id.is_empty() {
+                    (Uuid::new_v4().to_string(), Vec::new())
                 } else {
-                    send.message.context_id.clone()
+                    let context_id = send.message.context_id.clone();
+                    let earlier = self.context_history(owner, agent.id, &context_id).await;
+                    (context_id, earlier)
                 };
-                let earlier = self.context_history(owner, agent.id, &context_id).await;
                 let entry = Entry {
                     id,
                     owner: owner.to_owned(),
@@ -345,17 +347,13 @@ impl Gateway {
         }
         entry.stored.running = true;
         let events = self.book.subscribe(entry.id);
-        let first = match self.book.advance(&mut entry, first).await {
-            Ok(event) => event,
-            Err(error) => {
-                self.book.release(entry.id);
-                return failed(error);
-            }
-        };
         let task_id = entry.id;
-        let after = entry.stored.seq;
+        let after = entry.stored.seq + 1;
+        let (created, first_written) = oneshot::channel();
         let run = local::Run {
             entry,
+            first,
+            created,
             steps,
             cancel,
             permit,
@@ -365,6 +363,14 @@ impl Gateway {
             run,
             self.shutdown.clone(),
         ));
+        // The executor stores the first event with whatever the agent has ready at once (for
+        // an agent that answers at once, the whole task in one write); it releases the task
+        // itself if that write fails.
+        let first = match first_written.await {
+            Ok(Ok(event)) => event,
+            Ok(Err(error)) => return failed(error),
+            Err(_) => return failed(internal()),
+        };
         if streaming {
             let stream = self.book.follow(
                 events,
