@@ -74,10 +74,21 @@ pub fn verify_password(password: &str, stored: &str) -> Verdict {
     }
 }
 
-/// A real hash of a random password, for verifying against when the account does not exist, so
-/// that an unknown user costs the same time as a wrong password.
+/// A hash to verify against when the account does not exist, so that an unknown user costs
+/// the same time as a wrong password: today's parameters, a random salt and a random output
+/// (no password hashes to it). Made without hashing, so that it costs neither the time nor the
+/// 19 MiB of a hash where it is made (at start).
 pub fn dummy_hash() -> Result<String, PasswordError> {
-    hash_password(&crate::random_token_hex()?)
+    let b64 = |bytes: &[u8]| {
+        SaltString::encode_b64(bytes)
+            .map(|encoded| encoded.as_str().to_owned())
+            .map_err(|_| PasswordError::Hashing)
+    };
+    let salt = b64(&crate::random_bytes::<16>()?)?;
+    let output = b64(&crate::random_bytes::<32>()?)?;
+    Ok(format!(
+        "$argon2id$v=19$m={MEMORY_KIB},t={ITERATIONS},p={LANES}${salt}${output}"
+    ))
 }
 
 #[cfg(test)]
@@ -164,5 +175,22 @@ mod tests {
             verify_password("anything-at-all", &dummy),
             Verdict::Mismatch
         );
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_hash_costs() {
+        // The same algorithm and parameters as a stored hash, so verifying against it does
+        // the same work; and a fresh salt and output each time.
+        let dummy = dummy_hash().unwrap();
+        let real = hash_password("correct horse battery staple").unwrap();
+        let (dummy, real) = (
+            PasswordHash::new(&dummy).unwrap(),
+            PasswordHash::new(&real).unwrap(),
+        );
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
+        assert_eq!(dummy.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
+        assert_ne!(dummy_hash().unwrap(), dummy_hash().unwrap());
     }
 }
