@@ -10,9 +10,21 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// What every handler and middleware can reach. Cheap to clone.
+/// What every handler and middleware can reach. Cheap to clone: one reference count (the
+/// state is cloned by every layer of every request, and a shutdown token's clone takes a lock).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct Shared {
     pub hive: Arc<Hive>,
     /// Fires when the process shuts down; long-lived responses (streams) end on it.
     pub shutdown: CancellationToken,
@@ -26,12 +38,12 @@ impl AppState {
         let pipeline = Arc::new(PipelineSettings::from_config(&hive.config));
         let a2a = &hive.config.a2a;
         let streams = Arc::new(StreamSlots::new(a2a.streams_per_ip, a2a.streams_per_user));
-        Self {
+        Self(Arc::new(Shared {
             hive,
             shutdown,
             pipeline,
             streams,
-        }
+        }))
     }
 }
 
