@@ -456,3 +456,53 @@ async fn a_record_inserted_behind_hives_back_is_refused_then_named_by_verify() {
         assert_eq!(later.first_break, report.first_break);
     }
 }
+
+/// An A2A call whose `a2a.call` record cannot be written (its group-committed batch fails) is
+/// answered 503 with `Retry-After`, as a JSON-RPC error with the call's id, and not as if it
+/// had happened; once the log takes records again, calls are answered.
+#[tokio::test]
+async fn an_a2a_call_whose_record_cannot_be_written_is_refused() {
+    use crate::a2a::{RPC, a2a_server, call_at, conformance_agent_with, execute_token};
+    for backend in backends() {
+        let server = a2a_server(backend, &[("A2A_DEFAULT_AGENT", "tck")]).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        conformance_agent_with(
+            &server,
+            &admin,
+            json!({ "name": "tck", "kind": "conformance", "visibility": "private" }),
+        )
+        .await;
+        let token = execute_token(&server, &admin).await;
+        let send = json!({"jsonrpc": "2.0", "id": 7, "method": "SendMessage", "params": {
+            "message": {"messageId": "tck-complete-task-a", "role": "ROLE_USER",
+                        "parts": [{"text": "x"}]}}});
+        let (status, sent) = call_at(&server, RPC, &token, Some("1.0"), &send).await;
+        assert_eq!(status, 200, "{sent}");
+        let get = json!({"jsonrpc": "2.0", "id": 8, "method": "GetTask",
+                         "params": {"id": sent["result"]["task"]["id"]}});
+
+        break_audit(&server, backend).await;
+        for body in [&get, &send] {
+            let refused = server
+                .client
+                .request(Method::POST, RPC)
+                .bearer_auth(&token)
+                .header("A2A-Version", "1.0")
+                .json(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), 503, "{backend:?} {body}");
+            assert!(refused.headers().contains_key("retry-after"));
+            let answer: Value = refused.json().await.unwrap();
+            assert_eq!(answer["id"], body["id"], "{answer}");
+            assert!(answer.get("result").is_none(), "{answer}");
+        }
+
+        mend_audit(&server, backend).await;
+        let (status, read) = call_at(&server, RPC, &token, Some("1.0"), &get).await;
+        assert_eq!(status, 200, "{read}");
+        assert!(read.get("result").is_some(), "{read}");
+    }
+}
