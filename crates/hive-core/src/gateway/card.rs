@@ -182,11 +182,13 @@ pub struct ServedCard {
     encoded: Arc<OnceLock<Option<EncodedCard>>>,
 }
 
-/// A card as sent: its JSON in its version, and the entity tag of those bytes.
+/// A card as sent: its JSON in its version, the entity tag of those bytes, and its
+/// `Last-Modified` date (HTTP's form), all made once.
 #[derive(Debug)]
 pub struct EncodedCard {
     pub body: bytes::Bytes,
     pub etag: String,
+    pub last_modified: Option<String>,
 }
 
 impl ServedCard {
@@ -207,9 +209,16 @@ impl ServedCard {
                 let value = hive_a2a::jsonrpc::encode_outcome(&outcome, self.version).ok()?;
                 let body = serde_json::to_vec(&value).ok()?;
                 let etag = format!("\"{}\"", &hive_crypto::sha256_hex(&body)[..32]);
+                let last_modified = self
+                    .modified
+                    .to_offset(time::UtcOffset::UTC)
+                    .format(&time::format_description::well_known::Rfc2822)
+                    .ok()
+                    .map(|text| text.replace("+0000", "GMT"));
                 Some(EncodedCard {
                     body: body.into(),
                     etag,
+                    last_modified,
                 })
             })
             .as_ref()

@@ -21,7 +21,6 @@ use hive_core::kernel::caller::{Caller, RequestMeta};
 use hive_proto::ErrorCode;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use serde::Serialize;
-use time::format_description::well_known::Rfc2822;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -140,7 +139,7 @@ pub async fn agent_card(
 }
 
 /// The card in the caller's version, with its validators; `304` when the client has it. The
-/// bytes and the tag are the served card's own, encoded once.
+/// bytes and the validators are the served card's own, made once.
 fn card_response(headers: &HeaderMap, served: &ServedCard) -> Result<Response, ApiError> {
     let encoded = served
         .encoded()
@@ -179,13 +178,10 @@ fn card_response(headers: &HeaderMap, served: &ServedCard) -> Result<Response, A
     if let Ok(value) = HeaderValue::from_str(etag) {
         headers.insert(header::ETAG, value);
     }
-    if let Some(value) = served
-        .modified
-        .to_offset(time::UtcOffset::UTC)
-        .format(&Rfc2822)
-        .ok()
-        .map(|text| text.replace("+0000", "GMT"))
-        .and_then(|text| HeaderValue::from_str(&text).ok())
+    if let Some(value) = encoded
+        .last_modified
+        .as_deref()
+        .and_then(|text| HeaderValue::from_str(text).ok())
     {
         headers.insert(header::LAST_MODIFIED, value);
     }
