@@ -200,3 +200,161 @@ fn failed(entry: &Entry, why: &str) -> StreamResponse {
     failed.status = status;
     state_machine::status_update(&failed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Hive;
+    use crate::gateway::book::StoredTask;
+    use crate::kernel::config::{Config, EnvSource};
+    use hive_a2a::v1::Task;
+    use hive_state::{MemoryTaskStore, StateError, TaskEvents, TaskRecord, TaskStore};
+    use hive_store::{Page, PageRequest};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    use tokio::sync::Semaphore;
+
+    /// The real in-memory task store, counting the writes it is given.
+    #[derive(Debug)]
+    struct CountedWrites {
+        tasks: MemoryTaskStore,
+        puts: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl TaskStore for CountedWrites {
+        async fn put(&self, task: &TaskRecord, ttl: Duration) -> Result<(), StateError> {
+            self.puts.fetch_add(1, Ordering::SeqCst);
+            self.tasks.put(task, ttl).await
+        }
+        async fn get(&self, owner: &str, id: Uuid) -> Result<Option<TaskRecord>, StateError> {
+            self.tasks.get(owner, id).await
+        }
+        async fn list(
+            &self,
+            owner: &str,
+            page: &PageRequest,
+        ) -> Result<Page<TaskRecord>, StateError> {
+            self.tasks.list(owner, page).await
+        }
+        async fn discard(&self, owner: &str, id: Uuid, ttl: Duration) -> Result<(), StateError> {
+            self.tasks.discard(owner, id, ttl).await
+        }
+    }
+
+    fn with_state(task: &Task, state: TaskState) -> StreamResponse {
+        let mut next = task.clone();
+        next.status = TaskStatus {
+            state,
+            ..TaskStatus::default()
+        };
+        state_machine::status_update(&next)
+    }
+
+    /// Runs a task whose steps are `working` then `completed`, the second after `pause`;
+    /// returns how many writes it took, the events published and the task as stored.
+    async fn run(pause: Option<Duration>) -> (usize, Vec<u64>, TaskRecord) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data").display().to_string();
+        let config = Config::load(&EnvSource::from_pairs([
+            ("HIVE_DATA_DIR", data.as_str()),
+            ("LOG_LEVEL", "warn"),
+        ]))
+        .unwrap();
+        let clock: hive_proto::SharedClock = Arc::new(hive_proto::SystemClock);
+        let hive = Hive::open(config, Arc::clone(&clock)).await.unwrap();
+        if pause.is_some() {
+            // The pause passes without waiting (the clock jumps when every task waits).
+            tokio::time::pause();
+        }
+        let counted = Arc::new(CountedWrites {
+            tasks: MemoryTaskStore::new(Arc::clone(&clock), 100),
+            puts: AtomicUsize::new(0),
+        });
+        let book = Arc::new(TaskBook::new(
+            Arc::clone(&counted) as Arc<dyn TaskStore>,
+            Arc::new(TaskEvents::memory()),
+            clock,
+            Duration::from_secs(3600),
+            Arc::clone(&hive.gateway.push),
+        ));
+        let id = Uuid::new_v4();
+        let task = Task {
+            id: id.to_string(),
+            context_id: "ctx".into(),
+            ..Task::default()
+        };
+        let mut first = task.clone();
+        first.status.state = TaskState::Submitted;
+        let steps = ScriptSteps::new([
+            conformance::Step {
+                pause: None,
+                event: with_state(&task, TaskState::Working),
+            },
+            conformance::Step {
+                pause,
+                event: with_state(&task, TaskState::Completed),
+            },
+        ]);
+        let mut events = book.subscribe(id);
+        let (created, first_written) = oneshot::channel();
+        let run = Run {
+            entry: Entry {
+                id,
+                owner: "alice".into(),
+                agent_id: Uuid::new_v4(),
+                stored: StoredTask {
+                    task,
+                    seq: 0,
+                    running: true,
+                    upstream: None,
+                },
+            },
+            first: StreamResponse::Task(first),
+            created,
+            steps: Box::new(steps),
+            cancel: book.claim(id).unwrap(),
+            permit: Arc::new(Semaphore::new(1)).acquire_owned().await.unwrap(),
+        };
+        execute(Arc::clone(&book), run, CancellationToken::new()).await;
+        assert!(matches!(
+            first_written.await,
+            Ok(Ok(StreamResponse::Task(_)))
+        ));
+        let mut published = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            published.push(event.seq);
+        }
+        let stored = counted.tasks.get("alice", id).await.unwrap().unwrap();
+        hive.close().await;
+        (counted.puts.load(Ordering::SeqCst), published, stored)
+    }
+
+    #[tokio::test]
+    async fn events_ready_together_are_stored_in_one_write_with_the_first() {
+        let (writes, published, stored) = run(None).await;
+        assert_eq!(writes, 1, "the task, working and completed in one write");
+        assert_eq!(published, [1, 2, 3], "each event published with its number");
+        assert_eq!(stored.document["seq"], 3);
+        assert_eq!(stored.document["running"], false, "the run's end with it");
+        assert_eq!(
+            stored.document["task"]["status"]["state"],
+            "TASK_STATE_COMPLETED"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_that_comes_later_is_a_write_of_its_own_and_is_not_lost() {
+        let (writes, published, stored) = run(Some(Duration::from_secs(5))).await;
+        assert_eq!(
+            writes, 2,
+            "the task with working; then completed, after the pause"
+        );
+        assert_eq!(published, [1, 2, 3]);
+        assert_eq!(stored.document["running"], false);
+        assert_eq!(
+            stored.document["task"]["status"]["state"],
+            "TASK_STATE_COMPLETED"
+        );
+    }
+}
