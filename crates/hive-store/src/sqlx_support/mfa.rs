@@ -2,6 +2,7 @@
 //! Reads go to the writer: a step just used must be seen as used at once.
 
 use super::dialect::{BindValue, Dialect, Pools};
+use super::vault::rows_not_under_key;
 use super::{commit_audited, commit_if, get, rows};
 use crate::{AuditAppend, MfaRepo, StoreError, TotpRow, step_to_stored};
 use async_trait::async_trait;
@@ -203,15 +204,15 @@ impl<D: MfaSql> MfaRepo for SqlMfa<D> {
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<TotpRow>, StoreError> {
-        let mut writer = self.pools.writer.acquire().await.map_err(D::map_error)?;
-        let found = sqlx::query(D::TOTP_NOT_UNDER_KEY)
-            .bind_value(i64::from(key_id))
-            .bind_value(after.map(D::id))
-            .bind_value(i64::from(limit))
-            .fetch_all(D::on(&mut writer))
-            .await
-            .map_err(D::map_error)?;
-        found.iter().map(rows::totp::<D>).collect()
+        rows_not_under_key::<D, _>(
+            &self.pools,
+            D::TOTP_NOT_UNDER_KEY,
+            key_id,
+            after,
+            limit,
+            rows::totp::<D>,
+        )
+        .await
     }
 
     async fn reseal_totp(

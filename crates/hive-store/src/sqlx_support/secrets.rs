@@ -1,6 +1,7 @@
 //! Secrets (values sealed by the vault), on any sqlx dialect: the dialect supplies its SQL.
 
 use super::dialect::{BindValue, Dialect, Pools, keyset_page};
+use super::vault::rows_not_under_key;
 use super::{commit_audited, commit_if, get, rows};
 use crate::{AuditAppend, Cursor, Page, PageRequest, SecretRepo, SecretRow, StoreError};
 use async_trait::async_trait;
@@ -126,16 +127,15 @@ impl<D: SecretSql> SecretRepo for SqlSecrets<D> {
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<SecretRow>, StoreError> {
-        // The writer: the job must see what writers just stored.
-        let mut writer = self.pools.writer.acquire().await.map_err(D::map_error)?;
-        let found = sqlx::query(D::LIST_NOT_UNDER_KEY)
-            .bind_value(i64::from(key_id))
-            .bind_value(after.map(D::id))
-            .bind_value(i64::from(limit))
-            .fetch_all(D::on(&mut writer))
-            .await
-            .map_err(D::map_error)?;
-        found.iter().map(rows::secret::<D>).collect()
+        rows_not_under_key::<D, _>(
+            &self.pools,
+            D::LIST_NOT_UNDER_KEY,
+            key_id,
+            after,
+            limit,
+            rows::secret::<D>,
+        )
+        .await
     }
 
     async fn reseal(

@@ -2,12 +2,36 @@
 //! key is held still while it is retired. Reads go to the writer: a key another connection
 //! just stored must be seen.
 
-use super::dialect::{BindValue, Dialect, DialectConnection, Pools};
+use super::dialect::{BindValue, Dialect, DialectConnection, DialectRow, Pools};
 use super::{commit_audited, commit_if, get};
 use crate::{AuditAppend, StoreError, VaultKeyRepo, VaultKeyRow, count_to_stored};
 use async_trait::async_trait;
 use std::future::Future;
 use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Rows still sealed under a vault key other than `key_id`, after `after` in id order, at most
+/// `limit`, read by `sql` (parameters: key id, after id or null, limit) and mapped by `read`:
+/// the re-sealing jobs' page of work. Read on the writer: the job must see what writers just
+/// stored.
+pub async fn rows_not_under_key<D: Dialect, R>(
+    pools: &Pools<D::Db>,
+    sql: &'static str,
+    key_id: u32,
+    after: Option<Uuid>,
+    limit: u32,
+    read: fn(&DialectRow<D>) -> Result<R, StoreError>,
+) -> Result<Vec<R>, StoreError> {
+    let mut writer = pools.writer.acquire().await.map_err(D::map_error)?;
+    let found = sqlx::query(sql)
+        .bind_value(i64::from(key_id))
+        .bind_value(after.map(D::id))
+        .bind_value(i64::from(limit))
+        .fetch_all(D::on(&mut writer))
+        .await
+        .map_err(D::map_error)?;
+    found.iter().map(read).collect()
+}
 
 /// The statements of [`SqlVaultKeys`] in one dialect; the parameters of each are listed in the
 /// order they are bound.
