@@ -13,6 +13,15 @@ use hive_store::{
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+/// A user made through the store (its creation audited), for checks that need one.
+pub(crate) async fn made_user(store: &dyn Store, email: &str, role: Role) -> UserRow {
+    store
+        .users()
+        .create(&new_user(email, role), note("create").append())
+        .await
+        .unwrap()
+}
+
 fn new_user(email: &str, role: Role) -> NewUser {
     NewUser {
         id: Uuid::now_v7(),
@@ -81,13 +90,7 @@ pub async fn setup_has_exactly_one_winner(store: &dyn Store) {
 
 pub async fn users_round_trip_and_page(store: &dyn Store) {
     let users = store.users();
-    let alice = users
-        .create(
-            &new_user("alice@example.com", Role::Viewer),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
+    let alice = made_user(store, "alice@example.com", Role::Viewer).await;
     assert!(alice.active);
     assert_eq!(alice.created_at, truncate_to_micros(T0));
     assert_eq!(users.get(alice.id).await.unwrap(), Some(alice.clone()));
@@ -107,13 +110,7 @@ pub async fn users_round_trip_and_page(store: &dyn Store) {
         .await;
     assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
 
-    let bob = users
-        .create(
-            &new_user("bob@example.com", Role::Operator),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
+    let bob = made_user(store, "bob@example.com", Role::Operator).await;
     let renamed = users
         .update_profile(
             alice.id,
@@ -156,13 +153,7 @@ pub async fn users_round_trip_and_page(store: &dyn Store) {
     );
 
     for i in 0..5 {
-        users
-            .create(
-                &new_user(&format!("u{i}@example.com"), Role::Viewer),
-                note("create").append(),
-            )
-            .await
-            .unwrap();
+        made_user(store, &format!("u{i}@example.com"), Role::Viewer).await;
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -185,27 +176,9 @@ pub async fn users_round_trip_and_page(store: &dyn Store) {
 
 pub async fn the_last_admin_is_guarded(store: &dyn Store) {
     let users = store.users();
-    let a = users
-        .create(
-            &new_user("a@example.com", Role::Admin),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
-    let b = users
-        .create(
-            &new_user("b@example.com", Role::Admin),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
-    let viewer = users
-        .create(
-            &new_user("v@example.com", Role::Viewer),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
+    let a = made_user(store, "a@example.com", Role::Admin).await;
+    let b = made_user(store, "b@example.com", Role::Admin).await;
+    let viewer = made_user(store, "v@example.com", Role::Viewer).await;
     // Both admins demoted at once: one change wins, the other is refused.
     let demote = AccountChange {
         role: Some(Role::Viewer),
@@ -323,20 +296,8 @@ pub async fn the_last_admin_is_guarded(store: &dyn Store) {
 pub async fn role_password_and_deactivation_end_sessions(store: &dyn Store) {
     let users = store.users();
     let sessions = store.sessions();
-    let admin = users
-        .create(
-            &new_user("root@example.com", Role::Admin),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
-    let user = users
-        .create(
-            &new_user("u@example.com", Role::Operator),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
+    let admin = made_user(store, "root@example.com", Role::Admin).await;
+    let user = made_user(store, "u@example.com", Role::Operator).await;
     let kept = session(&user, "1", T0);
     sessions
         .create(&kept, 48, note("create").append())
@@ -440,13 +401,7 @@ pub async fn role_password_and_deactivation_end_sessions(store: &dyn Store) {
 
 pub async fn login_failures_are_counted_per_day(store: &dyn Store) {
     let users = store.users();
-    let user = users
-        .create(
-            &new_user("f@example.com", Role::Viewer),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
+    let user = made_user(store, "f@example.com", Role::Viewer).await;
     let day = 20_000;
     let at = truncate_to_micros(T0);
     let results = join_all((0..5).map(|_| users.record_login_failure(user.id, day, at))).await;
@@ -480,22 +435,9 @@ pub async fn login_failures_are_counted_per_day(store: &dyn Store) {
 }
 
 pub async fn sessions_are_capped_and_pruned(store: &dyn Store) {
-    let users = store.users();
     let sessions = store.sessions();
-    let user = users
-        .create(
-            &new_user("s@example.com", Role::Viewer),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
-    let other = users
-        .create(
-            &new_user("o@example.com", Role::Viewer),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
+    let user = made_user(store, "s@example.com", Role::Viewer).await;
+    let other = made_user(store, "o@example.com", Role::Viewer).await;
     let mut made = Vec::new();
     for i in 0..4 {
         let row = session(&user, &format!("s{i}"), T0 + Duration::seconds(i));
@@ -602,22 +544,9 @@ pub async fn sessions_are_capped_and_pruned(store: &dyn Store) {
 }
 
 pub async fn api_tokens_round_trip_and_revoke(store: &dyn Store) {
-    let users = store.users();
     let tokens = store.api_tokens();
-    let owner = users
-        .create(
-            &new_user("t@example.com", Role::Operator),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
-    let stranger = users
-        .create(
-            &new_user("x@example.com", Role::Admin),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
+    let owner = made_user(store, "t@example.com", Role::Operator).await;
+    let stranger = made_user(store, "x@example.com", Role::Admin).await;
     let mut made = Vec::new();
     for i in 0..3 {
         let at = truncate_to_micros(T0 + Duration::seconds(i));
@@ -727,15 +656,8 @@ fn invitation(email: &str, role: Role, by: Uuid, seed: &str) -> OneTimeTokenRow 
 }
 
 pub async fn invitations_are_used_once(store: &dyn Store) {
-    let users = store.users();
     let one_time = store.one_time_tokens();
-    let admin = users
-        .create(
-            &new_user("admin@example.com", Role::Admin),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
+    let admin = made_user(store, "admin@example.com", Role::Admin).await;
     let invite = invitation("new@example.com", Role::Operator, admin.id, "i1");
     one_time
         .create(&invite, note("create").append())
@@ -838,13 +760,7 @@ pub async fn password_resets_are_used_once(store: &dyn Store) {
     let users = store.users();
     let sessions = store.sessions();
     let one_time = store.one_time_tokens();
-    let user = users
-        .create(
-            &new_user("r@example.com", Role::Viewer),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
+    let user = made_user(store, "r@example.com", Role::Viewer).await;
     users.record_login_failure(user.id, 1, T0).await.unwrap();
     sessions
         .create(&session(&user, "r1", T0), 48, note("create").append())
@@ -1390,14 +1306,7 @@ pub async fn audit_batches_from_two_replicas_form_one_chain(h: &impl crate::Harn
 }
 
 pub async fn sessions_record_their_second_factor(store: &dyn Store) {
-    let user = store
-        .users()
-        .create(
-            &new_user("mfa-session@example.com", Role::Admin),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
+    let user = made_user(store, "mfa-session@example.com", Role::Admin).await;
     let sessions = store.sessions();
     let first = session(&user, "m1", T0);
     let second = session(&user, "m2", T0);
@@ -1446,14 +1355,7 @@ pub async fn sessions_record_their_second_factor(store: &dyn Store) {
 }
 
 pub async fn live_sessions_page_newest_first(store: &dyn Store) {
-    let user = store
-        .users()
-        .create(
-            &new_user("pages@example.com", Role::Viewer),
-            note("create").append(),
-        )
-        .await
-        .unwrap();
+    let user = made_user(store, "pages@example.com", Role::Viewer).await;
     let sessions = store.sessions();
     let mut live = Vec::new();
     for i in 0..5 {
