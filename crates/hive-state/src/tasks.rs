@@ -549,21 +549,21 @@ impl TaskStore for DbTaskStore {
             .recent
             .as_ref()
             .map(|recent| (recent.discards.load(Ordering::SeqCst), row.clone()));
-        let written = self
-            .writes
-            .submit(row)
-            .await
-            .map_err(|why| StateError::Unavailable(format!("task not written: {why}")))?;
-        match written.map_err(store_error)? {
-            true => {
-                if let (Some(recent), Some((discards, row))) = (&self.recent, kept) {
-                    let mut rows = recent.rows();
-                    if recent.discards.load(Ordering::SeqCst) == discards {
-                        rows.put(row.id, row);
-                    }
-                }
-                Ok(())
+        let written = match self.writes.submit(row).await {
+            Ok(written) => written.map_err(store_error),
+            Err(why) => Err(StateError::Unavailable(format!("task not written: {why}"))),
+        };
+        if let (Some(recent), Some((discards, row))) = (&self.recent, kept) {
+            let mut rows = recent.rows();
+            if matches!(written, Ok(true)) && recent.discards.load(Ordering::SeqCst) == discards {
+                rows.put(row.id, row);
+            } else {
+                // Refused, or not known to be written: the database answers for it.
+                rows.pop(&row.id);
             }
+        }
+        match written? {
+            true => Ok(()),
             false => Err(StateError::Invalid(
                 "this task id belongs to another owner, or was discarded".into(),
             )),
@@ -586,7 +586,7 @@ impl TaskStore for DbTaskStore {
         let row = self
             .store
             .tasks()
-            .get(owner, id, self.clock.now())
+            .get(owner, id, now)
             .await
             .map_err(store_error)?;
         row.map(from_row).transpose()

@@ -409,16 +409,31 @@ async fn a_single_process_reads_its_recent_tasks_from_memory() {
     let db = sqlite(&dir.path().join("hive.db")).await;
     let clock: SharedClock = Arc::new(ManualClock::new(T0));
     let single = hive_state::DbTaskStore::single_process(Arc::clone(&db), clock);
-    let (kept, discarded) = (task("alice", T0), task("alice", T0));
-    single.put(&kept, TTL).await.unwrap();
-    single.put(&discarded, TTL).await.unwrap();
+    let (kept, discarded, contested) = (task("alice", T0), task("alice", T0), task("alice", T0));
+    for task in [&kept, &discarded, &contested] {
+        single.put(task, TTL).await.unwrap();
+    }
     single.discard("alice", discarded.id, TTL).await.unwrap();
     assert_eq!(single.get("alice", discarded.id).await.unwrap(), None);
+    // A write the database refuses leaves nothing in memory to answer for the task.
+    let stolen = TaskRecord {
+        owner: "mallory".into(),
+        ..contested.clone()
+    };
+    assert!(single.put(&stolen, TTL).await.is_err());
+    assert_eq!(
+        single.get("alice", contested.id).await.unwrap(),
+        Some(contested.clone())
+    );
     db.close().await;
     assert_eq!(single.get("mallory", kept.id).await.unwrap(), None);
     assert_eq!(single.get("alice", kept.id).await.unwrap(), Some(kept));
     assert!(
         single.get("alice", discarded.id).await.is_err(),
         "a discarded task is not kept: the closed database is asked"
+    );
+    assert!(
+        single.get("alice", contested.id).await.is_err(),
+        "nor one whose last write was refused"
     );
 }

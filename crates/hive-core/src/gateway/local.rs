@@ -124,11 +124,8 @@ pub(crate) async fn execute(book: Arc<TaskBook>, mut run: Run, shutdown: Cancell
             }
         };
         if ready.is_empty() {
-            // The steps ended before any event: nothing to store with the end.
-            if let Some(end) = end {
-                break end;
-            }
-            continue;
+            // The steps ended before any event (`end` is set): nothing to store with it.
+            break end.unwrap_or(Ending::Done);
         }
         // The last events carry the end of the run with them when the steps are done.
         let done = matches!(end, Some(Ending::Done));
