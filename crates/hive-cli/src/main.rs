@@ -2,6 +2,7 @@
 
 mod admin;
 mod agent;
+mod allocator;
 mod egress;
 mod logging;
 mod mesh;
@@ -21,7 +22,8 @@ use tokio_util::task::TaskTracker;
 /// mimalloc instead of the system's malloc: glibc keeps freed memory in one arena per thread
 /// and hands little of it back, so every blocking thread that once verified a password kept its
 /// 19 MiB Argon2id buffer (a burst of logins left hundreds of MiB behind for good). mimalloc
-/// returns freed memory to the system (docs/operations.md gives the bound a test holds).
+/// returns freed memory to the system (docs/operations.md gives the bound a test holds), sooner
+/// with the options [`allocator::tune`] sets.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -136,6 +138,7 @@ enum ConfigAction {
 }
 
 fn main() -> ExitCode {
+    allocator::tune();
     let cli = Cli::parse();
     // Key tools for operators: they need no configuration (and may run where there is none).
     let command = match cli.command {

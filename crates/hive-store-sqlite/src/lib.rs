@@ -62,10 +62,16 @@ impl SqliteStore {
         let common = SqliteConnectOptions::new()
             .filename(path)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(BUSY_TIMEOUT)
+            // Statement journals (a multi-row write inside a transaction keeps one) and sorts
+            // stay in memory instead of a temporary file created and unlinked per statement.
+            .pragma("temp_store", "memory");
         // WAL is a property of the file: the writer sets it before any reader connects.
+        // A connection to a local file cannot go stale as a network one can: no ping before
+        // each use, which would be a round trip to the connection's worker thread per query.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(BUSY_TIMEOUT)
             .connect_with(
                 common
@@ -78,6 +84,7 @@ impl SqliteStore {
             .map_err(map_error)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
+            .test_before_acquire(false)
             .acquire_timeout(BUSY_TIMEOUT)
             .connect_with(common.read_only(true))
             .await

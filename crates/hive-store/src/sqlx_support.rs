@@ -23,8 +23,8 @@ pub mod usage;
 pub mod vault;
 
 pub use audit::{
-    AUDIT_COLUMNS, append_audit, append_audit_records, audit_unwritable, commit_audited, commit_if,
-    commit_if_audited,
+    AUDIT_COLUMNS, ROWS_PER_INSERT, append_audit, append_audit_records, audit_unwritable,
+    commit_audited, commit_if, commit_if_audited, insert_audit_records, links_after,
 };
 pub use dialect::{
     BindValue, Dialect, DialectConnection, DialectQuery, DialectRow, Pools, PushValue, Reads,

@@ -38,3 +38,39 @@ async fn memory_goes_back_after_a_hundred_concurrent_logins() {
     let (status, _, _) = hive.stop().await;
     assert!(status.success());
 }
+
+/// The allocator's options in the environment the server runs with (its `/proc/<pid>/environ`).
+fn allocator_options(pid: u32) -> Vec<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    environ
+        .split(|byte| *byte == 0)
+        .map(|entry| String::from_utf8_lossy(entry).into_owned())
+        .filter(|entry| entry.starts_with("MIMALLOC_"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_server_runs_with_the_allocator_tuned_unless_the_operator_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let hive = HiveProcess::start(dir.path(), &[]).await;
+    let mut options = allocator_options(hive.pid());
+    options.sort();
+    assert_eq!(
+        options,
+        ["MIMALLOC_ARENA_EAGER_COMMIT=0", "MIMALLOC_PURGE_DELAY=50"],
+        "the server started itself again with the options set, under the same pid"
+    );
+    let (status, _, _) = hive.stop().await;
+    assert!(status.success());
+
+    let chosen = [("MIMALLOC_PURGE_DELAY", "1000")];
+    let hive = HiveProcess::start(dir.path(), &chosen).await;
+    let mut options = allocator_options(hive.pid());
+    options.sort();
+    assert_eq!(
+        options,
+        ["MIMALLOC_ARENA_EAGER_COMMIT=0", "MIMALLOC_PURGE_DELAY=1000"]
+    );
+    let (status, _, _) = hive.stop().await;
+    assert!(status.success());
+}

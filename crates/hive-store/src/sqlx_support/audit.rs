@@ -14,7 +14,7 @@ macro_rules! audit_columns {
 }
 
 /// Records in one `INSERT` (12 parameters each: far below every driver's limit).
-const ROWS_PER_INSERT: usize = 256;
+pub const ROWS_PER_INSERT: usize = 256;
 
 /// [`audit_columns!`] as a constant.
 pub const AUDIT_COLUMNS: &str = audit_columns!();
@@ -51,7 +51,7 @@ pub async fn append_audit_records<D: Dialect>(
     D::hold_audit_chain(connection)
         .await
         .map_err(audit_unwritable::<D>)?;
-    let mut last: Option<(i64, String)> = match sqlx::query(
+    let end = match sqlx::query(
         "SELECT seq, hash FROM audit_events WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
     )
     .fetch_optional(D::on(connection))
@@ -64,16 +64,35 @@ pub async fn append_audit_records<D: Dialect>(
         )),
         None => None,
     };
-    let links: Vec<ChainLink> = records
+    let links = links_after(end, records, hasher);
+    insert_audit_records::<D>(connection, records, &links).await?;
+    Ok(links)
+}
+
+/// The links `records` get when appended in order after `end` (the chain's last seq and hash).
+pub fn links_after(
+    mut end: Option<(i64, String)>,
+    records: &[AuditRecord],
+    hasher: &dyn ChainHasher,
+) -> Vec<ChainLink> {
+    records
         .iter()
         .map(|record| {
-            let link = next_link(last.take(), record, hasher);
-            last = Some((link.seq, link.hash.clone()));
+            let link = next_link(end.take(), record, hasher);
+            end = Some((link.seq, link.hash.clone()));
             link
         })
-        .collect();
-    // Multi-row inserts: each statement is a round trip to the connection (on SQLite, to its
-    // worker thread), so a batch takes a few statements rather than one per record.
+        .collect()
+}
+
+/// Inserts `records` with their `links`. Multi-row inserts: each statement is a round trip to
+/// the connection (on SQLite, to its worker thread), so a batch of up to [`ROWS_PER_INSERT`]
+/// records is one statement.
+pub async fn insert_audit_records<D: Dialect>(
+    connection: &mut DialectConnection<D>,
+    records: &[AuditRecord],
+    links: &[ChainLink],
+) -> Result<(), StoreError> {
     for (records, links) in records
         .chunks(ROWS_PER_INSERT)
         .zip(links.chunks(ROWS_PER_INSERT))
@@ -115,7 +134,7 @@ pub async fn append_audit_records<D: Dialect>(
             .await
             .map_err(audit_unwritable::<D>)?;
     }
-    Ok(links)
+    Ok(())
 }
 
 /// Appends `audit` and commits the transaction.

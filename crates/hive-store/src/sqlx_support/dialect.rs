@@ -113,6 +113,10 @@ pub trait Dialect: Send + Sync + 'static {
         + Writes<Self::Time>
         + Writes<Option<Self::Time>>;
 
+    /// Every write to the database goes through this process's one writer connection (SQLite,
+    /// which one process holds at a time): what this process last wrote is the database's state.
+    const SINGLE_WRITER: bool;
+
     /// Runs queries on a connection (`&mut` the driver's connection).
     type On<'c>: Executor<'c, Database = Self::Db>;
 

@@ -43,9 +43,7 @@ impl<D: Dialect> SqlRepositories<D> {
             tasks: SqlTasks {
                 pools: pools.clone(),
             },
-            identity: SqlIdentity {
-                pools: pools.clone(),
-            },
+            identity: SqlIdentity::new(pools),
             vault_keys: SqlVaultKeys {
                 pools: pools.clone(),
             },

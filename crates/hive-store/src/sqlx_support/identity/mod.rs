@@ -9,7 +9,8 @@ mod users;
 
 use super::dialect::{BindValue, Dialect, DialectConnection, Pools, PushValue, keyset_page};
 use super::{
-    append_audit_records, audit_unwritable, commit_audited, commit_if, commit_if_audited, get, rows,
+    ROWS_PER_INSERT, append_audit_records, audit_unwritable, commit_audited, commit_if,
+    commit_if_audited, get, insert_audit_records, links_after, rows,
 };
 use crate::{
     AccountChange, ApiTokenRepo, ApiTokenRow, AuditAppend, AuditCheckpoint, AuditFilter,
@@ -179,6 +180,18 @@ pub trait IdentitySql: UserSql + SessionSql {
 
 pub struct SqlIdentity<D: Dialect> {
     pub pools: Pools<D::Db>,
+    /// The audit chain's end after this process's last batch, for a single writer's next batch
+    /// (see [`AuditRepo::append_batch`]); `None` until known or after a failure.
+    pub chain_end: std::sync::Mutex<Option<(i64, String)>>,
+}
+
+impl<D: Dialect> SqlIdentity<D> {
+    pub fn new(pools: &Pools<D::Db>) -> Self {
+        Self {
+            pools: pools.clone(),
+            chain_end: std::sync::Mutex::new(None),
+        }
+    }
 }
 
 /// Ends `user_id`'s sessions but `except`; how many ended.
