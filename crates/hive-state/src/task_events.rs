@@ -19,8 +19,11 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Events one subscriber may fall behind by before it is told it lagged.
-const CAPACITY: usize = 256;
+/// Events one subscriber may fall behind by before it is told it lagged (and re-reads the
+/// stored task instead). Every slot is allocated with the task's channel, that is with every
+/// task: 32 keep that small (256 cost about 25 KiB a task) and are plenty for readers that
+/// forward events as they come.
+const CAPACITY: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -127,10 +127,9 @@ impl<D: TaskSql> TaskRepo for SqlTasks<D> {
         tasks: &[TaskRow],
         now: OffsetDateTime,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = D::begin(&self.pools).await?;
-        let mut done = Vec::with_capacity(tasks.len());
         // A statement per run of distinct ids (an id twice in one statement is refused by
         // PostgreSQL and would blur whose write applied): usually one for the whole batch.
+        let mut runs = Vec::new();
         let mut start = 0;
         while start < tasks.len() {
             let mut seen = HashSet::new();
@@ -139,12 +138,25 @@ impl<D: TaskSql> TaskRepo for SqlTasks<D> {
                 .take(ROWS_PER_UPSERT)
                 .take_while(|task| seen.insert(task.id))
                 .count();
-            let run = &tasks[start..start + run];
-            let applied = upsert_many::<D>(&mut tx, run, now).await?;
-            done.extend(run.iter().map(|task| applied.contains(&task.id)));
-            start += run.len();
+            runs.push(&tasks[start..start + run]);
+            start += run;
         }
-        tx.commit().await.map_err(D::map_error)?;
+        let mut done = Vec::with_capacity(tasks.len());
+        let mut record = |run: &[TaskRow], applied: HashSet<Uuid>| {
+            done.extend(run.iter().map(|task| applied.contains(&task.id)));
+        };
+        if let [run] = runs[..] {
+            // One statement is all or nothing on its own: no transaction to begin and commit
+            // (two round trips fewer to the writer).
+            let mut writer = self.pools.writer.acquire().await.map_err(D::map_error)?;
+            record(run, upsert_many::<D>(&mut writer, run, now).await?);
+        } else {
+            let mut tx = D::begin(&self.pools).await?;
+            for run in runs {
+                record(run, upsert_many::<D>(&mut tx, run, now).await?);
+            }
+            tx.commit().await.map_err(D::map_error)?;
+        }
         Ok(done)
     }
 
