@@ -150,6 +150,9 @@ impl std::fmt::Debug for TaskEvents {
 }
 
 impl TaskEvents {
+    /// Events a subscriber may fall behind by before it is told it lagged.
+    pub const CAPACITY: usize = CAPACITY;
+
     pub fn memory() -> Self {
         Self {
             subscribers: Arc::default(),

@@ -195,6 +195,9 @@ async fn redis_tasks_carry_their_ttl() {
     assert_eq!(left, 0);
 }
 
+/// As many events as a subscriber that reads none of them keeps.
+const KEPT: u64 = hive_state::TaskEvents::CAPACITY as u64;
+
 fn event(task_id: Uuid, seq: u64) -> hive_state::TaskEvent {
     hive_state::TaskEvent {
         task_id,
@@ -228,19 +231,36 @@ async fn every_subscriber_sees_a_tasks_events_in_order_in_memory() {
     let (task, other) = (Uuid::now_v7(), Uuid::now_v7());
     let receivers: Vec<_> = (0..3).map(|_| events.subscribe(task)).collect();
     let mut unrelated = events.subscribe(other);
-    for seq in 1..=100 {
+    for seq in 1..=KEPT {
         events.publish(event(task, seq)).await.unwrap();
     }
     for receiver in receivers {
         assert_eq!(
-            receive_all(receiver, 100).await,
-            (1..=100).collect::<Vec<_>>()
+            receive_all(receiver, KEPT).await,
+            (1..=KEPT).collect::<Vec<_>>()
         );
     }
     assert!(
         unrelated.try_recv().is_err(),
         "other tasks' subscribers get nothing"
     );
+}
+
+/// A subscriber that falls further behind than the channel keeps is told so (and the gateway
+/// then reads the stored task again), rather than missing events without knowing.
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_is_told_it_lagged() {
+    let events = hive_state::TaskEvents::memory();
+    let task = Uuid::now_v7();
+    let mut behind = events.subscribe(task);
+    for seq in 1..=KEPT + 1 {
+        events.publish(event(task, seq)).await.unwrap();
+    }
+    assert!(matches!(
+        behind.recv().await,
+        Err(tokio::sync::broadcast::error::RecvError::Lagged(1))
+    ));
+    assert_eq!(behind.recv().await.unwrap().seq, 2, "the oldest one was dropped");
 }
 
 #[tokio::test]
@@ -255,13 +275,13 @@ async fn a_tasks_events_reach_subscribers_on_another_replica_in_order() {
     let task = Uuid::now_v7();
     let on_a = replica_a.subscribe(task);
     let on_b = [replica_b.subscribe(task), replica_b.subscribe(task)];
-    for seq in 1..=100 {
+    for seq in 1..=KEPT {
         replica_a.publish(event(task, seq)).await.unwrap();
     }
-    let expected: Vec<u64> = (1..=100).collect();
-    assert_eq!(receive_all(on_a, 100).await, expected);
+    let expected: Vec<u64> = (1..=KEPT).collect();
+    assert_eq!(receive_all(on_a, KEPT).await, expected);
     for receiver in on_b {
-        assert_eq!(receive_all(receiver, 100).await, expected);
+        assert_eq!(receive_all(receiver, KEPT).await, expected);
     }
     replica_a.close();
     replica_b.close();
@@ -281,13 +301,13 @@ async fn a_local_subscriber_gets_each_event_once_on_redis() {
     there.ready().await;
     let task = Uuid::now_v7();
     let local = here.subscribe(task);
-    for seq in 1..=50 {
+    for seq in 1..KEPT {
         here.publish(event(task, seq)).await.unwrap();
     }
     // Redis ran those publications before this one, and sends this process their copies
     // before this one's: when it arrives, any copy of this process's own events has too.
-    there.publish(event(task, 51)).await.unwrap();
-    assert_eq!(receive_all(local, 51).await, (1..=51).collect::<Vec<_>>());
+    there.publish(event(task, KEPT)).await.unwrap();
+    assert_eq!(receive_all(local, KEPT).await, (1..=KEPT).collect::<Vec<_>>());
     here.close();
     there.close();
 }

@@ -1271,6 +1271,32 @@ pub async fn audit_batches_commit_in_order_or_not_at_all(store: &dyn Store) {
     assert_one_chain(store, 7).await;
 }
 
+/// A change audited in its own transaction moves the chain's end between two batches: the next
+/// batch continues after the change's record (a writer that remembers the end it wrote must
+/// notice it moved), and the chain stays one.
+pub async fn audit_batches_continue_after_a_change_audited_on_its_own(store: &dyn Store) {
+    let audit = store.audit();
+    for round in 0..3 {
+        audit
+            .append_batch(&numbered(round * 10..round * 10 + 4), &PoisonHasher)
+            .await
+            .unwrap();
+    }
+    made_user(store, "between@example.com", Role::Viewer).await;
+    let after = audit
+        .append_batch(&numbered(40..43), &PoisonHasher)
+        .await
+        .unwrap();
+    assert_eq!(after[0].seq, 14, "after twelve batched records and the change's");
+    let change = audit.chain_after(12, 1).await.unwrap();
+    assert_eq!(change[0].action, "create");
+    assert_eq!(
+        Some(after[0].prev_hash.clone()),
+        change[0].link.as_ref().map(|link| link.hash.clone())
+    );
+    assert_one_chain(store, 16).await;
+}
+
 /// Concurrent batches from two handles on one database (two replicas; one handle twice where
 /// the backend admits one process, as SQLite does) interleave as whole batches into one
 /// chain: the chain is held once per batch, and each batch's records are consecutive.

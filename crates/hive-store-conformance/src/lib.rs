@@ -112,6 +112,7 @@ macro_rules! conformance_suite {
             audit_records_page_newest_first,
             audit_appends_form_one_chain_under_concurrency,
             audit_batches_commit_in_order_or_not_at_all,
+            audit_batches_continue_after_a_change_audited_on_its_own,
             audit_filters_match_and_pages_neither_skip_nor_repeat,
             audit_retention_cuts_the_chain_at_a_signed_checkpoint,
             vault_keys_are_unique_by_id,
