@@ -260,7 +260,11 @@ async fn a_subscriber_that_falls_behind_is_told_it_lagged() {
         behind.recv().await,
         Err(tokio::sync::broadcast::error::RecvError::Lagged(1))
     ));
-    assert_eq!(behind.recv().await.unwrap().seq, 2, "the oldest one was dropped");
+    assert_eq!(
+        behind.recv().await.unwrap().seq,
+        2,
+        "the oldest one was dropped"
+    );
 }
 
 #[tokio::test]
@@ -307,7 +311,10 @@ async fn a_local_subscriber_gets_each_event_once_on_redis() {
     // Redis ran those publications before this one, and sends this process their copies
     // before this one's: when it arrives, any copy of this process's own events has too.
     there.publish(event(task, KEPT)).await.unwrap();
-    assert_eq!(receive_all(local, KEPT).await, (1..=KEPT).collect::<Vec<_>>());
+    assert_eq!(
+        receive_all(local, KEPT).await,
+        (1..=KEPT).collect::<Vec<_>>()
+    );
     here.close();
     there.close();
 }

@@ -1287,7 +1287,10 @@ pub async fn audit_batches_continue_after_a_change_audited_on_its_own(store: &dy
         .append_batch(&numbered(40..43), &PoisonHasher)
         .await
         .unwrap();
-    assert_eq!(after[0].seq, 14, "after twelve batched records and the change's");
+    assert_eq!(
+        after[0].seq, 14,
+        "after twelve batched records and the change's"
+    );
     let change = audit.chain_after(12, 1).await.unwrap();
     assert_eq!(change[0].action, "create");
     assert_eq!(
