@@ -53,6 +53,11 @@ pub(crate) struct Entry {
     pub owner: String,
     pub agent_id: Uuid,
     pub stored: StoredTask,
+    /// The call creating this task attached a push-notification config to it. A new task's
+    /// first write is announced to push configs only then: before that write nobody else
+    /// knows the task's id, so no other config can exist (and the lookup, a database read,
+    /// is saved for every task created without one).
+    pub push_on_create: bool,
 }
 
 /// What a stream forwards: an event, or the error that ends it.
@@ -235,6 +240,7 @@ impl TaskBook {
             owner: record.owner,
             agent_id,
             stored,
+            push_on_create: false,
         })
     }
 
@@ -277,12 +283,14 @@ impl TaskBook {
         for (seq, event) in (first_seq..).zip(&events) {
             self.publish(entry.id, seq, event).await;
         }
-        if events.iter().any(|event| {
-            matches!(
-                event,
-                StreamResponse::Task(_) | StreamResponse::StatusUpdate(_)
-            )
-        }) {
+        if (!creating || entry.push_on_create)
+            && events.iter().any(|event| {
+                matches!(
+                    event,
+                    StreamResponse::Task(_) | StreamResponse::StatusUpdate(_)
+                )
+            })
+        {
             self.push.notify(&entry.owner, &entry.stored.task);
         }
         Ok(events)

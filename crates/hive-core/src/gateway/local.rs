@@ -300,6 +300,7 @@ mod tests {
                 id,
                 owner: "alice".into(),
                 agent_id: Uuid::new_v4(),
+                push_on_create: false,
                 stored: StoredTask {
                     task,
                     seq: 0,

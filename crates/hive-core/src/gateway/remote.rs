@@ -268,9 +268,10 @@ impl super::Gateway {
         {
             metadata.remove(super::SKILL_METADATA_KEY);
         }
-        if let Err(error) = self.attach_push(&ctx.owner, id, &outgoing).await {
-            return failed(error);
-        }
+        let push_on_create = match self.attach_push(&ctx.owner, id, &outgoing).await {
+            Ok(attached) => attached,
+            Err(error) => return failed(error),
+        };
         // Push notifications are Hive's to send, not the upstream agent's.
         if let Some(configuration) = &mut outgoing.configuration {
             configuration.task_push_notification_config = None;
@@ -285,6 +286,7 @@ impl super::Gateway {
                 id,
                 owner: ctx.owner.clone(),
                 agent_id: agent.id,
+                push_on_create,
                 stored: StoredTask {
                     task: Task {
                         id: ids.task_id.clone(),

@@ -187,6 +187,7 @@ impl Gateway {
                             id: task_id,
                             owner: owner.to_owned(),
                             agent_id: agent.id,
+                            push_on_create: false,
                             stored: StoredTask {
                                 task: Task::default(),
                                 seq: 0,
@@ -251,6 +252,7 @@ impl Gateway {
                     id,
                     owner: owner.to_owned(),
                     agent_id: agent.id,
+                    push_on_create: false,
                     stored: StoredTask {
                         task: Task {
                             id: id.to_string(),
@@ -341,9 +343,12 @@ impl Gateway {
         let Some(cancel) = self.book.claim(entry.id) else {
             return failed(still_working());
         };
-        if let Err(error) = self.attach_push(owner, entry.id, send).await {
-            self.book.release(entry.id);
-            return failed(error);
+        match self.attach_push(owner, entry.id, send).await {
+            Ok(attached) => entry.push_on_create = attached,
+            Err(error) => {
+                self.book.release(entry.id);
+                return failed(error);
+            }
         }
         entry.stored.running = true;
         let events = self.book.subscribe(entry.id);
@@ -398,24 +403,24 @@ impl Gateway {
     }
 
     /// The push-notification config a message asked for, set on its new task before the task
-    /// starts, so its first notification is not missed.
+    /// starts, so its first notification is not missed; whether there was one.
     pub(super) async fn attach_push(
         &self,
         owner: &str,
         task_id: Uuid,
         send: &SendMessageRequest,
-    ) -> Result<(), RpcError> {
+    ) -> Result<bool, RpcError> {
         let Some(config) = send
             .configuration
             .as_ref()
             .and_then(|configuration| configuration.task_push_notification_config.clone())
         else {
-            return Ok(());
+            return Ok(false);
         };
         self.push
             .create(owner, task_id, config)
             .await
-            .map(|_| ())
+            .map(|_| true)
             .map_err(push_error)
     }
 }
