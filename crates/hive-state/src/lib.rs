@@ -31,5 +31,7 @@ pub use limiter::{
 pub use redis_client::RedisClient;
 pub use replay::{MemoryReplayCache, RedisReplayCache, ReplayCache};
 pub use task_events::{TaskEvent, TaskEvents};
-pub use tasks::{DbTaskStore, MemoryTaskStore, RedisTaskStore, TaskRecord, TaskStore};
+pub use tasks::{
+    DbTaskStore, MemoryTaskStore, RedisTaskStore, TaskDocument, TaskRecord, TaskStore,
+};
 pub use wan::{CarrierCounts, CarrierSettings, Published, WanCarrier};

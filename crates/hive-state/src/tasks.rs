@@ -27,8 +27,40 @@ pub struct TaskRecord {
     /// When the status last changed (the order of listings).
     #[serde(with = "time::serde::rfc3339")]
     pub status_time: OffsetDateTime,
-    pub document: serde_json::Value,
+    pub document: TaskDocument,
 }
+
+/// A task's document as JSON text, kept as the gateway wrote it: the store passes it through
+/// without building a tree of it (a read parses it once, into the gateway's own type).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskDocument(Box<serde_json::value::RawValue>);
+
+impl TaskDocument {
+    /// `value` serialised. Fails only for a value serde_json cannot write (a map with keys
+    /// that are not strings).
+    pub fn of<T: Serialize>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// `text` if it is one JSON value.
+    pub fn parse(text: String) -> Result<Self, serde_json::Error> {
+        serde_json::value::RawValue::from_string(text).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+}
+
+// Two documents are equal when their text is: the store gives back what it was given.
+impl PartialEq for TaskDocument {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for TaskDocument {}
 
 #[async_trait]
 pub trait TaskStore: Send + Sync + std::fmt::Debug {
@@ -520,7 +552,7 @@ fn from_row(row: TaskRow) -> Result<TaskRecord, StateError> {
         agent_id: row.agent_id,
         context_id: row.context_id,
         status_time: row.status_time,
-        document: serde_json::from_str(&row.document)
+        document: TaskDocument::parse(row.document)
             .map_err(|_| StateError::Invalid("a stored task does not parse".into()))?,
     })
 }
@@ -542,7 +574,7 @@ impl TaskStore for DbTaskStore {
             agent_id: task.agent_id.clone(),
             context_id: task.context_id.clone(),
             status_time: task.status_time,
-            document: task.document.to_string(),
+            document: task.document.as_str().to_owned(),
             expires_at: expiry(now, ttl),
         };
         let kept = self

@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use hive_proto::{ManualClock, SharedClock};
-use hive_state::{MemoryTaskStore, RedisClient, RedisTaskStore, StateError, TaskRecord, TaskStore};
+use hive_state::{
+    MemoryTaskStore, RedisClient, RedisTaskStore, StateError, TaskDocument, TaskRecord, TaskStore,
+};
 use hive_store::PageRequest;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +62,8 @@ fn task(owner: &str, at: OffsetDateTime) -> TaskRecord {
         agent_id: "agent-1".into(),
         context_id: "ctx-1".into(),
         status_time: at,
-        document: serde_json::json!({"status": {"state": "TASK_STATE_WORKING"}}),
+        document: TaskDocument::of(&serde_json::json!({"status": {"state": "TASK_STATE_WORKING"}}))
+            .unwrap(),
     }
 }
 
@@ -403,7 +406,8 @@ async fn a_refused_database_write_does_not_fail_the_others_of_its_batch() {
         .find(|(backend, _)| *backend == "db")
         .unwrap();
     let mut oversized = task("alice", T0);
-    oversized.document = serde_json::json!({ "text": "x".repeat(4_194_305) });
+    oversized.document =
+        TaskDocument::of(&serde_json::json!({ "text": "x".repeat(4_194_305) })).unwrap();
     let writes: Vec<_> = (0..20)
         .map(|n| {
             let db = Arc::clone(&db);

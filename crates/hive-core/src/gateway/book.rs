@@ -13,7 +13,7 @@ use hive_a2a::error::{ErrorCode, RpcError};
 use hive_a2a::state_machine;
 use hive_a2a::v1::{StreamResponse, Task, TaskState};
 use hive_proto::SharedClock;
-use hive_state::{StateError, TaskEvent, TaskEvents, TaskRecord, TaskStore};
+use hive_state::{StateError, TaskDocument, TaskEvent, TaskEvents, TaskRecord, TaskStore};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -208,7 +208,7 @@ impl TaskBook {
     }
 
     pub async fn save(&self, entry: &Entry) -> Result<(), Refused> {
-        let document = serde_json::to_value(&entry.stored).map_err(|error| {
+        let document = TaskDocument::of(&entry.stored).map_err(|error| {
             self.failures
                 .corrupt("encode", entry.id, &json_position(&error))
         })?;
@@ -227,10 +227,11 @@ impl TaskBook {
     }
 
     fn entry_of(&self, record: TaskRecord) -> Result<Entry, Refused> {
-        let stored: StoredTask = serde_json::from_value(record.document).map_err(|error| {
-            self.failures
-                .corrupt("decode", record.id, &json_position(&error))
-        })?;
+        let stored: StoredTask =
+            serde_json::from_str(record.document.as_str()).map_err(|error| {
+                self.failures
+                    .corrupt("decode", record.id, &json_position(&error))
+            })?;
         let agent_id = Uuid::parse_str(&record.agent_id).map_err(|_| {
             self.failures
                 .corrupt("agent id", record.id, "the agent id is not a UUID")
