@@ -311,6 +311,86 @@ mod tests {
         }
     }
 
+    /// A hash that depends on all it chains (enough to tell links apart; not a keyed HMAC).
+    struct PlainHasher;
+
+    impl hive_store::ChainHasher for PlainHasher {
+        fn hash(&self, seq: i64, prev_hash: &str, record: &hive_store::AuditRecord) -> String {
+            use std::hash::{Hash, Hasher};
+            let mut digest = std::collections::hash_map::DefaultHasher::new();
+            (seq, prev_hash, record.id, &record.detail).hash(&mut digest);
+            format!("{:064x}", digest.finish())
+        }
+    }
+
+    fn records(count: usize) -> Vec<hive_store::AuditRecord> {
+        (0..count)
+            .map(|n| hive_store::AuditRecord {
+                id: uuid::Uuid::now_v7(),
+                at: time::OffsetDateTime::UNIX_EPOCH,
+                actor: "system".to_owned(),
+                action: "test.append".to_owned(),
+                target: None,
+                outcome: hive_store::AuditOutcome::Success,
+                ip: None,
+                request_id: None,
+                detail: format!("{{\"n\":{n}}}"),
+                link: None,
+            })
+            .collect()
+    }
+
+    fn remembered(store: &SqliteStore) -> Option<(i64, String)> {
+        store
+            .repositories
+            .identity
+            .chain_end
+            .lock()
+            .unwrap()
+            .clone()
+    }
+
+    /// The single writer remembers the chain's end it wrote and continues from it without
+    /// reading it; an end that moved behind its back is caught by the chain triggers and the
+    /// batch is written again after a fresh read.
+    #[tokio::test]
+    async fn a_single_writer_continues_the_end_it_remembers_and_recovers_a_stale_one() {
+        use hive_store::AuditRepo;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("hive.db"), 2)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let audit = &store.repositories.identity;
+        assert_eq!(remembered(&store), None, "unknown until a batch is written");
+        let first = audit.append_batch(&records(3), &PlainHasher).await.unwrap();
+        assert_eq!(remembered(&store), Some((3, first[2].hash.clone())));
+
+        // A stale end (as after a change audited in its own transaction): refused by the
+        // triggers, then written after the real end.
+        *store.repositories.identity.chain_end.lock().unwrap() = Some((1, first[0].hash.clone()));
+        let second = audit.append_batch(&records(2), &PlainHasher).await.unwrap();
+        assert_eq!(
+            (second[0].seq, second[0].prev_hash.as_str()),
+            (4, first[2].hash.as_str())
+        );
+        assert_eq!(remembered(&store), Some((5, second[1].hash.clone())));
+
+        // Without the triggers, a remembered end is taken as it is, unread: the batch follows a
+        // made-up hash, which only the fast path would do.
+        sqlx::raw_sql("DROP TRIGGER audit_events_continue_the_chain")
+            .execute(store.writer_pool())
+            .await
+            .unwrap();
+        let made_up = "f".repeat(64);
+        *store.repositories.identity.chain_end.lock().unwrap() = Some((5, made_up.clone()));
+        let third = audit.append_batch(&records(1), &PlainHasher).await.unwrap();
+        assert_eq!(
+            (third[0].seq, third[0].prev_hash.as_str()),
+            (6, made_up.as_str())
+        );
+    }
+
     #[test]
     fn the_lock_file_sits_next_to_the_database() {
         assert_eq!(
