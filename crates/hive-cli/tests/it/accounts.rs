@@ -18,6 +18,21 @@ pub async fn create_admin(path: &std::path::Path, email: &str) -> String {
     created.1
 }
 
+/// `hive token create` for `email`: the token it prints (once, on purpose: not a canary of the
+/// leak check). Every scope when `scope` is `None`.
+pub async fn create_token(
+    path: &std::path::Path,
+    email: &str,
+    name: &str,
+    scope: Option<&str>,
+) -> String {
+    let mut arguments = vec!["token", "create", "--user", email, "--name", name];
+    arguments.extend(scope.iter().flat_map(|scope| ["--scope", *scope]));
+    let made = run_to_exit(path, &arguments, &[]).await;
+    assert!(made.0.success(), "{made:?}");
+    made.1.trim().to_owned()
+}
+
 #[tokio::test]
 async fn the_account_commands_make_a_working_admin_token_and_invitation() {
     let dir = tempfile::tempdir().unwrap();
@@ -39,23 +54,7 @@ async fn the_account_commands_make_a_working_admin_token_and_invitation() {
     assert!(!again.0.success());
     assert!(again.2.contains("already complete"), "{}", again.2);
 
-    let token_out = run_to_exit(
-        path,
-        &[
-            "token",
-            "create",
-            "--user",
-            "root@example.com",
-            "--name",
-            "ci",
-            "--scope",
-            "read",
-        ],
-        &[],
-    )
-    .await;
-    assert!(token_out.0.success(), "{token_out:?}");
-    let token = token_out.1.trim().to_owned();
+    let token = create_token(path, "root@example.com", "ci", Some("read")).await;
     assert!(token.starts_with("hive_"), "{token}");
 
     let invite = run_to_exit(

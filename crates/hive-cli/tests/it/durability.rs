@@ -1,7 +1,7 @@
 //! What the embedded shape keeps when the process ends: A2A tasks across a restart, and the
 //! audit record of every call it answered across a `kill -9` in the middle of a load.
 
-use crate::accounts::create_admin;
+use crate::accounts::{create_admin, create_token};
 use crate::process::{HiveProcess, client, poll_until, run_to_exit};
 use std::collections::HashSet;
 use std::path::Path;
@@ -14,22 +14,7 @@ const LIMITS: [(&str, &str); 1] = [("HIVE_RATE_LIMITS", "a2a=1000000/1s,api=1000
 /// An admin, an `execute` token of theirs, and their conformance agent `tck`, started.
 async fn admin_token_and_agent(path: &Path) -> String {
     create_admin(path, "root@example.com").await;
-    let token = run_to_exit(
-        path,
-        &[
-            "token",
-            "create",
-            "--user",
-            "root@example.com",
-            "--name",
-            "load",
-            "--scope",
-            "execute",
-        ],
-        &[],
-    )
-    .await;
-    assert!(token.0.success(), "{token:?}");
+    let token = create_token(path, "root@example.com", "load", Some("execute")).await;
     let created = run_to_exit(
         path,
         &[
@@ -50,7 +35,7 @@ async fn admin_token_and_agent(path: &Path) -> String {
     assert!(created.0.success(), "{created:?}");
     let started = run_to_exit(path, &["agent", "start", "tck"], &[]).await;
     assert!(started.0.success(), "{started:?}");
-    token.1.trim().to_owned()
+    token
 }
 
 /// One JSON-RPC call to the instance endpoint; the HTTP status and the answer.

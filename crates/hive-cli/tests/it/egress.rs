@@ -77,22 +77,7 @@ async fn egress_check_honours_the_admins_stored_allowlist() {
     assert!(!path.join("hive-data").exists(), "a check creates nothing");
 
     crate::accounts::create_admin(path, "root@example.com").await;
-    let made = run_to_exit(
-        path,
-        &[
-            "token",
-            "create",
-            "--user",
-            "root@example.com",
-            "--name",
-            "ops",
-        ],
-        &[],
-    )
-    .await;
-    assert!(made.0.success(), "{made:?}");
-    // Printed once by `token create` on purpose, so not a canary of the leak check.
-    let token = made.1.trim().to_owned();
+    let token = crate::accounts::create_token(path, "root@example.com", "ops", None).await;
 
     let hive = HiveProcess::start(path, &[]).await;
     let changed = client()
