@@ -595,39 +595,65 @@ pub enum Outcome {
 
 /// The `result` member for `outcome` as `version` writes it.
 pub fn encode_outcome(outcome: &Outcome, version: Version) -> Result<Value, RpcError> {
-    fn to<T: Serialize>(value: T) -> Result<Value, RpcError> {
-        serde_json::to_value(value).map_err(|_| ErrorCode::InternalError.error())
-    }
-    let outcome = outcome.clone();
-    if version == Version::V1_0 {
-        return match outcome {
-            Outcome::SendMessage(r) => to(r),
-            Outcome::Task(r) => to(r),
-            Outcome::ListTasks(r) => to(r),
-            Outcome::PushConfig(r) => to(r),
-            Outcome::ListPushConfigs(r) => to(r),
-            Outcome::Deleted => Ok(json!({})),
-            Outcome::AgentCard(r) => to(r),
-            Outcome::Event(r) => to(r),
-        };
-    }
-    match outcome {
-        Outcome::SendMessage(r) => to(v03::SendMessageResult::from(r)),
-        Outcome::Task(r) => to(v03::Task::from(r)),
-        Outcome::ListTasks(r) => to(r),
-        Outcome::PushConfig(r) => to(v03::TaskPushNotificationConfig::from(r)),
-        Outcome::ListPushConfigs(r) => to(Vec::<v03::TaskPushNotificationConfig>::from(r)),
-        Outcome::Deleted => Ok(Value::Null),
-        Outcome::AgentCard(r) => to(v03::AgentCard::from(*r)),
-        Outcome::Event(r) => to(v03::StreamEvent::from(r)),
-    }
+    serde_json::to_value(Written { outcome, version }).map_err(|_| ErrorCode::InternalError.error())
 }
 
-/// A success response body.
+/// A success response body, written straight from `outcome`: no copy of a 1.0 result and no
+/// intermediate JSON tree (a `GetTask` answer is the largest part of the call's own work).
 pub fn encode_result(id: &Id, outcome: &Outcome, version: Version) -> Result<Vec<u8>, RpcError> {
-    let result = encode_outcome(outcome, version)?;
-    serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "result": result}))
-        .map_err(|_| ErrorCode::InternalError.error())
+    #[derive(Serialize)]
+    struct Envelope<'a> {
+        jsonrpc: &'static str,
+        id: &'a Id,
+        result: Written<'a>,
+    }
+    serde_json::to_vec(&Envelope {
+        jsonrpc: "2.0",
+        id,
+        result: Written { outcome, version },
+    })
+    .map_err(|_| ErrorCode::InternalError.error())
+}
+
+/// An outcome serialised in `version`'s form. A 1.0 result is written from the borrowed value;
+/// a 0.3 result is converted from a copy first.
+struct Written<'a> {
+    outcome: &'a Outcome,
+    version: Version,
+}
+
+impl Serialize for Written<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match (self.version, self.outcome) {
+            (Version::V1_0, Outcome::SendMessage(r)) => r.serialize(serializer),
+            (Version::V1_0, Outcome::Task(r)) => r.serialize(serializer),
+            (_, Outcome::ListTasks(r)) => r.serialize(serializer),
+            (Version::V1_0, Outcome::PushConfig(r)) => r.serialize(serializer),
+            (Version::V1_0, Outcome::ListPushConfigs(r)) => r.serialize(serializer),
+            (Version::V1_0, Outcome::Deleted) => {
+                serde_json::Map::<String, Value>::new().serialize(serializer)
+            }
+            (Version::V1_0, Outcome::AgentCard(r)) => r.serialize(serializer),
+            (Version::V1_0, Outcome::Event(r)) => r.serialize(serializer),
+            (Version::V0_3, Outcome::SendMessage(r)) => {
+                v03::SendMessageResult::from(r.clone()).serialize(serializer)
+            }
+            (Version::V0_3, Outcome::Task(r)) => v03::Task::from(r.clone()).serialize(serializer),
+            (Version::V0_3, Outcome::PushConfig(r)) => {
+                v03::TaskPushNotificationConfig::from(r.clone()).serialize(serializer)
+            }
+            (Version::V0_3, Outcome::ListPushConfigs(r)) => {
+                Vec::<v03::TaskPushNotificationConfig>::from(r.clone()).serialize(serializer)
+            }
+            (Version::V0_3, Outcome::Deleted) => serializer.serialize_unit(),
+            (Version::V0_3, Outcome::AgentCard(r)) => {
+                v03::AgentCard::from(r.as_ref().clone()).serialize(serializer)
+            }
+            (Version::V0_3, Outcome::Event(r)) => {
+                v03::StreamEvent::from(r.clone()).serialize(serializer)
+            }
+        }
+    }
 }
 
 /// An error response body. In 1.0 an A2A error without `data` gets its `ErrorInfo` detail.
