@@ -358,6 +358,33 @@ pub fn credential_name(credential: &Credential) -> &'static str {
     }
 }
 
+/// Passwords longer than this are refused before any hashing (the policy allows 128
+/// characters, at most 512 bytes).
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+pub fn check_password_size(password: &str) -> Result<(), ApiError> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::new(
+            hive_proto::ErrorCode::ValidationFailed,
+            "the password is too long",
+        ));
+    }
+    Ok(())
+}
+
+/// Longer input is refused before any lookup (a recovery code has 64 characters).
+const MAX_CODE_BYTES: usize = 128;
+
+pub fn check_code_size(code: &str) -> Result<(), ApiError> {
+    if code.len() > MAX_CODE_BYTES {
+        return Err(ApiError::new(
+            hive_proto::ErrorCode::ValidationFailed,
+            "a code has 6 digits (or, for a recovery code, 64 characters)",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,13 @@ impl AppState {
     }
 }
 
+impl Shared {
+    /// The one origin a browser's write may come from: that of `AUTH_URL`.
+    pub fn allowed_origin(&self) -> &HeaderValue {
+        &self.pipeline.allowed_origin
+    }
+}
+
 /// Pipeline values computed once from the configuration, not per request.
 #[derive(Debug)]
 pub(crate) struct PipelineSettings {

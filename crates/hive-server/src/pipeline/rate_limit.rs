@@ -23,7 +23,10 @@ const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 fn area_policy(path: &str) -> Option<&'static str> {
     if path == "/api/health" {
         Some("health")
-    } else if path.starts_with("/api/v1/") {
+    } else if path.starts_with("/api/v1/")
+        || !(path.starts_with("/api/") || path.starts_with("/.well-known/"))
+    {
+        // The dashboard's pages and assets count against the same budget as the API.
         Some("api")
     } else {
         None

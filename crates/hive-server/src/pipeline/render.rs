@@ -30,8 +30,10 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let error = response.extensions_mut().remove::<ApiError>().or_else(|| {
         let status = response.status();
-        ((status.is_client_error() || status.is_server_error()) && !is_json(&response))
-            .then(|| ApiError::of(ErrorCode::for_status(status.as_u16())))
+        ((status.is_client_error() || status.is_server_error())
+            && !is_json(&response)
+            && !is_html(&response))
+        .then(|| ApiError::of(ErrorCode::for_status(status.as_u16())))
     });
     match (error, held) {
         (Some(error), Some(held)) => {
@@ -321,6 +323,15 @@ fn is_json(response: &Response) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// A page's error, already written for a person (the dashboard's).
+fn is_html(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
 }
 
 fn with_error_body(

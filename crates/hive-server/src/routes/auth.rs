@@ -1,7 +1,7 @@
 //! Setup, login and sessions, the caller's own account, API tokens, invitations and resets.
 
 use super::views::{page_request, session_view, token_view, user_view};
-use crate::auth::{Authenticated, Meta, credential_name, session_cookie};
+use crate::auth::{Authenticated, Meta, check_password_size, credential_name, session_cookie};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::AppState;
@@ -19,20 +19,6 @@ use hive_proto::auth::{
 };
 use http::{HeaderMap, StatusCode, header};
 use uuid::Uuid;
-
-/// Passwords longer than this are refused before any hashing (the policy allows 128
-/// characters, at most 512 bytes).
-const MAX_PASSWORD_BYTES: usize = 1024;
-
-fn check_password_size(password: &str) -> Result<(), ApiError> {
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Err(ApiError::new(
-            ErrorCode::ValidationFailed,
-            "the password is too long",
-        ));
-    }
-    Ok(())
-}
 
 /// The caller's own account; the internal token has none.
 fn own_account(caller: &hive_core::kernel::caller::Caller) -> Result<Uuid, ApiError> {

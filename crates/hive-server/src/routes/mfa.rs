@@ -1,7 +1,7 @@
 //! Second factors: the caller's TOTP and recovery codes, the verification of a session, and an
 //! admin's reset of a user's factors.
 
-use crate::auth::{Authenticated, Meta};
+use crate::auth::{Authenticated, Meta, check_code_size};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::AppState;
@@ -13,19 +13,6 @@ use hive_proto::mfa::{
 };
 use http::StatusCode;
 use uuid::Uuid;
-
-/// Longer input is refused before any lookup (a recovery code has 64 characters).
-const MAX_CODE_BYTES: usize = 128;
-
-fn check_code_size(code: &str) -> Result<(), ApiError> {
-    if code.len() > MAX_CODE_BYTES {
-        return Err(ApiError::new(
-            hive_proto::ErrorCode::ValidationFailed,
-            "a code has 6 digits (or, for a recovery code, 64 characters)",
-        ));
-    }
-    Ok(())
-}
 
 fn codes_view(codes: &[RecoveryCode]) -> RecoveryCodesView {
     RecoveryCodesView {

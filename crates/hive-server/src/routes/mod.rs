@@ -45,14 +45,18 @@ pub struct RouteEntry {
     pub owned: bool,
 }
 
-struct Route {
+/// A route with its rule and handler, ready to [`mount`]; the dashboard declares its pages
+/// with the same builder, so they pass the same rules, limits and audit.
+pub struct Route {
     entry: RouteEntry,
     handler: MethodRouter<AppState>,
     /// A JSON-RPC route that federated peers and the public tier may call too.
     mesh: bool,
 }
 
-fn route<H, T>(
+/// A route: `access` is its minimum (checked by [`authorize`]), `rate_limit` a policy of its
+/// own on top of its area's.
+pub fn route<H, T>(
     method: Method,
     path: &'static str,
     access: Access,
@@ -82,26 +86,31 @@ where
 }
 
 impl Route {
+    /// What the route table says of the route.
+    pub fn entry(&self) -> &RouteEntry {
+        &self.entry
+    }
+
     /// Marks the route as acting on an object of its caller's (see [`RouteEntry::owned`]).
-    fn owned(mut self) -> Self {
+    pub fn owned(mut self) -> Self {
         self.entry.owned = true;
         self
     }
 
     /// Lets a session that still has to pass its second factor call the route.
-    fn before_second_factor(mut self) -> Self {
+    pub fn before_second_factor(mut self) -> Self {
         self.entry.rule.during.second_factor = true;
         self
     }
 
     /// Lets a session that must enroll a second factor first (the MFA policy) call the route.
-    fn before_enrollment(mut self) -> Self {
+    pub fn before_enrollment(mut self) -> Self {
         self.entry.rule.during.enrollment = true;
         self
     }
 
     /// The token scope the route needs, instead of the one its method implies.
-    fn scope(mut self, scope: TokenScope) -> Self {
+    pub fn scope(mut self, scope: TokenScope) -> Self {
         self.entry.rule.scope = Some(scope);
         self
     }
@@ -113,7 +122,7 @@ impl Route {
     }
 
     /// Both: the routes every session may call (log out, who am I).
-    fn any_stage(self) -> Self {
+    pub fn any_stage(self) -> Self {
         self.before_second_factor().before_enrollment()
     }
 }
@@ -257,12 +266,17 @@ async fn route_rate_limit(
 }
 
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
+    mount(state, routes_declared()).fallback(|| async { ApiError::of(ErrorCode::NotFound) })
+}
+
+/// `routes` on a router, each behind its rule, its own limit and its session stage.
+pub fn mount(state: &AppState, routes: Vec<Route>) -> Router<AppState> {
     let mut router = Router::new();
     for Route {
         entry,
         handler,
         mesh: mesh_entry,
-    } in routes_declared()
+    } in routes
     {
         let mut handler =
             handler.route_layer(from_fn_with_state((state.clone(), entry.rule), authorize));
@@ -282,5 +296,5 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         }
         router = router.route(entry.path, handler);
     }
-    router.fallback(|| async { ApiError::of(ErrorCode::NotFound) })
+    router
 }
