@@ -295,7 +295,8 @@ async fn serve(config: Config) -> Result<(), String> {
     );
 
     let state = hive_server::AppState::new(Arc::clone(&hive), shutdown.clone());
-    let served = hive_server::serve(state, listener).await;
+    let app = hive_web::app(state.clone());
+    let served = hive_server::serve_app(state, app, listener).await;
     shutdown.cancel();
     tracker.close();
     tracker.wait().await;

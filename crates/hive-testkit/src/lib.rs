@@ -415,7 +415,9 @@ impl TestServer {
         hive.start_jobs(&tracker, shutdown.clone());
         hive.start_presence(&tracker, shutdown.clone());
         let state = AppState::new(Arc::clone(&hive), shutdown.clone());
-        let app = hive_server::router_with(state.clone(), extra_routes);
+        // The dashboard's pages too, as `hive serve` mounts them.
+        let pages = hive_web::routes(&state).merge(extra_routes);
+        let app = hive_server::router_with(state.clone(), pages);
         let server = tokio::spawn(hive_server::serve_app(state, app, listener));
         Self {
             client: TestClient::new(&base_url),

@@ -5,6 +5,7 @@ mod accounts;
 mod agents;
 mod config_check;
 mod connections;
+mod dashboard;
 mod durability;
 mod egress;
 mod keys;

@@ -115,6 +115,34 @@ async fn call(server: &TestServer, caller: &Caller, method: &Method, path: &str)
     response.status().as_u16()
 }
 
+/// A page request as the caller's browser sends it (a form post from Hive's own origin): its
+/// status, and whether it was sent to the sign-in page.
+async fn page_call(
+    server: &TestServer,
+    caller: &Caller,
+    method: &Method,
+    path: &str,
+) -> (u16, bool) {
+    let mut request = server
+        .client
+        .request(method.clone(), path)
+        .header("origin", &server.origin);
+    if let Some(browser) = &caller.browser {
+        request = request.header("cookie", &browser.cookie);
+    }
+    if *method == Method::POST {
+        request = request
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("");
+    }
+    let response = request.send().await.unwrap();
+    let to_sign_in = response.status() == 303
+        && response.headers()["location"]
+            .to_str()
+            .is_ok_and(|to| to.starts_with("/login"));
+    (response.status().as_u16(), to_sign_in)
+}
+
 /// Signs a caller in again when a route (logout) ended its session; `true` when it had to
 /// (the check itself was then a refused, audited request).
 async fn keep_signed_in(server: &TestServer, caller: &mut Caller) -> bool {
@@ -296,6 +324,56 @@ async fn every_route_answers_every_caller_by_its_rule() {
                 }
                 if status == 401 || status == 403 {
                     refusals += 1;
+                }
+                if keep_signed_in(&server, caller).await {
+                    refusals += 1;
+                }
+            }
+        }
+
+        // The dashboard's pages by the same rules: a browser without a session is sent to sign
+        // in (the refusal recorded), a role below the page's minimum gets 403.
+        let pages = hive_web::page_table();
+        assert!(
+            pages.iter().any(|page| page.path == "/"),
+            "the table lists the pages"
+        );
+        for entry in &pages {
+            assert!(
+                seen.insert((entry.method.clone(), entry.path), ())
+                    .is_none(),
+                "{} {} twice",
+                entry.method,
+                entry.path
+            );
+            let path = entry.path.replace("{*file}", "app.css");
+            for caller in &mut callers {
+                let (status, to_sign_in) = page_call(&server, caller, &entry.method, &path).await;
+                let what = format!(
+                    "page {} {} as {} on {backend:?}",
+                    entry.method, entry.path, caller.name
+                );
+                match (entry.rule.access, caller.role) {
+                    (Access::Public, _) => assert!(
+                        status != 401 && status != 403 && status < 500,
+                        "{what}: {status}"
+                    ),
+                    (Access::AtLeast(_), None) => {
+                        assert!(to_sign_in, "{what}: {status}");
+                        refusals += 1;
+                    }
+                    (Access::AtLeast(minimum), Some(role)) if role < minimum => {
+                        assert_eq!(status, 403, "{what}");
+                        refusals += 1;
+                    }
+                    // Signing out leads to the sign-in page too, as its answer.
+                    (Access::AtLeast(_), Some(_)) => assert!(
+                        (!to_sign_in || entry.path == "/logout")
+                            && status != 401
+                            && status != 403
+                            && status < 500,
+                        "{what}: {status}"
+                    ),
                 }
                 if keep_signed_in(&server, caller).await {
                     refusals += 1;

@@ -18,6 +18,7 @@ mod identity;
 mod interop;
 mod mfa;
 mod oidc;
+mod pages;
 mod passkeys;
 mod pipeline;
 mod public_tier;

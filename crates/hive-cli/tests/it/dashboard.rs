@@ -1,0 +1,85 @@
+//! The dashboard in a real browser: `hive serve` as an operator starts it, and Debian's
+//! Chromium driven by Playwright through the pages from the printed setup link
+//! (`crates/hive-web/tests/browser/dashboard.mjs` says what it checks). `.ci/run` installs
+//! Chromium and the script's packages; without them this test fails under CI and is skipped
+//! elsewhere, saying why.
+
+use crate::process::HiveProcess;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const BROWSER: &str = "/usr/bin/chromium";
+
+fn browser_tests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../hive-web/tests/browser")
+}
+
+/// What is missing to run the browser test, if anything.
+fn missing() -> Option<String> {
+    if !Path::new(BROWSER).exists() {
+        return Some(format!("{BROWSER} (apt-get install chromium)"));
+    }
+    if !browser_tests()
+        .join("node_modules/playwright-core")
+        .is_dir()
+    {
+        return Some(
+            "the browser test's packages (npm ci in crates/hive-web/tests/browser)".into(),
+        );
+    }
+    None
+}
+
+#[tokio::test]
+async fn the_dashboard_works_in_a_real_browser() {
+    if let Some(missing) = missing() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the browser test needs {missing}"
+        );
+        eprintln!("skipped: the browser test needs {missing}");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // No AUTH_URL: the public URL a newcomer gets, from the listening address.
+    let listen = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    // Admins must enroll a second factor: the wizard walks through it.
+    let hive = HiveProcess::start(
+        dir.path(),
+        &[("HIVE_LISTEN", &listen), ("HIVE_MFA_REQUIRED", "admins")],
+    )
+    .await;
+    let stderr = hive.stderr();
+    let link = stderr
+        .split_whitespace()
+        .find(|word| word.contains("/setup#token="))
+        .unwrap_or_else(|| panic!("no setup link printed:\n{stderr}"))
+        .to_owned();
+    let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard");
+    let run = tokio::process::Command::new("node")
+        .arg("dashboard.mjs")
+        .arg(&link)
+        .arg(&screenshots)
+        .current_dir(browser_tests())
+        .env("HIVE_BROWSER", BROWSER)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("the browser test ended within four minutes")
+        .expect("node runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "the browser test failed:\n{said}");
+    assert!(said.contains("every check passed"), "{said}");
+    let (status, _, stderr) = hive.stop().await;
+    assert!(status.success(), "{stderr}");
+}

@@ -1,0 +1,149 @@
+//! The dashboard's pages over HTTP (the browser test drives them in Chromium): forms only from
+//! Hive's origin, refusals written for a person, sign-in that never sends a browser elsewhere,
+//! and the page routes in the access matrix ([`crate::access_matrix`]).
+
+use crate::support::*;
+use hive_testkit::{TestServer, backends};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::Value;
+
+fn location(response: &Response) -> &str {
+    response.headers()["location"].to_str().unwrap()
+}
+
+fn content_type(response: &Response) -> &str {
+    response.headers()["content-type"].to_str().unwrap()
+}
+
+/// A form post as a browser on `origin` (or none) sends it.
+async fn post_form(
+    server: &TestServer,
+    path: &str,
+    origin: Option<&str>,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> Response {
+    let mut request = server
+        .client
+        .request(Method::POST, path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded(form));
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    request.send().await.unwrap()
+}
+
+fn serde_urlencoded(form: &[(&str, &str)]) -> String {
+    form.iter()
+        .map(|(name, value)| {
+            format!(
+                "{}={}",
+                name,
+                percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[tokio::test]
+async fn forms_from_another_origin_are_refused_audited_and_change_nothing() {
+    for backend in backends() {
+        let server = identity_builder(backend, &[]).start().await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let credentials = [("email", ADMIN_EMAIL), ("password", PASSWORD)];
+        let elsewhere = "http://127.0.0.1:1";
+        for origin in [Some(elsewhere), Some("null"), None] {
+            let signed_in = post_form(&server, "/login", origin, None, &credentials).await;
+            assert_eq!(signed_in.status(), 403, "sign-in from {origin:?}");
+            assert!(signed_in.headers().get("set-cookie").is_none());
+            assert!(content_type(&signed_in).starts_with("text/html"));
+            let out = post_form(&server, "/logout", origin, Some(&admin.cookie), &[]).await;
+            assert_eq!(out.status(), 403, "sign-out from {origin:?}");
+        }
+        assert_eq!(admin.me(&server).await.status(), 200, "still signed in");
+        // The sign-ins refused by the pages' guard, the sign-outs (with a session cookie) already
+        // by the pipeline's check of cookie writes.
+        let refused = records_of(&server, "auth.cookie_origin").await;
+        let with = |reason: &str| refused.iter().filter(|r| r.detail.contains(reason)).count();
+        assert_eq!(with("cross_origin_form"), 3, "{refused:?}");
+        assert_eq!(with("cross_origin_cookie_write"), 3, "{refused:?}");
+
+        // From Hive's own origin the same form signs in, and the session goes on to the home page.
+        let own = Some(server.origin.as_str());
+        let signed_in = post_form(&server, "/login", own, None, &credentials).await;
+        assert_eq!(signed_in.status(), 303);
+        assert_eq!(location(&signed_in), "/login?next=%2F");
+        assert!(signed_in.headers().get("set-cookie").is_some());
+        server.stop().await.0.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sign_in_sends_a_browser_only_to_paths_of_this_site() {
+    let server = identity_builder(hive_testkit::TestBackend::Sqlite, &[])
+        .start()
+        .await;
+    setup_admin(&server).await;
+    let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+    for (next, to) in [
+        ("/account/second-factor", "/account/second-factor"),
+        ("//evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("\t/evil", "/"),
+    ] {
+        let encoded =
+            percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC);
+        let response = admin
+            .request(&server, Method::GET, &format!("/login?next={encoded}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "{next}");
+        assert_eq!(location(&response), to, "{next}");
+    }
+    server.stop().await.0.unwrap();
+}
+
+#[tokio::test]
+async fn refusals_are_pages_and_a_page_without_a_session_leads_to_sign_in() {
+    let server = identity_builder(hive_testkit::TestBackend::Sqlite, &[])
+        .start()
+        .await;
+    setup_admin(&server).await;
+    let away = server.client.get("/account/second-factor").await;
+    assert_eq!(away.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&away), "/login?next=%2Faccount%2Fsecond-factor");
+
+    // A malformed form: a page that says so, not the API's JSON.
+    let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+    let bad = post_form(
+        &server,
+        "/login/verify",
+        Some(&server.origin),
+        Some(&admin.cookie),
+        &[("no-such-field", "1")],
+    )
+    .await;
+    assert!(bad.status().is_client_error(), "{}", bad.status());
+    assert!(content_type(&bad).starts_with("text/html"));
+    let body = bad.text().await.unwrap();
+    assert!(body.contains("The request was not understood"), "{body}");
+    assert!(serde_json::from_str::<Value>(&body).is_err());
+
+    // Pages carry the strict policy, and a referrer policy that keeps the forms' origin.
+    let page = server.client.get("/login").await;
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+    assert_eq!(page.headers()["referrer-policy"], "same-origin");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    server.stop().await.0.unwrap();
+}

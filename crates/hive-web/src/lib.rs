@@ -1,0 +1,63 @@
+//! The dashboard: server-rendered pages for what Hive does, mounted behind the server's
+//! pipeline.
+//!
+//! Each page is a route of the same kind as the API's, declared with the server's route
+//! builder (its access rule, its own rate limit, the session stages it admits), and calls the
+//! same core services with the caller the pipeline authenticated: access rules, limits and
+//! audit records apply unchanged. Templates (askama) and assets (rust-embed) are compiled into
+//! the binary; the pages' own script is small and only does what a form cannot.
+
+mod assets;
+mod home;
+mod page;
+mod setup;
+mod sign_in;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use hive_proto::Role;
+use hive_server::auth::Access;
+use hive_server::{AppState, Route, RouteEntry, route};
+use http::Method;
+
+const PUBLIC: Access = Access::Public;
+const VIEWER: Access = Access::AtLeast(Role::Viewer);
+
+// One line a page: the table reads as a table.
+#[rustfmt::skip]
+fn pages() -> Vec<Route> {
+    use Method as M;
+    vec![
+        route(M::GET, "/assets/{*file}", PUBLIC, None, assets::serve),
+        // Setup and sign-in: public, under the same limits as the API's.
+        route(M::GET, "/setup", PUBLIC, None, setup::form),
+        route(M::POST, "/setup", PUBLIC, Some("setup"), setup::submit),
+        route(M::GET, "/login", PUBLIC, None, sign_in::form).any_stage(),
+        route(M::POST, "/login", PUBLIC, Some("login"), sign_in::submit),
+        route(M::GET, "/login/verify", VIEWER, None, sign_in::verify_form).before_second_factor(),
+        route(M::POST, "/login/verify", VIEWER, Some("login"), sign_in::verify).before_second_factor(),
+        route(M::POST, "/logout", VIEWER, None, sign_in::logout).any_stage(),
+        // The caller's second factor: enrollment is open to a session the policy holds back.
+        route(M::GET, "/account/second-factor", VIEWER, None, setup::second_factor).before_enrollment(),
+        route(M::POST, "/account/second-factor/totp", VIEWER, None, setup::start_totp).before_enrollment(),
+        route(M::POST, "/account/second-factor/totp/confirm", VIEWER, Some("login"), setup::confirm_totp).before_enrollment(),
+        route(M::GET, "/", VIEWER, None, home::page),
+    ]
+}
+
+/// Every page and asset with its rule (for the access-matrix test and the docs).
+pub fn page_table() -> Vec<RouteEntry> {
+    pages().iter().map(|page| page.entry().clone()).collect()
+}
+
+/// The pages behind their rules, with refusals written for a person and every form checked
+/// for the Hive origin.
+pub fn routes(state: &AppState) -> Router<AppState> {
+    hive_server::mount(state, pages()).route_layer(from_fn_with_state(state.clone(), page::guard))
+}
+
+/// Hive's whole application: the API and the dashboard behind one pipeline.
+pub fn app(state: AppState) -> Router {
+    let pages = routes(&state);
+    hive_server::router_with(state, pages)
+}

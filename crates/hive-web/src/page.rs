@@ -1,0 +1,222 @@
+//! What every page shares: the frame around it, rendering, redirects, and the guard that
+//! checks forms and turns refusals into pages a person reads.
+
+use askama::Template;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use hive_core::kernel::audit::{AuditAction, AuditEvent, Principal};
+use hive_core::kernel::caller::Caller;
+use hive_proto::Role;
+use hive_server::auth::request_meta;
+use hive_server::{ApiError, AppState};
+use http::{HeaderValue, Method, StatusCode, header};
+
+/// The frame's facts about the person looking: who is signed in, and what the menu shows.
+#[derive(Debug, Default)]
+pub struct Chrome {
+    /// The signed-in user's name; `None` on the sign-in and setup pages.
+    pub user: Option<String>,
+    pub operator: bool,
+}
+
+impl Chrome {
+    pub fn anonymous() -> Self {
+        Self::default()
+    }
+
+    pub fn of(caller: &Caller) -> Self {
+        Self {
+            user: Some(
+                caller
+                    .user
+                    .as_ref()
+                    .map_or_else(|| "Hive".to_owned(), |user| user.display_name.clone()),
+            ),
+            operator: caller.role >= Role::Operator,
+        }
+    }
+}
+
+/// A page, with `Cache-Control: no-store` (pages show one person's data).
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (
+            status,
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+            html,
+        )
+            .into_response(),
+        Err(_) => problem(StatusCode::INTERNAL_SERVER_ERROR, None),
+    }
+}
+
+/// `303 See Other`: where a form's answer sends the browser next.
+pub fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// `next` if it is a path on this site, else the home page: a link can never send a person
+/// who signs in to another site.
+pub fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && !path.chars().any(char::is_control) =>
+        {
+            path
+        }
+        _ => "/",
+    }
+}
+
+/// A refusal of a service as a form shows it: its status and the message written for people.
+pub fn refusal(error: impl Into<ApiError>) -> (StatusCode, String) {
+    let error = error.into();
+    let status =
+        StatusCode::from_u16(error.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, error.message.into_owned())
+}
+
+#[derive(Template)]
+#[template(path = "problem.html")]
+struct ProblemPage<'a> {
+    chrome: Chrome,
+    title: &'a str,
+    heading: &'a str,
+    advice: &'a str,
+}
+
+/// An error page: what went wrong and what to do, in words.
+pub fn problem(status: StatusCode, retry_after: Option<&HeaderValue>) -> Response {
+    let (heading, advice) = match status {
+        StatusCode::FORBIDDEN => (
+            "You cannot open this page",
+            "Your role does not allow it, or the form came from another site. Go back to the home page, or ask an administrator for access.",
+        ),
+        StatusCode::NOT_FOUND => (
+            "Nothing here",
+            "The page or the object it names does not exist, or it is not yours to see.",
+        ),
+        StatusCode::TOO_MANY_REQUESTS => ("Too many attempts", "Wait a little, then try again."),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "That was too large",
+            "Shorten what you entered and send it again.",
+        ),
+        status if status.is_server_error() => (
+            "Hive cannot do this right now",
+            "A service it depends on is not answering. Try again in a moment; if it persists, the operator's logs say why.",
+        ),
+        _ => (
+            "The request was not understood",
+            "Go back, check what you entered, and send it again.",
+        ),
+    };
+    let page = ProblemPage {
+        chrome: Chrome::anonymous(),
+        title: heading,
+        heading,
+        advice,
+    };
+    let mut response = match page.render() {
+        Ok(html) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            )],
+            html,
+        )
+            .into_response(),
+        Err(_) => status.into_response(),
+    };
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, seconds.clone());
+    }
+    response
+}
+
+/// Route layer on every page: a form must come from Hive's own origin (signed in or not, so
+/// no other site can sign a browser in or out), and a refusal made below (the route's rule,
+/// its limit, a bad form) comes back as a page, or as the sign-in page when no one is signed in.
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = checked(&state, request, next).await;
+    // A page's forms need their origin sent: under `no-referrer` (the API's policy) a browser
+    // sends `Origin: null` with a form's POST. `same-origin` still sends nothing elsewhere.
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+async fn checked(state: &AppState, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    if method == Method::POST
+        && request.headers().get(header::ORIGIN) != Some(state.allowed_origin())
+    {
+        let meta = request_meta(request.headers(), request.extensions());
+        let refused = AuditEvent::refused(
+            Principal::Anonymous,
+            AuditAction::AuthCookieOrigin,
+            "cross_origin_form",
+        );
+        state
+            .hive
+            .identity
+            .auditor()
+            .record_refusal(refused, &meta)
+            .await;
+        return problem(StatusCode::FORBIDDEN, None);
+    }
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let written = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || written {
+        return response;
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        let back = if method == Method::GET {
+            path.as_str()
+        } else {
+            "/"
+        };
+        return see_other(&sign_in_link(back));
+    }
+    problem(status, response.headers().get(header::RETRY_AFTER))
+}
+
+/// The sign-in page, coming back to `path` afterwards.
+pub fn sign_in_link(path: &str) -> String {
+    if path == "/" {
+        return "/login".to_owned();
+    }
+    format!("/login?next={}", query_value(path))
+}
+
+/// Characters a query value keeps as they are (RFC 3986's unreserved); all others encoded.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `value` encoded for a query string.
+pub fn query_value(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, QUERY_VALUE).to_string()
+}

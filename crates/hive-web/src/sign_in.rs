@@ -1,0 +1,188 @@
+//! Signing in (password, then the second factor) and out.
+
+use crate::page::{Chrome, local_path, problem, query_value, refusal, render, see_other};
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Form, Query, State};
+use axum::response::{IntoResponse, Response};
+use hive_core::identity::LoginOutcome;
+use hive_core::kernel::caller::{Caller, SessionStage};
+use hive_server::AppState;
+use hive_server::auth::{
+    Authenticated, Meta, check_code_size, check_password_size, session_cookie,
+};
+use http::{StatusCode, header};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Next {
+    next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    chrome: Chrome,
+    title: &'a str,
+    email: &'a str,
+    next: &'a str,
+    error: Option<String>,
+    setup_pending: bool,
+}
+
+/// Where a session goes next: its missing step first, else where it was going.
+pub fn onward(caller: &Caller, next: Option<&str>) -> String {
+    let next = local_path(next);
+    match caller.stage() {
+        SessionStage::SecondFactorRequired => format!("/login/verify?next={}", query_value(next)),
+        SessionStage::EnrollmentRequired => "/account/second-factor".to_owned(),
+        SessionStage::Verified => next.to_owned(),
+    }
+}
+
+pub async fn form(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    Query(query): Query<Next>,
+) -> Response {
+    if let Some(Extension(caller)) = caller {
+        return see_other(&onward(&caller, query.next.as_deref()));
+    }
+    let setup_pending = !state.hive.identity.setup_completed().await.unwrap_or(true);
+    let page = LoginPage {
+        chrome: Chrome::anonymous(),
+        title: "Sign in",
+        email: "",
+        next: local_path(query.next.as_deref()),
+        error: None,
+        setup_pending,
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    next: Option<String>,
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let outcome = match check_password_size(&form.password) {
+        Ok(()) => state
+            .hive
+            .identity
+            .login(&form.email, &form.password, &meta)
+            .await
+            .map_err(refusal),
+        Err(error) => Err(refusal(error)),
+    };
+    let (status, error) = match outcome {
+        Ok(LoginOutcome::LoggedIn(session)) => {
+            let https = state.hive.config.served_over_https();
+            // The sign-in page sends the new session on to its next step.
+            let to = format!(
+                "/login?next={}",
+                query_value(local_path(form.next.as_deref()))
+            );
+            return (
+                [(
+                    header::SET_COOKIE,
+                    session_cookie(https, Some(&session.token)),
+                )],
+                see_other(&to),
+            )
+                .into_response();
+        }
+        Ok(LoginOutcome::Refused) => (
+            StatusCode::UNAUTHORIZED,
+            "The email or the password is wrong.".to_owned(),
+        ),
+        Err(refused) => refused,
+    };
+    let page = LoginPage {
+        chrome: Chrome::anonymous(),
+        title: "Sign in",
+        email: &form.email,
+        next: local_path(form.next.as_deref()),
+        error: Some(error),
+        setup_pending: false,
+    };
+    render(status, &page)
+}
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+struct VerifyPage<'a> {
+    chrome: Chrome,
+    title: &'a str,
+    next: &'a str,
+    error: Option<String>,
+}
+
+pub async fn verify_form(Query(query): Query<Next>) -> Response {
+    let page = VerifyPage {
+        chrome: Chrome::anonymous(),
+        title: "Second factor",
+        next: local_path(query.next.as_deref()),
+        error: None,
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    code: String,
+    next: Option<String>,
+}
+
+pub async fn verify(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let code = form.code.trim();
+    let verified = match check_code_size(code) {
+        Ok(()) => state
+            .hive
+            .mfa
+            .verify(&caller, code, &meta)
+            .await
+            .map_err(refusal),
+        Err(error) => Err(refusal(error)),
+    };
+    match verified {
+        Ok(()) => see_other(local_path(form.next.as_deref())),
+        Err((status, error)) => {
+            let page = VerifyPage {
+                chrome: Chrome::anonymous(),
+                title: "Second factor",
+                next: local_path(form.next.as_deref()),
+                error: Some(error),
+            };
+            render(status, &page)
+        }
+    }
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+) -> Response {
+    if let Err(error) = state.hive.identity.logout(&caller, &meta).await {
+        // The session still stands (its end could not be recorded): say so, keep the cookie.
+        return problem(refusal(error).0, None);
+    }
+    let https = state.hive.config.served_over_https();
+    (
+        [(header::SET_COOKIE, session_cookie(https, None))],
+        see_other("/login"),
+    )
+        .into_response()
+}

@@ -1,0 +1,198 @@
+// Drives Hive's dashboard in Debian's Chromium, as a person would: the setup wizard from the
+// link `hive serve` printed (with TOTP enrollment), signing out and in with password + TOTP,
+// a cross-origin form refused, and on every page an accessibility check (axe-core: no serious
+// or critical violation), no Content-Security-Policy violation, the page's weight, and a
+// screenshot at desktop and phone width.
+//
+// Usage: node dashboard.mjs SETUP_LINK SCREENSHOT_DIR
+//   HIVE_BROWSER   the browser to drive (default /usr/bin/chromium)
+// Exits 0 when every check passed; otherwise prints the failure and exits 1.
+
+import { chromium } from "playwright-core";
+import { createHmac } from "node:crypto";
+import { createRequire } from "node:module";
+import { createServer } from "node:http";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+const [setupLink, screenshots] = process.argv.slice(2);
+if (!setupLink || !screenshots) {
+  console.error("usage: node dashboard.mjs SETUP_LINK SCREENSHOT_DIR");
+  process.exit(2);
+}
+const base = new URL(setupLink).origin;
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const PAGE_WEIGHT_LIMIT = 150 * 1024;
+const PASSWORD = "a long passphrase for the first admin";
+const EMAIL = "ada@example.com";
+mkdirSync(screenshots, { recursive: true });
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+// RFC 6238 (SHA-1, 30-second steps, six digits) from a base32 key: what an authenticator app
+// computes.
+function totp(base32, step) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of base32.replace(/=+$/, "").toUpperCase()) {
+    bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  }
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  const value = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return value.toString().padStart(6, "0");
+}
+const currentStep = () => Math.floor(Date.now() / 30_000);
+
+const cspViolations = [];
+const visited = [];
+
+// The checks every page gets: accessibility, weight, the policy, and screenshots.
+async function inspect(page, name) {
+  await page.waitForLoadState("load");
+  await page.evaluate(axeSource); // DevTools evaluation: the page's CSP rightly forbids injecting it
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const grave = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  check(grave.length === 0, `${name}: accessibility violations: ${grave
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`)
+    .join("; ")}`);
+  const weight = await page.evaluate(() =>
+    performance.getEntriesByType("navigation").concat(performance.getEntriesByType("resource"))
+      .reduce((sum, entry) => sum + (entry.decodedBodySize || 0), 0));
+  check(weight <= PAGE_WEIGHT_LIMIT, `${name}: ${weight} bytes, over ${PAGE_WEIGHT_LIMIT}`);
+  check(cspViolations.length === 0, `${name}: CSP violations: ${cspViolations.join("; ")}`);
+  await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
+  const desktop = page.viewportSize();
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `${name}: wider than a phone by ${overflow} px`);
+  await page.screenshot({ path: join(screenshots, `${name}-phone.png`), fullPage: true });
+  await page.setViewportSize(desktop);
+  visited.push(`${name} (${weight} bytes)`);
+}
+
+async function submit(page, button) {
+  const [response] = await Promise.all([
+    page.waitForNavigation(),
+    page.getByRole("button", { name: button }).click(),
+  ]);
+  return response;
+}
+
+// A page on another origin (another port of the same host: same site, so the session cookie
+// goes along) whose form posts to Hive: the origin check must refuse it.
+async function crossOriginPost(page, action, fields) {
+  const inputs = Object.entries(fields)
+    .map(([name, value]) => `<input type="hidden" name="${name}" value="${value}">`).join("");
+  const server = createServer((_, res) => {
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end(`<!doctype html><title>elsewhere</title><form method="post" action="${base}${action}">${inputs}<button>go</button></form>`);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    await page.goto(`http://127.0.0.1:${server.address().port}/`);
+    const response = await submit(page, "go");
+    return response.status();
+  } finally {
+    server.close();
+  }
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.HIVE_BROWSER || "/usr/bin/chromium",
+  // Chromium's own sandbox needs user namespaces that a root CI container does not give.
+  args: ["--no-sandbox"],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+const page = await context.newPage();
+page.on("console", (message) => {
+  if (message.type() === "error" && /Content Security Policy/i.test(message.text())) {
+    cspViolations.push(message.text());
+  }
+});
+
+try {
+  // The setup wizard, from the printed link: the script takes the token from the fragment
+  // and drops the fragment from the address bar.
+  await page.goto(setupLink);
+  await page.waitForLoadState("load");
+  check(!page.url().includes("#"), `the setup token stayed in the address bar: ${page.url()}`);
+  const token = await page.getByLabel("Setup token").inputValue();
+  check(token.length === 64, "the setup token was not filled in from the link");
+  await inspect(page, "setup");
+  await page.getByLabel("Email").fill(EMAIL);
+  await page.getByLabel("Name").fill("Ada Admin");
+  await page.getByLabel("Password").fill(PASSWORD);
+  await submit(page, "Create the administrator");
+
+  // Admins must have a second factor (HIVE_MFA_REQUIRED=admins): enrollment comes next.
+  check(new URL(page.url()).pathname === "/account/second-factor", `after setup: ${page.url()}`);
+  await inspect(page, "second-factor-required");
+  await submit(page, "Set up an authenticator app");
+  const secret = (await page.locator("#totp-secret").textContent()).trim();
+  check(/^[A-Z2-7]{32}$/.test(secret), "no TOTP key shown");
+  check(await page.locator("img.qr").evaluate((img) => img.complete && img.naturalWidth > 0),
+    "the QR code did not load");
+  await inspect(page, "totp-enrollment");
+  const enrolledStep = currentStep();
+  await page.getByLabel("Code from the app").fill(totp(secret, enrolledStep));
+  await submit(page, "Confirm");
+  const codes = await page.locator("#recovery-codes li").allTextContents();
+  check(codes.length === 10, `${codes.length} recovery codes shown`);
+  await inspect(page, "recovery-codes");
+  await Promise.all([page.waitForNavigation(), page.getByRole("link", { name: "Continue to Hive" }).click()]);
+  check(new URL(page.url()).pathname === "/", `after enrollment: ${page.url()}`);
+  check(await page.getByRole("heading", { name: "Home" }).isVisible(), "no home page");
+  await inspect(page, "home");
+
+  // Forms from another origin are refused, signed in or not, and change nothing.
+  check(await crossOriginPost(page, "/logout", {}) === 403, "a cross-origin sign-out was not refused");
+  check(await crossOriginPost(page, "/login", { email: EMAIL, password: PASSWORD }) === 403,
+    "a cross-origin sign-in was not refused");
+  await page.goto(`${base}/`);
+  check(new URL(page.url()).pathname === "/", "the cross-origin post signed the admin out");
+
+  // Out, then in again with password + TOTP.
+  await submit(page, "Sign out");
+  check(new URL(page.url()).pathname === "/login", `after signing out: ${page.url()}`);
+  await inspect(page, "sign-in");
+  await page.getByLabel("Email").fill(EMAIL);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await submit(page, "Sign in");
+  check(new URL(page.url()).pathname === "/login/verify", `after the password: ${page.url()}`);
+  await inspect(page, "second-factor");
+  // A step's code is accepted once: the app shows the next one when its step begins.
+  while (currentStep() <= enrolledStep) {
+    await page.waitForTimeout(250);
+  }
+  await page.getByLabel("Code").fill(totp(secret, currentStep()));
+  await submit(page, "Verify");
+  check(new URL(page.url()).pathname === "/", `after the second factor: ${page.url()}`);
+
+  // A page that needs a session sends a browser without one to sign in, and back.
+  await context.clearCookies();
+  await page.goto(`${base}/account/second-factor`);
+  check(new URL(page.url()).pathname === "/login", `without a session: ${page.url()}`);
+  check(new URL(page.url()).searchParams.get("next") === "/account/second-factor", "no way back");
+
+  // A wrong password is told, in words (last: a failure delays the account's next attempt).
+  await page.getByLabel("Email").fill(EMAIL);
+  await page.getByLabel("Password").fill("not the password at all");
+  const refused = await submit(page, "Sign in");
+  check(refused.status() === 401, `a wrong password answered ${refused.status()}`);
+  check(await page.getByRole("alert").isVisible(), "a wrong password showed no message");
+  await inspect(page, "sign-in-refused");
+
+  console.log(`dashboard: every check passed on ${visited.length} pages: ${visited.join(", ")}`);
+} catch (error) {
+  await page.screenshot({ path: join(screenshots, "failure.png"), fullPage: true }).catch(() => {});
+  console.error(`dashboard: ${error.message}\n  at ${page.url()}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
