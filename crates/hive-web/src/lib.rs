@@ -12,6 +12,8 @@ mod home;
 mod page;
 mod setup;
 mod sign_in;
+mod tokens;
+mod users;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
@@ -22,6 +24,7 @@ use http::Method;
 
 const PUBLIC: Access = Access::Public;
 const VIEWER: Access = Access::AtLeast(Role::Viewer);
+const ADMIN: Access = Access::AtLeast(Role::Admin);
 
 // One line a page: the table reads as a table.
 #[rustfmt::skip]
@@ -37,11 +40,25 @@ fn pages() -> Vec<Route> {
         route(M::GET, "/login/verify", VIEWER, None, sign_in::verify_form).before_second_factor(),
         route(M::POST, "/login/verify", VIEWER, Some("login"), sign_in::verify).before_second_factor(),
         route(M::POST, "/logout", VIEWER, None, sign_in::logout).any_stage(),
+        // A reset link opens this page; the attempt is counted like a sign-in.
+        route(M::GET, "/reset-password", PUBLIC, None, sign_in::reset_form),
+        route(M::POST, "/reset-password", PUBLIC, Some("login"), sign_in::reset),
         // The caller's second factor: enrollment is open to a session the policy holds back.
         route(M::GET, "/account/second-factor", VIEWER, None, setup::second_factor).before_enrollment(),
         route(M::POST, "/account/second-factor/totp", VIEWER, None, setup::start_totp).before_enrollment(),
         route(M::POST, "/account/second-factor/totp/confirm", VIEWER, Some("login"), setup::confirm_totp).before_enrollment(),
+        // An invitation link opens this page; accepting is counted like a registration.
+        route(M::GET, "/invite", PUBLIC, None, users::invitation),
+        route(M::POST, "/invite", PUBLIC, Some("register"), users::accept),
         route(M::GET, "/", VIEWER, None, home::page),
+        // The caller's own API tokens; creating one needs a recent password check.
+        route(M::GET, "/account/tokens", VIEWER, None, tokens::list),
+        route(M::POST, "/account/tokens", VIEWER, None, tokens::create),
+        route(M::POST, "/account/tokens/{id}/revoke", VIEWER, None, tokens::revoke).owned(),
+        route(M::POST, "/account/reauthenticate", VIEWER, Some("login"), tokens::reauthenticate).before_enrollment(),
+        // Administration.
+        route(M::GET, "/admin/users", ADMIN, None, users::list),
+        route(M::POST, "/admin/users/invite", ADMIN, None, users::invite),
     ]
 }
 

@@ -18,6 +18,7 @@ pub struct Chrome {
     /// The signed-in user's name; `None` on the sign-in and setup pages.
     pub user: Option<String>,
     pub operator: bool,
+    pub admin: bool,
 }
 
 impl Chrome {
@@ -34,6 +35,7 @@ impl Chrome {
                     .map_or_else(|| "Hive".to_owned(), |user| user.display_name.clone()),
             ),
             operator: caller.role >= Role::Operator,
+            admin: caller.role >= Role::Admin,
         }
     }
 }
@@ -55,6 +57,19 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
             .into_response(),
         Err(_) => problem(StatusCode::INTERNAL_SERVER_ERROR, None),
     }
+}
+
+/// A moment as the pages show it: to the minute, in UTC.
+pub fn when(at: time::OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{}-{:02}-{:02} {:02}:{:02} UTC",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute()
+    )
 }
 
 /// `303 See Other`: where a form's answer sends the browser next.

@@ -186,3 +186,56 @@ pub async fn logout(
     )
         .into_response()
 }
+
+#[derive(Template)]
+#[template(path = "reset_password.html")]
+struct ResetPage<'a> {
+    chrome: Chrome,
+    title: &'a str,
+    done: bool,
+    error: Option<String>,
+}
+
+/// The page a reset link opens (`/reset-password#token=…`).
+pub async fn reset_form() -> Response {
+    let page = ResetPage {
+        chrome: Chrome::anonymous(),
+        title: "Choose a new password",
+        done: false,
+        error: None,
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    token: String,
+    password: String,
+}
+
+pub async fn reset(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Form(form): Form<ResetForm>,
+) -> Response {
+    let reset = match check_password_size(&form.password) {
+        Ok(()) => state
+            .hive
+            .identity
+            .reset_password(form.token.trim(), &form.password, &meta)
+            .await
+            .map_err(refusal),
+        Err(error) => Err(refusal(error)),
+    };
+    let (status, done, error) = match reset {
+        Ok(()) => (StatusCode::OK, true, None),
+        Err((status, message)) => (status, false, Some(message)),
+    };
+    let page = ResetPage {
+        chrome: Chrome::anonymous(),
+        title: "Choose a new password",
+        done,
+        error,
+    };
+    render(status, &page)
+}

@@ -346,7 +346,10 @@ async fn every_route_answers_every_caller_by_its_rule() {
                 entry.method,
                 entry.path
             );
-            let path = entry.path.replace("{*file}", "app.css");
+            let path = entry
+                .path
+                .replace("{*file}", "app.css")
+                .replace("{id}", &uuid::Uuid::new_v4().to_string());
             for caller in &mut callers {
                 let (status, to_sign_in) = page_call(&server, caller, &entry.method, &path).await;
                 let what = format!(

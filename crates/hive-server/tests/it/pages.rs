@@ -147,3 +147,89 @@ async fn refusals_are_pages_and_a_page_without_a_session_leads_to_sign_in() {
     assert_eq!(page.headers()["cache-control"], "no-store");
     server.stop().await.0.unwrap();
 }
+
+#[tokio::test]
+async fn a_reset_link_opens_a_page_that_sets_the_new_password() {
+    let server = identity_builder(hive_testkit::TestBackend::Sqlite, &[])
+        .start()
+        .await;
+    setup_admin(&server).await;
+    let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+    let (user, _) = add_user(&server, &admin, "reset@example.com", "viewer").await;
+    let link: Value = admin
+        .send(
+            &server,
+            Method::POST,
+            &format!("/api/v1/users/{}/reset-link", user["id"].as_str().unwrap()),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        link["url"]
+            .as_str()
+            .unwrap()
+            .contains("/reset-password#token=")
+    );
+    let token = link_token(&link);
+    let opened = server.client.get("/reset-password").await;
+    assert_eq!(opened.status(), 200);
+    assert!(
+        opened
+            .text()
+            .await
+            .unwrap()
+            .contains("data-fragment=\"token\"")
+    );
+
+    let new_password = "a brand new passphrase for reset";
+    let own = Some(server.origin.as_str());
+    let wrong = post_form(
+        &server,
+        "/reset-password",
+        own,
+        None,
+        &[("token", "not-a-token"), ("password", new_password)],
+    )
+    .await;
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.text().await.unwrap().contains("role=\"alert\""));
+    let done = post_form(
+        &server,
+        "/reset-password",
+        own,
+        None,
+        &[("token", &token), ("password", new_password)],
+    )
+    .await;
+    assert_eq!(done.status(), 200);
+    assert!(
+        done.text()
+            .await
+            .unwrap()
+            .contains("Your password is changed")
+    );
+    login(&server, "reset@example.com", new_password).await;
+    assert_eq!(
+        try_login(&server, "reset@example.com", PASSWORD)
+            .await
+            .status(),
+        401
+    );
+    // The link was used up.
+    let again = post_form(
+        &server,
+        "/reset-password",
+        own,
+        None,
+        &[
+            ("token", &token),
+            ("password", "yet another long passphrase"),
+        ],
+    )
+    .await;
+    assert_eq!(again.status(), 401);
+    server.stop().await.0.unwrap();
+}

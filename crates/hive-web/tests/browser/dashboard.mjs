@@ -1,6 +1,7 @@
 // Drives Hive's dashboard in Debian's Chromium, as a person would: the setup wizard from the
 // link `hive serve` printed (with TOTP enrollment), signing out and in with password + TOTP,
-// a cross-origin form refused, and on every page an accessibility check (axe-core: no serious
+// an API token created, used and revoked, a viewer invited who signs up and is refused the
+// admin pages, a cross-origin form refused, and on every page an accessibility check (axe-core: no serious
 // or critical violation), no Content-Security-Policy violation, the page's weight, and a
 // screenshot at desktop and phone width.
 //
@@ -12,7 +13,7 @@ import { chromium } from "playwright-core";
 import { createHmac } from "node:crypto";
 import { createRequire } from "node:module";
 import { createServer } from "node:http";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 const [setupLink, screenshots] = process.argv.slice(2);
@@ -25,6 +26,7 @@ const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/
 const PAGE_WEIGHT_LIMIT = 150 * 1024;
 const PASSWORD = "a long passphrase for the first admin";
 const EMAIL = "ada@example.com";
+rmSync(screenshots, { recursive: true, force: true }); // no picture of an earlier run stays
 mkdirSync(screenshots, { recursive: true });
 
 function check(condition, message) {
@@ -109,12 +111,17 @@ const browser = await chromium.launch({
   args: ["--no-sandbox"],
 });
 const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-const page = await context.newPage();
-page.on("console", (message) => {
-  if (message.type() === "error" && /Content Security Policy/i.test(message.text())) {
-    cspViolations.push(message.text());
-  }
-});
+// Every page is watched for what the browser refused under the policy.
+async function watchedPage(browserContext) {
+  const opened = await browserContext.newPage();
+  opened.on("console", (message) => {
+    if (message.type() === "error" && /Content Security Policy/i.test(message.text())) {
+      cspViolations.push(message.text());
+    }
+  });
+  return opened;
+}
+const page = await watchedPage(context);
 
 try {
   // The setup wizard, from the printed link: the script takes the token from the fragment
@@ -173,6 +180,52 @@ try {
   await page.getByLabel("Code").fill(totp(secret, currentStep()));
   await submit(page, "Verify");
   check(new URL(page.url()).pathname === "/", `after the second factor: ${page.url()}`);
+
+  // An API token: created (shown once), used, revoked.
+  await page.getByRole("link", { name: "API tokens" }).click();
+  await page.waitForLoadState("load");
+  await inspect(page, "tokens");
+  await page.getByLabel("Name").fill("ci token");
+  await page.getByLabel("read", { exact: true }).check();
+  await page.getByLabel("execute (call agents)").check();
+  await submit(page, "Create the token");
+  const apiToken = (await page.locator("#new-token").textContent()).trim();
+  check(apiToken.startsWith("hive_"), "no token shown after creating one");
+  await inspect(page, "token-created");
+  const me = (token) => fetch(`${base}/api/v1/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+  check((await me(apiToken)).status === 200, "the new token does not authenticate");
+  await submit(page, "Revoke the token ci token");
+  check((await me(apiToken)).status === 401, "the revoked token still authenticates");
+  check(await page.getByRole("cell", { name: "revoked" }).isVisible(), "the list does not say revoked");
+
+  // An invitation: the admin makes it, the invited viewer opens it in their own browser.
+  await page.getByRole("link", { name: "Users" }).click();
+  await page.waitForLoadState("load");
+  await inspect(page, "users");
+  await page.getByLabel("Email").fill("vic@example.com");
+  await page.getByLabel("Role").selectOption("viewer");
+  await submit(page, "Create the invitation");
+  const invitation = (await page.locator("#invitation-link").textContent()).trim();
+  check(invitation.includes("/invite#token="), `no invitation link: ${invitation}`);
+  await inspect(page, "invitation-created");
+  const other = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const guest = await watchedPage(other);
+  await guest.goto(invitation);
+  await guest.waitForLoadState("load");
+  check(!guest.url().includes("#"), "the invitation token stayed in the address bar");
+  await inspect(guest, "invitation");
+  await guest.getByLabel("Name").fill("Vic Viewer");
+  await guest.getByLabel("Password").fill("the viewer's own long passphrase");
+  await submit(guest, "Create my account");
+  check(new URL(guest.url()).pathname === "/", `after accepting: ${guest.url()}`);
+  check(await guest.locator("header").getByText("Vic Viewer").isVisible(), "the viewer is not signed in");
+  check(await guest.getByRole("link", { name: "Users" }).count() === 0, "a viewer's menu shows Users");
+  await inspect(guest, "home-viewer");
+  const forbidden = await guest.goto(`${base}/admin/users`);
+  check(forbidden.status() === 403, `a viewer opened /admin/users: ${forbidden.status()}`);
+  check(await guest.getByRole("heading", { name: "You cannot open this page" }).isVisible(),
+    "the refusal is not a page");
+  await other.close();
 
   // A page that needs a session sends a browser without one to sign in, and back.
   await context.clearCookies();
