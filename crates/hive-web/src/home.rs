@@ -1,5 +1,6 @@
 //! The home page: the agents and their states, and what needs the operator's attention.
 
+use crate::agents::AgentLine;
 use crate::page::{Chrome, refusal, render};
 use askama::Template;
 use axum::extract::State;
@@ -12,13 +13,6 @@ use http::StatusCode;
 
 /// Agents shown on the home page; the agents page (later) pages through all of them.
 const AGENTS_SHOWN: u32 = 50;
-
-struct AgentLine {
-    name: String,
-    kind: &'static str,
-    status: &'static str,
-    detail: String,
-}
 
 #[derive(Template)]
 #[template(path = "home.html")]
@@ -59,12 +53,7 @@ pub async fn page(State(state): State<AppState>, Authenticated(caller): Authenti
                         page.attention
                             .push(format!("The agent {} is in error.", agent.name));
                     }
-                    page.agents.push(AgentLine {
-                        kind: agent.kind.as_str(),
-                        status: agent.status.as_str(),
-                        detail: agent.status_detail,
-                        name: agent.name,
-                    });
+                    page.agents.push(crate::agents::line(agent));
                 }
             }
             Err(message) => page.agents_error = Some(message),

@@ -7,9 +7,12 @@
 //! audit records apply unchanged. Templates (askama) and assets (rust-embed) are compiled into
 //! the binary; the pages' own script is small and only does what a form cannot.
 
+mod agents;
 mod assets;
+mod chat;
 mod home;
 mod page;
+mod secrets;
 mod setup;
 mod sign_in;
 mod tokens;
@@ -24,6 +27,7 @@ use http::Method;
 
 const PUBLIC: Access = Access::Public;
 const VIEWER: Access = Access::AtLeast(Role::Viewer);
+const OPERATOR: Access = Access::AtLeast(Role::Operator);
 const ADMIN: Access = Access::AtLeast(Role::Admin);
 
 // One line a page: the table reads as a table.
@@ -51,6 +55,18 @@ fn pages() -> Vec<Route> {
         route(M::GET, "/invite", PUBLIC, None, users::invitation),
         route(M::POST, "/invite", PUBLIC, Some("register"), users::accept),
         route(M::GET, "/", VIEWER, None, home::page),
+        // Agents: operators manage their own, admins all; chat with any the caller may call.
+        route(M::GET, "/agents", OPERATOR, None, agents::list),
+        route(M::POST, "/agents", OPERATOR, None, agents::create),
+        route(M::GET, "/agents/{id}", OPERATOR, None, agents::detail).owned(),
+        route(M::POST, "/agents/{id}/start", OPERATOR, None, agents::start).owned(),
+        route(M::POST, "/agents/{id}/stop", OPERATOR, None, agents::stop).owned(),
+        route(M::GET, "/agents/{id}/chat", VIEWER, None, chat::page),
+        // Secrets: names only; operators keep their own, admins see all.
+        route(M::GET, "/secrets", OPERATOR, Some("secrets"), secrets::list),
+        route(M::POST, "/secrets", OPERATOR, Some("secrets"), secrets::create),
+        route(M::POST, "/secrets/{id}/value", OPERATOR, Some("secrets"), secrets::replace).owned(),
+        route(M::POST, "/secrets/{id}/delete", OPERATOR, Some("secrets"), secrets::delete).owned(),
         // The caller's own API tokens; creating one needs a recent password check.
         route(M::GET, "/account/tokens", VIEWER, None, tokens::list),
         route(M::POST, "/account/tokens", VIEWER, None, tokens::create),

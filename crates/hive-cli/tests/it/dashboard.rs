@@ -30,6 +30,12 @@ fn missing() -> Option<String> {
     None
 }
 
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 #[tokio::test]
 async fn the_dashboard_works_in_a_real_browser() {
     if let Some(missing) = missing() {
@@ -40,18 +46,21 @@ async fn the_dashboard_works_in_a_real_browser() {
         eprintln!("skipped: the browser test needs {missing}");
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     // No AUTH_URL: the public URL a newcomer gets, from the listening address.
     let listen = format!("127.0.0.1:{port}");
+    // The script's stand-in model endpoint, which the egress guard must let Hive reach.
+    let llm_port = free_port();
+    let llm_host = format!("127.0.0.1:{llm_port}");
     let dir = tempfile::tempdir().unwrap();
     // Admins must enroll a second factor: the wizard walks through it.
     let hive = HiveProcess::start(
         dir.path(),
-        &[("HIVE_LISTEN", &listen), ("HIVE_MFA_REQUIRED", "admins")],
+        &[
+            ("HIVE_LISTEN", &listen),
+            ("HIVE_MFA_REQUIRED", "admins"),
+            ("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &llm_host),
+        ],
     )
     .await;
     let stderr = hive.stderr();
@@ -67,6 +76,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         .arg(&screenshots)
         .current_dir(browser_tests())
         .env("HIVE_BROWSER", BROWSER)
+        .env("HIVE_TEST_LLM_PORT", llm_port.to_string())
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(240), run)

@@ -1,12 +1,15 @@
 // Drives Hive's dashboard in Debian's Chromium, as a person would: the setup wizard from the
 // link `hive serve` printed (with TOTP enrollment), signing out and in with password + TOTP,
-// an API token created, used and revoked, a viewer invited who signs up and is refused the
+// a secret and an llm agent (on a stand-in endpoint this script serves) started and chatted
+// with, the reply seen while it streams, an API token created, used and revoked, a viewer invited who signs up and is refused the
 // admin pages, a cross-origin form refused, and on every page an accessibility check (axe-core: no serious
 // or critical violation), no Content-Security-Policy violation, the page's weight, and a
 // screenshot at desktop and phone width.
 //
 // Usage: node dashboard.mjs SETUP_LINK SCREENSHOT_DIR
-//   HIVE_BROWSER   the browser to drive (default /usr/bin/chromium)
+//   HIVE_BROWSER        the browser to drive (default /usr/bin/chromium)
+//   HIVE_TEST_LLM_PORT  where this script serves its OpenAI-compatible stand-in, which Hive's
+//                       egress allowlist must let it reach (127.0.0.1:PORT)
 // Exits 0 when every check passed; otherwise prints the failure and exits 1.
 
 import { chromium } from "playwright-core";
@@ -17,6 +20,7 @@ import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 
 const [setupLink, screenshots] = process.argv.slice(2);
+const llmPort = Number(process.env.HIVE_TEST_LLM_PORT);
 if (!setupLink || !screenshots) {
   console.error("usage: node dashboard.mjs SETUP_LINK SCREENSHOT_DIR");
   process.exit(2);
@@ -50,6 +54,45 @@ function totp(base32, step) {
   return value.toString().padStart(6, "0");
 }
 const currentStep = () => Math.floor(Date.now() / 30_000);
+
+// An OpenAI-compatible endpoint standing in for a model: it lists one model and streams its
+// answer in four pieces, a moment apart, so that the page can be seen showing it as it comes.
+const LLM_KEY = "sk-stand-in-key-for-the-browser-test";
+const REPLY = ["Hello", " from", " the", " stand-in."];
+const llmSeen = { keys: new Set(), prompts: [] };
+const llm = createServer((req, res) => {
+  llmSeen.keys.add(req.headers.authorization || "");
+  if (req.method === "GET" && req.url === "/v1/models") {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ object: "list", data: [{ id: "stand-in", object: "model" }] }));
+    return;
+  }
+  let body = "";
+  req.on("data", (chunk) => { body += chunk; });
+  req.on("end", async () => {
+    const request = JSON.parse(body || "{}");
+    llmSeen.prompts.push(request.messages?.at(-1)?.content);
+    if (!request.stream) {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ id: "c", object: "chat.completion", model: "stand-in",
+        choices: [{ index: 0, message: { role: "assistant", content: REPLY.join("") }, finish_reason: "stop" }],
+        usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 } }));
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    const chunk = (delta, finish) => `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk",
+      model: "stand-in", choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    for (const piece of REPLY) {
+      res.write(chunk({ content: piece }, null));
+      await new Promise((resolve) => setTimeout(resolve, 400));
+    }
+    res.write(chunk({}, "stop"));
+    res.write(`data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", model: "stand-in",
+      choices: [], usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 } })}\n\n`);
+    res.end("data: [DONE]\n\n");
+  });
+});
+await new Promise((resolve) => llm.listen(llmPort, "127.0.0.1", resolve));
 
 const cspViolations = [];
 const visited = [];
@@ -181,6 +224,47 @@ try {
   await submit(page, "Verify");
   check(new URL(page.url()).pathname === "/", `after the second factor: ${page.url()}`);
 
+  // A secret, an llm agent that uses it as its key, started, and a chat with a streamed reply.
+  await page.getByRole("link", { name: "Secrets" }).click();
+  await page.waitForLoadState("load");
+  await page.getByLabel("Name").fill("llm-key");
+  await page.getByLabel("Value").fill(LLM_KEY);
+  await submit(page, "Add the secret");
+  check(await page.getByRole("cell", { name: "llm-key", exact: true }).isVisible(), "the secret is not listed");
+  check(!(await page.content()).includes(LLM_KEY), "the secret's value is on the page");
+  await inspect(page, "secrets");
+  await page.getByRole("link", { name: "Agents" }).click();
+  await page.waitForLoadState("load");
+  await inspect(page, "agents");
+  await page.getByLabel("Name").fill("helper");
+  await page.getByLabel("Kind").selectOption("llm");
+  await page.getByLabel("Endpoint URL").fill(`http://127.0.0.1:${llmPort}/v1`);
+  await page.getByLabel("Model").fill("stand-in");
+  await page.getByLabel("API key").selectOption({ label: "llm-key" });
+  await submit(page, "Create the agent");
+  check(/^\/agents\/[0-9a-f-]{36}$/.test(new URL(page.url()).pathname), `after creating: ${page.url()}`);
+  await submit(page, "Start");
+  check(await page.getByText("ready", { exact: true }).isVisible(), "the agent did not become ready");
+  check(llmSeen.keys.has(`Bearer ${LLM_KEY}`), "the endpoint never saw the key from the vault");
+  await inspect(page, "agent");
+  await Promise.all([page.waitForNavigation(), page.getByRole("link", { name: "Chat" }).click()]);
+  await inspect(page, "chat");
+  await page.getByLabel("Message", { exact: true }).fill("Say hello");
+  await page.getByRole("button", { name: "Send" }).click();
+  const reply = page.locator("#messages li.from-agent .text").last();
+  // Part of the reply on the page before the rest has been sent: it is shown as it streams.
+  await reply.filter({ hasText: "Hello" }).waitFor();
+  const partial = await reply.textContent();
+  check(partial.startsWith("Hello") && !partial.includes("stand-in."), `not streamed: "${partial}"`);
+  await reply.filter({ hasText: "Hello from the stand-in." }).waitFor();
+  check(llmSeen.prompts.includes("Say hello"), "the endpoint did not get the message");
+  check(new URL(page.url()).searchParams.has("conversation"), "the page does not name the conversation");
+  await page.reload();
+  const history = await page.locator("#messages li").allTextContents();
+  check(history.length === 2 && history[1].includes("Hello from the stand-in."),
+    `the conversation's history: ${JSON.stringify(history)}`);
+  await inspect(page, "chat-history");
+
   // An API token: created (shown once), used, revoked.
   await page.getByRole("link", { name: "API tokens" }).click();
   await page.waitForLoadState("load");
@@ -248,4 +332,5 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
+  llm.close();
 }
