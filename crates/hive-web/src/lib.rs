@@ -9,6 +9,7 @@
 
 mod agents;
 mod assets;
+mod audit;
 mod chat;
 mod home;
 mod page;
@@ -75,6 +76,8 @@ fn pages() -> Vec<Route> {
         // Administration.
         route(M::GET, "/admin/users", ADMIN, None, users::list),
         route(M::POST, "/admin/users/invite", ADMIN, None, users::invite),
+        route(M::GET, "/admin/audit", ADMIN, None, audit::page),
+        route(M::GET, "/admin/audit/verify", ADMIN, None, audit::verify),
     ]
 }
 

@@ -311,6 +311,19 @@ try {
     "the refusal is not a page");
   await other.close();
 
+  // The audit log: what happened above is there, filtered; the chain verifies.
+  await page.getByRole("link", { name: "Audit log" }).click();
+  await page.waitForLoadState("load");
+  await inspect(page, "audit");
+  await page.getByLabel("Action (exact, or a prefix ending in . or *)").fill("token.");
+  await submit(page, "Show");
+  const actions = await page.locator("tbody tr td:nth-child(3)").allTextContents();
+  check(actions.includes("token.create") && actions.includes("token.revoke") &&
+    actions.every((action) => action.startsWith("token.")), `filtered records: ${actions}`);
+  await Promise.all([page.waitForNavigation(), page.getByRole("link", { name: "Verify the hash chain" }).click()]);
+  check(await page.getByText("The chain is intact").isVisible(), "the chain does not verify");
+  await inspect(page, "audit-verified");
+
   // A page that needs a session sends a browser without one to sign in, and back.
   await context.clearCookies();
   await page.goto(`${base}/account/second-factor`);
