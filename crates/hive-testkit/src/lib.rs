@@ -416,8 +416,7 @@ impl TestServer {
         hive.start_presence(&tracker, shutdown.clone());
         let state = AppState::new(Arc::clone(&hive), shutdown.clone());
         // The dashboard's pages too, as `hive serve` mounts them.
-        let pages = hive_web::routes(&state).merge(extra_routes);
-        let app = hive_server::router_with(state.clone(), pages);
+        let app = hive_web::app_with(state.clone(), extra_routes);
         let server = tokio::spawn(hive_server::serve_app(state, app, listener));
         Self {
             client: TestClient::new(&base_url),

@@ -7,6 +7,7 @@
 //! audit records apply unchanged. Templates (askama) and assets (rust-embed) are compiled into
 //! the binary; the pages' own script is small and only does what a form cannot.
 
+mod account;
 mod agents;
 mod assets;
 mod audit;
@@ -68,6 +69,10 @@ fn pages() -> Vec<Route> {
         route(M::POST, "/secrets", OPERATOR, Some("secrets"), secrets::create),
         route(M::POST, "/secrets/{id}/value", OPERATOR, Some("secrets"), secrets::replace).owned(),
         route(M::POST, "/secrets/{id}/delete", OPERATOR, Some("secrets"), secrets::delete).owned(),
+        // The caller's account: sessions and password.
+        route(M::GET, "/account", VIEWER, None, account::page),
+        route(M::POST, "/account/sessions/{id}/revoke", VIEWER, None, account::revoke_session).owned(),
+        route(M::POST, "/account/password", VIEWER, Some("login"), account::change_password),
         // The caller's own API tokens; creating one needs a recent password check.
         route(M::GET, "/account/tokens", VIEWER, None, tokens::list),
         route(M::POST, "/account/tokens", VIEWER, None, tokens::create),
@@ -94,6 +99,12 @@ pub fn routes(state: &AppState) -> Router<AppState> {
 
 /// Hive's whole application: the API and the dashboard behind one pipeline.
 pub fn app(state: AppState) -> Router {
-    let pages = routes(&state);
-    hive_server::router_with(state, pages)
+    app_with(state, Router::new())
+}
+
+/// [`app`] with `extra` routes merged in (the test kit's), and a browser's unknown page
+/// answered with a page rather than the API's JSON.
+pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
+    let pages = routes(&state).merge(extra);
+    hive_server::router_with(state, pages).layer(axum::middleware::from_fn(page::not_found))
 }

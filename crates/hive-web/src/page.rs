@@ -216,6 +216,30 @@ async fn checked(state: &AppState, request: Request, next: Next) -> Response {
     problem(status, response.headers().get(header::RETRY_AFTER))
 }
 
+/// Outermost layer: a path outside the API that no page has gets the 404 page instead of the
+/// API's JSON, with every header the pipeline set.
+pub async fn not_found(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let page = !(path.starts_with("/api/") || path.starts_with("/.well-known/"));
+    let response = next.run(request).await;
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(page && json && response.status() == StatusCode::NOT_FOUND) {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let (written, body) = problem(StatusCode::NOT_FOUND, None).into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.extend(written.headers);
+    parts.headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    Response::from_parts(parts, body)
+}
+
 /// The sign-in page, coming back to `path` afterwards.
 pub fn sign_in_link(path: &str) -> String {
     if path == "/" {

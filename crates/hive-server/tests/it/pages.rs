@@ -137,6 +137,16 @@ async fn refusals_are_pages_and_a_page_without_a_session_leads_to_sign_in() {
     assert!(body.contains("The request was not understood"), "{body}");
     assert!(serde_json::from_str::<Value>(&body).is_err());
 
+    // A browser's unknown page is a page; the API's unknown path stays JSON.
+    let lost = server.client.get("/no-such-page").await;
+    assert_eq!(lost.status(), 404);
+    assert!(content_type(&lost).starts_with("text/html"));
+    assert!(lost.headers().contains_key("content-security-policy"));
+    assert!(lost.text().await.unwrap().contains("Nothing here"));
+    let api = server.client.get("/api/v1/no-such-thing").await;
+    assert_eq!(api.status(), 404);
+    assert!(content_type(&api).starts_with("application/json"));
+
     // Pages carry the strict policy, and a referrer policy that keeps the forms' origin.
     let page = server.client.get("/login").await;
     assert_eq!(page.status(), 200);

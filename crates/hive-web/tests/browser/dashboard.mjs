@@ -324,6 +324,21 @@ try {
   check(await page.getByText("The chain is intact").isVisible(), "the chain does not verify");
   await inspect(page, "audit-verified");
 
+  // The account: this browser's session listed, the password changed.
+  await page.getByRole("link", { name: "Account" }).click();
+  await page.waitForLoadState("load");
+  check(await page.getByRole("cell", { name: "this browser" }).isVisible(), "the session is not listed");
+  await inspect(page, "account");
+  await page.getByLabel("Current password").fill(PASSWORD);
+  await page.getByLabel("New password").fill(`${PASSWORD} and more`);
+  await submit(page, "Change the password");
+  check(await page.getByRole("status").filter({ hasText: "Your password is changed" }).isVisible(),
+    "no word that the password changed");
+  const unknown = await page.goto(`${base}/no-such-page`);
+  check(unknown.status() === 404 && await page.getByRole("heading", { name: "Nothing here" }).isVisible(),
+    "an unknown page is not the 404 page");
+  await inspect(page, "not-found");
+
   // A page that needs a session sends a browser without one to sign in, and back.
   await context.clearCookies();
   await page.goto(`${base}/account/second-factor`);
