@@ -1,15 +1,16 @@
 //! The caller's account: their sessions (revoke any) and their password.
 
-use crate::page::{Chrome, problem, refusal, render, see_other, when};
+use crate::page::{
+    Chrome, Refused, own_account, page_request, problem, refusal, see_other, shown, shown_refused,
+    when,
+};
 use askama::Template;
 use axum::extract::{Form, Path, State};
 use axum::response::Response;
 use hive_core::identity::IdentityError;
 use hive_core::kernel::caller::{Caller, Credential};
-use hive_proto::ErrorCode;
+use hive_server::AppState;
 use hive_server::auth::{Authenticated, Meta, check_password_size};
-use hive_server::{ApiError, AppState};
-use hive_store::PageRequest;
 use http::StatusCode;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -40,22 +41,9 @@ struct AccountPage<'a> {
 
 const REAUTHENTICATE: &str = "Changing the password needs your password checked in the last ten minutes: confirm it below, then change it.";
 
-async fn page_of(
-    state: &AppState,
-    caller: &Caller,
-) -> Result<AccountPage<'static>, (StatusCode, String)> {
-    let user = caller.user_id().ok_or_else(|| {
-        refusal(ApiError::new(
-            ErrorCode::Forbidden,
-            "no account behind this caller",
-        ))
-    })?;
-    let request = PageRequest::first(SESSIONS_SHOWN).map_err(|error| {
-        refusal(ApiError::new(
-            ErrorCode::ValidationFailed,
-            error.to_string(),
-        ))
-    })?;
+async fn page_of(state: &AppState, caller: &Caller) -> Result<AccountPage<'static>, Refused> {
+    let user = own_account(caller)?;
+    let request = page_request(SESSIONS_SHOWN, None)?;
     let current = match caller.credential {
         Credential::Session { session_id, .. } => Some(session_id),
         _ => None,
@@ -88,10 +76,7 @@ async fn page_of(
 }
 
 pub async fn page(State(state): State<AppState>, Authenticated(caller): Authenticated) -> Response {
-    match page_of(&state, &caller).await {
-        Ok(page) => render(StatusCode::OK, &page),
-        Err((status, _)) => problem(status, None),
-    }
+    shown(page_of(&state, &caller).await)
 }
 
 pub async fn revoke_session(
@@ -142,13 +127,9 @@ pub async fn change_password(
         ),
         Err((status, message)) => (status, Some(message), None),
     };
-    match page_of(&state, &caller).await {
-        Ok(mut page) => {
-            page.reauthenticate = error.as_deref() == Some(REAUTHENTICATE);
-            page.error = error;
-            page.notice = notice;
-            render(status, &page)
-        }
-        Err((status, _)) => problem(status, None),
-    }
+    shown_refused(page_of(&state, &caller).await, status, |page| {
+        page.reauthenticate = error.as_deref() == Some(REAUTHENTICATE);
+        page.error = error;
+        page.notice = notice;
+    })
 }

@@ -1,17 +1,19 @@
 //! Agents: the list with their states, creating each kind, details, start and stop.
 
-use crate::page::{Chrome, problem, query_value, refusal, render, see_other};
+use crate::page::{
+    Chrome, Cursor, Refused, page_request, problem, query_value, refusal, render, see_other, shown,
+    shown_refused,
+};
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::Response;
 use hive_core::agents::NewAgent;
 use hive_core::agents::import::ImportRequest;
 use hive_core::kernel::caller::Caller;
-use hive_proto::ErrorCode;
 use hive_proto::agents::{AgentKind, AgentStatus, AgentVisibility};
+use hive_server::AppState;
 use hive_server::auth::{Authenticated, Meta};
-use hive_server::{ApiError, AppState};
-use hive_store::{AgentRow, PageRequest};
+use hive_store::AgentRow;
 use http::StatusCode;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -57,29 +59,12 @@ struct AgentsPage<'a> {
     error: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct Cursor {
-    cursor: Option<String>,
-}
-
-fn page_request(cursor: Option<&str>) -> Result<PageRequest, (StatusCode, String)> {
-    PageRequest::new(PAGE_SIZE, cursor).map_err(|error| {
-        refusal(ApiError::new(
-            ErrorCode::ValidationFailed,
-            error.to_string(),
-        ))
-    })
-}
-
 /// The caller's secrets, for the API-key choice of an `llm` agent (names only).
-async fn secret_choices(
-    state: &AppState,
-    caller: &Caller,
-) -> Result<Vec<SecretChoice>, (StatusCode, String)> {
+async fn secret_choices(state: &AppState, caller: &Caller) -> Result<Vec<SecretChoice>, Refused> {
     let listed = state
         .hive
         .secrets_service
-        .list(caller, &page_request(None)?)
+        .list(caller, &page_request(PAGE_SIZE, None)?)
         .await
         .map_err(refusal)?;
     Ok(listed
@@ -96,11 +81,11 @@ async fn page_of(
     state: &AppState,
     caller: &Caller,
     cursor: Option<&str>,
-) -> Result<AgentsPage<'static>, (StatusCode, String)> {
+) -> Result<AgentsPage<'static>, Refused> {
     let listed = state
         .hive
         .agents
-        .list(caller, &page_request(cursor)?)
+        .list(caller, &page_request(PAGE_SIZE, cursor)?)
         .await
         .map_err(refusal)?;
     Ok(AgentsPage {
@@ -118,10 +103,7 @@ pub async fn list(
     Authenticated(caller): Authenticated,
     Query(query): Query<Cursor>,
 ) -> Response {
-    match page_of(&state, &caller, query.cursor.as_deref()).await {
-        Ok(page) => render(StatusCode::OK, &page),
-        Err((status, _)) => problem(status, None),
-    }
+    shown(page_of(&state, &caller, query.cursor.as_deref()).await)
 }
 
 #[derive(Deserialize)]
@@ -146,7 +128,7 @@ fn filled(value: &str) -> Option<&str> {
     Some(value.trim()).filter(|value| !value.is_empty())
 }
 
-fn invalid(message: &str) -> (StatusCode, String) {
+fn invalid(message: &str) -> Refused {
     (StatusCode::BAD_REQUEST, message.to_owned())
 }
 
@@ -155,7 +137,7 @@ async fn create_agent(
     caller: &Caller,
     form: &CreateForm,
     meta: &hive_core::kernel::caller::RequestMeta,
-) -> Result<Uuid, (StatusCode, String)> {
+) -> Result<Uuid, Refused> {
     let kind: AgentKind = form
         .kind
         .parse()
@@ -225,13 +207,11 @@ pub async fn create(
 ) -> Response {
     match create_agent(&state, &caller, &form, &meta).await {
         Ok(id) => see_other(&format!("/agents/{id}")),
-        Err((status, message)) => match page_of(&state, &caller, None).await {
-            Ok(mut page) => {
-                page.error = Some(message);
-                render(status, &page)
-            }
-            Err((status, _)) => problem(status, None),
-        },
+        Err((status, message)) => {
+            shown_refused(page_of(&state, &caller, None).await, status, |page| {
+                page.error = Some(message)
+            })
+        }
     }
 }
 

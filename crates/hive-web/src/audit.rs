@@ -1,14 +1,12 @@
 //! The audit log for admins: filters, keyset paging, the chain's verification, export.
 
-use crate::page::{Chrome, problem, query_value, refusal, render, when};
+use crate::page::{Chrome, page_request, problem, query_value, refusal, render, when};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use hive_proto::ErrorCode;
 use hive_proto::auth::AuditFilterQuery;
+use hive_server::AppState;
 use hive_server::auth::Authenticated;
-use hive_server::{ApiError, AppState};
-use hive_store::PageRequest;
 use http::StatusCode;
 use serde::Deserialize;
 
@@ -96,12 +94,9 @@ pub async fn page(
     Authenticated(caller): Authenticated,
     Query(query): Query<AuditQuery>,
 ) -> Response {
-    let request = match PageRequest::new(PAGE_SIZE, query.cursor.as_deref()) {
+    let request = match page_request(PAGE_SIZE, query.cursor.as_deref()) {
         Ok(request) => request,
-        Err(error) => {
-            let refused = ApiError::new(ErrorCode::ValidationFailed, error.to_string());
-            return problem(refusal(refused).0, None);
-        }
+        Err((status, _)) => return problem(status, None),
     };
     let filters = query.query_string();
     let mut page = AuditPage {

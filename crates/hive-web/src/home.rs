@@ -1,14 +1,13 @@
 //! The home page: the agents and their states, and what needs the operator's attention.
 
 use crate::agents::AgentLine;
-use crate::page::{Chrome, refusal, render};
+use crate::page::{Chrome, page_request, refusal, render};
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 use hive_proto::agents::AgentStatus;
 use hive_server::AppState;
 use hive_server::auth::Authenticated;
-use hive_store::PageRequest;
 use http::StatusCode;
 
 /// Agents shown on the home page; the agents page (later) pages through all of them.
@@ -36,14 +35,14 @@ pub async fn page(State(state): State<AppState>, Authenticated(caller): Authenti
         chrome,
     };
     if page.chrome.operator {
-        let listed = match PageRequest::first(AGENTS_SHOWN) {
+        let listed = match page_request(AGENTS_SHOWN, None) {
             Ok(request) => state
                 .hive
                 .agents
                 .list(&caller, &request)
                 .await
                 .map_err(|error| refusal(error).1),
-            Err(error) => Err(error.to_string()),
+            Err((_, message)) => Err(message),
         };
         match listed {
             Ok(listed) => {

@@ -7,9 +7,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use hive_core::kernel::audit::{AuditAction, AuditEvent, Principal};
 use hive_core::kernel::caller::Caller;
-use hive_proto::Role;
+use hive_proto::{ErrorCode, Role};
 use hive_server::auth::request_meta;
 use hive_server::{ApiError, AppState};
+use hive_store::PageRequest;
 use http::{HeaderValue, Method, StatusCode, header};
 
 /// The frame's facts about the person looking: who is signed in, and what the menu shows.
@@ -93,12 +94,82 @@ pub fn local_path(next: Option<&str>) -> &str {
     }
 }
 
+/// A refusal as a page shows it: its status and the message written for people.
+pub type Refused = (StatusCode, String);
+
 /// A refusal of a service as a form shows it: its status and the message written for people.
-pub fn refusal(error: impl Into<ApiError>) -> (StatusCode, String) {
+pub fn refusal(error: impl Into<ApiError>) -> Refused {
     let error = error.into();
     let status =
         StatusCode::from_u16(error.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, error.message.into_owned())
+}
+
+/// `?cursor=` of a list page.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Cursor {
+    pub cursor: Option<String>,
+}
+
+/// A page of `limit` items after `cursor` (a cursor that is not one is the person's mistake).
+pub fn page_request(limit: u32, cursor: Option<&str>) -> Result<PageRequest, Refused> {
+    PageRequest::new(limit, cursor).map_err(|error| {
+        refusal(ApiError::new(
+            ErrorCode::ValidationFailed,
+            error.to_string(),
+        ))
+    })
+}
+
+/// The caller's own account (an internal token has none).
+pub fn own_account(caller: &Caller) -> Result<uuid::Uuid, Refused> {
+    caller.user_id().ok_or_else(|| {
+        refusal(ApiError::new(
+            ErrorCode::Forbidden,
+            "no account behind this caller",
+        ))
+    })
+}
+
+/// A page that was built, or the error page of why it could not be.
+pub fn shown(built: Result<impl Template, Refused>) -> Response {
+    match built {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err((status, _)) => problem(status, None),
+    }
+}
+
+/// A page built again after a refusal, with `edit` saying what went wrong on it.
+pub fn shown_refused<T: Template>(
+    built: Result<T, Refused>,
+    status: StatusCode,
+    edit: impl FnOnce(&mut T),
+) -> Response {
+    match built {
+        Ok(mut page) => {
+            edit(&mut page);
+            render(status, &page)
+        }
+        Err((status, _)) => problem(status, None),
+    }
+}
+
+/// Signs in the person who just made their account (setup, an invitation): the session
+/// cookie, and the sign-in page takes them on to their next step.
+pub async fn sign_in_new_account(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    meta: &hive_core::kernel::caller::RequestMeta,
+) -> Response {
+    match state.hive.identity.login(email, password, meta).await {
+        Ok(hive_core::identity::LoginOutcome::LoggedIn(session)) => {
+            let https = state.hive.config.served_over_https();
+            let cookie = hive_server::auth::session_cookie(https, Some(&session.token));
+            ([(header::SET_COOKIE, cookie)], see_other("/login")).into_response()
+        }
+        _ => see_other("/login"),
+    }
 }
 
 #[derive(Template)]

@@ -1,17 +1,17 @@
 //! The caller's secrets: names and whether a value is set, never the values; create, replace,
 //! delete.
 
-use crate::page::{Chrome, problem, query_value, refusal, render, see_other, when};
+use crate::page::{
+    Chrome, Cursor, Refused, page_request, query_value, refusal, see_other, shown, shown_refused,
+    when,
+};
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::Response;
 use hive_core::kernel::caller::Caller;
 use hive_core::vault::secrets::{NewSecret, SecretChange};
-use hive_proto::ErrorCode;
+use hive_server::AppState;
 use hive_server::auth::{Authenticated, Meta};
-use hive_server::{ApiError, AppState};
-use hive_store::PageRequest;
-use http::StatusCode;
 use serde::Deserialize;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -37,22 +37,12 @@ struct SecretsPage<'a> {
     error: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct Cursor {
-    cursor: Option<String>,
-}
-
 async fn page_of(
     state: &AppState,
     caller: &Caller,
     cursor: Option<&str>,
-) -> Result<SecretsPage<'static>, (StatusCode, String)> {
-    let request = PageRequest::new(PAGE_SIZE, cursor).map_err(|error| {
-        refusal(ApiError::new(
-            ErrorCode::ValidationFailed,
-            error.to_string(),
-        ))
-    })?;
+) -> Result<SecretsPage<'static>, Refused> {
+    let request = page_request(PAGE_SIZE, cursor)?;
     let listed = state
         .hive
         .secrets_service
@@ -83,25 +73,14 @@ pub async fn list(
     Authenticated(caller): Authenticated,
     Query(query): Query<Cursor>,
 ) -> Response {
-    match page_of(&state, &caller, query.cursor.as_deref()).await {
-        Ok(page) => render(StatusCode::OK, &page),
-        Err((status, _)) => problem(status, None),
-    }
+    shown(page_of(&state, &caller, query.cursor.as_deref()).await)
 }
 
 /// The list again with what went wrong above it.
-async fn refused(
-    state: &AppState,
-    caller: &Caller,
-    (status, message): (StatusCode, String),
-) -> Response {
-    match page_of(state, caller, None).await {
-        Ok(mut page) => {
-            page.error = Some(message);
-            render(status, &page)
-        }
-        Err((status, _)) => problem(status, None),
-    }
+async fn refused(state: &AppState, caller: &Caller, (status, message): Refused) -> Response {
+    shown_refused(page_of(state, caller, None).await, status, |page| {
+        page.error = Some(message)
+    })
 }
 
 #[derive(Deserialize)]

@@ -1,17 +1,15 @@
 //! The setup wizard: the first admin from the link `hive serve` prints, then the second
 //! factor the policy asks for.
 
-use crate::page::{Chrome, refusal, render, see_other};
+use crate::page::{Chrome, refusal, render, see_other, sign_in_new_account};
 use askama::Template;
 use axum::extract::{Form, State};
-use axum::response::{IntoResponse, Response};
-use hive_core::identity::{LoginOutcome, NewAccount};
+use axum::response::Response;
+use hive_core::identity::NewAccount;
 use hive_core::kernel::caller::{Caller, SessionStage};
 use hive_server::AppState;
-use hive_server::auth::{
-    Authenticated, Meta, check_code_size, check_password_size, session_cookie,
-};
-use http::{StatusCode, header};
+use hive_server::auth::{Authenticated, Meta, check_code_size, check_password_size};
+use http::StatusCode;
 use serde::Deserialize;
 
 #[derive(Template)]
@@ -75,20 +73,7 @@ pub async fn submit(
         return render(status, &page);
     }
     // The admin exists: sign them in, and the sign-in page takes them to the next step.
-    match identity.login(&form.email, &form.password, &meta).await {
-        Ok(LoginOutcome::LoggedIn(session)) => {
-            let https = state.hive.config.served_over_https();
-            (
-                [(
-                    header::SET_COOKIE,
-                    session_cookie(https, Some(&session.token)),
-                )],
-                see_other("/login"),
-            )
-                .into_response()
-        }
-        _ => see_other("/login"),
-    }
+    sign_in_new_account(&state, &form.email, &form.password, &meta).await
 }
 
 #[derive(Template)]

@@ -1,16 +1,18 @@
 //! The caller's API tokens: create (the token shown once), list, revoke; and re-authentication,
 //! which creating one needs when the session's password check is older than ten minutes.
 
-use crate::page::{Chrome, local_path, problem, query_value, refusal, render, see_other, when};
+use crate::page::{
+    Chrome, Cursor, Refused, local_path, own_account, page_request, problem, query_value, refusal,
+    see_other, shown, shown_refused, when,
+};
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::Response;
 use hive_core::identity::NewToken;
 use hive_core::kernel::caller::Caller;
-use hive_proto::{ErrorCode, TokenScope};
+use hive_proto::TokenScope;
+use hive_server::AppState;
 use hive_server::auth::{Authenticated, Meta, check_password_size};
-use hive_server::{ApiError, AppState};
-use hive_store::PageRequest;
 use http::StatusCode;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -44,28 +46,13 @@ struct TokensPage<'a> {
     reauthenticate: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct Cursor {
-    cursor: Option<String>,
-}
-
 async fn page_of(
     state: &AppState,
     caller: &Caller,
     cursor: Option<&str>,
-) -> Result<TokensPage<'static>, (StatusCode, String)> {
-    let user = caller.user_id().ok_or_else(|| {
-        refusal(ApiError::new(
-            ErrorCode::Forbidden,
-            "no account behind this caller",
-        ))
-    })?;
-    let request = PageRequest::new(PAGE_SIZE, cursor).map_err(|error| {
-        refusal(ApiError::new(
-            ErrorCode::ValidationFailed,
-            error.to_string(),
-        ))
-    })?;
+) -> Result<TokensPage<'static>, Refused> {
+    let user = own_account(caller)?;
+    let request = page_request(PAGE_SIZE, cursor)?;
     let listed = state
         .hive
         .identity
@@ -111,10 +98,7 @@ pub async fn list(
     Authenticated(caller): Authenticated,
     Query(query): Query<Cursor>,
 ) -> Response {
-    match page_of(&state, &caller, query.cursor.as_deref()).await {
-        Ok(page) => render(StatusCode::OK, &page),
-        Err((status, _)) => problem(status, None),
-    }
+    shown(page_of(&state, &caller, query.cursor.as_deref()).await)
 }
 
 #[derive(Deserialize)]
@@ -174,13 +158,11 @@ pub async fn create(
         .create_token(&caller, &request, &meta)
         .await
     {
-        Ok(created) => match page_of(&state, &caller, None).await {
-            Ok(mut page) => {
-                page.created = Some(created.token);
-                render(StatusCode::CREATED, &page)
-            }
-            Err((status, _)) => problem(status, None),
-        },
+        Ok(created) => shown_refused(
+            page_of(&state, &caller, None).await,
+            StatusCode::CREATED,
+            |page| page.created = Some(created.token),
+        ),
         Err(error) => {
             let reauthenticate = matches!(
                 error,
@@ -203,14 +185,11 @@ async fn with_error(
     message: String,
     reauthenticate: bool,
 ) -> Response {
-    match page_of(state, caller, None).await {
-        Ok(mut page) => {
-            page.error = Some(message);
-            page.reauthenticate = reauthenticate;
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
-        }
-        Err((status, _)) => problem(status, None),
-    }
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    shown_refused(page_of(state, caller, None).await, status, |page| {
+        page.error = Some(message);
+        page.reauthenticate = reauthenticate;
+    })
 }
 
 pub async fn revoke(

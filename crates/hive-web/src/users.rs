@@ -1,17 +1,18 @@
 //! Administration of users: the list, and invitations (the link shown once); and the page an
 //! invitation link opens, where the invited person creates their account.
 
-use crate::page::{Chrome, problem, query_value, refusal, render, see_other};
+use crate::page::{
+    Chrome, Cursor, Refused, page_request, problem, query_value, refusal, render, shown,
+    sign_in_new_account,
+};
 use askama::Template;
 use axum::extract::{Form, Query, State};
-use axum::response::{IntoResponse, Response};
-use hive_core::identity::LoginOutcome;
+use axum::response::Response;
 use hive_core::kernel::caller::Caller;
-use hive_proto::{ErrorCode, Role};
-use hive_server::auth::{Authenticated, Meta, check_password_size, session_cookie};
-use hive_server::{ApiError, AppState};
-use hive_store::PageRequest;
-use http::{StatusCode, header};
+use hive_proto::Role;
+use hive_server::AppState;
+use hive_server::auth::{Authenticated, Meta, check_password_size};
+use http::StatusCode;
 use serde::Deserialize;
 
 /// Users on one page of the list.
@@ -39,22 +40,12 @@ struct UsersPage<'a> {
     roles: &'a [Role],
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct Cursor {
-    cursor: Option<String>,
-}
-
 async fn page_of(
     state: &AppState,
     caller: &Caller,
     cursor: Option<&str>,
-) -> Result<UsersPage<'static>, (StatusCode, String)> {
-    let request = PageRequest::new(PAGE_SIZE, cursor).map_err(|error| {
-        refusal(ApiError::new(
-            ErrorCode::ValidationFailed,
-            error.to_string(),
-        ))
-    })?;
+) -> Result<UsersPage<'static>, Refused> {
+    let request = page_request(PAGE_SIZE, cursor)?;
     let listed = state
         .hive
         .identity
@@ -87,10 +78,7 @@ pub async fn list(
     Authenticated(caller): Authenticated,
     Query(query): Query<Cursor>,
 ) -> Response {
-    match page_of(&state, &caller, query.cursor.as_deref()).await {
-        Ok(page) => render(StatusCode::OK, &page),
-        Err((status, _)) => problem(status, None),
-    }
+    shown(page_of(&state, &caller, query.cursor.as_deref()).await)
 }
 
 #[derive(Deserialize)]
@@ -184,21 +172,7 @@ pub async fn accept(
             return render(status, &page);
         }
     };
-    // The account exists: sign the person in; the sign-in page takes them on from there.
-    match identity.login(&user.email, &form.password, &meta).await {
-        Ok(LoginOutcome::LoggedIn(session)) => {
-            let https = state.hive.config.served_over_https();
-            (
-                [(
-                    header::SET_COOKIE,
-                    session_cookie(https, Some(&session.token)),
-                )],
-                see_other("/login"),
-            )
-                .into_response()
-        }
-        _ => see_other("/login"),
-    }
+    sign_in_new_account(&state, &user.email, &form.password, &meta).await
 }
 
 /// The roles an invitation may carry, for the form's choice.
