@@ -18,6 +18,7 @@ mod secrets;
 mod setup;
 mod sign_in;
 mod tokens;
+mod user_admin;
 mod users;
 
 use axum::Router;
@@ -81,6 +82,12 @@ fn pages() -> Vec<Route> {
         // Administration.
         route(M::GET, "/admin/users", ADMIN, None, users::list),
         route(M::POST, "/admin/users/invite", ADMIN, None, users::invite),
+        route(M::GET, "/admin/users/{id}", ADMIN, None, user_admin::page),
+        route(M::POST, "/admin/users/{id}/role", ADMIN, None, user_admin::change_role),
+        route(M::POST, "/admin/users/{id}/active", ADMIN, None, user_admin::set_active),
+        route(M::POST, "/admin/users/{id}/reset-link", ADMIN, None, user_admin::reset_link),
+        route(M::POST, "/admin/users/{id}/sessions/end", ADMIN, None, user_admin::end_sessions),
+        route(M::POST, "/admin/users/{id}/second-factor/reset", ADMIN, None, user_admin::reset_second_factor),
         route(M::GET, "/admin/audit", ADMIN, None, audit::page),
         route(M::GET, "/admin/audit/verify", ADMIN, None, audit::verify),
     ]

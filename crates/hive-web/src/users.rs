@@ -19,6 +19,7 @@ use serde::Deserialize;
 const PAGE_SIZE: u32 = 50;
 
 struct UserLine {
+    id: String,
     name: String,
     email: String,
     role: &'static str,
@@ -59,6 +60,7 @@ async fn page_of(
             .items
             .into_iter()
             .map(|user| UserLine {
+                id: user.id.to_string(),
                 role: user.role.as_str(),
                 active: user.active,
                 second_factor: user.second_factor,

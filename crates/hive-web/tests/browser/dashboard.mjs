@@ -311,6 +311,19 @@ try {
     "the refusal is not a page");
   await other.close();
 
+  // The admin's view of the new account: deactivated, activated again, a reset link made.
+  await page.goto(`${base}/admin/users`);
+  await Promise.all([page.waitForNavigation(), page.getByRole("link", { name: "Vic Viewer" }).click()]);
+  await inspect(page, "user");
+  await submit(page, "Deactivate");
+  check(await page.getByRole("status").filter({ hasText: "deactivated" }).isVisible(), "not deactivated");
+  check(await page.getByRole("definition").filter({ hasText: /^deactivated$/ }).isVisible(),
+    "the account does not show as deactivated");
+  await submit(page, "Activate");
+  await submit(page, "Make a reset link");
+  check((await page.locator("#reset-link").textContent()).includes("/reset-password#token="),
+    "no reset link shown");
+
   // The audit log: what happened above is there, filtered; the chain verifies.
   await page.getByRole("link", { name: "Audit log" }).click();
   await page.waitForLoadState("load");
