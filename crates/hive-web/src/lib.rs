@@ -15,6 +15,7 @@ mod chat;
 mod home;
 mod page;
 mod secrets;
+mod security;
 mod setup;
 mod sign_in;
 mod tokens;
@@ -88,6 +89,9 @@ fn pages() -> Vec<Route> {
         route(M::POST, "/admin/users/{id}/reset-link", ADMIN, None, user_admin::reset_link),
         route(M::POST, "/admin/users/{id}/sessions/end", ADMIN, None, user_admin::end_sessions),
         route(M::POST, "/admin/users/{id}/second-factor/reset", ADMIN, None, user_admin::reset_second_factor),
+        route(M::GET, "/admin/security", ADMIN, None, security::page),
+        route(M::POST, "/admin/security/egress", ADMIN, None, security::set_allowlist),
+        route(M::POST, "/admin/security/rotate-key", ADMIN, None, security::rotate_key),
         route(M::GET, "/admin/audit", ADMIN, None, audit::page),
         route(M::GET, "/admin/audit/verify", ADMIN, None, audit::verify),
     ]

@@ -337,6 +337,20 @@ try {
   check(await page.getByText("The chain is intact").isVisible(), "the chain does not verify");
   await inspect(page, "audit-verified");
 
+  // Security settings: the allowlist saved (and a bad entry refused), the vault key rotated.
+  await page.getByRole("link", { name: "Security" }).click();
+  await page.waitForLoadState("load");
+  await inspect(page, "security");
+  await page.getByLabel("The admins' entries").fill("models.internal:8080");
+  await submit(page, "Save the allowlist");
+  check(await page.getByRole("status").filter({ hasText: "allowlist is saved" }).isVisible(), "not saved");
+  check(await page.getByLabel("The admins' entries").inputValue() === "models.internal:8080", "not kept");
+  await page.getByLabel("The admins' entries").fill("http://not an entry/");
+  const badEntry = await submit(page, "Save the allowlist");
+  check(badEntry.status() === 400 && await page.getByRole("alert").isVisible(), "a bad entry was not refused");
+  await submit(page, "Rotate the key");
+  check(await page.getByRole("status").filter({ hasText: /Key 2 now seals/ }).isVisible(), "no rotation");
+
   // The account: this browser's session listed, the password changed.
   await page.getByRole("link", { name: "Account" }).click();
   await page.waitForLoadState("load");
