@@ -49,6 +49,8 @@ fn pages() -> Vec<Route> {
         route(M::POST, "/login/verify", VIEWER, Some("login"), sign_in::verify).before_second_factor(),
         route(M::POST, "/logout", VIEWER, None, sign_in::logout).any_stage(),
         // A reset link opens this page; the attempt is counted like a sign-in.
+        route(M::GET, "/reset-password/request", PUBLIC, None, sign_in::reset_request_form),
+        route(M::POST, "/reset-password/request", PUBLIC, Some("login"), sign_in::reset_request),
         route(M::GET, "/reset-password", PUBLIC, None, sign_in::reset_form),
         route(M::POST, "/reset-password", PUBLIC, Some("login"), sign_in::reset),
         // The caller's second factor: enrollment is open to a session the policy holds back.

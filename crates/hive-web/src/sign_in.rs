@@ -28,6 +28,22 @@ struct LoginPage<'a> {
     next: &'a str,
     error: Option<String>,
     setup_pending: bool,
+    /// The single sign-on providers configured: (where to start, what to call it).
+    providers: Vec<(String, String)>,
+}
+
+/// A button a provider of `OIDC_PROVIDERS`.
+fn providers(state: &AppState) -> Vec<(String, String)> {
+    state
+        .hive
+        .oidc
+        .providers()
+        .into_iter()
+        .map(|provider| {
+            let start = format!("/api/v1/auth/oidc/{}/start", query_value(&provider.id));
+            (start, provider.display_name)
+        })
+        .collect()
 }
 
 /// Where a session goes next: its missing step first, else where it was going.
@@ -56,6 +72,7 @@ pub async fn form(
         next: local_path(query.next.as_deref()),
         error: None,
         setup_pending,
+        providers: providers(&state),
     };
     render(StatusCode::OK, &page)
 }
@@ -111,6 +128,7 @@ pub async fn submit(
         next: local_path(form.next.as_deref()),
         error: Some(error),
         setup_pending: false,
+        providers: providers(&state),
     };
     render(status, &page)
 }
@@ -238,4 +256,48 @@ pub async fn reset(
         error,
     };
     render(status, &page)
+}
+
+#[derive(Template)]
+#[template(path = "reset_request.html")]
+struct ResetRequestPage<'a> {
+    chrome: Chrome,
+    title: &'a str,
+    sent: bool,
+}
+
+/// Asking for a reset link by mail.
+pub async fn reset_request_form() -> Response {
+    let page = ResetRequestPage {
+        chrome: Chrome::anonymous(),
+        title: "Forgot your password",
+        sent: false,
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+pub struct EmailForm {
+    email: String,
+}
+
+pub async fn reset_request(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Form(form): Form<EmailForm>,
+) -> Response {
+    // The same answer whether or not the account exists (the service says nothing either).
+    if let Err(error) = state
+        .hive
+        .identity
+        .request_password_reset(&form.email, &meta)
+    {
+        return problem(refusal(error).0, None);
+    }
+    let page = ResetRequestPage {
+        chrome: Chrome::anonymous(),
+        title: "Forgot your password",
+        sent: true,
+    };
+    render(StatusCode::ACCEPTED, &page)
 }

@@ -243,3 +243,39 @@ async fn a_reset_link_opens_a_page_that_sets_the_new_password() {
     assert_eq!(again.status(), 401);
     server.stop().await.0.unwrap();
 }
+
+#[tokio::test]
+async fn sign_in_offers_each_provider_and_a_reset_by_mail() {
+    let provider = hive_testkit::oidc::TestProvider::start().await;
+    let vars: Vec<(String, String)> = provider.hive_vars("corp");
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let server = identity_builder(hive_testkit::TestBackend::Sqlite, &pairs)
+        .start()
+        .await;
+    setup_admin(&server).await;
+    let page = server.client.get("/login").await.text().await.unwrap();
+    assert!(
+        page.contains("href=\"/api/v1/auth/oidc/corp/start\""),
+        "{page}"
+    );
+    assert!(page.contains("href=\"/reset-password/request\""));
+
+    // The same page whether or not the account exists (the mail, if any, goes in the background).
+    let own = Some(server.origin.as_str());
+    let mut answers = Vec::new();
+    for email in [ADMIN_EMAIL, "nobody@example.com"] {
+        let asked = post_form(
+            &server,
+            "/reset-password/request",
+            own,
+            None,
+            &[("email", email)],
+        )
+        .await;
+        assert_eq!(asked.status(), 202, "{email}");
+        answers.push(asked.text().await.unwrap());
+    }
+    assert!(answers[0].contains("If an account has this email"));
+    assert_eq!(answers[0], answers[1]);
+    server.stop().await.0.unwrap();
+}
