@@ -17,6 +17,7 @@ const AUDIT_CHAIN_LOCK: i64 = 0x6869_7665_6175_6474;
 impl Dialect for PgDialect {
     // Replicas write to one database.
     const SINGLE_WRITER: bool = false;
+    const CONTIGUOUS_PREFIXES: bool = false;
     type Db = Postgres;
     type On<'c> = &'c mut PgConnection;
     type Id = Uuid;

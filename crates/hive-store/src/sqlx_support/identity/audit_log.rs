@@ -1,5 +1,6 @@
 //! The audit trail: appends, filtered reads, retention, on any sqlx dialect.
 
+use super::super::dialect::Reads;
 use super::*;
 
 /// Appends `filter`'s conditions to a query that already has a `WHERE`.
@@ -105,20 +106,22 @@ impl<D: IdentitySql> AuditRepo for SqlIdentity<D> {
         filter: &AuditFilter,
         page: &PageRequest,
     ) -> Result<Page<AuditRecord>, StoreError> {
-        let mut query = QueryBuilder::<D::Db>::new(D::AUDIT_EVENTS);
-        push_audit_filter::<D>(&mut query, filter);
-        if let Some(after) = page.after() {
-            query
-                .push(" AND (at, id) < (")
-                .push_value(D::time(after.at))
-                .push(", ")
-                .push_value(D::id(after.id))
-                .push(")");
-        }
-        query
-            .push(" ORDER BY at DESC, id DESC LIMIT ")
-            .push_value(i64::from(page.limit()) + 1);
         let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
+        let mut query = match &filter.action {
+            Some(TextMatch::Prefix(prefix)) if D::CONTIGUOUS_PREFIXES => {
+                match actions_under::<D>(&mut reader, prefix).await? {
+                    Some(actions) if actions.is_empty() => {
+                        return Ok(Page::from_overfetch(Vec::new(), page.limit(), |r| Cursor {
+                            at: r.at,
+                            id: r.id,
+                        }));
+                    }
+                    Some(actions) => newest_of_each::<D>(filter, page, &actions),
+                    None => newest_matching::<D>(filter, page),
+                }
+            }
+            _ => newest_matching::<D>(filter, page),
+        };
         let found = query
             .build()
             .fetch_all(D::on(&mut reader))
@@ -275,4 +278,97 @@ impl<D: IdentitySql> AuditRepo for SqlIdentity<D> {
         let count: i64 = get::<D, _>(&row, "unchained")?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
+}
+
+/// The newest records matching `filter` after the page's cursor, one more than the page holds.
+fn newest_matching<D: IdentitySql>(
+    filter: &AuditFilter,
+    page: &PageRequest,
+) -> QueryBuilder<D::Db> {
+    let mut query = QueryBuilder::<D::Db>::new(D::AUDIT_EVENTS);
+    push_audit_filter::<D>(&mut query, filter);
+    push_newest_page::<D>(&mut query, page);
+    query
+}
+
+/// The page's cursor, newest first, and one more record than the page holds.
+fn push_newest_page<D: IdentitySql>(query: &mut QueryBuilder<D::Db>, page: &PageRequest) {
+    if let Some(after) = page.after() {
+        query
+            .push(" AND (at, id) < (")
+            .push_value(D::time(after.at))
+            .push(", ")
+            .push_value(D::id(after.id))
+            .push(")");
+    }
+    query
+        .push(" ORDER BY at DESC, id DESC LIMIT ")
+        .push_value(i64::from(page.limit()) + 1);
+}
+
+/// Distinct actions a prefix may expand to before the plain query is used instead.
+const MERGED_ACTIONS_MAX: usize = 64;
+
+/// The distinct actions that start with `prefix`, read by skipping through the action index
+/// (one lookup each); `None` when there are more than [`MERGED_ACTIONS_MAX`]. Only where values
+/// with a common prefix are contiguous in the index ([`Dialect::CONTIGUOUS_PREFIXES`]).
+async fn actions_under<D: IdentitySql>(
+    reader: &mut DialectConnection<D>,
+    prefix: &str,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let mut actions: Vec<String> = Vec::new();
+    loop {
+        let mut next = QueryBuilder::<D::Db>::new("SELECT action FROM audit_events WHERE action ");
+        match actions.last() {
+            Some(last) => next.push("> ").push_value(last.clone()),
+            None => next.push(">= ").push_value(prefix.to_owned()),
+        };
+        next.push(" ORDER BY action LIMIT 1");
+        let found = next
+            .build()
+            .fetch_optional(D::on(reader))
+            .await
+            .map_err(D::map_error)?;
+        let Some(row) = found else {
+            return Ok(Some(actions));
+        };
+        let action: String =
+            <D::Db as Reads<String>>::read(&row, "action").map_err(D::map_error)?;
+        if !action.starts_with(prefix) {
+            return Ok(Some(actions));
+        }
+        if actions.len() == MERGED_ACTIONS_MAX {
+            return Ok(None);
+        }
+        actions.push(action);
+    }
+}
+
+/// [`newest_matching`] with the action prefix replaced by each of `actions`: each part reads
+/// its action's newest records in index order, and the union keeps the newest of all. The cost
+/// follows the number of actions, not of records (a prefix that few records match would
+/// otherwise walk the whole log newest first).
+fn newest_of_each<D: IdentitySql>(
+    filter: &AuditFilter,
+    page: &PageRequest,
+    actions: &[String],
+) -> QueryBuilder<D::Db> {
+    let mut query = QueryBuilder::<D::Db>::new("SELECT * FROM (");
+    for (n, action) in actions.iter().enumerate() {
+        if n > 0 {
+            query.push(" UNION ALL ");
+        }
+        let exact = AuditFilter {
+            action: Some(TextMatch::Exact(action.clone())),
+            ..filter.clone()
+        };
+        query.push("SELECT * FROM (").push(D::AUDIT_EVENTS);
+        push_audit_filter::<D>(&mut query, &exact);
+        push_newest_page::<D>(&mut query, page);
+        query.push(")");
+    }
+    query
+        .push(") ORDER BY at DESC, id DESC LIMIT ")
+        .push_value(i64::from(page.limit()) + 1);
+    query
 }
