@@ -43,14 +43,7 @@ async fn page_of(state: &AppState, caller: &Caller) -> Result<SecurityPage<'stat
         chrome: Chrome::of(caller),
         title: "Security",
         allowlist: security.settings.egress_host_allowlist.join("\n"),
-        operator_allowlist: state
-            .hive
-            .egress
-            .operator_allowlist()
-            .entries()
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
+        operator_allowlist: state.hive.egress.operator_allowlist_entries(),
         version: security.version.map(|v| v.to_string()).unwrap_or_default(),
         keys: keys
             .into_iter()

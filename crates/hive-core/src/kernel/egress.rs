@@ -83,6 +83,15 @@ impl Egress {
         &self.operator_allowlist
     }
 
+    /// The operator's allowlist entries as written (for showing beside the admins' list).
+    pub fn operator_allowlist_entries(&self) -> Vec<String> {
+        self.operator_allowlist
+            .entries()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     /// Sends `request` under the rules; a refusal is audited and counted before it is returned.
     pub async fn send(
         &self,

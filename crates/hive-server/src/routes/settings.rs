@@ -12,14 +12,7 @@ use hive_proto::settings::{SecuritySettingsView, UpdateSecuritySettings};
 fn view(state: &AppState, security: SecurityState) -> SecuritySettingsView {
     SecuritySettingsView {
         egress_host_allowlist: security.settings.egress_host_allowlist,
-        operator_egress_host_allowlist: state
-            .hive
-            .egress
-            .operator_allowlist()
-            .entries()
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
+        operator_egress_host_allowlist: state.hive.egress.operator_allowlist_entries(),
         version: security.version,
     }
 }
