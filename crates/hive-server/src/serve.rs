@@ -14,8 +14,19 @@ pub fn router(state: AppState) -> Router {
 /// The application with `extra` routes merged in, behind the same pipeline (embedders and the
 /// test kit use it).
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
+    router_with_fallback(state, extra, axum::routing::any(crate::routes::not_found))
+}
+
+/// [`router_with`] where a path no route has gets `fallback` (inside the pipeline, like every
+/// route) instead of the API's JSON 404: the dashboard answers a browser's unknown page.
+pub fn router_with_fallback(
+    state: AppState,
+    extra: Router<AppState>,
+    fallback: axum::routing::MethodRouter,
+) -> Router {
     let routes = crate::routes::routes(&state)
         .merge(extra)
+        .fallback_service(fallback)
         .with_state(state.clone());
     crate::pipeline::apply(routes, &state)
 }

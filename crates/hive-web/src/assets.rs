@@ -14,7 +14,6 @@ fn content_type(file: &str) -> Option<&'static str> {
     match file.rsplit_once('.')?.1 {
         "css" => Some("text/css; charset=utf-8"),
         "js" => Some("text/javascript; charset=utf-8"),
-        "svg" => Some("image/svg+xml"),
         _ => None,
     }
 }

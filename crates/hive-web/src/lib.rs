@@ -119,5 +119,6 @@ pub fn app(state: AppState) -> Router {
 /// answered with a page rather than the API's JSON.
 pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let pages = routes(&state).merge(extra);
-    hive_server::router_with(state, pages).layer(axum::middleware::from_fn(page::not_found))
+    let fallback = axum::routing::any(page::not_found).with_state(state.clone());
+    hive_server::router_with_fallback(state, pages, fallback)
 }

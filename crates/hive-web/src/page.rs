@@ -287,28 +287,19 @@ async fn checked(state: &AppState, request: Request, next: Next) -> Response {
     problem(status, response.headers().get(header::RETRY_AFTER))
 }
 
-/// Outermost layer: a path outside the API that no page has gets the 404 page instead of the
-/// API's JSON, with every header the pipeline set.
-pub async fn not_found(request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    let page = !(path.starts_with("/api/") || path.starts_with("/.well-known/"));
-    let response = next.run(request).await;
-    let json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(page && json && response.status() == StatusCode::NOT_FOUND) {
-        return response;
+/// The answer to a path no route has: the API's JSON 404 under `/api/` and `/.well-known/`,
+/// the 404 page anywhere else (a browser's mistyped or stale link).
+pub async fn not_found(uri: http::Uri) -> Response {
+    let path = uri.path();
+    if path.starts_with("/api/") || path.starts_with("/.well-known/") {
+        return hive_server::not_found().await.into_response();
     }
-    let (mut parts, _) = response.into_parts();
-    let (written, body) = problem(StatusCode::NOT_FOUND, None).into_parts();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.extend(written.headers);
-    parts.headers.insert(
+    let mut page = problem(StatusCode::NOT_FOUND, None);
+    page.headers_mut().insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
-    Response::from_parts(parts, body)
+    page
 }
 
 /// The sign-in page, coming back to `path` afterwards.

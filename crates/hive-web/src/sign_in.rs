@@ -15,7 +15,8 @@ use http::{StatusCode, header};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
-pub struct Next {
+/// `?next=`: where to go once signed in.
+pub struct Onward {
     next: Option<String>,
 }
 
@@ -59,7 +60,7 @@ pub fn onward(caller: &Caller, next: Option<&str>) -> String {
 pub async fn form(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
-    Query(query): Query<Next>,
+    Query(query): Query<Onward>,
 ) -> Response {
     if let Some(Extension(caller)) = caller {
         return see_other(&onward(&caller, query.next.as_deref()));
@@ -142,7 +143,7 @@ struct VerifyPage<'a> {
     error: Option<String>,
 }
 
-pub async fn verify_form(Query(query): Query<Next>) -> Response {
+pub async fn verify_form(Query(query): Query<Onward>) -> Response {
     let page = VerifyPage {
         chrome: Chrome::anonymous(),
         title: "Second factor",

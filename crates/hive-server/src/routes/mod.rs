@@ -265,8 +265,15 @@ async fn route_rate_limit(
     }
 }
 
+/// The API's routes; what none of them matches is [`not_found`] unless the embedder gives
+/// its own answer ([`crate::serve::router_with_fallback`]).
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    mount(state, routes_declared()).fallback(|| async { ApiError::of(ErrorCode::NotFound) })
+    mount(state, routes_declared())
+}
+
+/// The API's answer to a path no route has.
+pub async fn not_found() -> ApiError {
+    ApiError::of(ErrorCode::NotFound)
 }
 
 /// `routes` on a router, each behind its rule, its own limit and its session stage.

@@ -277,5 +277,15 @@ async fn sign_in_offers_each_provider_and_a_reset_by_mail() {
     }
     assert!(answers[0].contains("If an account has this email"));
     assert_eq!(answers[0], answers[1]);
+    // The page asked the service: each request is on record (written in the background, as
+    // the mail is; there is no mail relay here).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while records_of(&server, "user.reset_requested").await.len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reset requests are not on record"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     server.stop().await.0.unwrap();
 }
