@@ -128,8 +128,129 @@ function wireChat() {
   });
 }
 
+// WebAuthn wants bytes where the API's JSON has base64url text, and the other way back.
+function bytesOf(text) {
+  const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0)).buffer;
+}
+
+function textOf(buffer) {
+  let binary = "";
+  for (const byte of new Uint8Array(buffer)) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function creationOptions(options) {
+  return {
+    ...options,
+    challenge: bytesOf(options.challenge),
+    user: { ...options.user, id: bytesOf(options.user.id) },
+    excludeCredentials: (options.excludeCredentials || []).map((c) => ({ ...c, id: bytesOf(c.id) })),
+  };
+}
+
+function requestOptions(options) {
+  return {
+    ...options,
+    challenge: bytesOf(options.challenge),
+    allowCredentials: (options.allowCredentials || []).map((c) => ({ ...c, id: bytesOf(c.id) })),
+  };
+}
+
+// The browser's answer as the API reads it: the same fields, bytes as base64url.
+function answerOf(credential) {
+  const { response } = credential;
+  const fields = { clientDataJSON: textOf(response.clientDataJSON) };
+  if (response.attestationObject) {
+    fields.attestationObject = textOf(response.attestationObject);
+  } else {
+    fields.authenticatorData = textOf(response.authenticatorData);
+    fields.signature = textOf(response.signature);
+    if (response.userHandle) fields.userHandle = textOf(response.userHandle);
+  }
+  return {
+    id: credential.id,
+    rawId: textOf(credential.rawId),
+    type: credential.type,
+    response: fields,
+    extensions: credential.getClientExtensionResults(),
+  };
+}
+
+// POSTs JSON to the API with the session cookie; a refusal throws with the API's message.
+async function post(path, body) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body || {}),
+    credentials: "same-origin",
+  });
+  const answer = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = new Error(answer?.error?.message || `Hive answered ${response.status}.`);
+    error.code = answer?.error?.code;
+    throw error;
+  }
+  return answer;
+}
+
+// The three passkey ceremonies, each a start (options from Hive), the browser's dialog, and
+// a finish (the answer to Hive), then on to where the button says.
+const passkeyCeremonies = {
+  async register(button) {
+    const name = document.getElementById(button.dataset.passkeyName)?.value.trim();
+    const start = await post("/api/v1/auth/passkeys/register/start");
+    const credential = await navigator.credentials.create({ publicKey: creationOptions(start.publicKey) });
+    await post("/api/v1/auth/passkeys/register/finish",
+      { ceremonyId: start.ceremonyId, credential: answerOf(credential), name: name || undefined });
+    return button.dataset.next;
+  },
+  async login(button) {
+    const start = await post("/api/v1/auth/passkey-login/start");
+    const credential = await navigator.credentials.get({ publicKey: requestOptions(start.publicKey) });
+    await post("/api/v1/auth/passkey-login/finish", { ceremonyId: start.ceremonyId, credential: answerOf(credential) });
+    // The sign-in page sends the new session on to its next step.
+    return `/login?next=${encodeURIComponent(button.dataset.next || "/")}`;
+  },
+  async "second-factor"(button) {
+    const start = await post("/api/v1/auth/mfa/passkey/start");
+    const credential = await navigator.credentials.get({ publicKey: requestOptions(start.publicKey) });
+    await post("/api/v1/auth/mfa/passkey/finish", { ceremonyId: start.ceremonyId, credential: answerOf(credential) });
+    return button.dataset.next || "/";
+  },
+};
+
+function wirePasskeys() {
+  const problem = document.getElementById("passkey-error");
+  for (const button of document.querySelectorAll("button[data-passkey]")) {
+    if (!window.PublicKeyCredential) {
+      button.disabled = true;
+      problem.textContent = "This browser cannot use passkeys.";
+      problem.hidden = false;
+      continue;
+    }
+    button.addEventListener("click", async () => {
+      problem.hidden = true;
+      button.disabled = true;
+      try {
+        location.assign(await passkeyCeremonies[button.dataset.passkey](button));
+      } catch (error) {
+        problem.textContent = error.name === "NotAllowedError"
+          ? "No passkey was used: the request was cancelled or timed out. Try again."
+          : error.message;
+        problem.hidden = false;
+        if (error.code === "reauthentication_required") {
+          document.getElementById("passkey-reauthenticate").hidden = false;
+        }
+        button.disabled = false;
+      }
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   fillFromFragment();
   wireCopyButtons();
   wireChat();
+  wirePasskeys();
 });

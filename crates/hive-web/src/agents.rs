@@ -1,19 +1,20 @@
-//! Agents: the list with their states, creating each kind, details, start and stop.
+//! Agents: the list with their states, creating each kind, details, editing settings and
+//! limits, start, stop and delete.
 
 use crate::page::{
-    Chrome, Cursor, Refused, page_request, problem, query_value, refusal, render, see_other, shown,
+    Chrome, Cursor, Refused, page_request, problem, query_value, refusal, see_other, shown,
     shown_refused,
 };
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::Response;
-use hive_core::agents::NewAgent;
 use hive_core::agents::import::ImportRequest;
-use hive_core::kernel::caller::Caller;
+use hive_core::agents::{AgentChange, NewAgent};
+use hive_core::kernel::caller::{Caller, RequestMeta};
 use hive_proto::agents::{AgentKind, AgentStatus, AgentVisibility};
 use hive_server::AppState;
 use hive_server::auth::{Authenticated, Meta};
-use hive_store::AgentRow;
+use hive_store::{AgentLimits, AgentRow};
 use http::StatusCode;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -56,6 +57,9 @@ struct AgentsPage<'a> {
     agents: Vec<AgentLine>,
     next_cursor: Option<String>,
     secrets: Vec<SecretChoice>,
+    /// The create form's `llm` fields (empty) and visibility.
+    llm: LlmForm,
+    visibility: &'static str,
     error: Option<String>,
 }
 
@@ -94,6 +98,8 @@ async fn page_of(
         agents: listed.items.into_iter().map(line).collect(),
         next_cursor: listed.next_cursor.as_deref().map(query_value),
         secrets: secret_choices(state, caller).await?,
+        llm: LlmForm::default(),
+        visibility: AgentVisibility::Private.as_str(),
         error: None,
     })
 }
@@ -106,13 +112,9 @@ pub async fn list(
     shown(page_of(&state, &caller, query.cursor.as_deref()).await)
 }
 
-#[derive(Deserialize)]
-pub struct CreateForm {
-    name: String,
-    kind: String,
-    visibility: String,
-    #[serde(default)]
-    card_url: String,
+/// The settings of an `llm` agent as its forms carry them.
+#[derive(Default, Deserialize)]
+pub struct LlmForm {
     #[serde(default)]
     base_url: String,
     #[serde(default)]
@@ -121,6 +123,59 @@ pub struct CreateForm {
     system_prompt: String,
     #[serde(default)]
     api_key_secret: String,
+}
+
+impl LlmForm {
+    /// The form filled from an agent's settings.
+    fn of(runtime: &serde_json::Map<String, serde_json::Value>) -> Self {
+        let text = |name: &str| {
+            runtime
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Self {
+            base_url: text("baseUrl"),
+            model: text("model"),
+            system_prompt: text("systemPrompt"),
+            api_key_secret: text("apiKeySecretId"),
+        }
+    }
+
+    /// `runtime` with this form's fields written over it (an emptied optional field removed);
+    /// the settings no form shows stay as they are.
+    fn apply(
+        &self,
+        mut runtime: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, Refused> {
+        let base_url = filled(&self.base_url)
+            .ok_or_else(|| invalid("An LLM agent needs its endpoint's URL."))?;
+        let model = filled(&self.model).ok_or_else(|| invalid("An LLM agent needs a model."))?;
+        runtime.insert("baseUrl".into(), base_url.into());
+        runtime.insert("model".into(), model.into());
+        for (name, value) in [
+            ("systemPrompt", &self.system_prompt),
+            ("apiKeySecretId", &self.api_key_secret),
+        ] {
+            match filled(value) {
+                Some(value) => runtime.insert(name.into(), value.into()),
+                None => runtime.remove(name),
+            };
+        }
+        Ok(serde_json::Value::Object(runtime))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    name: String,
+    kind: String,
+    visibility: String,
+    #[serde(default)]
+    card_url: String,
+    #[serde(flatten)]
+    llm: LlmForm,
 }
 
 /// A form's text field: `None` when left empty.
@@ -132,20 +187,23 @@ fn invalid(message: &str) -> Refused {
     (StatusCode::BAD_REQUEST, message.to_owned())
 }
 
+fn visibility_of(form_value: &str) -> Result<AgentVisibility, Refused> {
+    form_value
+        .parse()
+        .map_err(|_| invalid("Choose one of the visibilities listed."))
+}
+
 async fn create_agent(
     state: &AppState,
     caller: &Caller,
     form: &CreateForm,
-    meta: &hive_core::kernel::caller::RequestMeta,
+    meta: &RequestMeta,
 ) -> Result<Uuid, Refused> {
     let kind: AgentKind = form
         .kind
         .parse()
         .map_err(|_| invalid("Choose one of the kinds listed."))?;
-    let visibility: AgentVisibility = form
-        .visibility
-        .parse()
-        .map_err(|_| invalid("Choose one of the visibilities listed."))?;
+    let visibility = visibility_of(&form.visibility)?;
     let runtime = match kind {
         // A remote agent is registered from its card, as `hive agent import` does.
         AgentKind::Remote => {
@@ -165,20 +223,7 @@ async fn create_agent(
                 .map_err(refusal)?;
             return Ok(agent.id);
         }
-        AgentKind::Llm => {
-            let base_url = filled(&form.base_url)
-                .ok_or_else(|| invalid("An LLM agent needs its endpoint's URL."))?;
-            let model =
-                filled(&form.model).ok_or_else(|| invalid("An LLM agent needs a model."))?;
-            let mut runtime = serde_json::json!({ "baseUrl": base_url, "model": model });
-            if let Some(prompt) = filled(&form.system_prompt) {
-                runtime["systemPrompt"] = prompt.into();
-            }
-            if let Some(secret) = filled(&form.api_key_secret) {
-                runtime["apiKeySecretId"] = secret.into();
-            }
-            runtime
-        }
+        AgentKind::Llm => form.llm.apply(serde_json::Map::new())?,
         AgentKind::Conformance => serde_json::json!({}),
     };
     let new = NewAgent {
@@ -221,26 +266,85 @@ struct AgentPage<'a> {
     chrome: Chrome,
     title: &'a str,
     agent: AgentLine,
+    description: String,
     visibility: &'static str,
+    /// The `llm` agent's settings to edit (`None` for other kinds).
+    llm: Option<LlmForm>,
+    secrets: Vec<SecretChoice>,
+    /// Settings the page shows but does not edit (a remote agent's, say).
     settings: Vec<(String, String)>,
-    limits: Vec<(&'static str, String)>,
+    limits: AgentLimits,
+    error: Option<String>,
+    notice: Option<&'a str>,
 }
 
 /// An agent's settings as lines to show: secrets appear only as the ids the settings hold.
-fn settings_of(runtime: &str) -> Vec<(String, String)> {
-    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(runtime) else {
-        return Vec::new();
-    };
-    fields
-        .into_iter()
+fn settings_of(runtime: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, String)> {
+    runtime
+        .iter()
         .map(|(name, value)| {
             let shown = match value {
-                serde_json::Value::String(text) => text,
+                serde_json::Value::String(text) => text.clone(),
                 other => other.to_string(),
             };
-            (name, shown)
+            (name.clone(), shown)
         })
         .collect()
+}
+
+/// The secrets an agent's API key may be, with its current one even when the caller cannot
+/// list it (an admin editing another's agent): saving the form keeps it.
+async fn key_choices(
+    state: &AppState,
+    caller: &Caller,
+    current: &str,
+) -> Result<Vec<SecretChoice>, Refused> {
+    let mut choices = secret_choices(state, caller).await?;
+    if !current.is_empty() && !choices.iter().any(|choice| choice.id == current) {
+        choices.push(SecretChoice {
+            id: current.to_owned(),
+            name: "the key it has now (a secret of its owner)".to_owned(),
+        });
+    }
+    Ok(choices)
+}
+
+/// The agent's settings (stored as a JSON object).
+fn runtime_of(agent: &AgentRow) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::from_str(&agent.runtime) {
+        Ok(serde_json::Value::Object(fields)) => fields,
+        _ => serde_json::Map::new(),
+    }
+}
+
+async fn agent_page(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<AgentPage<'static>, Refused> {
+    let agent = state.hive.agents.get(caller, id).await.map_err(refusal)?;
+    let runtime = runtime_of(&agent);
+    let llm = (agent.kind == AgentKind::Llm).then(|| LlmForm::of(&runtime));
+    Ok(AgentPage {
+        chrome: Chrome::of(caller),
+        title: "Agent",
+        description: agent.description.clone(),
+        visibility: agent.visibility.as_str(),
+        settings: if llm.is_some() {
+            Vec::new()
+        } else {
+            settings_of(&runtime)
+        },
+        secrets: match &llm {
+            Some(llm) => key_choices(state, caller, &llm.api_key_secret).await?,
+            None => Vec::new(),
+        },
+        llm,
+        limits: agent.limits,
+        agent: line(agent),
+        error: None,
+        notice: None,
+    })
 }
 
 pub async fn detail(
@@ -248,36 +352,127 @@ pub async fn detail(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Response {
-    let agent = match state.hive.agents.get(&caller, id).await {
-        Ok(agent) => agent,
-        Err(error) => return problem(refusal(error).0, None),
+    shown(agent_page(&state, &caller, id).await)
+}
+
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    name: String,
+    #[serde(default)]
+    description: String,
+    visibility: String,
+    #[serde(flatten)]
+    llm: LlmForm,
+}
+
+#[derive(Deserialize)]
+pub struct LimitsForm {
+    requests_per_minute: String,
+    tokens_per_day: String,
+    concurrent_tasks: String,
+    timeout_seconds: String,
+}
+
+impl LimitsForm {
+    fn limits(&self) -> Result<AgentLimits, Refused> {
+        fn number<T: std::str::FromStr>(value: &str, what: &str) -> Result<T, Refused> {
+            value
+                .trim()
+                .parse()
+                .map_err(|_| invalid(&format!("{what} must be a whole number.")))
+        }
+        Ok(AgentLimits {
+            requests_per_minute: number(&self.requests_per_minute, "Requests per minute")?,
+            tokens_per_day: number(&self.tokens_per_day, "Tokens per day")?,
+            concurrent_tasks: number(&self.concurrent_tasks, "Concurrent tasks")?,
+            timeout_seconds: number(&self.timeout_seconds, "The timeout")?,
+        })
+    }
+}
+
+/// Applies a change to the agent and shows its page again: saying it is saved, or why not.
+async fn changed(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    change: Result<AgentChange, Refused>,
+    meta: &RequestMeta,
+) -> Response {
+    let outcome = match change {
+        Ok(change) => state
+            .hive
+            .agents
+            .update(caller, id, &change, meta)
+            .await
+            .map(drop)
+            .map_err(refusal),
+        Err(refused) => Err(refused),
     };
-    let page = AgentPage {
-        chrome: Chrome::of(&caller),
-        title: "Agent",
-        visibility: agent.visibility.as_str(),
-        settings: settings_of(&agent.runtime),
-        limits: vec![
-            (
-                "Requests per minute",
-                agent.limits.requests_per_minute.to_string(),
-            ),
-            (
-                "Tokens per day (0: no limit)",
-                agent.limits.tokens_per_day.to_string(),
-            ),
-            (
-                "Concurrent tasks",
-                agent.limits.concurrent_tasks.to_string(),
-            ),
-            (
-                "Timeout (seconds)",
-                agent.limits.timeout_seconds.to_string(),
-            ),
-        ],
-        agent: line(agent),
+    let (status, error, notice) = match outcome {
+        Ok(()) => (
+            StatusCode::OK,
+            None,
+            Some("Saved. A running agent uses the new settings from its next call."),
+        ),
+        Err((status, message)) => (status, Some(message), None),
     };
-    render(StatusCode::OK, &page)
+    shown_refused(agent_page(state, caller, id).await, status, |page| {
+        page.error = error;
+        page.notice = notice;
+    })
+}
+
+pub async fn update_settings(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+    Form(form): Form<SettingsForm>,
+) -> Response {
+    let change = async {
+        let agent = state.hive.agents.get(&caller, id).await.map_err(refusal)?;
+        let runtime = if agent.kind == AgentKind::Llm {
+            Some(form.llm.apply(runtime_of(&agent))?)
+        } else {
+            None
+        };
+        Ok(AgentChange {
+            name: Some(form.name.trim().to_owned()),
+            description: Some(form.description.trim().to_owned()),
+            visibility: Some(visibility_of(&form.visibility)?),
+            runtime,
+            skills: None,
+            limits: None,
+        })
+    }
+    .await;
+    changed(&state, &caller, id, change, &meta).await
+}
+
+pub async fn update_limits(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+    Form(form): Form<LimitsForm>,
+) -> Response {
+    let change = form.limits().map(|limits| AgentChange {
+        limits: Some(limits),
+        ..AgentChange::default()
+    });
+    changed(&state, &caller, id, change, &meta).await
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Response {
+    match state.hive.agents.delete(&caller, id, &meta).await {
+        Ok(()) => see_other("/agents"),
+        Err(error) => problem(refusal(error).0, None),
+    }
 }
 
 pub async fn start(

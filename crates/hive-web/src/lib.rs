@@ -12,8 +12,10 @@ mod agents;
 mod assets;
 mod audit;
 mod chat;
+mod federation;
 mod home;
 mod page;
+mod second_factor;
 mod secrets;
 mod security;
 mod setup;
@@ -54,9 +56,11 @@ fn pages() -> Vec<Route> {
         route(M::GET, "/reset-password", PUBLIC, None, sign_in::reset_form),
         route(M::POST, "/reset-password", PUBLIC, Some("login"), sign_in::reset),
         // The caller's second factor: enrollment is open to a session the policy holds back.
-        route(M::GET, "/account/second-factor", VIEWER, None, setup::second_factor).before_enrollment(),
-        route(M::POST, "/account/second-factor/totp", VIEWER, None, setup::start_totp).before_enrollment(),
-        route(M::POST, "/account/second-factor/totp/confirm", VIEWER, Some("login"), setup::confirm_totp).before_enrollment(),
+        // (Passkeys are added by the page's script through the API, which admits such a session.)
+        route(M::GET, "/account/second-factor", VIEWER, None, second_factor::page).before_enrollment(),
+        route(M::POST, "/account/second-factor/totp", VIEWER, None, second_factor::start_totp).before_enrollment(),
+        route(M::POST, "/account/second-factor/totp/confirm", VIEWER, Some("login"), second_factor::confirm_totp).before_enrollment(),
+        route(M::POST, "/account/passkeys/{id}/delete", VIEWER, None, second_factor::delete_passkey).owned(),
         // An invitation link opens this page; accepting is counted like a registration.
         route(M::GET, "/invite", PUBLIC, None, users::invitation),
         route(M::POST, "/invite", PUBLIC, Some("register"), users::accept),
@@ -67,6 +71,9 @@ fn pages() -> Vec<Route> {
         route(M::GET, "/agents/{id}", OPERATOR, None, agents::detail).owned(),
         route(M::POST, "/agents/{id}/start", OPERATOR, None, agents::start).owned(),
         route(M::POST, "/agents/{id}/stop", OPERATOR, None, agents::stop).owned(),
+        route(M::POST, "/agents/{id}/settings", OPERATOR, None, agents::update_settings).owned(),
+        route(M::POST, "/agents/{id}/limits", OPERATOR, None, agents::update_limits).owned(),
+        route(M::POST, "/agents/{id}/delete", OPERATOR, None, agents::delete).owned(),
         route(M::GET, "/agents/{id}/chat", VIEWER, None, chat::page),
         // Secrets: names only; operators keep their own, admins see all.
         route(M::GET, "/secrets", OPERATOR, Some("secrets"), secrets::list),
@@ -94,6 +101,8 @@ fn pages() -> Vec<Route> {
         route(M::GET, "/admin/security", ADMIN, None, security::page),
         route(M::POST, "/admin/security/egress", ADMIN, None, security::set_allowlist),
         route(M::POST, "/admin/security/rotate-key", ADMIN, None, security::rotate_key),
+        route(M::GET, "/admin/federation", ADMIN, None, federation::page),
+        route(M::POST, "/admin/federation/probe", ADMIN, None, federation::probe),
         route(M::GET, "/admin/audit", ADMIN, None, audit::page),
         route(M::GET, "/admin/audit/verify", ADMIN, None, audit::verify),
     ]

@@ -31,6 +31,8 @@ struct LoginPage<'a> {
     setup_pending: bool,
     /// The single sign-on providers configured: (where to start, what to call it).
     providers: Vec<(String, String)>,
+    /// Passkeys work here: the page offers signing in with one.
+    passkeys: bool,
 }
 
 /// A button a provider of `OIDC_PROVIDERS`.
@@ -52,7 +54,7 @@ pub fn onward(caller: &Caller, next: Option<&str>) -> String {
     let next = local_path(next);
     match caller.stage() {
         SessionStage::SecondFactorRequired => format!("/login/verify?next={}", query_value(next)),
-        SessionStage::EnrollmentRequired => "/account/second-factor".to_owned(),
+        SessionStage::EnrollmentRequired => crate::second_factor::PATH.to_owned(),
         SessionStage::Verified => next.to_owned(),
     }
 }
@@ -74,6 +76,7 @@ pub async fn form(
         error: None,
         setup_pending,
         providers: providers(&state),
+        passkeys: state.hive.passkeys.available(),
     };
     render(StatusCode::OK, &page)
 }
@@ -130,6 +133,7 @@ pub async fn submit(
         error: Some(error),
         setup_pending: false,
         providers: providers(&state),
+        passkeys: state.hive.passkeys.available(),
     };
     render(status, &page)
 }
@@ -141,14 +145,31 @@ struct VerifyPage<'a> {
     title: &'a str,
     next: &'a str,
     error: Option<String>,
+    /// The account has a passkey this session may verify with.
+    passkey: bool,
 }
 
-pub async fn verify_form(Query(query): Query<Onward>) -> Response {
+async fn has_passkey(state: &AppState, caller: &Caller) -> bool {
+    state.hive.passkeys.available()
+        && state
+            .hive
+            .passkeys
+            .list(caller)
+            .await
+            .is_ok_and(|passkeys| !passkeys.is_empty())
+}
+
+pub async fn verify_form(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(query): Query<Onward>,
+) -> Response {
     let page = VerifyPage {
         chrome: Chrome::anonymous(),
         title: "Second factor",
         next: local_path(query.next.as_deref()),
         error: None,
+        passkey: has_passkey(&state, &caller).await,
     };
     render(StatusCode::OK, &page)
 }
@@ -183,6 +204,7 @@ pub async fn verify(
                 title: "Second factor",
                 next: local_path(form.next.as_deref()),
                 error: Some(error),
+                passkey: has_passkey(&state, &caller).await,
             };
             render(status, &page)
         }

@@ -47,8 +47,10 @@ async fn the_dashboard_works_in_a_real_browser() {
         return;
     }
     let port = free_port();
-    // No AUTH_URL: the public URL a newcomer gets, from the listening address.
     let listen = format!("127.0.0.1:{port}");
+    // Passkeys need a domain name (WebAuthn has no relying party on an IP address): the URL
+    // docs/identity.md tells a local install to use.
+    let auth_url = format!("http://localhost:{port}");
     // The script's stand-in model endpoint, which the egress guard must let Hive reach.
     let llm_port = free_port();
     let llm_host = format!("127.0.0.1:{llm_port}");
@@ -58,6 +60,10 @@ async fn the_dashboard_works_in_a_real_browser() {
         dir.path(),
         &[
             ("HIVE_LISTEN", &listen),
+            ("AUTH_URL", &auth_url),
+            // One person signs in a dozen ways within the minute: more than the default
+            // allows one address.
+            ("HIVE_RATE_LIMITS", "login=30/15m"),
             ("HIVE_MFA_REQUIRED", "admins"),
             ("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &llm_host),
         ],

@@ -45,6 +45,22 @@ impl PublicTier {
     pub fn max_body_bytes(&self) -> usize {
         self.settings.max_body_bytes
     }
+
+    /// The methods anyone may call (`A2A_PUBLIC_JSONRPC_ALLOWED_METHODS`).
+    pub fn allowed_methods(&self) -> &[Method] {
+        &self.settings.allowed_methods
+    }
+
+    /// Each API key's name and the methods it may call, for the admins' view (no hashes).
+    pub fn keys(&self) -> impl Iterator<Item = (&str, &[Method])> {
+        self.settings.api_keys.iter().map(|key| {
+            let methods = key
+                .methods
+                .as_deref()
+                .unwrap_or(&self.settings.allowed_methods);
+            (key.name.as_str(), methods)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -49,6 +49,11 @@ fn owned_object<'a>(path: &str, objects: &'a Objects) -> &'a str {
         "/api/v1/conversations/{id}" | "/api/v1/conversations/{id}/messages" => {
             &objects.owner_conversation
         }
+        "/account/sessions/{id}/revoke" => &objects.owner_session,
+        "/account/tokens/{id}/revoke" => &objects.owner_token,
+        "/secrets/{id}/value" | "/secrets/{id}/delete" => &objects.owner_secret,
+        "/account/passkeys/{id}/delete" => &objects.owner_passkey,
+        path if path.starts_with("/agents/{id}") => &objects.owner_agent,
         other => panic!("owned route {other} has no object in the access matrix; add one"),
     }
 }
@@ -115,32 +120,67 @@ async fn call(server: &TestServer, caller: &Caller, method: &Method, path: &str)
     response.status().as_u16()
 }
 
-/// A page request as the caller's browser sends it (a form post from Hive's own origin): its
-/// status, and whether it was sent to the sign-in page.
+/// A page request as a browser sends it (a form post from Hive's own origin, with `form`).
+async fn page_send(
+    server: &TestServer,
+    cookie: Option<&str>,
+    method: &Method,
+    path: &str,
+    form: &'static str,
+) -> reqwest::Response {
+    let mut request = server
+        .client
+        .request(method.clone(), path)
+        .header("origin", &server.origin);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    if *method == Method::POST {
+        request = request
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form);
+    }
+    request.send().await.unwrap()
+}
+
+fn to_sign_in(response: &reqwest::Response) -> bool {
+    response.status() == 303
+        && response.headers()["location"]
+            .to_str()
+            .is_ok_and(|to| to.starts_with("/login"))
+}
+
+/// A page request as the caller's browser sends it, with an empty form: its status, and
+/// whether it was sent to the sign-in page.
 async fn page_call(
     server: &TestServer,
     caller: &Caller,
     method: &Method,
     path: &str,
 ) -> (u16, bool) {
-    let mut request = server
-        .client
-        .request(method.clone(), path)
-        .header("origin", &server.origin);
-    if let Some(browser) = &caller.browser {
-        request = request.header("cookie", &browser.cookie);
+    let cookie = caller
+        .browser
+        .as_ref()
+        .map(|browser| browser.cookie.as_str());
+    let response = page_send(server, cookie, method, path, "").await;
+    (response.status().as_u16(), to_sign_in(&response))
+}
+
+/// The form an owned page's change needs to reach the ownership check.
+fn owned_form(path: &str) -> &'static str {
+    match path {
+        "/agents/{id}/settings" => "name=owned&visibility=private",
+        "/agents/{id}/limits" => {
+            "requests_per_minute=60&tokens_per_day=0&concurrent_tasks=4&timeout_seconds=60"
+        }
+        "/secrets/{id}/value" => "value=another-value",
+        _ => "",
     }
-    if *method == Method::POST {
-        request = request
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("");
-    }
-    let response = request.send().await.unwrap();
-    let to_sign_in = response.status() == 303
-        && response.headers()["location"]
-            .to_str()
-            .is_ok_and(|to| to.starts_with("/login"));
-    (response.status().as_u16(), to_sign_in)
+}
+
+/// Whether a page ends its object (the owner's walk leaves those to the API's).
+fn ends_object(path: &str) -> bool {
+    path.ends_with("/delete") || path.ends_with("/revoke")
 }
 
 /// Signs a caller in again when a route (logout) ended its session; `true` when it had to
@@ -351,7 +391,8 @@ async fn every_route_answers_every_caller_by_its_rule() {
                 .replace("{*file}", "app.css")
                 .replace("{id}", &uuid::Uuid::new_v4().to_string());
             for caller in &mut callers {
-                let (status, to_sign_in) = page_call(&server, caller, &entry.method, &path).await;
+                let (status, sent_to_sign_in) =
+                    page_call(&server, caller, &entry.method, &path).await;
                 let what = format!(
                     "page {} {} as {} on {backend:?}",
                     entry.method, entry.path, caller.name
@@ -362,7 +403,7 @@ async fn every_route_answers_every_caller_by_its_rule() {
                         "{what}: {status}"
                     ),
                     (Access::AtLeast(_), None) => {
-                        assert!(to_sign_in, "{what}: {status}");
+                        assert!(sent_to_sign_in, "{what}: {status}");
                         refusals += 1;
                     }
                     (Access::AtLeast(minimum), Some(role)) if role < minimum => {
@@ -371,7 +412,7 @@ async fn every_route_answers_every_caller_by_its_rule() {
                     }
                     // Signing out leads to the sign-in page too, as its answer.
                     (Access::AtLeast(_), Some(_)) => assert!(
-                        (!to_sign_in || entry.path == "/logout")
+                        (!sent_to_sign_in || entry.path == "/logout")
                             && status != 401
                             && status != 403
                             && status < 500,
@@ -392,6 +433,31 @@ async fn every_route_answers_every_caller_by_its_rule() {
             .browser
             .clone()
             .unwrap();
+        // The pages first: the API's walk below ends the objects.
+        for entry in pages.iter().filter(|e| e.owned) {
+            let path = fill(entry.path, owned_object(entry.path, &objects));
+            let form = owned_form(entry.path);
+            let refused =
+                page_send(&server, Some(&stranger.cookie), &entry.method, &path, form).await;
+            assert_eq!(
+                refused.status(),
+                404,
+                "page {} {} by another user",
+                entry.method,
+                entry.path
+            );
+            if ends_object(entry.path) {
+                continue;
+            }
+            let reached = page_send(&server, Some(&owner.cookie), &entry.method, &path, form).await;
+            assert!(
+                (reached.status().is_success() || reached.status() == 303) && !to_sign_in(&reached),
+                "page {} {} by its owner: {}",
+                entry.method,
+                entry.path,
+                reached.status()
+            );
+        }
         for entry in table.iter().filter(|e| e.owned) {
             let path = fill(entry.path, owned_object(entry.path, &objects));
             let status = stranger

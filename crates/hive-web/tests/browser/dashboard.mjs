@@ -1,5 +1,7 @@
 // Drives Hive's dashboard in Debian's Chromium, as a person would: the setup wizard from the
 // link `hive serve` printed (with TOTP enrollment), signing out and in with password + TOTP,
+// a passkey added (a virtual authenticator through the DevTools protocol) and used to sign in
+// without the password and as the second factor after it,
 // a secret and an llm agent (on a stand-in endpoint this script serves) started and chatted
 // with, the reply seen while it streams, an API token created, used and revoked, a viewer invited who signs up and is refused the
 // admin pages, a cross-origin form refused, and on every page an accessibility check (axe-core: no serious
@@ -124,13 +126,24 @@ async function inspect(page, name) {
 async function submit(page, button) {
   const [response] = await Promise.all([
     page.waitForNavigation(),
-    page.getByRole("button", { name: button }).click(),
+    page.getByRole("button", { name: button, exact: true }).click(),
   ]);
   return response;
 }
 
+// A passkey button: its script runs the ceremony and moves on, or says on the page what
+// went wrong (which the check then quotes).
+async function passkey(page, button) {
+  const moved = page.waitForNavigation().then(() => "moved");
+  await page.getByRole("button", { name: button, exact: true }).click();
+  const refused = page.locator("#passkey-error:not([hidden])").waitFor().then(() => "refused", () => "moved");
+  const outcome = await Promise.race([moved, refused]);
+  check(outcome === "moved", `${button}: ${outcome === "refused" ? await page.locator("#passkey-error").textContent() : ""}`);
+}
+
 // A page on another origin (another port of the same host: same site, so the session cookie
-// goes along) whose form posts to Hive: the origin check must refuse it.
+// goes along) whose form posts to Hive: the origin check must refuse it. Hive is reached as
+// localhost (passkeys need a domain name), so the other page is too.
 async function crossOriginPost(page, action, fields) {
   const inputs = Object.entries(fields)
     .map(([name, value]) => `<input type="hidden" name="${name}" value="${value}">`).join("");
@@ -140,7 +153,7 @@ async function crossOriginPost(page, action, fields) {
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   try {
-    await page.goto(`http://127.0.0.1:${server.address().port}/`);
+    await page.goto(`http://localhost:${server.address().port}/`);
     const response = await submit(page, "go");
     return response.status();
   } finally {
@@ -224,6 +237,43 @@ try {
   await submit(page, "Verify");
   check(new URL(page.url()).pathname === "/", `after the second factor: ${page.url()}`);
 
+  // A passkey, on an authenticator the browser emulates (one with a screen lock that holds
+  // the credential itself, as a phone or laptop does), then used to sign in both ways.
+  const devtools = await context.newCDPSession(page);
+  await devtools.send("WebAuthn.enable");
+  await devtools.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  await page.getByRole("link", { name: "Passkeys & second factor" }).click();
+  await page.waitForLoadState("load");
+  await page.getByLabel("Name of the new passkey").fill("work laptop");
+  await passkey(page, "Add a passkey");
+  check(await page.getByRole("cell", { name: "work laptop", exact: true }).isVisible(), "the passkey is not listed");
+  await inspect(page, "passkeys");
+  await submit(page, "Sign out");
+  await passkey(page, "Sign in with a passkey");
+  check(new URL(page.url()).pathname === "/", `after a passkey sign-in: ${page.url()}`);
+  check(await page.locator("header").getByText("Ada Admin").isVisible(), "the passkey signed in nobody");
+  await submit(page, "Sign out");
+  await page.getByLabel("Email").fill(EMAIL);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await submit(page, "Sign in");
+  check(new URL(page.url()).pathname === "/login/verify", `after the password: ${page.url()}`);
+  await passkey(page, "Use a passkey");
+  check(new URL(page.url()).pathname === "/", `after the passkey as second factor: ${page.url()}`);
+  await page.getByRole("link", { name: "Passkeys & second factor" }).click();
+  await page.waitForLoadState("load");
+  check(!(await page.getByRole("cell", { name: "never" }).count()), "the passkey's last use is not shown");
+  await submit(page, "Delete the passkey work laptop");
+  check(await page.getByRole("cell", { name: "work laptop", exact: true }).count() === 0, "the passkey is still listed");
+
   // A secret, an llm agent that uses it as its key, started, and a chat with a streamed reply.
   await page.getByRole("link", { name: "Secrets" }).click();
   await page.waitForLoadState("load");
@@ -243,6 +293,7 @@ try {
   await page.getByLabel("API key").selectOption({ label: "llm-key" });
   await submit(page, "Create the agent");
   check(/^\/agents\/[0-9a-f-]{36}$/.test(new URL(page.url()).pathname), `after creating: ${page.url()}`);
+  const agentPage = page.url();
   await submit(page, "Start");
   check(await page.getByText("ready", { exact: true }).isVisible(), "the agent did not become ready");
   check(llmSeen.keys.has(`Bearer ${LLM_KEY}`), "the endpoint never saw the key from the vault");
@@ -264,6 +315,21 @@ try {
   check(history.length === 2 && history[1].includes("Hello from the stand-in."),
     `the conversation's history: ${JSON.stringify(history)}`);
   await inspect(page, "chat-history");
+
+  // The agent's settings and limits edited from its page; a bad value refused in words.
+  await page.goto(agentPage);
+  await page.getByLabel("System prompt (optional)").fill("Answer briefly.");
+  await submit(page, "Save the settings");
+  check(await page.getByRole("status").filter({ hasText: "Saved" }).isVisible(), "the settings were not saved");
+  check(await page.getByLabel("System prompt (optional)").inputValue() === "Answer briefly.", "the prompt was not kept");
+  check(await page.getByLabel("API key (a secret of yours)").inputValue() !== "", "saving dropped the API key");
+  await page.getByLabel("Requests per minute (1 to 100,000)").fill("120");
+  await submit(page, "Save the limits");
+  check(await page.getByLabel("Requests per minute (1 to 100,000)").inputValue() === "120", "the limit was not kept");
+  await page.getByLabel("Name", { exact: true }).fill("Not A Valid Name");
+  const badName = await submit(page, "Save the settings");
+  check(badName.status() === 400 && await page.getByRole("alert").isVisible(), `a bad name was not refused: ${badName.status()}`);
+  await inspect(page, "agent-edit-refused");
 
   // An API token: created (shown once), used, revoked.
   await page.getByRole("link", { name: "API tokens" }).click();
@@ -336,6 +402,12 @@ try {
   await Promise.all([page.waitForNavigation(), page.getByRole("link", { name: "Verify the hash chain" }).click()]);
   check(await page.getByText("The chain is intact").isVisible(), "the chain does not verify");
   await inspect(page, "audit-verified");
+
+  // Federation: off here, and the page says so, with the public tier's state.
+  await page.getByRole("link", { name: "Federation" }).click();
+  await page.waitForLoadState("load");
+  check(await page.getByText("off (MESH_FEDERATION_ENABLED)").isVisible(), "federation's state is not shown");
+  await inspect(page, "federation");
 
   // Security settings: the allowlist saved (and a bad entry refused), the vault key rotated.
   await page.getByRole("link", { name: "Security" }).click();
