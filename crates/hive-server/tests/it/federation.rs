@@ -742,6 +742,40 @@ async fn status_directory_and_descriptor_describe_the_mesh() {
         directory["peers"][0]["agentCardUrl"],
         format!("{}/.well-known/agent-card.json", b.origin())
     );
+
+    // The admins' page says the same, and probes when asked.
+    let page = a
+        .server
+        .client
+        .request(Method::GET, "/admin/federation")
+        .header("cookie", &a.admin.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for shown in [
+        b.origin().to_owned(),
+        a.public_key(),
+        "Public tier".to_owned(),
+    ] {
+        assert!(html.contains(&shown), "the page does not show {shown}");
+    }
+    assert!(!html.contains("reachable"), "a probe without asking");
+    let probed = crate::pages::post_form(
+        &a.server,
+        "/admin/federation/probe",
+        Some(&a.server.origin),
+        Some(&a.admin.cookie),
+        &[],
+    )
+    .await;
+    assert_eq!(probed.status(), 200);
+    let html = probed.text().await.unwrap();
+    assert!(
+        html.contains("reachable: its card names"),
+        "no probe on the page"
+    );
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ fn content_type(response: &Response) -> &str {
 }
 
 /// A form post as a browser on `origin` (or none) sends it.
-async fn post_form(
+pub(crate) async fn post_form(
     server: &TestServer,
     path: &str,
     origin: Option<&str>,
