@@ -88,7 +88,6 @@ fn bounded(text: &str) -> String {
 /// Everything a call's record holds but its ending.
 #[derive(Debug)]
 pub(super) struct CallRecord {
-    pub auditor: Auditor,
     pub principal: Principal,
     pub action: AuditAction,
     pub target: Option<String>,
@@ -134,6 +133,7 @@ impl CallRecord {
 #[derive(Debug)]
 struct Pending {
     record: CallRecord,
+    auditor: Auditor,
     meta: RequestMeta,
     /// Shutdown waits for the records of streams that ended.
     tracker: TaskTracker,
@@ -145,7 +145,7 @@ impl Pending {
     fn write(self, ending: &Ending) -> Option<tokio::task::JoinHandle<()>> {
         let event = self.record.event(ending);
         self.record.count(ending);
-        let auditor = self.record.auditor;
+        let auditor = self.auditor;
         let meta = self.meta;
         let write = async move {
             // A failure is logged by the auditor; the stream was already answered.
@@ -239,11 +239,13 @@ impl CallStream {
     pub(super) fn record_at_end(
         &mut self,
         record: CallRecord,
+        auditor: &Auditor,
         meta: &RequestMeta,
         tracker: TaskTracker,
     ) {
         self.pending = Some(Box::new(Pending {
             record,
+            auditor: auditor.clone(),
             meta: meta.clone(),
             tracker,
         }));
@@ -335,8 +337,14 @@ mod tests {
             ("failed", Some("the model endpoint failed: x"))
         );
         assert_eq!(failed.audit_outcome(), AuditOutcome::Failure);
-        assert_eq!(ending_of(&[working.clone()], false).outcome, "disconnected");
-        assert_eq!(ending_of(&[working.clone()], true).outcome, "ended");
+        assert_eq!(
+            ending_of(std::slice::from_ref(&working), false).outcome,
+            "disconnected"
+        );
+        assert_eq!(
+            ending_of(std::slice::from_ref(&working), true).outcome,
+            "ended"
+        );
         assert_eq!(
             ending_of(
                 &[working.clone(), status(TaskState::InputRequired, None)],

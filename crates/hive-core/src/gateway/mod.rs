@@ -231,7 +231,6 @@ impl Gateway {
             _ => (AuditAction::A2aCall, None),
         };
         let record = CallRecord {
-            auditor: self.identity.auditor().clone(),
             principal: caller.principal(),
             action,
             target: agent_seen.map(|id: Uuid| format!("agent:{id}")),
@@ -246,7 +245,8 @@ impl Gateway {
         let ending = match reply {
             // A stream is recorded when it ends, with how it ended.
             Ok(Reply::Stream(mut stream)) => {
-                stream.record_at_end(record, meta, self.executors.clone());
+                let auditor = self.identity.auditor();
+                stream.record_at_end(record, auditor, meta, self.executors.clone());
                 return Ok(Reply::Stream(stream));
             }
             Ok(Reply::Unary(ref result)) => Ending::of_unary(result),
@@ -254,8 +254,9 @@ impl Gateway {
             Err(GatewayError::Unavailable) => Ending::plain("unavailable"),
         };
         // A call whose record cannot be written is not answered as if it had been.
-        if record
-            .auditor
+        if self
+            .identity
+            .auditor()
             .record(record.event(&ending), meta)
             .await
             .is_err()
