@@ -367,7 +367,7 @@ impl EgressClient {
             .build()
             .map_err(|error| EgressError::Request {
                 origin: target.origin.clone(),
-                detail: describe(&error),
+                detail: describe(error),
             })?;
         let mut request = client
             .request(method.clone(), target.url.clone())
@@ -378,7 +378,7 @@ impl EgressClient {
         match tokio::time::timeout_at(deadline, request.send()).await {
             Err(_elapsed) => Err(timeout(&target.origin)),
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) => Err(classify(&target.origin, &error)),
+            Ok(Err(error)) => Err(classify(&target.origin, error)),
         }
     }
 }
@@ -406,8 +406,10 @@ fn timeout(origin: &str) -> EgressError {
 }
 
 /// reqwest's own text, minus the URL (which may hold a secret in its query), and its causes.
-fn describe(error: &reqwest::Error) -> String {
+/// The URL is dropped from the error itself first, so no part of it can reach the text.
+fn describe(error: reqwest::Error) -> String {
     use std::error::Error as _;
+    let error = error.without_url();
     let mut text = String::new();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -427,14 +429,16 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-fn classify(origin: &str, error: &reqwest::Error) -> EgressError {
+fn classify(origin: &str, error: reqwest::Error) -> EgressError {
     let origin = origin.to_owned();
+    let tls = is_tls(&error);
+    let (connect, builder) = (error.is_connect(), error.is_builder());
     let detail = describe(error);
-    if is_tls(error) {
+    if tls {
         EgressError::Tls { origin, detail }
-    } else if error.is_connect() {
+    } else if connect {
         EgressError::Connect { origin, detail }
-    } else if error.is_builder() {
+    } else if builder {
         EgressError::Request { origin, detail }
     } else {
         EgressError::Http { origin, detail }
@@ -553,7 +557,7 @@ impl EgressResponse {
         }
         let chunk = match tokio::time::timeout_at(self.deadline, self.inner.chunk()).await {
             Err(_elapsed) => return Err(timeout(&self.target.origin)),
-            Ok(Err(error)) => return Err(classify(&self.target.origin, &error)),
+            Ok(Err(error)) => return Err(classify(&self.target.origin, error)),
             Ok(Ok(chunk)) => chunk,
         };
         if let Some(bytes) = &chunk {

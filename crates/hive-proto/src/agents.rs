@@ -191,3 +191,54 @@ pub struct ImportAgentResponse {
     /// A preview: the registration that `create: true` would make. Created: the agent.
     pub agent: serde_json::Value,
 }
+
+/// `?days=` of `GET /api/v1/agents/{id}/usage` (1 to 90, default 14).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UsageQuery {
+    #[serde(default)]
+    pub days: Option<u32>,
+}
+
+/// One UTC day of an agent's usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageDayView {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub calls: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+/// `GET /api/v1/agents/{id}/usage`: every day asked for, oldest first, days without calls
+/// with zeros.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentUsageView {
+    pub agent_id: String,
+    pub days: Vec<UsageDayView>,
+}
+
+/// One call to an agent (an item of `GET /api/v1/agents/{id}/calls`), from its audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCallView {
+    /// The audit record's id.
+    pub id: String,
+    /// When the call was recorded: when it was answered, or when its stream ended.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
+    /// Who called, as the audit log names them (`user:<id>`, `token:<id>`…).
+    pub caller: String,
+    /// `a2a.call`, `mesh.federation.inbound_jsonrpc` or `mesh.a2a.public_tier.call`.
+    pub action: String,
+    /// The JSON-RPC method (`SendMessage`, `SendStreamingMessage`…).
+    pub method: Option<String>,
+    /// How the call ended ([audit.md](../../docs/audit.md#calls-to-agents)).
+    pub outcome: String,
+    pub error_code: Option<i64>,
+    pub error_message: Option<String>,
+    pub duration_ms: Option<u64>,
+}

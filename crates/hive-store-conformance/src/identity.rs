@@ -1007,6 +1007,24 @@ pub async fn audit_filters_match_and_pages_neither_skip_nor_repeat(store: &dyn S
             actor: Some("nobody".to_owned()),
             ..AuditFilter::default()
         },
+        // One object's records of a few actions (an agent's calls).
+        AuditFilter {
+            action: Some(TextMatch::AnyOf(vec![
+                "auth.login".to_owned(),
+                "secret.create".to_owned(),
+                "auth".to_owned(),
+            ])),
+            target: Some(TextMatch::Exact("secret:1".to_owned())),
+            ..AuditFilter::default()
+        },
+        AuditFilter {
+            action: Some(TextMatch::AnyOf(vec!["auth.logout".to_owned()])),
+            ..AuditFilter::default()
+        },
+        AuditFilter {
+            action: Some(TextMatch::AnyOf(Vec::new())),
+            ..AuditFilter::default()
+        },
     ];
     for filter in &filters {
         let mut newest_first: Vec<AuditRecord> =

@@ -169,6 +169,7 @@ macro_rules! conformance_suite {
             usage_rows_round_trip_and_page_newest_first,
             usage_tokens_are_summed_per_agent_from_a_moment,
             usage_values_are_checked,
+            usage_is_summed_per_utc_day,
             conversations_round_trip_every_field,
             conversations_belong_to_their_owner,
             conversations_page_by_latest_update,

@@ -3,9 +3,11 @@
 
 use crate::{T0, first};
 use hive_store::{
-    PageRequest, Store, StoreError, USAGE_PRINCIPAL_MAX_CHARS, UsageRow, truncate_to_micros,
+    PageRequest, Store, StoreError, USAGE_DAYS_MAX, USAGE_PRINCIPAL_MAX_CHARS, UsageDay, UsageRow,
+    truncate_to_micros,
 };
-use time::Duration;
+use time::macros::{date, datetime};
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 fn usage(agent_id: Uuid, seconds: i64, prompt: u64, completion: u64) -> UsageRow {
@@ -161,4 +163,88 @@ pub async fn usage_values_are_checked(store: &dyn Store) {
             .unwrap(),
         2
     );
+}
+
+pub async fn usage_is_summed_per_utc_day(store: &dyn Store) {
+    let (agent, other, idle) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let at = |when: OffsetDateTime, prompt: u64, completion: u64| UsageRow {
+        created_at: truncate_to_micros(when),
+        ..usage(agent, 0, prompt, completion)
+    };
+    let first = date!(2026 - 03 - 01);
+    for row in [
+        // The microsecond before the first day: not counted.
+        at(datetime!(2026-02-28 23:59:59.999999 UTC), 1_000, 1_000),
+        // Both ends of the first day.
+        at(datetime!(2026-03-01 00:00 UTC), 1, 2),
+        at(datetime!(2026-03-01 23:59:59.999999 UTC), 10, 20),
+        // 01:00 at +02:00 is 23:00 UTC the day before: the first day.
+        at(datetime!(2026-03-02 01:00 +02:00), 100, 200),
+        at(datetime!(2026-03-02 00:00 UTC), 3, 4),
+        // No call on 03-03; two on 03-04.
+        at(datetime!(2026-03-04 12:00 UTC), 5, 0),
+        at(datetime!(2026-03-04 12:00 UTC), 6, 0),
+        // The first moment after four days.
+        at(datetime!(2026-03-05 00:00 UTC), 7, 7),
+        UsageRow {
+            created_at: truncate_to_micros(datetime!(2026-03-01 12:00 UTC)),
+            ..usage(other, 0, 50, 50)
+        },
+    ] {
+        store.usage().record(&row).await.unwrap();
+    }
+    let day = |day, calls, prompt_tokens, completion_tokens| UsageDay {
+        day,
+        calls,
+        prompt_tokens,
+        completion_tokens,
+    };
+    assert_eq!(
+        store.usage().by_day(agent, first, 4).await.unwrap(),
+        [
+            day(date!(2026 - 03 - 01), 3, 111, 222),
+            day(date!(2026 - 03 - 02), 1, 3, 4),
+            day(date!(2026 - 03 - 04), 2, 11, 0),
+        ],
+        "per UTC day, oldest first, days without calls absent"
+    );
+    assert_eq!(
+        store.usage().by_day(agent, first, 5).await.unwrap().last(),
+        Some(&day(date!(2026 - 03 - 05), 1, 7, 7))
+    );
+    assert_eq!(
+        store
+            .usage()
+            .by_day(agent, date!(2026 - 03 - 02), 1)
+            .await
+            .unwrap(),
+        [day(date!(2026 - 03 - 02), 1, 3, 4)]
+    );
+    assert_eq!(
+        store
+            .usage()
+            .by_day(agent, first, USAGE_DAYS_MAX)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    assert!(
+        store
+            .usage()
+            .by_day(idle, first, 14)
+            .await
+            .unwrap()
+            .is_empty(),
+        "an agent with no calls has no days"
+    );
+    for days in [0, USAGE_DAYS_MAX + 1] {
+        assert!(
+            matches!(
+                store.usage().by_day(agent, first, days).await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{days} days"
+        );
+    }
 }

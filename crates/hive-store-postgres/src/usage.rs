@@ -19,4 +19,10 @@ impl UsageSql for PgDialect {
          AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid)) \
          ORDER BY created_at DESC, id DESC LIMIT $4"
     );
+    const BY_DAY: &'static str = "SELECT \
+         ((created_at AT TIME ZONE 'UTC')::date - ($2::timestamptz AT TIME ZONE 'UTC')::date)::bigint \
+         AS day, count(*) AS calls, SUM(prompt_tokens)::bigint AS prompt, \
+         SUM(completion_tokens)::bigint AS completion \
+         FROM inference_usage WHERE agent_id = $1 AND created_at >= $2 AND created_at < $3 \
+         GROUP BY day ORDER BY day";
 }

@@ -18,4 +18,9 @@ impl UsageSql for SqliteDialect {
          AND (?2 IS NULL OR (created_at, id) < (?2, ?3)) \
          ORDER BY created_at DESC, id DESC LIMIT ?4"
     );
+    // Times are unix microseconds and ?2 a midnight UTC: whole days after it are UTC days.
+    const BY_DAY: &'static str = "SELECT (created_at - ?2) / 86400000000 AS day, \
+         count(*) AS calls, SUM(prompt_tokens) AS prompt, SUM(completion_tokens) AS completion \
+         FROM inference_usage WHERE agent_id = ?1 AND created_at >= ?2 AND created_at < ?3 \
+         GROUP BY day ORDER BY day";
 }

@@ -526,6 +526,8 @@ pub enum TextMatch {
     Exact(String),
     /// The value starts with this (case-sensitive).
     Prefix(String),
+    /// Exactly one of these (a few values; none matches nothing).
+    AnyOf(Vec<String>),
 }
 
 /// Which audit records a list or export wants; `None` fields match everything.
@@ -564,6 +566,7 @@ impl AuditFilter {
                 (Some(_), None) => false,
                 (Some(TextMatch::Exact(want)), Some(value)) => value == want,
                 (Some(TextMatch::Prefix(want)), Some(value)) => value.starts_with(want.as_str()),
+                (Some(TextMatch::AnyOf(any)), Some(value)) => any.iter().any(|want| want == value),
             }
         }
         self.actor.as_ref().is_none_or(|a| *a == record.actor)

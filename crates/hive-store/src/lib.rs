@@ -66,8 +66,8 @@ pub use settings::{
 };
 pub use tasks::{TaskRepo, TaskRow};
 pub use usage::{
-    USAGE_MODEL_MAX_CHARS, USAGE_PRINCIPAL_MAX_CHARS, UsageRepo, UsageRow, check_usage,
-    tokens_from_stored,
+    USAGE_DAYS_MAX, USAGE_MODEL_MAX_CHARS, USAGE_PRINCIPAL_MAX_CHARS, UsageDay, UsageRepo,
+    UsageRow, check_usage, tokens_from_stored, usage_days_span,
 };
 pub use vault::{VaultKeyRepo, VaultKeyRow, count_to_stored};
 

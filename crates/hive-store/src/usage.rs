@@ -3,13 +3,25 @@
 
 use crate::{Page, PageRequest, StoreError};
 use async_trait::async_trait;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 /// Longest principal (`user:<uuid>`, `token:<uuid>`, `federation:<peer>`…) a row keeps.
 pub const USAGE_PRINCIPAL_MAX_CHARS: usize = 200;
 /// Longest model name a row keeps.
 pub const USAGE_MODEL_MAX_CHARS: usize = 200;
+
+/// The most days [`UsageRepo::by_day`] answers at once.
+pub const USAGE_DAYS_MAX: u32 = 90;
+
+/// One UTC day of an agent's usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageDay {
+    pub day: Date,
+    pub calls: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
 
 /// One call's usage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +53,33 @@ pub trait UsageRepo: Send + Sync {
 
     /// `agent_id`'s calls, newest first.
     async fn list(&self, agent_id: Uuid, page: &PageRequest) -> Result<Page<UsageRow>, StoreError>;
+
+    /// `agent_id`'s calls and tokens per UTC day, for the `days` days from `first` on (1 to
+    /// [`USAGE_DAYS_MAX`], else [`StoreError::Invalid`]), oldest first; a day without calls is
+    /// absent. Summed by the database (through the agent's time index), not row by row here.
+    async fn by_day(
+        &self,
+        agent_id: Uuid,
+        first: Date,
+        days: u32,
+    ) -> Result<Vec<UsageDay>, StoreError>;
+}
+
+/// The span [`UsageRepo::by_day`] reads: from `first`'s midnight UTC to `days` days later.
+pub fn usage_days_span(
+    first: Date,
+    days: u32,
+) -> Result<(OffsetDateTime, OffsetDateTime), StoreError> {
+    if !(1..=USAGE_DAYS_MAX).contains(&days) {
+        return Err(StoreError::Invalid(format!(
+            "usage is read for 1 to {USAGE_DAYS_MAX} days"
+        )));
+    }
+    let since = first.midnight().assume_utc();
+    let until = since
+        .checked_add(time::Duration::days(i64::from(days)))
+        .ok_or_else(|| StoreError::Invalid("the days are out of range".into()))?;
+    Ok((since, until))
 }
 
 /// Refuses a row the databases would refuse less clearly; answers its counts as stored.

@@ -33,6 +33,9 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 const MAX_FINISH_REASON_CHARS: usize = 64;
 /// The audit feature name of the egress requests made here.
 pub const FEATURE: &str = "llm";
+/// The longest detail an [`LlmError`] keeps from a lower layer (a transport's or the vault's
+/// text); longer ones are cut at a character boundary, with `…`.
+pub const MAX_DETAIL_CHARS: usize = 240;
 
 /// Who says a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,9 +156,43 @@ fn from_egress(error: EgressError) -> LlmError {
             )),
             reason => LlmError::Refused(reason),
         },
-        // The guard's texts name the origin and the cause, never the path, query or body.
-        other => LlmError::Unreachable(other.to_string()),
+        // The guard's texts name the origin and the cause, never the path, query or body;
+        // `detail` makes sure of it.
+        other => LlmError::Unreachable(detail(&other.to_string())),
     }
+}
+
+/// `text` fit to be shown: any URL cut to its origin (a path or query may hold a key, and
+/// userinfo a password), at most [`MAX_DETAIL_CHARS`] characters.
+pub fn detail(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_DETAIL_CHARS + 4));
+    for (n, word) in text.split(' ').enumerate() {
+        if n > 0 {
+            out.push(' ');
+        }
+        match word.find("://") {
+            Some(at) => {
+                let (scheme, rest) = word.split_at(at);
+                let rest = &rest[3..];
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+                let host = authority.rsplit('@').next().unwrap_or_default();
+                out.push_str(scheme);
+                out.push_str("://");
+                out.push_str(host);
+            }
+            None => out.push_str(word),
+        }
+    }
+    cap_chars(out, MAX_DETAIL_CHARS)
+}
+
+/// `text` cut to at most `max` characters (and `…`) at a character boundary.
+pub fn cap_chars(mut text: String, max: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
 }
 
 /// A serde error without the input it choked on: its category and position only.
@@ -377,7 +414,7 @@ impl LlmClient {
         self.secrets
             .bearer_header(owner_id, secret_id, FEATURE)
             .await
-            .map_err(|why| LlmError::Secret(format!("the API key: {why}")))
+            .map_err(|why| LlmError::Secret(detail(&format!("the API key: {why}"))))
     }
 }
 
@@ -738,6 +775,26 @@ mod tests {
         let (text, usage, _) = parse_completion(nulls).unwrap();
         assert_eq!((text.as_str(), usage), ("", Some(Usage::default())));
         assert!(parse_completion(b"<html>").is_err());
+    }
+
+    #[test]
+    fn details_keep_no_url_path_query_or_userinfo_and_are_capped() {
+        let text = detail(
+            "HTTP exchange with https://user:pw@api.example:8443/v1/chat?key=sk-123#x failed: reset",
+        );
+        assert_eq!(
+            text,
+            "HTTP exchange with https://api.example:8443 failed: reset"
+        );
+        let error = from_egress(EgressError::Http {
+            origin: "http://h.example".into(),
+            detail: "see http://h.example/p?api_key=sk-secret".into(),
+        });
+        assert!(!error.to_string().contains("sk-secret"), "{error}");
+        assert!(matches!(error, LlmError::Unreachable(_)));
+        let long = detail(&"ü".repeat(1000));
+        assert_eq!(long.chars().count(), MAX_DETAIL_CHARS + 1);
+        assert!(long.ends_with('…'));
     }
 
     #[test]

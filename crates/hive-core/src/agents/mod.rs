@@ -2,10 +2,12 @@
 //! settings, limits) and who may see it; importing remote agents from their cards; starting,
 //! stopping and watching them, and who may see their status events; the LLM client and usage
 //! meter of `llm` agents; the rows the A2A gateway reads on every call, kept for a second at most
-//! (`cache`); and the conformance agent that exercises the A2A gateway.
+//! (`cache`); each agent's token usage by day and its recent calls (`activity`); and the
+//! conformance agent that exercises the A2A gateway.
 //!
 //! Below: kernel, vault (credentials by secret id), identity (callers).
 
+mod activity;
 pub mod cache;
 pub mod conformance;
 mod error;
@@ -15,6 +17,7 @@ pub mod lifecycle;
 pub mod llm;
 mod registry;
 
+pub use activity::{AgentCall, DEFAULT_USAGE_DAYS, call_actions};
 pub use error::AgentError;
 pub(crate) use registry::check_url;
 

@@ -96,9 +96,9 @@ pub struct AgentChange {
 
 #[derive(Debug)]
 pub struct Agents {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     auditor: Auditor,
-    clock: SharedClock,
+    pub(super) clock: SharedClock,
 }
 
 impl Agents {

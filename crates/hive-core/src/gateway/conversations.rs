@@ -9,7 +9,7 @@
 //! the reply is stored when the task settles, whether or not the client still listens.
 
 use crate::agents::AgentError;
-use crate::gateway::{Gateway, GatewayError, StreamItem, Target, principal};
+use crate::gateway::{CallStream, Gateway, GatewayError, StreamItem, Target, principal};
 use crate::kernel::audit::{AuditAction, Auditor};
 use crate::kernel::caller::{Caller, RequestMeta};
 use hive_a2a::error::ErrorCode as RpcCode;
@@ -252,7 +252,7 @@ impl Conversations {
         message: &ConversationMessageRow,
         message_id: &str,
         meta: &RequestMeta,
-    ) -> Result<mpsc::Receiver<StreamItem>, ChatError> {
+    ) -> Result<CallStream, ChatError> {
         let mut open_task = conversation.open_task_id;
         loop {
             let request = Request {
@@ -300,9 +300,9 @@ impl Conversations {
                 }
                 Err(error) => return Err(ChatError::Agent(error.message)),
             };
-            let (sender, events) = mpsc::channel(1);
+            let (sender, events) = mpsc::channel::<StreamItem>(1);
             let _ = sender.try_send(Ok(event));
-            return Ok(events);
+            return Ok(events.into());
         }
     }
 
@@ -394,7 +394,7 @@ struct Relay {
 }
 
 impl Relay {
-    async fn run(self, mut events: mpsc::Receiver<StreamItem>, out: mpsc::Sender<ChatEvent>) {
+    async fn run(self, mut events: CallStream, out: mpsc::Sender<ChatEvent>) {
         let mut reply = ReplyText::default();
         let mut failed = false;
         while let Some(item) = events.recv().await {

@@ -117,8 +117,16 @@ impl LlmSteps {
     }
 }
 
+/// The longest failure message a task ends with.
+const MAX_FAILURE_CHARS: usize = 300;
+
+/// What the caller (and the call's audit record) is told: what went wrong, as an [`LlmError`]
+/// says it — never the key, the prompt or the answer, no URL path or query, bounded.
 fn failure(error: &LlmError) -> RpcError {
-    ErrorCode::InternalError.with_message(format!("the model endpoint failed ({})", error.kind()))
+    ErrorCode::InternalError.with_message(crate::agents::llm::cap_chars(
+        format!("the model endpoint failed: {error}"),
+        MAX_FAILURE_CHARS,
+    ))
 }
 
 #[async_trait]
@@ -207,4 +215,20 @@ pub(crate) fn conversation<'a>(
             (!text.is_empty()).then(|| ChatMessage::new(role, text))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_say_what_went_wrong() {
+        let said = failure(&LlmError::Upstream { status: 401 });
+        assert_eq!(
+            said.message,
+            "the model endpoint failed: the endpoint answered HTTP 401"
+        );
+        let long = failure(&LlmError::InvalidResponse("x".repeat(5000)));
+        assert_eq!(long.message.chars().count(), MAX_FAILURE_CHARS + 1);
+    }
 }

@@ -12,6 +12,7 @@
 //! `book` the task records and their streams, `push` the push-notification configs.
 
 mod book;
+mod calls;
 mod card;
 pub mod conversations;
 mod discards;
@@ -25,6 +26,7 @@ mod send;
 mod tasks;
 
 pub use book::StreamItem;
+pub use calls::{CallStream, MAX_ERROR_MESSAGE_CHARS};
 pub use card::ServedCard;
 pub use refusals::{ERROR_DOMAIN, GatewayError, RoleBelowMinimum, unavailable};
 
@@ -38,17 +40,18 @@ use crate::kernel::audit::{AuditAction, AuditEvent};
 use crate::kernel::caller::{Caller, Credential, RequestMeta};
 use crate::kernel::config::A2aConfig;
 use book::{TaskBook, shaped};
+use calls::{CallRecord, Ending};
 use card::{CardBase, Cards};
 use hive_a2a::error::RpcError;
 use hive_a2a::jsonrpc::{Call, Outcome, Request, Version};
 use hive_proto::SharedClock;
 use hive_proto::agents::AgentVisibility;
 use hive_state::{RateLimiter, TaskEvents, TaskStore};
-use hive_store::{AgentRow, AuditOutcome, Store};
+use hive_store::{AgentRow, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -72,8 +75,9 @@ pub enum Target {
 pub enum Reply {
     /// One JSON-RPC result or error.
     Unary(Box<Result<Outcome, RpcError>>),
-    /// An event stream: each item one event, or the error that ends it.
-    Stream(mpsc::Receiver<StreamItem>),
+    /// An event stream: each item one event, or the error that ends it. The call's record is
+    /// written when it ends (see [`CallStream`]).
+    Stream(CallStream),
 }
 
 #[derive(Debug)]
@@ -219,50 +223,47 @@ impl Gateway {
                 &mut agent_seen,
             )
             .await;
-        let outcome = match &reply {
-            Ok(Reply::Unary(result)) if result.is_ok() => "ok",
-            Ok(Reply::Unary(_)) => "error",
-            Ok(Reply::Stream(_)) => "stream",
-            Err(GatewayError::Throttled { .. }) => "throttled",
-            Err(GatewayError::Unavailable) => "unavailable",
-        };
-        let code = match &reply {
-            Ok(Reply::Unary(result)) => result.as_ref().as_ref().err().map(|error| error.code),
-            _ => None,
-        };
         let (action, peer_subject) = match &caller.credential {
             Credential::Peer { subject, .. } => {
-                (AuditAction::MeshFederationInbound, Some(subject.as_str()))
+                (AuditAction::MeshFederationInbound, Some(subject.clone()))
             }
             Credential::PublicTier { .. } => (AuditAction::MeshPublicTierCall, None),
             _ => (AuditAction::A2aCall, None),
         };
-        let entry = AuditEvent {
+        let record = CallRecord {
             principal: caller.principal(),
             action,
             target: agent_seen.map(|id: Uuid| format!("agent:{id}")),
-            outcome: match outcome {
-                "ok" | "stream" => AuditOutcome::Success,
-                "throttled" => AuditOutcome::Denied,
-                _ => AuditOutcome::Failure,
+            method: method.name(Version::V1_0),
+            endpoint: match target {
+                Target::Instance => "instance",
+                Target::Agent(_) => "agent",
             },
-            detail: serde_json::json!({
-                "method": method.name(Version::V1_0),
-                "endpoint": match target { Target::Instance => "instance", Target::Agent(_) => "agent" },
-                "outcome": outcome,
-                "errorCode": code,
-                "durationMs": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            }),
+            peer_subject,
+            started,
         };
-        let mut entry = entry;
-        if let (Some(subject), Some(detail)) = (peer_subject, entry.detail.as_object_mut()) {
-            detail.insert("peerSubject".to_owned(), subject.into());
-        }
+        let ending = match reply {
+            // A stream is recorded when it ends, with how it ended.
+            Ok(Reply::Stream(mut stream)) => {
+                let auditor = self.identity.auditor();
+                stream.record_at_end(record, auditor, meta, self.executors.clone());
+                return Ok(Reply::Stream(stream));
+            }
+            Ok(Reply::Unary(ref result)) => Ending::of_unary(result),
+            Err(GatewayError::Throttled { .. }) => Ending::plain("throttled"),
+            Err(GatewayError::Unavailable) => Ending::plain("unavailable"),
+        };
         // A call whose record cannot be written is not answered as if it had been.
-        if self.identity.auditor().record(entry, meta).await.is_err() {
+        if self
+            .identity
+            .auditor()
+            .record(record.event(&ending), meta)
+            .await
+            .is_err()
+        {
             return Err(GatewayError::Unavailable);
         }
-        metrics::counter!("hive_a2a_calls_total", "method" => method.name(Version::V1_0).unwrap_or("unknown"), "outcome" => outcome).increment(1);
+        record.count(&ending);
         reply
     }
 
@@ -302,7 +303,7 @@ impl Gateway {
             ),
             Call::SubscribeToTask(subscribe) => {
                 match self.subscribe(ctx, target, &subscribe.id, agent_seen).await {
-                    Ok(stream) => Ok(Reply::Stream(stream)),
+                    Ok(stream) => Ok(Reply::Stream(stream.into())),
                     Err(refused) => failed(refused),
                 }
             }
@@ -351,7 +352,7 @@ mod tests {
     use crate::Hive;
     use crate::kernel::config::{Config, EnvSource};
     use hive_proto::{ManualClock, Role};
-    use hive_store::{AuditFilter, PageRequest};
+    use hive_store::{AuditFilter, AuditOutcome, PageRequest};
     use time::macros::datetime;
 
     #[tokio::test]

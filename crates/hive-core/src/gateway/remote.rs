@@ -312,7 +312,7 @@ impl super::Gateway {
                 ids,
             };
             tokio::spawn(pump.run(upstream, sender, permit));
-            return Ok(Reply::Stream(receiver));
+            return Ok(Reply::Stream(receiver.into()));
         }
         let sent = client.call(&Call::SendMessage(outgoing)).await;
         drop(permit);

@@ -41,7 +41,7 @@ fn direct_message(message: Message, streaming: bool) -> Reply {
     if streaming {
         let (sender, receiver) = mpsc::channel(1);
         let _ = sender.try_send(Ok(StreamResponse::Message(message)));
-        Reply::Stream(receiver)
+        Reply::Stream(receiver.into())
     } else {
         Reply::Unary(Box::new(Ok(Outcome::SendMessage(
             v1::SendMessageResponse::Message(message),
@@ -385,7 +385,7 @@ impl Gateway {
                 Some(first),
                 self.shutdown.clone(),
             );
-            return Ok(Reply::Stream(stream));
+            return Ok(Reply::Stream(stream.into()));
         }
         let timeout = Duration::from_secs(u64::from(agent.limits.timeout_seconds.max(1)));
         if !configuration.return_immediately {

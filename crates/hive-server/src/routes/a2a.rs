@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use hive_a2a::error::{ErrorCode as RpcCode, RpcError};
 use hive_a2a::jsonrpc::{self, Id, Limits, Outcome, Version};
 use hive_a2a::sse;
-use hive_core::gateway::{ERROR_DOMAIN, GatewayError, Reply, ServedCard, StreamItem, Target};
+use hive_core::gateway::{CallStream, ERROR_DOMAIN, GatewayError, Reply, ServedCard, Target};
 use hive_core::kernel::caller::{Caller, RequestMeta};
 use hive_proto::ErrorCode;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
@@ -361,12 +361,19 @@ fn stream_response(
     state: &AppState,
     id: Id,
     version: Version,
-    mut events: mpsc::Receiver<StreamItem>,
+    mut events: CallStream,
     slot: crate::streams::StreamSlot,
 ) -> Response {
     let (frames, frames_out) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
-        while let Some(item) = events.recv().await {
+        loop {
+            // A client that went away ends the stream at once, not at the agent's next event:
+            // the call is recorded as disconnected when `events` is dropped.
+            let item = tokio::select! {
+                item = events.recv() => item,
+                () = frames.closed() => break,
+            };
+            let Some(item) = item else { break };
             let (frame, last) = match item {
                 Ok(event) => (
                     sse::encode_outcome_event(&id, &Outcome::Event(event), version)

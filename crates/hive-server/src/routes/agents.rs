@@ -1,18 +1,20 @@
 //! The agent registry (operator and up; operators reach their own agents, admins all).
 
+use super::users::query_error;
 use super::views::page_request;
 use crate::auth::{Authenticated, Meta};
 use crate::error::ApiError;
 use crate::json::JsonBody;
 use crate::state::AppState;
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use hive_core::agents::import::ImportRequest;
-use hive_core::agents::{AgentChange, NewAgent, skills_of};
+use hive_core::agents::{AgentCall, AgentChange, DEFAULT_USAGE_DAYS, NewAgent, skills_of};
 use hive_proto::ErrorCode;
 use hive_proto::agents::{
-    AgentView, CreateAgentRequest, ImportAgentRequest, ImportAgentResponse, LimitsView,
-    UpdateAgentRequest,
+    AgentCallView, AgentUsageView, AgentView, CreateAgentRequest, ImportAgentRequest,
+    ImportAgentResponse, LimitsView, UpdateAgentRequest, UsageDayView, UsageQuery,
 };
 use hive_proto::auth::{PageQuery, PageResponse};
 use hive_store::{AgentLimits, AgentRow};
@@ -195,4 +197,62 @@ pub async fn stop(
 ) -> Result<Json<AgentView>, ApiError> {
     let agent = state.hive.agent_lifecycle.stop(&caller, id, &meta).await?;
     Ok(Json(view(&agent)))
+}
+
+/// `GET /api/v1/agents/{id}/usage?days=N`: calls and tokens per UTC day, oldest first.
+pub async fn usage(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+    query: Result<Query<UsageQuery>, QueryRejection>,
+) -> Result<Json<AgentUsageView>, ApiError> {
+    let Query(query) = query.map_err(query_error)?;
+    let days = query.days.unwrap_or(DEFAULT_USAGE_DAYS);
+    let used = state.hive.agents.usage_by_day(&caller, id, days).await?;
+    Ok(Json(AgentUsageView {
+        agent_id: id.to_string(),
+        days: used
+            .iter()
+            .map(|day| UsageDayView {
+                day: day.day.to_string(),
+                calls: day.calls,
+                prompt_tokens: day.prompt_tokens,
+                completion_tokens: day.completion_tokens,
+                total_tokens: day.prompt_tokens.saturating_add(day.completion_tokens),
+            })
+            .collect(),
+    }))
+}
+
+fn call_view(call: AgentCall) -> AgentCallView {
+    AgentCallView {
+        id: call.id.to_string(),
+        at: call.at,
+        caller: call.caller,
+        action: call.action,
+        method: call.method,
+        outcome: call.outcome,
+        error_code: call.error_code,
+        error_message: call.error_message,
+        duration_ms: call.duration_ms,
+    }
+}
+
+/// `GET /api/v1/agents/{id}/calls`: the calls to the agent, newest first, keyset paged.
+pub async fn calls(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<PageResponse<AgentCallView>>, ApiError> {
+    let Query(query) = query.map_err(query_error)?;
+    let page = state
+        .hive
+        .agents
+        .calls(&caller, id, &page_request(&query)?)
+        .await?;
+    Ok(Json(PageResponse {
+        items: page.items.into_iter().map(call_view).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }

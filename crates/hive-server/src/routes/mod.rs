@@ -199,6 +199,8 @@ fn routes_declared() -> Vec<Route> {
         route(M::PATCH, "/api/v1/agents/{id}", OPERATOR, None, agents::update).owned(),
         route(M::POST, "/api/v1/agents/{id}/start", OPERATOR, None, agents::start).owned(),
         route(M::POST, "/api/v1/agents/{id}/stop", OPERATOR, None, agents::stop).owned(),
+        route(M::GET, "/api/v1/agents/{id}/usage", OPERATOR, None, agents::usage).owned(),
+        route(M::GET, "/api/v1/agents/{id}/calls", OPERATOR, None, agents::calls).owned(),
         route(M::DELETE, "/api/v1/agents/{id}", OPERATOR, None, agents::delete).owned(),
         // A2A: cards are public (what they list depends on the caller); calls need the
         // execute scope and at least A2A_JSONRPC_MIN_ROLE (checked by the handler).

@@ -117,7 +117,7 @@ pub async fn end_sessions(
 
 /// A malformed query string (an unknown parameter, a limit that is not a number) as the
 /// API's error shape rather than axum's plain text.
-fn query_error(rejection: QueryRejection) -> ApiError {
+pub(super) fn query_error(rejection: QueryRejection) -> ApiError {
     let text = rejection.body_text();
     let detail = text
         .strip_prefix("Failed to deserialize query string: ")

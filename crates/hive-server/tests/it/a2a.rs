@@ -1376,7 +1376,7 @@ async fn an_llm_agent_answers_from_its_model() {
         .await;
         assert_eq!(status, 429, "the day's tokens are spent");
 
-        // A failing endpoint fails the task, saying so without detail.
+        // A failing endpoint fails the task, saying what went wrong but not the error body.
         llm.misbehave(LlmMisbehaviour::Status(500));
         let failed = call(
             &server,
@@ -1390,7 +1390,10 @@ async fn an_llm_agent_answers_from_its_model() {
         let why = task["status"]["message"]["parts"][0]["text"]
             .as_str()
             .unwrap();
-        assert!(why.contains("model endpoint failed"), "{why}");
+        assert_eq!(
+            why, "the model endpoint failed: the endpoint answered HTTP 500",
+            "{why}"
+        );
         assert!(!failed.to_string().contains("sk-test-llm-key"));
     }
 }

@@ -43,9 +43,11 @@ fn owned_object<'a>(path: &str, objects: &'a Objects) -> &'a str {
         "/api/v1/tokens/{id}" => &objects.owner_token,
         "/api/v1/secrets/{id}" => &objects.owner_secret,
         "/api/v1/auth/passkeys/{id}" => &objects.owner_passkey,
-        "/api/v1/agents/{id}" | "/api/v1/agents/{id}/start" | "/api/v1/agents/{id}/stop" => {
-            &objects.owner_agent
-        }
+        "/api/v1/agents/{id}"
+        | "/api/v1/agents/{id}/start"
+        | "/api/v1/agents/{id}/stop"
+        | "/api/v1/agents/{id}/usage"
+        | "/api/v1/agents/{id}/calls" => &objects.owner_agent,
         "/api/v1/conversations/{id}" | "/api/v1/conversations/{id}/messages" => {
             &objects.owner_conversation
         }
@@ -77,6 +79,8 @@ fn role_path(path: &str, objects: &Objects) -> String {
         "/api/v1/agents/{id}",
         "/api/v1/agents/{id}/start",
         "/api/v1/agents/{id}/stop",
+        "/api/v1/agents/{id}/usage",
+        "/api/v1/agents/{id}/calls",
         "/api/v1/agents/{id}/chat",
         "/api/v1/conversations/{id}",
         "/api/v1/conversations/{id}/messages",

@@ -3,6 +3,7 @@
 
 mod a2a;
 mod access_matrix;
+mod agent_activity;
 mod agents;
 mod audit;
 mod audit_coverage;

@@ -3,10 +3,11 @@
 use super::dialect::{BindValue, Dialect, Pools, keyset_page};
 use super::{get, rows};
 use crate::{
-    Cursor, Page, PageRequest, StoreError, UsageRepo, UsageRow, check_usage, tokens_from_stored,
+    Cursor, Page, PageRequest, StoreError, UsageDay, UsageRepo, UsageRow, check_usage,
+    tokens_from_stored, usage_days_span,
 };
 use async_trait::async_trait;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 /// The columns of `inference_usage`.
@@ -26,6 +27,9 @@ pub trait UsageSql: Dialect {
     const TOKENS_SINCE: &'static str;
     /// agent id, cursor time, cursor id, limit.
     const LIST: &'static str;
+    /// agent id, since, until; one row a UTC day with calls, oldest first: `day` (whole days
+    /// after since's, which is a midnight UTC), `calls`, `prompt`, `completion`.
+    const BY_DAY: &'static str;
 }
 
 pub struct SqlUsage<D: Dialect> {
@@ -69,5 +73,39 @@ impl<D: UsageSql> UsageRepo for SqlUsage<D> {
             id: u.id,
         })
         .await
+    }
+
+    async fn by_day(
+        &self,
+        agent_id: Uuid,
+        first: Date,
+        days: u32,
+    ) -> Result<Vec<UsageDay>, StoreError> {
+        let (since, until) = usage_days_span(first, days)?;
+        let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
+        let found = sqlx::query(D::BY_DAY)
+            .bind_value(D::id(agent_id))
+            .bind_value(D::time(since))
+            .bind_value(D::time(until))
+            .fetch_all(D::on(&mut reader))
+            .await
+            .map_err(D::map_error)?;
+        found
+            .iter()
+            .map(|row| {
+                let offset: i64 = get::<D, _>(row, "day")?;
+                let day = first
+                    .checked_add(time::Duration::days(offset))
+                    .filter(|_| (0..i64::from(days)).contains(&offset))
+                    .ok_or_else(|| StoreError::Backend("a usage day is out of its span".into()))?;
+                let calls: i64 = get::<D, _>(row, "calls")?;
+                Ok(UsageDay {
+                    day,
+                    calls: tokens_from_stored(calls)?,
+                    prompt_tokens: tokens_from_stored(get::<D, _>(row, "prompt")?)?,
+                    completion_tokens: tokens_from_stored(get::<D, _>(row, "completion")?)?,
+                })
+            })
+            .collect()
     }
 }

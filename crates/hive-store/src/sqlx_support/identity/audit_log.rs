@@ -12,6 +12,19 @@ fn push_audit_filter<D: IdentitySql>(query: &mut QueryBuilder<D::Db>, filter: &A
                 .push_value(value.clone());
         }
         TextMatch::Prefix(prefix) => D::push_prefix_match(query, column, prefix),
+        TextMatch::AnyOf(values) if values.is_empty() => {
+            query.push(" AND 1 = 0");
+        }
+        TextMatch::AnyOf(values) => {
+            query.push(format!(" AND {column} IN ("));
+            for (n, value) in values.iter().enumerate() {
+                if n > 0 {
+                    query.push(", ");
+                }
+                query.push_value(value.clone());
+            }
+            query.push(")");
+        }
     };
     if let Some(actor) = &filter.actor {
         query.push(" AND actor = ").push_value(actor.clone());
