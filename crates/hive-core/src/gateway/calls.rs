@@ -7,7 +7,7 @@
 use super::StreamItem;
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, Principal};
 use crate::kernel::caller::RequestMeta;
-use hive_a2a::error::RpcError;
+use hive_a2a::error::{ErrorCode, RpcError};
 use hive_a2a::jsonrpc::Outcome;
 use hive_a2a::v1::{Message, SendMessageResponse, StreamResponse, TaskState};
 use hive_store::AuditOutcome;
@@ -129,6 +129,11 @@ impl CallRecord {
     }
 }
 
+/// The answer to a call whose audit record could not be written.
+fn unrecorded() -> RpcError {
+    ErrorCode::InternalError.with_message("the call could not be recorded in the audit log")
+}
+
 /// A stream's record, written once when the stream ends.
 #[derive(Debug)]
 struct Pending {
@@ -142,15 +147,13 @@ struct Pending {
 impl Pending {
     /// Writes the record through the group commit in a task of its own, so that neither a
     /// dropped stream nor a reader that stops waiting loses it.
-    fn write(self, ending: &Ending) -> Option<tokio::task::JoinHandle<()>> {
+    fn write(self, ending: &Ending) -> Option<tokio::task::JoinHandle<bool>> {
         let event = self.record.event(ending);
         self.record.count(ending);
         let auditor = self.auditor;
         let meta = self.meta;
-        let write = async move {
-            // A failure is logged by the auditor; the stream was already answered.
-            let _ = auditor.record(event, &meta).await;
-        };
+        // A failure is logged by the auditor; the answer says whether the record stands.
+        let write = async move { auditor.record(event, &meta).await.is_ok() };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => Some(runtime.spawn(self.tracker.track_future(write))),
             Err(_) => {
@@ -265,10 +268,17 @@ impl CallStream {
             }
             None => {}
         }
-        if let Some(pending) = self.pending.take()
-            && let Some(written) = pending.write(&self.seen.ending(true))
-        {
-            let _ = written.await;
+        if let Some(pending) = self.pending.take() {
+            let written = match pending.write(&self.seen.ending(true)) {
+                Some(write) => write.await.unwrap_or(false),
+                None => false,
+            };
+            // A call whose record cannot be written does not end as if it had been: in place of
+            // its clean end, the reader gets the error a unary call would (its events were
+            // already sent; this is the stream's last word).
+            if !written && item.is_none() {
+                return Some(Err(unrecorded()));
+            }
         }
         item
     }

@@ -459,10 +459,13 @@ async fn a_record_inserted_behind_hives_back_is_refused_then_named_by_verify() {
 
 /// An A2A call whose `a2a.call` record cannot be written (its group-committed batch fails) is
 /// answered 503 with `Retry-After`, as a JSON-RPC error with the call's id, and not as if it
-/// had happened; once the log takes records again, calls are answered.
+/// had happened (a stream ends in an error); once the log takes records again, calls are
+/// answered.
 #[tokio::test]
 async fn an_a2a_call_whose_record_cannot_be_written_is_refused() {
-    use crate::a2a::{RPC, a2a_server, call_at, conformance_agent_with, execute_token};
+    use crate::a2a::{
+        RPC, a2a_server, call_at, conformance_agent_with, execute_token, stream_events,
+    };
     for backend in backends() {
         let server = a2a_server(backend, &[("A2A_DEFAULT_AGENT", "tck")]).await;
         setup_admin(&server).await;
@@ -499,6 +502,19 @@ async fn an_a2a_call_whose_record_cannot_be_written_is_refused() {
             assert_eq!(answer["id"], body["id"], "{answer}");
             assert!(answer.get("result").is_none(), "{answer}");
         }
+        // A stream is recorded at its end: when that record cannot be written, the stream's
+        // last word is an error, not its clean end.
+        let streamed = json!({"jsonrpc": "2.0", "id": 9, "method": "SendStreamingMessage", "params": {
+            "message": {"messageId": "tck-complete-task-b", "role": "ROLE_USER",
+                        "parts": [{"text": "x"}]}}});
+        let events = stream_events(&server, RPC, &token, Some("1.0"), &streamed).await;
+        let last = events.last().unwrap();
+        assert!(
+            last["error"]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("could not be recorded")),
+            "{backend:?} {events:?}"
+        );
 
         mend_audit(&server, backend).await;
         let (status, read) = call_at(&server, RPC, &token, Some("1.0"), &get).await;
