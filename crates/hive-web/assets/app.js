@@ -115,6 +115,12 @@ function wireChat() {
           reply.textContent += data.text;
         } else if (name === "reply") {
           reply.textContent = data.text;
+          // As the history shows it: a reply that is not an answer says so.
+          if (["failed", "rejected", "refused", "interrupted"].includes(data.state)) {
+            const state = document.createElement("em");
+            state.textContent = `(${data.state})`;
+            reply.after(" ", state);
+          }
         } else if (name === "error") {
           fail(`The agent's answer ended in an error: ${data.message}`);
         }

@@ -1,15 +1,15 @@
-//! Agents: the list with their states, creating each kind, details, editing settings and
-//! limits, start, stop and delete.
+//! Agents: the list with their states, creating each kind, details (token usage by day, the
+//! recent calls with their outcome), editing settings and limits, start, stop and delete.
 
 use crate::page::{
     Chrome, Cursor, Refused, page_request, problem, query_value, refusal, see_other, shown,
-    shown_refused,
+    shown_refused, when,
 };
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::Response;
 use hive_core::agents::import::ImportRequest;
-use hive_core::agents::{AgentChange, NewAgent};
+use hive_core::agents::{AgentCall, AgentChange, DEFAULT_USAGE_DAYS, NewAgent};
 use hive_core::kernel::caller::{Caller, RequestMeta};
 use hive_proto::agents::{AgentKind, AgentStatus, AgentVisibility};
 use hive_server::AppState;
@@ -274,8 +274,67 @@ struct AgentPage<'a> {
     /// Settings the page shows but does not edit (a remote agent's, say).
     settings: Vec<(String, String)>,
     limits: AgentLimits,
+    /// Tokens by UTC day, oldest first, with the busiest day's total (the bars' scale).
+    usage: Vec<UsageLine>,
+    usage_peak: u64,
+    calls: Vec<CallLine>,
+    /// The next page of calls, as this page's URL.
+    more_calls: Option<String>,
     error: Option<String>,
     notice: Option<&'a str>,
+}
+
+struct UsageLine {
+    day: String,
+    calls: u64,
+    prompt: u64,
+    completion: u64,
+    total: u64,
+}
+
+struct CallLine {
+    at: String,
+    caller: String,
+    method: String,
+    outcome: String,
+    failed: bool,
+    /// The code and message the caller was given when the call failed.
+    error: String,
+    duration: String,
+}
+
+/// Calls shown on an agent's page at a time.
+const CALLS_SHOWN: u32 = 20;
+
+impl CallLine {
+    fn of(call: AgentCall) -> Self {
+        let error = match (call.error_code, call.error_message) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_string(),
+            (None, Some(message)) => message,
+            (None, None) => String::new(),
+        };
+        Self {
+            at: when(call.at),
+            caller: call.caller,
+            method: call.method.unwrap_or_default(),
+            failed: matches!(
+                call.outcome.as_str(),
+                "error" | "failed" | "throttled" | "unavailable"
+            ),
+            outcome: call.outcome,
+            error,
+            duration: call
+                .duration_ms
+                .map(|ms| format!("{ms} ms"))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Default, Deserialize)]
+pub struct CallsCursor {
+    calls: Option<String>,
 }
 
 /// An agent's settings as lines to show: secrets appear only as the ids the settings hold.
@@ -321,8 +380,27 @@ async fn agent_page(
     state: &AppState,
     caller: &Caller,
     id: Uuid,
+    calls_cursor: Option<&str>,
 ) -> Result<AgentPage<'static>, Refused> {
-    let agent = state.hive.agents.get(caller, id).await.map_err(refusal)?;
+    let agents = &state.hive.agents;
+    let agent = agents.get(caller, id).await.map_err(refusal)?;
+    let usage: Vec<UsageLine> = agents
+        .usage_by_day(caller, id, DEFAULT_USAGE_DAYS)
+        .await
+        .map_err(refusal)?
+        .into_iter()
+        .map(|day| UsageLine {
+            day: day.day.to_string(),
+            calls: day.calls,
+            prompt: day.prompt_tokens,
+            completion: day.completion_tokens,
+            total: day.prompt_tokens.saturating_add(day.completion_tokens),
+        })
+        .collect();
+    let calls = agents
+        .calls(caller, id, &page_request(CALLS_SHOWN, calls_cursor)?)
+        .await
+        .map_err(refusal)?;
     let runtime = runtime_of(&agent);
     let llm = (agent.kind == AgentKind::Llm).then(|| LlmForm::of(&runtime));
     Ok(AgentPage {
@@ -341,6 +419,12 @@ async fn agent_page(
         },
         llm,
         limits: agent.limits,
+        usage_peak: usage.iter().map(|day| day.total).max().unwrap_or(0),
+        usage,
+        more_calls: calls
+            .next_cursor
+            .map(|cursor| format!("/agents/{id}?calls={}#calls-heading", query_value(&cursor))),
+        calls: calls.items.into_iter().map(CallLine::of).collect(),
         agent: line(agent),
         error: None,
         notice: None,
@@ -351,8 +435,9 @@ pub async fn detail(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
+    Query(query): Query<CallsCursor>,
 ) -> Response {
-    shown(agent_page(&state, &caller, id).await)
+    shown(agent_page(&state, &caller, id, query.calls.as_deref()).await)
 }
 
 #[derive(Deserialize)]
@@ -416,7 +501,7 @@ async fn changed(
         ),
         Err((status, message)) => (status, Some(message), None),
     };
-    shown_refused(agent_page(state, caller, id).await, status, |page| {
+    shown_refused(agent_page(state, caller, id, None).await, status, |page| {
         page.error = error;
         page.notice = notice;
     })

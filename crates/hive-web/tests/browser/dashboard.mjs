@@ -74,6 +74,12 @@ const llm = createServer((req, res) => {
   req.on("end", async () => {
     const request = JSON.parse(body || "{}");
     llmSeen.prompts.push(request.messages?.at(-1)?.content);
+    // A message asking for it gets the answer of a provider that refuses the key.
+    if (request.messages?.at(-1)?.content === "Refuse me") {
+      res.writeHead(401, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { message: "invalid api key" } }));
+      return;
+    }
     if (!request.stream) {
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON.stringify({ id: "c", object: "chat.completion", model: "stand-in",
@@ -319,9 +325,27 @@ try {
   check(history.length === 2 && history[1].includes("Hello from the stand-in."),
     `the conversation's history: ${JSON.stringify(history)}`);
   await inspect(page, "chat-history");
+  // A call the endpoint refuses: the chat marks the reply failed and says why.
+  await page.getByLabel("Message", { exact: true }).fill("Refuse me");
+  await page.getByRole("button", { name: "Send" }).click();
+  const refusal = page.locator("#messages li.from-agent").last();
+  await refusal.filter({ hasText: "(failed)" }).waitFor();
+  check((await refusal.textContent()).includes("the endpoint answered HTTP 401"), "the chat does not say why");
+
+  // The agent's page: today's tokens, and the calls with their outcome and what went wrong.
+  await page.goto(agentPage);
+  const today = page.locator("table.usage tbody tr").last();
+  const usage = await today.locator("td").allTextContents();
+  check(usage[0] === new Date().toISOString().slice(0, 10) && usage[1] === "1" && usage[4].trim() === "9",
+    `today's usage: ${usage}`);
+  const calls = page.locator("section[aria-labelledby=calls-heading] tbody tr");
+  const refusedCall = await calls.first().locator("td").allTextContents();
+  check(refusedCall[3] === "failed" && refusedCall[5].includes("HTTP 401"), `the failed call: ${refusedCall}`);
+  const answeredCall = await calls.nth(1).locator("td").allTextContents();
+  check(answeredCall[3] === "completed", `the answered call: ${answeredCall}`);
+  await inspect(page, "agent-activity");
 
   // The agent's settings and limits edited from its page; a bad value refused in words.
-  await page.goto(agentPage);
   await page.getByLabel("System prompt (optional)").fill("Answer briefly.");
   await submit(page, "Save the settings");
   check(await page.getByRole("status").filter({ hasText: "Saved" }).isVisible(), "the settings were not saved");
