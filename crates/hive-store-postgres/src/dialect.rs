@@ -17,7 +17,8 @@ const AUDIT_CHAIN_LOCK: i64 = 0x6869_7665_6175_6474;
 impl Dialect for PgDialect {
     // Replicas write to one database.
     const SINGLE_WRITER: bool = false;
-    const CONTIGUOUS_PREFIXES: bool = false;
+    // Migration 0021 gives audit actions the byte order.
+    const CONTIGUOUS_ACTION_PREFIXES: bool = true;
     type Db = Postgres;
     type On<'c> = &'c mut PgConnection;
     type Id = Uuid;

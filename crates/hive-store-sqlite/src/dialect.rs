@@ -37,7 +37,7 @@ pub(crate) async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Sqli
 impl Dialect for SqliteDialect {
     // `SqliteStore::open` takes the database's lock file: one process, one writer connection.
     const SINGLE_WRITER: bool = true;
-    const CONTIGUOUS_PREFIXES: bool = true;
+    const CONTIGUOUS_ACTION_PREFIXES: bool = true;
     type Db = Sqlite;
     type On<'c> = &'c mut SqliteConnection;
     type Id = String;

@@ -116,9 +116,10 @@ pub trait Dialect: Send + Sync + 'static {
     /// Every write to the database goes through this process's one writer connection (SQLite,
     /// which one process holds at a time): what this process last wrote is the database's state.
     const SINGLE_WRITER: bool;
-    /// Text compares byte by byte, so the values that share a prefix sit next to each other in
-    /// an index (SQLite's BINARY collation; not PostgreSQL's locale collations).
-    const CONTIGUOUS_PREFIXES: bool;
+    /// Audit actions compare byte by byte, so the actions that share a prefix sit next to each
+    /// other in the action index (SQLite's BINARY collation; PostgreSQL's `action` column is
+    /// `COLLATE "C"`, unlike its other text, which follows the database's locale).
+    const CONTIGUOUS_ACTION_PREFIXES: bool;
 
     /// Runs queries on a connection (`&mut` the driver's connection).
     type On<'c>: Executor<'c, Database = Self::Db>;

@@ -121,7 +121,7 @@ impl<D: IdentitySql> AuditRepo for SqlIdentity<D> {
     ) -> Result<Page<AuditRecord>, StoreError> {
         let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
         let mut query = match &filter.action {
-            Some(TextMatch::Prefix(prefix)) if D::CONTIGUOUS_PREFIXES => {
+            Some(TextMatch::Prefix(prefix)) if D::CONTIGUOUS_ACTION_PREFIXES => {
                 match actions_under::<D>(&mut reader, prefix).await? {
                     Some(actions) if actions.is_empty() => {
                         return Ok(Page::from_overfetch(Vec::new(), page.limit(), |r| Cursor {
@@ -324,7 +324,7 @@ const MERGED_ACTIONS_MAX: usize = 64;
 
 /// The distinct actions that start with `prefix`, read by skipping through the action index
 /// (one lookup each); `None` when there are more than [`MERGED_ACTIONS_MAX`]. Only where values
-/// with a common prefix are contiguous in the index ([`Dialect::CONTIGUOUS_PREFIXES`]).
+/// with a common prefix are contiguous in the index ([`Dialect::CONTIGUOUS_ACTION_PREFIXES`]).
 async fn actions_under<D: IdentitySql>(
     reader: &mut DialectConnection<D>,
     prefix: &str,
@@ -378,10 +378,11 @@ fn newest_of_each<D: IdentitySql>(
         query.push("SELECT * FROM (").push(D::AUDIT_EVENTS);
         push_audit_filter::<D>(&mut query, &exact);
         push_newest_page::<D>(&mut query, page);
-        query.push(")");
+        // PostgreSQL before 16 wants every subquery in a FROM named.
+        query.push(format!(") AS part_{n}"));
     }
     query
-        .push(") ORDER BY at DESC, id DESC LIMIT ")
+        .push(") AS newest ORDER BY at DESC, id DESC LIMIT ")
         .push_value(i64::from(page.limit()) + 1);
     query
 }
