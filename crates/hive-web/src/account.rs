@@ -1,8 +1,7 @@
 //! The caller's account: their sessions (revoke any) and their password.
 
 use crate::page::{
-    Chrome, Refused, own_account, page_request, problem, refusal, see_other, shown, shown_refused,
-    when,
+    Chrome, Refused, own_account, page_request, refusal, shown, shown_refused, then_see, when,
 };
 use askama::Template;
 use axum::extract::{Form, Path, State};
@@ -85,10 +84,10 @@ pub async fn revoke_session(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Response {
-    match state.hive.identity.revoke_session(&caller, id, &meta).await {
-        Ok(()) => see_other("/account"),
-        Err(error) => problem(refusal(error).0, None),
-    }
+    then_see(
+        state.hive.identity.revoke_session(&caller, id, &meta).await,
+        "/account",
+    )
 }
 
 #[derive(Deserialize)]

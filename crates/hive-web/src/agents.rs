@@ -2,8 +2,8 @@
 //! recent calls with their outcome), editing settings and limits, start, stop and delete.
 
 use crate::page::{
-    Chrome, Cursor, Refused, page_request, problem, query_value, refusal, see_other, shown,
-    shown_refused, when,
+    Chrome, Cursor, Refused, page_request, query_value, refusal, see_other, shown, shown_refused,
+    then_see, when,
 };
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
@@ -554,10 +554,10 @@ pub async fn delete(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Response {
-    match state.hive.agents.delete(&caller, id, &meta).await {
-        Ok(()) => see_other("/agents"),
-        Err(error) => problem(refusal(error).0, None),
-    }
+    then_see(
+        state.hive.agents.delete(&caller, id, &meta).await,
+        "/agents",
+    )
 }
 
 pub async fn start(
@@ -566,10 +566,10 @@ pub async fn start(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Response {
-    match state.hive.agent_lifecycle.start(&caller, id, &meta).await {
-        Ok(_) => see_other(&format!("/agents/{id}")),
-        Err(error) => problem(refusal(error).0, None),
-    }
+    then_see(
+        state.hive.agent_lifecycle.start(&caller, id, &meta).await,
+        &format!("/agents/{id}"),
+    )
 }
 
 pub async fn stop(
@@ -578,8 +578,8 @@ pub async fn stop(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Response {
-    match state.hive.agent_lifecycle.stop(&caller, id, &meta).await {
-        Ok(_) => see_other(&format!("/agents/{id}")),
-        Err(error) => problem(refusal(error).0, None),
-    }
+    then_see(
+        state.hive.agent_lifecycle.stop(&caller, id, &meta).await,
+        &format!("/agents/{id}"),
+    )
 }

@@ -154,6 +154,14 @@ pub fn shown_refused<T: Template>(
     }
 }
 
+/// After a form's action: on to `to`, or the refusal as a page.
+pub fn then_see(done: Result<impl Sized, impl Into<ApiError>>, to: &str) -> Response {
+    match done {
+        Ok(_) => see_other(to),
+        Err(error) => problem(refusal(error).0, None),
+    }
+}
+
 /// Signs in the person who just made their account (setup, an invitation): the session
 /// cookie, and the sign-in page takes them on to their next step.
 pub async fn sign_in_new_account(
