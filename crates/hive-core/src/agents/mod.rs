@@ -8,6 +8,7 @@
 //! Below: kernel, vault (credentials by secret id), identity (callers).
 
 mod activity;
+pub mod bundle;
 pub mod cache;
 pub mod conformance;
 mod error;
