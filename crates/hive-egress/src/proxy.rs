@@ -26,7 +26,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -186,6 +186,7 @@ pub struct EgressProxy {
     slots: Arc<Semaphore>,
     stats: Arc<ProxyStats>,
     events: Option<Arc<dyn ProxyEvents>>,
+    protected: Arc<[SocketAddr]>,
 }
 
 impl std::fmt::Debug for EgressProxy {
@@ -193,6 +194,7 @@ impl std::fmt::Debug for EgressProxy {
         f.debug_struct("EgressProxy")
             .field("agent_hosts", &self.agent_hosts.to_string())
             .field("limits", &self.limits)
+            .field("protected", &self.protected)
             .field("stats", &self.stats.snapshot())
             .finish_non_exhaustive()
     }
@@ -211,7 +213,21 @@ impl EgressProxy {
             limits,
             stats: Arc::default(),
             events: None,
+            protected: Arc::new([]),
         }
+    }
+
+    /// Addresses no request through this proxy reaches, whatever either allowlist says:
+    /// Hive's own services on this machine (the database, Redis, the bus), so that an agent
+    /// whose hosts name `127.0.0.1` still cannot reach them. Refused as `self_connection`. An
+    /// unspecified address (`0.0.0.0:6379`, `[::]:6379`) stands for every loopback address on
+    /// that port, as for Hive's own listen addresses.
+    pub fn with_protected_addresses(
+        mut self,
+        addresses: impl IntoIterator<Item = SocketAddr>,
+    ) -> Self {
+        self.protected = addresses.into_iter().collect();
+        self
     }
 
     /// Replaces the limits. Call before serving: clones made earlier keep the old cap.
@@ -461,20 +477,13 @@ impl EgressProxy {
         match self.client.check_with(&self.agent_hosts, url).await {
             Decision::Allowed {
                 origin, addresses, ..
-            } => Ok((origin, addresses)),
-            Decision::Refused(refusal) => {
-                ProxyStats::count(&self.stats.refusals, 1);
-                if let Some(events) = &self.events {
-                    events.refused(&refusal.origin, refusal.reason);
+            } => {
+                if addresses.iter().any(|address| self.is_protected(*address)) {
+                    return Err(self.refuse(&origin, RefusalReason::SelfConnection));
                 }
-                Err(text(
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "refused by Hive's egress rules: {} {}\n",
-                        refusal.reason, refusal.origin
-                    ),
-                ))
+                Ok((origin, addresses))
             }
+            Decision::Refused(refusal) => Err(self.refuse(&refusal.origin, refusal.reason)),
             Decision::Failed(EgressError::InvalidUrl(_)) => {
                 Err(self.bad_request("not a usable URL\n"))
             }
@@ -518,6 +527,31 @@ impl EgressProxy {
             StatusCode::BAD_GATEWAY,
             format!("could not connect to {origin}\n"),
         ))
+    }
+
+    fn refuse(&self, origin: &str, reason: RefusalReason) -> Response<ProxyBody> {
+        ProxyStats::count(&self.stats.refusals, 1);
+        if let Some(events) = &self.events {
+            events.refused(origin, reason);
+        }
+        text(
+            StatusCode::FORBIDDEN,
+            format!("refused by Hive's egress rules: {reason} {origin}\n"),
+        )
+    }
+
+    fn is_protected(&self, address: SocketAddr) -> bool {
+        let canonical = |ip: IpAddr| match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        let target = canonical(address.ip());
+        self.protected.iter().any(|protected| {
+            let ip = canonical(protected.ip());
+            protected.port() == address.port()
+                && (ip == target
+                    || (ip.is_unspecified() && (target.is_loopback() || target.is_unspecified())))
+        })
     }
 
     fn bad_request(&self, why: &str) -> Response<ProxyBody> {

@@ -356,6 +356,61 @@ async fn a_loopback_target_not_allowlisted_is_refused_and_never_connected() {
 }
 
 #[tokio::test]
+async fn protected_addresses_stay_refused_whatever_the_agents_hosts_say() {
+    let database = trap("127.0.0.1:0").await;
+    let cache = trap("127.0.0.1:0").await;
+    let resolver = ScriptedResolver::new();
+    resolver.answer("db.agent.example", ["127.0.0.1".parse().unwrap()]);
+    let agent_hosts = format!(
+        "127.0.0.1:{},127.0.0.1:{},db.agent.example:{}",
+        database.port(),
+        cache.port(),
+        database.port()
+    );
+    let client = EgressClient::new(EgressConfig::default(), Arc::new(resolver));
+    let events = Arc::new(Recorder::default());
+    let proxy = EgressProxy::new(client, Allowlist::parse(&agent_hosts).unwrap())
+        .with_events(events.clone())
+        .with_protected_addresses([
+            database.addr,
+            // Unspecified: every loopback address on that port.
+            format!("0.0.0.0:{}", cache.port()).parse().unwrap(),
+        ]);
+    for target in [
+        format!("127.0.0.1:{}", database.port()),
+        format!("db.agent.example:{}", database.port()),
+        format!("127.0.0.1:{}", cache.port()),
+    ] {
+        let (mut agent, proxy_side) = tokio::io::duplex(64 * 1024);
+        let serving = {
+            let proxy = proxy.clone();
+            tokio::spawn(async move { proxy.serve_connection(proxy_side).await })
+        };
+        agent
+            .write_all(
+                format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut bytes = Vec::new();
+        tokio::time::timeout(WAIT, agent.read_to_end(&mut bytes))
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = parse_answer(&bytes);
+        assert_eq!(answer.status, 403, "{target}");
+        assert_eq!(
+            answer.body,
+            format!("refused by Hive's egress rules: self_connection https://{target}\n")
+        );
+        tokio::time::timeout(WAIT, serving).await.unwrap().unwrap();
+    }
+    assert_eq!((database.connections(), cache.connections()), (0, 0));
+    assert_eq!(events.events().len(), 3);
+}
+
+#[tokio::test]
 async fn another_port_not_allowlisted_is_refused_as_port() {
     let target = trap("127.0.0.1:0").await;
     let proxy = start(Setup::default()).await;
