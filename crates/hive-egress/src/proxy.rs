@@ -47,7 +47,8 @@ pub struct ProxyLimits {
     /// Largest request head (request line and headers) read from the agent; a larger one is
     /// answered `431`. hyper cannot go below 8 KiB, so smaller values are raised to that.
     pub max_head_bytes: usize,
-    /// Time an agent has to send a whole request head.
+    /// Time an agent has to send a whole request head, the first or the next one on a
+    /// kept-alive connection; a silent connection is closed and frees its slot.
     pub head_timeout: Duration,
     /// A tunnel, or a forwarded exchange, with no byte in either direction for this long is
     /// closed.

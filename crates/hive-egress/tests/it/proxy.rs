@@ -726,3 +726,30 @@ async fn a_target_that_refuses_the_connection_is_a_bad_gateway() {
     );
     assert_eq!(proxy.stats.snapshot().failures, 1);
 }
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_and_gives_its_slot_back() {
+    let target = echo("127.0.0.1:0").await;
+    let authority = agent_hosts_for(&target);
+    let proxy = start(Setup {
+        agent_hosts: &authority,
+        limits: ProxyLimits {
+            max_connections: 1,
+            head_timeout: Duration::from_millis(200),
+            ..ProxyLimits::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    // Connects and never sends a request head.
+    let mut silent = UnixStream::connect(&proxy.socket).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(WAIT, silent.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(_))),
+        "the silent connection was kept open"
+    );
+    let (mut tunnel, status) = connect(&proxy, &authority).await;
+    assert_eq!(status, 200);
+    round_trip(&mut tunnel, b"slot free").await;
+}
