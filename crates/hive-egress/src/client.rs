@@ -214,12 +214,30 @@ impl EgressClient {
     /// Decides `url` as a request would (resolving a name, with the DNS timeout) but connects
     /// to nothing. For `hive egress check URL`. Redirects cannot be judged without fetching.
     pub async fn check(&self, url: &str) -> Decision {
-        let policy = self.policy();
+        self.decide(&self.policy(), url).await
+    }
+
+    /// As [`check`](Self::check), with `extra` entries merged into the allowlist of the moment
+    /// for this decision only: a hosted agent's own hosts on top of the operator's and the
+    /// admin's. Metadata, `0.0.0.0/8`, multicast, reserved space and Hive's own addresses stay
+    /// refused whatever either list says. Connects to nothing; the agents' proxy connects to
+    /// one of the returned addresses and never resolves the name again.
+    pub async fn check_with(&self, extra: &Allowlist, url: &str) -> Decision {
+        let allowlist = if extra.is_empty() {
+            self.allowlist.load_full()
+        } else {
+            Arc::new(self.allowlist.load().merged(extra))
+        };
+        let policy = EgressPolicy::new(allowlist, self.settings.self_addresses.clone());
+        self.decide(&policy, url).await
+    }
+
+    async fn decide(&self, policy: &EgressPolicy, url: &str) -> Decision {
         let result = async {
             let target = policy.precheck(url)?;
             // Past the DNS timeout, so that a slow lookup reads as a DNS failure, not `timeout`.
             let deadline = Instant::now() + self.settings.dns_timeout + Duration::from_secs(1);
-            let addresses = self.resolve_checked(&policy, &target, deadline).await?;
+            let addresses = self.resolve_checked(policy, &target, deadline).await?;
             Ok((target, addresses))
         }
         .await;

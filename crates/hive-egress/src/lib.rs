@@ -9,11 +9,15 @@
 //!   if any address is refused, connects only to the checked addresses, follows redirects by
 //!   hand (GET and HEAD only), and caps body size and total time per call ([`CallLimits`]).
 //! - Every refusal is an [`EgressError::Refused`] with a [`RefusalReason`] and the URL's origin.
+//! - [`EgressProxy`] is the HTTP(S) proxy a hosted agent's sandbox gets as its only way out:
+//!   each CONNECT or `http://` request is decided by [`EgressClient::check_with`] with the
+//!   agent's hosts merged in, and carried to a checked address only.
 
 mod allowlist;
 mod client;
 mod error;
 mod policy;
+mod proxy;
 mod ranges;
 mod resolve;
 
@@ -24,4 +28,5 @@ pub use policy::{
     ConfigError, Destination, EgressConfig, EgressPolicy, MaxRedirects, Target, address_refusal,
     is_public, origin_of, parse_url,
 };
+pub use proxy::{EgressProxy, ProxyCounts, ProxyEvents, ProxyLimits, ProxyStats};
 pub use resolve::{HickoryResolver, Resolve, ResolveError, ScriptedResolver};

@@ -4,5 +4,6 @@
 
 mod http;
 mod literals;
+mod proxy;
 mod ranges;
 mod support;

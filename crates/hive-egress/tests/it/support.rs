@@ -208,3 +208,46 @@ pub async fn untrusted_tls(bind: &str) -> (Server, Arc<AtomicUsize>) {
     };
     (server, requests)
 }
+
+/// Sends back whatever it reads, on every connection, until the other side stops writing.
+pub async fn echo(bind: &str) -> Server {
+    let listener = TcpListener::bind(bind).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let (mut read, mut write) = stream.into_split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+                let _ = write.shutdown().await;
+            });
+        }
+    });
+    Server {
+        addr,
+        connections,
+        heads: Arc::new(Mutex::new(Vec::new())),
+    }
+}
+
+/// A counting listener on an address that may need privileges (port 80 or 443); `None` where
+/// the test does not run with them.
+pub async fn try_trap(bind: &str) -> Option<Server> {
+    let listener = TcpListener::bind(bind).await.ok()?;
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    Some(Server {
+        addr,
+        connections,
+        heads: Arc::new(Mutex::new(Vec::new())),
+    })
+}
