@@ -707,6 +707,94 @@ conn.close()"#,
     assert_eq!(exit.reason, ExitReason::Exited(0));
 }
 
+/// A web server on the host's loopback answering `200 ok` to each request, and how many
+/// connections it has taken.
+async fn web_server() -> (std::net::SocketAddr, std::sync::Arc<AtomicU32>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicU32::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).await.is_ok() {
+                    head.push(byte[0]);
+                }
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    (address, accepted)
+}
+
+#[tokio::test]
+async fn the_only_way_out_is_hives_proxy_which_decides_each_request() {
+    if !ready() {
+        return;
+    }
+    let h = Harness::new("proxy").await;
+    let (allowed, allowed_hits) = web_server().await;
+    let (other, other_hits) = web_server().await;
+    // Hive's proxy on a Unix socket, with the agent's host list allowing one of the two.
+    let client = hive_egress::EgressClient::new(
+        hive_egress::EgressConfig::default(),
+        std::sync::Arc::new(hive_egress::ScriptedResolver::new()),
+    );
+    let hosts = hive_egress::Allowlist::parse(&allowed.to_string()).unwrap();
+    let proxy = hive_egress::EgressProxy::new(client, hosts);
+    let socket = h.dir.path().join("proxy.sock");
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let stats = proxy.stats();
+    let serving = tokio::spawn(async move { proxy.serve(listener).await });
+    // urllib takes the proxy from HTTP_PROXY, as most HTTP clients do.
+    let mut spec = h.python(
+        "proxy",
+        &format!(
+            r#"import urllib.request, urllib.error
+print(os.environ.get("HTTP_PROXY", "no proxy"), flush=True)
+for url in ["http://{allowed}/", "http://{other}/"]:
+    try:
+        with urllib.request.urlopen(url, timeout=20) as answer:
+            print(answer.status, answer.read().decode(), flush=True)
+    except urllib.error.HTTPError as e:
+        print(e.code, e.read().decode().strip(), flush=True)
+attempt(lambda: socket.create_connection(("{allowed_ip}", {allowed_port}), timeout=5))"#,
+            allowed_ip = allowed.ip(),
+            allowed_port = allowed.port(),
+        ),
+    );
+    spec.proxy_socket = Some(socket.clone());
+    let (exit, out) = h.run(spec).await;
+    serving.abort();
+    assert_eq!(exit.reason, ExitReason::Exited(0), "stdout: {out}");
+    let got = lines(&out);
+    assert!(got[0].starts_with("http://127.0.0.1:"), "{out}");
+    assert_eq!(got[1], "200 ok", "the allowed host through the proxy");
+    assert_eq!(
+        got[2],
+        format!("403 refused by Hive's egress rules: port http://{other}"),
+        "the other host refused by the proxy"
+    );
+    // Straight to the allowed host, around the proxy: the sandbox has no route there.
+    assert_eq!(got[3], "ECONNREFUSED", "{out}");
+    assert_eq!(allowed_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        other_hits.load(Ordering::SeqCst),
+        0,
+        "a refused host saw a connection"
+    );
+    let counts = stats.snapshot();
+    assert_eq!((counts.requests, counts.refusals), (2, 1), "{counts:?}");
+}
+
 #[tokio::test]
 async fn the_environment_is_exactly_the_specs() {
     if !ready() {
