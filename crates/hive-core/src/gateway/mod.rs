@@ -14,6 +14,7 @@
 mod book;
 mod calls;
 mod card;
+pub mod channel;
 pub mod conversations;
 mod discards;
 mod limits;
