@@ -137,7 +137,17 @@ enum ConfigAction {
     Check,
 }
 
+/// The mode in which this binary is a sandbox's init program (`hive_sandbox::init`): run by
+/// Hive itself, never by a person, so it is no command of the help.
+const SANDBOX_INIT: &str = "sandbox-init";
+
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some((mode, rest)) = args.split_first()
+        && mode == SANDBOX_INIT
+    {
+        return hive_sandbox::init::main(&[SANDBOX_INIT.to_owned()], rest);
+    }
     allocator::tune();
     let cli = Cli::parse();
     // Key tools for operators: they need no configuration (and may run where there is none).

@@ -8,6 +8,7 @@
 //! `docs/sandbox.md`.
 
 mod api;
+pub mod init;
 pub mod process;
 mod spec;
 

@@ -15,4 +15,5 @@ mod mesh;
 mod outage;
 mod process;
 mod replicas;
+mod sandbox;
 mod serve;

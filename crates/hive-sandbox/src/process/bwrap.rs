@@ -21,6 +21,7 @@ fn host(path: &Path) -> String {
 pub(crate) fn arguments(
     spec: &SandboxSpec,
     init_program: &Path,
+    init_args: &[String],
     inside_uid: u32,
     require_landlock: bool,
 ) -> Vec<String> {
@@ -86,7 +87,9 @@ pub(crate) fn arguments(
     push(&mut args, &["--remount-ro", "/"]);
     let workdir = spec.working_dir.as_deref().unwrap_or(AGENT_MOUNT);
     push(&mut args, &["--chdir", workdir]);
-    push(&mut args, &["--", INIT_MOUNT, "run"]);
+    push(&mut args, &["--", INIT_MOUNT]);
+    args.extend(init_args.iter().cloned());
+    push(&mut args, &["run"]);
     if require_landlock {
         push(&mut args, &["--require-landlock"]);
     }
@@ -108,7 +111,7 @@ mod tests {
             vec!["/usr/bin/python3".into(), "--flag".into()],
             "/run/chan",
         );
-        let args = arguments(&spec, Path::new("/opt/init"), 1000, true);
+        let args = arguments(&spec, Path::new("/opt/init"), &[], 1000, true);
         let tail = &args[args.len() - 7..];
         assert_eq!(
             tail,

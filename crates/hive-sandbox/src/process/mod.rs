@@ -49,8 +49,11 @@ const POLL_INTERVAL: Duration = Duration::from_millis(10);
 pub struct ProcessBackendConfig {
     /// bubblewrap (Debian's `bubblewrap` package: `/usr/bin/bwrap`).
     pub bwrap: PathBuf,
-    /// The `hive-sandbox-init` program of this crate.
+    /// The sandbox's init program: the `hive` binary (with `init_args` `["sandbox-init"]`), or
+    /// this crate's `hive-sandbox-init`.
     pub init_program: PathBuf,
+    /// What comes before the init program's mode on its command line.
+    pub init_args: Vec<String>,
     /// Where the cgroup v1 controllers are mounted.
     pub cgroup_root: PathBuf,
     /// The Hive-owned group under each controller that holds the sandboxes' groups; whatever
@@ -70,6 +73,7 @@ impl ProcessBackendConfig {
         Self {
             bwrap: PathBuf::from("/usr/bin/bwrap"),
             init_program: init_program.into(),
+            init_args: Vec::new(),
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             cgroup_parent: "hive".into(),
             host_uids: 1_610_000_000..1_610_065_536,
@@ -143,7 +147,7 @@ impl ProcessBackend {
                 None
             }
         };
-        let landlock_abi = probe_landlock(&config.init_program).await;
+        let landlock_abi = probe_landlock(&config).await;
         if landlock_abi == 0 {
             if config.require_landlock {
                 return Err(SandboxError::Unsupported(
@@ -208,8 +212,9 @@ impl ProcessBackend {
     }
 }
 
-async fn probe_landlock(init_program: &Path) -> u8 {
-    let output = Command::new(init_program)
+async fn probe_landlock(config: &ProcessBackendConfig) -> u8 {
+    let output = Command::new(&config.init_program)
+        .args(&config.init_args)
         .arg("probe-landlock")
         .env_clear()
         .stdin(std::process::Stdio::null())
@@ -431,11 +436,13 @@ impl ProcessBackend {
         let args = bwrap::arguments(
             spec,
             &self.config.init_program,
+            &self.config.init_args,
             INSIDE_UID,
             self.config.require_landlock && self.landlock_abi > 0,
         );
         let mut command = Command::new(&self.config.init_program);
         command
+            .args(&self.config.init_args)
             .arg("gate")
             .args(self.rlimits(spec, cgroup.is_some()))
             .arg("--")
