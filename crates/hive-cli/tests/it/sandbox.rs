@@ -4,11 +4,18 @@
 //! `crates/hive-sandbox/tests/escape.rs`). Needs root, bubblewrap and cgroups: without them the
 //! test fails under CI and is skipped elsewhere.
 
+use hive_a2a::client::Client;
+use hive_a2a::jsonrpc::Version;
+use hive_a2a::v1::{Message, Part, PartContent, Role, SendMessageRequest, SendMessageResponse};
+use hive_core::agents::bundle::parse_manifest;
+use hive_core::agents::hosted::{HostedLaunch, HostedRuntime};
+use hive_egress::{EgressClient, EgressConfig, ScriptedResolver};
 use hive_sandbox::process::{ProcessBackend, ProcessBackendConfig};
 use hive_sandbox::{ExitReason, SandboxBackend, SandboxId, SandboxSpec};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 const HIVE: &str = env!("CARGO_BIN_EXE_hive");
 
@@ -23,6 +30,152 @@ fn missing() -> Option<&'static str> {
         return Some("cgroup v1 controllers");
     }
     None
+}
+
+/// A backend with the `hive` binary as init, its own cgroup parent and uid range.
+async fn backend(parent: &str, range: u32) -> ProcessBackend {
+    let first_uid = 1_630_000_000 + std::process::id() % 1000 * 1000 + range * 100;
+    let mut config = ProcessBackendConfig::new(HIVE);
+    config.init_args = vec!["sandbox-init".into()];
+    config.cgroup_parent = parent.to_owned();
+    config.host_uids = first_uid..first_uid + 100;
+    config.require_landlock = true;
+    ProcessBackend::new(config).await.unwrap()
+}
+
+fn remove_cgroups(parent: &str) {
+    for controller in ["memory", "cpu", "cpuacct", "pids", "freezer"] {
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{controller}/{parent}"));
+    }
+}
+
+/// A web server on the host's loopback that answers `200` and keeps each request's
+/// `authorization` header (or `-`).
+async fn web_server() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut reader = tokio::io::BufReader::new(stream);
+                let mut authorization = "-".to_owned();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).await.unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("authorization")
+                    {
+                        authorization = value.trim().to_owned();
+                    }
+                }
+                kept.lock().unwrap().push(authorization);
+                let _ = reader
+                    .into_inner()
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (address, seen)
+}
+
+fn reply_text(response: SendMessageResponse) -> String {
+    let SendMessageResponse::Task(task) = response else {
+        panic!("a message instead of a task");
+    };
+    task.artifacts[0]
+        .parts
+        .iter()
+        .filter_map(|part| match &part.content {
+            PartContent::Text(text) => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn message(text: &str) -> SendMessageRequest {
+    SendMessageRequest {
+        message: Message {
+            message_id: format!("m-{text}"),
+            role: Role::User,
+            parts: vec![Part::text(text)],
+            ..Message::default()
+        },
+        ..SendMessageRequest::default()
+    }
+}
+
+/// The documented example agent (`examples/hosted-agent`), hosted: started in a sandbox from its
+/// manifest, called over its channel, its secret in its environment, its only way out the
+/// agents' proxy, which lets the allowed host through and refuses the other.
+#[tokio::test]
+async fn a_hosted_python_agent_answers_and_goes_out_only_through_the_proxy() {
+    if let Some(what) = missing() {
+        assert!(std::env::var_os("CI").is_none(), "the test needs {what}");
+        eprintln!("skipped: the test needs {what}");
+        return;
+    }
+    let parent = format!("hive-test-cli-hosted-{}", std::process::id());
+    let backend = backend(&parent, 1).await;
+    let (allowed, allowed_seen) = web_server().await;
+    let (other, other_seen) = web_server().await;
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hosted-agent");
+    let mut manifest =
+        parse_manifest(&std::fs::read_to_string(examples.join("hive-agent.toml")).unwrap())
+            .unwrap();
+    manifest.allowed_hosts = vec![allowed.to_string().parse().unwrap()];
+    let egress = EgressClient::new(EgressConfig::default(), Arc::new(ScriptedResolver::new()));
+    let runtime = HostedRuntime::new(Arc::new(backend), egress, Vec::new());
+    let run = tempfile::tempdir().unwrap();
+    const TOKEN: &str = "upstream-token-for-the-test";
+    let agent = runtime
+        .start(HostedLaunch {
+            id: "hosted-echo",
+            bundle_dir: &examples,
+            manifest: &manifest,
+            secrets: vec![("UPSTREAM_TOKEN".into(), TOKEN.into())],
+            run_dir: run.path(),
+        })
+        .await
+        .unwrap();
+    let client = Client::new(agent.transport(), agent.url(), Version::V1_0);
+    let card = client
+        .fetch_agent_card("http://agent/.well-known/agent-card.json")
+        .await
+        .unwrap();
+    assert_eq!(card.name, "echo");
+    assert_eq!(
+        reply_text(client.send_message(message("hi")).await.unwrap()),
+        "echo: hi"
+    );
+    let fetched = client
+        .send_message(message(&format!("fetch http://{allowed}/")))
+        .await
+        .unwrap();
+    assert_eq!(reply_text(fetched), "fetched: HTTP 200");
+    assert_eq!(*allowed_seen.lock().unwrap(), [format!("Bearer {TOKEN}")]);
+    let refused = client
+        .send_message(message(&format!("fetch http://{other}/")))
+        .await
+        .unwrap();
+    assert_eq!(reply_text(refused), "fetched: HTTP 403");
+    assert!(
+        other_seen.lock().unwrap().is_empty(),
+        "a refused host was reached"
+    );
+    let counts = agent.proxy_counts();
+    assert_eq!((counts.requests, counts.refusals), (2, 1), "{counts:?}");
+    let exit = agent.stop(Duration::from_secs(5)).await.unwrap();
+    remove_cgroups(&parent);
+    assert!(
+        matches!(exit.reason, ExitReason::Stopped { .. }),
+        "{exit:?}"
+    );
 }
 
 #[tokio::test]
@@ -43,14 +196,7 @@ async fn the_hive_binary_is_the_sandbox_init_program() {
     assert!(abi >= 1, "Landlock ABI {abi}");
 
     let parent = format!("hive-test-cli-{}", std::process::id());
-    let first_uid = 1_630_000_000 + std::process::id() % 1000 * 100;
-    let mut config = ProcessBackendConfig::new(HIVE);
-    config.init_args = vec!["sandbox-init".into()];
-    config.cgroup_parent = parent.clone();
-    config.host_uids = first_uid..first_uid + 100;
-    config.require_landlock = true;
-    let backend = ProcessBackend::new(config).await.unwrap();
-
+    let backend = backend(&parent, 0).await;
     let dir = tempfile::tempdir().unwrap();
     let (agent, channel) = (dir.path().join("agent"), dir.path().join("channel"));
     std::fs::create_dir_all(&agent).unwrap();
@@ -76,9 +222,7 @@ async fn the_hive_binary_is_the_sandbox_init_program() {
         .await
         .unwrap()
         .unwrap();
-    for controller in ["memory", "cpu", "cpuacct", "pids", "freezer"] {
-        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{controller}/{parent}"));
-    }
+    remove_cgroups(&parent);
     assert_eq!(exit.reason, ExitReason::Exited(0), "{out}");
     let mut variables: Vec<&str> = out.lines().collect();
     variables.sort();

@@ -13,6 +13,7 @@ pub mod cache;
 pub mod conformance;
 mod error;
 pub mod events;
+pub mod hosted;
 pub mod import;
 pub mod lifecycle;
 pub mod llm;

@@ -1,0 +1,283 @@
+//! Hosted agents' runtime: a bundle's program started in a sandbox, with its secrets in its
+//! environment, its only way out through the agents' proxy (its manifest's hosts merged with
+//! the admins' allowlist), and the channel Hive calls it on. Ready when its agent card answers
+//! on the channel; when it does not within the manifest's start timeout, the error carries the
+//! tail of what it printed.
+//!
+//! The registry, the bundles' versions, the lifecycle API and the gateway's use of it build on
+//! this (issue 22); this module knows nothing of callers or stores.
+
+use super::bundle::Manifest;
+use crate::gateway::channel::ChannelTransport;
+use hive_a2a::client::fetch_agent_card;
+use hive_a2a::jsonrpc::Limits;
+use hive_egress::{Allowlist, EgressClient, EgressProxy, ProxyCounts, ProxyStats};
+use hive_sandbox::{
+    CHANNEL_MOUNT, ResourceLimits, Sandbox, SandboxBackend, SandboxError, SandboxExit, SandboxId,
+    SandboxSpec,
+};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::task::JoinHandle;
+
+/// The variable holding the path of the socket the agent listens on.
+pub const SANDBOX_ENV_AGENT_SOCKET: &str = "HIVE_AGENT_SOCKET";
+/// The socket's name in the channel directory.
+const AGENT_SOCKET: &str = "agent.sock";
+/// The URL the channel's requests name (the socket is the destination; this is their Host).
+const CHANNEL_URL: &str = "http://agent/";
+/// How much of the agent's latest output is kept for an error or a look.
+const OUTPUT_TAIL_BYTES: usize = 8 * 1024;
+/// How often the card is asked for while the agent starts.
+const READY_POLL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostedError {
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The agent's card did not answer on the channel in time, or the program ended first.
+    #[error("the agent did not become ready: {why}; its last output:\n{output}")]
+    NotReady { why: String, output: String },
+    #[error("preparing the agent's run directory: {0}")]
+    Io(String),
+    /// The manifest's program is neither in the bundle nor in the sandbox's `/usr`.
+    #[error("the program {0:?} is not in the bundle or in /usr/bin")]
+    NoProgram(String),
+}
+
+/// Where the sandbox finds programs named without a path (the host's `/usr`, read-only).
+const PROGRAM_DIRS: [&str; 2] = ["/usr/bin", "/usr/sbin"];
+
+/// The command with its program as an absolute path inside the sandbox: a path with a `/` is
+/// the bundle's (relative to `/agent`), a bare name is looked up in [`PROGRAM_DIRS`].
+fn sandbox_command(command: &[String], bundle_dir: &Path) -> Result<Vec<String>, HostedError> {
+    let Some((program, args)) = command.split_first() else {
+        return Err(HostedError::NoProgram(String::new()));
+    };
+    let resolved = if program.starts_with('/') {
+        program.clone()
+    } else if program.contains('/') {
+        let inside = Path::new(program.trim_start_matches("./"));
+        if !bundle_dir.join(inside).is_file() {
+            return Err(HostedError::NoProgram(program.clone()));
+        }
+        format!("{}/{}", hive_sandbox::AGENT_MOUNT, inside.display())
+    } else {
+        PROGRAM_DIRS
+            .iter()
+            .map(|dir| format!("{dir}/{program}"))
+            .find(|path| Path::new(path).is_file())
+            .ok_or_else(|| HostedError::NoProgram(program.clone()))?
+    };
+    Ok(std::iter::once(resolved)
+        .chain(args.iter().cloned())
+        .collect())
+}
+
+/// What to start.
+pub struct HostedLaunch<'a> {
+    /// The sandbox's name (`a-z`, `0-9`, `-`).
+    pub id: &'a str,
+    /// The unpacked bundle, mounted read-only at `/agent`.
+    pub bundle_dir: &'a Path,
+    pub manifest: &'a Manifest,
+    /// The manifest's secrets with their values, taken from the vault for this start only.
+    pub secrets: Vec<(String, String)>,
+    /// A directory of this run's own: its channel and proxy socket go there.
+    pub run_dir: &'a Path,
+}
+
+/// Starts hosted agents on a sandbox backend.
+pub struct HostedRuntime {
+    backend: Arc<dyn SandboxBackend>,
+    egress: EgressClient,
+    /// Addresses no agent reaches whatever the lists say (the database's, Redis's).
+    protected: Vec<SocketAddr>,
+}
+
+impl HostedRuntime {
+    pub fn new(
+        backend: Arc<dyn SandboxBackend>,
+        egress: EgressClient,
+        protected: Vec<SocketAddr>,
+    ) -> Self {
+        Self {
+            backend,
+            egress,
+            protected,
+        }
+    }
+
+    pub async fn start(&self, launch: HostedLaunch<'_>) -> Result<HostedAgent, HostedError> {
+        let io = |error: std::io::Error| HostedError::Io(error.kind().to_string());
+        // The whole spec first: nothing runs if any of it is wrong.
+        let channel = launch.run_dir.join("channel");
+        let proxy_socket = launch.run_dir.join("proxy.sock");
+        let mut spec = SandboxSpec::new(
+            SandboxId::new(launch.id)?,
+            launch.bundle_dir.to_path_buf(),
+            sandbox_command(&launch.manifest.command, launch.bundle_dir)?,
+            channel.clone(),
+        );
+        let resources = launch.manifest.resources;
+        spec.limits = ResourceLimits {
+            memory_bytes: u64::from(resources.memory_mb) << 20,
+            // Bounded by the manifest's check (0.05 to 8 cores).
+            cpu_millicores: (resources.cpu * 1000.0).round() as u32,
+            max_processes: resources.processes,
+            scratch_bytes: u64::from(resources.disk_mb) << 20,
+            ..ResourceLimits::default()
+        };
+        spec.proxy_socket = Some(proxy_socket.clone());
+        spec.env
+            .set(
+                SANDBOX_ENV_AGENT_SOCKET,
+                format!("{CHANNEL_MOUNT}/{AGENT_SOCKET}"),
+            )?
+            .set("PATH", "/usr/bin:/bin")?;
+        for (name, value) in &launch.secrets {
+            spec.env.set(name.clone(), value.clone())?;
+        }
+
+        std::fs::create_dir_all(&channel).map_err(io)?;
+        let _ = std::fs::remove_file(&proxy_socket);
+        let listener = tokio::net::UnixListener::bind(&proxy_socket).map_err(io)?;
+        // The sandbox's uid connects to it; the run directory keeps everyone else out.
+        std::fs::set_permissions(
+            &proxy_socket,
+            std::os::unix::fs::PermissionsExt::from_mode(0o666),
+        )
+        .map_err(io)?;
+        let hosts = Allowlist::from_entries(launch.manifest.allowed_hosts.iter().cloned());
+        let proxy = EgressProxy::new(self.egress.clone(), hosts)
+            .with_protected_addresses(self.protected.iter().copied());
+        let proxy_stats = proxy.stats();
+        let proxy_task = tokio::spawn(async move { proxy.serve(listener).await });
+        let sandbox = match self.backend.start(spec).await {
+            Ok(sandbox) => sandbox,
+            Err(error) => {
+                proxy_task.abort();
+                return Err(error.into());
+            }
+        };
+        let output = Arc::new(Mutex::new(VecDeque::new()));
+        for stream in [sandbox.take_stdout(), sandbox.take_stderr()]
+            .into_iter()
+            .flatten()
+        {
+            tokio::spawn(keep_tail(stream, output.clone()));
+        }
+        let agent = HostedAgent {
+            sandbox,
+            socket: channel.join(AGENT_SOCKET),
+            proxy_task,
+            proxy_stats,
+            output,
+        };
+        let timeout = Duration::from_secs(u64::from(resources.start_timeout_seconds));
+        match agent.until_ready(timeout).await {
+            Ok(()) => Ok(agent),
+            Err(why) => {
+                let output = agent.output_tail();
+                let _ = agent.sandbox.kill().await;
+                agent.proxy_task.abort();
+                Err(HostedError::NotReady { why, output })
+            }
+        }
+    }
+}
+
+/// Keeps the last [`OUTPUT_TAIL_BYTES`] of a stream.
+async fn keep_tail(mut stream: hive_sandbox::OutputStream, tail: Arc<Mutex<VecDeque<u8>>>) {
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        let Ok(mut kept) = tail.lock() else { break };
+        kept.extend(&chunk[..n]);
+        let excess = kept.len().saturating_sub(OUTPUT_TAIL_BYTES);
+        kept.drain(..excess);
+    }
+}
+
+/// A hosted agent that answered its card on the channel.
+pub struct HostedAgent {
+    sandbox: Box<dyn Sandbox>,
+    socket: PathBuf,
+    proxy_task: JoinHandle<()>,
+    proxy_stats: Arc<ProxyStats>,
+    output: Arc<Mutex<VecDeque<u8>>>,
+}
+
+impl HostedAgent {
+    async fn until_ready(&self, timeout: Duration) -> Result<(), String> {
+        let transport = self.transport();
+        let card_url = format!("{CHANNEL_URL}.well-known/agent-card.json");
+        let asking = async {
+            loop {
+                if self.socket.exists()
+                    && fetch_agent_card(&transport, &card_url, &Limits::default())
+                        .await
+                        .is_ok()
+                {
+                    return Ok(());
+                }
+                tokio::time::sleep(READY_POLL).await;
+            }
+        };
+        let ended = async {
+            match self.sandbox.wait().await {
+                Ok(exit) => Err(format!("the program ended first ({:?})", exit.reason)),
+                Err(error) => Err(error.to_string()),
+            }
+        };
+        tokio::select! {
+            ready = asking => ready,
+            ended = ended => ended,
+            () = tokio::time::sleep(timeout) => Err(format!(
+                "its card did not answer on the channel within {} s", timeout.as_secs()
+            )),
+        }
+    }
+
+    /// How Hive's A2A client reaches the agent.
+    pub fn transport(&self) -> ChannelTransport {
+        ChannelTransport::new(&self.socket)
+    }
+
+    /// The URL to give the A2A client with [`HostedAgent::transport`].
+    pub fn url(&self) -> &'static str {
+        CHANNEL_URL
+    }
+
+    pub fn sandbox(&self) -> &dyn Sandbox {
+        self.sandbox.as_ref()
+    }
+
+    /// Requests, refusals and bytes through the agent's proxy so far.
+    pub fn proxy_counts(&self) -> ProxyCounts {
+        self.proxy_stats.snapshot()
+    }
+
+    /// The last few kilobytes the agent printed (standard output and error, interleaved).
+    pub fn output_tail(&self) -> String {
+        let kept = self
+            .output
+            .lock()
+            .map(|kept| kept.clone())
+            .unwrap_or_default();
+        String::from_utf8_lossy(&Vec::from(kept)).into_owned()
+    }
+
+    /// Stops the agent (its signal, `grace`, then everything killed) and its proxy.
+    pub async fn stop(self, grace: Duration) -> Result<SandboxExit, SandboxError> {
+        let exit = self.sandbox.stop(grace).await;
+        self.proxy_task.abort();
+        exit
+    }
+}
