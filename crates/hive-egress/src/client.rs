@@ -217,19 +217,40 @@ impl EgressClient {
         self.decide(&self.policy(), url).await
     }
 
-    /// As [`check`](Self::check), with `extra` entries merged into the allowlist of the moment
-    /// for this decision only: a hosted agent's own hosts on top of the operator's and the
-    /// admin's. Metadata, `0.0.0.0/8`, multicast, reserved space and Hive's own addresses stay
-    /// refused whatever either list says. Connects to nothing; the agents' proxy connects to
-    /// one of the returned addresses and never resolves the name again.
-    pub async fn check_with(&self, extra: &Allowlist, url: &str) -> Decision {
-        let allowlist = if extra.is_empty() {
-            self.allowlist.load_full()
-        } else {
-            Arc::new(self.allowlist.load().merged(extra))
+    /// The decision for a hosted agent's request: closed by default. A host the admins'
+    /// allowlist names is judged as [`EgressClient::check`] does (private addresses too, when
+    /// listed); one only the agent's own list names may be reached on public addresses only
+    /// (its operator's manifest cannot open the inside of the network); any other host is
+    /// refused as [`RefusalReason::NotListed`].
+    pub async fn check_for_agent(&self, agent_hosts: &Allowlist, url: &str) -> Decision {
+        let admins = self.policy();
+        let listed_by_admins = match admins.precheck(url) {
+            Ok(target) => target.allowlisted,
+            // The admins' rules refuse it whatever the agent's list says (scheme, metadata…),
+            // unless only the port rule spoke: the agent's list may name the port.
+            Err(EgressError::Refused(refusal)) if refusal.reason != RefusalReason::Port => {
+                return Decision::Refused(refusal);
+            }
+            Err(EgressError::Refused(_)) => false,
+            Err(other) => return Decision::Failed(other),
         };
-        let policy = EgressPolicy::new(allowlist, self.settings.self_addresses.clone());
-        self.decide(&policy, url).await
+        if listed_by_admins {
+            return self.decide(&admins, url).await;
+        }
+        let agents = EgressPolicy::naming_only(
+            Arc::new(agent_hosts.clone()),
+            self.settings.self_addresses.clone(),
+        );
+        match agents.precheck(url) {
+            Ok(target) if target.allowlisted => self.decide(&agents, url).await,
+            Ok(target) => Decision::Refused(Refusal::new(
+                RefusalReason::NotListed,
+                &target.origin,
+                "neither the agent's hosts nor the admins' allowlist names it",
+            )),
+            Err(EgressError::Refused(refusal)) => Decision::Refused(refusal),
+            Err(other) => Decision::Failed(other),
+        }
     }
 
     async fn decide(&self, policy: &EgressPolicy, url: &str) -> Decision {

@@ -35,10 +35,13 @@ pub enum RefusalReason {
     TooLarge,
     /// The call site's total time ran out.
     Timeout,
+    /// A hosted agent asked for a host that neither its own list nor the admins' allowlist
+    /// names: its way out is closed by default.
+    NotListed,
 }
 
 impl RefusalReason {
-    pub const ALL: [RefusalReason; 11] = [
+    pub const ALL: [RefusalReason; 12] = [
         Self::Scheme,
         Self::Userinfo,
         Self::Port,
@@ -50,6 +53,7 @@ impl RefusalReason {
         Self::SelfConnection,
         Self::TooLarge,
         Self::Timeout,
+        Self::NotListed,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -65,6 +69,7 @@ impl RefusalReason {
             Self::SelfConnection => "self_connection",
             Self::TooLarge => "too_large",
             Self::Timeout => "timeout",
+            Self::NotListed => "not_listed",
         }
     }
 }
@@ -182,7 +187,8 @@ mod tests {
                 "redirect_limit",
                 "self_connection",
                 "too_large",
-                "timeout"
+                "timeout",
+                "not_listed"
             ]
         );
     }

@@ -10,8 +10,9 @@
 //!   hand (GET and HEAD only), and caps body size and total time per call ([`CallLimits`]).
 //! - Every refusal is an [`EgressError::Refused`] with a [`RefusalReason`] and the URL's origin.
 //! - [`EgressProxy`] is the HTTP(S) proxy a hosted agent's sandbox gets as its only way out:
-//!   each CONNECT or `http://` request is decided by [`EgressClient::check_with`] with the
-//!   agent's hosts merged in, and carried to a checked address only.
+//!   each CONNECT or `http://` request is decided by [`EgressClient::check_for_agent`] (closed
+//!   by default: the admins' allowlist, or the agent's own hosts on public addresses only), and
+//!   carried to a checked address only.
 
 mod allowlist;
 mod client;

@@ -108,6 +108,9 @@ pub struct Target {
 pub struct EgressPolicy {
     allowlist: Arc<Allowlist>,
     self_addresses: Arc<[SocketAddr]>,
+    /// Whether an entry of the list also lets its host through on private, loopback and local
+    /// addresses (the admins' list) or only names it (a hosted agent's own list).
+    list_opens_private: bool,
 }
 
 impl EgressPolicy {
@@ -115,6 +118,17 @@ impl EgressPolicy {
         Self {
             allowlist,
             self_addresses,
+            list_opens_private: true,
+        }
+    }
+
+    /// A policy whose list names hosts (and their ports) without opening private, loopback or
+    /// local addresses to them: what an operator's manifest may say, where only the admins'
+    /// list may reach inside the network.
+    pub fn naming_only(allowlist: Arc<Allowlist>, self_addresses: Arc<[SocketAddr]>) -> Self {
+        Self {
+            list_opens_private: false,
+            ..Self::new(allowlist, self_addresses)
         }
     }
 
@@ -173,7 +187,8 @@ impl EgressPolicy {
             (_, Some(name)) => {
                 if let Some(reason) = local_name_reason(name) {
                     // Metadata names stay refused whatever the allowlist says.
-                    if reason == RefusalReason::Metadata || !allowlisted {
+                    if reason == RefusalReason::Metadata || !allowlisted || !self.list_opens_private
+                    {
                         return Err(refuse(
                             reason,
                             format!("`{name}` is a local or metadata name"),
@@ -244,7 +259,13 @@ impl EgressPolicy {
         }
         match ranges::classify(ip) {
             None => Ok(addr),
-            Some(blocked) if allowlisted && blocked.strength == Strength::Overridable => Ok(addr),
+            Some(blocked)
+                if allowlisted
+                    && self.list_opens_private
+                    && blocked.strength == Strength::Overridable =>
+            {
+                Ok(addr)
+            }
             Some(blocked) => Err((blocked.reason, blocked.describe(ip))),
         }
     }

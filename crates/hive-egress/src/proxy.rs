@@ -475,7 +475,7 @@ impl EgressProxy {
     /// The egress decision for `url` with the agent's hosts merged in; a refusal or a failure
     /// comes back as the answer to give.
     async fn decide(&self, url: &str) -> Result<(String, Vec<SocketAddr>), Response<ProxyBody>> {
-        match self.client.check_with(&self.agent_hosts, url).await {
+        match self.client.check_for_agent(&self.agent_hosts, url).await {
             Decision::Allowed {
                 origin, addresses, ..
             } => {

@@ -742,13 +742,16 @@ async fn the_only_way_out_is_hives_proxy_which_decides_each_request() {
     let h = Harness::new("proxy").await;
     let (allowed, allowed_hits) = web_server().await;
     let (other, other_hits) = web_server().await;
-    // Hive's proxy on a Unix socket, with the agent's host list allowing one of the two.
+    // Hive's proxy on a Unix socket, the admins' allowlist naming one of the two (loopback
+    // is the inside of the network: only the admins' list opens it).
     let client = hive_egress::EgressClient::new(
-        hive_egress::EgressConfig::default(),
+        hive_egress::EgressConfig {
+            allowlist: hive_egress::Allowlist::parse(&allowed.to_string()).unwrap(),
+            ..hive_egress::EgressConfig::default()
+        },
         std::sync::Arc::new(hive_egress::ScriptedResolver::new()),
     );
-    let hosts = hive_egress::Allowlist::parse(&allowed.to_string()).unwrap();
-    let proxy = hive_egress::EgressProxy::new(client, hosts);
+    let proxy = hive_egress::EgressProxy::new(client, hive_egress::Allowlist::empty());
     let socket = h.dir.path().join("proxy.sock");
     let listener = tokio::net::UnixListener::bind(&socket).unwrap();
     std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();

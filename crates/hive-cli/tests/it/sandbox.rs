@@ -9,7 +9,7 @@ use hive_a2a::jsonrpc::Version;
 use hive_a2a::v1::{Message, Part, PartContent, Role, SendMessageRequest, SendMessageResponse};
 use hive_core::agents::bundle::parse_manifest;
 use hive_core::agents::hosted::{HostedLaunch, HostedRuntime};
-use hive_egress::{EgressClient, EgressConfig, ScriptedResolver};
+use hive_egress::{Allowlist, EgressClient, EgressConfig, ScriptedResolver};
 use hive_sandbox::process::{ProcessBackend, ProcessBackendConfig};
 use hive_sandbox::{ExitReason, SandboxBackend, SandboxId, SandboxSpec};
 use std::path::Path;
@@ -125,11 +125,17 @@ async fn a_hosted_python_agent_answers_and_goes_out_only_through_the_proxy() {
     let (allowed, allowed_seen) = web_server().await;
     let (other, other_seen) = web_server().await;
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hosted-agent");
-    let mut manifest =
+    let manifest =
         parse_manifest(&std::fs::read_to_string(examples.join("hive-agent.toml")).unwrap())
             .unwrap();
-    manifest.allowed_hosts = vec![allowed.to_string().parse().unwrap()];
-    let egress = EgressClient::new(EgressConfig::default(), Arc::new(ScriptedResolver::new()));
+    // The test host is on loopback: only the admins' allowlist may open it to an agent.
+    let egress = EgressClient::new(
+        EgressConfig {
+            allowlist: Allowlist::parse(&allowed.to_string()).unwrap(),
+            ..EgressConfig::default()
+        },
+        Arc::new(ScriptedResolver::new()),
+    );
     let runtime = HostedRuntime::new(Arc::new(backend), egress, Vec::new());
     let run = tempfile::tempdir().unwrap();
     const TOKEN: &str = "upstream-token-for-the-test";

@@ -577,55 +577,6 @@ async fn check_resolves_but_never_connects() {
 }
 
 #[tokio::test]
-async fn check_with_merges_extra_hosts_for_that_decision_only() {
-    let server = trap("127.0.0.1:0").await;
-    let resolver = Arc::new(ScriptedResolver::new());
-    resolver.answer("agent-svc.test", [ip("127.0.0.1")]);
-    let egress = client("", resolver);
-    let extra = Allowlist::parse(&format!(
-        "agent-svc.test:{0},127.0.0.1:{0},169.254.169.254",
-        server.port()
-    ))
-    .unwrap();
-    let by_name = format!("http://agent-svc.test:{}/x", server.port());
-    let by_address = format!("https://127.0.0.1:{}/", server.port());
-
-    match egress.check_with(&extra, &by_name).await {
-        Decision::Allowed {
-            addresses,
-            allowlisted,
-            ..
-        } => {
-            assert_eq!(addresses, vec![server.addr]);
-            assert!(allowlisted);
-        }
-        other => panic!("{other:?}"),
-    }
-    assert!(egress.check_with(&extra, &by_address).await.is_allowed());
-    // The client's own list is untouched: without the extra entries both are refused.
-    assert_eq!(
-        egress.check(&by_address).await.reason(),
-        Some(RefusalReason::Port)
-    );
-    assert_eq!(
-        egress
-            .check_with(&Allowlist::empty(), &by_name)
-            .await
-            .reason(),
-        Some(RefusalReason::Port)
-    );
-    // Metadata stays refused whatever the extra list says.
-    assert_eq!(
-        egress
-            .check_with(&extra, "http://169.254.169.254/latest/")
-            .await
-            .reason(),
-        Some(RefusalReason::Metadata)
-    );
-    assert_eq!(server.connections(), 0);
-}
-
-#[tokio::test]
 async fn failures_are_not_refusals() {
     // Nothing listens on the port of a listener that was closed.
     let port = {

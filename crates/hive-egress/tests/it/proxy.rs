@@ -125,7 +125,9 @@ async fn start(setup: Setup<'_>) -> Proxy {
     }
 }
 
-fn agent_hosts_for(server: &Server) -> String {
+/// The admins' allowlist entry of a loopback test server: only the admins' list opens the
+/// inside of the network, an agent's own list never does.
+fn listed_for(server: &Server) -> String {
     format!("127.0.0.1:{}", server.port())
 }
 
@@ -224,11 +226,11 @@ async fn closed_by_proxy(tunnel: &mut UnixStream) -> bool {
 async fn connect_tunnels_to_an_allowlisted_loopback_target_and_counts_bytes() {
     let target = echo("127.0.0.1:0").await;
     let proxy = start(Setup {
-        agent_hosts: &agent_hosts_for(&target),
+        admin_hosts: &listed_for(&target),
         ..Setup::default()
     })
     .await;
-    let authority = agent_hosts_for(&target);
+    let authority = listed_for(&target);
 
     let (mut tunnel, status) = connect(&proxy, &authority).await;
     assert_eq!(status, 200);
@@ -255,11 +257,11 @@ async fn connect_tunnels_to_an_allowlisted_loopback_target_and_counts_bytes() {
 async fn plain_http_is_forwarded_in_origin_form_to_the_checked_target() {
     let target = serve("127.0.0.1:0", |_| Reply::ok("hello from the target")).await;
     let proxy = start(Setup {
-        agent_hosts: &agent_hosts_for(&target),
+        admin_hosts: &listed_for(&target),
         ..Setup::default()
     })
     .await;
-    let authority = agent_hosts_for(&target);
+    let authority = listed_for(&target);
     let request = format!(
         "GET http://{authority}/v1/models?key=secret HTTP/1.1\r\n\
          Host: somewhere-else.example\r\n\
@@ -301,11 +303,11 @@ async fn plain_http_is_forwarded_in_origin_form_to_the_checked_target() {
 async fn the_admins_list_lets_a_target_through_as_well() {
     let target = echo("127.0.0.1:0").await;
     let proxy = start(Setup {
-        admin_hosts: &agent_hosts_for(&target),
+        admin_hosts: &listed_for(&target),
         ..Setup::default()
     })
     .await;
-    let (mut tunnel, status) = connect(&proxy, &agent_hosts_for(&target)).await;
+    let (mut tunnel, status) = connect(&proxy, &listed_for(&target)).await;
     assert_eq!(status, 200);
     round_trip(&mut tunnel, b"admin allowed").await;
     assert_eq!(target.connections(), 1);
@@ -356,7 +358,7 @@ async fn a_loopback_target_not_allowlisted_is_refused_and_never_connected() {
 }
 
 #[tokio::test]
-async fn protected_addresses_stay_refused_whatever_the_agents_hosts_say() {
+async fn protected_addresses_stay_refused_whatever_the_lists_say() {
     let database = trap("127.0.0.1:0").await;
     let cache = trap("127.0.0.1:0").await;
     let resolver = ScriptedResolver::new();
@@ -367,7 +369,14 @@ async fn protected_addresses_stay_refused_whatever_the_agents_hosts_say() {
         cache.port(),
         database.port()
     );
-    let client = EgressClient::new(EgressConfig::default(), Arc::new(resolver));
+    // In the admins' list, which may open loopback: the protection still holds.
+    let client = EgressClient::new(
+        EgressConfig {
+            allowlist: Allowlist::parse(&agent_hosts).unwrap(),
+            ..EgressConfig::default()
+        },
+        Arc::new(resolver),
+    );
     let events = Arc::new(Recorder::default());
     let proxy = EgressProxy::new(client, Allowlist::parse(&agent_hosts).unwrap())
         .with_events(events.clone())
@@ -414,12 +423,12 @@ async fn protected_addresses_stay_refused_whatever_the_agents_hosts_say() {
 async fn another_port_not_allowlisted_is_refused_as_port() {
     let target = trap("127.0.0.1:0").await;
     let proxy = start(Setup::default()).await;
-    refused_connect(&proxy, &agent_hosts_for(&target), RefusalReason::Port).await;
+    refused_connect(&proxy, &listed_for(&target), RefusalReason::Port).await;
     let answer = exchange(
         &proxy,
         &format!(
             "GET http://{}/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            agent_hosts_for(&target)
+            listed_for(&target)
         ),
     )
     .await;
@@ -483,6 +492,7 @@ async fn a_name_with_one_private_address_is_refused_as_a_whole() {
         ["93.184.215.14", "127.0.0.1"].map(|ip| ip.parse::<IpAddr>().unwrap()),
     );
     let proxy = start(Setup {
+        agent_hosts: "mixed.example",
         resolver,
         ..Setup::default()
     })
@@ -507,7 +517,7 @@ async fn an_allowlisted_name_is_connected_to_exactly_the_address_it_resolved_to(
         web.port()
     );
     let proxy = start(Setup {
-        agent_hosts: &agent_hosts,
+        admin_hosts: &agent_hosts,
         resolver,
         ..Setup::default()
     })
@@ -537,9 +547,9 @@ async fn an_allowlisted_name_is_connected_to_exactly_the_address_it_resolved_to(
 #[tokio::test]
 async fn requests_that_are_not_proxy_requests_are_bad_requests() {
     let target = trap("127.0.0.1:0").await;
-    let authority = agent_hosts_for(&target);
+    let authority = listed_for(&target);
     let proxy = start(Setup {
-        agent_hosts: &authority,
+        admin_hosts: &authority,
         ..Setup::default()
     })
     .await;
@@ -571,9 +581,15 @@ async fn requests_that_are_not_proxy_requests_are_bad_requests() {
 #[tokio::test]
 async fn a_connection_works_over_any_stream_not_only_the_socket() {
     let target = serve("127.0.0.1:0", |_| Reply::ok("over a pipe")).await;
-    let authority = agent_hosts_for(&target);
-    let client = EgressClient::new(EgressConfig::default(), Arc::new(ScriptedResolver::new()));
-    let proxy = EgressProxy::new(client, Allowlist::parse(&authority).unwrap());
+    let authority = listed_for(&target);
+    let client = EgressClient::new(
+        EgressConfig {
+            allowlist: Allowlist::parse(&authority).unwrap(),
+            ..EgressConfig::default()
+        },
+        Arc::new(ScriptedResolver::new()),
+    );
+    let proxy = EgressProxy::new(client, Allowlist::empty());
     let (mut agent, proxy_side) = tokio::io::duplex(64 * 1024);
     let serving = tokio::spawn(async move { proxy.serve_connection(proxy_side).await });
     agent
@@ -598,9 +614,9 @@ async fn a_connection_works_over_any_stream_not_only_the_socket() {
 #[tokio::test]
 async fn connections_past_the_cap_are_turned_away() {
     let target = echo("127.0.0.1:0").await;
-    let authority = agent_hosts_for(&target);
+    let authority = listed_for(&target);
     let proxy = start(Setup {
-        agent_hosts: &authority,
+        admin_hosts: &authority,
         limits: ProxyLimits {
             max_connections: 1,
             ..ProxyLimits::default()
@@ -646,9 +662,9 @@ async fn connections_past_the_cap_are_turned_away() {
 #[tokio::test]
 async fn an_idle_tunnel_is_closed() {
     let target = echo("127.0.0.1:0").await;
-    let authority = agent_hosts_for(&target);
+    let authority = listed_for(&target);
     let proxy = start(Setup {
-        agent_hosts: &authority,
+        admin_hosts: &authority,
         limits: ProxyLimits {
             idle_timeout: Duration::from_millis(200),
             ..ProxyLimits::default()
@@ -670,9 +686,9 @@ async fn an_idle_tunnel_is_closed() {
 #[tokio::test]
 async fn an_oversized_request_head_is_refused_before_any_decision() {
     let target = trap("127.0.0.1:0").await;
-    let authority = agent_hosts_for(&target);
+    let authority = listed_for(&target);
     let proxy = start(Setup {
-        agent_hosts: &authority,
+        admin_hosts: &authority,
         ..Setup::default()
     })
     .await;
@@ -710,7 +726,7 @@ async fn a_target_that_refuses_the_connection_is_a_bad_gateway() {
     };
     let authority = format!("127.0.0.1:{port}");
     let proxy = start(Setup {
-        agent_hosts: &authority,
+        admin_hosts: &authority,
         ..Setup::default()
     })
     .await;
@@ -730,9 +746,9 @@ async fn a_target_that_refuses_the_connection_is_a_bad_gateway() {
 #[tokio::test]
 async fn a_silent_connection_is_closed_and_gives_its_slot_back() {
     let target = echo("127.0.0.1:0").await;
-    let authority = agent_hosts_for(&target);
+    let authority = listed_for(&target);
     let proxy = start(Setup {
-        agent_hosts: &authority,
+        admin_hosts: &authority,
         limits: ProxyLimits {
             max_connections: 1,
             head_timeout: Duration::from_millis(200),
@@ -752,4 +768,65 @@ async fn a_silent_connection_is_closed_and_gives_its_slot_back() {
     let (mut tunnel, status) = connect(&proxy, &authority).await;
     assert_eq!(status, 200);
     round_trip(&mut tunnel, b"slot free").await;
+}
+
+/// An agent's way out is closed by default: a public host neither list names is refused
+/// before any lookup; its own list names public hosts (and their ports) but never opens
+/// loopback or private addresses, which only the admins' list may.
+#[tokio::test]
+async fn an_agents_own_list_names_public_hosts_and_never_opens_the_inside() {
+    let resolver = Arc::new(ScriptedResolver::new());
+    resolver.answer("api.example.com", ["93.184.215.14".parse().unwrap()]);
+    resolver.answer("other.example.com", ["93.184.215.15".parse().unwrap()]);
+    resolver.answer("inside.example.com", ["10.1.2.3".parse().unwrap()]);
+    let client = EgressClient::new(
+        EgressConfig {
+            allowlist: Allowlist::parse("127.0.0.1:9000").unwrap(),
+            ..EgressConfig::default()
+        },
+        resolver.clone(),
+    );
+    let agent = Allowlist::parse("api.example.com:8443,inside.example.com,127.0.0.1:9001").unwrap();
+    let decide = |url: &'static str| {
+        let (client, agent) = (client.clone(), agent.clone());
+        async move { client.check_for_agent(&agent, url).await }
+    };
+    match decide("https://api.example.com:8443/").await {
+        hive_egress::Decision::Allowed { addresses, .. } => {
+            assert_eq!(addresses, ["93.184.215.14:8443".parse().unwrap()])
+        }
+        other => panic!("the agent's own public host: {other:?}"),
+    }
+    assert_eq!(
+        decide("https://other.example.com/").await.reason(),
+        Some(RefusalReason::NotListed)
+    );
+    assert_eq!(
+        resolver.lookups("other.example.com"),
+        0,
+        "looked up before refusing"
+    );
+    assert_eq!(
+        decide("https://inside.example.com/").await.reason(),
+        Some(RefusalReason::PrivateRange)
+    );
+    assert_eq!(
+        decide("http://127.0.0.1:9001/").await.reason(),
+        Some(RefusalReason::PrivateRange)
+    );
+    assert!(
+        decide("http://127.0.0.1:9000/").await.is_allowed(),
+        "the admins' entry"
+    );
+    assert_eq!(
+        decide("http://169.254.169.254/").await.reason(),
+        Some(RefusalReason::Metadata)
+    );
+}
+
+#[tokio::test]
+async fn a_host_no_list_names_is_refused_through_the_proxy() {
+    let proxy = start(Setup::default()).await;
+    refused_connect(&proxy, "example.org:443", RefusalReason::NotListed).await;
+    assert_eq!(proxy.resolver.lookups("example.org"), 0);
 }
