@@ -9,13 +9,18 @@ use hive_a2a::jsonrpc::Version;
 use hive_a2a::v1::{Message, Part, PartContent, Role, SendMessageRequest, SendMessageResponse};
 use hive_core::agents::bundle::parse_manifest;
 use hive_core::agents::hosted::{HostedLaunch, HostedRuntime};
+use hive_core::kernel::audit::{AuditChain, Auditor, Principal};
+use hive_crypto::vault::{MasterKey, Purpose as KeyPurpose};
 use hive_egress::{Allowlist, EgressClient, EgressConfig, ScriptedResolver};
+use hive_proto::SystemClock;
 use hive_sandbox::process::{ProcessBackend, ProcessBackendConfig};
 use hive_sandbox::{ExitReason, SandboxBackend, SandboxId, SandboxSpec};
+use hive_store::{AuditFilter, PageRequest, Store};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
 
 const HIVE: &str = env!("CARGO_BIN_EXE_hive");
 
@@ -136,11 +141,23 @@ async fn a_hosted_python_agent_answers_and_goes_out_only_through_the_proxy() {
         },
         Arc::new(ScriptedResolver::new()),
     );
-    let runtime = HostedRuntime::new(Arc::new(backend), egress, Vec::new());
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        hive_store_sqlite::SqliteStore::open(&dir.path().join("hive.db"), 2)
+            .await
+            .unwrap(),
+    );
+    store.migrate().await.unwrap();
+    let chain = AuditChain::new(MasterKey::from_bytes(&[7; 32]).derive(KeyPurpose::AuditChain));
+    let auditor = Auditor::new(store.clone(), Arc::new(chain), Arc::new(SystemClock));
+    let runtime = HostedRuntime::new(Arc::new(backend), egress, auditor, Vec::new());
+    let (agent_id, owner) = (Uuid::new_v4(), Uuid::new_v4());
     let run = tempfile::tempdir().unwrap();
     const TOKEN: &str = "upstream-token-for-the-test";
     let agent = runtime
         .start(HostedLaunch {
+            agent: agent_id,
+            owner: Principal::User(owner),
             id: "hosted-echo",
             bundle_dir: &examples,
             manifest: &manifest,
@@ -176,6 +193,33 @@ async fn a_hosted_python_agent_answers_and_goes_out_only_through_the_proxy() {
     );
     let counts = agent.proxy_counts();
     assert_eq!((counts.requests, counts.refusals), (2, 1), "{counts:?}");
+    // The refusal is in the audit log, for the agent's owner, naming the agent.
+    let refusal = {
+        let filter = AuditFilter::action("egress.refused");
+        let started = tokio::time::Instant::now();
+        loop {
+            let page = PageRequest::first(10).unwrap();
+            let found = store.audit().list(&filter, &page).await.unwrap().items;
+            if let Some(record) = found.into_iter().next() {
+                break record;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no audit record"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    assert_eq!(refusal.actor, format!("user:{owner}"));
+    assert_eq!(
+        refusal.target.as_deref(),
+        Some(format!("http://{other}").as_str())
+    );
+    assert!(
+        refusal.detail.contains(&format!("agent:{agent_id}")),
+        "{}",
+        refusal.detail
+    );
     let exit = agent.stop(Duration::from_secs(5)).await.unwrap();
     remove_cgroups(&parent);
     assert!(

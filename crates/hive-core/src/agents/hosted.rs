@@ -9,13 +9,17 @@
 
 use super::bundle::Manifest;
 use crate::gateway::channel::ChannelTransport;
+use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, Principal};
+use crate::kernel::caller::RequestMeta;
 use hive_a2a::client::fetch_agent_card;
 use hive_a2a::jsonrpc::Limits;
 use hive_egress::{Allowlist, EgressClient, EgressProxy, ProxyCounts, ProxyStats};
+use hive_egress::{ProxyEvents, RefusalReason};
 use hive_sandbox::{
     CHANNEL_MOUNT, ResourceLimits, Sandbox, SandboxBackend, SandboxError, SandboxExit, SandboxId,
     SandboxSpec,
 };
+use hive_store::AuditOutcome;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 /// The variable holding the path of the socket the agent listens on.
 pub const SANDBOX_ENV_AGENT_SOCKET: &str = "HIVE_AGENT_SOCKET";
@@ -78,8 +83,39 @@ fn sandbox_command(command: &[String], bundle_dir: &Path) -> Result<Vec<String>,
         .collect())
 }
 
+/// Each refusal of an agent's proxy, audited as Hive's own outbound refusals are
+/// (`egress.refused`, the origin as target), for the agent's owner and naming the agent.
+struct AuditedRefusals {
+    auditor: Auditor,
+    owner: Principal,
+    agent: Uuid,
+}
+
+impl ProxyEvents for AuditedRefusals {
+    fn refused(&self, origin: &str, reason: RefusalReason) {
+        metrics::counter!("hive_egress_refusals_total", "reason" => reason.as_str()).increment(1);
+        let entry = AuditEvent {
+            principal: self.owner.clone(),
+            action: AuditAction::EgressRefused,
+            target: Some(origin.to_owned()),
+            outcome: AuditOutcome::Denied,
+            detail: serde_json::json!({
+                "reason": reason.as_str(),
+                "feature": "hosted_agent",
+                "agent": format!("agent:{}", self.agent),
+            }),
+        };
+        let auditor = self.auditor.clone();
+        // The proxy answers at once; the record follows (a refusal stands either way).
+        tokio::spawn(async move { auditor.record_refusal(entry, &RequestMeta::default()).await });
+    }
+}
+
 /// What to start.
 pub struct HostedLaunch<'a> {
+    /// The agent, and whom its refused requests are recorded for (its owner).
+    pub agent: Uuid,
+    pub owner: Principal,
     /// The sandbox's name (`a-z`, `0-9`, `-`).
     pub id: &'a str,
     /// The unpacked bundle, mounted read-only at `/agent`.
@@ -95,6 +131,7 @@ pub struct HostedLaunch<'a> {
 pub struct HostedRuntime {
     backend: Arc<dyn SandboxBackend>,
     egress: EgressClient,
+    auditor: Auditor,
     /// Addresses no agent reaches whatever the lists say (the database's, Redis's).
     protected: Vec<SocketAddr>,
 }
@@ -103,11 +140,13 @@ impl HostedRuntime {
     pub fn new(
         backend: Arc<dyn SandboxBackend>,
         egress: EgressClient,
+        auditor: Auditor,
         protected: Vec<SocketAddr>,
     ) -> Self {
         Self {
             backend,
             egress,
+            auditor,
             protected,
         }
     }
@@ -153,8 +192,14 @@ impl HostedRuntime {
         )
         .map_err(io)?;
         let hosts = Allowlist::from_entries(launch.manifest.allowed_hosts.iter().cloned());
+        let refusals = AuditedRefusals {
+            auditor: self.auditor.clone(),
+            owner: launch.owner.clone(),
+            agent: launch.agent,
+        };
         let proxy = EgressProxy::new(self.egress.clone(), hosts)
-            .with_protected_addresses(self.protected.iter().copied());
+            .with_protected_addresses(self.protected.iter().copied())
+            .with_events(Arc::new(refusals));
         let proxy_stats = proxy.stats();
         let proxy_task = tokio::spawn(async move { proxy.serve(listener).await });
         let sandbox = match self.backend.start(spec).await {
