@@ -8,7 +8,7 @@
 //! this (issue 22); this module knows nothing of callers or stores.
 
 use super::bundle::Manifest;
-use crate::gateway::channel::ChannelTransport;
+use super::channel::ChannelTransport;
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, Principal};
 use crate::kernel::caller::RequestMeta;
 use hive_a2a::client::fetch_agent_card;

@@ -10,6 +10,7 @@
 mod activity;
 pub mod bundle;
 pub mod cache;
+pub mod channel;
 pub mod conformance;
 mod error;
 pub mod events;

@@ -14,7 +14,6 @@
 mod book;
 mod calls;
 mod card;
-pub mod channel;
 pub mod conversations;
 mod discards;
 mod limits;
