@@ -3,6 +3,7 @@
 use crate::api::SandboxError;
 use std::fmt;
 use std::path::PathBuf;
+use zeroize::Zeroizing;
 
 /// Where the agent's files appear inside the sandbox (read-only).
 pub const AGENT_MOUNT: &str = "/agent";
@@ -55,7 +56,8 @@ impl fmt::Display for SandboxId {
 /// secrets (an agent's API keys), so `Debug` shows the names only.
 #[derive(Clone, Default)]
 pub struct SandboxEnv {
-    vars: Vec<(String, String)>,
+    /// Values are wiped from memory when the spec is dropped: they may be secrets.
+    vars: Vec<(String, Zeroizing<String>)>,
 }
 
 impl SandboxEnv {
@@ -84,7 +86,7 @@ impl SandboxEnv {
             )));
         }
         self.vars.retain(|(n, _)| *n != name);
-        self.vars.push((name, value));
+        self.vars.push((name, Zeroizing::new(value)));
         Ok(self)
     }
 
