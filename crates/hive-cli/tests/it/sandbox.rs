@@ -8,7 +8,7 @@ use hive_a2a::client::Client;
 use hive_a2a::jsonrpc::Version;
 use hive_a2a::v1::{Message, Part, PartContent, Role, SendMessageRequest, SendMessageResponse};
 use hive_core::agents::bundle::parse_manifest;
-use hive_core::agents::hosted::{HostedLaunch, HostedRuntime};
+use hive_core::agents::hosted::{HostedError, HostedLaunch, HostedRuntime};
 use hive_core::kernel::audit::{AuditChain, Auditor, Principal};
 use hive_crypto::vault::{MasterKey, Purpose as KeyPurpose};
 use hive_egress::{Allowlist, EgressClient, EgressConfig, ScriptedResolver};
@@ -226,6 +226,60 @@ async fn a_hosted_python_agent_answers_and_goes_out_only_through_the_proxy() {
         matches!(exit.reason, ExitReason::Stopped { .. }),
         "{exit:?}"
     );
+}
+
+/// An agent that ends before its card answers is not started: the error says so and carries
+/// what it printed, and nothing of it is left running.
+#[tokio::test]
+async fn an_agent_that_never_answers_fails_to_start_with_its_output() {
+    if let Some(what) = missing() {
+        assert!(std::env::var_os("CI").is_none(), "the test needs {what}");
+        eprintln!("skipped: the test needs {what}");
+        return;
+    }
+    let parent = format!("hive-test-cli-broken-{}", std::process::id());
+    let backend = backend(&parent, 2).await;
+    let manifest = parse_manifest(
+        r#"[agent]
+name = "broken"
+command = ["python3", "-c", "print('cannot find my model', flush=True); raise SystemExit(3)"]
+"#,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, run) = (dir.path().join("bundle"), dir.path().join("run"));
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::create_dir_all(&run).unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        hive_store_sqlite::SqliteStore::open(&dir.path().join("hive.db"), 2)
+            .await
+            .unwrap(),
+    );
+    store.migrate().await.unwrap();
+    let chain = AuditChain::new(MasterKey::from_bytes(&[7; 32]).derive(KeyPurpose::AuditChain));
+    let auditor = Auditor::new(store, Arc::new(chain), Arc::new(SystemClock));
+    let egress = EgressClient::new(EgressConfig::default(), Arc::new(ScriptedResolver::new()));
+    let runtime = HostedRuntime::new(Arc::new(backend), egress, auditor, Vec::new());
+    let started = runtime
+        .start(HostedLaunch {
+            agent: Uuid::new_v4(),
+            owner: Principal::System,
+            id: "broken",
+            bundle_dir: &bundle,
+            manifest: &manifest,
+            secrets: Vec::new(),
+            run_dir: &run,
+        })
+        .await;
+    remove_cgroups(&parent);
+    match started {
+        Err(HostedError::NotReady { why, output }) => {
+            assert!(why.contains("ended first"), "{why}");
+            assert!(output.contains("cannot find my model"), "{output}");
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a program that exits was started"),
+    }
 }
 
 #[tokio::test]

@@ -37,6 +37,8 @@ const AGENT_SOCKET: &str = "agent.sock";
 const CHANNEL_URL: &str = "http://agent/";
 /// How much of the agent's latest output is kept for an error or a look.
 const OUTPUT_TAIL_BYTES: usize = 8 * 1024;
+/// How long a failed start waits for the rest of the agent's output.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(1);
 /// How often the card is asked for while the agent starts.
 const READY_POLL: Duration = Duration::from_millis(50);
 
@@ -45,7 +47,9 @@ pub enum HostedError {
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
     /// The agent's card did not answer on the channel in time, or the program ended first.
-    #[error("the agent did not become ready: {why}; its last output:\n{output}")]
+    /// `output` (its last 8 KiB) is for its owner only: an agent may print its own secrets, so
+    /// it is not part of the message that logs see.
+    #[error("the agent did not become ready: {why}")]
     NotReady { why: String, output: String },
     #[error("preparing the agent's run directory: {0}")]
     Io(String),
@@ -210,12 +214,11 @@ impl HostedRuntime {
             }
         };
         let output = Arc::new(Mutex::new(VecDeque::new()));
-        for stream in [sandbox.take_stdout(), sandbox.take_stderr()]
+        let readers: Vec<JoinHandle<()>> = [sandbox.take_stdout(), sandbox.take_stderr()]
             .into_iter()
             .flatten()
-        {
-            tokio::spawn(keep_tail(stream, output.clone()));
-        }
+            .map(|stream| tokio::spawn(keep_tail(stream, output.clone())))
+            .collect();
         let agent = HostedAgent {
             sandbox,
             socket: channel.join(AGENT_SOCKET),
@@ -227,9 +230,13 @@ impl HostedRuntime {
         match agent.until_ready(timeout).await {
             Ok(()) => Ok(agent),
             Err(why) => {
-                let output = agent.output_tail();
                 let _ = agent.sandbox.kill().await;
                 agent.proxy_task.abort();
+                // Its pipes close with it: what it printed last is read before it is told.
+                for reader in readers {
+                    let _ = tokio::time::timeout(OUTPUT_DRAIN, reader).await;
+                }
+                let output = agent.output_tail();
                 Err(HostedError::NotReady { why, output })
             }
         }

@@ -39,6 +39,19 @@ async fn conformance_agent(
     .await
 }
 
+/// An OpenAI-compatible stand-in, and an A2A server whose egress guard lets Hive reach it.
+pub(crate) async fn llm_server(
+    backend: hive_testkit::TestBackend,
+) -> (hive_testkit::llm::TestLlm, TestServer) {
+    let llm = hive_testkit::llm::TestLlm::start().await;
+    let server = a2a_server(
+        backend,
+        &[("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &llm.allowlist_entry())],
+    )
+    .await;
+    (llm, server)
+}
+
 pub(crate) async fn conformance_agent_with(
     server: &TestServer,
     owner: &Browser,
@@ -1219,14 +1232,9 @@ async fn push_notifications_reach_the_callers_receiver() {
 /// artifact, the conversation and the key sent, tokens recorded and budgeted, failures told.
 #[tokio::test]
 async fn an_llm_agent_answers_from_its_model() {
-    use hive_testkit::llm::{LlmMisbehaviour, TestLlm};
+    use hive_testkit::llm::LlmMisbehaviour;
     for backend in backends() {
-        let llm = TestLlm::start().await;
-        let server = a2a_server(
-            backend,
-            &[("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &llm.allowlist_entry())],
-        )
-        .await;
+        let (llm, server) = llm_server(backend).await;
         setup_admin(&server).await;
         let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
         hive_testkit::capture::canary("sk-test-llm-key-0123456789");

@@ -2,10 +2,12 @@
 //! `/calls`, read by the agent's owner (and admins) from the usage rows and the audit records
 //! of its calls, each call recorded with how it ended.
 
-use crate::a2a::{RPC, a2a_server, call, conformance_agent_with, execute_token, stream_events};
+use crate::a2a::{
+    RPC, a2a_server, call, conformance_agent_with, execute_token, llm_server, stream_events,
+};
 use crate::support::*;
 use hive_testkit::backends;
-use hive_testkit::llm::{LlmMisbehaviour, TestLlm};
+use hive_testkit::llm::LlmMisbehaviour;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -24,12 +26,7 @@ async fn get_json(
 #[tokio::test]
 async fn an_llm_agents_calls_and_usage_are_its_owners_to_read() {
     for backend in backends() {
-        let llm = TestLlm::start().await;
-        let server = a2a_server(
-            backend,
-            &[("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &llm.allowlist_entry())],
-        )
-        .await;
+        let (llm, server) = llm_server(backend).await;
         setup_admin(&server).await;
         let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
         let (_, owner) = add_user(&server, &admin, "owner@example.com", "operator").await;

@@ -3,7 +3,7 @@
 //! conversations private to their caller, refusals that change nothing, and an `llm` agent
 //! that remembers the conversation.
 
-use crate::a2a::{a2a_server, conformance_agent_with};
+use crate::a2a::{a2a_server, conformance_agent_with, llm_server};
 use crate::support::*;
 use hive_a2a::sse::Decoder;
 use hive_testkit::{TestServer, backends};
@@ -491,14 +491,8 @@ async fn one_turn_at_a_time_and_a_reply_is_kept_when_the_reader_leaves() {
 
 #[tokio::test]
 async fn an_llm_agent_remembers_the_conversation() {
-    use hive_testkit::llm::TestLlm;
     for backend in backends() {
-        let llm = TestLlm::start().await;
-        let server = a2a_server(
-            backend,
-            &[("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &llm.allowlist_entry())],
-        )
-        .await;
+        let (llm, server) = llm_server(backend).await;
         setup_admin(&server).await;
         let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
         let agent = conformance_agent_with(
