@@ -137,6 +137,24 @@ struct Answer {
     body: String,
 }
 
+/// Writes `request` to the proxy over an in-memory pipe (no socket) and reads the whole answer;
+/// the proxy's side of the connection must end too.
+async fn over_pipe(proxy: &EgressProxy, request: &str) -> Answer {
+    let (mut agent, proxy_side) = tokio::io::duplex(64 * 1024);
+    let serving = {
+        let proxy = proxy.clone();
+        tokio::spawn(async move { proxy.serve_connection(proxy_side).await })
+    };
+    agent.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    tokio::time::timeout(WAIT, agent.read_to_end(&mut bytes))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(WAIT, serving).await.unwrap().unwrap();
+    parse_answer(&bytes)
+}
+
 /// Writes `request` on a new connection and reads the whole answer (requests carry
 /// `Connection: close`, so the proxy closes after answering).
 async fn exchange(proxy: &Proxy, request: &str) -> Answer {
@@ -390,30 +408,16 @@ async fn protected_addresses_stay_refused_whatever_the_lists_say() {
         format!("db.agent.example:{}", database.port()),
         format!("127.0.0.1:{}", cache.port()),
     ] {
-        let (mut agent, proxy_side) = tokio::io::duplex(64 * 1024);
-        let serving = {
-            let proxy = proxy.clone();
-            tokio::spawn(async move { proxy.serve_connection(proxy_side).await })
-        };
-        agent
-            .write_all(
-                format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            )
-            .await
-            .unwrap();
-        let mut bytes = Vec::new();
-        tokio::time::timeout(WAIT, agent.read_to_end(&mut bytes))
-            .await
-            .unwrap()
-            .unwrap();
-        let answer = parse_answer(&bytes);
+        let answer = over_pipe(
+            &proxy,
+            &format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
         assert_eq!(answer.status, 403, "{target}");
         assert_eq!(
             answer.body,
             format!("refused by Hive's egress rules: self_connection https://{target}\n")
         );
-        tokio::time::timeout(WAIT, serving).await.unwrap().unwrap();
     }
     assert_eq!((database.connections(), cache.connections()), (0, 0));
     assert_eq!(events.events().len(), 3);
@@ -590,25 +594,14 @@ async fn a_connection_works_over_any_stream_not_only_the_socket() {
         Arc::new(ScriptedResolver::new()),
     );
     let proxy = EgressProxy::new(client, Allowlist::empty());
-    let (mut agent, proxy_side) = tokio::io::duplex(64 * 1024);
-    let serving = tokio::spawn(async move { proxy.serve_connection(proxy_side).await });
-    agent
-        .write_all(
-            format!(
-                "GET http://{authority}/ HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut bytes = Vec::new();
-    tokio::time::timeout(WAIT, agent.read_to_end(&mut bytes))
-        .await
-        .unwrap()
-        .unwrap();
-    let answer = parse_answer(&bytes);
+    let answer = over_pipe(
+        &proxy,
+        &format!(
+            "GET http://{authority}/ HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
     assert_eq!((answer.status, answer.body.as_str()), (200, "over a pipe"));
-    tokio::time::timeout(WAIT, serving).await.unwrap().unwrap();
 }
 
 #[tokio::test]
