@@ -55,11 +55,12 @@ word_enum!(
 
 word_enum!(
     /// How an agent runs: an upstream A2A agent, the built-in LLM agent on an OpenAI-compatible
-    /// endpoint, or the protocol's conformance agent.
+    /// endpoint, the protocol's conformance agent, or code Hive runs in a sandbox.
     AgentKind {
         Remote => "remote",
         Llm => "llm",
         Conformance => "conformance",
+        Hosted => "hosted",
     }
 );
 
@@ -71,6 +72,8 @@ word_enum!(
         Ready => "ready",
         Stopped => "stopped",
         Error => "error",
+        /// A hosted agent whose processes are frozen (they keep their memory, get no CPU).
+        Paused => "paused",
     }
 );
 

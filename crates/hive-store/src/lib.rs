@@ -9,6 +9,7 @@ mod agents;
 mod challenges;
 mod conversations;
 mod error;
+mod hosted;
 mod identity;
 mod jobs;
 mod mfa;
@@ -39,6 +40,10 @@ pub use conversations::{
     MessageAuthor, TurnStart, check_conversation, check_conversation_message,
 };
 pub use error::StoreError;
+pub use hosted::{
+    BundleRow, HostedRepo, LeaseRow, MAX_BUNDLE_ARCHIVE_BYTES, MAX_BUNDLE_MANIFEST_BYTES,
+    MAX_LEASE_ADDRESS_CHARS, MAX_LEASE_NODE_CHARS, NewBundle, check_bundle,
+};
 pub use identity::{
     AccountChange, ApiTokenRepo, ApiTokenRow, AuditAppend, AuditCheckpoint, AuditFilter,
     AuditOutcome, AuditPosition, AuditPrune, AuditRecord, AuditRepo, ChainHasher, ChainLink,
@@ -205,6 +210,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Conversations with agents and their messages.
     fn conversations(&self) -> &dyn ConversationRepo;
 
+    /// Hosted agents' bundle versions and the leases of the replicas that run them.
+    fn hosted(&self) -> &dyn HostedRepo;
+
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;
 
@@ -288,6 +296,10 @@ macro_rules! store_repositories {
 
         fn conversations(&self) -> &dyn $crate::ConversationRepo {
             &self.$repositories.conversations
+        }
+
+        fn hosted(&self) -> &dyn $crate::HostedRepo {
+            &self.$repositories.hosted
         }
     };
 }
