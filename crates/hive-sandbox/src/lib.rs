@@ -17,6 +17,7 @@ pub use api::{
     SandboxError, SandboxExit, SandboxStats,
 };
 pub use spec::{
-    AGENT_MOUNT, CHANNEL_MOUNT, PROXY_SOCKET_MOUNT, ResourceLimits, SANDBOX_ENV_PROXY_SOCKET,
-    SCRATCH_MOUNT, SandboxEnv, SandboxId, SandboxSpec,
+    AGENT_MOUNT, CA_BUNDLE, CA_CERTS_MOUNT, CHANNEL_MOUNT, PROXY_SOCKET_MOUNT, ResourceLimits,
+    SANDBOX_ENV_CA_DIR, SANDBOX_ENV_CA_FILE, SANDBOX_ENV_PROXY_SOCKET, SCRATCH_MOUNT, SandboxEnv,
+    SandboxId, SandboxSpec,
 };

@@ -16,6 +16,17 @@ pub const CHANNEL_MOUNT: &str = "/hive/channel";
 pub const PROXY_SOCKET_MOUNT: &str = "/hive/proxy.sock";
 /// The variable a sandbox with a proxy socket finds its path in.
 pub const SANDBOX_ENV_PROXY_SOCKET: &str = "HIVE_PROXY_SOCKET";
+/// The host's public CA certificates, seen read-only at the same path when the host has the
+/// directory: agents reach HTTPS hosts through the proxy's CONNECT tunnels and verify the
+/// hosts' certificates themselves. Nothing else of the host's `/etc` is inside.
+pub const CA_CERTS_MOUNT: &str = "/etc/ssl/certs";
+/// The bundle of every CA certificate in [`CA_CERTS_MOUNT`] (Debian's layout).
+pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Set to [`CA_BUNDLE`] when the host has it (OpenSSL, Python, curl and most TLS clients read
+/// it).
+pub const SANDBOX_ENV_CA_FILE: &str = "SSL_CERT_FILE";
+/// Set to [`CA_CERTS_MOUNT`] when the host has [`CA_BUNDLE`].
+pub const SANDBOX_ENV_CA_DIR: &str = "SSL_CERT_DIR";
 
 /// A sandbox's name: 1–48 characters of `a-z`, `0-9` and `-`, not starting with `-`. It names
 /// the sandbox's cgroups and appears in logs, so it is never a secret.
@@ -241,7 +252,12 @@ impl SandboxSpec {
                 "the proxy socket is an absolute host path".into(),
             ));
         }
-        for reserved in [SANDBOX_ENV_PROXY_SOCKET, "PWD"] {
+        for reserved in [
+            SANDBOX_ENV_PROXY_SOCKET,
+            SANDBOX_ENV_CA_FILE,
+            SANDBOX_ENV_CA_DIR,
+            "PWD",
+        ] {
             if self.env.contains(reserved) {
                 return Err(SandboxError::InvalidSpec(format!(
                     "{reserved} is set by the sandbox itself"
@@ -287,6 +303,21 @@ mod tests {
             assert!(SandboxId::new(bad).is_err(), "{bad:?} accepted");
         }
         assert!(SandboxId::new("agent-7-x").is_ok());
+    }
+
+    #[test]
+    fn variables_the_sandbox_sets_itself_are_refused_in_a_spec() {
+        for reserved in ["HIVE_PROXY_SOCKET", "SSL_CERT_FILE", "SSL_CERT_DIR", "PWD"] {
+            let mut spec = SandboxSpec::new(
+                SandboxId::new("a").unwrap(),
+                "/a",
+                vec!["/usr/bin/true".into()],
+                "/c",
+            );
+            spec.env.set(reserved, "/elsewhere").unwrap();
+            let err = spec.validate().err().unwrap().to_string();
+            assert!(err.contains(reserved), "{err}");
+        }
     }
 
     #[test]

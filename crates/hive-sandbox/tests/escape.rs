@@ -13,7 +13,8 @@
 
 use hive_sandbox::process::{ProcessBackend, ProcessBackendConfig, ProcessSandbox};
 use hive_sandbox::{
-    ExitReason, LimitEnforcement, Sandbox, SandboxBackend, SandboxExit, SandboxId, SandboxSpec,
+    CA_BUNDLE, ExitReason, LimitEnforcement, Sandbox, SandboxBackend, SandboxExit, SandboxId,
+    SandboxSpec,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -202,11 +203,31 @@ async fn reading_etc_shadow_finds_no_such_file() {
         Path::new("/etc/shadow").exists(),
         "the host has /etc/shadow"
     );
+    // Of the host's /etc, only its public CA certificates are inside, bound read-only at
+    // /etc/ssl/certs when the host has them: then bubblewrap made /etc and /etc/ssl (empty, on
+    // its read-only root) to hold that one mount, and Landlock refuses listing them. Without
+    // them, /etc does not exist at all.
+    let certs = Path::new("/etc/ssl/certs").is_dir();
+    let mut expected = vec!["ENOENT"; 6];
+    expected.extend(if certs {
+        ["EACCES", "EACCES", "EROFS", "['/etc/ssl/certs']"]
+    } else {
+        ["ENOENT", "ENOENT", "ENOENT", "[]"]
+    });
     assert_attempts(
         "shadow",
         r#"attempt(lambda: open("/etc/shadow").read())
-attempt(lambda: os.listdir("/etc"))"#,
-        &["ENOENT", "ENOENT"],
+attempt(lambda: open("/etc/passwd").read())
+attempt(lambda: open("/etc/hosts").read())
+attempt(lambda: open("/etc/ssl/openssl.cnf").read())
+attempt(lambda: os.listdir("/etc/ssl/private"))
+attempt(lambda: open("/etc/ssl/private/ssl-cert-snakeoil.key").read())
+attempt(lambda: os.listdir("/etc"))
+attempt(lambda: os.listdir("/etc/ssl"))
+attempt(lambda: open("/etc/ssl/certs/evil", "w"))
+mounts = [line.split()[4] for line in open("/proc/self/mountinfo")]
+print([m for m in mounts if m == "/etc" or m.startswith("/etc/")])"#,
+        &expected,
     )
     .await;
 }
@@ -799,7 +820,7 @@ attempt(lambda: socket.create_connection(("{allowed_ip}", {allowed_port}), timeo
 }
 
 #[tokio::test]
-async fn the_environment_is_exactly_the_specs() {
+async fn the_environment_is_the_specs_and_nothing_of_hives() {
     if !ready() {
         return;
     }
@@ -812,7 +833,60 @@ async fn the_environment_is_exactly_the_specs() {
     assert_eq!(exit.reason, ExitReason::Exited(0));
     let mut got = lines(&out);
     got.sort();
-    assert_eq!(got, ["AGENT_NAME=echo", "AGENT_SECRET=s3cr3t value"]);
+    // Besides the spec's, the sandbox names the host's CA certificates when it has them.
+    let mut expected = vec!["AGENT_NAME=echo", "AGENT_SECRET=s3cr3t value"];
+    if Path::new(CA_BUNDLE).is_file() {
+        expected.extend([
+            "SSL_CERT_DIR=/etc/ssl/certs",
+            "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+        ]);
+    }
+    assert_eq!(got, expected);
+}
+
+/// Whether the host has Debian's CA bundle; under CI it must (the image has ca-certificates).
+fn host_has_ca_bundle() -> bool {
+    if Path::new(CA_BUNDLE).is_file() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the CA test needs {CA_BUNDLE} (apt-get install ca-certificates)"
+    );
+    eprintln!("skipped: the host has no {CA_BUNDLE}");
+    false
+}
+
+#[tokio::test]
+async fn tls_clients_find_the_hosts_public_ca_certificates() {
+    if !ready() || !host_has_ca_bundle() {
+        return;
+    }
+    // What an agent's TLS client does to verify a host reached through the proxy's CONNECT
+    // tunnel: Python's default context loads the bundle SSL_CERT_FILE names. Debian's
+    // per-certificate files are links into /usr/share/ca-certificates, which resolve inside.
+    // The directory is listable (Go and rustls read SSL_CERT_DIR by listing it) and read-only
+    // twice over: a new file meets the read-only mount (EROFS), writing an existing one meets
+    // Landlock, which grants reading alone there (EACCES).
+    assert_attempts(
+        "cacerts",
+        r#"import ssl
+print(os.environ["SSL_CERT_FILE"], os.environ["SSL_CERT_DIR"])
+print(ssl.create_default_context().cert_store_stats()["x509_ca"] > 0)
+names = os.listdir("/etc/ssl/certs")
+linked = [n for n in names if os.path.islink("/etc/ssl/certs/" + n) and os.readlink("/etc/ssl/certs/" + n).startswith("/usr/share/ca-certificates/")]
+attempt(lambda: open("/etc/ssl/certs/" + linked[0]).read(1))
+attempt(lambda: open("/etc/ssl/certs/evil.pem", "w"))
+attempt(lambda: open("/etc/ssl/certs/ca-certificates.crt", "a"))"#,
+        &[
+            "/etc/ssl/certs/ca-certificates.crt /etc/ssl/certs",
+            "True",
+            "ok",
+            "EROFS",
+            "EACCES",
+        ],
+    )
+    .await;
 }
 
 fn assert_gone(pids: &[u32]) {

@@ -1,6 +1,9 @@
 //! bubblewrap's arguments for a sandbox (bubblewrap 0.8).
 
-use crate::spec::{AGENT_MOUNT, CHANNEL_MOUNT, PROXY_SOCKET_MOUNT, SCRATCH_MOUNT, SandboxSpec};
+use crate::spec::{
+    AGENT_MOUNT, CA_BUNDLE, CA_CERTS_MOUNT, CHANNEL_MOUNT, PROXY_SOCKET_MOUNT, SCRATCH_MOUNT,
+    SandboxSpec,
+};
 use std::path::Path;
 
 /// Where the init program appears inside the sandbox.
@@ -9,6 +12,35 @@ pub(crate) const INIT_MOUNT: &str = "/hive/init";
 /// The host's top-level directories that merged-/usr systems make links into /usr: recreated as
 /// the same links (or, on a host where one is a real directory, bound read-only).
 const USR_LINKS: [&str; 4] = ["bin", "lib", "lib64", "sbin"];
+
+/// What the host has of its public CA certificates, looked at once per launch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HostCaCerts {
+    /// The host has [`CA_CERTS_MOUNT`]: it is bound read-only at the same path.
+    pub dir: bool,
+    /// The host has [`CA_BUNDLE`], and it will be readable inside: the sandbox's environment
+    /// names it.
+    pub bundle: bool,
+}
+
+impl HostCaCerts {
+    pub(crate) fn find() -> Self {
+        let dir = Path::new(CA_CERTS_MOUNT).is_dir();
+        // Debian's bundle is a file of the directory itself; where it is a link, its target is
+        // inside only if it lies in the directory or under /usr (both bound).
+        let bundle = dir
+            && match (
+                std::fs::canonicalize(CA_BUNDLE),
+                std::fs::canonicalize(CA_CERTS_MOUNT),
+            ) {
+                (Ok(bundle), Ok(certs)) => {
+                    bundle.is_file() && (bundle.starts_with(&certs) || bundle.starts_with("/usr"))
+                }
+                _ => false,
+            };
+        Self { dir, bundle }
+    }
+}
 
 fn push(args: &mut Vec<String>, items: &[&str]) {
     args.extend(items.iter().map(|s| (*s).to_string()));
@@ -24,6 +56,7 @@ pub(crate) fn arguments(
     init_args: &[String],
     inside_uid: u32,
     require_landlock: bool,
+    ca_certs: HostCaCerts,
 ) -> Vec<String> {
     let mut args = Vec::new();
     push(
@@ -82,6 +115,12 @@ pub(crate) fn arguments(
     if let Some(proxy) = &spec.proxy_socket {
         push(&mut args, &["--ro-bind", &host(proxy), PROXY_SOCKET_MOUNT]);
     }
+    if ca_certs.dir {
+        // That directory alone: bubblewrap creates /etc and /etc/ssl in its root, which hold
+        // nothing else. Debian's certificates are links into /usr/share/ca-certificates, which
+        // resolve inside (under /usr).
+        push(&mut args, &["--ro-bind", CA_CERTS_MOUNT, CA_CERTS_MOUNT]);
+    }
     push(&mut args, &["--ro-bind", &host(init_program), INIT_MOUNT]);
     // The root bubblewrap builds is a tmpfs: read-only once everything is in place.
     push(&mut args, &["--remount-ro", "/"]);
@@ -111,7 +150,11 @@ mod tests {
             vec!["/usr/bin/python3".into(), "--flag".into()],
             "/run/chan",
         );
-        let args = arguments(&spec, Path::new("/opt/init"), &[], 1000, true);
+        let certs = HostCaCerts {
+            dir: true,
+            bundle: true,
+        };
+        let args = arguments(&spec, Path::new("/opt/init"), &[], 1000, true, certs);
         let tail = &args[args.len() - 7..];
         assert_eq!(
             tail,
@@ -132,6 +175,24 @@ mod tests {
         );
         assert!(joined.contains("--ro-bind /srv/agent /agent"));
         assert!(joined.contains("--bind /run/chan /hive/channel"));
-        assert!(!joined.contains("/etc"));
+        // Of the host's /etc, the CA certificates alone, read-only at the same path.
+        assert!(joined.contains("--ro-bind /etc/ssl/certs /etc/ssl/certs"));
+        assert_eq!(joined.matches("/etc").count(), 2, "{joined}");
+    }
+
+    #[test]
+    fn without_the_hosts_certificates_nothing_of_etc_is_bound() {
+        let spec = SandboxSpec::new(
+            SandboxId::new("t").unwrap(),
+            "/srv/agent",
+            vec!["/usr/bin/true".into()],
+            "/run/chan",
+        );
+        let none = HostCaCerts {
+            dir: false,
+            bundle: false,
+        };
+        let args = arguments(&spec, Path::new("/opt/init"), &[], 1000, false, none);
+        assert!(!args.join(" ").contains("/etc"));
     }
 }

@@ -3,7 +3,7 @@
 //! `hive-sandbox-init` program inside the sandbox, where it runs as the first process of the
 //! agent, after bubblewrap has built the namespaces and mounts.
 
-use crate::spec::{AGENT_MOUNT, CHANNEL_MOUNT, SCRATCH_MOUNT};
+use crate::spec::{AGENT_MOUNT, CA_CERTS_MOUNT, CHANNEL_MOUNT, SCRATCH_MOUNT};
 use landlock::{
     ABI, Access, AccessFs, CompatLevel, Compatible, LandlockStatus, Ruleset, RulesetAttr,
     RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
@@ -36,15 +36,22 @@ fn abi_number(status: LandlockStatus) -> u8 {
 }
 
 /// Restricts this process (and everything it starts) to: read and execute `/usr` and the
-/// agent's files, read `/proc` (its own, the sandbox's) and `/dev`, write the existing device
-/// files of `/dev` (null, zero…, but create nothing there), and do anything in the scratch
-/// space and the channel directory. Also scopes signals and abstract Unix sockets to the
+/// agent's files, read `/proc` (its own, the sandbox's) and `/dev`, read (not execute) the CA
+/// certificates where the sandbox has them, write the existing device files of `/dev` (null,
+/// zero…, but create nothing there), and do anything in the scratch space and the channel
+/// directory. Also scopes signals and abstract Unix sockets to the
 /// sandbox (ABI 6). Network rules are left to the empty network namespace, so that a connect
 /// fails with the network's own answer (ENETUNREACH, ECONNREFUSED) rather than Landlock's.
 pub fn apply_landlock() -> Result<LandlockOutcome, String> {
     let abi = LANDLOCK_ABI;
     let read = AccessFs::from_read(abi);
     let dev = AccessFs::from_read(abi) | AccessFs::WriteFile | AccessFs::IoctlDev;
+    // Bound in only when the host has them; a rule for a missing path would fail the ruleset.
+    let ca_certs: &[&str] = if std::path::Path::new(CA_CERTS_MOUNT).is_dir() {
+        &[CA_CERTS_MOUNT]
+    } else {
+        &[]
+    };
     let ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::from_all(abi))
@@ -52,6 +59,12 @@ pub fn apply_landlock() -> Result<LandlockOutcome, String> {
         .and_then(|r| r.create())
         .and_then(|r| r.add_rules(path_beneath_rules(["/usr", AGENT_MOUNT, "/proc"], read)))
         .and_then(|r| r.add_rules(path_beneath_rules(["/dev"], dev)))
+        .and_then(|r| {
+            r.add_rules(path_beneath_rules(
+                ca_certs,
+                AccessFs::ReadFile | AccessFs::ReadDir,
+            ))
+        })
         .and_then(|r| {
             r.add_rules(path_beneath_rules(
                 [SCRATCH_MOUNT, CHANNEL_MOUNT],

@@ -2,7 +2,8 @@
 //!
 //! - bubblewrap: fresh user, PID, mount, network, IPC, UTS and cgroup namespaces, a root of
 //!   nothing but a read-only `/usr`, its own `/proc`, a minimal `/dev`, a size-capped `/tmp`,
-//!   the agent's files read-only, the channel directory, and the proxy socket if any; no
+//!   the agent's files read-only, the channel directory, the proxy socket if any, and the
+//!   host's public CA certificates (`/etc/ssl/certs`, read-only) if it has them; no
 //!   capabilities, no further user namespaces, a new session, killed when Hive dies;
 //! - the `hive-sandbox-init` program inside, which applies Landlock and a seccomp filter
 //!   ([`confine`]) before it runs the agent;
@@ -336,8 +337,9 @@ impl ProcessBackend {
                 proxy.display()
             )));
         }
+        let ca_certs = bwrap::HostCaCerts::find();
         let uid = self.allocate_uid(&spec.id)?;
-        match self.launch(&spec, uid).await {
+        match self.launch(&spec, uid, ca_certs).await {
             Ok(sandbox) => Ok(sandbox),
             Err(e) => {
                 release_uid(&self.running, &spec.id);
@@ -403,7 +405,12 @@ impl ProcessBackend {
         Ok(reaped)
     }
 
-    async fn launch(&self, spec: &SandboxSpec, uid: u32) -> Result<ProcessSandbox, SandboxError> {
+    async fn launch(
+        &self,
+        spec: &SandboxSpec,
+        uid: u32,
+        ca_certs: bwrap::HostCaCerts,
+    ) -> Result<ProcessSandbox, SandboxError> {
         if self.switch_uid {
             // The agent listens in the channel directory; nobody else of the host may look in.
             std::os::unix::fs::chown(&spec.channel_dir, Some(uid), Some(uid)).map_err(|e| {
@@ -439,6 +446,7 @@ impl ProcessBackend {
             &self.config.init_args,
             INSIDE_UID,
             self.config.require_landlock && self.landlock_abi > 0,
+            ca_certs,
         );
         let mut command = Command::new(&self.config.init_program);
         command
@@ -458,6 +466,12 @@ impl ProcessBackend {
             .process_group(0);
         if spec.proxy_socket.is_some() {
             command.env(crate::SANDBOX_ENV_PROXY_SOCKET, crate::PROXY_SOCKET_MOUNT);
+        }
+        if ca_certs.bundle {
+            // Reserved like the proxy's variable: a spec cannot set them (`validate`).
+            command
+                .env(crate::SANDBOX_ENV_CA_FILE, crate::CA_BUNDLE)
+                .env(crate::SANDBOX_ENV_CA_DIR, crate::CA_CERTS_MOUNT);
         }
         if self.switch_uid {
             command.uid(uid).gid(uid);
