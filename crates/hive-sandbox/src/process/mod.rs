@@ -20,6 +20,7 @@
 mod bwrap;
 mod cgroup;
 pub mod confine;
+mod held;
 mod procfs;
 
 use crate::api::{
@@ -29,7 +30,8 @@ use crate::api::{
 use crate::spec::{SandboxId, SandboxSpec};
 use async_trait::async_trait;
 use cgroup::{CgroupLayout, SandboxCgroup};
-use rustix::process::{Pid, Signal};
+use held::{Held, signal_listed};
+use rustix::process::Signal;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -236,13 +238,6 @@ fn release_uid(running: &Mutex<Running>, id: &SandboxId) {
     }
 }
 
-fn signal(pid: u32, signal: Signal) {
-    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
-        // The process may have ended meanwhile; that is what was wanted.
-        let _ = rustix::process::kill_process(pid, signal);
-    }
-}
-
 /// Kills every process of the sandbox: frozen first (so none forks while being killed), killed,
 /// thawed (a frozen process dies only once thawed); then waits until the group is empty.
 async fn kill_group(cgroup: &SandboxCgroup) -> Result<(), SandboxError> {
@@ -259,10 +254,8 @@ async fn kill_group(cgroup: &SandboxCgroup) -> Result<(), SandboxError> {
     }
     let deadline = tokio::time::Instant::now() + SETTLE_DEADLINE;
     loop {
-        let pids = cgroup.pids();
-        for &pid in &pids {
-            signal(pid, Signal::KILL);
-        }
+        // Each one held first, and signalled only if the group still holds it then.
+        let pids = signal_listed(|| cgroup.pids(), Signal::KILL);
         if frozen {
             let _ = cgroup.set_frozen(false);
         }
@@ -383,8 +376,12 @@ impl ProcessBackend {
             if stray.is_empty() {
                 break;
             }
-            for (pid, uid) in &stray {
-                signal(*pid, Signal::KILL);
+            for &(pid, uid) in &stray {
+                // Held first, then its real uid read again: the process behind the pid is the
+                // held one if it lives, so it is still the leftover found.
+                if let Some(process) = Held::open(pid, || procfs::real_uid_of(pid) == Some(uid)) {
+                    let _ = process.signal(Signal::KILL);
+                }
                 let name = format!("uid-{uid}");
                 if !reaped.contains(&name) {
                     tracing::warn!(
@@ -485,6 +482,10 @@ impl ProcessBackend {
                 return Err(SandboxError::system("starting the sandbox", e));
             }
         };
+        // Held while it is certainly ours: our child, not reaped yet.
+        let pid = child.id().unwrap_or(0);
+        let outer = Held::hold(pid);
+        let outer_started = procfs::start_time_of(pid);
         if let Err(e) = self.confine_and_release(&mut child, cgroup.as_ref()).await {
             let _ = child.start_kill();
             let _ = child.wait().await;
@@ -494,7 +495,6 @@ impl ProcessBackend {
             }
             return Err(e);
         }
-        let pid = child.id().unwrap_or(0);
         let namespace_init = find_namespace_init(&mut child, pid).await;
         tracing::info!(sandbox = %spec.id, pid, uid, "sandbox started");
         let stdout = child.stdout.take();
@@ -503,6 +503,8 @@ impl ProcessBackend {
         let shared = Arc::new(Shared {
             id: spec.id.clone(),
             outer_pid: pid,
+            outer_started,
+            outer,
             namespace_init,
             cgroup,
             stop: AtomicU8::new(STOP_NONE),
@@ -566,12 +568,24 @@ const STOP_NONE: u8 = 0;
 const STOP_GRACEFUL: u8 = 1;
 const STOP_FORCED: u8 = 2;
 
+/// The PID namespace's init (bubblewrap's second process).
+struct NamespaceInit {
+    pid: u32,
+    /// Its start time: the monitor waits until no process with this pid started then.
+    started: u64,
+    held: Held,
+}
+
 struct Shared {
     id: SandboxId,
-    /// bubblewrap's outer process (our child; not reaped before the monitor sees it end).
+    /// bubblewrap's outer process (our child; not reaped before the monitor sees it end), and
+    /// its start time, which tells it from a later process that got its pid once it was reaped.
     outer_pid: u32,
-    /// The PID namespace's init (bubblewrap's second process): its pid and start time.
-    namespace_init: Option<(u32, u64)>,
+    outer_started: Option<u64>,
+    /// The outer process, held from its spawn. Both held processes are kept as long as the
+    /// handle: a signal sent after the monitor reaped them reaches nothing.
+    outer: Option<Held>,
+    namespace_init: Option<NamespaceInit>,
     cgroup: Option<SandboxCgroup>,
     stop: AtomicU8,
     exit: watch::Receiver<Option<SandboxExit>>,
@@ -584,14 +598,25 @@ impl Shared {
         self.exit.borrow().clone()
     }
 
+    /// The outer process's descendants now; none once it is no longer ours (reaped, its pid
+    /// maybe another process's, whose descendants these would be).
+    fn descendants(&self) -> Vec<u32> {
+        let found = procfs::descendants(self.outer_pid);
+        // Looked at after the walk: a reaped process does not come back, so a match means the
+        // walk was of ours.
+        let ours = self.outer_started.is_some()
+            && procfs::start_time_of(self.outer_pid) == self.outer_started;
+        if ours { found } else { Vec::new() }
+    }
+
     /// The agent's processes: all of the sandbox but bubblewrap's two (its outer process and
     /// the namespace's init, whose parent is the outer one).
     fn agent_pids(&self) -> Vec<u32> {
         let all = match &self.cgroup {
             Some(group) => group.pids(),
-            None => procfs::descendants(self.outer_pid),
+            None => self.descendants(),
         };
-        let init = self.namespace_init.map(|(pid, _)| pid);
+        let init = self.namespace_init.as_ref().map(|init| init.pid);
         all.into_iter()
             .filter(|&pid| pid != self.outer_pid && Some(pid) != init)
             .collect()
@@ -607,11 +632,13 @@ impl Shared {
             // A frozen process dies only once thawed.
             let _ = group.set_frozen(false);
         }
-        match self.namespace_init {
-            Some((init, started)) if procfs::start_time_of(init) == Some(started) => {
-                signal(init, Signal::KILL)
-            }
-            _ => signal(self.outer_pid, Signal::KILL),
+        // Through the pidfds: the init, or bubblewrap's outer process if the init has ended.
+        let init_ended = self
+            .namespace_init
+            .as_ref()
+            .is_none_or(|init| init.held.signal(Signal::KILL).is_err());
+        if init_ended && let Some(outer) = &self.outer {
+            let _ = outer.signal(Signal::KILL);
         }
         Ok(())
     }
@@ -637,15 +664,23 @@ impl Shared {
 }
 
 /// Waits (bounded) until bubblewrap's outer process has started the namespace's init, and
-/// returns that init's pid and start time; `None` if bubblewrap ended first.
-async fn find_namespace_init(child: &mut Child, outer_pid: u32) -> Option<(u32, u64)> {
+/// returns that init, held; `None` if bubblewrap ended first.
+async fn find_namespace_init(child: &mut Child, outer_pid: u32) -> Option<NamespaceInit> {
     let deadline = tokio::time::Instant::now() + SETTLE_DEADLINE;
     loop {
-        // Once the gate has become bubblewrap, its first child is the namespace's init.
+        // Once the gate has become bubblewrap, its first child is the namespace's init. Held
+        // first, then its parent read again: the outer process is our child and not reaped, so
+        // a process whose parent it is now is its child, the init.
         if let Some(&init) = procfs::children_of(outer_pid).first()
+            && let Some(held) = Held::hold(init)
             && let Some(started) = procfs::start_time_of(init)
+            && procfs::parent_of(init) == Some(outer_pid)
         {
-            return Some((init, started));
+            return Some(NamespaceInit {
+                pid: init,
+                started,
+                held,
+            });
         }
         if !matches!(child.try_wait(), Ok(None)) || tokio::time::Instant::now() >= deadline {
             return None;
@@ -686,14 +721,18 @@ async fn monitor(
         if let Err(e) = remove_group(group).await {
             tracing::error!(sandbox = %shared.id, error = %e, "a sandbox's cgroups stay behind");
         }
-    } else {
-        for pid in procfs::descendants(shared.outer_pid) {
-            signal(pid, Signal::KILL);
-        }
+    } else if let Some(init) = &shared.namespace_init {
+        // bubblewrap's outer process is reaped: its pid may be another process's now, and its
+        // children went to the host's init when it ended, so nothing is found through it. All
+        // of the sandbox is in its PID namespace, which ends with the init (held).
+        let _ = init.held.signal(Signal::KILL);
     }
     // bubblewrap's outer process may exit before it has reaped the namespace's init, which is
     // then the host init's to reap: the sandbox has ended once that has happened too.
-    if let Some((init, started)) = shared.namespace_init {
+    if let Some(NamespaceInit {
+        pid: init, started, ..
+    }) = shared.namespace_init
+    {
         let deadline = tokio::time::Instant::now() + SETTLE_DEADLINE;
         while procfs::start_time_of(init) == Some(started) {
             if tokio::time::Instant::now() >= deadline {
@@ -743,7 +782,7 @@ impl ProcessSandbox {
     pub fn host_pids(&self) -> Vec<u32> {
         let mut pids = match &self.shared.cgroup {
             Some(group) => group.pids(),
-            None => procfs::descendants(self.shared.outer_pid),
+            None => self.shared.descendants(),
         };
         if procfs::is_alive(self.shared.outer_pid) && !pids.contains(&self.shared.outer_pid) {
             pids.push(self.shared.outer_pid);
@@ -781,9 +820,7 @@ impl Sandbox for ProcessSandbox {
             // A frozen process cannot act on the signal.
             let _ = group.set_frozen(false);
         }
-        for pid in self.shared.agent_pids() {
-            signal(pid, Signal::TERM);
-        }
+        signal_listed(|| self.shared.agent_pids(), Signal::TERM);
         if let Some(exit) = self.shared.wait_exit(Some(grace)).await? {
             return Ok(exit);
         }
@@ -802,10 +839,10 @@ impl Sandbox for ProcessSandbox {
         match &self.shared.cgroup {
             Some(group) => kill_group(group).await?,
             None => {
-                for pid in procfs::descendants(self.shared.outer_pid) {
-                    signal(pid, Signal::KILL);
+                signal_listed(|| self.shared.descendants(), Signal::KILL);
+                if let Some(outer) = &self.shared.outer {
+                    let _ = outer.signal(Signal::KILL);
                 }
-                signal(self.shared.outer_pid, Signal::KILL);
             }
         }
         self.shared
@@ -869,7 +906,7 @@ impl Sandbox for ProcessSandbox {
                 paused: group.freezer_state().as_deref() == Some("FROZEN"),
             },
             None => SandboxStats {
-                processes: Some(procfs::descendants(self.shared.outer_pid).len() as u64),
+                processes: Some(self.shared.descendants().len() as u64),
                 ..SandboxStats::default()
             },
         })
