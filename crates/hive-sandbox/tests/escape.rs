@@ -16,6 +16,7 @@ use hive_sandbox::{
     CA_BUNDLE, ExitReason, LimitEnforcement, Sandbox, SandboxBackend, SandboxExit, SandboxId,
     SandboxSpec,
 };
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -696,6 +697,53 @@ except OSError as e:
 
 // ---------------------------------------------------------------------------------------------
 // Lifecycle.
+
+#[tokio::test]
+async fn a_bind_source_the_sandboxs_uid_cannot_reach_is_named_before_anything_starts() {
+    if !ready() {
+        return;
+    }
+    let h = Harness::new("reach").await;
+    // Hive's data directory as it must not be when Hive runs as root: 0700, with the bundle and
+    // the channel under it, and a secret beside them.
+    let data = h.dir.path().join("data");
+    let (agent, channel) = (data.join("bundle"), data.join("channel"));
+    std::fs::create_dir_all(&agent).unwrap();
+    std::fs::create_dir_all(&channel).unwrap();
+    std::fs::write(agent.join("hello"), "hi").unwrap();
+    std::fs::write(data.join("hive.key"), "k").unwrap();
+    let mode = |m| std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(m));
+    mode(0o700).unwrap();
+    let spec = SandboxSpec::new(
+        SandboxId::new("reach").unwrap(),
+        &agent,
+        vec!["/bin/cat".into(), "/agent/hello".into()],
+        &channel,
+    );
+    let error = match h.backend.start_process(spec.clone()).await {
+        Ok(_) => panic!("a sandbox started with its agent root out of its uid's reach"),
+        Err(e) => e.to_string(),
+    };
+    let data_dir = data.display().to_string();
+    assert!(
+        error.contains(&format!("the agent root {}", agent.display()))
+            && error.contains(&format!("the directory {data_dir} (mode 0700)"))
+            && error.ends_with(&format!("make it traversable: chmod o+x {data_dir}")),
+        "{error}"
+    );
+    assert!(!error.contains("hive.key"), "{error}");
+    // Nothing was created or started for it.
+    assert!(!Path::new(&format!("/sys/fs/cgroup/pids/{}/reach", h.parent)).exists());
+    assert!(
+        channel.metadata().unwrap().uid() == 0,
+        "the channel was handed over"
+    );
+    // Traversable, not listable: the same sandbox starts (its name and uid were released).
+    mode(0o711).unwrap();
+    let (exit, out) = h.run(spec).await;
+    assert_eq!(exit.reason, ExitReason::Exited(0));
+    assert_eq!(out, "hi");
+}
 
 #[tokio::test]
 async fn hive_calls_the_agent_over_a_unix_socket_in_the_channel_dir() {

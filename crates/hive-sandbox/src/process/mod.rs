@@ -22,6 +22,7 @@ mod cgroup;
 pub mod confine;
 mod held;
 mod procfs;
+mod reach;
 
 use crate::api::{
     BackendCapabilities, ExitReason, LimitEnforcement, OutputStream, Sandbox, SandboxBackend,
@@ -238,6 +239,44 @@ fn release_uid(running: &Mutex<Running>, id: &SandboxId) {
     }
 }
 
+/// Says why the sandbox's uid cannot use a bind source, and what opens it.
+fn unreachable(
+    what: &str,
+    path: &Path,
+    uid: u32,
+    need: reach::Need,
+    why: reach::Unreachable,
+) -> String {
+    let path = path.display();
+    match why {
+        reach::Unreachable::Directory { dir, mode, class } => {
+            let dir = dir.display();
+            format!(
+                "the sandbox's uid ({uid}) cannot reach {what} {path}: the directory {dir} \
+                 (mode {mode:04o}) does not let it search; make it traversable: \
+                 chmod {class}+x {dir}"
+            )
+        }
+        reach::Unreachable::Source {
+            path: resolved,
+            mode,
+            class,
+        } => {
+            let (verb, letters, resolved) = (need.verb(), need.letters(), resolved.display());
+            format!(
+                "the sandbox's uid ({uid}) cannot {verb} {what} {path} (mode {mode:04o}); \
+                 allow it: chmod {class}+{letters} {resolved}"
+            )
+        }
+        reach::Unreachable::Io { path: at, error } => {
+            format!(
+                "{what} {path} cannot be looked up at {}: {error}",
+                at.display()
+            )
+        }
+    }
+}
+
 /// Kills every process of the sandbox: frozen first (so none forks while being killed), killed,
 /// thawed (a frozen process dies only once thawed); then waits until the group is empty.
 async fn kill_group(cgroup: &SandboxCgroup) -> Result<(), SandboxError> {
@@ -332,13 +371,67 @@ impl ProcessBackend {
         }
         let ca_certs = bwrap::HostCaCerts::find();
         let uid = self.allocate_uid(&spec.id)?;
-        match self.launch(&spec, uid, ca_certs).await {
+        let started = match self.preflight(&spec, uid, ca_certs) {
+            Ok(()) => self.launch(&spec, uid, ca_certs).await,
+            Err(e) => Err(e),
+        };
+        match started {
             Ok(sandbox) => Ok(sandbox),
             Err(e) => {
                 release_uid(&self.running, &spec.id);
                 Err(e)
             }
         }
+    }
+
+    /// When Hive runs as root, bubblewrap runs as the sandbox's uid and looks each bind source
+    /// up as that uid; a directory on the way that does not let it search would fail the start
+    /// with bubblewrap's terse "Permission denied". Checked here first, before anything is
+    /// created or spawned, so the error names the directory and how to open it. Errors name
+    /// paths and modes, never what a directory holds.
+    fn preflight(
+        &self,
+        spec: &SandboxSpec,
+        uid: u32,
+        ca_certs: bwrap::HostCaCerts,
+    ) -> Result<(), SandboxError> {
+        use reach::Need;
+        if !self.switch_uid {
+            // bubblewrap runs as Hive's own uid, which reached the sources already.
+            return Ok(());
+        }
+        let mut from_spec = vec![
+            ("the agent root", spec.agent_root.as_path(), Need::ReadDir),
+            // Handed to the sandbox's uid by the launch: only the way to it matters.
+            (
+                "the channel directory",
+                spec.channel_dir.as_path(),
+                Need::Reach,
+            ),
+        ];
+        if let Some(proxy) = &spec.proxy_socket {
+            from_spec.push(("the proxy socket", proxy.as_path(), Need::Connect));
+        }
+        for (what, path, need) in from_spec {
+            reach::check(path, uid, need).map_err(|why| {
+                SandboxError::InvalidSpec(unreachable(what, path, uid, need, why))
+            })?;
+        }
+        let mut from_host = vec![(
+            "the init program",
+            self.config.init_program.as_path(),
+            Need::Execute,
+        )];
+        if ca_certs.dir {
+            let certs = Path::new(crate::CA_CERTS_MOUNT);
+            from_host.push(("the CA certificates", certs, Need::ReadDir));
+        }
+        for (what, path, need) in from_host {
+            reach::check(path, uid, need).map_err(|why| {
+                SandboxError::Unsupported(unreachable(what, path, uid, need, why))
+            })?;
+        }
+        Ok(())
     }
 
     async fn reap(&self) -> Result<Vec<String>, SandboxError> {
