@@ -691,15 +691,23 @@ impl Shared {
         self.exit.borrow().clone()
     }
 
+    /// Whether the outer process's pid is still the outer process (alive, or ended and not yet
+    /// reaped), not a later process that got it.
+    fn outer_is_ours(&self) -> bool {
+        self.outer_started.is_some() && procfs::start_time_of(self.outer_pid) == self.outer_started
+    }
+
     /// The outer process's descendants now; none once it is no longer ours (reaped, its pid
     /// maybe another process's, whose descendants these would be).
     fn descendants(&self) -> Vec<u32> {
         let found = procfs::descendants(self.outer_pid);
         // Looked at after the walk: a reaped process does not come back, so a match means the
         // walk was of ours.
-        let ours = self.outer_started.is_some()
-            && procfs::start_time_of(self.outer_pid) == self.outer_started;
-        if ours { found } else { Vec::new() }
+        if self.outer_is_ours() {
+            found
+        } else {
+            Vec::new()
+        }
     }
 
     /// The agent's processes: all of the sandbox but bubblewrap's two (its outer process and
@@ -877,7 +885,7 @@ impl ProcessSandbox {
             Some(group) => group.pids(),
             None => self.shared.descendants(),
         };
-        if procfs::is_alive(self.shared.outer_pid) && !pids.contains(&self.shared.outer_pid) {
+        if self.shared.outer_is_ours() && !pids.contains(&self.shared.outer_pid) {
             pids.push(self.shared.outer_pid);
         }
         pids

@@ -91,10 +91,6 @@ pub(crate) fn pids_of_uids(uids: &Range<u32>) -> Vec<(u32, u32)> {
         .collect()
 }
 
-pub(crate) fn is_alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
