@@ -14,8 +14,8 @@
 use hive_a2a::client::Client;
 use hive_a2a::jsonrpc::Version;
 use hive_a2a::v1::{Message, Part, Role, SendMessageRequest};
-use hive_core::agents::bundle::parse_manifest;
-use hive_core::agents::channel::ChannelTransport;
+use hive_core::agents::hosted::bundle::parse_manifest;
+use hive_core::agents::hosted::channel::ChannelTransport;
 use hive_core::agents::hosted::{HostedLaunch, HostedRuntime};
 use hive_core::kernel::audit::{AuditChain, Auditor, Principal};
 use hive_crypto::vault::{MasterKey, Purpose};

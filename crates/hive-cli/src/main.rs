@@ -248,8 +248,10 @@ fn config_check(config: &Config) -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+async fn serve(mut config: Config) -> Result<(), String> {
     logging::init(&config.log)?;
+    // This binary is the sandboxes' init program too (`hive sandbox-init`).
+    config.sandbox.init_program = std::env::current_exe().ok();
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }

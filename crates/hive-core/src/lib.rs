@@ -16,6 +16,7 @@ pub mod identity;
 pub mod kernel;
 pub mod mesh;
 pub mod runtime;
+pub mod sandboxing;
 pub mod shared_state;
 pub mod storage;
 pub mod vault;

@@ -240,6 +240,23 @@ impl Hive {
                 Arc::clone(&agents),
                 Arc::clone(&egress),
             ));
+            let hosted = Arc::new(crate::agents::hosted::HostedAgents::new(
+                crate::agents::hosted::HostedParts {
+                    store: Arc::clone(&store),
+                    board: crate::agents::lifecycle::StatusBoard {
+                        store: Arc::clone(&store),
+                        bus: Arc::clone(&state.bus),
+                        auditor: auditor.clone(),
+                        clock: Arc::clone(&clock),
+                    },
+                    secrets: Arc::clone(&secrets_service),
+                    runtime: crate::sandboxing::open_runtime(&config, &egress, &auditor).await,
+                    config: config.sandbox.clone(),
+                    dir: config.data_dir.join("sandboxes"),
+                    node: node_id.clone(),
+                    sole_process: store.backend() == hive_store::Backend::Sqlite,
+                },
+            ));
             let agent_lifecycle = Arc::new(crate::agents::lifecycle::AgentLifecycle::new(
                 Arc::clone(&store),
                 Arc::clone(&egress),
@@ -247,6 +264,7 @@ impl Hive {
                 Arc::clone(&state.bus),
                 auditor.clone(),
                 Arc::clone(&clock),
+                Arc::clone(&hosted),
             ));
             let settings = Arc::new(crate::kernel::settings::Settings::new(
                 Arc::clone(&store),
@@ -278,6 +296,7 @@ impl Hive {
                 push: Arc::clone(&push_configs),
                 llm: Arc::clone(&llm),
                 usage: Arc::clone(&usage_meter),
+                hosted: Arc::clone(&hosted),
                 limiter: Arc::clone(&state.limiter),
                 tasks: Arc::clone(&state.tasks),
                 task_events: Arc::clone(&state.task_events),
@@ -376,6 +395,10 @@ impl Hive {
     pub fn start_presence(&self, tracker: &TaskTracker, cancel: CancellationToken) {
         // Settings changed on another replica arrive on the same bus.
         self.settings.start_follower(tracker, cancel.clone());
+        // Hosted agents: what a crash left is reaped, then each runs where its lease says.
+        self.agent_lifecycle
+            .hosted()
+            .start_reconciler(tracker, cancel.clone());
         self.wan.start_consumer(tracker, cancel.clone());
         crate::mesh::presence::announce(
             Arc::clone(&self.state.bus),
@@ -474,6 +497,8 @@ impl Hive {
     pub async fn close(&self) {
         // Running tasks end first: their last notifications join the deliveries drained below.
         self.gateway.shut_down().await;
+        // Hosted agents end with their replica (their leases given up for another to take).
+        self.agent_lifecycle.hosted().shut_down().await;
         // With the tasks ended, their chat turns store their replies.
         if tokio::time::timeout(TURN_DRAIN_GRACE, self.conversations.drain())
             .await

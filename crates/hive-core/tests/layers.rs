@@ -203,17 +203,19 @@ fn domains_import_only_the_domains_below_them() {
 
 /// The modules that assemble Hive: above every domain, imported by none.
 fn is_composition_root(module: &str) -> bool {
-    matches!(module, "runtime" | "storage" | "shared_state")
+    matches!(module, "runtime" | "storage" | "shared_state" | "sandboxing")
 }
 
-/// What only the composition root may name: the database backends, Redis and the NATS client.
-const BACKENDS: [&str; 6] = [
+/// What only the composition root may name: the database backends, Redis, the NATS client and
+/// the sandbox backend.
+const BACKENDS: [&str; 7] = [
     "hive_store_sqlite",
     "hive_store_postgres",
     "SqliteStore",
     "PostgresStore",
     "RedisClient",
     "WanCarrier::connect",
+    "ProcessBackend",
 ];
 
 #[test]

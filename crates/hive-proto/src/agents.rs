@@ -6,12 +6,16 @@ use std::str::FromStr;
 
 /// Names one closed set of lower-case words, with `as_str` and parsing.
 macro_rules! word_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    (
+        $(#[$meta:meta])* $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident => $text:literal),+ $(,)?
+        }
+    ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "lowercase")]
         pub enum $name {
-            $($variant),+
+            $($(#[$variant_meta])* $variant),+
         }
 
         impl $name {
@@ -244,4 +248,81 @@ pub struct AgentCallView {
     pub error_code: Option<i64>,
     pub error_message: Option<String>,
     pub duration_ms: Option<u64>,
+}
+
+/// One kept version of a hosted agent's bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleView {
+    pub version: i64,
+    /// SHA-256 of the archive, lower-case hex.
+    pub sha256: String,
+    pub size_bytes: i64,
+    /// The manifest (`hive-agent.toml`) as the bundle holds it.
+    pub manifest: String,
+    /// Who uploaded it (absent once that account is deleted).
+    pub created_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    /// Whether the agent's next start runs this version.
+    pub active: bool,
+}
+
+/// `POST /api/v1/agents/{id}/bundle/rollback`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The version to run from the next start; absent: the one before the active one.
+    #[serde(default)]
+    pub version: Option<i64>,
+}
+
+/// One line a hosted agent printed (its secrets' values cut out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLineView {
+    /// Counts up for the agent's whole life, across its restarts.
+    pub seq: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    pub text: String,
+}
+
+/// `GET /api/v1/agents/{id}/logs`: lines oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogPageView {
+    pub lines: Vec<LogLineView>,
+    /// Pass as `after` for the next page; absent when nothing more is kept now.
+    pub next: Option<u64>,
+    /// The oldest line still kept: lines before it rolled off the ring.
+    pub first_kept: Option<u64>,
+}
+
+/// `GET /api/v1/agents/{id}/stats`: what a hosted agent uses (measurements absent where the
+/// replica answering does not run it, or the host cannot measure them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostedStatsView {
+    pub status: AgentStatus,
+    /// The replica that runs it.
+    pub node: Option<String>,
+    pub bundle_version: Option<i64>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<time::OffsetDateTime>,
+    /// Times it ended by itself and was restarted (on this replica, since it started).
+    pub restarts: u32,
+    pub cpu_seconds: Option<f64>,
+    pub cpu_throttled_seconds: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub peak_memory_bytes: Option<u64>,
+    pub processes: Option<u64>,
+    pub paused: bool,
+    /// Requests through its proxy, refused ones among them, and bytes each way.
+    pub proxy_requests: u64,
+    pub proxy_refusals: u64,
+    pub proxy_bytes_up: u64,
+    pub proxy_bytes_down: u64,
 }

@@ -8,6 +8,7 @@ mod connections;
 mod dashboard;
 mod durability;
 mod egress;
+mod hosted;
 mod keys;
 mod leader;
 mod memory;

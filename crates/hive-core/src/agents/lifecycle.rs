@@ -10,6 +10,7 @@ use crate::kernel::caller::{Caller, RequestMeta};
 use crate::kernel::egress::{Egress, Purpose};
 use crate::kernel::jobs::{Job, JobContext};
 use crate::vault::secrets::SecretService;
+use super::hosted::HostedAgents;
 use async_trait::async_trait;
 use hive_egress::{CallLimits, EgressRequest};
 use hive_proto::SharedClock;
@@ -29,7 +30,7 @@ pub const HEALTH_EVERY: Duration = Duration::from_secs(60);
 /// Whether a status change applies whatever the status is now, or only while it is still the
 /// one read before the change was decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Guard {
+pub(crate) enum Guard {
     Any,
     WhileUnchanged,
 }
@@ -41,9 +42,18 @@ pub struct AgentLifecycle {
     store: Arc<dyn Store>,
     egress: Arc<Egress>,
     secrets: Arc<SecretService>,
-    bus: Arc<EventBus>,
-    auditor: Auditor,
-    clock: SharedClock,
+    board: StatusBoard,
+    /// Hosted agents start, stop and are watched there.
+    hosted: Arc<HostedAgents>,
+}
+
+/// Where agents' statuses change: stored with their audit record, announced on the bus.
+#[derive(Debug, Clone)]
+pub struct StatusBoard {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<EventBus>,
+    pub auditor: Auditor,
+    pub clock: SharedClock,
 }
 
 impl AgentLifecycle {
@@ -54,19 +64,25 @@ impl AgentLifecycle {
         bus: Arc<EventBus>,
         auditor: Auditor,
         clock: SharedClock,
+        hosted: Arc<HostedAgents>,
     ) -> Self {
         Self {
+            board: StatusBoard {
+                store: Arc::clone(&store),
+                bus,
+                auditor,
+                clock,
+            },
             store,
             egress,
             secrets,
-            bus,
-            auditor,
-            clock,
+            hosted,
         }
     }
 
-    fn now(&self) -> time::OffsetDateTime {
-        hive_store::truncate_to_micros(self.clock.now())
+    /// The hosted agents this lifecycle starts and stops.
+    pub fn hosted(&self) -> &Arc<HostedAgents> {
+        &self.hosted
     }
 
     /// Starts the caller's agent (an admin: anyone's): `starting`, then `ready` when the probe
@@ -78,7 +94,11 @@ impl AgentLifecycle {
         meta: &RequestMeta,
     ) -> Result<AgentRow, AgentError> {
         let agent = self.owned(caller, id).await?;
-        self.change(
+        if agent.kind == AgentKind::Hosted {
+            return self.hosted.start(caller, &agent, meta).await;
+        }
+        self.board
+            .change(
             &agent,
             AgentStatus::Starting,
             "",
@@ -97,7 +117,8 @@ impl AgentLifecycle {
             ..agent
         };
         // A stop that came during the probe stands.
-        self.change(
+        self.board
+            .change(
             &starting,
             status,
             &detail,
@@ -118,7 +139,11 @@ impl AgentLifecycle {
         meta: &RequestMeta,
     ) -> Result<AgentRow, AgentError> {
         let agent = self.owned(caller, id).await?;
-        self.change(
+        if agent.kind == AgentKind::Hosted {
+            return self.hosted.stop(caller, &agent, meta).await;
+        }
+        self.board
+            .change(
             &agent,
             AgentStatus::Stopped,
             "",
@@ -142,7 +167,10 @@ impl AgentLifecycle {
         loop {
             let agents = self.store.agents().list(None, &page).await?;
             for agent in &agents.items {
-                if !matches!(agent.status, AgentStatus::Ready | AgentStatus::Error) {
+                // Hosted agents have a watchdog of their own, on the replica that runs them.
+                if agent.kind == AgentKind::Hosted
+                    || !matches!(agent.status, AgentStatus::Ready | AgentStatus::Error)
+                {
                     continue;
                 }
                 let probed = self.probe(agent, &actor, &meta).await;
@@ -154,6 +182,7 @@ impl AgentLifecycle {
                 // A start, stop or another watchdog pass during the probe wins over it.
                 if let Some((status, detail)) = next
                     && self
+                        .board
                         .change(
                             agent,
                             status,
@@ -186,63 +215,6 @@ impl AgentLifecycle {
             .ok_or(AgentError::NotFound)
     }
 
-    /// Stores `status` (audited as `action`, in the same transaction) and announces it.
-    /// `Ok(false)` when the guard found the status changed since `agent` was read (nothing is
-    /// written or announced then).
-    #[allow(clippy::too_many_arguments)]
-    async fn change(
-        &self,
-        agent: &AgentRow,
-        status: AgentStatus,
-        detail: &str,
-        principal: &Principal,
-        action: AuditAction,
-        meta: &RequestMeta,
-        guard: Guard,
-    ) -> Result<bool, AgentError> {
-        let entry = AuditEvent {
-            principal: principal.clone(),
-            action,
-            target: Some(format!("agent:{}", agent.id)),
-            outcome: AuditOutcome::Success,
-            detail: serde_json::json!({
-                "name": agent.name,
-                "from": agent.status.as_str(),
-                "to": status.as_str(),
-                "reason": detail,
-            }),
-        };
-        let record = self.auditor.in_transaction(entry, meta);
-        let agents = self.store.agents();
-        let audit = Some(record.append());
-        let stored = match guard {
-            Guard::Any => {
-                agents
-                    .set_status(agent.id, status, detail, self.now(), audit)
-                    .await?
-            }
-            Guard::WhileUnchanged => {
-                let from = agent.status;
-                agents
-                    .set_status_from(agent.id, from, status, detail, self.now(), audit)
-                    .await?
-            }
-        };
-        if !stored {
-            // Gone, or (guarded) moved on meanwhile: the newer state stands.
-            return match guard {
-                Guard::Any => Err(AgentError::NotFound),
-                Guard::WhileUnchanged => Ok(false),
-            };
-        }
-        let event = crate::agents::events::status_changed(agent, status);
-        if let Err(error) = self.bus.publish(event, meta.request_id.as_deref()).await {
-            // The status is stored; subscribers that missed the event read it on their next look.
-            tracing::warn!(%error, "cannot announce an agent's status on the bus");
-        }
-        Ok(true)
-    }
-
     /// Whether the agent can be reached; the reason (safe to show) when not.
     async fn probe(
         &self,
@@ -257,6 +229,8 @@ impl AgentLifecycle {
         };
         let (request, key_refusal_matters) = match agent.kind {
             AgentKind::Conformance => return Ok(()),
+            // Never probed here: the hosted agents' own watchdog watches them.
+            AgentKind::Hosted => return Ok(()),
             AgentKind::Remote => {
                 let settings: RemoteSettings = serde_json::from_str(&agent.runtime)
                     .map_err(|_| "the stored settings do not read".to_owned())?;
@@ -310,6 +284,66 @@ impl AgentLifecycle {
             None => Ok(request),
         }
     }
+}
+
+impl StatusBoard {
+    /// Stores `status` (audited as `action`, in the same transaction) and announces it.
+    /// `Ok(false)` when the guard found the status changed since `agent` was read (nothing is
+    /// written or announced then).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn change(
+        &self,
+        agent: &AgentRow,
+        status: AgentStatus,
+        detail: &str,
+        principal: &Principal,
+        action: AuditAction,
+        meta: &RequestMeta,
+        guard: Guard,
+    ) -> Result<bool, AgentError> {
+        let entry = AuditEvent {
+            principal: principal.clone(),
+            action,
+            target: Some(format!("agent:{}", agent.id)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({
+                "name": agent.name,
+                "from": agent.status.as_str(),
+                "to": status.as_str(),
+                "reason": detail,
+            }),
+        };
+        let record = self.auditor.in_transaction(entry, meta);
+        let agents = self.store.agents();
+        let audit = Some(record.append());
+        let stored = match guard {
+            Guard::Any => {
+                agents
+                    .set_status(agent.id, status, detail, hive_store::truncate_to_micros(self.clock.now()), audit)
+                    .await?
+            }
+            Guard::WhileUnchanged => {
+                let from = agent.status;
+                agents
+                    .set_status_from(agent.id, from, status, detail, hive_store::truncate_to_micros(self.clock.now()), audit)
+                    .await?
+            }
+        };
+        if !stored {
+            // Gone, or (guarded) moved on meanwhile: the newer state stands.
+            return match guard {
+                Guard::Any => Err(AgentError::NotFound),
+                Guard::WhileUnchanged => Ok(false),
+            };
+        }
+        let event = crate::agents::events::status_changed(agent, status);
+        if let Err(error) = self.bus.publish(event, meta.request_id.as_deref()).await {
+            // The status is stored; subscribers that missed the event read it on their next look.
+            tracing::warn!(%error, "cannot announce an agent's status on the bus");
+        }
+        Ok(true)
+    }
+
 }
 
 /// The `Authorization: Bearer …` value of the agent owner's secret `secret_id` (none without

@@ -8,9 +8,7 @@
 //! Below: kernel, vault (credentials by secret id), identity (callers).
 
 mod activity;
-pub mod bundle;
 pub mod cache;
-pub mod channel;
 pub mod conformance;
 mod error;
 pub mod events;
@@ -22,10 +20,10 @@ mod registry;
 
 pub use activity::{AgentCall, DEFAULT_USAGE_DAYS, call_actions};
 pub use error::AgentError;
-pub(crate) use registry::check_url;
+pub(crate) use registry::{check_url, checked_skills};
 
 pub use registry::{
-    AgentChange, Agents, ConformanceSettings, DEFAULT_LIMITS, LlmSettings, MAX_DESCRIPTION_CHARS,
+    AgentChange, Agents, ConformanceSettings, DEFAULT_LIMITS, HostedSettings, LlmSettings, MAX_DESCRIPTION_CHARS,
     MAX_NAME_CHARS, MAX_SKILLS, MAX_SYSTEM_PROMPT_CHARS, NewAgent, RemoteSettings, Skill,
     skills_of, visible_to,
 };

@@ -70,6 +70,11 @@ pub struct LlmSettings {
 #[serde(deny_unknown_fields)]
 pub struct ConformanceSettings {}
 
+/// `hosted`: code Hive runs; what it runs and with what comes from its bundle's manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostedSettings {}
+
 /// A registration as the caller gave it.
 #[derive(Debug, Clone)]
 pub struct NewAgent {
@@ -284,6 +289,11 @@ impl Agents {
                     serde_json::from_value(runtime.clone()).map_err(invalid)?;
                 (serde_json::to_string(&settings), Vec::new())
             }
+            AgentKind::Hosted => {
+                let settings: HostedSettings =
+                    serde_json::from_value(runtime.clone()).map_err(invalid)?;
+                (serde_json::to_string(&settings), Vec::new())
+            }
         };
         for secret_id in secrets {
             if self
@@ -431,7 +441,7 @@ fn check_llm(settings: &LlmSettings) -> Result<(), AgentError> {
     Ok(())
 }
 
-fn checked_skills(skills: &[Skill]) -> Result<String, AgentError> {
+pub(crate) fn checked_skills(skills: &[Skill]) -> Result<String, AgentError> {
     if skills.is_empty() || skills.len() > MAX_SKILLS {
         return Err(AgentError::Invalid(format!(
             "an agent has 1 to {MAX_SKILLS} skills"

@@ -16,6 +16,7 @@ mod calls;
 mod card;
 pub mod conversations;
 mod discards;
+mod hosted;
 mod limits;
 mod llm_agent;
 mod local;
@@ -24,6 +25,7 @@ mod refusals;
 mod remote;
 mod send;
 mod tasks;
+mod upstream;
 
 pub use book::StreamItem;
 pub use calls::{CallStream, MAX_ERROR_MESSAGE_CHARS};
@@ -92,6 +94,7 @@ pub struct Gateway {
     push: Arc<crate::gateway::push::PushConfigs>,
     llm: Arc<crate::agents::llm::LlmClient>,
     usage: Arc<crate::agents::llm::UsageMeter>,
+    hosted: Arc<crate::agents::hosted::HostedAgents>,
     limiter: Arc<dyn RateLimiter>,
     book: Arc<TaskBook>,
     settings: A2aConfig,
@@ -117,6 +120,8 @@ pub struct GatewayParts {
     pub push: Arc<crate::gateway::push::PushConfigs>,
     pub llm: Arc<crate::agents::llm::LlmClient>,
     pub usage: Arc<crate::agents::llm::UsageMeter>,
+    /// The hosted agents, and where each runs.
+    pub hosted: Arc<crate::agents::hosted::HostedAgents>,
     pub limiter: Arc<dyn RateLimiter>,
     pub tasks: Arc<dyn TaskStore>,
     pub task_events: Arc<TaskEvents>,
@@ -152,6 +157,7 @@ impl Gateway {
             push: parts.push,
             llm: parts.llm,
             usage: parts.usage,
+            hosted: parts.hosted,
             settings: parts.settings,
             base: CardBase {
                 base_url: parts.base_url.trim_end_matches('/').to_owned(),

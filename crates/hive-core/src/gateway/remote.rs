@@ -8,17 +8,19 @@ use super::book::{Entry, StoredTask, TaskBook, Upstream, ends_stream, shaped};
 use super::{Ctx, GatewayError, Refused, Reply, StreamItem, failed, unary};
 use crate::agents::RemoteSettings;
 use crate::agents::lifecycle::bearer_credential;
-use crate::kernel::egress::{Egress, Purpose};
-use hive_a2a::client::{Body, HttpRequest, HttpResponse, Transport, TransportError};
+use crate::kernel::egress::Purpose;
+use super::upstream::{EgressTransport, UpstreamBody, UpstreamTransport};
+use hive_a2a::client::TransportError;
 use hive_a2a::client::{Client, ClientError, EventStream};
 use hive_a2a::error::{ErrorCode, RpcError};
 use hive_a2a::jsonrpc::{Call, Limits, Outcome, Version};
 use hive_a2a::state_machine;
 use hive_a2a::v1::{self, SendMessageRequest};
 use hive_a2a::v1::{Message, StreamResponse, Task};
-use hive_egress::{CallLimits, EgressRequest, EgressResponse};
+use hive_egress::CallLimits;
+use hive_proto::agents::AgentKind;
 use hive_store::AgentRow;
-use http::{HeaderName, HeaderValue, Method, header};
+use http::HeaderValue;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
@@ -30,62 +32,6 @@ const STREAM_BUFFER: usize = 64;
 
 /// The largest answer (or stream event) of an upstream agent.
 pub(crate) const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
-
-/// The A2A client's way out: Hive's egress guard, with the agent's credential.
-pub(crate) struct EgressTransport {
-    pub egress: Arc<Egress>,
-    pub authorization: Option<HeaderValue>,
-    pub limits: CallLimits,
-    pub purpose: Purpose,
-}
-
-pub(crate) struct EgressBody(EgressResponse);
-
-impl Body for EgressBody {
-    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
-        self.0
-            .chunk()
-            .await
-            .map(|chunk| chunk.map(|bytes| bytes.to_vec()))
-            .map_err(|error| TransportError(error.kind().to_owned()))
-    }
-}
-
-impl Transport for EgressTransport {
-    type Body = EgressBody;
-
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse<EgressBody>, TransportError> {
-        let method = Method::from_bytes(request.method.as_bytes())
-            .map_err(|_| TransportError("bad method".into()))?;
-        let mut outgoing = EgressRequest::new(method, request.url).body(request.body);
-        for (name, value) in request.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| TransportError("bad header name".into()))?;
-            let value =
-                HeaderValue::from_str(&value).map_err(|_| TransportError("bad header".into()))?;
-            outgoing = outgoing.header(name, value);
-        }
-        if let Some(authorization) = &self.authorization {
-            outgoing = outgoing.header(header::AUTHORIZATION, authorization.clone());
-        }
-        let response = self
-            .egress
-            .send(outgoing, &self.limits, &self.purpose)
-            .await
-            .map_err(|error| TransportError(error.kind().to_owned()))?;
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        Ok(HttpResponse {
-            status: response.status().as_u16(),
-            content_type,
-            body: EgressBody(response),
-        })
-    }
-}
 
 /// The context id Hive sends upstream for a caller's context: the same caller, agent and
 /// context always give the same id, and no two callers share one.
@@ -165,6 +111,9 @@ impl super::Gateway {
         ctx: &Ctx<'_>,
         agent: &AgentRow,
     ) -> Result<RemoteAgent, RpcError> {
+        if agent.kind == AgentKind::Hosted {
+            return self.hosted_client(agent).await;
+        }
         let settings: RemoteSettings =
             serde_json::from_str(&agent.runtime).map_err(|_| super::internal())?;
         let authorization = bearer_credential(
@@ -186,7 +135,7 @@ impl super::Gateway {
             Version::V0_3
         };
         let timeout = Duration::from_secs(u64::from(agent.limits.timeout_seconds.max(1)));
-        let transport = EgressTransport {
+        let transport = UpstreamTransport::Egress(EgressTransport {
             egress: Arc::clone(&self.egress),
             authorization,
             limits: CallLimits::new(timeout, MAX_RESPONSE_BYTES),
@@ -195,7 +144,7 @@ impl super::Gateway {
                 feature: "a2a_remote",
                 meta: ctx.meta.clone(),
             },
-        };
+        });
         let client = Client::new(transport, settings.url, version).with_limits(Limits {
             max_body_bytes: usize::try_from(MAX_RESPONSE_BYTES).unwrap_or(usize::MAX),
             ..Limits::default()
@@ -530,6 +479,24 @@ impl Scrubber {
         })
     }
 
+    /// The given secret values (a hosted agent's), longest first.
+    pub(crate) fn of_values(values: &[Zeroizing<String>]) -> Self {
+        let mut secrets: Vec<Zeroizing<String>> = values
+            .iter()
+            .filter(|value| !value.trim().is_empty())
+            .cloned()
+            .collect();
+        secrets.sort_by(|a, b| {
+            b.len()
+                .cmp(&a.len())
+                .then_with(|| a.as_str().cmp(b.as_str()))
+        });
+        secrets.dedup();
+        Self {
+            secrets: Arc::new(secrets),
+        }
+    }
+
     fn text(&self, text: &mut String) {
         for secret in self.secrets.iter() {
             if text.contains(secret.as_str()) {
@@ -576,11 +543,15 @@ impl Scrubber {
 /// remote call goes through here, so nothing an agent says reaches a caller, the task store,
 /// a push delivery or a log line unscrubbed, and its errors come back in Hive's words.
 pub(crate) struct RemoteAgent {
-    client: Client<EgressTransport>,
+    client: Client<UpstreamTransport>,
     scrub: Scrubber,
 }
 
 impl RemoteAgent {
+    pub(super) fn new(client: Client<UpstreamTransport>, scrub: Scrubber) -> Self {
+        Self { client, scrub }
+    }
+
     async fn call(&self, call: &Call) -> Result<Outcome, RpcError> {
         let outcome = self.client.call(call).await.map_err(upstream_error)?;
         if self.scrub.secrets.is_empty() {
@@ -605,7 +576,7 @@ impl RemoteAgent {
 
 /// An upstream event stream whose events are scrubbed and whose errors are Hive's.
 pub(crate) struct ScrubbedStream {
-    events: EventStream<EgressBody>,
+    events: EventStream<UpstreamBody>,
     scrub: Scrubber,
 }
 

@@ -138,7 +138,7 @@ impl Gateway {
                 self.send_conformance(owner, &agent, send, existing, streaming)
                     .await
             }
-            AgentKind::Remote => {
+            AgentKind::Remote | AgentKind::Hosted => {
                 self.send_remote(ctx, &agent, send, existing, streaming)
                     .await
             }

@@ -78,6 +78,12 @@ impl Egress {
             .set_allowlist(self.operator_allowlist.merged(admin));
     }
 
+    /// The client itself (clones share the allowlist, so an admin's change reaches them):
+    /// hosted agents' proxies check with it.
+    pub fn client(&self) -> EgressClient {
+        self.client.clone()
+    }
+
     /// The operator's list (from the environment), read-only at run time.
     pub fn operator_allowlist(&self) -> &Allowlist {
         &self.operator_allowlist

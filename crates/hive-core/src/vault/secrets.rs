@@ -9,7 +9,7 @@ use crate::kernel::caller::{Caller, RequestMeta};
 use crate::vault::{Vault, VaultFailure};
 use hive_crypto::vault::{Context, MasterKey, Sealed};
 use hive_proto::SharedClock;
-use hive_store::{AuditOutcome, Page, PageRequest, SecretRow, Store, StoreError};
+use hive_store::{AuditOutcome, MAX_PAGE_SIZE, Page, PageRequest, SecretRow, Store, StoreError};
 use std::sync::Arc;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -333,6 +333,52 @@ impl SecretService {
         metrics::counter!("hive_secret_uses_total", "feature" => feature).increment(1);
         tracing::debug!(secret = %secret.id, version = secret.version, feature, "secret used");
         Ok(Some(value))
+    }
+
+    /// The names of all of `owner_id`'s secrets.
+    pub(crate) async fn names_of(
+        &self,
+        owner_id: Uuid,
+    ) -> Result<std::collections::HashSet<String>, SecretError> {
+        let mut names = std::collections::HashSet::new();
+        let mut page = PageRequest::first(MAX_PAGE_SIZE)
+            .map_err(|error| SecretError::Internal(error.to_string()))?;
+        loop {
+            let secrets = self.store.secrets().list(Some(owner_id), &page).await?;
+            names.extend(secrets.items.into_iter().map(|secret| secret.name));
+            match secrets.next_cursor {
+                Some(cursor) => {
+                    page = PageRequest::new(MAX_PAGE_SIZE, Some(&cursor))
+                        .map_err(|error| SecretError::Internal(error.to_string()))?;
+                }
+                None => return Ok(names),
+            }
+        }
+    }
+
+    /// [`Self::value_for_use`] of `owner_id`'s secret named `name` (a hosted agent's manifest
+    /// names its secrets), or `None` when the owner has none of that name.
+    pub(crate) async fn value_by_name(
+        &self,
+        owner_id: Uuid,
+        name: &str,
+        feature: &'static str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, SecretError> {
+        let mut page = PageRequest::first(MAX_PAGE_SIZE)
+            .map_err(|error| SecretError::Internal(error.to_string()))?;
+        loop {
+            let secrets = self.store.secrets().list(Some(owner_id), &page).await?;
+            if let Some(secret) = secrets.items.iter().find(|secret| secret.name == name) {
+                return self.value_for_use(owner_id, secret.id, feature).await;
+            }
+            match secrets.next_cursor {
+                Some(cursor) => {
+                    page = PageRequest::new(MAX_PAGE_SIZE, Some(&cursor))
+                        .map_err(|error| SecretError::Internal(error.to_string()))?;
+                }
+                None => return Ok(None),
+            }
+        }
     }
 
     /// `Bearer <value>` of the owner's secret `id` (trimmed), marked sensitive so the HTTP stack

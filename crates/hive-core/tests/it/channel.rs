@@ -10,7 +10,7 @@ use hive_a2a::v1::{
     GetTaskRequest, Message, Part, PartContent, Role, SendMessageRequest, SendMessageResponse,
     StreamResponse, TaskState,
 };
-use hive_core::agents::channel::ChannelTransport;
+use hive_core::agents::hosted::channel::ChannelTransport;
 use std::path::Path;
 use std::time::Duration;
 

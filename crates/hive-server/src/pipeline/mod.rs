@@ -20,7 +20,6 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use http::{HeaderName, header};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::map_request_body::MapRequestBodyLayer;
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
@@ -45,8 +44,8 @@ pub(crate) fn apply(routes: Router, state: &AppState) -> Router {
         .layer(CatchPanicLayer::custom(render::panic_response))
         .layer(from_fn_with_state(state.clone(), request_head::check))
         .layer(from_fn_with_state(state.clone(), timeout::limit_time))
-        .layer(RequestBodyLimitLayer::new(settings.body_limit))
         .layer(MapRequestBodyLayer::new(axum::body::Body::new))
+        .layer(from_fn_with_state(settings.body_limit, body::limit_body))
         .layer(from_fn(body::require_json))
         .layer(from_fn_with_state(state.clone(), client_ip::resolve))
         .layer(from_fn_with_state(state.clone(), cors::apply))

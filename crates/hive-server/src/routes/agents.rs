@@ -21,7 +21,7 @@ use hive_store::{AgentLimits, AgentRow};
 use http::StatusCode;
 use uuid::Uuid;
 
-fn view(agent: &AgentRow) -> AgentView {
+pub(super) fn view(agent: &AgentRow) -> AgentView {
     AgentView {
         id: agent.id.to_string(),
         owner_id: agent.owner_id.to_string(),
@@ -128,6 +128,8 @@ pub async fn delete(
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     state.hive.agents.delete(&caller, id, &meta).await?;
+    // A hosted agent's sandbox ends here and its files go (other replicas sweep theirs).
+    state.hive.agent_lifecycle.hosted().remove(id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

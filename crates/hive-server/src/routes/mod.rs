@@ -9,6 +9,7 @@ mod auth;
 mod conversations;
 mod events;
 mod health;
+mod hosted;
 mod mesh;
 mod mfa;
 mod oidc;
@@ -202,6 +203,15 @@ fn routes_declared() -> Vec<Route> {
         route(M::GET, "/api/v1/agents/{id}/usage", OPERATOR, None, agents::usage).owned(),
         route(M::GET, "/api/v1/agents/{id}/calls", OPERATOR, None, agents::calls).owned(),
         route(M::DELETE, "/api/v1/agents/{id}", OPERATOR, None, agents::delete).owned(),
+        route(M::PUT, "/api/v1/agents/{id}/bundle", OPERATOR, None, hosted::push_bundle).owned(),
+        route(M::GET, "/api/v1/agents/{id}/bundles", OPERATOR, None, hosted::bundles).owned(),
+        route(M::POST, "/api/v1/agents/{id}/bundle/rollback", OPERATOR, None, hosted::rollback).owned(),
+        route(M::POST, "/api/v1/agents/{id}/restart", OPERATOR, None, hosted::restart).owned(),
+        route(M::POST, "/api/v1/agents/{id}/pause", OPERATOR, None, hosted::pause).owned(),
+        route(M::POST, "/api/v1/agents/{id}/resume", OPERATOR, None, hosted::resume).owned(),
+        route(M::GET, "/api/v1/agents/{id}/logs", OPERATOR, None, hosted::logs).owned(),
+        route(M::GET, "/api/v1/agents/{id}/logs/stream", OPERATOR, None, hosted::follow).owned(),
+        route(M::GET, "/api/v1/agents/{id}/stats", OPERATOR, None, hosted::stats).owned(),
         // A2A: cards are public (what they list depends on the caller); calls need the
         // execute scope and at least A2A_JSONRPC_MIN_ROLE (checked by the handler).
         route(M::GET, "/.well-known/agent-card.json", PUBLIC, Some("a2a"), a2a::instance_card),

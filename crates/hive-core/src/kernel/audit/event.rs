@@ -154,6 +154,13 @@ audit_actions! {
     AgentStop => "agent.stop",
     AgentStatus => "agent.status",
     AgentHealth => "agent.health",
+    AgentRestart => "agent.restart",
+    AgentPause => "agent.pause",
+    AgentResume => "agent.resume",
+    /// A hosted agent's program ended without being stopped (its watchdog restarts it).
+    AgentExited => "agent.exited",
+    AgentBundlePush => "agent.bundle.push",
+    AgentBundleRollback => "agent.bundle.rollback",
     ConversationDelete => "conversation.delete",
     A2aCall => "a2a.call",
     A2aPushConfigSet => "a2a.push_config.set",

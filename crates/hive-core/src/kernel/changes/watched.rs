@@ -163,6 +163,10 @@ impl Store for WatchedStore {
         self.inner.conversations()
     }
 
+    fn hosted(&self) -> &dyn hive_store::HostedRepo {
+        self.inner.hosted()
+    }
+
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {
         self.inner.leader_lease(name).await
     }

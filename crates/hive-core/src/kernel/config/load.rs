@@ -8,7 +8,7 @@ use super::secret_rules::check_secrets;
 use super::sources::{ConfigError, EnvSource, Sources, invalid, read_toml};
 use super::spec;
 use super::{
-    ClientIpSource, Config, DatabaseConfig, DatabaseUrl, EgressSettings, Environment, HttpConfig,
+    ClientIpSource, Config, DatabaseConfig, DatabaseUrl, EgressSettings, Environment, HttpConfig, SandboxConfig,
     JobsConfig, LogConfig, LogFormat, SmtpConfig, SuppliedSecrets, TaskStoreKind,
 };
 use crate::kernel::config::MfaPolicy;
@@ -233,6 +233,41 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         .unwrap_or(90),
     };
 
+    let sandbox = SandboxConfig {
+        enabled: src.parsed("HIVE_SANDBOX", true, |raw| match raw {
+            "process" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        })?,
+        bwrap: PathBuf::from(
+            src.value("HIVE_SANDBOX_BWRAP")?
+                .unwrap_or_else(|| "/usr/bin/bwrap".to_owned()),
+        ),
+        max_running: u32::try_from(src.integer("HIVE_SANDBOX_MAX_RUNNING", 32, 1, 4096)?)
+            .unwrap_or(32),
+        max_per_user: u32::try_from(src.integer("HIVE_SANDBOX_MAX_PER_USER", 8, 1, 4096)?)
+            .unwrap_or(8),
+        log_bytes: src.integer("HIVE_SANDBOX_LOG_BYTES", 4 << 20, 64 << 10, 1 << 30)?,
+        stop_grace: src.seconds("HIVE_SANDBOX_STOP_GRACE_SECONDS", 10, 0, 300)?,
+        node_url: match src.value("HIVE_NODE_URL")? {
+            None => None,
+            Some(raw) => Some(
+                Url::parse(raw.trim())
+                    .ok()
+                    .filter(|url| {
+                        matches!(url.scheme(), "http" | "https")
+                            && url.host_str().is_some()
+                            && url.username().is_empty()
+                            && url.password().is_none()
+                    })
+                    .ok_or_else(|| {
+                        invalid("HIVE_NODE_URL", "an http or https URL without credentials")
+                    })?,
+            ),
+        },
+        init_program: None,
+    };
+
     // Defaults derived from other values are shown as they came out.
     for line in &mut src.report {
         match (line.name.as_str(), line.source, &database.url) {
@@ -275,6 +310,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         mfa_required,
         smtp,
         jobs,
+        sandbox,
         warnings,
         report: src.report,
     })

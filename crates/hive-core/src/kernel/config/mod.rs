@@ -368,6 +368,32 @@ pub struct NatsConfig {
     pub dedup_window: Duration,
 }
 
+/// Hosted agents: where and how their code runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// `HIVE_SANDBOX` (default `process`; `off`: hosted agents cannot start on this replica).
+    pub enabled: bool,
+    /// `HIVE_SANDBOX_BWRAP` (default `/usr/bin/bwrap`).
+    pub bwrap: PathBuf,
+    /// `HIVE_SANDBOX_MAX_RUNNING` (default 32, 1..=4096): hosted agents running on this replica.
+    pub max_running: u32,
+    /// `HIVE_SANDBOX_MAX_PER_USER` (default 8, 1..=4096): one account's hosted agents running
+    /// at once, on all replicas together.
+    pub max_per_user: u32,
+    /// `HIVE_SANDBOX_LOG_BYTES` (default 4 MiB, 64 KiB..=1 GiB): each agent's output kept on
+    /// disk.
+    pub log_bytes: u64,
+    /// `HIVE_SANDBOX_STOP_GRACE_SECONDS` (default 10, 0..=300): between the stop signal and
+    /// the kill.
+    pub stop_grace: Duration,
+    /// `HIVE_NODE_URL`: where the other replicas reach this one's API (calls to the hosted
+    /// agents it runs are forwarded there); none in the embedded shape.
+    pub node_url: Option<Url>,
+    /// The sandboxes' init program: the `hive` binary sets itself here (run as
+    /// `hive sandbox-init`); without one, hosted agents cannot run in this process.
+    pub init_program: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `HIVE_ENV`.
@@ -405,6 +431,8 @@ pub struct Config {
     /// `SMTP_URL` and `SMTP_FROM`: password-reset mail (off when unset).
     pub smtp: Option<SmtpConfig>,
     pub jobs: JobsConfig,
+    /// `HIVE_SANDBOX*` and `HIVE_NODE_URL`: hosted agents.
+    pub sandbox: SandboxConfig,
     /// `HIVE_EGRESS_FETCH_*`: what outbound requests may reach.
     pub egress: EgressSettings,
     /// `OIDC_*`: single sign-on providers.

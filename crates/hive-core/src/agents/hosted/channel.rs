@@ -15,27 +15,59 @@ use tokio::net::UnixStream;
 /// How long connecting may take: the agent is on this host.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The URL the channel's requests name (the socket is the destination; this is their Host).
+pub const CHANNEL_URL: &str = "http://agent/";
+
 /// The A2A client's way to a hosted agent: one connection a request to its socket.
 #[derive(Debug, Clone)]
 pub struct ChannelTransport {
     socket: PathBuf,
+    /// How long a whole exchange may take, answer read to its end included.
+    timeout: Option<Duration>,
 }
 
 impl ChannelTransport {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
         Self {
             socket: socket.into(),
+            timeout: None,
         }
+    }
+
+    /// Each exchange ends, failed, `timeout` after it began (an agent that never answers, or
+    /// never ends its stream, holds nothing for longer).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 }
 
 /// An answer's body as it arrives from the agent.
-pub struct ChannelBody(Incoming);
+pub struct ChannelBody {
+    incoming: Incoming,
+    deadline: Option<tokio::time::Instant>,
+}
+
+fn timed_out() -> TransportError {
+    TransportError("channel: the agent's call timeout passed".into())
+}
 
 impl Body for ChannelBody {
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
+        match self.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, self.next_frame())
+                .await
+                .map_err(|_| timed_out())?,
+            None => self.next_frame().await,
+        }
+    }
+}
+
+impl ChannelBody {
+    async fn next_frame(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
         loop {
-            match self.0.frame().await {
+            match self.incoming.frame().await {
                 None => return Ok(None),
                 Some(Err(error)) => return Err(TransportError(format!("channel: {error}"))),
                 Some(Ok(frame)) => {
@@ -91,11 +123,17 @@ impl Transport for ChannelTransport {
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        // How long the answer may take is the caller's to bound (the agent's call timeout).
-        let response = sender
-            .send_request(outgoing)
-            .await
-            .map_err(|error| failed("sending", error))?;
+        let deadline = self
+            .timeout
+            .map(|timeout| tokio::time::Instant::now() + timeout);
+        let sent = sender.send_request(outgoing);
+        let response = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, sent)
+                .await
+                .map_err(|_| timed_out())?,
+            None => sent.await,
+        }
+        .map_err(|error| failed("sending", error))?;
         let content_type = response
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -105,7 +143,10 @@ impl Transport for ChannelTransport {
         Ok(HttpResponse {
             status: response.status().as_u16(),
             content_type,
-            body: ChannelBody(response.into_body()),
+            body: ChannelBody {
+                incoming: response.into_body(),
+                deadline,
+            },
         })
     }
 }

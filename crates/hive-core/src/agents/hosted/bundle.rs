@@ -171,6 +171,7 @@ fn reserved_variable(name: &str) -> bool {
     upper.starts_with("HIVE_")
         || upper.starts_with("LD_")
         || upper.ends_with("_PROXY")
+        || upper.starts_with("SSL_CERT_")
         || ["PATH", "HOME", "TMPDIR", "PYTHONPATH", "PYTHONHOME"].contains(&upper.as_str())
 }
 
@@ -211,7 +212,7 @@ pub fn parse_manifest(text: &str) -> Result<Manifest, BundleError> {
         if !environment_name(variable) || reserved_variable(variable) {
             return Err(invalid(format!(
                 "secrets: {variable:?} is not a variable a secret may fill (A-Z, 0-9 and _, \
-                 not HIVE_*, LD_*, *_PROXY, PATH, HOME, TMPDIR, PYTHONPATH or PYTHONHOME)"
+                 not HIVE_*, LD_*, SSL_CERT_*, *_PROXY, PATH, HOME, TMPDIR, PYTHONPATH or PYTHONHOME)"
             )));
         }
         if secret.trim().is_empty() || secret.chars().count() > 200 {

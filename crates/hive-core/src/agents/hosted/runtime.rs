@@ -8,7 +8,8 @@
 //! this (issue 22); this module knows nothing of callers or stores.
 
 use super::bundle::Manifest;
-use super::channel::ChannelTransport;
+use super::channel::{CHANNEL_URL, ChannelTransport};
+use super::logs::{self, LogRing, LogStream};
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, Principal};
 use crate::kernel::caller::RequestMeta;
 use hive_a2a::client::fetch_agent_card;
@@ -19,13 +20,12 @@ use hive_sandbox::{
     CHANNEL_MOUNT, ResourceLimits, Sandbox, SandboxBackend, SandboxError, SandboxExit, SandboxId,
     SandboxSpec,
 };
+use hive_proto::SharedClock;
 use hive_store::AuditOutcome;
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -33,10 +33,10 @@ use uuid::Uuid;
 pub const SANDBOX_ENV_AGENT_SOCKET: &str = "HIVE_AGENT_SOCKET";
 /// The socket's name in the channel directory.
 const AGENT_SOCKET: &str = "agent.sock";
-/// The URL the channel's requests name (the socket is the destination; this is their Host).
-const CHANNEL_URL: &str = "http://agent/";
-/// How much of the agent's latest output is kept for an error or a look.
+/// How much of the agent's latest output a failed start carries.
 const OUTPUT_TAIL_BYTES: usize = 8 * 1024;
+/// Lines of output read back for a failed start.
+const OUTPUT_TAIL_LINES: usize = 200;
 /// How long a failed start waits for the rest of the agent's output.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(1);
 /// How often the card is asked for while the agent starts.
@@ -129,6 +129,10 @@ pub struct HostedLaunch<'a> {
     pub secrets: Vec<(String, String)>,
     /// A directory of this run's own: its channel and proxy socket go there.
     pub run_dir: &'a Path,
+    /// Where what it prints is kept (its secrets' values cut out).
+    pub logs: Arc<LogRing>,
+    /// The time its output lines are stamped with.
+    pub clock: SharedClock,
 }
 
 /// Starts hosted agents on a sandbox backend.
@@ -153,6 +157,12 @@ impl HostedRuntime {
             auditor,
             protected,
         }
+    }
+
+    /// Kills and removes what sandboxes of an earlier, crashed run left (see
+    /// [`SandboxBackend::reap_leftovers`]); the ids removed.
+    pub async fn reap_leftovers(&self) -> Result<Vec<String>, SandboxError> {
+        self.backend.reap_leftovers().await
     }
 
     pub async fn start(&self, launch: HostedLaunch<'_>) -> Result<HostedAgent, HostedError> {
@@ -213,18 +223,28 @@ impl HostedRuntime {
                 return Err(error.into());
             }
         };
-        let output = Arc::new(Mutex::new(VecDeque::new()));
-        let readers: Vec<JoinHandle<()>> = [sandbox.take_stdout(), sandbox.take_stderr()]
-            .into_iter()
-            .flatten()
-            .map(|stream| tokio::spawn(keep_tail(stream, output.clone())))
-            .collect();
+        let readers: Vec<JoinHandle<()>> = [
+            (sandbox.take_stdout(), LogStream::Stdout),
+            (sandbox.take_stderr(), LogStream::Stderr),
+        ]
+        .into_iter()
+        .filter_map(|(stream, kind)| Some((stream?, kind)))
+        .map(|(stream, kind)| {
+            let clock = Arc::clone(&launch.clock);
+            let ring = Arc::clone(&launch.logs);
+            tokio::spawn(async move {
+                if let Err(error) = logs::pump(ring, kind, stream, move || clock.now()).await {
+                    tracing::warn!(error = %error.kind(), "a hosted agent's output was not all kept");
+                }
+            })
+        })
+        .collect();
         let agent = HostedAgent {
             sandbox,
             socket: channel.join(AGENT_SOCKET),
             proxy_task,
             proxy_stats,
-            output,
+            logs: Arc::clone(&launch.logs),
         };
         let timeout = Duration::from_secs(u64::from(resources.start_timeout_seconds));
         match agent.until_ready(timeout).await {
@@ -236,25 +256,25 @@ impl HostedRuntime {
                 for reader in readers {
                     let _ = tokio::time::timeout(OUTPUT_DRAIN, reader).await;
                 }
-                let output = agent.output_tail();
+                let output = agent.output_tail().await;
                 Err(HostedError::NotReady { why, output })
             }
         }
     }
 }
 
-/// Keeps the last [`OUTPUT_TAIL_BYTES`] of a stream.
-async fn keep_tail(mut stream: hive_sandbox::OutputStream, tail: Arc<Mutex<VecDeque<u8>>>) {
-    let mut chunk = [0u8; 4096];
-    while let Ok(n) = stream.read(&mut chunk).await {
-        if n == 0 {
-            break;
-        }
-        let Ok(mut kept) = tail.lock() else { break };
-        kept.extend(&chunk[..n]);
-        let excess = kept.len().saturating_sub(OUTPUT_TAIL_BYTES);
-        kept.drain(..excess);
+/// The last [`OUTPUT_TAIL_BYTES`] of the ring's last lines, as text.
+fn tail_text(logs: &LogRing) -> String {
+    let mut text = String::new();
+    for line in logs.tail(OUTPUT_TAIL_LINES).unwrap_or_default() {
+        text.push_str(&line.text);
+        text.push('\n');
     }
+    let cut = text.len().saturating_sub(OUTPUT_TAIL_BYTES);
+    let start = (cut..=text.len())
+        .find(|at| text.is_char_boundary(*at))
+        .unwrap_or(text.len());
+    text.split_off(start)
 }
 
 /// A hosted agent that answered its card on the channel.
@@ -263,7 +283,7 @@ pub struct HostedAgent {
     socket: PathBuf,
     proxy_task: JoinHandle<()>,
     proxy_stats: Arc<ProxyStats>,
-    output: Arc<Mutex<VecDeque<u8>>>,
+    logs: Arc<LogRing>,
 }
 
 impl HostedAgent {
@@ -316,20 +336,31 @@ impl HostedAgent {
         self.proxy_stats.snapshot()
     }
 
-    /// The last few kilobytes the agent printed (standard output and error, interleaved).
-    pub fn output_tail(&self) -> String {
-        let kept = self
-            .output
-            .lock()
-            .map(|kept| kept.clone())
-            .unwrap_or_default();
-        String::from_utf8_lossy(&Vec::from(kept)).into_owned()
+    /// The last few kilobytes the agent printed (standard output and error, interleaved, its
+    /// secrets cut out).
+    pub async fn output_tail(&self) -> String {
+        let logs = Arc::clone(&self.logs);
+        tokio::task::spawn_blocking(move || tail_text(&logs))
+            .await
+            .unwrap_or_default()
     }
 
     /// Stops the agent (its signal, `grace`, then everything killed) and its proxy.
-    pub async fn stop(self, grace: Duration) -> Result<SandboxExit, SandboxError> {
+    pub async fn stop(&self, grace: Duration) -> Result<SandboxExit, SandboxError> {
         let exit = self.sandbox.stop(grace).await;
         self.proxy_task.abort();
         exit
+    }
+
+    /// Kills the agent at once, and its proxy.
+    pub async fn kill(&self) -> Result<SandboxExit, SandboxError> {
+        let exit = self.sandbox.kill().await;
+        self.proxy_task.abort();
+        exit
+    }
+
+    /// Ends its proxy (the program ended by itself).
+    pub fn end_proxy(&self) {
+        self.proxy_task.abort();
     }
 }

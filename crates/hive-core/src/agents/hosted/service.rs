@@ -1,0 +1,1371 @@
+//! The hosted agents of this replica: their bundles' versions, starting and stopping them, the
+//! lease that makes one replica at a time run each, their logs and measurements, and the
+//! watchdog that restarts one that ended by itself.
+//!
+//! The database says what should run: an agent whose status is `starting`, `ready`, `paused`
+//! or `error` should be running, one `created` or `stopped` should not. Every replica
+//! reconciles with that each [`RECONCILE_EVERY`]: it renews its leases (a sandbox whose lease
+//! was lost is killed at once, its new holder runs it), stops what should not run, pauses and
+//! resumes what it holds, and starts what should run and nobody holds. So a stop asked of any
+//! replica reaches the holder, and when the holder dies another takes its agents over once
+//! their leases expire.
+
+use super::bundle::{self, MANIFEST, Manifest};
+use super::channel::ChannelTransport;
+use super::logs::{LogLine, LogPage, LogRing};
+use super::runtime::{HostedAgent, HostedError, HostedLaunch, HostedRuntime};
+use crate::agents::AgentError;
+use crate::agents::lifecycle::{Guard, StatusBoard};
+use crate::kernel::audit::{AuditAction, AuditEvent, Principal};
+use crate::kernel::caller::{Caller, RequestMeta};
+use crate::kernel::config::SandboxConfig;
+use crate::vault::secrets::SecretService;
+use hive_egress::ProxyCounts;
+use hive_proto::agents::{AgentKind, AgentStatus};
+use hive_sandbox::{ExitReason, SandboxStats};
+use hive_store::{AgentRow, AuditOutcome, BundleRow, NewBundle, PageRequest, Store};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// How often each replica reconciles its hosted agents with the database.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+/// How long a lease lasts unless renewed: a dead holder's agents move after this.
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
+/// Versions of a bundle kept per agent (the active one always among them).
+pub const BUNDLES_KEPT: u32 = 10;
+/// The watchdog's first wait before restarting an agent that ended, doubled each time it ends
+/// again, up to [`RESTART_BACKOFF_MAX`]; a run that lasted [`STABLE_RUN`] starts it over.
+const RESTART_BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(300);
+const STABLE_RUN: Duration = Duration::from_secs(600);
+/// Agents read per page while reconciling.
+const RECONCILE_PAGE: u32 = 200;
+
+/// Where the hosted agents of this replica keep their files and how they run.
+pub struct HostedParts {
+    pub store: Arc<dyn Store>,
+    pub board: StatusBoard,
+    pub secrets: Arc<SecretService>,
+    /// The runtime, or why hosted agents cannot run on this replica.
+    pub runtime: Result<HostedRuntime, String>,
+    pub config: SandboxConfig,
+    /// `<data dir>/sandboxes`.
+    pub dir: PathBuf,
+    /// This replica's name, as leases record it.
+    pub node: String,
+    /// Whether this process is the only one on its database (SQLite): any lease left is a dead
+    /// earlier run's, taken over at once.
+    pub sole_process: bool,
+}
+
+/// One agent running here.
+struct Running {
+    agent: HostedAgent,
+    owner_id: Uuid,
+    version: i64,
+    started_at: OffsetDateTime,
+    logs: Arc<LogRing>,
+    /// The values of its secrets: cut out of whatever it answers.
+    secret_values: Arc<Vec<Zeroizing<String>>>,
+    /// Set before a stop, so that its end is not taken for a crash.
+    stopping: AtomicBool,
+    paused: AtomicBool,
+}
+
+/// The watchdog's memory of an agent that keeps ending.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    failures: u32,
+    not_before: tokio::time::Instant,
+}
+
+pub struct HostedAgents {
+    store: Arc<dyn Store>,
+    board: StatusBoard,
+    secrets: Arc<SecretService>,
+    runtime: Result<HostedRuntime, String>,
+    config: SandboxConfig,
+    dir: PathBuf,
+    node: String,
+    sole_process: bool,
+    running: Mutex<HashMap<Uuid, Arc<Running>>>,
+    /// One operation at a time per agent (start, stop, pause…), whoever asks.
+    locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    backoff: Mutex<HashMap<Uuid, Backoff>>,
+    restarts: Mutex<HashMap<Uuid, u32>>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    reconciles: AtomicU32,
+}
+
+impl std::fmt::Debug for HostedAgents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostedAgents")
+            .field("node", &self.node)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a hosted agent is reached for a call.
+pub enum HostedRoute {
+    /// It runs here: its socket, and the secret values to cut out of its answers.
+    Local {
+        transport: ChannelTransport,
+        secret_values: Arc<Vec<Zeroizing<String>>>,
+    },
+    /// Another replica runs it, at this address.
+    Elsewhere { node: String, address: String },
+}
+
+/// A hosted agent's measurements.
+#[derive(Debug, Clone)]
+pub struct HostedStats {
+    pub status: AgentStatus,
+    /// The replica that runs it, if any.
+    pub node: Option<String>,
+    /// Whether the numbers below are this replica's own view of it.
+    pub measured_here: bool,
+    pub bundle_version: Option<i64>,
+    pub started_at: Option<OffsetDateTime>,
+    pub restarts: u32,
+    pub sandbox: SandboxStats,
+    pub proxy: ProxyCounts,
+}
+
+impl HostedAgents {
+    pub fn new(parts: HostedParts) -> Self {
+        Self {
+            store: parts.store,
+            board: parts.board,
+            secrets: parts.secrets,
+            runtime: parts.runtime,
+            config: parts.config,
+            dir: parts.dir,
+            node: parts.node,
+            sole_process: parts.sole_process,
+            running: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            backoff: Mutex::new(HashMap::new()),
+            restarts: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            reconciles: AtomicU32::new(0),
+        }
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        hive_store::truncate_to_micros(self.board.clock.now())
+    }
+
+    fn agent_dir(&self, id: Uuid) -> PathBuf {
+        self.dir.join(id.to_string())
+    }
+
+    fn lock_of(&self, id: Uuid) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(locks.entry(id).or_default())
+    }
+
+    fn running_here(&self, id: Uuid) -> Option<Arc<Running>> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.get(&id).cloned()
+    }
+
+    fn take_running(&self, id: Uuid) -> Option<Arc<Running>> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.remove(&id)
+    }
+
+    fn running_count(&self) -> usize {
+        self.running.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Whether hosted agents can run here, and why not.
+    pub fn unavailable_reason(&self) -> Option<&str> {
+        self.runtime.as_ref().err().map(String::as_str)
+    }
+
+    // ---- bundles ----
+
+    /// Stores a new version of the agent's bundle after checking all of it (the archive, every
+    /// path, the manifest, that the owner has the secrets it names) and makes it the one the
+    /// next start runs; the agent's description and skills become the manifest's.
+    pub async fn push_bundle(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        archive: Vec<u8>,
+        meta: &RequestMeta,
+    ) -> Result<BundleRow, AgentError> {
+        let agent = &self.owned(caller, id).await?;
+        if archive.len() as u64 > bundle::MAX_ARCHIVE_BYTES {
+            return Err(AgentError::Invalid(format!(
+                "the bundle is larger than {} bytes",
+                bundle::MAX_ARCHIVE_BYTES
+            )));
+        }
+        let sha256 = hive_crypto::sha256_hex(&archive);
+        let bundles = self.agent_dir(agent.id).join("bundles");
+        let unpacked = bundles.join(&sha256);
+        let (manifest, manifest_text) = {
+            let archive = archive.clone();
+            let unpacked = unpacked.clone();
+            tokio::task::spawn_blocking(move || unpack_once(&archive, &unpacked))
+                .await
+                .map_err(|_| AgentError::Unavailable)??
+        };
+        self.check_secrets_exist(agent.owner_id, &manifest).await?;
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::AgentBundlePush,
+            target: Some(format!("agent:{}", agent.id)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({
+                "name": agent.name,
+                "sha256": sha256,
+                "bytes": archive.len(),
+            }),
+        };
+        let record = self.board.auditor.in_transaction(entry, meta);
+        let row = self
+            .store
+            .hosted()
+            .push_bundle(
+                &NewBundle {
+                    agent_id: agent.id,
+                    sha256: &sha256,
+                    manifest: &manifest_text,
+                    archive: &archive,
+                    created_by: caller.user_id(),
+                    created_at: self.now(),
+                },
+                BUNDLES_KEPT,
+                record.append(),
+            )
+            .await?;
+        self.adopt_card(caller, agent, &manifest, meta).await?;
+        self.forget_unkept_unpacked(agent.id).await;
+        Ok(row)
+    }
+
+    /// The agent's kept versions, newest first.
+    pub async fn bundles(&self, caller: &Caller, id: Uuid) -> Result<Vec<BundleRow>, AgentError> {
+        let agent = &self.owned(caller, id).await?;
+        Ok(self.store.hosted().list_bundles(agent.id).await?)
+    }
+
+    /// Makes `version` (none: the one before the active one) the version the next start runs.
+    pub async fn rollback(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        version: Option<i64>,
+        meta: &RequestMeta,
+    ) -> Result<BundleRow, AgentError> {
+        let agent = &self.owned(caller, id).await?;
+        let kept = self.store.hosted().list_bundles(agent.id).await?;
+        let active = kept.iter().find(|row| row.active).map(|row| row.version);
+        let target = match version {
+            Some(version) => kept.iter().find(|row| row.version == version),
+            None => kept
+                .iter()
+                .find(|row| Some(row.version) < active && !row.active),
+        }
+        .cloned()
+        .ok_or(AgentError::Conflict(
+            "no such version of the bundle is kept (see the agent's bundles)",
+        ))?;
+        let manifest = bundle::parse_manifest(&target.manifest)
+            .map_err(|error| AgentError::Invalid(error.to_string()))?;
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::AgentBundleRollback,
+            target: Some(format!("agent:{}", agent.id)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({
+                "name": agent.name,
+                "from": active,
+                "to": target.version,
+                "sha256": target.sha256,
+            }),
+        };
+        let record = self.board.auditor.in_transaction(entry, meta);
+        if !self
+            .store
+            .hosted()
+            .activate_bundle(agent.id, target.version, record.append())
+            .await?
+        {
+            return Err(AgentError::Conflict(
+                "the version was removed meanwhile; read the bundles again",
+            ));
+        }
+        self.adopt_card(caller, agent, &manifest, meta).await?;
+        Ok(BundleRow {
+            active: true,
+            ..target
+        })
+    }
+
+    /// The registry's description and skills become the manifest's (its card).
+    async fn adopt_card(
+        &self,
+        caller: &Caller,
+        agent: &AgentRow,
+        manifest: &Manifest,
+        meta: &RequestMeta,
+    ) -> Result<(), AgentError> {
+        let current = self
+            .store
+            .agents()
+            .get(agent.id, None)
+            .await?
+            .ok_or(AgentError::NotFound)?;
+        let skills: Vec<hive_proto::agents::Skill> = manifest
+            .skills
+            .iter()
+            .map(|skill| hive_proto::agents::Skill {
+                id: skill.id.clone(),
+                name: skill.name.clone(),
+                description: skill.description.clone(),
+                tags: skill.tags.clone(),
+            })
+            .collect();
+        let mut next = current.clone();
+        if !manifest.description.is_empty() {
+            next.description = manifest.description.clone();
+        }
+        if !skills.is_empty() {
+            next.skills = crate::agents::checked_skills(&skills)?;
+        }
+        if next == current {
+            return Ok(());
+        }
+        next.version = current.version + 1;
+        next.updated_at = self.now();
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::AgentUpdate,
+            target: Some(format!("agent:{}", agent.id)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({
+                "name": next.name,
+                "kind": next.kind.as_str(),
+                "visibility": next.visibility.as_str(),
+                "version": next.version,
+                "from": "bundle manifest",
+            }),
+        };
+        let record = self.board.auditor.in_transaction(entry, meta);
+        // A concurrent change of the agent's settings wins; the card follows the next push.
+        self.store.agents().update(&next, record.append()).await?;
+        Ok(())
+    }
+
+    /// Every secret the manifest names is one of the owner's.
+    async fn check_secrets_exist(
+        &self,
+        owner_id: Uuid,
+        manifest: &Manifest,
+    ) -> Result<(), AgentError> {
+        let names: Vec<&String> = manifest.secrets.values().collect();
+        let found = self
+            .secrets
+            .names_of(owner_id)
+            .await
+            .map_err(|_| AgentError::Unavailable)?;
+        let missing: Vec<&str> = names
+            .iter()
+            .filter(|name| !found.contains(name.as_str()))
+            .map(|name| name.as_str())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(AgentError::Invalid(format!(
+                "the manifest names secrets the agent's owner does not have: {}",
+                missing.join(", ")
+            )))
+        }
+    }
+
+    /// Removes unpacked copies of versions no longer kept.
+    async fn forget_unkept_unpacked(&self, agent_id: Uuid) {
+        let Ok(kept) = self.store.hosted().list_bundles(agent_id).await else {
+            return;
+        };
+        let keep: Vec<String> = kept.into_iter().map(|row| row.sha256).collect();
+        let dir = self.agent_dir(agent_id).join("bundles");
+        let _ = tokio::task::spawn_blocking(move || {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !keep.contains(&name) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        })
+        .await;
+    }
+
+    // ---- lifecycle ----
+
+    /// Starts the agent here (the caller's own or, for an admin, anyone's): `ready` once its
+    /// card answers on its channel, `error` with the reason when it does not (its output is in
+    /// its logs). An agent that runs already is left running.
+    pub(crate) async fn start(
+        self: &Arc<Self>,
+        caller: &Caller,
+        agent: &AgentRow,
+        meta: &RequestMeta,
+    ) -> Result<AgentRow, AgentError> {
+        hosted_only(agent)?;
+        let lock = self.lock_of(agent.id);
+        let _held = lock.lock().await;
+        self.forget_backoff(agent.id);
+        if self.running_here(agent.id).is_some() {
+            return self.read(agent.id).await;
+        }
+        if let Some(lease) = self.live_lease_elsewhere(agent.id).await? {
+            if matches!(agent.status, AgentStatus::Ready | AgentStatus::Paused) {
+                return self.read(agent.id).await;
+            }
+            tracing::info!(agent = %agent.id, holder = %lease, "hosted agent held elsewhere");
+            return Err(AgentError::Conflict(
+                "the agent is starting on another replica",
+            ));
+        }
+        if let Err(why) = &self.runtime {
+            // Stored as wished: a replica that runs hosted agents starts it when it reconciles.
+            let detail = format!("waiting for a replica that can run it (this one: {why})");
+            self.board
+                .change(
+                    agent,
+                    AgentStatus::Starting,
+                    &detail,
+                    &caller.principal(),
+                    AuditAction::AgentStart,
+                    meta,
+                    Guard::Any,
+                )
+                .await?;
+            return self.read(agent.id).await;
+        }
+        self.check_caps(agent).await?;
+        self.launch(agent, caller.principal(), meta).await?;
+        self.read(agent.id).await
+    }
+
+    /// Stops the agent: its signal, the grace period, then everything of it killed. On another
+    /// replica than its holder, the stop is stored and the holder ends it at its next
+    /// reconciliation.
+    pub(crate) async fn stop(
+        self: &Arc<Self>,
+        caller: &Caller,
+        agent: &AgentRow,
+        meta: &RequestMeta,
+    ) -> Result<AgentRow, AgentError> {
+        hosted_only(agent)?;
+        let lock = self.lock_of(agent.id);
+        let _held = lock.lock().await;
+        self.forget_backoff(agent.id);
+        self.board
+            .change(
+                agent,
+                AgentStatus::Stopped,
+                "",
+                &caller.principal(),
+                AuditAction::AgentStop,
+                meta,
+                Guard::Any,
+            )
+            .await?;
+        self.end_here(agent.id).await;
+        self.read(agent.id).await
+    }
+
+    /// Stops and starts the agent: a new bundle version or changed settings apply.
+    pub async fn restart(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<AgentRow, AgentError> {
+        let agent = &self.owned(caller, id).await?;
+        let lock = self.lock_of(agent.id);
+        let _held = lock.lock().await;
+        self.forget_backoff(agent.id);
+        if self.running_here(agent.id).is_none()
+            && let Some(lease) = self.live_lease_elsewhere(agent.id).await?
+        {
+            tracing::info!(agent = %agent.id, holder = %lease, "restart asked of a non-holder");
+            return Err(AgentError::Conflict(
+                "the agent runs on another replica: stop it, then start it",
+            ));
+        }
+        self.end_here(agent.id).await;
+        self.check_caps(agent).await?;
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::AgentRestart,
+            target: Some(format!("agent:{}", agent.id)),
+            outcome: AuditOutcome::Success,
+            detail: serde_json::json!({ "name": agent.name }),
+        };
+        if self.board.auditor.record(entry, meta).await.is_err() {
+            return Err(AgentError::Unavailable);
+        }
+        let current = self.read(agent.id).await?;
+        self.launch(&current, caller.principal(), meta).await?;
+        self.read(agent.id).await
+    }
+
+    /// Freezes (`pause`) or thaws the agent's processes.
+    pub async fn set_paused(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: Uuid,
+        paused: bool,
+        meta: &RequestMeta,
+    ) -> Result<AgentRow, AgentError> {
+        let agent = &self.owned(caller, id).await?;
+        let lock = self.lock_of(agent.id);
+        let _held = lock.lock().await;
+        let (from, to, action) = if paused {
+            (AgentStatus::Ready, AgentStatus::Paused, AuditAction::AgentPause)
+        } else {
+            (AgentStatus::Paused, AgentStatus::Ready, AuditAction::AgentResume)
+        };
+        if agent.status != from {
+            return Err(AgentError::Conflict(if paused {
+                "only a ready agent can be paused"
+            } else {
+                "only a paused agent can be resumed"
+            }));
+        }
+        if let Some(running) = self.running_here(agent.id) {
+            freeze(&running, paused).await?;
+        }
+        // Elsewhere, the holder follows the stored status at its next reconciliation.
+        let changed = self
+            .board
+            .change(
+                agent,
+                to,
+                "",
+                &caller.principal(),
+                action,
+                meta,
+                Guard::WhileUnchanged,
+            )
+            .await?;
+        if !changed {
+            return Err(AgentError::Conflict(
+                "the agent changed meanwhile; read it again",
+            ));
+        }
+        self.read(agent.id).await
+    }
+
+    /// Ends the agent here (if it runs here) and removes its files: its bundles, runs and logs.
+    /// Called when the agent is deleted.
+    pub async fn remove(&self, agent_id: Uuid) {
+        let lock = self.lock_of(agent_id);
+        let _held = lock.lock().await;
+        self.end_here(agent_id).await;
+        self.forget_backoff(agent_id);
+        let dir = self.agent_dir(agent_id);
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&agent_id);
+    }
+
+    /// Starts `agent` here under its lease. Status: `starting`, then `ready` or `error`.
+    async fn launch(
+        self: &Arc<Self>,
+        agent: &AgentRow,
+        principal: Principal,
+        meta: &RequestMeta,
+    ) -> Result<(), AgentError> {
+        let runtime = self.runtime.as_ref().map_err(|_| {
+            AgentError::Conflict("hosted agents cannot run on this replica: its sandbox is off or unavailable (its log says why)")
+        })?;
+        if !self.take_lease(agent.id).await? {
+            return Err(AgentError::Conflict("the agent runs on another replica"));
+        }
+        self.board
+            .change(
+                agent,
+                AgentStatus::Starting,
+                "",
+                &principal,
+                AuditAction::AgentStart,
+                meta,
+                Guard::Any,
+            )
+            .await?;
+        let starting = AgentRow {
+            status: AgentStatus::Starting,
+            ..agent.clone()
+        };
+        let outcome = self.run(runtime, agent).await;
+        let (status, detail) = match outcome {
+            Ok(running) => {
+                self.running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(agent.id, Arc::clone(&running));
+                self.watch(agent.id, running);
+                (AgentStatus::Ready, String::new())
+            }
+            Err(why) => {
+                self.release_lease(agent.id).await;
+                self.note_failure(agent.id);
+                (AgentStatus::Error, why)
+            }
+        };
+        // A stop that came while it started stands (reconciliation ends what then runs).
+        self.board
+            .change(
+                &starting,
+                status,
+                &detail,
+                &principal,
+                AuditAction::AgentStatus,
+                meta,
+                Guard::WhileUnchanged,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Everything a start needs, then the start; the reason (safe to show) when it fails.
+    async fn run(&self, runtime: &HostedRuntime, agent: &AgentRow) -> Result<Arc<Running>, String> {
+        let Some((bundle_row, archive)) = self
+            .store
+            .hosted()
+            .active_bundle(agent.id)
+            .await
+            .map_err(|_| "its bundle cannot be read now".to_owned())?
+        else {
+            return Err("it has no bundle yet: upload one".to_owned());
+        };
+        let agent_dir = self.agent_dir(agent.id);
+        let unpacked = agent_dir.join("bundles").join(&bundle_row.sha256);
+        let (manifest, _) = {
+            let unpacked = unpacked.clone();
+            tokio::task::spawn_blocking(move || unpack_once(&archive, &unpacked))
+                .await
+                .map_err(|_| "its bundle could not be unpacked".to_owned())?
+                .map_err(|error| error.to_string())?
+        };
+        let secrets = self.secret_values(agent.owner_id, &manifest).await?;
+        let run_dir = agent_dir.join("run");
+        let logs_dir = agent_dir.join("logs");
+        let log_bytes = self.config.log_bytes;
+        let redactions: Vec<Zeroizing<String>> =
+            secrets.iter().map(|(_, value)| value.clone()).collect();
+        let logs = {
+            let run_dir = run_dir.clone();
+            let agent_dir = agent_dir.clone();
+            let redactions = redactions.clone();
+            tokio::task::spawn_blocking(move || -> std::io::Result<LogRing> {
+                prepare_run_dir(&agent_dir, &run_dir)?;
+                Ok(LogRing::open(&logs_dir, log_bytes)?.with_redactions(redactions))
+            })
+            .await
+            .map_err(|_| "its run directory could not be prepared".to_owned())?
+            .map_err(|error| format!("its run directory could not be prepared ({})", error.kind()))?
+        };
+        let logs = Arc::new(logs);
+        let sandbox_id = format!("agent-{}", agent.id.simple());
+        let launch = HostedLaunch {
+            agent: agent.id,
+            owner: Principal::User(agent.owner_id),
+            id: &sandbox_id,
+            bundle_dir: &unpacked,
+            manifest: &manifest,
+            secrets: secrets
+                .iter()
+                .map(|(name, value)| (name.clone(), value.to_string()))
+                .collect(),
+            run_dir: &run_dir,
+            logs: Arc::clone(&logs),
+            clock: Arc::clone(&self.board.clock),
+        };
+        match runtime.start(launch).await {
+            Ok(hosted) => Ok(Arc::new(Running {
+                agent: hosted,
+                owner_id: agent.owner_id,
+                version: bundle_row.version,
+                started_at: self.now(),
+                logs,
+                secret_values: Arc::new(redactions),
+                stopping: AtomicBool::new(false),
+                paused: AtomicBool::new(false),
+            })),
+            Err(HostedError::NotReady { why, .. }) => Err(format!(
+                "it did not become ready: {why} (its output is in its logs)"
+            )),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    /// The manifest's variables with the values of the owner's secrets it names.
+    async fn secret_values(
+        &self,
+        owner_id: Uuid,
+        manifest: &Manifest,
+    ) -> Result<Vec<(String, Zeroizing<String>)>, String> {
+        let mut values = Vec::with_capacity(manifest.secrets.len());
+        for (variable, name) in &manifest.secrets {
+            let value = self
+                .secrets
+                .value_by_name(owner_id, name, "hosted_agent")
+                .await
+                .map_err(|_| "its secrets cannot be read now".to_owned())?
+                .ok_or_else(|| format!("the secret {name:?} its manifest names is gone"))?;
+            let text = std::str::from_utf8(&value)
+                .map_err(|_| format!("the secret {name:?} is not text"))?;
+            values.push((variable.clone(), Zeroizing::new(text.to_owned())));
+        }
+        Ok(values)
+    }
+
+    /// Follows the agent until it ends; an end that no stop asked for is recorded, and the
+    /// agent restarted after its backoff.
+    fn watch(self: &Arc<Self>, agent_id: Uuid, running: Arc<Running>) {
+        let this = Arc::clone(self);
+        self.tasks.spawn(async move {
+            let exit = tokio::select! {
+                exit = running.agent.sandbox().wait() => exit,
+                () = this.shutdown.cancelled() => return,
+            };
+            if running.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let lock = this.lock_of(agent_id);
+            let _held = lock.lock().await;
+            // Only the run that ended is taken out: a newer one may have started meanwhile.
+            {
+                let mut map = this.running.lock().unwrap_or_else(|e| e.into_inner());
+                if map
+                    .get(&agent_id)
+                    .is_some_and(|current| Arc::ptr_eq(current, &running))
+                {
+                    map.remove(&agent_id);
+                } else {
+                    return;
+                }
+            }
+            running.agent.end_proxy();
+            let ran = this.now() - running.started_at;
+            if ran >= STABLE_RUN {
+                this.forget_backoff(agent_id);
+            }
+            this.note_failure(agent_id);
+            *this
+                .restarts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(agent_id)
+                .or_default() += 1;
+            let why = match &exit {
+                Ok(exit) => describe_exit(&exit.reason),
+                Err(error) => error.to_string(),
+            };
+            tracing::warn!(agent = %agent_id, reason = %why, "a hosted agent ended by itself");
+            let Ok(Some(agent)) = this.store.agents().get(agent_id, None).await else {
+                return;
+            };
+            let actor = Principal::Job("hosted-watchdog");
+            let meta = RequestMeta::default();
+            let entry = AuditEvent {
+                principal: actor.clone(),
+                action: AuditAction::AgentExited,
+                target: Some(format!("agent:{agent_id}")),
+                outcome: AuditOutcome::Failure,
+                detail: serde_json::json!({
+                    "name": agent.name,
+                    "reason": why,
+                    "bundleVersion": running.version,
+                }),
+            };
+            let _ = this.board.auditor.record(entry, &meta).await;
+            if matches!(agent.status, AgentStatus::Ready | AgentStatus::Paused) {
+                let _ = this
+                    .board
+                    .change(
+                        &agent,
+                        AgentStatus::Error,
+                        &format!("it ended: {why}; restarting"),
+                        &actor,
+                        AuditAction::AgentHealth,
+                        &meta,
+                        Guard::WhileUnchanged,
+                    )
+                    .await;
+            }
+            // The lease is kept: the reconciliation restarts it here when its backoff is over.
+        });
+    }
+
+    /// Ends the agent's run on this replica, if any, and gives its lease up.
+    async fn end_here(&self, agent_id: Uuid) {
+        if let Some(running) = self.take_running(agent_id) {
+            running.stopping.store(true, Ordering::SeqCst);
+            match running.agent.stop(self.config.stop_grace).await {
+                Ok(exit) => tracing::info!(agent = %agent_id, reason = ?exit.reason, "hosted agent stopped"),
+                Err(error) => tracing::warn!(agent = %agent_id, %error, "stopping a hosted agent"),
+            }
+        }
+        self.release_lease(agent_id).await;
+    }
+
+    // ---- leases and reconciliation ----
+
+    async fn take_lease(&self, agent_id: Uuid) -> Result<bool, AgentError> {
+        let now = self.now();
+        let until = now + LEASE_TTL;
+        // Alone on the database, any lease left is a dead earlier run's.
+        let as_of = if self.sole_process { until } else { now };
+        let address = self
+            .config
+            .node_url
+            .as_ref()
+            .map(|url| url.as_str().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        Ok(self
+            .store
+            .hosted()
+            .take_lease(agent_id, &self.node, &address, as_of, until)
+            .await?)
+    }
+
+    async fn release_lease(&self, agent_id: Uuid) {
+        if let Err(error) = self.store.hosted().release_lease(agent_id, &self.node).await {
+            // It expires by itself.
+            tracing::warn!(agent = %agent_id, %error, "a hosted agent's lease was not released");
+        }
+    }
+
+    /// The node of another replica holding an unexpired lease on the agent.
+    async fn live_lease_elsewhere(&self, agent_id: Uuid) -> Result<Option<String>, AgentError> {
+        if self.sole_process {
+            return Ok(None);
+        }
+        let lease = self.store.hosted().lease_of(agent_id).await?;
+        Ok(lease
+            .filter(|lease| lease.node != self.node && lease.expires_at > self.now())
+            .map(|lease| lease.node))
+    }
+
+    /// Where a call to the agent goes: its socket here, or the replica that runs it.
+    pub async fn route(&self, agent_id: Uuid) -> Result<HostedRoute, AgentError> {
+        if let Some(running) = self.running_here(agent_id) {
+            if running.paused.load(Ordering::SeqCst) {
+                return Err(AgentError::Conflict("the agent is paused"));
+            }
+            return Ok(HostedRoute::Local {
+                transport: running.agent.transport(),
+                secret_values: Arc::clone(&running.secret_values),
+            });
+        }
+        match self.store.hosted().lease_of(agent_id).await? {
+            Some(lease)
+                if lease.node != self.node
+                    && lease.expires_at > self.now()
+                    && !lease.address.is_empty() =>
+            {
+                Ok(HostedRoute::Elsewhere {
+                    node: lease.node,
+                    address: lease.address,
+                })
+            }
+            _ => Err(AgentError::Conflict("the agent is not running")),
+        }
+    }
+
+    /// The local channel of an agent running here (for a call another replica forwards).
+    pub fn local_channel(&self, agent_id: Uuid) -> Option<ChannelTransport> {
+        self.running_here(agent_id)
+            .filter(|running| !running.paused.load(Ordering::SeqCst))
+            .map(|running| running.agent.transport())
+    }
+
+    /// Kills what a crashed earlier run left, then reconciles every [`RECONCILE_EVERY`] until
+    /// `cancel`.
+    pub fn start_reconciler(self: &Arc<Self>, tracker: &TaskTracker, cancel: CancellationToken) {
+        let this = Arc::clone(self);
+        tracker.spawn(async move {
+            if let Ok(runtime) = &this.runtime {
+                match runtime.reap_leftovers().await {
+                    Ok(reaped) if !reaped.is_empty() => {
+                        tracing::warn!(count = reaped.len(), "killed sandboxes an earlier run left");
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "reaping leftover sandboxes"),
+                }
+            }
+            loop {
+                if let Err(error) = this.reconcile().await {
+                    tracing::warn!(%error, "reconciling hosted agents");
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(RECONCILE_EVERY) => {}
+                }
+            }
+        });
+    }
+
+    /// One pass: leases renewed (a lost one's sandbox killed), then every hosted agent made to
+    /// match its stored status. Answers how many passes ran so far.
+    pub async fn reconcile(self: &Arc<Self>) -> Result<u32, AgentError> {
+        let now = self.now();
+        let held = self
+            .store
+            .hosted()
+            .renew_leases(&self.node, now, now + LEASE_TTL)
+            .await?;
+        let here: Vec<Uuid> = {
+            let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            running.keys().copied().collect()
+        };
+        for agent_id in here.iter().filter(|id| !held.contains(id)) {
+            tracing::warn!(agent = %agent_id, "lost a hosted agent's lease: ending it here");
+            if let Some(running) = self.take_running(*agent_id) {
+                running.stopping.store(true, Ordering::SeqCst);
+                let _ = running.agent.kill().await;
+            }
+        }
+        let mut known = std::collections::HashSet::new();
+        let mut page = PageRequest::first(RECONCILE_PAGE)
+            .map_err(|error| AgentError::Internal(error.to_string()))?;
+        loop {
+            let agents = self.store.agents().list(None, &page).await?;
+            for agent in agents.items.iter().filter(|a| a.kind == AgentKind::Hosted) {
+                known.insert(agent.id);
+                self.reconcile_one(agent).await;
+            }
+            match agents.next_cursor {
+                Some(cursor) => {
+                    page = PageRequest::new(RECONCILE_PAGE, Some(&cursor))
+                        .map_err(|error| AgentError::Internal(error.to_string()))?;
+                }
+                None => break,
+            }
+        }
+        self.sweep_deleted(&known).await;
+        Ok(self.reconciles.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    /// Agents deleted (on any replica) end here and leave no file behind.
+    async fn sweep_deleted(&self, known: &std::collections::HashSet<Uuid>) {
+        let here: Vec<Uuid> = {
+            let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            running.keys().copied().collect()
+        };
+        let mut gone: Vec<Uuid> = here.into_iter().filter(|id| !known.contains(id)).collect();
+        let dir = self.dir.clone();
+        let on_disk = tokio::task::spawn_blocking(move || {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter_map(|entry| entry.file_name().to_str()?.parse::<Uuid>().ok())
+                        .collect::<Vec<Uuid>>()
+                })
+                .unwrap_or_default()
+        })
+        .await
+        .unwrap_or_default();
+        gone.extend(on_disk.into_iter().filter(|id| !known.contains(id)));
+        gone.sort();
+        gone.dedup();
+        for agent_id in gone {
+            // Deleted meanwhile, or created after the list was read: asked again.
+            if matches!(self.store.agents().get(agent_id, None).await, Ok(None)) {
+                self.remove(agent_id).await;
+            }
+        }
+    }
+
+    async fn reconcile_one(self: &Arc<Self>, agent: &AgentRow) {
+        let lock = self.lock_of(agent.id);
+        // Busy with a start or stop: the next pass looks again.
+        let Ok(_held) = lock.try_lock() else { return };
+        let running = self.running_here(agent.id);
+        let should_run = should_run(agent.status);
+        match (should_run, running) {
+            (false, Some(_)) => self.end_here(agent.id).await,
+            (true, Some(running)) => {
+                let paused = running.paused.load(Ordering::SeqCst);
+                let want_paused = agent.status == AgentStatus::Paused;
+                if paused != want_paused
+                    && let Err(error) = freeze(&running, want_paused).await
+                {
+                    tracing::warn!(agent = %agent.id, %error, "following a pause or resume");
+                }
+            }
+            (true, None) => {
+                if self.runtime.is_err() || !self.backoff_over(agent.id) {
+                    return;
+                }
+                if matches!(self.live_lease_elsewhere(agent.id).await, Ok(Some(_)) | Err(_)) {
+                    return;
+                }
+                if self.check_caps(agent).await.is_err() {
+                    return;
+                }
+                let meta = RequestMeta::default();
+                let actor = Principal::Job("hosted-watchdog");
+                if let Err(error) = self.launch(agent, actor, &meta).await {
+                    tracing::debug!(agent = %agent.id, %error, "hosted agent not started here");
+                    return;
+                }
+                if agent.status == AgentStatus::Paused
+                    && let Some(running) = self.running_here(agent.id)
+                {
+                    let _ = freeze(&running, true).await;
+                }
+            }
+            (false, None) => {}
+        }
+    }
+
+    fn note_failure(&self, agent_id: Uuid) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = backoff.entry(agent_id).or_insert(Backoff {
+            failures: 0,
+            not_before: tokio::time::Instant::now(),
+        });
+        entry.failures = entry.failures.saturating_add(1);
+        let wait = RESTART_BACKOFF_FIRST
+            .saturating_mul(1u32 << entry.failures.saturating_sub(1).min(16))
+            .min(RESTART_BACKOFF_MAX);
+        entry.not_before = tokio::time::Instant::now() + wait;
+    }
+
+    fn backoff_over(&self, agent_id: Uuid) -> bool {
+        let backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        backoff
+            .get(&agent_id)
+            .is_none_or(|entry| tokio::time::Instant::now() >= entry.not_before)
+    }
+
+    fn forget_backoff(&self, agent_id: Uuid) {
+        self.backoff
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&agent_id);
+    }
+
+    /// The caps: running sandboxes on this replica, and the owner's running hosted agents.
+    async fn check_caps(&self, agent: &AgentRow) -> Result<(), AgentError> {
+        if self.running_count() >= self.config.max_running as usize {
+            return Err(AgentError::Conflict(
+                "this replica runs as many hosted agents as HIVE_SANDBOX_MAX_RUNNING allows",
+            ));
+        }
+        let mut count = 0u32;
+        let mut page = PageRequest::first(RECONCILE_PAGE)
+            .map_err(|error| AgentError::Internal(error.to_string()))?;
+        loop {
+            let agents = self
+                .store
+                .agents()
+                .list(Some(agent.owner_id), &page)
+                .await?;
+            count += agents
+                .items
+                .iter()
+                .filter(|other| {
+                    other.id != agent.id
+                        && other.kind == AgentKind::Hosted
+                        && matches!(
+                            other.status,
+                            AgentStatus::Starting | AgentStatus::Ready | AgentStatus::Paused
+                        )
+                })
+                .count() as u32;
+            match agents.next_cursor {
+                Some(cursor) => {
+                    page = PageRequest::new(RECONCILE_PAGE, Some(&cursor))
+                        .map_err(|error| AgentError::Internal(error.to_string()))?;
+                }
+                None => break,
+            }
+        }
+        if count >= self.config.max_per_user {
+            return Err(AgentError::Conflict(
+                "the agent's owner runs as many hosted agents as HIVE_SANDBOX_MAX_PER_USER allows",
+            ));
+        }
+        Ok(())
+    }
+
+    // ---- logs and stats ----
+
+    /// A page of the agent's output, oldest first, after `after`.
+    pub async fn logs(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<LogPage, AgentError> {
+        let agent = &self.owned(caller, id).await?;
+        let ring = self.ring_of(agent.id).await?;
+        tokio::task::spawn_blocking(move || ring.read(after, limit))
+            .await
+            .map_err(|_| AgentError::Unavailable)?
+            .map_err(|error| AgentError::Internal(format!("reading logs: {}", error.kind())))
+    }
+
+    /// The agent's output from `after` on, then live while it runs here. The receiver is `None`
+    /// when it does not run here (the backlog is all there is).
+    pub async fn follow(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        after: Option<u64>,
+    ) -> Result<(LogPage, Option<tokio::sync::broadcast::Receiver<LogLine>>), AgentError> {
+        let agent = &self.owned(caller, id).await?;
+        let live = self
+            .running_here(agent.id)
+            .map(|running| running.logs.subscribe());
+        let page = self.logs(caller, id, after, 1000).await?;
+        Ok((page, live))
+    }
+
+    async fn ring_of(&self, agent_id: Uuid) -> Result<Arc<LogRing>, AgentError> {
+        if let Some(running) = self.running_here(agent_id) {
+            return Ok(Arc::clone(&running.logs));
+        }
+        let dir = self.agent_dir(agent_id).join("logs");
+        let cap = self.config.log_bytes;
+        tokio::task::spawn_blocking(move || LogRing::open(&dir, cap))
+            .await
+            .map_err(|_| AgentError::Unavailable)?
+            .map(Arc::new)
+            .map_err(|error| AgentError::Internal(format!("opening logs: {}", error.kind())))
+    }
+
+    /// What the agent uses: measured here when it runs here; its status and holder otherwise.
+    pub async fn stats(&self, caller: &Caller, id: Uuid) -> Result<HostedStats, AgentError> {
+        let agent = &self.owned(caller, id).await?;
+        let restarts = self
+            .restarts
+            .lock()
+            .map(|r| r.get(&agent.id).copied().unwrap_or(0))
+            .unwrap_or(0);
+        if let Some(running) = self.running_here(agent.id) {
+            let sandbox = running.agent.sandbox().stats().await.unwrap_or_default();
+            return Ok(HostedStats {
+                status: agent.status,
+                node: Some(self.node.clone()),
+                measured_here: true,
+                bundle_version: Some(running.version),
+                started_at: Some(running.started_at),
+                restarts,
+                sandbox,
+                proxy: running.agent.proxy_counts(),
+            });
+        }
+        let lease = self.store.hosted().lease_of(agent.id).await?;
+        let active = self
+            .store
+            .hosted()
+            .list_bundles(agent.id)
+            .await?
+            .into_iter()
+            .find(|row| row.active)
+            .map(|row| row.version);
+        Ok(HostedStats {
+            status: agent.status,
+            node: lease
+                .filter(|lease| lease.expires_at > self.now())
+                .map(|lease| lease.node),
+            measured_here: false,
+            bundle_version: active,
+            started_at: None,
+            restarts,
+            sandbox: SandboxStats::default(),
+            proxy: ProxyCounts::default(),
+        })
+    }
+
+    /// The caller's hosted agent (an admin's: any); others' are not found.
+    async fn owned(&self, caller: &Caller, id: Uuid) -> Result<AgentRow, AgentError> {
+        let agent = self
+            .store
+            .agents()
+            .get(id, caller.owner_scope()?)
+            .await?
+            .ok_or(AgentError::NotFound)?;
+        hosted_only(&agent)?;
+        Ok(agent)
+    }
+
+    async fn read(&self, id: Uuid) -> Result<AgentRow, AgentError> {
+        self.store
+            .agents()
+            .get(id, None)
+            .await?
+            .ok_or(AgentError::NotFound)
+    }
+
+    /// Stops every agent running here (the replica is shutting down) and gives their leases
+    /// up, so another replica can take them over at once; their stored status stays, so they
+    /// start again wherever a replica runs.
+    pub async fn shut_down(&self) {
+        self.shutdown.cancel();
+        let all: Vec<Uuid> = {
+            let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            running.keys().copied().collect()
+        };
+        for agent_id in all {
+            self.end_here(agent_id).await;
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// Whose the agent running here is (for a forwarded call's checks).
+    pub fn owner_here(&self, agent_id: Uuid) -> Option<Uuid> {
+        self.running_here(agent_id).map(|running| running.owner_id)
+    }
+}
+
+/// Whether an agent of this status should be running somewhere.
+fn should_run(status: AgentStatus) -> bool {
+    matches!(
+        status,
+        AgentStatus::Starting | AgentStatus::Ready | AgentStatus::Paused | AgentStatus::Error
+    )
+}
+
+fn hosted_only(agent: &AgentRow) -> Result<(), AgentError> {
+    if agent.kind == AgentKind::Hosted {
+        Ok(())
+    } else {
+        Err(AgentError::Invalid(
+            "only a hosted agent has bundles, logs and a sandbox".into(),
+        ))
+    }
+}
+
+async fn freeze(running: &Running, paused: bool) -> Result<(), AgentError> {
+    let sandbox = running.agent.sandbox();
+    let done = if paused {
+        sandbox.pause().await
+    } else {
+        sandbox.resume().await
+    };
+    done.map_err(|error| {
+        tracing::warn!(%error, "freezing or thawing a sandbox");
+        AgentError::Conflict("the sandbox could not be paused or resumed here")
+    })?;
+    running.paused.store(paused, Ordering::SeqCst);
+    Ok(())
+}
+
+fn describe_exit(reason: &ExitReason) -> String {
+    match reason {
+        ExitReason::Exited(code) => format!("its program exited with code {code}"),
+        ExitReason::Signaled(signal) => format!("its program was killed by signal {signal}"),
+        ExitReason::OutOfMemory => "it passed its memory limit and was killed".to_owned(),
+        ExitReason::CpuTimeLimit => "it passed its CPU time limit".to_owned(),
+        ExitReason::Stopped { .. } => "it was stopped".to_owned(),
+    }
+}
+
+/// The bundle unpacked at `into` (checked entirely on the way), and its manifest with its
+/// text. An earlier unpacking of the same digest is used as it is.
+fn unpack_once(archive: &[u8], into: &Path) -> Result<(Manifest, String), AgentError> {
+    let manifest_at = into.join(MANIFEST);
+    if !into.is_dir() {
+        let parent = into
+            .parent()
+            .ok_or_else(|| AgentError::Internal("a bundle directory has no parent".into()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|error| AgentError::Internal(format!("bundle directory: {}", error.kind())))?;
+        let incoming = parent.join(format!(".incoming-{}", Uuid::new_v4().simple()));
+        let unpacked = bundle::unpack(archive, &incoming);
+        if let Err(error) = unpacked {
+            let _ = std::fs::remove_dir_all(&incoming);
+            return Err(AgentError::Invalid(error.to_string()));
+        }
+        // The sandbox's own uid reads it: others may read, nobody else writes.
+        open_for_sandbox(&incoming)
+            .map_err(|error| AgentError::Internal(format!("bundle modes: {}", error.kind())))?;
+        if std::fs::rename(&incoming, into).is_err() {
+            // Another push of the same bytes got there first.
+            let _ = std::fs::remove_dir_all(&incoming);
+        }
+    }
+    let text = std::fs::read_to_string(&manifest_at)
+        .map_err(|error| AgentError::Internal(format!("reading the manifest: {}", error.kind())))?;
+    let manifest =
+        bundle::parse_manifest(&text).map_err(|error| AgentError::Invalid(error.to_string()))?;
+    Ok((manifest, text))
+}
+
+/// Directories 0755 and files 0644 (executables 0755): the sandbox's uid reads its bundle.
+fn open_for_sandbox(root: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                let mode = entry.metadata()?.permissions().mode();
+                let open = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(open))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A fresh run directory, reachable (not listable) by the sandbox's uid through every parent
+/// Hive made: the data directory and `sandboxes` are 0711, every file in them stays 0600.
+fn prepare_run_dir(agent_dir: &Path, run_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let traversable = std::fs::Permissions::from_mode(0o711);
+    if run_dir.exists() {
+        std::fs::remove_dir_all(run_dir)?;
+    }
+    std::fs::create_dir_all(run_dir)?;
+    std::fs::set_permissions(run_dir, traversable.clone())?;
+    std::fs::set_permissions(agent_dir, traversable.clone())?;
+    if let Some(sandboxes) = agent_dir.parent() {
+        std::fs::set_permissions(sandboxes, traversable.clone())?;
+        if let Some(data_dir) = sandboxes.parent() {
+            std::fs::set_permissions(data_dir, traversable.clone())?;
+        }
+    }
+    let bundles = agent_dir.join("bundles");
+    if bundles.is_dir() {
+        std::fs::set_permissions(bundles, traversable)?;
+    }
+    Ok(())
+}

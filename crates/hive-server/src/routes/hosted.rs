@@ -1,0 +1,290 @@
+//! Hosted agents (operator and up; operators reach their own, admins all): their bundles'
+//! versions, restart, pause and resume, their logs (paged, and followed as Server-Sent Events)
+//! and what they use. Start, stop and delete are the registry's routes.
+
+use super::users::query_error;
+use crate::auth::{Authenticated, Meta};
+use crate::error::ApiError;
+use crate::json::{JsonBody, read_body};
+use crate::request::ClientIp;
+use crate::state::AppState;
+use crate::streams::event_stream_response;
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::response::Response;
+use bytes::Bytes;
+use hive_core::agents::hosted::bundle::MAX_ARCHIVE_BYTES;
+use hive_core::agents::hosted::logs::{LogLine, LogPage};
+use hive_core::agents::hosted::HostedStats;
+use hive_proto::agents::{
+    AgentView, BundleView, HostedStatsView, LogLineView, LogPageView, RollbackRequest,
+};
+use hive_store::BundleRow;
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+use uuid::Uuid;
+
+fn bundle_view(row: BundleRow) -> BundleView {
+    BundleView {
+        version: row.version,
+        sha256: row.sha256,
+        size_bytes: row.size_bytes,
+        manifest: row.manifest,
+        created_by: row.created_by.map(|id| id.to_string()),
+        created_at: row.created_at,
+        active: row.active,
+    }
+}
+
+fn line_view(line: LogLine) -> LogLineView {
+    LogLineView {
+        seq: line.seq,
+        at: line.at,
+        stream: line.stream.as_str().to_owned(),
+        text: line.text,
+    }
+}
+
+fn page_view(page: LogPage) -> LogPageView {
+    LogPageView {
+        lines: page.lines.into_iter().map(line_view).collect(),
+        next: page.next,
+        first_kept: page.first_kept,
+    }
+}
+
+fn stats_view(stats: HostedStats) -> HostedStatsView {
+    let seconds = |d: std::time::Duration| d.as_secs_f64();
+    HostedStatsView {
+        status: stats.status,
+        node: stats.node,
+        bundle_version: stats.bundle_version,
+        started_at: stats.started_at,
+        restarts: stats.restarts,
+        cpu_seconds: stats.sandbox.cpu_time.map(seconds),
+        cpu_throttled_seconds: stats.sandbox.cpu_throttled.map(seconds),
+        memory_bytes: stats.sandbox.memory_bytes,
+        peak_memory_bytes: stats.sandbox.peak_memory_bytes,
+        processes: stats.sandbox.processes,
+        paused: stats.sandbox.paused,
+        proxy_requests: stats.proxy.requests,
+        proxy_refusals: stats.proxy.refusals,
+        proxy_bytes_up: stats.proxy.bytes_up,
+        proxy_bytes_down: stats.proxy.bytes_down,
+    }
+}
+
+/// `PUT /api/v1/agents/{id}/bundle`: the bundle's tar.gz as the body (`application/gzip`, at
+/// most 64 MiB); it becomes the version the next start runs.
+pub async fn push_bundle(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+    request: Request,
+) -> Result<(StatusCode, Json<BundleView>), ApiError> {
+    let limit = usize::try_from(MAX_ARCHIVE_BYTES).unwrap_or(usize::MAX);
+    let archive = read_body(request.into_body(), limit).await?;
+    let row = state
+        .hive
+        .agent_lifecycle
+        .hosted()
+        .push_bundle(&caller, id, archive.to_vec(), &meta)
+        .await?;
+    Ok((StatusCode::CREATED, Json(bundle_view(row))))
+}
+
+/// `GET /api/v1/agents/{id}/bundles`: the kept versions, newest first.
+pub async fn bundles(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<BundleView>>, ApiError> {
+    let rows = state.hive.agent_lifecycle.hosted().bundles(&caller, id).await?;
+    Ok(Json(rows.into_iter().map(bundle_view).collect()))
+}
+
+/// `POST /api/v1/agents/{id}/bundle/rollback`: an earlier kept version runs from the next start.
+pub async fn rollback(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+    JsonBody(request): JsonBody<RollbackRequest>,
+) -> Result<Json<BundleView>, ApiError> {
+    let row = state
+        .hive
+        .agent_lifecycle
+        .hosted()
+        .rollback(&caller, id, request.version, &meta)
+        .await?;
+    Ok(Json(bundle_view(row)))
+}
+
+pub async fn restart(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<Json<AgentView>, ApiError> {
+    let agent = state
+        .hive
+        .agent_lifecycle
+        .hosted()
+        .restart(&caller, id, &meta)
+        .await?;
+    Ok(Json(super::agents::view(&agent)))
+}
+
+pub async fn pause(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<Json<AgentView>, ApiError> {
+    paused(state, meta, caller, id, true).await
+}
+
+pub async fn resume(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<Json<AgentView>, ApiError> {
+    paused(state, meta, caller, id, false).await
+}
+
+async fn paused(
+    state: AppState,
+    meta: hive_core::kernel::caller::RequestMeta,
+    caller: hive_core::kernel::caller::Caller,
+    id: Uuid,
+    paused: bool,
+) -> Result<Json<AgentView>, ApiError> {
+    let agent = state
+        .hive
+        .agent_lifecycle
+        .hosted()
+        .set_paused(&caller, id, paused, &meta)
+        .await?;
+    Ok(Json(super::agents::view(&agent)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    /// Lines after this one (none: from the oldest kept).
+    after: Option<u64>,
+    /// At most this many (1 to 1000; default 200).
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/agents/{id}/logs?after=&limit=`: what the agent printed, oldest first.
+pub async fn logs(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+    query: Result<Query<LogsQuery>, QueryRejection>,
+) -> Result<Json<LogPageView>, ApiError> {
+    let Query(query) = query.map_err(query_error)?;
+    let page = state
+        .hive
+        .agent_lifecycle
+        .hosted()
+        .logs(&caller, id, query.after, query.limit.unwrap_or(200))
+        .await?;
+    Ok(Json(page_view(page)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowQuery {
+    after: Option<u64>,
+}
+
+/// `GET /api/v1/agents/{id}/logs/stream?after=`: the lines kept after `after` (or after the
+/// `Last-Event-ID` a reconnecting reader sends), then each new line as it is printed, as
+/// Server-Sent Events (`event: log`, `id:` the line's number, `data:` the line as JSON). It
+/// ends when the agent is not running on the replica answering.
+pub async fn follow(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ip: Option<axum::Extension<ClientIp>>,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    query: Result<Query<FollowQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(query_error)?;
+    let resumed = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    let slot = state
+        .streams
+        .acquire_for(&caller, ip.map(|axum::Extension(ip)| ip))?;
+    let hosted = state.hive.agent_lifecycle.hosted();
+    let (backlog, live) = hosted.follow(&caller, id, resumed.or(query.after)).await?;
+    let (frames, frames_out) = mpsc::channel::<Bytes>(64);
+    let rereader = (std::sync::Arc::clone(hosted), caller);
+    tokio::spawn(async move {
+        let (hosted, caller) = rereader;
+        let mut last = backlog.next.or(resumed.or(query.after));
+        for line in backlog.lines {
+            last = Some(line.seq);
+            if frames.send(frame(line)).await.is_err() {
+                return;
+            }
+        }
+        let Some(mut live) = live else { return };
+        loop {
+            let line = tokio::select! {
+                () = frames.closed() => return,
+                received = live.recv() => received,
+            };
+            let lines = match line {
+                Ok(line) => vec![line],
+                // Fell behind: what was missed is read back from disk.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    match hosted.logs(&caller, id, last, 1000).await {
+                        Ok(page) => page.lines,
+                        Err(_) => return,
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            for line in lines {
+                if last.is_some_and(|seen| line.seq <= seen) {
+                    continue;
+                }
+                last = Some(line.seq);
+                if frames.send(frame(line)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(event_stream_response(
+        frames_out,
+        state.hive.gateway.settings().stream_idle,
+        state.shutdown.clone(),
+        slot,
+    ))
+}
+
+fn frame(line: LogLine) -> Bytes {
+    let seq = line.seq;
+    let data = serde_json::to_string(&line_view(line)).unwrap_or_default();
+    Bytes::from(format!("event: log\nid: {seq}\ndata: {data}\n\n"))
+}
+
+/// `GET /api/v1/agents/{id}/stats`.
+pub async fn stats(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<Json<HostedStatsView>, ApiError> {
+    let stats = state.hive.agent_lifecycle.hosted().stats(&caller, id).await?;
+    Ok(Json(stats_view(stats)))
+}
