@@ -6,12 +6,16 @@ use std::str::FromStr;
 
 /// Names one closed set of lower-case words, with `as_str` and parsing.
 macro_rules! word_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    (
+        $(#[$meta:meta])* $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident => $text:literal),+ $(,)?
+        }
+    ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "lowercase")]
         pub enum $name {
-            $($variant),+
+            $($(#[$variant_meta])* $variant),+
         }
 
         impl $name {
