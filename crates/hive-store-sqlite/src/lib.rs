@@ -15,6 +15,8 @@ mod hosted;
 mod identity;
 mod jobs;
 mod mfa;
+#[cfg(test)]
+mod migration_tests;
 mod oidc;
 mod passkeys;
 mod push_configs;
