@@ -8,6 +8,7 @@ mod agents;
 mod audited;
 mod challenges;
 mod conversations;
+mod hosted;
 mod identity;
 mod mfa;
 mod oidc;
@@ -20,6 +21,7 @@ pub use agents::*;
 pub use audited::*;
 pub use challenges::*;
 pub use conversations::*;
+pub use hosted::*;
 pub use identity::*;
 pub use mfa::*;
 pub use oidc::*;
@@ -181,6 +183,21 @@ macro_rules! conformance_suite {
             idle_conversations_are_pruned_with_their_messages,
             conversations_go_with_their_agent,
             conversation_values_are_checked,
+            bundle_versions_count_up_and_are_never_reused,
+            pushing_keeps_the_newest_versions,
+            one_bundle_version_is_active_and_rolled_back_to,
+            bundle_archives_round_trip_byte_for_byte,
+            bundle_caps_are_refused,
+            a_bundle_for_a_missing_agent_is_not_found,
+            a_bundle_push_whose_audit_record_fails_is_undone,
+            concurrent_bundle_pushes_take_distinct_versions,
+            a_deleted_agent_takes_its_bundles_and_lease,
+            a_hosted_agent_is_stored_and_paused,
+            a_lease_is_taken_when_free_and_over_when_expired,
+            the_same_node_retakes_and_extends_its_lease,
+            renewal_extends_only_the_leases_still_held,
+            a_lease_is_released_only_by_its_holder,
+            a_lease_for_a_missing_agent_is_not_taken,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

@@ -7,6 +7,7 @@ mod agents;
 mod challenges;
 mod conversations;
 mod dialect;
+mod hosted;
 mod identity;
 mod jobs;
 mod lease;

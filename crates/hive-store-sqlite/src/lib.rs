@@ -11,9 +11,12 @@ mod agents;
 mod challenges;
 mod conversations;
 mod dialect;
+mod hosted;
 mod identity;
 mod jobs;
 mod mfa;
+#[cfg(test)]
+mod migration_tests;
 mod oidc;
 mod passkeys;
 mod push_configs;
@@ -232,13 +235,25 @@ impl Store for SqliteStore {
 
     async fn migrate(&self) -> Result<MigrationReport, StoreError> {
         let state = self.schema_state().await?;
-        sqlx_support::migrate(
+        // The migrations run on a connection of their own (the writer's settings), closed
+        // after them: a migration may turn a setting of its connection off (0021 turns foreign
+        // keys off while it rebuilds a table) and, failing half-way, leave it off inside its
+        // open transaction. Closing rolls back what is open, and the writer's connection never
+        // had its settings changed. Connected only when a migration is pending.
+        let migrating = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_lazy_with((*self.writer.connect_options()).clone());
+        let report = sqlx_support::migrate(
             state,
             &MIGRATOR,
-            MIGRATOR.run(&self.writer),
+            MIGRATOR.run(&migrating),
             is_unavailable_code,
         )
-        .await
+        .await;
+        migrating.close().await;
+        report
     }
 
     hive_store::store_repositories!(repositories);

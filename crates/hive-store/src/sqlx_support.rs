@@ -8,6 +8,7 @@ mod audit;
 pub mod challenges;
 pub mod conversations;
 mod dialect;
+pub mod hosted;
 pub mod identity;
 pub mod jobs;
 pub mod mfa;

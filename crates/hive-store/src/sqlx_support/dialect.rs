@@ -101,7 +101,9 @@ pub trait Dialect: Send + Sync + 'static {
         + Reads<bool>
         + Reads<i64>
         + Reads<Option<i64>>
+        + Reads<Vec<u8>>
         + for<'v> Writes<&'v str>
+        + for<'v> Writes<&'v [u8]>
         + for<'v> Writes<&'v Option<String>>
         + Writes<Option<String>>
         + Writes<String>

@@ -4,6 +4,7 @@ use super::agents::SqlAgents;
 use super::challenges::SqlChallenges;
 use super::conversations::SqlConversations;
 use super::dialect::{Dialect, Pools};
+use super::hosted::SqlHosted;
 use super::identity::SqlIdentity;
 use super::jobs::SqlJobRuns;
 use super::mfa::SqlMfa;
@@ -32,6 +33,7 @@ pub struct SqlRepositories<D: Dialect> {
     pub push_configs: SqlPushConfigs<D>,
     pub usage: SqlUsage<D>,
     pub conversations: SqlConversations<D>,
+    pub hosted: SqlHosted<D>,
 }
 
 impl<D: Dialect> SqlRepositories<D> {
@@ -75,6 +77,9 @@ impl<D: Dialect> SqlRepositories<D> {
                 pools: pools.clone(),
             },
             conversations: SqlConversations {
+                pools: pools.clone(),
+            },
+            hosted: SqlHosted {
                 pools: pools.clone(),
             },
         }

@@ -3,12 +3,12 @@
 
 use super::dialect::{Dialect, DialectRow, get};
 use crate::{
-    AgentRow, ApiTokenRow, AuditCheckpoint, AuditOutcome, AuditRecord, ChallengeRow,
-    ConversationMessageRow, ConversationRow, JobOutcome, JobRun, LoginThrottle, MessageAuthor,
-    OidcLinkRow, OneTimePurpose, OneTimeTokenRow, PasskeyRow, PushConfigRow, SecretRow, SessionRow,
-    SettingRow, StoreError, TaskRow, TotpRow, UsageRow, UserRow, agent_word_from_stored,
-    chain_link, limits_from_stored, role_from_text, scopes_from_text, sign_count_from_stored,
-    step_from_stored, tokens_from_stored,
+    AgentRow, ApiTokenRow, AuditCheckpoint, AuditOutcome, AuditRecord, BundleRow, ChallengeRow,
+    ConversationMessageRow, ConversationRow, JobOutcome, JobRun, LeaseRow, LoginThrottle,
+    MessageAuthor, OidcLinkRow, OneTimePurpose, OneTimeTokenRow, PasskeyRow, PushConfigRow,
+    SecretRow, SessionRow, SettingRow, StoreError, TaskRow, TotpRow, UsageRow, UserRow,
+    agent_word_from_stored, chain_link, limits_from_stored, role_from_text, scopes_from_text,
+    sign_count_from_stored, step_from_stored, tokens_from_stored,
 };
 
 /// A vault key id (stored as a 64-bit integer).
@@ -144,6 +144,28 @@ pub fn agent<D: Dialect>(row: &DialectRow<D>) -> Result<AgentRow, StoreError> {
         version: number("version")?,
         created_at: D::time_at(row, "created_at")?,
         updated_at: D::time_at(row, "updated_at")?,
+    })
+}
+
+pub fn bundle<D: Dialect>(row: &DialectRow<D>) -> Result<BundleRow, StoreError> {
+    Ok(BundleRow {
+        agent_id: D::uuid_at(row, "agent_id")?,
+        version: get::<D, _>(row, "version")?,
+        sha256: get::<D, _>(row, "sha256")?,
+        size_bytes: get::<D, _>(row, "size_bytes")?,
+        manifest: get::<D, _>(row, "manifest")?,
+        created_by: D::optional_uuid_at(row, "created_by")?,
+        created_at: D::time_at(row, "created_at")?,
+        active: get::<D, _>(row, "active")?,
+    })
+}
+
+pub fn lease<D: Dialect>(row: &DialectRow<D>) -> Result<LeaseRow, StoreError> {
+    Ok(LeaseRow {
+        agent_id: D::uuid_at(row, "agent_id")?,
+        node: get::<D, _>(row, "node")?,
+        address: get::<D, _>(row, "address")?,
+        expires_at: D::time_at(row, "expires_at")?,
     })
 }
 

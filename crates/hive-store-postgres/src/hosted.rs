@@ -1,0 +1,58 @@
+use crate::dialect::PgDialect;
+use hive_store::sqlx_support::hosted::HostedSql;
+use hive_store::{bundle_columns, lease_columns};
+
+impl HostedSql for PgDialect {
+    // A delete of the agent takes its row FOR UPDATE, which waits for this lock (and this for
+    // it): the delete's cascade never meets a bundle write half-way. Read after the delete
+    // committed, the row is gone.
+    const HOLD_AGENT: &'static str = "SELECT id FROM agents WHERE id = $1 FOR KEY SHARE";
+    // The UPSERT locks the counter's row until the commit: the next push for the agent waits,
+    // then counts on from what this one stored.
+    const NEXT_VERSION: &'static str = "INSERT INTO agent_bundle_counters (agent_id, last_version) \
+         VALUES ($1, 1) \
+         ON CONFLICT (agent_id) DO UPDATE \
+           SET last_version = agent_bundle_counters.last_version + 1 \
+         RETURNING last_version AS version";
+    const HOLD_BUNDLES: &'static str =
+        "SELECT last_version FROM agent_bundle_counters WHERE agent_id = $1 FOR UPDATE";
+    const DEACTIVATE_OTHERS: &'static str = "UPDATE agent_bundles SET active = false \
+         WHERE agent_id = $1 AND active AND version <> $2";
+    const INSERT: &'static str = concat!(
+        "INSERT INTO agent_bundles (agent_id, version, sha256, size_bytes, manifest, archive, \
+         created_by, created_at, active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true) RETURNING ",
+        bundle_columns!()
+    );
+    const PRUNE: &'static str = "DELETE FROM agent_bundles WHERE agent_id = $1 AND version < \
+         (SELECT version FROM agent_bundles WHERE agent_id = $1 \
+          ORDER BY version DESC LIMIT 1 OFFSET $2)";
+    const LIST: &'static str = concat!(
+        "SELECT ",
+        bundle_columns!(),
+        " FROM agent_bundles WHERE agent_id = $1 ORDER BY version DESC"
+    );
+    const ACTIVE: &'static str = concat!(
+        "SELECT ",
+        bundle_columns!(),
+        ", archive FROM agent_bundles WHERE agent_id = $1 AND active"
+    );
+    const ACTIVATE: &'static str =
+        "UPDATE agent_bundles SET active = true WHERE agent_id = $1 AND version = $2";
+    // Two replicas taking a free lease at once: one inserts, the other meets its row (waiting
+    // for its commit) and updates it only if that one expired or is its own.
+    const TAKE_LEASE: &'static str = "INSERT INTO hosted_leases (agent_id, node, address, \
+         expires_at) SELECT id, $2, $3, $5 FROM agents WHERE id = $1 \
+         ON CONFLICT (agent_id) DO UPDATE SET node = excluded.node, \
+           address = excluded.address, expires_at = excluded.expires_at \
+         WHERE hosted_leases.expires_at < $4 OR hosted_leases.node = excluded.node \
+         RETURNING agent_id";
+    const RENEW_LEASES: &'static str = "UPDATE hosted_leases SET expires_at = $3 \
+         WHERE node = $1 AND expires_at >= $2 RETURNING agent_id";
+    const RELEASE_LEASE: &'static str =
+        "DELETE FROM hosted_leases WHERE agent_id = $1 AND node = $2";
+    const LEASE: &'static str = concat!(
+        "SELECT ",
+        lease_columns!(),
+        " FROM hosted_leases WHERE agent_id = $1"
+    );
+}

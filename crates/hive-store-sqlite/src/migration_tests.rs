@@ -1,0 +1,377 @@
+//! Migration 0021 rebuilds `agents` with foreign keys off: the rows, and the rows that
+//! reference them, survive it; it can run again (a crash after its commit, before sqlx recorded
+//! it); a failure half-way leaves the old schema and no connection without foreign keys.
+
+use super::*;
+use hive_proto::Role;
+use hive_proto::agents::{AgentKind, AgentStatus, AgentVisibility};
+use hive_store::{
+    AgentLimits, AgentRow, ConversationMessageRow, ConversationRow, MessageAuthor, NewBundle,
+    NewUser, PageRequest,
+};
+use hive_store_conformance::note;
+use time::macros::datetime;
+use uuid::Uuid;
+
+/// The version before the rebuild.
+const BEFORE_REBUILD: i64 = 20;
+
+const AT: time::OffsetDateTime = datetime!(2026-03-01 12:00:00.123456 UTC);
+
+struct Rows {
+    agent: AgentRow,
+    conversation: ConversationRow,
+}
+
+/// A store on a new database migrated up to `BEFORE_REBUILD`.
+async fn store_before_rebuild(dir: &tempfile::TempDir) -> SqliteStore {
+    let store = SqliteStore::open(&dir.path().join("hive.db"), 2)
+        .await
+        .unwrap();
+    MIGRATOR
+        .run_to(BEFORE_REBUILD, store.writer_pool())
+        .await
+        .unwrap();
+    store
+}
+
+/// A user, their agent, and a conversation with it, written through the store.
+async fn write_rows(store: &SqliteStore, name: &str, kind: AgentKind) -> Rows {
+    let owner_id = Uuid::now_v7();
+    let user = NewUser {
+        id: owner_id,
+        email: format!("{}@example.com", owner_id.simple()),
+        display_name: "Owner".to_owned(),
+        role: Role::Operator,
+        password_hash: None,
+        created_at: AT,
+    };
+    store
+        .users()
+        .create(&user, note("user.create").append())
+        .await
+        .unwrap();
+    let agent = AgentRow {
+        id: Uuid::now_v7(),
+        owner_id,
+        name: name.to_owned(),
+        description: "kept through the rebuild: ünïcode".to_owned(),
+        visibility: AgentVisibility::Federation,
+        kind,
+        runtime: r#"{"base_url":"http://127.0.0.1:11434/v1"}"#.to_owned(),
+        skills: r#"[{"id":"chat"}]"#.to_owned(),
+        limits: AgentLimits {
+            requests_per_minute: 60,
+            tokens_per_day: 5_000_000_000,
+            concurrent_tasks: 4,
+            timeout_seconds: u32::MAX,
+        },
+        status: AgentStatus::Ready,
+        status_detail: "ready".to_owned(),
+        version: 3,
+        created_at: AT,
+        updated_at: AT,
+    };
+    store
+        .agents()
+        .create(&agent, note("agent.create").append())
+        .await
+        .unwrap();
+    let conversation = ConversationRow {
+        id: Uuid::now_v7(),
+        owner: format!("user:{owner_id}"),
+        user_id: Some(owner_id),
+        agent_id: agent.id,
+        title: "Before the rebuild".to_owned(),
+        open_task_id: None,
+        turn_started_at: None,
+        created_at: AT,
+        updated_at: AT,
+    };
+    let first = ConversationMessageRow {
+        id: Uuid::now_v7(),
+        conversation_id: conversation.id,
+        author: MessageAuthor::User,
+        text: "Hello".to_owned(),
+        truncated: false,
+        task_id: None,
+        state: String::new(),
+        created_at: AT,
+    };
+    store
+        .conversations()
+        .create(&conversation, &first)
+        .await
+        .unwrap();
+    Rows {
+        agent,
+        conversation,
+    }
+}
+
+/// The rows are all there, as written, and the conversation's message with them.
+async fn assert_kept(store: &SqliteStore, rows: &Rows) {
+    assert_eq!(
+        store
+            .agents()
+            .get(rows.agent.id, None)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&rows.agent)
+    );
+    let conversation = &rows.conversation;
+    assert_eq!(
+        store
+            .conversations()
+            .get(&conversation.owner, conversation.id)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(conversation)
+    );
+    let messages = store
+        .conversations()
+        .messages(conversation.id, &PageRequest::first(10).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(messages.items.len(), 1);
+}
+
+async fn broken_references(store: &SqliteStore) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM pragma_foreign_key_check")
+        .fetch_one(store.writer_pool())
+        .await
+        .unwrap()
+}
+
+async fn schema_sql(store: &SqliteStore, name: &str) -> String {
+    sqlx::query_scalar("SELECT sql FROM sqlite_schema WHERE name = ?")
+        .bind(name.to_owned())
+        .fetch_one(store.writer_pool())
+        .await
+        .unwrap()
+}
+
+async fn applied(store: &SqliteStore) -> Vec<i64> {
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(store.writer_pool())
+        .await
+        .unwrap()
+}
+
+/// Deletes the agent through the store: answers whether its conversation went with it.
+async fn delete_cascades(store: &SqliteStore, rows: &Rows) -> bool {
+    assert!(
+        store
+            .agents()
+            .delete(rows.agent.id, None, note("agent.delete").append())
+            .await
+            .unwrap()
+    );
+    let conversation = &rows.conversation;
+    store
+        .conversations()
+        .get(&conversation.owner, conversation.id)
+        .await
+        .unwrap()
+        .is_none()
+}
+
+#[tokio::test]
+async fn the_rebuild_keeps_agents_and_what_references_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_before_rebuild(&dir).await;
+    let rows = write_rows(&store, "before", AgentKind::Llm).await;
+    let other = write_rows(&store, "second", AgentKind::Conformance).await;
+    let old_conversations = schema_sql(&store, "conversations").await;
+
+    let report = store.migrate().await.unwrap();
+    assert_eq!(report.applied, vec![21]);
+    assert_eq!(report.version, 21);
+
+    assert_kept(&store, &rows).await;
+    assert_kept(&store, &other).await;
+    assert_eq!(broken_references(&store).await, 0);
+    // Nothing renamed: the references keep naming `agents`, word for word.
+    assert_eq!(schema_sql(&store, "conversations").await, old_conversations);
+    assert!(old_conversations.contains("REFERENCES agents (id) ON DELETE CASCADE"));
+    let agents = schema_sql(&store, "agents").await;
+    assert!(agents.starts_with("CREATE TABLE agents ("), "{agents}");
+    assert!(
+        agents.contains("'hosted'") && agents.contains("'paused'"),
+        "{agents}"
+    );
+    let strict: i64 =
+        sqlx::query_scalar("SELECT strict FROM pragma_table_list WHERE name = 'agents'")
+            .fetch_one(store.writer_pool())
+            .await
+            .unwrap();
+    assert_eq!(strict, 1);
+    let mut indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'agents' \
+         AND sql IS NOT NULL",
+    )
+    .fetch_all(store.writer_pool())
+    .await
+    .unwrap();
+    indexes.sort();
+    assert_eq!(indexes, ["agents_by_owner", "agents_newest"]);
+    // The name is still unique.
+    let taken = AgentRow {
+        id: Uuid::now_v7(),
+        ..rows.agent.clone()
+    };
+    let refused = store
+        .agents()
+        .create(&taken, note("agent.create").append())
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+
+    // The new words are accepted.
+    let hosted = write_rows(&store, "hosted", AgentKind::Hosted).await;
+    assert!(
+        store
+            .agents()
+            .set_status(hosted.agent.id, AgentStatus::Paused, "", AT, None)
+            .await
+            .unwrap()
+    );
+
+    // Foreign keys are on for the writes that follow: the cascade reaches the conversation.
+    let writer_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(store.writer_pool())
+        .await
+        .unwrap();
+    assert_eq!(writer_keys, 1);
+    assert!(delete_cascades(&store, &rows).await);
+    assert_kept(&store, &other).await;
+}
+
+#[tokio::test]
+async fn the_migration_runs_again_when_it_was_not_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_before_rebuild(&dir).await;
+    store.migrate().await.unwrap();
+    let rows = write_rows(&store, "hosted", AgentKind::Hosted).await;
+    let archive = vec![0u8, 1, 2, 255];
+    let sha256 = "0".repeat(64);
+    store
+        .hosted()
+        .push_bundle(
+            &NewBundle {
+                agent_id: rows.agent.id,
+                sha256: &sha256,
+                manifest: "name = \"a\"",
+                archive: &archive,
+                created_by: None,
+                created_at: AT,
+            },
+            5,
+            note("agent.bundle.push").append(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .hosted()
+            .take_lease(
+                rows.agent.id,
+                "node-a",
+                "",
+                AT,
+                AT + time::Duration::hours(1)
+            )
+            .await
+            .unwrap()
+    );
+
+    // As after a crash between the migration's commit and sqlx's record of it.
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 21")
+        .execute(store.writer_pool())
+        .await
+        .unwrap();
+    let report = store.migrate().await.unwrap();
+    assert_eq!(report.applied, vec![21]);
+    assert_eq!(applied(&store).await.last(), Some(&21));
+
+    assert_kept(&store, &rows).await;
+    let (bundle, stored) = store
+        .hosted()
+        .active_bundle(rows.agent.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((bundle.version, stored), (1, archive));
+    assert!(
+        store
+            .hosted()
+            .lease_of(rows.agent.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(broken_references(&store).await, 0);
+    assert!(delete_cascades(&store, &rows).await);
+    assert!(
+        store
+            .hosted()
+            .list_bundles(rows.agent.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_rebuild_changes_nothing_and_leaves_foreign_keys_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_before_rebuild(&dir).await;
+    let rows = write_rows(&store, "before", AgentKind::Llm).await;
+    // A table in the way: the migration fails after it dropped and rebuilt `agents`, inside
+    // its transaction.
+    sqlx::query("CREATE TABLE agent_bundles (unrelated INTEGER) STRICT")
+        .execute(store.writer_pool())
+        .await
+        .unwrap();
+
+    let failed = store.migrate().await;
+    assert!(
+        matches!(failed, Err(StoreError::Migration(_))),
+        "{failed:?}"
+    );
+    assert_eq!(applied(&store).await.last(), Some(&BEFORE_REBUILD));
+    // The old table, with its rows and its old CHECK.
+    assert_kept(&store, &rows).await;
+    assert!(!schema_sql(&store, "agents").await.contains("'hosted'"));
+    let hosted = AgentRow {
+        id: Uuid::now_v7(),
+        name: "refused".to_owned(),
+        kind: AgentKind::Hosted,
+        ..rows.agent.clone()
+    };
+    let refused = store
+        .agents()
+        .create(&hosted, note("agent.create").append())
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+
+    // No write runs without foreign keys: the delete cascades.
+    sqlx::query("DROP TABLE agent_bundles")
+        .execute(store.writer_pool())
+        .await
+        .unwrap();
+    let second = write_rows(&store, "second", AgentKind::Conformance).await;
+    assert!(delete_cascades(&store, &rows).await);
+
+    // With the way clear, it applies.
+    assert_eq!(store.migrate().await.unwrap().applied, vec![21]);
+    assert_kept(&store, &second).await;
+    assert_eq!(broken_references(&store).await, 0);
+}
