@@ -135,6 +135,11 @@ async fn main() {
                 manifest: &manifest,
                 secrets: Vec::new(),
                 run_dir: &run,
+                logs: Arc::new(
+                    hive_core::agents::hosted::logs::LogRing::open(&run.join("logs"), 1 << 20)
+                        .unwrap(),
+                ),
+                clock: Arc::new(hive_proto::SystemClock),
             })
             .await
             .unwrap();

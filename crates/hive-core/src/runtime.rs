@@ -252,7 +252,9 @@ impl Hive {
                     secrets: Arc::clone(&secrets_service),
                     runtime: crate::sandboxing::open_runtime(&config, &egress, &auditor).await,
                     config: config.sandbox.clone(),
-                    dir: config.data_dir.join("sandboxes"),
+                    // Absolute: the sandbox binds what is under it by path.
+                    dir: std::path::absolute(config.data_dir.join("sandboxes"))
+                        .unwrap_or_else(|_| config.data_dir.join("sandboxes")),
                     node: node_id.clone(),
                     sole_process: store.backend() == hive_store::Backend::Sqlite,
                 },

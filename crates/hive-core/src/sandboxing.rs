@@ -18,7 +18,8 @@ use std::sync::Arc;
 /// other's sandboxes.
 const UIDS_PER_PROCESS: u32 = 4096;
 const FIRST_UID: u32 = 1_610_000_000;
-const SLOTS: u32 = 600_000;
+/// Blocks up to uid 2,147,094,000: uids past 2^31 are refused in bubblewrap's uid maps.
+const SLOTS: u32 = 131_000;
 
 /// The runtime of hosted agents on this host, or why there is none (said once in the log).
 pub async fn open_runtime(
@@ -33,7 +34,11 @@ pub async fn open_runtime(
     opened
 }
 
-async fn open(config: &Config, egress: &Egress, auditor: &Auditor) -> Result<HostedRuntime, String> {
+async fn open(
+    config: &Config,
+    egress: &Egress,
+    auditor: &Auditor,
+) -> Result<HostedRuntime, String> {
     if !config.sandbox.enabled {
         return Err("HIVE_SANDBOX is off".into());
     }
@@ -96,13 +101,21 @@ async fn protected_addresses(config: &Config) -> Vec<SocketAddr> {
         let Ok(url) = url::Url::parse(&raw) else {
             continue;
         };
-        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default().or(default_port(url.scheme()))) else {
+        let (Some(host), Some(port)) = (
+            url.host_str(),
+            url.port_or_known_default().or(default_port(url.scheme())),
+        ) else {
             continue;
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         match tokio::net::lookup_host((host.as_str(), port)).await {
             Ok(found) => addresses.extend(found),
-            Err(error) => tracing::warn!(%error, "a service's address for the agents' proxy to refuse was not resolved"),
+            Err(error) => {
+                tracing::warn!(%error, "a service's address for the agents' proxy to refuse was not resolved")
+            }
         }
     }
     addresses

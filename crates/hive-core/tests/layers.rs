@@ -203,7 +203,10 @@ fn domains_import_only_the_domains_below_them() {
 
 /// The modules that assemble Hive: above every domain, imported by none.
 fn is_composition_root(module: &str) -> bool {
-    matches!(module, "runtime" | "storage" | "shared_state" | "sandboxing")
+    matches!(
+        module,
+        "runtime" | "storage" | "shared_state" | "sandboxing"
+    )
 }
 
 /// What only the composition root may name: the database backends, Redis, the NATS client and

@@ -224,7 +224,7 @@ async fn create_agent(
             return Ok(agent.id);
         }
         AgentKind::Llm => form.llm.apply(serde_json::Map::new())?,
-        AgentKind::Conformance => serde_json::json!({}),
+        AgentKind::Conformance | AgentKind::Hosted => serde_json::json!({}),
     };
     let new = NewAgent {
         name: form.name.trim().to_owned(),

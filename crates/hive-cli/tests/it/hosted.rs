@@ -15,9 +15,14 @@ const TOKEN_SECRET: &str = "hosted-upstream-token-for-the-test";
 /// Whether this machine can run the sandbox (root and bubblewrap); a note when not.
 fn sandbox_here() -> bool {
     let root = std::fs::read_to_string("/proc/self/status")
-        .map(|status| status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .map(|status| {
+            status
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false);
-    let ok = root && Path::new("/usr/bin/bwrap").is_file() && Path::new("/usr/bin/python3").is_file();
+    let ok =
+        root && Path::new("/usr/bin/bwrap").is_file() && Path::new("/usr/bin/python3").is_file();
     if !ok {
         eprintln!("skipped: hosted agents need root, /usr/bin/bwrap and /usr/bin/python3");
     }
@@ -38,7 +43,9 @@ fn example_bundle(edit: impl Fn(String) -> String) -> Vec<u8> {
         header.set_size(text.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        archive.append_data(&mut header, name, text.as_bytes()).unwrap();
+        archive
+            .append_data(&mut header, name, text.as_bytes())
+            .unwrap();
     }
     archive.into_inner().unwrap().finish().unwrap()
 }
@@ -55,6 +62,7 @@ impl Api {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
+            .header("A2A-Version", "1.0")
             .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -62,7 +70,10 @@ impl Api {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -112,7 +123,10 @@ impl Api {
             .cloned()
             .or_else(|| result["task"]["artifacts"][0].clone().into())
             .unwrap();
-        Ok(message["parts"][0]["text"].as_str().unwrap_or_default().to_owned())
+        Ok(message["parts"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
     }
 
     async fn status_of(&self, agent: &str) -> String {
@@ -176,18 +190,35 @@ async fn a_hosted_agent_runs_answers_logs_and_applies_new_versions() {
         .await;
     assert_eq!(status, 201, "{secret}");
     let (status, created) = api
-        .post("/api/v1/agents", json!({ "name": "echo", "kind": "hosted",
+        .post(
+            "/api/v1/agents",
+            json!({ "name": "echo", "kind": "hosted",
             "limits": { "requestsPerMinute": 600, "tokensPerDay": 0, "concurrentTasks": 4,
-                        "timeoutSeconds": 5 } }))
+                        "timeoutSeconds": 5 } }),
+        )
         .await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
 
     // Without a bundle the start fails, saying so.
-    let (status, started) = api.post(&format!("/api/v1/agents/{id}/start"), json!({})).await;
-    assert_eq!(status, 200, "{started}");
+    let (status, started) = api
+        .post(&format!("/api/v1/agents/{id}/start"), json!({}))
+        .await;
+    assert_eq!(
+        status,
+        200,
+        "{started}\n{}\n{}",
+        hive.stderr(),
+        hive.stdout()
+    );
     assert_eq!(started["status"], "error", "{started}");
-    assert!(started["statusDetail"].as_str().unwrap().contains("no bundle"), "{started}");
+    assert!(
+        started["statusDetail"]
+            .as_str()
+            .unwrap()
+            .contains("no bundle"),
+        "{started}"
+    );
 
     // The agent prints its secret at start: the logs keep it cut out.
     let leaky = |text: String| {
@@ -204,9 +235,16 @@ async fn a_hosted_agent_runs_answers_logs_and_applies_new_versions() {
     let agent = api.get(&format!("/api/v1/agents/{id}")).await;
     assert_eq!(agent["skills"][1]["id"], "fetch", "{agent}");
 
-    let (status, started) = api.post(&format!("/api/v1/agents/{id}/start"), json!({})).await;
+    let (status, started) = api
+        .post(&format!("/api/v1/agents/{id}/start"), json!({}))
+        .await;
     assert_eq!(status, 200, "{started}");
-    assert_eq!(started["status"], "ready", "{started}");
+    assert_eq!(
+        started["status"],
+        "ready",
+        "{started}\n{}",
+        api.get(&format!("/api/v1/agents/{id}/logs")).await
+    );
     assert_eq!(api.say(&id, "hi").await.unwrap(), "echo: hi");
 
     // Its output, paged, with the secret's value cut out.
@@ -217,7 +255,10 @@ async fn a_hosted_agent_runs_answers_logs_and_applies_new_versions() {
         .iter()
         .map(|line| line["text"].as_str().unwrap())
         .collect();
-    assert!(text.iter().any(|line| line.contains("serving A2A on")), "{logs}");
+    assert!(
+        text.iter().any(|line| line.contains("serving A2A on")),
+        "{logs}"
+    );
     assert!(text.contains(&"token=[redacted]"), "{logs}");
     assert!(!logs.to_string().contains(TOKEN_SECRET));
 
@@ -228,44 +269,71 @@ async fn a_hosted_agent_runs_answers_logs_and_applies_new_versions() {
 
     // A new version runs from the next restart; a rollback brings the first one back.
     let (status, v2) = api
-        .push(&id, example_bundle(|text| text.replace("f\"echo: {text}\"", "f\"v2: {text}\"")))
+        .push(
+            &id,
+            example_bundle(|text| text.replace("f\"echo: {text}\"", "f\"v2: {text}\"")),
+        )
         .await;
     assert_eq!(status, 201, "{v2}");
     assert_eq!(v2["version"], 2);
     assert_eq!(api.say(&id, "hi").await.unwrap(), "echo: hi");
-    let (status, restarted) = api.post(&format!("/api/v1/agents/{id}/restart"), json!({})).await;
-    assert_eq!((status, restarted["status"].as_str()), (200, Some("ready")), "{restarted}");
+    let (status, restarted) = api
+        .post(&format!("/api/v1/agents/{id}/restart"), json!({}))
+        .await;
+    assert_eq!(
+        (status, restarted["status"].as_str()),
+        (200, Some("ready")),
+        "{restarted}"
+    );
     assert_eq!(api.say(&id, "hi").await.unwrap(), "v2: hi");
     let (status, back) = api
         .post(&format!("/api/v1/agents/{id}/bundle/rollback"), json!({}))
         .await;
     assert_eq!((status, back["version"].as_i64()), (200, Some(1)), "{back}");
-    api.post(&format!("/api/v1/agents/{id}/restart"), json!({})).await;
+    api.post(&format!("/api/v1/agents/{id}/restart"), json!({}))
+        .await;
     assert_eq!(api.say(&id, "hi").await.unwrap(), "echo: hi");
     let bundles = api.get(&format!("/api/v1/agents/{id}/bundles")).await;
     let versions: Vec<(i64, bool)> = bundles
         .as_array()
         .unwrap()
         .iter()
-        .map(|b| (b["version"].as_i64().unwrap(), b["active"].as_bool().unwrap()))
+        .map(|b| {
+            (
+                b["version"].as_i64().unwrap(),
+                b["active"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(versions, [(2, false), (1, true)]);
 
     // Paused: frozen, not called; resumed: answers again.
-    let (_, paused) = api.post(&format!("/api/v1/agents/{id}/pause"), json!({})).await;
+    let (_, paused) = api
+        .post(&format!("/api/v1/agents/{id}/pause"), json!({}))
+        .await;
     assert_eq!(paused["status"], "paused", "{paused}");
     assert!(api.say(&id, "hi").await.is_err());
-    let (_, resumed) = api.post(&format!("/api/v1/agents/{id}/resume"), json!({})).await;
+    let (_, resumed) = api
+        .post(&format!("/api/v1/agents/{id}/resume"), json!({}))
+        .await;
     assert_eq!(resumed["status"], "ready", "{resumed}");
     assert_eq!(api.say(&id, "again").await.unwrap(), "echo: again");
 
     // Stopped: nothing of it is left running.
-    let (_, stopped) = api.post(&format!("/api/v1/agents/{id}/stop"), json!({})).await;
+    let (_, stopped) = api
+        .post(&format!("/api/v1/agents/{id}/stop"), json!({}))
+        .await;
     assert_eq!(stopped["status"], "stopped", "{stopped}");
     assert!(sandbox_processes_of(hive.pid()).is_empty());
 
     // Deleted: its files go.
-    let (status, _) = api.send(reqwest::Method::DELETE, &format!("/api/v1/agents/{id}"), None).await;
+    let (status, _) = api
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/agents/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(status, 204);
     assert!(!dir.path().join("hive-data/sandboxes").join(&id).exists());
     let (_, stdout, stderr) = hive.stop().await;
@@ -316,17 +384,25 @@ async fn the_gateway_ends_a_call_a_hosted_agent_never_answers_and_a_kill_leaves_
     )
     .await;
     let (_, created) = api
-        .post("/api/v1/agents", json!({ "name": "stuck", "kind": "hosted",
+        .post(
+            "/api/v1/agents",
+            json!({ "name": "stuck", "kind": "hosted",
             "limits": { "requestsPerMinute": 600, "tokensPerDay": 0, "concurrentTasks": 4,
-                        "timeoutSeconds": 2 } }))
+                        "timeoutSeconds": 2 } }),
+        )
         .await;
     let id = created["id"].as_str().unwrap().to_owned();
     let never = |text: String| {
-        text.replace("return f\"echo: {text}\"", "__import__(\"time\").sleep(3600)")
+        text.replace(
+            "return f\"echo: {text}\"",
+            "__import__(\"time\").sleep(3600)",
+        )
     };
     let (status, _) = api.push(&id, example_bundle(never)).await;
     assert_eq!(status, 201);
-    let (_, started) = api.post(&format!("/api/v1/agents/{id}/start"), json!({})).await;
+    let (_, started) = api
+        .post(&format!("/api/v1/agents/{id}/start"), json!({}))
+        .await;
     assert_eq!(started["status"], "ready", "{started}");
 
     let began = std::time::Instant::now();
@@ -335,7 +411,10 @@ async fn the_gateway_ends_a_call_a_hosted_agent_never_answers_and_a_kill_leaves_
         error["message"].as_str().unwrap().contains("timeout"),
         "{error}"
     );
-    assert!(began.elapsed() < Duration::from_secs(30), "the call was not ended");
+    assert!(
+        began.elapsed() < Duration::from_secs(30),
+        "the call was not ended"
+    );
 
     // kill -9: the sandbox dies with Hive (it is bound to its parent); the next start finds
     // nothing left and runs the agent again, as its stored status says.
@@ -348,20 +427,27 @@ async fn the_gateway_ends_a_call_a_hosted_agent_never_answers_and_a_kill_leaves_
     )
     .unwrap();
     drop(hive);
-    poll_until("the sandbox's end with Hive", Duration::from_secs(10), async || {
-        let left = before
-            .iter()
-            .any(|p| Path::new(&format!("/proc/{p}")).exists());
-        (!left).then_some(())
-    })
+    poll_until(
+        "the sandbox's end with Hive",
+        Duration::from_secs(10),
+        async || {
+            let left = before
+                .iter()
+                .any(|p| Path::new(&format!("/proc/{p}")).exists());
+            (!left).then_some(())
+        },
+    )
     .await;
 
     let (hive, api) = serve(dir.path(), &[]).await;
-    poll_until("the agent's return after the restart", Duration::from_secs(30), async || {
-        (api.status_of(&id).await == "ready").then_some(())
-    })
+    poll_until(
+        "the agent's return after the restart",
+        Duration::from_secs(30),
+        async || (api.status_of(&id).await == "ready").then_some(()),
+    )
     .await;
     assert!(!sandbox_processes_of(hive.pid()).is_empty());
-    api.post(&format!("/api/v1/agents/{id}/stop"), json!({})).await;
+    api.post(&format!("/api/v1/agents/{id}/stop"), json!({}))
+        .await;
     hive.stop().await;
 }

@@ -163,6 +163,11 @@ async fn a_hosted_python_agent_answers_and_goes_out_only_through_the_proxy() {
             manifest: &manifest,
             secrets: vec![("UPSTREAM_TOKEN".into(), TOKEN.into())],
             run_dir: run.path(),
+            logs: Arc::new(
+                hive_core::agents::hosted::logs::LogRing::open(&run.path().join("logs"), 1 << 20)
+                    .unwrap(),
+            ),
+            clock: Arc::new(hive_proto::SystemClock),
         })
         .await
         .unwrap();
@@ -269,6 +274,10 @@ command = ["python3", "-c", "print('cannot find my model', flush=True); raise Sy
             manifest: &manifest,
             secrets: Vec::new(),
             run_dir: &run,
+            logs: Arc::new(
+                hive_core::agents::hosted::logs::LogRing::open(&run.join("logs"), 1 << 20).unwrap(),
+            ),
+            clock: Arc::new(hive_proto::SystemClock),
         })
         .await;
     remove_cgroups(&parent);

@@ -4,13 +4,13 @@
 //! agent's key. Every probe goes through the egress guard; every change of status is announced
 //! on the bus (`agent.status`) and audited.
 
+use super::hosted::HostedAgents;
 use crate::agents::{AgentError, LlmSettings, RemoteSettings};
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, Principal};
 use crate::kernel::caller::{Caller, RequestMeta};
 use crate::kernel::egress::{Egress, Purpose};
 use crate::kernel::jobs::{Job, JobContext};
 use crate::vault::secrets::SecretService;
-use super::hosted::HostedAgents;
 use async_trait::async_trait;
 use hive_egress::{CallLimits, EgressRequest};
 use hive_proto::SharedClock;
@@ -99,15 +99,15 @@ impl AgentLifecycle {
         }
         self.board
             .change(
-            &agent,
-            AgentStatus::Starting,
-            "",
-            &caller.principal(),
-            AuditAction::AgentStart,
-            meta,
-            Guard::Any,
-        )
-        .await?;
+                &agent,
+                AgentStatus::Starting,
+                "",
+                &caller.principal(),
+                AuditAction::AgentStart,
+                meta,
+                Guard::Any,
+            )
+            .await?;
         let (status, detail) = match self.probe(&agent, &caller.principal(), meta).await {
             Ok(()) => (AgentStatus::Ready, String::new()),
             Err(reason) => (AgentStatus::Error, reason),
@@ -119,15 +119,15 @@ impl AgentLifecycle {
         // A stop that came during the probe stands.
         self.board
             .change(
-            &starting,
-            status,
-            &detail,
-            &caller.principal(),
-            AuditAction::AgentStatus,
-            meta,
-            Guard::WhileUnchanged,
-        )
-        .await?;
+                &starting,
+                status,
+                &detail,
+                &caller.principal(),
+                AuditAction::AgentStatus,
+                meta,
+                Guard::WhileUnchanged,
+            )
+            .await?;
         self.owned(caller, id).await
     }
 
@@ -144,15 +144,15 @@ impl AgentLifecycle {
         }
         self.board
             .change(
-            &agent,
-            AgentStatus::Stopped,
-            "",
-            &caller.principal(),
-            AuditAction::AgentStop,
-            meta,
-            Guard::Any,
-        )
-        .await?;
+                &agent,
+                AgentStatus::Stopped,
+                "",
+                &caller.principal(),
+                AuditAction::AgentStop,
+                meta,
+                Guard::Any,
+            )
+            .await?;
         self.owned(caller, id).await
     }
 
@@ -319,13 +319,26 @@ impl StatusBoard {
         let stored = match guard {
             Guard::Any => {
                 agents
-                    .set_status(agent.id, status, detail, hive_store::truncate_to_micros(self.clock.now()), audit)
+                    .set_status(
+                        agent.id,
+                        status,
+                        detail,
+                        hive_store::truncate_to_micros(self.clock.now()),
+                        audit,
+                    )
                     .await?
             }
             Guard::WhileUnchanged => {
                 let from = agent.status;
                 agents
-                    .set_status_from(agent.id, from, status, detail, hive_store::truncate_to_micros(self.clock.now()), audit)
+                    .set_status_from(
+                        agent.id,
+                        from,
+                        status,
+                        detail,
+                        hive_store::truncate_to_micros(self.clock.now()),
+                        audit,
+                    )
                     .await?
             }
         };
@@ -343,7 +356,6 @@ impl StatusBoard {
         }
         Ok(true)
     }
-
 }
 
 /// The `Authorization: Bearer …` value of the agent owner's secret `secret_id` (none without

@@ -23,7 +23,7 @@ pub use error::AgentError;
 pub(crate) use registry::{check_url, checked_skills};
 
 pub use registry::{
-    AgentChange, Agents, ConformanceSettings, DEFAULT_LIMITS, HostedSettings, LlmSettings, MAX_DESCRIPTION_CHARS,
-    MAX_NAME_CHARS, MAX_SKILLS, MAX_SYSTEM_PROMPT_CHARS, NewAgent, RemoteSettings, Skill,
-    skills_of, visible_to,
+    AgentChange, Agents, ConformanceSettings, DEFAULT_LIMITS, HostedSettings, LlmSettings,
+    MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_SKILLS, MAX_SYSTEM_PROMPT_CHARS, NewAgent,
+    RemoteSettings, Skill, skills_of, visible_to,
 };

@@ -5,11 +5,11 @@
 //! from the caller, the agent and the caller's context id.
 
 use super::book::{Entry, StoredTask, TaskBook, Upstream, ends_stream, shaped};
+use super::upstream::{EgressTransport, UpstreamBody, UpstreamTransport};
 use super::{Ctx, GatewayError, Refused, Reply, StreamItem, failed, unary};
 use crate::agents::RemoteSettings;
 use crate::agents::lifecycle::bearer_credential;
 use crate::kernel::egress::Purpose;
-use super::upstream::{EgressTransport, UpstreamBody, UpstreamTransport};
 use hive_a2a::client::TransportError;
 use hive_a2a::client::{Client, ClientError, EventStream};
 use hive_a2a::error::{ErrorCode, RpcError};

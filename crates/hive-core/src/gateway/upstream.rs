@@ -16,14 +16,15 @@ pub(crate) enum UpstreamTransport {
 }
 
 pub(crate) enum UpstreamBody {
-    Egress(EgressBody),
+    /// Boxed: an egress response is large, a channel's small.
+    Egress(Box<EgressBody>),
     Channel(ChannelBody),
 }
 
 impl Body for UpstreamBody {
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
         match self {
-            Self::Egress(body) => body.next_chunk().await,
+            Self::Egress(body) => body.as_mut().next_chunk().await,
             Self::Channel(body) => body.next_chunk().await,
         }
     }
@@ -47,14 +48,12 @@ impl Transport for UpstreamTransport {
             }
         }
         match self {
-            Self::Egress(transport) => Ok(wrap(
-                transport.send(request).await?,
-                UpstreamBody::Egress,
-            )),
-            Self::Channel(transport) => Ok(wrap(
-                transport.send(request).await?,
-                UpstreamBody::Channel,
-            )),
+            Self::Egress(transport) => Ok(wrap(transport.send(request).await?, |body| {
+                UpstreamBody::Egress(Box::new(body))
+            })),
+            Self::Channel(transport) => {
+                Ok(wrap(transport.send(request).await?, UpstreamBody::Channel))
+            }
         }
     }
 }
@@ -114,4 +113,3 @@ impl Transport for EgressTransport {
         })
     }
 }
-

@@ -6,8 +6,11 @@ use hive_proto::ErrorCode;
 use http::{HeaderMap, Method, header};
 
 /// The one API write whose body is not JSON: a hosted agent's bundle, a tar.gz.
-const BUNDLE_UPLOAD_MEDIA_TYPES: [&str; 3] =
-    ["application/gzip", "application/x-gzip", "application/octet-stream"];
+const BUNDLE_UPLOAD_MEDIA_TYPES: [&str; 3] = [
+    "application/gzip",
+    "application/x-gzip",
+    "application/octet-stream",
+];
 /// Its cap, above the pipeline's (`HIVE_BODY_LIMIT_BYTES`), for this route alone.
 pub(crate) const BUNDLE_UPLOAD_LIMIT: usize = 64 * 1024 * 1024;
 
@@ -52,10 +55,7 @@ pub async fn require_json(request: Request, next: Next) -> Response {
         *request.method(),
         Method::POST | Method::PUT | Method::PATCH
     );
-    if writes
-        && request.uri().path().starts_with("/api/")
-        && has_body(request.headers())
-    {
+    if writes && request.uri().path().starts_with("/api/") && has_body(request.headers()) {
         let accepted = if is_bundle_upload(request.method(), request.uri().path()) {
             is_media_type(request.headers(), &BUNDLE_UPLOAD_MEDIA_TYPES)
         } else {
@@ -73,7 +73,14 @@ fn is_media_type(headers: &HeaderMap, types: &[&str]) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|value| value.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|value| {
+            value
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .is_some_and(|essence| types.contains(&essence.as_str()))
 }
 

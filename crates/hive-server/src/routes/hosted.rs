@@ -14,9 +14,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::response::Response;
 use bytes::Bytes;
+use hive_core::agents::hosted::HostedStats;
 use hive_core::agents::hosted::bundle::MAX_ARCHIVE_BYTES;
 use hive_core::agents::hosted::logs::{LogLine, LogPage};
-use hive_core::agents::hosted::HostedStats;
 use hive_proto::agents::{
     AgentView, BundleView, HostedStatsView, LogLineView, LogPageView, RollbackRequest,
 };
@@ -102,7 +102,12 @@ pub async fn bundles(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Vec<BundleView>>, ApiError> {
-    let rows = state.hive.agent_lifecycle.hosted().bundles(&caller, id).await?;
+    let rows = state
+        .hive
+        .agent_lifecycle
+        .hosted()
+        .bundles(&caller, id)
+        .await?;
     Ok(Json(rows.into_iter().map(bundle_view).collect()))
 }
 
@@ -285,6 +290,11 @@ pub async fn stats(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Result<Json<HostedStatsView>, ApiError> {
-    let stats = state.hive.agent_lifecycle.hosted().stats(&caller, id).await?;
+    let stats = state
+        .hive
+        .agent_lifecycle
+        .hosted()
+        .stats(&caller, id)
+        .await?;
     Ok(Json(stats_view(stats)))
 }

@@ -651,7 +651,7 @@ allow = ["api.example.com", "*.example.org:8443"]
 
     #[test]
     fn the_documented_example_is_a_valid_manifest() {
-        let example = include_str!("../../../../examples/hosted-agent/hive-agent.toml");
+        let example = include_str!("../../../../../examples/hosted-agent/hive-agent.toml");
         let manifest = parse_manifest(example).unwrap();
         assert_eq!(manifest.command, ["python3", "agent.py"]);
         assert_eq!(manifest.secrets["UPSTREAM_TOKEN"], "example-upstream-token");

@@ -16,11 +16,11 @@ use hive_a2a::client::fetch_agent_card;
 use hive_a2a::jsonrpc::Limits;
 use hive_egress::{Allowlist, EgressClient, EgressProxy, ProxyCounts, ProxyStats};
 use hive_egress::{ProxyEvents, RefusalReason};
+use hive_proto::SharedClock;
 use hive_sandbox::{
     CHANNEL_MOUNT, ResourceLimits, Sandbox, SandboxBackend, SandboxError, SandboxExit, SandboxId,
     SandboxSpec,
 };
-use hive_proto::SharedClock;
 use hive_store::AuditOutcome;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

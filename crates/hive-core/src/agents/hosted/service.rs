@@ -47,7 +47,7 @@ const RESTART_BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(300);
 const STABLE_RUN: Duration = Duration::from_secs(600);
 /// Agents read per page while reconciling.
-const RECONCILE_PAGE: u32 = 200;
+const RECONCILE_PAGE: u32 = hive_store::MAX_PAGE_SIZE;
 
 /// Where the hosted agents of this replica keep their files and how they run.
 pub struct HostedParts {
@@ -543,9 +543,17 @@ impl HostedAgents {
         let lock = self.lock_of(agent.id);
         let _held = lock.lock().await;
         let (from, to, action) = if paused {
-            (AgentStatus::Ready, AgentStatus::Paused, AuditAction::AgentPause)
+            (
+                AgentStatus::Ready,
+                AgentStatus::Paused,
+                AuditAction::AgentPause,
+            )
         } else {
-            (AgentStatus::Paused, AgentStatus::Ready, AuditAction::AgentResume)
+            (
+                AgentStatus::Paused,
+                AgentStatus::Ready,
+                AuditAction::AgentResume,
+            )
         };
         if agent.status != from {
             return Err(AgentError::Conflict(if paused {
@@ -688,7 +696,9 @@ impl HostedAgents {
             })
             .await
             .map_err(|_| "its run directory could not be prepared".to_owned())?
-            .map_err(|error| format!("its run directory could not be prepared ({})", error.kind()))?
+            .map_err(|error| {
+                format!("its run directory could not be prepared ({})", error.kind())
+            })?
         };
         let logs = Arc::new(logs);
         let sandbox_id = format!("agent-{}", agent.id.simple());
@@ -828,7 +838,9 @@ impl HostedAgents {
         if let Some(running) = self.take_running(agent_id) {
             running.stopping.store(true, Ordering::SeqCst);
             match running.agent.stop(self.config.stop_grace).await {
-                Ok(exit) => tracing::info!(agent = %agent_id, reason = ?exit.reason, "hosted agent stopped"),
+                Ok(exit) => {
+                    tracing::info!(agent = %agent_id, reason = ?exit.reason, "hosted agent stopped")
+                }
                 Err(error) => tracing::warn!(agent = %agent_id, %error, "stopping a hosted agent"),
             }
         }
@@ -856,7 +868,12 @@ impl HostedAgents {
     }
 
     async fn release_lease(&self, agent_id: Uuid) {
-        if let Err(error) = self.store.hosted().release_lease(agent_id, &self.node).await {
+        if let Err(error) = self
+            .store
+            .hosted()
+            .release_lease(agent_id, &self.node)
+            .await
+        {
             // It expires by itself.
             tracing::warn!(agent = %agent_id, %error, "a hosted agent's lease was not released");
         }
@@ -914,7 +931,10 @@ impl HostedAgents {
             if let Ok(runtime) = &this.runtime {
                 match runtime.reap_leftovers().await {
                     Ok(reaped) if !reaped.is_empty() => {
-                        tracing::warn!(count = reaped.len(), "killed sandboxes an earlier run left");
+                        tracing::warn!(
+                            count = reaped.len(),
+                            "killed sandboxes an earlier run left"
+                        );
                     }
                     Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "reaping leftover sandboxes"),
@@ -1025,7 +1045,10 @@ impl HostedAgents {
                 if self.runtime.is_err() || !self.backoff_over(agent.id) {
                     return;
                 }
-                if matches!(self.live_lease_elsewhere(agent.id).await, Ok(Some(_)) | Err(_)) {
+                if matches!(
+                    self.live_lease_elsewhere(agent.id).await,
+                    Ok(Some(_)) | Err(_)
+                ) {
                     return;
                 }
                 if self.check_caps(agent).await.is_err() {

@@ -8,8 +8,8 @@ use super::secret_rules::check_secrets;
 use super::sources::{ConfigError, EnvSource, Sources, invalid, read_toml};
 use super::spec;
 use super::{
-    ClientIpSource, Config, DatabaseConfig, DatabaseUrl, EgressSettings, Environment, HttpConfig, SandboxConfig,
-    JobsConfig, LogConfig, LogFormat, SmtpConfig, SuppliedSecrets, TaskStoreKind,
+    ClientIpSource, Config, DatabaseConfig, DatabaseUrl, EgressSettings, Environment, HttpConfig,
+    JobsConfig, LogConfig, LogFormat, SandboxConfig, SmtpConfig, SuppliedSecrets, TaskStoreKind,
 };
 use crate::kernel::config::MfaPolicy;
 use secrecy::{ExposeSecret, SecretString};

@@ -387,15 +387,31 @@ pub const VARIABLES: &[VarSpec] = &[
         "process",
         "process or off: whether hosted agents run on this replica",
     ),
-    var("HIVE_SANDBOX_BWRAP", "/usr/bin/bwrap", "the path of bubblewrap"),
-    var("HIVE_SANDBOX_MAX_RUNNING", "32", "an integer from 1 to 4096"),
-    var("HIVE_SANDBOX_MAX_PER_USER", "8", "an integer from 1 to 4096"),
+    var(
+        "HIVE_SANDBOX_BWRAP",
+        "/usr/bin/bwrap",
+        "the path of bubblewrap",
+    ),
+    var(
+        "HIVE_SANDBOX_MAX_RUNNING",
+        "32",
+        "an integer from 1 to 4096",
+    ),
+    var(
+        "HIVE_SANDBOX_MAX_PER_USER",
+        "8",
+        "an integer from 1 to 4096",
+    ),
     var(
         "HIVE_SANDBOX_LOG_BYTES",
         "4194304",
         "an integer from 65536 to 1073741824",
     ),
-    var("HIVE_SANDBOX_STOP_GRACE_SECONDS", "10", "an integer from 0 to 300"),
+    var(
+        "HIVE_SANDBOX_STOP_GRACE_SECONDS",
+        "10",
+        "an integer from 0 to 300",
+    ),
     var(
         "HIVE_NODE_URL",
         "- (none)",
