@@ -257,6 +257,8 @@ impl Hive {
                         .unwrap_or_else(|_| config.data_dir.join("sandboxes")),
                     node: node_id.clone(),
                     sole_process: store.backend() == hive_store::Backend::Sqlite,
+                    forward_key: master.derive(hive_crypto::vault::Purpose::HostedForwarding),
+                    replay: Arc::clone(&state.replay),
                 },
             ));
             let agent_lifecycle = Arc::new(crate::agents::lifecycle::AgentLifecycle::new(

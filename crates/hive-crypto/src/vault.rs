@@ -70,6 +70,8 @@ pub enum Purpose {
     Backups,
     /// Keys the audit log's hash chain.
     AuditChain,
+    /// Signs the calls one replica forwards to another's hosted agent.
+    HostedForwarding,
 }
 
 impl Purpose {
@@ -81,6 +83,7 @@ impl Purpose {
             Self::BusSigning => "bus-signing",
             Self::Backups => "backups",
             Self::AuditChain => "audit-chain",
+            Self::HostedForwarding => "hosted-forwarding",
         }
     }
 }
@@ -456,11 +459,12 @@ mod tests {
             Purpose::BusSigning,
             Purpose::Backups,
             Purpose::AuditChain,
+            Purpose::HostedForwarding,
         ]
         .into_iter()
         .map(|p| master.derive(p).hmac_sha256_hex(b"x"))
         .collect();
-        assert_eq!(macs.len(), 6);
+        assert_eq!(macs.len(), 7);
         let sub = master.derive(Purpose::AuditChain);
         assert_eq!(
             sub.hmac_sha256_hex(b"x"),

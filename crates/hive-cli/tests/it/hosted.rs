@@ -180,7 +180,15 @@ async fn a_hosted_agent_runs_answers_logs_and_applies_new_versions() {
     let dir = tempfile::tempdir().unwrap();
     prepare(dir.path()).await;
     hive_testkit::capture::canary(TOKEN_SECRET);
-    let (hive, api) = serve(dir.path(), &[]).await;
+    // One local host the operator opens to agents, one nobody does.
+    let (allowed, allowed_seen) = crate::sandbox::web_server().await;
+    let (refused, refused_seen) = crate::sandbox::web_server().await;
+    let allowlist = allowed.to_string();
+    let (hive, api) = serve(
+        dir.path(),
+        &[("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", allowlist.as_str())],
+    )
+    .await;
 
     let (status, secret) = api
         .post(
@@ -246,6 +254,65 @@ async fn a_hosted_agent_runs_answers_logs_and_applies_new_versions() {
         api.get(&format!("/api/v1/agents/{id}/logs")).await
     );
     assert_eq!(api.say(&id, "hi").await.unwrap(), "echo: hi");
+
+    // A stream through the gateway.
+    let streamed = api
+        .http
+        .post(format!("{}/api/a2a/agents/{id}/jsonrpc", api.base))
+        .bearer_auth(&api.token)
+        .header("A2A-Version", "1.0")
+        .header("accept", "text/event-stream")
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 2, "method": "SendStreamingMessage",
+            "params": { "message": { "messageId": "m-stream", "role": "ROLE_USER",
+                "parts": [{ "text": "stream me" }] } }
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 200);
+    let events = streamed.text().await.unwrap();
+    assert!(events.matches("data:").count() >= 2, "{events}");
+    assert!(events.contains("echo: stream me"), "{events}");
+    assert!(events.contains("TASK_STATE_COMPLETED"), "{events}");
+
+    // Out through the proxy with its secret to the allowed host; the other host is refused,
+    // never reached, and the refusal audited for the owner, naming the agent.
+    assert_eq!(
+        api.say(&id, &format!("fetch http://{allowed}/"))
+            .await
+            .unwrap(),
+        "fetched: HTTP 200"
+    );
+    assert_eq!(
+        *allowed_seen.lock().unwrap(),
+        [format!("Bearer {TOKEN_SECRET}")]
+    );
+    assert_eq!(
+        api.say(&id, &format!("fetch http://{refused}/"))
+            .await
+            .unwrap(),
+        "fetched: HTTP 403"
+    );
+    assert!(
+        refused_seen.lock().unwrap().is_empty(),
+        "a refused host was reached"
+    );
+    let audited = poll_until(
+        "the refusal's record",
+        Duration::from_secs(10),
+        async || {
+            let page = api.get("/api/v1/audit?action=egress.refused").await;
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|item| item["detail"]["agent"] == format!("agent:{id}"))
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(audited["target"], format!("http://{refused}"), "{audited}");
 
     // Its output, paged, with the secret's value cut out.
     let logs = api.get(&format!("/api/v1/agents/{id}/logs")).await;
@@ -450,4 +517,163 @@ async fn the_gateway_ends_a_call_a_hosted_agent_never_answers_and_a_kill_leaves_
     api.post(&format!("/api/v1/agents/{id}/stop"), json!({}))
         .await;
     hive.stop().await;
+}
+
+/// A free port on `address` (bound, then let go, for a replica to listen on and name).
+fn free_port(address: &str) -> u16 {
+    std::net::TcpListener::bind((address, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn two_replicas_run_a_hosted_agent_once_forward_calls_and_take_over() {
+    use crate::process::{SHARED_SECRETS, run_to_exit, run_with_input};
+    let Some(services) = crate::replicas::SharedServices::new().await else {
+        return;
+    };
+    if !sandbox_here() {
+        return;
+    }
+    // The owner and their token, in the shared database.
+    let setup = tempfile::tempdir().unwrap();
+    let mut database = vec![("DATABASE_URL", services.database.url())];
+    database.extend_from_slice(&SHARED_SECRETS);
+    let created = run_with_input(
+        setup.path(),
+        &["admin", "create", "--email", OWNER, "--name", "Root"],
+        &database,
+        "correct horse battery staple\n",
+    )
+    .await;
+    assert!(created.0.success(), "{created:?}");
+    let token = run_to_exit(
+        setup.path(),
+        &["token", "create", "--user", OWNER, "--name", "hosted"],
+        &database,
+    )
+    .await;
+    assert!(token.0.success(), "{token:?}");
+    let token = token.1.trim().to_owned();
+
+    let replica = async |address: &str| {
+        let port = free_port(address);
+        let listen = format!("{address}:{port}");
+        let node_url = format!("http://{listen}");
+        let settings = [
+            ("HIVE_LISTEN", listen.as_str()),
+            ("HIVE_NODE_URL", node_url.as_str()),
+            ("MESH_BUS_HMAC_SECRET", "Zq8vN3kW1xR7tY5uB2mC9pL4sD6fG0hJ"),
+            ("LOG_FORMAT", "json"),
+            ("LOG_LEVEL", "info"),
+        ];
+        let (process, dir) = services.start_replica(address, &settings).await;
+        let api = Api {
+            base: process.base_url.clone(),
+            token: token.clone(),
+            http: client(),
+        };
+        (process, dir, api)
+    };
+    let (a, _dir_a, api_a) = replica("127.0.0.2").await;
+    let (b, _dir_b, api_b) = replica("127.0.0.3").await;
+
+    api_a
+        .post(
+            "/api/v1/secrets",
+            json!({ "name": "example-upstream-token", "value": TOKEN_SECRET }),
+        )
+        .await;
+    let (_, created) = api_a
+        .post(
+            "/api/v1/agents",
+            json!({ "name": "echo", "kind": "hosted" }),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, _) = api_a.push(&id, example_bundle(|text| text)).await;
+    assert_eq!(status, 201);
+    let (_, started) = api_a
+        .post(&format!("/api/v1/agents/{id}/start"), json!({}))
+        .await;
+    assert_eq!(started["status"], "ready", "{started}");
+    // It runs under A alone; a call reaching B is forwarded to A.
+    assert!(!sandbox_processes_of(a.pid()).is_empty());
+    assert!(sandbox_processes_of(b.pid()).is_empty());
+    assert_eq!(api_b.say(&id, "via b").await.unwrap(), "echo: via b");
+    assert_eq!(api_a.say(&id, "via a").await.unwrap(), "echo: via a");
+    let stats = api_b.get(&format!("/api/v1/agents/{id}/stats")).await;
+    assert_eq!(stats["node"], node_id_of(&a), "{stats}");
+
+    // A's relay takes only calls signed with the deployment's key, each once.
+    let relay = format!("{}/internal/v1/hosted/{id}/channel", a.base_url);
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"x"}}"#;
+    let forged = client()
+        .post(&relay)
+        .header("content-type", "application/json")
+        .header(
+            "x-hive-forward-time",
+            time::OffsetDateTime::now_utc().unix_timestamp().to_string(),
+        )
+        .header("x-hive-forward-nonce", "0".repeat(64))
+        .header("x-hive-forward-signature", "0".repeat(64))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let key = hive_crypto::vault::MasterKey::from_hex(SHARED_SECRETS[0].1)
+        .unwrap()
+        .derive(hive_crypto::vault::Purpose::HostedForwarding);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let nonce = "ab".repeat(32);
+    let signed = key.hmac_sha256_hex(
+        format!(
+            "hive-forward-v1\n{now}\n{nonce}\nPOST\n{id}\n/\ncontent-type:application/json\naccept:*/*\n{}",
+            hive_crypto::sha256_hex(body)
+        )
+        .as_bytes(),
+    );
+    let send_signed = async || {
+        client()
+            .post(&relay)
+            .header("content-type", "application/json")
+            .header("accept", "*/*")
+            .header("x-hive-forward-time", now.to_string())
+            .header("x-hive-forward-nonce", &nonce)
+            .header("x-hive-forward-signature", &signed)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(send_signed().await, 200, "a signed call is relayed");
+    assert_eq!(send_signed().await, 403, "the same call again is a replay");
+
+    // A stops: B takes the agent over and runs it itself.
+    assert!(a.stop().await.0.success());
+    poll_until(
+        "B's taking the agent over",
+        Duration::from_secs(60),
+        async || {
+            (!sandbox_processes_of(b.pid()).is_empty()
+                && api_b.status_of(&id).await == "ready"
+                && api_b.say(&id, "after").await.ok().as_deref() == Some("echo: after"))
+            .then_some(())
+        },
+    )
+    .await;
+    api_b
+        .post(&format!("/api/v1/agents/{id}/stop"), json!({}))
+        .await;
+    assert!(sandbox_processes_of(b.pid()).is_empty());
+    assert!(b.stop().await.0.success());
+}
+
+/// The node id a replica logged at start.
+fn node_id_of(process: &HiveProcess) -> String {
+    crate::process::node_id(&process.stdout())
 }

@@ -5,15 +5,15 @@ use serde_json::json;
 use std::time::Duration;
 
 /// The PostgreSQL database and Redis key space replicas of one test share.
-struct SharedServices {
-    database: hive_testkit::ScratchDatabase,
+pub(crate) struct SharedServices {
+    pub(crate) database: hive_testkit::ScratchDatabase,
     redis: String,
     prefix: String,
 }
 
 impl SharedServices {
     /// `None` (with a note) when the run has no PostgreSQL or no Redis.
-    async fn new() -> Option<Self> {
+    pub(crate) async fn new() -> Option<Self> {
         let (Some(_), Some(redis)) = (
             hive_testkit::postgres_admin_url(),
             hive_testkit::redis_url(),
@@ -29,7 +29,7 @@ impl SharedServices {
     }
 
     /// A `hive serve` on `address` (a free port) with its own data directory.
-    async fn start_replica(
+    pub(crate) async fn start_replica(
         &self,
         address: &str,
         settings: &[(&str, &str)],

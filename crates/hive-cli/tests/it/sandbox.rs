@@ -56,7 +56,7 @@ fn remove_cgroups(parent: &str) {
 
 /// A web server on the host's loopback that answers `200` and keeps each request's
 /// `authorization` header (or `-`).
-async fn web_server() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
+pub(crate) async fn web_server() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));

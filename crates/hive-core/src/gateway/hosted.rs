@@ -28,11 +28,13 @@ impl super::Gateway {
                 UpstreamTransport::Channel(transport.with_timeout(timeout)),
                 Scrubber::of_values(&secret_values),
             ),
-            HostedRoute::Elsewhere { node, .. } => {
-                tracing::info!(agent = %agent.id, %node, "a hosted agent runs on another replica");
-                return Err(ErrorCode::InternalError
-                    .with_message("the agent runs on another replica, which cannot be reached"));
-            }
+            HostedRoute::Elsewhere {
+                transport,
+                secret_values,
+            } => (
+                UpstreamTransport::Forward(transport.with_timeout(timeout)),
+                Scrubber::of_values(&secret_values),
+            ),
         };
         let client = Client::new(transport, CHANNEL_URL, Version::V1_0).with_limits(Limits {
             max_body_bytes: usize::try_from(MAX_RESPONSE_BYTES).unwrap_or(usize::MAX),

@@ -1,8 +1,9 @@
 //! How the gateway reaches an agent that answers A2A itself: a `remote` agent through Hive's
 //! egress guard with its credential, a `hosted` agent through its channel (its socket on this
-//! replica). Both are driven by the same A2A client and the same relaying of tasks (`remote`).
+//! replica, or another replica's through it). All are driven by the same A2A client and the same relaying of tasks (`remote`).
 
 use crate::agents::hosted::channel::{ChannelBody, ChannelTransport};
+use crate::agents::hosted::forward::{ForwardBody, ForwardTransport};
 use crate::kernel::egress::{Egress, Purpose};
 use hive_a2a::client::{Body, HttpRequest, HttpResponse, Transport, TransportError};
 use hive_egress::{CallLimits, EgressRequest, EgressResponse};
@@ -13,12 +14,15 @@ use std::sync::Arc;
 pub(crate) enum UpstreamTransport {
     Egress(EgressTransport),
     Channel(ChannelTransport),
+    /// A hosted agent another replica runs.
+    Forward(ForwardTransport),
 }
 
 pub(crate) enum UpstreamBody {
     /// Boxed: an egress response is large, a channel's small.
     Egress(Box<EgressBody>),
     Channel(ChannelBody),
+    Forward(ForwardBody),
 }
 
 impl Body for UpstreamBody {
@@ -26,6 +30,7 @@ impl Body for UpstreamBody {
         match self {
             Self::Egress(body) => body.as_mut().next_chunk().await,
             Self::Channel(body) => body.next_chunk().await,
+            Self::Forward(body) => body.next_chunk().await,
         }
     }
 }
@@ -53,6 +58,9 @@ impl Transport for UpstreamTransport {
             })),
             Self::Channel(transport) => {
                 Ok(wrap(transport.send(request).await?, UpstreamBody::Channel))
+            }
+            Self::Forward(transport) => {
+                Ok(wrap(transport.send(request).await?, UpstreamBody::Forward))
             }
         }
     }

@@ -298,3 +298,97 @@ pub async fn stats(
         .await?;
     Ok(Json(stats_view(stats)))
 }
+
+/// `GET|POST /internal/v1/hosted/{id}/channel/…`: a call another replica forwards to a hosted
+/// agent this one runs. No session or token: the request is signed with the deployment's
+/// forwarding key ([`hive_core::agents::hosted::forward`]), checked before anything is relayed.
+pub async fn relay(
+    State(state): State<AppState>,
+    Path(params): Path<Vec<(String, String)>>,
+    request: Request,
+) -> Response {
+    use axum::response::IntoResponse;
+    use hive_core::agents::hosted::forward::{
+        FORWARD_PREFIX, ForwardRefusal, Forwarded, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME,
+    };
+    let Some(agent) = params
+        .iter()
+        .find(|(name, _)| name == "id")
+        .and_then(|(_, id)| id.parse::<Uuid>().ok())
+    else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let (parts, body) = request.into_parts();
+    let channel_prefix = format!("{FORWARD_PREFIX}{agent}/channel");
+    let mut path = parts
+        .uri
+        .path()
+        .strip_prefix(&channel_prefix)
+        .unwrap_or("/")
+        .to_owned();
+    if path.is_empty() {
+        path.push('/');
+    }
+    if let Some(query) = parts.uri.query() {
+        path = format!("{path}?{query}");
+    }
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let Ok(body) = read_body(body, usize::MAX).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let forwarded = Forwarded {
+        agent,
+        method: parts.method.as_str().to_owned(),
+        path,
+        time: header(HEADER_TIME).parse().ok(),
+        nonce: header(HEADER_NONCE),
+        signature: header(HEADER_SIGNATURE),
+        headers: parts
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect(),
+        body: body.to_vec(),
+    };
+    match state.hive.agent_lifecycle.hosted().relay(forwarded).await {
+        Ok(relayed) => {
+            let chunks = futures_util::stream::unfold(relayed.body, |mut body| async move {
+                use hive_a2a::client::Body as _;
+                match body.next_chunk().await {
+                    Ok(Some(chunk)) => Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), body)),
+                    _ => None,
+                }
+            });
+            let mut response = axum::body::Body::from_stream(chunks).into_response();
+            *response.status_mut() =
+                StatusCode::from_u16(relayed.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            if let Ok(value) = http::HeaderValue::from_str(&relayed.content_type) {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_TYPE, value);
+            }
+            response
+        }
+        Err(refusal) => {
+            tracing::warn!(%agent, reason = %refusal, "a forwarded call was refused");
+            match refusal {
+                ForwardRefusal::BadSignature | ForwardRefusal::Stale | ForwardRefusal::Replayed => {
+                    StatusCode::FORBIDDEN
+                }
+                ForwardRefusal::NotHere => StatusCode::MISDIRECTED_REQUEST,
+                ForwardRefusal::Unreachable => StatusCode::BAD_GATEWAY,
+                ForwardRefusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            }
+            .into_response()
+        }
+    }
+}

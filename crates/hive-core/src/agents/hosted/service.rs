@@ -11,7 +11,8 @@
 //! their leases expire.
 
 use super::bundle::{self, MANIFEST, Manifest};
-use super::channel::ChannelTransport;
+use super::channel::{CHANNEL_URL, ChannelTransport};
+use super::forward::{self, ForwardRefusal, ForwardTransport, Forwarded, Relayed};
 use super::logs::{LogLine, LogPage, LogRing};
 use super::runtime::{HostedAgent, HostedError, HostedLaunch, HostedRuntime};
 use crate::agents::AgentError;
@@ -20,6 +21,7 @@ use crate::kernel::audit::{AuditAction, AuditEvent, Principal};
 use crate::kernel::caller::{Caller, RequestMeta};
 use crate::kernel::config::SandboxConfig;
 use crate::vault::secrets::SecretService;
+use hive_a2a::client::{HttpRequest, Transport};
 use hive_egress::ProxyCounts;
 use hive_proto::agents::{AgentKind, AgentStatus};
 use hive_sandbox::{ExitReason, SandboxStats};
@@ -64,6 +66,10 @@ pub struct HostedParts {
     /// Whether this process is the only one on its database (SQLite): any lease left is a dead
     /// earlier run's, taken over at once.
     pub sole_process: bool,
+    /// Signs and checks the calls replicas forward to each other's agents.
+    pub forward_key: hive_crypto::vault::SubKey,
+    /// Where forwarded calls' nonces are remembered (shared by the replicas).
+    pub replay: Arc<dyn hive_state::ReplayCache>,
 }
 
 /// One agent running here.
@@ -96,6 +102,9 @@ pub struct HostedAgents {
     dir: PathBuf,
     node: String,
     sole_process: bool,
+    forward_key: Arc<hive_crypto::vault::SubKey>,
+    forward_client: reqwest::Client,
+    replay: Arc<dyn hive_state::ReplayCache>,
     running: Mutex<HashMap<Uuid, Arc<Running>>>,
     /// One operation at a time per agent (start, stop, pause…), whoever asks.
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
@@ -115,15 +124,19 @@ impl std::fmt::Debug for HostedAgents {
     }
 }
 
-/// How a hosted agent is reached for a call.
+/// How a hosted agent is reached for a call, with the values of its secrets to cut out of
+/// what it answers.
 pub enum HostedRoute {
-    /// It runs here: its socket, and the secret values to cut out of its answers.
+    /// It runs here: its socket.
     Local {
         transport: ChannelTransport,
         secret_values: Arc<Vec<Zeroizing<String>>>,
     },
-    /// Another replica runs it, at this address.
-    Elsewhere { node: String, address: String },
+    /// Another replica runs it: the way there.
+    Elsewhere {
+        transport: ForwardTransport,
+        secret_values: Arc<Vec<Zeroizing<String>>>,
+    },
 }
 
 /// A hosted agent's measurements.
@@ -152,6 +165,9 @@ impl HostedAgents {
             dir: parts.dir,
             node: parts.node,
             sole_process: parts.sole_process,
+            forward_key: Arc::new(parts.forward_key),
+            forward_client: forward::forwarding_client(),
+            replay: parts.replay,
             running: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             backoff: Mutex::new(HashMap::new()),
@@ -901,19 +917,110 @@ impl HostedAgents {
                 secret_values: Arc::clone(&running.secret_values),
             });
         }
-        match self.store.hosted().lease_of(agent_id).await? {
-            Some(lease)
-                if lease.node != self.node
-                    && lease.expires_at > self.now()
-                    && !lease.address.is_empty() =>
-            {
-                Ok(HostedRoute::Elsewhere {
-                    node: lease.node,
-                    address: lease.address,
-                })
-            }
-            _ => Err(AgentError::Conflict("the agent is not running")),
+        let lease = self
+            .store
+            .hosted()
+            .lease_of(agent_id)
+            .await?
+            .filter(|lease| lease.node != self.node && lease.expires_at > self.now())
+            .ok_or(AgentError::Conflict("the agent is not running"))?;
+        if lease.address.is_empty() {
+            return Err(AgentError::Conflict(
+                "the agent runs on a replica without HIVE_NODE_URL, which others cannot reach",
+            ));
         }
+        let secret_values = Arc::new(self.active_secret_values(agent_id).await?);
+        Ok(HostedRoute::Elsewhere {
+            transport: ForwardTransport {
+                client: self.forward_client.clone(),
+                holder: lease.address,
+                agent: agent_id,
+                key: Arc::clone(&self.forward_key),
+                clock: Arc::clone(&self.board.clock),
+                timeout: None,
+            },
+            secret_values,
+        })
+    }
+
+    /// The values of the secrets the agent's active bundle names (to scrub what a holder
+    /// elsewhere relays back).
+    async fn active_secret_values(
+        &self,
+        agent_id: Uuid,
+    ) -> Result<Vec<Zeroizing<String>>, AgentError> {
+        let agent = self.read(agent_id).await?;
+        let Some(active) = self
+            .store
+            .hosted()
+            .list_bundles(agent_id)
+            .await?
+            .into_iter()
+            .find(|row| row.active)
+        else {
+            return Ok(Vec::new());
+        };
+        let manifest = bundle::parse_manifest(&active.manifest)
+            .map_err(|error| AgentError::Internal(error.to_string()))?;
+        let values = self
+            .secret_values(agent.owner_id, &manifest)
+            .await
+            .map_err(|_| AgentError::Unavailable)?;
+        Ok(values.into_iter().map(|(_, value)| value).collect())
+    }
+
+    /// Relays a call another replica forwarded into the agent's socket, once its signature,
+    /// time and nonce hold.
+    pub async fn relay(&self, forwarded: Forwarded) -> Result<Relayed, ForwardRefusal> {
+        let now = self.board.clock.now().unix_timestamp();
+        let skew = i64::try_from(forward::MAX_SKEW.as_secs()).unwrap_or(30);
+        let time = forwarded.time.ok_or(ForwardRefusal::Stale)?;
+        if (now - time).abs() > skew {
+            return Err(ForwardRefusal::Stale);
+        }
+        let method =
+            forward::known_method(&forwarded.method).ok_or(ForwardRefusal::BadSignature)?;
+        let headers = forward::relayed_headers(&forwarded.headers);
+        let text = forward::signed_text(
+            time,
+            &forwarded.nonce,
+            method,
+            forwarded.agent,
+            &forwarded.path,
+            &headers,
+            &forwarded.body,
+        );
+        if forwarded.nonce.len() < 32
+            || !self
+                .forward_key
+                .verify_hmac_sha256_hex(text.as_bytes(), &forwarded.signature)
+        {
+            return Err(ForwardRefusal::BadSignature);
+        }
+        let fresh = self
+            .replay
+            .consume(
+                &format!("hosted-forward:{}", forwarded.nonce),
+                forward::MAX_SKEW * 2,
+            )
+            .await
+            .map_err(|_| ForwardRefusal::Unavailable)?;
+        if !fresh {
+            return Err(ForwardRefusal::Replayed);
+        }
+        let channel = self
+            .local_channel(forwarded.agent)
+            .ok_or(ForwardRefusal::NotHere)?;
+        let request = HttpRequest {
+            method,
+            url: format!("{}{}", CHANNEL_URL.trim_end_matches('/'), forwarded.path),
+            headers,
+            body: forwarded.body,
+        };
+        channel
+            .send(request)
+            .await
+            .map_err(|_| ForwardRefusal::Unreachable)
     }
 
     /// The local channel of an agent running here (for a call another replica forwards).
