@@ -604,8 +604,12 @@ async fn two_replicas_run_a_hosted_agent_once_forward_calls_and_take_over() {
     assert!(sandbox_processes_of(b.pid()).is_empty());
     assert_eq!(api_b.say(&id, "via b").await.unwrap(), "echo: via b");
     assert_eq!(api_a.say(&id, "via a").await.unwrap(), "echo: via a");
+    // Its logs and measurements, asked of B, are A's.
     let stats = api_b.get(&format!("/api/v1/agents/{id}/stats")).await;
     assert_eq!(stats["node"], node_id_of(&a), "{stats}");
+    assert!(stats["memoryBytes"].as_u64().unwrap() > 0, "{stats}");
+    let logs = api_b.get(&format!("/api/v1/agents/{id}/logs")).await;
+    assert!(logs.to_string().contains("serving A2A on"), "{logs}");
 
     // A's relay takes only calls signed with the deployment's key, each once.
     let relay = format!("{}/internal/v1/hosted/{id}/channel", a.base_url);
@@ -631,7 +635,7 @@ async fn two_replicas_run_a_hosted_agent_once_forward_calls_and_take_over() {
     let nonce = "ab".repeat(32);
     let signed = key.hmac_sha256_hex(
         format!(
-            "hive-forward-v1\n{now}\n{nonce}\nPOST\n{id}\n/\ncontent-type:application/json\naccept:*/*\n{}",
+            "hive-forward-v1\n{now}\n{nonce}\nPOST\n{id}\n/channel\ncontent-type:application/json\naccept:*/*\n{}",
             hive_crypto::sha256_hex(body)
         )
         .as_bytes(),
@@ -676,4 +680,80 @@ async fn two_replicas_run_a_hosted_agent_once_forward_calls_and_take_over() {
 /// The node id a replica logged at start.
 fn node_id_of(process: &HiveProcess) -> String {
     crate::process::node_id(&process.stdout())
+}
+
+#[tokio::test]
+async fn a_hosted_agent_that_ends_is_recorded_and_restarted_and_the_caps_hold() {
+    if !sandbox_here() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    prepare(dir.path()).await;
+    let (hive, api) = serve(dir.path(), &[("HIVE_SANDBOX_MAX_RUNNING", "1")]).await;
+    api.post(
+        "/api/v1/secrets",
+        json!({ "name": "example-upstream-token", "value": TOKEN_SECRET }),
+    )
+    .await;
+    // "crash" makes the program end with code 3.
+    let crashing = |text: String| {
+        text.replace(
+            "    return f\"echo: {text}\"",
+            "    if text == \"crash\":\n        os._exit(3)\n    return f\"echo: {text}\"",
+        )
+    };
+    let mut ids = Vec::new();
+    for name in ["crashy", "second"] {
+        let (_, created) = api
+            .post("/api/v1/agents", json!({ "name": name, "kind": "hosted" }))
+            .await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let (status, _) = api.push(&id, example_bundle(crashing)).await;
+        assert_eq!(status, 201);
+        ids.push(id);
+    }
+    let (first, second) = (&ids[0], &ids[1]);
+    let (_, started) = api
+        .post(&format!("/api/v1/agents/{first}/start"), json!({}))
+        .await;
+    assert_eq!(started["status"], "ready", "{started}");
+    // One sandbox on this replica at most.
+    let (status, refused) = api
+        .post(&format!("/api/v1/agents/{second}/start"), json!({}))
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HIVE_SANDBOX_MAX_RUNNING"),
+        "{refused}"
+    );
+
+    // It ends by itself: recorded with why, then started again by the watchdog.
+    assert!(api.say(first, "crash").await.is_err());
+    let exited = poll_until("the end's record", Duration::from_secs(20), async || {
+        let page = api.get("/api/v1/audit?action=agent.exited").await;
+        page["items"].as_array().unwrap().first().cloned()
+    })
+    .await;
+    assert_eq!(exited["target"], format!("agent:{first}"), "{exited}");
+    assert!(
+        exited["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 3"),
+        "{exited}"
+    );
+    poll_until("the restart", Duration::from_secs(30), async || {
+        (api.status_of(first).await == "ready"
+            && api.say(first, "back").await.ok().as_deref() == Some("echo: back"))
+        .then_some(())
+    })
+    .await;
+    let stats = api.get(&format!("/api/v1/agents/{first}/stats")).await;
+    assert_eq!(stats["restarts"], 1, "{stats}");
+    api.post(&format!("/api/v1/agents/{first}/stop"), json!({}))
+        .await;
+    hive.stop().await;
 }

@@ -14,8 +14,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::response::Response;
 use bytes::Bytes;
-use hive_core::agents::hosted::HostedStats;
 use hive_core::agents::hosted::bundle::MAX_ARCHIVE_BYTES;
+use hive_core::agents::hosted::forward::{
+    FORWARD_PREFIX, ForwardRefusal, Forwarded, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME,
+};
 use hive_core::agents::hosted::logs::{LogLine, LogPage};
 use hive_proto::agents::{
     AgentView, BundleView, HostedStatsView, LogLineView, LogPageView, RollbackRequest,
@@ -52,27 +54,6 @@ fn page_view(page: LogPage) -> LogPageView {
         lines: page.lines.into_iter().map(line_view).collect(),
         next: page.next,
         first_kept: page.first_kept,
-    }
-}
-
-fn stats_view(stats: HostedStats) -> HostedStatsView {
-    let seconds = |d: std::time::Duration| d.as_secs_f64();
-    HostedStatsView {
-        status: stats.status,
-        node: stats.node,
-        bundle_version: stats.bundle_version,
-        started_at: stats.started_at,
-        restarts: stats.restarts,
-        cpu_seconds: stats.sandbox.cpu_time.map(seconds),
-        cpu_throttled_seconds: stats.sandbox.cpu_throttled.map(seconds),
-        memory_bytes: stats.sandbox.memory_bytes,
-        peak_memory_bytes: stats.sandbox.peak_memory_bytes,
-        processes: stats.sandbox.processes,
-        paused: stats.sandbox.paused,
-        proxy_requests: stats.proxy.requests,
-        proxy_refusals: stats.proxy.refusals,
-        proxy_bytes_up: stats.proxy.bytes_up,
-        proxy_bytes_down: stats.proxy.bytes_down,
     }
 }
 
@@ -235,12 +216,25 @@ pub async fn follow(
     let rereader = (std::sync::Arc::clone(hosted), caller);
     tokio::spawn(async move {
         let (hosted, caller) = rereader;
-        let mut last = backlog.next.or(resumed.or(query.after));
-        for line in backlog.lines {
-            last = Some(line.seq);
-            if frames.send(frame(line)).await.is_err() {
-                return;
+        let mut last = resumed.or(query.after);
+        let mut page = backlog;
+        // The whole backlog, page by page, before the live lines (subscribed to already, so
+        // none printed meanwhile is missed; those read twice are skipped by number).
+        loop {
+            let more = page.next.is_some();
+            for line in page.lines {
+                last = Some(line.seq);
+                if frames.send(frame(line)).await.is_err() {
+                    return;
+                }
             }
+            if !more {
+                break;
+            }
+            page = match hosted.logs(&caller, id, last, 1000).await {
+                Ok(page) => page,
+                Err(_) => return,
+            };
         }
         let Some(mut live) = live else { return };
         loop {
@@ -296,39 +290,25 @@ pub async fn stats(
         .hosted()
         .stats(&caller, id)
         .await?;
-    Ok(Json(stats_view(stats)))
+    Ok(Json(stats))
 }
 
-/// `GET|POST /internal/v1/hosted/{id}/channel/…`: a call another replica forwards to a hosted
-/// agent this one runs. No session or token: the request is signed with the deployment's
-/// forwarding key ([`hive_core::agents::hosted::forward`]), checked before anything is relayed.
-pub async fn relay(
-    State(state): State<AppState>,
-    Path(params): Path<Vec<(String, String)>>,
-    request: Request,
-) -> Response {
-    use axum::response::IntoResponse;
-    use hive_core::agents::hosted::forward::{
-        FORWARD_PREFIX, ForwardRefusal, Forwarded, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIME,
-    };
-    let Some(agent) = params
+/// A request another replica forwarded, as received: the agent, the signed path and every
+/// part the signature covers. `None` (a 404) when the path names no agent.
+async fn forwarded(params: &[(String, String)], request: Request) -> Result<Forwarded, StatusCode> {
+    let agent = params
         .iter()
         .find(|(name, _)| name == "id")
         .and_then(|(_, id)| id.parse::<Uuid>().ok())
-    else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
+        .ok_or(StatusCode::NOT_FOUND)?;
     let (parts, body) = request.into_parts();
-    let channel_prefix = format!("{FORWARD_PREFIX}{agent}/channel");
+    let route = format!("{FORWARD_PREFIX}{agent}");
     let mut path = parts
         .uri
         .path()
-        .strip_prefix(&channel_prefix)
-        .unwrap_or("/")
+        .strip_prefix(&route)
+        .ok_or(StatusCode::NOT_FOUND)?
         .to_owned();
-    if path.is_empty() {
-        path.push('/');
-    }
     if let Some(query) = parts.uri.query() {
         path = format!("{path}?{query}");
     }
@@ -340,10 +320,10 @@ pub async fn relay(
             .unwrap_or_default()
             .to_owned()
     };
-    let Ok(body) = read_body(body, usize::MAX).await else {
-        return StatusCode::BAD_REQUEST.into_response();
-    };
-    let forwarded = Forwarded {
+    let body = read_body(body, usize::MAX)
+        .await
+        .map_err(|_| StatusCode::BAD_REQUEST)?;
+    Ok(Forwarded {
         agent,
         method: parts.method.as_str().to_owned(),
         path,
@@ -358,7 +338,38 @@ pub async fn relay(
             })
             .collect(),
         body: body.to_vec(),
+    })
+}
+
+/// The status a refused forwarded request gets (the reason is logged here, not told).
+fn refused(agent: Uuid, refusal: ForwardRefusal) -> Response {
+    use axum::response::IntoResponse;
+    tracing::warn!(%agent, reason = %refusal, "a forwarded request was refused");
+    match refusal {
+        ForwardRefusal::BadSignature | ForwardRefusal::Stale | ForwardRefusal::Replayed => {
+            StatusCode::FORBIDDEN
+        }
+        ForwardRefusal::NotHere => StatusCode::MISDIRECTED_REQUEST,
+        ForwardRefusal::Unreachable => StatusCode::BAD_GATEWAY,
+        ForwardRefusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+    .into_response()
+}
+
+/// `GET|POST /internal/v1/hosted/{id}/channel…`: a call another replica forwards to a hosted
+/// agent this one runs. No session or token: the request is signed with the deployment's
+/// forwarding key ([`hive_core::agents::hosted::forward`]), checked before anything is relayed.
+pub async fn relay(
+    State(state): State<AppState>,
+    Path(params): Path<Vec<(String, String)>>,
+    request: Request,
+) -> Response {
+    use axum::response::IntoResponse;
+    let forwarded = match forwarded(&params, request).await {
+        Ok(forwarded) => forwarded,
+        Err(status) => return status.into_response(),
     };
+    let agent = forwarded.agent;
     match state.hive.agent_lifecycle.hosted().relay(forwarded).await {
         Ok(relayed) => {
             let chunks = futures_util::stream::unfold(relayed.body, |mut body| async move {
@@ -378,17 +389,57 @@ pub async fn relay(
             }
             response
         }
-        Err(refusal) => {
-            tracing::warn!(%agent, reason = %refusal, "a forwarded call was refused");
-            match refusal {
-                ForwardRefusal::BadSignature | ForwardRefusal::Stale | ForwardRefusal::Replayed => {
-                    StatusCode::FORBIDDEN
-                }
-                ForwardRefusal::NotHere => StatusCode::MISDIRECTED_REQUEST,
-                ForwardRefusal::Unreachable => StatusCode::BAD_GATEWAY,
-                ForwardRefusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            }
-            .into_response()
-        }
+        Err(refusal) => refused(agent, refusal),
+    }
+}
+
+/// `GET /internal/v1/hosted/{id}/logs?after=&limit=`: the logs of an agent this replica runs,
+/// for another replica (signed like [`relay`]'s calls).
+pub async fn relay_logs(
+    State(state): State<AppState>,
+    Path(params): Path<Vec<(String, String)>>,
+    request: Request,
+) -> Response {
+    use axum::response::IntoResponse;
+    let Ok(Query(query)) = Query::<LogsQuery>::try_from_uri(request.uri()) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let forwarded = match forwarded(&params, request).await {
+        Ok(forwarded) => forwarded,
+        Err(status) => return status.into_response(),
+    };
+    let agent = forwarded.agent;
+    let hosted = state.hive.agent_lifecycle.hosted();
+    match hosted
+        .relay_logs(forwarded, query.after, query.limit.unwrap_or(200))
+        .await
+    {
+        Ok(page) => Json(page).into_response(),
+        Err(refusal) => refused(agent, refusal),
+    }
+}
+
+/// `GET /internal/v1/hosted/{id}/stats`: the measurements of an agent this replica runs, for
+/// another replica (signed like [`relay`]'s calls).
+pub async fn relay_stats(
+    State(state): State<AppState>,
+    Path(params): Path<Vec<(String, String)>>,
+    request: Request,
+) -> Response {
+    use axum::response::IntoResponse;
+    let forwarded = match forwarded(&params, request).await {
+        Ok(forwarded) => forwarded,
+        Err(status) => return status.into_response(),
+    };
+    let agent = forwarded.agent;
+    match state
+        .hive
+        .agent_lifecycle
+        .hosted()
+        .relay_stats(forwarded)
+        .await
+    {
+        Ok(stats) => Json(stats).into_response(),
+        Err(refusal) => refused(agent, refusal),
     }
 }

@@ -215,6 +215,8 @@ fn routes_declared() -> Vec<Route> {
         route(M::POST, "/internal/v1/hosted/{id}/channel", PUBLIC, None, hosted::relay),
         route(M::POST, "/internal/v1/hosted/{id}/channel/{*path}", PUBLIC, None, hosted::relay),
         route(M::GET, "/internal/v1/hosted/{id}/channel/{*path}", PUBLIC, None, hosted::relay),
+        route(M::GET, "/internal/v1/hosted/{id}/logs", PUBLIC, None, hosted::relay_logs),
+        route(M::GET, "/internal/v1/hosted/{id}/stats", PUBLIC, None, hosted::relay_stats),
         // A2A: cards are public (what they list depends on the caller); calls need the
         // execute scope and at least A2A_JSONRPC_MIN_ROLE (checked by the handler).
         route(M::GET, "/.well-known/agent-card.json", PUBLIC, Some("a2a"), a2a::instance_card),

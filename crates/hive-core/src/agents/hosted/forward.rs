@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// The holder's route: `{FORWARD_PREFIX}{agent id}/channel` followed by the channel's path.
+/// The holder's routes: `{FORWARD_PREFIX}{agent id}` followed by `/channel` and the channel's
+/// path, `/logs?after=&limit=` or `/stats`; what is signed is that last part.
 pub const FORWARD_PREFIX: &str = "/internal/v1/hosted/";
 pub const HEADER_TIME: &str = "x-hive-forward-time";
 pub const HEADER_NONCE: &str = "x-hive-forward-nonce";
@@ -96,7 +97,71 @@ impl ForwardTransport {
         self.timeout = Some(timeout);
         self
     }
+
+    /// Sends a signed request for `path` (under the holder's route for the agent: `/channel…`,
+    /// `/logs…`, `/stats`).
+    async fn signed(
+        &self,
+        method: &'static str,
+        path: &str,
+        headers: &[(&'static str, String)],
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, TransportError> {
+        // The HTTP client sends an `Accept` of its own when none is given: named, so signed.
+        let mut given = headers.to_vec();
+        if !given
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("accept"))
+        {
+            given.push(("accept", "*/*".to_owned()));
+        }
+        let headers = relayed_headers(&given);
+        let time = self.clock.now().unix_timestamp();
+        let nonce = hive_crypto::random_token_hex().map_err(|_| failed("no randomness"))?;
+        let signature = self.key.hmac_sha256_hex(
+            signed_text(time, &nonce, method, self.agent, path, &headers, &body).as_bytes(),
+        );
+        let method =
+            reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| failed("a bad method"))?;
+        let url = format!("{}{FORWARD_PREFIX}{}{path}", self.holder, self.agent);
+        let mut outgoing = self
+            .client
+            .request(method, url)
+            .header(HEADER_TIME, time.to_string())
+            .header(HEADER_NONCE, &nonce)
+            .header(HEADER_SIGNATURE, signature)
+            .body(body);
+        for (name, value) in &headers {
+            outgoing = outgoing.header(*name, value.as_str());
+        }
+        outgoing
+            .send()
+            .await
+            .map_err(|_| failed("the replica running the agent cannot be reached"))
+    }
+
+    /// A signed `GET` of `path` answered with JSON by the holder (its logs, its stats).
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, TransportError> {
+        let sent = self.signed("GET", path, &[], Vec::new());
+        let response = tokio::time::timeout(READ_TIMEOUT, sent)
+            .await
+            .map_err(|_| failed("the replica running the agent did not answer in time"))??;
+        if !response.status().is_success() {
+            return Err(failed("the replica running the agent refused"));
+        }
+        let body = tokio::time::timeout(READ_TIMEOUT, response.bytes())
+            .await
+            .map_err(|_| failed("the replica running the agent did not answer in time"))?
+            .map_err(|_| failed("the holder's answer broke off"))?;
+        serde_json::from_slice(&body).map_err(|_| failed("the holder's answer does not read"))
+    }
 }
+
+/// How long reading a holder's logs or stats may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client for forwarded calls (no redirects: the holder answers itself).
 pub(crate) fn forwarding_client() -> reqwest::Client {
@@ -139,59 +204,23 @@ impl Transport for ForwardTransport {
         &self,
         request: HttpRequest,
     ) -> Result<HttpResponse<ForwardBody>, TransportError> {
-        let path = channel_path(&request.url);
-        // The HTTP client sends an `Accept` of its own when none is given: named, so signed.
-        let mut given = request.headers.clone();
-        if !given
-            .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case("accept"))
-        {
-            given.push(("accept", "*/*".to_owned()));
-        }
-        let headers = relayed_headers(&given);
-        let time = self.clock.now().unix_timestamp();
-        let nonce = hive_crypto::random_token_hex().map_err(|_| failed("no randomness"))?;
-        let signature = self.key.hmac_sha256_hex(
-            signed_text(
-                time,
-                &nonce,
-                request.method,
-                self.agent,
-                &path,
-                &headers,
-                &request.body,
-            )
-            .as_bytes(),
-        );
-        let method = reqwest::Method::from_bytes(request.method.as_bytes())
-            .map_err(|_| failed("a bad method"))?;
+        let channel = channel_path(&request.url);
         // The channel's root is the route's own path (a wildcard matches no empty rest).
-        let rest = if path == "/" { "" } else { path.as_str() };
-        let url = format!(
-            "{}{FORWARD_PREFIX}{}/channel{rest}",
-            self.holder, self.agent
-        );
-        let mut outgoing = self
-            .client
-            .request(method, url)
-            .header(HEADER_TIME, time.to_string())
-            .header(HEADER_NONCE, &nonce)
-            .header(HEADER_SIGNATURE, signature)
-            .body(request.body);
-        for (name, value) in &headers {
-            outgoing = outgoing.header(*name, value.as_str());
-        }
+        let path = if channel == "/" {
+            "/channel".to_owned()
+        } else {
+            format!("/channel{channel}")
+        };
         let deadline = self
             .timeout
             .map(|timeout| tokio::time::Instant::now() + timeout);
-        let sent = outgoing.send();
+        let sent = self.signed(request.method, &path, &request.headers, request.body);
         let response = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, sent)
                 .await
                 .map_err(|_| failed("the agent's call timeout passed"))?,
             None => sent.await,
-        }
-        .map_err(|_| failed("the replica running the agent cannot be reached"))?;
+        }?;
         let content_type = response
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -227,7 +256,7 @@ pub enum ForwardRefusal {
 pub struct Forwarded {
     pub agent: Uuid,
     pub method: String,
-    /// The channel path (with its query).
+    /// The path after the agent's route (`/channel…`, `/logs…`, `/stats`), with its query.
     pub path: String,
     pub time: Option<i64>,
     pub nonce: String,

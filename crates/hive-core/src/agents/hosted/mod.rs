@@ -16,5 +16,5 @@ pub use runtime::{
     HostedAgent, HostedError, HostedLaunch, HostedRuntime, SANDBOX_ENV_AGENT_SOCKET,
 };
 pub use service::{
-    BUNDLES_KEPT, HostedAgents, HostedParts, HostedRoute, HostedStats, LEASE_TTL, RECONCILE_EVERY,
+    BUNDLES_KEPT, HostedAgents, HostedParts, HostedRoute, LEASE_TTL, RECONCILE_EVERY,
 };

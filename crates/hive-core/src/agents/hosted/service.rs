@@ -22,9 +22,9 @@ use crate::kernel::caller::{Caller, RequestMeta};
 use crate::kernel::config::SandboxConfig;
 use crate::vault::secrets::SecretService;
 use hive_a2a::client::{HttpRequest, Transport};
-use hive_egress::ProxyCounts;
+use hive_proto::agents::HostedStatsView;
 use hive_proto::agents::{AgentKind, AgentStatus};
-use hive_sandbox::{ExitReason, SandboxStats};
+use hive_sandbox::ExitReason;
 use hive_store::{AgentRow, AuditOutcome, BundleRow, NewBundle, PageRequest, Store};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -137,21 +137,6 @@ pub enum HostedRoute {
         transport: ForwardTransport,
         secret_values: Arc<Vec<Zeroizing<String>>>,
     },
-}
-
-/// A hosted agent's measurements.
-#[derive(Debug, Clone)]
-pub struct HostedStats {
-    pub status: AgentStatus,
-    /// The replica that runs it, if any.
-    pub node: Option<String>,
-    /// Whether the numbers below are this replica's own view of it.
-    pub measured_here: bool,
-    pub bundle_version: Option<i64>,
-    pub started_at: Option<OffsetDateTime>,
-    pub restarts: u32,
-    pub sandbox: SandboxStats,
-    pub proxy: ProxyCounts,
 }
 
 impl HostedAgents {
@@ -969,9 +954,9 @@ impl HostedAgents {
         Ok(values.into_iter().map(|(_, value)| value).collect())
     }
 
-    /// Relays a call another replica forwarded into the agent's socket, once its signature,
-    /// time and nonce hold.
-    pub async fn relay(&self, forwarded: Forwarded) -> Result<Relayed, ForwardRefusal> {
+    /// Checks a request another replica forwarded: its time, its signature over everything it
+    /// carries, and that its nonce was never seen. Answers its method.
+    async fn verify(&self, forwarded: &Forwarded) -> Result<&'static str, ForwardRefusal> {
         let now = self.board.clock.now().unix_timestamp();
         let skew = i64::try_from(forward::MAX_SKEW.as_secs()).unwrap_or(30);
         let time = forwarded.time.ok_or(ForwardRefusal::Stale)?;
@@ -980,14 +965,13 @@ impl HostedAgents {
         }
         let method =
             forward::known_method(&forwarded.method).ok_or(ForwardRefusal::BadSignature)?;
-        let headers = forward::relayed_headers(&forwarded.headers);
         let text = forward::signed_text(
             time,
             &forwarded.nonce,
             method,
             forwarded.agent,
             &forwarded.path,
-            &headers,
+            &forward::relayed_headers(&forwarded.headers),
             &forwarded.body,
         );
         if forwarded.nonce.len() < 32
@@ -1005,22 +989,87 @@ impl HostedAgents {
             )
             .await
             .map_err(|_| ForwardRefusal::Unavailable)?;
-        if !fresh {
-            return Err(ForwardRefusal::Replayed);
+        if fresh {
+            Ok(method)
+        } else {
+            Err(ForwardRefusal::Replayed)
         }
-        let channel = self
+    }
+
+    /// Relays a call another replica forwarded into the agent's socket, once it is verified.
+    pub async fn relay(&self, forwarded: Forwarded) -> Result<Relayed, ForwardRefusal> {
+        let method = self.verify(&forwarded).await?;
+        let channel = forwarded
+            .path
+            .strip_prefix("/channel")
+            .filter(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
+            .ok_or(ForwardRefusal::BadSignature)?;
+        let channel = if channel.is_empty() || channel.starts_with('?') {
+            format!("/{channel}")
+        } else {
+            channel.to_owned()
+        };
+        let transport = self
             .local_channel(forwarded.agent)
             .ok_or(ForwardRefusal::NotHere)?;
         let request = HttpRequest {
             method,
-            url: format!("{}{}", CHANNEL_URL.trim_end_matches('/'), forwarded.path),
-            headers,
+            url: format!("{}{channel}", CHANNEL_URL.trim_end_matches('/')),
+            headers: forward::relayed_headers(&forwarded.headers),
             body: forwarded.body,
         };
-        channel
+        transport
             .send(request)
             .await
             .map_err(|_| ForwardRefusal::Unreachable)
+    }
+
+    /// A page of the logs of an agent running here, for another replica that asked (verified).
+    pub async fn relay_logs(
+        &self,
+        forwarded: Forwarded,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<LogPage, ForwardRefusal> {
+        self.verify(&forwarded).await?;
+        let running = self
+            .running_here(forwarded.agent)
+            .ok_or(ForwardRefusal::NotHere)?;
+        let ring = Arc::clone(&running.logs);
+        tokio::task::spawn_blocking(move || ring.read(after, limit))
+            .await
+            .map_err(|_| ForwardRefusal::Unreachable)?
+            .map_err(|_| ForwardRefusal::Unreachable)
+    }
+
+    /// The measurements of an agent running here, for another replica that asked (verified).
+    pub async fn relay_stats(
+        &self,
+        forwarded: Forwarded,
+    ) -> Result<HostedStatsView, ForwardRefusal> {
+        self.verify(&forwarded).await?;
+        let agent = self
+            .read(forwarded.agent)
+            .await
+            .map_err(|_| ForwardRefusal::NotHere)?;
+        let running = self
+            .running_here(forwarded.agent)
+            .ok_or(ForwardRefusal::NotHere)?;
+        Ok(self.measured(&agent, &running).await)
+    }
+
+    /// The way to the replica holding the agent's lease, if another one does.
+    async fn holder_elsewhere(&self, agent_id: Uuid) -> Option<ForwardTransport> {
+        let lease = self.store.hosted().lease_of(agent_id).await.ok()??;
+        (lease.node != self.node && lease.expires_at > self.now() && !lease.address.is_empty())
+            .then(|| ForwardTransport {
+                client: self.forward_client.clone(),
+                holder: lease.address,
+                agent: agent_id,
+                key: Arc::clone(&self.forward_key),
+                clock: Arc::clone(&self.board.clock),
+                timeout: None,
+            })
     }
 
     /// The local channel of an agent running here (for a call another replica forwards).
@@ -1259,6 +1308,19 @@ impl HostedAgents {
         limit: usize,
     ) -> Result<LogPage, AgentError> {
         let agent = &self.owned(caller, id).await?;
+        if self.running_here(agent.id).is_none()
+            && let Some(holder) = self.holder_elsewhere(agent.id).await
+        {
+            let mut path = format!("/logs?limit={limit}");
+            if let Some(after) = after {
+                path.push_str(&format!("&after={after}"));
+            }
+            match holder.get_json::<LogPage>(&path).await {
+                Ok(page) => return Ok(page),
+                // What this replica kept of earlier runs is what there is to show.
+                Err(error) => tracing::warn!(agent = %agent.id, %error, "logs from the holder"),
+            }
+        }
         let ring = self.ring_of(agent.id).await?;
         tokio::task::spawn_blocking(move || ring.read(after, limit))
             .await
@@ -1295,26 +1357,18 @@ impl HostedAgents {
             .map_err(|error| AgentError::Internal(format!("opening logs: {}", error.kind())))
     }
 
-    /// What the agent uses: measured here when it runs here; its status and holder otherwise.
-    pub async fn stats(&self, caller: &Caller, id: Uuid) -> Result<HostedStats, AgentError> {
+    /// What the agent uses: measured by the replica that runs it (asked when it is another);
+    /// its status, holder and active version otherwise.
+    pub async fn stats(&self, caller: &Caller, id: Uuid) -> Result<HostedStatsView, AgentError> {
         let agent = &self.owned(caller, id).await?;
-        let restarts = self
-            .restarts
-            .lock()
-            .map(|r| r.get(&agent.id).copied().unwrap_or(0))
-            .unwrap_or(0);
         if let Some(running) = self.running_here(agent.id) {
-            let sandbox = running.agent.sandbox().stats().await.unwrap_or_default();
-            return Ok(HostedStats {
-                status: agent.status,
-                node: Some(self.node.clone()),
-                measured_here: true,
-                bundle_version: Some(running.version),
-                started_at: Some(running.started_at),
-                restarts,
-                sandbox,
-                proxy: running.agent.proxy_counts(),
-            });
+            return Ok(self.measured(agent, &running).await);
+        }
+        if let Some(holder) = self.holder_elsewhere(agent.id).await {
+            match holder.get_json::<HostedStatsView>("/stats").await {
+                Ok(stats) => return Ok(stats),
+                Err(error) => tracing::warn!(agent = %agent.id, %error, "stats from the holder"),
+            }
         }
         let lease = self.store.hosted().lease_of(agent.id).await?;
         let active = self
@@ -1325,18 +1379,56 @@ impl HostedAgents {
             .into_iter()
             .find(|row| row.active)
             .map(|row| row.version);
-        Ok(HostedStats {
+        Ok(HostedStatsView {
             status: agent.status,
             node: lease
                 .filter(|lease| lease.expires_at > self.now())
                 .map(|lease| lease.node),
-            measured_here: false,
             bundle_version: active,
             started_at: None,
-            restarts,
-            sandbox: SandboxStats::default(),
-            proxy: ProxyCounts::default(),
+            restarts: self.restarts_of(agent.id),
+            cpu_seconds: None,
+            cpu_throttled_seconds: None,
+            memory_bytes: None,
+            peak_memory_bytes: None,
+            processes: None,
+            paused: agent.status == AgentStatus::Paused,
+            proxy_requests: 0,
+            proxy_refusals: 0,
+            proxy_bytes_up: 0,
+            proxy_bytes_down: 0,
         })
+    }
+
+    fn restarts_of(&self, agent_id: Uuid) -> u32 {
+        self.restarts
+            .lock()
+            .map(|r| r.get(&agent_id).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// The measurements of an agent running here.
+    async fn measured(&self, agent: &AgentRow, running: &Running) -> HostedStatsView {
+        let sandbox = running.agent.sandbox().stats().await.unwrap_or_default();
+        let proxy = running.agent.proxy_counts();
+        let seconds = |d: Duration| d.as_secs_f64();
+        HostedStatsView {
+            status: agent.status,
+            node: Some(self.node.clone()),
+            bundle_version: Some(running.version),
+            started_at: Some(running.started_at),
+            restarts: self.restarts_of(agent.id),
+            cpu_seconds: sandbox.cpu_time.map(seconds),
+            cpu_throttled_seconds: sandbox.cpu_throttled.map(seconds),
+            memory_bytes: sandbox.memory_bytes,
+            peak_memory_bytes: sandbox.peak_memory_bytes,
+            processes: sandbox.processes,
+            paused: sandbox.paused,
+            proxy_requests: proxy.requests,
+            proxy_refusals: proxy.refusals,
+            proxy_bytes_up: proxy.bytes_up,
+            proxy_bytes_down: proxy.bytes_down,
+        }
     }
 
     /// The caller's hosted agent (an admin's: any); others' are not found.
