@@ -223,7 +223,13 @@ async fn bundle(config: &Config, action: BundleAction) -> Result<(), String> {
                     if bundle.active { "*" } else { "" },
                     shown(&sha),
                     size(u64::try_from(bundle.size_bytes).unwrap_or(0)),
-                    rfc3339(bundle.created_at)
+                    // To the second: the column lines up.
+                    rfc3339(
+                        bundle
+                            .created_at
+                            .replace_nanosecond(0)
+                            .unwrap_or(bundle.created_at)
+                    )
                 ))?;
             }
             Ok(())
