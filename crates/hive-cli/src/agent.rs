@@ -1,4 +1,5 @@
-//! `hive agent`: the agent registry on the server's own machine, acting for an owner.
+//! `hive agent`: the agent registry on the server's own machine, acting for an owner; the
+//! hosted agents' commands are clients of a running server instead (`hosted`).
 
 use crate::admin::{cli_meta, find_user};
 use clap::Subcommand;
@@ -67,6 +68,10 @@ pub enum AgentAction {
         #[arg(long)]
         create: bool,
     },
+    /// Hosted agents' bundles, logs, stats, restart, pause and resume: through a running
+    /// server's API, never the data directory.
+    #[command(flatten)]
+    Hosted(crate::hosted::HostedAction),
 }
 
 fn parse_word<T: std::str::FromStr>(raw: &str) -> Result<T, String>
@@ -99,6 +104,12 @@ async fn find_agent(hive: &Hive, who: &str) -> Result<hive_store::AgentRow, Stri
 
 pub async fn agent(hive: &Hive, action: AgentAction) -> Result<(), String> {
     match action {
+        // Dispatched before Hive is opened (`main`): a running server holds the data directory.
+        AgentAction::Hosted(_) => {
+            return Err(
+                "this command calls a running server's API; it opens no data directory".into(),
+            );
+        }
         AgentAction::Start { agent } => {
             let target = find_agent(hive, &agent).await?;
             let started = hive

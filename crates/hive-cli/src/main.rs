@@ -4,6 +4,7 @@ mod admin;
 mod agent;
 mod allocator;
 mod egress;
+mod hosted;
 mod logging;
 mod mesh;
 mod vault;
@@ -59,7 +60,8 @@ enum Command {
         #[command(subcommand)]
         action: admin::TokenAction,
     },
-    /// The agent registry: list, create, import.
+    /// The agent registry: list, create, import, start, stop, call; hosted agents' bundles,
+    /// logs and stats through a running server.
     Agent {
         #[command(subcommand)]
         action: agent::AgentAction,
@@ -189,6 +191,11 @@ fn main() -> ExitCode {
         Command::Token { action } => run(with_hive(config, |hive| async move {
             admin::token(&hive, action).await
         })),
+        // Clients of a running server's API: they never open the data directory, which that
+        // server holds.
+        Command::Agent {
+            action: agent::AgentAction::Hosted(action),
+        } => run(async move { hosted::hosted(&config, action).await }),
         Command::Agent { action } => run(with_hive(config, |hive| async move {
             agent::agent(&hive, action).await
         })),

@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
 
-const OWNER: &str = "root@example.com";
-const TOKEN_SECRET: &str = "hosted-upstream-token-for-the-test";
+pub const OWNER: &str = "root@example.com";
+pub const TOKEN_SECRET: &str = "hosted-upstream-token-for-the-test";
 
 /// Whether this machine can run the sandbox (root and bubblewrap); a note when not.
-fn sandbox_here() -> bool {
+pub fn sandbox_here() -> bool {
     let root = std::fs::read_to_string("/proc/self/status")
         .map(|status| {
             status
@@ -30,7 +30,7 @@ fn sandbox_here() -> bool {
 }
 
 /// The example agent's files, `agent.py` changed by `edit`, as a tar.gz.
-fn example_bundle(edit: impl Fn(String) -> String) -> Vec<u8> {
+pub fn example_bundle(edit: impl Fn(String) -> String) -> Vec<u8> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hosted-agent");
     let agent = edit(std::fs::read_to_string(dir.join("agent.py")).unwrap());
     let manifest = std::fs::read_to_string(dir.join("hive-agent.toml")).unwrap();
@@ -51,14 +51,19 @@ fn example_bundle(edit: impl Fn(String) -> String) -> Vec<u8> {
 }
 
 /// An API client of one `hive serve`, as the owner's token.
-struct Api {
-    base: String,
-    token: String,
+pub struct Api {
+    pub base: String,
+    pub token: String,
     http: reqwest::Client,
 }
 
 impl Api {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -76,17 +81,17 @@ impl Api {
         )
     }
 
-    async fn get(&self, path: &str) -> Value {
+    pub async fn get(&self, path: &str) -> Value {
         let (status, body) = self.send(reqwest::Method::GET, path, None).await;
         assert_eq!(status, 200, "GET {path}: {body}");
         body
     }
 
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.send(reqwest::Method::POST, path, Some(body)).await
     }
 
-    async fn push(&self, agent: &str, archive: Vec<u8>) -> (u16, Value) {
+    pub async fn push(&self, agent: &str, archive: Vec<u8>) -> (u16, Value) {
         let response = self
             .http
             .put(format!("{}/api/v1/agents/{agent}/bundle", self.base))
@@ -101,7 +106,7 @@ impl Api {
     }
 
     /// `SendMessage` to the agent through the gateway: the reply's text, or the error.
-    async fn say(&self, agent: &str, text: &str) -> Result<String, Value> {
+    pub async fn say(&self, agent: &str, text: &str) -> Result<String, Value> {
         let (status, body) = self
             .post(
                 &format!("/api/a2a/agents/{agent}/jsonrpc"),
@@ -129,7 +134,7 @@ impl Api {
             .to_owned())
     }
 
-    async fn status_of(&self, agent: &str) -> String {
+    pub async fn status_of(&self, agent: &str) -> String {
         self.get(&format!("/api/v1/agents/{agent}")).await["status"]
             .as_str()
             .unwrap()
@@ -138,7 +143,7 @@ impl Api {
 }
 
 /// A server with an owner, their token and the secret the example names.
-async fn serve(dir: &Path, vars: &[(&str, &str)]) -> (HiveProcess, Api) {
+pub async fn serve(dir: &Path, vars: &[(&str, &str)]) -> (HiveProcess, Api) {
     let hive = HiveProcess::start(dir, vars).await;
     let api = Api {
         base: hive.base_url.clone(),
@@ -148,7 +153,7 @@ async fn serve(dir: &Path, vars: &[(&str, &str)]) -> (HiveProcess, Api) {
     (hive, api)
 }
 
-async fn prepare(dir: &Path) {
+pub async fn prepare(dir: &Path) {
     create_admin(dir, OWNER).await;
     let token = create_token(dir, OWNER, "hosted", None).await;
     std::fs::write(dir.join("owner.token"), token).unwrap();

@@ -9,6 +9,7 @@ mod dashboard;
 mod durability;
 mod egress;
 mod hosted;
+mod hosted_cli;
 mod keys;
 mod leader;
 mod memory;

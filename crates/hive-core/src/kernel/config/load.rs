@@ -846,6 +846,34 @@ mod tests {
     }
 
     #[test]
+    fn the_command_lines_own_variables_neither_warn_nor_configure_the_server() {
+        let token = "hive_abcdefghijklmnopqrstuvwxyz012345";
+        let config = load_pairs(&[
+            ("HIVE_SERVER_URL", "http://127.0.0.1:1"),
+            ("HIVE_TOKEN", token),
+            ("HIVE_TOKEN_FILE", "/nonexistent/token"),
+        ])
+        .unwrap();
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        assert!(
+            config
+                .report
+                .iter()
+                .all(|line| !line.name.starts_with("HIVE_TOKEN") && line.name != "HIVE_SERVER_URL"),
+            "{:?}",
+            config.report
+        );
+        assert!(!format!("{config:?}").contains(token));
+        let typo = load_pairs(&[("HIVE_TOKN", token)]).unwrap();
+        assert!(
+            typo.warnings[0].contains("did you mean HIVE_TOKEN"),
+            "{:?}",
+            typo.warnings
+        );
+        assert!(!typo.warnings[0].contains(token));
+    }
+
+    #[test]
     fn the_report_never_shows_a_secret() {
         let config = load_pairs(&[
             ("AUTH_SECRET", SECRET),

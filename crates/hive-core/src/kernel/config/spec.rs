@@ -499,6 +499,23 @@ pub const VARIABLES: &[VarSpec] = &[
     ),
 ];
 
+/// The variables of the `hive` command line's client commands (those that call a running
+/// server's API: `hive agent bundle|logs|stats|restart|pause|resume`). The command line reads
+/// them itself; the server's configuration never does: they are known names (no typo warning),
+/// but no rows of the server's report and no keys of the `HIVE_CONFIG` file.
+pub const CLI_VARIABLES: &[VarSpec] = &[
+    var(
+        "HIVE_SERVER_URL",
+        "the configured AUTH_URL",
+        "the http(s) base URL of a running server for the client commands (`--server` wins over it); no credentials, query or fragment; in production http only to a loopback address",
+    ),
+    secret(
+        "HIVE_TOKEN",
+        "-",
+        "an API token (`hive token create`) the client commands send as a bearer token; `--token-file PATH` wins over it (the token itself is never an argument: `ps` shows arguments)",
+    ),
+];
+
 /// `HIVE_*` names that are not configuration but are known (not reported as typos).
 pub const KNOWN_OTHER_NAMES: &[&str] = &[
     "HIVE_TEST_DATABASE_URL",
@@ -532,9 +549,25 @@ pub fn templates(prefix: &str) -> impl Iterator<Item = &'static VarSpec> {
         .filter(move |spec| spec.is_template() && spec.name.starts_with(prefix))
 }
 
-/// Whether `name` is a variable, a `NAME_FILE` of a secret, or another known name.
+/// The row of a command-line variable ([`CLI_VARIABLES`]).
+pub fn find_cli(name: &str) -> Option<&'static VarSpec> {
+    CLI_VARIABLES.iter().find(|spec| spec.name == name)
+}
+
+/// Whether `name` is a command-line variable or the `NAME_FILE` of a secret one.
+pub fn is_cli_variable(name: &str) -> bool {
+    find_cli(name).is_some()
+        || name
+            .strip_suffix("_FILE")
+            .and_then(find_cli)
+            .is_some_and(|spec| spec.secret)
+}
+
+/// Whether `name` is a variable, a `NAME_FILE` of a secret, a command-line variable, or another
+/// known name.
 pub fn is_known(name: &str) -> bool {
     find(name).is_some()
+        || is_cli_variable(name)
         || KNOWN_OTHER_NAMES.contains(&name)
         || name
             .strip_suffix("_FILE")
@@ -543,9 +576,13 @@ pub fn is_known(name: &str) -> bool {
 }
 
 /// Whether `name` may be a key of the `HIVE_CONFIG` TOML file: a variable (or a secret's
-/// `NAME_FILE`), but neither a tool's name nor `HIVE_CONFIG` itself (no chains of files).
+/// `NAME_FILE`), but neither a tool's name, a command-line variable nor `HIVE_CONFIG` itself
+/// (no chains of files).
 pub fn allowed_in_config_file(name: &str) -> bool {
-    is_known(name) && !KNOWN_OTHER_NAMES.contains(&name) && name != "HIVE_CONFIG"
+    is_known(name)
+        && !KNOWN_OTHER_NAMES.contains(&name)
+        && !is_cli_variable(name)
+        && name != "HIVE_CONFIG"
 }
 
 /// The closest known name within two edits, to suggest for a typo.
@@ -553,6 +590,7 @@ pub fn suggestion(unknown: &str) -> Option<&'static str> {
     VARIABLES
         .iter()
         .filter(|spec| !spec.is_template())
+        .chain(CLI_VARIABLES)
         .map(|spec| spec.name)
         .chain(KNOWN_OTHER_NAMES.iter().copied())
         .map(|name| (edit_distance(unknown, name), name))
@@ -583,9 +621,18 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// The table of `docs/configuration.md`, generated from [`VARIABLES`] (a test keeps the file
 /// in step).
 pub fn markdown_table() -> String {
+    table_of(VARIABLES)
+}
+
+/// The command-line variables' table of `docs/configuration.md`, from [`CLI_VARIABLES`].
+pub fn cli_markdown_table() -> String {
+    table_of(CLI_VARIABLES)
+}
+
+fn table_of(rows: &[VarSpec]) -> String {
     let mut out =
         String::from("| variable | default | rule | secret (`_FILE`) |\n|---|---|---|---|\n");
-    for spec in VARIABLES {
+    for spec in rows {
         out.push_str(&format!(
             "| `{}` | {} | {} | {} |\n",
             spec.name,
@@ -657,10 +704,32 @@ mod tests {
     #[test]
     fn the_documentation_table_is_current() {
         let doc = include_str!("../../../../../docs/configuration.md");
-        let table = markdown_table();
-        assert!(
-            doc.contains(&table),
-            "docs/configuration.md is out of date; its table must read:\n{table}"
-        );
+        for table in [markdown_table(), cli_markdown_table()] {
+            assert!(
+                doc.contains(&table),
+                "docs/configuration.md is out of date; it must hold the table:\n{table}"
+            );
+        }
+    }
+
+    #[test]
+    fn command_line_variables_are_known_but_no_server_configuration() {
+        for name in ["HIVE_SERVER_URL", "HIVE_TOKEN", "HIVE_TOKEN_FILE"] {
+            assert!(is_known(name), "{name}");
+            assert!(is_cli_variable(name), "{name}");
+            assert!(!allowed_in_config_file(name), "{name}");
+            assert!(
+                find(name).is_none(),
+                "{name} is read by the command line only"
+            );
+        }
+        assert!(find_cli("HIVE_TOKEN").unwrap().secret);
+        assert!(!find_cli("HIVE_SERVER_URL").unwrap().secret);
+        assert!(!is_known("HIVE_SERVER_URL_FILE"), "not a secret");
+        assert_eq!(suggestion("HIVE_TOKN"), Some("HIVE_TOKEN"));
+        // No name is both.
+        for spec in CLI_VARIABLES {
+            assert!(find(spec.name).is_none() && !KNOWN_OTHER_NAMES.contains(&spec.name));
+        }
     }
 }
