@@ -449,7 +449,7 @@ async fn the_gateway_ends_a_call_a_hosted_agent_never_answers_and_a_kill_leaves_
     }
     let dir = tempfile::tempdir().unwrap();
     prepare(dir.path()).await;
-    let (hive, api) = serve(dir.path(), &[]).await;
+    let (hive, api) = serve(dir.path(), &[("HIVE_SANDBOX_MAX_PER_USER", "1")]).await;
     api.post(
         "/api/v1/secrets",
         json!({ "name": "example-upstream-token", "value": TOKEN_SECRET }),
@@ -476,6 +476,24 @@ async fn the_gateway_ends_a_call_a_hosted_agent_never_answers_and_a_kill_leaves_
         .post(&format!("/api/v1/agents/{id}/start"), json!({}))
         .await;
     assert_eq!(started["status"], "ready", "{started}");
+
+    // One of the owner's agents at a time.
+    let (_, other) = api
+        .post(
+            "/api/v1/agents",
+            json!({ "name": "other", "kind": "hosted" }),
+        )
+        .await;
+    let other = other["id"].as_str().unwrap().to_owned();
+    api.push(&other, example_bundle(|text| text)).await;
+    let (status, refused) = api
+        .post(&format!("/api/v1/agents/{other}/start"), json!({}))
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused.to_string().contains("HIVE_SANDBOX_MAX_PER_USER"),
+        "{refused}"
+    );
 
     let began = std::time::Instant::now();
     let error = api.say(&id, "hang").await.unwrap_err();
@@ -704,7 +722,7 @@ async fn a_hosted_agent_that_ends_is_recorded_and_restarted_and_the_caps_hold() 
     let crashing = |text: String| {
         text.replace(
             "    return f\"echo: {text}\"",
-            "    if text == \"crash\":\n        os._exit(3)\n    return f\"echo: {text}\"",
+            "    if text == \"crash\":\n        os._exit(3)\n    if text == \"hog\":\n        hog = [bytearray(1 << 20) for _ in range(1024)]\n    return f\"echo: {text}\"",
         )
     };
     let mut ids = Vec::new();
@@ -758,6 +776,36 @@ async fn a_hosted_agent_that_ends_is_recorded_and_restarted_and_the_caps_hold() 
     .await;
     let stats = api.get(&format!("/api/v1/agents/{first}/stats")).await;
     assert_eq!(stats["restarts"], 1, "{stats}");
+
+    // Past its memory limit (128 MiB): killed, and the record says so; Hive serves on.
+    assert!(api.say(first, "hog").await.is_err());
+    let killed = poll_until(
+        "the memory kill's record",
+        Duration::from_secs(20),
+        async || {
+            let page = api.get("/api/v1/audit?action=agent.exited").await;
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|item| {
+                    item["detail"]["reason"]
+                        .as_str()
+                        .unwrap()
+                        .contains("memory")
+                })
+                .cloned()
+        },
+    )
+    .await;
+    assert!(
+        killed["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("passed its memory limit"),
+        "{killed}"
+    );
+    assert_eq!(api.status_of(second).await, "created");
     api.post(&format!("/api/v1/agents/{first}/stop"), json!({}))
         .await;
     hive.stop().await;
