@@ -13,7 +13,7 @@ const OWNER: &str = "root@example.com";
 const TOKEN_SECRET: &str = "hosted-upstream-token-for-the-test";
 
 /// Whether this machine can run the sandbox (root and bubblewrap); a note when not.
-fn sandbox_here() -> bool {
+pub(crate) fn sandbox_here() -> bool {
     let root = std::fs::read_to_string("/proc/self/status")
         .map(|status| {
             status
@@ -30,7 +30,7 @@ fn sandbox_here() -> bool {
 }
 
 /// The example agent's files, `agent.py` changed by `edit`, as a tar.gz.
-fn example_bundle(edit: impl Fn(String) -> String) -> Vec<u8> {
+pub(crate) fn example_bundle(edit: impl Fn(String) -> String) -> Vec<u8> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hosted-agent");
     let agent = edit(std::fs::read_to_string(dir.join("agent.py")).unwrap());
     let manifest = std::fs::read_to_string(dir.join("hive-agent.toml")).unwrap();
