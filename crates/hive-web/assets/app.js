@@ -254,9 +254,112 @@ function wirePasskeys() {
   }
 }
 
+// A hosted agent's bundle: a page form's body is capped far below a bundle's size, so the file
+// goes to the API's upload route as it is; the page then shows the new version.
+function wireBundleUpload() {
+  const form = document.getElementById("bundle-form");
+  if (!form) return;
+  const problem = document.getElementById("bundle-error");
+  const progress = document.getElementById("bundle-progress");
+  const button = form.querySelector("button");
+  document.getElementById("bundle-needs-script").hidden = true;
+  form.hidden = false;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = form.querySelector("input[type=file]").files[0];
+    if (!file) return;
+    problem.hidden = true;
+    button.disabled = true;
+    progress.textContent = `Uploading ${file.name}…`;
+    progress.hidden = false;
+    try {
+      const response = await fetch(`/api/v1/agents/${form.dataset.agent}/bundle`, {
+        method: "PUT",
+        headers: { "content-type": "application/gzip" },
+        body: file,
+        credentials: "same-origin",
+      });
+      if (!response.ok) {
+        const answer = await response.json().catch(() => null);
+        throw new Error(answer?.error?.message || `Hive answered ${response.status}.`);
+      }
+      location.reload();
+    } catch (error) {
+      progress.hidden = true;
+      problem.textContent = `The bundle was not taken: ${error.message}`;
+      problem.hidden = false;
+      button.disabled = false;
+    }
+  });
+}
+
+// Lines the live log view keeps; older ones leave the page as new ones come.
+const LOG_LINES_KEPT = 2000;
+
+// A hosted agent's logs: after the lines the page came with, each new one as the agent prints
+// it. Lines are the agent's own text: they go in as text, never as markup.
+function followLogs() {
+  const view = document.getElementById("log-view");
+  if (!view) return;
+  const list = document.getElementById("log-lines");
+  view.scrollTop = view.scrollHeight;
+  if (!view.dataset.follow) return;
+  const status = document.getElementById("log-follow");
+  let last = Number(view.dataset.after || 0);
+  const query = view.dataset.after ? `?after=${encodeURIComponent(view.dataset.after)}` : "";
+  const source = new EventSource(`/api/v1/agents/${view.dataset.agent}/logs/stream${query}`);
+  let opened = Date.now();
+  let received = false;
+  status.textContent = "Following its output: new lines appear as it prints them.";
+  status.hidden = false;
+  source.addEventListener("open", () => {
+    opened = Date.now();
+    received = false;
+  });
+  source.addEventListener("log", (event) => {
+    const line = JSON.parse(event.data);
+    if (line.seq <= last) return;
+    last = line.seq;
+    received = true;
+    const atEnd = view.scrollHeight - view.scrollTop - view.clientHeight < 24;
+    const item = document.createElement("li");
+    const at = document.createElement("span");
+    at.className = "log-at";
+    at.textContent = String(line.at).slice(0, 19).replace("T", " ");
+    item.append(at, " ");
+    if (line.stream === "stderr") {
+      item.className = "stderr";
+      const stream = document.createElement("span");
+      stream.className = "log-stream";
+      stream.textContent = "stderr";
+      item.append(stream, " ");
+    }
+    const text = document.createElement("span");
+    text.className = "log-text";
+    text.textContent = line.text;
+    item.append(text);
+    list.append(item);
+    document.getElementById("log-empty")?.remove();
+    while (list.childElementCount > LOG_LINES_KEPT) list.firstElementChild.remove();
+    if (atEnd) view.scrollTop = view.scrollHeight;
+  });
+  // The stream ends when the agent does not run on the replica that answers: a refusal, or an
+  // end that came at once with nothing, stops the view; a stream that went quiet for long is
+  // taken up again (the browser sends the last line's number).
+  source.addEventListener("error", () => {
+    const quick = !received && Date.now() - opened < 10_000;
+    if (source.readyState === EventSource.CLOSED || quick) {
+      source.close();
+      status.textContent = "The live view stopped: the agent stopped, or runs on another replica. Reload the page to see newer lines.";
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   fillFromFragment();
   wireCopyButtons();
   wireChat();
   wirePasskeys();
+  wireBundleUpload();
+  followLogs();
 });

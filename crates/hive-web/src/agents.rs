@@ -1,6 +1,8 @@
 //! Agents: the list with their states, creating each kind, details (token usage by day, the
-//! recent calls with their outcome), editing settings and limits, start, stop and delete.
+//! recent calls with their outcome; a hosted agent's part is in [`crate::hosted`]), editing
+//! settings and limits, start, stop and delete.
 
+use crate::hosted::HostedSection;
 use crate::page::{
     Chrome, Cursor, Refused, page_request, query_value, refusal, see_other, shown, shown_refused,
     then_see, when,
@@ -9,7 +11,7 @@ use askama::Template;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::Response;
 use hive_core::agents::import::ImportRequest;
-use hive_core::agents::{AgentCall, AgentChange, DEFAULT_USAGE_DAYS, NewAgent};
+use hive_core::agents::{AgentCall, AgentChange, AgentError, DEFAULT_USAGE_DAYS, NewAgent};
 use hive_core::kernel::caller::{Caller, RequestMeta};
 use hive_proto::agents::{AgentKind, AgentStatus, AgentVisibility};
 use hive_server::AppState;
@@ -28,7 +30,8 @@ pub struct AgentLine {
     pub kind: &'static str,
     pub status: &'static str,
     pub detail: String,
-    pub running: bool,
+    /// The lifecycle buttons its page offers.
+    pub controls: Controls,
 }
 
 /// An agent as a line of a list.
@@ -37,10 +40,50 @@ pub fn line(agent: AgentRow) -> AgentLine {
         id: agent.id.to_string(),
         kind: agent.kind.as_str(),
         status: agent.status.as_str(),
-        // A started agent (the watchdog may have found it unreachable since) can be stopped.
-        running: matches!(agent.status, AgentStatus::Ready | AgentStatus::Error),
+        controls: controls(agent.kind, agent.status),
         detail: agent.status_detail,
         name: agent.name,
+    }
+}
+
+/// Whether an agent of this status was started and not stopped since: it runs, or is on its
+/// way (`starting`), frozen (`paused`), or was found failing (`error`: the watchdog may still
+/// restart a hosted one) — so it can be stopped.
+pub fn runs(status: AgentStatus) -> bool {
+    matches!(
+        status,
+        AgentStatus::Starting | AgentStatus::Ready | AgentStatus::Paused | AgentStatus::Error
+    )
+}
+
+/// The lifecycle buttons an agent's page offers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Controls {
+    pub start: bool,
+    pub stop: bool,
+    pub restart: bool,
+    pub pause: bool,
+    pub resume: bool,
+}
+
+/// Which lifecycle actions apply to an agent of this kind and status: start or stop for every
+/// kind; for a hosted agent also restart (ready or failing), pause (ready) and resume (paused),
+/// and both start and stop when it failed (start again, or stop the watchdog's restarts).
+pub fn controls(kind: AgentKind, status: AgentStatus) -> Controls {
+    use AgentStatus as S;
+    if kind == AgentKind::Hosted {
+        return Controls {
+            start: matches!(status, S::Created | S::Stopped | S::Error),
+            stop: runs(status),
+            restart: matches!(status, S::Ready | S::Error),
+            pause: status == S::Ready,
+            resume: status == S::Paused,
+        };
+    }
+    Controls {
+        start: !runs(status),
+        stop: runs(status),
+        ..Controls::default()
     }
 }
 
@@ -280,8 +323,10 @@ struct AgentPage<'a> {
     calls: Vec<CallLine>,
     /// The next page of calls, as this page's URL.
     more_calls: Option<String>,
+    /// A hosted agent's bundle, logs and measurements (`None` for other kinds).
+    hosted: Option<HostedSection>,
     error: Option<String>,
-    notice: Option<&'a str>,
+    notice: Option<String>,
 }
 
 struct UsageLine {
@@ -403,6 +448,10 @@ async fn agent_page(
         .map_err(refusal)?;
     let runtime = runtime_of(&agent);
     let llm = (agent.kind == AgentKind::Llm).then(|| LlmForm::of(&runtime));
+    let hosted = match agent.kind {
+        AgentKind::Hosted => Some(crate::hosted::section(state, caller, &agent).await?),
+        _ => None,
+    };
     Ok(AgentPage {
         chrome: Chrome::of(caller),
         title: "Agent",
@@ -426,6 +475,7 @@ async fn agent_page(
             .map(|cursor| format!("/agents/{id}?calls={}#calls-heading", query_value(&cursor))),
         calls: calls.items.into_iter().map(CallLine::of).collect(),
         agent: line(agent),
+        hosted,
         error: None,
         notice: None,
     })
@@ -493,18 +543,41 @@ async fn changed(
             .map_err(refusal),
         Err(refused) => Err(refused),
     };
-    let (status, error, notice) = match outcome {
-        Ok(()) => (
-            StatusCode::OK,
-            None,
-            Some("Saved. A running agent uses the new settings from its next call."),
-        ),
+    let done = outcome
+        .map(|()| "Saved. A running agent uses the new settings from its next call.".to_owned());
+    after_action(state, caller, id, done).await
+}
+
+/// The agent's page after an action on it: saying what was done, or why it was refused (with
+/// the refusal's status).
+pub(crate) async fn after_action(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    done: Result<String, Refused>,
+) -> Response {
+    let (status, error, notice) = match done {
+        Ok(notice) => (StatusCode::OK, None, Some(notice)),
         Err((status, message)) => (status, Some(message), None),
     };
     shown_refused(agent_page(state, caller, id, None).await, status, |page| {
         page.error = error;
         page.notice = notice;
     })
+}
+
+/// After a lifecycle action: back to the agent's page, which shows its new state; a refusal
+/// is said on the page.
+pub(crate) async fn then_agent_page(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    done: Result<AgentRow, AgentError>,
+) -> Response {
+    match done {
+        Ok(_) => see_other(&format!("/agents/{id}")),
+        Err(error) => after_action(state, caller, id, Err(refusal(error))).await,
+    }
 }
 
 pub async fn update_settings(
@@ -566,10 +639,8 @@ pub async fn start(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Response {
-    then_see(
-        state.hive.agent_lifecycle.start(&caller, id, &meta).await,
-        &format!("/agents/{id}"),
-    )
+    let done = state.hive.agent_lifecycle.start(&caller, id, &meta).await;
+    then_agent_page(&state, &caller, id, done).await
 }
 
 pub async fn stop(
@@ -578,8 +649,75 @@ pub async fn stop(
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
 ) -> Response {
-    then_see(
-        state.hive.agent_lifecycle.stop(&caller, id, &meta).await,
-        &format!("/agents/{id}"),
-    )
+    let done = state.hive.agent_lifecycle.stop(&caller, id, &meta).await;
+    then_agent_page(&state, &caller, id, done).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_started_or_stopped_by_its_status() {
+        use AgentStatus as S;
+        for kind in [AgentKind::Llm, AgentKind::Remote, AgentKind::Conformance] {
+            for status in [S::Created, S::Stopped] {
+                let only_start = Controls {
+                    start: true,
+                    ..Controls::default()
+                };
+                assert_eq!(controls(kind, status), only_start, "{kind:?} {status:?}");
+            }
+            for status in [S::Starting, S::Ready, S::Paused, S::Error] {
+                let only_stop = Controls {
+                    stop: true,
+                    ..Controls::default()
+                };
+                assert_eq!(controls(kind, status), only_stop, "{kind:?} {status:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_hosted_agent_also_restarts_pauses_and_resumes() {
+        use AgentStatus as S;
+        let hosted = |status| controls(AgentKind::Hosted, status);
+        let none = Controls::default();
+        for status in [S::Created, S::Stopped] {
+            assert_eq!(
+                hosted(status),
+                Controls {
+                    start: true,
+                    ..none
+                }
+            );
+        }
+        assert_eq!(hosted(S::Starting), Controls { stop: true, ..none });
+        assert_eq!(
+            hosted(S::Ready),
+            Controls {
+                stop: true,
+                restart: true,
+                pause: true,
+                ..none
+            }
+        );
+        assert_eq!(
+            hosted(S::Paused),
+            Controls {
+                stop: true,
+                resume: true,
+                ..none
+            }
+        );
+        assert_eq!(
+            hosted(S::Error),
+            Controls {
+                start: true,
+                stop: true,
+                restart: true,
+                ..none
+            }
+        );
+    }
 }

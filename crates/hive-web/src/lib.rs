@@ -14,6 +14,7 @@ mod audit;
 mod chat;
 mod federation;
 mod home;
+mod hosted;
 mod page;
 mod second_factor;
 mod secrets;
@@ -71,6 +72,12 @@ fn pages() -> Vec<Route> {
         route(M::GET, "/agents/{id}", OPERATOR, None, agents::detail).owned(),
         route(M::POST, "/agents/{id}/start", OPERATOR, None, agents::start).owned(),
         route(M::POST, "/agents/{id}/stop", OPERATOR, None, agents::stop).owned(),
+        // A hosted agent's: its bundle's versions and the lifecycle its sandbox adds (the
+        // upload itself is the API's, called by the page's script).
+        route(M::POST, "/agents/{id}/bundle/rollback", OPERATOR, None, hosted::rollback).owned(),
+        route(M::POST, "/agents/{id}/restart", OPERATOR, None, hosted::restart).owned(),
+        route(M::POST, "/agents/{id}/pause", OPERATOR, None, hosted::pause).owned(),
+        route(M::POST, "/agents/{id}/resume", OPERATOR, None, hosted::resume).owned(),
         route(M::POST, "/agents/{id}/settings", OPERATOR, None, agents::update_settings).owned(),
         route(M::POST, "/agents/{id}/limits", OPERATOR, None, agents::update_limits).owned(),
         route(M::POST, "/agents/{id}/delete", OPERATOR, None, agents::delete).owned(),

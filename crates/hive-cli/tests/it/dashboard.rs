@@ -2,8 +2,11 @@
 //! Chromium driven by Playwright through the pages from the printed setup link
 //! (`crates/hive-web/tests/browser/dashboard.mjs` says what it checks). `.ci/run` installs
 //! Chromium and the script's packages; without them this test fails under CI and is skipped
-//! elsewhere, saying why.
+//! elsewhere, saying why. The hosted agent's bundles are the example's, packed here; it is
+//! started only where the sandbox runs (root and bubblewrap), else its part is left out with
+//! a note.
 
+use crate::hosted::{example_bundle, sandbox_here};
 use crate::process::HiveProcess;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -76,18 +79,33 @@ async fn the_dashboard_works_in_a_real_browser() {
         .unwrap_or_else(|| panic!("no setup link printed:\n{stderr}"))
         .to_owned();
     let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard");
-    let run = tokio::process::Command::new("node")
-        .arg("dashboard.mjs")
+    // Two versions of the example hosted agent, uploaded through the page's file input.
+    let bundles = tempfile::tempdir().unwrap();
+    let first = bundles.path().join("echo-1.tar.gz");
+    let second = bundles.path().join("echo-2.tar.gz");
+    std::fs::write(&first, example_bundle(|text| text)).unwrap();
+    let v2 = |text: String| text.replace("f\"echo: {text}\"", "f\"v2: {text}\"");
+    std::fs::write(&second, example_bundle(v2)).unwrap();
+    let sandbox = sandbox_here();
+    if !sandbox {
+        eprintln!("note: the browser test uploads a hosted agent's versions but does not start it");
+    }
+    let mut node = tokio::process::Command::new("node");
+    node.arg("dashboard.mjs")
         .arg(&link)
         .arg(&screenshots)
         .current_dir(browser_tests())
         .env("HIVE_BROWSER", BROWSER)
         .env("HIVE_TEST_LLM_PORT", llm_port.to_string())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(240), run)
+        .env("HIVE_TEST_BUNDLE", &first)
+        .env("HIVE_TEST_BUNDLE_V2", &second)
+        .kill_on_drop(true);
+    if sandbox {
+        node.env("HIVE_TEST_SANDBOX", "1");
+    }
+    let output = tokio::time::timeout(Duration::from_secs(360), node.output())
         .await
-        .expect("the browser test ended within four minutes")
+        .expect("the browser test ended within six minutes")
         .expect("node runs");
     let said = format!(
         "{}{}",

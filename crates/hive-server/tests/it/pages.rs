@@ -289,3 +289,122 @@ async fn sign_in_offers_each_provider_and_a_reset_by_mail() {
     }
     server.stop().await.0.unwrap();
 }
+
+/// A hosted agent's page on a server that runs no sandbox: created from the list's form, its
+/// versions (uploaded with the session cookie, as the page's script does) and a rollback, and
+/// the actions its state refuses said on the page.
+#[tokio::test]
+async fn a_hosted_agents_page_shows_its_versions_and_why_an_action_is_refused() {
+    let server = identity_builder(hive_testkit::TestBackend::Sqlite, &[])
+        .start()
+        .await;
+    setup_admin(&server).await;
+    let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+    let own = Some(server.origin.as_str());
+    let cookie = Some(admin.cookie.as_str());
+    let page_of = async |path: &str| {
+        let response = admin.request(&server, Method::GET, path).send().await;
+        let response = response.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        response.text().await.unwrap()
+    };
+    assert!(
+        page_of("/agents")
+            .await
+            .contains(r#"<option value="hosted">"#)
+    );
+    let form = [
+        ("name", "echo"),
+        ("kind", "hosted"),
+        ("visibility", "private"),
+    ];
+    let created = post_form(&server, "/agents", own, cookie, &form).await;
+    assert_eq!(created.status(), 303);
+    let path = location(&created).to_owned();
+    let id = path.trim_start_matches("/agents/").to_owned();
+
+    let first = page_of(&path).await;
+    for expected in [
+        "No bundle yet: upload one",
+        "Uploading from this page needs JavaScript",
+        r#"<form id="bundle-form""#,
+        "Nothing printed yet.",
+        "It does not run now",
+        "This Hive process does not run hosted agents",
+        ">Start</button>",
+    ] {
+        assert!(first.contains(expected), "{expected}: {first}");
+    }
+    assert!(!first.contains(">Stop</button>") && !first.contains(">Pause</button>"));
+
+    // Uploads as the page's script sends them: the API's route, the session cookie.
+    let upload = async |archive: Vec<u8>| {
+        admin
+            .request(&server, Method::PUT, &format!("/api/v1/agents/{id}/bundle"))
+            .header("content-type", "application/gzip")
+            .body(archive)
+            .send()
+            .await
+            .unwrap()
+    };
+    let refused = upload(b"not a bundle".to_vec()).await;
+    assert_eq!(refused.status(), 400);
+    let refused: Value = refused.json().await.unwrap();
+    assert!(refused["error"]["message"].is_string(), "{refused}");
+    let small_bundle = crate::access_matrix::small_bundle;
+    assert_eq!(upload(small_bundle("first")).await.status(), 201);
+    assert_eq!(upload(small_bundle("second")).await.status(), 201);
+    let listed = page_of(&path).await;
+    assert!(!listed.contains("No bundle yet"), "{listed}");
+    assert!(
+        listed.contains(r#"Roll back to this version<span class="visually-hidden"> (1)</span>"#),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("(2)</span>"),
+        "the active version has no rollback: {listed}"
+    );
+    assert!(listed.contains("<td>you</td>"), "{listed}");
+    assert!(
+        listed.contains("<p>second</p>"),
+        "the manifest's description: {listed}"
+    );
+
+    let rolled = post_form(
+        &server,
+        &format!("{path}/bundle/rollback"),
+        own,
+        cookie,
+        &[("version", "1")],
+    )
+    .await;
+    assert_eq!(rolled.status(), 200);
+    let rolled = rolled.text().await.unwrap();
+    assert!(rolled.contains("Version 1 is the active one"), "{rolled}");
+    assert!(rolled.contains("(2)</span>"), "{rolled}");
+
+    // Refused by its state: said on its page, with the conflict's status.
+    let paused = post_form(&server, &format!("{path}/pause"), own, cookie, &[]).await;
+    assert_eq!(paused.status(), 409);
+    let paused = paused.text().await.unwrap();
+    assert!(
+        paused.contains(r#"<p class="error" role="alert">only a ready agent can be paused</p>"#),
+        "{paused}"
+    );
+
+    // Started on a replica that runs no sandbox: stored as wished, and it can be stopped.
+    let started = post_form(&server, &format!("{path}/start"), own, cookie, &[]).await;
+    assert_eq!(started.status(), 303);
+    let waiting = page_of(&path).await;
+    assert!(waiting.contains("state-starting"), "{waiting}");
+    assert!(
+        waiting.contains("waiting for a replica that can run it"),
+        "{waiting}"
+    );
+    assert!(waiting.contains(">Stop</button>") && !waiting.contains(">Start</button>"));
+    assert!(waiting.contains(r#"data-follow="on""#), "{waiting}");
+    let stopped = post_form(&server, &format!("{path}/stop"), own, cookie, &[]).await;
+    assert_eq!(stopped.status(), 303);
+    assert!(page_of(&path).await.contains("state-stopped"));
+    server.stop().await.0.unwrap();
+}

@@ -3,7 +3,10 @@
 // a passkey added (a virtual authenticator through the DevTools protocol) and used to sign in
 // without the password and as the second factor after it,
 // a secret and an llm agent (on a stand-in endpoint this script serves) started and chatted
-// with, the reply seen while it streams, an API token created, used and revoked, a viewer invited who signs up and is refused the
+// with, the reply seen while it streams, a hosted agent whose bundle is uploaded through the
+// page (a bad one refused), started in the sandbox with its logs followed live and its
+// measurements shown, a second version rolled back, paused, resumed, restarted and stopped,
+// an API token created, used and revoked, a viewer invited who signs up and is refused the
 // admin pages, a cross-origin form refused, and on every page an accessibility check (axe-core: no serious
 // or critical violation), no Content-Security-Policy violation, the page's weight, and a
 // screenshot at desktop and phone width.
@@ -12,17 +15,24 @@
 //   HIVE_BROWSER        the browser to drive (default /usr/bin/chromium)
 //   HIVE_TEST_LLM_PORT  where this script serves its OpenAI-compatible stand-in, which Hive's
 //                       egress allowlist must let it reach (127.0.0.1:PORT)
+//   HIVE_TEST_BUNDLE, HIVE_TEST_BUNDLE_V2
+//                       two versions of the example hosted agent's bundle (tar.gz files)
+//   HIVE_TEST_SANDBOX   "1" when Hive can run hosted agents here (root and bubblewrap): the
+//                       agent is then started, followed and stopped; else only its versions
 // Exits 0 when every check passed; otherwise prints the failure and exits 1.
 
 import { chromium } from "playwright-core";
 import { createHmac } from "node:crypto";
 import { createRequire } from "node:module";
 import { createServer } from "node:http";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const [setupLink, screenshots] = process.argv.slice(2);
 const llmPort = Number(process.env.HIVE_TEST_LLM_PORT);
+const bundles = [process.env.HIVE_TEST_BUNDLE, process.env.HIVE_TEST_BUNDLE_V2];
+const sandbox = process.env.HIVE_TEST_SANDBOX === "1";
 if (!setupLink || !screenshots) {
   console.error("usage: node dashboard.mjs SETUP_LINK SCREENSHOT_DIR");
   process.exit(2);
@@ -127,6 +137,27 @@ async function inspect(page, name) {
   await page.screenshot({ path: join(screenshots, `${name}-phone.png`), fullPage: true });
   await page.setViewportSize(desktop);
   visited.push(`${name} (${weight} bytes)`);
+}
+
+// A hosted agent's bundle through the page's file input: the script uploads it and reloads
+// the page.
+async function uploadBundle(page, file) {
+  await page.getByLabel("Bundle (.tar.gz)").setInputFiles(file);
+  await Promise.all([
+    page.waitForNavigation(),
+    page.getByRole("button", { name: "Upload the bundle", exact: true }).click(),
+  ]);
+}
+
+// The agent's status, as its page's State section shows it.
+async function agentStatus(page) {
+  return (await page.locator("section[aria-labelledby=state-heading] .state").textContent()).trim();
+}
+
+// The cells of the versions table, a row per version, newest first.
+async function versions(page) {
+  const rows = await page.locator("#versions tbody tr").all();
+  return Promise.all(rows.map((row) => row.locator("td").allTextContents()));
 }
 
 async function submit(page, button) {
@@ -358,6 +389,113 @@ try {
   const badName = await submit(page, "Save the settings");
   check(badName.status() === 400 && await page.getByRole("alert").isVisible(), `a bad name was not refused: ${badName.status()}`);
   await inspect(page, "agent-edit-refused");
+
+  // A hosted agent: created from the list with no settings, its page asks for a bundle.
+  if (bundles.every(Boolean)) {
+    await page.getByRole("link", { name: "Secrets" }).click();
+    await page.waitForLoadState("load");
+    // The example's manifest names this secret of its owner's.
+    await page.getByLabel("Name").fill("example-upstream-token");
+    await page.getByLabel("Value", { exact: true }).fill("token-for-the-hosted-example");
+    await submit(page, "Add the secret");
+    await page.getByRole("link", { name: "Agents" }).click();
+    await page.waitForLoadState("load");
+    await page.getByLabel("Name").fill("echo");
+    await page.getByLabel("Kind").selectOption("hosted");
+    await submit(page, "Create the agent");
+    const hostedPage = page.url();
+    const hostedId = new URL(hostedPage).pathname.split("/").pop();
+    check(await page.getByText("No bundle yet: upload one").isVisible(), "a new hosted agent's page does not ask for a bundle");
+    check(!(await page.locator("#bundle-needs-script").isVisible()), "the page says uploading needs a script it runs");
+    check(await agentStatus(page) === "created", `a new hosted agent: ${await agentStatus(page)}`);
+
+    // A file that is not a bundle: the API's refusal, said on the page.
+    const scratch = mkdtempSync(join(tmpdir(), "hive-dashboard-"));
+    const notBundle = join(scratch, "not-a-bundle.tar.gz");
+    writeFileSync(notBundle, "not a bundle at all");
+    await page.getByLabel("Bundle (.tar.gz)").setInputFiles(notBundle);
+    await page.getByRole("button", { name: "Upload the bundle", exact: true }).click();
+    const uploadError = page.getByRole("alert").filter({ hasText: "The bundle was not taken: " });
+    await uploadError.waitFor();
+    check((await uploadError.textContent()).length > "The bundle was not taken: ".length, "the refusal does not say why");
+    await inspect(page, "hosted-upload-refused");
+    rmSync(scratch, { recursive: true, force: true });
+
+    // The example agent: the page comes back with version 1, the active one; the agent's
+    // description is its manifest's.
+    await uploadBundle(page, bundles[0]);
+    const first = await versions(page);
+    check(first.length === 1 && first[0][0] === "1" && first[0][4] === "you" && first[0][5].startsWith("active"),
+      `after the first upload: ${JSON.stringify(first)}`);
+    check(await page.getByText("Says back what it is sent").first().isVisible(), "the description is not the manifest's");
+
+    if (sandbox) {
+      // Started in the sandbox: ready, its first line on the page, marked as its stderr.
+      await submit(page, "Start");
+      check(await agentStatus(page) === "ready", `after the start: ${await agentStatus(page)}: ${await page.locator("section[aria-labelledby=state-heading] p").first().textContent()}`);
+      const lines = page.locator("#log-lines li");
+      const serving = lines.filter({ hasText: "serving A2A on" }).first();
+      await serving.waitFor();
+      check((await serving.locator(".log-stream").textContent()) === "stderr", "the stderr line is not marked");
+      const stats = await page.locator("#hosted-stats").textContent();
+      const memory = Number(/Memory\s*([\d.]+) MiB \(peak [\d.]+ MiB\)/.exec(stats)?.[1]);
+      check(/Bundle version\s*1/.test(stats) && memory > 0 && /Processes\s*[1-9]/.test(stats)
+        && /CPU time\s*[\d.]+ s/.test(stats) && /Through the proxy\s*0 requests, 0 refused/.test(stats),
+        `the measurements: ${stats}`);
+      // Followed live: a message sent through the API after the page opened, whose request
+      // line the agent prints, appears without a reload.
+      await page.locator("#log-follow").filter({ hasText: "Following its output" }).waitFor();
+      await page.evaluate(() => { window.stillTheSamePage = true; });
+      const requestLines = () => page.evaluate(() => Array.from(document.querySelectorAll("#log-lines li"))
+        .filter((li) => li.textContent.includes('"POST ')).length);
+      const before = await requestLines();
+      const answer = await page.evaluate(async (id) => {
+        const response = await fetch(`/api/a2a/agents/${id}/jsonrpc`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "A2A-Version": "1.0" },
+          credentials: "same-origin",
+          body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "SendMessage", params: { message: {
+            messageId: crypto.randomUUID(), role: "ROLE_USER", parts: [{ text: "hello from the test" }] } } }),
+        });
+        return response.json();
+      }, hostedId);
+      check(answer.result?.task?.artifacts?.[0]?.parts?.[0]?.text === "echo: hello from the test",
+        `the agent's answer: ${JSON.stringify(answer)}`);
+      await page.waitForFunction((count) => Array.from(document.querySelectorAll("#log-lines li"))
+        .filter((li) => li.textContent.includes('"POST ')).length > count, before, { timeout: 20_000 });
+      check(await page.evaluate(() => window.stillTheSamePage === true), "the page reloaded to show the line");
+      await inspect(page, "hosted-agent");
+    } else {
+      console.log("dashboard: no sandbox here (root and bubblewrap): the hosted agent is not started");
+    }
+
+    // A second version: active from the next start; the first can be rolled back to.
+    await uploadBundle(page, bundles[1]);
+    const both = await versions(page);
+    check(both.map((row) => row[0]).join() === "2,1" && both[0][5].startsWith("active") && !both[1][5].startsWith("active"),
+      `after the second upload: ${JSON.stringify(both)}`);
+    if (sandbox) check(both[1][5] === "running now", `the running version: ${JSON.stringify(both)}`);
+    await submit(page, "Roll back to this version (1)");
+    check(await page.getByRole("status").filter({ hasText: "Version 1 is the active one" }).isVisible(), "no word of the rollback");
+    const rolled = await versions(page);
+    check(rolled[1][5].startsWith("active") && !rolled[0][5].startsWith("active"), `after the rollback: ${JSON.stringify(rolled)}`);
+    await inspect(page, "hosted-versions");
+
+    if (sandbox) {
+      await page.goto(hostedPage);
+      await submit(page, "Pause");
+      check(await agentStatus(page) === "paused", `after the pause: ${await agentStatus(page)}`);
+      check(await page.getByRole("button", { name: "Resume", exact: true }).isVisible(), "no way to resume");
+      await submit(page, "Resume");
+      check(await agentStatus(page) === "ready", `after resuming: ${await agentStatus(page)}`);
+      await submit(page, "Restart");
+      check(await agentStatus(page) === "ready", `after the restart: ${await agentStatus(page)}`);
+      await submit(page, "Stop");
+      check(await agentStatus(page) === "stopped", `after the stop: ${await agentStatus(page)}`);
+      check(await page.getByRole("button", { name: "Start", exact: true }).isVisible(), "a stopped agent offers no start");
+      check(await page.locator("#log-follow").isHidden(), "a stopped agent's logs are followed");
+    }
+  }
 
   // An API token: created (shown once), used, revoked.
   await page.getByRole("link", { name: "API tokens" }).click();

@@ -1328,6 +1328,22 @@ impl HostedAgents {
             .map_err(|error| AgentError::Internal(format!("reading logs: {}", error.kind())))
     }
 
+    /// The agent's last `lines` lines (at most [`super::logs::MAX_PAGE`]), oldest first, in one
+    /// read of its ring: for a first look, which then follows from the last one's seq.
+    pub async fn log_tail(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        lines: usize,
+    ) -> Result<Vec<LogLine>, AgentError> {
+        let agent = &self.owned(caller, id).await?;
+        let ring = self.ring_of(agent.id).await?;
+        tokio::task::spawn_blocking(move || ring.tail(lines))
+            .await
+            .map_err(|_| AgentError::Unavailable)?
+            .map_err(|error| AgentError::Internal(format!("reading logs: {}", error.kind())))
+    }
+
     /// The agent's output from `after` on, then live while it runs here. The receiver is `None`
     /// when it does not run here (the backlog is all there is).
     pub async fn follow(
