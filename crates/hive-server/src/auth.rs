@@ -28,6 +28,9 @@ pub enum Access {
     /// A signed-in caller with at least this role. Objects a non-admin does not own answer
     /// 404 (enforced by the handler's store query).
     AtLeast(Role),
+    /// Another replica of this deployment, by the signature its request carries (no session,
+    /// no token), which the handler checks before anything else: everyone else gets 403.
+    Replica,
 }
 
 /// The rule of one route, as the route table declares it.

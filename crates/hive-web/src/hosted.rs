@@ -6,10 +6,11 @@ use crate::agents::{after_action, then_agent_page};
 use crate::page::{Refused, refusal, when};
 use axum::extract::{Form, Path, State};
 use axum::response::Response;
+use hive_core::agents::hosted::BUNDLES_KEPT;
 use hive_core::agents::hosted::logs::{LogLine, LogStream};
-use hive_core::agents::hosted::{BUNDLES_KEPT, HostedStats};
 use hive_core::kernel::caller::{Caller, RequestMeta};
 use hive_proto::Role;
+use hive_proto::agents::HostedStatsView;
 use hive_server::AppState;
 use hive_server::auth::{Authenticated, Meta};
 use hive_store::{AgentRow, BundleRow};
@@ -82,7 +83,7 @@ pub struct StatsView {
     pub status: &'static str,
     /// The replica that runs it, if any.
     pub node: Option<String>,
-    /// Whether the measurements below are this replica's (it runs the agent).
+    /// Whether the measurements below are of a run (by the replica that runs it).
     pub measured_here: bool,
     pub bundle_version: Option<i64>,
     pub started: Option<String>,
@@ -98,26 +99,28 @@ pub struct StatsView {
 }
 
 impl StatsView {
-    fn of(stats: HostedStats) -> Self {
-        let sandbox = &stats.sandbox;
+    fn of(stats: HostedStatsView) -> Self {
         let unknown = || "not measured".to_owned();
         Self {
             status: stats.status.as_str(),
             node: stats.node,
-            measured_here: stats.measured_here,
+            // Only the replica that runs it knows when it started.
+            measured_here: stats.started_at.is_some(),
             bundle_version: stats.bundle_version,
             started: stats.started_at.map(when),
             restarts: stats.restarts,
-            cpu: sandbox.cpu_time.map_or_else(unknown, seconds),
-            memory: sandbox.memory_bytes.map_or_else(unknown, mebibytes),
-            peak_memory: sandbox.peak_memory_bytes.map_or_else(unknown, mebibytes),
-            processes: sandbox
+            cpu: stats.cpu_seconds.map_or_else(unknown, |cpu| {
+                seconds(Duration::from_secs_f64(cpu.max(0.0)))
+            }),
+            memory: stats.memory_bytes.map_or_else(unknown, mebibytes),
+            peak_memory: stats.peak_memory_bytes.map_or_else(unknown, mebibytes),
+            processes: stats
                 .processes
                 .map_or_else(unknown, |count| count.to_string()),
-            proxy_requests: stats.proxy.requests,
-            proxy_refusals: stats.proxy.refusals,
-            proxy_up: size(stats.proxy.bytes_up),
-            proxy_down: size(stats.proxy.bytes_down),
+            proxy_requests: stats.proxy_requests,
+            proxy_refusals: stats.proxy_refusals,
+            proxy_up: size(stats.proxy_bytes_up),
+            proxy_down: size(stats.proxy_bytes_down),
         }
     }
 }

@@ -391,6 +391,25 @@ async fn a_hosted_agent_runs_answers_logs_and_applies_new_versions() {
     assert_eq!(resumed["status"], "ready", "{resumed}");
     assert_eq!(api.say(&id, "again").await.unwrap(), "echo: again");
 
+    // Each of those changes is on the record, naming the agent.
+    for action in [
+        "agent.bundle.push",
+        "agent.bundle.rollback",
+        "agent.restart",
+        "agent.pause",
+        "agent.resume",
+    ] {
+        let page = api.get(&format!("/api/v1/audit?action={action}")).await;
+        assert!(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|item| item["target"] == format!("agent:{id}")),
+            "{action}: {page}"
+        );
+    }
+
     // Stopped: nothing of it is left running.
     let (_, stopped) = api
         .post(&format!("/api/v1/agents/{id}/stop"), json!({}))

@@ -316,6 +316,8 @@ async fn the_hive_binary_is_the_sandbox_init_program() {
     std::fs::create_dir_all(&channel).unwrap();
     let proxy = dir.path().join("proxy.sock");
     let _listening = tokio::net::UnixListener::bind(&proxy).unwrap();
+    // The sandbox's own uid connects to it (as Hive's runtime sets it).
+    std::fs::set_permissions(&proxy, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     let mut spec = SandboxSpec::new(
         SandboxId::new("cli-init").unwrap(),
         agent,

@@ -361,6 +361,7 @@ fn refused(agent: Uuid, refusal: ForwardRefusal) -> Response {
 /// forwarding key ([`hive_core::agents::hosted::forward`]), checked before anything is relayed.
 pub async fn relay(
     State(state): State<AppState>,
+    Meta(meta): Meta,
     Path(params): Path<Vec<(String, String)>>,
     request: Request,
 ) -> Response {
@@ -370,7 +371,13 @@ pub async fn relay(
         Err(status) => return status.into_response(),
     };
     let agent = forwarded.agent;
-    match state.hive.agent_lifecycle.hosted().relay(forwarded).await {
+    match state
+        .hive
+        .agent_lifecycle
+        .hosted()
+        .relay(forwarded, &meta)
+        .await
+    {
         Ok(relayed) => {
             let chunks = futures_util::stream::unfold(relayed.body, |mut body| async move {
                 use hive_a2a::client::Body as _;
@@ -397,6 +404,7 @@ pub async fn relay(
 /// for another replica (signed like [`relay`]'s calls).
 pub async fn relay_logs(
     State(state): State<AppState>,
+    Meta(meta): Meta,
     Path(params): Path<Vec<(String, String)>>,
     request: Request,
 ) -> Response {
@@ -411,7 +419,7 @@ pub async fn relay_logs(
     let agent = forwarded.agent;
     let hosted = state.hive.agent_lifecycle.hosted();
     match hosted
-        .relay_logs(forwarded, query.after, query.limit.unwrap_or(200))
+        .relay_logs(forwarded, query.after, query.limit.unwrap_or(200), &meta)
         .await
     {
         Ok(page) => Json(page).into_response(),
@@ -423,6 +431,7 @@ pub async fn relay_logs(
 /// another replica (signed like [`relay`]'s calls).
 pub async fn relay_stats(
     State(state): State<AppState>,
+    Meta(meta): Meta,
     Path(params): Path<Vec<(String, String)>>,
     request: Request,
 ) -> Response {
@@ -436,7 +445,7 @@ pub async fn relay_stats(
         .hive
         .agent_lifecycle
         .hosted()
-        .relay_stats(forwarded)
+        .relay_stats(forwarded, &meta)
         .await
     {
         Ok(stats) => Json(stats).into_response(),

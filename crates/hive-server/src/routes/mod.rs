@@ -131,6 +131,7 @@ impl Route {
 const VIEWER: Access = Access::AtLeast(Role::Viewer);
 const OPERATOR: Access = Access::AtLeast(Role::Operator);
 const ADMIN: Access = Access::AtLeast(Role::Admin);
+const REPLICA: Access = Access::Replica;
 
 // One line a route: the table reads as a table.
 #[rustfmt::skip]
@@ -212,11 +213,11 @@ fn routes_declared() -> Vec<Route> {
         route(M::GET, "/api/v1/agents/{id}/logs", OPERATOR, None, hosted::logs).owned(),
         route(M::GET, "/api/v1/agents/{id}/logs/stream", OPERATOR, None, hosted::follow).owned(),
         route(M::GET, "/api/v1/agents/{id}/stats", OPERATOR, None, hosted::stats).owned(),
-        route(M::POST, "/internal/v1/hosted/{id}/channel", PUBLIC, None, hosted::relay),
-        route(M::POST, "/internal/v1/hosted/{id}/channel/{*path}", PUBLIC, None, hosted::relay),
-        route(M::GET, "/internal/v1/hosted/{id}/channel/{*path}", PUBLIC, None, hosted::relay),
-        route(M::GET, "/internal/v1/hosted/{id}/logs", PUBLIC, None, hosted::relay_logs),
-        route(M::GET, "/internal/v1/hosted/{id}/stats", PUBLIC, None, hosted::relay_stats),
+        route(M::POST, "/internal/v1/hosted/{id}/channel", REPLICA, None, hosted::relay),
+        route(M::POST, "/internal/v1/hosted/{id}/channel/{*path}", REPLICA, None, hosted::relay),
+        route(M::GET, "/internal/v1/hosted/{id}/channel/{*path}", REPLICA, None, hosted::relay),
+        route(M::GET, "/internal/v1/hosted/{id}/logs", REPLICA, None, hosted::relay_logs),
+        route(M::GET, "/internal/v1/hosted/{id}/stats", REPLICA, None, hosted::relay_stats),
         // A2A: cards are public (what they list depends on the caller); calls need the
         // execute scope and at least A2A_JSONRPC_MIN_ROLE (checked by the handler).
         route(M::GET, "/.well-known/agent-card.json", PUBLIC, Some("a2a"), a2a::instance_card),

@@ -125,6 +125,12 @@ fn role_path(path: &str, objects: &Objects) -> String {
     if path.starts_with("/api/v1/users/") {
         return fill(path, &objects.target_user);
     }
+    if path.starts_with("/internal/v1/hosted/") {
+        // Unsigned: refused before any agent is looked at.
+        return path
+            .replace("{id}", &uuid::Uuid::new_v4().to_string())
+            .replace("{*path}", "x");
+    }
     if path.starts_with("/api/v1/auth/oidc/{provider}/") {
         // No provider is configured here: an unknown one answers 404 to everyone.
         return path.replace("{provider}", "corp");
@@ -444,6 +450,7 @@ async fn every_route_answers_every_caller_by_its_rule() {
         let table = route_table();
         assert!(table.len() >= 20, "the table lists the API");
         let mut refusals = 0;
+        let mut replica_refusals = 0;
         let mut seen = HashMap::new();
         for entry in &table {
             assert!(
@@ -463,6 +470,13 @@ async fn every_route_answers_every_caller_by_its_rule() {
                 match (entry.rule.access, caller.role) {
                     (Access::Public, _) => {
                         assert!(status != 401 && status != 403, "{what}: {status}")
+                    }
+                    // No session or token stands for a replica's signature; the refusal is
+                    // recorded as the relay's own (counted below), not as a route's.
+                    (Access::Replica, _) => {
+                        assert_eq!(status, 403, "{what}");
+                        replica_refusals += 1;
+                        continue;
                     }
                     (Access::AtLeast(_), None) => assert_eq!(status, 401, "{what}"),
                     (Access::AtLeast(minimum), Some(role)) if role < minimum => {
@@ -509,7 +523,7 @@ async fn every_route_answers_every_caller_by_its_rule() {
                     entry.method, entry.path, caller.name
                 );
                 match (entry.rule.access, caller.role) {
-                    (Access::Public, _) => assert!(
+                    (Access::Public | Access::Replica, _) => assert!(
                         status != 401 && status != 403 && status < 500,
                         "{what}: {status}"
                     ),
@@ -614,6 +628,7 @@ async fn every_route_answers_every_caller_by_its_rule() {
 
         // Every refusal left an audit record.
         let mut audited = 0;
+        let mut forward_refusals_audited = 0;
         let mut cursor: Option<String> = None;
         loop {
             let page = hive_store::PageRequest::new(100, cursor.as_deref()).unwrap();
@@ -631,6 +646,14 @@ async fn every_route_answers_every_caller_by_its_rule() {
                     r.action.starts_with("http.") && r.outcome == hive_store::AuditOutcome::Denied
                 })
                 .count();
+            forward_refusals_audited += records
+                .items
+                .iter()
+                .filter(|r| {
+                    r.action == "agent.forward.refused"
+                        && r.outcome == hive_store::AuditOutcome::Denied
+                })
+                .count();
             match records.next_cursor {
                 Some(next) => cursor = Some(next),
                 None => break,
@@ -640,6 +663,11 @@ async fn every_route_answers_every_caller_by_its_rule() {
             audited, refusals,
             "one audit record per refusal on {backend:?}"
         );
+        assert_eq!(
+            forward_refusals_audited, replica_refusals,
+            "one record per unsigned relay request on {backend:?}"
+        );
+        assert!(replica_refusals > 0, "the relay's routes were walked");
         server.stop().await.0.unwrap();
     }
 }

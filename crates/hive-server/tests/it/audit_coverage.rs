@@ -95,6 +95,17 @@ const WALK: &[(&str, &str, &[&str])] = &[
         &["conversation.delete"],
     ),
     ("POST", "/api/v1/agents/{id}/stop", &["agent.stop"]),
+    // A hosted agent's bundle: the version, and the card its manifest gives the agent.
+    (
+        "PUT",
+        "/api/v1/agents/{id}/bundle",
+        &["agent.bundle.push", "agent.update"],
+    ),
+    (
+        "POST",
+        "/api/v1/agents/{id}/bundle/rollback",
+        &["agent.bundle.rollback", "agent.update"],
+    ),
     ("DELETE", "/api/v1/agents/{id}", &["agent.delete"]),
     ("POST", "/api/v1/auth/mfa/totp", &["auth.mfa.totp_start"]),
     (
@@ -181,6 +192,8 @@ struct Walk {
     token_id: String,
     secret_id: String,
     agent_id: String,
+    /// A hosted agent of Alice's, for its bundle's routes.
+    hosted_id: String,
     conversation_id: String,
     /// A host publishing an agent card on loopback (allowlisted for the walk's server).
     card_host: String,
@@ -526,6 +539,47 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
                 .send(server, Method::DELETE, &conversation_path, None)
                 .await
         }
+        ("PUT", "/api/v1/agents/{id}/bundle") => {
+            // A hosted agent of Alice's (its creation is not the walk's).
+            let body = json!({ "name": "coverage-hosted", "kind": "hosted" });
+            let response = alice
+                .clone()
+                .unwrap()
+                .send(server, Method::POST, "/api/v1/agents", Some(body))
+                .await;
+            let (_, agent) = read(response).await;
+            walk.hosted_id = agent["id"].as_str().unwrap().to_owned();
+            skip_preparations(server, walk).await;
+            let bundle_path = path.replace("{id}", &walk.hosted_id);
+            alice
+                .unwrap()
+                .request(server, Method::PUT, &bundle_path)
+                .header("content-type", "application/gzip")
+                .body(crate::access_matrix::small_bundle("the first version"))
+                .send()
+                .await
+                .unwrap()
+        }
+        ("POST", "/api/v1/agents/{id}/bundle/rollback") => {
+            // A second version to roll back from (its records are not the walk's).
+            let bundle_path = format!("/api/v1/agents/{}/bundle", walk.hosted_id);
+            let pushed = alice
+                .clone()
+                .unwrap()
+                .request(server, Method::PUT, &bundle_path)
+                .header("content-type", "application/gzip")
+                .body(crate::access_matrix::small_bundle("the second version"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(pushed.status(), 201);
+            skip_preparations(server, walk).await;
+            let rollback_path = path.replace("{id}", &walk.hosted_id);
+            alice
+                .unwrap()
+                .send(server, Method::POST, &rollback_path, Some(json!({})))
+                .await
+        }
         ("DELETE", "/api/v1/agents/{id}") => {
             let agent_path = format!("/api/v1/agents/{}", walk.agent_id);
             alice
@@ -713,6 +767,38 @@ async fn take_passkey_route(server: &TestServer, walk: &mut Walk, method: &str, 
     status
 }
 
+/// Mutating routes this in-process walk cannot take, and where their records are checked.
+const COVERED_ELSEWHERE: &[(&str, &str, &str)] = &[
+    // They act on a running sandbox, which only `hive serve` starts.
+    (
+        "POST",
+        "/api/v1/agents/{id}/restart",
+        "agent.restart: crates/hive-cli/tests/it/hosted.rs",
+    ),
+    (
+        "POST",
+        "/api/v1/agents/{id}/pause",
+        "agent.pause: crates/hive-cli/tests/it/hosted.rs",
+    ),
+    (
+        "POST",
+        "/api/v1/agents/{id}/resume",
+        "agent.resume: crates/hive-cli/tests/it/hosted.rs",
+    ),
+    // A relay between replicas changes nothing: the replica the caller reached records the
+    // call (two replicas: crates/hive-cli/tests/it/hosted.rs).
+    (
+        "POST",
+        "/internal/v1/hosted/{id}/channel",
+        "a2a.call on the caller's replica",
+    ),
+    (
+        "POST",
+        "/internal/v1/hosted/{id}/channel/{*path}",
+        "a2a.call on the caller's replica",
+    ),
+];
+
 #[tokio::test]
 async fn every_mutating_route_leaves_the_records_of_its_changes() {
     let mutating: BTreeSet<(String, String)> = route_table()
@@ -723,6 +809,11 @@ async fn every_mutating_route_leaves_the_records_of_its_changes() {
     let walked: BTreeSet<(String, String)> = WALK
         .iter()
         .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
+        .chain(
+            COVERED_ELSEWHERE
+                .iter()
+                .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned())),
+        )
         .collect();
     assert_eq!(
         mutating, walked,

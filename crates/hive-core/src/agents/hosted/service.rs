@@ -956,7 +956,35 @@ impl HostedAgents {
 
     /// Checks a request another replica forwarded: its time, its signature over everything it
     /// carries, and that its nonce was never seen. Answers its method.
-    async fn verify(&self, forwarded: &Forwarded) -> Result<&'static str, ForwardRefusal> {
+    async fn verify(
+        &self,
+        forwarded: &Forwarded,
+        meta: &RequestMeta,
+    ) -> Result<&'static str, ForwardRefusal> {
+        let checked = self.check_forwarded(forwarded).await;
+        if let Err(
+            refusal @ (ForwardRefusal::BadSignature
+            | ForwardRefusal::Stale
+            | ForwardRefusal::Replayed),
+        ) = checked
+        {
+            let reason = match refusal {
+                ForwardRefusal::Stale => "stale",
+                ForwardRefusal::Replayed => "replayed",
+                _ => "bad_signature",
+            };
+            let entry = AuditEvent::refused(
+                Principal::Anonymous,
+                AuditAction::AgentForwardRefused,
+                reason,
+            )
+            .target(format!("agent:{}", forwarded.agent));
+            self.board.auditor.record_refusal(entry, meta).await;
+        }
+        checked
+    }
+
+    async fn check_forwarded(&self, forwarded: &Forwarded) -> Result<&'static str, ForwardRefusal> {
         let now = self.board.clock.now().unix_timestamp();
         let skew = i64::try_from(forward::MAX_SKEW.as_secs()).unwrap_or(30);
         let time = forwarded.time.ok_or(ForwardRefusal::Stale)?;
@@ -997,8 +1025,12 @@ impl HostedAgents {
     }
 
     /// Relays a call another replica forwarded into the agent's socket, once it is verified.
-    pub async fn relay(&self, forwarded: Forwarded) -> Result<Relayed, ForwardRefusal> {
-        let method = self.verify(&forwarded).await?;
+    pub async fn relay(
+        &self,
+        forwarded: Forwarded,
+        meta: &RequestMeta,
+    ) -> Result<Relayed, ForwardRefusal> {
+        let method = self.verify(&forwarded, meta).await?;
         let channel = forwarded
             .path
             .strip_prefix("/channel")
@@ -1030,8 +1062,9 @@ impl HostedAgents {
         forwarded: Forwarded,
         after: Option<u64>,
         limit: usize,
+        meta: &RequestMeta,
     ) -> Result<LogPage, ForwardRefusal> {
-        self.verify(&forwarded).await?;
+        self.verify(&forwarded, meta).await?;
         let running = self
             .running_here(forwarded.agent)
             .ok_or(ForwardRefusal::NotHere)?;
@@ -1046,8 +1079,9 @@ impl HostedAgents {
     pub async fn relay_stats(
         &self,
         forwarded: Forwarded,
+        meta: &RequestMeta,
     ) -> Result<HostedStatsView, ForwardRefusal> {
-        self.verify(&forwarded).await?;
+        self.verify(&forwarded, meta).await?;
         let agent = self
             .read(forwarded.agent)
             .await

@@ -161,6 +161,9 @@ audit_actions! {
     AgentExited => "agent.exited",
     AgentBundlePush => "agent.bundle.push",
     AgentBundleRollback => "agent.bundle.rollback",
+    /// A request claiming to come from another replica that is not signed as one, is stale or
+    /// replayed.
+    AgentForwardRefused => "agent.forward.refused",
     ConversationDelete => "conversation.delete",
     A2aCall => "a2a.call",
     A2aPushConfigSet => "a2a.push_config.set",
@@ -349,6 +352,7 @@ mod tests {
             "agent.exited",
             "agent.bundle.push",
             "agent.bundle.rollback",
+            "agent.forward.refused",
             "conversation.delete",
             "a2a.call",
             "a2a.push_config.set",
