@@ -123,6 +123,10 @@ pub trait SandboxBackend: Send + Sync {
     /// died without stopping them. Call once at start, before any [`SandboxBackend::start`].
     /// Returns the ids it removed.
     async fn reap_leftovers(&self) -> Result<Vec<String>, SandboxError>;
+
+    /// Gives back what the backend holds on the host for its sandboxes (its cgroup parents,
+    /// say), once every sandbox has ended: Hive is stopping. Nothing to give back by default.
+    async fn release(&self) {}
 }
 
 /// One running (or ended) sandbox.

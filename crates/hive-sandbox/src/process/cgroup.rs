@@ -58,6 +58,14 @@ impl CgroupLayout {
         Ok(())
     }
 
+    /// Removes the Hive parent group from every controller where it is empty (a sandbox still
+    /// in one keeps it; the next start uses it again).
+    pub(crate) fn release(&self) {
+        for controller in CONTROLLERS {
+            let _ = std::fs::remove_dir(self.parent_dir(controller));
+        }
+    }
+
     /// The ids of every group under the Hive parent (in any controller).
     pub(crate) fn existing_ids(&self) -> Vec<String> {
         let mut ids = Vec::new();

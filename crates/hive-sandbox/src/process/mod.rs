@@ -339,6 +339,13 @@ impl SandboxBackend for ProcessBackend {
         Ok(Box::new(self.start_process(spec).await?))
     }
 
+    async fn release(&self) {
+        if let Some(layout) = &self.cgroups {
+            let layout = layout.clone();
+            let _ = tokio::task::spawn_blocking(move || layout.release()).await;
+        }
+    }
+
     async fn reap_leftovers(&self) -> Result<Vec<String>, SandboxError> {
         self.reap().await
     }

@@ -53,14 +53,25 @@ fn timed_out() -> TransportError {
     TransportError("channel: the agent's call timeout passed".into())
 }
 
+/// `work`, failed with `timed_out` if `deadline` (if any) passes first: a call to a hosted
+/// agent, here or on another replica, ends at the agent's call timeout however far it got.
+pub(crate) async fn by_deadline<T>(
+    deadline: Option<tokio::time::Instant>,
+    work: impl Future<Output = Result<T, TransportError>>,
+    timed_out: impl FnOnce() -> TransportError,
+) -> Result<T, TransportError> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, work)
+            .await
+            .map_err(|_| timed_out())?,
+        None => work.await,
+    }
+}
+
 impl Body for ChannelBody {
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
-        match self.deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, self.next_frame())
-                .await
-                .map_err(|_| timed_out())?,
-            None => self.next_frame().await,
-        }
+        let deadline = self.deadline;
+        by_deadline(deadline, self.next_frame(), timed_out).await
     }
 }
 
@@ -126,14 +137,13 @@ impl Transport for ChannelTransport {
         let deadline = self
             .timeout
             .map(|timeout| tokio::time::Instant::now() + timeout);
-        let sent = sender.send_request(outgoing);
-        let response = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, sent)
+        let sent = async {
+            sender
+                .send_request(outgoing)
                 .await
-                .map_err(|_| timed_out())?,
-            None => sent.await,
-        }
-        .map_err(|error| failed("sending", error))?;
+                .map_err(|error| failed("sending", error))
+        };
+        let response = by_deadline(deadline, sent, timed_out).await?;
         let content_type = response
             .headers()
             .get(http::header::CONTENT_TYPE)

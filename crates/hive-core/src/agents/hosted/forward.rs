@@ -7,7 +7,7 @@
 //! The call's gateway work — who may call, limits, the task record, the audit — stays on the
 //! replica the caller reached; the holder only relays.
 
-use super::channel::{CHANNEL_URL, ChannelBody};
+use super::channel::{CHANNEL_URL, ChannelBody, by_deadline};
 use hive_a2a::client::{Body, HttpRequest, HttpResponse, Transport, TransportError};
 use hive_crypto::vault::SubKey;
 use std::sync::Arc;
@@ -182,18 +182,20 @@ fn failed(what: &str) -> TransportError {
     TransportError(format!("forwarding: {what}"))
 }
 
+fn timed_out() -> TransportError {
+    failed("the agent's call timeout passed")
+}
+
 impl Body for ForwardBody {
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
-        let chunk = self.response.chunk();
-        let chunk = match self.deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, chunk)
+        let chunk = async {
+            self.response
+                .chunk()
                 .await
-                .map_err(|_| failed("the agent's call timeout passed"))?,
-            None => chunk.await,
+                .map(|bytes| bytes.map(|bytes| bytes.to_vec()))
+                .map_err(|_| failed("the holder's answer broke off"))
         };
-        chunk
-            .map(|bytes| bytes.map(|bytes| bytes.to_vec()))
-            .map_err(|_| failed("the holder's answer broke off"))
+        by_deadline(self.deadline, chunk, timed_out).await
     }
 }
 
@@ -215,12 +217,7 @@ impl Transport for ForwardTransport {
             .timeout
             .map(|timeout| tokio::time::Instant::now() + timeout);
         let sent = self.signed(request.method, &path, &request.headers, request.body);
-        let response = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, sent)
-                .await
-                .map_err(|_| failed("the agent's call timeout passed"))?,
-            None => sent.await,
-        }?;
+        let response = by_deadline(deadline, sent, timed_out).await?;
         let content_type = response
             .headers()
             .get(http::header::CONTENT_TYPE)

@@ -165,6 +165,11 @@ impl HostedRuntime {
         self.backend.reap_leftovers().await
     }
 
+    /// Gives back what the backend holds on the host, once every agent has ended.
+    pub async fn release(&self) {
+        self.backend.release().await;
+    }
+
     pub async fn start(&self, launch: HostedLaunch<'_>) -> Result<HostedAgent, HostedError> {
         let io = |error: std::io::Error| HostedError::Io(error.kind().to_string());
         // The whole spec first: nothing runs if any of it is wrong.

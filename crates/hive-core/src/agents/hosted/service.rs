@@ -1515,6 +1515,9 @@ impl HostedAgents {
         }
         self.tasks.close();
         self.tasks.wait().await;
+        if let Ok(runtime) = &self.runtime {
+            runtime.release().await;
+        }
     }
 
     /// Whose the agent running here is (for a forwarded call's checks).
