@@ -134,6 +134,28 @@ impl Api {
             .to_owned())
     }
 
+    /// The example's secret for the owner (once), then a hosted agent named `name` whose calls
+    /// end after `timeout_seconds`: its id.
+    pub async fn hosted_agent(&self, name: &str, timeout_seconds: u32) -> String {
+        let (status, secret) = self
+            .post(
+                "/api/v1/secrets",
+                json!({ "name": "example-upstream-token", "value": TOKEN_SECRET }),
+            )
+            .await;
+        assert!(status == 201 || status == 409, "{secret}");
+        let (status, created) = self
+            .post(
+                "/api/v1/agents",
+                json!({ "name": name, "kind": "hosted",
+                    "limits": { "requestsPerMinute": 600, "tokensPerDay": 0,
+                        "concurrentTasks": 4, "timeoutSeconds": timeout_seconds } }),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        created["id"].as_str().unwrap().to_owned()
+    }
+
     pub async fn status_of(&self, agent: &str) -> String {
         self.get(&format!("/api/v1/agents/{agent}")).await["status"]
             .as_str()
@@ -195,23 +217,7 @@ async fn a_hosted_agent_runs_answers_logs_and_applies_new_versions() {
     )
     .await;
 
-    let (status, secret) = api
-        .post(
-            "/api/v1/secrets",
-            json!({ "name": "example-upstream-token", "value": TOKEN_SECRET }),
-        )
-        .await;
-    assert_eq!(status, 201, "{secret}");
-    let (status, created) = api
-        .post(
-            "/api/v1/agents",
-            json!({ "name": "echo", "kind": "hosted",
-            "limits": { "requestsPerMinute": 600, "tokensPerDay": 0, "concurrentTasks": 4,
-                        "timeoutSeconds": 5 } }),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = api.hosted_agent("echo", 5).await;
 
     // Without a bundle the start fails, saying so.
     let (status, started) = api
@@ -469,20 +475,7 @@ async fn the_gateway_ends_a_call_a_hosted_agent_never_answers_and_a_kill_leaves_
     let dir = tempfile::tempdir().unwrap();
     prepare(dir.path()).await;
     let (hive, api) = serve(dir.path(), &[("HIVE_SANDBOX_MAX_PER_USER", "1")]).await;
-    api.post(
-        "/api/v1/secrets",
-        json!({ "name": "example-upstream-token", "value": TOKEN_SECRET }),
-    )
-    .await;
-    let (_, created) = api
-        .post(
-            "/api/v1/agents",
-            json!({ "name": "stuck", "kind": "hosted",
-            "limits": { "requestsPerMinute": 600, "tokensPerDay": 0, "concurrentTasks": 4,
-                        "timeoutSeconds": 2 } }),
-        )
-        .await;
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = api.hosted_agent("stuck", 2).await;
     let never = |text: String| {
         text.replace(
             "return f\"echo: {text}\"",

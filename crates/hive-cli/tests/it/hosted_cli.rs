@@ -71,23 +71,7 @@ async fn the_hosted_commands_manage_a_running_agent_through_the_api() {
     let path = dir.path();
     prepare(path).await;
     let (hive, api) = serve(path, &[]).await;
-    let (status, secret) = api
-        .post(
-            "/api/v1/secrets",
-            json!({ "name": "example-upstream-token", "value": TOKEN_SECRET }),
-        )
-        .await;
-    assert_eq!(status, 201, "{secret}");
-    let (status, created) = api
-        .post(
-            "/api/v1/agents",
-            json!({ "name": "echo", "kind": "hosted",
-            "limits": { "requestsPerMinute": 600, "tokensPerDay": 0, "concurrentTasks": 4,
-                        "timeoutSeconds": 5 } }),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = api.hosted_agent("echo", 5).await;
 
     // Pushed by name: the version, its hash and size as the server stored them.
     let v1 = path.join("v1.tar.gz");

@@ -356,6 +356,28 @@ fn refused(agent: Uuid, refusal: ForwardRefusal) -> Response {
     .into_response()
 }
 
+/// Answers a request another replica forwarded: refused with a status when it names no agent
+/// or `handle` refuses it, else `handle`'s answer.
+async fn answer_forwarded<F, Fut>(
+    params: &[(String, String)],
+    request: Request,
+    handle: F,
+) -> Response
+where
+    F: FnOnce(Forwarded) -> Fut,
+    Fut: Future<Output = Result<Response, ForwardRefusal>>,
+{
+    use axum::response::IntoResponse;
+    let forwarded = match forwarded(params, request).await {
+        Ok(forwarded) => forwarded,
+        Err(status) => return status.into_response(),
+    };
+    let agent = forwarded.agent;
+    handle(forwarded)
+        .await
+        .unwrap_or_else(|refusal| refused(agent, refusal))
+}
+
 /// `GET|POST /internal/v1/hosted/{id}/channel…`: a call another replica forwards to a hosted
 /// agent this one runs. No session or token: the request is signed with the deployment's
 /// forwarding key ([`hive_core::agents::hosted::forward`]), checked before anything is relayed.
@@ -365,39 +387,32 @@ pub async fn relay(
     Path(params): Path<Vec<(String, String)>>,
     request: Request,
 ) -> Response {
-    use axum::response::IntoResponse;
-    let forwarded = match forwarded(&params, request).await {
-        Ok(forwarded) => forwarded,
-        Err(status) => return status.into_response(),
-    };
-    let agent = forwarded.agent;
-    match state
-        .hive
-        .agent_lifecycle
-        .hosted()
-        .relay(forwarded, &meta)
-        .await
-    {
-        Ok(relayed) => {
-            let chunks = futures_util::stream::unfold(relayed.body, |mut body| async move {
-                use hive_a2a::client::Body as _;
-                match body.next_chunk().await {
-                    Ok(Some(chunk)) => Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), body)),
-                    _ => None,
-                }
-            });
-            let mut response = axum::body::Body::from_stream(chunks).into_response();
-            *response.status_mut() =
-                StatusCode::from_u16(relayed.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            if let Ok(value) = http::HeaderValue::from_str(&relayed.content_type) {
-                response
-                    .headers_mut()
-                    .insert(http::header::CONTENT_TYPE, value);
+    answer_forwarded(&params, request, async |forwarded| {
+        use axum::response::IntoResponse;
+        let relayed = state
+            .hive
+            .agent_lifecycle
+            .hosted()
+            .relay(forwarded, &meta)
+            .await?;
+        let chunks = futures_util::stream::unfold(relayed.body, |mut body| async move {
+            use hive_a2a::client::Body as _;
+            match body.next_chunk().await {
+                Ok(Some(chunk)) => Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), body)),
+                _ => None,
             }
+        });
+        let mut response = axum::body::Body::from_stream(chunks).into_response();
+        *response.status_mut() =
+            StatusCode::from_u16(relayed.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        if let Ok(value) = http::HeaderValue::from_str(&relayed.content_type) {
             response
+                .headers_mut()
+                .insert(http::header::CONTENT_TYPE, value);
         }
-        Err(refusal) => refused(agent, refusal),
-    }
+        Ok(response)
+    })
+    .await
 }
 
 /// `GET /internal/v1/hosted/{id}/logs?after=&limit=`: the logs of an agent this replica runs,
@@ -412,19 +427,16 @@ pub async fn relay_logs(
     let Ok(Query(query)) = Query::<LogsQuery>::try_from_uri(request.uri()) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    let forwarded = match forwarded(&params, request).await {
-        Ok(forwarded) => forwarded,
-        Err(status) => return status.into_response(),
-    };
-    let agent = forwarded.agent;
-    let hosted = state.hive.agent_lifecycle.hosted();
-    match hosted
-        .relay_logs(forwarded, query.after, query.limit.unwrap_or(200), &meta)
-        .await
-    {
-        Ok(page) => Json(page).into_response(),
-        Err(refusal) => refused(agent, refusal),
-    }
+    answer_forwarded(&params, request, async |forwarded| {
+        let page = state
+            .hive
+            .agent_lifecycle
+            .hosted()
+            .relay_logs(forwarded, query.after, query.limit.unwrap_or(200), &meta)
+            .await?;
+        Ok(Json(page).into_response())
+    })
+    .await
 }
 
 /// `GET /internal/v1/hosted/{id}/stats`: the measurements of an agent this replica runs, for
@@ -435,20 +447,15 @@ pub async fn relay_stats(
     Path(params): Path<Vec<(String, String)>>,
     request: Request,
 ) -> Response {
-    use axum::response::IntoResponse;
-    let forwarded = match forwarded(&params, request).await {
-        Ok(forwarded) => forwarded,
-        Err(status) => return status.into_response(),
-    };
-    let agent = forwarded.agent;
-    match state
-        .hive
-        .agent_lifecycle
-        .hosted()
-        .relay_stats(forwarded, &meta)
-        .await
-    {
-        Ok(stats) => Json(stats).into_response(),
-        Err(refusal) => refused(agent, refusal),
-    }
+    answer_forwarded(&params, request, async |forwarded| {
+        use axum::response::IntoResponse;
+        let stats = state
+            .hive
+            .agent_lifecycle
+            .hosted()
+            .relay_stats(forwarded, &meta)
+            .await?;
+        Ok(Json(stats).into_response())
+    })
+    .await
 }

@@ -1068,11 +1068,11 @@ impl HostedAgents {
         let running = self
             .running_here(forwarded.agent)
             .ok_or(ForwardRefusal::NotHere)?;
-        let ring = Arc::clone(&running.logs);
-        tokio::task::spawn_blocking(move || ring.read(after, limit))
-            .await
-            .map_err(|_| ForwardRefusal::Unreachable)?
-            .map_err(|_| ForwardRefusal::Unreachable)
+        read_ring(Arc::clone(&running.logs), move |ring| {
+            ring.read(after, limit)
+        })
+        .await
+        .map_err(|_| ForwardRefusal::Unreachable)
     }
 
     /// The measurements of an agent running here, for another replica that asked (verified).
@@ -1356,10 +1356,7 @@ impl HostedAgents {
             }
         }
         let ring = self.ring_of(agent.id).await?;
-        tokio::task::spawn_blocking(move || ring.read(after, limit))
-            .await
-            .map_err(|_| AgentError::Unavailable)?
-            .map_err(|error| AgentError::Internal(format!("reading logs: {}", error.kind())))
+        read_ring(ring, move |ring| ring.read(after, limit)).await
     }
 
     /// The agent's last `lines` lines (at most [`super::logs::MAX_PAGE`]), oldest first, in one
@@ -1372,10 +1369,7 @@ impl HostedAgents {
     ) -> Result<Vec<LogLine>, AgentError> {
         let agent = &self.owned(caller, id).await?;
         let ring = self.ring_of(agent.id).await?;
-        tokio::task::spawn_blocking(move || ring.tail(lines))
-            .await
-            .map_err(|_| AgentError::Unavailable)?
-            .map_err(|error| AgentError::Internal(format!("reading logs: {}", error.kind())))
+        read_ring(ring, move |ring| ring.tail(lines)).await
     }
 
     /// The agent's output from `after` on, then live while it runs here. The receiver is `None`
@@ -1524,6 +1518,17 @@ impl HostedAgents {
     pub fn owner_here(&self, agent_id: Uuid) -> Option<Uuid> {
         self.running_here(agent_id).map(|running| running.owner_id)
     }
+}
+
+/// `read` of the ring, off the executor (it reads files).
+async fn read_ring<T: Send + 'static>(
+    ring: Arc<LogRing>,
+    read: impl FnOnce(&LogRing) -> std::io::Result<T> + Send + 'static,
+) -> Result<T, AgentError> {
+    tokio::task::spawn_blocking(move || read(&ring))
+        .await
+        .map_err(|_| AgentError::Unavailable)?
+        .map_err(|error| AgentError::Internal(format!("reading logs: {}", error.kind())))
 }
 
 /// Whether an agent of this status should be running somewhere.
