@@ -24,6 +24,11 @@ pub fn sandbox_here() -> bool {
     let ok =
         root && Path::new("/usr/bin/bwrap").is_file() && Path::new("/usr/bin/python3").is_file();
     if !ok {
+        // CI installs what they need (.ci/run): there, a missing piece is a failure.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "hosted agents need root, /usr/bin/bwrap and /usr/bin/python3"
+        );
         eprintln!("skipped: hosted agents need root, /usr/bin/bwrap and /usr/bin/python3");
     }
     ok
@@ -475,6 +480,28 @@ async fn the_gateway_ends_a_call_a_hosted_agent_never_answers_and_a_kill_leaves_
     let dir = tempfile::tempdir().unwrap();
     prepare(dir.path()).await;
     let (hive, api) = serve(dir.path(), &[("HIVE_SANDBOX_MAX_PER_USER", "1")]).await;
+    // A program that ends before it answers: the start fails saying why and how its output
+    // ended (its secret cut out); it is then stopped, so it takes no place of the owner's.
+    let broken = api.hosted_agent("broken", 2).await;
+    let ends = |text: String| {
+        text.replace(
+            "def main():\n",
+            "def main():\n    print(\"no config for \" + os.environ[\"UPSTREAM_TOKEN\"], file=sys.stderr, flush=True)\n    sys.exit(4)\n",
+        )
+    };
+    let (status, _) = api.push(&broken, example_bundle(ends)).await;
+    assert_eq!(status, 201);
+    let (_, failed) = api
+        .post(&format!("/api/v1/agents/{broken}/start"), json!({}))
+        .await;
+    assert_eq!(failed["status"], "error", "{failed}");
+    let detail = failed["statusDetail"].as_str().unwrap();
+    assert!(detail.contains("Exited(4)"), "{detail}");
+    assert!(detail.contains("no config for [redacted]"), "{detail}");
+    assert!(!detail.contains(TOKEN_SECRET), "{detail}");
+    api.post(&format!("/api/v1/agents/{broken}/stop"), json!({}))
+        .await;
+
     let id = api.hosted_agent("stuck", 2).await;
     let never = |text: String| {
         text.replace(

@@ -728,9 +728,7 @@ impl HostedAgents {
                 stopping: AtomicBool::new(false),
                 paused: AtomicBool::new(false),
             })),
-            Err(HostedError::NotReady { why, .. }) => Err(format!(
-                "it did not become ready: {why} (its output is in its logs)"
-            )),
+            Err(HostedError::NotReady { why, output }) => Err(not_ready_detail(&why, &output)),
             Err(error) => Err(error.to_string()),
         }
     }
@@ -1520,6 +1518,33 @@ impl HostedAgents {
     }
 }
 
+/// Most of a failed start's output its status detail carries (the detail is its owner's and
+/// admins' to read, at most 500 characters).
+const DETAIL_OUTPUT_CHARS: usize = 300;
+
+/// Why a start failed, with the end of what the program printed (read back from its logs: its
+/// secrets cut out, control characters escaped), its lines joined by ` | `.
+fn not_ready_detail(why: &str, output: &str) -> String {
+    let why: String = why.chars().take(120).collect();
+    let lines: Vec<&str> = output
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    let joined = lines.join(" | ");
+    let count = joined.chars().count();
+    let tail: String = joined
+        .chars()
+        .skip(count.saturating_sub(DETAIL_OUTPUT_CHARS))
+        .collect();
+    if tail.is_empty() {
+        format!("it did not become ready: {why}; it printed nothing")
+    } else if count > DETAIL_OUTPUT_CHARS {
+        format!("it did not become ready: {why}; its output ended with: …{tail}")
+    } else {
+        format!("it did not become ready: {why}; its output ended with: {tail}")
+    }
+}
+
 /// `read` of the ring, off the executor (it reads files).
 async fn read_ring<T: Send + 'static>(
     ring: Arc<LogRing>,
@@ -1648,4 +1673,23 @@ fn prepare_run_dir(agent_dir: &Path, run_dir: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(bundles, traversable)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_start_says_why_and_how_its_output_ended_within_the_detail_limit() {
+        let detail = not_ready_detail("the program ended first (Exited(1))", "one\n\ntwo\n");
+        assert_eq!(
+            detail,
+            "it did not become ready: the program ended first (Exited(1)); its output ended with: one | two"
+        );
+        let long = "x".repeat(5000);
+        let detail = not_ready_detail(&"w".repeat(1000), &long);
+        assert!(detail.chars().count() <= 500, "{}", detail.chars().count());
+        assert!(detail.ends_with(&"x".repeat(DETAIL_OUTPUT_CHARS)));
+        assert!(not_ready_detail("timed out", "").ends_with("it printed nothing"));
+    }
 }
