@@ -12,14 +12,15 @@ use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Host uids a Hive process gives its sandboxes (one each while it runs), from the first of
-/// [`SLOTS`] blocks above 1,610,000,000; the block is chosen by the data directory, so two Hive
-/// processes on one host (each with its own data directory) neither share uids nor reap each
-/// other's sandboxes.
+/// Host uids a Hive process gives its sandboxes (one each while it runs), from one of [`SLOTS`]
+/// blocks above 1,640,000,000; the block is chosen by the data directory, so two Hive processes
+/// on one host (each with its own data directory) neither share uids nor reap each other's
+/// sandboxes. Below them stay the sandbox crate's own default range (1,610,000,000 up) and the
+/// ranges its tests take (1,620,000,000 to 1,631,000,000).
 const UIDS_PER_PROCESS: u32 = 4096;
-const FIRST_UID: u32 = 1_610_000_000;
-/// Blocks up to uid 2,147,094,000: uids past 2^31 are refused in bubblewrap's uid maps.
-const SLOTS: u32 = 131_000;
+const FIRST_UID: u32 = 1_640_000_000;
+/// Blocks up to uid 2,143,808,000: uids past 2^31 are refused in bubblewrap's uid maps.
+const SLOTS: u32 = 123_000;
 
 /// The runtime of hosted agents on this host, or why there is none (said once in the log).
 pub async fn open_runtime(
