@@ -499,6 +499,18 @@ async fn the_gateway_ends_a_call_a_hosted_agent_never_answers_and_a_kill_leaves_
     assert!(detail.contains("Exited(4)"), "{detail}");
     assert!(detail.contains("no config for [redacted]"), "{detail}");
     assert!(!detail.contains(TOKEN_SECRET), "{detail}");
+    // The record of the failed start says why, not what the program printed.
+    let page = api.get("/api/v1/audit?action=agent.status").await;
+    let record = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["target"] == format!("agent:{broken}") && item["detail"]["to"] == "error")
+        .cloned()
+        .unwrap();
+    let reason = record["detail"]["reason"].as_str().unwrap();
+    assert!(reason.contains("Exited(4)"), "{record}");
+    assert!(!reason.contains("no config"), "{record}");
     api.post(&format!("/api/v1/agents/{broken}/stop"), json!({}))
         .await;
 

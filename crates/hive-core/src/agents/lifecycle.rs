@@ -301,6 +301,27 @@ impl StatusBoard {
         meta: &RequestMeta,
         guard: Guard,
     ) -> Result<bool, AgentError> {
+        self.change_noting(
+            agent, status, detail, detail, principal, action, meta, guard,
+        )
+        .await
+    }
+
+    /// [`Self::change`] with a record whose reason is `reason`, not the stored `detail` (a
+    /// hosted agent's detail quotes its output, which is its owner's to read, not the audit
+    /// log's to keep).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn change_noting(
+        &self,
+        agent: &AgentRow,
+        status: AgentStatus,
+        detail: &str,
+        reason: &str,
+        principal: &Principal,
+        action: AuditAction,
+        meta: &RequestMeta,
+        guard: Guard,
+    ) -> Result<bool, AgentError> {
         let entry = AuditEvent {
             principal: principal.clone(),
             action,
@@ -310,7 +331,7 @@ impl StatusBoard {
                 "name": agent.name,
                 "from": agent.status.as_str(),
                 "to": status.as_str(),
-                "reason": detail,
+                "reason": reason,
             }),
         };
         let record = self.auditor.in_transaction(entry, meta);

@@ -234,11 +234,6 @@ impl LogRing {
         self.live.subscribe()
     }
 
-    /// Deletes the ring: an agent deleted leaves nothing. See [`remove_ring`].
-    pub fn remove(self) -> io::Result<()> {
-        remove_ring(&self.dir)
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -321,17 +316,6 @@ impl LogRing {
             shown.push_str(CUT);
         }
         shown
-    }
-}
-
-/// Deletes a ring's files, and `dir` itself when nothing else is in it. Call it once the agent's
-/// pumps have ended, or a last line may start a new `current.log`.
-pub fn remove_ring(dir: &Path) -> io::Result<()> {
-    or_absent(fs::remove_file(dir.join(CURRENT)))?;
-    or_absent(fs::remove_file(dir.join(PREVIOUS)))?;
-    match fs::remove_dir(dir) {
-        Err(error) if error.kind() == ErrorKind::DirectoryNotEmpty => Ok(()),
-        other => or_absent(other),
     }
 }
 
@@ -618,16 +602,5 @@ mod tests {
         assert_eq!(disk, format!("{want}\n"));
         let page = serde_json::to_value(ring.read(None, 1).unwrap()).unwrap();
         assert_eq!(page["firstKept"], 1);
-    }
-
-    #[test]
-    fn remove_leaves_nothing() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("logs");
-        let ring = open(&dir);
-        put(&ring, Stdout, "bye\n");
-        ring.remove().unwrap();
-        assert!(!dir.exists());
-        remove_ring(&dir).unwrap();
     }
 }

@@ -75,7 +75,6 @@ pub struct HostedParts {
 /// One agent running here.
 struct Running {
     agent: HostedAgent,
-    owner_id: Uuid,
     version: i64,
     started_at: OffsetDateTime,
     logs: Arc<LogRing>,
@@ -638,20 +637,21 @@ impl HostedAgents {
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(agent.id, Arc::clone(&running));
                 self.watch(agent.id, running);
-                (AgentStatus::Ready, String::new())
+                (AgentStatus::Ready, StartFailure::none())
             }
-            Err(why) => {
+            Err(failure) => {
                 self.release_lease(agent.id).await;
                 self.note_failure(agent.id);
-                (AgentStatus::Error, why)
+                (AgentStatus::Error, failure)
             }
         };
         // A stop that came while it started stands (reconciliation ends what then runs).
         self.board
-            .change(
+            .change_noting(
                 &starting,
                 status,
-                &detail,
+                &detail.detail,
+                &detail.reason,
                 &principal,
                 AuditAction::AgentStatus,
                 meta,
@@ -661,8 +661,25 @@ impl HostedAgents {
         Ok(())
     }
 
-    /// Everything a start needs, then the start; the reason (safe to show) when it fails.
-    async fn run(&self, runtime: &HostedRuntime, agent: &AgentRow) -> Result<Arc<Running>, String> {
+    /// Everything a start needs, then the start; why (safe to show) when it fails.
+    async fn run(
+        &self,
+        runtime: &HostedRuntime,
+        agent: &AgentRow,
+    ) -> Result<Arc<Running>, StartFailure> {
+        self.prepare_and_run(runtime, agent)
+            .await
+            .map_err(|why| StartFailure {
+                detail: why.clone(),
+                reason: why,
+            })?
+    }
+
+    async fn prepare_and_run(
+        &self,
+        runtime: &HostedRuntime,
+        agent: &AgentRow,
+    ) -> Result<Result<Arc<Running>, StartFailure>, String> {
         let Some((bundle_row, archive)) = self
             .store
             .hosted()
@@ -717,10 +734,9 @@ impl HostedAgents {
             logs: Arc::clone(&logs),
             clock: Arc::clone(&self.board.clock),
         };
-        match runtime.start(launch).await {
+        Ok(match runtime.start(launch).await {
             Ok(hosted) => Ok(Arc::new(Running {
                 agent: hosted,
-                owner_id: agent.owner_id,
                 version: bundle_row.version,
                 started_at: self.now(),
                 logs,
@@ -728,9 +744,15 @@ impl HostedAgents {
                 stopping: AtomicBool::new(false),
                 paused: AtomicBool::new(false),
             })),
-            Err(HostedError::NotReady { why, output }) => Err(not_ready_detail(&why, &output)),
-            Err(error) => Err(error.to_string()),
-        }
+            Err(HostedError::NotReady { why, output }) => Err(StartFailure {
+                detail: not_ready_detail(&why, &output),
+                reason: format!("it did not become ready: {why}"),
+            }),
+            Err(error) => Err(StartFailure {
+                detail: error.to_string(),
+                reason: error.to_string(),
+            }),
+        })
     }
 
     /// The manifest's variables with the values of the owner's secrets it names.
@@ -1511,10 +1533,21 @@ impl HostedAgents {
             runtime.release().await;
         }
     }
+}
 
-    /// Whose the agent running here is (for a forwarded call's checks).
-    pub fn owner_here(&self, agent_id: Uuid) -> Option<Uuid> {
-        self.running_here(agent_id).map(|running| running.owner_id)
+/// Why a start failed: the agent's stored detail, and the audit record's reason (the same but
+/// for the output a detail quotes).
+struct StartFailure {
+    detail: String,
+    reason: String,
+}
+
+impl StartFailure {
+    fn none() -> Self {
+        Self {
+            detail: String::new(),
+            reason: String::new(),
+        }
     }
 }
 
