@@ -730,6 +730,28 @@ async fn two_replicas_run_a_hosted_agent_once_forward_calls_and_take_over() {
     };
     assert_eq!(send_signed().await, 200, "a signed call is relayed");
     assert_eq!(send_signed().await, 403, "the same call again is a replay");
+    // Signed rightly, but two minutes old: refused as stale.
+    let then = now - 120;
+    let stale_nonce = "cd".repeat(32);
+    let stale_signature = key.hmac_sha256_hex(
+        format!(
+            "hive-forward-v1\n{then}\n{stale_nonce}\nPOST\n{id}\n/channel\ncontent-type:application/json\naccept:*/*\n{}",
+            hive_crypto::sha256_hex(body)
+        )
+        .as_bytes(),
+    );
+    let stale = client()
+        .post(&relay)
+        .header("content-type", "application/json")
+        .header("accept", "*/*")
+        .header("x-hive-forward-time", then.to_string())
+        .header("x-hive-forward-nonce", &stale_nonce)
+        .header("x-hive-forward-signature", &stale_signature)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 403, "a stale call is refused");
 
     // A stops: B takes the agent over and runs it itself.
     assert!(a.stop().await.0.success());
