@@ -439,3 +439,23 @@ async fn migrate(config: Config) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_public_key_that_begins_with_a_dash_is_a_value_not_a_flag() {
+        let parsed = Cli::try_parse_from([
+            "hive",
+            "mesh",
+            "manifest",
+            "verify",
+            "--file",
+            "peers.manifest",
+            "--public-key",
+            "-EoLDrOY-jWVrS5m23Pum6nHthkYlrQ-jXTxcPLgtYA",
+        ]);
+        assert!(parsed.is_ok(), "{:?}", parsed.err());
+    }
+}

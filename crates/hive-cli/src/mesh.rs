@@ -66,8 +66,8 @@ pub enum ManifestAction {
     Verify {
         #[arg(long)]
         file: String,
-        /// The operator's Ed25519 public key (base64url).
-        #[arg(long)]
+        /// The operator's Ed25519 public key (base64url, which may begin with `-`).
+        #[arg(long, allow_hyphen_values = true)]
         public_key: String,
     },
 }
