@@ -581,10 +581,15 @@ async fn the_gateway_ends_a_call_a_hosted_agent_never_answers_and_a_kill_leaves_
     .await;
 
     let (hive, api) = serve(dir.path(), &[]).await;
+    // Its stored status still says `ready` from before the kill: what shows the return is that
+    // this process runs it (a run's start time is known only to the replica running it).
     poll_until(
         "the agent's return after the restart",
         Duration::from_secs(30),
-        async || (api.status_of(&id).await == "ready").then_some(()),
+        async || {
+            let stats = api.get(&format!("/api/v1/agents/{id}/stats")).await;
+            (stats["startedAt"].is_string() && stats["status"] == "ready").then_some(())
+        },
     )
     .await;
     assert!(!sandbox_processes_of(hive.pid()).is_empty());
