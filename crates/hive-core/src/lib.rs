@@ -6,7 +6,8 @@
 //! - [`vault`]: the keyring, its rotation, users' secrets;
 //! - [`agents`]: the registry, import, lifecycle, the LLM client;
 //! - [`gateway`]: A2A dispatch, tasks, push notifications, agent cards, chat;
-//! - [`mesh`]: federation, the public tier, the WAN.
+//! - [`mesh`]: federation, the public tier, the WAN;
+//! - [`workflows`]: workflow definitions, templates, conditions, schedules, import (the engine to come).
 //!
 //! The server crate adapts these to HTTP; the CLI drives them from the command line.
 
@@ -20,5 +21,6 @@ pub mod sandboxing;
 pub mod shared_state;
 pub mod storage;
 pub mod vault;
+pub mod workflows;
 
 pub use runtime::{DependencyFailure, Hive, StartError};
