@@ -7,6 +7,7 @@
 //! - [`schedule`]: cron schedules in an IANA time zone;
 //! - [`import`]: Pilox graphs to Hive documents.
 
+pub mod definition;
 pub mod expression;
 pub mod schedule;
 pub mod template;
