@@ -9,5 +9,6 @@
 
 pub mod definition;
 pub mod expression;
+pub mod import;
 pub mod schedule;
 pub mod template;
