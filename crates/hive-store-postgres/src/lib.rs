@@ -22,6 +22,7 @@ mod tasks;
 pub mod test_support;
 mod usage;
 mod vault;
+mod workflows;
 
 use async_trait::async_trait;
 use dialect::PgDialect;

@@ -25,6 +25,7 @@ mod settings;
 mod tasks;
 mod usage;
 mod vault;
+mod workflows;
 
 use async_trait::async_trait;
 use dialect::SqliteDialect;

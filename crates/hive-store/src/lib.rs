@@ -26,6 +26,7 @@ mod tasks;
 pub mod test_env;
 mod usage;
 mod vault;
+mod workflows;
 
 use async_trait::async_trait;
 
@@ -75,6 +76,15 @@ pub use usage::{
     UsageRow, check_usage, tokens_from_stored, usage_days_span,
 };
 pub use vault::{VaultKeyRepo, VaultKeyRow, count_to_stored};
+pub use workflows::{
+    MAX_STEP_KEY_CHARS, MAX_STEP_LABEL_CHARS, MAX_TRIGGER_KEY_CHARS, MAX_WEBHOOK_SECRET_BYTES,
+    MAX_WORKFLOW_DESCRIPTION_CHARS, MAX_WORKFLOW_DOCUMENT_BYTES, MAX_WORKFLOW_ERROR_CHARS,
+    MAX_WORKFLOW_NAME_CHARS, MAX_WORKFLOW_VALUE_BYTES, NewRun, RunCaps, RunEnd, RunFilter,
+    RunInsert, RunRow, RunStatus, RunTrigger, ScheduleFire, StepDecision, StepEnd, StepRow,
+    StepStart, StepStatus, WorkflowRepo, WorkflowRow, WorkflowSave, WorkflowVersionRow,
+    check_new_run, check_run_end, check_run_node, check_step_decision, check_step_end,
+    check_step_start, check_webhook_secret, check_workflow_save,
+};
 
 /// Compares the versions applied to a database with the versions a binary carries.
 pub fn schema_state(applied: &[i64], known: &[i64]) -> SchemaState {
@@ -213,6 +223,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Hosted agents' bundle versions and the leases of the replicas that run them.
     fn hosted(&self) -> &dyn HostedRepo;
 
+    /// Workflows, their versions, runs and runs' journals.
+    fn workflows(&self) -> &dyn WorkflowRepo;
+
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;
 
@@ -300,6 +313,10 @@ macro_rules! store_repositories {
 
         fn hosted(&self) -> &dyn $crate::HostedRepo {
             &self.$repositories.hosted
+        }
+
+        fn workflows(&self) -> &dyn $crate::WorkflowRepo {
+            &self.$repositories.workflows
         }
     };
 }

@@ -22,6 +22,7 @@ pub mod settings;
 pub mod tasks;
 pub mod usage;
 pub mod vault;
+pub mod workflows;
 
 pub use audit::{
     AUDIT_COLUMNS, ROWS_PER_INSERT, append_audit, append_audit_records, audit_unwritable,

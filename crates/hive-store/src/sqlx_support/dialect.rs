@@ -102,12 +102,14 @@ pub trait Dialect: Send + Sync + 'static {
         + Reads<i64>
         + Reads<Option<i64>>
         + Reads<Vec<u8>>
+        + Reads<Option<Vec<u8>>>
         + for<'v> Writes<&'v str>
         + for<'v> Writes<&'v [u8]>
         + for<'v> Writes<&'v Option<String>>
         + Writes<Option<String>>
         + Writes<String>
         + Writes<Option<&'static str>>
+        + Writes<Option<Vec<u8>>>
         + Writes<i64>
         + Writes<bool>
         + Writes<Self::Id>

@@ -16,6 +16,7 @@ use super::settings::SqlSettings;
 use super::tasks::SqlTasks;
 use super::usage::SqlUsage;
 use super::vault::SqlVaultKeys;
+use super::workflows::SqlWorkflows;
 
 /// The repositories a [`crate::Store`] hands out (see [`crate::store_repositories!`]).
 pub struct SqlRepositories<D: Dialect> {
@@ -34,6 +35,7 @@ pub struct SqlRepositories<D: Dialect> {
     pub usage: SqlUsage<D>,
     pub conversations: SqlConversations<D>,
     pub hosted: SqlHosted<D>,
+    pub workflows: SqlWorkflows<D>,
 }
 
 impl<D: Dialect> SqlRepositories<D> {
@@ -80,6 +82,9 @@ impl<D: Dialect> SqlRepositories<D> {
                 pools: pools.clone(),
             },
             hosted: SqlHosted {
+                pools: pools.clone(),
+            },
+            workflows: SqlWorkflows {
                 pools: pools.clone(),
             },
         }

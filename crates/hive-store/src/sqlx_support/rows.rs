@@ -5,8 +5,9 @@ use super::dialect::{Dialect, DialectRow, get};
 use crate::{
     AgentRow, ApiTokenRow, AuditCheckpoint, AuditOutcome, AuditRecord, BundleRow, ChallengeRow,
     ConversationMessageRow, ConversationRow, JobOutcome, JobRun, LeaseRow, LoginThrottle,
-    MessageAuthor, OidcLinkRow, OneTimePurpose, OneTimeTokenRow, PasskeyRow, PushConfigRow,
-    SecretRow, SessionRow, SettingRow, StoreError, TaskRow, TotpRow, UsageRow, UserRow,
+    MessageAuthor, OidcLinkRow, OneTimePurpose, OneTimeTokenRow, PasskeyRow, PushConfigRow, RunRow,
+    RunStatus, RunTrigger, ScheduleFire, SecretRow, SessionRow, SettingRow, StepRow, StepStatus,
+    StoreError, TaskRow, TotpRow, UsageRow, UserRow, WorkflowRow, WorkflowVersionRow,
     agent_word_from_stored, chain_link, limits_from_stored, role_from_text, scopes_from_text,
     sign_count_from_stored, step_from_stored, tokens_from_stored,
 };
@@ -321,5 +322,88 @@ pub fn oidc_link<D: Dialect>(row: &DialectRow<D>) -> Result<OidcLinkRow, StoreEr
         user_id: D::uuid_at(row, "user_id")?,
         email: get::<D, _>(row, "email")?,
         created_at: D::time_at(row, "created_at")?,
+    })
+}
+
+pub fn workflow<D: Dialect>(row: &DialectRow<D>) -> Result<WorkflowRow, StoreError> {
+    Ok(WorkflowRow {
+        id: D::uuid_at(row, "id")?,
+        owner_id: D::uuid_at(row, "owner_id")?,
+        name: get::<D, _>(row, "name")?,
+        description: get::<D, _>(row, "description")?,
+        latest_version: get::<D, _>(row, "latest_version")?,
+        enabled: get::<D, _>(row, "enabled")?,
+        scheduled: get::<D, _>(row, "scheduled")?,
+        webhook_secret: get::<D, _>(row, "webhook_secret")?,
+        created_at: D::time_at(row, "created_at")?,
+        updated_at: D::time_at(row, "updated_at")?,
+    })
+}
+
+pub fn workflow_version<D: Dialect>(row: &DialectRow<D>) -> Result<WorkflowVersionRow, StoreError> {
+    Ok(WorkflowVersionRow {
+        workflow_id: D::uuid_at(row, "workflow_id")?,
+        version: get::<D, _>(row, "version")?,
+        document: get::<D, _>(row, "document")?,
+        created_by: D::optional_uuid_at(row, "created_by")?,
+        created_at: D::time_at(row, "created_at")?,
+    })
+}
+
+fn stored_word<T>(raw: &str, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, StoreError> {
+    parse(raw).ok_or_else(|| StoreError::Backend(format!("a stored {what} is unknown")))
+}
+
+pub fn workflow_run<D: Dialect>(row: &DialectRow<D>) -> Result<RunRow, StoreError> {
+    let trigger: String = get::<D, _>(row, "trigger")?;
+    let status: String = get::<D, _>(row, "status")?;
+    Ok(RunRow {
+        id: D::uuid_at(row, "id")?,
+        workflow_id: D::uuid_at(row, "workflow_id")?,
+        version: get::<D, _>(row, "version")?,
+        principal_user: D::uuid_at(row, "principal_user")?,
+        principal_token: D::optional_uuid_at(row, "principal_token")?,
+        trigger: stored_word(&trigger, RunTrigger::parse, "run trigger")?,
+        trigger_key: get::<D, _>(row, "trigger_key")?,
+        status: stored_word(&status, RunStatus::parse, "run status")?,
+        input: get::<D, _>(row, "input")?,
+        output: get::<D, _>(row, "output")?,
+        error: get::<D, _>(row, "error")?,
+        parent_run: D::optional_uuid_at(row, "parent_run")?,
+        parent_step: get::<D, _>(row, "parent_step")?,
+        lease_node: get::<D, _>(row, "lease_node")?,
+        lease_expires_at: D::optional_time_at(row, "lease_expires_at")?,
+        wake_at: D::optional_time_at(row, "wake_at")?,
+        signal: get::<D, _>(row, "signal")?,
+        deadline_at: D::time_at(row, "deadline_at")?,
+        created_at: D::time_at(row, "created_at")?,
+        started_at: D::optional_time_at(row, "started_at")?,
+        finished_at: D::optional_time_at(row, "finished_at")?,
+    })
+}
+
+pub fn workflow_step<D: Dialect>(row: &DialectRow<D>) -> Result<StepRow, StoreError> {
+    let status: String = get::<D, _>(row, "status")?;
+    Ok(StepRow {
+        run_id: D::uuid_at(row, "run_id")?,
+        step_key: get::<D, _>(row, "step_key")?,
+        node_id: get::<D, _>(row, "node_id")?,
+        status: stored_word(&status, StepStatus::parse, "step status")?,
+        attempt: get::<D, _>(row, "attempt")?,
+        input: get::<D, _>(row, "input")?,
+        output: get::<D, _>(row, "output")?,
+        branch: get::<D, _>(row, "branch")?,
+        error: get::<D, _>(row, "error")?,
+        wake_at: D::optional_time_at(row, "wake_at")?,
+        started_at: D::time_at(row, "started_at")?,
+        finished_at: D::optional_time_at(row, "finished_at")?,
+    })
+}
+
+pub fn schedule_fire<D: Dialect>(row: &DialectRow<D>) -> Result<ScheduleFire, StoreError> {
+    Ok(ScheduleFire {
+        workflow_id: D::uuid_at(row, "workflow_id")?,
+        trigger_id: get::<D, _>(row, "trigger_id")?,
+        fired_at: D::time_at(row, "fired_at")?,
     })
 }

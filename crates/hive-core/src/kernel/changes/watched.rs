@@ -167,6 +167,10 @@ impl Store for WatchedStore {
         self.inner.hosted()
     }
 
+    fn workflows(&self) -> &dyn hive_store::WorkflowRepo {
+        self.inner.workflows()
+    }
+
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {
         self.inner.leader_lease(name).await
     }
