@@ -207,6 +207,7 @@ macro_rules! conformance_suite {
             workflow_switches_and_schedules_are_stored,
             runs_are_created_once_per_trigger_key,
             run_caps_count_active_runs_only,
+            run_caps_hold_under_concurrency,
             runs_page_newest_first_by_filter,
             a_claim_takes_the_oldest_run_needing_a_replica,
             concurrent_claims_take_distinct_runs,

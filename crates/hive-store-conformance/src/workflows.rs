@@ -775,6 +775,75 @@ pub async fn run_caps_count_active_runs_only(store: &dyn Store) {
     );
 }
 
+pub async fn run_caps_hold_under_concurrency(store: &dyn Store) {
+    let owner = user(store).await;
+    let mut workflows = Vec::new();
+    for _ in 0..4 {
+        workflows.push(workflow(store, owner).await);
+    }
+    // Eight inserts at once, two per workflow: the user's cap of three holds across workflows.
+    let per_user = RunCaps {
+        per_user: 3,
+        per_workflow: 100,
+    };
+    let runs: Vec<NewRun<'static>> = (0..8)
+        .map(|i| new_run(workflows[i % 4].id, owner, 0))
+        .collect();
+    let results = join_all(runs.iter().map(|run| insert_with(store, run, per_user))).await;
+    let created = results
+        .iter()
+        .filter(|r| matches!(r, RunInsert::Created(_)))
+        .count();
+    assert_eq!(created, 3, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, RunInsert::Created(_) | RunInsert::UserAtCap))
+    );
+
+    // And one workflow's cap across principals.
+    let wf = workflow(store, owner).await;
+    let per_workflow = RunCaps {
+        per_user: 100,
+        per_workflow: 2,
+    };
+    let mut principals = Vec::new();
+    for _ in 0..6 {
+        principals.push(user(store).await);
+    }
+    let runs: Vec<NewRun<'static>> = principals.iter().map(|p| new_run(wf.id, *p, 0)).collect();
+    let results = join_all(runs.iter().map(|run| insert_with(store, run, per_workflow))).await;
+    let created = results
+        .iter()
+        .filter(|r| matches!(r, RunInsert::Created(_)))
+        .count();
+    assert_eq!(created, 2, "{results:?}");
+
+    // One trigger key, eight inserts at once: one run, the others answered with it.
+    let keyed: Vec<NewRun<'static>> = (0..8)
+        .map(|_| NewRun {
+            trigger_key: Some("once"),
+            ..new_run(wf.id, owner, 1)
+        })
+        .collect();
+    let results = join_all(keyed.iter().map(|run| insert_with(store, run, ROOMY))).await;
+    let created: Vec<&RunRow> = results
+        .iter()
+        .filter_map(|r| match r {
+            RunInsert::Created(row) => Some(row),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created.len(), 1, "{results:?}");
+    for result in &results {
+        match result {
+            RunInsert::Created(_) => {}
+            RunInsert::Duplicate(row) => assert_eq!(row, created[0]),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 pub async fn runs_page_newest_first_by_filter(store: &dyn Store) {
     let alice = user(store).await;
     let bob = user(store).await;
