@@ -17,6 +17,7 @@ mod push_configs;
 mod settings;
 mod usage;
 mod vault;
+mod workflows;
 pub use agents::*;
 pub use audited::*;
 pub use challenges::*;
@@ -30,6 +31,7 @@ pub use push_configs::*;
 pub use settings::*;
 pub use usage::*;
 pub use vault::*;
+pub use workflows::*;
 
 use async_trait::async_trait;
 use hive_store::{
@@ -198,6 +200,29 @@ macro_rules! conformance_suite {
             renewal_extends_only_the_leases_still_held,
             a_lease_is_released_only_by_its_holder,
             a_lease_for_a_missing_agent_is_not_taken,
+            workflows_are_saved_as_versions,
+            workflow_names_are_unique_per_owner,
+            workflow_caps_are_refused,
+            workflows_page_newest_first,
+            workflow_switches_and_schedules_are_stored,
+            runs_are_created_once_per_trigger_key,
+            run_caps_count_active_runs_only,
+            run_caps_hold_under_concurrency,
+            runs_page_newest_first_by_filter,
+            a_claim_takes_the_oldest_run_needing_a_replica,
+            concurrent_claims_take_distinct_runs,
+            a_lost_lease_fences_its_executor,
+            step_values_are_checked,
+            a_park_after_a_signal_is_refused,
+            a_decision_is_taken_once_and_queues_the_run,
+            a_sub_workflow_end_reaches_its_parent,
+            a_sub_workflow_cancelled_alone_fails_its_parent_step,
+            a_cancellation_reaches_sub_workflows_and_fences,
+            a_retry_keeps_what_succeeded,
+            schedule_fires_are_recorded_with_their_runs,
+            a_deleted_workflow_takes_its_versions_and_runs,
+            pruning_keeps_unfinished_runs_and_their_parents,
+            a_run_change_whose_audit_record_fails_is_undone,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

@@ -7,7 +7,7 @@ use hive_proto::Role;
 use hive_proto::agents::{AgentKind, AgentStatus, AgentVisibility};
 use hive_store::{
     AgentLimits, AgentRow, ConversationMessageRow, ConversationRow, MessageAuthor, NewBundle,
-    NewUser, PageRequest,
+    NewRun, NewUser, PageRequest, RunCaps, RunInsert, RunTrigger, WorkflowSave,
 };
 use hive_store_conformance::note;
 use time::macros::datetime;
@@ -15,6 +15,9 @@ use uuid::Uuid;
 
 /// The version before the rebuild.
 const BEFORE_REBUILD: i64 = 20;
+
+/// The newest migration (0022, workflows: new tables only).
+const LATEST: i64 = 22;
 
 const AT: time::OffsetDateTime = datetime!(2026-03-01 12:00:00.123456 UTC);
 
@@ -187,8 +190,8 @@ async fn the_rebuild_keeps_agents_and_what_references_them() {
     let old_conversations = schema_sql(&store, "conversations").await;
 
     let report = store.migrate().await.unwrap();
-    assert_eq!(report.applied, vec![21]);
-    assert_eq!(report.version, 21);
+    assert_eq!(report.applied, vec![21, LATEST]);
+    assert_eq!(report.version, LATEST);
 
     assert_kept(&store, &rows).await;
     assert_kept(&store, &other).await;
@@ -296,7 +299,7 @@ async fn the_migration_runs_again_when_it_was_not_recorded() {
         .unwrap();
     let report = store.migrate().await.unwrap();
     assert_eq!(report.applied, vec![21]);
-    assert_eq!(applied(&store).await.last(), Some(&21));
+    assert_eq!(applied(&store).await, (1..=LATEST).collect::<Vec<_>>());
 
     assert_kept(&store, &rows).await;
     let (bundle, stored) = store
@@ -371,7 +374,87 @@ async fn a_failed_rebuild_changes_nothing_and_leaves_foreign_keys_on() {
     assert!(delete_cascades(&store, &rows).await);
 
     // With the way clear, it applies.
-    assert_eq!(store.migrate().await.unwrap().applied, vec![21]);
+    assert_eq!(store.migrate().await.unwrap().applied, vec![21, LATEST]);
     assert_kept(&store, &second).await;
+    assert_eq!(broken_references(&store).await, 0);
+}
+
+/// Migration 0022 adds the workflow tables to a database with rows: they stay, and an
+/// existing account owns a workflow and runs it at once.
+#[tokio::test]
+async fn the_workflow_tables_join_a_database_with_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("hive.db"), 2)
+        .await
+        .unwrap();
+    MIGRATOR
+        .run_to(LATEST - 1, store.writer_pool())
+        .await
+        .unwrap();
+    let rows = write_rows(&store, "before", AgentKind::Hosted).await;
+
+    let report = store.migrate().await.unwrap();
+    assert_eq!((report.applied, report.version), (vec![LATEST], LATEST));
+    assert_kept(&store, &rows).await;
+    assert_eq!(broken_references(&store).await, 0);
+
+    let owner = rows.agent.owner_id;
+    let id = Uuid::now_v7();
+    let (workflow, _) = store
+        .workflows()
+        .save_workflow(
+            &WorkflowSave {
+                id,
+                owner_id: owner,
+                name: "after",
+                description: "",
+                document: "{}",
+                scheduled: true,
+                created_by: Some(owner),
+                at: AT,
+            },
+            note("workflow.save").append(),
+        )
+        .await
+        .unwrap();
+    let run = NewRun {
+        id: Uuid::now_v7(),
+        workflow_id: workflow.id,
+        version: 1,
+        principal_user: owner,
+        principal_token: None,
+        trigger: RunTrigger::Schedule,
+        trigger_key: Some("nightly@0"),
+        input: "{}",
+        parent_run: None,
+        parent_step: None,
+        deadline_at: AT + time::Duration::hours(1),
+        created_at: AT,
+        schedule: Some(("nightly", AT)),
+    };
+    let caps = RunCaps {
+        per_user: 1,
+        per_workflow: 1,
+    };
+    let inserted = store
+        .workflows()
+        .insert_run(&run, caps, note("workflow.run.start").append())
+        .await
+        .unwrap();
+    assert!(matches!(inserted, RunInsert::Created(_)), "{inserted:?}");
+    assert_eq!(
+        store.workflows().scheduled_workflows().await.unwrap(),
+        vec![workflow]
+    );
+
+    // The account's deletion (no repository deletes accounts yet) takes its workflow, versions
+    // and runs.
+    sqlx::query("DELETE FROM users WHERE id = ?")
+        .bind(owner.hyphenated().to_string())
+        .execute(store.writer_pool())
+        .await
+        .unwrap();
+    assert_eq!(store.workflows().get_workflow(id).await.unwrap(), None);
+    assert_eq!(store.workflows().get_run(run.id).await.unwrap(), None);
     assert_eq!(broken_references(&store).await, 0);
 }
