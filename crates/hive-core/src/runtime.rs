@@ -116,6 +116,12 @@ pub struct Hive {
     pub audit_log: Arc<crate::kernel::audit::AuditLog>,
     /// Keys the audit log's hash chain (for `hive audit verify`).
     pub audit_chain: Arc<crate::kernel::audit::AuditChain>,
+    /// Workflows: definitions, runs, approvals, webhooks.
+    pub workflows: Arc<crate::workflows::service::Workflows>,
+    /// This replica's executor of workflow runs.
+    pub workflow_engine: Arc<crate::workflows::engine::Engine>,
+    /// Starts workflow runs (for the schedule job).
+    pub workflow_starter: Arc<crate::workflows::runs::RunStarter>,
     /// A random id for this process, recorded with the jobs it runs.
     pub node_id: String,
     /// What the start did with the database schema.
@@ -348,6 +354,48 @@ impl Hive {
             }
             // From here on, other replicas' changes end what this one caches.
             changes.follow();
+            let workflow_starter = Arc::new(crate::workflows::runs::RunStarter::new(
+                Arc::clone(&store),
+                Arc::clone(&clock),
+                auditor.clone(),
+                Arc::new(tokio::sync::Notify::new()),
+                config.workflows.max_runs_per_user,
+            ));
+            let workflow_engine = Arc::new(crate::workflows::engine::Engine::new(
+                crate::workflows::engine::EngineParts {
+                    store: Arc::clone(&store),
+                    clock: Arc::clone(&clock),
+                    auditor: auditor.clone(),
+                    secrets: Arc::clone(&secrets_service),
+                    principals: crate::workflows::principal::Principals::new(
+                        Arc::clone(&store),
+                        config.a2a.min_role,
+                    ),
+                    services: crate::workflows::nodes::NodeServices {
+                        gateway: Arc::clone(&gateway),
+                        egress: Arc::clone(&egress),
+                    },
+                    starter: Arc::clone(&workflow_starter),
+                    node: node_id.clone(),
+                    settings: crate::workflows::engine::EngineSettings {
+                        max_running: config.workflows.max_running as usize,
+                        code_nodes: config.workflows.code_nodes,
+                        ..crate::workflows::engine::EngineSettings::default()
+                    },
+                },
+            ));
+            let workflows = Arc::new(crate::workflows::service::Workflows::new(
+                crate::workflows::service::WorkflowParts {
+                    store: Arc::clone(&store),
+                    clock: Arc::clone(&clock),
+                    auditor: auditor.clone(),
+                    vault: Arc::clone(&vault),
+                    secrets: Arc::clone(&secrets_service),
+                    gateway: Arc::clone(&gateway),
+                    starter: Arc::clone(&workflow_starter),
+                    code_nodes: config.workflows.code_nodes,
+                },
+            ));
             let audit_log = Arc::new(crate::kernel::audit::AuditLog::new(
                 Arc::clone(&store),
                 auditor.clone(),
@@ -382,6 +430,9 @@ impl Hive {
                 clock,
                 state,
                 changes,
+                workflows,
+                workflow_engine,
+                workflow_starter,
                 node_id,
                 schema,
             })
@@ -404,6 +455,7 @@ impl Hive {
             .hosted()
             .start_reconciler(tracker, cancel.clone());
         self.wan.start_consumer(tracker, cancel.clone());
+        self.workflow_engine.start(tracker, cancel.clone());
         crate::mesh::presence::announce(
             Arc::clone(&self.state.bus),
             self.node_id.clone(),
@@ -446,6 +498,16 @@ impl Hive {
             }))
             .with_job(Arc::new(PruneIdleConversations {
                 retention_days: jobs.conversation_retention_days,
+                every: jobs.history_prune_interval,
+            }))
+            .with_job(Arc::new(crate::workflows::jobs::FireSchedules {
+                starter: Arc::clone(&self.workflow_starter),
+                every: jobs.tick,
+            }))
+            .with_job(Arc::new(crate::workflows::jobs::PruneWorkflowRuns {
+                retention: std::time::Duration::from_secs(
+                    u64::from(self.config.workflows.run_retention_days) * 86_400,
+                ),
                 every: jobs.history_prune_interval,
             }))
             .with_job(Arc::new(PruneAuditLog {

@@ -17,6 +17,7 @@ pub mod redact;
 pub mod secrets;
 pub mod settings;
 pub mod wan;
+pub mod workflows;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

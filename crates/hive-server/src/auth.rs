@@ -358,6 +358,7 @@ pub fn credential_name(credential: &Credential) -> &'static str {
         Credential::Cli => "cli",
         Credential::Peer { .. } => "federation",
         Credential::PublicTier { .. } => "public",
+        Credential::Workflow { .. } => "workflow",
     }
 }
 

@@ -13,6 +13,7 @@ use hive_core::kernel::refusal::Refusal;
 use hive_core::kernel::settings::SettingsError;
 use hive_core::mesh::wan::WanError;
 use hive_core::vault::secrets::SecretError;
+use hive_core::workflows::error::WorkflowError;
 use hive_proto::ErrorCode;
 use http::{HeaderValue, StatusCode};
 use std::borrow::Cow;
@@ -153,6 +154,12 @@ impl From<SecretError> for ApiError {
 impl From<AgentError> for ApiError {
     fn from(error: AgentError) -> Self {
         refused(error.into(), "agents")
+    }
+}
+
+impl From<WorkflowError> for ApiError {
+    fn from(error: WorkflowError) -> Self {
+        refused(error.into(), "workflows")
     }
 }
 

@@ -119,6 +119,11 @@ impl IdentitySql for PgDialect {
         api_token_columns!(),
         " FROM api_tokens WHERE token_hash = $1"
     );
+    const API_TOKEN_BY_ID: &'static str = concat!(
+        "SELECT ",
+        api_token_columns!(),
+        " FROM api_tokens WHERE id = $1"
+    );
     const API_TOKENS_OF_USER: &'static str = concat!(
         "SELECT ",
         api_token_columns!(),

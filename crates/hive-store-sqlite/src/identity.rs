@@ -116,6 +116,11 @@ impl IdentitySql for SqliteDialect {
         api_token_columns!(),
         " FROM api_tokens WHERE token_hash = ?"
     );
+    const API_TOKEN_BY_ID: &'static str = concat!(
+        "SELECT ",
+        api_token_columns!(),
+        " FROM api_tokens WHERE id = ?"
+    );
     const API_TOKENS_OF_USER: &'static str = concat!(
         "SELECT ",
         api_token_columns!(),

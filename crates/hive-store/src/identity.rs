@@ -255,6 +255,9 @@ pub trait ApiTokenRepo: Send + Sync {
     async fn find_by_token_hash(&self, token_hash: &str)
     -> Result<Option<ApiTokenRow>, StoreError>;
 
+    /// The token with this id (revoked and expired ones too).
+    async fn get(&self, id: Uuid) -> Result<Option<ApiTokenRow>, StoreError>;
+
     /// The user's tokens (revoked ones included), newest first.
     async fn list_for_user(
         &self,

@@ -54,6 +54,8 @@ pub(crate) struct LlmSteps {
     /// The last chunk, held back until it is known whether another follows.
     held: Option<String>,
     chunks_sent: usize,
+    /// The endpoint's own count of the call's tokens, given with the final status.
+    usage: Option<crate::agents::llm::Usage>,
 }
 
 impl LlmSteps {
@@ -66,6 +68,7 @@ impl LlmSteps {
             answer: String::new(),
             held: None,
             chunks_sent: 0,
+            usage: None,
         }
     }
 
@@ -115,6 +118,20 @@ impl LlmSteps {
             tracing::error!(%error, agent_id = %self.call.agent_id, "llm: usage not recorded");
         }
     }
+}
+
+/// The tokens of the call as the final message's metadata (`usage`), so a caller that needs the
+/// exact figures (a workflow's llm step) has the endpoint's own.
+fn usage_metadata(usage: crate::agents::llm::Usage) -> hive_a2a::v1::Metadata {
+    let mut map = serde_json::Map::new();
+    map.insert(
+        "usage".to_owned(),
+        serde_json::json!({
+            "promptTokens": usage.prompt_tokens,
+            "completionTokens": usage.completion_tokens,
+        }),
+    );
+    hive_a2a::v1::Metadata(map)
 }
 
 /// The longest failure message a task ends with.
@@ -169,6 +186,7 @@ impl Steps for LlmSteps {
                     Some(Ok(ChatDelta::Done { usage, .. })) => {
                         if let Some(usage) = usage {
                             self.record(&usage).await;
+                            self.usage = Some(usage);
                         }
                         self.phase = Phase::Finishing;
                     }
@@ -189,6 +207,7 @@ impl Steps for LlmSteps {
                         task_id: self.task_id.clone(),
                         role: Role::Agent,
                         parts: vec![Part::text(self.answer.clone())],
+                        metadata: self.usage.map(usage_metadata),
                         ..Message::default()
                     };
                     return Some(Ok(self.status(TaskState::Completed, Some(message))));

@@ -206,6 +206,16 @@ impl Gateway {
         Ok(agent.filter(|agent| sees(caller, agent)))
     }
 
+    /// The agent named `name_or_id` (its id or its name), if the caller may see it.
+    pub async fn find_visible_agent(
+        &self,
+        caller: &Caller,
+        name_or_id: &str,
+    ) -> Result<Option<AgentRow>, AgentError> {
+        let agent = self.agents.find(name_or_id).await?;
+        Ok(agent.filter(|agent| sees(Some(caller), agent)))
+    }
+
     /// Handles one call of an authorized caller (the route checked role and scope), audited.
     pub async fn call(
         &self,

@@ -80,6 +80,9 @@ pub enum Credential {
     },
     /// The anonymous public tier, with the name of its API key when it presented one.
     PublicTier { key: Option<String> },
+    /// A workflow run acting as its principal user (a run with an API token acts through
+    /// [`Credential::ApiToken`]). Rebuilt before each step from the user's current account.
+    Workflow { run_id: Uuid },
 }
 
 /// An authenticated caller: the user (none for the internal token) and the role in effect.
@@ -101,8 +104,12 @@ impl Caller {
             (Credential::Peer { origin, .. }, _) => Principal::Peer(origin.clone()),
             (Credential::PublicTier { key: Some(key) }, _) => Principal::PublicKey(key.clone()),
             (Credential::PublicTier { key: None }, _) => Principal::Public,
-            (Credential::Session { .. }, Some(user)) => Principal::User(user.id),
-            (Credential::Session { .. }, None) => Principal::Anonymous,
+            (Credential::Session { .. } | Credential::Workflow { .. }, Some(user)) => {
+                Principal::User(user.id)
+            }
+            (Credential::Session { .. } | Credential::Workflow { .. }, None) => {
+                Principal::Anonymous
+            }
         }
     }
 

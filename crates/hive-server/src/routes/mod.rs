@@ -20,6 +20,7 @@ mod users;
 mod vault;
 mod views;
 mod wan;
+mod workflows;
 
 use crate::auth::{Access, RouteRule, Stages, admit_session_stage, authorize};
 use crate::error::ApiError;
@@ -139,6 +140,7 @@ fn routes_declared() -> Vec<Route> {
     use Method as M;
     use auth as a;
     use passkeys as pk;
+    use workflows as wf;
     use users as u;
     const PUBLIC: Access = Access::Public;
     vec![
@@ -213,6 +215,25 @@ fn routes_declared() -> Vec<Route> {
         route(M::GET, "/api/v1/agents/{id}/logs", OPERATOR, None, hosted::logs).owned(),
         route(M::GET, "/api/v1/agents/{id}/logs/stream", OPERATOR, None, hosted::follow).owned(),
         route(M::GET, "/api/v1/agents/{id}/stats", OPERATOR, None, hosted::stats).owned(),
+        route(M::GET, "/api/v1/workflows", OPERATOR, None, wf::list),
+        route(M::POST, "/api/v1/workflows", OPERATOR, None, wf::apply),
+        route(M::POST, "/api/v1/workflows/validate", OPERATOR, None, wf::validate).scope(TokenScope::Read),
+        route(M::POST, "/api/v1/workflows/import", OPERATOR, None, wf::import).scope(TokenScope::Read),
+        route(M::GET, "/api/v1/workflows/{id}", OPERATOR, None, wf::get).owned(),
+        route(M::PUT, "/api/v1/workflows/{id}", OPERATOR, None, wf::update).owned(),
+        route(M::PATCH, "/api/v1/workflows/{id}", OPERATOR, None, wf::patch).owned(),
+        route(M::DELETE, "/api/v1/workflows/{id}", OPERATOR, None, wf::delete).owned(),
+        route(M::GET, "/api/v1/workflows/{id}/versions", OPERATOR, None, wf::versions).owned(),
+        route(M::GET, "/api/v1/workflows/{id}/versions/{version}", OPERATOR, None, wf::version).owned(),
+        route(M::POST, "/api/v1/workflows/{id}/webhook-secret", OPERATOR, None, wf::webhook_secret).owned(),
+        route(M::POST, "/api/v1/workflows/{id}/runs", OPERATOR, None, wf::start_run).owned().scope(TokenScope::Execute),
+        route(M::GET, "/api/v1/workflow-runs", OPERATOR, None, wf::runs),
+        route(M::GET, "/api/v1/workflow-runs/{id}", OPERATOR, None, wf::run).owned(),
+        route(M::GET, "/api/v1/workflow-runs/{id}/events", OPERATOR, None, wf::events).owned(),
+        route(M::POST, "/api/v1/workflow-runs/{id}/cancel", OPERATOR, None, wf::cancel).owned().scope(TokenScope::Execute),
+        route(M::POST, "/api/v1/workflow-runs/{id}/retry", OPERATOR, None, wf::retry).owned().scope(TokenScope::Execute),
+        route(M::POST, "/api/v1/workflow-runs/{id}/approvals/{node}", VIEWER, None, wf::decide),
+        route(M::POST, "/api/webhooks/workflows/{id}/{trigger}", PUBLIC, None, wf::webhook),
         route(M::POST, "/internal/v1/hosted/{id}/channel", REPLICA, None, hosted::relay),
         route(M::POST, "/internal/v1/hosted/{id}/channel/{*path}", REPLICA, None, hosted::relay),
         route(M::GET, "/internal/v1/hosted/{id}/channel/{*path}", REPLICA, None, hosted::relay),

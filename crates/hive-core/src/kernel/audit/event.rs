@@ -165,6 +165,23 @@ audit_actions! {
     /// replayed.
     AgentForwardRefused => "agent.forward.refused",
     ConversationDelete => "conversation.delete",
+    /// A workflow's new version (the first creates it).
+    WorkflowSave => "workflow.save",
+    WorkflowDelete => "workflow.delete",
+    WorkflowEnable => "workflow.enable",
+    WorkflowDisable => "workflow.disable",
+    WorkflowWebhookSecret => "workflow.webhook_secret",
+    WorkflowRunStart => "workflow.run.start",
+    /// A run's end, with how it ended.
+    WorkflowRunFinish => "workflow.run.finish",
+    WorkflowRunCancel => "workflow.run.cancel",
+    WorkflowRunRetry => "workflow.run.retry",
+    /// A decision on an approval step (or its refusal to someone not allowed to decide).
+    WorkflowApproval => "workflow.approval",
+    /// A webhook call refused: signature missing, wrong, stale or replayed.
+    WorkflowWebhookRefused => "workflow.webhook.refused",
+    /// A step refused because the run's principal lost the access it needs.
+    WorkflowStepRefused => "workflow.step.refused",
     A2aCall => "a2a.call",
     A2aPushConfigSet => "a2a.push_config.set",
     A2aPushConfigDelete => "a2a.push_config.delete",

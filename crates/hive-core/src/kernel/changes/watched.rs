@@ -377,6 +377,10 @@ impl ApiTokenRepo for Watched {
         self.inner.api_tokens().find_by_token_hash(token_hash).await
     }
 
+    async fn get(&self, id: Uuid) -> Result<Option<ApiTokenRow>, StoreError> {
+        self.inner.api_tokens().get(id).await
+    }
+
     async fn list_for_user(
         &self,
         user_id: Uuid,

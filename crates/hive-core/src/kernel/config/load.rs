@@ -10,6 +10,7 @@ use super::spec;
 use super::{
     ClientIpSource, Config, DatabaseConfig, DatabaseUrl, EgressSettings, Environment, HttpConfig,
     JobsConfig, LogConfig, LogFormat, SandboxConfig, SmtpConfig, SuppliedSecrets, TaskStoreKind,
+    WorkflowConfig,
 };
 use crate::kernel::config::MfaPolicy;
 use secrecy::{ExposeSecret, SecretString};
@@ -268,6 +269,34 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         init_program: None,
     };
 
+    let workflows = WorkflowConfig {
+        code_nodes: src.parsed(
+            "HIVE_WORKFLOW_DISABLE_CODE_NODE",
+            !production,
+            |raw| match raw {
+                "true" => Some(false),
+                "false" => Some(true),
+                _ => None,
+            },
+        )?,
+        max_runs_per_user: u32::try_from(src.integer(
+            "HIVE_WORKFLOW_MAX_RUNS_PER_USER",
+            50,
+            1,
+            10_000,
+        )?)
+        .unwrap_or(50),
+        max_running: u32::try_from(src.integer("HIVE_WORKFLOW_MAX_RUNNING", 32, 1, 1024)?)
+            .unwrap_or(32),
+        run_retention_days: u32::try_from(src.integer(
+            "HIVE_WORKFLOW_RUN_RETENTION_DAYS",
+            30,
+            1,
+            3650,
+        )?)
+        .unwrap_or(30),
+    };
+
     // Defaults derived from other values are shown as they came out.
     for line in &mut src.report {
         match (line.name.as_str(), line.source, &database.url) {
@@ -288,6 +317,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
     }
 
     Ok(Config {
+        workflows,
         egress,
         oidc,
         mesh,

@@ -394,6 +394,22 @@ pub struct SandboxConfig {
     pub init_program: Option<PathBuf>,
 }
 
+/// `HIVE_WORKFLOW_*`: workflow runs.
+#[derive(Debug, Clone)]
+pub struct WorkflowConfig {
+    /// From `HIVE_WORKFLOW_DISABLE_CODE_NODE` (`true`: off; `false`: on; unset: off in
+    /// production, on otherwise): whether workflows may have code nodes.
+    pub code_nodes: bool,
+    /// `HIVE_WORKFLOW_MAX_RUNS_PER_USER` (default 50, 1..=10000): one account's active runs
+    /// (queued, running, waiting), on all replicas together.
+    pub max_runs_per_user: u32,
+    /// `HIVE_WORKFLOW_MAX_RUNNING` (default 32, 1..=1024): runs this replica drives at once.
+    pub max_running: u32,
+    /// `HIVE_WORKFLOW_RUN_RETENTION_DAYS` (default 30, 1..=3650): how long ended runs are
+    /// kept.
+    pub run_retention_days: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `HIVE_ENV`.
@@ -433,6 +449,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// `HIVE_SANDBOX*` and `HIVE_NODE_URL`: hosted agents.
     pub sandbox: SandboxConfig,
+    /// `HIVE_WORKFLOW_*`: workflow runs.
+    pub workflows: WorkflowConfig,
     /// `HIVE_EGRESS_FETCH_*`: what outbound requests may reach.
     pub egress: EgressSettings,
     /// `OIDC_*`: single sign-on providers.

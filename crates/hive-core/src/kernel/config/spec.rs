@@ -418,6 +418,26 @@ pub const VARIABLES: &[VarSpec] = &[
         "an http or https URL where the other replicas reach this one",
     ),
     var(
+        "HIVE_WORKFLOW_DISABLE_CODE_NODE",
+        "- (unset: off in production, on otherwise)",
+        "true (code nodes off) or false (on)",
+    ),
+    var(
+        "HIVE_WORKFLOW_MAX_RUNS_PER_USER",
+        "50",
+        "an integer from 1 to 10000",
+    ),
+    var(
+        "HIVE_WORKFLOW_MAX_RUNNING",
+        "32",
+        "an integer from 1 to 1024",
+    ),
+    var(
+        "HIVE_WORKFLOW_RUN_RETENTION_DAYS",
+        "30",
+        "an integer from 1 to 3650",
+    ),
+    var(
         "HIVE_JOB_HISTORY_PRUNE_INTERVAL_SECONDS",
         "3600",
         "an integer from 1 to 86400",

@@ -126,6 +126,8 @@ pub trait IdentitySql: UserSql + SessionSql {
     const INSERT_API_TOKEN: &'static str;
     /// token hash.
     const API_TOKEN_BY_HASH: &'static str;
+    /// id; the columns of `api_token_columns!`.
+    const API_TOKEN_BY_ID: &'static str;
     /// user id, cursor time, cursor id, limit.
     const API_TOKENS_OF_USER: &'static str;
     /// now, id, user id (or null for any).

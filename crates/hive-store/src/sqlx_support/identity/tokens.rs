@@ -36,6 +36,16 @@ impl<D: IdentitySql> ApiTokenRepo for SqlIdentity<D> {
         row.as_ref().map(rows::api_token::<D>).transpose()
     }
 
+    async fn get(&self, id: Uuid) -> Result<Option<ApiTokenRow>, StoreError> {
+        let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
+        let row = sqlx::query(D::API_TOKEN_BY_ID)
+            .bind_value(D::id(id))
+            .fetch_optional(D::on(&mut reader))
+            .await
+            .map_err(D::map_error)?;
+        row.as_ref().map(rows::api_token::<D>).transpose()
+    }
+
     async fn list_for_user(
         &self,
         user_id: Uuid,
