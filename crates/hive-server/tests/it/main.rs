@@ -31,3 +31,4 @@ mod smtp;
 mod support;
 mod vault_rotation;
 mod wan;
+mod workflows;
