@@ -7,7 +7,9 @@ mod egress;
 mod hosted;
 mod logging;
 mod mesh;
+mod remote;
 mod vault;
+mod workflow;
 
 use clap::{Parser, Subcommand};
 use hive_core::kernel::config::{Config, EnvSource};
@@ -65,6 +67,12 @@ enum Command {
     Agent {
         #[command(subcommand)]
         action: agent::AgentAction,
+    },
+    /// Workflows through a running server: apply, validate, list, show, run, runs, logs,
+    /// cancel, retry, approve, import.
+    Workflow {
+        #[command(subcommand)]
+        action: workflow::WorkflowAction,
     },
     /// The vault's data keys: list, rotate, re-encrypt.
     Keys {
@@ -196,6 +204,9 @@ fn main() -> ExitCode {
         Command::Agent {
             action: agent::AgentAction::Hosted(action),
         } => run(async move { hosted::hosted(&config, action).await }),
+        Command::Workflow { action } => {
+            run(async move { workflow::workflow(&config, action).await })
+        }
         Command::Agent { action } => run(with_hive(config, |hive| async move {
             agent::agent(&hive, action).await
         })),
