@@ -587,8 +587,9 @@ fn print_run(run: &RunView) -> Result<(), String> {
     emit(&line)
 }
 
+/// JSON as people read it; safe for a terminal as it is (JSON escapes control characters).
 fn pretty(value: &Value) -> String {
-    shown(&serde_json::to_string_pretty(value).unwrap_or_default()).into_owned()
+    serde_json::to_string_pretty(value).unwrap_or_default()
 }
 
 /// A file of at most 1 MiB (`-`: standard input).
