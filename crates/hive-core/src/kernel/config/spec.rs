@@ -419,8 +419,8 @@ pub const VARIABLES: &[VarSpec] = &[
     ),
     var(
         "HIVE_WORKFLOW_DISABLE_CODE_NODE",
-        "- (unset: off in production, on otherwise)",
-        "true (code nodes off) or false (on)",
+        "-",
+        "true (workflow code nodes off) or false (on); unset: off in production, on otherwise",
     ),
     var(
         "HIVE_WORKFLOW_MAX_RUNS_PER_USER",

@@ -617,3 +617,24 @@ fn the_input_node_checks_a_runs_input() {
     assert!(error.contains("lang"), "{error}");
     assert!(input.check(&json!(["text"])).is_err());
 }
+
+/// Every complete document in docs/workflows.md is one this version accepts, so the examples
+/// users copy are valid.
+#[test]
+fn the_documentation_examples_are_valid_documents() {
+    let docs = include_str!("../../../../../docs/workflows.md");
+    let mut checked = 0;
+    for block in docs.split("```json").skip(1) {
+        let text = block.split("```").next().unwrap_or_default();
+        let value: Value = serde_json::from_str(text)
+            .unwrap_or_else(|error| panic!("a JSON example does not parse: {error}\n{text}"));
+        if value.get("nodes").is_none() {
+            continue;
+        }
+        if let Err(problems) = Definition::parse(text) {
+            panic!("{}: {problems}", value["name"]);
+        }
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} documents were found");
+}
