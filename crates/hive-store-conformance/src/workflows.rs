@@ -1108,6 +1108,12 @@ pub async fn a_lost_lease_fences_its_executor(store: &dyn Store) {
             .unwrap()
     );
     assert!(!finish(store, run.id, old, &RunEnd::Succeeded { output: "{}" }, 42).await);
+    assert!(
+        !flows
+            .note_step(run.id, old, "a", r#"{"progress":["stale"]}"#)
+            .await
+            .unwrap()
+    );
     assert_eq!(flows.steps(run.id).await.unwrap(), steps_before);
     assert_eq!(get(store, run.id).await, taken, "nothing written");
     assert_eq!(audit_count(store).await, audit_before);
@@ -1124,6 +1130,16 @@ pub async fn a_lost_lease_fences_its_executor(store: &dyn Store) {
         (step.attempt, step.status, step.started_at),
         (2, StepStatus::Running, stored(43))
     );
+    // While it runs, what it reports is its output; a step not running takes no note.
+    assert!(
+        flows
+            .note_step(run.id, new, "a", r#"{"progress":["half way"]}"#)
+            .await
+            .unwrap()
+    );
+    let step = &flows.steps(run.id).await.unwrap()[0];
+    assert_eq!(step.output.as_deref(), Some(r#"{"progress":["half way"]}"#));
+    assert!(!flows.note_step(run.id, new, "zz", "{}").await.unwrap());
     let mut ended = end("a", StepStatus::Succeeded, Some(44));
     ended.branch = Some("true");
     assert!(end_step(store, run.id, new, &ended).await);

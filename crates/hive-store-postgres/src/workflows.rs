@@ -204,6 +204,8 @@ impl WorkflowSql for PgDialect {
     const END_STEP: &'static str = "UPDATE workflow_steps SET status = $3, output = $4, \
          branch = $5, error = $6, wake_at = $7, finished_at = $8 \
          WHERE run_id = $1 AND step_key = $2";
+    const NOTE_STEP: &'static str = "UPDATE workflow_steps SET output = $3 \
+         WHERE run_id = $1 AND step_key = $2 AND status = 'running'";
     const PRUNE: &'static str = "DELETE FROM workflow_runs WHERE id IN (\
          SELECT r.id FROM workflow_runs AS r WHERE r.finished_at < $1 \
          AND NOT EXISTS (SELECT 1 FROM workflow_runs AS c \

@@ -83,7 +83,7 @@ pub use workflows::{
     RunInsert, RunRow, RunStatus, RunTrigger, ScheduleFire, StepDecision, StepEnd, StepRow,
     StepStart, StepStatus, WorkflowRepo, WorkflowRow, WorkflowSave, WorkflowVersionRow,
     check_new_run, check_run_end, check_run_node, check_step_decision, check_step_end,
-    check_step_start, check_webhook_secret, check_workflow_save,
+    check_step_result, check_step_start, check_webhook_secret, check_workflow_save,
 };
 
 /// Compares the versions applied to a database with the versions a binary carries.

@@ -539,6 +539,17 @@ pub trait WorkflowRepo: Send + Sync {
         end: &StepEnd<'_>,
     ) -> Result<bool, StoreError>;
 
+    /// Records what a running step reports while it works (an agent's progress) as its output
+    /// until it ends, if `token` holds the run and the step is running. `Ok(false)` otherwise,
+    /// nothing written.
+    async fn note_step(
+        &self,
+        run_id: Uuid,
+        token: Uuid,
+        step_key: &str,
+        progress: &str,
+    ) -> Result<bool, StoreError>;
+
     /// Ends a waiting step from outside its executor (an approval's decision), with the audit
     /// record, and signals its run (a waiting run is queued again). `Ok(false)` when the step is
     /// not waiting or the run has ended (nothing written): a decision is taken once.
@@ -672,7 +683,8 @@ pub fn check_step_start(start: &StepStart<'_>) -> Result<(), StoreError> {
 }
 
 /// The caps of what a step's end or decision writes.
-fn check_step_result(
+/// Refuses a step key, output, branch or error over its cap.
+pub fn check_step_result(
     step_key: &str,
     output: Option<&str>,
     branch: Option<&str>,

@@ -37,6 +37,8 @@ use zeroize::Zeroizing;
 
 /// Largest output a step keeps (JSON text).
 pub const MAX_STEP_OUTPUT_BYTES: usize = 256 * 1024;
+/// How often a running step's progress is written, at most.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// Largest error text a step keeps.
 const MAX_ERROR_CHARS: usize = 2000;
 
@@ -654,6 +656,8 @@ impl Execution {
             })
             .collect();
         let meta = self.meta();
+        let (progress, reports) = tokio::sync::mpsc::channel(1);
+        let notes = self.record_progress(&node.id, reports);
         let input = StepInput {
             run_id: self.run.id,
             workflow_id: self.run.workflow_id,
@@ -665,6 +669,7 @@ impl Execution {
             meta: &meta,
             first_started,
             predecessors: &predecessors,
+            progress: Some(&progress),
         };
         let journaled = match nodes::journal_input(&node.kind, &input) {
             Ok(value) => value.map(|value| value.to_string()),
@@ -693,8 +698,43 @@ impl Execution {
             )),
             _ => with_timeout(timeout, self.inner.parts.services.run(&input)).await,
         };
+        // The last report is written (or given up) before the step's end.
+        drop(progress);
+        let _ = notes.await;
         self.record_outcome(node, attempt, outcome, &secrets, &caller)
             .await
+    }
+
+    /// Writes a step's latest progress report to the journal, at most once a second, until
+    /// the step drops its sender. A report is only ever a running step's output: once the
+    /// step has ended, a late one changes nothing.
+    fn record_progress(
+        &self,
+        key: &str,
+        mut reports: tokio::sync::mpsc::Receiver<Value>,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        let key = key.to_owned();
+        tokio::spawn(async move {
+            while let Some(mut report) = reports.recv().await {
+                // Reports that came meanwhile are superseded by the newest.
+                while let Ok(newer) = reports.try_recv() {
+                    report = newer;
+                }
+                let text = report.to_string();
+                if text.len() <= MAX_STEP_OUTPUT_BYTES {
+                    let noted = this
+                        .store()
+                        .workflows()
+                        .note_step(this.run.id, this.token, &key, &text)
+                        .await;
+                    if !matches!(noted, Ok(true)) {
+                        return;
+                    }
+                }
+                tokio::time::sleep(PROGRESS_EVERY).await;
+            }
+        })
     }
 
     /// Journals a step that failed before it could start (its principal, its secrets, its
@@ -990,6 +1030,7 @@ impl Execution {
             step_key: &key,
             kind: &map.body,
             scope: &scope,
+            progress: None,
             ..*input
         };
         let item_attempt = journal

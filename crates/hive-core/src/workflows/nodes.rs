@@ -92,6 +92,9 @@ pub struct StepInput<'a> {
     pub first_started: OffsetDateTime,
     /// Outputs of the node's predecessors (a join's output).
     pub predecessors: &'a [(String, Value)],
+    /// Where a step reports its progress while it works (an agent's status messages); the
+    /// executor records the latest in the journal.
+    pub progress: Option<&'a tokio::sync::mpsc::Sender<Value>>,
 }
 
 /// The services node types act through.
@@ -308,7 +311,14 @@ impl NodeServices {
             Reply::Stream(mut events) => {
                 while let Some(item) = events.recv().await {
                     match item {
-                        Ok(event) => absorbed.absorb(event),
+                        Ok(event) => {
+                            absorbed.absorb(event);
+                            if let Some(progress) = input.progress {
+                                // The latest is what counts: a report the writer has no room
+                                // for is replaced by the next.
+                                let _ = progress.try_send(absorbed.progress());
+                            }
+                        }
                         Err(error) => return Err(agent_error(&error)),
                     }
                 }
@@ -513,7 +523,14 @@ struct AgentReply {
     artifacts: String,
     data: Vec<Value>,
     usage: Option<Value>,
+    /// The agent's last status messages, for the step's progress.
+    notes: Vec<String>,
 }
+
+/// Status messages a step's progress keeps (the latest).
+const MAX_PROGRESS_NOTES: usize = 20;
+/// Characters of one status message a step's progress keeps.
+const MAX_NOTE_CHARS: usize = 500;
 
 impl AgentReply {
     fn absorb(&mut self, event: StreamResponse) {
@@ -561,6 +578,11 @@ impl AgentReply {
         }
         let text = message.text();
         if !text.is_empty() {
+            if self.notes.len() == MAX_PROGRESS_NOTES {
+                self.notes.remove(0);
+            }
+            self.notes
+                .push(crate::agents::llm::cap_chars(text.clone(), MAX_NOTE_CHARS));
             self.text = text;
         }
         if let Some(usage) = message
@@ -588,6 +610,19 @@ impl AgentReply {
                 self.data.push(data.clone());
             }
         }
+    }
+
+    /// What the step reports while the agent works: the task, its state, its last messages
+    /// and how much text it has produced so far.
+    fn progress(&self) -> Value {
+        json!({
+            "progress": {
+                "taskId": self.task_id,
+                "state": state_name(self.state),
+                "messages": self.notes,
+                "artifactChars": self.artifacts.chars().count(),
+            }
+        })
     }
 
     fn output(&self) -> Value {

@@ -632,12 +632,7 @@ impl Workflows {
             Ok(verified) => verified,
             Err(refusal) => return Err(refuse(refusal).await),
         };
-        let input: Value = if body.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_slice(body)
-                .map_err(|_| WorkflowError::Invalid("the webhook's body must be JSON".into()))?
-        };
+        let input = webhook_input(body)?;
         let started = self
             .parts
             .starter
@@ -664,6 +659,104 @@ impl Workflows {
         match started {
             Started::Created(run) => Ok(run),
             Started::Existing(_) => Err(refuse(SignatureRefusal::Replayed).await),
+        }
+    }
+
+    /// A call of the workflow's webhook trigger with an API token instead of a signature: the
+    /// token's owner must be able to run the workflow (its owner, or an admin) and the token
+    /// hold the `execute` scope; the run acts through that token. An `Idempotency-Key` makes
+    /// a delivery once: the same key again is refused as a replay.
+    pub async fn webhook_as(
+        &self,
+        caller: &Caller,
+        workflow_id: Uuid,
+        trigger_id: &str,
+        idempotency_key: Option<&str>,
+        body: &[u8],
+        meta: &RequestMeta,
+    ) -> Result<RunRow, WebhookError> {
+        let workflow = self.get(caller, workflow_id).await?;
+        let (version, definition) = self.definition_of(&workflow).await?;
+        if !matches!(
+            definition.trigger(trigger_id),
+            Some(Trigger::Webhook { .. })
+        ) {
+            return Err(WorkflowError::NotFound.into());
+        }
+        let token = match caller.credential {
+            Credential::ApiToken { token_id, .. } => token_id,
+            _ => {
+                return Err(WorkflowError::Forbidden(
+                    "a webhook call is signed, or made with an API token",
+                )
+                .into());
+            }
+        };
+        if caller.role < RUN_ROLE || !caller.has_scope(hive_proto::TokenScope::Execute) {
+            return Err(WorkflowError::Forbidden(
+                "the token may not run workflows (operator role and the execute scope)",
+            )
+            .into());
+        }
+        let trigger_key = match idempotency_key {
+            None => None,
+            Some(key)
+                if !key.is_empty()
+                    && key.len() <= MAX_IDEMPOTENCY_KEY_CHARS
+                    && key.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                Some(format!("webhook-key:{key}"))
+            }
+            Some(_) => {
+                return Err(WorkflowError::Invalid(format!(
+                    "an Idempotency-Key is 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters"
+                ))
+                .into());
+            }
+        };
+        let input = webhook_input(body)?;
+        let user = owner_of(caller)?;
+        let started = self
+            .parts
+            .starter
+            .start(
+                &RunRequest {
+                    workflow: &workflow,
+                    version: version.version,
+                    run_as: RunAs {
+                        user,
+                        token: Some(token),
+                    },
+                    trigger: RunTrigger::Webhook,
+                    trigger_key,
+                    input,
+                    parent: None,
+                    schedule: None,
+                    timeout: definition.limits.timeout,
+                    max_concurrent: definition.limits.max_concurrent_runs,
+                    actor: caller.principal(),
+                },
+                meta,
+            )
+            .await?;
+        match started {
+            Started::Created(run) => Ok(run),
+            Started::Existing(_) => {
+                self.parts
+                    .auditor
+                    .record_refusal(
+                        AuditEvent {
+                            principal: caller.principal(),
+                            action: AuditAction::WorkflowWebhookRefused,
+                            target: Some(format!("workflow:{workflow_id}")),
+                            outcome: AuditOutcome::Denied,
+                            detail: json!({ "trigger": trigger_id, "reason": "replayed" }),
+                        },
+                        meta,
+                    )
+                    .await;
+                Err(WebhookError::Signature(SignatureRefusal::Replayed))
+            }
         }
     }
 
@@ -904,7 +997,7 @@ impl Workflows {
         let (sender, receiver) = tokio::sync::mpsc::channel(64);
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            let mut seen: std::collections::HashMap<String, (StepStatus, i64)> =
+            let mut seen: std::collections::HashMap<String, (StepStatus, i64, u64)> =
                 std::collections::HashMap::new();
             let mut last_status = None;
             loop {
@@ -917,7 +1010,12 @@ impl Workflows {
                     Err(_) => return,
                 };
                 for step in steps {
-                    let mark = (step.status, step.attempt);
+                    // A running step's progress changes its output.
+                    let mark = (
+                        step.status,
+                        step.attempt,
+                        fingerprint(step.output.as_deref()),
+                    );
                     if seen.get(&step.step_key) != Some(&mark) {
                         seen.insert(step.step_key.clone(), mark);
                         if sender.send(Progress::Step(Box::new(step))).await.is_err() {
@@ -942,6 +1040,13 @@ impl Workflows {
     }
 }
 
+fn fingerprint(text: Option<&str>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// How often a followed run's journal is read.
 const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -951,6 +1056,18 @@ pub enum Progress {
     Step(Box<StepRow>),
     /// The run's status changed; the last event when it ended.
     Run(Box<RunRow>),
+}
+
+/// Longest `Idempotency-Key` a token's webhook call may carry.
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
+
+/// A webhook's body as the run's input: JSON (an empty body is `{}`).
+fn webhook_input(body: &[u8]) -> Result<Value, WorkflowError> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body)
+        .map_err(|_| WorkflowError::Invalid("the webhook's body must be JSON".into()))
 }
 
 fn uses_code(kind: &NodeKind) -> bool {

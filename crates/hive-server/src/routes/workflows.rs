@@ -472,26 +472,45 @@ pub async fn decide(
 /// Largest webhook body.
 const MAX_WEBHOOK_BODY_BYTES: usize = 256 * 1024;
 
-/// `POST /api/webhooks/workflows/{id}/{trigger}`: a signed call (`Hive-Signature`) starts a
-/// run with the JSON body as its input (202). A bad, stale or replayed signature is 401 (a
-/// replay 409) and audited.
+/// `POST /api/webhooks/workflows/{id}/{trigger}`: a signed call (`Hive-Signature`), or one
+/// with an API token (`Authorization: Bearer`, the run acting through it; an optional
+/// `Idempotency-Key`), starts a run with the JSON body as its input (202). A bad or stale
+/// signature or a refused token is 401, a replay 409; signature refusals and replays are
+/// audited.
 pub async fn webhook(
     State(state): State<AppState>,
     Meta(meta): Meta,
+    caller: Option<axum::Extension<hive_core::kernel::caller::Caller>>,
     Path((id, trigger)): Path<(Uuid, String)>,
     headers: HeaderMap,
     request: Request,
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
     let body = read_body(request.into_body(), MAX_WEBHOOK_BODY_BYTES).await?;
-    let signature = headers
-        .get(SIGNATURE_HEADER)
-        .and_then(|value| value.to_str().ok());
-    match state
-        .hive
-        .workflows
-        .webhook(id, &trigger, signature, &body, &meta)
-        .await
-    {
+    let workflows = &state.hive.workflows;
+    let called = if headers.contains_key(http::header::AUTHORIZATION) {
+        // A token instead of a signature: one the pipeline did not take is refused here.
+        let Some(axum::Extension(caller)) = caller else {
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "the webhook's token was refused",
+            ));
+        };
+        // A key that is not text is refused by the service like any other bad key.
+        let key = headers
+            .get("idempotency-key")
+            .map(|value| value.to_str().unwrap_or("\u{7f}"));
+        workflows
+            .webhook_as(&caller, id, &trigger, key, &body, &meta)
+            .await
+    } else {
+        let signature = headers
+            .get(SIGNATURE_HEADER)
+            .and_then(|value| value.to_str().ok());
+        workflows
+            .webhook(id, &trigger, signature, &body, &meta)
+            .await
+    };
+    match called {
         Ok(run) => Ok((StatusCode::ACCEPTED, Json(run_view(&run)))),
         Err(WebhookError::Signature(SignatureRefusal::Replayed)) => Err(ApiError::new(
             ErrorCode::Conflict,

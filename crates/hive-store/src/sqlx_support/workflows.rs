@@ -11,8 +11,8 @@ use crate::{
     AuditAppend, Cursor, NewRun, Page, PageRequest, RunCaps, RunEnd, RunFilter, RunInsert, RunRow,
     RunStatus, RunTrigger, ScheduleFire, StepDecision, StepEnd, StepRow, StepStart, StepStatus,
     StoreError, WorkflowRepo, WorkflowRow, WorkflowSave, WorkflowVersionRow, check_new_run,
-    check_run_end, check_run_node, check_step_decision, check_step_end, check_step_start,
-    check_webhook_secret, check_workflow_save,
+    check_run_end, check_run_node, check_step_decision, check_step_end, check_step_result,
+    check_step_start, check_webhook_secret, check_workflow_save,
 };
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -153,6 +153,8 @@ pub trait WorkflowSql: Dialect {
     const START_STEP: &'static str;
     /// run id, step key, status, output, branch, error, wake at, at.
     const END_STEP: &'static str;
+    /// run id, step key, progress; sets the output of a running step.
+    const NOTE_STEP: &'static str;
     /// before, limit; deletes finished runs but the parents of unfinished ones.
     const PRUNE: &'static str;
 }
@@ -777,6 +779,32 @@ impl<D: WorkflowSql> WorkflowRepo for SqlWorkflows<D> {
             .bind_value(end.error.map(str::to_owned))
             .bind_value(end.wake_at.map(D::time))
             .bind_value(end.at.map(D::time))
+            .execute(D::on(&mut tx))
+            .await
+            .map_err(D::map_error)?;
+        if D::rows_affected(&done) != 1 {
+            return Ok(false);
+        }
+        tx.commit().await.map_err(D::map_error)?;
+        Ok(true)
+    }
+
+    async fn note_step(
+        &self,
+        run_id: Uuid,
+        token: Uuid,
+        step_key: &str,
+        progress: &str,
+    ) -> Result<bool, StoreError> {
+        check_step_result(step_key, Some(progress), None, None)?;
+        let mut tx = D::begin(&self.pools).await?;
+        if !hold_leased_run::<D>(&mut tx, run_id, token).await? {
+            return Ok(false);
+        }
+        let done = sqlx::query(D::NOTE_STEP)
+            .bind_value(D::id(run_id))
+            .bind_value(step_key)
+            .bind_value(progress)
             .execute(D::on(&mut tx))
             .await
             .map_err(D::map_error)?;
