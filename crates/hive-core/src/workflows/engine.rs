@@ -811,9 +811,9 @@ impl Execution {
                 let why = scrub(&failure.message, secrets);
                 let retry_at = (failure.retryable && attempt < i64::from(node.retry.max_attempts))
                     .then(|| {
-                        let wait = node
-                            .retry
-                            .delay_before(u32::try_from(attempt).unwrap_or(u32::MAX));
+                        // The wait before the next try, not before the one that just failed.
+                        let next = u32::try_from(attempt + 1).unwrap_or(u32::MAX);
+                        let wait = node.retry.delay_before(next);
                         now + time::Duration::try_from(wait).unwrap_or(time::Duration::ZERO)
                     });
                 self.end_failed(&node.id, &why, retry_at).await
@@ -1014,7 +1014,7 @@ impl Execution {
             match outcome {
                 Err(failure) if failure.retryable && tries < node.retry.max_attempts => {
                     // An item's retries happen here: the map's step is one in the plan.
-                    tokio::time::sleep(node.retry.delay_before(tries)).await;
+                    tokio::time::sleep(node.retry.delay_before(tries + 1)).await;
                 }
                 other => break other,
             }
