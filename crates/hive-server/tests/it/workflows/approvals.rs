@@ -25,12 +25,7 @@ fn gated(name: &str, approvers: Value, with_rejected: bool) -> Value {
     json!({"name": name, "nodes": nodes, "edges": edges})
 }
 
-async fn decide(
-    server: &TestServer,
-    browser: &Browser,
-    run: &str,
-    approve: bool,
-) -> (u16, Value) {
+async fn decide(server: &TestServer, browser: &Browser, run: &str, approve: bool) -> (u16, Value) {
     let response = browser
         .send(
             server,

@@ -7,10 +7,16 @@ use super::target::Target;
 use super::*;
 
 /// A server that may reach `target`, and the admin's session and token.
-async fn server_for(backend: hive_testkit::TestBackend, target: &Target) -> (TestServer, Browser, String) {
+async fn server_for(
+    backend: hive_testkit::TestBackend,
+    target: &Target,
+) -> (TestServer, Browser, String) {
     let server = a2a_server(
         backend,
-        &[("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &target.allowlist_entry())],
+        &[(
+            "HIVE_EGRESS_FETCH_HOST_ALLOWLIST",
+            &target.allowlist_entry(),
+        )],
     )
     .await;
     let (admin, token) = admin_session(&server).await;
@@ -71,7 +77,10 @@ async fn an_http_step_sends_its_method_headers_secret_and_json_body_and_keeps_no
         let seen = target.seen("/echo");
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].method, "PUT");
-        assert_eq!(seen[0].headers["authorization"], format!("Bearer {API_KEY}"));
+        assert_eq!(
+            seen[0].headers["authorization"],
+            format!("Bearer {API_KEY}")
+        );
         assert_eq!(seen[0].headers["x-order"], "42");
         assert_eq!(seen[0].headers["content-type"], "application/json");
         assert_eq!(seen[0].body, json!({"order": 42, "items": ["a", "b"]}));
@@ -134,10 +143,7 @@ async fn a_transient_failure_is_retried_after_its_backoff_with_the_same_idempote
         let call = step(&waiting, "call");
         assert_eq!(call["attempt"], 1, "{waiting}");
         assert!(call["wakeAt"].is_string(), "a retry is due: {waiting}");
-        assert!(
-            call["error"].as_str().unwrap().contains("503"),
-            "{waiting}"
-        );
+        assert!(call["error"].as_str().unwrap().contains("503"), "{waiting}");
         // Without the clock moving, no second attempt comes.
         let settled = wait_status(&server, &token, &run, "waiting").await;
         assert_eq!(step(&settled, "call")["attempt"], 1);
@@ -181,7 +187,10 @@ async fn a_client_error_fails_the_run_without_retry_and_an_unlisted_host_is_refu
         let detail = wait_run(&server, &token, &run, ended).await;
         assert_eq!(detail["run"]["status"], "failed", "{detail}");
         assert!(
-            detail["run"]["error"].as_str().unwrap().contains("HTTP 400"),
+            detail["run"]["error"]
+                .as_str()
+                .unwrap()
+                .contains("HTTP 400"),
             "{detail}"
         );
         assert_eq!(step(&detail, "call")["attempt"], 1);
@@ -242,8 +251,14 @@ async fn parallel_branches_run_at_the_same_time() {
         let run = start(&server, &token, &workflow, json!({})).await;
         let detail = wait_run(&server, &token, &run, ended).await;
         assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
-        assert_eq!(detail["run"]["output"]["left"]["body"], json!({"met": true}));
-        assert_eq!(detail["run"]["output"]["right"]["body"], json!({"met": true}));
+        assert_eq!(
+            detail["run"]["output"]["left"]["body"],
+            json!({"met": true})
+        );
+        assert_eq!(
+            detail["run"]["output"]["right"]["body"],
+            json!({"met": true})
+        );
         assert_eq!(target.seen("/barrier").len(), 2);
         server.stop().await.0.unwrap();
     }

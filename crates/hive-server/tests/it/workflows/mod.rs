@@ -52,8 +52,16 @@ pub(crate) async fn audit_of(server: &TestServer, admin_token: &str, action: &st
 }
 
 /// Polls the run until it has `status` (or ended).
-pub(crate) async fn wait_status(server: &TestServer, token: &str, run: &str, status: &str) -> Value {
-    let detail = wait_run(server, token, run, |d| d["run"]["status"] == status || ended(d)).await;
+pub(crate) async fn wait_status(
+    server: &TestServer,
+    token: &str,
+    run: &str,
+    status: &str,
+) -> Value {
+    let detail = wait_run(server, token, run, |d| {
+        d["run"]["status"] == status || ended(d)
+    })
+    .await;
     assert_eq!(detail["run"]["status"], status, "{detail}");
     detail
 }

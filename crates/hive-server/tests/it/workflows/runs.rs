@@ -140,7 +140,8 @@ async fn a_sub_workflow_is_waited_for_and_its_failure_fails_the_parent() {
         // waited for it) which run failed.
         let error = sub["error"].as_str().unwrap();
         assert!(
-            error.contains("the input lacks n") || error.contains(failed[0]["id"].as_str().unwrap()),
+            error.contains("the input lacks n")
+                || error.contains(failed[0]["id"].as_str().unwrap()),
             "{detail}"
         );
         server.stop().await.0.unwrap();
@@ -266,7 +267,10 @@ async fn the_history_filters_pages_and_shows_nothing_of_another_operators() {
         // Newest first.
         let of_first = list(format!("workflowId={first}")).await;
         assert_eq!(ids(&of_first), [started[1].clone(), started[0].clone()]);
-        let done = list(format!("workflowId={first}&status=succeeded&trigger=manual")).await;
+        let done = list(format!(
+            "workflowId={first}&status=succeeded&trigger=manual"
+        ))
+        .await;
         assert_eq!(ids(&done).len(), 2);
         assert!(ids(&list(format!("workflowId={first}&status=failed")).await).is_empty());
         assert!(ids(&list("trigger=webhook".to_owned()).await).is_empty());
@@ -432,10 +436,7 @@ async fn validation_answers_every_problem_naming_its_node() {
             .iter()
             .find(|p| p["rule"] == "cycle")
             .unwrap_or_else(|| panic!("{answer}"));
-        assert!(
-            cycle["node"] == "a" || cycle["node"] == "b",
-            "{answer}"
-        );
+        assert!(cycle["node"] == "a" || cycle["node"] == "b", "{answer}");
         // Nothing was saved.
         let (_, listed) = call(&server, &token, Method::GET, "/api/v1/workflows", None).await;
         assert!(listed["items"].as_array().unwrap().is_empty(), "{listed}");

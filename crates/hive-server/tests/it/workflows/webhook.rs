@@ -102,7 +102,9 @@ async fn a_signed_webhook_call_starts_a_run_and_bad_ones_are_refused_and_audited
         // Signed with another secret, or over another body.
         let wrong = signature("whsec_not_the_secret", now, body);
         assert_eq!(
-            deliver(&server, &workflow, "orders", Some(&wrong), body).await.0,
+            deliver(&server, &workflow, "orders", Some(&wrong), body)
+                .await
+                .0,
             401
         );
         let other_body = r#"{"order":43,"items":["a"]}"#;
