@@ -851,7 +851,7 @@ impl Execution {
                 let why = scrub(&failure.message, secrets);
                 let retry_at = (failure.retryable && attempt < i64::from(node.retry.max_attempts))
                     .then(|| {
-                        // The wait before the next try, the one after this attempt.
+                        // The wait before the next try, not before the one that just failed.
                         let next = u32::try_from(attempt + 1).unwrap_or(u32::MAX);
                         let wait = node.retry.delay_before(next);
                         now + time::Duration::try_from(wait).unwrap_or(time::Duration::ZERO)

@@ -32,6 +32,11 @@ struct Objects {
     /// A hosted agent of the owner's, with a first version of its bundle.
     owner_hosted: String,
     owner_conversation: String,
+    /// A workflow of the owner's, another the walk deletes, and a run of the first waiting at
+    /// an approval.
+    owner_workflow: String,
+    owner_doomed_workflow: String,
+    owner_run: String,
 }
 
 /// A hosted agent's routes, API and pages: they act on [`Objects::owner_hosted`].
@@ -90,7 +95,28 @@ pub(crate) fn small_bundle(description: &str) -> Vec<u8> {
 }
 
 fn fill(path: &str, id: &str) -> String {
-    path.replace("{id}", id)
+    path.replace("{id}", id).replace("{version}", "1")
+}
+
+/// The owner's workflow: its runs wait at an admin's approval.
+fn owned_workflow(name: &str) -> Value {
+    json!({
+        "name": name,
+        "nodes": [
+            { "id": "start", "type": "input" },
+            { "id": "gate", "type": "approval", "approvers": { "role": "admin" }, "message": "go?" }
+        ],
+        "edges": [{ "from": "start", "to": "gate" }]
+    })
+}
+
+/// [`owned_object`] for a route of the API: a workflow's deletion takes one of its own, so
+/// that the walk's later routes still find the first.
+fn owned_api_object<'a>(method: &Method, path: &str, objects: &'a Objects) -> &'a str {
+    if *method == Method::DELETE && path == "/api/v1/workflows/{id}" {
+        return &objects.owner_doomed_workflow;
+    }
+    owned_object(path, objects)
 }
 
 /// The object an owned route names for the ownership check.
@@ -108,6 +134,8 @@ fn owned_object<'a>(path: &str, objects: &'a Objects) -> &'a str {
         "/api/v1/conversations/{id}" | "/api/v1/conversations/{id}/messages" => {
             &objects.owner_conversation
         }
+        path if path.starts_with("/api/v1/workflows/{id}") => &objects.owner_workflow,
+        path if path.starts_with("/api/v1/workflow-runs/{id}") => &objects.owner_run,
         "/account/sessions/{id}/revoke" => &objects.owner_session,
         "/account/tokens/{id}/revoke" => &objects.owner_token,
         "/secrets/{id}/value" | "/secrets/{id}/delete" => &objects.owner_secret,
@@ -130,6 +158,15 @@ fn role_path(path: &str, objects: &Objects) -> String {
         return path
             .replace("{id}", &uuid::Uuid::new_v4().to_string())
             .replace("{*path}", "x");
+    }
+    if path.starts_with("/api/v1/workflows/{id}")
+        || path.starts_with("/api/v1/workflow-runs/{id}")
+        || path.starts_with("/api/webhooks/workflows/{id}/")
+    {
+        // Unknown workflows and runs: the role check passes or not, then 404 for everyone.
+        return fill(path, &uuid::Uuid::new_v4().to_string())
+            .replace("{node}", "gate")
+            .replace("{trigger}", "hook");
     }
     if path.starts_with("/api/v1/auth/oidc/{provider}/") {
         // No provider is configured here: an unknown one answers 404 to everyone.
@@ -171,6 +208,8 @@ fn owned_body(method: &Method, path: &str) -> Option<Value> {
     match (method, path) {
         (&Method::PATCH, "/api/v1/auth/passkeys/{id}") => Some(json!({ "name": "Renamed" })),
         (&Method::PATCH, "/api/v1/agents/{id}") => Some(json!({ "description": "Renamed" })),
+        (&Method::PUT, "/api/v1/workflows/{id}") => Some(owned_workflow("owned")),
+        (&Method::PATCH, "/api/v1/workflows/{id}") => Some(json!({ "enabled": true })),
         _ => empty_body(method),
     }
 }
@@ -396,6 +435,30 @@ async fn every_route_answers_every_caller_by_its_rule() {
             )
             .await;
         let events = crate::chat::chat_events(chatted).await;
+        let mut workflows = Vec::new();
+        for name in ["owned", "doomed"] {
+            let saved = owner
+                .send(
+                    &server,
+                    Method::POST,
+                    "/api/v1/workflows",
+                    Some(owned_workflow(name)),
+                )
+                .await;
+            assert_eq!(saved.status(), 201);
+            let saved: Value = saved.json().await.unwrap();
+            workflows.push(saved["workflow"]["id"].as_str().unwrap().to_owned());
+        }
+        let started = owner
+            .send(
+                &server,
+                Method::POST,
+                &format!("/api/v1/workflows/{}/runs", workflows[0]),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(started.status(), 202);
+        let owner_run: Value = started.json().await.unwrap();
         let objects = Objects {
             target_user: target["id"].as_str().unwrap().to_owned(),
             owner_session: owner_sessions["items"][0]["id"]
@@ -411,6 +474,9 @@ async fn every_route_answers_every_caller_by_its_rule() {
                 .as_str()
                 .unwrap()
                 .to_owned(),
+            owner_workflow: workflows[0].clone(),
+            owner_doomed_workflow: workflows[1].clone(),
+            owner_run: owner_run["id"].as_str().unwrap().to_owned(),
         };
 
         use hive_proto::Role;
@@ -586,7 +652,10 @@ async fn every_route_answers_every_caller_by_its_rule() {
             );
         }
         for entry in table.iter().filter(|e| e.owned) {
-            let path = fill(entry.path, owned_object(entry.path, &objects));
+            let path = fill(
+                entry.path,
+                owned_api_object(&entry.method, entry.path, &objects),
+            );
             let body = owned_body(&entry.method, entry.path);
             let status = send(
                 &server,
@@ -605,7 +674,10 @@ async fn every_route_answers_every_caller_by_its_rule() {
             );
         }
         for entry in table.iter().filter(|e| e.owned) {
-            let path = fill(entry.path, owned_object(entry.path, &objects));
+            let path = fill(
+                entry.path,
+                owned_api_object(&entry.method, entry.path, &objects),
+            );
             let body = owned_body(&entry.method, entry.path);
             let status = send(
                 &server,

@@ -107,6 +107,45 @@ const WALK: &[(&str, &str, &[&str])] = &[
         &["agent.bundle.rollback", "agent.update"],
     ),
     ("DELETE", "/api/v1/agents/{id}", &["agent.delete"]),
+    // Workflows: a document checked or converted changes nothing; its runs wait at approvals,
+    // so the engine writes nothing of its own while the walk goes on.
+    ("POST", "/api/v1/workflows/validate", &[]),
+    ("POST", "/api/v1/workflows/import", &[]),
+    ("POST", "/api/v1/workflows", &["workflow.save"]),
+    ("PUT", "/api/v1/workflows/{id}", &["workflow.save"]),
+    ("PATCH", "/api/v1/workflows/{id}", &["workflow.enable"]),
+    (
+        "POST",
+        "/api/v1/workflows/{id}/webhook-secret",
+        &["workflow.webhook_secret"],
+    ),
+    (
+        "POST",
+        "/api/v1/workflows/{id}/runs",
+        &["workflow.run.start"],
+    ),
+    (
+        "POST",
+        "/api/v1/workflow-runs/{id}/approvals/{node}",
+        &["workflow.approval"],
+    ),
+    (
+        "POST",
+        "/api/v1/workflow-runs/{id}/cancel",
+        &["workflow.run.cancel"],
+    ),
+    (
+        "POST",
+        "/api/v1/workflow-runs/{id}/retry",
+        &["workflow.run.retry"],
+    ),
+    // A signed call: the run it starts, recorded as anonymous.
+    (
+        "POST",
+        "/api/webhooks/workflows/{id}/{trigger}",
+        &["workflow.run.start"],
+    ),
+    ("DELETE", "/api/v1/workflows/{id}", &["workflow.delete"]),
     ("POST", "/api/v1/auth/mfa/totp", &["auth.mfa.totp_start"]),
     (
         "POST",
@@ -195,6 +234,10 @@ struct Walk {
     /// A hosted agent of Alice's, for its bundle's routes.
     hosted_id: String,
     conversation_id: String,
+    /// Alice's workflow, its run and its webhook secret.
+    workflow_id: String,
+    run_id: String,
+    webhook_secret: String,
     /// A host publishing an agent card on loopback (allowlisted for the walk's server).
     card_host: String,
     totp: Option<hive_crypto::totp::TotpSecret>,
@@ -587,6 +630,142 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
                 .send(server, Method::DELETE, &agent_path, None)
                 .await
         }
+        ("POST", "/api/v1/workflows/validate") => {
+            alice
+                .unwrap()
+                .send(server, Method::POST, path, Some(walk_workflow("checked")))
+                .await
+        }
+        ("POST", "/api/v1/workflows/import") => {
+            let body = json!({ "graph": { "nodes": [], "edges": [] } });
+            alice
+                .unwrap()
+                .send(server, Method::POST, path, Some(body))
+                .await
+        }
+        ("POST", "/api/v1/workflows") => {
+            let response = alice
+                .unwrap()
+                .send(server, Method::POST, path, Some(walk_workflow("walked")))
+                .await;
+            let (status, saved) = read(response).await;
+            walk.workflow_id = saved["workflow"]["id"].as_str().unwrap().to_owned();
+            return status;
+        }
+        ("PUT", "/api/v1/workflows/{id}") => {
+            let workflow_path = format!("/api/v1/workflows/{}", walk.workflow_id);
+            alice
+                .unwrap()
+                .send(
+                    server,
+                    Method::PUT,
+                    &workflow_path,
+                    Some(walk_workflow("walked")),
+                )
+                .await
+        }
+        ("PATCH", "/api/v1/workflows/{id}") => {
+            let workflow_path = format!("/api/v1/workflows/{}", walk.workflow_id);
+            alice
+                .unwrap()
+                .send(
+                    server,
+                    Method::PATCH,
+                    &workflow_path,
+                    Some(json!({ "enabled": true })),
+                )
+                .await
+        }
+        ("POST", "/api/v1/workflows/{id}/webhook-secret") => {
+            let secret_path = format!("/api/v1/workflows/{}/webhook-secret", walk.workflow_id);
+            let response = alice
+                .unwrap()
+                .send(server, Method::POST, &secret_path, None)
+                .await;
+            let (status, secret) = read(response).await;
+            walk.webhook_secret = secret["secret"].as_str().unwrap().to_owned();
+            hive_testkit::capture::canary(&walk.webhook_secret);
+            return status;
+        }
+        ("POST", "/api/v1/workflows/{id}/runs") => {
+            let runs_path = format!("/api/v1/workflows/{}/runs", walk.workflow_id);
+            let response = alice
+                .unwrap()
+                .send(
+                    server,
+                    Method::POST,
+                    &runs_path,
+                    Some(json!({ "input": {} })),
+                )
+                .await;
+            let (status, run) = read(response).await;
+            walk.run_id = run["id"].as_str().unwrap().to_owned();
+            return status;
+        }
+        ("POST", "/api/v1/workflow-runs/{id}/approvals/{node}") => {
+            let alice = alice.unwrap();
+            // The engine takes the run on its own: decide once it waits at the first gate.
+            let run_path = format!("/api/v1/workflow-runs/{}", walk.run_id);
+            for _ in 0..600 {
+                let (_, detail) =
+                    read(alice.send(server, Method::GET, &run_path, None).await).await;
+                if detail["run"]["status"] == "waiting" {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let body = json!({ "approve": true });
+            alice
+                .send(
+                    server,
+                    Method::POST,
+                    &format!("{run_path}/approvals/first"),
+                    Some(body),
+                )
+                .await
+        }
+        ("POST", "/api/v1/workflow-runs/{id}/cancel") => {
+            let cancel_path = format!("/api/v1/workflow-runs/{}/cancel", walk.run_id);
+            alice
+                .unwrap()
+                .send(server, Method::POST, &cancel_path, None)
+                .await
+        }
+        ("POST", "/api/v1/workflow-runs/{id}/retry") => {
+            let retry_path = format!("/api/v1/workflow-runs/{}/retry", walk.run_id);
+            alice
+                .unwrap()
+                .send(server, Method::POST, &retry_path, None)
+                .await
+        }
+        ("POST", "/api/webhooks/workflows/{id}/{trigger}") => {
+            use hive_proto::Clock;
+            let body = r#"{"from":"the walk"}"#;
+            let t = server.clock.now().unix_timestamp();
+            let signature = hive_crypto::hmac_sha256_hex(
+                walk.webhook_secret.as_bytes(),
+                format!("{t}.{body}").as_bytes(),
+            );
+            server
+                .client
+                .request(
+                    Method::POST,
+                    &format!("/api/webhooks/workflows/{}/hook", walk.workflow_id),
+                )
+                .header("Hive-Signature", format!("t={t},v1={signature}"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+        ("DELETE", "/api/v1/workflows/{id}") => {
+            let workflow_path = format!("/api/v1/workflows/{}", walk.workflow_id);
+            alice
+                .unwrap()
+                .send(server, Method::DELETE, &workflow_path, None)
+                .await
+        }
         ("POST", "/api/v1/auth/mfa/totp") => {
             let response = admin
                 .unwrap()
@@ -765,6 +944,21 @@ async fn take_passkey_route(server: &TestServer, walk: &mut Walk, method: &str, 
         walk.ceremony = Some((id, body["publicKey"].clone()));
     }
     status
+}
+
+/// The walk's workflow: two approvals an operator may give, so that its runs wait (the engine
+/// writes no record of its own during the walk), and a webhook trigger.
+fn walk_workflow(name: &str) -> Value {
+    json!({
+        "name": name,
+        "triggers": [{ "id": "hook", "type": "webhook" }],
+        "nodes": [
+            { "id": "start", "type": "input" },
+            { "id": "first", "type": "approval", "approvers": { "role": "operator" }, "message": "first?" },
+            { "id": "second", "type": "approval", "approvers": { "role": "operator" }, "message": "second?" }
+        ],
+        "edges": [{ "from": "start", "to": "first" }, { "from": "first", "to": "second" }]
+    })
 }
 
 /// Mutating routes this in-process walk cannot take, and where their records are checked.

@@ -1,7 +1,15 @@
 //! Workflows over real HTTP, on every backend: documents saved and validated, runs by hand
 //! driven by the engine to their output through every kind of node that needs no outside
 //! service, with branches not taken skipped, map items journaled one by one and a delay that
-//! waits on the server's clock.
+//! waits on the server's clock. The submodules take the nodes that act outside the run (agents,
+//! LLMs, HTTP), approvals and the run's principal, webhooks, and the runs' history and control.
+
+mod agents;
+mod approvals;
+mod http;
+mod runs;
+mod target;
+mod webhook;
 
 use crate::a2a::a2a_server;
 use crate::support::*;
@@ -12,10 +20,50 @@ use std::time::Duration;
 
 /// An operator's execute token of the admin's.
 pub(crate) async fn admin_token(server: &TestServer) -> String {
+    admin_session(server).await.1
+}
+
+/// The first admin signed in, and an API token of theirs.
+pub(crate) async fn admin_session(server: &TestServer) -> (Browser, String) {
     setup_admin(server).await;
     let admin = login(server, ADMIN_EMAIL, PASSWORD).await;
-    let token = create_token(server, &admin, json!({ "name": "workflows" })).await;
+    let token = token_of(server, &admin).await;
+    (admin, token)
+}
+
+/// A new API token of `browser`'s user.
+pub(crate) async fn token_of(server: &TestServer, browser: &Browser) -> String {
+    let token = create_token(server, browser, json!({ "name": "workflows" })).await;
     token["token"].as_str().unwrap().to_owned()
+}
+
+/// The audit records of `action` (newest first), read through the API with an admin's token.
+pub(crate) async fn audit_of(server: &TestServer, admin_token: &str, action: &str) -> Vec<Value> {
+    let (status, page) = call(
+        server,
+        admin_token,
+        Method::GET,
+        &format!("/api/v1/audit?action={action}&limit=100"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
+}
+
+/// Polls the run until it has `status` (or ended).
+pub(crate) async fn wait_status(
+    server: &TestServer,
+    token: &str,
+    run: &str,
+    status: &str,
+) -> Value {
+    let detail = wait_run(server, token, run, |d| {
+        d["run"]["status"] == status || ended(d)
+    })
+    .await;
+    assert_eq!(detail["run"]["status"], status, "{detail}");
+    detail
 }
 
 pub(crate) async fn call(
