@@ -50,6 +50,8 @@ struct Shared {
     reply: Option<String>,
     misbehaviour: LlmMisbehaviour,
     requests: Vec<LlmRequest>,
+    /// While set, a streamed reply stops after its second piece until this is notified.
+    gate: Option<Arc<tokio::sync::Notify>>,
 }
 
 pub struct TestLlm {
@@ -102,6 +104,15 @@ impl TestLlm {
         self.lock().misbehaviour = misbehaviour;
     }
 
+    /// From now on a streamed reply sends its first two pieces, then waits for the answer's
+    /// [`Notify::notify_one`](tokio::sync::Notify::notify_one) before the rest: a test sees
+    /// what a caller makes of a reply under way.
+    pub fn hold_streams(&self) -> Arc<tokio::sync::Notify> {
+        let gate = Arc::new(tokio::sync::Notify::new());
+        self.lock().gate = Some(Arc::clone(&gate));
+        gate
+    }
+
     /// Every request received, oldest first.
     pub fn requests(&self) -> Vec<LlmRequest> {
         self.lock().requests.clone()
@@ -134,13 +145,17 @@ async fn completions(
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "the body is not JSON").into_response();
     };
-    let (reply, misbehaviour) = {
+    let (reply, misbehaviour, gate) = {
         let mut shared = shared.lock().expect("the test endpoint's state");
         shared.requests.push(LlmRequest {
             body: body.clone(),
             authorization: authorization.clone(),
         });
-        (shared.reply.clone(), shared.misbehaviour.clone())
+        (
+            shared.reply.clone(),
+            shared.misbehaviour.clone(),
+            shared.gate.clone(),
+        )
     };
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
     let last_user = messages
@@ -180,6 +195,7 @@ async fn completions(
             &reply,
             usage.filter(|_| include_usage),
             misbehaviour,
+            gate,
         )
     } else if misbehaviour == LlmMisbehaviour::MalformedChunk {
         (
@@ -212,6 +228,7 @@ fn stream(
     reply: &str,
     usage: Option<Value>,
     misbehaviour: LlmMisbehaviour,
+    gate: Option<Arc<tokio::sync::Notify>>,
 ) -> Response {
     let chunk = |delta: Value, finish: Value| {
         json!({
@@ -261,10 +278,22 @@ fn stream(
         }
     }
     push_event("[DONE]".to_owned());
+    use futures_util::StreamExt;
+    // The opening event and two pieces (two body chunks each), then the gate if any.
+    let rest = parts.split_off(parts.len().min(6));
+    let wait = futures_util::stream::once(async move {
+        if let Some(gate) = gate {
+            gate.notified().await;
+        }
+    })
+    .filter_map(|()| std::future::ready(None::<Result<Bytes, Infallible>>));
+    let body = futures_util::stream::iter(parts)
+        .chain(wait)
+        .chain(futures_util::stream::iter(rest));
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(futures_util::stream::iter(parts)))
+        .body(Body::from_stream(body))
         .expect("a response")
 }

@@ -181,3 +181,53 @@ async fn an_llm_step_answers_the_models_text_and_its_exact_usage() {
         server.stop().await.0.unwrap();
     }
 }
+
+/// While the model streams its answer, the agent step's progress (its task, its state, how
+/// much it has written) is the running step's output, seen before the answer is complete.
+#[tokio::test]
+async fn an_agent_steps_progress_is_recorded_while_it_streams() {
+    for backend in backends() {
+        let (llm, server) = llm_server(backend).await;
+        let (admin, token) = admin_session(&server).await;
+        conformance_agent_with(
+            &server,
+            &admin,
+            json!({"name": "slow-writer", "kind": "llm", "visibility": "private",
+                   "runtime": {"baseUrl": llm.base_url(), "model": "test-model"}}),
+        )
+        .await;
+        llm.set_reply(Some("one two three four five"));
+        let gate = llm.hold_streams();
+        let document = asking(
+            "stream",
+            json!({"type": "agent", "agent": "slow-writer", "message": "go"}),
+        );
+        let workflow = apply(&server, &token, document).await;
+        let run = start(&server, &token, &workflow, json!({})).await;
+        let under_way = wait_run(&server, &token, &run, |detail| {
+            detail["steps"].as_array().is_some_and(|steps| {
+                steps.iter().any(|step| {
+                    step["key"] == "ask"
+                        && step["status"] == "running"
+                        && step["output"]["progress"]["artifactChars"]
+                            .as_u64()
+                            .is_some_and(|chars| chars > 0)
+                })
+            })
+        })
+        .await;
+        let progress = &step(&under_way, "ask")["output"]["progress"];
+        assert_eq!(progress["state"], "working", "{under_way}");
+        assert!(progress["taskId"].is_string(), "{under_way}");
+        gate.notify_one();
+        let detail = wait_run(&server, &token, &run, ended).await;
+        assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
+        let output = &step(&detail, "ask")["output"];
+        assert_eq!(output["text"], "one two three four five", "{detail}");
+        assert!(
+            output.get("progress").is_none(),
+            "the answer replaces it: {detail}"
+        );
+        server.stop().await.0.unwrap();
+    }
+}

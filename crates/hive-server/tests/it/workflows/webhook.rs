@@ -156,3 +156,81 @@ async fn a_signed_webhook_call_starts_a_run_and_bad_ones_are_refused_and_audited
         server.stop().await.0.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_webhook_call_with_a_token_runs_through_that_token_once_per_key() {
+    for backend in backends() {
+        let server = a2a_server(backend, &[]).await;
+        let (admin, token) = admin_session(&server).await;
+        let workflow = apply(
+            &server,
+            &token,
+            json!({
+                "name": "tokened",
+                "triggers": [{"id": "ci", "type": "webhook"}],
+                "nodes": [
+                    {"id": "start", "type": "input"},
+                    {"id": "done", "type": "output", "value": "{{ input.build }}"}
+                ],
+                "edges": [{"from": "start", "to": "done"}]
+            }),
+        )
+        .await;
+        let path = format!("/api/webhooks/workflows/{workflow}/ci");
+        let send = |bearer: String, key: Option<&'static str>| {
+            let mut request = server
+                .client
+                .request(Method::POST, &path)
+                .bearer_auth(bearer)
+                .header("content-type", "application/json")
+                .body(r#"{"build":7}"#);
+            if let Some(key) = key {
+                request = request.header("Idempotency-Key", key);
+            }
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (
+                    status,
+                    response.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            }
+        };
+        let (status, run) = send(token.clone(), Some("build-7")).await;
+        assert_eq!(status, 202, "{run}");
+        assert_eq!(run["trigger"], "webhook");
+        let token_row = call(&server, &token, Method::GET, "/api/v1/tokens", None)
+            .await
+            .1["items"][0]["id"]
+            .clone();
+        assert_eq!(
+            run["runAsToken"], token_row,
+            "the run acts through the token"
+        );
+        let detail = wait_run(&server, &token, run["id"].as_str().unwrap(), ended).await;
+        assert_eq!(detail["run"]["output"], 7, "{detail}");
+        // The same key again is a replay; another key, or none, is another delivery.
+        assert_eq!(send(token.clone(), Some("build-7")).await.0, 409);
+        assert_eq!(send(token.clone(), Some("build-8")).await.0, 202);
+        assert_eq!(send(token.clone(), None).await.0, 202);
+        // A token the server does not know, or one without the execute scope, is refused.
+        assert_eq!(
+            send("hive_not_a_real_token_00000000000000000000".into(), None)
+                .await
+                .0,
+            401
+        );
+        let reader = create_token(
+            &server,
+            &admin,
+            json!({ "name": "reader", "scopes": ["read"] }),
+        )
+        .await;
+        let reader = reader["token"].as_str().unwrap().to_owned();
+        assert_eq!(send(reader, None).await.0, 403);
+        let replays = audit_of(&server, &token, "workflow.webhook.refused").await;
+        assert_eq!(replays.len(), 1, "{replays:?}");
+        assert_eq!(replays[0]["detail"]["reason"], "replayed");
+        server.stop().await.0.unwrap();
+    }
+}
