@@ -182,55 +182,75 @@ pub fn layers(nodes: &[Node<'_>], edges: &[Edge<'_>]) -> Vec<usize> {
     layer
 }
 
-/// Lays the nodes out in rows by [`layers`], and draws the edges between them.
+/// Lays the nodes out in rows by [`layers`], and draws the edges between them. An edge that
+/// skips rows passes through a free place in each row between its ends (a place as wide as a
+/// box, kept empty), so that it never crosses a box.
 pub fn layout(nodes: &[Node<'_>], edges: &[Edge<'_>]) -> Graph {
-    let layer = layers(nodes, edges);
+    let mut layer = layers(nodes, edges);
     let rows = layer.iter().copied().max().map_or(0, |max| max + 1);
+    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
+    // Each edge as the places it goes through: its source, a free place in each row it
+    // passes (numbered after the nodes), its target.
+    let mut chains: Vec<(Vec<usize>, &Edge<'_>)> = Vec::new();
+    for edge in edges {
+        let (Some(&from), Some(&to)) = (index.get(edge.from), index.get(edge.to)) else {
+            continue;
+        };
+        let mut chain = vec![from];
+        for row in layer[from] + 1..layer[to] {
+            chain.push(layer.len());
+            layer.push(row);
+        }
+        chain.push(to);
+        chains.push((chain, edge));
+    }
+    let links: Vec<(usize, usize)> = chains
+        .iter()
+        .flat_map(|(chain, _)| chain.windows(2).map(|pair| (pair[0], pair[1])))
+        .collect();
     // Each row in document order first, then by where its predecessors stand (the mean of
     // their places in the rows above): fewer edges cross.
-    let mut place: Vec<f64> = vec![0.0; nodes.len()];
+    let places = layer.len();
+    let mut place: Vec<f64> = vec![0.0; places];
     let mut row_of: Vec<Vec<usize>> = vec![Vec::new(); rows];
     for (i, &l) in layer.iter().enumerate() {
         row_of[l].push(i);
     }
-    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
     for row in &mut row_of {
         let mut keyed: Vec<(f64, usize)> = row
             .iter()
-            .map(|&node| {
-                let before: Vec<f64> = edges
+            .map(|&item| {
+                let before: Vec<f64> = links
                     .iter()
-                    .filter(|edge| index.get(edge.to) == Some(&node))
-                    .filter_map(|edge| index.get(edge.from))
-                    .filter(|&&from| layer[from] < layer[node])
-                    .map(|&from| place[from])
+                    .filter(|&&(from, to)| to == item && layer[from] < layer[item])
+                    .map(|&(from, _)| place[from])
                     .collect();
                 let key = if before.is_empty() {
-                    node as f64
+                    item as f64
                 } else {
                     before.iter().sum::<f64>() / before.len() as f64
                 };
-                (key, node)
+                (key, item)
             })
             .collect();
         keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        *row = keyed.into_iter().map(|(_, node)| node).collect();
+        *row = keyed.into_iter().map(|(_, item)| item).collect();
         // A row's places are spread over the same span as the widest row's, so that the
         // mean of a node's predecessors compares across rows.
         let count = row.len() as f64;
-        for (i, &node) in row.iter().enumerate() {
-            place[node] = (i as f64 + 0.5) / count;
+        for (i, &item) in row.iter().enumerate() {
+            place[item] = (i as f64 + 0.5) / count;
         }
     }
     let widest = row_of.iter().map(Vec::len).max().unwrap_or(0) as u32;
     let row_width = |count: u32| count * BOX_WIDTH + count.saturating_sub(1) * GAP_X;
     let width = 2 * MARGIN + row_width(widest).max(BOX_WIDTH);
     let height = 2 * MARGIN + rows as u32 * BOX_HEIGHT + (rows as u32).saturating_sub(1) * GAP_Y;
-    let mut at: Vec<(u32, u32)> = vec![(0, 0); nodes.len()];
+    let mut at: Vec<(u32, u32)> = vec![(0, 0); places];
     for (l, row) in row_of.iter().enumerate() {
         let left = MARGIN + (row_width(widest) - row_width(row.len() as u32)) / 2;
-        for (i, &node) in row.iter().enumerate() {
-            at[node] = (
+        for (i, &item) in row.iter().enumerate() {
+            at[item] = (
                 left + i as u32 * (BOX_WIDTH + GAP_X),
                 MARGIN + l as u32 * (BOX_HEIGHT + GAP_Y),
             );
@@ -252,25 +272,27 @@ pub fn layout(nodes: &[Node<'_>], edges: &[Edge<'_>]) -> Graph {
         width,
         height,
         boxes,
-        arrows: arrows(edges, &index, &at),
+        arrows: arrows(&chains, &at),
     }
 }
 
-/// The edges: each leaves its source's bottom and enters its target's top, the ends of a
-/// box's several edges spread along its side in the order of the boxes at their other ends.
-fn arrows(edges: &[Edge<'_>], index: &HashMap<&str, usize>, at: &[(u32, u32)]) -> Vec<Arrow> {
-    let known: Vec<(usize, usize, &Edge<'_>)> = edges
-        .iter()
-        .filter_map(|edge| Some((*index.get(edge.from)?, *index.get(edge.to)?, edge)))
-        .collect();
-    // An edge's slot among the edges that share its end `end` (0: the source, 1: the
-    // target), ordered by where their other ends stand; and how many parts the side is cut in.
-    let slot = |mine: usize, end: usize| {
+/// The edges: each leaves its source's bottom and enters its target's top (through the
+/// middle of the free places it passes), the ends of a box's several edges spread along its
+/// side in the order of where they go.
+fn arrows(chains: &[(Vec<usize>, &Edge<'_>)], at: &[(u32, u32)]) -> Vec<Arrow> {
+    // An edge's slot among the edges that leave its source (`first`) or enter its target,
+    // ordered by where their next (or previous) place stands; and how many parts the side
+    // is cut in.
+    let slot = |mine: usize, first: bool| {
         let ends = |i: usize| {
-            let (from, to, _) = known[i];
-            if end == 0 { (from, to) } else { (to, from) }
+            let chain = &chains[i].0;
+            if first {
+                (chain[0], chain[1])
+            } else {
+                (chain[chain.len() - 1], chain[chain.len() - 2])
+            }
         };
-        let mut peers: Vec<usize> = (0..known.len())
+        let mut peers: Vec<usize> = (0..chains.len())
             .filter(|&i| ends(i).0 == ends(mine).0)
             .collect();
         peers.sort_by_key(|&i| (at[ends(i).1].0, i));
@@ -278,29 +300,46 @@ fn arrows(edges: &[Edge<'_>], index: &HashMap<&str, usize>, at: &[(u32, u32)]) -
         (position as u32 + 1, peers.len() as u32 + 1)
     };
     let mut placed: Vec<Label> = Vec::new();
-    (0..known.len())
-        .map(|i| {
-            let (from, to, edge) = known[i];
-            let (out_slot, out_parts) = slot(i, 0);
-            let (in_slot, in_parts) = slot(i, 1);
-            let start = (
+    chains
+        .iter()
+        .enumerate()
+        .map(|(i, (chain, edge))| {
+            let (from, to) = (chain[0], chain[chain.len() - 1]);
+            let (out_slot, out_parts) = slot(i, true);
+            let (in_slot, in_parts) = slot(i, false);
+            // Where it leaves, the top and bottom of each free place it passes, where it ends.
+            let mut points = vec![(
                 f64::from(at[from].0 + BOX_WIDTH * out_slot / out_parts),
                 f64::from(at[from].1 + BOX_HEIGHT),
-            );
-            let end = (
+            )];
+            for &free in &chain[1..chain.len() - 1] {
+                let x = f64::from(at[free].0 + BOX_WIDTH / 2);
+                points.push((x, f64::from(at[free].1)));
+                points.push((x, f64::from(at[free].1 + BOX_HEIGHT)));
+            }
+            points.push((
                 f64::from(at[to].0 + BOX_WIDTH * in_slot / in_parts),
                 f64::from(at[to].1),
-            );
-            let curve = Curve::between(start, end);
+            ));
+            // Curves across the gaps between rows, straight down through the free places.
+            let curves: Vec<Curve> = points
+                .chunks(2)
+                .map(|pair| Curve::between(pair[0], pair[1]))
+                .collect();
+            let mut path = String::new();
+            for (n, curve) in curves.iter().enumerate() {
+                path.push_str(&curve.path(n == 0));
+                path.push(' ');
+            }
             let label = edge.when.map(|when| {
-                let label = Curve::label(&curve, cut(when, ID_CHARS), &placed);
+                let label = Curve::label(&curves[0], cut(when, ID_CHARS), &placed);
                 placed.push(label.clone());
                 label
             });
             Arrow {
                 from: edge.from.to_owned(),
                 to: edge.to.to_owned(),
-                path: curve.path(),
+                path: path.trim_end().to_owned(),
                 label,
             }
         })
@@ -371,11 +410,23 @@ impl Curve {
             .unwrap_or_else(|| at(gap / 2.0))
     }
 
-    fn path(&self) -> String {
-        let [p0, p1, p2, p3] = self.points.map(|(x, y)| (x.round() as i64, y.round() as i64));
+    /// Its part of a path: from its start (`M`, a path's first part) or on from where the
+    /// path is (`L`, a straight line down through a free place).
+    fn path(&self, first: bool) -> String {
+        let [p0, p1, p2, p3] = self
+            .points
+            .map(|(x, y)| (x.round() as i64, y.round() as i64));
         format!(
-            "M {} {} C {} {} {} {} {} {}",
-            p0.0, p0.1, p1.0, p1.1, p2.0, p2.1, p3.0, p3.1
+            "{} {} {} C {} {} {} {} {} {}",
+            if first { "M" } else { "L" },
+            p0.0,
+            p0.1,
+            p1.0,
+            p1.1,
+            p2.0,
+            p2.1,
+            p3.0,
+            p3.1
         )
     }
 }
@@ -495,8 +546,14 @@ mod tests {
         let graph = layout(&nodes, &edges);
         assert_eq!(graph.boxes.len(), nodes.len(), "one box a node");
         for (i, a) in graph.boxes.iter().enumerate() {
-            assert!(a.x >= MARGIN && a.x + BOX_WIDTH + MARGIN <= graph.width, "{a:?}");
-            assert!(a.y >= MARGIN && a.y + BOX_HEIGHT + MARGIN <= graph.height, "{a:?}");
+            assert!(
+                a.x >= MARGIN && a.x + BOX_WIDTH + MARGIN <= graph.width,
+                "{a:?}"
+            );
+            assert!(
+                a.y >= MARGIN && a.y + BOX_HEIGHT + MARGIN <= graph.height,
+                "{a:?}"
+            );
             for b in &graph.boxes[i + 1..] {
                 let apart_x = a.x + BOX_WIDTH + GAP_X <= b.x || b.x + BOX_WIDTH + GAP_X <= a.x;
                 let apart_y = a.y + BOX_HEIGHT <= b.y || b.y + BOX_HEIGHT <= a.y;
@@ -578,6 +635,70 @@ mod tests {
         }
         // The true branch is drawn left of the false one, as the edges are written.
         assert!(boxed(&graph, "review").x < boxed(&graph, "auto").x);
+    }
+
+    /// Points along an arrow's path (its curves sampled, their ends left out).
+    fn along(path: &str) -> Vec<(f64, f64)> {
+        let words: Vec<&str> = path.split(' ').collect();
+        let mut points = Vec::new();
+        for part in words.chunks(10) {
+            assert!(matches!(part[0], "M" | "L") && part[3] == "C", "{path}");
+            let n: Vec<f64> = part[1..].iter().filter_map(|w| w.parse().ok()).collect();
+            let curve = Curve {
+                points: [(n[0], n[1]), (n[2], n[3]), (n[4], n[5]), (n[6], n[7])],
+            };
+            assert_eq!(curve.points[1].0, n[0], "leaves straight down");
+            points.extend((1..20).map(|step| curve.at(f64::from(step) / 20.0)));
+        }
+        points
+    }
+
+    #[test]
+    fn an_edge_that_skips_rows_never_crosses_a_box() {
+        // `auto` goes straight to `done`, past the two rows of the long branch.
+        let nodes = [
+            node("start", "input"),
+            node("big", "condition"),
+            node("wait", "delay"),
+            node("ask", "approval"),
+            node("auto", "transform"),
+            node("done", "output"),
+        ];
+        let edges = [
+            edge("start", "big"),
+            when("big", "wait", "true"),
+            when("big", "auto", "false"),
+            edge("wait", "ask"),
+            edge("ask", "done"),
+            edge("auto", "done"),
+            edge("start", "done"),
+        ];
+        let graph = layout(&nodes, &edges);
+        assert_eq!(layer_of(&graph, "done"), 4);
+        for arrow in &graph.arrows {
+            for (x, y) in along(&arrow.path) {
+                for b in &graph.boxes {
+                    let inside = x > f64::from(b.x)
+                        && x < f64::from(b.x + BOX_WIDTH)
+                        && y > f64::from(b.y)
+                        && y < f64::from(b.y + BOX_HEIGHT);
+                    assert!(
+                        !inside,
+                        "{} → {} crosses {}: {}",
+                        arrow.from, arrow.to, b.id, arrow.path
+                    );
+                }
+            }
+        }
+        // The edge from `start` passes three rows: a free place in each, so the rows of
+        // the long branch are as wide as three boxes.
+        let long = graph
+            .arrows
+            .iter()
+            .find(|a| a.from == "start" && a.to == "done")
+            .unwrap();
+        assert_eq!(long.path.matches(" L ").count(), 3, "{}", long.path);
+        assert_eq!(graph.width, 2 * MARGIN + 3 * BOX_WIDTH + 2 * GAP_X);
     }
 
     #[test]

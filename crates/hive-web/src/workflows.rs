@@ -531,9 +531,8 @@ pub async fn webhook_secret(
         .await
     {
         Ok(secret) => {
-            let done = Ok(
-                "A new webhook secret is set; the one before no longer signs calls.".to_owned(),
-            );
+            let done =
+                Ok("A new webhook secret is set; the one before no longer signs calls.".to_owned());
             after(&state, &caller, id, done, |page| {
                 page.new_secret = Some(secret.as_str().to_owned());
             })
@@ -823,11 +822,7 @@ fn retriable(status: RunStatus) -> bool {
     matches!(status, RunStatus::Failed | RunStatus::Cancelled)
 }
 
-fn approvals_of(
-    caller: &Caller,
-    definition: &Definition,
-    steps: &[StepRow],
-) -> Vec<ApprovalLine> {
+fn approvals_of(caller: &Caller, definition: &Definition, steps: &[StepRow]) -> Vec<ApprovalLine> {
     definition
         .nodes
         .iter()
@@ -908,9 +903,12 @@ async fn run_page(
         started: run.started_at.map(log_time).unwrap_or_default(),
         finished: run.finished_at.map(log_time).unwrap_or_default(),
         deadline: log_time(run.deadline_at),
-        parent: run
-            .parent_run
-            .map(|parent| (parent.to_string(), run.parent_step.clone().unwrap_or_default())),
+        parent: run.parent_run.map(|parent| {
+            (
+                parent.to_string(),
+                run.parent_step.clone().unwrap_or_default(),
+            )
+        }),
         active: active(run.status),
         retriable: retriable(run.status),
     };
@@ -934,7 +932,12 @@ pub async fn run(
 
 /// After an action on a run: its page, or the refusal as the run's page says it (a run the
 /// caller cannot see is the 404 page).
-async fn after_run(state: &AppState, caller: &Caller, id: Uuid, done: Result<(), Refused>) -> Response {
+async fn after_run(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    done: Result<(), Refused>,
+) -> Response {
     match done {
         Ok(()) => see_other(&format!("/workflows/runs/{id}")),
         Err((StatusCode::NOT_FOUND, _)) => problem(StatusCode::NOT_FOUND, None),

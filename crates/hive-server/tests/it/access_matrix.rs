@@ -56,7 +56,9 @@ fn owned_workflow() -> Value {
 fn form_value(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (byte as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                (byte as char).to_string()
+            }
             _ => format!("%{byte:02X}"),
         })
         .collect()
@@ -141,7 +143,9 @@ fn owned_object<'a>(path: &str, objects: &'a Objects) -> &'a str {
         {
             &objects.owner_run
         }
-        path if path.starts_with("/api/v1/workflows/{id}") || path.starts_with("/workflows/{id}") => {
+        path if path.starts_with("/api/v1/workflows/{id}")
+            || path.starts_with("/workflows/{id}") =>
+        {
             &objects.owner_workflow
         }
         "/account/sessions/{id}/revoke" => &objects.owner_session,
