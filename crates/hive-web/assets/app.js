@@ -355,6 +355,113 @@ function followLogs() {
   });
 }
 
+// A run's statuses that end it.
+const RUN_ENDED = ["succeeded", "failed", "cancelled"];
+
+// A time of the API's JSON as the pages write it: to the second, UTC.
+function shortTime(at) {
+  return at ? new Date(at).toISOString().slice(0, 19).replace("T", " ") : "";
+}
+
+// A workflow run's page: its steps and status as the run goes, from the API's event stream.
+// Everything from the stream goes in as text.
+function followRun() {
+  const section = document.getElementById("run");
+  if (!section || !section.dataset.follow) return;
+  const rows = document.querySelector("#steps tbody");
+  const status = document.getElementById("run-follow");
+  const pretty = (value) => (value === null || value === undefined ? "" : JSON.stringify(value, null, 2));
+  const setState = (element, value) => {
+    element.textContent = value;
+    element.className = element.className.replace(/\bstate-\S+/, `state-${value}`);
+  };
+  const rowOf = (key) => {
+    for (const row of rows.rows) if (row.dataset.step === key) return row;
+    const row = rows.insertRow();
+    row.dataset.step = key;
+    const cell = (name) => {
+      const td = row.insertCell();
+      if (name) td.className = name;
+      return td;
+    };
+    const code = document.createElement("code");
+    code.textContent = key;
+    cell("step-key").append(code);
+    const state = document.createElement("span");
+    state.className = "state step-status state-queued";
+    cell().append(state);
+    for (const name of ["step-attempt", "step-started", "step-finished", "step-branch", "step-error"]) cell(name);
+    const details = document.createElement("details");
+    const summary = document.createElement("summary");
+    const hidden = document.createElement("span");
+    hidden.className = "visually-hidden";
+    hidden.textContent = ` of ${key}`;
+    summary.append("Input and output", hidden);
+    details.append(summary);
+    for (const [label, name] of [["Input", "step-input"], ["Output", "step-output"]]) {
+      const p = document.createElement("p");
+      p.textContent = label;
+      const pre = document.createElement("pre");
+      pre.className = name;
+      details.append(p, pre);
+    }
+    cell("step-data").append(details);
+    document.getElementById("steps-empty").hidden = true;
+    return row;
+  };
+  const showStep = (step) => {
+    const row = rowOf(step.key);
+    setState(row.querySelector(".step-status"), step.status);
+    row.querySelector(".step-attempt").textContent = step.attempt;
+    row.querySelector(".step-started").textContent = shortTime(step.startedAt);
+    row.querySelector(".step-finished").textContent = shortTime(step.finishedAt);
+    row.querySelector(".step-branch").textContent = step.branch || "";
+    row.querySelector(".step-error").textContent = step.error || "";
+    row.querySelector(".step-input").textContent = pretty(step.input);
+    row.querySelector(".step-output").textContent = pretty(step.output);
+    // An approval waiting for a decision shows its buttons (or who may decide).
+    for (const approval of document.querySelectorAll("[data-approval]")) {
+      if (approval.dataset.approval !== step.key) continue;
+      approval.hidden = step.status !== "waiting";
+      const message = approval.querySelector(".approval-message");
+      if (message && step.input && step.input.message !== undefined) {
+        message.textContent = typeof step.input.message === "string" ? step.input.message : JSON.stringify(step.input.message);
+      }
+    }
+  };
+  const showRun = (run) => {
+    setState(document.getElementById("run-status"), run.status);
+    document.getElementById("run-started").textContent = shortTime(run.startedAt);
+    document.getElementById("run-finished").textContent = shortTime(run.finishedAt);
+    document.getElementById("run-output").textContent = pretty(run.output);
+    document.getElementById("run-error").textContent = run.error || "";
+    document.getElementById("run-error-box").hidden = !run.error;
+    const ended = RUN_ENDED.includes(run.status);
+    for (const form of document.querySelectorAll("[data-run-action]")) {
+      form.hidden = form.dataset.runAction === "cancel" ? ended : !["failed", "cancelled"].includes(run.status);
+    }
+    if (ended) {
+      for (const approval of document.querySelectorAll("[data-approval]")) approval.hidden = true;
+    }
+    return ended;
+  };
+  const source = new EventSource(`/api/v1/workflow-runs/${section.dataset.run}/events`);
+  status.textContent = "Following the run: steps appear as they start and end.";
+  status.hidden = false;
+  source.addEventListener("step", (event) => showStep(JSON.parse(event.data)));
+  source.addEventListener("run", (event) => {
+    if (showRun(JSON.parse(event.data))) {
+      source.close();
+      status.textContent = "The run has ended.";
+    }
+  });
+  source.addEventListener("error", () => {
+    if (source.readyState === EventSource.CLOSED) {
+      status.textContent = "The live view stopped: reload the page to see where the run is.";
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   fillFromFragment();
   wireCopyButtons();
@@ -362,4 +469,5 @@ document.addEventListener("DOMContentLoaded", () => {
   wirePasskeys();
   wireBundleUpload();
   followLogs();
+  followRun();
 });

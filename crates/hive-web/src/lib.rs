@@ -13,6 +13,7 @@ mod assets;
 mod audit;
 mod chat;
 mod federation;
+mod graph;
 mod home;
 mod hosted;
 mod page;
@@ -24,6 +25,7 @@ mod sign_in;
 mod tokens;
 mod user_admin;
 mod users;
+mod workflows;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
@@ -82,6 +84,21 @@ fn pages() -> Vec<Route> {
         route(M::POST, "/agents/{id}/limits", OPERATOR, None, agents::update_limits).owned(),
         route(M::POST, "/agents/{id}/delete", OPERATOR, None, agents::delete).owned(),
         route(M::GET, "/agents/{id}/chat", VIEWER, None, chat::page),
+        // Workflows: operators keep their own, admins all; approvals are decided by whoever
+        // the step names (the service checks, as the API's route does).
+        route(M::GET, "/workflows", OPERATOR, None, workflows::list),
+        route(M::POST, "/workflows", OPERATOR, None, workflows::create),
+        route(M::GET, "/workflows/runs", OPERATOR, None, workflows::runs),
+        route(M::GET, "/workflows/runs/{id}", OPERATOR, None, workflows::run).owned(),
+        route(M::POST, "/workflows/runs/{id}/cancel", OPERATOR, None, workflows::cancel).owned(),
+        route(M::POST, "/workflows/runs/{id}/retry", OPERATOR, None, workflows::retry).owned(),
+        route(M::POST, "/workflows/runs/{id}/decide", OPERATOR, None, workflows::decide),
+        route(M::GET, "/workflows/{id}", OPERATOR, None, workflows::detail).owned(),
+        route(M::POST, "/workflows/{id}/save", OPERATOR, None, workflows::save).owned(),
+        route(M::POST, "/workflows/{id}/enabled", OPERATOR, None, workflows::set_enabled).owned(),
+        route(M::POST, "/workflows/{id}/runs", OPERATOR, None, workflows::start_run).owned(),
+        route(M::POST, "/workflows/{id}/webhook-secret", OPERATOR, None, workflows::webhook_secret).owned(),
+        route(M::POST, "/workflows/{id}/delete", OPERATOR, None, workflows::delete).owned(),
         // Secrets: names only; operators keep their own, admins see all.
         route(M::GET, "/secrets", OPERATOR, Some("secrets"), secrets::list),
         route(M::POST, "/secrets", OPERATOR, Some("secrets"), secrets::create),

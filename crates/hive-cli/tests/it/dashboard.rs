@@ -1,6 +1,7 @@
 //! The dashboard in a real browser: `hive serve` as an operator starts it, and Debian's
 //! Chromium driven by Playwright through the pages from the printed setup link
-//! (`crates/hive-web/tests/browser/dashboard.mjs` says what it checks). `.ci/run` installs
+//! (`crates/hive-web/tests/browser/dashboard.mjs` says what it checks: among the rest, a
+//! workflow saved from its form, drawn, and run through an approval followed live). `.ci/run` installs
 //! Chromium and the script's packages; without them this test fails under CI and is skipped
 //! elsewhere, saying why. The hosted agent's bundles are the example's, packed here; it is
 //! started only where the sandbox runs (root and bubblewrap), else its part is left out with
@@ -103,9 +104,9 @@ async fn the_dashboard_works_in_a_real_browser() {
     if sandbox {
         node.env("HIVE_TEST_SANDBOX", "1");
     }
-    let output = tokio::time::timeout(Duration::from_secs(360), node.output())
+    let output = tokio::time::timeout(Duration::from_secs(480), node.output())
         .await
-        .expect("the browser test ended within six minutes")
+        .expect("the browser test ended within eight minutes")
         .expect("node runs");
     let said = format!(
         "{}{}",

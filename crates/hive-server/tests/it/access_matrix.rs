@@ -32,11 +32,36 @@ struct Objects {
     /// A hosted agent of the owner's, with a first version of its bundle.
     owner_hosted: String,
     owner_conversation: String,
-    /// A workflow of the owner's, another the walk deletes, and a run of the first waiting at
-    /// an approval.
+    /// A workflow of the owner's whose one approval only the owner may decide, and a run of
+    /// it (waiting for that decision, so that it can be cancelled and retried).
     owner_workflow: String,
-    owner_doomed_workflow: String,
     owner_run: String,
+}
+
+/// The owner's workflow: a run of it waits for the owner's decision.
+fn owned_workflow() -> Value {
+    json!({
+        "name": "owned",
+        "nodes": [
+            {"id": "start", "type": "input"},
+            {"id": "approve", "type": "approval", "message": "go on?",
+             "approvers": {"users": ["owner@example.com"]}},
+            {"id": "done", "type": "output", "value": "done"}
+        ],
+        "edges": [{"from": "start", "to": "approve"}, {"from": "approve", "to": "done"}]
+    })
+}
+
+/// `text` encoded for a form's body.
+fn form_value(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }
 
 /// A hosted agent's routes, API and pages: they act on [`Objects::owner_hosted`].
@@ -98,27 +123,6 @@ fn fill(path: &str, id: &str) -> String {
     path.replace("{id}", id).replace("{version}", "1")
 }
 
-/// The owner's workflow: its runs wait at an admin's approval.
-fn owned_workflow(name: &str) -> Value {
-    json!({
-        "name": name,
-        "nodes": [
-            { "id": "start", "type": "input" },
-            { "id": "gate", "type": "approval", "approvers": { "role": "admin" }, "message": "go?" }
-        ],
-        "edges": [{ "from": "start", "to": "gate" }]
-    })
-}
-
-/// [`owned_object`] for a route of the API: a workflow's deletion takes one of its own, so
-/// that the walk's later routes still find the first.
-fn owned_api_object<'a>(method: &Method, path: &str, objects: &'a Objects) -> &'a str {
-    if *method == Method::DELETE && path == "/api/v1/workflows/{id}" {
-        return &objects.owner_doomed_workflow;
-    }
-    owned_object(path, objects)
-}
-
 /// The object an owned route names for the ownership check.
 fn owned_object<'a>(path: &str, objects: &'a Objects) -> &'a str {
     match path {
@@ -134,8 +138,16 @@ fn owned_object<'a>(path: &str, objects: &'a Objects) -> &'a str {
         "/api/v1/conversations/{id}" | "/api/v1/conversations/{id}/messages" => {
             &objects.owner_conversation
         }
-        path if path.starts_with("/api/v1/workflows/{id}") => &objects.owner_workflow,
-        path if path.starts_with("/api/v1/workflow-runs/{id}") => &objects.owner_run,
+        path if path.starts_with("/api/v1/workflow-runs/{id}")
+            || path.starts_with("/workflows/runs/{id}") =>
+        {
+            &objects.owner_run
+        }
+        path if path.starts_with("/api/v1/workflows/{id}")
+            || path.starts_with("/workflows/{id}") =>
+        {
+            &objects.owner_workflow
+        }
         "/account/sessions/{id}/revoke" => &objects.owner_session,
         "/account/tokens/{id}/revoke" => &objects.owner_token,
         "/secrets/{id}/value" | "/secrets/{id}/delete" => &objects.owner_secret,
@@ -163,10 +175,10 @@ fn role_path(path: &str, objects: &Objects) -> String {
         || path.starts_with("/api/v1/workflow-runs/{id}")
         || path.starts_with("/api/webhooks/workflows/{id}/")
     {
-        // Unknown workflows and runs: the role check passes or not, then 404 for everyone.
+        // Unknown workflows and runs: the role check passes or not before the service looks.
         return fill(path, &uuid::Uuid::new_v4().to_string())
-            .replace("{node}", "gate")
-            .replace("{trigger}", "hook");
+            .replace("{node}", "approve")
+            .replace("{trigger}", "incoming");
     }
     if path.starts_with("/api/v1/auth/oidc/{provider}/") {
         // No provider is configured here: an unknown one answers 404 to everyone.
@@ -208,7 +220,7 @@ fn owned_body(method: &Method, path: &str) -> Option<Value> {
     match (method, path) {
         (&Method::PATCH, "/api/v1/auth/passkeys/{id}") => Some(json!({ "name": "Renamed" })),
         (&Method::PATCH, "/api/v1/agents/{id}") => Some(json!({ "description": "Renamed" })),
-        (&Method::PUT, "/api/v1/workflows/{id}") => Some(owned_workflow("owned")),
+        (&Method::PUT, "/api/v1/workflows/{id}") => Some(owned_workflow()),
         (&Method::PATCH, "/api/v1/workflows/{id}") => Some(json!({ "enabled": true })),
         _ => empty_body(method),
     }
@@ -256,7 +268,7 @@ async fn page_send(
     cookie: Option<&str>,
     method: &Method,
     path: &str,
-    form: &'static str,
+    form: &str,
 ) -> reqwest::Response {
     let mut request = server
         .client
@@ -268,7 +280,7 @@ async fn page_send(
     if *method == Method::POST {
         request = request
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(form);
+            .body(form.to_owned());
     }
     request.send().await.unwrap()
 }
@@ -297,16 +309,23 @@ async fn page_call(
 }
 
 /// The form an owned page's change needs to reach the ownership check.
-fn owned_form(path: &str) -> &'static str {
-    match path {
+fn owned_form(path: &str) -> String {
+    let form = match path {
         "/agents/{id}/settings" => "name=owned&visibility=private",
         "/agents/{id}/limits" => {
             "requests_per_minute=60&tokens_per_day=0&concurrent_tasks=4&timeout_seconds=60"
         }
         "/secrets/{id}/value" => "value=another-value",
         "/agents/{id}/bundle/rollback" => "version=1",
+        "/workflows/{id}/save" => {
+            return format!("document={}", form_value(&owned_workflow().to_string()));
+        }
+        "/workflows/{id}/enabled" => "enabled=true",
+        "/workflows/{id}/runs" => "input=%7B%7D",
+        "/workflows/{id}/delete" => "confirm=yes",
         _ => "",
-    }
+    };
+    form.to_owned()
 }
 
 /// Whether a page ends its object (the owner's walk leaves those to the API's).
@@ -435,30 +454,28 @@ async fn every_route_answers_every_caller_by_its_rule() {
             )
             .await;
         let events = crate::chat::chat_events(chatted).await;
-        let mut workflows = Vec::new();
-        for name in ["owned", "doomed"] {
-            let saved = owner
-                .send(
-                    &server,
-                    Method::POST,
-                    "/api/v1/workflows",
-                    Some(owned_workflow(name)),
-                )
-                .await;
-            assert_eq!(saved.status(), 201);
-            let saved: Value = saved.json().await.unwrap();
-            workflows.push(saved["workflow"]["id"].as_str().unwrap().to_owned());
-        }
-        let started = owner
+        let workflow: Value = owner
             .send(
                 &server,
                 Method::POST,
-                &format!("/api/v1/workflows/{}/runs", workflows[0]),
+                "/api/v1/workflows",
+                Some(owned_workflow()),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let owner_workflow = workflow["workflow"]["id"].as_str().unwrap().to_owned();
+        let run = owner
+            .send(
+                &server,
+                Method::POST,
+                &format!("/api/v1/workflows/{owner_workflow}/runs"),
                 Some(json!({})),
             )
             .await;
-        assert_eq!(started.status(), 202);
-        let owner_run: Value = started.json().await.unwrap();
+        assert_eq!(run.status(), 202);
+        let run: Value = run.json().await.unwrap();
         let objects = Objects {
             target_user: target["id"].as_str().unwrap().to_owned(),
             owner_session: owner_sessions["items"][0]["id"]
@@ -474,9 +491,8 @@ async fn every_route_answers_every_caller_by_its_rule() {
                 .as_str()
                 .unwrap()
                 .to_owned(),
-            owner_workflow: workflows[0].clone(),
-            owner_doomed_workflow: workflows[1].clone(),
-            owner_run: owner_run["id"].as_str().unwrap().to_owned(),
+            owner_workflow,
+            owner_run: run["id"].as_str().unwrap().to_owned(),
         };
 
         use hive_proto::Role;
@@ -629,7 +645,7 @@ async fn every_route_answers_every_caller_by_its_rule() {
             let path = fill(entry.path, owned_object(entry.path, &objects));
             let form = owned_form(entry.path);
             let refused =
-                page_send(&server, Some(&stranger.cookie), &entry.method, &path, form).await;
+                page_send(&server, Some(&stranger.cookie), &entry.method, &path, &form).await;
             assert_eq!(
                 refused.status(),
                 404,
@@ -640,7 +656,8 @@ async fn every_route_answers_every_caller_by_its_rule() {
             if ends_object(entry.path) {
                 continue;
             }
-            let reached = page_send(&server, Some(&owner.cookie), &entry.method, &path, form).await;
+            let reached =
+                page_send(&server, Some(&owner.cookie), &entry.method, &path, &form).await;
             let state_refused = NEED_A_SANDBOX.contains(&entry.path) && reached.status() == 409;
             assert!(
                 (reached.status().is_success() || reached.status() == 303 || state_refused)
@@ -652,10 +669,7 @@ async fn every_route_answers_every_caller_by_its_rule() {
             );
         }
         for entry in table.iter().filter(|e| e.owned) {
-            let path = fill(
-                entry.path,
-                owned_api_object(&entry.method, entry.path, &objects),
-            );
+            let path = fill(entry.path, owned_object(entry.path, &objects));
             let body = owned_body(&entry.method, entry.path);
             let status = send(
                 &server,
@@ -673,11 +687,11 @@ async fn every_route_answers_every_caller_by_its_rule() {
                 entry.method, entry.path
             );
         }
-        for entry in table.iter().filter(|e| e.owned) {
-            let path = fill(
-                entry.path,
-                owned_api_object(&entry.method, entry.path, &objects),
-            );
+        // The owner's walk ends objects last: a workflow's routes come after its deletion.
+        let mut owners_walk: Vec<_> = table.iter().filter(|e| e.owned).collect();
+        owners_walk.sort_by_key(|e| e.method == Method::DELETE);
+        for entry in owners_walk {
+            let path = fill(entry.path, owned_object(entry.path, &objects));
             let body = owned_body(&entry.method, entry.path);
             let status = send(
                 &server,

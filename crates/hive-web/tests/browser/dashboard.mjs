@@ -6,6 +6,8 @@
 // with, the reply seen while it streams, a hosted agent whose bundle is uploaded through the
 // page (a bad one refused), started in the sandbox with its logs followed live and its
 // measurements shown, a second version rolled back, paused, resumed, restarted and stopped,
+// a workflow (a broken document's problems listed, then saved; its graph drawn) run until it
+// waits for an approval, followed live, approved from its page, and another run cancelled,
 // an API token created, used and revoked, a viewer invited who signs up and is refused the
 // admin pages, a cross-origin form refused, and on every page an accessibility check (axe-core: no serious
 // or critical violation), no Content-Security-Policy violation, the page's weight, and a
@@ -496,6 +498,114 @@ try {
       check(await page.locator("#log-follow").isHidden(), "a stopped agent's logs are followed");
     }
   }
+
+  // Workflows: a broken document refused with every problem and nothing saved, then a good
+  // one saved; its graph drawn; a run that waits for an approval followed live, approved from
+  // its page and seen succeeding live; another run cancelled.
+  await page.getByRole("link", { name: "Workflows", exact: true }).click();
+  await page.waitForLoadState("load");
+  const editor = page.getByLabel("Document (JSON)");
+  check((await editor.inputValue()).includes('"type": "input"'), "the new-workflow form has no example");
+  await inspect(page, "workflows");
+  const broken = JSON.stringify({
+    name: "refunds",
+    nodes: [{ id: "start", type: "input" }, { id: "ask", type: "approval" }],
+    edges: [{ from: "start", to: "nowhere" }],
+  }, null, 2);
+  await editor.fill(broken);
+  const refusedSave = await submit(page, "Save the workflow");
+  check(refusedSave.status() === 400, `a broken document answered ${refusedSave.status()}`);
+  const problems = await page.locator("#problems li").allTextContents();
+  check(problems.length >= 2 && problems.some((p) => p.includes("unknown_node"))
+    && problems.some((p) => p.includes("'ask'") && p.includes("missing_field")),
+    `the problems listed: ${JSON.stringify(problems)}`);
+  check(await page.getByLabel("Document (JSON)").inputValue() === broken, "the document sent was not kept in the form");
+  check(await page.getByRole("link", { name: "refunds" }).count() === 0, "a broken document was saved");
+  await inspect(page, "workflow-problems");
+  const refunds = {
+    name: "refunds",
+    description: "A large refund waits for a person",
+    nodes: [
+      { id: "start", type: "input", required: ["amount"] },
+      { id: "large", type: "condition", expression: "input.amount > 100" },
+      { id: "settle", type: "delay", seconds: 3 },
+      { id: "sign-off", type: "approval", message: "Refund {{ input.amount }} EUR?", approvers: { users: [EMAIL] } },
+      { id: "cool-off", type: "delay", seconds: 3 },
+      { id: "small", type: "transform", value: "refunded at once" },
+      { id: "done", type: "output", value: { amount: "{{ input.amount }}" } },
+    ],
+    edges: [
+      { from: "start", to: "large" },
+      { from: "large", to: "settle", when: "true" },
+      { from: "large", to: "small", when: "false" },
+      { from: "settle", to: "sign-off" },
+      { from: "sign-off", to: "cool-off" },
+      { from: "cool-off", to: "done" },
+      { from: "small", to: "done" },
+    ],
+  };
+  await page.getByLabel("Document (JSON)").fill(JSON.stringify(refunds, null, 2));
+  await submit(page, "Save the workflow");
+  check(/^\/workflows\/[0-9a-f-]{36}$/.test(new URL(page.url()).pathname), `after saving: ${page.url()}`);
+  const workflowPage = page.url();
+  check(await page.getByRole("heading", { name: "refunds", level: 1 }).isVisible(), "the workflow's page is not its");
+  // The graph: one box per node, labelled with id and type; the condition's edges labelled.
+  const drawn = await page.locator("svg.graph g.node").evaluateAll((nodes) =>
+    nodes.map((node) => `${node.querySelector(".node-id").textContent} ${node.querySelector(".node-kind").textContent}`));
+  check(drawn.length === refunds.nodes.length
+    && refunds.nodes.every((node) => drawn.includes(`${node.id} ${node.type}`)), `the boxes drawn: ${drawn}`);
+  const edgeLabels = await page.locator("svg.graph .edge-label text").allTextContents();
+  check(edgeLabels.sort().join() === "false,true", `the edges' labels: ${edgeLabels}`);
+  check(await page.locator("svg.graph path.edge").count() === refunds.edges.length, "not one arrow per edge");
+  await inspect(page, "workflow");
+
+  // A run that waits: its page follows it, the approval's step appears and the run waits
+  // for the decision, all without a reload.
+  await page.getByLabel("Input (a JSON object)").fill('{"amount": 250}');
+  await submit(page, "Start a run");
+  check(/^\/workflows\/runs\/[0-9a-f-]{36}$/.test(new URL(page.url()).pathname), `after starting: ${page.url()}`);
+  const runPage = page.url();
+  check(await page.locator('tr[data-step="sign-off"]').count() === 0, "the approval had started before the page opened");
+  await page.evaluate(() => { window.stillTheSamePage = true; });
+  await page.locator("#run-follow").filter({ hasText: "Following the run" }).waitFor();
+  await page.locator('tr[data-step="sign-off"] .step-status').filter({ hasText: /^waiting$/ }).waitFor({ timeout: 20_000 });
+  await page.locator("#run-status").filter({ hasText: /^waiting$/ }).waitFor();
+  check(await page.getByRole("heading", { name: "Waiting for a decision: sign-off" }).isVisible(), "no decision asked for");
+  check(await page.locator("[data-approval=sign-off] .approval-message").textContent() === "Refund 250 EUR?", "the approval's message");
+  check(await page.evaluate(() => window.stillTheSamePage === true), "the page reloaded to show the step");
+  const skipped = await page.locator('tr[data-step="small"] .step-status').textContent().catch(() => "");
+  check(["", "skipped"].includes(skipped), `the branch not taken: ${skipped}`);
+  await inspect(page, "workflow-run-waiting");
+  // Approved from the page; the run goes on (a delay after the approval) and succeeds live.
+  await page.getByLabel("Comment (optional)").fill("fine by me");
+  await submit(page, "Approve");
+  check(page.url() === runPage, `after approving: ${page.url()}`);
+  await page.evaluate(() => { window.stillTheSamePage = true; });
+  await page.locator("#run-status").filter({ hasText: /^succeeded$/ }).waitFor({ timeout: 20_000 });
+  check(await page.evaluate(() => window.stillTheSamePage === true), "the page reloaded to show the end");
+  check((await page.locator("#run-output").textContent()).includes("250"), "the run's output is not shown");
+  check((await page.locator('tr[data-step="sign-off"] .step-output').textContent()).includes("fine by me"),
+    "the decision's comment is not in the step's output");
+  check(await page.locator("[data-run-action=cancel]").isHidden(), "an ended run offers to cancel");
+  await inspect(page, "workflow-run-succeeded");
+
+  // Another run, cancelled from its page while it waits.
+  await page.goto(workflowPage);
+  await page.getByLabel("Input (a JSON object)").fill('{"amount": 900}');
+  await submit(page, "Start a run");
+  await page.locator("#run-status").filter({ hasText: /^(queued|running|waiting)$/ }).waitFor();
+  await submit(page, "Cancel the run");
+  check((await page.locator("#run-status").textContent()) === "cancelled", "the run was not cancelled");
+  check(await page.getByRole("button", { name: "Retry from the failed steps" }).isVisible(), "a cancelled run offers no retry");
+  check(await page.locator("[data-run-action=cancel]").isHidden(), "a cancelled run offers to cancel");
+  // The runs: both, newest first; the filter keeps the cancelled one.
+  await page.goto(`${base}/workflows/runs`);
+  const statuses = await page.locator("#runs tbody tr td:nth-child(4)").allTextContents();
+  check(statuses.join() === "cancelled,succeeded", `the runs: ${statuses}`);
+  await page.getByLabel("Status").selectOption("cancelled");
+  await submit(page, "Show");
+  check(await page.locator("#runs tbody tr").count() === 1, "the status filter");
+  await inspect(page, "workflow-runs");
 
   // An API token: created (shown once), used, revoked.
   await page.getByRole("link", { name: "API tokens" }).click();
