@@ -505,3 +505,74 @@ async fn canceling_the_task_cancels_the_run() {
         server.stop().await.0.unwrap();
     }
 }
+
+/// Anonymous callers of the public tier reach a workflow published `public`, and not one
+/// published to `federation`; having no account, their run acts as the workflow's owner.
+#[tokio::test]
+async fn the_public_tier_reaches_public_workflows_only_and_runs_them_as_their_owner() {
+    for backend in backends() {
+        let server = a2a_server(
+            backend,
+            &[
+                (
+                    "HIVE_RATE_LIMITS",
+                    "login=10000/1m,register=10000/1m,setup=10000/1m,api=100000/1m,a2a=100000/1m,public_a2a=100000/1m",
+                ),
+                ("A2A_PUBLIC_JSONRPC_ENABLED", "true"),
+                ("A2A_PUBLIC_JSONRPC_ALLOWED_METHODS", "message/send"),
+            ],
+        )
+        .await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (alice_user, alice) = add_user(&server, &admin, "alice@example.com", "operator").await;
+        let (status, _) = save(&server, &alice, greeter("open-greeter", "public")).await;
+        assert_eq!(status, 201);
+        let mut shared = greeter("shared-greeter", "federation");
+        shared["name"] = json!("shared");
+        let (status, _) = save(&server, &alice, shared).await;
+        assert_eq!(status, 201);
+
+        let anonymous = |skill: &str| {
+            json!({"jsonrpc": "2.0", "id": 3, "method": "message/send", "params": {
+                "message": {"kind": "message", "messageId": format!("m-{skill}"), "role": "user",
+                            "parts": [{"kind": "text", "text": "anyone"}],
+                            "metadata": {"skill": skill}}}})
+        };
+        let response = server
+            .client
+            .request(Method::POST, "/api/a2a/jsonrpc/public")
+            .json(&anonymous("open-greeter"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        let task = &answer["result"];
+        assert_eq!(task["status"]["state"], "completed", "{answer}");
+        assert_eq!(
+            task["artifacts"][0]["parts"][0]["data"],
+            json!({"greeting": "hello anyone"})
+        );
+        let run = run_of(task);
+        let (_, detail) = get(&server, &alice, &format!("/api/v1/workflow-runs/{run}")).await;
+        assert_eq!(detail["run"]["trigger"], "a2a", "{detail}");
+        assert_eq!(detail["run"]["runAsUser"], alice_user["id"]);
+        assert_eq!(detail["run"]["runAsToken"], Value::Null);
+
+        let response = server
+            .client
+            .request(Method::POST, "/api/a2a/jsonrpc/public")
+            .json(&anonymous("shared-greeter"))
+            .send()
+            .await
+            .unwrap();
+        let refused: Value = response.json().await.unwrap();
+        assert_eq!(refused["error"]["code"], -32602, "{refused}");
+        let starts = records_of(&server, "workflow.run.start").await;
+        assert_eq!(starts.len(), 1, "the refused call started nothing");
+        assert_eq!(starts[0].actor, "public");
+
+        server.stop().await.0.unwrap();
+    }
+}
