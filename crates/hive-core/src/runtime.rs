@@ -399,7 +399,7 @@ impl Hive {
             ));
             // The gateway runs published workflows through the workflows domain above it.
             gateway.connect_workflows(Arc::new(
-                crate::workflows::publish::PublishedWorkflows::new(Arc::clone(&workflows)),
+                crate::workflows::publish::PublishedWorkflows::new(&workflows),
             ));
             let audit_log = Arc::new(crate::kernel::audit::AuditLog::new(
                 Arc::clone(&store),

@@ -23,7 +23,7 @@ use crate::kernel::refusal::Refusal;
 use async_trait::async_trait;
 use hive_store::{AgentLimits, AuditOutcome, RunTrigger, WorkflowRow};
 use serde_json::json;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -283,32 +283,52 @@ fn refusal(error: WorkflowError) -> WorkflowCallRefusal {
     }
 }
 
-/// The workflows domain as the gateway's [`WorkflowAgents`] port.
+/// The workflows domain as the gateway's [`WorkflowAgents`] port. It holds the service
+/// weakly: the service holds the gateway, which holds this port, and a cycle of strong
+/// references would keep every service (and the store, with its data directory's lock) alive
+/// after Hive closes.
 #[derive(Debug)]
 pub struct PublishedWorkflows {
-    workflows: Arc<Workflows>,
+    workflows: Weak<Workflows>,
 }
 
 impl PublishedWorkflows {
-    pub fn new(workflows: Arc<Workflows>) -> Self {
-        Self { workflows }
+    pub fn new(workflows: &Arc<Workflows>) -> Self {
+        Self {
+            workflows: Arc::downgrade(workflows),
+        }
+    }
+
+    fn workflows(&self) -> Result<Arc<Workflows>, WorkflowCallRefusal> {
+        self.workflows
+            .upgrade()
+            .ok_or(WorkflowCallRefusal::Unavailable)
     }
 }
 
 #[async_trait]
 impl WorkflowAgents for PublishedWorkflows {
     async fn start(&self, call: WorkflowCall<'_>) -> Result<Uuid, WorkflowCallRefusal> {
-        self.workflows.start_published(call).await
+        self.workflows()?.start_published(call).await
     }
 
     async fn follow(
         &self,
         run_id: Uuid,
     ) -> Result<mpsc::Receiver<RunProgress>, WorkflowCallRefusal> {
-        let mut progress = self.workflows.follow_run(run_id);
+        let mut progress = self.workflows()?.follow_run(run_id);
         let (sender, receiver) = mpsc::channel(64);
         tokio::spawn(async move {
-            while let Some(item) = progress.recv().await {
+            loop {
+                // A follower that is gone (its task ended, canceled or at shutdown) stops the
+                // reading of the journal at once, not at the run's next change.
+                let item = tokio::select! {
+                    () = sender.closed() => return,
+                    item = progress.recv() => match item {
+                        Some(item) => item,
+                        None => return,
+                    },
+                };
                 let told = match item {
                     Progress::Step(step) => RunProgress::Step {
                         key: step.step_key,
@@ -342,7 +362,7 @@ impl WorkflowAgents for PublishedWorkflows {
         run_id: Uuid,
         meta: &RequestMeta,
     ) -> Result<(), WorkflowCallRefusal> {
-        self.workflows
+        self.workflows()?
             .cancel_published(caller, workflow_id, run_id, meta)
             .await
     }
