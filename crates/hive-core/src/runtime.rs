@@ -392,9 +392,14 @@ impl Hive {
                     vault: Arc::clone(&vault),
                     secrets: Arc::clone(&secrets_service),
                     gateway: Arc::clone(&gateway),
+                    agents: Arc::clone(&agents),
                     starter: Arc::clone(&workflow_starter),
                     code_nodes: config.workflows.code_nodes,
                 },
+            ));
+            // The gateway runs published workflows through the workflows domain above it.
+            gateway.connect_workflows(Arc::new(
+                crate::workflows::publish::PublishedWorkflows::new(&workflows),
             ));
             let audit_log = Arc::new(crate::kernel::audit::AuditLog::new(
                 Arc::clone(&store),

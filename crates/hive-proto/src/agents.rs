@@ -59,12 +59,14 @@ word_enum!(
 
 word_enum!(
     /// How an agent runs: an upstream A2A agent, the built-in LLM agent on an OpenAI-compatible
-    /// endpoint, the protocol's conformance agent, or code Hive runs in a sandbox.
+    /// endpoint, the protocol's conformance agent, code Hive runs in a sandbox, or a workflow
+    /// published by its a2a trigger (made and kept by the workflow, never registered by hand).
     AgentKind {
         Remote => "remote",
         Llm => "llm",
         Conformance => "conformance",
         Hosted => "hosted",
+        Workflow => "workflow",
     }
 );
 

@@ -1,6 +1,7 @@
-//! Migration 0021 rebuilds `agents` with foreign keys off: the rows, and the rows that
-//! reference them, survive it; it can run again (a crash after its commit, before sqlx recorded
-//! it); a failure half-way leaves the old schema and no connection without foreign keys.
+//! Migrations 0021 and 0023 rebuild `agents` with foreign keys off: the rows, and the rows that
+//! reference them, survive each; each can run again (a crash after its commit, before sqlx
+//! recorded it); a failure half-way leaves the old schema and no connection without foreign
+//! keys.
 
 use super::*;
 use hive_proto::Role;
@@ -16,8 +17,16 @@ use uuid::Uuid;
 /// The version before the rebuild.
 const BEFORE_REBUILD: i64 = 20;
 
-/// The newest migration (0022, workflows: new tables only).
-const LATEST: i64 = 22;
+/// Workflows: new tables only.
+const WORKFLOWS: i64 = 22;
+
+/// The newest migration (0023, workflow agents: the second rebuild of `agents`).
+const LATEST: i64 = 23;
+
+/// Every migration after `from`, up to the newest.
+fn after(from: i64) -> Vec<i64> {
+    (from + 1..=LATEST).collect()
+}
 
 const AT: time::OffsetDateTime = datetime!(2026-03-01 12:00:00.123456 UTC);
 
@@ -190,7 +199,7 @@ async fn the_rebuild_keeps_agents_and_what_references_them() {
     let old_conversations = schema_sql(&store, "conversations").await;
 
     let report = store.migrate().await.unwrap();
-    assert_eq!(report.applied, vec![21, LATEST]);
+    assert_eq!(report.applied, after(BEFORE_REBUILD));
     assert_eq!(report.version, LATEST);
 
     assert_kept(&store, &rows).await;
@@ -258,7 +267,7 @@ async fn the_rebuild_keeps_agents_and_what_references_them() {
 async fn the_migration_runs_again_when_it_was_not_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_before_rebuild(&dir).await;
-    store.migrate().await.unwrap();
+    MIGRATOR.run_to(21, store.writer_pool()).await.unwrap();
     let rows = write_rows(&store, "hosted", AgentKind::Hosted).await;
     let archive = vec![0u8, 1, 2, 255];
     let sha256 = "0".repeat(64);
@@ -298,7 +307,7 @@ async fn the_migration_runs_again_when_it_was_not_recorded() {
         .await
         .unwrap();
     let report = store.migrate().await.unwrap();
-    assert_eq!(report.applied, vec![21]);
+    assert_eq!(report.applied, after(BEFORE_REBUILD));
     assert_eq!(applied(&store).await, (1..=LATEST).collect::<Vec<_>>());
 
     assert_kept(&store, &rows).await;
@@ -374,7 +383,10 @@ async fn a_failed_rebuild_changes_nothing_and_leaves_foreign_keys_on() {
     assert!(delete_cascades(&store, &rows).await);
 
     // With the way clear, it applies.
-    assert_eq!(store.migrate().await.unwrap().applied, vec![21, LATEST]);
+    assert_eq!(
+        store.migrate().await.unwrap().applied,
+        after(BEFORE_REBUILD)
+    );
     assert_kept(&store, &second).await;
     assert_eq!(broken_references(&store).await, 0);
 }
@@ -388,13 +400,16 @@ async fn the_workflow_tables_join_a_database_with_rows() {
         .await
         .unwrap();
     MIGRATOR
-        .run_to(LATEST - 1, store.writer_pool())
+        .run_to(WORKFLOWS - 1, store.writer_pool())
         .await
         .unwrap();
     let rows = write_rows(&store, "before", AgentKind::Hosted).await;
 
     let report = store.migrate().await.unwrap();
-    assert_eq!((report.applied, report.version), (vec![LATEST], LATEST));
+    assert_eq!(
+        (report.applied, report.version),
+        (after(WORKFLOWS - 1), LATEST)
+    );
     assert_kept(&store, &rows).await;
     assert_eq!(broken_references(&store).await, 0);
 
@@ -457,4 +472,324 @@ async fn the_workflow_tables_join_a_database_with_rows() {
     assert_eq!(store.workflows().get_workflow(id).await.unwrap(), None);
     assert_eq!(store.workflows().get_run(run.id).await.unwrap(), None);
     assert_eq!(broken_references(&store).await, 0);
+}
+
+/// A bundle pushed for the agent and its lease taken: the tables 0021 added that reference
+/// `agents`.
+async fn write_hosted_rows(store: &SqliteStore, rows: &Rows) -> Vec<u8> {
+    let archive = vec![0u8, 1, 2, 255];
+    let sha256 = "0".repeat(64);
+    store
+        .hosted()
+        .push_bundle(
+            &NewBundle {
+                agent_id: rows.agent.id,
+                sha256: &sha256,
+                manifest: "name = \"a\"",
+                archive: &archive,
+                created_by: None,
+                created_at: AT,
+            },
+            5,
+            note("agent.bundle.push").append(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .hosted()
+            .take_lease(
+                rows.agent.id,
+                "node-a",
+                "",
+                AT,
+                AT + time::Duration::hours(1)
+            )
+            .await
+            .unwrap()
+    );
+    archive
+}
+
+/// The bundle and the lease of [`write_hosted_rows`] are there.
+async fn assert_hosted_kept(store: &SqliteStore, rows: &Rows, archive: &[u8]) {
+    let (bundle, stored) = store
+        .hosted()
+        .active_bundle(rows.agent.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((bundle.version, stored.as_slice()), (1, archive));
+    assert!(
+        store
+            .hosted()
+            .lease_of(rows.agent.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// A workflow of the agent's owner, and an agent of kind `workflow` publishing it.
+async fn write_workflow_agent(store: &SqliteStore, rows: &Rows, name: &str) -> AgentRow {
+    let workflow_id = Uuid::now_v7();
+    store
+        .workflows()
+        .save_workflow(
+            &WorkflowSave {
+                id: workflow_id,
+                owner_id: rows.agent.owner_id,
+                name,
+                description: "",
+                document: "{}",
+                scheduled: false,
+                created_by: Some(rows.agent.owner_id),
+                at: AT,
+            },
+            note("workflow.save").append(),
+        )
+        .await
+        .unwrap();
+    let agent = AgentRow {
+        id: Uuid::now_v7(),
+        name: name.to_owned(),
+        kind: AgentKind::Workflow,
+        runtime: format!(r#"{{"workflowId":"{workflow_id}"}}"#),
+        ..rows.agent.clone()
+    };
+    store
+        .agents()
+        .create(&agent, note("agent.create").append())
+        .await
+        .map(|()| agent)
+        .unwrap()
+}
+
+/// The tables that reference `agents`, as the schema states them.
+async fn referencing_tables(store: &SqliteStore) -> Vec<String> {
+    let mut tables = Vec::new();
+    for name in [
+        "conversations",
+        "agent_bundle_counters",
+        "agent_bundles",
+        "hosted_leases",
+    ] {
+        let sql = schema_sql(store, name).await;
+        assert!(sql.contains("REFERENCES agents (id)"), "{sql}");
+        tables.push(sql);
+    }
+    tables
+}
+
+/// Migration 0023 rebuilds `agents` again, now that four tables reference it: every row, and
+/// every row that references one, survives; the references still name `agents`; the new kind
+/// is taken; foreign keys are on again (deletes cascade to all four).
+#[tokio::test]
+async fn the_second_rebuild_keeps_agents_and_the_four_tables_that_reference_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("hive.db"), 2)
+        .await
+        .unwrap();
+    MIGRATOR
+        .run_to(LATEST - 1, store.writer_pool())
+        .await
+        .unwrap();
+    let rows = write_rows(&store, "hosted", AgentKind::Hosted).await;
+    let archive = write_hosted_rows(&store, &rows).await;
+    let other = write_rows(&store, "second", AgentKind::Llm).await;
+    let before = referencing_tables(&store).await;
+    assert!(!schema_sql(&store, "agents").await.contains("'workflow'"));
+
+    let report = store.migrate().await.unwrap();
+    assert_eq!((report.applied, report.version), (vec![LATEST], LATEST));
+
+    assert_kept(&store, &rows).await;
+    assert_kept(&store, &other).await;
+    assert_hosted_kept(&store, &rows, &archive).await;
+    assert_eq!(broken_references(&store).await, 0);
+    // Nothing renamed: the references keep naming `agents`, word for word.
+    assert_eq!(referencing_tables(&store).await, before);
+    let agents = schema_sql(&store, "agents").await;
+    assert!(agents.starts_with("CREATE TABLE agents ("), "{agents}");
+    assert!(
+        agents.contains("'workflow'") && agents.contains("'hosted'") && agents.contains("'paused'"),
+        "{agents}"
+    );
+    let strict: i64 =
+        sqlx::query_scalar("SELECT strict FROM pragma_table_list WHERE name = 'agents'")
+            .fetch_one(store.writer_pool())
+            .await
+            .unwrap();
+    assert_eq!(strict, 1);
+    let mut indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'agents' \
+         AND sql IS NOT NULL",
+    )
+    .fetch_all(store.writer_pool())
+    .await
+    .unwrap();
+    indexes.sort();
+    assert_eq!(indexes, ["agents_by_owner", "agents_newest"]);
+
+    // The new word is accepted, and the name is still unique.
+    let published = write_workflow_agent(&store, &other, "published").await;
+    assert_eq!(
+        store.agents().get(published.id, None).await.unwrap(),
+        Some(published.clone())
+    );
+    let taken = AgentRow {
+        id: Uuid::now_v7(),
+        ..published
+    };
+    let refused = store
+        .agents()
+        .create(&taken, note("agent.create").append())
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+
+    // Foreign keys are on for the writes that follow: the cascade reaches all four tables.
+    let writer_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(store.writer_pool())
+        .await
+        .unwrap();
+    assert_eq!(writer_keys, 1);
+    assert!(delete_cascades(&store, &rows).await);
+    assert!(
+        store
+            .hosted()
+            .list_bundles(rows.agent.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .hosted()
+            .lease_of(rows.agent.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let counters: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM agent_bundle_counters WHERE agent_id = ?")
+            .bind(rows.agent.id.hyphenated().to_string())
+            .fetch_one(store.writer_pool())
+            .await
+            .unwrap();
+    assert_eq!(counters, 0);
+    assert_kept(&store, &other).await;
+}
+
+#[tokio::test]
+async fn the_second_rebuild_runs_again_when_it_was_not_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("hive.db"), 2)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let rows = write_rows(&store, "hosted", AgentKind::Hosted).await;
+    let archive = write_hosted_rows(&store, &rows).await;
+    let published = write_workflow_agent(&store, &rows, "published").await;
+
+    // As after a crash between the migration's commit and sqlx's record of it.
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = ?")
+        .bind(LATEST)
+        .execute(store.writer_pool())
+        .await
+        .unwrap();
+    let report = store.migrate().await.unwrap();
+    assert_eq!(report.applied, vec![LATEST]);
+    assert_eq!(applied(&store).await, (1..=LATEST).collect::<Vec<_>>());
+
+    assert_kept(&store, &rows).await;
+    assert_hosted_kept(&store, &rows, &archive).await;
+    assert_eq!(
+        store.agents().get(published.id, None).await.unwrap(),
+        Some(published)
+    );
+    assert_eq!(broken_references(&store).await, 0);
+    assert!(delete_cascades(&store, &rows).await);
+    assert!(
+        store
+            .hosted()
+            .list_bundles(rows.agent.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_second_rebuild_changes_nothing_and_leaves_foreign_keys_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("hive.db"), 2)
+        .await
+        .unwrap();
+    MIGRATOR
+        .run_to(LATEST - 1, store.writer_pool())
+        .await
+        .unwrap();
+    let rows = write_rows(&store, "before", AgentKind::Hosted).await;
+    let archive = write_hosted_rows(&store, &rows).await;
+    // A table where an index of the new `agents` goes: the migration fails after it dropped
+    // and rebuilt `agents`, inside its transaction.
+    for statement in [
+        "DROP INDEX agents_by_owner",
+        "CREATE TABLE agents_by_owner (unrelated INTEGER) STRICT",
+    ] {
+        sqlx::query(statement)
+            .execute(store.writer_pool())
+            .await
+            .unwrap();
+    }
+
+    let failed = store.migrate().await;
+    assert!(
+        matches!(failed, Err(StoreError::Migration(_))),
+        "{failed:?}"
+    );
+    assert_eq!(applied(&store).await.last(), Some(&(LATEST - 1)));
+    // The old table, with its rows and its old CHECK.
+    assert_kept(&store, &rows).await;
+    assert_hosted_kept(&store, &rows, &archive).await;
+    assert!(!schema_sql(&store, "agents").await.contains("'workflow'"));
+    let workflow = AgentRow {
+        id: Uuid::now_v7(),
+        name: "refused".to_owned(),
+        kind: AgentKind::Workflow,
+        ..rows.agent.clone()
+    };
+    let refused = store
+        .agents()
+        .create(&workflow, note("agent.create").append())
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+
+    // No write runs without foreign keys: the delete cascades.
+    sqlx::query("DROP TABLE agents_by_owner")
+        .execute(store.writer_pool())
+        .await
+        .unwrap();
+    let second = write_rows(&store, "second", AgentKind::Conformance).await;
+    assert!(delete_cascades(&store, &rows).await);
+    assert!(
+        store
+            .hosted()
+            .list_bundles(rows.agent.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // With the way clear, it applies.
+    assert_eq!(store.migrate().await.unwrap().applied, vec![LATEST]);
+    assert_kept(&store, &second).await;
+    assert_eq!(broken_references(&store).await, 0);
+    assert!(schema_sql(&store, "agents").await.contains("'workflow'"));
 }

@@ -268,6 +268,11 @@ async fn create_agent(
         }
         AgentKind::Llm => form.llm.apply(serde_json::Map::new())?,
         AgentKind::Conformance | AgentKind::Hosted => serde_json::json!({}),
+        AgentKind::Workflow => {
+            return Err(invalid(
+                "A workflow is published as an agent by its a2a trigger, not registered here.",
+            ));
+        }
     };
     let new = NewAgent {
         name: form.name.trim().to_owned(),

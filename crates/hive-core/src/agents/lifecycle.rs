@@ -228,7 +228,8 @@ impl AgentLifecycle {
             meta: meta.clone(),
         };
         let (request, key_refusal_matters) = match agent.kind {
-            AgentKind::Conformance => return Ok(()),
+            // Both run inside Hive: reachable whenever Hive is.
+            AgentKind::Conformance | AgentKind::Workflow => return Ok(()),
             // Never probed here: the hosted agents' own watchdog watches them.
             AgentKind::Hosted => return Ok(()),
             AgentKind::Remote => {

@@ -75,6 +75,14 @@ pub struct ConformanceSettings {}
 #[serde(deny_unknown_fields)]
 pub struct HostedSettings {}
 
+/// `workflow`: a workflow published as an agent by its a2a trigger. Made, changed and removed
+/// by the workflow alone ([`Agents::publish`], [`Agents::unpublish`]), never by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkflowSettings {
+    pub workflow_id: Uuid,
+}
+
 /// A registration as the caller gave it.
 #[derive(Debug, Clone)]
 pub struct NewAgent {
@@ -125,6 +133,12 @@ impl Agents {
         let owner_id = caller
             .user_id()
             .ok_or(AgentError::Forbidden("agents belong to a user account"))?;
+        if new.kind == AgentKind::Workflow {
+            return Err(AgentError::Invalid(
+                "a workflow agent is made by its workflow's a2a trigger, not registered by hand"
+                    .into(),
+            ));
+        }
         let name = check_name(&new.name)?;
         let skills = new.skills.clone().unwrap_or_else(|| {
             vec![Skill {
@@ -194,6 +208,7 @@ impl Agents {
         meta: &RequestMeta,
     ) -> Result<AgentRow, AgentError> {
         let current = self.get(caller, id).await?;
+        refuse_published(&current)?;
         let mut next = current.clone();
         if let Some(name) = &change.name {
             next.name = check_name(name)?;
@@ -237,6 +252,7 @@ impl Agents {
         meta: &RequestMeta,
     ) -> Result<(), AgentError> {
         let agent = self.get(caller, id).await?;
+        refuse_published(&agent)?;
         let record = self.record(caller, AuditAction::AgentDelete, &agent, meta);
         if self
             .store
@@ -252,7 +268,7 @@ impl Agents {
 
     /// The settings of `kind` as stored: parsed against the kind's closed set of fields, URLs
     /// checked, every secret id one of the owner's secrets.
-    async fn checked_runtime(
+    pub(super) async fn checked_runtime(
         &self,
         owner_id: Uuid,
         kind: AgentKind,
@@ -294,6 +310,22 @@ impl Agents {
                     serde_json::from_value(runtime.clone()).map_err(invalid)?;
                 (serde_json::to_string(&settings), Vec::new())
             }
+            AgentKind::Workflow => {
+                let settings: WorkflowSettings =
+                    serde_json::from_value(runtime.clone()).map_err(invalid)?;
+                let owned = self
+                    .store
+                    .workflows()
+                    .get_workflow(settings.workflow_id)
+                    .await?
+                    .is_some_and(|workflow| workflow.owner_id == owner_id);
+                if !owned {
+                    return Err(AgentError::Invalid(
+                        "a workflow agent publishes one of its owner's workflows".into(),
+                    ));
+                }
+                (serde_json::to_string(&settings), Vec::new())
+            }
         };
         for secret_id in secrets {
             if self
@@ -312,7 +344,7 @@ impl Agents {
     }
 
     /// The record of a change to `agent`: its name, kind and version, never its settings.
-    fn record(
+    pub(super) fn record(
         &self,
         caller: &Caller,
         action: AuditAction,
@@ -361,15 +393,29 @@ pub fn skills_of(agent: &AgentRow) -> Vec<Skill> {
     serde_json::from_str(&agent.skills).unwrap_or_default()
 }
 
-fn check_name(raw: &str) -> Result<String, AgentError> {
-    let name = raw.trim();
-    let valid = (1..=MAX_NAME_CHARS).contains(&name.len())
+/// Refuses a change by hand of an agent a workflow publishes: its workflow keeps it.
+fn refuse_published(agent: &AgentRow) -> Result<(), AgentError> {
+    if agent.kind == AgentKind::Workflow {
+        return Err(AgentError::Conflict(
+            "this agent publishes a workflow: change or remove the workflow's a2a trigger instead",
+        ));
+    }
+    Ok(())
+}
+
+/// 1 to 64 of `a-z 0-9 -`, no dash first or last: an agent's name.
+pub fn valid_agent_name(name: &str) -> bool {
+    (1..=MAX_NAME_CHARS).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
-        && !name.ends_with('-');
-    if valid {
+        && !name.ends_with('-')
+}
+
+pub(super) fn check_name(raw: &str) -> Result<String, AgentError> {
+    let name = raw.trim();
+    if valid_agent_name(name) {
         Ok(name.to_owned())
     } else {
         Err(AgentError::Invalid(
@@ -387,7 +433,7 @@ fn check_text(field: &str, text: &str, max: usize) -> Result<(), AgentError> {
     Ok(())
 }
 
-fn check_description(description: &str) -> Result<String, AgentError> {
+pub(super) fn check_description(description: &str) -> Result<String, AgentError> {
     check_text("description", description, MAX_DESCRIPTION_CHARS)?;
     Ok(description.to_owned())
 }
@@ -473,7 +519,7 @@ pub(crate) fn checked_skills(skills: &[Skill]) -> Result<String, AgentError> {
     serde_json::to_string(skills).map_err(|error| AgentError::Internal(error.to_string()))
 }
 
-fn check_limits(limits: AgentLimits) -> Result<AgentLimits, AgentError> {
+pub(super) fn check_limits(limits: AgentLimits) -> Result<AgentLimits, AgentError> {
     let valid = (1..=100_000).contains(&limits.requests_per_minute)
         && limits.tokens_per_day <= 10_000_000_000
         && (1..=1_000).contains(&limits.concurrent_tasks)

@@ -9,7 +9,8 @@
 //! Here: who may call ([`Gateway::admit`]), the audited entry point ([`Gateway::call`]) and its
 //! dispatch; `send` starts tasks, `tasks` answers the calls on existing ones, `remote` relays to
 //! remote agents, `limits` holds each agent's limits, `refusals` the errors, `card` the cards,
-//! `book` the task records and their streams, `push` the push-notification configs.
+//! `book` the task records and their streams, `push` the push-notification configs;
+//! `workflow_agent` runs published workflows through the workflows domain's port.
 
 mod book;
 mod calls;
@@ -26,6 +27,7 @@ mod remote;
 mod send;
 mod tasks;
 mod upstream;
+mod workflow_agent;
 
 pub use book::StreamItem;
 pub use calls::{CallStream, MAX_ERROR_MESSAGE_CHARS};
@@ -41,6 +43,7 @@ use crate::identity::Identity;
 use crate::kernel::audit::{AuditAction, AuditEvent};
 use crate::kernel::caller::{Caller, Credential, RequestMeta};
 use crate::kernel::config::A2aConfig;
+use crate::kernel::ports::WorkflowAgents;
 use book::{TaskBook, shaped};
 use calls::{CallRecord, Ending};
 use card::{CardBase, Cards};
@@ -51,7 +54,7 @@ use hive_proto::agents::AgentVisibility;
 use hive_state::{RateLimiter, TaskEvents, TaskStore};
 use hive_store::{AgentRow, Store};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -104,6 +107,9 @@ pub struct Gateway {
     executors: TaskTracker,
     shutdown: CancellationToken,
     started_at: time::OffsetDateTime,
+    /// The workflows domain, which runs `workflow` agents; connected by the composition root
+    /// once it is built (it is built on this gateway).
+    workflows: OnceLock<Arc<dyn WorkflowAgents>>,
 }
 
 /// Who a task belongs to: a user with all their sessions and tokens, or the internal token.
@@ -166,6 +172,15 @@ impl Gateway {
             slots: Mutex::new(HashMap::new()),
             executors: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            workflows: OnceLock::new(),
+        }
+    }
+
+    /// Connects the workflows domain, which runs the `workflow` agents (once; a second
+    /// connection is ignored). Until then such an agent answers that it is not ready.
+    pub fn connect_workflows(&self, workflows: Arc<dyn WorkflowAgents>) {
+        if self.workflows.set(workflows).is_err() {
+            tracing::warn!("the workflows were connected to the gateway twice");
         }
     }
 

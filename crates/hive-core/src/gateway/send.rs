@@ -1,14 +1,16 @@
 //! `SendMessage` and `SendStreamingMessage`: which agent a message is for, and starting its task
-//! on the agent (the conformance agent's script, an LLM call; remote agents in `remote`).
+//! on the agent (the conformance agent's script, an LLM call, a workflow's run; remote agents
+//! in `remote`).
 
 use super::book::{Entry, StoredTask, shaped};
 use super::tasks::MAX_PAGE_SIZE;
 use super::{
     Ctx, Gateway, GatewayError, Refused, Reply, SKILL_METADATA_KEY, Target, failed, internal,
-    llm_agent, local, push_error, sees, still_working, store_error, unary,
+    llm_agent, local, push_error, sees, still_working, store_error, unary, workflow_agent,
 };
 use crate::agents::conformance;
 use crate::kernel::caller::Caller;
+use crate::kernel::ports::WorkflowCall;
 use hive_a2a::error::{ErrorCode, RpcError};
 use hive_a2a::jsonrpc::Outcome;
 use hive_a2a::v1::{self, Message, SendMessageRequest, StreamResponse, Task};
@@ -24,6 +26,11 @@ struct LocalRun {
     entry: Entry,
     first: StreamResponse,
     steps: Box<dyn local::Steps>,
+    /// The agent's place taken already (else [`Gateway::run_local`] takes one).
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Undoes what was started for the task when the task does not come to exist (a workflow
+    /// agent's run is cancelled).
+    abandon: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// The skill a message names: in its own metadata, else in the request's.
@@ -143,6 +150,10 @@ impl Gateway {
                     .await
             }
             AgentKind::Llm => self.send_llm(ctx, &agent, send, existing, streaming).await,
+            AgentKind::Workflow => {
+                self.send_workflow(ctx, &agent, send, existing, streaming)
+                    .await
+            }
         }
     }
 
@@ -208,6 +219,8 @@ impl Gateway {
             entry,
             first: first.event,
             steps: Box::new(local::ScriptSteps::new(steps)),
+            permit: None,
+            abandon: None,
         };
         self.run_local(owner, agent, &send, run, streaming).await
     }
@@ -298,8 +311,114 @@ impl Gateway {
             entry,
             first: StreamResponse::Task(first),
             steps: Box::new(steps),
+            permit: None,
+            abandon: None,
         };
         self.run_local(owner, agent, &send, run, streaming).await
+    }
+
+    /// A message to a published workflow: a run of it starts, for the caller, with the message
+    /// as its input, and the new task follows the run. A task takes one message (one run); a
+    /// follow-up is refused.
+    async fn send_workflow(
+        &self,
+        ctx: &Ctx<'_>,
+        agent: &AgentRow,
+        send: SendMessageRequest,
+        existing: Option<Entry>,
+        streaming: bool,
+    ) -> Result<Reply, GatewayError> {
+        let Some(port) = self.workflows.get().map(Arc::clone) else {
+            return failed(
+                ErrorCode::InternalError.with_message("the agent is not ready (workflows are off)"),
+            );
+        };
+        if existing.is_some() {
+            return failed(ErrorCode::UnsupportedOperation.with_message(
+                "a workflow agent's task is one run and takes no more messages; send a new message",
+            ));
+        }
+        let Some(workflow_id) = crate::agents::published_workflow(agent) else {
+            return failed(internal());
+        };
+        let input = match workflow_agent::input_of(&send.message) {
+            Ok(input) => input,
+            Err(error) => return failed(error),
+        };
+        // The agent's place first: a run is started only for a task that may run.
+        let permit = self.slot(agent)?;
+        let id = Uuid::new_v4();
+        let run_id = match port
+            .start(WorkflowCall {
+                caller: ctx.caller,
+                agent_id: agent.id,
+                agent_name: &agent.name,
+                agent_owner: agent.owner_id,
+                workflow_id,
+                task_id: id,
+                input,
+                meta: ctx.meta,
+            })
+            .await
+        {
+            Ok(run_id) => run_id,
+            Err(refusal) => return failed(workflow_agent::refusal(refusal)),
+        };
+        let context_id = if send.message.context_id.is_empty() {
+            Uuid::new_v4().to_string()
+        } else {
+            send.message.context_id.clone()
+        };
+        let mut first = Task {
+            id: id.to_string(),
+            context_id,
+            metadata: Some(workflow_agent::run_metadata(workflow_id, run_id)),
+            ..Task::default()
+        };
+        first.history.push(Message {
+            task_id: first.id.clone(),
+            context_id: first.context_id.clone(),
+            ..send.message.clone()
+        });
+        first.status = v1::TaskStatus {
+            state: v1::TaskState::Submitted,
+            ..v1::TaskStatus::default()
+        };
+        let entry = Entry {
+            id,
+            owner: ctx.owner.clone(),
+            agent_id: agent.id,
+            push_on_create: false,
+            stored: StoredTask {
+                task: first.clone(),
+                seq: 0,
+                running: true,
+                upstream: None,
+            },
+        };
+        let steps = workflow_agent::WorkflowSteps::new(
+            Arc::clone(&port),
+            run_id,
+            first.id.clone(),
+            first.context_id.clone(),
+        );
+        let (caller, meta) = (ctx.caller.clone(), ctx.meta.clone());
+        let abandon = move || {
+            tokio::spawn(async move {
+                if let Err(error) = port.cancel(&caller, workflow_id, run_id, &meta).await {
+                    tracing::warn!(%run_id, %error, "a2a: the run of a task that was not created stays");
+                }
+            });
+        };
+        let run = LocalRun {
+            entry,
+            first: StreamResponse::Task(first),
+            steps: Box::new(steps),
+            permit: Some(permit),
+            abandon: Some(Box::new(abandon)),
+        };
+        self.run_local(ctx.owner.as_str(), agent, &send, run, streaming)
+            .await
     }
 
     /// The messages of the caller's earlier tasks of this agent in this context, oldest first
@@ -338,15 +457,27 @@ impl Gateway {
             mut entry,
             first,
             steps,
+            permit,
+            abandon,
         } = run;
-        let permit = self.slot(agent)?;
+        let abandoned = |abandon: Option<Box<dyn FnOnce() + Send>>| {
+            if let Some(abandon) = abandon {
+                abandon();
+            }
+        };
+        let permit = match permit {
+            Some(permit) => permit,
+            None => self.slot(agent)?,
+        };
         let Some(cancel) = self.book.claim(entry.id) else {
+            abandoned(abandon);
             return failed(still_working());
         };
         match self.attach_push(owner, entry.id, send).await {
             Ok(attached) => entry.push_on_create = attached,
             Err(error) => {
                 self.book.release(entry.id);
+                abandoned(abandon);
                 return failed(error);
             }
         }
@@ -373,8 +504,14 @@ impl Gateway {
         // itself if that write fails.
         let first = match first_written.await {
             Ok(Ok(event)) => event,
-            Ok(Err(error)) => return failed(error),
-            Err(_) => return failed(internal()),
+            Ok(Err(error)) => {
+                abandoned(abandon);
+                return failed(error);
+            }
+            Err(_) => {
+                abandoned(abandon);
+                return failed(internal());
+            }
         };
         if streaming {
             let stream = self.book.follow(

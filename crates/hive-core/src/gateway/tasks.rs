@@ -121,6 +121,7 @@ impl Gateway {
         if entry.stored.upstream.is_some() {
             return self.cancel_remote(ctx, entry).await;
         }
+        self.cancel_workflow_run(ctx, &entry).await;
         if entry.stored.running {
             // The executor ends the task itself; wait for it to say so.
             let events = self.book.subscribe(entry.id);
@@ -142,6 +143,25 @@ impl Gateway {
             return self.cancel_stored(now).await;
         }
         self.cancel_stored(entry).await
+    }
+
+    /// A `workflow` agent's task: its run is cancelled first (the task then ends canceled,
+    /// whichever replica follows it). A run that cannot be cancelled now is logged; the task
+    /// is canceled all the same.
+    async fn cancel_workflow_run(&self, ctx: &Ctx<'_>, entry: &Entry) {
+        let Some((workflow_id, run_id)) = super::workflow_agent::run_of(&entry.stored.task) else {
+            return;
+        };
+        let is_workflow = matches!(
+            self.agents.get(entry.agent_id).await,
+            Ok(Some(agent)) if agent.kind == hive_proto::agents::AgentKind::Workflow
+        );
+        let Some(port) = self.workflows.get().filter(|_| is_workflow) else {
+            return;
+        };
+        if let Err(error) = port.cancel(ctx.caller, workflow_id, run_id, ctx.meta).await {
+            tracing::warn!(%run_id, %error, "a2a: a canceled task's run was not cancelled");
+        }
     }
 
     async fn cancel_stored(&self, mut entry: Entry) -> Result<Task, Refused> {

@@ -1,7 +1,8 @@
 //! The kernel: what every domain stands on. Configuration, the secrets of this process, the
 //! audit log and its hash chain, background jobs, the egress policy and admin-edited settings,
 //! outgoing mail and rate-limited logging; the generations of the rows replicas cache in process
-//! and the store that announces their changes.
+//! and the store that announces their changes; the ports through which the composition root
+//! connects a higher domain to a lower one.
 //!
 //! Below every domain; imports none of them.
 
@@ -13,6 +14,7 @@ pub mod egress;
 pub mod jobs;
 pub mod log_gate;
 pub mod mail;
+pub mod ports;
 pub mod refusal;
 pub mod runtime_secrets;
 pub mod settings;

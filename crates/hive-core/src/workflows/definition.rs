@@ -10,6 +10,7 @@ use crate::workflows::expression::{Expression, VARIABLES};
 use crate::workflows::schedule::CronSchedule;
 use crate::workflows::template::{Template, TemplatePath};
 use hive_proto::Role;
+use hive_proto::agents::AgentVisibility;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -45,7 +46,8 @@ pub struct Problem {
     /// `duplicate_edge`, `missing_input`, `duplicate_input`, `input_has_incoming`,
     /// `duplicate_output`, `unreachable`, `cycle`, `bad_branch`, `duplicate_case`,
     /// `not_upstream`, `item_outside_map`, `secret_not_allowed_here`, `bad_map_body`,
-    /// `duplicate_trigger`, `bad_schedule`, `bad_trigger_input`.
+    /// `duplicate_trigger`, `bad_schedule`, `bad_trigger_input`, `bad_agent_name`,
+    /// `duplicate_a2a`; and, found when a document is checked for saving, `agent_name_taken`.
     pub rule: &'static str,
     /// What is wrong, naming the node (or edge, trigger) and the rule.
     pub message: String,
@@ -432,15 +434,21 @@ pub enum Trigger {
         schedule: CronSchedule,
         input: Value,
     },
+    /// The workflow published as an agent: calling the agent over A2A starts a run.
     A2a {
         id: String,
+        /// The agent's name (unique in the instance, as every agent's).
+        agent: String,
+        visibility: AgentVisibility,
+        /// The agent's description (empty: the workflow's).
+        description: String,
     },
 }
 
 impl Trigger {
     pub fn id(&self) -> &str {
         match self {
-            Self::Webhook { id } | Self::Schedule { id, .. } | Self::A2a { id } => id,
+            Self::Webhook { id } | Self::Schedule { id, .. } | Self::A2a { id, .. } => id,
         }
     }
 }
@@ -574,6 +582,13 @@ impl Definition {
 
     pub fn trigger(&self, id: &str) -> Option<&Trigger> {
         self.triggers.iter().find(|trigger| trigger.id() == id)
+    }
+
+    /// The a2a trigger (a workflow has one at most): the agent it publishes the workflow as.
+    pub fn a2a_trigger(&self) -> Option<&Trigger> {
+        self.triggers
+            .iter()
+            .find(|trigger| matches!(trigger, Trigger::A2a { .. }))
     }
 }
 
@@ -1726,16 +1741,26 @@ impl Checker {
                 }
             };
             let trigger = match type_name.as_str() {
-                "webhook" | "a2a" => {
+                "webhook" => {
                     if let Some(key) = object.keys().next() {
                         self.at(&place, "unknown_field", format!("unknown field `{key}`"));
                         continue;
                     }
-                    if type_name == "webhook" {
-                        Trigger::Webhook { id: id.clone() }
-                    } else {
-                        Trigger::A2a { id: id.clone() }
+                    Trigger::Webhook { id: id.clone() }
+                }
+                "a2a" => {
+                    let Some(trigger) = self.a2a_trigger(&place, &id, object) else {
+                        continue;
+                    };
+                    if out.iter().any(|t| matches!(t, Trigger::A2a { .. })) {
+                        self.at(
+                            &place,
+                            "duplicate_a2a",
+                            "a workflow is published as one agent at most: one a2a trigger",
+                        );
+                        continue;
                     }
+                    trigger
                 }
                 "schedule" => {
                     let cron = object.remove("cron");
@@ -1794,6 +1819,90 @@ impl Checker {
             out.push(trigger);
         }
         out
+    }
+
+    /// An a2a trigger's fields: `agent` (an agent's name), `visibility` (default `private`),
+    /// `description` (default empty).
+    fn a2a_trigger(
+        &mut self,
+        place: &Place,
+        id: &str,
+        mut object: Map<String, Value>,
+    ) -> Option<Trigger> {
+        let agent = object.remove("agent");
+        let visibility = object.remove("visibility");
+        let description = object.remove("description");
+        if let Some(key) = object.keys().next() {
+            self.at(place, "unknown_field", format!("unknown field `{key}`"));
+            return None;
+        }
+        let agent = match agent {
+            Some(Value::String(agent)) if crate::agents::valid_agent_name(&agent) => agent,
+            Some(_) => {
+                self.at(
+                    place,
+                    "bad_agent_name",
+                    "`agent` is an agent's name: 1 to 64 of a-z 0-9 and inner dashes",
+                );
+                return None;
+            }
+            None => {
+                self.at(
+                    place,
+                    "missing_field",
+                    "missing field `agent` (the name of the agent it publishes)",
+                );
+                return None;
+            }
+        };
+        let visibility = match visibility {
+            None | Some(Value::Null) => AgentVisibility::Private,
+            Some(Value::String(word)) => match word.parse() {
+                Ok(visibility) => visibility,
+                Err(_) => {
+                    self.at(
+                        place,
+                        "bad_field",
+                        "`visibility` is private, federation or public",
+                    );
+                    return None;
+                }
+            },
+            Some(_) => {
+                self.at(
+                    place,
+                    "bad_field",
+                    "`visibility` is private, federation or public",
+                );
+                return None;
+            }
+        };
+        let description = match description {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(text)) => text,
+            Some(_) => {
+                self.at(place, "bad_field", "`description` is not a string");
+                return None;
+            }
+        };
+        if description.chars().count() > MAX_DESCRIPTION_CHARS
+            || description.chars().any(|c| c.is_control() && c != '\n')
+        {
+            self.at(
+                place,
+                "too_large",
+                format!(
+                    "`description` is at most {MAX_DESCRIPTION_CHARS} characters without control characters"
+                ),
+            );
+            return None;
+        }
+        Some(Trigger::A2a {
+            id: id.to_owned(),
+            agent,
+            visibility,
+            description,
+        })
     }
 
     /// The graph's rules: one input, reachability, no cycle, at most one output.

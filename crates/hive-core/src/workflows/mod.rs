@@ -6,7 +6,8 @@
 //!   [`schedule`], cron in a time zone; [`import`], Pilox's graphs;
 //! - [`service`]: saving, reading, starting (by hand, by webhook), cancelling, retrying and
 //!   deciding runs, for a caller; [`runs`], the one way a run starts; [`webhook`], the
-//!   signature of a webhook call;
+//!   signature of a webhook call; [`publish`], a workflow published as an agent by its a2a
+//!   trigger, and the port through which the gateway runs it;
 //! - [`engine`]: each replica's executor, by the journal ([`plan`] reads what comes next,
 //!   [`nodes`] does what each node type does, [`principal`] checks who the run acts as before
 //!   every step); [`jobs`], schedules fired and old runs pruned by the leader.
@@ -20,6 +21,7 @@ pub mod jobs;
 pub mod nodes;
 pub mod plan;
 pub mod principal;
+pub mod publish;
 pub mod runs;
 pub mod schedule;
 pub mod service;

@@ -8,6 +8,7 @@ use super::nodes::decision_output;
 use super::principal::RUN_ROLE;
 use super::runs::{RunAs, RunRequest, RunStarter, Started};
 use super::webhook::{self, SignatureRefusal};
+use crate::agents::Agents;
 use crate::gateway::Gateway;
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, Principal};
 use crate::kernel::caller::{Caller, Credential, RequestMeta};
@@ -55,13 +56,15 @@ pub struct WorkflowParts {
     pub vault: Arc<Vault>,
     pub secrets: Arc<SecretService>,
     pub gateway: Arc<Gateway>,
+    /// The agent registry: the agent an a2a trigger publishes the workflow as.
+    pub agents: Arc<Agents>,
     pub starter: Arc<RunStarter>,
     /// Whether code nodes may be saved and run.
     pub code_nodes: bool,
 }
 
 pub struct Workflows {
-    parts: WorkflowParts,
+    pub(super) parts: WorkflowParts,
 }
 
 impl std::fmt::Debug for Workflows {
@@ -101,8 +104,22 @@ impl Workflows {
     /// the caller may call, the caller's secrets, sub-workflows the caller may run, approvers
     /// that exist). Every problem is listed.
     pub async fn check(&self, caller: &Caller, document: &str) -> Result<Definition, Problems> {
+        self.check_with(caller, document, None).await
+    }
+
+    /// [`Self::check`] of a document that would be a version of `workflow` (none: the caller's
+    /// workflow of the document's name, if there is one).
+    async fn check_with(
+        &self,
+        caller: &Caller,
+        document: &str,
+        workflow: Option<Uuid>,
+    ) -> Result<Definition, Problems> {
         let definition = Definition::parse(document)?;
         let mut problems = Vec::new();
+        if let Some(problem) = self.check_publication(caller, &definition, workflow).await {
+            problems.push(problem);
+        }
         if !self.parts.code_nodes
             && let Some(node) = definition.nodes.iter().find(|node| uses_code(&node.kind))
         {
@@ -235,7 +252,7 @@ impl Workflows {
     ) -> Result<Saved, WorkflowError> {
         let workflow = self.get(caller, id).await?;
         let definition = self
-            .check(caller, document)
+            .check_with(caller, document, Some(id))
             .await
             .map_err(|problems| WorkflowError::Invalid(problems.to_string()))?;
         self.save(
@@ -287,11 +304,14 @@ impl Workflows {
             .save_workflow(&save, record.append())
             .await
         {
-            Ok((workflow, version)) => Ok(Saved {
-                workflow,
-                version,
-                created,
-            }),
+            Ok((workflow, version)) => {
+                self.publish(caller, &workflow, definition, meta).await?;
+                Ok(Saved {
+                    workflow,
+                    version,
+                    created,
+                })
+            }
             Err(StoreError::Conflict(_)) => Err(WorkflowError::Conflict(
                 "you have another workflow with this name",
             )),
@@ -375,6 +395,9 @@ impl Workflows {
         meta: &RequestMeta,
     ) -> Result<(), WorkflowError> {
         let workflow = self.get(caller, id).await?;
+        // Its agent first: a workflow that stays (its deletion failed) is published again by
+        // its next save, while an agent left behind would name a workflow that is gone.
+        self.unpublish(caller, &workflow, meta).await?;
         let record = self.parts.auditor.in_transaction(
             AuditEvent {
                 principal: caller.principal(),
@@ -450,7 +473,7 @@ impl Workflows {
         }
     }
 
-    async fn definition_of(
+    pub(super) async fn definition_of(
         &self,
         workflow: &WorkflowRow,
     ) -> Result<(WorkflowVersionRow, Definition), WorkflowError> {
@@ -994,6 +1017,15 @@ impl Workflows {
         run_id: Uuid,
     ) -> Result<tokio::sync::mpsc::Receiver<Progress>, WorkflowError> {
         self.get_run(caller, run_id).await?;
+        Ok(self.follow_run(run_id))
+    }
+
+    /// [`Self::follow`] of a run whose caller was checked already (the gateway, following
+    /// the run an A2A task of the caller's started).
+    pub(super) fn follow_run(
+        self: &Arc<Self>,
+        run_id: Uuid,
+    ) -> tokio::sync::mpsc::Receiver<Progress> {
         let (sender, receiver) = tokio::sync::mpsc::channel(64);
         let this = Arc::clone(self);
         tokio::spawn(async move {
@@ -1036,7 +1068,7 @@ impl Workflows {
                 }
             }
         });
-        Ok(receiver)
+        receiver
     }
 }
 

@@ -32,3 +32,4 @@ mod support;
 mod vault_rotation;
 mod wan;
 mod workflows;
+mod workflows_a2a;

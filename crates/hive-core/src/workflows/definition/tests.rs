@@ -27,7 +27,8 @@ fn triage() -> Value {
         "triggers": [
             {"type": "webhook", "id": "incoming"},
             {"type": "schedule", "id": "daily", "cron": "0 9 * * 1-5", "timezone": "Europe/Paris", "input": {"text": "daily"}},
-            {"type": "a2a", "id": "agent"}
+            {"type": "a2a", "id": "agent", "agent": "triage-bot", "visibility": "federation",
+             "description": "Sorts a request"}
         ],
         "limits": {"timeoutSeconds": 3600, "maxSteps": 500, "maxConcurrentRuns": 5}
     })
@@ -89,6 +90,15 @@ fn a_good_document_parses_and_answers() {
         definition.trigger("daily"),
         Some(Trigger::Schedule { .. })
     ));
+    assert_eq!(
+        definition.a2a_trigger(),
+        Some(&Trigger::A2a {
+            id: "agent".into(),
+            agent: "triage-bot".into(),
+            visibility: AgentVisibility::Federation,
+            description: "Sorts a request".into(),
+        })
+    );
     assert_eq!(definition.limits.max_steps, 500);
     assert_eq!(definition.limits.timeout, Duration::from_secs(3600));
     match &definition.node("big").unwrap().kind {
@@ -478,6 +488,59 @@ fn triggers_are_checked() {
     let mut document = triage();
     document["triggers"][0]["type"] = json!("email");
     expect(&document, "unknown_type", None);
+}
+
+#[test]
+fn an_a2a_trigger_names_the_agent_it_publishes() {
+    // Only `agent` is needed: private, and no description of its own, by default.
+    let mut document = triage();
+    document["triggers"][2] = json!({"type": "a2a", "id": "agent", "agent": "t"});
+    assert_eq!(
+        parse(&document).unwrap().a2a_trigger(),
+        Some(&Trigger::A2a {
+            id: "agent".into(),
+            agent: "t".into(),
+            visibility: AgentVisibility::Private,
+            description: String::new(),
+        })
+    );
+    let mut document = triage();
+    document["triggers"][2]
+        .as_object_mut()
+        .unwrap()
+        .remove("agent");
+    let problem = expect(&document, "missing_field", None);
+    assert!(problem.message.contains("trigger 'agent'"), "{problem:?}");
+    for bad in [
+        json!("Triage"),
+        json!("-triage"),
+        json!("tri age"),
+        json!(""),
+        json!(7),
+    ] {
+        let mut document = triage();
+        document["triggers"][2]["agent"] = bad;
+        expect(&document, "bad_agent_name", None);
+    }
+    let mut document = triage();
+    document["triggers"][2]["agent"] = json!("a".repeat(65));
+    expect(&document, "bad_agent_name", None);
+    let mut document = triage();
+    document["triggers"][2]["visibility"] = json!("everyone");
+    expect(&document, "bad_field", None);
+    let mut document = triage();
+    document["triggers"][2]["description"] = json!("d".repeat(2001));
+    expect(&document, "too_large", None);
+    let mut document = triage();
+    document["triggers"][2]["secret"] = json!("x");
+    expect(&document, "unknown_field", None);
+    // One agent at most.
+    let mut document = triage();
+    document["triggers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "a2a", "id": "again", "agent": "other-bot"}));
+    expect(&document, "duplicate_a2a", None);
 }
 
 #[test]
