@@ -339,12 +339,7 @@ async fn bench(
         .unwrap();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    while http
-        .get(format!("{base}/api/health"))
-        .send()
-        .await
-        .is_err()
-    {
+    while http.get(format!("{base}/api/health")).send().await.is_err() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let api = Api { http, base, token };
@@ -370,7 +365,10 @@ async fn main() {
     let runs: usize = args.get(2).map_or(50, |n| n.parse().unwrap());
     let starts: usize = args.get(3).map_or(2000, |n| n.parse().unwrap());
 
-    let mut results = vec![("SQLite", bench(&hive, Vec::new(), length, runs, starts).await)];
+    let mut results = vec![(
+        "SQLite",
+        bench(&hive, Vec::new(), length, runs, starts).await,
+    )];
     let _database;
     if hive_testkit::postgres_admin_url().is_some() {
         let database = hive_testkit::scratch_postgres().await;

@@ -311,9 +311,15 @@ fn assert_resumed_once(endpoint: &Endpoint, run: &str, detail: &Value) {
         "no other key reached the endpoint"
     );
     let one = step(detail, "one");
-    assert_eq!((&one["status"], &one["attempt"]), (&json!("succeeded"), &json!(1)));
+    assert_eq!(
+        (&one["status"], &one["attempt"]),
+        (&json!("succeeded"), &json!(1))
+    );
     let two = step(detail, "two");
-    assert_eq!((&two["status"], &two["attempt"]), (&json!("succeeded"), &json!(2)));
+    assert_eq!(
+        (&two["status"], &two["attempt"]),
+        (&json!("succeeded"), &json!(2))
+    );
     // The second request found the effect already applied.
     assert_eq!(
         detail["run"]["output"],
@@ -331,7 +337,10 @@ async fn a_run_resumes_after_kill_9_without_repeating_its_journaled_steps() {
     let path = dir.path();
     let token = admin_token(path, &[]).await;
     let allowlist = endpoint.allowlist();
-    let vars = [("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", allowlist.as_str()), LEASE];
+    let vars = [
+        ("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", allowlist.as_str()),
+        LEASE,
+    ];
 
     let mut hive = HiveProcess::start(path, &vars).await;
     let run = save_and_start(&hive.base_url, &token, document(endpoint.port)).await;

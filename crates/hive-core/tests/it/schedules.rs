@@ -36,7 +36,11 @@ async fn replica(url: &str, prefix: &str, tick: &str) -> TestServer {
         ("DATABASE_URL".to_owned(), url.to_owned()),
         ("HIVE_JOBS_TICK_SECONDS".to_owned(), tick.to_owned()),
     ];
-    vars.extend(SHARED.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    vars.extend(
+        SHARED
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     if let Some(redis) = hive_testkit::redis_url() {
         vars.push(("REDIS_URL".to_owned(), redis));
         vars.push(("HIVE_REDIS_KEY_PREFIX".to_owned(), prefix.to_owned()));
@@ -135,7 +139,10 @@ async fn schedule_job_runs(server: &TestServer) -> Vec<(OffsetDateTime, String)>
         .hive
         .store
         .job_runs()
-        .list(Some("workflow-schedules"), &PageRequest::first(100).unwrap())
+        .list(
+            Some("workflow-schedules"),
+            &PageRequest::first(100).unwrap(),
+        )
         .await
         .unwrap();
     let mut runs: Vec<_> = page
@@ -164,7 +171,10 @@ async fn a_schedule_fires_every_minute_once_across_a_change_of_leader() {
     for server in [&a, &b] {
         server.clock.advance(time::Duration::minutes(1));
     }
-    wait_for("the first fire", async || scheduled(&a).await == fires(1..=1)).await;
+    wait_for("the first fire", async || {
+        scheduled(&a).await == fires(1..=1)
+    })
+    .await;
     let at_one = START + time::Duration::minutes(1);
     let leader = schedule_job_runs(&a)
         .await
@@ -256,7 +266,8 @@ async fn schedule_jobs_running_at_once_start_each_fire_once() {
             for server in std::iter::once(&a).chain(&b) {
                 server.clock.advance(time::Duration::minutes(1));
             }
-            let (one, two, three, four) = tokio::join!(fire(&a), fire(b_or_a), fire(&a), fire(b_or_a));
+            let (one, two, three, four) =
+                tokio::join!(fire(&a), fire(b_or_a), fire(&a), fire(b_or_a));
             assert_eq!(
                 one + two + three + four,
                 1,
