@@ -380,6 +380,7 @@ impl Hive {
                     settings: crate::workflows::engine::EngineSettings {
                         max_running: config.workflows.max_running as usize,
                         code_nodes: config.workflows.code_nodes,
+                        lease: config.workflows.lease,
                         ..crate::workflows::engine::EngineSettings::default()
                     },
                 },

@@ -113,12 +113,21 @@ impl WorkflowSql for SqliteDialect {
          ORDER BY created_at DESC, id DESC LIMIT ?7"
     );
 
+    // The oldest of each kind of run to take, each read through its own partial index, then
+    // the oldest of those. (One query with the three conditions joined by OR walks the
+    // `workflow_runs_newest` index from the oldest run, finished ones included: every claim, and
+    // every poll of an empty queue, read every run kept.)
     const CLAIM: &'static str = concat!(
         "UPDATE workflow_runs SET status = 'running', lease_node = ?1, lease_token = ?2, \
          lease_expires_at = ?4, wake_at = NULL, started_at = coalesce(started_at, ?5) \
-         WHERE id = (SELECT id FROM workflow_runs \
-           WHERE status = 'queued' OR (status = 'waiting' AND wake_at <= ?3) \
-             OR (status = 'running' AND lease_expires_at < ?3) \
+         WHERE id = (SELECT id FROM ( \
+             SELECT id, created_at FROM (SELECT id, created_at FROM workflow_runs \
+               WHERE status = 'queued' ORDER BY created_at, id LIMIT 1) \
+             UNION ALL SELECT id, created_at FROM (SELECT id, created_at FROM workflow_runs \
+               WHERE status = 'waiting' AND wake_at <= ?3 ORDER BY created_at, id LIMIT 1) \
+             UNION ALL SELECT id, created_at FROM (SELECT id, created_at FROM workflow_runs \
+               WHERE status = 'running' AND lease_expires_at < ?3 \
+               ORDER BY created_at, id LIMIT 1)) \
            ORDER BY created_at, id LIMIT 1) \
          RETURNING ",
         workflow_run_columns!()
@@ -191,4 +200,57 @@ impl WorkflowSql for SqliteDialect {
          AND NOT EXISTS (SELECT 1 FROM workflow_runs AS c \
            WHERE c.parent_run = r.id AND c.finished_at IS NULL) \
          ORDER BY r.finished_at, r.id LIMIT ?2)";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteStore;
+    use hive_store::Store;
+    use sqlx::{Connection, Row};
+
+    /// A claim reads runs through the partial indexes of the runs it may take, never by walking
+    /// every run kept (finished ones are nearly all of them).
+    #[tokio::test]
+    async fn a_claim_reads_only_the_runs_it_may_take() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hive.db");
+        let store = SqliteStore::open(&path, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut connection =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+        let explain = format!(
+            "EXPLAIN QUERY PLAN {}",
+            <SqliteDialect as WorkflowSql>::CLAIM
+        );
+        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(explain))
+            .fetch_all(&mut connection)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect();
+        let reads: Vec<&String> = plan
+            .iter()
+            .filter(|line| line.contains("workflow_runs"))
+            .collect();
+        assert!(!reads.is_empty(), "{plan:?}");
+        for line in reads {
+            assert!(
+                [
+                    "workflow_runs_queued",
+                    "workflow_runs_waking",
+                    "workflow_runs_leased"
+                ]
+                .iter()
+                .any(|index| line.contains(index))
+                    || line.contains("PRIMARY KEY")
+                    || line.contains("sqlite_autoindex_workflow_runs"),
+                "{line} in {plan:?}"
+            );
+        }
+        connection.close().await.unwrap();
+    }
 }

@@ -20,3 +20,4 @@ mod replicas;
 mod sandbox;
 mod serve;
 mod workflow_cli;
+mod workflows;

@@ -180,6 +180,18 @@ impl HiveProcess {
         assert!(status.success());
     }
 
+    /// Sends SIGKILL (no shutdown, no flush) and waits until the process is gone.
+    pub async fn kill(&mut self) {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.pid().to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+        let status = self.wait().await;
+        assert!(!status.success(), "killed: {status:?}");
+    }
+
     /// Waits for the process to exit.
     pub async fn wait(&mut self) -> ExitStatus {
         tokio::time::timeout(Duration::from_secs(60), self.child.wait())

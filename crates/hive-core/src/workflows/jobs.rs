@@ -7,7 +7,7 @@
 //! run (none doubled).
 
 use super::definition::{Definition, Trigger};
-use super::runs::{RunAs, RunRequest, RunStarter};
+use super::runs::{RunAs, RunRequest, RunStarter, Started};
 use crate::kernel::audit::Principal;
 use crate::kernel::caller::RequestMeta;
 use crate::kernel::jobs::{Job, JobContext};
@@ -125,7 +125,9 @@ impl FireSchedules {
                     actor: Principal::Job(self.name()),
                 };
                 match self.starter.start(&request, &RequestMeta::default()).await {
-                    Ok(_) => started += 1,
+                    Ok(Started::Created(_)) => started += 1,
+                    // Another run of the job (a leader of a moment before) started it.
+                    Ok(Started::Existing(_)) => {}
                     Err(error) => {
                         tracing::info!(%error, workflow = %workflow.id, trigger = %id, "workflows: a scheduled run is held back");
                         held_back += 1;

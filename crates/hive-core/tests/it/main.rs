@@ -3,3 +3,4 @@
 
 mod channel;
 mod llm;
+mod schedules;

@@ -295,6 +295,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
             3650,
         )?)
         .unwrap_or(30),
+        lease: src.seconds("HIVE_WORKFLOW_LEASE_SECONDS", 30, 5, 3600)?,
     };
 
     // Defaults derived from other values are shown as they came out.

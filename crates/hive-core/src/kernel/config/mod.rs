@@ -408,6 +408,9 @@ pub struct WorkflowConfig {
     /// `HIVE_WORKFLOW_RUN_RETENTION_DAYS` (default 30, 1..=3650): how long ended runs are
     /// kept.
     pub run_retention_days: u32,
+    /// `HIVE_WORKFLOW_LEASE_SECONDS` (default 30, 5..=3600): how long a replica's lease on a
+    /// run lasts unless renewed; how long a run whose replica died waits to resume elsewhere.
+    pub lease: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]

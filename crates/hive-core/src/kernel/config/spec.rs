@@ -438,6 +438,11 @@ pub const VARIABLES: &[VarSpec] = &[
         "an integer from 1 to 3650",
     ),
     var(
+        "HIVE_WORKFLOW_LEASE_SECONDS",
+        "30",
+        "an integer from 5 to 3600: how long a replica holds a run without renewing it (renewed every third of it); a run whose replica died resumes elsewhere after at most this long",
+    ),
+    var(
         "HIVE_JOB_HISTORY_PRUNE_INTERVAL_SECONDS",
         "3600",
         "an integer from 1 to 86400",
