@@ -22,7 +22,7 @@ use hive_core::workflows::webhook::{SIGNATURE_HEADER, SignatureRefusal};
 use hive_proto::ErrorCode;
 use hive_proto::auth::{PageQuery, PageResponse};
 use hive_proto::workflows::{
-    DecisionRequest, ImportNoteView, ImportRequest, ImportView, ProblemView, RunDetailView,
+    DecisionRequest, ImportNoteView, PendingApprovalView, PendingApprovalsView, ImportRequest, ImportView, ProblemView, RunDetailView,
     RunView, StartRunRequest, StepView, ValidationView, WebhookSecretView, WorkflowPatch,
     WorkflowSavedView, WorkflowVersionView, WorkflowView,
 };
@@ -467,6 +467,27 @@ pub async fn decide(
         )
         .await?;
     Ok(Json(run_view(&run)))
+}
+
+/// `GET /api/v1/workflow-approvals`: the approvals waiting for the caller's decision (any
+/// role: whoever a step names), newest first.
+pub async fn approvals(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<PendingApprovalsView>, ApiError> {
+    let pending = state.hive.workflows.pending_approvals(&caller).await?;
+    Ok(Json(PendingApprovalsView {
+        items: pending
+            .iter()
+            .map(|approval| PendingApprovalView {
+                run: run_view(&approval.run),
+                workflow: approval.workflow.clone(),
+                node: approval.step_key.clone(),
+                message: approval.message.clone(),
+                waiting_since: approval.since,
+            })
+            .collect(),
+    }))
 }
 
 /// Largest webhook body.
