@@ -1505,7 +1505,16 @@ pub async fn waiting_steps_of_active_runs_are_listed_newest_first(store: &dyn St
     // A run that ended with a step left waiting.
     assert!(start_step(store, ended.id, te, "late", 36).await);
     assert!(end_step(store, ended.id, te, &waiting_step("late")).await);
-    assert!(finish(store, ended.id, te, &RunEnd::Failed { error: "deadline" }, 37).await);
+    assert!(
+        finish(
+            store,
+            ended.id,
+            te,
+            &RunEnd::Failed { error: "deadline" },
+            37
+        )
+        .await
+    );
 
     let listed = |limit| async move {
         flows
@@ -1530,7 +1539,10 @@ pub async fn waiting_steps_of_active_runs_are_listed_newest_first(store: &dyn St
     assert_eq!(listed(0).await, vec![]);
     let (run, step) = flows.waiting_steps(1).await.unwrap().remove(0);
     assert_eq!(run, get(store, running.id).await);
-    assert_eq!((step.node_id.as_str(), step.started_at), ("ask", stored(35)));
+    assert_eq!(
+        (step.node_id.as_str(), step.started_at),
+        ("ask", stored(35))
+    );
 
     // A decided step is no longer waiting; its run, queued again, is listed once it waits.
     let decision = StepDecision {

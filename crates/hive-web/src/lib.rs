@@ -8,8 +8,8 @@
 //! the binary; the pages' own script is small and only does what a form cannot.
 
 mod account;
-mod approvals;
 mod agents;
+mod approvals;
 mod assets;
 mod audit;
 mod chat;

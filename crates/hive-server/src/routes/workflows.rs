@@ -22,9 +22,10 @@ use hive_core::workflows::webhook::{SIGNATURE_HEADER, SignatureRefusal};
 use hive_proto::ErrorCode;
 use hive_proto::auth::{PageQuery, PageResponse};
 use hive_proto::workflows::{
-    DecisionRequest, ImportNoteView, PendingApprovalView, PendingApprovalsView, ImportRequest, ImportView, ProblemView, RunDetailView,
-    RunView, StartRunRequest, StepView, ValidationView, WebhookSecretView, WorkflowPatch,
-    WorkflowSavedView, WorkflowVersionView, WorkflowView,
+    DecisionRequest, ImportNoteView, ImportRequest, ImportView, PendingApprovalView,
+    PendingApprovalsView, ProblemView, RunDetailView, RunView, StartRunRequest, StepView,
+    ValidationView, WebhookSecretView, WorkflowPatch, WorkflowSavedView, WorkflowVersionView,
+    WorkflowView,
 };
 use hive_store::{
     MAX_WORKFLOW_DOCUMENT_BYTES, RunFilter, RunRow, RunStatus, RunTrigger, StepRow, WorkflowRow,

@@ -226,7 +226,12 @@ async fn an_approver_sees_what_waits_for_them_and_decides_from_the_dashboard() {
         let named = json!({"users": ["approver@example.com"]});
         let workflow = apply(&server, &token, gated("named", named, false)).await;
         let run = start(&server, &token, &workflow, json!({"what": "v2"})).await;
-        let by_role = apply(&server, &token, gated("by-role", json!({"role": "admin"}), false)).await;
+        let by_role = apply(
+            &server,
+            &token,
+            gated("by-role", json!({"role": "admin"}), false),
+        )
+        .await;
         let other = start(&server, &token, &by_role, json!({"what": "v3"})).await;
         wait_status(&server, &token, &run, "waiting").await;
         wait_status(&server, &token, &other, "waiting").await;
@@ -242,7 +247,10 @@ async fn an_approver_sees_what_waits_for_them_and_decides_from_the_dashboard() {
         assert_eq!(pending(&server, &approver).await, vec![mine]);
         let admins = pending(&server, &admin).await;
         assert_eq!(admins.len(), 1, "{admins:?}");
-        assert_eq!((admins[0].0.as_str(), admins[0].3.as_str()), (other.as_str(), "by-role"));
+        assert_eq!(
+            (admins[0].0.as_str(), admins[0].3.as_str()),
+            (other.as_str(), "by-role")
+        );
         assert!(pending(&server, &viewer).await.is_empty());
         assert!(pending(&server, &ops).await.is_empty());
 
