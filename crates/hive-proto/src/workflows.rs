@@ -164,6 +164,29 @@ pub struct RunDetailView {
     pub steps: Vec<StepView>,
 }
 
+/// An approval waiting for the caller's decision (`GET /api/v1/workflow-approvals`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingApprovalView {
+    pub run: RunView,
+    /// The workflow's name.
+    pub workflow: String,
+    /// The approval node, as the decision names it.
+    pub node: String,
+    /// The message the step rendered.
+    pub message: String,
+    /// When the step started waiting.
+    #[serde(with = "time::serde::rfc3339")]
+    pub waiting_since: time::OffsetDateTime,
+}
+
+/// `GET /api/v1/workflow-approvals`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingApprovalsView {
+    pub items: Vec<PendingApprovalView>,
+}
+
 /// `POST /api/v1/workflows/import`: a Pilox graph in, a Hive document and what did not map out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -215,6 +215,7 @@ macro_rules! conformance_suite {
             step_values_are_checked,
             a_park_after_a_signal_is_refused,
             a_decision_is_taken_once_and_queues_the_run,
+            waiting_steps_of_active_runs_are_listed_newest_first,
             a_sub_workflow_end_reaches_its_parent,
             a_sub_workflow_cancelled_alone_fails_its_parent_step,
             a_cancellation_reaches_sub_workflows_and_fences,

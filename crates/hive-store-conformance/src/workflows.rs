@@ -1480,6 +1480,91 @@ pub async fn a_decision_is_taken_once_and_queues_the_run(store: &dyn Store) {
     );
 }
 
+pub async fn waiting_steps_of_active_runs_are_listed_newest_first(store: &dyn Store) {
+    let parked = a_run(store, 0).await;
+    let running = a_run(store, 10).await;
+    let ended = a_run(store, 20).await;
+    let (tp, tr, te) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    assert_eq!(claim(store, tp, 30).await.unwrap().id, parked.id);
+    assert_eq!(claim(store, tr, 30).await.unwrap().id, running.id);
+    assert_eq!(claim(store, te, 30).await.unwrap().id, ended.id);
+    assert!(start_step(store, parked.id, tp, "first", 31).await);
+    assert!(end_step(store, parked.id, tp, &waiting_step("first")).await);
+    assert!(start_step(store, parked.id, tp, "second", 32).await);
+    assert!(end_step(store, parked.id, tp, &waiting_step("second")).await);
+    // Running and succeeded steps are not waiting.
+    assert!(start_step(store, parked.id, tp, "busy", 33).await);
+    assert!(start_step(store, parked.id, tp, "done", 33).await);
+    let done = end("done", StepStatus::Succeeded, Some(34));
+    assert!(end_step(store, parked.id, tp, &done).await);
+    let flows = store.workflows();
+    assert!(flows.park_run(parked.id, tp, 0, None).await.unwrap());
+    // A run still running (its executor has not parked it yet).
+    assert!(start_step(store, running.id, tr, "ask", 35).await);
+    assert!(end_step(store, running.id, tr, &waiting_step("ask")).await);
+    // A run that ended with a step left waiting.
+    assert!(start_step(store, ended.id, te, "late", 36).await);
+    assert!(end_step(store, ended.id, te, &waiting_step("late")).await);
+    assert!(
+        finish(
+            store,
+            ended.id,
+            te,
+            &RunEnd::Failed { error: "deadline" },
+            37
+        )
+        .await
+    );
+
+    let listed = |limit| async move {
+        flows
+            .waiting_steps(limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(run, step)| {
+                assert_eq!(run.id, step.run_id);
+                assert_eq!(step.status, StepStatus::Waiting);
+                (run.id, step.step_key)
+            })
+            .collect::<Vec<_>>()
+    };
+    let all = vec![
+        (running.id, "ask".to_owned()),
+        (parked.id, "second".to_owned()),
+        (parked.id, "first".to_owned()),
+    ];
+    assert_eq!(listed(100).await, all);
+    assert_eq!(listed(2).await, all[..2].to_vec());
+    assert_eq!(listed(0).await, vec![]);
+    let (run, step) = flows.waiting_steps(1).await.unwrap().remove(0);
+    assert_eq!(run, get(store, running.id).await);
+    assert_eq!(
+        (step.node_id.as_str(), step.started_at),
+        ("ask", stored(35))
+    );
+
+    // A decided step is no longer waiting; its run, queued again, is listed once it waits.
+    let decision = StepDecision {
+        run_id: running.id,
+        step_key: "ask",
+        status: StepStatus::Succeeded,
+        output: Some("{}"),
+        branch: Some("approved"),
+        error: None,
+        at: at(40),
+    };
+    assert!(
+        flows
+            .decide_step(&decision, note("workflow.decide").append())
+            .await
+            .unwrap()
+    );
+    assert_eq!(listed(100).await, all[1..].to_vec());
+    assert!(cancel(store, parked.id, 41).await);
+    assert_eq!(listed(100).await, vec![]);
+}
+
 /// A parent run parked on its step `step`, waiting for a sub-workflow's run; answers the
 /// parent and the child (queued).
 async fn parent_and_child(store: &dyn Store, step: &str, seconds: i64) -> (RunRow, RunRow) {

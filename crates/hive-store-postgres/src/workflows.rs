@@ -195,6 +195,14 @@ impl WorkflowSql for PgDialect {
         workflow_step_columns!(),
         " FROM workflow_steps WHERE run_id = $1 ORDER BY started_at, step_key"
     );
+    const WAITING_STEPS: &'static str = concat!(
+        "SELECT ",
+        workflow_step_columns!(),
+        " FROM workflow_steps AS s WHERE s.status = 'waiting' \
+         AND EXISTS (SELECT 1 FROM workflow_runs AS r \
+           WHERE r.id = s.run_id AND r.status IN ('waiting', 'running')) \
+         ORDER BY s.started_at DESC, s.run_id DESC, s.step_key DESC LIMIT $1"
+    );
     const START_STEP: &'static str = "INSERT INTO workflow_steps (run_id, step_key, node_id, \
          status, attempt, input, started_at) VALUES ($1, $2, $3, 'running', $4, $5, $6) \
          ON CONFLICT (run_id, step_key) DO UPDATE SET node_id = excluded.node_id, \

@@ -77,13 +77,13 @@ pub use usage::{
 };
 pub use vault::{VaultKeyRepo, VaultKeyRow, count_to_stored};
 pub use workflows::{
-    MAX_STEP_KEY_CHARS, MAX_STEP_LABEL_CHARS, MAX_TRIGGER_KEY_CHARS, MAX_WEBHOOK_SECRET_BYTES,
-    MAX_WORKFLOW_DESCRIPTION_CHARS, MAX_WORKFLOW_DOCUMENT_BYTES, MAX_WORKFLOW_ERROR_CHARS,
-    MAX_WORKFLOW_NAME_CHARS, MAX_WORKFLOW_VALUE_BYTES, NewRun, RunCaps, RunEnd, RunFilter,
-    RunInsert, RunRow, RunStatus, RunTrigger, ScheduleFire, StepDecision, StepEnd, StepRow,
-    StepStart, StepStatus, WorkflowRepo, WorkflowRow, WorkflowSave, WorkflowVersionRow,
-    check_new_run, check_run_end, check_run_node, check_step_decision, check_step_end,
-    check_step_result, check_step_start, check_webhook_secret, check_workflow_save,
+    MAX_STEP_KEY_CHARS, MAX_STEP_LABEL_CHARS, MAX_TRIGGER_KEY_CHARS, MAX_WAITING_STEPS,
+    MAX_WEBHOOK_SECRET_BYTES, MAX_WORKFLOW_DESCRIPTION_CHARS, MAX_WORKFLOW_DOCUMENT_BYTES,
+    MAX_WORKFLOW_ERROR_CHARS, MAX_WORKFLOW_NAME_CHARS, MAX_WORKFLOW_VALUE_BYTES, NewRun, RunCaps,
+    RunEnd, RunFilter, RunInsert, RunRow, RunStatus, RunTrigger, ScheduleFire, StepDecision,
+    StepEnd, StepRow, StepStart, StepStatus, WorkflowRepo, WorkflowRow, WorkflowSave,
+    WorkflowVersionRow, check_new_run, check_run_end, check_run_node, check_step_decision,
+    check_step_end, check_step_result, check_step_start, check_webhook_secret, check_workflow_save,
 };
 
 /// Compares the versions applied to a database with the versions a binary carries.

@@ -351,6 +351,9 @@ pub struct StepDecision<'a> {
     pub at: OffsetDateTime,
 }
 
+/// Most waiting steps [`WorkflowRepo::waiting_steps`] answers.
+pub const MAX_WAITING_STEPS: u32 = 500;
+
 /// A schedule trigger's last fire, as [`WorkflowRepo::last_fires`] reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleFire {
@@ -558,6 +561,10 @@ pub trait WorkflowRepo: Send + Sync {
         decision: &StepDecision<'_>,
         audit: AuditAppend<'_>,
     ) -> Result<bool, StoreError>;
+
+    /// The waiting steps of runs that are waiting or running, each with its run, newest first
+    /// (by the step's start), at most `limit` (capped at [`MAX_WAITING_STEPS`]).
+    async fn waiting_steps(&self, limit: u32) -> Result<Vec<(RunRow, StepRow)>, StoreError>;
 
     /// The enabled workflows whose newest version has schedule triggers.
     async fn scheduled_workflows(&self) -> Result<Vec<WorkflowRow>, StoreError>;

@@ -9,6 +9,7 @@
 
 mod account;
 mod agents;
+mod approvals;
 mod assets;
 mod audit;
 mod chat;
@@ -86,6 +87,8 @@ fn pages() -> Vec<Route> {
         route(M::GET, "/agents/{id}/chat", VIEWER, None, chat::page),
         // Workflows: operators keep their own, admins all; approvals are decided by whoever
         // the step names (the service checks, as the API's route does).
+        route(M::GET, "/approvals", VIEWER, None, approvals::page),
+        route(M::POST, "/approvals/{id}/decide", VIEWER, None, approvals::decide),
         route(M::GET, "/workflows", OPERATOR, None, workflows::list),
         route(M::POST, "/workflows", OPERATOR, None, workflows::create),
         route(M::GET, "/workflows/runs", OPERATOR, None, workflows::runs),

@@ -15,6 +15,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::response::Response;
 use hive_core::kernel::caller::Caller;
 use hive_core::workflows::definition::{Definition, NodeKind, Problems, Trigger};
+use hive_core::workflows::service::{journaled_message, may_decide};
 use hive_proto::{ErrorCode, Role};
 use hive_server::auth::{Authenticated, Meta};
 use hive_server::{ApiError, AppState};
@@ -831,24 +832,7 @@ fn approvals_of(caller: &Caller, definition: &Definition, steps: &[StepRow]) -> 
                 return None;
             };
             let step = steps.iter().find(|step| step.step_key == node.id);
-            let message = step
-                .and_then(|step| step.input.as_deref())
-                .and_then(|input| serde_json::from_str::<Value>(input).ok())
-                .and_then(|input| input.get("message").cloned())
-                .map(|message| match message {
-                    Value::String(text) => text,
-                    other => other.to_string(),
-                })
-                .unwrap_or_default();
-            let named = caller.user.as_ref().is_some_and(|user| {
-                approval
-                    .users
-                    .iter()
-                    .any(|email| email.eq_ignore_ascii_case(&user.email))
-            });
-            let by_role = approval
-                .role
-                .is_some_and(|role| caller.user.is_some() && caller.role >= role);
+            let message = journaled_message(step.and_then(|step| step.input.as_deref()));
             let mut who: Vec<String> = approval.users.clone();
             if let Some(role) = approval.role {
                 who.push(format!("anyone whose role is {} or above", role.as_str()));
@@ -857,7 +841,7 @@ fn approvals_of(caller: &Caller, definition: &Definition, steps: &[StepRow]) -> 
                 node: node.id.clone(),
                 message,
                 waiting: step.is_some_and(|step| step.status == StepStatus::Waiting),
-                may_decide: named || by_role,
+                may_decide: may_decide(caller, approval),
                 approvers: who.join(", "),
             })
         })

@@ -2,7 +2,7 @@
 //! history, cancellation, retries and approvals. Each method takes the caller, checks what the
 //! caller may do (a workflow is its owner's, and any admin's) and audits what it changes.
 
-use super::definition::{Definition, NodeKind, Problem, Problems, Trigger};
+use super::definition::{ApprovalNode, Definition, NodeKind, Problem, Problems, Trigger};
 use super::error::WorkflowError;
 use super::nodes::decision_output;
 use super::principal::RUN_ROLE;
@@ -38,6 +38,46 @@ pub struct Saved {
     pub workflow: WorkflowRow,
     pub version: WorkflowVersionRow,
     pub created: bool,
+}
+
+/// An approval step waiting for a decision the caller may give
+/// ([`Workflows::pending_approvals`]).
+#[derive(Debug, Clone)]
+pub struct PendingApproval {
+    pub run: RunRow,
+    /// The workflow's name.
+    pub workflow: String,
+    /// The approval node (the step's key).
+    pub step_key: String,
+    /// The message its step rendered, as journaled.
+    pub message: String,
+    /// When the step started waiting.
+    pub since: time::OffsetDateTime,
+}
+
+/// The message an approval step's journaled input carries: its text, or other JSON compact.
+pub fn journaled_message(input: Option<&str>) -> String {
+    input
+        .and_then(|input| serde_json::from_str::<Value>(input).ok())
+        .and_then(|input| input.get("message").cloned())
+        .map(|message| match message {
+            Value::String(text) => text,
+            other => other.to_string(),
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the caller may decide an approval: a user it names (by e-mail), or a user whose
+/// role is at least the one it names.
+pub fn may_decide(caller: &Caller, approval: &ApprovalNode) -> bool {
+    let Some(user) = caller.user.as_ref() else {
+        return false;
+    };
+    approval
+        .users
+        .iter()
+        .any(|email| email.eq_ignore_ascii_case(&user.email))
+        || approval.role.is_some_and(|role| caller.role >= role)
 }
 
 /// A webhook call's refusal: a bad signature (audited) or the workflow's own refusal.
@@ -934,18 +974,12 @@ impl Workflows {
         else {
             return Err(WorkflowError::NotFound);
         };
-        let user = caller.user.as_ref();
-        let named = user.is_some_and(|user| {
-            approval
-                .users
-                .iter()
-                .any(|email| email.eq_ignore_ascii_case(&user.email))
-        });
-        let by_role = approval
-            .role
-            .is_some_and(|role| caller.user.is_some() && caller.role >= role);
-        let by = user.map(|user| user.email.clone()).unwrap_or_default();
-        if !(named || by_role) {
+        let by = caller
+            .user
+            .as_ref()
+            .map(|user| user.email.clone())
+            .unwrap_or_default();
+        if !may_decide(caller, approval) {
             self.parts
                 .auditor
                 .record_refusal(
@@ -1006,6 +1040,68 @@ impl Workflows {
             .get_run(run_id)
             .await?
             .ok_or(WorkflowError::NotFound)
+    }
+
+    /// The approval steps waiting for a decision the caller may give (as [`Workflows::decide`]
+    /// decides who may), newest first: of any workflow, the caller's or not.
+    pub async fn pending_approvals(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<PendingApproval>, WorkflowError> {
+        if caller.user.is_none() {
+            return Ok(Vec::new());
+        }
+        let waiting = self
+            .store()
+            .workflows()
+            .waiting_steps(hive_store::MAX_WAITING_STEPS)
+            .await?;
+        // Each version parsed once, each workflow's name read once.
+        let mut definitions: std::collections::HashMap<(Uuid, i64), Option<Definition>> =
+            std::collections::HashMap::new();
+        let mut names: std::collections::HashMap<Uuid, String> = std::collections::HashMap::new();
+        let mut pending = Vec::new();
+        for (run, step) in waiting {
+            let key = (run.workflow_id, run.version);
+            if !definitions.contains_key(&key) {
+                let definition = self
+                    .store()
+                    .workflows()
+                    .get_version(run.workflow_id, run.version)
+                    .await?
+                    .and_then(|version| Definition::parse(&version.document).ok());
+                definitions.insert(key, definition);
+            }
+            let Some(Some(definition)) = definitions.get(&key) else {
+                continue;
+            };
+            let Some(NodeKind::Approval(approval)) =
+                definition.node(&step.step_key).map(|node| &node.kind)
+            else {
+                continue;
+            };
+            if !may_decide(caller, approval) {
+                continue;
+            }
+            if !names.contains_key(&run.workflow_id) {
+                let name = self
+                    .store()
+                    .workflows()
+                    .get_workflow(run.workflow_id)
+                    .await?
+                    .map(|workflow| workflow.name)
+                    .unwrap_or_default();
+                names.insert(run.workflow_id, name);
+            }
+            pending.push(PendingApproval {
+                workflow: names.get(&run.workflow_id).cloned().unwrap_or_default(),
+                message: journaled_message(step.input.as_deref()),
+                since: step.started_at,
+                step_key: step.step_key,
+                run,
+            });
+        }
+        Ok(pending)
     }
 
     /// Follows a run: each step as it starts, waits and ends, and the run's status, until the

@@ -233,6 +233,7 @@ fn routes_declared() -> Vec<Route> {
         route(M::POST, "/api/v1/workflow-runs/{id}/cancel", OPERATOR, None, wf::cancel).owned().scope(TokenScope::Execute),
         route(M::POST, "/api/v1/workflow-runs/{id}/retry", OPERATOR, None, wf::retry).owned().scope(TokenScope::Execute),
         route(M::POST, "/api/v1/workflow-runs/{id}/approvals/{node}", VIEWER, None, wf::decide),
+        route(M::GET, "/api/v1/workflow-approvals", VIEWER, None, wf::approvals),
         route(M::POST, "/api/webhooks/workflows/{id}/{trigger}", PUBLIC, None, wf::webhook),
         route(M::POST, "/internal/v1/hosted/{id}/channel", REPLICA, None, hosted::relay),
         route(M::POST, "/internal/v1/hosted/{id}/channel/{*path}", REPLICA, None, hosted::relay),

@@ -22,9 +22,10 @@ use hive_core::workflows::webhook::{SIGNATURE_HEADER, SignatureRefusal};
 use hive_proto::ErrorCode;
 use hive_proto::auth::{PageQuery, PageResponse};
 use hive_proto::workflows::{
-    DecisionRequest, ImportNoteView, ImportRequest, ImportView, ProblemView, RunDetailView,
-    RunView, StartRunRequest, StepView, ValidationView, WebhookSecretView, WorkflowPatch,
-    WorkflowSavedView, WorkflowVersionView, WorkflowView,
+    DecisionRequest, ImportNoteView, ImportRequest, ImportView, PendingApprovalView,
+    PendingApprovalsView, ProblemView, RunDetailView, RunView, StartRunRequest, StepView,
+    ValidationView, WebhookSecretView, WorkflowPatch, WorkflowSavedView, WorkflowVersionView,
+    WorkflowView,
 };
 use hive_store::{
     MAX_WORKFLOW_DOCUMENT_BYTES, RunFilter, RunRow, RunStatus, RunTrigger, StepRow, WorkflowRow,
@@ -467,6 +468,27 @@ pub async fn decide(
         )
         .await?;
     Ok(Json(run_view(&run)))
+}
+
+/// `GET /api/v1/workflow-approvals`: the approvals waiting for the caller's decision (any
+/// role: whoever a step names), newest first.
+pub async fn approvals(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<PendingApprovalsView>, ApiError> {
+    let pending = state.hive.workflows.pending_approvals(&caller).await?;
+    Ok(Json(PendingApprovalsView {
+        items: pending
+            .iter()
+            .map(|approval| PendingApprovalView {
+                run: run_view(&approval.run),
+                workflow: approval.workflow.clone(),
+                node: approval.step_key.clone(),
+                message: approval.message.clone(),
+                waiting_since: approval.since,
+            })
+            .collect(),
+    }))
 }
 
 /// Largest webhook body.

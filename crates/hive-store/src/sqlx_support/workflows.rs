@@ -149,6 +149,9 @@ pub trait WorkflowSql: Dialect {
     const DELETE_UNFINISHED_STEPS: &'static str;
     /// run id; [`workflow_step_columns!`] in the order they started, then by key.
     const STEPS: &'static str;
+    /// limit; [`workflow_step_columns!`] of the waiting steps of waiting or running runs,
+    /// newest first (by start, then run and key).
+    const WAITING_STEPS: &'static str;
     /// run id, step key, node id, attempt, input, at; a new step or the next attempt.
     const START_STEP: &'static str;
     /// run id, step key, status, output, branch, error, wake at, at.
@@ -732,6 +735,43 @@ impl<D: WorkflowSql> WorkflowRepo for SqlWorkflows<D> {
             .await
             .map_err(D::map_error)?;
         found.iter().map(rows::workflow_step::<D>).collect()
+    }
+
+    async fn waiting_steps(&self, limit: u32) -> Result<Vec<(RunRow, StepRow)>, StoreError> {
+        let limit = limit.min(crate::MAX_WAITING_STEPS);
+        let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
+        let found = sqlx::query(D::WAITING_STEPS)
+            .bind_value(i64::from(limit))
+            .fetch_all(D::on(&mut reader))
+            .await
+            .map_err(D::map_error)?;
+        let steps = found
+            .iter()
+            .map(rows::workflow_step::<D>)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Each run read once; one that ended or went in between is left out.
+        let mut runs: std::collections::HashMap<Uuid, Option<RunRow>> =
+            std::collections::HashMap::new();
+        let mut answer = Vec::with_capacity(steps.len());
+        for step in steps {
+            if !runs.contains_key(&step.run_id) {
+                let row = sqlx::query(D::GET_RUN)
+                    .bind_value(D::id(step.run_id))
+                    .fetch_optional(D::on(&mut reader))
+                    .await
+                    .map_err(D::map_error)?;
+                let run = row
+                    .as_ref()
+                    .map(rows::workflow_run::<D>)
+                    .transpose()?
+                    .filter(|run| matches!(run.status, RunStatus::Waiting | RunStatus::Running));
+                runs.insert(step.run_id, run);
+            }
+            if let Some(Some(run)) = runs.get(&step.run_id) {
+                answer.push((run.clone(), step));
+            }
+        }
+        Ok(answer)
     }
 
     async fn start_step(

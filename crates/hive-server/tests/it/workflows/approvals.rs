@@ -4,6 +4,7 @@
 //! at its next step, audited.
 
 use super::*;
+use crate::pages::post_form;
 
 /// input → `gate` (an approval by `approvers`) → `ship`; with `undo` on the rejected edge when
 /// `with_rejected`.
@@ -187,6 +188,136 @@ async fn a_lowered_role_stops_the_run_at_the_next_step() {
         let refused = audit_of(&server, &admin_token, "workflow.step.refused").await;
         assert_eq!(refused.len(), 1, "{refused:?}");
         assert_eq!(refused[0]["detail"]["reason"], "role_below_minimum");
+        server.stop().await.0.unwrap();
+    }
+}
+
+/// The approvals waiting for `browser`'s user, through the API: (run, node, message, workflow).
+async fn pending(server: &TestServer, browser: &Browser) -> Vec<(String, String, String, String)> {
+    let response = browser
+        .send(server, Method::GET, "/api/v1/workflow-approvals", None)
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let text = |value: &Value| value.as_str().unwrap().to_owned();
+            (
+                text(&item["run"]["id"]),
+                text(&item["node"]),
+                text(&item["message"]),
+                text(&item["workflow"]),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_approver_sees_what_waits_for_them_and_decides_from_the_dashboard() {
+    for backend in backends() {
+        let server = a2a_server(backend, &[]).await;
+        let (admin, token) = admin_session(&server).await;
+        let (_, approver) = add_user(&server, &admin, "approver@example.com", "viewer").await;
+        let (_, viewer) = add_user(&server, &admin, "viewer@example.com", "viewer").await;
+        let (_, ops) = add_user(&server, &admin, "ops@example.com", "operator").await;
+        let named = json!({"users": ["approver@example.com"]});
+        let workflow = apply(&server, &token, gated("named", named, false)).await;
+        let run = start(&server, &token, &workflow, json!({"what": "v2"})).await;
+        let by_role = apply(
+            &server,
+            &token,
+            gated("by-role", json!({"role": "admin"}), false),
+        )
+        .await;
+        let other = start(&server, &token, &by_role, json!({"what": "v3"})).await;
+        wait_status(&server, &token, &run, "waiting").await;
+        wait_status(&server, &token, &other, "waiting").await;
+
+        // Each sees exactly what they may decide: the named viewer the one naming them, the
+        // admin the one its role decides; the other viewer and the operator nothing.
+        let mine = (
+            run.clone(),
+            "gate".to_owned(),
+            "ship v2?".to_owned(),
+            "named".to_owned(),
+        );
+        assert_eq!(pending(&server, &approver).await, vec![mine]);
+        let admins = pending(&server, &admin).await;
+        assert_eq!(admins.len(), 1, "{admins:?}");
+        assert_eq!(
+            (admins[0].0.as_str(), admins[0].3.as_str()),
+            (other.as_str(), "by-role")
+        );
+        assert!(pending(&server, &viewer).await.is_empty());
+        assert!(pending(&server, &ops).await.is_empty());
+
+        // The page lists it for the approver, who cannot open the run's own page.
+        let page_of = async |browser: &Browser, path: &str| {
+            let response = browser.request(&server, Method::GET, path).send().await;
+            let response = response.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            response.text().await.unwrap()
+        };
+        let page = page_of(&approver, "/approvals").await;
+        for expected in [
+            run.as_str(),
+            "ship v2?",
+            ">named<",
+            "<code>gate</code>",
+            r#"<a href="/approvals">Approvals</a>"#,
+            &format!(r#"action="/approvals/{run}/decide""#),
+        ] {
+            assert!(page.contains(expected), "{expected}: {page}");
+        }
+        assert!(!page.contains(other.as_str()) && !page.contains("/workflows/runs/"));
+        assert!(
+            page_of(&ops, "/approvals")
+                .await
+                .contains("Nothing waits for your decision.")
+        );
+        let run_page = approver
+            .request(&server, Method::GET, &format!("/workflows/runs/{run}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(run_page.status(), 403);
+
+        // Someone else's decision from the page is refused; the approver's is taken.
+        let own = Some(server.origin.as_str());
+        let path = format!("/approvals/{run}/decide");
+        let form = [
+            ("node", "gate"),
+            ("decision", "approve"),
+            ("comment", "fine by me"),
+        ];
+        let refused = post_form(&server, &path, own, Some(&viewer.cookie), &form).await;
+        assert_eq!(refused.status(), 404);
+        let refused = post_form(&server, &path, own, Some(&ops.cookie), &form).await;
+        assert_eq!(refused.status(), 404);
+        let decided = post_form(&server, &path, own, Some(&approver.cookie), &form).await;
+        assert_eq!(decided.status(), 303);
+        assert_eq!(
+            decided.headers()["location"].to_str().unwrap(),
+            "/approvals?decided=approved"
+        );
+        let detail = wait_run(&server, &token, &run, ended).await;
+        assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
+        let gate = step(&detail, "gate");
+        assert_eq!(gate["output"]["by"], "approver@example.com");
+        assert_eq!(gate["output"]["comment"], "fine by me");
+        assert_eq!(step(&detail, "ship")["output"], "shipped v2");
+        let after = page_of(&approver, "/approvals?decided=approved").await;
+        assert!(
+            after.contains("Approved") && after.contains("Nothing waits for your decision."),
+            "{after}"
+        );
+        // Taken once: a second decision is the problem page.
+        let again = post_form(&server, &path, own, Some(&approver.cookie), &form).await;
+        assert_eq!(again.status(), 409);
+        assert_eq!(pending(&server, &admin).await.len(), 1);
         server.stop().await.0.unwrap();
     }
 }
