@@ -21,6 +21,7 @@ use hive_store::{
     StepStatus, Store, StoreError, WorkflowRow, WorkflowSave, WorkflowVersionRow,
 };
 use serde_json::{Value, json};
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -1062,17 +1063,17 @@ impl Workflows {
         let mut names: std::collections::HashMap<Uuid, String> = std::collections::HashMap::new();
         let mut pending = Vec::new();
         for (run, step) in waiting {
-            let key = (run.workflow_id, run.version);
-            if !definitions.contains_key(&key) {
-                let definition = self
-                    .store()
-                    .workflows()
-                    .get_version(run.workflow_id, run.version)
-                    .await?
-                    .and_then(|version| Definition::parse(&version.document).ok());
-                definitions.insert(key, definition);
-            }
-            let Some(Some(definition)) = definitions.get(&key) else {
+            let definition = match definitions.entry((run.workflow_id, run.version)) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(slot) => slot.insert(
+                    self.store()
+                        .workflows()
+                        .get_version(run.workflow_id, run.version)
+                        .await?
+                        .and_then(|version| Definition::parse(&version.document).ok()),
+                ),
+            };
+            let Some(definition) = definition else {
                 continue;
             };
             let Some(NodeKind::Approval(approval)) =
@@ -1083,18 +1084,19 @@ impl Workflows {
             if !may_decide(caller, approval) {
                 continue;
             }
-            if !names.contains_key(&run.workflow_id) {
-                let name = self
-                    .store()
-                    .workflows()
-                    .get_workflow(run.workflow_id)
-                    .await?
-                    .map(|workflow| workflow.name)
-                    .unwrap_or_default();
-                names.insert(run.workflow_id, name);
-            }
+            let name = match names.entry(run.workflow_id) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(slot) => slot.insert(
+                    self.store()
+                        .workflows()
+                        .get_workflow(run.workflow_id)
+                        .await?
+                        .map(|workflow| workflow.name)
+                        .unwrap_or_default(),
+                ),
+            };
             pending.push(PendingApproval {
-                workflow: names.get(&run.workflow_id).cloned().unwrap_or_default(),
+                workflow: name.clone(),
                 message: journaled_message(step.input.as_deref()),
                 since: step.started_at,
                 step_key: step.step_key,

@@ -754,20 +754,25 @@ impl<D: WorkflowSql> WorkflowRepo for SqlWorkflows<D> {
             std::collections::HashMap::new();
         let mut answer = Vec::with_capacity(steps.len());
         for step in steps {
-            if !runs.contains_key(&step.run_id) {
-                let row = sqlx::query(D::GET_RUN)
-                    .bind_value(D::id(step.run_id))
-                    .fetch_optional(D::on(&mut reader))
-                    .await
-                    .map_err(D::map_error)?;
-                let run = row
-                    .as_ref()
-                    .map(rows::workflow_run::<D>)
-                    .transpose()?
-                    .filter(|run| matches!(run.status, RunStatus::Waiting | RunStatus::Running));
-                runs.insert(step.run_id, run);
-            }
-            if let Some(Some(run)) = runs.get(&step.run_id) {
+            let run = match runs.entry(step.run_id) {
+                std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let row = sqlx::query(D::GET_RUN)
+                        .bind_value(D::id(step.run_id))
+                        .fetch_optional(D::on(&mut reader))
+                        .await
+                        .map_err(D::map_error)?;
+                    let run = row
+                        .as_ref()
+                        .map(rows::workflow_run::<D>)
+                        .transpose()?
+                        .filter(|run| {
+                            matches!(run.status, RunStatus::Waiting | RunStatus::Running)
+                        });
+                    slot.insert(run)
+                }
+            };
+            if let Some(run) = run {
                 answer.push((run.clone(), step));
             }
         }
