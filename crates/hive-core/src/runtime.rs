@@ -246,6 +246,13 @@ impl Hive {
                 Arc::clone(&agents),
                 Arc::clone(&egress),
             ));
+            // One sandbox runtime for hosted agents and workflows' code nodes: they share the
+            // host's sandbox uids and cgroups.
+            let sandbox_runtime =
+                crate::sandboxing::open_runtime(&config, &egress, &auditor).await;
+            // Absolute: the sandbox binds what is under it by path.
+            let sandboxes_dir = std::path::absolute(config.data_dir.join("sandboxes"))
+                .unwrap_or_else(|_| config.data_dir.join("sandboxes"));
             let hosted = Arc::new(crate::agents::hosted::HostedAgents::new(
                 crate::agents::hosted::HostedParts {
                     store: Arc::clone(&store),
@@ -256,11 +263,9 @@ impl Hive {
                         clock: Arc::clone(&clock),
                     },
                     secrets: Arc::clone(&secrets_service),
-                    runtime: crate::sandboxing::open_runtime(&config, &egress, &auditor).await,
+                    runtime: sandbox_runtime.clone(),
                     config: config.sandbox.clone(),
-                    // Absolute: the sandbox binds what is under it by path.
-                    dir: std::path::absolute(config.data_dir.join("sandboxes"))
-                        .unwrap_or_else(|_| config.data_dir.join("sandboxes")),
+                    dir: sandboxes_dir.clone(),
                     node: node_id.clone(),
                     sole_process: store.backend() == hive_store::Backend::Sqlite,
                     forward_key: master.derive(hive_crypto::vault::Purpose::HostedForwarding),
@@ -282,6 +287,10 @@ impl Hive {
                 Arc::clone(&egress),
                 Arc::clone(&state.bus),
                 Arc::clone(&clock),
+                crate::kernel::settings::CodeNodesDefault {
+                    on: config.workflows.code_nodes,
+                    forced_off: config.workflows.code_nodes_forced_off,
+                },
             ));
             let push_configs = Arc::new(crate::gateway::push::PushConfigs::new(
                 Arc::clone(&store),
@@ -374,14 +383,18 @@ impl Hive {
                     services: crate::workflows::nodes::NodeServices {
                         gateway: Arc::clone(&gateway),
                         egress: Arc::clone(&egress),
+                        code: Arc::new(crate::workflows::code::CodeRunner::new(
+                            sandbox_runtime,
+                            &sandboxes_dir,
+                        )),
                     },
                     starter: Arc::clone(&workflow_starter),
                     node: node_id.clone(),
                     settings: crate::workflows::engine::EngineSettings {
                         max_running: config.workflows.max_running as usize,
-                        code_nodes: config.workflows.code_nodes,
                         ..crate::workflows::engine::EngineSettings::default()
                     },
+                    code_nodes: settings.code_nodes(),
                 },
             ));
             let workflows = Arc::new(crate::workflows::service::Workflows::new(
@@ -393,7 +406,7 @@ impl Hive {
                     secrets: Arc::clone(&secrets_service),
                     gateway: Arc::clone(&gateway),
                     starter: Arc::clone(&workflow_starter),
-                    code_nodes: config.workflows.code_nodes,
+                    code_nodes: settings.code_nodes(),
                 },
             ));
             let audit_log = Arc::new(crate::kernel::audit::AuditLog::new(

@@ -56,8 +56,8 @@ pub struct WorkflowParts {
     pub secrets: Arc<SecretService>,
     pub gateway: Arc<Gateway>,
     pub starter: Arc<RunStarter>,
-    /// Whether code nodes may be saved and run.
-    pub code_nodes: bool,
+    /// Whether code nodes may be saved (the configuration and the admins' setting).
+    pub code_nodes: crate::kernel::settings::CodeNodesGate,
 }
 
 pub struct Workflows {
@@ -103,16 +103,13 @@ impl Workflows {
     pub async fn check(&self, caller: &Caller, document: &str) -> Result<Definition, Problems> {
         let definition = Definition::parse(document)?;
         let mut problems = Vec::new();
-        if !self.parts.code_nodes
+        if let Some(why) = self.parts.code_nodes.refusal()
             && let Some(node) = definition.nodes.iter().find(|node| uses_code(&node.kind))
         {
             problems.push(problem(
                 Some(&node.id),
                 "code_nodes_off",
-                format!(
-                    "node '{}' (code): code nodes are off on this server (HIVE_WORKFLOW_DISABLE_CODE_NODE)",
-                    node.id
-                ),
+                format!("node '{}' (code): {why}", node.id),
             ));
         }
         let references = definition.references();
