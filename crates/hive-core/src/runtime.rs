@@ -248,8 +248,7 @@ impl Hive {
             ));
             // One sandbox runtime for hosted agents and workflows' code nodes: they share the
             // host's sandbox uids and cgroups.
-            let sandbox_runtime =
-                crate::sandboxing::open_runtime(&config, &egress, &auditor).await;
+            let sandbox_runtime = crate::sandboxing::open_runtime(&config, &egress, &auditor).await;
             // Absolute: the sandbox binds what is under it by path.
             let sandboxes_dir = std::path::absolute(config.data_dir.join("sandboxes"))
                 .unwrap_or_else(|_| config.data_dir.join("sandboxes"));

@@ -19,3 +19,4 @@ mod process;
 mod replicas;
 mod sandbox;
 mod serve;
+mod workflow_code;

@@ -158,7 +158,9 @@ impl CodeNodesGate {
     /// are on.
     pub fn refusal(&self) -> Option<&'static str> {
         if self.default.forced_off {
-            return Some("code nodes are off on this server (HIVE_WORKFLOW_DISABLE_CODE_NODE=true)");
+            return Some(
+                "code nodes are off on this server (HIVE_WORKFLOW_DISABLE_CODE_NODE=true)",
+            );
         }
         match self.setting() {
             CodeNodesOverride::Allow => None,

@@ -266,7 +266,9 @@ impl Running {
             return Ended::Lost("the sandbox is gone".into());
         };
         let sandbox = launched.sandbox.as_ref();
-        let stderr = sandbox.take_stderr().map(|stream| tokio::spawn(tail(stream)));
+        let stderr = sandbox
+            .take_stderr()
+            .map(|stream| tokio::spawn(tail(stream)));
         let stdout = sandbox.take_stdout();
         let deadline = tokio::time::Instant::now() + timeout;
         let run = async {
@@ -489,8 +491,7 @@ mod tests {
 
     #[test]
     fn the_result_is_the_last_line_that_is_not_blank() {
-        let Ok(Outcome::Done { output, .. }) = result_of(b"working...\n{\"a\": 1}\n\n", "")
-        else {
+        let Ok(Outcome::Done { output, .. }) = result_of(b"working...\n{\"a\": 1}\n\n", "") else {
             panic!("no result");
         };
         assert_eq!(output, serde_json::json!({"a": 1}));
@@ -498,7 +499,11 @@ mod tests {
         assert!(error.message.contains("not JSON"), "{}", error.message);
         assert!(!error.retryable);
         let error = result_of(b"", "Traceback").unwrap_err();
-        assert!(error.message.contains("printed nothing"), "{}", error.message);
+        assert!(
+            error.message.contains("printed nothing"),
+            "{}",
+            error.message
+        );
         assert!(error.message.contains("Traceback"), "{}", error.message);
     }
 
@@ -523,7 +528,11 @@ mod tests {
             limit,
         )
         .unwrap_err();
-        assert!(oom.message.contains("memory limit of 64 MiB"), "{}", oom.message);
+        assert!(
+            oom.message.contains("memory limit of 64 MiB"),
+            "{}",
+            oom.message
+        );
         let slow = outcome(
             Ended::TimeLimit {
                 stderr: String::new(),
@@ -532,7 +541,11 @@ mod tests {
             limit,
         )
         .unwrap_err();
-        assert!(slow.message.contains("time limit of 2 s"), "{}", slow.message);
+        assert!(
+            slow.message.contains("time limit of 2 s"),
+            "{}",
+            slow.message
+        );
         let failed = outcome(
             Ended::Exited {
                 reason: ExitReason::Exited(3),

@@ -1452,7 +1452,8 @@ impl Checker {
                             "bad_field",
                             format!("`env`: {name:?} is not a variable name"),
                         );
-                    } else if crate::agents::hosted::bundle::reserved_variable(&name) || name == "PWD"
+                    } else if crate::agents::hosted::bundle::reserved_variable(&name)
+                        || name == "PWD"
                     {
                         self.at(
                             place,

@@ -240,7 +240,10 @@ impl HostedRuntime {
             .get_or_init(|| async {
                 match self.backend.reap_leftovers().await {
                     Ok(reaped) if !reaped.is_empty() => {
-                        tracing::warn!(count = reaped.len(), "killed sandboxes an earlier run left");
+                        tracing::warn!(
+                            count = reaped.len(),
+                            "killed sandboxes an earlier run left"
+                        );
                     }
                     Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "reaping leftover sandboxes"),
