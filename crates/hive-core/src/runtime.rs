@@ -246,6 +246,12 @@ impl Hive {
                 Arc::clone(&agents),
                 Arc::clone(&egress),
             ));
+            // One sandbox runtime for hosted agents and workflows' code nodes: they share the
+            // host's sandbox uids and cgroups.
+            let sandbox_runtime = crate::sandboxing::open_runtime(&config, &egress, &auditor).await;
+            // Absolute: the sandbox binds what is under it by path.
+            let sandboxes_dir = std::path::absolute(config.data_dir.join("sandboxes"))
+                .unwrap_or_else(|_| config.data_dir.join("sandboxes"));
             let hosted = Arc::new(crate::agents::hosted::HostedAgents::new(
                 crate::agents::hosted::HostedParts {
                     store: Arc::clone(&store),
@@ -256,11 +262,9 @@ impl Hive {
                         clock: Arc::clone(&clock),
                     },
                     secrets: Arc::clone(&secrets_service),
-                    runtime: crate::sandboxing::open_runtime(&config, &egress, &auditor).await,
+                    runtime: sandbox_runtime.clone(),
                     config: config.sandbox.clone(),
-                    // Absolute: the sandbox binds what is under it by path.
-                    dir: std::path::absolute(config.data_dir.join("sandboxes"))
-                        .unwrap_or_else(|_| config.data_dir.join("sandboxes")),
+                    dir: sandboxes_dir.clone(),
                     node: node_id.clone(),
                     sole_process: store.backend() == hive_store::Backend::Sqlite,
                     forward_key: master.derive(hive_crypto::vault::Purpose::HostedForwarding),
@@ -282,6 +286,10 @@ impl Hive {
                 Arc::clone(&egress),
                 Arc::clone(&state.bus),
                 Arc::clone(&clock),
+                crate::kernel::settings::CodeNodesDefault {
+                    on: config.workflows.code_nodes,
+                    forced_off: config.workflows.code_nodes_forced_off,
+                },
             ));
             let push_configs = Arc::new(crate::gateway::push::PushConfigs::new(
                 Arc::clone(&store),
@@ -374,15 +382,19 @@ impl Hive {
                     services: crate::workflows::nodes::NodeServices {
                         gateway: Arc::clone(&gateway),
                         egress: Arc::clone(&egress),
+                        code: Arc::new(crate::workflows::code::CodeRunner::new(
+                            sandbox_runtime,
+                            &sandboxes_dir,
+                        )),
                     },
                     starter: Arc::clone(&workflow_starter),
                     node: node_id.clone(),
                     settings: crate::workflows::engine::EngineSettings {
                         max_running: config.workflows.max_running as usize,
-                        code_nodes: config.workflows.code_nodes,
                         lease: config.workflows.lease,
                         ..crate::workflows::engine::EngineSettings::default()
                     },
+                    code_nodes: settings.code_nodes(),
                 },
             ));
             let workflows = Arc::new(crate::workflows::service::Workflows::new(
@@ -395,7 +407,7 @@ impl Hive {
                     gateway: Arc::clone(&gateway),
                     agents: Arc::clone(&agents),
                     starter: Arc::clone(&workflow_starter),
-                    code_nodes: config.workflows.code_nodes,
+                    code_nodes: settings.code_nodes(),
                 },
             ));
             // The gateway runs published workflows through the workflows domain above it.

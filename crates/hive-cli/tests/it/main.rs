@@ -20,4 +20,5 @@ mod replicas;
 mod sandbox;
 mod serve;
 mod workflow_cli;
+mod workflow_code;
 mod workflows;

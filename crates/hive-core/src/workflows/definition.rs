@@ -222,6 +222,15 @@ impl NodeKind {
         }
     }
 
+    /// True for a code node, or a map over one.
+    pub fn uses_code(&self) -> bool {
+        match self {
+            Self::Code(_) => true,
+            Self::Map(map) => map.body.uses_code(),
+            _ => false,
+        }
+    }
+
     /// Its expression, for condition and switch nodes.
     pub fn expression(&self) -> Option<&Expression> {
         match self {
@@ -1457,6 +1466,16 @@ impl Checker {
                             place,
                             "bad_field",
                             format!("`env`: {name:?} is not a variable name"),
+                        );
+                    } else if crate::agents::hosted::bundle::reserved_variable(&name)
+                        || name == "PWD"
+                    {
+                        self.at(
+                            place,
+                            "bad_field",
+                            format!(
+                                "`env`: {name} is set by Hive (not HIVE_*, LD_*, SSL_CERT_*, *_PROXY, PATH, HOME, TMPDIR, PWD, PYTHONPATH or PYTHONHOME)"
+                            ),
                         );
                     }
                     match self.template(place, &format!("env.{name}"), value) {

@@ -53,8 +53,6 @@ pub struct EngineSettings {
     pub max_running: usize,
     /// Steps of one run in flight at once.
     pub max_parallel_steps: usize,
-    /// Whether code nodes may run (`HIVE_WORKFLOW_DISABLE_CODE_NODE` and the admin setting).
-    pub code_nodes: bool,
 }
 
 impl Default for EngineSettings {
@@ -64,7 +62,6 @@ impl Default for EngineSettings {
             poll: Duration::from_secs(1),
             max_running: 32,
             max_parallel_steps: 16,
-            code_nodes: false,
         }
     }
 }
@@ -81,6 +78,9 @@ pub struct EngineParts {
     /// This replica's name, written on the leases it holds.
     pub node: String,
     pub settings: EngineSettings,
+    /// Whether code nodes may run (`HIVE_WORKFLOW_DISABLE_CODE_NODE` and the admins'
+    /// setting), asked before each step that has one.
+    pub code_nodes: crate::kernel::settings::CodeNodesGate,
 }
 
 pub struct Engine {
@@ -670,6 +670,7 @@ impl Execution {
             first_started,
             predecessors: &predecessors,
             progress: Some(&progress),
+            timeout: node.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT),
         };
         let journaled = match nodes::journal_input(&node.kind, &input) {
             Ok(value) => value.map(|value| value.to_string()),
@@ -687,16 +688,24 @@ impl Execution {
             at: now,
         })
         .await?;
-        let timeout = node.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT);
+        let code_off = node
+            .kind
+            .uses_code()
+            .then(|| self.inner.parts.code_nodes.refusal())
+            .flatten();
         let outcome = match &node.kind {
+            _ if code_off.is_some() => Err(Failure::permanent(code_off.unwrap_or_default())),
             NodeKind::Map(map) => {
-                self.map(node, map, &input, journal, attempt, timeout)
+                self.map(node, map, &input, journal, attempt, input.timeout)
                     .await?
             }
-            NodeKind::Code(_) if !self.inner.parts.settings.code_nodes => Err(Failure::permanent(
-                "code nodes are off on this server (HIVE_WORKFLOW_DISABLE_CODE_NODE)",
-            )),
-            _ => with_timeout(timeout, self.inner.parts.services.run(&input)).await,
+            kind => {
+                with_timeout(
+                    outer_timeout(kind, input.timeout),
+                    self.inner.parts.services.run(&input),
+                )
+                .await
+            }
         };
         // The last report is written (or given up) before the step's end.
         drop(progress);
@@ -1051,7 +1060,11 @@ impl Execution {
         let mut tries = 0;
         let outcome = loop {
             tries += 1;
-            let outcome = with_timeout(timeout, self.inner.parts.services.run(&item_input)).await;
+            let outcome = with_timeout(
+                outer_timeout(&map.body, timeout),
+                self.inner.parts.services.run(&item_input),
+            )
+            .await;
             match outcome {
                 Err(failure) if failure.retryable && tries < node.retry.max_attempts => {
                     // An item's retries happen here: the map's step is one in the plan.
@@ -1089,6 +1102,20 @@ impl Execution {
         }
     }
 }
+
+/// How long the executor lets a step's work run: its timeout, or a little more for a code
+/// step, which enforces its timeout itself (the sandbox killed, the limit named) and needs the
+/// time to start and tear its sandbox down.
+fn outer_timeout(kind: &NodeKind, timeout: Duration) -> Duration {
+    if matches!(kind, NodeKind::Code(_)) {
+        timeout + CODE_TEARDOWN
+    } else {
+        timeout
+    }
+}
+
+/// What a code step is given past its timeout to start and end its sandbox.
+const CODE_TEARDOWN: Duration = Duration::from_secs(30);
 
 async fn with_timeout(
     timeout: Duration,

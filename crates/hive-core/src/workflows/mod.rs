@@ -10,8 +10,10 @@
 //!   trigger, and the port through which the gateway runs it;
 //! - [`engine`]: each replica's executor, by the journal ([`plan`] reads what comes next,
 //!   [`nodes`] does what each node type does, [`principal`] checks who the run acts as before
-//!   every step); [`jobs`], schedules fired and old runs pruned by the leader.
+//!   every step, [`code`] runs code nodes in the sandbox); [`jobs`], schedules fired and old
+//!   runs pruned by the leader.
 
+pub mod code;
 pub mod definition;
 pub mod engine;
 pub mod error;

@@ -4,8 +4,9 @@
 //!
 //! Nothing here writes the journal; the executor does, before and after.
 
+use super::code::CodeRunner;
 use super::definition::{
-    AgentNode, ApprovalNode, DelayNode, HttpNode, LlmNode, NodeKind, WorkflowNode,
+    AgentNode, ApprovalNode, CodeNode, DelayNode, HttpNode, LlmNode, NodeKind, WorkflowNode,
 };
 use super::plan::{APPROVED, REJECTED};
 use super::template::{Rendered, SecretValues, Template};
@@ -95,12 +96,16 @@ pub struct StepInput<'a> {
     /// Where a step reports its progress while it works (an agent's status messages); the
     /// executor records the latest in the journal.
     pub progress: Option<&'a tokio::sync::mpsc::Sender<Value>>,
+    /// The step's time limit (its node's `timeoutSeconds`, else [`DEFAULT_STEP_TIMEOUT`]).
+    pub timeout: Duration,
 }
 
 /// The services node types act through.
 pub struct NodeServices {
     pub gateway: Arc<Gateway>,
     pub egress: Arc<Egress>,
+    /// Code steps, in this replica's sandbox.
+    pub code: Arc<CodeRunner>,
 }
 
 fn render(template: &Template, input: &StepInput<'_>) -> Result<Rendered, Failure> {
@@ -145,6 +150,13 @@ pub fn journal_input(kind: &NodeKind, input: &StepInput<'_>) -> Result<Option<Va
         }),
         NodeKind::Workflow(node) => {
             json!({ "workflow": node.workflow, "input": journal(&node.input)? })
+        }
+        NodeKind::Code(node) => {
+            let mut env = serde_json::Map::new();
+            for (name, value) in &node.env {
+                env.insert(name.clone(), journal(value)?);
+            }
+            json!({ "language": node.language.as_str(), "env": env })
         }
         NodeKind::Delay(node) => match &node.until {
             Some(until) => json!({ "until": journal(until)? }),
@@ -211,10 +223,18 @@ impl NodeServices {
             NodeKind::Map(_) => Err(Failure::permanent(
                 "a map's items are run by the executor, not as one step",
             )),
-            NodeKind::Code(_) => Err(Failure::permanent(
-                "code nodes are not enabled on this server",
-            )),
+            NodeKind::Code(node) => self.code_step(node, input).await,
         }
+    }
+
+    /// A code step: its `env` rendered (secrets included: the executor cuts their values out
+    /// of whatever the step answers), then its source run in the sandbox.
+    async fn code_step(&self, node: &CodeNode, input: &StepInput<'_>) -> Result<Outcome, Failure> {
+        let mut env = Vec::with_capacity(node.env.len());
+        for (name, template) in &node.env {
+            env.push((name.clone(), text_of_value(&render_plain(template, input)?)));
+        }
+        self.code.run(node, input, env, input.timeout).await
     }
 
     /// Finds the agent by id or name among those the run's principal may see.

@@ -100,8 +100,8 @@ pub struct WorkflowParts {
     /// The agent registry: the agent an a2a trigger publishes the workflow as.
     pub agents: Arc<Agents>,
     pub starter: Arc<RunStarter>,
-    /// Whether code nodes may be saved and run.
-    pub code_nodes: bool,
+    /// Whether code nodes may be saved (the configuration and the admins' setting).
+    pub code_nodes: crate::kernel::settings::CodeNodesGate,
 }
 
 pub struct Workflows {
@@ -161,16 +161,13 @@ impl Workflows {
         if let Some(problem) = self.check_publication(caller, &definition, workflow).await {
             problems.push(problem);
         }
-        if !self.parts.code_nodes
+        if let Some(why) = self.parts.code_nodes.refusal()
             && let Some(node) = definition.nodes.iter().find(|node| uses_code(&node.kind))
         {
             problems.push(problem(
                 Some(&node.id),
                 "code_nodes_off",
-                format!(
-                    "node '{}' (code): code nodes are off on this server (HIVE_WORKFLOW_DISABLE_CODE_NODE)",
-                    node.id
-                ),
+                format!("node '{}' (code): {why}", node.id),
             ));
         }
         let references = definition.references();

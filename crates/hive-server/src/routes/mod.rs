@@ -279,6 +279,8 @@ fn routes_declared() -> Vec<Route> {
         route(M::GET, "/api/v1/audit", ADMIN, None, u::audit_trail),
         route(M::GET, "/api/v1/settings/security", ADMIN, None, settings::get_security),
         route(M::PUT, "/api/v1/settings/security", ADMIN, None, settings::put_security),
+        route(M::GET, "/api/v1/settings/workflows", ADMIN, None, settings::get_workflows),
+        route(M::PUT, "/api/v1/settings/workflows", ADMIN, None, settings::put_workflows),
         route(M::GET, "/api/v1/admin/vault/keys", ADMIN, None, vault::list_keys),
         route(M::POST, "/api/v1/admin/vault/rotate", ADMIN, None, vault::rotate),
         route(M::GET, "/api/v1/audit/export", ADMIN, None, u::audit_export),

@@ -61,6 +61,7 @@ const WALK: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/v1/secrets/import", &["secret.import"]),
     ("POST", "/api/v1/admin/vault/rotate", &["vault.rotate"]),
     ("PUT", "/api/v1/settings/security", &["settings.update"]),
+    ("PUT", "/api/v1/settings/workflows", &["settings.update"]),
     ("POST", "/api/v1/mesh/wan/ingress", &["mesh.wan.ingress"]),
     ("POST", "/api/v1/agents", &["agent.create"]),
     ("POST", "/api/v1/agents/import", &["agent.create"]),
@@ -477,6 +478,13 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
         }
         ("PUT", "/api/v1/settings/security") => {
             let body = json!({ "egressHostAllowlist": ["models.internal.example:8443"] });
+            admin
+                .unwrap()
+                .send(server, Method::PUT, path, Some(body))
+                .await
+        }
+        ("PUT", "/api/v1/settings/workflows") => {
+            let body = json!({ "workflowCodeNodes": "allow" });
             admin
                 .unwrap()
                 .send(server, Method::PUT, path, Some(body))

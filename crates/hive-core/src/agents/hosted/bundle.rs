@@ -166,7 +166,7 @@ struct NetworkSection {
 
 /// Variables Hive sets itself, or that would change how the agent's programs load and connect:
 /// a manifest cannot fill them from a secret.
-fn reserved_variable(name: &str) -> bool {
+pub fn reserved_variable(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     upper.starts_with("HIVE_")
         || upper.starts_with("LD_")

@@ -13,7 +13,8 @@ mod runtime;
 mod service;
 
 pub use runtime::{
-    HostedAgent, HostedError, HostedLaunch, HostedRuntime, SANDBOX_ENV_AGENT_SOCKET,
+    HostedAgent, HostedError, HostedLaunch, HostedRuntime, Launched, RefusalSubject,
+    SANDBOX_ENV_AGENT_SOCKET, SandboxLaunch, sandbox_limits,
 };
 pub use service::{
     BUNDLES_KEPT, HostedAgents, HostedParts, HostedRoute, LEASE_TTL, RECONCILE_EVERY,

@@ -6,6 +6,11 @@
 //!
 //! The registry, the bundles' versions, the lifecycle API and the gateway's use of it build on
 //! this (issue 22); this module knows nothing of callers or stores.
+//!
+//! [`HostedRuntime::launch`] is the part every sandboxed program shares (workflows' code nodes
+//! use it too): the command resolved in the sandbox's `/usr`, the limits, the environment, and
+//! the agents' proxy on a socket of the run's own with the program's hosts, Hive's protected
+//! addresses refused and each refusal audited.
 
 use super::bundle::Manifest;
 use super::channel::{CHANNEL_URL, ChannelTransport};
@@ -88,30 +93,92 @@ fn sandbox_command(command: &[String], bundle_dir: &Path) -> Result<Vec<String>,
 }
 
 /// Each refusal of an agent's proxy, audited as Hive's own outbound refusals are
-/// (`egress.refused`, the origin as target), for the agent's owner and naming the agent.
+/// (`egress.refused`, the origin as target), for the program's owner, naming what ran.
 struct AuditedRefusals {
     auditor: Auditor,
-    owner: Principal,
-    agent: Uuid,
+    subject: RefusalSubject,
+}
+
+/// Whom a sandboxed program's refused requests are recorded for, and what the records name.
+#[derive(Clone, Debug)]
+pub struct RefusalSubject {
+    /// The principal the records are for (the agent's owner, the run's principal).
+    pub principal: Principal,
+    /// The record's `feature` (`hosted_agent`, `workflow_code`).
+    pub feature: &'static str,
+    /// More of the record's detail (`agent`, or the run and the node).
+    pub detail: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ProxyEvents for AuditedRefusals {
     fn refused(&self, origin: &str, reason: RefusalReason) {
         metrics::counter!("hive_egress_refusals_total", "reason" => reason.as_str()).increment(1);
+        let mut detail = self.subject.detail.clone();
+        detail.insert("reason".into(), reason.as_str().into());
+        detail.insert("feature".into(), self.subject.feature.into());
         let entry = AuditEvent {
-            principal: self.owner.clone(),
+            principal: self.subject.principal.clone(),
             action: AuditAction::EgressRefused,
             target: Some(origin.to_owned()),
             outcome: AuditOutcome::Denied,
-            detail: serde_json::json!({
-                "reason": reason.as_str(),
-                "feature": "hosted_agent",
-                "agent": format!("agent:{}", self.agent),
-            }),
+            detail: serde_json::Value::Object(detail),
         };
         let auditor = self.auditor.clone();
         // The proxy answers at once; the record follows (a refusal stands either way).
         tokio::spawn(async move { auditor.record_refusal(entry, &RequestMeta::default()).await });
+    }
+}
+
+/// The limits of a sandbox from the sizes a manifest or a node states: memory and scratch in
+/// MiB, CPU in cores (bounded by their checks: 0.05 to 8), processes at once.
+pub fn sandbox_limits(memory_mb: u32, cpu: f64, processes: u32, disk_mb: u32) -> ResourceLimits {
+    ResourceLimits {
+        memory_bytes: u64::from(memory_mb) << 20,
+        cpu_millicores: (cpu * 1000.0).round() as u32,
+        max_processes: processes,
+        scratch_bytes: u64::from(disk_mb) << 20,
+        ..ResourceLimits::default()
+    }
+}
+
+/// What [`HostedRuntime::launch`] starts: a program in a sandbox, its proxy beside it.
+pub struct SandboxLaunch<'a> {
+    /// The sandbox's name (`a-z`, `0-9`, `-`), unique among those running.
+    pub id: &'a str,
+    /// The program's files, mounted read-only at `/agent`.
+    pub root: &'a Path,
+    /// The program and its arguments: a path with a `/` is the root's, a bare name is looked up
+    /// in the sandbox's `/usr/bin` and `/usr/sbin`.
+    pub command: &'a [String],
+    pub limits: ResourceLimits,
+    /// Its environment beside `PATH=/usr/bin:/bin` (values may be secrets).
+    pub env: Vec<(String, String)>,
+    /// A directory of this run's own: its channel and proxy socket go there.
+    pub run_dir: &'a Path,
+    /// The hosts it may reach through the proxy, beside the admins' allowlist.
+    pub hosts: Allowlist,
+    /// Whom its proxy's refusals are recorded for.
+    pub refusals: RefusalSubject,
+}
+
+/// A program started by [`HostedRuntime::launch`]: its sandbox, its proxy, its channel.
+pub struct Launched {
+    pub sandbox: Box<dyn Sandbox>,
+    /// The channel directory on the host (mounted at `/hive/channel`).
+    pub channel: PathBuf,
+    proxy_task: JoinHandle<()>,
+    proxy_stats: Arc<ProxyStats>,
+}
+
+impl Launched {
+    /// Ends its proxy (call once the sandbox has ended or was killed).
+    pub fn end_proxy(&self) {
+        self.proxy_task.abort();
+    }
+
+    /// Requests, refusals and bytes through its proxy so far.
+    pub fn proxy_counts(&self) -> ProxyCounts {
+        self.proxy_stats.snapshot()
     }
 }
 
@@ -135,13 +202,18 @@ pub struct HostedLaunch<'a> {
     pub clock: SharedClock,
 }
 
-/// Starts hosted agents on a sandbox backend.
+/// Starts hosted agents (and any other sandboxed program: [`HostedRuntime::launch`]) on a
+/// sandbox backend. Clones share the backend, so one host's sandboxes share its uids and
+/// cgroups whoever starts them.
+#[derive(Clone)]
 pub struct HostedRuntime {
     backend: Arc<dyn SandboxBackend>,
     egress: EgressClient,
     auditor: Auditor,
     /// Addresses no agent reaches whatever the lists say (the database's, Redis's).
-    protected: Vec<SocketAddr>,
+    protected: Arc<[SocketAddr]>,
+    /// Set once what an earlier, crashed run left has been reaped: nothing starts before.
+    reaped: Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl HostedRuntime {
@@ -155,50 +227,51 @@ impl HostedRuntime {
             backend,
             egress,
             auditor,
-            protected,
+            protected: protected.into(),
+            reaped: Arc::default(),
         }
     }
 
     /// Kills and removes what sandboxes of an earlier, crashed run left (see
-    /// [`SandboxBackend::reap_leftovers`]); the ids removed.
-    pub async fn reap_leftovers(&self) -> Result<Vec<String>, SandboxError> {
-        self.backend.reap_leftovers().await
+    /// [`SandboxBackend::reap_leftovers`]), once for all clones: the first call (or the first
+    /// launch) reaps, later ones wait for it and return at once. Failures are logged.
+    pub async fn reap_leftovers(&self) {
+        self.reaped
+            .get_or_init(|| async {
+                match self.backend.reap_leftovers().await {
+                    Ok(reaped) if !reaped.is_empty() => {
+                        tracing::warn!(
+                            count = reaped.len(),
+                            "killed sandboxes an earlier run left"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "reaping leftover sandboxes"),
+                }
+            })
+            .await;
     }
 
-    /// Gives back what the backend holds on the host, once every agent has ended.
-    pub async fn release(&self) {
-        self.backend.release().await;
-    }
-
-    pub async fn start(&self, launch: HostedLaunch<'_>) -> Result<HostedAgent, HostedError> {
+    /// Starts `launch.command` in a new sandbox with its limits and environment, and its only
+    /// way out, the agents' proxy, on `run_dir/proxy.sock` (its hosts, Hive's protected
+    /// addresses refused, each refusal audited for `launch.refusals`). The channel directory
+    /// `run_dir/channel` is made. Nothing runs if any of it is wrong.
+    pub async fn launch(&self, launch: SandboxLaunch<'_>) -> Result<Launched, HostedError> {
         let io = |error: std::io::Error| HostedError::Io(error.kind().to_string());
-        // The whole spec first: nothing runs if any of it is wrong.
+        self.reap_leftovers().await;
         let channel = launch.run_dir.join("channel");
         let proxy_socket = launch.run_dir.join("proxy.sock");
         let mut spec = SandboxSpec::new(
             SandboxId::new(launch.id)?,
-            launch.bundle_dir.to_path_buf(),
-            sandbox_command(&launch.manifest.command, launch.bundle_dir)?,
+            launch.root.to_path_buf(),
+            sandbox_command(launch.command, launch.root)?,
             channel.clone(),
         );
-        let resources = launch.manifest.resources;
-        spec.limits = ResourceLimits {
-            memory_bytes: u64::from(resources.memory_mb) << 20,
-            // Bounded by the manifest's check (0.05 to 8 cores).
-            cpu_millicores: (resources.cpu * 1000.0).round() as u32,
-            max_processes: resources.processes,
-            scratch_bytes: u64::from(resources.disk_mb) << 20,
-            ..ResourceLimits::default()
-        };
+        spec.limits = launch.limits;
         spec.proxy_socket = Some(proxy_socket.clone());
-        spec.env
-            .set(
-                SANDBOX_ENV_AGENT_SOCKET,
-                format!("{CHANNEL_MOUNT}/{AGENT_SOCKET}"),
-            )?
-            .set("PATH", "/usr/bin:/bin")?;
-        for (name, value) in &launch.secrets {
-            spec.env.set(name.clone(), value.clone())?;
+        spec.env.set("PATH", "/usr/bin:/bin")?;
+        for (name, value) in launch.env {
+            spec.env.set(name, value)?;
         }
 
         std::fs::create_dir_all(&channel).map_err(io)?;
@@ -210,24 +283,69 @@ impl HostedRuntime {
             std::os::unix::fs::PermissionsExt::from_mode(0o666),
         )
         .map_err(io)?;
-        let hosts = Allowlist::from_entries(launch.manifest.allowed_hosts.iter().cloned());
         let refusals = AuditedRefusals {
             auditor: self.auditor.clone(),
-            owner: launch.owner.clone(),
-            agent: launch.agent,
+            subject: launch.refusals,
         };
-        let proxy = EgressProxy::new(self.egress.clone(), hosts)
+        let proxy = EgressProxy::new(self.egress.clone(), launch.hosts)
             .with_protected_addresses(self.protected.iter().copied())
             .with_events(Arc::new(refusals));
         let proxy_stats = proxy.stats();
         let proxy_task = tokio::spawn(async move { proxy.serve(listener).await });
-        let sandbox = match self.backend.start(spec).await {
-            Ok(sandbox) => sandbox,
+        match self.backend.start(spec).await {
+            Ok(sandbox) => Ok(Launched {
+                sandbox,
+                channel,
+                proxy_task,
+                proxy_stats,
+            }),
             Err(error) => {
                 proxy_task.abort();
-                return Err(error.into());
+                Err(error.into())
             }
-        };
+        }
+    }
+
+    /// Gives back what the backend holds on the host, once every agent has ended.
+    pub async fn release(&self) {
+        self.backend.release().await;
+    }
+
+    pub async fn start(&self, launch: HostedLaunch<'_>) -> Result<HostedAgent, HostedError> {
+        let resources = launch.manifest.resources;
+        let mut env = vec![(
+            SANDBOX_ENV_AGENT_SOCKET.to_owned(),
+            format!("{CHANNEL_MOUNT}/{AGENT_SOCKET}"),
+        )];
+        env.extend(launch.secrets.iter().cloned());
+        let mut detail = serde_json::Map::new();
+        detail.insert("agent".into(), format!("agent:{}", launch.agent).into());
+        let Launched {
+            sandbox,
+            channel,
+            proxy_task,
+            proxy_stats,
+        } = self
+            .launch(SandboxLaunch {
+                id: launch.id,
+                root: launch.bundle_dir,
+                command: &launch.manifest.command,
+                limits: sandbox_limits(
+                    resources.memory_mb,
+                    resources.cpu,
+                    resources.processes,
+                    resources.disk_mb,
+                ),
+                env,
+                run_dir: launch.run_dir,
+                hosts: Allowlist::from_entries(launch.manifest.allowed_hosts.iter().cloned()),
+                refusals: RefusalSubject {
+                    principal: launch.owner.clone(),
+                    feature: "hosted_agent",
+                    detail,
+                },
+            })
+            .await?;
         let readers: Vec<JoinHandle<()>> = [
             (sandbox.take_stdout(), LogStream::Stdout),
             (sandbox.take_stderr(), LogStream::Stderr),

@@ -1139,16 +1139,7 @@ impl HostedAgents {
         let this = Arc::clone(self);
         tracker.spawn(async move {
             if let Ok(runtime) = &this.runtime {
-                match runtime.reap_leftovers().await {
-                    Ok(reaped) if !reaped.is_empty() => {
-                        tracing::warn!(
-                            count = reaped.len(),
-                            "killed sandboxes an earlier run left"
-                        );
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "reaping leftover sandboxes"),
-                }
+                runtime.reap_leftovers().await;
             }
             loop {
                 if let Err(error) = this.reconcile().await {

@@ -269,16 +269,15 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         init_program: None,
     };
 
+    let disable_code_nodes: Option<bool> =
+        src.parsed("HIVE_WORKFLOW_DISABLE_CODE_NODE", None, |raw| match raw {
+            "true" => Some(Some(true)),
+            "false" => Some(Some(false)),
+            _ => None,
+        })?;
     let workflows = WorkflowConfig {
-        code_nodes: src.parsed(
-            "HIVE_WORKFLOW_DISABLE_CODE_NODE",
-            !production,
-            |raw| match raw {
-                "true" => Some(false),
-                "false" => Some(true),
-                _ => None,
-            },
-        )?,
+        code_nodes: disable_code_nodes.map_or(!production, |disabled| !disabled),
+        code_nodes_forced_off: disable_code_nodes == Some(true),
         max_runs_per_user: u32::try_from(src.integer(
             "HIVE_WORKFLOW_MAX_RUNS_PER_USER",
             50,

@@ -398,8 +398,12 @@ pub struct SandboxConfig {
 #[derive(Debug, Clone)]
 pub struct WorkflowConfig {
     /// From `HIVE_WORKFLOW_DISABLE_CODE_NODE` (`true`: off; `false`: on; unset: off in
-    /// production, on otherwise): whether workflows may have code nodes.
+    /// production, on otherwise): whether workflows may have code nodes when the admins'
+    /// setting (`workflowCodeNodes`) says `inherit`.
     pub code_nodes: bool,
+    /// `HIVE_WORKFLOW_DISABLE_CODE_NODE=true`: code nodes are off whatever the admins' setting
+    /// says.
+    pub code_nodes_forced_off: bool,
     /// `HIVE_WORKFLOW_MAX_RUNS_PER_USER` (default 50, 1..=10000): one account's active runs
     /// (queued, running, waiting), on all replicas together.
     pub max_runs_per_user: u32,

@@ -420,7 +420,7 @@ pub const VARIABLES: &[VarSpec] = &[
     var(
         "HIVE_WORKFLOW_DISABLE_CODE_NODE",
         "-",
-        "true (workflow code nodes off) or false (on); unset: off in production, on otherwise",
+        "true (code nodes off, whatever the admins' workflowCodeNodes setting says) or false (on unless that setting turns them off); unset: off in production, on otherwise, unless that setting says otherwise",
     ),
     var(
         "HIVE_WORKFLOW_MAX_RUNS_PER_USER",
