@@ -145,6 +145,10 @@ CREATE TABLE workflow_steps (
     )
 ) STRICT;
 
+-- The steps waiting for a decision or a sub-workflow, newest first (the approvals waiting
+-- for someone), without reading the finished ones.
+CREATE INDEX workflow_steps_waiting ON workflow_steps (started_at) WHERE status = 'waiting';
+
 -- The last fire of each schedule trigger of a workflow (the trigger's id in the document):
 -- written with the run it started, so a replica taking the scheduler over neither repeats
 -- nor forgets a fire.
