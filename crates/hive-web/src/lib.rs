@@ -127,6 +127,7 @@ fn pages() -> Vec<Route> {
         route(M::POST, "/admin/users/{id}/second-factor/reset", ADMIN, None, user_admin::reset_second_factor),
         route(M::GET, "/admin/security", ADMIN, None, security::page),
         route(M::POST, "/admin/security/egress", ADMIN, None, security::set_allowlist),
+        route(M::POST, "/admin/security/code-nodes", ADMIN, None, security::set_code_nodes),
         route(M::POST, "/admin/security/rotate-key", ADMIN, None, security::rotate_key),
         route(M::GET, "/admin/federation", ADMIN, None, federation::page),
         route(M::POST, "/admin/federation/probe", ADMIN, None, federation::probe),

@@ -1,12 +1,12 @@
-//! Security settings for admins: the egress allowlist (the admin's part of it) and the vault's
-//! data keys with their use, and their rotation.
+//! Security settings for admins: the egress allowlist (the admin's part of it), whether
+//! workflows may have code nodes, and the vault's data keys with their use, and their rotation.
 
 use crate::page::{Chrome, Refused, refusal, shown, shown_refused, when};
 use askama::Template;
 use axum::extract::{Form, State};
 use axum::response::Response;
 use hive_core::kernel::caller::Caller;
-use hive_core::kernel::settings::SecuritySettings;
+use hive_core::kernel::settings::{CodeNodesOverride, SecuritySettings, WorkflowSettings};
 use hive_server::AppState;
 use hive_server::auth::{Authenticated, Meta};
 use http::StatusCode;
@@ -31,6 +31,13 @@ struct SecurityPage<'a> {
     /// `HIVE_EGRESS_FETCH_HOST_ALLOWLIST`: shown, changed only in the configuration.
     operator_allowlist: Vec<String>,
     version: String,
+    /// The admins' `workflowCodeNodes`: `inherit`, `off` or `allow`.
+    code_nodes: &'static str,
+    code_nodes_version: String,
+    /// Why code nodes are off now, or none when they are on.
+    code_nodes_refusal: Option<&'static str>,
+    /// `HIVE_WORKFLOW_DISABLE_CODE_NODE=true`: the setting cannot turn them on.
+    code_nodes_forced_off: bool,
     keys: Vec<KeyLine>,
     notice: Option<String>,
     error: Option<String>,
@@ -39,7 +46,13 @@ struct SecurityPage<'a> {
 async fn page_of(state: &AppState, caller: &Caller) -> Result<SecurityPage<'static>, Refused> {
     let keys = state.hive.key_admin.keys(caller).await.map_err(refusal)?;
     let security = state.hive.settings.security();
+    let workflows = state.hive.settings.workflows();
+    let gate = state.hive.settings.code_nodes();
     Ok(SecurityPage {
+        code_nodes: workflows.settings.workflow_code_nodes.as_str(),
+        code_nodes_version: workflows.version.map(|v| v.to_string()).unwrap_or_default(),
+        code_nodes_refusal: gate.refusal(),
+        code_nodes_forced_off: gate.default_of_configuration().forced_off,
         chrome: Chrome::of(caller),
         title: "Security",
         allowlist: security.settings.egress_host_allowlist.join("\n"),
@@ -119,6 +132,58 @@ pub async fn set_allowlist(
             .map(|_| "The allowlist is saved; every replica follows it.".to_owned())
             .map_err(refusal),
         Err(refused) => Err(refused),
+    };
+    after(&state, &caller, done).await
+}
+
+#[derive(Deserialize)]
+pub struct CodeNodesForm {
+    setting: String,
+    #[serde(default)]
+    version: String,
+}
+
+/// The admins' `workflowCodeNodes`: inherit the configuration's default, off, or allow.
+pub async fn set_code_nodes(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Form(form): Form<CodeNodesForm>,
+) -> Response {
+    let setting = match form.setting.as_str() {
+        "inherit" => Ok(CodeNodesOverride::Inherit),
+        "off" => Ok(CodeNodesOverride::Off),
+        "allow" => Ok(CodeNodesOverride::Allow),
+        _ => Err((
+            StatusCode::BAD_REQUEST,
+            "Choose inherit, off or allow.".to_owned(),
+        )),
+    };
+    let version = match form.version.trim() {
+        "" => Ok(None),
+        text => text.parse::<i64>().map(Some).map_err(|_| {
+            (
+                StatusCode::BAD_REQUEST,
+                "The form was changed: reload the page.".to_owned(),
+            )
+        }),
+    };
+    let done = match (setting, version) {
+        (Ok(setting), Ok(version)) => state
+            .hive
+            .settings
+            .put_workflows(
+                &caller,
+                WorkflowSettings {
+                    workflow_code_nodes: setting,
+                },
+                version,
+                &meta,
+            )
+            .await
+            .map(|_| "The code nodes' setting is saved; every replica follows it.".to_owned())
+            .map_err(refusal),
+        (Err(refused), _) | (_, Err(refused)) => Err(refused),
     };
     after(&state, &caller, done).await
 }

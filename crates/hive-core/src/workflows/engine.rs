@@ -943,19 +943,17 @@ impl Execution {
             .parts
             .starter
             .start(
-                &RunRequest {
-                    workflow: &workflow,
-                    version: version.version,
-                    run_as: self.run_as(),
-                    trigger: RunTrigger::Workflow,
-                    trigger_key: Some(trigger_key),
+                &RunRequest::new(
+                    &workflow,
+                    version.version,
+                    &definition,
+                    self.run_as(),
+                    RunTrigger::Workflow,
                     input,
-                    parent: Some((self.run.id, step_key)),
-                    schedule: None,
-                    timeout: definition.limits.timeout,
-                    max_concurrent: definition.limits.max_concurrent_runs,
-                    actor: self.run_as().principal(),
-                },
+                    self.run_as().principal(),
+                )
+                .keyed(trigger_key)
+                .child_of(self.run.id, step_key),
                 &self.meta(),
             )
             .await

@@ -108,22 +108,20 @@ impl FireSchedules {
                     break;
                 }
                 let at = hive_store::truncate_to_micros(at);
-                let request = RunRequest {
+                let request = RunRequest::new(
                     workflow,
-                    version: version.version,
-                    run_as: RunAs {
+                    version.version,
+                    &definition,
+                    RunAs {
                         user: workflow.owner_id,
                         token: None,
                     },
-                    trigger: RunTrigger::Schedule,
-                    trigger_key: Some(format!("schedule:{id}:{}", at.unix_timestamp())),
-                    input: input.clone(),
-                    parent: None,
-                    schedule: Some((id, at)),
-                    timeout: definition.limits.timeout,
-                    max_concurrent: definition.limits.max_concurrent_runs,
-                    actor: Principal::Job(self.name()),
-                };
+                    RunTrigger::Schedule,
+                    input.clone(),
+                    Principal::Job(self.name()),
+                )
+                .keyed(format!("schedule:{id}:{}", at.unix_timestamp()))
+                .fired(id, at);
                 match self.starter.start(&request, &RequestMeta::default()).await {
                     Ok(Started::Created(_)) => started += 1,
                     // Another run of the job (a leader of a moment before) started it.

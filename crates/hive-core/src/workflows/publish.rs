@@ -207,19 +207,16 @@ impl Workflows {
             .parts
             .starter
             .start(
-                &RunRequest {
-                    workflow: &workflow,
-                    version: version.version,
+                &RunRequest::new(
+                    &workflow,
+                    version.version,
+                    &definition,
                     run_as,
-                    trigger: RunTrigger::A2a,
-                    trigger_key: Some(format!("a2a:{}", call.task_id)),
-                    input: call.input,
-                    parent: None,
-                    schedule: None,
-                    timeout: definition.limits.timeout,
-                    max_concurrent: definition.limits.max_concurrent_runs,
-                    actor: call.caller.principal(),
-                },
+                    RunTrigger::A2a,
+                    call.input,
+                    call.caller.principal(),
+                )
+                .keyed(format!("a2a:{}", call.task_id)),
                 call.meta,
             )
             .await

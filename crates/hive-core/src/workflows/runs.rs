@@ -2,6 +2,7 @@
 //! run) goes: the caps counted in the insert's own transaction, a trigger key that makes a
 //! repeated trigger answer the run it started, the audit record with the run.
 
+use super::definition::Definition;
 use super::error::WorkflowError;
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, Principal};
 use crate::kernel::caller::RequestMeta;
@@ -50,6 +51,52 @@ pub struct RunRequest<'a> {
     pub max_concurrent: u32,
     /// Who started it, for the audit record (the caller, a schedule's job, a webhook's token).
     pub actor: Principal,
+}
+
+impl<'a> RunRequest<'a> {
+    /// A run of `version` of `workflow` (its `definition`'s limits), started by `actor` as
+    /// `run_as`; no trigger key, no parent, no schedule (see the builder methods).
+    pub fn new(
+        workflow: &'a WorkflowRow,
+        version: i64,
+        definition: &Definition,
+        run_as: RunAs,
+        trigger: RunTrigger,
+        input: serde_json::Value,
+        actor: Principal,
+    ) -> Self {
+        Self {
+            workflow,
+            version,
+            run_as,
+            trigger,
+            trigger_key: None,
+            input,
+            parent: None,
+            schedule: None,
+            timeout: definition.limits.timeout,
+            max_concurrent: definition.limits.max_concurrent_runs,
+            actor,
+        }
+    }
+
+    /// What makes the run once: a second request with the same key answers the first run.
+    pub fn keyed(mut self, key: String) -> Self {
+        self.trigger_key = Some(key);
+        self
+    }
+
+    /// A sub-workflow's run, for the parent run's step.
+    pub fn child_of(mut self, run: Uuid, step: &'a str) -> Self {
+        self.parent = Some((run, step));
+        self
+    }
+
+    /// A schedule's run: its trigger's fire at `at`, recorded with it.
+    pub fn fired(mut self, trigger: &'a str, at: OffsetDateTime) -> Self {
+        self.schedule = Some((trigger, at));
+        self
+    }
 }
 
 /// What [`RunStarter::start`] did.

@@ -545,19 +545,15 @@ impl Workflows {
             .parts
             .starter
             .start(
-                &RunRequest {
-                    workflow: &workflow,
-                    version: version.version,
-                    run_as: Self::run_as(caller, &workflow),
-                    trigger: RunTrigger::Manual,
-                    trigger_key: None,
+                &RunRequest::new(
+                    &workflow,
+                    version.version,
+                    &definition,
+                    Self::run_as(caller, &workflow),
+                    RunTrigger::Manual,
                     input,
-                    parent: None,
-                    schedule: None,
-                    timeout: definition.limits.timeout,
-                    max_concurrent: definition.limits.max_concurrent_runs,
-                    actor: caller.principal(),
-                },
+                    caller.principal(),
+                ),
                 meta,
             )
             .await?;
@@ -698,22 +694,19 @@ impl Workflows {
             .parts
             .starter
             .start(
-                &RunRequest {
-                    workflow: &workflow,
-                    version: version.version,
-                    run_as: RunAs {
+                &RunRequest::new(
+                    &workflow,
+                    version.version,
+                    &definition,
+                    RunAs {
                         user: workflow.owner_id,
                         token: None,
                     },
-                    trigger: RunTrigger::Webhook,
-                    trigger_key: Some(verified.delivery_key()),
+                    RunTrigger::Webhook,
                     input,
-                    parent: None,
-                    schedule: None,
-                    timeout: definition.limits.timeout,
-                    max_concurrent: definition.limits.max_concurrent_runs,
-                    actor: Principal::Anonymous,
-                },
+                    Principal::Anonymous,
+                )
+                .keyed(verified.delivery_key()),
                 meta,
             )
             .await?;
@@ -782,20 +775,19 @@ impl Workflows {
             .starter
             .start(
                 &RunRequest {
-                    workflow: &workflow,
-                    version: version.version,
-                    run_as: RunAs {
-                        user,
-                        token: Some(token),
-                    },
-                    trigger: RunTrigger::Webhook,
                     trigger_key,
-                    input,
-                    parent: None,
-                    schedule: None,
-                    timeout: definition.limits.timeout,
-                    max_concurrent: definition.limits.max_concurrent_runs,
-                    actor: caller.principal(),
+                    ..RunRequest::new(
+                        &workflow,
+                        version.version,
+                        &definition,
+                        RunAs {
+                            user,
+                            token: Some(token),
+                        },
+                        RunTrigger::Webhook,
+                        input,
+                        caller.principal(),
+                    )
                 },
                 meta,
             )

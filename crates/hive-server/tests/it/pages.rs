@@ -408,3 +408,79 @@ async fn a_hosted_agents_page_shows_its_versions_and_why_an_action_is_refused() 
     assert!(page_of(&path).await.contains("state-stopped"));
     server.stop().await.0.unwrap();
 }
+
+/// The admins' code-node setting from the security page: saved, followed by the save of a
+/// workflow with a code node, and a wrong value refused.
+#[tokio::test]
+async fn the_security_page_sets_whether_workflows_may_have_code_nodes() {
+    for backend in backends() {
+        let server =
+            identity_server_with(backend, &[("HIVE_WORKFLOW_DISABLE_CODE_NODE", "false")]).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let page = admin
+            .send(&server, Method::GET, "/admin/security", None)
+            .await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let text = page.text().await.unwrap();
+        assert!(text.contains("Workflow code nodes"), "{text}");
+        assert!(text.contains("<strong>on</strong>"), "{text}");
+
+        let saved = post_form(
+            &server,
+            "/admin/security/code-nodes",
+            Some(&admin.origin),
+            Some(&admin.cookie),
+            &[("setting", "off"), ("version", "")],
+        )
+        .await;
+        assert_eq!(saved.status(), StatusCode::OK);
+        let text = saved.text().await.unwrap();
+        assert!(
+            text.contains("is saved") && text.contains("<strong>off</strong>"),
+            "{text}"
+        );
+        let setting: Value = admin
+            .send(&server, Method::GET, "/api/v1/settings/workflows", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(setting["workflowCodeNodes"], "off", "{setting}");
+        let code = serde_json::json!({
+            "name": "with-code",
+            "nodes": [
+                {"id": "start", "type": "input"},
+                {"id": "sum", "type": "code", "language": "python", "source": "print(1)"}
+            ],
+            "edges": [{"from": "start", "to": "sum"}]
+        });
+        let checked: Value = admin
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/workflows/validate",
+                Some(code),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(checked["valid"], false, "{checked}");
+        assert_eq!(
+            checked["problems"][0]["rule"], "code_nodes_off",
+            "{checked}"
+        );
+
+        let wrong = post_form(
+            &server,
+            "/admin/security/code-nodes",
+            Some(&admin.origin),
+            Some(&admin.cookie),
+            &[("setting", "sometimes"), ("version", "")],
+        )
+        .await;
+        assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+        server.stop().await.0.unwrap();
+    }
+}
