@@ -3,14 +3,15 @@
 //! call as the API's. The run's own page stays its owner's.
 
 use crate::hosted::log_time;
-use crate::page::{Chrome, Refused, own_account, problem, refusal, render, see_other};
+use crate::page::{Chrome, Refused, problem, refusal, render, see_other};
+use crate::workflows::{DecisionForm, take_decision};
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::Response;
 use hive_core::kernel::caller::Caller;
-use hive_proto::{ErrorCode, Role};
+use hive_proto::Role;
+use hive_server::AppState;
 use hive_server::auth::{Authenticated, Meta};
-use hive_server::{ApiError, AppState};
 use http::StatusCode;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -95,14 +96,6 @@ pub async fn page(
     }
 }
 
-#[derive(Deserialize)]
-pub struct DecisionForm {
-    node: String,
-    decision: String,
-    #[serde(default)]
-    comment: String,
-}
-
 /// `POST /approvals/{run}/decide`: the service decides who may; a refusal is the problem
 /// page, a decision taken goes back to the list with a notice.
 pub async fn decide(
@@ -112,26 +105,9 @@ pub async fn decide(
     Path(id): Path<Uuid>,
     Form(form): Form<DecisionForm>,
 ) -> Response {
-    if let Err(refused) = own_account(&caller) {
-        return problem(refused.0, None);
-    }
-    let approve = match form.decision.as_str() {
-        "approve" => true,
-        "reject" => false,
-        _ => {
-            let refused = ApiError::new(ErrorCode::ValidationFailed, "approve or reject");
-            return problem(refusal(refused).0, None);
-        }
-    };
-    let comment = Some(form.comment.trim()).filter(|comment| !comment.is_empty());
-    match state
-        .hive
-        .workflows
-        .decide(&caller, id, &form.node, approve, comment, &meta)
-        .await
-    {
-        Ok(_) if approve => see_other("/approvals?decided=approved"),
-        Ok(_) => see_other("/approvals?decided=rejected"),
-        Err(error) => problem(refusal(error).0, None),
+    match take_decision(&state, &caller, id, &form, &meta).await {
+        Ok(true) => see_other("/approvals?decided=approved"),
+        Ok(false) => see_other("/approvals?decided=rejected"),
+        Err(page) => page,
     }
 }

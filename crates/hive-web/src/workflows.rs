@@ -13,7 +13,7 @@ use crate::page::{
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::Response;
-use hive_core::kernel::caller::Caller;
+use hive_core::kernel::caller::{Caller, RequestMeta};
 use hive_core::workflows::definition::{Definition, NodeKind, Problems, Trigger};
 use hive_core::workflows::service::{journaled_message, may_decide};
 use hive_proto::{ErrorCode, Role};
@@ -955,6 +955,7 @@ pub async fn retry(
     after_run(&state, &caller, id, done.map(drop).map_err(refusal)).await
 }
 
+/// An approval's decision as the run's page and the approvals page post it.
 #[derive(Deserialize)]
 pub struct DecisionForm {
     node: String,
@@ -963,8 +964,36 @@ pub struct DecisionForm {
     comment: String,
 }
 
-/// An approval's decision. The service decides who may: a refusal is the problem page (a
-/// run the caller may not see and does not approve is not there at all).
+/// Takes the decision a form posted: whether it approved, or the problem page of why not.
+/// The service decides who may (a run the caller may not see and does not approve is not
+/// there at all).
+pub(crate) async fn take_decision(
+    state: &AppState,
+    caller: &Caller,
+    run: Uuid,
+    form: &DecisionForm,
+    meta: &RequestMeta,
+) -> Result<bool, Response> {
+    own_account(caller).map_err(|refused| problem(refused.0, None))?;
+    let approve = match form.decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => {
+            let refused = ApiError::new(ErrorCode::ValidationFailed, "approve or reject");
+            return Err(problem(refusal(refused).0, None));
+        }
+    };
+    let comment = Some(form.comment.trim()).filter(|comment| !comment.is_empty());
+    state
+        .hive
+        .workflows
+        .decide(caller, run, &form.node, approve, comment, meta)
+        .await
+        .map(|_| approve)
+        .map_err(|error| problem(refusal(error).0, None))
+}
+
+/// An approval's decision from the run's page; back to it.
 pub async fn decide(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -972,25 +1001,8 @@ pub async fn decide(
     Path(id): Path<Uuid>,
     Form(form): Form<DecisionForm>,
 ) -> Response {
-    if let Err(refused) = own_account(&caller) {
-        return problem(refused.0, None);
-    }
-    let approve = match form.decision.as_str() {
-        "approve" => true,
-        "reject" => false,
-        _ => {
-            let refused = ApiError::new(ErrorCode::ValidationFailed, "approve or reject");
-            return problem(refusal(refused).0, None);
-        }
-    };
-    let comment = Some(form.comment.trim()).filter(|comment| !comment.is_empty());
-    match state
-        .hive
-        .workflows
-        .decide(&caller, id, &form.node, approve, comment, &meta)
-        .await
-    {
+    match take_decision(&state, &caller, id, &form, &meta).await {
         Ok(_) => see_other(&format!("/workflows/runs/{id}")),
-        Err(error) => problem(refusal(error).0, None),
+        Err(page) => page,
     }
 }
