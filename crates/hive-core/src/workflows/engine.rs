@@ -14,7 +14,7 @@ use super::plan::{self, End};
 use super::principal::{PrincipalError, Principals};
 use super::runs::{RunAs, RunRequest, RunStarter, Started};
 use super::template::SecretValues;
-use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, Principal};
+use crate::kernel::audit::{AuditAction, AuditEvent, Auditor};
 use crate::kernel::caller::{Caller, RequestMeta};
 use crate::vault::secrets::SecretService;
 use futures_util::StreamExt;
@@ -134,15 +134,6 @@ impl Engine {
             inner.runs.close();
             inner.runs.wait().await;
         });
-    }
-
-    /// The runs this replica drives now (for tests and status).
-    pub fn active_runs(&self) -> usize {
-        self.inner
-            .active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
     }
 }
 
@@ -1188,15 +1179,6 @@ fn output_of(definition: &Definition, journal: &Journal) -> Value {
 fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-/// Who the audit records name for a run's own events.
-pub fn run_principal(run: &RunRow) -> Principal {
-    RunAs {
-        user: run.principal_user,
-        token: run.principal_token,
-    }
-    .principal()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use super::runs::{RunAs, RunRequest, RunStarter, Started};
 use super::webhook::{self, SignatureRefusal};
 use crate::agents::Agents;
 use crate::gateway::Gateway;
-use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, Principal};
+use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, Principal, TransactionRecord};
 use crate::kernel::caller::{Caller, Credential, RequestMeta};
 use crate::vault::secrets::SecretService;
 use crate::vault::{Vault, VaultFailure};
@@ -131,6 +131,27 @@ fn problem(node: Option<&str>, rule: &'static str, message: String) -> Problem {
 impl Workflows {
     pub fn new(parts: WorkflowParts) -> Self {
         Self { parts }
+    }
+
+    /// The record of a change the caller makes to `target`, written with the change.
+    fn change_record(
+        &self,
+        caller: &Caller,
+        action: AuditAction,
+        target: String,
+        detail: Value,
+        meta: &RequestMeta,
+    ) -> TransactionRecord {
+        self.parts.auditor.in_transaction(
+            AuditEvent {
+                principal: caller.principal(),
+                action,
+                target: Some(target),
+                outcome: AuditOutcome::Success,
+                detail,
+            },
+            meta,
+        )
     }
 
     fn store(&self) -> &dyn Store {
@@ -316,14 +337,11 @@ impl Workflows {
         meta: &RequestMeta,
         created: bool,
     ) -> Result<Saved, WorkflowError> {
-        let record = self.parts.auditor.in_transaction(
-            AuditEvent {
-                principal: caller.principal(),
-                action: AuditAction::WorkflowSave,
-                target: Some(format!("workflow:{id}")),
-                outcome: AuditOutcome::Success,
-                detail: json!({ "name": definition.name, "created": created }),
-            },
+        let record = self.change_record(
+            caller,
+            AuditAction::WorkflowSave,
+            format!("workflow:{id}"),
+            json!({ "name": definition.name, "created": created }),
             meta,
         );
         let save = WorkflowSave {
@@ -367,23 +385,6 @@ impl Workflows {
             .await?
             .filter(|workflow| scope.is_none_or(|owner| owner == workflow.owner_id))
             .ok_or(WorkflowError::NotFound)
-    }
-
-    /// The workflow named by id, or by name among the caller's own.
-    pub async fn find(
-        &self,
-        caller: &Caller,
-        name_or_id: &str,
-    ) -> Result<WorkflowRow, WorkflowError> {
-        match Uuid::parse_str(name_or_id) {
-            Ok(id) => self.get(caller, id).await,
-            Err(_) => self
-                .store()
-                .workflows()
-                .find_workflow(owner_of(caller)?, name_or_id)
-                .await?
-                .ok_or(WorkflowError::NotFound),
-        }
     }
 
     pub async fn list(
@@ -436,14 +437,11 @@ impl Workflows {
         // Its agent first: a workflow that stays (its deletion failed) is published again by
         // its next save, while an agent left behind would name a workflow that is gone.
         self.unpublish(caller, &workflow, meta).await?;
-        let record = self.parts.auditor.in_transaction(
-            AuditEvent {
-                principal: caller.principal(),
-                action: AuditAction::WorkflowDelete,
-                target: Some(format!("workflow:{id}")),
-                outcome: AuditOutcome::Success,
-                detail: json!({ "name": workflow.name }),
-            },
+        let record = self.change_record(
+            caller,
+            AuditAction::WorkflowDelete,
+            format!("workflow:{id}"),
+            json!({ "name": workflow.name }),
             meta,
         );
         if self
@@ -466,18 +464,15 @@ impl Workflows {
         meta: &RequestMeta,
     ) -> Result<WorkflowRow, WorkflowError> {
         self.get(caller, id).await?;
-        let record = self.parts.auditor.in_transaction(
-            AuditEvent {
-                principal: caller.principal(),
-                action: if enabled {
-                    AuditAction::WorkflowEnable
-                } else {
-                    AuditAction::WorkflowDisable
-                },
-                target: Some(format!("workflow:{id}")),
-                outcome: AuditOutcome::Success,
-                detail: json!({}),
+        let record = self.change_record(
+            caller,
+            if enabled {
+                AuditAction::WorkflowEnable
+            } else {
+                AuditAction::WorkflowDisable
             },
+            format!("workflow:{id}"),
+            json!({}),
             meta,
         );
         if !self
@@ -586,14 +581,11 @@ impl Workflows {
             )
             .await
             .map_err(vault_error)?;
-        let record = self.parts.auditor.in_transaction(
-            AuditEvent {
-                principal: caller.principal(),
-                action: AuditAction::WorkflowWebhookSecret,
-                target: Some(format!("workflow:{id}")),
-                outcome: AuditOutcome::Success,
-                detail: json!({}),
-            },
+        let record = self.change_record(
+            caller,
+            AuditAction::WorkflowWebhookSecret,
+            format!("workflow:{id}"),
+            json!({}),
             meta,
         );
         if !self
@@ -861,14 +853,11 @@ impl Workflows {
         meta: &RequestMeta,
     ) -> Result<RunRow, WorkflowError> {
         let run = self.get_run(caller, run_id).await?;
-        let record = self.parts.auditor.in_transaction(
-            AuditEvent {
-                principal: caller.principal(),
-                action: AuditAction::WorkflowRunCancel,
-                target: Some(format!("workflow_run:{run_id}")),
-                outcome: AuditOutcome::Success,
-                detail: json!({ "workflowId": run.workflow_id }),
-            },
+        let record = self.change_record(
+            caller,
+            AuditAction::WorkflowRunCancel,
+            format!("workflow_run:{run_id}"),
+            json!({ "workflowId": run.workflow_id }),
             meta,
         );
         if !self
@@ -905,14 +894,11 @@ impl Workflows {
             .map_err(|problems| WorkflowError::Invalid(problems.to_string()))?;
         let timeout = time::Duration::try_from(definition.limits.timeout)
             .map_err(|error| WorkflowError::Internal(error.to_string()))?;
-        let record = self.parts.auditor.in_transaction(
-            AuditEvent {
-                principal: caller.principal(),
-                action: AuditAction::WorkflowRunRetry,
-                target: Some(format!("workflow_run:{run_id}")),
-                outcome: AuditOutcome::Success,
-                detail: json!({ "workflowId": run.workflow_id }),
-            },
+        let record = self.change_record(
+            caller,
+            AuditAction::WorkflowRunRetry,
+            format!("workflow_run:{run_id}"),
+            json!({ "workflowId": run.workflow_id }),
             meta,
         );
         let now = self.now();
@@ -993,14 +979,11 @@ impl Workflows {
         }
         let (output, branch) = decision_output(approve, &by, comment);
         let output = output.to_string();
-        let record = self.parts.auditor.in_transaction(
-            AuditEvent {
-                principal: caller.principal(),
-                action: AuditAction::WorkflowApproval,
-                target: Some(format!("workflow_run:{run_id}")),
-                outcome: AuditOutcome::Success,
-                detail: json!({ "node": step_key, "approved": approve }),
-            },
+        let record = self.change_record(
+            caller,
+            AuditAction::WorkflowApproval,
+            format!("workflow_run:{run_id}"),
+            json!({ "node": step_key, "approved": approve }),
             meta,
         );
         let decided = self

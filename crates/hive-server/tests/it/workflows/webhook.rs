@@ -213,6 +213,22 @@ async fn a_webhook_call_with_a_token_runs_through_that_token_once_per_key() {
         assert_eq!(send(token.clone(), Some("build-7")).await.0, 409);
         assert_eq!(send(token.clone(), Some("build-8")).await.0, 202);
         assert_eq!(send(token.clone(), None).await.0, 202);
+        // A key too long to keep is refused, and starts nothing.
+        let runs_before = call(&server, &token, Method::GET, "/api/v1/workflow-runs", None)
+            .await
+            .1["items"]
+            .as_array()
+            .unwrap()
+            .len();
+        let long: &'static str = Box::leak("k".repeat(129).into_boxed_str());
+        assert_eq!(send(token.clone(), Some(long)).await.0, 400);
+        let runs_after = call(&server, &token, Method::GET, "/api/v1/workflow-runs", None)
+            .await
+            .1["items"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(runs_after, runs_before);
         // A token the server does not know, or one without the execute scope, is refused.
         assert_eq!(
             send("hive_not_a_real_token_00000000000000000000".into(), None)
