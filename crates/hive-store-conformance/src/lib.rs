@@ -6,6 +6,7 @@
 
 mod agents;
 mod audited;
+mod billing;
 mod challenges;
 mod conversations;
 mod hosted;
@@ -20,6 +21,7 @@ mod vault;
 mod workflows;
 pub use agents::*;
 pub use audited::*;
+pub use billing::*;
 pub use challenges::*;
 pub use conversations::*;
 pub use hosted::*;
@@ -224,6 +226,16 @@ macro_rules! conformance_suite {
             a_deleted_workflow_takes_its_versions_and_runs,
             pruning_keeps_unfinished_runs_and_their_parents,
             a_run_change_whose_audit_record_fails_is_undone,
+            a_ledger_entry_posts_once,
+            fifty_concurrent_copies_of_an_entry_post_once,
+            money_out_beyond_the_wallet_is_owed_and_paid_first,
+            holds_never_overdraw_a_wallet_under_concurrency,
+            a_settlement_applies_once,
+            budgets_hold_count_and_alert,
+            expired_holds_are_released_once,
+            stripe_customers_link_one_to_one,
+            prices_are_set_and_removed,
+            ledger_values_are_checked,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,

@@ -11,15 +11,15 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 fn usage(agent_id: Uuid, seconds: i64, prompt: u64, completion: u64) -> UsageRow {
-    UsageRow {
-        id: Uuid::now_v7(),
+    UsageRow::llm(
+        Uuid::now_v7(),
         agent_id,
-        principal: format!("user:{}", Uuid::now_v7()),
-        model: "llama3.2:1b — ünïcode".to_owned(),
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        created_at: truncate_to_micros(T0 + Duration::seconds(seconds)),
-    }
+        format!("user:{}", Uuid::now_v7()),
+        "llama3.2:1b — ünïcode",
+        prompt,
+        completion,
+        truncate_to_micros(T0 + Duration::seconds(seconds)),
+    )
 }
 
 pub async fn usage_rows_round_trip_and_page_newest_first(store: &dyn Store) {

@@ -4,6 +4,7 @@
 //! ([`Store::leader_lease`]); migrations serialised among replicas by sqlx's migration lock.
 
 mod agents;
+mod billing;
 mod challenges;
 mod conversations;
 mod dialect;

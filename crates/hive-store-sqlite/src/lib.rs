@@ -8,6 +8,7 @@
 //! lock file are readable by their owner only (0600).
 
 mod agents;
+mod billing;
 mod challenges;
 mod conversations;
 mod dialect;

@@ -20,8 +20,11 @@ const BEFORE_REBUILD: i64 = 20;
 /// Workflows: new tables only.
 const WORKFLOWS: i64 = 22;
 
-/// The newest migration (0023, workflow agents: the second rebuild of `agents`).
-const LATEST: i64 = 23;
+/// Workflow agents: the second rebuild of `agents`.
+const SECOND_REBUILD: i64 = 23;
+
+/// The newest migration (0024, billing).
+const LATEST: i64 = 24;
 
 /// Every migration after `from`, up to the newest.
 fn after(from: i64) -> Vec<i64> {
@@ -591,7 +594,7 @@ async fn the_second_rebuild_keeps_agents_and_the_four_tables_that_reference_them
         .await
         .unwrap();
     MIGRATOR
-        .run_to(LATEST - 1, store.writer_pool())
+        .run_to(SECOND_REBUILD - 1, store.writer_pool())
         .await
         .unwrap();
     let rows = write_rows(&store, "hosted", AgentKind::Hosted).await;
@@ -601,7 +604,7 @@ async fn the_second_rebuild_keeps_agents_and_the_four_tables_that_reference_them
     assert!(!schema_sql(&store, "agents").await.contains("'workflow'"));
 
     let report = store.migrate().await.unwrap();
-    assert_eq!((report.applied, report.version), (vec![LATEST], LATEST));
+    assert_eq!((report.applied, report.version), (after(SECOND_REBUILD - 1), LATEST));
 
     assert_kept(&store, &rows).await;
     assert_kept(&store, &other).await;
@@ -696,12 +699,12 @@ async fn the_second_rebuild_runs_again_when_it_was_not_recorded() {
 
     // As after a crash between the migration's commit and sqlx's record of it.
     sqlx::query("DELETE FROM _sqlx_migrations WHERE version = ?")
-        .bind(LATEST)
+        .bind(SECOND_REBUILD)
         .execute(store.writer_pool())
         .await
         .unwrap();
     let report = store.migrate().await.unwrap();
-    assert_eq!(report.applied, vec![LATEST]);
+    assert_eq!(report.applied, vec![SECOND_REBUILD]);
     assert_eq!(applied(&store).await, (1..=LATEST).collect::<Vec<_>>());
 
     assert_kept(&store, &rows).await;
@@ -729,7 +732,7 @@ async fn a_failed_second_rebuild_changes_nothing_and_leaves_foreign_keys_on() {
         .await
         .unwrap();
     MIGRATOR
-        .run_to(LATEST - 1, store.writer_pool())
+        .run_to(SECOND_REBUILD - 1, store.writer_pool())
         .await
         .unwrap();
     let rows = write_rows(&store, "before", AgentKind::Hosted).await;
@@ -751,7 +754,7 @@ async fn a_failed_second_rebuild_changes_nothing_and_leaves_foreign_keys_on() {
         matches!(failed, Err(StoreError::Migration(_))),
         "{failed:?}"
     );
-    assert_eq!(applied(&store).await.last(), Some(&(LATEST - 1)));
+    assert_eq!(applied(&store).await.last(), Some(&(SECOND_REBUILD - 1)));
     // The old table, with its rows and its old CHECK.
     assert_kept(&store, &rows).await;
     assert_hosted_kept(&store, &rows, &archive).await;
@@ -788,7 +791,7 @@ async fn a_failed_second_rebuild_changes_nothing_and_leaves_foreign_keys_on() {
     );
 
     // With the way clear, it applies.
-    assert_eq!(store.migrate().await.unwrap().applied, vec![LATEST]);
+    assert_eq!(store.migrate().await.unwrap().applied, after(SECOND_REBUILD - 1));
     assert_kept(&store, &second).await;
     assert_eq!(broken_references(&store).await, 0);
     assert!(schema_sql(&store, "agents").await.contains("'workflow'"));

@@ -6,6 +6,7 @@
 //! on the other.
 
 mod agents;
+pub mod billing;
 mod challenges;
 mod conversations;
 mod error;
@@ -34,6 +35,7 @@ pub use agents::{
     AgentLimits, AgentRepo, AgentRow, MAX_AGENT_JSON, agent_word_from_stored, check_agent,
     limits_from_stored, tokens_per_day_to_stored,
 };
+pub use billing::BillingRepo;
 pub use challenges::{ChallengeRepo, ChallengeRow, MAX_CHALLENGE_PAYLOAD, check_challenge};
 pub use conversations::{
     CONVERSATION_OWNER_MAX_CHARS, CONVERSATION_STATE_MAX_CHARS, CONVERSATION_TEXT_MAX_BYTES,
@@ -72,8 +74,8 @@ pub use settings::{
 };
 pub use tasks::{TaskRepo, TaskRow};
 pub use usage::{
-    USAGE_DAYS_MAX, USAGE_MODEL_MAX_CHARS, USAGE_PRINCIPAL_MAX_CHARS, UsageDay, UsageRepo,
-    UsageRow, check_usage, tokens_from_stored, usage_days_span,
+    NO_CURRENCY, USAGE_DAYS_MAX, USAGE_MODEL_MAX_CHARS, USAGE_PRINCIPAL_MAX_CHARS, UsageDay,
+    UsageKind, UsageRepo, UsageRow, check_usage, tokens_from_stored, usage_days_span,
 };
 pub use vault::{VaultKeyRepo, VaultKeyRow, count_to_stored};
 pub use workflows::{
@@ -214,7 +216,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// A2A push-notification configs of tasks.
     fn push_configs(&self) -> &dyn PushConfigRepo;
 
-    /// Tokens used by `llm` agents, one row a call.
+    /// Usage records: every billable use (an `llm` call's tokens among them).
     fn usage(&self) -> &dyn UsageRepo;
 
     /// Conversations with agents and their messages.
@@ -225,6 +227,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Workflows, their versions, runs and runs' journals.
     fn workflows(&self) -> &dyn WorkflowRepo;
+
+    /// Billing's books: the ledger, holds, budgets, alerts, Stripe customers, prices.
+    fn billing(&self) -> &dyn BillingRepo;
 
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;
@@ -317,6 +322,10 @@ macro_rules! store_repositories {
 
         fn workflows(&self) -> &dyn $crate::WorkflowRepo {
             &self.$repositories.workflows
+        }
+
+        fn billing(&self) -> &dyn $crate::BillingRepo {
+            &self.$repositories.billing
         }
     };
 }

@@ -5,6 +5,7 @@
 
 pub mod agents;
 mod audit;
+pub mod billing;
 pub mod challenges;
 pub mod conversations;
 mod dialect;

@@ -1,5 +1,7 @@
-//! Inference usage: the tokens each call of an `llm` agent used, one row a call. Rows outlive
-//! the agent (they are the history billing reads), so they do not reference the agents table.
+//! Usage records: every billable use, one row each — an `llm` agent's call (its tokens as the
+//! endpoint counted them), a hosted agent's run time, a workflow's step — with who made it,
+//! who pays for it and what it cost. Rows outlive the agent (they are the history billing
+//! reads), so they do not reference the agents table.
 
 use crate::{Page, PageRequest, StoreError};
 use async_trait::async_trait;
@@ -23,20 +25,88 @@ pub struct UsageDay {
     pub completion_tokens: u64,
 }
 
-/// One call's usage.
+/// What a usage record counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UsageKind {
+    /// An `llm` agent's call: its prompt and completion tokens.
+    Llm,
+    /// A hosted agent's run time: `quantity` seconds.
+    HostedRun,
+    /// A workflow's step: `quantity` steps (one).
+    WorkflowStep,
+}
+
+impl UsageKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Llm => "llm",
+            Self::HostedRun => "hosted_run",
+            Self::WorkflowStep => "workflow_step",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        match text {
+            "llm" => Ok(Self::Llm),
+            "hosted_run" => Ok(Self::HostedRun),
+            "workflow_step" => Ok(Self::WorkflowStep),
+            other => Err(StoreError::Backend(format!("unknown usage kind {other:?}"))),
+        }
+    }
+}
+
+/// The currency of a record that cost nothing (ISO 4217's "no currency").
+pub const NO_CURRENCY: &str = "xxx";
+
+/// One billable use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRow {
     pub id: Uuid,
+    pub kind: UsageKind,
+    /// The agent (for a workflow's step: the workflow).
     pub agent_id: Uuid,
     /// Who the call was made for: the audit actor of the caller (`user:<uuid>`…).
     pub principal: String,
+    /// Who pays for it (`None`: nobody).
+    pub user_id: Option<Uuid>,
     pub model: String,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Seconds of run time, or steps.
+    pub quantity: u64,
+    /// Its price, in minor units of `currency`.
+    pub cost_minor: i64,
+    pub currency: String,
     pub created_at: OffsetDateTime,
 }
 
 impl UsageRow {
+    /// An `llm` call's tokens, not priced.
+    pub fn llm(
+        id: Uuid,
+        agent_id: Uuid,
+        principal: impl Into<String>,
+        model: impl Into<String>,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+        created_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id,
+            kind: UsageKind::Llm,
+            agent_id,
+            principal: principal.into(),
+            user_id: None,
+            model: model.into(),
+            prompt_tokens,
+            completion_tokens,
+            quantity: 0,
+            cost_minor: 0,
+            currency: NO_CURRENCY.to_owned(),
+            created_at,
+        }
+    }
+
     pub fn total_tokens(&self) -> u64 {
         self.prompt_tokens.saturating_add(self.completion_tokens)
     }
@@ -94,10 +164,15 @@ pub fn check_usage(row: &UsageRow) -> Result<(i64, i64), StoreError> {
             "a usage row's model must be at most {USAGE_MODEL_MAX_CHARS} characters"
         )));
     }
+    crate::billing::check_currency(&row.currency)?;
+    if row.cost_minor < 0 {
+        return Err(StoreError::Invalid("a usage row's cost is negative".into()));
+    }
     let stored = |count: u64| {
         i64::try_from(count)
-            .map_err(|_| StoreError::Invalid("a usage row's token count is too large".into()))
+            .map_err(|_| StoreError::Invalid("a usage row's count is too large".into()))
     };
+    stored(row.quantity)?;
     Ok((stored(row.prompt_tokens)?, stored(row.completion_tokens)?))
 }
 

@@ -659,18 +659,18 @@ impl UsageMeter {
         model: &str,
         usage: &Usage,
     ) -> Result<UsageRow, StoreError> {
-        let row = UsageRow {
-            id: Uuid::now_v7(),
+        let row = UsageRow::llm(
+            Uuid::now_v7(),
             agent_id,
-            principal: principal.to_owned(),
-            model: model
+            principal,
+            model
                 .chars()
                 .take(hive_store::USAGE_MODEL_MAX_CHARS)
-                .collect(),
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-            created_at: hive_store::truncate_to_micros(self.clock.now()),
-        };
+                .collect::<String>(),
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            hive_store::truncate_to_micros(self.clock.now()),
+        );
         self.store.usage().record(&row).await?;
         Ok(row)
     }

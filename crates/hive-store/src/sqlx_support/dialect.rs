@@ -111,6 +111,7 @@ pub trait Dialect: Send + Sync + 'static {
         + Writes<Option<&'static str>>
         + Writes<Option<Vec<u8>>>
         + Writes<i64>
+        + Writes<Option<i64>>
         + Writes<bool>
         + Writes<Self::Id>
         + Writes<Option<Self::Id>>

@@ -1,6 +1,7 @@
 //! Every repository of a store, built once over one dialect's pools.
 
 use super::agents::SqlAgents;
+use super::billing::SqlBilling;
 use super::challenges::SqlChallenges;
 use super::conversations::SqlConversations;
 use super::dialect::{Dialect, Pools};
@@ -36,6 +37,7 @@ pub struct SqlRepositories<D: Dialect> {
     pub conversations: SqlConversations<D>,
     pub hosted: SqlHosted<D>,
     pub workflows: SqlWorkflows<D>,
+    pub billing: SqlBilling<D>,
 }
 
 impl<D: Dialect> SqlRepositories<D> {
@@ -85,6 +87,9 @@ impl<D: Dialect> SqlRepositories<D> {
                 pools: pools.clone(),
             },
             workflows: SqlWorkflows {
+                pools: pools.clone(),
+            },
+            billing: SqlBilling {
                 pools: pools.clone(),
             },
         }

@@ -293,13 +293,19 @@ pub fn job_run<D: Dialect>(row: &DialectRow<D>) -> Result<JobRun, StoreError> {
 
 pub fn usage<D: Dialect>(row: &DialectRow<D>) -> Result<UsageRow, StoreError> {
     let tokens = |column: &str| tokens_from_stored(get::<D, _>(row, column)?);
+    let kind: String = get::<D, _>(row, "kind")?;
     Ok(UsageRow {
         id: D::uuid_at(row, "id")?,
+        kind: crate::UsageKind::parse(&kind)?,
         agent_id: D::uuid_at(row, "agent_id")?,
         principal: get::<D, _>(row, "principal")?,
+        user_id: D::optional_uuid_at(row, "user_id")?,
         model: get::<D, _>(row, "model")?,
         prompt_tokens: tokens("prompt_tokens")?,
         completion_tokens: tokens("completion_tokens")?,
+        quantity: tokens("quantity")?,
+        cost_minor: get::<D, _>(row, "cost_minor")?,
+        currency: get::<D, _>(row, "currency")?,
         created_at: D::time_at(row, "created_at")?,
     })
 }

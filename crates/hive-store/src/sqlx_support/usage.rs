@@ -10,18 +10,19 @@ use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-/// The columns of `inference_usage`.
+/// The columns of `usage_records`.
 #[macro_export]
 macro_rules! usage_columns {
     () => {
-        "id, agent_id, principal, model, prompt_tokens, completion_tokens, created_at"
+        "id, kind, agent_id, principal, user_id, model, prompt_tokens, completion_tokens, \
+         quantity, cost_minor, currency, created_at"
     };
 }
 
 /// The statements of [`SqlUsage`] in one dialect; the parameters of each are listed in the
 /// order they are bound.
 pub trait UsageSql: Dialect {
-    /// The columns of [`usage_columns!`].
+    /// The columns of [`usage_columns!`]; does nothing when the id exists.
     const INSERT: &'static str;
     /// agent id, since; returns `total`, failing rather than wrapping past `i64::MAX`.
     const TOKENS_SINCE: &'static str;
@@ -32,6 +33,34 @@ pub trait UsageSql: Dialect {
     const BY_DAY: &'static str;
 }
 
+/// Inserts a usage record on `connection` (inside a caller's transaction or alone); `false`
+/// when a record with its id exists.
+pub async fn insert_usage<D: UsageSql>(
+    connection: &mut super::DialectConnection<D>,
+    row: &UsageRow,
+) -> Result<bool, StoreError> {
+    let (prompt, completion) = check_usage(row)?;
+    let quantity = i64::try_from(row.quantity)
+        .map_err(|_| StoreError::Invalid("a usage row's count is too large".into()))?;
+    let done = sqlx::query(D::INSERT)
+        .bind_value(D::id(row.id))
+        .bind_value(row.kind.as_str())
+        .bind_value(D::id(row.agent_id))
+        .bind_value(row.principal.as_str())
+        .bind_value(row.user_id.map(D::id))
+        .bind_value(row.model.as_str())
+        .bind_value(prompt)
+        .bind_value(completion)
+        .bind_value(quantity)
+        .bind_value(row.cost_minor)
+        .bind_value(row.currency.as_str())
+        .bind_value(D::time(row.created_at))
+        .execute(D::on(connection))
+        .await
+        .map_err(D::map_error)?;
+    Ok(D::rows_affected(&done) == 1)
+}
+
 pub struct SqlUsage<D: Dialect> {
     pub pools: Pools<D::Db>,
 }
@@ -39,20 +68,14 @@ pub struct SqlUsage<D: Dialect> {
 #[async_trait]
 impl<D: UsageSql> UsageRepo for SqlUsage<D> {
     async fn record(&self, row: &UsageRow) -> Result<(), StoreError> {
-        let (prompt, completion) = check_usage(row)?;
         let mut writer = self.pools.writer.acquire().await.map_err(D::map_error)?;
-        sqlx::query(D::INSERT)
-            .bind_value(D::id(row.id))
-            .bind_value(D::id(row.agent_id))
-            .bind_value(row.principal.as_str())
-            .bind_value(row.model.as_str())
-            .bind_value(prompt)
-            .bind_value(completion)
-            .bind_value(D::time(row.created_at))
-            .execute(D::on(&mut writer))
-            .await
-            .map_err(D::map_error)?;
-        Ok(())
+        if insert_usage::<D>(&mut writer, row).await? {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(
+                "a usage record with this id exists".into(),
+            ))
+        }
     }
 
     async fn tokens_since(&self, agent_id: Uuid, since: OffsetDateTime) -> Result<u64, StoreError> {

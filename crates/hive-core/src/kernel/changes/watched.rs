@@ -171,6 +171,10 @@ impl Store for WatchedStore {
         self.inner.workflows()
     }
 
+    fn billing(&self) -> &dyn hive_store::BillingRepo {
+        self.inner.billing()
+    }
+
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError> {
         self.inner.leader_lease(name).await
     }

@@ -1,0 +1,605 @@
+//! Billing's books: an entry posts once (also under 50 concurrent copies), money out beyond
+//! the wallet becomes arrears that money in pays first, holds never overdraw a wallet under
+//! concurrency, a settlement applies once, budgets hold, count and alert, and the books
+//! balance throughout.
+
+use crate::identity::made_user;
+use crate::{T0, first, note};
+use futures_util::future::join_all;
+use hive_proto::Role;
+use hive_store::billing::{
+    BudgetCharge, BudgetClaim, BudgetPeriod, BudgetRow, BudgetScope, EntryKind, HoldOutcome,
+    NewEntry, NewHold, Posted, PriceRow, Settled, Settlement, UsageGrouping,
+};
+use hive_store::{Store, StoreError, UsageKind, UsageRow, truncate_to_micros};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+const USD: &str = "usd";
+
+fn entry(user: Uuid, key: &str, kind: EntryKind, amount: i64) -> NewEntry {
+    NewEntry {
+        id: Uuid::now_v7(),
+        idempotency_key: key.to_owned(),
+        kind,
+        user_id: user,
+        currency: USD.to_owned(),
+        amount_minor: amount,
+        reference: Some(format!("ref-{key}")),
+        memo: "conformance".to_owned(),
+        actor: "conformance".to_owned(),
+        created_at: truncate_to_micros(T0),
+    }
+}
+
+async fn post(store: &dyn Store, new: &NewEntry) -> Posted {
+    let record = note("billing.entry");
+    store.billing().post(new, record.append()).await.unwrap()
+}
+
+async fn balanced(store: &dyn Store) {
+    let faults = store.billing().verify_books().await.unwrap();
+    assert!(faults.is_empty(), "{faults:?}");
+}
+
+fn usage_row(user: Uuid, agent: Uuid, cost: i64, tokens: u64) -> UsageRow {
+    UsageRow {
+        kind: UsageKind::Llm,
+        user_id: Some(user),
+        cost_minor: cost,
+        currency: USD.to_owned(),
+        ..UsageRow::llm(
+            Uuid::now_v7(),
+            agent,
+            format!("user:{user}"),
+            "model-a",
+            tokens,
+            0,
+            truncate_to_micros(T0),
+        )
+    }
+}
+
+async fn settle(
+    store: &dyn Store,
+    usage: &UsageRow,
+    hold_id: Option<Uuid>,
+    budgets: Vec<BudgetCharge>,
+) -> Settled {
+    let record = note("billing.usage_debit");
+    let user = usage.user_id.unwrap();
+    let debit = (usage.cost_minor > 0).then(|| NewEntry {
+        reference: Some(usage.id.to_string()),
+        ..entry(
+            user,
+            &format!("usage:{}", usage.id),
+            EntryKind::Usage,
+            -usage.cost_minor,
+        )
+    });
+    let audit = debit.as_ref().map(|_| record.append());
+    store
+        .billing()
+        .settle(&Settlement {
+            usage: usage.clone(),
+            hold_id,
+            debit,
+            budgets,
+            audit,
+        })
+        .await
+        .unwrap()
+}
+
+fn hold(user: Uuid, agent: Uuid, cost: i64, tokens: i64, budgets: Vec<BudgetCharge>) -> NewHold {
+    NewHold {
+        id: Uuid::now_v7(),
+        user_id: user,
+        agent_id: agent,
+        currency: USD.to_owned(),
+        cost_minor: cost,
+        tokens,
+        budgets,
+        created_at: truncate_to_micros(T0),
+        expires_at: truncate_to_micros(T0 + Duration::minutes(10)),
+    }
+}
+
+pub async fn a_ledger_entry_posts_once(store: &dyn Store) {
+    let user = made_user(store, "ledger@example.com", Role::Operator)
+        .await
+        .id;
+    let top_up = entry(user, "evt_1", EntryKind::TopUp, 1_000);
+    let Posted::Applied {
+        entry: stored,
+        postings,
+    } = post(store, &top_up).await
+    else {
+        panic!("the first post applies");
+    };
+    assert_eq!(stored.amount_minor, 1_000);
+    assert_eq!(postings.iter().map(|p| p.amount_minor).sum::<i64>(), 0);
+    // The same key again, even with another amount, changes nothing.
+    let again = NewEntry {
+        id: Uuid::now_v7(),
+        amount_minor: 5_000,
+        ..top_up.clone()
+    };
+    assert_eq!(post(store, &again).await, Posted::Duplicate);
+    let wallet = store.billing().wallet(user, USD).await.unwrap();
+    assert_eq!((wallet.balance_minor, wallet.owed_minor), (1_000, 0));
+    assert_eq!(wallet.updated_at, Some(truncate_to_micros(T0)));
+    let found = store
+        .billing()
+        .entry_by_key("evt_1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, top_up.id);
+    let by_reference = store
+        .billing()
+        .entry_by_reference(EntryKind::TopUp, "ref-evt_1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_reference.id, top_up.id);
+    let page = store.billing().entries(user, &first(10)).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    // Another currency is another wallet.
+    let euros = store.billing().wallet(user, "eur").await.unwrap();
+    assert_eq!((euros.balance_minor, euros.updated_at), (0, None));
+    balanced(store).await;
+}
+
+pub async fn fifty_concurrent_copies_of_an_entry_post_once(store: &dyn Store) {
+    let user = made_user(store, "copies@example.com", Role::Operator)
+        .await
+        .id;
+    let copies: Vec<NewEntry> = (0..50)
+        .map(|_| NewEntry {
+            id: Uuid::now_v7(),
+            ..entry(user, "evt_concurrent", EntryKind::TopUp, 2_500)
+        })
+        .collect();
+    let results = join_all(copies.iter().map(|copy| post(store, copy))).await;
+    let applied = results
+        .iter()
+        .filter(|r| matches!(r, Posted::Applied { .. }))
+        .count();
+    assert_eq!(applied, 1);
+    let wallet = store.billing().wallet(user, USD).await.unwrap();
+    assert_eq!(wallet.balance_minor, 2_500);
+    let page = store.billing().entries(user, &first(100)).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    balanced(store).await;
+}
+
+pub async fn money_out_beyond_the_wallet_is_owed_and_paid_first(store: &dyn Store) {
+    let user = made_user(store, "arrears@example.com", Role::Operator)
+        .await
+        .id;
+    post(store, &entry(user, "top", EntryKind::TopUp, 1_000)).await;
+    post(store, &entry(user, "use", EntryKind::Usage, -700)).await;
+    // The whole top-up is refunded after 700 was spent.
+    post(store, &entry(user, "refund", EntryKind::Refund, -1_000)).await;
+    let wallet = store.billing().wallet(user, USD).await.unwrap();
+    assert_eq!((wallet.balance_minor, wallet.owed_minor), (0, 700));
+    post(store, &entry(user, "top2", EntryKind::TopUp, 500)).await;
+    let wallet = store.billing().wallet(user, USD).await.unwrap();
+    assert_eq!((wallet.balance_minor, wallet.owed_minor), (0, 200));
+    post(store, &entry(user, "adjust", EntryKind::Adjustment, 300)).await;
+    let wallet = store.billing().wallet(user, USD).await.unwrap();
+    assert_eq!((wallet.balance_minor, wallet.owed_minor), (100, 0));
+    balanced(store).await;
+}
+
+pub async fn holds_never_overdraw_a_wallet_under_concurrency(store: &dyn Store) {
+    let user = made_user(store, "holds@example.com", Role::Operator)
+        .await
+        .id;
+    let agent = Uuid::now_v7();
+    const COST: i64 = 130;
+    post(store, &entry(user, "fund", EntryKind::TopUp, 37 * COST)).await;
+    let holds: Vec<NewHold> = (0..100)
+        .map(|_| hold(user, agent, COST, 10, Vec::new()))
+        .collect();
+    let outcomes = join_all(holds.iter().map(|h| store.billing().hold(h))).await;
+    let mut held = Vec::new();
+    for (h, outcome) in holds.iter().zip(outcomes) {
+        match outcome.unwrap() {
+            HoldOutcome::Held => held.push(h.id),
+            HoldOutcome::InsufficientFunds { available_minor } => {
+                assert!(available_minor < COST)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(held.len(), 37);
+    let wallet = store.billing().wallet(user, USD).await.unwrap();
+    assert_eq!(wallet.held_minor, 37 * COST);
+    balanced(store).await;
+    // Each settles for less than it held; the rest is released.
+    let settled = join_all(held.iter().map(|id| {
+        let usage = usage_row(user, agent, COST - 30, 10);
+        async move { settle(store, &usage, Some(*id), Vec::new()).await }
+    }))
+    .await;
+    assert!(settled.iter().all(|s| matches!(s, Settled::Applied { .. })));
+    let wallet = store.billing().wallet(user, USD).await.unwrap();
+    assert_eq!((wallet.balance_minor, wallet.held_minor), (37 * 30, 0));
+    balanced(store).await;
+}
+
+pub async fn a_settlement_applies_once(store: &dyn Store) {
+    let user = made_user(store, "settle@example.com", Role::Operator)
+        .await
+        .id;
+    let agent = Uuid::now_v7();
+    post(store, &entry(user, "fund-settle", EntryKind::TopUp, 1_000)).await;
+    let h = hold(user, agent, 400, 0, Vec::new());
+    assert_eq!(store.billing().hold(&h).await.unwrap(), HoldOutcome::Held);
+    let usage = usage_row(user, agent, 250, 1234);
+    let Settled::Applied {
+        entry, postings, ..
+    } = settle(store, &usage, Some(h.id), Vec::new()).await
+    else {
+        panic!("the first settlement applies");
+    };
+    assert_eq!(entry.unwrap().amount_minor, -250);
+    assert_eq!(postings.iter().map(|p| p.amount_minor).sum::<i64>(), 0);
+    assert_eq!(
+        settle(store, &usage, Some(h.id), Vec::new()).await,
+        Settled::Duplicate
+    );
+    let wallet = store.billing().wallet(user, USD).await.unwrap();
+    assert_eq!((wallet.balance_minor, wallet.held_minor), (750, 0));
+    let since = T0 - Duration::days(1);
+    let until = T0 + Duration::days(1);
+    let records = store
+        .billing()
+        .usage_records(user, since, until, &first(10))
+        .await
+        .unwrap();
+    assert_eq!(records.items, vec![usage.clone()]);
+    // A use that costs more than the wallet holds takes what is free and owes the rest.
+    let dear = usage_row(user, agent, 900, 1);
+    settle(store, &dear, None, Vec::new()).await;
+    let wallet = store.billing().wallet(user, USD).await.unwrap();
+    assert_eq!((wallet.balance_minor, wallet.owed_minor), (0, 150));
+    // A free use is recorded without an entry.
+    let free = usage_row(user, agent, 0, 5);
+    let Settled::Applied { entry, .. } = settle(store, &free, None, Vec::new()).await else {
+        panic!("a free use is recorded");
+    };
+    assert!(entry.is_none());
+    let groups = store
+        .billing()
+        .usage_groups(user, since, until, UsageGrouping::Model)
+        .await
+        .unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        (
+            groups[0].key.as_str(),
+            groups[0].records,
+            groups[0].cost_minor
+        ),
+        ("model-a", 3, 1_150)
+    );
+    assert_eq!(groups[0].prompt_tokens, 1234 + 1 + 5);
+    for grouping in [UsageGrouping::Agent, UsageGrouping::Day] {
+        let groups = store
+            .billing()
+            .usage_groups(user, since, until, grouping)
+            .await
+            .unwrap();
+        assert_eq!(groups.len(), 1, "{grouping:?}");
+    }
+    let days = store
+        .billing()
+        .usage_groups(user, since, until, UsageGrouping::Day)
+        .await
+        .unwrap();
+    assert_eq!(days[0].key, T0.date().to_string());
+    balanced(store).await;
+}
+
+pub async fn budgets_hold_count_and_alert(store: &dyn Store) {
+    let user = made_user(store, "budget@example.com", Role::Operator)
+        .await
+        .id;
+    let agent = Uuid::now_v7();
+    let record = note("billing.budget_set");
+    let budget = store
+        .billing()
+        .put_budget(
+            &BudgetRow {
+                id: Uuid::now_v7(),
+                scope: BudgetScope::User(user),
+                period: BudgetPeriod::Day,
+                max_tokens: Some(100),
+                max_cost_minor: None,
+                notify_user_id: user,
+                created_by: "user:admin".to_owned(),
+                created_at: truncate_to_micros(T0),
+            },
+            record.append(),
+        )
+        .await
+        .unwrap();
+    let found = store.billing().budgets_for(user, agent).await.unwrap();
+    assert_eq!(found, vec![budget.clone()]);
+    assert!(
+        store
+            .billing()
+            .budgets_for(Uuid::now_v7(), agent)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let start = BudgetPeriod::Day.start(T0);
+    let charge = |tokens: i64| BudgetCharge {
+        claim: BudgetClaim {
+            budget_id: budget.id,
+            period_start: start,
+            tokens,
+            cost_minor: 0,
+        },
+        max_tokens: budget.max_tokens,
+        max_cost_minor: budget.max_cost_minor,
+        notify_user_id: user,
+    };
+    let first_hold = hold(user, agent, 0, 60, vec![charge(60)]);
+    assert_eq!(
+        store.billing().hold(&first_hold).await.unwrap(),
+        HoldOutcome::Held
+    );
+    let over = hold(user, agent, 0, 50, vec![charge(50)]);
+    assert_eq!(
+        store.billing().hold(&over).await.unwrap(),
+        HoldOutcome::BudgetReached {
+            budget_id: budget.id
+        }
+    );
+    // It used 85 of the 60 it held: past 80 %.
+    let usage = usage_row(user, agent, 0, 85);
+    let Settled::Applied { alerts, .. } =
+        settle(store, &usage, Some(first_hold.id), vec![charge(85)]).await
+    else {
+        panic!("applies");
+    };
+    assert_eq!(
+        alerts.iter().map(|a| a.threshold).collect::<Vec<_>>(),
+        vec![80]
+    );
+    let used = store.billing().budget_use(budget.id, start).await.unwrap();
+    assert_eq!((used.tokens, used.held_tokens), (85, 0));
+    assert_eq!(
+        store
+            .billing()
+            .hold(&hold(user, agent, 0, 16, vec![charge(16)]))
+            .await
+            .unwrap(),
+        HoldOutcome::BudgetReached {
+            budget_id: budget.id
+        }
+    );
+    let last = hold(user, agent, 0, 15, vec![charge(15)]);
+    assert_eq!(
+        store.billing().hold(&last).await.unwrap(),
+        HoldOutcome::Held
+    );
+    let Settled::Applied { alerts, .. } = settle(
+        store,
+        &usage_row(user, agent, 0, 15),
+        Some(last.id),
+        vec![charge(15)],
+    )
+    .await
+    else {
+        panic!("applies");
+    };
+    assert_eq!(
+        alerts.iter().map(|a| a.threshold).collect::<Vec<_>>(),
+        vec![100]
+    );
+    let listed = store
+        .billing()
+        .alerts(Some(user), &first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 2);
+    let undelivered = store.billing().undelivered_alerts(3, 10).await.unwrap();
+    assert_eq!(undelivered.len(), 2);
+    store
+        .billing()
+        .note_alert_attempt(undelivered[0].id, Some(truncate_to_micros(T0)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .billing()
+            .undelivered_alerts(3, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Replacing the budget keeps one per scope and period.
+    let replaced = store
+        .billing()
+        .put_budget(
+            &BudgetRow {
+                id: Uuid::now_v7(),
+                max_tokens: Some(1_000),
+                ..budget.clone()
+            },
+            note("billing.budget_set").append(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.id, budget.id);
+    assert_eq!(replaced.max_tokens, Some(1_000));
+    assert_eq!(store.billing().list_budgets(None).await.unwrap().len(), 1);
+    let removal = note("billing.budget_delete");
+    assert!(
+        store
+            .billing()
+            .delete_budget(budget.id, removal.append())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .billing()
+            .get_budget(budget.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let invalid = store
+        .billing()
+        .put_budget(
+            &BudgetRow {
+                id: Uuid::now_v7(),
+                max_tokens: None,
+                max_cost_minor: None,
+                ..budget
+            },
+            note("billing.budget_set").append(),
+        )
+        .await;
+    assert!(
+        matches!(invalid, Err(StoreError::Invalid(_))),
+        "{invalid:?}"
+    );
+}
+
+pub async fn expired_holds_are_released_once(store: &dyn Store) {
+    let user = made_user(store, "expired@example.com", Role::Operator)
+        .await
+        .id;
+    post(store, &entry(user, "fund-expired", EntryKind::TopUp, 500)).await;
+    let h = hold(user, Uuid::now_v7(), 200, 0, Vec::new());
+    assert_eq!(store.billing().hold(&h).await.unwrap(), HoldOutcome::Held);
+    let later: OffsetDateTime = T0 + Duration::hours(1);
+    assert!(
+        store
+            .billing()
+            .expired_holds(T0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let expired = store.billing().expired_holds(later, 10).await.unwrap();
+    assert_eq!(expired.iter().map(|h| h.id).collect::<Vec<_>>(), vec![h.id]);
+    assert!(store.billing().release(h.id).await.unwrap());
+    assert!(!store.billing().release(h.id).await.unwrap());
+    let wallet = store.billing().wallet(user, USD).await.unwrap();
+    assert_eq!((wallet.balance_minor, wallet.held_minor), (500, 0));
+    balanced(store).await;
+}
+
+pub async fn stripe_customers_link_one_to_one(store: &dyn Store) {
+    let one = made_user(store, "cus1@example.com", Role::Operator)
+        .await
+        .id;
+    let two = made_user(store, "cus2@example.com", Role::Operator)
+        .await
+        .id;
+    let at = truncate_to_micros(T0);
+    let link = |user, customer: &'static str| async move {
+        let record = note("billing.customer_link");
+        store
+            .billing()
+            .link_customer(user, customer, at, record.append())
+            .await
+    };
+    assert!(link(one, "cus_A").await.unwrap());
+    assert!(!link(one, "cus_A").await.unwrap());
+    assert_eq!(
+        store.billing().user_of_customer("cus_A").await.unwrap(),
+        Some(one)
+    );
+    // The customer moves to the other user.
+    assert!(link(two, "cus_A").await.unwrap());
+    assert_eq!(store.billing().customer_of(one).await.unwrap(), None);
+    assert_eq!(
+        store.billing().customer_of(two).await.unwrap().as_deref(),
+        Some("cus_A")
+    );
+    assert!(matches!(link(one, "").await, Err(StoreError::Invalid(_))));
+}
+
+pub async fn prices_are_set_and_removed(store: &dyn Store) {
+    let price = PriceRow {
+        model: "gpt-4o".to_owned(),
+        prompt_minor_per_1k: 3,
+        completion_minor_per_1k: 12,
+        updated_at: truncate_to_micros(T0),
+    };
+    let record = note("billing.price_set");
+    assert!(
+        store
+            .billing()
+            .put_price("gpt-4o", Some(&price), record.append())
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.billing().prices().await.unwrap(), vec![price]);
+    let removal = note("billing.price_set");
+    assert!(
+        store
+            .billing()
+            .put_price("gpt-4o", None, removal.append())
+            .await
+            .unwrap()
+    );
+    assert!(store.billing().prices().await.unwrap().is_empty());
+}
+
+pub async fn ledger_values_are_checked(store: &dyn Store) {
+    let user = made_user(store, "checked@example.com", Role::Operator)
+        .await
+        .id;
+    let base = entry(user, "checked", EntryKind::TopUp, 100);
+    for (bad, what) in [
+        (
+            NewEntry {
+                currency: "USD".to_owned(),
+                ..base.clone()
+            },
+            "upper-case currency",
+        ),
+        (
+            NewEntry {
+                amount_minor: 0,
+                ..base.clone()
+            },
+            "zero amount",
+        ),
+        (
+            NewEntry {
+                idempotency_key: "k".repeat(256),
+                ..base.clone()
+            },
+            "long key",
+        ),
+        (
+            NewEntry {
+                memo: "m".repeat(501),
+                ..base.clone()
+            },
+            "long memo",
+        ),
+    ] {
+        let record = note("billing.entry");
+        let result = store.billing().post(&bad, record.append()).await;
+        assert!(
+            matches!(result, Err(StoreError::Invalid(_))),
+            "{what}: {result:?}"
+        );
+    }
+    let wallet = store.billing().wallet(user, USD).await.unwrap();
+    assert_eq!(wallet.balance_minor, 0);
+}
