@@ -274,6 +274,7 @@ async fn call(
                 format!("the agent is busy; retry in {retry_after} s")
             }
             GatewayError::Unavailable => "the audit log cannot be written now".to_owned(),
+            GatewayError::Billing(refusal) => refusal.to_string(),
         })?;
     let rpc = |error: hive_a2a::error::RpcError| format!("error {}: {}", error.code, error.message);
     match reply {

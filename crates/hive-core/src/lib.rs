@@ -12,6 +12,7 @@
 //! The server crate adapts these to HTTP; the CLI drives them from the command line.
 
 pub mod agents;
+pub mod billing;
 pub mod gateway;
 pub mod identity;
 pub mod kernel;

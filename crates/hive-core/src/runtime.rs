@@ -108,6 +108,8 @@ pub struct Hive {
     pub llm: Arc<crate::agents::llm::LlmClient>,
     /// Token usage of `llm` agents' calls, and their use today (the daily budget).
     pub usage_meter: Arc<crate::agents::llm::UsageMeter>,
+    /// Billing: wallets, the ledger, Stripe, prices, metering and budgets.
+    pub billing: Arc<crate::billing::Billing>,
     /// The WAN mesh: the ingress and, with `NATS_URL`, the JetStream carrier.
     pub wan: Arc<crate::mesh::wan::Wan>,
     /// Writes every audit record.
@@ -306,6 +308,13 @@ impl Hive {
                 Arc::clone(&store),
                 Arc::clone(&clock),
             ));
+            let billing = Arc::new(crate::billing::Billing::new(crate::billing::BillingParts {
+                store: Arc::clone(&store),
+                auditor: auditor.clone(),
+                clock: Arc::clone(&clock),
+                config: config.billing.clone(),
+                egress: Arc::clone(&egress),
+            }));
             let gateway = Arc::new(crate::gateway::Gateway::new(crate::gateway::GatewayParts {
                 store: Arc::clone(&store),
                 identity: Arc::clone(&identity),
@@ -314,6 +323,7 @@ impl Hive {
                 push: Arc::clone(&push_configs),
                 llm: Arc::clone(&llm),
                 usage: Arc::clone(&usage_meter),
+                meter: Arc::clone(&billing) as Arc<dyn crate::kernel::ports::UsageSink>,
                 hosted: Arc::clone(&hosted),
                 limiter: Arc::clone(&state.limiter),
                 tasks: Arc::clone(&state.tasks),
@@ -440,6 +450,7 @@ impl Hive {
                 secrets_service,
                 llm,
                 usage_meter,
+                billing,
                 vault,
                 audit_chain,
                 wan,

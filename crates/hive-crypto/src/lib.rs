@@ -1,8 +1,8 @@
 //! Hive's cryptography: randomness from the OS, SHA-256, HMAC-SHA256, constant-time
 //! comparison, password hashing (Argon2id; bcrypt imports), tokens, and the vault's keys and
 //! AEAD (AES-256-GCM keyring, HKDF purpose keys), TOTP and recovery codes, the verifier of
-//! OpenID Connect ID tokens, the federation JWT instances present to their peers, and the
-//! operator-signed manifest of peers' keys.
+//! OpenID Connect ID tokens, the federation JWT instances present to their peers, the
+//! operator-signed manifest of peers' keys, and webhook signatures in Stripe's scheme.
 
 pub mod federation;
 mod jose;
@@ -13,6 +13,7 @@ pub mod pkce;
 pub mod token;
 pub mod totp;
 pub mod vault;
+pub mod webhook_signature;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;

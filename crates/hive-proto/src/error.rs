@@ -52,6 +52,14 @@ pub enum ErrorCode {
     BadGateway,
     /// An upstream did not answer in time.
     GatewayTimeout,
+    /// A billable call the caller's wallet cannot pay for.
+    PaymentRequired,
+    /// A budget (tokens or cost, per day or month) is spent.
+    BudgetReached,
+    /// `POST /api/webhooks/stripe` without `STRIPE_WEBHOOK_SECRET`.
+    StripeWebhooksNotConfigured,
+    /// Checkout or the customer portal without `STRIPE_SECRET_KEY`.
+    StripeNotConfigured,
 }
 
 impl ErrorCode {
@@ -79,6 +87,10 @@ impl ErrorCode {
             Self::RequestTimeout => "request_timeout",
             Self::BadGateway => "bad_gateway",
             Self::GatewayTimeout => "gateway_timeout",
+            Self::PaymentRequired => "payment_required",
+            Self::BudgetReached => "budget_reached",
+            Self::StripeWebhooksNotConfigured => "stripe_webhooks_not_configured",
+            Self::StripeNotConfigured => "stripe_not_configured",
         }
     }
 
@@ -100,6 +112,8 @@ impl ErrorCode {
             Self::ServiceUnavailable | Self::RequestTimeout => 503,
             Self::BadGateway => 502,
             Self::GatewayTimeout => 504,
+            Self::PaymentRequired | Self::BudgetReached => 402,
+            Self::StripeWebhooksNotConfigured | Self::StripeNotConfigured => 503,
         }
     }
 
@@ -155,6 +169,12 @@ impl ErrorCode {
             Self::RequestTimeout => "The request took too long.",
             Self::BadGateway => "The upstream could not be reached or answered wrongly.",
             Self::GatewayTimeout => "The upstream did not answer in time.",
+            Self::PaymentRequired => "The wallet cannot pay for this call; top it up.",
+            Self::BudgetReached => "A budget is spent for this period.",
+            Self::StripeWebhooksNotConfigured => {
+                "Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET)."
+            }
+            Self::StripeNotConfigured => "Stripe is not configured (STRIPE_SECRET_KEY).",
         }
     }
 }

@@ -157,6 +157,27 @@ impl From<AgentError> for ApiError {
     }
 }
 
+impl From<hive_core::billing::BillingError> for ApiError {
+    fn from(error: hive_core::billing::BillingError) -> Self {
+        refused(error.into(), "billing")
+    }
+}
+
+/// A refusal of billing's: 402 with what the caller can do about it.
+pub fn usage_refused(refusal: &hive_core::kernel::ports::UsageRefusal) -> ApiError {
+    use hive_core::kernel::ports::UsageRefusal;
+    match refusal {
+        UsageRefusal::InsufficientFunds { .. } => {
+            ApiError::new(ErrorCode::PaymentRequired, refusal.to_string())
+        }
+        UsageRefusal::BudgetReached { retry_after, .. } => {
+            ApiError::new(ErrorCode::BudgetReached, refusal.to_string())
+                .with_retry_after(*retry_after)
+        }
+        UsageRefusal::Unavailable => ApiError::unavailable(),
+    }
+}
+
 impl From<WorkflowError> for ApiError {
     fn from(error: WorkflowError) -> Self {
         refused(error.into(), "workflows")
@@ -179,6 +200,7 @@ impl From<ChatError> for ApiError {
                     .with_retry_after(retry_after)
             }
             ChatError::Gateway(GatewayError::Unavailable) => ApiError::unavailable(),
+            ChatError::Gateway(GatewayError::Billing(refusal)) => usage_refused(&refusal),
             ChatError::Agent(message) => ApiError::new(
                 ErrorCode::Conflict,
                 format!("the agent did not take the message: {message}"),

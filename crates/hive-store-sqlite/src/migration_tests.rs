@@ -604,7 +604,10 @@ async fn the_second_rebuild_keeps_agents_and_the_four_tables_that_reference_them
     assert!(!schema_sql(&store, "agents").await.contains("'workflow'"));
 
     let report = store.migrate().await.unwrap();
-    assert_eq!((report.applied, report.version), (after(SECOND_REBUILD - 1), LATEST));
+    assert_eq!(
+        (report.applied, report.version),
+        (after(SECOND_REBUILD - 1), LATEST)
+    );
 
     assert_kept(&store, &rows).await;
     assert_kept(&store, &other).await;
@@ -791,7 +794,10 @@ async fn a_failed_second_rebuild_changes_nothing_and_leaves_foreign_keys_on() {
     );
 
     // With the way clear, it applies.
-    assert_eq!(store.migrate().await.unwrap().applied, after(SECOND_REBUILD - 1));
+    assert_eq!(
+        store.migrate().await.unwrap().applied,
+        after(SECOND_REBUILD - 1)
+    );
     assert_kept(&store, &second).await;
     assert_eq!(broken_references(&store).await, 0);
     assert!(schema_sql(&store, "agents").await.contains("'workflow'"));

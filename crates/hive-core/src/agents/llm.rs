@@ -684,6 +684,18 @@ impl UsageMeter {
     }
 }
 
+/// The most prompt tokens a conversation can be: a token is at least one byte of its text in
+/// the tokenizers in use (byte-level BPE and its relatives), plus each message's framing.
+pub fn prompt_token_bound<'a>(messages: impl IntoIterator<Item = &'a str>) -> u64 {
+    const PER_MESSAGE: u64 = 8;
+    const PER_REQUEST: u64 = 8;
+    messages.into_iter().fold(PER_REQUEST, |total, text| {
+        total
+            .saturating_add(u64::try_from(text.len()).unwrap_or(u64::MAX))
+            .saturating_add(PER_MESSAGE)
+    })
+}
+
 /// 00:00 UTC of `now`'s day.
 pub fn day_start(now: OffsetDateTime) -> OffsetDateTime {
     now.to_offset(UtcOffset::UTC).replace_time(Time::MIDNIGHT)

@@ -2,14 +2,16 @@
 //! message becomes a task: WORKING, the model's answer streamed as one artifact in appended
 //! chunks (the last with `lastChunk`), then COMPLETED with the whole answer as the agent's
 //! message. The conversation sent to the model is the task's history, after the earlier tasks
-//! of the same caller, agent and context; the tokens of each call are recorded.
+//! of the same caller, agent and context. Each call was held by billing before it started and
+//! is settled with the endpoint's own token counts; an endpoint that reports none, or a call
+//! cut off before its end, is settled at the upper bound of what it can have used (the
+//! prompt's bound and the answer's bytes so far).
 
 use super::local::Steps;
 use crate::agents::LlmSettings;
-use crate::agents::llm::{
-    ChatDelta, ChatMessage, ChatRole, ChatStream, LlmClient, LlmError, UsageMeter,
-};
+use crate::agents::llm::{ChatDelta, ChatMessage, ChatRole, ChatStream, LlmClient, LlmError};
 use crate::kernel::egress::Purpose;
+use crate::kernel::ports::{MeteredUse, Reservation, UsageSink};
 use async_trait::async_trait;
 use hive_a2a::error::{ErrorCode, RpcError};
 use hive_a2a::v1::{
@@ -26,11 +28,11 @@ pub(crate) const ANSWER_ARTIFACT: &str = "answer";
 /// What one run needs to call the model and to account for it.
 pub(crate) struct LlmCall {
     pub client: Arc<LlmClient>,
-    pub meter: Arc<UsageMeter>,
+    /// Billing, which held the call and settles it.
+    pub meter: Arc<dyn UsageSink>,
+    /// What billing held for the call (taken when it is settled or released).
+    pub reservation: Option<Reservation>,
     pub owner_id: Uuid,
-    pub agent_id: Uuid,
-    /// Whose call it is, in the usage rows.
-    pub principal: String,
     pub settings: LlmSettings,
     pub messages: Vec<ChatMessage>,
     pub timeout: Duration,
@@ -103,19 +105,54 @@ impl LlmSteps {
         })
     }
 
-    async fn record(&self, usage: &crate::agents::llm::Usage) {
-        let recorded = self
-            .call
-            .meter
-            .record(
-                self.call.agent_id,
-                &self.call.principal,
-                &self.call.settings.model,
-                usage,
-            )
-            .await;
-        if let Err(error) = recorded {
-            tracing::error!(%error, agent_id = %self.call.agent_id, "llm: usage not recorded");
+    /// The most the call can have used: the prompt's bound and the answer's bytes so far.
+    fn upper_bound(&self, reservation: &Reservation) -> MeteredUse {
+        MeteredUse {
+            prompt_tokens: reservation.billable.prompt_tokens,
+            completion_tokens: u64::try_from(self.answer.len()).unwrap_or(u64::MAX),
+            quantity: 0,
+        }
+    }
+
+    /// Settles the call with what it used (once).
+    async fn settle(&mut self, used: Option<crate::agents::llm::Usage>) {
+        let Some(reservation) = self.call.reservation.take() else {
+            return;
+        };
+        let used = match used {
+            Some(usage) => MeteredUse {
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                quantity: 0,
+            },
+            None => self.upper_bound(&reservation),
+        };
+        self.call.meter.settle(reservation, used).await;
+    }
+
+    /// Ends a call that failed: nothing sent yet is released; anything answered is settled.
+    async fn fail(&mut self) {
+        if self.answer.is_empty() {
+            if let Some(reservation) = self.call.reservation.take() {
+                self.call.meter.release(reservation).await;
+            }
+        } else {
+            self.settle(None).await;
+        }
+    }
+}
+
+impl Drop for LlmSteps {
+    /// A call dropped before its end (its caller went away, the task was cancelled) is
+    /// settled at its upper bound: the model may have worked on after the last chunk read.
+    fn drop(&mut self) {
+        let Some(reservation) = self.call.reservation.take() else {
+            return;
+        };
+        let used = self.upper_bound(&reservation);
+        let meter = Arc::clone(&self.call.meter);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { meter.settle(reservation, used).await });
         }
     }
 }
@@ -171,6 +208,7 @@ impl Steps for LlmSteps {
                         Ok(stream) => self.phase = Phase::Streaming(Box::new(stream)),
                         Err(error) => {
                             self.phase = Phase::Done;
+                            self.fail().await;
                             return Some(Err(failure(&error)));
                         }
                     }
@@ -184,17 +222,19 @@ impl Steps for LlmSteps {
                         }
                     }
                     Some(Ok(ChatDelta::Done { usage, .. })) => {
-                        if let Some(usage) = usage {
-                            self.record(&usage).await;
-                            self.usage = Some(usage);
-                        }
+                        self.usage = usage;
+                        self.settle(usage).await;
                         self.phase = Phase::Finishing;
                     }
                     Some(Err(error)) => {
                         self.phase = Phase::Done;
+                        self.fail().await;
                         return Some(Err(failure(&error)));
                     }
-                    None => self.phase = Phase::Finishing,
+                    None => {
+                        self.settle(None).await;
+                        self.phase = Phase::Finishing;
+                    }
                 },
                 Phase::Finishing => {
                     if let Some(last) = self.held.take() {

@@ -97,6 +97,8 @@ pub struct Gateway {
     push: Arc<crate::gateway::push::PushConfigs>,
     llm: Arc<crate::agents::llm::LlmClient>,
     usage: Arc<crate::agents::llm::UsageMeter>,
+    /// Billing: `llm` calls are held before they start and settled after.
+    meter: Arc<dyn crate::kernel::ports::UsageSink>,
     hosted: Arc<crate::agents::hosted::HostedAgents>,
     limiter: Arc<dyn RateLimiter>,
     book: Arc<TaskBook>,
@@ -126,6 +128,8 @@ pub struct GatewayParts {
     pub push: Arc<crate::gateway::push::PushConfigs>,
     pub llm: Arc<crate::agents::llm::LlmClient>,
     pub usage: Arc<crate::agents::llm::UsageMeter>,
+    /// Billing, as the gateway's calls are metered.
+    pub meter: Arc<dyn crate::kernel::ports::UsageSink>,
     /// The hosted agents, and where each runs.
     pub hosted: Arc<crate::agents::hosted::HostedAgents>,
     pub limiter: Arc<dyn RateLimiter>,
@@ -163,6 +167,7 @@ impl Gateway {
             push: parts.push,
             llm: parts.llm,
             usage: parts.usage,
+            meter: parts.meter,
             hosted: parts.hosted,
             settings: parts.settings,
             base: CardBase {
@@ -283,6 +288,7 @@ impl Gateway {
             Ok(Reply::Unary(ref result)) => Ending::of_unary(result),
             Err(GatewayError::Throttled { .. }) => Ending::plain("throttled"),
             Err(GatewayError::Unavailable) => Ending::plain("unavailable"),
+            Err(GatewayError::Billing(_)) => Ending::plain("billing_refused"),
         };
         // A call whose record cannot be written is not answered as if it had been.
         if self

@@ -27,6 +27,10 @@ pub enum GatewayError {
     /// The audit record of the call could not be written, or shared state is down.
     #[error("unavailable")]
     Unavailable,
+    /// Billing refused the call before it started: the wallet cannot pay for it, or a budget
+    /// is spent.
+    #[error("{0}")]
+    Billing(crate::kernel::ports::UsageRefusal),
 }
 
 /// Why a call was not answered with a result: a JSON-RPC error of the call, or a refusal of
@@ -58,6 +62,9 @@ impl Refused {
             Self::Gateway(GatewayError::Unavailable) => unavailable(),
             Self::Gateway(GatewayError::Throttled { retry_after }) => ErrorCode::InternalError
                 .with_message(format!("the agent is busy; retry in {retry_after} s")),
+            Self::Gateway(GatewayError::Billing(refusal)) => {
+                ErrorCode::InternalError.with_message(refusal.to_string())
+            }
         }
     }
 }

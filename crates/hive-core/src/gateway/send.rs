@@ -291,13 +291,37 @@ impl Gateway {
             ..v1::TaskStatus::default()
         };
         entry.stored.running = true;
+        let messages = llm_agent::conversation(earlier.iter().chain(first.history.iter()));
+        // Held before any work: a call billing refuses starts nothing.
+        let billable = crate::kernel::ports::Billable {
+            payer: ctx.caller.user_id().unwrap_or(agent.owner_id),
+            principal: ctx.owner.clone(),
+            agent_id: agent.id,
+            kind: hive_store::UsageKind::Llm,
+            model: settings.model.clone(),
+            prompt_tokens: crate::agents::llm::prompt_token_bound(
+                // The system prompt is sent only when there is one.
+                std::iter::once(settings.system_prompt.as_str())
+                    .filter(|prompt| !prompt.is_empty())
+                    .chain(messages.iter().map(|m| m.content.as_str())),
+            ),
+            max_completion_tokens: settings.max_tokens,
+            quantity: 0,
+            meta: ctx.meta.clone(),
+        };
+        let reservation = self
+            .meter
+            .reserve(billable)
+            .await
+            .map_err(GatewayError::Billing)?;
+        let mut settings = settings;
+        settings.max_tokens = reservation.max_completion_tokens;
         let call = llm_agent::LlmCall {
             client: Arc::clone(&self.llm),
-            meter: Arc::clone(&self.usage),
+            meter: Arc::clone(&self.meter),
+            reservation: Some(reservation),
             owner_id: agent.owner_id,
-            agent_id: agent.id,
-            principal: ctx.owner.clone(),
-            messages: llm_agent::conversation(earlier.iter().chain(first.history.iter())),
+            messages,
             settings,
             timeout: Duration::from_secs(u64::from(agent.limits.timeout_seconds.max(1))),
             purpose: crate::kernel::egress::Purpose {

@@ -351,6 +351,13 @@ async fn rpc(
         Err(GatewayError::Unavailable) => ApiError::unavailable()
             .for_json_rpc(hive_core::gateway::unavailable())
             .into_response(),
+        Err(GatewayError::Billing(refusal)) => crate::error::usage_refused(&refusal)
+            .for_json_rpc(RpcError {
+                code: SERVER_BUSY,
+                message: refusal.to_string(),
+                data: None,
+            })
+            .into_response(),
     }
 }
 

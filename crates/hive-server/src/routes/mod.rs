@@ -6,6 +6,7 @@
 pub(crate) mod a2a;
 mod agents;
 mod auth;
+mod billing;
 mod conversations;
 mod events;
 mod health;
@@ -235,6 +236,16 @@ fn routes_declared() -> Vec<Route> {
         route(M::POST, "/api/v1/workflow-runs/{id}/approvals/{node}", VIEWER, None, wf::decide),
         route(M::GET, "/api/v1/workflow-approvals", VIEWER, None, wf::approvals),
         route(M::POST, "/api/webhooks/workflows/{id}/{trigger}", PUBLIC, None, wf::webhook),
+        // Billing: everyone reads their own (admins anyone's); admins adjust and price.
+        route(M::GET, "/api/v1/billing/wallet", VIEWER, None, billing::wallet),
+        route(M::GET, "/api/v1/billing/ledger", VIEWER, None, billing::ledger),
+        route(M::GET, "/api/v1/billing/usage", VIEWER, None, billing::usage),
+        route(M::GET, "/api/v1/billing/usage.csv", VIEWER, None, billing::usage_csv),
+        route(M::GET, "/api/v1/billing/prices", VIEWER, None, billing::prices),
+        route(M::PUT, "/api/v1/billing/prices/{model}", ADMIN, None, billing::set_price),
+        route(M::DELETE, "/api/v1/billing/prices/{model}", ADMIN, None, billing::delete_price),
+        route(M::POST, "/api/v1/billing/adjustments", ADMIN, None, billing::adjust),
+        route(M::POST, "/api/webhooks/stripe", PUBLIC, None, billing::stripe_webhook),
         route(M::POST, "/internal/v1/hosted/{id}/channel", REPLICA, None, hosted::relay),
         route(M::POST, "/internal/v1/hosted/{id}/channel/{*path}", REPLICA, None, hosted::relay),
         route(M::GET, "/internal/v1/hosted/{id}/channel/{*path}", REPLICA, None, hosted::relay),

@@ -180,6 +180,10 @@ fn role_path(path: &str, objects: &Objects) -> String {
             .replace("{node}", "approve")
             .replace("{trigger}", "incoming");
     }
+    if path.starts_with("/api/v1/billing/prices/{model}") {
+        // A model without a price: deleting it is 404 for whoever may try.
+        return path.replace("{model}", "no-such-model");
+    }
     if path.starts_with("/api/v1/auth/oidc/{provider}/") {
         // No provider is configured here: an unknown one answers 404 to everyone.
         return path.replace("{provider}", "corp");

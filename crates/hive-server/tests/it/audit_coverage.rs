@@ -147,6 +147,23 @@ const WALK: &[(&str, &str, &[&str])] = &[
         &["workflow.run.start"],
     ),
     ("DELETE", "/api/v1/workflows/{id}", &["workflow.delete"]),
+    // Billing: a price, an adjustment, a Stripe event crediting Alice.
+    (
+        "PUT",
+        "/api/v1/billing/prices/{model}",
+        &["billing.price.set"],
+    ),
+    (
+        "DELETE",
+        "/api/v1/billing/prices/{model}",
+        &["billing.price.set"],
+    ),
+    (
+        "POST",
+        "/api/v1/billing/adjustments",
+        &["billing.adjustment"],
+    ),
+    ("POST", "/api/webhooks/stripe", &["billing.stripe.event"]),
     ("POST", "/api/v1/auth/mfa/totp", &["auth.mfa.totp_start"]),
     (
         "POST",
@@ -222,6 +239,9 @@ const WALK: &[(&str, &str, &[&str])] = &[
 ];
 
 /// What the walk has made so far.
+/// The walk's Stripe webhook secret.
+const STRIPE_SECRET: &str = "whsec_walk0123456789abcdefghijklmnopqrs";
+
 #[derive(Default)]
 struct Walk {
     admin: Option<Browser>,
@@ -767,6 +787,60 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
                 .await
                 .unwrap()
         }
+        ("PUT", "/api/v1/billing/prices/{model}") => {
+            let body = json!({"promptMinorPer1k": 2, "completionMinorPer1k": 6});
+            admin
+                .unwrap()
+                .send(
+                    server,
+                    Method::PUT,
+                    "/api/v1/billing/prices/walk-model",
+                    Some(body),
+                )
+                .await
+        }
+        ("DELETE", "/api/v1/billing/prices/{model}") => {
+            admin
+                .unwrap()
+                .send(
+                    server,
+                    Method::DELETE,
+                    "/api/v1/billing/prices/walk-model",
+                    None,
+                )
+                .await
+        }
+        ("POST", "/api/v1/billing/adjustments") => {
+            let body = json!({"userId": walk.alice_id, "amountMinor": 500, "reason": "the walk"});
+            admin
+                .unwrap()
+                .send(server, Method::POST, path, Some(body))
+                .await
+        }
+        ("POST", "/api/webhooks/stripe") => {
+            use hive_proto::Clock;
+            let body = json!({"id": "evt_walk", "type": "payment_intent.succeeded",
+                "data": {"object": {"id": "pi_walk", "amount_received": 700, "currency": "usd",
+                    "metadata": {"hive_user_id": walk.alice_id}}}})
+            .to_string();
+            let t = server.clock.now().unix_timestamp();
+            server
+                .client
+                .request(Method::POST, path)
+                .header(
+                    "Stripe-Signature",
+                    hive_crypto::webhook_signature::header(
+                        STRIPE_SECRET.as_bytes(),
+                        t,
+                        body.as_bytes(),
+                    ),
+                )
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
         ("DELETE", "/api/v1/workflows/{id}") => {
             let workflow_path = format!("/api/v1/workflows/{}", walk.workflow_id);
             alice
@@ -1056,6 +1130,7 @@ async fn every_mutating_route_leaves_the_records_of_its_changes() {
             ("MESH_FEDERATION_PEERS", &peer.base_url),
             ("A2A_PUBLIC_JSONRPC_ENABLED", "true"),
             ("A2A_PUBLIC_JSONRPC_ALLOWED_METHODS", "GetExtendedAgentCard"),
+            ("STRIPE_WEBHOOK_SECRET", STRIPE_SECRET),
         ];
         let server = identity_builder(backend, &vars)
             .public_host("localhost")

@@ -64,12 +64,7 @@ pub(super) type QueueKey = (String, Uuid);
 
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256 over "<t>.<body>">`, keyed with the whole token.
 pub fn signature(token: &str, unix_seconds: i64, body: &[u8]) -> String {
-    let mut signed = Vec::with_capacity(body.len() + 21);
-    signed.extend_from_slice(unix_seconds.to_string().as_bytes());
-    signed.push(b'.');
-    signed.extend_from_slice(body);
-    let mac = hive_crypto::hmac_sha256_hex(token.as_bytes(), &signed);
-    format!("t={unix_seconds},v1={mac}")
+    hive_crypto::webhook_signature::header(token.as_bytes(), unix_seconds, body)
 }
 
 fn lock(

@@ -30,6 +30,8 @@ pub enum Principal {
     System,
     /// A background job, by name.
     Job(&'static str),
+    /// Stripe, by a webhook event whose signature held.
+    Stripe,
 }
 
 impl Principal {
@@ -49,6 +51,7 @@ impl Principal {
                 "public" => Self::Public,
                 "anonymous" => Self::Anonymous,
                 "system" => Self::System,
+                "stripe" => Self::Stripe,
                 _ => return None,
             },
         })
@@ -68,6 +71,7 @@ impl fmt::Display for Principal {
             Self::Anonymous => f.write_str("anonymous"),
             Self::System => f.write_str("system"),
             Self::Job(name) => write!(f, "job:{name}"),
+            Self::Stripe => f.write_str("stripe"),
         }
     }
 }
@@ -191,6 +195,21 @@ audit_actions! {
     MeshPublicTierCall => "mesh.a2a.public_tier.call",
     MeshPublicTierRefused => "mesh.a2a.public_tier.refused",
     MeshWanIngress => "mesh.wan.ingress",
+    /// A ledger transaction made by a Stripe event (a top-up, an invoice paid, a refund), or a
+    /// customer linked by one.
+    BillingStripeEvent => "billing.stripe.event",
+    /// A Stripe webhook refused: signature missing, malformed, stale or wrong.
+    BillingStripeRefused => "billing.stripe.refused",
+    /// A billable use's debit.
+    BillingUsageDebit => "billing.usage.debit",
+    /// An admin's adjustment of a wallet, with its reason.
+    BillingAdjustment => "billing.adjustment",
+    BillingBudgetSet => "billing.budget.set",
+    BillingBudgetDelete => "billing.budget.delete",
+    /// A model's price set or removed.
+    BillingPriceSet => "billing.price.set",
+    /// A checkout or customer-portal session opened at Stripe.
+    BillingCheckout => "billing.checkout",
 }
 
 impl fmt::Display for AuditAction {
@@ -392,6 +411,14 @@ mod tests {
             "mesh.a2a.public_tier.call",
             "mesh.a2a.public_tier.refused",
             "mesh.wan.ingress",
+            "billing.stripe.event",
+            "billing.stripe.refused",
+            "billing.usage.debit",
+            "billing.adjustment",
+            "billing.budget.set",
+            "billing.budget.delete",
+            "billing.price.set",
+            "billing.checkout",
         ];
         let named: Vec<Cow<'static, str>> = AuditAction::NAMED.iter().map(|a| a.name()).collect();
         assert_eq!(named, NAMES);

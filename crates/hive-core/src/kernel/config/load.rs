@@ -252,19 +252,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         stop_grace: src.seconds("HIVE_SANDBOX_STOP_GRACE_SECONDS", 10, 0, 300)?,
         node_url: match src.value("HIVE_NODE_URL")? {
             None => None,
-            Some(raw) => Some(
-                Url::parse(raw.trim())
-                    .ok()
-                    .filter(|url| {
-                        matches!(url.scheme(), "http" | "https")
-                            && url.host_str().is_some()
-                            && url.username().is_empty()
-                            && url.password().is_none()
-                    })
-                    .ok_or_else(|| {
-                        invalid("HIVE_NODE_URL", "an http or https URL without credentials")
-                    })?,
-            ),
+            Some(raw) => Some(super::billing::plain_url("HIVE_NODE_URL", &raw)?),
         },
         init_program: None,
     };
@@ -297,6 +285,8 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         lease: src.seconds("HIVE_WORKFLOW_LEASE_SECONDS", 30, 5, 3600)?,
     };
 
+    let billing = super::billing::load(&mut src)?;
+
     // Defaults derived from other values are shown as they came out.
     for line in &mut src.report {
         match (line.name.as_str(), line.source, &database.url) {
@@ -318,6 +308,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
 
     Ok(Config {
         workflows,
+        billing,
         egress,
         oidc,
         mesh,

@@ -5,6 +5,7 @@
 //! environment). An invalid value stops the process with a message naming the variable and the
 //! rule; `hive config check` runs the same validation.
 
+mod billing;
 mod http;
 mod load;
 mod mesh;
@@ -417,6 +418,52 @@ pub struct WorkflowConfig {
     pub lease: std::time::Duration,
 }
 
+/// `STRIPE_*`: payments through Stripe.
+#[derive(Debug, Clone)]
+pub struct StripeConfig {
+    /// `STRIPE_WEBHOOK_SECRET` (`whsec_…`, at least 32 characters): verifies
+    /// `POST /api/webhooks/stripe`; unset, that route answers 503.
+    pub webhook_secret: Option<SecretString>,
+    /// `STRIPE_SECRET_KEY` (`sk_…`): checkout and customer-portal sessions; unset, they are off.
+    pub secret_key: Option<SecretString>,
+    /// `STRIPE_SUBSCRIPTION_PRICE_ID` (`price_…`): the subscription checkout's price.
+    pub subscription_price_id: Option<String>,
+    /// `STRIPE_API_BASE` (default `https://api.stripe.com`): where Stripe's API is reached,
+    /// always through the egress guard.
+    pub api_base: Url,
+}
+
+/// `BILLING_*` and `HIVE_BILLING_*`: metering, prices, enforcement.
+#[derive(Debug, Clone)]
+pub struct BillingConfig {
+    /// `HIVE_BILLING_CURRENCY` (default `usd`): the currency of wallets and prices.
+    pub currency: String,
+    /// `BILLING_USAGE_MINOR_PER_1K_TOKENS` (default 0: tokens are free): the default price of
+    /// 1,000 tokens (prompt and completion), in minor units; per-model prices override it.
+    pub minor_per_1k_tokens: i64,
+    /// `HIVE_BILLING_HOSTED_MINOR_PER_HOUR` (default 0): a hosted agent's hour of run time.
+    pub hosted_minor_per_hour: i64,
+    /// `HIVE_BILLING_WORKFLOW_STEP_MINOR` (default 0): one workflow step.
+    pub workflow_step_minor: i64,
+    /// `HIVE_BILLING_ENFORCE` (default false): billable calls must be paid for from the
+    /// caller's wallet (held before they start, refused with 402 when it cannot).
+    pub enforce: bool,
+    /// `HIVE_BILLING_FAIL_OPEN` (default false): when the database that counts cannot be
+    /// reached, billable calls go on unmetered instead of being refused.
+    pub fail_open: bool,
+    /// `HIVE_BILLING_RESERVE_TOKENS` (default 1024): completion tokens held for a call whose
+    /// agent sets no `maxTokens`.
+    pub reserve_tokens: u32,
+    /// `HIVE_BILLING_TOPUP_MIN_MINOR` / `_MAX_MINOR` (default 100 / 100000): a one-time
+    /// top-up's bounds.
+    pub top_up_min_minor: i64,
+    pub top_up_max_minor: i64,
+    /// `HIVE_BILLING_ALERT_WEBHOOK_URL`: where budget alerts are posted (through the egress
+    /// guard); unset, they are shown on the dashboard only.
+    pub alert_webhook_url: Option<Url>,
+    pub stripe: StripeConfig,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `HIVE_ENV`.
@@ -458,6 +505,8 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// `HIVE_WORKFLOW_*`: workflow runs.
     pub workflows: WorkflowConfig,
+    /// `BILLING_*`, `HIVE_BILLING_*` and `STRIPE_*`: metering and payments.
+    pub billing: BillingConfig,
     /// `HIVE_EGRESS_FETCH_*`: what outbound requests may reach.
     pub egress: EgressSettings,
     /// `OIDC_*`: single sign-on providers.

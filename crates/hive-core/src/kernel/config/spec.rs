@@ -443,6 +443,76 @@ pub const VARIABLES: &[VarSpec] = &[
         "an integer from 5 to 3600: how long a replica holds a run without renewing it (renewed every third of it); a run whose replica died resumes elsewhere after at most this long",
     ),
     var(
+        "HIVE_BILLING_CURRENCY",
+        "usd",
+        "an ISO 4217 code in lower case: the currency of wallets and prices",
+    ),
+    var(
+        "BILLING_USAGE_MINOR_PER_1K_TOKENS",
+        "0",
+        "an integer from 0 to 1000000000: the default price of 1,000 llm tokens in minor units (0: free); per-model prices override it",
+    ),
+    var(
+        "HIVE_BILLING_HOSTED_MINOR_PER_HOUR",
+        "0",
+        "an integer from 0 to 1000000000: the price of a hosted agent's hour of run time",
+    ),
+    var(
+        "HIVE_BILLING_WORKFLOW_STEP_MINOR",
+        "0",
+        "an integer from 0 to 1000000000: the price of one workflow step",
+    ),
+    var(
+        "HIVE_BILLING_ENFORCE",
+        "false",
+        "true or false: billable calls are paid from the caller's wallet, held before they start and refused with 402 when it cannot",
+    ),
+    var(
+        "HIVE_BILLING_FAIL_OPEN",
+        "false",
+        "true or false: when the database that counts is unreachable, billable calls go on unmetered instead of being refused",
+    ),
+    var(
+        "HIVE_BILLING_RESERVE_TOKENS",
+        "1024",
+        "an integer from 1 to 1000000: completion tokens held for a call whose agent sets no maxTokens",
+    ),
+    var(
+        "HIVE_BILLING_TOPUP_MIN_MINOR",
+        "100",
+        "an integer from 1 to 1000000000",
+    ),
+    var(
+        "HIVE_BILLING_TOPUP_MAX_MINOR",
+        "100000",
+        "an integer from 1 to 1000000000, at least HIVE_BILLING_TOPUP_MIN_MINOR",
+    ),
+    var(
+        "HIVE_BILLING_ALERT_WEBHOOK_URL",
+        "- (none)",
+        "an http or https URL where budget alerts are posted, signed (Hive-Signature)",
+    ),
+    secret(
+        "STRIPE_WEBHOOK_SECRET",
+        "- (none: POST /api/webhooks/stripe answers 503)",
+        "Stripe's signing secret (whsec_…), at least 32 characters",
+    ),
+    secret(
+        "STRIPE_SECRET_KEY",
+        "- (none: checkout and portal off)",
+        "a Stripe secret key (sk_…)",
+    ),
+    var(
+        "STRIPE_SUBSCRIPTION_PRICE_ID",
+        "- (none)",
+        "a Stripe price id (price_…) for subscription checkout",
+    ),
+    var(
+        "STRIPE_API_BASE",
+        "https://api.stripe.com",
+        "an http or https URL without credentials",
+    ),
+    var(
         "HIVE_JOB_HISTORY_PRUNE_INTERVAL_SECONDS",
         "3600",
         "an integer from 1 to 86400",

@@ -1,0 +1,134 @@
+//! Billing's wire types: the wallet, the ledger, usage, prices and adjustments.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// What Stripe can do here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StripeFeaturesView {
+    pub checkout_enabled: bool,
+    pub customer_portal_enabled: bool,
+    pub subscription_checkout_enabled: bool,
+}
+
+/// `GET /api/v1/billing/wallet`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WalletView {
+    pub user_id: Uuid,
+    /// The wallet's money, in minor units of `currency` (cents for `usd`).
+    pub balance_minor: i64,
+    pub currency: String,
+    /// The last change (`null`: never).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<OffsetDateTime>,
+    /// Held by calls under way.
+    pub held_minor: i64,
+    /// What the user owes (paid first by the next money in).
+    pub owed_minor: i64,
+    /// `BILLING_USAGE_MINOR_PER_1K_TOKENS`: the default price of 1,000 tokens (0: free).
+    #[serde(rename = "billingUsageMinorPer1kTokens")]
+    pub billing_usage_minor_per_1k_tokens: i64,
+    pub hosted_minor_per_hour: i64,
+    pub workflow_step_minor: i64,
+    /// Whether billable calls must be paid from the wallet (`HIVE_BILLING_ENFORCE`).
+    pub enforced: bool,
+    pub stripe: StripeFeaturesView,
+}
+
+/// One ledger transaction, as its user sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerEntryView {
+    pub id: Uuid,
+    /// `top_up`, `invoice`, `refund`, `usage` or `adjustment`.
+    pub kind: String,
+    /// Positive: money in; negative: money out.
+    pub signed_amount_minor: i64,
+    pub currency: String,
+    pub reference: Option<String>,
+    pub memo: String,
+    pub actor: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// One group of `GET /api/v1/billing/usage`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageGroupView {
+    /// The agent's id, the model, or the UTC day (`YYYY-MM-DD`).
+    pub key: String,
+    /// `llm`, `hosted_run` or `workflow_step`.
+    pub kind: String,
+    pub records: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// Seconds of run time or steps.
+    pub quantity: i64,
+    pub cost_minor: i64,
+}
+
+/// `GET /api/v1/billing/usage`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageView {
+    #[serde(with = "time::serde::rfc3339")]
+    pub from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub to: OffsetDateTime,
+    pub group_by: String,
+    pub currency: String,
+    pub groups: Vec<UsageGroupView>,
+}
+
+/// A model's token price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceView {
+    pub model: String,
+    pub prompt_minor_per_1k: i64,
+    pub completion_minor_per_1k: i64,
+}
+
+/// `GET /api/v1/billing/prices`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PricesView {
+    pub currency: String,
+    /// `BILLING_USAGE_MINOR_PER_1K_TOKENS`, for every model without its own price.
+    pub default_minor_per_1k_tokens: i64,
+    pub hosted_minor_per_hour: i64,
+    pub workflow_step_minor: i64,
+    pub models: Vec<PriceView>,
+}
+
+/// `PUT /api/v1/billing/prices/{model}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PriceRequest {
+    pub prompt_minor_per_1k: i64,
+    pub completion_minor_per_1k: i64,
+}
+
+/// `POST /api/v1/billing/adjustments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdjustmentRequest {
+    pub user_id: Uuid,
+    /// Positive: credit; negative: debit.
+    pub amount_minor: i64,
+    pub reason: String,
+}
+
+/// What `POST /api/webhooks/stripe` answers when it took the delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StripeReceiptView {
+    pub received: bool,
+    /// `posted`, `linked`, `duplicate` or `ignored`.
+    pub outcome: String,
+    pub transaction_id: Option<Uuid>,
+}
