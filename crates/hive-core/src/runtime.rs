@@ -314,6 +314,7 @@ impl Hive {
                 clock: Arc::clone(&clock),
                 config: config.billing.clone(),
                 egress: Arc::clone(&egress),
+                public_url: config.auth_url.as_str().to_owned(),
             }));
             let gateway = Arc::new(crate::gateway::Gateway::new(crate::gateway::GatewayParts {
                 store: Arc::clone(&store),
@@ -538,6 +539,13 @@ impl Hive {
                     u64::from(self.config.workflows.run_retention_days) * 86_400,
                 ),
                 every: jobs.history_prune_interval,
+            }))
+            .with_job(Arc::new(crate::billing::jobs::ReleaseExpiredHolds {
+                every: jobs.tick,
+            }))
+            .with_job(Arc::new(crate::billing::jobs::DeliverAlerts {
+                billing: Arc::clone(&self.billing),
+                every: jobs.tick,
             }))
             .with_job(Arc::new(PruneAuditLog {
                 retention_days: jobs.audit_retention_days,

@@ -132,3 +132,92 @@ pub struct StripeReceiptView {
     pub outcome: String,
     pub transaction_id: Option<Uuid>,
 }
+
+/// `POST /api/v1/billing/budgets` (admins): a budget on a user or an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BudgetRequest {
+    /// `user` or `agent`.
+    pub scope: String,
+    pub scope_id: Uuid,
+    /// `day` or `month` (UTC).
+    pub period: String,
+    #[serde(default)]
+    pub max_tokens: Option<i64>,
+    #[serde(default)]
+    pub max_cost_minor: Option<i64>,
+}
+
+/// A budget with its use in the current period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetView {
+    pub id: Uuid,
+    pub scope: String,
+    pub scope_id: Uuid,
+    pub period: String,
+    pub max_tokens: Option<i64>,
+    pub max_cost_minor: Option<i64>,
+    /// Who is told when it nears and reaches a limit.
+    pub notify_user_id: Uuid,
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub period_start: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub period_end: OffsetDateTime,
+    pub used_tokens: i64,
+    pub used_cost_minor: i64,
+    /// Held by calls under way.
+    pub held_tokens: i64,
+    pub held_cost_minor: i64,
+}
+
+/// A budget's use that reached 80 % or 100 % of a limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertView {
+    pub id: Uuid,
+    pub budget_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub period_start: OffsetDateTime,
+    pub threshold_percent: u8,
+    pub user_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the alert webhook took it (`null`: not posted, or no webhook).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub delivered_at: Option<OffsetDateTime>,
+}
+
+/// `POST /api/v1/billing/checkout-session`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckoutRequest {
+    /// `payment` (a top-up, the default) or `subscription`.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// A top-up's amount, in minor units of Hive's currency.
+    #[serde(default)]
+    pub amount_minor: Option<i64>,
+    /// Must be Hive's currency when given.
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+/// Where to send the user to pay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckoutView {
+    pub url: String,
+    pub session_id: String,
+    pub mode: String,
+}
+
+/// `POST /api/v1/billing/customer-portal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortalView {
+    pub url: String,
+}

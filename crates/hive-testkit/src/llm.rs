@@ -7,7 +7,7 @@
 //!
 //! The reply is `echo: <the last user message>` unless [`TestLlm::set_reply`] says otherwise.
 //! Usage is counted in words: the prompt's tokens are the words of every message sent, the
-//! completion's the words of the reply.
+//! completion's the words of the reply; `max_tokens` cuts the reply to that many words.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -173,7 +173,19 @@ async fn completions(
         }});
         return (status, axum::Json(error)).into_response();
     }
-    let reply = reply.unwrap_or_else(|| format!("echo: {last_user}"));
+    let mut reply = reply.unwrap_or_else(|| format!("echo: {last_user}"));
+    // A word is a token here: `max_tokens` cuts the reply, as a model stops at its limit.
+    let cut = body["max_tokens"]
+        .as_u64()
+        .filter(|max| words(&reply) > *max)
+        .map(|max| usize::try_from(max).unwrap_or(usize::MAX));
+    if let Some(max) = cut {
+        reply = reply
+            .split_whitespace()
+            .take(max)
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
     let prompt_tokens: u64 = messages
         .iter()
         .filter_map(|m| m["content"].as_str())

@@ -7,6 +7,9 @@
 //! transaction carries a unique idempotency key and its audit record, written in the
 //! transaction that makes its effect.
 
+pub mod budgets;
+pub mod checkout;
+pub mod jobs;
 pub mod meter;
 pub mod pricing;
 pub mod stripe;
@@ -47,6 +50,8 @@ pub struct BillingParts {
     pub clock: SharedClock,
     pub config: BillingConfig,
     pub egress: Arc<Egress>,
+    /// `AUTH_URL`: where Stripe sends users back.
+    pub public_url: String,
 }
 
 /// The billing service.

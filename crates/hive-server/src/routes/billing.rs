@@ -1,5 +1,6 @@
-//! Billing: a user's wallet, ledger and usage (admins may name another user); admins'
-//! adjustments and the price table; and Stripe's webhook, which only a valid signature passes.
+//! Billing: a user's wallet, ledger and usage (admins may name another user); checkout and the
+//! customer portal at Stripe; admins' adjustments, the price table and budgets; budget alerts;
+//! and Stripe's webhook, which only a valid signature passes.
 
 use super::users::query_error;
 use super::views::page_request;
@@ -11,15 +12,18 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
+use hive_core::billing::budgets::BudgetSpec;
+use hive_core::billing::checkout::CheckoutMode;
 use hive_core::billing::pricing::TokenPrice;
 use hive_core::billing::stripe::{SIGNATURE_HEADER, WebhookError, WebhookOutcome};
 use hive_proto::ErrorCode;
 use hive_proto::auth::{PageQuery, PageResponse};
 use hive_proto::billing::{
-    AdjustmentRequest, LedgerEntryView, PriceRequest, PriceView, PricesView, StripeFeaturesView,
+    AdjustmentRequest, AlertView, BudgetRequest, BudgetView, CheckoutRequest, CheckoutView,
+    LedgerEntryView, PortalView, PriceRequest, PriceView, PricesView, StripeFeaturesView,
     StripeReceiptView, UsageGroupView, UsageView, WalletView,
 };
-use hive_store::billing::{LedgerEntry, UsageGrouping};
+use hive_store::billing::{BudgetPeriod, BudgetScope, LedgerEntry, UsageGrouping};
 use http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -358,4 +362,190 @@ pub async fn stripe_webhook(
         outcome: word.to_owned(),
         transaction_id,
     }))
+}
+
+fn budget_view(status: hive_core::billing::budgets::BudgetStatus) -> BudgetView {
+    let budget = status.budget;
+    BudgetView {
+        id: budget.id,
+        scope: budget.scope.kind().to_owned(),
+        scope_id: budget.scope.id(),
+        period: budget.period.as_str().to_owned(),
+        max_tokens: budget.max_tokens,
+        max_cost_minor: budget.max_cost_minor,
+        notify_user_id: budget.notify_user_id,
+        created_by: budget.created_by,
+        created_at: budget.created_at,
+        period_start: status.period_start,
+        period_end: status.period_end,
+        used_tokens: status.used.tokens,
+        used_cost_minor: status.used.cost_minor,
+        held_tokens: status.used.held_tokens,
+        held_cost_minor: status.used.held_cost_minor,
+    }
+}
+
+/// `GET /api/v1/billing/budgets`: an admin's, all; anyone else's, those that concern them.
+pub async fn budgets(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Vec<BudgetView>>, ApiError> {
+    let found = state.hive.billing.budgets(&caller).await?;
+    Ok(Json(found.into_iter().map(budget_view).collect()))
+}
+
+/// `POST /api/v1/billing/budgets` (admins): sets the budget of a scope and period (replacing
+/// one there).
+pub async fn set_budget(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    JsonBody(request): JsonBody<BudgetRequest>,
+) -> Result<(StatusCode, Json<BudgetView>), ApiError> {
+    let invalid = |what: &str| ApiError::new(ErrorCode::ValidationFailed, what.to_owned());
+    let scope = match request.scope.as_str() {
+        "user" => BudgetScope::User(request.scope_id),
+        "agent" => BudgetScope::Agent(request.scope_id),
+        _ => return Err(invalid("scope is user or agent")),
+    };
+    let period =
+        BudgetPeriod::parse(&request.period).map_err(|_| invalid("period is day or month"))?;
+    let billing = &state.hive.billing;
+    let row = billing
+        .set_budget(
+            &caller,
+            BudgetSpec {
+                scope,
+                period,
+                max_tokens: request.max_tokens,
+                max_cost_minor: request.max_cost_minor,
+            },
+            &meta,
+        )
+        .await?;
+    let status = billing
+        .budgets(&caller)
+        .await?
+        .into_iter()
+        .find(|status| status.budget.id == row.id)
+        .ok_or_else(|| ApiError::of(ErrorCode::NotFound))?;
+    Ok((StatusCode::CREATED, Json(budget_view(status))))
+}
+
+/// `DELETE /api/v1/billing/budgets/{id}` (admins).
+pub async fn delete_budget(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state.hive.billing.delete_budget(&caller, id, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AlertsQuery {
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    cursor: Option<String>,
+    /// Admins: everyone's alerts.
+    #[serde(default)]
+    all: Option<bool>,
+}
+
+/// `GET /api/v1/billing/alerts`: the caller's budget alerts, newest first.
+pub async fn alerts(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    query: Result<Query<AlertsQuery>, QueryRejection>,
+) -> Result<Json<PageResponse<AlertView>>, ApiError> {
+    let Query(query) = query.map_err(query_error)?;
+    let page = page_request(&PageQuery {
+        limit: query.limit,
+        cursor: query.cursor,
+    })?;
+    let page = state
+        .hive
+        .billing
+        .alerts(&caller, query.all.unwrap_or(false), &page)
+        .await?;
+    Ok(Json(PageResponse {
+        items: page
+            .items
+            .into_iter()
+            .map(|alert| AlertView {
+                id: alert.id,
+                budget_id: alert.budget_id,
+                period_start: alert.period_start,
+                threshold_percent: alert.threshold,
+                user_id: alert.user_id,
+                created_at: alert.created_at,
+                delivered_at: alert.delivered_at,
+            })
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// `POST /api/v1/billing/checkout-session`: a top-up (`{"amountMinor"}`, within the bounds) or
+/// the subscription (`{"mode": "subscription"}`); `503 stripe_not_configured` without
+/// `STRIPE_SECRET_KEY`.
+pub async fn checkout(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+    JsonBody(request): JsonBody<CheckoutRequest>,
+) -> Result<Json<CheckoutView>, ApiError> {
+    let billing = &state.hive.billing;
+    if let Some(currency) = &request.currency
+        && !currency.eq_ignore_ascii_case(&billing.config().currency)
+    {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("wallets here are in {}", billing.config().currency),
+        ));
+    }
+    let mode = match request.mode.as_deref().unwrap_or("payment") {
+        "payment" => CheckoutMode::Payment {
+            amount_minor: request.amount_minor.ok_or_else(|| {
+                ApiError::new(ErrorCode::ValidationFailed, "a top-up needs amountMinor")
+            })?,
+        },
+        "subscription" => CheckoutMode::Subscription,
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "mode is payment or subscription",
+            ));
+        }
+    };
+    // The request is checked first: a malformed one is the caller's to fix, whatever is set.
+    if !billing.stripe_ready() {
+        return Err(ApiError::of(ErrorCode::StripeNotConfigured));
+    }
+    let session = billing.checkout(&caller, mode, &meta).await?;
+    Ok(Json(CheckoutView {
+        url: session.url,
+        session_id: session.id,
+        mode: session.mode.to_owned(),
+    }))
+}
+
+/// `POST /api/v1/billing/customer-portal`: the portal of the caller's Stripe customer (`409`
+/// before a checkout linked one).
+pub async fn customer_portal(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<PortalView>, ApiError> {
+    let billing = &state.hive.billing;
+    if !billing.stripe_ready() {
+        // Without a customer the portal has nothing to show, configured or not.
+        billing.linked_customer(&caller).await?;
+        return Err(ApiError::of(ErrorCode::StripeNotConfigured));
+    }
+    let url = billing.customer_portal(&caller, &meta).await?;
+    Ok(Json(PortalView { url }))
 }

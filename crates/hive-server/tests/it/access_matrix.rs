@@ -201,6 +201,7 @@ fn role_path(path: &str, objects: &Objects) -> String {
         "/api/v1/agents/{id}/chat",
         "/api/v1/conversations/{id}",
         "/api/v1/conversations/{id}/messages",
+        "/api/v1/billing/budgets/{id}",
     ];
     // A2A: unknown agents (the role check comes first; then 404 for every caller).
     if owned.contains(&path)

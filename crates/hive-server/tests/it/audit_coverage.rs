@@ -164,6 +164,12 @@ const WALK: &[(&str, &str, &[&str])] = &[
         &["billing.adjustment"],
     ),
     ("POST", "/api/webhooks/stripe", &["billing.stripe.event"]),
+    ("POST", "/api/v1/billing/budgets", &["billing.budget.set"]),
+    (
+        "DELETE",
+        "/api/v1/billing/budgets/{id}",
+        &["billing.budget.delete"],
+    ),
     ("POST", "/api/v1/auth/mfa/totp", &["auth.mfa.totp_start"]),
     (
         "POST",
@@ -259,6 +265,8 @@ struct Walk {
     workflow_id: String,
     run_id: String,
     webhook_secret: String,
+    /// A budget on Alice, set then deleted.
+    budget_id: String,
     /// A host publishing an agent card on loopback (allowlisted for the walk's server).
     card_host: String,
     totp: Option<hive_crypto::totp::TotpSecret>,
@@ -817,6 +825,24 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
                 .send(server, Method::POST, path, Some(body))
                 .await
         }
+        ("POST", "/api/v1/billing/budgets") => {
+            let body = json!({"scope": "user", "scopeId": walk.alice_id, "period": "month",
+                "maxCostMinor": 10_000});
+            let response = admin
+                .unwrap()
+                .send(server, Method::POST, path, Some(body))
+                .await;
+            let (status, budget) = read(response).await;
+            walk.budget_id = budget["id"].as_str().unwrap_or_default().to_owned();
+            return status;
+        }
+        ("DELETE", "/api/v1/billing/budgets/{id}") => {
+            let budget_path = format!("/api/v1/billing/budgets/{}", walk.budget_id);
+            admin
+                .unwrap()
+                .send(server, Method::DELETE, &budget_path, None)
+                .await
+        }
         ("POST", "/api/webhooks/stripe") => {
             use hive_proto::Clock;
             let body = json!({"id": "evt_walk", "type": "payment_intent.succeeded",
@@ -1045,6 +1071,17 @@ fn walk_workflow(name: &str) -> Value {
 
 /// Mutating routes this in-process walk cannot take, and where their records are checked.
 const COVERED_ELSEWHERE: &[(&str, &str, &str)] = &[
+    // They open sessions at Stripe, which the billing test stands in for.
+    (
+        "POST",
+        "/api/v1/billing/checkout-session",
+        "billing.checkout: crates/hive-server/tests/it/billing.rs",
+    ),
+    (
+        "POST",
+        "/api/v1/billing/customer-portal",
+        "billing.checkout: crates/hive-server/tests/it/billing.rs",
+    ),
     // They act on a running sandbox, which only `hive serve` starts.
     (
         "POST",

@@ -366,3 +366,393 @@ async fn enforced_llm_calls_are_held_first_and_never_overdraw() {
         drop(server);
     }
 }
+
+/// A stand-in for an HTTP receiver (Stripe's API, the alert webhook): every request's headers
+/// and body are kept; each path answers its canned JSON.
+struct Receiver {
+    origin: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, http::HeaderMap, String)>>>,
+}
+
+impl Receiver {
+    async fn start(answers: &[(&'static str, Value)]) -> Self {
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, http::HeaderMap, String)>>> =
+            Default::default();
+        let mut app = axum::Router::new();
+        for &(path, ref answer) in answers {
+            let (seen, answer) = (std::sync::Arc::clone(&seen), answer.clone());
+            app = app.route(
+                path,
+                axum::routing::post(move |headers: http::HeaderMap, body: String| {
+                    let (seen, answer) = (std::sync::Arc::clone(&seen), answer.clone());
+                    async move {
+                        seen.lock().unwrap().push((path.to_string(), headers, body));
+                        axum::Json(answer)
+                    }
+                }),
+            );
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { origin, seen }
+    }
+
+    fn seen(&self) -> Vec<(String, http::HeaderMap, String)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn form_field(form: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(form.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+#[tokio::test]
+async fn checkout_and_the_portal_go_to_stripe_for_the_caller() {
+    for backend in backends() {
+        let closed = a2a_server(backend, &[]).await;
+        setup_admin(&closed).await;
+        let admin = login(&closed, ADMIN_EMAIL, PASSWORD).await;
+        let response = admin
+            .send(
+                &closed,
+                Method::POST,
+                "/api/v1/billing/checkout-session",
+                Some(json!({"amountMinor": 1000})),
+            )
+            .await;
+        assert_eq!(response.status(), 503);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "stripe_not_configured");
+        drop(closed);
+
+        let stripe = Receiver::start(&[
+            (
+                "/v1/checkout/sessions",
+                json!({"id": "cs_test_1", "url": "https://checkout.stripe.test/c/cs_test_1"}),
+            ),
+            (
+                "/v1/billing_portal/sessions",
+                json!({"id": "bps_1", "url": "https://billing.stripe.test/p/1"}),
+            ),
+        ])
+        .await;
+        let api_base = format!("http://{}", stripe.origin);
+        let server = a2a_server(
+            backend,
+            &[
+                ("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &stripe.origin),
+                ("STRIPE_API_BASE", &api_base),
+                ("STRIPE_SECRET_KEY", "sk_test_0123456789abcdefghijklmnop"),
+                ("STRIPE_SUBSCRIPTION_PRICE_ID", "price_123"),
+                ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
+            ],
+        )
+        .await;
+        hive_testkit::capture::canary("sk_test_0123456789abcdefghijklmnop");
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (user, buyer) = add_user(&server, &admin, "payer@example.com", "viewer").await;
+        let user_id = user["id"].as_str().unwrap().to_owned();
+        let wallet = wallet_of(&server, &buyer).await;
+        assert_eq!(wallet["stripe"]["checkoutEnabled"], true);
+        assert_eq!(wallet["stripe"]["subscriptionCheckoutEnabled"], true);
+
+        let checkout = |body: Value| {
+            buyer.send(
+                &server,
+                Method::POST,
+                "/api/v1/billing/checkout-session",
+                Some(body),
+            )
+        };
+        // Out of bounds, another currency, or someone else named: refused before Stripe.
+        for body in [
+            json!({"amountMinor": 99}),
+            json!({"amountMinor": 100_001}),
+            json!({"amountMinor": 1000, "currency": "eur"}),
+            json!({"amountMinor": 1000, "userId": uuid::Uuid::new_v4()}),
+        ] {
+            let response = checkout(body.clone()).await;
+            assert_eq!(response.status(), 400, "{body}");
+        }
+        assert!(stripe.seen().is_empty());
+
+        let response = checkout(json!({"amountMinor": 2500})).await;
+        assert_eq!(response.status(), 200);
+        let session: Value = response.json().await.unwrap();
+        assert_eq!(session["url"], "https://checkout.stripe.test/c/cs_test_1");
+        assert_eq!(session["mode"], "payment");
+        let (path, headers, form) = stripe.seen().pop().unwrap();
+        assert_eq!(path, "/v1/checkout/sessions");
+        assert_eq!(
+            headers["authorization"],
+            "Bearer sk_test_0123456789abcdefghijklmnop"
+        );
+        assert_eq!(form_field(&form, "mode").as_deref(), Some("payment"));
+        assert_eq!(
+            form_field(&form, "line_items[0][price_data][unit_amount]").as_deref(),
+            Some("2500")
+        );
+        assert_eq!(
+            form_field(&form, "line_items[0][price_data][currency]").as_deref(),
+            Some("usd")
+        );
+        // The payment names the caller, so the webhook credits the caller.
+        for field in [
+            "metadata[hive_user_id]",
+            "payment_intent_data[metadata][hive_user_id]",
+            "client_reference_id",
+        ] {
+            assert_eq!(
+                form_field(&form, field).as_deref(),
+                Some(user_id.as_str()),
+                "{field}"
+            );
+        }
+
+        let response = checkout(json!({"mode": "subscription"})).await;
+        assert_eq!(response.status(), 200);
+        let (_, _, form) = stripe.seen().pop().unwrap();
+        assert_eq!(
+            form_field(&form, "line_items[0][price]").as_deref(),
+            Some("price_123")
+        );
+        assert_eq!(
+            form_field(&form, "subscription_data[metadata][hive_user_id]").as_deref(),
+            Some(user_id.as_str())
+        );
+        assert_eq!(records_of(&server, "billing.checkout").await.len(), 2);
+
+        // The portal needs the Stripe customer a completed checkout links.
+        let portal = || {
+            buyer.send(
+                &server,
+                Method::POST,
+                "/api/v1/billing/customer-portal",
+                None,
+            )
+        };
+        assert_eq!(portal().await.status(), 409);
+        let completed = event(
+            "evt_checkout_done",
+            "checkout.session.completed",
+            json!({"id": "cs_test_1", "customer": "cus_77", "client_reference_id": user_id}),
+        );
+        let (_, answer) = deliver(&server, Some(signed(&completed, NOW)), &completed).await;
+        assert_eq!(answer["outcome"], "linked");
+        let response = portal().await;
+        assert_eq!(response.status(), 200);
+        let opened: Value = response.json().await.unwrap();
+        assert_eq!(opened["url"], "https://billing.stripe.test/p/1");
+        let (path, _, form) = stripe.seen().pop().unwrap();
+        assert_eq!(path, "/v1/billing_portal/sessions");
+        assert_eq!(form_field(&form, "customer").as_deref(), Some("cus_77"));
+        drop(server);
+    }
+}
+
+#[tokio::test]
+async fn a_budget_stops_a_stream_at_its_limit_and_alerts() {
+    for backend in backends() {
+        let llm = hive_testkit::llm::TestLlm::start().await;
+        let hooks = Receiver::start(&[("/alerts", json!({"ok": true}))]).await;
+        let allowlist = format!("{},{}", llm.allowlist_entry(), hooks.origin);
+        let alert_url = format!("http://{}/alerts", hooks.origin);
+        const ALERT_SECRET: &str = "alert-secret-0123456789abcdefghijk";
+        let server = a2a_server(
+            backend,
+            &[
+                ("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &allowlist),
+                ("HIVE_BILLING_ALERT_WEBHOOK_URL", &alert_url),
+                ("HIVE_BILLING_ALERT_WEBHOOK_SECRET", ALERT_SECRET),
+            ],
+        )
+        .await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (user, caller) = add_user(&server, &admin, "budgeted@example.com", "operator").await;
+        let user_id = user["id"].as_str().unwrap().to_owned();
+        // A local model: its tokens are free, and the budget counts them all the same.
+        let agent = conformance_agent_with(
+            &server,
+            &caller,
+            json!({"name": "local", "kind": "llm", "visibility": "private",
+                   "runtime": {"baseUrl": llm.base_url(), "model": "local-model"}}),
+        )
+        .await;
+        let token = execute_token(&server, &caller).await;
+
+        // Only admins set budgets.
+        let budget =
+            json!({"scope": "user", "scopeId": user_id, "period": "day", "maxTokens": 100});
+        let refused = caller
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/billing/budgets",
+                Some(budget.clone()),
+            )
+            .await;
+        assert_eq!(refused.status(), 403);
+        let set = admin
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/billing/budgets",
+                Some(budget),
+            )
+            .await;
+        assert_eq!(set.status(), 201);
+
+        // "a": a prompt bound of 8 + (1 + 8) = 17 tokens; 83 are left for the answer, which the
+        // model is told (`max_tokens`) and stops at, mid-answer.
+        llm.set_reply(Some(&"word ".repeat(200)));
+        let path = format!("/api/a2a/agents/{agent}/jsonrpc");
+        let say = json!({"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": {
+            "message": {"messageId": uuid::Uuid::new_v4().to_string(), "role": "ROLE_USER",
+                        "parts": [{"text": "a"}]}}});
+        let response = server
+            .client
+            .request(Method::POST, &path)
+            .bearer_auth(&token)
+            .header("A2A-Version", "1.0")
+            .json(&say)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let stream = response.text().await.unwrap();
+        assert!(stream.contains("TASK_STATE_COMPLETED"), "{stream}");
+        assert_eq!(llm.requests()[0].body["max_tokens"], 83);
+        // 1 prompt token and 83 completion tokens: 84 of 100, past 80 %.
+        let budgets: Value = caller
+            .send(&server, Method::GET, "/api/v1/billing/budgets", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(budgets[0]["usedTokens"], 84, "{budgets}");
+        assert_eq!(budgets[0]["heldTokens"], 0);
+
+        // The next call has no room for its prompt: refused before the model is called.
+        let again = json!({"jsonrpc": "2.0", "id": 2, "method": "SendMessage", "params": {
+            "message": {"messageId": uuid::Uuid::new_v4().to_string(), "role": "ROLE_USER",
+                        "parts": [{"text": "a"}]}}});
+        let response = server
+            .client
+            .request(Method::POST, &path)
+            .bearer_auth(&token)
+            .header("A2A-Version", "1.0")
+            .json(&again)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 402);
+        assert!(response.headers().contains_key("retry-after"));
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["error"]["data"][0]["reason"], "BUDGET_REACHED",
+            "{body}"
+        );
+        assert_eq!(llm.requests().len(), 1);
+
+        // The alert: on the dashboard's list, then posted once, signed.
+        let alerts: Value = caller
+            .send(&server, Method::GET, "/api/v1/billing/alerts", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let thresholds: Vec<u64> = alerts["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["thresholdPercent"].as_u64().unwrap())
+            .collect();
+        assert_eq!(thresholds, [80]);
+        assert_eq!(server.hive.billing.deliver_alerts().await.unwrap(), (1, 0));
+        assert_eq!(server.hive.billing.deliver_alerts().await.unwrap(), (0, 0));
+        let (_, headers, body) = hooks.seen().pop().unwrap();
+        let posted: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(posted["thresholdPercent"], 80);
+        assert_eq!(posted["scope"], "user");
+        let signature = headers["hive-signature"].to_str().unwrap();
+        assert!(
+            hive_crypto::webhook_signature::verify(
+                Some(signature),
+                body.as_bytes(),
+                ALERT_SECRET.as_bytes(),
+                NOW
+            )
+            .is_ok()
+        );
+        drop(server);
+    }
+}
+
+#[tokio::test]
+async fn billable_calls_fail_closed_when_the_books_cannot_be_reached() {
+    for backend in backends() {
+        for fail_open in [false, true] {
+            let llm = hive_testkit::llm::TestLlm::start().await;
+            let open = fail_open.to_string();
+            let server = a2a_server(
+                backend,
+                &[
+                    ("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &llm.allowlist_entry()),
+                    ("HIVE_BILLING_ENFORCE", "true"),
+                    ("BILLING_USAGE_MINOR_PER_1K_TOKENS", "1000"),
+                    ("HIVE_BILLING_FAIL_OPEN", &open),
+                ],
+            )
+            .await;
+            setup_admin(&server).await;
+            let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+            let agent = conformance_agent_with(
+                &server,
+                &admin,
+                json!({"name": "paid", "kind": "llm", "visibility": "private",
+                       "runtime": {"baseUrl": llm.base_url(), "model": "m", "maxTokens": 5}}),
+            )
+            .await;
+            let token = execute_token(&server, &admin).await;
+            let admin_id = wallet_of(&server, &admin).await["userId"].clone();
+            let fund = admin
+                .send(
+                    &server,
+                    Method::POST,
+                    "/api/v1/billing/adjustments",
+                    Some(json!({"userId": admin_id, "amountMinor": 10_000, "reason": "credit"})),
+                )
+                .await;
+            assert_eq!(fund.status(), 201);
+            // The books lose the table every hold is written to.
+            server
+                .execute_sql("ALTER TABLE billing_holds RENAME TO billing_holds_gone")
+                .await;
+            let say = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
+                "message": {"messageId": uuid::Uuid::new_v4().to_string(), "role": "ROLE_USER",
+                            "parts": [{"text": "hi"}]}}});
+            let response = server
+                .client
+                .request(Method::POST, &format!("/api/a2a/agents/{agent}/jsonrpc"))
+                .bearer_auth(&token)
+                .header("A2A-Version", "1.0")
+                .json(&say)
+                .send()
+                .await
+                .unwrap();
+            if fail_open {
+                assert_eq!(response.status(), 200);
+                assert_eq!(llm.requests().len(), 1);
+            } else {
+                assert_eq!(response.status(), 503);
+                assert!(llm.requests().is_empty(), "refused before any work");
+            }
+            drop(server);
+        }
+    }
+}

@@ -44,6 +44,15 @@ pub(super) fn load(src: &mut Sources) -> Result<BillingConfig, ConfigError> {
         None => None,
         Some(raw) => Some(plain_url("HIVE_BILLING_ALERT_WEBHOOK_URL", &raw)?),
     };
+    let alert_webhook_secret = src.secret("HIVE_BILLING_ALERT_WEBHOOK_SECRET")?;
+    if let Some(secret) = &alert_webhook_secret
+        && secret.expose_secret().chars().count() < 32
+    {
+        return Err(invalid(
+            "HIVE_BILLING_ALERT_WEBHOOK_SECRET",
+            "at least 32 characters",
+        ));
+    }
     let webhook_secret = src.secret("STRIPE_WEBHOOK_SECRET")?;
     if let Some(secret) = &webhook_secret
         && secret.expose_secret().chars().count() < 32
@@ -79,6 +88,7 @@ pub(super) fn load(src: &mut Sources) -> Result<BillingConfig, ConfigError> {
         top_up_min_minor,
         top_up_max_minor,
         alert_webhook_url,
+        alert_webhook_secret,
         stripe: StripeConfig {
             webhook_secret,
             secret_key: src.secret("STRIPE_SECRET_KEY")?,

@@ -461,6 +461,8 @@ pub struct BillingConfig {
     /// `HIVE_BILLING_ALERT_WEBHOOK_URL`: where budget alerts are posted (through the egress
     /// guard); unset, they are shown on the dashboard only.
     pub alert_webhook_url: Option<Url>,
+    /// `HIVE_BILLING_ALERT_WEBHOOK_SECRET`: signs the alerts posted (`Hive-Signature`).
+    pub alert_webhook_secret: Option<SecretString>,
     pub stripe: StripeConfig,
 }
 

@@ -490,7 +490,12 @@ pub const VARIABLES: &[VarSpec] = &[
     var(
         "HIVE_BILLING_ALERT_WEBHOOK_URL",
         "- (none)",
-        "an http or https URL where budget alerts are posted, signed (Hive-Signature)",
+        "an http or https URL where budget alerts are posted (through the egress guard)",
+    ),
+    secret(
+        "HIVE_BILLING_ALERT_WEBHOOK_SECRET",
+        "- (none: alerts are posted unsigned)",
+        "at least 32 characters: signs the alerts posted (Hive-Signature, Stripe's scheme)",
     ),
     secret(
         "STRIPE_WEBHOOK_SECRET",
