@@ -3,6 +3,7 @@
 mod admin;
 mod agent;
 mod allocator;
+mod billing;
 mod egress;
 mod hosted;
 mod logging;
@@ -73,6 +74,12 @@ enum Command {
     Workflow {
         #[command(subcommand)]
         action: workflow::WorkflowAction,
+    },
+    /// Billing through a running server: wallet, ledger, usage (and its CSV), adjustments,
+    /// prices.
+    Billing {
+        #[command(subcommand)]
+        action: billing::BillingAction,
     },
     /// The vault's data keys: list, rotate, re-encrypt.
     Keys {
@@ -207,6 +214,7 @@ fn main() -> ExitCode {
         Command::Workflow { action } => {
             run(async move { workflow::workflow(&config, action).await })
         }
+        Command::Billing { action } => run(async move { billing::billing(&config, action).await }),
         Command::Agent { action } => run(with_hive(config, |hive| async move {
             agent::agent(&hive, action).await
         })),

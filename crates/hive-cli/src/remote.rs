@@ -1,6 +1,7 @@
 //! The client of a running server's HTTP API that the remote commands share (`hive agent
-//! bundle|logs|…`, `hive workflow …`). A server holds its data directory (on SQLite,
-//! exclusively), so these commands never open it: they are the API's clients, with an API token.
+//! bundle|logs|…`, `hive workflow …`, `hive billing …`). A server holds its data directory (on
+//! SQLite, exclusively), so these commands never open it: they are the API's clients, with an
+//! API token.
 //!
 //! The server is `--server`, else `HIVE_SERVER_URL`, else the configured `AUTH_URL`; the token
 //! comes from `--token-file`, else `HIVE_TOKEN` (or the file `HIVE_TOKEN_FILE` names), never
@@ -104,6 +105,14 @@ impl Api {
         request: RequestBuilder,
     ) -> Result<T, String> {
         let response = self.send(request).await?;
+        self.read_json(response).await
+    }
+
+    /// Reads the JSON answer of a call already sent (whose status the caller looked at).
+    pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        response: Response,
+    ) -> Result<T, String> {
         let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
         serde_json::from_slice(&body)
             .map_err(|e| format!("the server's answer is not what this version of hive reads: {e}"))
