@@ -236,6 +236,8 @@ macro_rules! conformance_suite {
             stripe_customers_link_one_to_one,
             prices_are_set_and_removed,
             ledger_values_are_checked,
+            every_ledger_transaction_balances,
+            replaying_a_prefix_of_events_changes_nothing,
         );
         $crate::conformance_suite!(@harness $harness;
             a_newer_schema_is_refused,
