@@ -28,11 +28,14 @@ const MAX_KEY_CHARS: usize = 128;
 const MAX_PRICE: i64 = 1_000_000_000;
 
 /// ISO 4217's currencies without a minor unit (exponent 0): their minor unit is the unit.
-/// Every other currency is shown with 2 decimals.
+/// Those of [`THREE_DECIMAL`] have thousandths; every other currency is shown with 2 decimals.
 const ZERO_DECIMAL: [&str; 17] = [
     "bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "pyg", "rwf", "ugx", "uyi", "vnd",
     "vuv", "xaf", "xof", "xpf",
 ];
+
+/// ISO 4217's currencies whose minor unit is a thousandth (exponent 3).
+const THREE_DECIMAL: [&str; 7] = ["bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd"];
 
 #[derive(Subcommand)]
 pub enum BillingAction {
@@ -546,8 +549,12 @@ fn decimal(minor: i64, currency: &str, plus: bool) -> String {
         ""
     };
     let units = minor.unsigned_abs();
-    if ZERO_DECIMAL.contains(&currency.to_ascii_lowercase().as_str()) {
+    let lower = currency.to_ascii_lowercase();
+    if ZERO_DECIMAL.contains(&lower.as_str()) {
         return format!("{sign}{units} {code}");
+    }
+    if THREE_DECIMAL.contains(&lower.as_str()) {
+        return format!("{sign}{}.{:03} {code}", units / 1000, units % 1000);
     }
     format!("{sign}{}.{:02} {code}", units / 100, units % 100)
 }
@@ -577,6 +584,8 @@ mod tests {
     #[test]
     fn zero_decimal_currencies_have_no_fraction() {
         assert_eq!(amount(1234, "jpy"), "1234 minor units (1234 JPY)");
+        assert_eq!(amount(1234, "kwd"), "1234 minor units (1.234 KWD)");
+        assert_eq!(amount(-5, "bhd"), "-5 minor units (-0.005 BHD)");
         assert_eq!(amount(-70, "KRW"), "-70 minor units (-70 KRW)");
         assert_eq!(signed(3, "isk"), "+3 (+3 ISK)");
         for code in ZERO_DECIMAL {

@@ -248,6 +248,14 @@ impl Hive {
                 Arc::clone(&agents),
                 Arc::clone(&egress),
             ));
+            let billing = Arc::new(crate::billing::Billing::new(crate::billing::BillingParts {
+                store: Arc::clone(&store),
+                auditor: auditor.clone(),
+                clock: Arc::clone(&clock),
+                config: config.billing.clone(),
+                egress: Arc::clone(&egress),
+                public_url: config.auth_url.as_str().to_owned(),
+            }));
             // One sandbox runtime for hosted agents and workflows' code nodes: they share the
             // host's sandbox uids and cgroups.
             let sandbox_runtime = crate::sandboxing::open_runtime(&config, &egress, &auditor).await;
@@ -270,6 +278,8 @@ impl Hive {
                     node: node_id.clone(),
                     sole_process: store.backend() == hive_store::Backend::Sqlite,
                     forward_key: master.derive(hive_crypto::vault::Purpose::HostedForwarding),
+                    meter: Arc::clone(&billing) as Arc<dyn crate::kernel::ports::UsageSink>,
+                    meter_every: config.billing.hosted_meter_every,
                     replay: Arc::clone(&state.replay),
                 },
             ));
@@ -308,14 +318,6 @@ impl Hive {
                 Arc::clone(&store),
                 Arc::clone(&clock),
             ));
-            let billing = Arc::new(crate::billing::Billing::new(crate::billing::BillingParts {
-                store: Arc::clone(&store),
-                auditor: auditor.clone(),
-                clock: Arc::clone(&clock),
-                config: config.billing.clone(),
-                egress: Arc::clone(&egress),
-                public_url: config.auth_url.as_str().to_owned(),
-            }));
             let gateway = Arc::new(crate::gateway::Gateway::new(crate::gateway::GatewayParts {
                 store: Arc::clone(&store),
                 identity: Arc::clone(&identity),
@@ -406,6 +408,7 @@ impl Hive {
                         ..crate::workflows::engine::EngineSettings::default()
                     },
                     code_nodes: settings.code_nodes(),
+                    meter: Arc::clone(&billing) as Arc<dyn crate::kernel::ports::UsageSink>,
                 },
             ));
             let workflows = Arc::new(crate::workflows::service::Workflows::new(

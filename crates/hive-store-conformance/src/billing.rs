@@ -198,6 +198,42 @@ pub async fn money_out_beyond_the_wallet_is_owed_and_paid_first(store: &dyn Stor
     balanced(store).await;
 }
 
+pub async fn money_freed_while_something_is_owed_is_not_held_again(store: &dyn Store) {
+    let user = made_user(store, "owes@example.com", Role::Operator)
+        .await
+        .id;
+    let agent = Uuid::now_v7();
+    post(store, &entry(user, "top-owes", EntryKind::TopUp, 1_000)).await;
+    let first = hold(user, agent, 800, 0, Vec::new());
+    assert_eq!(
+        store.billing().hold(&first).await.unwrap(),
+        HoldOutcome::Held
+    );
+    // Refunded while 800 is held: 200 is taken, 800 owed.
+    post(
+        store,
+        &entry(user, "refund-owes", EntryKind::Refund, -1_000),
+    )
+    .await;
+    assert!(store.billing().release(first.id).await.unwrap());
+    let wallet = store.billing().wallet(user, USD).await.unwrap();
+    assert_eq!(
+        (wallet.balance_minor, wallet.held_minor, wallet.owed_minor),
+        (800, 0, 800)
+    );
+    // The 800 freed is owed: none of it may be held for a new call.
+    let again = hold(user, agent, 500, 0, Vec::new());
+    assert_eq!(
+        store.billing().hold(&again).await.unwrap(),
+        HoldOutcome::InsufficientFunds { available_minor: 0 }
+    );
+    // The next money in pays it off.
+    post(store, &entry(user, "top-owes-2", EntryKind::TopUp, 100)).await;
+    let wallet = store.billing().wallet(user, USD).await.unwrap();
+    assert_eq!((wallet.balance_minor, wallet.owed_minor), (100, 0));
+    balanced(store).await;
+}
+
 pub async fn holds_never_overdraw_a_wallet_under_concurrency(store: &dyn Store) {
     let user = made_user(store, "holds@example.com", Role::Operator)
         .await

@@ -229,6 +229,7 @@ macro_rules! conformance_suite {
             a_ledger_entry_posts_once,
             fifty_concurrent_copies_of_an_entry_post_once,
             money_out_beyond_the_wallet_is_owed_and_paid_first,
+            money_freed_while_something_is_owed_is_not_held_again,
             holds_never_overdraw_a_wallet_under_concurrency,
             a_settlement_applies_once,
             budgets_hold_count_and_alert,

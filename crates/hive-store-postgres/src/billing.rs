@@ -60,7 +60,8 @@ impl BillingSql for PgDialect {
          AND ($5::bigint IS NULL OR tokens + held_tokens + $3 <= $5) \
          AND ($6::bigint IS NULL OR cost_minor + held_cost_minor + $4 <= $6)";
     const HOLD_WALLET: &'static str = "UPDATE billing_accounts \
-         SET held_minor = held_minor + $2 WHERE key = $1 AND balance_minor - held_minor >= $2";
+         SET held_minor = held_minor + $2 WHERE key = $1 AND balance_minor - held_minor \
+         + COALESCE((SELECT a.balance_minor FROM billing_accounts a WHERE a.key = $3), 0) >= $2";
     const INSERT_HOLD: &'static str = concat!(
         "INSERT INTO billing_holds (",
         hold_columns!(),

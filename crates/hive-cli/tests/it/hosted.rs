@@ -888,3 +888,100 @@ async fn a_hosted_agent_that_ends_is_recorded_and_restarted_and_the_caps_hold() 
         .await;
     hive.stop().await;
 }
+
+/// A hosted agent's run time with billing enforced: its first period is held before it starts
+/// (an empty wallet starts nothing), each period is settled as it runs, and when the wallet
+/// cannot hold the next period the agent is stopped, saying why; the wallet never goes below
+/// zero and the usage records count the seconds it ran.
+#[tokio::test]
+async fn a_hosted_agents_run_time_is_paid_for_as_it_runs() {
+    if !sandbox_here() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    prepare(dir.path()).await;
+    let (hive, api) = serve(
+        dir.path(),
+        &[
+            ("HIVE_BILLING_ENFORCE", "true"),
+            // One minor unit a second, held a second ahead.
+            ("HIVE_BILLING_HOSTED_MINOR_PER_HOUR", "3600"),
+            ("HIVE_BILLING_HOSTED_METER_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let id = api.hosted_agent("paid", 5).await;
+    let (status, pushed) = api.push(&id, example_bundle(|text| text)).await;
+    assert_eq!(status, 201, "{pushed}");
+
+    // An empty wallet: the start is refused by billing.
+    let (status, started) = api
+        .post(&format!("/api/v1/agents/{id}/start"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{started}");
+    assert_eq!(started["status"], "error", "{started}");
+    assert!(
+        started["statusDetail"]
+            .as_str()
+            .unwrap()
+            .contains("billing"),
+        "{started}"
+    );
+    assert!(sandbox_processes_of(hive.pid()).is_empty());
+
+    // Three seconds' worth: it runs, then stops when the fourth cannot be held.
+    let owner = api.get("/api/v1/billing/wallet").await["userId"].clone();
+    let (status, funded) = api
+        .post(
+            "/api/v1/billing/adjustments",
+            json!({"userId": owner, "amountMinor": 3, "reason": "three seconds"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{funded}");
+    let (status, started) = api
+        .post(&format!("/api/v1/agents/{id}/start"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{started}");
+    assert_eq!(started["status"], "ready", "{started}");
+    let stopped = poll_until(
+        "the agent stopped for want of money",
+        Duration::from_secs(30),
+        async || {
+            let agent = api.get(&format!("/api/v1/agents/{id}")).await;
+            let detail = agent["statusDetail"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (agent["status"] == "error" && detail.contains("billing")).then_some(agent)
+        },
+    )
+    .await;
+    assert!(
+        stopped["statusDetail"]
+            .as_str()
+            .unwrap()
+            .contains("billing refused"),
+        "{stopped}"
+    );
+    poll_until("its sandbox ended", Duration::from_secs(30), async || {
+        sandbox_processes_of(hive.pid()).is_empty().then_some(())
+    })
+    .await;
+    let wallet = api.get("/api/v1/billing/wallet").await;
+    assert_eq!(wallet["heldMinor"], 0, "{wallet}");
+    assert!(wallet["balanceMinor"].as_i64().unwrap() >= 0, "{wallet}");
+    let usage = api.get("/api/v1/billing/usage?groupBy=agent").await;
+    let group = &usage["groups"][0];
+    assert_eq!(group["kind"], "hosted_run", "{usage}");
+    assert_eq!(group["key"], id.as_str());
+    // It ran about three seconds, each charged one minor unit: what it cost is what it ran,
+    // and the wallet paid all of it (or owes what a late second cost).
+    let seconds = group["quantity"].as_i64().unwrap();
+    assert!((2..=6).contains(&seconds), "{usage}");
+    assert_eq!(group["costMinor"].as_i64().unwrap(), seconds);
+    assert_eq!(
+        3 - wallet["balanceMinor"].as_i64().unwrap() + wallet["owedMinor"].as_i64().unwrap(),
+        seconds
+    );
+    drop(hive);
+}

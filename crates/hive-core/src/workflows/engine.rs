@@ -81,6 +81,8 @@ pub struct EngineParts {
     /// Whether code nodes may run (`HIVE_WORKFLOW_DISABLE_CODE_NODE` and the admins'
     /// setting), asked before each step that has one.
     pub code_nodes: crate::kernel::settings::CodeNodesGate,
+    /// Billing: each step's attempt is held before it starts and settled after.
+    pub meter: Arc<dyn crate::kernel::ports::UsageSink>,
 }
 
 pub struct Engine {
@@ -671,14 +673,39 @@ impl Execution {
                     .await;
             }
         };
-        self.start(&StepStart {
-            step_key: &node.id,
-            node_id: &node.id,
-            attempt,
-            input: journaled.as_deref(),
-            at: now,
-        })
-        .await?;
+        // Held before it starts: a step billing refuses fails, and the run with it.
+        let billable = crate::kernel::ports::Billable {
+            payer: caller.user_id().unwrap_or(self.run.principal_user),
+            principal: caller.principal().to_string(),
+            agent_id: self.run.workflow_id,
+            kind: hive_store::UsageKind::WorkflowStep,
+            model: String::new(),
+            prompt_tokens: 0,
+            max_completion_tokens: None,
+            quantity: 1,
+            meta: meta.clone(),
+        };
+        let reservation = match self.inner.parts.meter.reserve(billable).await {
+            Ok(reservation) => reservation,
+            Err(refusal) => {
+                return self
+                    .fail_now(&node.id, &node.id, attempt, None, &refusal.to_string())
+                    .await;
+            }
+        };
+        if let Err(stopped) = self
+            .start(&StepStart {
+                step_key: &node.id,
+                node_id: &node.id,
+                attempt,
+                input: journaled.as_deref(),
+                at: now,
+            })
+            .await
+        {
+            self.inner.parts.meter.release(reservation).await;
+            return Err(stopped);
+        }
         let code_off = node
             .kind
             .uses_code()
@@ -701,6 +728,11 @@ impl Execution {
         // The last report is written (or given up) before the step's end.
         drop(progress);
         let _ = notes.await;
+        let used = crate::kernel::ports::MeteredUse {
+            quantity: 1,
+            ..crate::kernel::ports::MeteredUse::default()
+        };
+        self.inner.parts.meter.settle(reservation, used).await;
         self.record_outcome(node, attempt, outcome, &secrets, &caller)
             .await
     }

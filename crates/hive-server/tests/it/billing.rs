@@ -756,3 +756,84 @@ async fn billable_calls_fail_closed_when_the_books_cannot_be_reached() {
         }
     }
 }
+
+#[tokio::test]
+async fn workflow_steps_are_metered_and_refused_when_unpaid() {
+    use crate::workflows::{admin_session, ended, start, step, wait_run};
+    for backend in backends() {
+        let server = a2a_server(
+            backend,
+            &[
+                ("HIVE_BILLING_ENFORCE", "true"),
+                ("HIVE_BILLING_WORKFLOW_STEP_MINOR", "7"),
+            ],
+        )
+        .await;
+        let (admin, token) = admin_session(&server).await;
+        let document = json!({
+            "name": "metered",
+            "nodes": [
+                {"id": "start", "type": "input"},
+                {"id": "label", "type": "transform", "value": "hello"},
+                {"id": "done", "type": "output", "value": "{{ nodes.label.output }}"}
+            ],
+            "edges": [{"from": "start", "to": "label"}, {"from": "label", "to": "done"}]
+        });
+        let saved = admin
+            .send(&server, Method::POST, "/api/v1/workflows", Some(document))
+            .await;
+        assert_eq!(saved.status(), 201);
+        let saved: Value = saved.json().await.unwrap();
+        let workflow = saved["workflow"]["id"].as_str().unwrap().to_owned();
+
+        // An empty wallet: the first step is refused, and the run fails with billing's word.
+        let run = start(&server, &token, &workflow, json!({})).await;
+        let detail = wait_run(&server, &token, &run, ended).await;
+        assert_eq!(detail["run"]["status"], "failed", "{detail}");
+        let refused = step(&detail, "start");
+        assert!(
+            refused["error"]
+                .as_str()
+                .unwrap()
+                .contains("the wallet cannot pay"),
+            "{refused}"
+        );
+
+        // Paid for, each step's attempt costs 7.
+        let admin_id = wallet_of(&server, &admin).await["userId"].clone();
+        let fund = admin
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/billing/adjustments",
+                Some(json!({"userId": admin_id, "amountMinor": 100, "reason": "credit"})),
+            )
+            .await;
+        assert_eq!(fund.status(), 201);
+        let run = start(&server, &token, &workflow, json!({})).await;
+        let detail = wait_run(&server, &token, &run, ended).await;
+        assert_eq!(detail["run"]["status"], "succeeded", "{detail}");
+        let wallet = wallet_of(&server, &admin).await;
+        assert_eq!(wallet["balanceMinor"], 100 - 3 * 7, "{wallet}");
+        assert_eq!(wallet["heldMinor"], 0);
+        let usage: Value = admin
+            .send(
+                &server,
+                Method::GET,
+                "/api/v1/billing/usage?groupBy=agent&from=2025-12-01T00:00:00Z&to=2026-02-01T00:00:00Z",
+                None,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let group = &usage["groups"][0];
+        assert_eq!(group["key"], workflow.as_str(), "{usage}");
+        assert_eq!(group["kind"], "workflow_step");
+        assert_eq!(
+            (group["quantity"].as_i64(), group["costMinor"].as_i64()),
+            (Some(3), Some(21))
+        );
+        drop(server);
+    }
+}

@@ -80,7 +80,8 @@ pub trait BillingSql: UsageSql {
     /// budget id, period start, tokens, cost, max tokens (or null), max cost (or null); adds
     /// to the held amounts only when use plus holds plus these stay within the limits.
     const HOLD_BUDGET: &'static str;
-    /// key, cost; adds to the wallet's held amount only when its free money covers it.
+    /// wallet key, cost, arrears key; adds to the wallet's held amount only when its free money,
+    /// less what the user owes, covers it (money freed while something is owed pays that first).
     const HOLD_WALLET: &'static str;
     /// [`hold_columns!`].
     const INSERT_HOLD: &'static str;
@@ -594,16 +595,21 @@ impl<D: BillingSql> BillingRepo for SqlBilling<D> {
                 &hold.currency,
             )
             .await?;
+            let arrears_key = AccountKind::Arrears.key(Some(hold.user_id), &hold.currency);
             let done = sqlx::query(D::HOLD_WALLET)
                 .bind_value(key.as_str())
                 .bind_value(hold.cost_minor)
+                .bind_value(arrears_key.as_str())
                 .execute(D::on(&mut tx))
                 .await
                 .map_err(D::map_error)?;
             if D::rows_affected(&done) == 0 {
                 let (_, balance, held) = hold_account::<D>(&mut tx, &key).await?;
+                let owed = read_account::<D>(&mut tx, &arrears_key)
+                    .await?
+                    .map_or(0, |(arrears, _, _)| arrears.saturating_neg());
                 return Ok(HoldOutcome::InsufficientFunds {
-                    available_minor: balance.saturating_sub(held).max(0),
+                    available_minor: balance.saturating_sub(held).saturating_sub(owed).max(0),
                 });
             }
         }

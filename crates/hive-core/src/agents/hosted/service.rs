@@ -20,6 +20,7 @@ use crate::agents::lifecycle::{Guard, StatusBoard};
 use crate::kernel::audit::{AuditAction, AuditEvent, Principal};
 use crate::kernel::caller::{Caller, RequestMeta};
 use crate::kernel::config::SandboxConfig;
+use crate::kernel::ports::{Billable, MeteredUse, Reservation, UsageRefusal, UsageSink};
 use crate::vault::secrets::SecretService;
 use hive_a2a::client::{HttpRequest, Transport};
 use hive_proto::agents::HostedStatsView;
@@ -70,6 +71,10 @@ pub struct HostedParts {
     pub forward_key: hive_crypto::vault::SubKey,
     /// Where forwarded calls' nonces are remembered (shared by the replicas).
     pub replay: Arc<dyn hive_state::ReplayCache>,
+    /// Billing: a running agent's time is held a period ahead and settled as it runs.
+    pub meter: Arc<dyn UsageSink>,
+    /// `HIVE_BILLING_HOSTED_METER_SECONDS`: how long each held period of run time lasts.
+    pub meter_every: std::time::Duration,
 }
 
 /// One agent running here.
@@ -83,6 +88,9 @@ struct Running {
     /// Set before a stop, so that its end is not taken for a crash.
     stopping: AtomicBool,
     paused: AtomicBool,
+    /// The run time held with billing and since when (settled when the period ends or the run
+    /// does).
+    metered: Mutex<Option<(Reservation, OffsetDateTime)>>,
 }
 
 /// The watchdog's memory of an agent that keeps ending.
@@ -104,6 +112,8 @@ pub struct HostedAgents {
     forward_key: Arc<hive_crypto::vault::SubKey>,
     forward_client: reqwest::Client,
     replay: Arc<dyn hive_state::ReplayCache>,
+    meter: Arc<dyn UsageSink>,
+    meter_every: std::time::Duration,
     running: Mutex<HashMap<Uuid, Arc<Running>>>,
     /// One operation at a time per agent (start, stop, pause…), whoever asks.
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
@@ -152,6 +162,8 @@ impl HostedAgents {
             forward_key: Arc::new(parts.forward_key),
             forward_client: forward::forwarding_client(),
             replay: parts.replay,
+            meter: parts.meter,
+            meter_every: parts.meter_every,
             running: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             backoff: Mutex::new(HashMap::new()),
@@ -629,7 +641,25 @@ impl HostedAgents {
             status: AgentStatus::Starting,
             ..agent.clone()
         };
-        let outcome = self.run(runtime, agent).await;
+        // Its first period of run time is held before it starts: one billing refuses does not.
+        let held = self.meter.reserve(self.billable_run(agent, meta)).await;
+        let outcome = match held {
+            Ok(reservation) => match self.run(runtime, agent).await {
+                Ok(running) => {
+                    *running.metered.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((reservation, self.now()));
+                    Ok(running)
+                }
+                Err(failure) => {
+                    self.meter.release(reservation).await;
+                    Err(failure)
+                }
+            },
+            Err(refusal) => Err(StartFailure {
+                detail: format!("billing refused its run time: {refusal}"),
+                reason: format!("billing refused its run time: {refusal}"),
+            }),
+        };
         let (status, detail) = match outcome {
             Ok(running) => {
                 self.running
@@ -743,6 +773,7 @@ impl HostedAgents {
                 secret_values: Arc::new(redactions),
                 stopping: AtomicBool::new(false),
                 paused: AtomicBool::new(false),
+                metered: Mutex::new(None),
             })),
             Err(HostedError::NotReady { why, output }) => Err(StartFailure {
                 detail: not_ready_detail(&why, &output),
@@ -783,8 +814,16 @@ impl HostedAgents {
         self.tasks.spawn(async move {
             let exit = tokio::select! {
                 exit = running.agent.sandbox().wait() => exit,
-                () = this.shutdown.cancelled() => return,
+                () = this.shutdown.cancelled() => {
+                    this.settle_run_time(&running).await;
+                    return;
+                }
+                refusal = this.meter_run_time(agent_id, &running) => {
+                    this.stop_unpaid(agent_id, refusal).await;
+                    return;
+                }
             };
+            this.settle_run_time(&running).await;
             if running.stopping.load(Ordering::SeqCst) {
                 return;
             }
@@ -864,8 +903,91 @@ impl HostedAgents {
                 }
                 Err(error) => tracing::warn!(agent = %agent_id, %error, "stopping a hosted agent"),
             }
+            self.settle_run_time(&running).await;
         }
         self.release_lease(agent_id).await;
+    }
+
+    // ---- run time, metered ----
+
+    /// A period of the agent's run time, paid by its owner.
+    fn billable_run(&self, agent: &AgentRow, meta: &RequestMeta) -> Billable {
+        Billable {
+            payer: agent.owner_id,
+            principal: Principal::User(agent.owner_id).to_string(),
+            agent_id: agent.id,
+            kind: hive_store::UsageKind::HostedRun,
+            model: String::new(),
+            prompt_tokens: 0,
+            max_completion_tokens: None,
+            quantity: self.meter_every.as_secs().max(1),
+            meta: meta.clone(),
+        }
+    }
+
+    /// Settles the run time held so far with the seconds it ran (once).
+    async fn settle_run_time(&self, running: &Running) {
+        let held = running
+            .metered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((reservation, since)) = held {
+            let seconds = u64::try_from((self.now() - since).whole_seconds()).unwrap_or(0);
+            let used = MeteredUse {
+                quantity: seconds,
+                ..MeteredUse::default()
+            };
+            self.meter.settle(reservation, used).await;
+        }
+    }
+
+    /// Each period: the last one settled, the next one held. Answers billing's refusal (the
+    /// agent is then stopped); runs until the run ends otherwise.
+    async fn meter_run_time(&self, agent_id: Uuid, running: &Running) -> UsageRefusal {
+        loop {
+            tokio::time::sleep(self.meter_every).await;
+            self.settle_run_time(running).await;
+            let agent = match self.store.agents().get(agent_id, None).await {
+                Ok(Some(agent)) => agent,
+                // Gone, or the database is away: the next period tries again.
+                _ => continue,
+            };
+            match self
+                .meter
+                .reserve(self.billable_run(&agent, &RequestMeta::default()))
+                .await
+            {
+                Ok(reservation) => {
+                    *running.metered.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((reservation, self.now()));
+                }
+                Err(refusal) => return refusal,
+            }
+        }
+    }
+
+    /// Stops an agent whose run time billing refused, and says why on its status.
+    async fn stop_unpaid(&self, agent_id: Uuid, refusal: UsageRefusal) {
+        let lock = self.lock_of(agent_id);
+        let _held = lock.lock().await;
+        tracing::warn!(agent = %agent_id, %refusal, "a hosted agent is stopped: billing refused its run time");
+        self.end_here(agent_id).await;
+        let Ok(Some(agent)) = self.store.agents().get(agent_id, None).await else {
+            return;
+        };
+        let _ = self
+            .board
+            .change(
+                &agent,
+                AgentStatus::Error,
+                &format!("stopped: billing refused its run time ({refusal})"),
+                &Principal::Job("hosted-meter"),
+                AuditAction::AgentHealth,
+                &RequestMeta::default(),
+                Guard::Any,
+            )
+            .await;
     }
 
     // ---- leases and reconciliation ----

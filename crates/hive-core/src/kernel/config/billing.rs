@@ -75,6 +75,7 @@ pub(super) fn load(src: &mut Sources) -> Result<BillingConfig, ConfigError> {
         currency,
         minor_per_1k_tokens,
         hosted_minor_per_hour,
+        hosted_meter_every: src.seconds("HIVE_BILLING_HOSTED_METER_SECONDS", 60, 1, 3600)?,
         workflow_step_minor,
         enforce: src.boolean("HIVE_BILLING_ENFORCE", false)?,
         fail_open: src.boolean("HIVE_BILLING_FAIL_OPEN", false)?,

@@ -443,6 +443,9 @@ pub struct BillingConfig {
     pub minor_per_1k_tokens: i64,
     /// `HIVE_BILLING_HOSTED_MINOR_PER_HOUR` (default 0): a hosted agent's hour of run time.
     pub hosted_minor_per_hour: i64,
+    /// `HIVE_BILLING_HOSTED_METER_SECONDS` (default 60, 1..=3600): a hosted agent's run time
+    /// is held this far ahead and settled at this interval.
+    pub hosted_meter_every: std::time::Duration,
     /// `HIVE_BILLING_WORKFLOW_STEP_MINOR` (default 0): one workflow step.
     pub workflow_step_minor: i64,
     /// `HIVE_BILLING_ENFORCE` (default false): billable calls must be paid for from the

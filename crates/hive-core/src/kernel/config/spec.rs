@@ -458,6 +458,11 @@ pub const VARIABLES: &[VarSpec] = &[
         "an integer from 0 to 1000000000: the price of a hosted agent's hour of run time",
     ),
     var(
+        "HIVE_BILLING_HOSTED_METER_SECONDS",
+        "60",
+        "an integer from 1 to 3600: a hosted agent's run time is held this far ahead and settled at this interval",
+    ),
+    var(
         "HIVE_BILLING_WORKFLOW_STEP_MINOR",
         "0",
         "an integer from 0 to 1000000000: the price of one workflow step",
