@@ -9,8 +9,9 @@ use crate::{T0, first, note};
 use futures_util::future::join_all;
 use hive_proto::Role;
 use hive_store::billing::{
-    BudgetCharge, BudgetClaim, BudgetPeriod, BudgetRow, BudgetScope, EntryKind, HoldOutcome,
-    NewEntry, NewHold, Posted, Posting, PriceRow, Settled, Settlement, UsageGrouping,
+    BudgetCharge, BudgetClaim, BudgetPeriod, BudgetRow, BudgetScope, Currency, EntryKind,
+    HoldOutcome, Money, NewEntry, NewHold, Posted, Posting, PriceRow, Settled, Settlement,
+    UsageGrouping,
 };
 use hive_store::{Store, StoreError, UsageKind, UsageRow, truncate_to_micros};
 use proptest::prelude::*;
@@ -22,14 +23,17 @@ use uuid::Uuid;
 
 const USD: &str = "usd";
 
+fn usd(minor: i64) -> Money {
+    Money::new(minor, Currency::new(USD).unwrap())
+}
+
 fn entry(user: Uuid, key: &str, kind: EntryKind, amount: i64) -> NewEntry {
     NewEntry {
         id: Uuid::now_v7(),
         idempotency_key: key.to_owned(),
         kind,
         user_id: user,
-        currency: USD.to_owned(),
-        amount_minor: amount,
+        amount: usd(amount),
         reference: Some(format!("ref-{key}")),
         memo: "conformance".to_owned(),
         actor: "conformance".to_owned(),
@@ -51,8 +55,7 @@ fn usage_row(user: Uuid, agent: Uuid, cost: i64, tokens: u64) -> UsageRow {
     UsageRow {
         kind: UsageKind::Llm,
         user_id: Some(user),
-        cost_minor: cost,
-        currency: USD.to_owned(),
+        cost: usd(cost),
         ..UsageRow::llm(
             Uuid::now_v7(),
             agent,
@@ -73,13 +76,13 @@ async fn settle(
 ) -> Settled {
     let record = note("billing.usage_debit");
     let user = usage.user_id.unwrap();
-    let debit = (usage.cost_minor > 0).then(|| NewEntry {
+    let debit = (usage.cost.minor > 0).then(|| NewEntry {
         reference: Some(usage.id.to_string()),
         ..entry(
             user,
             &format!("usage:{}", usage.id),
             EntryKind::Usage,
-            -usage.cost_minor,
+            -usage.cost.minor,
         )
     });
     let audit = debit.as_ref().map(|_| record.append());
@@ -101,8 +104,7 @@ fn hold(user: Uuid, agent: Uuid, cost: i64, tokens: i64, budgets: Vec<BudgetChar
         id: Uuid::now_v7(),
         user_id: user,
         agent_id: agent,
-        currency: USD.to_owned(),
-        cost_minor: cost,
+        cost: usd(cost),
         tokens,
         budgets,
         created_at: truncate_to_micros(T0),
@@ -122,17 +124,21 @@ pub async fn a_ledger_entry_posts_once(store: &dyn Store) {
     else {
         panic!("the first post applies");
     };
-    assert_eq!(stored.amount_minor, 1_000);
+    assert_eq!(stored.amount.minor, 1_000);
     assert_eq!(postings.iter().map(|p| p.amount_minor).sum::<i64>(), 0);
     // The same key again, even with another amount, changes nothing.
     let again = NewEntry {
         id: Uuid::now_v7(),
-        amount_minor: 5_000,
+        amount: usd(5_000),
         ..top_up.clone()
     };
     assert_eq!(post(store, &again).await, Posted::Duplicate);
-    let wallet = store.billing().wallet(user, USD).await.unwrap();
-    assert_eq!((wallet.balance_minor, wallet.owed_minor), (1_000, 0));
+    let wallet = store
+        .billing()
+        .wallet(user, &Currency::new(USD).unwrap())
+        .await
+        .unwrap();
+    assert_eq!((wallet.balance.minor, wallet.owed.minor), (1_000, 0));
     assert_eq!(wallet.updated_at, Some(truncate_to_micros(T0)));
     let found = store
         .billing()
@@ -151,8 +157,12 @@ pub async fn a_ledger_entry_posts_once(store: &dyn Store) {
     let page = store.billing().entries(user, &first(10)).await.unwrap();
     assert_eq!(page.items.len(), 1);
     // Another currency is another wallet.
-    let euros = store.billing().wallet(user, "eur").await.unwrap();
-    assert_eq!((euros.balance_minor, euros.updated_at), (0, None));
+    let euros = store
+        .billing()
+        .wallet(user, &Currency::new("eur").unwrap())
+        .await
+        .unwrap();
+    assert_eq!((euros.balance.minor, euros.updated_at), (0, None));
     balanced(store).await;
 }
 
@@ -172,8 +182,12 @@ pub async fn fifty_concurrent_copies_of_an_entry_post_once(store: &dyn Store) {
         .filter(|r| matches!(r, Posted::Applied { .. }))
         .count();
     assert_eq!(applied, 1);
-    let wallet = store.billing().wallet(user, USD).await.unwrap();
-    assert_eq!(wallet.balance_minor, 2_500);
+    let wallet = store
+        .billing()
+        .wallet(user, &Currency::new(USD).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(wallet.balance.minor, 2_500);
     let page = store.billing().entries(user, &first(100)).await.unwrap();
     assert_eq!(page.items.len(), 1);
     balanced(store).await;
@@ -187,14 +201,26 @@ pub async fn money_out_beyond_the_wallet_is_owed_and_paid_first(store: &dyn Stor
     post(store, &entry(user, "use", EntryKind::Usage, -700)).await;
     // The whole top-up is refunded after 700 was spent.
     post(store, &entry(user, "refund", EntryKind::Refund, -1_000)).await;
-    let wallet = store.billing().wallet(user, USD).await.unwrap();
-    assert_eq!((wallet.balance_minor, wallet.owed_minor), (0, 700));
+    let wallet = store
+        .billing()
+        .wallet(user, &Currency::new(USD).unwrap())
+        .await
+        .unwrap();
+    assert_eq!((wallet.balance.minor, wallet.owed.minor), (0, 700));
     post(store, &entry(user, "top2", EntryKind::TopUp, 500)).await;
-    let wallet = store.billing().wallet(user, USD).await.unwrap();
-    assert_eq!((wallet.balance_minor, wallet.owed_minor), (0, 200));
+    let wallet = store
+        .billing()
+        .wallet(user, &Currency::new(USD).unwrap())
+        .await
+        .unwrap();
+    assert_eq!((wallet.balance.minor, wallet.owed.minor), (0, 200));
     post(store, &entry(user, "adjust", EntryKind::Adjustment, 300)).await;
-    let wallet = store.billing().wallet(user, USD).await.unwrap();
-    assert_eq!((wallet.balance_minor, wallet.owed_minor), (100, 0));
+    let wallet = store
+        .billing()
+        .wallet(user, &Currency::new(USD).unwrap())
+        .await
+        .unwrap();
+    assert_eq!((wallet.balance.minor, wallet.owed.minor), (100, 0));
     balanced(store).await;
 }
 
@@ -216,21 +242,29 @@ pub async fn money_freed_while_something_is_owed_is_not_held_again(store: &dyn S
     )
     .await;
     assert!(store.billing().release(first.id).await.unwrap());
-    let wallet = store.billing().wallet(user, USD).await.unwrap();
+    let wallet = store
+        .billing()
+        .wallet(user, &Currency::new(USD).unwrap())
+        .await
+        .unwrap();
     assert_eq!(
-        (wallet.balance_minor, wallet.held_minor, wallet.owed_minor),
+        (wallet.balance.minor, wallet.held.minor, wallet.owed.minor),
         (800, 0, 800)
     );
     // The 800 freed is owed: none of it may be held for a new call.
     let again = hold(user, agent, 500, 0, Vec::new());
     assert_eq!(
         store.billing().hold(&again).await.unwrap(),
-        HoldOutcome::InsufficientFunds { available_minor: 0 }
+        HoldOutcome::InsufficientFunds { available: usd(0) }
     );
     // The next money in pays it off.
     post(store, &entry(user, "top-owes-2", EntryKind::TopUp, 100)).await;
-    let wallet = store.billing().wallet(user, USD).await.unwrap();
-    assert_eq!((wallet.balance_minor, wallet.owed_minor), (100, 0));
+    let wallet = store
+        .billing()
+        .wallet(user, &Currency::new(USD).unwrap())
+        .await
+        .unwrap();
+    assert_eq!((wallet.balance.minor, wallet.owed.minor), (100, 0));
     balanced(store).await;
 }
 
@@ -249,15 +283,19 @@ pub async fn holds_never_overdraw_a_wallet_under_concurrency(store: &dyn Store) 
     for (h, outcome) in holds.iter().zip(outcomes) {
         match outcome.unwrap() {
             HoldOutcome::Held => held.push(h.id),
-            HoldOutcome::InsufficientFunds { available_minor } => {
-                assert!(available_minor < COST)
+            HoldOutcome::InsufficientFunds { available } => {
+                assert!(available.minor < COST)
             }
             other => panic!("{other:?}"),
         }
     }
     assert_eq!(held.len(), 37);
-    let wallet = store.billing().wallet(user, USD).await.unwrap();
-    assert_eq!(wallet.held_minor, 37 * COST);
+    let wallet = store
+        .billing()
+        .wallet(user, &Currency::new(USD).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(wallet.held.minor, 37 * COST);
     balanced(store).await;
     // Each settles for less than it held; the rest is released.
     let settled = join_all(held.iter().map(|id| {
@@ -266,8 +304,12 @@ pub async fn holds_never_overdraw_a_wallet_under_concurrency(store: &dyn Store) 
     }))
     .await;
     assert!(settled.iter().all(|s| matches!(s, Settled::Applied { .. })));
-    let wallet = store.billing().wallet(user, USD).await.unwrap();
-    assert_eq!((wallet.balance_minor, wallet.held_minor), (37 * 30, 0));
+    let wallet = store
+        .billing()
+        .wallet(user, &Currency::new(USD).unwrap())
+        .await
+        .unwrap();
+    assert_eq!((wallet.balance.minor, wallet.held.minor), (37 * 30, 0));
     balanced(store).await;
 }
 
@@ -286,14 +328,18 @@ pub async fn a_settlement_applies_once(store: &dyn Store) {
     else {
         panic!("the first settlement applies");
     };
-    assert_eq!(entry.unwrap().amount_minor, -250);
+    assert_eq!(entry.unwrap().amount.minor, -250);
     assert_eq!(postings.iter().map(|p| p.amount_minor).sum::<i64>(), 0);
     assert_eq!(
         settle(store, &usage, Some(h.id), Vec::new()).await,
         Settled::Duplicate
     );
-    let wallet = store.billing().wallet(user, USD).await.unwrap();
-    assert_eq!((wallet.balance_minor, wallet.held_minor), (750, 0));
+    let wallet = store
+        .billing()
+        .wallet(user, &Currency::new(USD).unwrap())
+        .await
+        .unwrap();
+    assert_eq!((wallet.balance.minor, wallet.held.minor), (750, 0));
     let since = T0 - Duration::days(1);
     let until = T0 + Duration::days(1);
     let records = store
@@ -305,8 +351,12 @@ pub async fn a_settlement_applies_once(store: &dyn Store) {
     // A use that costs more than the wallet holds takes what is free and owes the rest.
     let dear = usage_row(user, agent, 900, 1);
     settle(store, &dear, None, Vec::new()).await;
-    let wallet = store.billing().wallet(user, USD).await.unwrap();
-    assert_eq!((wallet.balance_minor, wallet.owed_minor), (0, 150));
+    let wallet = store
+        .billing()
+        .wallet(user, &Currency::new(USD).unwrap())
+        .await
+        .unwrap();
+    assert_eq!((wallet.balance.minor, wallet.owed.minor), (0, 150));
     // A free use is recorded without an entry.
     let free = usage_row(user, agent, 0, 5);
     let Settled::Applied { entry, .. } = settle(store, &free, None, Vec::new()).await else {
@@ -536,8 +586,12 @@ pub async fn expired_holds_are_released_once(store: &dyn Store) {
     assert_eq!(expired.iter().map(|h| h.id).collect::<Vec<_>>(), vec![h.id]);
     assert!(store.billing().release(h.id).await.unwrap());
     assert!(!store.billing().release(h.id).await.unwrap());
-    let wallet = store.billing().wallet(user, USD).await.unwrap();
-    assert_eq!((wallet.balance_minor, wallet.held_minor), (500, 0));
+    let wallet = store
+        .billing()
+        .wallet(user, &Currency::new(USD).unwrap())
+        .await
+        .unwrap();
+    assert_eq!((wallet.balance.minor, wallet.held.minor), (500, 0));
     balanced(store).await;
 }
 
@@ -607,14 +661,7 @@ pub async fn ledger_values_are_checked(store: &dyn Store) {
     for (bad, what) in [
         (
             NewEntry {
-                currency: "USD".to_owned(),
-                ..base.clone()
-            },
-            "upper-case currency",
-        ),
-        (
-            NewEntry {
-                amount_minor: 0,
+                amount: usd(0),
                 ..base.clone()
             },
             "zero amount",
@@ -641,8 +688,12 @@ pub async fn ledger_values_are_checked(store: &dyn Store) {
             "{what}: {result:?}"
         );
     }
-    let wallet = store.billing().wallet(user, USD).await.unwrap();
-    assert_eq!(wallet.balance_minor, 0);
+    let wallet = store
+        .billing()
+        .wallet(user, &Currency::new(USD).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(wallet.balance.minor, 0);
 }
 
 /// Cases each property check runs: few, as each case is a run of transactions on a database.
@@ -751,15 +802,19 @@ struct OpenHold {
 /// open holds hold and never less, nothing negative owed, and (balance − owed) the sum of
 /// the user's applied entries.
 async fn wallet_agrees(store: &dyn Store, user: Uuid, held: i64, applied: i64, what: &str) {
-    let wallet = store.billing().wallet(user, USD).await.unwrap();
+    let wallet = store
+        .billing()
+        .wallet(user, &Currency::new(USD).unwrap())
+        .await
+        .unwrap();
     assert!(
-        wallet.balance_minor >= wallet.held_minor && wallet.held_minor >= 0,
+        wallet.balance.minor >= wallet.held.minor && wallet.held.minor >= 0,
         "{what}: {wallet:?}"
     );
-    assert!(wallet.owed_minor >= 0, "{what}: {wallet:?}");
-    assert_eq!(wallet.held_minor, held, "{what}: {wallet:?}");
+    assert!(wallet.owed.minor >= 0, "{what}: {wallet:?}");
+    assert_eq!(wallet.held.minor, held, "{what}: {wallet:?}");
     assert_eq!(
-        wallet.balance_minor - wallet.owed_minor,
+        wallet.balance.minor - wallet.owed.minor,
         applied,
         "{what}: {wallet:?}"
     );
@@ -820,8 +875,12 @@ pub async fn every_ledger_transaction_balances(store: &dyn Store) {
                     let free = match cost {
                         Some(_) => None,
                         None => {
-                            let wallet = store.billing().wallet(users[user], USD).await.unwrap();
-                            Some(wallet.balance_minor - wallet.held_minor)
+                            let wallet = store
+                                .billing()
+                                .wallet(users[user], &Currency::new(USD).unwrap())
+                                .await
+                                .unwrap();
+                            Some(wallet.balance.minor - wallet.held.minor)
                         }
                     };
                     let cost = cost.unwrap_or_else(|| free.unwrap_or_default().max(1));
@@ -832,7 +891,8 @@ pub async fn every_ledger_transaction_balances(store: &dyn Store) {
                             user,
                             cost,
                         }),
-                        HoldOutcome::InsufficientFunds { available_minor } => {
+                        HoldOutcome::InsufficientFunds { available } => {
+                            let available_minor = available.minor;
                             assert!(
                                 (0..cost).contains(&available_minor),
                                 "{what}: op {n} refused with {available_minor} free"
@@ -871,7 +931,7 @@ pub async fn every_ledger_transaction_balances(store: &dyn Store) {
             match posted {
                 Some(entry) => {
                     assert_eq!(
-                        (entry.user_id, entry.amount_minor),
+                        (entry.user_id, entry.amount.minor),
                         (users[user], amount),
                         "{step}"
                     );
@@ -957,7 +1017,7 @@ impl Receiver {
         if let Some(usage) = &self.uses[n] {
             return match settle(store, usage, None, Vec::new()).await {
                 Settled::Applied { entry, .. } => {
-                    assert_eq!(entry.map(|e| e.amount_minor), Some(event.amount));
+                    assert_eq!(entry.map(|e| e.amount.minor), Some(event.amount));
                     true
                 }
                 Settled::Duplicate => false,
@@ -976,8 +1036,12 @@ impl Receiver {
     async fn wallets(&self, store: &dyn Store) -> Vec<(i64, i64, i64)> {
         let mut found = Vec::with_capacity(self.users.len());
         for user in &self.users {
-            let w = store.billing().wallet(*user, USD).await.unwrap();
-            found.push((w.balance_minor, w.held_minor, w.owed_minor));
+            let w = store
+                .billing()
+                .wallet(*user, &Currency::new(USD).unwrap())
+                .await
+                .unwrap();
+            found.push((w.balance.minor, w.held.minor, w.owed.minor));
         }
         found
     }

@@ -36,6 +36,61 @@ pub fn check_currency(code: &str) -> Result<(), StoreError> {
     }
 }
 
+/// A currency: its ISO 4217 code in lower case, checked when made.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn new(code: &str) -> Result<Self, StoreError> {
+        check_currency(code)?;
+        Ok(Self(code.to_owned()))
+    }
+
+    /// ISO 4217's "no currency" (`xxx`): what a use that cost nothing is counted in.
+    pub fn none() -> Self {
+        Self(crate::NO_CURRENCY.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Currency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An amount of money: whole minor units (cents for `usd`) of a currency. Money is never a
+/// float; sums of different currencies are never made.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Money {
+    pub minor: i64,
+    pub currency: Currency,
+}
+
+impl Money {
+    pub const fn new(minor: i64, currency: Currency) -> Self {
+        Self { minor, currency }
+    }
+
+    pub fn zero(currency: Currency) -> Self {
+        Self::new(0, currency)
+    }
+
+    /// The same amount the other way (money in becomes money out); saturates at the edge.
+    pub fn negated(&self) -> Self {
+        Self::new(self.minor.saturating_neg(), self.currency.clone())
+    }
+}
+
+impl std::fmt::Display for Money {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} (minor units)", self.minor, self.currency)
+    }
+}
+
 /// The accounts of the books.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AccountKind {
@@ -150,8 +205,8 @@ pub struct NewEntry {
     pub idempotency_key: String,
     pub kind: EntryKind,
     pub user_id: Uuid,
-    pub currency: String,
-    pub amount_minor: i64,
+    /// Positive: money in for the user; negative: money out.
+    pub amount: Money,
     pub reference: Option<String>,
     pub memo: String,
     /// Who made it, as the audit log names them.
@@ -161,14 +216,14 @@ pub struct NewEntry {
 
 /// Refuses an entry the databases would refuse less clearly.
 pub fn check_entry(entry: &NewEntry) -> Result<(), StoreError> {
-    check_currency(&entry.currency)?;
+    check_currency(entry.amount.currency.as_str())?;
     let key = entry.idempotency_key.chars().count();
     if key == 0 || key > IDEMPOTENCY_KEY_MAX_CHARS {
         return Err(StoreError::Invalid(format!(
             "an idempotency key is 1 to {IDEMPOTENCY_KEY_MAX_CHARS} characters"
         )));
     }
-    if entry.amount_minor == 0 || entry.amount_minor == i64::MIN {
+    if entry.amount.minor == 0 || entry.amount.minor == i64::MIN {
         return Err(StoreError::Invalid(
             "a ledger entry moves a non-zero amount".into(),
         ));
@@ -245,8 +300,8 @@ pub struct LedgerEntry {
     pub idempotency_key: String,
     pub kind: EntryKind,
     pub user_id: Uuid,
-    pub currency: String,
-    pub amount_minor: i64,
+    /// Its effect on the user: positive in, negative out.
+    pub amount: Money,
     pub reference: Option<String>,
     pub memo: String,
     pub actor: String,
@@ -269,11 +324,10 @@ pub enum Posted {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalletRow {
     pub user_id: Uuid,
-    pub currency: String,
-    pub balance_minor: i64,
-    pub held_minor: i64,
+    pub balance: Money,
+    pub held: Money,
     /// What the user owes, zero or more.
-    pub owed_minor: i64,
+    pub owed: Money,
     /// The last change (`None`: never).
     pub updated_at: Option<OffsetDateTime>,
 }
@@ -405,9 +459,8 @@ pub struct NewHold {
     pub id: Uuid,
     pub user_id: Uuid,
     pub agent_id: Uuid,
-    pub currency: String,
-    /// Held on the wallet (0: nothing held there).
-    pub cost_minor: i64,
+    /// Held on the wallet of its currency (0: nothing held there).
+    pub cost: Money,
     pub tokens: i64,
     /// What it holds on each budget, with the budget's limits.
     pub budgets: Vec<BudgetCharge>,
@@ -420,9 +473,9 @@ pub struct NewHold {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HoldOutcome {
     Held,
-    /// The wallet's free money is short of the hold.
+    /// The wallet's free money (less what its user owes) is short of the hold.
     InsufficientFunds {
-        available_minor: i64,
+        available: Money,
     },
     /// This budget has no room for the hold.
     BudgetReached {
@@ -436,8 +489,7 @@ pub struct HoldRow {
     pub id: Uuid,
     pub user_id: Uuid,
     pub agent_id: Uuid,
-    pub currency: String,
-    pub cost_minor: i64,
+    pub cost: Money,
     pub tokens: i64,
     pub budgets: Vec<BudgetClaim>,
     pub created_at: OffsetDateTime,
@@ -548,7 +600,7 @@ pub trait BillingRepo: Send + Sync {
     async fn post(&self, entry: &NewEntry, audit: AuditAppend<'_>) -> Result<Posted, StoreError>;
 
     /// The user's wallet in `currency` (zeros when nothing was ever posted).
-    async fn wallet(&self, user_id: Uuid, currency: &str) -> Result<WalletRow, StoreError>;
+    async fn wallet(&self, user_id: Uuid, currency: &Currency) -> Result<WalletRow, StoreError>;
 
     /// The user's ledger, newest first.
     async fn entries(
@@ -694,6 +746,19 @@ mod tests {
             held_minor: held,
             arrears_minor: arrears,
         }
+    }
+
+    #[test]
+    fn a_currency_is_an_iso_code_in_lower_case() {
+        for bad in ["USD", "us", "usdd", "", "u$d", "ÜSD"] {
+            assert!(Currency::new(bad).is_err(), "{bad:?}");
+        }
+        let usd = Currency::new("usd").unwrap();
+        assert_eq!(usd.as_str(), "usd");
+        let money = Money::new(-250, usd.clone());
+        assert_eq!(money.to_string(), "-250 usd (minor units)");
+        assert_eq!(money.negated(), Money::new(250, usd.clone()));
+        assert_eq!(Money::new(i64::MIN, usd).negated().minor, i64::MAX);
     }
 
     #[test]

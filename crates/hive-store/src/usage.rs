@@ -74,9 +74,8 @@ pub struct UsageRow {
     pub completion_tokens: u64,
     /// Seconds of run time, or steps.
     pub quantity: u64,
-    /// Its price, in minor units of `currency`.
-    pub cost_minor: i64,
-    pub currency: String,
+    /// Its price (nothing, in no currency, when it was free).
+    pub cost: crate::billing::Money,
     pub created_at: OffsetDateTime,
 }
 
@@ -101,8 +100,7 @@ impl UsageRow {
             prompt_tokens,
             completion_tokens,
             quantity: 0,
-            cost_minor: 0,
-            currency: NO_CURRENCY.to_owned(),
+            cost: crate::billing::Money::zero(crate::billing::Currency::none()),
             created_at,
         }
     }
@@ -164,8 +162,8 @@ pub fn check_usage(row: &UsageRow) -> Result<(i64, i64), StoreError> {
             "a usage row's model must be at most {USAGE_MODEL_MAX_CHARS} characters"
         )));
     }
-    crate::billing::check_currency(&row.currency)?;
-    if row.cost_minor < 0 {
+    crate::billing::check_currency(row.cost.currency.as_str())?;
+    if row.cost.minor < 0 {
         return Err(StoreError::Invalid("a usage row's cost is negative".into()));
     }
     let stored = |count: u64| {

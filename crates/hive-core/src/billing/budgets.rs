@@ -212,7 +212,7 @@ impl Billing {
                 "thresholdPercent": alert.threshold,
                 "maxTokens": budget.max_tokens,
                 "maxCostMinor": budget.max_cost_minor,
-                "currency": self.parts.config.currency,
+                "currency": self.parts.config.currency.as_str(),
                 "userId": alert.user_id,
             })
             .to_string();

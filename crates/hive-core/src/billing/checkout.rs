@@ -176,7 +176,10 @@ impl Billing {
                     let amount = amount_minor.to_string();
                     form.append_pair("mode", "payment")
                         .append_pair("line_items[0][quantity]", "1")
-                        .append_pair("line_items[0][price_data][currency]", &config.currency)
+                        .append_pair(
+                            "line_items[0][price_data][currency]",
+                            config.currency.as_str(),
+                        )
                         .append_pair("line_items[0][price_data][unit_amount]", &amount)
                         .append_pair(
                             "line_items[0][price_data][product_data][name]",

@@ -16,7 +16,8 @@ use crate::kernel::audit::{AuditAction, AuditEvent, Principal};
 use crate::kernel::ports::{Billable, MeteredUse, Reservation, UsageRefusal, UsageSink};
 use async_trait::async_trait;
 use hive_store::billing::{
-    BudgetCharge, BudgetClaim, BudgetRow, EntryKind, HoldOutcome, NewEntry, NewHold, Settlement,
+    BudgetCharge, BudgetClaim, BudgetRow, Currency, EntryKind, HoldOutcome, Money, NewEntry,
+    NewHold, Settlement,
 };
 use hive_store::{StoreError, UsageKind, UsageRow};
 use std::time::Duration;
@@ -168,8 +169,7 @@ impl Billing {
             id: Uuid::now_v7(),
             user_id: billable.payer,
             agent_id: billable.agent_id,
-            currency: config.currency.clone(),
-            cost_minor: if paid { cost } else { 0 },
+            cost: Money::new(if paid { cost } else { 0 }, config.currency.clone()),
             tokens,
             budgets: claims
                 .iter()
@@ -198,11 +198,10 @@ impl Billing {
                     billable.max_completion_tokens
                 },
             }),
-            HoldOutcome::InsufficientFunds { available_minor } => {
+            HoldOutcome::InsufficientFunds { available } => {
                 Err(NotHeld::Refused(UsageRefusal::InsufficientFunds {
-                    needed_minor: cost,
-                    available_minor,
-                    currency: config.currency.clone(),
+                    needed: Money::new(cost, config.currency.clone()),
+                    available,
                 }))
             }
             HoldOutcome::BudgetReached { budget_id } => {
@@ -246,11 +245,10 @@ impl Billing {
             prompt_tokens: used.prompt_tokens,
             completion_tokens: used.completion_tokens,
             quantity: used.quantity,
-            cost_minor: cost,
-            currency: if cost > 0 {
-                config.currency.clone()
+            cost: if cost > 0 {
+                Money::new(cost, config.currency.clone())
             } else {
-                hive_store::NO_CURRENCY.to_owned()
+                Money::zero(Currency::none())
             },
             created_at: now,
         };
@@ -259,8 +257,7 @@ impl Billing {
             idempotency_key: format!("usage:{usage_id}"),
             kind: EntryKind::Usage,
             user_id: billable.payer,
-            currency: config.currency.clone(),
-            amount_minor: -cost,
+            amount: Money::new(-cost, config.currency.clone()),
             reference: Some(usage_id.to_string()),
             memo: describe(billable, used),
             actor: billable.principal.clone(),
@@ -277,8 +274,8 @@ impl Billing {
                         "usageId": usage_id,
                         "agentId": billable.agent_id,
                         "kind": billable.kind.as_str(),
-                        "amountMinor": entry.amount_minor,
-                        "currency": entry.currency,
+                        "amountMinor": entry.amount.minor,
+                        "currency": entry.amount.currency.as_str(),
                     })),
                 &billable.meta,
             )

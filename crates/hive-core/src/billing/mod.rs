@@ -20,7 +20,7 @@ use crate::kernel::config::BillingConfig;
 use crate::kernel::egress::Egress;
 use hive_proto::SharedClock;
 use hive_store::billing::{
-    EntryKind, LedgerEntry, NewEntry, Posted, PriceRow, UsageGroup, UsageGrouping, WalletRow,
+    EntryKind, LedgerEntry, Money, NewEntry, Posted, PriceRow, UsageGroup, UsageGrouping, WalletRow,
 };
 use hive_store::{AuditOutcome, Page, PageRequest, Store, UsageRow};
 use pricing::{PriceTable, TokenPrice};
@@ -158,11 +158,11 @@ impl Billing {
             .await?;
         Ok(WalletView {
             user_id: user,
-            balance_minor: row.balance_minor,
-            currency: row.currency,
+            balance_minor: row.balance.minor,
+            currency: row.balance.currency.to_string(),
             updated_at: row.updated_at,
-            held_minor: row.held_minor,
-            owed_minor: row.owed_minor,
+            held_minor: row.held.minor,
+            owed_minor: row.owed.minor,
             billing_usage_minor_per1k_tokens: config.minor_per_1k_tokens,
             hosted_minor_per_hour: config.hosted_minor_per_hour,
             workflow_step_minor: config.workflow_step_minor,
@@ -343,8 +343,7 @@ impl Billing {
             idempotency_key: format!("adjustment:{key}"),
             kind: EntryKind::Adjustment,
             user_id,
-            currency: self.parts.config.currency.clone(),
-            amount_minor,
+            amount: Money::new(amount_minor, self.parts.config.currency.clone()),
             reference: None,
             memo: reason.to_owned(),
             actor: caller.principal().to_string(),
@@ -356,7 +355,7 @@ impl Billing {
                 .detail(serde_json::json!({
                     "transactionId": entry.id,
                     "amountMinor": amount_minor,
-                    "currency": entry.currency,
+                    "currency": entry.amount.currency.as_str(),
                     "reason": reason,
                 })),
             meta,
@@ -375,7 +374,7 @@ impl Billing {
                     .ok_or(BillingError::Conflict(
                         "this idempotency key was used for another change",
                     ))?;
-                if earlier.user_id != user_id || earlier.amount_minor != amount_minor {
+                if earlier.user_id != user_id || earlier.amount != entry.amount {
                     return Err(BillingError::Conflict(
                         "this idempotency key was used for another adjustment",
                     ));
@@ -449,8 +448,8 @@ fn csv_row(out: &mut String, row: &UsageRow) {
         row.prompt_tokens.to_string(),
         row.completion_tokens.to_string(),
         row.quantity.to_string(),
-        row.cost_minor.to_string(),
-        row.currency.clone(),
+        row.cost.minor.to_string(),
+        row.cost.currency.to_string(),
     ];
     for (n, field) in fields.iter().enumerate() {
         if n > 0 {

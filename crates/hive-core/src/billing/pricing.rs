@@ -1,17 +1,9 @@
-//! Money and prices: amounts are integer minor units of one currency (no floats anywhere); a
-//! price is minor units per 1,000 tokens, per hour of run time, or per step, and a cost is
-//! rounded up to the next minor unit (a use is never free by rounding).
+//! Prices: amounts are integer minor units of one currency (`hive_store::billing::Money`, no
+//! floats anywhere); a price is minor units per 1,000 tokens, per hour of run time, or per
+//! step, and a cost is rounded up to the next minor unit (a use is never free by rounding).
 
 use hive_store::billing::PriceRow;
 use serde::Serialize;
-
-/// An amount of money: minor units (cents for `usd`) of a currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Money {
-    pub minor: i64,
-    pub currency: String,
-}
 
 /// The price of a model's tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

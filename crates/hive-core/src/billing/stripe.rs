@@ -16,7 +16,7 @@ use super::{Billing, BillingError};
 use crate::kernel::audit::{AuditAction, AuditEvent, Principal};
 use crate::kernel::caller::RequestMeta;
 use hive_crypto::webhook_signature::{self, SignatureError};
-use hive_store::billing::{EntryKind, NewEntry, Posted};
+use hive_store::billing::{EntryKind, Money, NewEntry, Posted};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::Value;
@@ -181,7 +181,7 @@ impl Billing {
 
     fn accepts(&self, object: &Value) -> bool {
         text(object, "currency")
-            .is_some_and(|c| c.eq_ignore_ascii_case(&self.parts.config.currency))
+            .is_some_and(|c| c.eq_ignore_ascii_case(self.parts.config.currency.as_str()))
     }
 
     async fn credit(
@@ -276,8 +276,7 @@ impl Billing {
             idempotency_key: event.id.clone(),
             kind,
             user_id,
-            currency: self.parts.config.currency.clone(),
-            amount_minor,
+            amount: Money::new(amount_minor, self.parts.config.currency.clone()),
             reference: reference.filter(|r| r.len() <= hive_store::billing::REFERENCE_MAX_CHARS),
             memo: memo.to_owned(),
             actor: Principal::Stripe.to_string(),
@@ -292,7 +291,7 @@ impl Billing {
                 "type": event.kind,
                 "transactionId": entry.id,
                 "amountMinor": amount_minor,
-                "currency": entry.currency,
+                "currency": entry.amount.currency.as_str(),
             }),
             meta,
         );

@@ -137,13 +137,10 @@ pub struct MeteredUse {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsageRefusal {
     /// The wallet's free money is short of the use's estimated cost.
-    #[error(
-        "the wallet cannot pay for this call: it needs {needed_minor} and has {available_minor} {currency} (minor units) free"
-    )]
+    #[error("the wallet cannot pay for this call: it needs {needed} and has {available} free")]
     InsufficientFunds {
-        needed_minor: i64,
-        available_minor: i64,
-        currency: String,
+        needed: hive_store::billing::Money,
+        available: hive_store::billing::Money,
     },
     /// A budget of the caller or the agent is spent until its period ends.
     #[error("the {scope} budget for this {period} is spent; it renews in {retry_after} s")]

@@ -79,8 +79,8 @@ fn entry_view(entry: &LedgerEntry) -> LedgerEntryView {
     LedgerEntryView {
         id: entry.id,
         kind: entry.kind.as_str().to_owned(),
-        signed_amount_minor: entry.amount_minor,
-        currency: entry.currency.clone(),
+        signed_amount_minor: entry.amount.minor,
+        currency: entry.amount.currency.to_string(),
         reference: entry.reference.clone(),
         memo: entry.memo.clone(),
         actor: entry.actor.clone(),
@@ -166,7 +166,7 @@ pub async fn usage(
         from,
         to,
         group_by: group_by.to_owned(),
-        currency: state.hive.billing.config().currency.clone(),
+        currency: state.hive.billing.config().currency.to_string(),
         groups: groups
             .into_iter()
             .map(|g| UsageGroupView {
@@ -262,7 +262,7 @@ pub async fn prices(
     let table = billing.price_table().await?;
     let config = billing.config();
     Ok(Json(PricesView {
-        currency: config.currency.clone(),
+        currency: config.currency.to_string(),
         default_minor_per_1k_tokens: config.minor_per_1k_tokens,
         hosted_minor_per_hour: config.hosted_minor_per_hour,
         workflow_step_minor: config.workflow_step_minor,
@@ -500,7 +500,7 @@ pub async fn checkout(
 ) -> Result<Json<CheckoutView>, ApiError> {
     let billing = &state.hive.billing;
     if let Some(currency) = &request.currency
-        && !currency.eq_ignore_ascii_case(&billing.config().currency)
+        && !currency.eq_ignore_ascii_case(billing.config().currency.as_str())
     {
         return Err(ApiError::new(
             ErrorCode::ValidationFailed,

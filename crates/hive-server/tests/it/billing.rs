@@ -358,7 +358,7 @@ async fn enforced_llm_calls_are_held_first_and_never_overdraw() {
             usage
                 .items
                 .iter()
-                .all(|u| (u.prompt_tokens, u.completion_tokens, u.cost_minor) == (1, 3, 4))
+                .all(|u| (u.prompt_tokens, u.completion_tokens, u.cost.minor) == (1, 3, 4))
         );
         assert_eq!(records_of(&server, "billing.usage.debit").await.len(), 37);
         let faults = server.hive.store.billing().verify_books().await.unwrap();

@@ -11,9 +11,9 @@ use super::usage::{UsageSql, insert_usage};
 use super::{append_audit, get, rows};
 use crate::billing::{
     AccountKind, AlertRow, BillingRepo, BooksFault, BudgetCharge, BudgetPeriod, BudgetRow,
-    BudgetScope, BudgetUse, EntryKind, HoldOutcome, HoldRow, LedgerEntry, NewEntry, NewHold,
-    Posted, Posting, PriceRow, Settled, Settlement, UsageGroup, UsageGrouping, UserBalances,
-    WalletRow, check_currency, check_entry, split_postings,
+    BudgetScope, BudgetUse, Currency, EntryKind, HoldOutcome, HoldRow, LedgerEntry, Money,
+    NewEntry, NewHold, Posted, Posting, PriceRow, Settled, Settlement, UsageGroup, UsageGrouping,
+    UserBalances, WalletRow, check_entry, split_postings,
 };
 use crate::{AuditAppend, Cursor, Page, PageRequest, StoreError, UsageRow};
 use async_trait::async_trait;
@@ -156,13 +156,24 @@ fn entry<D: Dialect>(row: &super::DialectRow<D>) -> Result<LedgerEntry, StoreErr
         idempotency_key: get::<D, _>(row, "idempotency_key")?,
         kind: EntryKind::parse(&kind)?,
         user_id: D::uuid_at(row, "user_id")?,
-        currency: get::<D, _>(row, "currency")?,
-        amount_minor: get::<D, _>(row, "amount_minor")?,
+        amount: stored_money::<D>(row, "amount_minor", "currency")?,
         reference: get::<D, _>(row, "reference")?,
         memo: get::<D, _>(row, "memo")?,
         actor: get::<D, _>(row, "actor")?,
         created_at: D::time_at(row, "created_at")?,
     })
+}
+
+/// An amount and its currency as stored; a stored currency that is not one is a corrupt row.
+fn stored_money<D: Dialect>(
+    row: &super::DialectRow<D>,
+    amount: &str,
+    currency: &str,
+) -> Result<Money, StoreError> {
+    let code: String = get::<D, _>(row, currency)?;
+    let currency = Currency::new(&code)
+        .map_err(|_| StoreError::Backend("a stored currency is not an ISO 4217 code".into()))?;
+    Ok(Money::new(get::<D, _>(row, amount)?, currency))
 }
 
 fn budget<D: Dialect>(row: &super::DialectRow<D>) -> Result<BudgetRow, StoreError> {
@@ -202,8 +213,7 @@ fn hold<D: Dialect>(row: &super::DialectRow<D>) -> Result<HoldRow, StoreError> {
         id: D::uuid_at(row, "id")?,
         user_id: D::uuid_at(row, "user_id")?,
         agent_id: D::uuid_at(row, "agent_id")?,
-        currency: get::<D, _>(row, "currency")?,
-        cost_minor: get::<D, _>(row, "cost_minor")?,
+        cost: stored_money::<D>(row, "cost_minor", "currency")?,
         tokens: get::<D, _>(row, "tokens")?,
         budgets: serde_json::from_str(&budgets)
             .map_err(|_| StoreError::Backend("a stored hold's budgets are unreadable".into()))?,
@@ -216,15 +226,15 @@ async fn ensure_account<D: BillingSql>(
     connection: &mut DialectConnection<D>,
     kind: AccountKind,
     user_id: Option<Uuid>,
-    currency: &str,
+    currency: &Currency,
 ) -> Result<String, StoreError> {
-    let key = kind.key(user_id, currency);
+    let key = kind.key(user_id, currency.as_str());
     sqlx::query(D::ENSURE_ACCOUNT)
         .bind_value(D::id(Uuid::now_v7()))
         .bind_value(key.as_str())
         .bind_value(kind.as_str())
         .bind_value(user_id.filter(|_| kind.is_users()).map(D::id))
-        .bind_value(currency)
+        .bind_value(currency.as_str())
         .execute(D::on(connection))
         .await
         .map_err(D::map_error)?;
@@ -260,8 +270,8 @@ async fn post_in<D: BillingSql>(
         .bind_value(new.idempotency_key.as_str())
         .bind_value(new.kind.as_str())
         .bind_value(D::id(new.user_id))
-        .bind_value(new.currency.as_str())
-        .bind_value(new.amount_minor)
+        .bind_value(new.amount.currency.as_str())
+        .bind_value(new.amount.minor)
         .bind_value(new.reference.clone())
         .bind_value(new.memo.as_str())
         .bind_value(new.actor.as_str())
@@ -277,17 +287,17 @@ async fn post_in<D: BillingSql>(
         connection,
         AccountKind::Wallet,
         Some(new.user_id),
-        &new.currency,
+        &new.amount.currency,
     )
     .await?;
     let arrears_key = ensure_account::<D>(
         connection,
         AccountKind::Arrears,
         Some(new.user_id),
-        &new.currency,
+        &new.amount.currency,
     )
     .await?;
-    let counter_key = ensure_account::<D>(connection, counter, None, &new.currency).await?;
+    let counter_key = ensure_account::<D>(connection, counter, None, &new.amount.currency).await?;
     let (wallet_id, wallet_minor, held_minor) = hold_account::<D>(connection, &wallet_key).await?;
     let (arrears_id, arrears_minor, _) = hold_account::<D>(connection, &arrears_key).await?;
     let counter_row = sqlx::query(D::READ_ACCOUNT)
@@ -301,7 +311,7 @@ async fn post_in<D: BillingSql>(
         held_minor,
         arrears_minor,
     };
-    let postings = split_postings(new.amount_minor, found, counter);
+    let postings = split_postings(new.amount.minor, found, counter);
     if postings
         .iter()
         .map(|p| i128::from(p.amount_minor))
@@ -340,8 +350,7 @@ async fn post_in<D: BillingSql>(
         idempotency_key: new.idempotency_key.clone(),
         kind: new.kind,
         user_id: new.user_id,
-        currency: new.currency.clone(),
-        amount_minor: new.amount_minor,
+        amount: new.amount.clone(),
         reference: new.reference.clone(),
         memo: new.memo.clone(),
         actor: new.actor.clone(),
@@ -487,27 +496,21 @@ impl<D: BillingSql> BillingRepo for SqlBilling<D> {
         })
     }
 
-    async fn wallet(&self, user_id: Uuid, currency: &str) -> Result<WalletRow, StoreError> {
-        check_currency(currency)?;
+    async fn wallet(&self, user_id: Uuid, currency: &Currency) -> Result<WalletRow, StoreError> {
         let mut reader = self.pools.reader.acquire().await.map_err(D::map_error)?;
-        let wallet = read_account::<D>(
-            &mut reader,
-            &AccountKind::Wallet.key(Some(user_id), currency),
-        )
-        .await?;
-        let arrears = read_account::<D>(
-            &mut reader,
-            &AccountKind::Arrears.key(Some(user_id), currency),
-        )
-        .await?;
+        let code = currency.as_str();
+        let wallet =
+            read_account::<D>(&mut reader, &AccountKind::Wallet.key(Some(user_id), code)).await?;
+        let arrears =
+            read_account::<D>(&mut reader, &AccountKind::Arrears.key(Some(user_id), code)).await?;
         let (balance_minor, held_minor, wallet_at) = wallet.unwrap_or((0, 0, None));
         let (arrears_minor, _, arrears_at) = arrears.unwrap_or((0, 0, None));
+        let money = |minor| Money::new(minor, currency.clone());
         Ok(WalletRow {
             user_id,
-            currency: currency.to_owned(),
-            balance_minor,
-            held_minor,
-            owed_minor: arrears_minor.saturating_neg(),
+            balance: money(balance_minor),
+            held: money(held_minor),
+            owed: money(arrears_minor.saturating_neg()),
             updated_at: wallet_at.max(arrears_at),
         })
     }
@@ -553,8 +556,7 @@ impl<D: BillingSql> BillingRepo for SqlBilling<D> {
     }
 
     async fn hold(&self, hold: &NewHold) -> Result<HoldOutcome, StoreError> {
-        check_currency(&hold.currency)?;
-        if hold.cost_minor < 0 || hold.tokens < 0 {
+        if hold.cost.minor < 0 || hold.tokens < 0 {
             return Err(StoreError::Invalid("a hold is never negative".into()));
         }
         let mut charges: Vec<_> = hold.budgets.iter().collect();
@@ -587,18 +589,15 @@ impl<D: BillingSql> BillingRepo for SqlBilling<D> {
                 });
             }
         }
-        if hold.cost_minor > 0 {
-            let key = ensure_account::<D>(
-                &mut tx,
-                AccountKind::Wallet,
-                Some(hold.user_id),
-                &hold.currency,
-            )
-            .await?;
-            let arrears_key = AccountKind::Arrears.key(Some(hold.user_id), &hold.currency);
+        if hold.cost.minor > 0 {
+            let currency = &hold.cost.currency;
+            let key =
+                ensure_account::<D>(&mut tx, AccountKind::Wallet, Some(hold.user_id), currency)
+                    .await?;
+            let arrears_key = AccountKind::Arrears.key(Some(hold.user_id), currency.as_str());
             let done = sqlx::query(D::HOLD_WALLET)
                 .bind_value(key.as_str())
-                .bind_value(hold.cost_minor)
+                .bind_value(hold.cost.minor)
                 .bind_value(arrears_key.as_str())
                 .execute(D::on(&mut tx))
                 .await
@@ -608,8 +607,9 @@ impl<D: BillingSql> BillingRepo for SqlBilling<D> {
                 let owed = read_account::<D>(&mut tx, &arrears_key)
                     .await?
                     .map_or(0, |(arrears, _, _)| arrears.saturating_neg());
+                let free = balance.saturating_sub(held).saturating_sub(owed).max(0);
                 return Ok(HoldOutcome::InsufficientFunds {
-                    available_minor: balance.saturating_sub(held).saturating_sub(owed).max(0),
+                    available: Money::new(free, currency.clone()),
                 });
             }
         }
@@ -617,8 +617,8 @@ impl<D: BillingSql> BillingRepo for SqlBilling<D> {
             .bind_value(D::id(hold.id))
             .bind_value(D::id(hold.user_id))
             .bind_value(D::id(hold.agent_id))
-            .bind_value(hold.currency.as_str())
-            .bind_value(hold.cost_minor)
+            .bind_value(hold.cost.currency.as_str())
+            .bind_value(hold.cost.minor)
             .bind_value(hold.tokens)
             .bind_value(budgets)
             .bind_value(D::time(hold.created_at))
@@ -694,10 +694,12 @@ impl<D: BillingSql> BillingRepo for SqlBilling<D> {
                     .await?;
                 }
             }
-            if held.cost_minor > 0 {
+            if held.cost.minor > 0 {
                 sqlx::query(D::RELEASE_WALLET)
-                    .bind_value(AccountKind::Wallet.key(Some(held.user_id), &held.currency))
-                    .bind_value(held.cost_minor)
+                    .bind_value(
+                        AccountKind::Wallet.key(Some(held.user_id), held.cost.currency.as_str()),
+                    )
+                    .bind_value(held.cost.minor)
                     .execute(D::on(&mut tx))
                     .await
                     .map_err(D::map_error)?;
@@ -755,10 +757,12 @@ impl<D: BillingSql> BillingRepo for SqlBilling<D> {
             )
             .await?;
         }
-        if held.cost_minor > 0 {
+        if held.cost.minor > 0 {
             sqlx::query(D::RELEASE_WALLET)
-                .bind_value(AccountKind::Wallet.key(Some(held.user_id), &held.currency))
-                .bind_value(held.cost_minor)
+                .bind_value(
+                    AccountKind::Wallet.key(Some(held.user_id), held.cost.currency.as_str()),
+                )
+                .bind_value(held.cost.minor)
                 .execute(D::on(&mut tx))
                 .await
                 .map_err(D::map_error)?;

@@ -304,8 +304,12 @@ pub fn usage<D: Dialect>(row: &DialectRow<D>) -> Result<UsageRow, StoreError> {
         prompt_tokens: tokens("prompt_tokens")?,
         completion_tokens: tokens("completion_tokens")?,
         quantity: tokens("quantity")?,
-        cost_minor: get::<D, _>(row, "cost_minor")?,
-        currency: get::<D, _>(row, "currency")?,
+        cost: crate::billing::Money::new(get::<D, _>(row, "cost_minor")?, {
+            let code: String = get::<D, _>(row, "currency")?;
+            crate::billing::Currency::new(&code).map_err(|_| {
+                StoreError::Backend("a stored currency is not an ISO 4217 code".into())
+            })?
+        }),
         created_at: D::time_at(row, "created_at")?,
     })
 }

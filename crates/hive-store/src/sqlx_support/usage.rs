@@ -52,8 +52,8 @@ pub async fn insert_usage<D: UsageSql>(
         .bind_value(prompt)
         .bind_value(completion)
         .bind_value(quantity)
-        .bind_value(row.cost_minor)
-        .bind_value(row.currency.as_str())
+        .bind_value(row.cost.minor)
+        .bind_value(row.cost.currency.as_str())
         .bind_value(D::time(row.created_at))
         .execute(D::on(connection))
         .await

@@ -19,9 +19,14 @@ pub(super) fn plain_url(name: &str, raw: &str) -> Result<Url, ConfigError> {
 }
 
 pub(super) fn load(src: &mut Sources) -> Result<BillingConfig, ConfigError> {
-    let currency = src.parsed("HIVE_BILLING_CURRENCY", "usd".to_owned(), |raw| {
-        (raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_lowercase())).then(|| raw.to_owned())
+    let currency = src.parsed("HIVE_BILLING_CURRENCY", None, |raw| {
+        hive_store::billing::Currency::new(raw).ok().map(Some)
     })?;
+    let currency = match currency {
+        Some(currency) => currency,
+        None => hive_store::billing::Currency::new("usd")
+            .map_err(|_| invalid("HIVE_BILLING_CURRENCY", "an ISO 4217 code in lower case"))?,
+    };
     let price = |src: &mut Sources, name: &str| -> Result<i64, ConfigError> {
         Ok(i64::try_from(src.integer(name, 0, 0, 1_000_000_000)?).unwrap_or(0))
     };

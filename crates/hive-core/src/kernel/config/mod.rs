@@ -437,7 +437,7 @@ pub struct StripeConfig {
 #[derive(Debug, Clone)]
 pub struct BillingConfig {
     /// `HIVE_BILLING_CURRENCY` (default `usd`): the currency of wallets and prices.
-    pub currency: String,
+    pub currency: hive_store::billing::Currency,
     /// `BILLING_USAGE_MINOR_PER_1K_TOKENS` (default 0: tokens are free): the default price of
     /// 1,000 tokens (prompt and completion), in minor units; per-model prices override it.
     pub minor_per_1k_tokens: i64,
