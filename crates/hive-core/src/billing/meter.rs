@@ -226,6 +226,11 @@ impl Billing {
         let now = hive_store::truncate_to_micros(self.parts.clock.now());
         let cost = price.cost(used.prompt_tokens, used.completion_tokens, used.quantity);
         let tokens = stored(used.prompt_tokens.saturating_add(used.completion_tokens));
+        // A use that costs nothing, counts no tokens and held nothing (a free workflow step or
+        // hosted period) has nothing to record: the engine's steps stay one write lighter.
+        if cost == 0 && tokens == 0 && reservation.hold_id.is_none() {
+            return Ok(());
+        }
         let budgets = self
             .store()
             .billing()
