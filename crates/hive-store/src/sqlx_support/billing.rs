@@ -456,6 +456,45 @@ async fn read_account<D: BillingSql>(
         .transpose()
 }
 
+/// Frees what a taken hold held, inside the caller's transaction: its claims on the budgets
+/// (but those `counted` by a settlement, which released them itself), in lock order, and its
+/// money on the wallet.
+async fn release_in<D: BillingSql>(
+    connection: &mut DialectConnection<D>,
+    held: &HoldRow,
+    at: OffsetDateTime,
+    counted: impl Fn(&crate::billing::BudgetClaim) -> bool,
+) -> Result<(), StoreError> {
+    let mut claims: Vec<_> = held
+        .budgets
+        .iter()
+        .filter(|claim| !counted(claim))
+        .collect();
+    claims.sort_by_key(|claim| (claim.budget_id, claim.period_start));
+    for claim in claims {
+        let release = BudgetCharge {
+            claim: crate::billing::BudgetClaim {
+                tokens: 0,
+                cost_minor: 0,
+                ..claim.clone()
+            },
+            max_tokens: None,
+            max_cost_minor: None,
+            notify_user_id: held.user_id,
+        };
+        count_budget::<D>(connection, &release, (claim.tokens, claim.cost_minor), at).await?;
+    }
+    if held.cost.minor > 0 {
+        sqlx::query(D::RELEASE_WALLET)
+            .bind_value(AccountKind::Wallet.key(Some(held.user_id), held.cost.currency.as_str()))
+            .bind_value(held.cost.minor)
+            .execute(D::on(connection))
+            .await
+            .map_err(D::map_error)?;
+    }
+    Ok(())
+}
+
 fn usage_group<D: Dialect>(row: &super::DialectRow<D>) -> Result<UsageGroup, StoreError> {
     Ok(UsageGroup {
         key: get::<D, _>(row, "key")?,
@@ -667,43 +706,15 @@ impl<D: BillingSql> BillingRepo for SqlBilling<D> {
                 .map_or((0, 0), |claim| (claim.tokens, claim.cost_minor));
             alerts.extend(count_budget::<D>(&mut tx, charge, released, usage.created_at).await?);
         }
-        // Held budgets the settlement does not count (a period that ended) are released.
+        // What the hold held and the settlement did not count (a period that ended) is freed.
         if let Some(held) = &taken {
-            for claim in &held.budgets {
-                let counted = charges.iter().any(|charge| {
+            release_in::<D>(&mut tx, held, usage.created_at, |claim| {
+                charges.iter().any(|charge| {
                     charge.claim.budget_id == claim.budget_id
                         && charge.claim.period_start == claim.period_start
-                });
-                if !counted {
-                    let release = BudgetCharge {
-                        claim: crate::billing::BudgetClaim {
-                            tokens: 0,
-                            cost_minor: 0,
-                            ..claim.clone()
-                        },
-                        max_tokens: None,
-                        max_cost_minor: None,
-                        notify_user_id: held.user_id,
-                    };
-                    count_budget::<D>(
-                        &mut tx,
-                        &release,
-                        (claim.tokens, claim.cost_minor),
-                        usage.created_at,
-                    )
-                    .await?;
-                }
-            }
-            if held.cost.minor > 0 {
-                sqlx::query(D::RELEASE_WALLET)
-                    .bind_value(
-                        AccountKind::Wallet.key(Some(held.user_id), held.cost.currency.as_str()),
-                    )
-                    .bind_value(held.cost.minor)
-                    .execute(D::on(&mut tx))
-                    .await
-                    .map_err(D::map_error)?;
-            }
+                })
+            })
+            .await?;
         }
         let mut posted = None;
         if let (Some(debit), Some(audit)) = (&settlement.debit, &settlement.audit) {
@@ -736,37 +747,7 @@ impl<D: BillingSql> BillingRepo for SqlBilling<D> {
             return Ok(false);
         };
         let held = hold::<D>(&row)?;
-        let mut claims = held.budgets.clone();
-        claims.sort_by_key(|claim| (claim.budget_id, claim.period_start));
-        for claim in claims {
-            let release = BudgetCharge {
-                claim: crate::billing::BudgetClaim {
-                    tokens: 0,
-                    cost_minor: 0,
-                    ..claim.clone()
-                },
-                max_tokens: None,
-                max_cost_minor: None,
-                notify_user_id: held.user_id,
-            };
-            count_budget::<D>(
-                &mut tx,
-                &release,
-                (claim.tokens, claim.cost_minor),
-                held.created_at,
-            )
-            .await?;
-        }
-        if held.cost.minor > 0 {
-            sqlx::query(D::RELEASE_WALLET)
-                .bind_value(
-                    AccountKind::Wallet.key(Some(held.user_id), held.cost.currency.as_str()),
-                )
-                .bind_value(held.cost.minor)
-                .execute(D::on(&mut tx))
-                .await
-                .map_err(D::map_error)?;
-        }
+        release_in::<D>(&mut tx, &held, held.created_at, |_| false).await?;
         tx.commit().await.map_err(D::map_error)?;
         Ok(true)
     }
