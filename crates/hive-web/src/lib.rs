@@ -12,11 +12,15 @@ mod agents;
 mod approvals;
 mod assets;
 mod audit;
+mod billing;
+mod budgets;
+mod chart;
 mod chat;
 mod federation;
 mod graph;
 mod home;
 mod hosted;
+mod money;
 mod page;
 mod second_factor;
 mod secrets;
@@ -24,6 +28,7 @@ mod security;
 mod setup;
 mod sign_in;
 mod tokens;
+mod usage;
 mod user_admin;
 mod users;
 mod workflows;
@@ -102,6 +107,20 @@ fn pages() -> Vec<Route> {
         route(M::POST, "/workflows/{id}/runs", OPERATOR, None, workflows::start_run).owned(),
         route(M::POST, "/workflows/{id}/webhook-secret", OPERATOR, None, workflows::webhook_secret).owned(),
         route(M::POST, "/workflows/{id}/delete", OPERATOR, None, workflows::delete).owned(),
+        // Billing: everyone's own wallet, ledger, usage and the budgets that concern them, each
+        // from the same service as the API's routes; admins set budgets and prices. A top-up
+        // and the portal are answered with a redirect to Stripe.
+        route(M::GET, "/billing", VIEWER, None, billing::wallet),
+        route(M::POST, "/billing/checkout", VIEWER, None, billing::checkout),
+        route(M::POST, "/billing/portal", VIEWER, None, billing::portal),
+        route(M::GET, "/billing/ledger", VIEWER, None, billing::ledger),
+        route(M::GET, "/billing/usage", VIEWER, None, usage::page),
+        route(M::GET, "/billing/budgets", VIEWER, None, budgets::page),
+        route(M::POST, "/billing/budgets", ADMIN, None, budgets::set),
+        route(M::POST, "/billing/budgets/{id}/delete", ADMIN, None, budgets::delete),
+        route(M::GET, "/billing/prices", ADMIN, None, billing::prices),
+        route(M::POST, "/billing/prices", ADMIN, None, billing::set_price),
+        route(M::POST, "/billing/prices/remove", ADMIN, None, billing::remove_price),
         // Secrets: names only; operators keep their own, admins see all.
         route(M::GET, "/secrets", OPERATOR, Some("secrets"), secrets::list),
         route(M::POST, "/secrets", OPERATOR, Some("secrets"), secrets::create),
