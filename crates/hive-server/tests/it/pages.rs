@@ -484,3 +484,824 @@ async fn the_security_page_sets_whether_workflows_may_have_code_nodes() {
         server.stop().await.0.unwrap();
     }
 }
+
+/// `path`'s page as `browser` sees it: its status and text.
+async fn page_of(server: &TestServer, browser: &Browser, path: &str) -> (StatusCode, String) {
+    let response = browser
+        .request(server, Method::GET, path)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.text().await.unwrap())
+}
+
+/// An admin's adjustment of `user`'s wallet through the API.
+async fn adjust(server: &TestServer, admin: &Browser, user: &str, minor: i64, reason: &str) {
+    let response = admin
+        .request(server, Method::POST, "/api/v1/billing/adjustments")
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .json(&serde_json::json!({"userId": user, "amountMinor": minor, "reason": reason}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{reason}");
+}
+
+/// One llm call's usage, settled through the store as metering settles it.
+async fn settle_usage(
+    server: &TestServer,
+    user: uuid::Uuid,
+    agent: uuid::Uuid,
+    model: &str,
+    at: time::OffsetDateTime,
+    (prompt, completion, cost): (u64, u64, i64),
+    budgets: Vec<hive_store::billing::BudgetCharge>,
+) {
+    let mut usage = hive_store::UsageRow::llm(
+        uuid::Uuid::now_v7(),
+        agent,
+        format!("user:{user}"),
+        model,
+        prompt,
+        completion,
+        at,
+    );
+    usage.user_id = Some(user);
+    usage.cost =
+        hive_store::billing::Money::new(cost, hive_store::billing::Currency::new("usd").unwrap());
+    let settled = server
+        .hive
+        .store
+        .billing()
+        .settle(&hive_store::billing::Settlement {
+            usage,
+            hold_id: None,
+            debit: None,
+            budgets,
+            audit: None,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        settled,
+        hive_store::billing::Settled::Applied { .. }
+    ));
+}
+
+/// `href="…"` values of `text` that start with `prefix`, unescaped.
+fn links(text: &str, prefix: &str) -> Vec<String> {
+    text.split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|href| href.starts_with(prefix))
+        .map(|href| href.replace("&amp;", "&").replace("&#x2f;", "/"))
+        .collect()
+}
+
+/// The wallet after an admin's adjustments, as money in the currency's decimals; the ledger in
+/// keyset pages; usage drawn as one bar per day with use, the same numbers in a table, and the
+/// span's CSV through the link the page gives (the session cookie authenticates it).
+#[tokio::test]
+async fn the_billing_pages_show_the_wallet_the_ledger_and_usage_by_day() {
+    for backend in backends() {
+        let server = identity_builder(backend, &[]).start().await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (user, viewer) = add_user(&server, &admin, "payer@example.com", "viewer").await;
+        let user_id = user["id"].as_str().unwrap().to_owned();
+
+        let (status, empty) = page_of(&server, &viewer, "/billing").await;
+        assert_eq!(status, 200);
+        assert!(
+            empty.contains(r#"<a href="/billing">Billing</a>"#),
+            "{empty}"
+        );
+        assert!(
+            empty.contains(r#"<dd id="balance">0.00 USD</dd>"#),
+            "{empty}"
+        );
+        assert!(empty.contains("No entries yet."));
+        // Stripe is not set up here: no payment forms, and no admins' link.
+        assert!(!empty.contains("/billing/checkout") && !empty.contains("/billing/portal"));
+        assert!(!empty.contains("/billing/prices"));
+
+        adjust(&server, &admin, &user_id, 1250, "welcome credit").await;
+        adjust(&server, &admin, &user_id, -5, "a correction").await;
+        let (_, wallet) = page_of(&server, &viewer, "/billing").await;
+        assert!(
+            wallet.contains(r#"<dd id="balance">12.45 USD</dd>"#),
+            "{wallet}"
+        );
+        assert!(
+            wallet.contains("+12.50 USD") && wallet.contains("-0.05 USD"),
+            "{wallet}"
+        );
+        assert!(wallet.contains("welcome credit") && wallet.contains("adjustment"));
+        assert!(wallet.contains("<strong>not held against this wallet</strong>"));
+        // Its policy lets its forms lead to Stripe's pages, and is otherwise the pages' own.
+        let policy = |response: &Response| {
+            response.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let billing = viewer
+            .request(&server, Method::GET, "/billing")
+            .send()
+            .await
+            .unwrap();
+        let login_page = server.client.get("/login").await;
+        assert_eq!(
+            policy(&billing),
+            policy(&login_page).replace(
+                "form-action 'self'",
+                "form-action 'self' https://checkout.stripe.com https://billing.stripe.com"
+            )
+        );
+
+        // The ledger, 50 a page, newest first; the next page by its cursor.
+        for n in 0..50 {
+            adjust(&server, &admin, &user_id, 1, &format!("cent {n}")).await;
+        }
+        let (status, first) = page_of(&server, &viewer, "/billing/ledger").await;
+        assert_eq!(status, 200);
+        assert_eq!(first.matches("<tr><td>").count(), 50, "{first}");
+        assert!(first.contains("cent 49") && !first.contains("welcome credit"));
+        let older = links(&first, "/billing/ledger?cursor=");
+        assert_eq!(older.len(), 1, "{first}");
+        let (status, second) = page_of(&server, &viewer, &older[0]).await;
+        assert_eq!(status, 200);
+        assert_eq!(second.matches("<tr><td>").count(), 2, "{second}");
+        assert!(second.contains("welcome credit") && second.contains("a correction"));
+        assert!(links(&second, "/billing/ledger?cursor=").is_empty());
+        assert!(second.contains(r#"<a href="/billing/ledger">Newest entries</a>"#));
+        let (status, _) = page_of(&server, &viewer, "/billing/ledger?cursor=not-a-cursor").await;
+        assert_eq!(status, 400);
+        // An admin's page is the admin's own wallet.
+        let (_, admins) = page_of(&server, &admin, "/billing").await;
+        assert!(
+            admins.contains(r#"<dd id="balance">0.00 USD</dd>"#),
+            "{admins}"
+        );
+        assert!(admins.contains(r#"href="/billing/prices""#));
+
+        // Usage on three days of the last 30 (the test clock is at 2026-01-01 00:00 UTC), two
+        // models, all free: the chart measures tokens.
+        let agent: serde_json::Value = admin
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/agents",
+                Some(serde_json::json!({ "name": "counted", "kind": "conformance" })),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let agent = uuid::Uuid::parse_str(agent["id"].as_str().unwrap()).unwrap();
+        let payer = uuid::Uuid::parse_str(&user_id).unwrap();
+        let day = |d: u8, h: u8| {
+            time::Date::from_calendar_date(2025, time::Month::December, d)
+                .unwrap()
+                .with_hms(h, 0, 0)
+                .unwrap()
+                .assume_utc()
+        };
+        for (at, model, tokens) in [
+            (day(5, 9), "small", (10, 5, 0)),
+            (day(5, 17), "small", (10, 5, 0)),
+            (day(20, 12), "large", (100, 50, 0)),
+            (day(31, 23), "small", (1, 2, 0)),
+        ] {
+            settle_usage(&server, payer, agent, model, at, tokens, Vec::new()).await;
+        }
+        let (status, usage) = page_of(&server, &viewer, "/billing/usage").await;
+        assert_eq!(status, 200);
+        assert!(
+            usage.contains("Tokens per day, 2025-12-03 to 2026-01-01 (UTC)"),
+            "{usage}"
+        );
+        assert!(usage.contains(r#"<svg class="chart" id="usage-chart""#));
+        assert_eq!(usage.matches(r#"<rect class="bar""#).count(), 3, "{usage}");
+        assert!(
+            usage.contains("<title>2025-12-05: 0.00 USD (30 tokens, 2 records)</title>"),
+            "{usage}"
+        );
+        assert!(usage.contains("<title>2025-12-20: 0.00 USD (150 tokens, 1 record)</title>"));
+        assert!(
+            usage.contains(
+                "<td>2025-12-31</td><td>1</td><td>1</td><td>2</td><td>3</td><td>0.00 USD</td>"
+            ),
+            "{usage}"
+        );
+        assert!(
+            usage.contains("<th scope=\"row\">Total</th><td>4</td>"),
+            "{usage}"
+        );
+        // By model: a bar per model, the largest first.
+        let (_, models) = page_of(&server, &viewer, "/billing/usage?by=model").await;
+        assert_eq!(
+            models.matches(r#"<rect class="bar""#).count(),
+            2,
+            "{models}"
+        );
+        assert!(models.find("<td>large</td>") < models.find("<td>small</td>"));
+        // A span that ends before the 20th holds one day; a day that is not one is refused.
+        let (_, early) = page_of(
+            &server,
+            &viewer,
+            "/billing/usage?from=2025-12-01&to=2025-12-10",
+        )
+        .await;
+        assert_eq!(early.matches(r#"<rect class="bar""#).count(), 1, "{early}");
+        let (status, wrong) = page_of(&server, &viewer, "/billing/usage?from=yesterday").await;
+        assert_eq!(status, 400);
+        assert!(
+            wrong.contains(r#"<p class="error" role="alert">From is a date"#),
+            "{wrong}"
+        );
+        // A cost makes the chart measure money.
+        settle_usage(
+            &server,
+            payer,
+            agent,
+            "large",
+            day(20, 13),
+            (1, 1, 250),
+            Vec::new(),
+        )
+        .await;
+        let (_, costly) = page_of(&server, &viewer, "/billing/usage").await;
+        assert!(costly.contains("Cost per day,"), "{costly}");
+        assert!(costly.contains("<title>2025-12-20: 2.50 USD (152 tokens, 2 records)</title>"));
+        // Nobody else's use: the admin used nothing.
+        let (_, none) = page_of(&server, &admin, "/billing/usage").await;
+        assert!(none.contains("Nothing was used in this span."), "{none}");
+
+        // The export the page links to: the same span's records, with the session cookie.
+        let csv = links(&costly, "/api/v1/billing/usage.csv?");
+        assert_eq!(csv.len(), 1, "{costly}");
+        let export = viewer
+            .request(&server, Method::GET, &csv[0])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(export.status(), 200, "{}", csv[0]);
+        assert!(content_type(&export).starts_with("text/csv"));
+        let rows = export.text().await.unwrap();
+        assert_eq!(rows.lines().count(), 1 + 5, "{rows}");
+        server.stop().await.0.unwrap();
+    }
+}
+
+/// An admin sets budgets from the page (a user chosen from the list, an agent by its id) and
+/// deletes one, each audited; a viewer sees the budget on them with this period's use and the
+/// alert it raised, and cannot set one.
+#[tokio::test]
+async fn admins_set_and_delete_budgets_from_the_page_and_viewers_see_theirs() {
+    for backend in backends() {
+        let server = identity_builder(backend, &[]).start().await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (user, viewer) = add_user(&server, &admin, "spender@example.com", "viewer").await;
+        let user_id = user["id"].as_str().unwrap().to_owned();
+        let agent: serde_json::Value = admin
+            .send(
+                &server,
+                Method::POST,
+                "/api/v1/agents",
+                Some(serde_json::json!({ "name": "limited", "kind": "conformance" })),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let agent_id = agent["id"].as_str().unwrap().to_owned();
+        let own = Some(server.origin.as_str());
+
+        let (status, form) = page_of(&server, &admin, "/billing/budgets").await;
+        assert_eq!(status, 200);
+        assert!(form.contains("No budget."), "{form}");
+        let choice = format!(
+            r#"<option value="user:{user_id}">spender@example.com (spender@example.com)</option>"#
+        );
+        assert!(form.contains(&choice), "{form}");
+        assert!(form.contains(&format!(
+            r#"<option value="agent:{agent_id}">limited</option>"#
+        )));
+
+        // Refused in words: an amount that is not one, a budget without a limit (the service's
+        // message), nothing chosen.
+        let target = format!("user:{user_id}");
+        for (fields, status, said) in [
+            (
+                vec![
+                    ("target", target.as_str()),
+                    ("period", "month"),
+                    ("max_cost", "2,50"),
+                ],
+                422,
+                "is not an amount",
+            ),
+            (
+                vec![("target", target.as_str()), ("period", "month")],
+                400,
+                "a budget limits maxTokens, maxCostMinor or both",
+            ),
+            (
+                vec![("target", ""), ("period", "day"), ("max_tokens", "5")],
+                422,
+                "Choose a user or an agent",
+            ),
+        ] {
+            let refused = post_form(
+                &server,
+                "/billing/budgets",
+                own,
+                Some(&admin.cookie),
+                &fields,
+            )
+            .await;
+            assert_eq!(refused.status().as_u16(), status, "{fields:?}");
+            let text = refused.text().await.unwrap();
+            assert!(text.contains(r#"<p class="error" role="alert">"#), "{text}");
+            assert!(text.contains(said), "{said}: {text}");
+        }
+        assert!(records_of(&server, "billing.budget.set").await.is_empty());
+
+        let set = post_form(
+            &server,
+            "/billing/budgets",
+            own,
+            Some(&admin.cookie),
+            &[
+                ("target", &target),
+                ("scope", "user"),
+                ("scope_id", ""),
+                ("period", "month"),
+                ("max_tokens", "1000"),
+                ("max_cost", "2.50"),
+            ],
+        )
+        .await;
+        assert_eq!(set.status(), 303);
+        assert_eq!(location(&set), "/billing/budgets?done=set");
+        let by_id = post_form(
+            &server,
+            "/billing/budgets",
+            own,
+            Some(&admin.cookie),
+            &[
+                ("target", ""),
+                ("scope", "agent"),
+                ("scope_id", &agent_id),
+                ("period", "day"),
+                ("max_tokens", "10"),
+                ("max_cost", ""),
+            ],
+        )
+        .await;
+        assert_eq!(by_id.status(), 303);
+        let records = records_of(&server, "billing.budget.set").await;
+        assert_eq!(records.len(), 2, "{records:?}");
+        assert_eq!(
+            records[0].target.as_deref(),
+            Some(format!("user:{user_id}").as_str())
+        );
+        assert!(
+            records[0].detail.contains(r#""maxCostMinor":250"#),
+            "{:?}",
+            records[0]
+        );
+        let (_, listed) = page_of(&server, &admin, "/billing/budgets?done=set").await;
+        assert!(listed.contains("The budget is set"), "{listed}");
+        assert_eq!(listed.matches("<tr data-budget=").count(), 2, "{listed}");
+        assert!(listed.contains("agent limited"), "{listed}");
+
+        // Use this period, 90 % of the tokens: the viewer's meter and the 80 % alert.
+        let budgets = server
+            .hive
+            .store
+            .billing()
+            .list_budgets(None)
+            .await
+            .unwrap();
+        let on_user = budgets.iter().find(|b| b.scope.kind() == "user").unwrap();
+        let charge = hive_store::billing::BudgetCharge {
+            claim: hive_store::billing::BudgetClaim {
+                budget_id: on_user.id,
+                period_start: on_user
+                    .period
+                    .start(hive_proto::Clock::now(server.clock.as_ref())),
+                tokens: 900,
+                cost_minor: 30,
+            },
+            max_tokens: on_user.max_tokens,
+            max_cost_minor: on_user.max_cost_minor,
+            notify_user_id: on_user.notify_user_id,
+        };
+        settle_usage(
+            &server,
+            uuid::Uuid::parse_str(&user_id).unwrap(),
+            uuid::Uuid::parse_str(&agent_id).unwrap(),
+            "small",
+            hive_proto::Clock::now(server.clock.as_ref()),
+            (600, 300, 30),
+            vec![charge],
+        )
+        .await;
+        let (status, theirs) = page_of(&server, &viewer, "/billing/budgets").await;
+        assert_eq!(status, 200);
+        assert!(
+            theirs.contains("Budgets on you and your agents"),
+            "{theirs}"
+        );
+        assert_eq!(theirs.matches("<tr data-budget=").count(), 1, "{theirs}");
+        assert!(theirs.contains("<td>you</td>"), "{theirs}");
+        assert!(theirs.contains(r#"<meter min="0" max="1000" value="900" high="800""#));
+        assert!(
+            theirs.contains("900 tokens of 1,000 tokens (90 %)"),
+            "{theirs}"
+        );
+        assert!(theirs.contains("0.30 USD of 2.50 USD (12 %)"), "{theirs}");
+        assert!(
+            theirs.contains("<td>80 %</td><td>you, per month</td><td>2026-01</td>"),
+            "{theirs}"
+        );
+        assert!(theirs.contains("shown here only (no alert webhook)"));
+        // No form for a viewer, and the route refuses one: a page, audited, nothing set.
+        assert!(!theirs.contains(r#"action="/billing/budgets""#));
+        let refused = post_form(
+            &server,
+            "/billing/budgets",
+            own,
+            Some(&viewer.cookie),
+            &[("target", &target), ("period", "day"), ("max_tokens", "1")],
+        )
+        .await;
+        assert_eq!(refused.status(), 403);
+        assert!(content_type(&refused).starts_with("text/html"));
+        assert!(
+            refused
+                .text()
+                .await
+                .unwrap()
+                .contains("You cannot open this page")
+        );
+        assert!(
+            !records_of(&server, "http.POST /billing/budgets")
+                .await
+                .is_empty()
+        );
+        assert_eq!(records_of(&server, "billing.budget.set").await.len(), 2);
+
+        // Admins see everyone's alerts.
+        let (_, everyone) = page_of(&server, &admin, "/billing/budgets").await;
+        assert!(
+            everyone.contains(
+                "<td>80 %</td><td>spender@example.com (spender@example.com), per month</td>"
+            ),
+            "{everyone}"
+        );
+
+        // Deleted from its button; an unknown one is said to be gone.
+        let id = on_user.id;
+        let deleted = post_form(
+            &server,
+            &format!("/billing/budgets/{id}/delete"),
+            own,
+            Some(&admin.cookie),
+            &[],
+        )
+        .await;
+        assert_eq!(deleted.status(), 303);
+        assert_eq!(location(&deleted), "/billing/budgets?done=deleted");
+        let records = records_of(&server, "billing.budget.delete").await;
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            records[0].target.as_deref(),
+            Some(format!("budget:{id}").as_str())
+        );
+        let again = post_form(
+            &server,
+            &format!("/billing/budgets/{id}/delete"),
+            own,
+            Some(&admin.cookie),
+            &[],
+        )
+        .await;
+        assert_eq!(again.status(), 404);
+        let (_, left) = page_of(&server, &admin, "/billing/budgets").await;
+        assert_eq!(left.matches("<tr data-budget=").count(), 1, "{left}");
+        // Its alerts went with it.
+        assert!(left.contains("No alerts."), "{left}");
+        let (_, none) = page_of(&server, &viewer, "/billing/budgets").await;
+        assert!(none.contains("No budget concerns you."), "{none}");
+        server.stop().await.0.unwrap();
+    }
+}
+
+/// Stripe's API as the checkout test needs it: each session request's form kept, a session
+/// answered.
+async fn stripe_stand_in() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let kept = std::sync::Arc::clone(&seen);
+    let app = axum::Router::new()
+        .route(
+            "/v1/checkout/sessions",
+            axum::routing::post({
+                let seen = std::sync::Arc::clone(&kept);
+                move |body: String| async move {
+                    seen.lock().unwrap().push(body);
+                    axum::Json(serde_json::json!({
+                        "id": "cs_test_page", "url": "https://checkout.stripe.com/c/pay/cs_test_page"
+                    }))
+                }
+            }),
+        )
+        .route(
+            "/v1/billing_portal/sessions",
+            axum::routing::post(move |body: String| async move {
+                kept.lock().unwrap().push(body);
+                axum::Json(serde_json::json!({
+                    "id": "bps_page", "url": "https://billing.stripe.com/p/session/bps_page"
+                }))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (origin, seen)
+}
+
+/// The wallet's top-up (the amount typed in major units, read without floats), the
+/// subscription and the customer portal, each answered with a redirect to Stripe; what the
+/// form gets wrong and what the service refuses said on the page.
+#[tokio::test]
+async fn a_top_up_and_the_portal_lead_from_the_wallet_to_stripe() {
+    const WEBHOOK_SECRET: &str = "whsec_0123456789abcdefghijklmnopqrstuv";
+    for backend in backends() {
+        let (stripe, seen) = stripe_stand_in().await;
+        let api_base = format!("http://{stripe}");
+        let server = identity_builder(
+            backend,
+            &[
+                ("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", &stripe),
+                ("STRIPE_API_BASE", &api_base),
+                ("STRIPE_SECRET_KEY", "sk_test_0123456789abcdefghijklmnop"),
+                ("STRIPE_SUBSCRIPTION_PRICE_ID", "price_page"),
+                ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
+            ],
+        )
+        .start()
+        .await;
+        hive_testkit::capture::canary("sk_test_0123456789abcdefghijklmnop");
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (user, buyer) = add_user(&server, &admin, "buyer@example.com", "viewer").await;
+        let user_id = user["id"].as_str().unwrap().to_owned();
+        let own = Some(server.origin.as_str());
+        let cookie = Some(buyer.cookie.as_str());
+
+        let (_, wallet) = page_of(&server, &buyer, "/billing").await;
+        assert!(wallet.contains(r#"<form method="post" action="/billing/checkout">"#));
+        assert!(wallet.contains("From 1.00 to 1000.00 USD."), "{wallet}");
+        assert!(wallet.contains(">Subscribe</button>"), "{wallet}");
+        // No customer linked yet: no portal.
+        assert!(!wallet.contains("Manage payment"), "{wallet}");
+        assert!(!wallet.contains("sk_test_"), "the key is never shown");
+
+        // What the form gets wrong, and what the service's bounds refuse, before Stripe.
+        for (amount, status, said) in [
+            ("12.345", 422, "is not an amount"),
+            ("-5", 422, "is not an amount"),
+            ("0.99", 400, "a top-up is 100 to 100000 minor units"),
+        ] {
+            let refused = post_form(
+                &server,
+                "/billing/checkout",
+                own,
+                cookie,
+                &[("mode", "payment"), ("amount", amount)],
+            )
+            .await;
+            assert_eq!(refused.status().as_u16(), status, "{amount}");
+            let text = refused.text().await.unwrap();
+            assert!(text.contains(said), "{amount}: {text}");
+            assert!(
+                text.contains(&format!(r#"value="{amount}""#)),
+                "kept: {text}"
+            );
+        }
+        assert!(seen.lock().unwrap().is_empty());
+
+        // 0.29 is no binary fraction: read as 29 cents, not 28.
+        let paid = post_form(
+            &server,
+            "/billing/checkout",
+            own,
+            cookie,
+            &[("mode", "payment"), ("amount", "25.29")],
+        )
+        .await;
+        assert_eq!(paid.status(), 303);
+        assert_eq!(
+            location(&paid),
+            "https://checkout.stripe.com/c/pay/cs_test_page"
+        );
+        let form = seen.lock().unwrap().pop().unwrap();
+        assert!(
+            form.contains("line_items%5B0%5D%5Bprice_data%5D%5Bunit_amount%5D=2529"),
+            "{form}"
+        );
+        assert!(
+            form.contains(&format!("client_reference_id={user_id}")),
+            "{form}"
+        );
+        let subscribed = post_form(
+            &server,
+            "/billing/checkout",
+            own,
+            cookie,
+            &[("mode", "subscription")],
+        )
+        .await;
+        assert_eq!(subscribed.status(), 303);
+        let form = seen.lock().unwrap().pop().unwrap();
+        assert!(
+            form.contains("mode=subscription") && form.contains("price_page"),
+            "{form}"
+        );
+        assert_eq!(records_of(&server, "billing.checkout").await.len(), 2);
+
+        // Back from Stripe: the page says the wallet follows the webhook.
+        let (_, back) = page_of(&server, &buyer, "/billing?checkout=success").await;
+        assert!(
+            back.contains(r#"<p class="note" role="status">Thank you"#),
+            "{back}"
+        );
+        assert!(back.contains("webhook"));
+
+        // The portal: refused in words before a checkout links a customer, then offered.
+        let early = post_form(&server, "/billing/portal", own, cookie, &[]).await;
+        assert_eq!(early.status(), 409);
+        assert!(
+            early
+                .text()
+                .await
+                .unwrap()
+                .contains("no Stripe customer is linked to you yet")
+        );
+        let event = serde_json::json!({
+            "id": "evt_page_checkout", "object": "event", "type": "checkout.session.completed",
+            "data": {"object": {"id": "cs_test_page", "customer": "cus_page",
+                                "client_reference_id": user_id}}
+        })
+        .to_string();
+        let now = hive_proto::Clock::now(server.clock.as_ref()).unix_timestamp();
+        let signature = hive_crypto::webhook_signature::header(
+            WEBHOOK_SECRET.as_bytes(),
+            now,
+            event.as_bytes(),
+        );
+        let linked = server
+            .client
+            .request(Method::POST, "/api/webhooks/stripe")
+            .header("content-type", "application/json")
+            .header("Stripe-Signature", signature)
+            .body(event)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(linked.status(), 200);
+        let (_, wallet) = page_of(&server, &buyer, "/billing").await;
+        assert!(wallet.contains(">Manage payment</button>"), "{wallet}");
+        let portal = post_form(&server, "/billing/portal", own, cookie, &[]).await;
+        assert_eq!(portal.status(), 303);
+        assert_eq!(
+            location(&portal),
+            "https://billing.stripe.com/p/session/bps_page"
+        );
+        assert!(
+            seen.lock()
+                .unwrap()
+                .pop()
+                .unwrap()
+                .contains("customer=cus_page")
+        );
+        server.stop().await.0.unwrap();
+    }
+}
+
+/// Admins set and remove a model's price from the prices page (audited); everyone sees the
+/// prices in force on the wallet's page; a viewer cannot set one.
+#[tokio::test]
+async fn admins_set_and_remove_model_prices_from_the_page() {
+    for backend in backends() {
+        let server = identity_builder(backend, &[("BILLING_USAGE_MINOR_PER_1K_TOKENS", "3")])
+            .start()
+            .await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let (_, viewer) = add_user(&server, &admin, "reader@example.com", "viewer").await;
+        let own = Some(server.origin.as_str());
+
+        let (status, page) = page_of(&server, &admin, "/billing/prices").await;
+        assert_eq!(status, 200);
+        assert!(
+            page.contains("the default: 0.03 USD per 1,000 tokens"),
+            "{page}"
+        );
+        assert!(page.contains("None: every model costs the default."));
+        let wrong = post_form(
+            &server,
+            "/billing/prices",
+            own,
+            Some(&admin.cookie),
+            &[
+                ("model", "gpt-local"),
+                ("prompt", "0.001"),
+                ("completion", "0"),
+            ],
+        )
+        .await;
+        assert_eq!(wrong.status(), 422);
+        assert!(wrong.text().await.unwrap().contains("Prompt tokens: "));
+        let set = post_form(
+            &server,
+            "/billing/prices",
+            own,
+            Some(&admin.cookie),
+            &[
+                ("model", "gpt-local"),
+                ("prompt", "0.02"),
+                ("completion", "0.1"),
+            ],
+        )
+        .await;
+        assert_eq!(set.status(), 303);
+        assert_eq!(location(&set), "/billing/prices?done=set");
+        let records = records_of(&server, "billing.price.set").await;
+        assert_eq!(records.len(), 1);
+        assert!(
+            records[0].detail.contains(r#""completionMinorPer1k":10"#),
+            "{:?}",
+            records[0]
+        );
+
+        let (_, wallet) = page_of(&server, &viewer, "/billing").await;
+        assert!(
+            wallet.contains(
+                "<tr><td><code>gpt-local</code></td><td>0.02 USD</td><td>0.10 USD</td></tr>"
+            ),
+            "{wallet}"
+        );
+        assert!(
+            wallet.contains("<dt>1,000 tokens</dt><dd>0.03 USD</dd>"),
+            "{wallet}"
+        );
+        // Not a viewer's to set, nor to see the admins' page.
+        let refused = post_form(
+            &server,
+            "/billing/prices",
+            own,
+            Some(&viewer.cookie),
+            &[("model", "gpt-local"), ("prompt", "0"), ("completion", "0")],
+        )
+        .await;
+        assert_eq!(refused.status(), 403);
+        assert_eq!(page_of(&server, &viewer, "/billing/prices").await.0, 403);
+
+        let removed = post_form(
+            &server,
+            "/billing/prices/remove",
+            own,
+            Some(&admin.cookie),
+            &[("model", "gpt-local")],
+        )
+        .await;
+        assert_eq!(removed.status(), 303);
+        assert_eq!(location(&removed), "/billing/prices?done=removed");
+        assert_eq!(records_of(&server, "billing.price.set").await.len(), 2);
+        let (_, page) = page_of(&server, &admin, "/billing/prices?done=removed").await;
+        assert!(page.contains("takes the default price again") && page.contains("None:"));
+        let again = post_form(
+            &server,
+            "/billing/prices/remove",
+            own,
+            Some(&admin.cookie),
+            &[("model", "gpt-local")],
+        )
+        .await;
+        assert_eq!(again.status(), 404);
+        assert!(
+            again
+                .text()
+                .await
+                .unwrap()
+                .contains("has no price of its own")
+        );
+        server.stop().await.0.unwrap();
+    }
+}
