@@ -17,8 +17,9 @@ use hive_core::billing::BillingError;
 use hive_core::billing::checkout::CheckoutMode;
 use hive_core::billing::pricing::TokenPrice;
 use hive_core::kernel::caller::Caller;
-use hive_server::AppState;
+use hive_proto::ErrorCode;
 use hive_server::auth::{Authenticated, Meta};
+use hive_server::{ApiError, AppState};
 use hive_store::billing::LedgerEntry;
 use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
@@ -271,6 +272,11 @@ fn to_stripe(url: &str) -> Result<Response, Refused> {
     }
 }
 
+/// Stripe is not set up here (`STRIPE_SECRET_KEY`): the API's refusal, in its words.
+fn not_set_up() -> Refused {
+    refusal(ApiError::of(ErrorCode::StripeNotConfigured))
+}
+
 #[derive(Deserialize)]
 pub struct CheckoutForm {
     /// A top-up's amount, in major units as typed.
@@ -303,6 +309,7 @@ pub async fn checkout(
         )),
     };
     let done = match mode {
+        Ok(_) if !billing.stripe_ready() => Err(not_set_up()),
         Ok(mode) => billing
             .checkout(&caller, mode, &meta)
             .await
@@ -323,7 +330,9 @@ pub async fn portal(
     Authenticated(caller): Authenticated,
 ) -> Response {
     let billing = &state.hive.billing;
+    // Without a customer the portal has nothing to show, set up or not (as the API says).
     let done = match billing.linked_customer(&caller).await {
+        Ok(_) if !billing.stripe_ready() => Err(not_set_up()),
         Ok(_) => billing
             .customer_portal(&caller, &meta)
             .await

@@ -4,7 +4,7 @@
 //! cost typed in major units) and delete one. The same `Billing` service as the API's routes.
 
 use crate::billing::BillingNav;
-use crate::money::{self, count, money};
+use crate::money::{self, count};
 use crate::page::{
     Chrome, Refused, own_account, page_request, query_value, refusal, see_other, shown_refused,
     when,
@@ -106,6 +106,22 @@ impl Names {
         }
     }
 
+    /// Who made a change, as the audit log names them (`user:<id>`): by name where known.
+    fn principal(&self, caller: &Caller, principal: &str) -> String {
+        match principal
+            .strip_prefix("user:")
+            .and_then(|id| Uuid::parse_str(id).ok())
+        {
+            Some(id) if caller.user_id() == Some(id) => "you".to_owned(),
+            Some(id) => self
+                .users
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| principal.to_owned()),
+            None => principal.to_owned(),
+        }
+    }
+
     fn budget(&self, caller: &Caller, budget: &BudgetRow) -> String {
         format!(
             "{}, per {}",
@@ -115,15 +131,20 @@ impl Names {
     }
 }
 
-fn meter(used: i64, held: i64, max: Option<i64>, write: impl Fn(i64) -> String) -> Option<Meter> {
+/// A limit's meter: `used` of `max`, each written by `write` (a number) with `unit` after.
+fn meter(
+    (used, held, max): (i64, i64, Option<i64>),
+    write: impl Fn(i64) -> String,
+    unit: &str,
+) -> Option<Meter> {
     let max = max?;
     let percent = i128::from(used) * 100 / i128::from(max.max(1));
     Some(Meter {
         used,
         max,
         high: i64::try_from(i128::from(max) * 4 / 5).unwrap_or(max),
-        text: format!("{} of {} ({percent} %)", write(used), write(max)),
-        held: (held > 0).then(|| write(held)),
+        text: format!("{} of {}{unit} ({percent} %)", write(used), write(max)),
+        held: (held > 0).then(|| format!("{}{unit}", write(held))),
     })
 }
 
@@ -139,17 +160,23 @@ fn budget_line(caller: &Caller, names: &Names, status: BudgetStatus, currency: &
             when(status.period_start),
             when(status.period_end)
         ),
-        tokens: meter(used.tokens, used.held_tokens, budget.max_tokens, |n| {
-            format!("{} tokens", count(n))
-        }),
+        tokens: meter(
+            (used.tokens, used.held_tokens, budget.max_tokens),
+            count,
+            " tokens",
+        ),
         cost: meter(
-            used.cost_minor,
-            used.held_cost_minor,
-            budget.max_cost_minor,
-            |minor| money(minor, currency),
+            (used.cost_minor, used.held_cost_minor, budget.max_cost_minor),
+            |minor| money::major(minor, currency),
+            &format!(" {}", money::code(currency)),
         ),
         created: when(budget.created_at),
-        created_by: budget.created_by,
+        // Only admins set budgets; others are not told which one.
+        created_by: if caller.is_admin() {
+            names.principal(caller, &budget.created_by)
+        } else {
+            "an administrator".to_owned()
+        },
     }
 }
 

@@ -9,7 +9,7 @@ pub const WIDTH: u32 = 720;
 pub const HEIGHT: u32 = 260;
 /// Room left of the plot for the values, under it for the labels.
 const LEFT: u32 = 100;
-const RIGHT: u32 = 12;
+const RIGHT: u32 = 40;
 const TOP: u32 = 14;
 const BOTTOM: u32 = 36;
 /// Characters of a group's label under its bar (its whole name is in its tooltip).
