@@ -607,6 +607,26 @@ try {
   check(await page.locator("#runs tbody tr").count() === 1, "the status filter");
   await inspect(page, "workflow-runs");
 
+  // Billing: the wallet, the chat's usage above drawn as one bar for today, a budget set.
+  await page.getByRole("link", { name: "Billing", exact: true }).click();
+  await page.waitForLoadState("load");
+  check((await page.locator("#balance").textContent()) === "0.00 USD", "the wallet's balance is not shown");
+  await inspect(page, "billing");
+  await page.getByRole("link", { name: "Usage", exact: true }).click();
+  await page.waitForLoadState("load");
+  check(await page.locator("svg#usage-chart rect.bar").count() === 1, "today's usage is not drawn");
+  check(await page.locator("#usage-table tbody tr").count() === 1, "the chart's numbers are not listed");
+  await inspect(page, "billing-usage");
+  await page.getByRole("link", { name: "Budgets", exact: true }).click();
+  await page.waitForLoadState("load");
+  await page.getByLabel("On", { exact: true }).selectOption({ label: "helper" });
+  await page.getByLabel("Max tokens (empty: no limit on tokens)").fill("1000000");
+  await submit(page, "Set the budget");
+  check(await page.getByRole("status").filter({ hasText: "The budget is set" }).isVisible(), "no budget set");
+  check(await page.locator("#budgets tbody tr").filter({ hasText: "agent helper" }).count() === 1,
+    "the budget is not listed");
+  await inspect(page, "billing-budgets");
+
   // An API token: created (shown once), used, revoked.
   await page.getByRole("link", { name: "API tokens" }).click();
   await page.waitForLoadState("load");
