@@ -585,6 +585,22 @@ async fn the_billing_pages_show_the_wallet_the_ledger_and_usage_by_day() {
         // Stripe is not set up here: no payment forms, and no admins' link.
         assert!(!empty.contains("/billing/checkout") && !empty.contains("/billing/portal"));
         assert!(!empty.contains("/billing/prices"));
+        let unset = post_form(
+            &server,
+            "/billing/checkout",
+            Some(&server.origin),
+            Some(&viewer.cookie),
+            &[("mode", "payment"), ("amount", "10")],
+        )
+        .await;
+        assert_eq!(unset.status(), 503);
+        assert!(
+            unset
+                .text()
+                .await
+                .unwrap()
+                .contains("Stripe is not configured")
+        );
 
         adjust(&server, &admin, &user_id, 1250, "welcome credit").await;
         adjust(&server, &admin, &user_id, -5, "a correction").await;
@@ -878,6 +894,10 @@ async fn admins_set_and_delete_budgets_from_the_page_and_viewers_see_theirs() {
         assert!(listed.contains("The budget is set"), "{listed}");
         assert_eq!(listed.matches("<tr data-budget=").count(), 2, "{listed}");
         assert!(listed.contains("agent limited"), "{listed}");
+        assert!(
+            listed.contains(r#"<span class="hint">by you</span>"#),
+            "{listed}"
+        );
 
         // Use this period, 90 % of the tokens: the viewer's meter and the 80 % alert.
         let budgets = server
@@ -919,12 +939,10 @@ async fn admins_set_and_delete_budgets_from_the_page_and_viewers_see_theirs() {
         );
         assert_eq!(theirs.matches("<tr data-budget=").count(), 1, "{theirs}");
         assert!(theirs.contains("<td>you</td>"), "{theirs}");
+        assert!(theirs.contains(r#"<span class="hint">by an administrator</span>"#));
         assert!(theirs.contains(r#"<meter min="0" max="1000" value="900" high="800""#));
-        assert!(
-            theirs.contains("900 tokens of 1,000 tokens (90 %)"),
-            "{theirs}"
-        );
-        assert!(theirs.contains("0.30 USD of 2.50 USD (12 %)"), "{theirs}");
+        assert!(theirs.contains("900 of 1,000 tokens (90 %)"), "{theirs}");
+        assert!(theirs.contains("0.30 of 2.50 USD (12 %)"), "{theirs}");
         assert!(
             theirs.contains("<td>80 %</td><td>you, per month</td><td>2026-01</td>"),
             "{theirs}"
