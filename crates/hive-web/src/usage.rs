@@ -35,6 +35,10 @@ pub struct UsageLine {
     pub prompt: String,
     pub completion: String,
     pub tokens: String,
+    /// Hosted agents' run time.
+    pub run_time: String,
+    /// Workflow steps' attempts.
+    pub steps: String,
     pub cost: String,
 }
 
@@ -75,6 +79,9 @@ struct Sums {
     records: i64,
     prompt: i64,
     completion: i64,
+    /// Seconds of hosted agents' run time.
+    run_seconds: i64,
+    steps: i64,
     cost: i64,
 }
 
@@ -83,6 +90,11 @@ impl Sums {
         self.records = self.records.saturating_add(group.records);
         self.prompt = self.prompt.saturating_add(group.prompt_tokens);
         self.completion = self.completion.saturating_add(group.completion_tokens);
+        match group.kind.as_str() {
+            "hosted_run" => self.run_seconds = self.run_seconds.saturating_add(group.quantity),
+            "workflow_step" => self.steps = self.steps.saturating_add(group.quantity),
+            _ => {}
+        }
         self.cost = self.cost.saturating_add(group.cost_minor);
     }
 
@@ -97,8 +109,43 @@ impl Sums {
             prompt: count(self.prompt),
             completion: count(self.completion),
             tokens: count(self.tokens()),
+            run_time: duration(self.run_seconds),
+            steps: count(self.steps),
             cost: money(self.cost, currency),
         }
+    }
+
+    /// A bar's tooltip: the cost and what was used.
+    fn tooltip(&self, name: &str, currency: &str) -> String {
+        let mut used = vec![format!("{} tokens", count(self.tokens()))];
+        if self.run_seconds > 0 {
+            used.push(format!("{} of hosted run time", duration(self.run_seconds)));
+        }
+        if self.steps > 0 {
+            let word = if self.steps == 1 { "step" } else { "steps" };
+            used.push(format!("{} workflow {word}", count(self.steps)));
+        }
+        let records = if self.records == 1 {
+            "record"
+        } else {
+            "records"
+        };
+        used.push(format!("{} {records}", count(self.records)));
+        format!(
+            "{name}: {} ({})",
+            money(self.cost, currency),
+            used.join(", ")
+        )
+    }
+}
+
+/// Seconds as the table shows them: `45 s`, `12 min 05 s`, `3 h 07 min`.
+fn duration(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    match seconds {
+        0..60 => format!("{seconds} s"),
+        60..3600 => format!("{} min {:02} s", seconds / 60, seconds % 60),
+        _ => format!("{} h {:02} min", seconds / 3600, seconds % 3600 / 60),
     }
 }
 
@@ -192,16 +239,7 @@ async fn usage_page(
             _ => key.to_owned(),
         }
     };
-    let describe = |key: &str, s: &Sums| {
-        format!(
-            "{}: {} ({} tokens, {} {})",
-            name_of(key),
-            money(s.cost, &currency),
-            count(s.tokens()),
-            count(s.records),
-            if s.records == 1 { "record" } else { "records" }
-        )
-    };
+    let describe = |key: &str, s: &Sums| s.tooltip(&name_of(key), &currency);
     let (slots, labels, cut) = if grouping == UsageGrouping::Day {
         sums.sort_by(|a, b| a.0.cmp(&b.0));
         let by_day: HashMap<&str, &Sums> = sums.iter().map(|(k, s)| (k.as_str(), s)).collect();
@@ -314,5 +352,42 @@ pub async fn page(
             shown_refused(built, status, |page| page.error = Some(message))
         }
         Err((status, _)) => crate::page::problem(status, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_time_reads_in_the_unit_that_fits() {
+        assert_eq!(duration(0), "0 s");
+        assert_eq!(duration(59), "59 s");
+        assert_eq!(duration(65), "1 min 05 s");
+        assert_eq!(duration(3 * 3600 + 7 * 60 + 9), "3 h 07 min");
+    }
+
+    #[test]
+    fn a_groups_tooltip_names_what_was_used() {
+        let mut sums = Sums::default();
+        for (kind, prompt, quantity, cost) in [
+            ("llm", 10, 0, 5),
+            ("hosted_run", 0, 90, 20),
+            ("workflow_step", 0, 1, 0),
+        ] {
+            sums.add(&UsageGroup {
+                key: "2026-01-01".into(),
+                kind: kind.into(),
+                records: 1,
+                prompt_tokens: prompt,
+                completion_tokens: 0,
+                quantity,
+                cost_minor: cost,
+            });
+        }
+        assert_eq!(
+            sums.tooltip("2026-01-01", "usd"),
+            "2026-01-01: 0.25 USD (10 tokens, 1 min 30 s of hosted run time, 1 workflow step, 3 records)"
+        );
     }
 }

@@ -707,7 +707,7 @@ async fn the_billing_pages_show_the_wallet_the_ledger_and_usage_by_day() {
         assert!(usage.contains("<title>2025-12-20: 0.00 USD (150 tokens, 1 record)</title>"));
         assert!(
             usage.contains(
-                "<td>2025-12-31</td><td>1</td><td>1</td><td>2</td><td>3</td><td>0.00 USD</td>"
+                "<td>2025-12-31</td><td>1</td><td>1</td><td>2</td><td>3</td><td>0 s</td><td>0</td><td>0.00 USD</td>"
             ),
             "{usage}"
         );
