@@ -844,6 +844,16 @@ async fn admins_set_and_delete_budgets_from_the_page_and_viewers_see_theirs() {
             assert!(text.contains(r#"<p class="error" role="alert">"#), "{text}");
             assert!(text.contains(said), "{said}: {text}");
         }
+        // From another site, even with the admin's session: refused, nothing set.
+        let elsewhere = post_form(
+            &server,
+            "/billing/budgets",
+            Some("http://127.0.0.1:1"),
+            Some(&admin.cookie),
+            &[("target", &target), ("period", "day"), ("max_tokens", "5")],
+        )
+        .await;
+        assert_eq!(elsewhere.status(), 403);
         assert!(records_of(&server, "billing.budget.set").await.is_empty());
 
         let set = post_form(
