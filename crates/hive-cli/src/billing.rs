@@ -27,16 +27,6 @@ const MAX_KEY_CHARS: usize = 128;
 /// The most a price may be (the server's rule, checked here first).
 const MAX_PRICE: i64 = 1_000_000_000;
 
-/// ISO 4217's currencies without a minor unit (exponent 0): their minor unit is the unit.
-/// Those of [`THREE_DECIMAL`] have thousandths; every other currency is shown with 2 decimals.
-const ZERO_DECIMAL: [&str; 17] = [
-    "bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "pyg", "rwf", "ugx", "uyi", "vnd",
-    "vuv", "xaf", "xof", "xpf",
-];
-
-/// ISO 4217's currencies whose minor unit is a thousandth (exponent 3).
-const THREE_DECIMAL: [&str; 7] = ["bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd"];
-
 #[derive(Subcommand)]
 pub enum BillingAction {
     /// A wallet: balance, held, owed, the prices in force and whether they are enforced.
@@ -548,15 +538,8 @@ fn decimal(minor: i64, currency: &str, plus: bool) -> String {
     } else {
         ""
     };
-    let units = minor.unsigned_abs();
-    let lower = currency.to_ascii_lowercase();
-    if ZERO_DECIMAL.contains(&lower.as_str()) {
-        return format!("{sign}{units} {code}");
-    }
-    if THREE_DECIMAL.contains(&lower.as_str()) {
-        return format!("{sign}{}.{:03} {code}", units / 1000, units % 1000);
-    }
-    format!("{sign}{}.{:02} {code}", units / 100, units % 100)
+    let number = hive_proto::billing::decimal_of(sign, minor.unsigned_abs(), currency);
+    format!("{number} {code}")
 }
 
 #[cfg(test)]
@@ -588,7 +571,7 @@ mod tests {
         assert_eq!(amount(-5, "bhd"), "-5 minor units (-0.005 BHD)");
         assert_eq!(amount(-70, "KRW"), "-70 minor units (-70 KRW)");
         assert_eq!(signed(3, "isk"), "+3 (+3 ISK)");
-        for code in ZERO_DECIMAL {
+        for code in hive_proto::billing::ZERO_DECIMAL_CURRENCIES {
             assert_eq!(
                 decimal(1, code, false),
                 format!("1 {}", code.to_uppercase())

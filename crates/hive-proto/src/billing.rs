@@ -1,4 +1,5 @@
-//! Billing's wire types: the wallet, the ledger, usage, prices and adjustments.
+//! Billing's wire types: the wallet, the ledger, usage, prices and adjustments; and how an
+//! amount of minor units is written as a decimal of its currency (integers only).
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -220,4 +221,57 @@ pub struct CheckoutView {
 #[serde(rename_all = "camelCase")]
 pub struct PortalView {
     pub url: String,
+}
+
+/// ISO 4217's currencies without a minor unit (exponent 0): their minor unit is the unit.
+pub const ZERO_DECIMAL_CURRENCIES: [&str; 17] = [
+    "bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "pyg", "rwf", "ugx", "uyi", "vnd",
+    "vuv", "xaf", "xof", "xpf",
+];
+
+/// ISO 4217's currencies whose minor unit is a thousandth (exponent 3).
+pub const THREE_DECIMAL_CURRENCIES: [&str; 7] = ["bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd"];
+
+/// A currency's decimals (ISO 4217's exponent): 0, 3, or 2 for every other currency.
+pub fn currency_decimals(currency: &str) -> u32 {
+    let code = currency.to_ascii_lowercase();
+    if ZERO_DECIMAL_CURRENCIES.contains(&code.as_str()) {
+        0
+    } else if THREE_DECIMAL_CURRENCIES.contains(&code.as_str()) {
+        3
+    } else {
+        2
+    }
+}
+
+/// `units` minor units as a decimal of major units after `sign` (`12.34`, `-0.05`, `1234`),
+/// without the currency's code; integer arithmetic only.
+pub fn decimal_of(sign: &str, units: u64, currency: &str) -> String {
+    let places = currency_decimals(currency);
+    if places == 0 {
+        return format!("{sign}{units}");
+    }
+    let scale = 10u64.pow(places);
+    let width = places as usize;
+    format!("{sign}{}.{:0width$}", units / scale, units % scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_written_with_their_currencys_decimals() {
+        assert_eq!(decimal_of("", 1234, "usd"), "12.34");
+        assert_eq!(decimal_of("-", 5, "eur"), "-0.05");
+        assert_eq!(decimal_of("", 1234, "jpy"), "1234");
+        assert_eq!(decimal_of("+", 1234, "KWD"), "+1.234");
+        assert_eq!(decimal_of("", u64::MAX, "usd"), "184467440737095516.15");
+        for code in ZERO_DECIMAL_CURRENCIES {
+            assert_eq!(currency_decimals(code), 0, "{code}");
+        }
+        for code in THREE_DECIMAL_CURRENCIES {
+            assert_eq!(currency_decimals(code), 3, "{code}");
+        }
+    }
 }

@@ -3,26 +3,8 @@
 //! three for the dinars and rials that have them, else two), and amounts typed in major units
 //! read back into minor units. Integers only: no amount is ever a float.
 
-/// ISO 4217's currencies without a minor unit (exponent 0): their minor unit is the unit.
-const ZERO_DECIMAL: [&str; 17] = [
-    "bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "pyg", "rwf", "ugx", "uyi", "vnd",
-    "vuv", "xaf", "xof", "xpf",
-];
-
-/// ISO 4217's currencies with three decimals (exponent 3).
-const THREE_DECIMALS: [&str; 7] = ["bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd"];
-
-/// The currency's decimals: how many digits its minor units take after the point.
-pub fn decimals(currency: &str) -> u32 {
-    let code = currency.to_ascii_lowercase();
-    if ZERO_DECIMAL.contains(&code.as_str()) {
-        0
-    } else if THREE_DECIMALS.contains(&code.as_str()) {
-        3
-    } else {
-        2
-    }
-}
+pub use hive_proto::billing::currency_decimals as decimals;
+use hive_proto::billing::decimal_of;
 
 /// The currency's code as the pages show it (`USD`).
 pub fn code(currency: &str) -> String {
@@ -32,16 +14,7 @@ pub fn code(currency: &str) -> String {
 /// `minor` as a decimal number of major units, without the code (`12.34`, `-0.05`, `1234`).
 pub fn major(minor: i64, currency: &str) -> String {
     let sign = if minor < 0 { "-" } else { "" };
-    digits(sign, minor.unsigned_abs(), decimals(currency))
-}
-
-fn digits(sign: &str, units: u64, decimals: u32) -> String {
-    if decimals == 0 {
-        return format!("{sign}{units}");
-    }
-    let scale = 10u64.pow(decimals);
-    let width = decimals as usize;
-    format!("{sign}{}.{:0width$}", units / scale, units % scale)
+    decimal_of(sign, minor.unsigned_abs(), currency)
 }
 
 /// `12.34 USD`.
@@ -58,7 +31,7 @@ pub fn signed(minor: i64, currency: &str) -> String {
     };
     format!(
         "{} {}",
-        digits(sign, minor.unsigned_abs(), decimals(currency)),
+        decimal_of(sign, minor.unsigned_abs(), currency),
         code(currency)
     )
 }
@@ -146,10 +119,10 @@ mod tests {
         assert_eq!(money(i64::MAX, "usd"), "92233720368547758.07 USD");
         assert_eq!(money(i64::MIN, "usd"), "-92233720368547758.08 USD");
         assert_eq!(money(9_007_199_254_740_993, "usd"), "90071992547409.93 USD");
-        for code in ZERO_DECIMAL {
+        for code in hive_proto::billing::ZERO_DECIMAL_CURRENCIES {
             assert_eq!(decimals(code), 0, "{code}");
         }
-        for code in THREE_DECIMALS {
+        for code in hive_proto::billing::THREE_DECIMAL_CURRENCIES {
             assert_eq!(decimals(code), 3, "{code}");
         }
     }
