@@ -6,44 +6,12 @@
 
 use crate::accounts::{PASSWORD, create_admin, create_token};
 use crate::process::{HiveProcess, client, run_to_exit};
+use crate::workflow_cli::Client;
 use serde_json::json;
-use std::path::Path;
-use std::process::ExitStatus;
 
 const ADMIN: &str = "books@example.com";
 const PAYER: &str = "payer@example.com";
 const CSV_HEADER: &str = "id,created_at,kind,agent_id,principal,model,prompt_tokens,completion_tokens,quantity,cost_minor,currency";
-
-struct Client<'a> {
-    dir: &'a Path,
-    base: String,
-    token: String,
-}
-
-impl Client<'_> {
-    async fn run(&self, args: &[&str]) -> (ExitStatus, String, String) {
-        let (status, stdout, stderr) = run_to_exit(
-            self.dir,
-            args,
-            &[("HIVE_SERVER_URL", &self.base), ("HIVE_TOKEN", &self.token)],
-        )
-        .await;
-        assert!(
-            !stdout.contains(&self.token) && !stderr.contains(&self.token),
-            "the token was printed"
-        );
-        (status, stdout, stderr)
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let (status, stdout, stderr) = self.run(args).await;
-        assert!(
-            status.success(),
-            "hive {args:?} failed:\n{stdout}\n{stderr}"
-        );
-        stdout
-    }
-}
 
 /// The value of a `key: value` line.
 fn field<'a>(text: &'a str, key: &str) -> &'a str {

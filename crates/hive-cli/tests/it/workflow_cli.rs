@@ -12,14 +12,16 @@ use std::process::ExitStatus;
 
 const OWNER: &str = "flows@example.com";
 
-struct Client<'a> {
-    dir: &'a Path,
-    base: String,
-    token: String,
+/// The `hive` command against a running server as one token's holder; every run is checked
+/// for the token in its output.
+pub(crate) struct Client<'a> {
+    pub dir: &'a Path,
+    pub base: String,
+    pub token: String,
 }
 
 impl Client<'_> {
-    async fn run(&self, args: &[&str]) -> (ExitStatus, String, String) {
+    pub async fn run(&self, args: &[&str]) -> (ExitStatus, String, String) {
         let (status, stdout, stderr) = run_to_exit(
             self.dir,
             args,
@@ -33,7 +35,7 @@ impl Client<'_> {
         (status, stdout, stderr)
     }
 
-    async fn ok(&self, args: &[&str]) -> String {
+    pub async fn ok(&self, args: &[&str]) -> String {
         let (status, stdout, stderr) = self.run(args).await;
         assert!(
             status.success(),
