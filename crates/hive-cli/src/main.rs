@@ -197,7 +197,8 @@ fn main() -> ExitCode {
         } => config_check(&config),
         Command::Serve => run(serve(config)),
         Command::Migrate => run(migrate(config)),
-        Command::Admin { action } => run(with_hive(config, |hive| async move {
+        // The first admin is made where there is no instance yet: it may create one.
+        Command::Admin { action } => run(with_hive_creating(config, |hive| async move {
             admin::admin(&hive, action).await
         })),
         Command::User { action } => run(with_hive(config, |hive| async move {
@@ -238,7 +239,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(work: impl Future<Output = Result<(), String>>) -> ExitCode {
+/// Why a command failed: its work (exit 1), or the instance it works on could not be opened
+/// (exit 2: none there, locked by a running server, unreachable, misconfigured).
+enum Failure {
+    Work(String),
+    Instance(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self::Work(message)
+    }
+}
+
+/// The exit code of a command whose instance could not be opened.
+const EXIT_NO_INSTANCE: u8 = 2;
+
+fn run<E: Into<Failure>>(work: impl Future<Output = Result<(), E>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -249,11 +266,15 @@ fn run(work: impl Future<Output = Result<(), String>>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(work) {
+    match runtime.block_on(work).map_err(Into::into) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(Failure::Work(message)) => {
             eprintln!("hive: {message}");
             ExitCode::FAILURE
+        }
+        Err(Failure::Instance(message)) => {
+            eprintln!("hive: {message}");
+            ExitCode::from(EXIT_NO_INSTANCE)
         }
     }
 }
@@ -428,20 +449,88 @@ async fn export_audit(hive: &Hive, args: ExportArgs) -> Result<(), String> {
     out.flush().await.map_err(write_failed)
 }
 
-/// Opens Hive (without serving), runs `work`, closes it.
-async fn with_hive<F, Fut>(config: Config, work: F) -> Result<(), String>
+/// Opens the existing instance (without serving), runs `work`, closes it. A data directory
+/// without an instance is not made one: a command run from the wrong directory says so.
+async fn with_hive<F, Fut>(config: Config, work: F) -> Result<(), Failure>
 where
     F: FnOnce(Arc<Hive>) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
+    existing_instance(&config).map_err(Failure::Instance)?;
+    with_hive_creating(config, work).await
+}
+
+/// [`with_hive`] that makes the instance when there is none (`hive admin create`).
+async fn with_hive_creating<F, Fut>(config: Config, work: F) -> Result<(), Failure>
+where
+    F: FnOnce(Arc<Hive>) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    eprintln!("hive: {}", instance_of(&config));
     let hive = Arc::new(
         Hive::open(config, Arc::new(SystemClock))
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| Failure::Instance(opening_failed(&e.to_string())))?,
     );
     let outcome = work(Arc::clone(&hive)).await;
     hive.close().await;
-    outcome
+    outcome.map_err(Failure::Work)
+}
+
+/// Which instance a command works on: its data directory and its database.
+fn instance_of(config: &Config) -> String {
+    let dir = std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    match &config.database.url {
+        hive_core::kernel::config::DatabaseUrl::Sqlite(path) => format!(
+            "data directory {} (database {})",
+            dir.display(),
+            std::path::absolute(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+        ),
+        hive_core::kernel::config::DatabaseUrl::Postgres(_) => {
+            format!(
+                "data directory {} (database: PostgreSQL, DATABASE_URL)",
+                dir.display()
+            )
+        }
+    }
+}
+
+/// Refuses a data directory (or SQLite database) that does not exist: only `serve`, `migrate`
+/// and `admin create` make an instance.
+fn existing_instance(config: &Config) -> Result<(), String> {
+    let missing = |what: &std::path::Path| {
+        format!(
+            "no Hive instance at {}: {} does not exist. Run this where the instance is (its \
+             HIVE_DATA_DIR, default ./hive-data), or make one first (`hive serve`, `hive migrate` \
+             or `hive admin create`).",
+            instance_of(config),
+            what.display()
+        )
+    };
+    if !config.data_dir.is_dir() {
+        return Err(missing(&config.data_dir));
+    }
+    if let hive_core::kernel::config::DatabaseUrl::Sqlite(path) = &config.database.url
+        && !path.is_file()
+    {
+        return Err(missing(path));
+    }
+    Ok(())
+}
+
+/// A failure to open the instance, with what to do when a server holds it.
+fn opening_failed(message: &str) -> String {
+    if message.contains("in use by another Hive process") {
+        format!(
+            "{message}. A running server holds it: stop the server first, or do this through \
+             its API or dashboard (the `hive workflow`, `hive billing` and `hive agent hosted` \
+             commands talk to it with HIVE_SERVER_URL and HIVE_TOKEN)."
+        )
+    } else {
+        message.to_owned()
+    }
 }
 
 async fn migrate(config: Config) -> Result<(), String> {

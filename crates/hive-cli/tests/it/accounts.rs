@@ -388,3 +388,52 @@ async fn an_admin_who_lost_the_second_factor_is_reset_from_the_command_line() {
     assert_eq!(stage, "enrollment_required", "enrolls again");
     assert!(server.stop().await.0.success());
 }
+
+/// A command run where there is no instance says so and makes none; one run while a server
+/// holds the instance says how to proceed; both exit 2, apart from a broken chain's 1; every
+/// command names the instance it used.
+#[tokio::test]
+async fn commands_name_their_instance_and_never_make_one_by_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    for command in [
+        &["audit", "verify"][..],
+        &[
+            "user",
+            "invite",
+            "--email",
+            "x@example.com",
+            "--role",
+            "viewer",
+        ],
+        &["keys", "list"],
+    ] {
+        let (status, stdout, stderr) = run_to_exit(path, command, &[]).await;
+        assert_eq!(status.code(), Some(2), "{command:?}: {stdout}{stderr}");
+        assert!(stderr.contains("no Hive instance at"), "{stderr}");
+        assert!(!stdout.contains("audit chain intact"), "{stdout}");
+        assert!(
+            !path.join("hive-data").exists(),
+            "{command:?} made an instance"
+        );
+    }
+
+    create_admin(path, "root@example.com").await;
+    let (status, _, stderr) = run_to_exit(path, &["audit", "verify"], &[]).await;
+    assert!(status.success());
+    let data_dir = std::fs::canonicalize(path.join("hive-data")).unwrap();
+    assert!(
+        stderr.contains(&format!("data directory {}", data_dir.display())),
+        "{stderr}"
+    );
+
+    let server = crate::process::HiveProcess::start(path, &[]).await;
+    let (status, _, stderr) = run_to_exit(path, &["audit", "verify"], &[]).await;
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("in use by another Hive process"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stop the server first"), "{stderr}");
+    assert!(server.stop().await.0.success());
+}
