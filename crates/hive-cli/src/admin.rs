@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 #[derive(Subcommand)]
 pub enum AdminAction {
-    /// Create the first admin (refused once one exists). Reads the password from stdin.
+    /// Create the first admin (refused once one exists). At a terminal the password is asked
+    /// twice without echo; otherwise it is one line of standard input.
     Create(NewAdminArgs),
 }
 
@@ -98,13 +99,46 @@ pub(crate) fn cli_meta() -> RequestMeta {
     }
 }
 
+/// The first admin's password. Typed at a terminal: asked twice, never echoed, and the two must
+/// match. Otherwise one line of standard input, as scripts pipe it.
 fn read_password() -> Result<String, String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = read_hidden("Password: ")?;
+        let again = read_hidden("Password again: ")?;
+        if first != again {
+            return Err("the two passwords differ; nothing was created".to_owned());
+        }
+        return Ok(first);
+    }
     eprintln!("Password (from standard input):");
     let mut line = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut line)
         .map_err(|e| format!("cannot read the password: {e}"))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// One line typed at the terminal with its echo off (restored whatever the read did).
+fn read_hidden(prompt: &str) -> Result<String, String> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    use std::io::Write;
+    let stdin = std::io::stdin();
+    let saved =
+        tcgetattr(&stdin).map_err(|e| format!("cannot read the terminal's settings: {e}"))?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    tcsetattr(&stdin, OptionalActions::Now, &quiet)
+        .map_err(|e| format!("cannot turn the terminal's echo off: {e}"))?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    let restored = tcsetattr(&stdin, OptionalActions::Now, &saved);
+    eprintln!();
+    read.map_err(|e| format!("cannot read the password: {e}"))?;
+    restored.map_err(|e| format!("cannot turn the terminal's echo back on: {e}"))?;
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 

@@ -437,3 +437,73 @@ async fn commands_name_their_instance_and_never_make_one_by_mistake() {
     assert!(stderr.contains("stop the server first"), "{stderr}");
     assert!(server.stop().await.0.success());
 }
+
+/// `hive admin create` at a terminal (a pseudo-terminal here, through Python's `pty`): the
+/// password is asked twice, never echoed back, and two that differ create nothing.
+#[tokio::test]
+async fn admin_create_at_a_terminal_hides_and_confirms_the_password() {
+    // Types each answer after its prompt; prints everything the terminal showed, then the
+    // exit status on the last line.
+    const DRIVER: &str = r#"
+import os, pty, sys
+hive, first, second = sys.argv[1], sys.argv[2], sys.argv[3]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(hive, [hive, "admin", "create", "--email", "tty@example.com", "--name", "Tty"])
+seen = b""
+answers = [first, second]
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+    if answers and seen.rstrip().endswith(b":"):
+        os.write(fd, (answers.pop(0) + "\n").encode())
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+sys.stdout.write("\nexit=%d\n" % os.waitstatus_to_exitcode(status))
+"#;
+    let hive = env!("CARGO_BIN_EXE_hive");
+    for (first, second, created) in [
+        (
+            "tty correct horse battery",
+            "tty correct horse battery typo",
+            false,
+        ),
+        (
+            "tty correct horse battery",
+            "tty correct horse battery",
+            true,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        hive_testkit::capture::canary(first);
+        let output = tokio::process::Command::new("python3")
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HIVE_MFA_REQUIRED", "none")
+            .args(["-c", DRIVER, hive, first, second])
+            .output()
+            .await
+            .unwrap();
+        let shown = String::from_utf8_lossy(&output.stdout);
+        assert!(shown.contains("Password: "), "{shown}");
+        assert!(shown.contains("Password again: "), "{shown}");
+        assert!(
+            !shown.contains("correct horse"),
+            "the password was echoed:\n{shown}"
+        );
+        if created {
+            assert!(shown.trim_end().ends_with("exit=0"), "{shown}");
+            let login = run_to_exit(dir.path(), &["user", "list"], &[]).await;
+            assert!(login.1.contains("tty@example.com"), "{login:?}");
+        } else {
+            assert!(shown.trim_end().ends_with("exit=1"), "{shown}");
+            assert!(shown.contains("the two passwords differ"), "{shown}");
+        }
+    }
+}
