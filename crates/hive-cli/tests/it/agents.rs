@@ -87,7 +87,18 @@ async fn agents_are_registered_listed_and_imported_from_the_command_line() {
     let remote = run_to_exit(path, &["agent", "start", "echo-agent"], &[]).await;
     assert!(remote.0.success(), "{remote:?}");
     assert!(remote.1.contains("echo-agent is error"), "{}", remote.1);
-    assert!(remote.1.contains("reason: unreachable"), "{}", remote.1);
+    assert!(
+        remote
+            .1
+            .contains("reason: refused by the outbound rules (port"),
+        "{}",
+        remote.1
+    );
+    assert!(
+        remote.1.contains("HIVE_EGRESS_FETCH_HOST_ALLOWLIST"),
+        "{}",
+        remote.1
+    );
     // A call through the gateway: the answer, or each event of a stream.
     let called = run_to_exit(path, &["agent", "call", "tck", "hello"], &[]).await;
     assert!(called.0.success(), "{called:?}");

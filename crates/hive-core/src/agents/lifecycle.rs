@@ -258,7 +258,7 @@ impl AgentLifecycle {
             .egress
             .send(request, &PROBE_LIMITS, &purpose)
             .await
-            .map_err(|error| format!("unreachable ({})", error.kind()))?;
+            .map_err(|error| probe_failure(&error))?;
         let status = response.status();
         if key_refusal_matters && (status.as_u16() == 401 || status.as_u16() == 403) {
             return Err(format!(
@@ -421,5 +421,32 @@ impl Job for AgentHealth {
             .await
             .map_err(|e| e.to_string())?;
         Ok(format!("{changed} agents changed status"))
+    }
+}
+
+/// Why a probe got no answer, as the agent's status says it: a refusal of the outbound rules
+/// is named as one, with how an admin allows the endpoint; anything else is `unreachable`.
+fn probe_failure(error: &hive_egress::EgressError) -> String {
+    use hive_egress::{EgressError, RefusalReason};
+    match error {
+        EgressError::Refused(refusal) => match refusal.reason {
+            RefusalReason::Timeout | RefusalReason::TooLarge => {
+                format!("unreachable ({})", refusal.reason.as_str())
+            }
+            RefusalReason::Metadata => format!(
+                "refused by the outbound rules ({}): {} is a cloud metadata address, which no \
+                 setting allows",
+                refusal.reason.as_str(),
+                refusal.origin
+            ),
+            reason => format!(
+                "refused by the outbound rules ({}: {}); an admin allows {} on the Security \
+                 page's egress allowlist or in HIVE_EGRESS_FETCH_HOST_ALLOWLIST (docs/egress.md)",
+                reason.as_str(),
+                refusal.detail,
+                refusal.origin
+            ),
+        },
+        other => format!("unreachable ({})", other.kind()),
     }
 }
