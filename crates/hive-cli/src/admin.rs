@@ -129,10 +129,11 @@ fn read_hidden(prompt: &str) -> Result<String, String> {
         tcgetattr(&stdin).map_err(|e| format!("cannot read the terminal's settings: {e}"))?;
     let mut quiet = saved.clone();
     quiet.local_modes.remove(LocalModes::ECHO);
-    eprint!("{prompt}");
-    let _ = std::io::stderr().flush();
+    // Echo off before the prompt shows: nothing typed after it is ever echoed.
     tcsetattr(&stdin, OptionalActions::Now, &quiet)
         .map_err(|e| format!("cannot turn the terminal's echo off: {e}"))?;
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
     let mut line = String::new();
     let read = stdin.lock().read_line(&mut line);
     let restored = tcsetattr(&stdin, OptionalActions::Now, &saved);

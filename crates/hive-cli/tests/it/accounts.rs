@@ -460,7 +460,9 @@ while True:
     if not chunk:
         break
     seen += chunk
-    if answers and seen.rstrip().endswith(b":"):
+    # Each prompt is answered once, when it is the last thing shown (as a person would).
+    asked = seen.count(b"Password: ") + seen.count(b"Password again: ")
+    if answers and asked > 2 - len(answers) and seen.endswith(b": "):
         os.write(fd, (answers.pop(0) + "\n").encode())
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(seen.decode(errors="replace"))
