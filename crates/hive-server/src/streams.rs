@@ -7,6 +7,8 @@ use crate::error::ApiError;
 use crate::request::ClientIp;
 use axum::body::Body;
 use bytes::Bytes;
+use hive_a2a::sse;
+use http::{HeaderName, HeaderValue, header};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -167,7 +169,26 @@ pub fn event_stream_body(
     ))
 }
 
-/// A `200` event-stream response of `frames` (see [`event_stream_body`]), not to be cached.
+/// The headers of every event stream: its type, not to be cached, and not to be buffered by a
+/// proxy in front (nginx would otherwise hold each event until more arrive).
+pub fn event_stream_headers() -> [(HeaderName, HeaderValue); 3] {
+    [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(sse::CONTENT_TYPE),
+        ),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(sse::CACHE_CONTROL),
+        ),
+        (
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        ),
+    ]
+}
+
+/// A `200` event-stream response of `frames` (see [`event_stream_body`]).
 pub fn event_stream_response(
     frames: mpsc::Receiver<Bytes>,
     idle: Duration,
@@ -175,19 +196,8 @@ pub fn event_stream_response(
     slot: StreamSlot,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    use http::{HeaderValue, header};
     let body = event_stream_body(frames, idle, shutdown, slot);
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        body,
-    )
-        .into_response()
+    (event_stream_headers(), body).into_response()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::error::{ApiError, SERVER_BUSY};
 use crate::pipeline::RpcIdSlot;
 use crate::request::ClientIp;
 use crate::state::AppState;
-use crate::streams::event_stream_body;
+use crate::streams::{event_stream_body, event_stream_headers};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -400,20 +400,7 @@ fn stream_response(
         state.shutdown.clone(),
         slot,
     );
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(sse::CONTENT_TYPE),
-            ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static(sse::CACHE_CONTROL),
-            ),
-        ],
-        body,
-    )
-        .into_response()
+    (event_stream_headers(), body).into_response()
 }
 
 /// `GET /api/v1/a2a/status`: what the dashboard shows about A2A, nothing secret.
