@@ -377,33 +377,12 @@ impl Settings {
                 .map(ToString::to_string)
                 .collect(),
         };
-        let value =
-            serde_json::to_string(&settings).map_err(|e| SettingsError::Internal(e.to_string()))?;
-        let write = SettingWrite {
-            name: SECURITY.to_owned(),
-            value,
-            expected_version,
-            updated_at: hive_store::truncate_to_micros(self.clock.now()),
-            updated_by: caller.principal().to_string(),
-        };
-        let entry = AuditEvent {
-            principal: caller.principal(),
-            action: AuditAction::SettingsUpdate,
-            target: Some(format!("setting:{SECURITY}")),
-            outcome: AuditOutcome::Success,
-            detail: serde_json::json!({
-                "egressHostAllowlist": settings.egress_host_allowlist,
-            }),
-        };
-        let record = self.auditor.in_transaction(entry, meta);
-        let stored = match self.store.settings().put(&write, record.append()).await? {
-            PutOutcome::Written(row) => row,
-            PutOutcome::Stale { .. } => {
-                return Err(SettingsError::Conflict(
-                    "the settings changed meanwhile; read them again",
-                ));
-            }
-        };
+        let detail = serde_json::json!({
+            "egressHostAllowlist": settings.egress_host_allowlist,
+        });
+        let stored = self
+            .save(caller, SECURITY, &settings, expected_version, detail, meta)
+            .await?;
         let state = SecurityState {
             settings,
             version: Some(stored.version),
@@ -424,10 +403,36 @@ impl Settings {
         if !caller.is_admin() {
             return Err(SettingsError::Forbidden("only an admin changes settings"));
         }
+        let detail = serde_json::json!({
+            "workflowCodeNodes": settings.workflow_code_nodes.as_str(),
+        });
+        let stored = self
+            .save(caller, WORKFLOWS, &settings, expected_version, detail, meta)
+            .await?;
+        let state = WorkflowState {
+            settings,
+            version: Some(stored.version),
+        };
+        self.apply_workflows(state.clone());
+        self.announce(WORKFLOWS, meta).await;
+        Ok(state)
+    }
+
+    /// Writes one named setting with its audit record (`detail`: what the record says of the
+    /// new value), unless it changed since `expected_version`.
+    async fn save(
+        &self,
+        caller: &Caller,
+        name: &str,
+        settings: &impl serde::Serialize,
+        expected_version: Option<i64>,
+        detail: serde_json::Value,
+        meta: &RequestMeta,
+    ) -> Result<hive_store::SettingRow, SettingsError> {
         let value =
-            serde_json::to_string(&settings).map_err(|e| SettingsError::Internal(e.to_string()))?;
+            serde_json::to_string(settings).map_err(|e| SettingsError::Internal(e.to_string()))?;
         let write = SettingWrite {
-            name: WORKFLOWS.to_owned(),
+            name: name.to_owned(),
             value,
             expected_version,
             updated_at: hive_store::truncate_to_micros(self.clock.now()),
@@ -436,28 +441,17 @@ impl Settings {
         let entry = AuditEvent {
             principal: caller.principal(),
             action: AuditAction::SettingsUpdate,
-            target: Some(format!("setting:{WORKFLOWS}")),
+            target: Some(format!("setting:{name}")),
             outcome: AuditOutcome::Success,
-            detail: serde_json::json!({
-                "workflowCodeNodes": settings.workflow_code_nodes.as_str(),
-            }),
+            detail,
         };
         let record = self.auditor.in_transaction(entry, meta);
-        let stored = match self.store.settings().put(&write, record.append()).await? {
-            PutOutcome::Written(row) => row,
-            PutOutcome::Stale { .. } => {
-                return Err(SettingsError::Conflict(
-                    "the settings changed meanwhile; read them again",
-                ));
-            }
-        };
-        let state = WorkflowState {
-            settings,
-            version: Some(stored.version),
-        };
-        self.apply_workflows(state.clone());
-        self.announce(WORKFLOWS, meta).await;
-        Ok(state)
+        match self.store.settings().put(&write, record.append()).await? {
+            PutOutcome::Written(row) => Ok(row),
+            PutOutcome::Stale { .. } => Err(SettingsError::Conflict(
+                "the settings changed meanwhile; read them again",
+            )),
+        }
     }
 
     async fn announce(&self, name: &str, meta: &RequestMeta) {
