@@ -328,6 +328,7 @@ impl Hive {
                 usage: Arc::clone(&usage_meter),
                 meter: Arc::clone(&billing) as Arc<dyn crate::kernel::ports::UsageSink>,
                 hosted: Arc::clone(&hosted),
+                lifecycle: Arc::clone(&agent_lifecycle),
                 limiter: Arc::clone(&state.limiter),
                 tasks: Arc::clone(&state.tasks),
                 task_events: Arc::clone(&state.task_events),

@@ -358,12 +358,13 @@ try {
   check(history.length === 2 && history[1].includes("Hello from the stand-in."),
     `the conversation's history: ${JSON.stringify(history)}`);
   await inspect(page, "chat-history");
-  // A call the endpoint refuses: the chat marks the reply failed and says why.
+  // A call whose key the endpoint refuses: the chat marks the reply failed and says why, and
+  // the agent is in error until its key is replaced.
   await page.getByLabel("Message", { exact: true }).fill("Refuse me");
   await page.getByRole("button", { name: "Send" }).click();
   const refusal = page.locator("#messages li.from-agent").last();
   await refusal.filter({ hasText: "(failed)" }).waitFor();
-  check((await refusal.textContent()).includes("the endpoint answered HTTP 401"), "the chat does not say why");
+  check((await refusal.textContent()).includes("the model endpoint refused the key (HTTP 401)"), "the chat does not say why");
 
   // The agent's page: today's tokens, and the calls with their outcome and what went wrong.
   await page.goto(agentPage);
