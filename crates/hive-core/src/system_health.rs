@@ -181,24 +181,14 @@ impl Hive {
             }),
             Err(error) => Err(error),
         };
-        let tick = self.config.jobs.tick * STALE_AFTER_TICKS;
-        let stale_before = now - time::Duration::try_from(tick).unwrap_or(time::Duration::MAX);
-        let mut finding = match &last_run {
-            _ if !status.running => {
-                Finding::of(ComponentState::Degraded, Some(HealthReason::RunnerStopped))
-            }
-            Err(error) => {
-                tracing::warn!(%error, "system health: the job history could not be read");
-                Finding::of(
-                    ComponentState::Degraded,
-                    Some(HealthReason::HistoryUnreadable),
-                )
-            }
-            Ok(Some(run)) if run.started_at >= stale_before => Finding::ok(),
-            // A runner that started lately may not have run anything yet.
-            Ok(_) if status.started_at.is_some_and(|at| at >= stale_before) => Finding::ok(),
-            Ok(_) => Finding::of(ComponentState::Degraded, Some(HealthReason::NoRecentRun)),
-        };
+        if let Err(error) = &last_run {
+            tracing::warn!(%error, "system health: the job history could not be read");
+        }
+        let window = self.config.jobs.tick * STALE_AFTER_TICKS;
+        let stale_before = time::Duration::try_from(window)
+            .ok()
+            .and_then(|window| now.checked_sub(window));
+        let mut finding = judge_jobs(&status, last_run.as_ref().ok(), stale_before);
         let last_run = last_run.ok().flatten();
         let leader_node = if status.leader {
             Some(self.node_id.clone())
@@ -213,6 +203,25 @@ impl Hive {
             last_run,
         });
         finding
+    }
+}
+
+/// The job runner's state: `last_run` is `None` when the history could not be read; a run (or,
+/// for a runner that started lately and may not have run anything yet, the runner's start)
+/// before `stale_before` means no replica leads.
+fn judge_jobs(
+    status: &RunnerStatus,
+    last_run: Option<&Option<LastJobRun>>,
+    stale_before: Option<time::OffsetDateTime>,
+) -> Finding {
+    let recent = |at: time::OffsetDateTime| stale_before.is_none_or(|before| at >= before);
+    let degraded = |reason| Finding::of(ComponentState::Degraded, Some(reason));
+    match last_run {
+        _ if !status.running => degraded(HealthReason::RunnerStopped),
+        None => degraded(HealthReason::HistoryUnreadable),
+        Some(Some(run)) if recent(run.started_at) => Finding::ok(),
+        Some(_) if status.started_at.is_some_and(recent) => Finding::ok(),
+        Some(_) => degraded(HealthReason::NoRecentRun),
     }
 }
 
@@ -338,6 +347,52 @@ mod tests {
         assert_eq!(
             overall(&[component(true, Down), component(false, Ok)]),
             Down
+        );
+    }
+
+    #[test]
+    fn jobs_are_degraded_when_no_replica_ran_one_lately() {
+        use time::macros::datetime;
+        let now = datetime!(2026-01-01 01:00 UTC);
+        let stale_before = Some(now - time::Duration::minutes(5));
+        let run = |at| {
+            Some(LastJobRun {
+                job: "prune-job-history".into(),
+                node: "other".into(),
+                started_at: at,
+                outcome: "succeeded".into(),
+            })
+        };
+        let running_since = |at| RunnerStatus {
+            running: true,
+            started_at: Some(at),
+            ..RunnerStatus::default()
+        };
+        let long_ago = datetime!(2026-01-01 00:00 UTC);
+        let judged = |status: RunnerStatus, last: Option<&Option<LastJobRun>>| {
+            let finding = judge_jobs(&status, last, stale_before);
+            (finding.state, finding.reason)
+        };
+        let ok = (ComponentState::Ok, None);
+        let degraded = |reason| (ComponentState::Degraded, Some(reason));
+        assert_eq!(judged(running_since(long_ago), Some(&run(now))), ok);
+        assert_eq!(
+            judged(running_since(long_ago), Some(&run(long_ago))),
+            degraded(HealthReason::NoRecentRun)
+        );
+        assert_eq!(
+            judged(running_since(long_ago), Some(&None)),
+            degraded(HealthReason::NoRecentRun)
+        );
+        // Just started: nothing ran yet, and that is fine for a while.
+        assert_eq!(judged(running_since(now), Some(&None)), ok);
+        assert_eq!(
+            judged(running_since(long_ago), None),
+            degraded(HealthReason::HistoryUnreadable)
+        );
+        assert_eq!(
+            judged(RunnerStatus::default(), Some(&run(now))),
+            degraded(HealthReason::RunnerStopped)
         );
     }
 
