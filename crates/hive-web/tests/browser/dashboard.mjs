@@ -251,6 +251,7 @@ try {
   check(new URL(page.url()).pathname === "/", `after enrollment: ${page.url()}`);
   check(await page.getByRole("heading", { name: "Home" }).isVisible(), "no home page");
   check(await page.getByText(/^answers \(\d+ ms\)$/).isVisible(), "the home page does not show the database's health");
+  check(await page.getByRole("heading", { name: /^System health: (ok|degraded)$/ }).isVisible(), "no system health panel");
   const activity = await page.locator("section[aria-labelledby=activity-heading] tbody td:nth-child(3)").allTextContents();
   check(activity.includes("auth.mfa.totp_enable") && activity.includes("setup.create_admin"),
     `the recent activity does not show the setup and the enrollment: ${activity}`);
