@@ -45,6 +45,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the server (SQLite in HIVE_DATA_DIR unless DATABASE_URL names PostgreSQL).
+    #[command(after_help = hive_core::kernel::config::spec::main_settings_help())]
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,

@@ -21,6 +21,7 @@ pub mod runtime;
 pub mod sandboxing;
 pub mod shared_state;
 pub mod storage;
+pub mod system_health;
 pub mod vault;
 pub mod workflows;
 

@@ -4,7 +4,7 @@ use crate::identity::{Identity, IdentitySettings, SetupDoneHook};
 use crate::kernel::config::Config;
 use crate::kernel::jobs::{
     JobContext, JobRunner, JobRunnerHandle, PruneAuditLog, PruneExpiredSessions, PruneExpiredTasks,
-    PruneIdleConversations, PruneJobHistory,
+    PruneIdleConversations, PruneJobHistory, RunnerStatus,
 };
 use crate::kernel::runtime_secrets::{self as secrets, RuntimeSecrets, SecretsError};
 use crate::shared_state::SharedState;
@@ -126,6 +126,10 @@ pub struct Hive {
     pub workflow_starter: Arc<crate::workflows::runs::RunStarter>,
     /// A random id for this process, recorded with the jobs it runs.
     pub node_id: String,
+    /// What this replica's job runner last saw (leadership, ticks).
+    pub jobs_status: Arc<tokio::sync::watch::Sender<RunnerStatus>>,
+    /// The sandbox backend of this process, as found at start.
+    pub sandbox: crate::system_health::SandboxAvailability,
     /// What the start did with the database schema.
     pub schema: SchemaOutcome,
 }
@@ -258,7 +262,8 @@ impl Hive {
             }));
             // One sandbox runtime for hosted agents and workflows' code nodes: they share the
             // host's sandbox uids and cgroups.
-            let sandbox_runtime = crate::sandboxing::open_runtime(&config, &egress, &auditor).await;
+            let (sandbox_runtime, sandbox) =
+                crate::sandboxing::open_runtime(&config, &egress, &auditor).await;
             // Absolute: the sandbox binds what is under it by path.
             let sandboxes_dir = std::path::absolute(config.data_dir.join("sandboxes"))
                 .unwrap_or_else(|_| config.data_dir.join("sandboxes"));
@@ -328,6 +333,7 @@ impl Hive {
                 usage: Arc::clone(&usage_meter),
                 meter: Arc::clone(&billing) as Arc<dyn crate::kernel::ports::UsageSink>,
                 hosted: Arc::clone(&hosted),
+                lifecycle: Arc::clone(&agent_lifecycle),
                 limiter: Arc::clone(&state.limiter),
                 tasks: Arc::clone(&state.tasks),
                 task_events: Arc::clone(&state.task_events),
@@ -467,6 +473,8 @@ impl Hive {
                 workflow_engine,
                 workflow_starter,
                 node_id,
+                jobs_status: Arc::new(tokio::sync::watch::channel(RunnerStatus::default()).0),
+                sandbox,
                 schema,
             })
         }
@@ -505,6 +513,7 @@ impl Hive {
             clock: Arc::clone(&self.clock),
         };
         JobRunner::new(ctx, self.node_id.clone(), jobs.tick)
+            .reporting_to(Arc::clone(&self.jobs_status))
             .with_job(Arc::new(PruneExpiredTasks {
                 every: jobs.history_prune_interval,
                 task_ttl: self.config.task_ttl,

@@ -6,6 +6,7 @@ use crate::agents::hosted::HostedRuntime;
 use crate::kernel::audit::Auditor;
 use crate::kernel::config::{Config, DatabaseUrl};
 use crate::kernel::egress::Egress;
+use crate::system_health::SandboxAvailability;
 use hive_sandbox::SandboxBackend;
 use hive_sandbox::process::{ProcessBackend, ProcessBackendConfig};
 use secrecy::ExposeSecret;
@@ -22,17 +23,24 @@ const FIRST_UID: u32 = 1_640_000_000;
 /// Blocks up to uid 2,143,808,000: uids past 2^31 are refused in bubblewrap's uid maps.
 const SLOTS: u32 = 123_000;
 
-/// The runtime of hosted agents on this host, or why there is none (said once in the log).
+/// The runtime of hosted agents on this host, or why there is none (said once in the log),
+/// with what the system health report says of it.
 pub async fn open_runtime(
     config: &Config,
     egress: &Egress,
     auditor: &Auditor,
-) -> Result<HostedRuntime, String> {
+) -> (Result<HostedRuntime, String>, SandboxAvailability) {
     let opened = open(config, egress, auditor).await;
     if let Err(why) = &opened {
         tracing::info!(reason = %why, "hosted agents do not run in this process");
     }
-    opened
+    let availability = match &opened {
+        Ok(runtime) => SandboxAvailability::of(runtime.capabilities()),
+        Err(_) if !config.sandbox.enabled => SandboxAvailability::Off,
+        Err(_) if config.sandbox.init_program.is_none() => SandboxAvailability::NotThisProcess,
+        Err(_) => SandboxAvailability::Unavailable,
+    };
+    (opened, availability)
 }
 
 async fn open(

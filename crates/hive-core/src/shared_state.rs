@@ -36,6 +36,8 @@ pub struct SharedState {
     pub claim_counters: Option<Arc<ClaimCounters>>,
     /// `memory` or `redis`.
     pub backend: &'static str,
+    /// The Redis connection, with `REDIS_URL` (the system health report pings it).
+    pub redis: Option<RedisClient>,
 }
 
 impl SharedState {
@@ -83,6 +85,7 @@ impl SharedState {
                 limiter_counters: None,
                 claim_counters: None,
                 backend: "memory",
+                redis: None,
             });
         };
         let redis = RedisClient::new(url.expose_secret(), &config.redis_key_prefix)?;
@@ -105,9 +108,10 @@ impl SharedState {
                 signing_key.as_deref(),
             )),
             tasks,
-            task_events: Arc::new(TaskEvents::redis(redis)),
+            task_events: Arc::new(TaskEvents::redis(redis.clone())),
             policies,
             backend: "redis",
+            redis: Some(redis),
         })
     }
 }

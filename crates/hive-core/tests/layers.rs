@@ -205,7 +205,7 @@ fn domains_import_only_the_domains_below_them() {
 fn is_composition_root(module: &str) -> bool {
     matches!(
         module,
-        "runtime" | "storage" | "shared_state" | "sandboxing"
+        "runtime" | "storage" | "shared_state" | "sandboxing" | "system_health"
     )
 }
 

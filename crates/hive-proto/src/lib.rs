@@ -22,5 +22,8 @@ pub mod workflows;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
-pub use health::HealthResponse;
+pub use health::{
+    Component, ComponentHealth, ComponentState, DiskHealth, HealthReason, HealthResponse,
+    JobsHealth, LastJobRun, SandboxHealth, SystemHealth,
+};
 pub use identity::{Role, TokenScope};

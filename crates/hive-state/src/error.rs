@@ -11,3 +11,13 @@ pub enum StateError {
     #[error("shared state full: {0}")]
     Full(&'static str),
 }
+
+/// Why a service failed a health check: a fixed kind, never the driver's text (which may quote
+/// an address or credentials).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PingFailure {
+    #[error("no answer in time")]
+    TimedOut,
+    #[error("unreachable")]
+    Unreachable,
+}

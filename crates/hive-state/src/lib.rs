@@ -22,7 +22,7 @@ pub mod wan;
 
 pub use bus::{BusCounters, BusEvent, Channel, Envelope, EventBus, MeshMeta};
 pub use claims::{Claim, ClaimCounters, Claims, MemoryClaims, RedisClaims, ResilientClaims};
-pub use error::StateError;
+pub use error::{PingFailure, StateError};
 pub use group_commit::{BatchWriter, GroupCommit, Unwritten};
 pub use limiter::{
     Decision, LimiterCounters, MemoryLimiter, OutageMode, Policies, Policy, Quota, RateLimiter,

@@ -1,7 +1,7 @@
 //! One Redis connection per process, reconnecting by itself, with every call bounded in time so
 //! that a Redis outage slows nothing down: calls fail fast and callers degrade.
 
-use crate::StateError;
+use crate::{PingFailure, StateError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;
 
@@ -62,6 +62,19 @@ impl RedisClient {
                 error.kind()
             ))),
             Err(_) => Err(StateError::Unavailable("redis: timed out".into())),
+        }
+    }
+
+    /// `PING`, within the call timeout (the system health report).
+    pub async fn ping(&self) -> Result<(), PingFailure> {
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut connection);
+        match tokio::time::timeout(CALL_TIMEOUT, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) if error.is_timeout() => Err(PingFailure::TimedOut),
+            Ok(Err(_)) => Err(PingFailure::Unreachable),
+            Err(_) => Err(PingFailure::TimedOut),
         }
     }
 

@@ -168,6 +168,19 @@ impl WanCarrier {
         })
     }
 
+    /// Whether NATS answers a round trip within `limit` (the system health report).
+    pub async fn ping(&self, limit: std::time::Duration) -> Result<(), crate::PingFailure> {
+        let client = self.jetstream.client();
+        if client.connection_state() != async_nats::connection::State::Connected {
+            return Err(crate::PingFailure::Unreachable);
+        }
+        match tokio::time::timeout(limit, client.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(crate::PingFailure::Unreachable),
+            Err(_) => Err(crate::PingFailure::TimedOut),
+        }
+    }
+
     pub fn settings(&self) -> &CarrierSettings {
         &self.settings
     }

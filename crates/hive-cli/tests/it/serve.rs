@@ -431,3 +431,107 @@ async fn every_file_in_the_data_dir_is_its_owners_only() {
     let (status, _, _) = hive.stop().await;
     assert!(status.success());
 }
+
+/// `hive serve --help` lists the main settings with their defaults, and where the rest are.
+#[tokio::test]
+async fn serve_help_lists_the_main_settings_and_where_the_others_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, stdout, stderr) = run_to_exit(dir.path(), &["serve", "--help"], &[]).await;
+    assert!(status.success(), "{stderr}");
+    for (name, default) in [
+        ("HIVE_DATA_DIR", "./hive-data"),
+        ("HIVE_LISTEN", "127.0.0.1:8080"),
+        ("AUTH_URL", "http://<HIVE_LISTEN>"),
+        ("DATABASE_URL", "SQLite at <HIVE_DATA_DIR>/hive.db"),
+        ("REDIS_URL", "unset"),
+        ("HIVE_METRICS_LISTEN", "unset (off)"),
+        ("LOG_LEVEL", "info"),
+        ("LOG_FORMAT", "auto"),
+    ] {
+        assert!(
+            stdout.contains(&format!("{name} [default: {default}]")),
+            "{name} in:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("also DATABASE_URL_FILE"), "{stdout}");
+    assert!(stdout.contains("docs/configuration.md"), "{stdout}");
+    assert!(stdout.contains("hive config check"), "{stdout}");
+    // Help creates nothing.
+    assert!(!dir.path().join("hive-data").exists());
+}
+
+/// Logs read by people at a terminal (a pseudo-terminal here, through Python's `pty`), JSON
+/// lines when told so there, and JSON lines by default when stdout is a pipe.
+#[tokio::test]
+async fn logs_are_readable_at_a_terminal_and_json_elsewhere() {
+    // Runs `hive serve` at a terminal until it listens, stops it, and prints what the terminal
+    // showed.
+    const DRIVER: &str = r#"
+import os, pty, signal, sys
+hive = sys.argv[1]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(hive, [hive, "serve"])
+seen = b""
+stopped = False
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+    if not stopped and b"Hive is listening on http" in seen:
+        os.kill(pid, signal.SIGTERM)
+        stopped = True
+os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+"#;
+    let at_terminal = async |format: Option<&str>| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = tokio::process::Command::new("python3");
+        command
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HIVE_LISTEN", "127.0.0.1:0")
+            .env("HIVE_MFA_REQUIRED", "none")
+            .args(["-c", DRIVER, env!("CARGO_BIN_EXE_hive")]);
+        if let Some(format) = format {
+            command.env("LOG_FORMAT", format);
+        }
+        let output = tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
+            .await
+            .expect("hive starts and stops at the terminal")
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+
+    let shown = at_terminal(None).await;
+    assert!(shown.contains("Hive is listening on http"), "{shown}");
+    assert!(shown.contains("INFO"), "{shown}");
+    assert!(
+        !shown.lines().any(|line| line.starts_with("{\"")),
+        "JSON at a terminal:\n{shown}"
+    );
+
+    let shown = at_terminal(Some("json")).await;
+    let json_lines: Vec<serde_json::Value> = shown
+        .lines()
+        .filter_map(|line| serde_json::from_str(line.trim_end()).ok())
+        .collect();
+    assert!(
+        json_lines
+            .iter()
+            .any(|line| line["message"] == "Hive is listening" && line["level"] == "INFO"),
+        "{shown}"
+    );
+
+    // A pipe: JSON lines without being told.
+    let dir = tempfile::tempdir().unwrap();
+    let hive = HiveProcess::start(dir.path(), &[]).await;
+    let stdout = hive.stdout();
+    assert!(!crate::process::node_id(&stdout).is_empty());
+    assert!(hive.stop().await.0.success());
+}

@@ -261,16 +261,40 @@ impl AgentLifecycle {
             .map_err(|error| probe_failure(&error))?;
         let status = response.status();
         if key_refusal_matters && (status.as_u16() == 401 || status.as_u16() == 403) {
-            return Err(format!(
-                "the endpoint refused the key (HTTP {})",
-                status.as_u16()
-            ));
+            return Err(key_refused(status.as_u16()));
         }
         if key_refusal_matters && !status.is_success() {
             return Err(format!("the endpoint answered HTTP {}", status.as_u16()));
         }
         // A remote agent's endpoint answers POST; any HTTP answer to GET shows it is there.
         Ok(())
+    }
+
+    /// An `llm` agent whose endpoint refused its key on a call: `error`, saying so, unless its
+    /// status changed meanwhile. A start, or the watchdog once the key is accepted, makes it
+    /// `ready` again. Failing to record it only loses the status: the call's caller is told.
+    pub async fn key_refused(
+        &self,
+        agent: &AgentRow,
+        status: u16,
+        principal: &Principal,
+        meta: &RequestMeta,
+    ) {
+        let changed = self
+            .board
+            .change(
+                agent,
+                AgentStatus::Error,
+                &key_refused(status),
+                principal,
+                AuditAction::AgentStatus,
+                meta,
+                Guard::WhileUnchanged,
+            )
+            .await;
+        if let Err(error) = changed {
+            tracing::warn!(%error, agent = %agent.id, "an agent whose key was refused stays in its status");
+        }
     }
 
     /// `request` with the agent's secret as its bearer credential, if it names one.
@@ -396,6 +420,11 @@ pub(crate) async fn bearer_credential(
         .await
         .map(Some)
         .map_err(|why| format!("the credential: {why}"))
+}
+
+/// An agent's detail when its model endpoint refused its key.
+fn key_refused(status: u16) -> String {
+    format!("the endpoint refused the key (HTTP {status})")
 }
 
 /// The leader's watchdog (`agent-health`).

@@ -122,7 +122,10 @@ pub enum LlmError {
     /// The call's total time ran out.
     #[error("the endpoint did not finish within the agent's timeout")]
     Timeout,
-    /// The endpoint answered with a status other than 2xx.
+    /// The endpoint refused the agent's API key (HTTP 401 or 403).
+    #[error("the endpoint refused the key (HTTP {status})")]
+    KeyRefused { status: u16 },
+    /// The endpoint answered with another status than 2xx.
     #[error("the endpoint answered HTTP {status}")]
     Upstream { status: u16 },
     /// The answer is not a chat completion (malformed JSON, oversized, cut short…).
@@ -140,6 +143,7 @@ impl LlmError {
             Self::Refused(_) => "refused",
             Self::Unreachable(_) => "unreachable",
             Self::Timeout => "timeout",
+            Self::KeyRefused { .. } => "key_refused",
             Self::Upstream { .. } => "upstream",
             Self::InvalidResponse(_) => "invalid_response",
             Self::Secret(_) => "secret",
@@ -402,8 +406,10 @@ impl LlmClient {
         let status = response.status();
         if !status.is_success() {
             // The body is not read: a provider's error text may quote the request.
-            return Err(LlmError::Upstream {
-                status: status.as_u16(),
+            let status = status.as_u16();
+            return Err(match status {
+                401 | 403 => LlmError::KeyRefused { status },
+                _ => LlmError::Upstream { status },
             });
         }
         Ok(response)

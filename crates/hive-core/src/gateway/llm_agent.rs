@@ -9,6 +9,7 @@
 
 use super::local::Steps;
 use crate::agents::LlmSettings;
+use crate::agents::lifecycle::AgentLifecycle;
 use crate::agents::llm::{ChatDelta, ChatMessage, ChatRole, ChatStream, LlmClient, LlmError};
 use crate::kernel::egress::Purpose;
 use crate::kernel::ports::{MeteredUse, Reservation, UsageSink};
@@ -18,6 +19,7 @@ use hive_a2a::v1::{
     Artifact, Message, Part, Role, StreamResponse, TaskArtifactUpdateEvent, TaskState, TaskStatus,
     TaskStatusUpdateEvent,
 };
+use hive_store::AgentRow;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -37,6 +39,9 @@ pub(crate) struct LlmCall {
     pub messages: Vec<ChatMessage>,
     pub timeout: Duration,
     pub purpose: Purpose,
+    /// The agent called, put in `error` by a refusal of its key.
+    pub agent: AgentRow,
+    pub lifecycle: Arc<AgentLifecycle>,
 }
 
 enum Phase {
@@ -177,10 +182,13 @@ const MAX_FAILURE_CHARS: usize = 300;
 /// What the caller (and the call's audit record) is told: what went wrong, as an [`LlmError`]
 /// says it — never the key, the prompt or the answer, no URL path or query, bounded.
 fn failure(error: &LlmError) -> RpcError {
-    ErrorCode::InternalError.with_message(crate::agents::llm::cap_chars(
-        format!("the model endpoint failed: {error}"),
-        MAX_FAILURE_CHARS,
-    ))
+    let said = match error {
+        LlmError::KeyRefused { status } => {
+            format!("the model endpoint refused the key (HTTP {status})")
+        }
+        other => format!("the model endpoint failed: {other}"),
+    };
+    ErrorCode::InternalError.with_message(crate::agents::llm::cap_chars(said, MAX_FAILURE_CHARS))
 }
 
 #[async_trait]
@@ -209,6 +217,19 @@ impl Steps for LlmSteps {
                         Err(error) => {
                             self.phase = Phase::Done;
                             self.fail().await;
+                            if let LlmError::KeyRefused { status } = error {
+                                // Every call would fail alike: the agent is in error until its
+                                // key is replaced (a start or the watchdog's probe clears it).
+                                let call = &self.call;
+                                call.lifecycle
+                                    .key_refused(
+                                        &call.agent,
+                                        status,
+                                        &call.purpose.principal,
+                                        &call.purpose.meta,
+                                    )
+                                    .await;
+                            }
                             return Some(Err(failure(&error)));
                         }
                     }
@@ -282,10 +303,15 @@ mod tests {
 
     #[test]
     fn failures_say_what_went_wrong() {
-        let said = failure(&LlmError::Upstream { status: 401 });
+        let said = failure(&LlmError::Upstream { status: 500 });
         assert_eq!(
             said.message,
-            "the model endpoint failed: the endpoint answered HTTP 401"
+            "the model endpoint failed: the endpoint answered HTTP 500"
+        );
+        let said = failure(&LlmError::KeyRefused { status: 401 });
+        assert_eq!(
+            said.message,
+            "the model endpoint refused the key (HTTP 401)"
         );
         let long = failure(&LlmError::InvalidResponse("x".repeat(5000)));
         assert_eq!(long.message.chars().count(), MAX_FAILURE_CHARS + 1);

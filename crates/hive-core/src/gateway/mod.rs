@@ -100,6 +100,7 @@ pub struct Gateway {
     /// Billing: `llm` calls are held before they start and settled after.
     meter: Arc<dyn crate::kernel::ports::UsageSink>,
     hosted: Arc<crate::agents::hosted::HostedAgents>,
+    lifecycle: Arc<crate::agents::lifecycle::AgentLifecycle>,
     limiter: Arc<dyn RateLimiter>,
     book: Arc<TaskBook>,
     settings: A2aConfig,
@@ -132,6 +133,8 @@ pub struct GatewayParts {
     pub meter: Arc<dyn crate::kernel::ports::UsageSink>,
     /// The hosted agents, and where each runs.
     pub hosted: Arc<crate::agents::hosted::HostedAgents>,
+    /// Agents' statuses: an `llm` agent whose key is refused is put in `error`.
+    pub lifecycle: Arc<crate::agents::lifecycle::AgentLifecycle>,
     pub limiter: Arc<dyn RateLimiter>,
     pub tasks: Arc<dyn TaskStore>,
     pub task_events: Arc<TaskEvents>,
@@ -169,6 +172,7 @@ impl Gateway {
             usage: parts.usage,
             meter: parts.meter,
             hosted: parts.hosted,
+            lifecycle: parts.lifecycle,
             settings: parts.settings,
             base: CardBase {
                 base_url: parts.base_url.trim_end_matches('/').to_owned(),

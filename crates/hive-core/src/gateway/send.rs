@@ -329,6 +329,8 @@ impl Gateway {
                 feature: crate::agents::llm::FEATURE,
                 meta: ctx.meta.clone(),
             },
+            agent: agent.clone(),
+            lifecycle: Arc::clone(&self.lifecycle),
         };
         let steps = llm_agent::LlmSteps::new(call, first.id.clone(), first.context_id.clone());
         let run = LocalRun {

@@ -42,23 +42,44 @@ pub struct JobRunner {
     node_id: String,
     tick: Duration,
     jobs: Vec<Arc<dyn Job>>,
+    status: Arc<watch::Sender<RunnerStatus>>,
+}
+
+/// What this replica's runner last saw, for the system health report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunnerStatus {
+    /// Whether the runner's loop is running.
+    pub running: bool,
+    /// When the runner started.
+    pub started_at: Option<OffsetDateTime>,
+    /// Whether this replica holds the leader lease now.
+    pub leader: bool,
+    /// When this replica took the lease it holds.
+    pub leader_since: Option<OffsetDateTime>,
+    /// When the runner last checked its leadership.
+    pub last_tick: Option<OffsetDateTime>,
 }
 
 /// A handle on a running job runner.
 #[derive(Debug, Clone)]
 pub struct JobRunnerHandle {
-    leader: watch::Receiver<bool>,
+    status: watch::Receiver<RunnerStatus>,
 }
 
 impl JobRunnerHandle {
     /// Whether this replica holds the leader lease now.
     pub fn is_leader(&self) -> bool {
-        *self.leader.borrow()
+        self.status.borrow().leader
+    }
+
+    /// What the runner last saw.
+    pub fn status(&self) -> RunnerStatus {
+        *self.status.borrow()
     }
 
     /// Waits until leadership equals `leader` (or the runner has stopped).
     pub async fn wait_for_leadership(&mut self, leader: bool) {
-        let _ = self.leader.wait_for(|now| *now == leader).await;
+        let _ = self.status.wait_for(|now| now.leader == leader).await;
     }
 }
 
@@ -69,7 +90,14 @@ impl JobRunner {
             node_id,
             tick,
             jobs: Vec::new(),
+            status: Arc::new(watch::channel(RunnerStatus::default()).0),
         }
+    }
+
+    /// Publishes the runner's status on `status` (read by the system health report).
+    pub fn reporting_to(mut self, status: Arc<watch::Sender<RunnerStatus>>) -> Self {
+        self.status = status;
+        self
     }
 
     pub fn with_job(mut self, job: Arc<dyn Job>) -> Self {
@@ -79,12 +107,20 @@ impl JobRunner {
 
     /// Starts the loop on `tracker`; it ends (interrupting a running job) when `cancel` fires.
     pub fn spawn(self, tracker: &TaskTracker, cancel: CancellationToken) -> JobRunnerHandle {
-        let (leader_tx, leader_rx) = watch::channel(false);
-        tracker.spawn(self.run_loop(cancel, leader_tx));
-        JobRunnerHandle { leader: leader_rx }
+        let now = self.ctx.clock.now();
+        self.status.send_modify(|status| {
+            status.running = true;
+            status.started_at = Some(now);
+        });
+        let handle = JobRunnerHandle {
+            status: self.status.subscribe(),
+        };
+        tracker.spawn(self.run_loop(cancel));
+        handle
     }
 
-    async fn run_loop(self, cancel: CancellationToken, leader_tx: watch::Sender<bool>) {
+    async fn run_loop(self, cancel: CancellationToken) {
+        let status = Arc::clone(&self.status);
         let mut lease: Option<Box<dyn LeaderLease>> = None;
         let mut ticks = tokio::time::interval(self.tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -94,14 +130,14 @@ impl JobRunner {
                 _ = ticks.tick() => {}
             }
             let leader = self.check_leadership(&mut lease).await;
-            leader_tx.send_if_modified(|was| {
-                if *was != leader {
+            let now = self.ctx.clock.now();
+            status.send_modify(|was| {
+                if was.leader != leader {
                     tracing::info!(node_id = %self.node_id, leader, "job leadership changed");
-                    *was = leader;
-                    true
-                } else {
-                    false
+                    was.leader = leader;
+                    was.leader_since = leader.then_some(now);
                 }
+                was.last_tick = Some(now);
             });
             if !leader {
                 continue;
@@ -120,7 +156,12 @@ impl JobRunner {
         {
             tracing::warn!(%error, "releasing the leader lease failed; it ends with its connection");
         }
-        leader_tx.send_replace(false);
+        status.send_modify(|was| {
+            *was = RunnerStatus {
+                last_tick: was.last_tick,
+                ..RunnerStatus::default()
+            }
+        });
     }
 
     async fn check_leadership(&self, lease: &mut Option<Box<dyn LeaderLease>>) -> bool {
@@ -500,6 +541,14 @@ mod tests {
             .with_job(job.clone())
             .spawn(&tracker, cancel.clone());
         handle.wait_for_leadership(true).await;
+        let start = datetime!(2026-01-01 00:00 UTC);
+        let status = handle.status();
+        assert!(status.running);
+        assert_eq!(
+            (status.started_at, status.leader_since),
+            (Some(start), Some(start))
+        );
+        assert!(status.last_tick.is_some());
 
         job.ran.notified().await;
         clock.advance(time::Duration::hours(1));
@@ -508,6 +557,7 @@ mod tests {
         tracker.close();
         tracker.wait().await;
         assert!(!handle.is_leader(), "leadership ends with the runner");
+        assert!(!handle.status().running && handle.status().leader_since.is_none());
 
         let runs = store
             .job_runs()

@@ -270,7 +270,7 @@ async fn upstream_errors_and_malformed_chunks_are_clear_and_carry_no_key() {
             .complete(f.owner, &settings, &conversation(), TIMEOUT, &purpose())
             .await
             .unwrap_err();
-        assert_eq!(error, LlmError::Upstream { status: 401 });
+        assert_eq!(error, LlmError::KeyRefused { status: 401 });
         assert_clean(&error);
 
         f.endpoint.misbehave(LlmMisbehaviour::MalformedChunk);

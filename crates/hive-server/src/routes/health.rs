@@ -1,11 +1,13 @@
 //! `GET /api/health`: for load balancers. It says only whether the process (and, with
 //! `HEALTH_CHECK_DEEP=true`, what it depends on: its database) answers; never why not.
+//! `GET /api/v1/system/health`: for operators (viewers and above), each component's state
+//! and reason code.
 
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use hive_proto::HealthResponse;
+use hive_proto::{ComponentState, HealthResponse};
 use http::{StatusCode, header};
 
 pub async fn health(State(state): State<AppState>) -> Response {
@@ -23,5 +25,20 @@ pub async fn health(State(state): State<AppState>) -> Response {
             )
                 .into_response()
         }
+    }
+}
+
+/// 200 while every required component answers, else 503 (with the same body).
+pub async fn system_health(State(state): State<AppState>) -> Response {
+    let report = state.hive.system_health().await;
+    if report.state == ComponentState::Down {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            Json(report),
+        )
+            .into_response()
+    } else {
+        Json(report).into_response()
     }
 }

@@ -146,6 +146,7 @@ fn routes_declared() -> Vec<Route> {
     const PUBLIC: Access = Access::Public;
     vec![
         route(M::GET, "/api/health", PUBLIC, None, health::health),
+        route(M::GET, "/api/v1/system/health", VIEWER, None, health::system_health),
         // Setup and sign-in: public, each under its own limit.
         route(M::GET, "/api/v1/setup/status", PUBLIC, None, a::setup_status),
         route(M::POST, "/api/v1/setup", PUBLIC, Some("setup"), a::setup),

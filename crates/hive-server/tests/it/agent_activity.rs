@@ -128,10 +128,7 @@ async fn an_llm_agents_calls_and_usage_are_its_owners_to_read() {
         let why = task["status"]["message"]["parts"][0]["text"]
             .as_str()
             .unwrap();
-        assert_eq!(
-            why,
-            "the model endpoint failed: the endpoint answered HTTP 401"
-        );
+        assert_eq!(why, "the model endpoint refused the key (HTTP 401)");
         let (_, calls) = get_json(&owner, &server, &calls_path).await;
         let refused = &calls["items"][0];
         assert_eq!(refused["method"], "SendMessage", "{calls}");
@@ -155,6 +152,18 @@ async fn an_llm_agents_calls_and_usage_are_its_owners_to_read() {
             Some(format!("agent:{agent}").as_str())
         );
 
+        // The refused key put the agent in error; started again, it fails another way.
+        let restarted = owner
+            .send(
+                &server,
+                Method::POST,
+                &format!("/api/v1/agents/{agent}/start"),
+                None,
+            )
+            .await;
+        assert_eq!(restarted.status(), 200);
+        llm.misbehave(LlmMisbehaviour::Status(500));
+
         // A streamed call that fails: the stream's record says so too.
         let events = stream_events(
             &server,
@@ -171,7 +180,10 @@ async fn an_llm_agents_calls_and_usage_are_its_owners_to_read() {
         let (_, calls) = get_json(&owner, &server, &calls_path).await;
         assert_eq!(calls["items"][0]["method"], "SendStreamingMessage");
         assert_eq!(calls["items"][0]["outcome"], "failed", "{calls}");
-        assert_eq!(calls["items"][0]["errorMessage"], why);
+        assert_eq!(
+            calls["items"][0]["errorMessage"],
+            "the model endpoint failed: the endpoint answered HTTP 500"
+        );
 
         // Keyset pages, newest first.
         let (_, first) = get_json(&owner, &server, &format!("{calls_path}?limit=2")).await;

@@ -537,3 +537,62 @@ async fn an_llm_agent_remembers_the_conversation() {
         );
     }
 }
+
+/// A model endpoint that refuses the agent's key: the chat says so with the provider's status,
+/// and the agent leaves `ready` for `error` with the same reason until it is started again.
+#[tokio::test]
+async fn an_llm_agent_whose_key_is_refused_says_so_and_is_in_error() {
+    use hive_testkit::llm::LlmMisbehaviour;
+    for backend in backends() {
+        let (llm, server) = llm_server(backend).await;
+        setup_admin(&server).await;
+        let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+        let agent = conformance_agent_with(
+            &server,
+            &admin,
+            json!({"name": "chat", "kind": "llm", "visibility": "private",
+                   "runtime": {"baseUrl": llm.base_url(), "model": "test-model"}}),
+        )
+        .await;
+        let token = chat_token(&server, &admin).await;
+        let agent_path = format!("/api/v1/agents/{agent}");
+
+        for status in [401, 403] {
+            llm.misbehave(LlmMisbehaviour::Status(status));
+            let events = turn(&server, &token, &agent, json!({"text": "hello"})).await;
+            let expected = format!("the model endpoint refused the key (HTTP {status})");
+            assert_eq!(reply(&events)["text"], expected, "{backend:?}: {events:?}");
+            assert_eq!(reply(&events)["state"], "failed");
+
+            let (_, row) = get_json(&server, &token, &agent_path).await;
+            assert_eq!(row["status"], "error", "{row}");
+            assert_eq!(
+                row["statusDetail"],
+                format!("the endpoint refused the key (HTTP {status})"),
+                "{row}"
+            );
+            // Until it is started again, the agent takes no calls.
+            let refused = post_chat(&server, &token, &agent, json!({"text": "again"})).await;
+            let body = refused.text().await.unwrap();
+            assert!(body.contains("the agent is not ready (error)"), "{body}");
+
+            // Its key accepted again (a new key, or the provider fixed): started, it answers.
+            llm.misbehave(LlmMisbehaviour::None);
+            let started = admin
+                .send(&server, Method::POST, &format!("{agent_path}/start"), None)
+                .await;
+            let row: Value = started.json().await.unwrap();
+            assert_eq!(row["status"], "ready", "{row}");
+            let answered = turn(&server, &token, &agent, json!({"text": "hi"})).await;
+            assert_eq!(reply(&answered)["text"], "echo: hi");
+        }
+        let changes = records_of(&server, "agent.status").await;
+        assert!(
+            changes
+                .iter()
+                .any(|record| record.detail.contains("refused the key")),
+            "{changes:?}"
+        );
+        server.stop().await.0.unwrap();
+    }
+}

@@ -30,6 +30,7 @@ mod settings;
 mod shutdown;
 mod smtp;
 mod support;
+mod system_health;
 mod vault_rotation;
 mod wan;
 mod workflows;

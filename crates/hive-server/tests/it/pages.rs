@@ -1333,3 +1333,47 @@ async fn admins_set_and_remove_model_prices_from_the_page() {
         server.stop().await.0.unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_home_page_shows_the_system_health_to_a_viewer() {
+    // Every disk has less than 16 TiB free: the disk shows as degraded.
+    let server = identity_server_with(
+        hive_testkit::TestBackend::Sqlite,
+        &[
+            ("HIVE_HEALTH_DISK_DEGRADED_MB", "16777216"),
+            ("HIVE_HEALTH_DISK_DOWN_MB", "0"),
+        ],
+    )
+    .await;
+    setup_admin(&server).await;
+    let admin = login(&server, ADMIN_EMAIL, PASSWORD).await;
+    let (_, viewer) = add_user(&server, &admin, "viewer@example.com", "viewer").await;
+
+    let (status, html) = page_of(&server, &viewer, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(r#"System health: <span class="state state-degraded">degraded</span>"#),
+        "{html}"
+    );
+    let row = |name: &str| {
+        html.split("<tr>")
+            .find(|row| row.starts_with(&format!("<td>{name}")))
+            .unwrap_or_else(|| panic!("no row for {name} in {html}"))
+            .to_owned()
+    };
+    let database = row("Database (required)");
+    assert!(database.contains(r#"state-ok">ok<"#), "{database}");
+    assert!(database.contains("answers ("), "{database}");
+    let disk = row("Disk of the data directory (required)");
+    assert!(disk.contains(r#"state-degraded">degraded<"#), "{disk}");
+    assert!(
+        disk.contains("low on space;") && disk.contains(" free of "),
+        "{disk}"
+    );
+    assert!(html.contains("<td>Background jobs</td>"));
+    // The deployment's details stay the admins'.
+    assert!(!html.contains("Task store"));
+    let (_, admin_html) = page_of(&server, &admin, "/").await;
+    assert!(admin_html.contains("Task store") && admin_html.contains("System health: "));
+    server.stop().await.0.unwrap();
+}

@@ -149,14 +149,14 @@ async fn ingress_validates_and_publishes_on_the_local_bus() {
 }
 
 /// Posts a new envelope from `server` (as its admin) and answers it with the ingress's answer.
-async fn emit(server: &TestServer, admin: &Browser, kind: &str) -> (Value, Value) {
+pub(crate) async fn emit(server: &TestServer, admin: &Browser, kind: &str) -> (Value, Value) {
     let envelope = envelope(&server.origin, kind);
     let (status, answer) = post(server, admin, &envelope).await;
     assert_eq!(status, 202, "{answer}");
     (envelope, answer)
 }
 
-async fn instance(backend: TestBackend, url: &str, name: &str) -> (TestServer, Browser) {
+pub(crate) async fn instance(backend: TestBackend, url: &str, name: &str) -> (TestServer, Browser) {
     let subject = format!("{name}.envelopes");
     let vars = [
         ("NATS_URL", url),

@@ -251,6 +251,7 @@ try {
   check(new URL(page.url()).pathname === "/", `after enrollment: ${page.url()}`);
   check(await page.getByRole("heading", { name: "Home" }).isVisible(), "no home page");
   check(await page.getByText(/^answers \(\d+ ms\)$/).isVisible(), "the home page does not show the database's health");
+  check(await page.getByRole("heading", { name: /^System health: (ok|degraded)$/ }).isVisible(), "no system health panel");
   const activity = await page.locator("section[aria-labelledby=activity-heading] tbody td:nth-child(3)").allTextContents();
   check(activity.includes("auth.mfa.totp_enable") && activity.includes("setup.create_admin"),
     `the recent activity does not show the setup and the enrollment: ${activity}`);
@@ -358,12 +359,13 @@ try {
   check(history.length === 2 && history[1].includes("Hello from the stand-in."),
     `the conversation's history: ${JSON.stringify(history)}`);
   await inspect(page, "chat-history");
-  // A call the endpoint refuses: the chat marks the reply failed and says why.
+  // A call whose key the endpoint refuses: the chat marks the reply failed and says why, and
+  // the agent is in error until its key is replaced.
   await page.getByLabel("Message", { exact: true }).fill("Refuse me");
   await page.getByRole("button", { name: "Send" }).click();
   const refusal = page.locator("#messages li.from-agent").last();
   await refusal.filter({ hasText: "(failed)" }).waitFor();
-  check((await refusal.textContent()).includes("the endpoint answered HTTP 401"), "the chat does not say why");
+  check((await refusal.textContent()).includes("the model endpoint refused the key (HTTP 401)"), "the chat does not say why");
 
   // The agent's page: today's tokens, and the calls with their outcome and what went wrong.
   await page.goto(agentPage);

@@ -232,6 +232,11 @@ impl HostedRuntime {
         }
     }
 
+    /// What the sandbox backend can do on this host.
+    pub fn capabilities(&self) -> &hive_sandbox::BackendCapabilities {
+        self.backend.capabilities()
+    }
+
     /// Kills and removes what sandboxes of an earlier, crashed run left (see
     /// [`SandboxBackend::reap_leftovers`]), once for all clones: the first call (or the first
     /// launch) reaps, later ones wait for it and return at once. Failures are logged.

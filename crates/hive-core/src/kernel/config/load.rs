@@ -182,13 +182,15 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         level: src.parsed("LOG_LEVEL", "info".to_owned(), |raw| {
             is_log_filter(raw).then(|| raw.to_owned())
         })?,
-        format: src.parsed("LOG_FORMAT", LogFormat::Json, |raw| match raw {
+        format: src.parsed("LOG_FORMAT", LogFormat::Auto, |raw| match raw {
+            "auto" => Some(LogFormat::Auto),
             "json" => Some(LogFormat::Json),
             "pretty" => Some(LogFormat::Pretty),
             _ => None,
         })?,
     };
     let health_check_deep = src.boolean("HEALTH_CHECK_DEEP", false)?;
+    let disk_thresholds = parse_disk_thresholds(&mut src)?;
     let allow_public_registration = src.boolean("ALLOW_PUBLIC_REGISTRATION", false)?;
     let mfa_required = src.parsed("HIVE_MFA_REQUIRED", MfaPolicy::Admins, MfaPolicy::parse)?;
     let smtp = parse_smtp(src.secret("SMTP_URL")?, src.value("SMTP_FROM")?, &auth_url)?;
@@ -327,6 +329,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         http,
         log,
         health_check_deep,
+        disk_thresholds,
         allow_public_registration,
         mfa_required,
         smtp,
@@ -334,6 +337,24 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         sandbox,
         warnings,
         report: src.report,
+    })
+}
+
+/// `HIVE_HEALTH_DISK_DEGRADED_MB` and `HIVE_HEALTH_DISK_DOWN_MB`, the second not above the first.
+fn parse_disk_thresholds(src: &mut Sources<'_>) -> Result<super::DiskThresholds, ConfigError> {
+    const MIB: u64 = 1024 * 1024;
+    const MAX_MIB: u64 = 16 * 1024 * 1024;
+    let degraded = src.integer("HIVE_HEALTH_DISK_DEGRADED_MB", 1024, 0, MAX_MIB)?;
+    let down = src.integer("HIVE_HEALTH_DISK_DOWN_MB", 100, 0, MAX_MIB)?;
+    if down > degraded {
+        return Err(invalid(
+            "HIVE_HEALTH_DISK_DOWN_MB",
+            "must not be above HIVE_HEALTH_DISK_DEGRADED_MB",
+        ));
+    }
+    Ok(super::DiskThresholds {
+        degraded_below_bytes: degraded * MIB,
+        down_below_bytes: down * MIB,
     })
 }
 
@@ -464,6 +485,34 @@ mod tests {
         load(&EnvSource::from_pairs(pairs.iter().copied()))
     }
 
+    #[test]
+    fn logs_are_json_unless_on_a_terminal_or_told() {
+        let format = |raw: &str| load_pairs(&[("LOG_FORMAT", raw)]).unwrap().log.format;
+        assert!(LogFormat::Auto.is_json(false) && !LogFormat::Auto.is_json(true));
+        assert!(format("json").is_json(true));
+        assert!(!format("pretty").is_json(false));
+        assert_eq!(format("auto"), LogFormat::Auto);
+        let error = load_pairs(&[("LOG_FORMAT", "yaml")]).unwrap_err();
+        assert!(error.to_string().contains("LOG_FORMAT"), "{error}");
+    }
+
+    #[test]
+    fn disk_thresholds_are_mebibytes_and_down_is_not_above_degraded() {
+        let config = load_pairs(&[]).unwrap();
+        assert_eq!(config.disk_thresholds.degraded_below_bytes, 1024 << 20);
+        assert_eq!(config.disk_thresholds.down_below_bytes, 100 << 20);
+        let error = load_pairs(&[
+            ("HIVE_HEALTH_DISK_DEGRADED_MB", "10"),
+            ("HIVE_HEALTH_DISK_DOWN_MB", "20"),
+        ])
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("HIVE_HEALTH_DISK_DOWN_MB"),
+            "{error}"
+        );
+        assert!(load_pairs(&[("HIVE_HEALTH_DISK_DEGRADED_MB", "-1")]).is_err());
+    }
+
     fn production(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let mut pairs = vec![
             ("HIVE_ENV", "production"),
@@ -496,7 +545,7 @@ mod tests {
         assert_eq!(config.http.client_ip_source, ClientIpSource::XffLast);
         assert_eq!(config.http.shutdown_grace, Duration::from_secs(30));
         assert_eq!(config.mfa_required, MfaPolicy::Admins);
-        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.log.format, LogFormat::Auto);
         assert!(!config.health_check_deep);
         assert!(config.http.trusted_proxies.is_empty());
         assert!(config.warnings.is_empty());

@@ -37,8 +37,21 @@ pub enum Environment {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Pretty on a terminal, JSON lines otherwise (a file, a pipe, a service manager).
+    Auto,
     Json,
     Pretty,
+}
+
+impl LogFormat {
+    /// Whether the logs are JSON lines, when their output `is_terminal` or not.
+    pub fn is_json(self, is_terminal: bool) -> bool {
+        match self {
+            Self::Auto => !is_terminal,
+            Self::Json => true,
+            Self::Pretty => false,
+        }
+    }
 }
 
 /// Which header names the client when the socket peer is a trusted proxy.
@@ -152,8 +165,16 @@ impl Default for ConnectionLimits {
 pub struct LogConfig {
     /// `LOG_LEVEL` (default `info`): a level or `target=level` directives.
     pub level: String,
-    /// `LOG_FORMAT` (default `json`).
+    /// `LOG_FORMAT` (default `auto`).
     pub format: LogFormat,
+}
+
+/// Free space in the data directory under which the system health report calls the disk
+/// degraded, and down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskThresholds {
+    pub degraded_below_bytes: u64,
+    pub down_below_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -499,6 +520,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `HEALTH_CHECK_DEEP` (default false): `/api/health` also checks the database.
     pub health_check_deep: bool,
+    /// `HIVE_HEALTH_DISK_*`: free space that makes the data directory's disk unhealthy.
+    pub disk_thresholds: DiskThresholds,
     /// `ALLOW_PUBLIC_REGISTRATION` (default false): anyone may create a viewer account.
     pub allow_public_registration: bool,
     /// `HIVE_MFA_REQUIRED` (default `admins`): who must have a second factor.

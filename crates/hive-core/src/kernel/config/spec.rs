@@ -359,8 +359,22 @@ pub const VARIABLES: &[VarSpec] = &[
         "info",
         "trace, debug, info, warn, error, off, or comma-separated target=level directives",
     ),
-    var("LOG_FORMAT", "json", "json or pretty"),
+    var(
+        "LOG_FORMAT",
+        "auto",
+        "auto, json or pretty: auto is pretty on a terminal and JSON lines otherwise",
+    ),
     var("HEALTH_CHECK_DEEP", "false", "true or false"),
+    var(
+        "HIVE_HEALTH_DISK_DEGRADED_MB",
+        "1024",
+        "an integer from 0 to 16777216: under this many MiB free in the data directory, the system health report calls the disk degraded",
+    ),
+    var(
+        "HIVE_HEALTH_DISK_DOWN_MB",
+        "100",
+        "an integer from 0 to 16777216, not above HIVE_HEALTH_DISK_DEGRADED_MB: under this many MiB free, the disk is down and the system health answers 503",
+    ),
     secret(
         "SMTP_URL",
         "- (no mail)",
@@ -630,6 +644,50 @@ pub const KNOWN_OTHER_NAMES: &[&str] = &[
     "HIVE_TEST_A2A_PYTHON",
 ];
 
+/// The settings most deployments set, which `hive serve --help` lists with their defaults.
+pub const MAIN_SETTINGS: &[&str] = &[
+    "HIVE_ENV",
+    "HIVE_DATA_DIR",
+    "HIVE_LISTEN",
+    "AUTH_URL",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "HIVE_METRICS_LISTEN",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "HIVE_CONFIG",
+];
+
+/// [`MAIN_SETTINGS`] with their defaults and rules, from this table, and where the others are
+/// (`hive serve --help` ends with it).
+pub fn main_settings_help() -> String {
+    let mut help = String::from(
+        "Main settings (environment variables, or keys of the TOML file HIVE_CONFIG names):\n",
+    );
+    for spec in MAIN_SETTINGS.iter().filter_map(|name| find(name)) {
+        let default = if spec.has_default() {
+            format!("default: {}", spec.default)
+        } else {
+            format!("default: unset{}", spec.default.trim_start_matches('-'))
+        };
+        let file = if spec.secret {
+            format!(" (a secret: also {}_FILE, a file holding it)", spec.name)
+        } else {
+            String::new()
+        };
+        help.push_str(&format!(
+            "  {} [{default}]\n      {}{file}\n",
+            spec.name, spec.rule
+        ));
+    }
+    help.push_str(&format!(
+        "\nAll {} settings are described in docs/configuration.md; `hive config check` \
+         validates them and prints each value in force (secrets masked).",
+        VARIABLES.len()
+    ));
+    help
+}
+
 /// The row of `name`: a plain variable, or the template row of an instance's variable
 /// (`OIDC_CORP_ISSUER` finds `OIDC_<ID>_ISSUER`).
 pub fn find(name: &str) -> Option<&'static VarSpec> {
@@ -756,6 +814,21 @@ fn table_of(rows: &[VarSpec]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_main_settings_are_rows_of_the_table() {
+        let help = main_settings_help();
+        for name in MAIN_SETTINGS {
+            let spec = find(name).unwrap_or_else(|| panic!("{name} is not a variable"));
+            assert!(help.contains(&format!("  {name} [")), "{help}");
+            assert!(help.contains(spec.rule), "{help}");
+        }
+        assert!(
+            help.contains("HIVE_DATA_DIR [default: ./hive-data]"),
+            "{help}"
+        );
+        assert!(help.contains("REDIS_URL [default: unset]"), "{help}");
+    }
 
     #[test]
     fn typos_get_a_suggestion() {
