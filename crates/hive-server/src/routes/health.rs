@@ -8,6 +8,12 @@ use axum::response::{IntoResponse, Response};
 use hive_proto::HealthResponse;
 use http::{StatusCode, header};
 
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "health",
+    responses((status = 200, description = "The process answers.", body = HealthResponse), (status = 503, description = "A dependency does not answer (deep check only).", body = HealthResponse)),
+)]
 pub async fn health(State(state): State<AppState>) -> Response {
     if !state.hive.config.health_check_deep {
         return Json(HealthResponse { ok: true }).into_response();
