@@ -256,7 +256,9 @@ pub struct PageResponse<T> {
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PageQuery {
+    /// At most 100 (50 when absent).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     #[serde(default)]
     pub cursor: Option<String>,

@@ -2,6 +2,7 @@
 //! versions, restart, pause and resume, their logs (paged, and followed as Server-Sent Events)
 //! and what they use. Start, stop and delete are the registry's routes.
 
+use super::openapi::Binary;
 use super::users::query_error;
 use crate::auth::{Authenticated, Meta};
 use crate::error::ApiError;
@@ -64,7 +65,10 @@ fn page_view(page: LogPage) -> LogPageView {
     path = "/api/v1/agents/{id}/bundle",
     tag = "hosted",
     params(("id" = Uuid, Path)),
-    request_body(content = Vec<u8>, description = "The bundle: a gzipped tar archive.", content_type = "application/gzip"),
+    request_body(
+        description = "The bundle: a gzipped tar archive.",
+        content((Binary = "application/gzip"), (Binary = "application/octet-stream")),
+    ),
     responses((status = 201, description = "Created.", body = BundleView)),
 )]
 pub async fn push_bundle(

@@ -22,11 +22,14 @@ use serde_json::Value;
 use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{
+    KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 /// The security schemes' names in the document.
 const BEARER: &str = "bearerToken";
@@ -219,7 +222,7 @@ pub fn document(https: bool) -> Document {
         RefOr::T(error_response(
             "An error: a JSON-RPC error response, or the one error shape when the request was \
              refused before the call was read.",
-            utoipa::openapi::schema::OneOfBuilder::new()
+            OneOfBuilder::new()
                 .item(Ref::from_schema_name("ErrorBody"))
                 .item(Ref::from_schema_name("JsonRpcResponse"))
                 .into(),
@@ -242,7 +245,7 @@ pub fn document(https: bool) -> Document {
 const ERROR: &str = "Error";
 const RPC_ERROR: &str = "RpcError";
 
-fn error_response(description: &str, schema: RefOr<utoipa::openapi::schema::Schema>) -> Response {
+fn error_response(description: &str, schema: RefOr<Schema>) -> Response {
     ResponseBuilder::new()
         .description(description)
         .content("application/json", Content::new(Some(schema)))
@@ -392,6 +395,20 @@ pub(crate) struct JsonRpcResponse {
     #[schema(required = false)]
     error: Option<Value>,
 }
+
+/// A body of bytes as they are (a hosted agent's bundle).
+pub(crate) struct Binary;
+
+impl PartialSchema for Binary {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for Binary {}
 
 /// This document.
 #[utoipa::path(
