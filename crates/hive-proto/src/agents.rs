@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+use utoipa::ToSchema;
 
 /// Names one closed set of lower-case words, with `as_str` and parsing.
 macro_rules! word_enum {
@@ -12,7 +13,7 @@ macro_rules! word_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
         #[serde(rename_all = "lowercase")]
         pub enum $name {
             $($(#[$variant_meta])* $variant),+
@@ -84,7 +85,7 @@ word_enum!(
 );
 
 /// One A2A skill an agent offers (shown in agent cards).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Skill {
     pub id: String,
@@ -96,7 +97,7 @@ pub struct Skill {
 }
 
 /// An agent's limits on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LimitsView {
     pub requests_per_minute: u32,
@@ -107,7 +108,7 @@ pub struct LimitsView {
 }
 
 /// `POST /api/v1/agents`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAgentRequest {
     pub name: String,
@@ -134,7 +135,7 @@ fn empty_object() -> serde_json::Value {
 }
 
 /// `PATCH /api/v1/agents/{id}`: absent fields stay.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateAgentRequest {
     #[serde(default)]
@@ -152,7 +153,7 @@ pub struct UpdateAgentRequest {
 }
 
 /// An agent as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentView {
     pub id: String,
@@ -174,7 +175,7 @@ pub struct AgentView {
 }
 
 /// `POST /api/v1/agents/import`: a remote agent from its agent card.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportAgentRequest {
     /// The agent's base URL (the card is read from the host's well-known path) or the card's.
@@ -191,7 +192,7 @@ pub struct ImportAgentRequest {
 }
 
 /// The card read and the agent it makes: proposed (a preview) or registered.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportAgentResponse {
     pub card_url: String,
@@ -202,7 +203,8 @@ pub struct ImportAgentResponse {
 }
 
 /// `?days=` of `GET /api/v1/agents/{id}/usage` (1 to 90, default 14).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UsageQuery {
     #[serde(default)]
@@ -210,7 +212,7 @@ pub struct UsageQuery {
 }
 
 /// One UTC day of an agent's usage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageDayView {
     /// `YYYY-MM-DD` (UTC).
@@ -223,7 +225,7 @@ pub struct UsageDayView {
 
 /// `GET /api/v1/agents/{id}/usage`: every day asked for, oldest first, days without calls
 /// with zeros.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentUsageView {
     pub agent_id: String,
@@ -231,7 +233,7 @@ pub struct AgentUsageView {
 }
 
 /// One call to an agent (an item of `GET /api/v1/agents/{id}/calls`), from its audit record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentCallView {
     /// The audit record's id.
@@ -253,7 +255,7 @@ pub struct AgentCallView {
 }
 
 /// One kept version of a hosted agent's bundle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BundleView {
     pub version: i64,
@@ -271,7 +273,7 @@ pub struct BundleView {
 }
 
 /// `POST /api/v1/agents/{id}/bundle/rollback`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RollbackRequest {
     /// The version to run from the next start; absent: the one before the active one.
@@ -280,7 +282,7 @@ pub struct RollbackRequest {
 }
 
 /// One line a hosted agent printed (its secrets' values cut out).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogLineView {
     /// Counts up for the agent's whole life, across its restarts.
@@ -293,7 +295,7 @@ pub struct LogLineView {
 }
 
 /// `GET /api/v1/agents/{id}/logs`: lines oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogPageView {
     pub lines: Vec<LogLineView>,
@@ -305,7 +307,7 @@ pub struct LogPageView {
 
 /// `GET /api/v1/agents/{id}/stats`: what a hosted agent uses (measurements absent where the
 /// replica answering does not run it, or the host cannot measure them).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HostedStatsView {
     pub status: AgentStatus,

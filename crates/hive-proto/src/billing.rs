@@ -3,10 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// What Stripe can do here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StripeFeaturesView {
     pub checkout_enabled: bool,
@@ -15,7 +16,7 @@ pub struct StripeFeaturesView {
 }
 
 /// `GET /api/v1/billing/wallet`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WalletView {
     pub user_id: Uuid,
@@ -40,7 +41,7 @@ pub struct WalletView {
 }
 
 /// One ledger transaction, as its user sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerEntryView {
     pub id: Uuid,
@@ -57,7 +58,7 @@ pub struct LedgerEntryView {
 }
 
 /// One group of `GET /api/v1/billing/usage`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageGroupView {
     /// The agent's id, the model, or the UTC day (`YYYY-MM-DD`).
@@ -73,7 +74,7 @@ pub struct UsageGroupView {
 }
 
 /// `GET /api/v1/billing/usage`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageView {
     #[serde(with = "time::serde::rfc3339")]
@@ -86,7 +87,7 @@ pub struct UsageView {
 }
 
 /// A model's token price.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PriceView {
     pub model: String,
@@ -95,7 +96,7 @@ pub struct PriceView {
 }
 
 /// `GET /api/v1/billing/prices`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PricesView {
     pub currency: String,
@@ -107,7 +108,7 @@ pub struct PricesView {
 }
 
 /// `PUT /api/v1/billing/prices/{model}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PriceRequest {
     pub prompt_minor_per_1k: i64,
@@ -115,7 +116,7 @@ pub struct PriceRequest {
 }
 
 /// `POST /api/v1/billing/adjustments`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdjustmentRequest {
     pub user_id: Uuid,
@@ -125,7 +126,7 @@ pub struct AdjustmentRequest {
 }
 
 /// What `POST /api/webhooks/stripe` answers when it took the delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StripeReceiptView {
     pub received: bool,
@@ -135,7 +136,7 @@ pub struct StripeReceiptView {
 }
 
 /// `POST /api/v1/billing/budgets` (admins): a budget on a user or an agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BudgetRequest {
     /// `user` or `agent`.
@@ -150,7 +151,7 @@ pub struct BudgetRequest {
 }
 
 /// A budget with its use in the current period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BudgetView {
     pub id: Uuid,
@@ -176,7 +177,7 @@ pub struct BudgetView {
 }
 
 /// A budget's use that reached 80 % or 100 % of a limit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertView {
     pub id: Uuid,
@@ -193,7 +194,7 @@ pub struct AlertView {
 }
 
 /// `POST /api/v1/billing/checkout-session`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CheckoutRequest {
     /// `payment` (a top-up, the default) or `subscription`.
@@ -208,7 +209,7 @@ pub struct CheckoutRequest {
 }
 
 /// Where to send the user to pay.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckoutView {
     pub url: String,
@@ -217,7 +218,7 @@ pub struct CheckoutView {
 }
 
 /// `POST /api/v1/billing/customer-portal`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PortalView {
     pub url: String,

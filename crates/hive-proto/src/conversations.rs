@@ -2,9 +2,10 @@
 //! the API lists, and the events of a chat stream.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `POST /api/v1/agents/{id}/chat`: one message, in a new conversation or an existing one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChatRequest {
     /// The conversation to continue; none starts a new one.
@@ -18,7 +19,8 @@ pub struct ChatRequest {
 }
 
 /// `?agentId=&limit=&cursor=` of `GET /api/v1/conversations`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConversationQuery {
     #[serde(default)]
@@ -30,7 +32,7 @@ pub struct ConversationQuery {
 }
 
 /// A conversation as the API shows it (to its owner only).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConversationView {
     pub id: String,
@@ -48,7 +50,7 @@ pub struct ConversationView {
 }
 
 /// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConversationMessageView {
     pub id: String,
@@ -69,7 +71,7 @@ pub struct ConversationMessageView {
 
 /// `event: conversation`, the first event of a chat stream: the conversation and the
 /// caller's message, stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatStarted {
     pub conversation: ConversationView,
@@ -77,7 +79,7 @@ pub struct ChatStarted {
 }
 
 /// `event: status`: the task's state changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatStatus {
     pub task_id: String,
@@ -85,14 +87,14 @@ pub struct ChatStatus {
 }
 
 /// `event: delta`: more text of the reply, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatDelta {
     pub text: String,
 }
 
 /// `event: error`: what went wrong with the turn (no secrets); a `reply` event follows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatFailure {
     pub message: String,

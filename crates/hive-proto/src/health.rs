@@ -1,8 +1,9 @@
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The body of `GET /api/health`: `{"ok":true}`, or `{"ok":false}` (503) when a deep check
 /// fails. It never says why: the detail is for authenticated operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthResponse {
     pub ok: bool,
@@ -11,7 +12,7 @@ pub struct HealthResponse {
 /// The body of `GET /api/v1/system/health` (viewers and above): this replica's view of what
 /// Hive depends on. Every reason is a fixed code: no address, connection string or driver
 /// error ever appears (those go to the log).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SystemHealth {
     /// `down` when a required component is down (the answer is then 503), `degraded` when any
@@ -32,7 +33,7 @@ impl SystemHealth {
 }
 
 /// How a component is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ComponentState {
     Ok,
@@ -51,7 +52,7 @@ impl ComponentState {
 }
 
 /// What the health report checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Component {
     Database,
@@ -76,7 +77,7 @@ impl Component {
 }
 
 /// Why a component is not `ok` (or, for one that is, a fact worth knowing: `disabled`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthReason {
     /// The service refused or dropped the connection, or answered with an error.
@@ -125,7 +126,7 @@ impl HealthReason {
 }
 
 /// One component of [`SystemHealth`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ComponentHealth {
     pub name: Component,
@@ -145,7 +146,7 @@ pub struct ComponentHealth {
 }
 
 /// The job runner: who leads, and the last run any replica recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobsHealth {
     /// Whether this replica holds the leader lease.
@@ -172,7 +173,7 @@ pub struct JobsHealth {
 }
 
 /// The newest run in the job history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LastJobRun {
     pub job: String,
@@ -184,7 +185,7 @@ pub struct LastJobRun {
 }
 
 /// The sandbox backend of this replica.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SandboxHealth {
     /// The backend hosted agents run in here (`process`), when one is available.
@@ -198,7 +199,7 @@ pub struct SandboxHealth {
 }
 
 /// The file system of the data directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DiskHealth {
     /// Bytes free for Hive (not counting the space reserved for root).

@@ -2,12 +2,13 @@
 //! the public mesh descriptor (`/.well-known/hive-mesh.json`).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The schema name of [`MeshDescriptor`].
 pub const DESCRIPTOR_SCHEMA: &str = "hive-mesh-v1";
 
 /// How federation tokens are signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FederationMode {
     /// EdDSA, one key pair per instance, peers' public keys pinned.
@@ -17,7 +18,7 @@ pub enum FederationMode {
 }
 
 /// `GET /api/v1/mesh/federation/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FederationStatus {
     pub enabled: bool,
@@ -44,7 +45,7 @@ pub struct FederationStatus {
     pub peers: Vec<PeerStatus>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PeerStatus {
     pub index: usize,
@@ -56,7 +57,7 @@ pub struct PeerStatus {
     pub probe: Option<PeerProbe>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PeerProbe {
     pub reachable: bool,
@@ -73,13 +74,13 @@ pub struct PeerProbe {
 }
 
 /// `GET /api/v1/mesh/federation/directory`: the configured peers, without a network call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FederationDirectory {
     pub peers: Vec<DirectoryEntry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DirectoryEntry {
     pub index: usize,
@@ -90,7 +91,7 @@ pub struct DirectoryEntry {
 }
 
 /// `GET /.well-known/hive-mesh.json`: what a peer's operator needs to pair with this instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeshDescriptor {
     /// [`DESCRIPTOR_SCHEMA`].
@@ -100,7 +101,7 @@ pub struct MeshDescriptor {
     pub federation: MeshFederation,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeshA2aUrls {
     pub agent_card: String,
@@ -110,7 +111,7 @@ pub struct MeshA2aUrls {
     pub public_jsonrpc: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeshFederation {
     pub enabled: bool,

@@ -1,9 +1,10 @@
 //! Second factors on the wire: TOTP enrollment, verification and recovery codes.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `GET /api/v1/auth/mfa`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MfaStatusView {
     /// `none`, `pending` (enrollment not confirmed yet) or `enabled`.
@@ -18,14 +19,14 @@ pub struct MfaStatusView {
 }
 
 /// A TOTP code (six digits) or a recovery code.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MfaCodeRequest {
     pub code: String,
 }
 
 /// `POST /api/v1/auth/mfa/totp`: `code` is needed only to re-enroll over an enabled TOTP.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TotpStartRequest {
     #[serde(default)]
@@ -33,7 +34,7 @@ pub struct TotpStartRequest {
 }
 
 /// A started enrollment, shown once: add it to an authenticator, then confirm a code.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TotpEnrollmentView {
     /// The seed in base32, for typing in by hand.
@@ -44,7 +45,7 @@ pub struct TotpEnrollmentView {
 }
 
 /// New recovery codes, shown once.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecoveryCodesView {
     pub recovery_codes: Vec<String>,

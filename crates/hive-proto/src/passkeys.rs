@@ -7,10 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 /// The answer to every `…/start`: pass `publicKey` to `navigator.credentials.create()` or
 /// `.get()` and send the result back with `ceremonyId` within five minutes.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PasskeyCeremony {
     /// One-time handle of this ceremony (64 hex characters).
@@ -23,7 +24,7 @@ pub struct PasskeyCeremony {
 }
 
 /// `POST /api/v1/auth/passkeys/register/finish`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FinishPasskeyRegistration {
     pub ceremony_id: String,
@@ -35,7 +36,7 @@ pub struct FinishPasskeyRegistration {
 }
 
 /// `POST /api/v1/auth/mfa/passkey/finish`, `POST /api/v1/auth/passkey-login/finish`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FinishPasskeyAssertion {
     pub ceremony_id: String,
@@ -44,14 +45,14 @@ pub struct FinishPasskeyAssertion {
 }
 
 /// `PATCH /api/v1/auth/passkeys/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RenamePasskeyRequest {
     pub name: String,
 }
 
 /// A registered passkey as its owner sees it (no key material).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PasskeyView {
     pub id: String,

@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateSecretRequest {
     pub name: String,
@@ -13,7 +14,7 @@ pub struct CreateSecretRequest {
 }
 
 /// A new version: a new value, a new description, or both.
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateSecretRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -22,7 +23,7 @@ pub struct UpdateSecretRequest {
     pub value: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretView {
     pub id: String,
@@ -40,7 +41,7 @@ pub struct SecretView {
 
 /// A secret carried over from another system: `value` as `ivHex:tagHex:cipherHex` (AES-256-GCM)
 /// and the raw 32-byte `key` (64 hex) it was encrypted with. Neither is kept, logged or shown.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportSecretRequest {
     pub name: String,
@@ -51,7 +52,7 @@ pub struct ImportSecretRequest {
 }
 
 /// A vault data key as an admin sees it; never its material.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VaultKeyView {
     pub id: u32,
@@ -66,13 +67,13 @@ pub struct VaultKeyView {
     pub encryptions_reserved: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VaultKeysResponse {
     pub items: Vec<VaultKeyView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RotateKeyResponse {
     /// The key new values are sealed with now.

@@ -1,9 +1,10 @@
 //! Bodies of the settings API.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `GET /api/v1/settings/security`: what this replica applies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecuritySettingsView {
     /// The admin's allowlist, as stored (canonical form).
@@ -15,7 +16,7 @@ pub struct SecuritySettingsView {
 }
 
 /// `PUT /api/v1/settings/security`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateSecuritySettings {
     pub egress_host_allowlist: Vec<String>,
@@ -25,7 +26,7 @@ pub struct UpdateSecuritySettings {
 }
 
 /// `GET /api/v1/settings/workflows`: what this replica applies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowSettingsView {
     /// The admins' word on code nodes: `inherit` (the configuration's default), `off`, `allow`.
@@ -42,7 +43,7 @@ pub struct WorkflowSettingsView {
 }
 
 /// `PUT /api/v1/settings/workflows`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateWorkflowSettings {
     /// `inherit`, `off` or `allow`.

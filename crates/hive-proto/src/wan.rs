@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// The one schema this version reads and writes.
 pub const SCHEMA: &str = "wan-envelope-v1";
@@ -20,7 +21,7 @@ pub const MAX_PAYLOAD_DEPTH: usize = 16;
 /// The longest `issuedAt` (an RFC 3339 time is far shorter).
 const MAX_ISSUED_AT_LEN: usize = 64;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WanEnvelope {
     /// Exactly [`SCHEMA`].
@@ -191,7 +192,7 @@ fn depth(value: &Value) -> usize {
 }
 
 /// What `POST /api/v1/mesh/wan/ingress` answers (202).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WanIngressAccepted {
     pub id: String,
@@ -199,7 +200,7 @@ pub struct WanIngressAccepted {
 }
 
 /// Where the envelope went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WanPublished {
     /// On this instance's event bus.

@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// A workflow, without its document (see [`WorkflowVersionView`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowView {
     pub id: String,
@@ -23,7 +24,7 @@ pub struct WorkflowView {
 }
 
 /// One version of a workflow: its document as saved.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowVersionView {
     pub version: i64,
@@ -34,7 +35,7 @@ pub struct WorkflowVersionView {
 }
 
 /// What a save did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowSavedView {
     pub workflow: WorkflowView,
@@ -45,7 +46,7 @@ pub struct WorkflowSavedView {
 }
 
 /// One problem of a document, naming its node and the rule it breaks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProblemView {
     pub node: Option<String>,
@@ -54,7 +55,7 @@ pub struct ProblemView {
 }
 
 /// `POST /api/v1/workflows/validate`'s answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidationView {
     pub valid: bool,
@@ -62,7 +63,7 @@ pub struct ValidationView {
 }
 
 /// `POST /api/v1/workflows/{id}/runs`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StartRunRequest {
     /// The run's input (an object; `{}` when absent).
@@ -71,14 +72,14 @@ pub struct StartRunRequest {
 }
 
 /// `PATCH /api/v1/workflows/{id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkflowPatch {
     pub enabled: bool,
 }
 
 /// `POST /api/v1/workflow-runs/{id}/approvals/{node}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DecisionRequest {
     pub approve: bool,
@@ -87,7 +88,7 @@ pub struct DecisionRequest {
 }
 
 /// The webhook secret, shown once when set.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookSecretView {
     pub secret: String,
@@ -101,7 +102,7 @@ crate::debug_redacted!(WebhookSecretView {
 });
 
 /// One run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunView {
     pub id: String,
@@ -135,7 +136,7 @@ pub struct RunView {
 }
 
 /// One step of a run's journal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StepView {
     /// The node's id, or `node[i]` for item `i` of a map.
@@ -157,7 +158,7 @@ pub struct StepView {
 }
 
 /// A run with its journal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunDetailView {
     pub run: RunView,
@@ -165,7 +166,7 @@ pub struct RunDetailView {
 }
 
 /// An approval waiting for the caller's decision (`GET /api/v1/workflow-approvals`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingApprovalView {
     pub run: RunView,
@@ -181,27 +182,27 @@ pub struct PendingApprovalView {
 }
 
 /// `GET /api/v1/workflow-approvals`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingApprovalsView {
     pub items: Vec<PendingApprovalView>,
 }
 
 /// `POST /api/v1/workflows/import`: a Pilox graph in, a Hive document and what did not map out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportRequest {
     pub graph: Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportNoteView {
     pub node: String,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportView {
     pub document: Value,

@@ -3,6 +3,7 @@
 //! scope or the internal token, of at least `A2A_JSONRPC_MIN_ROLE`), and the summary of the
 //! A2A configuration for the dashboard.
 
+use super::openapi::{JsonRpcRequest, JsonRpcResponse};
 use crate::auth::{Authenticated, request_meta};
 use crate::error::{ApiError, SERVER_BUSY};
 use crate::pipeline::RpcIdSlot;
@@ -102,6 +103,12 @@ fn optional_caller(caller: Option<axum::Extension<Caller>>) -> Option<Caller> {
     caller.map(|axum::Extension(caller)| caller)
 }
 
+#[utoipa::path(
+    get,
+    path = "/.well-known/agent-card.json",
+    tag = "a2a",
+    responses((status = 200, description = "The agent card.", body = Object), (status = 304, description = "Not modified (`If-None-Match`).")),
+)]
 pub async fn instance_card(
     State(state): State<AppState>,
     caller: Option<axum::Extension<Caller>>,
@@ -118,6 +125,13 @@ pub async fn instance_card(
     card_response(&headers, &served)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/a2a/agents/{id}/agent-card.json",
+    tag = "a2a",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The agent card.", body = Object), (status = 304, description = "Not modified (`If-None-Match`).")),
+)]
 pub async fn agent_card(
     State(state): State<AppState>,
     caller: Option<axum::Extension<Caller>>,
@@ -188,6 +202,13 @@ fn card_response(headers: &HeaderMap, served: &ServedCard) -> Result<Response, A
     Ok(response)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/a2a/jsonrpc",
+    tag = "a2a",
+    request_body = JsonRpcRequest,
+    responses((status = 200, description = "The JSON-RPC response, or a stream of them as server-sent events.", content((JsonRpcResponse = "application/json"), (String = "text/event-stream")))),
+)]
 pub async fn instance_rpc(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -199,6 +220,13 @@ pub async fn instance_rpc(
 
 /// `POST /api/a2a/jsonrpc/public`: the instance endpoint for the public tier alone (its
 /// caller was set by the mesh layer; without the public tier the route answers 404 there).
+#[utoipa::path(
+    post,
+    path = "/api/a2a/jsonrpc/public",
+    tag = "a2a",
+    request_body = JsonRpcRequest,
+    responses((status = 200, description = "The JSON-RPC response, or a stream of them as server-sent events.", content((JsonRpcResponse = "application/json"), (String = "text/event-stream")))),
+)]
 pub async fn public_rpc(
     State(state): State<AppState>,
     caller: Option<axum::Extension<Caller>>,
@@ -213,6 +241,14 @@ pub async fn public_rpc(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/a2a/agents/{id}/jsonrpc",
+    tag = "a2a",
+    params(("id" = String, Path)),
+    request_body = JsonRpcRequest,
+    responses((status = 200, description = "The JSON-RPC response, or a stream of them as server-sent events.", content((JsonRpcResponse = "application/json"), (String = "text/event-stream")))),
+)]
 pub async fn agent_rpc(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -404,7 +440,7 @@ fn stream_response(
 }
 
 /// `GET /api/v1/a2a/status`: what the dashboard shows about A2A, nothing secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct A2aStatus {
     pub protocol_versions: [&'static str; 2],
@@ -423,6 +459,12 @@ pub struct A2aStatus {
     pub ready_agents: usize,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/a2a/status",
+    tag = "a2a",
+    responses((status = 200, description = "OK.", body = A2aStatus)),
+)]
 pub async fn status(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -54,6 +54,13 @@ fn limits(view: LimitsView) -> AgentLimits {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents",
+    tag = "agents",
+    params(PageQuery),
+    responses((status = 200, description = "OK.", body = PageResponse<AgentView>)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -70,6 +77,13 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents",
+    tag = "agents",
+    request_body = CreateAgentRequest,
+    responses((status = 201, description = "Created.", body = AgentView)),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -89,6 +103,13 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&agent))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}",
+    tag = "agents",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = AgentView)),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -98,6 +119,14 @@ pub async fn get(
     Ok(Json(view(&agent)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/agents/{id}",
+    tag = "agents",
+    params(("id" = Uuid, Path)),
+    request_body = UpdateAgentRequest,
+    responses((status = 200, description = "OK.", body = AgentView)),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -121,6 +150,13 @@ pub async fn update(
     Ok(Json(view(&agent)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/agents/{id}",
+    tag = "agents",
+    params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -133,6 +169,13 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/import",
+    tag = "agents",
+    request_body = ImportAgentRequest,
+    responses((status = 201, description = "The agent, created.", body = ImportAgentResponse), (status = 200, description = "Nothing created (a dry run).", body = ImportAgentResponse)),
+)]
 pub async fn import(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -181,6 +224,13 @@ pub async fn import(
     Ok((StatusCode::OK, Json(body)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/start",
+    tag = "agents",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = AgentView)),
+)]
 pub async fn start(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -191,6 +241,13 @@ pub async fn start(
     Ok(Json(view(&agent)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/stop",
+    tag = "agents",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = AgentView)),
+)]
 pub async fn stop(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -202,6 +259,13 @@ pub async fn stop(
 }
 
 /// `GET /api/v1/agents/{id}/usage?days=N`: calls and tokens per UTC day, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}/usage",
+    tag = "agents",
+    params(("id" = Uuid, Path), UsageQuery),
+    responses((status = 200, description = "OK.", body = AgentUsageView)),
+)]
 pub async fn usage(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -241,6 +305,13 @@ fn call_view(call: AgentCall) -> AgentCallView {
 }
 
 /// `GET /api/v1/agents/{id}/calls`: the calls to the agent, newest first, keyset paged.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}/calls",
+    tag = "agents",
+    params(("id" = Uuid, Path), PageQuery),
+    responses((status = 200, description = "OK.", body = PageResponse<AgentCallView>)),
+)]
 pub async fn calls(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

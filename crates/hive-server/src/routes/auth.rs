@@ -14,8 +14,8 @@ use hive_proto::ErrorCode;
 use hive_proto::auth::{
     AcceptInvitationRequest, ChangePasswordRequest, CreateTokenRequest, CreatedTokenResponse,
     EmailRequest, InvitationView, LoginRequest, MeResponse, NewAccountRequest, PageQuery,
-    PageResponse, PasswordRequest, ResetPasswordRequest, SetupStatus, TokenRequest,
-    UpdateMeRequest, UserView,
+    PageResponse, PasswordRequest, ResetPasswordRequest, SessionView, SetupStatus, TokenRequest,
+    TokenView, UpdateMeRequest, UserView,
 };
 use http::{HeaderMap, StatusCode, header};
 use uuid::Uuid;
@@ -35,6 +35,12 @@ fn account(request: NewAccountRequest) -> NewAccount {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/setup/status",
+    tag = "auth",
+    responses((status = 200, description = "OK.", body = SetupStatus)),
+)]
 pub async fn setup_status(State(state): State<AppState>) -> Result<Json<SetupStatus>, ApiError> {
     let identity = &state.hive.identity;
     Ok(Json(SetupStatus {
@@ -57,6 +63,13 @@ fn presented_setup_token(headers: &HeaderMap) -> Option<&str> {
         })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/setup",
+    tag = "auth",
+    request_body = NewAccountRequest,
+    responses((status = 201, description = "The first admin.", body = UserView)),
+)]
 pub async fn setup(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -72,6 +85,13 @@ pub async fn setup(
     Ok((StatusCode::CREATED, Json(user_view(&admin))).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    request_body = NewAccountRequest,
+    responses((status = 201, description = "The new account.", body = UserView)),
+)]
 pub async fn register(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -86,6 +106,13 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(user_view(&user))).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses((status = 200, description = "Signed in: the session cookie is set.", body = UserView)),
+)]
 pub async fn login(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -108,6 +135,12 @@ pub async fn login(
         .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    responses((status = 204, description = "Signed out.")),
+)]
 pub async fn logout(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -118,6 +151,12 @@ pub async fn logout(
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/me",
+    tag = "auth",
+    responses((status = 200, description = "OK.", body = MeResponse)),
+)]
 pub async fn me(Authenticated(caller): Authenticated) -> Json<MeResponse> {
     Json(MeResponse {
         user: caller.user.as_ref().map(user_view),
@@ -130,6 +169,13 @@ pub async fn me(Authenticated(caller): Authenticated) -> Json<MeResponse> {
     })
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/auth/me",
+    tag = "auth",
+    request_body = UpdateMeRequest,
+    responses((status = 200, description = "OK.", body = UserView)),
+)]
 pub async fn update_me(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -150,6 +196,13 @@ pub async fn update_me(
     Ok(Json(user_view(&user)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/reauthenticate",
+    tag = "auth",
+    request_body = PasswordRequest,
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn reauthenticate(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -165,6 +218,13 @@ pub async fn reauthenticate(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password",
+    tag = "auth",
+    request_body = ChangePasswordRequest,
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn change_password(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -186,6 +246,13 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/sessions",
+    tag = "auth",
+    params(PageQuery),
+    responses((status = 200, description = "The caller's sessions.", body = PageResponse<SessionView>)),
+)]
 pub async fn list_sessions(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -213,6 +280,13 @@ pub async fn list_sessions(
     .into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/auth/sessions/{id}",
+    tag = "auth",
+    params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn revoke_session(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -227,6 +301,13 @@ pub async fn revoke_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "auth",
+    params(PageQuery),
+    responses((status = 200, description = "The caller's API tokens.", body = PageResponse<TokenView>)),
+)]
 pub async fn list_tokens(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -245,6 +326,13 @@ pub async fn list_tokens(
     .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "auth",
+    request_body = CreateTokenRequest,
+    responses((status = 201, description = "The token, shown this once.", body = CreatedTokenResponse)),
+)]
 pub async fn create_token(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -269,6 +357,13 @@ pub async fn create_token(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "auth",
+    params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn revoke_token(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -279,6 +374,13 @@ pub async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/invitation",
+    tag = "auth",
+    request_body = TokenRequest,
+    responses((status = 200, description = "OK.", body = InvitationView)),
+)]
 pub async fn show_invitation(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<TokenRequest>,
@@ -294,6 +396,13 @@ pub async fn show_invitation(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/invitation/accept",
+    tag = "auth",
+    request_body = AcceptInvitationRequest,
+    responses((status = 201, description = "The new account.", body = UserView)),
+)]
 pub async fn accept_invitation(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -313,6 +422,13 @@ pub async fn accept_invitation(
     Ok((StatusCode::CREATED, Json(user_view(&user))).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password-reset",
+    tag = "auth",
+    request_body = ResetPasswordRequest,
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn reset_password(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -328,6 +444,13 @@ pub async fn reset_password(
 }
 
 /// Always `202`: whether a mail goes out (an active account, `SMTP_URL` set) is not said.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password-reset/request",
+    tag = "auth",
+    request_body = EmailRequest,
+    responses((status = 202, description = "Accepted.")),
+)]
 pub async fn request_password_reset(
     State(state): State<AppState>,
     Meta(meta): Meta,

@@ -34,14 +34,16 @@ const MAX_STRIPE_BODY_BYTES: usize = 256 * 1024;
 /// The span usage is read over when none is given.
 const DEFAULT_USAGE_DAYS: i64 = 30;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WhoseQuery {
     #[serde(default)]
     user_id: Option<Uuid>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LedgerQuery {
     #[serde(default)]
@@ -52,7 +54,8 @@ pub struct LedgerQuery {
     cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UsageQuery {
     #[serde(default)]
@@ -89,6 +92,13 @@ fn entry_view(entry: &LedgerEntry) -> LedgerEntryView {
 }
 
 /// `GET /api/v1/billing/wallet`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/billing/wallet",
+    tag = "billing",
+    params(WhoseQuery),
+    responses((status = 200, description = "OK.", body = WalletView)),
+)]
 pub async fn wallet(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -116,6 +126,13 @@ pub async fn wallet(
 }
 
 /// `GET /api/v1/billing/ledger`: newest first, keyset pages.
+#[utoipa::path(
+    get,
+    path = "/api/v1/billing/ledger",
+    tag = "billing",
+    params(LedgerQuery),
+    responses((status = 200, description = "OK.", body = PageResponse<LedgerEntryView>)),
+)]
 pub async fn ledger(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -138,6 +155,13 @@ pub async fn ledger(
 }
 
 /// `GET /api/v1/billing/usage`: grouped by `agent`, `model` or `day` (default).
+#[utoipa::path(
+    get,
+    path = "/api/v1/billing/usage",
+    tag = "billing",
+    params(UsageQuery),
+    responses((status = 200, description = "OK.", body = UsageView)),
+)]
 pub async fn usage(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -183,6 +207,13 @@ pub async fn usage(
 }
 
 /// `GET /api/v1/billing/usage.csv`: every usage record of the span, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/billing/usage.csv",
+    tag = "billing",
+    params(UsageQuery),
+    responses((status = 200, description = "The usage as CSV.", content_type = "text/csv", body = String)),
+)]
 pub async fn usage_csv(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -216,6 +247,13 @@ pub async fn usage_csv(
 
 /// `POST /api/v1/billing/adjustments` (admins): `Idempotency-Key` makes a repeat change nothing
 /// (without one, the request id does, which a retry does not share).
+#[utoipa::path(
+    post,
+    path = "/api/v1/billing/adjustments",
+    tag = "billing",
+    request_body = AdjustmentRequest,
+    responses((status = 201, description = "The ledger entry.", body = LedgerEntryView), (status = 200, description = "The same adjustment again (idempotency key): the first entry.", body = LedgerEntryView)),
+)]
 pub async fn adjust(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -254,6 +292,12 @@ pub async fn adjust(
 }
 
 /// `GET /api/v1/billing/prices`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/billing/prices",
+    tag = "billing",
+    responses((status = 200, description = "OK.", body = PricesView)),
+)]
 pub async fn prices(
     State(state): State<AppState>,
     Authenticated(_caller): Authenticated,
@@ -279,6 +323,14 @@ pub async fn prices(
 }
 
 /// `PUT /api/v1/billing/prices/{model}` (admins).
+#[utoipa::path(
+    put,
+    path = "/api/v1/billing/prices/{model}",
+    tag = "billing",
+    params(("model" = String, Path)),
+    request_body = PriceRequest,
+    responses((status = 200, description = "OK.", body = PriceView)),
+)]
 pub async fn set_price(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -303,6 +355,13 @@ pub async fn set_price(
 }
 
 /// `DELETE /api/v1/billing/prices/{model}` (admins): the model takes the default price again.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/billing/prices/{model}",
+    tag = "billing",
+    params(("model" = String, Path)),
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn delete_price(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -324,6 +383,13 @@ pub async fn delete_price(
 /// `POST /api/webhooks/stripe`: 503 without `STRIPE_WEBHOOK_SECRET`; 400 for a signature that
 /// does not hold (nothing parsed) or a body that is not an event; 200 for every event taken,
 /// acted on or not (a redelivery changes nothing).
+#[utoipa::path(
+    post,
+    path = "/api/webhooks/stripe",
+    tag = "billing",
+    request_body(content = Object, description = "A Stripe event, signed (`Stripe-Signature`).", content_type = "application/json"),
+    responses((status = 200, description = "OK.", body = StripeReceiptView)),
+)]
 pub async fn stripe_webhook(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -386,6 +452,12 @@ fn budget_view(status: hive_core::billing::budgets::BudgetStatus) -> BudgetView 
 }
 
 /// `GET /api/v1/billing/budgets`: an admin's, all; anyone else's, those that concern them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/billing/budgets",
+    tag = "billing",
+    responses((status = 200, description = "OK.", body = Vec<BudgetView>)),
+)]
 pub async fn budgets(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -396,6 +468,13 @@ pub async fn budgets(
 
 /// `POST /api/v1/billing/budgets` (admins): sets the budget of a scope and period (replacing
 /// one there).
+#[utoipa::path(
+    post,
+    path = "/api/v1/billing/budgets",
+    tag = "billing",
+    request_body = BudgetRequest,
+    responses((status = 201, description = "Created.", body = BudgetView)),
+)]
 pub async fn set_budget(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -433,6 +512,13 @@ pub async fn set_budget(
 }
 
 /// `DELETE /api/v1/billing/budgets/{id}` (admins).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/billing/budgets/{id}",
+    tag = "billing",
+    params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn delete_budget(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -443,7 +529,8 @@ pub async fn delete_budget(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AlertsQuery {
     #[serde(default)]
@@ -456,6 +543,13 @@ pub struct AlertsQuery {
 }
 
 /// `GET /api/v1/billing/alerts`: the caller's budget alerts, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/billing/alerts",
+    tag = "billing",
+    params(AlertsQuery),
+    responses((status = 200, description = "OK.", body = PageResponse<AlertView>)),
+)]
 pub async fn alerts(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -492,6 +586,13 @@ pub async fn alerts(
 /// `POST /api/v1/billing/checkout-session`: a top-up (`{"amountMinor"}`, within the bounds) or
 /// the subscription (`{"mode": "subscription"}`); `503 stripe_not_configured` without
 /// `STRIPE_SECRET_KEY`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/billing/checkout-session",
+    tag = "billing",
+    request_body = CheckoutRequest,
+    responses((status = 200, description = "OK.", body = CheckoutView)),
+)]
 pub async fn checkout(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -535,6 +636,12 @@ pub async fn checkout(
 
 /// `POST /api/v1/billing/customer-portal`: the portal of the caller's Stripe customer (`409`
 /// before a checkout linked one).
+#[utoipa::path(
+    post,
+    path = "/api/v1/billing/customer-portal",
+    tag = "billing",
+    responses((status = 200, description = "OK.", body = PortalView)),
+)]
 pub async fn customer_portal(
     State(state): State<AppState>,
     Meta(meta): Meta,

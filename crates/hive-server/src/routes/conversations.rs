@@ -54,6 +54,14 @@ fn path_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::of(ErrorCode::NotFound))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/chat",
+    tag = "conversations",
+    params(("id" = String, Path)),
+    request_body = ChatRequest,
+    responses((status = 200, description = "A stream of server-sent events.", content_type = "text/event-stream", body = String)),
+)]
 pub async fn chat(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -146,6 +154,13 @@ fn frame(event: &str, data: &impl Serialize) -> Bytes {
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations",
+    tag = "conversations",
+    params(ConversationQuery),
+    responses((status = 200, description = "OK.", body = PageResponse<ConversationView>)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -175,6 +190,13 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations/{id}",
+    tag = "conversations",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "OK.", body = ConversationView)),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -184,6 +206,13 @@ pub async fn get(
     Ok(Json(view(&conversation)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations/{id}/messages",
+    tag = "conversations",
+    params(("id" = String, Path), PageQuery),
+    responses((status = 200, description = "OK.", body = PageResponse<ConversationMessageView>)),
+)]
 pub async fn messages(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -201,6 +230,13 @@ pub async fn messages(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/conversations/{id}",
+    tag = "conversations",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Meta(meta): Meta,

@@ -15,6 +15,12 @@ use hive_core::kernel::caller::Caller;
 use hive_state::{Channel, Envelope};
 use tokio::sync::{broadcast, mpsc};
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    responses((status = 200, description = "A stream of server-sent events.", content_type = "text/event-stream", body = String)),
+)]
 pub async fn stream(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

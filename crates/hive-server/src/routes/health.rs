@@ -7,9 +7,15 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use hive_proto::{ComponentState, HealthResponse};
+use hive_proto::{ComponentState, HealthResponse, SystemHealth};
 use http::{StatusCode, header};
 
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "health",
+    responses((status = 200, description = "The process answers.", body = HealthResponse), (status = 503, description = "A dependency does not answer (deep check only).", body = HealthResponse)),
+)]
 pub async fn health(State(state): State<AppState>) -> Response {
     if !state.hive.config.health_check_deep {
         return Json(HealthResponse { ok: true }).into_response();
@@ -29,6 +35,12 @@ pub async fn health(State(state): State<AppState>) -> Response {
 }
 
 /// 200 while every required component answers, else 503 (with the same body).
+#[utoipa::path(
+    get,
+    path = "/api/v1/system/health",
+    tag = "health",
+    responses((status = 200, description = "Every required dependency answers.", body = SystemHealth), (status = 503, description = "A required dependency is down.", body = SystemHealth)),
+)]
 pub async fn system_health(State(state): State<AppState>) -> Response {
     let report = state.hive.system_health().await;
     if report.state == ComponentState::Down {

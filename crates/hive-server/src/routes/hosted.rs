@@ -2,6 +2,7 @@
 //! versions, restart, pause and resume, their logs (paged, and followed as Server-Sent Events)
 //! and what they use. Start, stop and delete are the registry's routes.
 
+use super::openapi::Binary;
 use super::users::query_error;
 use crate::auth::{Authenticated, Meta};
 use crate::error::ApiError;
@@ -59,6 +60,17 @@ fn page_view(page: LogPage) -> LogPageView {
 
 /// `PUT /api/v1/agents/{id}/bundle`: the bundle's tar.gz as the body (`application/gzip`, at
 /// most 64 MiB); it becomes the version the next start runs.
+#[utoipa::path(
+    put,
+    path = "/api/v1/agents/{id}/bundle",
+    tag = "hosted",
+    params(("id" = Uuid, Path)),
+    request_body(
+        description = "The bundle: a gzipped tar archive.",
+        content((Binary = "application/gzip"), (Binary = "application/octet-stream")),
+    ),
+    responses((status = 201, description = "Created.", body = BundleView)),
+)]
 pub async fn push_bundle(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -78,6 +90,13 @@ pub async fn push_bundle(
 }
 
 /// `GET /api/v1/agents/{id}/bundles`: the kept versions, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}/bundles",
+    tag = "hosted",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = Vec<BundleView>)),
+)]
 pub async fn bundles(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -93,6 +112,14 @@ pub async fn bundles(
 }
 
 /// `POST /api/v1/agents/{id}/bundle/rollback`: an earlier kept version runs from the next start.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/bundle/rollback",
+    tag = "hosted",
+    params(("id" = Uuid, Path)),
+    request_body = RollbackRequest,
+    responses((status = 200, description = "OK.", body = BundleView)),
+)]
 pub async fn rollback(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -109,6 +136,13 @@ pub async fn rollback(
     Ok(Json(bundle_view(row)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/restart",
+    tag = "hosted",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = AgentView)),
+)]
 pub async fn restart(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -124,6 +158,13 @@ pub async fn restart(
     Ok(Json(super::agents::view(&agent)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/pause",
+    tag = "hosted",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = AgentView)),
+)]
 pub async fn pause(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -133,6 +174,13 @@ pub async fn pause(
     paused(state, meta, caller, id, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/resume",
+    tag = "hosted",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = AgentView)),
+)]
 pub async fn resume(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -158,7 +206,8 @@ async fn paused(
     Ok(Json(super::agents::view(&agent)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogsQuery {
     /// Lines after this one (none: from the oldest kept).
@@ -168,6 +217,13 @@ pub struct LogsQuery {
 }
 
 /// `GET /api/v1/agents/{id}/logs?after=&limit=`: what the agent printed, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}/logs",
+    tag = "hosted",
+    params(("id" = Uuid, Path), LogsQuery),
+    responses((status = 200, description = "OK.", body = LogPageView)),
+)]
 pub async fn logs(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -184,7 +240,8 @@ pub async fn logs(
     Ok(Json(page_view(page)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FollowQuery {
     after: Option<u64>,
@@ -194,6 +251,13 @@ pub struct FollowQuery {
 /// `Last-Event-ID` a reconnecting reader sends), then each new line as it is printed, as
 /// Server-Sent Events (`event: log`, `id:` the line's number, `data:` the line as JSON). It
 /// ends when the agent is not running on the replica answering.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}/logs/stream",
+    tag = "hosted",
+    params(("id" = Uuid, Path), FollowQuery),
+    responses((status = 200, description = "A stream of server-sent events.", content_type = "text/event-stream", body = String)),
+)]
 pub async fn follow(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -279,6 +343,13 @@ fn frame(line: LogLine) -> Bytes {
 }
 
 /// `GET /api/v1/agents/{id}/stats`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}/stats",
+    tag = "hosted",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = HostedStatsView)),
+)]
 pub async fn stats(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,

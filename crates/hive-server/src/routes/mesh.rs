@@ -9,6 +9,7 @@
 //! (the pipeline's authentication does not read them when these headers are present).
 
 use super::a2a;
+use super::openapi::{JsonRpcRequest, JsonRpcResponse};
 use crate::auth::{Authenticated, Meta, request_meta};
 use crate::error::ApiError;
 use crate::pipeline::{Refusals, enforce_policy};
@@ -258,6 +259,12 @@ async fn admit_public(state: AppState, request: Request, next: Next) -> Response
 }
 
 /// `GET /.well-known/hive-mesh.json`: this instance's origin, A2A URLs and federation key.
+#[utoipa::path(
+    get,
+    path = "/.well-known/hive-mesh.json",
+    tag = "mesh",
+    responses((status = 200, description = "OK.", body = MeshDescriptor)),
+)]
 pub async fn descriptor(State(state): State<AppState>) -> Json<MeshDescriptor> {
     let origin = state.hive.config.public_origin();
     let federation = match &state.hive.federation {
@@ -295,7 +302,8 @@ pub async fn descriptor(State(state): State<AppState>) -> Json<MeshDescriptor> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StatusQuery {
     #[serde(default)]
@@ -304,6 +312,13 @@ pub struct StatusQuery {
 
 /// `GET /api/v1/mesh/federation/status` (viewer); `?probe=1` (operator) fetches each peer's
 /// agent card through the egress guard.
+#[utoipa::path(
+    get,
+    path = "/api/v1/mesh/federation/status",
+    tag = "mesh",
+    params(StatusQuery),
+    responses((status = 200, description = "OK.", body = FederationStatus)),
+)]
 pub async fn status(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -364,6 +379,12 @@ fn disabled_status(state: &AppState) -> FederationStatus {
 }
 
 /// `GET /api/v1/mesh/federation/directory`: the configured peers, no network call.
+#[utoipa::path(
+    get,
+    path = "/api/v1/mesh/federation/directory",
+    tag = "mesh",
+    responses((status = 200, description = "OK.", body = FederationDirectory)),
+)]
 pub async fn directory(State(state): State<AppState>) -> Json<FederationDirectory> {
     Json(
         state
@@ -390,6 +411,13 @@ pub struct ProxyQuery {
 /// `POST /api/v1/mesh/federation/proxy/jsonrpc?peerIndex=N|peer=ORIGIN[&agentId=ID]`
 /// (operator): the body, one JSON-RPC request, goes to the peer with a fresh token; the
 /// peer's answer comes back as it was (status, content type, body).
+#[utoipa::path(
+    post,
+    path = "/api/v1/mesh/federation/proxy/jsonrpc",
+    tag = "mesh",
+    request_body = JsonRpcRequest,
+    responses((status = 200, description = "The peer's JSON-RPC response.", content((JsonRpcResponse = "application/json"), (String = "text/event-stream")))),
+)]
 pub async fn proxy(
     State(state): State<AppState>,
     Meta(meta): Meta,

@@ -20,6 +20,12 @@ fn codes_view(codes: &[RecoveryCode]) -> RecoveryCodesView {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/mfa",
+    tag = "mfa",
+    responses((status = 200, description = "OK.", body = MfaStatusView)),
+)]
 pub async fn status(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -34,6 +40,13 @@ pub async fn status(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/mfa/verify",
+    tag = "mfa",
+    request_body = MfaCodeRequest,
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn verify(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -45,6 +58,13 @@ pub async fn verify(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/mfa/totp",
+    tag = "mfa",
+    request_body = TotpStartRequest,
+    responses((status = 201, description = "Created.", body = TotpEnrollmentView)),
+)]
 pub async fn start_totp(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -69,6 +89,13 @@ pub async fn start_totp(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/mfa/totp/confirm",
+    tag = "mfa",
+    request_body = MfaCodeRequest,
+    responses((status = 200, description = "OK.", body = RecoveryCodesView)),
+)]
 pub async fn confirm_totp(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -84,6 +111,13 @@ pub async fn confirm_totp(
     Ok(Json(codes_view(&codes)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/mfa/totp/disable",
+    tag = "mfa",
+    request_body = MfaCodeRequest,
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn disable_totp(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -99,6 +133,12 @@ pub async fn disable_totp(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/mfa/recovery-codes",
+    tag = "mfa",
+    responses((status = 200, description = "OK.", body = RecoveryCodesView)),
+)]
 pub async fn regenerate_recovery_codes(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -112,6 +152,13 @@ pub async fn regenerate_recovery_codes(
     Ok(Json(codes_view(&codes)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{id}/mfa",
+    tag = "mfa",
+    params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn reset_user(
     State(state): State<AppState>,
     Meta(meta): Meta,

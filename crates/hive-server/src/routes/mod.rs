@@ -14,6 +14,7 @@ mod hosted;
 mod mesh;
 mod mfa;
 mod oidc;
+pub mod openapi;
 mod passkeys;
 mod secrets;
 mod settings;
@@ -147,6 +148,8 @@ fn routes_declared() -> Vec<Route> {
     vec![
         route(M::GET, "/api/health", PUBLIC, None, health::health),
         route(M::GET, "/api/v1/system/health", VIEWER, None, health::system_health),
+        // The API's own description: public, it holds what the source already tells.
+        route(M::GET, "/api/v1/openapi.json", PUBLIC, None, openapi::serve),
         // Setup and sign-in: public, each under its own limit.
         route(M::GET, "/api/v1/setup/status", PUBLIC, None, a::setup_status),
         route(M::POST, "/api/v1/setup", PUBLIC, Some("setup"), a::setup),

@@ -59,6 +59,12 @@ fn redirect(location: &str, cookies: &[HeaderValue]) -> Response {
     response
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/oidc/providers",
+    tag = "oidc",
+    responses((status = 200, description = "OK.", body = OidcProvidersResponse)),
+)]
 pub async fn providers(State(state): State<AppState>) -> Json<OidcProvidersResponse> {
     let providers = state
         .hive
@@ -74,6 +80,13 @@ pub async fn providers(State(state): State<AppState>) -> Json<OidcProvidersRespo
     Json(OidcProvidersResponse { providers })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/oidc/{provider}/start",
+    tag = "oidc",
+    params(("provider" = String, Path)),
+    responses((status = 302, description = "To the identity provider.")),
+)]
 pub async fn start(
     State(state): State<AppState>,
     Path(provider): Path<String>,
@@ -92,6 +105,13 @@ pub async fn start(
     Ok(redirect(&started.authorize_url, &[cookie]))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/oidc/{provider}/callback",
+    tag = "oidc",
+    params(("provider" = String, Path)),
+    responses((status = 302, description = "Signed in: back to the page the flow started from.")),
+)]
 pub async fn callback(
     State(state): State<AppState>,
     Path(provider): Path<String>,

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use hive_core::identity::CeremonyStart;
-use hive_proto::auth::PageResponse;
+use hive_proto::auth::{PageResponse, UserView};
 use hive_proto::passkeys::{
     FinishPasskeyAssertion, FinishPasskeyRegistration, PasskeyCeremony, PasskeyView,
     RenamePasskeyRequest,
@@ -41,6 +41,12 @@ fn ceremony(start: CeremonyStart) -> Json<PasskeyCeremony> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/passkeys",
+    tag = "passkeys",
+    responses((status = 200, description = "OK.", body = PageResponse<PasskeyView>)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -52,6 +58,12 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/passkeys/register/start",
+    tag = "passkeys",
+    responses((status = 200, description = "OK.", body = PasskeyCeremony)),
+)]
 pub async fn register_start(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -60,6 +72,13 @@ pub async fn register_start(
     Ok(ceremony(start))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/passkeys/register/finish",
+    tag = "passkeys",
+    request_body = FinishPasskeyRegistration,
+    responses((status = 201, description = "The passkey.", body = PasskeyView)),
+)]
 pub async fn register_finish(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -80,6 +99,14 @@ pub async fn register_finish(
     Ok((StatusCode::CREATED, Json(passkey_view(&row))).into_response())
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/auth/passkeys/{id}",
+    tag = "passkeys",
+    params(("id" = Uuid, Path)),
+    request_body = RenamePasskeyRequest,
+    responses((status = 200, description = "OK.", body = PasskeyView)),
+)]
 pub async fn rename(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -95,6 +122,13 @@ pub async fn rename(
     Ok(Json(passkey_view(&row)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/auth/passkeys/{id}",
+    tag = "passkeys",
+    params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -105,6 +139,12 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/mfa/passkey/start",
+    tag = "passkeys",
+    responses((status = 200, description = "OK.", body = PasskeyCeremony)),
+)]
 pub async fn second_factor_start(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -113,6 +153,13 @@ pub async fn second_factor_start(
     Ok(ceremony(start))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/mfa/passkey/finish",
+    tag = "passkeys",
+    request_body = FinishPasskeyAssertion,
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn second_factor_finish(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -127,12 +174,25 @@ pub async fn second_factor_finish(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/passkey-login/start",
+    tag = "passkeys",
+    responses((status = 200, description = "OK.", body = PasskeyCeremony)),
+)]
 pub async fn login_start(State(state): State<AppState>) -> Result<Json<PasskeyCeremony>, ApiError> {
     let start = state.hive.passkeys.start_login().await?;
     Ok(ceremony(start))
 }
 
 /// Signs in like `POST /api/v1/auth/login`: the session cookie and the user.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/passkey-login/finish",
+    tag = "passkeys",
+    request_body = FinishPasskeyAssertion,
+    responses((status = 200, description = "Signed in: the session cookie is set.", body = UserView)),
+)]
 pub async fn login_finish(
     State(state): State<AppState>,
     Meta(meta): Meta,

@@ -32,6 +32,13 @@ fn view(secret: &SecretRow) -> SecretView {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/secrets",
+    tag = "secrets",
+    params(PageQuery),
+    responses((status = 200, description = "OK.", body = PageResponse<SecretView>)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -48,6 +55,13 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/secrets",
+    tag = "secrets",
+    request_body = CreateSecretRequest,
+    responses((status = 201, description = "The secret (never its value).", body = SecretView)),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -68,6 +82,13 @@ pub async fn create(
 }
 
 /// Decrypts a value in the seeds' format with the key given and stores it as a new secret.
+#[utoipa::path(
+    post,
+    path = "/api/v1/secrets/import",
+    tag = "secrets",
+    request_body = ImportSecretRequest,
+    responses((status = 201, description = "The secret (never its value).", body = SecretView)),
+)]
 pub async fn import(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -88,6 +109,13 @@ pub async fn import(
     Ok((StatusCode::CREATED, Json(view(&created))).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/secrets/{id}",
+    tag = "secrets",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = SecretView)),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -97,6 +125,14 @@ pub async fn get(
     Ok(Json(view(&secret)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/secrets/{id}",
+    tag = "secrets",
+    params(("id" = Uuid, Path)),
+    request_body = UpdateSecretRequest,
+    responses((status = 200, description = "OK.", body = SecretView)),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -116,6 +152,13 @@ pub async fn update(
     Ok(Json(view(&updated)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/secrets/{id}",
+    tag = "secrets",
+    params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Meta(meta): Meta,

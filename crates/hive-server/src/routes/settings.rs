@@ -23,11 +23,24 @@ fn view(state: &AppState, security: SecurityState) -> SecuritySettingsView {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/settings/security",
+    tag = "settings",
+    responses((status = 200, description = "OK.", body = SecuritySettingsView)),
+)]
 pub async fn get_security(State(state): State<AppState>) -> Json<SecuritySettingsView> {
     let security = state.hive.settings.security();
     Json(view(&state, security))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/settings/security",
+    tag = "settings",
+    request_body = UpdateSecuritySettings,
+    responses((status = 200, description = "OK.", body = SecuritySettingsView)),
+)]
 pub async fn put_security(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -57,11 +70,24 @@ fn workflows_view(state: &AppState, workflows: WorkflowState) -> WorkflowSetting
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/settings/workflows",
+    tag = "settings",
+    responses((status = 200, description = "OK.", body = WorkflowSettingsView)),
+)]
 pub async fn get_workflows(State(state): State<AppState>) -> Json<WorkflowSettingsView> {
     let workflows = state.hive.settings.workflows();
     Json(workflows_view(&state, workflows))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/settings/workflows",
+    tag = "settings",
+    request_body = UpdateWorkflowSettings,
+    responses((status = 200, description = "OK.", body = WorkflowSettingsView)),
+)]
 pub async fn put_workflows(
     State(state): State<AppState>,
     Meta(meta): Meta,

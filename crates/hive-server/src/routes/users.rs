@@ -14,8 +14,8 @@ use bytes::Bytes;
 use hive_core::identity::{AccountUpdate, InvitationLink};
 use hive_proto::ErrorCode;
 use hive_proto::auth::{
-    AuditFilterQuery, AuditListQuery, AuditView, InviteRequest, LinkResponse, PageQuery,
-    PageResponse, UpdateUserRequest, UserView,
+    AuditFilterQuery, AuditListQuery, AuditView, EndedSessionsView, InviteRequest, LinkResponse,
+    PageQuery, PageResponse, UpdateUserRequest, UserView,
 };
 
 use http::{StatusCode, header};
@@ -30,6 +30,13 @@ fn link_response(link: InvitationLink) -> Response {
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "users",
+    params(PageQuery),
+    responses((status = 200, description = "OK.", body = PageResponse<UserView>)),
+)]
 pub async fn list_users(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
@@ -45,6 +52,13 @@ pub async fn list_users(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{id}",
+    tag = "users",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = UserView)),
+)]
 pub async fn get_user(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
@@ -53,6 +67,14 @@ pub async fn get_user(
     Ok(Json(user_view(&user)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/{id}",
+    tag = "users",
+    params(("id" = Uuid, Path)),
+    request_body = UpdateUserRequest,
+    responses((status = 200, description = "OK.", body = UserView)),
+)]
 pub async fn update_user(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -73,6 +95,13 @@ pub async fn update_user(
     Ok(Json(user_view(&user)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/invitations",
+    tag = "users",
+    request_body = InviteRequest,
+    responses((status = 201, description = "The invitation link, shown this once.", body = LinkResponse)),
+)]
 pub async fn invite(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -87,6 +116,13 @@ pub async fn invite(
     Ok(link_response(link))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{id}/reset-link",
+    tag = "users",
+    params(("id" = Uuid, Path)),
+    responses((status = 201, description = "The reset link, shown this once.", body = LinkResponse)),
+)]
 pub async fn reset_link(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -101,18 +137,25 @@ pub async fn reset_link(
     Ok(link_response(link))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{id}/sessions",
+    tag = "users",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "How many sessions ended.", body = EndedSessionsView)),
+)]
 pub async fn end_sessions(
     State(state): State<AppState>,
     Meta(meta): Meta,
     Authenticated(caller): Authenticated,
     Path(id): Path<Uuid>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<EndedSessionsView>, ApiError> {
     let ended = state
         .hive
         .identity
         .revoke_all_sessions(&caller, id, &meta)
         .await?;
-    Ok(Json(serde_json::json!({ "ended": ended })))
+    Ok(Json(EndedSessionsView { ended }))
 }
 
 /// A malformed query string (an unknown parameter, a limit that is not a number) as the
@@ -142,6 +185,13 @@ fn describe_query_error(detail: &str) -> String {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "users",
+    params(AuditListQuery),
+    responses((status = 200, description = "OK.", body = PageResponse<AuditView>)),
+)]
 pub async fn audit_trail(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -162,6 +212,13 @@ pub async fn audit_trail(
 
 /// The filtered trail as JSON lines, oldest first, read and sent a batch at a time so that a
 /// long history never sits in memory. The export itself is audited first: no record, no export.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/export",
+    tag = "users",
+    params(AuditFilterQuery),
+    responses((status = 200, description = "The audit records, one JSON object a line.", content_type = "application/x-ndjson", body = String)),
+)]
 pub async fn audit_export(
     State(state): State<AppState>,
     Meta(meta): Meta,

@@ -7,6 +7,12 @@ use axum::Json;
 use axum::extract::State;
 use hive_proto::secrets::{RotateKeyResponse, VaultKeyView, VaultKeysResponse};
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/vault/keys",
+    tag = "vault",
+    responses((status = 200, description = "OK.", body = VaultKeysResponse)),
+)]
 pub async fn list_keys(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -27,6 +33,12 @@ pub async fn list_keys(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/vault/rotate",
+    tag = "vault",
+    responses((status = 200, description = "OK.", body = RotateKeyResponse)),
+)]
 pub async fn rotate(
     State(state): State<AppState>,
     Meta(meta): Meta,

@@ -10,6 +10,13 @@ use axum::extract::State;
 use hive_proto::wan::{WanEnvelope, WanIngressAccepted};
 use http::StatusCode;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/mesh/wan/ingress",
+    tag = "wan",
+    request_body = WanEnvelope,
+    responses((status = 202, description = "Accepted.", body = WanIngressAccepted)),
+)]
 pub async fn ingress(
     State(state): State<AppState>,
     Meta(meta): Meta,

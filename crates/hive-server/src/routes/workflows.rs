@@ -142,6 +142,13 @@ async fn document(request: Request) -> Result<String, ApiError> {
 }
 
 /// `GET /api/v1/workflows`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows",
+    tag = "workflows",
+    params(PageQuery),
+    responses((status = 200, description = "OK.", body = PageResponse<WorkflowView>)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -161,6 +168,13 @@ pub async fn list(
 
 /// `POST /api/v1/workflows`: the document as the body; the caller's workflow of its name gets
 /// a new version, or is created (201).
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows",
+    tag = "workflows",
+    request_body(content = Object, description = "The workflow document (JSON).", content_type = "application/json"),
+    responses((status = 201, description = "A new workflow.", body = WorkflowSavedView), (status = 200, description = "A new version of the workflow.", body = WorkflowSavedView)),
+)]
 pub async fn apply(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -177,6 +191,13 @@ pub async fn apply(
 }
 
 /// `POST /api/v1/workflows/validate`: every problem of the document, saving nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/validate",
+    tag = "workflows",
+    request_body(content = Object, description = "The workflow document (JSON).", content_type = "application/json"),
+    responses((status = 200, description = "OK.", body = ValidationView)),
+)]
 pub async fn validate(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -198,6 +219,13 @@ pub async fn validate(
 }
 
 /// `POST /api/v1/workflows/import`: a Pilox graph converted, with what did not map.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/import",
+    tag = "workflows",
+    request_body = ImportRequest,
+    responses((status = 200, description = "OK.", body = ImportView)),
+)]
 pub async fn import(
     Authenticated(_caller): Authenticated,
     JsonBody(request): JsonBody<ImportRequest>,
@@ -217,6 +245,13 @@ pub async fn import(
 }
 
 /// `GET /api/v1/workflows/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/{id}",
+    tag = "workflows",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = WorkflowView)),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -227,6 +262,14 @@ pub async fn get(
 }
 
 /// `PUT /api/v1/workflows/{id}`: a new version (the document as the body).
+#[utoipa::path(
+    put,
+    path = "/api/v1/workflows/{id}",
+    tag = "workflows",
+    params(("id" = Uuid, Path)),
+    request_body(content = Object, description = "The workflow document (JSON).", content_type = "application/json"),
+    responses((status = 201, description = "A new workflow.", body = WorkflowSavedView), (status = 200, description = "A new version of the workflow.", body = WorkflowSavedView)),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -244,6 +287,14 @@ pub async fn update(
 }
 
 /// `PATCH /api/v1/workflows/{id}`: `{"enabled": bool}`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/workflows/{id}",
+    tag = "workflows",
+    params(("id" = Uuid, Path)),
+    request_body = WorkflowPatch,
+    responses((status = 200, description = "OK.", body = WorkflowView)),
+)]
 pub async fn patch(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -260,6 +311,13 @@ pub async fn patch(
 }
 
 /// `DELETE /api/v1/workflows/{id}`: with its versions and runs.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/workflows/{id}",
+    tag = "workflows",
+    params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Done.")),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -271,6 +329,13 @@ pub async fn delete(
 }
 
 /// `GET /api/v1/workflows/{id}/versions`: newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/{id}/versions",
+    tag = "workflows",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = Vec<WorkflowVersionView>)),
+)]
 pub async fn versions(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -281,6 +346,13 @@ pub async fn versions(
 }
 
 /// `GET /api/v1/workflows/{id}/versions/{version}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/{id}/versions/{version}",
+    tag = "workflows",
+    params(("id" = Uuid, Path), ("version" = i64, Path)),
+    responses((status = 200, description = "OK.", body = WorkflowVersionView)),
+)]
 pub async fn version(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -295,6 +367,13 @@ pub async fn version(
 }
 
 /// `POST /api/v1/workflows/{id}/webhook-secret`: a new secret, shown once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{id}/webhook-secret",
+    tag = "workflows",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = WebhookSecretView)),
+)]
 pub async fn webhook_secret(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -313,6 +392,14 @@ pub async fn webhook_secret(
 }
 
 /// `POST /api/v1/workflows/{id}/runs`: a run of the newest version, by hand (202: it is queued).
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{id}/runs",
+    tag = "workflows",
+    params(("id" = Uuid, Path)),
+    request_body = StartRunRequest,
+    responses((status = 202, description = "Accepted.", body = RunView)),
+)]
 pub async fn start_run(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -327,7 +414,8 @@ pub async fn start_run(
     Ok((StatusCode::ACCEPTED, Json(run_view(&run))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RunsQuery {
     #[serde(default)]
@@ -343,6 +431,13 @@ pub struct RunsQuery {
 }
 
 /// `GET /api/v1/workflow-runs?workflowId=&status=&trigger=&limit=&cursor=`: newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflow-runs",
+    tag = "workflows",
+    params(RunsQuery),
+    responses((status = 200, description = "OK.", body = PageResponse<RunView>)),
+)]
 pub async fn runs(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -376,6 +471,13 @@ pub async fn runs(
 }
 
 /// `GET /api/v1/workflow-runs/{id}`: the run and its journal.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflow-runs/{id}",
+    tag = "workflows",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = RunDetailView)),
+)]
 pub async fn run(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -390,6 +492,13 @@ pub async fn run(
 
 /// `GET /api/v1/workflow-runs/{id}/events`: the journal as it grows (`step` events), the run's
 /// status (`run` events); the stream ends with the run.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflow-runs/{id}/events",
+    tag = "workflows",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "A stream of server-sent events.", content_type = "text/event-stream", body = String)),
+)]
 pub async fn events(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -426,6 +535,13 @@ fn frame(event: &str, data: &impl serde::Serialize) -> Bytes {
 }
 
 /// `POST /api/v1/workflow-runs/{id}/cancel`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflow-runs/{id}/cancel",
+    tag = "workflows",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = RunView)),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -437,6 +553,13 @@ pub async fn cancel(
 }
 
 /// `POST /api/v1/workflow-runs/{id}/retry`: from the steps that did not succeed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflow-runs/{id}/retry",
+    tag = "workflows",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK.", body = RunView)),
+)]
 pub async fn retry(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -448,6 +571,14 @@ pub async fn retry(
 }
 
 /// `POST /api/v1/workflow-runs/{id}/approvals/{node}`: `{"approve": bool, "comment": …}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflow-runs/{id}/approvals/{node}",
+    tag = "workflows",
+    params(("id" = Uuid, Path), ("node" = String, Path)),
+    request_body = DecisionRequest,
+    responses((status = 200, description = "OK.", body = RunView)),
+)]
 pub async fn decide(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -472,6 +603,12 @@ pub async fn decide(
 
 /// `GET /api/v1/workflow-approvals`: the approvals waiting for the caller's decision (any
 /// role: whoever a step names), newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflow-approvals",
+    tag = "workflows",
+    responses((status = 200, description = "OK.", body = PendingApprovalsView)),
+)]
 pub async fn approvals(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -499,6 +636,14 @@ const MAX_WEBHOOK_BODY_BYTES: usize = 256 * 1024;
 /// `Idempotency-Key`), starts a run with the JSON body as its input (202). A bad or stale
 /// signature or a refused token is 401, a replay 409; signature refusals and replays are
 /// audited.
+#[utoipa::path(
+    post,
+    path = "/api/webhooks/workflows/{id}/{trigger}",
+    tag = "workflows",
+    params(("id" = Uuid, Path), ("trigger" = String, Path)),
+    request_body(content = Object, description = "Any JSON: the trigger's input.", content_type = "application/json"),
+    responses((status = 202, description = "Accepted.", body = RunView)),
+)]
 pub async fn webhook(
     State(state): State<AppState>,
     Meta(meta): Meta,

@@ -20,6 +20,7 @@ mod identity;
 mod interop;
 mod mfa;
 mod oidc;
+mod openapi;
 mod pages;
 mod passkeys;
 mod pipeline;
