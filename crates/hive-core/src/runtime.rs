@@ -124,6 +124,8 @@ pub struct Hive {
     pub workflow_engine: Arc<crate::workflows::engine::Engine>,
     /// Starts workflow runs (for the schedule job).
     pub workflow_starter: Arc<crate::workflows::runs::RunStarter>,
+    /// Encrypted archives of this instance, their retention (and the schedule's job).
+    pub backups: Arc<crate::backup::Backups>,
     /// A random id for this process, recorded with the jobs it runs.
     pub node_id: String,
     /// What the start did with the database schema.
@@ -432,7 +434,15 @@ impl Hive {
                 Arc::clone(&store),
                 auditor.clone(),
             ));
+            let backups = Arc::new(crate::backup::Backups::new(
+                config.backup.clone(),
+                secrets::secrets_file_path(&config),
+                Arc::clone(&store),
+                Arc::clone(&clock),
+                auditor.clone(),
+            ));
             Ok(Self {
+                backups,
                 auditor,
                 audit_log,
                 config,
@@ -504,7 +514,21 @@ impl Hive {
             store: Arc::clone(&self.store),
             clock: Arc::clone(&self.clock),
         };
-        JobRunner::new(ctx, self.node_id.clone(), jobs.tick)
+        let mut runner = JobRunner::new(ctx, self.node_id.clone(), jobs.tick);
+        if let Some(text) = &self.config.backup.schedule {
+            match crate::kernel::config::backup::parse_schedule(text) {
+                Ok(schedule) => {
+                    runner = runner.with_job(Arc::new(crate::backup::jobs::ScheduledBackup {
+                        backups: Arc::clone(&self.backups),
+                        schedule,
+                        since: self.clock.now(),
+                        tick: jobs.tick,
+                    }));
+                }
+                Err(error) => tracing::warn!(%error, "HIVE_BACKUP_SCHEDULE: no scheduled backups"),
+            }
+        }
+        runner
             .with_job(Arc::new(PruneExpiredTasks {
                 every: jobs.history_prune_interval,
                 task_ttl: self.config.task_ttl,

@@ -286,6 +286,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
     };
 
     let billing = super::billing::load(&mut src)?;
+    let backup = super::backup::load(&mut src, &data_dir)?;
 
     // Defaults derived from other values are shown as they came out.
     for line in &mut src.report {
@@ -308,6 +309,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
 
     Ok(Config {
         workflows,
+        backup,
         billing,
         egress,
         oidc,

@@ -443,6 +443,31 @@ pub const VARIABLES: &[VarSpec] = &[
         "an integer from 5 to 3600: how long a replica holds a run without renewing it (renewed every third of it); a run whose replica died resumes elsewhere after at most this long",
     ),
     var(
+        "HIVE_BACKUP_DIR",
+        "<HIVE_DATA_DIR>/backups",
+        "a directory path: where backup archives are written (created 0700; archives 0600)",
+    ),
+    var(
+        "HIVE_BACKUP_RECIPIENTS",
+        "- (none: backups are refused)",
+        "age public keys (age1…), separated by commas: whom backups are encrypted to (keep the identity files offline)",
+    ),
+    var(
+        "HIVE_BACKUP_SCHEDULE",
+        "- (off)",
+        "five-field cron text in UTC (e.g. 30 2 * * *): when the leader makes a backup; needs HIVE_BACKUP_RECIPIENTS",
+    ),
+    var(
+        "HIVE_BACKUP_KEEP",
+        "7",
+        "an integer from 0 to 100000: archives kept in HIVE_BACKUP_DIR, the newest first (0: no limit)",
+    ),
+    var(
+        "HIVE_BACKUP_KEEP_DAYS",
+        "0",
+        "an integer from 0 to 36500: archives older than this are deleted (0: no limit); the newest is always kept",
+    ),
+    var(
         "HIVE_BILLING_CURRENCY",
         "usd",
         "an ISO 4217 code in lower case: the currency of wallets and prices",
