@@ -321,3 +321,86 @@ async fn a_postgres_instance_round_trips_into_an_empty_database() {
     let verified = ok(target.path(), &["audit", "verify"], &target_vars).await;
     assert!(verified.contains("audit chain intact"), "{verified}");
 }
+
+/// An archive of a database an older Hive left one migration behind (with a table of its own,
+/// to see its rows come back): restored, then migrated forward to this version.
+#[tokio::test]
+async fn an_archive_of_an_older_schema_is_restored_and_migrated_forward() {
+    use hive_core::backup::archive::{self, Manifest, Source};
+    use hive_store::Store;
+    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hive-store-sqlite/migrations");
+    let migrator = sqlx::migrate::Migrator::new(migrations).await.unwrap();
+    let latest = migrator.iter().map(|m| m.version).max().unwrap();
+
+    let old = tempfile::tempdir().unwrap();
+    let store = hive_store_sqlite::SqliteStore::open(&old.path().join("hive.db"), 1)
+        .await
+        .unwrap();
+    migrator
+        .run_to(latest - 1, store.writer_pool())
+        .await
+        .unwrap();
+    sqlx::raw_sql("CREATE TABLE sentinel (word TEXT); INSERT INTO sentinel VALUES ('kept');")
+        .execute(store.writer_pool())
+        .await
+        .unwrap();
+    let copy = old.path().join("copy.sqlite");
+    store.copy_database(&copy).await.unwrap();
+    store.close().await;
+
+    let keys = tempfile::tempdir().unwrap();
+    let (identity, public) = operator_key(keys.path(), "operator.key");
+    let archive_path = keys.path().join("old.age");
+    let manifest = Manifest {
+        format: archive::FORMAT,
+        hive_version: "0.0.1".to_owned(),
+        backend: "sqlite".to_owned(),
+        schema_version: Some(latest - 1),
+        created_at: time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap(),
+        members: Vec::new(),
+    };
+    let recipients = archive::recipients(&[public]).unwrap();
+    let sources = [Source {
+        name: hive_core::backup::SQLITE_MEMBER.to_owned(),
+        path: copy,
+    }];
+    archive::write(&archive_path, manifest, &sources, &recipients).unwrap();
+
+    let target = tempfile::tempdir().unwrap();
+    let restored = ok(
+        target.path(),
+        &[
+            "backup",
+            "restore",
+            archive_path.to_str().unwrap(),
+            "--identity",
+            identity.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert!(
+        restored.contains(&format!("migrated forward: [{latest}]")),
+        "{restored}"
+    );
+    let migrated = ok(target.path(), &["migrate"], &[]).await;
+    assert!(
+        migrated.contains(&format!("up to date (schema version {latest})")),
+        "{migrated}"
+    );
+    let verified = ok(target.path(), &["audit", "verify"], &[]).await;
+    assert!(verified.contains("audit chain intact"), "{verified}");
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite:{}",
+        target.path().join("hive-data/hive.db").display()
+    ))
+    .await
+    .unwrap();
+    let word: String = sqlx::query_scalar("SELECT word FROM sentinel")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(word, "kept");
+}
