@@ -9,12 +9,14 @@
 use crate::remote::{self, Api, Remote};
 use crate::{Failure, with_hive};
 use clap::Subcommand;
-use hive_core::backup::archive::{self, Manifest, Sink};
+use hive_core::backup::archive::{self, ArchiveError, Manifest, Sink};
 use hive_core::kernel::caller::Caller;
 use hive_core::kernel::config::Config;
 use hive_core::storage::{self, SchemaOutcome};
 use hive_proto::backup::{BackupView, BackupsResponse};
+use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -67,16 +69,22 @@ pub async fn backup(config: Config, action: BackupAction) -> Result<(), Failure>
     match action {
         BackupAction::Create { remote, json } => match api_if_named(&config, &remote)? {
             Some(api) => {
-                let made: BackupView = api.call(Method::POST, "/admin/backups", None).await?;
+                let bar = progress_bar(None, "making the backup on the server");
+                let made: Result<BackupView, String> =
+                    api.call(Method::POST, "/admin/backups", None).await;
+                bar.finish_and_clear();
+                let made = made?;
                 Ok(show(&[made], json)?)
             }
             None => {
                 with_hive(config, |hive| async move {
+                    let bar = progress_bar(None, "making the backup");
                     let made = hive
                         .backups
                         .create(&Caller::cli(), &crate::admin::cli_meta())
-                        .await
-                        .map_err(|e| e.to_string())?;
+                        .await;
+                    bar.finish_and_clear();
+                    let made = made.map_err(|e| e.to_string())?;
                     show(&[view(made)], json)
                 })
                 .await
@@ -107,7 +115,16 @@ pub async fn backup(config: Config, action: BackupAction) -> Result<(), Failure>
         } => {
             let manifest = tokio::task::spawn_blocking(move || {
                 let identities = archive::identities(&identity)?;
-                archive::read(&file, &identities, Sink::Discard)
+                let opened = std::fs::File::open(&file).map_err(|error| ArchiveError::Io {
+                    action: "open",
+                    path: file.display().to_string(),
+                    error,
+                })?;
+                let size = opened.metadata().map(|m| m.len()).unwrap_or(0);
+                let bar = progress_bar(Some(size), "verifying");
+                let checked = archive::read_from(bar.wrap_read(opened), &identities, Sink::Discard);
+                bar.finish_and_clear();
+                checked
             })
             .await
             .map_err(|_| "interrupted".to_owned())?
@@ -122,9 +139,10 @@ pub async fn backup(config: Config, action: BackupAction) -> Result<(), Failure>
             json,
         } => {
             eprintln!("hive: restoring into {}", crate::instance_of(&config));
-            let restored = storage::restore(&config, &file, &identity, force)
-                .await
-                .map_err(|e| e.to_string())?;
+            let bar = progress_bar(None, "restoring");
+            let restored = storage::restore(&config, &file, &identity, force).await;
+            bar.finish_and_clear();
+            let restored = restored.map_err(|e| e.to_string())?;
             print_manifest(&restored.manifest, json, "restored")?;
             if !json {
                 match restored.schema {
@@ -142,6 +160,29 @@ pub async fn backup(config: Config, action: BackupAction) -> Result<(), Failure>
             Ok(())
         }
     }
+}
+
+/// A progress bar on standard error when it is a terminal (hidden otherwise, so that scripts
+/// and logs get none): of `bytes` when the size of the work is known, else a spinner.
+fn progress_bar(bytes: Option<u64>, what: &'static str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = match bytes {
+        Some(total) => {
+            let bar = ProgressBar::new(total);
+            if let Ok(style) =
+                ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} ({eta})")
+            {
+                bar.set_style(style);
+            }
+            bar
+        }
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_message(what);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
 
 /// The server's API when one is named (`--server`, `HIVE_SERVER_URL`); else `None`: the

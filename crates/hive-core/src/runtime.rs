@@ -36,6 +36,8 @@ pub enum StartError {
     Egress(String),
     #[error(transparent)]
     Federation(#[from] crate::mesh::federation::FederationStartError),
+    #[error("backups: {0}")]
+    Backup(#[from] crate::backup::BackupError),
     #[error("the secrets step stopped unexpectedly")]
     Interrupted,
 }
@@ -440,7 +442,7 @@ impl Hive {
                 Arc::clone(&store),
                 Arc::clone(&clock),
                 auditor.clone(),
-            ));
+            )?);
             Ok(Self {
                 backups,
                 auditor,

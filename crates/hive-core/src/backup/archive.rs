@@ -217,7 +217,16 @@ pub fn read(
     sink: Sink<'_>,
 ) -> Result<Manifest, ArchiveError> {
     let file = File::open(path).map_err(io_error("open", path))?;
-    let decryptor = age::Decryptor::new_buffered(BufReader::new(file)).map_err(decrypt_error)?;
+    read_from(file, identities, sink)
+}
+
+/// [`read`] from any reader of the archive's bytes (one that counts them for a progress bar).
+pub fn read_from(
+    archive: impl Read,
+    identities: &[Box<dyn age::Identity + Send + Sync>],
+    sink: Sink<'_>,
+) -> Result<Manifest, ArchiveError> {
+    let decryptor = age::Decryptor::new_buffered(BufReader::new(archive)).map_err(decrypt_error)?;
     let plain = decryptor
         .decrypt(
             identities

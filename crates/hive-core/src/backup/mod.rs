@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod jobs;
+pub mod s3;
 
 use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, Principal};
 use crate::kernel::caller::{Caller, RequestMeta};
@@ -98,6 +99,8 @@ pub struct Backups {
     auditor: Auditor,
     /// One backup at a time on this replica.
     making: tokio::sync::Mutex<()>,
+    /// `HIVE_BACKUP_S3_*`: where every archive is also uploaded.
+    s3: Option<s3::S3Target>,
 }
 
 impl std::fmt::Debug for Backups {
@@ -115,15 +118,17 @@ impl Backups {
         store: Arc<dyn Store>,
         clock: SharedClock,
         auditor: Auditor,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, BackupError> {
+        let s3 = config.s3.as_ref().map(s3::S3Target::new).transpose()?;
+        Ok(Self {
             config,
             secrets_file,
             store,
             clock,
             auditor,
             making: tokio::sync::Mutex::new(()),
-        }
+            s3,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -149,7 +154,10 @@ impl Backups {
         principal: Principal,
         meta: &RequestMeta,
     ) -> Result<BackupInfo, BackupError> {
-        let made = self.make().await;
+        let made = match self.make().await {
+            Ok(info) => self.upload(info).await,
+            Err(error) => Err(error),
+        };
         let (outcome, target, detail) = match &made {
             Ok(info) => (
                 AuditOutcome::Success,
@@ -180,6 +188,17 @@ impl Backups {
             .map_err(|_| BackupError::Failed("the audit record was not written".to_owned()))?;
         self.prune(principal, meta).await?;
         made
+    }
+
+    /// Uploads the archive to the S3 target when there is one; it stays in the directory
+    /// either way.
+    async fn upload(&self, info: BackupInfo) -> Result<BackupInfo, BackupError> {
+        if let Some(target) = &self.s3 {
+            target
+                .upload(&self.config.dir.join(&info.name), &info.name)
+                .await?;
+        }
+        Ok(info)
     }
 
     async fn make(&self) -> Result<BackupInfo, BackupError> {
@@ -246,6 +265,17 @@ impl Backups {
         })
         .await?
         .map_err(BackupError::from)
+    }
+
+    /// The archives in the S3 target (none when there is no target), newest first.
+    pub async fn list_remote(&self, caller: &Caller) -> Result<Vec<BackupInfo>, BackupError> {
+        if !caller.is_admin() {
+            return Err(BackupError::Forbidden("only an admin lists backups"));
+        }
+        match &self.s3 {
+            Some(target) => target.list().await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The archives in the backup directory, newest first.
@@ -381,8 +411,12 @@ fn list_dir(dir: &Path) -> Result<Vec<BackupInfo>, BackupError> {
             });
         }
     }
-    found.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.name.cmp(&a.name)));
+    newest_first(&mut found);
     Ok(found)
+}
+
+fn newest_first(archives: &mut [BackupInfo]) {
+    archives.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.name.cmp(&a.name)));
 }
 
 /// The names retention deletes from `archives` (newest first): those after the first `keep`

@@ -237,3 +237,108 @@ async fn without_a_recipient_no_backup_is_made() {
     assert!(!dir.exists(), "nothing was written");
     server.stop().await.0.unwrap();
 }
+
+/// The S3-compatible server of the S3 test: moto's, from PyPI (`.ci/run` installs it).
+const S3_SERVER: &str = "HIVE_TEST_S3_SERVER";
+
+/// moto's S3 server on a free loopback port (killed when dropped) and its URL.
+async fn moto(program: &str) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(program)
+        .args(["-H", "127.0.0.1", "-p", "0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{S3_SERVER}={program} does not start: {e}"));
+    // It says where it listens ("Running on http://127.0.0.1:PORT") on standard error.
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(at) = line.find("http://127.0.0.1:") {
+                return line[at..].trim().to_owned();
+            }
+        }
+        panic!("moto_server exited before it listened");
+    })
+    .await
+    .expect("moto_server listens within 60 s");
+    // Keep reading, so that a full pipe never blocks it.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, found)
+}
+
+#[tokio::test]
+async fn archives_go_to_an_s3_compatible_bucket_and_retention_applies_there() {
+    let Some(program) = std::env::var(S3_SERVER).ok().filter(|v| !v.is_empty()) else {
+        // CI must run it: .ci/run installs moto and sets the variable.
+        assert!(
+            !hive_testkit::under_ci(),
+            "{S3_SERVER} is not set under CI: .ci/run must install moto[server]"
+        );
+        eprintln!(
+            "skipped: {S3_SERVER} is not set (the path of moto_server from PyPI's moto[server])"
+        );
+        return;
+    };
+    let (_moto, endpoint) = moto(&program).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    // moto takes an unsigned request to make the bucket.
+    let made = http
+        .put(format!("{endpoint}/hive-archives"))
+        .send()
+        .await
+        .unwrap();
+    assert!(made.status().is_success(), "{}", made.status());
+
+    let backups = tempfile::tempdir().unwrap();
+    let environment = TestEnvironment::new(TestBackend::Sqlite).await;
+    let server = TestServer::start_in(
+        environment,
+        vars(&[
+            ("HIVE_BACKUP_DIR", backups.path().to_str().unwrap()),
+            ("HIVE_BACKUP_RECIPIENTS", RECIPIENT),
+            ("HIVE_BACKUP_KEEP", "2"),
+            ("HIVE_BACKUP_S3_BUCKET", "hive-archives"),
+            ("HIVE_BACKUP_S3_ENDPOINT", &endpoint),
+            ("HIVE_BACKUP_S3_PREFIX", "prod/hive"),
+            ("HIVE_BACKUP_S3_ACCESS_KEY_ID", "testing-key-id"),
+            (
+                "HIVE_BACKUP_S3_SECRET_ACCESS_KEY",
+                "testing-secret-access-key-0123456789",
+            ),
+        ]),
+        axum::Router::new(),
+    )
+    .await;
+    let cli = Caller::cli();
+    let meta = RequestMeta::default();
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        server.clock.advance(time::Duration::minutes(1));
+        made.push(server.hive.backups.create(&cli, &meta).await.unwrap());
+    }
+    let remote = server.hive.backups.list_remote(&cli).await.unwrap();
+    let local = server.hive.backups.list(&cli).await.unwrap();
+    // The newest two, in both places, byte for byte the same size.
+    assert_eq!(remote, [made[2].clone(), made[1].clone()]);
+    assert_eq!(local, remote);
+    // Under the prefix, as S3 itself lists it.
+    let listing = http
+        .get(format!(
+            "{endpoint}/hive-archives?list-type=2&prefix=prod/hive/"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listing.contains(&format!("prod/hive/{}", made[2].name)),
+        "{listing}"
+    );
+    assert!(!listing.contains(&made[0].name), "{listing}");
+    server.stop().await.0.unwrap();
+}

@@ -1,8 +1,8 @@
 //! `HIVE_BACKUP_*`: where backups go, whom they are encrypted to, when they are made and how
 //! many are kept.
 
-use super::BackupConfig;
 use super::sources::{ConfigError, Sources, invalid};
+use super::{BackupConfig, BackupS3Config};
 use croner::parser::{CronParser, Seconds, Year};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -86,5 +86,44 @@ pub(super) fn load(src: &mut Sources, data_dir: &Path) -> Result<BackupConfig, C
         schedule,
         keep,
         keep_days,
+        s3: load_s3(src)?,
     })
+}
+
+fn load_s3(src: &mut Sources) -> Result<Option<BackupS3Config>, ConfigError> {
+    let bucket = src.value("HIVE_BACKUP_S3_BUCKET")?;
+    let endpoint = src.value("HIVE_BACKUP_S3_ENDPOINT")?;
+    let region = src.value("HIVE_BACKUP_S3_REGION")?;
+    let prefix = src.value("HIVE_BACKUP_S3_PREFIX")?;
+    let access_key_id = src.value("HIVE_BACKUP_S3_ACCESS_KEY_ID")?;
+    let secret_access_key = src.secret("HIVE_BACKUP_S3_SECRET_ACCESS_KEY")?;
+    let Some(bucket) = bucket
+        .map(|b| b.trim().to_owned())
+        .filter(|b| !b.is_empty())
+    else {
+        return Ok(None);
+    };
+    let endpoint = match endpoint {
+        None => None,
+        Some(raw) => Some(super::billing::plain_url("HIVE_BACKUP_S3_ENDPOINT", &raw)?),
+    };
+    let (Some(access_key_id), Some(secret_access_key)) = (access_key_id, secret_access_key) else {
+        return Err(invalid(
+            "HIVE_BACKUP_S3_BUCKET",
+            "needs HIVE_BACKUP_S3_ACCESS_KEY_ID and HIVE_BACKUP_S3_SECRET_ACCESS_KEY",
+        ));
+    };
+    let prefix = prefix
+        .unwrap_or_default()
+        .trim()
+        .trim_matches('/')
+        .to_owned();
+    Ok(Some(BackupS3Config {
+        bucket,
+        endpoint,
+        region: region.unwrap_or_else(|| "us-east-1".to_owned()),
+        prefix,
+        access_key_id,
+        secret_access_key,
+    }))
 }

@@ -188,6 +188,25 @@ pub struct BackupConfig {
     pub keep: u32,
     /// `HIVE_BACKUP_KEEP_DAYS` (default 0: no limit by age): archives older are deleted.
     pub keep_days: u32,
+    /// `HIVE_BACKUP_S3_*`: a copy of every archive in an S3-compatible bucket.
+    pub s3: Option<BackupS3Config>,
+}
+
+/// `HIVE_BACKUP_S3_*`: the S3-compatible bucket archives are uploaded to.
+#[derive(Debug, Clone)]
+pub struct BackupS3Config {
+    /// `HIVE_BACKUP_S3_BUCKET`.
+    pub bucket: String,
+    /// `HIVE_BACKUP_S3_ENDPOINT`: the service's URL (MinIO, Ceph…); none, AWS's.
+    pub endpoint: Option<Url>,
+    /// `HIVE_BACKUP_S3_REGION` (default `us-east-1`).
+    pub region: String,
+    /// `HIVE_BACKUP_S3_PREFIX` (default none): the keys' prefix (`hive/` puts them in `hive/`).
+    pub prefix: String,
+    /// `HIVE_BACKUP_S3_ACCESS_KEY_ID`.
+    pub access_key_id: String,
+    /// `HIVE_BACKUP_S3_SECRET_ACCESS_KEY`.
+    pub secret_access_key: SecretString,
 }
 
 /// The mail relay for password-reset links.

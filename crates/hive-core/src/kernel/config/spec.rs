@@ -468,6 +468,32 @@ pub const VARIABLES: &[VarSpec] = &[
         "an integer from 0 to 36500: archives older than this are deleted (0: no limit); the newest is always kept",
     ),
     var(
+        "HIVE_BACKUP_S3_BUCKET",
+        "- (none: archives stay in HIVE_BACKUP_DIR)",
+        "an S3 bucket's name: every archive is also uploaded there, and retention applies there too",
+    ),
+    var(
+        "HIVE_BACKUP_S3_ENDPOINT",
+        "- (AWS)",
+        "an http or https URL of an S3-compatible service (MinIO, Ceph…)",
+    ),
+    var("HIVE_BACKUP_S3_REGION", "us-east-1", "the bucket's region"),
+    var(
+        "HIVE_BACKUP_S3_PREFIX",
+        "- (none)",
+        "the archives' key prefix in the bucket, e.g. hive/prod",
+    ),
+    var(
+        "HIVE_BACKUP_S3_ACCESS_KEY_ID",
+        "-",
+        "the access key id (required with HIVE_BACKUP_S3_BUCKET)",
+    ),
+    secret(
+        "HIVE_BACKUP_S3_SECRET_ACCESS_KEY",
+        "-",
+        "the secret access key (required with HIVE_BACKUP_S3_BUCKET)",
+    ),
+    var(
         "HIVE_BILLING_CURRENCY",
         "usd",
         "an ISO 4217 code in lower case: the currency of wallets and prices",
@@ -653,6 +679,7 @@ pub const KNOWN_OTHER_NAMES: &[&str] = &[
     "HIVE_TEST_CAPTURE_DIR",
     "HIVE_TEST_NATS_URL",
     "HIVE_TEST_A2A_PYTHON",
+    "HIVE_TEST_S3_SERVER",
 ];
 
 /// The row of `name`: a plain variable, or the template row of an instance's variable
