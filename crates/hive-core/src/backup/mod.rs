@@ -299,13 +299,18 @@ impl Backups {
         principal: Principal,
         meta: &RequestMeta,
     ) -> Result<Vec<String>, BackupError> {
-        let archives = self.archives().await?;
-        let doomed = expired(
-            &archives,
-            self.config.keep,
-            self.config.keep_days,
-            self.clock.now(),
-        );
+        let now = self.clock.now();
+        let (keep, keep_days) = (self.config.keep, self.config.keep_days);
+        let mut doomed = expired(&self.archives().await?, keep, keep_days, now);
+        if let Some(target) = &self.s3 {
+            let remote = expired(&target.list().await?, keep, keep_days, now);
+            target.delete(&remote).await?;
+            for name in remote {
+                if !doomed.contains(&name) {
+                    doomed.push(name);
+                }
+            }
+        }
         if doomed.is_empty() {
             return Ok(doomed);
         }
