@@ -3,6 +3,7 @@
 mod admin;
 mod agent;
 mod allocator;
+mod backup;
 mod billing;
 mod egress;
 mod hosted;
@@ -102,6 +103,11 @@ enum Command {
     Mesh {
         #[command(subcommand)]
         action: mesh::MeshAction,
+    },
+    /// Backups: create, list, verify, restore (encrypted with age; see docs/operations.md).
+    Backup {
+        #[command(subcommand)]
+        action: backup::BackupAction,
     },
     /// The audit log.
     Audit {
@@ -227,6 +233,7 @@ fn main() -> ExitCode {
             vault::secrets(&hive, action).await
         })),
         Command::Egress { action } => run(async move { egress::egress(&config, action).await }),
+        Command::Backup { action } => run(backup::backup(config, action)),
         Command::Audit {
             action: AuditAction::Verify,
         } => run(with_hive(config, |hive| async move {

@@ -7,11 +7,13 @@
 //! - [`agents`]: the registry, import, lifecycle, the LLM client;
 //! - [`gateway`]: A2A dispatch, tasks, push notifications, agent cards, chat;
 //! - [`mesh`]: federation, the public tier, the WAN;
+//! - [`backup`]: encrypted archives of the instance, their schedule and retention;
 //! - [`workflows`]: workflow definitions, templates, conditions, schedules, import (the engine to come).
 //!
 //! The server crate adapts these to HTTP; the CLI drives them from the command line.
 
 pub mod agents;
+pub mod backup;
 pub mod billing;
 pub mod gateway;
 pub mod identity;

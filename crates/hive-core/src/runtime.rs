@@ -36,6 +36,8 @@ pub enum StartError {
     Egress(String),
     #[error(transparent)]
     Federation(#[from] crate::mesh::federation::FederationStartError),
+    #[error("backups: {0}")]
+    Backup(#[from] crate::backup::BackupError),
     #[error("the secrets step stopped unexpectedly")]
     Interrupted,
 }
@@ -124,6 +126,8 @@ pub struct Hive {
     pub workflow_engine: Arc<crate::workflows::engine::Engine>,
     /// Starts workflow runs (for the schedule job).
     pub workflow_starter: Arc<crate::workflows::runs::RunStarter>,
+    /// Encrypted archives of this instance, their retention (and the schedule's job).
+    pub backups: Arc<crate::backup::Backups>,
     /// A random id for this process, recorded with the jobs it runs.
     pub node_id: String,
     /// What this replica's job runner last saw (leadership, ticks).
@@ -438,7 +442,15 @@ impl Hive {
                 Arc::clone(&store),
                 auditor.clone(),
             ));
+            let backups = Arc::new(crate::backup::Backups::new(
+                config.backup.clone(),
+                secrets::secrets_file_path(&config),
+                Arc::clone(&store),
+                Arc::clone(&clock),
+                auditor.clone(),
+            )?);
             Ok(Self {
+                backups,
                 auditor,
                 audit_log,
                 config,
@@ -512,8 +524,22 @@ impl Hive {
             store: Arc::clone(&self.store),
             clock: Arc::clone(&self.clock),
         };
-        JobRunner::new(ctx, self.node_id.clone(), jobs.tick)
-            .reporting_to(Arc::clone(&self.jobs_status))
+        let mut runner = JobRunner::new(ctx, self.node_id.clone(), jobs.tick)
+            .reporting_to(Arc::clone(&self.jobs_status));
+        if let Some(text) = &self.config.backup.schedule {
+            match crate::kernel::config::backup::parse_schedule(text) {
+                Ok(schedule) => {
+                    runner = runner.with_job(Arc::new(crate::backup::jobs::ScheduledBackup {
+                        backups: Arc::clone(&self.backups),
+                        schedule,
+                        since: self.clock.now(),
+                        tick: jobs.tick,
+                    }));
+                }
+                Err(error) => tracing::warn!(%error, "HIVE_BACKUP_SCHEDULE: no scheduled backups"),
+            }
+        }
+        runner
             .with_job(Arc::new(PruneExpiredTasks {
                 every: jobs.history_prune_interval,
                 task_ttl: self.config.task_ttl,

@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod backup;
 pub mod billing;
 pub mod clock;
 pub mod conversations;

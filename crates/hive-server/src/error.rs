@@ -151,6 +151,12 @@ impl From<SecretError> for ApiError {
     }
 }
 
+impl From<hive_core::backup::BackupError> for ApiError {
+    fn from(error: hive_core::backup::BackupError) -> Self {
+        refused(error.into(), "backup")
+    }
+}
+
 impl From<AgentError> for ApiError {
     fn from(error: AgentError) -> Self {
         refused(error.into(), "agents")

@@ -8,6 +8,7 @@ mod billing;
 mod challenges;
 mod conversations;
 mod dialect;
+mod dump;
 mod hosted;
 mod identity;
 mod jobs;
@@ -36,6 +37,8 @@ use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use dump::restore_database;
+
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,6 +47,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// For the dedicated leadership connections; holds the password, so never printed.
     options: PgConnectOptions,
+    /// `DATABASE_URL`, for the backup's dump; holds the password, so never printed.
+    url: String,
     repositories: SqlRepositories<PgDialect>,
 }
 
@@ -78,6 +83,7 @@ impl PostgresStore {
             repositories: SqlRepositories::new(&pools),
             pool,
             options,
+            url: url.to_owned(),
         })
     }
 
@@ -156,6 +162,10 @@ impl Store for PostgresStore {
             self.options.clone(),
             name,
         )))
+    }
+
+    async fn copy_database(&self, dest: &std::path::Path) -> Result<(), StoreError> {
+        dump::dump(&self.url, dest).await
     }
 
     async fn close(&self) {

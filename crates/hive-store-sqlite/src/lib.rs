@@ -264,10 +264,85 @@ impl Store for SqliteStore {
         Ok(Box::new(SoleProcessLease))
     }
 
+    async fn copy_database(&self, dest: &Path) -> Result<(), StoreError> {
+        // VACUUM INTO reads one snapshot of the database (a read transaction: writers go on)
+        // and writes it, compacted, to a new file; a reader connection is enough.
+        let target = dest
+            .to_str()
+            .ok_or_else(|| StoreError::Invalid("the copy's path is not valid UTF-8".to_owned()))?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.reader)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
     async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
     }
+}
+
+/// Whether `path` holds a database (any of its files exists and is not empty).
+pub fn database_exists(path: &Path) -> Result<bool, StoreError> {
+    for file in database_files(path) {
+        match std::fs::metadata(&file) {
+            Ok(metadata) if metadata.len() > 0 => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot read {}: {e}",
+                    file.display()
+                )));
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Puts `copy` (a file [`Store::copy_database`] wrote) in place as the database at `path`,
+/// holding the data directory's lock, so no server runs on it meanwhile. A database already
+/// there is refused ([`StoreError::Conflict`]) unless `replace`, which deletes it (and its
+/// WAL) first. Blocking: call it off the async executor.
+pub fn restore_database(copy: &Path, path: &Path, replace: bool) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _lock = take_lock(path)?;
+    let io = |what: &str, file: &Path, e: std::io::Error| {
+        StoreError::Unavailable(format!("cannot {what} {}: {e}", file.display()))
+    };
+    if database_exists(path)? {
+        if !replace {
+            return Err(StoreError::Conflict(format!(
+                "{} already holds a database",
+                path.display()
+            )));
+        }
+        for file in database_files(path) {
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("delete", &file, e)),
+            }
+        }
+    }
+    // Written beside the target and renamed into place: a failure leaves no half database.
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".restoring");
+    let partial = std::path::PathBuf::from(partial);
+    let mut source = File::open(copy).map_err(|e| io("open", copy, e))?;
+    let mut target = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(|e| io("create", &partial, e))?;
+    std::io::copy(&mut source, &mut target).map_err(|e| io("write", &partial, e))?;
+    target.sync_all().map_err(|e| io("write", &partial, e))?;
+    std::fs::rename(&partial, path).map_err(|e| io("rename", &partial, e))?;
+    Ok(())
 }
 
 /// The lock file makes this process the only one on the database, hence always the leader.

@@ -234,6 +234,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// A lease on the named cluster-wide leadership (one holder among all replicas).
     async fn leader_lease(&self, name: &str) -> Result<Box<dyn LeaderLease>, StoreError>;
 
+    /// Writes a consistent copy of the whole database, taken while it serves, to `dest` (a
+    /// file that must not exist yet): SQLite's own database file, or PostgreSQL's plain SQL
+    /// dump. The backend's restore loads it back.
+    async fn copy_database(&self, dest: &std::path::Path) -> Result<(), StoreError>;
+
     /// Closes the pools; in-flight queries finish, new ones fail.
     async fn close(&self);
 }

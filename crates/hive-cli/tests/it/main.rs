@@ -3,6 +3,7 @@
 
 mod accounts;
 mod agents;
+mod backup;
 mod billing;
 mod config_check;
 mod connections;

@@ -33,6 +33,11 @@ pub trait Job: Send + Sync {
     fn name(&self) -> &'static str;
     /// The time between the starts of two runs.
     fn every(&self) -> Duration;
+    /// Whether a run is due now, given when the last one started (`None`: never). By default
+    /// one period after the last start; a job on a calendar (a cron schedule) says otherwise.
+    fn is_due(&self, last_start: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+        is_due(last_start, self.every(), now)
+    }
     /// Does the work; returns a short, secret-free note for the run history.
     async fn run(&self, ctx: &JobContext) -> Result<String, String>;
 }
@@ -199,9 +204,8 @@ impl JobRunner {
             .list(Some(job.name()), &page)
             .await
         {
-            Ok(last) => is_due(
+            Ok(last) => job.is_due(
                 last.items.first().map(|run| run.started_at),
-                job.every(),
                 self.ctx.clock.now(),
             ),
             Err(error) => {

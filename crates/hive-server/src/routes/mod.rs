@@ -6,6 +6,7 @@
 pub(crate) mod a2a;
 mod agents;
 mod auth;
+mod backup;
 mod billing;
 mod conversations;
 mod events;
@@ -304,6 +305,8 @@ fn routes_declared() -> Vec<Route> {
         route(M::PUT, "/api/v1/settings/workflows", ADMIN, None, settings::put_workflows),
         route(M::GET, "/api/v1/admin/vault/keys", ADMIN, None, vault::list_keys),
         route(M::POST, "/api/v1/admin/vault/rotate", ADMIN, None, vault::rotate),
+        route(M::GET, "/api/v1/admin/backups", ADMIN, None, backup::list),
+        route(M::POST, "/api/v1/admin/backups", ADMIN, None, backup::create),
         route(M::GET, "/api/v1/audit/export", ADMIN, None, u::audit_export),
     ]
 }

@@ -8,8 +8,8 @@
 //! by a path or a method (docs/http-api.md says how to add a route).
 
 use super::{
-    RouteEntry, a2a, agents, auth, billing, conversations, events, health, hosted, mesh, mfa, oidc,
-    passkeys, route_table, secrets, settings, users, vault, wan, workflows,
+    RouteEntry, a2a, agents, auth, backup, billing, conversations, events, health, hosted, mesh,
+    mfa, oidc, passkeys, route_table, secrets, settings, users, vault, wan, workflows,
 };
 use crate::auth::{Access, session_cookie_name};
 use crate::state::AppState;
@@ -174,6 +174,8 @@ const COOKIE: &str = "sessionCookie";
         settings::put_workflows,
         vault::list_keys,
         vault::rotate,
+        backup::list,
+        backup::create,
         users::audit_export,
         serve,
     ),

@@ -60,6 +60,7 @@ const WALK: &[(&str, &str, &[&str])] = &[
     ("DELETE", "/api/v1/secrets/{id}", &["secret.delete"]),
     ("POST", "/api/v1/secrets/import", &["secret.import"]),
     ("POST", "/api/v1/admin/vault/rotate", &["vault.rotate"]),
+    ("POST", "/api/v1/admin/backups", &["backup.create"]),
     ("PUT", "/api/v1/settings/security", &["settings.update"]),
     ("PUT", "/api/v1/settings/workflows", &["settings.update"]),
     ("POST", "/api/v1/mesh/wan/ingress", &["mesh.wan.ingress"]),
@@ -246,6 +247,7 @@ const WALK: &[(&str, &str, &[&str])] = &[
 
 /// What the walk has made so far.
 /// The walk's Stripe webhook secret.
+const BACKUP_RECIPIENT: &str = "age1qypqxpq9qcrsszg2pvxq6rs0zqg3yyc5z5tpwxqergd3c8g7rusqmwn7f2";
 const STRIPE_SECRET: &str = "whsec_walk0123456789abcdefghijklmnopqrs";
 
 #[derive(Default)]
@@ -922,7 +924,7 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
                 .send(server, Method::DELETE, &mfa_path, None)
                 .await
         }
-        ("POST", "/api/v1/admin/vault/rotate") => {
+        ("POST", "/api/v1/admin/vault/rotate" | "/api/v1/admin/backups") => {
             admin.unwrap().send(server, Method::POST, path, None).await
         }
         ("DELETE", "/api/v1/auth/sessions/{id}") => {
@@ -1168,6 +1170,8 @@ async fn every_mutating_route_leaves_the_records_of_its_changes() {
             ("A2A_PUBLIC_JSONRPC_ENABLED", "true"),
             ("A2A_PUBLIC_JSONRPC_ALLOWED_METHODS", "GetExtendedAgentCard"),
             ("STRIPE_WEBHOOK_SECRET", STRIPE_SECRET),
+            // A public key only: the walk makes a backup, and never reads it.
+            ("HIVE_BACKUP_RECIPIENTS", BACKUP_RECIPIENT),
         ];
         let server = identity_builder(backend, &vars)
             .public_host("localhost")

@@ -8,6 +8,7 @@ mod agents;
 mod audit;
 mod audit_coverage;
 mod audit_trail;
+mod backup;
 mod billing;
 mod caches;
 mod chat;

@@ -91,6 +91,10 @@ impl Store for WatchedStore {
         self.inner.migrate().await
     }
 
+    async fn copy_database(&self, dest: &std::path::Path) -> Result<(), StoreError> {
+        self.inner.copy_database(dest).await
+    }
+
     fn job_runs(&self) -> &dyn JobRunRepo {
         self.inner.job_runs()
     }

@@ -288,6 +288,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
     };
 
     let billing = super::billing::load(&mut src)?;
+    let backup = super::backup::load(&mut src, &data_dir)?;
 
     // Defaults derived from other values are shown as they came out.
     for line in &mut src.report {
@@ -310,6 +311,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
 
     Ok(Config {
         workflows,
+        backup,
         billing,
         egress,
         oidc,

@@ -5,6 +5,7 @@
 //! environment). An invalid value stops the process with a message naming the variable and the
 //! rule; `hive config check` runs the same validation.
 
+pub mod backup;
 mod billing;
 mod http;
 mod load;
@@ -191,6 +192,42 @@ pub struct JobsConfig {
     /// `HIVE_CONVERSATION_RETENTION_DAYS` (default 90, 0..=36500; 0 keeps them): conversations
     /// with no message for this long are deleted with their messages.
     pub conversation_retention_days: u32,
+}
+
+/// `HIVE_BACKUP_*`: encrypted backups of the database and the data directory.
+#[derive(Debug, Clone)]
+pub struct BackupConfig {
+    /// `HIVE_BACKUP_DIR` (default `<data dir>/backups`): where archives are written (0700,
+    /// each archive 0600).
+    pub dir: PathBuf,
+    /// `HIVE_BACKUP_RECIPIENTS`: the age public keys (`age1…`) archives are encrypted to; none,
+    /// no backup can be made.
+    pub recipients: Vec<String>,
+    /// `HIVE_BACKUP_SCHEDULE`: five-field cron text (UTC) of the leader's backups; none, off.
+    pub schedule: Option<String>,
+    /// `HIVE_BACKUP_KEEP` (default 7; 0: no limit by count): archives kept.
+    pub keep: u32,
+    /// `HIVE_BACKUP_KEEP_DAYS` (default 0: no limit by age): archives older are deleted.
+    pub keep_days: u32,
+    /// `HIVE_BACKUP_S3_*`: a copy of every archive in an S3-compatible bucket.
+    pub s3: Option<BackupS3Config>,
+}
+
+/// `HIVE_BACKUP_S3_*`: the S3-compatible bucket archives are uploaded to.
+#[derive(Debug, Clone)]
+pub struct BackupS3Config {
+    /// `HIVE_BACKUP_S3_BUCKET`.
+    pub bucket: String,
+    /// `HIVE_BACKUP_S3_ENDPOINT`: the service's URL (MinIO, Ceph…); none, AWS's.
+    pub endpoint: Option<Url>,
+    /// `HIVE_BACKUP_S3_REGION` (default `us-east-1`).
+    pub region: String,
+    /// `HIVE_BACKUP_S3_PREFIX` (default none): the keys' prefix (`hive/` puts them in `hive/`).
+    pub prefix: String,
+    /// `HIVE_BACKUP_S3_ACCESS_KEY_ID`.
+    pub access_key_id: String,
+    /// `HIVE_BACKUP_S3_SECRET_ACCESS_KEY`.
+    pub secret_access_key: SecretString,
 }
 
 /// The mail relay for password-reset links.
@@ -533,6 +570,8 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// `HIVE_WORKFLOW_*`: workflow runs.
     pub workflows: WorkflowConfig,
+    /// `HIVE_BACKUP_*`: backups.
+    pub backup: BackupConfig,
     /// `BILLING_*`, `HIVE_BILLING_*` and `STRIPE_*`: metering and payments.
     pub billing: BillingConfig,
     /// `HIVE_EGRESS_FETCH_*`: what outbound requests may reach.

@@ -457,6 +457,57 @@ pub const VARIABLES: &[VarSpec] = &[
         "an integer from 5 to 3600: how long a replica holds a run without renewing it (renewed every third of it); a run whose replica died resumes elsewhere after at most this long",
     ),
     var(
+        "HIVE_BACKUP_DIR",
+        "<HIVE_DATA_DIR>/backups",
+        "a directory path: where backup archives are written (created 0700; archives 0600)",
+    ),
+    var(
+        "HIVE_BACKUP_RECIPIENTS",
+        "- (none: backups are refused)",
+        "age public keys (age1…), separated by commas: whom backups are encrypted to (keep the identity files offline)",
+    ),
+    var(
+        "HIVE_BACKUP_SCHEDULE",
+        "- (off)",
+        "five-field cron text in UTC (e.g. 30 2 * * *): when the leader makes a backup; needs HIVE_BACKUP_RECIPIENTS",
+    ),
+    var(
+        "HIVE_BACKUP_KEEP",
+        "7",
+        "an integer from 0 to 100000: archives kept in HIVE_BACKUP_DIR, the newest first (0: no limit)",
+    ),
+    var(
+        "HIVE_BACKUP_KEEP_DAYS",
+        "0",
+        "an integer from 0 to 36500: archives older than this are deleted (0: no limit); the newest is always kept",
+    ),
+    var(
+        "HIVE_BACKUP_S3_BUCKET",
+        "- (none: archives stay in HIVE_BACKUP_DIR)",
+        "an S3 bucket's name: every archive is also uploaded there, and retention applies there too",
+    ),
+    var(
+        "HIVE_BACKUP_S3_ENDPOINT",
+        "- (AWS)",
+        "an http or https URL of an S3-compatible service (MinIO, Ceph…)",
+    ),
+    var("HIVE_BACKUP_S3_REGION", "us-east-1", "the bucket's region"),
+    var(
+        "HIVE_BACKUP_S3_PREFIX",
+        "- (none)",
+        "the archives' key prefix in the bucket, e.g. hive/prod",
+    ),
+    var(
+        "HIVE_BACKUP_S3_ACCESS_KEY_ID",
+        "-",
+        "the access key id (required with HIVE_BACKUP_S3_BUCKET)",
+    ),
+    secret(
+        "HIVE_BACKUP_S3_SECRET_ACCESS_KEY",
+        "-",
+        "the secret access key (required with HIVE_BACKUP_S3_BUCKET)",
+    ),
+    var(
         "HIVE_BILLING_CURRENCY",
         "usd",
         "an ISO 4217 code in lower case: the currency of wallets and prices",
@@ -642,6 +693,7 @@ pub const KNOWN_OTHER_NAMES: &[&str] = &[
     "HIVE_TEST_CAPTURE_DIR",
     "HIVE_TEST_NATS_URL",
     "HIVE_TEST_A2A_PYTHON",
+    "HIVE_TEST_S3_SERVER",
 ];
 
 /// The settings most deployments set, which `hive serve --help` lists with their defaults.
