@@ -9,6 +9,7 @@ use hive_a2a::client::{Body, HttpRequest, HttpResponse, Transport, TransportErro
 use hive_egress::{CallLimits, EgressRequest, EgressResponse};
 use http::{HeaderName, HeaderValue, Method, header};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// The A2A client's way to an agent.
 pub(crate) enum UpstreamTransport {
@@ -42,6 +43,50 @@ impl Transport for UpstreamTransport {
         &self,
         request: HttpRequest,
     ) -> Result<HttpResponse<UpstreamBody>, TransportError> {
+        let transport = match self {
+            Self::Egress(_) => "egress",
+            Self::Channel(_) => "channel",
+            Self::Forward(_) => "forward",
+        };
+        // The agent's origin only: a path or query may carry what is not ours to export.
+        let origin = url::Url::parse(&request.url)
+            .map(|url| url.origin().ascii_serialization())
+            .unwrap_or_default();
+        let span = tracing::info_span!(
+            "agent.call",
+            otel.name = "agent call",
+            otel.kind = "client",
+            hive.agent.transport = transport,
+            server.origin = origin,
+            http.request.method = request.method,
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let answer = self.send_in_span(request).instrument(span.clone()).await;
+        match &answer {
+            Ok(response) => {
+                span.record("http.response.status_code", response.status);
+                if response.status >= 500 {
+                    span.record("otel.status_code", "error");
+                }
+            }
+            Err(_) => {
+                span.record("otel.status_code", "error");
+            }
+        }
+        answer
+    }
+}
+
+impl UpstreamTransport {
+    async fn send_in_span(
+        &self,
+        mut request: HttpRequest,
+    ) -> Result<HttpResponse<UpstreamBody>, TransportError> {
+        // The agent continues this trace (remote, hosted and forwarded alike).
+        request
+            .headers
+            .extend(crate::kernel::trace_context::current_headers());
         fn wrap<B>(
             response: HttpResponse<B>,
             body: impl FnOnce(B) -> UpstreamBody,
