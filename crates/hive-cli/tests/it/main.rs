@@ -22,6 +22,7 @@ mod reverse_proxy;
 mod sandbox;
 mod serve;
 mod systemd_unit;
+mod traces;
 mod workflow_cli;
 mod workflow_code;
 mod workflows;
