@@ -7,9 +7,9 @@ mod billing;
 mod egress;
 mod hosted;
 mod logging;
-mod telemetry;
 mod mesh;
 mod remote;
+mod telemetry;
 mod vault;
 mod workflow;
 

@@ -15,6 +15,7 @@ mod keys;
 mod leader;
 mod memory;
 mod mesh;
+mod metrics;
 mod outage;
 mod process;
 mod replicas;

@@ -105,13 +105,13 @@ impl Receiver {
 
 /// A remote A2A agent (protocol 1.0) that answers every message with a completed task and keeps
 /// the `traceparent` of each call.
-struct Agent {
-    address: String,
+pub(crate) struct Agent {
+    pub address: String,
     traceparents: Arc<Mutex<Vec<String>>>,
 }
 
 impl Agent {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         async fn answer(
             State(seen): State<Arc<Mutex<Vec<String>>>>,
             headers: HeaderMap,
@@ -124,17 +124,16 @@ impl Agent {
             }
             let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let context = request["params"]["message"]["contextId"].clone();
-            axum::Json(json!({"jsonrpc": "2.0", "id": request["id"], "result": {"task": {
+            axum::Json(
+                json!({"jsonrpc": "2.0", "id": request["id"], "result": {"task": {
                 "id": "up-1", "contextId": context,
                 "status": {"state": "TASK_STATE_COMPLETED", "message": {"messageId": "up-m",
-                    "role": "ROLE_AGENT", "parts": [{"text": "traced"}]}}}}}))
+                    "role": "ROLE_AGENT", "parts": [{"text": "traced"}]}}}}}),
+            )
         }
         let traceparents = Arc::new(Mutex::new(Vec::new()));
         let app = axum::Router::new()
-            .route(
-                "/a2a",
-                axum::routing::get(|| async { "{}" }).post(answer),
-            )
+            .route("/a2a", axum::routing::get(|| async { "{}" }).post(answer))
             .with_state(Arc::clone(&traceparents));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
@@ -146,7 +145,7 @@ impl Agent {
     }
 }
 
-async fn api(base: &str, token: &str, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn api(base: &str, token: &str, path: &str, body: Value) -> (u16, Value) {
     let response = client()
         .post(format!("{base}{path}"))
         .bearer_auth(token)
@@ -159,7 +158,12 @@ async fn api(base: &str, token: &str, path: &str, body: Value) -> (u16, Value) {
 }
 
 /// Registers and starts a remote agent at `agent` with a credential; its id.
-async fn remote_agent(base: &str, token: &str, agent: &Agent, credential: &str) -> String {
+pub(crate) async fn remote_agent(
+    base: &str,
+    token: &str,
+    agent: &Agent,
+    credential: &str,
+) -> String {
     let (status, secret) = api(
         base,
         token,
@@ -179,13 +183,19 @@ async fn remote_agent(base: &str, token: &str, agent: &Agent, credential: &str) 
     .await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
-    let (status, started) = api(base, token, &format!("/api/v1/agents/{id}/start"), json!({})).await;
+    let (status, started) = api(
+        base,
+        token,
+        &format!("/api/v1/agents/{id}/start"),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 200, "{started}");
     id
 }
 
 /// Starts a run of a two-node workflow and waits for its success; the run's id.
-async fn workflow_run(base: &str, token: &str) -> String {
+pub(crate) async fn workflow_run(base: &str, token: &str) -> String {
     let (status, saved) = api(
         base,
         token,
@@ -259,8 +269,10 @@ async fn a_call_through_the_gateway_is_one_trace_from_the_caller_to_the_agent() 
         .bearer_auth(&token)
         .header("A2A-Version", "1.0")
         .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
-            "message": {"messageId": "traced-1", "role": "ROLE_USER", "parts": [{"text": "hi"}]}}}))
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
+            "message": {"messageId": "traced-1", "role": "ROLE_USER", "parts": [{"text": "hi"}]}}}),
+        )
         .send()
         .await
         .unwrap();
@@ -284,8 +296,13 @@ async fn a_call_through_the_gateway_is_one_trace_from_the_caller_to_the_agent() 
     assert_eq!(request.trace_id, TRACE_ID);
     assert_eq!(request.parent_span_id, CALLER_SPAN);
     assert_eq!(request.attribute("http.response.status_code"), "200");
-    assert_eq!(request.attribute("http.route"), "/api/a2a/agents/{id}/jsonrpc");
-    let gateway = only(&spans, "gateway call", |span| span.name == "a2a SendMessage");
+    assert_eq!(
+        request.attribute("http.route"),
+        "/api/a2a/agents/{id}/jsonrpc"
+    );
+    let gateway = only(&spans, "gateway call", |span| {
+        span.name == "a2a SendMessage"
+    });
     assert_eq!(gateway.trace_id, TRACE_ID);
     assert_eq!(gateway.parent_span_id, request.span_id);
     assert_eq!(gateway.attribute("hive.agent.id"), agent_id);
@@ -338,7 +355,8 @@ async fn an_unreachable_collector_costs_no_request_and_no_shutdown() {
         format!("http://{}", listener.local_addr().unwrap())
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut hive = HiveProcess::start(dir.path(), &[("OTEL_EXPORTER_OTLP_ENDPOINT", &closed)]).await;
+    let mut hive =
+        HiveProcess::start(dir.path(), &[("OTEL_EXPORTER_OTLP_ENDPOINT", &closed)]).await;
     for _ in 0..20 {
         let response = client()
             .get(format!("{}/api/health", hive.base_url))
@@ -351,7 +369,8 @@ async fn an_unreachable_collector_costs_no_request_and_no_shutdown() {
     hive.terminate().await;
     assert!(hive.wait().await.success(), "{}", hive.stderr());
     assert!(
-        hive.stdout().contains("traces: the collector cannot be reached"),
+        hive.stdout()
+            .contains("traces: the collector cannot be reached"),
         "{}",
         hive.stdout()
     );

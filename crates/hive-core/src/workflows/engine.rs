@@ -584,6 +584,7 @@ impl Execution {
             .finish_run(self.run.id, self.token, &end, now, record.append())
             .await?
         {
+            metrics::counter!("hive_workflow_runs_total", "outcome" => outcome).increment(1);
             Ok(())
         } else {
             Err(Stopped::Lost)

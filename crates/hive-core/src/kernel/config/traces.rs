@@ -72,7 +72,11 @@ fn traces_url_under(base: &Url) -> Url {
 fn parse_headers(raw: &SecretString) -> Result<Vec<(String, SecretString)>, ConfigError> {
     let rule = "comma-separated name=value pairs (values percent-encoded)";
     let mut headers = Vec::new();
-    for pair in raw.expose_secret().split(',').filter(|p| !p.trim().is_empty()) {
+    for pair in raw
+        .expose_secret()
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+    {
         let (name, value) = pair
             .split_once('=')
             .ok_or_else(|| invalid("OTEL_EXPORTER_OTLP_HEADERS", rule))?;
@@ -113,10 +117,7 @@ mod tests {
             .iter()
             .map(|(n, v)| (n.as_str(), v.expose_secret()))
             .collect();
-        assert_eq!(
-            shown,
-            [("authorization", "Basic abc"), ("x-tenant", "t1")]
-        );
+        assert_eq!(shown, [("authorization", "Basic abc"), ("x-tenant", "t1")]);
         for bad in ["novalue", "bad name=x", "x=line%0Abreak"] {
             let error = parse_headers(&SecretString::from(bad.to_owned())).unwrap_err();
             assert_eq!(error.variable, "OTEL_EXPORTER_OTLP_HEADERS");
