@@ -5,6 +5,7 @@
 use crate::agents::hosted::channel::{ChannelBody, ChannelTransport};
 use crate::agents::hosted::forward::{ForwardBody, ForwardTransport};
 use crate::kernel::egress::{Egress, Purpose};
+use crate::kernel::trace_context;
 use hive_a2a::client::{Body, HttpRequest, HttpResponse, Transport, TransportError};
 use hive_egress::{CallLimits, EgressRequest, EgressResponse};
 use http::{HeaderName, HeaderValue, Method, header};
@@ -48,32 +49,9 @@ impl Transport for UpstreamTransport {
             Self::Channel(_) => "channel",
             Self::Forward(_) => "forward",
         };
-        // The agent's origin only: a path or query may carry what is not ours to export.
-        let origin = url::Url::parse(&request.url)
-            .map(|url| url.origin().ascii_serialization())
-            .unwrap_or_default();
-        let span = tracing::info_span!(
-            "agent.call",
-            otel.name = "agent call",
-            otel.kind = "client",
-            hive.agent.transport = transport,
-            server.origin = origin,
-            http.request.method = request.method,
-            http.response.status_code = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-        );
+        let span = trace_context::agent_call_span(transport, request.method, &request.url);
         let answer = self.send_in_span(request).instrument(span.clone()).await;
-        match &answer {
-            Ok(response) => {
-                span.record("http.response.status_code", response.status);
-                if response.status >= 500 {
-                    span.record("otel.status_code", "error");
-                }
-            }
-            Err(_) => {
-                span.record("otel.status_code", "error");
-            }
-        }
+        trace_context::record_answer(&span, answer.as_ref().ok().map(|response| response.status));
         answer
     }
 }
@@ -83,10 +61,9 @@ impl UpstreamTransport {
         &self,
         mut request: HttpRequest,
     ) -> Result<HttpResponse<UpstreamBody>, TransportError> {
-        // The agent continues this trace (remote, hosted and forwarded alike).
-        request
-            .headers
-            .extend(crate::kernel::trace_context::current_headers());
+        // The agent continues this trace (a forwarded call relays only the A2A headers, so the
+        // holder's own spans start anew).
+        request.headers.extend(trace_context::current_headers());
         fn wrap<B>(
             response: HttpResponse<B>,
             body: impl FnOnce(B) -> UpstreamBody,

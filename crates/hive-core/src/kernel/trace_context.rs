@@ -48,3 +48,32 @@ pub fn current_headers() -> Vec<(&'static str, String)> {
     });
     pairs.0
 }
+
+/// The span of one HTTP exchange with an agent (or an `llm` agent's model endpoint): the
+/// endpoint's origin only, as a path or query may carry what is not ours to export.
+pub fn agent_call_span(transport: &'static str, method: &str, url: &str) -> tracing::Span {
+    let origin = url::Url::parse(url)
+        .map(|url| url.origin().ascii_serialization())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "agent.call",
+        otel.name = "agent call",
+        otel.kind = "client",
+        hive.agent.transport = transport,
+        server.origin = origin,
+        http.request.method = method,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
+}
+
+/// Records how a client span's exchange ended: the status answered, or `None` when none was
+/// (refused, unreachable, timed out). No status or a 5xx marks the span failed.
+pub fn record_answer(span: &tracing::Span, status: Option<u16>) {
+    if let Some(status) = status {
+        span.record("http.response.status_code", status);
+    }
+    if status.is_none_or(|status| status >= 500) {
+        span.record("otel.status_code", "error");
+    }
+}

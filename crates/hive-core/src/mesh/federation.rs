@@ -339,14 +339,10 @@ impl Federation {
             .proxy_to_peer(caller, call, meta)
             .instrument(span.clone())
             .await;
-        match &result {
-            Ok(reply) => {
-                span.record("http.response.status_code", reply.status.as_u16());
-            }
-            Err(_) => {
-                span.record("otel.status_code", "error");
-            }
-        }
+        crate::kernel::trace_context::record_answer(
+            &span,
+            result.as_ref().ok().map(|reply| reply.status.as_u16()),
+        );
         result
     }
 
