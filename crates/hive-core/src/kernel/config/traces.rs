@@ -107,6 +107,46 @@ mod tests {
         assert_eq!(url("https://c/otlp/"), "https://c/otlp/v1/traces");
     }
 
+    fn traces(pairs: &[(&str, &str)]) -> Result<Option<TraceConfig>, ConfigError> {
+        let env = super::super::EnvSource::from_pairs(pairs.iter().copied());
+        super::super::Config::load(&env).map(|config| config.traces)
+    }
+
+    #[test]
+    fn an_endpoint_turns_traces_on_unless_the_sdk_is_disabled() {
+        assert!(traces(&[]).unwrap().is_none());
+        let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318");
+        let on = traces(&[base]).unwrap().unwrap();
+        assert_eq!(on.endpoint.as_str(), "http://collector:4318/v1/traces");
+        assert_eq!(on.service_name, "hive");
+        let exact = traces(&[
+            base,
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://t.example/otlp"),
+            ("OTEL_SERVICE_NAME", "hive-eu"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(exact.endpoint.as_str(), "https://t.example/otlp");
+        assert_eq!(exact.service_name, "hive-eu");
+        assert!(
+            traces(&[base, ("OTEL_SDK_DISABLED", "true")])
+                .unwrap()
+                .is_none()
+        );
+        for (name, value) in [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://user:pw@collector"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4318"),
+            ("OTEL_SDK_DISABLED", "maybe"),
+        ] {
+            let error = traces(&[(name, value)]).unwrap_err();
+            assert_eq!(error.variable, name);
+        }
+        let long = "x".repeat(129);
+        let error = traces(&[("OTEL_SERVICE_NAME", &long)]).unwrap_err();
+        assert_eq!(error.variable, "OTEL_SERVICE_NAME");
+    }
+
     #[test]
     fn headers_are_pairs_with_decoded_values() {
         let parsed = parse_headers(&SecretString::from(
