@@ -375,3 +375,99 @@ async fn an_unreachable_collector_costs_no_request_and_no_shutdown() {
         hive.stdout()
     );
 }
+
+#[tokio::test]
+async fn a_call_proxied_to_a_federation_peer_continues_in_the_peer() {
+    const ORIGIN: &str = "http://hive-origin.test";
+    const AUDIENCE: &str = "urn:hive:trace-test";
+    const SECRET: &str = "9d8c7b6a5f4e3d2c1b0a99887766554433221100ffeeddccbbaa998877665544";
+    let receiver = Receiver::start().await;
+    let peer_dir = tempfile::tempdir().unwrap();
+    let mut peer = HiveProcess::start(
+        peer_dir.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.as_str()),
+            ("OTEL_SERVICE_NAME", "hive-peer"),
+            ("MESH_FEDERATION_ENABLED", "true"),
+            ("MESH_FEDERATION_SHARED_SECRET", SECRET),
+            // The calling instance's tokens are issued by its public origin.
+            ("MESH_FEDERATION_PEERS", ORIGIN),
+            // Its listening port is chosen at start, so the mesh names one audience instead.
+            ("MESH_FEDERATION_JWT_AUDIENCE", AUDIENCE),
+        ],
+    )
+    .await;
+    let peer_address = peer.base_url.trim_start_matches("http://").to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    create_admin(dir.path(), "root@example.com").await;
+    let token = create_token(dir.path(), "root@example.com", "traces", None).await;
+    let mut hive = HiveProcess::start(
+        dir.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.as_str()),
+            ("OTEL_SERVICE_NAME", "hive-origin"),
+            ("AUTH_URL", ORIGIN),
+            ("MESH_FEDERATION_ENABLED", "true"),
+            ("MESH_FEDERATION_SHARED_SECRET", SECRET),
+            ("MESH_FEDERATION_PEERS", peer.base_url.as_str()),
+            ("MESH_FEDERATION_JWT_AUDIENCE", AUDIENCE),
+            ("HIVE_EGRESS_FETCH_HOST_ALLOWLIST", peer_address.as_str()),
+        ],
+    )
+    .await;
+    let response = client()
+        .post(format!(
+            "{}/api/v1/mesh/federation/proxy/jsonrpc?peerIndex=0",
+            hive.base_url
+        ))
+        .bearer_auth(&token)
+        .header("A2A-Version", "1.0")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "none"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "{}\n{}",
+        response.text().await.unwrap(),
+        peer.stdout()
+    );
+
+    hive.terminate().await;
+    peer.terminate().await;
+    assert!(hive.wait().await.success(), "{}", hive.stderr());
+    assert!(peer.wait().await.success(), "{}", peer.stderr());
+    let spans = receiver.spans();
+    let request = only(&spans, "request", |span| {
+        span.service == "hive-origin" && span.name == "POST /api/v1/mesh/federation/proxy/jsonrpc"
+    });
+    let proxy = only(&spans, "federation proxy", |span| {
+        span.name == "federation proxy"
+    });
+    assert_eq!(proxy.service, "hive-origin");
+    assert_eq!(proxy.trace_id, request.trace_id);
+    assert_eq!(proxy.parent_span_id, request.span_id);
+    assert_eq!(proxy.attribute("hive.peer.origin"), peer.base_url);
+    assert_eq!(proxy.attribute("a2a.method"), "GetTask");
+    assert_eq!(proxy.attribute("http.response.status_code"), "200");
+    // The peer's request joins the trace under the proxy span, and its gateway call under it.
+    let inbound = only(&spans, "peer request", |span| {
+        span.service == "hive-peer" && span.name == "POST /api/a2a/jsonrpc"
+    });
+    assert_eq!(inbound.trace_id, request.trace_id);
+    assert_eq!(inbound.parent_span_id, proxy.span_id);
+    let gateway = only(&spans, "peer gateway call", |span| {
+        span.service == "hive-peer" && span.name == "a2a GetTask"
+    });
+    assert_eq!(gateway.trace_id, request.trace_id);
+    assert_eq!(gateway.parent_span_id, inbound.span_id);
+    for span in &spans {
+        for value in span.attributes.values() {
+            assert!(
+                !value.contains(SECRET) && !value.contains(&token),
+                "{span:?}"
+            );
+        }
+    }
+}

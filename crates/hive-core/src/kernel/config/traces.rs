@@ -121,7 +121,10 @@ mod tests {
         assert_eq!(on.service_name, "hive");
         let exact = traces(&[
             base,
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://t.example/otlp"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "https://t.example/otlp",
+            ),
             ("OTEL_SERVICE_NAME", "hive-eu"),
         ])
         .unwrap()
