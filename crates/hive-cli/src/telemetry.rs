@@ -43,11 +43,13 @@ impl Traces {
             .iter()
             .map(|(name, value)| (name.clone(), value.expose_secret().to_owned()))
             .collect();
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| format!("traces need the async runtime: {e}"))?;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_http_client(OnRuntime {
                 client,
-                runtime: tokio::runtime::Handle::current(),
+                runtime,
                 failing: AtomicBool::new(false),
             })
             .with_protocol(Protocol::HttpBinary)
