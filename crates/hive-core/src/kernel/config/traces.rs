@@ -27,7 +27,7 @@ pub(super) fn parse(src: &mut Sources<'_>) -> Result<Option<TraceConfig>, Config
     };
     let service_name = src.parsed("OTEL_SERVICE_NAME", "hive".to_owned(), |raw| {
         let name = raw.trim();
-        (!name.is_empty() && name.len() <= 128 && !name.chars().any(char::is_control))
+        (!name.is_empty() && name.chars().count() <= 128 && !name.chars().any(char::is_control))
             .then(|| name.to_owned())
     })?;
     let disabled = src.boolean("OTEL_SDK_DISABLED", false)?;
