@@ -10,6 +10,7 @@ mod hosted;
 mod logging;
 mod mesh;
 mod remote;
+mod telemetry;
 mod vault;
 mod workflow;
 
@@ -304,7 +305,15 @@ fn config_check(config: &Config) -> ExitCode {
 }
 
 async fn serve(mut config: Config) -> Result<(), String> {
-    logging::init(&config.log)?;
+    let traces = config
+        .traces
+        .as_ref()
+        .map(telemetry::Traces::start)
+        .transpose()?;
+    logging::init(&config.log, traces.as_ref().map(telemetry::Traces::tracer))?;
+    if let Some(traces) = &config.traces {
+        tracing::info!(endpoint = %traces.endpoint, service = %traces.service_name, "traces are exported over OTLP");
+    }
     // This binary is the sandboxes' init program too (`hive sandbox-init`).
     config.sandbox.init_program = std::env::current_exe().ok();
     for warning in &config.warnings {
@@ -368,6 +377,10 @@ async fn serve(mut config: Config) -> Result<(), String> {
     tracker.close();
     tracker.wait().await;
     hive.close().await;
+    // The spans of the last requests go out before the process does.
+    if let Some(traces) = traces {
+        traces.flush_and_stop().await;
+    }
     tracing::info!("Hive stopped");
     served.map_err(|e| e.to_string())
 }

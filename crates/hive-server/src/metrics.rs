@@ -9,9 +9,32 @@ use tokio_util::sync::CancellationToken;
 
 /// Installs the process-wide metrics recorder (once per process; the `metrics` crate's design).
 pub fn install_recorder() -> Result<PrometheusHandle, String> {
-    PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
         .install_recorder()
-        .map_err(|e| format!("cannot install the metrics recorder: {e}"))
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    zero_failure_counters();
+    Ok(handle)
+}
+
+/// The counters of failures start at zero, every label they take: a series that first appears
+/// at 1 shows no `increase()`, so an alert on the first failure would never fire.
+fn zero_failure_counters() {
+    metrics::counter!("hive_rate_limiter_shared_failures_total").increment(0);
+    metrics::counter!("hive_claims_local_fallback_total").increment(0);
+    for writer in ["audit", "tasks"] {
+        metrics::counter!("hive_group_commit_failed_batches_total", "writer" => writer)
+            .increment(0);
+        metrics::counter!("hive_group_commit_queue_full_total", "writer" => writer).increment(0);
+    }
+    for reason in ["bad_signature", "malformed"] {
+        metrics::counter!("hive_bus_events_dropped_total", "reason" => reason).increment(0);
+    }
+    for listener in ["api", "metrics"] {
+        for cap in ["per_address", "total"] {
+            metrics::counter!("hive_http_connections_refused_total", "listener" => listener, "cap" => cap)
+                .increment(0);
+        }
+    }
 }
 
 /// Serves `GET /metrics` in the Prometheus text format until `shutdown`, or until the listener

@@ -145,7 +145,11 @@ async fn write_batches<B: BatchWriter>(
             .unzip();
         metrics::histogram!("hive_group_commit_batch_items", "writer" => name)
             .record(items.len() as f64);
-        match writer.write(&items).await {
+        let started = std::time::Instant::now();
+        let outcome = writer.write(&items).await;
+        metrics::histogram!("hive_group_commit_write_seconds", "writer" => name)
+            .record(started.elapsed().as_secs_f64());
+        match outcome {
             Ok(written) if written.len() == answers.len() => {
                 for (answer, written) in answers.into_iter().zip(written) {
                     // A caller that gave up (its request was dropped) no longer listens.

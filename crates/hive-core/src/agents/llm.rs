@@ -13,6 +13,7 @@
 
 use crate::agents::LlmSettings;
 use crate::kernel::egress::{Egress, Purpose};
+use crate::kernel::trace_context;
 use crate::vault::secrets::SecretService;
 use hive_egress::{CallLimits, EgressError, EgressRequest, EgressResponse, RefusalReason};
 use hive_proto::SharedClock;
@@ -23,6 +24,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use time::{OffsetDateTime, Time, UtcOffset};
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// The most response body read from one call, streamed or not.
@@ -398,11 +400,20 @@ impl LlmClient {
             );
         }
         let limits = CallLimits::new(timeout, MAX_RESPONSE_BYTES);
-        let response = self
+        // The model provider is not handed a trace context: it is not an agent of the trace.
+        let span = trace_context::agent_call_span("llm", "POST", &settings.base_url);
+        let sent = self
             .egress
             .send(request, &limits, purpose)
-            .await
-            .map_err(from_egress)?;
+            .instrument(span.clone())
+            .await;
+        trace_context::record_answer(
+            &span,
+            sent.as_ref()
+                .ok()
+                .map(|response| response.status().as_u16()),
+        );
+        let response = sent.map_err(from_egress)?;
         let status = response.status();
         if !status.is_success() {
             // The body is not read: a provider's error text may quote the request.

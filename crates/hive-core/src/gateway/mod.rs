@@ -59,6 +59,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// The metadata key of a message (or of its request) that names the instance skill — the
@@ -250,6 +251,18 @@ impl Gateway {
     ) -> Result<Reply, GatewayError> {
         let started = Instant::now();
         let method = request.call.method();
+        let method_name = method.name(Version::V1_0).unwrap_or("unknown");
+        let span = tracing::info_span!(
+            "gateway.call",
+            otel.name = %format_args!("a2a {method_name}"),
+            a2a.method = method_name,
+            a2a.endpoint = match target {
+                Target::Instance => "instance",
+                Target::Agent(_) => "agent",
+            },
+            hive.agent.id = tracing::field::Empty,
+            hive.call.outcome = tracing::field::Empty,
+        );
         let mut agent_seen = None;
         let reply = self
             .dispatch(
@@ -262,7 +275,11 @@ impl Gateway {
                 request,
                 &mut agent_seen,
             )
+            .instrument(span.clone())
             .await;
+        if let Some(agent) = agent_seen {
+            span.record("hive.agent.id", tracing::field::display(agent));
+        }
         let (action, peer_subject) = match &caller.credential {
             Credential::Peer { subject, .. } => {
                 (AuditAction::MeshFederationInbound, Some(subject.clone()))
@@ -285,6 +302,7 @@ impl Gateway {
         let ending = match reply {
             // A stream is recorded when it ends, with how it ended.
             Ok(Reply::Stream(mut stream)) => {
+                span.record("hive.call.outcome", "stream");
                 let auditor = self.identity.auditor();
                 stream.record_at_end(record, auditor, meta, self.executors.clone());
                 return Ok(Reply::Stream(stream));
@@ -305,6 +323,7 @@ impl Gateway {
             return Err(GatewayError::Unavailable);
         }
         record.count(&ending);
+        span.record("hive.call.outcome", ending.outcome);
         reply
     }
 

@@ -5,10 +5,12 @@
 use crate::agents::hosted::channel::{ChannelBody, ChannelTransport};
 use crate::agents::hosted::forward::{ForwardBody, ForwardTransport};
 use crate::kernel::egress::{Egress, Purpose};
+use crate::kernel::trace_context;
 use hive_a2a::client::{Body, HttpRequest, HttpResponse, Transport, TransportError};
 use hive_egress::{CallLimits, EgressRequest, EgressResponse};
 use http::{HeaderName, HeaderValue, Method, header};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// The A2A client's way to an agent.
 pub(crate) enum UpstreamTransport {
@@ -42,6 +44,26 @@ impl Transport for UpstreamTransport {
         &self,
         request: HttpRequest,
     ) -> Result<HttpResponse<UpstreamBody>, TransportError> {
+        let transport = match self {
+            Self::Egress(_) => "egress",
+            Self::Channel(_) => "channel",
+            Self::Forward(_) => "forward",
+        };
+        let span = trace_context::agent_call_span(transport, request.method, &request.url);
+        let answer = self.send_in_span(request).instrument(span.clone()).await;
+        trace_context::record_answer(&span, answer.as_ref().ok().map(|response| response.status));
+        answer
+    }
+}
+
+impl UpstreamTransport {
+    async fn send_in_span(
+        &self,
+        mut request: HttpRequest,
+    ) -> Result<HttpResponse<UpstreamBody>, TransportError> {
+        // The agent continues this trace (a forwarded call relays only the A2A headers, so the
+        // holder's own spans start anew).
+        request.headers.extend(trace_context::current_headers());
         fn wrap<B>(
             response: HttpResponse<B>,
             body: impl FnOnce(B) -> UpstreamBody,

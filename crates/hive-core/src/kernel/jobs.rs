@@ -135,6 +135,7 @@ impl JobRunner {
                 _ = ticks.tick() => {}
             }
             let leader = self.check_leadership(&mut lease).await;
+            metrics::gauge!("hive_jobs_leader").set(if leader { 1.0 } else { 0.0 });
             let now = self.ctx.clock.now();
             status.send_modify(|was| {
                 if was.leader != leader {
@@ -238,9 +239,21 @@ impl JobRunner {
             Err(detail) => (JobOutcome::Failed, detail.as_str()),
         };
         match &result {
-            Ok(_) => tracing::info!(job = job.name(), detail, "job succeeded"),
+            Ok(_) => {
+                tracing::info!(job = job.name(), detail, "job succeeded");
+                let now = self.ctx.clock.now().unix_timestamp();
+                metrics::gauge!("hive_job_last_success_timestamp_seconds", "job" => job.name())
+                    .set(now as f64);
+            }
             Err(_) => tracing::warn!(job = job.name(), detail, "job failed"),
         }
+        let counted = if result.is_ok() {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        metrics::counter!("hive_job_runs_total", "job" => job.name(), "outcome" => counted)
+            .increment(1);
         if let Err(error) = runs
             .finish(id, self.ctx.clock.now(), outcome, Some(detail))
             .await

@@ -19,3 +19,4 @@ pub mod refusal;
 pub mod runtime_secrets;
 pub mod settings;
 pub mod store_fault;
+pub mod trace_context;

@@ -25,6 +25,7 @@ use secrecy::ExposeSecret;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// The header of a peer's token.
 pub const JWT_HEADER: HeaderName = HeaderName::from_static("x-hive-federation-jwt");
@@ -325,6 +326,32 @@ impl Federation {
         call: ProxyCall<'_>,
         meta: &RequestMeta,
     ) -> Result<ProxyReply, ProxyError> {
+        let span = tracing::info_span!(
+            "federation.proxy",
+            otel.name = "federation proxy",
+            otel.kind = "client",
+            a2a.method = call.method,
+            hive.peer.origin = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let result = self
+            .proxy_to_peer(caller, call, meta)
+            .instrument(span.clone())
+            .await;
+        crate::kernel::trace_context::record_answer(
+            &span,
+            result.as_ref().ok().map(|reply| reply.status.as_u16()),
+        );
+        result
+    }
+
+    async fn proxy_to_peer(
+        &self,
+        caller: &Caller,
+        call: ProxyCall<'_>,
+        meta: &RequestMeta,
+    ) -> Result<ProxyReply, ProxyError> {
         let ProxyCall {
             peer: choice,
             agent,
@@ -334,6 +361,7 @@ impl Federation {
         } = call;
         let started = Instant::now();
         let (index, peer) = self.peer(&choice)?;
+        tracing::Span::current().record("hive.peer.origin", peer.origin.as_str());
         let audience = self.settings.audience.as_deref().unwrap_or(&peer.origin);
         let now = self.clock.now().unix_timestamp();
         let minted = self
@@ -372,6 +400,8 @@ impl Federation {
         if let Some(version) = a2a_version {
             request = request.header(HeaderName::from_static("a2a-version"), version.clone());
         }
+        // The peer continues this trace.
+        crate::kernel::trace_context::inject_into(request.headers_mut());
         let limits = CallLimits::new(self.settings.proxy_timeout, MAX_PROXY_RESPONSE_BYTES);
         let purpose = Purpose {
             principal: caller.principal(),

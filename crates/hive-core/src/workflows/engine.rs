@@ -32,6 +32,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -228,7 +229,14 @@ impl Inner {
             token,
             lost: lost.clone(),
         };
-        if let Err(error) = execution.run().await {
+        let span = tracing::info_span!(
+            "workflow.run",
+            otel.name = "workflow run",
+            hive.workflow.id = %execution.run.workflow_id,
+            hive.workflow.version = execution.run.version,
+            hive.workflow.run_id = %execution.run.id,
+        );
+        if let Err(error) = execution.run().instrument(span).await {
             tracing::warn!(%error, run = %execution.run.id, "workflows: the run stopped on an error; its lease will lapse and it resumes");
         }
         lost.cancel();
@@ -370,10 +378,21 @@ impl Execution {
                 let this = self.clone();
                 let definition = Arc::clone(&definition);
                 let journal = Arc::clone(&journal);
-                in_flight.spawn(async move {
-                    let result = this.step(&definition, &node, attempt, &journal).await;
-                    (node.id, result)
-                });
+                let span = tracing::info_span!(
+                    "workflow.step",
+                    otel.name = %format_args!("workflow step {}", node.kind.type_name()),
+                    hive.workflow.run_id = %self.run.id,
+                    hive.workflow.node = node.id.as_str(),
+                    hive.workflow.node_type = node.kind.type_name(),
+                    hive.workflow.attempt = attempt,
+                );
+                in_flight.spawn(
+                    async move {
+                        let result = this.step(&definition, &node, attempt, &journal).await;
+                        (node.id, result)
+                    }
+                    .instrument(span),
+                );
                 progressed = true;
             }
             if flying.is_empty() {
@@ -565,6 +584,7 @@ impl Execution {
             .finish_run(self.run.id, self.token, &end, now, record.append())
             .await?
         {
+            metrics::counter!("hive_workflow_runs_total", "outcome" => outcome).increment(1);
             Ok(())
         } else {
             Err(Stopped::Lost)

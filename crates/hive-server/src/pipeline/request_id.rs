@@ -2,7 +2,7 @@
 //! access log, whose span carries the id so every log line of a request can be found.
 
 use crate::request::RequestId;
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderName, HeaderValue};
@@ -46,14 +46,28 @@ impl<B> MakeSpan<B> for AccessSpan {
             .get::<RequestId>()
             .map(RequestId::as_str)
             .unwrap_or("");
+        // The route template names the span (few distinct names); unmatched paths share one.
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        let method = request.method();
         // The path only: a query string may carry values that do not belong in logs.
-        tracing::info_span!(
+        let span = tracing::info_span!(
             "http",
             request_id = id,
-            method = %request.method(),
+            method = %method,
             path = request.uri().path(),
             client_ip = tracing::field::Empty,
-        )
+            otel.name = %format_args!("{method} {}", route.unwrap_or("unmatched")),
+            otel.kind = "server",
+            http.route = route,
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        // A caller's `traceparent` is continued: this request's spans join its trace.
+        hive_core::kernel::trace_context::continue_from(&span, request.headers());
+        span
     }
 }
 
@@ -61,7 +75,11 @@ impl<B> MakeSpan<B> for AccessSpan {
 pub struct AccessLog;
 
 impl<B> OnResponse<B> for AccessLog {
-    fn on_response(self, response: &http::Response<B>, latency: Duration, _span: &Span) {
+    fn on_response(self, response: &http::Response<B>, latency: Duration, span: &Span) {
+        span.record("http.response.status_code", response.status().as_u16());
+        if response.status().is_server_error() {
+            span.record("otel.status_code", "error");
+        }
         tracing::info!(
             status = response.status().as_u16(),
             latency_ms = latency.as_secs_f64() * 1000.0,

@@ -189,6 +189,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
             _ => None,
         })?,
     };
+    let traces = super::traces::parse(&mut src)?;
     let health_check_deep = src.boolean("HEALTH_CHECK_DEEP", false)?;
     let disk_thresholds = parse_disk_thresholds(&mut src)?;
     let allow_public_registration = src.boolean("ALLOW_PUBLIC_REGISTRATION", false)?;
@@ -330,6 +331,7 @@ pub(super) fn load(env: &EnvSource) -> Result<Config, ConfigError> {
         secrets,
         http,
         log,
+        traces,
         health_check_deep,
         disk_thresholds,
         allow_public_registration,

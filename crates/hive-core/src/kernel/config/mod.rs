@@ -15,6 +15,7 @@ mod report;
 mod secret_rules;
 mod sources;
 pub mod spec;
+mod traces;
 
 use ipnet::IpNet;
 use secrecy::SecretString;
@@ -176,6 +177,19 @@ pub struct LogConfig {
 pub struct DiskThresholds {
     pub degraded_below_bytes: u64,
     pub down_below_bytes: u64,
+}
+
+/// `OTEL_*`: traces exported over OTLP/HTTP (present only when an endpoint is set and the SDK
+/// is not disabled).
+#[derive(Debug, Clone)]
+pub struct TraceConfig {
+    /// The full URL batches are posted to (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, or
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` followed by `/v1/traces`).
+    pub endpoint: Url,
+    /// `OTEL_EXPORTER_OTLP_HEADERS`: sent with every batch (often a collector's credential).
+    pub headers: Vec<(String, SecretString)>,
+    /// `OTEL_SERVICE_NAME` (default `hive`).
+    pub service_name: String,
 }
 
 #[derive(Debug, Clone)]
@@ -555,6 +569,8 @@ pub struct Config {
     pub secrets: SuppliedSecrets,
     pub http: HttpConfig,
     pub log: LogConfig,
+    /// `OTEL_*`: where traces go (off when `None`).
+    pub traces: Option<TraceConfig>,
     /// `HEALTH_CHECK_DEEP` (default false): `/api/health` also checks the database.
     pub health_check_deep: bool,
     /// `HIVE_HEALTH_DISK_*`: free space that makes the data directory's disk unhealthy.

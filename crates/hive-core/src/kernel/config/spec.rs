@@ -364,6 +364,31 @@ pub const VARIABLES: &[VarSpec] = &[
         "auto",
         "auto, json or pretty: auto is pretty on a terminal and JSON lines otherwise",
     ),
+    var(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "- (no traces)",
+        "an http(s) URL of an OTLP/HTTP receiver; traces are posted to <URL>/v1/traces",
+    ),
+    var(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "-",
+        "an http(s) URL: the exact URL traces are posted to (instead of OTEL_EXPORTER_OTLP_ENDPOINT's)",
+    ),
+    secret(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "- (none)",
+        "comma-separated name=value pairs (values percent-encoded) sent with every export, e.g. the collector's credential",
+    ),
+    var(
+        "OTEL_SERVICE_NAME",
+        "hive",
+        "1 to 128 characters: the service.name of every span",
+    ),
+    var(
+        "OTEL_SDK_DISABLED",
+        "false",
+        "true or false: no traces even with an endpoint",
+    ),
     var("HEALTH_CHECK_DEEP", "false", "true or false"),
     var(
         "HIVE_HEALTH_DISK_DEGRADED_MB",
