@@ -2,8 +2,8 @@
 //! server's HTTP API (the shared client is [`crate::remote`]).
 
 use crate::remote::{
-    Api, CALL_TIMEOUT, EventStream, Remote, STREAM_HEAD_TIMEOUT, describe, emit, refused, rfc3339,
-    shown, size,
+    Api, CALL_TIMEOUT, CallFailure, EventStream, Remote, STREAM_HEAD_TIMEOUT, describe, emit,
+    refused, rfc3339, shown, size,
 };
 use clap::Subcommand;
 use hive_core::agents::hosted::bundle::MAX_ARCHIVE_BYTES;
@@ -287,7 +287,7 @@ enum StreamEnd {
 impl Api {
     /// The id of an agent named by its id or its name (looked up among the agents the token
     /// may see).
-    async fn agent_id(&self, who: &str) -> Result<String, String> {
+    pub(crate) async fn agent_id(&self, who: &str) -> Result<String, CallFailure> {
         if let Ok(id) = who.parse::<uuid::Uuid>() {
             return Ok(id.to_string());
         }
@@ -309,7 +309,8 @@ impl Api {
         Err(format!(
             "no agent named {} among those this token may see",
             shown(who)
-        ))
+        )
+        .into())
     }
 
     /// Prints the kept lines after `after` (at most `limit`), page by page; the last one's

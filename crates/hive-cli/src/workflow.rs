@@ -464,7 +464,7 @@ async fn page<T: serde::de::DeserializeOwned>(
     query.push(("limit", PAGE.to_string()));
     query.extend(cursor.iter().map(|cursor| ("cursor", cursor.clone())));
     let request = api.get(path, &query)?.timeout(CALL_TIMEOUT);
-    api.json(request).await
+    Ok(api.json(request).await?)
 }
 
 /// The id of a workflow named by its id or its name (among those the token may see).

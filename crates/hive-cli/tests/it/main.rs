@@ -17,6 +17,7 @@ mod memory;
 mod mesh;
 mod outage;
 mod process;
+mod remote_admin;
 mod replicas;
 mod sandbox;
 mod serve;

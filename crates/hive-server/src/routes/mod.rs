@@ -19,7 +19,7 @@ mod secrets;
 mod settings;
 mod users;
 mod vault;
-mod views;
+pub mod views;
 mod wan;
 mod workflows;
 
@@ -301,6 +301,7 @@ fn routes_declared() -> Vec<Route> {
         route(M::GET, "/api/v1/admin/vault/keys", ADMIN, None, vault::list_keys),
         route(M::POST, "/api/v1/admin/vault/rotate", ADMIN, None, vault::rotate),
         route(M::GET, "/api/v1/audit/export", ADMIN, None, u::audit_export),
+        route(M::GET, "/api/v1/audit/verify", ADMIN, None, u::audit_verify),
     ]
 }
 

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use hive_core::identity::{AccountUpdate, InvitationLink};
 use hive_proto::ErrorCode;
 use hive_proto::auth::{
-    AuditFilterQuery, AuditListQuery, AuditView, InviteRequest, LinkResponse, PageQuery,
-    PageResponse, UpdateUserRequest, UserView,
+    AuditFilterQuery, AuditListQuery, AuditVerificationView, AuditView, InviteRequest,
+    LinkResponse, PageQuery, PageResponse, UpdateUserRequest, UserView,
 };
 
 use http::{StatusCode, header};
@@ -184,6 +184,16 @@ pub async fn audit_export(
         Body::from_stream(batches),
     )
         .into_response())
+}
+
+/// Walks the audit chain while the server runs and says whether it is intact, or where it
+/// first breaks (a broken chain is an answer, 200, not an error).
+pub async fn audit_verify(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<AuditVerificationView>, ApiError> {
+    let report = state.hive.audit_log.verify(&caller).await?;
+    Ok(Json(super::views::verification_view(&report)))
 }
 
 #[cfg(test)]
