@@ -291,10 +291,7 @@ fn price_path(model: &str) -> Result<String, String> {
 }
 
 async fn ledger(api: &Api, user: Option<Uuid>, limit: u32) -> Result<(), String> {
-    emit(&format!(
-        "{:<36}  {:<20}  {:<10}  {:>26}  {:<42}  memo",
-        "id", "created", "kind", "amount", "actor"
-    ))?;
+    let mut rows = Vec::new();
     let mut left = usize::try_from(limit).unwrap_or(usize::MAX);
     let mut cursor: Option<String> = None;
     while left > 0 {
@@ -309,14 +306,14 @@ async fn ledger(api: &Api, user: Option<Uuid>, limit: u32) -> Result<(), String>
             if let Some(reference) = &entry.reference {
                 let _ = write!(memo, " [{}]", shown(reference));
             }
-            emit(&format!(
-                "{:<36}  {:<20}  {:<10}  {:>26}  {:<42}  {memo}",
-                entry.id,
-                rfc3339(whole_seconds(entry.created_at)),
-                shown(&entry.kind),
+            rows.push(vec![
+                entry.id.to_string(),
+                crate::output::time(entry.created_at),
+                shown(&entry.kind).into_owned(),
                 signed(entry.signed_amount_minor, &entry.currency),
-                shown(&entry.actor),
-            ))?;
+                shown(&entry.actor).into_owned(),
+                memo,
+            ]);
         }
         left -= count;
         match page.next_cursor {
@@ -324,7 +321,7 @@ async fn ledger(api: &Api, user: Option<Uuid>, limit: u32) -> Result<(), String>
             _ => break,
         }
     }
-    Ok(())
+    crate::output::grid(&["ID", "CREATED", "KIND", "AMOUNT", "ACTOR", "MEMO"], rows)
 }
 
 /// The usage records as CSV, to a file or (`-`) standard output.
@@ -445,30 +442,33 @@ fn print_usage(usage: &UsageView) -> Result<(), String> {
         rfc3339(whole_seconds(usage.to)),
         shown(&usage.group_by)
     ))?;
-    emit(&format!(
-        "{:<36}  {:<13}  {:>8}  {:>12}  {:>12}  {:>10}  {:>26}",
-        shown(&usage.group_by),
-        "kind",
-        "records",
-        "prompt",
-        "completion",
-        "quantity",
-        "cost"
-    ))?;
     let mut total: i64 = 0;
+    let mut rows = Vec::new();
     for group in &usage.groups {
         total = total.saturating_add(group.cost_minor);
-        emit(&format!(
-            "{:<36}  {:<13}  {:>8}  {:>12}  {:>12}  {:>10}  {:>26}",
-            shown(&group.key),
-            shown(&group.kind),
-            group.records,
-            group.prompt_tokens,
-            group.completion_tokens,
-            group.quantity,
-            short(group.cost_minor, currency)
-        ))?;
+        rows.push(vec![
+            shown(&group.key).into_owned(),
+            shown(&group.kind).into_owned(),
+            group.records.to_string(),
+            group.prompt_tokens.to_string(),
+            group.completion_tokens.to_string(),
+            group.quantity.to_string(),
+            short(group.cost_minor, currency),
+        ]);
     }
+    let group_by = shown(&usage.group_by).to_uppercase();
+    crate::output::grid(
+        &[
+            &group_by,
+            "KIND",
+            "RECORDS",
+            "PROMPT",
+            "COMPLETION",
+            "QUANTITY",
+            "COST",
+        ],
+        rows,
+    )?;
     emit(&format!("total: {}", amount(total, currency)))
 }
 
@@ -492,19 +492,18 @@ fn print_prices(prices: &PricesView) -> Result<(), String> {
     for (key, value) in lines {
         emit(&format!("{key}: {value}"))?;
     }
-    emit(&format!(
-        "{:<40}  {:>26}  {:>26}",
-        "model", "prompt per 1,000", "completion per 1,000"
-    ))?;
-    for price in &prices.models {
-        emit(&format!(
-            "{:<40}  {:>26}  {:>26}",
-            shown(&price.model),
-            short(price.prompt_minor_per_1k, currency),
-            short(price.completion_minor_per_1k, currency)
-        ))?;
-    }
-    Ok(())
+    let rows = prices
+        .models
+        .iter()
+        .map(|price| {
+            vec![
+                shown(&price.model).into_owned(),
+                short(price.prompt_minor_per_1k, currency),
+                short(price.completion_minor_per_1k, currency),
+            ]
+        })
+        .collect();
+    crate::output::grid(&["MODEL", "PROMPT PER 1,000", "COMPLETION PER 1,000"], rows)
 }
 
 fn whole_seconds(at: OffsetDateTime) -> OffsetDateTime {

@@ -184,27 +184,20 @@ async fn bundle(config: &Config, action: BundleAction) -> Result<(), String> {
                 eprintln!("no bundle yet (hive agent bundle push AGENT FILE)");
                 return Ok(());
             }
-            emit(&format!(
-                "{:>7}  {:<6}  {:<12}  {:>10}  created",
-                "version", "active", "sha256", "size"
-            ))?;
-            for bundle in bundles {
-                let sha: String = bundle.sha256.chars().take(12).collect();
-                emit(&format!(
-                    "{:>7}  {:<6}  {:<12}  {:>10}  {}",
-                    bundle.version,
-                    if bundle.active { "*" } else { "" },
-                    shown(&sha),
-                    size(u64::try_from(bundle.size_bytes).unwrap_or(0)),
-                    // To the second: the column lines up.
-                    rfc3339(
-                        bundle
-                            .created_at
-                            .replace_nanosecond(0)
-                            .unwrap_or(bundle.created_at)
-                    )
-                ))?;
-            }
+            let rows = bundles
+                .into_iter()
+                .map(|bundle| {
+                    let sha: String = bundle.sha256.chars().take(12).collect();
+                    vec![
+                        bundle.version.to_string(),
+                        if bundle.active { "*" } else { "" }.to_owned(),
+                        shown(&sha).into_owned(),
+                        size(u64::try_from(bundle.size_bytes).unwrap_or(0)),
+                        crate::output::time(bundle.created_at),
+                    ]
+                })
+                .collect();
+            crate::output::grid(&["VERSION", "ACTIVE", "SHA256", "SIZE", "CREATED"], rows)?;
             Ok(())
         }
         BundleAction::Rollback {

@@ -18,11 +18,27 @@ pub(crate) const fn column(heading: &'static str, field: &'static str) -> Column
 
 /// Prints `items` (objects of the API's JSON) as a table of `columns`, one row each.
 pub(crate) fn table(items: &[Value], columns: &[Column]) -> Result<(), String> {
+    let headings: Vec<&str> = columns.iter().map(|column| column.heading).collect();
+    let rows = items
+        .iter()
+        .map(|item| {
+            columns
+                .iter()
+                .map(|column| cell(item.get(column.field)))
+                .collect()
+        })
+        .collect();
+    grid(&headings, rows)
+}
+
+/// Prints rows of cells under `headings`, every column as wide as its widest cell: the one
+/// table layout of every list the command line prints.
+pub(crate) fn grid(headings: &[&str], rows: Vec<Vec<String>>) -> Result<(), String> {
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::NOTHING);
-    table.set_header(columns.iter().map(|column| column.heading));
-    for item in items {
-        table.add_row(columns.iter().map(|column| cell(item.get(column.field))));
+    table.set_header(headings.iter().copied());
+    for row in rows {
+        table.add_row(row);
     }
     // No border, no margin: two spaces between columns.
     for column in table.column_iter_mut() {
@@ -53,11 +69,16 @@ fn cell(value: Option<&Value>) -> String {
     }
 }
 
-/// An RFC 3339 time in any offset, as RFC 3339 in UTC (`None`: the text is no such time).
+/// An RFC 3339 time in any offset, as [`time`] prints it (`None`: the text is no such time).
 fn utc_time(text: &str) -> Option<String> {
     use time::format_description::well_known::Rfc3339;
-    let at = time::OffsetDateTime::parse(text, &Rfc3339).ok()?;
-    Some(crate::remote::rfc3339(at.to_offset(time::UtcOffset::UTC)))
+    time::OffsetDateTime::parse(text, &Rfc3339).ok().map(time)
+}
+
+/// A time as the tables print it: RFC 3339 in UTC, to the second (the column lines up).
+pub(crate) fn time(at: time::OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    crate::remote::rfc3339(at.replace_nanosecond(0).unwrap_or(at))
 }
 
 /// Prints the API's JSON as it is, on one line (one document: a script parses it whole).
@@ -104,7 +125,7 @@ mod tests {
     #[test]
     fn times_are_shown_in_utc_and_other_text_as_it_is() {
         assert_eq!(
-            cell(Some(&json!("2026-12-07T14:00:00+02:00"))),
+            cell(Some(&json!("2026-12-07T14:00:00.123456+02:00"))),
             "2026-12-07T12:00:00Z"
         );
         assert_eq!(cell(Some(&json!("alice@example.com"))), "alice@example.com");

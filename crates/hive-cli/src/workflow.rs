@@ -1,6 +1,7 @@
 //! `hive workflow apply|validate|list|show|run|runs|logs|cancel|retry|approve|import|…`:
 //! workflows through a running server's HTTP API (the shared client is [`crate::remote`]).
 
+use crate::output;
 use crate::remote::{
     Api, CALL_TIMEOUT, EventStream, Remote, STREAM_HEAD_TIMEOUT, describe, emit, refused, rfc3339,
     shown,
@@ -191,29 +192,25 @@ pub async fn workflow(config: &Config, action: WorkflowAction) -> Result<(), Str
         }
         WorkflowAction::List { remote } => {
             let api = Api::new(config, &remote)?;
-            emit(&format!(
-                "{:<36}  {:<30}  {:>7}  {:<8}",
-                "id", "name", "version", "enabled"
-            ))?;
+            let mut rows = Vec::new();
             let mut cursor: Option<String> = None;
             for _ in 0..10_000 {
                 let page: PageResponse<WorkflowView> =
                     page(&api, "/workflows", &[], &cursor).await?;
                 for workflow in &page.items {
-                    emit(&format!(
-                        "{:<36}  {:<30}  {:>7}  {:<8}",
-                        workflow.id,
-                        shown(&workflow.name),
-                        workflow.latest_version,
-                        workflow.enabled
-                    ))?;
+                    rows.push(vec![
+                        workflow.id.clone(),
+                        shown(&workflow.name).into_owned(),
+                        workflow.latest_version.to_string(),
+                        workflow.enabled.to_string(),
+                    ]);
                 }
                 match page.next_cursor {
                     Some(next) if cursor.as_ref() != Some(&next) => cursor = Some(next),
                     _ => break,
                 }
             }
-            Ok(())
+            output::grid(&["ID", "NAME", "VERSION", "ENABLED"], rows)
         }
         WorkflowAction::Show {
             workflow,
@@ -287,24 +284,20 @@ pub async fn workflow(config: &Config, action: WorkflowAction) -> Result<(), Str
             query.extend(trigger.map(|trigger| ("trigger", trigger)));
             let request = api.get("/workflow-runs", &query)?.timeout(CALL_TIMEOUT);
             let page: PageResponse<RunView> = api.json(request).await?;
-            emit(&format!(
-                "{:<36}  {:<36}  {:<9}  {:<8}  created",
-                "run", "workflow", "status", "trigger"
-            ))?;
-            for run in page.items {
-                emit(&format!(
-                    "{:<36}  {:<36}  {:<9}  {:<8}  {}",
-                    run.id,
-                    run.workflow_id,
-                    run.status,
-                    run.trigger,
-                    rfc3339(
-                        run.created_at
-                            .replace_nanosecond(0)
-                            .unwrap_or(run.created_at)
-                    )
-                ))?;
-            }
+            let rows = page
+                .items
+                .into_iter()
+                .map(|run| {
+                    vec![
+                        run.id,
+                        run.workflow_id,
+                        run.status.to_string(),
+                        run.trigger.to_string(),
+                        output::time(run.created_at),
+                    ]
+                })
+                .collect();
+            output::grid(&["RUN", "WORKFLOW", "STATUS", "TRIGGER", "CREATED"], rows)?;
             Ok(())
         }
         WorkflowAction::Logs {
