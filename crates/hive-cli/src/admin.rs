@@ -11,8 +11,8 @@ use hive_core::Hive;
 use hive_core::identity::{AccountUpdate, InvitationLink, NewAccount, NewToken};
 use hive_core::kernel::caller::{Caller, Credential, RequestMeta};
 use hive_proto::auth::{
-    CreatedTokenResponse, InviteRequest, LinkResponse, MeResponse, PageResponse, UpdateUserRequest,
-    UserView,
+    CreateTokenRequest, CreatedTokenResponse, InviteRequest, LinkResponse, MeResponse,
+    PageResponse, UpdateUserRequest, UserView,
 };
 use hive_proto::{Role, TokenScope};
 use hive_server::views;
@@ -101,9 +101,10 @@ pub enum MfaAction {
 
 #[derive(Subcommand)]
 pub enum TokenAction {
-    /// Create an API token for --user; the token is printed once. On the data directory only:
-    /// a server makes tokens only for a session that has just confirmed its password (the
-    /// dashboard), never for another token.
+    /// Create an API token for --user; the token is printed once. Through a server, the CLI
+    /// signs in as --user with their password (asked without echo at a terminal, else one
+    /// line of standard input): a server makes tokens only for a session whose password was
+    /// just checked, never for another token.
     Create {
         #[arg(long)]
         user: Option<String>,
@@ -515,16 +516,14 @@ pub async fn token(on: Instance, action: TokenAction, as_json: bool) -> Result<(
             days,
         } => {
             let created: Value = match &on {
-                // The API makes tokens only for a session whose password was just checked: a
-                // stolen token must not beget tokens that outlive its revocation.
-                Instance::Server(_) => {
-                    return Err(Failure::Work(
-                        "a server makes API tokens only for a signed-in session that has just \
-                         confirmed its password, never for another token: create it in the \
-                         dashboard (Settings, API tokens) or with `hive token create --user …` \
-                         on the stopped data directory"
-                            .to_owned(),
-                    ));
+                Instance::Server(api) => {
+                    let request = CreateTokenRequest {
+                        name,
+                        role,
+                        scopes,
+                        expires_in_days: Some(days),
+                    };
+                    create_token_signed_in(api, user.as_deref(), &request).await?
                 }
                 Instance::Embedded(hive) => {
                     let caller = acting_as(hive, user.as_deref(), "--user").await?;
@@ -606,4 +605,101 @@ pub async fn token(on: Instance, action: TokenAction, as_json: bool) -> Result<(
         }
     }
     Ok(())
+}
+
+/// `hive token create` through a server: signs in as `email` with their password, makes the
+/// token in that fresh session (the API makes tokens for no other caller), and signs out.
+async fn create_token_signed_in(
+    api: &Api,
+    email: Option<&str>,
+    request: &CreateTokenRequest,
+) -> Result<Value, Failure> {
+    use reqwest::header::{COOKIE, ORIGIN, SET_COOKIE};
+    let Some(email) = email else {
+        return Err(Failure::Work(
+            "through a server, name the account to sign in as with --user EMAIL: a token is \
+             made for a session that has just given its password, never for another token"
+                .to_owned(),
+        ));
+    };
+    let password = zeroize::Zeroizing::new(read_sign_in_password(email)?);
+    let unreachable = |e| Failure::Instance(api.unreachable(e));
+    let signed_in = api
+        .http
+        .post(format!("{}/auth/login", api.base))
+        .json(&serde_json::json!({ "email": email, "password": password.as_str() }))
+        .timeout(CALL_TIMEOUT)
+        .send()
+        .await
+        .map_err(unreachable)?;
+    if !signed_in.status().is_success() {
+        return Err(Failure::Work(format!(
+            "the server refused the sign-in of {} ({}): nothing was made",
+            shown(email),
+            signed_in.status()
+        )));
+    }
+    // The session's cookie, sent back as it came (name=value), with the origin the server
+    // expects of a cookie's writes.
+    let cookie = zeroize::Zeroizing::new(
+        signed_in
+            .headers()
+            .get(SET_COOKIE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    let in_session = |method: Method, path: &str| {
+        api.http
+            .request(method, format!("{}{path}", api.base))
+            .header(COOKIE, cookie.as_str())
+            .header(ORIGIN, api.origin())
+            .timeout(CALL_TIMEOUT)
+    };
+    let me: MeResponse = api
+        .read_json(
+            in_session(Method::GET, "/auth/me")
+                .send()
+                .await
+                .map_err(unreachable)?,
+        )
+        .await?;
+    let made = if me.session_stage.as_deref() == Some("verified") {
+        let body = output::to_json(request)?;
+        match in_session(Method::POST, "/tokens").json(&body).send().await {
+            Ok(response) => match crate::remote::refused(response, "the signed-in session").await {
+                Ok(response) => api
+                    .read_json::<Value>(response)
+                    .await
+                    .map_err(Failure::from),
+                Err(failure) => Err(failure.into()),
+            },
+            Err(error) => Err(unreachable(error)),
+        }
+    } else {
+        Err(Failure::Work(format!(
+            "{} must pass a second factor to sign in: create the token in the dashboard",
+            shown(email)
+        )))
+    };
+    // Whatever happened, the session ends here (it was made for this one token).
+    let _ = in_session(Method::POST, "/auth/logout").send().await;
+    made
+}
+
+/// The password to sign in with: asked once without echo at a terminal, else one line of
+/// standard input.
+fn read_sign_in_password(email: &str) -> Result<String, String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        return read_hidden(&format!("Password of {}: ", shown(email)));
+    }
+    eprintln!("Password of {} (from standard input):", shown(email));
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }

@@ -40,7 +40,22 @@ impl Running {
         assert!(created.0.success(), "{created:?}");
         let token = token_for(path, vars, "admin-cli", &[]).await;
         let deploy_token = token_for(path, vars, "deploy", &["--scope", "read"]).await;
-        let server = HiveProcess::start(path, vars).await;
+        // The server's public URL is where the command line reaches it: a signed-in session's
+        // writes must come from that origin (`hive token create`).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let public = format!("http://127.0.0.1:{port}");
+        let mut all = vec![
+            ("HIVE_LISTEN", listen.as_str()),
+            ("AUTH_URL", public.as_str()),
+        ];
+        all.extend_from_slice(vars);
+        let server = HiveProcess::start(path, &all).await;
+        assert_eq!(server.base_url, public);
         Self {
             server,
             token,
@@ -311,15 +326,48 @@ async fn the_token_agent_key_and_secret_commands_work_against_a_running_server()
     let path = dir.path();
     let running = Running::start(path, &[]).await;
 
-    // Tokens: listed, revoked — and the revoked one is refused. None is made from a token.
-    let (status, _, stderr) = run_to_exit(
+    // Tokens: made in a signed-in session (the password from standard input), listed, revoked
+    // — and the revoked one is refused.
+    let (status, stdout, stderr) = run_with_input(
         path,
-        &["token", "create", "--name", "more"],
+        &[
+            "token",
+            "create",
+            "--user",
+            "root@example.com",
+            "--name",
+            "more",
+            "--json",
+        ],
         &running.vars(),
+        &format!("{PASSWORD}\n"),
+    )
+    .await;
+    assert!(status.success(), "{stdout}{stderr}");
+    let more: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let more_token = more["token"].as_str().unwrap().to_owned();
+    let (_, sessions) = running.get("/auth/sessions").await;
+    assert_eq!(
+        sessions["items"],
+        json!([]),
+        "the CLI's session ended: {sessions}"
+    );
+    let (status, _, stderr) = run_with_input(
+        path,
+        &[
+            "token",
+            "create",
+            "--user",
+            "root@example.com",
+            "--name",
+            "wrong",
+        ],
+        &running.vars(),
+        "not the password\n",
     )
     .await;
     assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("never for another token"), "{stderr}");
+    assert!(stderr.contains("refused the sign-in"), "{stderr}");
     let new_token = running.deploy_token.clone();
     let me = |token: &str| {
         client()
@@ -328,9 +376,19 @@ async fn the_token_agent_key_and_secret_commands_work_against_a_running_server()
             .send()
     };
     assert_eq!(me(&new_token).await.unwrap().status(), 200);
+    assert_eq!(
+        me(&more_token).await.unwrap().status(),
+        200,
+        "the token made works"
+    );
     let table = running.ok(path, &["token", "list"]).await;
     let rows = assert_aligned_table(&table, &["CREATED", "EXPIRES", "LAST USED", "REVOKED"]);
-    assert_eq!(rows.len(), 2, "none was made: {table}");
+    let names: Vec<&str> = rows.iter().map(|row| row[1].as_str()).collect();
+    assert_eq!(
+        names,
+        ["more", "deploy", "admin-cli"],
+        "none from the wrong password: {table}"
+    );
     let deploy = rows.iter().find(|row| row[1] == "deploy").unwrap();
     assert_eq!(deploy[3], "read", "{table}");
     let new_id = deploy[0].clone();
