@@ -10,7 +10,12 @@ use clap::Subcommand;
 use hive_core::kernel::caller::Caller;
 use hive_proto::auth::{AuditFilterQuery, AuditVerificationView, PageResponse};
 use hive_server::views;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+
+/// How long a walk of the chain on the server may take: the server reads the whole history a
+/// batch at a time before it answers, which on a long history is no matter of seconds.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Subcommand)]
 pub enum AuditAction {
@@ -126,11 +131,9 @@ pub async fn audit(on: Instance, action: AuditAction, as_json: bool) -> Result<(
 async fn verify(on: &Instance, as_json: bool) -> Result<(), Failure> {
     let progress = output::progress("verifying the audit chain");
     let report: Result<AuditVerificationView, Failure> = match on {
-        // The walk may take a while on a long history: no whole-call deadline beyond the
-        // head's.
         Instance::Server(api) => {
             let request = api.request(reqwest::Method::GET, "/audit/verify");
-            let response = tokio::time::timeout(STREAM_HEAD_TIMEOUT * 10, api.json(request))
+            let response = tokio::time::timeout(VERIFY_TIMEOUT, api.json(request))
                 .await
                 .map_err(|_| Failure::Instance(format!("{} did not answer in time", api.origin())));
             match response {

@@ -50,8 +50,8 @@ impl From<CallFailure> for Failure {
     }
 }
 
-/// The server the command should talk to, if one was named; it is announced on standard
-/// error (the URL only: never the token).
+/// The server the command should talk to, if one was named ([`Api::new`] announces it on
+/// standard error: the URL only, never the token).
 pub(crate) fn server(
     config: &hive_core::kernel::config::Config,
     target: &Target,
@@ -60,6 +60,5 @@ pub(crate) fn server(
         return Ok(None);
     }
     let api = Api::new(config, &target.remote).map_err(Failure::Instance)?;
-    eprintln!("hive: server {}", api.origin());
     Ok(Some(api))
 }

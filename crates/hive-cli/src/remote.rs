@@ -1,7 +1,8 @@
 //! The client of a running server's HTTP API that the remote commands share (`hive agent
-//! bundle|logs|…`, `hive workflow …`, `hive billing …`). A server holds its data directory (on
-//! SQLite, exclusively), so these commands never open it: they are the API's clients, with an
-//! API token.
+//! bundle|logs|…`, `hive workflow …`, `hive billing …`, and the account commands when a server
+//! is named: `instance`). A server holds its data directory (on SQLite, exclusively), so these
+//! commands never open it: they are the API's clients, with an API token. Each says on
+//! standard error which server it uses.
 //!
 //! The server is `--url` (or `--server`), else `HIVE_URL` (or `HIVE_SERVER_URL`), else the
 //! profile file's, else the configured `AUTH_URL`; the token comes from `--token-file`, else
@@ -91,6 +92,8 @@ impl Api {
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {}", describe(e)))?;
         let base = format!("{}/api/v1", server.as_str().trim_end_matches('/'));
+        // Every command says which instance it works on: here the server (never the token).
+        eprintln!("hive: server {}", base.trim_end_matches("/api/v1"));
         Ok(Self {
             http,
             base,
