@@ -35,8 +35,9 @@ const MAX_EVENT_BYTES: usize = 1024 * 1024;
 /// Where the server is and which token to show it.
 #[derive(Args, Clone, Default)]
 pub struct Remote {
-    /// The server's base URL (default: HIVE_URL or HIVE_SERVER_URL, else the profile's `url`,
-    /// else the configured AUTH_URL).
+    /// The server's base URL (default: HIVE_URL or HIVE_SERVER_URL, else the profile's `url`;
+    /// with none, the account commands work on the data directory and the others call the
+    /// configured AUTH_URL).
     #[arg(
         long = "url",
         visible_alias = "server",
