@@ -8,19 +8,16 @@ use crate::output::{self, Column, column};
 use crate::remote::{CALL_TIMEOUT, emit, shown};
 use clap::Subcommand;
 use hive_core::kernel::caller::Caller;
-use hive_core::kernel::jobs::{Job, JobContext};
-use hive_core::vault::rotation::{REENCRYPT_BATCH, REENCRYPT_EVERY, ReencryptSecrets};
 use hive_core::vault::secrets::ImportedSecret;
 use hive_proto::auth::PageResponse;
 use hive_proto::secrets::{
-    ImportSecretRequest, RotateKeyResponse, VaultKeyView, VaultKeysResponse,
+    ImportSecretRequest, ReencryptResponse, RotateKeyResponse, VaultKeyView, VaultKeysResponse,
 };
 use hive_server::views;
 use reqwest::Method;
 use serde_json::Value;
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::sync::Arc;
 use zeroize::Zeroizing;
 
 #[derive(Subcommand)]
@@ -30,8 +27,8 @@ pub enum KeysAction {
     /// Make a new data key active for all new writes; older values move to it in the
     /// background (or with `hive keys reencrypt`).
     Rotate,
-    /// Re-seal now every secret under an older key, and retire keys no secret uses. On the
-    /// data directory only (a running server does this in the background).
+    /// Re-seal now every secret under an older key, and retire keys no secret uses (a running
+    /// server also does this in the background, every 5 minutes).
     Reencrypt,
 }
 
@@ -126,34 +123,39 @@ pub async fn keys(on: Instance, action: KeysAction, as_json: bool) -> Result<(),
             } else {
                 emit(&format!(
                     "data key {} is active (was {}); older values re-encrypt in the background \
-                     (or now: `hive keys reencrypt` on the stopped data directory)",
+                     (or now: `hive keys reencrypt`)",
                     rotation.key_id, rotation.previous_key_id
                 ))?;
             }
         }
         KeysAction::Reencrypt => {
-            let Instance::Embedded(hive) = &on else {
-                return Err(Failure::Work(
-                    "a running server re-encrypts in the background (every few minutes); \
-                     `hive keys list` shows the secrets still under each key. `hive keys \
-                     reencrypt` works on the stopped data directory"
-                        .to_owned(),
-                ));
-            };
-            let job = ReencryptSecrets {
-                vault: Arc::clone(&hive.vault),
-                auditor: hive.auditor.clone(),
-                every: REENCRYPT_EVERY,
-                batch: REENCRYPT_BATCH,
-            };
-            let ctx = JobContext {
-                store: Arc::clone(&hive.store),
-                clock: Arc::clone(&hive.clock),
-            };
             let progress = output::progress("re-encrypting secrets under older keys");
-            let done = job.run(&ctx).await;
+            let done: Result<ReencryptResponse, Failure> = match &on {
+                Instance::Server(api) => api
+                    .call(Method::POST, "/admin/vault/reencrypt", None)
+                    .await
+                    .map_err(Failure::from),
+                Instance::Embedded(hive) => hive
+                    .key_admin
+                    .reencrypt(&cli, &cli_meta())
+                    .await
+                    .map(|report| views::reencrypt_view(&report))
+                    .map_err(|e| Failure::Work(e.to_string())),
+            };
             progress.finish_and_clear();
-            emit(&done?)?;
+            let done = done?;
+            if as_json {
+                output::json(&output::to_json(&done)?)?;
+            } else {
+                emit(&format!(
+                    "re-sealed {} secrets under key {} ({} changed meanwhile, {} unreadable); retired keys {:?}",
+                    done.resealed,
+                    done.key_id,
+                    done.changed_meanwhile,
+                    done.unreadable,
+                    done.retired_keys
+                ))?;
+            }
         }
     }
     Ok(())

@@ -513,10 +513,21 @@ async fn the_token_agent_key_and_secret_commands_work_against_a_running_server()
         [("1", "no"), ("2", "yes")],
         "{table}"
     );
-    // Re-encryption is the server's background work; the command says so and changes nothing.
-    let (status, _, stderr) = run_to_exit(path, &["keys", "reencrypt"], &running.vars()).await;
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("in the background"), "{stderr}");
+    // The imported secret, sealed under key 1, moves to key 2 now; key 1 is retired.
+    let moved = running.ok(path, &["keys", "reencrypt"]).await;
+    assert!(moved.contains("re-sealed 1 secrets under key 2"), "{moved}");
+    let (_, keys) = running.get("/admin/vault/keys").await;
+    let old = &keys["items"][0];
+    assert_eq!(
+        (old["id"].clone(), old["secrets"].clone()),
+        (json!(1), json!(0)),
+        "{keys}"
+    );
+    assert!(old["retiredAt"].is_string(), "{keys}");
+    let (_, trail) = running.get("/audit?action=vault.reencrypt").await;
+    // Audited as the admin's token that asked, not as the background job.
+    let actor = trail["items"][0]["actor"].as_str().unwrap_or_default();
+    assert!(actor.starts_with("token:"), "{trail}");
     assert!(running.server.stop().await.0.success());
 }
 

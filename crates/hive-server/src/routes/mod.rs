@@ -300,6 +300,7 @@ fn routes_declared() -> Vec<Route> {
         route(M::PUT, "/api/v1/settings/workflows", ADMIN, None, settings::put_workflows),
         route(M::GET, "/api/v1/admin/vault/keys", ADMIN, None, vault::list_keys),
         route(M::POST, "/api/v1/admin/vault/rotate", ADMIN, None, vault::rotate),
+        route(M::POST, "/api/v1/admin/vault/reencrypt", ADMIN, None, vault::reencrypt),
         route(M::GET, "/api/v1/audit/export", ADMIN, None, u::audit_export),
         route(M::GET, "/api/v1/audit/verify", ADMIN, None, u::audit_verify),
     ]

@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use hive_proto::secrets::{RotateKeyResponse, VaultKeyView, VaultKeysResponse};
+use hive_proto::secrets::{ReencryptResponse, RotateKeyResponse, VaultKeyView, VaultKeysResponse};
 
 pub async fn list_keys(
     State(state): State<AppState>,
@@ -38,4 +38,13 @@ pub async fn rotate(
         previous_key_id: rotation.previous_key_id,
         created: rotation.created,
     }))
+}
+
+pub async fn reencrypt(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<ReencryptResponse>, ApiError> {
+    let report = state.hive.key_admin.reencrypt(&caller, &meta).await?;
+    Ok(Json(super::views::reencrypt_view(&report)))
 }

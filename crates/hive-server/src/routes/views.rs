@@ -6,8 +6,10 @@ pub use super::secrets::view as secret_view;
 
 use crate::error::ApiError;
 use hive_core::kernel::audit::Verification;
+use hive_core::vault::rotation::ReencryptReport;
 use hive_proto::ErrorCode;
 use hive_proto::auth::{AuditVerificationView, PageQuery, SessionView, TokenView, UserView};
+use hive_proto::secrets::ReencryptResponse;
 use hive_store::{ApiTokenRow, PageRequest, SessionRow, UserRow};
 
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -65,5 +67,16 @@ pub fn verification_view(report: &Verification) -> AuditVerificationView {
         unchained: report.unchained,
         resumed_after: report.resumed_after,
         first_break: report.first_break.as_ref().map(ToString::to_string),
+    }
+}
+
+/// What a pass of re-encryption did.
+pub fn reencrypt_view(report: &ReencryptReport) -> ReencryptResponse {
+    ReencryptResponse {
+        key_id: report.key_id,
+        resealed: report.resealed,
+        changed_meanwhile: report.changed_meanwhile,
+        unreadable: report.unreadable,
+        retired_keys: report.retired_keys.clone(),
     }
 }
