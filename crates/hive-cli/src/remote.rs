@@ -203,6 +203,12 @@ impl CallFailure {
     }
 }
 
+impl std::fmt::Display for CallFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 impl From<CallFailure> for String {
     fn from(failure: CallFailure) -> Self {
         failure.message
