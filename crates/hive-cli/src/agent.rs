@@ -1,26 +1,38 @@
-//! `hive agent`: the agent registry on the server's own machine, acting for an owner; the
-//! hosted agents' commands are clients of a running server instead (`hosted`).
+//! `hive agent`: the agent registry, through a running server's API when one is named, else
+//! on the stopped instance's data directory (`instance`), acting for an owner; the hosted
+//! agents' commands are clients of a running server only (`hosted`).
 
-use crate::admin::{cli_meta, find_user};
+use crate::admin::{ListArgs, acting_as, own_account};
+use crate::instance::{Failure, Instance, Target};
+use crate::output::{self, Column, column};
+use crate::remote::{Api, CALL_TIMEOUT, emit, shown};
 use clap::Subcommand;
 use hive_core::Hive;
 use hive_core::agents::import::ImportRequest;
 use hive_core::agents::{DEFAULT_LIMITS, NewAgent};
-use hive_core::kernel::caller::{Caller, Credential};
-use hive_proto::agents::{AgentKind, AgentVisibility};
-use hive_store::{AgentLimits, PageRequest};
+use hive_core::kernel::caller::Caller;
+use hive_proto::agents::{AgentKind, AgentView, AgentVisibility, ImportAgentRequest, LimitsView};
+use hive_proto::auth::PageResponse;
+use hive_server::views;
+use hive_store::AgentLimits;
+use reqwest::Method;
+use serde_json::Value;
 
 #[derive(Subcommand)]
 pub enum AgentAction {
     /// List agents, newest first.
     List {
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
+        #[command(flatten)]
+        page: ListArgs,
+        #[command(flatten)]
+        target: Target,
     },
-    /// Register an agent for an owner (email or id).
+    /// Register an agent. On the data directory, for --owner (email or id); on a server, for
+    /// the account of the token the command uses.
+    #[command(visible_alias = "register")]
     Create {
         #[arg(long)]
-        owner: String,
+        owner: Option<String>,
         #[arg(long)]
         name: String,
         /// remote, llm or conformance.
@@ -38,13 +50,37 @@ pub enum AgentAction {
         /// Calls a minute the agent takes, across replicas (1-100000; default 60).
         #[arg(long)]
         requests_per_minute: Option<u32>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show an agent (by id or name): its kind, status, runtime settings and limits.
+    Show {
+        agent: String,
+        #[command(flatten)]
+        target: Target,
     },
     /// Start an agent (by id or name): ready when reachable, else error with the reason.
-    Start { agent: String },
+    Start {
+        agent: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Stop an agent (by id or name).
-    Stop { agent: String },
+    Stop {
+        agent: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete an agent (by id or name): it is removed from the registry, a hosted agent's
+    /// sandbox and files with it.
+    Delete {
+        agent: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Send a message to an agent (by id or name) through the A2A gateway, as the CLI, and
-    /// print its answer; with --stream, each event as it comes.
+    /// print its answer; with --stream, each event as it comes. On the data directory only
+    /// (with a server running, chat through its API or dashboard).
     Call {
         agent: String,
         /// The message's text.
@@ -54,19 +90,24 @@ pub enum AgentAction {
         /// The message id (the conformance agent reacts to its prefix); default a new one.
         #[arg(long)]
         message_id: Option<String>,
+        #[command(flatten)]
+        target: Target,
     },
     /// Read a remote agent's card (through the egress guard) and print the agent it makes;
-    /// with --create, register it for the owner.
+    /// with --create, register it (for --owner on the data directory, for the token's account
+    /// on a server).
     Import {
         url: String,
         #[arg(long)]
-        owner: String,
+        owner: Option<String>,
         #[arg(long)]
         name: Option<String>,
         #[arg(long, value_parser = parse_word::<AgentVisibility>, default_value = "private")]
         visibility: AgentVisibility,
         #[arg(long)]
         create: bool,
+        #[command(flatten)]
+        target: Target,
     },
     /// Hosted agents' bundles, logs, stats, restart, pause and resume: through a running
     /// server's API, never the data directory.
@@ -74,21 +115,39 @@ pub enum AgentAction {
     Hosted(crate::hosted::HostedAction),
 }
 
+impl AgentAction {
+    /// The instance options of a registry command (`None` for the hosted agents' commands).
+    pub fn target(&self) -> Option<&Target> {
+        match self {
+            Self::List { target, .. }
+            | Self::Create { target, .. }
+            | Self::Show { target, .. }
+            | Self::Start { target, .. }
+            | Self::Stop { target, .. }
+            | Self::Delete { target, .. }
+            | Self::Call { target, .. }
+            | Self::Import { target, .. } => Some(target),
+            Self::Hosted(_) => None,
+        }
+    }
+}
+
+/// The columns of `hive agent list`.
+const AGENT_COLUMNS: [Column; 7] = [
+    column("ID", "id"),
+    column("NAME", "name"),
+    column("KIND", "kind"),
+    column("VISIBILITY", "visibility"),
+    column("STATUS", "status"),
+    column("OWNER", "ownerId"),
+    column("UPDATED", "updatedAt"),
+];
+
 fn parse_word<T: std::str::FromStr>(raw: &str) -> Result<T, String>
 where
     T::Err: std::fmt::Display,
 {
     raw.parse::<T>().map_err(|e| e.to_string())
-}
-
-/// The owner's account as the CLI's caller: their role, the CLI's rights to act.
-async fn acting_for(hive: &Hive, owner: &str) -> Result<Caller, String> {
-    let user = find_user(hive, owner).await?;
-    Ok(Caller {
-        role: user.role,
-        user: Some(user),
-        credential: Credential::Cli,
-    })
 }
 
 /// An agent named by its id or its name.
@@ -102,61 +161,166 @@ async fn find_agent(hive: &Hive, who: &str) -> Result<hive_store::AgentRow, Stri
         .ok_or_else(|| format!("no agent {who}"))
 }
 
-pub async fn agent(hive: &Hive, action: AgentAction) -> Result<(), String> {
+/// A lifecycle call on an agent named by id or name (`start`, `stop`, `show`): the agent as
+/// it is after it.
+async fn agent_call(
+    api: &Api,
+    method: Method,
+    who: &str,
+    action: &str,
+) -> Result<AgentView, Failure> {
+    let id = api.agent_id(who).await?;
+    Ok(api
+        .call(method, &format!("/agents/{id}{action}"), None)
+        .await?)
+}
+
+/// An agent after a command: its JSON, or its status (and why, when in error).
+fn print_agent(agent: &AgentView, as_json: bool) -> Result<(), Failure> {
+    if as_json {
+        output::json(&output::to_json(agent)?)?;
+        return Ok(());
+    }
+    emit(&format!("{} is {}", shown(&agent.name), agent.status))?;
+    if !agent.status_detail.is_empty() {
+        emit(&format!("reason: {}", shown(&agent.status_detail)))?;
+    }
+    Ok(())
+}
+
+/// An agent in full, for `show`.
+fn print_agent_details(agent: &AgentView, as_json: bool) -> Result<(), Failure> {
+    if as_json {
+        output::json(&output::to_json(agent)?)?;
+        return Ok(());
+    }
+    let view = output::to_json(agent)?;
+    let rows: Vec<Value> = [
+        "id",
+        "name",
+        "kind",
+        "visibility",
+        "status",
+        "statusDetail",
+        "ownerId",
+        "description",
+        "runtime",
+        "limits",
+        "version",
+        "createdAt",
+        "updatedAt",
+    ]
+    .iter()
+    .map(|field| serde_json::json!({ "field": field, "value": view.get(*field) }))
+    .collect();
+    output::table(&rows, &[column("FIELD", "field"), column("VALUE", "value")])?;
+    Ok(())
+}
+
+pub async fn agent(on: Instance, action: AgentAction, as_json: bool) -> Result<(), Failure> {
+    let cli = Caller::cli();
+    let meta = crate::admin::cli_meta();
     match action {
-        // Dispatched before Hive is opened (`main`): a running server holds the data directory.
+        // Dispatched without an instance (`main`): a client of a running server only.
         AgentAction::Hosted(_) => {
-            return Err(
+            return Err(Failure::Work(
                 "this command calls a running server's API; it opens no data directory".into(),
-            );
+            ));
         }
-        AgentAction::Start { agent } => {
-            let target = find_agent(hive, &agent).await?;
-            let started = hive
-                .agent_lifecycle
-                .start(&Caller::cli(), target.id, &cli_meta())
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("{} is {}", started.name, started.status);
-            if !started.status_detail.is_empty() {
-                println!("reason: {}", started.status_detail);
+        AgentAction::List { page, .. } => {
+            let listed = match &on {
+                Instance::Server(api) => {
+                    let request = api.get("/agents", &page.query())?.timeout(CALL_TIMEOUT);
+                    api.json::<Value>(request).await?
+                }
+                Instance::Embedded(hive) => {
+                    let agents = hive
+                        .agents
+                        .list(&cli, &page.page()?)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    output::to_json(&PageResponse {
+                        items: agents.items.iter().map(views::agent_view).collect(),
+                        next_cursor: agents.next_cursor,
+                    })?
+                }
+            };
+            output::list(&listed, &AGENT_COLUMNS, as_json)?;
+        }
+        AgentAction::Show { agent, .. } => {
+            let shown_agent = match &on {
+                Instance::Server(api) => agent_call(api, Method::GET, &agent, "").await?,
+                Instance::Embedded(hive) => views::agent_view(&find_agent(hive, &agent).await?),
+            };
+            print_agent_details(&shown_agent, as_json)?;
+        }
+        AgentAction::Start { agent, .. } => {
+            let started = match &on {
+                Instance::Server(api) => agent_call(api, Method::POST, &agent, "/start").await?,
+                Instance::Embedded(hive) => {
+                    let target = find_agent(hive, &agent).await?;
+                    let started = hive
+                        .agent_lifecycle
+                        .start(&cli, target.id, &meta)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    views::agent_view(&started)
+                }
+            };
+            print_agent(&started, as_json)?;
+        }
+        AgentAction::Stop { agent, .. } => {
+            let stopped = match &on {
+                Instance::Server(api) => agent_call(api, Method::POST, &agent, "/stop").await?,
+                Instance::Embedded(hive) => {
+                    let target = find_agent(hive, &agent).await?;
+                    let stopped = hive
+                        .agent_lifecycle
+                        .stop(&cli, target.id, &meta)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    views::agent_view(&stopped)
+                }
+            };
+            print_agent(&stopped, as_json)?;
+        }
+        AgentAction::Delete { agent, .. } => {
+            match &on {
+                Instance::Server(api) => {
+                    let id = api.agent_id(&agent).await?;
+                    api.send(
+                        api.request(Method::DELETE, &format!("/agents/{id}"))
+                            .timeout(CALL_TIMEOUT),
+                    )
+                    .await?;
+                }
+                Instance::Embedded(hive) => {
+                    let target = find_agent(hive, &agent).await?;
+                    hive.agents
+                        .delete(&cli, target.id, &meta)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    hive.agent_lifecycle.hosted().remove(target.id).await;
+                }
             }
-        }
-        AgentAction::Stop { agent } => {
-            let target = find_agent(hive, &agent).await?;
-            let stopped = hive
-                .agent_lifecycle
-                .stop(&Caller::cli(), target.id, &cli_meta())
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("{} is {}", stopped.name, stopped.status);
+            emit(&format!("deleted agent {}", shown(&agent)))?;
         }
         AgentAction::Call {
             agent,
             text,
             stream,
             message_id,
+            ..
         } => {
+            let Instance::Embedded(hive) = &on else {
+                return Err(Failure::Work(
+                    "`hive agent call` works on the data directory only; with a server \
+                     running, chat through its API (POST /api/v1/agents/{id}/chat) or dashboard"
+                        .to_owned(),
+                ));
+            };
             let target = find_agent(hive, &agent).await?;
             call(hive, &target, text, stream, message_id).await?;
-        }
-        AgentAction::List { limit } => {
-            let page = PageRequest::first(limit).map_err(|e| e.to_string())?;
-            let agents = hive
-                .agents
-                .list(&Caller::cli(), &page)
-                .await
-                .map_err(|e| e.to_string())?;
-            println!(
-                "{:<36}  {:<11}  {:<10}  {:<8}  name",
-                "id", "kind", "visibility", "status"
-            );
-            for agent in agents.items {
-                println!(
-                    "{:<36}  {:<11}  {:<10}  {:<8}  {}",
-                    agent.id, agent.kind, agent.visibility, agent.status, agent.name
-                );
-            }
         }
         AgentAction::Create {
             owner,
@@ -166,28 +330,60 @@ pub async fn agent(hive: &Hive, action: AgentAction) -> Result<(), String> {
             description,
             visibility,
             requests_per_minute,
+            ..
         } => {
-            let caller = acting_for(hive, &owner).await?;
-            let runtime = serde_json::from_str(&runtime)
+            let runtime: Value = serde_json::from_str(&runtime)
                 .map_err(|e| format!("--runtime is not JSON: {e}"))?;
-            let new = NewAgent {
-                name,
-                description,
-                visibility,
-                kind,
-                runtime,
-                skills: None,
-                limits: requests_per_minute.map(|requests_per_minute| AgentLimits {
-                    requests_per_minute,
-                    ..DEFAULT_LIMITS
-                }),
+            let limits = requests_per_minute.map(|requests_per_minute| AgentLimits {
+                requests_per_minute,
+                ..DEFAULT_LIMITS
+            });
+            let created: AgentView = match &on {
+                Instance::Server(api) => {
+                    own_account(api, owner.as_deref(), "--owner").await?;
+                    let body = serde_json::json!({
+                        "name": name,
+                        "description": description,
+                        "visibility": visibility,
+                        "kind": kind,
+                        "runtime": runtime,
+                        "limits": limits.map(|limits| LimitsView {
+                            requests_per_minute: limits.requests_per_minute,
+                            tokens_per_day: limits.tokens_per_day,
+                            concurrent_tasks: limits.concurrent_tasks,
+                            timeout_seconds: limits.timeout_seconds,
+                        }),
+                    });
+                    api.call(Method::POST, "/agents", Some(body)).await?
+                }
+                Instance::Embedded(hive) => {
+                    let caller = acting_as(hive, owner.as_deref(), "--owner").await?;
+                    let new = NewAgent {
+                        name,
+                        description,
+                        visibility,
+                        kind,
+                        runtime,
+                        skills: None,
+                        limits,
+                    };
+                    let agent = hive
+                        .agents
+                        .create(&caller, &new, &meta)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    views::agent_view(&agent)
+                }
             };
-            let agent = hive
-                .agents
-                .create(&caller, &new, &cli_meta())
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("created agent {} ({})", agent.name, agent.id);
+            if as_json {
+                output::json(&output::to_json(&created)?)?;
+            } else {
+                emit(&format!(
+                    "created agent {} ({})",
+                    shown(&created.name),
+                    created.id
+                ))?;
+            }
         }
         AgentAction::Import {
             url,
@@ -195,8 +391,36 @@ pub async fn agent(hive: &Hive, action: AgentAction) -> Result<(), String> {
             name,
             visibility,
             create,
-        } => {
-            let caller = acting_for(hive, &owner).await?;
+            ..
+        } => import(&on, url, owner, name, visibility, create, as_json).await?,
+    }
+    Ok(())
+}
+
+/// `hive agent import`: the card read and the agent it makes (registered with `create`).
+async fn import(
+    on: &Instance,
+    url: String,
+    owner: Option<String>,
+    name: Option<String>,
+    visibility: AgentVisibility,
+    create: bool,
+    as_json: bool,
+) -> Result<(), Failure> {
+    let answer: Value = match on {
+        Instance::Server(api) => {
+            own_account(api, owner.as_deref(), "--owner").await?;
+            let body = output::to_json(&ImportAgentRequest {
+                url,
+                create,
+                name,
+                visibility,
+                credential_secret_id: None,
+            })?;
+            api.call(Method::POST, "/agents/import", Some(body)).await?
+        }
+        Instance::Embedded(hive) => {
+            let caller = acting_as(hive, owner.as_deref(), "--owner").await?;
             let request = ImportRequest {
                 url,
                 name,
@@ -204,30 +428,62 @@ pub async fn agent(hive: &Hive, action: AgentAction) -> Result<(), String> {
                 credential_secret_id: None,
             };
             let importer = &hive.agent_import;
+            let meta = crate::admin::cli_meta();
             if create {
                 let (preview, agent) = importer
-                    .import(&caller, &request, &cli_meta())
+                    .import(&caller, &request, &meta)
                     .await
                     .map_err(|e| e.to_string())?;
-                println!(
-                    "created agent {} ({}) from {}",
-                    agent.name, agent.id, preview.card_url
-                );
+                serde_json::json!({
+                    "cardUrl": preview.card_url,
+                    "agent": output::to_json(&views::agent_view(&agent))?,
+                })
             } else {
                 let preview = importer
-                    .preview(&caller, &request, &cli_meta())
+                    .preview(&caller, &request, &meta)
                     .await
                     .map_err(|e| e.to_string())?;
                 let proposed = &preview.agent;
-                println!("card: {}", preview.card_url);
-                println!("name: {}", proposed.name);
-                println!("runtime: {}", proposed.runtime);
-                let skills = proposed.skills.as_deref().unwrap_or_default();
-                let ids: Vec<&str> = skills.iter().map(|s| s.id.as_str()).collect();
-                println!("skills: {}", ids.join(", "));
-                eprintln!("a preview: nothing registered (add --create)");
+                serde_json::json!({
+                    "cardUrl": preview.card_url,
+                    "agent": {
+                        "name": proposed.name,
+                        "runtime": proposed.runtime,
+                        "skills": proposed.skills,
+                    },
+                })
             }
         }
+    };
+    if as_json {
+        output::json(&answer)?;
+        return Ok(());
+    }
+    let text = |value: Option<&Value>| match value {
+        Some(Value::String(text)) => shown(text).into_owned(),
+        Some(other) => shown(&other.to_string()).into_owned(),
+        None => String::new(),
+    };
+    let agent = answer.get("agent");
+    let field = |name: &str| text(agent.and_then(|agent| agent.get(name)));
+    let card = text(answer.get("cardUrl"));
+    if create {
+        emit(&format!(
+            "created agent {} ({}) from {card}",
+            field("name"),
+            field("id")
+        ))?;
+    } else {
+        emit(&format!("card: {card}"))?;
+        emit(&format!("name: {}", field("name")))?;
+        emit(&format!("runtime: {}", field("runtime")))?;
+        let skills: Vec<String> = agent
+            .and_then(|agent| agent.get("skills"))
+            .and_then(Value::as_array)
+            .map(|skills| skills.iter().map(|skill| text(skill.get("id"))).collect())
+            .unwrap_or_default();
+        emit(&format!("skills: {}", skills.join(", ")))?;
+        eprintln!("a preview: nothing registered (add --create)");
     }
     Ok(())
 }
@@ -266,7 +522,7 @@ async fn call(
             &Caller::cli(),
             Target::Agent(agent.id),
             request,
-            &cli_meta(),
+            &crate::admin::cli_meta(),
         )
         .await
         .map_err(|error| match error {

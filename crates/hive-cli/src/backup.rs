@@ -1,13 +1,13 @@
 //! `hive backup`: make, list, verify and restore encrypted archives of an instance.
 //!
 //! `create` and `list` work on the instance directly (the server stopped: on SQLite it holds
-//! the data directory), or through a running server's API when one is named (`--server` or
-//! `HIVE_SERVER_URL`, with an admin's token). `verify` and `restore` read an archive with the
+//! the data directory), or through a running server's API when one is named (`--url`,
+//! `HIVE_URL` or a profile, with an admin's token: `instance`). `verify` and `restore` read an archive with the
 //! operator's identity file, which never needs to be on the server; `restore` fills an empty
 //! instance (or, with `--force`, one it empties first), the server stopped.
 
-use crate::remote::{self, Api, Remote};
-use crate::{Failure, with_hive};
+use crate::instance::{Failure, Target};
+use crate::{output, remote, with_hive};
 use clap::Subcommand;
 use hive_core::backup::archive::{self, ArchiveError, Manifest, Sink};
 use hive_core::kernel::caller::Caller;
@@ -22,21 +22,16 @@ use std::path::PathBuf;
 #[derive(Subcommand)]
 pub enum BackupAction {
     /// Make an archive now (in HIVE_BACKUP_DIR, encrypted to HIVE_BACKUP_RECIPIENTS); through
-    /// the server named by --server or HIVE_SERVER_URL when one is, else on the stopped
+    /// the server named by --url, HIVE_URL or a profile when one is, else on the stopped
     /// instance.
     Create {
         #[command(flatten)]
-        remote: Remote,
-        /// Print the archive as JSON.
-        #[arg(long)]
-        json: bool,
+        target: Target,
     },
     /// List the archives, newest first (through the server when one is named, as `create`).
     List {
         #[command(flatten)]
-        remote: Remote,
-        #[arg(long)]
-        json: bool,
+        target: Target,
     },
     /// Decrypt an archive and check its manifest and every member's checksum, restoring
     /// nothing.
@@ -67,14 +62,13 @@ pub enum BackupAction {
 
 pub async fn backup(config: Config, action: BackupAction) -> Result<(), Failure> {
     match action {
-        BackupAction::Create { remote, json } => match api_if_named(&config, &remote)? {
+        BackupAction::Create { target } => match crate::instance::server(&config, &target)? {
             Some(api) => {
                 let bar = progress_bar(None, "making the backup on the server");
-                let made: Result<BackupView, String> =
-                    api.call(Method::POST, "/admin/backups", None).await;
+                let made = api.call(Method::POST, "/admin/backups", None).await;
                 bar.finish_and_clear();
-                let made = made?;
-                Ok(show(&[made], json)?)
+                let made: BackupView = made?;
+                Ok(show(&[made], target.json)?)
             }
             None => {
                 with_hive(config, |hive| async move {
@@ -85,15 +79,15 @@ pub async fn backup(config: Config, action: BackupAction) -> Result<(), Failure>
                         .await;
                     bar.finish_and_clear();
                     let made = made.map_err(|e| e.to_string())?;
-                    show(&[view(made)], json)
+                    show(&[view(made)], target.json)
                 })
                 .await
             }
         },
-        BackupAction::List { remote, json } => match api_if_named(&config, &remote)? {
+        BackupAction::List { target } => match crate::instance::server(&config, &target)? {
             Some(api) => {
                 let listed: BackupsResponse = api.call(Method::GET, "/admin/backups", None).await?;
-                Ok(show(&listed.items, json)?)
+                Ok(show(&listed.items, target.json)?)
             }
             None => {
                 with_hive(config, |hive| async move {
@@ -103,7 +97,7 @@ pub async fn backup(config: Config, action: BackupAction) -> Result<(), Failure>
                         .await
                         .map_err(|e| e.to_string())?;
                     let items: Vec<_> = listed.into_iter().map(view).collect();
-                    show(&items, json)
+                    show(&items, target.json)
                 })
                 .await
             }
@@ -178,23 +172,11 @@ fn progress_bar(bytes: Option<u64>, what: &'static str) -> ProgressBar {
             }
             bar
         }
-        None => ProgressBar::new_spinner(),
+        None => return output::progress(what),
     };
     bar.set_message(what);
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar
-}
-
-/// The server's API when one is named (`--server`, `HIVE_SERVER_URL`); else `None`: the
-/// command works on the instance itself.
-fn api_if_named(config: &Config, remote: &Remote) -> Result<Option<Api>, String> {
-    let named = remote.server.is_some() || remote::non_empty_env("HIVE_SERVER_URL")?.is_some();
-    if !named {
-        return Ok(None);
-    }
-    let api = Api::new(config, remote)?;
-    eprintln!("hive: server {}", api.origin());
-    Ok(Some(api))
 }
 
 fn view(info: hive_core::backup::BackupInfo) -> BackupView {
@@ -207,19 +189,19 @@ fn view(info: hive_core::backup::BackupInfo) -> BackupView {
 
 fn show(items: &[BackupView], json: bool) -> Result<(), String> {
     if json {
-        let text = serde_json::to_string_pretty(items).map_err(|e| e.to_string())?;
-        return remote::emit(&text);
+        return output::json(&output::to_json(&items)?);
     }
-    println!("{:<52}  {:>10}  created", "name", "size");
-    for item in items {
-        println!(
-            "{:<52}  {:>10}  {}",
-            remote::shown(&item.name),
-            remote::size(item.bytes),
-            remote::rfc3339(item.created_at)
-        );
-    }
-    Ok(())
+    let rows = items
+        .iter()
+        .map(|item| {
+            vec![
+                remote::shown(&item.name).into_owned(),
+                remote::size(item.bytes),
+                output::time(item.created_at),
+            ]
+        })
+        .collect();
+    output::grid(&["name", "size", "created"], rows)
 }
 
 fn print_manifest(manifest: &Manifest, json: bool, what: &str) -> Result<(), String> {

@@ -4,7 +4,7 @@
 //! Money is printed as the server keeps it, an integer of minor units, and as a decimal amount
 //! of its currency, computed with integers only.
 
-use crate::remote::{Api, CALL_TIMEOUT, Remote, emit, rfc3339, shown, size};
+use crate::remote::{Api, CALL_TIMEOUT, CallFailure, Remote, emit, rfc3339, shown, size};
 use clap::Subcommand;
 use hive_core::kernel::config::Config;
 use hive_proto::auth::PageResponse;
@@ -119,10 +119,10 @@ pub enum PricesAction {
     },
 }
 
-pub async fn billing(config: &Config, action: BillingAction) -> Result<(), String> {
+pub async fn billing(config: &Config, action: BillingAction) -> Result<(), CallFailure> {
     match action {
         BillingAction::Wallet { user, remote } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let query: Vec<(&str, String)> = whose(user).into_iter().collect();
             let request = api.get("/billing/wallet", &query)?.timeout(CALL_TIMEOUT);
             let wallet: WalletView = api.json(request).await?;
@@ -133,7 +133,7 @@ pub async fn billing(config: &Config, action: BillingAction) -> Result<(), Strin
             limit,
             remote,
         } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             ledger(&api, user, limit).await
         }
         BillingAction::Usage {
@@ -144,7 +144,7 @@ pub async fn billing(config: &Config, action: BillingAction) -> Result<(), Strin
             csv,
             remote,
         } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let mut query: Vec<(&str, String)> = whose(user).into_iter().collect();
             query.extend(from.map(|from| ("from", rfc3339(from))));
             query.extend(to.map(|to| ("to", rfc3339(to))));
@@ -165,7 +165,7 @@ pub async fn billing(config: &Config, action: BillingAction) -> Result<(), Strin
             key,
             remote,
         } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let key = match key {
                 Some(key) => check_key(key)?,
                 None => {
@@ -199,11 +199,11 @@ pub async fn billing(config: &Config, action: BillingAction) -> Result<(), Strin
                 format!("adjustment {} created", entry.id)
             })?;
             print_entry(&entry)?;
-            emit(&format!("key: {}", shown(&key)))
+            Ok(emit(&format!("key: {}", shown(&key)))?)
         }
         BillingAction::Prices { action, remote } => match action {
             None => {
-                let api = Api::new(config, &remote)?;
+                let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
                 let prices: PricesView = api.call(Method::GET, "/billing/prices", None).await?;
                 print_prices(&prices)
             }
@@ -213,7 +213,7 @@ pub async fn billing(config: &Config, action: BillingAction) -> Result<(), Strin
                 completion,
                 remote,
             }) => {
-                let api = Api::new(config, &remote)?;
+                let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
                 let body = serde_json::to_value(PriceRequest {
                     prompt_minor_per_1k: prompt,
                     completion_minor_per_1k: completion,
@@ -222,24 +222,24 @@ pub async fn billing(config: &Config, action: BillingAction) -> Result<(), Strin
                 let price: PriceView = api
                     .call(Method::PUT, &price_path(&model)?, Some(body))
                     .await?;
-                emit(&format!(
+                Ok(emit(&format!(
                     "{}: prompt {}, completion {} minor units per 1,000 tokens",
                     shown(&price.model),
                     price.prompt_minor_per_1k,
                     price.completion_minor_per_1k
-                ))
+                ))?)
             }
             Some(PricesAction::Rm { model, remote }) => {
-                let api = Api::new(config, &remote)?;
+                let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
                 api.send(
                     api.request(Method::DELETE, &price_path(&model)?)
                         .timeout(CALL_TIMEOUT),
                 )
                 .await?;
-                emit(&format!(
+                Ok(emit(&format!(
                     "{}: its own price is removed; it takes the default",
                     shown(model.trim())
-                ))
+                ))?)
             }
         },
     }
@@ -257,7 +257,7 @@ fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
 
 /// An `Idempotency-Key` the server takes: 1 to 128 characters of visible ASCII or spaces,
 /// not starting or ending with a space (a header's value is trimmed on the way).
-fn check_key(key: String) -> Result<String, String> {
+fn check_key(key: String) -> Result<String, CallFailure> {
     let fits = !key.is_empty()
         && key.len() <= MAX_KEY_CHARS
         && key.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
@@ -268,16 +268,17 @@ fn check_key(key: String) -> Result<String, String> {
     } else {
         Err(format!(
             "--key is 1 to {MAX_KEY_CHARS} characters of visible ASCII (spaces inside only)"
-        ))
+        )
+        .into())
     }
 }
 
 /// `/billing/prices/{model}`, the model's name as one path segment.
-fn price_path(model: &str) -> Result<String, String> {
+fn price_path(model: &str) -> Result<String, CallFailure> {
     // The server trims the name; `.` and `..` would be read as the path's own steps.
     let model = model.trim();
     if model.is_empty() || model == "." || model == ".." {
-        return Err(format!("{} cannot name a model", shown(model)));
+        return Err(format!("{} cannot name a model", shown(model)).into());
     }
     let mut path = String::from("/billing/prices/");
     for b in model.bytes() {
@@ -290,11 +291,8 @@ fn price_path(model: &str) -> Result<String, String> {
     Ok(path)
 }
 
-async fn ledger(api: &Api, user: Option<Uuid>, limit: u32) -> Result<(), String> {
-    emit(&format!(
-        "{:<36}  {:<20}  {:<10}  {:>26}  {:<42}  memo",
-        "id", "created", "kind", "amount", "actor"
-    ))?;
+async fn ledger(api: &Api, user: Option<Uuid>, limit: u32) -> Result<(), CallFailure> {
+    let mut rows = Vec::new();
     let mut left = usize::try_from(limit).unwrap_or(usize::MAX);
     let mut cursor: Option<String> = None;
     while left > 0 {
@@ -309,14 +307,14 @@ async fn ledger(api: &Api, user: Option<Uuid>, limit: u32) -> Result<(), String>
             if let Some(reference) = &entry.reference {
                 let _ = write!(memo, " [{}]", shown(reference));
             }
-            emit(&format!(
-                "{:<36}  {:<20}  {:<10}  {:>26}  {:<42}  {memo}",
-                entry.id,
-                rfc3339(whole_seconds(entry.created_at)),
-                shown(&entry.kind),
+            rows.push(vec![
+                entry.id.to_string(),
+                crate::output::time(entry.created_at),
+                shown(&entry.kind).into_owned(),
                 signed(entry.signed_amount_minor, &entry.currency),
-                shown(&entry.actor),
-            ))?;
+                shown(&entry.actor).into_owned(),
+                memo,
+            ]);
         }
         left -= count;
         match page.next_cursor {
@@ -324,11 +322,14 @@ async fn ledger(api: &Api, user: Option<Uuid>, limit: u32) -> Result<(), String>
             _ => break,
         }
     }
-    Ok(())
+    Ok(crate::output::grid(
+        &["ID", "CREATED", "KIND", "AMOUNT", "ACTOR", "MEMO"],
+        rows,
+    )?)
 }
 
 /// The usage records as CSV, to a file or (`-`) standard output.
-async fn usage_csv(api: &Api, query: &[(&str, String)], path: &Path) -> Result<(), String> {
+async fn usage_csv(api: &Api, query: &[(&str, String)], path: &Path) -> Result<(), CallFailure> {
     let request = api.get("/billing/usage.csv", query)?.timeout(CALL_TIMEOUT);
     let response = api.send(request).await?;
     let body = response.bytes().await.map_err(|e| api.unreachable(e))?;
@@ -337,17 +338,17 @@ async fn usage_csv(api: &Api, query: &[(&str, String)], path: &Path) -> Result<(
         // terminal.
         let text = String::from_utf8_lossy(&body);
         let mut out = std::io::stdout().lock();
-        return out
+        return Ok(out
             .write_all(csv_shown(&text).as_bytes())
             .and_then(|()| out.flush())
-            .map_err(|e| format!("cannot write to standard output: {e}"));
+            .map_err(|e| format!("cannot write to standard output: {e}"))?);
     }
     std::fs::write(path, &body).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    emit(&format!(
+    Ok(emit(&format!(
         "wrote {} of CSV to {}",
         size(body.len() as u64),
         path.display()
-    ))
+    ))?)
 }
 
 /// CSV as it may reach a terminal: tabs and line ends kept, other control characters escaped.
@@ -369,7 +370,7 @@ fn csv_shown(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-fn print_wallet(wallet: &WalletView) -> Result<(), String> {
+fn print_wallet(wallet: &WalletView) -> Result<(), CallFailure> {
     let currency = &wallet.currency;
     let lines = [
         ("user", wallet.user_id.to_string()),
@@ -413,7 +414,7 @@ fn print_wallet(wallet: &WalletView) -> Result<(), String> {
     Ok(())
 }
 
-fn print_entry(entry: &LedgerEntryView) -> Result<(), String> {
+fn print_entry(entry: &LedgerEntryView) -> Result<(), CallFailure> {
     let mut lines = vec![
         ("kind", shown(&entry.kind).into_owned()),
         (
@@ -437,7 +438,7 @@ fn print_entry(entry: &LedgerEntryView) -> Result<(), String> {
     Ok(())
 }
 
-fn print_usage(usage: &UsageView) -> Result<(), String> {
+fn print_usage(usage: &UsageView) -> Result<(), CallFailure> {
     let currency = &usage.currency;
     emit(&format!(
         "usage from {} to {}, by {}",
@@ -445,34 +446,37 @@ fn print_usage(usage: &UsageView) -> Result<(), String> {
         rfc3339(whole_seconds(usage.to)),
         shown(&usage.group_by)
     ))?;
-    emit(&format!(
-        "{:<36}  {:<13}  {:>8}  {:>12}  {:>12}  {:>10}  {:>26}",
-        shown(&usage.group_by),
-        "kind",
-        "records",
-        "prompt",
-        "completion",
-        "quantity",
-        "cost"
-    ))?;
     let mut total: i64 = 0;
+    let mut rows = Vec::new();
     for group in &usage.groups {
         total = total.saturating_add(group.cost_minor);
-        emit(&format!(
-            "{:<36}  {:<13}  {:>8}  {:>12}  {:>12}  {:>10}  {:>26}",
-            shown(&group.key),
-            shown(&group.kind),
-            group.records,
-            group.prompt_tokens,
-            group.completion_tokens,
-            group.quantity,
-            short(group.cost_minor, currency)
-        ))?;
+        rows.push(vec![
+            shown(&group.key).into_owned(),
+            shown(&group.kind).into_owned(),
+            group.records.to_string(),
+            group.prompt_tokens.to_string(),
+            group.completion_tokens.to_string(),
+            group.quantity.to_string(),
+            short(group.cost_minor, currency),
+        ]);
     }
-    emit(&format!("total: {}", amount(total, currency)))
+    let group_by = shown(&usage.group_by).to_uppercase();
+    crate::output::grid(
+        &[
+            &group_by,
+            "KIND",
+            "RECORDS",
+            "PROMPT",
+            "COMPLETION",
+            "QUANTITY",
+            "COST",
+        ],
+        rows,
+    )?;
+    Ok(emit(&format!("total: {}", amount(total, currency)))?)
 }
 
-fn print_prices(prices: &PricesView) -> Result<(), String> {
+fn print_prices(prices: &PricesView) -> Result<(), CallFailure> {
     let currency = &prices.currency;
     let lines = [
         ("currency", shown(currency).into_owned()),
@@ -492,19 +496,21 @@ fn print_prices(prices: &PricesView) -> Result<(), String> {
     for (key, value) in lines {
         emit(&format!("{key}: {value}"))?;
     }
-    emit(&format!(
-        "{:<40}  {:>26}  {:>26}",
-        "model", "prompt per 1,000", "completion per 1,000"
-    ))?;
-    for price in &prices.models {
-        emit(&format!(
-            "{:<40}  {:>26}  {:>26}",
-            shown(&price.model),
-            short(price.prompt_minor_per_1k, currency),
-            short(price.completion_minor_per_1k, currency)
-        ))?;
-    }
-    Ok(())
+    let rows = prices
+        .models
+        .iter()
+        .map(|price| {
+            vec![
+                shown(&price.model).into_owned(),
+                short(price.prompt_minor_per_1k, currency),
+                short(price.completion_minor_per_1k, currency),
+            ]
+        })
+        .collect();
+    Ok(crate::output::grid(
+        &["MODEL", "PROMPT PER 1,000", "COMPLETION PER 1,000"],
+        rows,
+    )?)
 }
 
 fn whole_seconds(at: OffsetDateTime) -> OffsetDateTime {

@@ -2,8 +2,8 @@
 //! server's HTTP API (the shared client is [`crate::remote`]).
 
 use crate::remote::{
-    Api, CALL_TIMEOUT, EventStream, Remote, STREAM_HEAD_TIMEOUT, describe, emit, refused, rfc3339,
-    shown, size,
+    Api, CALL_TIMEOUT, CallFailure, EventStream, Remote, STREAM_HEAD_TIMEOUT, describe, emit,
+    refused, rfc3339, shown, size,
 };
 use clap::Subcommand;
 use hive_core::agents::hosted::bundle::MAX_ARCHIVE_BYTES;
@@ -114,7 +114,7 @@ pub enum BundleAction {
     },
 }
 
-pub async fn hosted(config: &Config, action: HostedAction) -> Result<(), String> {
+pub async fn hosted(config: &Config, action: HostedAction) -> Result<(), CallFailure> {
     match action {
         HostedAction::Bundle { action } => bundle(config, action).await,
         HostedAction::Logs {
@@ -124,7 +124,7 @@ pub async fn hosted(config: &Config, action: HostedAction) -> Result<(), String>
             follow,
             remote,
         } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let id = api.agent_id(&agent).await?;
             let last = api.print_logs(&id, after, limit).await?;
             if follow {
@@ -134,7 +134,7 @@ pub async fn hosted(config: &Config, action: HostedAction) -> Result<(), String>
             Ok(())
         }
         HostedAction::Stats { agent, remote } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let id = api.agent_id(&agent).await?;
             let stats: HostedStatsView = api
                 .call(Method::GET, &format!("/agents/{id}/stats"), None)
@@ -151,7 +151,7 @@ pub async fn hosted(config: &Config, action: HostedAction) -> Result<(), String>
     }
 }
 
-async fn bundle(config: &Config, action: BundleAction) -> Result<(), String> {
+async fn bundle(config: &Config, action: BundleAction) -> Result<(), CallFailure> {
     match action {
         BundleAction::Push {
             agent,
@@ -159,7 +159,7 @@ async fn bundle(config: &Config, action: BundleAction) -> Result<(), String> {
             remote,
         } => {
             let archive = read_bundle(&file).await?;
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let id = api.agent_id(&agent).await?;
             let request = api
                 .request(Method::PUT, &format!("/agents/{id}/bundle"))
@@ -167,15 +167,15 @@ async fn bundle(config: &Config, action: BundleAction) -> Result<(), String> {
                 .header(reqwest::header::CONTENT_TYPE, "application/gzip")
                 .body(archive);
             let pushed: BundleView = api.json(request).await?;
-            emit(&format!(
+            Ok(emit(&format!(
                 "pushed version {} (sha256 {}, {} bytes)",
                 pushed.version,
                 shown(&pushed.sha256),
                 pushed.size_bytes
-            ))
+            ))?)
         }
         BundleAction::List { agent, remote } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let id = api.agent_id(&agent).await?;
             let bundles: Vec<BundleView> = api
                 .call(Method::GET, &format!("/agents/{id}/bundles"), None)
@@ -184,27 +184,20 @@ async fn bundle(config: &Config, action: BundleAction) -> Result<(), String> {
                 eprintln!("no bundle yet (hive agent bundle push AGENT FILE)");
                 return Ok(());
             }
-            emit(&format!(
-                "{:>7}  {:<6}  {:<12}  {:>10}  created",
-                "version", "active", "sha256", "size"
-            ))?;
-            for bundle in bundles {
-                let sha: String = bundle.sha256.chars().take(12).collect();
-                emit(&format!(
-                    "{:>7}  {:<6}  {:<12}  {:>10}  {}",
-                    bundle.version,
-                    if bundle.active { "*" } else { "" },
-                    shown(&sha),
-                    size(u64::try_from(bundle.size_bytes).unwrap_or(0)),
-                    // To the second: the column lines up.
-                    rfc3339(
-                        bundle
-                            .created_at
-                            .replace_nanosecond(0)
-                            .unwrap_or(bundle.created_at)
-                    )
-                ))?;
-            }
+            let rows = bundles
+                .into_iter()
+                .map(|bundle| {
+                    let sha: String = bundle.sha256.chars().take(12).collect();
+                    vec![
+                        bundle.version.to_string(),
+                        if bundle.active { "*" } else { "" }.to_owned(),
+                        shown(&sha).into_owned(),
+                        size(u64::try_from(bundle.size_bytes).unwrap_or(0)),
+                        crate::output::time(bundle.created_at),
+                    ]
+                })
+                .collect();
+            crate::output::grid(&["VERSION", "ACTIVE", "SHA256", "SIZE", "CREATED"], rows)?;
             Ok(())
         }
         BundleAction::Rollback {
@@ -212,7 +205,7 @@ async fn bundle(config: &Config, action: BundleAction) -> Result<(), String> {
             version,
             remote,
         } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let id = api.agent_id(&agent).await?;
             let body = serde_json::to_value(RollbackRequest { version })
                 .map_err(|e| format!("cannot encode the request: {e}"))?;
@@ -223,11 +216,11 @@ async fn bundle(config: &Config, action: BundleAction) -> Result<(), String> {
                     Some(body),
                 )
                 .await?;
-            emit(&format!(
+            Ok(emit(&format!(
                 "version {} is active: the next start runs it (hive agent restart {})",
                 active.version,
                 shown(&agent)
-            ))
+            ))?)
         }
     }
 }
@@ -238,8 +231,8 @@ async fn lifecycle(
     remote: &Remote,
     agent: &str,
     verb: &str,
-) -> Result<(), String> {
-    let api = Api::new(config, remote)?;
+) -> Result<(), CallFailure> {
+    let api = Api::new(config, remote).map_err(CallFailure::unreachable)?;
     let id = api.agent_id(agent).await?;
     let view: AgentView = api
         .call(
@@ -256,7 +249,7 @@ async fn lifecycle(
 }
 
 /// A bundle file, checked for what can be told here: its size and that it is gzip.
-async fn read_bundle(file: &Path) -> Result<Vec<u8>, String> {
+async fn read_bundle(file: &Path) -> Result<Vec<u8>, CallFailure> {
     let cannot = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
     let length = tokio::fs::metadata(file).await.map_err(cannot)?.len();
     if length > MAX_ARCHIVE_BYTES {
@@ -264,14 +257,16 @@ async fn read_bundle(file: &Path) -> Result<Vec<u8>, String> {
             "{} is {length} bytes; a bundle is at most {} MiB",
             file.display(),
             MAX_ARCHIVE_BYTES / (1024 * 1024)
-        ));
+        )
+        .into());
     }
     let archive = tokio::fs::read(file).await.map_err(cannot)?;
     if !archive.starts_with(&[0x1f, 0x8b]) {
         return Err(format!(
             "{} is not gzip-compressed: a bundle is a .tar.gz with hive-agent.toml at its root",
             file.display()
-        ));
+        )
+        .into());
     }
     Ok(archive)
 }
@@ -287,7 +282,7 @@ enum StreamEnd {
 impl Api {
     /// The id of an agent named by its id or its name (looked up among the agents the token
     /// may see).
-    async fn agent_id(&self, who: &str) -> Result<String, String> {
+    pub(crate) async fn agent_id(&self, who: &str) -> Result<String, CallFailure> {
         if let Ok(id) = who.parse::<uuid::Uuid>() {
             return Ok(id.to_string());
         }
@@ -309,7 +304,8 @@ impl Api {
         Err(format!(
             "no agent named {} among those this token may see",
             shown(who)
-        ))
+        )
+        .into())
     }
 
     /// Prints the kept lines after `after` (at most `limit`), page by page; the last one's
@@ -319,7 +315,7 @@ impl Api {
         id: &str,
         mut after: Option<u64>,
         limit: Option<u64>,
-    ) -> Result<Option<u64>, String> {
+    ) -> Result<Option<u64>, CallFailure> {
         let mut left = limit;
         let mut last = None;
         loop {
@@ -356,8 +352,8 @@ impl Api {
         &self,
         id: &str,
         mut last: Option<u64>,
-        print: &mut dyn FnMut(&LogLineView) -> Result<(), String>,
-    ) -> Result<(), String> {
+        print: &mut dyn FnMut(&LogLineView) -> Result<(), CallFailure>,
+    ) -> Result<(), CallFailure> {
         let mut reconnected = false;
         loop {
             match self.stream_logs(id, &mut last, reconnected, print).await? {
@@ -372,7 +368,7 @@ impl Api {
                     reconnected = true;
                 }
                 StreamEnd::Dropped(why) => {
-                    return Err(format!("the log stream broke again: {why}"));
+                    return Err(format!("the log stream broke again: {why}").into());
                 }
             }
         }
@@ -383,8 +379,8 @@ impl Api {
         id: &str,
         last: &mut Option<u64>,
         resuming: bool,
-        print: &mut dyn FnMut(&LogLineView) -> Result<(), String>,
-    ) -> Result<StreamEnd, String> {
+        print: &mut dyn FnMut(&LogLineView) -> Result<(), CallFailure>,
+    ) -> Result<StreamEnd, CallFailure> {
         // A reconnection says where it was as `Last-Event-ID`, as a browser's EventSource does.
         let after: Vec<(&str, String)> = match *last {
             Some(seen) if !resuming => vec![("after", seen.to_string())],
@@ -397,9 +393,14 @@ impl Api {
             request = request.header("Last-Event-ID", seen.to_string());
         }
         let response = match tokio::time::timeout(STREAM_HEAD_TIMEOUT, request.send()).await {
-            Err(_) => return Err(format!("{} did not answer in time", self.origin())),
+            Err(_) => {
+                return Err(CallFailure::unreachable(format!(
+                    "{} did not answer in time",
+                    self.origin()
+                )));
+            }
             Ok(Err(error)) if resuming => return Ok(StreamEnd::Dropped(self.unreachable(error))),
-            Ok(Err(error)) => return Err(self.unreachable(error)),
+            Ok(Err(error)) => return Err(CallFailure::unreachable(self.unreachable(error))),
             Ok(Ok(response)) => refused(response, self.token_source).await?,
         };
         let event_stream = response
@@ -408,7 +409,9 @@ impl Api {
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.starts_with("text/event-stream"));
         if !event_stream {
-            return Err("the server did not answer with an event stream".to_owned());
+            return Err("the server did not answer with an event stream"
+                .to_owned()
+                .into());
         }
         let mut response = response;
         let mut events = EventStream::default();
@@ -437,16 +440,16 @@ impl Api {
     }
 }
 
-fn print_line(line: &LogLineView) -> Result<(), String> {
-    emit(&format!(
+fn print_line(line: &LogLineView) -> Result<(), CallFailure> {
+    Ok(emit(&format!(
         "{} {} {}",
         rfc3339(line.at),
         shown(&line.stream),
         shown(&line.text)
-    ))
+    ))?)
 }
 
-fn print_stats(stats: &HostedStatsView) -> Result<(), String> {
+fn print_stats(stats: &HostedStatsView) -> Result<(), CallFailure> {
     let or_dash = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
     let seconds = |value: Option<f64>| or_dash(value.map(|s| format!("{s:.2}")));
     let bytes = |value: Option<u64>| or_dash(value.map(size));
@@ -579,7 +582,7 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert!(error.contains("broke again"), "{error}");
+        assert!(error.message.contains("broke again"), "{}", error.message);
         assert_eq!(printed, [1, 2]);
     }
 

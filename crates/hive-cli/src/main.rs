@@ -3,12 +3,16 @@
 mod admin;
 mod agent;
 mod allocator;
+mod audit;
 mod backup;
 mod billing;
 mod egress;
 mod hosted;
+mod instance;
 mod logging;
 mod mesh;
+mod output;
+mod profile;
 mod remote;
 mod telemetry;
 mod vault;
@@ -19,6 +23,7 @@ use hive_core::kernel::config::{Config, EnvSource};
 use hive_core::kernel::runtime_secrets as secrets;
 use hive_core::{Hive, storage};
 use hive_proto::SystemClock;
+use instance::{Failure, Instance, Target};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -51,23 +56,30 @@ enum Command {
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,
-    /// Create the first admin.
+    /// Create the first admin: on the data directory only (before any server runs).
     Admin {
         #[command(subcommand)]
         action: admin::AdminAction,
     },
-    /// List, invite and deactivate accounts.
+    /// List, invite, change and deactivate accounts; reset links, sessions and second factors.
+    /// Through a running server with --url (HIVE_URL, a profile), else on the data directory.
     User {
+        #[command(flatten)]
+        target: Target,
         #[command(subcommand)]
         action: admin::UserAction,
     },
-    /// Create, list and revoke API tokens.
+    /// Create, list and revoke API tokens (through a server with --url, else the data
+    /// directory).
     Token {
+        #[command(flatten)]
+        target: Target,
         #[command(subcommand)]
         action: admin::TokenAction,
     },
-    /// The agent registry: list, create, import, start, stop, call; hosted agents' bundles,
-    /// logs and stats through a running server.
+    /// The agent registry: list, register, show, start, stop, delete, import, call (through a
+    /// server with --url, else the data directory); hosted agents' bundles, logs and stats
+    /// through a running server.
     Agent {
         #[command(subcommand)]
         action: agent::AgentAction,
@@ -84,13 +96,19 @@ enum Command {
         #[command(subcommand)]
         action: billing::BillingAction,
     },
-    /// The vault's data keys: list, rotate, re-encrypt.
+    /// The vault's data keys: list, rotate, re-encrypt (through a server with --url, else the
+    /// data directory).
     Keys {
+        #[command(flatten)]
+        target: Target,
         #[command(subcommand)]
         action: vault::KeysAction,
     },
-    /// Secrets: import values encrypted elsewhere.
+    /// Secrets: list, and import values encrypted elsewhere (through a server with --url, else
+    /// the data directory).
     Secrets {
+        #[command(flatten)]
+        target: Target,
         #[command(subcommand)]
         action: vault::SecretsAction,
     },
@@ -110,49 +128,19 @@ enum Command {
         #[command(subcommand)]
         action: backup::BackupAction,
     },
-    /// The audit log.
+    /// The audit log: verify its chain, list, export (through a server with --url, else the
+    /// data directory).
     Audit {
+        #[command(flatten)]
+        target: Target,
         #[command(subcommand)]
-        action: AuditAction,
+        action: audit::AuditAction,
     },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
         action: ConfigAction,
     },
-}
-
-#[derive(Subcommand)]
-enum AuditAction {
-    /// Walk the hash chain of the audit log and report the first edited, deleted or reordered
-    /// record (exit 1), or that it is intact.
-    Verify,
-    /// Write the audit log to standard output as JSON lines, oldest first, each with its seq,
-    /// prevHash and hash. The export is itself audited.
-    Export(ExportArgs),
-}
-
-/// The filters of `hive audit export` (the same as the HTTP API's).
-#[derive(clap::Args)]
-struct ExportArgs {
-    /// Records at or after this RFC 3339 time.
-    #[arg(long)]
-    since: Option<String>,
-    /// Records before this RFC 3339 time.
-    #[arg(long)]
-    until: Option<String>,
-    /// Exactly this actor (e.g. user:<id>, cli, system).
-    #[arg(long)]
-    actor: Option<String>,
-    /// Exactly this action, or a prefix ending in `.` or `*`.
-    #[arg(long)]
-    action: Option<String>,
-    /// A target (type:id) or a target type.
-    #[arg(long)]
-    resource: Option<String>,
-    /// success, failure or denied.
-    #[arg(long)]
-    outcome: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -209,12 +197,18 @@ fn main() -> ExitCode {
         Command::Admin { action } => run(with_hive_creating(config, |hive| async move {
             admin::admin(&hive, action).await
         })),
-        Command::User { action } => run(with_hive(config, |hive| async move {
-            admin::user(&hive, action).await
-        })),
-        Command::Token { action } => run(with_hive(config, |hive| async move {
-            admin::token(&hive, action).await
-        })),
+        Command::User { target, action } => {
+            let as_json = target.json;
+            run(on_instance(config, target, move |on| {
+                admin::user(on, action, as_json)
+            }))
+        }
+        Command::Token { target, action } => {
+            let as_json = target.json;
+            run(on_instance(config, target, move |on| {
+                admin::token(on, action, as_json)
+            }))
+        }
         // Clients of a running server's API: they never open the data directory, which that
         // server holds.
         Command::Agent {
@@ -224,40 +218,33 @@ fn main() -> ExitCode {
             run(async move { workflow::workflow(&config, action).await })
         }
         Command::Billing { action } => run(async move { billing::billing(&config, action).await }),
-        Command::Agent { action } => run(with_hive(config, |hive| async move {
-            agent::agent(&hive, action).await
-        })),
-        Command::Keys { action } => run(with_hive(config, |hive| async move {
-            vault::keys(&hive, action).await
-        })),
-        Command::Secrets { action } => run(with_hive(config, |hive| async move {
-            vault::secrets(&hive, action).await
-        })),
+        Command::Agent { action } => {
+            let target = action.target().cloned().unwrap_or_default();
+            let as_json = target.json;
+            run(on_instance(config, target, move |on| {
+                agent::agent(on, action, as_json)
+            }))
+        }
+        Command::Keys { target, action } => {
+            let as_json = target.json;
+            run(on_instance(config, target, move |on| {
+                vault::keys(on, action, as_json)
+            }))
+        }
+        Command::Secrets { target, action } => {
+            let as_json = target.json;
+            run(on_instance(config, target, move |on| {
+                vault::secrets(on, action, as_json)
+            }))
+        }
         Command::Egress { action } => run(async move { egress::egress(&config, action).await }),
         Command::Backup { action } => run(backup::backup(config, action)),
-        Command::Audit {
-            action: AuditAction::Verify,
-        } => run(with_hive(config, |hive| async move {
-            verify_audit(&hive).await
-        })),
-        Command::Audit {
-            action: AuditAction::Export(args),
-        } => run(with_hive(config, |hive| async move {
-            export_audit(&hive, args).await
-        })),
-    }
-}
-
-/// Why a command failed: its work (exit 1), or the instance it works on could not be opened
-/// (exit 2: none there, locked by a running server, unreachable, misconfigured).
-enum Failure {
-    Work(String),
-    Instance(String),
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Self {
-        Self::Work(message)
+        Command::Audit { target, action } => {
+            let as_json = target.json;
+            run(on_instance(config, target, move |on| {
+                audit::audit(on, action, as_json)
+            }))
+        }
     }
 }
 
@@ -414,78 +401,37 @@ impl ShutdownSignals {
     }
 }
 
-async fn verify_audit(hive: &Hive) -> Result<(), String> {
-    let report = hive
-        .audit_log
-        .verify(&hive_core::kernel::caller::Caller::cli())
-        .await
-        .map_err(|e| e.to_string())?;
-    if report.unchained > 0 {
-        println!(
-            "{} records are outside the hash chain (Hive writes none)",
-            report.unchained
-        );
+/// Runs an account command on the server named (`--url`, `HIVE_URL`, a profile) through its
+/// API, else on the existing instance's data directory.
+async fn on_instance<F, Fut>(config: Config, target: Target, work: F) -> Result<(), Failure>
+where
+    F: FnOnce(Instance) -> Fut,
+    Fut: Future<Output = Result<(), Failure>>,
+{
+    match instance::server(&config, &target)? {
+        Some(api) => work(Instance::Server(Arc::new(api))).await,
+        None => with_hive(config, |hive| work(Instance::Embedded(hive))).await,
     }
-    if let Some(seq) = report.resumed_after {
-        println!(
-            "records up to {seq} were deleted by retention; verified from its signed checkpoint"
-        );
-    }
-    match report.first_break {
-        None => {
-            println!("audit chain intact: {} records verified", report.checked);
-            Ok(())
-        }
-        Some(first_break) => Err(format!(
-            "audit chain broken: {first_break} ({} records before it verified)",
-            report.checked
-        )),
-    }
-}
-
-async fn export_audit(hive: &Hive, args: ExportArgs) -> Result<(), String> {
-    use tokio::io::AsyncWriteExt;
-    let query = hive_proto::auth::AuditFilterQuery {
-        actor: args.actor,
-        action: args.action,
-        resource: args.resource,
-        outcome: args.outcome,
-        since: args.since,
-        until: args.until,
-    };
-    let mut export = hive
-        .audit_log
-        .export(
-            &hive_core::kernel::caller::Caller::cli(),
-            &query,
-            &admin::cli_meta(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
-    let write_failed = |e: std::io::Error| format!("cannot write the export: {e}");
-    while let Some(lines) = export.next_lines().await.map_err(|e| e.to_string())? {
-        out.write_all(&lines).await.map_err(write_failed)?;
-    }
-    out.flush().await.map_err(write_failed)
 }
 
 /// Opens the existing instance (without serving), runs `work`, closes it. A data directory
 /// without an instance is not made one: a command run from the wrong directory says so.
-async fn with_hive<F, Fut>(config: Config, work: F) -> Result<(), Failure>
+async fn with_hive<F, Fut, E>(config: Config, work: F) -> Result<(), Failure>
 where
     F: FnOnce(Arc<Hive>) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), E>>,
+    E: Into<Failure>,
 {
     existing_instance(&config).map_err(Failure::Instance)?;
     with_hive_creating(config, work).await
 }
 
 /// [`with_hive`] that makes the instance when there is none (`hive admin create`).
-async fn with_hive_creating<F, Fut>(config: Config, work: F) -> Result<(), Failure>
+async fn with_hive_creating<F, Fut, E>(config: Config, work: F) -> Result<(), Failure>
 where
     F: FnOnce(Arc<Hive>) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), E>>,
+    E: Into<Failure>,
 {
     eprintln!("hive: {}", instance_of(&config));
     let hive = Arc::new(
@@ -495,7 +441,7 @@ where
     );
     let outcome = work(Arc::clone(&hive)).await;
     hive.close().await;
-    outcome.map_err(Failure::Work)
+    outcome.map_err(Into::into)
 }
 
 /// Which instance a command works on: its data directory and its database.
@@ -545,9 +491,9 @@ fn existing_instance(config: &Config) -> Result<(), String> {
 fn opening_failed(message: &str) -> String {
     if message.contains("in use by another Hive process") {
         format!(
-            "{message}. A running server holds it: stop the server first, or do this through \
-             its API or dashboard (the `hive workflow`, `hive billing` and `hive agent hosted` \
-             commands talk to it with HIVE_SERVER_URL and HIVE_TOKEN)."
+            "{message}. A running server holds it: stop the server first, or run the command \
+             against the server with --url URL (or HIVE_URL, or a profile file) and an API \
+             token (HIVE_TOKEN, HIVE_TOKEN_FILE, --token-file or the profile)."
         )
     } else {
         message.to_owned()
@@ -572,6 +518,12 @@ async fn migrate(config: Config) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        // Every subcommand's flags, globals included (--url, --json): no clash anywhere.
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
 
     #[test]
     fn a_public_key_that_begins_with_a_dash_is_a_value_not_a_flag() {

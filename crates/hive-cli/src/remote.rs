@@ -1,13 +1,16 @@
 //! The client of a running server's HTTP API that the remote commands share (`hive agent
-//! bundle|logs|…`, `hive workflow …`, `hive billing …`). A server holds its data directory (on
-//! SQLite, exclusively), so these commands never open it: they are the API's clients, with an
-//! API token.
+//! bundle|logs|…`, `hive workflow …`, `hive billing …`, and the account commands when a server
+//! is named: `instance`). A server holds its data directory (on SQLite, exclusively), so these
+//! commands never open it: they are the API's clients, with an API token. Each says on
+//! standard error which server it uses.
 //!
-//! The server is `--server`, else `HIVE_SERVER_URL`, else the configured `AUTH_URL`; the token
-//! comes from `--token-file`, else `HIVE_TOKEN` (or the file `HIVE_TOKEN_FILE` names), never
-//! from the command line, where every user of the machine could read it. Nothing printed holds
+//! The server is `--url` (or `--server`), else `HIVE_URL` (or `HIVE_SERVER_URL`), else the
+//! profile file's, else the configured `AUTH_URL`; the token comes from `--token-file`, else
+//! `HIVE_TOKEN` (or the file `HIVE_TOKEN_FILE` names), else the profile file's — never from the
+//! command line, where every user of the machine could read it. Nothing printed holds
 //! the token; everything the server sent is printed with its control characters escaped.
 
+use crate::profile::Profile;
 use clap::Args;
 use hive_core::kernel::config::{Config, Environment};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
@@ -30,14 +33,40 @@ const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// Where the server is and which token to show it.
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Default)]
 pub struct Remote {
-    /// The server's base URL (default: HIVE_SERVER_URL, else the configured AUTH_URL).
-    #[arg(long, value_name = "URL")]
+    /// The server's base URL (default: HIVE_URL or HIVE_SERVER_URL, else the profile's `url`;
+    /// with none, the account commands work on the data directory and the others call the
+    /// configured AUTH_URL).
+    #[arg(
+        long = "url",
+        visible_alias = "server",
+        value_name = "URL",
+        global = true
+    )]
     pub(crate) server: Option<String>,
-    /// A file holding the API token (default: HIVE_TOKEN, or the file HIVE_TOKEN_FILE names).
-    #[arg(long, value_name = "PATH")]
+    /// A file holding the API token (default: HIVE_TOKEN, or the file HIVE_TOKEN_FILE names,
+    /// else the profile's `token`).
+    #[arg(long, value_name = "PATH", global = true)]
     pub(crate) token_file: Option<PathBuf>,
+    /// A named profile (`[NAME]`) of the profile file (HIVE_PROFILE, default
+    /// ~/.config/hive/profile): its url and token, ahead of the environment's.
+    #[arg(long, value_name = "NAME", global = true)]
+    pub(crate) profile: Option<String>,
+}
+
+impl Remote {
+    /// Whether a server was named (flag, environment or profile): the account commands then
+    /// work through its API; otherwise on the embedded data directory.
+    pub(crate) fn server_given(&self) -> Result<bool, String> {
+        if self.server.is_some()
+            || non_empty_env("HIVE_URL")?.is_some()
+            || non_empty_env("HIVE_SERVER_URL")?.is_some()
+        {
+            return Ok(true);
+        }
+        Ok(crate::profile::load(self.profile.as_deref())?.is_some_and(|p| p.url.is_some()))
+    }
 }
 
 /// One server's API, as one token.
@@ -46,14 +75,16 @@ pub(crate) struct Api {
     /// `…/api/v1`, without a trailing slash.
     pub(crate) base: String,
     pub(crate) token: Zeroizing<String>,
-    /// Where the token came from (`HIVE_TOKEN`, `HIVE_TOKEN_FILE` or `--token-file`).
+    /// Where the token came from (`HIVE_TOKEN`, `HIVE_TOKEN_FILE`, `--token-file` or the
+    /// profile file).
     pub(crate) token_source: &'static str,
 }
 
 impl Api {
     pub(crate) fn new(config: &Config, remote: &Remote) -> Result<Self, String> {
-        let server = server_url(config, remote.server.as_deref())?;
-        let (token, token_source) = token(remote.token_file.as_deref())?;
+        let profile = crate::profile::load(remote.profile.as_deref())?;
+        let server = server_url(config, remote, profile.as_ref())?;
+        let (token, token_source) = token(remote, profile.as_ref())?;
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             // A redirect would be followed with the token: never; the error says where to.
@@ -62,6 +93,8 @@ impl Api {
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {}", describe(e)))?;
         let base = format!("{}/api/v1", server.as_str().trim_end_matches('/'));
+        // Every command says which instance it works on: here the server (never the token).
+        eprintln!("hive: server {}", base.trim_end_matches("/api/v1"));
         Ok(Self {
             http,
             base,
@@ -94,8 +127,11 @@ impl Api {
     }
 
     /// Sends `request`; a refusal becomes the API's message.
-    pub(crate) async fn send(&self, request: RequestBuilder) -> Result<Response, String> {
-        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+    pub(crate) async fn send(&self, request: RequestBuilder) -> Result<Response, CallFailure> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| CallFailure::unreachable(self.unreachable(e)))?;
         refused(response, self.token_source).await
     }
 
@@ -103,9 +139,9 @@ impl Api {
     pub(crate) async fn json<T: serde::de::DeserializeOwned>(
         &self,
         request: RequestBuilder,
-    ) -> Result<T, String> {
+    ) -> Result<T, CallFailure> {
         let response = self.send(request).await?;
-        self.read_json(response).await
+        Ok(self.read_json(response).await?)
     }
 
     /// Reads the JSON answer of a call already sent (whose status the caller looked at).
@@ -123,7 +159,7 @@ impl Api {
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
-    ) -> Result<T, String> {
+    ) -> Result<T, CallFailure> {
         let mut request = self.request(method, path).timeout(CALL_TIMEOUT);
         if let Some(body) = body {
             request = request.json(&body);
@@ -143,9 +179,54 @@ impl Api {
     }
 }
 
+/// Why a call failed: the server could not be reached or refused the token
+/// (`unreachable`: the command's instance is not usable, exit 2), or it refused the work.
+#[derive(Debug)]
+pub(crate) struct CallFailure {
+    pub(crate) message: String,
+    pub(crate) unreachable: bool,
+}
+
+impl CallFailure {
+    pub(crate) fn unreachable(message: String) -> Self {
+        Self {
+            message,
+            unreachable: true,
+        }
+    }
+
+    fn refused(message: String) -> Self {
+        Self {
+            message,
+            unreachable: false,
+        }
+    }
+}
+
+impl std::fmt::Display for CallFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<CallFailure> for String {
+    fn from(failure: CallFailure) -> Self {
+        failure.message
+    }
+}
+
+impl From<String> for CallFailure {
+    fn from(message: String) -> Self {
+        Self::refused(message)
+    }
+}
+
 /// A refusal's status and the API's message (`{"error":{"code","message"}}`), or the response.
 /// `token_source` names where the token came from (never the token).
-pub(crate) async fn refused(response: Response, token_source: &str) -> Result<Response, String> {
+pub(crate) async fn refused(
+    response: Response,
+    token_source: &str,
+) -> Result<Response, CallFailure> {
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -156,10 +237,10 @@ pub(crate) async fn refused(response: Response, token_source: &str) -> Result<Re
             .get(reqwest::header::LOCATION)
             .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
             .unwrap_or_default();
-        return Err(format!(
-            "the server redirects ({status}) to {}: set --server or HIVE_SERVER_URL to the address it names",
+        return Err(CallFailure::unreachable(format!(
+            "the server redirects ({status}) to {}: set --url or HIVE_URL to the address it names",
             shown(&to)
-        ));
+        )));
     }
     let body = response.bytes().await.unwrap_or_default();
     let error = serde_json::from_slice::<serde_json::Value>(&body)
@@ -176,13 +257,13 @@ pub(crate) async fn refused(response: Response, token_source: &str) -> Result<Re
         None => format!("HTTP {status}"),
     };
     Err(match status {
-        StatusCode::UNAUTHORIZED => {
-            format!("the server refused the token from {token_source} ({status}): {said}")
-        }
-        StatusCode::FORBIDDEN => {
-            format!("the token from {token_source} may not do this ({status}): {said}")
-        }
-        _ => format!("the server refused ({status}): {said}"),
+        StatusCode::UNAUTHORIZED => CallFailure::unreachable(format!(
+            "the server refused the token from {token_source} ({status}): {said}"
+        )),
+        StatusCode::FORBIDDEN => CallFailure::refused(format!(
+            "the token from {token_source} may not do this ({status}): {said}"
+        )),
+        _ => CallFailure::refused(format!("the server refused ({status}): {said}")),
     })
 }
 
@@ -198,13 +279,25 @@ pub(crate) fn describe(error: reqwest::Error) -> String {
     text
 }
 
-/// The server's URL: `--server`, else `HIVE_SERVER_URL`, else the configured `AUTH_URL`.
-pub(crate) fn server_url(config: &Config, flag: Option<&str>) -> Result<Url, String> {
-    let from_env = non_empty_env("HIVE_SERVER_URL")?;
-    let (raw, source) = match (flag, from_env) {
-        (Some(flag), _) => (flag.to_owned(), "--server"),
-        (None, Some(env)) => (env, "HIVE_SERVER_URL"),
-        (None, None) => (config.auth_url.to_string(), "AUTH_URL"),
+/// The server's URL: `--url`, else a profile named with `--profile`, else `HIVE_URL` or
+/// `HIVE_SERVER_URL`, else the profile file's, else the configured `AUTH_URL`.
+pub(crate) fn server_url(
+    config: &Config,
+    remote: &Remote,
+    profile: Option<&Profile>,
+) -> Result<Url, String> {
+    let profile_url = profile.and_then(|p| p.url.clone().map(|url| (url, p.source)));
+    let from_env = match non_empty_env("HIVE_URL")? {
+        Some(url) => Some((url, "HIVE_URL")),
+        None => non_empty_env("HIVE_SERVER_URL")?.map(|url| (url, "HIVE_SERVER_URL")),
+    };
+    let named_profile = remote.profile.is_some();
+    let (raw, source) = match (&remote.server, from_env, profile_url) {
+        (Some(flag), _, _) => (flag.clone(), "--url"),
+        (None, _, Some(profile)) if named_profile => profile,
+        (None, Some(env), _) => env,
+        (None, None, Some(profile)) => profile,
+        (None, None, None) => (config.auth_url.to_string(), "AUTH_URL"),
     };
     let url = Url::parse(raw.trim()).map_err(|e| format!("{source} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -212,7 +305,7 @@ pub(crate) fn server_url(config: &Config, flag: Option<&str>) -> Result<Url, Str
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(format!(
-            "{source} must not hold credentials (the token comes from HIVE_TOKEN or --token-file)"
+            "{source} must not hold credentials (the token comes from HIVE_TOKEN, --token-file or the profile)"
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {
@@ -235,23 +328,36 @@ pub(crate) fn server_url(config: &Config, flag: Option<&str>) -> Result<Url, Str
     Ok(url)
 }
 
-/// The API token: `--token-file`, else `HIVE_TOKEN`, else the file `HIVE_TOKEN_FILE` names.
-pub(crate) fn token(flag: Option<&Path>) -> Result<(Zeroizing<String>, &'static str), String> {
+/// The API token: `--token-file`, else a profile named with `--profile`, else `HIVE_TOKEN`
+/// (or the file `HIVE_TOKEN_FILE` names), else the profile file's.
+pub(crate) fn token(
+    remote: &Remote,
+    profile: Option<&Profile>,
+) -> Result<(Zeroizing<String>, &'static str), String> {
     let direct = non_empty_env("HIVE_TOKEN")?.map(Zeroizing::new);
     let file_env = non_empty_env("HIVE_TOKEN_FILE")?;
-    let (token, source) = match (flag, direct, file_env) {
-        (Some(path), _, _) => (read_token_file(path, "--token-file")?, "--token-file"),
-        (None, Some(_), Some(_)) => {
+    let profile_token = profile.and_then(|p| p.token.clone().map(|token| (token, p.source)));
+    let named_profile = remote.profile.is_some();
+    let (token, source) = match (
+        remote.token_file.as_deref(),
+        direct,
+        file_env,
+        profile_token,
+    ) {
+        (Some(path), _, _, _) => (read_token_file(path, "--token-file")?, "--token-file"),
+        (None, _, _, Some(profile)) if named_profile => profile,
+        (None, Some(_), Some(_), _) => {
             return Err("set either HIVE_TOKEN or HIVE_TOKEN_FILE, not both".to_owned());
         }
-        (None, Some(token), None) => (token, "HIVE_TOKEN"),
-        (None, None, Some(path)) => (
+        (None, Some(token), None, _) => (token, "HIVE_TOKEN"),
+        (None, None, Some(path), _) => (
             read_token_file(Path::new(&path), "HIVE_TOKEN_FILE")?,
             "HIVE_TOKEN_FILE",
         ),
-        (None, None, None) => {
+        (None, None, None, Some(profile)) => profile,
+        (None, None, None, None) => {
             return Err(
-                "no API token: set HIVE_TOKEN (or HIVE_TOKEN_FILE), or pass --token-file PATH (`hive token create` makes one)"
+                "no API token: set HIVE_TOKEN (or HIVE_TOKEN_FILE), pass --token-file PATH, or put it in a profile file (`hive token create` makes one)"
                     .to_owned(),
             );
         }

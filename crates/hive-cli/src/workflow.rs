@@ -1,9 +1,10 @@
 //! `hive workflow apply|validate|list|show|run|runs|logs|cancel|retry|approve|import|…`:
 //! workflows through a running server's HTTP API (the shared client is [`crate::remote`]).
 
+use crate::output;
 use crate::remote::{
-    Api, CALL_TIMEOUT, EventStream, Remote, STREAM_HEAD_TIMEOUT, describe, emit, refused, rfc3339,
-    shown,
+    Api, CALL_TIMEOUT, CallFailure, EventStream, Remote, STREAM_HEAD_TIMEOUT, describe, emit,
+    refused, rfc3339, shown,
 };
 use clap::Subcommand;
 use hive_core::kernel::config::Config;
@@ -154,10 +155,10 @@ pub enum WorkflowAction {
     },
 }
 
-pub async fn workflow(config: &Config, action: WorkflowAction) -> Result<(), String> {
+pub async fn workflow(config: &Config, action: WorkflowAction) -> Result<(), CallFailure> {
     match action {
         WorkflowAction::Apply { file, remote } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let document = read_file(&file)?;
             let request = api
                 .request(Method::POST, "/workflows")
@@ -165,16 +166,16 @@ pub async fn workflow(config: &Config, action: WorkflowAction) -> Result<(), Str
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(document);
             let saved: WorkflowSavedView = api.json(request).await?;
-            emit(&format!(
+            Ok(emit(&format!(
                 "{} workflow {} ({}), version {}",
                 if saved.created { "created" } else { "saved" },
                 shown(&saved.workflow.name),
                 saved.workflow.id,
                 saved.version
-            ))
+            ))?)
         }
         WorkflowAction::Validate { file, remote } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let request = api
                 .request(Method::POST, "/workflows/validate")
                 .timeout(CALL_TIMEOUT)
@@ -182,45 +183,41 @@ pub async fn workflow(config: &Config, action: WorkflowAction) -> Result<(), Str
                 .body(read_file(&file)?);
             let report: ValidationView = api.json(request).await?;
             if report.valid {
-                return emit("valid");
+                return Ok(emit("valid")?);
             }
             for problem in &report.problems {
                 emit(&format!("{}: {}", problem.rule, shown(&problem.message)))?;
             }
-            Err(format!("{} problem(s)", report.problems.len()))
+            Err(format!("{} problem(s)", report.problems.len()).into())
         }
         WorkflowAction::List { remote } => {
-            let api = Api::new(config, &remote)?;
-            emit(&format!(
-                "{:<36}  {:<30}  {:>7}  {:<8}",
-                "id", "name", "version", "enabled"
-            ))?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
+            let mut rows = Vec::new();
             let mut cursor: Option<String> = None;
             for _ in 0..10_000 {
                 let page: PageResponse<WorkflowView> =
                     page(&api, "/workflows", &[], &cursor).await?;
                 for workflow in &page.items {
-                    emit(&format!(
-                        "{:<36}  {:<30}  {:>7}  {:<8}",
-                        workflow.id,
-                        shown(&workflow.name),
-                        workflow.latest_version,
-                        workflow.enabled
-                    ))?;
+                    rows.push(vec![
+                        workflow.id.clone(),
+                        shown(&workflow.name).into_owned(),
+                        workflow.latest_version.to_string(),
+                        workflow.enabled.to_string(),
+                    ]);
                 }
                 match page.next_cursor {
                     Some(next) if cursor.as_ref() != Some(&next) => cursor = Some(next),
                     _ => break,
                 }
             }
-            Ok(())
+            Ok(output::grid(&["ID", "NAME", "VERSION", "ENABLED"], rows)?)
         }
         WorkflowAction::Show {
             workflow,
             version,
             remote,
         } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let id = workflow_id(&api, &workflow).await?;
             let version = match version {
                 Some(version) => version,
@@ -238,7 +235,7 @@ pub async fn workflow(config: &Config, action: WorkflowAction) -> Result<(), Str
                     None,
                 )
                 .await?;
-            emit(&pretty(&row.document))
+            Ok(emit(&pretty(&row.document))?)
         }
         WorkflowAction::Run {
             workflow,
@@ -247,7 +244,7 @@ pub async fn workflow(config: &Config, action: WorkflowAction) -> Result<(), Str
             wait,
             remote,
         } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let input: Value = match (input, input_file) {
                 (Some(text), _) => {
                     serde_json::from_str(&text).map_err(|e| format!("--input is not JSON: {e}"))?
@@ -278,7 +275,7 @@ pub async fn workflow(config: &Config, action: WorkflowAction) -> Result<(), Str
             limit,
             remote,
         } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let mut query = vec![("limit", limit.to_string())];
             if let Some(workflow) = workflow {
                 query.push(("workflowId", workflow_id(&api, &workflow).await?));
@@ -287,24 +284,20 @@ pub async fn workflow(config: &Config, action: WorkflowAction) -> Result<(), Str
             query.extend(trigger.map(|trigger| ("trigger", trigger)));
             let request = api.get("/workflow-runs", &query)?.timeout(CALL_TIMEOUT);
             let page: PageResponse<RunView> = api.json(request).await?;
-            emit(&format!(
-                "{:<36}  {:<36}  {:<9}  {:<8}  created",
-                "run", "workflow", "status", "trigger"
-            ))?;
-            for run in page.items {
-                emit(&format!(
-                    "{:<36}  {:<36}  {:<9}  {:<8}  {}",
-                    run.id,
-                    run.workflow_id,
-                    run.status,
-                    run.trigger,
-                    rfc3339(
-                        run.created_at
-                            .replace_nanosecond(0)
-                            .unwrap_or(run.created_at)
-                    )
-                ))?;
-            }
+            let rows = page
+                .items
+                .into_iter()
+                .map(|run| {
+                    vec![
+                        run.id,
+                        run.workflow_id,
+                        run.status.to_string(),
+                        run.trigger.to_string(),
+                        output::time(run.created_at),
+                    ]
+                })
+                .collect();
+            output::grid(&["RUN", "WORKFLOW", "STATUS", "TRIGGER", "CREATED"], rows)?;
             Ok(())
         }
         WorkflowAction::Logs {
@@ -313,7 +306,7 @@ pub async fn workflow(config: &Config, action: WorkflowAction) -> Result<(), Str
             follow: following,
             remote,
         } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             if following {
                 let last = follow(&api, &run, full).await?;
                 return finish(last);
@@ -344,7 +337,7 @@ pub async fn workflow(config: &Config, action: WorkflowAction) -> Result<(), Str
             run_verb(config, &remote, &run, &path, Some(body)).await
         }
         WorkflowAction::Import { file, remote } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let graph: Value = serde_json::from_slice(&read_file(&file)?)
                 .map_err(|e| format!("{} is not JSON: {e}", file.display()))?;
             let report: ImportView = api
@@ -357,7 +350,7 @@ pub async fn workflow(config: &Config, action: WorkflowAction) -> Result<(), Str
             for note in &report.notes {
                 eprintln!("hive: {}: {}", shown(&note.node), shown(&note.reason));
             }
-            emit(&pretty(&report.document))
+            Ok(emit(&pretty(&report.document))?)
         }
         WorkflowAction::Enable { workflow, remote } => {
             set_enabled(config, &remote, &workflow, true).await
@@ -366,7 +359,7 @@ pub async fn workflow(config: &Config, action: WorkflowAction) -> Result<(), Str
             set_enabled(config, &remote, &workflow, false).await
         }
         WorkflowAction::WebhookSecret { workflow, remote } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let id = workflow_id(&api, &workflow).await?;
             let secret: WebhookSecretView = api
                 .call(
@@ -379,17 +372,17 @@ pub async fn workflow(config: &Config, action: WorkflowAction) -> Result<(), Str
                 "hive: shown once; sign calls with the {} header (see docs/workflows.md)",
                 secret.header
             );
-            emit(&secret.secret)
+            Ok(emit(&secret.secret)?)
         }
         WorkflowAction::Delete { workflow, remote } => {
-            let api = Api::new(config, &remote)?;
+            let api = Api::new(config, &remote).map_err(CallFailure::unreachable)?;
             let id = workflow_id(&api, &workflow).await?;
             api.send(
                 api.request(Method::DELETE, &format!("/workflows/{id}"))
                     .timeout(CALL_TIMEOUT),
             )
             .await?;
-            emit(&format!("deleted workflow {id}"))
+            Ok(emit(&format!("deleted workflow {id}"))?)
         }
     }
 }
@@ -399,8 +392,8 @@ async fn set_enabled(
     remote: &Remote,
     workflow: &str,
     enabled: bool,
-) -> Result<(), String> {
-    let api = Api::new(config, remote)?;
+) -> Result<(), CallFailure> {
+    let api = Api::new(config, remote).map_err(CallFailure::unreachable)?;
     let id = workflow_id(&api, workflow).await?;
     let view: WorkflowView = api
         .call(
@@ -409,11 +402,11 @@ async fn set_enabled(
             Some(json!({ "enabled": enabled })),
         )
         .await?;
-    emit(&format!(
+    Ok(emit(&format!(
         "{} is {}",
         shown(&view.name),
         if view.enabled { "enabled" } else { "disabled" }
-    ))
+    ))?)
 }
 
 /// `cancel`, `retry` or `approvals/{node}` of a run: the run afterwards.
@@ -423,8 +416,8 @@ async fn run_verb(
     run: &str,
     verb: &str,
     body: Option<Value>,
-) -> Result<(), String> {
-    let api = Api::new(config, remote)?;
+) -> Result<(), CallFailure> {
+    let api = Api::new(config, remote).map_err(CallFailure::unreachable)?;
     let run = run_id(run)?;
     let view: RunView = api
         .call(
@@ -436,9 +429,10 @@ async fn run_verb(
     print_run(&view)
 }
 
-fn run_id(run: &str) -> Result<uuid::Uuid, String> {
-    run.parse()
-        .map_err(|_| format!("{} is not a run id", shown(run)))
+fn run_id(run: &str) -> Result<uuid::Uuid, CallFailure> {
+    Ok(run
+        .parse()
+        .map_err(|_| format!("{} is not a run id", shown(run)))?)
 }
 
 /// A node id as a path segment (node ids are `[A-Za-z0-9_-]`; anything else is escaped).
@@ -459,7 +453,7 @@ async fn page<T: serde::de::DeserializeOwned>(
     path: &str,
     query: &[(&str, String)],
     cursor: &Option<String>,
-) -> Result<PageResponse<T>, String> {
+) -> Result<PageResponse<T>, CallFailure> {
     let mut query: Vec<(&str, String)> = query.to_vec();
     query.push(("limit", PAGE.to_string()));
     query.extend(cursor.iter().map(|cursor| ("cursor", cursor.clone())));
@@ -468,7 +462,7 @@ async fn page<T: serde::de::DeserializeOwned>(
 }
 
 /// The id of a workflow named by its id or its name (among those the token may see).
-async fn workflow_id(api: &Api, who: &str) -> Result<String, String> {
+async fn workflow_id(api: &Api, who: &str) -> Result<String, CallFailure> {
     if let Ok(id) = who.parse::<uuid::Uuid>() {
         return Ok(id.to_string());
     }
@@ -486,18 +480,24 @@ async fn workflow_id(api: &Api, who: &str) -> Result<String, String> {
     Err(format!(
         "no workflow named {} among those this token may see",
         shown(who)
-    ))
+    )
+    .into())
 }
 
 /// Follows a run's events until it ends; the run as it ended.
-async fn follow(api: &Api, run: &str, full: bool) -> Result<Option<RunView>, String> {
+async fn follow(api: &Api, run: &str, full: bool) -> Result<Option<RunView>, CallFailure> {
     let run = run_id(run)?;
     let request = api
         .get(&format!("/workflow-runs/{run}/events"), &[])?
         .header(reqwest::header::ACCEPT, "text/event-stream");
     let response = match tokio::time::timeout(STREAM_HEAD_TIMEOUT, request.send()).await {
-        Err(_) => return Err(format!("{} did not answer in time", api.origin())),
-        Ok(Err(error)) => return Err(api.unreachable(error)),
+        Err(_) => {
+            return Err(CallFailure::unreachable(format!(
+                "{} did not answer in time",
+                api.origin()
+            )));
+        }
+        Ok(Err(error)) => return Err(CallFailure::unreachable(api.unreachable(error))),
         Ok(Ok(response)) => refused(response, api.token_source).await?,
     };
     let mut response = response;
@@ -524,16 +524,16 @@ async fn follow(api: &Api, run: &str, full: bool) -> Result<Option<RunView>, Str
                 }
             }
             Ok(None) => return Ok(last),
-            Err(error) => return Err(format!("the run's stream broke: {}", describe(error))),
+            Err(error) => return Err(format!("the run's stream broke: {}", describe(error)).into()),
         }
     }
 }
 
 /// The end of a followed run: its output, or why it did not succeed (exit 1).
-fn finish(last: Option<RunView>) -> Result<(), String> {
+fn finish(last: Option<RunView>) -> Result<(), CallFailure> {
     match last {
         Some(run) if run.status == "succeeded" => {
-            emit(&pretty(run.output.as_ref().unwrap_or(&Value::Null)))
+            Ok(emit(&pretty(run.output.as_ref().unwrap_or(&Value::Null)))?)
         }
         Some(run) if matches!(run.status.as_str(), "failed" | "cancelled") => Err(format!(
             "the run {}{}",
@@ -541,12 +541,17 @@ fn finish(last: Option<RunView>) -> Result<(), String> {
             run.error
                 .map(|error| format!(": {}", shown(&error)))
                 .unwrap_or_default()
-        )),
-        _ => Err("the stream ended before the run did (hive workflow logs RUN -f)".to_owned()),
+        )
+        .into()),
+        _ => Err(
+            "the stream ended before the run did (hive workflow logs RUN -f)"
+                .to_owned()
+                .into(),
+        ),
     }
 }
 
-fn print_step(step: &StepView, full: bool) -> Result<(), String> {
+fn print_step(step: &StepView, full: bool) -> Result<(), CallFailure> {
     let mut line = format!(
         "{} {:<24} {:<9} attempt {}",
         rfc3339(
@@ -579,12 +584,12 @@ fn print_step(step: &StepView, full: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn print_run(run: &RunView) -> Result<(), String> {
+fn print_run(run: &RunView) -> Result<(), CallFailure> {
     let mut line = format!("run {} {}", run.id, run.status);
     if let Some(error) = &run.error {
         line.push_str(&format!(": {}", shown(error)));
     }
-    emit(&line)
+    Ok(emit(&line)?)
 }
 
 /// JSON as people read it; safe for a terminal as it is (JSON escapes control characters).
@@ -593,7 +598,7 @@ fn pretty(value: &Value) -> String {
 }
 
 /// A file of at most 1 MiB (`-`: standard input).
-fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+fn read_file(path: &Path) -> Result<Vec<u8>, CallFailure> {
     use std::io::Read;
     let mut bytes = Vec::new();
     let read = if path == Path::new("-") {
@@ -606,10 +611,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     };
     read.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!(
-            "{} is larger than {MAX_FILE_BYTES} bytes",
-            path.display()
-        ));
+        return Err(format!("{} is larger than {MAX_FILE_BYTES} bytes", path.display()).into());
     }
     Ok(bytes)
 }

@@ -240,7 +240,11 @@ impl Hive {
                 auditor.clone(),
                 Arc::clone(&clock),
             ));
-            let key_admin = Arc::new(crate::vault::rotation::KeyAdmin::new(Arc::clone(&vault)));
+            let key_admin = Arc::new(crate::vault::rotation::KeyAdmin::new(
+                Arc::clone(&vault),
+                Arc::clone(&store),
+                auditor.clone(),
+            ));
             let egress = Arc::new(
                 crate::kernel::egress::Egress::new(&config, auditor.clone())
                     .map_err(|error| StartError::Egress(error.to_string()))?,

@@ -264,6 +264,22 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
+/// `GET /api/v1/audit/verify`: a walk of the audit log's hash chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditVerificationView {
+    /// No record edited, deleted, reordered or inserted.
+    pub intact: bool,
+    /// Records checked before the first break (or all of them).
+    pub checked: u64,
+    /// Records outside the chain (Hive writes none).
+    pub unchained: u64,
+    /// The retention checkpoint the walk started after, if records before it were deleted.
+    pub resumed_after: Option<i64>,
+    /// The first break, as a sentence.
+    pub first_break: Option<String>,
+}
+
 /// The filters of `GET /api/v1/audit` and `/api/v1/audit/export`; all optional, all combined.
 #[derive(
     Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, utoipa::IntoParams,

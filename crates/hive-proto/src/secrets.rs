@@ -83,6 +83,21 @@ pub struct RotateKeyResponse {
     pub created: bool,
 }
 
+/// `POST /api/v1/admin/vault/reencrypt`: what re-sealing now did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReencryptResponse {
+    /// The key the values were re-sealed under (the active one).
+    pub key_id: u32,
+    pub resealed: u64,
+    /// Values a writer changed meanwhile (they carry a fresh seal already).
+    pub changed_meanwhile: u64,
+    /// Values that did not open (tampered or corrupt), left as they are.
+    pub unreadable: u64,
+    /// Keys no value uses any more, now retired.
+    pub retired_keys: Vec<u32>,
+}
+
 crate::debug_redacted!(CreateSecretRequest {
     show: [name, description],
     hide: [value]

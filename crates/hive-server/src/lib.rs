@@ -26,6 +26,6 @@ mod streams;
 
 pub use error::ApiError;
 pub use request::{ClientIp, RequestId};
-pub use routes::{Route, RouteEntry, mount, not_found, openapi, route, route_table};
+pub use routes::{Route, RouteEntry, mount, not_found, openapi, route, route_table, views};
 pub use serve::{ServeError, router, router_with, router_with_fallback, serve, serve_app};
 pub use state::AppState;

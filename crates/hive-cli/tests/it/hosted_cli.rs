@@ -276,7 +276,8 @@ async fn a_refused_token_and_an_unknown_agent_are_explained_without_the_token() 
         &[("HIVE_SERVER_URL", &server), ("HIVE_TOKEN", wrong)],
     )
     .await;
-    assert!(!status.success());
+    // The server could not be used: exit 2, as for every command whose instance is unusable.
+    assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("refused the token from HIVE_TOKEN (401 Unauthorized)"),
         "{stderr}"
@@ -293,7 +294,7 @@ async fn a_refused_token_and_an_unknown_agent_are_explained_without_the_token() 
         &[("HIVE_SERVER_URL", &server)],
     )
     .await;
-    assert!(!status.success());
+    assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no API token"), "{stderr}");
 
     // The right token from a file: the name is looked up, and is nobody's.
@@ -311,7 +312,7 @@ async fn a_refused_token_and_an_unknown_agent_are_explained_without_the_token() 
         &[("HIVE_SERVER_URL", &server)],
     )
     .await;
-    assert!(!status.success());
+    assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no agent named ghost"), "{stderr}");
     assert!(!stdout.contains(&token) && !stderr.contains(&token));
 
@@ -335,7 +336,7 @@ async fn a_refused_token_and_an_unknown_agent_are_explained_without_the_token() 
         &[("AUTH_URL", &server), ("HIVE_TOKEN", &token)],
     )
     .await;
-    assert!(!status.success());
+    assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no agent named ghost"), "{stderr}");
 
     // The command line's variables are known names: no typo warning, and no value shown.

@@ -19,6 +19,7 @@ mod mesh;
 mod metrics;
 mod outage;
 mod process;
+mod remote_admin;
 mod replicas;
 mod reverse_proxy;
 mod sandbox;

@@ -392,9 +392,10 @@ impl Vault {
         })
     }
 
-    /// Marks retired every key but the active one that no secret uses any more; returns
-    /// their ids. Retired keys stay loaded, so a value a late writer sealed still opens.
-    pub async fn retire_unused_keys(&self) -> Result<Vec<u32>, VaultFailure> {
+    /// Marks retired every key but the active one that no secret uses any more, each audited
+    /// as `by`'s; returns their ids. Retired keys stay loaded, so a value a late writer sealed
+    /// still opens.
+    pub async fn retire_unused_keys(&self, by: &Rotator) -> Result<Vec<u32>, VaultFailure> {
         let active = self.active_key_id();
         let now = self.clock.now();
         let mut retired = Vec::new();
@@ -402,9 +403,8 @@ impl Vault {
             if row.retired_at.is_some() || Some(row.id) == active {
                 continue;
             }
-            let by = Rotator::system("unused");
             let detail = serde_json::json!({ "keyId": row.id });
-            let record = self.key_record(&by, AuditAction::VaultKeyRetire, row.id, detail);
+            let record = self.key_record(by, AuditAction::VaultKeyRetire, row.id, detail);
             if self
                 .store
                 .vault_keys()

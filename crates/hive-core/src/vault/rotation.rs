@@ -4,7 +4,7 @@
 //! loaded until no secret uses them; then they are marked retired (their wrapped material stays
 //! stored: a value a late replica sealed under one still opens).
 
-use crate::kernel::audit::{AuditAction, AuditEvent, Principal};
+use crate::kernel::audit::{AuditAction, AuditEvent, Auditor, Principal};
 use crate::kernel::caller::{Caller, RequestMeta};
 use crate::kernel::jobs::{Job, JobContext};
 use crate::vault::secrets::SecretError;
@@ -28,11 +28,17 @@ pub const REENCRYPT_EVERY: Duration = Duration::from_secs(300);
 #[derive(Debug)]
 pub struct KeyAdmin {
     vault: Arc<Vault>,
+    store: Arc<dyn Store>,
+    auditor: Auditor,
 }
 
 impl KeyAdmin {
-    pub fn new(vault: Arc<Vault>) -> Self {
-        Self { vault }
+    pub fn new(vault: Arc<Vault>, store: Arc<dyn Store>, auditor: Auditor) -> Self {
+        Self {
+            vault,
+            store,
+            auditor,
+        }
     }
 
     fn require_admin(caller: &Caller) -> Result<(), SecretError> {
@@ -67,6 +73,46 @@ impl KeyAdmin {
         Self::require_admin(caller)?;
         self.vault.key_statuses().await.map_err(vault_error)
     }
+
+    /// Re-seals now, as the leader's job does in the background, every value under an older
+    /// key and retires keys no value uses; audited `vault.reencrypt` as the admin who asked,
+    /// even when there was nothing to do. Safe beside the job: a row is re-sealed only if it
+    /// is unchanged since it was read.
+    pub async fn reencrypt(
+        &self,
+        caller: &Caller,
+        meta: &RequestMeta,
+    ) -> Result<ReencryptReport, SecretError> {
+        Self::require_admin(caller)?;
+        let by = Rotator {
+            principal: caller.principal(),
+            meta: meta.clone(),
+            reason: "unused",
+        };
+        let report = reencrypt_secrets(self.store.as_ref(), &self.vault, REENCRYPT_BATCH, &by)
+            .await
+            .map_err(vault_error)?;
+        let entry = AuditEvent {
+            principal: caller.principal(),
+            action: AuditAction::VaultReencrypt,
+            target: Some(format!("vault-key:{}", report.key_id)),
+            outcome: AuditOutcome::Success,
+            detail: report_detail(&report),
+        };
+        self.auditor.record(entry, meta).await?;
+        Ok(report)
+    }
+}
+
+/// What a pass of re-encryption did, as its audit record says it.
+fn report_detail(report: &ReencryptReport) -> serde_json::Value {
+    serde_json::json!({
+        "keyId": report.key_id,
+        "resealed": report.resealed,
+        "changedMeanwhile": report.changed_meanwhile,
+        "unreadable": report.unreadable,
+        "retiredKeys": report.retired_keys,
+    })
 }
 
 /// What one pass of re-encryption did.
@@ -94,11 +140,13 @@ async fn resealed(vault: &Vault, row: &SecretRow) -> Result<Sealed, VaultFailure
 }
 
 /// Re-seals every secret and TOTP seed not under the active key, `batch` rows at a time, each
-/// only if it is unchanged since it was read; then retires keys nothing uses any more.
+/// only if it is unchanged since it was read; then retires keys nothing uses any more (audited
+/// as `by`'s).
 pub async fn reencrypt_secrets(
     store: &dyn Store,
     vault: &Vault,
     batch: u32,
+    by: &Rotator,
 ) -> Result<ReencryptReport, VaultFailure> {
     vault.refresh().await?;
     let key_id = vault
@@ -140,7 +188,7 @@ pub async fn reencrypt_secrets(
         }
     }
     reencrypt_totp_seeds(store, vault, batch, &mut report).await?;
-    report.retired_keys = vault.retire_unused_keys().await?;
+    report.retired_keys = vault.retire_unused_keys(by).await?;
     Ok(report)
 }
 
@@ -213,7 +261,8 @@ impl Job for ReencryptSecrets {
     }
 
     async fn run(&self, ctx: &JobContext) -> Result<String, String> {
-        let report = reencrypt_secrets(ctx.store.as_ref(), &self.vault, self.batch)
+        let by = Rotator::system("unused");
+        let report = reencrypt_secrets(ctx.store.as_ref(), &self.vault, self.batch, &by)
             .await
             .map_err(|e| e.to_string())?;
         if report.resealed > 0 || !report.retired_keys.is_empty() {
@@ -222,13 +271,7 @@ impl Job for ReencryptSecrets {
                 action: AuditAction::VaultReencrypt,
                 target: Some(format!("vault-key:{}", report.key_id)),
                 outcome: AuditOutcome::Success,
-                detail: serde_json::json!({
-                    "keyId": report.key_id,
-                    "resealed": report.resealed,
-                    "changedMeanwhile": report.changed_meanwhile,
-                    "unreadable": report.unreadable,
-                    "retiredKeys": report.retired_keys,
-                }),
+                detail: report_detail(&report),
             };
             let meta = RequestMeta::default();
             self.auditor

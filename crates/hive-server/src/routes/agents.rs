@@ -21,7 +21,8 @@ use hive_store::{AgentLimits, AgentRow};
 use http::StatusCode;
 use uuid::Uuid;
 
-pub(super) fn view(agent: &AgentRow) -> AgentView {
+/// An agent as the API shows it.
+pub fn view(agent: &AgentRow) -> AgentView {
     AgentView {
         id: agent.id.to_string(),
         owner_id: agent.owner_id.to_string(),

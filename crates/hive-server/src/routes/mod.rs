@@ -21,7 +21,7 @@ mod secrets;
 mod settings;
 mod users;
 mod vault;
-mod views;
+pub mod views;
 mod wan;
 mod workflows;
 
@@ -307,7 +307,9 @@ fn routes_declared() -> Vec<Route> {
         route(M::POST, "/api/v1/admin/vault/rotate", ADMIN, None, vault::rotate),
         route(M::GET, "/api/v1/admin/backups", ADMIN, None, backup::list),
         route(M::POST, "/api/v1/admin/backups", ADMIN, None, backup::create),
+        route(M::POST, "/api/v1/admin/vault/reencrypt", ADMIN, None, vault::reencrypt),
         route(M::GET, "/api/v1/audit/export", ADMIN, None, u::audit_export),
+        route(M::GET, "/api/v1/audit/verify", ADMIN, None, u::audit_verify),
     ]
 }
 

@@ -174,9 +174,11 @@ const COOKIE: &str = "sessionCookie";
         settings::put_workflows,
         vault::list_keys,
         vault::rotate,
+        vault::reencrypt,
         backup::list,
         backup::create,
         users::audit_export,
+        users::audit_verify,
         serve,
     ),
     components(schemas(ErrorBody))

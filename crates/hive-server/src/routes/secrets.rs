@@ -19,7 +19,8 @@ use http::StatusCode;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-fn view(secret: &SecretRow) -> SecretView {
+/// A secret as the API shows it (never its value).
+pub fn view(secret: &SecretRow) -> SecretView {
     SecretView {
         id: secret.id.to_string(),
         owner_id: secret.owner_id.to_string(),

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use hive_core::identity::{AccountUpdate, InvitationLink};
 use hive_proto::ErrorCode;
 use hive_proto::auth::{
-    AuditFilterQuery, AuditListQuery, AuditView, EndedSessionsView, InviteRequest, LinkResponse,
-    PageQuery, PageResponse, UpdateUserRequest, UserView,
+    AuditFilterQuery, AuditListQuery, AuditVerificationView, AuditView, EndedSessionsView,
+    InviteRequest, LinkResponse, PageQuery, PageResponse, UpdateUserRequest, UserView,
 };
 
 use http::{StatusCode, header};
@@ -241,6 +241,22 @@ pub async fn audit_export(
         Body::from_stream(batches),
     )
         .into_response())
+}
+
+/// Walks the audit chain while the server runs and says whether it is intact, or where it
+/// first breaks (a broken chain is an answer, 200, not an error).
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/verify",
+    tag = "users",
+    responses((status = 200, description = "The walk of the chain: intact, or where it first breaks.", body = AuditVerificationView)),
+)]
+pub async fn audit_verify(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<AuditVerificationView>, ApiError> {
+    let report = state.hive.audit_log.verify(&caller).await?;
+    Ok(Json(super::views::verification_view(&report)))
 }
 
 #[cfg(test)]

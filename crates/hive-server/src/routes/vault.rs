@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use hive_proto::secrets::{RotateKeyResponse, VaultKeyView, VaultKeysResponse};
+use hive_proto::secrets::{ReencryptResponse, RotateKeyResponse, VaultKeyView, VaultKeysResponse};
 
 #[utoipa::path(
     get,
@@ -50,4 +50,19 @@ pub async fn rotate(
         previous_key_id: rotation.previous_key_id,
         created: rotation.created,
     }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/vault/reencrypt",
+    tag = "vault",
+    responses((status = 200, description = "What re-sealing under the active key did.", body = ReencryptResponse)),
+)]
+pub async fn reencrypt(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<ReencryptResponse>, ApiError> {
+    let report = state.hive.key_admin.reencrypt(&caller, &meta).await?;
+    Ok(Json(super::views::reencrypt_view(&report)))
 }

@@ -1,8 +1,15 @@
-//! Rows of the store as the API shows them.
+//! Rows of the store as the API shows them (the CLI shows them so too when it works on the
+//! data directory).
+
+pub use super::agents::view as agent_view;
+pub use super::secrets::view as secret_view;
 
 use crate::error::ApiError;
+use hive_core::kernel::audit::Verification;
+use hive_core::vault::rotation::ReencryptReport;
 use hive_proto::ErrorCode;
-use hive_proto::auth::{PageQuery, SessionView, TokenView, UserView};
+use hive_proto::auth::{AuditVerificationView, PageQuery, SessionView, TokenView, UserView};
+use hive_proto::secrets::ReencryptResponse;
 use hive_store::{ApiTokenRow, PageRequest, SessionRow, UserRow};
 
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -49,5 +56,27 @@ pub fn token_view(token: &ApiTokenRow) -> TokenView {
         expires_at: token.expires_at,
         last_used_at: token.last_used_at,
         revoked_at: token.revoked_at,
+    }
+}
+
+/// What a walk of the audit chain found.
+pub fn verification_view(report: &Verification) -> AuditVerificationView {
+    AuditVerificationView {
+        intact: report.first_break.is_none(),
+        checked: report.checked,
+        unchained: report.unchained,
+        resumed_after: report.resumed_after,
+        first_break: report.first_break.as_ref().map(ToString::to_string),
+    }
+}
+
+/// What a pass of re-encryption did.
+pub fn reencrypt_view(report: &ReencryptReport) -> ReencryptResponse {
+    ReencryptResponse {
+        key_id: report.key_id,
+        resealed: report.resealed,
+        changed_meanwhile: report.changed_meanwhile,
+        unreadable: report.unreadable,
+        retired_keys: report.retired_keys.clone(),
     }
 }

@@ -61,6 +61,12 @@ const WALK: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/v1/secrets/import", &["secret.import"]),
     ("POST", "/api/v1/admin/vault/rotate", &["vault.rotate"]),
     ("POST", "/api/v1/admin/backups", &["backup.create"]),
+    // The key rotated away from holds nothing any more: it is retired, then the pass recorded.
+    (
+        "POST",
+        "/api/v1/admin/vault/reencrypt",
+        &["vault.key_retire", "vault.reencrypt"],
+    ),
     ("PUT", "/api/v1/settings/security", &["settings.update"]),
     ("PUT", "/api/v1/settings/workflows", &["settings.update"]),
     ("POST", "/api/v1/mesh/wan/ingress", &["mesh.wan.ingress"]),
@@ -924,9 +930,12 @@ async fn take(server: &TestServer, walk: &mut Walk, method: &str, path: &str) ->
                 .send(server, Method::DELETE, &mfa_path, None)
                 .await
         }
-        ("POST", "/api/v1/admin/vault/rotate" | "/api/v1/admin/backups") => {
-            admin.unwrap().send(server, Method::POST, path, None).await
-        }
+        (
+            "POST",
+            "/api/v1/admin/vault/rotate"
+            | "/api/v1/admin/vault/reencrypt"
+            | "/api/v1/admin/backups",
+        ) => admin.unwrap().send(server, Method::POST, path, None).await,
         ("DELETE", "/api/v1/auth/sessions/{id}") => {
             // A second session of alice's, ended from the first.
             let second = login(server, "alice@example.org", PASSWORD).await;

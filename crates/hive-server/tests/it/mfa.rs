@@ -441,6 +441,7 @@ async fn a_rotated_vault_key_moves_the_seed_and_codes_still_verify() {
             server.hive.store.as_ref(),
             &server.hive.vault,
             100,
+            &hive_core::vault::Rotator::system("unused"),
         )
         .await
         .unwrap();

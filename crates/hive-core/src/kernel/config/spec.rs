@@ -695,19 +695,30 @@ pub const VARIABLES: &[VarSpec] = &[
 ];
 
 /// The variables of the `hive` command line's client commands (those that call a running
-/// server's API: `hive agent bundle|logs|stats|restart|pause|resume`). The command line reads
-/// them itself; the server's configuration never does: they are known names (no typo warning),
-/// but no rows of the server's report and no keys of the `HIVE_CONFIG` file.
+/// server's API: `hive workflow`, `hive billing`, `hive agent bundle|logs|…`, and the account
+/// commands — `hive user|token|agent|keys|secrets|audit` — when a server is named). The command
+/// line reads them itself; the server's configuration never does: they are known names (no
+/// typo warning), but no rows of the server's report and no keys of the `HIVE_CONFIG` file.
 pub const CLI_VARIABLES: &[VarSpec] = &[
+    var(
+        "HIVE_URL",
+        "- (the profile's url)",
+        "the http(s) base URL of a running server the command line talks to (`--url` wins over it); when set (or HIVE_SERVER_URL, or a profile's url) the account commands work through the server's API instead of the data directory; no credentials, query or fragment; in production http only to a loopback address",
+    ),
     var(
         "HIVE_SERVER_URL",
         "the configured AUTH_URL",
-        "the http(s) base URL of a running server for the client commands (`--server` wins over it); no credentials, query or fragment; in production http only to a loopback address",
+        "the older name of HIVE_URL (HIVE_URL wins over it); the client-only commands fall back to AUTH_URL when neither nor a profile names a server",
     ),
     secret(
         "HIVE_TOKEN",
         "-",
         "an API token (`hive token create`) the client commands send as a bearer token; `--token-file PATH` wins over it (the token itself is never an argument: `ps` shows arguments)",
+    ),
+    var(
+        "HIVE_PROFILE",
+        "~/.config/hive/profile",
+        "the profile file: `url = ...` and `token = ...` lines, `[NAME]` sections chosen with `--profile NAME`; refused unless mode 0600 (or 0400) and owned by the user running hive",
     ),
 ];
 
@@ -969,7 +980,13 @@ mod tests {
 
     #[test]
     fn command_line_variables_are_known_but_no_server_configuration() {
-        for name in ["HIVE_SERVER_URL", "HIVE_TOKEN", "HIVE_TOKEN_FILE"] {
+        for name in [
+            "HIVE_URL",
+            "HIVE_SERVER_URL",
+            "HIVE_TOKEN",
+            "HIVE_TOKEN_FILE",
+            "HIVE_PROFILE",
+        ] {
             assert!(is_known(name), "{name}");
             assert!(is_cli_variable(name), "{name}");
             assert!(!allowed_in_config_file(name), "{name}");
