@@ -341,10 +341,7 @@ pub async fn user(on: Instance, action: UserAction, as_json: bool) -> Result<(),
                         .list_users(&page.page()?)
                         .await
                         .map_err(|e| e.to_string())?;
-                    output::to_json(&PageResponse {
-                        items: users.items.iter().map(views::user_view).collect(),
-                        next_cursor: users.next_cursor,
-                    })?
+                    output::page_json(&users.items, users.next_cursor, views::user_view)?
                 }
             };
             output::list(&listed, &USER_COLUMNS, as_json)?;
@@ -578,10 +575,7 @@ pub async fn token(on: Instance, action: TokenAction, as_json: bool) -> Result<(
                         .list_tokens(owner, &page.page()?)
                         .await
                         .map_err(|e| e.to_string())?;
-                    output::to_json(&PageResponse {
-                        items: tokens.items.iter().map(views::token_view).collect(),
-                        next_cursor: tokens.next_cursor,
-                    })?
+                    output::page_json(&tokens.items, tokens.next_cursor, views::token_view)?
                 }
             };
             output::list(&listed, &TOKEN_COLUMNS, as_json)?;

@@ -12,7 +12,6 @@ use hive_core::agents::import::ImportRequest;
 use hive_core::agents::{DEFAULT_LIMITS, NewAgent};
 use hive_core::kernel::caller::Caller;
 use hive_proto::agents::{AgentKind, AgentView, AgentVisibility, ImportAgentRequest, LimitsView};
-use hive_proto::auth::PageResponse;
 use hive_server::views;
 use hive_store::AgentLimits;
 use reqwest::Method;
@@ -239,10 +238,7 @@ pub async fn agent(on: Instance, action: AgentAction, as_json: bool) -> Result<(
                         .list(&cli, &page.page()?)
                         .await
                         .map_err(|e| e.to_string())?;
-                    output::to_json(&PageResponse {
-                        items: agents.items.iter().map(views::agent_view).collect(),
-                        next_cursor: agents.next_cursor,
-                    })?
+                    output::page_json(&agents.items, agents.next_cursor, views::agent_view)?
                 }
             };
             output::list(&listed, &AGENT_COLUMNS, as_json)?;

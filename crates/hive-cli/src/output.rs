@@ -91,6 +91,18 @@ pub(crate) fn to_json<T: serde::Serialize>(view: &T) -> Result<Value, String> {
     serde_json::to_value(view).map_err(|e| format!("cannot show the answer as JSON: {e}"))
 }
 
+/// A page read on the data directory as the API sends it: each item through the API's `view`.
+pub(crate) fn page_json<T, V: serde::Serialize>(
+    items: &[T],
+    next_cursor: Option<String>,
+    view: impl Fn(&T) -> V,
+) -> Result<Value, String> {
+    to_json(&hive_proto::auth::PageResponse {
+        items: items.iter().map(view).collect(),
+        next_cursor,
+    })
+}
+
 /// Prints a list: `--json` the API's page as it is, else its items as a table (and, when
 /// there are more, how to get them).
 pub(crate) fn list(page: &Value, columns: &[Column], as_json: bool) -> Result<(), String> {

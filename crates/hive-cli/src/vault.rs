@@ -9,7 +9,6 @@ use crate::remote::{CALL_TIMEOUT, emit, shown};
 use clap::Subcommand;
 use hive_core::kernel::caller::Caller;
 use hive_core::vault::secrets::ImportedSecret;
-use hive_proto::auth::PageResponse;
 use hive_proto::secrets::{
     ImportSecretRequest, ReencryptResponse, RotateKeyResponse, VaultKeyView, VaultKeysResponse,
 };
@@ -194,10 +193,7 @@ pub async fn secrets(on: Instance, action: SecretsAction, as_json: bool) -> Resu
                         .list(&Caller::cli(), &page.page()?)
                         .await
                         .map_err(|e| e.to_string())?;
-                    output::to_json(&PageResponse {
-                        items: secrets.items.iter().map(views::secret_view).collect(),
-                        next_cursor: secrets.next_cursor,
-                    })?
+                    output::page_json(&secrets.items, secrets.next_cursor, views::secret_view)?
                 }
             };
             return Ok(output::list(&listed, &SECRET_COLUMNS, as_json)?);
