@@ -763,8 +763,13 @@ conn.close()"#,
     );
     let socket_path: PathBuf = spec.channel_dir.join("agent.sock");
     let sandbox = h.start(spec).await;
-    until("the agent's socket", || socket_path.exists().then_some(())).await;
-    let mut stream = tokio::net::UnixStream::connect(&socket_path).await.unwrap();
+    // The socket's file appears at bind(), before listen(): wait until it accepts.
+    let listening = until("the agent's socket to accept", || {
+        std::os::unix::net::UnixStream::connect(&socket_path).ok()
+    })
+    .await;
+    listening.set_nonblocking(true).unwrap();
+    let mut stream = tokio::net::UnixStream::from_std(listening).unwrap();
     stream.write_all(b"ping 42\n").await.unwrap();
     let mut reply = String::new();
     tokio::time::timeout(RUN_DEADLINE, stream.read_to_string(&mut reply))
