@@ -68,12 +68,7 @@ impl TestLlm {
         let app = Router::new()
             .route("/v1/chat/completions", post(completions))
             // What Hive's start probe of an `llm` agent asks for.
-            .route(
-                "/v1/models",
-                axum::routing::get(|| async {
-                    axum::Json(serde_json::json!({"object": "list", "data": [{"id": "test-model", "object": "model"}]}))
-                }),
-            )
+            .route("/v1/models", axum::routing::get(models))
             .with_state(Arc::clone(&shared));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -131,6 +126,23 @@ impl Drop for TestLlm {
 
 fn words(text: &str) -> u64 {
     text.split_whitespace().count() as u64
+}
+
+/// The model list: refused as the completions are while the endpoint refuses the key (a
+/// provider refuses a bad key everywhere), so the watchdog's probe sees what a call sees.
+async fn models(State(shared): State<Arc<Mutex<Shared>>>) -> Response {
+    let misbehaviour = shared
+        .lock()
+        .expect("the test endpoint's state")
+        .misbehaviour
+        .clone();
+    if let LlmMisbehaviour::Status(status @ (401 | 403)) = misbehaviour {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
+        let error = json!({ "error": { "message": "the key is refused" } });
+        return (status, axum::Json(error)).into_response();
+    }
+    axum::Json(json!({"object": "list", "data": [{"id": "test-model", "object": "model"}]}))
+        .into_response()
 }
 
 async fn completions(

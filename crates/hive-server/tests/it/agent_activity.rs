@@ -152,7 +152,9 @@ async fn an_llm_agents_calls_and_usage_are_its_owners_to_read() {
             Some(format!("agent:{agent}").as_str())
         );
 
-        // The refused key put the agent in error; started again, it fails another way.
+        // The refused key put the agent in error; its key accepted again and started, it fails
+        // another way.
+        llm.misbehave(LlmMisbehaviour::Status(500));
         let restarted = owner
             .send(
                 &server,
@@ -162,7 +164,6 @@ async fn an_llm_agents_calls_and_usage_are_its_owners_to_read() {
             )
             .await;
         assert_eq!(restarted.status(), 200);
-        llm.misbehave(LlmMisbehaviour::Status(500));
 
         // A streamed call that fails: the stream's record says so too.
         let events = stream_events(
