@@ -197,15 +197,11 @@ fn main() -> ExitCode {
         Command::Admin { action } => run(with_hive_creating(config, |hive| async move {
             admin::admin(&hive, action).await
         })),
-        Command::User { target, action } => {
-            let as_json = target.json;
-            run(on_instance(config, target, move |on| {
-                admin::user(on, action, as_json)
-            }))
-        }
+        Command::User { target, action } => run(on_instance(config, target, move |on, as_json| {
+            admin::user(on, action, as_json)
+        })),
         Command::Token { target, action } => {
-            let as_json = target.json;
-            run(on_instance(config, target, move |on| {
+            run(on_instance(config, target, move |on, as_json| {
                 admin::token(on, action, as_json)
             }))
         }
@@ -220,28 +216,22 @@ fn main() -> ExitCode {
         Command::Billing { action } => run(async move { billing::billing(&config, action).await }),
         Command::Agent { action } => {
             let target = action.target().cloned().unwrap_or_default();
-            let as_json = target.json;
-            run(on_instance(config, target, move |on| {
+            run(on_instance(config, target, move |on, as_json| {
                 agent::agent(on, action, as_json)
             }))
         }
-        Command::Keys { target, action } => {
-            let as_json = target.json;
-            run(on_instance(config, target, move |on| {
-                vault::keys(on, action, as_json)
-            }))
-        }
+        Command::Keys { target, action } => run(on_instance(config, target, move |on, as_json| {
+            vault::keys(on, action, as_json)
+        })),
         Command::Secrets { target, action } => {
-            let as_json = target.json;
-            run(on_instance(config, target, move |on| {
+            run(on_instance(config, target, move |on, as_json| {
                 vault::secrets(on, action, as_json)
             }))
         }
         Command::Egress { action } => run(async move { egress::egress(&config, action).await }),
         Command::Backup { action } => run(backup::backup(config, action)),
         Command::Audit { target, action } => {
-            let as_json = target.json;
-            run(on_instance(config, target, move |on| {
+            run(on_instance(config, target, move |on, as_json| {
                 audit::audit(on, action, as_json)
             }))
         }
@@ -403,14 +393,16 @@ impl ShutdownSignals {
 
 /// Runs an account command on the server named (`--url`, `HIVE_URL`, a profile) through its
 /// API, else on the existing instance's data directory.
+/// Runs an account command on the instance `target` names, with whether it asked for JSON.
 async fn on_instance<F, Fut>(config: Config, target: Target, work: F) -> Result<(), Failure>
 where
-    F: FnOnce(Instance) -> Fut,
+    F: FnOnce(Instance, bool) -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
 {
+    let as_json = target.json;
     match instance::server(&config, &target)? {
-        Some(api) => work(Instance::Server(Arc::new(api))).await,
-        None => with_hive(config, |hive| work(Instance::Embedded(hive))).await,
+        Some(api) => work(Instance::Server(Arc::new(api)), as_json).await,
+        None => with_hive(config, |hive| work(Instance::Embedded(hive), as_json)).await,
     }
 }
 

@@ -35,13 +35,11 @@ fn missing() -> Option<&'static str> {
         .find(|program| !Path::new(program).exists())
 }
 
+/// Whether the test cannot run here (the shared rule: under CI a missing program fails it).
 fn skip() -> bool {
-    if let Some(program) = missing() {
-        assert!(std::env::var_os("CI").is_none(), "the test needs {program}");
-        eprintln!("skipped: the test needs {program}");
-        return true;
-    }
-    false
+    missing()
+        .inspect(|program| hive_store::test_env::missing(program))
+        .is_some()
 }
 
 fn free_port() -> u16 {

@@ -10,6 +10,11 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Makes `span` a child of the trace context in `headers`, if they hold a valid one.
 pub fn continue_from(span: &tracing::Span, headers: &http::HeaderMap) {
+    // Every request passes here: most carry no trace context, and those skip the propagator's
+    // global lock.
+    if !headers.contains_key("traceparent") {
+        return;
+    }
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&HeaderExtractor(headers))
     });
