@@ -530,18 +530,13 @@ impl Hive {
         };
         let mut runner = JobRunner::new(ctx, self.node_id.clone(), jobs.tick)
             .reporting_to(Arc::clone(&self.jobs_status));
-        if let Some(text) = &self.config.backup.schedule {
-            match crate::kernel::config::backup::parse_schedule(text) {
-                Ok(schedule) => {
-                    runner = runner.with_job(Arc::new(crate::backup::jobs::ScheduledBackup {
-                        backups: Arc::clone(&self.backups),
-                        schedule,
-                        since: self.clock.now(),
-                        tick: jobs.tick,
-                    }));
-                }
-                Err(error) => tracing::warn!(%error, "HIVE_BACKUP_SCHEDULE: no scheduled backups"),
-            }
+        if let Some(schedule) = &self.config.backup.schedule {
+            runner = runner.with_job(Arc::new(crate::backup::jobs::ScheduledBackup {
+                backups: Arc::clone(&self.backups),
+                schedule: schedule.clone(),
+                since: self.clock.now(),
+                tick: jobs.tick,
+            }));
         }
         runner
             .with_job(Arc::new(PruneExpiredTasks {

@@ -21,7 +21,7 @@ pub fn parse_recipient(key: &str) -> Option<Box<dyn age::Recipient + Send + Sync
 }
 
 /// Reads and checks the five-field cron text of `HIVE_BACKUP_SCHEDULE` (UTC).
-pub fn parse_schedule(text: &str) -> Result<croner::Cron, String> {
+pub(crate) fn parse_schedule(text: &str) -> Result<croner::Cron, String> {
     let trimmed = text.trim();
     if !trimmed.starts_with('@') && trimmed.split_whitespace().count() != 5 {
         return Err("five fields: minute hour day-of-month month day-of-week".to_owned());
@@ -68,8 +68,7 @@ pub(super) fn load(src: &mut Sources, data_dir: &Path) -> Result<BackupConfig, C
         None => None,
         Some(raw) if raw.trim().is_empty() => None,
         Some(raw) => {
-            parse_schedule(&raw).map_err(|why| invalid("HIVE_BACKUP_SCHEDULE", why))?;
-            Some(raw.trim().to_owned())
+            Some(parse_schedule(&raw).map_err(|why| invalid("HIVE_BACKUP_SCHEDULE", why))?)
         }
     };
     if schedule.is_some() && recipients.is_empty() {

@@ -217,8 +217,9 @@ pub struct BackupConfig {
     /// `HIVE_BACKUP_RECIPIENTS`: the age public keys (`age1…`) archives are encrypted to; none,
     /// no backup can be made.
     pub recipients: Vec<String>,
-    /// `HIVE_BACKUP_SCHEDULE`: five-field cron text (UTC) of the leader's backups; none, off.
-    pub schedule: Option<String>,
+    /// `HIVE_BACKUP_SCHEDULE`: the five-field cron (UTC) of the leader's backups, checked at
+    /// load; none, off.
+    pub schedule: Option<croner::Cron>,
     /// `HIVE_BACKUP_KEEP` (default 7; 0: no limit by count): archives kept.
     pub keep: u32,
     /// `HIVE_BACKUP_KEEP_DAYS` (default 0: no limit by age): archives older are deleted.
