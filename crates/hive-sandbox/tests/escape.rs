@@ -828,7 +828,8 @@ async fn the_only_way_out_is_hives_proxy_which_decides_each_request() {
     let proxy = hive_egress::EgressProxy::new(client, hive_egress::Allowlist::empty());
     let socket = h.dir.path().join("proxy.sock");
     let listener = tokio::net::UnixListener::bind(&socket).unwrap();
-    std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    // As Hive leaves it: its owner's alone; the backend hands it to the sandbox's uid.
+    std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let stats = proxy.stats();
     let serving = tokio::spawn(async move { proxy.serve(listener).await });
     // urllib takes the proxy from HTTP_PROXY, as most HTTP clients do.
@@ -870,6 +871,14 @@ attempt(lambda: socket.create_connection(("{allowed_ip}", {allowed_port}), timeo
     );
     let counts = stats.snapshot();
     assert_eq!((counts.requests, counts.refusals), (2, 1), "{counts:?}");
+    // The proxy acts with this sandbox's rights: no other user of the host may connect to it.
+    let socket_meta = std::fs::metadata(&socket).unwrap();
+    assert_ne!(
+        socket_meta.uid(),
+        0,
+        "the socket was handed to the sandbox's uid"
+    );
+    assert_eq!(socket_meta.mode() & 0o777, 0o600);
 }
 
 #[tokio::test]

@@ -417,7 +417,8 @@ impl ProcessBackend {
             ),
         ];
         if let Some(proxy) = &spec.proxy_socket {
-            from_spec.push(("the proxy socket", proxy.as_path(), Need::Connect));
+            // Handed to the sandbox's uid by the launch too.
+            from_spec.push(("the proxy socket", proxy.as_path(), Need::Reach));
         }
         for (what, path, need) in from_spec {
             reach::check(path, uid, need).map_err(|why| {
@@ -518,6 +519,18 @@ impl ProcessBackend {
                 std::os::unix::fs::PermissionsExt::from_mode(0o700),
             )
             .map_err(|e| SandboxError::system("closing the channel directory", e))?;
+            // The proxy acts with the agent's rights: only the sandbox's uid may connect, not
+            // every user of the host that can walk the (traversable) way to the socket.
+            if let Some(proxy) = &spec.proxy_socket {
+                std::os::unix::fs::chown(proxy, Some(uid), Some(uid)).map_err(|e| {
+                    SandboxError::system("handing the proxy socket to the sandbox", e)
+                })?;
+                std::fs::set_permissions(
+                    proxy,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .map_err(|e| SandboxError::system("closing the proxy socket", e))?;
+            }
         }
         let cgroup = match &self.cgroups {
             Some(layout) => {

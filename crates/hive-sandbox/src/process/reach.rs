@@ -23,8 +23,6 @@ pub(crate) enum Need {
     ReadDir,
     /// Run a program (x).
     Execute,
-    /// Connect to a Unix socket (w).
-    Connect,
 }
 
 impl Need {
@@ -33,7 +31,6 @@ impl Need {
             Self::Reach => 0,
             Self::ReadDir => 0o5,
             Self::Execute => 0o1,
-            Self::Connect => 0o2,
         }
     }
 
@@ -43,7 +40,6 @@ impl Need {
             Self::Reach => "reach",
             Self::ReadDir => "list and enter",
             Self::Execute => "run",
-            Self::Connect => "connect to",
         }
     }
 
@@ -53,7 +49,6 @@ impl Need {
             Self::Reach => "",
             Self::ReadDir => "rx",
             Self::Execute => "x",
-            Self::Connect => "w",
         }
     }
 }
@@ -242,12 +237,6 @@ mod tests {
         assert!(check(&program, NOBODY, Need::Execute).is_err());
         chmod(&program, 0o755);
         check(&program, NOBODY, Need::Execute).unwrap();
-        let socket = data.join("proxy.sock");
-        std::fs::write(&socket, "").unwrap();
-        chmod(&socket, 0o644);
-        assert!(check(&socket, NOBODY, Need::Connect).is_err());
-        chmod(&socket, 0o666);
-        check(&socket, NOBODY, Need::Connect).unwrap();
     }
 
     #[test]

@@ -281,13 +281,8 @@ impl HostedRuntime {
 
         std::fs::create_dir_all(&channel).map_err(io)?;
         let _ = std::fs::remove_file(&proxy_socket);
+        // Made 0600 (Hive's umask); the backend hands it to the sandbox's uid alone.
         let listener = tokio::net::UnixListener::bind(&proxy_socket).map_err(io)?;
-        // The sandbox's uid connects to it; the run directory keeps everyone else out.
-        std::fs::set_permissions(
-            &proxy_socket,
-            std::os::unix::fs::PermissionsExt::from_mode(0o666),
-        )
-        .map_err(io)?;
         let refusals = AuditedRefusals {
             auditor: self.auditor.clone(),
             subject: launch.refusals,
