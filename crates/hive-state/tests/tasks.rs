@@ -299,7 +299,6 @@ async fn a_tasks_events_reach_subscribers_on_another_replica_in_order() {
 #[tokio::test]
 async fn a_local_subscriber_gets_each_event_once_on_redis() {
     let Some((url, prefix)) = hive_state::test_support::test_redis() else {
-        eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
         return;
     };
     let here = hive_state::TaskEvents::redis(RedisClient::new(&url, &prefix).unwrap());

@@ -18,7 +18,7 @@ pub mod oidc;
 pub mod passkey;
 
 pub use client::{TestClient, error_body};
-pub use hive_state::test_support::{OwnRedis, nats_url, redis_url, under_ci};
+pub use hive_state::test_support::{OwnRedis, missing, nats_url, redis_url, service_url, under_ci};
 
 use axum::Router;
 use hive_core::Hive;

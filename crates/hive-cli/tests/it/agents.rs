@@ -159,7 +159,6 @@ async fn agents_are_registered_listed_and_imported_from_the_command_line() {
 async fn an_agent_created_with_a_call_limit_takes_no_more() {
     // Each `hive agent call` is its own process: only a shared limiter (Redis) counts across them.
     let Some(redis) = hive_testkit::redis_url() else {
-        eprintln!("skipped: HIVE_TEST_REDIS_URL is not set");
         return;
     };
     let prefix = format!("cli-limit-{}:", uuid::Uuid::new_v4().simple());

@@ -257,7 +257,6 @@ async fn a_sqlite_instance_round_trips_through_an_archive_made_while_it_serves()
 #[tokio::test]
 async fn a_postgres_instance_round_trips_into_an_empty_database() {
     if hive_testkit::postgres_admin_url().is_none() {
-        eprintln!("skipped: HIVE_TEST_DATABASE_URL is not set");
         return;
     }
     let keys = tempfile::tempdir().unwrap();

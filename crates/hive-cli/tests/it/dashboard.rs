@@ -42,12 +42,8 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 async fn the_dashboard_works_in_a_real_browser() {
-    if let Some(missing) = missing() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the browser test needs {missing}"
-        );
-        eprintln!("skipped: the browser test needs {missing}");
+    if let Some(what) = missing() {
+        hive_testkit::missing(&what);
         return;
     }
     let port = free_port();

@@ -48,7 +48,6 @@ fn assert_one_at_a_time(runs: &[Run]) {
 #[tokio::test]
 async fn the_leader_job_runs_once_with_two_processes_and_fails_over() {
     let Some(_) = hive_testkit::postgres_admin_url() else {
-        eprintln!("skipped: HIVE_TEST_DATABASE_URL is not set");
         return;
     };
     let database = hive_testkit::scratch_postgres().await;

@@ -723,7 +723,6 @@ async fn a_profile_file_names_the_server_and_must_be_private() {
 #[tokio::test]
 async fn audit_verify_through_the_server_finds_an_edit_on_postgres() {
     if hive_testkit::postgres_admin_url().is_none() {
-        eprintln!("skipped: HIVE_TEST_DATABASE_URL is not set");
         return;
     }
     let database = hive_testkit::scratch_postgres().await;

@@ -18,7 +18,6 @@ impl SharedServices {
             hive_testkit::postgres_admin_url(),
             hive_testkit::redis_url(),
         ) else {
-            eprintln!("skipped: HIVE_TEST_DATABASE_URL and HIVE_TEST_REDIS_URL are both needed");
             return None;
         };
         Some(Self {

@@ -19,11 +19,7 @@ const CANARY: &str = "code-node-canary-secret-value-7f3a9c";
 fn node_here() -> bool {
     let ok = Path::new("/usr/bin/node").is_file();
     if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "code nodes' tests need /usr/bin/node"
-        );
-        eprintln!("skipped: code nodes' tests need /usr/bin/node");
+        hive_testkit::missing("/usr/bin/node (for code nodes)");
     }
     ok
 }

@@ -157,7 +157,6 @@ async fn schedule_job_runs(server: &TestServer) -> Vec<(OffsetDateTime, String)>
 #[tokio::test]
 async fn a_schedule_fires_every_minute_once_across_a_change_of_leader() {
     if hive_testkit::postgres_admin_url().is_none() {
-        eprintln!("skipped: HIVE_TEST_DATABASE_URL is not set");
         return;
     }
     let database = hive_testkit::scratch_postgres().await;

@@ -94,7 +94,6 @@ async fn runs(server: &TestServer, job: &str) -> Vec<(OffsetDateTime, String, Jo
 #[tokio::test]
 async fn the_schedule_makes_one_backup_per_fire_time_across_a_change_of_leader() {
     if hive_testkit::postgres_admin_url().is_none() {
-        eprintln!("skipped: HIVE_TEST_DATABASE_URL is not set");
         return;
     }
     let database = hive_testkit::scratch_postgres().await;

@@ -213,7 +213,6 @@ async fn one_replica_refuses_a_revoked_or_ended_credential_at_once() {
 #[tokio::test]
 async fn another_replica_refuses_a_revoked_or_ended_credential_within_a_second() {
     if !replicas_possible() {
-        eprintln!("skipped: needs HIVE_TEST_DATABASE_URL and HIVE_TEST_REDIS_URL");
         return;
     }
     let (a, b) = two_replicas().await;
@@ -412,7 +411,6 @@ async fn one_replica_serves_an_agents_change_at_once() {
 #[tokio::test]
 async fn another_replica_serves_an_agents_change_within_a_second() {
     if !replicas_possible() {
-        eprintln!("skipped: needs HIVE_TEST_DATABASE_URL and HIVE_TEST_REDIS_URL");
         return;
     }
     let (a, b) = two_replicas().await;

