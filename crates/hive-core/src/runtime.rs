@@ -171,7 +171,8 @@ impl Hive {
                 storage::ensure_schema(store.as_ref(), config.database.auto_migrate).await?;
             // The generated setup token lives only while setup is open.
             secrets = Self::settle_setup_token(&config, store.as_ref(), secrets).await?;
-            let state = SharedState::build(&config, &clock, &node_id, &store)?;
+            let master = hive_crypto::vault::MasterKey::from_bytes(secrets.encryption_key.expose());
+            let state = SharedState::build(&config, &clock, &node_id, &store, &master)?;
             // Every service gets the store through which changes of cached rows are announced.
             let changes = crate::kernel::changes::Changes::new(Arc::clone(&state.bus), &node_id);
             let store = crate::kernel::changes::WatchedStore::wrap(
@@ -183,7 +184,6 @@ impl Hive {
                 .as_ref()
                 .map(crate::kernel::mail::Mailer::new)
                 .transpose()?;
-            let master = hive_crypto::vault::MasterKey::from_bytes(secrets.encryption_key.expose());
             let audit_chain = Arc::new(crate::kernel::audit::AuditChain::new(
                 master.derive(hive_crypto::vault::Purpose::AuditChain),
             ));

@@ -43,17 +43,24 @@ pub struct SharedState {
 impl SharedState {
     /// Builds the backends; Redis is connected lazily, so a start while Redis is down succeeds
     /// and degrades (limits per node, replay checks refused) until Redis answers.
+    ///
+    /// The bus is always signed: with `MESH_BUS_HMAC_SECRET` (a secret shared with subscribers
+    /// outside Hive), else with a key derived from the master key, which every replica of the
+    /// installation holds — so whoever can publish on Redis cannot forge Hive's events.
     pub fn build(
         config: &Config,
         clock: &SharedClock,
         node_id: &str,
         store: &Arc<dyn Store>,
+        master: &hive_crypto::vault::MasterKey,
     ) -> Result<Self, StateError> {
-        let signing_key = config
-            .secrets
-            .bus_hmac_secret
-            .as_ref()
-            .map(|s| s.expose_secret().as_bytes().to_vec());
+        let signing_key = Some(match &config.secrets.bus_hmac_secret {
+            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+            None => master
+                .derive(hive_crypto::vault::Purpose::BusSigning)
+                .expose()
+                .to_vec(),
+        });
         let local = Arc::new(MemoryLimiter::new(Arc::clone(clock), MAX_LIMITER_KEYS));
         let local_claims = Arc::new(MemoryClaims::new(Arc::clone(clock), MAX_CLAIMS));
         let policies = config.rate_limits.clone();

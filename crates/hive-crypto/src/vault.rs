@@ -144,6 +144,12 @@ impl SubKey {
         self.purpose
     }
 
+    /// The key itself, for a keyed primitive of another crate (the event bus's HMAC takes
+    /// its key as bytes).
+    pub fn expose(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+
     /// HMAC-SHA256 of `data` under this key, as hex.
     pub fn hmac_sha256_hex(&self, data: &[u8]) -> String {
         crate::hmac_sha256_hex(self.bytes.as_slice(), data)

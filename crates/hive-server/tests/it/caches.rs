@@ -418,3 +418,89 @@ async fn another_replica_serves_an_agents_change_within_a_second() {
     setup_admin(&a).await;
     agent_changes_reach_cards(&a, &b).await;
 }
+
+/// Without `MESH_BUS_HMAC_SECRET` the replicas sign their bus with a key derived from the
+/// master key: one replica's event reaches the other, and an event someone else publishes
+/// straight onto the same Redis channel (unsigned, or signed with another key) is dropped.
+#[tokio::test]
+async fn the_bus_is_signed_by_default_and_a_forged_event_is_dropped() {
+    if !replicas_possible() {
+        return;
+    }
+    let (a, b) = two_replicas().await;
+    assert!(a.hive.config.secrets.bus_hmac_secret.is_none());
+    let mut received = b.hive.state.bus.subscribe(hive_state::Channel::AgentStatus);
+    let forger_redis = hive_state::RedisClient::new(
+        &hive_testkit::redis_url().unwrap(),
+        &a.hive.config.redis_key_prefix,
+    )
+    .unwrap();
+    let unsigned = hive_state::EventBus::redis(forger_redis.clone(), "forger", None);
+    let other_key = hive_state::EventBus::redis(
+        forger_redis,
+        "forger",
+        Some(b"a-key-that-is-not-this-installations"),
+    );
+    for bus in [&a.hive.state.bus, &b.hive.state.bus] {
+        bus.ready().await;
+    }
+    unsigned.ready().await;
+    other_key.ready().await;
+    let status = |agent: &str| hive_state::BusEvent::AgentStatus {
+        agent_id: agent.into(),
+        status: "ready".into(),
+        previous: None,
+        owner_id: None,
+        visibility: None,
+    };
+    let dropped_before = b
+        .hive
+        .state
+        .bus
+        .counters()
+        .bad_signature
+        .load(std::sync::atomic::Ordering::Relaxed);
+    unsigned
+        .publish(status("forged-unsigned"), None)
+        .await
+        .unwrap();
+    other_key
+        .publish(status("forged-other-key"), None)
+        .await
+        .unwrap();
+    a.hive
+        .state
+        .bus
+        .publish(status("genuine"), None)
+        .await
+        .unwrap();
+    // Redis keeps the order of one connection's messages, not across connections: read until
+    // the genuine one, and no forged one may come first.
+    let event = tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .expect("the other replica's event arrives")
+        .unwrap();
+    assert_eq!(event.payload, status("genuine"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let dropped = b
+            .hive
+            .state
+            .bus
+            .counters()
+            .bad_signature
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if dropped - dropped_before == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dropped {}",
+            dropped - dropped_before
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(received.try_recv().is_err(), "a forged event was delivered");
+    unsigned.close();
+    other_key.close();
+}

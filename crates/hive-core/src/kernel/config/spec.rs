@@ -114,8 +114,8 @@ pub const VARIABLES: &[VarSpec] = &[
     ),
     secret(
         "MESH_BUS_HMAC_SECRET",
-        "-",
-        "at least 32 characters; signs every event bus message (meshSig) and makes subscribers drop unsigned or forged ones",
+        "a key derived from ENCRYPTION_KEY",
+        "at least 32 characters; the key that signs every event bus message (meshSig), for subscribers outside Hive that share it; unset, the bus is signed with a key derived from the master key. Either way replicas drop unsigned or forged messages",
     ),
     var(
         "A2A_TASK_STORE",
