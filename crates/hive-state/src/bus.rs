@@ -2,8 +2,8 @@
 //! `<prefix>:system:events` and `<prefix>:cache:invalidate` (kept off the live event stream),
 //! through Redis pub/sub between replicas or a broadcast channel in one
 //! process. Every event carries `meshMeta {v, producer, eventId, correlationId}`; with a signing
-//! secret (`MESH_BUS_HMAC_SECRET`) also `meshSig`, HMAC-SHA256 over the canonical JSON of
-//! `{channel, payload, meshMeta}`. Subscribers drop (and count) what fails its signature or
+//! key (Hive always gives one: `MESH_BUS_HMAC_SECRET`, else a key derived from the master key)
+//! also `meshSig`, HMAC-SHA256 over the canonical JSON of `{channel, payload, meshMeta}`. Subscribers drop (and count) what fails its signature or
 //! does not parse as a valid event — both backends receive through the same checks.
 
 use crate::redis_client::Subscription;

@@ -106,7 +106,8 @@ pub struct SuppliedSecrets {
     pub setup_token: Option<SecretString>,
     /// `HIVE_INTERNAL_TOKEN` / `HIVE_INTERNAL_TOKEN_FILE`.
     pub internal_token: Option<SecretString>,
-    /// `MESH_BUS_HMAC_SECRET` / `MESH_BUS_HMAC_SECRET_FILE`: signs event bus messages.
+    /// `MESH_BUS_HMAC_SECRET` / `MESH_BUS_HMAC_SECRET_FILE`: signs event bus messages (unset, a
+    /// key derived from the master key does).
     pub bus_hmac_secret: Option<SecretString>,
 }
 
