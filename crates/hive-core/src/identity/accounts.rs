@@ -2,7 +2,7 @@
 //! change and reset.
 
 use super::{
-    Identity, IdentityError, check_display_name, check_password, limits, normalize_email,
+    Identity, IdentityError, check_display_name, limits, normalize_email,
     require_recent_authentication,
 };
 use crate::kernel::audit::{AuditAction, AuditEvent, Principal};
@@ -134,7 +134,8 @@ impl Identity {
     async fn new_user(&self, account: &NewAccount, role: Role) -> Result<NewUser, IdentityError> {
         let email = normalize_email(&account.email)?;
         let display_name = check_display_name(&account.display_name)?;
-        check_password(&account.password, &email)?;
+        self.check_password(&account.password, &email, &display_name)
+            .await?;
         Ok(NewUser {
             id: Uuid::now_v7(),
             password_hash: Some(self.hash_password(&account.password).await?),
@@ -296,7 +297,8 @@ impl Identity {
             .get(user.id)
             .await?
             .ok_or(IdentityError::Unauthenticated)?;
-        check_password(new_password, &stored.email)?;
+        self.check_password(new_password, &stored.email, &stored.display_name)
+            .await?;
         let hash = self.hash_password(new_password).await?;
         let keep = match caller.credential {
             super::Credential::Session { session_id, .. } => Some(session_id),
@@ -418,7 +420,7 @@ impl Identity {
         };
         let email = invitation.email.clone().unwrap_or_default();
         let display_name = check_display_name(display_name)?;
-        check_password(password, &email)?;
+        self.check_password(password, &email, &display_name).await?;
         let hash = self.hash_password(password).await?;
         let user_id = Uuid::now_v7();
         let entry = AuditEvent {
@@ -501,7 +503,8 @@ impl Identity {
         let user = self
             .get_user(reset.user_id.ok_or(IdentityError::InvalidCredentials)?)
             .await?;
-        check_password(new_password, &user.email)?;
+        self.check_password(new_password, &user.email, &user.display_name)
+            .await?;
         let ttl = (reset.expires_at - now).unsigned_abs();
         let first_use = self
             .replay

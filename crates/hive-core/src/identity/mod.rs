@@ -259,6 +259,31 @@ impl Identity {
             .map_err(|e| IdentityError::Internal(e.to_string()))
     }
 
+    /// Screens a new password for the account `email` / `display_name` (the password policy):
+    /// off the executor under the hashing semaphore, since a long password costs zxcvbn tens of
+    /// milliseconds.
+    async fn check_password(
+        &self,
+        password: &str,
+        email: &str,
+        display_name: &str,
+    ) -> Result<(), IdentityError> {
+        let password = zeroize::Zeroizing::new(password.to_owned());
+        let email = email.to_owned();
+        let display_name = display_name.to_owned();
+        let instance = instance_host(&self.settings.base_url);
+        self.hashing(move || {
+            let words = password_policy::AccountWords {
+                email: &email,
+                display_name: &display_name,
+                instance: &instance,
+            };
+            password_policy::check(&password, &words)
+        })
+        .await?
+        .map_err(|rejection| IdentityError::Invalid(rejection.message()))
+    }
+
     async fn hash_password(&self, password: &str) -> Result<String, IdentityError> {
         let password = zeroize::Zeroizing::new(password.to_owned());
         self.hashing(move || hive_crypto::password::hash_password(&password))
@@ -325,9 +350,13 @@ pub fn check_display_name(raw: &str) -> Result<String, IdentityError> {
     Ok(name.to_owned())
 }
 
-fn check_password(password: &str, email: &str) -> Result<(), IdentityError> {
-    password_policy::check(password, email)
-        .map_err(|rejection| IdentityError::Invalid(rejection.message().to_owned()))
+/// The host of `AUTH_URL` ("hive.example.com"): a word of the instance that passwords must not
+/// lean on. Empty when the URL has none.
+fn instance_host(base_url: &str) -> String {
+    url::Url::parse(base_url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// The UTC day number (days since 1970-01-01) of `at`.

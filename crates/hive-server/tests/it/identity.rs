@@ -1088,6 +1088,52 @@ async fn setup_with(server: &TestServer, body: Value) -> u16 {
         .as_u16()
 }
 
+/// Setup, like every place a password is set, refuses a guessable one: leaked passwords of 12
+/// characters and more, and ones made of the account's email or name. Whatever made it
+/// guessable, the refusal is one error (same status, code and opening words, the password
+/// never quoted); the account is then made with a strong random password.
+#[tokio::test]
+async fn guessable_passwords_are_refused_with_one_error() {
+    let server = identity_server(hive_testkit::TestBackend::Sqlite).await;
+    let email = "quillon.vartabedian@example.com";
+    let attempt = async |password: &str| {
+        server
+            .client
+            .request(Method::POST, "/api/v1/setup")
+            .bearer_auth(SETUP_TOKEN)
+            .json(&json!({ "email": email, "displayName": "Quillon Vartabedian", "password": password }))
+            .send()
+            .await
+            .unwrap()
+    };
+    let mut openings = Vec::new();
+    for weak in [
+        "motherfucker",
+        "leavemealone",
+        "P@ssw0rd2024!",
+        "my quillon.vartabedian@example.com",
+        "Vartabedian2026!",
+    ] {
+        let refused = attempt(weak).await;
+        assert_eq!(refused.status(), 400, "{weak}");
+        let error = error_body(refused).await.error;
+        assert_eq!(error.code, "validation_failed", "{weak}");
+        assert!(!error.message.contains(weak), "{}", error.message);
+        let opening = error.message.split(';').next().unwrap().to_owned();
+        openings.push(opening);
+    }
+    openings.dedup();
+    assert_eq!(
+        openings,
+        ["the password is too easy to guess"],
+        "one refusal for every guessable password"
+    );
+    let strong = uuid::Uuid::new_v4().simple().to_string();
+    hive_testkit::capture::canary(&strong);
+    assert_eq!(attempt(&strong).await.status(), 201);
+    server.stop().await.0.unwrap();
+}
+
 #[tokio::test]
 async fn public_registration_makes_viewers_when_enabled() {
     let server = identity_server_with(
