@@ -29,7 +29,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::io::AsyncWriteExt;
 
-const PASSWORD: &str = "correct horse battery staple";
+use hive_testkit::TEST_PASSWORD as PASSWORD;
 /// Clients starting runs at once, each on its own workflow.
 const CLIENTS: usize = 32;
 /// Chains run at once for the throughput line.

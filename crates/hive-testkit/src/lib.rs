@@ -34,6 +34,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// The password of the tests' accounts, in one place: strong by the password policy (zxcvbn
+/// scores it 4 of 4), so that no test leans on a weak or famous one.
+pub const TEST_PASSWORD: &str = "quince harbor velvet thistle";
+
 /// The variable that points the tests at a PostgreSQL server (a database it may create
 /// databases in).
 pub const TEST_DATABASE_URL: &str = hive_state::test_support::DATABASE_URL_VAR;

@@ -2,7 +2,7 @@
 
 use crate::process::{HiveProcess, client, run_to_exit, run_with_input};
 
-pub const PASSWORD: &str = "correct horse battery staple";
+pub use hive_testkit::TEST_PASSWORD as PASSWORD;
 
 /// `hive admin create` with the test password on standard input; its standard output.
 pub async fn create_admin(path: &std::path::Path, email: &str) -> String {

@@ -5,7 +5,7 @@
 //! wrong identity and a target that holds data are refused, the last one changing nothing; an
 //! archive of an older schema is restored and migrated forward.
 
-use crate::accounts::{create_admin, create_token};
+use crate::accounts::{PASSWORD, create_admin, create_token};
 use crate::process::{HiveProcess, SHARED_SECRETS, client, run_to_exit};
 use age::secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -101,7 +101,7 @@ async fn create_admin_with(dir: &Path, vars: &[(&str, &str)]) {
             dir,
             &["admin", "create", "--email", OWNER, "--name", "Root"],
             vars,
-            "correct horse battery staple\n",
+            &format!("{PASSWORD}\n"),
         )
         .await;
         assert!(made.0.success(), "{made:?}");

@@ -3,7 +3,7 @@
 //! version applied by a restart and rolled back, the gateway's timeout on an agent that never
 //! answers, and no sandbox left behind by a `kill -9` of Hive.
 
-use crate::accounts::{create_admin, create_token};
+use crate::accounts::{PASSWORD, create_admin, create_token};
 use crate::process::{HiveProcess, client, poll_until};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -620,7 +620,7 @@ async fn two_replicas_run_a_hosted_agent_once_forward_calls_and_take_over() {
         setup.path(),
         &["admin", "create", "--email", OWNER, "--name", "Root"],
         &database,
-        "correct horse battery staple\n",
+        &format!("{PASSWORD}\n"),
     )
     .await;
     assert!(created.0.success(), "{created:?}");

@@ -2,7 +2,7 @@
 
 use crate::process::{run_to_exit, run_with_input};
 
-const PASSWORD: &str = "correct horse battery staple";
+use hive_testkit::TEST_PASSWORD as PASSWORD;
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const VALUE: &str =
     "0f1e2d3c4b5a69788796a5b4:67642c9c6150488d9b0b28b79fc0fcd3:43dd2c4d9f2f4a3a69bddf6c6b38";

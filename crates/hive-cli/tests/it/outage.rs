@@ -127,7 +127,7 @@ async fn one_time_links_fail_closed_while_redis_is_down() {
         return;
     }
     const SETUP_TOKEN: &str = "Kq7vT2mXw9Lp4Rz8Bn3Hs6Jd1Fg5Yc0A";
-    const PASSWORD: &str = "correct horse battery staple";
+    use hive_testkit::TEST_PASSWORD as PASSWORD;
     const ORIGIN: &str = "http://hive.test";
     let mut redis = OwnRedis::start();
     let url = redis.url();

@@ -145,7 +145,7 @@ async fn wait_for_log(process: &HiveProcess, text: &str) {
 }
 
 const SETUP_TOKEN: &str = "Kq7vT2mXw9Lp4Rz8Bn3Hs6Jd1Fg5Yc0A";
-const PASSWORD: &str = "correct horse battery staple";
+use hive_testkit::TEST_PASSWORD as PASSWORD;
 /// Both replicas sit behind one public URL, as behind a load balancer.
 const PUBLIC_URL: &str = "http://hive.test";
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-const PASSWORD: &str = "correct horse battery staple";
+use hive_testkit::TEST_PASSWORD as PASSWORD;
 /// Short, so that a run whose replica died resumes within seconds (the minimum).
 const LEASE: (&str, &str) = ("HIVE_WORKFLOW_LEASE_SECONDS", "5");
 

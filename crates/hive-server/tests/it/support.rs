@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 pub const SETUP_TOKEN: &str = "Kq7vT2mXw9Lp4Rz8Bn3Hs6Jd1Fg5Yc0A";
 pub const INTERNAL_TOKEN: &str = "Zt4Nw8Qe2Rv6Ym1Kp9Xs3Lb7Hd5Gf0Jc";
 pub const ADMIN_EMAIL: &str = "admin@example.com";
-pub const PASSWORD: &str = "correct horse battery staple";
+pub use hive_testkit::TEST_PASSWORD as PASSWORD;
 
 /// A server with known setup and internal tokens and rate limits out of the tests' way.
 pub async fn identity_server(backend: TestBackend) -> TestServer {
