@@ -78,6 +78,7 @@ impl SqliteStore {
             .max_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(BUSY_TIMEOUT)
+            .after_release(|connection, _| Box::pin(writer_still_sound(connection)))
             .connect_with(
                 common
                     .clone()
@@ -200,6 +201,18 @@ fn take_lock(path: &Path) -> Result<File, StoreError> {
 
 /// SQLite result codes that mean the database cannot serve now (the primary code is the low
 /// byte of the extended one).
+/// Whether the writer connection may go back to the pool. A statement that fails on a full disk
+/// (or an I/O error) makes SQLite roll the whole transaction back by itself; the driver's own
+/// rollback then fails and it goes on believing a transaction is open, so every later `BEGIN`
+/// on that connection would fail — every write, until a restart, even once the disk has room.
+/// Such a connection is closed instead (the pool opens a fresh one for the next write). The
+/// ping first lets the driver finish the rollback it queued when the transaction was dropped.
+async fn writer_still_sound(connection: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    connection.ping().await?;
+    Ok(!connection.is_in_transaction())
+}
+
 fn is_unavailable_code(code: &str) -> Option<&'static str> {
     match code.parse::<i64>().ok()? & 0xff {
         5 | 6 => Some("the database is busy"),
