@@ -1,11 +1,12 @@
 //! Fault injection with real processes and real services: `kill -9` of `hive serve` in the
-//! middle of a load of audited writes (API writes, workflow runs, webhook deliveries) on SQLite
-//! and on PostgreSQL; a PostgreSQL of the test's own stopped under that load; a Redis of the
+//! middle of a load of audited writes (API writes, workflow runs, webhook deliveries, chat
+//! messages) on SQLite and on PostgreSQL; a PostgreSQL of the test's own stopped under that load; a Redis of the
 //! test's own stopped while accounts are throttled; the data directory's disk filling up. Each
 //! checks that every write the client saw acknowledged is there afterwards, that the audit
 //! chain verifies, and that what was refused meanwhile was the documented `503`.
 
 use crate::accounts::{PASSWORD, create_admin};
+use crate::durability::create_conformance_agent;
 use crate::process::{HiveProcess, SHARED_SECRETS, poll_until, run_to_exit};
 use crate::workflows::admin_token;
 use futures_util::StreamExt;
@@ -18,9 +19,14 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// Limits high enough that the load is never refused by one.
-const UNLIMITED: [(&str, &str); 2] = [
-    ("HIVE_RATE_LIMITS", "api=1000000/1s,secrets=1000000/1s"),
+const UNLIMITED: [(&str, &str); 4] = [
+    (
+        "HIVE_RATE_LIMITS",
+        "api=1000000/1s,secrets=1000000/1s,a2a=1000000/1s",
+    ),
     ("HIVE_WORKFLOW_MAX_RUNS_PER_USER", "10000"),
+    ("A2A_STREAMS_PER_USER", "10000"),
+    ("A2A_STREAMS_PER_IP", "10000"),
 ];
 /// Every request of these tests is answered within this or counts as failed: an outage must be
 /// answered, not hang.
@@ -74,8 +80,11 @@ impl Deployment {
         all
     }
 
+    /// An admin's token with every scope, and their conformance agent to chat with.
     async fn token(&self) -> String {
-        admin_token(&self.dir, &self.vars(&[])).await
+        let token = admin_token(&self.dir, &self.vars(&[])).await;
+        create_conformance_agent(&self.dir, &self.vars(&[])).await;
+        token
     }
 
     async fn serve(&self, more: &[(&str, &str)]) -> HiveProcess {
@@ -92,14 +101,53 @@ impl Deployment {
     }
 }
 
-/// A workflow the load runs by hand and through its webhook (one per client, each allowed the
-/// most active runs there may be).
-struct Workflow {
-    id: String,
+/// What a client of the load writes to: a workflow it runs by hand and through its webhook (one
+/// per client, each allowed the most active runs there may be) and the agent it chats with.
+struct Targets {
+    workflow: String,
     webhook_secret: String,
+    agent: String,
 }
 
-async fn save_workflow(http: &reqwest::Client, base: &str, token: &str, name: &str) -> Workflow {
+/// The id of the conformance agent [`Deployment::token`] made, allowed as many tasks at a time
+/// as there may be.
+async fn chat_agent(http: &reqwest::Client, base: &str, token: &str) -> String {
+    let agents: Value = http
+        .get(format!("{base}/api/v1/agents"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = agents["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|agent| agent["name"] == "tck"))
+        .and_then(|agent| agent["id"].as_str())
+        .unwrap_or_else(|| panic!("no agent tck in {agents}"))
+        .to_owned();
+    let limits = json!({ "limits": {
+        "requestsPerMinute": 100000, "tokensPerDay": 0, "concurrentTasks": 1000, "timeoutSeconds": 120
+    }});
+    let patched = http
+        .patch(format!("{base}/api/v1/agents/{id}"))
+        .bearer_auth(token)
+        .json(&limits)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200, "{:?}", patched.text().await);
+    id
+}
+
+async fn targets(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+    agent: &str,
+) -> Targets {
     let document = json!({
         "name": name,
         "nodes": [
@@ -135,7 +183,11 @@ async fn save_workflow(http: &reqwest::Client, base: &str, token: &str, name: &s
         .unwrap();
     let webhook_secret = secret["secret"].as_str().unwrap().to_owned();
     hive_testkit::capture::canary(&webhook_secret);
-    Workflow { id, webhook_secret }
+    Targets {
+        workflow: id,
+        webhook_secret,
+        agent: agent.to_owned(),
+    }
 }
 
 /// What became of one write.
@@ -148,18 +200,18 @@ enum Outcome {
     Failed(String),
 }
 
-/// The `n`-th write of client `client_no`: a secret, a run started by hand, or a webhook
-/// delivery, in turn — each one audited in the transaction of its change.
+/// The `n`-th write of client `client_no`: a secret, a run started by hand, a webhook delivery
+/// or a chat message, in turn — each one stored with its audit record.
 async fn write(
     http: &reqwest::Client,
     base: &str,
     token: &str,
-    workflow: &Workflow,
+    targets: &Targets,
     client_no: usize,
     n: usize,
 ) -> Outcome {
     let name = format!("fault-{client_no}-{n}");
-    let (request, read_back): (_, fn(&Value) -> String) = match n % 3 {
+    let (request, read_back): (_, fn(&Value) -> String) = match n % 4 {
         0 => (
             http.post(format!("{base}/api/v1/secrets"))
                 .bearer_auth(token)
@@ -167,25 +219,25 @@ async fn write(
             |created| format!("/api/v1/secrets/{}", created["id"].as_str().unwrap()),
         ),
         1 => (
-            http.post(format!("{base}/api/v1/workflows/{}/runs", workflow.id))
+            http.post(format!("{base}/api/v1/workflows/{}/runs", targets.workflow))
                 .bearer_auth(token)
                 .json(&json!({ "input": { "name": name } })),
             |run| format!("/api/v1/workflow-runs/{}", run["id"].as_str().unwrap()),
         ),
-        _ => {
+        2 => {
             let body = json!({ "name": name }).to_string();
             let t = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_secs();
             let signature = hive_crypto::hmac_sha256_hex(
-                workflow.webhook_secret.as_bytes(),
+                targets.webhook_secret.as_bytes(),
                 format!("{t}.{body}").as_bytes(),
             );
             (
                 http.post(format!(
                     "{base}/api/webhooks/workflows/{}/hook",
-                    workflow.id
+                    targets.workflow
                 ))
                 .header("Hive-Signature", format!("t={t},v1={signature}"))
                 .header("content-type", "application/json")
@@ -193,6 +245,15 @@ async fn write(
                 |run| format!("/api/v1/workflow-runs/{}", run["id"].as_str().unwrap()),
             )
         }
+        _ => (
+            http.post(format!("{base}/api/v1/agents/{}/chat", targets.agent))
+                .bearer_auth(token)
+                .json(&json!({ "text": name })),
+            |stored| {
+                let id = stored["conversation"]["id"].as_str().unwrap();
+                format!("/api/v1/conversations/{id}")
+            },
+        ),
     };
     let response = match request.send().await {
         Ok(response) => response,
@@ -200,9 +261,17 @@ async fn write(
     };
     let status = response.status();
     let retry_after = response.headers().contains_key("retry-after");
-    let body = match response.json::<Value>().await {
-        Ok(body) => body,
+    let text = match response.text().await {
+        Ok(text) => text,
         Err(error) => return Outcome::Failed(format!("{status}: {error}")),
+    };
+    // A chat answers a stream whose first event is the stored message; the rest answer JSON.
+    let json = text
+        .lines()
+        .find_map(|line| line.strip_prefix("data:"))
+        .unwrap_or(&text);
+    let Ok(body) = serde_json::from_str::<Value>(json.trim()) else {
+        return Outcome::Failed(format!("{status}: not JSON: {text}"));
     };
     if status.is_success() {
         Outcome::Acknowledged(read_back(&body))
@@ -231,10 +300,11 @@ impl Load {
     async fn start(base: &str, token: &str) -> Self {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let stop = Arc::new(AtomicBool::new(false));
+        let agent = chat_agent(&bounded_client(), base, token).await;
         let mut workflows = Vec::new();
         for client_no in 0..CLIENTS {
             let name = format!("load-{client_no}");
-            workflows.push(save_workflow(&bounded_client(), base, token, &name).await);
+            workflows.push(targets(&bounded_client(), base, token, &name, &agent).await);
         }
         let clients = workflows
             .into_iter()
@@ -354,6 +424,12 @@ async fn acknowledged_writes_survive_kill_9(deployment: &Deployment) {
     let seen = load.finish().await;
     drop(hive);
     assert!(seen.acknowledged.len() >= kill_after);
+    for kind in ["/secrets/", "/workflow-runs/", "/conversations/"] {
+        assert!(
+            seen.acknowledged.iter().any(|path| path.contains(kind)),
+            "no {kind} write was acknowledged"
+        );
+    }
     assert!(
         seen.refused.is_empty(),
         "refused before the kill: {:?}",
@@ -544,11 +620,12 @@ async fn a_full_disk_refuses_writes_with_503_corrupts_nothing_and_recovers() {
     let token = deployment.token().await;
     let hive = deployment.serve(&[]).await;
     let http = bounded_client();
-    let workflow = save_workflow(&http, &hive.base_url, &token, "disk").await;
+    let agent = chat_agent(&http, &hive.base_url, &token).await;
+    let targets = targets(&http, &hive.base_url, &token, "disk", &agent).await;
     let mut acknowledged = Vec::new();
     let mut refused = Vec::new();
     for n in 0..3 {
-        match write(&http, &hive.base_url, &token, &workflow, 0, n).await {
+        match write(&http, &hive.base_url, &token, &targets, 0, n).await {
             Outcome::Acknowledged(path) => acknowledged.push(path),
             _ => panic!("a write with room on the disk was not acknowledged"),
         }
@@ -559,7 +636,7 @@ async fn a_full_disk_refuses_writes_with_503_corrupts_nothing_and_recovers() {
     // The write-ahead log has room for a few writes still; a bounded number of writes reaches
     // the end of it.
     for n in 3..2000 {
-        match write(&http, &hive.base_url, &token, &workflow, 0, n).await {
+        match write(&http, &hive.base_url, &token, &targets, 0, n).await {
             Outcome::Acknowledged(path) => acknowledged.push(path),
             Outcome::Refused(status, retry_after, body) => {
                 refused.push((status, retry_after, body));
@@ -585,8 +662,11 @@ async fn a_full_disk_refuses_writes_with_503_corrupts_nothing_and_recovers() {
     let mut n = 2000;
     poll_until("a write once the disk has room", PHASE, async || {
         n += 1;
-        match write(&http, &hive.base_url, &token, &workflow, 0, n).await {
-            Outcome::Acknowledged(path) => Some(acknowledged.push(path)),
+        match write(&http, &hive.base_url, &token, &targets, 0, n).await {
+            Outcome::Acknowledged(path) => {
+                acknowledged.push(path);
+                Some(())
+            }
             Outcome::Refused(status, ..) => {
                 assert_eq!(status, 503);
                 None
