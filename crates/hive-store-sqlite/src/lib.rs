@@ -387,6 +387,54 @@ mod tests {
         }
     }
 
+    /// A write that fills the database (here: its page limit, as a full disk does) is refused
+    /// as unavailable, and the next write transaction begins and commits once there is room.
+    #[tokio::test]
+    async fn a_write_refused_on_a_full_database_leaves_the_writer_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("hive.db"), 2)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        sqlx::query("CREATE TABLE filler (bytes BLOB)")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        // The limit holds for the connection it is set on: the pool's one writer.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA max_page_count = {}",
+            pages + 2
+        )))
+        .execute(&store.writer)
+        .await
+        .unwrap();
+
+        let mut transaction = dialect::begin(&store.writer).await.unwrap();
+        let full = sqlx::query("INSERT INTO filler VALUES (zeroblob(1000000))")
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_error);
+        assert!(matches!(full, Err(StoreError::Unavailable(_))), "{full:?}");
+        drop(transaction);
+
+        let mut transaction = dialect::begin(&store.writer)
+            .await
+            .expect("a write transaction begins after the refused one");
+        sqlx::raw_sql("PRAGMA max_page_count = 1073741823")
+            .execute(&mut *transaction)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO filler VALUES (zeroblob(10))")
+            .execute(&mut *transaction)
+            .await
+            .unwrap();
+        transaction.commit().await.unwrap();
+    }
+
     fn mode(path: &Path) -> u32 {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
