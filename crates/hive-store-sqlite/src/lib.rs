@@ -205,10 +205,14 @@ fn take_lock(path: &Path) -> Result<File, StoreError> {
 /// (or an I/O error) makes SQLite roll the whole transaction back by itself; the driver's own
 /// rollback then fails and it goes on believing a transaction is open, so every later `BEGIN`
 /// on that connection would fail — every write, until a restart, even once the disk has room.
-/// Such a connection is closed instead (the pool opens a fresh one for the next write). The
-/// ping first lets the driver finish the rollback it queued when the transaction was dropped.
+/// Such a connection is closed instead (the pool opens a fresh one for the next write). A
+/// committed transaction returns with none open; only after a dropped one does the ping let the
+/// driver finish the rollback it queued, before looking again.
 async fn writer_still_sound(connection: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
     use sqlx::Connection;
+    if !connection.is_in_transaction() {
+        return Ok(true);
+    }
     connection.ping().await?;
     Ok(!connection.is_in_transaction())
 }
