@@ -474,7 +474,8 @@ async fn a_postgres_restart_under_load_is_answered_503_and_loses_no_acknowledged
         .await;
 
     postgres.stop_immediately();
-    // Every client is refused at least once: the outage is answered, not waited out.
+    // Refusals come back while the database is down: the outage is answered, not waited out
+    // (an unanswered request would end its client and fail the test below).
     load.wait_for("refusals during the outage", refused, 2 * CLIENTS)
         .await;
     postgres.start_again();
@@ -507,8 +508,9 @@ async fn login(base: &str, password: &str) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// A wrong password, then the right one at once: refused like the wrong one (the account's
-/// delay after a failure holds); then, once the delay is over, the right one is let in.
+/// A wrong password, then the right one at once — well inside the 1 s the account must wait
+/// after a failure, as the delay is read before any password work: refused like the wrong
+/// one; then, once the delay is over, the right one is let in.
 async fn assert_throttled_then_let_in(base: &str) {
     let (status, wrong) = login(base, "a wrong passphrase entirely").await;
     assert_eq!(status, 401, "{wrong}");
