@@ -592,7 +592,12 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        // Lazy: detached at once even while a file on it is still open (a killed server's, a
+        // connection's worker thread still closing), freed when the last one closes.
+        let _ = std::process::Command::new("umount")
+            .arg("--lazy")
+            .arg(&self.0)
+            .status();
     }
 }
 
@@ -691,4 +696,5 @@ async fn a_full_disk_refuses_writes_with_503_corrupts_nothing_and_recovers() {
         .await
         .unwrap();
     assert_eq!(integrity, "ok");
+    sqlx::Connection::close(connection).await.unwrap();
 }
