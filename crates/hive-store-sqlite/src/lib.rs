@@ -78,6 +78,7 @@ impl SqliteStore {
             .max_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(BUSY_TIMEOUT)
+            .after_release(|connection, _| Box::pin(writer_still_sound(connection)))
             .connect_with(
                 common
                     .clone()
@@ -200,6 +201,22 @@ fn take_lock(path: &Path) -> Result<File, StoreError> {
 
 /// SQLite result codes that mean the database cannot serve now (the primary code is the low
 /// byte of the extended one).
+/// Whether the writer connection may go back to the pool. A statement that fails on a full disk
+/// (or an I/O error) makes SQLite roll the whole transaction back by itself; the driver's own
+/// rollback then fails and it goes on believing a transaction is open, so every later `BEGIN`
+/// on that connection would fail — every write, until a restart, even once the disk has room.
+/// Such a connection is closed instead (the pool opens a fresh one for the next write). A
+/// committed transaction returns with none open; only after a dropped one does the ping let the
+/// driver finish the rollback it queued, before looking again.
+async fn writer_still_sound(connection: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if !connection.is_in_transaction() {
+        return Ok(true);
+    }
+    connection.ping().await?;
+    Ok(!connection.is_in_transaction())
+}
+
 fn is_unavailable_code(code: &str) -> Option<&'static str> {
     match code.parse::<i64>().ok()? & 0xff {
         5 | 6 => Some("the database is busy"),
@@ -372,6 +389,54 @@ mod tests {
         for code in ["1", "19", "275", "2067", "", "XX000"] {
             assert!(is_unavailable_code(code).is_none(), "{code}");
         }
+    }
+
+    /// A write that fills the database (here: its page limit, as a full disk does) is refused
+    /// as unavailable, and the next write transaction begins and commits once there is room.
+    #[tokio::test]
+    async fn a_write_refused_on_a_full_database_leaves_the_writer_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("hive.db"), 2)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        sqlx::query("CREATE TABLE filler (bytes BLOB)")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        // The limit holds for the connection it is set on: the pool's one writer.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA max_page_count = {}",
+            pages + 2
+        )))
+        .execute(&store.writer)
+        .await
+        .unwrap();
+
+        let mut transaction = dialect::begin(&store.writer).await.unwrap();
+        let full = sqlx::query("INSERT INTO filler VALUES (zeroblob(1000000))")
+            .execute(&mut *transaction)
+            .await
+            .map_err(map_error);
+        assert!(matches!(full, Err(StoreError::Unavailable(_))), "{full:?}");
+        drop(transaction);
+
+        let mut transaction = dialect::begin(&store.writer)
+            .await
+            .expect("a write transaction begins after the refused one");
+        sqlx::raw_sql("PRAGMA max_page_count = 1073741823")
+            .execute(&mut *transaction)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO filler VALUES (zeroblob(10))")
+            .execute(&mut *transaction)
+            .await
+            .unwrap();
+        transaction.commit().await.unwrap();
     }
 
     fn mode(path: &Path) -> u32 {

@@ -3,9 +3,9 @@
 //!
 //! Every test that can should run on each of [`backends()`]: SQLite always, PostgreSQL when
 //! `HIVE_TEST_DATABASE_URL` is set (CI sets it). The test services are read through
-//! [`postgres_admin_url`], [`redis_url`] and [`nats_url`] (and [`OwnRedis::available`] for a
-//! redis-server of a test's own): without one a test skips that part, except under CI
-//! ([`under_ci`]), where a missing one fails it.
+//! [`postgres_admin_url`], [`redis_url`] and [`nats_url`] (and [`OwnRedis::available`] or
+//! [`OwnPostgres::available`] for a server of a test's own): without one a test skips that
+//! part, except under CI ([`under_ci`]), where a missing one fails it ([`missing`]).
 
 // A test kit reports a broken test environment by panicking, like an assertion would.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -15,10 +15,12 @@ pub mod capture;
 mod client;
 pub mod llm;
 pub mod oidc;
+mod own_postgres;
 pub mod passkey;
 
 pub use client::{TestClient, error_body};
 pub use hive_state::test_support::{OwnRedis, missing, nats_url, redis_url, service_url, under_ci};
+pub use own_postgres::OwnPostgres;
 
 use axum::Router;
 use hive_core::Hive;

@@ -15,6 +15,13 @@ const LIMITS: [(&str, &str); 1] = [("HIVE_RATE_LIMITS", "a2a=1000000/1s,api=1000
 async fn admin_token_and_agent(path: &Path) -> String {
     create_admin(path, "root@example.com").await;
     let token = create_token(path, "root@example.com", "load", Some("execute")).await;
+    create_conformance_agent(path, &[]).await;
+    token
+}
+
+/// `root@example.com`'s conformance agent `tck`, made and started with the command line, with
+/// a per-agent limit no load reaches.
+pub(crate) async fn create_conformance_agent(path: &Path, vars: &[(&str, &str)]) {
     let created = run_to_exit(
         path,
         &[
@@ -29,13 +36,12 @@ async fn admin_token_and_agent(path: &Path) -> String {
             "--requests-per-minute",
             "100000",
         ],
-        &[],
+        vars,
     )
     .await;
     assert!(created.0.success(), "{created:?}");
-    let started = run_to_exit(path, &["agent", "start", "tck"], &[]).await;
+    let started = run_to_exit(path, &["agent", "start", "tck"], vars).await;
     assert!(started.0.success(), "{started:?}");
-    token
 }
 
 /// One JSON-RPC call to the instance endpoint; the HTTP status and the answer.

@@ -10,6 +10,7 @@ mod connections;
 mod dashboard;
 mod durability;
 mod egress;
+mod faults;
 mod hosted;
 mod hosted_cli;
 mod keys;

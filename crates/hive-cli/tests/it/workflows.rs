@@ -174,7 +174,7 @@ fn document(port: u16) -> Value {
 }
 
 /// An admin made with the command line, and an API token of theirs with every scope.
-async fn admin_token(dir: &std::path::Path, vars: &[(&str, &str)]) -> String {
+pub(crate) async fn admin_token(dir: &std::path::Path, vars: &[(&str, &str)]) -> String {
     let created = run_with_input(
         dir,
         &[
