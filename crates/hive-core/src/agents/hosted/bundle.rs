@@ -324,6 +324,31 @@ fn stays_inside(link: &Path, target: &Path) -> bool {
     true
 }
 
+/// Whether `target`, read from the link at `link`, climbs with `..` after passing through one of
+/// the bundle's `links`. The kernel follows that link first, so the `..` climbs from where it
+/// leads, not from where the path is written: `e -> d/..` with `d -> .` reaches the bundle's
+/// parent, although [`stays_inside`] reads it as the bundle itself. Passing through a link and
+/// going on down (`.bin/x -> ../pkg/bin/x` with `pkg` a link, as package managers lay out) stays
+/// where that link leads, itself inside.
+fn climbs_out_of_a_link(link: &Path, target: &Path, links: &[(PathBuf, PathBuf)]) -> bool {
+    let mut at = link.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut through_link = false;
+    for component in target.components() {
+        match component {
+            Component::ParentDir if through_link => return true,
+            Component::ParentDir => {
+                at.pop();
+            }
+            Component::Normal(part) if !through_link => {
+                at.push(part);
+                through_link = links.iter().any(|(other, _)| *other == at);
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Unpacks the tar.gz `archive` into `into` (an empty directory) and reads its manifest.
 /// Files get mode 0644, or 0755 when the archive marks them executable; directories 0755.
 pub fn unpack(archive: impl Read, into: &Path) -> Result<Manifest, BundleError> {
@@ -402,6 +427,12 @@ pub fn unpack(archive: impl Read, into: &Path) -> Result<Manifest, BundleError> 
             return Err(BundleError::Entry {
                 path: path.display().to_string(),
                 reason: "a link may not sit inside another link",
+            });
+        }
+        if climbs_out_of_a_link(path, target, &links) {
+            return Err(BundleError::Entry {
+                path: path.display().to_string(),
+                reason: "a link may not climb with `..` out of another link",
             });
         }
         if let Some(parent) = into.join(path).parent() {
@@ -605,6 +636,37 @@ allow = ["api.example.com", "*.example.org:8443"]
             ),
             "{refused:?}"
         );
+    }
+
+    /// Found by the `hosted_bundle` fuzz target: `e -> d/..` with `d -> .` reads as the bundle
+    /// itself but resolves to its parent.
+    #[test]
+    fn a_link_that_climbs_out_of_another_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("bundle");
+        fs::create_dir(&root).unwrap();
+        let items = [
+            Item::File(MANIFEST, MANIFEST_TEXT.as_bytes(), 0o644),
+            Item::Symlink("d", "."),
+            Item::Symlink("e", "d/.."),
+        ];
+        match unpack(archive(&items).as_slice(), &root) {
+            Err(BundleError::Entry { path, reason }) => {
+                assert_eq!(path, "e");
+                assert_eq!(reason, "a link may not climb with `..` out of another link");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(fs::symlink_metadata(root.join("e")).is_err());
+        // Going through a link and on down stays where that link leads.
+        let (_dir, manifest) = unpacked(&[
+            Item::File(MANIFEST, MANIFEST_TEXT.as_bytes(), 0o644),
+            Item::Dir("store/pkg/bin"),
+            Item::File("store/pkg/bin/run", b"#!/bin/sh\n", 0o755),
+            Item::Symlink("pkg", "store/pkg"),
+            Item::Symlink("bin/run", "../pkg/bin/run"),
+        ]);
+        assert!(manifest.is_ok(), "{manifest:?}");
     }
 
     #[test]
