@@ -199,8 +199,6 @@ fn take_lock(path: &Path) -> Result<File, StoreError> {
     }
 }
 
-/// SQLite result codes that mean the database cannot serve now (the primary code is the low
-/// byte of the extended one).
 /// Whether the writer connection may go back to the pool. A statement that fails on a full disk
 /// (or an I/O error) makes SQLite roll the whole transaction back by itself; the driver's own
 /// rollback then fails and it goes on believing a transaction is open, so every later `BEGIN`
@@ -217,6 +215,8 @@ async fn writer_still_sound(connection: &mut sqlx::SqliteConnection) -> Result<b
     Ok(!connection.is_in_transaction())
 }
 
+/// SQLite result codes that mean the database cannot serve now (the primary code is the low
+/// byte of the extended one).
 fn is_unavailable_code(code: &str) -> Option<&'static str> {
     match code.parse::<i64>().ok()? & 0xff {
         5 | 6 => Some("the database is busy"),
@@ -329,22 +329,15 @@ pub fn restore_database(copy: &Path, path: &Path, replace: bool) -> Result<(), S
     let io = |what: &str, file: &Path, e: std::io::Error| {
         StoreError::Unavailable(format!("cannot {what} {}: {e}", file.display()))
     };
-    if database_exists(path)? {
-        if !replace {
-            return Err(StoreError::Conflict(format!(
-                "{} already holds a database",
-                path.display()
-            )));
-        }
-        for file in database_files(path) {
-            match std::fs::remove_file(&file) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io("delete", &file, e)),
-            }
-        }
+    let existing = database_exists(path)?;
+    if existing && !replace {
+        return Err(StoreError::Conflict(format!(
+            "{} already holds a database",
+            path.display()
+        )));
     }
-    // Written beside the target and renamed into place: a failure leaves no half database.
+    // Written beside the target first and renamed into place: a failure leaves neither a half
+    // database nor, when replacing, a deleted one.
     let mut partial = path.as_os_str().to_owned();
     partial.push(".restoring");
     let partial = std::path::PathBuf::from(partial);
@@ -358,6 +351,16 @@ pub fn restore_database(copy: &Path, path: &Path, replace: bool) -> Result<(), S
         .map_err(|e| io("create", &partial, e))?;
     std::io::copy(&mut source, &mut target).map_err(|e| io("write", &partial, e))?;
     target.sync_all().map_err(|e| io("write", &partial, e))?;
+    if existing {
+        // The old database's files go only now; its WAL must not meet the new file.
+        for file in database_files(path) {
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("delete", &file, e)),
+            }
+        }
+    }
     std::fs::rename(&partial, path).map_err(|e| io("rename", &partial, e))?;
     Ok(())
 }
@@ -380,6 +383,34 @@ impl LeaderLease for SoleProcessLease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A restore that fails before its copy is in place leaves the database it would replace
+    /// as it was; one that succeeds replaces it, its WAL included.
+    #[test]
+    fn a_failed_restore_keeps_the_database_it_would_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hive.db");
+        let [_, wal, _] = database_files(&path);
+        std::fs::write(&path, b"the old database").unwrap();
+        std::fs::write(&wal, b"its wal").unwrap();
+        let missing = dir.path().join("no-such-copy");
+        assert!(matches!(
+            restore_database(&missing, &path, true),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), b"the old database");
+        assert_eq!(std::fs::read(&wal).unwrap(), b"its wal");
+        assert!(matches!(
+            restore_database(&missing, &path, false),
+            Err(StoreError::Conflict(_))
+        ));
+
+        let copy = dir.path().join("copy");
+        std::fs::write(&copy, b"the restored database").unwrap();
+        restore_database(&copy, &path, true).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"the restored database");
+        assert!(!wal.exists());
+    }
 
     #[test]
     fn unavailable_codes() {
