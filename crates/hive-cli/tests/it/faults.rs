@@ -109,18 +109,15 @@ struct Targets {
     agent: String,
 }
 
+/// The JSON body of `request`'s answer.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// The id of the conformance agent [`Deployment::token`] made, allowed as many tasks at a time
 /// as there may be.
 async fn chat_agent(http: &reqwest::Client, base: &str, token: &str) -> String {
-    let agents: Value = http
-        .get(format!("{base}/api/v1/agents"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let agents = json_of(http.get(format!("{base}/api/v1/agents")).bearer_auth(token)).await;
     let id = agents["items"]
         .as_array()
         .and_then(|items| items.iter().find(|agent| agent["name"] == "tck"))
@@ -158,29 +155,21 @@ async fn targets(
         "triggers": [{"type": "webhook", "id": "hook"}],
         "limits": {"maxConcurrentRuns": 100}
     });
-    let saved: Value = http
-        .post(format!("{base}/api/v1/workflows"))
-        .bearer_auth(token)
-        .json(&document)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let saved = json_of(
+        http.post(format!("{base}/api/v1/workflows"))
+            .bearer_auth(token)
+            .json(&document),
+    )
+    .await;
     let id = saved["workflow"]["id"]
         .as_str()
         .unwrap_or_else(|| panic!("saved: {saved}"))
         .to_owned();
-    let secret: Value = http
-        .post(format!("{base}/api/v1/workflows/{id}/webhook-secret"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let secret = json_of(
+        http.post(format!("{base}/api/v1/workflows/{id}/webhook-secret"))
+            .bearer_auth(token),
+    )
+    .await;
     let webhook_secret = secret["secret"].as_str().unwrap().to_owned();
     hive_testkit::capture::canary(&webhook_secret);
     Targets {
