@@ -44,9 +44,11 @@ impl SharedState {
     /// Builds the backends; Redis is connected lazily, so a start while Redis is down succeeds
     /// and degrades (limits per node, replay checks refused) until Redis answers.
     ///
-    /// The bus is always signed: with `MESH_BUS_HMAC_SECRET` (a secret shared with subscribers
-    /// outside Hive), else with a key derived from the master key, which every replica of the
-    /// installation holds — so whoever can publish on Redis cannot forge Hive's events.
+    /// The bus on Redis is always signed: with `MESH_BUS_HMAC_SECRET` (a secret shared with
+    /// subscribers outside Hive), else with a key derived from the master key, which every
+    /// replica of the installation holds — so whoever can publish on Redis cannot forge Hive's
+    /// events. The in-process bus, which nobody else can publish on, is signed only with the
+    /// secret (no HMAC per change otherwise).
     pub fn build(
         config: &Config,
         clock: &SharedClock,
@@ -54,13 +56,11 @@ impl SharedState {
         store: &Arc<dyn Store>,
         master: &hive_crypto::vault::MasterKey,
     ) -> Result<Self, StateError> {
-        let signing_key = Some(match &config.secrets.bus_hmac_secret {
-            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
-            None => master
-                .derive(hive_crypto::vault::Purpose::BusSigning)
-                .expose()
-                .to_vec(),
-        });
+        let configured_key = config
+            .secrets
+            .bus_hmac_secret
+            .as_ref()
+            .map(|secret| secret.expose_secret().as_bytes().to_vec());
         let local = Arc::new(MemoryLimiter::new(Arc::clone(clock), MAX_LIMITER_KEYS));
         let local_claims = Arc::new(MemoryClaims::new(Arc::clone(clock), MAX_CLAIMS));
         let policies = config.rate_limits.clone();
@@ -87,7 +87,7 @@ impl SharedState {
                 limiter: local,
                 replay: Arc::new(MemoryReplayCache::new(Arc::clone(clock), MAX_REPLAY_KEYS)),
                 claims: local_claims,
-                bus: Arc::new(EventBus::memory(node_id, signing_key.as_deref())),
+                bus: Arc::new(EventBus::memory(node_id, configured_key.as_deref())),
                 policies,
                 limiter_counters: None,
                 claim_counters: None,
@@ -96,6 +96,10 @@ impl SharedState {
             });
         };
         let redis = RedisClient::new(url.expose_secret(), &config.redis_key_prefix)?;
+        let signing_key = configured_key.unwrap_or_else(|| {
+            let key = master.derive(hive_crypto::vault::Purpose::BusSigning);
+            key.expose().to_vec()
+        });
         let tasks: Arc<dyn TaskStore> = match config.task_store {
             TaskStoreKind::Database => database_tasks(),
             TaskStoreKind::Redis => Arc::new(RedisTaskStore::new(redis.clone())),
@@ -109,11 +113,7 @@ impl SharedState {
             replay: Arc::new(RedisReplayCache::new(redis.clone())),
             claim_counters: Some(Arc::clone(&claims.counters)),
             claims: Arc::new(claims),
-            bus: Arc::new(EventBus::redis(
-                redis.clone(),
-                node_id,
-                signing_key.as_deref(),
-            )),
+            bus: Arc::new(EventBus::redis(redis.clone(), node_id, Some(&signing_key))),
             tasks,
             task_events: Arc::new(TaskEvents::redis(redis.clone())),
             policies,

@@ -115,7 +115,7 @@ pub const VARIABLES: &[VarSpec] = &[
     secret(
         "MESH_BUS_HMAC_SECRET",
         "a key derived from ENCRYPTION_KEY",
-        "at least 32 characters; the key that signs every event bus message (meshSig), for subscribers outside Hive that share it; unset, the bus is signed with a key derived from the master key. Either way replicas drop unsigned or forged messages",
+        "at least 32 characters; the key that signs every event bus message (meshSig), for subscribers outside Hive that share it; unset, the bus on Redis is signed with a key derived from the master key. Either way replicas drop unsigned or forged messages",
     ),
     var(
         "A2A_TASK_STORE",
