@@ -12,20 +12,6 @@
 use hive_a2a::jsonrpc::{self, Limits, Method, Version};
 use libfuzzer_sys::fuzz_target;
 
-const METHODS: [Method; 11] = [
-    Method::SendMessage,
-    Method::SendStreamingMessage,
-    Method::GetTask,
-    Method::ListTasks,
-    Method::CancelTask,
-    Method::SubscribeToTask,
-    Method::CreateTaskPushNotificationConfig,
-    Method::GetTaskPushNotificationConfig,
-    Method::ListTaskPushNotificationConfigs,
-    Method::DeleteTaskPushNotificationConfig,
-    Method::GetExtendedAgentCard,
-];
-
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
         return;
@@ -52,7 +38,8 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok(response) = jsonrpc::parse_response(body, &limits) {
         if let Ok(result) = response.result {
-            let method = METHODS[usize::from(selector >> 1) % METHODS.len()];
+            let methods = Method::all();
+            let method = methods[usize::from(selector >> 1) % methods.len()];
             let _ = jsonrpc::decode_result(method, version, result);
         }
     }
